@@ -1,0 +1,124 @@
+# golb — build, run, test, fuzz, bench.  `make help` lists the targets.
+#
+# MODE=release (default) builds into build/release and links bin/golb, bin/toy-backend.
+# MODE=asan builds everything with AddressSanitizer + UndefinedBehaviorSanitizer into build/asan.
+
+MODE      ?= release
+CC        ?= gcc
+FUZZ_CC   ?= clang
+FUZZ_SECONDS ?= 300
+PKGS      := yaml-0.1 openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lyaml -lssl -lcrypto)
+
+WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+             -Wno-unused-parameter -Wvla
+BASEFLAGS := -std=c11 -D_GNU_SOURCE -pthread -Isrc $(WARN) $(PKG_CFLAGS) -MMD -MP
+
+ifeq ($(MODE),asan)
+  B        := build/asan
+  BINDIR   := build/asan/bin
+  MODEFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+else
+  B        := build/release
+  BINDIR   := bin
+  MODEFLAGS := -O2 -g
+endif
+
+CFLAGS  ?=
+LDFLAGS ?=
+ALL_CFLAGS  := $(BASEFLAGS) $(MODEFLAGS) $(CFLAGS)
+ALL_LDFLAGS := $(MODEFLAGS) -pthread $(LDFLAGS)
+
+SRCS      := $(wildcard src/*.c)
+OBJS      := $(SRCS:src/%.c=$(B)/obj/%.o)
+LIB       := $(B)/libgolb.a
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+
+.PHONY: all help deps deps-test deps-bench run test check unit e2e fuzz fuzz-build fuzz-replay bench fmt clean
+.DEFAULT_GOAL := all
+
+all: $(BINDIR)/golb $(BINDIR)/toy-backend
+
+help:
+	@echo "make            build bin/golb and bin/toy-backend"
+	@echo "make run        install what is missing, build, start 3 toy backends + golb on examples/config.yaml"
+	@echo "make test       install, build, run unit + e2e tests (plain and ASan+UBSan) and a short fuzz replay"
+	@echo "make fuzz       run every fuzz target for FUZZ_SECONDS (default 300) each"
+	@echo "make bench      benchmark golb against HAProxy and nginx (see bench/README.md)"
+
+deps:
+	@scripts/install-deps.sh build
+deps-test:
+	@scripts/install-deps.sh build test
+deps-bench:
+	@scripts/install-deps.sh build bench
+
+$(B)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB): $(OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/obj/cmd/%.o: cmd/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BINDIR)/golb: $(B)/obj/cmd/golb/main.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
+
+$(BINDIR)/toy-backend: $(B)/obj/cmd/toy-backend/main.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
+
+$(B)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $< $(LIB) $(ALL_LDFLAGS) $(PKG_LIBS) -lcriterion -o $@
+
+# Unit tests: every tests/unit/test_*.c is one Criterion binary.
+unit: $(UNIT_BINS)
+	@scripts/run-unit.sh $(UNIT_BINS)
+
+# End-to-end tests: real golb and toy-backend processes on ephemeral loopback ports.
+e2e: $(BINDIR)/golb $(BINDIR)/toy-backend
+	python3 tests/e2e/run.py --bindir $(BINDIR)
+
+check: unit e2e
+
+run: deps all
+	@scripts/demo.sh
+
+test: deps-test
+	@scripts/test.sh
+
+# Fuzz targets: clang + libFuzzer, ASan and UBSan, the whole src/ compiled in.
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -pthread -Isrc -g -O1 $(PKG_CFLAGS) \
+              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+build/fuzz/%: tests/fuzz/%.c $(SRCS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $< $(SRCS) $(PKG_LIBS) -o $@
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz-replay: $(FUZZ_BINS)
+	@scripts/fuzz.sh replay $(FUZZ_BINS)
+
+fuzz: $(FUZZ_BINS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh run $(FUZZ_BINS)
+
+bench: deps-bench all
+	@bench/run.sh
+
+fmt:
+	clang-format -i src/*.c src/*.h cmd/*/*.c tests/unit/*.c tests/fuzz/*.c
+
+clean:
+	rm -rf build bin
+
+-include $(OBJS:.o=.d) $(wildcard $(B)/obj/cmd/*/*.d)

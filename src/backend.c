@@ -1,0 +1,78 @@
+/* backend — see backend.h. */
+#include "backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "log.h"
+
+struct backend_table *backend_table_new(const struct config *cfg)
+{
+    struct backend_table *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->n = cfg->nbackends;
+    t->b = calloc((size_t)t->n, sizeof(*t->b));
+    if (!t->b) {
+        free(t);
+        return NULL;
+    }
+    for (int i = 0; i < t->n; i++) {
+        t->b[i].cfg = &cfg->backends[i];
+        t->b[i].index = i;
+        atomic_init(&t->b[i].state, BACKEND_UNKNOWN);
+        atomic_init(&t->b[i].consecutive_fails, 0);
+        atomic_init(&t->b[i].active, 0);
+    }
+    return t;
+}
+
+void backend_table_free(struct backend_table *t)
+{
+    if (!t)
+        return;
+    free(t->b);
+    free(t);
+}
+
+const char *backend_state_name(enum backend_state s)
+{
+    switch (s) {
+    case BACKEND_UP:
+        return "UP";
+    case BACKEND_DOWN:
+        return "DOWN";
+    default:
+        return "UNKNOWN";
+    }
+}
+
+bool backend_set_state(struct backend *b, enum backend_state state, const char *reason)
+{
+    int old = atomic_exchange_explicit(&b->state, (int)state, memory_order_acq_rel);
+    if (old == (int)state)
+        return false;
+    if (state == BACKEND_UP)
+        atomic_store_explicit(&b->consecutive_fails, 0, memory_order_relaxed);
+    enum log_level level = state == BACKEND_UP ? LOG_INFO : LOG_WARN;
+    log_msg(level, "backend %s is %s (was %s): %s", b->cfg->name, backend_state_name(state),
+            backend_state_name((enum backend_state)old), reason ? reason : "");
+    return true;
+}
+
+void backend_report_failure(struct backend *b, uint32_t max_fails, const char *reason)
+{
+    uint32_t n = atomic_fetch_add_explicit(&b->consecutive_fails, 1, memory_order_relaxed) + 1;
+    if (max_fails > 0 && n >= max_fails && backend_is_up(b)) {
+        char why[160];
+        snprintf(why, sizeof(why), "%u consecutive failures, last: %s", n, reason);
+        backend_set_state(b, BACKEND_DOWN, why);
+    }
+}
+
+void backend_report_success(struct backend *b)
+{
+    if (atomic_load_explicit(&b->consecutive_fails, memory_order_relaxed) != 0)
+        atomic_store_explicit(&b->consecutive_fails, 0, memory_order_relaxed);
+}

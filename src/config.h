@@ -1,0 +1,81 @@
+/* config — the YAML configuration file turned into an immutable, validated value.
+ *
+ * Loading reads the file with libyaml into a small node tree where every node keeps its line and
+ * column, then walks a table of known keys (name, type, bounds, default, destination). Every problem
+ * is reported, all of them in one run, as `FILE:LINE:COL: message` (1-based line and column of the
+ * offending key, value or entry). Warnings use `FILE:LINE:COL: warning: message` and do not fail.
+ *
+ * The original format keeps its meaning exactly:
+ *   port: 8080
+ *   healthCheckTimeout: 3   # seconds
+ *   healthCheckPeriod: 5    # seconds
+ *   backends:
+ *     - http://127.0.0.1:8081/health   # scheme://host:port is the upstream, the path its health check
+ * README.md documents every key; this header and the table in config.c are the source of truth.
+ */
+#ifndef GOLB_CONFIG_H
+#define GOLB_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+struct config_backend {
+    char *url;         /* the URL as written, e.g. "http://127.0.0.1:8081/health" */
+    char *host;        /* host as written in the URL ("127.0.0.1", "localhost", "::1") */
+    uint16_t port;     /* from the URL, default 80 for http */
+    char *name;        /* "host:port" ("[::1]:8081" for IPv6), used in logs */
+    char *health_path; /* path (and query) the health check GETs; "/" when the URL has none */
+    struct sockaddr_storage addr; /* resolved at load time (first address getaddrinfo returns) */
+    socklen_t addrlen;
+    int line, col; /* where the entry is, for messages about it */
+};
+
+/* Durations are kept in milliseconds. In YAML they are seconds, whole or fractional ("0.5"). */
+struct config {
+    char *path; /* the file loaded */
+
+    /* listening: `listen: "ADDR:PORT"` wins over `port: N` (which listens on all interfaces) */
+    struct sockaddr_storage listen_addr;
+    socklen_t listen_addrlen;
+    char *listen_name; /* as configured, e.g. "0.0.0.0:8080", "127.0.0.1:0", "[::1]:8080" */
+
+    int workers; /* worker threads; default: online CPUs */
+
+    uint32_t health_check_timeout_ms; /* healthCheckTimeout, required in the original: default 3 s */
+    uint32_t health_check_period_ms;  /* healthCheckPeriod: default 5 s */
+
+    uint32_t connect_timeout_ms;      /* connectTimeout: upstream TCP connect, default 3 s */
+    uint32_t upstream_timeout_ms;     /* upstreamTimeout: request sent → response head, 30 s → 504 */
+    uint32_t body_timeout_ms;         /* bodyTimeout: no body progress either way, default 60 s */
+    uint32_t client_header_timeout_ms; /* clientHeaderTimeout: request head must arrive, 10 s → 408 */
+    uint32_t keepalive_timeout_ms;    /* keepAliveTimeout: idle client connection, default 60 s */
+    uint32_t tunnel_timeout_ms;       /* tunnelTimeout: idle WebSocket/Upgrade tunnel, default 300 s */
+    uint32_t shutdown_timeout_ms;     /* shutdownTimeout: drain on SIGTERM/SIGINT, default 10 s */
+    uint32_t upstream_idle_timeout_ms; /* upstreamIdleTimeout: pooled idle upstream conn, 60 s */
+
+    uint32_t max_header_size;       /* maxHeaderSize: request head bytes, default 16384 → 431 */
+    uint32_t max_request_line;      /* maxRequestLine: default 8192 → 414 */
+    uint32_t max_connections;       /* maxConnections: client connections per process, 10000 */
+    uint32_t retries;               /* retries: other backends tried after a connect failure, 2 */
+    uint32_t max_fails;             /* maxFails: consecutive failures that mark a backend down
+                                       passively before its next check; 0 disables; default 3 */
+    uint32_t upstream_max_idle;     /* upstreamMaxIdle: idle pooled connections per backend per
+                                       worker, default 64 */
+
+    int nbackends;
+    struct config_backend *backends;
+};
+
+/* Loads and validates `path`. On success returns 0 and stores a new config in *out. On failure
+ * returns -1 after writing every error (and warning) to `errs`, one per line. Warnings are written
+ * on success too. */
+int config_load(const char *path, FILE *errs, struct config **out);
+
+/* The same from memory: `name` is used in messages in place of the file name (fuzzing, tests). */
+int config_load_buffer(const char *name, const char *data, size_t len, FILE *errs,
+                       struct config **out);
+
+void config_free(struct config *cfg);
+
+#endif

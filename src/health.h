@@ -1,0 +1,24 @@
+/* health — active health checks on their own thread and event loop.
+ *
+ * Every healthCheckPeriod, each backend gets a non-blocking HTTP/1.1 GET of its health path, all
+ * concurrently, each bounded by healthCheckTimeout. A 2xx status is healthy; any other status, an
+ * invalid response, a refused or reset connection, or the timeout is unhealthy. Results are
+ * published with backend_set_state(), which logs each transition with the reason. A check of a
+ * backend is never started while its previous one is still running.
+ */
+#ifndef GOLB_HEALTH_H
+#define GOLB_HEALTH_H
+
+struct backend_table;
+struct config;
+struct health;
+
+struct health *health_new(struct backend_table *table, const struct config *cfg);
+/* Runs the first round to completion on the calling thread (bounded by the timeout), so no
+ * backend gets traffic before it was checked, then starts the checker thread. Returns 0 or -errno. */
+int health_start(struct health *h);
+/* Stops and joins the checker thread (safe to call if never started). */
+void health_stop(struct health *h);
+void health_free(struct health *h);
+
+#endif

@@ -1,0 +1,169 @@
+/* http1 — strict, zero-copy HTTP/1.x message head parser and chunked-body decoder (RFC 9112).
+ *
+ * The parser is stateless between calls, in the picohttpparser style: the caller accumulates bytes
+ * in one buffer and calls http1_parse_request()/http1_parse_response() again when more arrive. Each
+ * call first looks for the end of the head (an empty line) starting near `prev_len`, the length the
+ * caller passed last time, so a slow client costs a scan of the new bytes only. Once the head is
+ * complete it is parsed in one pass and every name, value, method and target is a span that points
+ * INTO the caller's buffer: spans stay valid until the caller moves or reuses those bytes.
+ *
+ * Return convention (house rule 4): bytes of head consumed (> 0), -EAGAIN when the head is not
+ * complete yet (and still within the limit), -EBADMSG when the message is invalid; then
+ * msg->err_status holds the HTTP status to answer (400, 414, 431, 501, 505; for responses always 502)
+ * and msg->err_offset/err_reason say where and why (for logs and tests, never sent verbatim).
+ *
+ * Line endings: CRLF, or a bare LF (RFC 9112 §2.2 allows a recipient to accept it). A bare CR
+ * anywhere in the head is an error. golb never forwards head bytes verbatim: the proxy re-serialises
+ * the head with CRLF from the parsed spans, so an upstream always sees golb's own framing.
+ */
+#ifndef GOLB_HTTP1_H
+#define GOLB_HTTP1_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* At most this many header fields per message: one more is a 431 (request) or 502 (response). */
+#define HTTP1_MAX_HEADERS 128
+
+/* Headers the proxy must recognise. Identified once by the parser (case-insensitive). */
+enum http1_header_id {
+    HTTP1_H_OTHER = 0,
+    HTTP1_H_CONNECTION,
+    HTTP1_H_CONTENT_LENGTH,
+    HTTP1_H_TRANSFER_ENCODING,
+    HTTP1_H_HOST,
+    HTTP1_H_KEEP_ALIVE,
+    HTTP1_H_PROXY_CONNECTION,
+    HTTP1_H_TE,
+    HTTP1_H_TRAILER,
+    HTTP1_H_UPGRADE,
+    HTTP1_H_EXPECT,
+    HTTP1_H_X_FORWARDED_FOR,
+    HTTP1_H_X_FORWARDED_PROTO,
+    HTTP1_H_X_FORWARDED_HOST,
+    HTTP1_H_COUNT,
+};
+
+/* Per-field flags set by the parser. */
+#define HTTP1_HF_HOP_BY_HOP 0x1 /* Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade */
+#define HTTP1_HF_CONN_LISTED 0x2 /* named by a token of a Connection field (RFC 9110 §7.6.1) */
+
+struct http1_header {
+    const char *name;
+    const char *value; /* leading and trailing OWS already trimmed */
+    uint32_t name_len;
+    uint32_t value_len;
+    uint16_t id; /* enum http1_header_id */
+    uint16_t flags;
+};
+
+/* How the body of a message is delimited (RFC 9112 §6.3). */
+enum http1_body {
+    HTTP1_BODY_NONE = 0, /* no body at all */
+    HTTP1_BODY_LENGTH,   /* exactly content_length bytes (content_length may be 0) */
+    HTTP1_BODY_CHUNKED,  /* chunked transfer coding is the final coding */
+    HTTP1_BODY_CLOSE,    /* responses only: until the upstream closes the connection */
+};
+
+/* Limits applied while parsing a request head. Zero fields take the defaults below. */
+struct http1_limits {
+    size_t max_head;         /* whole head incl. request line; beyond it: 431 (default 16384) */
+    size_t max_request_line; /* request line; beyond it: 414 (default 8192) */
+};
+#define HTTP1_DEFAULT_MAX_HEAD 16384
+#define HTTP1_DEFAULT_MAX_REQUEST_LINE 8192
+
+/* Flags describing a parsed message. */
+#define HTTP1_MF_KEEP_ALIVE 0x01   /* persistent per version + Connection (RFC 9112 §9.3) */
+#define HTTP1_MF_EXPECT_100 0x02   /* request: Expect: 100-continue */
+#define HTTP1_MF_UPGRADE 0x04      /* Connection: upgrade and an Upgrade field are present */
+#define HTTP1_MF_ASTERISK 0x08     /* request target is "*" (asterisk-form, OPTIONS only) */
+#define HTTP1_MF_ABSOLUTE 0x10     /* request target is absolute-form (http://host/...) */
+#define HTTP1_MF_CONN_CLOSE 0x20   /* a Connection field carries "close" */
+#define HTTP1_MF_CONNECT 0x40      /* request method is CONNECT (golb answers it 405/501) */
+
+struct http1_request {
+    const char *method;
+    const char *target;   /* as received; for absolute-form see authority/path below */
+    const char *path;     /* origin-form part: for absolute-form the path+query ("/" when empty) */
+    const char *authority; /* absolute-form: host[:port] from the target; else the Host value */
+    uint32_t method_len, target_len, path_len, authority_len;
+    int minor_version; /* 0 or 1 */
+    unsigned flags;    /* HTTP1_MF_* */
+    enum http1_body body;
+    uint64_t content_length;
+    size_t num_headers;
+    struct http1_header headers[HTTP1_MAX_HEADERS];
+    /* When -EBADMSG is returned: */
+    int err_status;
+    size_t err_offset;
+    const char *err_reason; /* static string, e.g. "both Content-Length and Transfer-Encoding" */
+};
+
+struct http1_response {
+    int minor_version;
+    int status; /* 100..999 as received; the proxy decides what is acceptable */
+    const char *reason;
+    uint32_t reason_len;
+    unsigned flags; /* HTTP1_MF_KEEP_ALIVE, HTTP1_MF_UPGRADE, HTTP1_MF_CONN_CLOSE */
+    enum http1_body body;
+    uint64_t content_length;
+    size_t num_headers;
+    struct http1_header headers[HTTP1_MAX_HEADERS];
+    int err_status; /* always 502 on -EBADMSG */
+    size_t err_offset;
+    const char *err_reason;
+};
+
+/* Parses a request head in buf[0..len). prev_len is the len of the previous call for the same
+ * message (0 the first time). lim may be NULL for defaults. See the return convention above. */
+ssize_t http1_parse_request(const char *buf, size_t len, size_t prev_len,
+                            const struct http1_limits *lim, struct http1_request *req);
+
+/* Parses a response head. request_was_head: the request was HEAD (so no body whatever the fields
+ * say); 1xx, 204 and 304 never have a body either. A 101 sets HTTP1_BODY_NONE and leaves tunnelling
+ * to the caller. max_head 0 means HTTP1_DEFAULT_MAX_HEAD. */
+ssize_t http1_parse_response(const char *buf, size_t len, size_t prev_len, size_t max_head,
+                             bool request_was_head, struct http1_response *resp);
+
+/* Finds a header by id; returns its index or -1. */
+int http1_find_header(const struct http1_header *h, size_t n, enum http1_header_id id);
+
+/* Chunked body decoder (RFC 9112 §7.1), validating and resumable across buffer boundaries.
+ *
+ *   chunk     = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+ *   last      = 1*"0" [ chunk-ext ] CRLF trailer-section CRLF
+ *
+ * Strict: chunk-size is hex without sign or whitespace and must fit in 63 bits; extensions must be
+ * `;token[=token|quoted-string]` with optional BWS; every line ends in CRLF (bare LF and bare CR are
+ * errors here, since the bytes are forwarded as they are); trailer fields obey the same rules as
+ * header fields. Chunk-size lines and trailer section are each bounded (HTTP1_CHUNK_LINE_MAX,
+ * HTTP1_TRAILERS_MAX) so a hostile peer cannot make golb scan forever.
+ *
+ * Zero-initialise the struct to start. Each call consumes a prefix of the input and says whether that
+ * prefix is chunk data (payload) or framing (size lines, CRLFs, extensions, trailers):
+ *   returns n > 0 bytes consumed, with *is_data set; 0 only when len == 0 or the body is complete;
+ *   -EBADMSG when the framing is invalid (the body must then be abandoned and the connection closed).
+ * http1_chunked_done() is true once the last chunk and trailer section have been consumed; bytes
+ * after that belong to the next message and are never consumed.
+ * A proxy forwarding the chunked body as-is sends every consumed byte; one de-chunking it (e.g. for
+ * an HTTP/1.0 client) sends only the data runs. */
+#define HTTP1_CHUNK_LINE_MAX 1024
+#define HTTP1_TRAILERS_MAX 16384
+
+struct http1_chunked {
+    uint64_t remaining; /* data bytes left in the current chunk */
+    size_t line_len;    /* bytes consumed in the current size line or trailer section */
+    int state;          /* private */
+    int flags;          /* private */
+};
+
+ssize_t http1_chunked_decode(struct http1_chunked *c, const char *buf, size_t len, bool *is_data);
+bool http1_chunked_done(const struct http1_chunked *c);
+
+/* Returns the standard reason phrase for a status ("Bad Gateway"), or "Unknown". */
+const char *http1_reason(int status);
+
+#endif
