@@ -1,0 +1,22 @@
+/* sock — socket helpers: listeners with SO_REUSEPORT, non-blocking connect, address formatting. */
+#ifndef GOLB_SOCK_H
+#define GOLB_SOCK_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* Opens a non-blocking listening socket on addr with SO_REUSEADDR and SO_REUSEPORT (so every worker
+ * binds its own on the same port). Returns the fd or -errno. */
+int sock_listen(const struct sockaddr *addr, socklen_t addrlen, int backlog);
+/* Starts a non-blocking connect; returns the fd (connected or in progress) or -errno. */
+int sock_connect(const struct sockaddr *addr, socklen_t addrlen);
+/* Pending error of a socket (SO_ERROR) as -errno, 0 when none. */
+int sock_error(int fd);
+/* Disables Nagle: golb writes whole heads and bodies with writev and wants them out at once. */
+void sock_nodelay(int fd);
+/* "127.0.0.1:8080" / "[::1]:8080"; returns buf. */
+char *sock_addr_str(const struct sockaddr *addr, char *buf, size_t len);
+/* The IP text only ("127.0.0.1", "::1"), as used in X-Forwarded-For; returns the length. */
+size_t sock_ip_str(const struct sockaddr *addr, char *buf, size_t len);
+
+#endif
