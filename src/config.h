@@ -11,11 +11,13 @@
  *   healthCheckPeriod: 5    # seconds
  *   backends:
  *     - http://127.0.0.1:8081/health   # scheme://host:port is the upstream, the path its health check
- * README.md documents every key; this header and the table in config.c are the source of truth.
+ * docs/configuration.md documents every key; this header and the table in config.c are the source
+ * of truth.
  */
 #ifndef GOLB_CONFIG_H
 #define GOLB_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -77,5 +79,10 @@ int config_load_buffer(const char *name, const char *data, size_t len, FILE *err
                        struct config **out);
 
 void config_free(struct config *cfg);
+
+/* Test and fuzz hook: when on, host names other than "localhost" are not resolved (numeric
+ * addresses only), so that arbitrary input never waits on DNS. Off by default; process-wide, set it
+ * before loading. */
+void config_set_resolve_numeric_only(bool on);
 
 #endif
