@@ -9,6 +9,11 @@
 #ifndef GOLB_HEALTH_H
 #define GOLB_HEALTH_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h" /* enum backend_state (an enum cannot be forward-declared) */
+
 struct backend_table;
 struct config;
 struct health;
@@ -20,5 +25,12 @@ int health_start(struct health *h);
 /* Stops and joins the checker thread (safe to call if never started). */
 void health_stop(struct health *h);
 void health_free(struct health *h);
+
+/* The state transition after one check, a pure function. `streak` counts the consecutive results
+ * equal to this one, this one included; `rise` healthy results flip DOWN to UP, `fall` unhealthy
+ * ones flip UP to DOWN (0 is taken as 1). A backend never checked (UNKNOWN) takes the first result
+ * at once. The checker uses rise = fall = 1 for now. */
+enum backend_state health_next_state(enum backend_state current, bool check_ok, uint32_t streak,
+                                     uint32_t rise, uint32_t fall);
 
 #endif
