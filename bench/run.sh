@@ -1,0 +1,470 @@
+#!/usr/bin/env bash
+# bench/run.sh — golb against HAProxy and nginx (and wrk straight to an upstream), same upstreams,
+# one worker each, interleaved rounds, medians as ratios to HAProxy. See bench/README.md.
+#
+# Environment (all optional):
+#   BENCH_ROUNDS=3  BENCH_SECONDS=10   rounds, seconds per wrk run
+#   BENCH_QUICK=1                      smoke run: 1 round of 3 s runs
+#   BENCH_TARGETS="direct haproxy nginx golb"   subset / order of targets
+#   BENCH_CONNS=50 BENCH_BIG_CONNS=10  wrk connections: small responses / 1 MiB responses
+#   BENCH_IDLE_CONNS=5000              idle keep-alive connections in the memory scenario
+#   BENCH_SCENARIOS="ka close big scale idle"   subset of scenarios
+#   BENCH_PORT_BASE=28100              ports BASE+1..BASE+4 (upstream), +11..+14 (proxies)
+#   BENCH_PROXY_CPU=0 BENCH_LOAD_CPU=1 CPU for the proxy; CPU for wrk + upstream nginx
+#   BENCH_PAUSE=1                      seconds of quiet between runs
+#   BENCH_KEEP_TMP=1                   keep the temp dir (configs, logs) even on success
+#   GOLB_BIN=bin/golb                  the golb binary
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+
+QUICK=${BENCH_QUICK:-0}
+if [[ $QUICK == 1 ]]; then
+    ROUNDS=${BENCH_ROUNDS:-1}; SECS=${BENCH_SECONDS:-3}; IDLE=${BENCH_IDLE_CONNS:-5000}
+else
+    ROUNDS=${BENCH_ROUNDS:-3}; SECS=${BENCH_SECONDS:-10}; IDLE=${BENCH_IDLE_CONNS:-5000}
+fi
+CONNS=${BENCH_CONNS:-50}
+BIG_CONNS=${BENCH_BIG_CONNS:-10}
+TARGETS=${BENCH_TARGETS:-"direct haproxy nginx golb"}
+SCENARIOS=${BENCH_SCENARIOS:-"ka close big scale idle"}
+BASE=${BENCH_PORT_BASE:-28100}
+PAUSE=${BENCH_PAUSE:-1}
+GOLB=${GOLB_BIN:-$root/bin/golb}
+PROXY_CPU=${BENCH_PROXY_CPU:-0}
+LOAD_CPU=${BENCH_LOAD_CPU:-1}
+
+UP_PORTS=($((BASE + 1)) $((BASE + 2)) $((BASE + 3)))
+STATUS_PORT=$((BASE + 4))
+declare -A PORT=([direct]=${UP_PORTS[0]} [haproxy]=$((BASE + 11)) [nginx]=$((BASE + 12))
+    [golb]=$((BASE + 13)) [golb2]=$((BASE + 14)))
+
+die() { echo "bench: $*" >&2; exit 1; }
+say() { echo "bench: $*" >&2; }
+
+# ---------------------------------------------------------------- preflight
+PY=python3
+[[ -x /usr/bin/python3 ]] && PY=/usr/bin/python3
+for tool in wrk haproxy nginx taskset pgrep ss timeout "$PY"; do
+    command -v "$tool" >/dev/null || PATH=$PATH:/usr/sbin:/sbin command -v "$tool" >/dev/null ||
+        die "$tool not found; run 'scripts/install-deps.sh bench' (or 'make deps-bench')"
+done
+export PATH=$PATH:/usr/sbin:/sbin
+for t in $TARGETS; do
+    case $t in direct | haproxy | nginx) ;; golb) [[ -x $GOLB ]] || die "$GOLB missing; run 'make'" ;;
+    *) die "unknown target $t" ;; esac
+done
+for s in $SCENARIOS; do
+    case $s in ka | close | big | scale | idle) ;; *) die "unknown scenario $s" ;; esac
+done
+[[ $TARGETS == *golb* ]] || SCENARIOS=${SCENARIOS//scale/}
+
+allowed=$(taskset -pc $$ | sed 's/.*: //')
+if ! taskset -c "$PROXY_CPU" true 2>/dev/null || ! taskset -c "$LOAD_CPU" true 2>/dev/null ||
+    [[ $PROXY_CPU == "$LOAD_CPU" ]]; then
+    die "need two distinct usable CPUs (BENCH_PROXY_CPU=$PROXY_CPU BENCH_LOAD_CPU=$LOAD_CPU, allowed: $allowed)"
+fi
+BOTH_CPUS="$PROXY_CPU,$LOAD_CPU"
+
+# Idle connections need file descriptors in the proxies and in the client script.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+if [[ $NOFILE != unlimited ]] && ((NOFILE < IDLE + 500)); then
+    say "RLIMIT_NOFILE is $NOFILE: idle connections lowered to $((NOFILE - 500))"
+    IDLE=$((NOFILE - 500))
+fi
+MAXCONN=$((IDLE + 1000))  # HAProxy needs about 2 fds per maxconn; nginx counts both sides
+
+all_ports=("${UP_PORTS[@]}" "$STATUS_PORT")
+for t in $TARGETS; do [[ $t == direct ]] || all_ports+=("${PORT[$t]}"); done
+[[ $SCENARIOS == *scale* ]] && all_ports+=("${PORT[golb2]}")
+for p in "${all_ports[@]}"; do
+    [[ -z $(ss -Htln "sport = :$p") ]] || die "port $p is in use; pick other ports with BENCH_PORT_BASE"
+done
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/golb-bench.XXXXXX")
+mkdir -p "$root/bench/results"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RAW="$TMP/runs.jsonl"
+: >"$RAW"
+
+# ---------------------------------------------------------------- process bookkeeping
+declare -A PID=()   # name -> pid of what we started (nginx master, haproxy, golb)
+STARTED=()          # every pid we started, in order
+
+descendants() { # pid -> pid and all its descendants
+    local p c
+    for p in "$@"; do
+        echo "$p"
+        for c in $(pgrep -P "$p" 2>/dev/null); do descendants "$c"; done
+    done
+}
+
+stop_pid() { # TERM the process and its descendants, KILL after 3 s
+    local pid=$1 tree i
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    tree=$(descendants "$pid")
+    kill -TERM $tree 2>/dev/null || true
+    for ((i = 0; i < 30; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL $tree 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+stop_name() {
+    local name=$1
+    [[ -n ${PID[$name]:-} ]] || return 0
+    stop_pid "${PID[$name]}"
+    unset "PID[$name]"
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    local i
+    for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do stop_pid "${STARTED[$i]}"; done
+    if [[ $rc == 0 && ${BENCH_KEEP_TMP:-0} != 1 ]]; then
+        rm -rf "$TMP"
+    else
+        say "configs and logs kept in $TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'say interrupted; exit 130' INT
+trap 'exit 143' TERM
+
+start_bg() { # name cpu-list command... ; stdout+stderr to $TMP/name.log
+    local name=$1 cpus=$2
+    shift 2
+    taskset -c "$cpus" "$@" >"$TMP/$name.log" 2>&1 &
+    PID[$name]=$!
+    STARTED+=($!)
+}
+
+wait_port() { # name port: wait until something accepts on 127.0.0.1:port, or fail after 10 s
+    local name=$1 port=$2 i
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "${PID[$name]}" 2>/dev/null || { tail -20 "$TMP/$name.log" >&2; die "$name exited at start-up"; }
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    tail -20 "$TMP/$name.log" >&2
+    die "$name not listening on 127.0.0.1:$port after 10 s"
+}
+
+# ---------------------------------------------------------------- /proc readings
+cpu_ticks() { # pids... -> utime+stime summed, in clock ticks
+    local p line rest total=0
+    for p in "$@"; do
+        read -r line <"/proc/$p/stat" 2>/dev/null || continue
+        rest=${line##*) }
+        set -- $rest
+        total=$((total + ${12} + ${13}))
+    done
+    echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+cpu_busy() { # cpu -> "busy total" ticks of that CPU from /proc/stat (to see other load)
+    awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat
+}
+
+rss_kb() { # pids... -> VmRSS summed, in KiB
+    local p total=0 v
+    for p in "$@"; do
+        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+upstream_counters() { # -> "accepts requests" of the upstream nginx (stub_status)
+    local resp
+    exec 3<>"/dev/tcp/127.0.0.1/$STATUS_PORT"
+    printf 'GET /status HTTP/1.0\r\nHost: status\r\n\r\n' >&3
+    resp=$(cat <&3)
+    exec 3<&-
+    # "server accepts handled requests\n A H R"; this probe counts as 1 accept + 1 request.
+    awk '/^ *[0-9]+ +[0-9]+ +[0-9]+ *\r?$/ {print $1, $3; exit}' <<<"$resp"
+}
+
+# ---------------------------------------------------------------- configs
+write_configs() {
+    mkdir -p "$TMP/www" "$TMP/ngx-up" "$TMP/ngx-px"
+    printf 'ok\n' >"$TMP/www/small"
+    head -c 1048576 /dev/zero | tr '\0' 'x' >"$TMP/www/1m"
+    local d
+    for d in ngx-up ngx-px; do mkdir -p "$TMP/$d/tmp"; done
+
+    # Upstreams: one nginx, one process, three listeners answering "ok\n" on / and /health and
+    # a 1 MiB static file on /1m; stub_status on a fourth port counts accepted connections.
+    cat >"$TMP/upstream.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile $((MAXCONN * 2));
+pid $TMP/ngx-up/nginx.pid;
+error_log $TMP/ngx-up/error.log warn;
+events { worker_connections $((MAXCONN * 2)); }
+http {
+    access_log off;
+    default_type text/plain;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    client_body_temp_path $TMP/ngx-up/tmp/body;
+    proxy_temp_path $TMP/ngx-up/tmp/proxy;
+    fastcgi_temp_path $TMP/ngx-up/tmp/fastcgi;
+    uwsgi_temp_path $TMP/ngx-up/tmp/uwsgi;
+    scgi_temp_path $TMP/ngx-up/tmp/scgi;
+    server {
+        listen 127.0.0.1:${UP_PORTS[0]} backlog=4096;
+        listen 127.0.0.1:${UP_PORTS[1]} backlog=4096;
+        listen 127.0.0.1:${UP_PORTS[2]} backlog=4096;
+        root $TMP/www;
+        location = /1m { }
+        location = /health { return 200 "ok\n"; }
+        location / { return 200 "ok\n"; }
+    }
+    server {
+        listen 127.0.0.1:$STATUS_PORT;
+        location = /status { stub_status; }
+    }
+}
+EOF
+
+    # nginx as the proxy: master + 1 worker, upstream keepalive pool.
+    cat >"$TMP/nginx-proxy.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile $((MAXCONN * 2));
+pid $TMP/ngx-px/nginx.pid;
+error_log $TMP/ngx-px/error.log warn;
+events { worker_connections $((MAXCONN * 2)); }
+http {
+    access_log off;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    client_body_temp_path $TMP/ngx-px/tmp/body;
+    proxy_temp_path $TMP/ngx-px/tmp/proxy;
+    fastcgi_temp_path $TMP/ngx-px/tmp/fastcgi;
+    uwsgi_temp_path $TMP/ngx-px/tmp/uwsgi;
+    scgi_temp_path $TMP/ngx-px/tmp/scgi;
+    upstream up {
+        server 127.0.0.1:${UP_PORTS[0]};
+        server 127.0.0.1:${UP_PORTS[1]};
+        server 127.0.0.1:${UP_PORTS[2]};
+        keepalive 64;
+        keepalive_requests 100000000;
+        keepalive_timeout 300s;
+    }
+    server {
+        listen 127.0.0.1:${PORT[nginx]} backlog=4096;
+        location / {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+
+    # HAProxy: one thread, round robin, aggressive server-side connection reuse, no logging.
+    cat >"$TMP/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn $MAXCONN
+defaults
+    mode http
+    option http-keep-alive
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-request 10s
+    timeout http-keep-alive 300s
+    maxconn $MAXCONN
+frontend fe
+    bind 127.0.0.1:${PORT[haproxy]}
+    default_backend be
+backend be
+    balance roundrobin
+    http-reuse always
+    server s1 127.0.0.1:${UP_PORTS[0]}
+    server s2 127.0.0.1:${UP_PORTS[1]}
+    server s3 127.0.0.1:${UP_PORTS[2]}
+EOF
+
+    local w
+    for w in 1 2; do
+        local name=golb port=${PORT[golb]}
+        [[ $w == 2 ]] && name=golb2 port=${PORT[golb2]}
+        cat >"$TMP/$name.yaml" <<EOF
+listen: "127.0.0.1:$port"
+workers: $w
+keepAliveTimeout: 300
+backends:
+  - http://127.0.0.1:${UP_PORTS[0]}/health
+  - http://127.0.0.1:${UP_PORTS[1]}/health
+  - http://127.0.0.1:${UP_PORTS[2]}/health
+EOF
+    done
+}
+
+# ---------------------------------------------------------------- starting targets
+start_upstream() {
+    start_bg upstream "$LOAD_CPU" nginx -p "$TMP/ngx-up" -e "$TMP/ngx-up/error.log" -c "$TMP/upstream.conf"
+    wait_port upstream "${UP_PORTS[0]}"
+    wait_port upstream "$STATUS_PORT"
+}
+
+start_target() { # name
+    case $1 in
+    direct) ;;
+    haproxy)
+        start_bg haproxy "$PROXY_CPU" haproxy -db -f "$TMP/haproxy.cfg"
+        wait_port haproxy "${PORT[haproxy]}"
+        ;;
+    nginx)
+        start_bg nginx "$PROXY_CPU" nginx -p "$TMP/ngx-px" -e "$TMP/ngx-px/error.log" -c "$TMP/nginx-proxy.conf"
+        wait_port nginx "${PORT[nginx]}"
+        ;;
+    golb | golb2)
+        local cpus=$PROXY_CPU
+        [[ $1 == golb2 ]] && cpus=$BOTH_CPUS
+        start_bg "$1" "$cpus" "$GOLB" -confpath "$TMP/$1.yaml"
+        local i
+        for ((i = 0; i < 100; i++)); do
+            grep -q 'listening on' "$TMP/$1.log" 2>/dev/null && break
+            kill -0 "${PID[$1]}" 2>/dev/null || { tail -20 "$TMP/$1.log" >&2; die "$1 exited at start-up"; }
+            sleep 0.1
+        done
+        grep -q 'listening on' "$TMP/$1.log" || { tail -20 "$TMP/$1.log" >&2; die "$1 never logged 'listening on'"; }
+        wait_port "$1" "${PORT[$1]}"
+        ;;
+    esac
+}
+
+# ---------------------------------------------------------------- one measured run
+target_pids() { # name -> pids of the process tree ("" for direct)
+    [[ $1 == direct ]] && return 0
+    descendants "${PID[$1]}"
+}
+
+run_wrk() { # round scenario target conns path [wrk args...] -> appends a record to $RAW
+    local round=$1 scen=$2 target=$3 conns=$4 path=$5
+    shift 5
+    local port=${PORT[$target]} pids c0 c1 u0 u1 a0 a1 out line
+    pids=$(target_pids "$target")
+    local upid=${PID[upstream]}
+    read -r a0 r0 < <(upstream_counters)
+    c0=$(cpu_ticks $pids)
+    u0=$(cpu_ticks "$upid")
+    read -r pb0 pt0 < <(cpu_busy "$PROXY_CPU")
+    out=$(timeout --foreground -k 5 $((SECS + 30)) taskset -c "$LOAD_CPU" \
+        wrk -t1 -c"$conns" -d"${SECS}s" --latency -s "$here/wrk_report.lua" "$@" \
+        "http://127.0.0.1:$port$path" 2>&1) || true
+    c1=$(cpu_ticks $pids)
+    u1=$(cpu_ticks "$upid")
+    read -r pb1 pt1 < <(cpu_busy "$PROXY_CPU")
+    read -r a1 r1 < <(upstream_counters)
+    line=$(grep '^WRKJSON ' <<<"$out" | head -1 | cut -d' ' -f2-)
+    if [[ -z $line ]]; then
+        say "wrk gave no summary for $target/$scen:"
+        echo "$out" | tail -5 >&2
+        line=null
+    fi
+    local cpu=null
+    [[ -n $pids ]] && cpu=$((c1 - c0))
+    printf '{"round":%d,"scenario":"%s","target":"%s","seconds":%d,"conns":%d,"path":"%s","cpu_ticks":%s,"upstream_cpu_ticks":%d,"clk_tck":%d,"up_accepts":%d,"up_requests":%d,"rss_kb":%d,"proxy_cpu_busy_ticks":%d,"proxy_cpu_total_ticks":%d,"wrk":%s}\n' \
+        "$round" "$scen" "$target" "$SECS" "$conns" "$path" "$cpu" $((u1 - u0)) "$CLK_TCK" \
+        $((a1 - a0 - 1)) $((r1 - r0 - 1)) "$(rss_kb $pids)" $((pb1 - pb0)) $((pt1 - pt0)) "$line" >>"$RAW"
+    "$PY" - "$RAW" <<'EOF' >&2
+import json, sys
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+w = r["wrk"] or {}
+n = w.get("requests", 0); s = w.get("duration_us", 1) / 1e6
+msg = f"  round {r['round']} {r['scenario']:5} {r['target']:7} {n / s:10.0f} req/s"
+if r["path"] == "/1m": msg += f" {w.get('bytes', 0) / s / 2**20:8.0f} MiB/s"
+if w: msg += f"  p99 {w['lat_p99_us'] / 1000:.2f} ms"
+if r["cpu_ticks"] is not None and n: msg += f"  cpu {r['cpu_ticks'] * 1e6 / r['clk_tck'] / n:.1f} us/req"
+err = sum((w.get("errors") or {}).values())
+if err: msg += f"  ERRORS {w['errors']}"
+print(msg)
+EOF
+    sleep "$PAUSE"
+}
+
+run_idle() { # round target
+    local round=$1 target=$2 pids out
+    pids=$(target_pids "$target" | paste -sd,)
+    out=$(timeout --foreground -k 5 120 taskset -c "$LOAD_CPU" "$PY" "$here/idle_conns.py" \
+        --port "${PORT[$target]}" --count "$IDLE" --pids "$pids" --timeout 60) || true
+    [[ $out == "{"* ]] || { say "idle_conns failed for $target: $out"; out=null; }
+    printf '{"round":%d,"scenario":"idle","target":"%s","conns":%d,"idle":%s}\n' \
+        "$round" "$target" "$IDLE" "$out" >>"$RAW"
+    "$PY" - "$RAW" <<'EOF' >&2
+import json, sys
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+i = r["idle"] or {}
+if i:
+    per = (i["rss_after_kb"] - i["rss_before_kb"]) / max(i["opened"], 1)
+    print(f"  round {r['round']} idle  {r['target']:7} {i['opened']}/{i['requested']} open,"
+          f" {i['alive']} alive, base {i['rss_before_kb'] / 1024:.1f} MiB, {per:.2f} KiB/conn")
+EOF
+    sleep "$PAUSE"
+}
+
+# ---------------------------------------------------------------- main
+write_configs
+say "temp dir $TMP; proxy on CPU $PROXY_CPU, wrk + upstream on CPU $LOAD_CPU; $ROUNDS round(s) x ${SECS}s"
+start_upstream
+proxies=()
+for t in $TARGETS; do [[ $t == direct ]] || proxies+=("$t"); done
+for t in $TARGETS; do start_target "$t"; done
+
+declare -A START_RSS=()
+for t in "${proxies[@]}"; do START_RSS[$t]=$(rss_kb $(target_pids "$t")); done
+
+say "warming up (1 s each, not recorded)"
+for t in $TARGETS; do
+    timeout --foreground -k 5 30 taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s \
+        "http://127.0.0.1:${PORT[$t]}/" >/dev/null 2>&1 || true
+done
+
+read -ra tlist <<<"$TARGETS"
+ntargets=${#tlist[@]}
+for ((round = 1; round <= ROUNDS; round++)); do
+    # Rotate the order every round so no target always runs first (or right after another).
+    order=()
+    for ((i = 0; i < ntargets; i++)); do order+=("${tlist[$(((i + round - 1) % ntargets))]}"); done
+    say "round $round/$ROUNDS: ${order[*]}"
+    for scen in $SCENARIOS; do
+        case $scen in
+        ka) for t in "${order[@]}"; do run_wrk "$round" ka "$t" "$CONNS" / ; done ;;
+        close) for t in "${order[@]}"; do run_wrk "$round" close "$t" "$CONNS" / -H "Connection: close"; done ;;
+        big) for t in "${order[@]}"; do run_wrk "$round" big "$t" "$BIG_CONNS" /1m ; done ;;
+        scale)
+            start_target golb2
+            timeout --foreground -k 5 30 taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s \
+                "http://127.0.0.1:${PORT[golb2]}/" >/dev/null 2>&1 || true
+            run_wrk "$round" scale golb2 "$CONNS" /
+            stop_name golb2
+            ;;
+        idle) for t in "${order[@]}"; do [[ $t == direct ]] || run_idle "$round" "$t"; done ;;
+        esac
+    done
+done
+
+json="$root/bench/results/bench-$STAMP.json"
+"$PY" "$here/report.py" --raw "$RAW" --out "$json" --rounds "$ROUNDS" --seconds "$SECS" \
+    --conns "$CONNS" --big-conns "$BIG_CONNS" --idle "$IDLE" --proxy-cpu "$PROXY_CPU" \
+    --load-cpu "$LOAD_CPU" --targets "$TARGETS" --golb "$GOLB" \
+    --start-rss "$(for t in "${proxies[@]}"; do printf '%s=%s,' "$t" "${START_RSS[$t]}"; done)" |
+    tee "${json%.json}.txt"
+say "raw numbers: $json"
