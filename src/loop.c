@@ -281,7 +281,7 @@ void loop_defer(struct loop *loop, struct loop_task *task, loop_task_cb cb)
     loop->deferred = task;
 }
 
-static void run_deferred(struct loop *loop)
+void loop_run_deferred(struct loop *loop)
 {
     for (int round = 0; loop->deferred && round < LOOP_MAX_DEFER_ROUNDS; round++) {
         struct loop_task *list = loop->deferred;
@@ -313,9 +313,9 @@ int loop_run(struct loop *loop)
             struct loop_io *io = events[i].data.ptr;
             io->cb(io, events[i].events);
         }
-        run_deferred(loop);
+        loop_run_deferred(loop);
         run_timers(loop);
-        run_deferred(loop);
+        loop_run_deferred(loop);
     }
     return 0;
 }

@@ -94,5 +94,7 @@ size_t loop_timer_count(const struct loop *loop);
 
 /* Queues a task to run after the current I/O batch; no-op if already queued. */
 void loop_defer(struct loop *loop, struct loop_task *task, loop_task_cb cb);
+/* Runs the queued deferred tasks now (teardown, outside loop_run). */
+void loop_run_deferred(struct loop *loop);
 
 #endif

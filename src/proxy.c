@@ -1,0 +1,1402 @@
+/* proxy — see proxy.h.
+ *
+ * One struct client per accepted connection. Its state says what it waits for:
+ *
+ *   READ_HEAD ──head parsed──► CONNECT ──connected──► EXCHANGE ──both directions done──► READ_HEAD
+ *       │                       │  ▲ connect failed:        │   (keep-alive; pipelined bytes are
+ *       │ bad request           │  └ next backend (retries) │    parsed at once)
+ *       ▼                       ▼                           ├──101 Switching Protocols──► TUNNEL
+ *   ERROR_REPLY ◄── no backend / upstream failed before the response started (502/503/504)
+ *       │                                                   │
+ *       ▼                                                   ▼ failure after the response started:
+ *    LINGER (response sent, write side shut, input discarded) ──► closed    cut, never completed
+ *
+ * In EXCHANGE both directions run at once (an upstream may answer before it has read the whole
+ * request body). pump() moves bytes until neither direction can progress: the request head golb
+ * serialised plus body bytes from `in` go up; the response head golb serialised plus body bytes
+ * from `uin` go down. Each direction reads only when its buffer is drained, so a slow reader stops
+ * the reading of the other side (backpressure) and memory stays at a few buffers per exchange.
+ *
+ * Buffers (struct buf, from the worker's pool) and what they hold:
+ *   in    bytes from the client: the request head, then body bytes, then maybe pipelined requests
+ *   reqh  the request head as golb rewrote it; kept until the response starts so a request sent on
+ *         a pooled connection that the backend had just closed can be replayed on a fresh one
+ *   uin   bytes from the upstream: response head, then body bytes
+ *   resph the response head as golb rewrote it (also interim 1xx heads)
+ * An idle keep-alive connection holds no buffer at all.
+ *
+ * One timer per client. arm_timer() derives its deadline from the state and timestamps after each
+ * step, so every wait has a deadline and each expiry has one handler (on_timeout).
+ */
+#include "proxy.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "balancer.h"
+#include "buf.h"
+#include "config.h"
+#include "http1.h"
+#include "log.h"
+#include "loop.h"
+#include "sock.h"
+#include "upstream.h"
+#include "util.h"
+#include "worker.h"
+
+#define LINGER_MS 2000u /* after an error reply: how long to drain unread input before closing */
+
+enum client_state {
+    CS_READ_HEAD = 0,
+    CS_CONNECT,
+    CS_EXCHANGE,
+    CS_TUNNEL,
+    CS_ERROR_REPLY,
+    CS_LINGER,
+    CS_CLOSED,
+};
+
+enum resp_phase {
+    RESP_WAIT_HEAD = 0,
+    RESP_BODY,
+    RESP_DONE,
+};
+
+struct client {
+    struct loop_io io;
+    struct loop_timer timer;
+    struct loop_task task; /* deferred: free after close, or process pipelined bytes */
+    struct worker *w;
+    struct client *prev, *next; /* worker's list */
+    enum client_state state;
+    bool readable, writable, eof;
+
+    struct buf *in, *reqh, *uin, *resph;
+    uint32_t reqh_sent, resph_sent;
+    const char *reply; /* generated error response (static text) */
+    uint32_t reply_len, reply_sent;
+
+    struct upstream_conn *up;
+    int backend;
+    bool up_reused, replayed;
+    struct lb_tried tried;
+
+    uint64_t head_start;    /* first byte of the current request head arrived (0: none yet) */
+    uint64_t idle_since;    /* READ_HEAD entered */
+    uint64_t progress_at;   /* last byte moved in EXCHANGE/TUNNEL, or state change */
+    uint64_t sent_at;       /* request fully sent upstream */
+    uint32_t parse_prev;
+    uint32_t requests;
+
+    /* request being forwarded */
+    enum http1_body req_body;
+    uint64_t req_remaining; /* LENGTH: body bytes not yet sent */
+    uint32_t req_ready;     /* CHUNKED: validated bytes at in->pos not yet sent */
+    struct http1_chunked req_chunk;
+    bool req_done, req_body_sent, req_keepalive, req_is_head, req_http10, req_upgrade;
+
+    /* response being relayed */
+    enum resp_phase resp_phase;
+    enum http1_body resp_body;
+    uint64_t resp_remaining;
+    uint32_t resp_ready; /* CHUNKED: bytes at uin->pos validated (pass-through) or decoded */
+    struct http1_chunked resp_chunk;
+    bool resp_started, resp_dechunk, resp_keepalive, client_keepalive, tunnel_pending;
+    bool up_eof, up_shut, client_shut;
+
+    char ip[48];
+    uint8_t iplen;
+};
+
+static void pump(struct client *c);
+static void process_head(struct client *c);
+static void connect_next(struct client *c);
+static void arm_timer(struct client *c);
+static void on_upstream_event(struct upstream_conn *up, uint32_t events);
+static void process_pipelined(struct loop_task *task);
+
+/* ---------------------------------------------------------------- generated responses ------ */
+
+/* Whole responses golb sends itself: short plain-text body, always Connection: close. Built once
+ * for every status at first use (pthread_once), then shared read-only by all workers. */
+#define REPLY_MAX 192
+static char reply_table[600][REPLY_MAX];
+static uint16_t reply_len_table[600];
+static pthread_once_t reply_once = PTHREAD_ONCE_INIT;
+
+static void build_replies(void)
+{
+    for (int status = 100; status < 600; status++) {
+        char body[96];
+        int bl = snprintf(body, sizeof(body), "%d %s\n", status, http1_reason(status));
+        int n = snprintf(reply_table[status], REPLY_MAX,
+                         "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                         "Connection: close\r\n\r\n%s",
+                         status, http1_reason(status), bl, body);
+        reply_len_table[status] = (uint16_t)MIN(n, REPLY_MAX - 1);
+    }
+}
+
+static const char *reply_text(int status, uint32_t *len)
+{
+    pthread_once(&reply_once, build_replies);
+    if (status < 100 || status >= 600)
+        status = 500;
+    *len = reply_len_table[status];
+    return reply_table[status];
+}
+
+/* ---------------------------------------------------------------- lifecycle ---------------- */
+
+static void free_task(struct loop_task *task)
+{
+    free(container_of(task, struct client, task));
+}
+
+static void release_buffers(struct client *c)
+{
+    struct buf_pool *pool = &c->w->bufs;
+    buf_put(pool, c->reqh);
+    buf_put(pool, c->uin);
+    buf_put(pool, c->resph);
+    c->reqh = c->uin = c->resph = NULL;
+    if (c->in && buf_len(c->in) == 0) {
+        buf_put(pool, c->in);
+        c->in = NULL;
+    }
+}
+
+/* Ends the exchange with the upstream, if any: pooled when reusable, else closed. */
+static void drop_upstream(struct client *c, bool reusable, enum lb_outcome outcome)
+{
+    if (!c->up)
+        return;
+    struct backend *b = &c->w->backends->b[c->backend];
+    atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
+    balancer_release(c->w->balancer, c->backend, outcome);
+    upstream_release(c->up, reusable);
+    c->up = NULL;
+}
+
+static void client_close(struct client *c)
+{
+    if (c->state == CS_CLOSED)
+        return;
+    drop_upstream(c, false, LB_FAILED);
+    c->state = CS_CLOSED;
+    loop_timer_cancel(c->w->loop, &c->timer);
+    close(c->io.fd);
+    c->io.fd = -1;
+    struct buf_pool *pool = &c->w->bufs;
+    buf_put(pool, c->in);
+    c->in = NULL;
+    release_buffers(c);
+    struct worker *w = c->w;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    /* The task may be queued to process pipelined input; re-targeting it to free is safe because
+     * loop_defer() keeps an already-queued task queued and the callback is read at run time. */
+    c->task.cb = free_task;
+    loop_defer(w->loop, &c->task, free_task);
+    worker_client_closed(w);
+}
+
+/* Close after a complete response: shut our side, then drain what the client still sends for a
+ * moment, so unread input does not turn our close into a reset that destroys the response. */
+static void client_linger(struct client *c)
+{
+    drop_upstream(c, false, LB_FAILED);
+    release_buffers(c);
+    if (shutdown(c->io.fd, SHUT_WR) == -1) {
+        client_close(c);
+        return;
+    }
+    c->state = CS_LINGER;
+    c->progress_at = loop_now(c->w->loop);
+    arm_timer(c);
+    pump(c);
+}
+
+/* Answers status and closes, unless the response has started: then the only honest move is to
+ * cut the connection so the client sees an incomplete response, never wrong bytes. */
+static void client_fail(struct client *c, int status, enum lb_outcome outcome)
+{
+    if (c->resp_started) {
+        client_close(c);
+        return;
+    }
+    drop_upstream(c, false, outcome);
+    release_buffers(c);
+    c->reply = reply_text(status, &c->reply_len);
+    c->reply_sent = 0;
+    c->state = CS_ERROR_REPLY;
+    c->progress_at = loop_now(c->w->loop);
+    arm_timer(c);
+    pump(c);
+}
+
+/* ---------------------------------------------------------------- timers ------------------- */
+
+static void arm_timer(struct client *c)
+{
+    const struct config *cfg = c->w->cfg;
+    uint64_t d;
+    switch (c->state) {
+    case CS_READ_HEAD:
+        if (c->head_start)
+            d = c->head_start + cfg->client_header_timeout_ms;
+        else
+            d = c->idle_since +
+                (c->requests ? cfg->keepalive_timeout_ms : cfg->client_header_timeout_ms);
+        break;
+    case CS_CONNECT:
+        d = c->progress_at + cfg->connect_timeout_ms;
+        break;
+    case CS_EXCHANGE:
+        if (c->resp_phase == RESP_WAIT_HEAD && c->req_done)
+            d = c->sent_at + cfg->upstream_timeout_ms;
+        else
+            d = c->progress_at + cfg->body_timeout_ms;
+        break;
+    case CS_TUNNEL:
+        d = c->progress_at + cfg->tunnel_timeout_ms;
+        break;
+    case CS_ERROR_REPLY:
+        d = c->progress_at + cfg->body_timeout_ms;
+        break;
+    case CS_LINGER:
+        d = c->progress_at + LINGER_MS;
+        break;
+    default:
+        loop_timer_cancel(c->w->loop, &c->timer);
+        return;
+    }
+    loop_timer_set(c->w->loop, &c->timer, d);
+}
+
+static void on_timeout(struct loop_timer *t)
+{
+    struct client *c = container_of(t, struct client, timer);
+    switch (c->state) {
+    case CS_READ_HEAD:
+        if (c->head_start)
+            client_fail(c, 408, LB_OK);
+        else
+            client_close(c); /* idle keep-alive connection: close quietly */
+        return;
+    case CS_CONNECT: {
+        struct backend *b = &c->w->backends->b[c->backend];
+        log_warn("backend %s: connect timed out after %u ms", b->cfg->name,
+                 c->w->cfg->connect_timeout_ms);
+        backend_report_failure(b, c->w->cfg->max_fails, "connect timed out");
+        drop_upstream(c, false, LB_CONNECT_FAILED);
+        connect_next(c);
+        return;
+    }
+    case CS_EXCHANGE:
+        if (c->resp_phase == RESP_WAIT_HEAD && c->req_done) {
+            struct backend *b = &c->w->backends->b[c->backend];
+            log_warn("backend %s: no response within %u ms", b->cfg->name,
+                     c->w->cfg->upstream_timeout_ms);
+            client_fail(c, 504, LB_FAILED);
+        } else if (!c->req_done && c->resp_phase == RESP_WAIT_HEAD &&
+                   (!c->in || buf_len(c->in) == 0)) {
+            client_fail(c, 408, LB_FAILED); /* the client stopped sending its body */
+        } else {
+            client_fail(c, 504, LB_FAILED); /* no progress: cut if the response started */
+        }
+        return;
+    default:
+        client_close(c);
+        return;
+    }
+}
+
+/* ---------------------------------------------------------------- I/O helpers -------------- */
+
+/* Reads from fd into b's free space. Returns bytes read, 0 on EOF, -EAGAIN, or -errno. */
+static ssize_t read_into(int fd, struct buf *b, bool *readable)
+{
+    for (;;) {
+        ssize_t n = read(fd, b->data + b->last, buf_space(b));
+        if (n > 0) {
+            b->last += (uint32_t)n;
+            return n;
+        }
+        if (n == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            *readable = false;
+            return -EAGAIN;
+        }
+        return -errno;
+    }
+}
+
+static ssize_t write_iov(int fd, struct iovec *iov, int n, bool *writable)
+{
+    for (;;) {
+        ssize_t w = writev(fd, iov, n);
+        if (w >= 0)
+            return w;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            *writable = false;
+            return -EAGAIN;
+        }
+        return -errno;
+    }
+}
+
+/* Ensures c->in exists with free space; compacts when the unprocessed bytes sit at the end. */
+static bool ensure_in(struct client *c)
+{
+    if (!c->in) {
+        c->in = buf_get(&c->w->bufs);
+        if (!c->in)
+            return false;
+    }
+    if (buf_len(c->in) == 0)
+        c->in->pos = c->in->last = 0;
+    else if (buf_space(c->in) == 0 && c->in->pos > 0)
+        buf_compact(c->in);
+    return true;
+}
+
+/* ---------------------------------------------------------------- head rewriting ----------- */
+
+struct out {
+    char *p;
+    size_t len, cap;
+    bool overflow;
+};
+
+static void out_mem(struct out *o, const char *s, size_t n)
+{
+    if (o->len + n > o->cap) {
+        o->overflow = true;
+        return;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+static void out_str(struct out *o, const char *s)
+{
+    out_mem(o, s, strlen(s));
+}
+
+static void out_u64(struct out *o, uint64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
+    out_mem(o, tmp, (size_t)n);
+}
+
+static void out_field(struct out *o, const struct http1_header *h)
+{
+    out_mem(o, h->name, h->name_len);
+    out_mem(o, ": ", 2);
+    out_mem(o, h->value, h->value_len);
+    out_mem(o, "\r\n", 2);
+}
+
+/* Writes the request head golb sends upstream: origin-form target, HTTP/1.1, hop-by-hop fields
+ * removed (RFC 9110 §7.6.1), framing fields re-emitted from what golb itself determined, and
+ * X-Forwarded-For appended to, X-Forwarded-Proto/-Host set. Returns false when it does not fit. */
+static bool build_request_head(struct client *c, const struct http1_request *req, struct buf *b)
+{
+    struct out o = {.p = b->data, .cap = b->cap};
+    out_mem(&o, req->method, req->method_len);
+    out_mem(&o, " ", 1);
+    if (req->flags & HTTP1_MF_ABSOLUTE)
+        out_mem(&o, req->path, req->path_len);
+    else
+        out_mem(&o, req->target, req->target_len);
+    out_str(&o, " HTTP/1.1\r\n");
+
+    bool xff_seen = false;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const struct http1_header *h = &req->headers[i];
+        if (h->flags & (HTTP1_HF_HOP_BY_HOP | HTTP1_HF_CONN_LISTED)) {
+            if (!(c->req_upgrade && h->id == HTTP1_H_UPGRADE))
+                continue;
+        }
+        switch (h->id) {
+        case HTTP1_H_CONTENT_LENGTH:
+        case HTTP1_H_X_FORWARDED_PROTO:
+        case HTTP1_H_X_FORWARDED_HOST:
+            continue;
+        case HTTP1_H_HOST:
+            if (req->flags & HTTP1_MF_ABSOLUTE)
+                continue; /* replaced by the target's authority (RFC 9112 §3.2.2) */
+            break;
+        case HTTP1_H_X_FORWARDED_FOR:
+            xff_seen = true;
+            continue; /* folded into one field below */
+        default:
+            break;
+        }
+        out_field(&o, h);
+    }
+    if (req->flags & HTTP1_MF_ABSOLUTE) {
+        out_str(&o, "Host: ");
+        out_mem(&o, req->authority, req->authority_len);
+        out_str(&o, "\r\n");
+    }
+    if (req->body == HTTP1_BODY_LENGTH) {
+        out_str(&o, "Content-Length: ");
+        out_u64(&o, req->content_length);
+        out_str(&o, "\r\n");
+    }
+    if (c->req_upgrade)
+        out_str(&o, "Connection: upgrade\r\n");
+    out_str(&o, "X-Forwarded-For: ");
+    if (xff_seen) {
+        for (size_t i = 0; i < req->num_headers; i++) {
+            const struct http1_header *h = &req->headers[i];
+            if (h->id != HTTP1_H_X_FORWARDED_FOR || h->value_len == 0)
+                continue;
+            out_mem(&o, h->value, h->value_len);
+            out_str(&o, ", ");
+        }
+    }
+    out_mem(&o, c->ip, c->iplen);
+    out_str(&o, "\r\nX-Forwarded-Proto: http\r\n");
+    if (req->authority_len) {
+        out_str(&o, "X-Forwarded-Host: ");
+        out_mem(&o, req->authority, req->authority_len);
+        out_str(&o, "\r\n");
+    }
+    out_str(&o, "\r\n");
+    b->pos = 0;
+    b->last = (uint32_t)o.len;
+    return !o.overflow;
+}
+
+/* Writes the response head golb sends the client and decides the client-side framing:
+ *   upstream length  → same Content-Length
+ *   upstream chunked → passed through to HTTP/1.1 clients; de-chunked, close-delimited for 1.0
+ *   until close      → close-delimited, Connection: close
+ * A 1xx interim head is relayed as is (minus hop-by-hop fields). */
+static bool build_response_head(struct client *c, const struct http1_response *resp,
+                                 struct buf *b)
+{
+    bool interim = resp->status < 200 && resp->status != 101;
+    bool upgrade = resp->status == 101;
+    struct out o = {.p = b->data + b->last, .cap = b->cap - b->last};
+    char status[8];
+    snprintf(status, sizeof(status), "%03d", resp->status);
+    out_str(&o, "HTTP/1.1 ");
+    out_str(&o, status);
+    out_mem(&o, " ", 1);
+    out_mem(&o, resp->reason, resp->reason_len);
+    out_str(&o, "\r\n");
+
+    for (size_t i = 0; i < resp->num_headers; i++) {
+        const struct http1_header *h = &resp->headers[i];
+        if (h->flags & (HTTP1_HF_HOP_BY_HOP | HTTP1_HF_CONN_LISTED)) {
+            if (!(upgrade && h->id == HTTP1_H_UPGRADE))
+                continue;
+        }
+        if (!interim && resp->body != HTTP1_BODY_NONE &&
+            (h->id == HTTP1_H_CONTENT_LENGTH || h->id == HTTP1_H_TRANSFER_ENCODING)) {
+            if (h->id == HTTP1_H_TRANSFER_ENCODING && resp->body == HTTP1_BODY_CHUNKED &&
+                !c->resp_dechunk) {
+                out_field(&o, h); /* keep the codings as sent: chunked stays final */
+            }
+            continue;
+        }
+        if (h->id == HTTP1_H_TRANSFER_ENCODING && c->req_http10)
+            continue; /* HTTP/1.0 has no transfer codings */
+        out_field(&o, h);
+    }
+    if (!interim) {
+        if (resp->body == HTTP1_BODY_LENGTH) {
+            out_str(&o, "Content-Length: ");
+            out_u64(&o, resp->content_length);
+            out_str(&o, "\r\n");
+        }
+        if (upgrade)
+            out_str(&o, "Connection: upgrade\r\n");
+        else if (!c->client_keepalive)
+            out_str(&o, "Connection: close\r\n");
+        else if (c->req_http10)
+            out_str(&o, "Connection: keep-alive\r\n");
+    }
+    out_str(&o, "\r\n");
+    if (o.overflow)
+        return false;
+    b->last += (uint32_t)o.len;
+    return true;
+}
+
+/* ---------------------------------------------------------------- request side ------------- */
+
+/* Starts forwarding a parsed request: records its framing, rewrites its head, picks a backend. */
+static void start_exchange(struct client *c, const struct http1_request *req, size_t head_len)
+{
+    struct worker *w = c->w;
+    c->in->pos += (uint32_t)head_len;
+    c->parse_prev = 0;
+    w->stats.requests++;
+
+    c->req_body = req->body;
+    c->req_remaining = req->body == HTTP1_BODY_LENGTH ? req->content_length : 0;
+    c->req_ready = 0;
+    memset(&c->req_chunk, 0, sizeof(c->req_chunk));
+    c->req_done = false;
+    c->req_body_sent = false;
+    c->req_keepalive = (req->flags & HTTP1_MF_KEEP_ALIVE) != 0;
+    c->req_is_head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+    c->req_http10 = req->minor_version == 0;
+    c->req_upgrade = (req->flags & HTTP1_MF_UPGRADE) != 0;
+    c->resp_phase = RESP_WAIT_HEAD;
+    c->resp_started = false;
+    c->resp_dechunk = false;
+    c->tunnel_pending = false;
+    c->up_eof = false;
+    c->replayed = false;
+    c->tried.n = 0;
+
+    c->reqh = buf_get(&w->bufs);
+    if (!c->reqh) {
+        client_fail(c, 503, LB_OK);
+        return;
+    }
+    if (!build_request_head(c, req, c->reqh)) {
+        client_fail(c, 431, LB_OK);
+        return;
+    }
+    connect_next(c);
+}
+
+static void process_head(struct client *c)
+{
+    struct http1_request req;
+    const struct config *cfg = c->w->cfg;
+    struct http1_limits lim = {.max_head = cfg->max_header_size,
+                               .max_request_line = cfg->max_request_line};
+    size_t len = buf_len(c->in);
+    ssize_t n = http1_parse_request(c->in->data + c->in->pos, len, c->parse_prev, &lim, &req);
+    if (n == -EAGAIN) {
+        c->parse_prev = (uint32_t)len;
+        if (buf_space(c->in) == 0 && c->in->pos == 0)
+            client_fail(c, 431, LB_OK); /* cannot happen with buffers larger than the limit */
+        return;
+    }
+    if (n < 0) {
+        client_fail(c, req.err_status ? req.err_status : 400, LB_OK);
+        return;
+    }
+    if (req.flags & HTTP1_MF_CONNECT) {
+        client_fail(c, 501, LB_OK); /* golb is a reverse proxy, not a forward tunnel */
+        return;
+    }
+    start_exchange(c, &req, (size_t)n);
+}
+
+/* READ_HEAD: read what the client sent and parse once a head may be complete. */
+static void read_head(struct client *c)
+{
+    for (;;) {
+        if (c->in && buf_len(c->in) > 0 && !c->head_start)
+            c->head_start = loop_now(c->w->loop);
+        if (c->in && buf_len(c->in) > 0) {
+            process_head(c);
+            if (c->state != CS_READ_HEAD)
+                return;
+        }
+        if (!c->readable || c->eof)
+            break;
+        if (!ensure_in(c)) {
+            client_fail(c, 503, LB_OK);
+            return;
+        }
+        if (buf_space(c->in) == 0) {
+            client_fail(c, 431, LB_OK);
+            return;
+        }
+        ssize_t r = read_into(c->io.fd, c->in, &c->readable);
+        if (r == -EAGAIN)
+            break;
+        if (r <= 0) {
+            c->eof = true;
+            break;
+        }
+    }
+    if (c->eof) {
+        client_close(c); /* nothing complete to answer */
+        return;
+    }
+    if (c->in && buf_len(c->in) == 0) {
+        buf_put(&c->w->bufs, c->in); /* idle connections hold no buffer */
+        c->in = NULL;
+    }
+    arm_timer(c);
+}
+
+/* Tries the next backend: an idle pooled connection to it, else a new connect. */
+static void connect_next(struct client *c)
+{
+    struct worker *w = c->w;
+    const struct config *cfg = w->cfg;
+    uint32_t max_tries = MIN(cfg->retries + 1, (uint32_t)LB_MAX_TRIES);
+    for (;;) {
+        if ((uint32_t)c->tried.n >= max_tries) {
+            client_fail(c, 502, LB_OK);
+            return;
+        }
+        int idx = balancer_pick(w->balancer, &c->tried);
+        if (idx < 0) {
+            client_fail(c, c->tried.n ? 502 : 503, LB_OK);
+            return;
+        }
+        lb_tried_add(&c->tried, idx);
+        struct backend *b = &w->backends->b[idx];
+        c->backend = idx;
+        c->up = upstream_take_idle(w->upstreams, idx, c, on_upstream_event);
+        atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
+        if (c->up) {
+            c->up_reused = true;
+            c->state = CS_EXCHANGE;
+            c->progress_at = loop_now(w->loop);
+            pump(c);
+            return;
+        }
+        int err = 0;
+        c->up_reused = false;
+        c->up = upstream_connect(w->upstreams, idx, (const struct sockaddr *)&b->cfg->addr,
+                                 b->cfg->addrlen, c, on_upstream_event, &err);
+        if (c->up) {
+            c->state = CS_CONNECT;
+            c->progress_at = loop_now(w->loop);
+            arm_timer(c);
+            return;
+        }
+        atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
+        log_warn("backend %s: connect failed: %s", b->cfg->name, strerror(-err));
+        backend_report_failure(b, cfg->max_fails, strerror(-err));
+        balancer_release(w->balancer, idx, LB_CONNECT_FAILED);
+    }
+}
+
+/* A request sent on a pooled connection met a connection the backend had already closed. When
+ * nothing of the body has gone and no response byte came, send it again on a fresh connection to
+ * the same backend, once. Returns true when it did. */
+static bool replay_on_fresh(struct client *c)
+{
+    if (!c->up_reused || c->replayed || c->req_body_sent || c->resp_started ||
+        (c->uin && buf_len(c->uin) > 0) || !c->reqh)
+        return false;
+    struct worker *w = c->w;
+    struct backend *b = &w->backends->b[c->backend];
+    upstream_release(c->up, false);
+    c->up = NULL;
+    c->replayed = true;
+    c->reqh_sent = 0;
+    c->req_done = false;
+    c->up_eof = false;
+    int err = 0;
+    c->up_reused = false;
+    c->up = upstream_connect(w->upstreams, c->backend, (const struct sockaddr *)&b->cfg->addr,
+                             b->cfg->addrlen, c, on_upstream_event, &err);
+    if (!c->up) {
+        atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
+        balancer_release(w->balancer, c->backend, LB_CONNECT_FAILED);
+        connect_next(c);
+        return true;
+    }
+    c->state = CS_CONNECT;
+    c->progress_at = loop_now(w->loop);
+    arm_timer(c);
+    return true;
+}
+
+/* The upstream failed before the response started: replay, or answer 502. */
+static void upstream_broken(struct client *c, const char *why)
+{
+    if (replay_on_fresh(c))
+        return;
+    struct backend *b = &c->w->backends->b[c->backend];
+    if (!c->resp_started) {
+        log_warn("backend %s: %s", b->cfg->name, why);
+        backend_report_failure(b, c->w->cfg->max_fails, why);
+    }
+    client_fail(c, 502, LB_FAILED);
+}
+
+/* Sends the request head and body bytes the framing allows. Returns true on progress. */
+static bool pump_request(struct client *c)
+{
+    bool progress = false;
+    while (!c->req_done && c->state == CS_EXCHANGE) {
+        struct iovec iov[2];
+        int n = 0;
+        uint32_t head_left = c->reqh_sent < c->reqh->last ? c->reqh->last - c->reqh_sent : 0;
+        if (head_left)
+            iov[n++] = (struct iovec){c->reqh->data + c->reqh_sent, head_left};
+
+        uint64_t body = 0;
+        uint32_t avail = c->in ? buf_len(c->in) : 0;
+        if (c->req_body == HTTP1_BODY_LENGTH) {
+            body = MIN(c->req_remaining, (uint64_t)avail);
+        } else if (c->req_body == HTTP1_BODY_CHUNKED) {
+            while (c->req_ready < avail && !http1_chunked_done(&c->req_chunk)) {
+                bool is_data;
+                ssize_t k = http1_chunked_decode(&c->req_chunk, c->in->data + c->in->pos +
+                                                                    c->req_ready,
+                                                 avail - c->req_ready, &is_data);
+                if (k < 0) {
+                    client_fail(c, 400, LB_FAILED);
+                    return false;
+                }
+                if (k == 0)
+                    break;
+                c->req_ready += (uint32_t)k;
+            }
+            body = c->req_ready;
+        }
+        if (body)
+            iov[n++] = (struct iovec){c->in->data + c->in->pos, (size_t)body};
+
+        bool body_complete =
+            c->req_body == HTTP1_BODY_NONE ||
+            (c->req_body == HTTP1_BODY_LENGTH && c->req_remaining == body) ||
+            (c->req_body == HTTP1_BODY_CHUNKED && http1_chunked_done(&c->req_chunk) &&
+             c->req_ready == body);
+        if (n == 0 && body_complete) {
+            c->req_done = true;
+            c->sent_at = loop_now(c->w->loop);
+            progress = true;
+            break;
+        }
+        if (n > 0) {
+            if (!c->up->writable)
+                break;
+            ssize_t wr = write_iov(c->up->io.fd, iov, n, &c->up->writable);
+            if (wr == -EAGAIN)
+                break;
+            if (wr < 0) {
+                upstream_broken(c, "connection reset while sending the request");
+                return false;
+            }
+            progress = true;
+            c->progress_at = loop_now(c->w->loop);
+            uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
+            c->reqh_sent += from_head;
+            uint32_t from_body = (uint32_t)wr - from_head;
+            if (from_body) {
+                c->req_body_sent = true;
+                c->in->pos += from_body;
+                if (c->req_body == HTTP1_BODY_LENGTH)
+                    c->req_remaining -= from_body;
+                else
+                    c->req_ready -= from_body;
+            }
+            continue;
+        }
+        /* Need more body bytes from the client. */
+        if (!c->readable || c->eof)
+            break;
+        if (!ensure_in(c)) {
+            client_fail(c, 503, LB_FAILED);
+            return false;
+        }
+        ssize_t r = read_into(c->io.fd, c->in, &c->readable);
+        if (r == -EAGAIN)
+            break;
+        if (r <= 0) {
+            /* The client went away mid-body: the upstream can never get a complete request. */
+            c->eof = true;
+            client_close(c);
+            return false;
+        }
+        progress = true;
+        c->progress_at = loop_now(c->w->loop);
+    }
+    return progress;
+}
+
+/* ---------------------------------------------------------------- response side ------------ */
+
+static void start_tunnel(struct client *c);
+
+/* Parses the response head in uin. Returns true on progress. */
+static bool parse_response(struct client *c)
+{
+    struct http1_response resp;
+    size_t len = buf_len(c->uin);
+    ssize_t n = http1_parse_response(c->uin->data + c->uin->pos, len, 0, c->uin->cap - 1,
+                                     c->req_is_head, &resp);
+    if (n == -EAGAIN) {
+        if (buf_space(c->uin) == 0) {
+            if (c->uin->pos == 0) {
+                upstream_broken(c, "response head too large");
+                return false;
+            }
+            buf_compact(c->uin);
+        }
+        return false;
+    }
+    if (n < 0) {
+        char why[128];
+        snprintf(why, sizeof(why), "invalid response: %s",
+                 resp.err_reason ? resp.err_reason : "malformed");
+        c->replayed = true; /* a bad response is not a dropped pooled connection */
+        upstream_broken(c, why);
+        return false;
+    }
+    c->uin->pos += (uint32_t)n;
+    if (!c->resph) {
+        c->resph = buf_get(&c->w->bufs);
+        if (!c->resph) {
+            client_fail(c, 503, LB_FAILED);
+            return false;
+        }
+    }
+    if (resp.status < 200 && resp.status != 101) {
+        /* Interim (100 Continue, 103 Early Hints): relay to HTTP/1.1 clients, then keep waiting. */
+        if (!c->req_http10 && !build_response_head(c, &resp, c->resph)) {
+            upstream_broken(c, "interim response head too large");
+            return false;
+        }
+        return true;
+    }
+    if (resp.status == 101 && !c->req_upgrade) {
+        c->replayed = true;
+        upstream_broken(c, "101 Switching Protocols without an upgrade request");
+        return false;
+    }
+    c->resp_body = resp.body;
+    c->resp_remaining = resp.body == HTTP1_BODY_LENGTH ? resp.content_length : 0;
+    c->resp_ready = 0;
+    memset(&c->resp_chunk, 0, sizeof(c->resp_chunk));
+    c->resp_dechunk = resp.body == HTTP1_BODY_CHUNKED && c->req_http10;
+    c->resp_keepalive = (resp.flags & HTTP1_MF_KEEP_ALIVE) && resp.body != HTTP1_BODY_CLOSE;
+    c->client_keepalive = c->req_keepalive && !c->w->draining && c->req_done &&
+                          resp.body != HTTP1_BODY_CLOSE && !c->resp_dechunk && resp.status != 101;
+    if (!build_response_head(c, &resp, c->resph)) {
+        c->replayed = true;
+        upstream_broken(c, "response head too large");
+        return false;
+    }
+    /* The request can no longer be replayed: free its head now. */
+    buf_put(&c->w->bufs, c->reqh);
+    c->reqh = NULL;
+    if (resp.status == 101) {
+        c->tunnel_pending = true;
+        c->resp_phase = RESP_DONE;
+        return true;
+    }
+    c->resp_phase = resp.body == HTTP1_BODY_NONE ? RESP_DONE : RESP_BODY;
+    return true;
+}
+
+/* Body bytes at uin->pos ready to go to the client under the response framing. */
+static uint64_t response_body_ready(struct client *c, bool *failed)
+{
+    uint32_t avail = buf_len(c->uin);
+    switch (c->resp_body) {
+    case HTTP1_BODY_LENGTH:
+        return MIN(c->resp_remaining, (uint64_t)avail);
+    case HTTP1_BODY_CLOSE:
+        return avail;
+    case HTTP1_BODY_CHUNKED:
+        if (!c->resp_dechunk) {
+            while (c->resp_ready < avail && !http1_chunked_done(&c->resp_chunk)) {
+                bool is_data;
+                ssize_t k = http1_chunked_decode(&c->resp_chunk,
+                                                 c->uin->data + c->uin->pos + c->resp_ready,
+                                                 avail - c->resp_ready, &is_data);
+                if (k <= 0) {
+                    *failed = k < 0;
+                    break;
+                }
+                c->resp_ready += (uint32_t)k;
+            }
+            return c->resp_ready;
+        }
+        /* De-chunk in place: data runs slide down over the framing, resp_ready counts them. */
+        {
+            char *base = c->uin->data + c->uin->pos;
+            uint32_t src = c->resp_ready, dst = c->resp_ready;
+            while (src < avail && !http1_chunked_done(&c->resp_chunk)) {
+                bool is_data;
+                ssize_t k = http1_chunked_decode(&c->resp_chunk, base + src, avail - src,
+                                                 &is_data);
+                if (k <= 0) {
+                    *failed = k < 0;
+                    break;
+                }
+                if (is_data) {
+                    if (dst != src)
+                        memmove(base + dst, base + src, (size_t)k);
+                    dst += (uint32_t)k;
+                }
+                src += (uint32_t)k;
+            }
+            /* Bytes after the data we kept were framing; anything past src stays unprocessed. */
+            if (src < avail)
+                memmove(base + dst, base + src, avail - src);
+            c->uin->last -= src - dst;
+            c->resp_ready = dst;
+            return dst;
+        }
+    default:
+        return 0;
+    }
+}
+
+static bool response_body_complete(const struct client *c, uint64_t ready)
+{
+    switch (c->resp_body) {
+    case HTTP1_BODY_LENGTH:
+        return c->resp_remaining == ready;
+    case HTTP1_BODY_CHUNKED:
+        return http1_chunked_done(&c->resp_chunk) && c->resp_ready == ready;
+    case HTTP1_BODY_CLOSE:
+        return c->up_eof && buf_len(c->uin) == ready;
+    default:
+        return true;
+    }
+}
+
+/* Reads from the upstream and writes head and body to the client. Returns true on progress. */
+static bool pump_response(struct client *c)
+{
+    bool progress = false;
+    while (c->state == CS_EXCHANGE) {
+        /* 1. Write what is ready: a rewritten head, then body bytes. */
+        struct iovec iov[2];
+        int n = 0;
+        uint32_t head_left = c->resph ? c->resph->last - c->resph_sent : 0;
+        if (head_left)
+            iov[n++] = (struct iovec){c->resph->data + c->resph_sent, head_left};
+        uint64_t body = 0;
+        if (c->resp_phase == RESP_BODY) {
+            bool failed = false;
+            body = response_body_ready(c, &failed);
+            if (failed) {
+                upstream_broken(c, "invalid chunked response body");
+                return false;
+            }
+            if (body)
+                iov[n++] = (struct iovec){c->uin->data + c->uin->pos, (size_t)body};
+        }
+        if (n > 0) {
+            if (!c->writable)
+                break;
+            ssize_t wr = write_iov(c->io.fd, iov, n, &c->writable);
+            if (wr == -EAGAIN)
+                break;
+            if (wr < 0) {
+                client_close(c); /* the client is gone */
+                return false;
+            }
+            progress = true;
+            c->resp_started = true;
+            c->progress_at = loop_now(c->w->loop);
+            uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
+            c->resph_sent += from_head;
+            if (c->resph_sent == c->resph->last)
+                c->resph->pos = c->resph->last = c->resph_sent = 0;
+            uint32_t from_body = (uint32_t)wr - from_head;
+            if (from_body) {
+                c->uin->pos += from_body;
+                if (c->resp_body == HTTP1_BODY_LENGTH)
+                    c->resp_remaining -= from_body;
+                else if (c->resp_body == HTTP1_BODY_CHUNKED)
+                    c->resp_ready -= from_body;
+            }
+            continue;
+        }
+        if (c->resp_phase == RESP_BODY && response_body_complete(c, body)) {
+            c->resp_phase = RESP_DONE;
+            /* Bytes past the end of the response: the connection is out of step, never reuse. */
+            if (buf_len(c->uin) > 0)
+                c->resp_keepalive = false;
+            progress = true;
+        }
+        if (c->resp_phase == RESP_DONE)
+            break;
+
+        /* 2. Parse a head already buffered. */
+        if (c->resp_phase == RESP_WAIT_HEAD && c->uin && buf_len(c->uin) > 0) {
+            bool parsed = parse_response(c);
+            if (c->state != CS_EXCHANGE)
+                return false;
+            if (parsed) {
+                progress = true;
+                continue;
+            }
+        }
+
+        /* 3. Read more from the upstream once what we had is drained. */
+        if (!c->up->readable || c->up_eof)
+            break;
+        if (!c->uin) {
+            c->uin = buf_get(&c->w->bufs);
+            if (!c->uin) {
+                client_fail(c, 503, LB_FAILED);
+                return false;
+            }
+        }
+        if (buf_len(c->uin) == 0) {
+            c->uin->pos = c->uin->last = 0;
+            c->resp_ready = 0;
+        } else if (c->resp_phase == RESP_BODY) {
+            break; /* backpressure: wait until the client took what we have */
+        }
+        if (buf_space(c->uin) == 0)
+            buf_compact(c->uin);
+        ssize_t r = read_into(c->up->io.fd, c->uin, &c->up->readable);
+        if (r == -EAGAIN)
+            break;
+        if (r <= 0) {
+            c->up_eof = true;
+            if (c->resp_phase == RESP_WAIT_HEAD) {
+                if (buf_len(c->uin) == 0) {
+                    upstream_broken(c, r == 0 ? "connection closed before the response"
+                                              : "connection reset before the response");
+                } else {
+                    c->replayed = true;
+                    upstream_broken(c, "connection closed in the middle of the response head");
+                }
+                return false;
+            }
+            if (c->resp_body != HTTP1_BODY_CLOSE || r < 0) {
+                /* Premature end of a delimited body: cut the client so it sees the truncation. */
+                struct backend *b = &c->w->backends->b[c->backend];
+                log_warn("backend %s: connection closed in the middle of the response body",
+                         b->cfg->name);
+                client_close(c);
+                return false;
+            }
+            progress = true;
+            continue;
+        }
+        progress = true;
+        c->progress_at = loop_now(c->w->loop);
+    }
+    return progress;
+}
+
+/* Both directions are complete: recycle the upstream connection, then serve the next request. */
+static void finish_exchange(struct client *c)
+{
+    struct worker *w = c->w;
+    backend_report_success(&w->backends->b[c->backend]);
+    bool reusable = c->resp_keepalive && c->req_done && !c->up_eof;
+    drop_upstream(c, reusable, LB_OK);
+    c->requests++;
+    bool keep = c->client_keepalive && !w->draining;
+    release_buffers(c);
+    c->reqh_sent = c->resph_sent = 0;
+    if (!keep) {
+        if ((!c->in || buf_len(c->in) == 0) && !c->readable) {
+            client_close(c);
+            return;
+        }
+        client_linger(c);
+        return;
+    }
+    c->state = CS_READ_HEAD;
+    c->head_start = 0;
+    c->idle_since = loop_now(w->loop);
+    c->parse_prev = 0;
+    arm_timer(c);
+    /* Pipelined bytes (or more to read) are handled from the loop, not by recursion here, so a
+     * burst of pipelined requests costs no stack depth. */
+    if ((c->in && buf_len(c->in) > 0) || c->readable)
+        loop_defer(w->loop, &c->task, process_pipelined);
+    else if (c->eof)
+        client_close(c);
+}
+
+/* ---------------------------------------------------------------- tunnel ------------------- */
+
+static void start_tunnel(struct client *c)
+{
+    c->state = CS_TUNNEL;
+    c->progress_at = loop_now(c->w->loop);
+    if (!c->uin) {
+        c->uin = buf_get(&c->w->bufs);
+        if (!c->uin) {
+            client_close(c);
+            return;
+        }
+    }
+    if (!c->in && !ensure_in(c)) {
+        client_close(c);
+        return;
+    }
+}
+
+/* Moves bytes from one socket to another through b. Returns progress; sets *eof when src ended,
+ * *err on a hard error. */
+static bool relay(int src, bool *src_readable, int dst, bool *dst_writable, struct buf *b,
+                  bool *eof, bool *err)
+{
+    bool progress = false;
+    for (;;) {
+        if (buf_len(b) > 0) {
+            if (!*dst_writable)
+                break;
+            struct iovec iov = {b->data + b->pos, buf_len(b)};
+            ssize_t w = write_iov(dst, &iov, 1, dst_writable);
+            if (w == -EAGAIN)
+                break;
+            if (w < 0) {
+                *err = true;
+                break;
+            }
+            b->pos += (uint32_t)w;
+            progress = true;
+            continue;
+        }
+        b->pos = b->last = 0;
+        if (*eof || !*src_readable)
+            break;
+        ssize_t r = read_into(src, b, src_readable);
+        if (r == -EAGAIN)
+            break;
+        if (r <= 0) {
+            if (r < 0)
+                *err = true;
+            *eof = true;
+            progress = true;
+            break;
+        }
+        progress = true;
+    }
+    return progress;
+}
+
+static void pump_tunnel(struct client *c)
+{
+    bool err = false;
+    bool p1 = relay(c->io.fd, &c->readable, c->up->io.fd, &c->up->writable, c->in, &c->eof, &err);
+    bool p2 = relay(c->up->io.fd, &c->up->readable, c->io.fd, &c->writable, c->uin, &c->up_eof,
+                    &err);
+    if (err) {
+        client_close(c);
+        return;
+    }
+    /* Half-close: pass each side's end of stream on once its bytes are delivered. */
+    if (c->eof && buf_len(c->in) == 0 && !c->up_shut) {
+        shutdown(c->up->io.fd, SHUT_WR);
+        c->up_shut = true;
+    }
+    if (c->up_eof && buf_len(c->uin) == 0 && !c->client_shut) {
+        shutdown(c->io.fd, SHUT_WR);
+        c->client_shut = true;
+    }
+    if (c->up_shut && c->client_shut) {
+        client_close(c);
+        return;
+    }
+    if (p1 || p2)
+        c->progress_at = loop_now(c->w->loop);
+}
+
+/* ---------------------------------------------------------------- the pump ----------------- */
+
+/* Makes every step the current state allows, then re-arms the deadline. */
+static void pump(struct client *c)
+{
+    switch (c->state) {
+    case CS_READ_HEAD:
+        read_head(c);
+        return;
+    case CS_EXCHANGE:
+        for (int rounds = 0; rounds < 64 && c->state == CS_EXCHANGE; rounds++) {
+            bool p = pump_request(c);
+            if (c->state != CS_EXCHANGE)
+                break;
+            p |= pump_response(c);
+            if (c->state != CS_EXCHANGE)
+                break;
+            if (c->resp_phase == RESP_DONE && (c->resph == NULL || c->resph->last == 0)) {
+                if (c->tunnel_pending) {
+                    start_tunnel(c);
+                    if (c->state == CS_TUNNEL)
+                        pump_tunnel(c);
+                    break;
+                }
+                if (c->req_done) {
+                    finish_exchange(c);
+                    return;
+                }
+                if (c->req_body != HTTP1_BODY_NONE) {
+                    /* The upstream answered before taking the whole body (say a 413): the rest
+                     * of the body can go nowhere, so close the client after the response. */
+                    c->client_keepalive = false;
+                    c->resp_keepalive = false;
+                    c->req_done = true;
+                    finish_exchange(c);
+                    return;
+                }
+            }
+            if (!p)
+                break;
+        }
+        break;
+    case CS_TUNNEL:
+        pump_tunnel(c);
+        break;
+    case CS_ERROR_REPLY: {
+        while (c->reply_sent < c->reply_len && c->writable) {
+            struct iovec iov = {(char *)c->reply + c->reply_sent, c->reply_len - c->reply_sent};
+            ssize_t wr = write_iov(c->io.fd, &iov, 1, &c->writable);
+            if (wr == -EAGAIN)
+                break;
+            if (wr < 0) {
+                client_close(c);
+                return;
+            }
+            c->reply_sent += (uint32_t)wr;
+        }
+        if (c->reply_sent == c->reply_len) {
+            c->requests++;
+            client_linger(c);
+            return;
+        }
+        break;
+    }
+    case CS_LINGER: {
+        char scratch[4096];
+        for (;;) {
+            ssize_t r = read(c->io.fd, scratch, sizeof(scratch));
+            if (r > 0)
+                continue;
+            if (r == -1 && errno == EINTR)
+                continue;
+            if (r == -1 && errno == EAGAIN) {
+                c->readable = false;
+                break;
+            }
+            client_close(c); /* EOF or error: the client has everything */
+            return;
+        }
+        break;
+    }
+    default:
+        return;
+    }
+    if (c->state != CS_CLOSED)
+        arm_timer(c);
+}
+
+/* ---------------------------------------------------------------- events ------------------- */
+
+static void on_client_event(struct loop_io *io, uint32_t events)
+{
+    struct client *c = container_of(io, struct client, io);
+    if (c->state == CS_CLOSED)
+        return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->readable = true;
+    if (events & EPOLLOUT)
+        c->writable = true;
+    if ((events & (EPOLLHUP | EPOLLERR)) && c->state != CS_TUNNEL && c->state != CS_LINGER) {
+        /* Both directions are gone: nothing can be answered any more. */
+        client_close(c);
+        return;
+    }
+    if (c->state == CS_CONNECT)
+        return; /* nothing to do for the client until the upstream is there */
+    pump(c);
+}
+
+static void on_upstream_event(struct upstream_conn *up, uint32_t events)
+{
+    struct client *c = up->owner;
+    if (c->state == CS_CONNECT) {
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return;
+        int rc = upstream_connect_result(up);
+        if (rc != 0) {
+            struct backend *b = &c->w->backends->b[c->backend];
+            log_warn("backend %s: connect failed: %s", b->cfg->name, strerror(-rc));
+            backend_report_failure(b, c->w->cfg->max_fails, strerror(-rc));
+            drop_upstream(c, false, LB_CONNECT_FAILED);
+            connect_next(c);
+            return;
+        }
+        c->state = CS_EXCHANGE;
+        c->progress_at = loop_now(c->w->loop);
+    }
+    pump(c);
+}
+
+static void process_pipelined(struct loop_task *task)
+{
+    struct client *c = container_of(task, struct client, task);
+    if (c->state == CS_READ_HEAD)
+        pump(c);
+}
+
+/* ---------------------------------------------------------------- worker entry points ------ */
+
+void proxy_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
+{
+    struct client *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        worker_client_closed(w);
+        return;
+    }
+    sock_nodelay(fd);
+    c->w = w;
+    c->io.fd = fd;
+    c->io.cb = on_client_event;
+    c->backend = -1;
+    loop_timer_init(&c->timer, on_timeout);
+    c->iplen = (uint8_t)sock_ip_str(peer, c->ip, sizeof(c->ip));
+    c->state = CS_READ_HEAD;
+    c->idle_since = loop_now(w->loop);
+    c->next = w->clients;
+    if (w->clients)
+        w->clients->prev = c;
+    w->clients = c;
+    if (loop_io_add(w->loop, &c->io) != 0) {
+        client_close(c);
+        return;
+    }
+    arm_timer(c);
+    (void)peerlen;
+}
+
+void proxy_drain(struct worker *w)
+{
+    struct client *c = w->clients;
+    while (c) {
+        struct client *next = c->next;
+        if (c->state == CS_READ_HEAD && !c->head_start)
+            client_close(c);
+        c = next;
+    }
+}
+
+void proxy_close_all(struct worker *w)
+{
+    while (w->clients)
+        client_close(w->clients);
+}

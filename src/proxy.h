@@ -1,0 +1,19 @@
+/* proxy — the per-client-connection state machine: read a request head, pick a backend, stream
+ * the request up and the response down with backpressure, decide keep-alive on both sides, and
+ * answer errors (400/408/414/431/501/502/503/504/505) that golb generates itself.
+ */
+#ifndef GOLB_PROXY_H
+#define GOLB_PROXY_H
+
+#include <sys/socket.h>
+
+struct worker;
+
+/* Takes ownership of an accepted, non-blocking client socket. */
+void proxy_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen);
+/* Worker is draining: close idle client connections now; the rest close after their exchange. */
+void proxy_drain(struct worker *w);
+/* Closes every client connection at once (shutdown deadline passed, or worker teardown). */
+void proxy_close_all(struct worker *w);
+
+#endif

@@ -1,0 +1,190 @@
+/* worker — see worker.h. */
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "proxy.h"
+#include "upstream.h"
+#include "util.h"
+
+/* Client connections open in the whole process, against maxConnections. */
+static atomic_uint open_connections;
+
+/* Buffers kept for reuse per worker beyond those in use: enough for a burst of exchanges without
+ * going back to malloc, small enough that an idle golb stays small. */
+#define WORKER_MAX_FREE_BUFS 256
+
+static void close_listener(struct worker *w)
+{
+    if (w->listen_io.fd >= 0) {
+        close(w->listen_io.fd); /* close() also removes it from the epoll set */
+        w->listen_io.fd = -1;
+    }
+}
+
+/* Accepts until the backlog is empty (edge-triggered). Over maxConnections, or out of file
+ * descriptors, a connection is accepted and closed at once: the kernel queue drains and the loop
+ * never spins on a listener it cannot serve. */
+static void on_accept(struct loop_io *io, uint32_t events)
+{
+    struct worker *w = container_of(io, struct worker, listen_io);
+    for (int i = 0; i < 1024 && w->listen_io.fd >= 0; i++) {
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+        int fd = accept4(io->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if ((errno == EMFILE || errno == ENFILE) && w->spare_fd >= 0) {
+                close(w->spare_fd);
+                fd = accept(io->fd, NULL, NULL);
+                if (fd >= 0)
+                    close(fd);
+                w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                w->stats.rejected++;
+                log_warn("out of file descriptors: connection refused");
+                continue;
+            }
+            return; /* EAGAIN: drained */
+        }
+        unsigned n = atomic_fetch_add_explicit(&open_connections, 1, memory_order_relaxed);
+        if (n >= w->cfg->max_connections) {
+            atomic_fetch_sub_explicit(&open_connections, 1, memory_order_relaxed);
+            close(fd);
+            w->stats.rejected++;
+            continue;
+        }
+        w->nclients++;
+        w->stats.accepted++;
+        proxy_accept(w, fd, (struct sockaddr *)&peer, len);
+    }
+}
+
+void worker_client_closed(struct worker *w)
+{
+    atomic_fetch_sub_explicit(&open_connections, 1, memory_order_relaxed);
+    w->nclients--;
+    if (w->draining && w->nclients == 0)
+        loop_stop(w->loop);
+}
+
+int worker_init(struct worker *w, int id, int listen_fd, const struct config *cfg,
+                struct backend_table *backends, struct balancer *balancer)
+{
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->cfg = cfg;
+    w->backends = backends;
+    w->balancer = balancer;
+    w->listen_io.fd = listen_fd;
+    w->listen_io.cb = on_accept;
+    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    /* Buffers must hold a whole request head with room to spare, so the parser (not the buffer)
+     * decides when a head is too large. */
+    uint32_t size = MAX(16384u, cfg->max_header_size + 1024u);
+    buf_pool_init(&w->bufs, size, WORKER_MAX_FREE_BUFS);
+    w->loop = loop_new();
+    if (!w->loop)
+        return -ENOMEM;
+    w->upstreams = upstream_pool_new(w->loop, cfg->nbackends, cfg->upstream_max_idle,
+                                     cfg->upstream_idle_timeout_ms);
+    if (!w->upstreams)
+        return -ENOMEM;
+    return loop_io_add(w->loop, &w->listen_io);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    int rc = loop_run(w->loop);
+    if (rc != 0)
+        log_error("worker %d: event loop failed: %s", w->id, strerror(-rc));
+    return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0)
+        return -rc;
+    w->started = true;
+    return 0;
+}
+
+static void drain_on_loop(void *arg)
+{
+    struct worker *w = arg;
+    w->draining = true;
+    close_listener(w);
+    proxy_drain(w);
+    if (w->nclients == 0)
+        loop_stop(w->loop);
+}
+
+void worker_drain(struct worker *w)
+{
+    loop_wakeup(w->loop, drain_on_loop, w);
+}
+
+void worker_stop(struct worker *w)
+{
+    loop_stop(w->loop);
+}
+
+int worker_join(struct worker *w, uint64_t deadline_ms)
+{
+    if (!w->started)
+        return 0;
+    if (deadline_ms == UINT64_MAX) {
+        int rc = pthread_join(w->thread, NULL);
+        w->started = false;
+        return -rc;
+    }
+    for (;;) {
+        uint64_t now = util_now_ms();
+        uint64_t wait = deadline_ms > now ? deadline_ms - now : 0;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += (time_t)(wait / 1000);
+        ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        int rc = pthread_timedjoin_np(w->thread, NULL, &ts);
+        if (rc == 0) {
+            w->started = false;
+            return 0;
+        }
+        if (rc == ETIMEDOUT)
+            return -ETIMEDOUT;
+        if (rc != EINTR)
+            return -rc;
+    }
+}
+
+void worker_destroy(struct worker *w)
+{
+    if (w->loop) {
+        proxy_close_all(w);
+        close_listener(w);
+        loop_run_deferred(w->loop); /* the frees that closing queued */
+        upstream_pool_free(w->upstreams);
+        w->upstreams = NULL;
+        loop_run_deferred(w->loop);
+        loop_free(w->loop);
+        w->loop = NULL;
+    }
+    if (w->spare_fd >= 0)
+        close(w->spare_fd);
+    w->spare_fd = -1;
+    buf_pool_destroy(&w->bufs);
+}
