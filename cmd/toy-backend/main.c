@@ -64,6 +64,7 @@
 #define MAX_SIZE (1ull << 40)
 
 static int server_id;
+static bool verbose; /* -v: log one line per request */
 static _Atomic int health_status = 200;
 static _Atomic uint64_t stat_connections;
 static _Atomic uint64_t stat_requests;
@@ -443,6 +444,10 @@ static enum outcome serve(struct conn *c, struct http1_request *req, size_t head
     const char *why = NULL;
     int perr = parse_params(req->path, path_len, &prm, &why);
 
+    if (verbose)
+        log_info("request %u on connection: %.*s %.*s", c->nreq, (int)req->method_len, req->method,
+                 (int)req->target_len, req->target);
+
     /* Everything taken from the head is copied before the head bytes are consumed. */
     struct str echo = {0};
     str_addf(&echo, "server %d\n", server_id);
@@ -621,6 +626,7 @@ static void usage(FILE *f)
             "  -listen string\n"
             "    \taddress to listen on, HOST:PORT or [V6]:PORT; port 0 picks a free one\n"
             "    \t(default \"127.0.0.1:808N\" where N is -id)\n"
+            "  -v\tlog one line per request (default false)\n"
             "\n"
             "Flags may be written -flag value, -flag=value, --flag or --flag=value.\n"
             "Endpoints: GET /health, POST /toy/health?status=CODE, GET /toy/stats; any other path\n"
@@ -745,6 +751,13 @@ int main(int argc, char **argv)
                 usage_error("flag -help takes no value: %s", a);
             usage(stdout);
             return 0;
+        }
+        if (span_eq(name, nl, "v")) {
+            if (val && strcmp(val, "true") != 0 && strcmp(val, "false") != 0 &&
+                strcmp(val, "1") != 0 && strcmp(val, "0") != 0)
+                usage_error("invalid boolean value for flag -v: %s", val);
+            verbose = !val || strcmp(val, "true") == 0 || strcmp(val, "1") == 0;
+            continue;
         }
         bool is_id = span_eq(name, nl, "id"), is_listen = span_eq(name, nl, "listen");
         if (!is_id && !is_listen)
