@@ -265,7 +265,8 @@ static int diag_flush(struct load *l, FILE *errs)
         if (errs)
             fprintf(errs, "%s:1:1: out of memory\n", l->name);
     }
-    qsort(l->diags, l->ndiags, sizeof(*l->diags), diag_cmp);
+    if (l->ndiags)
+        qsort(l->diags, l->ndiags, sizeof(*l->diags), diag_cmp);
     for (size_t i = 0; i < l->ndiags; i++) {
         struct diag *d = &l->diags[i];
         if (errs)
