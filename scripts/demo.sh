@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `make run`: three toy backends (ids 1-3 on 127.0.0.1:8081-8083) and golb on examples/config.yaml
+# (127.0.0.1:8080). Ctrl-C stops all of them.
+set -u
+cd "$(dirname "$0")/.."
+pids=()
+cleanup() {
+    trap - INT TERM EXIT
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+    wait 2>/dev/null
+    echo "demo stopped"
+}
+trap cleanup INT TERM EXIT
+for id in 1 2 3; do
+    ./bin/toy-backend -id "$id" &
+    pids+=($!)
+done
+./bin/golb -confpath examples/config.yaml &
+pids+=($!)
+cat <<'MSG'
+
+golb is starting on http://127.0.0.1:8080 in front of toy backends 1, 2 and 3. Try:
+
+    for i in {1..9}; do curl -s http://127.0.0.1:8080 | head -n1; done
+
+Stop a backend (kill the toy-backend with id 2) and watch it leave the rotation within one
+health-check period; Ctrl-C here stops everything.
+
+MSG
+wait -n "${pids[@]}"
+echo "a demo process exited; stopping the rest"
