@@ -166,7 +166,7 @@ def main():
     if other:
         meta["other_load_on_proxy_cpu_pct"] = {"median": median(other), "max": max(other)}
         out(f"other load on the proxy's CPU during runs (not the proxy): median"
-            f" {median(other):.1f} %, max {max(other):.1f} %  (direct runs: wrk's CPU is elsewhere)")
+            f" {median(other):.1f} %, max {max(other):.1f} %")
     out("")
     out(head)
     out("-" * len(head))

@@ -126,7 +126,8 @@ cleanup() {
     trap - EXIT INT TERM
     local i
     for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do stop_pid "${STARTED[$i]}"; done
-    if [[ $rc == 0 && ${BENCH_KEEP_TMP:-0} != 1 ]]; then
+    # Kept after a failure (logs explain it) or on request; removed after success or Ctrl-C.
+    if [[ ($rc == 0 || $rc == 130 || $rc == 143) && ${BENCH_KEEP_TMP:-0} != 1 ]]; then
         rm -rf "$TMP"
     else
         say "configs and logs kept in $TMP"
