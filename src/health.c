@@ -288,7 +288,7 @@ static void check_reading(struct check *c)
         }
         if (n == 0) {
             check_finish(c, false,
-                         c->len ? "connection closed within the response head"
+                         c->len ? "connection closed before the end of the response head"
                                 : "connection closed before response");
             return;
         }
