@@ -261,14 +261,16 @@ def _new_tmpdir(prefix):
 
 
 def start_toy(bindir=None, id=0, extra_args=(), tmpdir=None, listen="127.0.0.1:0", verbose=True):
-    """Starts toy-backend -id ID (on 127.0.0.1:0 unless extra_args has -listen) and waits for its
-    "listening on" line. Returns the Proc with .host/.port set."""
+    """Starts toy-backend -id ID (on `listen`, 127.0.0.1:0 by default; listen=None keeps the toy's
+    own default 127.0.0.1:808ID; extra_args may hold -listen too) and waits for its "listening on"
+    line. Returns the Proc with .host/.port set."""
     bindir = bindir or BINDIR
     tmpdir = tmpdir or _new_tmpdir("golb-toy-")
     argv = [os.path.join(bindir, "toy-backend"), "-id", str(id)]
     if verbose:
         argv.append("-v")
-    if not any(a.lstrip("-").split("=")[0] == "listen" for a in extra_args if a.startswith("-")):
+    has_listen = any(a.lstrip("-").split("=")[0] == "listen" for a in extra_args if a.startswith("-"))
+    if listen is not None and not has_listen:
         argv += ["-listen", listen]
     argv += list(extra_args)
     p = Proc(f"toy{id}", argv, os.path.join(tmpdir, f"toy{id}-{time.monotonic_ns()}.log"))
@@ -314,9 +316,12 @@ def run_golb(bindir, args, timeout=10, cwd=None):
                           timeout=scaled(timeout), env=_child_env())
 
 
-def golb_config(backends, listen="127.0.0.1:0", period=0.2, timeout=0.5, **extra):
+def golb_config(backends, listen="127.0.0.1:0", period=None, timeout=None, **extra):
     """Builds a golb YAML config. backends: Procs (toys, raw upstreams) or ports or full URLs.
+    period/timeout: healthCheckPeriod/healthCheckTimeout in seconds (default 0.3 and 0.25, scaled).
     extra: more top-level keys, e.g. upstreamTimeout=1, workers=2."""
+    period = round(scaled(0.3), 3) if period is None else period
+    timeout = round(scaled(0.25), 3) if timeout is None else timeout
     lines = []
     if listen is not None:
         lines.append(f"listen: {listen}")
