@@ -72,10 +72,10 @@ struct check {
     struct loop_timer timer; /* the check's deadline, armed for its whole life */
     char *req;               /* the request, built once in health_new() */
     size_t req_len;
-    size_t sent;              /* bytes of req written by this check */
-    size_t len;               /* bytes in buf */
-    uint32_t ok_streak;       /* consecutive healthy results, for the rise threshold */
-    uint32_t fail_streak;     /* consecutive unhealthy results, for the fall threshold */
+    size_t sent;          /* bytes of req written by this check */
+    size_t len;           /* bytes in buf */
+    uint32_t ok_streak;   /* consecutive healthy results, for the rise threshold */
+    uint32_t fail_streak; /* consecutive unhealthy results, for the fall threshold */
     char buf[HEALTH_BUF_SIZE];
 };
 

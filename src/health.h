@@ -20,7 +20,8 @@ struct health;
 
 struct health *health_new(struct backend_table *table, const struct config *cfg);
 /* Runs the first round to completion on the calling thread (bounded by the timeout), so no
- * backend gets traffic before it was checked, then starts the checker thread. Returns 0 or -errno. */
+ * backend gets traffic before it was checked, then starts the checker thread.
+ * Returns 0 or -errno. */
 int health_start(struct health *h);
 /* Stops and joins the checker thread (safe to call if never started). */
 void health_stop(struct health *h);

@@ -125,7 +125,8 @@ static void srv_close_conn(struct srv *s, int i)
 
 static void srv_answer(struct srv *s, struct srv_conn *c)
 {
-    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
+    static const char ok[] =
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
     static const char err[] = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n";
     static const char garbage[] = "SSH-2.0-OpenSSH_9.6\r\n\r\n";
     static const char interim[] = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
@@ -531,27 +532,29 @@ Test(health, a_hung_check_is_never_doubled, .timeout = 60)
                  atomic_load(&s->max_open));
     /* Each check waits out its timeout before the next may start. */
     uint64_t first = atomic_load(&s->accept_ms[0]), third = atomic_load(&s->accept_ms[2]);
-    cr_assert_geq(third - first, 900, "3 checks within %llu ms", (unsigned long long)(third - first));
+    cr_assert_geq(third - first, 900, "3 checks within %llu ms",
+                  (unsigned long long)(third - first));
     fx_free(&fx);
     srv_stop(s);
 }
 
 Test(health, periodic_rounds_keep_a_steady_cadence, .timeout = 60)
 {
-    /* Each check takes its whole 300 ms timeout; the period is 400 ms. On a steady cadence the
-     * checks start 400 ms apart; a schedule drifting by the check's duration would put them
-     * 700 ms apart. The upper bound leaves 800 ms of slack over 4 periods for a loaded machine. */
+    /* Each check takes its whole 350 ms timeout; the period is 400 ms. On a steady cadence the
+     * checks start 400 ms apart (6 periods: 2400 ms); a schedule drifting by the checks' duration
+     * would put them 750 ms apart (4150 ms). The bound in between leaves 800 ms of slack for a
+     * loaded machine. */
     struct srv *s = srv_start(SRV_HANG);
     struct fixture fx;
-    fx_init(&fx, 300, 400);
+    fx_init(&fx, 350, 400);
     fx_add(&fx, s->port);
     fx_new(&fx);
     cr_assert_eq(health_start(fx.h), 0);
-    cr_assert(WAIT_UNTIL(atomic_load(&s->accepts) >= 5));
+    cr_assert(WAIT_UNTIL(atomic_load(&s->accepts) >= 7));
     health_stop(fx.h);
-    uint64_t span = atomic_load(&s->accept_ms[4]) - atomic_load(&s->accept_ms[0]);
-    cr_assert_geq(span, 4 * 400 - 50, "4 periods in %llu ms", (unsigned long long)span);
-    cr_assert_lt(span, 4 * 400 + 800, "4 periods in %llu ms: the cadence drifts",
+    uint64_t span = atomic_load(&s->accept_ms[6]) - atomic_load(&s->accept_ms[0]);
+    cr_assert_geq(span, 6 * 400 - 50, "6 periods in %llu ms", (unsigned long long)span);
+    cr_assert_lt(span, 6 * 400 + 800, "6 periods in %llu ms: the cadence drifts",
                  (unsigned long long)span);
     fx_free(&fx);
     srv_stop(s);
