@@ -78,10 +78,11 @@ struct client {
     struct worker *w;
     struct client *prev, *next; /* worker's list */
     enum client_state state;
-    bool readable, writable, eof;
+    bool readable, writable, eof, rdhup;
 
     struct buf *in, *reqh, *uin, *resph;
     uint32_t reqh_sent, resph_sent;
+    uint32_t reqh_host_at; /* where a Host line goes when the request had none (0: it had) */
     const char *reply; /* generated error response (static text) */
     uint32_t reply_len, reply_sent;
 
@@ -327,13 +328,19 @@ static void on_timeout(struct loop_timer *t)
 
 /* ---------------------------------------------------------------- I/O helpers -------------- */
 
-/* Reads from fd into b's free space. Returns bytes read, 0 on EOF, -EAGAIN, or -errno. */
-static ssize_t read_into(int fd, struct buf *b, bool *readable)
+/* Reads from fd into b's free space. Returns bytes read, 0 on EOF, -EAGAIN, or -errno.
+ * A short read means the socket's queue is empty: with edge-triggered epoll any later byte brings
+ * a new event, so the readiness flag can be cleared now instead of spending a read on EAGAIN. */
+static ssize_t read_into(int fd, struct buf *b, bool *readable, bool rdhup)
 {
     for (;;) {
-        ssize_t n = read(fd, b->data + b->last, buf_space(b));
+        uint32_t want = buf_space(b);
+        ssize_t n = read(fd, b->data + b->last, want);
         if (n > 0) {
             b->last += (uint32_t)n;
+            /* ...unless the peer's FIN is queued too: it brings no new edge, so read on to see it. */
+            if ((uint32_t)n < want && !rdhup)
+                *readable = false;
             return n;
         }
         if (n == 0)
@@ -348,12 +355,20 @@ static ssize_t read_into(int fd, struct buf *b, bool *readable)
     }
 }
 
+/* Writes iov; a short write means the socket buffer is full, which clears *writable (the next
+ * EPOLLOUT edge sets it again). */
 static ssize_t write_iov(int fd, struct iovec *iov, int n, bool *writable)
 {
+    size_t want = 0;
+    for (int i = 0; i < n; i++)
+        want += iov[i].iov_len;
     for (;;) {
         ssize_t w = writev(fd, iov, n);
-        if (w >= 0)
+        if (w >= 0) {
+            if ((size_t)w < want)
+                *writable = false;
             return w;
+        }
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN) {
@@ -484,9 +499,26 @@ static bool build_request_head(struct client *c, const struct http1_request *req
         out_mem(&o, req->authority, req->authority_len);
         out_str(&o, "\r\n");
     }
-    out_str(&o, "\r\n");
+    /* Without any authority (an HTTP/1.0 request without Host) the head is finished per try by
+     * set_upstream_host(), since HTTP/1.1 upstreams require a Host. */
+    c->reqh_host_at = req->authority_len ? 0 : (uint32_t)o.len;
+    if (req->authority_len)
+        out_str(&o, "\r\n");
     b->pos = 0;
     b->last = (uint32_t)o.len;
+    return !o.overflow;
+}
+
+/* Ends a request head that lacked Host with the chosen backend's "host:port", as nginx does. */
+static bool set_upstream_host(struct client *c, const struct backend *b)
+{
+    if (!c->reqh_host_at)
+        return true;
+    struct out o = {.p = c->reqh->data, .len = c->reqh_host_at, .cap = c->reqh->cap};
+    out_str(&o, "Host: ");
+    out_str(&o, b->cfg->name);
+    out_str(&o, "\r\n\r\n");
+    c->reqh->last = (uint32_t)o.len;
     return !o.overflow;
 }
 
@@ -633,7 +665,7 @@ static void read_head(struct client *c)
             client_fail(c, 431, LB_OK);
             return;
         }
-        ssize_t r = read_into(c->io.fd, c->in, &c->readable);
+        ssize_t r = read_into(c->io.fd, c->in, &c->readable, c->rdhup);
         if (r == -EAGAIN)
             break;
         if (r <= 0) {
@@ -671,6 +703,10 @@ static void connect_next(struct client *c)
         lb_tried_add(&c->tried, idx);
         struct backend *b = &w->backends->b[idx];
         c->backend = idx;
+        if (!set_upstream_host(c, b)) {
+            client_fail(c, 431, LB_OK);
+            return;
+        }
         c->up = upstream_take_idle(w->upstreams, idx, c, on_upstream_event);
         atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
         if (c->up) {
@@ -819,7 +855,7 @@ static bool pump_request(struct client *c)
             client_fail(c, 503, LB_FAILED);
             return false;
         }
-        ssize_t r = read_into(c->io.fd, c->in, &c->readable);
+        ssize_t r = read_into(c->io.fd, c->in, &c->readable, c->rdhup);
         if (r == -EAGAIN)
             break;
         if (r <= 0) {
@@ -1066,7 +1102,7 @@ static bool pump_response(struct client *c)
         }
         if (buf_space(c->uin) == 0)
             buf_compact(c->uin);
-        ssize_t r = read_into(c->up->io.fd, c->uin, &c->up->readable);
+        ssize_t r = read_into(c->up->io.fd, c->uin, &c->up->readable, c->up->rdhup);
         if (r == -EAGAIN)
             break;
         if (r <= 0) {
@@ -1174,7 +1210,7 @@ static bool relay(int src, bool *src_readable, int dst, bool *dst_writable, stru
         b->pos = b->last = 0;
         if (*eof || !*src_readable)
             break;
-        ssize_t r = read_into(src, b, src_readable);
+        ssize_t r = read_into(src, b, src_readable, true);
         if (r == -EAGAIN)
             break;
         if (r <= 0) {
@@ -1313,6 +1349,8 @@ static void on_client_event(struct loop_io *io, uint32_t events)
         return;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->readable = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->rdhup = true;
     if (events & EPOLLOUT)
         c->writable = true;
     if ((events & (EPOLLHUP | EPOLLERR)) && c->state != CS_TUNNEL && c->state != CS_LINGER) {

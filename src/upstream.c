@@ -72,6 +72,8 @@ static void on_io(struct loop_io *io, uint32_t events)
         return;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->readable = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->rdhup = true; /* the backend's FIN is queued: read until EOF, not just until short */
     if (events & EPOLLOUT)
         c->writable = true;
     if (c->owner) {

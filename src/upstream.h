@@ -32,7 +32,7 @@ struct upstream_conn {
     upstream_event_cb on_event;        /* the owner's handler */
     int backend;
     uint32_t requests; /* exchanges completed on this connection */
-    bool readable, writable, connected, closed;
+    bool readable, writable, rdhup, connected, closed;
 };
 
 struct upstream_stats {
