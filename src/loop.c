@@ -299,7 +299,8 @@ void loop_run_deferred(struct loop *loop)
 int loop_run(struct loop *loop)
 {
     struct epoll_event events[LOOP_MAX_EVENTS];
-    atomic_store(&loop->stopping, false);
+    /* A stop requested before this call ends this run at once; the flag is cleared on the way
+     * out so the loop can run again (the health checker runs its first round, then its thread). */
     while (!atomic_load_explicit(&loop->stopping, memory_order_relaxed)) {
         int timeout = loop->deferred ? 0 : next_timeout(loop);
         int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, timeout);
@@ -317,5 +318,6 @@ int loop_run(struct loop *loop)
         run_timers(loop);
         loop_run_deferred(loop);
     }
+    atomic_store(&loop->stopping, false);
     return 0;
 }

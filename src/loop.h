@@ -58,7 +58,8 @@ void loop_free(struct loop *loop);
 
 /* Runs until loop_stop() is called (from the loop's thread or any other). Returns 0 or -errno. */
 int loop_run(struct loop *loop);
-/* Thread-safe: makes loop_run() return after the current iteration. */
+/* Thread-safe: makes loop_run() return after the current iteration, or at once if it has not
+ * started yet (a stop is never lost to a thread that is still starting). */
 void loop_stop(struct loop *loop);
 /* Thread-safe: wakes the loop and calls `cb(arg)` on the loop's thread in its next iteration.
  * Used by the main thread to ask workers to drain. At most one pending wakeup callback. */

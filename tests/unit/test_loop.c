@@ -204,3 +204,15 @@ Test(loop, wakeup_from_another_thread_runs_on_the_loop)
     cr_expect_eq(t.runs, 1);
     loop_free(loop);
 }
+
+Test(loop, stop_before_run_is_not_lost_and_the_loop_can_run_again)
+{
+    struct loop *loop = loop_new();
+    loop_stop(loop);
+    cr_assert_eq(loop_run(loop), 0, "a stop requested before run must end the run");
+    struct task_ctx t = {.loop = loop};
+    loop_defer(loop, &t.task, on_task);
+    cr_assert_eq(loop_run(loop), 0);
+    cr_expect_eq(t.runs, 1, "the loop must run again after a stop");
+    loop_free(loop);
+}
