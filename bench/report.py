@@ -53,9 +53,13 @@ def per_run_metrics(r):
         own = r["cpu_ticks"] or 0
         m["other_load_pct"] = max(0, r["proxy_cpu_busy_ticks"] - own) * 100 / r["proxy_cpu_total_ticks"]
     m["upstream_cpu_us_req"] = r["upstream_cpu_ticks"] * 1e6 / r["clk_tck"] / n
-    if r["target"] != "direct" and r["up_requests"] > 0:
-        m["new_conns_req"] = r["up_accepts"] / r["up_requests"]
+    # Upstream connections per proxied request, health checks (golb's, whichever proxy runs)
+    # taken out: they are logged separately by the upstream.
+    hreq, hconn = r.get("up_health_requests", 0), r.get("up_health_new_conns", 0)
+    if r["target"] != "direct" and r["up_requests"] - hreq > 0:
+        m["new_conns_req"] = max(0, r["up_accepts"] - hconn) / (r["up_requests"] - hreq)
         m["reuse_pct"] = 100 * (1 - m["new_conns_req"])
+        m["health_checks"] = hreq
     return m
 
 
@@ -195,6 +199,7 @@ def main():
         row("   proxy CPU us/request", "ka", "cpu_us_req", 2)
         row("   proxy CPU % of one core", "ka", "cpu_pct", 0)
         row("   upstream new conns per 1k requests", "ka", "new_conns_req", 3, PROXIES, 1000)
+        out("     (health checks excluded; they are golb's, on whichever proxy is measured)")
         row("   upstream reuse %", "ka", "reuse_pct", 3, PROXIES)
     if "close" in scens:
         out(f"3. new connection per request (Connection: close, wrk -c{args.conns})")

@@ -183,6 +183,10 @@ rss_kb() { # pids... -> VmRSS summed, in KiB
     echo "$total"
 }
 
+health_counters() { # -> "requests new_connections" of health checks so far (upstream's /health log)
+    awk '{n++} $1 == 1 {c++} END {print n + 0, c + 0}' "$TMP/ngx-up/health.log" 2>/dev/null || echo "0 0"
+}
+
 upstream_counters() { # -> "accepts requests" of the upstream nginx (stub_status)
     local resp
     exec 3<>"/dev/tcp/127.0.0.1/$STATUS_PORT"
@@ -213,6 +217,7 @@ error_log $TMP/ngx-up/error.log warn;
 events { worker_connections $((MAXCONN * 2)); }
 http {
     access_log off;
+    log_format hc '\$connection_requests';
     default_type text/plain;
     sendfile on;
     tcp_nopush on;
@@ -229,7 +234,8 @@ http {
         listen 127.0.0.1:${UP_PORTS[2]} backlog=4096;
         root $TMP/www;
         location = /1m { }
-        location = /health { return 200 "ok\n"; }
+        # Health checks are logged (only they) so that reuse can be computed without them.
+        location = /health { access_log $TMP/ngx-up/health.log hc; return 200 "ok\n"; }
         location / { return 200 "ok\n"; }
     }
     server {
@@ -364,6 +370,7 @@ run_wrk() { # round scenario target conns path [wrk args...] -> appends a record
     pids=$(target_pids "$target")
     local upid=${PID[upstream]}
     read -r a0 r0 < <(upstream_counters)
+    read -r h0 hc0 < <(health_counters)
     c0=$(cpu_ticks $pids)
     u0=$(cpu_ticks "$upid")
     read -r pb0 pt0 < <(cpu_busy "$PROXY_CPU")
@@ -374,6 +381,7 @@ run_wrk() { # round scenario target conns path [wrk args...] -> appends a record
     u1=$(cpu_ticks "$upid")
     read -r pb1 pt1 < <(cpu_busy "$PROXY_CPU")
     read -r a1 r1 < <(upstream_counters)
+    read -r h1 hc1 < <(health_counters)
     line=$(grep '^WRKJSON ' <<<"$out" | head -1 | cut -d' ' -f2-)
     if [[ -z $line ]]; then
         say "wrk gave no summary for $target/$scen:"
@@ -382,9 +390,9 @@ run_wrk() { # round scenario target conns path [wrk args...] -> appends a record
     fi
     local cpu=null
     [[ -n $pids ]] && cpu=$((c1 - c0))
-    printf '{"round":%d,"scenario":"%s","target":"%s","seconds":%d,"conns":%d,"path":"%s","cpu_ticks":%s,"upstream_cpu_ticks":%d,"clk_tck":%d,"up_accepts":%d,"up_requests":%d,"rss_kb":%d,"proxy_cpu_busy_ticks":%d,"proxy_cpu_total_ticks":%d,"wrk":%s}\n' \
+    printf '{"round":%d,"scenario":"%s","target":"%s","seconds":%d,"conns":%d,"path":"%s","cpu_ticks":%s,"upstream_cpu_ticks":%d,"clk_tck":%d,"up_accepts":%d,"up_requests":%d,"up_health_requests":%d,"up_health_new_conns":%d,"rss_kb":%d,"proxy_cpu_busy_ticks":%d,"proxy_cpu_total_ticks":%d,"wrk":%s}\n' \
         "$round" "$scen" "$target" "$SECS" "$conns" "$path" "$cpu" $((u1 - u0)) "$CLK_TCK" \
-        $((a1 - a0 - 1)) $((r1 - r0 - 1)) "$(rss_kb $pids)" $((pb1 - pb0)) $((pt1 - pt0)) "$line" >>"$RAW"
+        $((a1 - a0 - 1)) $((r1 - r0 - 1)) $((h1 - h0)) $((hc1 - hc0)) "$(rss_kb $pids)" $((pb1 - pb0)) $((pt1 - pt0)) "$line" >>"$RAW"
     "$PY" - "$RAW" <<'EOF' >&2
 import json, sys
 r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
