@@ -171,6 +171,9 @@ def main():
         meta["other_load_on_proxy_cpu_pct"] = {"median": median(other), "max": max(other)}
         out(f"other load on the proxy's CPU during runs (not the proxy): median"
             f" {median(other):.1f} %, max {max(other):.1f} %")
+        if median(other) > 10:
+            out("WARNING: the machine was busy: req/s and latency are not comparable with a quiet"
+                " run; CPU per request, reuse and memory suffer least. Re-run when it is quiet.")
     out("")
     out(head)
     out("-" * len(head))
