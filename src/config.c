@@ -10,7 +10,8 @@
  * deeper than MAX_DEPTH or a second document stops the walk, since no tree is left to check.
  *
  * Grammar (a subset of YAML 1.1; anchors, aliases, tags and multiple documents are rejected):
- *   config    := mapping; each key at most once; unknown keys are errors
+ *   config    := mapping; each known key at most once; unknown keys are errors (an unknown key
+ *                written twice is reported twice as unknown, not as a duplicate)
  *   INT       := plain (unquoted) scalar: ["-"] DIGITS, no leading zero ("010" is octal in YAML 1.1),
  *                no "0x10", "1e3", "+5", "true". Quoted numbers ("8080") are rejected: in YAML they
  *                are strings, and accepting them would make `port: "80"` and `port: 80` mean the same.
@@ -31,6 +32,7 @@
  *
  * Messages (KEY a key name, V the offending value quoted and escaped, or "null", "a sequence", "a
  * mapping", "the quoted string V"; N a line number):
+ *   too many problems: N more not shown         (after DIAG_MAX, at the first one not shown)
  *   cannot read: <strerror>                                    (at 1:1, config_load only)
  *   file is larger than 1 MiB                                  (at 1:1, config_load only)
  *   out of memory                                              (at 1:1)
@@ -103,6 +105,7 @@
 #define URL_MAX 2048           /* backend URLs longer than this are rejected */
 #define QUOTE_MAX 64           /* characters of a value shown in a message */
 #define DAY_MS 86400000u
+#define DIAG_MAX 1000          /* diagnostics kept; beyond, only counted (a summary line says so) */
 
 /* ---------------------------------------------------------------------------------------------
  * Node tree
@@ -188,6 +191,8 @@ struct load {
     struct diag *diags;
     size_t ndiags, cap;
     int nerrors;
+    size_t dropped;         /* diagnostics beyond DIAG_MAX */
+    int drop_line, drop_col; /* where the first of them is */
     bool oom;
 
     /* filled while walking the top mapping: index = row in keys[] */
@@ -201,6 +206,13 @@ static void vdiag(struct load *l, bool warning, int line, int col, const char *f
 {
     if (!warning)
         l->nerrors++;
+    if (l->ndiags == DIAG_MAX) {
+        if (!l->dropped++) {
+            l->drop_line = line;
+            l->drop_col = col;
+        }
+        return;
+    }
     if (l->ndiags == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 16;
         struct diag *d = realloc(l->diags, cap * sizeof(*d));
@@ -274,6 +286,9 @@ static int diag_flush(struct load *l, FILE *errs)
                     d->warning ? "warning: " : "", d->text);
         free(d->text);
     }
+    if (l->dropped && errs)
+        fprintf(errs, "%s:%d:%d: too many problems: %zu more not shown\n", l->name,
+                l->drop_line, l->drop_col, l->dropped);
     free(l->diags);
     l->diags = NULL;
     l->ndiags = l->cap = 0;
@@ -621,8 +636,8 @@ static size_t edit_distance(const char *a, size_t la, const char *b)
 {
     size_t lb = strlen(b);
     size_t d[3][40]; /* rows i-2, i-1, i, rotating; lb < 40 for every known key */
-    if (lb >= 40)
-        return SIZE_MAX;
+    if (lb >= 40 || la > lb + 3 || lb > la + 3)
+        return SIZE_MAX; /* too far apart to be suggested anyway */
     for (size_t j = 0; j <= lb; j++)
         d[0][j] = j;
     for (size_t i = 1; i <= la; i++) {
@@ -666,7 +681,7 @@ static void unknown_key(struct load *l, const struct node *k, const char *const 
                         const char *where)
 {
     struct qbuf q;
-    const char *s = suggest(k, names, n);
+    const char *s = l->ndiags < DIAG_MAX ? suggest(k, names, n) : NULL;
     if (s)
         error_at(l, k, "unknown key %s%s (did you mean \"%s\"?)", quote(&q, k->str, k->len),
                  where, s);
@@ -674,26 +689,31 @@ static void unknown_key(struct load *l, const struct node *k, const char *const 
         error_at(l, k, "unknown key %s%s", quote(&q, k->str, k->len), where);
 }
 
-/* Checks that the key at kids[i] of mapping `m` is a string not used by an earlier pair.
- * Returns false, after reporting, when the pair must be skipped. */
-static bool key_ok(struct load *l, const struct node *m, size_t i)
+/* Checks that `k` can be a key (a string). Returns false, after reporting, when the pair must be
+ * skipped. Duplicates are found through the slot each known key fills: an unknown key is an error
+ * anyway, and this keeps a file of many keys linear. */
+static bool key_ok(struct load *l, const struct node *k)
 {
     struct qbuf q;
-    const struct node *k = m->kids[i];
     if (k->kind == NODE_BAD)
         return false;
     if (!is_scalar(k) || is_null(k)) {
         error_at(l, k, "keys must be strings, got %s", describe(&q, k));
         return false;
     }
-    for (size_t j = 0; j < i; j += 2) {
-        const struct node *o = m->kids[j];
-        if (is_scalar(o) && o->len == k->len && memcmp(o->str, k->str, k->len) == 0) {
-            error_at(l, k, "duplicate key %s (first defined at line %d)",
-                     quote(&q, k->str, k->len), o->line);
-            return false;
-        }
+    return true;
+}
+
+/* Fills *slot with `k` unless an earlier key took it; reports the duplicate. */
+static bool key_first(struct load *l, const struct node *k, const struct node **slot)
+{
+    struct qbuf q;
+    if (*slot) {
+        error_at(l, k, "duplicate key %s (first defined at line %d)", quote(&q, k->str, k->len),
+                 (*slot)->line);
+        return false;
     }
+    *slot = k;
     return true;
 }
 
@@ -829,18 +849,19 @@ void config_set_resolve_numeric_only(bool on)
 
 #define RESOLVE_DISABLED 1 /* not an EAI_* code (those are negative on glibc) */
 
-/* host:port → the first address getaddrinfo returns (numeric first, then by name).
- * Returns 0, an EAI_* code, or RESOLVE_DISABLED. host NULL = wildcard. */
-static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+/* host:port → the first address getaddrinfo returns (numeric first, then by name unless
+ * `numeric`, as for a bracketed IPv6 literal). Returns 0, an EAI_* code, or RESOLVE_DISABLED. */
+static int resolve(const char *host, uint16_t port, bool numeric, struct sockaddr_storage *ss,
+                   socklen_t *len)
 {
     struct addrinfo hints = {0}, *ai = NULL;
     char portstr[8];
     snprintf(portstr, sizeof(portstr), "%u", port);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | (host ? 0 : AI_PASSIVE);
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
     int rc = getaddrinfo(host, portstr, &hints, &ai);
-    if (rc == EAI_NONAME && host) {
+    if (rc == EAI_NONAME && !numeric) {
         if (numeric_only && strcasecmp(host, "localhost") != 0)
             return RESOLVE_DISABLED;
         hints.ai_flags = AI_NUMERICSERV;
@@ -915,6 +936,22 @@ static bool visible_ascii(const char *s, size_t len)
     return true;
 }
 
+/* The wildcard IPv4 address on `port`, as `port: N` and the default mean. */
+static void set_listen_any(struct load *l, struct config *cfg, uint16_t port)
+{
+    struct sockaddr_in *sin = (struct sockaddr_in *)(void *)&cfg->listen_addr;
+    memset(&cfg->listen_addr, 0, sizeof(cfg->listen_addr));
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    sin->sin_addr.s_addr = htonl(INADDR_ANY);
+    cfg->listen_addrlen = sizeof(*sin);
+    free(cfg->listen_name);
+    if (asprintf(&cfg->listen_name, "0.0.0.0:%u", port) == -1) {
+        cfg->listen_name = NULL;
+        l->oom = true;
+    }
+}
+
 /* listen: "ADDR:PORT" | "[IPV6]:PORT" | ":PORT" (port 0..65535). */
 static void set_listen(struct load *l, struct config *cfg, const struct node *v)
 {
@@ -960,7 +997,12 @@ static void set_listen(struct load *l, struct config *cfg, const struct node *v)
         error_at(l, v, "listen port must be between 0 and 65535, got %s", quote(&q, p, strlen(p)));
         return;
     }
-    int rc = resolve(hlen ? host : NULL, port, &cfg->listen_addr, &cfg->listen_addrlen);
+    if (hlen == 0) { /* ":PORT" */
+        set_listen_any(l, cfg, port);
+        l->listen_ok = true;
+        return;
+    }
+    int rc = resolve(host, port, v6, &cfg->listen_addr, &cfg->listen_addrlen);
     if (rc == 0 && v6 && cfg->listen_addr.ss_family != AF_INET6)
         rc = EAI_NONAME;
     if (rc != 0) {
@@ -969,30 +1011,13 @@ static void set_listen(struct load *l, struct config *cfg, const struct node *v)
         return;
     }
     char *name;
-    if (asprintf(&name, "%s%s%s:%u", v6 ? "[" : "", hlen ? host : "0.0.0.0", v6 ? "]" : "",
-                 port) == -1) {
+    if (asprintf(&name, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", port) == -1) {
         l->oom = true;
         return;
     }
     free(cfg->listen_name);
     cfg->listen_name = name;
     l->listen_ok = true;
-}
-
-/* The wildcard IPv4 address on `port`, as `port: N` and the default mean. */
-static void set_listen_any(struct load *l, struct config *cfg, uint16_t port)
-{
-    struct sockaddr_in *sin = (struct sockaddr_in *)(void *)&cfg->listen_addr;
-    memset(&cfg->listen_addr, 0, sizeof(cfg->listen_addr));
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(port);
-    sin->sin_addr.s_addr = htonl(INADDR_ANY);
-    cfg->listen_addrlen = sizeof(*sin);
-    free(cfg->listen_name);
-    if (asprintf(&cfg->listen_name, "0.0.0.0:%u", port) == -1) {
-        cfg->listen_name = NULL;
-        l->oom = true;
-    }
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1103,7 +1128,7 @@ static int parse_url(struct load *l, const struct node *n, struct config_backend
         return -1;
     }
 
-    int rc = resolve(b->host, b->port, &b->addr, &b->addrlen);
+    int rc = resolve(b->host, b->port, v6, &b->addr, &b->addrlen);
     if (rc == 0 && v6 && b->addr.ss_family != AF_INET6)
         rc = EAI_NONAME;
     if (rc != 0) {
@@ -1123,7 +1148,7 @@ static int parse_backend(struct load *l, const struct node *e, struct config_bac
 {
     static const char *const names[] = {"url", "healthPath"};
     struct qbuf q;
-    const struct node *url = NULL, *hp = NULL;
+    const struct node *url = NULL, *hp = NULL, *url_k = NULL, *hp_k = NULL;
     int rc = -1;
 
     if (e->kind == NODE_BAD)
@@ -1135,13 +1160,15 @@ static int parse_backend(struct load *l, const struct node *e, struct config_bac
     } else if (e->kind == NODE_MAPPING) {
         for (size_t i = 0; i + 1 < e->nkids; i += 2) {
             const struct node *k = e->kids[i], *v = e->kids[i + 1];
-            if (!key_ok(l, e, i))
+            if (!key_ok(l, k))
                 continue;
-            if (key_is(k, "url"))
-                url = v;
-            else if (key_is(k, "healthPath"))
-                hp = v;
-            else
+            if (key_is(k, "url")) {
+                if (key_first(l, k, &url_k))
+                    url = v;
+            } else if (key_is(k, "healthPath")) {
+                if (key_first(l, k, &hp_k))
+                    hp = v;
+            } else
                 unknown_key(l, k, names, ARRAY_LEN(names), " in backend");
         }
         if (!url) {
@@ -1310,14 +1337,15 @@ static void walk(struct load *l, struct config *cfg, const struct node *root)
     }
     for (size_t i = 0; i + 1 < root->nkids; i += 2) {
         const struct node *k = root->kids[i], *v = root->kids[i + 1];
-        if (!key_ok(l, root, i))
+        if (!key_ok(l, k))
             continue;
         int idx = k->len == strlen(k->str) ? key_index(k->str) : -1;
         if (idx == -1) {
             unknown_key(l, k, names, ARRAY_LEN(names), "");
             continue;
         }
-        l->key_at[idx] = k;
+        if (!key_first(l, k, &l->key_at[idx]))
+            continue;
         l->val_at[idx] = v;
         set_key(l, cfg, &keys[idx], v);
     }
