@@ -18,7 +18,7 @@ step make MODE=release e2e
 step make -j"$jobs" MODE=asan all
 step make -j"$jobs" MODE=asan $(ls tests/unit/test_*.c | sed 's#tests/unit/\(.*\)\.c#build/asan/tests/\1#')
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 step make MODE=asan unit
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 step make MODE=asan e2e
+GOLB_TEST_TIMEOUT_SCALE=${GOLB_TEST_TIMEOUT_SCALE:-3} ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 step make MODE=asan e2e
 step make -j"$jobs" fuzz-build
 FUZZ_REPLAY_SECONDS=${FUZZ_REPLAY_SECONDS:-15} step make fuzz-replay
 read -r passed failed < <(awk '{p += $1; f += $2} END {print p+0, f+0}' "$GOLB_RESULTS")

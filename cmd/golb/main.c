@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -125,8 +126,28 @@ static int bind_listeners(const struct config *cfg, int *fds, int n, char *bound
     return 0;
 }
 
+/* A proxy holds two descriptors per proxied request and one per idle client: raise the soft
+ * descriptor limit to the hard one (the usual 1024 soft limit would cap golb far below
+ * maxConnections). */
+static void raise_fd_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)cfg->max_connections * 2 + 1024;
+    if (rl.rlim_cur >= want || rl.rlim_cur == rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        log_warn("cannot raise the open-file limit: %s", strerror(errno));
+    if (rl.rlim_cur < want)
+        log_warn("open-file limit %llu is below what maxConnections %u may need (%llu)",
+                 (unsigned long long)rl.rlim_cur, cfg->max_connections, (unsigned long long)want);
+}
+
 static int run(const struct config *cfg)
 {
+    raise_fd_limit(cfg);
     int status = 1;
     sigset_t mask;
     sigemptyset(&mask);
