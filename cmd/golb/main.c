@@ -140,9 +140,9 @@ static void raise_fd_limit(const struct config *cfg)
     rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
         log_warn("cannot raise the open-file limit: %s", strerror(errno));
-    if (rl.rlim_cur < want)
-        log_warn("open-file limit %llu is below what maxConnections %u may need (%llu)",
-                 (unsigned long long)rl.rlim_cur, cfg->max_connections, (unsigned long long)want);
+    if (rl.rlim_cur < (rlim_t)cfg->max_connections + 64)
+        log_warn("open-file limit %llu is below maxConnections %u",
+                 (unsigned long long)rl.rlim_cur, cfg->max_connections);
 }
 
 static int run(const struct config *cfg)
