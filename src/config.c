@@ -1,47 +1,49 @@
 /* config — the YAML configuration file turned into an immutable, validated struct config.
  *
- *   bytes ──libyaml events──▶ node tree: scalar | sequence | mapping, each with its 1-based line:col
+ *   bytes ──libyaml events──▶ node tree (scalar | sequence | mapping, 1-based line:col on each)
  *         ──top mapping walked against keys[] (name, type, offsetof, min, max, default)──▶
  *   struct config (defaults first) ──cross-field checks──▶ *out, or freed and -1
  *
- * Every problem becomes a diagnostic {line, col, text}. Nothing stops at the first one: the whole file
- * is checked, then the diagnostics are sorted by position and written to `errs`, one per line, as
- * `NAME:LINE:COL: text` (errors) or `NAME:LINE:COL: warning: text`. Only a YAML syntax error, nesting
- * deeper than MAX_DEPTH or a second document stops the walk, since no tree is left to check.
+ * Every problem becomes a diagnostic {line, col, text}. Nothing stops at the first one: the whole
+ * file is checked, then the diagnostics are sorted by position and written to `errs`, one per line,
+ * as `NAME:LINE:COL: text` (errors) or `NAME:LINE:COL: warning: text`. Only a YAML syntax error,
+ * nesting deeper than MAX_DEPTH or a second document stops the walk: no tree is left to check.
  *
  * Grammar (a subset of YAML 1.1; anchors, aliases, tags and multiple documents are rejected):
- *   config    := mapping; each known key at most once; unknown keys are errors (an unknown key
- *                written twice is reported twice as unknown, not as a duplicate)
- *   INT       := plain (unquoted) scalar: ["-"] DIGITS, no leading zero ("010" is octal in YAML 1.1),
- *                no "0x10", "1e3", "+5", "true". Quoted numbers ("8080") are rejected: in YAML they
- *                are strings, and accepting them would make `port: "80"` and `port: 80` mean the same.
- *                "-" is accepted by the syntax only so that -1 is reported as out of range.
- *   SECONDS   := plain scalar ["-"] DIGITS ["." DIGITS] (also ".5" and "5."); converted exactly (no
- *                floating point) to ms = round(seconds * 1000), halves up; must be > 0, ≤ 86400 and
- *                round to at least 1 ms
- *   port      := INT 1..65535                      (listen 0.0.0.0:PORT; default 8080)
- *   listen    := "ADDR:PORT" | "[IPV6]:PORT" | ":PORT", PORT 0..65535 (0 = ephemeral); wins over port
- *   workers   := INT 1..1024                       (default: online CPUs)
+ *   config   := mapping; each known key at most once; unknown keys are errors (an unknown key
+ *               written twice is reported twice as unknown, not as a duplicate)
+ *   INT      := plain (unquoted) scalar ["-"] DIGITS without a leading zero ("010" is octal in
+ *               YAML 1.1); no "0x10", "1e3", "+5", "true". Quoted numbers ("8080") are rejected:
+ *               in YAML they are strings. "-" is accepted so that -1 is reported as out of range.
+ *   SECONDS  := plain scalar ["-"] DIGITS ["." DIGITS] (also ".5" and "5."), converted exactly
+ *               (no floating point) to ms = round(seconds * 1000), halves up; must be > 0,
+ *               at most 86400 and round to at least 1 ms
+ *   port     := INT 1..65535                  (listen on 0.0.0.0:PORT; default 8080)
+ *   listen   := "ADDR:PORT" | "[IPV6]:PORT" | ":PORT", PORT 0..65535 (0 = ephemeral); wins
+ *               over port (which then draws a warning)
+ *   workers  := INT 1..1024                   (default: online CPUs)
  *   *Timeout, healthCheckPeriod := SECONDS
- *   maxHeaderSize 1024..1048576, maxRequestLine 256..maxHeaderSize (default min(8192, maxHeaderSize)),
- *   maxConnections 1..1000000, retries 0..100, maxFails 0..1000, upstreamMaxIdle 0..100000 := INT
- *   backends  := non-empty sequence of (URL | mapping {url: URL (required), healthPath: "/..."})
- *   URL       := "http://" HOST [":" PORT] [PATH] ["?" QUERY], no userinfo, no fragment, no spaces or
- *                control characters, at most URL_MAX bytes; HOST := name | IPv4 | "[" IPv6 "]";
- *                PORT 1..65535, default 80. Health path: healthPath, else PATH [? QUERY], else "/".
+ *   maxHeaderSize 1024..1048576, maxRequestLine 256..maxHeaderSize (default min(8192,
+ *   maxHeaderSize)), maxConnections 1..1000000, retries 0..100, maxFails 0..1000,
+ *   upstreamMaxIdle 0..100000 := INT
+ *   backends := non-empty sequence of (URL | mapping {url: URL (required), healthPath: "/..."})
+ *   URL      := "http://" HOST [":" PORT] [PATH] ["?" QUERY]; no userinfo, fragment, spaces or
+ *               control characters; at most URL_MAX bytes. HOST := name | IPv4 | "[" IPv6 "]",
+ *               PORT 1..65535 (default 80). Health path: healthPath, else PATH[?QUERY], else "/".
+ *               HOST is resolved at load time (numeric first, then by name; first address).
  *
  * Messages (KEY a key name, V the offending value quoted and escaped, or "null", "a sequence", "a
  * mapping", "the quoted string V"; N a line number):
- *   too many problems: N more not shown         (after DIAG_MAX, at the first one not shown)
- *   cannot read: <strerror>                                    (at 1:1, config_load only)
- *   file is larger than 1 MiB                                  (at 1:1, config_load only)
- *   out of memory                                              (at 1:1)
+ *   cannot read: <strerror>                 (at 1:1, config_load only)
+ *   file is larger than 1 MiB               (at 1:1, config_load only)
+ *   out of memory                           (at 1:1)
+ *   too many problems: N more not shown     (after DIAG_MAX, at the first one not shown)
  *   invalid YAML: <libyaml problem>[ (<libyaml context> at line N column C)]
  *   only one YAML document is allowed
  *   nesting deeper than 64 levels
  *   anchors are not supported (&NAME)
  *   aliases are not supported (*NAME)
- *   tags are not supported (TAG)
+ *   tags are not supported ("TAG")          (TAG as libyaml expands it: "tag:yaml.org,2002:int")
  *   empty configuration: "backends" is required
  *   top level must be a mapping of keys to values, got V
  *   keys must be strings, got V
@@ -76,7 +78,8 @@
  *       invalid IPv6 address "[H]" | unexpected "X" after "]" |
  *       IPv6 addresses must be in brackets, e.g. "http://[::1]:8081/" |
  *       invalid port "P" (must be 1..65535)
- *   cannot resolve backend host "HOST": <gai_strerror>
+ *   cannot resolve backend host "HOST": <gai_strerror>   (or, in numeric-only mode: name
+ *       resolution is disabled (numeric addresses and "localhost" only))
  *   duplicate backend "NAME" (same address as the backend at line N)
  * Warnings:
  *   port is ignored because listen is set (line N)
@@ -105,7 +108,7 @@
 #define URL_MAX 2048           /* backend URLs longer than this are rejected */
 #define QUOTE_MAX 64           /* characters of a value shown in a message */
 #define DAY_MS 86400000u
-#define DIAG_MAX 1000          /* diagnostics kept; beyond, only counted (a summary line says so) */
+#define DIAG_MAX 1000 /* diagnostics kept; beyond, only counted (a summary line says so) */
 
 /* ---------------------------------------------------------------------------------------------
  * Node tree
@@ -121,8 +124,8 @@ enum node_kind {
 struct node {
     enum node_kind kind;
     int line, col; /* 1-based */
-    bool quoted;   /* scalar written quoted or as a block scalar: a string, never a number or null */
-    char *str;     /* scalar text, NUL-terminated; may contain an earlier NUL ("\0" escape) */
+    bool quoted; /* scalar written quoted or as a block scalar: a string, never a number or null */
+    char *str;   /* scalar text, NUL-terminated; may contain an earlier NUL ("\0" escape) */
     size_t len;
     struct node **kids; /* sequence: items; mapping: key, value, key, value, ... */
     size_t nkids, cap;
@@ -191,7 +194,7 @@ struct load {
     struct diag *diags;
     size_t ndiags, cap;
     int nerrors;
-    size_t dropped;         /* diagnostics beyond DIAG_MAX */
+    size_t dropped;          /* diagnostics beyond DIAG_MAX */
     int drop_line, drop_col; /* where the first of them is */
     bool oom;
 
@@ -233,7 +236,7 @@ static void vdiag(struct load *l, bool warning, int line, int col, const char *f
 }
 
 __attribute__((format(printf, 4, 5))) static void error_lc(struct load *l, int line, int col,
-                                                            const char *fmt, ...)
+                                                           const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -242,7 +245,7 @@ __attribute__((format(printf, 4, 5))) static void error_lc(struct load *l, int l
 }
 
 __attribute__((format(printf, 3, 4))) static void error_at(struct load *l, const struct node *n,
-                                                            const char *fmt, ...)
+                                                           const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -251,7 +254,7 @@ __attribute__((format(printf, 3, 4))) static void error_at(struct load *l, const
 }
 
 __attribute__((format(printf, 3, 4))) static void warning_at(struct load *l, const struct node *n,
-                                                              const char *fmt, ...)
+                                                             const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -287,8 +290,8 @@ static int diag_flush(struct load *l, FILE *errs)
         free(d->text);
     }
     if (l->dropped && errs)
-        fprintf(errs, "%s:%d:%d: too many problems: %zu more not shown\n", l->name,
-                l->drop_line, l->drop_col, l->dropped);
+        fprintf(errs, "%s:%d:%d: too many problems: %zu more not shown\n", l->name, l->drop_line,
+                l->drop_col, l->dropped);
     free(l->diags);
     l->diags = NULL;
     l->ndiags = l->cap = 0;
@@ -577,7 +580,7 @@ struct key {
 
 #define DURATION(name, field, secs)                                                                \
     {                                                                                              \
-        name, KT_DURATION, offsetof(struct config, field), 1, DAY_MS, (secs) * 1000u               \
+        name, KT_DURATION, offsetof(struct config, field), 1, DAY_MS, (secs)*1000u                 \
     }
 #define COUNT(name, field, lo, hi, d)                                                              \
     {                                                                                              \
@@ -683,8 +686,8 @@ static void unknown_key(struct load *l, const struct node *k, const char *const 
     struct qbuf q;
     const char *s = l->ndiags < DIAG_MAX ? suggest(k, names, n) : NULL;
     if (s)
-        error_at(l, k, "unknown key %s%s (did you mean \"%s\"?)", quote(&q, k->str, k->len),
-                 where, s);
+        error_at(l, k, "unknown key %s%s (did you mean \"%s\"?)", quote(&q, k->str, k->len), where,
+                 s);
     else
         error_at(l, k, "unknown key %s%s", quote(&q, k->str, k->len), where);
 }
@@ -825,12 +828,10 @@ static int get_duration(struct load *l, const struct key *k, const struct node *
         error_at(l, v, "%s must be greater than 0, got %s", k->name, number(&q, v));
         break;
     case SEC_TOO_LONG:
-        error_at(l, v, "%s must be at most 86400 seconds (1 day), got %s", k->name,
-                 number(&q, v));
+        error_at(l, v, "%s must be at most 86400 seconds (1 day), got %s", k->name, number(&q, v));
         break;
     case SEC_TOO_SHORT:
-        error_at(l, v, "%s must be at least 0.001 seconds (1 ms), got %s", k->name,
-                 number(&q, v));
+        error_at(l, v, "%s must be at least 0.001 seconds (1 ms), got %s", k->name, number(&q, v));
         break;
     }
     return -1;
@@ -1136,8 +1137,8 @@ static int parse_url(struct load *l, const struct node *n, struct config_backend
             error_at(l, n, "invalid backend URL %s: invalid IPv6 address %s", quote(&q, u, n->len),
                      quote_with(&q2, "", h - 1, (size_t)(hend - h) + 2));
         else
-            error_at(l, n, "cannot resolve backend host %s: %s", quote(&q, b->host, strlen(b->host)),
-                     resolve_error(rc));
+            error_at(l, n, "cannot resolve backend host %s: %s",
+                     quote(&q, b->host, strlen(b->host)), resolve_error(rc));
         return -1;
     }
     return 0;
@@ -1168,8 +1169,9 @@ static int parse_backend(struct load *l, const struct node *e, struct config_bac
             } else if (key_is(k, "healthPath")) {
                 if (key_first(l, k, &hp_k))
                     hp = v;
-            } else
+            } else {
                 unknown_key(l, k, names, ARRAY_LEN(names), " in backend");
+            }
         }
         if (!url) {
             error_at(l, e, "backend is missing \"url\"");
@@ -1287,12 +1289,13 @@ static void set_key(struct load *l, struct config *cfg, const struct key *k, con
 /* Checks that span keys: listen vs port, maxRequestLine vs maxHeaderSize, timeout vs period. */
 static void cross_check(struct load *l, struct config *cfg, const struct node *root)
 {
-    const struct node *port_k = l->key_at[key_index("port")];
+    int port_i = key_index("port");
+    const struct node *port_k = l->key_at[port_i];
     const struct node *listen_k = l->key_at[key_index("listen")];
     if (listen_k && port_k)
         warning_at(l, port_k, "port is ignored because listen is set (line %d)", listen_k->line);
     if (!listen_k)
-        set_listen_any(l, cfg, l->port > 0 ? (uint16_t)l->port : 8080);
+        set_listen_any(l, cfg, (uint16_t)(l->port > 0 ? (uint32_t)l->port : keys[port_i].def));
 
     int rl = key_index("maxRequestLine");
     if (!l->val_at[rl] && cfg->max_request_line > cfg->max_header_size)

@@ -226,10 +226,10 @@ Test(config, fractional_seconds)
                                "healthCheckPeriod: 1.25\n"
                                "connectTimeout: .5\n"
                                "upstreamTimeout: 5.\n"
-                               "bodyTimeout: 0.0005\n"      /* 0.5 ms rounds half up to 1 */
+                               "bodyTimeout: 0.0005\n"         /* 0.5 ms rounds half up to 1 */
                                "clientHeaderTimeout: 0.0015\n" /* 1.5 ms → 2 */
-                               "keepAliveTimeout: 2.9999\n"  /* → 3000 */
-                               "tunnelTimeout: 86400\n"      /* exactly one day */
+                               "keepAliveTimeout: 2.9999\n"    /* → 3000 */
+                               "tunnelTimeout: 86400\n"        /* exactly one day */
                                "shutdownTimeout: 0.001\n"
                                "upstreamIdleTimeout: 86399.99949\n" B);
     cr_assert_eq(c->health_check_timeout_ms, 500);
@@ -428,7 +428,8 @@ Test(config_errors, anchors_aliases_tags)
         {"port: &p 8080\n" B, "t.yaml:1:7: anchors are not supported (&p)\n"},
         {"port: 8080\nx: *p\n" B, "t.yaml:2:1: unknown key \"x\"\n"
                                   "t.yaml:2:4: aliases are not supported (*p)\n"},
-        {"port: !!int 8080\n" B, "t.yaml:1:7: tags are not supported (\"tag:yaml.org,2002:int\")\n"},
+        {"port: !!int 8080\n" B,
+         "t.yaml:1:7: tags are not supported (\"tag:yaml.org,2002:int\")\n"},
         {"backends: !seq [http://127.0.0.1:8081]\n",
          "t.yaml:1:11: tags are not supported (\"!seq\")\n"},
         {"backends: &b\n  - http://127.0.0.1:8081\nbackends2: *b\n",
@@ -462,13 +463,14 @@ Test(config_errors, unknown_and_duplicate_keys)
         {"foo: 1\n" B, "t.yaml:1:1: unknown key \"foo\"\n"},
         {"timeout: 1\n" B, "t.yaml:1:1: unknown key \"timeout\"\n"},
         {"\"a\\x01b\": 1\n" B, "t.yaml:1:1: unknown key \"a\\x01b\"\n"},
-        {"\"port\\0\": 1\n" B,
-         "t.yaml:1:1: unknown key \"port\\x00\" (did you mean \"port\"?)\n"},
-        {"port: 80\nport: 81\n" B, "t.yaml:2:1: duplicate key \"port\" (first defined at line 1)\n"},
+        {"\"port\\0\": 1\n" B, "t.yaml:1:1: unknown key \"port\\x00\" (did you mean \"port\"?)\n"},
+        {"port: 80\nport: 81\n" B,
+         "t.yaml:2:1: duplicate key \"port\" (first defined at line 1)\n"},
         {B "workers: 2\nbackends: [http://127.0.0.1:9]\n",
          "t.yaml:3:1: duplicate key \"backends\" (first defined at line 1)\n"},
-        {"foo: 1\nfoo: 2\n" B, "t.yaml:1:1: unknown key \"foo\"\n" /* unknown twice, not duplicate */
-                               "t.yaml:2:1: unknown key \"foo\"\n"},
+        {"foo: 1\nfoo: 2\n" B,
+         "t.yaml:1:1: unknown key \"foo\"\n" /* unknown twice, not duplicate */
+         "t.yaml:2:1: unknown key \"foo\"\n"},
         {"[1]: 2\n" B, "t.yaml:1:1: keys must be strings, got a sequence\n"},
         {"? {a: 1}\n: 2\n" B, "t.yaml:1:3: keys must be strings, got a mapping\n"},
         {"~: 2\n" B, "t.yaml:1:1: keys must be strings, got null\n"},
@@ -615,7 +617,7 @@ Test(config_errors, backends_shape)
         {"backends:\n  - [http://127.0.0.1:8081]\n",
          "t.yaml:2:5: backend must be a URL or a mapping with \"url\", got a sequence\n"},
         {"backends:\n  -\n", "t.yaml:2:4: backend must be a URL or a mapping with \"url\", got "
-                            "null\n"},
+                             "null\n"},
         {"backends:\n  - healthPath: /h\n", "t.yaml:2:5: backend is missing \"url\"\n"},
         {"backends:\n  - url: http://127.0.0.1:8081\n    helthPath: /h\n    weight: 2\n",
          "t.yaml:3:5: unknown key \"helthPath\" in backend (did you mean \"healthPath\"?)\n"
@@ -701,8 +703,10 @@ Test(config_errors, url_too_long)
     int n = snprintf(yaml, sizeof(yaml), "backends: [http://127.0.0.1/");
     memset(yaml + n, 'a', 2032);
     strcpy(yaml + n + 2032, "]\n");
-    snprintf(want, sizeof(want), "t.yaml:1:12: invalid backend URL \"http://127.0.0.1/%.47s...\": "
-             "longer than 2048 bytes\n", yaml + n);
+    snprintf(want, sizeof(want),
+             "t.yaml:1:12: invalid backend URL \"http://127.0.0.1/%.47s...\": "
+             "longer than 2048 bytes\n",
+             yaml + n);
     expect_fail(yaml, want);
     yaml[n + 2031] = ']'; /* exactly 2048: accepted */
     yaml[n + 2032] = '\0';
@@ -763,7 +767,8 @@ Test(config, many_keys_load_quickly)
     size_t cap = 100000 * 24, len = 0;
     char *yaml = malloc(cap), *errs = NULL;
     for (int i = 0; i < 100000; i++)
-        len += (size_t)snprintf(yaml + len, cap - len, i % 2 ? "port: %d\n" : "healthChek%d: 1\n", i);
+        len +=
+            (size_t)snprintf(yaml + len, cap - len, i % 2 ? "port: %d\n" : "healthChek%d: 1\n", i);
     struct config *cfg = NULL;
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
