@@ -165,12 +165,13 @@ static size_t find_head_end(const char *buf, size_t from, size_t len)
 }
 
 /* Where to resume the end-of-head search: the terminator is at most 3 bytes ("\n\r\n"), so an end
- * completed by new bytes starts at prev_len - 3 or later. */
+ * completed by new bytes starts at prev_len - 3 or later. No new bytes (prev_len >= len) means a
+ * rescan, which costs little and keeps a confused caller correct. */
 static size_t search_from(size_t prev_len, size_t len, size_t start)
 {
-    size_t from = MIN(prev_len, len);
-    from = from < 3 ? 0 : from - 3;
-    return MAX(from, start);
+    if (prev_len >= len || prev_len < 3)
+        return start;
+    return MAX(prev_len - 3, start);
 }
 
 /* ---- authority (Host, absolute-form, authority-form) --------------------------------------- */
