@@ -31,6 +31,7 @@
 #include "proxy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -48,12 +49,17 @@
 #include "http1.h"
 #include "log.h"
 #include "loop.h"
+#include "pipes.h"
 #include "sock.h"
 #include "upstream.h"
 #include "util.h"
 #include "worker.h"
 
 #define LINGER_MS 2000u /* after an error reply: how long to drain unread input before closing */
+/* Bodies with at least this much left (Content-Length) or close-delimited ones move through a
+ * pipe with splice(2) instead of being copied through a buffer. Below it, copying is cheaper. */
+#define SPLICE_MIN (32u * 1024u)
+#define SPLICE_CHUNK (1u << 20)
 
 enum client_state {
     CS_READ_HEAD = 0,
@@ -85,6 +91,8 @@ struct client {
     uint32_t reqh_host_at; /* where a Host line goes when the request had none (0: it had) */
     const char *reply; /* generated error response (static text) */
     uint32_t reply_len, reply_sent;
+
+    struct kpipe req_pipe, resp_pipe; /* splice paths; r == -1 when unused */
 
     struct upstream_conn *up;
     int backend;
@@ -124,6 +132,7 @@ static void connect_next(struct client *c);
 static void arm_timer(struct client *c);
 static void on_upstream_event(struct upstream_conn *up, uint32_t events);
 static void process_pipelined(struct loop_task *task);
+static void upstream_broken(struct client *c, const char *why);
 
 /* ---------------------------------------------------------------- generated responses ------ */
 
@@ -165,6 +174,8 @@ static void free_task(struct loop_task *task)
 
 static void release_buffers(struct client *c)
 {
+    pipe_pool_put(&c->w->pipes, &c->req_pipe);
+    pipe_pool_put(&c->w->pipes, &c->resp_pipe);
     struct buf_pool *pool = &c->w->bufs;
     buf_put(pool, c->reqh);
     buf_put(pool, c->uin);
@@ -579,6 +590,84 @@ static bool build_response_head(struct client *c, const struct http1_response *r
     return true;
 }
 
+/* ---------------------------------------------------------------- splice ------------------- */
+
+enum splice_err {
+    SPLICE_OK = 0,
+    SPLICE_SRC_FAILED,
+    SPLICE_DST_FAILED,
+};
+
+/* Moves up to *left bytes (UINT64_MAX: until EOF) from src to dst through pipe p, never reading
+ * more than *left from src. The pipe is refilled only once empty, so it bounds what is in flight.
+ * *left counts down as bytes reach dst. Returns true on progress; sets *src_eof at EOF, *err on a
+ * hard error. */
+static bool splice_pump(struct kpipe *p, int src, bool *src_readable, bool *src_eof, int dst,
+                        bool *dst_writable, uint64_t *left, enum splice_err *err)
+{
+    bool progress = false;
+    for (;;) {
+        if (p->bytes) {
+            if (!*dst_writable)
+                break;
+            ssize_t n = splice(p->r, NULL, dst, NULL, p->bytes, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                p->bytes -= (uint32_t)n;
+                if (*left != UINT64_MAX)
+                    *left -= (uint64_t)n;
+                progress = true;
+                continue;
+            }
+            if (n == -1 && errno == EINTR)
+                continue;
+            if (n == -1 && errno == EAGAIN) {
+                *dst_writable = false;
+                break;
+            }
+            *err = SPLICE_DST_FAILED;
+            break;
+        }
+        if (*left == 0 || *src_eof || !*src_readable)
+            break;
+        size_t want = *left == UINT64_MAX ? SPLICE_CHUNK : (size_t)MIN(*left, SPLICE_CHUNK);
+        ssize_t n = splice(src, NULL, p->w, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            p->bytes += (uint32_t)n;
+            progress = true;
+            continue;
+        }
+        if (n == 0) {
+            *src_eof = true;
+            progress = true;
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            *src_readable = false; /* the pipe is empty, so it is the socket that has nothing */
+            break;
+        }
+        *err = SPLICE_SRC_FAILED;
+        break;
+    }
+    return progress;
+}
+
+/* True when a body may go (or is already going) through a pipe: the head is out, nothing of the
+ * body is left in the buffer, and enough remains to pay for the pipe. */
+static bool want_splice(struct client *c, struct kpipe *p, bool head_out, uint32_t buffered,
+                        enum http1_body framing, uint64_t remaining)
+{
+    if (p->r >= 0)
+        return true;
+    if (!head_out || buffered)
+        return false;
+    if (!(framing == HTTP1_BODY_CLOSE ||
+          (framing == HTTP1_BODY_LENGTH && remaining >= SPLICE_MIN)))
+        return false;
+    return pipe_pool_get(&c->w->pipes, p) == 0;
+}
+
 /* ---------------------------------------------------------------- request side ------------- */
 
 /* Starts forwarding a parsed request: records its framing, rewrites its head, picks a backend. */
@@ -779,9 +868,45 @@ static void upstream_broken(struct client *c, const char *why)
 }
 
 /* Sends the request head and body bytes the framing allows. Returns true on progress. */
+/* Content-Length request bodies past the first buffer go client → pipe → upstream. */
+static bool splice_request(struct client *c, bool *progress)
+{
+    uint64_t left = c->req_remaining;
+    enum splice_err err = SPLICE_OK;
+    bool p = splice_pump(&c->req_pipe, c->io.fd, &c->readable, &c->eof, c->up->io.fd,
+                         &c->up->writable, &left, &err);
+    if (left != c->req_remaining)
+        c->req_body_sent = true;
+    c->req_remaining = left;
+    if (err == SPLICE_DST_FAILED) {
+        upstream_broken(c, "connection reset while sending the request");
+        return false;
+    }
+    if (err == SPLICE_SRC_FAILED || (c->eof && c->req_remaining && c->req_pipe.bytes == 0)) {
+        client_close(c); /* the client went away mid-body */
+        return false;
+    }
+    if (p) {
+        *progress = true;
+        c->progress_at = loop_now(c->w->loop);
+    }
+    if (c->req_remaining == 0) {
+        c->req_done = true;
+        c->sent_at = loop_now(c->w->loop);
+        *progress = true;
+    }
+    return true;
+}
+
 static bool pump_request(struct client *c)
 {
     bool progress = false;
+    if (c->req_body == HTTP1_BODY_LENGTH && !c->req_done &&
+        want_splice(c, &c->req_pipe, c->reqh_sent == c->reqh->last, c->in ? buf_len(c->in) : 0,
+                    HTTP1_BODY_LENGTH, c->req_remaining)) {
+        splice_request(c, &progress);
+        return progress;
+    }
     while (!c->req_done && c->state == CS_EXCHANGE) {
         struct iovec iov[2];
         int n = 0;
@@ -1014,11 +1139,50 @@ static bool response_body_complete(const struct client *c, uint64_t ready)
     }
 }
 
+/* Content-Length and close-delimited response bodies past the first buffer go upstream → pipe →
+ * client. */
+static void splice_response(struct client *c, bool *progress)
+{
+    bool length = c->resp_body == HTTP1_BODY_LENGTH;
+    uint64_t left = length ? c->resp_remaining : UINT64_MAX;
+    enum splice_err err = SPLICE_OK;
+    bool p = splice_pump(&c->resp_pipe, c->up->io.fd, &c->up->readable, &c->up_eof, c->io.fd,
+                         &c->writable, &left, &err);
+    if (length)
+        c->resp_remaining = left;
+    if (p) {
+        *progress = true;
+        c->resp_started = true;
+        c->progress_at = loop_now(c->w->loop);
+    }
+    if (err == SPLICE_DST_FAILED) {
+        client_close(c); /* the client is gone */
+        return;
+    }
+    bool drained = c->resp_pipe.bytes == 0;
+    if (err == SPLICE_SRC_FAILED || (length && c->up_eof && c->resp_remaining && drained)) {
+        struct backend *b = &c->w->backends->b[c->backend];
+        log_warn("backend %s: connection closed in the middle of the response body", b->cfg->name);
+        client_close(c); /* cut: the client must see the truncation */
+        return;
+    }
+    if ((length && c->resp_remaining == 0) || (!length && c->up_eof && drained)) {
+        c->resp_phase = RESP_DONE;
+        *progress = true;
+    }
+}
+
 /* Reads from the upstream and writes head and body to the client. Returns true on progress. */
 static bool pump_response(struct client *c)
 {
     bool progress = false;
     while (c->state == CS_EXCHANGE) {
+        if (c->resp_phase == RESP_BODY && !c->resp_dechunk &&
+            want_splice(c, &c->resp_pipe, !c->resph || c->resph->last == 0,
+                        c->uin ? buf_len(c->uin) : 0, c->resp_body, c->resp_remaining)) {
+            splice_response(c, &progress);
+            return progress;
+        }
         /* 1. Write what is ready: a rewritten head, then body bytes. */
         struct iovec iov[2];
         int n = 0;
@@ -1406,6 +1570,7 @@ void proxy_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen
     c->io.fd = fd;
     c->io.cb = on_client_event;
     c->backend = -1;
+    c->req_pipe = c->resp_pipe = (struct kpipe){.r = -1, .w = -1};
     loop_timer_init(&c->timer, on_timeout);
     c->iplen = (uint8_t)sock_ip_str(peer, c->ip, sizeof(c->ip));
     c->state = CS_READ_HEAD;

@@ -21,6 +21,7 @@ static atomic_uint open_connections;
 /* Buffers kept for reuse per worker beyond those in use: enough for a burst of exchanges without
  * going back to malloc, small enough that an idle golb stays small. */
 #define WORKER_MAX_FREE_BUFS 256
+#define WORKER_MAX_FREE_PIPES 64
 
 static void close_listener(struct worker *w)
 {
@@ -91,6 +92,7 @@ int worker_init(struct worker *w, int id, int listen_fd, const struct config *cf
      * decides when a head is too large. */
     uint32_t size = MAX(16384u, cfg->max_header_size + 1024u);
     buf_pool_init(&w->bufs, size, WORKER_MAX_FREE_BUFS);
+    pipe_pool_init(&w->pipes, WORKER_MAX_FREE_PIPES, 0);
     w->loop = loop_new();
     if (!w->loop)
         return -ENOMEM;
@@ -187,4 +189,5 @@ void worker_destroy(struct worker *w)
         close(w->spare_fd);
     w->spare_fd = -1;
     buf_pool_destroy(&w->bufs);
+    pipe_pool_destroy(&w->pipes);
 }

@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "loop.h"
+#include "pipes.h"
 
 struct balancer;
 struct backend_table;
@@ -34,6 +35,7 @@ struct worker {
     struct backend_table *backends;
     struct balancer *balancer;
     struct buf_pool bufs;
+    struct pipe_pool pipes;
     struct upstream_pool *upstreams;
     struct loop_io listen_io;
     int spare_fd; /* kept open so an accept on EMFILE can still be answered by closing */
