@@ -95,13 +95,18 @@ _registry = []  # every Proc ever started and not yet reaped
 _registry_lock = threading.Lock()
 
 
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)  # loaded here, never between fork and exec
+except OSError:
+    _libc = None
+
+
 def _pdeathsig():
-    # Runs in the child between fork and exec: die when the parent (the test runner) dies.
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+    # Runs in the child between fork and exec: die when the parent (the test runner) dies, so no
+    # server outlives a runner that was killed. Processes are started from the main thread only
+    # (PDEATHSIG follows the thread that forked).
+    if _libc is not None:
+        _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _child_env():
@@ -733,16 +738,23 @@ class GolbTestCase(unittest.TestCase):
         self.addCleanup(self._cleanup)
 
     def _cleanup(self):
+        """Stops what the test left running with SIGTERM: each must exit 0 within the deadline
+        (graceful shutdown is checked after every test, and LeakSanitizer runs at that exit)."""
         for u in self.raw_upstreams:
             u.close()
+        problems = []
         for p in self.procs:
             if p.alive():
-                p.stop(timeout=5)
-        reports = [(p, p.sanitizer_report()) for p in self.procs]
-        reports = [(p, r) for p, r in reports if r]
-        if reports:
-            msg = "\n".join(f"--- sanitizer report from {p.name} (pid {p.pid}):\n{r}" for p, r in reports)
-            self.fail(msg)
+                rc = p.stop(timeout=10)
+                if rc != 0:
+                    problems.append(f"{p.name} (pid {p.pid}) exited with {rc} on SIGTERM at the end "
+                                    f"of the test" + (" (killed: no exit within 10 s)" if rc == -9 else ""))
+        for p in self.procs:
+            r = p.sanitizer_report()
+            if r:
+                problems.append(f"sanitizer report from {p.name} (pid {p.pid}):\n{r}")
+        if problems:
+            self.fail("\n".join(problems))
 
     def toy(self, id=0, extra_args=(), **kw):
         p = start_toy(self.bindir, id, extra_args, tmpdir=self.tmp, **kw)
