@@ -5,7 +5,7 @@ import os
 import re
 import time
 
-from golbtest import ConnectionClosed, GolbTestCase, pattern_bytes, scaled
+from golbtest import ConnectionClosed, GolbTestCase, pattern_bytes, scaled, wait_until
 
 
 class Http1ClientSideTest(GolbTestCase):
@@ -185,3 +185,29 @@ class Http1ClientSideTest(GolbTestCase):
             self.assertEqual(r.status, 408)
         self.assertTrue(c.wait_closed(timeout=5))
         self.assertGreaterEqual(time.monotonic() - t0, 0.8)
+
+    def test_keepalive_timeout_closes_idle_client(self):
+        g = self.golb_for([self.t], keepAliveTimeout=1)
+        c = self.conn(g)
+        self.assertEqual(c.request("GET", "/").status, 200)
+        t0 = time.monotonic()
+        self.assertTrue(c.wait_closed(timeout=5), "idle keep-alive connection never closed")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.8)
+
+    def test_max_connections(self):
+        g = self.golb_for([self.t], maxConnections=2, workers=1)
+        held = [self.conn(g), self.conn(g)]
+        for c in held:
+            self.assertEqual(c.request("GET", "/").status, 200)
+        extra = self.conn(g)
+        try:
+            extra.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+            r = extra.read_response(timeout=5)
+            self.assertEqual(r.status, 503, "a connection over maxConnections was served")
+        except (ConnectionClosed, OSError):
+            pass  # accepted and closed at once: the documented answer
+        held[0].close()
+        def served():
+            with self.conn(g) as c:
+                return c.request("GET", "/").status == 200
+        wait_until(served, 5, "a slot to free up after a client left")

@@ -216,6 +216,36 @@ class ErrorAnswerTest(GolbTestCase):
         # The backend itself stays usable.
         self.assertEqual(self.get(g, "/").status, 200)
 
+    def test_connect_timeout(self):
+        # A backend that was UP but whose listener stops accepting with a full queue: SYNs are
+        # dropped, so golb's connect hangs until connectTimeout.
+        u = self.raw_upstream(lambda conn, head, path: False)
+        g = self.golb_for([u], period=60, timeout=5, connectTimeout=1, retries=0, maxFails=0)
+        port = u.port
+        u.close()
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(ls.close)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", port))
+        ls.listen(0)
+        fillers = []
+        for _ in range(4):  # fill the accept queue (never accepted)
+            f = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.addCleanup(f.close)
+            f.settimeout(0.2)
+            try:
+                f.connect(("127.0.0.1", port))
+            except OSError:
+                pass
+            fillers.append(f)
+        t0 = time.monotonic()
+        r = self.get(g, "/", timeout=10)
+        dt = time.monotonic() - t0
+        self.assertIn(r.status, (502, 504), r.text)
+        short_error(self, r, r.status)
+        self.assertGreaterEqual(dt, 0.9, "answered before connectTimeout: was the queue full?")
+        self.assertLess(dt, 1 + scaled(2))
+
     def test_connect_failure_retries_next_backend(self):
         toys = self.toys(3)
         g = self.golb_for(toys, period=60, timeout=1, maxFails=0)

@@ -5,7 +5,7 @@ import os
 import threading
 import time
 
-from golbtest import GolbTestCase, is_asan_build, pattern_bytes, pattern_sha256, rss_kib, scaled
+from golbtest import ConnectionClosed, GolbTestCase, is_asan_build, pattern_bytes, pattern_sha256, rss_kib, scaled
 
 MIB = 1 << 20
 BIG = 64 * MIB
@@ -154,3 +154,38 @@ class BodyTest(GolbTestCase):
         self.assertEqual((r.status, r.body), (200, b""))
         r = c.request("GET", "/?size=0&chunked=1")
         self.assertEqual((r.status, r.body), (200, b""))
+
+
+class BodyTimeoutTest(GolbTestCase):
+    def test_upstream_stalls_mid_body(self):
+        t = self.toy(0)
+        g = self.golb_for([t], bodyTimeout=1)
+        c = self.conn(g, timeout=10)
+        c.send_request("GET", f"/?size={16384 * 3}&trickle=3000")
+        t0 = time.monotonic()
+        # The head and the first piece arrived, then the upstream stalls longer than bodyTimeout:
+        # golb cuts the client connection (never a synthetic ending).
+        with self.assertRaises(ConnectionClosed):
+            c.read_response()
+        dt = time.monotonic() - t0
+        self.assertGreaterEqual(dt, 0.9)
+        self.assertLess(dt, 2.9, "cut only when the upstream resumed: bodyTimeout not applied")
+
+    def test_client_stalls_mid_upload(self):
+        t = self.toy(0)
+        g = self.golb_for([t], bodyTimeout=1)
+        c = self.conn(g, timeout=10)
+        c.send(b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
+        t0 = time.monotonic()
+        try:
+            r = c.read_response(timeout=10)
+        except (ConnectionClosed, OSError):
+            r = None
+        if r is not None:
+            self.assertIn(r.status, (408, 400, 502, 504), r.text)
+        self.assertTrue(c.wait_closed(timeout=5))
+        dt = time.monotonic() - t0
+        self.assertGreaterEqual(dt, 0.9)
+        self.assertLess(dt, 1 + scaled(3))
+        # The toy saw the connection end without a complete body: it answered nothing.
+        self.assertEqual(self.get(g, "/").status, 200)

@@ -411,7 +411,13 @@ class RawUpstream:
                 pass
 
     def close(self):
+        """Stops listening (the port is free again on return) and closes every connection."""
         self._stop = True
+        try:
+            self.lsock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone won't
+        except OSError:
+            pass
+        self._thread.join(scaled(5))
         try:
             self.lsock.close()
         except OSError:
