@@ -23,10 +23,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "support"))
 import golbtest  # noqa: E402
 from golbtest import GolbTestCase, assert_rotation, scaled  # noqa: E402
 
+# As in the README's quick start (the original project's config.yml).
 ORIGINAL = """\
 port: 8080
-healthCheckTimeout: 3
-healthCheckPeriod: 5
+healthCheckTimeout: 3   # seconds
+healthCheckPeriod: 5    # seconds
 backends:
   - http://127.0.0.1:8081/health
   - http://127.0.0.1:8082/health
