@@ -1,0 +1,177 @@
+/* libFuzzer target for http1_parse_request.
+ *
+ * Invariants checked on every input, with the default limits and with tiny ones (so 414/431 are
+ * reached often): the return is -EAGAIN, -EBADMSG with a request status, or a head length within
+ * the buffer; every span lies in the buffer (or is the static "/" or empty); names are tokens and
+ * values are trimmed; and parsing a prefix first (then the whole with prev_len = the prefix) gives
+ * exactly what one call on the whole gives. Buffers are exact-size heap copies so ASan sees any
+ * read past the end. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http1.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            __builtin_trap();                                                                      \
+    } while (0)
+
+static bool is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* Offset of a span in buf, or -1 for a span outside it (then it must be "" or the static "/"). */
+static long span_off(const char *buf, size_t len, const char *p, size_t n)
+{
+    if (p >= buf && p <= buf + len) {
+        CHECK(p + n <= buf + len);
+        return p - buf;
+    }
+    CHECK(n == 0 || (n == 1 && p[0] == '/'));
+    return -1 - (long)n;
+}
+
+static void check_request(const char *buf, size_t len, ssize_t r, const struct http1_request *q)
+{
+    if (r == -EAGAIN)
+        return;
+    if (r == -EBADMSG) {
+        int s = q->err_status;
+        CHECK(s == 400 || s == 414 || s == 431 || s == 505);
+        CHECK(q->err_offset <= len);
+        CHECK(q->err_reason != NULL);
+        return;
+    }
+    CHECK(r > 0 && (size_t)r <= len);
+    CHECK(buf[r - 1] == '\n');
+    CHECK(q->minor_version == 0 || q->minor_version == 1);
+    CHECK(q->num_headers <= HTTP1_MAX_HEADERS);
+    CHECK(q->method_len > 0 && q->target_len > 0);
+    span_off(buf, (size_t)r, q->method, q->method_len);
+    span_off(buf, (size_t)r, q->target, q->target_len);
+    span_off(buf, (size_t)r, q->path, q->path_len);
+    span_off(buf, (size_t)r, q->authority, q->authority_len);
+    for (uint32_t i = 0; i < q->method_len; i++)
+        CHECK(is_tchar((unsigned char)q->method[i]));
+    for (size_t i = 0; i < q->num_headers; i++) {
+        const struct http1_header *h = &q->headers[i];
+        CHECK(h->name_len > 0);
+        span_off(buf, (size_t)r, h->name, h->name_len);
+        span_off(buf, (size_t)r, h->value, h->value_len);
+        for (uint32_t j = 0; j < h->name_len; j++)
+            CHECK(is_tchar((unsigned char)h->name[j]));
+        for (uint32_t j = 0; j < h->value_len; j++) {
+            unsigned char c = (unsigned char)h->value[j];
+            CHECK(c == '\t' || (c >= 0x20 && c != 0x7f));
+        }
+        if (h->value_len) {
+            CHECK(h->value[0] != ' ' && h->value[0] != '\t');
+            CHECK(h->value[h->value_len - 1] != ' ' && h->value[h->value_len - 1] != '\t');
+        }
+        CHECK(h->id < HTTP1_H_COUNT);
+    }
+    CHECK(q->body != HTTP1_BODY_CLOSE);
+    if (q->body == HTTP1_BODY_CHUNKED)
+        CHECK(q->minor_version == 1);
+    if (q->body != HTTP1_BODY_LENGTH)
+        CHECK(q->content_length == 0);
+    CHECK(q->content_length <= (uint64_t)INT64_MAX);
+    if (q->minor_version == 1)
+        CHECK(http1_find_header(q->headers, q->num_headers, HTTP1_H_HOST) >= 0);
+    CHECK(!((q->flags & HTTP1_MF_KEEP_ALIVE) && (q->flags & HTTP1_MF_CONN_CLOSE)));
+}
+
+/* Both results describe the same message (spans compared by offset: the buffers differ). */
+static void check_same(const char *ba, size_t la, ssize_t ra, const struct http1_request *a,
+                       const char *bb, size_t lb, ssize_t rb, const struct http1_request *b)
+{
+    CHECK(ra == rb);
+    if (ra == -EBADMSG) {
+        CHECK(a->err_status == b->err_status);
+        CHECK(a->err_offset == b->err_offset);
+        return;
+    }
+    if (ra < 0)
+        return;
+    CHECK(a->flags == b->flags && a->body == b->body && a->content_length == b->content_length);
+    CHECK(a->minor_version == b->minor_version && a->num_headers == b->num_headers);
+    CHECK(span_off(ba, la, a->method, a->method_len) == span_off(bb, lb, b->method, b->method_len));
+    CHECK(span_off(ba, la, a->target, a->target_len) == span_off(bb, lb, b->target, b->target_len));
+    CHECK(span_off(ba, la, a->path, a->path_len) == span_off(bb, lb, b->path, b->path_len));
+    CHECK(span_off(ba, la, a->authority, a->authority_len) ==
+          span_off(bb, lb, b->authority, b->authority_len));
+    CHECK(a->method_len == b->method_len && a->target_len == b->target_len);
+    CHECK(a->path_len == b->path_len && a->authority_len == b->authority_len);
+    for (size_t i = 0; i < a->num_headers; i++) {
+        const struct http1_header *x = &a->headers[i], *y = &b->headers[i];
+        CHECK(x->name - ba == y->name - bb && x->name_len == y->name_len);
+        CHECK(x->value - ba == y->value - bb && x->value_len == y->value_len);
+        CHECK(x->id == y->id && x->flags == y->flags);
+    }
+}
+
+static struct http1_request whole, part;
+
+static void run(const char *buf, size_t size, const struct http1_limits *lim, size_t split_seed)
+{
+    ssize_t rw = http1_parse_request(buf, size, 0, lim, &whole);
+    check_request(buf, size, rw, &whole);
+
+    /* prefix, then the whole with prev_len = prefix length */
+    size_t splits[3] = {size / 2, size ? split_seed % size : 0, size ? size - 1 : 0};
+    for (int k = 0; k < 3; k++) {
+        size_t s = splits[k];
+        char *pre = malloc(s ? s : 1);
+        CHECK(pre);
+        memcpy(pre, buf, s);
+        ssize_t rp = http1_parse_request(pre, s, 0, lim, &part);
+        check_request(pre, s, rp, &part);
+        if (rp == -EAGAIN) {
+            rp = http1_parse_request(buf, size, s, lim, &part);
+            check_same(buf, size, rw, &whole, buf, size, rp, &part);
+        } else {
+            check_same(buf, size, rw, &whole, pre, s, rp, &part);
+        }
+        free(pre);
+    }
+
+    /* one byte at a time, for small inputs */
+    if (size <= 512) {
+        ssize_t r = -EAGAIN;
+        size_t i, prev = 0;
+        for (i = 1; i <= size && r == -EAGAIN; i++) {
+            r = http1_parse_request(buf, i, prev, lim, &part);
+            prev = i;
+        }
+        if (r == -EAGAIN) {
+            CHECK(rw == -EAGAIN);
+        } else {
+            check_same(buf, size, rw, &whole, buf, size, r, &part);
+            if (r > 0)
+                CHECK((size_t)r == i - 1);
+        }
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *buf = malloc(size ? size : 1);
+    if (!buf)
+        return 0;
+    memcpy(buf, data, size);
+    size_t seed = 0;
+    for (size_t i = 0; i < size && i < 16; i++)
+        seed = seed * 131 + data[size - 1 - i];
+    static const struct http1_limits tiny = {.max_head = 96, .max_request_line = 40};
+    run(buf, size, NULL, seed);
+    run(buf, size, &tiny, seed);
+    free(buf);
+    return 0;
+}
