@@ -20,7 +20,6 @@ import shutil
 import signal
 import sys
 import time
-import traceback
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -2,8 +2,9 @@
 
 import os
 import re
+import socket
 
-from golbtest import GolbTestCase, LISTEN_RE, golb_config, run_golb, scaled
+from golbtest import GolbTestCase, HTTPConn, LISTEN_RE, golb_config, run_golb
 
 GOOD = """\
 listen: 127.0.0.1:0
@@ -127,7 +128,6 @@ class CommandLineTest(GolbTestCase):
         self.assertEqual(self.get(g, "/").status, 200)
 
     def test_ipv6_listen(self):
-        import socket
         try:
             s = socket.socket(socket.AF_INET6)
             s.bind(("::1", 0))
@@ -137,6 +137,5 @@ class CommandLineTest(GolbTestCase):
         t = self.toy(0)
         g = self.golb(golb_config([t], listen='"[::1]:0"'))
         self.assertEqual(g.host, "::1")
-        from golbtest import HTTPConn
         with HTTPConn("::1", g.port, timeout=5) as c:
             self.assertEqual(c.request("GET", "/").status, 200)

@@ -8,8 +8,7 @@ import socket
 import subprocess
 import time
 
-from golbtest import (GolbTestCase, HTTPConn, LISTEN_RE, pattern_bytes, pattern_sha256, rss_kib,
-                      scaled, wait_until)
+from golbtest import GolbTestCase, HTTPConn, pattern_bytes, pattern_sha256, rss_kib, scaled
 
 
 class ToyBackendTest(GolbTestCase):

@@ -13,15 +13,14 @@ HTTP: HTTPConn is a raw-socket client: send bytes, read whole responses framed b
 chunked coding or close, several per socket (keep-alive, pipelining).
 """
 
+import atexit
 import ctypes
 import hashlib
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -255,8 +254,6 @@ def kill_all():
         except Exception:
             pass
 
-
-import atexit  # noqa: E402  (kept next to its single use)
 
 atexit.register(kill_all)
 
@@ -732,7 +729,6 @@ class GolbTestCase(unittest.TestCase):
     logs kept for the failure report (runner prints self.procs' logs), sanitizer reports fail the test."""
 
     needs_golb = True
-    keep_logs_on_success = False
 
     def setUp(self):
         self.bindir = BINDIR
@@ -812,9 +808,6 @@ class GolbTestCase(unittest.TestCase):
     def proc_logs(self):
         return [(p.name, p.pid, p.log_text()) for p in getattr(self, "procs", [])]
 
-    @classmethod
-    def remove_tmp(cls, path):
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def assert_rotation(testcase, ids, n_backends):
@@ -825,7 +818,3 @@ def assert_rotation(testcase, ids, n_backends):
     testcase.assertEqual(len(set(first)), n_backends, f"first {n_backends} picks not distinct: {ids}")
     for i, v in enumerate(ids):
         testcase.assertEqual(v, first[i % n_backends], f"rotation broken at request {i}: {ids}")
-
-
-def log(*a):
-    print(*a, file=sys.stderr)
