@@ -147,6 +147,11 @@ class Http1ClientSideTest(GolbTestCase):
             b"GET /a b HTTP/1.1\r\nHost: h\r\n\r\n",
             b"GET / HTTP/1.1\r\n\r\n",  # HTTP/1.1 without Host (RFC 9112 §3.2)
             b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1, 2\r\n\r\nab",
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX-Nul: a\x00b\r\n\r\n",
         ]
         for raw in cases:
             with self.subTest(raw=raw[:60]):
@@ -164,6 +169,20 @@ class Http1ClientSideTest(GolbTestCase):
         if r is not None:
             self.assertGreaterEqual(r.status, 400, r.text)
         self.assertTrue(c.wait_closed())
+
+    def test_body_that_looks_like_a_request_stays_a_body(self):
+        inner = b"GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n"
+        c = self.conn(self.g)
+        c.send(b"POST /outer HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s" % (len(inner), inner))
+        self.assertEqual(c.read_response().echo()["body-length"], str(len(inner)))
+        c.send(b"POST /outer2 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"%x\r\n%s\r\n0\r\n\r\n" % (len(inner), inner))
+        self.assertEqual(c.read_response().echo()["body-length"], str(len(inner)))
+        self.assertEqual(c.request("GET", "/next").echo()["path"], "/next")
+        self.assertNotIn("/smuggled", " ".join(self.toy_requests()))
+
+    def test_unsupported_version_505(self):
+        self.assert_rejected(b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505)
 
     def test_uri_too_long_414(self):
         self.assert_rejected(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: h\r\n\r\n", 414)
