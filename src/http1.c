@@ -21,6 +21,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "util.h"
 
@@ -92,10 +95,22 @@ static inline uint64_t has_byte(uint64_t w, uint64_t b)
 
 /* Returns the first byte at or after p that is not field-value text (HTAB/SP/VCHAR/obs-text).
  * A non-text byte (the head's final LF) must exist before end: it bounds the byte loop, and the
- * word loop only reads whole words below end. */
+ * block loops only read whole blocks below end. A block holding a stop byte or a tab goes to the
+ * byte loop, which returns at the stop byte or goes back to blocks after the tab. */
 static const char *skip_value(const char *p, const char *end)
 {
     for (;;) {
+#ifdef __SSE2__
+        if (end - p >= 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+            __m128i ge20 = _mm_cmpeq_epi8(_mm_max_epu8(x, _mm_set1_epi8(0x20)), x);
+            __m128i del = _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f));
+            if (_mm_movemask_epi8(_mm_andnot_si128(del, ge20)) == 0xffff) {
+                p += 16;
+                continue;
+            }
+        }
+#endif
         if (end - p >= 8) {
             uint64_t w;
             memcpy(&w, p, 8);
@@ -114,6 +129,18 @@ static const char *skip_value(const char *p, const char *end)
 static const char *skip_target(const char *p, const char *end)
 {
     for (;;) {
+#ifdef __SSE2__
+        if (end - p >= 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+            /* signed: 0x21..0x7e are exactly the bytes > 0x20 and < 0x7f */
+            __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(0x20)),
+                                       _mm_cmplt_epi8(x, _mm_set1_epi8(0x7f)));
+            if (_mm_movemask_epi8(ok) == 0xffff) {
+                p += 16;
+                continue;
+            }
+        }
+#endif
         if (end - p >= 8) {
             uint64_t w;
             memcpy(&w, p, 8);
@@ -222,11 +249,12 @@ static bool valid_authority(const char *s, size_t n, bool need_port)
 
 /* ---- field semantics ------------------------------------------------------------------------ */
 
-/* Connection tokens golb acts on. */
+/* Connection tokens golb acts on; CT_OTHER: any other option. */
 enum {
     CT_CLOSE = 0x1,
     CT_KEEP_ALIVE = 0x2,
     CT_UPGRADE = 0x4,
+    CT_OTHER = 0x8,
 };
 
 /* What the field pass learns; shared by requests and responses. */
@@ -345,6 +373,8 @@ static const char *parse_connection(const char *v, size_t n, struct fields *f)
             f->conn |= CT_KEEP_ALIVE;
         else if (EQ_CI(t, tl, "upgrade"))
             f->conn |= CT_UPGRADE;
+        else
+            f->conn |= CT_OTHER;
     }
     return NULL;
 }
@@ -522,9 +552,20 @@ static bool name_eq(const char *a, const char *b, size_t n)
     return true;
 }
 
-/* Flags every field named by a Connection option (RFC 9110 §7.6.1). */
-static void mark_connection_listed(struct http1_header *hdr, size_t n)
+/* Flags every field named by a Connection option (RFC 9110 §7.6.1). The usual options (close,
+ * keep-alive, upgrade) take one pass over the fields; others compare every option to every name. */
+static void mark_connection_listed(struct http1_header *hdr, size_t n, unsigned conn)
 {
+    if (!(conn & CT_OTHER)) {
+        for (size_t i = 0; i < n; i++) {
+            struct http1_header *h = &hdr[i];
+            if (((conn & CT_KEEP_ALIVE) && h->id == HTTP1_H_KEEP_ALIVE) ||
+                ((conn & CT_UPGRADE) && h->id == HTTP1_H_UPGRADE) ||
+                ((conn & CT_CLOSE) && EQ_CI(h->name, h->name_len, "close")))
+                h->flags |= HTTP1_HF_CONN_LISTED;
+        }
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         if (hdr[i].id != HTTP1_H_CONNECTION)
             continue;
@@ -709,8 +750,8 @@ static int request_finish(struct http1_request *req, struct fields *f, struct pe
         req->flags |= HTTP1_MF_UPGRADE;
     if (req->minor_version == 1 && f->expect_100)
         req->flags |= HTTP1_MF_EXPECT_100;
-    if (f->n_conn)
-        mark_connection_listed(req->headers, req->num_headers);
+    if (f->conn)
+        mark_connection_listed(req->headers, req->num_headers, f->conn);
     return 0;
 }
 
@@ -854,8 +895,8 @@ static int response_finish(struct http1_response *resp, struct fields *f, bool r
         resp->flags &= ~(unsigned)HTTP1_MF_KEEP_ALIVE;
     if ((f->conn & CT_UPGRADE) && f->has_upgrade)
         resp->flags |= HTTP1_MF_UPGRADE;
-    if (f->n_conn)
-        mark_connection_listed(resp->headers, resp->num_headers);
+    if (f->conn)
+        mark_connection_listed(resp->headers, resp->num_headers, f->conn);
     return 0;
 }
 
