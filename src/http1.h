@@ -49,6 +49,9 @@ enum http1_header_id {
 /* Per-field flags set by the parser. */
 #define HTTP1_HF_HOP_BY_HOP 0x1 /* Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade */
 #define HTTP1_HF_CONN_LISTED 0x2 /* named by a token of a Connection field (RFC 9110 §7.6.1) */
+/* CONN_LISTED is set on whatever a client names, Host, Content-Length and Transfer-Encoding
+ * included ("Connection: content-length"): a proxy dropping listed fields must keep those, or
+ * the upstream would frame the body differently from golb. */
 
 struct http1_header {
     const char *name;
@@ -89,6 +92,9 @@ struct http1_request {
     const char *target;   /* as received; for absolute-form see authority/path below */
     const char *path;     /* origin-form part: for absolute-form the path+query ("/" when empty) */
     const char *authority; /* absolute-form: host[:port] from the target; else the Host value */
+    /* path and authority point into the buffer, except a static "/" (absolute-form without a
+     * path), "" for CONNECT's path, and "" for the authority of an HTTP/1.0 request without Host.
+     * CONNECT: authority is the authority-form target. OPTIONS *: path is "*". */
     uint32_t method_len, target_len, path_len, authority_len;
     int minor_version; /* 0 or 1 */
     unsigned flags;    /* HTTP1_MF_* */
@@ -118,7 +124,11 @@ struct http1_response {
 };
 
 /* Parses a request head in buf[0..len). prev_len is the len of the previous call for the same
- * message (0 the first time). lim may be NULL for defaults. See the return convention above. */
+ * message (0 the first time; a prev_len >= len makes a full rescan). lim may be NULL for defaults.
+ * See the return convention above. Limits are decided as soon as they are certain, even before the
+ * head is complete, and the same way whatever the split: 414 when the request line is longer than
+ * max_request_line or does not end within max_head bytes; otherwise 431 when the head (leading
+ * empty lines included) is longer than max_head or has more than HTTP1_MAX_HEADERS fields. */
 ssize_t http1_parse_request(const char *buf, size_t len, size_t prev_len,
                             const struct http1_limits *lim, struct http1_request *req);
 
