@@ -1,11 +1,12 @@
 /* http1 — see http1.h.
  *
- * A call goes through two steps. First, find_head_end() looks for the empty line that ends the head,
- * with memchr() from just before the bytes the previous call had already seen; while the head is
- * incomplete only the size limits are decided (limits_request()). Then the complete head is parsed
- * in one left-to-right pass: start line, then each field line, with 256-entry class tables and an
- * 8-bytes-at-a-time fast path over field values and request targets. The pass never reads past the
- * head's final LF, which stops every scanning loop, so the loops need no bounds check.
+ * A call goes through two steps. First, find_head_end() looks for the empty line that ends the
+ * head, with memchr() from just before the bytes the previous call had already seen; while the head
+ * is incomplete only the size limits are decided (limits_incomplete()). Then the complete head is
+ * parsed in one left-to-right pass: start line, then each field line, with 256-entry class tables
+ * and a block fast path (16 bytes with SSE2, else 8) over field values and request targets. The
+ * pass never reads past the head's final LF, which stops every scanning loop, so the byte loops
+ * need no bounds check.
  *
  *   buf:  [CRLF]* request-line LF  name ":" OWS value OWS LF ...  [CR] LF  next bytes (body...)
  *         ^0     ^start       ^rl_lf                                     ^hend (returned)
@@ -27,7 +28,7 @@
 
 #include "util.h"
 
-#define MAX_LEADING_EMPTY_LINES 8 /* RFC 9112 §2.2: ignore "at least one"; more is abuse */
+#define MAX_LEADING_EMPTY_LINES 8   /* RFC 9112 §2.2: ignore "at least one"; more is abuse */
 #define LIMIT_CAP ((size_t)1 << 30) /* limits above this are clamped: spans are 32-bit */
 
 /* Character classes (RFC 9110 §5.6.2 tchar, §5.5 field-vchar, RFC 3986 reg-name, ...). */
@@ -260,24 +261,24 @@ enum {
 /* What the field pass learns; shared by requests and responses. */
 struct fields {
     bool is_request;
-    bool te_last_chunked;  /* the last transfer coding seen is chunked */
-    bool has_upgrade;      /* a non-empty Upgrade field */
-    bool expect_100;       /* Expect: 100-continue (requests) */
-    unsigned conn;         /* CT_* */
-    unsigned n_conn;       /* Connection fields */
-    unsigned n_cl;         /* Content-Length values (list elements included) */
-    unsigned n_te;         /* Transfer-Encoding fields */
-    unsigned te_codings;   /* transfer codings over all TE fields */
-    unsigned te_chunked;   /* how many of them are chunked */
-    unsigned n_host;       /* Host fields (requests) */
-    size_t host_idx;       /* index of the Host field */
+    bool te_last_chunked; /* the last transfer coding seen is chunked */
+    bool has_upgrade;     /* a non-empty Upgrade field */
+    bool expect_100;      /* Expect: 100-continue (requests) */
+    unsigned conn;        /* CT_* */
+    unsigned n_conn;      /* Connection fields */
+    unsigned n_cl;        /* Content-Length values (list elements included) */
+    unsigned n_te;        /* Transfer-Encoding fields */
+    unsigned te_codings;  /* transfer codings over all TE fields */
+    unsigned te_chunked;  /* how many of them are chunked */
+    unsigned n_host;      /* Host fields (requests) */
+    size_t host_idx;      /* index of the Host field */
     uint64_t content_length;
 };
 
 static const uint16_t header_flags[HTTP1_H_COUNT] = {
-    [HTTP1_H_CONNECTION] = HTTP1_HF_HOP_BY_HOP, [HTTP1_H_KEEP_ALIVE] = HTTP1_HF_HOP_BY_HOP,
+    [HTTP1_H_CONNECTION] = HTTP1_HF_HOP_BY_HOP,       [HTTP1_H_KEEP_ALIVE] = HTTP1_HF_HOP_BY_HOP,
     [HTTP1_H_PROXY_CONNECTION] = HTTP1_HF_HOP_BY_HOP, [HTTP1_H_TE] = HTTP1_HF_HOP_BY_HOP,
-    [HTTP1_H_TRAILER] = HTTP1_HF_HOP_BY_HOP, [HTTP1_H_UPGRADE] = HTTP1_HF_HOP_BY_HOP,
+    [HTTP1_H_TRAILER] = HTTP1_HF_HOP_BY_HOP,          [HTTP1_H_UPGRADE] = HTTP1_HF_HOP_BY_HOP,
 };
 
 /* Name is made of tchars, so OR-ing 0x20 folds exactly the letters (and maps no other tchar onto
@@ -691,8 +692,8 @@ static int request_target(struct http1_request *req, struct perr *e)
 
 /* request-line = method SP request-target SP HTTP-version, exactly; eol is the CR or LF ending it
  * and hend the end of the head (bounds the fast scans). */
-static int request_line(const char *p, const char *eol, const char *hend,
-                        struct http1_request *req, struct perr *e)
+static int request_line(const char *p, const char *eol, const char *hend, struct http1_request *req,
+                        struct perr *e)
 {
     const char *m = p;
     while (IS(*p, C_TCHAR))
@@ -713,8 +714,7 @@ static int request_line(const char *p, const char *eol, const char *hend,
     req->target_len = (uint32_t)(p - t);
 
     const char *v = ++p;
-    if (eol - v != 8 || memcmp(v, "HTTP/", 5) || !IS_DIGIT(v[5]) || v[6] != '.' ||
-        !IS_DIGIT(v[7]))
+    if (eol - v != 8 || memcmp(v, "HTTP/", 5) || !IS_DIGIT(v[5]) || v[6] != '.' || !IS_DIGIT(v[7]))
         return fail(e, 400, v, "malformed HTTP version");
     if (v[5] != '1' || v[7] > '1')
         return fail(e, 505, v, "unsupported HTTP version");
@@ -767,8 +767,8 @@ ssize_t http1_parse_request(const char *buf, size_t len, size_t prev_len,
                             const struct http1_limits *lim, struct http1_request *req)
 {
     size_t max_head = lim && lim->max_head ? lim->max_head : HTTP1_DEFAULT_MAX_HEAD;
-    size_t max_rl = lim && lim->max_request_line ? lim->max_request_line
-                                                 : HTTP1_DEFAULT_MAX_REQUEST_LINE;
+    size_t max_rl =
+        lim && lim->max_request_line ? lim->max_request_line : HTTP1_DEFAULT_MAX_REQUEST_LINE;
     /* A request line longer than max_head is a 414 under either limit, so this changes nothing. */
     max_head = MIN(max_head, LIMIT_CAP);
     max_rl = MIN(max_rl, max_head);
@@ -808,8 +808,7 @@ ssize_t http1_parse_request(const char *buf, size_t len, size_t prev_len,
     if ((size_t)(eol - buf) - start > max_rl || lf_off >= max_head)
         return fail(&e, 414, buf + start, "request line too long"), request_error(req, buf, &e);
     if (hend > max_head)
-        return fail(&e, 431, buf + max_head, "request head too large"),
-               request_error(req, buf, &e);
+        return fail(&e, 431, buf + max_head, "request head too large"), request_error(req, buf, &e);
 
     req->flags = 0;
     req->body = HTTP1_BODY_NONE;
@@ -958,25 +957,25 @@ int http1_find_header(const struct http1_header *h, size_t n, enum http1_header_
  * line_len counts the bytes of the current size line (bounded by HTTP1_CHUNK_LINE_MAX; in SIZE it
  * is also the number of digits so far) or of the whole trailer section (HTTP1_TRAILERS_MAX). */
 enum {
-    CS_SIZE = 0,       /* hex digits of chunk-size */
-    CS_SIZE_WS,        /* BWS after the size or an extension value: ';' must follow */
-    CS_EXT_NAME0,      /* after ';': BWS, then the extension name */
-    CS_EXT_NAME,       /* in the name */
-    CS_EXT_NAME_WS,    /* BWS after the name: '=' or ';' must follow */
-    CS_EXT_VAL0,       /* after '=': BWS, then a token or a quoted-string */
-    CS_EXT_VAL,        /* in a token value */
-    CS_EXT_QUOTED,     /* in a quoted-string value */
-    CS_EXT_QUOTED_ESC, /* after a backslash in it */
+    CS_SIZE = 0,        /* hex digits of chunk-size */
+    CS_SIZE_WS,         /* BWS after the size or an extension value: ';' must follow */
+    CS_EXT_NAME0,       /* after ';': BWS, then the extension name */
+    CS_EXT_NAME,        /* in the name */
+    CS_EXT_NAME_WS,     /* BWS after the name: '=' or ';' must follow */
+    CS_EXT_VAL0,        /* after '=': BWS, then a token or a quoted-string */
+    CS_EXT_VAL,         /* in a token value */
+    CS_EXT_QUOTED,      /* in a quoted-string value */
+    CS_EXT_QUOTED_ESC,  /* after a backslash in it */
     CS_EXT_AFTER_QUOTE, /* after the closing quote */
-    CS_SIZE_LF,        /* CR seen, LF must follow */
-    CS_DATA,           /* remaining bytes of chunk data */
-    CS_DATA_CR,        /* CRLF after the data */
+    CS_SIZE_LF,         /* CR seen, LF must follow */
+    CS_DATA,            /* remaining bytes of chunk data */
+    CS_DATA_CR,         /* CRLF after the data */
     CS_DATA_LF,
-    CS_TRAILER,        /* start of a trailer line, or of the final CRLF */
+    CS_TRAILER, /* start of a trailer line, or of the final CRLF */
     CS_TR_NAME,
     CS_TR_VALUE,
     CS_TR_LF,
-    CS_END_LF,         /* final CR seen */
+    CS_END_LF, /* final CR seen */
     CS_DONE,
     CS_ERROR,
 };
@@ -1173,55 +1172,105 @@ bool http1_chunked_done(const struct http1_chunked *c)
 const char *http1_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 103: return "Early Hints";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 203: return "Non-Authoritative Information";
-    case 204: return "No Content";
-    case 205: return "Reset Content";
-    case 206: return "Partial Content";
-    case 300: return "Multiple Choices";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 407: return "Proxy Authentication Required";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 421: return "Misdirected Request";
-    case 422: return "Unprocessable Content";
-    case 425: return "Too Early";
-    case 426: return "Upgrade Required";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    case 511: return "Network Authentication Required";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 103:
+        return "Early Hints";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 203:
+        return "Non-Authoritative Information";
+    case 204:
+        return "No Content";
+    case 205:
+        return "Reset Content";
+    case 206:
+        return "Partial Content";
+    case 300:
+        return "Multiple Choices";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 402:
+        return "Payment Required";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 407:
+        return "Proxy Authentication Required";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 421:
+        return "Misdirected Request";
+    case 422:
+        return "Unprocessable Content";
+    case 425:
+        return "Too Early";
+    case 426:
+        return "Upgrade Required";
+    case 428:
+        return "Precondition Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    case 511:
+        return "Network Authentication Required";
+    default:
+        return "Unknown";
     }
 }

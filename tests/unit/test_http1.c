@@ -12,7 +12,8 @@
 
 #include "http1.h"
 
-/* ---- guard pages ------------------------------------------------------------------------------ */
+/* ---- guard pages ------------------------------------------------------------------------------
+ */
 
 static char *guard_map;
 static size_t guard_size;
@@ -56,7 +57,8 @@ static bool span_is(const char *p, size_t n, const char *want)
 #define EXPECT_SPAN(p, n, want)                                                                    \
     cr_expect(span_is((p), (n), (want)), "%s is \"%.*s\", want \"%s\"", #p, (int)(n), (p), (want))
 
-/* ---- valid requests: exact spans --------------------------------------------------------------- */
+/* ---- valid requests: exact spans ---------------------------------------------------------------
+ */
 
 Test(request, simple_get_spans)
 {
@@ -130,9 +132,10 @@ Test(request, http10)
 
 Test(request, connection_flags_and_listed_fields)
 {
-    static const char in[] = "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, X-Hop\r\n"
-                             "connection: CLOSE\r\nUpgrade: websocket\r\nX-Hop: 1\r\nKeep-Alive: 5\r\n"
-                             "x-hop: 2\r\nX-Other: 3\r\n\r\n";
+    static const char in[] =
+        "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, X-Hop\r\n"
+        "connection: CLOSE\r\nUpgrade: websocket\r\nX-Hop: 1\r\nKeep-Alive: 5\r\n"
+        "x-hop: 2\r\nX-Other: 3\r\n\r\n";
     struct http1_request r;
     cr_assert_gt(parse_req(LIT(in), &r), 0, "%s", r.err_reason);
     cr_expect_eq(r.flags, HTTP1_MF_CONN_CLOSE | HTTP1_MF_UPGRADE);
@@ -235,9 +238,8 @@ Test(request, framing)
 Test(request, target_forms)
 {
     struct http1_request r;
-    cr_assert_gt(parse_req(LIT("GET http://Up.Example:81/a/b?c HTTP/1.1\r\nHost: other\r\n\r\n"),
-                           &r),
-                 0);
+    cr_assert_gt(
+        parse_req(LIT("GET http://Up.Example:81/a/b?c HTTP/1.1\r\nHost: other\r\n\r\n"), &r), 0);
     cr_expect_eq(r.flags, HTTP1_MF_KEEP_ALIVE | HTTP1_MF_ABSOLUTE);
     EXPECT_SPAN(r.target, r.target_len, "http://Up.Example:81/a/b?c");
     EXPECT_SPAN(r.authority, r.authority_len, "Up.Example:81");
@@ -252,9 +254,8 @@ Test(request, target_forms)
     EXPECT_SPAN(r.path, r.path_len, "*");
     EXPECT_SPAN(r.authority, r.authority_len, "h");
 
-    cr_assert_gt(parse_req(LIT("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"),
-                           &r),
-                 0);
+    cr_assert_gt(
+        parse_req(LIT("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"), &r), 0);
     cr_expect_eq(r.flags, HTTP1_MF_KEEP_ALIVE | HTTP1_MF_CONNECT);
     EXPECT_SPAN(r.authority, r.authority_len, "example.com:443");
     cr_expect_eq(r.path_len, 0);
@@ -290,7 +291,8 @@ Test(request, exact_limits)
     /* 20 content bytes and a CR: may still be a line end */
     static const char cr20[] = "GET /aaaaaa HTTP/1.1\r";
     cr_expect_eq(http1_parse_request(guarded(LIT(cr20)), sizeof(cr20) - 1, 0, &lim, &r), -EAGAIN);
-    static const char noend[] = "GET / HTTP/1.1\r\nHost: h\r\nX: 0123456789012345678901234567890123456789";
+    static const char noend[] =
+        "GET / HTTP/1.1\r\nHost: h\r\nX: 0123456789012345678901234567890123456789";
     cr_expect_eq(http1_parse_request(guarded(noend, 63), 63, 0, &lim, &r), -EAGAIN);
     cr_expect_eq(http1_parse_request(guarded(noend, 64), 64, 0, &lim, &r), -EBADMSG);
     cr_expect_eq(r.err_status, 431);
@@ -344,7 +346,8 @@ Test(request, prev_len_values)
     cr_expect_eq(http1_parse_request(g, len, 1000, NULL, &r), 27);
 }
 
-/* ---- invalid requests ------------------------------------------------------------------------- */
+/* ---- invalid requests -------------------------------------------------------------------------
+ */
 
 struct bad_case {
     const char *name;
@@ -352,25 +355,41 @@ struct bad_case {
     size_t len;
     int status;
 };
-#define BAD(n, s, st) {n, s, sizeof(s) - 1, st}
+#define BAD(n, s, st)                                                                              \
+    {                                                                                              \
+        n, s, sizeof(s) - 1, st                                                                    \
+    }
 
 static const struct bad_case bad_requests[] = {
-    BAD("cl+te", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-    BAD("te+cl", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400),
-    BAD("cl differ", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400),
+    BAD("cl+te",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        400),
+    BAD("te+cl",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+        400),
+    BAD("cl differ", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+        400),
     BAD("cl list differ", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 4\r\n\r\n", 400),
     BAD("cl sign", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +3\r\n\r\n", 400),
     BAD("cl inner space", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3 3\r\n\r\n", 400),
     BAD("cl hex", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0x3\r\n\r\n", 400),
     BAD("cl empty", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length:\r\n\r\n", 400),
-    BAD("cl 2^63", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 9223372036854775808\r\n\r\n", 400),
-    BAD("cl 2^64+3", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 18446744073709551619\r\n\r\n", 400),
+    BAD("cl 2^63", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 9223372036854775808\r\n\r\n",
+        400),
+    BAD("cl 2^64+3", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 18446744073709551619\r\n\r\n",
+        400),
     BAD("cl trailing comma", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3,\r\n\r\n", 400),
     BAD("te not chunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
-    BAD("te chunked twice", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400),
-    BAD("te chunked twice fields", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-    BAD("te chunked not last", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
-    BAD("te identity", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity, chunked\r\n\r\n", 400),
+    BAD("te chunked twice",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400),
+    BAD("te chunked twice fields",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n",
+        400),
+    BAD("te chunked not last",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
+    BAD("te identity", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity, chunked\r\n\r\n",
+        400),
     BAD("te unknown", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n", 400),
     BAD("te params", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked;x=1\r\n\r\n", 400),
     BAD("te empty", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\n\r\n", 400),
@@ -443,8 +462,8 @@ Test(request, invalid_statuses)
         struct http1_request r;
         ssize_t n = parse_req(c->raw, c->len, &r);
         cr_expect_eq(n, -EBADMSG, "%s: returned %zd", c->name, n);
-        cr_expect_eq(r.err_status, c->status, "%s: status %d (%s), want %d", c->name,
-                     r.err_status, r.err_reason, c->status);
+        cr_expect_eq(r.err_status, c->status, "%s: status %d (%s), want %d", c->name, r.err_status,
+                     r.err_reason, c->status);
         cr_expect_leq(r.err_offset, c->len, "%s: offset %zu", c->name, r.err_offset);
         cr_expect(r.err_reason != NULL, "%s: no reason", c->name);
     }
@@ -490,7 +509,8 @@ Test(request, every_byte_in_every_position)
     }
 }
 
-/* ---- incremental parsing ---------------------------------------------------------------------- */
+/* ---- incremental parsing ----------------------------------------------------------------------
+ */
 
 static const char *const good_requests[] = {
     "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
@@ -547,7 +567,8 @@ Test(request, incremental_one_byte_at_a_time)
         check_incremental(good_requests[i], strlen(good_requests[i]), &tiny);
 }
 
-/* ---- responses -------------------------------------------------------------------------------- */
+/* ---- responses --------------------------------------------------------------------------------
+ */
 
 struct resp_case {
     const char *raw;
@@ -565,8 +586,8 @@ static const struct resp_case good_responses[] = {
      HTTP1_MF_KEEP_ALIVE},
     {"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n", false, 200, HTTP1_BODY_CHUNKED, 0,
      HTTP1_MF_KEEP_ALIVE},
-    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", false, 200, HTTP1_BODY_CLOSE,
-     0, 0},
+    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", false, 200, HTTP1_BODY_CLOSE, 0,
+     0},
     {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, 200, HTTP1_BODY_CLOSE, 0, 0},
     {"HTTP/1.1 200 OK\r\n\r\n", false, 200, HTTP1_BODY_CLOSE, 0, 0},
     {"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", false, 200, HTTP1_BODY_LENGTH, 0,
@@ -575,11 +596,11 @@ static const struct resp_case good_responses[] = {
      HTTP1_MF_KEEP_ALIVE},
     {"HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n", false, 204, HTTP1_BODY_NONE, 0,
      HTTP1_MF_KEEP_ALIVE},
-    {"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n", false, 304,
-     HTTP1_BODY_NONE, 0, HTTP1_MF_KEEP_ALIVE},
+    {"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n", false, 304, HTTP1_BODY_NONE,
+     0, HTTP1_MF_KEEP_ALIVE},
     {"HTTP/1.1 100 Continue\r\n\r\n", false, 100, HTTP1_BODY_NONE, 0, HTTP1_MF_KEEP_ALIVE},
-    {"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-     false, 101, HTTP1_BODY_NONE, 0, HTTP1_MF_KEEP_ALIVE | HTTP1_MF_UPGRADE},
+    {"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", false,
+     101, HTTP1_BODY_NONE, 0, HTTP1_MF_KEEP_ALIVE | HTTP1_MF_UPGRADE},
     {"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n", false, 200,
      HTTP1_BODY_LENGTH, 2, HTTP1_MF_CONN_CLOSE},
     {"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n", false, 200, HTTP1_BODY_LENGTH, 2, 0},
@@ -600,7 +621,8 @@ Test(response, valid)
         struct http1_response r;
         size_t len = strlen(c->raw);
         const char *body = strstr(c->raw, "\r\n\r\n");
-        size_t head_len = body ? (size_t)(body - c->raw) + 4 : (size_t)(strstr(c->raw, "\n\n") - c->raw) + 2;
+        size_t head_len =
+            body ? (size_t)(body - c->raw) + 4 : (size_t)(strstr(c->raw, "\n\n") - c->raw) + 2;
         ssize_t n = parse_resp(c->raw, len, c->head, &r);
         cr_expect_eq(n, (ssize_t)head_len, "#%zu: %zd (%s)", i, n, r.err_reason);
         if (n <= 0)
@@ -614,7 +636,8 @@ Test(response, valid)
 
 Test(response, spans)
 {
-    static const char in[] = "HTTP/1.1 404 Not Found\r\nServer: x\r\nConnection: x-a\r\nX-A: 1\r\n\r\n";
+    static const char in[] =
+        "HTTP/1.1 404 Not Found\r\nServer: x\r\nConnection: x-a\r\nX-A: 1\r\n\r\n";
     struct http1_response r;
     cr_assert_eq(parse_resp(LIT(in), false, &r), (ssize_t)sizeof(in) - 1);
     EXPECT_SPAN(r.reason, r.reason_len, "Not Found");
@@ -694,7 +717,8 @@ Test(response, limits_and_incremental)
     cr_expect_eq(i - 1, len - 3, "completed at %zu", i - 1);
 }
 
-/* ---- chunked ---------------------------------------------------------------------------------- */
+/* ---- chunked ----------------------------------------------------------------------------------
+ */
 
 struct decoded {
     char data[4096];
@@ -831,7 +855,9 @@ Test(chunked, size_limits)
     cr_expect_eq(http1_chunked_decode(&c, LIT("7fffffffffffffff\r\n"), &is_data), 18);
     cr_expect_eq(c.remaining, 0x7fffffffffffffffull);
     static const char *const bad[] = {
-        "8000000000000000\r\n", "ffffffffffffffffff\r\n", "00000000000000001\r\n",
+        "8000000000000000\r\n",
+        "ffffffffffffffffff\r\n",
+        "00000000000000001\r\n",
     };
     for (size_t i = 0; i < 3; i++) {
         struct http1_chunked b = {0};
@@ -871,16 +897,36 @@ Test(chunked, size_limits)
 }
 
 static const char *const bad_chunked[] = {
-    " 5\r\nhello\r\n0\r\n\r\n",      "+5\r\nhello\r\n0\r\n\r\n",     "-5\r\n",
-    "0x5\r\nhello\r\n0\r\n\r\n",     "\r\n",                         "5 \r\nhello\r\n0\r\n\r\n",
-    "5\nhello\r\n0\r\n\r\n",         "5\rhello",                     "5;\r\n",
-    "5;a=\r\n",                      "5;a=\"b\r\n",                  "5;a=\"\x01\"\r\n",
-    "5;a b\r\n",                     "5;a=b c\r\n",                  "5;=b\r\n",
-    "5;a=\"b\"c\r\n",                "5;a\n",                        "5\r\nhelloX\r\n",
-    "5\r\nhello\n",                  "5\r\nhello\r\r",               "0\n\n",
-    "0\r\n\n",                       "0\r\nX: a\r\n b\r\n\r\n",      "0\r\nX\r\n\r\n",
-    "0\r\nX : a\r\n\r\n",            "0\r\n: a\r\n\r\n",             "0\r\nX: \x7f\r\n\r\n",
-    "0\r\nX: a\n\r\n",               "0\r\n\rX",                     "g\r\n",
+    " 5\r\nhello\r\n0\r\n\r\n",
+    "+5\r\nhello\r\n0\r\n\r\n",
+    "-5\r\n",
+    "0x5\r\nhello\r\n0\r\n\r\n",
+    "\r\n",
+    "5 \r\nhello\r\n0\r\n\r\n",
+    "5\nhello\r\n0\r\n\r\n",
+    "5\rhello",
+    "5;\r\n",
+    "5;a=\r\n",
+    "5;a=\"b\r\n",
+    "5;a=\"\x01\"\r\n",
+    "5;a b\r\n",
+    "5;a=b c\r\n",
+    "5;=b\r\n",
+    "5;a=\"b\"c\r\n",
+    "5;a\n",
+    "5\r\nhelloX\r\n",
+    "5\r\nhello\n",
+    "5\r\nhello\r\r",
+    "0\n\n",
+    "0\r\n\n",
+    "0\r\nX: a\r\n b\r\n\r\n",
+    "0\r\nX\r\n\r\n",
+    "0\r\nX : a\r\n\r\n",
+    "0\r\n: a\r\n\r\n",
+    "0\r\nX: \x7f\r\n\r\n",
+    "0\r\nX: a\n\r\n",
+    "0\r\n\rX",
+    "g\r\n",
     "0\r\nX: a\r\n\n",
 };
 
@@ -899,7 +945,8 @@ Test(chunked, invalid)
     cr_expect_eq(d.outcome, -1);
 }
 
-/* ---- the shared vector file -------------------------------------------------------------------- */
+/* ---- the shared vector file --------------------------------------------------------------------
+ */
 
 static int hexval(int c)
 {
@@ -922,11 +969,21 @@ static ssize_t unescape(const char *s, char *out)
             continue;
         }
         switch (*++s) {
-        case 'r': out[n++] = '\r'; break;
-        case 'n': out[n++] = '\n'; break;
-        case 't': out[n++] = '\t'; break;
-        case '0': out[n++] = '\0'; break;
-        case '\\': out[n++] = '\\'; break;
+        case 'r':
+            out[n++] = '\r';
+            break;
+        case 'n':
+            out[n++] = '\n';
+            break;
+        case 't':
+            out[n++] = '\t';
+            break;
+        case '0':
+            out[n++] = '\0';
+            break;
+        case '\\':
+            out[n++] = '\\';
+            break;
         case 'x': {
             int hi = hexval(s[1]), lo = hi < 0 ? -1 : hexval(s[2]);
             if (lo < 0)
@@ -942,7 +999,8 @@ static ssize_t unescape(const char *s, char *out)
     return (ssize_t)n;
 }
 
-/* Runs one vector: the head through the parser, then (when chunked) the rest through the decoder. */
+/* Runs one vector: the head through the parser, then (when chunked) the rest through the decoder.
+ */
 static void run_vector(const char *name, const char *expected, const char *raw, size_t len)
 {
     struct http1_request r;
@@ -1011,7 +1069,8 @@ Test(vectors, requests_vec)
     cr_expect_geq(ok, 40);
 }
 
-/* ---- reason phrases ------------------------------------------------------------------------------ */
+/* ---- reason phrases
+ * ------------------------------------------------------------------------------ */
 
 Test(reason, phrases)
 {
