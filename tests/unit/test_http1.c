@@ -509,6 +509,33 @@ Test(request, every_byte_in_every_position)
     }
 }
 
+/* The same classes deep inside long targets and values, where the block (16 and 8 byte) scans
+ * run: every byte value at every offset of a 40-byte run. */
+Test(request, every_byte_at_every_offset)
+{
+    for (int b = 0; b < 256; b++) {
+        for (int at = 0; at < 40; at++) {
+            char in[128];
+            struct http1_request r;
+            int n = snprintf(in, sizeof(in), "GET /%040d HTTP/1.1\r\nHost: h\r\n\r\n", 0);
+            in[5 + at] = (char)b;
+            bool ok = b > 0x20 && b < 0x7f;
+            ssize_t got = parse_req(in, (size_t)n, &r);
+            cr_assert_eq(got > 0, ok, "target byte 0x%02x at %d: %zd", b, at, got);
+            if (ok)
+                cr_assert_eq(r.target_len, 41);
+
+            n = snprintf(in, sizeof(in), "GET / HTTP/1.1\r\nHost: h\r\nX: a%040dz\r\n\r\n", 0);
+            in[29 + at] = (char)b;
+            ok = b == '\t' || (b >= 0x20 && b != 0x7f);
+            got = parse_req(in, (size_t)n, &r);
+            cr_assert_eq(got > 0, ok, "value byte 0x%02x at %d: %zd", b, at, got);
+            if (ok)
+                cr_assert_eq(r.headers[1].value_len, 42);
+        }
+    }
+}
+
 /* ---- incremental parsing ----------------------------------------------------------------------
  */
 
