@@ -17,7 +17,7 @@ class ToyBackendTest(GolbTestCase):
     def setUp(self):
         super().setUp()
         if not os.access(os.path.join(self.bindir, "toy-backend"), os.X_OK):
-            self.skipTest(f"{self.bindir}/toy-backend is not built")
+            self.fail(f"{self.bindir}/toy-backend is not built")
 
     def run_toy(self, *args):
         return subprocess.run([os.path.join(self.bindir, "toy-backend"), *args], capture_output=True,

@@ -733,7 +733,7 @@ class GolbTestCase(unittest.TestCase):
     def setUp(self):
         self.bindir = BINDIR
         if self.needs_golb and not os.access(os.path.join(self.bindir, "golb"), os.X_OK):
-            self.skipTest(f"{self.bindir}/golb is not built")
+            self.fail(f"{self.bindir}/golb is not built")  # a failure, never a silent skip
         self.tmp = tempfile.mkdtemp(prefix=f"golb-e2e-{self._testMethodName}-")
         self.procs = []
         self.raw_upstreams = []
