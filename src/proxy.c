@@ -443,6 +443,22 @@ static void out_field(struct out *o, const struct http1_header *h)
     out_mem(o, "\r\n", 2);
 }
 
+/* True for a field that must not be forwarded (RFC 9110 §7.6.1): the hop-by-hop fields, and those
+ * the sender named in Connection, except the ones golb's own framing and routing rest on (Host,
+ * Content-Length, Transfer-Encoding): dropping those because a peer listed them would make the next
+ * hop frame the message differently from golb. Upgrade stays when a tunnel is being set up. */
+static bool drop_hop_by_hop(const struct http1_header *h, bool upgrading)
+{
+    if (upgrading && h->id == HTTP1_H_UPGRADE)
+        return false;
+    if (h->flags & HTTP1_HF_HOP_BY_HOP)
+        return true;
+    if (!(h->flags & HTTP1_HF_CONN_LISTED))
+        return false;
+    return h->id != HTTP1_H_HOST && h->id != HTTP1_H_CONTENT_LENGTH &&
+           h->id != HTTP1_H_TRANSFER_ENCODING;
+}
+
 /* Writes the request head golb sends upstream: origin-form target, HTTP/1.1, hop-by-hop fields
  * removed (RFC 9110 §7.6.1), framing fields re-emitted from what golb itself determined, and
  * X-Forwarded-For appended to, X-Forwarded-Proto/-Host set. Returns false when it does not fit. */
@@ -460,10 +476,8 @@ static bool build_request_head(struct client *c, const struct http1_request *req
     bool xff_seen = false;
     for (size_t i = 0; i < req->num_headers; i++) {
         const struct http1_header *h = &req->headers[i];
-        if (h->flags & (HTTP1_HF_HOP_BY_HOP | HTTP1_HF_CONN_LISTED)) {
-            if (!(c->req_upgrade && h->id == HTTP1_H_UPGRADE))
-                continue;
-        }
+        if (drop_hop_by_hop(h, c->req_upgrade))
+            continue;
         switch (h->id) {
         case HTTP1_H_CONTENT_LENGTH:
         case HTTP1_H_X_FORWARDED_PROTO:
@@ -554,10 +568,8 @@ static bool build_response_head(struct client *c, const struct http1_response *r
 
     for (size_t i = 0; i < resp->num_headers; i++) {
         const struct http1_header *h = &resp->headers[i];
-        if (h->flags & (HTTP1_HF_HOP_BY_HOP | HTTP1_HF_CONN_LISTED)) {
-            if (!(upgrade && h->id == HTTP1_H_UPGRADE))
-                continue;
-        }
+        if (drop_hop_by_hop(h, upgrade))
+            continue;
         if (!interim && resp->body != HTTP1_BODY_NONE &&
             (h->id == HTTP1_H_CONTENT_LENGTH || h->id == HTTP1_H_TRANSFER_ENCODING)) {
             if (h->id == HTTP1_H_TRANSFER_ENCODING && resp->body == HTTP1_BODY_CHUNKED &&
