@@ -177,8 +177,7 @@ Test(log, level_filtering)
                      (int)cases[i].level, c.text);
         cr_expect_not_null(strstr(c.text, cases[i].last_kept), "level %d", (int)cases[i].level);
         if (cases[i].first_dropped)
-            cr_expect_null(strstr(c.text, cases[i].first_dropped), "level %d",
-                           (int)cases[i].level);
+            cr_expect_null(strstr(c.text, cases[i].first_dropped), "level %d", (int)cases[i].level);
         capture_free(&c);
     }
 }

@@ -189,8 +189,9 @@ Test(sock, v6_listener_is_v6_only)
     int on = 0;
     socklen_t len = sizeof(on);
     cr_assert_eq(getsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &on, &len), 0);
-    cr_expect_neq(on, 0, "IPv6 listeners must not also take IPv4 (a second 0.0.0.0 bind would "
-                         "clash)");
+    cr_expect_neq(on, 0,
+                  "IPv6 listeners must not also take IPv4 (a second 0.0.0.0 bind would "
+                  "clash)");
     close(l);
 }
 

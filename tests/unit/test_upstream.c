@@ -64,8 +64,8 @@ static void waiter_tick(struct loop_timer *t)
 /* Runs the loop until pred(arg) is true (checked every millisecond) or DEADLINE_MS passes. */
 static bool run_until(struct loop *loop, pred_fn pred, void *arg)
 {
-    struct waiter w = {.loop = loop, .pred = pred, .arg = arg,
-                       .deadline = util_now_ms() + DEADLINE_MS};
+    struct waiter w = {
+        .loop = loop, .pred = pred, .arg = arg, .deadline = util_now_ms() + DEADLINE_MS};
     loop_timer_init(&w.t, waiter_tick);
     loop_update_time(loop);
     loop_timer_after(loop, &w.t, 0);
@@ -297,8 +297,7 @@ Test(upstream, connect_that_fails_at_once_sets_err)
     struct sockaddr bad = {.sa_family = 12345};
     struct owner o = {0};
     int err = 0;
-    struct upstream_conn *c =
-        upstream_connect(f.pool, 0, &bad, sizeof(bad), &o, on_event, &err);
+    struct upstream_conn *c = upstream_connect(f.pool, 0, &bad, sizeof(bad), &o, on_event, &err);
     cr_expect_null(c);
     cr_expect_eq(err, -EAFNOSUPPORT);
     cr_expect_eq(upstream_pool_stats(f.pool)->connects, 0);
