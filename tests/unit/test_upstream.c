@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -247,7 +248,7 @@ Test(upstream, connect_completes_and_reports_success)
     cr_expect_eq(c->requests, 0);
     int nd = 0;
     socklen_t nl = sizeof(nd);
-    cr_assert_eq(getsockopt(c->io.fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &nd, &nl), 0);
+    cr_assert_eq(getsockopt(c->io.fd, IPPROTO_TCP, TCP_NODELAY, &nd, &nl), 0);
     cr_expect_neq(nd, 0, "upstream sockets have Nagle off");
     cr_expect_eq(upstream_pool_stats(f.pool)->connects, 1);
     cr_expect_eq(upstream_pool_stats(f.pool)->reuses, 0);
