@@ -6,6 +6,12 @@ passed=0 failed=0 status=0
 for bin in "$@"; do
     out=$("$bin" --jobs 2 2>&1); rc=$?
     synth=$(printf '%s\n' "$out" | grep -E 'Synthesis:' | tail -n1)
+    # Criterion counts a test as passed even when LeakSanitizer or UBSan reported in it.
+    if printf '%s\n' "$out" | grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:'; then
+        printf '%s\n' "$out" | grep -E -A 30 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' | head -n 80
+        echo "$(basename "$bin"): sanitizer report"
+        failed=$((failed + 1)); status=1
+    fi
     if [ $rc -ne 0 ] || [ -z "$synth" ]; then
         printf '%s\n' "$out" | grep -vE '^\[----\] +$' | tail -n 60
         status=1

@@ -428,11 +428,16 @@ static void out_str(struct out *o, const char *s)
     out_mem(o, s, strlen(s));
 }
 
+/* Decimal digits without printf: this runs for every response head (Content-Length). */
 static void out_u64(struct out *o, uint64_t v)
 {
     char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
-    out_mem(o, tmp, (size_t)n);
+    char *p = tmp + sizeof(tmp);
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    out_mem(o, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
 static void out_field(struct out *o, const struct http1_header *h)
@@ -558,11 +563,10 @@ static bool build_response_head(struct client *c, const struct http1_response *r
     bool interim = resp->status < 200 && resp->status != 101;
     bool upgrade = resp->status == 101;
     struct out o = {.p = b->data + b->last, .cap = b->cap - b->last};
-    char status[8];
-    snprintf(status, sizeof(status), "%03d", resp->status);
+    char status[4] = {(char)('0' + resp->status / 100 % 10), (char)('0' + resp->status / 10 % 10),
+                      (char)('0' + resp->status % 10), ' '};
     out_str(&o, "HTTP/1.1 ");
-    out_str(&o, status);
-    out_mem(&o, " ", 1);
+    out_mem(&o, status, sizeof(status));
     out_mem(&o, resp->reason, resp->reason_len);
     out_str(&o, "\r\n");
 
@@ -572,10 +576,13 @@ static bool build_response_head(struct client *c, const struct http1_response *r
             continue;
         if (!interim && resp->body != HTTP1_BODY_NONE &&
             (h->id == HTTP1_H_CONTENT_LENGTH || h->id == HTTP1_H_TRANSFER_ENCODING)) {
-            if (h->id == HTTP1_H_TRANSFER_ENCODING && resp->body == HTTP1_BODY_CHUNKED &&
-                !c->resp_dechunk) {
-                out_field(&o, h); /* keep the codings as sent: chunked stays final */
-            }
+            /* Keep the codings as sent: chunked stays final when passed through, and a body
+             * whose final coding is not chunked (close-delimited, RFC 9112 §6.3) keeps its
+             * gzip or the like, or the client would take coded bytes for the content. */
+            if (h->id == HTTP1_H_TRANSFER_ENCODING && !c->req_http10 &&
+                (resp->body == HTTP1_BODY_CLOSE ||
+                 (resp->body == HTTP1_BODY_CHUNKED && !c->resp_dechunk)))
+                out_field(&o, h);
             continue;
         }
         if (h->id == HTTP1_H_TRANSFER_ENCODING && c->req_http10)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "sock.h"
@@ -172,13 +173,32 @@ int upstream_connect_result(struct upstream_conn *conn)
     return rc;
 }
 
+/* True when nothing is waiting on the connection. The owner may have consumed the only edge for a
+ * FIN or for stray bytes that arrived with the end of its response; with edge-triggered epoll no
+ * new event would come once it is idle, so a dead connection would sit in the pool. When the owner
+ * did not read until EAGAIN, one non-blocking peek settles it. */
+static bool quiet(struct upstream_conn *c)
+{
+    if (c->rdhup)
+        return false;
+    if (!c->readable)
+        return true;
+    char byte;
+    ssize_t n = recv(c->io.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        c->readable = false;
+        return true;
+    }
+    return false; /* stray bytes, EOF or an error */
+}
+
 void upstream_release(struct upstream_conn *c, bool reusable)
 {
     struct upstream_pool *pool = c->pool;
     struct idle_list *l = &pool->idle[c->backend];
     c->owner = NULL;
     c->on_event = NULL;
-    if (!reusable || !c->connected || l->count >= pool->max_idle) {
+    if (!reusable || !c->connected || l->count >= pool->max_idle || !quiet(c)) {
         conn_close(c);
         return;
     }

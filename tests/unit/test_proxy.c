@@ -712,15 +712,14 @@ Test(proxy_response, head_that_does_not_fit_fails_and_leaves_the_buffer)
     buf_pool_destroy(&small);
 }
 
-/* BUG (proxy.c build_response_head): a response whose final transfer coding is not chunked
+/* Regression, fixed (proxy.c build_response_head): a response whose final transfer coding is not chunked
  * ("Transfer-Encoding: gzip", close-delimited per RFC 9112 §6.3 rule 4) loses its
  * Transfer-Encoding field: the field is dropped because resp->body != HTTP1_BODY_CHUNKED, so the
  * client receives gzip-coded bytes announced as identity (corrupt content).
  * Input: "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n" to an HTTP/1.1 client.
  * Expected: "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n".
  * Actual:   "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n". */
-Test(proxy_response, non_chunked_transfer_coding_is_kept_for_close_delimited_bodies,
-     .disabled = true)
+Test(proxy_response, non_chunked_transfer_coding_is_kept_for_close_delimited_bodies)
 {
     expect_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, CLOSE11,
                 "HTTP/1.1 200 OK\r\n"
