@@ -787,6 +787,12 @@ class GolbTestCase(unittest.TestCase):
         self.raw_upstreams.append(u)
         return u
 
+    def recording_upstream(self, respond=None, **kw):
+        """A RecordingUpstream (every byte recorded, parsed strictly), closed at the end."""
+        u = RecordingUpstream(respond, **kw)
+        self.raw_upstreams.append(u)
+        return u
+
     def wait_backend(self, golb, backend, state, timeout=None, start=0):
         """Waits for golb's log line "backend 127.0.0.1:PORT is STATE"; returns the re.Match."""
         port = backend if isinstance(backend, int) else backend.port
@@ -818,3 +824,403 @@ def assert_rotation(testcase, ids, n_backends):
     testcase.assertEqual(len(set(first)), n_backends, f"first {n_backends} picks not distinct: {ids}")
     for i, v in enumerate(ids):
         testcase.assertEqual(v, first[i % n_backends], f"rotation broken at request {i}: {ids}")
+
+
+# ---- request vectors (tests/vectors/requests.vec) ------------------------------------------------
+
+VECTORS_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "vectors", "requests.vec")
+
+
+class Vector:
+    """One case of the vector file: name, expected ("ok" or a status as int), raw request bytes."""
+
+    def __init__(self, name, expected, raw, lineno):
+        self.name, self.expected, self.raw, self.lineno = name, expected, raw, lineno
+
+    @property
+    def ok(self):
+        return self.expected == "ok"
+
+    def __repr__(self):
+        return f"<Vector {self.name} {self.expected} line {self.lineno}>"
+
+
+def decode_vec_escapes(s):
+    """Decodes the vector format's C-style escapes (\\r \\n \\t \\0 \\\\ \\xHH), as
+    tests/unit/test_http1.c does; raises ValueError on any other escape."""
+    out = bytearray()
+    i = 0
+    while i < len(s):
+        ch = s[i]
+        if ch != "\\":
+            out += ch.encode("latin-1") if ord(ch) < 256 else ch.encode("utf-8")
+            i += 1
+            continue
+        e = s[i + 1:i + 2]
+        simple = {"r": b"\r", "n": b"\n", "t": b"\t", "0": b"\0", "\\": b"\\"}
+        if e in simple:
+            out += simple[e]
+            i += 2
+        elif e == "x" and re.fullmatch(r"[0-9A-Fa-f]{2}", s[i + 2:i + 4]):
+            out.append(int(s[i + 2:i + 4], 16))
+            i += 4
+        else:
+            raise ValueError(f"bad escape at {i}: {s[i:i + 4]!r}")
+    return bytes(out)
+
+
+def load_vectors(path=None):
+    """Every case of the vector file (name<TAB>expected<TAB>request; # comments, blank lines)."""
+    out = []
+    with open(path or VECTORS_PATH, "rb") as f:
+        for lineno, line in enumerate(f.read().decode("utf-8").split("\n"), 1):
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split("\t")
+            if len(parts) != 3:
+                raise ValueError(f"line {lineno}: want name<TAB>expected<TAB>request")
+            name, expected, raw = parts
+            exp = expected if expected == "ok" else int(expected)
+            out.append(Vector(name, exp, decode_vec_escapes(raw), lineno))
+    return out
+
+
+# ---- a recording upstream: every byte it receives, parsed strictly as HTTP/1.1 requests ---------
+
+_TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_REQ_LINE_RE = re.compile(rb"(" + _TCHAR + rb"+) ([\x21-\x7e]+) HTTP/1\.1")
+_FIELD_RE = re.compile(rb"(" + _TCHAR + rb"+):[ \t]*((?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)[ \t]*")
+_CHUNK_LINE_RE = re.compile(rb"([0-9A-Fa-f]{1,16})((?:[ \t]*;[ \t]*" + _TCHAR + rb"+(?:[ \t]*=[ \t]*(?:"
+                            + _TCHAR + rb"+|\"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*\"))?)*)")
+
+HOP_BY_HOP = ("connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade")
+
+
+class UpstreamParseError(ValueError):
+    pass
+
+
+def parse_strict_head(head):
+    """Parses one request head (bytes up to and including the blank line, CRLF only) the way a
+    strict HTTP/1.1 server would. Returns (method, target, [(name, value)]) as str (latin-1)."""
+    if not head.endswith(b"\r\n\r\n"):
+        raise UpstreamParseError("head does not end with CRLF CRLF")
+    lines = head[:-4].split(b"\r\n")
+    for ln in lines:
+        if b"\r" in ln or b"\n" in ln:
+            raise UpstreamParseError(f"bare CR or LF in {ln[:80]!r}")
+    m = _REQ_LINE_RE.fullmatch(lines[0])
+    if not m:
+        raise UpstreamParseError(f"bad request line {lines[0][:200]!r}")
+    headers = []
+    for ln in lines[1:]:
+        fm = _FIELD_RE.fullmatch(ln)
+        if not fm:
+            raise UpstreamParseError(f"bad field line {ln[:200]!r}")
+        headers.append((fm.group(1).decode("latin-1"), fm.group(2).decode("latin-1")))
+    return m.group(1).decode("latin-1"), m.group(2).decode("latin-1"), headers
+
+
+def request_framing(headers):
+    """("none" | "length" | "chunked", content_length) from strictly parsed fields; raises
+    UpstreamParseError on ambiguous framing (both fields, differing lengths, chunked not final)."""
+    te = [v for k, v in headers if k.lower() == "transfer-encoding"]
+    cl = [v for k, v in headers if k.lower() == "content-length"]
+    if te and cl:
+        raise UpstreamParseError(f"both Transfer-Encoding {te} and Content-Length {cl}")
+    if te:
+        codings = [c.strip().lower() for v in te for c in v.split(",")]
+        if codings[-1] != "chunked" or codings.count("chunked") != 1 or "" in codings:
+            raise UpstreamParseError(f"Transfer-Encoding {te}: chunked must be final and once")
+        return "chunked", None
+    if cl:
+        vals = {x.strip() for v in cl for x in v.split(",")}
+        if len(vals) != 1 or not re.fullmatch(r"[0-9]{1,18}", next(iter(vals))):
+            raise UpstreamParseError(f"bad Content-Length {cl}")
+        return "length", int(next(iter(vals)))
+    return "none", 0
+
+
+def decode_chunked_strict(buf, start=0, limit=1 << 22):
+    """Decodes a chunked body at buf[start:] (CRLF only, extensions and trailers checked).
+    Returns (end_offset, body_bytes, trailers) or None when incomplete; UpstreamParseError when bad."""
+    pos = start
+    body = bytearray()
+    while True:
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            if len(buf) - pos > 4096 or b"\n" in buf[pos:]:
+                raise UpstreamParseError(f"bad chunk-size line {bytes(buf[pos:pos + 80])!r}")
+            return None
+        m = _CHUNK_LINE_RE.fullmatch(bytes(buf[pos:eol]))
+        if not m:
+            raise UpstreamParseError(f"bad chunk-size line {bytes(buf[pos:eol][:80])!r}")
+        size = int(m.group(1), 16)
+        pos = eol + 2
+        if size == 0:
+            break
+        if len(body) + size > limit:
+            raise UpstreamParseError("chunked body over the recorder's limit")
+        if len(buf) < pos + size + 2:
+            return None
+        body += buf[pos:pos + size]
+        pos += size
+        if buf[pos:pos + 2] != b"\r\n":
+            raise UpstreamParseError(f"chunk data not followed by CRLF: {bytes(buf[pos:pos + 20])!r}")
+        pos += 2
+    trailers = []
+    while True:
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            if b"\n" in buf[pos:] or b"\r" in buf[pos:-1]:
+                raise UpstreamParseError("bare CR or LF in trailers")
+            return None
+        line = bytes(buf[pos:eol])
+        pos = eol + 2
+        if not line:
+            return pos, bytes(body), trailers
+        if b"\r" in line or b"\n" in line:
+            raise UpstreamParseError(f"bare CR or LF in trailer {line[:80]!r}")
+        fm = _FIELD_RE.fullmatch(line)
+        if not fm:
+            raise UpstreamParseError(f"bad trailer line {line[:80]!r}")
+        trailers.append((fm.group(1).decode("latin-1"), fm.group(2).decode("latin-1")))
+
+
+class RecordedRequest:
+    """One request a RecordingUpstream saw: the head as received, how it was framed, its body."""
+
+    def __init__(self, conn, index, tag, head, method, target, headers):
+        self.conn, self.index, self.tag = conn, index, tag
+        self.head, self.method, self.target, self.headers = head, method, target, headers
+        self.framing, self.content_length = request_framing(headers)
+        self.body = b""
+        self.trailers = []
+        self.raw = b""          # head + body bytes exactly as received
+        self.complete = False   # the whole body (as framed) arrived
+        self.answered = False
+
+    def header(self, name, default=None):
+        vals = self.header_all(name)
+        return vals[0] if vals else default
+
+    def header_all(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    def __repr__(self):
+        return (f"<RecordedRequest conn {self.conn.id} #{self.index} tag={self.tag!r} {self.method} "
+                f"{self.target} {self.framing} complete={self.complete}>")
+
+
+class RecordedConn:
+    def __init__(self, cid):
+        self.id = cid
+        self.raw = bytearray()   # every byte received, in order
+        self.requests = []
+        self.error = None        # first strict-parse error (the stream is out of step from there)
+        self.leftover = b""      # bytes after the last complete request when the connection ended
+        self.closed = False      # the peer closed (EOF or reset)
+        self.eof_clean = False   # EOF with no partial request pending
+        self.accepted_at = time.monotonic()
+        self.closed_at = None
+
+    @property
+    def health(self):
+        return bool(self.requests) and self.requests[0].target == "/health"
+
+    def __repr__(self):
+        return (f"<RecordedConn {self.id} requests={len(self.requests)} error={self.error!r} "
+                f"closed={self.closed} leftover={self.leftover[:40]!r}>")
+
+
+class RecordingUpstream:
+    """A loopback upstream that records exactly the bytes it receives, per connection, and parses
+    them strictly as a stream of HTTP/1.1 requests (CRLF only, token names, no obs-fold, exactly one
+    of Content-Length / chunked, chunked bodies validated). Each complete request is answered by
+    respond(req) -> bytes (default: a small 200 with Content-Length and X-Rec: CONN.INDEX); GET
+    /health is answered 200 "ok" and its connection counted as a health connection. Set .tag
+    before a test step: every request records the tag current when its head arrived. A parse error
+    is recorded on the connection, answered 400 and the connection closed."""
+
+    def __init__(self, respond=None, health_status=200, max_request=1 << 22):
+        self.respond = respond
+        self.health_status = health_status
+        self.max_request = max_request
+        self.tag = None
+        self.conns = []
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(128)
+        self.host, self.port = self.lsock.getsockname()
+        self._socks = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self._thread.start()
+
+    # -- views --
+    def data_conns(self):
+        with self.lock:
+            return [c for c in self.conns if not c.health and (c.requests or c.raw)]
+
+    def requests(self, tag=None, complete_only=False):
+        """Non-health requests (optionally with this tag / only complete ones), in arrival order."""
+        with self.lock:
+            out = [r for c in self.conns for r in c.requests if r.target != "/health"]
+        if tag is not None:
+            out = [r for r in out if r.tag == tag]
+        if complete_only:
+            out = [r for r in out if r.complete]
+        return sorted(out, key=lambda r: r.seq)
+
+    def errors(self):
+        with self.lock:
+            return [(c.id, c.error) for c in self.conns if c.error]
+
+    # -- server --
+    def _accept_loop(self):
+        while not self._stop:
+            try:
+                s, _ = self.lsock.accept()
+            except OSError:
+                return
+            with self.lock:
+                rc = RecordedConn(len(self.conns))
+                self.conns.append(rc)
+                self._socks.append(s)
+            threading.Thread(target=self._serve, args=(s, rc), daemon=True).start()
+
+    def _default_response(self, req):
+        body = b"rec %d.%d\n" % (req.conn.id, req.index)
+        return (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Rec: %d.%d\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (req.conn.id, req.index, len(body), body))
+
+    def _serve(self, s, rc):
+        buf = bytearray()
+        cur = None       # request whose body is pending
+        body_at = 0      # offset in buf where cur's body starts
+        seq = [0]
+        try:
+            s.settimeout(scaled(60))
+            while not self._stop:
+                # Parse everything complete in buf.
+                while buf and rc.error is None:
+                    if cur is None:
+                        end = buf.find(b"\r\n\r\n")
+                        if end < 0:
+                            if len(buf) > 65536:
+                                raise UpstreamParseError("request head over 64 KiB")
+                            if re.search(rb"(?<!\r)\n", bytes(buf)):
+                                raise UpstreamParseError(f"bare LF in head {bytes(buf[:200])!r}")
+                            break
+                        head = bytes(buf[:end + 4])
+                        method, target, headers = parse_strict_head(head)
+                        with self.lock:
+                            cur = RecordedRequest(rc, len(rc.requests), self.tag, head, method,
+                                                  target, headers)
+                            cur.seq = (time.monotonic_ns(), rc.id, cur.index)
+                            rc.requests.append(cur)
+                            self.cond.notify_all()
+                        body_at = end + 4
+                    if cur.framing == "length":
+                        if cur.content_length > self.max_request:
+                            raise UpstreamParseError("Content-Length over the recorder's limit")
+                        if len(buf) < body_at + cur.content_length:
+                            break
+                        end = body_at + cur.content_length
+                        cur.body = bytes(buf[body_at:end])
+                    elif cur.framing == "chunked":
+                        got = decode_chunked_strict(buf, body_at, self.max_request)
+                        if got is None:
+                            break
+                        end, cur.body, cur.trailers = got
+                    else:
+                        end = body_at
+                    cur.raw = bytes(buf[:end])
+                    del buf[:end]
+                    req, cur = cur, None
+                    with self.lock:
+                        req.complete = True
+                        self.cond.notify_all()
+                    if req.target == "/health":
+                        b = b"ok\n"
+                        s.sendall(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s"
+                                  % (self.health_status, len(b), b))
+                    else:
+                        s.sendall((self.respond or self._default_response)(req))
+                    req.answered = True
+                d = s.recv(65536)
+                if not d:
+                    break
+                with self.lock:
+                    rc.raw += d
+                buf += d
+        except UpstreamParseError as e:
+            with self.lock:
+                rc.error = str(e)
+            try:
+                s.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                rc.leftover = bytes(buf)
+                rc.eof_clean = not buf and cur is None and rc.error is None
+                rc.closed = True
+                rc.closed_at = time.monotonic()
+                self.cond.notify_all()
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def close(self):
+        """Stops listening and closes every connection (the port is free again on return)."""
+        self._stop = True
+        try:
+            self.lsock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._thread.join(scaled(5))
+        try:
+            self.lsock.close()
+        except OSError:
+            pass
+        with self.lock:
+            socks = list(self._socks)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+# ---- process and resource probes ------------------------------------------------------------------
+
+def cpu_seconds(pid):
+    """User + system CPU time consumed so far by pid (all threads), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_fds(pid):
+    """Number of file descriptors pid has open."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def raise_nofile(want):
+    """Raises this process's RLIMIT_NOFILE soft limit to min(want, hard); processes started
+    afterwards inherit it. Returns (soft, hard) as now in force."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
