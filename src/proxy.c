@@ -77,34 +77,21 @@ enum resp_phase {
     RESP_DONE,
 };
 
-struct client {
-    struct loop_io io;
-    struct loop_timer timer;
-    struct loop_task task; /* deferred: free after close, or process pipelined bytes */
-    struct worker *w;
-    struct client *prev, *next; /* worker's list */
-    enum client_state state;
-    bool readable, writable, eof, rdhup;
-
-    struct buf *in, *reqh, *uin, *resph;
+/* One request/response exchange: everything that exists only while a request is in flight.
+ * Taken from the worker's free list when a request head is parsed, given back when the exchange
+ * ends, so an idle keep-alive connection costs only its struct client. */
+struct exchange {
+    struct exchange *next_free;
+    struct buf *reqh, *uin, *resph;
     uint32_t reqh_sent, resph_sent;
     uint32_t reqh_host_at; /* where a Host line goes when the request had none (0: it had) */
-    const char *reply; /* generated error response (static text) */
-    uint32_t reply_len, reply_sent;
-
     struct kpipe req_pipe, resp_pipe; /* splice paths; r == -1 when unused */
 
     struct upstream_conn *up;
     int backend;
     bool up_reused, replayed;
     struct lb_tried tried;
-
-    uint64_t head_start;    /* first byte of the current request head arrived (0: none yet) */
-    uint64_t idle_since;    /* READ_HEAD entered */
-    uint64_t progress_at;   /* last byte moved in EXCHANGE/TUNNEL, or state change */
-    uint64_t sent_at;       /* request fully sent upstream */
-    uint32_t parse_prev;
-    uint32_t requests;
+    uint64_t sent_at; /* request fully sent upstream */
 
     /* request being forwarded */
     enum http1_body req_body;
@@ -121,9 +108,28 @@ struct client {
     struct http1_chunked resp_chunk;
     bool resp_started, resp_dechunk, resp_keepalive, client_keepalive, tunnel_pending;
     bool up_eof, up_shut, client_shut;
+};
 
-    char ip[48];
+/* A client connection. Small on purpose: this is all an idle keep-alive connection holds. */
+struct client {
+    struct loop_io io;
+    struct loop_timer timer;
+    struct loop_task task; /* deferred: free after close, or process pipelined bytes */
+    struct worker *w;
+    struct client *prev, *next; /* worker's list */
+    struct buf *in;             /* bytes from the client; NULL while idle */
+    struct exchange *x;         /* the request in flight; NULL between requests */
+    const char *reply;          /* generated error response (static text) */
+    uint32_t reply_len, reply_sent;
+    uint64_t head_start;  /* first byte of the current request head arrived (0: none yet) */
+    uint64_t idle_since;  /* READ_HEAD entered */
+    uint64_t progress_at; /* last byte moved, or state change */
+    uint32_t parse_prev;
+    uint32_t requests;
+    uint8_t state; /* enum client_state */
+    bool readable, writable, eof, rdhup, nodelay;
     uint8_t iplen;
+    char ip[46]; /* INET6_ADDRSTRLEN */
 };
 
 static void pump(struct client *c);
@@ -172,17 +178,49 @@ static void free_task(struct loop_task *task)
     free(container_of(task, struct client, task));
 }
 
+/* Exchanges kept for reuse per worker, so steady traffic never mallocs one. */
+#define MAX_FREE_EXCHANGES 256
+
+static struct exchange *exchange_get(struct worker *w)
+{
+    struct exchange *x = w->free_exchanges;
+    if (x) {
+        w->free_exchanges = x->next_free;
+        w->nfree_exchanges--;
+        memset(x, 0, sizeof(*x));
+    } else {
+        x = calloc(1, sizeof(*x));
+        if (!x)
+            return NULL;
+    }
+    x->req_pipe = x->resp_pipe = (struct kpipe){.r = -1, .w = -1};
+    x->backend = -1;
+    return x;
+}
+
+/* Gives back the exchange's buffers and pipes and the exchange itself (its upstream must have been
+ * dropped), and the client's input buffer when it is empty. */
 static void release_buffers(struct client *c)
 {
-    pipe_pool_put(&c->w->pipes, &c->req_pipe);
-    pipe_pool_put(&c->w->pipes, &c->resp_pipe);
-    struct buf_pool *pool = &c->w->bufs;
-    buf_put(pool, c->reqh);
-    buf_put(pool, c->uin);
-    buf_put(pool, c->resph);
-    c->reqh = c->uin = c->resph = NULL;
+    struct worker *w = c->w;
+    struct exchange *x = c->x;
+    if (x) {
+        pipe_pool_put(&w->pipes, &x->req_pipe);
+        pipe_pool_put(&w->pipes, &x->resp_pipe);
+        buf_put(&w->bufs, x->reqh);
+        buf_put(&w->bufs, x->uin);
+        buf_put(&w->bufs, x->resph);
+        if (w->nfree_exchanges < MAX_FREE_EXCHANGES) {
+            x->next_free = w->free_exchanges;
+            w->free_exchanges = x;
+            w->nfree_exchanges++;
+        } else {
+            free(x);
+        }
+        c->x = NULL;
+    }
     if (c->in && buf_len(c->in) == 0) {
-        buf_put(pool, c->in);
+        buf_put(&w->bufs, c->in);
         c->in = NULL;
     }
 }
@@ -190,13 +228,13 @@ static void release_buffers(struct client *c)
 /* Ends the exchange with the upstream, if any: pooled when reusable, else closed. */
 static void drop_upstream(struct client *c, bool reusable, enum lb_outcome outcome)
 {
-    if (!c->up)
+    if (!c->x || !c->x->up)
         return;
-    struct backend *b = &c->w->backends->b[c->backend];
+    struct backend *b = &c->w->backends->b[c->x->backend];
     atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
-    balancer_release(c->w->balancer, c->backend, outcome);
-    upstream_release(c->up, reusable);
-    c->up = NULL;
+    balancer_release(c->w->balancer, c->x->backend, outcome);
+    upstream_release(c->x->up, reusable);
+    c->x->up = NULL;
 }
 
 static void client_close(struct client *c)
@@ -246,7 +284,7 @@ static void client_linger(struct client *c)
  * cut the connection so the client sees an incomplete response, never wrong bytes. */
 static void client_fail(struct client *c, int status, enum lb_outcome outcome)
 {
-    if (c->resp_started) {
+    if (c->x && c->x->resp_started) {
         client_close(c);
         return;
     }
@@ -258,6 +296,17 @@ static void client_fail(struct client *c, int status, enum lb_outcome outcome)
     c->progress_at = loop_now(c->w->loop);
     arm_timer(c);
     pump(c);
+}
+
+/* Disables Nagle once the connection carries more than one small response: when it stays open
+ * for another request (a pipelined response must not wait for an ACK) or streams a large body.
+ * A one-request connection never pays the setsockopt (nginx sets tcp_nodelay the same way). */
+static void client_nodelay(struct client *c)
+{
+    if (!c->nodelay) {
+        sock_nodelay(c->io.fd);
+        c->nodelay = true;
+    }
 }
 
 /* ---------------------------------------------------------------- timers ------------------- */
@@ -278,8 +327,8 @@ static void arm_timer(struct client *c)
         d = c->progress_at + cfg->connect_timeout_ms;
         break;
     case CS_EXCHANGE:
-        if (c->resp_phase == RESP_WAIT_HEAD && c->req_done)
-            d = c->sent_at + cfg->upstream_timeout_ms;
+        if (c->x->resp_phase == RESP_WAIT_HEAD && c->x->req_done)
+            d = c->x->sent_at + cfg->upstream_timeout_ms;
         else
             d = c->progress_at + cfg->body_timeout_ms;
         break;
@@ -310,7 +359,7 @@ static void on_timeout(struct loop_timer *t)
             client_close(c); /* idle keep-alive connection: close quietly */
         return;
     case CS_CONNECT: {
-        struct backend *b = &c->w->backends->b[c->backend];
+        struct backend *b = &c->w->backends->b[c->x->backend];
         log_warn("backend %s: connect timed out after %u ms", b->cfg->name,
                  c->w->cfg->connect_timeout_ms);
         backend_report_failure(b, c->w->cfg->max_fails, "connect timed out");
@@ -319,12 +368,12 @@ static void on_timeout(struct loop_timer *t)
         return;
     }
     case CS_EXCHANGE:
-        if (c->resp_phase == RESP_WAIT_HEAD && c->req_done) {
-            struct backend *b = &c->w->backends->b[c->backend];
+        if (c->x->resp_phase == RESP_WAIT_HEAD && c->x->req_done) {
+            struct backend *b = &c->w->backends->b[c->x->backend];
             log_warn("backend %s: no response within %u ms", b->cfg->name,
                      c->w->cfg->upstream_timeout_ms);
             client_fail(c, 504, LB_FAILED);
-        } else if (!c->req_done && c->resp_phase == RESP_WAIT_HEAD &&
+        } else if (!c->x->req_done && c->x->resp_phase == RESP_WAIT_HEAD &&
                    (!c->in || buf_len(c->in) == 0)) {
             client_fail(c, 408, LB_FAILED); /* the client stopped sending its body */
         } else {
@@ -481,7 +530,7 @@ static bool build_request_head(struct client *c, const struct http1_request *req
     bool xff_seen = false;
     for (size_t i = 0; i < req->num_headers; i++) {
         const struct http1_header *h = &req->headers[i];
-        if (drop_hop_by_hop(h, c->req_upgrade))
+        if (drop_hop_by_hop(h, c->x->req_upgrade))
             continue;
         switch (h->id) {
         case HTTP1_H_CONTENT_LENGTH:
@@ -510,7 +559,7 @@ static bool build_request_head(struct client *c, const struct http1_request *req
         out_u64(&o, req->content_length);
         out_str(&o, "\r\n");
     }
-    if (c->req_upgrade)
+    if (c->x->req_upgrade)
         out_str(&o, "Connection: upgrade\r\n");
     out_str(&o, "X-Forwarded-For: ");
     if (xff_seen) {
@@ -531,7 +580,7 @@ static bool build_request_head(struct client *c, const struct http1_request *req
     }
     /* Without any authority (an HTTP/1.0 request without Host) the head is finished per try by
      * set_upstream_host(), since HTTP/1.1 upstreams require a Host. */
-    c->reqh_host_at = req->authority_len ? 0 : (uint32_t)o.len;
+    c->x->reqh_host_at = req->authority_len ? 0 : (uint32_t)o.len;
     if (req->authority_len)
         out_str(&o, "\r\n");
     b->pos = 0;
@@ -542,13 +591,13 @@ static bool build_request_head(struct client *c, const struct http1_request *req
 /* Ends a request head that lacked Host with the chosen backend's "host:port", as nginx does. */
 static bool set_upstream_host(struct client *c, const struct backend *b)
 {
-    if (!c->reqh_host_at)
+    if (!c->x->reqh_host_at)
         return true;
-    struct out o = {.p = c->reqh->data, .len = c->reqh_host_at, .cap = c->reqh->cap};
+    struct out o = {.p = c->x->reqh->data, .len = c->x->reqh_host_at, .cap = c->x->reqh->cap};
     out_str(&o, "Host: ");
     out_str(&o, b->cfg->name);
     out_str(&o, "\r\n\r\n");
-    c->reqh->last = (uint32_t)o.len;
+    c->x->reqh->last = (uint32_t)o.len;
     return !o.overflow;
 }
 
@@ -579,13 +628,13 @@ static bool build_response_head(struct client *c, const struct http1_response *r
             /* Keep the codings as sent: chunked stays final when passed through, and a body
              * whose final coding is not chunked (close-delimited, RFC 9112 §6.3) keeps its
              * gzip or the like, or the client would take coded bytes for the content. */
-            if (h->id == HTTP1_H_TRANSFER_ENCODING && !c->req_http10 &&
+            if (h->id == HTTP1_H_TRANSFER_ENCODING && !c->x->req_http10 &&
                 (resp->body == HTTP1_BODY_CLOSE ||
-                 (resp->body == HTTP1_BODY_CHUNKED && !c->resp_dechunk)))
+                 (resp->body == HTTP1_BODY_CHUNKED && !c->x->resp_dechunk)))
                 out_field(&o, h);
             continue;
         }
-        if (h->id == HTTP1_H_TRANSFER_ENCODING && c->req_http10)
+        if (h->id == HTTP1_H_TRANSFER_ENCODING && c->x->req_http10)
             continue; /* HTTP/1.0 has no transfer codings */
         out_field(&o, h);
     }
@@ -597,9 +646,9 @@ static bool build_response_head(struct client *c, const struct http1_response *r
         }
         if (upgrade)
             out_str(&o, "Connection: upgrade\r\n");
-        else if (!c->client_keepalive)
+        else if (!c->x->client_keepalive)
             out_str(&o, "Connection: close\r\n");
-        else if (c->req_http10)
+        else if (c->x->req_http10)
             out_str(&o, "Connection: keep-alive\r\n");
     }
     out_str(&o, "\r\n");
@@ -697,30 +746,25 @@ static void start_exchange(struct client *c, const struct http1_request *req, si
     c->parse_prev = 0;
     w->stats.requests++;
 
-    c->req_body = req->body;
-    c->req_remaining = req->body == HTTP1_BODY_LENGTH ? req->content_length : 0;
-    c->req_ready = 0;
-    memset(&c->req_chunk, 0, sizeof(c->req_chunk));
-    c->req_done = false;
-    c->req_body_sent = false;
-    c->req_keepalive = (req->flags & HTTP1_MF_KEEP_ALIVE) != 0;
-    c->req_is_head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
-    c->req_http10 = req->minor_version == 0;
-    c->req_upgrade = (req->flags & HTTP1_MF_UPGRADE) != 0;
-    c->resp_phase = RESP_WAIT_HEAD;
-    c->resp_started = false;
-    c->resp_dechunk = false;
-    c->tunnel_pending = false;
-    c->up_eof = false;
-    c->replayed = false;
-    c->tried.n = 0;
-
-    c->reqh = buf_get(&w->bufs);
-    if (!c->reqh) {
+    struct exchange *x = c->x = exchange_get(w);
+    if (!x) {
         client_fail(c, 503, LB_OK);
         return;
     }
-    if (!build_request_head(c, req, c->reqh)) {
+    x->req_body = req->body;
+    x->req_remaining = req->body == HTTP1_BODY_LENGTH ? req->content_length : 0;
+    x->req_keepalive = (req->flags & HTTP1_MF_KEEP_ALIVE) != 0;
+    x->req_is_head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+    x->req_http10 = req->minor_version == 0;
+    x->req_upgrade = (req->flags & HTTP1_MF_UPGRADE) != 0;
+    x->resp_phase = RESP_WAIT_HEAD;
+
+    c->x->reqh = buf_get(&w->bufs);
+    if (!c->x->reqh) {
+        client_fail(c, 503, LB_OK);
+        return;
+    }
+    if (!build_request_head(c, req, c->x->reqh)) {
         client_fail(c, 431, LB_OK);
         return;
     }
@@ -799,36 +843,36 @@ static void connect_next(struct client *c)
     const struct config *cfg = w->cfg;
     uint32_t max_tries = MIN(cfg->retries + 1, (uint32_t)LB_MAX_TRIES);
     for (;;) {
-        if ((uint32_t)c->tried.n >= max_tries) {
+        if ((uint32_t)c->x->tried.n >= max_tries) {
             client_fail(c, 502, LB_OK);
             return;
         }
-        int idx = balancer_pick(w->balancer, &c->tried);
+        int idx = balancer_pick(w->balancer, &c->x->tried);
         if (idx < 0) {
-            client_fail(c, c->tried.n ? 502 : 503, LB_OK);
+            client_fail(c, c->x->tried.n ? 502 : 503, LB_OK);
             return;
         }
-        lb_tried_add(&c->tried, idx);
+        lb_tried_add(&c->x->tried, idx);
         struct backend *b = &w->backends->b[idx];
-        c->backend = idx;
+        c->x->backend = idx;
         if (!set_upstream_host(c, b)) {
             client_fail(c, 431, LB_OK);
             return;
         }
-        c->up = upstream_take_idle(w->upstreams, idx, c, on_upstream_event);
+        c->x->up = upstream_take_idle(w->upstreams, idx, c, on_upstream_event);
         atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
-        if (c->up) {
-            c->up_reused = true;
+        if (c->x->up) {
+            c->x->up_reused = true;
             c->state = CS_EXCHANGE;
             c->progress_at = loop_now(w->loop);
             pump(c);
             return;
         }
         int err = 0;
-        c->up_reused = false;
-        c->up = upstream_connect(w->upstreams, idx, (const struct sockaddr *)&b->cfg->addr,
+        c->x->up_reused = false;
+        c->x->up = upstream_connect(w->upstreams, idx, (const struct sockaddr *)&b->cfg->addr,
                                  b->cfg->addrlen, c, on_upstream_event, &err);
-        if (c->up) {
+        if (c->x->up) {
             c->state = CS_CONNECT;
             c->progress_at = loop_now(w->loop);
             arm_timer(c);
@@ -846,24 +890,24 @@ static void connect_next(struct client *c)
  * the same backend, once. Returns true when it did. */
 static bool replay_on_fresh(struct client *c)
 {
-    if (!c->up_reused || c->replayed || c->req_body_sent || c->resp_started ||
-        (c->uin && buf_len(c->uin) > 0) || !c->reqh)
+    if (!c->x->up_reused || c->x->replayed || c->x->req_body_sent || c->x->resp_started ||
+        (c->x->uin && buf_len(c->x->uin) > 0) || !c->x->reqh)
         return false;
     struct worker *w = c->w;
-    struct backend *b = &w->backends->b[c->backend];
-    upstream_release(c->up, false);
-    c->up = NULL;
-    c->replayed = true;
-    c->reqh_sent = 0;
-    c->req_done = false;
-    c->up_eof = false;
+    struct backend *b = &w->backends->b[c->x->backend];
+    upstream_release(c->x->up, false);
+    c->x->up = NULL;
+    c->x->replayed = true;
+    c->x->reqh_sent = 0;
+    c->x->req_done = false;
+    c->x->up_eof = false;
     int err = 0;
-    c->up_reused = false;
-    c->up = upstream_connect(w->upstreams, c->backend, (const struct sockaddr *)&b->cfg->addr,
+    c->x->up_reused = false;
+    c->x->up = upstream_connect(w->upstreams, c->x->backend, (const struct sockaddr *)&b->cfg->addr,
                              b->cfg->addrlen, c, on_upstream_event, &err);
-    if (!c->up) {
+    if (!c->x->up) {
         atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
-        balancer_release(w->balancer, c->backend, LB_CONNECT_FAILED);
+        balancer_release(w->balancer, c->x->backend, LB_CONNECT_FAILED);
         connect_next(c);
         return true;
     }
@@ -878,8 +922,8 @@ static void upstream_broken(struct client *c, const char *why)
 {
     if (replay_on_fresh(c))
         return;
-    struct backend *b = &c->w->backends->b[c->backend];
-    if (!c->resp_started) {
+    struct backend *b = &c->w->backends->b[c->x->backend];
+    if (!c->x->resp_started) {
         log_warn("backend %s: %s", b->cfg->name, why);
         backend_report_failure(b, c->w->cfg->max_fails, why);
     }
@@ -890,18 +934,18 @@ static void upstream_broken(struct client *c, const char *why)
 /* Content-Length request bodies past the first buffer go client → pipe → upstream. */
 static bool splice_request(struct client *c, bool *progress)
 {
-    uint64_t left = c->req_remaining;
+    uint64_t left = c->x->req_remaining;
     enum splice_err err = SPLICE_OK;
-    bool p = splice_pump(&c->req_pipe, c->io.fd, &c->readable, &c->eof, c->up->io.fd,
-                         &c->up->writable, &left, &err);
-    if (left != c->req_remaining)
-        c->req_body_sent = true;
-    c->req_remaining = left;
+    bool p = splice_pump(&c->x->req_pipe, c->io.fd, &c->readable, &c->eof, c->x->up->io.fd,
+                         &c->x->up->writable, &left, &err);
+    if (left != c->x->req_remaining)
+        c->x->req_body_sent = true;
+    c->x->req_remaining = left;
     if (err == SPLICE_DST_FAILED) {
         upstream_broken(c, "connection reset while sending the request");
         return false;
     }
-    if (err == SPLICE_SRC_FAILED || (c->eof && c->req_remaining && c->req_pipe.bytes == 0)) {
+    if (err == SPLICE_SRC_FAILED || (c->eof && c->x->req_remaining && c->x->req_pipe.bytes == 0)) {
         client_close(c); /* the client went away mid-body */
         return false;
     }
@@ -909,9 +953,9 @@ static bool splice_request(struct client *c, bool *progress)
         *progress = true;
         c->progress_at = loop_now(c->w->loop);
     }
-    if (c->req_remaining == 0) {
-        c->req_done = true;
-        c->sent_at = loop_now(c->w->loop);
+    if (c->x->req_remaining == 0) {
+        c->x->req_done = true;
+        c->x->sent_at = loop_now(c->w->loop);
         *progress = true;
     }
     return true;
@@ -920,57 +964,57 @@ static bool splice_request(struct client *c, bool *progress)
 static bool pump_request(struct client *c)
 {
     bool progress = false;
-    if (c->req_body == HTTP1_BODY_LENGTH && !c->req_done &&
-        want_splice(c, &c->req_pipe, c->reqh_sent == c->reqh->last, c->in ? buf_len(c->in) : 0,
-                    HTTP1_BODY_LENGTH, c->req_remaining)) {
+    if (c->x->req_body == HTTP1_BODY_LENGTH && !c->x->req_done &&
+        want_splice(c, &c->x->req_pipe, c->x->reqh_sent == c->x->reqh->last, c->in ? buf_len(c->in) : 0,
+                    HTTP1_BODY_LENGTH, c->x->req_remaining)) {
         splice_request(c, &progress);
         return progress;
     }
-    while (!c->req_done && c->state == CS_EXCHANGE) {
+    while (!c->x->req_done && c->state == CS_EXCHANGE) {
         struct iovec iov[2];
         int n = 0;
-        uint32_t head_left = c->reqh_sent < c->reqh->last ? c->reqh->last - c->reqh_sent : 0;
+        uint32_t head_left = c->x->reqh_sent < c->x->reqh->last ? c->x->reqh->last - c->x->reqh_sent : 0;
         if (head_left)
-            iov[n++] = (struct iovec){c->reqh->data + c->reqh_sent, head_left};
+            iov[n++] = (struct iovec){c->x->reqh->data + c->x->reqh_sent, head_left};
 
         uint64_t body = 0;
         uint32_t avail = c->in ? buf_len(c->in) : 0;
-        if (c->req_body == HTTP1_BODY_LENGTH) {
-            body = MIN(c->req_remaining, (uint64_t)avail);
-        } else if (c->req_body == HTTP1_BODY_CHUNKED) {
-            while (c->req_ready < avail && !http1_chunked_done(&c->req_chunk)) {
+        if (c->x->req_body == HTTP1_BODY_LENGTH) {
+            body = MIN(c->x->req_remaining, (uint64_t)avail);
+        } else if (c->x->req_body == HTTP1_BODY_CHUNKED) {
+            while (c->x->req_ready < avail && !http1_chunked_done(&c->x->req_chunk)) {
                 bool is_data;
-                ssize_t k = http1_chunked_decode(&c->req_chunk, c->in->data + c->in->pos +
-                                                                    c->req_ready,
-                                                 avail - c->req_ready, &is_data);
+                ssize_t k = http1_chunked_decode(&c->x->req_chunk, c->in->data + c->in->pos +
+                                                                    c->x->req_ready,
+                                                 avail - c->x->req_ready, &is_data);
                 if (k < 0) {
                     client_fail(c, 400, LB_FAILED);
                     return false;
                 }
                 if (k == 0)
                     break;
-                c->req_ready += (uint32_t)k;
+                c->x->req_ready += (uint32_t)k;
             }
-            body = c->req_ready;
+            body = c->x->req_ready;
         }
         if (body)
             iov[n++] = (struct iovec){c->in->data + c->in->pos, (size_t)body};
 
         bool body_complete =
-            c->req_body == HTTP1_BODY_NONE ||
-            (c->req_body == HTTP1_BODY_LENGTH && c->req_remaining == body) ||
-            (c->req_body == HTTP1_BODY_CHUNKED && http1_chunked_done(&c->req_chunk) &&
-             c->req_ready == body);
+            c->x->req_body == HTTP1_BODY_NONE ||
+            (c->x->req_body == HTTP1_BODY_LENGTH && c->x->req_remaining == body) ||
+            (c->x->req_body == HTTP1_BODY_CHUNKED && http1_chunked_done(&c->x->req_chunk) &&
+             c->x->req_ready == body);
         if (n == 0 && body_complete) {
-            c->req_done = true;
-            c->sent_at = loop_now(c->w->loop);
+            c->x->req_done = true;
+            c->x->sent_at = loop_now(c->w->loop);
             progress = true;
             break;
         }
         if (n > 0) {
-            if (!c->up->writable)
+            if (!c->x->up->writable)
                 break;
-            ssize_t wr = write_iov(c->up->io.fd, iov, n, &c->up->writable);
+            ssize_t wr = write_iov(c->x->up->io.fd, iov, n, &c->x->up->writable);
             if (wr == -EAGAIN)
                 break;
             if (wr < 0) {
@@ -980,15 +1024,15 @@ static bool pump_request(struct client *c)
             progress = true;
             c->progress_at = loop_now(c->w->loop);
             uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
-            c->reqh_sent += from_head;
+            c->x->reqh_sent += from_head;
             uint32_t from_body = (uint32_t)wr - from_head;
             if (from_body) {
-                c->req_body_sent = true;
+                c->x->req_body_sent = true;
                 c->in->pos += from_body;
-                if (c->req_body == HTTP1_BODY_LENGTH)
-                    c->req_remaining -= from_body;
+                if (c->x->req_body == HTTP1_BODY_LENGTH)
+                    c->x->req_remaining -= from_body;
                 else
-                    c->req_ready -= from_body;
+                    c->x->req_ready -= from_body;
             }
             continue;
         }
@@ -1022,16 +1066,16 @@ static void start_tunnel(struct client *c);
 static bool parse_response(struct client *c)
 {
     struct http1_response resp;
-    size_t len = buf_len(c->uin);
-    ssize_t n = http1_parse_response(c->uin->data + c->uin->pos, len, 0, c->uin->cap - 1,
-                                     c->req_is_head, &resp);
+    size_t len = buf_len(c->x->uin);
+    ssize_t n = http1_parse_response(c->x->uin->data + c->x->uin->pos, len, 0, c->x->uin->cap - 1,
+                                     c->x->req_is_head, &resp);
     if (n == -EAGAIN) {
-        if (buf_space(c->uin) == 0) {
-            if (c->uin->pos == 0) {
+        if (buf_space(c->x->uin) == 0) {
+            if (c->x->uin->pos == 0) {
                 upstream_broken(c, "response head too large");
                 return false;
             }
-            buf_compact(c->uin);
+            buf_compact(c->x->uin);
         }
         return false;
     }
@@ -1039,87 +1083,87 @@ static bool parse_response(struct client *c)
         char why[128];
         snprintf(why, sizeof(why), "invalid response: %s",
                  resp.err_reason ? resp.err_reason : "malformed");
-        c->replayed = true; /* a bad response is not a dropped pooled connection */
+        c->x->replayed = true; /* a bad response is not a dropped pooled connection */
         upstream_broken(c, why);
         return false;
     }
-    c->uin->pos += (uint32_t)n;
-    if (!c->resph) {
-        c->resph = buf_get(&c->w->bufs);
-        if (!c->resph) {
+    c->x->uin->pos += (uint32_t)n;
+    if (!c->x->resph) {
+        c->x->resph = buf_get(&c->w->bufs);
+        if (!c->x->resph) {
             client_fail(c, 503, LB_FAILED);
             return false;
         }
     }
     if (resp.status < 200 && resp.status != 101) {
         /* Interim (100 Continue, 103 Early Hints): relay to HTTP/1.1 clients, then keep waiting. */
-        if (!c->req_http10 && !build_response_head(c, &resp, c->resph)) {
+        if (!c->x->req_http10 && !build_response_head(c, &resp, c->x->resph)) {
             upstream_broken(c, "interim response head too large");
             return false;
         }
         return true;
     }
-    if (resp.status == 101 && !c->req_upgrade) {
-        c->replayed = true;
+    if (resp.status == 101 && !c->x->req_upgrade) {
+        c->x->replayed = true;
         upstream_broken(c, "101 Switching Protocols without an upgrade request");
         return false;
     }
-    c->resp_body = resp.body;
-    c->resp_remaining = resp.body == HTTP1_BODY_LENGTH ? resp.content_length : 0;
-    c->resp_ready = 0;
-    memset(&c->resp_chunk, 0, sizeof(c->resp_chunk));
-    c->resp_dechunk = resp.body == HTTP1_BODY_CHUNKED && c->req_http10;
-    c->resp_keepalive = (resp.flags & HTTP1_MF_KEEP_ALIVE) && resp.body != HTTP1_BODY_CLOSE;
-    c->client_keepalive = c->req_keepalive && !c->w->draining && c->req_done &&
-                          resp.body != HTTP1_BODY_CLOSE && !c->resp_dechunk && resp.status != 101;
-    if (!build_response_head(c, &resp, c->resph)) {
-        c->replayed = true;
+    c->x->resp_body = resp.body;
+    c->x->resp_remaining = resp.body == HTTP1_BODY_LENGTH ? resp.content_length : 0;
+    c->x->resp_ready = 0;
+    memset(&c->x->resp_chunk, 0, sizeof(c->x->resp_chunk));
+    c->x->resp_dechunk = resp.body == HTTP1_BODY_CHUNKED && c->x->req_http10;
+    c->x->resp_keepalive = (resp.flags & HTTP1_MF_KEEP_ALIVE) && resp.body != HTTP1_BODY_CLOSE;
+    c->x->client_keepalive = c->x->req_keepalive && !c->w->draining && c->x->req_done &&
+                          resp.body != HTTP1_BODY_CLOSE && !c->x->resp_dechunk && resp.status != 101;
+    if (!build_response_head(c, &resp, c->x->resph)) {
+        c->x->replayed = true;
         upstream_broken(c, "response head too large");
         return false;
     }
     /* The request can no longer be replayed: free its head now. */
-    buf_put(&c->w->bufs, c->reqh);
-    c->reqh = NULL;
+    buf_put(&c->w->bufs, c->x->reqh);
+    c->x->reqh = NULL;
     if (resp.status == 101) {
-        c->tunnel_pending = true;
-        c->resp_phase = RESP_DONE;
+        c->x->tunnel_pending = true;
+        c->x->resp_phase = RESP_DONE;
         return true;
     }
-    c->resp_phase = resp.body == HTTP1_BODY_NONE ? RESP_DONE : RESP_BODY;
+    c->x->resp_phase = resp.body == HTTP1_BODY_NONE ? RESP_DONE : RESP_BODY;
     return true;
 }
 
 /* Body bytes at uin->pos ready to go to the client under the response framing. */
 static uint64_t response_body_ready(struct client *c, bool *failed)
 {
-    uint32_t avail = buf_len(c->uin);
-    switch (c->resp_body) {
+    uint32_t avail = buf_len(c->x->uin);
+    switch (c->x->resp_body) {
     case HTTP1_BODY_LENGTH:
-        return MIN(c->resp_remaining, (uint64_t)avail);
+        return MIN(c->x->resp_remaining, (uint64_t)avail);
     case HTTP1_BODY_CLOSE:
         return avail;
     case HTTP1_BODY_CHUNKED:
-        if (!c->resp_dechunk) {
-            while (c->resp_ready < avail && !http1_chunked_done(&c->resp_chunk)) {
+        if (!c->x->resp_dechunk) {
+            while (c->x->resp_ready < avail && !http1_chunked_done(&c->x->resp_chunk)) {
                 bool is_data;
-                ssize_t k = http1_chunked_decode(&c->resp_chunk,
-                                                 c->uin->data + c->uin->pos + c->resp_ready,
-                                                 avail - c->resp_ready, &is_data);
+                ssize_t k = http1_chunked_decode(&c->x->resp_chunk,
+                                                 c->x->uin->data + c->x->uin->pos + c->x->resp_ready,
+                                                 avail - c->x->resp_ready, &is_data);
                 if (k <= 0) {
                     *failed = k < 0;
                     break;
                 }
-                c->resp_ready += (uint32_t)k;
+                c->x->resp_ready += (uint32_t)k;
             }
-            return c->resp_ready;
+            return c->x->resp_ready;
         }
         /* De-chunk in place: data runs slide down over the framing, resp_ready counts them. */
         {
-            char *base = c->uin->data + c->uin->pos;
-            uint32_t src = c->resp_ready, dst = c->resp_ready;
-            while (src < avail && !http1_chunked_done(&c->resp_chunk)) {
+            char *base = c->x->uin->data + c->x->uin->pos;
+            uint32_t src = c->x->resp_ready, dst = c->x->resp_ready;
+            while (src < avail && !http1_chunked_done(&c->x->resp_chunk)) {
                 bool is_data;
-                ssize_t k = http1_chunked_decode(&c->resp_chunk, base + src, avail - src,
+                ssize_t k = http1_chunked_decode(&c->x->resp_chunk, base + src, avail - src,
                                                  &is_data);
                 if (k <= 0) {
                     *failed = k < 0;
@@ -1135,8 +1179,8 @@ static uint64_t response_body_ready(struct client *c, bool *failed)
             /* Bytes after the data we kept were framing; anything past src stays unprocessed. */
             if (src < avail)
                 memmove(base + dst, base + src, avail - src);
-            c->uin->last -= src - dst;
-            c->resp_ready = dst;
+            c->x->uin->last -= src - dst;
+            c->x->resp_ready = dst;
             return dst;
         }
     default:
@@ -1146,13 +1190,13 @@ static uint64_t response_body_ready(struct client *c, bool *failed)
 
 static bool response_body_complete(const struct client *c, uint64_t ready)
 {
-    switch (c->resp_body) {
+    switch (c->x->resp_body) {
     case HTTP1_BODY_LENGTH:
-        return c->resp_remaining == ready;
+        return c->x->resp_remaining == ready;
     case HTTP1_BODY_CHUNKED:
-        return http1_chunked_done(&c->resp_chunk) && c->resp_ready == ready;
+        return http1_chunked_done(&c->x->resp_chunk) && c->x->resp_ready == ready;
     case HTTP1_BODY_CLOSE:
-        return c->up_eof && buf_len(c->uin) == ready;
+        return c->x->up_eof && buf_len(c->x->uin) == ready;
     default:
         return true;
     }
@@ -1162,31 +1206,32 @@ static bool response_body_complete(const struct client *c, uint64_t ready)
  * client. */
 static void splice_response(struct client *c, bool *progress)
 {
-    bool length = c->resp_body == HTTP1_BODY_LENGTH;
-    uint64_t left = length ? c->resp_remaining : UINT64_MAX;
+    client_nodelay(c);
+    bool length = c->x->resp_body == HTTP1_BODY_LENGTH;
+    uint64_t left = length ? c->x->resp_remaining : UINT64_MAX;
     enum splice_err err = SPLICE_OK;
-    bool p = splice_pump(&c->resp_pipe, c->up->io.fd, &c->up->readable, &c->up_eof, c->io.fd,
+    bool p = splice_pump(&c->x->resp_pipe, c->x->up->io.fd, &c->x->up->readable, &c->x->up_eof, c->io.fd,
                          &c->writable, &left, &err);
     if (length)
-        c->resp_remaining = left;
+        c->x->resp_remaining = left;
     if (p) {
         *progress = true;
-        c->resp_started = true;
+        c->x->resp_started = true;
         c->progress_at = loop_now(c->w->loop);
     }
     if (err == SPLICE_DST_FAILED) {
         client_close(c); /* the client is gone */
         return;
     }
-    bool drained = c->resp_pipe.bytes == 0;
-    if (err == SPLICE_SRC_FAILED || (length && c->up_eof && c->resp_remaining && drained)) {
-        struct backend *b = &c->w->backends->b[c->backend];
+    bool drained = c->x->resp_pipe.bytes == 0;
+    if (err == SPLICE_SRC_FAILED || (length && c->x->up_eof && c->x->resp_remaining && drained)) {
+        struct backend *b = &c->w->backends->b[c->x->backend];
         log_warn("backend %s: connection closed in the middle of the response body", b->cfg->name);
         client_close(c); /* cut: the client must see the truncation */
         return;
     }
-    if ((length && c->resp_remaining == 0) || (!length && c->up_eof && drained)) {
-        c->resp_phase = RESP_DONE;
+    if ((length && c->x->resp_remaining == 0) || (!length && c->x->up_eof && drained)) {
+        c->x->resp_phase = RESP_DONE;
         *progress = true;
     }
 }
@@ -1196,20 +1241,20 @@ static bool pump_response(struct client *c)
 {
     bool progress = false;
     while (c->state == CS_EXCHANGE) {
-        if (c->resp_phase == RESP_BODY && !c->resp_dechunk &&
-            want_splice(c, &c->resp_pipe, !c->resph || c->resph->last == 0,
-                        c->uin ? buf_len(c->uin) : 0, c->resp_body, c->resp_remaining)) {
+        if (c->x->resp_phase == RESP_BODY && !c->x->resp_dechunk &&
+            want_splice(c, &c->x->resp_pipe, !c->x->resph || c->x->resph->last == 0,
+                        c->x->uin ? buf_len(c->x->uin) : 0, c->x->resp_body, c->x->resp_remaining)) {
             splice_response(c, &progress);
             return progress;
         }
         /* 1. Write what is ready: a rewritten head, then body bytes. */
         struct iovec iov[2];
         int n = 0;
-        uint32_t head_left = c->resph ? c->resph->last - c->resph_sent : 0;
+        uint32_t head_left = c->x->resph ? c->x->resph->last - c->x->resph_sent : 0;
         if (head_left)
-            iov[n++] = (struct iovec){c->resph->data + c->resph_sent, head_left};
+            iov[n++] = (struct iovec){c->x->resph->data + c->x->resph_sent, head_left};
         uint64_t body = 0;
-        if (c->resp_phase == RESP_BODY) {
+        if (c->x->resp_phase == RESP_BODY) {
             bool failed = false;
             body = response_body_ready(c, &failed);
             if (failed) {
@@ -1217,7 +1262,7 @@ static bool pump_response(struct client *c)
                 return false;
             }
             if (body)
-                iov[n++] = (struct iovec){c->uin->data + c->uin->pos, (size_t)body};
+                iov[n++] = (struct iovec){c->x->uin->data + c->x->uin->pos, (size_t)body};
         }
         if (n > 0) {
             if (!c->writable)
@@ -1230,34 +1275,34 @@ static bool pump_response(struct client *c)
                 return false;
             }
             progress = true;
-            c->resp_started = true;
+            c->x->resp_started = true;
             c->progress_at = loop_now(c->w->loop);
             uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
-            c->resph_sent += from_head;
-            if (c->resph_sent == c->resph->last)
-                c->resph->pos = c->resph->last = c->resph_sent = 0;
+            c->x->resph_sent += from_head;
+            if (c->x->resph_sent == c->x->resph->last)
+                c->x->resph->pos = c->x->resph->last = c->x->resph_sent = 0;
             uint32_t from_body = (uint32_t)wr - from_head;
             if (from_body) {
-                c->uin->pos += from_body;
-                if (c->resp_body == HTTP1_BODY_LENGTH)
-                    c->resp_remaining -= from_body;
-                else if (c->resp_body == HTTP1_BODY_CHUNKED)
-                    c->resp_ready -= from_body;
+                c->x->uin->pos += from_body;
+                if (c->x->resp_body == HTTP1_BODY_LENGTH)
+                    c->x->resp_remaining -= from_body;
+                else if (c->x->resp_body == HTTP1_BODY_CHUNKED)
+                    c->x->resp_ready -= from_body;
             }
             continue;
         }
-        if (c->resp_phase == RESP_BODY && response_body_complete(c, body)) {
-            c->resp_phase = RESP_DONE;
+        if (c->x->resp_phase == RESP_BODY && response_body_complete(c, body)) {
+            c->x->resp_phase = RESP_DONE;
             /* Bytes past the end of the response: the connection is out of step, never reuse. */
-            if (buf_len(c->uin) > 0)
-                c->resp_keepalive = false;
+            if (buf_len(c->x->uin) > 0)
+                c->x->resp_keepalive = false;
             progress = true;
         }
-        if (c->resp_phase == RESP_DONE)
+        if (c->x->resp_phase == RESP_DONE)
             break;
 
         /* 2. Parse a head already buffered. */
-        if (c->resp_phase == RESP_WAIT_HEAD && c->uin && buf_len(c->uin) > 0) {
+        if (c->x->resp_phase == RESP_WAIT_HEAD && c->x->uin && buf_len(c->x->uin) > 0) {
             bool parsed = parse_response(c);
             if (c->state != CS_EXCHANGE)
                 return false;
@@ -1268,41 +1313,41 @@ static bool pump_response(struct client *c)
         }
 
         /* 3. Read more from the upstream once what we had is drained. */
-        if (!c->up->readable || c->up_eof)
+        if (!c->x->up->readable || c->x->up_eof)
             break;
-        if (!c->uin) {
-            c->uin = buf_get(&c->w->bufs);
-            if (!c->uin) {
+        if (!c->x->uin) {
+            c->x->uin = buf_get(&c->w->bufs);
+            if (!c->x->uin) {
                 client_fail(c, 503, LB_FAILED);
                 return false;
             }
         }
-        if (buf_len(c->uin) == 0) {
-            c->uin->pos = c->uin->last = 0;
-            c->resp_ready = 0;
-        } else if (c->resp_phase == RESP_BODY) {
+        if (buf_len(c->x->uin) == 0) {
+            c->x->uin->pos = c->x->uin->last = 0;
+            c->x->resp_ready = 0;
+        } else if (c->x->resp_phase == RESP_BODY) {
             break; /* backpressure: wait until the client took what we have */
         }
-        if (buf_space(c->uin) == 0)
-            buf_compact(c->uin);
-        ssize_t r = read_into(c->up->io.fd, c->uin, &c->up->readable, c->up->rdhup);
+        if (buf_space(c->x->uin) == 0)
+            buf_compact(c->x->uin);
+        ssize_t r = read_into(c->x->up->io.fd, c->x->uin, &c->x->up->readable, c->x->up->rdhup);
         if (r == -EAGAIN)
             break;
         if (r <= 0) {
-            c->up_eof = true;
-            if (c->resp_phase == RESP_WAIT_HEAD) {
-                if (buf_len(c->uin) == 0) {
+            c->x->up_eof = true;
+            if (c->x->resp_phase == RESP_WAIT_HEAD) {
+                if (buf_len(c->x->uin) == 0) {
                     upstream_broken(c, r == 0 ? "connection closed before the response"
                                               : "connection reset before the response");
                 } else {
-                    c->replayed = true;
+                    c->x->replayed = true;
                     upstream_broken(c, "connection closed in the middle of the response head");
                 }
                 return false;
             }
-            if (c->resp_body != HTTP1_BODY_CLOSE || r < 0) {
+            if (c->x->resp_body != HTTP1_BODY_CLOSE || r < 0) {
                 /* Premature end of a delimited body: cut the client so it sees the truncation. */
-                struct backend *b = &c->w->backends->b[c->backend];
+                struct backend *b = &c->w->backends->b[c->x->backend];
                 log_warn("backend %s: connection closed in the middle of the response body",
                          b->cfg->name);
                 client_close(c);
@@ -1321,13 +1366,12 @@ static bool pump_response(struct client *c)
 static void finish_exchange(struct client *c)
 {
     struct worker *w = c->w;
-    backend_report_success(&w->backends->b[c->backend]);
-    bool reusable = c->resp_keepalive && c->req_done && !c->up_eof;
+    backend_report_success(&w->backends->b[c->x->backend]);
+    bool reusable = c->x->resp_keepalive && c->x->req_done && !c->x->up_eof;
     drop_upstream(c, reusable, LB_OK);
     c->requests++;
-    bool keep = c->client_keepalive && !w->draining;
+    bool keep = c->x->client_keepalive && !w->draining;
     release_buffers(c);
-    c->reqh_sent = c->resph_sent = 0;
     if (!keep) {
         if ((!c->in || buf_len(c->in) == 0) && !c->readable) {
             client_close(c);
@@ -1340,6 +1384,7 @@ static void finish_exchange(struct client *c)
     c->head_start = 0;
     c->idle_since = loop_now(w->loop);
     c->parse_prev = 0;
+    client_nodelay(c);
     arm_timer(c);
     /* Pipelined bytes (or more to read) are handled from the loop, not by recursion here, so a
      * burst of pipelined requests costs no stack depth. */
@@ -1355,9 +1400,9 @@ static void start_tunnel(struct client *c)
 {
     c->state = CS_TUNNEL;
     c->progress_at = loop_now(c->w->loop);
-    if (!c->uin) {
-        c->uin = buf_get(&c->w->bufs);
-        if (!c->uin) {
+    if (!c->x->uin) {
+        c->x->uin = buf_get(&c->w->bufs);
+        if (!c->x->uin) {
             client_close(c);
             return;
         }
@@ -1411,23 +1456,23 @@ static bool relay(int src, bool *src_readable, int dst, bool *dst_writable, stru
 static void pump_tunnel(struct client *c)
 {
     bool err = false;
-    bool p1 = relay(c->io.fd, &c->readable, c->up->io.fd, &c->up->writable, c->in, &c->eof, &err);
-    bool p2 = relay(c->up->io.fd, &c->up->readable, c->io.fd, &c->writable, c->uin, &c->up_eof,
+    bool p1 = relay(c->io.fd, &c->readable, c->x->up->io.fd, &c->x->up->writable, c->in, &c->eof, &err);
+    bool p2 = relay(c->x->up->io.fd, &c->x->up->readable, c->io.fd, &c->writable, c->x->uin, &c->x->up_eof,
                     &err);
     if (err) {
         client_close(c);
         return;
     }
     /* Half-close: pass each side's end of stream on once its bytes are delivered. */
-    if (c->eof && buf_len(c->in) == 0 && !c->up_shut) {
-        shutdown(c->up->io.fd, SHUT_WR);
-        c->up_shut = true;
+    if (c->eof && buf_len(c->in) == 0 && !c->x->up_shut) {
+        shutdown(c->x->up->io.fd, SHUT_WR);
+        c->x->up_shut = true;
     }
-    if (c->up_eof && buf_len(c->uin) == 0 && !c->client_shut) {
+    if (c->x->up_eof && buf_len(c->x->uin) == 0 && !c->x->client_shut) {
         shutdown(c->io.fd, SHUT_WR);
-        c->client_shut = true;
+        c->x->client_shut = true;
     }
-    if (c->up_shut && c->client_shut) {
+    if (c->x->up_shut && c->x->client_shut) {
         client_close(c);
         return;
     }
@@ -1452,23 +1497,23 @@ static void pump(struct client *c)
             p |= pump_response(c);
             if (c->state != CS_EXCHANGE)
                 break;
-            if (c->resp_phase == RESP_DONE && (c->resph == NULL || c->resph->last == 0)) {
-                if (c->tunnel_pending) {
+            if (c->x->resp_phase == RESP_DONE && (c->x->resph == NULL || c->x->resph->last == 0)) {
+                if (c->x->tunnel_pending) {
                     start_tunnel(c);
                     if (c->state == CS_TUNNEL)
                         pump_tunnel(c);
                     break;
                 }
-                if (c->req_done) {
+                if (c->x->req_done) {
                     finish_exchange(c);
                     return;
                 }
-                if (c->req_body != HTTP1_BODY_NONE) {
+                if (c->x->req_body != HTTP1_BODY_NONE) {
                     /* The upstream answered before taking the whole body (say a 413): the rest
                      * of the body can go nowhere, so close the client after the response. */
-                    c->client_keepalive = false;
-                    c->resp_keepalive = false;
-                    c->req_done = true;
+                    c->x->client_keepalive = false;
+                    c->x->resp_keepalive = false;
+                    c->x->req_done = true;
                     finish_exchange(c);
                     return;
                 }
@@ -1554,7 +1599,7 @@ static void on_upstream_event(struct upstream_conn *up, uint32_t events)
             return;
         int rc = upstream_connect_result(up);
         if (rc != 0) {
-            struct backend *b = &c->w->backends->b[c->backend];
+            struct backend *b = &c->w->backends->b[c->x->backend];
             log_warn("backend %s: connect failed: %s", b->cfg->name, strerror(-rc));
             backend_report_failure(b, c->w->cfg->max_fails, strerror(-rc));
             drop_upstream(c, false, LB_CONNECT_FAILED);
@@ -1584,12 +1629,9 @@ void proxy_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen
         worker_client_closed(w);
         return;
     }
-    sock_nodelay(fd);
     c->w = w;
     c->io.fd = fd;
     c->io.cb = on_client_event;
-    c->backend = -1;
-    c->req_pipe = c->resp_pipe = (struct kpipe){.r = -1, .w = -1};
     loop_timer_init(&c->timer, on_timeout);
     c->iplen = (uint8_t)sock_ip_str(peer, c->ip, sizeof(c->ip));
     c->state = CS_READ_HEAD;
@@ -1621,4 +1663,10 @@ void proxy_close_all(struct worker *w)
 {
     while (w->clients)
         client_close(w->clients);
+    while (w->free_exchanges) {
+        struct exchange *x = w->free_exchanges;
+        w->free_exchanges = x->next_free;
+        free(x);
+    }
+    w->nfree_exchanges = 0;
 }

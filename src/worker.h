@@ -20,6 +20,7 @@ struct backend_table;
 struct config;
 struct upstream_pool;
 struct client;
+struct exchange;
 
 /* Per-worker counters, summed on read (never a shared lock per request). */
 struct worker_stats {
@@ -43,6 +44,8 @@ struct worker {
     bool started;
     bool draining;
     struct client *clients; /* every open client connection, for draining */
+    struct exchange *free_exchanges; /* proxy's per-request state kept for reuse */
+    uint32_t nfree_exchanges;
     uint32_t nclients;
     struct worker_stats stats;
 };

@@ -11,6 +11,7 @@
 
 static struct worker wk;
 static struct client cl;
+static struct exchange xch;
 /* Parsed messages are large (128 header slots): static, not on the stack. */
 static struct http1_request req;
 static struct http1_response resp;
@@ -27,16 +28,18 @@ static void setup(void)
     memset(&wk, 0, sizeof(wk));
     buf_pool_init(&wk.bufs, 16384, 8);
     memset(&cl, 0, sizeof(cl));
+    memset(&xch, 0, sizeof(xch));
     cl.w = &wk;
+    cl.x = &xch;
     set_ip("192.0.2.9");
 }
 
 static void teardown(void)
 {
-    buf_put(&wk.bufs, cl.reqh);
-    buf_put(&wk.bufs, cl.resph);
-    buf_put(&wk.bufs, cl.uin);
-    cl.reqh = cl.resph = cl.uin = NULL;
+    buf_put(&wk.bufs, cl.x->reqh);
+    buf_put(&wk.bufs, cl.x->resph);
+    buf_put(&wk.bufs, cl.x->uin);
+    cl.x->reqh = cl.x->resph = cl.x->uin = NULL;
     cr_expect_eq(wk.bufs.outstanding, 0, "buffer leak");
     buf_pool_destroy(&wk.bufs);
 }
@@ -87,19 +90,19 @@ static void parse_req(const char *head)
 static bool rewrite_req(const char *head)
 {
     parse_req(head);
-    cl.req_upgrade = (req.flags & HTTP1_MF_UPGRADE) != 0;
-    cl.req_http10 = req.minor_version == 0;
-    if (!cl.reqh)
-        cl.reqh = buf_get(&wk.bufs);
-    cr_assert_not_null(cl.reqh);
-    return build_request_head(&cl, &req, cl.reqh);
+    cl.x->req_upgrade = (req.flags & HTTP1_MF_UPGRADE) != 0;
+    cl.x->req_http10 = req.minor_version == 0;
+    if (!cl.x->reqh)
+        cl.x->reqh = buf_get(&wk.bufs);
+    cr_assert_not_null(cl.x->reqh);
+    return build_request_head(&cl, &req, cl.x->reqh);
 }
 
 static void expect_req(const char *head, const char *want)
 {
     cr_assert(rewrite_req(head), "build_request_head overflowed");
-    expect_buf(cl.reqh, want);
-    cr_expect_eq(cl.reqh_host_at, 0, "a request with an authority is finished at once");
+    expect_buf(cl.x->reqh, want);
+    cr_expect_eq(cl.x->reqh_host_at, 0, "a request with an authority is finished at once");
 }
 
 Test(proxy_request, plain_request_gets_forwarding_fields)
@@ -345,7 +348,7 @@ Test(proxy_request, upgrade_is_kept_for_an_upgrade_request)
                "X-Forwarded-Proto: http\r\n"
                "X-Forwarded-Host: h\r\n"
                "\r\n");
-    cr_expect(cl.req_upgrade);
+    cr_expect(cl.x->req_upgrade);
 }
 
 Test(proxy_request, upgrade_is_dropped_when_not_an_upgrade_request)
@@ -358,7 +361,7 @@ Test(proxy_request, upgrade_is_dropped_when_not_an_upgrade_request)
                "X-Forwarded-Proto: http\r\n"
                "X-Forwarded-Host: h\r\n"
                "\r\n");
-    cr_expect_not(cl.req_upgrade);
+    cr_expect_not(cl.x->req_upgrade);
     /* HTTP/1.0 has no Upgrade (RFC 9110 §7.8), even with the Connection token */
     expect_req("GET / HTTP/1.0\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
                "GET / HTTP/1.1\r\n"
@@ -367,7 +370,7 @@ Test(proxy_request, upgrade_is_dropped_when_not_an_upgrade_request)
                "X-Forwarded-Proto: http\r\n"
                "X-Forwarded-Host: h\r\n"
                "\r\n");
-    cr_expect_not(cl.req_upgrade);
+    cr_expect_not(cl.x->req_upgrade);
 }
 
 Test(proxy_request, http10_request_is_sent_as_http11)
@@ -389,22 +392,22 @@ Test(proxy_request, hostless_http10_request_is_finished_with_the_backend_host)
                             "X-Forwarded-For: 192.0.2.9\r\n"
                             "X-Forwarded-Proto: http\r\n";
     /* Not finished yet: no X-Forwarded-Host (there is no authority) and no empty line. */
-    expect_buf(cl.reqh, open_head);
-    cr_expect_eq(cl.reqh_host_at, strlen(open_head));
+    expect_buf(cl.x->reqh, open_head);
+    cr_expect_eq(cl.x->reqh_host_at, strlen(open_head));
 
     struct config_backend cb1 = {.name = "10.0.0.1:8081"};
     struct backend b1 = {.cfg = &cb1};
     cr_assert(set_upstream_host(&cl, &b1));
     char want[512];
     snprintf(want, sizeof(want), "%sHost: 10.0.0.1:8081\r\n\r\n", open_head);
-    expect_buf(cl.reqh, want);
+    expect_buf(cl.x->reqh, want);
 
     /* A retry on another backend replaces the Host, it does not append a second one. */
     struct config_backend cb2 = {.name = "[::1]:9000"};
     struct backend b2 = {.cfg = &cb2};
     cr_assert(set_upstream_host(&cl, &b2));
     snprintf(want, sizeof(want), "%sHost: [::1]:9000\r\n\r\n", open_head);
-    expect_buf(cl.reqh, want);
+    expect_buf(cl.x->reqh, want);
 }
 
 Test(proxy_request, hostless_http10_absolute_form_takes_host_from_the_target)
@@ -420,12 +423,12 @@ Test(proxy_request, hostless_http10_absolute_form_takes_host_from_the_target)
 Test(proxy_request, set_upstream_host_leaves_a_request_with_host_alone)
 {
     cr_assert(rewrite_req("GET / HTTP/1.0\r\nHost: mine\r\n\r\n"));
-    uint32_t len = buf_len(cl.reqh);
+    uint32_t len = buf_len(cl.x->reqh);
     struct config_backend cb = {.name = "10.0.0.1:8081"};
     struct backend b = {.cfg = &cb};
     cr_assert(set_upstream_host(&cl, &b));
-    cr_expect_eq(buf_len(cl.reqh), len);
-    expect_buf(cl.reqh, "GET / HTTP/1.1\r\n"
+    cr_expect_eq(buf_len(cl.x->reqh), len);
+    expect_buf(cl.x->reqh, "GET / HTTP/1.1\r\n"
                         "Host: mine\r\n"
                         "X-Forwarded-For: 192.0.2.9\r\n"
                         "X-Forwarded-Proto: http\r\n"
@@ -437,11 +440,11 @@ Test(proxy_request, head_that_does_not_fit_fails)
 {
     struct buf_pool small;
     buf_pool_init(&small, 64, 1);
-    cl.reqh = buf_get(&small);
+    cl.x->reqh = buf_get(&small);
     parse_req("GET /a-rather-long-path HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n");
-    cr_expect_not(build_request_head(&cl, &req, cl.reqh), "a 64-byte buffer cannot hold it");
-    buf_put(&small, cl.reqh);
-    cl.reqh = NULL;
+    cr_expect_not(build_request_head(&cl, &req, cl.x->reqh), "a 64-byte buffer cannot hold it");
+    buf_put(&small, cl.x->reqh);
+    cl.x->reqh = NULL;
     buf_pool_destroy(&small);
 }
 
@@ -449,17 +452,17 @@ Test(proxy_request, host_that_does_not_fit_fails)
 {
     struct buf_pool small;
     buf_pool_init(&small, 96, 1);
-    cl.reqh = buf_get(&small);
+    cl.x->reqh = buf_get(&small);
     parse_req("GET / HTTP/1.0\r\n\r\n");
-    cr_assert(build_request_head(&cl, &req, cl.reqh));
+    cr_assert(build_request_head(&cl, &req, cl.x->reqh));
     char name[128];
     memset(name, 'a', sizeof(name) - 1);
     name[sizeof(name) - 1] = '\0';
     struct config_backend cb = {.name = name};
     struct backend b = {.cfg = &cb};
     cr_expect_not(set_upstream_host(&cl, &b));
-    buf_put(&small, cl.reqh);
-    cl.reqh = NULL;
+    buf_put(&small, cl.x->reqh);
+    cl.x->reqh = NULL;
     buf_pool_destroy(&small);
 }
 
@@ -482,14 +485,14 @@ static void expect_resp(const char *head, bool request_was_head, struct client_s
                         const char *want)
 {
     parse_resp(head, request_was_head);
-    cl.client_keepalive = cs.keepalive;
-    cl.req_http10 = cs.http10;
-    cl.resp_dechunk = cs.dechunk;
-    if (!cl.resph)
-        cl.resph = buf_get(&wk.bufs);
-    cl.resph->pos = cl.resph->last = 0;
-    cr_assert(build_response_head(&cl, &resp, cl.resph), "build_response_head overflowed");
-    expect_buf(cl.resph, want);
+    cl.x->client_keepalive = cs.keepalive;
+    cl.x->req_http10 = cs.http10;
+    cl.x->resp_dechunk = cs.dechunk;
+    if (!cl.x->resph)
+        cl.x->resph = buf_get(&wk.bufs);
+    cl.x->resph->pos = cl.x->resph->last = 0;
+    cr_assert(build_response_head(&cl, &resp, cl.x->resph), "build_response_head overflowed");
+    expect_buf(cl.x->resph, want);
 }
 
 static const struct client_side KA11 = {.keepalive = true};
@@ -651,17 +654,17 @@ Test(proxy_response, status_and_reason_are_re_serialised)
 Test(proxy_response, interim_responses_are_relayed_and_accumulate)
 {
     parse_resp("HTTP/1.1 100 Continue\r\n\r\n", false);
-    cl.client_keepalive = false; /* not decided yet: interim heads carry no Connection field */
-    cl.resph = buf_get(&wk.bufs);
-    cr_assert(build_response_head(&cl, &resp, cl.resph));
-    expect_buf(cl.resph, "HTTP/1.1 100 Continue\r\n\r\n");
+    cl.x->client_keepalive = false; /* not decided yet: interim heads carry no Connection field */
+    cl.x->resph = buf_get(&wk.bufs);
+    cr_assert(build_response_head(&cl, &resp, cl.x->resph));
+    expect_buf(cl.x->resph, "HTTP/1.1 100 Continue\r\n\r\n");
 
     parse_resp("HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n", false);
-    cr_assert(build_response_head(&cl, &resp, cl.resph));
+    cr_assert(build_response_head(&cl, &resp, cl.x->resph));
     parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", false);
-    cl.client_keepalive = true;
-    cr_assert(build_response_head(&cl, &resp, cl.resph));
-    expect_buf(cl.resph, "HTTP/1.1 100 Continue\r\n\r\n"
+    cl.x->client_keepalive = true;
+    cr_assert(build_response_head(&cl, &resp, cl.x->resph));
+    expect_buf(cl.x->resph, "HTTP/1.1 100 Continue\r\n\r\n"
                          "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
                          "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n");
 }
@@ -705,7 +708,7 @@ Test(proxy_response, head_that_does_not_fit_fails_and_leaves_the_buffer)
     b->last = 6;
     parse_resp("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12345\r\n\r\n",
                false);
-    cl.client_keepalive = true;
+    cl.x->client_keepalive = true;
     cr_expect_not(build_response_head(&cl, &resp, b));
     cr_expect_eq(b->last, 6, "a failed build must not move last");
     buf_put(&small, b);
@@ -733,102 +736,102 @@ Test(proxy_response, non_chunked_transfer_coding_is_kept_for_close_delimited_bod
 /* The request side as start_exchange() leaves it, fully sent. */
 static void request_sent(bool keepalive, bool http10, bool upgrade)
 {
-    cl.req_keepalive = keepalive;
-    cl.req_http10 = http10;
-    cl.req_upgrade = upgrade;
-    cl.req_done = true;
-    cl.resp_phase = RESP_WAIT_HEAD;
+    cl.x->req_keepalive = keepalive;
+    cl.x->req_http10 = http10;
+    cl.x->req_upgrade = upgrade;
+    cl.x->req_done = true;
+    cl.x->resp_phase = RESP_WAIT_HEAD;
 }
 
 /* Feeds a response head through parse_response(); returns whether it progressed. */
 static bool upstream_sends(const char *head)
 {
-    if (!cl.uin)
-        cl.uin = buf_get(&wk.bufs);
-    cl.uin->pos = cl.uin->last = 0;
+    if (!cl.x->uin)
+        cl.x->uin = buf_get(&wk.bufs);
+    cl.x->uin->pos = cl.x->uin->last = 0;
     size_t n = strlen(head);
-    memcpy(cl.uin->data, head, n);
-    cl.uin->last = (uint32_t)n;
+    memcpy(cl.x->uin->data, head, n);
+    cl.x->uin->last = (uint32_t)n;
     return parse_response(&cl);
 }
 
 Test(proxy_framing, keep_alive_on_both_sides)
 {
     request_sent(true, false, false);
-    cl.reqh = buf_get(&wk.bufs);
+    cl.x->reqh = buf_get(&wk.bufs);
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"));
-    cr_expect(cl.client_keepalive);
-    cr_expect(cl.resp_keepalive);
-    cr_expect_not(cl.resp_dechunk);
-    cr_expect_eq(cl.resp_phase, RESP_BODY);
-    cr_expect_eq(cl.resp_remaining, 3);
-    cr_expect_null(cl.reqh, "the request head is freed once the response started");
-    expect_buf(cl.resph, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n");
+    cr_expect(cl.x->client_keepalive);
+    cr_expect(cl.x->resp_keepalive);
+    cr_expect_not(cl.x->resp_dechunk);
+    cr_expect_eq(cl.x->resp_phase, RESP_BODY);
+    cr_expect_eq(cl.x->resp_remaining, 3);
+    cr_expect_null(cl.x->reqh, "the request head is freed once the response started");
+    expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n");
 }
 
 Test(proxy_framing, upstream_close_does_not_close_the_client)
 {
     request_sent(true, false, false);
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"));
-    cr_expect_not(cl.resp_keepalive, "the upstream connection cannot be pooled");
-    cr_expect(cl.client_keepalive, "the client connection is independent");
-    cr_expect_eq(cl.resp_phase, RESP_BODY);
-    expect_buf(cl.resph, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    cr_expect_not(cl.x->resp_keepalive, "the upstream connection cannot be pooled");
+    cr_expect(cl.x->client_keepalive, "the client connection is independent");
+    cr_expect_eq(cl.x->resp_phase, RESP_BODY);
+    expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 }
 
 Test(proxy_framing, chunked_to_http10_client_is_dechunked_and_closed)
 {
     request_sent(true, true, false);
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"));
-    cr_expect(cl.resp_dechunk);
-    cr_expect_not(cl.client_keepalive, "a de-chunked body is close-delimited");
-    cr_expect(cl.resp_keepalive, "the upstream side stays reusable");
-    expect_buf(cl.resph, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+    cr_expect(cl.x->resp_dechunk);
+    cr_expect_not(cl.x->client_keepalive, "a de-chunked body is close-delimited");
+    cr_expect(cl.x->resp_keepalive, "the upstream side stays reusable");
+    expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
 }
 
 Test(proxy_framing, chunked_to_http11_client_passes_through)
 {
     request_sent(true, false, false);
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"));
-    cr_expect_not(cl.resp_dechunk);
-    cr_expect(cl.client_keepalive);
-    expect_buf(cl.resph, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    cr_expect_not(cl.x->resp_dechunk);
+    cr_expect(cl.x->client_keepalive);
+    expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
 }
 
 Test(proxy_framing, http10_keep_alive_client_gets_keep_alive)
 {
     request_sent(true, true, false);
     cr_assert(upstream_sends("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n"));
-    cr_expect(cl.client_keepalive);
-    cr_expect_not(cl.resp_keepalive, "an HTTP/1.0 upstream without keep-alive closes");
-    expect_buf(cl.resph, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n");
+    cr_expect(cl.x->client_keepalive);
+    cr_expect_not(cl.x->resp_keepalive, "an HTTP/1.0 upstream without keep-alive closes");
+    expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n");
 }
 
 Test(proxy_framing, http10_client_without_keep_alive_is_closed)
 {
     request_sent(false, true, false);
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"));
-    cr_expect_not(cl.client_keepalive);
-    expect_buf(cl.resph, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n");
+    cr_expect_not(cl.x->client_keepalive);
+    expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n");
 }
 
 Test(proxy_framing, close_delimited_response_closes_the_client)
 {
     request_sent(true, false, false);
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\n"));
-    cr_expect_eq(cl.resp_body, HTTP1_BODY_CLOSE);
-    cr_expect_not(cl.client_keepalive);
-    cr_expect_not(cl.resp_keepalive);
-    expect_buf(cl.resph, "HTTP/1.1 200 OK\r\nX-A: 1\r\nConnection: close\r\n\r\n");
+    cr_expect_eq(cl.x->resp_body, HTTP1_BODY_CLOSE);
+    cr_expect_not(cl.x->client_keepalive);
+    cr_expect_not(cl.x->resp_keepalive);
+    expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nX-A: 1\r\nConnection: close\r\n\r\n");
 }
 
 Test(proxy_framing, response_before_the_request_body_was_sent_closes_the_client)
 {
     request_sent(true, false, false);
-    cl.req_done = false; /* e.g. a 413 while the client is still uploading */
+    cl.x->req_done = false; /* e.g. a 413 while the client is still uploading */
     cr_assert(upstream_sends("HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n"));
-    cr_expect_not(cl.client_keepalive);
-    expect_buf(cl.resph, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n"
+    cr_expect_not(cl.x->client_keepalive);
+    expect_buf(cl.x->resph, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n"
                          "Connection: close\r\n\r\n");
 }
 
@@ -837,17 +840,17 @@ Test(proxy_framing, draining_worker_closes_the_client)
     request_sent(true, false, false);
     wk.draining = true;
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
-    cr_expect_not(cl.client_keepalive);
-    expect_buf(cl.resph, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    cr_expect_not(cl.x->client_keepalive);
+    expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
 }
 
 Test(proxy_framing, interim_then_final)
 {
     request_sent(true, false, false);
     cr_assert(upstream_sends("HTTP/1.1 100 Continue\r\n\r\n"));
-    cr_expect_eq(cl.resp_phase, RESP_WAIT_HEAD, "still waiting for the final head");
+    cr_expect_eq(cl.x->resp_phase, RESP_WAIT_HEAD, "still waiting for the final head");
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n"));
-    expect_buf(cl.resph,
+    expect_buf(cl.x->resph,
                "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n");
 }
 
@@ -856,7 +859,7 @@ Test(proxy_framing, interim_is_not_relayed_to_http10_clients)
     request_sent(true, true, false);
     cr_assert(upstream_sends("HTTP/1.1 100 Continue\r\n\r\n"));
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n"));
-    expect_buf(cl.resph, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\n");
+    expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\n");
 }
 
 Test(proxy_framing, switching_protocols_after_an_upgrade_request)
@@ -864,19 +867,19 @@ Test(proxy_framing, switching_protocols_after_an_upgrade_request)
     request_sent(true, false, true);
     cr_assert(upstream_sends("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
                              "Upgrade: websocket\r\n\r\n"));
-    cr_expect(cl.tunnel_pending);
-    cr_expect_eq(cl.resp_phase, RESP_DONE);
-    cr_expect_not(cl.client_keepalive);
-    expect_buf(cl.resph, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+    cr_expect(cl.x->tunnel_pending);
+    cr_expect_eq(cl.x->resp_phase, RESP_DONE);
+    cr_expect_not(cl.x->client_keepalive);
+    expect_buf(cl.x->resph, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                          "Connection: upgrade\r\n\r\n");
 }
 
 Test(proxy_framing, head_request_response_has_no_body)
 {
     request_sent(true, false, false);
-    cl.req_is_head = true;
+    cl.x->req_is_head = true;
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n"));
-    cr_expect_eq(cl.resp_phase, RESP_DONE);
-    cr_expect(cl.client_keepalive);
-    expect_buf(cl.resph, "HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n");
+    cr_expect_eq(cl.x->resp_phase, RESP_DONE);
+    cr_expect(cl.x->client_keepalive);
+    expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n");
 }
