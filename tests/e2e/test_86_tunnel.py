@@ -1,0 +1,214 @@
+"""Upgrade (WebSocket-style) tunnels: 101 relayed, bytes both ways, half-close passed on, the idle
+tunnelTimeout, and a 101 nobody asked for answered 502."""
+
+import hashlib
+import os
+import socket
+import threading
+import time
+
+from golbtest import GolbTestCase, scaled, wait_until
+
+MIB = 1 << 20
+
+
+def head_fields(head):
+    lines = head.decode("latin-1").split("\r\n")
+    out = []
+    for ln in lines[1:]:
+        if ln:
+            k, _, v = ln.partition(":")
+            out.append((k.strip().lower(), v.strip()))
+    return out
+
+
+class TunnelUpstream:
+    """Answers GET /ws* that asks for Upgrade: websocket with 101, then:
+      /ws           echoes every byte; at EOF sends b"EOF-SEEN" and closes
+      /ws-halfclose sends b"BYE", shuts its write side, then records what still arrives until EOF
+    GET /plain-101 gets a 101 although it asked for no upgrade; /declined-upgrade gets a 200.
+    Every tunnel's end (EOF time) and received bytes are recorded."""
+
+    def __init__(self, testcase):
+        self.heads = []
+        self.after_fin = bytearray()
+        self.tunnel_ended = []  # monotonic times the upstream saw EOF on a tunnel
+        self.lock = threading.Lock()
+        self.u = testcase.raw_upstream(self.handle)
+        self.port = self.u.port
+
+    def handle(self, conn, head, path):
+        fields = head_fields(head)
+        with self.lock:
+            self.heads.append((path, fields))
+        conn_opts = ",".join(v for k, v in fields if k == "connection").lower()
+        upgrade = ",".join(v for k, v in fields if k == "upgrade").lower()
+        if path == "/plain-101":
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                         b"Upgrade: websocket\r\n\r\n")
+            return False
+        if path == "/declined-upgrade" or not path.startswith("/ws"):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ndeclined")
+            return True
+        if "upgrade" not in conn_opts or upgrade != "websocket":
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 10\r\n\r\nno upgrade")
+            return False
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                     b"Upgrade: websocket\r\nX-Tunnel: yes\r\n\r\n")
+        if path == "/ws-halfclose":
+            conn.sendall(b"BYE")
+            conn.shutdown(socket.SHUT_WR)
+            while True:
+                d = conn.recv(65536)
+                if not d:
+                    break
+                with self.lock:
+                    self.after_fin += d
+        else:
+            while True:
+                try:
+                    d = conn.recv(65536)
+                except OSError:
+                    break
+                if not d:
+                    conn.sendall(b"EOF-SEEN")
+                    break
+                conn.sendall(d)
+        with self.lock:
+            self.tunnel_ended.append(time.monotonic())
+        return False
+
+
+def recv_exact(c, n):
+    """n bytes from an HTTPConn's socket, its read buffer first."""
+    out = bytearray(c.buf[:n])
+    del c.buf[:n]
+    while len(out) < n:
+        d = c.sock.recv(min(n - len(out), 1 << 20))
+        if not d:
+            raise AssertionError(f"tunnel closed after {len(out)} of {n} bytes")
+        out += d
+    return bytes(out)
+
+
+def recv_until_eof(c, limit=1 << 20):
+    out = bytearray(c.buf)
+    c.buf.clear()
+    while len(out) <= limit:
+        d = c.sock.recv(65536)
+        if not d:
+            return bytes(out)
+        out += d
+    raise AssertionError("too much data before EOF")
+
+
+class TunnelTest(GolbTestCase):
+    def open_tunnel(self, g, path="/ws", timeout=10):
+        c = self.conn(g, timeout=timeout)
+        c.send_request("GET", path, headers=[("Connection", "Upgrade"), ("Upgrade", "websocket"),
+                                             ("Sec-WebSocket-Version", "13")])
+        r = c.read_response()
+        self.assertEqual(r.status, 101, r.text)
+        self.assertEqual((r.header("Upgrade") or "").lower(), "websocket", r.headers)
+        self.assertIn("upgrade", (r.header("Connection") or "").lower(), r.headers)
+        self.assertEqual(r.header("X-Tunnel"), "yes")
+        return c
+
+    def test_upgrade_bytes_both_ways_and_half_close(self):
+        tu = TunnelUpstream(self)
+        g = self.golb_for([tu], tunnelTimeout=30)
+        c = self.open_tunnel(g)
+        # What golb sent upstream asked for the upgrade.
+        path, fields = tu.heads[-1]
+        self.assertEqual(path, "/ws")
+        self.assertIn(("upgrade", "websocket"), fields)
+        self.assertIn("upgrade", ",".join(v for k, v in fields if k == "connection").lower())
+
+        for i in range(20):  # round trips
+            msg = b"ping %d " % i + os.urandom(i * 37)
+            c.send(msg)
+            self.assertEqual(recv_exact(c, len(msg)), msg, f"round trip {i}")
+
+        # 1 MiB each way at once: the upstream echoes while we still send.
+        data = os.urandom(MIB)
+        errors = []
+
+        def sender():
+            try:
+                for off in range(0, len(data), 65536):
+                    c.sock.sendall(data[off:off + 65536])
+            except OSError as e:
+                errors.append(e)
+
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        back = recv_exact(c, len(data))
+        t.join(scaled(10))
+        self.assertFalse(errors)
+        self.assertEqual(hashlib.sha256(back).hexdigest(), hashlib.sha256(data).hexdigest())
+
+        # Half-close from the client: the upstream sees EOF, and its reply still reaches us.
+        c.sock.shutdown(socket.SHUT_WR)
+        self.assertEqual(recv_until_eof(c), b"EOF-SEEN")
+        wait_until(lambda: tu.tunnel_ended, 5, "the upstream to see the tunnel end")
+
+        # golb is still fine for ordinary requests.
+        self.assertEqual(self.get(g, "/declined-upgrade").status, 200)
+
+    def test_half_close_from_upstream(self):
+        tu = TunnelUpstream(self)
+        g = self.golb_for([tu], tunnelTimeout=30)
+        c = self.open_tunnel(g, "/ws-halfclose")
+        self.assertEqual(recv_until_eof(c), b"BYE", "the upstream's FIN must reach the client")
+        # Our direction is still open: bytes sent now still reach the upstream.
+        c.send(b"still here")
+        wait_until(lambda: bytes(tu.after_fin) == b"still here", 5,
+                   "bytes sent after the upstream's half-close to arrive")
+        c.sock.shutdown(socket.SHUT_WR)
+        wait_until(lambda: tu.tunnel_ended, 5, "the upstream to see our FIN")
+        self.assertTrue(c.wait_closed())
+
+    def test_tunnel_timeout_closes_idle_tunnel(self):
+        tu = TunnelUpstream(self)
+        tt = round(scaled(1), 3)
+        g = self.golb_for([tu], tunnelTimeout=tt)
+        c = self.open_tunnel(g)
+        # Activity keeps it open past tunnelTimeout (the timeout is about idleness) ...
+        t_end = time.monotonic() + 2 * tt
+        i = 0
+        while True:
+            msg = b"keepalive %d" % i
+            c.send(msg)
+            self.assertEqual(recv_exact(c, len(msg)), msg)
+            t0 = time.monotonic()  # the last byte moved
+            i += 1
+            if t0 >= t_end:
+                break
+            time.sleep(tt / 4)  # pacing the traffic, not synchronisation
+        # ... then idleness closes it, on both sides, at about tunnelTimeout.
+        self.assertTrue(c.wait_closed(timeout=tt + 5), "idle tunnel never closed")
+        dt = time.monotonic() - t0
+        self.assertGreaterEqual(dt, tt * 0.8, "closed before tunnelTimeout")
+        self.assertLess(dt, tt + scaled(2), "closed long after tunnelTimeout")
+        wait_until(lambda: tu.tunnel_ended, 5, "the upstream side of the tunnel to be closed")
+        self.assertEqual(self.get(g, "/declined-upgrade").status, 200)
+
+    def test_101_without_upgrade_request_is_502(self):
+        tu = TunnelUpstream(self)
+        g = self.golb_for([tu])
+        c = self.conn(g)
+        r = c.request("GET", "/plain-101")
+        self.assertEqual(r.status, 502, r.text)
+        self.assertTrue(0 < len(r.body) < 1024)
+        self.assertTrue(c.wait_closed())
+        self.assertEqual(self.get(g, "/declined-upgrade").status, 200)
+
+    def test_declined_upgrade_stays_http(self):
+        tu = TunnelUpstream(self)
+        g = self.golb_for([tu])
+        c = self.conn(g)
+        r = c.request("GET", "/declined-upgrade",
+                      headers=[("Connection", "Upgrade"), ("Upgrade", "websocket")])
+        self.assertEqual((r.status, r.body), (200, b"declined"))
+        r = c.request("GET", "/declined-upgrade")  # the connection is still plain HTTP
+        self.assertEqual((r.status, r.body), (200, b"declined"))
