@@ -1,0 +1,244 @@
+"""Connection floods: thousands of idle connections plus slowloris clients cannot starve a normal
+client, slowloris heads end with 408 at clientHeaderTimeout, and maxConnections rejects extra
+connections at once without spinning."""
+
+import errno
+import selectors
+import socket
+import threading
+import time
+import unittest
+
+from golbtest import GolbTestCase, HTTPConn, cpu_seconds, open_fds, raise_nofile, scaled, wait_until
+
+IDLE = 2000
+SLOW = 50
+SLOW_HEAD = b"GET /slowloris HTTP/1.1\r\nHost: h\r\nX-Slow: " + b"a" * 64  # never completed
+
+
+class Slowloris:
+    """SLOW clients in one thread, each sending one byte of an endless head every `interval`
+    seconds (bounded: at most len(SLOW_HEAD) bytes, and stops at `deadline`). Records per client
+    when its first byte went out, when golb closed it and what golb sent."""
+
+    def __init__(self, host, port, n, interval, deadline):
+        self.interval, self.deadline = interval, deadline
+        self.socks = []
+        for _ in range(n):
+            s = socket.create_connection((host, port), timeout=scaled(5))
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.setblocking(False)
+            self.socks.append(s)
+        self.sent = [0] * n
+        self.first_byte = [None] * n
+        self.closed_at = [None] * n
+        self.got = [bytearray() for _ in range(n)]
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        sel = selectors.DefaultSelector()
+        try:
+            for i, s in enumerate(self.socks):
+                sel.register(s, selectors.EVENT_READ, i)
+            next_tick = time.monotonic()
+            while time.monotonic() < self.deadline and None in self.closed_at:
+                now = time.monotonic()
+                if now >= next_tick:
+                    for i, s in enumerate(self.socks):
+                        if self.closed_at[i] is None and self.sent[i] < len(SLOW_HEAD):
+                            try:
+                                s.send(SLOW_HEAD[self.sent[i]:self.sent[i] + 1])
+                                if self.sent[i] == 0:
+                                    self.first_byte[i] = time.monotonic()
+                                self.sent[i] += 1
+                            except OSError:
+                                self._closed(sel, i)
+                    next_tick += self.interval
+                for key, _ in sel.select(max(0.0, min(next_tick, self.deadline) - time.monotonic())):
+                    i = key.data
+                    try:
+                        d = self.socks[i].recv(4096)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        d = b""
+                    if d:
+                        self.got[i] += d
+                    else:
+                        self._closed(sel, i)
+        except BaseException as e:  # noqa: BLE001 — reported by the test
+            self.error = e
+        finally:
+            sel.close()
+
+    def _closed(self, sel, i):
+        self.closed_at[i] = time.monotonic()
+        try:
+            sel.unregister(self.socks[i])
+        except (KeyError, ValueError):
+            pass
+
+    def close(self):
+        for s in self.socks:
+            s.close()
+
+
+class SlowlorisTest(GolbTestCase):
+    def need_fds(self, n):
+        soft, hard = raise_nofile(n + 512)
+        if hard != -1 and hard < 2300:
+            raise unittest.SkipTest(f"RLIMIT_NOFILE hard limit {hard} < 2300: cannot hold "
+                                    f"{n} connections in this test process")
+        if soft != -1 and soft < n + 100:
+            raise unittest.SkipTest(f"RLIMIT_NOFILE soft limit {soft} too low for {n} connections")
+
+    def test_idle_flood_and_slowloris_do_not_starve_a_normal_client(self):
+        self.need_fds(IDLE + SLOW + 100)
+        cht = round(scaled(2), 3)
+        t = self.toy(0)
+        # golb is started after raise_nofile, so it inherits the raised limit.
+        g = self.golb_for([t], clientHeaderTimeout=cht, keepAliveTimeout=cht)
+        base_fds = open_fds(g.pid)
+
+        slow = Slowloris(g.host, g.port, SLOW, 0.5, time.monotonic() + cht + scaled(8))
+        self.addCleanup(slow.close)
+        idle, opened_at = [], []
+        self.addCleanup(lambda: [s.close() for s in idle])
+        t_flood = time.monotonic()
+        for _ in range(IDLE):
+            s = socket.create_connection((g.host, g.port), timeout=scaled(5))
+            idle.append(s)
+            opened_at.append(time.monotonic())
+        flood_dt = time.monotonic() - t_flood
+        # Every one of them is accepted (held by golb), not sitting in the listen queue.
+        wait_until(lambda: open_fds(g.pid) >= base_fds + IDLE + SLOW, 2,
+                   f"golb to accept {IDLE + SLOW} connections")
+
+        t0 = time.monotonic()
+        with HTTPConn(g.host, g.port, timeout=5) as c:
+            r = c.request("GET", "/normal")
+        dt = time.monotonic() - t0
+        self.assertEqual(r.status, 200, r.text)
+        self.assertLess(dt, scaled(1), f"a normal client waited {dt:.2f}s behind the flood")
+        self.assertGreaterEqual(open_fds(g.pid), base_fds + IDLE // 2,
+                                f"the flood was gone before the normal client was measured "
+                                f"(opening {IDLE} connections took {flood_dt:.2f}s)")
+
+        # Slowloris: each is answered 408 (or closed) about clientHeaderTimeout after its first byte.
+        slow.thread.join(cht + scaled(10))
+        self.assertIsNone(slow.error)
+        self.assertFalse(slow.thread.is_alive())
+        for i in range(SLOW):
+            with self.subTest(slowloris=i):
+                self.assertIsNotNone(slow.closed_at[i], "slowloris connection never closed")
+                held = slow.closed_at[i] - slow.first_byte[i]
+                got = bytes(slow.got[i])
+                self.assertTrue(got == b"" or got.startswith(b"HTTP/1.1 408 "), got[:200])
+                self.assertGreaterEqual(held, cht - 0.25, f"closed after {held:.2f}s, before the timeout")
+                self.assertLess(held, cht + scaled(1.5), f"held for {held:.2f}s (timeout {cht}s)")
+                self.assertLess(slow.sent[i], len(SLOW_HEAD), "the whole dribble got through")
+
+        # The idle connections are closed too (quietly or with 408) once their time is up.
+        sel = selectors.DefaultSelector()
+        self.addCleanup(sel.close)
+        for i, s in enumerate(idle):
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_READ, i)
+        open_left = set(range(IDLE))
+        deadline = max(opened_at) + cht + scaled(5)
+        while open_left and time.monotonic() < deadline:
+            for key, _ in sel.select(max(0.0, deadline - time.monotonic())):
+                try:
+                    d = key.fileobj.recv(4096)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    d = b""
+                if d:
+                    self.assertTrue(d.startswith(b"HTTP/1.1 408 "), d[:200])
+                    continue
+                sel.unregister(key.fileobj)
+                open_left.discard(key.data)
+        self.assertFalse(open_left, f"{len(open_left)} idle connections still open long after "
+                                    f"clientHeaderTimeout/keepAliveTimeout")
+        self.assertEqual(self.get(g, "/after").status, 200)
+
+    def test_max_connections_rejects_at_once_without_spinning(self):
+        self.need_fds(300)
+        t = self.toy(0)
+        g = self.golb_for([t], maxConnections=100)
+        held = []
+        for i in range(100):
+            c = self.conn(g)
+            self.assertEqual(c.request("GET", f"/held{i}").status, 200)  # accepted and counted
+            held.append(c)
+
+        def assert_rejected():
+            s = socket.create_connection((g.host, g.port), timeout=scaled(5))
+            try:
+                t0 = time.monotonic()
+                try:
+                    s.sendall(b"GET /over HTTP/1.1\r\nHost: h\r\n\r\n")
+                    d = s.recv(4096)
+                except OSError as e:
+                    self.assertIn(e.errno, (errno.ECONNRESET, errno.EPIPE), e)
+                    d = b""
+                self.assertEqual(d, b"", "a connection over maxConnections was served")
+                self.assertLess(time.monotonic() - t0, scaled(1), "the extra connection hung")
+            finally:
+                s.close()
+
+        assert_rejected()
+        # No spin: with the limit reached and more connections knocking, golb stays idle.
+        cpu0, t0 = cpu_seconds(g.pid), time.monotonic()
+        for _ in range(10):
+            assert_rejected()
+        extra = socket.create_connection((g.host, g.port), timeout=scaled(5))  # left knocking
+        self.addCleanup(extra.close)
+        wait_until(lambda: time.monotonic() - t0 >= 1.0, 2, "a one-second CPU sample")
+        cpu = cpu_seconds(g.pid) - cpu0
+        wall = time.monotonic() - t0
+        self.assertLess(cpu, 0.25 * wall, f"golb used {cpu:.2f}s CPU in {wall:.2f}s at the limit")
+
+        # The held connections still work, and once some leave a new client is served.
+        self.assertEqual(held[0].request("GET", "/still-held").status, 200)
+        for c in held[:10]:
+            c.close()
+
+        def served():
+            with HTTPConn(g.host, g.port, timeout=5) as c:
+                return c.request("GET", "/new").status == 200
+        wait_until(served, 5, "a new client to be served once idle connections closed")
+
+    def test_out_of_fds_rejects_without_spinning(self):
+        import resource
+        self.need_fds(300)
+        t = self.toy(0)
+        g = self.golb_for([t], maxConnections=100000)
+        base = open_fds(g.pid)
+        hard = resource.prlimit(g.pid, resource.RLIMIT_NOFILE)[1]
+        resource.prlimit(g.pid, resource.RLIMIT_NOFILE, (base + 20, hard))
+        off = g.log_offset()
+        held = []
+        self.addCleanup(lambda: [s.close() for s in held])
+        for _ in range(60):  # far more than golb has descriptors left for
+            held.append(socket.create_connection((g.host, g.port), timeout=scaled(5)))
+        g.wait_log(r"out of file descriptors", timeout=5, start=off)
+        cpu0, t0 = cpu_seconds(g.pid), time.monotonic()
+        for _ in range(20):  # more knocking while golb is out of descriptors
+            s = socket.create_connection((g.host, g.port), timeout=scaled(5))
+            held.append(s)
+        wait_until(lambda: time.monotonic() - t0 >= 1.0, 2, "a one-second CPU sample")
+        cpu = cpu_seconds(g.pid) - cpu0
+        wall = time.monotonic() - t0
+        self.assertLess(cpu, 0.25 * wall, f"golb used {cpu:.2f}s CPU in {wall:.2f}s out of fds")
+        for s in held:
+            s.close()
+        held.clear()
+
+        def served():
+            with HTTPConn(g.host, g.port, timeout=5) as c:
+                return c.request("GET", "/new").status == 200
+        wait_until(served, 5, "a client to be served once descriptors are free again")
