@@ -20,7 +20,7 @@ static atomic_uint open_connections;
 
 /* Buffers kept for reuse per worker beyond those in use: enough for a burst of exchanges without
  * going back to malloc, small enough that an idle golb stays small. */
-#define WORKER_MAX_FREE_BUFS 256
+#define WORKER_MAX_FREE_BUFS 128
 #define WORKER_MAX_FREE_PIPES 64
 
 static void close_listener(struct worker *w)
@@ -91,6 +91,7 @@ int worker_init(struct worker *w, int id, int listen_fd, const struct config *cf
     /* Buffers must hold a whole request head with room to spare, so the parser (not the buffer)
      * decides when a head is too large. */
     uint32_t size = MAX(16384u, cfg->max_header_size + 1024u);
+    size = (size + 4095u) / 4096u * 4096u - (uint32_t)sizeof(struct buf); /* whole pages */
     buf_pool_init(&w->bufs, size, WORKER_MAX_FREE_BUFS);
     pipe_pool_init(&w->pipes, WORKER_MAX_FREE_PIPES, 0);
     w->loop = loop_new();
