@@ -1,0 +1,332 @@
+"""Garbage from either side: random bytes from many clients, upstreams that answer with random
+bytes, endless heads, endless or oversized chunk-size lines, short bodies and stray bytes after a
+response. golb answers 4xx/502 or cuts, never crashes, keeps serving, and never reuses an upstream
+connection that is out of step."""
+
+import random
+import socket
+import threading
+import time
+
+from golbtest import ConnectionClosed, GolbTestCase, HTTPConn, scaled, wait_until
+
+SEED = 8800  # fixed: a failure is reproducible from the seed printed with it
+ERROR_STATUSES = {400, 408, 414, 431, 501, 505}
+
+
+def garbage_client_payloads(rng, n):
+    """n (kind, bytes) payloads, each at most 64 KiB: random bytes, random bytes after a valid
+    request line, random text lines after a valid head start, random bytes rich in CR/LF."""
+    out = []
+    for i in range(n):
+        kind = i % 5
+        size = rng.choice((1, 7, 100, 1000, 5000, 17000, 65536))
+        noise = rng.randbytes(size)
+        if kind == 0:
+            p = noise
+        elif kind == 1:
+            p = b"GET / HTTP/1.1\r\n" + noise
+        elif kind == 2:
+            text = bytes(rng.choice(b"abcXYZ:- \t\r\n0123456789;,=\"") for _ in range(size))
+            p = b"POST /g HTTP/1.1\r\nHost: h\r\n" + text
+        elif kind == 3:
+            p = bytes(rng.choice(b"\r\n\r\n\x00 GET/HTP1.:") for _ in range(size))
+        else:
+            p = b"GET /" + noise.replace(b" ", b"_") + b" HTTP/1.1\r\nHost: h\r\n\r\n"
+        out.append((kind, p))
+    return out
+
+
+def split_responses(data):
+    """What golb sent one garbage client, as [(status, raw)]: upstream 200s (X-Rec, Content-Length)
+    for whatever happened to be a valid request, then at most one error answer of golb's, last.
+    Anything else (a partial or unexpected response, bytes after the error) fails."""
+    out = []
+    pos = 0
+    while pos < len(data):
+        end = data.find(b"\r\n\r\n", pos)
+        if end < 0:
+            raise AssertionError(f"partial response: {data[pos:pos + 200]!r}")
+        head = data[pos:end + 4].decode("latin-1")
+        lines = head.split("\r\n")
+        if not lines[0].startswith("HTTP/1.1 "):
+            raise AssertionError(f"not a response: {data[pos:pos + 200]!r}")
+        status = int(lines[0][9:12])
+        fields = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+        n = int(fields.get("content-length", "-1"))
+        if n < 0 or len(data) < end + 4 + n:
+            raise AssertionError(f"response without a complete Content-Length body: {head!r}")
+        if out and out[-1][0] != 200:
+            raise AssertionError(f"bytes after golb's {out[-1][0]}: {data[pos:pos + 200]!r}")
+        if status == 200:
+            if "x-rec" not in fields:
+                raise AssertionError(f"a 200 that did not come from the upstream: {head!r}")
+        elif status not in ERROR_STATUSES or fields.get("connection", "").lower() != "close":
+            raise AssertionError(f"unexpected answer: {head!r}")
+        out.append((status, data[pos:end + 4 + n]))
+        pos = end + 4 + n
+    return out
+
+
+class GarbageClientTest(GolbTestCase):
+    def test_many_clients_sending_random_bytes(self):
+        up = self.recording_upstream()
+        g = self.golb_for([up], clientHeaderTimeout=round(scaled(2), 3))
+        rng = random.Random(SEED)
+        payloads = garbage_client_payloads(rng, 300)
+        errors, answers = [], {}
+        lock = threading.Lock()
+        deadline = time.monotonic() + scaled(30)
+
+        def run(idx):
+            for i in range(idx, len(payloads), 8):
+                if time.monotonic() > deadline:
+                    with lock:
+                        errors.append(f"payload {i}: not reached before the deadline")
+                    return
+                kind, p = payloads[i]
+                try:
+                    got = self.spew(g, p)
+                    with lock:
+                        answers[i] = split_responses(got)
+                except Exception as e:  # noqa: BLE001 — collected, reported below
+                    with lock:
+                        errors.append(f"payload {i} (seed {SEED}, kind {kind}, {len(p)} bytes, "
+                                      f"starts {p[:40]!r}): {e!r}")
+
+        threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()) + scaled(10))
+        self.assertFalse([t for t in threads if t.is_alive()], "garbage clients still running")
+        self.assertFalse(errors, "\n".join(errors[:20]))
+        self.assertGreater(sum(1 for a in answers.values() if a), 100, "golb answered almost nothing")
+        self.assertTrue(g.alive())
+        up.tag = "normal"
+        r = self.get(g, "/normal")
+        self.assertEqual(r.status, 200, r.text)
+        # Random text sometimes forms a valid request: those, and only those, reached the
+        # upstream, each well-formed (a strict parse) and each answered with the upstream's 200.
+        passed = sum(1 for a in answers.values() for st, _ in a if st == 200)
+        self.assertLess(passed, len(payloads) // 4, "most garbage was taken for requests")
+        reqs = up.requests()
+        self.assertEqual(len(reqs), passed + 1, [(q.method, q.target) for q in reqs])
+        self.assertTrue(all(q.complete for q in reqs), reqs)
+        self.assertEqual(up.errors(), [])
+
+    def spew(self, g, payload):
+        """Sends payload (stopping if golb closes), ends our side, returns all golb sent back."""
+        s = socket.create_connection((g.host, g.port), timeout=scaled(10))
+        try:
+            try:
+                for off in range(0, len(payload), 4096):
+                    s.sendall(payload[off:off + 4096])
+                s.shutdown(socket.SHUT_WR)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            got = bytearray()
+            t0 = time.monotonic()
+            while len(got) < 65536:
+                try:
+                    d = s.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not d:
+                    break
+                got += d
+            if time.monotonic() - t0 > scaled(8):
+                raise AssertionError("golb held the connection far too long")
+            return bytes(got)
+        finally:
+            s.close()
+
+
+class GarbageUpstream:
+    """A raw upstream with one misbehaviour per path (see handle). Records, per request, the
+    upstream connection it came on and what became of that connection afterwards."""
+
+    LIMIT = 4 << 20  # bound on any endless stream
+
+    def __init__(self, testcase):
+        self.lock = threading.Lock()
+        self.conn_ids = {}
+        self.log = []           # (conn_id, path)
+        self.after = {}         # conn_id -> "closed" | "reused" | "open" (for the extra-bytes paths)
+        self.later = threading.Event()
+        self.u = testcase.raw_upstream(self.handle)
+        self.port = self.u.port
+
+    def cid(self, conn):
+        with self.lock:
+            return self.conn_ids.setdefault(id(conn), len(self.conn_ids))
+
+    def endless(self, conn, first, piece):
+        conn.settimeout(scaled(5))
+        try:
+            conn.sendall(first)
+            sent = len(first)
+            while sent < self.LIMIT:
+                conn.sendall(piece)
+                sent += len(piece)
+        except OSError:
+            pass  # golb gave up on us: what we want
+        return False
+
+    def watch_after(self, conn, cid):
+        """After a response with stray bytes: does golb close this connection or send more?"""
+        conn.settimeout(scaled(5))
+        try:
+            d = conn.recv(65536)
+            state = "reused" if d else "closed"
+        except socket.timeout:
+            state = "open"
+        except OSError:
+            state = "closed"
+        with self.lock:
+            self.after[cid] = state
+        return False
+
+    def handle(self, conn, head, path):
+        cid = self.cid(conn)
+        with self.lock:
+            self.log.append((cid, path))
+        p, _, q = path.partition("?")
+        if p == "/random":
+            seed = int(q.split("=")[1])
+            rng = random.Random(seed)
+            junk = rng.randbytes(rng.choice((1, 50, 2000, 40000)))
+            if seed % 2:
+                junk = b"HTTP/1.1 200 OK\r\n" + junk
+            try:
+                conn.sendall(junk)
+            except OSError:
+                pass
+            return False
+        if p == "/endless-head":
+            return self.endless(conn, b"HTTP/1.1 200 OK\r\n", b"X-Junk: " + b"j" * 90 + b"\r\n")
+        if p == "/endless-line":
+            return self.endless(conn, b"HTTP/1.1 200 OK\r\nX-Long: ", b"L" * 4096)
+        if p == "/chunk-zeros":
+            return self.endless(conn, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                      b"5\r\nhello\r\n", b"0" * 4096)
+        if p == "/chunk-ext":
+            return self.endless(conn, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                      b"5\r\nhello\r\n1", b";a=b" * 1024)
+        if p == "/chunk-huge-size":
+            # A size that can never be sent, then junk for "data".
+            return self.endless(conn, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                      b"fffffffffffffffffffff\r\n", b"d" * 4096)
+        if p in ("/short-cl", "/short-cl-rst"):
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
+            except OSError:
+                pass
+            if p == "/short-cl-rst":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            return False
+        if p == "/cl-then-close":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+            return False
+        if p == "/short-chunked":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc")
+            return False
+        if p == "/extra-now":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n"
+                         b"Content-Length: 7\r\n\r\nsmuggle")
+            return self.watch_after(conn, cid)
+        if p == "/extra-later":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            if not self.later.wait(scaled(10)):
+                return False
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nsmuggle")
+            except OSError:
+                return False
+            return self.watch_after(conn, cid)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return True  # keep-alive
+
+
+class GarbageUpstreamTest(GolbTestCase):
+    def setUp(self):
+        super().setUp()
+        self.gu = GarbageUpstream(self)
+        # One worker: one upstream pool, so reuse (or its absence) is visible from the upstream.
+        # maxFails 0: the misbehaving upstream stays in rotation for the next request.
+        self.g = self.golb_for([self.gu], maxFails=0, workers=1, upstreamTimeout=round(scaled(5), 3))
+
+    def assert_serves(self):
+        r = self.get(self.g, "/ok")
+        self.assertEqual((r.status, r.body), (200, b"ok"), r.text)
+        self.assertTrue(self.g.alive())
+
+    def assert_502(self, path):
+        c = self.conn(self.g, timeout=10)
+        r = c.request("GET", path)
+        self.assertEqual(r.status, 502, f"{path}: {r.text}")
+        self.assertTrue(0 < len(r.body) < 1024)
+        self.assertTrue(c.wait_closed(), path)
+
+    def assert_502_or_cut(self, path):
+        """Never a complete response: either golb's 502, or the connection is cut mid-response."""
+        c = self.conn(self.g, timeout=10)
+        c.send_request("GET", path)
+        try:
+            r = c.read_response()
+        except ConnectionClosed:
+            return "cut"
+        self.assertEqual(r.status, 502, f"{path}: a complete {r.status} response: {r.body[:100]!r}")
+        return "502"
+
+    def test_random_bytes_instead_of_a_response(self):
+        for seed in range(20):
+            with self.subTest(seed=seed):
+                self.assert_502(f"/random?seed={seed}")
+        self.assert_serves()
+
+    def test_response_head_that_never_ends(self):
+        for path in ("/endless-head", "/endless-line"):
+            with self.subTest(path=path):
+                t0 = time.monotonic()
+                self.assert_502(path)
+                self.assertLess(time.monotonic() - t0, scaled(4), "golb read far too much")
+                self.assert_serves()
+
+    def test_chunked_body_with_huge_chunk_size_lines(self):
+        for path in ("/chunk-zeros", "/chunk-ext", "/chunk-huge-size"):
+            with self.subTest(path=path):
+                self.assert_502_or_cut(path)
+                self.assert_serves()
+
+    def test_body_shorter_than_content_length(self):
+        for path in ("/short-cl", "/short-cl-rst", "/cl-then-close", "/short-chunked"):
+            with self.subTest(path=path):
+                self.assertEqual(self.assert_502_or_cut(path), "cut",
+                                 f"{path}: the head was out, so only a cut is honest")
+                self.assert_serves()
+
+    def test_extra_bytes_after_response_not_reused(self):
+        # Control: an upstream that behaves is reused for the next request.
+        c = self.conn(self.g)
+        self.assertEqual(c.request("GET", "/ok").body, b"ok")
+        self.assertEqual(c.request("GET", "/ok").body, b"ok")
+        log = self.gu.log
+        self.assertEqual(log[-1][0], log[-2][0], f"control: no reuse at all? {log}")
+
+        for path in ("/extra-now", "/extra-later"):
+            with self.subTest(path=path):
+                r = c.request("GET", path)
+                self.assertEqual((r.status, r.body), (200, b"ok"), path)
+                bad_cid = self.gu.log[-1][0]
+                if path == "/extra-later":
+                    self.gu.later.set()  # the stray bytes arrive while the connection is pooled
+                wait_until(lambda: bad_cid in self.gu.after, 8,
+                           f"{path}: golb to close the out-of-step upstream connection")
+                self.assertEqual(self.gu.after[bad_cid], "closed", path)
+                r = c.request("GET", "/ok")  # same client connection, same worker
+                self.assertEqual((r.status, r.body), (200, b"ok"), f"after {path}: {r.text}")
+                self.assertNotEqual(self.gu.log[-1][0], bad_cid,
+                                    f"after {path} the next request reused the connection")
+                # Nothing of the stray bytes leaked to the client.
+                self.assertEqual(bytes(c.buf), b"")
