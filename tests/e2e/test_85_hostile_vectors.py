@@ -175,6 +175,54 @@ class HostileVectorsTest(GolbTestCase):
         self.assertEqual(up.errors(), [])
         self.assertFalse(failures, "\n" + "\n".join(failures))
 
+    def test_every_vector_with_a_pipelined_follow_up(self):
+        # Each case followed, in the same write, by an ordinary request. A valid case must be
+        # framed exactly: the follow-up is then the next request on the connection (unless the
+        # case closes it). After an error golb reads nothing more as a request: the follow-up
+        # never reaches the upstream.
+        vectors = load_vectors()
+        up = self.recording_upstream()
+        g = self.golb_for([up], clientHeaderTimeout=round(scaled(3), 3), bodyTimeout=round(scaled(3), 3))
+        follow = b"GET /follow-up HTTP/1.1\r\nHost: follow.example\r\n\r\n"
+        failures = []
+        for v in vectors:
+            up.tag = v.name
+            try:
+                with HTTPConn(g.host, g.port, timeout=5) as c:
+                    try:
+                        c.send(v.raw + follow)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    r = self.read_first_answer(c)
+                    if v.ok:
+                        assert r is not None and r.status == 200 and r.header("X-Rec"), f"answered {r}"
+                        closes = (r.header("Connection") or "").lower() == "close"
+                        if not closes:
+                            r2 = c.read_response()
+                            assert r2.status == 200 and r2.header("X-Rec"), f"follow-up answered {r2}"
+                        assert closes or (r.header("Connection") or "").lower() != "close"
+                    else:
+                        body_level = v.name.startswith(BODY_LEVEL_PREFIX) and v.expected == 400
+                        if r is not None or not body_level:
+                            assert r is not None and r.status == v.expected, f"answered {r}"
+                        assert c.wait_closed(timeout=5), "connection left open after the error"
+                reqs = up.requests(tag=v.name)
+                targets = [q.target for q in reqs if q.complete]
+                if v.ok:
+                    want = [expected_upstream_target(client_view(v.raw)[1])]
+                    if not closes:
+                        want.append("/follow-up")
+                    assert targets == want, f"upstream got {targets}, want {want}"
+                else:
+                    assert targets == [], f"upstream got {targets} after an error"
+            except (AssertionError, ConnectionClosed, OSError) as e:
+                failures.append(f"{v.name} (line {v.lineno}, expected {v.expected}): {e!r}")
+            if up.errors():
+                failures.append(f"{v.name}: upstream saw a malformed stream: {up.errors()}")
+                break
+        self.assertEqual(up.errors(), [])
+        self.assertFalse(failures, "\n" + "\n".join(failures))
+
     def read_first_answer(self, c):
         try:
             return c.read_response(timeout=5)

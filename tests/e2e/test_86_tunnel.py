@@ -53,9 +53,19 @@ class TunnelUpstream:
         if "upgrade" not in conn_opts or upgrade != "websocket":
             conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 10\r\n\r\nno upgrade")
             return False
-        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
-                     b"Upgrade: websocket\r\nX-Tunnel: yes\r\n\r\n")
-        if path == "/ws-halfclose":
+        if path == "/ws-eager":
+            # The 101 and the first tunnel bytes in one write.
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                         b"Upgrade: websocket\r\nX-Tunnel: yes\r\n\r\nHELLO-FIRST")
+        else:
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                         b"Upgrade: websocket\r\nX-Tunnel: yes\r\n\r\n")
+        if path == "/ws-reset":
+            d = conn.recv(65536)  # one message, then an abortive close
+            with self.lock:
+                self.after_fin += d
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        elif path == "/ws-halfclose":
             conn.sendall(b"BYE")
             conn.shutdown(socket.SHUT_WR)
             while True:
@@ -71,9 +81,15 @@ class TunnelUpstream:
                 except OSError:
                     break
                 if not d:
-                    conn.sendall(b"EOF-SEEN")
+                    try:
+                        conn.sendall(b"EOF-SEEN")
+                    except OSError:
+                        pass  # golb closed both directions
                     break
-                conn.sendall(d)
+                try:
+                    conn.sendall(d)
+                except OSError:
+                    break
         with self.lock:
             self.tunnel_ended.append(time.monotonic())
         return False
@@ -191,6 +207,41 @@ class TunnelTest(GolbTestCase):
         self.assertGreaterEqual(dt, tt * 0.8, "closed before tunnelTimeout")
         self.assertLess(dt, tt + scaled(2), "closed long after tunnelTimeout")
         wait_until(lambda: tu.tunnel_ended, 5, "the upstream side of the tunnel to be closed")
+        self.assertEqual(self.get(g, "/declined-upgrade").status, 200)
+
+    def test_bytes_that_travel_with_the_handshake(self):
+        tu = TunnelUpstream(self)
+        g = self.golb_for([tu], tunnelTimeout=30)
+        # The upstream's first tunnel bytes share a segment with its 101.
+        c = self.open_tunnel(g, "/ws-eager")
+        self.assertEqual(recv_exact(c, len(b"HELLO-FIRST")), b"HELLO-FIRST")
+        c.send(b"echo me")
+        self.assertEqual(recv_exact(c, 7), b"echo me")
+        c.close()
+        # The client's first bytes sent right behind the upgrade request, before the 101.
+        c = self.conn(g, timeout=10)
+        c.send(b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+               b"EARLY-BYTES")
+        r = c.read_response()
+        self.assertEqual(r.status, 101, r.text)
+        self.assertEqual(recv_exact(c, len(b"EARLY-BYTES")), b"EARLY-BYTES")
+
+    def test_abortive_close_on_either_side(self):
+        tu = TunnelUpstream(self)
+        g = self.golb_for([tu], tunnelTimeout=30)
+        # The upstream resets: the client's connection is closed too.
+        c = self.open_tunnel(g, "/ws-reset")
+        c.send(b"last words")
+        wait_until(lambda: bytes(tu.after_fin) == b"last words", 5, "the message to arrive")
+        self.assertTrue(c.wait_closed(timeout=5), "client side left open after the upstream reset")
+        # The client resets: the upstream's connection is closed too.
+        n = len(tu.tunnel_ended)
+        c = self.open_tunnel(g, "/ws")
+        c.send(b"x")
+        self.assertEqual(recv_exact(c, 1), b"x")
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        c.close()
+        wait_until(lambda: len(tu.tunnel_ended) > n, 5, "the upstream side to be closed after a client reset")
         self.assertEqual(self.get(g, "/declined-upgrade").status, 200)
 
     def test_101_without_upgrade_request_is_502(self):
