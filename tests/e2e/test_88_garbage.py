@@ -7,6 +7,7 @@ import random
 import socket
 import threading
 import time
+import unittest
 
 from golbtest import ConnectionClosed, GolbTestCase, HTTPConn, scaled, wait_until
 
@@ -244,8 +245,34 @@ class GarbageUpstream:
             except OSError:
                 return False
             return self.watch_after(conn, cid)
+        if p in FRAMING_TRAPS or p in BODILESS_TRAPS:
+            conn.sendall(FRAMING_TRAPS.get(p) or BODILESS_TRAPS[p])
+            return self.watch_after(conn, cid)
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         return True  # keep-alive
+
+
+# Responses whose framing is ambiguous or carries bytes no framing accounts for; each is followed
+# by a fake second response, which must never reach the client as the answer to its next request.
+SMUGGLE = b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nsmuggle"
+FRAMING_TRAPS = {
+    "/cl-and-te": b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"2\r\nok\r\n0\r\n\r\n" + SMUGGLE,
+    "/two-cl": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 9\r\n\r\nok" + SMUGGLE,
+    "/cl-list": b"HTTP/1.1 200 OK\r\nContent-Length: 2, 9\r\n\r\nok" + SMUGGLE,
+    "/cl-plus": b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok" + SMUGGLE,
+    "/cl-space-colon": b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok" + SMUGGLE,
+    "/te-not-chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\nContent-Length: 2\r\n\r\nok" + SMUGGLE,
+    "/obs-fold-cl": b"HTTP/1.1 200 OK\r\nX-A: 1\r\n Content-Length: 2\r\n\r\nok" + SMUGGLE,
+    "/nul-in-head": b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\nok" + SMUGGLE,
+    "/bad-status": b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok" + SMUGGLE,
+}
+# Responses that have no body whatever their fields say (RFC 9112 section 6.3), followed by bytes.
+BODILESS_TRAPS = {
+    "/204-with-body": b"HTTP/1.1 204 No Content\r\nContent-Length: 2\r\n\r\nok" + SMUGGLE,
+    "/304-with-body": b"HTTP/1.1 304 Not Modified\r\nContent-Length: 2\r\n\r\nok" + SMUGGLE,
+    "/head-with-body": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + SMUGGLE,
+}
 
 
 class GarbageUpstreamTest(GolbTestCase):
@@ -330,3 +357,52 @@ class GarbageUpstreamTest(GolbTestCase):
                                     f"after {path} the next request reused the connection")
                 # Nothing of the stray bytes leaked to the client.
                 self.assertEqual(bytes(c.buf), b"")
+
+    def check_trap(self, path, method="GET"):
+        """Sends one request that draws a trap response; then, on the same client connection when
+        golb keeps it open, an ordinary request. Returns the trap connection's fate as the upstream
+        saw it ("closed", or "reused" when golb sent the next request over it)."""
+        c = self.conn(self.g, timeout=10)
+        c.send_request(method, path)
+        try:
+            r = c.read_response(head_only=method == "HEAD")
+        except ConnectionClosed:
+            r = None  # cut: acceptable
+        bad_cid = self.gu.log[-1][0]
+        if r is not None and r.status != 502:
+            te, cl = r.header_all("Transfer-Encoding"), r.header_all("Content-Length")
+            self.assertFalse(te and cl, f"{path}: both framings relayed: {r.headers}")
+            self.assertLessEqual(len(cl), 1, f"{path}: {r.headers}")
+            self.assertNotIn(b"smuggle", r.body, path)
+        if r is not None and (r.header("Connection") or "").lower() != "close":
+            r2 = c.request("GET", "/ok")
+            self.assertEqual((r2.status, r2.body), (200, b"ok"), f"after {path}: {r2.body!r}")
+            self.assertEqual(bytes(c.buf), b"", f"after {path}: stray bytes reached the client")
+        else:
+            self.assertTrue(c.wait_closed(), path)
+        wait_until(lambda: bad_cid in self.gu.after, 8, f"{path}: the trap connection to end")
+        return self.gu.after[bad_cid]
+
+    def test_ambiguous_response_framing_never_desyncs(self):
+        # Each trap: golb answers 502, or relays one response framed one way only; either way the
+        # next request on the same client connection gets its own answer, never the smuggled one,
+        # and the trapped upstream connection is closed rather than reused.
+        for path in FRAMING_TRAPS:
+            with self.subTest(path=path):
+                self.assertEqual(self.check_trap(path), "closed", f"{path}: the connection was used again")
+        self.assert_serves()
+
+    # BUG (golb): bytes that arrive in the same read as the head of a response without a body
+    # (204, 304, the answer to HEAD) are dropped with the buffer and the upstream connection is
+    # pooled and reused. After a response with a body, bytes past its end make golb close the
+    # connection (pump_response: "Bytes past the end of the response ... never reuse"); the
+    # bodiless path (parse_response sets RESP_DONE directly) skips that check. Expected: the
+    # connection is closed like after any out-of-step response.
+    @unittest.expectedFailure
+    def test_bytes_after_a_bodiless_response_not_reused(self):
+        for path, method in (("/204-with-body", "GET"), ("/304-with-body", "GET"),
+                             ("/head-with-body", "HEAD")):
+            with self.subTest(path=path):
+                self.assertEqual(self.check_trap(path, method), "closed",
+                                 f"{method} {path}: the connection was used again")
+        self.assert_serves()
