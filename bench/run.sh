@@ -277,6 +277,10 @@ http {
             proxy_pass http://up;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            # The same header work golb always does: X-Forwarded-For/-Proto/-Host.
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$host;
         }
     }
 }
@@ -290,6 +294,8 @@ global
 defaults
     mode http
     option http-keep-alive
+    # The same header work golb always does: X-Forwarded-For/-Proto/-Host.
+    option forwardfor
     timeout connect 5s
     timeout client 300s
     timeout server 300s
@@ -298,6 +304,8 @@ defaults
     maxconn $MAXCONN
 frontend fe
     bind 127.0.0.1:${PORT[haproxy]}
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
     default_backend be
 backend be
     balance roundrobin
