@@ -7,7 +7,8 @@ import os
 import socket
 import threading
 
-from golbtest import ConnectionClosed, GolbTestCase, pattern_bytes, pattern_sha256, scaled
+from golbtest import (ConnectionClosed, GolbTestCase, open_fds, pattern_bytes, pattern_sha256, scaled,
+                      wait_until)
 
 MIB = 1 << 20
 SIZES = [0, 1, 16383, 16384, 32767, 32768, 32769, MIB + 7]
@@ -60,6 +61,56 @@ class SpliceToyTest(GolbTestCase):
                     r2 = c.request("GET", f"/after{n}")
                     self.assertEqual(r2.echo()["path"], f"/after{n}")
 
+    def test_pipelined_request_behind_a_spliced_body(self):
+        # The spliced request body must stop at exactly Content-Length: the bytes behind it are the
+        # next request, read by golb's parser, never sent upstream as body.
+        c = self.conn(self.g, timeout=20)
+        for n in (32768, 32769, MIB + 7):
+            with self.subTest(size=n):
+                body = os.urandom(n)
+                c.send(b"POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % n + body +
+                       b"GET /behind HTTP/1.1\r\nHost: h\r\n\r\n")
+                r1, r2 = c.read_response(), c.read_response()
+                self.assertEqual(r1.echo()["body-length"], str(n))
+                self.assertEqual(r1.echo()["body-sha256"], hashlib.sha256(body).hexdigest())
+                self.assertEqual(r2.echo()["path"], "/behind")
+                self.assertEqual(r2.echo().get("body-length"), None)
+
+    def test_head_of_a_large_body(self):
+        c = self.conn(self.g, timeout=20)
+        r = c.request("HEAD", f"/?size={5 * MIB}")
+        self.assertEqual((r.status, r.header("Content-Length"), r.body), (200, str(5 * MIB), b""))
+        r = c.request("GET", "/after-head")  # nothing of a body was waiting on the connection
+        self.assertEqual(r.echo()["path"], "/after-head")
+        self.assertEqual(bytes(c.buf), b"")
+
+    def test_aborted_transfers_leak_no_descriptors(self):
+        # Clients that vanish in the middle of spliced bodies, both directions: golb closes the
+        # upstream side and the pipes (a pipe holding bytes cannot be pooled), so its descriptor
+        # count comes back to where it was.
+        c = self.conn(self.g, timeout=20)
+        for _ in range(2):  # warm-up: the pipe pool and the upstream pool hold what they keep
+            self.assertEqual(c.request("GET", f"/?size={MIB}").body_len, MIB)
+            self.assertEqual(c.request("POST", "/warm", body=os.urandom(MIB)).status, 200)
+        c.close()
+        base = open_fds(self.g.pid)
+        for i in range(10):
+            d = socket.create_connection((self.g.host, self.g.port), timeout=scaled(10))
+            d.sendall(b"GET /?size=%d HTTP/1.1\r\nHost: h\r\n\r\n" % (64 * MIB))
+            got = 0
+            while got < 200000:
+                got += len(d.recv(65536))
+            d.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                         if i % 2 else b"\x00" * 8)
+            d.close()
+            u = socket.create_connection((self.g.host, self.g.port), timeout=scaled(10))
+            u.sendall(b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % (64 * MIB))
+            u.sendall(os.urandom(300000))
+            u.close()
+        wait_until(lambda: open_fds(self.g.pid) <= base + 4, 10,
+                   f"golb's descriptors to come back to {base} (+4)")
+        self.assertEqual(self.get(self.g, f"/?size={MIB}").body_len, MIB)
+
     def test_both_directions_large_on_one_connection(self):
         c = self.conn(self.g, timeout=20)
         body = os.urandom(MIB + 7)
@@ -95,13 +146,28 @@ def close_delimited(conn, head, path):
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n + data[:k])
         conn.sendall(data[k:])
         return True
+    if p == "/cl-extra":
+        # A spliced Content-Length body with a fake response right behind it in the stream.
+        n = MIB + 7
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n + pattern_bytes(n) +
+                     b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nsmuggle")
+        try:
+            d = conn.recv(65536)
+        except OSError:
+            d = b""
+        EXTRA_FATE.append("reused" if d else "closed")
+        return False
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     return True
+
+
+EXTRA_FATE = []
 
 
 class SpliceRawTest(GolbTestCase):
     def setUp(self):
         super().setUp()
+        EXTRA_FATE.clear()
         self.u = self.raw_upstream(close_delimited)
         self.g = self.golb_for([self.u], maxFails=0)
 
@@ -140,3 +206,13 @@ class SpliceRawTest(GolbTestCase):
                 self.assertEqual(r.status, 200)
                 self.assertEqual(hashlib.sha256(r.body).hexdigest(), pattern_sha256(MIB + 7))
                 self.assertEqual(c.request("GET", "/ok").body, b"ok")
+
+    def test_bytes_behind_a_spliced_response_body(self):
+        c = self.conn(self.g, timeout=20)
+        r = c.request("GET", "/cl-extra")
+        self.assertEqual(hashlib.sha256(r.body).hexdigest(), pattern_sha256(MIB + 7))
+        r = c.request("GET", "/ok")
+        self.assertEqual((r.status, r.body), (200, b"ok"), "the smuggled response reached the client")
+        self.assertEqual(bytes(c.buf), b"")
+        wait_until(lambda: EXTRA_FATE, 5, "the out-of-step upstream connection to end")
+        self.assertEqual(EXTRA_FATE, ["closed"], "an out-of-step upstream connection was reused")
