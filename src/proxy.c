@@ -1367,7 +1367,10 @@ static void finish_exchange(struct client *c)
 {
     struct worker *w = c->w;
     backend_report_success(&w->backends->b[c->x->backend]);
-    bool reusable = c->x->resp_keepalive && c->x->req_done && !c->x->up_eof;
+    /* Reuse is earned: the response said keep-alive, ended exactly where its framing said (no
+     * byte left over, even after a bodiless 204/304/HEAD answer) and the request went out whole. */
+    bool reusable = c->x->resp_keepalive && c->x->req_done && !c->x->up_eof &&
+                    (!c->x->uin || buf_len(c->x->uin) == 0);
     drop_upstream(c, reusable, LB_OK);
     c->requests++;
     bool keep = c->x->client_keepalive && !w->draining;
