@@ -7,7 +7,6 @@ import random
 import socket
 import threading
 import time
-import unittest
 
 from golbtest import ConnectionClosed, GolbTestCase, HTTPConn, scaled, wait_until
 
