@@ -50,6 +50,7 @@
 #include "log.h"
 #include "loop.h"
 #include "pipes.h"
+#include "rewrite.h"
 #include "sock.h"
 #include "upstream.h"
 #include "util.h"
@@ -456,206 +457,26 @@ static bool ensure_in(struct client *c)
 
 /* ---------------------------------------------------------------- head rewriting ----------- */
 
-struct out {
-    char *p;
-    size_t len, cap;
-    bool overflow;
-};
-
-static void out_mem(struct out *o, const char *s, size_t n)
-{
-    if (o->len + n > o->cap) {
-        o->overflow = true;
-        return;
-    }
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
-}
-
-static void out_str(struct out *o, const char *s)
-{
-    out_mem(o, s, strlen(s));
-}
-
-/* Decimal digits without printf: this runs for every response head (Content-Length). */
-static void out_u64(struct out *o, uint64_t v)
-{
-    char tmp[24];
-    char *p = tmp + sizeof(tmp);
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    out_mem(o, p, (size_t)(tmp + sizeof(tmp) - p));
-}
-
-static void out_field(struct out *o, const struct http1_header *h)
-{
-    out_mem(o, h->name, h->name_len);
-    out_mem(o, ": ", 2);
-    out_mem(o, h->value, h->value_len);
-    out_mem(o, "\r\n", 2);
-}
-
-/* True for a field that must not be forwarded (RFC 9110 §7.6.1): the hop-by-hop fields, and those
- * the sender named in Connection, except the ones golb's own framing and routing rest on (Host,
- * Content-Length, Transfer-Encoding): dropping those because a peer listed them would make the next
- * hop frame the message differently from golb. Upgrade stays when a tunnel is being set up. */
-static bool drop_hop_by_hop(const struct http1_header *h, bool upgrading)
-{
-    if (upgrading && h->id == HTTP1_H_UPGRADE)
-        return false;
-    if (h->flags & HTTP1_HF_HOP_BY_HOP)
-        return true;
-    if (!(h->flags & HTTP1_HF_CONN_LISTED))
-        return false;
-    return h->id != HTTP1_H_HOST && h->id != HTTP1_H_CONTENT_LENGTH &&
-           h->id != HTTP1_H_TRANSFER_ENCODING;
-}
-
-/* Writes the request head golb sends upstream: origin-form target, HTTP/1.1, hop-by-hop fields
- * removed (RFC 9110 §7.6.1), framing fields re-emitted from what golb itself determined, and
- * X-Forwarded-For appended to, X-Forwarded-Proto/-Host set. Returns false when it does not fit. */
+/* Thin adapters from a client's state to the rewrite module's explicit inputs. */
 static bool build_request_head(struct client *c, const struct http1_request *req, struct buf *b)
 {
-    struct out o = {.p = b->data, .cap = b->cap};
-    out_mem(&o, req->method, req->method_len);
-    out_mem(&o, " ", 1);
-    if (req->flags & HTTP1_MF_ABSOLUTE)
-        out_mem(&o, req->path, req->path_len);
-    else
-        out_mem(&o, req->target, req->target_len);
-    out_str(&o, " HTTP/1.1\r\n");
-
-    bool xff_seen = false;
-    for (size_t i = 0; i < req->num_headers; i++) {
-        const struct http1_header *h = &req->headers[i];
-        if (drop_hop_by_hop(h, c->x->req_upgrade))
-            continue;
-        switch (h->id) {
-        case HTTP1_H_CONTENT_LENGTH:
-        case HTTP1_H_X_FORWARDED_PROTO:
-        case HTTP1_H_X_FORWARDED_HOST:
-            continue;
-        case HTTP1_H_HOST:
-            if (req->flags & HTTP1_MF_ABSOLUTE)
-                continue; /* replaced by the target's authority (RFC 9112 §3.2.2) */
-            break;
-        case HTTP1_H_X_FORWARDED_FOR:
-            xff_seen = true;
-            continue; /* folded into one field below */
-        default:
-            break;
-        }
-        out_field(&o, h);
-    }
-    if (req->flags & HTTP1_MF_ABSOLUTE) {
-        out_str(&o, "Host: ");
-        out_mem(&o, req->authority, req->authority_len);
-        out_str(&o, "\r\n");
-    }
-    if (req->body == HTTP1_BODY_LENGTH) {
-        out_str(&o, "Content-Length: ");
-        out_u64(&o, req->content_length);
-        out_str(&o, "\r\n");
-    }
-    if (c->x->req_upgrade)
-        out_str(&o, "Connection: upgrade\r\n");
-    out_str(&o, "X-Forwarded-For: ");
-    if (xff_seen) {
-        for (size_t i = 0; i < req->num_headers; i++) {
-            const struct http1_header *h = &req->headers[i];
-            if (h->id != HTTP1_H_X_FORWARDED_FOR || h->value_len == 0)
-                continue;
-            out_mem(&o, h->value, h->value_len);
-            out_str(&o, ", ");
-        }
-    }
-    out_mem(&o, c->ip, c->iplen);
-    out_str(&o, "\r\nX-Forwarded-Proto: http\r\n");
-    if (req->authority_len) {
-        out_str(&o, "X-Forwarded-Host: ");
-        out_mem(&o, req->authority, req->authority_len);
-        out_str(&o, "\r\n");
-    }
-    /* Without any authority (an HTTP/1.0 request without Host) the head is finished per try by
-     * set_upstream_host(), since HTTP/1.1 upstreams require a Host. */
-    c->x->reqh_host_at = req->authority_len ? 0 : (uint32_t)o.len;
-    if (req->authority_len)
-        out_str(&o, "\r\n");
-    b->pos = 0;
-    b->last = (uint32_t)o.len;
-    return !o.overflow;
+    struct rewrite_request opt = {
+        .client_ip = c->ip, .client_ip_len = c->iplen, .upgrade = c->x->req_upgrade};
+    return rewrite_request_head(req, &opt, b, &c->x->reqh_host_at);
 }
 
-/* Ends a request head that lacked Host with the chosen backend's "host:port", as nginx does. */
 static bool set_upstream_host(struct client *c, const struct backend *b)
 {
-    if (!c->x->reqh_host_at)
-        return true;
-    struct out o = {.p = c->x->reqh->data, .len = c->x->reqh_host_at, .cap = c->x->reqh->cap};
-    out_str(&o, "Host: ");
-    out_str(&o, b->cfg->name);
-    out_str(&o, "\r\n\r\n");
-    c->x->reqh->last = (uint32_t)o.len;
-    return !o.overflow;
+    return rewrite_set_host(c->x->reqh, c->x->reqh_host_at, b->cfg->name);
 }
 
-/* Writes the response head golb sends the client and decides the client-side framing:
- *   upstream length  → same Content-Length
- *   upstream chunked → passed through to HTTP/1.1 clients; de-chunked, close-delimited for 1.0
- *   until close      → close-delimited, Connection: close
- * A 1xx interim head is relayed as is (minus hop-by-hop fields). */
 static bool build_response_head(struct client *c, const struct http1_response *resp,
-                                 struct buf *b)
+                                struct buf *b)
 {
-    bool interim = resp->status < 200 && resp->status != 101;
-    bool upgrade = resp->status == 101;
-    struct out o = {.p = b->data + b->last, .cap = b->cap - b->last};
-    char status[4] = {(char)('0' + resp->status / 100 % 10), (char)('0' + resp->status / 10 % 10),
-                      (char)('0' + resp->status % 10), ' '};
-    out_str(&o, "HTTP/1.1 ");
-    out_mem(&o, status, sizeof(status));
-    out_mem(&o, resp->reason, resp->reason_len);
-    out_str(&o, "\r\n");
-
-    for (size_t i = 0; i < resp->num_headers; i++) {
-        const struct http1_header *h = &resp->headers[i];
-        if (drop_hop_by_hop(h, upgrade))
-            continue;
-        if (!interim && resp->body != HTTP1_BODY_NONE &&
-            (h->id == HTTP1_H_CONTENT_LENGTH || h->id == HTTP1_H_TRANSFER_ENCODING)) {
-            /* Keep the codings as sent: chunked stays final when passed through, and a body
-             * whose final coding is not chunked (close-delimited, RFC 9112 §6.3) keeps its
-             * gzip or the like, or the client would take coded bytes for the content. */
-            if (h->id == HTTP1_H_TRANSFER_ENCODING && !c->x->req_http10 &&
-                (resp->body == HTTP1_BODY_CLOSE ||
-                 (resp->body == HTTP1_BODY_CHUNKED && !c->x->resp_dechunk)))
-                out_field(&o, h);
-            continue;
-        }
-        if (h->id == HTTP1_H_TRANSFER_ENCODING && c->x->req_http10)
-            continue; /* HTTP/1.0 has no transfer codings */
-        out_field(&o, h);
-    }
-    if (!interim) {
-        if (resp->body == HTTP1_BODY_LENGTH) {
-            out_str(&o, "Content-Length: ");
-            out_u64(&o, resp->content_length);
-            out_str(&o, "\r\n");
-        }
-        if (upgrade)
-            out_str(&o, "Connection: upgrade\r\n");
-        else if (!c->x->client_keepalive)
-            out_str(&o, "Connection: close\r\n");
-        else if (c->x->req_http10)
-            out_str(&o, "Connection: keep-alive\r\n");
-    }
-    out_str(&o, "\r\n");
-    if (o.overflow)
-        return false;
-    b->last += (uint32_t)o.len;
-    return true;
+    struct rewrite_response opt = {.http10 = c->x->req_http10,
+                                   .dechunk = c->x->resp_dechunk,
+                                   .keepalive = c->x->client_keepalive};
+    return rewrite_response_head(resp, &opt, b);
 }
 
 /* ---------------------------------------------------------------- splice ------------------- */

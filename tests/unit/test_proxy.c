@@ -1,5 +1,6 @@
-/* Unit tests for the head rewriting in proxy.c: build_request_head() + set_upstream_host() and
- * build_response_head(), with the framing decisions parse_response() makes before calling it.
+/* Unit tests for the head rewriting (src/rewrite.c, reached through proxy.c's adapters
+ * build_request_head(), set_upstream_host(), build_response_head()) and for the framing decisions
+ * parse_response() makes before calling it.
  * Those functions are static, so this file includes proxy.c itself (as h2o's unit tests do); the
  * archive's proxy.o is then never pulled in. Inputs are literal heads parsed by http1; every
  * expectation is the exact byte string golb would send. */

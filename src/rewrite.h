@@ -1,0 +1,51 @@
+/* rewrite — the heads golb sends, written from parsed spans (never forwarded verbatim). */
+#ifndef GOLB_REWRITE_H
+#define GOLB_REWRITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf;
+struct http1_request;
+struct http1_response;
+
+struct rewrite_request {
+    const char *client_ip; /* appended to X-Forwarded-For */
+    size_t client_ip_len;
+    bool upgrade; /* an Upgrade is being tunnelled: keep Upgrade, send Connection: upgrade */
+};
+
+/* Writes the request head golb sends upstream into b (from b->data; sets pos and last):
+ * origin-form target, HTTP/1.1, hop-by-hop fields removed (RFC 9110 §7.6.1) but never Host or a
+ * framing field a peer listed in Connection, Content-Length re-emitted once from the parsed value,
+ * Transfer-Encoding kept as sent, X-Forwarded-For appended to (several fields folded into one),
+ * X-Forwarded-Proto/-Host set, and the Host taken from an absolute-form target.
+ * When the request has no authority at all (HTTP/1.0 without Host) the head is left open and
+ * *host_at says where rewrite_set_host() must finish it; otherwise *host_at is 0.
+ * Returns false when the head does not fit in b. */
+bool rewrite_request_head(const struct http1_request *req, const struct rewrite_request *opt,
+                          struct buf *b, uint32_t *host_at);
+
+/* Finishes a head left open by rewrite_request_head() with "Host: host" (no-op when host_at is 0).
+ * Called once per backend tried, so each gets its own host:port. Returns false when it does not
+ * fit. */
+bool rewrite_set_host(struct buf *b, uint32_t host_at, const char *host);
+
+struct rewrite_response {
+    bool http10;    /* the client speaks HTTP/1.0: no transfer codings, keep-alive said explicitly */
+    bool dechunk;   /* a chunked body is de-chunked for this client (close-delimited) */
+    bool keepalive; /* the client connection stays open after this response */
+};
+
+/* Appends the response head golb sends the client to b (at b->last) and states the client-side
+ * framing:
+ *   upstream Content-Length → the same Content-Length
+ *   upstream chunked        → passed through to HTTP/1.1 clients; de-chunked for HTTP/1.0 clients
+ *   until close             → close-delimited, Connection: close (codings other than chunked kept)
+ * A 1xx interim head is relayed minus hop-by-hop fields; a 101 keeps Upgrade and says
+ * Connection: upgrade. Returns false, leaving b unchanged, when the head does not fit. */
+bool rewrite_response_head(const struct http1_response *resp, const struct rewrite_response *opt,
+                           struct buf *b);
+
+#endif
