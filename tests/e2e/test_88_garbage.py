@@ -115,6 +115,39 @@ class GarbageClientTest(GolbTestCase):
         self.assertTrue(all(q.complete for q in reqs), reqs)
         self.assertEqual(up.errors(), [])
 
+    def test_pipelined_flood_without_reading(self):
+        # 3,000 pipelined requests written before any response is read: golb must push back (stop
+        # reading while its answers cannot be written) rather than buffer, and answer all in order.
+        from golbtest import rss_kib
+        t = self.toy(0)
+        g = self.golb_for([t], workers=1)
+        n = 3000
+        c = self.conn(g, timeout=30)
+        self.assertEqual(c.request("GET", "/warm").status, 200)
+        base = rss_kib(g.pid)
+        payload = b"".join(b"GET /p%d HTTP/1.1\r\nHost: h\r\nX-Pad: %s\r\n\r\n" % (i, b"x" * 200)
+                           for i in range(n))
+        errors = []
+
+        def sender():
+            try:
+                c.sock.sendall(payload)
+            except OSError as e:
+                errors.append(e)
+
+        th = threading.Thread(target=sender, daemon=True)
+        th.start()
+        peak = base
+        for i in range(n):
+            r = c.read_response()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.echo()["path"], f"/p{i}", "answers out of order")
+            if i % 100 == 0:
+                peak = max(peak, rss_kib(g.pid))
+        th.join(scaled(10))
+        self.assertFalse(errors)
+        self.assertLess(peak - base, 16 * 1024, f"golb grew {peak - base} KiB under a pipelined flood")
+
     def spew(self, g, payload):
         """Sends payload (stopping if golb closes), ends our side, returns all golb sent back."""
         s = socket.create_connection((g.host, g.port), timeout=scaled(10))
@@ -244,6 +277,25 @@ class GarbageUpstream:
             except OSError:
                 return False
             return self.watch_after(conn, cid)
+        if p == "/trickle-head":
+            # A head that keeps coming, one byte at a time, never ending (bounded to 20 s).
+            conn.settimeout(scaled(5))
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Trickle: ")
+                end = time.monotonic() + scaled(20)
+                while time.monotonic() < end:
+                    conn.sendall(b"t")
+                    time.sleep(0.05)  # pacing the trickle
+            except OSError:
+                pass
+            return False
+        if p == "/endless-100":
+            return self.endless(conn, b"HTTP/1.1 100 Continue\r\n\r\n",
+                                b"HTTP/1.1 100 Continue\r\n\r\n" * 64)
+        if p == "/many-fields":
+            fields = b"".join(b"X-F%d: v\r\n" % i for i in range(200))
+            conn.sendall(b"HTTP/1.1 200 OK\r\n" + fields + b"Content-Length: 2\r\n\r\nok")
+            return False
         if p in FRAMING_TRAPS or p in BODILESS_TRAPS:
             conn.sendall(FRAMING_TRAPS.get(p) or BODILESS_TRAPS[p])
             return self.watch_after(conn, cid)
@@ -400,4 +452,37 @@ class GarbageUpstreamTest(GolbTestCase):
             with self.subTest(path=path):
                 self.assertEqual(self.check_trap(path, method), "closed",
                                  f"{method} {path}: the connection was used again")
+        self.assert_serves()
+
+    def test_trickling_head_ends_at_upstream_timeout(self):
+        # Bytes of a head that never completes do not extend upstreamTimeout.
+        ut = round(scaled(1), 3)
+        g = self.golb_for([self.gu], maxFails=0, workers=1, upstreamTimeout=ut)
+        c = self.conn(g, timeout=15)
+        t0 = time.monotonic()
+        r = c.request("GET", "/trickle-head")
+        dt = time.monotonic() - t0
+        self.assertEqual(r.status, 504, r.text)
+        self.assertGreaterEqual(dt, ut * 0.9)
+        self.assertLess(dt, ut + scaled(2), f"504 after {dt:.2f}s: the trickle extended the deadline")
+        self.assertEqual(self.get(g, "/ok").body, b"ok")
+
+    def test_endless_interim_responses(self):
+        # An upstream answering 100 Continue forever: golb never completes a response for it,
+        # stays responsive, and serves the next request.
+        ut = round(scaled(1), 3)
+        g = self.golb_for([self.gu], maxFails=0, workers=1, upstreamTimeout=ut, bodyTimeout=ut)
+        c = self.conn(g, timeout=15)
+        c.send_request("GET", "/endless-100")
+        t0 = time.monotonic()
+        try:
+            r = c.read_response()
+            self.assertIn(r.status, (502, 504), r.text)
+        except (ConnectionClosed, ConnectionResetError):
+            pass
+        self.assertLess(time.monotonic() - t0, 2 * ut + scaled(3), "golb held on to an endless 1xx stream")
+        self.assertEqual(self.get(g, "/ok").body, b"ok")
+
+    def test_response_with_too_many_fields(self):
+        self.assert_502("/many-fields")
         self.assert_serves()
