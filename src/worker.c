@@ -32,33 +32,75 @@ static void close_listener(struct worker *w)
     if (w->listen_io.fd >= 0) {
         close(w->listen_io.fd); /* close() also removes it from the epoll set */
         w->listen_io.fd = -1;
+        loop_timer_cancel(w->loop, &w->accept_retry);
     }
 }
 
-/* Accepts until the backlog is empty (edge-triggered). Over maxConnections, or out of file
- * descriptors, a connection is accepted and closed at once: the kernel queue drains and the loop
- * never spins on a listener it cannot serve. */
-static void on_accept(struct loop_io *io, uint32_t events)
+/* Accepts until the backlog is empty: the listener is edge-triggered, so stopping early means no
+ * new event for what is already queued. Over maxConnections a connection is accepted and closed at
+ * once. Out of file descriptors, the spare descriptor is given up to accept and close one; when
+ * even that fails (another thread took the slot), accepting resumes from a timer instead of
+ * waiting for an edge that may never come. So the loop never spins on a listener it cannot serve,
+ * and never forgets one either. */
+#define ACCEPT_BATCH 256
+#define ACCEPT_RETRY_MS 100
+
+static void accept_batch(struct worker *w);
+
+static void on_accept_more(struct loop_task *task)
 {
-    struct worker *w = container_of(io, struct worker, listen_io);
-    for (int i = 0; i < 1024 && w->listen_io.fd >= 0; i++) {
+    accept_batch(container_of(task, struct worker, accept_more));
+}
+
+static void on_accept_retry(struct loop_timer *t)
+{
+    accept_batch(container_of(t, struct worker, accept_retry));
+}
+
+static void out_of_fds(struct worker *w)
+{
+    if (!w->fd_starved) {
+        w->fd_starved = true;
+        log_warn("worker %d: out of file descriptors; refusing connections until some close",
+                 w->id);
+    }
+}
+
+static void accept_batch(struct worker *w)
+{
+    if (w->listen_io.fd < 0)
+        return;
+    if (w->spare_fd < 0)
+        w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof(peer);
-        int fd = accept4(io->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(w->listen_io.fd, (struct sockaddr *)&peer, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd == -1) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            if ((errno == EMFILE || errno == ENFILE) && w->spare_fd >= 0) {
-                close(w->spare_fd);
-                fd = accept(io->fd, NULL, NULL);
-                if (fd >= 0)
-                    close(fd);
-                w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                w->stats.rejected++;
-                log_warn("out of file descriptors: connection refused");
-                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                out_of_fds(w);
+                if (w->spare_fd >= 0) {
+                    close(w->spare_fd);
+                    fd = accept(w->listen_io.fd, NULL, NULL);
+                    if (fd >= 0) {
+                        close(fd);
+                        w->stats.rejected++;
+                    }
+                    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                    if (fd >= 0 && w->spare_fd >= 0)
+                        continue;
+                }
+                loop_timer_after(w->loop, &w->accept_retry, ACCEPT_RETRY_MS);
+                return;
             }
-            return; /* EAGAIN: drained */
+            if (w->fd_starved && errno == EAGAIN) {
+                w->fd_starved = false;
+                log_info("worker %d: accepting connections again", w->id);
+            }
+            return; /* EAGAIN: the backlog is empty */
         }
         unsigned n = atomic_fetch_add_explicit(&open_connections, 1, memory_order_relaxed);
         if (n >= w->cfg->max_connections) {
@@ -71,6 +113,12 @@ static void on_accept(struct loop_io *io, uint32_t events)
         w->stats.accepted++;
         proxy_accept(w, fd, (struct sockaddr *)&peer, len);
     }
+    loop_defer(w->loop, &w->accept_more, on_accept_more); /* more may wait: after other work */
+}
+
+static void on_accept(struct loop_io *io, uint32_t events)
+{
+    accept_batch(container_of(io, struct worker, listen_io));
 }
 
 void worker_client_closed(struct worker *w)
@@ -91,6 +139,7 @@ int worker_init(struct worker *w, int id, int listen_fd, const struct config *cf
     w->balancer = balancer;
     w->listen_io.fd = listen_fd;
     w->listen_io.cb = on_accept;
+    loop_timer_init(&w->accept_retry, on_accept_retry);
     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     /* Buffers must hold a whole request head with room to spare, so the parser (not the buffer)
      * decides when a head is too large. */

@@ -39,6 +39,9 @@ struct worker {
     struct pipe_pool pipes;
     struct upstream_pool *upstreams;
     struct loop_io listen_io;
+    struct loop_task accept_more;   /* the backlog was not drained in one batch */
+    struct loop_timer accept_retry; /* out of descriptors: try the backlog again soon */
+    bool fd_starved;
     int spare_fd; /* kept open so an accept on EMFILE can still be answered by closing */
     pthread_t thread;
     bool started;

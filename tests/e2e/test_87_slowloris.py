@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from golbtest import GolbTestCase, HTTPConn, cpu_seconds, open_fds, raise_nofile, scaled, wait_until
+from golbtest import ConnectionClosed, GolbTestCase, HTTPConn, cpu_seconds, open_fds, raise_nofile, scaled, wait_until
 
 IDLE = 2000
 SLOW = 50
@@ -212,6 +212,80 @@ class SlowlorisTest(GolbTestCase):
                 return c.request("GET", "/new").status == 200
         wait_until(served, 5, "a new client to be served once idle connections closed")
 
+    def test_slowloris_on_a_kept_alive_connection(self):
+        # After a served request, the next head is dribbled: clientHeaderTimeout runs from its
+        # first byte, however long keepAliveTimeout is.
+        cht = round(scaled(1), 3)
+        t = self.toy(0)
+        g = self.golb_for([t], clientHeaderTimeout=cht, keepAliveTimeout=60)
+        c = self.conn(g, timeout=10)
+        self.assertEqual(c.request("GET", "/first").status, 200)
+        slow = Slowloris(g.host, g.port, 0, 0.25, time.monotonic() + cht + scaled(6))
+        slow.socks.append(c.sock)  # reuse the dribbler on this kept-alive connection
+        c.sock.setblocking(False)
+        slow.sent.append(0)
+        slow.first_byte.append(None)
+        slow.closed_at.append(None)
+        slow.got.append(bytearray())
+        slow.thread = threading.Thread(target=slow._run, daemon=True)
+        slow.thread.start()
+        slow.thread.join(cht + scaled(8))
+        self.assertIsNone(slow.error)
+        self.assertIsNotNone(slow.closed_at[0], "the dribbling connection was never closed")
+        held = slow.closed_at[0] - slow.first_byte[0]
+        self.assertTrue(bytes(slow.got[0]).startswith(b"HTTP/1.1 408 ") or not slow.got[0], slow.got[0][:200])
+        self.assertGreaterEqual(held, cht - 0.25)
+        self.assertLess(held, cht + scaled(1.5), f"held {held:.2f}s with clientHeaderTimeout {cht}s")
+
+    def test_connection_count_survives_every_way_of_closing(self):
+        # maxConnections counts open connections: every way a connection can end must give its
+        # slot back. After many connections ended in every way, as many as the limit still fit.
+        limit = 20
+        t = self.toy(0)
+        g = self.golb_for([t], maxConnections=limit, clientHeaderTimeout=round(scaled(0.5), 3),
+                          upstreamTimeout=round(scaled(0.5), 3))
+        linger0 = b"\x01\x00\x00\x00\x00\x00\x00\x00"
+
+        def served(c, path="/"):
+            r = c.request("GET", path)
+            return r.status
+
+        for i in range(5):
+            with HTTPConn(g.host, g.port) as c:  # served, closed by the client
+                self.assertEqual(served(c), 200)
+            with HTTPConn(g.host, g.port) as c:  # Connection: close, closed by golb
+                self.assertEqual(c.request("GET", "/", headers={"Connection": "close"}).status, 200)
+                self.assertTrue(c.wait_closed())
+            with HTTPConn(g.host, g.port) as c:  # 400
+                c.send(b"BAD REQUEST\r\n\r\n")
+                self.assertEqual(c.read_response().status, 400)
+            with HTTPConn(g.host, g.port) as c:  # 504 from a hanging upstream
+                self.assertEqual(served(c, "/?hang=1"), 504)
+            with HTTPConn(g.host, g.port) as c:  # reset in the middle of an upload
+                c.send(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\nabc")
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger0)
+            with HTTPConn(g.host, g.port) as c:  # reset in the middle of a download
+                c.send(b"GET /?size=10000000 HTTP/1.1\r\nHost: h\r\n\r\n")
+                c.sock.recv(1000)
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger0)
+            with HTTPConn(g.host, g.port) as c:  # 408: a head that never completes
+                c.send(b"GET / HTTP/1.1\r\n")
+                self.assertEqual(c.read_response(timeout=5).status, 408)
+                self.assertTrue(c.wait_closed(timeout=5))
+            s = socket.create_connection((g.host, g.port))  # connected, never a byte, closed
+            s.close()
+
+        def all_fit():
+            conns = [HTTPConn(g.host, g.port) for _ in range(limit)]
+            try:
+                return all(served(c) == 200 for c in conns)
+            except (ConnectionClosed, OSError):
+                return False
+            finally:
+                for c in conns:
+                    c.close()
+        wait_until(all_fit, 5, f"{limit} simultaneous connections to fit under maxConnections={limit}")
+
     def test_out_of_fds_rejects_without_spinning(self):
         import resource
         self.need_fds(300)
@@ -243,11 +317,8 @@ class SlowlorisTest(GolbTestCase):
                 return c.request("GET", "/new").status == 200
         wait_until(served, 5, "a client to be served once descriptors are free again")
 
-    # BUG (golb): worker.c on_accept() accepts at most 1024 connections per listener event and
-    # then returns; the listener is edge-triggered, so the rest of the backlog waits until yet
-    # another connection arrives to raise a new edge. Here connections #1024..#1499 are never
-    # accepted. Expected: golb goes on accepting (e.g. a deferred task) until EAGAIN.
-    @unittest.expectedFailure
+    # Regression: on_accept() used to stop after 1024 connections per listener event; the listener
+    # being edge-triggered, the rest of the backlog then waited for yet another connection.
     def test_accept_backlog_larger_than_one_batch(self):
         # 1,500 connections queue up while golb's only worker is stopped (SIGSTOP by PID), each
         # with a complete request. After SIGCONT every one must be accepted and answered without
