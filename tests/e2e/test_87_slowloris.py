@@ -242,15 +242,15 @@ class SlowlorisTest(GolbTestCase):
         # slot back. After many connections ended in every way, as many as the limit still fit.
         limit = 20
         t = self.toy(0)
-        g = self.golb_for([t], maxConnections=limit, clientHeaderTimeout=round(scaled(0.5), 3),
-                          upstreamTimeout=round(scaled(0.5), 3))
+        g = self.golb_for([t], maxConnections=limit, clientHeaderTimeout=round(scaled(0.3), 3),
+                          upstreamTimeout=round(scaled(0.3), 3))
         linger0 = b"\x01\x00\x00\x00\x00\x00\x00\x00"
 
         def served(c, path="/"):
             r = c.request("GET", path)
             return r.status
 
-        for i in range(5):
+        for i in range(3):
             with HTTPConn(g.host, g.port) as c:  # served, closed by the client
                 self.assertEqual(served(c), 200)
             with HTTPConn(g.host, g.port) as c:  # Connection: close, closed by golb
