@@ -223,6 +223,45 @@ class HostileVectorsTest(GolbTestCase):
         self.assertEqual(up.errors(), [])
         self.assertFalse(failures, "\n" + "\n".join(failures))
 
+    def test_every_vector_byte_by_byte_after_a_first_request(self):
+        # Each case as the second request on a kept-alive connection, its first 2 KiB one byte per
+        # write: the parser's state is reset between requests and its incremental scan for the
+        # end of the head is right at every boundary.
+        vectors = load_vectors()
+        up = self.recording_upstream()
+        g = self.golb_for([up], clientHeaderTimeout=round(scaled(5), 3), bodyTimeout=round(scaled(5), 3))
+        failures = []
+        for v in vectors:
+            try:
+                with HTTPConn(g.host, g.port, timeout=5) as c:
+                    up.tag = v.name + "/first"
+                    r = c.request("GET", "/first")
+                    assert r.status == 200 and r.header("X-Rec"), f"first request answered {r}"
+                    up.tag = v.name
+                    try:
+                        for i in range(min(len(v.raw), 2048)):
+                            c.send(v.raw[i:i + 1])
+                        c.send(v.raw[2048:])
+                    except (BrokenPipeError, ConnectionResetError):
+                        assert not v.ok, "golb closed while a valid request was sent"
+                    r = self.read_first_answer(c)
+                    body_level = v.name.startswith(BODY_LEVEL_PREFIX) and v.expected == 400
+                    if v.ok:
+                        assert r is not None and r.status == 200 and r.header("X-Rec"), f"answered {r}"
+                    elif r is not None or not body_level:
+                        assert r is not None and r.status == v.expected, f"answered {r}"
+                reqs = [q for q in up.requests(tag=v.name) if q.complete]
+                assert len(reqs) == (1 if v.ok else 0), f"upstream got {reqs}"
+                if v.ok:
+                    assert reqs[0].body == client_view(v.raw)[5], f"body {reqs[0].body!r}"
+            except (AssertionError, ConnectionClosed, OSError) as e:
+                failures.append(f"{v.name} (line {v.lineno}, expected {v.expected}): {e!r}")
+            if up.errors():
+                failures.append(f"{v.name}: upstream saw a malformed stream: {up.errors()}")
+                break
+        self.assertEqual(up.errors(), [])
+        self.assertFalse(failures, "\n" + "\n".join(failures))
+
     def read_first_answer(self, c):
         try:
             return c.read_response(timeout=5)
