@@ -244,6 +244,23 @@ class TunnelTest(GolbTestCase):
         wait_until(lambda: len(tu.tunnel_ended) > n, 5, "the upstream side to be closed after a client reset")
         self.assertEqual(self.get(g, "/declined-upgrade").status, 200)
 
+    def test_sigterm_with_an_open_tunnel(self):
+        # An idle tunnel is in flight, not idle keep-alive: SIGTERM lets it run until
+        # shutdownTimeout, then cuts it, and golb exits 0 (checked again at cleanup).
+        import signal
+        tu = TunnelUpstream(self)
+        st = round(scaled(1), 3)
+        g = self.golb_for([tu], tunnelTimeout=300, shutdownTimeout=st)
+        c = self.open_tunnel(g)
+        c.send(b"before")
+        self.assertEqual(recv_exact(c, 6), b"before")
+        t0 = time.monotonic()
+        g.send_signal(signal.SIGTERM)
+        self.assertTrue(c.wait_closed(timeout=st + 5), "tunnel never cut at shutdown")
+        rc = g.wait_exit(st + 5)
+        self.assertEqual(rc, 0, f"golb exited with {rc}")
+        self.assertLess(time.monotonic() - t0, st + scaled(3))
+
     def test_101_without_upgrade_request_is_502(self):
         tu = TunnelUpstream(self)
         g = self.golb_for([tu])
