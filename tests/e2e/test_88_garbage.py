@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 
-from golbtest import ConnectionClosed, GolbTestCase, HTTPConn, scaled, wait_until
+from golbtest import ConnectionClosed, GolbTestCase, scaled, wait_until
 
 SEED = 8800  # fixed: a failure is reproducible from the seed printed with it
 ERROR_STATUSES = {400, 408, 414, 431, 501, 505}

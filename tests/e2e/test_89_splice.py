@@ -5,7 +5,6 @@ delimited responses to HTTP/1.1 and 1.0 clients, and an upstream dying mid-body 
 import hashlib
 import os
 import socket
-import threading
 
 from golbtest import (ConnectionClosed, GolbTestCase, open_fds, pattern_bytes, pattern_sha256, scaled,
                       wait_until)
