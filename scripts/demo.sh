@@ -16,7 +16,8 @@ for id in 1 2 3; do
     pids+=($!)
 done
 ./bin/golb -confpath examples/config.yaml &
-pids+=($!)
+golb=$!
+pids+=("$golb")
 cat <<'MSG'
 
 golb is starting on http://127.0.0.1:8080 in front of toy backends 1, 2 and 3. Try:
@@ -24,8 +25,11 @@ golb is starting on http://127.0.0.1:8080 in front of toy backends 1, 2 and 3. T
     for i in {1..9}; do curl -s http://127.0.0.1:8080 | head -n1; done
 
 Stop a backend (kill the toy-backend with id 2) and watch it leave the rotation within one
-health-check period; Ctrl-C here stops everything.
+health-check period; start it again (./bin/toy-backend -id 2) and it rejoins after its next
+check. Ctrl-C here stops everything.
 
 MSG
-wait -n "${pids[@]}"
-echo "a demo process exited; stopping the rest"
+# Toy backends may be stopped and restarted by hand (that is the point of the demo); only golb
+# exiting ends it.
+wait "$golb"
+echo "golb exited; stopping the toy backends"
