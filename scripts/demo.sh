@@ -15,6 +15,13 @@ for id in 1 2 3; do
     ./bin/toy-backend -id "$id" &
     pids+=($!)
 done
+# Let the backends bind before golb's first health check, so the demo starts with all three.
+for port in 8081 8082 8083; do
+    for _ in $(seq 1 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.1
+    done
+done
 ./bin/golb -confpath examples/config.yaml &
 golb=$!
 pids+=("$golb")
