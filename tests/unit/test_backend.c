@@ -3,14 +3,13 @@
  * not UP, the DOWN line's reason, reset on recovery, one transition under concurrent failures). */
 #include <criterion/criterion.h>
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
+#include "../support/unit_support.h"
 #include "backend.h"
 #include "config.h"
 #include "log.h"
@@ -33,45 +32,14 @@ static struct backend_table *make_table(int n)
     return t;
 }
 
-/* ---- capturing the log (fd 2) into a memory file ---- */
-
-struct capture {
-    int saved;
-    int memfd;
-    char text[16384];
-};
-
-static void capture_begin(struct capture *c)
+/* A table of n backends, all UP, made with the log at ERROR so the set-up lines stay out of it. */
+static struct backend_table *make_up_table(int n)
 {
-    c->memfd = memfd_create("log", MFD_CLOEXEC);
-    cr_assert_neq(c->memfd, -1);
-    c->saved = dup(2);
-    cr_assert_neq(c->saved, -1);
-    /* Own O_APPEND description, so writes from several threads all land. */
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/self/fd/%d", c->memfd);
-    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-    cr_assert_neq(fd, -1);
-    cr_assert_neq(dup2(fd, 2), -1);
-    close(fd);
-}
-
-static void capture_end(struct capture *c)
-{
-    cr_assert_neq(dup2(c->saved, 2), -1);
-    close(c->saved);
-    ssize_t n = pread(c->memfd, c->text, sizeof(c->text) - 1, 0);
-    cr_assert_geq(n, 0);
-    c->text[n] = '\0';
-    close(c->memfd);
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
+    log_set_level(LOG_ERROR);
+    struct backend_table *t = make_table(n);
+    for (int i = 0; i < n; i++)
+        backend_set_state(&t->b[i], BACKEND_UP, "up");
+    return t;
 }
 
 /* True when the text has a line whose message part (after "golb[pid] ") is exactly `msg`. */
@@ -156,6 +124,7 @@ Test(backend, set_state_returns_true_only_on_change_and_logs_each_change)
               "got:\n%s", c.text);
     cr_expect_null(strstr(c.text, "again"));
     cr_expect_null(strstr(c.text, "still"));
+    capture_free(&c);
     backend_table_free(t);
 }
 
@@ -171,6 +140,7 @@ Test(backend, going_down_is_a_warning_and_is_logged_at_warn_level)
     cr_expect_eq(count_lines(c.text), 1, "got:\n%s", c.text);
     cr_expect(has_line(c.text, "WARN backend 127.0.0.1:8082 is DOWN (was UNKNOWN): down"),
               "got:\n%s", c.text);
+    capture_free(&c);
     backend_table_free(t);
 }
 
@@ -184,6 +154,7 @@ Test(backend, null_reason_logs_an_empty_reason)
     capture_end(&c);
     cr_expect(has_line(c.text, "WARN backend 127.0.0.1:8081 is DOWN (was UNKNOWN): "), "got:\n%s",
               c.text);
+    capture_free(&c);
     backend_table_free(t);
 }
 
@@ -211,10 +182,8 @@ Test(backend, going_up_resets_the_failure_count)
 
 Test(backend, passive_down_line_names_the_count_and_last_reason)
 {
-    log_set_level(LOG_ERROR); /* set-up lines are noise */
-    struct backend_table *t = make_table(1);
+    struct backend_table *t = make_up_table(1);
     struct backend *b = &t->b[0];
-    backend_set_state(b, BACKEND_UP, "up");
     log_set_level(LOG_INFO);
     struct capture c;
     capture_begin(&c);
@@ -229,15 +198,14 @@ Test(backend, passive_down_line_names_the_count_and_last_reason)
                                "failures, last: connect timed out"),
               "got:\n%s", c.text);
     cr_expect_eq(atomic_load(&b->consecutive_fails), 3, "failures keep being counted");
+    capture_free(&c);
     backend_table_free(t);
 }
 
 Test(backend, max_fails_zero_never_marks_down)
 {
-    log_set_level(LOG_ERROR);
-    struct backend_table *t = make_table(1);
+    struct backend_table *t = make_up_table(1);
     struct backend *b = &t->b[0];
-    backend_set_state(b, BACKEND_UP, "up");
     for (int i = 0; i < 100; i++)
         backend_report_failure(b, 0, "refused");
     cr_expect(backend_is_up(b));
@@ -247,10 +215,8 @@ Test(backend, max_fails_zero_never_marks_down)
 
 Test(backend, max_fails_one_marks_down_at_the_first_failure)
 {
-    log_set_level(LOG_ERROR);
-    struct backend_table *t = make_table(1);
+    struct backend_table *t = make_up_table(1);
     struct backend *b = &t->b[0];
-    backend_set_state(b, BACKEND_UP, "up");
     backend_report_failure(b, 1, "refused");
     cr_expect_not(backend_is_up(b));
     backend_table_free(t);
@@ -274,15 +240,13 @@ Test(backend, failures_never_change_a_backend_that_is_not_up)
     cr_expect_eq(atomic_load(&t->b[1].state), BACKEND_DOWN);
     cr_expect_eq(c.text[0], '\0', "nothing to log:\n%s", c.text);
     cr_expect_eq(atomic_load(&t->b[0].consecutive_fails), 5);
+    capture_free(&c);
     backend_table_free(t);
 }
 
 Test(backend, success_resets_only_its_own_backend)
 {
-    log_set_level(LOG_ERROR);
-    struct backend_table *t = make_table(2);
-    for (int i = 0; i < 2; i++)
-        backend_set_state(&t->b[i], BACKEND_UP, "up");
+    struct backend_table *t = make_up_table(2);
     backend_report_failure(&t->b[0], 5, "x");
     backend_report_failure(&t->b[1], 5, "x");
     backend_report_success(&t->b[0]);
@@ -304,10 +268,8 @@ static void *fail_many(void *arg)
 
 Test(backend, concurrent_failures_make_one_transition_and_one_line)
 {
-    log_set_level(LOG_ERROR); /* set-up lines are noise */
-    struct backend_table *t = make_table(1);
+    struct backend_table *t = make_up_table(1);
     struct backend *b = &t->b[0];
-    backend_set_state(b, BACKEND_UP, "up");
     log_set_level(LOG_INFO);
     struct capture c;
     capture_begin(&c);
@@ -321,5 +283,6 @@ Test(backend, concurrent_failures_make_one_transition_and_one_line)
     cr_expect_eq(atomic_load(&b->consecutive_fails), THREADS * FAILS, "no failure lost");
     cr_expect_eq(count_lines(c.text), 1, "exactly one DOWN line:\n%s", c.text);
     cr_expect_not_null(strstr(c.text, "is DOWN (was UP)"));
+    capture_free(&c);
     backend_table_free(t);
 }

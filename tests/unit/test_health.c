@@ -2,7 +2,6 @@
 #include <criterion/criterion.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -12,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../support/unit_support.h"
 #include "backend.h"
 #include "config.h"
 #include "health.h"
@@ -349,43 +348,6 @@ static int state_of(struct fixture *fx, int i)
         ok_;                                                                                       \
     })
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    cr_assert(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
-/* Captures what is written to fd 2 (the log) into a memory file. */
-struct capture {
-    int saved;
-    int memfd;
-    char text[16384];
-};
-
-static void capture_begin(struct capture *c)
-{
-    c->memfd = memfd_create("log", MFD_CLOEXEC);
-    cr_assert_neq(c->memfd, -1);
-    c->saved = dup(2);
-    cr_assert_neq(c->saved, -1);
-    cr_assert_neq(dup2(c->memfd, 2), -1);
-}
-
-static void capture_end(struct capture *c)
-{
-    dup2(c->saved, 2);
-    close(c->saved);
-    ssize_t n = pread(c->memfd, c->text, sizeof(c->text) - 1, 0);
-    c->text[n > 0 ? n : 0] = '\0';
-    close(c->memfd);
-    fputs(c->text, stderr); /* keep it visible in the test's output */
-}
-
 static void assert_logged(const struct capture *c, const struct fixture *fx, int i,
                           const char *state, const char *reason)
 {
@@ -425,6 +387,7 @@ Test(health, first_round_sets_every_state_before_start_returns, .timeout = 60)
         st[i] = state_of(&fx, i);
     health_stop(fx.h);
     capture_end(&cap);
+    fputs(cap.text, stderr); /* keep the log visible in the test's output */
 
     cr_assert_eq(rc, 0);
     cr_assert_eq(st[i_ok], BACKEND_UP);
@@ -464,6 +427,7 @@ Test(health, first_round_sets_every_state_before_start_returns, .timeout = 60)
     close(refused_fd);
     srv_stop(ok), srv_stop(err), srv_stop(hang), srv_stop(garbage);
     srv_stop(closing), srv_stop(big), srv_stop(interim), srv_stop(partial), srv_stop(reset);
+    capture_free(&cap);
 }
 
 Test(health, checks_run_concurrently, .timeout = 60)

@@ -1,72 +1,18 @@
 /* Unit tests for log: the documented line format, level filtering, the program name, truncation
  * of long messages, and one write per line (lines from several threads never interleave).
- * Each test captures fd 2 into a memory file with dup2. */
+ * Each test captures fd 2 into a memory file (capture_begin/end, tests/support/unit_support.h). */
 #include <criterion/criterion.h>
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/unit_support.h"
 #include "log.h"
-
-struct capture {
-    int saved;
-    int memfd;
-    char *text; /* what was written, NUL-terminated, after capture_end */
-    size_t len;
-};
-
-static void capture_begin(struct capture *c)
-{
-    c->memfd = memfd_create("log", MFD_CLOEXEC);
-    cr_assert_neq(c->memfd, -1);
-    c->saved = dup(2);
-    cr_assert_neq(c->saved, -1);
-    /* fd 2 gets its own O_APPEND description of the memory file: concurrent writes then each
-     * land at the end (a shared file offset without O_APPEND can lose writes to a race). */
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/self/fd/%d", c->memfd);
-    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-    cr_assert_neq(fd, -1);
-    cr_assert_neq(dup2(fd, 2), -1);
-    close(fd);
-    c->text = NULL;
-    c->len = 0;
-}
-
-static void capture_end(struct capture *c)
-{
-    cr_assert_neq(dup2(c->saved, 2), -1);
-    close(c->saved);
-    off_t size = lseek(c->memfd, 0, SEEK_END);
-    cr_assert_geq(size, 0);
-    c->text = malloc((size_t)size + 1);
-    cr_assert_not_null(c->text);
-    cr_assert_eq(pread(c->memfd, c->text, (size_t)size, 0), size);
-    c->text[size] = '\0';
-    c->len = (size_t)size;
-    close(c->memfd);
-}
-
-static void capture_free(struct capture *c)
-{
-    free(c->text);
-    c->text = NULL;
-}
-
-static size_t count_lines(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
 
 /* Matches s against an extended regex, whole string. */
 static bool matches(const char *s, const char *pattern)

@@ -2,24 +2,13 @@
  * again, ones still holding bytes are really closed, the pool is bounded, destroy closes all. */
 #include <criterion/criterion.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "../support/unit_support.h"
 #include "pipes.h"
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    cr_assert(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
 
 static bool fd_open(int fd)
 {

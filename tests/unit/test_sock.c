@@ -3,7 +3,6 @@
 #include <criterion/criterion.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -14,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../support/unit_support.h"
 #include "sock.h"
 #include "util.h"
 
@@ -44,17 +44,6 @@ static uint16_t local_port(int fd)
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    cr_assert(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 /* Skips the test when this host has no IPv6 loopback (containers often lack it). */
 static void need_ipv6_loopback(void)
 {
@@ -67,23 +56,6 @@ static void need_ipv6_loopback(void)
     close(fd);
     if (rc == -1)
         cr_skip_test("no IPv6 loopback here: %s", strerror(err));
-}
-
-/* Polls fd for events until they show or the deadline passes; returns revents (0: timed out). */
-static short wait_for(int fd, short events)
-{
-    uint64_t deadline = util_now_ms() + DEADLINE_MS;
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = events};
-        uint64_t now = util_now_ms();
-        if (now >= deadline)
-            return 0;
-        int n = poll(&p, 1, (int)(deadline - now));
-        if (n > 0)
-            return p.revents;
-        if (n == -1 && errno != EINTR)
-            return 0;
-    }
 }
 
 static void expect_nonblocking_cloexec(int fd)
@@ -132,7 +104,7 @@ static void listen_twice_and_connect(const struct sockaddr *any_port, socklen_t 
     int c = sock_connect((struct sockaddr *)&same, len);
     cr_assert_geq(c, 0, "sock_connect: %s", strerror(-c));
     expect_nonblocking_cloexec(c);
-    short rev = wait_for(c, POLLOUT);
+    short rev = wait_fd(c, POLLOUT, DEADLINE_MS);
     cr_assert(rev & POLLOUT, "connect did not complete within %d ms", DEADLINE_MS);
     cr_expect_eq(sock_error(c), 0);
 
@@ -149,7 +121,7 @@ static void listen_twice_and_connect(const struct sockaddr *any_port, socklen_t 
 
     /* And bytes flow. */
     cr_assert_eq(write(c, "ping", 4), 4);
-    cr_assert(wait_for(a, POLLIN) & POLLIN);
+    cr_assert(wait_fd(a, POLLIN, DEADLINE_MS) & POLLIN);
     char buf[8];
     cr_assert_eq(read(a, buf, sizeof(buf)), 4);
     cr_expect_arr_eq(buf, "ping", 4);
@@ -232,7 +204,7 @@ static void connect_refused(const struct sockaddr *any_port, socklen_t len)
         return;
     }
     cr_assert_geq(c, 0, "sock_connect: %s", strerror(-c));
-    short rev = wait_for(c, POLLOUT);
+    short rev = wait_fd(c, POLLOUT, DEADLINE_MS);
     cr_assert_neq(rev, 0, "no outcome within %d ms", DEADLINE_MS);
     cr_expect_eq(sock_error(c), -ECONNREFUSED, "sock_error: %d", sock_error(c));
     /* SO_ERROR is consumed by reading it. */
@@ -346,7 +318,7 @@ Test(sock, addr_of_a_real_connection)
     struct sockaddr_in to = v4("127.0.0.1", port);
     int c = sock_connect((struct sockaddr *)&to, sizeof(to));
     cr_assert_geq(c, 0);
-    cr_assert(wait_for(l, POLLIN) & POLLIN);
+    cr_assert(wait_fd(l, POLLIN, DEADLINE_MS) & POLLIN);
     struct sockaddr_storage peer;
     socklen_t pl = sizeof(peer);
     int a = accept4(l, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC);

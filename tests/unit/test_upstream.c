@@ -5,7 +5,6 @@
 #include <criterion/criterion.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -16,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../support/unit_support.h"
 #include "loop.h"
 #include "sock.h"
 #include "upstream.h"
@@ -24,17 +24,6 @@
 /* Generous: the suite runs on a loaded 2-core machine and under ASan. */
 #define DEADLINE_MS 5000
 #define LONG_IDLE_MS 600000 /* an idle timeout no test reaches */
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    cr_assert(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
 
 /* ---- driving the loop until a condition holds ---- */
 
@@ -149,25 +138,10 @@ static void fx_fini(struct fx *f)
     cr_expect_eq(count_fds(), f->fds_before, "fd leak");
 }
 
-static short wait_fd(int fd, short events)
-{
-    uint64_t deadline = util_now_ms() + DEADLINE_MS;
-    for (;;) {
-        uint64_t now = util_now_ms();
-        if (now >= deadline)
-            return 0;
-        struct pollfd p = {.fd = fd, .events = events};
-        int n = poll(&p, 1, (int)(deadline - now));
-        if (n > 0)
-            return p.revents;
-        if (n == -1 && errno != EINTR)
-            return 0;
-    }
-}
-
 static int accept_one(struct fx *f)
 {
-    cr_assert(wait_fd(f->lfd, POLLIN) & POLLIN, "nothing to accept within %d ms", DEADLINE_MS);
+    cr_assert(wait_fd(f->lfd, POLLIN, DEADLINE_MS) & POLLIN, "nothing to accept within %d ms",
+              DEADLINE_MS);
     int fd = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     cr_assert_geq(fd, 0, "accept: %s", strerror(errno));
     return fd;
@@ -177,7 +151,7 @@ static int accept_one(struct fx *f)
  * the client closed with bytes from the server still unread. */
 static bool peer_closed(int server_fd)
 {
-    short rev = wait_fd(server_fd, POLLIN);
+    short rev = wait_fd(server_fd, POLLIN, DEADLINE_MS);
     if (!(rev & (POLLIN | POLLHUP | POLLERR)))
         return false;
     char c;
@@ -343,7 +317,7 @@ Test(upstream, reusable_release_pools_and_take_idle_returns_it)
     /* It still works, and its events now go to the new owner. */
     cr_assert_eq(write(t->io.fd, "GET", 3), 3);
     char buf[4];
-    cr_assert(wait_fd(s, POLLIN) & POLLIN);
+    cr_assert(wait_fd(s, POLLIN, DEADLINE_MS) & POLLIN);
     cr_expect_eq(read(s, buf, sizeof(buf)), 3);
     cr_assert_eq(write(s, "ok", 2), 2);
     cr_expect(run_until(f.loop, owner_saw_in, &o2),
