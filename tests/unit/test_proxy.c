@@ -99,6 +99,14 @@ static bool rewrite_req(const char *head)
     return build_request_head(&cl, &req, cl.x->reqh);
 }
 
+/* The end of every finished request head from the fixture's client (192.0.2.9, plain HTTP) when
+ * the request's authority is `host`: the forwarding fields golb adds, then the empty line. */
+#define FORWARDED(host)                                                                            \
+    "X-Forwarded-For: 192.0.2.9\r\n"                                                               \
+    "X-Forwarded-Proto: http\r\n"                                                                  \
+    "X-Forwarded-Host: " host "\r\n"                                                               \
+    "\r\n"
+
 static void expect_req(const char *head, const char *want)
 {
     cr_assert(rewrite_req(head), "build_request_head overflowed");
@@ -112,22 +120,14 @@ Test(proxy_request, plain_request_gets_forwarding_fields)
                "GET /a?b=1 HTTP/1.1\r\n"
                "Host: example.com\r\n"
                "User-Agent: t/1\r\n"
-               "Accept: */*\r\n"
-               "X-Forwarded-For: 192.0.2.9\r\n"
-               "X-Forwarded-Proto: http\r\n"
-               "X-Forwarded-Host: example.com\r\n"
-               "\r\n");
+               "Accept: */*\r\n" FORWARDED("example.com"));
 }
 
 Test(proxy_request, bare_lf_and_ows_are_normalised)
 {
     expect_req("GET / HTTP/1.1\nHost:   h  \nX-A:\tv \n\n", "GET / HTTP/1.1\r\n"
                                                             "Host: h\r\n"
-                                                            "X-A: v\r\n"
-                                                            "X-Forwarded-For: 192.0.2.9\r\n"
-                                                            "X-Forwarded-Proto: http\r\n"
-                                                            "X-Forwarded-Host: h\r\n"
-                                                            "\r\n");
+                                                            "X-A: v\r\n" FORWARDED("h"));
 }
 
 Test(proxy_request, hop_by_hop_fields_and_those_named_by_connection_are_removed)
@@ -147,11 +147,7 @@ Test(proxy_request, hop_by_hop_fields_and_those_named_by_connection_are_removed)
                "\r\n",
                "GET / HTTP/1.1\r\n"
                "Host: h\r\n"
-               "X-Keep: k\r\n"
-               "X-Forwarded-For: 192.0.2.9\r\n"
-               "X-Forwarded-Proto: http\r\n"
-               "X-Forwarded-Host: h\r\n"
-               "\r\n");
+               "X-Keep: k\r\n" FORWARDED("h"));
 }
 
 Test(proxy_request, fields_named_by_connection_that_framing_rests_on_are_kept)
@@ -164,11 +160,7 @@ Test(proxy_request, fields_named_by_connection_that_framing_rests_on_are_kept)
                "\r\n",
                "POST /f HTTP/1.1\r\n"
                "Host: h\r\n"
-               "Content-Length: 3\r\n"
-               "X-Forwarded-For: 192.0.2.9\r\n"
-               "X-Forwarded-Proto: http\r\n"
-               "X-Forwarded-Host: h\r\n"
-               "\r\n");
+               "Content-Length: 3\r\n" FORWARDED("h"));
     expect_req("POST /f HTTP/1.1\r\n"
                "Host: h\r\n"
                "Connection: transfer-encoding\r\n"
@@ -176,11 +168,7 @@ Test(proxy_request, fields_named_by_connection_that_framing_rests_on_are_kept)
                "\r\n",
                "POST /f HTTP/1.1\r\n"
                "Host: h\r\n"
-               "Transfer-Encoding: chunked\r\n"
-               "X-Forwarded-For: 192.0.2.9\r\n"
-               "X-Forwarded-Proto: http\r\n"
-               "X-Forwarded-Host: h\r\n"
-               "\r\n");
+               "Transfer-Encoding: chunked\r\n" FORWARDED("h"));
 }
 
 Test(proxy_request, x_forwarded_for_is_appended_to_across_fields)
@@ -205,11 +193,7 @@ Test(proxy_request, only_empty_x_forwarded_for_gives_just_the_client)
 {
     expect_req("GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For:  \r\n\r\n",
                "GET / HTTP/1.1\r\n"
-               "Host: h\r\n"
-               "X-Forwarded-For: 192.0.2.9\r\n"
-               "X-Forwarded-Proto: http\r\n"
-               "X-Forwarded-Host: h\r\n"
-               "\r\n");
+               "Host: h\r\n" FORWARDED("h"));
 }
 
 Test(proxy_request, ipv6_client_in_x_forwarded_for)
@@ -233,11 +217,7 @@ Test(proxy_request, client_forwarded_proto_and_host_are_replaced)
                "x-forwarded-proto: gopher\r\n"
                "\r\n",
                "GET / HTTP/1.1\r\n"
-               "Host: real.example\r\n"
-               "X-Forwarded-For: 192.0.2.9\r\n"
-               "X-Forwarded-Proto: http\r\n"
-               "X-Forwarded-Host: real.example\r\n"
-               "\r\n");
+               "Host: real.example\r\n" FORWARDED("real.example"));
 }
 
 Test(proxy_request, absolute_form_becomes_origin_form_with_host_from_the_authority)
@@ -248,32 +228,20 @@ Test(proxy_request, absolute_form_becomes_origin_form_with_host_from_the_authori
                "\r\n",
                "GET /p/q?x=1 HTTP/1.1\r\n"
                "Accept: */*\r\n"
-               "Host: example.com:8080\r\n"
-               "X-Forwarded-For: 192.0.2.9\r\n"
-               "X-Forwarded-Proto: http\r\n"
-               "X-Forwarded-Host: example.com:8080\r\n"
-               "\r\n");
+               "Host: example.com:8080\r\n" FORWARDED("example.com:8080"));
 }
 
 Test(proxy_request, absolute_form_without_a_path_gets_slash)
 {
     expect_req("GET http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n",
                "GET / HTTP/1.1\r\n"
-               "Host: example.com\r\n"
-               "X-Forwarded-For: 192.0.2.9\r\n"
-               "X-Forwarded-Proto: http\r\n"
-               "X-Forwarded-Host: example.com\r\n"
-               "\r\n");
+               "Host: example.com\r\n" FORWARDED("example.com"));
 }
 
 Test(proxy_request, asterisk_form_is_kept)
 {
     expect_req("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", "OPTIONS * HTTP/1.1\r\n"
-                                                        "Host: h\r\n"
-                                                        "X-Forwarded-For: 192.0.2.9\r\n"
-                                                        "X-Forwarded-Proto: http\r\n"
-                                                        "X-Forwarded-Host: h\r\n"
-                                                        "\r\n");
+                                                        "Host: h\r\n" FORWARDED("h"));
 }
 
 Test(proxy_request, content_length_list_is_re_emitted_once)
@@ -281,19 +249,11 @@ Test(proxy_request, content_length_list_is_re_emitted_once)
     expect_req("POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\n\r\n",
                "POST /u HTTP/1.1\r\n"
                "Host: h\r\n"
-               "Content-Length: 5\r\n"
-               "X-Forwarded-For: 192.0.2.9\r\n"
-               "X-Forwarded-Proto: http\r\n"
-               "X-Forwarded-Host: h\r\n"
-               "\r\n");
+               "Content-Length: 5\r\n" FORWARDED("h"));
     expect_req("POST /u HTTP/1.1\r\nContent-Length: 7\r\nHost: h\r\ncontent-length: 7\r\n\r\n",
                "POST /u HTTP/1.1\r\n"
                "Host: h\r\n"
-               "Content-Length: 7\r\n"
-               "X-Forwarded-For: 192.0.2.9\r\n"
-               "X-Forwarded-Proto: http\r\n"
-               "X-Forwarded-Host: h\r\n"
-               "\r\n");
+               "Content-Length: 7\r\n" FORWARDED("h"));
 }
 
 Test(proxy_request, content_length_values_are_re_serialised)
@@ -301,20 +261,12 @@ Test(proxy_request, content_length_values_are_re_serialised)
     expect_req("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
                "POST / HTTP/1.1\r\n"
                "Host: h\r\n"
-               "Content-Length: 0\r\n"
-               "X-Forwarded-For: 192.0.2.9\r\n"
-               "X-Forwarded-Proto: http\r\n"
-               "X-Forwarded-Host: h\r\n"
-               "\r\n");
+               "Content-Length: 0\r\n" FORWARDED("h"));
     /* Leading zeros are golb's to drop: the upstream sees the number golb framed with. */
     expect_req("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0009223372036854775807\r\n\r\n",
                "POST / HTTP/1.1\r\n"
                "Host: h\r\n"
-               "Content-Length: 9223372036854775807\r\n"
-               "X-Forwarded-For: 192.0.2.9\r\n"
-               "X-Forwarded-Proto: http\r\n"
-               "X-Forwarded-Host: h\r\n"
-               "\r\n");
+               "Content-Length: 9223372036854775807\r\n" FORWARDED("h"));
 }
 
 Test(proxy_request, chunked_request_keeps_transfer_encoding)
@@ -323,11 +275,7 @@ Test(proxy_request, chunked_request_keeps_transfer_encoding)
         "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\nTE: trailers\r\n\r\n",
         "POST / HTTP/1.1\r\n"
         "Host: h\r\n"
-        "Transfer-Encoding: gzip, chunked\r\n"
-        "X-Forwarded-For: 192.0.2.9\r\n"
-        "X-Forwarded-Proto: http\r\n"
-        "X-Forwarded-Host: h\r\n"
-        "\r\n");
+        "Transfer-Encoding: gzip, chunked\r\n" FORWARDED("h"));
 }
 
 Test(proxy_request, upgrade_is_kept_for_an_upgrade_request)
@@ -344,11 +292,7 @@ Test(proxy_request, upgrade_is_kept_for_an_upgrade_request)
                "Upgrade: websocket\r\n"
                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                "Sec-WebSocket-Version: 13\r\n"
-               "Connection: upgrade\r\n"
-               "X-Forwarded-For: 192.0.2.9\r\n"
-               "X-Forwarded-Proto: http\r\n"
-               "X-Forwarded-Host: h\r\n"
-               "\r\n");
+               "Connection: upgrade\r\n" FORWARDED("h"));
     cr_expect(cl.x->req_upgrade);
 }
 
@@ -357,20 +301,12 @@ Test(proxy_request, upgrade_is_dropped_when_not_an_upgrade_request)
     /* Upgrade without "Connection: upgrade" */
     expect_req("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n",
                "GET / HTTP/1.1\r\n"
-               "Host: h\r\n"
-               "X-Forwarded-For: 192.0.2.9\r\n"
-               "X-Forwarded-Proto: http\r\n"
-               "X-Forwarded-Host: h\r\n"
-               "\r\n");
+               "Host: h\r\n" FORWARDED("h"));
     cr_expect_not(cl.x->req_upgrade);
     /* HTTP/1.0 has no Upgrade (RFC 9110 §7.8), even with the Connection token */
     expect_req("GET / HTTP/1.0\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
                "GET / HTTP/1.1\r\n"
-               "Host: h\r\n"
-               "X-Forwarded-For: 192.0.2.9\r\n"
-               "X-Forwarded-Proto: http\r\n"
-               "X-Forwarded-Host: h\r\n"
-               "\r\n");
+               "Host: h\r\n" FORWARDED("h"));
     cr_expect_not(cl.x->req_upgrade);
 }
 
@@ -378,11 +314,7 @@ Test(proxy_request, http10_request_is_sent_as_http11)
 {
     expect_req("GET /old HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n",
                "GET /old HTTP/1.1\r\n"
-               "Host: h\r\n"
-               "X-Forwarded-For: 192.0.2.9\r\n"
-               "X-Forwarded-Proto: http\r\n"
-               "X-Forwarded-Host: h\r\n"
-               "\r\n");
+               "Host: h\r\n" FORWARDED("h"));
 }
 
 Test(proxy_request, hostless_http10_request_is_finished_with_the_backend_host)
@@ -413,12 +345,9 @@ Test(proxy_request, hostless_http10_request_is_finished_with_the_backend_host)
 
 Test(proxy_request, hostless_http10_absolute_form_takes_host_from_the_target)
 {
-    expect_req("GET http://a.example/x HTTP/1.0\r\n\r\n", "GET /x HTTP/1.1\r\n"
-                                                          "Host: a.example\r\n"
-                                                          "X-Forwarded-For: 192.0.2.9\r\n"
-                                                          "X-Forwarded-Proto: http\r\n"
-                                                          "X-Forwarded-Host: a.example\r\n"
-                                                          "\r\n");
+    expect_req("GET http://a.example/x HTTP/1.0\r\n\r\n",
+               "GET /x HTTP/1.1\r\n"
+               "Host: a.example\r\n" FORWARDED("a.example"));
 }
 
 Test(proxy_request, set_upstream_host_leaves_a_request_with_host_alone)
@@ -430,11 +359,7 @@ Test(proxy_request, set_upstream_host_leaves_a_request_with_host_alone)
     cr_assert(set_upstream_host(&cl, &b));
     cr_expect_eq(buf_len(cl.x->reqh), len);
     expect_buf(cl.x->reqh, "GET / HTTP/1.1\r\n"
-                        "Host: mine\r\n"
-                        "X-Forwarded-For: 192.0.2.9\r\n"
-                        "X-Forwarded-Proto: http\r\n"
-                        "X-Forwarded-Host: mine\r\n"
-                        "\r\n");
+                           "Host: mine\r\n" FORWARDED("mine"));
 }
 
 Test(proxy_request, head_that_does_not_fit_fails)
