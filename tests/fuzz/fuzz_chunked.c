@@ -6,20 +6,8 @@
  * error consume the same number of bytes. Each call consumes within its input, never returns 0
  * before done, and after done returns 0. Pieces are exact-size heap copies so ASan sees any read
  * past the end. */
-#include <errno.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
+#include "fuzz_support.h"
 #include "http1.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 enum { NEED_MORE = 0, DONE = 1, FAILED = -1 };
 
@@ -40,9 +28,7 @@ static void decode(const uint8_t *body, size_t len, const size_t *cuts, size_t n
     res->outcome = NEED_MORE;
     for (size_t k = 0; k < ncuts; k++) {
         size_t plen = cuts[k] - start;
-        char *piece = malloc(plen ? plen : 1);
-        CHECK(piece);
-        memcpy(piece, body + start, plen);
+        char *piece = fuzz_dup(body + start, plen);
         size_t used = 0;
         while (used < plen) {
             bool is_data = true;

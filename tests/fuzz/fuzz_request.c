@@ -6,20 +6,8 @@
  * values are trimmed; and parsing a prefix first (then the whole with prev_len = the prefix) gives
  * exactly what one call on the whole gives. Buffers are exact-size heap copies so ASan sees any
  * read past the end. */
-#include <errno.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
+#include "fuzz_support.h"
 #include "http1.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 static bool is_tchar(unsigned char c)
 {
@@ -119,18 +107,16 @@ static void check_same(const char *ba, size_t la, ssize_t ra, const struct http1
 
 static struct http1_request whole, part;
 
-static void run(const char *buf, size_t size, const struct http1_limits *lim, size_t split_seed)
+static void run(const char *buf, size_t size, const struct http1_limits *lim,
+                const size_t splits[FUZZ_NSPLITS])
 {
     ssize_t rw = http1_parse_request(buf, size, 0, lim, &whole);
     check_request(buf, size, rw, &whole);
 
     /* prefix, then the whole with prev_len = prefix length */
-    size_t splits[3] = {size / 2, size ? split_seed % size : 0, size ? size - 1 : 0};
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < FUZZ_NSPLITS; k++) {
         size_t s = splits[k];
-        char *pre = malloc(s ? s : 1);
-        CHECK(pre);
-        memcpy(pre, buf, s);
+        char *pre = fuzz_dup(buf, s);
         ssize_t rp = http1_parse_request(pre, s, 0, lim, &part);
         check_request(pre, s, rp, &part);
         if (rp == -EAGAIN) {
@@ -162,16 +148,12 @@ static void run(const char *buf, size_t size, const struct http1_limits *lim, si
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *buf = malloc(size ? size : 1);
-    if (!buf)
-        return 0;
-    memcpy(buf, data, size);
-    size_t seed = 0;
-    for (size_t i = 0; i < size && i < 16; i++)
-        seed = seed * 131 + data[size - 1 - i];
+    char *buf = fuzz_dup(data, size);
+    size_t splits[FUZZ_NSPLITS];
+    fuzz_splits(data, size, splits);
     static const struct http1_limits tiny = {.max_head = 96, .max_request_line = 40};
-    run(buf, size, NULL, seed);
-    run(buf, size, &tiny, seed);
+    run(buf, size, NULL, splits);
+    run(buf, size, &tiny, splits);
     free(buf);
     return 0;
 }

@@ -4,20 +4,8 @@
  * spans lie in the buffer; a HEAD response has no body and otherwise the same answer; a CLOSE body
  * is never keep-alive; parsing a prefix then the whole (prev_len = prefix) gives what one call on
  * the whole gives. Buffers are exact-size heap copies so ASan sees any read past the end. */
-#include <errno.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
+#include "fuzz_support.h"
 #include "http1.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 static void in_buf(const char *buf, size_t len, const char *p, size_t n)
 {
@@ -71,7 +59,7 @@ static void check_same(const char *ba, ssize_t ra, const struct http1_response *
 
 static struct http1_response whole, part, head;
 
-static void run(const char *buf, size_t size, size_t max_head, size_t split_seed)
+static void run(const char *buf, size_t size, size_t max_head, const size_t splits[FUZZ_NSPLITS])
 {
     ssize_t rw = http1_parse_response(buf, size, 0, max_head, false, &whole);
     check_response(buf, size, rw, &whole);
@@ -82,12 +70,9 @@ static void run(const char *buf, size_t size, size_t max_head, size_t split_seed
     if (rh > 0)
         CHECK(head.body == HTTP1_BODY_NONE && head.status == whole.status);
 
-    size_t splits[3] = {size / 2, size ? split_seed % size : 0, size ? size - 1 : 0};
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < FUZZ_NSPLITS; k++) {
         size_t s = splits[k];
-        char *pre = malloc(s ? s : 1);
-        CHECK(pre);
-        memcpy(pre, buf, s);
+        char *pre = fuzz_dup(buf, s);
         ssize_t rp = http1_parse_response(pre, s, 0, max_head, false, &part);
         check_response(pre, s, rp, &part);
         if (rp == -EAGAIN) {
@@ -102,15 +87,11 @@ static void run(const char *buf, size_t size, size_t max_head, size_t split_seed
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *buf = malloc(size ? size : 1);
-    if (!buf)
-        return 0;
-    memcpy(buf, data, size);
-    size_t seed = 0;
-    for (size_t i = 0; i < size && i < 16; i++)
-        seed = seed * 131 + data[size - 1 - i];
-    run(buf, size, 0, seed);
-    run(buf, size, 80, seed);
+    char *buf = fuzz_dup(data, size);
+    size_t splits[FUZZ_NSPLITS];
+    fuzz_splits(data, size, splits);
+    run(buf, size, 0, splits);
+    run(buf, size, 80, splits);
     free(buf);
     return 0;
 }
