@@ -100,7 +100,7 @@ test: deps-test
 # Fuzz targets: clang + libFuzzer, ASan and UBSan, the whole src/ compiled in.
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -pthread -Isrc -g -O1 $(PKG_CFLAGS) \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-build/fuzz/%: tests/fuzz/%.c $(SRCS)
+build/fuzz/%: tests/fuzz/%.c $(SRCS) $(wildcard src/*.h tests/fuzz/*.h)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $< $(SRCS) $(PKG_LIBS) -o $@
 
