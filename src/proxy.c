@@ -310,6 +310,17 @@ static void client_nodelay(struct client *c)
     }
 }
 
+/* A connect in progress failed (refused, reset, timed out): count it against the backend, close
+ * the attempt and try the next backend (connect_next answers 502/503 when none is left). */
+static void connect_failed(struct client *c, const char *why)
+{
+    struct backend *b = &c->w->backends->b[c->x->backend];
+    log_warn("backend %s: connect failed: %s", b->cfg->name, why);
+    backend_report_failure(b, c->w->cfg->max_fails, why);
+    drop_upstream(c, false, LB_CONNECT_FAILED);
+    connect_next(c);
+}
+
 /* ---------------------------------------------------------------- timers ------------------- */
 
 static void arm_timer(struct client *c)
@@ -359,15 +370,9 @@ static void on_timeout(struct loop_timer *t)
         else
             client_close(c); /* idle keep-alive connection: close quietly */
         return;
-    case CS_CONNECT: {
-        struct backend *b = &c->w->backends->b[c->x->backend];
-        log_warn("backend %s: connect timed out after %u ms", b->cfg->name,
-                 c->w->cfg->connect_timeout_ms);
-        backend_report_failure(b, c->w->cfg->max_fails, "connect timed out");
-        drop_upstream(c, false, LB_CONNECT_FAILED);
-        connect_next(c);
+    case CS_CONNECT:
+        connect_failed(c, "connect timed out");
         return;
-    }
     case CS_EXCHANGE:
         if (c->x->resp_phase == RESP_WAIT_HEAD && c->x->req_done) {
             struct backend *b = &c->w->backends->b[c->x->backend];
@@ -1423,11 +1428,7 @@ static void on_upstream_event(struct upstream_conn *up, uint32_t events)
             return;
         int rc = upstream_connect_result(up);
         if (rc != 0) {
-            struct backend *b = &c->w->backends->b[c->x->backend];
-            log_warn("backend %s: connect failed: %s", b->cfg->name, strerror(-rc));
-            backend_report_failure(b, c->w->cfg->max_fails, strerror(-rc));
-            drop_upstream(c, false, LB_CONNECT_FAILED);
-            connect_next(c);
+            connect_failed(c, strerror(-rc));
             return;
         }
         c->state = CS_EXCHANGE;
