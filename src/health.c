@@ -176,6 +176,17 @@ static void check_finish(struct check *c, bool ok, const char *reason)
         loop_stop(h->loop);
 }
 
+/* A check golb itself could not run (out of descriptors, socket memory or ports): says nothing
+ * about the backend, so its state and streaks stay as they were. */
+static void check_inconclusive(struct check *c, const char *reason)
+{
+    struct health *h = c->h;
+    check_teardown(c);
+    log_warn("health: %s: check not run: %s", c->b->cfg->name, reason);
+    if (h->first_round && h->in_flight == 0)
+        loop_stop(h->loop);
+}
+
 /* Starts one check: non-blocking connect, deadline armed. Runs on the loop's thread, never from
  * an I/O callback (see the top comment). A connect that fails at once finishes the check here. */
 static void check_start(struct check *c)
@@ -193,7 +204,10 @@ static void check_start(struct check *c)
     int fd = sock_connect((const struct sockaddr *)&cb->addr, cb->addrlen);
     if (fd < 0) {
         errno_reason(why, sizeof(why), "connect", fd);
-        check_finish(c, false, why);
+        if (sock_error_is_local(fd))
+            check_inconclusive(c, why);
+        else
+            check_finish(c, false, why);
         return;
     }
     c->io.fd = fd;

@@ -705,6 +705,14 @@ static void connect_next(struct client *c)
             return;
         }
         atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
+        if (sock_error_is_local(err)) {
+            /* golb is out of descriptors or ports: not the backend's fault, and every other
+             * backend would fail the same way. */
+            log_warn("backend %s: cannot connect: %s", b->cfg->name, strerror(-err));
+            balancer_release(w->balancer, idx, LB_OK);
+            client_fail(c, 503, LB_OK);
+            return;
+        }
         log_warn("backend %s: connect failed: %s", b->cfg->name, strerror(-err));
         backend_report_failure(b, cfg->max_fails, strerror(-err));
         balancer_release(w->balancer, idx, LB_CONNECT_FAILED);

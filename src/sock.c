@@ -43,6 +43,20 @@ int sock_connect(const struct sockaddr *addr, socklen_t addrlen)
     return fd;
 }
 
+bool sock_error_is_local(int err)
+{
+    switch (-err) {
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+    case EADDRNOTAVAIL:
+        return true;
+    default:
+        return false;
+    }
+}
+
 int sock_error(int fd)
 {
     int err = 0;

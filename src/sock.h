@@ -2,6 +2,7 @@
 #ifndef GOLB_SOCK_H
 #define GOLB_SOCK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -10,6 +11,10 @@
 int sock_listen(const struct sockaddr *addr, socklen_t addrlen, int backlog);
 /* Starts a non-blocking connect; returns the fd (connected or in progress) or -errno. */
 int sock_connect(const struct sockaddr *addr, socklen_t addrlen);
+/* True when a connect's error (-errno) is this host running out of something (descriptors, socket
+ * memory, ephemeral ports), not the peer failing: no backend is to blame and trying another one
+ * would fail the same way. */
+bool sock_error_is_local(int err);
 /* Pending error of a socket (SO_ERROR) as -errno, 0 when none. */
 int sock_error(int fd);
 /* Disables Nagle: golb writes whole heads and bodies with writev and wants them out at once. */

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -331,4 +332,35 @@ Test(sock, addr_of_a_real_connection)
     close(a);
     close(c);
     close(l);
+}
+
+/* Out of descriptors, a connect fails with a local error: the proxy answers 503 and the health
+ * checker skips the check instead of blaming the backend. */
+Test(sock, connect_out_of_descriptors_is_a_local_error)
+{
+    struct rlimit lim;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &lim), 0);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    /* A pipe takes the lowest free numbers, so every descriptor up to fds[1] is in use: a limit
+     * of fds[1] + 1 leaves none to allocate. */
+    struct rlimit low = {.rlim_cur = (rlim_t)MAX(fds[0], fds[1]) + 1, .rlim_max = lim.rlim_max};
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    struct sockaddr_in a = v4("127.0.0.1", 9);
+    int rc = sock_connect((struct sockaddr *)&a, sizeof(a));
+    cr_expect_eq(rc, -EMFILE, "sock_connect: %d", rc);
+    cr_expect(sock_error_is_local(rc));
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+Test(sock, peer_failures_are_not_local_errors)
+{
+    cr_expect_not(sock_error_is_local(-ECONNREFUSED));
+    cr_expect_not(sock_error_is_local(-ETIMEDOUT));
+    cr_expect_not(sock_error_is_local(-ECONNRESET));
+    cr_expect_not(sock_error_is_local(-EHOSTUNREACH));
+    cr_expect(sock_error_is_local(-ENFILE));
+    cr_expect(sock_error_is_local(-EADDRNOTAVAIL));
 }
