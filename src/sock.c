@@ -30,6 +30,13 @@ fail:;
     return -err;
 }
 
+int sock_defer_accept(int fd, int seconds)
+{
+    if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof(seconds)) == -1)
+        return -errno;
+    return 0;
+}
+
 int sock_connect(const struct sockaddr *addr, socklen_t addrlen)
 {
     int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

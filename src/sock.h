@@ -9,6 +9,10 @@
 /* Opens a non-blocking listening socket on addr with SO_REUSEADDR and SO_REUSEPORT (so every worker
  * binds its own on the same port). Returns the fd or -errno. */
 int sock_listen(const struct sockaddr *addr, socklen_t addrlen, int backlog);
+/* Asks the kernel to hand over accepted connections only once their first bytes arrived (or,
+ * for a silent client, after about `seconds`), so the first read after accept finds data.
+ * Best effort: returns 0 or -errno, and the listener works either way. */
+int sock_defer_accept(int fd, int seconds);
 /* Starts a non-blocking connect; returns the fd (connected or in progress) or -errno. */
 int sock_connect(const struct sockaddr *addr, socklen_t addrlen);
 /* True when a connect's error (-errno) is this host running out of something (descriptors, socket

@@ -21,6 +21,7 @@
 
 #define GOLB_VERSION "0.1.0"
 #define LISTEN_BACKLOG 4096
+#define DEFER_ACCEPT_SECONDS 1
 
 static void usage(FILE *out)
 {
@@ -110,6 +111,11 @@ static int bind_listeners(const struct config *cfg, int *fds, int n, char *bound
     socklen_t addrlen = cfg->listen_addrlen;
     for (int i = 0; i < n; i++) {
         fds[i] = sock_listen((struct sockaddr *)&addr, addrlen, LISTEN_BACKLOG);
+        /* HTTP clients speak first: a connection reaches accept() with its request, which
+         * golb then reads at once (proxy_accept). A silent one is handed over after about
+         * DEFER_ACCEPT_SECONDS and then meets clientHeaderTimeout like any other. */
+        if (fds[i] >= 0)
+            (void)sock_defer_accept(fds[i], DEFER_ACCEPT_SECONDS);
         if (fds[i] < 0) {
             int err = fds[i];
             for (int j = 0; j < i; j++)

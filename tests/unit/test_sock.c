@@ -364,3 +364,33 @@ Test(sock, peer_failures_are_not_local_errors)
     cr_expect(sock_error_is_local(-ENFILE));
     cr_expect(sock_error_is_local(-EADDRNOTAVAIL));
 }
+
+/* With deferred accept a connection that has sent nothing stays with the kernel; its first bytes
+ * make it acceptable, and the first read finds them. */
+Test(sock, deferred_accept_waits_for_the_first_bytes)
+{
+    struct sockaddr_in any = v4("127.0.0.1", 0);
+    int l = sock_listen((struct sockaddr *)&any, sizeof(any), 16);
+    cr_assert_geq(l, 0, "sock_listen: %s", strerror(-l));
+    cr_assert_eq(sock_defer_accept(l, 5), 0);
+    struct sockaddr_in to = v4("127.0.0.1", local_port(l));
+    int c = sock_connect((struct sockaddr *)&to, sizeof(to));
+    cr_assert_geq(c, 0);
+    cr_assert_neq(wait_fd(c, POLLOUT, DEADLINE_MS), 0, "connect did not complete");
+    cr_assert_eq(sock_error(c), 0);
+
+    /* Connected on the client's side, yet nothing to accept: the listener is not readable. */
+    cr_expect_eq(wait_fd(l, POLLIN, 200), 0, "a silent connection was offered to accept()");
+    cr_expect_eq(accept4(l, NULL, NULL, SOCK_NONBLOCK), -1);
+    cr_expect_eq(errno, EAGAIN);
+
+    cr_assert_eq(write(c, "GET", 3), 3);
+    cr_assert_neq(wait_fd(l, POLLIN, DEADLINE_MS), 0, "not acceptable after data arrived");
+    int a = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+    cr_assert_geq(a, 0, "accept4: %s", strerror(errno));
+    char got[8];
+    cr_expect_eq(read(a, got, sizeof(got)), 3, "the first read after accept found no data");
+    close(a);
+    close(c);
+    close(l);
+}
