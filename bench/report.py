@@ -216,7 +216,7 @@ def main():
         row("   proxy CPU ms/MiB", "big", "cpu_ms_mib", 3)
     if "idle" in scens:
         out(f"5. memory, {args.idle} idle keep-alive client connections")
-        row("   base RSS MiB (idle, after load)", "idle", "base_rss_mib", 1)
+        row("   base RSS MiB (restarted, 1 s warm-up)", "idle", "base_rss_mib", 1)
         s = f"{'   RSS MiB right after start':38}" + "".join(
             f"{fmt(start_rss.get(c), 1):>11}" for c in cols)
         out(s)
