@@ -80,12 +80,7 @@ class FreshConnectionTest(GolbTestCase):
         # golb has the head and must watch the client for the rest.
         wait_until(lambda: "POST /up" in self.t.log_text(), scaled(5), "the request upstream")
         s.sendall(body[10:])
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_until_close(s)
         self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:100])
         self.assertIn(b"body-sha256: " + hashlib.sha256(body).hexdigest().encode(), data)
 
@@ -116,14 +111,16 @@ class FreshConnectionTest(GolbTestCase):
         wait_until(lambda: server_side_unread(self.g.port, s.getsockname()[1]) == 0, scaled(5),
                    "golb to read the first piece")
         s.sendall(req[5:])
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_until_close(s)
         self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:100])
         self.assertIn(b"path: /pieces", data)
+
+
+def read_until_close(s):
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    return data
 
 
 def server_side_unread(server_port, client_port):
