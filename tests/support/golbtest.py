@@ -344,6 +344,15 @@ def golb_config(backends, listen="127.0.0.1:0", period=None, timeout=None, **ext
 
 # ---- raw upstream (a Python server for behaviours toy-backend does not have) -----------------------
 
+def loopback_listener(backlog):
+    """A listening TCP socket on 127.0.0.1 on an ephemeral port (for test-made upstreams)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(backlog)
+    return s
+
+
 class RawUpstream:
     """A threaded loopback server. handler(conn, head_bytes, path) is called for each request head
     that is not GET /health (answered 200 "ok" unless health_status says otherwise); it owns the
@@ -354,10 +363,7 @@ class RawUpstream:
         self.health_status = health_status
         self.health_hang = health_hang
         self.requests = []  # heads seen (bytes), health checks excluded
-        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(64)
+        self.lsock = loopback_listener(64)
         self.host, self.port = self.lsock.getsockname()
         self._conns = []
         self._stop = False
@@ -1051,10 +1057,7 @@ class RecordingUpstream:
         self.conns = []
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
-        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(128)
+        self.lsock = loopback_listener(128)
         self.host, self.port = self.lsock.getsockname()
         self._socks = []
         self._stop = False
