@@ -318,8 +318,8 @@ class SlowlorisTest(GolbTestCase):
         wall = time.monotonic() - t0
         self.assertLess(cpu, 0.25 * wall, f"golb used {cpu:.2f}s CPU in {wall:.2f}s out of fds")
 
-        # A request on a connection golb did accept: it cannot open an upstream connection, which
-        # is golb's own shortage, so 503 at once, and the backend is not blamed for it. Which
+        # A request on a connection golb did accept: if it cannot open an upstream connection,
+        # that is golb's own shortage, so 503 at once, and the backend is not blamed for it. Which
         # connections were accepted depends on which worker got them first; the others were
         # closed, so they answer the request with EOF or a reset.
         answers = []
@@ -334,7 +334,9 @@ class SlowlorisTest(GolbTestCase):
                 answers.append(answer)
                 break
         self.assertTrue(answers, "no connection golb accepted answered")
-        self.assertRegex(answers[0], rb"^HTTP/1\.1 503 ")
+        # 503 when golb still has no descriptor for the upstream connection, 200 when one came
+        # free meanwhile; never 502, which would mean the backend was blamed for golb's shortage.
+        self.assertRegex(answers[0], rb"^HTTP/1\.1 (503|200) ")
         for s in held:
             s.close()
         held.clear()
