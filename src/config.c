@@ -101,35 +101,19 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "config_int.h"
+#include "tls.h"
 #include "util.h"
 
 #define FILE_MAX (1024 * 1024) /* config_load refuses larger files */
 #define MAX_DEPTH 64           /* nesting limit: keeps the recursive walk and free shallow */
 #define URL_MAX 2048           /* backend URLs longer than this are rejected */
-#define QUOTE_MAX 64           /* characters of a value shown in a message */
 #define DAY_MS 86400000u
 #define DIAG_MAX 1000 /* diagnostics kept; beyond, only counted (a summary line says so) */
 
 /* ---------------------------------------------------------------------------------------------
  * Node tree
  */
-
-enum node_kind {
-    NODE_SCALAR = 0,
-    NODE_SEQUENCE,
-    NODE_MAPPING,
-    NODE_BAD, /* an alias, already reported: every check skips it silently */
-};
-
-struct node {
-    enum node_kind kind;
-    int line, col; /* 1-based */
-    bool quoted; /* scalar written quoted or as a block scalar: a string, never a number or null */
-    char *str;   /* scalar text, NUL-terminated; may contain an earlier NUL ("\0" escape) */
-    size_t len;
-    struct node **kids; /* sequence: items; mapping: key, value, key, value, ... */
-    size_t nkids, cap;
-};
 
 static void node_free(struct node *n)
 {
@@ -153,13 +137,13 @@ static int mark_num(size_t v)
     return (int)MIN(v, (size_t)INT32_MAX - 1) + 1;
 }
 
-static bool is_scalar(const struct node *n)
+bool is_scalar(const struct node *n)
 {
     return n->kind == NODE_SCALAR;
 }
 
 /* YAML 1.1 null: an empty or ~/null plain scalar. */
-static bool is_null(const struct node *n)
+bool is_null(const struct node *n)
 {
     if (n->kind != NODE_SCALAR || n->quoted)
         return false;
@@ -168,12 +152,12 @@ static bool is_null(const struct node *n)
 }
 
 /* A scalar usable as a C string: not null, no embedded NUL. */
-static bool is_string(const struct node *n)
+bool is_string(const struct node *n)
 {
     return is_scalar(n) && !is_null(n) && strlen(n->str) == n->len;
 }
 
-static bool key_is(const struct node *k, const char *name)
+bool key_is(const struct node *k, const char *name)
 {
     return is_scalar(k) && k->len == strlen(name) && memcmp(k->str, name, k->len) == 0;
 }
@@ -244,7 +228,7 @@ __attribute__((format(printf, 4, 5))) static void error_lc(struct load *l, int l
     va_end(ap);
 }
 
-__attribute__((format(printf, 3, 4))) static void error_at(struct load *l, const struct node *n,
+__attribute__((format(printf, 3, 4))) void error_at(struct load *l, const struct node *n,
                                                            const char *fmt, ...)
 {
     va_list ap;
@@ -253,7 +237,7 @@ __attribute__((format(printf, 3, 4))) static void error_at(struct load *l, const
     va_end(ap);
 }
 
-__attribute__((format(printf, 3, 4))) static void warning_at(struct load *l, const struct node *n,
+__attribute__((format(printf, 3, 4))) void warning_at(struct load *l, const struct node *n,
                                                              const char *fmt, ...)
 {
     va_list ap;
@@ -300,10 +284,6 @@ static int diag_flush(struct load *l, FILE *errs)
     return l->nerrors ? -1 : 0;
 }
 
-/* A value as shown in messages: double-quoted, escaped, cut after QUOTE_MAX characters. */
-struct qbuf {
-    char s[32 + 4 * QUOTE_MAX + 8];
-};
 
 static const char *quote_with(struct qbuf *q, const char *prefix, const char *s, size_t len)
 {
@@ -334,7 +314,7 @@ static const char *quote_with(struct qbuf *q, const char *prefix, const char *s,
     return q->s;
 }
 
-static const char *quote(struct qbuf *q, const char *s, size_t len)
+const char *quote(struct qbuf *q, const char *s, size_t len)
 {
     return quote_with(q, "", s, len);
 }
@@ -349,7 +329,7 @@ static const char *number(struct qbuf *q, const struct node *n)
 }
 
 /* What a node is, for "got ..." in messages. */
-static const char *describe(struct qbuf *q, const struct node *n)
+const char *describe(struct qbuf *q, const struct node *n)
 {
     switch (n->kind) {
     case NODE_SEQUENCE:
@@ -567,6 +547,7 @@ enum key_type {
     KT_UINT,     /* INT into a uint32_t field */
     KT_DURATION, /* SECONDS into a uint32_t field of milliseconds; min/max/def in ms */
     KT_BACKENDS, /* the backends sequence */
+    KT_TLS,      /* the tls mapping (config_tls.c) */
 };
 
 #define NO_FIELD ((size_t)-1)
@@ -608,6 +589,7 @@ static const struct key keys[] = {
     COUNT("maxFails", max_fails, 0, 1000, 3),
     COUNT("upstreamMaxIdle", upstream_max_idle, 0, 100000, 64),
     {"backends", KT_BACKENDS, NO_FIELD, 0, 0, 0},
+    {"tls", KT_TLS, NO_FIELD, 0, 0, 0},
 };
 
 _Static_assert(ARRAY_LEN(keys) <= 32, "load.key_at is too small");
@@ -680,7 +662,7 @@ static const char *suggest(const struct node *k, const char *const *names, size_
 }
 
 /* Reports an unknown key `k`; `where` is "" or " in backend". */
-static void unknown_key(struct load *l, const struct node *k, const char *const *names, size_t n,
+void unknown_key(struct load *l, const struct node *k, const char *const *names, size_t n,
                         const char *where)
 {
     struct qbuf q;
@@ -695,7 +677,7 @@ static void unknown_key(struct load *l, const struct node *k, const char *const 
 /* Checks that `k` can be a key (a string). Returns false, after reporting, when the pair must be
  * skipped. Duplicates are found through the slot each known key fills: an unknown key is an error
  * anyway, and this keeps a file of many keys linear. */
-static bool key_ok(struct load *l, const struct node *k)
+bool key_ok(struct load *l, const struct node *k)
 {
     struct qbuf q;
     if (k->kind == NODE_BAD)
@@ -708,7 +690,7 @@ static bool key_ok(struct load *l, const struct node *k)
 }
 
 /* Fills *slot with `k` unless an earlier key took it; reports the duplicate. */
-static bool key_first(struct load *l, const struct node *k, const struct node **slot)
+bool key_first(struct load *l, const struct node *k, const struct node **slot)
 {
     struct qbuf q;
     if (*slot) {
@@ -746,17 +728,10 @@ static int parse_int(const struct node *n, int64_t *out)
     return 0;
 }
 
-enum seconds_result {
-    SEC_OK = 0,
-    SEC_SYNTAX,
-    SEC_NOT_POSITIVE,
-    SEC_TOO_LONG,
-    SEC_TOO_SHORT,
-};
 
 /* Plain ["-"]DIGITS["."DIGITS] seconds → ms, exactly (decimal digits, no floating point): the
  * first three fraction digits are ms, the fourth rounds half up. */
-static enum seconds_result parse_seconds(const struct node *n, uint32_t *ms)
+enum seconds_result parse_seconds(const struct node *n, uint32_t *ms)
 {
     if (!is_scalar(n) || n->quoted || n->len == 0)
         return SEC_SYNTAX;
@@ -929,7 +904,7 @@ static bool host_char(char ch)
            ch == '-' || ch == '.' || ch == '_';
 }
 
-static bool visible_ascii(const char *s, size_t len)
+bool visible_ascii(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
@@ -953,28 +928,30 @@ static void set_listen_any(struct load *l, struct config *cfg, uint16_t port)
     }
 }
 
-/* listen: "ADDR:PORT" | "[IPV6]:PORT" | ":PORT" (port 0..65535). */
-static void set_listen(struct load *l, struct config *cfg, const struct node *v)
+/* An address "ADDR:PORT" | "[IPV6]:PORT" | ":PORT" (port 0..65535) for key `key`: 0, or -1 after
+ * reporting. *name gets the address as shown in logs ("0.0.0.0:8080", "[::1]:8443"). */
+int parse_listen_addr(struct load *l, const char *key, const struct node *v,
+                      struct sockaddr_storage *addr, socklen_t *addrlen, char **name)
 {
     struct qbuf q;
-    static const char form[] = "listen must be \"ADDR:PORT\", \"[IPv6]:PORT\" or \":PORT\", got %s";
+    static const char form[] = "%s must be \"ADDR:PORT\", \"[IPv6]:PORT\" or \":PORT\", got %s";
     if (!is_string(v) || !visible_ascii(v->str, v->len)) {
-        error_at(l, v, form, describe(&q, v));
-        return;
+        error_at(l, v, form, key, describe(&q, v));
+        return -1;
     }
     const char *s = v->str, *colon = strrchr(s, ':');
     char host[256];
     size_t hlen;
     bool v6 = false;
     if (!colon) {
-        error_at(l, v, form, describe(&q, v));
-        return;
+        error_at(l, v, form, key, describe(&q, v));
+        return -1;
     }
     if (s[0] == '[') {
         const char *rb = strchr(s, ']');
         if (!rb || rb + 1 != colon) {
-            error_at(l, v, form, describe(&q, v));
-            return;
+            error_at(l, v, form, key, describe(&q, v));
+            return -1;
         }
         hlen = (size_t)(rb - s - 1);
         memcpy(host, s + 1, MIN(hlen, sizeof(host) - 1));
@@ -982,43 +959,71 @@ static void set_listen(struct load *l, struct config *cfg, const struct node *v)
     } else {
         hlen = (size_t)(colon - s);
         if (memchr(s, ':', hlen)) {
-            error_at(l, v, "listen: IPv6 addresses must be in brackets, e.g. \"[::1]:8080\"");
-            return;
+            error_at(l, v, "%s: IPv6 addresses must be in brackets, e.g. \"[::1]:8080\"", key);
+            return -1;
         }
         memcpy(host, s, MIN(hlen, sizeof(host) - 1));
     }
     if (hlen >= sizeof(host) || (v6 && hlen == 0)) {
-        error_at(l, v, form, describe(&q, v));
-        return;
+        error_at(l, v, form, key, describe(&q, v));
+        return -1;
     }
     host[hlen] = '\0';
     uint16_t port;
     const char *p = colon + 1;
     if (!parse_port(p, strlen(p), 0, 65535, &port)) {
-        error_at(l, v, "listen port must be between 0 and 65535, got %s", quote(&q, p, strlen(p)));
-        return;
+        error_at(l, v, "%s port must be between 0 and 65535, got %s", key, quote(&q, p, strlen(p)));
+        return -1;
     }
-    if (hlen == 0) { /* ":PORT" */
-        set_listen_any(l, cfg, port);
+    if (hlen == 0) { /* ":PORT": every IPv4 interface */
+        struct sockaddr_in *sin = (struct sockaddr_in *)(void *)addr;
+        memset(addr, 0, sizeof(*addr));
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        sin->sin_addr.s_addr = htonl(INADDR_ANY);
+        *addrlen = sizeof(*sin);
+        snprintf(host, sizeof(host), "0.0.0.0");
+    } else {
+        int rc = resolve(host, port, v6, addr, addrlen);
+        if (rc == 0 && v6 && addr->ss_family != AF_INET6)
+            rc = EAI_NONAME;
+        if (rc != 0) {
+            error_at(l, v, "cannot resolve %s address %s: %s", key, quote(&q, host, hlen),
+                     resolve_error(rc));
+            return -1;
+        }
+    }
+    char *n;
+    if (asprintf(&n, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", port) == -1) {
+        l->oom = true;
+        return -1;
+    }
+    free(*name);
+    *name = n;
+    return 0;
+}
+
+/* listen: an address, or "off" (HTTPS only: no plain listener; tls.listen is then required). */
+static void set_listen(struct load *l, struct config *cfg, const struct node *v)
+{
+    if (is_string(v) && !v->quoted && strcmp(v->str, "off") == 0) {
+        cfg->plain_off = true;
         l->listen_ok = true;
         return;
     }
-    int rc = resolve(host, port, v6, &cfg->listen_addr, &cfg->listen_addrlen);
-    if (rc == 0 && v6 && cfg->listen_addr.ss_family != AF_INET6)
-        rc = EAI_NONAME;
-    if (rc != 0) {
-        error_at(l, v, "cannot resolve listen address %s: %s", quote(&q, host, hlen),
-                 resolve_error(rc));
-        return;
-    }
-    char *name;
-    if (asprintf(&name, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", port) == -1) {
-        l->oom = true;
-        return;
-    }
-    free(cfg->listen_name);
-    cfg->listen_name = name;
-    l->listen_ok = true;
+    if (parse_listen_addr(l, "listen", v, &cfg->listen_addr, &cfg->listen_addrlen,
+                          &cfg->listen_name) == 0)
+        l->listen_ok = true;
+}
+
+const char *load_file_name(const struct load *l)
+{
+    return l->name;
+}
+
+void load_oom(struct load *l)
+{
+    l->oom = true;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1027,6 +1032,7 @@ static void set_listen(struct load *l, struct config *cfg, const struct node *v)
 
 static void backend_clear(struct config_backend *b)
 {
+    config_tls_backend_clear(b);
     free(b->url);
     free(b->host);
     free(b->name);
@@ -1055,16 +1061,13 @@ static int parse_url(struct load *l, const struct node *n, struct config_backend
         BAD_URL("spaces and control characters are not allowed");
     const char *sep = strstr(u, "://");
     if (!sep)
-        BAD_URL("it must start with \"http://\"");
+        BAD_URL("it must start with \"http://\" or \"https://\"");
     size_t slen = (size_t)(sep - u);
-    if (slen == 5 && strncasecmp(u, "https", 5) == 0) {
-        error_at(l, n, "https backends are not supported yet (TLS comes later)");
-        return -1;
-    }
-    if (slen != 4 || strncasecmp(u, "http", 4) != 0) {
+    b->tls = slen == 5 && strncasecmp(u, "https", 5) == 0;
+    if (!b->tls && (slen != 4 || strncasecmp(u, "http", 4) != 0)) {
         if (slen == 0 || slen > 32)
-            BAD_URL("it must start with \"http://\"");
-        BAD_URL("unsupported scheme %s (only http is supported)", quote(&q2, u, slen));
+            BAD_URL("it must start with \"http://\" or \"https://\"");
+        BAD_URL("unsupported scheme %s (only http and https are supported)", quote(&q2, u, slen));
     }
     if (memchr(u, '#', n->len))
         BAD_URL("fragments (\"#...\") are not allowed");
@@ -1105,7 +1108,7 @@ static int parse_url(struct load *l, const struct node *n, struct config_backend
             if (!host_char(*c))
                 BAD_URL("invalid host %s", quote(&q2, h, (size_t)(hend - h)));
     }
-    b->port = 80;
+    b->port = b->tls ? 443 : 80;
     if (portp && !parse_port(portp, (size_t)(aend - portp), 1, 65535, &b->port))
         BAD_URL("invalid port %s (must be 1..65535)", quote(&q2, portp, (size_t)(aend - portp)));
     if ((size_t)(hend - h) > 253)
@@ -1147,7 +1150,9 @@ static int parse_url(struct load *l, const struct node *n, struct config_backend
 /* One backends[] entry: a URL string or {url, healthPath}. Returns 0 or -1 after reporting. */
 static int parse_backend(struct load *l, const struct node *e, struct config_backend *b)
 {
-    static const char *const names[] = {"url", "healthPath"};
+    static const char *const names[] = {"url",      "healthPath",     "serverName",
+                                        "caFile",   "tlsVerify",      "clientCertFile",
+                                        "clientKeyFile"};
     struct qbuf q;
     const struct node *url = NULL, *hp = NULL, *url_k = NULL, *hp_k = NULL;
     int rc = -1;
@@ -1156,6 +1161,8 @@ static int parse_backend(struct load *l, const struct node *e, struct config_bac
         return -1;
     b->line = e->line;
     b->col = e->col;
+    b->tls_verify = true;
+    bool tls_keys_ok = true;
     if (is_string(e)) {
         url = e;
     } else if (e->kind == NODE_MAPPING) {
@@ -1169,6 +1176,8 @@ static int parse_backend(struct load *l, const struct node *e, struct config_bac
             } else if (key_is(k, "healthPath")) {
                 if (key_first(l, k, &hp_k))
                     hp = v;
+            } else if (config_tls_backend_key(l, k, v, b)) {
+                continue;
             } else {
                 unknown_key(l, k, names, ARRAY_LEN(names), " in backend");
             }
@@ -1201,7 +1210,9 @@ static int parse_backend(struct load *l, const struct node *e, struct config_bac
     }
     if (url)
         rc = parse_url(l, url, b, hp && hp_ok && hp->kind != NODE_BAD ? hp->str : NULL);
-    if (rc == -1 || !hp_ok || (hp && hp->kind == NODE_BAD)) {
+    if (rc == 0)
+        tls_keys_ok = config_tls_backend_finish(l, e, b) == 0;
+    if (rc == -1 || !hp_ok || !tls_keys_ok || (hp && hp->kind == NODE_BAD)) {
         backend_clear(b);
         return -1;
     }
@@ -1283,6 +1294,9 @@ static void set_key(struct load *l, struct config *cfg, const struct key *k, con
     case KT_BACKENDS:
         set_backends(l, cfg, v);
         break;
+    case KT_TLS:
+        config_tls_section(l, cfg, v);
+        break;
     }
 }
 
@@ -1317,6 +1331,7 @@ static void cross_check(struct load *l, struct config *cfg, const struct node *r
 
     if (!l->key_at[key_index("backends")])
         error_at(l, root, "missing required key \"backends\"");
+    config_tls_cross_check(l, cfg, root, l->val_at[key_index("listen")]);
 }
 
 static void walk(struct load *l, struct config *cfg, const struct node *root)
@@ -1449,6 +1464,7 @@ void config_free(struct config *cfg)
     for (int i = 0; i < cfg->nbackends; i++)
         backend_clear(&cfg->backends[i]);
     free(cfg->backends);
+    config_tls_free(cfg);
     free(cfg->listen_name);
     free(cfg->path);
     free(cfg);

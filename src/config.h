@@ -22,6 +22,9 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+struct tls_client;
+struct tls_server;
+
 struct config_backend {
     char *url;         /* the URL as written, e.g. "http://127.0.0.1:8081/health" */
     char *host;        /* host as written in the URL ("127.0.0.1", "localhost", "::1") */
@@ -31,6 +34,39 @@ struct config_backend {
     struct sockaddr_storage addr; /* resolved at load time (first address getaddrinfo returns) */
     socklen_t addrlen;
     int line, col; /* where the entry is, for messages about it */
+
+    /* https:// backends (tls true): golb speaks TLS to it, health checks included */
+    bool tls;
+    bool tls_verify;        /* tlsVerify, default true: chain and name are verified */
+    char *server_name;      /* serverName: SNI and the verified name; default the URL's host */
+    char *ca_file;          /* caFile: replaces the system CA store (absolute path) */
+    char *client_cert_file; /* clientCertFile/clientKeyFile: golb's certificate for mTLS */
+    char *client_key_file;
+    struct tls_client *tls_client; /* built at load, shared by workers and the health checker */
+};
+
+/* One tls.certificates entry (paths made absolute at load). */
+struct config_tls_cert {
+    char *cert_file;
+    char *key_file;
+};
+
+/* The `tls` section: the HTTPS listener and its certificates. */
+struct config_tls {
+    struct sockaddr_storage listen_addr;
+    socklen_t listen_addrlen;
+    char *listen_name;
+    int ncerts;
+    struct config_tls_cert *certs;
+    int min_version;               /* minVersion: 12 (default) or 13 */
+    char *ciphers;                 /* ciphers: TLS 1.2 cipher list, NULL = golb's default */
+    bool session_tickets;          /* sessionTickets, default true */
+    uint32_t ticket_key_rotation_ms; /* ticketKeyRotation, default 12 h */
+    uint32_t handshake_timeout_ms; /* handshakeTimeout, default clientHeaderTimeout */
+    char *client_ca_file;          /* clientCaFile: client certificates required and verified */
+    char *client_subject_header;   /* clientSubjectHeader: forward the verified subject in it */
+    bool redirect_http;            /* redirectHttp: plain HTTP answers 308 to https:// */
+    struct tls_server *server;     /* contexts built at load, shared by every worker */
 };
 
 /* Durations are kept in milliseconds. In YAML they are seconds, whole or fractional ("0.5"). */
@@ -67,6 +103,9 @@ struct config {
 
     int nbackends;
     struct config_backend *backends;
+
+    bool plain_off;         /* `listen: off`: no plain HTTP listener (HTTPS only) */
+    struct config_tls *tls; /* NULL when there is no `tls` section */
 };
 
 /* Loads and validates `path`. On success returns 0 and stores a new config in *out. On failure

@@ -36,6 +36,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "conn.h"
 #include "http1.h"
 #include "log.h"
 #include "loop.h"
@@ -53,6 +54,7 @@
 enum check_state {
     CHECK_IDLE = 0,
     CHECK_CONNECTING,
+    CHECK_HANDSHAKE, /* https backends: TLS, verified like live traffic */
     CHECK_SENDING,
     CHECK_READING,
 };
@@ -69,6 +71,7 @@ struct check {
     struct backend *b;
     enum check_state state;
     struct loop_io io;       /* io.fd == -1 while idle */
+    SSL *ssl;                /* https backends, during a check */
     struct loop_timer timer; /* the check's deadline, armed for its whole life */
     char *req;               /* the request, built once in health_new() */
     size_t req_len;
@@ -142,6 +145,8 @@ static void check_teardown(struct check *c)
 {
     struct health *h = c->h;
     loop_timer_cancel(h->loop, &c->timer);
+    tls_free(c->ssl, false);
+    c->ssl = NULL;
     if (c->io.fd >= 0) {
         (void)loop_io_del(h->loop, &c->io);
         close(c->io.fd);
@@ -232,6 +237,29 @@ static bool check_connecting(struct check *c, uint32_t events)
         check_finish(c, false, why);
         return false;
     }
+    c->state = c->b->cfg->tls_client ? CHECK_HANDSHAKE : CHECK_SENDING;
+    return true;
+}
+
+/* TLS handshake with the backend. True once done. */
+static bool check_handshake(struct check *c)
+{
+    char why[256];
+    if (!c->ssl) {
+        c->ssl = tls_client_ssl(c->b->cfg->tls_client, c->io.fd, NULL);
+        if (!c->ssl) {
+            check_finish(c, false, "cannot set up TLS");
+            return false;
+        }
+    }
+    bool want_write;
+    int rc = tls_handshake(c->ssl, &want_write, why, sizeof(why));
+    if (rc == -EAGAIN)
+        return false;
+    if (rc < 0) {
+        check_finish(c, false, why);
+        return false;
+    }
     c->state = CHECK_SENDING;
     return true;
 }
@@ -240,14 +268,12 @@ static bool check_connecting(struct check *c, uint32_t events)
 static bool check_sending(struct check *c)
 {
     while (c->sent < c->req_len) {
-        ssize_t n = send(c->io.fd, c->req + c->sent, c->req_len - c->sent, MSG_NOSIGNAL);
-        if (n == -1) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+        ssize_t n = conn_send(c->io.fd, c->ssl, c->req + c->sent, c->req_len - c->sent);
+        if (n < 0) {
+            if (n == -EAGAIN)
                 return false;
             char why[160];
-            errno_reason(why, sizeof(why), "send", -errno);
+            errno_reason(why, sizeof(why), "send", (int)n);
             check_finish(c, false, why);
             return false;
         }
@@ -292,7 +318,7 @@ static bool check_parse(struct check *c, size_t prev_len)
 static void check_reading(struct check *c)
 {
     for (;;) {
-        ssize_t n = read(c->io.fd, c->buf + c->len, sizeof(c->buf) - c->len);
+        ssize_t n = conn_recv(c->io.fd, c->ssl, c->buf + c->len, sizeof(c->buf) - c->len);
         if (n > 0) {
             size_t prev = c->len;
             c->len += (size_t)n;
@@ -306,12 +332,10 @@ static void check_reading(struct check *c)
                                 : "connection closed before response");
             return;
         }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        if (n == -EAGAIN)
             return;
         char why[160];
-        errno_reason(why, sizeof(why), "read", -errno);
+        errno_reason(why, sizeof(why), "read", (int)n);
         check_finish(c, false, why);
         return;
     }
@@ -329,8 +353,15 @@ static void check_on_io(struct loop_io *io, uint32_t events)
     case CHECK_CONNECTING:
         if (!check_connecting(c, events))
             return;
+        if (c->state == CHECK_SENDING)
+            goto sending;
+        /* fall through */
+    case CHECK_HANDSHAKE:
+        if (!check_handshake(c))
+            return;
         /* fall through */
     case CHECK_SENDING:
+    sending:
         if (!check_sending(c))
             return;
         /* fall through */
@@ -388,7 +419,7 @@ static char *build_request(const struct config_backend *cb, size_t *len)
     const char *path = cb->health_path && cb->health_path[0] ? cb->health_path : "/";
     bool v6 = host && strchr(host, ':') && host[0] != '[';
     char port[8] = "";
-    if (cb->host && cb->port != 80)
+    if (cb->host && cb->port != (cb->tls ? 443 : 80))
         snprintf(port, sizeof(port), ":%u", (unsigned)cb->port);
     char *req = NULL;
     int n = asprintf(&req,

@@ -722,6 +722,19 @@ static int request_line(const char *p, const char *eol, const char *hend, struct
     return request_target(req, e);
 }
 
+/* Checks a complete request line of a head that is still incomplete. Returns 0 when there is no
+ * complete line yet or it is valid (the full parse redoes it), -1 with e set when it is invalid.
+ * Only called while waiting for more bytes, so a fast client never pays for it. */
+static int request_line_early(const char *buf, size_t len, size_t start, size_t max_rl,
+                              struct http1_request *req, struct perr *e)
+{
+    const char *lf = line_end(buf, start, MIN(len - start, max_rl + 2));
+    if (!lf)
+        return 0;
+    const char *eol = lf > buf + start && lf[-1] == '\r' ? lf - 1 : lf;
+    return request_line(buf + start, eol, lf, req, e);
+}
+
 /* Framing (RFC 9112 §6.1, §6.3) and flags of a request whose fields parsed. */
 static int request_finish(struct http1_request *req, struct fields *f, struct perr *e,
                           const char *at)
@@ -797,9 +810,13 @@ ssize_t http1_parse_request(const char *buf, size_t len, size_t prev_len,
 
     size_t hend = find_head_end(buf, search_from(prev_len, len, start), len);
     if (!hend) {
-        if (limits_incomplete(buf, len, start, max_rl, max_head, &e) == -EAGAIN)
-            return -EAGAIN;
-        return request_error(req, buf, &e);
+        if (limits_incomplete(buf, len, start, max_rl, max_head, &e) != -EAGAIN)
+            return request_error(req, buf, &e);
+        /* The request line alone may already be wrong (an HTTP/0.9 "GET /path" line, a bad
+         * method): answer now rather than wait for a blank line that such a client never sends. */
+        if (request_line_early(buf, len, start, max_rl, req, &e))
+            return request_error(req, buf, &e);
+        return -EAGAIN;
     }
 
     const char *lf = line_end(buf, start, hend - start); /* found: the head ends with a LF */

@@ -46,6 +46,7 @@
 #include "balancer.h"
 #include "buf.h"
 #include "config.h"
+#include "conn.h"
 #include "http1.h"
 #include "log.h"
 #include "loop.h"
@@ -63,7 +64,8 @@
 #define SPLICE_CHUNK (1u << 20)
 
 enum client_state {
-    CS_READ_HEAD = 0,
+    CS_HANDSHAKE = 0, /* TLS listener: the handshake runs before the first request */
+    CS_READ_HEAD,
     CS_CONNECT,
     CS_EXCHANGE,
     CS_TUNNEL,
@@ -114,13 +116,16 @@ struct exchange {
 /* A client connection. Small on purpose: this is all an idle keep-alive connection holds. */
 struct client {
     struct loop_io io;
+    SSL *ssl;      /* NULL on the plain listener */
+    char *subject; /* verified client certificate subject (mTLS with clientSubjectHeader) */
     struct loop_timer timer;
     struct loop_task task; /* deferred: free after close, or process pipelined bytes */
     struct worker *w;
     struct client *prev, *next; /* worker's list */
     struct buf *in;             /* bytes from the client; NULL while idle */
     struct exchange *x;         /* the request in flight; NULL between requests */
-    const char *reply;          /* generated error response (static text) */
+    const char *reply;          /* generated response: static text, or reply_buf's bytes */
+    struct buf *reply_buf;      /* a generated response built per request (redirect) */
     uint32_t reply_len, reply_sent;
     uint64_t head_start;  /* first byte of the current request head arrived (0: none yet) */
     uint64_t idle_since;  /* READ_HEAD entered */
@@ -246,11 +251,17 @@ static void client_close(struct client *c)
     drop_upstream(c, false, LB_FAILED);
     c->state = CS_CLOSED;
     loop_timer_cancel(c->w->loop, &c->timer);
+    tls_free(c->ssl, false);
+    c->ssl = NULL;
+    free(c->subject);
+    c->subject = NULL;
     close(c->io.fd);
     c->io.fd = -1;
     struct buf_pool *pool = &c->w->bufs;
     buf_put(pool, c->in);
     c->in = NULL;
+    buf_put(pool, c->reply_buf);
+    c->reply_buf = NULL;
     release_buffers(c);
     struct worker *w = c->w;
     if (c->prev)
@@ -272,7 +283,10 @@ static void client_linger(struct client *c)
 {
     drop_upstream(c, false, LB_FAILED);
     release_buffers(c);
-    if (shutdown(c->io.fd, SHUT_WR) == -1) {
+    buf_put(&c->w->bufs, c->reply_buf);
+    c->reply_buf = NULL;
+    c->reply = NULL;
+    if (conn_shutdown_write(c->io.fd, c->ssl) != 0) {
         client_close(c);
         return;
     }
@@ -293,6 +307,20 @@ static void client_fail(struct client *c, int status, enum lb_outcome outcome)
     drop_upstream(c, false, outcome);
     release_buffers(c);
     c->reply = reply_text(status, &c->reply_len);
+    c->reply_sent = 0;
+    c->state = CS_ERROR_REPLY;
+    c->progress_at = loop_now(c->w->loop);
+    arm_timer(c);
+    pump(c);
+}
+
+/* Sends a response golb built in b (its first len bytes), then closes like client_fail. */
+static void client_reply_buf(struct client *c, struct buf *b, uint32_t len)
+{
+    release_buffers(c);
+    c->reply_buf = b;
+    c->reply = b->data;
+    c->reply_len = len;
     c->reply_sent = 0;
     c->state = CS_ERROR_REPLY;
     c->progress_at = loop_now(c->w->loop);
@@ -329,6 +357,9 @@ static void arm_timer(struct client *c)
     const struct config *cfg = c->w->cfg;
     uint64_t d;
     switch (c->state) {
+    case CS_HANDSHAKE:
+        d = c->idle_since + cfg->tls->handshake_timeout_ms;
+        break;
     case CS_READ_HEAD:
         if (c->head_start)
             d = c->head_start + cfg->client_header_timeout_ms;
@@ -395,55 +426,26 @@ static void on_timeout(struct loop_timer *t)
 
 /* ---------------------------------------------------------------- I/O helpers -------------- */
 
-/* Reads from fd into b's free space. Returns bytes read, 0 on EOF, -EAGAIN, or -errno.
- * A short read means the socket's queue is empty: with edge-triggered epoll any later byte brings
- * a new event, so the readiness flag can be cleared now instead of spending a read on EAGAIN. */
-static ssize_t read_into(int fd, struct buf *b, bool *readable, bool rdhup)
+/* Transport shorthands (conn.h): each side reads and writes through its own plain or TLS
+ * transport and keeps its own readiness flags. */
+static ssize_t client_read(struct client *c)
 {
-    for (;;) {
-        uint32_t want = buf_space(b);
-        ssize_t n = read(fd, b->data + b->last, want);
-        if (n > 0) {
-            b->last += (uint32_t)n;
-            /* ...unless the peer's FIN is queued too: it brings no new edge, so read on to see it. */
-            if ((uint32_t)n < want && !rdhup)
-                *readable = false;
-            return n;
-        }
-        if (n == 0)
-            return 0;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN) {
-            *readable = false;
-            return -EAGAIN;
-        }
-        return -errno;
-    }
+    return conn_read(c->io.fd, c->ssl, c->in, &c->readable, &c->writable, c->rdhup);
 }
 
-/* Writes iov; a short write means the socket buffer is full, which clears *writable (the next
- * EPOLLOUT edge sets it again). */
-static ssize_t write_iov(int fd, struct iovec *iov, int n, bool *writable)
+static ssize_t client_writev(struct client *c, const struct iovec *iov, int n)
 {
-    size_t want = 0;
-    for (int i = 0; i < n; i++)
-        want += iov[i].iov_len;
-    for (;;) {
-        ssize_t w = writev(fd, iov, n);
-        if (w >= 0) {
-            if ((size_t)w < want)
-                *writable = false;
-            return w;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN) {
-            *writable = false;
-            return -EAGAIN;
-        }
-        return -errno;
-    }
+    return conn_writev(c->io.fd, c->ssl, iov, n, &c->writable, &c->readable);
+}
+
+static ssize_t upstream_read(struct upstream_conn *up, struct buf *b)
+{
+    return conn_read(up->io.fd, up->ssl, b, &up->readable, &up->writable, up->rdhup);
+}
+
+static ssize_t upstream_writev(struct upstream_conn *up, const struct iovec *iov, int n)
+{
+    return conn_writev(up->io.fd, up->ssl, iov, n, &up->writable, &up->readable);
 }
 
 /* Ensures c->in exists with free space; compacts when the unprocessed bytes sit at the end. */
@@ -466,8 +468,17 @@ static bool ensure_in(struct client *c)
 /* Thin adapters from a client's state to the rewrite module's explicit inputs. */
 static bool build_request_head(struct client *c, const struct http1_request *req, struct buf *b)
 {
-    struct rewrite_request opt = {
-        .client_ip = c->ip, .client_ip_len = c->iplen, .upgrade = c->x->req_upgrade};
+    const struct config_tls *tls = c->w->cfg->tls;
+    struct rewrite_request opt = {.client_ip = c->ip,
+                                  .client_ip_len = c->iplen,
+                                  .upgrade = c->x->req_upgrade,
+                                  .https = c->ssl != NULL};
+    if (tls && tls->client_subject_header) {
+        opt.set_name = tls->client_subject_header;
+        opt.set_name_len = strlen(tls->client_subject_header);
+        opt.set_value = c->subject;
+        opt.set_value_len = c->subject ? strlen(c->subject) : 0;
+    }
     return rewrite_request_head(req, &opt, b, &c->x->reqh_host_at);
 }
 
@@ -555,6 +566,8 @@ static bool want_splice(struct client *c, struct kpipe *p, bool head_out, uint32
 {
     if (p->r >= 0)
         return true;
+    if (c->ssl || c->x->up->ssl)
+        return false; /* through TLS, bodies are copied (kernel TLS offload would splice here) */
     if (!head_out || buffered)
         return false;
     if (!(framing == HTTP1_BODY_CLOSE ||
@@ -598,6 +611,60 @@ static void start_exchange(struct client *c, const struct http1_request *req, si
     connect_next(c);
 }
 
+/* tls.redirectHttp: answers a plain-HTTP request with 308 to the same host and target on the
+ * HTTPS listener's port (omitted when 443), then closes like any reply golb generates. The request
+ * was parsed and validated first, so the Location is built from checked spans only. */
+static void redirect_to_https(struct client *c, const struct http1_request *req)
+{
+    const struct config_tls *tls = c->w->cfg->tls;
+    const char *host = req->authority;
+    size_t hlen = req->authority_len;
+    if (hlen == 0) {
+        client_fail(c, 400, LB_OK); /* no Host to redirect to (HTTP/1.0 without Host) */
+        return;
+    }
+    /* Host without its port: "[v6]:80" → "[v6]", "name:80" → "name" */
+    const char *end = host + hlen, *colon = NULL;
+    for (const char *p = end; p > host; p--) {
+        if (p[-1] == ':') {
+            colon = p - 1;
+            break;
+        }
+        if (p[-1] == ']')
+            break;
+    }
+    if (colon)
+        hlen = (size_t)(colon - host);
+    uint16_t port = ntohs(((const struct sockaddr_in *)(const void *)&tls->listen_addr)->sin_port);
+    if (tls->listen_addr.ss_family == AF_INET6)
+        port = ntohs(((const struct sockaddr_in6 *)(const void *)&tls->listen_addr)->sin6_port);
+    const char *target = req->flags & HTTP1_MF_ABSOLUTE ? req->path : req->target;
+    size_t tlen = req->flags & HTTP1_MF_ABSOLUTE ? req->path_len : req->target_len;
+    if (req->flags & HTTP1_MF_ASTERISK) {
+        target = "/";
+        tlen = 1;
+    }
+    struct buf *b = buf_get(&c->w->bufs);
+    if (!b) {
+        client_fail(c, 503, LB_OK);
+        return;
+    }
+    char portstr[8] = "";
+    if (port != 443)
+        snprintf(portstr, sizeof(portstr), ":%u", port);
+    static const char body[] = "308 Permanent Redirect\n";
+    int n = snprintf(b->data, b->cap,
+                     "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://%.*s%s%.*s\r\n"
+                     "Content-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     (int)hlen, host, portstr, (int)tlen, target, sizeof(body) - 1, body);
+    if (n < 0 || (uint32_t)n >= b->cap) {
+        buf_put(&c->w->bufs, b);
+        client_fail(c, 414, LB_OK);
+        return;
+    }
+    client_reply_buf(c, b, (uint32_t)n);
+}
+
 static void process_head(struct client *c)
 {
     struct http1_request req;
@@ -618,6 +685,10 @@ static void process_head(struct client *c)
     }
     if (req.flags & HTTP1_MF_CONNECT) {
         client_fail(c, 501, LB_OK); /* golb is a reverse proxy, not a forward tunnel */
+        return;
+    }
+    if (!c->ssl && cfg->tls && cfg->tls->redirect_http) {
+        redirect_to_https(c, &req);
         return;
     }
     start_exchange(c, &req, (size_t)n);
@@ -644,7 +715,7 @@ static void read_head(struct client *c)
             client_fail(c, 431, LB_OK);
             return;
         }
-        ssize_t r = read_into(c->io.fd, c->in, &c->readable, c->rdhup);
+        ssize_t r = client_read(c);
         if (r == -EAGAIN)
             break;
         if (r <= 0) {
@@ -661,6 +732,51 @@ static void read_head(struct client *c)
         c->in = NULL;
     }
     arm_timer(c);
+}
+
+/* What a plain-HTTP client that reached the TLS port gets (nginx answers the same way): the
+ * request cannot be served there, and a silent close would leave the user guessing. */
+static const char plain_on_tls_reply[] =
+    "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 45\r\n"
+    "Connection: close\r\n\r\nThis port speaks HTTPS: use https:// instead.\n";
+
+/* CS_HANDSHAKE: one step of the server-side TLS handshake. Returns true once it is done (the
+ * state is then READ_HEAD); false while it waits, or after closing a failed handshake. A failed
+ * handshake is closed quietly (nothing can be said over TLS yet), and counted. */
+static bool client_handshake(struct client *c)
+{
+    bool want_write = false;
+    int rc = tls_handshake(c->ssl, &want_write, NULL, 0);
+    if (rc == -EAGAIN) {
+        if (want_write)
+            c->writable = false;
+        else
+            c->readable = false;
+        arm_timer(c);
+        return false;
+    }
+    if (rc < 0) {
+        c->w->stats.tls_handshake_failures++;
+        if (rc == -EBADMSG)
+            (void)!write(c->io.fd, plain_on_tls_reply, sizeof(plain_on_tls_reply) - 1);
+        client_close(c);
+        return false;
+    }
+    c->w->stats.tls_handshakes++;
+    if (tls_session_reused(c->ssl))
+        c->w->stats.tls_resumed++;
+    const struct config_tls *tls = c->w->cfg->tls;
+    if (tls->client_subject_header) {
+        char subject[1024];
+        size_t n = tls_peer_subject(c->ssl, subject, sizeof(subject));
+        if (n && !(c->subject = strdup(subject))) {
+            client_close(c);
+            return false;
+        }
+    }
+    c->state = CS_READ_HEAD;
+    c->idle_since = loop_now(c->w->loop);
+    return true;
 }
 
 /* Tries the next backend: an idle pooled connection to it, else a new connect. */
@@ -849,7 +965,7 @@ static bool pump_request(struct client *c)
         if (n > 0) {
             if (!c->x->up->writable)
                 break;
-            ssize_t wr = write_iov(c->x->up->io.fd, iov, n, &c->x->up->writable);
+            ssize_t wr = upstream_writev(c->x->up, iov, n);
             if (wr == -EAGAIN)
                 break;
             if (wr < 0) {
@@ -878,7 +994,7 @@ static bool pump_request(struct client *c)
             client_fail(c, 503, LB_FAILED);
             return false;
         }
-        ssize_t r = read_into(c->io.fd, c->in, &c->readable, c->rdhup);
+        ssize_t r = client_read(c);
         if (r == -EAGAIN)
             break;
         if (r <= 0) {
@@ -1102,7 +1218,7 @@ static bool pump_response(struct client *c)
         if (n > 0) {
             if (!c->writable)
                 break;
-            ssize_t wr = write_iov(c->io.fd, iov, n, &c->writable);
+            ssize_t wr = client_writev(c, iov, n);
             if (wr == -EAGAIN)
                 break;
             if (wr < 0) {
@@ -1165,7 +1281,7 @@ static bool pump_response(struct client *c)
         }
         if (buf_space(c->x->uin) == 0)
             buf_compact(c->x->uin);
-        ssize_t r = read_into(c->x->up->io.fd, c->x->uin, &c->x->up->readable, c->x->up->rdhup);
+        ssize_t r = upstream_read(c->x->up, c->x->uin);
         if (r == -EAGAIN)
             break;
         if (r <= 0) {
@@ -1251,18 +1367,25 @@ static void start_tunnel(struct client *c)
     }
 }
 
-/* Moves bytes from one socket to another through b. Returns progress; sets *eof when src ended,
+/* One end of a tunnel: its transport and readiness flags. */
+struct tunnel_end {
+    int fd;
+    SSL *ssl;
+    bool *readable, *writable;
+};
+
+/* Moves bytes from one end to the other through b. Returns progress; sets *eof when src ended,
  * *err on a hard error. */
-static bool relay(int src, bool *src_readable, int dst, bool *dst_writable, struct buf *b,
-                  bool *eof, bool *err)
+static bool relay(struct tunnel_end src, struct tunnel_end dst, struct buf *b, bool *eof,
+                  bool *err)
 {
     bool progress = false;
     for (;;) {
         if (buf_len(b) > 0) {
-            if (!*dst_writable)
+            if (!*dst.writable)
                 break;
             struct iovec iov = {b->data + b->pos, buf_len(b)};
-            ssize_t w = write_iov(dst, &iov, 1, dst_writable);
+            ssize_t w = conn_writev(dst.fd, dst.ssl, &iov, 1, dst.writable, dst.readable);
             if (w == -EAGAIN)
                 break;
             if (w < 0) {
@@ -1274,9 +1397,9 @@ static bool relay(int src, bool *src_readable, int dst, bool *dst_writable, stru
             continue;
         }
         b->pos = b->last = 0;
-        if (*eof || !*src_readable)
+        if (*eof || !*src.readable)
             break;
-        ssize_t r = read_into(src, b, src_readable, true);
+        ssize_t r = conn_read(src.fd, src.ssl, b, src.readable, src.writable, true);
         if (r == -EAGAIN)
             break;
         if (r <= 0) {
@@ -1294,20 +1417,22 @@ static bool relay(int src, bool *src_readable, int dst, bool *dst_writable, stru
 static void pump_tunnel(struct client *c)
 {
     bool err = false;
-    bool p1 = relay(c->io.fd, &c->readable, c->x->up->io.fd, &c->x->up->writable, c->in, &c->eof, &err);
-    bool p2 = relay(c->x->up->io.fd, &c->x->up->readable, c->io.fd, &c->writable, c->x->uin, &c->x->up_eof,
-                    &err);
+    struct upstream_conn *up = c->x->up;
+    struct tunnel_end client = {c->io.fd, c->ssl, &c->readable, &c->writable};
+    struct tunnel_end upstream = {up->io.fd, up->ssl, &up->readable, &up->writable};
+    bool p1 = relay(client, upstream, c->in, &c->eof, &err);
+    bool p2 = relay(upstream, client, c->x->uin, &c->x->up_eof, &err);
     if (err) {
         client_close(c);
         return;
     }
     /* Half-close: pass each side's end of stream on once its bytes are delivered. */
     if (c->eof && buf_len(c->in) == 0 && !c->x->up_shut) {
-        shutdown(c->x->up->io.fd, SHUT_WR);
+        conn_shutdown_write(c->x->up->io.fd, c->x->up->ssl);
         c->x->up_shut = true;
     }
     if (c->x->up_eof && buf_len(c->x->uin) == 0 && !c->x->client_shut) {
-        shutdown(c->io.fd, SHUT_WR);
+        conn_shutdown_write(c->io.fd, c->ssl);
         c->x->client_shut = true;
     }
     if (c->x->up_shut && c->x->client_shut) {
@@ -1324,6 +1449,11 @@ static void pump_tunnel(struct client *c)
 static void pump_steps(struct client *c)
 {
     switch (c->state) {
+    case CS_HANDSHAKE:
+        if (!client_handshake(c))
+            return;
+        read_head(c);
+        return;
     case CS_READ_HEAD:
         read_head(c);
         return;
@@ -1366,7 +1496,7 @@ static void pump_steps(struct client *c)
     case CS_ERROR_REPLY: {
         while (c->reply_sent < c->reply_len && c->writable) {
             struct iovec iov = {(char *)c->reply + c->reply_sent, c->reply_len - c->reply_sent};
-            ssize_t wr = write_iov(c->io.fd, &iov, 1, &c->writable);
+            ssize_t wr = client_writev(c, &iov, 1);
             if (wr == -EAGAIN)
                 break;
             if (wr < 0) {
@@ -1460,12 +1590,26 @@ static void on_upstream_event(struct upstream_conn *up, uint32_t events)
 {
     struct client *c = up->owner;
     if (c->state == CS_CONNECT) {
-        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-            return;
-        int rc = upstream_connect_result(up);
-        if (rc != 0) {
-            connect_failed(c, strerror(-rc));
-            return;
+        if (!up->connected) {
+            if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+                return;
+            int rc = upstream_connect_result(up);
+            if (rc != 0) {
+                connect_failed(c, strerror(-rc));
+                return;
+            }
+        }
+        /* https backend: the TLS handshake is part of connecting (same deadline, same retry). */
+        struct tls_client *tc = c->w->backends->b[c->x->backend].cfg->tls_client;
+        if (tc) {
+            char err[256];
+            int rc = upstream_tls_step(up, tc, err, sizeof(err));
+            if (rc == -EAGAIN)
+                return;
+            if (rc < 0) {
+                connect_failed(c, err);
+                return;
+            }
         }
         c->state = CS_EXCHANGE;
         c->progress_at = loop_now(c->w->loop);
@@ -1482,7 +1626,8 @@ static void process_pipelined(struct loop_task *task)
 
 /* ---------------------------------------------------------------- worker entry points ------ */
 
-void proxy_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
+void proxy_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
+                  bool tls)
 {
     struct client *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -1496,6 +1641,16 @@ void proxy_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen
     loop_timer_init(&c->timer, on_timeout);
     c->iplen = (uint8_t)sock_ip_str(peer, c->ip, sizeof(c->ip));
     c->state = CS_READ_HEAD;
+    if (tls) {
+        c->ssl = tls_server_ssl(w->cfg->tls->server, fd);
+        if (!c->ssl) {
+            close(fd);
+            free(c);
+            worker_client_closed(w);
+            return;
+        }
+        c->state = CS_HANDSHAKE;
+    }
     c->idle_since = loop_now(w->loop);
     c->next = w->clients;
     if (w->clients)

@@ -5,12 +5,15 @@
 #ifndef GOLB_PROXY_H
 #define GOLB_PROXY_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 struct worker;
 
-/* Takes ownership of an accepted, non-blocking client socket. */
-void proxy_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen);
+/* Takes ownership of an accepted, non-blocking client socket; `tls`: it came to the HTTPS
+ * listener and starts with a TLS handshake. */
+void proxy_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
+                  bool tls);
 /* Worker is draining: close idle client connections now; the rest close after their exchange. */
 void proxy_drain(struct worker *w);
 /* Closes every client connection at once (shutdown deadline passed, or worker teardown). */

@@ -7,6 +7,7 @@
 #include "rewrite.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 #include "http1.h"
@@ -98,9 +99,18 @@ bool rewrite_request_head(const struct http1_request *req, const struct rewrite_
             xff_seen = true;
             continue; /* folded into one field below */
         default:
+            if (opt->set_name_len && h->name_len == opt->set_name_len &&
+                strncasecmp(h->name, opt->set_name, h->name_len) == 0)
+                continue;
             break;
         }
         out_field(&o, h);
+    }
+    if (opt->set_value) {
+        out_mem(&o, opt->set_name, opt->set_name_len);
+        out_mem(&o, ": ", 2);
+        out_mem(&o, opt->set_value, opt->set_value_len);
+        out_mem(&o, "\r\n", 2);
     }
     if (req->flags & HTTP1_MF_ABSOLUTE) {
         out_str(&o, "Host: ");
@@ -125,7 +135,7 @@ bool rewrite_request_head(const struct http1_request *req, const struct rewrite_
         }
     }
     out_mem(&o, opt->client_ip, opt->client_ip_len);
-    out_str(&o, "\r\nX-Forwarded-Proto: http\r\n");
+    out_str(&o, opt->https ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
     if (req->authority_len) {
         out_str(&o, "X-Forwarded-Host: ");
         out_mem(&o, req->authority, req->authority_len);

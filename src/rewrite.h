@@ -14,6 +14,14 @@ struct rewrite_request {
     const char *client_ip; /* appended to X-Forwarded-For */
     size_t client_ip_len;
     bool upgrade; /* an Upgrade is being tunnelled: keep Upgrade, send Connection: upgrade */
+    bool https;   /* the client came over TLS: X-Forwarded-Proto: https */
+    /* A field golb sets itself (the verified client certificate subject under the operator's
+     * header name): any field of that name the client sent is dropped, so it cannot be forged.
+     * set_value NULL: the field is only dropped (a client without a verified certificate). */
+    const char *set_name;
+    size_t set_name_len;
+    const char *set_value;
+    size_t set_value_len;
 };
 
 /* Writes the request head golb sends upstream into b (from b->data; sets pos and last):

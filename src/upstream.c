@@ -2,12 +2,14 @@
 #include "upstream.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "sock.h"
+#include "tls.h"
 #include "util.h"
 
 struct idle_list {
@@ -21,6 +23,7 @@ struct upstream_pool {
     uint32_t max_idle;
     uint32_t idle_timeout_ms;
     struct upstream_stats stats;
+    SSL_SESSION **sessions; /* per backend: the latest resumable TLS session, or NULL */
     struct idle_list idle[];
 };
 
@@ -49,6 +52,8 @@ static void conn_close(struct upstream_conn *c)
         return;
     c->closed = true;
     loop_timer_cancel(c->pool->loop, &c->idle_timer);
+    tls_free(c->ssl, c->tls_done);
+    c->ssl = NULL;
     close(c->io.fd);
     c->io.fd = -1;
     c->owner = NULL;
@@ -97,6 +102,11 @@ struct upstream_pool *upstream_pool_new(struct loop *loop, int nbackends, uint32
     pool->nbackends = nbackends;
     pool->max_idle = max_idle;
     pool->idle_timeout_ms = idle_timeout_ms;
+    pool->sessions = calloc((size_t)(nbackends ? nbackends : 1), sizeof(*pool->sessions));
+    if (!pool->sessions) {
+        free(pool);
+        return NULL;
+    }
     return pool;
 }
 
@@ -109,11 +119,14 @@ void upstream_pool_free(struct upstream_pool *pool)
             struct upstream_conn *c = pool->idle[i].head;
             idle_unlink(pool, c);
             loop_timer_cancel(pool->loop, &c->idle_timer);
+            tls_free(c->ssl, false);
             close(c->io.fd);
             if (!c->free_task.queued)
                 free(c);
         }
+        tls_session_free(pool->sessions[i]);
     }
+    free(pool->sessions);
     free(pool);
 }
 
@@ -153,6 +166,7 @@ struct upstream_conn *upstream_connect(struct upstream_pool *pool, int backend,
     c->backend = backend;
     c->owner = owner;
     c->on_event = cb;
+    c->tls_done = true; /* until upstream_tls_step() is needed */
     loop_timer_init(&c->idle_timer, on_idle_timeout);
     int rc = loop_io_add(pool->loop, &c->io);
     if (rc != 0) {
@@ -173,13 +187,50 @@ int upstream_connect_result(struct upstream_conn *conn)
     return rc;
 }
 
+/* A backend sent a resumable session: keep the newest per backend for the next connection. */
+static void keep_session(void *owner, SSL_SESSION *session)
+{
+    struct upstream_conn *c = owner;
+    SSL_SESSION **slot = &c->pool->sessions[c->backend];
+    tls_session_free(*slot);
+    *slot = session;
+}
+
+int upstream_tls_step(struct upstream_conn *c, struct tls_client *tc, char *err, size_t errlen)
+{
+    if (!c->ssl) {
+        c->ssl = tls_client_ssl(tc, c->io.fd, c->pool->sessions[c->backend]);
+        if (!c->ssl) {
+            snprintf(err, errlen, "cannot set up TLS");
+            return -EPROTO;
+        }
+        tls_client_set_session_owner(c->ssl, keep_session, c);
+        c->tls_done = false;
+    }
+    bool want_write = false;
+    int rc = tls_handshake(c->ssl, &want_write, err, errlen);
+    if (rc == -EAGAIN) {
+        if (want_write)
+            c->writable = false;
+        else
+            c->readable = false;
+        return -EAGAIN;
+    }
+    if (rc < 0)
+        return -EPROTO;
+    c->tls_done = true;
+    if (tls_session_reused(c->ssl))
+        c->pool->stats.tls_resumed++;
+    return 1;
+}
+
 /* True when nothing is waiting on the connection. The owner may have consumed the only edge for a
  * FIN or for stray bytes that arrived with the end of its response; with edge-triggered epoll no
  * new event would come once it is idle, so a dead connection would sit in the pool. When the owner
  * did not read until EAGAIN, one non-blocking peek settles it. */
 static bool quiet(struct upstream_conn *c)
 {
-    if (c->rdhup)
+    if (c->rdhup || (c->ssl && tls_has_pending(c->ssl)))
         return false;
     if (!c->readable)
         return true;
@@ -198,7 +249,7 @@ void upstream_release(struct upstream_conn *c, bool reusable)
     struct idle_list *l = &pool->idle[c->backend];
     c->owner = NULL;
     c->on_event = NULL;
-    if (!reusable || !c->connected || l->count >= pool->max_idle || !quiet(c)) {
+    if (!reusable || !c->connected || !c->tls_done || l->count >= pool->max_idle || !quiet(c)) {
         conn_close(c);
         return;
     }

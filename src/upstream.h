@@ -19,6 +19,8 @@
 
 struct upstream_pool;
 struct upstream_conn;
+struct tls_client;
+typedef struct ssl_st SSL;
 
 typedef void (*upstream_event_cb)(struct upstream_conn *conn, uint32_t events);
 
@@ -32,12 +34,15 @@ struct upstream_conn {
     upstream_event_cb on_event;        /* the owner's handler */
     int backend;
     uint32_t requests; /* exchanges completed on this connection */
+    SSL *ssl;          /* https backends: the TLS session over the socket */
     bool readable, writable, rdhup, connected, closed;
+    bool tls_done; /* handshake complete (or plain): the connection can carry requests */
 };
 
 struct upstream_stats {
-    uint64_t connects; /* new connections opened */
-    uint64_t reuses;   /* requests sent on a pooled connection */
+    uint64_t connects;    /* new connections opened */
+    uint64_t reuses;      /* requests sent on a pooled connection */
+    uint64_t tls_resumed; /* TLS handshakes to backends that resumed a session */
 };
 
 struct upstream_pool *upstream_pool_new(struct loop *loop, int nbackends, uint32_t max_idle,
@@ -55,6 +60,11 @@ struct upstream_conn *upstream_connect(struct upstream_pool *pool, int backend,
                                        upstream_event_cb cb, int *err);
 /* 0 when the connect completed, -errno when it failed. */
 int upstream_connect_result(struct upstream_conn *conn);
+/* For https backends, after the TCP connect: one step of the TLS handshake, resuming the last
+ * session this worker got from the backend. Returns 1 when done, -EAGAIN to wait for readiness,
+ * -EPROTO on failure with the reason in err (e.g. "certificate verify failed: ..."). */
+int upstream_tls_step(struct upstream_conn *conn, struct tls_client *tc, char *err,
+                      size_t errlen);
 /* Gives a connection back: to the idle pool when reusable (and there is room), else closed. */
 void upstream_release(struct upstream_conn *conn, bool reusable);
 

@@ -27,12 +27,15 @@ static atomic_uint open_connections;
  * a pipe the kernel refuses to grow keeps its default size. */
 #define WORKER_PIPE_SIZE (1u << 20)
 
-static void close_listener(struct worker *w)
+static void close_listeners(struct worker *w)
 {
-    if (w->listen_io.fd >= 0) {
-        close(w->listen_io.fd); /* close() also removes it from the epoll set */
-        w->listen_io.fd = -1;
-        loop_timer_cancel(w->loop, &w->accept_retry);
+    for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
+        struct worker_listener *l = &w->listeners[i];
+        if (l->io.fd >= 0) {
+            close(l->io.fd); /* close() also removes it from the epoll set */
+            l->io.fd = -1;
+            loop_timer_cancel(w->loop, &l->accept_retry);
+        }
     }
 }
 
@@ -45,16 +48,16 @@ static void close_listener(struct worker *w)
 #define ACCEPT_BATCH 256
 #define ACCEPT_RETRY_MS 100
 
-static void accept_batch(struct worker *w);
+static void accept_batch(struct worker_listener *l);
 
 static void on_accept_more(struct loop_task *task)
 {
-    accept_batch(container_of(task, struct worker, accept_more));
+    accept_batch(container_of(task, struct worker_listener, accept_more));
 }
 
 static void on_accept_retry(struct loop_timer *t)
 {
-    accept_batch(container_of(t, struct worker, accept_retry));
+    accept_batch(container_of(t, struct worker_listener, accept_retry));
 }
 
 static void out_of_fds(struct worker *w)
@@ -66,17 +69,17 @@ static void out_of_fds(struct worker *w)
     }
 }
 
-static void accept_batch(struct worker *w)
+static void accept_batch(struct worker_listener *l)
 {
-    if (w->listen_io.fd < 0)
+    struct worker *w = l->w;
+    if (l->io.fd < 0)
         return;
     if (w->spare_fd < 0)
         w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof(peer);
-        int fd = accept4(w->listen_io.fd, (struct sockaddr *)&peer, &len,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(l->io.fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd == -1) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -84,7 +87,7 @@ static void accept_batch(struct worker *w)
                 out_of_fds(w);
                 if (w->spare_fd >= 0) {
                     close(w->spare_fd);
-                    fd = accept(w->listen_io.fd, NULL, NULL);
+                    fd = accept(l->io.fd, NULL, NULL);
                     if (fd >= 0) {
                         close(fd);
                         w->stats.rejected++;
@@ -93,7 +96,7 @@ static void accept_batch(struct worker *w)
                     if (fd >= 0 && w->spare_fd >= 0)
                         continue;
                 }
-                loop_timer_after(w->loop, &w->accept_retry, ACCEPT_RETRY_MS);
+                loop_timer_after(w->loop, &l->accept_retry, ACCEPT_RETRY_MS);
                 return;
             }
             if (w->fd_starved && errno == EAGAIN) {
@@ -111,14 +114,14 @@ static void accept_batch(struct worker *w)
         }
         w->nclients++;
         w->stats.accepted++;
-        proxy_accept(w, fd, (struct sockaddr *)&peer, len);
+        proxy_accept(w, fd, (struct sockaddr *)&peer, len, l->tls);
     }
-    loop_defer(w->loop, &w->accept_more, on_accept_more); /* more may wait: after other work */
+    loop_defer(w->loop, &l->accept_more, on_accept_more); /* more may wait: after other work */
 }
 
 static void on_accept(struct loop_io *io, uint32_t events)
 {
-    accept_batch(container_of(io, struct worker, listen_io));
+    accept_batch(container_of(io, struct worker_listener, io));
 }
 
 void worker_client_closed(struct worker *w)
@@ -129,7 +132,7 @@ void worker_client_closed(struct worker *w)
         loop_stop(w->loop);
 }
 
-int worker_init(struct worker *w, int id, int listen_fd, const struct config *cfg,
+int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, const struct config *cfg,
                 struct backend_table *backends, struct balancer *balancer)
 {
     memset(w, 0, sizeof(*w));
@@ -137,9 +140,15 @@ int worker_init(struct worker *w, int id, int listen_fd, const struct config *cf
     w->cfg = cfg;
     w->backends = backends;
     w->balancer = balancer;
-    w->listen_io.fd = listen_fd;
-    w->listen_io.cb = on_accept;
-    loop_timer_init(&w->accept_retry, on_accept_retry);
+    int fds[WORKER_MAX_LISTENERS] = {plain_fd, tls_fd};
+    for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
+        struct worker_listener *l = &w->listeners[i];
+        l->io.fd = fds[i];
+        l->io.cb = on_accept;
+        l->w = w;
+        l->tls = i == 1;
+        loop_timer_init(&l->accept_retry, on_accept_retry);
+    }
     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     /* Buffers must hold a whole request head with room to spare, so the parser (not the buffer)
      * decides when a head is too large. */
@@ -154,7 +163,14 @@ int worker_init(struct worker *w, int id, int listen_fd, const struct config *cf
                                      cfg->upstream_idle_timeout_ms);
     if (!w->upstreams)
         return -ENOMEM;
-    return loop_io_add(w->loop, &w->listen_io);
+    for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
+        if (w->listeners[i].io.fd < 0)
+            continue;
+        int rc = loop_io_add(w->loop, &w->listeners[i].io);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }
 
 static void *worker_main(void *arg)
@@ -179,7 +195,7 @@ static void drain_on_loop(void *arg)
 {
     struct worker *w = arg;
     w->draining = true;
-    close_listener(w);
+    close_listeners(w);
     proxy_drain(w);
     if (w->nclients == 0)
         loop_stop(w->loop);
@@ -231,7 +247,7 @@ void worker_destroy(struct worker *w)
 {
     if (w->loop) {
         proxy_close_all(w);
-        close_listener(w);
+        close_listeners(w);
         loop_run_deferred(w->loop); /* the frees that closing queued */
         upstream_pool_free(w->upstreams);
         w->upstreams = NULL;

@@ -22,11 +22,24 @@ struct upstream_pool;
 struct client;
 struct exchange;
 
+/* One listening socket of a worker: plain HTTP or the HTTPS listener. */
+#define WORKER_MAX_LISTENERS 2
+struct worker_listener {
+    struct loop_io io;              /* io.fd == -1: not in use */
+    struct loop_task accept_more;   /* the backlog was not drained in one batch */
+    struct loop_timer accept_retry; /* out of descriptors: try the backlog again soon */
+    struct worker *w;
+    bool tls;
+};
+
 /* Per-worker counters, summed on read (never a shared lock per request). */
 struct worker_stats {
     uint64_t accepted;
     uint64_t requests;
     uint64_t rejected; /* connections closed at once: over maxConnections or out of fds */
+    uint64_t tls_handshakes;         /* completed on the HTTPS listener */
+    uint64_t tls_resumed;            /* of which resumed a session (ticket) */
+    uint64_t tls_handshake_failures; /* failed: no shared cipher, bad version, plain HTTP, ... */
 };
 
 struct worker {
@@ -38,9 +51,7 @@ struct worker {
     struct buf_pool bufs;
     struct pipe_pool pipes;
     struct upstream_pool *upstreams;
-    struct loop_io listen_io;
-    struct loop_task accept_more;   /* the backlog was not drained in one batch */
-    struct loop_timer accept_retry; /* out of descriptors: try the backlog again soon */
+    struct worker_listener listeners[WORKER_MAX_LISTENERS];
     bool fd_starved;
     int spare_fd; /* kept open so an accept on EMFILE can still be answered by closing */
     pthread_t thread;
@@ -53,8 +64,9 @@ struct worker {
     struct worker_stats stats;
 };
 
-/* Sets up worker w around an already-bound listening socket. Returns 0 or -errno. */
-int worker_init(struct worker *w, int id, int listen_fd, const struct config *cfg,
+/* Sets up worker w around its already-bound listening sockets: plain_fd and tls_fd (either may be
+ * -1 when that listener is not configured). Returns 0 or -errno. */
+int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, const struct config *cfg,
                 struct backend_table *backends, struct balancer *balancer);
 int worker_start(struct worker *w);
 /* Thread-safe: stop accepting, close idle connections, finish in-flight ones; the worker's thread

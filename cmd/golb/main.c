@@ -105,10 +105,11 @@ static int parse_flags(int argc, char **argv, struct options *o)
 
 /* Binds one SO_REUSEPORT listener per worker on the configured address. With port 0 the first
  * bind picks the port and the others join it. */
-static int bind_listeners(const struct config *cfg, int *fds, int n, char *bound, size_t boundlen)
+static int bind_listeners(const struct sockaddr_storage *want, socklen_t wantlen, int *fds, int n,
+                          char *bound, size_t boundlen)
 {
-    struct sockaddr_storage addr = cfg->listen_addr;
-    socklen_t addrlen = cfg->listen_addrlen;
+    struct sockaddr_storage addr = *want;
+    socklen_t addrlen = wantlen;
     for (int i = 0; i < n; i++) {
         fds[i] = sock_listen((struct sockaddr *)&addr, addrlen, LISTEN_BACKLOG);
         /* HTTP clients speak first: a connection reaches accept() with its request, which
@@ -130,6 +131,15 @@ static int bind_listeners(const struct config *cfg, int *fds, int n, char *bound
     }
     sock_addr_str((struct sockaddr *)&addr, bound, boundlen);
     return 0;
+}
+
+static void close_all(int *fds, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (fds[i] >= 0)
+            close(fds[i]);
+        fds[i] = -1;
+    }
 }
 
 /* A proxy holds two descriptors per proxied request and one per idle client: raise the soft
@@ -173,42 +183,65 @@ static int run(const struct config *cfg)
     struct balancer balancer = {0};
     struct worker *workers = calloc((size_t)cfg->workers, sizeof(*workers));
     int *fds = calloc((size_t)cfg->workers, sizeof(int));
+    int *tls_fds = calloc((size_t)cfg->workers, sizeof(int));
     struct health *health = NULL;
     int nworkers = 0;
-    if (!backends || !workers || !fds || balancer_init(&balancer, &lb_rr_ops, backends) != 0) {
+    if (!backends || !workers || !fds || !tls_fds || balancer_init(&balancer, &lb_rr_ops, backends) != 0) {
         log_error("out of memory");
         goto out;
     }
 
-    char bound[80];
-    int rc = bind_listeners(cfg, fds, cfg->workers, bound, sizeof(bound));
-    if (rc < 0) {
-        log_error("cannot listen on %s: %s", cfg->listen_name, strerror(-rc));
-        goto out;
+    for (int i = 0; i < cfg->workers; i++)
+        fds[i] = tls_fds[i] = -1;
+    char bound[80] = "", tls_bound[80] = "", where[200];
+    int rc = 0;
+    if (!cfg->plain_off) {
+        rc = bind_listeners(&cfg->listen_addr, cfg->listen_addrlen, fds, cfg->workers, bound,
+                            sizeof(bound));
+        if (rc < 0) {
+            log_error("cannot listen on %s: %s", cfg->listen_name, strerror(-rc));
+            goto out;
+        }
     }
+    if (cfg->tls) {
+        rc = bind_listeners(&cfg->tls->listen_addr, cfg->tls->listen_addrlen, tls_fds,
+                            cfg->workers, tls_bound, sizeof(tls_bound));
+        if (rc < 0) {
+            log_error("cannot listen on %s: %s", cfg->tls->listen_name, strerror(-rc));
+            close_all(fds, cfg->workers);
+            goto out;
+        }
+    }
+    if (cfg->plain_off)
+        snprintf(where, sizeof(where), "https://%s", tls_bound);
+    else if (cfg->tls)
+        snprintf(where, sizeof(where), "%s and https://%s", bound, tls_bound);
+    else
+        snprintf(where, sizeof(where), "%s", bound);
     health = health_new(backends, cfg);
     if (!health || health_start(health) != 0) {
         log_error("cannot start health checks");
-        for (int i = 0; i < cfg->workers; i++)
-            close(fds[i]);
+        close_all(fds, cfg->workers);
+        close_all(tls_fds, cfg->workers);
         goto out;
     }
     for (int i = 0; i < cfg->workers; i++) {
-        rc = worker_init(&workers[i], i, fds[i], cfg, backends, &balancer);
+        rc = worker_init(&workers[i], i, fds[i], tls_fds[i], cfg, backends, &balancer);
+        fds[i] = tls_fds[i] = -1; /* the worker owns them now */
         nworkers = i + 1;
         if (rc == 0)
             rc = worker_start(&workers[i]);
         if (rc != 0) {
             log_error("cannot start worker %d: %s", i, strerror(-rc));
-            for (int j = i + 1; j < cfg->workers; j++)
-                close(fds[j]);
+            close_all(fds, cfg->workers);
+            close_all(tls_fds, cfg->workers);
             goto stop;
         }
     }
     int up = 0;
     for (int i = 0; i < backends->n; i++)
         up += backend_is_up(&backends->b[i]);
-    log_info("listening on %s (%d workers, %d of %d backends up)", bound, cfg->workers, up,
+    log_info("listening on %s (%d workers, %d of %d backends up)", where, cfg->workers, up,
              backends->n);
 
     for (;;) {
@@ -254,6 +287,7 @@ out:
     backend_table_free(backends);
     free(workers);
     free(fds);
+    free(tls_fds);
     close(sfd);
     return status;
 }
