@@ -616,7 +616,6 @@ static void start_exchange(struct client *c, const struct http1_request *req, si
  * was parsed and validated first, so the Location is built from checked spans only. */
 static void redirect_to_https(struct client *c, const struct http1_request *req)
 {
-    const struct config_tls *tls = c->w->cfg->tls;
     const char *host = req->authority;
     size_t hlen = req->authority_len;
     if (hlen == 0) {
@@ -635,9 +634,7 @@ static void redirect_to_https(struct client *c, const struct http1_request *req)
     }
     if (colon)
         hlen = (size_t)(colon - host);
-    uint16_t port = ntohs(((const struct sockaddr_in *)(const void *)&tls->listen_addr)->sin_port);
-    if (tls->listen_addr.ss_family == AF_INET6)
-        port = ntohs(((const struct sockaddr_in6 *)(const void *)&tls->listen_addr)->sin6_port);
+    uint16_t port = c->w->https_port;
     const char *target = req->flags & HTTP1_MF_ABSOLUTE ? req->path : req->target;
     size_t tlen = req->flags & HTTP1_MF_ABSOLUTE ? req->path_len : req->target_len;
     if (req->flags & HTTP1_MF_ASTERISK) {

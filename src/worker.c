@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -141,6 +142,12 @@ int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, const struct
     w->backends = backends;
     w->balancer = balancer;
     int fds[WORKER_MAX_LISTENERS] = {plain_fd, tls_fd};
+    struct sockaddr_storage bound;
+    socklen_t boundlen = sizeof(bound);
+    if (tls_fd >= 0 && getsockname(tls_fd, (struct sockaddr *)&bound, &boundlen) == 0)
+        w->https_port = ntohs(bound.ss_family == AF_INET6
+                                  ? ((struct sockaddr_in6 *)(void *)&bound)->sin6_port
+                                  : ((struct sockaddr_in *)(void *)&bound)->sin_port);
     for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
         struct worker_listener *l = &w->listeners[i];
         l->io.fd = fds[i];

@@ -52,6 +52,7 @@ struct worker {
     struct pipe_pool pipes;
     struct upstream_pool *upstreams;
     struct worker_listener listeners[WORKER_MAX_LISTENERS];
+    uint16_t https_port; /* the HTTPS listener's bound port (redirects), 0 when none */
     bool fd_starved;
     int spare_fd; /* kept open so an accept on EMFILE can still be answered by closing */
     pthread_t thread;

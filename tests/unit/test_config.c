@@ -638,15 +638,23 @@ Test(config_errors, backends_shape)
 Test(config_errors, backend_urls)
 {
     static const struct error_case cases[] = {
-        {"backends: [https://127.0.0.1:8443/]\n",
-         "t.yaml:1:12: https backends are not supported yet (TLS comes later)\n"},
+        {"backends: [{url: \"http://127.0.0.1:8443/\", serverName: a.test}]\n",
+         "t.yaml:1:44: serverName is only for https backends\n"},
+        {"backends: [{url: \"https://127.0.0.1:8443/\", caFile: /nonexistent/ca.pem}]\n",
+         "t.yaml:1:53: cannot read CA file \"/nonexistent/ca.pem\" (missing, unreadable or not "
+         "PEM)\n"},
+        {"backends: [{url: \"https://127.0.0.1:8443/\", tlsVerify: maybe}]\n",
+         "t.yaml:1:56: tlsVerify must be true or false, got \"maybe\"\n"},
+        {"backends: [{url: \"https://127.0.0.1:8443/\", clientCertFile: /c.pem}]\n",
+         "t.yaml:1:45: clientCertFile and clientKeyFile go together\n"},
         {"backends: [ftp://127.0.0.1/]\n",
          "t.yaml:1:12: invalid backend URL \"ftp://127.0.0.1/\": unsupported scheme \"ftp\" "
-         "(only http is supported)\n"},
+         "(only http and https are supported)\n"},
         {"backends: [127.0.0.1:8081]\n", "t.yaml:1:12: invalid backend URL \"127.0.0.1:8081\": "
-                                         "it must start with \"http://\"\n"},
+                                         "it must start with \"http://\" or \"https://\"\n"},
         {"backends: [\"://x\"]\n",
-         "t.yaml:1:12: invalid backend URL \"://x\": it must start with \"http://\"\n"},
+         "t.yaml:1:12: invalid backend URL \"://x\": it must start with \"http://\" or "
+         "\"https://\"\n"},
         {"backends: [http://user:pw@127.0.0.1:8081/]\n",
          "t.yaml:1:12: invalid backend URL \"http://user:pw@127.0.0.1:8081/\": user information "
          "(\"user@\") is not allowed\n"},
@@ -789,7 +797,7 @@ Test(config_errors, many_errors_in_one_run)
                 "retires: 3\n"
                 "port: 8080\n"
                 "backends:\n"
-                "  - https://127.0.0.1:8443/\n"
+                "  - ftp://127.0.0.1:8443/\n"
                 "  - http://127.0.0.1:8081/health\n"
                 "  - http://127.0.0.1:8081/other\n"
                 "  - {url: http://127.0.0.1:8082, healthPath: nope}\n",
@@ -798,7 +806,8 @@ Test(config_errors, many_errors_in_one_run)
                 "t.yaml:3:21: healthCheckTimeout must be greater than 0, got -1\n"
                 "t.yaml:5:1: unknown key \"retires\" (did you mean \"retries\"?)\n"
                 "t.yaml:6:1: duplicate key \"port\" (first defined at line 1)\n"
-                "t.yaml:8:5: https backends are not supported yet (TLS comes later)\n"
+                "t.yaml:8:5: invalid backend URL \"ftp://127.0.0.1:8443/\": unsupported scheme "
+                "\"ftp\" (only http and https are supported)\n"
                 "t.yaml:10:5: duplicate backend \"127.0.0.1:8081\" (same address as the backend "
                 "at line 9)\n"
                 "t.yaml:11:46: healthPath must be a path starting with \"/\", got \"nope\"\n");

@@ -11,6 +11,7 @@
 /* ---- fixture: a worker with a buffer pool and one client ---- */
 
 static struct worker wk;
+static struct config wk_cfg; /* defaults: plain HTTP, no tls section */
 static struct client cl;
 static struct exchange xch;
 /* Parsed messages are large (128 header slots): static, not on the stack. */
@@ -27,6 +28,8 @@ static void set_ip(const char *ip)
 static void setup(void)
 {
     memset(&wk, 0, sizeof(wk));
+    memset(&wk_cfg, 0, sizeof(wk_cfg));
+    wk.cfg = &wk_cfg;
     buf_pool_init(&wk.bufs, 16384, 8);
     memset(&cl, 0, sizeof(cl));
     memset(&xch, 0, sizeof(xch));

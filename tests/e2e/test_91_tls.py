@@ -1,0 +1,426 @@
+"""TLS: HTTPS termination (SNI, versions, ciphers, resumption, mTLS, redirect, hostile clients)
+and TLS to upstreams (verification, pooling, resumption), with real golb processes and certificates
+made by the test CA (tests/support/tlstest.py)."""
+
+import hashlib
+import os
+import socket
+import ssl
+import time
+
+from golbtest import (GolbTestCase, HTTPConn, golb_config, pattern_sha256, rss_kib, run_golb,
+                      scaled, wait_until, is_asan_build)
+from tlstest import TLSConn, TLSUpstream, client_context, https_port, pki, tls_config_block
+
+
+class TLSCase(GolbTestCase):
+    def certs(self):
+        p = pki()
+        a_ec = p.leaf("a-ec", ["a.test", "*.a.test"], key="ec")
+        a_rsa = p.leaf("a-rsa", ["a.test", "*.a.test"], key="rsa")
+        b_ec = p.leaf("b-ec", ["b.test"], key="ec")
+        return a_ec, a_rsa, b_ec
+
+    def tls_golb(self, backends, certs=None, tls_extra=None, **cfg):
+        certs = certs or list(self.certs())
+        text = golb_config(backends, **cfg) + tls_config_block(certs, **(tls_extra or {}))
+        g = self.golb(text)
+        g.tls_port = https_port(g)
+        for b in backends:
+            if not isinstance(b, str):
+                self.wait_backend(g, b, "UP")
+        return g
+
+    def tconn(self, g, name="a.test", **kw):
+        c = TLSConn("127.0.0.1", g.tls_port, server_name=name, **kw)
+        self.addCleanup(c.close)
+        return c
+
+
+class TestTermination(TLSCase):
+    def test_request_over_tls_gets_forwarded_proto_https(self):
+        t = self.toy(1)
+        g = self.tls_golb([t])
+        c = self.tconn(g)
+        r = c.request("GET", "/x?y=1", host="a.test")
+        self.assertEqual(r.status, 200)
+        e = r.echo()
+        self.assertEqual(e["path"], "/x?y=1")
+        self.assertEqual(r.echo_header("X-Forwarded-Proto"), "https")
+        self.assertEqual(c.sock.version(), "TLSv1.3")
+        self.assertEqual(c.sock.selected_alpn_protocol(), "http/1.1")
+        # keep-alive over TLS: a second request on the same connection
+        r2 = c.request("GET", "/again", host="a.test")
+        self.assertEqual(r2.echo()["path"], "/again")
+        # the plain listener still says http
+        self.assertEqual(self.get(g, "/p").echo_header("X-Forwarded-Proto"), "http")
+
+    def test_sni_picks_certificate_by_name_wildcard_and_default(self):
+        t = self.toy(1)
+        g = self.tls_golb([t])
+        self.assertEqual(self.tconn(g, "b.test").peer_names(), ["b.test"])
+        self.assertEqual(self.tconn(g, "a.test").peer_names(), ["*.a.test", "a.test"])
+        self.assertEqual(self.tconn(g, "www.a.test").peer_names(), ["*.a.test", "a.test"])
+        self.assertEqual(self.tconn(g, "B.TEST").peer_names(), ["b.test"])
+        # a wildcard matches one label only, an unknown name and no SNI get the first certificate
+        for name in ("x.y.a.test", "unknown.test", None):
+            ctx = client_context(verify=False)
+            c = self.tconn(g, name, ctx=ctx)
+            cert = ssl.DER_cert_to_PEM_cert(c.peer_cert())
+            with open(pki().leaf("a-ec", ["a.test", "*.a.test"], key="ec")[0]) as f:
+                self.assertEqual(cert.strip(), f.read().strip(), name)
+
+    def test_ecdsa_preferred_rsa_for_rsa_only_clients(self):
+        t = self.toy(1)
+        g = self.tls_golb([t])
+        c = self.tconn(g, "a.test")
+        self.assertIn("ECDSA", self._key_type(c))
+        ctx = client_context(max_version=ssl.TLSVersion.TLSv1_2, ciphers="ECDHE-RSA-AES128-GCM-SHA256")
+        c2 = self.tconn(g, "a.test", ctx=ctx)
+        self.assertEqual(c2.sock.cipher()[0], "ECDHE-RSA-AES128-GCM-SHA256")
+        self.assertEqual(c2.request("GET", "/rsa", host="a.test").status, 200)
+
+    @staticmethod
+    def _key_type(c):
+        der = c.peer_cert()
+        # the OID of id-ecPublicKey in the SubjectPublicKeyInfo
+        return "ECDSA" if b"\x2a\x86\x48\xce\x3d\x02\x01" in der else "RSA"
+
+    def test_old_protocols_and_weak_ciphers_refused(self):
+        t = self.toy(1)
+        g = self.tls_golb([t])
+        for v in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1):
+            ctx = client_context(min_version=v, max_version=v, ciphers="ALL:@SECLEVEL=0")
+            with self.assertRaises((ssl.SSLError, ConnectionResetError, OSError), msg=str(v)):
+                TLSConn("127.0.0.1", g.tls_port, ctx=ctx).close()
+        for cipher in ("AES128-GCM-SHA256", "ECDHE-RSA-AES128-SHA", "DHE-RSA-AES128-GCM-SHA256"):
+            ctx = client_context(max_version=ssl.TLSVersion.TLSv1_2, ciphers=cipher + ":@SECLEVEL=0")
+            with self.assertRaises((ssl.SSLError, ConnectionResetError, OSError), msg=cipher):
+                TLSConn("127.0.0.1", g.tls_port, ctx=ctx).close()
+        # TLS 1.2 with a forward-secret AEAD suite is fine
+        ctx = client_context(max_version=ssl.TLSVersion.TLSv1_2)
+        c = self.tconn(g, ctx=ctx)
+        self.assertEqual(c.sock.version(), "TLSv1.2")
+        self.assertIn("GCM", c.sock.cipher()[0])
+        self.assertEqual(c.request("GET", "/", host="a.test").status, 200)
+
+    def test_min_version_13(self):
+        t = self.toy(1)
+        g = self.tls_golb([t], tls_extra={"minVersion": '"1.3"'})
+        ctx = client_context(max_version=ssl.TLSVersion.TLSv1_2)
+        with self.assertRaises((ssl.SSLError, ConnectionResetError, OSError)):
+            TLSConn("127.0.0.1", g.tls_port, ctx=ctx).close()
+        self.assertEqual(self.tconn(g).sock.version(), "TLSv1.3")
+
+    def test_resumption_across_workers(self):
+        t = self.toy(1)
+        g = self.tls_golb([t], workers=2)
+        ctx = client_context()
+        c = self.tconn(g, ctx=ctx)
+        c.request("GET", "/", host="a.test")  # a TLS 1.3 ticket arrives with the first response
+        session = c.sock.session
+        self.assertIsNotNone(session)
+        c.close()
+        reused = 0
+        for i in range(12):
+            c = TLSConn("127.0.0.1", g.tls_port, ctx=ctx, session=session)
+            r = c.request("GET", f"/r{i}", host="a.test")
+            self.assertEqual(r.status, 200)
+            reused += c.sock.session_reused
+            session = c.sock.session or session
+            c.close()
+        # 12 connections land on both workers (SO_REUSEPORT hashing), every one resumed
+        self.assertEqual(reused, 12)
+
+    def test_session_tickets_off(self):
+        t = self.toy(1)
+        g = self.tls_golb([t], tls_extra={"sessionTickets": "false"})
+        ctx = client_context()
+        c = self.tconn(g, ctx=ctx)
+        c.request("GET", "/", host="a.test")
+        session = c.sock.session
+        c.close()
+        c2 = TLSConn("127.0.0.1", g.tls_port, ctx=ctx, session=session)
+        self.addCleanup(c2.close)
+        c2.request("GET", "/", host="a.test")
+        self.assertFalse(c2.sock.session_reused)
+
+    def test_plain_http_and_garbage_on_tls_port(self):
+        t = self.toy(1)
+        g = self.tls_golb([t])
+        c = HTTPConn("127.0.0.1", g.tls_port)
+        self.addCleanup(c.close)
+        r = c.request("GET", "/")
+        self.assertEqual(r.status, 400)
+        self.assertIn("HTTPS", r.text)
+        s = socket.create_connection(("127.0.0.1", g.tls_port))
+        self.addCleanup(s.close)
+        s.sendall(os.urandom(2000))
+        s.settimeout(scaled(5))
+        try:
+            while s.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+        # still serving
+        self.assertEqual(self.tconn(g).request("GET", "/", host="a.test").status, 200)
+
+    def test_client_stopping_mid_handshake_is_closed_at_the_timeout(self):
+        t = self.toy(1)
+        g = self.tls_golb([t], tls_extra={"handshakeTimeout": 0.5})
+        # the first bytes of a ClientHello record, then silence
+        s = socket.create_connection(("127.0.0.1", g.tls_port))
+        self.addCleanup(s.close)
+        s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        t0 = time.monotonic()
+        s.settimeout(scaled(10))
+        try:
+            self.assertEqual(s.recv(100), b"")
+        except ConnectionResetError:
+            pass
+        self.assertLess(time.monotonic() - t0, scaled(5))
+        self.assertEqual(self.tconn(g).request("GET", "/", host="a.test").status, 200)
+
+    def test_large_bodies_both_ways_with_bounded_memory(self):
+        t = self.toy(1)
+        g = self.tls_golb([t], workers=1)
+        c = self.tconn(g)
+        size = 32 << 20
+        digest = hashlib.sha256()
+        r = c.request("GET", f"/big?size={size}", host="a.test", sink=digest.update)
+        self.assertEqual(r.body_len, size)
+        self.assertEqual(digest.hexdigest(), pattern_sha256(size))
+        body = os.urandom(1 << 20)
+        up = c.request("POST", "/up", host="a.test", body=(body for _ in range(16)))
+        e = up.echo()
+        h = hashlib.sha256()
+        for _ in range(16):
+            h.update(body)
+        self.assertEqual(int(e["body-length"]), 16 << 20)
+        self.assertEqual(e["body-sha256"], h.hexdigest())
+        if not is_asan_build():
+            self.assertLess(rss_kib(g.pid), 40 * 1024, "golb's RSS after 48 MiB through TLS")
+
+    def test_redirect_http_to_https(self):
+        t = self.toy(1)
+        g = self.tls_golb([t], tls_extra={"redirectHttp": "true"})
+        r = self.request(g, "GET", "/path/x?q=1", headers={"Host": "a.test:8080"})
+        self.assertEqual(r.status, 308)
+        self.assertEqual(r.header("Location"), f"https://a.test:{g.tls_port}/path/x?q=1")
+        self.assertEqual(r.header("Connection"), "close")
+        r = self.request(g, "POST", "/p", headers={"Host": "[::1]"}, body=b"abc")
+        self.assertEqual(r.header("Location"), f"https://[::1]:{g.tls_port}/p")
+        # HTTPS itself is served, not redirected
+        self.assertEqual(self.tconn(g).request("GET", "/", host="a.test").status, 200)
+
+    def test_https_only(self):
+        t = self.toy(1)
+        text = golb_config([t], listen="off") + tls_config_block(list(self.certs()))
+        g = self.golb(text, expect_ready=False)
+        m = g.wait_log(r"listening on https://127\.0\.0\.1:(\d+) ", timeout=10)
+        g.tls_port = int(m.group(1))
+        self.wait_backend(g, t, "UP")
+        self.assertEqual(self.tconn(g).request("GET", "/", host="a.test").status, 200)
+
+
+class TestClientCertificates(TLSCase):
+    def setUp(self):
+        super().setUp()
+        p = pki()
+        self.client_cert = p.leaf("client1", [], client=True, subject="/CN=alice/O=golb tests")
+        other_cert, other_key = p.other_ca("rogue")
+        self.rogue_cert = p.leaf("rogue-client", [], client=True, subject="/CN=mallory",
+                                 ca=(other_cert, other_key))
+
+    def test_mtls_required_verified_and_subject_forwarded(self):
+        t = self.toy(1)
+        g = self.tls_golb([t], tls_extra={"clientCaFile": pki().ca_cert,
+                                          "clientSubjectHeader": "X-Client-Subject"})
+        # no certificate: the handshake fails (TLS 1.3 reports it on the first read)
+        with self.assertRaises((ssl.SSLError, ConnectionResetError, BrokenPipeError, OSError)):
+            c = TLSConn("127.0.0.1", g.tls_port)
+            try:
+                c.request("GET", "/", host="a.test")
+            finally:
+                c.close()
+        # a certificate from another CA: refused too
+        with self.assertRaises((ssl.SSLError, ConnectionResetError, BrokenPipeError, OSError)):
+            c = TLSConn("127.0.0.1", g.tls_port, ctx=client_context(cert=self.rogue_cert[0],
+                                                                     key=self.rogue_cert[1]))
+            try:
+                c.request("GET", "/", host="a.test")
+            finally:
+                c.close()
+        ctx = client_context(cert=self.client_cert[0], key=self.client_cert[1])
+        c = self.tconn(g, ctx=ctx)
+        r = c.request("GET", "/", host="a.test", headers={"X-Client-Subject": "CN=forged"})
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.echo_header("X-Client-Subject"), "O=golb tests,CN=alice")
+        self.assertEqual(len([v for k, v in r.echo()["headers"] if k.lower() == "x-client-subject"]), 1)
+
+
+class TestUpstreamTLS(TLSCase):
+    def upstream(self, sans=("up.test", "IP:127.0.0.1"), **kw):
+        cert, key = pki().leaf("up-" + "-".join(s.replace(":", "_") for s in sans), list(sans))
+        u = TLSUpstream(cert, key, **kw)
+        self.raw_upstreams.append(u)
+        return u
+
+    def backend(self, u, **keys):
+        lines = [f"  - url: https://127.0.0.1:{u.port}/health"]
+        for k, v in keys.items():
+            lines.append(f"    {k}: {v}")
+        return "\n".join(lines)
+
+    def golb_https(self, u, wait="UP", **keys):
+        text = golb_config([], workers=1).replace("backends:\n", "backends:\n" + self.backend(u, **keys) + "\n")
+        g = self.golb(text)
+        if wait:
+            self.wait_backend(g, u, wait)
+        return g
+
+    def test_verified_upstream_pooled_and_resumed(self):
+        u = self.upstream()
+        g = self.golb_https(u, caFile=pki().ca_cert, serverName="up.test")
+        c = self.conn(g)
+        for i in range(20):
+            r = c.request("GET", f"/k{i}")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.text, "tls upstream\n")
+        data = [h for h, _ in u.requests]
+        self.assertEqual(len(data), 20)
+        # 20 sequential requests: one pooled TLS connection (health checks open their own)
+        self.assertLessEqual(u.handshakes, 1 + self._health_checks(g))
+        # a second connection while the first is busy resumes the session the backend gave
+        before = u.resumed
+        c1, c2 = self.conn(g), self.conn(g)
+        c1.send_request("GET", "/a")
+        c2.send_request("GET", "/b")
+        self.assertEqual(c1.read_response().status, 200)
+        self.assertEqual(c2.read_response().status, 200)
+        self.assertGreater(u.resumed, before)
+
+    def _health_checks(self, g):
+        return 10_000  # health checks each open a fresh connection; bounded below instead
+
+    def test_pool_reuse_counts_exactly(self):
+        u = self.upstream()
+        text = golb_config([], workers=1, period=30, timeout=5).replace(
+            "backends:\n", "backends:\n" + self.backend(u, caFile=pki().ca_cert) + "\n")
+        g = self.golb(text)
+        self.wait_backend(g, u, "UP")
+        base = u.handshakes  # the first health check
+        c = self.conn(g)
+        for i in range(30):
+            self.assertEqual(c.request("GET", f"/{i}").status, 200)
+        self.assertEqual(u.handshakes - base, 1)
+
+    def test_wrong_name_and_wrong_ca_are_down_with_the_reason(self):
+        u = self.upstream(sans=("up.test",))
+        g = self.golb_https(u, wait="DOWN", caFile=pki().ca_cert, serverName="other.test")
+        self.assertRegex(g.log_text(), r"hostname mismatch")
+        self.assertEqual(self.get(g, "/").status, 503)
+        other_ca, _ = pki().other_ca("elsewhere")
+        g2 = self.golb_https(u, wait="DOWN", caFile=other_ca, serverName="up.test")
+        self.assertRegex(g2.log_text(), r"certificate verify failed: unable to get local issuer")
+        # the system store does not know the test CA either
+        g3 = self.golb_https(u, wait="DOWN", serverName="up.test")
+        self.assertRegex(g3.log_text(), r"certificate verify failed")
+
+    def test_certificate_turning_bad_gives_502_with_the_reason(self):
+        u = self.upstream(sans=("up.test",))
+        text = golb_config([], workers=1, period=60, timeout=5).replace(
+            "backends:\n", "backends:\n" + self.backend(u, caFile=pki().ca_cert,
+                                                         serverName="up.test", ) + "\n")
+        text = text.replace("backends:", "upstreamMaxIdle: 0\nbackends:")
+        g = self.golb(text)
+        self.wait_backend(g, u, "UP")
+        self.assertEqual(self.get(g, "/").status, 200)
+        other_ca, other_key = pki().other_ca("swap")
+        u.swap_cert(*pki().leaf("swapped", ["up.test"], ca=(other_ca, other_key)))
+        off = g.log_offset()
+        self.assertEqual(self.get(g, "/").status, 502)
+        g.wait_log(r"backend 127\.0\.0\.1:\d+: connect failed: TLS handshake failed: certificate "
+                   r"verify failed", start=off)
+
+    def test_tls_verify_false_works_and_warns(self):
+        u = self.upstream(sans=("up.test",))
+        g = self.golb_https(u, tlsVerify="false")
+        self.assertRegex(g.log_text(), r"warning: tlsVerify: false")
+        self.assertEqual(self.get(g, "/").status, 200)
+
+    def test_mtls_to_backend(self):
+        client = pki().leaf("golb-client", [], client=True, subject="/CN=golb")
+        u = self.upstream(client_ca=pki().ca_cert)
+        g = self.golb_https(u, caFile=pki().ca_cert, clientCertFile=client[0],
+                            clientKeyFile=client[1])
+        self.assertEqual(self.get(g, "/").status, 200)
+        self.assertTrue(any(dict(x[0] for x in pc["subject"]).get("commonName") == "golb"
+                            for pc in u.peer_certs))
+        # without the client certificate the backend refuses golb: DOWN
+        u2 = self.upstream(sans=("up.test", "IP:127.0.0.1", "DNS:b2"), client_ca=pki().ca_cert)
+        self.golb_https(u2, wait="DOWN", caFile=pki().ca_cert)
+
+
+class TestTLSConfig(TLSCase):
+    needs_golb = True
+
+    def check(self, text):
+        path = os.path.join(self.tmp, "c.yml")
+        with open(path, "w") as f:
+            f.write(text)
+        return run_golb(self.bindir, ["-t", "-confpath", path])
+
+    def test_errors_before_listening(self):
+        a_ec, a_rsa, b_ec = self.certs()
+        nosan = pki().leaf("nosan", [], subject="/CN=nosan")
+        text = (
+            "listen: 127.0.0.1:0\n"
+            "tls:\n"
+            "  listen: 127.0.0.1:0\n"
+            "  minVersion: \"1.1\"\n"
+            "  certificates:\n"
+            f"    - certFile: {a_ec[0]}\n"
+            f"      keyFile: {a_rsa[1]}\n"
+            f"    - certFile: {nosan[0]}\n"
+            f"      keyFile: {nosan[1]}\n"
+            "    - certFile: missing.pem\n"
+            f"      keyFile: {a_ec[1]}\n"
+            f"    - certFile: {a_ec[1]}\n"
+            f"      keyFile: {a_ec[1]}\n"
+            "backends:\n"
+            "  - url: https://127.0.0.1:9/health\n"
+            "    caFile: nope.pem\n")
+        r = self.check(text)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        err = r.stderr
+        self.assertRegex(err, r'c\.yml:4:15: tls\.minVersion must be "1\.2" or "1\.3", got the quoted string "1\.1"')
+        self.assertRegex(err, r"c\.yml:7:16: key \".*a-rsa\.key\" does not match certificate")
+        self.assertRegex(err, r"c\.yml:8:17: certificate \".*nosan\.pem\" has no usable names")
+        self.assertRegex(err, r"c\.yml:10:17: cannot read certificate file \".*missing\.pem\": No such file")
+        self.assertRegex(err, r"c\.yml:12:17: certificate file \".*a-ec\.key\" holds no PEM certificate")
+        self.assertRegex(err, r"c\.yml:16:13: cannot read CA file \".*nope\.pem\"")
+
+    def test_relative_paths_resolve_against_the_config_directory(self):
+        a_ec = self.certs()[0]
+        d = os.path.join(self.tmp, "conf")
+        os.makedirs(os.path.join(d, "certs"))
+        for src, name in ((a_ec[0], "c.pem"), (a_ec[1], "c.key")):
+            with open(src, "rb") as f, open(os.path.join(d, "certs", name), "wb") as out:
+                out.write(f.read())
+        path = os.path.join(d, "golb.yml")
+        with open(path, "w") as f:
+            f.write("listen: 127.0.0.1:0\ntls:\n  listen: 127.0.0.1:0\n  certificates:\n"
+                    "    - certFile: certs/c.pem\n      keyFile: certs/c.key\n"
+                    "backends:\n  - http://127.0.0.1:9/\n")
+        r = run_golb(self.bindir, ["-t", "-confpath", path], cwd="/")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_expired_certificate_is_a_warning_with_dates(self):
+        cert, key = pki().leaf_dated("old", ["old.test"], "20200101000000Z", "20200201000000Z")
+        r = self.check("listen: 127.0.0.1:0\ntls:\n  listen: 127.0.0.1:0\n  certificates:\n"
+                       f"    - certFile: {cert}\n      keyFile: {key}\n"
+                       "backends:\n  - http://127.0.0.1:9/\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stderr, r'c\.yml:5:17: warning: certificate ".*old\.pem" is expired '
+                                   r'\(valid from Jan  1 00:00:00 2020 GMT to Feb  1 00:00:00 2020 GMT\)')
