@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: three toy backends (ids 1-3 on 127.0.0.1:8081-8083) and golb on examples/config.yaml
-# (127.0.0.1:8080). Ctrl-C stops all of them.
+# (http://127.0.0.1:8080, and https://localhost:8443 with a self-signed certificate made on first
+# run). Ctrl-C stops all of them.
 set -u
 cd "$(dirname "$0")/.."
 pids=()
@@ -11,6 +12,7 @@ cleanup() {
     echo "demo stopped"
 }
 trap cleanup INT TERM EXIT
+scripts/demo-cert.sh || exit 1
 for id in 1 2 3; do
     ./bin/toy-backend -id "$id" &
     pids+=($!)
@@ -27,9 +29,11 @@ golb=$!
 pids+=("$golb")
 cat <<'MSG'
 
-golb is starting on http://127.0.0.1:8080 in front of toy backends 1, 2 and 3. Try:
+golb is starting on http://127.0.0.1:8080 and https://localhost:8443 in front of toy backends
+1, 2 and 3. Try:
 
     for i in {1..9}; do curl -s http://127.0.0.1:8080 | head -n1; done
+    curl --cacert examples/certs/demo.pem https://localhost:8443/hello
 
 Stop a backend (kill the toy-backend with id 2) and watch it leave the rotation within one
 health-check period; start it again (./bin/toy-backend -id 2) and it rejoins after its next

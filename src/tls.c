@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -65,6 +66,7 @@ struct tls_server {
     bool tickets;
     uint32_t rotation_s;
     unsigned char secret[32]; /* ticket key master secret, drawn at load */
+    uint64_t id;              /* unique per server: keys cached per thread are keyed by it */
 };
 
 static void ssl_err(char *err, size_t errlen, const char *what)
@@ -81,7 +83,10 @@ static void ssl_err(char *err, size_t errlen, const char *what)
 
 struct tls_server *tls_server_new(void)
 {
+    static _Atomic uint64_t next_id = 1;
     struct tls_server *s = calloc(1, sizeof(*s));
+    if (s)
+        s->id = atomic_fetch_add(&next_id, 1);
     if (s && RAND_bytes(s->secret, sizeof(s->secret)) != 1) {
         free(s);
         return NULL;
@@ -310,7 +315,7 @@ fail:
 /* ---- session ticket keys: derived per epoch, see tls.h ---- */
 
 struct ticket_keys {
-    const struct tls_server *server;
+    uint64_t server_id;
     uint64_t epoch;
     unsigned char name[16], aes[32], hmac[32];
 };
@@ -333,7 +338,7 @@ static const struct ticket_keys *keys_for(const struct tls_server *s, uint64_t e
     static _Thread_local struct ticket_keys cache[2];
     static _Thread_local unsigned next;
     for (int i = 0; i < 2; i++)
-        if (cache[i].server == s && cache[i].epoch == epoch)
+        if (cache[i].server_id == s->id && cache[i].epoch == epoch)
             return &cache[i];
     struct ticket_keys *k = &cache[next++ & 1];
     unsigned char name[32];
@@ -341,14 +346,15 @@ static const struct ticket_keys *keys_for(const struct tls_server *s, uint64_t e
     memcpy(k->name, name, sizeof(k->name));
     derive(s, "golb aes", epoch, k->aes);
     derive(s, "golb hmac", epoch, k->hmac);
-    k->server = s;
+    k->server_id = s->id;
     k->epoch = epoch;
     return k;
 }
 
+/* Epochs count from 2, so the current one always has a predecessor (just after boot too). */
 static uint64_t current_epoch(const struct tls_server *s)
 {
-    return util_now_ms() / 1000u / (s->rotation_s ? s->rotation_s : 1);
+    return util_now_ms() / 1000u / (s->rotation_s ? s->rotation_s : 1) + 2;
 }
 
 static int init_ticket_crypto(const struct ticket_keys *k, unsigned char *iv, EVP_CIPHER_CTX *ectx,
@@ -375,8 +381,8 @@ static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv,
         memcpy(key_name, k->name, 16);
         return init_ticket_crypto(k, iv, ectx, hctx, 1) == 0 ? 1 : -1;
     }
-    for (uint64_t e = epoch, i = 0; i < 2 && e + 1 > i; i++) {
-        const struct ticket_keys *k = keys_for(s, e - i);
+    for (uint64_t i = 0; i < 2; i++) {
+        const struct ticket_keys *k = keys_for(s, epoch - i);
         if (memcmp(key_name, k->name, 16) != 0)
             continue;
         if (init_ticket_crypto(k, iv, ectx, hctx, 0) != 0)

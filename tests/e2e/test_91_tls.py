@@ -424,3 +424,17 @@ class TestTLSConfig(TLSCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stderr, r'c\.yml:5:17: warning: certificate ".*old\.pem" is expired '
                                    r'\(valid from Jan  1 00:00:00 2020 GMT to Feb  1 00:00:00 2020 GMT\)')
+
+    def test_demo_config_is_valid_with_its_generated_certificate(self):
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        d = os.path.join(self.tmp, "examples")
+        os.makedirs(d)
+        with open(os.path.join(root, "examples", "config.yaml")) as f, \
+                open(os.path.join(d, "config.yaml"), "w") as out:
+            out.write(f.read())
+        import subprocess
+        subprocess.run([os.path.join(root, "scripts", "demo-cert.sh"), os.path.join(d, "certs")],
+                       check=True, capture_output=True)
+        r = run_golb(self.bindir, ["-t", "-confpath", os.path.join(d, "config.yaml")])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("expired", r.stderr)
