@@ -14,6 +14,7 @@ import os
 import resource
 import selectors
 import socket
+import ssl
 import sys
 import time
 
@@ -70,7 +71,13 @@ def main():
     ap.add_argument("--window", type=int, default=200, help="connections being set up at once")
     ap.add_argument("--settle", type=float, default=1.0, help="seconds to wait before measuring")
     ap.add_argument("--timeout", type=float, default=60.0, help="give up setting up after this")
+    ap.add_argument("--tls", action="store_true", help="HTTPS: a TLS handshake before the request")
     args = ap.parse_args()
+    tls_ctx = None
+    if args.tls:
+        tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        tls_ctx.check_hostname = False
+        tls_ctx.verify_mode = ssl.CERT_NONE
 
     pids = [int(p) for p in args.pids.split(",") if p]
     limit = raise_nofile(args.count + 64)
@@ -114,6 +121,26 @@ def main():
                 if err:
                     fail(s, errno.errorcode.get(err, str(err)))
                     continue
+                if tls_ctx:
+                    sel.unregister(s)
+                    s = tls_ctx.wrap_socket(s, do_handshake_on_connect=False)
+                    st["phase"] = "handshake"
+                    sel.register(s, selectors.EVENT_WRITE, st)
+                    continue
+            if st["phase"] == "handshake":
+                try:
+                    s.do_handshake()
+                except ssl.SSLWantReadError:
+                    sel.modify(s, selectors.EVENT_READ, st)
+                    continue
+                except ssl.SSLWantWriteError:
+                    sel.modify(s, selectors.EVENT_WRITE, st)
+                    continue
+                except (OSError, ssl.SSLError) as e:
+                    fail(s, "tls: " + str(e)[:60])
+                    continue
+                st["phase"] = "connect"
+            if st["phase"] == "connect":
                 try:
                     s.send(req)  # tiny: fits in an empty socket buffer
                 except OSError as e:
@@ -124,7 +151,7 @@ def main():
             else:
                 try:
                     data = s.recv(65536)
-                except BlockingIOError:
+                except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                     continue
                 except OSError as e:
                     fail(s, errno.errorcode.get(e.errno, str(e.errno)))

@@ -23,7 +23,7 @@ def median(values):
 def per_run_metrics(r):
     """Derived figures of one raw run (None where not applicable)."""
     m = {}
-    if r["scenario"] == "idle":
+    if r["scenario"] in ("idle", "tidle"):
         i = r.get("idle")
         if not i:
             return m
@@ -222,6 +222,28 @@ def main():
         out(s)
         row("   RSS KiB per idle connection", "idle", "rss_per_conn_kib", 2)
         row("   connections still open at measure", "idle", "idle_alive", 0, ratios=False)
+    if "tka" in scens:
+        out(f"7. HTTPS keep-alive, small responses (TLS 1.3, ECDSA P-256, wrk -c{args.conns})")
+        row("   req/s", "tka", "rps", 0)
+        row("   latency p99 ms", "tka", "p99_ms", 3)
+        row("   proxy CPU us/request", "tka", "cpu_us_req", 2)
+    if "tfull" in scens:
+        out(f"8. HTTPS full TLS 1.3 handshake + 1 request per connection (tickets off)")
+        row("   connections/s", "tfull", "rps", 0)
+        row("   proxy CPU us/connection", "tfull", "cpu_us_req", 1)
+    if "tres" in scens:
+        out(f"9. HTTPS resumed TLS 1.3 handshake (ticket) + 1 request per connection")
+        row("   connections/s", "tres", "rps", 0)
+        row("   proxy CPU us/connection", "tres", "cpu_us_req", 1)
+    if "tbig" in scens:
+        out(f"10. HTTPS 1 MiB responses (wrk -c{args.big_conns})")
+        row("   MiB/s", "tbig", "mib_s", 0)
+        row("   proxy CPU ms/MiB", "tbig", "cpu_ms_mib", 3)
+    if "tidle" in scens:
+        out(f"11. memory, {args.idle} idle HTTPS keep-alive client connections")
+        row("   base RSS MiB (restarted, 1 s warm-up)", "tidle", "base_rss_mib", 1)
+        row("   RSS KiB per idle TLS connection", "tidle", "rss_per_conn_kib", 2)
+        row("   connections still open at measure", "tidle", "idle_alive", 0, ratios=False)
     if "scale" in scens:
         one, two = g("ka", "golb", "rps"), g("scale", "golb2", "rps")
         out(f"6. golb scaling, keep-alive small responses (2 workers: CPUs"
@@ -269,6 +291,21 @@ def main():
     target("memory per idle connection", g("idle", "golb", "rss_per_conn_kib"), n and 0.5 * n,
            True, "0.5x nginx (KiB)")
     target("upstream connection reuse", g("ka", "golb", "reuse_pct"), 99.0, False, "99 %", 3)
+    b = best("tka", "cpu_us_req", True)
+    target("HTTPS keep-alive CPU/request", g("tka", "golb", "cpu_us_req"), b and 0.7 * b, True,
+           "0.7x best peer (us)")
+    b = best("tfull", "cpu_us_req", True)
+    target("full TLS handshake CPU/connection", g("tfull", "golb", "cpu_us_req"), b and 0.8 * b,
+           True, "0.8x best peer (us)", 1)
+    b = best("tres", "cpu_us_req", True)
+    target("resumed TLS handshake CPU/connection", g("tres", "golb", "cpu_us_req"),
+           b and 0.8 * b, True, "0.8x best peer (us)", 1)
+    target("HTTPS 1 MiB MiB/s", g("tbig", "golb", "mib_s"), best("tbig", "mib_s", False), False,
+           "best peer", 0)
+    target("HTTPS 1 MiB CPU/MiB", g("tbig", "golb", "cpu_ms_mib"), best("tbig", "cpu_ms_mib", True),
+           True, "best peer (ms)", 3)
+    target("memory per idle TLS connection", g("tidle", "golb", "rss_per_conn_kib"), 10.0, True,
+           "10 KiB")
 
     out("")
     out(f"{'target':38}{'golb':>11}{'limit':>11}  {'rule':24}verdict")

@@ -8,7 +8,8 @@
 #   BENCH_TARGETS="direct haproxy nginx golb"   subset / order of targets
 #   BENCH_CONNS=50 BENCH_BIG_CONNS=10  wrk connections: small responses / 1 MiB responses
 #   BENCH_IDLE_CONNS=5000              idle keep-alive connections in the memory scenario
-#   BENCH_SCENARIOS="ka close big scale idle"   subset of scenarios
+#   BENCH_SCENARIOS="ka close big scale idle tka tfull tres tbig tidle"   subset of scenarios
+#                                      (t*: HTTPS to the proxy, ECDSA P-256, TLS 1.3)
 #   BENCH_PORT_BASE=28100              ports BASE+1..BASE+4 (upstream), +11..+14 (proxies)
 #   BENCH_PROXY_CPU=0 BENCH_LOAD_CPU=1 CPU for the proxy; CPU for wrk + upstream nginx
 #   BENCH_PAUSE=1                      seconds of quiet between runs
@@ -28,7 +29,7 @@ fi
 CONNS=${BENCH_CONNS:-50}
 BIG_CONNS=${BENCH_BIG_CONNS:-10}
 TARGETS=${BENCH_TARGETS:-"direct haproxy nginx golb"}
-SCENARIOS=${BENCH_SCENARIOS:-"ka close big scale idle"}
+SCENARIOS=${BENCH_SCENARIOS:-"ka close big scale idle tka tfull tres tbig tidle"}
 BASE=${BENCH_PORT_BASE:-28100}
 PAUSE=${BENCH_PAUSE:-1}
 GOLB=${GOLB_BIN:-$root/bin/golb}
@@ -39,6 +40,11 @@ UP_PORTS=($((BASE + 1)) $((BASE + 2)) $((BASE + 3)))
 STATUS_PORT=$((BASE + 4))
 declare -A PORT=([direct]=${UP_PORTS[0]} [haproxy]=$((BASE + 11)) [nginx]=$((BASE + 12))
     [golb]=$((BASE + 13)) [golb2]=$((BASE + 14)))
+# HTTPS listeners: with session tickets (keep-alive, resumption, 1 MiB, idle) and without them
+# (every connection a full handshake; golb's is a second process, golbnt, started for it).
+declare -A TLSPORT=([haproxy]=$((BASE + 21)) [nginx]=$((BASE + 22)) [golb]=$((BASE + 23)))
+declare -A FULLPORT=([haproxy]=$((BASE + 31)) [nginx]=$((BASE + 32)) [golb]=$((BASE + 33)))
+PORT[golbnt]=${FULLPORT[golb]}
 
 die() { echo "bench: $*" >&2; exit 1; }
 say() { echo "bench: $*" >&2; }
@@ -46,7 +52,7 @@ say() { echo "bench: $*" >&2; }
 # ---------------------------------------------------------------- preflight
 PY=python3
 [[ -x /usr/bin/python3 ]] && PY=/usr/bin/python3
-for tool in wrk haproxy nginx taskset pgrep ss timeout "$PY"; do
+for tool in wrk haproxy nginx taskset pgrep ss timeout openssl "$PY"; do
     command -v "$tool" >/dev/null || PATH=$PATH:/usr/sbin:/sbin command -v "$tool" >/dev/null ||
         die "$tool not found; run 'scripts/install-deps.sh bench' (or 'make deps-bench')"
 done
@@ -56,7 +62,8 @@ for t in $TARGETS; do
     *) die "unknown target $t" ;; esac
 done
 for s in $SCENARIOS; do
-    case $s in ka | close | big | scale | idle) ;; *) die "unknown scenario $s" ;; esac
+    case $s in ka | close | big | scale | idle | tka | tfull | tres | tbig | tidle) ;;
+    *) die "unknown scenario $s" ;; esac
 done
 [[ $TARGETS == *golb* ]] || SCENARIOS=${SCENARIOS//scale/}
 
@@ -77,7 +84,7 @@ fi
 MAXCONN=$((IDLE + 1000))  # HAProxy needs about 2 fds per maxconn; nginx counts both sides
 
 all_ports=("${UP_PORTS[@]}" "$STATUS_PORT")
-for t in $TARGETS; do [[ $t == direct ]] || all_ports+=("${PORT[$t]}"); done
+for t in $TARGETS; do [[ $t == direct ]] || all_ports+=("${PORT[$t]}" "${TLSPORT[$t]}" "${FULLPORT[$t]}"); done
 [[ $SCENARIOS == *scale* ]] && all_ports+=("${PORT[golb2]}")
 for p in "${all_ports[@]}"; do
     [[ -z $(ss -Htln "sport = :$p") ]] || die "port $p is in use; pick other ports with BENCH_PORT_BASE"
@@ -200,6 +207,12 @@ upstream_counters() { # -> "accepts requests" of the upstream nginx (stub_status
 # ---------------------------------------------------------------- configs
 write_configs() {
     mkdir -p "$TMP/www" "$TMP/ngx-up" "$TMP/ngx-px"
+    # One ECDSA P-256 certificate for every proxy's HTTPS listeners (HAProxy wants cert + key in
+    # one file).
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -keyout "$TMP/bench.key" -out "$TMP/bench.pem" -subj /CN=bench.test \
+        -addext subjectAltName=DNS:bench.test,IP:127.0.0.1 2>/dev/null
+    cat "$TMP/bench.pem" "$TMP/bench.key" >"$TMP/bench-haproxy.pem"
     printf 'ok\n' >"$TMP/www/small"
     head -c 1048576 /dev/zero | tr '\0' 'x' >"$TMP/www/1m"
     local d
@@ -271,13 +284,31 @@ http {
         keepalive_requests 100000000;
         keepalive_timeout 300s;
     }
+    ssl_certificate $TMP/bench.pem;
+    ssl_certificate_key $TMP/bench.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
     server {
         listen 127.0.0.1:${PORT[nginx]} backlog=4096;
+        listen 127.0.0.1:${TLSPORT[nginx]} ssl backlog=4096;
+        ssl_session_tickets on;
         location / {
             proxy_pass http://up;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             # The same header work golb always does: X-Forwarded-For/-Proto/-Host.
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$host;
+        }
+    }
+    server {
+        listen 127.0.0.1:${FULLPORT[nginx]} ssl backlog=4096;
+        ssl_session_tickets off;
+        ssl_session_cache off;
+        location / {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto \$scheme;
             proxy_set_header X-Forwarded-Host \$host;
@@ -291,6 +322,9 @@ EOF
 global
     nbthread 1
     maxconn $MAXCONN
+    # No stateful session cache (tickets still resume on the first TLS listener), as golb and
+    # nginx's no-ticket server block: the full-handshake scenario then measures full handshakes.
+    tune.ssl.cachesize 0
 defaults
     mode http
     option http-keep-alive
@@ -304,7 +338,10 @@ defaults
     maxconn $MAXCONN
 frontend fe
     bind 127.0.0.1:${PORT[haproxy]}
-    http-request set-header X-Forwarded-Proto http
+    bind 127.0.0.1:${TLSPORT[haproxy]} ssl crt $TMP/bench-haproxy.pem alpn http/1.1 ssl-min-ver TLSv1.2
+    bind 127.0.0.1:${FULLPORT[haproxy]} ssl crt $TMP/bench-haproxy.pem alpn http/1.1 ssl-min-ver TLSv1.2 no-tls-tickets
+    http-request set-header X-Forwarded-Proto https if { ssl_fc }
+    http-request set-header X-Forwarded-Proto http unless { ssl_fc }
     http-request set-header X-Forwarded-Host %[req.hdr(host)]
     default_backend be
 backend be
@@ -328,7 +365,29 @@ backends:
   - http://127.0.0.1:${UP_PORTS[1]}/health
   - http://127.0.0.1:${UP_PORTS[2]}/health
 EOF
+        [[ $w == 1 ]] && cat >>"$TMP/$name.yaml" <<EOF
+tls:
+  listen: "127.0.0.1:${TLSPORT[golb]}"
+  certificates:
+    - certFile: $TMP/bench.pem
+      keyFile: $TMP/bench.key
+EOF
     done
+    cat >"$TMP/golbnt.yaml" <<EOF
+listen: "off"
+workers: 1
+keepAliveTimeout: 300
+backends:
+  - http://127.0.0.1:${UP_PORTS[0]}/health
+  - http://127.0.0.1:${UP_PORTS[1]}/health
+  - http://127.0.0.1:${UP_PORTS[2]}/health
+tls:
+  listen: "127.0.0.1:${FULLPORT[golb]}"
+  sessionTickets: false
+  certificates:
+    - certFile: $TMP/bench.pem
+      keyFile: $TMP/bench.key
+EOF
 }
 
 # ---------------------------------------------------------------- starting targets
@@ -349,7 +408,7 @@ start_target() { # name
         start_bg nginx "$PROXY_CPU" nginx -p "$TMP/ngx-px" -e "$TMP/ngx-px/error.log" -c "$TMP/nginx-proxy.conf"
         wait_port nginx "${PORT[nginx]}"
         ;;
-    golb | golb2)
+    golb | golb2 | golbnt)
         local cpus=$PROXY_CPU
         [[ $1 == golb2 ]] && cpus=$BOTH_CPUS
         start_bg "$1" "$cpus" "$GOLB" -confpath "$TMP/$1.yaml"
@@ -372,10 +431,11 @@ target_pids() { # name -> pids of the process tree ("" for direct)
 }
 
 run_wrk() { # round scenario target conns path [wrk args...] -> appends a record to $RAW
+    # URL_SCHEME/URL_PORT (https scenarios) and TARGET_PIDS (golbnt measured as golb) override.
     local round=$1 scen=$2 target=$3 conns=$4 path=$5
     shift 5
-    local port=${PORT[$target]} pids c0 c1 u0 u1 a0 a1 out line
-    pids=$(target_pids "$target")
+    local port=${URL_PORT:-${PORT[$target]}} pids c0 c1 u0 u1 a0 a1 out line
+    pids=${TARGET_PIDS:-$(target_pids "$target")}
     local upid=${PID[upstream]}
     read -r a0 r0 < <(upstream_counters)
     read -r h0 hc0 < <(health_counters)
@@ -384,7 +444,7 @@ run_wrk() { # round scenario target conns path [wrk args...] -> appends a record
     read -r pb0 pt0 < <(cpu_busy "$PROXY_CPU")
     out=$(timeout --foreground -k 5 $((SECS + 30)) taskset -c "$LOAD_CPU" \
         wrk -t1 -c"$conns" -d"${SECS}s" --latency -s "$here/wrk_report.lua" "$@" \
-        "http://127.0.0.1:$port$path" 2>&1) || true
+        "${URL_SCHEME:-http}://127.0.0.1:$port$path" 2>&1) || true
     c1=$(cpu_ticks $pids)
     u1=$(cpu_ticks "$upid")
     read -r pb1 pt1 < <(cpu_busy "$PROXY_CPU")
@@ -417,21 +477,22 @@ EOF
     sleep "$PAUSE"
 }
 
-run_idle() { # round target
-    local round=$1 target=$2 pids out
+run_idle() { # round target [tls]
+    local round=$1 target=$2 tls=${3:-} pids out scen=idle port=${PORT[$2]} extra=()
+    [[ -n $tls ]] && scen=tidle port=${TLSPORT[$target]} extra=(--tls)
     pids=$(target_pids "$target" | paste -sd,)
     out=$(timeout --foreground -k 5 120 taskset -c "$LOAD_CPU" "$PY" "$here/idle_conns.py" \
-        --port "${PORT[$target]}" --count "$IDLE" --pids "$pids" --timeout 60) || true
+        --port "$port" --count "$IDLE" --pids "$pids" --timeout 60 "${extra[@]}") || true
     [[ $out == "{"* ]] || { say "idle_conns failed for $target: $out"; out=null; }
-    printf '{"round":%d,"scenario":"idle","target":"%s","conns":%d,"idle":%s}\n' \
-        "$round" "$target" "$IDLE" "$out" >>"$RAW"
+    printf '{"round":%d,"scenario":"%s","target":"%s","conns":%d,"idle":%s}\n' \
+        "$round" "$scen" "$target" "$IDLE" "$out" >>"$RAW"
     "$PY" - "$RAW" <<'EOF' >&2
 import json, sys
 r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
 i = r["idle"] or {}
 if i:
     per = (i["rss_after_kb"] - i["rss_before_kb"]) / max(i["opened"], 1)
-    print(f"  round {r['round']} idle  {r['target']:7} {i['opened']}/{i['requested']} open,"
+    print(f"  round {r['round']} {r['scenario']:5} {r['target']:7} {i['opened']}/{i['requested']} open,"
           f" {i['alive']} alive, base {i['rss_before_kb'] / 1024:.1f} MiB, {per:.2f} KiB/conn")
 EOF
     sleep "$PAUSE"
@@ -472,6 +533,43 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 "http://127.0.0.1:${PORT[golb2]}/" >/dev/null 2>&1 || true
             run_wrk "$round" scale golb2 "$CONNS" /
             stop_name golb2
+            ;;
+        tka | tres | tbig)
+            # HTTPS on the ticket listeners: keep-alive, resumed handshake per request (wrk
+            # resumes each connection's session), 1 MiB responses.
+            for t in "${order[@]}"; do
+                [[ $t == direct ]] && continue
+                targs=() path=/ conns=$CONNS
+                [[ $scen == tres ]] && targs=(-H "Connection: close")
+                [[ $scen == tbig ]] && path=/1m conns=$BIG_CONNS
+                URL_SCHEME=https URL_PORT=${TLSPORT[$t]} \
+                    run_wrk "$round" "$scen" "$t" "$conns" "$path" "${targs[@]}"
+            done
+            ;;
+        tfull)
+            # Session tickets and caches off on these listeners: each connection is a full
+            # handshake. golb's is the golbnt process, measured as golb.
+            for t in "${order[@]}"; do
+                [[ $t == direct ]] && continue
+                tpids=""
+                if [[ $t == golb ]]; then
+                    start_target golbnt
+                    tpids=$(target_pids golbnt)
+                fi
+                URL_SCHEME=https URL_PORT=${FULLPORT[$t]} TARGET_PIDS=$tpids \
+                    run_wrk "$round" tfull "$t" "$CONNS" / -H "Connection: close"
+                [[ $t == golb ]] && stop_name golbnt
+            done
+            ;;
+        tidle)
+            for t in "${order[@]}"; do
+                [[ $t == direct ]] && continue
+                stop_name "$t"
+                start_target "$t"
+                timeout --foreground -k 5 30 taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s \
+                    "https://127.0.0.1:${TLSPORT[$t]}/" >/dev/null 2>&1 || true
+                run_idle "$round" "$t" tls
+            done
             ;;
         idle)
             # Each proxy is restarted first: a process that already held 5,000 connections in
