@@ -1006,7 +1006,7 @@ int parse_listen_addr(struct load *l, const char *key, const struct node *v,
 /* listen: an address, or "off" (HTTPS only: no plain listener; tls.listen is then required). */
 static void set_listen(struct load *l, struct config *cfg, const struct node *v)
 {
-    if (is_string(v) && !v->quoted && strcmp(v->str, "off") == 0) {
+    if (is_string(v) && strcmp(v->str, "off") == 0) {
         cfg->plain_off = true;
         l->listen_ok = true;
         return;
