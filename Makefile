@@ -38,7 +38,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all help deps deps-test deps-bench run test check unit e2e fuzz fuzz-build fuzz-replay bench fmt clean
+.PHONY: all help deps deps-test deps-bench run test check unit e2e e2e-tls fuzz fuzz-build fuzz-replay bench fmt clean
 .DEFAULT_GOAL := all
 
 all: $(BINDIR)/golb $(BINDIR)/toy-backend
@@ -88,6 +88,12 @@ unit: $(UNIT_BINS)
 # End-to-end tests: real golb and toy-backend processes on ephemeral loopback ports.
 e2e: $(BINDIR)/golb $(BINDIR)/toy-backend
 	python3 tests/e2e/run.py --bindir $(BINDIR)
+
+# The same end-to-end tests over TLS where they make sense (golb gets an HTTPS listener and the
+# tests' HTTP clients use it; tests that speak raw TCP to golb stay plain).
+E2E_TLS_FILES := -k test_20 -k test_40 -k test_50 -k test_60 -k test_85 -k test_86 -k test_89
+e2e-tls: $(BINDIR)/golb $(BINDIR)/toy-backend
+	python3 tests/e2e/run.py --bindir $(BINDIR) --tls $(E2E_TLS_FILES)
 
 check: unit e2e
 

@@ -82,16 +82,17 @@ static ssize_t tls_error(SSL *ssl, int rc, bool *readable, bool *writable)
     default: {
         unsigned long le = ERR_peek_last_error();
         ERR_clear_error();
-        /* The peer closed the TCP connection without close_notify: a truncation to the TLS
-         * layer, reported like a reset so a delimited body is never taken as complete. */
+        /* The peer closed the TCP connection without close_notify, as many clients and servers
+         * do: an end of stream like any other here. Where that matters (a close-delimited body
+         * from a TLS backend), the caller asks tls_close_notify_received(). */
         if (ERR_GET_REASON(le) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
-            return -ECONNRESET;
+            return 0;
         return -EPROTO;
     }
     }
 }
 
-ssize_t conn_tls_read(SSL *ssl, struct buf *b, bool *readable, bool *writable)
+ssize_t conn_tls_read(SSL *ssl, struct buf *b, bool *readable, bool *writable, bool rdhup)
 {
     uint32_t want = buf_space(b);
     if (want == 0)
@@ -100,6 +101,10 @@ ssize_t conn_tls_read(SSL *ssl, struct buf *b, bool *readable, bool *writable)
     int n = SSL_read(ssl, b->data + b->last, (int)MIN(want, (uint32_t)INT32_MAX));
     if (n > 0) {
         b->last += (uint32_t)n;
+        /* As for plain sockets: drained now means any later byte brings a new edge (unless
+         * the peer's FIN is queued, which brings none: read on to see it). */
+        if ((uint32_t)n < want && !rdhup && tls_drained(ssl))
+            *readable = false;
         return n;
     }
     return tls_error(ssl, n, readable, writable);

@@ -4,9 +4,10 @@
  * Readiness flags belong to the caller (loop.h: edge-triggered, cleared only on EAGAIN):
  *   plain  a short read or write means the socket is drained/full, so the flag is cleared at once
  *          (saves a syscall that would return EAGAIN);
- *   TLS    SSL_read returns one record at a time, so only WANT_READ/WANT_WRITE clear a flag. A
- *          read may need the socket writable (and a write readable); the flag cleared is the one
- *          OpenSSL waits for, and the caller's next pump, on either edge, simply retries.
+ *   TLS    OpenSSL reads ahead through golb's socket BIO (tls.c), which notes a short read: a
+ *          read that leaves the socket drained and OpenSSL's buffers empty clears the flag too.
+ *          A read may need the socket writable (and a write readable); WANT_READ/WANT_WRITE
+ *          clear the flag OpenSSL waits for, and the caller's next pump, on either edge, retries.
  * Whether a body may move with splice(2) is the caller's question: only when both ends are plain
  * (kernel TLS would add a third case here).
  */
@@ -23,16 +24,17 @@ struct buf;
 
 ssize_t conn_plain_read(int fd, struct buf *b, bool *readable, bool rdhup);
 ssize_t conn_plain_writev(int fd, const struct iovec *iov, int n, bool *writable);
-ssize_t conn_tls_read(SSL *ssl, struct buf *b, bool *readable, bool *writable);
+ssize_t conn_tls_read(SSL *ssl, struct buf *b, bool *readable, bool *writable, bool rdhup);
 ssize_t conn_tls_writev(SSL *ssl, const struct iovec *iov, int n, bool *writable, bool *readable);
 
 /* Reads into b's free space. Returns bytes read, 0 at the peer's end of stream, -EAGAIN, or
- * -errno (-ECONNRESET for a TLS stream cut without close_notify, -EPROTO for a TLS error). */
+ * -errno (-EPROTO for a TLS error). A TLS stream cut without close_notify reads as an end of
+ * stream; tls_close_notify_received() tells the two apart. */
 static inline ssize_t conn_read(int fd, SSL *ssl, struct buf *b, bool *readable, bool *writable,
                                 bool rdhup)
 {
     if (ssl)
-        return conn_tls_read(ssl, b, readable, writable);
+        return conn_tls_read(ssl, b, readable, writable, rdhup);
     return conn_plain_read(fd, b, readable, rdhup);
 }
 

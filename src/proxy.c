@@ -1293,7 +1293,10 @@ static bool pump_response(struct client *c)
                 }
                 return false;
             }
-            if (c->x->resp_body != HTTP1_BODY_CLOSE || r < 0) {
+            /* Through TLS, a close-delimited body ends only with close_notify: a bare TCP close
+             * may be a truncation by someone on the path. */
+            bool truncated = c->x->up->ssl && !tls_close_notify_received(c->x->up->ssl);
+            if (c->x->resp_body != HTTP1_BODY_CLOSE || r < 0 || truncated) {
                 /* Premature end of a delimited body: cut the client so it sees the truncation. */
                 struct backend *b = &c->w->backends->b[c->x->backend];
                 log_warn("backend %s: connection closed in the middle of the response body",

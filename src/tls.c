@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 
 #include "util.h"
@@ -35,6 +37,100 @@ static void chain_free(STACK_OF(X509) *chain)
 #define TLS_SID_CTX "golb"
 #define MAX_CERTS 64
 #define MAX_NAMES_PER_CERT 256
+
+/* ---------------------------------------------------------------- socket BIO --------------- */
+
+/* OpenSSL reads and writes the socket through this BIO instead of its own socket BIO for one
+ * reason: it remembers whether the last read came back short (the socket is drained), which is
+ * what lets the transport clear its readiness flag without a read that would return EAGAIN, as
+ * it does for plain sockets. With read-ahead on, one read takes whole records at once. */
+#define BIO_DRAINED 0x100000 /* a flag bit above those OpenSSL uses */
+
+static BIO_METHOD *sock_method;
+
+static int sock_bio_read(BIO *b, char *out, int len)
+{
+    int fd = (int)(intptr_t)BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    for (;;) {
+        ssize_t n = read(fd, out, (size_t)len);
+        if (n >= 0) {
+            if (n < len)
+                BIO_set_flags(b, BIO_DRAINED);
+            else
+                BIO_clear_flags(b, BIO_DRAINED);
+            return (int)n;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            BIO_set_flags(b, BIO_DRAINED);
+            BIO_set_retry_read(b);
+        }
+        return -1;
+    }
+}
+
+static int sock_bio_write(BIO *b, const char *in, int len)
+{
+    int fd = (int)(intptr_t)BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    for (;;) {
+        ssize_t n = send(fd, in, (size_t)len, MSG_NOSIGNAL);
+        if (n >= 0)
+            return (int)n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN)
+            BIO_set_retry_write(b);
+        return -1;
+    }
+}
+
+static long sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_C_GET_FD:
+        return (long)(intptr_t)BIO_get_data(b);
+    default:
+        return 0;
+    }
+}
+
+static void sock_method_init(void)
+{
+    sock_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                               "golb socket");
+    if (!sock_method)
+        return;
+    BIO_meth_set_read(sock_method, sock_bio_read);
+    BIO_meth_set_write(sock_method, sock_bio_write);
+    BIO_meth_set_ctrl(sock_method, sock_bio_ctrl);
+}
+
+/* Attaches fd to ssl through the golb socket BIO. Returns 0 or -1. */
+static int attach_fd(SSL *ssl, int fd)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sock_method_init);
+    BIO *b = sock_method ? BIO_new(sock_method) : NULL;
+    if (!b)
+        return -1;
+    BIO_set_data(b, (void *)(intptr_t)fd);
+    BIO_set_init(b, 1);
+    SSL_set_bio(ssl, b, b);
+    return 0;
+}
+
+bool tls_drained(SSL *ssl)
+{
+    BIO *b = SSL_get_rbio(ssl);
+    return b && BIO_test_flags(b, BIO_DRAINED) && !SSL_has_pending(ssl);
+}
 
 /* ---------------------------------------------------------------- server ------------------- */
 
@@ -507,6 +603,7 @@ static int apply_common(SSL_CTX *ctx, int min_version, const char *ciphers,
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(ctx, 1); /* whole records (often several) per read(2) */
     if (SSL_CTX_set_cipher_list(ctx, ciphers ? ciphers : TLS_DEFAULT_CIPHERS) != 1) {
         *field = TLS_ERR_CIPHERS;
         ERR_clear_error();
@@ -601,7 +698,7 @@ SSL *tls_server_ssl(struct tls_server *s, int fd)
     SSL *ssl = SSL_new(s->groups[0].ctx);
     if (!ssl)
         return NULL;
-    if (SSL_set_fd(ssl, fd) != 1) {
+    if (attach_fd(ssl, fd) != 0) {
         SSL_free(ssl);
         return NULL;
     }
@@ -724,7 +821,7 @@ SSL *tls_client_ssl(struct tls_client *c, int fd, SSL_SESSION *session)
     SSL *ssl = SSL_new(c->ctx);
     if (!ssl)
         return NULL;
-    if (SSL_set_fd(ssl, fd) != 1)
+    if (attach_fd(ssl, fd) != 0)
         goto fail;
     if (!c->name_is_ip && c->server_name[0] &&
         SSL_set_tlsext_host_name(ssl, c->server_name) != 1)
@@ -829,6 +926,11 @@ void tls_session_free(SSL_SESSION *session)
 {
     if (session)
         SSL_SESSION_free(session);
+}
+
+bool tls_close_notify_received(SSL *ssl)
+{
+    return (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0;
 }
 
 bool tls_session_reused(SSL *ssl)

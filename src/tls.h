@@ -90,9 +90,14 @@ int tls_handshake(SSL *ssl, bool *want_write, char *err, size_t errlen);
 const char *tls_verify_error(SSL *ssl);
 /* The verified client certificate's subject (RFC 2253) in buf; returns its length, 0 if none. */
 size_t tls_peer_subject(SSL *ssl, char *buf, size_t len);
+/* True when the socket under ssl was found empty by the last read and OpenSSL holds nothing
+ * unread either: the transport may wait for the next readiness edge. */
+bool tls_drained(SSL *ssl);
 /* True when OpenSSL holds bytes read from the socket that the owner has not consumed. */
 bool tls_has_pending(SSL *ssl);
 void tls_session_free(SSL_SESSION *session);
+/* True when the peer ended the TLS stream properly (close_notify), not just the TCP one. */
+bool tls_close_notify_received(SSL *ssl);
 /* True when the handshake resumed a session. */
 bool tls_session_reused(SSL *ssl);
 /* Frees an SSL, sending close_notify first when the connection ended cleanly. */

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs golb's end-to-end tests: tests/e2e/test_*.py (unittest style), in file order.
 
-    python3 tests/e2e/run.py --bindir bin [-k PATTERN]... [-v]
+    python3 tests/e2e/run.py --bindir bin [-k PATTERN]... [-v] [--tls]
 
 Each test starts its own golb / toy-backend processes on ephemeral loopback ports (see
 tests/support/golbtest.py). Prints one line per test, then each failure with its traceback, its
@@ -140,9 +140,13 @@ def main():
     ap.add_argument("-k", action="append", default=[], metavar="PATTERN",
                     help="run only tests whose id contains PATTERN (or matches it as a glob)")
     ap.add_argument("-v", action="store_true", help="print every process log of failing tests whole")
+    ap.add_argument("--tls", action="store_true",
+                    help="TLS mode: golb gets an HTTPS listener and the tests' HTTPConn clients use it")
     args = ap.parse_args()
 
     os.environ["GOLB_BINDIR"] = os.path.abspath(args.bindir)
+    if args.tls:
+        os.environ["GOLB_TEST_TLS"] = "1"
     import golbtest  # after GOLB_BINDIR is set
 
     golbtest.BINDIR = os.environ["GOLB_BINDIR"]

@@ -3,6 +3,7 @@
 import socket
 import time
 
+import golbtest
 from golbtest import ConnectionClosed, GolbTestCase, assert_rotation, scaled
 
 
@@ -64,7 +65,8 @@ class HeaderRewriteTest(GolbTestCase):
         for k, v in e["headers"]:
             hdr[k.lower()].append(v)
         self.assertEqual(hdr.get("x-forwarded-for"), ["127.0.0.1"], e["headers"])
-        self.assertEqual(hdr.get("x-forwarded-proto"), ["http"], e["headers"])
+        want = "https" if golbtest.TLS_MODE else "http"
+        self.assertEqual(hdr.get("x-forwarded-proto"), [want], e["headers"])
         self.assertEqual(hdr.get("x-forwarded-host"), ["example.test:1234"], e["headers"])
         self.assertEqual(hdr.get("host"), ["example.test:1234"], "Host must be passed on unchanged")
 

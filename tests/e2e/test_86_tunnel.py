@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 
+import golbtest
 from golbtest import GolbTestCase, scaled, wait_until
 
 MIB = 1 << 20
@@ -163,6 +164,8 @@ class TunnelTest(GolbTestCase):
         self.assertFalse(errors)
         self.assertEqual(hashlib.sha256(back).hexdigest(), hashlib.sha256(data).hexdigest())
 
+        if golbtest.TLS_MODE:
+            return  # Python's ssl cannot half-close a TLS stream (shutdown() drops the TLS layer)
         # Half-close from the client: the upstream sees EOF, and its reply still reaches us.
         c.sock.shutdown(socket.SHUT_WR)
         self.assertEqual(recv_until_eof(c), b"EOF-SEEN")

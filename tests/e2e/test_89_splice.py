@@ -6,6 +6,7 @@ import hashlib
 import os
 import socket
 
+import golbtest
 from golbtest import (ConnectionClosed, GolbTestCase, open_fds, pattern_bytes, pattern_sha256, scaled,
                       wait_until)
 
@@ -83,6 +84,7 @@ class SpliceToyTest(GolbTestCase):
         self.assertEqual(r.echo()["path"], "/after-head")
         self.assertEqual(bytes(c.buf), b"")
 
+    @golbtest.plain_only("raw sockets, and no splice through TLS")
     def test_aborted_transfers_leak_no_descriptors(self):
         # Clients that vanish in the middle of spliced bodies, both directions: golb closes the
         # upstream side and the pipes (a pipe holding bytes cannot be pooled), so its descriptor

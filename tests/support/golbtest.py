@@ -27,6 +27,19 @@ import time
 import unittest
 
 SCALE = float(os.environ.get("GOLB_TEST_TIMEOUT_SCALE", "1") or "1")
+# GOLB_TEST_TLS=1 (run.py --tls): golb_config() adds an HTTPS listener, a started golb's .port is
+# that listener, and HTTPConn speaks TLS to it, so tests written for plain HTTP run over TLS.
+TLS_MODE = os.environ.get("GOLB_TEST_TLS", "") == "1"
+TLS_PORTS = set()  # golb HTTPS ports HTTPConn must speak TLS to (TLS mode)
+
+
+def plain_only(why):
+    """Skips a test in TLS mode (it speaks raw TCP to golb, or checks plain-only behaviour such as
+    splice); it still runs in the plain suite."""
+    return unittest.skipIf(TLS_MODE, f"plain HTTP only: {why}")
+
+
+TLS_LISTEN_RE = re.compile(r"listening on [^\n]*https://(\S+):(\d+)")
 BINDIR = os.environ.get("GOLB_BINDIR", "bin")
 LISTEN_RE = re.compile(r"listening on (\S+):(\d+)")
 
@@ -303,8 +316,15 @@ def start_golb(bindir=None, config_text=None, expect_ready=True, tmpdir=None, ar
 
 
 def _set_listen_addr(p, m):
-    """Sets p.host/p.port from a LISTEN_RE match; a wildcard address is reached on 127.0.0.1."""
+    """Sets p.host/p.port from a LISTEN_RE match; a wildcard address is reached on 127.0.0.1.
+    In TLS mode .port is golb's HTTPS listener (and .plain_port the plain one) when it has one."""
     p.host, p.port = m.group(1), int(m.group(2))
+    p.plain_port = p.port
+    if TLS_MODE:
+        t = TLS_LISTEN_RE.search(p.log_text())
+        if t:
+            p.port = int(t.group(2))
+            TLS_PORTS.add(p.port)
     if p.host.startswith("[") and p.host.endswith("]"):
         p.host = p.host[1:-1]
     if p.host in ("0.0.0.0", "::", "*", ""):
@@ -331,6 +351,11 @@ def golb_config(backends, listen="127.0.0.1:0", period=None, timeout=None, **ext
     lines.append(f"healthCheckPeriod: {period}")
     for k, v in extra.items():
         lines.append(f"{k}: {v}")
+    if TLS_MODE and "tls" not in extra:
+        import tlstest  # noqa: PLC0415 - only in TLS mode; tlstest imports this module
+        cert, key = tlstest.pki().leaf("golb-tls-mode", ["golb.test", "IP:127.0.0.1"])
+        lines += ["tls:", "  listen: 127.0.0.1:0", "  certificates:",
+                  f"    - certFile: {cert}", f"      keyFile: {key}"]
     lines.append("backends:")
     for b in backends:
         if isinstance(b, str):
@@ -504,6 +529,11 @@ class HTTPConn:
         self.timeout = scaled(timeout)
         self.sock = socket.create_connection((host, port), timeout=self.timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if port in TLS_PORTS:
+            import tlstest  # noqa: PLC0415
+            ctx = tlstest.client_context()
+            ctx.check_hostname = False
+            self.sock = ctx.wrap_socket(self.sock, server_hostname="golb.test")
         self.buf = bytearray()
         self.eof = False
 
