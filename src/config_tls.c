@@ -113,10 +113,10 @@ static int get_seconds(struct load *l, const char *key, const struct node *v, ui
         error_at(l, v, "%s must be a number of seconds (e.g. 3 or 0.5), got %s", key,
                  describe(&q, v));
     else if (r == SEC_TOO_LONG)
-        error_at(l, v, "%s must be at most 86400 seconds (1 day), got %s", key, describe(&q, v));
+        error_at(l, v, "%s must be at most 86400 seconds (1 day), got %s", key, v->str);
     else
         error_at(l, v, "%s must be at least %u seconds, got %s", key, MAX(min_ms / 1000u, 1u),
-                 describe(&q, v));
+                 v->str);
     return -1;
 }
 

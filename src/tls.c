@@ -34,6 +34,7 @@ static void chain_free(STACK_OF(X509) *chain)
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define TLS13_CIPHERSUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 #define TLS_SID_CTX "golb"
 #define MAX_CERTS 64
 #define MAX_NAMES_PER_CERT 256
@@ -604,6 +605,8 @@ static int apply_common(SSL_CTX *ctx, int min_version, const char *ciphers,
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_read_ahead(ctx, 1); /* whole records (often several) per read(2) */
+    /* TLS 1.3: AES-128-GCM first (as strong in practice, fewer rounds: cheaper per byte). */
+    SSL_CTX_set_ciphersuites(ctx, TLS13_CIPHERSUITES);
     if (SSL_CTX_set_cipher_list(ctx, ciphers ? ciphers : TLS_DEFAULT_CIPHERS) != 1) {
         *field = TLS_ERR_CIPHERS;
         ERR_clear_error();

@@ -948,3 +948,45 @@ Test(config_file, exactly_1_mib_is_read)
     free(errs);
     config_free(cfg);
 }
+
+/* The tls section: errors that need no certificate file (those that do are in test_tls.c and the
+ * e2e suite, which make real certificates). */
+Test(config_errors, tls_section)
+{
+    static const struct error_case cases[] = {
+        {"tls: yes\n" B, "t.yaml:1:6: tls must be a mapping, got \"yes\"\n"},
+        {"tls: {}\n" B, "t.yaml:1:6: tls is missing \"listen\" (the HTTPS listener's address)\n"
+                        "t.yaml:1:6: tls is missing \"certificates\"\n"},
+        {"tls: {listen: \":8443\", certificates: []}\n" B,
+         "t.yaml:1:38: tls.certificates must be a non-empty sequence of {certFile, keyFile}, got an "
+         "empty sequence\n"},
+        {"tls: {listen: \":8443\", certificates: [{certFile: a.pem}]}\n" B,
+         "t.yaml:1:39: certificate is missing \"keyFile\"\n"},
+        {"tls: {listen: \":8443\", certificates: [x]}\n" B,
+         "t.yaml:1:39: a certificate must be a mapping with certFile and keyFile, got \"x\"\n"},
+        {"tls: {listen: 8443, certificates: [{certFile: a, keyFile: b, chain: c}]}\n" B,
+         "t.yaml:1:15: tls.listen must be \"ADDR:PORT\", \"[IPv6]:PORT\" or \":PORT\", got \"8443\"\n"
+         "t.yaml:1:47: cannot read certificate file \"a\": No such file or directory\n"
+         "t.yaml:1:62: unknown key \"chain\" in certificate\n"},
+        {"tls: {listen: \":1\", minVersion: \"1.1\", certificates: [{certFile: /n, keyFile: /k}]}\n" B,
+         "t.yaml:1:33: tls.minVersion must be \"1.2\" or \"1.3\", got the quoted string \"1.1\"\n"
+         "t.yaml:1:66: cannot read certificate file \"/n\": No such file or directory\n"},
+        {"tls: {listen: \":1\", sessionTickets: maybe, ticketKeyRotation: 5, redirectHttp: 1,"
+         " clientSubjectHeader: \"X Bad\", certificates: [{certFile: /n, keyFile: /k}]}\n" B,
+         "t.yaml:1:37: tls.sessionTickets must be true or false, got \"maybe\"\n"
+         "t.yaml:1:63: tls.ticketKeyRotation must be at least 60 seconds, got 5\n"
+         "t.yaml:1:80: tls.redirectHttp must be true or false, got \"1\"\n"
+         "t.yaml:1:104: tls.clientSubjectHeader must be a header field name, got the quoted string "
+         "\"X Bad\"\n"
+         "t.yaml:1:139: cannot read certificate file \"/n\": No such file or directory\n"},
+        {"tls: {listen: \":1\", lissen: x, certificates: [{certFile: /n, keyFile: /k}]}\n" B,
+         "t.yaml:1:21: unknown key \"lissen\" in tls (did you mean \"listen\"?)\n"
+         "t.yaml:1:58: cannot read certificate file \"/n\": No such file or directory\n"},
+        {"tls: {listen: \":1\", clientSubjectHeader: X-S, certificates: [{certFile: /n, keyFile: /k}]}\n" B,
+         "t.yaml:1:42: tls.clientSubjectHeader needs tls.clientCaFile (no client certificate is "
+         "verified without it)\n"
+         "t.yaml:1:73: cannot read certificate file \"/n\": No such file or directory\n"},
+        {"listen: off\n" B, "t.yaml:1:9: listen: off needs a tls section (golb would serve nothing)\n"},
+    };
+    expect_all(cases, sizeof(cases) / sizeof(cases[0]));
+}
