@@ -1231,6 +1231,10 @@ static bool pump_response(struct client *c)
                 c->x->resph->pos = c->x->resph->last = c->x->resph_sent = 0;
             uint32_t from_body = (uint32_t)wr - from_head;
             if (from_body) {
+                /* A body streams: on loopback one buffer is less than an MSS, and Nagle would
+                 * hold each write until the last one is acknowledged. */
+                if (c->x->uin->pos == 0 && c->x->resp_body != HTTP1_BODY_NONE)
+                    client_nodelay(c);
                 c->x->uin->pos += from_body;
                 if (c->x->resp_body == HTTP1_BODY_LENGTH)
                     c->x->resp_remaining -= from_body;
@@ -1650,6 +1654,10 @@ void proxy_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen
             return;
         }
         c->state = CS_HANDSHAKE;
+        /* Handshake flights, the session ticket and the response are separate small writes:
+         * Nagle would hold each behind the acknowledgement of the one before. */
+        sock_nodelay(fd);
+        c->nodelay = true;
     }
     c->idle_since = loop_now(w->loop);
     c->next = w->clients;
