@@ -175,7 +175,7 @@ static int run(const struct config *cfg)
     int *fds = calloc((size_t)cfg->workers, sizeof(int));
     struct health *health = NULL;
     int nworkers = 0;
-    if (!backends || !workers || !fds || balancer_init(&balancer, &lb_rr_ops, backends) != 0) {
+    if (!backends || !workers || !fds || balancer_init_config(&balancer, cfg, backends) != 0) {
         log_error("out of memory");
         goto out;
     }
