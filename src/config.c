@@ -26,7 +26,15 @@
  *   maxHeaderSize 1024..1048576, maxRequestLine 256..maxHeaderSize (default min(8192,
  *   maxHeaderSize)), maxConnections 1..1000000, retries 0..100, maxFails 0..1000,
  *   upstreamMaxIdle 0..100000 := INT
- *   backends := non-empty sequence of (URL | mapping {url: URL (required), healthPath: "/..."})
+ *   backends := non-empty sequence of (URL | mapping {url: URL (required), healthPath: "/...",
+ *               weight: INT 0..1000 (default 1)})
+ *   balance  := roundRobin | leastConnections | random | leastLatency | hash
+ *   hashKey  := clientAddress | uri | "header:TOKEN" | "cookie:TOKEN" | "query:NAME"
+ *   hashLoadFactor := 0 | decimal > 1 and ≤ 100, kept in thousandths (exactly, as SECONDS are)
+ *   slowStart 0..3600 (s), panicThreshold 0..100 (%), healthyThreshold, unhealthyThreshold 1..100
+ *               := INT
+ *   stickySession := mapping {cookie: TOKEN (required), maxAge: INT 0..315360000, secure: BOOL,
+ *               httpOnly: BOOL (default true), sameSite: Strict | Lax | None}; BOOL := true | false
  *   URL      := "http://" HOST [":" PORT] [PATH] ["?" QUERY]; no userinfo, fragment, spaces or
  *               control characters; at most URL_MAX bytes. HOST := name | IPv4 | "[" IPv6 "]",
  *               PORT 1..65535 (default 80). Health path: healthPath, else PATH[?QUERY], else "/".
@@ -81,7 +89,20 @@
  *   cannot resolve backend host "HOST": <gai_strerror>   (or, in numeric-only mode: name
  *       resolution is disabled (numeric addresses and "localhost" only))
  *   duplicate backend "NAME" (same address as the backend at line N)
+ *   weight must be between 0 and 1000, got V
+ *   balance must be roundRobin, leastConnections, random, leastLatency or hash, got V
+ *   hashKey must be clientAddress, uri, "header:NAME", "cookie:NAME" or "query:NAME", got V
+ *   hashKey: invalid name "N"
+ *   hashLoadFactor must be a number (e.g. 1.25), got V
+ *   hashLoadFactor must be 0 (off) or above 1 and at most 100, got V
+ *   stickySession must be a mapping with "cookie", got V
+ *   stickySession is missing "cookie"
+ *   stickySession cookie must be a cookie name, got V
+ *   unknown key "K" in stickySession[ (did you mean "cookie"?)]
+ *   secure must be true or false, got V        (also httpOnly)
+ *   sameSite must be Strict, Lax or None, got V
  * Warnings:
+ *   hashKey is ignored unless balance is hash   (also hashLoadFactor)
  *   port is ignored because listen is set (line N)
  *   healthCheckTimeout (T s) is not less than healthCheckPeriod (P s); a backend is not checked
  *   again while its previous check is still running
