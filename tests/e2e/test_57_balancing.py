@@ -173,9 +173,14 @@ class BalancingTest(GolbTestCase):
         c = Counter(self.ids(g, 100))
         if time.monotonic() - t0 < 1.5:  # on a slow machine the ramp may be far along
             self.assertLess(c[1], 30, f"a returning backend starts at about 10 %: {c}")
-        time.sleep(max(0.0, 4.2 - (time.monotonic() - t0)))  # the ramp's own length, not a wait
-        c = Counter(self.ids(g, 100))
-        self.assertGreaterEqual(c[1], 45, c)
+        # the ramp ends 4 s after UP: from then on, equal shares again
+        deadline = time.monotonic() + scaled(10)
+        while True:
+            c = Counter(self.ids(g, 100))
+            if c[1] >= 45:
+                break
+            self.assertLess(time.monotonic(), deadline, f"still ramping: {c}")
+        self.assertGreater(time.monotonic() - t0, 2, "the ramp ended too early")
 
     def test_rise_and_fall_thresholds(self):
         a, b = self.toys(2)
