@@ -253,8 +253,10 @@ int balancer_pick(struct balancer *b, struct lb_request *req, const struct lb_tr
         .now_ms = now_us / 1000u,
         .now_us = now_us,
     };
-    if (req)
+    if (req) {
         req->picked_us = now_us;
+        req->head_us = 0;
+    }
     /* A valid cookie wins while its backend is eligible, whatever its weight: weight 0 means no
      * new users, not dropping the current ones. */
     if (req && req->sticky >= 0 && req->sticky < b->table->n &&

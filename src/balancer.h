@@ -48,6 +48,7 @@ struct lb_request {
     int sticky;         /* backend named by a valid sticky cookie, or -1 */
     int worker;         /* index of the calling worker: per-worker strategy state */
     uint64_t picked_us; /* set by balancer_pick(): start of the latency measure */
+    uint64_t head_us;   /* set by the proxy when the final response head arrives (0: not yet) */
 };
 
 /* Balancer-wide settings, from the configuration. */
@@ -79,7 +80,8 @@ struct lb_ops {
     /* Index of the chosen backend, or -1 when none is a candidate. */
     int (*pick)(void *state, const struct lb_ctx *ctx);
     /* Called once per successful pick when the exchange with that backend ends, after the proxy
-     * has decremented the backend's in-flight count. latency_us: pick → end. May be NULL. */
+     * has decremented the backend's in-flight count. latency_us: pick → final response head (→
+     * the end when no head came). May be NULL. */
     void (*release)(void *state, struct backend_table *table, int idx, enum lb_outcome outcome,
                     uint64_t latency_us);
 };

@@ -1,7 +1,7 @@
 /* lb_latency — leastLatency: power of two choices on peak-EWMA latency (Finagle/Linkerd's
  * peak-EWMA), with guards against starvation and herding.
  *
- * Each backend keeps an estimate L of its response time (pick → end of the exchange, µs):
+ * Each backend keeps an estimate L of its response time (pick → response head, µs):
  *   - a sample x above the current estimate replaces it at once (peak: a slowdown counts now);
  *   - a sample below moves it by (1 - w) toward x, w = exp(-Δ/τ), Δ the time since the last
  *     sample: a moving average over about the last τ of traffic;

@@ -228,11 +228,13 @@ static void release_buffers(struct client *c)
     }
 }
 
-/* The pick → now time the balancer measures (leastLatency). */
+/* The backend's response time the balancer learns from (leastLatency): pick → final response
+ * head, or → now when no head came. Never the body: a slow client must not make a backend look
+ * slow. */
 static uint64_t pick_age_us(const struct exchange *x)
 {
-    uint64_t now = balancer_now_us();
-    return now > x->lbr.picked_us ? now - x->lbr.picked_us : 0;
+    uint64_t end = x->lbr.head_us ? x->lbr.head_us : balancer_now_us();
+    return end > x->lbr.picked_us ? end - x->lbr.picked_us : 0;
 }
 
 /* Ends the exchange with the upstream, if any: pooled when reusable, else closed. */
@@ -488,6 +490,8 @@ static bool build_response_head(struct client *c, const struct http1_response *r
                                 struct buf *b)
 {
     char cookie[256];
+    if (resp->status >= 200 && !c->x->lbr.head_us)
+        c->x->lbr.head_us = balancer_now_us();
     struct rewrite_response opt = {.http10 = c->x->req_http10,
                                    .dechunk = c->x->resp_dechunk,
                                    .keepalive = c->x->client_keepalive};
