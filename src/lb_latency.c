@@ -14,7 +14,9 @@
  *     A backend that stalls is seen as slow after ~1 ms, not after its stalled request returns.
  * A pick draws two candidates in proportion to their weights (lb_draw2) and takes the one with the
  * lower cost L × (1 + in-flight / weight) (ordered as L × (in-flight + 1) / weight when weights
- * are equal; with unequal weights the idle shares follow the weights). The in-flight factor and the two random draws keep all
+ * are equal; with unequal weights the idle shares follow the weights), the second drawn being
+ * charged half a request more: near-ties stay with the first drawn, so latency noise between
+ * equally good backends does not pull the shares away from the weights. The in-flight factor and the two random draws keep all
  * traffic from herding onto the one backend that looked fastest a moment ago: the more it gets,
  * the more it costs, and each pick only sees two. One pick in LB_LAT_PROBE (32) is a probe: the
  * first drawn candidate is taken without comparing, if it has nothing in flight, so a slow backend
@@ -130,7 +132,8 @@ static void *lat_create(struct backend_table *table, const struct lb_params *par
     return s;
 }
 
-static double cost(struct lat_state *s, const struct lb_ctx *ctx, int i, uint32_t w)
+/* Cost of backend i with `extra` requests added to its in-flight count (see lat_pick). */
+static double cost(struct lat_state *s, const struct lb_ctx *ctx, int i, uint32_t w, double extra)
 {
     uint32_t active = atomic_load_explicit(&ctx->table->b[i].active, memory_order_relaxed);
     /* +1 µs: a backend not measured yet still costs its in-flight count */
@@ -138,7 +141,7 @@ static double cost(struct lat_state *s, const struct lb_ctx *ctx, int i, uint32_
     /* 1 + in-flight relative to weight (w is in thousandths: 1000 = weight 1): with equal weights
      * this orders like L × (in-flight + 1) / weight, and with nothing in flight the weights act
      * through the draw alone, so idle shares follow them instead of all going to the heaviest. */
-    return l * (1.0 + (double)active * 1000.0 / (double)w);
+    return l * (1.0 + ((double)active + extra) * 1000.0 / (double)w);
 }
 
 static int lat_pick(void *state, const struct lb_ctx *ctx)
@@ -152,8 +155,11 @@ static int lat_pick(void *state, const struct lb_ctx *ctx)
     struct backend *ba = &ctx->table->b[a];
     if (lb_rand() % LB_LAT_PROBE == 0 && atomic_load_explicit(&ba->active, memory_order_relaxed) == 0)
         return a;
-    double ca = cost(s, ctx, a, w[a]), cb = cost(s, ctx, b, w[b]);
-    int pick = ca <= cb ? a : b;
+    /* The first drawn keeps the pick unless the second is cheaper even when charged half a
+     * request more: noise between two equally good backends does not move traffic (the shares
+     * stay with the draw, i.e. the weights), a real difference does. */
+    double ca = cost(s, ctx, a, w[a], 0.0), cb = cost(s, ctx, b, w[b], 0.5);
+    int pick = ca > cb ? b : a;
     /* the start of a busy period: the stall clock of lb_latency_estimate() starts here */
     if (atomic_load_explicit(&ctx->table->b[pick].active, memory_order_relaxed) == 0)
         atomic_store_explicit(&s->b[pick].progress_us, ctx->now_us, memory_order_relaxed);

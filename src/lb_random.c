@@ -1,7 +1,8 @@
 /* lb_random — power of two random choices (HAProxy's `random`, its default since 3.3).
  *
  * Two distinct candidates are drawn at random, each in proportion to its effective weight, and the
- * one with fewer requests in flight relative to its weight wins; on a tie, the first drawn. At low
+ * one with fewer requests in flight relative to its weight wins; the second must win by more than
+ * half a request (see lb_p2c), so on a tie or near-tie the first drawn keeps it. At low
  * load (nothing in flight) that is weighted random, so the shares follow the weights; under load
  * the in-flight comparison steers away from busy backends, and since each pick looks at only two,
  * picks made at the same moment by several workers do not all land on the same least-loaded
@@ -56,8 +57,12 @@ int lb_p2c(const struct lb_ctx *ctx, uint32_t *w)
         return a;
     uint64_t fa = atomic_load_explicit(&ctx->table->b[a].active, memory_order_relaxed);
     uint64_t fb = atomic_load_explicit(&ctx->table->b[b].active, memory_order_relaxed);
-    /* fa / w[a] ≤ fb / w[b], without division */
-    return fa * w[b] <= fb * w[a] ? a : b;
+    /* The first drawn keeps the pick unless the second is less loaded even when charged half a
+     * request more: fa / w[a] > (fb + ½) / w[b], without division. With equal weights that is
+     * plain "fewer in flight wins, ties to the first"; with unequal ones, a heavy backend holding
+     * one request more than a light one is not yet "more loaded", so the shares stay with the
+     * weights at low load instead of drifting toward equal. */
+    return 2 * fa * w[b] > (2 * fb + 1) * w[a] ? b : a;
 }
 
 struct random_state {
