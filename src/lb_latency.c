@@ -2,9 +2,11 @@
  * peak-EWMA), with guards against starvation and herding.
  *
  * Each backend keeps an estimate L of its response time (pick → response head, µs):
- *   - a sample x above the current estimate replaces it at once (peak: a slowdown counts now);
- *   - a sample below moves it by (1 - w) toward x, w = exp(-Δ/τ), Δ the time since the last
- *     sample: a moving average over about the last τ of traffic;
+ *   - a sample x above the current estimate moves it half the way up at once (LB_LAT_UP = ½:
+ *     peak-sensitive, a slowdown counts after one or two samples);
+ *   - a sample below moves it a tenth of the way down (LB_LAT_DOWN): an average over about the
+ *     last ten samples. Per sample, not per second: a busy backend, which sees more scheduler
+ *     hiccups, also washes each one out sooner, so a backend is not penalised for its share;
  *   - between samples the estimate itself decays, L(t) = L × exp(-(t - t_L)/τ), τ = LB_LAT_TAU_US
  *     (1 s): a backend that was slow once and is no longer picked looks better every second (by
  *     e; 300 ms falls to 1 ms in about 6 s) until it is picked again and measured afresh, so
@@ -36,6 +38,8 @@
 #define LB_LAT_TAU_US 1000000.0 /* decay time constant τ */
 #define LB_LAT_PROBE 32          /* one pick in 32 probes */
 #define LB_LAT_FAIL_US 1000000.0 /* a failed connect is at least this slow */
+#define LB_LAT_UP 0.5            /* a sample above the estimate: half the way up */
+#define LB_LAT_DOWN 0.1          /* a sample below: a tenth of the way down */
 
 struct lat_backend {
     _Alignas(64) _Atomic uint64_t ewma_bits; /* double: estimate in µs */
@@ -166,17 +170,18 @@ static int lat_pick(void *state, const struct lb_ctx *ctx)
     return pick;
 }
 
-/* One latency sample x (µs) at now_us: peak or moving average, see the top comment. */
+/* One latency sample x (µs) at now_us: see the top comment. */
 void lb_latency_sample(void *state, int idx, double x, uint64_t now_us)
 {
     struct lat_state *s = state;
     struct lat_backend *lb = &s->b[idx];
-    uint64_t st = atomic_load_explicit(&lb->stamp_us, memory_order_relaxed);
-    double w = now_us > st ? lb_exp_neg((double)(now_us - st) / LB_LAT_TAU_US) : 1.0;
-    double l = load_d(&lb->ewma_bits) * w;
-    l = x > l ? x : l * w + x * (1 - w);
+    double l = x;
+    if (atomic_load_explicit(&lb->stamp_us, memory_order_relaxed)) {
+        double d = decayed(lb, now_us);
+        l = d + (x - d) * (x > d ? LB_LAT_UP : LB_LAT_DOWN);
+    }
     store_d(&lb->ewma_bits, l);
-    atomic_store_explicit(&lb->stamp_us, now_us, memory_order_relaxed);
+    atomic_store_explicit(&lb->stamp_us, now_us ? now_us : 1, memory_order_relaxed);
 }
 
 static void lat_release(void *state, struct backend_table *table, int idx, enum lb_outcome outcome,

@@ -278,20 +278,24 @@ Test(lb_latency, estimate_peaks_then_decays_by_e_per_second, .init = quiet)
     balancer_init(&b, &lb_latency_ops, t);
     uint64_t t0 = 1000000000;
     lb_latency_sample(b.state, 0, 1000, t0);
-    cr_expect_float_eq(lb_latency_estimate(b.state, t, 0, t0), 1000, 1e-6);
-    /* peak: a higher sample replaces the estimate at once */
-    lb_latency_sample(b.state, 0, 10000, t0 + 1);
-    cr_expect_float_eq(lb_latency_estimate(b.state, t, 0, t0 + 1), 10000, 1e-6);
+    cr_expect_float_eq(lb_latency_estimate(b.state, t, 0, t0), 1000, 1e-6, "first sample");
+    /* peak: a higher sample moves it half the way at once */
+    lb_latency_sample(b.state, 0, 9000, t0);
+    cr_expect_float_eq(lb_latency_estimate(b.state, t, 0, t0), 5000, 1e-6);
+    lb_latency_sample(b.state, 0, 9000, t0);
+    cr_expect_float_eq(lb_latency_estimate(b.state, t, 0, t0), 7000, 1e-6);
+    /* a lower sample: a tenth of the way down */
+    lb_latency_sample(b.state, 0, 1000, t0);
+    cr_expect_float_eq(lb_latency_estimate(b.state, t, 0, t0), 6400, 1e-6);
     /* no samples: decays by e every τ = 1 s */
-    double at1 = lb_latency_estimate(b.state, t, 0, t0 + 1 + 1000000);
-    double at2 = lb_latency_estimate(b.state, t, 0, t0 + 1 + 2000000);
-    cr_expect(at1 > 3678 && at1 < 3679, "after 1 s: %f", at1);
-    cr_expect(at2 > 1353 && at2 < 1354, "after 2 s: %f", at2);
-    /* a lower sample after 0.1 s: the decayed estimate moves (1 - w) toward it */
-    lb_latency_sample(b.state, 1, 10000, t0);
-    lb_latency_sample(b.state, 1, 1000, t0 + 100000);
-    double w = lb_exp_neg(0.1), want = 10000 * w * w + 1000 * (1 - w);
-    cr_expect_float_eq(lb_latency_estimate(b.state, t, 1, t0 + 100000), want, 1e-6);
+    double at1 = lb_latency_estimate(b.state, t, 0, t0 + 1000000);
+    double at2 = lb_latency_estimate(b.state, t, 0, t0 + 2000000);
+    cr_expect(at1 > 2354 && at1 < 2355, "after 1 s: %f", at1);
+    cr_expect(at2 > 866 && at2 < 867, "after 2 s: %f", at2);
+    /* a sample after 0.5 s starts from the decayed estimate */
+    lb_latency_sample(b.state, 0, 1000, t0 + 500000);
+    double d = 6400 * lb_exp_neg(0.5), want = d + (1000 - d) * 0.1;
+    cr_expect_float_eq(lb_latency_estimate(b.state, t, 0, t0 + 500000), want, 1e-6);
     balancer_destroy(&b);
     backend_table_free(t);
 }
