@@ -15,6 +15,8 @@
 #   BENCH_PAUSE=1                      seconds of quiet between runs
 #   BENCH_KEEP_TMP=1                   keep the temp dir (configs, logs) even on success
 #   GOLB_BIN=bin/golb                  the golb binary
+#   BENCH_UNEVEN=1                     then run bench/uneven.py (balancing on uneven pools; 0 skips)
+#   BENCH_UNEVEN_RATE=1000 BENCH_UNEVEN_SECONDS=20   its offered load and seconds per run
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -595,3 +597,12 @@ json="$root/bench/results/bench-$STAMP.json"
     --start-rss "$(for t in "${proxies[@]}"; do printf '%s=%s,' "$t" "${START_RSS[$t]}"; done)" |
     tee "${json%.json}.txt"
 say "raw numbers: $json"
+
+# Balancing on uneven pools (slow backend, stalls, weights): its own processes and ports, after
+# everything above has stopped.
+if [[ ${BENCH_UNEVEN:-1} == 1 ]]; then
+    secs=${BENCH_UNEVEN_SECONDS:-20}
+    [[ $QUICK == 1 ]] && secs=${BENCH_UNEVEN_SECONDS:-5}
+    "$PY" "$here/uneven.py" --rate "${BENCH_UNEVEN_RATE:-1000}" --seconds "$secs" |
+        tee "$root/bench/results/uneven-$STAMP.txt"
+fi

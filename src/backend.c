@@ -3,6 +3,8 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "log.h"
@@ -13,17 +15,21 @@ struct backend_table *backend_table_new(const struct config *cfg)
     if (!t)
         return NULL;
     t->n = cfg->nbackends;
-    t->b = calloc((size_t)t->n, sizeof(*t->b));
+    /* aligned_alloc: struct backend is cache-line aligned; calloc only guarantees 16 bytes. */
+    t->b = aligned_alloc(_Alignof(struct backend), (size_t)(t->n ? t->n : 1) * sizeof(*t->b));
     if (!t->b) {
         free(t);
         return NULL;
     }
+    memset(t->b, 0, (size_t)(t->n ? t->n : 1) * sizeof(*t->b));
     for (int i = 0; i < t->n; i++) {
         t->b[i].cfg = &cfg->backends[i];
         t->b[i].index = i;
         atomic_init(&t->b[i].state, BACKEND_UNKNOWN);
         atomic_init(&t->b[i].consecutive_fails, 0);
         atomic_init(&t->b[i].active, 0);
+        atomic_init(&t->b[i].weight, cfg->backends[i].weight);
+        atomic_init(&t->b[i].up_since_ms, 0);
     }
     return t;
 }
@@ -55,6 +61,12 @@ bool backend_set_state(struct backend *b, enum backend_state state, const char *
         return false;
     if (state == BACKEND_UP)
         atomic_store_explicit(&b->consecutive_fails, 0, memory_order_relaxed);
+    if (state == BACKEND_UP && old == BACKEND_DOWN) { /* back from DOWN: slow start ramps from here */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+        atomic_store_explicit(&b->up_since_ms, ms ? ms : 1, memory_order_relaxed);
+    }
     enum log_level level = state == BACKEND_UP ? LOG_INFO : LOG_WARN;
     log_msg(level, "backend %s is %s (was %s): %s", b->cfg->name, backend_state_name(state),
             backend_state_name((enum backend_state)old), reason ? reason : "");

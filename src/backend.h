@@ -21,13 +21,17 @@ enum backend_state {
     BACKEND_DOWN,
 };
 
+/* Aligned to a cache line (the table is allocated aligned): hot atomics of two backends never
+ * share a line. */
 struct backend {
-    const struct config_backend *cfg; /* name, addr, addrlen, health_path */
+    _Alignas(64) const struct config_backend *cfg; /* name, addr, addrlen, health_path, weight */
     int index;
     _Atomic int state;                 /* enum backend_state */
     _Atomic uint32_t consecutive_fails; /* passive: reset by any success */
     _Atomic uint32_t active;            /* requests in flight (least-connections, metrics) */
-    char _pad[64 - sizeof(void *) - 4 * sizeof(int)]; /* keep hot atomics off each other's lines */
+    _Atomic uint32_t weight;            /* 0..1000, read at every pick; may change at run time */
+    _Atomic uint64_t up_since_ms;       /* monotonic ms of the last DOWN → UP change (slow start);
+                                           0 when it never came back (UP since start-up) */
 };
 
 struct backend_table {

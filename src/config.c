@@ -26,7 +26,15 @@
  *   maxHeaderSize 1024..1048576, maxRequestLine 256..maxHeaderSize (default min(8192,
  *   maxHeaderSize)), maxConnections 1..1000000, retries 0..100, maxFails 0..1000,
  *   upstreamMaxIdle 0..100000 := INT
- *   backends := non-empty sequence of (URL | mapping {url: URL (required), healthPath: "/..."})
+ *   backends := non-empty sequence of (URL | mapping {url: URL (required), healthPath: "/...",
+ *               weight: INT 0..1000 (default 1)})
+ *   balance  := roundRobin | leastConnections | random | leastLatency | hash
+ *   hashKey  := clientAddress | uri | "header:TOKEN" | "cookie:TOKEN" | "query:NAME"
+ *   hashLoadFactor := 0 | decimal > 1 and ≤ 100, kept in thousandths (exactly, as SECONDS are)
+ *   slowStart 0..3600 (s), panicThreshold 0..100 (%), healthyThreshold, unhealthyThreshold 1..100
+ *               := INT
+ *   stickySession := mapping {cookie: TOKEN (required), maxAge: INT 0..315360000, secure: BOOL,
+ *               httpOnly: BOOL (default true), sameSite: Strict | Lax | None}; BOOL := true | false
  *   URL      := "http://" HOST [":" PORT] [PATH] ["?" QUERY]; no userinfo, fragment, spaces or
  *               control characters; at most URL_MAX bytes. HOST := name | IPv4 | "[" IPv6 "]",
  *               PORT 1..65535 (default 80). Health path: healthPath, else PATH[?QUERY], else "/".
@@ -81,7 +89,20 @@
  *   cannot resolve backend host "HOST": <gai_strerror>   (or, in numeric-only mode: name
  *       resolution is disabled (numeric addresses and "localhost" only))
  *   duplicate backend "NAME" (same address as the backend at line N)
+ *   weight must be between 0 and 1000, got V
+ *   balance must be roundRobin, leastConnections, random, leastLatency or hash, got V
+ *   hashKey must be clientAddress, uri, "header:NAME", "cookie:NAME" or "query:NAME", got V
+ *   hashKey: invalid name "N"
+ *   hashLoadFactor must be a number (e.g. 1.25), got V
+ *   hashLoadFactor must be 0 (off) or above 1 and at most 100, got V
+ *   stickySession must be a mapping with "cookie", got V
+ *   stickySession is missing "cookie"
+ *   stickySession cookie must be a cookie name, got V
+ *   unknown key "K" in stickySession[ (did you mean "cookie"?)]
+ *   secure must be true or false, got V        (also httpOnly)
+ *   sameSite must be Strict, Lax or None, got V
  * Warnings:
+ *   hashKey is ignored unless balance is hash   (also hashLoadFactor)
  *   port is ignored because listen is set (line N)
  *   healthCheckTimeout (T s) is not less than healthCheckPeriod (P s); a backend is not checked
  *   again while its previous check is still running
@@ -183,8 +204,8 @@ struct load {
     bool oom;
 
     /* filled while walking the top mapping: index = row in keys[] */
-    const struct node *key_at[32];
-    const struct node *val_at[32];
+    const struct node *key_at[48];
+    const struct node *val_at[48];
     int port; /* from `port`, -1 when absent or invalid */
     bool listen_ok;
 };
@@ -548,6 +569,10 @@ enum key_type {
     KT_DURATION, /* SECONDS into a uint32_t field of milliseconds; min/max/def in ms */
     KT_BACKENDS, /* the backends sequence */
     KT_TLS,      /* the tls mapping (config_tls.c) */
+    KT_BALANCE,  /* strategy name → balance */
+    KT_HASHKEY,  /* clientAddress | uri | "header:N" | "cookie:N" | "query:N" → hash_key(_name) */
+    KT_FACTOR,   /* 0 or a decimal > 1 (at most 100) in thousandths into a uint32_t field */
+    KT_STICKY,   /* the stickySession mapping → sticky */
 };
 
 #define NO_FIELD ((size_t)-1)
@@ -590,9 +615,17 @@ static const struct key keys[] = {
     COUNT("upstreamMaxIdle", upstream_max_idle, 0, 100000, 64),
     {"backends", KT_BACKENDS, NO_FIELD, 0, 0, 0},
     {"tls", KT_TLS, NO_FIELD, 0, 0, 0},
+    {"balance", KT_BALANCE, NO_FIELD, 0, 0, 0},
+    {"hashKey", KT_HASHKEY, NO_FIELD, 0, 0, 0},
+    {"hashLoadFactor", KT_FACTOR, offsetof(struct config, hash_load_factor), 0, 100000, 0},
+    COUNT("slowStart", slow_start_s, 0, 3600, 0),
+    COUNT("panicThreshold", panic_threshold, 0, 100, 0),
+    COUNT("healthyThreshold", healthy_threshold, 1, 100, 1),
+    COUNT("unhealthyThreshold", unhealthy_threshold, 1, 100, 1),
+    {"stickySession", KT_STICKY, NO_FIELD, 0, 0, 0},
 };
 
-_Static_assert(ARRAY_LEN(keys) <= 32, "load.key_at is too small");
+_Static_assert(ARRAY_LEN(keys) <= 48, "load.key_at is too small");
 
 static int key_index(const char *name)
 {
@@ -1030,6 +1063,164 @@ void load_oom(struct load *l)
  * Backends
  */
 
+static void backend_clear(struct config_backend *b);
+
+/* ---------------------------------------------------------------------------------------------
+ * Balancing: balance, hashKey, hashLoadFactor, stickySession
+ */
+
+static const char *const strategies[] = {"roundRobin", "leastConnections", "random",
+                                         "leastLatency", "hash"};
+
+/* RFC 9110 tchar: header and cookie names. */
+static bool token(const char *s, size_t len)
+{
+    if (len == 0 || len > 128)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!(s[i] > 0x20 && s[i] < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", s[i])))
+            return false;
+    return true;
+}
+
+static void set_balance(struct load *l, struct config *cfg, const struct node *v)
+{
+    struct qbuf q;
+    for (size_t i = 0; is_string(v) && i < ARRAY_LEN(strategies); i++)
+        if (strcmp(v->str, strategies[i]) == 0) {
+            cfg->balance = strdup(strategies[i]);
+            l->oom |= !cfg->balance;
+            return;
+        }
+    error_at(l, v,
+             "balance must be roundRobin, leastConnections, random, leastLatency or hash, got %s",
+             describe(&q, v));
+}
+
+static void set_hash_key(struct load *l, struct config *cfg, const struct node *v)
+{
+    static const struct {
+        const char *prefix;
+        enum config_hash_key kind;
+    } kinds[] = {{"header:", CONFIG_HASH_HEADER},
+                 {"cookie:", CONFIG_HASH_COOKIE},
+                 {"query:", CONFIG_HASH_QUERY}};
+    struct qbuf q;
+    if (is_string(v) && strcmp(v->str, "clientAddress") == 0) {
+        cfg->hash_key = CONFIG_HASH_CLIENT;
+        return;
+    }
+    if (is_string(v) && strcmp(v->str, "uri") == 0) {
+        cfg->hash_key = CONFIG_HASH_URI;
+        return;
+    }
+    for (size_t i = 0; is_string(v) && i < ARRAY_LEN(kinds); i++) {
+        size_t pl = strlen(kinds[i].prefix);
+        if (strncmp(v->str, kinds[i].prefix, pl) != 0)
+            continue;
+        const char *name = v->str + pl;
+        bool ok = kinds[i].kind == CONFIG_HASH_QUERY
+                      ? *name && visible_ascii(name, strlen(name)) && !strpbrk(name, "&=#") &&
+                            strlen(name) <= 128
+                      : token(name, strlen(name));
+        if (!ok) {
+            error_at(l, v, "hashKey: invalid name %s", quote(&q, name, strlen(name)));
+            return;
+        }
+        cfg->hash_key = kinds[i].kind;
+        free(cfg->hash_key_name);
+        cfg->hash_key_name = strdup(name);
+        l->oom |= !cfg->hash_key_name;
+        return;
+    }
+    error_at(l, v,
+             "hashKey must be clientAddress, uri, \"header:NAME\", \"cookie:NAME\" or "
+             "\"query:NAME\", got %s",
+             describe(&q, v));
+}
+
+/* 0, or a decimal factor above 1 ("1.25"), exactly in thousandths (parsed as seconds are). */
+static void set_factor(struct load *l, struct config *cfg, const struct key *k, const struct node *v)
+{
+    struct qbuf q;
+    uint32_t x = 0;
+    int64_t zero;
+    if (parse_int(v, &zero) == 0 && zero == 0) {
+        store(cfg, k, 0);
+        return;
+    }
+    if (parse_seconds(v, &x) == SEC_SYNTAX) {
+        error_at(l, v, "%s must be a number (e.g. 1.25), got %s", k->name, describe(&q, v));
+        return;
+    }
+    if (parse_seconds(v, &x) != SEC_OK || x <= 1000 || x > k->max) {
+        error_at(l, v, "%s must be 0 (off) or above 1 and at most %u, got %s", k->name,
+                 k->max / 1000, number(&q, v));
+        return;
+    }
+    store(cfg, k, x);
+}
+
+static int get_bool(struct load *l, const char *name, const struct node *v, bool *out)
+{
+    struct qbuf q;
+    if (is_scalar(v) && !v->quoted && (strcmp(v->str, "true") == 0 || strcmp(v->str, "false") == 0)) {
+        *out = v->str[0] == 't';
+        return 0;
+    }
+    error_at(l, v, "%s must be true or false, got %s", name, describe(&q, v));
+    return -1;
+}
+
+static void set_sticky(struct load *l, struct config *cfg, const struct node *v)
+{
+    static const char *const names[] = {"cookie", "maxAge", "secure", "httpOnly", "sameSite"};
+    static const struct key max_age = {"maxAge", KT_UINT, NO_FIELD, 0, 315360000, 0};
+    const struct node *seen[ARRAY_LEN(names)] = {0}, *cookie = NULL;
+    struct config_sticky *s = &cfg->sticky;
+    struct qbuf q;
+    if (v->kind != NODE_MAPPING) {
+        error_at(l, v, "stickySession must be a mapping with \"cookie\", got %s", describe(&q, v));
+        return;
+    }
+    s->http_only = true;
+    for (size_t i = 0; i + 1 < v->nkids; i += 2) {
+        const struct node *k = v->kids[i], *x = v->kids[i + 1];
+        if (!key_ok(l, k))
+            continue;
+        size_t j = 0;
+        while (j < ARRAY_LEN(names) && !key_is(k, names[j]))
+            j++;
+        if (j == ARRAY_LEN(names)) {
+            unknown_key(l, k, names, ARRAY_LEN(names), " in stickySession");
+            continue;
+        }
+        if (!key_first(l, k, &seen[j]) || x->kind == NODE_BAD)
+            continue;
+        if (j == 0) {
+            cookie = x;
+            if (!is_string(x) || !token(x->str, x->len))
+                error_at(l, x, "stickySession cookie must be a cookie name, got %s",
+                         describe(&q, x));
+            else if (!(s->cookie = strdup(x->str)))
+                l->oom = true;
+        } else if (j == 1) {
+            (void)get_int(l, &max_age, x, &s->max_age);
+        } else if (j == 2) {
+            (void)get_bool(l, "secure", x, &s->secure);
+        } else if (j == 3) {
+            (void)get_bool(l, "httpOnly", x, &s->http_only);
+        } else if (is_string(x) && (strcmp(x->str, "Strict") == 0 || strcmp(x->str, "Lax") == 0 ||
+                                    strcmp(x->str, "None") == 0)) {
+            l->oom |= !(s->same_site = strdup(x->str));
+        } else {
+            error_at(l, x, "sameSite must be Strict, Lax or None, got %s", describe(&q, x));
+        }
+    }
+    if (!cookie)
+        error_at(l, v, "stickySession is missing \"cookie\"");
+}
+
 static void backend_clear(struct config_backend *b)
 {
     config_tls_backend_clear(b);
@@ -1150,15 +1341,17 @@ static int parse_url(struct load *l, const struct node *n, struct config_backend
 /* One backends[] entry: a URL string or {url, healthPath}. Returns 0 or -1 after reporting. */
 static int parse_backend(struct load *l, const struct node *e, struct config_backend *b)
 {
-    static const char *const names[] = {"url",      "healthPath",     "serverName",
-                                        "caFile",   "tlsVerify",      "clientCertFile",
-                                        "clientKeyFile"};
+    static const char *const names[] = {"url",      "healthPath",     "weight",
+                                        "serverName", "caFile",   "tlsVerify",
+                                        "clientCertFile", "clientKeyFile"};
     struct qbuf q;
-    const struct node *url = NULL, *hp = NULL, *url_k = NULL, *hp_k = NULL;
+    const struct node *url = NULL, *hp = NULL, *url_k = NULL, *hp_k = NULL, *w_k = NULL;
     int rc = -1;
+    bool w_ok = true;
 
     if (e->kind == NODE_BAD)
         return -1;
+    b->weight = 1;
     b->line = e->line;
     b->col = e->col;
     b->tls_verify = true;
@@ -1178,6 +1371,10 @@ static int parse_backend(struct load *l, const struct node *e, struct config_bac
                     hp = v;
             } else if (config_tls_backend_key(l, k, v, b)) {
                 continue;
+            } else if (key_is(k, "weight")) {
+                static const struct key wk = {"weight", KT_UINT, NO_FIELD, 0, 1000, 1};
+                if (key_first(l, k, &w_k) && v->kind != NODE_BAD)
+                    w_ok = get_int(l, &wk, v, &b->weight) == 0;
             } else {
                 unknown_key(l, k, names, ARRAY_LEN(names), " in backend");
             }
@@ -1212,7 +1409,7 @@ static int parse_backend(struct load *l, const struct node *e, struct config_bac
         rc = parse_url(l, url, b, hp && hp_ok && hp->kind != NODE_BAD ? hp->str : NULL);
     if (rc == 0)
         tls_keys_ok = config_tls_backend_finish(l, e, b) == 0;
-    if (rc == -1 || !hp_ok || !tls_keys_ok || (hp && hp->kind == NODE_BAD)) {
+    if (rc == -1 || !hp_ok || !w_ok || !tls_keys_ok || (hp && hp->kind == NODE_BAD)) {
         backend_clear(b);
         return -1;
     }
@@ -1297,6 +1494,18 @@ static void set_key(struct load *l, struct config *cfg, const struct key *k, con
     case KT_TLS:
         config_tls_section(l, cfg, v);
         break;
+    case KT_BALANCE:
+        set_balance(l, cfg, v);
+        break;
+    case KT_HASHKEY:
+        set_hash_key(l, cfg, v);
+        break;
+    case KT_FACTOR:
+        set_factor(l, cfg, k, v);
+        break;
+    case KT_STICKY:
+        set_sticky(l, cfg, v);
+        break;
     }
 }
 
@@ -1327,6 +1536,14 @@ static void cross_check(struct load *l, struct config *cfg, const struct node *r
                    "healthCheckTimeout (%s s) is not less than healthCheckPeriod (%s s); a backend "
                    "is not checked again while its previous check is still running",
                    seconds_str(a, tms), seconds_str(b, pms));
+    }
+
+    bool hash = cfg->balance && strcmp(cfg->balance, "hash") == 0;
+    const char *hash_only[] = {"hashKey", "hashLoadFactor"};
+    for (size_t i = 0; i < ARRAY_LEN(hash_only); i++) {
+        const struct node *hk = l->key_at[key_index(hash_only[i])];
+        if (hk && !hash)
+            warning_at(l, hk, "%s is ignored unless balance is hash", hash_only[i]);
     }
 
     if (!l->key_at[key_index("backends")])
@@ -1465,6 +1682,10 @@ void config_free(struct config *cfg)
         backend_clear(&cfg->backends[i]);
     free(cfg->backends);
     config_tls_free(cfg);
+    free(cfg->balance);
+    free(cfg->hash_key_name);
+    free(cfg->sticky.cookie);
+    free(cfg->sticky.same_site);
     free(cfg->listen_name);
     free(cfg->path);
     free(cfg);

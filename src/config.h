@@ -33,6 +33,7 @@ struct config_backend {
     char *health_path; /* path (and query) the health check GETs; "/" when the URL has none */
     struct sockaddr_storage addr; /* resolved at load time (first address getaddrinfo returns) */
     socklen_t addrlen;
+    uint32_t weight; /* weight: 0..1000, default 1 (0: no new traffic, sticky users stay) */
     int line, col; /* where the entry is, for messages about it */
 
     /* https:// backends (tls true): golb speaks TLS to it, health checks included */
@@ -69,6 +70,24 @@ struct config_tls {
     struct tls_server *server;     /* contexts built at load, shared by every worker */
 };
 
+/* hashKey: what the hash strategy hashes. */
+enum config_hash_key {
+    CONFIG_HASH_CLIENT = 0, /* clientAddress (default) */
+    CONFIG_HASH_URI,        /* uri: the request target's path and query */
+    CONFIG_HASH_HEADER,     /* "header:NAME" */
+    CONFIG_HASH_COOKIE,     /* "cookie:NAME" */
+    CONFIG_HASH_QUERY,      /* "query:NAME" */
+};
+
+/* stickySession: golb sets a cookie naming the backend opaquely. */
+struct config_sticky {
+    char *cookie;     /* cookie name; NULL when sticky sessions are off */
+    uint32_t max_age; /* maxAge seconds; 0: a session cookie (no Max-Age) */
+    bool secure;      /* secure, default false */
+    bool http_only;   /* httpOnly, default true */
+    char *same_site;  /* sameSite: "Strict", "Lax", "None" or NULL (not sent) */
+};
+
 /* Durations are kept in milliseconds. In YAML they are seconds, whole or fractional ("0.5"). */
 struct config {
     char *path; /* the file loaded */
@@ -100,6 +119,17 @@ struct config {
                                        passively before its next check; 0 disables; default 3 */
     uint32_t upstream_max_idle;     /* upstreamMaxIdle: idle pooled connections per backend per
                                        worker, default 64 */
+
+    /* balancing (see balancer.h and README "Load balancing") */
+    char *balance;                   /* balance: strategy name, default "roundRobin" */
+    enum config_hash_key hash_key;   /* hashKey */
+    char *hash_key_name;             /* NAME of "header:NAME", "cookie:NAME", "query:NAME" */
+    uint32_t hash_load_factor;       /* hashLoadFactor in thousandths (1.25 → 1250); 0: off */
+    uint32_t slow_start_s;           /* slowStart: seconds, 0..3600, default 0 (off) */
+    uint32_t panic_threshold;        /* panicThreshold: percent 0..100, default 0 (off) */
+    uint32_t healthy_threshold;      /* healthyThreshold: 1..100, default 1 */
+    uint32_t unhealthy_threshold;    /* unhealthyThreshold: 1..100, default 1 */
+    struct config_sticky sticky;     /* stickySession */
 
     int nbackends;
     struct config_backend *backends;

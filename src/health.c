@@ -43,11 +43,6 @@
 #include "sock.h"
 #include "util.h"
 
-/* Rise/fall thresholds: consecutive results needed to flip an UP/DOWN backend. 1 = every result
- * counts; a later issue makes them configurable. */
-#define HEALTH_RISE 1
-#define HEALTH_FALL 1
-
 /* The response head must fit here: a health answer is a status line and a few fields. */
 #define HEALTH_BUF_SIZE 4096
 
@@ -79,6 +74,7 @@ struct check {
     size_t len;           /* bytes in buf */
     uint32_t ok_streak;   /* consecutive healthy results, for the rise threshold */
     uint32_t fail_streak; /* consecutive unhealthy results, for the fall threshold */
+    enum backend_state seen; /* the state after this checker's last result */
     char buf[HEALTH_BUF_SIZE];
 };
 
@@ -86,6 +82,7 @@ struct health {
     struct backend_table *table;
     uint32_t timeout_ms;
     uint32_t period_ms;
+    uint32_t rise, fall; /* healthyThreshold, unhealthyThreshold: consecutive results to flip */
     struct loop *loop;
     struct loop_timer period_timer;
     uint64_t next_round; /* loop clock: when the next round is due (steady cadence) */
@@ -172,10 +169,23 @@ static void check_finish(struct check *c, bool ok, const char *reason)
         c->ok_streak = 0;
     }
     enum backend_state cur = atomic_load_explicit(&c->b->state, memory_order_acquire);
-    enum backend_state next = health_next_state(cur, ok, streak, HEALTH_RISE, HEALTH_FALL);
+    if (cur == BACKEND_DOWN && c->seen == BACKEND_UP && ok) {
+        /* Taken out passively (maxFails) since the last check: passing checks count from now. */
+        streak = c->ok_streak = 1;
+    }
+    enum backend_state next = health_next_state(cur, ok, streak, h->rise, h->fall);
     log_debug("health: %s: %s", c->b->cfg->name, reason);
-    if (next != cur)
+    if (next != cur) {
+        uint32_t need = ok ? h->rise : h->fall;
+        char why[200];
+        if (need > 1 && cur != BACKEND_UNKNOWN) {
+            snprintf(why, sizeof(why), "%u/%u checks %s, last: %s", streak, need,
+                     ok ? "passed" : "failed", reason);
+            reason = why;
+        }
         backend_set_state(c->b, next, reason);
+    }
+    c->seen = next;
 
     if (h->first_round && h->in_flight == 0)
         loop_stop(h->loop);
@@ -440,6 +450,8 @@ struct health *health_new(struct backend_table *table, const struct config *cfg)
     h->table = table;
     h->timeout_ms = cfg->health_check_timeout_ms;
     h->period_ms = cfg->health_check_period_ms;
+    h->rise = cfg->healthy_threshold ? cfg->healthy_threshold : 1;
+    h->fall = cfg->unhealthy_threshold ? cfg->unhealthy_threshold : 1;
     h->n = table->n;
     loop_timer_init(&h->period_timer, on_period);
     h->checks = calloc((size_t)(h->n ? h->n : 1), sizeof(*h->checks));

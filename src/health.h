@@ -30,7 +30,7 @@ void health_free(struct health *h);
 /* The state transition after one check, a pure function. `streak` counts the consecutive results
  * equal to this one, this one included; `rise` healthy results flip DOWN to UP, `fall` unhealthy
  * ones flip UP to DOWN (0 is taken as 1). A backend never checked (UNKNOWN) takes the first result
- * at once. The checker uses rise = fall = 1 for now. */
+ * at once. The checker uses healthyThreshold and unhealthyThreshold (default 1). */
 enum backend_state health_next_state(enum backend_state current, bool check_ok, uint32_t streak,
                                      uint32_t rise, uint32_t fall);
 

@@ -94,6 +94,7 @@ struct exchange {
     int backend;
     bool up_reused, replayed;
     struct lb_tried tried;
+    struct lb_request lbr; /* what the balancer read from the head: key, sticky cookie */
     uint64_t sent_at; /* request fully sent upstream */
 
     /* request being forwarded */
@@ -232,6 +233,15 @@ static void release_buffers(struct client *c)
     }
 }
 
+/* The backend's response time the balancer learns from (leastLatency): pick → final response
+ * head, or → now when no head came. Never the body: a slow client must not make a backend look
+ * slow. */
+static uint64_t pick_age_us(const struct exchange *x)
+{
+    uint64_t end = x->lbr.head_us ? x->lbr.head_us : balancer_now_us();
+    return end > x->lbr.picked_us ? end - x->lbr.picked_us : 0;
+}
+
 /* Ends the exchange with the upstream, if any: pooled when reusable, else closed. */
 static void drop_upstream(struct client *c, bool reusable, enum lb_outcome outcome)
 {
@@ -239,7 +249,7 @@ static void drop_upstream(struct client *c, bool reusable, enum lb_outcome outco
         return;
     struct backend *b = &c->w->backends->b[c->x->backend];
     atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
-    balancer_release(c->w->balancer, c->x->backend, outcome);
+    balancer_release(c->w->balancer, c->x->backend, outcome, pick_age_us(c->x));
     upstream_release(c->x->up, reusable);
     c->x->up = NULL;
 }
@@ -490,9 +500,15 @@ static bool set_upstream_host(struct client *c, const struct backend *b)
 static bool build_response_head(struct client *c, const struct http1_response *resp,
                                 struct buf *b)
 {
+    char cookie[256];
+    if (resp->status >= 200 && !c->x->lbr.head_us)
+        c->x->lbr.head_us = balancer_now_us();
     struct rewrite_response opt = {.http10 = c->x->req_http10,
                                    .dechunk = c->x->resp_dechunk,
                                    .keepalive = c->x->client_keepalive};
+    opt.set_cookie_len = balancer_set_cookie(c->w->balancer, &c->x->lbr, c->x->backend, cookie,
+                                             sizeof(cookie));
+    opt.set_cookie = cookie;
     return rewrite_response_head(resp, &opt, b);
 }
 
@@ -608,6 +624,7 @@ static void start_exchange(struct client *c, const struct http1_request *req, si
         client_fail(c, 431, LB_OK);
         return;
     }
+    balancer_request_init(w->balancer, &x->lbr, req, c->ip, c->iplen, w->id);
     connect_next(c);
 }
 
@@ -787,7 +804,7 @@ static void connect_next(struct client *c)
             client_fail(c, 502, LB_OK);
             return;
         }
-        int idx = balancer_pick(w->balancer, &c->x->tried);
+        int idx = balancer_pick(w->balancer, &c->x->lbr, &c->x->tried);
         if (idx < 0) {
             client_fail(c, c->x->tried.n ? 502 : 503, LB_OK);
             return;
@@ -823,13 +840,13 @@ static void connect_next(struct client *c)
             /* golb is out of descriptors or ports: not the backend's fault, and every other
              * backend would fail the same way. */
             log_warn("backend %s: cannot connect: %s", b->cfg->name, strerror(-err));
-            balancer_release(w->balancer, idx, LB_OK);
+            balancer_release(w->balancer, idx, LB_OK, pick_age_us(c->x));
             client_fail(c, 503, LB_OK);
             return;
         }
         log_warn("backend %s: connect failed: %s", b->cfg->name, strerror(-err));
         backend_report_failure(b, cfg->max_fails, strerror(-err));
-        balancer_release(w->balancer, idx, LB_CONNECT_FAILED);
+        balancer_release(w->balancer, idx, LB_CONNECT_FAILED, pick_age_us(c->x));
     }
 }
 
@@ -855,7 +872,7 @@ static bool replay_on_fresh(struct client *c)
                              b->cfg->addrlen, c, on_upstream_event, &err);
     if (!c->x->up) {
         atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
-        balancer_release(w->balancer, c->x->backend, LB_CONNECT_FAILED);
+        balancer_release(w->balancer, c->x->backend, LB_CONNECT_FAILED, pick_age_us(c->x));
         connect_next(c);
         return true;
     }

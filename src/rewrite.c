@@ -207,6 +207,11 @@ bool rewrite_response_head(const struct http1_response *resp, const struct rewri
             out_str(&o, "Connection: close\r\n");
         else if (opt->http10)
             out_str(&o, "Connection: keep-alive\r\n");
+        if (opt->set_cookie_len) { /* the sticky-session cookie, on final heads only */
+            out_str(&o, "Set-Cookie: ");
+            out_mem(&o, opt->set_cookie, opt->set_cookie_len);
+            out_str(&o, "\r\n");
+        }
     }
     out_str(&o, "\r\n");
     if (o.overflow)

@@ -44,6 +44,8 @@ struct rewrite_response {
     bool http10;    /* the client speaks HTTP/1.0: no transfer codings, keep-alive said explicitly */
     bool dechunk;   /* a chunked body is de-chunked for this client (close-delimited) */
     bool keepalive; /* the client connection stays open after this response */
+    const char *set_cookie; /* a Set-Cookie value added to a final head (sticky sessions) */
+    size_t set_cookie_len;  /* 0: none */
 };
 
 /* Appends the response head golb sends the client to b (at b->last) and states the client-side
@@ -52,7 +54,8 @@ struct rewrite_response {
  *   upstream chunked        → passed through to HTTP/1.1 clients; de-chunked for HTTP/1.0 clients
  *   until close             → close-delimited, Connection: close (codings other than chunked kept)
  * A 1xx interim head is relayed minus hop-by-hop fields; a 101 keeps Upgrade and says
- * Connection: upgrade. Returns false, leaving b unchanged, when the head does not fit. */
+ * Connection: upgrade. A final head (not 1xx) gets `Set-Cookie: set_cookie` when given.
+ * Returns false, leaving b unchanged, when the head does not fit. */
 bool rewrite_response_head(const struct http1_response *resp, const struct rewrite_response *opt,
                            struct buf *b);
 

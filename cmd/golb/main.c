@@ -186,7 +186,8 @@ static int run(const struct config *cfg)
     int *tls_fds = calloc((size_t)cfg->workers, sizeof(int));
     struct health *health = NULL;
     int nworkers = 0;
-    if (!backends || !workers || !fds || !tls_fds || balancer_init(&balancer, &lb_rr_ops, backends) != 0) {
+    if (!backends || !workers || !fds || !tls_fds ||
+        balancer_init_config(&balancer, cfg, backends) != 0) {
         log_error("out of memory");
         goto out;
     }

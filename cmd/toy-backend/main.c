@@ -10,6 +10,8 @@
  *   GET  /toy/health              the current health status
  *   GET  /toy/stats               "connections: N\nrequests: M\n" (totals since start, this one
  *                                 included)
+ *   POST /toy/delay?delay=MS      the default delay of every answer below from now on (0 restores)
+ *   GET  /toy/delay               the current default delay
  *   anything else                 200 (or status=CODE) with an echo body:
  *                                   server N
  *                                   method: GET
@@ -29,6 +31,11 @@
  *
  * The size= pattern is the 64-byte line PATTERN_LINE below repeated and cut at BYTES, so a test can
  * recompute it cheaply: Python `(LINE * (n // 64 + 1))[:n]`.
+ *
+ * Flags -delay MS (the default delay=, for requests without one) and -stall MS/PERIOD (every
+ * PERIOD ms from start-up, the first MS ms are a stall: an echo request arriving then is held until
+ * the stall ends) make a slow or a stalling backend for balancing tests and benchmarks. Neither
+ * applies to /health or /toy/ paths.
  *
  * Request bodies (Content-Length or chunked) are read in 64 KiB pieces and hashed, never stored.
  */
@@ -68,6 +75,9 @@ static bool verbose; /* -v: log one line per request */
 static _Atomic int health_status = 200;
 static _Atomic uint64_t stat_connections;
 static _Atomic uint64_t stat_requests;
+static _Atomic unsigned default_delay_ms;     /* -delay, POST /toy/delay */
+static unsigned stall_ms, stall_period_ms;    /* -stall MS/PERIOD */
+static struct timespec started;
 /* PIECE bytes of the pattern: since PIECE is a multiple of the line length, every PIECE-aligned
  * piece of any size= body is a prefix of this buffer. */
 static char pattern[PIECE];
@@ -183,6 +193,7 @@ static void sleep_ms(unsigned ms)
 struct params {
     int status;        /* 0: default */
     unsigned delay_ms;
+    bool has_delay;
     bool has_size;
     uint64_t size;
     bool chunked, close, hang;
@@ -237,6 +248,7 @@ static int parse_params(const char *path, size_t len, struct params *prm, const 
             if (parse_u64(v, vn, 0, MAX_DELAY_MS, &x) == -1)
                 return *why = "delay must be 0-600000 (ms)", -1;
             prm->delay_ms = (unsigned)x;
+            prm->has_delay = true;
         } else if (span_eq(k, kn, "size")) {
             if (parse_u64(v, vn, 0, MAX_SIZE, &x) == -1)
                 return *why = "size must be 0-2^40 (bytes)", -1;
@@ -521,6 +533,19 @@ static enum outcome serve(struct conn *c, struct http1_request *req, size_t head
         int n = snprintf(small, sizeof(small), "health: %d\n", atomic_load(&health_status));
         r.body = small;
         r.body_len = (uint64_t)n;
+    } else if (strcmp(route, "/toy/delay") == 0 && (is_post || is_get || is_head)) {
+        if (perr == -1 || (is_post && !prm.has_delay)) {
+            send_error(c, 400, why ? why : "POST /toy/delay needs delay=MS");
+            free(echo.p);
+            return CLOSE;
+        }
+        if (is_post) {
+            atomic_store(&default_delay_ms, prm.delay_ms);
+            log_info("default delay set to %u ms", prm.delay_ms);
+        }
+        int n = snprintf(small, sizeof(small), "delay: %u\n", atomic_load(&default_delay_ms));
+        r.body = small;
+        r.body_len = (uint64_t)n;
     } else if (strcmp(route, "/toy/stats") == 0 && (is_get || is_head)) {
         int n = snprintf(small, sizeof(small), "connections: %llu\nrequests: %llu\n",
                          (unsigned long long)atomic_load(&stat_connections),
@@ -554,8 +579,18 @@ static enum outcome serve(struct conn *c, struct http1_request *req, size_t head
             r.body = echo.p;
             r.body_len = echo.len;
         }
-        if (prm.delay_ms)
-            sleep_ms(prm.delay_ms);
+        unsigned delay = prm.has_delay ? prm.delay_ms : atomic_load(&default_delay_ms);
+        if (stall_period_ms) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            uint64_t ms = (uint64_t)(now.tv_sec - started.tv_sec) * 1000u +
+                          (uint64_t)((now.tv_nsec - started.tv_nsec) / 1000000);
+            uint64_t phase = ms % stall_period_ms;
+            if (phase < stall_ms)
+                delay += (unsigned)(stall_ms - phase);
+        }
+        if (delay)
+            sleep_ms(delay);
     }
     int rc = send_reply(c, &r);
     free(echo.p);
@@ -626,6 +661,10 @@ static void usage(FILE *f)
             "  -listen string\n"
             "    \taddress to listen on, HOST:PORT or [V6]:PORT; port 0 picks a free one\n"
             "    \t(default \"127.0.0.1:808N\" where N is -id)\n"
+            "  -delay int\n"
+            "    \tdefault delay= of echo answers in ms (default 0)\n"
+            "  -stall MS/PERIOD\n"
+            "    \tstall echo answers for the first MS ms of every PERIOD ms\n"
             "  -v\tlog one line per request (default false)\n"
             "\n"
             "Flags may be written -flag value, -flag=value, --flag or --flag=value.\n"
@@ -760,7 +799,8 @@ int main(int argc, char **argv)
             continue;
         }
         bool is_id = span_eq(name, nl, "id"), is_listen = span_eq(name, nl, "listen");
-        if (!is_id && !is_listen)
+        bool is_delay = span_eq(name, nl, "delay"), is_stall = span_eq(name, nl, "stall");
+        if (!is_id && !is_listen && !is_delay && !is_stall)
             usage_error("flag provided but not defined: %s", a);
         if (!val) {
             if (i + 1 >= argc)
@@ -770,11 +810,26 @@ int main(int argc, char **argv)
         if (is_id) {
             if (parse_u64(val, strlen(val), 0, 9, &id) == -1)
                 usage_error("invalid value \"%s\" for flag -id: want 0-9", val);
+        } else if (is_delay) {
+            uint64_t d;
+            if (parse_u64(val, strlen(val), 0, MAX_DELAY_MS, &d) == -1)
+                usage_error("invalid value \"%s\" for flag -delay: want 0-600000", val);
+            atomic_store(&default_delay_ms, (unsigned)d);
+        } else if (is_stall) {
+            const char *slash = strchr(val, '/');
+            uint64_t sa, sb;
+            if (!slash || parse_u64(val, (size_t)(slash - val), 1, MAX_DELAY_MS, &sa) == -1 ||
+                parse_u64(slash + 1, strlen(slash + 1), 1, MAX_DELAY_MS, &sb) == -1 || sa >= sb)
+                usage_error("invalid value \"%s\" for flag -stall: want MS/PERIOD, MS < PERIOD",
+                            val);
+            stall_ms = (unsigned)sa;
+            stall_period_ms = (unsigned)sb;
         } else {
             listen_spec = val;
         }
     }
     server_id = (int)id;
+    clock_gettime(CLOCK_MONOTONIC, &started);
     for (size_t i = 0; i < PIECE; i++)
         pattern[i] = PATTERN_LINE[i % PATTERN_LINE_LEN];
 

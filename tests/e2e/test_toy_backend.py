@@ -193,6 +193,38 @@ class ToyBackendTest(GolbTestCase):
         self.assertEqual(r.header("Connection"), "close")
         self.assertTrue(c.wait_closed())
 
+    def test_default_delay_and_its_endpoint(self):
+        t = self.toy(0, extra_args=["-delay", "200"])
+        c = self.conn(t)
+        t0 = time.monotonic()
+        self.assertEqual(c.request("GET", "/").status, 200)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.19)
+        t0 = time.monotonic()
+        self.assertEqual(c.request("GET", "/health").status, 200)
+        self.assertEqual(c.request("GET", "/?delay=0").status, 200)
+        self.assertLess(time.monotonic() - t0, 0.15, "/health and delay=0 are not delayed")
+        self.assertEqual(c.request("GET", "/toy/delay").text, "delay: 200\n")
+        self.assertEqual(c.request("POST", "/toy/delay?delay=0").text, "delay: 0\n")
+        t0 = time.monotonic()
+        self.assertEqual(c.request("GET", "/").status, 200)
+        self.assertLess(time.monotonic() - t0, 0.15)
+        self.assertEqual(c.request("POST", "/toy/delay").status, 400)
+
+    def test_stall_schedule(self):
+        t = self.toy(0, extra_args=["-stall", "300/600"])
+        c = self.conn(t)
+        slow = 0
+        for _ in range(12):  # ~1.2 s or more: at least one stall window is met
+            t0 = time.monotonic()
+            self.assertEqual(c.request("GET", "/").status, 200)
+            slow += time.monotonic() - t0 > 0.05
+            time.sleep(0.1)  # spacing the probes over the schedule, not a synchronisation
+        self.assertGreater(slow, 0)
+        self.assertLess(slow, 12)
+        for bad in (["-stall", "300"], ["-stall", "600/300"], ["-delay", "x"]):
+            r = self.run_toy(*bad)
+            self.assertEqual(r.returncode, 2, f"{bad}: {r.stderr}")
+
     def test_hang(self):
         t = self.toy(0)
         c = self.conn(t)

@@ -19,7 +19,7 @@ static struct backend_table *make_table(int n)
     static char names[8][16];
     for (int i = 0; i < n; i++) {
         snprintf(names[i], sizeof(names[i]), "b%d", i);
-        cbs[i] = (struct config_backend){.name = names[i]};
+        cbs[i] = (struct config_backend){.name = names[i], .weight = 1};
     }
     cfg.nbackends = n;
     cfg.backends = cbs;
@@ -46,7 +46,7 @@ Test(balancer, round_robin_strict_order, .init = quiet)
     struct balancer b;
     cr_assert_eq(balancer_init(&b, &lb_rr_ops, t), 0);
     for (int i = 0; i < 30; i++)
-        cr_expect_eq(balancer_pick(&b, NULL), i % 3, "pick %d", i);
+        cr_expect_eq(balancer_pick(&b, NULL, NULL), i % 3, "pick %d", i);
     balancer_destroy(&b);
     backend_table_free(t);
 }
@@ -60,7 +60,7 @@ Test(balancer, down_backend_is_skipped_without_doubling_a_neighbour, .init = qui
     int seen[3] = {0};
     int prev = -1;
     for (int i = 0; i < 20; i++) {
-        int idx = balancer_pick(&b, NULL);
+        int idx = balancer_pick(&b, NULL, NULL);
         cr_assert_neq(idx, 1);
         cr_expect_neq(idx, prev, "the same backend twice in a row at pick %d", i);
         prev = idx;
@@ -71,7 +71,7 @@ Test(balancer, down_backend_is_skipped_without_doubling_a_neighbour, .init = qui
     backend_set_state(&t->b[1], BACKEND_UP, "test");
     int again[3] = {0};
     for (int i = 0; i < 30; i++)
-        again[balancer_pick(&b, NULL)]++;
+        again[balancer_pick(&b, NULL, NULL)]++;
     cr_expect_eq(again[0], 10);
     cr_expect_eq(again[1], 10);
     cr_expect_eq(again[2], 10);
@@ -86,7 +86,7 @@ Test(balancer, unknown_and_down_backends_get_nothing, .init = quiet)
     balancer_init(&b, &lb_rr_ops, t);
     atomic_store(&t->b[0].state, BACKEND_UNKNOWN);
     backend_set_state(&t->b[1], BACKEND_DOWN, "test");
-    cr_expect_eq(balancer_pick(&b, NULL), -1);
+    cr_expect_eq(balancer_pick(&b, NULL, NULL), -1);
     balancer_destroy(&b);
     backend_table_free(t);
 }
@@ -97,16 +97,16 @@ Test(balancer, tried_backends_are_skipped, .init = quiet)
     struct balancer b;
     balancer_init(&b, &lb_rr_ops, t);
     struct lb_tried tried = {0};
-    int first = balancer_pick(&b, &tried);
+    int first = balancer_pick(&b, NULL, &tried);
     lb_tried_add(&tried, first);
-    int second = balancer_pick(&b, &tried);
+    int second = balancer_pick(&b, NULL, &tried);
     cr_expect_neq(second, first);
     lb_tried_add(&tried, second);
-    int third = balancer_pick(&b, &tried);
+    int third = balancer_pick(&b, NULL, &tried);
     cr_expect_neq(third, first);
     cr_expect_neq(third, second);
     lb_tried_add(&tried, third);
-    cr_expect_eq(balancer_pick(&b, &tried), -1);
+    cr_expect_eq(balancer_pick(&b, NULL, &tried), -1);
     balancer_destroy(&b);
     backend_table_free(t);
 }
@@ -138,7 +138,7 @@ static void *pick_many(void *arg)
 {
     struct picker *p = arg;
     for (int i = 0; i < PICKS; i++)
-        p->counts[balancer_pick(p->b, NULL)]++;
+        p->counts[balancer_pick(p->b, NULL, NULL)]++;
     return NULL;
 }
 

@@ -619,9 +619,9 @@ Test(config_errors, backends_shape)
         {"backends:\n  -\n", "t.yaml:2:4: backend must be a URL or a mapping with \"url\", got "
                              "null\n"},
         {"backends:\n  - healthPath: /h\n", "t.yaml:2:5: backend is missing \"url\"\n"},
-        {"backends:\n  - url: http://127.0.0.1:8081\n    helthPath: /h\n    weight: 2\n",
+        {"backends:\n  - url: http://127.0.0.1:8081\n    helthPath: /h\n    wieght: 2\n",
          "t.yaml:3:5: unknown key \"helthPath\" in backend (did you mean \"healthPath\"?)\n"
-         "t.yaml:4:5: unknown key \"weight\" in backend\n"},
+         "t.yaml:4:5: unknown key \"wieght\" in backend (did you mean \"weight\"?)\n"},
         {"backends:\n  - url: http://127.0.0.1:8081\n    url: http://127.0.0.1:8082\n",
          "t.yaml:3:5: duplicate key \"url\" (first defined at line 2)\n"},
         {"backends:\n  - url: [a]\n", "t.yaml:2:10: url must be a string, got a sequence\n"},
@@ -989,4 +989,144 @@ Test(config_errors, tls_section)
         {"listen: off\n" B, "t.yaml:1:9: listen: off needs a tls section (golb would serve nothing)\n"},
     };
     expect_all(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Balancing keys
+ */
+
+Test(config, balancing_defaults)
+{
+    struct config *c = load_ok(B);
+    cr_expect_null(c->balance);
+    cr_expect_eq(c->hash_key, CONFIG_HASH_CLIENT);
+    cr_expect_eq(c->hash_load_factor, 0);
+    cr_expect_eq(c->slow_start_s, 0);
+    cr_expect_eq(c->panic_threshold, 0);
+    cr_expect_eq(c->healthy_threshold, 1);
+    cr_expect_eq(c->unhealthy_threshold, 1);
+    cr_expect_null(c->sticky.cookie);
+    cr_expect_eq(c->backends[0].weight, 1, "the plain string form has weight 1");
+    config_free(c);
+}
+
+Test(config, balancing_keys)
+{
+    struct config *c = load_ok("balance: hash\n"
+                               "hashKey: \"cookie:session\"\n"
+                               "hashLoadFactor: 1.25\n"
+                               "slowStart: 30\n"
+                               "panicThreshold: 50\n"
+                               "healthyThreshold: 2\n"
+                               "unhealthyThreshold: 3\n"
+                               "stickySession:\n"
+                               "  cookie: GOLBSRV\n"
+                               "  maxAge: 3600\n"
+                               "  secure: true\n"
+                               "  httpOnly: false\n"
+                               "  sameSite: Lax\n"
+                               "backends:\n"
+                               "  - url: http://127.0.0.1:8081\n"
+                               "    weight: 3\n"
+                               "  - http://127.0.0.1:8082/health\n"
+                               "  - url: http://127.0.0.1:8083\n"
+                               "    weight: 0\n");
+    cr_expect_str_eq(c->balance, "hash");
+    cr_expect_eq(c->hash_key, CONFIG_HASH_COOKIE);
+    cr_expect_str_eq(c->hash_key_name, "session");
+    cr_expect_eq(c->hash_load_factor, 1250);
+    cr_expect_eq(c->slow_start_s, 30);
+    cr_expect_eq(c->panic_threshold, 50);
+    cr_expect_eq(c->healthy_threshold, 2);
+    cr_expect_eq(c->unhealthy_threshold, 3);
+    cr_expect_str_eq(c->sticky.cookie, "GOLBSRV");
+    cr_expect_eq(c->sticky.max_age, 3600);
+    cr_expect(c->sticky.secure);
+    cr_expect_not(c->sticky.http_only);
+    cr_expect_str_eq(c->sticky.same_site, "Lax");
+    cr_expect_eq(c->backends[0].weight, 3);
+    cr_expect_eq(c->backends[1].weight, 1);
+    cr_expect_str_eq(c->backends[1].health_path, "/health");
+    cr_expect_eq(c->backends[2].weight, 0);
+    config_free(c);
+
+    const char *strategies[] = {"roundRobin", "leastConnections", "random", "leastLatency"};
+    for (size_t i = 0; i < 4; i++) {
+        char y[128];
+        snprintf(y, sizeof(y), "balance: %s\n" B, strategies[i]);
+        c = load_ok(y);
+        cr_expect_str_eq(c->balance, strategies[i]);
+        config_free(c);
+    }
+    const char *keys[][3] = {{"clientAddress", "", ""}, {"uri", "", ""},
+                             {"\"header:X-User\"", "X-User", ""}, {"\"query:id\"", "id", ""}};
+    enum config_hash_key kinds[] = {CONFIG_HASH_CLIENT, CONFIG_HASH_URI, CONFIG_HASH_HEADER,
+                                    CONFIG_HASH_QUERY};
+    for (size_t i = 0; i < 4; i++) {
+        char y[128];
+        snprintf(y, sizeof(y), "balance: hash\nhashKey: %s\n" B, keys[i][0]);
+        c = load_ok(y);
+        cr_expect_eq(c->hash_key, kinds[i]);
+        if (keys[i][1][0])
+            cr_expect_str_eq(c->hash_key_name, keys[i][1]);
+        config_free(c);
+    }
+    c = load_ok("stickySession: {cookie: S}\n" B);
+    cr_expect(c->sticky.http_only, "httpOnly defaults to true");
+    cr_expect_not(c->sticky.secure);
+    cr_expect_eq(c->sticky.max_age, 0);
+    cr_expect_null(c->sticky.same_site);
+    config_free(c);
+    c = load_ok("balance: hash\nhashLoadFactor: 0\n" B);
+    cr_expect_eq(c->hash_load_factor, 0);
+    config_free(c);
+}
+
+Test(config_errors, balancing_keys)
+{
+    static const struct error_case cases[] = {
+        {"balance: leastconn\n" B, "t.yaml:1:10: balance must be roundRobin, leastConnections, "
+                                   "random, leastLatency or hash, got \"leastconn\"\n"},
+        {"balance: hash\nhashKey: host\n" B,
+         "t.yaml:2:10: hashKey must be clientAddress, uri, \"header:NAME\", \"cookie:NAME\" or "
+         "\"query:NAME\", got \"host\"\n"},
+        {"balance: hash\nhashKey: \"header:a b\"\n" B,
+         "t.yaml:2:10: hashKey: invalid name \"a b\"\n"},
+        {"balance: hash\nhashKey: \"cookie:\"\n" B, "t.yaml:2:10: hashKey: invalid name \"\"\n"},
+        {"balance: hash\nhashLoadFactor: 1\n" B,
+         "t.yaml:2:17: hashLoadFactor must be 0 (off) or above 1 and at most 100, got 1\n"},
+        {"balance: hash\nhashLoadFactor: x\n" B,
+         "t.yaml:2:17: hashLoadFactor must be a number (e.g. 1.25), got \"x\"\n"},
+        {"slowStart: 3601\n" B, "t.yaml:1:12: slowStart must be between 0 and 3600, got 3601\n"},
+        {"panicThreshold: 101\n" B,
+         "t.yaml:1:17: panicThreshold must be between 0 and 100, got 101\n"},
+        {"healthyThreshold: 0\n" B,
+         "t.yaml:1:19: healthyThreshold must be between 1 and 100, got 0\n"},
+        {"unhealthyThreshold: 0\n" B,
+         "t.yaml:1:21: unhealthyThreshold must be between 1 and 100, got 0\n"},
+        {"stickySession: GOLBSRV\n" B,
+         "t.yaml:1:16: stickySession must be a mapping with \"cookie\", got \"GOLBSRV\"\n"},
+        {"stickySession: {maxAge: 1}\n" B, "t.yaml:1:16: stickySession is missing \"cookie\"\n"},
+        {"stickySession: {cookie: \"a;b\", secure: yes, sameSite: lax, cokie: x}\n" B,
+         "t.yaml:1:25: stickySession cookie must be a cookie name, got the quoted string "
+         "\"a;b\"\n"
+         "t.yaml:1:40: secure must be true or false, got \"yes\"\n"
+         "t.yaml:1:55: sameSite must be Strict, Lax or None, got \"lax\"\n"
+         "t.yaml:1:60: unknown key \"cokie\" in stickySession (did you mean \"cookie\"?)\n"},
+        {"backends:\n  - url: http://127.0.0.1:8081\n    weight: 1001\n",
+         "t.yaml:3:13: weight must be between 0 and 1000, got 1001\n"},
+        {"backends:\n  - url: http://127.0.0.1:8081\n    weight: -1\n",
+         "t.yaml:3:13: weight must be between 0 and 1000, got -1\n"},
+    };
+    expect_all(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+Test(config, hash_keys_without_hash_draw_a_warning)
+{
+    struct config *c = NULL;
+    char *errs = NULL;
+    cr_assert_eq(load("hashKey: uri\n" B, &c, &errs), 0);
+    cr_expect_str_eq(errs, "t.yaml:1:1: warning: hashKey is ignored unless balance is hash\n");
+    free(errs);
+    config_free(c);
 }

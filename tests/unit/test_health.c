@@ -479,6 +479,46 @@ Test(health, state_follows_the_backend_each_period, .timeout = 60)
     srv_stop(s);
 }
 
+Test(health, thresholds_count_consecutive_results, .timeout = 60)
+{
+    struct srv *s = srv_start(SRV_200);
+    struct fixture fx;
+    fx_init(&fx, 1000, 100);
+    fx.cfg.healthy_threshold = 3;
+    fx.cfg.unhealthy_threshold = 4;
+    fx_add(&fx, s->port);
+    fx_new(&fx);
+    struct capture cap;
+    capture_begin(&cap);
+    cr_assert_eq(health_start(fx.h), 0);
+    cr_assert_eq(state_of(&fx, 0), BACKEND_UP, "the first round decides at once");
+
+    /* a check already running when the mode changes may count: one fewer accept than results */
+    int a0 = atomic_load(&s->accepts);
+    atomic_store(&s->mode, SRV_500);
+    cr_assert(WAIT_UNTIL(state_of(&fx, 0) == BACKEND_DOWN), "never seen DOWN after HTTP 500");
+    int fails = atomic_load(&s->accepts) - a0;
+    a0 = atomic_load(&s->accepts);
+    atomic_store(&s->mode, SRV_200);
+    cr_assert(WAIT_UNTIL(state_of(&fx, 0) == BACKEND_UP), "never seen UP again after HTTP 200");
+    int passes = atomic_load(&s->accepts) - a0;
+    /* passive DOWN (maxFails) while checks pass: passing checks count from there */
+    backend_set_state(&fx.table->b[0], BACKEND_DOWN, "3 consecutive failures");
+    a0 = atomic_load(&s->accepts);
+    cr_assert(WAIT_UNTIL(state_of(&fx, 0) == BACKEND_UP), "never seen UP after a passive DOWN");
+    int after_passive = atomic_load(&s->accepts) - a0;
+    health_stop(fx.h);
+    capture_end(&cap);
+    fputs(cap.text, stderr);
+    cr_expect_geq(fails, 3, "DOWN after %d failing checks", fails);
+    cr_expect_geq(passes, 2, "UP after %d passing checks", passes);
+    cr_expect_geq(after_passive, 2, "UP %d checks after a passive DOWN", after_passive);
+    cr_expect(strstr(cap.text, "4/4 checks failed, last: HTTP 500"), "%s", cap.text);
+    cr_expect(strstr(cap.text, "3/3 checks passed, last: HTTP 200"), "%s", cap.text);
+    fx_free(&fx);
+    srv_stop(s);
+}
+
 Test(health, a_hung_check_is_never_doubled, .timeout = 60)
 {
     /* Period 50 ms, timeout 500 ms: nine rounds in ten find the check still running. */
