@@ -52,7 +52,7 @@ void balancer_release(struct balancer *b, int idx, enum lb_outcome outcome);
 /* Helpers for strategies. */
 bool lb_tried_has(const struct lb_tried *tried, int idx);
 void lb_tried_add(struct lb_tried *tried, int idx);
-/* True when backend idx may receive traffic: UP and not yet tried. */
+/* True when backend idx may receive traffic: UP, not drained or in maintenance, not yet tried. */
 bool lb_eligible(const struct backend_table *table, const struct lb_tried *tried, int idx);
 
 extern const struct lb_ops lb_rr_ops;

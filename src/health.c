@@ -39,6 +39,7 @@
 #include "http1.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "sock.h"
 #include "util.h"
 
@@ -76,6 +77,7 @@ struct check {
     size_t len;           /* bytes in buf */
     uint32_t ok_streak;   /* consecutive healthy results, for the rise threshold */
     uint32_t fail_streak; /* consecutive unhealthy results, for the fall threshold */
+    uint64_t started_ms;  /* loop clock at check_start, for the check's duration (metrics) */
     char buf[HEALTH_BUF_SIZE];
 };
 
@@ -169,6 +171,7 @@ static void check_finish(struct check *c, bool ok, const char *reason)
     enum backend_state cur = atomic_load_explicit(&c->b->state, memory_order_acquire);
     enum backend_state next = health_next_state(cur, ok, streak, HEALTH_RISE, HEALTH_FALL);
     log_debug("health: %s: %s", c->b->cfg->name, reason);
+    metrics_check_done(c->b->index, ok, reason, (uint32_t)(loop_now(h->loop) - c->started_ms));
     if (next != cur)
         backend_set_state(c->b, next, reason);
 
@@ -196,6 +199,7 @@ static void check_start(struct check *c)
     char why[160];
 
     c->state = CHECK_CONNECTING;
+    c->started_ms = loop_now(h->loop);
     c->sent = 0;
     c->len = 0;
     h->in_flight++;
@@ -357,6 +361,8 @@ static void start_round(struct health *h)
             log_debug("health: %s: previous check still running, skipped", c->b->cfg->name);
             continue;
         }
+        if (backend_admin(c->b) == BACKEND_ADMIN_MAINT)
+            continue; /* an operator took it out: not checked until set ready again */
         check_start(c);
     }
 }

@@ -14,6 +14,8 @@ struct rewrite_request {
     const char *client_ip; /* appended to X-Forwarded-For */
     size_t client_ip_len;
     bool upgrade; /* an Upgrade is being tunnelled: keep Upgrade, send Connection: upgrade */
+    const char *request_id; /* X-Request-Id sent upstream, replacing the client's (0 len: none) */
+    size_t request_id_len;
 };
 
 /* Writes the request head golb sends upstream into b (from b->data; sets pos and last):

@@ -9,7 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "config.h"
+#include "metrics.h"
 #include "log.h"
 #include "proxy.h"
 #include "upstream.h"
@@ -111,6 +113,7 @@ static void accept_batch(struct worker *w)
         }
         w->nclients++;
         w->stats.accepted++;
+        metrics_add(&w->m->conn_opened, 1);
         proxy_accept(w, fd, (struct sockaddr *)&peer, len);
     }
     loop_defer(w->loop, &w->accept_more, on_accept_more); /* more may wait: after other work */
@@ -125,6 +128,8 @@ void worker_client_closed(struct worker *w)
 {
     atomic_fetch_sub_explicit(&open_connections, 1, memory_order_relaxed);
     w->nclients--;
+    if (w->m)
+        metrics_add(&w->m->conn_closed, 1);
     if (w->draining && w->nclients == 0)
         loop_stop(w->loop);
 }
@@ -154,6 +159,11 @@ int worker_init(struct worker *w, int id, int listen_fd, const struct config *cf
                                      cfg->upstream_idle_timeout_ms);
     if (!w->upstreams)
         return -ENOMEM;
+    w->m = metrics_worker_new(cfg->nbackends);
+    if (!w->m)
+        return -ENOMEM;
+    w->m->upstreams = w->upstreams;
+    w->alog = accesslog_ring_new(); /* NULL when the access log is off */
     return loop_io_add(w->loop, &w->listen_io);
 }
 
@@ -233,6 +243,8 @@ void worker_destroy(struct worker *w)
         proxy_close_all(w);
         close_listener(w);
         loop_run_deferred(w->loop); /* the frees that closing queued */
+        metrics_worker_free(w->m); /* before the pool it reads idle counts from */
+        w->m = NULL;
         upstream_pool_free(w->upstreams);
         w->upstreams = NULL;
         loop_run_deferred(w->loop);

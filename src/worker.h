@@ -21,6 +21,8 @@ struct config;
 struct upstream_pool;
 struct client;
 struct exchange;
+struct metrics_worker;
+struct accesslog_ring;
 
 /* Per-worker counters, summed on read (never a shared lock per request). */
 struct worker_stats {
@@ -51,6 +53,9 @@ struct worker {
     uint32_t nfree_exchanges;
     uint32_t nclients;
     struct worker_stats stats;
+    struct metrics_worker *m;     /* this worker's counters (metrics.h); NULL in unit tests */
+    struct accesslog_ring *alog;  /* NULL when the access log is off */
+    uint64_t reqid_seq;           /* generated X-Request-Id sequence */
 };
 
 /* Sets up worker w around an already-bound listening socket. Returns 0 or -errno. */
