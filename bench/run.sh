@@ -14,6 +14,10 @@
 #   BENCH_PAUSE=1                      seconds of quiet between runs
 #   BENCH_KEEP_TMP=1                   keep the temp dir (configs, logs) even on success
 #   GOLB_BIN=bin/golb                  the golb binary
+#   Observability cost (scenario ka): target golbobs is the same golb with the admin listener and
+#   the JSON access log on (to a file); target golbref runs GOLB_REF_BIN (e.g. a build of the commit
+#   before metrics existed) with golb's plain config. Neither is in the default TARGETS:
+#   BENCH_TARGETS="golbref golb golbobs" BENCH_SCENARIOS=ka GOLB_REF_BIN=/path/golb make bench
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,7 +42,8 @@ LOAD_CPU=${BENCH_LOAD_CPU:-1}
 UP_PORTS=($((BASE + 1)) $((BASE + 2)) $((BASE + 3)))
 STATUS_PORT=$((BASE + 4))
 declare -A PORT=([direct]=${UP_PORTS[0]} [haproxy]=$((BASE + 11)) [nginx]=$((BASE + 12))
-    [golb]=$((BASE + 13)) [golb2]=$((BASE + 14)))
+    [golb]=$((BASE + 13)) [golb2]=$((BASE + 14)) [golbobs]=$((BASE + 15)) [golbref]=$((BASE + 16)))
+GOLB_REF=${GOLB_REF_BIN:-}
 
 die() { echo "bench: $*" >&2; exit 1; }
 say() { echo "bench: $*" >&2; }
@@ -52,7 +57,8 @@ for tool in wrk haproxy nginx taskset pgrep ss timeout "$PY"; do
 done
 export PATH=$PATH:/usr/sbin:/sbin
 for t in $TARGETS; do
-    case $t in direct | haproxy | nginx) ;; golb) [[ -x $GOLB ]] || die "$GOLB missing; run 'make'" ;;
+    case $t in direct | haproxy | nginx) ;; golb | golbobs) [[ -x $GOLB ]] || die "$GOLB missing; run 'make'" ;;
+    golbref) [[ -x $GOLB_REF ]] || die "golbref needs GOLB_REF_BIN (a golb binary to compare with)" ;;
     *) die "unknown target $t" ;; esac
 done
 for s in $SCENARIOS; do
@@ -316,9 +322,12 @@ backend be
 EOF
 
     local w
-    for w in 1 2; do
+    for w in 1 2 obs ref; do
         local name=golb port=${PORT[golb]}
         [[ $w == 2 ]] && name=golb2 port=${PORT[golb2]}
+        [[ $w == obs ]] && name=golbobs port=${PORT[golbobs]}
+        [[ $w == ref ]] && name=golbref port=${PORT[golbref]}
+        [[ $w == 2 ]] || w=1
         cat >"$TMP/$name.yaml" <<EOF
 listen: "127.0.0.1:$port"
 workers: $w
@@ -328,6 +337,14 @@ backends:
   - http://127.0.0.1:${UP_PORTS[1]}/health
   - http://127.0.0.1:${UP_PORTS[2]}/health
 EOF
+        if [[ $name == golbobs ]]; then
+            cat >>"$TMP/$name.yaml" <<EOF
+admin:
+  listen: "127.0.0.1:0"
+accessLog: json
+accessLogPath: $TMP/golbobs-access.log
+EOF
+        fi
     done
 }
 
@@ -349,10 +366,11 @@ start_target() { # name
         start_bg nginx "$PROXY_CPU" nginx -p "$TMP/ngx-px" -e "$TMP/ngx-px/error.log" -c "$TMP/nginx-proxy.conf"
         wait_port nginx "${PORT[nginx]}"
         ;;
-    golb | golb2)
-        local cpus=$PROXY_CPU
+    golb | golb2 | golbobs | golbref)
+        local cpus=$PROXY_CPU bin=$GOLB
         [[ $1 == golb2 ]] && cpus=$BOTH_CPUS
-        start_bg "$1" "$cpus" "$GOLB" -confpath "$TMP/$1.yaml"
+        [[ $1 == golbref ]] && bin=$GOLB_REF
+        start_bg "$1" "$cpus" "$bin" -confpath "$TMP/$1.yaml"
         local i
         for ((i = 0; i < 100; i++)); do
             grep -q 'listening on' "$TMP/$1.log" 2>/dev/null && break

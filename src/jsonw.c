@@ -166,11 +166,22 @@ void jsonw_secs_us(struct jsonw *j, uint64_t us)
 
 void jsonw_time_ms(struct jsonw *j, int64_t ms)
 {
-    time_t sec = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
+    /* gmtime_r and strftime cost more than the rest of an access-log line: each thread keeps the
+     * text of the last second it formatted and only writes the milliseconds after it. */
+    static __thread int64_t cached_sec = -1;
+    static __thread char cached[24];
+    static __thread size_t cached_len;
+    int64_t sec = ms / 1000;
+    if (sec != cached_sec) {
+        time_t t = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        cached_len = strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_sec = sec;
+    }
     char out[32];
-    size_t n = strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%S", &tm);
+    memcpy(out, cached, cached_len);
+    size_t n = cached_len;
     int milli = (int)(ms % 1000);
     out[n++] = '.';
     out[n++] = (char)('0' + milli / 100);

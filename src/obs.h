@@ -26,6 +26,7 @@
 #define GOLB_OBS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct http1_request;
@@ -55,11 +56,15 @@ struct obs_req {
     uint8_t method_len, ua_len, reqid_len;
     uint16_t target_len;
     bool target_cut, ua_cut;
+    /* The text fields come last and are not cleared between requests (their lengths say what is
+     * valid): OBS_REQ_CLEAR is what a new request must zero. */
     char method[OBS_METHOD_MAX];
     char target[OBS_TARGET_MAX];
     char ua[OBS_UA_MAX];
     char reqid[OBS_REQID_MAX];
 };
+
+#define OBS_REQ_CLEAR offsetof(struct obs_req, method)
 
 /* A request head was parsed. head_started_ms: the loop time its first byte arrived. Sets
  * r->reqid from a valid client X-Request-Id ([A-Za-z0-9._:-]{1,64}) or a generated one. */

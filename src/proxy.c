@@ -114,8 +114,10 @@ struct exchange {
     /* observability: facts for counters and the access log (obs.h); end_term/end_error name the
      * cause when golb cuts the exchange for a reason client_close() cannot see */
     const char *end_term, *end_error;
-    struct obs_req obs;
+    struct obs_req obs; /* last: exchange_get() clears only up to its text buffers */
 };
+_Static_assert(offsetof(struct exchange, obs) + sizeof(struct obs_req) == sizeof(struct exchange),
+               "obs must be the last member of struct exchange");
 
 /* A client connection. Small on purpose: this is all an idle keep-alive connection holds. */
 struct client {
@@ -195,7 +197,7 @@ static struct exchange *exchange_get(struct worker *w)
     if (x) {
         w->free_exchanges = x->next_free;
         w->nfree_exchanges--;
-        memset(x, 0, sizeof(*x));
+        memset(x, 0, offsetof(struct exchange, obs) + OBS_REQ_CLEAR); /* not obs' text buffers */
     } else {
         x = calloc(1, sizeof(*x));
         if (!x)

@@ -602,3 +602,13 @@ class StatusPageTest(ObsCase):
                 f"127.0.0.1:{toys[2].port}": "maint"}
         self.assertEqual(rows, want, dom[-3000:])
         self.assertRegex(dom, r'class="badge drain"[^>]*>drain<')
+
+
+class DemoConfigTest(ObsCase):
+    needs_golb = True
+
+    def test_example_config_is_valid_without_a_warning(self):
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        p = run_golb(self.bindir, ["-t", "-confpath", os.path.join(root, "examples", "config.yaml")])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("warning", p.stderr)
