@@ -38,6 +38,7 @@
 #define ADMIN_BUF 16384
 #define SAMPLE_MS 1000u
 #define RATE_WINDOW 5 /* seconds the rates and quantiles cover */
+#define HISTORY 300   /* per-second rates kept per backend for the status page (5 minutes) */
 
 /* The status page, embedded at build time from src/status_page.html (see the Makefile). */
 __asm__(".section .rodata\n"
@@ -93,6 +94,9 @@ struct admin {
     /* per backend: a ring of RATE_WINDOW + 1 samples, one a second */
     struct sample *samples; /* [n][RATE_WINDOW + 1] */
     int nsamples, sample_at;
+    /* per backend (and the process at index n): requests and errors per second, one a second */
+    float *history; /* [n + 1][HISTORY][2] */
+    int nhistory, history_at;
 };
 
 /* ---------------------------------------------------------------- connections --------------- */
@@ -227,6 +231,19 @@ static void take_samples(struct admin *a)
         x->errors = s.errors;
         memcpy(x->hist, s.hist, sizeof(x->hist));
     }
+    if (a->nsamples > 0) {
+        int prev = (k + RATE_WINDOW) % (RATE_WINDOW + 1);
+        for (int b = 0; b <= a->backends->n; b++) {
+            const struct sample *x = sample_at(a, b, k), *o = sample_at(a, b, prev);
+            double dt = (double)(x->t_ms - o->t_ms) / 1000.0;
+            float *h = &a->history[((size_t)b * HISTORY + (size_t)a->history_at) * 2];
+            h[0] = dt > 0 ? (float)((double)(x->requests - o->requests) / dt) : 0;
+            h[1] = dt > 0 ? (float)((double)(x->errors - o->errors) / dt) : 0;
+        }
+        a->history_at = (a->history_at + 1) % HISTORY;
+        if (a->nhistory < HISTORY)
+            a->nhistory++;
+    }
     a->sample_at = (k + 1) % (RATE_WINDOW + 1);
     if (a->nsamples < RATE_WINDOW + 1)
         a->nsamples++;
@@ -285,7 +302,23 @@ static void fjson_time(FILE *f, int64_t ms)
     fwrite(buf, 1, j.len, f);
 }
 
-static void backend_json(struct admin *a, FILE *f, int i)
+/* "history":{"requests_per_second":[...],"errors_per_second":[...]}, oldest first. */
+static void history_json(struct admin *a, FILE *f, int b)
+{
+    static const char *const names[2] = {"requests_per_second", "errors_per_second"};
+    fputs(",\"history\":{", f);
+    for (int m = 0; m < 2; m++) {
+        fprintf(f, "%s\"%s\":[", m ? "," : "", names[m]);
+        for (int i = 0; i < a->nhistory; i++) {
+            int at = (a->history_at - a->nhistory + i + HISTORY) % HISTORY;
+            fprintf(f, "%s%.2f", i ? "," : "", a->history[((size_t)b * HISTORY + (size_t)at) * 2 + (size_t)m]);
+        }
+        fputc(']', f);
+    }
+    fputc('}', f);
+}
+
+static void backend_json(struct admin *a, FILE *f, int i, bool history)
 {
     struct backend *b = &a->backends->b[i];
     struct metrics_sums s;
@@ -327,10 +360,12 @@ static void backend_json(struct admin *a, FILE *f, int i)
     }
     fputs(",\"last_state_change\":", f);
     fjson_time(f, atomic_load_explicit(&b->state_changed_ms, memory_order_relaxed));
+    if (history)
+        history_json(a, f, i);
     fputs("}", f);
 }
 
-static void send_status(struct admin_conn *c)
+static void send_status(struct admin_conn *c, bool history)
 {
     struct admin *a = c->a;
     char *body = NULL;
@@ -360,9 +395,12 @@ static void send_status(struct admin_conn *c)
     for (int i = 0; i < a->backends->n; i++) {
         if (i)
             fputc(',', f);
-        backend_json(a, f, i);
+        backend_json(a, f, i, history);
     }
-    fputs("]}\n", f);
+    fputs("]", f);
+    if (history)
+        history_json(a, f, a->backends->n);
+    fputs("}\n", f);
     fclose(f);
     reply(c, 200, "application/json", NULL, body, len);
     free(body);
@@ -502,7 +540,7 @@ static void change_backend(struct admin_conn *c, char *name, const char *body, s
         conn_close(c);
         return;
     }
-    backend_json(a, f, idx);
+    backend_json(a, f, idx, false);
     fputc('\n', f);
     fclose(f);
     reply(c, 200, "application/json", NULL, out, olen);
@@ -566,6 +604,7 @@ static void handle(struct admin_conn *c, const struct http1_request *req, const 
     memcpy(path, req->path, plen);
     path[plen] = '\0';
     bool get = span_is(req->method, req->method_len, "GET");
+    bool history = q && memmem(q, req->path_len - plen, "history=1", 9) != NULL;
     bool change = span_is(req->method, req->method_len, "PUT") ||
                   span_is(req->method, req->method_len, "POST");
 
@@ -615,7 +654,7 @@ static void handle(struct admin_conn *c, const struct http1_request *req, const 
         send_metrics(c);
         return;
     case 2:
-        send_status(c);
+        send_status(c, history);
         return;
     case 3:
         reply(c, 200, "application/json", NULL, "{\"status\":\"ok\"}\n", 16);
@@ -821,9 +860,10 @@ struct admin *admin_start(const struct config *cfg, struct backend_table *backen
     a->start_ms = util_wall_ms();
     a->listeners = strdup(listeners);
     a->samples = calloc((size_t)(backends->n + 1) * (RATE_WINDOW + 1), sizeof(struct sample));
+    a->history = calloc((size_t)(backends->n + 1) * HISTORY * 2, sizeof(float));
     a->loop = loop_new();
     a->listen_io.fd = -1;
-    if (!a->listeners || !a->samples || !a->loop) {
+    if (!a->listeners || !a->samples || !a->history || !a->loop) {
         log_error("admin: out of memory");
         admin_stop(a);
         return NULL;
@@ -898,6 +938,7 @@ void admin_stop(struct admin *a)
         (void)unlink(un->sun_path);
     }
     free(a->samples);
+    free(a->history);
     free(a->listeners);
     free(a);
 }

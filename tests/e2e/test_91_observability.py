@@ -582,6 +582,9 @@ class StatusPageTest(ObsCase):
         g = self.start(toys)
         r = self.admin(g, "GET", "/")
         self.assertEqual(r.status, 200)
+        wait_until(lambda: len(json.loads(self.admin(g, "GET", "/api/v1/status?history=1").body)
+                               ["backends"][0]["history"]["requests_per_second"]) >= 1, 5,
+                   "a second of history")
         self.assertIn(b"<script>", r.body)
         self.assertNotRegex(r.text, r'(src|href)="https?://', "no external assets")
         self.assertEqual(self.admin(g, "PUT", f"/api/v1/backends/127.0.0.1:{toys[1].port}",
