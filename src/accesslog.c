@@ -86,6 +86,13 @@ void accesslog_push(struct accesslog_ring *ring, const char *line, size_t len)
     memcpy(ring->data + at, line, first);
     memcpy(ring->data, line + first, len - first);
     atomic_store_explicit(&ring->head, head + len, memory_order_release);
+    /* Crossing half full: wake the writer now rather than at its next period, so a burst does
+     * not fill the ring. One eventfd write per half ring (thousands of lines), never per line. */
+    uint64_t half = ACCESSLOG_RING_SIZE / 2;
+    if (head - tail < half && head + len - tail >= half) {
+        uint64_t one = 1;
+        (void)!write(al.wake_fd, &one, sizeof(one));
+    }
 }
 
 struct accesslog_ring *accesslog_ring_new(void)
@@ -177,7 +184,10 @@ static void *writer_main(void *arg)
     (void)arg;
     for (;;) {
         struct pollfd p = {.fd = al.wake_fd, .events = POLLIN};
-        (void)poll(&p, 1, WRITER_PERIOD_MS);
+        if (poll(&p, 1, WRITER_PERIOD_MS) == 1) {
+            uint64_t n;
+            (void)!read(al.wake_fd, &n, sizeof(n)); /* non-blocking: clears the wake-ups */
+        }
         bool stopping = atomic_load(&al.stop);
         if (atomic_exchange(&al.reopen, false) && al.path) {
             int fd = open_path(al.path);
@@ -272,13 +282,15 @@ void accesslog_stop(void)
 
 /* ---- formatting ---- */
 
-static void json_maybe_str(struct jsonw *j, const char *key, const char *s, size_t n)
+/* ,"key":"value" or ,"key":null — `key` is a literal: JSON_KEY pastes its quotes and comma. */
+#define JSON_KEY(j, key) JSONW_LIT((j), ",\"" key "\":")
+#define json_maybe_str(j, key, s, n) (JSON_KEY(j, key), json_value_str((j), (s), (n)))
+static void json_value_str(struct jsonw *j, const char *s, size_t n)
 {
-    jsonw_key(j, key, false);
     if (s && n)
         jsonw_str(j, s, n, 0);
     else
-        jsonw_raw(j, "null", 4);
+        JSONW_LIT(j, "null");
 }
 
 static void text_field(struct jsonw *j, const char *s, size_t n)
@@ -302,80 +314,80 @@ size_t accesslog_format_line(enum accesslog_format format, char *out, size_t cap
     char proto[4] = {'1', '.', (char)('0' + r->minor_version), 0};
     uint64_t total = r->total_us;
     if (format == ACCESSLOG_JSON) {
-        jsonw_raw(&j, "{\"time\":\"", 9);
+        JSONW_LIT(&j, "{\"time\":\"");
         jsonw_time_ms(&j, r->start_wall_ms);
-        jsonw_raw(&j, "\"", 1);
+        JSONW_LIT(&j, "\"");
         json_maybe_str(&j, "request_id", r->reqid, r->reqid_len);
         json_maybe_str(&j, "client.address", client_ip, strlen(client_ip));
         json_maybe_str(&j, "http.request.method", r->method, r->method_len);
         json_maybe_str(&j, "url.path", r->target, path_len);
         json_maybe_str(&j, "url.query", query, query_len);
         json_maybe_str(&j, "network.protocol.version", r->method_len ? proto : NULL, 3);
-        jsonw_key(&j, "http.response.status_code", false);
+        JSON_KEY(&j, "http.response.status_code");
         if (r->status)
             jsonw_i64(&j, r->status);
         else
-            jsonw_raw(&j, "null", 4);
-        jsonw_key(&j, "http.request.body.size", false);
+            JSONW_LIT(&j, "null");
+        JSON_KEY(&j, "http.request.body.size");
         jsonw_u64(&j, r->req_body_bytes);
-        jsonw_key(&j, "http.response.body.size", false);
+        JSON_KEY(&j, "http.response.body.size");
         jsonw_u64(&j, r->resp_body_bytes);
         json_maybe_str(&j, "user_agent.original", r->ua, r->ua_len);
         json_maybe_str(&j, "backend", backend, backend ? strlen(backend) : 0);
-        jsonw_key(&j, "upstream.reused", false);
+        JSON_KEY(&j, "upstream.reused");
         jsonw_cstr(&j, r->reused ? "true" : "false");
-        jsonw_key(&j, "retries", false);
+        JSON_KEY(&j, "retries");
         jsonw_u64(&j, r->retries);
-        jsonw_key(&j, "duration", false);
+        JSON_KEY(&j, "duration");
         jsonw_secs_us(&j, total);
-        jsonw_raw(&j, ",\"timing\":{\"connect\":", 21);
+        JSONW_LIT(&j, ",\"timing\":{\"connect\":");
         jsonw_secs_us(&j, r->connect_us);
-        jsonw_raw(&j, ",\"response_head\":", 17);
+        JSONW_LIT(&j, ",\"response_head\":");
         jsonw_secs_us(&j, r->head_us);
-        jsonw_raw(&j, ",\"total\":", 9);
+        JSONW_LIT(&j, ",\"total\":");
         jsonw_secs_us(&j, total);
-        jsonw_raw(&j, "}", 1);
-        jsonw_key(&j, "termination", false);
+        JSONW_LIT(&j, "}");
+        JSON_KEY(&j, "termination");
         jsonw_str(&j, term, strlen(term), 0);
         json_maybe_str(&j, "error.type", error_type, error_type ? strlen(error_type) : 0);
-        jsonw_raw(&j, "}", 1);
+        JSONW_LIT(&j, "}");
     } else {
         jsonw_time_ms(&j, r->start_wall_ms);
-        jsonw_raw(&j, " ", 1);
+        JSONW_LIT(&j, " ");
         jsonw_cstr(&j, client_ip);
-        jsonw_raw(&j, " \"", 2);
+        JSONW_LIT(&j, " \"");
         text_field(&j, r->method, r->method_len);
-        jsonw_raw(&j, " ", 1);
+        JSONW_LIT(&j, " ");
         text_field(&j, r->target, r->target_len);
-        jsonw_raw(&j, " HTTP/", 6);
+        JSONW_LIT(&j, " HTTP/");
         jsonw_raw(&j, r->method_len ? proto : "-", r->method_len ? 3 : 1);
-        jsonw_raw(&j, "\" ", 2);
+        JSONW_LIT(&j, "\" ");
         if (r->status)
             jsonw_i64(&j, r->status);
         else
-            jsonw_raw(&j, "-", 1);
-        jsonw_raw(&j, " ", 1);
+            JSONW_LIT(&j, "-");
+        JSONW_LIT(&j, " ");
         jsonw_u64(&j, r->req_body_bytes);
-        jsonw_raw(&j, " ", 1);
+        JSONW_LIT(&j, " ");
         jsonw_u64(&j, r->resp_body_bytes);
-        jsonw_raw(&j, " \"", 2);
+        JSONW_LIT(&j, " \"");
         text_field(&j, r->ua, r->ua_len);
-        jsonw_raw(&j, "\" ", 2);
+        JSONW_LIT(&j, "\" ");
         jsonw_cstr(&j, backend ? backend : "-");
         jsonw_raw(&j, r->reused ? " reused=1" : " reused=0", 9);
-        jsonw_raw(&j, " retries=", 9);
+        JSONW_LIT(&j, " retries=");
         jsonw_u64(&j, r->retries);
-        jsonw_raw(&j, " connect=", 9);
+        JSONW_LIT(&j, " connect=");
         jsonw_secs_us(&j, r->connect_us);
-        jsonw_raw(&j, " head=", 6);
+        JSONW_LIT(&j, " head=");
         jsonw_secs_us(&j, r->head_us);
-        jsonw_raw(&j, " total=", 7);
+        JSONW_LIT(&j, " total=");
         jsonw_secs_us(&j, total);
-        jsonw_raw(&j, " ", 1);
+        JSONW_LIT(&j, " ");
         jsonw_cstr(&j, term);
-        jsonw_raw(&j, " ", 1);
+        JSONW_LIT(&j, " ");
         jsonw_cstr(&j, error_type ? error_type : "-");
-        jsonw_raw(&j, " id=", 4);
+        JSONW_LIT(&j, " id=");
         text_field(&j, r->reqid, r->reqid_len);
     }
     if (j.overflow)

@@ -3,7 +3,7 @@
  *
  *   worker ── formats a line on its stack ──► its own ring (single producer, single consumer)
  *                                               │  full: the line is dropped and counted
- *   writer thread ── every few ms, or at stop ──┘──► write(2) to accessLogPath (default stdout)
+ *   writer thread ── every 20 ms, when a ring is half full, at stop ──► write(2) to accessLogPath
  *
  * A worker only copies bytes into its ring and publishes the new head with a release store: no
  * lock, no system call. The writer drains every ring into the destination; when the destination
@@ -29,7 +29,7 @@ enum accesslog_format {
     ACCESSLOG_JSON,
 };
 
-#define ACCESSLOG_RING_SIZE (256u * 1024u) /* per worker; a power of two */
+#define ACCESSLOG_RING_SIZE (1024u * 1024u) /* per worker; a power of two */
 #define ACCESSLOG_LINE_MAX 8192
 
 struct accesslog_ring;
