@@ -273,8 +273,7 @@ static void obs_end_on_close(struct client *c)
         obs_end(c, x->resp_started ? x->obs.backend_status : 0, x->end_term, x->end_error);
     else
         obs_end(c, x->resp_started ? x->obs.backend_status : 0,
-                x->resp_started || x->req_done ? (x->resp_started ? "CD" : "CH") : "CD",
-                "client_abort");
+                !x->resp_started && x->req_done ? "CH" : "CD", "client_abort");
 }
 
 /* The termination code and error type of an answer golb generates itself. */
