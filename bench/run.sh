@@ -18,6 +18,8 @@
 #   the JSON access log on (to a file); target golbref runs GOLB_REF_BIN (e.g. a build of the commit
 #   before metrics existed) with golb's plain config. Neither is in the default TARGETS:
 #   BENCH_TARGETS="golbref golb golbobs" BENCH_SCENARIOS=ka GOLB_REF_BIN=/path/golb make bench
+#   BENCH_ACCESS_LOG=/dev/null         where golbobs writes its access log (default: a file in the
+#                                      temp dir, i.e. the filesystem's write cost is included)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -342,7 +344,7 @@ EOF
 admin:
   listen: "127.0.0.1:0"
 accessLog: json
-accessLogPath: $TMP/golbobs-access.log
+accessLogPath: ${BENCH_ACCESS_LOG:-$TMP/golbobs-access.log}
 EOF
         fi
     done

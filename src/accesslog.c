@@ -45,7 +45,7 @@ static struct {
     enum accesslog_format format;
     char *path;
     int fd;
-    bool own_fd, regular, started;
+    bool own_fd, pipe_like, started;
     _Atomic bool stop, reopen;
     int wake_fd;
     pthread_t thread;
@@ -121,7 +121,7 @@ struct accesslog_ring *accesslog_ring_new(void)
 static bool write_all(const char *buf, size_t len, uint64_t give_up_ms)
 {
     while (len > 0) {
-        if (!al.regular) {
+        if (al.pipe_like) {
             struct pollfd p = {.fd = al.fd, .events = POLLOUT};
             int rc = poll(&p, 1, WRITE_WAIT_MS);
             if (rc == 0) {
@@ -132,7 +132,7 @@ static bool write_all(const char *buf, size_t len, uint64_t give_up_ms)
             if (rc < 0 && errno == EINTR)
                 continue;
         }
-        size_t n = al.regular ? len : (len < 4096 ? len : 4096);
+        size_t n = al.pipe_like ? (len < 4096 ? len : 4096) : len;
         ssize_t w = write(al.fd, buf, n);
         if (w < 0) {
             if (errno == EINTR || errno == EAGAIN)
@@ -176,7 +176,9 @@ static void set_fd(int fd, bool own)
     al.fd = fd;
     al.own_fd = own;
     struct stat st;
-    al.regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    /* Pipes and sockets can block for good (a reader that stopped): written with poll() and at
+     * most PIPE_BUF at a time. Files and devices take whole runs in one write. */
+    al.pipe_like = fd >= 0 && fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
 }
 
 static void *writer_main(void *arg)
