@@ -43,20 +43,33 @@ for _ in $(seq 1 100); do grep -q 'admin API' "$tmp/golb.log" && break; sleep 0.
 port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$tmp/golb.log" | sed 's/.*://')
 admin=$(grep -o 'http://127.0.0.1:[0-9]*/' "$tmp/golb.log")
 b2=$(grep -o 'backend 127.0.0.1:[0-9]*' "$tmp/golb.log" | sed -n 2p | cut -d' ' -f2)
-load() { # seconds per-request-pause path
-    local end=$((SECONDS + $1))
-    while ((SECONDS < end)); do curl -s -o /dev/null "http://127.0.0.1:$port$3" || true; sleep "$2"; done
+load() { # seconds pause-between-requests path: one keep-alive connection, bounded in time
+    python3 - "$port" "$@" <<'PY'
+import http.client, sys, time
+port, secs, pause, path = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+end = time.monotonic() + secs
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+while time.monotonic() < end:
+    try:
+        c.request("GET", path)
+        c.getresponse().read()
+    except (OSError, http.client.HTTPException):
+        c.close()
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    time.sleep(pause)
+PY
 }
-load 10 0.02 / & load 10 0.05 "/?delay=20" & wait
-load 10 0.005 / & load 10 0.05 "/?status=503" & wait
+# (each phase waits for its own loads only: a plain `wait` would wait for the servers too)
+load 10 0.02 / & l1=$!; load 10 0.05 "/?delay=20" & l2=$!; wait $l1 $l2
+load 10 0.005 / & l1=$!; load 10 0.05 "/?status=503" & l2=$!; wait $l1 $l2
 curl -s -o /dev/null -X PUT -d '{"state":"drain"}' "${admin}api/v1/backends/$b2"
-load 10 0.01 "/?delay=5" & load 10 0.03 / & wait
-load 8 0.02 / &
+load 10 0.01 "/?delay=5" & l1=$!; load 10 0.03 / & l2=$!; wait $l1 $l2
+load 8 0.02 / & l1=$!
 sleep 4
 profile="$tmp/chromium"
 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync \
     --user-data-dir="$profile" --hide-scrollbars --window-size=1280,470 \
     --virtual-time-budget=3000 --screenshot="$out" "$admin" 2>/dev/null
-wait
+wait $l1
 echo "wrote $out"
