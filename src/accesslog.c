@@ -287,6 +287,19 @@ void accesslog_stop(void)
 /* ,"key":"value" or ,"key":null — `key` is a literal: JSON_KEY pastes its quotes and comma. */
 #define JSON_KEY(j, key) JSONW_LIT((j), ",\"" key "\":")
 #define json_maybe_str(j, key, s, n) (JSON_KEY(j, key), json_value_str((j), (s), (n)))
+/* The same for golb's own text that never needs escaping (an IP address, a backend name made of
+ * host characters, "1.1", a termination code): copied as it is. */
+#define json_plain_str(j, key, s, n) (JSON_KEY(j, key), json_value_plain((j), (s), (n)))
+static void json_value_plain(struct jsonw *j, const char *s, size_t n)
+{
+    if (s && n) {
+        JSONW_LIT(j, "\"");
+        jsonw_raw(j, s, n);
+        JSONW_LIT(j, "\"");
+    } else {
+        JSONW_LIT(j, "null");
+    }
+}
 static void json_value_str(struct jsonw *j, const char *s, size_t n)
 {
     if (s && n)
@@ -320,11 +333,11 @@ size_t accesslog_format_line(enum accesslog_format format, char *out, size_t cap
         jsonw_time_ms(&j, r->start_wall_ms);
         JSONW_LIT(&j, "\"");
         json_maybe_str(&j, "request_id", r->reqid, r->reqid_len);
-        json_maybe_str(&j, "client.address", client_ip, strlen(client_ip));
+        json_plain_str(&j, "client.address", client_ip, strlen(client_ip));
         json_maybe_str(&j, "http.request.method", r->method, r->method_len);
         json_maybe_str(&j, "url.path", r->target, path_len);
         json_maybe_str(&j, "url.query", query, query_len);
-        json_maybe_str(&j, "network.protocol.version", r->method_len ? proto : NULL, 3);
+        json_plain_str(&j, "network.protocol.version", r->method_len ? proto : NULL, 3);
         JSON_KEY(&j, "http.response.status_code");
         if (r->status)
             jsonw_i64(&j, r->status);
@@ -335,7 +348,7 @@ size_t accesslog_format_line(enum accesslog_format format, char *out, size_t cap
         JSON_KEY(&j, "http.response.body.size");
         jsonw_u64(&j, r->resp_body_bytes);
         json_maybe_str(&j, "user_agent.original", r->ua, r->ua_len);
-        json_maybe_str(&j, "backend", backend, backend ? strlen(backend) : 0);
+        json_plain_str(&j, "backend", backend, backend ? strlen(backend) : 0);
         JSON_KEY(&j, "upstream.reused");
         jsonw_cstr(&j, r->reused ? "true" : "false");
         JSON_KEY(&j, "retries");
@@ -350,7 +363,7 @@ size_t accesslog_format_line(enum accesslog_format format, char *out, size_t cap
         jsonw_secs_us(&j, total);
         JSONW_LIT(&j, "}");
         JSON_KEY(&j, "termination");
-        jsonw_str(&j, term, strlen(term), 0);
+        json_value_plain(&j, term, strlen(term));
         json_maybe_str(&j, "error.type", error_type, error_type ? strlen(error_type) : 0);
         JSONW_LIT(&j, "}");
     } else {
