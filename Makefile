@@ -7,9 +7,9 @@ MODE      ?= release
 CC        ?= gcc
 FUZZ_CC   ?= clang
 FUZZ_SECONDS ?= 300
-PKGS      := yaml-0.1 openssl
+PKGS      := yaml-0.1 openssl jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lyaml -lssl -lcrypto)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lyaml -lssl -lcrypto -ljansson)
 
 WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
              -Wno-unused-parameter -Wvla
@@ -61,6 +61,9 @@ $(B)/obj/%.o: src/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# The status page is built into admin.o (.incbin of src/status_page.html, see admin.c).
+$(B)/obj/admin.o: src/status_page.html
+
 $(LIB): $(OBJS)
 	@rm -f $@
 	ar rcs $@ $^
@@ -106,7 +109,7 @@ test: deps-test
 # Fuzz targets: clang + libFuzzer, ASan and UBSan, the whole src/ compiled in.
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -pthread -Isrc -g -O1 $(PKG_CFLAGS) \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-build/fuzz/%: tests/fuzz/%.c $(SRCS) $(wildcard src/*.h tests/fuzz/*.h)
+build/fuzz/%: tests/fuzz/%.c $(SRCS) $(wildcard src/*.h tests/fuzz/*.h) src/status_page.html
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $< $(SRCS) $(PKG_LIBS) -o $@
 

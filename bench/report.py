@@ -252,6 +252,20 @@ def main():
         out(f"{'   req/s, 2 workers':38}{fmt(two, 0):>11}   {ratio(two, one)} of 1 worker")
         out(f"{'   CPU us/request, 2 workers':38}{fmt(g('scale', 'golb2', 'cpu_us_req'), 2):>11}")
 
+    # ------------------------------------------------------------ observability cost
+    ref, plain, obs = (g("ka", t, "cpu_us_req") for t in ("golbref", "golb", "golbobs"))
+    if obs is not None:
+        out("")
+        out("7. observability cost, keep-alive small responses, CPU us/request")
+        if ref is not None:
+            out(f"{'   golb before metrics (GOLB_REF_BIN)':38}{fmt(ref, 2):>11}")
+        out(f"{'   golb, metrics on, access log off':38}{fmt(plain, 2):>11}")
+        out(f"{'   golb, metrics + JSON access log':38}{fmt(obs, 2):>11}")
+        base = ref if ref is not None else plain
+        if base:
+            out(f"{'   metrics + JSON log vs ' + ('before' if ref is not None else 'log off'):38}"
+                f"{fmt(100.0 * (obs / base - 1.0), 1):>10}%  (target: at most +5 %)")
+
     # ------------------------------------------------------------ targets
     def best(scen, metric, lowest):
         vals = [g(scen, p, metric) for p in ("haproxy", "nginx")]

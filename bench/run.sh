@@ -17,6 +17,12 @@
 #   GOLB_BIN=bin/golb                  the golb binary
 #   BENCH_UNEVEN=1                     then run bench/uneven.py (balancing on uneven pools; 0 skips)
 #   BENCH_UNEVEN_RATE=1000 BENCH_UNEVEN_SECONDS=20   its offered load and seconds per run
+#   Observability cost (scenario ka): target golbobs is the same golb with the admin listener and
+#   the JSON access log on (to a file); target golbref runs GOLB_REF_BIN (e.g. a build of the commit
+#   before metrics existed) with golb's plain config. Neither is in the default TARGETS:
+#   BENCH_TARGETS="golbref golb golbobs" BENCH_SCENARIOS=ka GOLB_REF_BIN=/path/golb make bench
+#   BENCH_ACCESS_LOG=/dev/null         where golbobs writes its access log (default: a file in the
+#                                      temp dir, i.e. the filesystem's write cost is included)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -41,7 +47,8 @@ LOAD_CPU=${BENCH_LOAD_CPU:-1}
 UP_PORTS=($((BASE + 1)) $((BASE + 2)) $((BASE + 3)))
 STATUS_PORT=$((BASE + 4))
 declare -A PORT=([direct]=${UP_PORTS[0]} [haproxy]=$((BASE + 11)) [nginx]=$((BASE + 12))
-    [golb]=$((BASE + 13)) [golb2]=$((BASE + 14)))
+    [golb]=$((BASE + 13)) [golb2]=$((BASE + 14)) [golbobs]=$((BASE + 15)) [golbref]=$((BASE + 16)))
+GOLB_REF=${GOLB_REF_BIN:-}
 # HTTPS listeners: with session tickets (keep-alive, resumption, 1 MiB, idle) and without them
 # (every connection a full handshake; golb's is a second process, golbnt, started for it).
 declare -A TLSPORT=([haproxy]=$((BASE + 21)) [nginx]=$((BASE + 22)) [golb]=$((BASE + 23)))
@@ -60,7 +67,8 @@ for tool in wrk haproxy nginx taskset pgrep ss timeout openssl "$PY"; do
 done
 export PATH=$PATH:/usr/sbin:/sbin
 for t in $TARGETS; do
-    case $t in direct | haproxy | nginx) ;; golb) [[ -x $GOLB ]] || die "$GOLB missing; run 'make'" ;;
+    case $t in direct | haproxy | nginx) ;; golb | golbobs) [[ -x $GOLB ]] || die "$GOLB missing; run 'make'" ;;
+    golbref) [[ -x $GOLB_REF ]] || die "golbref needs GOLB_REF_BIN (a golb binary to compare with)" ;;
     *) die "unknown target $t" ;; esac
 done
 for s in $SCENARIOS; do
@@ -355,9 +363,12 @@ backend be
 EOF
 
     local w
-    for w in 1 2; do
+    for w in 1 2 obs ref; do
         local name=golb port=${PORT[golb]}
         [[ $w == 2 ]] && name=golb2 port=${PORT[golb2]}
+        [[ $w == obs ]] && name=golbobs port=${PORT[golbobs]}
+        [[ $w == ref ]] && name=golbref port=${PORT[golbref]}
+        [[ $w == 2 ]] || w=1
         cat >"$TMP/$name.yaml" <<EOF
 listen: "127.0.0.1:$port"
 workers: $w
@@ -367,13 +378,21 @@ backends:
   - http://127.0.0.1:${UP_PORTS[1]}/health
   - http://127.0.0.1:${UP_PORTS[2]}/health
 EOF
-        [[ $w == 1 ]] && cat >>"$TMP/$name.yaml" <<EOF
+        [[ $name == golb ]] && cat >>"$TMP/$name.yaml" <<EOF
 tls:
   listen: "127.0.0.1:${TLSPORT[golb]}"
   certificates:
     - certFile: $TMP/bench.pem
       keyFile: $TMP/bench.key
 EOF
+        if [[ $name == golbobs ]]; then
+            cat >>"$TMP/$name.yaml" <<EOF
+admin:
+  listen: "127.0.0.1:0"
+accessLog: json
+accessLogPath: ${BENCH_ACCESS_LOG:-$TMP/golbobs-access.log}
+EOF
+        fi
     done
     cat >"$TMP/golbnt.yaml" <<EOF
 listen: "off"
@@ -410,10 +429,11 @@ start_target() { # name
         start_bg nginx "$PROXY_CPU" nginx -p "$TMP/ngx-px" -e "$TMP/ngx-px/error.log" -c "$TMP/nginx-proxy.conf"
         wait_port nginx "${PORT[nginx]}"
         ;;
-    golb | golb2 | golbnt)
-        local cpus=$PROXY_CPU
+    golb | golb2 | golbnt | golbobs | golbref)
+        local cpus=$PROXY_CPU bin=$GOLB
         [[ $1 == golb2 ]] && cpus=$BOTH_CPUS
-        start_bg "$1" "$cpus" "$GOLB" -confpath "$TMP/$1.yaml"
+        [[ $1 == golbref ]] && bin=$GOLB_REF
+        start_bg "$1" "$cpus" "$bin" -confpath "$TMP/$1.yaml"
         local i
         for ((i = 0; i < 100; i++)); do
             grep -q 'listening on' "$TMP/$1.log" 2>/dev/null && break

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: three toy backends (ids 1-3 on 127.0.0.1:8081-8083) and golb on examples/config.yaml
-# (http://127.0.0.1:8080, and https://localhost:8443 with a self-signed certificate made on first
-# run). Ctrl-C stops all of them.
+# (http://127.0.0.1:8080, https://localhost:8443 with a self-signed certificate made on first
+# run, admin listener and status page on 127.0.0.1:9901, JSON access log on stdout).
+# Ctrl-C stops all of them.
 set -u
 cd "$(dirname "$0")/.."
 pids=()
@@ -30,10 +31,16 @@ pids+=("$golb")
 cat <<'MSG'
 
 golb is starting on http://127.0.0.1:8080 and https://localhost:8443 in front of toy backends
-1, 2 and 3. Try:
+1, 2 and 3.
+
+    Status page:  http://127.0.0.1:9901/
+    Metrics:      http://127.0.0.1:9901/metrics
+
+Try:
 
     for i in {1..9}; do curl -s http://127.0.0.1:8080 | head -n1; done
     curl --cacert examples/certs/demo.pem https://localhost:8443/hello
+    curl -s -X PUT -d '{"state":"drain"}' http://127.0.0.1:9901/api/v1/backends/127.0.0.1:8082
 
 Stop a backend (kill the toy-backend with id 2) and watch it leave the rotation within one
 health-check period; start it again (./bin/toy-backend -id 2) and it rejoins after its next

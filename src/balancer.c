@@ -297,7 +297,9 @@ void lb_tried_add(struct lb_tried *tried, int idx)
 
 bool lb_eligible(const struct backend_table *table, const struct lb_tried *tried, int idx)
 {
-    return backend_is_up(&table->b[idx]) && !lb_tried_has(tried, idx);
+    /* drain and maint take no new request; the admin state is one relaxed load */
+    return backend_is_up(&table->b[idx]) && backend_admin(&table->b[idx]) == BACKEND_ADMIN_READY &&
+           !lb_tried_has(tried, idx);
 }
 
 uint32_t lb_ramp(uint32_t slow_start_ms, uint64_t up_since_ms, uint64_t now_ms)

@@ -26,6 +26,9 @@
  *   maxHeaderSize 1024..1048576, maxRequestLine 256..maxHeaderSize (default min(8192,
  *   maxHeaderSize)), maxConnections 1..1000000, retries 0..100, maxFails 0..1000,
  *   upstreamMaxIdle 0..100000 := INT
+ *   admin    := mapping {listen: ADDR (required), token: STRING}; ADDR as for listen, or
+ *               "unix:/PATH"; a token is required unless the address is loopback or unix
+ *   accessLog := off | text | json;  logFormat := text | json;  accessLogPath := "/PATH"
  *   backends := non-empty sequence of (URL | mapping {url: URL (required), healthPath: "/...",
  *               weight: INT 0..1000 (default 1)})
  *   balance  := roundRobin | leastConnections | random | leastLatency | hash
@@ -101,6 +104,15 @@
  *   unknown key "K" in stickySession[ (did you mean "cookie"?)]
  *   secure must be true or false, got V        (also httpOnly)
  *   sameSite must be Strict, Lax or None, got V
+ *   admin must be a mapping with "listen" (and "token"), got V
+ *   unknown key "K" in admin[ (did you mean ...?)]
+ *   admin is missing "listen"
+ *   admin.listen must be "ADDR:PORT", "[IPv6]:PORT", ":PORT" or "unix:/PATH", got V
+ *   admin.token must be a non-empty string of visible ASCII characters
+ *   admin.token is required when admin.listen is not a loopback or unix address
+ *   accessLog must be one of off, text, json, got V
+ *   logFormat must be one of text, json, got V
+ *   accessLogPath must be a path, got V
  * Warnings:
  *   hashKey is ignored unless balance is hash   (also hashLoadFactor)
  *   port is ignored because listen is set (line N)
@@ -114,6 +126,8 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stddef.h>
+#include <sys/un.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -573,6 +587,10 @@ enum key_type {
     KT_HASHKEY,  /* clientAddress | uri | "header:N" | "cookie:N" | "query:N" → hash_key(_name) */
     KT_FACTOR,   /* 0 or a decimal > 1 (at most 100) in thousandths into a uint32_t field */
     KT_STICKY,   /* the stickySession mapping → sticky */
+    KT_ADMIN,    /* the admin mapping */
+    KT_ACCESS_LOG, /* off | text | json */
+    KT_LOG_FORMAT, /* text | json */
+    KT_PATH,     /* a file path string into a char * field */
 };
 
 #define NO_FIELD ((size_t)-1)
@@ -623,6 +641,10 @@ static const struct key keys[] = {
     COUNT("healthyThreshold", healthy_threshold, 1, 100, 1),
     COUNT("unhealthyThreshold", unhealthy_threshold, 1, 100, 1),
     {"stickySession", KT_STICKY, NO_FIELD, 0, 0, 0},
+    {"admin", KT_ADMIN, NO_FIELD, 0, 0, 0},
+    {"accessLog", KT_ACCESS_LOG, NO_FIELD, 0, 0, 0},
+    {"accessLogPath", KT_PATH, offsetof(struct config, access_log_path), 0, 0, 0},
+    {"logFormat", KT_LOG_FORMAT, NO_FIELD, 0, 0, 0},
 };
 
 _Static_assert(ARRAY_LEN(keys) <= 48, "load.key_at is too small");
@@ -945,46 +967,53 @@ bool visible_ascii(const char *s, size_t len)
     return true;
 }
 
-/* The wildcard IPv4 address on `port`, as `port: N` and the default mean. */
-static void set_listen_any(struct load *l, struct config *cfg, uint16_t port)
+/* The wildcard IPv4 address on `port`. */
+static void set_any(struct load *l, struct sockaddr_storage *ss, socklen_t *sslen, char **name,
+                    uint16_t port)
 {
-    struct sockaddr_in *sin = (struct sockaddr_in *)(void *)&cfg->listen_addr;
-    memset(&cfg->listen_addr, 0, sizeof(cfg->listen_addr));
+    struct sockaddr_in *sin = (struct sockaddr_in *)(void *)ss;
+    memset(ss, 0, sizeof(*ss));
     sin->sin_family = AF_INET;
     sin->sin_port = htons(port);
     sin->sin_addr.s_addr = htonl(INADDR_ANY);
-    cfg->listen_addrlen = sizeof(*sin);
-    free(cfg->listen_name);
-    if (asprintf(&cfg->listen_name, "0.0.0.0:%u", port) == -1) {
-        cfg->listen_name = NULL;
+    *sslen = sizeof(*sin);
+    free(*name);
+    if (asprintf(name, "0.0.0.0:%u", port) == -1) {
+        *name = NULL;
         l->oom = true;
     }
 }
 
-/* An address "ADDR:PORT" | "[IPV6]:PORT" | ":PORT" (port 0..65535) for key `key`: 0, or -1 after
- * reporting. *name gets the address as shown in logs ("0.0.0.0:8080", "[::1]:8443"). */
-int parse_listen_addr(struct load *l, const char *key, const struct node *v,
-                      struct sockaddr_storage *addr, socklen_t *addrlen, char **name)
+/* The wildcard IPv4 address on `port`, as `port: N` and the default mean. */
+static void set_listen_any(struct load *l, struct config *cfg, uint16_t port)
+{
+    set_any(l, &cfg->listen_addr, &cfg->listen_addrlen, &cfg->listen_name, port);
+}
+
+/* "ADDR:PORT" | "[IPV6]:PORT" | ":PORT" into *ss and *out_name (replaced). `key` names it in
+ * messages, `form` (one %s: the value) is the message for a malformed value. Returns true when
+ * it is valid. */
+static bool parse_addr(struct load *l, const struct node *v, const char *key, const char *form,
+                       struct sockaddr_storage *ss, socklen_t *sslen, char **out_name)
 {
     struct qbuf q;
-    static const char form[] = "%s must be \"ADDR:PORT\", \"[IPv6]:PORT\" or \":PORT\", got %s";
     if (!is_string(v) || !visible_ascii(v->str, v->len)) {
-        error_at(l, v, form, key, describe(&q, v));
-        return -1;
+        error_at(l, v, form, describe(&q, v));
+        return false;
     }
     const char *s = v->str, *colon = strrchr(s, ':');
     char host[256];
     size_t hlen;
     bool v6 = false;
     if (!colon) {
-        error_at(l, v, form, key, describe(&q, v));
-        return -1;
+        error_at(l, v, form, describe(&q, v));
+        return false;
     }
     if (s[0] == '[') {
         const char *rb = strchr(s, ']');
         if (!rb || rb + 1 != colon) {
-            error_at(l, v, form, key, describe(&q, v));
-            return -1;
+            error_at(l, v, form, describe(&q, v));
+            return false;
         }
         hlen = (size_t)(rb - s - 1);
         memcpy(host, s + 1, MIN(hlen, sizeof(host) - 1));
@@ -993,47 +1022,51 @@ int parse_listen_addr(struct load *l, const char *key, const struct node *v,
         hlen = (size_t)(colon - s);
         if (memchr(s, ':', hlen)) {
             error_at(l, v, "%s: IPv6 addresses must be in brackets, e.g. \"[::1]:8080\"", key);
-            return -1;
+            return false;
         }
         memcpy(host, s, MIN(hlen, sizeof(host) - 1));
     }
     if (hlen >= sizeof(host) || (v6 && hlen == 0)) {
-        error_at(l, v, form, key, describe(&q, v));
-        return -1;
+        error_at(l, v, form, describe(&q, v));
+        return false;
     }
     host[hlen] = '\0';
     uint16_t port;
     const char *p = colon + 1;
     if (!parse_port(p, strlen(p), 0, 65535, &port)) {
-        error_at(l, v, "%s port must be between 0 and 65535, got %s", key, quote(&q, p, strlen(p)));
-        return -1;
+        error_at(l, v, "%s port must be between 0 and 65535, got %s", key,
+                 quote(&q, p, strlen(p)));
+        return false;
     }
-    if (hlen == 0) { /* ":PORT": every IPv4 interface */
-        struct sockaddr_in *sin = (struct sockaddr_in *)(void *)addr;
-        memset(addr, 0, sizeof(*addr));
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(port);
-        sin->sin_addr.s_addr = htonl(INADDR_ANY);
-        *addrlen = sizeof(*sin);
-        snprintf(host, sizeof(host), "0.0.0.0");
-    } else {
-        int rc = resolve(host, port, v6, addr, addrlen);
-        if (rc == 0 && v6 && addr->ss_family != AF_INET6)
-            rc = EAI_NONAME;
-        if (rc != 0) {
-            error_at(l, v, "cannot resolve %s address %s: %s", key, quote(&q, host, hlen),
-                     resolve_error(rc));
-            return -1;
-        }
+    if (hlen == 0) { /* ":PORT" */
+        set_any(l, ss, sslen, out_name, port);
+        return true;
     }
-    char *n;
-    if (asprintf(&n, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", port) == -1) {
+    int rc = resolve(host, port, v6, ss, sslen);
+    if (rc == 0 && v6 && ss->ss_family != AF_INET6)
+        rc = EAI_NONAME;
+    if (rc != 0) {
+        error_at(l, v, "cannot resolve %s address %s: %s", key, quote(&q, host, hlen),
+                 resolve_error(rc));
+        return false;
+    }
+    char *name;
+    if (asprintf(&name, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", port) == -1) {
         l->oom = true;
-        return -1;
+        return false;
     }
-    free(*name);
-    *name = n;
-    return 0;
+    free(*out_name);
+    *out_name = name;
+    return true;
+}
+
+int parse_listen_addr(struct load *l, const char *key, const struct node *v,
+                      struct sockaddr_storage *addr, socklen_t *addrlen, char **name)
+{
+    char form[128];
+    snprintf(form, sizeof(form), "%s must be \"ADDR:PORT\", \"[IPv6]:PORT\" or \":PORT\", got %%s",
+             key);
+    return parse_addr(l, v, key, form, addr, addrlen, name) ? 0 : -1;
 }
 
 /* listen: an address, or "off" (HTTPS only: no plain listener; tls.listen is then required). */
@@ -1453,13 +1486,133 @@ static void set_backends(struct load *l, struct config *cfg, const struct node *
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Observability: admin, accessLog, accessLogPath, logFormat
+ */
+
+/* True for addresses only this machine can reach: 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104. */
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)ss;
+        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)ss;
+        if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127;
+    }
+    return ss->ss_family == AF_UNIX;
+}
+
+static void set_admin_listen(struct load *l, struct config *cfg, const struct node *v)
+{
+    struct qbuf q;
+    static const char form[] = "admin.listen must be \"ADDR:PORT\", \"[IPv6]:PORT\", \":PORT\" or "
+                               "\"unix:/PATH\", got %s";
+    if (!is_string(v) || !visible_ascii(v->str, v->len)) {
+        error_at(l, v, form, describe(&q, v));
+        return;
+    }
+    if (strncmp(v->str, "unix:", 5) == 0) {
+        struct sockaddr_un *un = (struct sockaddr_un *)(void *)&cfg->admin_addr;
+        const char *path = v->str + 5;
+        if (path[0] != '/' || strlen(path) >= sizeof(un->sun_path)) {
+            error_at(l, v, form, describe(&q, v));
+            return;
+        }
+        memset(&cfg->admin_addr, 0, sizeof(cfg->admin_addr));
+        un->sun_family = AF_UNIX;
+        memcpy(un->sun_path, path, strlen(path) + 1);
+        cfg->admin_addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
+        free(cfg->admin_listen);
+        cfg->admin_listen = strdup(v->str);
+        if (!cfg->admin_listen)
+            l->oom = true;
+        return;
+    }
+    parse_addr(l, v, "admin.listen", form, &cfg->admin_addr, &cfg->admin_addrlen,
+               &cfg->admin_listen);
+}
+
+static void set_admin(struct load *l, struct config *cfg, const struct node *v)
+{
+    static const char *const names[] = {"listen", "token"};
+    struct qbuf q;
+    const struct node *listen_k = NULL, *token_k = NULL, *listen = NULL, *token = NULL;
+    if (v->kind != NODE_MAPPING) {
+        error_at(l, v, "admin must be a mapping with \"listen\" (and \"token\"), got %s",
+                 describe(&q, v));
+        return;
+    }
+    for (size_t i = 0; i + 1 < v->nkids; i += 2) {
+        const struct node *k = v->kids[i], *val = v->kids[i + 1];
+        if (!key_ok(l, k))
+            continue;
+        if (key_is(k, "listen")) {
+            if (key_first(l, k, &listen_k))
+                listen = val;
+        } else if (key_is(k, "token")) {
+            if (key_first(l, k, &token_k))
+                token = val;
+        } else {
+            unknown_key(l, k, names, ARRAY_LEN(names), " in admin");
+        }
+    }
+    if (token && token->kind != NODE_BAD) {
+        if (!is_string(token) || token->len == 0 || !visible_ascii(token->str, token->len)) {
+            error_at(l, token, "admin.token must be a non-empty string of visible ASCII characters");
+        } else if (!(cfg->admin_token = strdup(token->str))) {
+            l->oom = true;
+        }
+    }
+    if (!listen) {
+        error_at(l, v, "admin is missing \"listen\"");
+        return;
+    }
+    if (listen->kind == NODE_BAD)
+        return;
+    set_admin_listen(l, cfg, listen);
+    if (cfg->admin_listen && !token && !is_loopback(&cfg->admin_addr))
+        error_at(l, listen, "admin.token is required when admin.listen is not a loopback or unix "
+                            "address");
+}
+
+/* One of `choices` (NULL-terminated); returns its index or -1 after reporting. */
+static int get_choice(struct load *l, const struct key *k, const struct node *v,
+                      const char *const *choices, const char *list)
+{
+    struct qbuf q;
+    if (is_string(v))
+        for (int i = 0; choices[i]; i++)
+            if (strcmp(v->str, choices[i]) == 0)
+                return i;
+    error_at(l, v, "%s must be one of %s, got %s", k->name, list, describe(&q, v));
+    return -1;
+}
+
+static void set_path(struct load *l, struct config *cfg, const struct key *k, const struct node *v)
+{
+    struct qbuf q;
+    if (!is_string(v) || v->str[0] != '/' || !visible_ascii(v->str, v->len)) {
+        error_at(l, v, "%s must be a path, got %s", k->name, describe(&q, v));
+        return;
+    }
+    char **field = (char **)(void *)((char *)cfg + k->off);
+    free(*field);
+    *field = strdup(v->str);
+    if (!*field)
+        l->oom = true;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * The walk
  */
 
 static void set_defaults(struct config *cfg)
 {
     for (size_t i = 0; i < ARRAY_LEN(keys); i++)
-        if (keys[i].off != NO_FIELD)
+        if (keys[i].off != NO_FIELD && keys[i].type != KT_PATH)
             store(cfg, &keys[i], keys[i].def);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->workers = cpus < 1 ? 1 : cpus > 1024 ? 1024 : (int)cpus;
@@ -1505,6 +1658,26 @@ static void set_key(struct load *l, struct config *cfg, const struct key *k, con
         break;
     case KT_STICKY:
         set_sticky(l, cfg, v);
+        break;
+    case KT_ADMIN:
+        set_admin(l, cfg, v);
+        break;
+    case KT_ACCESS_LOG: {
+        static const char *const c[] = {"off", "text", "json", NULL};
+        int i = get_choice(l, k, v, c, "off, text, json");
+        if (i >= 0)
+            cfg->access_log = i;
+        break;
+    }
+    case KT_LOG_FORMAT: {
+        static const char *const c[] = {"text", "json", NULL};
+        int i = get_choice(l, k, v, c, "text, json");
+        if (i >= 0)
+            cfg->log_json = i == 1;
+        break;
+    }
+    case KT_PATH:
+        set_path(l, cfg, k, v);
         break;
     }
 }
@@ -1687,6 +1860,9 @@ void config_free(struct config *cfg)
     free(cfg->sticky.cookie);
     free(cfg->sticky.same_site);
     free(cfg->listen_name);
+    free(cfg->admin_listen);
+    free(cfg->admin_token);
+    free(cfg->access_log_path);
     free(cfg->path);
     free(cfg);
 }

@@ -136,6 +136,15 @@ struct config {
 
     bool plain_off;         /* `listen: off`: no plain HTTP listener (HTTPS only) */
     struct config_tls *tls; /* NULL when there is no `tls` section */
+
+    /* observability: `admin: {listen, token}`, accessLog, accessLogPath, logFormat */
+    char *admin_listen; /* as configured ("127.0.0.1:9901", "unix:/run/golb/admin.sock"); NULL: off */
+    struct sockaddr_storage admin_addr; /* AF_INET, AF_INET6 or AF_UNIX */
+    socklen_t admin_addrlen;
+    char *admin_token; /* bearer token for changes; NULL: none (loopback or unix only) */
+    int access_log;    /* enum accesslog_format: 0 off (default), 1 text, 2 json */
+    char *access_log_path; /* NULL: stdout */
+    bool log_json;     /* logFormat: json */
 };
 
 /* Loads and validates `path`. On success returns 0 and stores a new config in *out. On failure

@@ -40,6 +40,7 @@
 #include "http1.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "sock.h"
 #include "util.h"
 
@@ -75,6 +76,7 @@ struct check {
     uint32_t ok_streak;   /* consecutive healthy results, for the rise threshold */
     uint32_t fail_streak; /* consecutive unhealthy results, for the fall threshold */
     enum backend_state seen; /* the state after this checker's last result */
+    uint64_t started_ms;  /* loop clock at check_start, for the check's duration (metrics) */
     char buf[HEALTH_BUF_SIZE];
 };
 
@@ -175,6 +177,7 @@ static void check_finish(struct check *c, bool ok, const char *reason)
     }
     enum backend_state next = health_next_state(cur, ok, streak, h->rise, h->fall);
     log_debug("health: %s: %s", c->b->cfg->name, reason);
+    metrics_check_done(c->b->index, ok, reason, (uint32_t)(loop_now(h->loop) - c->started_ms));
     if (next != cur) {
         uint32_t need = ok ? h->rise : h->fall;
         char why[200];
@@ -211,6 +214,7 @@ static void check_start(struct check *c)
     char why[160];
 
     c->state = CHECK_CONNECTING;
+    c->started_ms = loop_now(h->loop);
     c->sent = 0;
     c->len = 0;
     h->in_flight++;
@@ -398,6 +402,8 @@ static void start_round(struct health *h)
             log_debug("health: %s: previous check still running, skipped", c->b->cfg->name);
             continue;
         }
+        if (backend_admin(c->b) == BACKEND_ADMIN_MAINT)
+            continue; /* an operator took it out: not checked until set ready again */
         check_start(c);
     }
 }

@@ -50,6 +50,7 @@
 #include "http1.h"
 #include "log.h"
 #include "loop.h"
+#include "obs.h"
 #include "pipes.h"
 #include "rewrite.h"
 #include "sock.h"
@@ -112,7 +113,14 @@ struct exchange {
     struct http1_chunked resp_chunk;
     bool resp_started, resp_dechunk, resp_keepalive, client_keepalive, tunnel_pending;
     bool up_eof, up_shut, client_shut;
+
+    /* observability: facts for counters and the access log (obs.h); end_term/end_error name the
+     * cause when golb cuts the exchange for a reason client_close() cannot see */
+    const char *end_term, *end_error;
+    struct obs_req obs; /* last: exchange_get() clears only up to its text buffers */
 };
+_Static_assert(offsetof(struct exchange, obs) + sizeof(struct obs_req) == sizeof(struct exchange),
+               "obs must be the last member of struct exchange");
 
 /* A client connection. Small on purpose: this is all an idle keep-alive connection holds. */
 struct client {
@@ -195,7 +203,7 @@ static struct exchange *exchange_get(struct worker *w)
     if (x) {
         w->free_exchanges = x->next_free;
         w->nfree_exchanges--;
-        memset(x, 0, sizeof(*x));
+        memset(x, 0, offsetof(struct exchange, obs) + OBS_REQ_CLEAR); /* not obs' text buffers */
     } else {
         x = calloc(1, sizeof(*x));
         if (!x)
@@ -254,10 +262,76 @@ static void drop_upstream(struct client *c, bool reusable, enum lb_outcome outco
     c->x->up = NULL;
 }
 
+/* Counts and logs the request of this connection as ended (obs.h): the exchange's, or for an error
+ * answered before any exchange existed (a malformed head, a header timeout), a bare one. */
+static void obs_end(struct client *c, int status, const char *term, const char *error_type)
+{
+    if (c->x) {
+        obs_req_end(c->w, &c->x->obs, status, term, error_type, c->ip);
+        return;
+    }
+    struct obs_req r;
+    memset(&r, 0, sizeof(r));
+    obs_req_end(c->w, &r, status, term, error_type, c->ip);
+}
+
+/* A connection closing in the middle of an exchange: the client went away, unless golb cut it
+ * for a cause it noted in end_term (the upstream broke off the body, a timeout). */
+static void obs_end_on_close(struct client *c)
+{
+    struct exchange *x = c->x;
+    if (!x || x->obs.ended || !x->obs.started)
+        return;
+    if (c->state == CS_TUNNEL || x->tunnel_pending)
+        obs_end(c, 101, "--", NULL);
+    else if (x->end_term)
+        obs_end(c, x->resp_started ? x->obs.backend_status : 0, x->end_term, x->end_error);
+    else
+        obs_end(c, x->resp_started ? x->obs.backend_status : 0,
+                !x->resp_started && x->req_done ? "CH" : "CD", "client_abort");
+}
+
+/* The termination code and error type of an answer golb generates itself. */
+static void obs_end_reply(struct client *c, int status)
+{
+    const char *term = "PR", *err = "bad_request";
+    bool exchanging = c->state == CS_EXCHANGE;
+    switch (status) {
+    case 408:
+        term = c->x ? "cD" : "cR";
+        err = c->x ? "body_timeout" : "header_timeout";
+        break;
+    case 414:
+    case 431:
+        err = "too_large";
+        break;
+    case 502:
+        term = exchanging ? "SH" : "SC";
+        err = exchanging ? "invalid_response" : "connect_failed";
+        break;
+    case 503:
+        term = "PC";
+        err = "no_backend";
+        break;
+    case 504:
+        term = "sH";
+        err = "response_timeout";
+        break;
+    default:
+        break;
+    }
+    if (c->x && c->x->end_term) {
+        term = c->x->end_term;
+        err = c->x->end_error;
+    }
+    obs_end(c, status, term, err);
+}
+
 static void client_close(struct client *c)
 {
     if (c->state == CS_CLOSED)
         return;
+    obs_end_on_close(c);
     drop_upstream(c, false, LB_FAILED);
     c->state = CS_CLOSED;
     loop_timer_cancel(c->w->loop, &c->timer);
@@ -314,6 +388,7 @@ static void client_fail(struct client *c, int status, enum lb_outcome outcome)
         client_close(c);
         return;
     }
+    obs_end_reply(c, status);
     drop_upstream(c, false, outcome);
     release_buffers(c);
     c->reply = reply_text(status, &c->reply_len);
@@ -413,6 +488,7 @@ static void on_timeout(struct loop_timer *t)
             client_close(c); /* idle keep-alive connection: close quietly */
         return;
     case CS_CONNECT:
+        obs_connect_result(c->w, &c->x->obs, -ETIMEDOUT);
         connect_failed(c, "connect timed out");
         return;
     case CS_EXCHANGE:
@@ -420,11 +496,15 @@ static void on_timeout(struct loop_timer *t)
             struct backend *b = &c->w->backends->b[c->x->backend];
             log_warn("backend %s: no response within %u ms", b->cfg->name,
                      c->w->cfg->upstream_timeout_ms);
+            c->x->end_term = "sH";
+            c->x->end_error = "response_timeout";
             client_fail(c, 504, LB_FAILED);
         } else if (!c->x->req_done && c->x->resp_phase == RESP_WAIT_HEAD &&
                    (!c->in || buf_len(c->in) == 0)) {
             client_fail(c, 408, LB_FAILED); /* the client stopped sending its body */
         } else {
+            c->x->end_term = "sD";
+            c->x->end_error = "body_timeout";
             client_fail(c, 504, LB_FAILED); /* no progress: cut if the response started */
         }
         return;
@@ -482,7 +562,9 @@ static bool build_request_head(struct client *c, const struct http1_request *req
     struct rewrite_request opt = {.client_ip = c->ip,
                                   .client_ip_len = c->iplen,
                                   .upgrade = c->x->req_upgrade,
-                                  .https = c->ssl != NULL};
+                                  .https = c->ssl != NULL,
+                                  .request_id = c->x->obs.reqid,
+                                  .request_id_len = c->x->obs.reqid_len};
     if (tls && tls->client_subject_header) {
         opt.set_name = tls->client_subject_header;
         opt.set_name_len = strlen(tls->client_subject_header);
@@ -525,7 +607,7 @@ enum splice_err {
  * *left counts down as bytes reach dst. Returns true on progress; sets *src_eof at EOF, *err on a
  * hard error. */
 static bool splice_pump(struct kpipe *p, int src, bool *src_readable, bool *src_eof, int dst,
-                        bool *dst_writable, uint64_t *left, enum splice_err *err)
+                        bool *dst_writable, uint64_t *left, uint64_t *moved, enum splice_err *err)
 {
     bool progress = false;
     for (;;) {
@@ -535,6 +617,7 @@ static bool splice_pump(struct kpipe *p, int src, bool *src_readable, bool *src_
             ssize_t n = splice(p->r, NULL, dst, NULL, p->bytes, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n > 0) {
                 p->bytes -= (uint32_t)n;
+                *moved += (uint64_t)n;
                 if (*left != UINT64_MAX)
                     *left -= (uint64_t)n;
                 progress = true;
@@ -607,6 +690,7 @@ static void start_exchange(struct client *c, const struct http1_request *req, si
         client_fail(c, 503, LB_OK);
         return;
     }
+    obs_req_start(w, &x->obs, req, c->head_start ? loop_now(w->loop) - c->head_start : 0);
     x->req_body = req->body;
     x->req_remaining = req->body == HTTP1_BODY_LENGTH ? req->content_length : 0;
     x->req_keepalive = (req->flags & HTTP1_MF_KEEP_ALIVE) != 0;
@@ -817,6 +901,7 @@ static void connect_next(struct client *c)
             return;
         }
         c->x->up = upstream_take_idle(w->upstreams, idx, c, on_upstream_event);
+        obs_backend_try(w, &c->x->obs, idx, c->x->up != NULL, c->x->tried.n > 1, c->x->reqh->last);
         atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
         if (c->x->up) {
             c->x->up_reused = true;
@@ -844,6 +929,7 @@ static void connect_next(struct client *c)
             client_fail(c, 503, LB_OK);
             return;
         }
+        obs_connect_result(w, &c->x->obs, err);
         log_warn("backend %s: connect failed: %s", b->cfg->name, strerror(-err));
         backend_report_failure(b, cfg->max_fails, strerror(-err));
         balancer_release(w->balancer, idx, LB_CONNECT_FAILED, pick_age_us(c->x));
@@ -892,6 +978,8 @@ static void upstream_broken(struct client *c, const char *why)
         log_warn("backend %s: %s", b->cfg->name, why);
         backend_report_failure(b, c->w->cfg->max_fails, why);
     }
+    c->x->end_term = c->x->resp_started ? "SD" : "SH";
+    c->x->end_error = "invalid_response";
     client_fail(c, 502, LB_FAILED);
 }
 
@@ -902,7 +990,7 @@ static bool splice_request(struct client *c, bool *progress)
     uint64_t left = c->x->req_remaining;
     enum splice_err err = SPLICE_OK;
     bool p = splice_pump(&c->x->req_pipe, c->io.fd, &c->readable, &c->eof, c->x->up->io.fd,
-                         &c->x->up->writable, &left, &err);
+                         &c->x->up->writable, &left, &c->x->obs.req_body_bytes, &err);
     if (left != c->x->req_remaining)
         c->x->req_body_sent = true;
     c->x->req_remaining = left;
@@ -993,6 +1081,7 @@ static bool pump_request(struct client *c)
             uint32_t from_body = (uint32_t)wr - from_head;
             if (from_body) {
                 c->x->req_body_sent = true;
+                c->x->obs.req_body_bytes += from_body;
                 c->in->pos += from_body;
                 if (c->x->req_body == HTTP1_BODY_LENGTH)
                     c->x->req_remaining -= from_body;
@@ -1073,6 +1162,7 @@ static bool parse_response(struct client *c)
         upstream_broken(c, "101 Switching Protocols without an upgrade request");
         return false;
     }
+    obs_response_head(c->w, &c->x->obs, resp.status, (uint32_t)n);
     c->x->resp_body = resp.body;
     c->x->resp_remaining = resp.body == HTTP1_BODY_LENGTH ? resp.content_length : 0;
     c->x->resp_ready = 0;
@@ -1176,7 +1266,7 @@ static void splice_response(struct client *c, bool *progress)
     uint64_t left = length ? c->x->resp_remaining : UINT64_MAX;
     enum splice_err err = SPLICE_OK;
     bool p = splice_pump(&c->x->resp_pipe, c->x->up->io.fd, &c->x->up->readable, &c->x->up_eof, c->io.fd,
-                         &c->writable, &left, &err);
+                         &c->writable, &left, &c->x->obs.resp_body_bytes, &err);
     if (length)
         c->x->resp_remaining = left;
     if (p) {
@@ -1192,6 +1282,8 @@ static void splice_response(struct client *c, bool *progress)
     if (err == SPLICE_SRC_FAILED || (length && c->x->up_eof && c->x->resp_remaining && drained)) {
         struct backend *b = &c->w->backends->b[c->x->backend];
         log_warn("backend %s: connection closed in the middle of the response body", b->cfg->name);
+        c->x->end_term = "SD";
+        c->x->end_error = "upstream_reset";
         client_close(c); /* cut: the client must see the truncation */
         return;
     }
@@ -1252,6 +1344,7 @@ static bool pump_response(struct client *c)
                  * hold each write until the last one is acknowledged. */
                 if (c->x->uin->pos == 0 && c->x->resp_body != HTTP1_BODY_NONE)
                     client_nodelay(c);
+                c->x->obs.resp_body_bytes += from_body;
                 c->x->uin->pos += from_body;
                 if (c->x->resp_body == HTTP1_BODY_LENGTH)
                     c->x->resp_remaining -= from_body;
@@ -1322,6 +1415,8 @@ static bool pump_response(struct client *c)
                 struct backend *b = &c->w->backends->b[c->x->backend];
                 log_warn("backend %s: connection closed in the middle of the response body",
                          b->cfg->name);
+                c->x->end_term = "SD";
+                c->x->end_error = "upstream_reset";
                 client_close(c);
                 return false;
             }
@@ -1338,6 +1433,7 @@ static bool pump_response(struct client *c)
 static void finish_exchange(struct client *c)
 {
     struct worker *w = c->w;
+    obs_end(c, c->x->obs.backend_status, "--", NULL);
     backend_report_success(&w->backends->b[c->x->backend]);
     /* Reuse is earned: the response said keep-alive, ended exactly where its framing said (no
      * byte left over, even after a bodiless 204/304/HEAD answer) and the request went out whole. */
@@ -1616,11 +1712,13 @@ static void on_upstream_event(struct upstream_conn *up, uint32_t events)
                 return;
             int rc = upstream_connect_result(up);
             if (rc != 0) {
+                obs_connect_result(c->w, &c->x->obs, rc);
                 connect_failed(c, strerror(-rc));
                 return;
             }
         }
-        /* https backend: the TLS handshake is part of connecting (same deadline, same retry). */
+        /* https backend: the TLS handshake is part of connecting (same deadline, same retry,
+         * and the connect-duration histogram includes it). */
         struct tls_client *tc = c->w->backends->b[c->x->backend].cfg->tls_client;
         if (tc) {
             char err[256];
@@ -1628,10 +1726,12 @@ static void on_upstream_event(struct upstream_conn *up, uint32_t events)
             if (rc == -EAGAIN)
                 return;
             if (rc < 0) {
+                obs_connect_result(c->w, &c->x->obs, -EPROTO);
                 connect_failed(c, err);
                 return;
             }
         }
+        obs_connect_result(c->w, &c->x->obs, 0);
         c->state = CS_EXCHANGE;
         c->progress_at = loop_now(c->w->loop);
     }

@@ -98,6 +98,11 @@ bool rewrite_request_head(const struct http1_request *req, const struct rewrite_
         case HTTP1_H_X_FORWARDED_FOR:
             xff_seen = true;
             continue; /* folded into one field below */
+        case HTTP1_H_OTHER:
+            if (opt->request_id_len && h->name_len == 12 &&
+                strncasecmp(h->name, "x-request-id", 12) == 0)
+                continue; /* golb's (kept or new) value is written below */
+            break;
         default:
             if (opt->set_name_len && h->name_len == opt->set_name_len &&
                 strncasecmp(h->name, opt->set_name, h->name_len) == 0)
@@ -136,6 +141,11 @@ bool rewrite_request_head(const struct http1_request *req, const struct rewrite_
     }
     out_mem(&o, opt->client_ip, opt->client_ip_len);
     out_str(&o, opt->https ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
+    if (opt->request_id_len) {
+        out_str(&o, "X-Request-Id: ");
+        out_mem(&o, opt->request_id, opt->request_id_len);
+        out_str(&o, "\r\n");
+    }
     if (req->authority_len) {
         out_str(&o, "X-Forwarded-Host: ");
         out_mem(&o, req->authority, req->authority_len);

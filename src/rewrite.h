@@ -22,6 +22,8 @@ struct rewrite_request {
     size_t set_name_len;
     const char *set_value;
     size_t set_value_len;
+    const char *request_id; /* X-Request-Id sent upstream, replacing the client's (0 len: none) */
+    size_t request_id_len;
 };
 
 /* Writes the request head golb sends upstream into b (from b->data; sets pos and last):

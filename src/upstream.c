@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -14,7 +15,7 @@
 
 struct idle_list {
     struct upstream_conn *head; /* most recently used first */
-    uint32_t count;
+    _Atomic uint32_t count;     /* written by the owning worker only; scrapes read it */
 };
 
 struct upstream_pool {
@@ -42,7 +43,8 @@ static void idle_unlink(struct upstream_pool *pool, struct upstream_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
-    l->count--;
+    atomic_store_explicit(&l->count, atomic_load_explicit(&l->count, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
 }
 
 /* Closes the socket now; frees the struct after the current batch of events (house rule 8). */
@@ -259,7 +261,8 @@ void upstream_release(struct upstream_conn *c, bool reusable)
     if (l->head)
         l->head->prev = c;
     l->head = c;
-    l->count++;
+    atomic_store_explicit(&l->count, atomic_load_explicit(&l->count, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     loop_timer_after(pool->loop, &c->idle_timer, pool->idle_timeout_ms);
 }
 
@@ -270,5 +273,5 @@ const struct upstream_stats *upstream_pool_stats(const struct upstream_pool *poo
 
 uint32_t upstream_idle_count(const struct upstream_pool *pool, int backend)
 {
-    return pool->idle[backend].count;
+    return atomic_load_explicit(&pool->idle[backend].count, memory_order_relaxed);
 }

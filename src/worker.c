@@ -10,7 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "config.h"
+#include "metrics.h"
 #include "log.h"
 #include "proxy.h"
 #include "upstream.h"
@@ -115,6 +117,7 @@ static void accept_batch(struct worker_listener *l)
         }
         w->nclients++;
         w->stats.accepted++;
+        metrics_add(&w->m->conn_opened, 1);
         proxy_accept(w, fd, (struct sockaddr *)&peer, len, l->tls);
     }
     loop_defer(w->loop, &l->accept_more, on_accept_more); /* more may wait: after other work */
@@ -129,6 +132,8 @@ void worker_client_closed(struct worker *w)
 {
     atomic_fetch_sub_explicit(&open_connections, 1, memory_order_relaxed);
     w->nclients--;
+    if (w->m)
+        metrics_add(&w->m->conn_closed, 1);
     if (w->draining && w->nclients == 0)
         loop_stop(w->loop);
 }
@@ -170,6 +175,11 @@ int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, const struct
                                      cfg->upstream_idle_timeout_ms);
     if (!w->upstreams)
         return -ENOMEM;
+    w->m = metrics_worker_new(cfg->nbackends);
+    if (!w->m)
+        return -ENOMEM;
+    w->m->upstreams = w->upstreams;
+    w->alog = accesslog_ring_new(); /* NULL when the access log is off */
     for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
         if (w->listeners[i].io.fd < 0)
             continue;
@@ -256,6 +266,8 @@ void worker_destroy(struct worker *w)
         proxy_close_all(w);
         close_listeners(w);
         loop_run_deferred(w->loop); /* the frees that closing queued */
+        metrics_worker_free(w->m); /* before the pool it reads idle counts from */
+        w->m = NULL;
         upstream_pool_free(w->upstreams);
         w->upstreams = NULL;
         loop_run_deferred(w->loop);

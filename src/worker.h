@@ -21,6 +21,8 @@ struct config;
 struct upstream_pool;
 struct client;
 struct exchange;
+struct metrics_worker;
+struct accesslog_ring;
 
 /* One listening socket of a worker: plain HTTP or the HTTPS listener. */
 #define WORKER_MAX_LISTENERS 2
@@ -63,6 +65,9 @@ struct worker {
     uint32_t nfree_exchanges;
     uint32_t nclients;
     struct worker_stats stats;
+    struct metrics_worker *m;     /* this worker's counters (metrics.h); NULL in unit tests */
+    struct accesslog_ring *alog;  /* NULL when the access log is off */
+    uint64_t reqid_seq;           /* generated X-Request-Id sequence */
 };
 
 /* Sets up worker w around its already-bound listening sockets: plain_fd and tls_fd (either may be

@@ -10,11 +10,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "accesslog.h"
+#include "admin.h"
 #include "backend.h"
 #include "balancer.h"
 #include "config.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "sock.h"
 #include "util.h"
 #include "worker.h"
@@ -170,6 +173,7 @@ static int run(const struct config *cfg)
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
     /* Block before any thread starts so every thread inherits the mask and signals queue here. */
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -185,10 +189,19 @@ static int run(const struct config *cfg)
     int *fds = calloc((size_t)cfg->workers, sizeof(int));
     int *tls_fds = calloc((size_t)cfg->workers, sizeof(int));
     struct health *health = NULL;
+    struct admin *admin = NULL;
     int nworkers = 0;
     if (!backends || !workers || !fds || !tls_fds ||
-        balancer_init_config(&balancer, cfg, backends) != 0) {
+        balancer_init_config(&balancer, cfg, backends) != 0 ||
+        metrics_setup(backends, cfg->workers, GOLB_VERSION) != 0) {
         log_error("out of memory");
+        goto out;
+    }
+    /* Before the workers: each takes its ring from the access log as it starts. */
+    int arc = accesslog_start((enum accesslog_format)cfg->access_log, cfg->access_log_path);
+    if (arc != 0) {
+        log_error("cannot open the access log %s: %s",
+                  cfg->access_log_path ? cfg->access_log_path : "(stdout)", strerror(-arc));
         goto out;
     }
 
@@ -242,8 +255,13 @@ static int run(const struct config *cfg)
     int up = 0;
     for (int i = 0; i < backends->n; i++)
         up += backend_is_up(&backends->b[i]);
-    log_info("listening on %s (%d workers, %d of %d backends up)", where, cfg->workers, up,
-             backends->n);
+    log_event(LOG_INFO, "listening", "listening on %s (%d workers, %d of %d backends up)", where,
+              cfg->workers, up, backends->n);
+    if (cfg->admin_listen) {
+        admin = admin_start(cfg, backends, where, GOLB_VERSION);
+        if (!admin)
+            goto stop;
+    }
 
     for (;;) {
         struct signalfd_siginfo si;
@@ -253,6 +271,11 @@ static int run(const struct config *cfg)
                 continue;
             log_error("signalfd read: %s", strerror(errno));
             break;
+        }
+        if (si.ssi_signo == SIGUSR1) {
+            log_event(LOG_INFO, "reopen", "SIGUSR1: reopening the log files");
+            accesslog_reopen();
+            continue;
         }
         if (si.ssi_signo == SIGHUP) {
             log_warn("SIGHUP: configuration reload is not supported yet; ignoring");
@@ -264,6 +287,7 @@ static int run(const struct config *cfg)
     }
     status = 0;
 stop:
+    admin_set_draining(admin);
     for (int i = 0; i < nworkers; i++)
         if (workers[i].started)
             worker_drain(&workers[i]);
@@ -275,15 +299,19 @@ stop:
             worker_join(&workers[i], UINT64_MAX);
         }
     }
+    admin_stop(admin); /* before the workers' counters go */
     for (int i = 0; i < nworkers; i++)
         worker_destroy(&workers[i]);
+    accesslog_stop();
     if (status == 0)
-        log_info("stopped");
+        log_event(LOG_INFO, "stop", "stopped");
 out:
     if (health) {
         health_stop(health);
         health_free(health);
     }
+    accesslog_stop();
+    metrics_teardown();
     balancer_destroy(&balancer);
     backend_table_free(backends);
     free(workers);
@@ -302,6 +330,7 @@ int main(int argc, char **argv)
     struct config *cfg = NULL;
     if (config_load(opt.confpath, stderr, &cfg) != 0)
         return 1;
+    log_set_json(cfg->log_json);
     if (opt.check_only) {
         printf("golb: configuration file %s is valid\n", opt.confpath);
         config_free(cfg);

@@ -1130,3 +1130,67 @@ Test(config, hash_keys_without_hash_draw_a_warning)
     free(errs);
     config_free(c);
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * Observability keys: admin, accessLog, accessLogPath, logFormat
+ */
+
+Test(config, observability_keys_and_defaults)
+{
+    struct config *cfg = load_ok(B);
+    cr_expect_null(cfg->admin_listen);
+    cr_expect_eq(cfg->access_log, 0);
+    cr_expect_null(cfg->access_log_path);
+    cr_expect(!cfg->log_json);
+    config_free(cfg);
+
+    cfg = load_ok(B "admin:\n  listen: 127.0.0.1:9901\naccessLog: json\n"
+                    "accessLogPath: /var/log/golb/access.log\nlogFormat: json\n");
+    cr_expect_str_eq(cfg->admin_listen, "127.0.0.1:9901");
+    expect_ipv4(&cfg->admin_addr, "127.0.0.1", 9901);
+    cr_expect_null(cfg->admin_token);
+    cr_expect_eq(cfg->access_log, 2);
+    cr_expect_str_eq(cfg->access_log_path, "/var/log/golb/access.log");
+    cr_expect(cfg->log_json);
+    config_free(cfg);
+
+    cfg = load_ok(B "admin: {listen: \"0.0.0.0:9901\", token: \"s3cret\"}\naccessLog: text\n");
+    cr_expect_str_eq(cfg->admin_token, "s3cret");
+    cr_expect_eq(cfg->access_log, 1);
+    config_free(cfg);
+
+    cfg = load_ok(B "admin:\n  listen: unix:/run/golb/admin.sock\naccessLog: off\n");
+    cr_expect_eq(cfg->admin_addr.ss_family, AF_UNIX);
+    cr_expect_eq(cfg->access_log, 0);
+    config_free(cfg);
+
+    cfg = load_ok(B "admin:\n  listen: \"[::1]:0\"\n");
+    expect_ipv6(&cfg->admin_addr, "::1", 0);
+    config_free(cfg);
+}
+
+Test(config, observability_errors)
+{
+    static const struct error_case cases[] = {
+        {B "admin: 9901\n",
+         "t.yaml:2:8: admin must be a mapping with \"listen\" (and \"token\"), got \"9901\"\n"},
+        {B "admin:\n  token: x\n", "t.yaml:3:3: admin is missing \"listen\"\n"},
+        {B "admin:\n  listen: 127.0.0.1:1\n  tokn: x\n",
+         "t.yaml:4:3: unknown key \"tokn\" in admin (did you mean \"token\"?)\n"},
+        {B "admin:\n  listen: 10.1.2.3:9901\n",
+         "t.yaml:3:11: admin.token is required when admin.listen is not a loopback or unix "
+         "address\n"},
+        {B "admin:\n  listen: nowhere\n",
+         "t.yaml:3:11: admin.listen must be \"ADDR:PORT\", \"[IPv6]:PORT\", \":PORT\" or "
+         "\"unix:/PATH\", got \"nowhere\"\n"},
+        {B "admin:\n  listen: unix:relative\n",
+         "t.yaml:3:11: admin.listen must be \"ADDR:PORT\", \"[IPv6]:PORT\", \":PORT\" or "
+         "\"unix:/PATH\", got \"unix:relative\"\n"},
+        {B "admin:\n  listen: 127.0.0.1:1\n  token: \"\"\n",
+         "t.yaml:4:10: admin.token must be a non-empty string of visible ASCII characters\n"},
+        {B "accessLog: yes\n", "t.yaml:2:12: accessLog must be one of off, text, json, got \"yes\"\n"},
+        {B "logFormat: xml\n", "t.yaml:2:12: logFormat must be one of text, json, got \"xml\"\n"},
+        {B "accessLogPath: log.txt\n", "t.yaml:2:16: accessLogPath must be a path, got \"log.txt\"\n"},
+    };
+    expect_all(cases, sizeof(cases) / sizeof(cases[0]));
+}

@@ -1,0 +1,90 @@
+/* obs — the seam between the proxy and observability: what one request did, counted and logged.
+ *
+ * proxy.c embeds one struct obs_req in each exchange and calls the hooks below at well-defined
+ * points of a request's life; it never touches counters or log lines itself:
+ *
+ *   obs_req_start      request head parsed (copies what the access log needs, X-Request-Id)
+ *   obs_backend_try    a backend was picked: pooled connection or a new connect (retries counted)
+ *   obs_connect_result a new connection is up, or failed (refused / timeout / reset)
+ *   obs_response_head  the backend's final response head arrived
+ *   obs_req_end        the exchange or golb's own error reply ended: status, termination code
+ *
+ * Everything here runs on the worker that owns the request and writes only that worker's
+ * counters (metrics.h) and access-log ring (accesslog.h).
+ *
+ * Termination codes (two letters, after HAProxy's): the first says who ended the exchange, the
+ * second in which phase.
+ *   who:   -  nobody (normal end)    C  the client aborted       S  the server failed or refused
+ *          P  golb refused it        c  client timeout            s  server timeout
+ *   phase: -  normal end   R  reading the request head   C  connecting to a backend
+ *          H  waiting for the response head             D  transferring a body
+ *   e.g. "--" normal, "CD" client went away mid-body, "SC" connect refused, "sH" 504 upstream
+ *   timeout, "SH" bad or reset response head (502), "PR" malformed request (400/414/431/501),
+ *   "cR" request head timeout (408), "PC" no backend available (503).
+ */
+#ifndef GOLB_OBS_H
+#define GOLB_OBS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct http1_request;
+struct worker;
+
+#define OBS_METHOD_MAX 16
+#define OBS_TARGET_MAX 512
+#define OBS_UA_MAX 192
+#define OBS_REQID_MAX 64
+
+/* What an access-log line says about one request. Filled by the hooks; zeroed with the exchange. */
+struct obs_req {
+    int64_t start_wall_ms;   /* when the request head started arriving */
+    uint64_t start_us;       /* monotonic */
+    uint64_t try_us;         /* current backend picked (connect started or pooled taken) */
+    uint64_t connect_us;     /* time the last new connection took to open (0: reused) */
+    uint64_t head_us;        /* request sent → response head */
+    uint64_t total_us;       /* first byte in → end (set by obs_req_end) */
+    uint64_t req_body_bytes, resp_body_bytes;
+    uint64_t sent_bytes, received_bytes; /* to / from the backend, heads included */
+    int backend;             /* last backend tried, -1 none */
+    uint32_t retries;
+    int status;              /* what the client got (0: nothing) */
+    int backend_status;      /* what the backend answered (0: nothing) */
+    bool started, reused, ended;
+    uint8_t minor_version;
+    uint8_t method_len, ua_len, reqid_len;
+    uint16_t target_len;
+    bool target_cut, ua_cut;
+    /* The text fields come last and are not cleared between requests (their lengths say what is
+     * valid): OBS_REQ_CLEAR is what a new request must zero. */
+    char method[OBS_METHOD_MAX];
+    char target[OBS_TARGET_MAX];
+    char ua[OBS_UA_MAX];
+    char reqid[OBS_REQID_MAX];
+};
+
+#define OBS_REQ_CLEAR offsetof(struct obs_req, method)
+
+/* A request head was parsed. head_started_ms: the loop time its first byte arrived. Sets
+ * r->reqid from a valid client X-Request-Id ([A-Za-z0-9._:-]{1,64}) or a generated one. */
+void obs_req_start(struct worker *w, struct obs_req *r, const struct http1_request *req,
+                   uint64_t head_wait_ms);
+/* A backend was picked; `retry` when a previous try of this request failed. req_head_len: the
+ * rewritten request head's size (bytes sent to the backend before the body). */
+void obs_backend_try(struct worker *w, struct obs_req *r, int backend, bool reused, bool retry,
+                     uint32_t req_head_len);
+/* A new connection's outcome: err 0, or -errno (ETIMEDOUT for golb's own connect timeout). */
+void obs_connect_result(struct worker *w, struct obs_req *r, int err);
+/* The final response head arrived from the backend. */
+void obs_response_head(struct worker *w, struct obs_req *r, int status, uint32_t head_len);
+/* The request is over. status: what the client got (0 when nothing was answered); term: two
+ * letters (see above); error_type: NULL or a short name ("client_abort", "response_timeout").
+ * client_ip: the client's address text. Counts it and writes its access-log line. Idempotent. */
+void obs_req_end(struct worker *w, struct obs_req *r, int status, const char *term,
+                 const char *error_type, const char *client_ip);
+
+/* Generates a request id into out (at least 33 bytes); returns its length. */
+int obs_new_request_id(struct worker *w, char *out);
+
+#endif

@@ -1,0 +1,618 @@
+"""Observability and control: /metrics (promtool-valid, exact deltas, consistent histograms), the JSON
+access log (values for 200/502/504/client abort, hostile input, a destination nobody reads), the
+admin API (drain, maint, weight, token and Origin rules, bad input), X-Request-Id, SIGUSR1, JSON event
+lines and the status page in headless Chromium."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+
+from golbtest import (GolbTestCase, HTTPConn, golb_config, http_request, run_golb, scaled,
+                      wait_until)
+
+ADMIN_RE = r"admin API and status page on http://(\S+):(\d+)/"
+LINE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels)): float} from an exposition."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = LINE_RE.match(line)
+        assert m, f"unparsable metrics line {line!r}"
+        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def val(metrics, name, **labels):
+    return metrics.get((name, frozenset(labels.items())), 0.0)
+
+
+def total(metrics, name, **labels):
+    """Sum of every series of name whose labels include `labels`."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in metrics.items() if n == name and want <= set(ls))
+
+
+class ObsCase(GolbTestCase):
+    def start(self, backends, admin=True, token=None, access="json", **extra):
+        """golb in front of backends with the admin listener and an access log file."""
+        self.nstarts = getattr(self, "nstarts", 0) + 1
+        self.alog = os.path.join(self.tmp, f"access{self.nstarts}.log")
+        cfg = golb_config(backends, **extra)
+        if admin:
+            cfg += "admin:\n  listen: 127.0.0.1:0\n"
+            if token:
+                cfg += f"  token: {token}\n"
+        if access:
+            cfg += f"accessLog: {access}\naccessLogPath: {self.alog}\n"
+        g = self.golb(cfg)
+        for b in backends:
+            self.wait_backend(g, b, "UP")
+        if admin:
+            m = g.wait_log(ADMIN_RE)
+            g.admin = int(m.group(2))
+        return g
+
+    def admin(self, g, method, path, body=None, headers=None):
+        h = dict(headers or {})
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        if data is not None:
+            h.setdefault("Content-Type", "application/json")
+        return http_request(g.admin, method, path, headers=h, body=data)
+
+    def status(self, g):
+        r = self.admin(g, "GET", "/api/v1/status")
+        self.assertEqual(r.status, 200, r.text)
+        return json.loads(r.body)
+
+    def backend(self, g, port):
+        for b in self.status(g)["backends"]:
+            if b["name"].endswith(f":{port}"):
+                return b
+        raise AssertionError(f"no backend on port {port}")
+
+    def scrape(self, g):
+        r = self.admin(g, "GET", "/metrics")
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.header("Content-Type").startswith("text/plain; version=0.0.4"))
+        return r.text
+
+    def access_lines(self, n=None, timeout=5):
+        """The access log's lines, parsed; waits until at least n are there."""
+        def read():
+            try:
+                with open(self.alog, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                return None
+            lines = data.split(b"\n")
+            self.assertEqual(lines[-1], b"", "the log must end with a whole line")
+            lines = lines[:-1]
+            return lines if n is None or len(lines) >= n else None
+        lines = wait_until(read, timeout, f"{n} access log lines") if n else (read() or [])
+        return [json.loads(x) for x in lines]
+
+
+class MetricsTest(ObsCase):
+    def test_promtool_accepts_a_real_scrape(self):
+        toys = self.toys(2)
+        g = self.start(toys)
+        for i in range(5):
+            self.get(g, f"/{i}")
+        self.get(g, "/?status=503")
+        text = self.scrape(g)
+        promtool = shutil.which("promtool")
+        self.assertIsNotNone(promtool, "promtool (Debian package prometheus) is not installed")
+        p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=scaled(30))
+        self.assertEqual(p.returncode, 0, f"promtool: {p.stdout}{p.stderr}")
+        m = parse_metrics(text)
+        for name in ("golb_build_info", "golb_start_time_seconds", "golb_workers",
+                     "golb_http_requests_in_flight", "golb_connections_active",
+                     "golb_connections_total"):
+            self.assertTrue(any(k[0] == name for k in m), f"{name} missing")
+        # Series known in advance exist from the start, as 0.
+        self.assertIn(("golb_http_request_errors_total", frozenset({("reason", "too_large")})), m)
+        self.assertIn(("golb_backend_connection_errors_total",
+                       frozenset({("backend", f"127.0.0.1:{toys[0].port}"), ("reason", "tls")})), m)
+        self.assertEqual(val(m, "golb_log_lines_dropped_total", log="access"), 0)
+
+    def test_counters_move_by_exact_deltas(self):
+        toys = self.toys(2)
+        g = self.start(toys, workers=2)
+        before = parse_metrics(self.scrape(g))
+        c = self.conn(g)
+        for i in range(7):
+            self.assertEqual(c.request("GET", f"/ok{i}").status, 200)
+        for i in range(3):
+            self.assertEqual(c.request("GET", "/?status=404").status, 404)
+        for i in range(2):
+            self.assertEqual(c.request("GET", "/?status=500").status, 500)
+        bad = self.conn(g)
+        bad.send(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+        self.assertEqual(bad.read_response().status, 400)
+        self.access_lines(13)
+        after = parse_metrics(self.scrape(g))
+
+        def d(name, **labels):
+            return total(after, name, **labels) - total(before, name, **labels)
+
+        self.assertEqual(d("golb_http_requests_total", code="2xx"), 7)
+        self.assertEqual(d("golb_http_requests_total", code="4xx"), 4)
+        self.assertEqual(d("golb_http_requests_total", code="5xx"), 2)
+        self.assertEqual(d("golb_http_request_errors_total", reason="bad_request"), 1)
+        self.assertEqual(d("golb_backend_requests_total", code="2xx"), 7)
+        self.assertEqual(d("golb_backend_requests_total", code="4xx"), 3)
+        self.assertEqual(d("golb_backend_requests_total", code="5xx"), 2)
+        self.assertEqual(d("golb_http_request_duration_seconds_count"), 13)
+        self.assertEqual(d("golb_backend_response_duration_seconds_count"), 12)
+        # One client connection kept alive: the backends saw 12 requests on at most 2 new
+        # connections (one per backend), the rest reused.
+        self.assertEqual(d("golb_backend_connections_total") + d("golb_backend_connection_reuses_total"), 12)
+        self.assertLessEqual(d("golb_backend_connections_total"), 2)
+        self.assertEqual(d("golb_connections_total"), 2)
+        self.assertGreater(d("golb_backend_sent_bytes_total"), 12 * 20)
+        self.assertGreater(d("golb_backend_received_bytes_total"), 12 * 100)
+        self.assertEqual(total(after, "golb_http_requests_in_flight"), 0)
+        self.assertEqual(total(after, "golb_backend_requests_in_flight"), 0)
+        # Every histogram: cumulative buckets, +Inf == _count.
+        for (name, labels), v in after.items():
+            if name.endswith("_count"):
+                base = name[:-6]
+                inf = after[(base + "_bucket", labels | {("le", "+Inf")})]
+                self.assertEqual(inf, v, f"{base}{dict(labels)}")
+                prev = -1
+                for le in ("0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75",
+                           "1", "2.5", "5", "7.5", "10", "+Inf"):
+                    b = after[(base + "_bucket", labels | {("le", le)})]
+                    self.assertGreaterEqual(b, prev)
+                    prev = b
+
+    def test_retries_connection_errors_and_health_changes(self):
+        toys = self.toys(2)
+        g = self.start(toys, period=60, timeout=1, maxFails=1000)
+        before = parse_metrics(self.scrape(g))
+        dead = toys[1].port
+        toys[1].kill()  # health checks are a minute apart: golb learns it from traffic
+        for i in range(6):
+            self.assertEqual(self.get(g, f"/{i}").status, 200)
+        lines = self.access_lines(6)
+        retried = sum(x["retries"] for x in lines)
+        self.assertGreaterEqual(retried, 1, lines)
+        after = parse_metrics(self.scrape(g))
+        lab = f"127.0.0.1:{dead}"
+        self.assertEqual(val(after, "golb_backend_retries_total", backend=lab)
+                         - val(before, "golb_backend_retries_total", backend=lab), retried)
+        self.assertEqual(val(after, "golb_backend_connection_errors_total", backend=lab, reason="refused")
+                         - val(before, "golb_backend_connection_errors_total", backend=lab,
+                               reason="refused"), retried)
+        for x in lines:
+            self.assertEqual(x["backend"], f"127.0.0.1:{toys[0].port}")
+
+    def test_health_check_results_are_counted(self):
+        toys = self.toys(1)
+        g = self.start(toys)
+        lab = f"127.0.0.1:{toys[0].port}"
+        m0 = parse_metrics(self.scrape(g))
+        self.assertGreaterEqual(val(m0, "golb_backend_health_checks_total", backend=lab, result="success"), 1)
+        self.assertEqual(val(m0, "golb_backend_up", backend=lab), 1)
+        self.assertEqual(val(m0, "golb_backend_state", backend=lab, state="up"), 1)
+        off = g.log_offset()
+        http_request(toys[0].port, "POST", "/toy/health?status=500")
+        self.wait_backend(g, toys[0], "DOWN", start=off)
+        m1 = parse_metrics(self.scrape(g))
+        self.assertGreaterEqual(val(m1, "golb_backend_health_checks_total", backend=lab, result="failure"), 1)
+        self.assertEqual(val(m1, "golb_backend_up", backend=lab), 0)
+        self.assertEqual(val(m1, "golb_backend_state", backend=lab, state="down"), 1)
+        self.assertEqual(val(m1, "golb_backend_state", backend=lab, state="up"), 0)
+        self.assertGreaterEqual(val(m1, "golb_backend_last_state_change_timestamp_seconds", backend=lab),
+                                val(m0, "golb_backend_last_state_change_timestamp_seconds", backend=lab))
+        st = self.backend(g, toys[0].port)
+        self.assertEqual(st["last_check"]["result"], "failure")
+        self.assertIn("500", st["last_check"]["reason"])
+
+
+class AccessLogTest(ObsCase):
+    def test_normal_request_fields(self):
+        toys = self.toys(1)
+        g = self.start(toys)
+        r = self.get(g, "/a/b?x=1&y=2", headers={"User-Agent": "probe/1.0", "X-Request-Id": "req-42"})
+        self.assertEqual(r.status, 200)
+        (x,) = self.access_lines(1)
+        self.assertEqual(x["http.request.method"], "GET")
+        self.assertEqual(x["url.path"], "/a/b")
+        self.assertEqual(x["url.query"], "x=1&y=2")
+        self.assertEqual(x["network.protocol.version"], "1.1")
+        self.assertEqual(x["http.response.status_code"], 200)
+        self.assertEqual(x["http.response.body.size"], len(r.body))
+        self.assertEqual(x["http.request.body.size"], 0)
+        self.assertEqual(x["user_agent.original"], "probe/1.0")
+        self.assertEqual(x["client.address"], "127.0.0.1")
+        self.assertEqual(x["backend"], f"127.0.0.1:{toys[0].port}")
+        self.assertEqual(x["request_id"], "req-42")
+        self.assertEqual(x["termination"], "--")
+        self.assertIsNone(x["error.type"])
+        self.assertEqual(x["retries"], 0)
+        self.assertFalse(x["upstream.reused"])
+        self.assertTrue(0 < x["duration"] < scaled(5))
+        self.assertEqual(x["timing"]["total"], x["duration"])
+        self.assertLessEqual(x["timing"]["response_head"], x["duration"])
+        self.assertRegex(x["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        # A POST body is counted too.
+        self.assertEqual(self.request(g, "POST", "/p", body=b"x" * 1000).status, 200)
+        self.assertEqual(self.access_lines(2)[1]["http.request.body.size"], 1000)
+
+    def test_502_504_and_client_abort(self):
+        def slam(conn, head, path):
+            return False  # close without an answer: 502
+        u = self.raw_upstream(slam)
+        toys = self.toys(1)
+        g = self.start([u], upstreamTimeout=round(scaled(0.5), 3), retries=0)
+        r = self.get(g, "/broken")
+        self.assertEqual(r.status, 502)
+        x = self.access_lines(1)[0]
+        self.assertEqual(x["http.response.status_code"], 502)
+        self.assertEqual(x["termination"], "SH")
+        self.assertEqual(x["error.type"], "invalid_response")
+        self.assertEqual(x["backend"], f"127.0.0.1:{u.port}")
+        g.stop()
+
+        g = self.start(toys, upstreamTimeout=round(scaled(0.5), 3))
+        before = parse_metrics(self.scrape(g))
+        r = self.get(g, f"/slow?delay={int(scaled(3000))}")
+        self.assertEqual(r.status, 504)
+        x = self.access_lines(1)[0]
+        self.assertEqual((x["http.response.status_code"], x["termination"], x["error.type"]),
+                         (504, "sH", "response_timeout"))
+        # Client abort: the client resets its connection while golb waits for the response.
+        s = socket.create_connection((g.host, g.port))
+        s.sendall(b"GET /?delay=%d HTTP/1.1\r\nHost: t\r\n\r\n" % int(scaled(300)))
+        wait_until(lambda: self.backend(g, toys[0].port)["in_flight"] == 1, 5, "request in flight")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        x = self.access_lines(2)[1]
+        self.assertIsNone(x["http.response.status_code"])
+        self.assertEqual(x["termination"], "CH")
+        self.assertEqual(x["error.type"], "client_abort")
+        after = parse_metrics(self.scrape(g))
+        self.assertEqual(total(after, "golb_http_request_errors_total", reason="client_abort")
+                         - total(before, "golb_http_request_errors_total", reason="client_abort"), 1)
+        wait_until(lambda: total(parse_metrics(self.scrape(g)), "golb_http_requests_in_flight") == 0,
+                   5, "no request in flight")
+
+    def test_hostile_header_cannot_break_a_line(self):
+        toys = self.toys(1)
+        g = self.start(toys)
+        hostile = b'a"b\\c\t"}\n{"x":1\xff\xfe\xc3\xa9 \\u0000 \x80end'
+        with HTTPConn(g.host, g.port) as c:
+            c.send(b"GET /q?a=%22%5C HTTP/1.1\r\nHost: t\r\nUser-Agent: " + hostile.replace(b"\n", b"")
+                   + b"\r\nX-Request-Id: " + b'bad"id' + b"\r\n\r\n")
+            self.assertEqual(c.read_response().status, 200)
+        (x,) = self.access_lines(1)
+        ua = x["user_agent.original"]
+        self.assertIn('a"b\\c\t"}', ua)
+        self.assertIn("\ufffd", ua)   # invalid UTF-8 bytes stand out, never break the JSON
+        self.assertIn("\u00e9", ua)   # valid UTF-8 is kept
+        self.assertRegex(x["request_id"], r"^[0-9a-f]{32}$")  # the invalid id was replaced
+        with open(self.alog, "rb") as f:
+            self.assertEqual(f.read().count(b"\n"), 1)
+
+    def test_text_format_is_one_line_with_the_same_facts(self):
+        toys = self.toys(1)
+        g = self.start(toys, access="text")
+        with HTTPConn(g.host, g.port) as c:
+            c.send(b'GET /t?k=v HTTP/1.1\r\nHost: t\r\nUser-Agent: x"y\\z\tw\xff\r\n\r\n')
+            self.assertEqual(c.read_response().status, 200)
+
+        def one():
+            with open(self.alog, "rb") as f:
+                return f.read() or None
+        data = wait_until(one, 5, "a text line")
+        self.assertEqual(data.count(b"\n"), 1, data)
+        self.assertIn(b'"GET /t?k=v HTTP/1.1" 200 ', data)
+        self.assertIn(b'"x\\"y\\\\z\\x09w\\xff"', data)
+        self.assertIn(b" -- - id=", data)
+
+    def test_slow_destination_never_stalls_requests_and_drops_are_counted(self):
+        toys = self.toys(1)
+        fifo = os.path.join(self.tmp, "access.fifo")
+        os.mkfifo(fifo)
+        # Opened for reading (so golb can open it for writing) and never read.
+        rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, rfd)
+        cfg = golb_config(toys, workers=1) + f"admin:\n  listen: 127.0.0.1:0\naccessLog: json\naccessLogPath: {fifo}\n"
+        g = self.golb(cfg)
+        self.wait_backend(g, toys[0], "UP")
+        g.admin = int(g.wait_log(ADMIN_RE).group(2))
+        ua = "u" * 180
+        c = self.conn(g)
+        n = 2500  # lines of about 1.2 KB: twice what the 1 MiB ring and the pipe can hold
+        long_path = "/" + "p" * 500
+        t0 = time.monotonic()
+        worst = 0.0
+        for i in range(n):
+            t = time.monotonic()
+            r = c.request("GET", f"{long_path}{i}", headers={"User-Agent": ua})
+            worst = max(worst, time.monotonic() - t)
+            self.assertEqual(r.status, 200)
+        elapsed = time.monotonic() - t0
+        self.assertLess(worst, scaled(1.0), f"one request took {worst:.2f}s")
+        m = parse_metrics(self.scrape(g))
+        dropped = val(m, "golb_log_lines_dropped_total", log="access")
+        self.assertGreater(dropped, 0, f"{n} requests in {elapsed:.1f}s and nothing dropped")
+        self.assertLess(dropped, n)
+        self.assertEqual(total(m, "golb_http_requests_total", code="2xx"), n)
+
+    def test_sigusr1_reopens_the_log_file(self):
+        toys = self.toys(1)
+        g = self.start(toys)
+        self.get(g, "/1")
+        self.access_lines(1)
+        os.rename(self.alog, self.alog + ".1")
+        off = g.log_offset()
+        g.send_signal(signal.SIGUSR1)
+        g.wait_log("reopening the log files", start=off)
+        # The writer reopens before its next write: a later request lands in the new file.
+        def new_file():
+            self.get(g, "/2")
+            return os.path.exists(self.alog) and os.path.getsize(self.alog) > 0
+        wait_until(new_file, 5, "a line in the reopened file", interval=0.1)
+        self.assertTrue(all(x["url.path"] == "/2" for x in self.access_lines(1)))
+        with open(self.alog + ".1") as f:
+            self.assertIn('"url.path":"/1"', f.read())
+
+
+class RequestIdTest(ObsCase):
+    def test_kept_generated_forwarded_and_logged(self):
+        toys = self.toys(1)
+        g = self.start(toys)
+        r = self.get(g, "/", headers={"X-Request-Id": "abc-123_4.5:6"})
+        self.assertEqual(r.echo_header("X-Request-Id"), "abc-123_4.5:6")
+        r2 = self.get(g, "/")
+        gen = r2.echo_header("X-Request-Id")
+        self.assertRegex(gen, r"^[0-9a-f]{32}$")
+        r3 = self.get(g, "/", headers={"X-Request-Id": "x" * 100})  # too long: replaced
+        self.assertRegex(r3.echo_header("X-Request-Id"), r"^[0-9a-f]{32}$")
+        self.assertNotEqual(r3.echo_header("X-Request-Id"), gen)
+        ids = [x["request_id"] for x in self.access_lines(3)]
+        # (two workers: their lines may reach the file in any order)
+        self.assertEqual(sorted(ids), sorted(["abc-123_4.5:6", gen, r3.echo_header("X-Request-Id")]))
+        self.assertEqual(sum(1 for k, _ in r.echo()["headers"] if k.lower() == "x-request-id"), 1)
+
+
+class AdminApiTest(ObsCase):
+    def put(self, g, port, body, **kw):
+        return self.admin(g, "PUT", f"/api/v1/backends/127.0.0.1:{port}", body, **kw)
+
+    def test_drain_stops_new_traffic_while_a_slow_request_completes(self):
+        toys = self.toys(2)
+        g = self.start(toys)
+        slow = self.conn(g, timeout=10)
+        slow.send_request("GET", f"/slow?delay={int(scaled(1500))}")
+        busy = wait_until(lambda: [b for b in self.status(g)["backends"] if b["in_flight"] == 1], 5,
+                          "the slow request in flight")[0]
+        port = int(busy["name"].rsplit(":", 1)[1])
+        sid = [i for i, t in enumerate(toys) if t.port == port][0]
+        off = g.log_offset()
+        r = self.put(g, port, {"state": "drain"})
+        self.assertEqual(r.status, 200, r.text)
+        self.assertEqual(json.loads(r.body)["state"], "drain")
+        g.wait_log(rf"backend 127.0.0.1:{port} set to drain \(was ready\) by 127\.0\.0\.1:\d+", start=off)
+        ids = [int(self.get(g, f"/{i}").header("X-Server-Id")) for i in range(6)]
+        self.assertNotIn(sid, ids)
+        resp = slow.read_response()
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(int(resp.header("X-Server-Id")), sid)
+        b = self.backend(g, port)
+        self.assertEqual((b["state"], b["health"], b["admin_state"]), ("drain", "up", "drain"))
+        # Still checked while draining; ready brings it back into the rotation.
+        n0 = b["last_check"]["time"]
+        wait_until(lambda: self.backend(g, port)["last_check"]["time"] != n0, 5, "a check while draining")
+        self.assertEqual(self.put(g, port, {"state": "ready"}).status, 200)
+        ids = [int(self.get(g, f"/{i}").header("X-Server-Id")) for i in range(4)]
+        self.assertIn(sid, ids)
+
+    def test_maint_stops_checks_and_ready_restarts_them(self):
+        toys = self.toys(2)
+        g = self.start(toys)
+        port = toys[0].port
+        lab = f"127.0.0.1:{port}"
+        self.assertEqual(self.put(g, port, {"state": "maint"}).status, 200)
+        checks = lambda: total(parse_metrics(self.scrape(g)), "golb_backend_health_checks_total", backend=lab)
+        c0 = checks()
+        other = lambda: total(parse_metrics(self.scrape(g)), "golb_backend_health_checks_total",
+                              backend=f"127.0.0.1:{toys[1].port}")
+        o0 = other()
+        wait_until(lambda: other() >= o0 + 3, 10, "three rounds of checks of the other backend")
+        self.assertLessEqual(checks() - c0, 1, "a maint backend is not checked (one may have been running)")
+        ids = {int(self.get(g, f"/{i}").header("X-Server-Id")) for i in range(4)}
+        self.assertEqual(ids, {1})
+        m = parse_metrics(self.scrape(g))
+        self.assertEqual(val(m, "golb_backend_state", backend=lab, state="maint"), 1)
+        self.assertEqual(self.put(g, port, {"state": "ready"}).status, 200)
+        c1 = checks()
+        wait_until(lambda: checks() > c1, 5, "checks again after ready")
+
+    def test_weight_change_is_published(self):
+        toys = self.toys(2)
+        g = self.start(toys)
+        port = toys[1].port
+        r = self.put(g, port, {"weight": 7})
+        self.assertEqual(r.status, 200, r.text)
+        self.assertEqual(json.loads(r.body)["weight"], 7)
+        self.assertEqual(self.backend(g, port)["weight"], 7)
+        m = parse_metrics(self.scrape(g))
+        self.assertEqual(val(m, "golb_backend_weight", backend=f"127.0.0.1:{port}"), 7)
+        self.assertEqual(val(m, "golb_backend_weight", backend=f"127.0.0.1:{toys[0].port}"), 1)
+        r = self.put(g, port, {"weight": 0, "state": "ready"})
+        self.assertEqual(r.status, 200, r.text)
+        self.assertEqual(self.backend(g, port)["weight"], 0)
+
+    def test_token_and_origin_rules(self):
+        toys = self.toys(1)
+        g = self.start(toys, token="s3cr3t-token")
+        port = toys[0].port
+        self.assertEqual(self.put(g, port, {"state": "drain"}).status, 401)
+        self.assertEqual(self.put(g, port, {"state": "drain"},
+                                  headers={"Authorization": "Bearer wrong"}).status, 401)
+        self.assertEqual(self.put(g, port, {"state": "drain"},
+                                  headers={"Authorization": "Bearer s3cr3t-token-x"}).status, 401)
+        self.assertEqual(self.backend(g, port)["admin_state"], "ready")
+        # Reads need no token.
+        self.assertEqual(self.admin(g, "GET", "/metrics").status, 200)
+        own = f"http://127.0.0.1:{g.admin}"
+        auth = {"Authorization": "Bearer s3cr3t-token"}
+        r = self.put(g, port, {"state": "drain"}, headers=dict(auth, Origin="http://evil.example"))
+        self.assertEqual(r.status, 403)
+        self.assertIn("error", json.loads(r.body))
+        self.assertEqual(self.admin(g, "GET", "/api/v1/status", headers={"Origin": "null"}).status, 403)
+        self.assertEqual(self.backend(g, port)["admin_state"], "ready")
+        self.assertEqual(self.put(g, port, {"state": "drain"}, headers=dict(auth, Origin=own)).status, 200)
+        self.assertEqual(self.backend(g, port)["admin_state"], "drain")
+        # GET never changes anything.
+        self.assertEqual(self.admin(g, "GET", f"/api/v1/backends/127.0.0.1:{port}").status, 405)
+
+    def test_every_bad_input_is_refused_and_changes_nothing(self):
+        toys = self.toys(1)
+        g = self.start(toys)
+        port = toys[0].port
+        before = self.status(g)["backends"]
+        bad = [b"not json", b"[]", b"{}", b'"drain"', b'{"state":"sleep"}', b'{"state":1}',
+               b'{"state":null}', b'{"weight":-1}', b'{"weight":1001}', b'{"weight":1.5}',
+               b'{"weight":"3"}', b'{"weight":true}', b'{"color":"red"}',
+               b'{"state":"drain","x":1}', b'{"weight":5,"state":"nope"}',
+               b'{"state":"drain","state":"maint"}', b'{"state":"drain"} trailing', b"\xff\xfe"]
+        for body in bad:
+            r = self.put(g, port, body)
+            self.assertEqual(r.status, 400, f"{body!r}: {r.status} {r.text}")
+            self.assertIsInstance(json.loads(r.body)["error"], str)
+        r = self.admin(g, "PUT", "/api/v1/backends/127.0.0.1:1", {"state": "drain"})
+        self.assertEqual(r.status, 404)
+        self.assertIn("error", json.loads(r.body))
+        self.assertEqual(self.admin(g, "PUT", "/api/v1/backends/%zz", {"state": "drain"}).status, 400)
+        self.assertEqual(self.admin(g, "GET", "/nope").status, 404)
+        self.assertEqual(self.admin(g, "POST", "/metrics", b"{}").status, 405)
+        after = self.status(g)["backends"]
+        for a, b in zip(before, after):
+            self.assertEqual((a["admin_state"], a["weight"]), (b["admin_state"], b["weight"]))
+        # Percent-encoded names work (a browser's encodeURIComponent).
+        r = self.admin(g, "PUT", f"/api/v1/backends/127.0.0.1%3A{port}", {"state": "drain"})
+        self.assertEqual(r.status, 200, r.text)
+
+    def test_healthz_readyz(self):
+        toys = self.toys(1)
+        g = self.start(toys)
+        self.assertEqual(self.admin(g, "GET", "/healthz").status, 200)
+        self.assertEqual(self.admin(g, "GET", "/readyz").status, 200)
+        self.put(g, toys[0].port, {"state": "maint"})
+        self.assertEqual(self.admin(g, "GET", "/readyz").status, 503)
+        self.assertEqual(self.admin(g, "GET", "/healthz").status, 200)
+
+    def test_non_loopback_admin_needs_a_token(self):
+        path = os.path.join(self.tmp, "c.yml")
+        with open(path, "w") as f:
+            f.write("backends:\n  - http://127.0.0.1:1/\nadmin:\n  listen: 0.0.0.0:0\n")
+        p = run_golb(self.bindir, ["-t", "-confpath", path])
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(f"{path}:4:11: admin.token is required", p.stderr)
+
+    def test_unix_socket_admin(self):
+        toys = self.toys(1)
+        sock = os.path.join(self.tmp, "admin.sock")
+        g = self.golb(golb_config(toys) + f"admin:\n  listen: unix:{sock}\n")
+        self.wait_backend(g, toys[0], "UP")
+        g.wait_log("admin API and status page on unix:")
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(sock)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data)
+
+
+class EventLogTest(ObsCase):
+    def test_log_format_json_event_lines(self):
+        toys = self.toys(1)
+        g = self.golb(golb_config(toys) + "logFormat: json\nadmin:\n  listen: 127.0.0.1:0\n",
+                      expect_ready=False)
+        m = g.wait_log(r'"event":"listening","msg":"listening on 127\.0\.0\.1:(\d+)')
+        g.port, g.host = int(m.group(1)), "127.0.0.1"
+        g.admin = int(g.wait_log(r'admin API and status page on http://127\.0\.0\.1:(\d+)/').group(1))
+        self.put = lambda body: self.admin(g, "PUT", f"/api/v1/backends/127.0.0.1:{toys[0].port}", body)
+        self.assertEqual(self.put({"state": "drain"}).status, 200)
+        g.wait_log(r'"event":"admin"')
+        g.stop()
+        events = set()
+        for line in g.log_text().splitlines():
+            if not line.strip():
+                continue
+            x = json.loads(line)
+            self.assertEqual(set(x) >= {"time", "level", "event", "msg"}, True, x)
+            events.add(x["event"])
+        self.assertTrue({"backend_state", "listening", "admin", "stop"} <= events, events)
+
+
+class StatusPageTest(ObsCase):
+    def chromium(self):
+        for name in ("chromium", "chromium-browser"):
+            p = shutil.which(name)
+            if p:
+                return p
+        self.fail("chromium (Debian package chromium) is not installed")
+
+    def test_page_shows_every_backend_with_its_state(self):
+        toys = self.toys(3)
+        g = self.start(toys)
+        r = self.admin(g, "GET", "/")
+        self.assertEqual(r.status, 200)
+        wait_until(lambda: len(json.loads(self.admin(g, "GET", "/api/v1/status?history=1").body)
+                               ["backends"][0]["history"]["requests_per_second"]) >= 1, 5,
+                   "a second of history")
+        self.assertIn(b"<script>", r.body)
+        self.assertNotRegex(r.text, r'(src|href)="https?://', "no external assets")
+        self.assertEqual(self.admin(g, "PUT", f"/api/v1/backends/127.0.0.1:{toys[1].port}",
+                                    {"state": "drain"}).status, 200)
+        self.assertEqual(self.admin(g, "PUT", f"/api/v1/backends/127.0.0.1:{toys[2].port}",
+                                    {"state": "maint"}).status, 200)
+        profile = tempfile.mkdtemp(prefix="golb-chromium-", dir=self.tmp)
+        argv = [self.chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=5000",
+                "--dump-dom", f"http://127.0.0.1:{g.admin}/"]
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=scaled(60),
+                           stdin=subprocess.DEVNULL)
+        dom = p.stdout
+        self.assertIn('data-loaded="true"', dom, f"the page's script did not render:\n{p.stderr[-2000:]}")
+        rows = dict(re.findall(r'<tr data-backend="([^"]+)" data-state="([^"]+)"', dom))
+        want = {f"127.0.0.1:{toys[0].port}": "up", f"127.0.0.1:{toys[1].port}": "drain",
+                f"127.0.0.1:{toys[2].port}": "maint"}
+        self.assertEqual(rows, want, dom[-3000:])
+        self.assertRegex(dom, r'class="badge drain"[^>]*>drain<')
+
+
+class DemoConfigTest(ObsCase):
+    needs_golb = True
+
+    def test_example_config_is_valid_without_a_warning(self):
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        p = run_golb(self.bindir, ["-t", "-confpath", os.path.join(root, "examples", "config.yaml")])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("warning", p.stderr)

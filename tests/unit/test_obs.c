@@ -1,0 +1,241 @@
+/* Unit tests for the observability modules: jsonw escaping (nothing a client sends can break a
+ * JSON line or a text line), metrics histograms, quantiles and the rendered exposition, and the
+ * access-log line formats. */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "accesslog.h"
+#include "backend.h"
+#include "config.h"
+#include "jsonw.h"
+#include "metrics.h"
+#include "obs.h"
+
+static const char *json_of(const char *in, size_t n, size_t max)
+{
+    static char out[4096];
+    struct jsonw j;
+    jsonw_init(&j, out, sizeof(out) - 1);
+    jsonw_str(&j, in, n, max);
+    cr_assert(!j.overflow);
+    out[j.len] = '\0';
+    return out;
+}
+
+Test(jsonw, escapes_quotes_backslashes_and_every_control_byte)
+{
+    cr_expect_str_eq(json_of("a\"b\\c", 5, 0), "\"a\\\"b\\\\c\"");
+    cr_expect_str_eq(json_of("\n\r\t\x01\x1f\x7f", 6, 0),
+                     "\"\\u000a\\u000d\\u0009\\u0001\\u001f\\u007f\"");
+    cr_expect_str_eq(json_of("x\0y", 3, 0), "\"x\\u0000y\"");
+}
+
+Test(jsonw, keeps_valid_utf8_and_replaces_invalid_bytes)
+{
+    cr_expect_str_eq(json_of("caf\xc3\xa9", 5, 0), "\"caf\xc3\xa9\"");
+    cr_expect_str_eq(json_of("\xe2\x82\xac", 3, 0), "\"\xe2\x82\xac\"");
+    cr_expect_str_eq(json_of("\xff\xc3", 2, 0), "\"\\ufffd\\ufffd\"");
+    cr_expect_str_eq(json_of("\xc0\xaf", 2, 0), "\"\\ufffd\\ufffd\"");       /* overlong */
+    cr_expect_str_eq(json_of("\xed\xa0\x80", 3, 0), "\"\\ufffd\\ufffd\\ufffd\""); /* surrogate */
+    cr_expect_str_eq(json_of("\xf4\x90\x80\x80", 4, 0),
+                     "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* past U+10FFFF */
+}
+
+Test(jsonw, cuts_long_values_and_marks_them)
+{
+    cr_expect_str_eq(json_of("abcdef", 6, 3), "\"abc...\"");
+}
+
+Test(jsonw, text_mode_shows_bytes_as_hex)
+{
+    char out[64];
+    struct jsonw j;
+    jsonw_init(&j, out, sizeof(out));
+    jsonw_text(&j, "a\"\\\n\xff", 5, 0);
+    out[j.len] = '\0';
+    cr_expect_str_eq(out, "a\\\"\\\\\\x0a\\xff");
+}
+
+Test(jsonw, overflow_is_reported_never_written_past)
+{
+    char out[8];
+    struct jsonw j;
+    jsonw_init(&j, out, 4);
+    jsonw_str(&j, "abcdef", 6, 0);
+    cr_expect(j.overflow);
+    cr_expect_leq(j.len, 4);
+}
+
+Test(jsonw, numbers_and_times)
+{
+    char out[64];
+    struct jsonw j;
+    jsonw_init(&j, out, sizeof(out));
+    jsonw_secs_us(&j, 1234567);
+    jsonw_raw(&j, " ", 1);
+    jsonw_i64(&j, -42);
+    jsonw_raw(&j, " ", 1);
+    jsonw_time_ms(&j, 86400000LL + 1);
+    out[j.len] = '\0';
+    cr_expect_str_eq(out, "1.234567 -42 1970-01-02T00:00:00.001Z");
+}
+
+Test(metrics, buckets_use_the_opentelemetry_bounds_inclusively)
+{
+    struct metrics_hist h;
+    memset(&h, 0, sizeof(h));
+    metrics_observe(&h, 5000);     /* exactly 0.005 s: le="0.005" */
+    metrics_observe(&h, 5001);     /* just above: le="0.01" */
+    metrics_observe(&h, 10000000); /* 10 s */
+    metrics_observe(&h, 10000001); /* +Inf */
+    cr_expect_eq(metrics_get(&h.bucket[0]), 1);
+    cr_expect_eq(metrics_get(&h.bucket[1]), 1);
+    cr_expect_eq(metrics_get(&h.bucket[METRICS_NBOUNDS - 1]), 1);
+    cr_expect_eq(metrics_get(&h.bucket[METRICS_NBOUNDS]), 1);
+    cr_expect_eq(metrics_get(&h.sum_us), 5000 + 5001 + 10000000 + 10000001);
+}
+
+Test(metrics, quantiles_interpolate_within_a_bucket)
+{
+    uint64_t b[METRICS_NBUCKETS] = {0};
+    cr_expect_lt(metrics_quantile(b, 0.5), 0);
+    b[1] = 100; /* all in (0.005, 0.01] */
+    double p50 = metrics_quantile(b, 0.5);
+    cr_expect(p50 > 0.0074 && p50 < 0.0076, "p50 %f", p50);
+    cr_expect(metrics_quantile(b, 0.99) <= 0.01);
+    uint64_t inf[METRICS_NBUCKETS] = {0};
+    inf[METRICS_NBOUNDS] = 3;
+    cr_expect_eq(metrics_quantile(inf, 0.5), 10.0);
+}
+
+/* A rendered scrape over two workers: sums, +Inf == _count, zero series present. */
+Test(metrics, render_sums_workers_and_keeps_histograms_consistent)
+{
+    static struct config cfg;
+    static struct config_backend cb[2] = {{.name = "127.0.0.1:8081", .weight = 1},
+                                          {.name = "[::1]:8082", .weight = 1}};
+    cfg.nbackends = 2;
+    cfg.backends = cb;
+    struct backend_table *t = backend_table_new(&cfg);
+    cr_assert_not_null(t);
+    cr_assert_eq(metrics_setup(t, 2, "9.9.9"), 0);
+    struct metrics_worker *w1 = metrics_worker_new(2), *w2 = metrics_worker_new(2);
+    cr_assert(w1 && w2);
+    metrics_add(&w1->requests[1], 3);
+    metrics_add(&w2->requests[1], 4);
+    metrics_add(&w2->b[1].requests[4], 2);
+    metrics_observe(&w1->duration, 1000);
+    metrics_observe(&w2->duration, 20000000);
+    metrics_check_done(1, false, "HTTP 500", 3);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    cr_assert_eq(metrics_render(f), 0);
+    fclose(f);
+    cr_expect(strstr(text, "golb_build_info{version=\"9.9.9\"} 1\n"));
+    cr_expect(strstr(text, "golb_http_requests_total{code=\"2xx\"} 7\n"));
+    cr_expect(strstr(text, "golb_http_request_duration_seconds_bucket{le=\"0.005\"} 1\n"));
+    cr_expect(strstr(text, "golb_http_request_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
+    cr_expect(strstr(text, "golb_http_request_duration_seconds_count 2\n"));
+    cr_expect(strstr(text, "golb_backend_requests_total{backend=\"[::1]:8082\",code=\"5xx\"} 2\n"));
+    cr_expect(strstr(text, "golb_backend_requests_total{backend=\"127.0.0.1:8081\",code=\"5xx\"} 0\n"));
+    cr_expect(strstr(text,
+                     "golb_backend_health_checks_total{backend=\"[::1]:8082\",result=\"failure\"} 1\n"));
+    cr_expect(strstr(text, "golb_backend_state{backend=\"127.0.0.1:8081\",state=\"down\"} 1\n"));
+    cr_expect(strstr(text, "golb_backend_weight{backend=\"127.0.0.1:8081\"} 1\n"));
+    struct metrics_check c;
+    cr_expect(metrics_check_read(1, &c));
+    cr_expect_str_eq(c.reason, "HTTP 500");
+    cr_expect(!c.result);
+    free(text);
+    metrics_worker_free(w1);
+    metrics_worker_free(w2);
+    metrics_teardown();
+    backend_table_free(t);
+}
+
+static struct obs_req sample_req(void)
+{
+    struct obs_req r;
+    memset(&r, 0, sizeof(r));
+    r.start_wall_ms = 1700000000123LL;
+    r.total_us = 1500;
+    r.connect_us = 100;
+    r.head_us = 900;
+    r.status = 200;
+    r.backend = 0;
+    r.minor_version = 1;
+    memcpy(r.method, "GET", 3);
+    r.method_len = 3;
+    const char *t = "/p?q=1";
+    memcpy(r.target, t, strlen(t));
+    r.target_len = (uint16_t)strlen(t);
+    const char *ua = "evil\"\n{\"x\":1}\x1b";
+    memcpy(r.ua, ua, strlen(ua));
+    r.ua_len = (uint8_t)strlen(ua);
+    memcpy(r.reqid, "id1", 3);
+    r.reqid_len = 3;
+    r.resp_body_bytes = 12;
+    return r;
+}
+
+Test(accesslog, json_line_has_the_documented_fields_and_one_newline)
+{
+    struct obs_req r = sample_req();
+    char line[ACCESSLOG_LINE_MAX];
+    size_t n = accesslog_format_line(ACCESSLOG_JSON, line, sizeof(line), &r, "127.0.0.1:8081",
+                                     "10.0.0.1", "--", NULL);
+    cr_assert_gt(n, 0);
+    line[n] = '\0';
+    cr_expect_eq(strchr(line, '\n'), line + n - 1, "exactly one newline, at the end: %s", line);
+    const char *want =
+        "{\"time\":\"2023-11-14T22:13:20.123Z\",\"request_id\":\"id1\",\"client.address\":"
+        "\"10.0.0.1\",\"http.request.method\":\"GET\",\"url.path\":\"/p\",\"url.query\":\"q=1\","
+        "\"network.protocol.version\":\"1.1\",\"http.response.status_code\":200,"
+        "\"http.request.body.size\":0,\"http.response.body.size\":12,\"user_agent.original\":"
+        "\"evil\\\"\\u000a{\\\"x\\\":1}\\u001b\",\"backend\":\"127.0.0.1:8081\","
+        "\"upstream.reused\":false,\"retries\":0,\"duration\":0.001500,\"timing\":{\"connect\":"
+        "0.000100,\"response_head\":0.000900,\"total\":0.001500},\"termination\":\"--\","
+        "\"error.type\":null}\n";
+    cr_expect_str_eq(line, want);
+}
+
+Test(accesslog, text_line_is_one_line)
+{
+    struct obs_req r = sample_req();
+    char line[ACCESSLOG_LINE_MAX];
+    size_t n = accesslog_format_line(ACCESSLOG_TEXT, line, sizeof(line), &r, NULL, "10.0.0.1",
+                                     "CH", "client_abort");
+    line[n] = '\0';
+    cr_expect_str_eq(line, "2023-11-14T22:13:20.123Z 10.0.0.1 \"GET /p?q=1 HTTP/1.1\" 200 0 12 "
+                           "\"evil\\\"\\x0a{\\\"x\\\":1}\\x1b\" - reused=0 retries=0 "
+                           "connect=0.000100 head=0.000900 total=0.001500 CH client_abort id=id1\n");
+}
+
+Test(accesslog, worst_case_line_fits)
+{
+    struct obs_req r;
+    memset(&r, 0, sizeof(r));
+    memset(r.method, 0xff, sizeof(r.method));
+    r.method_len = sizeof(r.method);
+    memset(r.target, 0x01, sizeof(r.target));
+    r.target_len = sizeof(r.target);
+    memset(r.ua, 0x01, sizeof(r.ua));
+    r.ua_len = sizeof(r.ua);
+    memset(r.reqid, 'z', sizeof(r.reqid) - 1);
+    r.reqid_len = sizeof(r.reqid) - 1;
+    char line[ACCESSLOG_LINE_MAX];
+    char ip[47];
+    memset(ip, '1', 46);
+    ip[46] = '\0';
+    cr_expect_gt(accesslog_format_line(ACCESSLOG_JSON, line, sizeof(line), &r,
+                                       "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535", ip,
+                                       "CD", "client_abort"),
+                 0);
+    cr_expect_gt(accesslog_format_line(ACCESSLOG_TEXT, line, sizeof(line), &r, NULL, ip, "CD",
+                                       "client_abort"),
+                 0);
+}
