@@ -24,6 +24,7 @@ static const char *const code_labels[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 static const char *const req_error_labels[MRE_COUNT] = {"bad_request", "header_timeout",
                                                         "too_large", "client_abort"};
 static const char *const conn_error_labels[MCE_COUNT] = {"refused", "timeout", "reset", "tls"};
+static const char *const tls_result_labels[MTLS_COUNT] = {"full", "resumed", "failed"};
 
 /* The registry: what a scrape reads. */
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -288,7 +289,7 @@ int metrics_render(FILE *out)
         return -ENOMEM;
     }
     uint64_t requests[5] = {0}, errors[MRE_COUNT] = {0}, opened = 0, closed = 0, started = 0,
-             ended = 0, dur[METRICS_NBUCKETS] = {0}, dur_sum = 0;
+             ended = 0, dur[METRICS_NBUCKETS] = {0}, dur_sum = 0, tls[MTLS_COUNT] = {0};
     for (const struct metrics_worker *m = workers; m; m = m->next) {
         for (int c = 0; c < 5; c++)
             requests[c] += metrics_get(&m->requests[c]);
@@ -298,6 +299,8 @@ int metrics_render(FILE *out)
         closed += metrics_get(&m->conn_closed);
         started += metrics_get(&m->req_started);
         ended += metrics_get(&m->req_ended);
+        for (int t = 0; t < MTLS_COUNT; t++)
+            tls[t] += metrics_get(&m->tls_handshakes[t]);
         hist_add(dur, &dur_sum, &m->duration);
         for (int i = 0; i < n && i < m->nbackends; i++) {
             const struct metrics_backend_w *b = &m->b[i];
@@ -345,6 +348,11 @@ int metrics_render(FILE *out)
             (unsigned long long)(opened > closed ? opened - closed : 0));
     head(out, "golb_connections_total", "counter", "Client connections accepted.");
     fprintf(out, "golb_connections_total %llu\n", (unsigned long long)opened);
+    head(out, "golb_tls_handshakes_total", "counter",
+         "TLS handshakes on the HTTPS listener, by result (full, resumed, failed).");
+    for (int t = 0; t < MTLS_COUNT; t++)
+        fprintf(out, "golb_tls_handshakes_total{result=\"%s\"} %llu\n", tls_result_labels[t],
+                (unsigned long long)tls[t]);
     head(out, "golb_http_request_errors_total", "counter",
          "Client requests that failed on the client side, by reason.");
     for (int e = 0; e < MRE_COUNT; e++)

@@ -49,6 +49,14 @@ enum metrics_conn_error {
     MCE_COUNT,
 };
 
+/* Client-side TLS handshakes on the HTTPS listener, by result. */
+enum metrics_tls_result {
+    MTLS_FULL = 0, /* completed with a full handshake */
+    MTLS_RESUMED,  /* completed by resuming a session (ticket) */
+    MTLS_FAILED,   /* no shared version or cipher, bad client certificate, garbage, timeout */
+    MTLS_COUNT,
+};
+
 struct metrics_hist {
     _Atomic uint64_t bucket[METRICS_NBUCKETS];
     _Atomic uint64_t sum_us;
@@ -71,6 +79,7 @@ struct metrics_worker {
     _Atomic uint64_t errors[MRE_COUNT];
     _Atomic uint64_t conn_opened, conn_closed; /* active = opened - closed */
     _Atomic uint64_t req_started, req_ended;   /* in flight = started - ended */
+    _Atomic uint64_t tls_handshakes[MTLS_COUNT];
     struct metrics_hist duration;              /* first byte in → last byte out */
     /* the idle pool's per-backend counts live in upstream.c; read through this */
     const struct upstream_pool *upstreams;

@@ -50,6 +50,7 @@
 #include "http1.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "obs.h"
 #include "pipes.h"
 #include "rewrite.h"
@@ -481,6 +482,10 @@ static void on_timeout(struct loop_timer *t)
 {
     struct client *c = container_of(t, struct client, timer);
     switch (c->state) {
+    case CS_HANDSHAKE:
+        metrics_add(&c->w->m->tls_handshakes[MTLS_FAILED], 1);
+        client_close(c);
+        return;
     case CS_READ_HEAD:
         if (c->head_start)
             client_fail(c, 408, LB_OK);
@@ -854,15 +859,13 @@ static bool client_handshake(struct client *c)
         return false;
     }
     if (rc < 0) {
-        c->w->stats.tls_handshake_failures++;
+        metrics_add(&c->w->m->tls_handshakes[MTLS_FAILED], 1);
         if (rc == -EBADMSG)
             (void)!write(c->io.fd, plain_on_tls_reply, sizeof(plain_on_tls_reply) - 1);
         client_close(c);
         return false;
     }
-    c->w->stats.tls_handshakes++;
-    if (tls_session_reused(c->ssl))
-        c->w->stats.tls_resumed++;
+    metrics_add(&c->w->m->tls_handshakes[tls_session_reused(c->ssl) ? MTLS_RESUMED : MTLS_FULL], 1);
     const struct config_tls *tls = c->w->cfg->tls;
     if (tls->client_subject_header) {
         char subject[1024];

@@ -102,11 +102,11 @@ bool rewrite_request_head(const struct http1_request *req, const struct rewrite_
             if (opt->request_id_len && h->name_len == 12 &&
                 strncasecmp(h->name, "x-request-id", 12) == 0)
                 continue; /* golb's (kept or new) value is written below */
-            break;
-        default:
             if (opt->set_name_len && h->name_len == opt->set_name_len &&
                 strncasecmp(h->name, opt->set_name, h->name_len) == 0)
-                continue;
+                continue; /* golb sets this one itself (client certificate subject) */
+            break;
+        default:
             break;
         }
         out_field(&o, h);

@@ -39,9 +39,6 @@ struct worker_stats {
     uint64_t accepted;
     uint64_t requests;
     uint64_t rejected; /* connections closed at once: over maxConnections or out of fds */
-    uint64_t tls_handshakes;         /* completed on the HTTPS listener */
-    uint64_t tls_resumed;            /* of which resumed a session (ticket) */
-    uint64_t tls_handshake_failures; /* failed: no shared cipher, bad version, plain HTTP, ... */
 };
 
 struct worker {

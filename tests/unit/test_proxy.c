@@ -812,3 +812,30 @@ Test(proxy_framing, head_request_response_has_no_body)
     cr_expect(cl.x->client_keepalive);
     expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n");
 }
+
+/* tls.clientSubjectHeader: golb writes the verified subject and drops the client's own field of
+ * that name (any case), so it cannot be forged; over plain HTTP the field is only dropped. */
+Test(proxy_request, client_subject_header_cannot_be_forged)
+{
+    static struct config_tls tls = {.client_subject_header = "X-Client-Subject"};
+    wk_cfg.tls = &tls;
+    static char subject[] = "CN=alice";
+    cl.subject = subject;
+    cl.ssl = (SSL *)1; /* only compared with NULL here: X-Forwarded-Proto: https */
+    expect_req("GET / HTTP/1.1\r\nHost: h\r\nx-client-subject: CN=forged\r\nX-A: 1\r\n\r\n",
+               "GET / HTTP/1.1\r\n"
+               "Host: h\r\n"
+               "X-A: 1\r\n"
+               "X-Client-Subject: CN=alice\r\n"
+               "X-Forwarded-For: 192.0.2.9\r\n"
+               "X-Forwarded-Proto: https\r\n"
+               "X-Forwarded-Host: h\r\n"
+               "\r\n");
+    cl.subject = NULL;
+    cl.ssl = NULL;
+    buf_put(&wk.bufs, cl.x->reqh);
+    cl.x->reqh = NULL;
+    expect_req("GET / HTTP/1.1\r\nHost: h\r\nX-Client-Subject: CN=forged\r\n\r\n",
+               "GET / HTTP/1.1\r\nHost: h\r\n" FORWARDED("h"));
+    wk_cfg.tls = NULL;
+}

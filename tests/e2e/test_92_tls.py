@@ -430,16 +430,41 @@ class TestTLSConfig(TLSCase):
         self.assertRegex(r.stderr, r'c\.yml:5:17: warning: certificate ".*old\.pem" is expired '
                                    r'\(valid from Jan  1 00:00:00 2020 GMT to Feb  1 00:00:00 2020 GMT\)')
 
-    def test_demo_config_is_valid_with_its_generated_certificate(self):
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        d = os.path.join(self.tmp, "examples")
-        os.makedirs(d)
-        with open(os.path.join(root, "examples", "config.yaml")) as f, \
-                open(os.path.join(d, "config.yaml"), "w") as out:
-            out.write(f.read())
-        import subprocess
-        subprocess.run([os.path.join(root, "scripts", "demo-cert.sh"), os.path.join(d, "certs")],
-                       check=True, capture_output=True)
-        r = run_golb(self.bindir, ["-t", "-confpath", os.path.join(d, "config.yaml")])
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertNotIn("expired", r.stderr)
+
+class TestTLSMetrics(TLSCase):
+    def test_handshakes_counted_by_result(self):
+        from test_91_observability import ADMIN_RE, parse_metrics, val
+        from golbtest import http_request
+        t = self.toy(1)
+        g = self.tls_golb([t], admin="{listen: 127.0.0.1:0}", workers=1)
+        admin = int(g.wait_log(ADMIN_RE, timeout=10).group(2))
+
+        def scrape():
+            r = http_request(admin, "GET", "/metrics")
+            self.assertEqual(r.status, 200)
+            return parse_metrics(r.text)
+
+        def count(result):
+            return val(scrape(), "golb_tls_handshakes_total", result=result)
+
+        self.assertEqual([count(x) for x in ("full", "resumed", "failed")], [0, 0, 0])
+        ctx = client_context()
+        c = TLSConn("127.0.0.1", g.tls_port, ctx=ctx)
+        c.request("GET", "/", host="a.test")
+        session = c.sock.session
+        c.close()
+        c = TLSConn("127.0.0.1", g.tls_port, ctx=ctx, session=session)
+        c.request("GET", "/", host="a.test")
+        self.assertTrue(c.sock.session_reused)
+        c.close()
+        s = socket.create_connection(("127.0.0.1", g.tls_port))
+        s.sendall(b"\x16\x03\x01\x00\x05hello" + os.urandom(64))
+        s.settimeout(scaled(5))
+        try:
+            s.recv(100)
+        except OSError:
+            pass
+        s.close()
+        wait_until(lambda: count("failed") == 1, 5, "the failed handshake to be counted")
+        self.assertEqual(count("full"), 1)
+        self.assertEqual(count("resumed"), 1)
