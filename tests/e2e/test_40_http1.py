@@ -45,6 +45,17 @@ class Http1ClientSideTest(GolbTestCase):
         self.assertEqual([e["path"] for e in got], paths)
         self.assertEqual({e["server"] for e in got}, {0, 1})
 
+    def test_http09_request_line_is_answered_at_once(self):
+        # "GET /path" and a line end is all an HTTP/0.9 client sends: golb must not wait for a
+        # blank line (clientHeaderTimeout is 10 s here) but answer 400 as soon as the line is in.
+        g = self.golb_for([self.t], clientHeaderTimeout=10)
+        c = self.conn(g)
+        t0 = time.monotonic()
+        c.send(b"GET /path\r\n")
+        r = c.read_response(timeout=5)
+        self.assertEqual(r.status, 400)
+        self.assertLess(time.monotonic() - t0, scaled(3))
+
     def test_head(self):
         c = self.conn(self.g)
         r = c.request("HEAD", "/?size=1000")

@@ -1112,3 +1112,29 @@ Test(reason, phrases)
     cr_expect_str_eq(http1_reason(299), "Unknown");
     cr_expect_str_eq(http1_reason(-1), "Unknown");
 }
+
+/* A request line is judged as soon as it is complete, before the rest of the head: an HTTP/0.9
+ * line ("GET /path" and a line end) gets its 400 at once instead of waiting for a blank line its
+ * client never sends; a valid line keeps waiting. */
+Test(request, complete_request_line_is_judged_before_the_head_ends)
+{
+    struct http1_request r;
+    static const char v09[] = "GET /path\r\n";
+    cr_expect_eq(http1_parse_request(guarded(LIT(v09)), sizeof(v09) - 1, 0, NULL, &r), -EBADMSG);
+    cr_expect_eq(r.err_status, 400);
+    cr_expect_str_eq(r.err_reason, "request line without a version (HTTP/0.9)");
+    static const char v09lf[] = "GET /path\n";
+    cr_expect_eq(http1_parse_request(guarded(LIT(v09lf)), sizeof(v09lf) - 1, 0, NULL, &r),
+                 -EBADMSG);
+    static const char badmethod[] = "G(T / HTTP/1.1\r\n";
+    cr_expect_eq(http1_parse_request(guarded(LIT(badmethod)), sizeof(badmethod) - 1, 0, NULL, &r),
+                 -EBADMSG);
+    static const char v2[] = "GET / HTTP/2.0\r\n";
+    cr_expect_eq(http1_parse_request(guarded(LIT(v2)), sizeof(v2) - 1, 0, NULL, &r), -EBADMSG);
+    cr_expect_eq(r.err_status, 505);
+    static const char ok[] = "GET /path HTTP/1.1\r\nHost: h\r\n";
+    cr_expect_eq(http1_parse_request(guarded(LIT(ok)), sizeof(ok) - 1, 0, NULL, &r), -EAGAIN);
+    static const char partial[] = "GET /path";
+    cr_expect_eq(http1_parse_request(guarded(LIT(partial)), sizeof(partial) - 1, 0, NULL, &r),
+                 -EAGAIN);
+}
