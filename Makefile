@@ -94,7 +94,8 @@ e2e: $(BINDIR)/golb $(BINDIR)/toy-backend
 
 # The same end-to-end tests over TLS where they make sense (golb gets an HTTPS listener and the
 # tests' HTTP clients use it; tests that speak raw TCP to golb stay plain).
-E2E_TLS_FILES := -k test_20 -k test_40 -k test_50 -k test_60 -k test_85 -k test_86 -k test_89
+E2E_TLS_FILES := -k test_20_quickstart. -k test_40_http1. -k test_50_proxy. -k test_60_bodies. \
+                 -k test_85_hostile_vectors. -k test_86_tunnel. -k test_89_splice.
 e2e-tls: $(BINDIR)/golb $(BINDIR)/toy-backend
 	python3 tests/e2e/run.py --bindir $(BINDIR) --tls $(E2E_TLS_FILES)
 

@@ -810,11 +810,17 @@ ssize_t http1_parse_request(const char *buf, size_t len, size_t prev_len,
 
     size_t hend = find_head_end(buf, search_from(prev_len, len, start), len);
     if (!hend) {
-        if (limits_incomplete(buf, len, start, max_rl, max_head, &e) != -EAGAIN)
+        /* Decided in the order a complete head is: line too long (414), a bad request line
+         * (400/505: an HTTP/0.9 "GET /path" line is answered now rather than after a blank line
+         * its client never sends), head too large (431). So any prefix of a message gets the
+         * answer the whole message would. */
+        int lim = limits_incomplete(buf, len, start, max_rl, max_head, &e);
+        if (lim != -EAGAIN && e.status == 414)
             return request_error(req, buf, &e);
-        /* The request line alone may already be wrong (an HTTP/0.9 "GET /path" line, a bad
-         * method): answer now rather than wait for a blank line that such a client never sends. */
-        if (request_line_early(buf, len, start, max_rl, req, &e))
+        struct perr line_e;
+        if (request_line_early(buf, len, start, max_rl, req, &line_e))
+            return request_error(req, buf, &line_e);
+        if (lim != -EAGAIN)
             return request_error(req, buf, &e);
         return -EAGAIN;
     }
@@ -824,16 +830,17 @@ ssize_t http1_parse_request(const char *buf, size_t len, size_t prev_len,
     const char *eol = lf[-1] == '\r' ? lf - 1 : lf;
     if ((size_t)(eol - buf) - start > max_rl || lf_off >= max_head)
         return fail(&e, 414, buf + start, "request line too long"), request_error(req, buf, &e);
-    if (hend > max_head)
-        return fail(&e, 431, buf + max_head, "request head too large"), request_error(req, buf, &e);
 
     req->flags = 0;
     req->body = HTTP1_BODY_NONE;
     req->content_length = 0;
     req->authority = "";
     req->authority_len = 0;
+    /* The request line's own errors come before the head's size, as while it is incomplete. */
     if (request_line(buf + start, eol, buf + hend, req, &e))
         return request_error(req, buf, &e);
+    if (hend > max_head)
+        return fail(&e, 431, buf + max_head, "request head too large"), request_error(req, buf, &e);
 
     struct fields f = {.is_request = true};
     const char *end = parse_fields(lf + 1, buf + hend, req->headers, &req->num_headers, &f, &e);
