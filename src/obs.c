@@ -68,8 +68,7 @@ static bool name_is(const struct http1_header *h, const char *name, size_t len)
 void obs_req_start(struct worker *w, struct obs_req *r, const struct http1_request *req,
                    uint64_t head_wait_ms)
 {
-    r->start_us = metrics_now_us() - head_wait_ms * 1000u;
-    r->start_wall_ms = util_wall_ms() - (int64_t)head_wait_ms;
+    r->start_us = metrics_now_us() - head_wait_ms * 1000u; /* the wall time is derived at the end */
     r->backend = -1;
     r->started = true;
     r->minor_version = (uint8_t)req->minor_version;
@@ -171,13 +170,13 @@ void obs_req_end(struct worker *w, struct obs_req *r, int status, const char *te
     if (r->ended)
         return;
     r->ended = true;
+    uint64_t now = metrics_now_us();
     if (!r->start_us) { /* a request that never parsed: started when its bytes came */
-        r->start_us = metrics_now_us();
-        r->start_wall_ms = util_wall_ms();
+        r->start_us = now;
         r->backend = -1;
     }
     r->status = status;
-    r->total_us = metrics_now_us() - r->start_us;
+    r->total_us = now - r->start_us;
     struct metrics_worker *m = w->m;
     if (m) {
         if (status) {
@@ -199,6 +198,7 @@ void obs_req_end(struct worker *w, struct obs_req *r, int status, const char *te
     }
     if (w->alog) {
         char line[ACCESSLOG_LINE_MAX];
+        r->start_wall_ms = util_wall_ms() - (int64_t)(r->total_us / 1000u);
         const char *backend = r->backend >= 0 && w->backends ? w->backends->b[r->backend].cfg->name
                                                              : NULL;
         size_t n = accesslog_format_line(accesslog_current(), line, sizeof(line), r, backend,
