@@ -87,6 +87,8 @@ void obs_req_start(struct worker *w, struct obs_req *r, const struct http1_reque
             memcpy(r->ua, h->value, n);
             r->ua_len = (uint8_t)n;
             r->ua_cut = n < h->value_len;
+            if (r->ua_cut)
+                memcpy(r->ua + n - 3, "...", 3); /* a cut value says so */
         }
     }
     if (r->reqid_len == 0)
@@ -101,6 +103,8 @@ void obs_req_start(struct worker *w, struct obs_req *r, const struct http1_reque
         memcpy(r->target, t, n);
         r->target_len = (uint16_t)n;
         r->target_cut = n < tl;
+        if (r->target_cut)
+            memcpy(r->target + n - 3, "...", 3);
     }
     if (w->m)
         metrics_add(&w->m->req_started, 1);
