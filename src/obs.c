@@ -68,8 +68,7 @@ static bool name_is(const struct http1_header *h, const char *name, size_t len)
 void obs_req_start(struct worker *w, struct obs_req *r, const struct http1_request *req,
                    uint64_t head_wait_ms)
 {
-    r->start_us = metrics_now_us() - head_wait_ms * 1000u;
-    r->start_wall_ms = util_wall_ms() - (int64_t)head_wait_ms;
+    r->start_us = metrics_now_us() - head_wait_ms * 1000u; /* the wall time is derived at the end */
     r->backend = -1;
     r->started = true;
     r->minor_version = (uint8_t)req->minor_version;
@@ -88,6 +87,8 @@ void obs_req_start(struct worker *w, struct obs_req *r, const struct http1_reque
             memcpy(r->ua, h->value, n);
             r->ua_len = (uint8_t)n;
             r->ua_cut = n < h->value_len;
+            if (r->ua_cut)
+                memcpy(r->ua + n - 3, "...", 3); /* a cut value says so */
         }
     }
     if (r->reqid_len == 0)
@@ -102,6 +103,8 @@ void obs_req_start(struct worker *w, struct obs_req *r, const struct http1_reque
         memcpy(r->target, t, n);
         r->target_len = (uint16_t)n;
         r->target_cut = n < tl;
+        if (r->target_cut)
+            memcpy(r->target + n - 3, "...", 3);
     }
     if (w->m)
         metrics_add(&w->m->req_started, 1);
@@ -174,13 +177,13 @@ void obs_req_end(struct worker *w, struct obs_req *r, int status, const char *te
     if (r->ended)
         return;
     r->ended = true;
+    uint64_t now = metrics_now_us();
     if (!r->start_us) { /* a request that never parsed: started when its bytes came */
-        r->start_us = metrics_now_us();
-        r->start_wall_ms = util_wall_ms();
+        r->start_us = now;
         r->backend = -1;
     }
     r->status = status;
-    r->total_us = metrics_now_us() - r->start_us;
+    r->total_us = now - r->start_us;
     struct metrics_worker *m = w->m;
     if (m) {
         if (status) {
@@ -202,6 +205,7 @@ void obs_req_end(struct worker *w, struct obs_req *r, int status, const char *te
     }
     if (w->alog) {
         char line[ACCESSLOG_LINE_MAX];
+        r->start_wall_ms = util_wall_ms() - (int64_t)(r->total_us / 1000u);
         const char *backend = r->backend >= 0 && w->backends ? w->backends->b[r->backend].cfg->name
                                                              : NULL;
         size_t n = accesslog_format_line(accesslog_current(), line, sizeof(line), r, backend,

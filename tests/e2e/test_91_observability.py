@@ -51,6 +51,9 @@ class ObsCase(GolbTestCase):
         """golb in front of backends with the admin listener and an access log file."""
         self.nstarts = getattr(self, "nstarts", 0) + 1
         self.alog = os.path.join(self.tmp, f"access{self.nstarts}.log")
+        # One worker unless a test asks for more: lines from two workers' rings may reach the file
+        # in either order.
+        extra.setdefault("workers", 1)
         cfg = golb_config(backends, **extra)
         if admin:
             cfg += "admin:\n  listen: 127.0.0.1:0\n"
@@ -249,11 +252,16 @@ class AccessLogTest(ObsCase):
         self.assertFalse(x["upstream.reused"])
         self.assertTrue(0 < x["duration"] < scaled(5))
         self.assertEqual(x["timing"]["total"], x["duration"])
+        # Long values are cut, and say so.
+        self.assertEqual(self.get(g, "/" + "L" * 1000, headers={"User-Agent": "U" * 300}).status, 200)
+        y = self.access_lines(2)[1]
+        self.assertEqual(y["url.path"], "/" + "L" * 508 + "...")
+        self.assertEqual(y["user_agent.original"], "U" * 189 + "...")
         self.assertLessEqual(x["timing"]["response_head"], x["duration"])
         self.assertRegex(x["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
         # A POST body is counted too.
         self.assertEqual(self.request(g, "POST", "/p", body=b"x" * 1000).status, 200)
-        self.assertEqual(self.access_lines(2)[1]["http.request.body.size"], 1000)
+        self.assertEqual(self.access_lines(3)[2]["http.request.body.size"], 1000)
 
     def test_502_504_and_client_abort(self):
         def slam(conn, head, path):
