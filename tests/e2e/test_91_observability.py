@@ -469,6 +469,23 @@ class AdminApiTest(ObsCase):
         self.assertEqual(r.status, 200, r.text)
         self.assertEqual(self.backend(g, port)["weight"], 0)
 
+    def test_weight_change_is_visible_in_shares(self):
+        # Smooth weighted round-robin reads the weight at every pick: 1:1 becomes 1:3 at once,
+        # and weight 0 takes no new traffic.
+        toys = self.toys(2)
+        g = self.start(toys, workers=1)
+
+        def shares(n):
+            ids = [self.get(g, f"/w{i}").echo()["server"] for i in range(n)]
+            return ids.count(0), ids.count(1)
+
+        self.assertEqual(shares(40), (20, 20))
+        self.assertEqual(self.put(g, toys[1].port, {"weight": 3}).status, 200)
+        a, b = shares(40)
+        self.assertLessEqual(abs(b - 30), 1, (a, b))  # the old weights' running state may shift one pick
+        self.assertEqual(self.put(g, toys[1].port, {"weight": 0}).status, 200)
+        self.assertEqual(shares(20), (20, 0))
+
     def test_token_and_origin_rules(self):
         toys = self.toys(1)
         g = self.start(toys, token="s3cr3t-token")
