@@ -515,6 +515,7 @@ Test(health, thresholds_count_consecutive_results, .timeout = 60)
     cr_expect_geq(after_passive, 2, "UP %d checks after a passive DOWN", after_passive);
     cr_expect(strstr(cap.text, "4/4 checks failed, last: HTTP 500"), "%s", cap.text);
     cr_expect(strstr(cap.text, "3/3 checks passed, last: HTTP 200"), "%s", cap.text);
+    capture_free(&cap);
     fx_free(&fx);
     srv_stop(s);
 }
