@@ -51,7 +51,7 @@ static int lc_pick(void *state, const struct lb_ctx *ctx)
     struct lb_scratch *slot = lb_scratch_of(s->slots, s->nworkers, ctx);
     int n = ctx->table->n, best = -1;
     /* the lowest (active + m) / w, as best_num / (1024 × best_w); m uniform in [⅜, ⅞) per pick */
-    uint64_t best_num = 0, best_w = 1, u = 256 + lb_rand() % 640;
+    uint64_t best_num = 0, best_w = 1, u = 384 + lb_rand() % 512;
     for (int i = 0; i < n; i++) {
         uint32_t w = slot->w[i] = lb_weight(ctx, i);
         if (!w)
