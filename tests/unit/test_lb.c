@@ -189,12 +189,12 @@ Test(lb_lc, relative_to_weight, .init = quiet)
     atomic_store(&t->b[0].active, 1);
     atomic_store(&t->b[1].active, 3); /* 3/4 < 1/1 */
     cr_expect_eq(pick(&b), 1);
-    atomic_store(&t->b[1].active, 5); /* 5/4 ≤ 1.5/1: within half a request, both least */
+    atomic_store(&t->b[1].active, 5); /* 5/4 ≤ (1 + m)/1 for every margin m in [⅜, ⅞) */
     int seen[2] = {0};
     for (int i = 0; i < 50; i++)
         seen[pick(&b)]++;
     cr_expect(seen[0] > 0 && seen[1] > 0, "%d / %d", seen[0], seen[1]);
-    atomic_store(&t->b[1].active, 7); /* 7/4 > 1.5/1 */
+    atomic_store(&t->b[1].active, 8); /* 8/4 > (1 + m)/1 */
     for (int i = 0; i < 10; i++)
         cr_expect_eq(pick(&b), 0);
     balancer_destroy(&b);
