@@ -313,7 +313,10 @@ uint32_t lb_ramp(uint32_t slow_start_ms, uint64_t up_since_ms, uint64_t now_ms)
 uint32_t lb_weight(const struct lb_ctx *ctx, int idx)
 {
     const struct backend *be = &ctx->table->b[idx];
-    if (ctx->panic ? lb_tried_has(ctx->tried, idx) : !lb_eligible(ctx->table, ctx->tried, idx))
+    /* Panic mode ignores health, never the operator: drained and maintenance backends stay
+     * out. */
+    if (ctx->panic ? lb_tried_has(ctx->tried, idx) || backend_admin(be) != BACKEND_ADMIN_READY
+                   : !lb_eligible(ctx->table, ctx->tried, idx))
         return 0;
     uint32_t w = atomic_load_explicit(&be->weight, memory_order_relaxed);
     if (w > 1000)

@@ -2,7 +2,7 @@
  *
  * Two distinct candidates are drawn at random, each in proportion to its effective weight, and the
  * one with fewer requests in flight relative to its weight wins; the second must win by more than
- * half a request (see lb_p2c), so on a tie or near-tie the first drawn keeps it. At low
+ * a margin of ¼ to ¾ of a request (see lb_p2c), so on a tie or near-tie the first drawn keeps it. At low
  * load (nothing in flight) that is weighted random, so the shares follow the weights; under load
  * the in-flight comparison steers away from busy backends, and since each pick looks at only two,
  * picks made at the same moment by several workers do not all land on the same least-loaded
@@ -57,12 +57,15 @@ int lb_p2c(const struct lb_ctx *ctx, uint32_t *w)
         return a;
     uint64_t fa = atomic_load_explicit(&ctx->table->b[a].active, memory_order_relaxed);
     uint64_t fb = atomic_load_explicit(&ctx->table->b[b].active, memory_order_relaxed);
-    /* The first drawn keeps the pick unless the second is less loaded even when charged half a
-     * request more: fa / w[a] > (fb + ½) / w[b], without division. With equal weights that is
-     * plain "fewer in flight wins, ties to the first"; with unequal ones, a heavy backend holding
-     * one request more than a light one is not yet "more loaded", so the shares stay with the
-     * weights at low load instead of drifting toward equal. */
-    return 2 * fa * w[b] > (2 * fb + 1) * w[a] ? b : a;
+    /* The first drawn keeps the pick unless the second is less loaded even when charged a margin
+     * m more: fa / w[a] > (fb + m) / w[b], without division. m is drawn uniformly in [¼, ¾) of a
+     * request at each pick. With equal weights that is plain "fewer in flight wins, ties to the
+     * first" whatever m; with unequal ones, a heavy backend holding one request more than a light
+     * one is not always "more loaded", and a random m (rather than a fixed ½) sits between the
+     * discrete thresholds of the weight ratios, so the shares stay near the weights at low load
+     * instead of drifting toward equal (or past the weights). */
+    uint64_t u = 256 + lb_rand() % 512;
+    return 1024 * fa * w[b] > (1024 * fb + u) * w[a] ? b : a;
 }
 
 struct random_state {
