@@ -8,6 +8,10 @@
  *          read that leaves the socket drained and OpenSSL's buffers empty clears the flag too.
  *          A read may need the socket writable (and a write readable); WANT_READ/WANT_WRITE
  *          clear the flag OpenSSL waits for, and the caller's next pump, on either edge, retries.
+ *          Any OpenSSL call that completes may have read the socket ahead (a handshake step run
+ *          on a writable-only event, say): epoll never reports bytes already taken off the
+ *          socket, so after such a call the owner sets `readable` again (client_handshake,
+ *          upstream_tls_step).
  * Whether a body may move with splice(2) is the caller's question: only when both ends are plain
  * (kernel TLS would add a third case here).
  */

@@ -877,6 +877,10 @@ static bool client_handshake(struct client *c)
     }
     c->state = CS_READ_HEAD;
     c->idle_since = loop_now(c->w->loop);
+    /* The handshake may have run on a writable-only event and read the client's first request
+     * into OpenSSL's buffer: epoll reports no EPOLLIN for bytes already taken off the socket, so
+     * read on now rather than wait for an edge that will not come. */
+    c->readable = true;
     return true;
 }
 

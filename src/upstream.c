@@ -221,6 +221,9 @@ int upstream_tls_step(struct upstream_conn *c, struct tls_client *tc, char *err,
     if (rc < 0)
         return -EPROTO;
     c->tls_done = true;
+    /* The handshake may have read past its last message (read-ahead): the next read must try
+     * OpenSSL's buffer whatever the last readiness event said. */
+    c->readable = true;
     if (tls_session_reused(c->ssl))
         c->pool->stats.tls_resumed++;
     return 1;
