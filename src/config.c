@@ -355,7 +355,7 @@ const char *quote(struct qbuf *q, const char *s, size_t len)
 }
 
 /* A scalar already known to hold only digits, '-' and '.': shown as is, cut after QUOTE_MAX. */
-static const char *number(struct qbuf *q, const struct node *n)
+const char *number(struct qbuf *q, const struct node *n)
 {
     size_t len = MIN(n->len, (size_t)QUOTE_MAX);
     memcpy(q->s, n->str, len);
@@ -575,32 +575,6 @@ static struct node *tree_build(struct load *l, const char *data, size_t len, boo
  * Known keys
  */
 
-enum key_type {
-    KT_PORT = 0, /* INT 1..65535, kept in load.port until listen is settled */
-    KT_LISTEN,   /* address string → listen_addr, listen_addrlen, listen_name */
-    KT_INT,      /* INT into an int field */
-    KT_UINT,     /* INT into a uint32_t field */
-    KT_DURATION, /* SECONDS into a uint32_t field of milliseconds; min/max/def in ms */
-    KT_BACKENDS, /* the backends sequence */
-    KT_TLS,      /* the tls mapping (config_tls.c) */
-    KT_BALANCE,  /* strategy name → balance */
-    KT_HASHKEY,  /* clientAddress | uri | "header:N" | "cookie:N" | "query:N" → hash_key(_name) */
-    KT_FACTOR,   /* 0 or a decimal > 1 (at most 100) in thousandths into a uint32_t field */
-    KT_STICKY,   /* the stickySession mapping → sticky */
-    KT_ADMIN,    /* the admin mapping */
-    KT_ACCESS_LOG, /* off | text | json */
-    KT_LOG_FORMAT, /* text | json */
-    KT_PATH,     /* a file path string into a char * field */
-};
-
-#define NO_FIELD ((size_t)-1)
-
-struct key {
-    const char *name;
-    enum key_type type;
-    size_t off; /* offsetof(struct config, field) or NO_FIELD */
-    uint32_t min, max, def;
-};
 
 #define DURATION(name, field, secs)                                                                \
     {                                                                                              \
@@ -657,7 +631,7 @@ static int key_index(const char *name)
     return -1;
 }
 
-static void store(struct config *cfg, const struct key *k, uint32_t v)
+void store(struct config *cfg, const struct key *k, uint32_t v)
 {
     if (k->type == KT_INT)
         *(int *)(void *)((char *)cfg + k->off) = (int)v;
@@ -762,7 +736,7 @@ bool key_first(struct load *l, const struct node *k, const struct node **slot)
  */
 
 /* Plain ["-"]DIGITS without a leading zero; saturates far beyond every bound. 0 or -1. */
-static int parse_int(const struct node *n, int64_t *out)
+int parse_int(const struct node *n, int64_t *out)
 {
     if (!is_scalar(n) || n->quoted || n->len == 0)
         return -1;
@@ -827,7 +801,7 @@ enum seconds_result parse_seconds(const struct node *n, uint32_t *ms)
 }
 
 /* An INT row: type and bounds checked, value returned in *v. 0 or -1 after reporting. */
-static int get_int(struct load *l, const struct key *k, const struct node *v, uint32_t *out)
+int get_int(struct load *l, const struct key *k, const struct node *v, uint32_t *out)
 {
     struct qbuf q;
     int64_t x;
@@ -993,7 +967,7 @@ static void set_listen_any(struct load *l, struct config *cfg, uint16_t port)
 /* "ADDR:PORT" | "[IPV6]:PORT" | ":PORT" into *ss and *out_name (replaced). `key` names it in
  * messages, `form` (one %s: the value) is the message for a malformed value. Returns true when
  * it is valid. */
-static bool parse_addr(struct load *l, const struct node *v, const char *key, const char *form,
+bool parse_addr(struct load *l, const struct node *v, const char *key, const char *form,
                        struct sockaddr_storage *ss, socklen_t *sslen, char **out_name)
 {
     struct qbuf q;
@@ -1097,162 +1071,6 @@ void load_oom(struct load *l)
  */
 
 static void backend_clear(struct config_backend *b);
-
-/* ---------------------------------------------------------------------------------------------
- * Balancing: balance, hashKey, hashLoadFactor, stickySession
- */
-
-static const char *const strategies[] = {"roundRobin", "leastConnections", "random",
-                                         "leastLatency", "hash"};
-
-/* RFC 9110 tchar: header and cookie names. */
-static bool token(const char *s, size_t len)
-{
-    if (len == 0 || len > 128)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!(s[i] > 0x20 && s[i] < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", s[i])))
-            return false;
-    return true;
-}
-
-static void set_balance(struct load *l, struct config *cfg, const struct node *v)
-{
-    struct qbuf q;
-    for (size_t i = 0; is_string(v) && i < ARRAY_LEN(strategies); i++)
-        if (strcmp(v->str, strategies[i]) == 0) {
-            cfg->balance = strdup(strategies[i]);
-            l->oom |= !cfg->balance;
-            return;
-        }
-    error_at(l, v,
-             "balance must be roundRobin, leastConnections, random, leastLatency or hash, got %s",
-             describe(&q, v));
-}
-
-static void set_hash_key(struct load *l, struct config *cfg, const struct node *v)
-{
-    static const struct {
-        const char *prefix;
-        enum config_hash_key kind;
-    } kinds[] = {{"header:", CONFIG_HASH_HEADER},
-                 {"cookie:", CONFIG_HASH_COOKIE},
-                 {"query:", CONFIG_HASH_QUERY}};
-    struct qbuf q;
-    if (is_string(v) && strcmp(v->str, "clientAddress") == 0) {
-        cfg->hash_key = CONFIG_HASH_CLIENT;
-        return;
-    }
-    if (is_string(v) && strcmp(v->str, "uri") == 0) {
-        cfg->hash_key = CONFIG_HASH_URI;
-        return;
-    }
-    for (size_t i = 0; is_string(v) && i < ARRAY_LEN(kinds); i++) {
-        size_t pl = strlen(kinds[i].prefix);
-        if (strncmp(v->str, kinds[i].prefix, pl) != 0)
-            continue;
-        const char *name = v->str + pl;
-        bool ok = kinds[i].kind == CONFIG_HASH_QUERY
-                      ? *name && visible_ascii(name, strlen(name)) && !strpbrk(name, "&=#") &&
-                            strlen(name) <= 128
-                      : token(name, strlen(name));
-        if (!ok) {
-            error_at(l, v, "hashKey: invalid name %s", quote(&q, name, strlen(name)));
-            return;
-        }
-        cfg->hash_key = kinds[i].kind;
-        free(cfg->hash_key_name);
-        cfg->hash_key_name = strdup(name);
-        l->oom |= !cfg->hash_key_name;
-        return;
-    }
-    error_at(l, v,
-             "hashKey must be clientAddress, uri, \"header:NAME\", \"cookie:NAME\" or "
-             "\"query:NAME\", got %s",
-             describe(&q, v));
-}
-
-/* 0, or a decimal factor above 1 ("1.25"), exactly in thousandths (parsed as seconds are). */
-static void set_factor(struct load *l, struct config *cfg, const struct key *k, const struct node *v)
-{
-    struct qbuf q;
-    uint32_t x = 0;
-    int64_t zero;
-    if (parse_int(v, &zero) == 0 && zero == 0) {
-        store(cfg, k, 0);
-        return;
-    }
-    if (parse_seconds(v, &x) == SEC_SYNTAX) {
-        error_at(l, v, "%s must be a number (e.g. 1.25), got %s", k->name, describe(&q, v));
-        return;
-    }
-    if (parse_seconds(v, &x) != SEC_OK || x <= 1000 || x > k->max) {
-        error_at(l, v, "%s must be 0 (off) or above 1 and at most %u, got %s", k->name,
-                 k->max / 1000, number(&q, v));
-        return;
-    }
-    store(cfg, k, x);
-}
-
-static int get_bool(struct load *l, const char *name, const struct node *v, bool *out)
-{
-    struct qbuf q;
-    if (is_scalar(v) && !v->quoted && (strcmp(v->str, "true") == 0 || strcmp(v->str, "false") == 0)) {
-        *out = v->str[0] == 't';
-        return 0;
-    }
-    error_at(l, v, "%s must be true or false, got %s", name, describe(&q, v));
-    return -1;
-}
-
-static void set_sticky(struct load *l, struct config *cfg, const struct node *v)
-{
-    static const char *const names[] = {"cookie", "maxAge", "secure", "httpOnly", "sameSite"};
-    static const struct key max_age = {"maxAge", KT_UINT, NO_FIELD, 0, 315360000, 0};
-    const struct node *seen[ARRAY_LEN(names)] = {0}, *cookie = NULL;
-    struct config_sticky *s = &cfg->sticky;
-    struct qbuf q;
-    if (v->kind != NODE_MAPPING) {
-        error_at(l, v, "stickySession must be a mapping with \"cookie\", got %s", describe(&q, v));
-        return;
-    }
-    s->http_only = true;
-    for (size_t i = 0; i + 1 < v->nkids; i += 2) {
-        const struct node *k = v->kids[i], *x = v->kids[i + 1];
-        if (!key_ok(l, k))
-            continue;
-        size_t j = 0;
-        while (j < ARRAY_LEN(names) && !key_is(k, names[j]))
-            j++;
-        if (j == ARRAY_LEN(names)) {
-            unknown_key(l, k, names, ARRAY_LEN(names), " in stickySession");
-            continue;
-        }
-        if (!key_first(l, k, &seen[j]) || x->kind == NODE_BAD)
-            continue;
-        if (j == 0) {
-            cookie = x;
-            if (!is_string(x) || !token(x->str, x->len))
-                error_at(l, x, "stickySession cookie must be a cookie name, got %s",
-                         describe(&q, x));
-            else if (!(s->cookie = strdup(x->str)))
-                l->oom = true;
-        } else if (j == 1) {
-            (void)get_int(l, &max_age, x, &s->max_age);
-        } else if (j == 2) {
-            (void)get_bool(l, "secure", x, &s->secure);
-        } else if (j == 3) {
-            (void)get_bool(l, "httpOnly", x, &s->http_only);
-        } else if (is_string(x) && (strcmp(x->str, "Strict") == 0 || strcmp(x->str, "Lax") == 0 ||
-                                    strcmp(x->str, "None") == 0)) {
-            l->oom |= !(s->same_site = strdup(x->str));
-        } else {
-            error_at(l, x, "sameSite must be Strict, Lax or None, got %s", describe(&q, x));
-        }
-    }
-    if (!cookie)
-        error_at(l, v, "stickySession is missing \"cookie\"");
-}
 
 static void backend_clear(struct config_backend *b)
 {
@@ -1483,126 +1301,6 @@ static void set_backends(struct load *l, struct config *cfg, const struct node *
         }
         cfg->backends[cfg->nbackends++] = b;
     }
-}
-
-/* ---------------------------------------------------------------------------------------------
- * Observability: admin, accessLog, accessLogPath, logFormat
- */
-
-/* True for addresses only this machine can reach: 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104. */
-static bool is_loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)ss;
-        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)ss;
-        if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr))
-            return true;
-        return IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127;
-    }
-    return ss->ss_family == AF_UNIX;
-}
-
-static void set_admin_listen(struct load *l, struct config *cfg, const struct node *v)
-{
-    struct qbuf q;
-    static const char form[] = "admin.listen must be \"ADDR:PORT\", \"[IPv6]:PORT\", \":PORT\" or "
-                               "\"unix:/PATH\", got %s";
-    if (!is_string(v) || !visible_ascii(v->str, v->len)) {
-        error_at(l, v, form, describe(&q, v));
-        return;
-    }
-    if (strncmp(v->str, "unix:", 5) == 0) {
-        struct sockaddr_un *un = (struct sockaddr_un *)(void *)&cfg->admin_addr;
-        const char *path = v->str + 5;
-        if (path[0] != '/' || strlen(path) >= sizeof(un->sun_path)) {
-            error_at(l, v, form, describe(&q, v));
-            return;
-        }
-        memset(&cfg->admin_addr, 0, sizeof(cfg->admin_addr));
-        un->sun_family = AF_UNIX;
-        memcpy(un->sun_path, path, strlen(path) + 1);
-        cfg->admin_addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
-        free(cfg->admin_listen);
-        cfg->admin_listen = strdup(v->str);
-        if (!cfg->admin_listen)
-            l->oom = true;
-        return;
-    }
-    parse_addr(l, v, "admin.listen", form, &cfg->admin_addr, &cfg->admin_addrlen,
-               &cfg->admin_listen);
-}
-
-static void set_admin(struct load *l, struct config *cfg, const struct node *v)
-{
-    static const char *const names[] = {"listen", "token"};
-    struct qbuf q;
-    const struct node *listen_k = NULL, *token_k = NULL, *listen = NULL, *token = NULL;
-    if (v->kind != NODE_MAPPING) {
-        error_at(l, v, "admin must be a mapping with \"listen\" (and \"token\"), got %s",
-                 describe(&q, v));
-        return;
-    }
-    for (size_t i = 0; i + 1 < v->nkids; i += 2) {
-        const struct node *k = v->kids[i], *val = v->kids[i + 1];
-        if (!key_ok(l, k))
-            continue;
-        if (key_is(k, "listen")) {
-            if (key_first(l, k, &listen_k))
-                listen = val;
-        } else if (key_is(k, "token")) {
-            if (key_first(l, k, &token_k))
-                token = val;
-        } else {
-            unknown_key(l, k, names, ARRAY_LEN(names), " in admin");
-        }
-    }
-    if (token && token->kind != NODE_BAD) {
-        if (!is_string(token) || token->len == 0 || !visible_ascii(token->str, token->len)) {
-            error_at(l, token, "admin.token must be a non-empty string of visible ASCII characters");
-        } else if (!(cfg->admin_token = strdup(token->str))) {
-            l->oom = true;
-        }
-    }
-    if (!listen) {
-        error_at(l, v, "admin is missing \"listen\"");
-        return;
-    }
-    if (listen->kind == NODE_BAD)
-        return;
-    set_admin_listen(l, cfg, listen);
-    if (cfg->admin_listen && !token && !is_loopback(&cfg->admin_addr))
-        error_at(l, listen, "admin.token is required when admin.listen is not a loopback or unix "
-                            "address");
-}
-
-/* One of `choices` (NULL-terminated); returns its index or -1 after reporting. */
-static int get_choice(struct load *l, const struct key *k, const struct node *v,
-                      const char *const *choices, const char *list)
-{
-    struct qbuf q;
-    if (is_string(v))
-        for (int i = 0; choices[i]; i++)
-            if (strcmp(v->str, choices[i]) == 0)
-                return i;
-    error_at(l, v, "%s must be one of %s, got %s", k->name, list, describe(&q, v));
-    return -1;
-}
-
-static void set_path(struct load *l, struct config *cfg, const struct key *k, const struct node *v)
-{
-    struct qbuf q;
-    if (!is_string(v) || v->str[0] != '/' || !visible_ascii(v->str, v->len)) {
-        error_at(l, v, "%s must be a path, got %s", k->name, describe(&q, v));
-        return;
-    }
-    char **field = (char **)(void *)((char *)cfg + k->off);
-    free(*field);
-    *field = strdup(v->str);
-    if (!*field)
-        l->oom = true;
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -46,6 +46,35 @@ enum seconds_result {
     SEC_TOO_SHORT,
 };
 
+/* The table of top-level keys (config.c): name, type, bounds, default, destination. */
+enum key_type {
+    KT_PORT = 0, /* INT 1..65535, kept in load.port until listen is settled */
+    KT_LISTEN,   /* address string → listen_addr, listen_addrlen, listen_name */
+    KT_INT,      /* INT into an int field */
+    KT_UINT,     /* INT into a uint32_t field */
+    KT_DURATION, /* SECONDS into a uint32_t field of milliseconds; min/max/def in ms */
+    KT_BACKENDS, /* the backends sequence */
+    KT_TLS,      /* the tls mapping (config_tls.c) */
+    KT_BALANCE,  /* strategy name → balance */
+    KT_HASHKEY,  /* clientAddress | uri | "header:N" | "cookie:N" | "query:N" → hash_key(_name) */
+    KT_FACTOR,   /* 0 or a decimal > 1 (at most 100) in thousandths into a uint32_t field */
+    KT_STICKY,   /* the stickySession mapping → sticky */
+    KT_ADMIN,    /* the admin mapping */
+    KT_ACCESS_LOG, /* off | text | json */
+    KT_LOG_FORMAT, /* text | json */
+    KT_PATH,     /* a file path string into a char * field */
+};
+
+#define NO_FIELD ((size_t)-1)
+
+struct key {
+    const char *name;
+    enum key_type type;
+    size_t off; /* offsetof(struct config, field) or NO_FIELD */
+    uint32_t min, max, def;
+};
+
+
 bool is_scalar(const struct node *n);
 bool is_null(const struct node *n);
 bool is_string(const struct node *n);
@@ -68,6 +97,31 @@ int parse_listen_addr(struct load *l, const char *key, const struct node *v,
 /* The name of the file being loaded (relative paths in it resolve against its directory). */
 const char *load_file_name(const struct load *l);
 void load_oom(struct load *l);
+
+const char *number(struct qbuf *q, const struct node *n);
+void store(struct config *cfg, const struct key *k, uint32_t v);
+int parse_int(const struct node *n, int64_t *out);
+int get_int(struct load *l, const struct key *k, const struct node *v, uint32_t *out);
+/* `true` or `false` (plain); 0, or -1 after "NAME must be true or false, got V". */
+int get_bool(struct load *l, const char *name, const struct node *v, bool *out);
+/* An RFC 9110 token (header and cookie names), at most 128 bytes. */
+bool http_token(const char *s, size_t len);
+/* "ADDR:PORT" | "[IPV6]:PORT" | ":PORT" with the message `form` (one %s) for a malformed value. */
+bool parse_addr(struct load *l, const struct node *v, const char *key, const char *form,
+                struct sockaddr_storage *ss, socklen_t *sslen, char **out_name);
+
+/* config_lb.c */
+void set_balance(struct load *l, struct config *cfg, const struct node *v);
+void set_hash_key(struct load *l, struct config *cfg, const struct node *v);
+void set_factor(struct load *l, struct config *cfg, const struct key *k, const struct node *v);
+void set_sticky(struct load *l, struct config *cfg, const struct node *v);
+
+/* config_obs.c */
+void set_admin(struct load *l, struct config *cfg, const struct node *v);
+/* One of `choices` (NULL-terminated); its index, or -1 after reporting. */
+int get_choice(struct load *l, const struct key *k, const struct node *v,
+               const char *const *choices, const char *list);
+void set_path(struct load *l, struct config *cfg, const struct key *k, const struct node *v);
 
 /* config_tls.c */
 void config_tls_section(struct load *l, struct config *cfg, const struct node *v);

@@ -84,19 +84,6 @@ static int get_path(struct load *l, const char *key, const struct node *v, char 
     return 0;
 }
 
-static int get_bool(struct load *l, const char *key, const struct node *v, bool *out)
-{
-    struct qbuf q;
-    if (v->kind == NODE_BAD)
-        return -1;
-    if (is_string(v) && !v->quoted && (!strcmp(v->str, "true") || !strcmp(v->str, "false"))) {
-        *out = v->str[0] == 't';
-        return 0;
-    }
-    error_at(l, v, "%s must be true or false, got %s", key, describe(&q, v));
-    return -1;
-}
-
 static int get_seconds(struct load *l, const char *key, const struct node *v, uint32_t min_ms,
                        uint32_t *out)
 {
@@ -118,21 +105,6 @@ static int get_seconds(struct load *l, const char *key, const struct node *v, ui
         error_at(l, v, "%s must be at least %u seconds, got %s", key, MAX(min_ms / 1000u, 1u),
                  v->str);
     return -1;
-}
-
-/* A header field name (an RFC 9110 token). */
-static bool is_token(const char *s, size_t n)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    if (n == 0)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c && strchr(extra, c))))
-            return false;
-    }
-    return true;
 }
 
 /* ---------------------------------------------------------------- tls.certificates --------- */
@@ -282,7 +254,7 @@ void config_tls_section(struct load *l, struct config *cfg, const struct node *v
     if ((n = val[7]) != NULL)
         settings_ok &= get_path(l, "tls.clientCaFile", n, &t->client_ca_file) == 0;
     if ((n = val[8]) != NULL && get_string(l, "tls.clientSubjectHeader", n, &s) == 0) {
-        if (!is_token(s, n->len))
+        if (!http_token(s, n->len))
             error_at(l, n, "tls.clientSubjectHeader must be a header field name, got %s",
                      describe(&q, n));
         else if (!(t->client_subject_header = strdup(s)))
