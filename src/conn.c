@@ -180,3 +180,43 @@ int conn_shutdown_write(int fd, SSL *ssl)
     }
     return shutdown(fd, SHUT_WR) == -1 ? -errno : 0;
 }
+
+/* Moves bytes from one end to the other through b. Returns progress; sets *eof when src ended,
+ * *err on a hard error. */
+bool conn_relay(struct conn_end src, struct conn_end dst, struct buf *b, bool *eof,
+                  bool *err)
+{
+    bool progress = false;
+    for (;;) {
+        if (buf_len(b) > 0) {
+            if (!*dst.writable)
+                break;
+            struct iovec iov = {b->data + b->pos, buf_len(b)};
+            ssize_t w = conn_writev(dst.fd, dst.ssl, &iov, 1, dst.writable, dst.readable);
+            if (w == -EAGAIN)
+                break;
+            if (w < 0) {
+                *err = true;
+                break;
+            }
+            b->pos += (uint32_t)w;
+            progress = true;
+            continue;
+        }
+        b->pos = b->last = 0;
+        if (*eof || !*src.readable)
+            break;
+        ssize_t r = conn_read(src.fd, src.ssl, b, src.readable, src.writable, true);
+        if (r == -EAGAIN)
+            break;
+        if (r <= 0) {
+            if (r < 0)
+                *err = true;
+            *eof = true;
+            progress = true;
+            break;
+        }
+        progress = true;
+    }
+    return progress;
+}

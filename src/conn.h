@@ -56,6 +56,17 @@ static inline ssize_t conn_writev(int fd, SSL *ssl, const struct iovec *iov, int
 ssize_t conn_recv(int fd, SSL *ssl, void *p, size_t n);
 ssize_t conn_send(int fd, SSL *ssl, const void *p, size_t n);
 
+/* One end of a byte relay (an Upgrade tunnel): its transport and readiness flags. */
+struct conn_end {
+    int fd;
+    SSL *ssl;
+    bool *readable, *writable;
+};
+
+/* Moves bytes from src to dst through b (in either transport). Returns true on progress; sets
+ * *eof when src ended, *err on a hard error. */
+bool conn_relay(struct conn_end src, struct conn_end dst, struct buf *b, bool *eof, bool *err);
+
 /* Half-closes the write side: shutdown(SHUT_WR), after a close_notify on TLS. */
 int conn_shutdown_write(int fd, SSL *ssl);
 

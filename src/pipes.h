@@ -8,6 +8,7 @@
 #ifndef GOLB_PIPES_H
 #define GOLB_PIPES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,5 +30,22 @@ void pipe_pool_destroy(struct pipe_pool *pool);
 int pipe_pool_get(struct pipe_pool *pool, struct kpipe *p);
 /* Returns p to the pool when empty, closes it otherwise; p is reset to {-1, -1, 0}. */
 void pipe_pool_put(struct pipe_pool *pool, struct kpipe *p);
+
+/* At most this much is spliced into a pipe per call. */
+#define PIPE_SPLICE_CHUNK (1u << 20)
+
+enum pipe_splice_err {
+    PIPE_SPLICE_OK = 0,
+    PIPE_SPLICE_SRC_FAILED,
+    PIPE_SPLICE_DST_FAILED,
+};
+
+/* Moves up to *left bytes (UINT64_MAX: until EOF) from socket src to socket dst through pipe p
+ * (the caller's readiness flags follow the transport contract, conn.h), never reading more than
+ * *left from src. The pipe is refilled only once empty, so it bounds what is in flight. *left
+ * counts down and *moved up as bytes reach dst. Returns true on progress; sets *src_eof at EOF,
+ * *err on a hard error. */
+bool pipe_splice(struct kpipe *p, int src, bool *src_readable, bool *src_eof, int dst,
+                 bool *dst_writable, uint64_t *left, uint64_t *moved, enum pipe_splice_err *err);
 
 #endif

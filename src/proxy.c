@@ -53,6 +53,7 @@
 #include "metrics.h"
 #include "obs.h"
 #include "pipes.h"
+#include "reply.h"
 #include "rewrite.h"
 #include "sock.h"
 #include "upstream.h"
@@ -63,7 +64,6 @@
 /* Bodies with at least this much left (Content-Length) or close-delimited ones move through a
  * pipe with splice(2) instead of being copied through a buffer. Below it, copying is cheaper. */
 #define SPLICE_MIN (32u * 1024u)
-#define SPLICE_CHUNK (1u << 20)
 
 enum client_state {
     CS_HANDSHAKE = 0, /* TLS listener: the handshake runs before the first request */
@@ -156,37 +156,6 @@ static void arm_timer(struct client *c);
 static void on_upstream_event(struct upstream_conn *up, uint32_t events);
 static void process_pipelined(struct loop_task *task);
 static void upstream_broken(struct client *c, const char *why);
-
-/* ---------------------------------------------------------------- generated responses ------ */
-
-/* Whole responses golb sends itself: short plain-text body, always Connection: close. Built once
- * for every status at first use (pthread_once), then shared read-only by all workers. */
-#define REPLY_MAX 192
-static char reply_table[600][REPLY_MAX];
-static uint16_t reply_len_table[600];
-static pthread_once_t reply_once = PTHREAD_ONCE_INIT;
-
-static void build_replies(void)
-{
-    for (int status = 100; status < 600; status++) {
-        char body[96];
-        int bl = snprintf(body, sizeof(body), "%d %s\n", status, http1_reason(status));
-        int n = snprintf(reply_table[status], REPLY_MAX,
-                         "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-                         "Connection: close\r\n\r\n%s",
-                         status, http1_reason(status), bl, body);
-        reply_len_table[status] = (uint16_t)MIN(n, REPLY_MAX - 1);
-    }
-}
-
-static const char *reply_text(int status, uint32_t *len)
-{
-    pthread_once(&reply_once, build_replies);
-    if (status < 100 || status >= 600)
-        status = 500;
-    *len = reply_len_table[status];
-    return reply_table[status];
-}
 
 /* ---------------------------------------------------------------- lifecycle ---------------- */
 
@@ -601,68 +570,6 @@ static bool build_response_head(struct client *c, const struct http1_response *r
 
 /* ---------------------------------------------------------------- splice ------------------- */
 
-enum splice_err {
-    SPLICE_OK = 0,
-    SPLICE_SRC_FAILED,
-    SPLICE_DST_FAILED,
-};
-
-/* Moves up to *left bytes (UINT64_MAX: until EOF) from src to dst through pipe p, never reading
- * more than *left from src. The pipe is refilled only once empty, so it bounds what is in flight.
- * *left counts down as bytes reach dst. Returns true on progress; sets *src_eof at EOF, *err on a
- * hard error. */
-static bool splice_pump(struct kpipe *p, int src, bool *src_readable, bool *src_eof, int dst,
-                        bool *dst_writable, uint64_t *left, uint64_t *moved, enum splice_err *err)
-{
-    bool progress = false;
-    for (;;) {
-        if (p->bytes) {
-            if (!*dst_writable)
-                break;
-            ssize_t n = splice(p->r, NULL, dst, NULL, p->bytes, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-            if (n > 0) {
-                p->bytes -= (uint32_t)n;
-                *moved += (uint64_t)n;
-                if (*left != UINT64_MAX)
-                    *left -= (uint64_t)n;
-                progress = true;
-                continue;
-            }
-            if (n == -1 && errno == EINTR)
-                continue;
-            if (n == -1 && errno == EAGAIN) {
-                *dst_writable = false;
-                break;
-            }
-            *err = SPLICE_DST_FAILED;
-            break;
-        }
-        if (*left == 0 || *src_eof || !*src_readable)
-            break;
-        size_t want = *left == UINT64_MAX ? SPLICE_CHUNK : (size_t)MIN(*left, SPLICE_CHUNK);
-        ssize_t n = splice(src, NULL, p->w, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (n > 0) {
-            p->bytes += (uint32_t)n;
-            progress = true;
-            continue;
-        }
-        if (n == 0) {
-            *src_eof = true;
-            progress = true;
-            break;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN) {
-            *src_readable = false; /* the pipe is empty, so it is the socket that has nothing */
-            break;
-        }
-        *err = SPLICE_SRC_FAILED;
-        break;
-    }
-    return progress;
-}
-
 /* True when a body may go (or is already going) through a pipe: the head is out, nothing of the
  * body is left in the buffer, and enough remains to pay for the pipe. */
 static bool want_splice(struct client *c, struct kpipe *p, bool head_out, uint32_t buffered,
@@ -837,12 +744,6 @@ static void read_head(struct client *c)
     arm_timer(c);
 }
 
-/* What a plain-HTTP client that reached the TLS port gets (nginx answers the same way): the
- * request cannot be served there, and a silent close would leave the user guessing. */
-static const char plain_on_tls_reply[] =
-    "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 45\r\n"
-    "Connection: close\r\n\r\nThis port speaks HTTPS: use https:// instead.\n";
-
 /* CS_HANDSHAKE: one step of the server-side TLS handshake. Returns true once it is done (the
  * state is then READ_HEAD); false while it waits, or after closing a failed handshake. A failed
  * handshake is closed quietly (nothing can be said over TLS yet), and counted. */
@@ -861,7 +762,7 @@ static bool client_handshake(struct client *c)
     if (rc < 0) {
         metrics_add(&c->w->m->tls_handshakes[MTLS_FAILED], 1);
         if (rc == -EBADMSG)
-            (void)!write(c->io.fd, plain_on_tls_reply, sizeof(plain_on_tls_reply) - 1);
+            (void)!write(c->io.fd, reply_plain_on_tls, strlen(reply_plain_on_tls));
         client_close(c);
         return false;
     }
@@ -995,17 +896,17 @@ static void upstream_broken(struct client *c, const char *why)
 static bool splice_request(struct client *c, bool *progress)
 {
     uint64_t left = c->x->req_remaining;
-    enum splice_err err = SPLICE_OK;
-    bool p = splice_pump(&c->x->req_pipe, c->io.fd, &c->readable, &c->eof, c->x->up->io.fd,
+    enum pipe_splice_err err = PIPE_SPLICE_OK;
+    bool p = pipe_splice(&c->x->req_pipe, c->io.fd, &c->readable, &c->eof, c->x->up->io.fd,
                          &c->x->up->writable, &left, &c->x->obs.req_body_bytes, &err);
     if (left != c->x->req_remaining)
         c->x->req_body_sent = true;
     c->x->req_remaining = left;
-    if (err == SPLICE_DST_FAILED) {
+    if (err == PIPE_SPLICE_DST_FAILED) {
         upstream_broken(c, "connection reset while sending the request");
         return false;
     }
-    if (err == SPLICE_SRC_FAILED || (c->eof && c->x->req_remaining && c->x->req_pipe.bytes == 0)) {
+    if (err == PIPE_SPLICE_SRC_FAILED || (c->eof && c->x->req_remaining && c->x->req_pipe.bytes == 0)) {
         client_close(c); /* the client went away mid-body */
         return false;
     }
@@ -1271,8 +1172,8 @@ static void splice_response(struct client *c, bool *progress)
     client_nodelay(c);
     bool length = c->x->resp_body == HTTP1_BODY_LENGTH;
     uint64_t left = length ? c->x->resp_remaining : UINT64_MAX;
-    enum splice_err err = SPLICE_OK;
-    bool p = splice_pump(&c->x->resp_pipe, c->x->up->io.fd, &c->x->up->readable, &c->x->up_eof, c->io.fd,
+    enum pipe_splice_err err = PIPE_SPLICE_OK;
+    bool p = pipe_splice(&c->x->resp_pipe, c->x->up->io.fd, &c->x->up->readable, &c->x->up_eof, c->io.fd,
                          &c->writable, &left, &c->x->obs.resp_body_bytes, &err);
     if (length)
         c->x->resp_remaining = left;
@@ -1281,12 +1182,12 @@ static void splice_response(struct client *c, bool *progress)
         c->x->resp_started = true;
         c->progress_at = loop_now(c->w->loop);
     }
-    if (err == SPLICE_DST_FAILED) {
+    if (err == PIPE_SPLICE_DST_FAILED) {
         client_close(c); /* the client is gone */
         return;
     }
     bool drained = c->x->resp_pipe.bytes == 0;
-    if (err == SPLICE_SRC_FAILED || (length && c->x->up_eof && c->x->resp_remaining && drained)) {
+    if (err == PIPE_SPLICE_SRC_FAILED || (length && c->x->up_eof && c->x->resp_remaining && drained)) {
         struct backend *b = &c->w->backends->b[c->x->backend];
         log_warn("backend %s: connection closed in the middle of the response body", b->cfg->name);
         c->x->end_term = "SD";
@@ -1491,61 +1392,14 @@ static void start_tunnel(struct client *c)
     }
 }
 
-/* One end of a tunnel: its transport and readiness flags. */
-struct tunnel_end {
-    int fd;
-    SSL *ssl;
-    bool *readable, *writable;
-};
-
-/* Moves bytes from one end to the other through b. Returns progress; sets *eof when src ended,
- * *err on a hard error. */
-static bool relay(struct tunnel_end src, struct tunnel_end dst, struct buf *b, bool *eof,
-                  bool *err)
-{
-    bool progress = false;
-    for (;;) {
-        if (buf_len(b) > 0) {
-            if (!*dst.writable)
-                break;
-            struct iovec iov = {b->data + b->pos, buf_len(b)};
-            ssize_t w = conn_writev(dst.fd, dst.ssl, &iov, 1, dst.writable, dst.readable);
-            if (w == -EAGAIN)
-                break;
-            if (w < 0) {
-                *err = true;
-                break;
-            }
-            b->pos += (uint32_t)w;
-            progress = true;
-            continue;
-        }
-        b->pos = b->last = 0;
-        if (*eof || !*src.readable)
-            break;
-        ssize_t r = conn_read(src.fd, src.ssl, b, src.readable, src.writable, true);
-        if (r == -EAGAIN)
-            break;
-        if (r <= 0) {
-            if (r < 0)
-                *err = true;
-            *eof = true;
-            progress = true;
-            break;
-        }
-        progress = true;
-    }
-    return progress;
-}
-
 static void pump_tunnel(struct client *c)
 {
     bool err = false;
     struct upstream_conn *up = c->x->up;
-    struct tunnel_end client = {c->io.fd, c->ssl, &c->readable, &c->writable};
-    struct tunnel_end upstream = {up->io.fd, up->ssl, &up->readable, &up->writable};
-    bool p1 = relay(client, upstream, c->in, &c->eof, &err);
-    bool p2 = relay(upstream, client, c->x->uin, &c->x->up_eof, &err);
+    struct conn_end client = {c->io.fd, c->ssl, &c->readable, &c->writable};
+    struct conn_end upstream = {up->io.fd, up->ssl, &up->readable, &up->writable};
+    bool p1 = conn_relay(client, upstream, c->in, &c->eof, &err);
+    bool p2 = conn_relay(upstream, client, c->x->uin, &c->x->up_eof, &err);
     if (err) {
         client_close(c);
         return;
