@@ -456,6 +456,8 @@ class TestTLSMetrics(TLSCase):
         c = TLSConn("127.0.0.1", g.tls_port, ctx=ctx, session=session)
         c.request("GET", "/", host="a.test")
         self.assertTrue(c.sock.session_reused)
+        # a resumed connection gets a fresh ticket too (TLS 1.3 clients use a ticket once)
+        self.assertNotEqual(c.sock.session.id, session.id)
         c.close()
         s = socket.create_connection(("127.0.0.1", g.tls_port))
         s.sendall(b"\x16\x03\x01\x00\x05hello" + os.urandom(64))
