@@ -378,6 +378,20 @@ def loopback_listener(backlog):
     return s
 
 
+def stop_listening(lsock, thread):
+    """Stops a test-made server's accept loop: shutdown() wakes the thread blocked in accept()
+    (close() alone would not), then the listener is closed and its port free again."""
+    try:
+        lsock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    thread.join(scaled(5))
+    try:
+        lsock.close()
+    except OSError:
+        pass
+
+
 class RawUpstream:
     """A threaded loopback server. handler(conn, head_bytes, path) is called for each request head
     that is not GET /health (answered 200 "ok" unless health_status says otherwise); it owns the
@@ -441,15 +455,7 @@ class RawUpstream:
     def close(self):
         """Stops listening (the port is free again on return) and closes every connection."""
         self._stop = True
-        try:
-            self.lsock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone won't
-        except OSError:
-            pass
-        self._thread.join(scaled(5))
-        try:
-            self.lsock.close()
-        except OSError:
-            pass
+        stop_listening(self.lsock, self._thread)
         for c in self._conns:
             try:
                 c.shutdown(socket.SHUT_RDWR)
@@ -1215,15 +1221,7 @@ class RecordingUpstream:
     def close(self):
         """Stops listening and closes every connection (the port is free again on return)."""
         self._stop = True
-        try:
-            self.lsock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._thread.join(scaled(5))
-        try:
-            self.lsock.close()
-        except OSError:
-            pass
+        stop_listening(self.lsock, self._thread)
         with self.lock:
             socks = list(self._socks)
         for s in socks:

@@ -277,12 +277,7 @@ class TLSUpstream:
 
     def close(self):
         self._stop = True
-        try:
-            self.lsock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._thread.join(golbtest.scaled(5))
-        self.lsock.close()
+        golbtest.stop_listening(self.lsock, self._thread)
         with self._mu:
             for c in self._conns:
                 try:
