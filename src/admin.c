@@ -25,6 +25,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "conn.h"
 #include "http1.h"
 #include "jsonw.h"
 #include "log.h"
@@ -131,14 +132,12 @@ static void conn_close(struct admin_conn *c)
 static void conn_flush(struct admin_conn *c)
 {
     while (c->sent < c->out_len && c->writable) {
-        ssize_t n = send(c->io.fd, c->out + c->sent, c->out_len - c->sent, MSG_NOSIGNAL);
+        ssize_t n = conn_send(c->io.fd, NULL, c->out + c->sent, c->out_len - c->sent);
         if (n > 0) {
             c->sent += (size_t)n;
             continue;
         }
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n == -1 && errno == EAGAIN) {
+        if (n == -EAGAIN) {
             c->writable = false;
             return;
         }
@@ -726,15 +725,13 @@ static void conn_on_io(struct loop_io *io, uint32_t events)
                 reply_error(c, 431, "request too large", NULL);
             return;
         }
-        ssize_t r = recv(c->io.fd, c->in + c->len, sizeof(c->in) - c->len, 0);
+        ssize_t r = conn_recv(c->io.fd, NULL, c->in + c->len, sizeof(c->in) - c->len);
         if (r > 0) {
             c->len += (size_t)r;
             conn_process(c);
             continue;
         }
-        if (r == -1 && errno == EINTR)
-            continue;
-        if (r == -1 && errno == EAGAIN) {
+        if (r == -EAGAIN) {
             c->readable = false;
             break;
         }
