@@ -814,13 +814,13 @@ ssize_t http1_parse_request(const char *buf, size_t len, size_t prev_len,
          * (400/505: an HTTP/0.9 "GET /path" line is answered now rather than after a blank line
          * its client never sends), head too large (431). So any prefix of a message gets the
          * answer the whole message would. */
-        int lim = limits_incomplete(buf, len, start, max_rl, max_head, &e);
-        if (lim != -EAGAIN && e.status == 414)
+        int limit_rc = limits_incomplete(buf, len, start, max_rl, max_head, &e);
+        if (limit_rc != -EAGAIN && e.status == 414)
             return request_error(req, buf, &e);
         struct perr line_e;
         if (request_line_early(buf, len, start, max_rl, req, &line_e))
             return request_error(req, buf, &line_e);
-        if (lim != -EAGAIN)
+        if (limit_rc != -EAGAIN)
             return request_error(req, buf, &e);
         return -EAGAIN;
     }
