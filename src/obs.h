@@ -1,7 +1,7 @@
 /* obs — the seam between the proxy and observability: what one request did, counted and logged.
  *
- * proxy.c embeds one struct obs_req in each exchange and calls the hooks below at well-defined
- * points of a request's life; it never touches counters or log lines itself:
+ * exchange.c embeds one struct obs_req in each exchange; it and h1session.c (obs_req_end) call the
+ * hooks below at well-defined points of a request's life and never touch counters or log lines:
  *
  *   obs_req_start      request head parsed (copies what the access log needs, X-Request-Id)
  *   obs_backend_try    a backend was picked: pooled connection or a new connect (retries counted)

@@ -1,4 +1,5 @@
-/* proxy — the per-client-connection state machine: read a request head, pick a backend, stream
+/* proxy — the worker's entry into the data path (h1session.h: the HTTP/1 client side; exchange.h:
+ * one request against one backend). Together they read a request head, pick a backend, stream
  * the request up and the response down with backpressure, decide keep-alive on both sides, and
  * answer errors (400/408/414/431/501/502/503/504/505) that golb generates itself.
  */

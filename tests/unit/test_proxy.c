@@ -1,12 +1,40 @@
-/* Unit tests for the head rewriting (src/rewrite.c, reached through proxy.c's adapters
- * build_request_head(), set_upstream_host(), build_response_head()) and for the framing decisions
- * parse_response() makes before calling it.
- * Those functions are static, so this file includes proxy.c itself (as h2o's unit tests do); the
- * archive's proxy.o is then never pulled in. Inputs are literal heads parsed by http1; every
+/* Unit tests for the head rewriting (src/rewrite.c, reached through the adapters of the exchange
+ * and of the HTTP/1 session: build_request_head(), set_upstream_host(), build_response_head()
+ * below) and for the framing decisions parse_response() makes before calling it.
+ * Those functions are static, so this file includes exchange.c and h1session.c themselves (as
+ * h2o's unit tests do); the archive's objects for them are then never pulled in. Inputs are literal heads parsed by http1; every
  * expectation is the exact byte string golb would send. */
 #include <criterion/criterion.h>
 
-#include "../../src/proxy.c"
+#include "../../src/exchange.c"
+#include "../../src/h1session.c"
+
+/* The request and response head steps as the tests drive them, over the split modules. */
+static bool build_request_head(struct client *c, const struct http1_request *r, struct buf *b)
+{
+    struct exchange_request info = request_info(c, r);
+    return x_build_request_head(c->x, r, &info, b);
+}
+
+static bool set_upstream_host(struct client *c, const struct backend *b)
+{
+    return x_set_upstream_host(c->x, b);
+}
+
+/* The session's serialisation with the flags the test set (no keep-alive decision). */
+static bool build_response_head(struct client *c, const struct http1_response *r, struct buf *b)
+{
+    char cookie[256];
+    struct exchange_head h = {cookie, balancer_set_cookie(c->w->balancer, &c->x->lbr,
+                                                          c->x->backend, cookie, sizeof(cookie))};
+    return h1_response_head(c, r, &h, b);
+}
+
+/* The exchange's parse, which asks the session (h1_on_head) for the head and its decisions. */
+static bool parse_response(struct client *c)
+{
+    return x_parse_response(c->x);
+}
 
 /* ---- fixture: a worker with a buffer pool and one client ---- */
 
@@ -35,6 +63,9 @@ static void setup(void)
     memset(&xch, 0, sizeof(xch));
     cl.w = &wk;
     cl.x = &xch;
+    xch.w = &wk;
+    xch.ops = &h1_exchange_ops;
+    xch.client = &cl;
     set_ip("192.0.2.9");
 }
 
@@ -667,6 +698,7 @@ static void request_sent(bool keepalive, bool http10, bool upgrade)
 {
     cl.x->req_keepalive = keepalive;
     cl.x->req_http10 = http10;
+    cl.x->client_dechunk = http10; /* what h1session's request_info() says for HTTP/1.0 */
     cl.x->req_upgrade = upgrade;
     cl.x->req_done = true;
     cl.x->resp_phase = RESP_WAIT_HEAD;
