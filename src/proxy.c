@@ -47,6 +47,7 @@
 #include "buf.h"
 #include "config.h"
 #include "conn.h"
+#include "generation.h"
 #include "http1.h"
 #include "log.h"
 #include "loop.h"
@@ -92,8 +93,9 @@ struct exchange {
     uint32_t reqh_host_at; /* where a Host line goes when the request had none (0: it had) */
     struct kpipe req_pipe, resp_pipe; /* splice paths; r == -1 when unused */
 
+    struct generation *gen; /* pinned for the exchange's life (worker_pin) */
     struct upstream_conn *up;
-    int backend;
+    int backend; /* index in gen's backend table, -1 before the first pick */
     bool up_reused, replayed;
     struct lb_tried tried;
     struct lb_request lbr; /* what the balancer read from the head: key, sticky cookie */
@@ -127,6 +129,8 @@ _Static_assert(offsetof(struct exchange, obs) + sizeof(struct obs_req) == sizeof
 struct client {
     struct loop_io io;
     SSL *ssl;      /* NULL on the plain listener */
+    struct generation *tls_gen; /* TLS: the generation it was accepted on (its certificates and
+                                   TLS settings), pinned until close */
     char *subject; /* verified client certificate subject (mTLS with clientSubjectHeader) */
     struct loop_timer timer;
     struct loop_task task; /* deferred: free after close, or process pipelined bytes */
@@ -148,6 +152,16 @@ struct client {
     uint8_t iplen;
     char ip[46]; /* INET6_ADDRSTRLEN */
 };
+
+/* The backend the exchange is on, and its settings in the exchange's generation. */
+static inline struct backend *x_backend(const struct client *c)
+{
+    return c->x->gen->table->b[c->x->backend];
+}
+static inline const struct config_backend *x_config(const struct client *c)
+{
+    return &c->x->gen->cfg->backends[c->x->backend];
+}
 
 static void pump(struct client *c);
 static void process_head(struct client *c);
@@ -196,6 +210,9 @@ static void release_buffers(struct client *c)
         buf_put(&w->bufs, x->reqh);
         buf_put(&w->bufs, x->uin);
         buf_put(&w->bufs, x->resph);
+        if (x->gen)
+            worker_unpin(w, x->gen);
+        x->gen = NULL;
         if (w->nfree_exchanges < MAX_FREE_EXCHANGES) {
             x->next_free = w->free_exchanges;
             w->free_exchanges = x;
@@ -225,9 +242,9 @@ static void drop_upstream(struct client *c, bool reusable, enum lb_outcome outco
 {
     if (!c->x || !c->x->up)
         return;
-    struct backend *b = &c->w->backends->b[c->x->backend];
+    struct backend *b = x_backend(c);
     atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
-    balancer_release(c->w->balancer, c->x->backend, outcome, pick_age_us(c->x));
+    balancer_release(&c->x->gen->balancer, c->x->backend, outcome, pick_age_us(c->x));
     upstream_release(c->x->up, reusable);
     c->x->up = NULL;
 }
@@ -309,6 +326,9 @@ static void client_close(struct client *c)
     c->ssl = NULL;
     free(c->subject);
     c->subject = NULL;
+    if (c->tls_gen)
+        worker_unpin(c->w, c->tls_gen);
+    c->tls_gen = NULL;
     close(c->io.fd);
     c->io.fd = -1;
     struct buf_pool *pool = &c->w->bufs;
@@ -398,8 +418,8 @@ static void client_nodelay(struct client *c)
  * the attempt and try the next backend (connect_next answers 502/503 when none is left). */
 static void connect_failed(struct client *c, const char *why)
 {
-    struct backend *b = &c->w->backends->b[c->x->backend];
-    log_warn("backend %s: connect failed: %s", b->cfg->name, why);
+    struct backend *b = x_backend(c);
+    log_warn("backend %s: connect failed: %s", b->name, why);
     backend_report_failure(b, c->w->cfg->max_fails, why);
     drop_upstream(c, false, LB_CONNECT_FAILED);
     connect_next(c);
@@ -413,7 +433,7 @@ static void arm_timer(struct client *c)
     uint64_t d;
     switch (c->state) {
     case CS_HANDSHAKE:
-        d = c->idle_since + cfg->tls->handshake_timeout_ms;
+        d = c->idle_since + c->tls_gen->cfg->tls->handshake_timeout_ms;
         break;
     case CS_READ_HEAD:
         if (c->head_start)
@@ -467,8 +487,8 @@ static void on_timeout(struct loop_timer *t)
         return;
     case CS_EXCHANGE:
         if (c->x->resp_phase == RESP_WAIT_HEAD && c->x->req_done) {
-            struct backend *b = &c->w->backends->b[c->x->backend];
-            log_warn("backend %s: no response within %u ms", b->cfg->name,
+            struct backend *b = x_backend(c);
+            log_warn("backend %s: no response within %u ms", b->name,
                      c->w->cfg->upstream_timeout_ms);
             c->x->end_term = "sH";
             c->x->end_error = "response_timeout";
@@ -532,7 +552,7 @@ static bool ensure_in(struct client *c)
 /* Thin adapters from a client's state to the rewrite module's explicit inputs. */
 static bool build_request_head(struct client *c, const struct http1_request *req, struct buf *b)
 {
-    const struct config_tls *tls = c->w->cfg->tls;
+    const struct config_tls *tls = c->tls_gen ? c->tls_gen->cfg->tls : c->w->cfg->tls;
     struct rewrite_request opt = {.client_ip = c->ip,
                                   .client_ip_len = c->iplen,
                                   .upgrade = c->x->req_upgrade,
@@ -550,7 +570,7 @@ static bool build_request_head(struct client *c, const struct http1_request *req
 
 static bool set_upstream_host(struct client *c, const struct backend *b)
 {
-    return rewrite_set_host(c->x->reqh, c->x->reqh_host_at, b->cfg->name);
+    return rewrite_set_host(c->x->reqh, c->x->reqh_host_at, b->name);
 }
 
 static bool build_response_head(struct client *c, const struct http1_response *resp,
@@ -562,7 +582,7 @@ static bool build_response_head(struct client *c, const struct http1_response *r
     struct rewrite_response opt = {.http10 = c->x->req_http10,
                                    .dechunk = c->x->resp_dechunk,
                                    .keepalive = c->x->client_keepalive};
-    opt.set_cookie_len = balancer_set_cookie(c->w->balancer, &c->x->lbr, c->x->backend, cookie,
+    opt.set_cookie_len = balancer_set_cookie(&c->x->gen->balancer, &c->x->lbr, c->x->backend, cookie,
                                              sizeof(cookie));
     opt.set_cookie = cookie;
     return rewrite_response_head(resp, &opt, b);
@@ -602,6 +622,8 @@ static void start_exchange(struct client *c, const struct http1_request *req, si
         client_fail(c, 503, LB_OK);
         return;
     }
+    x->gen = w->gen; /* the request runs on the generation it started on, to its end */
+    worker_pin(w, x->gen);
     obs_req_start(w, &x->obs, req, c->head_start ? loop_now(w->loop) - c->head_start : 0);
     x->req_body = req->body;
     x->req_remaining = req->body == HTTP1_BODY_LENGTH ? req->content_length : 0;
@@ -620,7 +642,7 @@ static void start_exchange(struct client *c, const struct http1_request *req, si
         client_fail(c, 431, LB_OK);
         return;
     }
-    balancer_request_init(w->balancer, &x->lbr, req, c->ip, c->iplen, w->id);
+    balancer_request_init(&x->gen->balancer, &x->lbr, req, c->ip, c->iplen, w->id);
     connect_next(c);
 }
 
@@ -767,7 +789,7 @@ static bool client_handshake(struct client *c)
         return false;
     }
     metrics_add(&c->w->m->tls_handshakes[tls_session_reused(c->ssl) ? MTLS_RESUMED : MTLS_FULL], 1);
-    const struct config_tls *tls = c->w->cfg->tls;
+    const struct config_tls *tls = c->tls_gen->cfg->tls;
     if (tls->client_subject_header) {
         char subject[1024];
         size_t n = tls_peer_subject(c->ssl, subject, sizeof(subject));
@@ -796,20 +818,20 @@ static void connect_next(struct client *c)
             client_fail(c, 502, LB_OK);
             return;
         }
-        int idx = balancer_pick(w->balancer, &c->x->lbr, &c->x->tried);
+        int idx = balancer_pick(&c->x->gen->balancer, &c->x->lbr, &c->x->tried);
         if (idx < 0) {
             client_fail(c, c->x->tried.n ? 502 : 503, LB_OK);
             return;
         }
         lb_tried_add(&c->x->tried, idx);
-        struct backend *b = &w->backends->b[idx];
+        struct backend *b = c->x->gen->table->b[idx];
         c->x->backend = idx;
         if (!set_upstream_host(c, b)) {
             client_fail(c, 431, LB_OK);
             return;
         }
-        c->x->up = upstream_take_idle(w->upstreams, idx, c, on_upstream_event);
-        obs_backend_try(w, &c->x->obs, idx, c->x->up != NULL, c->x->tried.n > 1, c->x->reqh->last);
+        c->x->up = upstream_take_idle(w->upstreams, &b->pw[w->id].idle, c, on_upstream_event);
+        obs_backend_try(w, &c->x->obs, b, c->x->up != NULL, c->x->tried.n > 1, c->x->reqh->last);
         atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
         if (c->x->up) {
             c->x->up_reused = true;
@@ -820,8 +842,9 @@ static void connect_next(struct client *c)
         }
         int err = 0;
         c->x->up_reused = false;
-        c->x->up = upstream_connect(w->upstreams, idx, (const struct sockaddr *)&b->cfg->addr,
-                                 b->cfg->addrlen, c, on_upstream_event, &err);
+        c->x->up = upstream_connect(w->upstreams, &b->pw[w->id].idle,
+                                    (const struct sockaddr *)&x_config(c)->addr,
+                                    x_config(c)->addrlen, c, on_upstream_event, &err);
         if (c->x->up) {
             c->state = CS_CONNECT;
             c->progress_at = loop_now(w->loop);
@@ -832,15 +855,15 @@ static void connect_next(struct client *c)
         if (sock_error_is_local(err)) {
             /* golb is out of descriptors or ports: not the backend's fault, and every other
              * backend would fail the same way. */
-            log_warn("backend %s: cannot connect: %s", b->cfg->name, strerror(-err));
-            balancer_release(w->balancer, idx, LB_OK, pick_age_us(c->x));
+            log_warn("backend %s: cannot connect: %s", b->name, strerror(-err));
+            balancer_release(&c->x->gen->balancer, idx, LB_OK, pick_age_us(c->x));
             client_fail(c, 503, LB_OK);
             return;
         }
         obs_connect_result(w, &c->x->obs, err);
-        log_warn("backend %s: connect failed: %s", b->cfg->name, strerror(-err));
+        log_warn("backend %s: connect failed: %s", b->name, strerror(-err));
         backend_report_failure(b, cfg->max_fails, strerror(-err));
-        balancer_release(w->balancer, idx, LB_CONNECT_FAILED, pick_age_us(c->x));
+        balancer_release(&c->x->gen->balancer, idx, LB_CONNECT_FAILED, pick_age_us(c->x));
     }
 }
 
@@ -853,7 +876,7 @@ static bool replay_on_fresh(struct client *c)
         (c->x->uin && buf_len(c->x->uin) > 0) || !c->x->reqh)
         return false;
     struct worker *w = c->w;
-    struct backend *b = &w->backends->b[c->x->backend];
+    struct backend *b = x_backend(c);
     upstream_release(c->x->up, false);
     c->x->up = NULL;
     c->x->replayed = true;
@@ -862,11 +885,12 @@ static bool replay_on_fresh(struct client *c)
     c->x->up_eof = false;
     int err = 0;
     c->x->up_reused = false;
-    c->x->up = upstream_connect(w->upstreams, c->x->backend, (const struct sockaddr *)&b->cfg->addr,
-                             b->cfg->addrlen, c, on_upstream_event, &err);
+    c->x->up = upstream_connect(w->upstreams, &b->pw[w->id].idle,
+                                (const struct sockaddr *)&x_config(c)->addr, x_config(c)->addrlen,
+                                c, on_upstream_event, &err);
     if (!c->x->up) {
         atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
-        balancer_release(w->balancer, c->x->backend, LB_CONNECT_FAILED, pick_age_us(c->x));
+        balancer_release(&c->x->gen->balancer, c->x->backend, LB_CONNECT_FAILED, pick_age_us(c->x));
         connect_next(c);
         return true;
     }
@@ -881,9 +905,9 @@ static void upstream_broken(struct client *c, const char *why)
 {
     if (replay_on_fresh(c))
         return;
-    struct backend *b = &c->w->backends->b[c->x->backend];
+    struct backend *b = x_backend(c);
     if (!c->x->resp_started) {
-        log_warn("backend %s: %s", b->cfg->name, why);
+        log_warn("backend %s: %s", b->name, why);
         backend_report_failure(b, c->w->cfg->max_fails, why);
     }
     c->x->end_term = c->x->resp_started ? "SD" : "SH";
@@ -1188,8 +1212,8 @@ static void splice_response(struct client *c, bool *progress)
     }
     bool drained = c->x->resp_pipe.bytes == 0;
     if (err == PIPE_SPLICE_SRC_FAILED || (length && c->x->up_eof && c->x->resp_remaining && drained)) {
-        struct backend *b = &c->w->backends->b[c->x->backend];
-        log_warn("backend %s: connection closed in the middle of the response body", b->cfg->name);
+        struct backend *b = x_backend(c);
+        log_warn("backend %s: connection closed in the middle of the response body", b->name);
         c->x->end_term = "SD";
         c->x->end_error = "upstream_reset";
         client_close(c); /* cut: the client must see the truncation */
@@ -1320,9 +1344,9 @@ static bool pump_response(struct client *c)
             bool truncated = c->x->up->ssl && !tls_close_notify_received(c->x->up->ssl);
             if (c->x->resp_body != HTTP1_BODY_CLOSE || r < 0 || truncated) {
                 /* Premature end of a delimited body: cut the client so it sees the truncation. */
-                struct backend *b = &c->w->backends->b[c->x->backend];
+                struct backend *b = x_backend(c);
                 log_warn("backend %s: connection closed in the middle of the response body",
-                         b->cfg->name);
+                         b->name);
                 c->x->end_term = "SD";
                 c->x->end_error = "upstream_reset";
                 client_close(c);
@@ -1342,7 +1366,7 @@ static void finish_exchange(struct client *c)
 {
     struct worker *w = c->w;
     obs_end(c, c->x->obs.backend_status, "--", NULL);
-    backend_report_success(&w->backends->b[c->x->backend]);
+    backend_report_success(x_backend(c));
     /* Reuse is earned: the response said keep-alive, ended exactly where its framing said (no
      * byte left over, even after a bodiless 204/304/HEAD answer) and the request went out whole. */
     bool reusable = c->x->resp_keepalive && c->x->req_done && !c->x->up_eof &&
@@ -1580,7 +1604,7 @@ static void on_upstream_event(struct upstream_conn *up, uint32_t events)
         }
         /* https backend: the TLS handshake is part of connecting (same deadline, same retry,
          * and the connect-duration histogram includes it). */
-        struct tls_client *tc = c->w->backends->b[c->x->backend].cfg->tls_client;
+        struct tls_client *tc = x_config(c)->tls_client;
         if (tc) {
             char err[256];
             int rc = upstream_tls_step(up, tc, err, sizeof(err));
@@ -1624,8 +1648,11 @@ void proxy_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen
     c->iplen = (uint8_t)sock_ip_str(peer, c->ip, sizeof(c->ip));
     c->state = CS_READ_HEAD;
     if (tls) {
-        c->ssl = tls_server_ssl(w->cfg->tls->server, fd);
+        c->tls_gen = w->gen;
+        worker_pin(w, c->tls_gen);
+        c->ssl = tls_server_ssl(c->tls_gen->cfg->tls->server, fd);
         if (!c->ssl) {
+            worker_unpin(w, c->tls_gen);
             close(fd);
             free(c);
             worker_client_closed(w);
@@ -1658,6 +1685,23 @@ void proxy_drain(struct worker *w)
             client_close(c);
         c = next;
     }
+}
+
+int proxy_cut_retired(struct worker *w)
+{
+    int n = 0;
+    struct client *c = w->clients;
+    while (c) {
+        struct client *next = c->next;
+        if (c->x && c->x->backend >= 0 &&
+            atomic_load_explicit(&x_backend(c)->retired, memory_order_relaxed)) {
+            c->x->end_term = c->x->resp_started ? "KD" : "KH";
+            client_close(c);
+            n++;
+        }
+        c = next;
+    }
+    return n;
 }
 
 void proxy_close_all(struct worker *w)
