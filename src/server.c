@@ -362,7 +362,7 @@ void server_reload(struct server *s, const char *who, struct admin_reload *out)
         pthread_mutex_unlock(&s->lock);
         return;
     }
-    log_event(LOG_INFO, "reload", "reload by %s: loading %s", who, s->confpath);
+    log_debug("reload by %s: loading %s", who, s->confpath);
     struct config *cfg = NULL;
     if (config_load(s->confpath, ef, &cfg) != 0) {
         fclose(ef);
