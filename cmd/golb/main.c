@@ -18,6 +18,7 @@
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "sock.h"
 #include "util.h"
 #include "worker.h"
@@ -166,6 +167,7 @@ static void raise_fd_limit(const struct config *cfg)
 
 static int run(const struct config *cfg)
 {
+    (void)notify_init(); /* before any thread starts: it reads the environment */
     raise_fd_limit(cfg);
     int status = 1;
     sigset_t mask;
@@ -262,6 +264,9 @@ static int run(const struct config *cfg)
         if (!admin)
             goto stop;
     }
+    char ready[256]; /* after the admin listener too: READY means everything is up */
+    snprintf(ready, sizeof(ready), "serving on %s", where);
+    notify_ready(ready);
 
     for (;;) {
         struct signalfd_siginfo si;
@@ -283,6 +288,7 @@ static int run(const struct config *cfg)
         }
         log_info("%s: draining connections (up to %u ms)", strsignal((int)si.ssi_signo),
                  cfg->shutdown_timeout_ms);
+        notify_stopping("draining connections");
         break;
     }
     status = 0;
