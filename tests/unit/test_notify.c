@@ -211,7 +211,7 @@ Test(notify, unusable_values_are_refused)
     capture_free(&c);
 }
 
-Test(notify, nobody_listening_logs_once_and_does_not_block)
+Test(notify, nobody_listening_logs_once_and_does_not_block, .timeout = 20)
 {
     char dir[] = "/tmp/golb-notify-XXXXXX", path[64];
     cr_assert(mkdtemp(dir));
@@ -232,7 +232,7 @@ Test(notify, nobody_listening_logs_once_and_does_not_block)
     rmdir(dir);
 }
 
-Test(notify, full_queue_does_not_block)
+Test(notify, full_queue_does_not_block, .timeout = 20)
 {
     /* A manager that does not read: its queue fills and sends fail at once (EAGAIN), logged once. */
     struct listener l;
