@@ -18,6 +18,7 @@
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "sock.h"
 #include "tls.h"
 #include "util.h"
@@ -106,6 +107,18 @@ static void describe_listeners(struct server *s, const struct config *cfg)
         snprintf(s->where, sizeof(s->where), "%s and https://%s", s->bound, s->tls_bound);
     else
         snprintf(s->where, sizeof(s->where), "%s", s->bound);
+}
+
+/* READY=1 with what golb serves (start-up, and after every reload, failed ones too). */
+static void notify_ready_serving(const struct server *s)
+{
+    char status[300];
+    if (s->gen->id == 1)
+        snprintf(status, sizeof(status), "serving on %s", s->where);
+    else
+        snprintf(status, sizeof(status), "serving on %s (generation %llu)", s->where,
+                 (unsigned long long)s->gen->id);
+    notify_ready(status);
 }
 
 static void admin_reload_cb(void *arg, const char *who, struct admin_reload *out)
@@ -212,6 +225,7 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
         if (!s->admin)
             goto fail;
     }
+    notify_ready_serving(s); /* after the admin listener: a failing one exits instead */
     free(fds);
     free(tls_fds);
     return s;
@@ -234,6 +248,7 @@ int server_stop(struct server *s)
     pthread_mutex_lock(&s->lock); /* a reload in progress ends first */
     s->stopping = true;
     pthread_mutex_unlock(&s->lock);
+    notify_stopping("draining connections");
     admin_set_draining(s->admin);
     for (int i = 0; i < s->started; i++)
         if (s->workers[i].started)
@@ -330,6 +345,16 @@ static int prepare_listener(struct server *s, bool changed, bool wanted,
 
 static void fail_reload(struct server *s, const char *who, char *errs, struct admin_reload *out)
 {
+    if (!s->stopping) {
+        /* systemd waits for READY=1 after RELOADING=1, a failed reload included */
+        char status[300];
+        const char *first = errs ? errs : "";
+        const char *nl = strchr(first, '\n');
+        int len = nl ? (int)(nl - first) : (int)strlen(first);
+        snprintf(status, sizeof(status), "reload failed, still serving generation %llu: %.*s",
+                 (unsigned long long)s->gen->id, len, first);
+        notify_ready(status);
+    }
     log_lines(errs, true);
     log_event(LOG_ERROR, "reload", "reload by %s failed: keeping generation %llu", who,
               (unsigned long long)s->gen->id);
@@ -363,6 +388,7 @@ void server_reload(struct server *s, const char *who, struct admin_reload *out)
         return;
     }
     log_debug("reload by %s: loading %s", who, s->confpath);
+    notify_reloading("reloading the configuration");
     struct config *cfg = NULL;
     if (config_load(s->confpath, ef, &cfg) != 0) {
         fclose(ef);
@@ -478,6 +504,7 @@ void server_reload(struct server *s, const char *who, struct admin_reload *out)
               who, (unsigned long long)gen->id, nchanges && summary ? summary : "no changes",
               s->where);
     free(summary);
+    notify_ready_serving(s);
     if (out) {
         out->ok = true;
         out->generation = gen->id;

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "config_diff.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 
 #define GOLB_VERSION "0.1.0"
@@ -115,6 +116,7 @@ static int parse_flags(int argc, char **argv, struct options *o)
  * reopens the log files. */
 static int run(struct config *cfg, const char *confpath)
 {
+    (void)notify_init(); /* before any thread starts: it reads the environment */
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
