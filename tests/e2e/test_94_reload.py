@@ -314,6 +314,35 @@ class ReloadRequestsTest(ReloadCase):
         g.wait_log(r"1 request\(s\) on removed backends cut after shutdownTimeout", timeout=5)
 
 
+class ReloadTunnelTest(ReloadCase):
+    def test_a_tunnel_to_a_removed_backend_ends_after_shutdown_timeout(self):
+        from test_86_tunnel import TunnelUpstream
+        a = self.toy(1)
+        t = TunnelUpstream(self)
+        g = self.start([a, t.u], shutdownTimeout=1)
+        tun = None
+        for _ in range(6):
+            c = self.conn(g)
+            c.send_request("GET", "/ws", headers=[("Connection", "Upgrade"), ("Upgrade", "websocket")])
+            r = c.read_response(head_only=True)
+            if r.status == 101:
+                tun = c
+                break
+        self.assertIsNotNone(tun)
+        self.write(g, [a], shutdownTimeout=1)
+        self.sighup(g)
+        t0 = time.monotonic()
+        tun.sock.sendall(b"still-there")  # inside shutdownTimeout the tunnel still works
+        got = b""
+        while len(got) < 11:
+            got += tun.sock.recv(11 - len(got))
+        self.assertEqual(got, b"still-there")
+        tun.sock.settimeout(scaled(6))
+        self.assertEqual(tun.sock.recv(100), b"", "the tunnel is closed after shutdownTimeout")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.5)
+        self.assertEqual(set(self.server_ids(g, 4)), {"1"})
+
+
 class ReloadTLSTest(ReloadCase):
     def test_renewed_certificate_is_served_after_a_reload(self):
         import ssl
@@ -351,6 +380,16 @@ class ReloadTLSTest(ReloadCase):
             return ssl.PEM_cert_to_DER_cert(open(path).read().split("-----END CERTIFICATE-----")[0]
                                             + "-----END CERTIFICATE-----\n")
         self.assertEqual(serving_cert(), der(cert1))
+        # a session ticket from before the reload
+        rctx = ssl.create_default_context(cafile=pki.ca_cert)
+        rctx.maximum_version = ssl.TLSVersion.TLSv1_2  # the ticket is there after the handshake
+        with rctx.wrap_socket(socket.create_connection(("127.0.0.1", tport)),
+                              server_hostname="golb.test") as s1:
+            s1.sendall(b"GET /x HTTP/1.1\r\nHost: golb.test\r\nConnection: close\r\n\r\n")
+            while s1.recv(65536):
+                pass
+            session = s1.session
+        self.assertIsNotNone(session)
         ctx = ssl.create_default_context(cafile=pki.ca_cert)
         old = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tport)), server_hostname="golb.test")
         install(cert2, key2)
@@ -358,6 +397,9 @@ class ReloadTLSTest(ReloadCase):
             f.write(text)
         self.sighup(g)
         self.assertEqual(serving_cert(), der(cert2), "the renewed certificate is served")
+        with rctx.wrap_socket(socket.create_connection(("127.0.0.1", tport)),
+                              server_hostname="golb.test", session=session) as s2:
+            self.assertTrue(s2.session_reused, "a ticket from before the reload still resumes")
         old.sendall(b"GET /x HTTP/1.1\r\nHost: golb.test\r\nConnection: close\r\n\r\n")
         data = b""
         old.settimeout(scaled(5))
