@@ -2,6 +2,7 @@
 #
 # MODE=release (default) builds into build/release and links bin/golb, bin/toy-backend.
 # MODE=asan builds everything with AddressSanitizer + UndefinedBehaviorSanitizer into build/asan.
+# OUT is where the binaries land; BINDIR, MANDIR, ... are where `make install` puts them.
 
 MODE      ?= release
 CC        ?= gcc
@@ -17,11 +18,11 @@ BASEFLAGS := -std=c11 -D_GNU_SOURCE -pthread -Isrc $(WARN) $(PKG_CFLAGS) -MMD -M
 
 ifeq ($(MODE),asan)
   B        := build/asan
-  BINDIR   := build/asan/bin
+  OUT      := build/asan/bin
   MODEFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 else
   B        := build/release
-  BINDIR   := bin
+  OUT      := bin
   MODEFLAGS := -O2 -g
 endif
 
@@ -38,10 +39,11 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all help deps deps-test deps-bench run test check unit e2e e2e-tls fuzz fuzz-build fuzz-replay bench fmt clean
+.PHONY: all help deps deps-test deps-bench run test check unit e2e e2e-tls fuzz fuzz-build fuzz-replay bench fmt clean \
+        install uninstall check-dist
 .DEFAULT_GOAL := all
 
-all: $(BINDIR)/golb $(BINDIR)/toy-backend
+all: $(OUT)/golb $(OUT)/toy-backend
 
 help:
 	@echo "make            build bin/golb and bin/toy-backend"
@@ -49,6 +51,8 @@ help:
 	@echo "make test       install, build, run unit + e2e tests (plain and ASan+UBSan) and a short fuzz replay"
 	@echo "make fuzz       run every fuzz target for FUZZ_SECONDS (default 300) each"
 	@echo "make bench      benchmark golb against HAProxy and nginx (see bench/README.md)"
+	@echo "make install    install golb, toy-backend, man pages, example config, systemd unit (PREFIX, DESTDIR)"
+	@echo "make uninstall  remove what make install installed (an edited config stays)"
 
 deps:
 	@scripts/install-deps.sh build
@@ -72,11 +76,11 @@ $(B)/obj/cmd/%.o: cmd/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BINDIR)/golb: $(B)/obj/cmd/golb/main.o $(LIB)
+$(OUT)/golb: $(B)/obj/cmd/golb/main.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
 
-$(BINDIR)/toy-backend: $(B)/obj/cmd/toy-backend/main.o $(LIB)
+$(OUT)/toy-backend: $(B)/obj/cmd/toy-backend/main.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
 
@@ -89,15 +93,15 @@ unit: $(UNIT_BINS)
 	@scripts/run-unit.sh $(UNIT_BINS)
 
 # End-to-end tests: real golb and toy-backend processes on ephemeral loopback ports.
-e2e: $(BINDIR)/golb $(BINDIR)/toy-backend
-	python3 tests/e2e/run.py --bindir $(BINDIR)
+e2e: $(OUT)/golb $(OUT)/toy-backend
+	python3 tests/e2e/run.py --bindir $(OUT)
 
 # The same end-to-end tests over TLS where they make sense (golb gets an HTTPS listener and the
 # tests' HTTP clients use it; tests that speak raw TCP to golb stay plain).
 E2E_TLS_FILES := -k test_20_quickstart. -k test_40_http1. -k test_50_proxy. -k test_60_bodies. \
                  -k test_85_hostile_vectors. -k test_86_tunnel. -k test_89_splice.
-e2e-tls: $(BINDIR)/golb $(BINDIR)/toy-backend
-	python3 tests/e2e/run.py --bindir $(BINDIR) --tls $(E2E_TLS_FILES)
+e2e-tls: $(OUT)/golb $(OUT)/toy-backend
+	python3 tests/e2e/run.py --bindir $(OUT) --tls $(E2E_TLS_FILES)
 
 check: unit e2e
 
@@ -124,6 +128,48 @@ fuzz: $(FUZZ_BINS)
 
 bench: deps-bench all
 	@bench/run.sh
+
+# ---- install: GNU-style directory variables; DESTDIR stages the tree (packaging, tests).
+# SYSCONFDIR is /etc whatever PREFIX is: golb.service and golb(8) name /etc/golb/golb.yml, where an
+# operator looks for it. UNITDIR under PREFIX: systemd also reads /usr/local/lib/systemd/system.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+INSTALL    ?= install
+CONF       := $(DESTDIR)$(SYSCONFDIR)/golb/golb.yml
+
+# The release build only (an ASan build is no server to install). The example config never
+# replaces an existing one: that is the operator's.
+install: all
+	@test "$(MODE)" = release || { echo "make install installs the release build; run it without MODE=$(MODE)" >&2; exit 2; }
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(SYSCONFDIR)/golb $(DESTDIR)$(UNITDIR)
+	$(INSTALL) -m 755 $(OUT)/golb $(OUT)/toy-backend $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 644 docs/man/golb.8 $(DESTDIR)$(MANDIR)/man8/golb.8
+	$(INSTALL) -m 644 docs/man/golb.yml.5 $(DESTDIR)$(MANDIR)/man5/golb.yml.5
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/golb.service \
+	    > $(DESTDIR)$(UNITDIR)/golb.service.tmp
+	chmod 644 $(DESTDIR)$(UNITDIR)/golb.service.tmp
+	mv -f $(DESTDIR)$(UNITDIR)/golb.service.tmp $(DESTDIR)$(UNITDIR)/golb.service
+	@if [ -e $(CONF) ]; then echo "keeping the existing $(CONF)"; \
+	 else echo "$(INSTALL) -m 644 dist/golb.yml $(CONF)"; $(INSTALL) -m 644 dist/golb.yml $(CONF); fi
+
+# Removes exactly what install put. The config goes only while it is still the shipped example:
+# an edited one is the operator's work and stays (with a note), and so does its directory.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/golb $(DESTDIR)$(BINDIR)/toy-backend \
+	    $(DESTDIR)$(MANDIR)/man8/golb.8 $(DESTDIR)$(MANDIR)/man5/golb.yml.5 \
+	    $(DESTDIR)$(UNITDIR)/golb.service
+	@if cmp -s dist/golb.yml $(CONF); then echo "rm -f $(CONF)"; rm -f $(CONF); \
+	 elif [ -e $(CONF) ]; then echo "keeping $(CONF): it differs from the example (remove it by hand)"; fi
+	@rmdir $(DESTDIR)$(SYSCONFDIR)/golb 2>/dev/null || true
+
+# The man pages (mandoc lint, every config key documented) and the install/uninstall file lists.
+check-dist: all
+	@tests/check-man.sh
+	@tests/check-install.sh
 
 fmt:
 	clang-format -i src/*.c src/*.h cmd/*/*.c tests/unit/*.c tests/fuzz/*.c

@@ -16,6 +16,7 @@ step make -j"$jobs" MODE=release build/release/libgolb.a $(ls tests/unit/test_*.
 step make MODE=release unit
 step make MODE=release e2e
 step make MODE=release e2e-tls
+step make MODE=release check-dist
 step make -j"$jobs" MODE=asan all
 step make -j"$jobs" MODE=asan $(ls tests/unit/test_*.c | sed 's#tests/unit/\(.*\)\.c#build/asan/tests/\1#')
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 step make MODE=asan unit

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "generation.h"
 #include "config.h"
 #include "conn.h"
 #include "http1.h"
@@ -75,8 +76,11 @@ struct admin_conn {
 };
 
 struct admin {
-    const struct config *cfg;
-    struct backend_table *backends;
+    struct generation *gen; /* the generation the samples below are laid out for (a reference) */
+    admin_reload_fn reload;
+    void *reload_arg;
+    struct sockaddr_storage addr; /* as bound at start (a reload does not move the admin) */
+    pthread_mutex_t listeners_lock;
     const char *version;
     char *listeners;
     char name[128];    /* the bound address: "127.0.0.1:9901", "[::1]:9901", "unix:/path" */
@@ -207,6 +211,55 @@ static void reply_error(struct admin_conn *c, int status, const char *msg, const
     free(body);
 }
 
+/* ---------------------------------------------------------------- generations --------------- */
+
+/* Follows a reload: lays the per-backend samples and history out for the running generation,
+ * keeping the rows of backends it still has (matched by object, i.e. identity). On allocation
+ * failure it stays on the old generation and tries again next time. */
+static void admin_sync(struct admin *a)
+{
+    struct generation *g = generation_acquire();
+    if (!g || g == a->gen) {
+        generation_unref(g);
+        return;
+    }
+    const struct backend_table *t0 = a->gen->table, *t1 = g->table;
+    struct sample *samples = calloc((size_t)(t1->n + 1) * (RATE_WINDOW + 1), sizeof(*samples));
+    float *history = calloc((size_t)(t1->n + 1) * HISTORY * 2, sizeof(float));
+    if (!samples || !history) {
+        free(samples);
+        free(history);
+        generation_unref(g);
+        return;
+    }
+    for (int j = 0; j <= t1->n; j++) {
+        int i = j == t1->n ? t0->n : backend_table_find(t0, t1->b[j]);
+        if (i < 0)
+            continue; /* a new backend: no past */
+        memcpy(&samples[(size_t)j * (RATE_WINDOW + 1)], &a->samples[(size_t)i * (RATE_WINDOW + 1)],
+               (RATE_WINDOW + 1) * sizeof(*samples));
+        memcpy(&history[(size_t)j * HISTORY * 2], &a->history[(size_t)i * HISTORY * 2],
+               HISTORY * 2 * sizeof(float));
+    }
+    free(a->samples);
+    free(a->history);
+    a->samples = samples;
+    a->history = history;
+    generation_unref(a->gen);
+    a->gen = g;
+}
+
+void admin_set_listeners(struct admin *a, const char *listeners)
+{
+    char *copy = a ? strdup(listeners) : NULL;
+    if (!copy)
+        return;
+    pthread_mutex_lock(&a->listeners_lock);
+    free(a->listeners);
+    a->listeners = copy;
+    pthread_mutex_unlock(&a->listeners_lock);
+}
+
 /* ---------------------------------------------------------------- sampling ------------------ */
 
 static struct sample *sample_at(struct admin *a, int b, int k)
@@ -218,10 +271,12 @@ static void take_samples(struct admin *a)
 {
     uint64_t now = loop_now(a->loop);
     int k = a->sample_at;
-    for (int b = 0; b <= a->backends->n; b++) {
+    admin_sync(a);
+    int n = a->gen->table->n;
+    for (int b = 0; b <= n; b++) {
         /* b == n: the whole process (client side) */
         struct metrics_sums s;
-        metrics_sum_backend(b < a->backends->n ? b : -1, &s);
+        metrics_sum_backend(b < n ? a->gen->table->b[b] : NULL, &s);
         struct sample *x = sample_at(a, b, k);
         x->t_ms = now;
         x->requests = 0;
@@ -232,7 +287,7 @@ static void take_samples(struct admin *a)
     }
     if (a->nsamples > 0) {
         int prev = (k + RATE_WINDOW) % (RATE_WINDOW + 1);
-        for (int b = 0; b <= a->backends->n; b++) {
+        for (int b = 0; b <= n; b++) {
             const struct sample *x = sample_at(a, b, k), *o = sample_at(a, b, prev);
             double dt = (double)(x->t_ms - o->t_ms) / 1000.0;
             float *h = &a->history[((size_t)b * HISTORY + (size_t)a->history_at) * 2];
@@ -319,9 +374,9 @@ static void history_json(struct admin *a, FILE *f, int b)
 
 static void backend_json(struct admin *a, FILE *f, int i, bool history)
 {
-    struct backend *b = &a->backends->b[i];
+    struct backend *b = a->gen->table->b[i];
     struct metrics_sums s;
-    metrics_sum_backend(i, &s);
+    metrics_sum_backend(b, &s);
     uint64_t total = 0;
     for (int k = 0; k < 5; k++)
         total += s.requests[k];
@@ -329,9 +384,9 @@ static void backend_json(struct admin *a, FILE *f, int i, bool history)
     enum backend_state hs = (enum backend_state)atomic_load_explicit(&b->state,
                                                                       memory_order_relaxed);
     fputs("{\"name\":", f);
-    fjson_str(f, b->cfg->name);
+    fjson_str(f, b->name);
     fputs(",\"url\":", f);
-    fjson_str(f, b->cfg->url ? b->cfg->url : "");
+    fjson_str(f, a->gen->cfg->backends[i].url ? a->gen->cfg->backends[i].url : "");
     fprintf(f, ",\"state\":\"%s\",\"health\":\"%s\",\"admin_state\":\"%s\",\"weight\":%u",
             backend_effective_state(b),
             hs == BACKEND_UP ? "up" : hs == BACKEND_DOWN ? "down" : "unknown",
@@ -348,7 +403,7 @@ static void backend_json(struct admin *a, FILE *f, int i, bool history)
     fjson_num_or_null(f, r.p99);
     struct metrics_check chk;
     fputs(",\"last_check\":", f);
-    if (metrics_check_read(i, &chk)) {
+    if (metrics_check_read(b, &chk)) {
         fputs("{\"time\":", f);
         fjson_time(f, chk.time_ms);
         fprintf(f, ",\"result\":\"%s\",\"reason\":", chk.result ? "success" : "failure");
@@ -375,30 +430,34 @@ static void send_status(struct admin_conn *c, bool history)
         return;
     }
     int up = 0;
-    for (int i = 0; i < a->backends->n; i++)
-        up += backend_is_up(&a->backends->b[i]);
-    struct rates total = window_rates(a, a->backends->n);
+    const struct backend_table *t = a->gen->table;
+    for (int i = 0; i < t->n; i++)
+        up += backend_is_up(t->b[i]);
+    struct rates total = window_rates(a, t->n);
     fputs("{\"version\":", f);
     fjson_str(f, a->version);
     fprintf(f, ",\"uptime_seconds\":%.3f,\"start_time\":",
             (double)(util_wall_ms() - a->start_ms) / 1000.0);
     fjson_time(f, a->start_ms);
-    fprintf(f, ",\"workers\":%d,\"listeners\":[", a->cfg->workers);
+    fprintf(f, ",\"generation\":%llu,\"workers\":%d,\"listeners\":[",
+            (unsigned long long)a->gen->id, a->gen->cfg->workers);
+    pthread_mutex_lock(&a->listeners_lock);
     fjson_str(f, a->listeners);
+    pthread_mutex_unlock(&a->listeners_lock);
     fputs("],\"admin\":", f);
     fjson_str(f, a->name);
     fprintf(f, ",\"draining\":%s,\"interval_seconds\":%d,\"backends_up\":%d",
             atomic_load(&a->draining) ? "true" : "false", RATE_WINDOW, up);
     fprintf(f, ",\"requests_per_second\":%.3f,\"errors_per_second\":%.3f", total.rps, total.eps);
     fputs(",\"backends\":[", f);
-    for (int i = 0; i < a->backends->n; i++) {
+    for (int i = 0; i < t->n; i++) {
         if (i)
             fputc(',', f);
         backend_json(a, f, i, history);
     }
     fputs("]", f);
     if (history)
-        history_json(a, f, a->backends->n);
+        history_json(a, f, t->n);
     fputs("}\n", f);
     fclose(f);
     reply(c, 200, "application/json", NULL, body, len);
@@ -414,7 +473,7 @@ static void send_metrics(struct admin_conn *c)
         conn_close(c);
         return;
     }
-    int rc = metrics_render(f);
+    int rc = metrics_render(f, c->a->gen->table);
     fclose(f);
     if (rc != 0)
         reply_error(c, 500, "cannot render metrics", NULL);
@@ -464,8 +523,8 @@ static void change_backend(struct admin_conn *c, char *name, const char *body, s
         return;
     }
     int idx = -1;
-    for (int i = 0; i < a->backends->n; i++)
-        if (strcmp(a->backends->b[i].cfg->name, name) == 0)
+    for (int i = 0; i < a->gen->table->n; i++)
+        if (strcmp(a->gen->table->b[i]->name, name) == 0)
             idx = i;
     if (idx < 0) {
         reply_error(c, 404, "unknown backend", NULL);
@@ -522,7 +581,7 @@ static void change_backend(struct admin_conn *c, char *name, const char *body, s
         reply_error(c, 400, err, NULL);
         return;
     }
-    struct backend *b = &a->backends->b[idx];
+    struct backend *b = a->gen->table->b[idx];
     if (state >= 0)
         backend_set_admin(b, (enum backend_admin_state)state, c->peer);
     if (weight >= 0) {
@@ -530,7 +589,7 @@ static void change_backend(struct admin_conn *c, char *name, const char *body, s
                                                 memory_order_relaxed);
         if (old != (uint32_t)weight)
             log_event(LOG_INFO, "admin", "backend %s weight set to %lld (was %u) by %s",
-                      b->cfg->name, weight, old, c->peer);
+                      b->name, weight, old, c->peer);
     }
     char *out = NULL;
     size_t olen = 0;
@@ -566,7 +625,7 @@ static bool span_is(const char *s, size_t n, const char *lit)
 static bool token_ok(const struct admin *a, const struct http1_request *req)
 {
     const struct http1_header *h = find(req, "authorization");
-    const char *tok = a->cfg->admin_token;
+    const char *tok = a->gen->cfg->admin_token;
     size_t tl = strlen(tok);
     if (!h || h->value_len != 7 + tl || strncasecmp(h->value, "Bearer ", 7) != 0)
         return false;
@@ -587,10 +646,70 @@ static bool origin_ok(const struct admin *a, const struct http1_request *req)
            (a->origin_lo[0] && span_is(h->value, h->value_len, a->origin_lo));
 }
 
+/* One JSON array of the lines of text (NULL: empty), skipping or keeping warnings. */
+static void json_lines(FILE *f, const char *text, int warnings)
+{
+    fputc('[', f);
+    bool first = true;
+    for (const char *p = text; p && *p;) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        char *line = strndup(p, n);
+        if (line && n && (warnings < 0 || (strstr(line, ": warning: ") != NULL) == (warnings > 0))) {
+            if (!first)
+                fputc(',', f);
+            fjson_str(f, line);
+            first = false;
+        }
+        free(line);
+        p += n + (e != NULL);
+    }
+    fputc(']', f);
+}
+
+/* POST /api/v1/reload: runs the reload on this thread and answers with its outcome. */
+static void do_reload(struct admin_conn *c)
+{
+    struct admin *a = c->a;
+    if (!a->reload) {
+        reply_error(c, 503, "reload is not available", NULL);
+        return;
+    }
+    char who[96];
+    snprintf(who, sizeof(who), "admin API (%s)", c->peer);
+    struct admin_reload r = {0};
+    a->reload(a->reload_arg, who, &r);
+    admin_sync(a);
+    char *body = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&body, &len);
+    if (!f) {
+        free(r.errors);
+        free(r.changes);
+        conn_close(c);
+        return;
+    }
+    fprintf(f, "{\"result\":\"%s\",\"generation\":%llu,\"changes\":", r.ok ? "success" : "failure",
+            (unsigned long long)r.generation);
+    json_lines(f, r.ok ? r.changes : NULL, -1);
+    fputs(",\"errors\":", f);
+    json_lines(f, r.errors, 0);
+    fputs(",\"warnings\":", f);
+    json_lines(f, r.errors, 1);
+    fputs("}\n", f);
+    fclose(f);
+    /* 422: the request was fine, the configuration file it asked to load is not */
+    reply(c, r.ok ? 200 : 422, "application/json", NULL, body, len);
+    free(body);
+    free(r.errors);
+    free(r.changes);
+}
+
 static void handle(struct admin_conn *c, const struct http1_request *req, const char *body,
                    size_t body_len)
 {
     struct admin *a = c->a;
+    admin_sync(a); /* a reload by SIGHUP: answer with the running generation */
     char path[512];
     size_t plen = req->path_len;
     const char *q = memchr(req->path, '?', plen);
@@ -617,12 +736,25 @@ static void handle(struct admin_conn *c, const struct http1_request *req, const 
             reply_error(c, 405, "use PUT to change a backend", "Allow: PUT, POST\r\n");
             return;
         }
-        if (a->cfg->admin_token && !token_ok(a, req)) {
+        if (a->gen->cfg->admin_token && !token_ok(a, req)) {
             reply_error(c, 401, "a valid bearer token is required",
                         "WWW-Authenticate: Bearer realm=\"golb\"\r\n");
             return;
         }
         change_backend(c, path + sizeof(prefix) - 1, body, body_len);
+        return;
+    }
+    if (strcmp(path, "/api/v1/reload") == 0) {
+        if (!span_is(req->method, req->method_len, "POST")) {
+            reply_error(c, 405, "use POST to reload", "Allow: POST\r\n");
+            return;
+        }
+        if (a->gen->cfg->admin_token && !token_ok(a, req)) {
+            reply_error(c, 401, "a valid bearer token is required",
+                        "WWW-Authenticate: Bearer realm=\"golb\"\r\n");
+            return;
+        }
+        do_reload(c);
         return;
     }
     static const struct {
@@ -660,8 +792,8 @@ static void handle(struct admin_conn *c, const struct http1_request *req, const 
         return;
     default: {
         int up = 0;
-        for (int i = 0; i < a->backends->n; i++) {
-            struct backend *b = &a->backends->b[i];
+        for (int i = 0; i < a->gen->table->n; i++) {
+            struct backend *b = a->gen->table->b[i];
             up += backend_is_up(b) && backend_admin(b) == BACKEND_ADMIN_READY;
         }
         if (atomic_load(&a->draining))
@@ -800,7 +932,7 @@ static void *admin_main(void *arg)
 
 static int bind_admin(struct admin *a)
 {
-    const struct config *cfg = a->cfg;
+    const struct config *cfg = a->gen->cfg;
     int family = cfg->admin_addr.ss_family;
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1)
@@ -845,19 +977,24 @@ static int bind_admin(struct admin *a)
     return fd;
 }
 
-struct admin *admin_start(const struct config *cfg, struct backend_table *backends,
-                          const char *listeners, const char *version)
+struct admin *admin_start(struct generation *gen, const char *listeners, const char *version,
+                          admin_reload_fn reload, void *reload_arg)
 {
     struct admin *a = calloc(1, sizeof(*a));
     if (!a)
         return NULL;
-    a->cfg = cfg;
-    a->backends = backends;
+    const struct config *cfg = gen->cfg;
+    generation_ref(gen);
+    a->gen = gen;
+    a->reload = reload;
+    a->reload_arg = reload_arg;
+    a->addr = cfg->admin_addr;
+    pthread_mutex_init(&a->listeners_lock, NULL);
     a->version = version;
     a->start_ms = util_wall_ms();
     a->listeners = strdup(listeners);
-    a->samples = calloc((size_t)(backends->n + 1) * (RATE_WINDOW + 1), sizeof(struct sample));
-    a->history = calloc((size_t)(backends->n + 1) * HISTORY * 2, sizeof(float));
+    a->samples = calloc((size_t)(gen->table->n + 1) * (RATE_WINDOW + 1), sizeof(struct sample));
+    a->history = calloc((size_t)(gen->table->n + 1) * HISTORY * 2, sizeof(float));
     a->loop = loop_new();
     a->listen_io.fd = -1;
     if (!a->listeners || !a->samples || !a->history || !a->loop) {
@@ -930,10 +1067,11 @@ void admin_stop(struct admin *a)
         loop_free(a->loop);
     }
     if (a->unix_socket) {
-        const struct sockaddr_un *un =
-            (const struct sockaddr_un *)(const void *)&a->cfg->admin_addr;
+        const struct sockaddr_un *un = (const struct sockaddr_un *)(const void *)&a->addr;
         (void)unlink(un->sun_path);
     }
+    generation_unref(a->gen);
+    pthread_mutex_destroy(&a->listeners_lock);
     free(a->samples);
     free(a->history);
     free(a->listeners);

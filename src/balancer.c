@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -31,6 +32,19 @@ const struct lb_ops *balancer_find(const char *name)
     return NULL;
 }
 
+static pthread_once_t secret_once = PTHREAD_ONCE_INIT;
+static uint64_t process_secret[2];
+
+static void draw_secret(void)
+{
+    if (getrandom(process_secret, sizeof(process_secret), 0) != (ssize_t)sizeof(process_secret)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        process_secret[0] = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec;
+        process_secret[1] = (uint64_t)(uintptr_t)&ts ^ lb_rand();
+    }
+}
+
 static int balancer_setup(struct balancer *b, const struct lb_ops *ops, struct backend_table *table)
 {
     b->ops = ops;
@@ -39,18 +53,15 @@ static int balancer_setup(struct balancer *b, const struct lb_ops *ops, struct b
         b->params.nworkers = 1;
     /* The sticky cookie's key: a cookie value is a keyed hash of a backend's address, so it names
      * no address and cannot be made up for one; it is checked against the configured backends
-     * only. A new process has a new key: its cookies from before a restart rebalance once. */
-    if (getrandom(b->secret, sizeof(b->secret), 0) != (ssize_t)sizeof(b->secret)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        b->secret[0] = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec;
-        b->secret[1] = (uint64_t)(uintptr_t)b ^ lb_rand();
-    }
+     * only. One key per process, drawn once, so cookies stay valid across reloads; a new process
+     * has a new key: its cookies from before a restart rebalance once. */
+    pthread_once(&secret_once, draw_secret);
+    memcpy(b->secret, process_secret, sizeof(b->secret));
     b->tokens = calloc((size_t)(table->n ? table->n : 1), sizeof(*b->tokens));
     if (!b->tokens)
         return -1;
     for (int i = 0; i < table->n; i++) {
-        const char *name = table->b[i].cfg->name ? table->b[i].cfg->name : "";
+        const char *name = table->b[i]->name;
         uint64_t h = lb_siphash(b->secret, name, strlen(name));
         snprintf(b->tokens[i], sizeof(b->tokens[i]), "%016llx", (unsigned long long)h);
     }
@@ -265,7 +276,7 @@ int balancer_pick(struct balancer *b, struct lb_request *req, const struct lb_tr
     if (b->params.panic_threshold) {
         int up = 0;
         for (int i = 0; i < b->table->n; i++)
-            up += backend_is_up(&b->table->b[i]);
+            up += backend_is_up(b->table->b[i]);
         ctx.panic = (uint64_t)up * 100u < (uint64_t)b->params.panic_threshold * (uint64_t)b->table->n;
     }
     return b->ops->pick(b->state, &ctx);
@@ -298,7 +309,8 @@ void lb_tried_add(struct lb_tried *tried, int idx)
 bool lb_eligible(const struct backend_table *table, const struct lb_tried *tried, int idx)
 {
     /* drain and maint take no new request; the admin state is one relaxed load */
-    return backend_is_up(&table->b[idx]) && backend_admin(&table->b[idx]) == BACKEND_ADMIN_READY &&
+    return backend_is_up(table->b[idx]) && backend_admin(table->b[idx]) == BACKEND_ADMIN_READY &&
+           !atomic_load_explicit(&table->b[idx]->retired, memory_order_relaxed) &&
            !lb_tried_has(tried, idx);
 }
 
@@ -312,10 +324,11 @@ uint32_t lb_ramp(uint32_t slow_start_ms, uint64_t up_since_ms, uint64_t now_ms)
 
 uint32_t lb_weight(const struct lb_ctx *ctx, int idx)
 {
-    const struct backend *be = &ctx->table->b[idx];
-    /* Panic mode ignores health, never the operator: drained and maintenance backends stay
-     * out. */
-    if (ctx->panic ? lb_tried_has(ctx->tried, idx) || backend_admin(be) != BACKEND_ADMIN_READY
+    const struct backend *be = ctx->table->b[idx];
+    /* Panic mode ignores health, never the operator (drained and maintenance backends stay
+     * out) nor a reload (removed ones too). */
+    if (ctx->panic ? lb_tried_has(ctx->tried, idx) || backend_admin(be) != BACKEND_ADMIN_READY ||
+                         atomic_load_explicit(&be->retired, memory_order_relaxed)
                    : !lb_eligible(ctx->table, ctx->tried, idx))
         return 0;
     uint32_t w = atomic_load_explicit(&be->weight, memory_order_relaxed);

@@ -623,6 +623,12 @@ static const struct key keys[] = {
 
 _Static_assert(ARRAY_LEN(keys) <= 48, "load.key_at is too small");
 
+const struct key *config_top_keys(size_t *n)
+{
+    *n = ARRAY_LEN(keys);
+    return keys;
+}
+
 static int key_index(const char *name)
 {
     for (size_t i = 0; i < ARRAY_LEN(keys); i++)

@@ -75,6 +75,9 @@ struct key {
 };
 
 
+/* The top-level key table (config_diff.c compares the fields it names). */
+const struct key *config_top_keys(size_t *n);
+
 bool is_scalar(const struct node *n);
 bool is_null(const struct node *n);
 bool is_string(const struct node *n);

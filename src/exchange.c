@@ -31,6 +31,7 @@
 #include "backend.h"
 #include "buf.h"
 #include "config.h"
+#include "generation.h"
 #include "log.h"
 #include "loop.h"
 #include "rewrite.h"
@@ -46,8 +47,9 @@
 /* Exchanges kept for reuse per worker, so steady traffic never mallocs one. */
 #define MAX_FREE_EXCHANGES 256
 
-/* The one place an exchange reads configuration, backends and balancer: a reload generation
- * pinned per request replaces these. */
+/* The one place an exchange reads configuration, backends and balancer: backends and balancer
+ * from the generation the request pinned at start (a reload does not move a request), settings
+ * from the worker's current configuration. */
 static inline const struct config *ex_cfg(const struct exchange *x)
 {
     return x->w->cfg;
@@ -55,12 +57,18 @@ static inline const struct config *ex_cfg(const struct exchange *x)
 
 static inline struct backend *ex_backend(const struct exchange *x, int idx)
 {
-    return &x->w->backends->b[idx];
+    return x->gen->table->b[idx];
+}
+
+/* The chosen backend's settings in the exchange's generation. */
+static inline const struct config_backend *ex_backend_cfg(const struct exchange *x)
+{
+    return &x->gen->cfg->backends[x->backend];
 }
 
 static inline struct balancer *ex_balancer(const struct exchange *x)
 {
-    return x->w->balancer;
+    return &x->gen->balancer;
 }
 
 static void on_upstream_event(struct upstream_conn *up, uint32_t events);
@@ -99,6 +107,9 @@ void exchange_put(struct exchange *x)
     buf_put(&w->bufs, x->reqh);
     buf_put(&w->bufs, x->uin);
     buf_put(&w->bufs, x->resph);
+    if (x->gen)
+        worker_unpin(w, x->gen);
+    x->gen = NULL;
     if (w->nfree_exchanges < MAX_FREE_EXCHANGES) {
         x->next_free = w->free_exchanges;
         w->free_exchanges = x;
@@ -162,6 +173,12 @@ void exchange_finish(struct exchange *x)
     drop_upstream(x, reusable, LB_OK);
 }
 
+bool exchange_backend_retired(const struct exchange *x)
+{
+    return x->backend >= 0 &&
+           atomic_load_explicit(&ex_backend(x, x->backend)->retired, memory_order_relaxed);
+}
+
 struct exchange_tunnel *exchange_tunnel(struct exchange *x)
 {
     if (!x->uin && !(x->uin = buf_get(&x->w->bufs)))
@@ -178,7 +195,7 @@ struct exchange_tunnel *exchange_tunnel(struct exchange *x)
 static void connect_failed(struct exchange *x, const char *why)
 {
     struct backend *b = ex_backend(x, x->backend);
-    log_warn("backend %s: connect failed: %s", b->cfg->name, why);
+    log_warn("backend %s: connect failed: %s", b->name, why);
     backend_report_failure(b, ex_cfg(x)->max_fails, why);
     drop_upstream(x, false, LB_CONNECT_FAILED);
     connect_next(x);
@@ -207,7 +224,7 @@ enum exchange_status exchange_timeout(struct exchange *x)
     }
     if (x->resp_phase == RESP_WAIT_HEAD && x->req_done) {
         struct backend *b = ex_backend(x, x->backend);
-        log_warn("backend %s: no response within %u ms", b->cfg->name,
+        log_warn("backend %s: no response within %u ms", b->name,
                  ex_cfg(x)->upstream_timeout_ms);
         x->end_term = "sH";
         x->end_error = "response_timeout";
@@ -242,16 +259,15 @@ static ssize_t upstream_writev(struct upstream_conn *up, const struct iovec *iov
 static bool x_build_request_head(struct exchange *x, const struct http1_request *req,
                                  const struct exchange_request *info, struct buf *b)
 {
-    const struct config_tls *tls = ex_cfg(x)->tls;
     struct rewrite_request opt = {.client_ip = info->client_ip,
                                   .client_ip_len = info->client_ip_len,
                                   .upgrade = x->req_upgrade,
                                   .https = info->https,
                                   .request_id = x->obs.reqid,
                                   .request_id_len = x->obs.reqid_len};
-    if (tls && tls->client_subject_header) {
-        opt.set_name = tls->client_subject_header;
-        opt.set_name_len = strlen(tls->client_subject_header);
+    if (info->subject_header) {
+        opt.set_name = info->subject_header;
+        opt.set_name_len = strlen(info->subject_header);
         opt.set_value = info->subject;
         opt.set_value_len = info->subject ? strlen(info->subject) : 0;
     }
@@ -260,7 +276,7 @@ static bool x_build_request_head(struct exchange *x, const struct http1_request 
 
 static bool x_set_upstream_host(struct exchange *x, const struct backend *b)
 {
-    return rewrite_set_host(x->reqh, x->reqh_host_at, b->cfg->name);
+    return rewrite_set_host(x->reqh, x->reqh_host_at, b->name);
 }
 
 /* Hands a parsed response head to the session, with the sticky cookie of the chosen backend. */
@@ -308,6 +324,8 @@ enum exchange_status exchange_start(struct exchange *x, const struct http1_reque
                                     const struct exchange_request *info)
 {
     struct worker *w = x->w;
+    x->gen = w->gen; /* the request runs on the generation it started on, to its end */
+    worker_pin(w, x->gen);
     obs_req_start(w, &x->obs, req, info->head_wait_ms);
     x->req_body = req->body;
     x->req_remaining = req->body == HTTP1_BODY_LENGTH ? req->content_length : 0;
@@ -352,8 +370,8 @@ static void connect_next(struct exchange *x)
             ex_fail(x, 431, LB_OK);
             return;
         }
-        x->up = upstream_take_idle(w->upstreams, idx, x, on_upstream_event);
-        obs_backend_try(w, &x->obs, idx, x->up != NULL, x->tried.n > 1, x->reqh->last);
+        x->up = upstream_take_idle(w->upstreams, &b->pw[w->id].idle, x, on_upstream_event);
+        obs_backend_try(w, &x->obs, b, x->up != NULL, x->tried.n > 1, x->reqh->last);
         atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
         if (x->up) {
             x->up_reused = true;
@@ -363,8 +381,9 @@ static void connect_next(struct exchange *x)
         }
         int err = 0;
         x->up_reused = false;
-        x->up = upstream_connect(w->upstreams, idx, (const struct sockaddr *)&b->cfg->addr,
-                                 b->cfg->addrlen, x, on_upstream_event, &err);
+        x->up = upstream_connect(w->upstreams, &b->pw[w->id].idle,
+                                 (const struct sockaddr *)&ex_backend_cfg(x)->addr,
+                                 ex_backend_cfg(x)->addrlen, x, on_upstream_event, &err);
         if (x->up) {
             x->phase = XP_CONNECT;
             x->progress_at = loop_now(w->loop);
@@ -374,13 +393,13 @@ static void connect_next(struct exchange *x)
         if (sock_error_is_local(err)) {
             /* golb is out of descriptors or ports: not the backend's fault, and every other
              * backend would fail the same way. */
-            log_warn("backend %s: cannot connect: %s", b->cfg->name, strerror(-err));
+            log_warn("backend %s: cannot connect: %s", b->name, strerror(-err));
             balancer_release(ex_balancer(x), idx, LB_OK, pick_age_us(x));
             ex_fail(x, 503, LB_OK);
             return;
         }
         obs_connect_result(w, &x->obs, err);
-        log_warn("backend %s: connect failed: %s", b->cfg->name, strerror(-err));
+        log_warn("backend %s: connect failed: %s", b->name, strerror(-err));
         backend_report_failure(b, cfg->max_fails, strerror(-err));
         balancer_release(ex_balancer(x), idx, LB_CONNECT_FAILED, pick_age_us(x));
     }
@@ -404,8 +423,9 @@ static bool replay_on_fresh(struct exchange *x)
     x->up_eof = false;
     int err = 0;
     x->up_reused = false;
-    x->up = upstream_connect(w->upstreams, x->backend, (const struct sockaddr *)&b->cfg->addr,
-                             b->cfg->addrlen, x, on_upstream_event, &err);
+    x->up = upstream_connect(w->upstreams, &b->pw[w->id].idle,
+                             (const struct sockaddr *)&ex_backend_cfg(x)->addr,
+                             ex_backend_cfg(x)->addrlen, x, on_upstream_event, &err);
     if (!x->up) {
         atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
         balancer_release(ex_balancer(x), x->backend, LB_CONNECT_FAILED, pick_age_us(x));
@@ -424,7 +444,7 @@ static void upstream_broken(struct exchange *x, const char *why)
         return;
     struct backend *b = ex_backend(x, x->backend);
     if (!x->resp_started) {
-        log_warn("backend %s: %s", b->cfg->name, why);
+        log_warn("backend %s: %s", b->name, why);
         backend_report_failure(b, ex_cfg(x)->max_fails, why);
     }
     x->end_term = x->resp_started ? "SD" : "SH";
@@ -716,7 +736,7 @@ static bool response_body_complete(const struct exchange *x, uint64_t ready)
 static void body_cut(struct exchange *x)
 {
     struct backend *b = ex_backend(x, x->backend);
-    log_warn("backend %s: connection closed in the middle of the response body", b->cfg->name);
+    log_warn("backend %s: connection closed in the middle of the response body", b->name);
     x->end_term = "SD";
     x->end_error = "upstream_reset";
     x->res = EX_CLOSE;
@@ -929,7 +949,7 @@ static void on_upstream_event(struct upstream_conn *up, uint32_t events)
         }
         /* https backend: the TLS handshake is part of connecting (same deadline, same retry,
          * and the connect-duration histogram includes it). */
-        struct tls_client *tc = ex_backend(x, x->backend)->cfg->tls_client;
+        struct tls_client *tc = ex_backend_cfg(x)->tls_client;
         if (tc) {
             char err[256];
             int rc = upstream_tls_step(up, tc, err, sizeof(err));

@@ -29,8 +29,8 @@
  *     waits until the session pumps it again after reading more.
  *   - splice: a session whose client end is a plain socket offers it through splice_end(); the
  *     exchange then moves large bodies socket → pipe → socket. A TLS or multiplexed session says no.
- * Configuration, backends and balancer are read through one place (exchange.c ex_cfg, ex_backend,
- * ex_balancer), so pinning a reload generation per request changes only those.
+ * Backends, their settings and the balancer come from the generation the request pinned at start
+ * (exchange.c ex_backend, ex_backend_cfg, ex_balancer); worker-wide settings from ex_cfg.
  */
 #ifndef GOLB_EXCHANGE_H
 #define GOLB_EXCHANGE_H
@@ -48,6 +48,7 @@
 #include "pipes.h"
 
 struct buf;
+struct generation;
 struct worker;
 struct upstream_conn;
 
@@ -115,6 +116,7 @@ struct exchange_request {
     size_t client_ip_len;
     bool https;          /* the client came over TLS (X-Forwarded-Proto) */
     const char *subject; /* verified client certificate subject, or NULL */
+    const char *subject_header; /* the header it goes in (tls.clientSubjectHeader), or NULL */
     bool dechunk;        /* the client cannot take chunked framing: decode chunked bodies */
     bool keepalive;      /* the client asked to keep its connection (session's own use) */
     bool http10;         /* HTTP/1.0 client (session's own use) */
@@ -150,8 +152,9 @@ struct exchange {
     struct exchange_splice splice_req, splice_resp; /* fd -1: not (yet) offered */
     bool no_splice;                                 /* the client end refused splice */
 
+    struct generation *gen; /* pinned for the exchange's life (worker_pin) */
     struct upstream_conn *up;
-    int backend;
+    int backend; /* index in gen's backend table, -1 before the first pick */
     bool up_reused, replayed;
     struct lb_tried tried;
     struct lb_request lbr; /* what the balancer read from the head: key, sticky cookie */
@@ -209,6 +212,9 @@ enum exchange_status exchange_timeout(struct exchange *x);
 void exchange_finish(struct exchange *x);
 /* Drops the upstream connection, if any (closed), telling the balancer outcome. */
 void exchange_release_upstream(struct exchange *x, enum lb_outcome outcome);
+/* True when the exchange's backend was removed by a reload (its requests are cut after
+ * shutdownTimeout). */
+bool exchange_backend_retired(const struct exchange *x);
 /* EX_TUNNEL: the upstream end and buffer for the session's relay; NULL when out of buffers. */
 struct exchange_tunnel *exchange_tunnel(struct exchange *x);
 

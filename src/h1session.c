@@ -37,6 +37,7 @@
 #include "config.h"
 #include "conn.h"
 #include "exchange.h"
+#include "generation.h"
 #include "http1.h"
 #include "log.h"
 #include "loop.h"
@@ -64,6 +65,8 @@ enum client_state {
 struct client {
     struct loop_io io;
     SSL *ssl;      /* NULL on the plain listener */
+    struct generation *tls_gen; /* TLS: the generation it was accepted on (its certificates and
+                                   TLS settings), pinned until close */
     char *subject; /* verified client certificate subject (mTLS with clientSubjectHeader) */
     struct loop_timer timer;
     struct loop_task task; /* deferred: free after close, or process pipelined bytes */
@@ -201,6 +204,9 @@ static void client_close(struct client *c)
     c->ssl = NULL;
     free(c->subject);
     c->subject = NULL;
+    if (c->tls_gen)
+        worker_unpin(c->w, c->tls_gen);
+    c->tls_gen = NULL;
     close(c->io.fd);
     c->io.fd = -1;
     struct buf_pool *pool = &c->w->bufs;
@@ -294,7 +300,7 @@ static void arm_timer(struct client *c)
     uint64_t d;
     switch (c->state) {
     case CS_HANDSHAKE:
-        d = c->idle_since + cfg->tls->handshake_timeout_ms;
+        d = c->idle_since + c->tls_gen->cfg->tls->handshake_timeout_ms;
         break;
     case CS_READ_HEAD:
         if (c->head_start)
@@ -500,11 +506,13 @@ static const struct exchange_client_ops h1_exchange_ops = {
 /* What the exchange needs to know about this client and request. */
 static struct exchange_request request_info(const struct client *c, const struct http1_request *req)
 {
+    const struct config_tls *tls = c->tls_gen ? c->tls_gen->cfg->tls : c_cfg(c)->tls;
     return (struct exchange_request){
         .client_ip = c->ip,
         .client_ip_len = c->iplen,
         .https = c->ssl != NULL,
         .subject = c->subject,
+        .subject_header = tls ? tls->client_subject_header : NULL,
         .dechunk = req->minor_version == 0,
         .keepalive = (req->flags & HTTP1_MF_KEEP_ALIVE) != 0,
         .http10 = req->minor_version == 0,
@@ -677,7 +685,7 @@ static bool client_handshake(struct client *c)
         return false;
     }
     metrics_add(&c->w->m->tls_handshakes[tls_session_reused(c->ssl) ? MTLS_RESUMED : MTLS_FULL], 1);
-    const struct config_tls *tls = c_cfg(c)->tls;
+    const struct config_tls *tls = c->tls_gen->cfg->tls;
     if (tls->client_subject_header) {
         char subject[1024];
         size_t n = tls_peer_subject(c->ssl, subject, sizeof(subject));
@@ -947,8 +955,11 @@ void h1session_accept(struct worker *w, int fd, const struct sockaddr *peer, soc
     c->iplen = (uint8_t)sock_ip_str(peer, c->ip, sizeof(c->ip));
     c->state = CS_READ_HEAD;
     if (tls) {
-        c->ssl = tls_server_ssl(c_cfg(c)->tls->server, fd);
+        c->tls_gen = w->gen;
+        worker_pin(w, c->tls_gen);
+        c->ssl = tls_server_ssl(c->tls_gen->cfg->tls->server, fd);
         if (!c->ssl) {
+            worker_unpin(w, c->tls_gen);
             close(fd);
             free(c);
             worker_client_closed(w);
@@ -981,6 +992,22 @@ void h1session_drain(struct worker *w)
             client_close(c);
         c = next;
     }
+}
+
+int h1session_cut_retired(struct worker *w)
+{
+    int n = 0;
+    struct client *c = w->clients;
+    while (c) {
+        struct client *next = c->next;
+        if (c->x && exchange_backend_retired(c->x)) {
+            c->x->end_term = c->x->resp_started ? "KD" : "KH";
+            client_close(c);
+            n++;
+        }
+        c = next;
+    }
+    return n;
 }
 
 void h1session_close_all(struct worker *w)

@@ -25,6 +25,8 @@ void h1session_accept(struct worker *w, int fd, const struct sockaddr *peer, soc
                       bool tls);
 /* Closes idle sessions now; the rest close after their exchange (the worker is draining). */
 void h1session_drain(struct worker *w);
+/* Closes the sessions whose request runs on a backend a reload removed. Returns how many. */
+int h1session_cut_retired(struct worker *w);
 /* Closes every session at once. */
 void h1session_close_all(struct worker *w);
 

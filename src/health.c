@@ -65,6 +65,7 @@ enum check_state {
 struct check {
     struct health *h;
     struct backend *b;
+    const struct config_backend *cb; /* its settings in the generation being checked */
     enum check_state state;
     struct loop_io io;       /* io.fd == -1 while idle */
     SSL *ssl;                /* https backends, during a check */
@@ -73,9 +74,6 @@ struct check {
     size_t req_len;
     size_t sent;          /* bytes of req written by this check */
     size_t len;           /* bytes in buf */
-    uint32_t ok_streak;   /* consecutive healthy results, for the rise threshold */
-    uint32_t fail_streak; /* consecutive unhealthy results, for the fall threshold */
-    enum backend_state seen; /* the state after this checker's last result */
     uint64_t started_ms;  /* loop clock at check_start, for the check's duration (metrics) */
     char buf[HEALTH_BUF_SIZE];
 };
@@ -164,20 +162,20 @@ static void check_finish(struct check *c, bool ok, const char *reason)
 
     uint32_t streak;
     if (ok) {
-        streak = ++c->ok_streak;
-        c->fail_streak = 0;
+        streak = ++c->b->ok_streak;
+        c->b->fail_streak = 0;
     } else {
-        streak = ++c->fail_streak;
-        c->ok_streak = 0;
+        streak = ++c->b->fail_streak;
+        c->b->ok_streak = 0;
     }
     enum backend_state cur = atomic_load_explicit(&c->b->state, memory_order_acquire);
-    if (cur == BACKEND_DOWN && c->seen == BACKEND_UP && ok) {
+    if (cur == BACKEND_DOWN && c->b->check_seen == BACKEND_UP && ok) {
         /* Taken out passively (maxFails) since the last check: passing checks count from now. */
-        streak = c->ok_streak = 1;
+        streak = c->b->ok_streak = 1;
     }
     enum backend_state next = health_next_state(cur, ok, streak, h->rise, h->fall);
-    log_debug("health: %s: %s", c->b->cfg->name, reason);
-    metrics_check_done(c->b->index, ok, reason, (uint32_t)(loop_now(h->loop) - c->started_ms));
+    log_debug("health: %s: %s", c->b->name, reason);
+    metrics_check_done(c->b, ok, reason, (uint32_t)(loop_now(h->loop) - c->started_ms));
     if (next != cur) {
         uint32_t need = ok ? h->rise : h->fall;
         char why[200];
@@ -188,7 +186,7 @@ static void check_finish(struct check *c, bool ok, const char *reason)
         }
         backend_set_state(c->b, next, reason);
     }
-    c->seen = next;
+    c->b->check_seen = next;
 
     if (h->first_round && h->in_flight == 0)
         loop_stop(h->loop);
@@ -200,7 +198,7 @@ static void check_inconclusive(struct check *c, const char *reason)
 {
     struct health *h = c->h;
     check_teardown(c);
-    log_warn("health: %s: check not run: %s", c->b->cfg->name, reason);
+    log_warn("health: %s: check not run: %s", c->b->name, reason);
     if (h->first_round && h->in_flight == 0)
         loop_stop(h->loop);
 }
@@ -210,7 +208,7 @@ static void check_inconclusive(struct check *c, const char *reason)
 static void check_start(struct check *c)
 {
     struct health *h = c->h;
-    const struct config_backend *cb = c->b->cfg;
+    const struct config_backend *cb = c->cb;
     char why[160];
 
     c->state = CHECK_CONNECTING;
@@ -251,7 +249,7 @@ static bool check_connecting(struct check *c, uint32_t events)
         check_finish(c, false, why);
         return false;
     }
-    c->state = c->b->cfg->tls_client ? CHECK_HANDSHAKE : CHECK_SENDING;
+    c->state = c->cb->tls_client ? CHECK_HANDSHAKE : CHECK_SENDING;
     return true;
 }
 
@@ -260,7 +258,7 @@ static bool check_handshake(struct check *c)
 {
     char why[256];
     if (!c->ssl) {
-        c->ssl = tls_client_ssl(c->b->cfg->tls_client, c->io.fd, NULL);
+        c->ssl = tls_client_ssl(c->cb->tls_client, c->io.fd, NULL);
         if (!c->ssl) {
             check_finish(c, false, "cannot set up TLS");
             return false;
@@ -393,13 +391,16 @@ static void check_on_timeout(struct loop_timer *t)
     check_finish(c, false, why);
 }
 
-/* Starts a check of every backend whose previous check has finished. */
-static void start_round(struct health *h)
+/* Starts a check of every backend whose previous check has finished (with only_new: of those
+ * never checked). */
+static void start_round(struct health *h, bool only_new)
 {
     for (int i = 0; i < h->n; i++) {
         struct check *c = &h->checks[i];
+        if (only_new && atomic_load_explicit(&c->b->state, memory_order_relaxed) != BACKEND_UNKNOWN)
+            continue;
         if (c->state != CHECK_IDLE) {
-            log_debug("health: %s: previous check still running, skipped", c->b->cfg->name);
+            log_debug("health: %s: previous check still running, skipped", c->b->name);
             continue;
         }
         if (backend_admin(c->b) == BACKEND_ADMIN_MAINT)
@@ -423,7 +424,7 @@ static void schedule_next_round(struct health *h)
 static void on_period(struct loop_timer *t)
 {
     struct health *h = container_of(t, struct health, period_timer);
-    start_round(h);
+    start_round(h, false);
     schedule_next_round(h);
 }
 
@@ -467,11 +468,12 @@ struct health *health_new(struct backend_table *table, const struct config *cfg)
     for (int i = 0; i < h->n; i++) {
         struct check *c = &h->checks[i];
         c->h = h;
-        c->b = &table->b[i];
+        c->b = table->b[i];
+        c->cb = &cfg->backends[i];
         c->io.fd = -1;
         c->io.cb = check_on_io;
         loop_timer_init(&c->timer, check_on_timeout);
-        c->req = build_request(c->b->cfg, &c->req_len);
+        c->req = build_request(c->cb, &c->req_len);
         if (!c->req)
             goto fail;
     }
@@ -498,7 +500,7 @@ int health_start(struct health *h)
     /* First round, synchronously: run the loop here until every check of it has finished. */
     loop_update_time(h->loop);
     h->next_round = loop_now(h->loop);
-    start_round(h);
+    start_round(h, true);
     if (h->in_flight > 0) {
         h->first_round = true;
         int err = loop_run(h->loop);

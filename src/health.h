@@ -18,9 +18,12 @@ struct backend_table;
 struct config;
 struct health;
 
+/* Checks table's backends with cfg's settings (table was built from cfg); both must outlive it. */
 struct health *health_new(struct backend_table *table, const struct config *cfg);
-/* Runs the first round to completion on the calling thread (bounded by the timeout), so no
- * backend gets traffic before it was checked, then starts the checker thread.
+/* Checks every backend never checked yet (all of them at start-up, the new ones at a reload) to
+ * completion on the calling thread (bounded by the timeout), so no backend gets traffic before it
+ * was checked, then starts the checker thread. A checker carries on from the streaks the
+ * backends keep, so a reload (a new checker) does not reset the rise/fall counts.
  * Returns 0 or -errno. */
 int health_start(struct health *h);
 /* Stops and joins the checker thread (safe to call if never started). */

@@ -99,7 +99,7 @@ int lb_hash_lookup(const int32_t *table, uint32_t m, const struct lb_ctx *ctx, u
             continue;
         count++;
         total_w += w[i];
-        total_active += atomic_load_explicit(&ctx->table->b[i].active, memory_order_relaxed);
+        total_active += atomic_load_explicit(&ctx->table->b[i]->active, memory_order_relaxed);
     }
     if (!count)
         return -1;
@@ -113,7 +113,7 @@ int lb_hash_lookup(const int32_t *table, uint32_t m, const struct lb_ctx *ctx, u
             uint64_t num = (uint64_t)load_factor * (total_active + 1) * w[i];
             uint64_t den = 1000u * total_w;
             uint64_t cap = (num + den - 1) / den;
-            uint64_t a = atomic_load_explicit(&ctx->table->b[i].active, memory_order_relaxed);
+            uint64_t a = atomic_load_explicit(&ctx->table->b[i]->active, memory_order_relaxed);
             if (a + 1 > cap)
                 continue;
         }
@@ -148,9 +148,9 @@ static void *hash_create(struct backend_table *table, const struct lb_params *pa
     int rc = -1;
     if (s->slots && s->table && ids && weights) {
         for (int i = 0; i < table->n; i++) {
-            const char *name = table->b[i].cfg->name ? table->b[i].cfg->name : "";
+            const char *name = table->b[i]->name;
             ids[i] = lb_siphash(seed, name, strlen(name));
-            weights[i] = atomic_load_explicit(&table->b[i].weight, memory_order_relaxed);
+            weights[i] = atomic_load_explicit(&table->b[i]->weight, memory_order_relaxed);
         }
         rc = table->n ? lb_maglev_build(ids, weights, table->n, s->m, s->table) : 0;
     }

@@ -41,16 +41,11 @@
 #define LB_LAT_UP 0.5            /* a sample above the estimate: half the way up */
 #define LB_LAT_DOWN 0.1          /* a sample below: a tenth of the way down */
 
-struct lat_backend {
-    _Alignas(64) _Atomic uint64_t ewma_bits; /* double: estimate in µs */
-    _Atomic uint64_t stamp_us;               /* when the estimate was last set */
-    _Atomic uint64_t progress_us; /* last completion, or the start of the current busy period */
-};
-
+/* The estimates live in the backends (struct backend_latency), so a reload keeps them. */
 struct lat_state {
     int nworkers, n;
     struct lb_scratch *slots;
-    struct lat_backend *b;
+    struct backend_table *table;
 };
 
 /* exp(-x) for x ≥ 0 without libm: e^-x = (e^-(x/2^k))^(2^k), the inner term by its Taylor series
@@ -88,7 +83,7 @@ static void store_d(_Atomic uint64_t *a, double d)
 }
 
 /* The estimate of backend lb at now_us, decayed since it was set. */
-static double decayed(struct lat_backend *lb, uint64_t now_us)
+static double decayed(struct backend_latency *lb, uint64_t now_us)
 {
     uint64_t st = atomic_load_explicit(&lb->stamp_us, memory_order_relaxed);
     double l = load_d(&lb->ewma_bits);
@@ -100,9 +95,9 @@ double lb_latency_estimate(void *state, const struct backend_table *table, int i
                            uint64_t now_us)
 {
     struct lat_state *s = state;
-    struct lat_backend *lb = &s->b[idx];
+    struct backend_latency *lb = &s->table->b[idx]->lat;
     double l = decayed(lb, now_us);
-    uint32_t active = atomic_load_explicit(&table->b[idx].active, memory_order_relaxed);
+    uint32_t active = atomic_load_explicit(&table->b[idx]->active, memory_order_relaxed);
     uint64_t since = atomic_load_explicit(&lb->progress_us, memory_order_relaxed);
     if (active > 0 && now_us > since && (double)(now_us - since) > l)
         l = (double)(now_us - since);
@@ -115,7 +110,6 @@ static void lat_destroy(void *state)
     if (!s)
         return;
     lb_scratch_free(s->slots, s->nworkers);
-    free(s->b);
     free(s);
 }
 
@@ -126,20 +120,19 @@ static void *lat_create(struct backend_table *table, const struct lb_params *par
         return NULL;
     s->nworkers = params->nworkers > 0 ? params->nworkers : 1;
     s->n = table->n;
+    s->table = table;
     s->slots = lb_scratch_new(s->nworkers, table->n);
-    s->b = aligned_alloc(64, (size_t)(table->n ? table->n : 1) * sizeof(*s->b));
-    if (!s->slots || !s->b) {
+    if (!s->slots) {
         lat_destroy(s);
         return NULL;
     }
-    memset(s->b, 0, (size_t)(table->n ? table->n : 1) * sizeof(*s->b));
     return s;
 }
 
 /* Cost of backend i with `extra` requests added to its in-flight count (see lat_pick). */
 static double cost(struct lat_state *s, const struct lb_ctx *ctx, int i, uint32_t w, double extra)
 {
-    uint32_t active = atomic_load_explicit(&ctx->table->b[i].active, memory_order_relaxed);
+    uint32_t active = atomic_load_explicit(&ctx->table->b[i]->active, memory_order_relaxed);
     /* +1 µs: a backend not measured yet still costs its in-flight count */
     double l = lb_latency_estimate(s, ctx->table, i, ctx->now_us) + 1.0;
     /* 1 + in-flight relative to weight (w is in thousandths: 1000 = weight 1): with equal weights
@@ -156,7 +149,7 @@ static int lat_pick(void *state, const struct lb_ctx *ctx)
     int count = lb_draw2(ctx, w, &a, &b);
     if (count < 2)
         return a;
-    struct backend *ba = &ctx->table->b[a];
+    struct backend *ba = ctx->table->b[a];
     if (lb_rand() % LB_LAT_PROBE == 0 && atomic_load_explicit(&ba->active, memory_order_relaxed) == 0)
         return a;
     /* The first drawn keeps the pick unless the second is cheaper even when charged half a
@@ -165,8 +158,8 @@ static int lat_pick(void *state, const struct lb_ctx *ctx)
     double ca = cost(s, ctx, a, w[a], 0.0), cb = cost(s, ctx, b, w[b], 0.5);
     int pick = ca > cb ? b : a;
     /* the start of a busy period: the stall clock of lb_latency_estimate() starts here */
-    if (atomic_load_explicit(&ctx->table->b[pick].active, memory_order_relaxed) == 0)
-        atomic_store_explicit(&s->b[pick].progress_us, ctx->now_us, memory_order_relaxed);
+    if (atomic_load_explicit(&ctx->table->b[pick]->active, memory_order_relaxed) == 0)
+        atomic_store_explicit(&s->table->b[pick]->lat.progress_us, ctx->now_us, memory_order_relaxed);
     return pick;
 }
 
@@ -174,7 +167,7 @@ static int lat_pick(void *state, const struct lb_ctx *ctx)
 void lb_latency_sample(void *state, int idx, double x, uint64_t now_us)
 {
     struct lat_state *s = state;
-    struct lat_backend *lb = &s->b[idx];
+    struct backend_latency *lb = &s->table->b[idx]->lat;
     double l = x;
     if (atomic_load_explicit(&lb->stamp_us, memory_order_relaxed)) {
         double d = decayed(lb, now_us);
@@ -195,7 +188,7 @@ static void lat_release(void *state, struct backend_table *table, int idx, enum 
     if (outcome == LB_CONNECT_FAILED && x < LB_LAT_FAIL_US)
         x = LB_LAT_FAIL_US;
     lb_latency_sample(s, idx, x, now);
-    atomic_store_explicit(&s->b[idx].progress_us, now, memory_order_relaxed);
+    atomic_store_explicit(&s->table->b[idx]->lat.progress_us, now, memory_order_relaxed);
 }
 
 const struct lb_ops lb_latency_ops = {

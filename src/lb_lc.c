@@ -56,7 +56,7 @@ static int lc_pick(void *state, const struct lb_ctx *ctx)
         uint32_t w = slot->w[i] = lb_weight(ctx, i);
         if (!w)
             continue;
-        uint64_t num = 1024 * (uint64_t)atomic_load_explicit(&ctx->table->b[i].active,
+        uint64_t num = 1024 * (uint64_t)atomic_load_explicit(&ctx->table->b[i]->active,
                                                              memory_order_relaxed) + u;
         if (best < 0 || num * best_w < best_num * w) {
             best = i;
@@ -74,7 +74,7 @@ static int lc_pick(void *state, const struct lb_ctx *ctx)
     for (int i = 0; i < n; i++) {
         if (!slot->w[i])
             continue;
-        uint64_t a = atomic_load_explicit(&ctx->table->b[i].active, memory_order_relaxed);
+        uint64_t a = atomic_load_explicit(&ctx->table->b[i]->active, memory_order_relaxed);
         if (1024 * a * best_w <= best_num * slot->w[i])
             ties++;
         else

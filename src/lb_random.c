@@ -55,8 +55,8 @@ int lb_p2c(const struct lb_ctx *ctx, uint32_t *w)
     int count = lb_draw2(ctx, w, &a, &b);
     if (count < 2)
         return a;
-    uint64_t fa = atomic_load_explicit(&ctx->table->b[a].active, memory_order_relaxed);
-    uint64_t fb = atomic_load_explicit(&ctx->table->b[b].active, memory_order_relaxed);
+    uint64_t fa = atomic_load_explicit(&ctx->table->b[a]->active, memory_order_relaxed);
+    uint64_t fb = atomic_load_explicit(&ctx->table->b[b]->active, memory_order_relaxed);
     /* The first drawn keeps the pick unless the second is less loaded even when charged a margin
      * m more: fa / w[a] > (fb + m) / w[b], without division. m is drawn uniformly in [¼, ¾) of a
      * request at each pick. With equal weights that is plain "fewer in flight wins, ties to the

@@ -29,9 +29,12 @@ static const char *const tls_result_labels[MTLS_COUNT] = {"full", "resumed", "fa
 /* The registry: what a scrape reads. */
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct metrics_worker *workers;
-static struct backend_table *table;
-static struct metrics_check *checks;
 static int nworkers;
+/* configuration reloads (the reload path only, under reg_lock) */
+static uint64_t reloads[2]; /* success, failure */
+static uint64_t generation = 1;
+static int64_t last_reload_ms;
+static bool last_reload_ok = true;
 static const char *version = "unknown";
 static int64_t start_ms;
 static metrics_counter_fn access_dropped_fn;
@@ -52,18 +55,16 @@ void metrics_observe(struct metrics_hist *h, uint64_t us)
     metrics_add(&h->sum_us, us);
 }
 
-int metrics_setup(struct backend_table *backends, int nw, const char *ver)
+int metrics_setup(int nw, const char *ver)
 {
-    struct metrics_check *c = calloc((size_t)(backends->n ? backends->n : 1), sizeof(*c));
-    if (!c)
-        return -ENOMEM;
     pthread_mutex_lock(&reg_lock);
-    free(checks);
-    checks = c;
-    table = backends;
     nworkers = nw;
     version = ver;
     start_ms = util_wall_ms();
+    last_reload_ms = start_ms;
+    reloads[0] = reloads[1] = 0;
+    generation = 1;
+    last_reload_ok = true;
     pthread_mutex_unlock(&reg_lock);
     return 0;
 }
@@ -71,10 +72,19 @@ int metrics_setup(struct backend_table *backends, int nw, const char *ver)
 void metrics_teardown(void)
 {
     pthread_mutex_lock(&reg_lock);
-    free(checks);
-    checks = NULL;
-    table = NULL;
     access_dropped_fn = NULL;
+    pthread_mutex_unlock(&reg_lock);
+}
+
+void metrics_reload_done(bool ok, uint64_t gen)
+{
+    pthread_mutex_lock(&reg_lock);
+    reloads[ok ? 0 : 1]++;
+    last_reload_ok = ok;
+    if (ok) {
+        generation = gen;
+        last_reload_ms = util_wall_ms();
+    }
     pthread_mutex_unlock(&reg_lock);
 }
 
@@ -85,17 +95,12 @@ void metrics_set_log_dropped(metrics_counter_fn fn)
     pthread_mutex_unlock(&reg_lock);
 }
 
-struct metrics_worker *metrics_worker_new(int nbackends)
+struct metrics_worker *metrics_worker_new(int worker)
 {
     struct metrics_worker *m = calloc(1, sizeof(*m));
     if (!m)
         return NULL;
-    m->nbackends = nbackends;
-    m->b = calloc((size_t)(nbackends ? nbackends : 1), sizeof(*m->b));
-    if (!m->b) {
-        free(m);
-        return NULL;
-    }
+    m->worker = worker;
     pthread_mutex_lock(&reg_lock);
     m->next = workers;
     workers = m;
@@ -115,18 +120,14 @@ void metrics_worker_free(struct metrics_worker *m)
         }
     }
     pthread_mutex_unlock(&reg_lock);
-    free(m->b);
     free(m);
 }
 
 /* ---- health-check records: one writer (the health thread), a sequence lock for readers ---- */
 
-void metrics_check_done(int idx, bool ok, const char *reason, uint32_t duration_ms)
+void metrics_check_done(struct backend *b, bool ok, const char *reason, uint32_t duration_ms)
 {
-    /* checks is set before the health thread starts and freed after it stops. */
-    if (!checks || !table || idx < 0 || idx >= table->n)
-        return;
-    struct metrics_check *c = &checks[idx];
+    struct metrics_check *c = &b->check;
     metrics_add(ok ? &c->ok : &c->failed, 1);
     uint32_t s = atomic_load_explicit(&c->seq, memory_order_relaxed);
     atomic_store_explicit(&c->seq, s + 1, memory_order_relaxed);
@@ -138,11 +139,9 @@ void metrics_check_done(int idx, bool ok, const char *reason, uint32_t duration_
     atomic_store_explicit(&c->seq, s + 2, memory_order_release);
 }
 
-bool metrics_check_read(int idx, struct metrics_check *out)
+bool metrics_check_read(const struct backend *b, struct metrics_check *out)
 {
-    if (!checks || !table || idx < 0 || idx >= table->n)
-        return false;
-    const struct metrics_check *c = &checks[idx];
+    const struct metrics_check *c = &b->check;
     for (int tries = 0; tries < 1000; tries++) {
         uint32_t s1 = atomic_load_explicit(&c->seq, memory_order_acquire);
         if (s1 & 1)
@@ -171,30 +170,29 @@ static void hist_add(uint64_t *acc, uint64_t *sum_us, const struct metrics_hist 
     *sum_us += metrics_get(&h->sum_us);
 }
 
-void metrics_sum_backend(int idx, struct metrics_sums *out)
+void metrics_sum_backend(const struct backend *be, struct metrics_sums *out)
 {
     memset(out, 0, sizeof(*out));
     uint64_t sum = 0;
+    if (be) {
+        for (int w = 0; w < be->nworkers; w++) {
+            const struct metrics_backend_w *b = &be->pw[w].m;
+            for (int c = 0; c < 5; c++)
+                out->requests[c] += metrics_get(&b->requests[c]);
+            out->errors += metrics_get(&b->requests[4]);
+            for (int e = 0; e < MCE_COUNT; e++)
+                out->errors += metrics_get(&b->conn_errors[e]);
+            hist_add(out->hist, &sum, &b->response);
+            out->idle += upstream_idle_count(&be->pw[w].idle);
+        }
+        return;
+    }
     pthread_mutex_lock(&reg_lock);
     for (const struct metrics_worker *m = workers; m; m = m->next) {
-        if (idx >= 0 && idx >= m->nbackends)
-            continue;
-        if (idx < 0) {
-            for (int c = 0; c < 5; c++)
-                out->requests[c] += metrics_get(&m->requests[c]);
-            out->errors += metrics_get(&m->requests[4]);
-            hist_add(out->hist, &sum, &m->duration);
-            continue;
-        }
-        const struct metrics_backend_w *b = &m->b[idx];
         for (int c = 0; c < 5; c++)
-            out->requests[c] += metrics_get(&b->requests[c]);
-        out->errors += metrics_get(&b->requests[4]);
-        for (int e = 0; e < MCE_COUNT; e++)
-            out->errors += metrics_get(&b->conn_errors[e]);
-        hist_add(out->hist, &sum, &b->response);
-        if (m->upstreams)
-            out->idle += upstream_idle_count(m->upstreams, idx);
+            out->requests[c] += metrics_get(&m->requests[c]);
+        out->errors += metrics_get(&m->requests[4]);
+        hist_add(out->hist, &sum, &m->duration);
     }
     pthread_mutex_unlock(&reg_lock);
 }
@@ -279,7 +277,7 @@ static void backend_label(struct backend_sum *s, const char *name)
     fclose(f);
 }
 
-int metrics_render(FILE *out)
+int metrics_render(FILE *out, const struct backend_table *table)
 {
     pthread_mutex_lock(&reg_lock);
     int n = table ? table->n : 0;
@@ -302,9 +300,12 @@ int metrics_render(FILE *out)
         for (int t = 0; t < MTLS_COUNT; t++)
             tls[t] += metrics_get(&m->tls_handshakes[t]);
         hist_add(dur, &dur_sum, &m->duration);
-        for (int i = 0; i < n && i < m->nbackends; i++) {
-            const struct metrics_backend_w *b = &m->b[i];
-            struct backend_sum *s = &bs[i];
+    }
+    for (int i = 0; i < n; i++) {
+        const struct backend *be = table->b[i];
+        struct backend_sum *s = &bs[i];
+        for (int w = 0; w < be->nworkers; w++) {
+            const struct metrics_backend_w *b = &be->pw[w].m;
             for (int c = 0; c < 5; c++)
                 s->requests[c] += metrics_get(&b->requests[c]);
             for (int e = 0; e < MCE_COUNT; e++)
@@ -316,12 +317,10 @@ int metrics_render(FILE *out)
             s->received += metrics_get(&b->received_bytes);
             hist_add(s->resp, &s->resp_sum, &b->response);
             hist_add(s->conn, &s->conn_sum, &b->connect);
-            if (m->upstreams)
-                s->idle += upstream_idle_count(m->upstreams, i);
+            s->idle += upstream_idle_count(&be->pw[w].idle);
         }
+        backend_label(s, be->name);
     }
-    for (int i = 0; i < n; i++)
-        backend_label(&bs[i], table->b[i].cfg->name);
 
     head(out, "golb_build_info", "gauge", "golb build information; always 1.");
     fputs("golb_build_info{version=\"", out);
@@ -331,6 +330,20 @@ int metrics_render(FILE *out)
     fprintf(out, "golb_start_time_seconds %.3f\n", (double)start_ms / 1000.0);
     head(out, "golb_workers", "gauge", "Worker threads.");
     fprintf(out, "golb_workers %d\n", nworkers);
+    head(out, "golb_config_reloads_total", "counter", "Configuration reloads, by result.");
+    fprintf(out, "golb_config_reloads_total{result=\"success\"} %llu\n",
+            (unsigned long long)reloads[0]);
+    fprintf(out, "golb_config_reloads_total{result=\"failure\"} %llu\n",
+            (unsigned long long)reloads[1]);
+    head(out, "golb_config_generation", "gauge", "The running configuration generation (1 at start).");
+    fprintf(out, "golb_config_generation %llu\n", (unsigned long long)generation);
+    head(out, "golb_config_last_reload_successful", "gauge",
+         "1 when the last reload (or the start) succeeded.");
+    fprintf(out, "golb_config_last_reload_successful %d\n", last_reload_ok ? 1 : 0);
+    head(out, "golb_config_last_reload_success_timestamp_seconds", "gauge",
+         "When the running configuration was loaded, since the epoch.");
+    fprintf(out, "golb_config_last_reload_success_timestamp_seconds %.3f\n",
+            (double)last_reload_ms / 1000.0);
 
     head(out, "golb_http_requests_total", "counter",
          "Client requests answered, by status class (golb's own answers included).");
@@ -361,12 +374,12 @@ int metrics_render(FILE *out)
 
     head(out, "golb_backend_up", "gauge", "1 when the backend's health checks pass.");
     for (int i = 0; i < n; i++)
-        fprintf(out, "golb_backend_up{%s} %d\n", bs[i].lab, backend_is_up(&table->b[i]) ? 1 : 0);
+        fprintf(out, "golb_backend_up{%s} %d\n", bs[i].lab, backend_is_up(table->b[i]) ? 1 : 0);
     head(out, "golb_backend_state", "gauge",
          "The backend's state as operators see it: one series is 1 (up, down, drain, maint).");
     static const char *const states[] = {"up", "down", "drain", "maint"};
     for (int i = 0; i < n; i++) {
-        const char *st = backend_effective_state(&table->b[i]);
+        const char *st = backend_effective_state(table->b[i]);
         for (size_t k = 0; k < ARRAY_LEN(states); k++)
             fprintf(out, "golb_backend_state{%s,state=\"%s\"} %d\n", bs[i].lab, states[k],
                     strcmp(st, states[k]) == 0);
@@ -390,7 +403,7 @@ int metrics_render(FILE *out)
     head(out, "golb_backend_requests_in_flight", "gauge", "Requests on the backend now.");
     for (int i = 0; i < n; i++)
         fprintf(out, "golb_backend_requests_in_flight{%s} %u\n", bs[i].lab,
-                atomic_load_explicit(&table->b[i].active, memory_order_relaxed));
+                atomic_load_explicit(&table->b[i]->active, memory_order_relaxed));
     head(out, "golb_backend_connection_errors_total", "counter",
          "Failed connections to the backend, by reason.");
     for (int i = 0; i < n; i++)
@@ -416,8 +429,8 @@ int metrics_render(FILE *out)
 
     head(out, "golb_backend_health_checks_total", "counter", "Active health checks, by result.");
     for (int i = 0; i < n; i++) {
-        uint64_t ok = checks ? metrics_get(&checks[i].ok) : 0;
-        uint64_t bad = checks ? metrics_get(&checks[i].failed) : 0;
+        uint64_t ok = metrics_get(&table->b[i]->check.ok);
+        uint64_t bad = metrics_get(&table->b[i]->check.failed);
         fprintf(out, "golb_backend_health_checks_total{%s,result=\"success\"} %llu\n", bs[i].lab,
                 (unsigned long long)ok);
         fprintf(out, "golb_backend_health_checks_total{%s,result=\"failure\"} %llu\n", bs[i].lab,
@@ -426,12 +439,12 @@ int metrics_render(FILE *out)
     head(out, "golb_backend_weight", "gauge", "The backend's weight.");
     for (int i = 0; i < n; i++)
         fprintf(out, "golb_backend_weight{%s} %u\n", bs[i].lab,
-                atomic_load_explicit(&table->b[i].weight, memory_order_relaxed));
+                atomic_load_explicit(&table->b[i]->weight, memory_order_relaxed));
     head(out, "golb_backend_last_state_change_timestamp_seconds", "gauge",
          "When the backend's health or admin state last changed, since the epoch.");
     for (int i = 0; i < n; i++)
         fprintf(out, "golb_backend_last_state_change_timestamp_seconds{%s} %.3f\n", bs[i].lab,
-                (double)atomic_load_explicit(&table->b[i].state_changed_ms,
+                (double)atomic_load_explicit(&table->b[i]->state_changed_ms,
                                              memory_order_relaxed) /
                     1000.0);
 

@@ -1,17 +1,18 @@
 /* metrics — counters and latency histograms, written per worker and summed when scraped.
  *
- * Every worker owns one struct metrics_worker (and in it one struct metrics_backend_w per backend).
- * Only that worker writes it, so a counter moves by a relaxed load and a relaxed store of value + 1
+ * Every worker owns one struct metrics_worker, and one struct metrics_backend_w in each backend
+ * (the backend's per-worker slot, backend.h: counters carry over reloads with the backend). Only
+ * that worker writes them, so a counter moves by a relaxed load and a relaxed store of value + 1
  * (metrics_add): no lock and no shared read-modify-write on the request path, and no cache line
  * bouncing between workers. A scrape (the admin thread) reads every worker's block with relaxed
  * loads and adds them up; a 64-bit relaxed load is never torn on the platforms golb runs on, so
  * each value read is one the worker really wrote, at worst a few requests old.
  *
- *   worker 0: metrics_worker ─┬─ client counters, duration histogram
- *                             └─ b[0..n): per-backend counters, response/connect histograms
- *   worker 1: metrics_worker ─ ...                                   ─┐
- *   health thread: metrics_check[0..n) (results, last check)          ├─ metrics_render() sums them
- *   backend table: state, admin state, weight, in flight (atomics)   ─┘
+ *   worker 0: metrics_worker ── client counters, duration histogram  ─┐
+ *   worker 1: metrics_worker ─ ...                                    │
+ *   backend b: pw[w].m per-backend counters, response/connect hists   ├─ metrics_render() sums them
+ *              check (health thread: results, last check)             │
+ *              state, admin state, weight, in flight (atomics)       ─┘
  *
  * Blocks register in a process-wide list (a mutex taken at worker start and stop and by scrapes,
  * never by a request). Histograms keep per-bucket (not cumulative) counts and the sum in
@@ -26,6 +27,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+struct backend;
 struct backend_table;
 
 /* OpenTelemetry's default HTTP duration boundaries, in microseconds (0.005 s ... 10 s). */
@@ -81,10 +83,7 @@ struct metrics_worker {
     _Atomic uint64_t req_started, req_ended;   /* in flight = started - ended */
     _Atomic uint64_t tls_handshakes[MTLS_COUNT];
     struct metrics_hist duration;              /* first byte in → last byte out */
-    /* the idle pool's per-backend counts live in upstream.c; read through this */
-    const struct upstream_pool *upstreams;
-    int nbackends;
-    struct metrics_backend_w *b;
+    int worker;                  /* its slot in every backend's pw[] */
     struct metrics_worker *next; /* registry list */
 };
 
@@ -122,35 +121,38 @@ void metrics_observe(struct metrics_hist *h, uint64_t us);
 /* Monotonic microseconds, for latencies. */
 uint64_t metrics_now_us(void);
 
-/* Process-wide set-up, before workers start (main): the backend table (for names, states,
- * weights), worker count and version for golb_build_info. Allocates the health-check records. */
-int metrics_setup(struct backend_table *backends, int workers, const char *version);
+/* Process-wide set-up, before workers start (main): worker count and version for
+ * golb_build_info. */
+int metrics_setup(int workers, const char *version);
 void metrics_teardown(void);
+/* A reload ended (ok: generation gen now runs). */
+void metrics_reload_done(bool ok, uint64_t gen);
 
-/* A new zeroed block for a worker, registered for scrapes; NULL on allocation failure. */
-struct metrics_worker *metrics_worker_new(int nbackends);
+/* A new zeroed block for worker `worker`, registered for scrapes; NULL on allocation failure. */
+struct metrics_worker *metrics_worker_new(int worker);
 void metrics_worker_free(struct metrics_worker *m);
 
-/* Health thread: one check of backend idx finished. No-op before metrics_setup(). */
-void metrics_check_done(int idx, bool ok, const char *reason, uint32_t duration_ms);
-/* Copies backend idx's last check record (consistent); false when there is none. */
-bool metrics_check_read(int idx, struct metrics_check *out);
+/* Health thread: one check of backend b finished. */
+void metrics_check_done(struct backend *b, bool ok, const char *reason, uint32_t duration_ms);
+/* Copies b's last check record (consistent); false when there is none. */
+bool metrics_check_read(const struct backend *b, struct metrics_check *out);
 
 /* Extra counters owned by other modules, added to scrapes. */
 typedef uint64_t (*metrics_counter_fn)(void);
 void metrics_set_log_dropped(metrics_counter_fn access_dropped);
 
-/* Sums for one backend (or the whole process with idx -1), for the admin API. */
+/* Sums for one backend (or the whole process with NULL), for the admin API. */
 struct metrics_sums {
     uint64_t requests[5];
     uint64_t errors;  /* 5xx answers + connection errors */
     uint64_t hist[METRICS_NBUCKETS];
     uint64_t idle;
 };
-void metrics_sum_backend(int idx, struct metrics_sums *out);
+void metrics_sum_backend(const struct backend *b, struct metrics_sums *out);
 
-/* Writes the whole exposition (Prometheus text format 0.0.4) to out. Returns 0 or -errno. */
-int metrics_render(FILE *out);
+/* Writes the whole exposition (Prometheus text format 0.0.4) to out, with the backends of table
+ * (the caller holds its generation). Returns 0 or -errno. */
+int metrics_render(FILE *out, const struct backend_table *table);
 
 /* Quantile q (0..1) estimated from bucket counts by linear interpolation, in seconds; -1 when
  * there is no observation. */

@@ -69,7 +69,7 @@ void obs_req_start(struct worker *w, struct obs_req *r, const struct http1_reque
                    uint64_t head_wait_ms)
 {
     r->start_us = metrics_now_us() - head_wait_ms * 1000u; /* the wall time is derived at the end */
-    r->backend = -1;
+    r->backend = NULL;
     r->started = true;
     r->minor_version = (uint8_t)req->minor_version;
     bool logging = w->alog != NULL;
@@ -110,30 +110,36 @@ void obs_req_start(struct worker *w, struct obs_req *r, const struct http1_reque
         metrics_add(&w->m->req_started, 1);
 }
 
-void obs_backend_try(struct worker *w, struct obs_req *r, int backend, bool reused, bool retry,
-                     uint32_t req_head_len)
+/* Worker w's counters for backend b (backend.h: each backend has a slot per worker). */
+static struct metrics_backend_w *mb(const struct worker *w, struct backend *b)
 {
-    struct metrics_worker *m = w->m;
-    if (retry && r->backend >= 0) {
+    return w->m && b ? &b->pw[w->id].m : NULL;
+}
+
+void obs_backend_try(struct worker *w, struct obs_req *r, struct backend *backend, bool reused,
+                     bool retry, uint32_t req_head_len)
+{
+    if (retry && r->backend) {
         r->retries++;
-        if (m)
-            metrics_add(&m->b[r->backend].retries, 1);
+        if (mb(w, r->backend))
+            metrics_add(&mb(w, r->backend)->retries, 1);
     }
     r->backend = backend;
     r->reused = reused;
     r->try_us = metrics_now_us();
     r->connect_us = 0;
     r->sent_bytes = req_head_len;
-    if (m)
-        metrics_add(reused ? &m->b[backend].reuses : &m->b[backend].connections, 1);
+    struct metrics_backend_w *b = mb(w, backend);
+    if (b)
+        metrics_add(reused ? &b->reuses : &b->connections, 1);
 }
 
 void obs_connect_result(struct worker *w, struct obs_req *r, int err)
 {
-    if (r->backend < 0)
+    if (!r->backend)
         return;
     uint64_t now = metrics_now_us();
-    struct metrics_backend_w *b = w->m ? &w->m->b[r->backend] : NULL;
+    struct metrics_backend_w *b = mb(w, r->backend);
     if (err == 0) {
         r->connect_us = now - r->try_us;
         r->try_us = now; /* the response time counts from here */
@@ -155,8 +161,8 @@ void obs_response_head(struct worker *w, struct obs_req *r, int status, uint32_t
     r->head_us = metrics_now_us() - r->try_us;
     r->backend_status = status;
     r->received_bytes = head_len;
-    if (w->m && r->backend >= 0)
-        metrics_observe(&w->m->b[r->backend].response, r->head_us);
+    if (mb(w, r->backend))
+        metrics_observe(&mb(w, r->backend)->response, r->head_us);
 }
 
 static int req_error_index(const char *error_type)
@@ -180,7 +186,7 @@ void obs_req_end(struct worker *w, struct obs_req *r, int status, const char *te
     uint64_t now = metrics_now_us();
     if (!r->start_us) { /* a request that never parsed: started when its bytes came */
         r->start_us = now;
-        r->backend = -1;
+        r->backend = NULL;
     }
     r->status = status;
     r->total_us = now - r->start_us;
@@ -195,8 +201,8 @@ void obs_req_end(struct worker *w, struct obs_req *r, int status, const char *te
             metrics_add(&m->errors[e], 1);
         if (r->started)
             metrics_add(&m->req_ended, 1);
-        if (r->backend >= 0) {
-            struct metrics_backend_w *b = &m->b[r->backend];
+        if (r->backend) {
+            struct metrics_backend_w *b = mb(w, r->backend);
             if (r->backend_status)
                 metrics_add(&b->requests[metrics_code_index(r->backend_status)], 1);
             metrics_add(&b->sent_bytes, r->sent_bytes + r->req_body_bytes);
@@ -206,8 +212,7 @@ void obs_req_end(struct worker *w, struct obs_req *r, int status, const char *te
     if (w->alog) {
         char line[ACCESSLOG_LINE_MAX];
         r->start_wall_ms = util_wall_ms() - (int64_t)(r->total_us / 1000u);
-        const char *backend = r->backend >= 0 && w->backends ? w->backends->b[r->backend].cfg->name
-                                                             : NULL;
+        const char *backend = r->backend ? r->backend->name : NULL;
         size_t n = accesslog_format_line(accesslog_current(), line, sizeof(line), r, backend,
                                          client_ip, term, error_type);
         if (n)

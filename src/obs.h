@@ -16,6 +16,7 @@
  * second in which phase.
  *   who:   -  nobody (normal end)    C  the client aborted       S  the server failed or refused
  *          P  golb refused it        c  client timeout            s  server timeout
+ *          K  golb cut it: its backend was removed by a reload and shutdownTimeout passed
  *   phase: -  normal end   R  reading the request head   C  connecting to a backend
  *          H  waiting for the response head             D  transferring a body
  *   e.g. "--" normal, "CD" client went away mid-body, "SC" connect refused, "sH" 504 upstream
@@ -30,6 +31,7 @@
 #include <stdint.h>
 
 struct http1_request;
+struct backend;
 struct worker;
 
 #define OBS_METHOD_MAX 16
@@ -47,7 +49,7 @@ struct obs_req {
     uint64_t total_us;       /* first byte in → end (set by obs_req_end) */
     uint64_t req_body_bytes, resp_body_bytes;
     uint64_t sent_bytes, received_bytes; /* to / from the backend, heads included */
-    int backend;             /* last backend tried, -1 none */
+    struct backend *backend; /* last backend tried, NULL none */
     uint32_t retries;
     int status;              /* what the client got (0: nothing) */
     int backend_status;      /* what the backend answered (0: nothing) */
@@ -72,7 +74,8 @@ void obs_req_start(struct worker *w, struct obs_req *r, const struct http1_reque
                    uint64_t head_wait_ms);
 /* A backend was picked; `retry` when a previous try of this request failed. req_head_len: the
  * rewritten request head's size (bytes sent to the backend before the body). */
-void obs_backend_try(struct worker *w, struct obs_req *r, int backend, bool reused, bool retry,
+void obs_backend_try(struct worker *w, struct obs_req *r, struct backend *backend, bool reused,
+                     bool retry,
                      uint32_t req_head_len);
 /* A new connection's outcome: err 0, or -errno (ETIMEDOUT for golb's own connect timeout). */
 void obs_connect_result(struct worker *w, struct obs_req *r, int err);

@@ -18,6 +18,11 @@ void proxy_drain(struct worker *w)
     h1session_drain(w);
 }
 
+int proxy_cut_retired(struct worker *w)
+{
+    return h1session_cut_retired(w);
+}
+
 void proxy_close_all(struct worker *w)
 {
     h1session_close_all(w);

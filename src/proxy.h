@@ -19,5 +19,8 @@ void proxy_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen
 void proxy_drain(struct worker *w);
 /* Closes every client connection at once (shutdown deadline passed, or worker teardown). */
 void proxy_close_all(struct worker *w);
+/* Closes the client connections whose request runs on a backend a reload removed (their time,
+ * shutdownTimeout, is up). Returns how many. */
+int proxy_cut_retired(struct worker *w);
 
 #endif

@@ -191,6 +191,12 @@ struct tls_server *tls_server_new(void)
     return s;
 }
 
+void tls_server_inherit_tickets(struct tls_server *s, const struct tls_server *old)
+{
+    if (s && old)
+        memcpy(s->secret, old->secret, sizeof(s->secret));
+}
+
 void tls_server_free(struct tls_server *s)
 {
     if (!s)

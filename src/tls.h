@@ -51,6 +51,9 @@ struct tls_server_settings {
 
 struct tls_server *tls_server_new(void);
 void tls_server_free(struct tls_server *s);
+/* A reload: s (not yet in use) takes over old's ticket secret, so session tickets issued before
+ * the reload still resume (the keys are derived from it per epoch). */
+void tls_server_inherit_tickets(struct tls_server *s, const struct tls_server *old);
 /* Loads one certificate (leaf + chain, PEM) and its key. Returns 0, or -1 with *field and err set.
  * warn (may be empty on return) gets a note such as an expired certificate. */
 int tls_server_add_cert(struct tls_server *s, const char *cert_file, const char *key_file,

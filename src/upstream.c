@@ -13,19 +13,11 @@
 #include "tls.h"
 #include "util.h"
 
-struct idle_list {
-    struct upstream_conn *head; /* most recently used first */
-    _Atomic uint32_t count;     /* written by the owning worker only; scrapes read it */
-};
-
 struct upstream_pool {
     struct loop *loop;
-    int nbackends;
     uint32_t max_idle;
     uint32_t idle_timeout_ms;
     struct upstream_stats stats;
-    SSL_SESSION **sessions; /* per backend: the latest resumable TLS session, or NULL */
-    struct idle_list idle[];
 };
 
 static void conn_free_task(struct loop_task *task)
@@ -33,9 +25,9 @@ static void conn_free_task(struct loop_task *task)
     free(container_of(task, struct upstream_conn, free_task));
 }
 
-static void idle_unlink(struct upstream_pool *pool, struct upstream_conn *c)
+static void idle_unlink(struct upstream_conn *c)
 {
-    struct idle_list *l = &pool->idle[c->backend];
+    struct upstream_idle *l = c->idle;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -64,7 +56,7 @@ static void conn_close(struct upstream_conn *c)
 
 static void idle_close(struct upstream_conn *c)
 {
-    idle_unlink(c->pool, c);
+    idle_unlink(c);
     conn_close(c);
 }
 
@@ -93,52 +85,56 @@ static void on_io(struct loop_io *io, uint32_t events)
         idle_close(c);
 }
 
-struct upstream_pool *upstream_pool_new(struct loop *loop, int nbackends, uint32_t max_idle,
+struct upstream_pool *upstream_pool_new(struct loop *loop, uint32_t max_idle,
                                         uint32_t idle_timeout_ms)
 {
-    struct upstream_pool *pool =
-        calloc(1, sizeof(*pool) + (size_t)nbackends * sizeof(struct idle_list));
+    struct upstream_pool *pool = calloc(1, sizeof(*pool));
     if (!pool)
         return NULL;
     pool->loop = loop;
-    pool->nbackends = nbackends;
+    upstream_pool_set_limits(pool, max_idle, idle_timeout_ms);
+    return pool;
+}
+
+void upstream_pool_set_limits(struct upstream_pool *pool, uint32_t max_idle,
+                              uint32_t idle_timeout_ms)
+{
     pool->max_idle = max_idle;
     pool->idle_timeout_ms = idle_timeout_ms;
-    pool->sessions = calloc((size_t)(nbackends ? nbackends : 1), sizeof(*pool->sessions));
-    if (!pool->sessions) {
-        free(pool);
-        return NULL;
-    }
-    return pool;
 }
 
 void upstream_pool_free(struct upstream_pool *pool)
 {
-    if (!pool)
-        return;
-    for (int i = 0; i < pool->nbackends; i++) {
-        while (pool->idle[i].head) {
-            struct upstream_conn *c = pool->idle[i].head;
-            idle_unlink(pool, c);
-            loop_timer_cancel(pool->loop, &c->idle_timer);
-            tls_free(c->ssl, false);
-            close(c->io.fd);
-            if (!c->free_task.queued)
-                free(c);
-        }
-        tls_session_free(pool->sessions[i]);
-    }
-    free(pool->sessions);
     free(pool);
 }
 
-struct upstream_conn *upstream_take_idle(struct upstream_pool *pool, int backend, void *owner,
-                                         upstream_event_cb cb)
+void upstream_close_idle(struct upstream_pool *pool, struct upstream_idle *idle, bool forever)
 {
-    struct upstream_conn *c = pool->idle[backend].head;
+    while (idle->head) {
+        struct upstream_conn *c = idle->head;
+        idle_unlink(c);
+        loop_timer_cancel(pool->loop, &c->idle_timer);
+        tls_free(c->ssl, false);
+        c->ssl = NULL;
+        close(c->io.fd); /* close() also leaves the epoll set */
+        c->io.fd = -1;
+        c->closed = true;
+        if (!c->free_task.queued)
+            loop_defer(pool->loop, &c->free_task, conn_free_task);
+    }
+    tls_session_free(idle->session);
+    idle->session = NULL;
+    if (forever)
+        idle->closed = true;
+}
+
+struct upstream_conn *upstream_take_idle(struct upstream_pool *pool, struct upstream_idle *idle,
+                                         void *owner, upstream_event_cb cb)
+{
+    struct upstream_conn *c = idle->head;
     if (!c)
         return NULL;
-    idle_unlink(pool, c);
+    idle_unlink(c);
     loop_timer_cancel(pool->loop, &c->idle_timer);
     c->owner = owner;
     c->on_event = cb;
@@ -146,7 +142,7 @@ struct upstream_conn *upstream_take_idle(struct upstream_pool *pool, int backend
     return c;
 }
 
-struct upstream_conn *upstream_connect(struct upstream_pool *pool, int backend,
+struct upstream_conn *upstream_connect(struct upstream_pool *pool, struct upstream_idle *idle,
                                        const struct sockaddr *addr, socklen_t addrlen, void *owner,
                                        upstream_event_cb cb, int *err)
 {
@@ -165,7 +161,7 @@ struct upstream_conn *upstream_connect(struct upstream_pool *pool, int backend,
     c->io.fd = fd;
     c->io.cb = on_io;
     c->pool = pool;
-    c->backend = backend;
+    c->idle = idle;
     c->owner = owner;
     c->on_event = cb;
     c->tls_done = true; /* until upstream_tls_step() is needed */
@@ -193,15 +189,18 @@ int upstream_connect_result(struct upstream_conn *conn)
 static void keep_session(void *owner, SSL_SESSION *session)
 {
     struct upstream_conn *c = owner;
-    SSL_SESSION **slot = &c->pool->sessions[c->backend];
-    tls_session_free(*slot);
-    *slot = session;
+    if (c->idle->closed) { /* the backend was removed: nothing will resume it */
+        tls_session_free(session);
+        return;
+    }
+    tls_session_free(c->idle->session);
+    c->idle->session = session;
 }
 
 int upstream_tls_step(struct upstream_conn *c, struct tls_client *tc, char *err, size_t errlen)
 {
     if (!c->ssl) {
-        c->ssl = tls_client_ssl(tc, c->io.fd, c->pool->sessions[c->backend]);
+        c->ssl = tls_client_ssl(tc, c->io.fd, c->idle->session);
         if (!c->ssl) {
             snprintf(err, errlen, "cannot set up TLS");
             return -EPROTO;
@@ -251,10 +250,11 @@ static bool quiet(struct upstream_conn *c)
 void upstream_release(struct upstream_conn *c, bool reusable)
 {
     struct upstream_pool *pool = c->pool;
-    struct idle_list *l = &pool->idle[c->backend];
+    struct upstream_idle *l = c->idle;
     c->owner = NULL;
     c->on_event = NULL;
-    if (!reusable || !c->connected || !c->tls_done || l->count >= pool->max_idle || !quiet(c)) {
+    if (!reusable || l->closed || !c->connected || !c->tls_done || l->count >= pool->max_idle ||
+        !quiet(c)) {
         conn_close(c);
         return;
     }
@@ -272,9 +272,4 @@ void upstream_release(struct upstream_conn *c, bool reusable)
 const struct upstream_stats *upstream_pool_stats(const struct upstream_pool *pool)
 {
     return &pool->stats;
-}
-
-uint32_t upstream_idle_count(const struct upstream_pool *pool, int backend)
-{
-    return atomic_load_explicit(&pool->idle[backend].count, memory_order_relaxed);
 }

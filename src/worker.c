@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "backend.h"
 #include "config.h"
+#include "generation.h"
 #include "metrics.h"
 #include "log.h"
 #include "proxy.h"
@@ -138,21 +140,31 @@ void worker_client_closed(struct worker *w)
         loop_stop(w->loop);
 }
 
-int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, const struct config *cfg,
-                struct backend_table *backends, struct balancer *balancer)
+/* The port a listening socket is bound to (redirects to HTTPS name it), 0 when none. */
+static uint16_t bound_port(int fd)
+{
+    struct sockaddr_storage bound;
+    socklen_t boundlen = sizeof(bound);
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&bound, &boundlen) != 0)
+        return 0;
+    return ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&bound)->sin6_port
+                                             : ((struct sockaddr_in *)(void *)&bound)->sin_port);
+}
+
+static void on_retire_timer(struct loop_timer *t);
+
+int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, struct generation *gen)
 {
     memset(w, 0, sizeof(*w));
     w->id = id;
-    w->cfg = cfg;
-    w->backends = backends;
-    w->balancer = balancer;
+    generation_ref(gen);
+    w->gen = gen;
+    w->cfg = gen->cfg;
+    const struct config *cfg = gen->cfg;
+    atomic_init(&w->adopted, gen->id);
+    loop_timer_init(&w->retire_timer, on_retire_timer);
     int fds[WORKER_MAX_LISTENERS] = {plain_fd, tls_fd};
-    struct sockaddr_storage bound;
-    socklen_t boundlen = sizeof(bound);
-    if (tls_fd >= 0 && getsockname(tls_fd, (struct sockaddr *)&bound, &boundlen) == 0)
-        w->https_port = ntohs(bound.ss_family == AF_INET6
-                                  ? ((struct sockaddr_in6 *)(void *)&bound)->sin6_port
-                                  : ((struct sockaddr_in *)(void *)&bound)->sin_port);
+    w->https_port = bound_port(tls_fd);
     for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
         struct worker_listener *l = &w->listeners[i];
         l->io.fd = fds[i];
@@ -171,14 +183,13 @@ int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, const struct
     w->loop = loop_new();
     if (!w->loop)
         return -ENOMEM;
-    w->upstreams = upstream_pool_new(w->loop, cfg->nbackends, cfg->upstream_max_idle,
+    w->upstreams = upstream_pool_new(w->loop, cfg->upstream_max_idle,
                                      cfg->upstream_idle_timeout_ms);
     if (!w->upstreams)
         return -ENOMEM;
-    w->m = metrics_worker_new(cfg->nbackends);
+    w->m = metrics_worker_new(id);
     if (!w->m)
         return -ENOMEM;
-    w->m->upstreams = w->upstreams;
     w->alog = accesslog_ring_new(); /* NULL when the access log is off */
     for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
         if (w->listeners[i].io.fd < 0)
@@ -265,18 +276,150 @@ void worker_destroy(struct worker *w)
     if (w->loop) {
         proxy_close_all(w);
         close_listeners(w);
+        loop_timer_cancel(w->loop, &w->retire_timer);
         loop_run_deferred(w->loop); /* the frees that closing queued */
-        metrics_worker_free(w->m); /* before the pool it reads idle counts from */
+        metrics_worker_free(w->m);
         w->m = NULL;
+        if (w->gen && w->upstreams)
+            for (int i = 0; i < w->gen->table->n; i++)
+                upstream_close_idle(w->upstreams, &w->gen->table->b[i]->pw[w->id].idle, true);
+        loop_run_deferred(w->loop);
         upstream_pool_free(w->upstreams);
         w->upstreams = NULL;
-        loop_run_deferred(w->loop);
         loop_free(w->loop);
         w->loop = NULL;
+    }
+    if (w->gen) {
+        generation_unref(w->gen); /* no request is left to pin it */
+        w->gen = NULL;
+        w->cfg = NULL;
     }
     if (w->spare_fd >= 0)
         close(w->spare_fd);
     w->spare_fd = -1;
     buf_pool_destroy(&w->bufs);
     pipe_pool_destroy(&w->pipes);
+}
+
+/* ---------------------------------------------------------------- reload -------------------- */
+
+/* Acknowledgements of updates: reloads only, never a request. */
+static pthread_mutex_t update_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t update_cond = PTHREAD_COND_INITIALIZER;
+
+void worker_pin(struct worker *w, struct generation *g)
+{
+    generation_pin(g, w->id);
+}
+
+void worker_unpin(struct worker *w, struct generation *g)
+{
+    if (generation_unpin(g, w->id) && g != w->gen)
+        generation_unref(g); /* its last request here, and no longer current here */
+}
+
+/* Requests still running on removed backends after shutdownTimeout are cut, like at shutdown. */
+static void on_retire_timer(struct loop_timer *t)
+{
+    struct worker *w = container_of(t, struct worker, retire_timer);
+    int n = proxy_cut_retired(w);
+    if (n > 0)
+        log_warn("worker %d: %d request(s) on removed backends cut after shutdownTimeout", w->id,
+                 n);
+}
+
+static void replace_listener(struct worker *w, int i, int fd)
+{
+    struct worker_listener *l = &w->listeners[i];
+    if (fd == WORKER_KEEP_FD)
+        return;
+    if (l->io.fd >= 0) {
+        loop_timer_cancel(w->loop, &l->accept_retry);
+        close(l->io.fd); /* also leaves the epoll set; connections already accepted stay */
+        l->io.fd = -1;
+    }
+    if (fd < 0 || w->draining) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    l->io.fd = fd;
+    int rc = loop_io_add(w->loop, &l->io);
+    if (rc != 0) {
+        log_error("worker %d: cannot watch a new listener: %s", w->id, strerror(-rc));
+        close(fd);
+        l->io.fd = -1;
+        return;
+    }
+    accept_batch(l); /* connections may already wait: the edge came before we watched */
+}
+
+static void update_on_loop(void *arg)
+{
+    struct worker *w = arg;
+    struct generation *old = w->gen, *g = w->update.gen;
+    w->update.gen = NULL;
+    for (int i = 0; i < WORKER_MAX_LISTENERS; i++)
+        replace_listener(w, i, w->update.listen_fd[i]);
+    if (w->update.listen_fd[1] != WORKER_KEEP_FD)
+        w->https_port = bound_port(w->listeners[1].io.fd);
+    w->gen = g;
+    w->cfg = g->cfg;
+    upstream_pool_set_limits(w->upstreams, g->cfg->upstream_max_idle,
+                             g->cfg->upstream_idle_timeout_ms);
+    /* Backends the new generation dropped: their idle connections close now; connections in
+     * use close when given back; requests still on them are cut after shutdownTimeout. */
+    bool removed = false;
+    for (int i = 0; i < old->table->n; i++) {
+        struct backend *b = old->table->b[i];
+        if (backend_table_find(g->table, b) < 0) {
+            upstream_close_idle(w->upstreams, &b->pw[w->id].idle, true);
+            removed = true;
+        }
+    }
+    if (removed)
+        loop_timer_after(w->loop, &w->retire_timer, g->cfg->shutdown_timeout_ms);
+    if (old->pw[w->id].pins == 0)
+        generation_unref(old);
+    pthread_mutex_lock(&update_lock);
+    atomic_store_explicit(&w->adopted, g->id, memory_order_release);
+    pthread_cond_broadcast(&update_cond);
+    pthread_mutex_unlock(&update_lock);
+}
+
+void worker_update(struct worker *w, const struct worker_update *u)
+{
+    w->update = *u;
+    loop_wakeup(w->loop, update_on_loop, w);
+}
+
+int worker_wait_updated(struct worker *workers, int n, uint64_t gen_id, uint64_t deadline_ms)
+{
+    pthread_mutex_lock(&update_lock);
+    for (;;) {
+        int behind = 0;
+        for (int i = 0; i < n; i++)
+            if (workers[i].started &&
+                atomic_load_explicit(&workers[i].adopted, memory_order_acquire) < gen_id)
+                behind++;
+        if (behind == 0)
+            break;
+        uint64_t now = util_now_ms();
+        if (now >= deadline_ms) {
+            pthread_mutex_unlock(&update_lock);
+            return -ETIMEDOUT;
+        }
+        uint64_t wait = deadline_ms - now;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += (time_t)(wait / 1000);
+        ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&update_cond, &update_lock, &ts);
+    }
+    pthread_mutex_unlock(&update_lock);
+    return 0;
 }

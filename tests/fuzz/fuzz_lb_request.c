@@ -32,7 +32,7 @@ static void setup(void)
     cfg.workers = 1;
     cfg.balance = "hash";
     cfg.sticky = sticky;
-    table = backend_table_new(&cfg);
+    table = backend_table_new(&cfg, NULL, 1);
     CHECK(table);
     static char *key_names[5] = {NULL, NULL, "X-User", "session", "id"};
     for (int k = 0; k < 5; k++) {

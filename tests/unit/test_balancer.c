@@ -23,9 +23,9 @@ static struct backend_table *make_table(int n)
     }
     cfg.nbackends = n;
     cfg.backends = cbs;
-    struct backend_table *t = backend_table_new(&cfg);
+    struct backend_table *t = backend_table_new(&cfg, NULL, 1);
     for (int i = 0; i < n; i++)
-        atomic_store(&t->b[i].state, BACKEND_UP);
+        atomic_store(&t->b[i]->state, BACKEND_UP);
     return t;
 }
 
@@ -56,7 +56,7 @@ Test(balancer, down_backend_is_skipped_without_doubling_a_neighbour, .init = qui
     struct backend_table *t = make_table(3);
     struct balancer b;
     balancer_init(&b, &lb_rr_ops, t);
-    backend_set_state(&t->b[1], BACKEND_DOWN, "test");
+    backend_set_state(t->b[1], BACKEND_DOWN, "test");
     int seen[3] = {0};
     int prev = -1;
     for (int i = 0; i < 20; i++) {
@@ -68,7 +68,7 @@ Test(balancer, down_backend_is_skipped_without_doubling_a_neighbour, .init = qui
     }
     cr_expect_eq(seen[0], 10);
     cr_expect_eq(seen[2], 10);
-    backend_set_state(&t->b[1], BACKEND_UP, "test");
+    backend_set_state(t->b[1], BACKEND_UP, "test");
     int again[3] = {0};
     for (int i = 0; i < 30; i++)
         again[balancer_pick(&b, NULL, NULL)]++;
@@ -84,8 +84,8 @@ Test(balancer, unknown_and_down_backends_get_nothing, .init = quiet)
     struct backend_table *t = make_table(2);
     struct balancer b;
     balancer_init(&b, &lb_rr_ops, t);
-    atomic_store(&t->b[0].state, BACKEND_UNKNOWN);
-    backend_set_state(&t->b[1], BACKEND_DOWN, "test");
+    atomic_store(&t->b[0]->state, BACKEND_UNKNOWN);
+    backend_set_state(t->b[1], BACKEND_DOWN, "test");
     cr_expect_eq(balancer_pick(&b, NULL, NULL), -1);
     balancer_destroy(&b);
     backend_table_free(t);
@@ -114,15 +114,15 @@ Test(balancer, tried_backends_are_skipped, .init = quiet)
 Test(balancer, passive_failures_mark_down_after_max_fails, .init = quiet)
 {
     struct backend_table *t = make_table(1);
-    backend_report_failure(&t->b[0], 3, "refused");
-    backend_report_failure(&t->b[0], 3, "refused");
-    cr_expect(backend_is_up(&t->b[0]));
-    backend_report_success(&t->b[0]);
-    backend_report_failure(&t->b[0], 3, "refused");
-    backend_report_failure(&t->b[0], 3, "refused");
-    cr_expect(backend_is_up(&t->b[0]), "a success must reset the count");
-    backend_report_failure(&t->b[0], 3, "refused");
-    cr_expect_not(backend_is_up(&t->b[0]));
+    backend_report_failure(t->b[0], 3, "refused");
+    backend_report_failure(t->b[0], 3, "refused");
+    cr_expect(backend_is_up(t->b[0]));
+    backend_report_success(t->b[0]);
+    backend_report_failure(t->b[0], 3, "refused");
+    backend_report_failure(t->b[0], 3, "refused");
+    cr_expect(backend_is_up(t->b[0]), "a success must reset the count");
+    backend_report_failure(t->b[0], 3, "refused");
+    cr_expect_not(backend_is_up(t->b[0]));
     backend_table_free(t);
 }
 

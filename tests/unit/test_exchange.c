@@ -11,12 +11,16 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "config.h"
 #include "exchange.h"
+#include "generation.h"
 #include "loop.h"
 #include "upstream.h"
 #include "worker.h"
 
 static struct worker wk;
+static struct config wk_cfg;
+static struct generation wk_gen; /* no backends, a balancer without sticky sessions */
 static struct upstream_conn up;
 static int sv[2]; /* sv[0]: golb's upstream socket, sv[1]: the backend */
 
@@ -101,6 +105,11 @@ static void setup(void)
 {
     memset(&wk, 0, sizeof(wk));
     memset(&fk, 0, sizeof(fk));
+    memset(&wk_cfg, 0, sizeof(wk_cfg));
+    memset(&wk_gen, 0, sizeof(wk_gen));
+    wk_gen.cfg = &wk_cfg;
+    wk.cfg = &wk_cfg;
+    wk.gen = &wk_gen;
     wk.loop = loop_new();
     cr_assert_not_null(wk.loop);
     buf_pool_init(&wk.bufs, 16384, 8);
@@ -113,6 +122,7 @@ static void setup(void)
     /* An exchange as exchange_start() leaves it once a pooled connection was taken. */
     x = exchange_get(&wk, &fk_ops, &fk);
     cr_assert_not_null(x);
+    x->gen = &wk_gen; /* as exchange_start() sets it, without the pin */
     x->up = &up;
     x->phase = XP_RELAY;
     x->resp_phase = RESP_WAIT_HEAD;
@@ -127,6 +137,7 @@ static void setup(void)
 static void teardown(void)
 {
     x->up = NULL; /* a test upstream: nothing to release to a pool */
+    x->gen = NULL; /* not pinned */
     exchange_put(x);
     exchange_pool_free(&wk);
     close(sv[0]);

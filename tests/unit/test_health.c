@@ -321,7 +321,7 @@ static int fx_add(struct fixture *fx, uint16_t port)
 
 static void fx_new(struct fixture *fx)
 {
-    fx->table = backend_table_new(&fx->cfg);
+    fx->table = backend_table_new(&fx->cfg, NULL, 1);
     cr_assert(fx->table);
     fx->h = health_new(fx->table, &fx->cfg);
     cr_assert(fx->h);
@@ -335,7 +335,7 @@ static void fx_free(struct fixture *fx)
 
 static int state_of(struct fixture *fx, int i)
 {
-    return atomic_load(&fx->table->b[i].state);
+    return atomic_load(&fx->table->b[i]->state);
 }
 
 /* Polls `cond` every few ms until it holds or DEADLINE_MS passes. */
@@ -503,7 +503,7 @@ Test(health, thresholds_count_consecutive_results, .timeout = 60)
     cr_assert(WAIT_UNTIL(state_of(&fx, 0) == BACKEND_UP), "never seen UP again after HTTP 200");
     int passes = atomic_load(&s->accepts) - a0;
     /* passive DOWN (maxFails) while checks pass: passing checks count from there */
-    backend_set_state(&fx.table->b[0], BACKEND_DOWN, "3 consecutive failures");
+    backend_set_state(fx.table->b[0], BACKEND_DOWN, "3 consecutive failures");
     a0 = atomic_load(&s->accepts);
     cr_assert(WAIT_UNTIL(state_of(&fx, 0) == BACKEND_UP), "never seen UP after a passive DOWN");
     int after_passive = atomic_load(&s->accepts) - a0;

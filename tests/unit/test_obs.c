@@ -115,39 +115,46 @@ Test(metrics, quantiles_interpolate_within_a_bucket)
 Test(metrics, render_sums_workers_and_keeps_histograms_consistent)
 {
     static struct config cfg;
-    static struct config_backend cb[2] = {{.name = "127.0.0.1:8081", .weight = 1},
-                                          {.name = "[::1]:8082", .weight = 1}};
+    static struct config_backend cb[2] = {
+        {.name = "127.0.0.1:8081", .host = "127.0.0.1", .port = 8081, .weight = 1},
+        {.name = "[::1]:8082", .host = "::1", .port = 8082, .weight = 1}};
     cfg.nbackends = 2;
     cfg.backends = cb;
-    struct backend_table *t = backend_table_new(&cfg);
+    struct backend_table *t = backend_table_new(&cfg, NULL, 2);
     cr_assert_not_null(t);
-    cr_assert_eq(metrics_setup(t, 2, "9.9.9"), 0);
-    struct metrics_worker *w1 = metrics_worker_new(2), *w2 = metrics_worker_new(2);
+    cr_assert_eq(metrics_setup(2, "9.9.9"), 0);
+    struct metrics_worker *w1 = metrics_worker_new(0), *w2 = metrics_worker_new(1);
     cr_assert(w1 && w2);
     metrics_add(&w1->requests[1], 3);
     metrics_add(&w2->requests[1], 4);
-    metrics_add(&w2->b[1].requests[4], 2);
+    metrics_add(&t->b[1]->pw[1].m.requests[4], 2);
+    metrics_add(&t->b[1]->pw[0].m.requests[4], 1);
     metrics_observe(&w1->duration, 1000);
     metrics_observe(&w2->duration, 20000000);
-    metrics_check_done(1, false, "HTTP 500", 3);
+    metrics_check_done(t->b[1], false, "HTTP 500", 3);
+    metrics_reload_done(false, 1);
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    cr_assert_eq(metrics_render(f), 0);
+    cr_assert_eq(metrics_render(f, t), 0);
     fclose(f);
     cr_expect(strstr(text, "golb_build_info{version=\"9.9.9\"} 1\n"));
     cr_expect(strstr(text, "golb_http_requests_total{code=\"2xx\"} 7\n"));
     cr_expect(strstr(text, "golb_http_request_duration_seconds_bucket{le=\"0.005\"} 1\n"));
     cr_expect(strstr(text, "golb_http_request_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
     cr_expect(strstr(text, "golb_http_request_duration_seconds_count 2\n"));
-    cr_expect(strstr(text, "golb_backend_requests_total{backend=\"[::1]:8082\",code=\"5xx\"} 2\n"));
+    cr_expect(strstr(text, "golb_backend_requests_total{backend=\"[::1]:8082\",code=\"5xx\"} 3\n"),
+              "summed over the backend's worker slots");
+    cr_expect(strstr(text, "golb_config_reloads_total{result=\"failure\"} 1\n"));
+    cr_expect(strstr(text, "golb_config_reloads_total{result=\"success\"} 0\n"));
+    cr_expect(strstr(text, "golb_config_last_reload_successful 0\n"));
     cr_expect(strstr(text, "golb_backend_requests_total{backend=\"127.0.0.1:8081\",code=\"5xx\"} 0\n"));
     cr_expect(strstr(text,
                      "golb_backend_health_checks_total{backend=\"[::1]:8082\",result=\"failure\"} 1\n"));
     cr_expect(strstr(text, "golb_backend_state{backend=\"127.0.0.1:8081\",state=\"down\"} 1\n"));
     cr_expect(strstr(text, "golb_backend_weight{backend=\"127.0.0.1:8081\"} 1\n"));
     struct metrics_check c;
-    cr_expect(metrics_check_read(1, &c));
+    cr_expect(metrics_check_read(t->b[1], &c));
     cr_expect_str_eq(c.reason, "HTTP 500");
     cr_expect(!c.result);
     free(text);
@@ -166,7 +173,7 @@ static struct obs_req sample_req(void)
     r.connect_us = 100;
     r.head_us = 900;
     r.status = 200;
-    r.backend = 0;
+    r.backend = NULL;
     r.minor_version = 1;
     memcpy(r.method, "GET", 3);
     r.method_len = 3;

@@ -25,7 +25,7 @@ static bool set_upstream_host(struct client *c, const struct backend *b)
 static bool build_response_head(struct client *c, const struct http1_response *r, struct buf *b)
 {
     char cookie[256];
-    struct exchange_head h = {cookie, balancer_set_cookie(c->w->balancer, &c->x->lbr,
+    struct exchange_head h = {cookie, balancer_set_cookie(&c->x->gen->balancer, &c->x->lbr,
                                                           c->x->backend, cookie, sizeof(cookie))};
     return h1_response_head(c, r, &h, b);
 }
@@ -40,6 +40,7 @@ static bool parse_response(struct client *c)
 
 static struct worker wk;
 static struct config wk_cfg; /* defaults: plain HTTP, no tls section */
+static struct generation wk_gen; /* no backends, a balancer without sticky sessions */
 static struct client cl;
 static struct exchange xch;
 /* Parsed messages are large (128 header slots): static, not on the stack. */
@@ -58,6 +59,9 @@ static void setup(void)
     memset(&wk, 0, sizeof(wk));
     memset(&wk_cfg, 0, sizeof(wk_cfg));
     wk.cfg = &wk_cfg;
+    memset(&wk_gen, 0, sizeof(wk_gen));
+    wk_gen.cfg = &wk_cfg;
+    wk.gen = &wk_gen;
     buf_pool_init(&wk.bufs, 16384, 8);
     memset(&cl, 0, sizeof(cl));
     memset(&xch, 0, sizeof(xch));
@@ -66,6 +70,7 @@ static void setup(void)
     xch.w = &wk;
     xch.ops = &h1_exchange_ops;
     xch.client = &cl;
+    xch.gen = &wk_gen;
     set_ip("192.0.2.9");
 }
 
@@ -362,16 +367,14 @@ Test(proxy_request, hostless_http10_request_is_finished_with_the_backend_host)
     expect_buf(cl.x->reqh, open_head);
     cr_expect_eq(cl.x->reqh_host_at, strlen(open_head));
 
-    struct config_backend cb1 = {.name = "10.0.0.1:8081"};
-    struct backend b1 = {.cfg = &cb1};
+    struct backend b1 = {.name = "10.0.0.1:8081"};
     cr_assert(set_upstream_host(&cl, &b1));
     char want[512];
     snprintf(want, sizeof(want), "%sHost: 10.0.0.1:8081\r\n\r\n", open_head);
     expect_buf(cl.x->reqh, want);
 
     /* A retry on another backend replaces the Host, it does not append a second one. */
-    struct config_backend cb2 = {.name = "[::1]:9000"};
-    struct backend b2 = {.cfg = &cb2};
+    struct backend b2 = {.name = "[::1]:9000"};
     cr_assert(set_upstream_host(&cl, &b2));
     snprintf(want, sizeof(want), "%sHost: [::1]:9000\r\n\r\n", open_head);
     expect_buf(cl.x->reqh, want);
@@ -388,8 +391,7 @@ Test(proxy_request, set_upstream_host_leaves_a_request_with_host_alone)
 {
     cr_assert(rewrite_req("GET / HTTP/1.0\r\nHost: mine\r\n\r\n"));
     uint32_t len = buf_len(cl.x->reqh);
-    struct config_backend cb = {.name = "10.0.0.1:8081"};
-    struct backend b = {.cfg = &cb};
+    struct backend b = {.name = "10.0.0.1:8081"};
     cr_assert(set_upstream_host(&cl, &b));
     cr_expect_eq(buf_len(cl.x->reqh), len);
     expect_buf(cl.x->reqh, "GET / HTTP/1.1\r\n"
@@ -418,8 +420,7 @@ Test(proxy_request, host_that_does_not_fit_fails)
     char name[128];
     memset(name, 'a', sizeof(name) - 1);
     name[sizeof(name) - 1] = '\0';
-    struct config_backend cb = {.name = name};
-    struct backend b = {.cfg = &cb};
+    struct backend b = {.name = name};
     cr_expect_not(set_upstream_host(&cl, &b));
     buf_put(&small, cl.x->reqh);
     cl.x->reqh = NULL;

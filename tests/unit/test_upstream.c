@@ -111,6 +111,8 @@ struct fx {
     int lfd;
     struct sockaddr_in addr; /* where lfd listens */
     struct upstream_pool *pool;
+    int nlists;
+    struct upstream_idle lists[4]; /* one per "backend", as each backend has one per worker */
 };
 
 static void fx_init(struct fx *f, int nbackends, uint32_t max_idle, uint32_t idle_ms)
@@ -123,7 +125,9 @@ static void fx_init(struct fx *f, int nbackends, uint32_t max_idle, uint32_t idl
     cr_assert_geq(f->lfd, 0, "listen: %s", strerror(-f->lfd));
     socklen_t len = sizeof(f->addr);
     cr_assert_eq(getsockname(f->lfd, (struct sockaddr *)&f->addr, &len), 0);
-    f->pool = upstream_pool_new(f->loop, nbackends, max_idle, idle_ms);
+    f->nlists = nbackends;
+    memset(f->lists, 0, sizeof(f->lists));
+    f->pool = upstream_pool_new(f->loop, max_idle, idle_ms);
     cr_assert_not_null(f->pool);
 }
 
@@ -131,6 +135,9 @@ static void fx_init(struct fx *f, int nbackends, uint32_t max_idle, uint32_t idl
  * leak check and the fd count catch what is left behind. */
 static void fx_fini(struct fx *f)
 {
+    if (f->pool)
+        for (int i = 0; i < f->nlists; i++)
+            upstream_close_idle(f->pool, &f->lists[i], true);
     upstream_pool_free(f->pool);
     loop_run_deferred(f->loop);
     close(f->lfd);
@@ -172,8 +179,8 @@ static int connect_ok(struct fx *f, int backend, struct owner *o)
 {
     int err = 0;
     *o = (struct owner){0};
-    o->conn = upstream_connect(f->pool, backend, (struct sockaddr *)&f->addr, sizeof(f->addr), o,
-                               on_event, &err);
+    o->conn = upstream_connect(f->pool, &f->lists[backend], (struct sockaddr *)&f->addr,
+                               sizeof(f->addr), o, on_event, &err);
     cr_assert_not_null(o->conn, "upstream_connect: %s", strerror(-err));
     cr_assert(run_until(f->loop, owner_has_result, o), "no connect outcome within %d ms",
               DEADLINE_MS);
@@ -182,15 +189,14 @@ static int connect_ok(struct fx *f, int backend, struct owner *o)
 }
 
 struct idle_cond {
-    struct upstream_pool *pool;
-    int backend;
+    struct upstream_idle *list;
     uint32_t want;
 };
 
 static bool idle_is(void *arg)
 {
     struct idle_cond *c = arg;
-    return upstream_idle_count(c->pool, c->backend) == c->want;
+    return upstream_idle_count(c->list) == c->want;
 }
 
 struct time_cond {
@@ -217,7 +223,7 @@ Test(upstream, connect_completes_and_reports_success)
     cr_expect(c->connected, "a successful result marks the connection connected");
     cr_expect(c->writable, "EPOLLOUT sets the writable flag");
     cr_expect_not(c->closed);
-    cr_expect_eq(c->backend, 1);
+    cr_expect_eq(c->idle, &f.lists[1], "it returns to the list it was opened for");
     cr_expect_eq(c->owner, &o);
     cr_expect_eq(c->requests, 0);
     int nd = 0;
@@ -251,7 +257,7 @@ Test(upstream, connect_to_a_closed_port_reports_refused)
 
     struct owner o = {0};
     int err = 0;
-    o.conn = upstream_connect(f.pool, 0, (struct sockaddr *)&a, sizeof(a), &o, on_event, &err);
+    o.conn = upstream_connect(f.pool, &f.lists[0], (struct sockaddr *)&a, sizeof(a), &o, on_event, &err);
     cr_assert_not_null(o.conn, "an in-progress connect is not an error: %s", strerror(-err));
     cr_assert(run_until(f.loop, owner_has_result, &o));
     cr_expect_eq(o.result, -ECONNREFUSED, "result %d", o.result);
@@ -260,7 +266,7 @@ Test(upstream, connect_to_a_closed_port_reports_refused)
 
     /* Even "reusable", a connection that never connected is closed, not pooled. */
     upstream_release(o.conn, true);
-    cr_expect_eq(upstream_idle_count(f.pool, 0), 0);
+    cr_expect_eq(upstream_idle_count(&f.lists[0]), 0);
     close(holder);
     fx_fini(&f);
 }
@@ -272,7 +278,7 @@ Test(upstream, connect_that_fails_at_once_sets_err)
     struct sockaddr bad = {.sa_family = 12345};
     struct owner o = {0};
     int err = 0;
-    struct upstream_conn *c = upstream_connect(f.pool, 0, &bad, sizeof(bad), &o, on_event, &err);
+    struct upstream_conn *c = upstream_connect(f.pool, &f.lists[0], &bad, sizeof(bad), &o, on_event, &err);
     cr_expect_null(c);
     cr_expect_eq(err, -EAFNOSUPPORT);
     cr_expect_eq(upstream_pool_stats(f.pool)->connects, 0);
@@ -291,28 +297,28 @@ Test(upstream, reusable_release_pools_and_take_idle_returns_it)
     size_t timers = loop_timer_count(f.loop);
 
     upstream_release(c, true);
-    cr_expect_eq(upstream_idle_count(f.pool, 2), 1);
-    cr_expect_eq(upstream_idle_count(f.pool, 0), 0);
+    cr_expect_eq(upstream_idle_count(&f.lists[2]), 1);
+    cr_expect_eq(upstream_idle_count(&f.lists[0]), 0);
     cr_expect_null(c->owner, "an idle connection has no owner");
     cr_expect_eq(c->requests, 1, "one exchange completed on it");
     cr_expect(loop_timer_armed(&c->idle_timer), "pooled: the idle timer runs");
     cr_expect_eq(loop_timer_count(f.loop), timers + 1);
     cr_expect(peer_still_open(s), "pooling must keep the connection open");
 
-    cr_expect_null(upstream_take_idle(f.pool, 0, &o, on_event), "nothing pooled for backend 0");
-    cr_expect_null(upstream_take_idle(f.pool, 1, &o, on_event));
+    cr_expect_null(upstream_take_idle(f.pool, &f.lists[0], &o, on_event), "nothing pooled for backend 0");
+    cr_expect_null(upstream_take_idle(f.pool, &f.lists[1], &o, on_event));
 
     struct owner o2 = {0};
-    struct upstream_conn *t = upstream_take_idle(f.pool, 2, &o2, on_event);
+    struct upstream_conn *t = upstream_take_idle(f.pool, &f.lists[2], &o2, on_event);
     cr_assert_eq(t, c, "the pooled connection itself comes back");
     o2.conn = t;
     cr_expect_eq(t->owner, &o2);
-    cr_expect_eq(upstream_idle_count(f.pool, 2), 0);
+    cr_expect_eq(upstream_idle_count(&f.lists[2]), 0);
     cr_expect_not(loop_timer_armed(&t->idle_timer), "taken: the idle timer is cancelled");
     cr_expect_eq(loop_timer_count(f.loop), timers);
     cr_expect_eq(upstream_pool_stats(f.pool)->connects, 1);
     cr_expect_eq(upstream_pool_stats(f.pool)->reuses, 1);
-    cr_expect_null(upstream_take_idle(f.pool, 2, &o2, on_event), "taken once only");
+    cr_expect_null(upstream_take_idle(f.pool, &f.lists[2], &o2, on_event), "taken once only");
 
     /* It still works, and its events now go to the new owner. */
     cr_assert_eq(write(t->io.fd, "GET", 3), 3);
@@ -328,7 +334,7 @@ Test(upstream, reusable_release_pools_and_take_idle_returns_it)
     /* Pool again, reuse again: the counters follow. */
     upstream_release(t, true);
     cr_expect_eq(t->requests, 2);
-    cr_expect_eq(upstream_take_idle(f.pool, 2, &o2, on_event), t);
+    cr_expect_eq(upstream_take_idle(f.pool, &f.lists[2], &o2, on_event), t);
     cr_expect_eq(upstream_pool_stats(f.pool)->reuses, 2);
     upstream_release(t, false);
     cr_expect(peer_closed(s));
@@ -344,12 +350,12 @@ Test(upstream, non_reusable_release_closes)
     int s = connect_ok(&f, 0, &o);
     size_t timers = loop_timer_count(f.loop);
     upstream_release(o.conn, false);
-    cr_expect_eq(upstream_idle_count(f.pool, 0), 0);
+    cr_expect_eq(upstream_idle_count(&f.lists[0]), 0);
     cr_expect(o.conn->closed);
     cr_expect_eq(o.conn->io.fd, -1);
     cr_expect_eq(loop_timer_count(f.loop), timers);
     cr_expect(peer_closed(s), "the backend must see the connection closed");
-    cr_expect_null(upstream_take_idle(f.pool, 0, &o, on_event));
+    cr_expect_null(upstream_take_idle(f.pool, &f.lists[0], &o, on_event));
     /* The struct itself is freed by a deferred task (house rule 8): fx_fini runs it. */
     close(s);
     fx_fini(&f);
@@ -365,15 +371,15 @@ Test(upstream, reuse_is_lifo)
         s[i] = connect_ok(&f, 0, &o[i]);
     for (int i = 0; i < 3; i++)
         upstream_release(o[i].conn, true);
-    cr_expect_eq(upstream_idle_count(f.pool, 0), 3);
+    cr_expect_eq(upstream_idle_count(&f.lists[0]), 3);
     struct owner n = {0};
-    cr_expect_eq(upstream_take_idle(f.pool, 0, &n, on_event), o[2].conn, "most recent first");
-    cr_expect_eq(upstream_take_idle(f.pool, 0, &n, on_event), o[1].conn);
+    cr_expect_eq(upstream_take_idle(f.pool, &f.lists[0], &n, on_event), o[2].conn, "most recent first");
+    cr_expect_eq(upstream_take_idle(f.pool, &f.lists[0], &n, on_event), o[1].conn);
     /* Put the most recent back: it is first again. */
     upstream_release(o[2].conn, true);
-    cr_expect_eq(upstream_take_idle(f.pool, 0, &n, on_event), o[2].conn);
-    cr_expect_eq(upstream_take_idle(f.pool, 0, &n, on_event), o[0].conn);
-    cr_expect_null(upstream_take_idle(f.pool, 0, &n, on_event));
+    cr_expect_eq(upstream_take_idle(f.pool, &f.lists[0], &n, on_event), o[2].conn);
+    cr_expect_eq(upstream_take_idle(f.pool, &f.lists[0], &n, on_event), o[0].conn);
+    cr_expect_null(upstream_take_idle(f.pool, &f.lists[0], &n, on_event));
     for (int i = 0; i < 3; i++) {
         upstream_release(o[i].conn, false);
         close(s[i]);
@@ -394,8 +400,8 @@ Test(upstream, max_idle_is_respected_per_backend)
     upstream_release(o[1].conn, true);
     upstream_release(o[2].conn, true); /* one too many for backend 0: closed */
     upstream_release(o[3].conn, true); /* backend 1 has its own room */
-    cr_expect_eq(upstream_idle_count(f.pool, 0), 2);
-    cr_expect_eq(upstream_idle_count(f.pool, 1), 1);
+    cr_expect_eq(upstream_idle_count(&f.lists[0]), 2);
+    cr_expect_eq(upstream_idle_count(&f.lists[1]), 1);
     cr_expect(o[2].conn->closed);
     cr_expect(peer_closed(s[2]));
     cr_expect(peer_still_open(s[0]));
@@ -413,7 +419,7 @@ Test(upstream, max_idle_zero_pools_nothing)
     struct owner o;
     int s = connect_ok(&f, 0, &o);
     upstream_release(o.conn, true);
-    cr_expect_eq(upstream_idle_count(f.pool, 0), 0);
+    cr_expect_eq(upstream_idle_count(&f.lists[0]), 0);
     cr_expect(peer_closed(s));
     close(s);
     fx_fini(&f);
@@ -430,16 +436,16 @@ Test(upstream, pooled_connection_closed_by_the_backend_leaves_the_pool_at_once)
     int s1 = connect_ok(&f, 0, &o[1]);
     upstream_release(o[0].conn, true);
     upstream_release(o[1].conn, true);
-    cr_assert_eq(upstream_idle_count(f.pool, 0), 2);
+    cr_assert_eq(upstream_idle_count(&f.lists[0]), 2);
 
     close(s1); /* the backend's keep-alive timer fired on one of them */
-    struct idle_cond cond = {f.pool, 0, 1};
+    struct idle_cond cond = {&f.lists[0], 1};
     uint64_t start = util_now_ms();
     cr_assert(run_until(f.loop, idle_is, &cond), "the dead connection is still pooled after %d ms",
               DEADLINE_MS);
     cr_expect_lt(util_now_ms() - start, 1000, "removal must follow the event, not a timer");
     struct owner n = {0};
-    cr_expect_eq(upstream_take_idle(f.pool, 0, &n, on_event), o[0].conn,
+    cr_expect_eq(upstream_take_idle(f.pool, &f.lists[0], &n, on_event), o[0].conn,
                  "the survivor is the one handed out");
     upstream_release(o[0].conn, false);
     close(s0);
@@ -454,7 +460,7 @@ Test(upstream, pooled_connection_receiving_stray_bytes_is_closed)
     int s = connect_ok(&f, 0, &o);
     upstream_release(o.conn, true);
     cr_assert_eq(write(s, "HTTP/1.1 408 Request Timeout\r\n\r\n", 32), 32);
-    struct idle_cond cond = {f.pool, 0, 0};
+    struct idle_cond cond = {&f.lists[0], 0};
     cr_assert(run_until(f.loop, idle_is, &cond), "still pooled after stray bytes");
     cr_expect(peer_closed(s), "the unusable connection is closed, not just forgotten");
     close(s);
@@ -481,10 +487,10 @@ Test(upstream, connection_closed_by_backend_while_owned_is_not_pooled)
     close(s);
     cr_assert(run_until(f.loop, owner_saw_rdhup, &o), "the owner never saw the FIN");
     upstream_release(o.conn, true);
-    struct idle_cond cond = {f.pool, 0, 0};
+    struct idle_cond cond = {&f.lists[0], 0};
     cr_expect(run_until(f.loop, idle_is, &cond), "a connection the backend closed was pooled");
     struct owner n = {0};
-    struct upstream_conn *t = upstream_take_idle(f.pool, 0, &n, on_event);
+    struct upstream_conn *t = upstream_take_idle(f.pool, &f.lists[0], &n, on_event);
     cr_expect_null(t, "a dead connection was handed out");
     if (t)
         upstream_release(t, false);
@@ -505,8 +511,8 @@ Test(upstream, idle_timeout_closes_pooled_connections)
     uint64_t start = loop_now(f.loop);
     upstream_release(o[0].conn, true);
     upstream_release(o[1].conn, true);
-    cr_assert_eq(upstream_idle_count(f.pool, 0), 2);
-    struct idle_cond cond = {f.pool, 0, 0};
+    cr_assert_eq(upstream_idle_count(&f.lists[0]), 2);
+    struct idle_cond cond = {&f.lists[0], 0};
     cr_assert(run_until(f.loop, idle_is, &cond), "idle connections outlived their timeout");
     cr_expect_geq(loop_now(f.loop) - start, 50, "closed before upstreamIdleTimeout");
     for (int i = 0; i < 2; i++) {
@@ -525,7 +531,7 @@ Test(upstream, taking_a_connection_stops_its_idle_timer)
     int s = connect_ok(&f, 0, &o);
     upstream_release(o.conn, true);
     struct owner n = {0};
-    struct upstream_conn *c = upstream_take_idle(f.pool, 0, &n, on_event);
+    struct upstream_conn *c = upstream_take_idle(f.pool, &f.lists[0], &n, on_event);
     cr_assert_eq(c, o.conn);
     n.conn = c;
     /* Run well past the idle timeout: the connection in use must survive. */
@@ -541,7 +547,7 @@ Test(upstream, taking_a_connection_stops_its_idle_timer)
 
 /* ---- teardown ---- */
 
-Test(upstream, pool_free_closes_idle_connections)
+Test(upstream, close_idle_closes_a_lists_connections)
 {
     struct fx f;
     fx_init(&f, 2, 8, LONG_IDLE_MS);
@@ -552,14 +558,39 @@ Test(upstream, pool_free_closes_idle_connections)
     for (int i = 0; i < 3; i++)
         upstream_release(o[i].conn, true);
     upstream_release(o[3].conn, false); /* closed, its free still queued */
-    cr_expect_eq(upstream_idle_count(f.pool, 0), 2);
-    cr_expect_eq(upstream_idle_count(f.pool, 1), 1);
-    upstream_pool_free(f.pool);
-    f.pool = NULL; /* fx_fini's upstream_pool_free(NULL) is a no-op */
+    cr_expect_eq(upstream_idle_count(&f.lists[0]), 2);
+    cr_expect_eq(upstream_idle_count(&f.lists[1]), 1);
+    upstream_close_idle(f.pool, &f.lists[0], false);
+    upstream_close_idle(f.pool, &f.lists[1], false);
+    cr_expect_eq(upstream_idle_count(&f.lists[0]), 0);
+    cr_expect_eq(upstream_idle_count(&f.lists[1]), 0);
+    loop_run_deferred(f.loop);
     for (int i = 0; i < 4; i++) {
         cr_expect(peer_closed(s[i]), "connection %d left open by pool_free", i);
         close(s[i]);
     }
     cr_expect_eq(loop_timer_count(f.loop), 0, "pool_free must cancel the idle timers");
     fx_fini(&f); /* runs the queued free; ASan reports any connection not freed */
+}
+
+/* A reload removed the backend: its list is closed for good, so a connection that was in use
+ * then is closed when given back, never pooled again. */
+Test(upstream, a_list_closed_forever_takes_nothing_back)
+{
+    struct fx f;
+    fx_init(&f, 1, 8, LONG_IDLE_MS);
+    struct owner idle, busy;
+    int s_idle = connect_ok(&f, 0, &idle);
+    int s_busy = connect_ok(&f, 0, &busy);
+    upstream_release(idle.conn, true);
+    cr_assert_eq(upstream_idle_count(&f.lists[0]), 1);
+    upstream_close_idle(f.pool, &f.lists[0], true);
+    cr_expect_eq(upstream_idle_count(&f.lists[0]), 0);
+    cr_expect(peer_closed(s_idle), "the idle connection is closed at once");
+    upstream_release(busy.conn, true);
+    cr_expect_eq(upstream_idle_count(&f.lists[0]), 0, "given back after removal: closed");
+    cr_expect(peer_closed(s_busy));
+    close(s_idle);
+    close(s_busy);
+    fx_fini(&f);
 }

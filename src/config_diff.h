@@ -1,0 +1,29 @@
+/* config_diff — what a reload from one configuration to another changes, as lines for people.
+ *
+ * Used by the reload (its one log line and POST /api/v1/reload's answer) and by `golb -t -diff OLD`.
+ * Backends are matched by identity (scheme, host, port: backend.h), as the reload matches them.
+ * Lines look like:
+ *   backend added: http://127.0.0.1:8083
+ *   backend removed: http://127.0.0.1:8082
+ *   backend changed: http://127.0.0.1:8081: weight 1 -> 3, healthPath "/" -> "/ready"
+ *   setting changed: connectTimeout 3s -> 5s
+ *   listener changed: listen 127.0.0.1:8080 -> 127.0.0.1:8090
+ * Secrets (admin.token) are never printed, only that they changed.
+ */
+#ifndef GOLB_CONFIG_DIFF_H
+#define GOLB_CONFIG_DIFF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+struct config;
+
+/* Writes one line per change to out; returns how many. */
+int config_diff(const struct config *old, const struct config *new, FILE *out);
+
+/* True when the plain or HTTPS listener's configured address differs (so it must be re-bound). */
+bool config_plain_listener_changed(const struct config *old, const struct config *new);
+bool config_tls_listener_changed(const struct config *old, const struct config *new);
+
+#endif
