@@ -17,6 +17,8 @@
 #   GOLB_BIN=bin/golb                  the golb binary
 #   BENCH_UNEVEN=1                     then run bench/uneven.py (balancing on uneven pools; 0 skips)
 #   BENCH_UNEVEN_RATE=1000 BENCH_UNEVEN_SECONDS=20   its offered load and seconds per run
+#   BENCH_RELOAD=1                     then run bench/reload.py (20 reloads under load; 0 skips)
+#   BENCH_RELOAD_SECONDS=12 BENCH_RELOADS=20         its length and number of reloads
 #   Observability cost (scenario ka): target golbobs is the same golb with the admin listener and
 #   the JSON access log on (to a file); target golbref runs GOLB_REF_BIN (e.g. a build of the commit
 #   before metrics existed) with golb's plain config. Neither is in the default TARGETS:
@@ -625,4 +627,13 @@ if [[ ${BENCH_UNEVEN:-1} == 1 ]]; then
     [[ $QUICK == 1 ]] && secs=${BENCH_UNEVEN_SECONDS:-5}
     "$PY" "$here/uneven.py" --rate "${BENCH_UNEVEN_RATE:-1000}" --seconds "$secs" |
         tee "$root/bench/results/uneven-$STAMP.txt"
+fi
+
+# Reloads under load (20 reloads adding and removing a backend while keep-alive and new-connection
+# clients run): failed requests, p99, old processes, RSS. Its own processes and ports.
+if [[ ${BENCH_RELOAD:-1} == 1 ]]; then
+    secs=${BENCH_RELOAD_SECONDS:-12}
+    [[ $QUICK == 1 ]] && secs=${BENCH_RELOAD_SECONDS:-6}
+    "$PY" "$here/reload.py" --seconds "$secs" --reloads "${BENCH_RELOADS:-20}" |
+        tee "$root/bench/results/reload-$STAMP.txt"
 fi
