@@ -96,9 +96,10 @@ fi
 MAXCONN=$((IDLE + 1000))  # HAProxy needs about 2 fds per maxconn; nginx counts both sides
 
 all_ports=("${UP_PORTS[@]}" "$STATUS_PORT")
-for t in $TARGETS; do [[ $t == direct ]] || all_ports+=("${PORT[$t]}" "${TLSPORT[$t]}" "${FULLPORT[$t]}"); done
+for t in $TARGETS; do [[ $t == direct ]] || all_ports+=("${PORT[$t]}" "${TLSPORT[$t]:-}" "${FULLPORT[$t]:-}"); done
 [[ $SCENARIOS == *scale* ]] && all_ports+=("${PORT[golb2]}")
 for p in "${all_ports[@]}"; do
+    [[ -n $p ]] || continue
     [[ -z $(ss -Htln "sport = :$p") ]] || die "port $p is in use; pick other ports with BENCH_PORT_BASE"
 done
 
