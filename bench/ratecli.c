@@ -1,6 +1,6 @@
 /* ratecli — a small open-loop, constant-rate HTTP/1.1 load client for the uneven-backend bench.
  *
- *   ratecli HOST PORT RATE SECONDS MAXCONNS OUTFILE
+ *   ratecli HOST PORT RATE SECONDS MAXCONNS OUTFILE [close]
  *
  * Request i is due at start + i / RATE. It goes out on an idle keep-alive connection (a new one is
  * opened while fewer than MAXCONNS exist); when none is free it waits in a queue. Latency is
@@ -9,11 +9,15 @@
  * a Content-Length (toy-backend's). Each completed request is one line of OUTFILE:
  *   due_us latency_us X-Server-Id status
  * At the end, requests still open after 5 s are written with status 0. Bounded in time and count.
+ * A request that fails (refused connect, reset, connection closed before the whole response) is
+ * written with status 0 at once and the connection is opened again for the next one: the reload
+ * bench counts those. With `close` every request asks for Connection: close (a new connection each).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,11 +49,17 @@ static size_t req_len;
 static FILE *out;
 static uint64_t t0;
 
+static uint64_t failures;
+static int close_each; /* Connection: close on every request */
+
 static int open_conn(int ep, struct conn *c, int idx)
 {
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
-        perror("connect");
+        if (c->fd >= 0)
+            close(c->fd);
+        c->fd = -1;
+        c->busy = 0;
         return -1;
     }
     int one = 1;
@@ -61,15 +71,37 @@ static int open_conn(int ep, struct conn *c, int idx)
     return 0;
 }
 
-static void send_req(struct conn *c, uint64_t due)
+/* A request that failed: recorded with status 0 now. */
+static void fail_req(uint64_t due)
+{
+    fprintf(out, "%llu %llu -1 0\n", (unsigned long long)(due - t0),
+            (unsigned long long)(now_us() - due));
+    failures++;
+}
+
+static void drop_conn(int ep, struct conn *c)
+{
+    if (c->fd >= 0) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+    }
+    c->fd = -1;
+    c->busy = 0;
+    c->len = 0;
+}
+
+/* Returns 0 when sent; -1 when it failed (recorded, connection dropped). */
+static int send_req(int ep, struct conn *c, uint64_t due)
 {
     c->busy = 1;
     c->due = due;
     c->len = 0;
     if (write(c->fd, req, req_len) != (ssize_t)req_len) {
-        perror("write");
-        exit(1);
+        drop_conn(ep, c);
+        fail_req(due);
+        return -1;
     }
+    return 0;
 }
 
 /* Returns 1 when a whole response is in c->buf (and records it), 0 when more is needed. */
@@ -100,10 +132,12 @@ static int try_complete(struct conn *c)
 
 int main(int argc, char **argv)
 {
-    if (argc != 7) {
-        fprintf(stderr, "usage: ratecli HOST PORT RATE SECONDS MAXCONNS OUTFILE\n");
+    if (argc != 7 && argc != 8) {
+        fprintf(stderr, "usage: ratecli HOST PORT RATE SECONDS MAXCONNS OUTFILE [close]\n");
         return 2;
     }
+    signal(SIGPIPE, SIG_IGN);
+    close_each = argc == 8 && strcmp(argv[7], "close") == 0;
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)atoi(argv[2]));
     inet_pton(AF_INET, argv[1], &addr.sin_addr);
@@ -112,7 +146,8 @@ int main(int argc, char **argv)
     out = fopen(argv[6], "w");
     if (!out || rate <= 0 || secs <= 0 || maxc <= 0 || maxc > 4096)
         return 2;
-    req_len = (size_t)snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: bench\r\n\r\n");
+    req_len = (size_t)snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: bench\r\n%s\r\n",
+                               close_each ? "Connection: close\r\n" : "");
     uint64_t total = (uint64_t)(rate * secs), interval_ns = (uint64_t)(1e9 / rate);
     struct conn *conns = calloc((size_t)maxc, sizeof(*conns));
     uint64_t *queue = calloc(total + 1, sizeof(uint64_t));
@@ -130,15 +165,19 @@ int main(int argc, char **argv)
             for (int i = 0; i < nconns && idle < 0; i++)
                 if (!conns[i].busy)
                     idle = i;
-            if (idle < 0 && nconns < maxc) {
-                if (open_conn(ep, &conns[nconns], nconns) != 0)
-                    return 1;
-                idle = nconns++;
-            }
+            if (idle < 0 && nconns < maxc)
+                idle = nconns++, conns[idle].fd = -1;
             if (idle < 0)
                 break;
-            send_req(&conns[idle], queue[qhead++]);
+            uint64_t due = queue[qhead++];
             sent++;
+            if (conns[idle].fd < 0 && open_conn(ep, &conns[idle], idle) != 0) {
+                fail_req(due); /* refused: golb or a peer was not accepting */
+                completed++;
+                continue;
+            }
+            if (send_req(ep, &conns[idle], due) != 0)
+                completed++;
         }
         int timeout = 0;
         if (next < total) {
@@ -154,24 +193,24 @@ int main(int argc, char **argv)
             struct conn *c = &conns[evs[k].data.u32];
             ssize_t r = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
             if (r <= 0) {
-                fprintf(stderr, "ratecli: connection closed (%s)\n", r ? strerror(errno) : "eof");
-                epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
-                close(c->fd);
-                if (c->busy)
-                    fprintf(out, "%llu 0 -1 0\n", (unsigned long long)(c->due - t0));
-                completed += c->busy;
-                if (open_conn(ep, c, (int)(c - conns)) != 0)
-                    return 1;
+                if (c->busy) { /* closed or reset under a request: that request failed */
+                    fail_req(c->due);
+                    completed++;
+                }
+                drop_conn(ep, c); /* reopened when next used */
                 continue;
             }
             c->len += (size_t)r;
-            if (c->busy && try_complete(c))
+            if (c->busy && try_complete(c)) {
                 completed++;
+                if (close_each)
+                    drop_conn(ep, c); /* the server closes it: never reuse it */
+            }
         }
     }
-    fprintf(stderr, "ratecli: %llu due, %llu sent, %llu completed, %d connections\n",
+    fprintf(stderr, "ratecli: %llu due, %llu sent, %llu completed, %llu failed, %d connections\n",
             (unsigned long long)total, (unsigned long long)sent, (unsigned long long)completed,
-            nconns);
+            (unsigned long long)failures, nconns);
     fclose(out);
     return 0;
 }

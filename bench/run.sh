@@ -17,6 +17,8 @@
 #   GOLB_BIN=bin/golb                  the golb binary
 #   BENCH_UNEVEN=1                     then run bench/uneven.py (balancing on uneven pools; 0 skips)
 #   BENCH_UNEVEN_RATE=1000 BENCH_UNEVEN_SECONDS=20   its offered load and seconds per run
+#   BENCH_RELOAD=1                     then run bench/reload.py (20 reloads under load; 0 skips)
+#   BENCH_RELOAD_SECONDS=12 BENCH_RELOADS=20         its length and number of reloads
 #   Observability cost (scenario ka): target golbobs is the same golb with the admin listener and
 #   the JSON access log on (to a file); target golbref runs GOLB_REF_BIN (e.g. a build of the commit
 #   before metrics existed) with golb's plain config. Neither is in the default TARGETS:
@@ -94,9 +96,10 @@ fi
 MAXCONN=$((IDLE + 1000))  # HAProxy needs about 2 fds per maxconn; nginx counts both sides
 
 all_ports=("${UP_PORTS[@]}" "$STATUS_PORT")
-for t in $TARGETS; do [[ $t == direct ]] || all_ports+=("${PORT[$t]}" "${TLSPORT[$t]}" "${FULLPORT[$t]}"); done
+for t in $TARGETS; do [[ $t == direct ]] || all_ports+=("${PORT[$t]}" "${TLSPORT[$t]:-}" "${FULLPORT[$t]:-}"); done
 [[ $SCENARIOS == *scale* ]] && all_ports+=("${PORT[golb2]}")
 for p in "${all_ports[@]}"; do
+    [[ -n $p ]] || continue
     [[ -z $(ss -Htln "sport = :$p") ]] || die "port $p is in use; pick other ports with BENCH_PORT_BASE"
 done
 
@@ -625,4 +628,13 @@ if [[ ${BENCH_UNEVEN:-1} == 1 ]]; then
     [[ $QUICK == 1 ]] && secs=${BENCH_UNEVEN_SECONDS:-5}
     "$PY" "$here/uneven.py" --rate "${BENCH_UNEVEN_RATE:-1000}" --seconds "$secs" |
         tee "$root/bench/results/uneven-$STAMP.txt"
+fi
+
+# Reloads under load (20 reloads adding and removing a backend while keep-alive and new-connection
+# clients run): failed requests, p99, old processes, RSS. Its own processes and ports.
+if [[ ${BENCH_RELOAD:-1} == 1 ]]; then
+    secs=${BENCH_RELOAD_SECONDS:-12}
+    [[ $QUICK == 1 ]] && secs=${BENCH_RELOAD_SECONDS:-6}
+    "$PY" "$here/reload.py" --seconds "$secs" --reloads "${BENCH_RELOADS:-20}" |
+        tee "$root/bench/results/reload-$STAMP.txt"
 fi
