@@ -28,7 +28,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from uneven import ROOT, Procs, free_port, pct, wait_log, wait_port  # noqa: E402
+from uneven import ROOT, Procs, free_port, nginx_conf, pct, wait_log, wait_port  # noqa: E402
 
 
 def golb_conf(path, ports, timeout):
@@ -60,39 +60,9 @@ backend b
 """)
 
 
-def nginx_conf(d, port, ports, timeout):
-    os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
+def reload_nginx_conf(d, port, ports, timeout):
     servers = "\n".join(f"    server 127.0.0.1:{p};" for p in ports)
-    conf = os.path.join(d, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(f"""daemon off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/tmp/body;
-  proxy_temp_path {d}/tmp/proxy;
-  fastcgi_temp_path {d}/tmp/fastcgi;
-  uwsgi_temp_path {d}/tmp/uwsgi;
-  scgi_temp_path {d}/tmp/scgi;
-  upstream u {{
-{servers}
-    keepalive 64;
-  }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://u;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_read_timeout {timeout}s;
-    }}
-  }}
-}}
-""")
-    return conf
+    return nginx_conf(d, port, servers, f"\n      proxy_read_timeout {timeout}s;")
 
 
 def children(pid):
@@ -155,13 +125,13 @@ def run_target(kind, args, tmp, ratecli, procs):
     else:
         port = free_port()
         d = os.path.join(tmp, "ngx")
-        conf = nginx_conf(d, port, small, 30)
+        conf = reload_nginx_conf(d, port, small, 30)
         proxy = procs.start(["nginx", "-p", d, "-e", os.path.join(d, "error.log"), "-c", conf],
                             os.path.join(tmp, "nginx.log"))
         wait_port(port)
 
         def reload(ports, timeout):
-            nginx_conf(d, port, ports, timeout)
+            reload_nginx_conf(d, port, ports, timeout)
             proxy.send_signal(signal.SIGHUP)
 
     # warm-up: connections and pools in place

@@ -119,6 +119,41 @@ def start_toys(procs, tmp, sc):
     return ports
 
 
+def nginx_conf(d, port, upstream, location_extra=""):
+    """Writes d/nginx.conf: one worker, no access log, temp paths in d, upstream `u` (its body
+    lines given: strategy, servers) with keep-alive, proxied on 127.0.0.1:port. Returns its path."""
+    os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/tmp/body;
+  proxy_temp_path {d}/tmp/proxy;
+  fastcgi_temp_path {d}/tmp/fastcgi;
+  uwsgi_temp_path {d}/tmp/uwsgi;
+  scgi_temp_path {d}/tmp/scgi;
+  upstream u {{
+{upstream}
+    keepalive 64;
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://u;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";{location_extra}
+    }}
+  }}
+}}
+""")
+    return conf
+
+
 def start_proxy(procs, tmp, kind, strategy, ports, weights):
     if kind == "golb":
         conf = os.path.join(tmp, "golb.yml")
@@ -153,37 +188,8 @@ backend b
         p = procs.start(["haproxy", "-f", conf], os.path.join(tmp, "haproxy.log"))
     else:
         d = os.path.join(tmp, "ngx")
-        os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
         servers = "\n".join(f"    server 127.0.0.1:{p} weight={w};" for p, w in zip(ports, weights))
-        conf = os.path.join(d, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(f"""daemon off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/tmp/body;
-  proxy_temp_path {d}/tmp/proxy;
-  fastcgi_temp_path {d}/tmp/fastcgi;
-  uwsgi_temp_path {d}/tmp/uwsgi;
-  scgi_temp_path {d}/tmp/scgi;
-  upstream u {{
-    {strategy}
-{servers}
-    keepalive 64;
-  }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://u;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }}
-  }}
-}}
-""")
+        conf = nginx_conf(d, port, f"    {strategy}\n{servers}")
         p = procs.start(["nginx", "-p", d, "-e", os.path.join(d, "error.log"), "-c", conf],
                         os.path.join(tmp, "nginx.log"))
     wait_port(port)

@@ -75,6 +75,20 @@ struct key {
 };
 
 
+/* Addresses (config.c), for the backends (config_backend.c). resolve: getaddrinfo of host:port
+ * (numeric only when asked, see config_set_resolve_numeric_only), 0 or its error code. */
+int resolve(const char *host, uint16_t port, bool numeric, struct sockaddr_storage *ss,
+            socklen_t *sslen);
+const char *resolve_error(int rc);
+bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+bool parse_port(const char *s, size_t len, uint32_t lo, uint32_t hi, uint16_t *out);
+bool host_char(char ch);
+const char *quote_with(struct qbuf *q, const char *prefix, const char *s, size_t len);
+
+/* The backends sequence (config_backend.c). */
+void set_backends(struct load *l, struct config *cfg, const struct node *v);
+void config_backend_clear(struct config_backend *b);
+
 /* The top-level key table (config_diff.c compares the fields it names). */
 const struct key *config_top_keys(size_t *n);
 

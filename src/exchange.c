@@ -47,12 +47,12 @@
 /* Exchanges kept for reuse per worker, so steady traffic never mallocs one. */
 #define MAX_FREE_EXCHANGES 256
 
-/* The one place an exchange reads configuration, backends and balancer: backends and balancer
- * from the generation the request pinned at start (a reload does not move a request), settings
- * from the worker's current configuration. */
+/* The one place an exchange reads configuration, backends and balancer: all of it from the
+ * generation the request pinned at start, so a reload never moves a request in flight (its
+ * timeouts, retries, backends and balancer stay those it started with). */
 static inline const struct config *ex_cfg(const struct exchange *x)
 {
-    return x->w->cfg;
+    return x->gen->cfg;
 }
 
 static inline struct backend *ex_backend(const struct exchange *x, int idx)
@@ -95,6 +95,8 @@ struct exchange *exchange_get(struct worker *w, const struct exchange_client_ops
     x->req_pipe = x->resp_pipe = (struct kpipe){.r = -1, .w = -1};
     x->splice_req.fd = x->splice_resp.fd = -1;
     x->backend = -1;
+    x->gen = w->gen; /* the request runs on the generation it started on, to its end */
+    worker_pin(w, x->gen);
     return x;
 }
 
@@ -324,8 +326,6 @@ enum exchange_status exchange_start(struct exchange *x, const struct http1_reque
                                     const struct exchange_request *info)
 {
     struct worker *w = x->w;
-    x->gen = w->gen; /* the request runs on the generation it started on, to its end */
-    worker_pin(w, x->gen);
     obs_req_start(w, &x->obs, req, info->head_wait_ms);
     x->req_body = req->body;
     x->req_remaining = req->body == HTTP1_BODY_LENGTH ? req->content_length : 0;

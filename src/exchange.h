@@ -29,8 +29,9 @@
  *     waits until the session pumps it again after reading more.
  *   - splice: a session whose client end is a plain socket offers it through splice_end(); the
  *     exchange then moves large bodies socket → pipe → socket. A TLS or multiplexed session says no.
- * Backends, their settings and the balancer come from the generation the request pinned at start
- * (exchange.c ex_backend, ex_backend_cfg, ex_balancer); worker-wide settings from ex_cfg.
+ * Settings, backends and the balancer all come from the generation the exchange pinned when it
+ * was taken (exchange.c ex_cfg, ex_backend, ex_backend_cfg, ex_balancer): a reload never moves a
+ * request in flight.
  */
 #ifndef GOLB_EXCHANGE_H
 #define GOLB_EXCHANGE_H
@@ -188,8 +189,8 @@ struct exchange {
     struct obs_req obs; /* last: exchange_get() clears only up to its text buffers */
 };
 
-/* A cleared exchange from w's free list (or malloc), bound to a client side; NULL when out of
- * memory. */
+/* A cleared exchange from w's free list (or malloc), bound to a client side and pinned to w's
+ * current generation until exchange_put(); NULL when out of memory. */
 struct exchange *exchange_get(struct worker *w, const struct exchange_client_ops *ops,
                               void *client);
 /* Gives back the exchange's buffers and pipes and the exchange itself; an upstream still held is

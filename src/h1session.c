@@ -95,10 +95,11 @@ static void process_pipelined(struct loop_task *task);
 static void exchange_result(struct client *c, enum exchange_status st);
 static const struct exchange_client_ops h1_exchange_ops;
 
-/* The session's one place for configuration (a reload generation would be read here). */
+/* The session's one place for configuration: the request's generation while one is in flight
+ * (its tunnel included), else the worker's current one (what the next request will start on). */
 static inline const struct config *c_cfg(const struct client *c)
 {
-    return c->w->cfg;
+    return c->x ? c->x->gen->cfg : c->w->cfg;
 }
 
 /* ---------------------------------------------------------------- lifecycle ---------------- */

@@ -239,6 +239,22 @@ void worker_stop(struct worker *w)
     loop_stop(w->loop);
 }
 
+/* The CLOCK_REALTIME time (what pthread's timed waits take) of a monotonic deadline in ms. */
+static struct timespec realtime_at(uint64_t deadline_ms)
+{
+    uint64_t now = util_now_ms();
+    uint64_t wait = deadline_ms > now ? deadline_ms - now : 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(wait / 1000);
+    ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 int worker_join(struct worker *w, uint64_t deadline_ms)
 {
     if (!w->started)
@@ -249,16 +265,7 @@ int worker_join(struct worker *w, uint64_t deadline_ms)
         return -rc;
     }
     for (;;) {
-        uint64_t now = util_now_ms();
-        uint64_t wait = deadline_ms > now ? deadline_ms - now : 0;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += (time_t)(wait / 1000);
-        ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = realtime_at(deadline_ms);
         int rc = pthread_timedjoin_np(w->thread, NULL, &ts);
         if (rc == 0) {
             w->started = false;
@@ -404,20 +411,11 @@ int worker_wait_updated(struct worker *workers, int n, uint64_t gen_id, uint64_t
                 behind++;
         if (behind == 0)
             break;
-        uint64_t now = util_now_ms();
-        if (now >= deadline_ms) {
+        if (util_now_ms() >= deadline_ms) {
             pthread_mutex_unlock(&update_lock);
             return -ETIMEDOUT;
         }
-        uint64_t wait = deadline_ms - now;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += (time_t)(wait / 1000);
-        ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = realtime_at(deadline_ms);
         pthread_cond_timedwait(&update_cond, &update_lock, &ts);
     }
     pthread_mutex_unlock(&update_lock);

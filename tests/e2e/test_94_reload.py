@@ -69,6 +69,29 @@ class ReloadCase(GolbTestCase):
             g.generation = out["generation"]
         return r.status, out
 
+    def read_to_eof(self, sock):
+        """Everything a socket (plain or TLS) gets until the peer closes it."""
+        data = b""
+        sock.settimeout(scaled(5))
+        while True:
+            d = sock.recv(65536)
+            if not d:
+                return data
+            data += d
+
+    def open_tunnel(self, g, tries=10):
+        """A WebSocket tunnel through golb to the tunnel upstream: retried until the balancer's
+        rotation lands on it (the toys answer 200). Returns the HTTPConn, or None."""
+        for _ in range(tries):
+            conn = HTTPConn(g.host, g.port, timeout=scaled(10))
+            self.addCleanup(conn.close)
+            conn.send_request("GET", "/ws", headers=[("Connection", "Upgrade"),
+                                                     ("Upgrade", "websocket")])
+            if conn.read_response(head_only=True).status == 101:
+                return conn
+            conn.close()
+        return None
+
     def server_ids(self, g, n):
         ids = []
         for _ in range(n):
@@ -223,13 +246,7 @@ class ReloadListenersTest(ReloadCase):
         self.sighup(g)
         for s in queued:
             s.sendall(b"GET /q HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
-            data = b""
-            s.settimeout(scaled(5))
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                data += d
+            data = self.read_to_eof(s)
             s.close()
             self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:100])
         self.assertEqual(c.request("GET", "/y").status, 200, "the old keep-alive connection serves on")
@@ -320,14 +337,7 @@ class ReloadTunnelTest(ReloadCase):
         a = self.toy(1)
         t = TunnelUpstream(self)
         g = self.start([a, t.u], shutdownTimeout=1)
-        tun = None
-        for _ in range(6):
-            c = self.conn(g)
-            c.send_request("GET", "/ws", headers=[("Connection", "Upgrade"), ("Upgrade", "websocket")])
-            r = c.read_response(head_only=True)
-            if r.status == 101:
-                tun = c
-                break
+        tun = self.open_tunnel(g)
         self.assertIsNotNone(tun)
         self.write(g, [a], shutdownTimeout=1)
         self.sighup(g)
@@ -401,13 +411,7 @@ class ReloadTLSTest(ReloadCase):
                               server_hostname="golb.test", session=session) as s2:
             self.assertTrue(s2.session_reused, "a ticket from before the reload still resumes")
         old.sendall(b"GET /x HTTP/1.1\r\nHost: golb.test\r\nConnection: close\r\n\r\n")
-        data = b""
-        old.settimeout(scaled(5))
-        while True:
-            d = old.recv(65536)
-            if not d:
-                break
-            data += d
+        data = self.read_to_eof(old)
         old.close()
         self.assertTrue(data.startswith(b"HTTP/1.1 200"), "an existing TLS connection keeps its own")
 
@@ -462,18 +466,8 @@ class ZeroLossTest(ReloadCase):
                 fail(f"new connection: {e!r}")
 
         # the tunnel: retried until it lands on the tunnel upstream (the balancer rotates)
-        tun = None
-        for _ in range(10):
-            conn = HTTPConn(g.host, g.port, timeout=scaled(10))
-            conn.send_request("GET", "/ws", headers=[("Connection", "Upgrade"),
-                                                     ("Upgrade", "websocket")])
-            r = conn.read_response(head_only=True)
-            if r.status == 101:
-                tun = conn
-                break
-            conn.close()
+        tun = self.open_tunnel(g)
         self.assertIsNotNone(tun, "no tunnel to the tunnel upstream")
-        self.addCleanup(tun.close)
 
         def tunnel_pinger():
             n = 0

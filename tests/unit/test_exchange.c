@@ -107,7 +107,12 @@ static void setup(void)
     memset(&fk, 0, sizeof(fk));
     memset(&wk_cfg, 0, sizeof(wk_cfg));
     memset(&wk_gen, 0, sizeof(wk_gen));
+    static struct generation_worker gen_slots[1];
+    memset(gen_slots, 0, sizeof(gen_slots));
     wk_gen.cfg = &wk_cfg;
+    wk_gen.nworkers = 1;
+    wk_gen.pw = gen_slots; /* exchange_get() pins the worker's generation */
+    atomic_init(&wk_gen.holders, 1);
     wk.cfg = &wk_cfg;
     wk.gen = &wk_gen;
     wk.loop = loop_new();
@@ -122,7 +127,8 @@ static void setup(void)
     /* An exchange as exchange_start() leaves it once a pooled connection was taken. */
     x = exchange_get(&wk, &fk_ops, &fk);
     cr_assert_not_null(x);
-    x->gen = &wk_gen; /* as exchange_start() sets it, without the pin */
+    cr_assert_eq(x->gen, &wk_gen, "the exchange pins the worker's generation");
+    cr_assert_eq(wk_gen.pw[0].pins, 1);
     x->up = &up;
     x->phase = XP_RELAY;
     x->resp_phase = RESP_WAIT_HEAD;
@@ -137,8 +143,8 @@ static void setup(void)
 static void teardown(void)
 {
     x->up = NULL; /* a test upstream: nothing to release to a pool */
-    x->gen = NULL; /* not pinned */
     exchange_put(x);
+    cr_expect_eq(wk_gen.pw[0].pins, 0, "exchange_put() unpins the generation");
     exchange_pool_free(&wk);
     close(sv[0]);
     close(sv[1]);
