@@ -44,7 +44,11 @@ Try:
 
 Stop a backend (kill the toy-backend with id 2) and watch it leave the rotation within one
 health-check period; start it again (./bin/toy-backend -id 2) and it rejoins after its next
-check. Ctrl-C here stops everything.
+check. Edit examples/config.yaml (e.g. remove a backend) and reload without dropping anything:
+
+    curl -s -X POST http://127.0.0.1:9901/api/v1/reload      # or: kill -HUP <golb's pid>
+
+Ctrl-C here stops everything.
 
 MSG
 # Toy backends may be stopped and restarted by hand (that is the point of the demo); only golb
