@@ -139,6 +139,14 @@ SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 INSTALL    ?= install
 CONF       := $(DESTDIR)$(SYSCONFDIR)/golb/golb.yml
+# Type=notify-reload needs systemd >= 253; older ones (Debian 12: 252) would ignore the line and
+# run golb as Type=simple, so there the unit gets Type=notify + ExecReload (SIGHUP) instead.
+# Packaging for another machine: SYSTEMD_TYPE=notify-reload or SYSTEMD_TYPE=notify.
+SYSTEMD_VERSION := $(shell systemctl --version 2>/dev/null | awk 'NR == 1 { print $$2 + 0 }')
+SYSTEMD_TYPE    ?= $(if $(shell [ "$(SYSTEMD_VERSION)" ] && [ $(SYSTEMD_VERSION) -lt 253 ] && echo old),notify,notify-reload)
+ifeq ($(SYSTEMD_TYPE),notify)
+  UNIT_TYPE_SED := -e 's|^Type=notify-reload$$|Type=notify\nExecReload=/bin/kill -HUP $$MAINPID|'
+endif
 
 # The release build only (an ASan build is no server to install). The example config never
 # replaces an existing one: that is the operator's.
@@ -149,7 +157,7 @@ install: all
 	$(INSTALL) -m 755 $(OUT)/golb $(OUT)/toy-backend $(DESTDIR)$(BINDIR)/
 	$(INSTALL) -m 644 docs/man/golb.8 $(DESTDIR)$(MANDIR)/man8/golb.8
 	$(INSTALL) -m 644 docs/man/golb.yml.5 $(DESTDIR)$(MANDIR)/man5/golb.yml.5
-	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/golb.service \
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $(UNIT_TYPE_SED) dist/golb.service \
 	    > $(DESTDIR)$(UNITDIR)/golb.service.tmp
 	chmod 644 $(DESTDIR)$(UNITDIR)/golb.service.tmp
 	mv -f $(DESTDIR)$(UNITDIR)/golb.service.tmp $(DESTDIR)$(UNITDIR)/golb.service

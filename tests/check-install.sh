@@ -38,6 +38,23 @@ grep -qx 'ExecStartPre=/usr/bin/golb -t -confpath /etc/golb/golb.yml' "$unit" ||
     problem "the installed example config is not valid"
 cmp -s dist/golb.yml "$root/etc/golb/golb.yml" || problem "etc/golb/golb.yml is not dist/golb.yml"
 
+# The service type follows the systemd it is installed for: notify-reload from 253 on, else
+# notify + ExecReload (an unknown Type= would silently make the unit Type=simple).
+for t in notify notify-reload; do
+    mk install DESTDIR="$tmp/type-$t" PREFIX=/usr SYSTEMD_TYPE=$t
+    u=$tmp/type-$t/usr/lib/systemd/system/golb.service
+    grep -qx "Type=$t" "$u" || problem "SYSTEMD_TYPE=$t: the unit does not say Type=$t"
+    if [ $t = notify ]; then
+        grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$u" || problem "Type=notify without ExecReload"
+    elif grep -q '^ExecReload=' "$u"; then
+        problem "Type=notify-reload with an ExecReload= line"
+    fi
+done
+v=$(systemctl --version 2>/dev/null | awk 'NR == 1 { print $2 + 0 }')
+if [ -n "$v" ] && [ "$v" -lt 253 ]; then
+    grep -qx 'Type=notify' "$unit" || problem "systemd $v: the default install is not Type=notify"
+fi
+
 if command -v systemd-analyze >/dev/null; then
     # The unit as installed, but pointing at the staged binary (verify checks ExecStart exists)
     # and with the staged man pages on MANPATH (it checks Documentation=). systemd < 253 does not

@@ -31,7 +31,7 @@ done
 prefix_of() {
     case "$1" in
         src/config.c:-) echo "" ;;                     # the top-level keys
-        src/config.c:parse_backend) echo "" ;;         # a backend mapping
+        src/config_backend.c:parse_backend) echo "" ;; # a backend mapping
         src/config_tls.c:-) echo "" ;;                 # backends' TLS keys
         src/config_tls.c:config_tls_section) echo "tls." ;;
         src/config_tls.c:load_certificates) echo "" ;; # a tls.certificates entry
