@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "jsonw.h"
@@ -40,20 +41,26 @@ struct accesslog_ring {
 };
 
 static struct {
-    pthread_mutex_t lock; /* guards rings (the list) and thread start/stop, never a line */
+    pthread_mutex_t lock; /* guards rings (the list), path and the next destination, never a line */
     struct accesslog_ring *rings;
-    enum accesslog_format format;
+    _Atomic int format; /* enum accesslog_format; a reload may change it while workers read it */
     char *path;
+    /* a reload's new destination, taken over by the writer (accesslog_configure) */
+    bool next_pending, next_own;
+    int next_fd;
+    char *next_path;
     int fd;
-    bool own_fd, pipe_like, started;
+    bool own_fd, pipe_like;
+    _Atomic bool started; /* workers read it (accesslog_current) while a reload may start it */
     _Atomic bool stop, reopen;
     int wake_fd;
     pthread_t thread;
-} al = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .wake_fd = -1};
+} al = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .wake_fd = -1, .next_fd = -1};
 
 enum accesslog_format accesslog_current(void)
 {
-    return al.started ? al.format : ACCESSLOG_OFF;
+    return al.started ? (enum accesslog_format)atomic_load_explicit(&al.format, memory_order_relaxed)
+                      : ACCESSLOG_OFF;
 }
 
 static uint64_t dropped_sum(void)
@@ -181,6 +188,31 @@ static void set_fd(int fd, bool own)
     al.pipe_like = fd >= 0 && fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
 }
 
+/* A reload named another destination: what the rings hold so far goes to the old one, then the
+ * writer switches (its own thread: the only one that writes al.fd). */
+static void take_next_destination(void)
+{
+    pthread_mutex_lock(&al.lock);
+    bool pending = al.next_pending;
+    pthread_mutex_unlock(&al.lock);
+    if (!pending)
+        return;
+    uint64_t give_up = util_now_ms();
+    pthread_mutex_lock(&al.lock);
+    struct accesslog_ring *first = al.rings;
+    pthread_mutex_unlock(&al.lock);
+    for (struct accesslog_ring *r = first; r; r = r->next)
+        (void)drain(r, give_up);
+    pthread_mutex_lock(&al.lock);
+    set_fd(al.next_fd, al.next_own);
+    free(al.path);
+    al.path = al.next_path;
+    al.next_fd = -1;
+    al.next_path = NULL;
+    al.next_pending = false;
+    pthread_mutex_unlock(&al.lock);
+}
+
 static void *writer_main(void *arg)
 {
     (void)arg;
@@ -191,6 +223,7 @@ static void *writer_main(void *arg)
             (void)!read(al.wake_fd, &n, sizeof(n)); /* non-blocking: clears the wake-ups */
         }
         bool stopping = atomic_load(&al.stop);
+        take_next_destination();
         if (atomic_exchange(&al.reopen, false) && al.path) {
             int fd = open_path(al.path);
             if (fd >= 0)
@@ -216,7 +249,7 @@ int accesslog_start(enum accesslog_format format, const char *path)
 {
     if (format == ACCESSLOG_OFF)
         return 0;
-    al.format = format;
+    atomic_store(&al.format, (int)format);
     al.path = path ? strdup(path) : NULL;
     if (path && !al.path)
         return -ENOMEM;
@@ -245,6 +278,56 @@ int accesslog_start(enum accesslog_format format, const char *path)
     }
     al.started = true;
     metrics_set_log_dropped(dropped_sum);
+    return 0;
+}
+
+int accesslog_configure(enum accesslog_format format, const char *path)
+{
+    if (!al.started)
+        return accesslog_start(format, path);
+    if (format == ACCESSLOG_OFF) {
+        atomic_store(&al.format, (int)ACCESSLOG_OFF); /* the writer stays, idle: cheap */
+        return 0;
+    }
+    pthread_mutex_lock(&al.lock);
+    const char *cur = al.next_pending ? al.next_path : al.path;
+    bool same = (!path && !cur) || (path && cur && strcmp(path, cur) == 0);
+    pthread_mutex_unlock(&al.lock);
+    if (!same) {
+        /* Opened here, so that a destination that cannot be opened fails the reload. */
+        int fd = path ? open_path(path) : STDOUT_FILENO;
+        if (fd < 0)
+            return -errno;
+        char *copy = path ? strdup(path) : NULL;
+        if (path && !copy) {
+            close(fd);
+            return -ENOMEM;
+        }
+        pthread_mutex_lock(&al.lock);
+        if (al.next_pending && al.next_own && al.next_fd >= 0)
+            close(al.next_fd);
+        free(al.next_path);
+        al.next_fd = fd;
+        al.next_own = path != NULL;
+        al.next_path = copy;
+        al.next_pending = true;
+        pthread_mutex_unlock(&al.lock);
+        uint64_t one = 1;
+        (void)!write(al.wake_fd, &one, sizeof(one));
+        /* Wait (a writer period at most, a reload is no hot path) until the writer has switched:
+         * lines pushed from now on go to the new destination, those before to the old one. */
+        uint64_t deadline = util_now_ms() + 2000;
+        for (;;) {
+            pthread_mutex_lock(&al.lock);
+            bool pending = al.next_pending;
+            pthread_mutex_unlock(&al.lock);
+            if (!pending || util_now_ms() >= deadline)
+                break;
+            struct timespec ms = {.tv_sec = 0, .tv_nsec = 1000000};
+            nanosleep(&ms, NULL);
+        }
+    }
+    atomic_store(&al.format, (int)format);
     return 0;
 }
 
@@ -280,6 +363,12 @@ void accesslog_stop(void)
     al.own_fd = false;
     free(al.path);
     al.path = NULL;
+    if (al.next_pending && al.next_own && al.next_fd >= 0)
+        close(al.next_fd);
+    free(al.next_path);
+    al.next_path = NULL;
+    al.next_fd = -1;
+    al.next_pending = false;
 }
 
 /* ---- formatting ---- */

@@ -38,6 +38,13 @@ struct accesslog_ring;
 int accesslog_start(enum accesslog_format format, const char *path);
 /* Writes what the rings still hold (bounded wait), stops the thread, frees every ring. */
 void accesslog_stop(void);
+/* A reload (control thread): the format and destination the new configuration names. Starts the
+ * access log when it was off; OFF stops new lines (the writer stays); a new path (NULL: stdout)
+ * is opened here, so a reload fails with -errno when it cannot be, and the writer switches to it
+ * after writing out what the rings already hold (this waits for that: lines pushed after the call
+ * go to the new destination). Workers create their ring when they adopt a
+ * generation that logs (worker.c). Returns 0 or -errno. */
+int accesslog_configure(enum accesslog_format format, const char *path);
 /* Thread-safe, cheap: asks the writer to reopen the file before its next write. */
 void accesslog_reopen(void);
 enum accesslog_format accesslog_current(void);

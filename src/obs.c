@@ -72,7 +72,7 @@ void obs_req_start(struct worker *w, struct obs_req *r, const struct http1_reque
     r->backend = NULL;
     r->started = true;
     r->minor_version = (uint8_t)req->minor_version;
-    bool logging = w->alog != NULL;
+    bool logging = w->alog != NULL && accesslog_current() != ACCESSLOG_OFF;
     for (size_t i = 0; i < req->num_headers; i++) {
         const struct http1_header *h = &req->headers[i];
         if (h->id != HTTP1_H_OTHER)
@@ -209,7 +209,7 @@ void obs_req_end(struct worker *w, struct obs_req *r, int status, const char *te
             metrics_add(&b->received_bytes, r->received_bytes + r->resp_body_bytes);
         }
     }
-    if (w->alog) {
+    if (w->alog && accesslog_current() != ACCESSLOG_OFF) {
         char line[ACCESSLOG_LINE_MAX];
         r->start_wall_ms = util_wall_ms() - (int64_t)(r->total_us / 1000u);
         const char *backend = r->backend ? r->backend->name : NULL;

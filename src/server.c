@@ -289,16 +289,6 @@ static void keep_restart_settings(struct server *s, struct config *cfg, FILE *wa
         cfg->admin_addr = run->admin_addr;
         cfg->admin_addrlen = run->admin_addrlen;
     }
-    if (cfg->access_log != run->access_log ||
-        !((!cfg->access_log_path && !run->access_log_path) ||
-          (cfg->access_log_path && run->access_log_path &&
-           strcmp(cfg->access_log_path, run->access_log_path) == 0))) {
-        fprintf(warn, "%s: warning: accessLog, accessLogPath: a change needs a restart; keeping "
-                      "the running access log\n", s->confpath);
-        cfg->access_log = run->access_log;
-        free(cfg->access_log_path);
-        cfg->access_log_path = run->access_log_path ? strdup(run->access_log_path) : NULL;
-    }
     if (cfg->max_header_size > s->max_header_cap) {
         fprintf(warn, "%s: warning: maxHeaderSize: more than %u needs a restart; keeping %u\n",
                 s->confpath, s->max_header_cap, run->max_header_size);
@@ -418,6 +408,12 @@ void server_reload(struct server *s, const char *who, struct admin_reload *out)
     else if (rc == 0)
         for (int i = 0; i < s->nworkers; i++)
             tls_fds[i] = tls_changed ? -1 : WORKER_KEEP_FD;
+    if (rc == 0) { /* the last step that may fail: it takes effect at once */
+        rc = accesslog_configure((enum accesslog_format)cfg->access_log, cfg->access_log_path);
+        if (rc != 0)
+            fprintf(ef, "%s: cannot open the access log %s: %s\n", s->confpath,
+                    cfg->access_log_path ? cfg->access_log_path : "(stdout)", strerror(-rc));
+    }
     struct generation *gen = NULL;
     if (rc == 0) {
         if (cfg->tls && run->tls) /* tickets issued before the reload still resume */

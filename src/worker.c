@@ -374,6 +374,8 @@ static void update_on_loop(void *arg)
     w->cfg = g->cfg;
     upstream_pool_set_limits(w->upstreams, g->cfg->upstream_max_idle,
                              g->cfg->upstream_idle_timeout_ms);
+    if (!w->alog && g->cfg->access_log != ACCESSLOG_OFF)
+        w->alog = accesslog_ring_new(); /* the access log was turned on by this reload */
     /* Backends the new generation dropped: their idle connections close now; connections in
      * use close when given back; requests still on them are cut after shutdownTimeout. */
     bool removed = false;

@@ -577,3 +577,55 @@ class ReloadLeakTest(ReloadCase):
         if not is_asan_build():
             self.assertLess(rss[1] - rss[0], 1024, f"RSS grew {rss[0]} -> {rss[1]} KiB in 80 reloads")
         self.assertEqual(g.stop(timeout=15), 0)
+
+
+class ReloadAccessLogTest(ReloadCase):
+    def lines(self, path, n, what):
+        def read():
+            try:
+                with open(path) as f:
+                    return [json.loads(x) for x in f.read().splitlines() if x]
+            except FileNotFoundError:
+                return []
+        wait_until(lambda: len(read()) >= n, scaled(5), what)
+        return read()
+
+    def test_the_access_log_follows_the_file(self):
+        a = self.toy(1)
+        g = self.start([a])
+        first = os.path.join(self.tmp, "first.log")
+        second = os.path.join(self.tmp, "second.log")
+        self.get(g, "/before")  # the access log is off: nowhere to go
+        # turned on by a reload
+        self.write(g, [a], accessLog="json", accessLogPath=first)
+        self.sighup(g)
+        self.get(g, "/one")
+        got = self.lines(first, 1, "the first line in the new access log")
+        self.assertEqual([r["url.path"] for r in got], ["/one"])
+        # moved to another file: what was logged stays, new lines go to the new file
+        self.write(g, [a], accessLog="json", accessLogPath=second)
+        self.sighup(g)
+        self.get(g, "/two")
+        self.assertEqual([r["url.path"] for r in self.lines(second, 1, "a line in the second file")],
+                         ["/two"])
+        # a destination that cannot be opened fails the reload and changes nothing
+        self.write(g, [a], accessLog="json",
+                   accessLogPath=os.path.join(self.tmp, "no-such-dir", "x.log"))
+        status, out = self.reload_api(g)
+        self.assertEqual(status, 422, out)
+        self.assertTrue(any("cannot open the access log" in e for e in out["errors"]), out)
+        self.get(g, "/three")
+        self.assertEqual([r["url.path"] for r in self.lines(second, 2, "the line after the failure")],
+                         ["/two", "/three"])
+        # turned off again
+        self.write(g, [a])
+        self.sighup(g)
+        self.get(g, "/four")
+        self.get(g, "/five")
+        # and on again into the same file: /six shows up, /four and /five never do
+        self.write(g, [a], accessLog="json", accessLogPath=second)
+        self.sighup(g)
+        self.get(g, "/six")
+        self.assertEqual([r["url.path"] for r in self.lines(second, 3, "the line after turning on")],
+                         ["/two", "/three", "/six"], "lines logged while the access log was off")
+        self.assertEqual([r["url.path"] for r in self.lines(first, 1, "first file")], ["/one"])

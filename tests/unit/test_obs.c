@@ -3,9 +3,11 @@
  * access-log line formats. */
 #include <criterion/criterion.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "accesslog.h"
 #include "backend.h"
@@ -245,4 +247,49 @@ Test(accesslog, worst_case_line_fits)
     cr_expect_gt(accesslog_format_line(ACCESSLOG_TEXT, line, sizeof(line), &r, NULL, ip, "CD",
                                        "client_abort"),
                  0);
+}
+
+/* Reads a whole small file into buf (NUL-terminated); "" when it does not exist. */
+static const char *slurp(const char *path, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return buf;
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* A reload moves the access log: started from off, then to another file, then off; a destination
+ * that cannot be opened is refused and changes nothing. */
+Test(accesslog, configure_starts_moves_and_stops_the_log)
+{
+    char dir[] = "/tmp/golb-alog-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char a[128], b[128], bad[160], buf[4096];
+    snprintf(a, sizeof(a), "%s/a.log", dir);
+    snprintf(b, sizeof(b), "%s/b.log", dir);
+    snprintf(bad, sizeof(bad), "%s/missing/c.log", dir);
+    cr_assert_eq(accesslog_configure(ACCESSLOG_OFF, NULL), 0);
+    cr_expect_eq(accesslog_current(), ACCESSLOG_OFF);
+    cr_assert_null(accesslog_ring_new(), "no ring while the log is off");
+    cr_assert_eq(accesslog_configure(ACCESSLOG_JSON, a), 0);
+    cr_expect_eq(accesslog_current(), ACCESSLOG_JSON);
+    struct accesslog_ring *ring = accesslog_ring_new();
+    cr_assert_not_null(ring);
+    accesslog_push(ring, "one\n", 4);
+    cr_expect_eq(accesslog_configure(ACCESSLOG_JSON, bad), -ENOENT);
+    cr_assert_eq(accesslog_configure(ACCESSLOG_TEXT, b), 0);
+    cr_expect_eq(accesslog_current(), ACCESSLOG_TEXT);
+    accesslog_push(ring, "two\n", 4);
+    cr_assert_eq(accesslog_configure(ACCESSLOG_OFF, NULL), 0);
+    cr_expect_eq(accesslog_current(), ACCESSLOG_OFF);
+    accesslog_stop(); /* writes out what the ring holds */
+    cr_expect_str_eq(slurp(a, buf, sizeof(buf)), "one\n", "lines before the move stay where they were");
+    cr_expect_str_eq(slurp(b, buf, sizeof(buf)), "two\n");
+    unlink(a);
+    unlink(b);
+    rmdir(dir);
 }
