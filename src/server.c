@@ -358,96 +358,85 @@ static void fail_reload(struct server *s, const char *who, char *errs, struct ad
     }
 }
 
-void server_reload(struct server *s, const char *who, struct admin_reload *out)
-{
-    if (out)
-        *out = (struct admin_reload){0};
-    pthread_mutex_lock(&s->lock);
-    char *errs = NULL, *changes = NULL;
-    size_t errs_len = 0, changes_len = 0;
-    FILE *ef = open_memstream(&errs, &errs_len);
-    if (!ef) {
-        pthread_mutex_unlock(&s->lock);
-        return;
-    }
-    if (s->stopping) {
-        fprintf(ef, "golb is shutting down\n");
-        fclose(ef);
-        fail_reload(s, who, errs, out);
-        pthread_mutex_unlock(&s->lock);
-        return;
-    }
-    log_debug("reload by %s: loading %s", who, s->confpath);
-    notify_reloading("reloading the configuration");
-    struct config *cfg = NULL;
-    if (config_load(s->confpath, ef, &cfg) != 0) {
-        fclose(ef);
-        fail_reload(s, who, errs, out);
-        pthread_mutex_unlock(&s->lock);
-        return;
-    }
-    const struct config *run = s->gen->cfg;
-    keep_restart_settings(s, cfg, ef);
-
-    int *fds = calloc((size_t)s->nworkers, sizeof(int));
-    int *tls_fds = calloc((size_t)s->nworkers, sizeof(int));
+/* What a reload carries from building the new generation to publishing it. */
+struct reload {
+    FILE *errs;   /* errors and warnings, one per line (an open_memstream) */
+    int *fds, *tls_fds; /* per worker: WORKER_KEEP_FD, -1 (close) or a new listening socket */
     char bound[80], tls_bound[80];
-    snprintf(bound, sizeof(bound), "%s", s->bound);
-    snprintf(tls_bound, sizeof(tls_bound), "%s", s->tls_bound);
-    bool plain_changed = config_plain_listener_changed(run, cfg);
+    char *changes; /* config_diff's lines */
+};
+
+static void close_new_listeners(const struct server *s, struct reload *r)
+{
+    for (int i = 0; i < s->nworkers; i++) {
+        if (r->fds && r->fds[i] >= 0)
+            close(r->fds[i]);
+        if (r->tls_fds && r->tls_fds[i] >= 0)
+            close(r->tls_fds[i]);
+    }
+}
+
+/* Loads and validates the file and prepares everything that may fail: listeners bound, the access
+ * log's destination, the new generation (backends taken over by identity). Nothing the running
+ * generation uses changes here, except the access log, last. Returns the generation, or NULL with
+ * the reasons in r->errs. */
+static struct generation *reload_prepare(struct server *s, struct reload *r)
+{
+    struct config *cfg = NULL;
+    if (config_load(s->confpath, r->errs, &cfg) != 0)
+        return NULL;
+    const struct config *run = s->gen->cfg;
+    keep_restart_settings(s, cfg, r->errs);
+    snprintf(r->bound, sizeof(r->bound), "%s", s->bound);
+    snprintf(r->tls_bound, sizeof(r->tls_bound), "%s", s->tls_bound);
+    r->fds = calloc((size_t)s->nworkers, sizeof(int));
+    r->tls_fds = calloc((size_t)s->nworkers, sizeof(int));
     bool tls_changed = config_tls_listener_changed(run, cfg);
-    int rc = !fds || !tls_fds ? -ENOMEM : 0;
+    int rc = !r->fds || !r->tls_fds ? -ENOMEM : 0;
     if (rc == 0)
-        rc = prepare_listener(s, plain_changed, !cfg->plain_off, &cfg->listen_addr,
-                              cfg->listen_addrlen, cfg->listen_name, fds, bound, sizeof(bound),
-                              ef);
+        rc = prepare_listener(s, config_plain_listener_changed(run, cfg), !cfg->plain_off,
+                              &cfg->listen_addr, cfg->listen_addrlen, cfg->listen_name, r->fds,
+                              r->bound, sizeof(r->bound), r->errs);
     if (rc == 0 && cfg->tls)
         rc = prepare_listener(s, tls_changed, true, &cfg->tls->listen_addr,
-                              cfg->tls->listen_addrlen, cfg->tls->listen_name, tls_fds, tls_bound,
-                              sizeof(tls_bound), ef);
+                              cfg->tls->listen_addrlen, cfg->tls->listen_name, r->tls_fds,
+                              r->tls_bound, sizeof(r->tls_bound), r->errs);
     else if (rc == 0)
         for (int i = 0; i < s->nworkers; i++)
-            tls_fds[i] = tls_changed ? -1 : WORKER_KEEP_FD;
+            r->tls_fds[i] = tls_changed ? -1 : WORKER_KEEP_FD;
     if (rc == 0) { /* the last step that may fail: it takes effect at once */
         rc = accesslog_configure((enum accesslog_format)cfg->access_log, cfg->access_log_path);
         if (rc != 0)
-            fprintf(ef, "%s: cannot open the access log %s: %s\n", s->confpath,
+            fprintf(r->errs, "%s: cannot open the access log %s: %s\n", s->confpath,
                     cfg->access_log_path ? cfg->access_log_path : "(stdout)", strerror(-rc));
     }
-    struct generation *gen = NULL;
-    if (rc == 0) {
-        if (cfg->tls && run->tls) /* tickets issued before the reload still resume */
-            tls_server_inherit_tickets(cfg->tls->server, run->tls->server);
-        FILE *cf = open_memstream(&changes, &changes_len);
-        if (cf) {
-            config_diff(run, cfg, cf);
-            fclose(cf);
-        }
-        gen = generation_new(cfg, s->gen, s->nworkers, s->gen->id + 1);
-        cfg = NULL; /* the generation's now, freed with it even on failure */
-        if (!gen) {
-            fprintf(ef, "%s: out of memory\n", s->confpath);
-            rc = -ENOMEM;
-        }
-    }
-    fclose(ef);
     if (rc != 0) {
-        for (int i = 0; fds && i < s->nworkers; i++)
-            if (fds[i] >= 0)
-                close(fds[i]);
-        for (int i = 0; tls_fds && i < s->nworkers; i++)
-            if (tls_fds[i] >= 0)
-                close(tls_fds[i]);
+        if (rc == -ENOMEM)
+            fprintf(r->errs, "%s: out of memory\n", s->confpath);
+        close_new_listeners(s, r);
         config_free(cfg);
-        free(fds);
-        free(tls_fds);
-        free(changes);
-        fail_reload(s, who, errs, out);
-        pthread_mutex_unlock(&s->lock);
-        return;
+        return NULL;
     }
-    log_lines(errs, false); /* warnings */
+    if (cfg->tls && run->tls) /* tickets issued before the reload still resume */
+        tls_server_inherit_tickets(cfg->tls->server, run->tls->server);
+    size_t len = 0;
+    FILE *cf = open_memstream(&r->changes, &len);
+    if (cf) {
+        config_diff(run, cfg, cf);
+        fclose(cf);
+    }
+    struct generation *gen = generation_new(cfg, s->gen, s->nworkers, s->gen->id + 1);
+    if (!gen) { /* cfg is freed with it */
+        fprintf(r->errs, "%s: out of memory\n", s->confpath);
+        close_new_listeners(s, r);
+    }
+    return gen;
+}
 
+/* Makes gen the running generation: new backends checked first, removed ones retired, then the
+ * swap, every worker's adoption (with its listener changes) waited for, the old one let go. */
+static void reload_publish(struct server *s, struct generation *gen, struct reload *r)
+{
     /* The checker moves to the new generation; backends never checked (the new ones) are
      * checked now, before any request can reach them. */
     struct health *nh = health_new(gen->table, gen->cfg);
@@ -467,48 +456,82 @@ void server_reload(struct server *s, const char *who, struct admin_reload *out)
     s->gen = gen;
     generation_publish(gen);
     for (int i = 0; i < s->started; i++) {
-        struct worker_update u = {.gen = gen, .listen_fd = {fds[i], tls_fds[i]}};
-        generation_ref(gen);
+        struct worker_update u = {.gen = gen, .listen_fd = {r->fds[i], r->tls_fds[i]}};
+        generation_ref(gen); /* the worker's */
         worker_update(&s->workers[i], &u);
     }
     if (worker_wait_updated(s->workers, s->started, gen->id, util_now_ms() + UPDATE_WAIT_MS) != 0)
         log_warn("reload: a worker has not taken generation %llu yet", (unsigned long long)gen->id);
-    generation_unref(old);
-    free(fds);
-    free(tls_fds);
-    snprintf(s->bound, sizeof(s->bound), "%s", bound);
-    snprintf(s->tls_bound, sizeof(s->tls_bound), "%s", tls_bound);
+    generation_unref(old); /* the process's; workers let go of theirs as their requests end */
+    snprintf(s->bound, sizeof(s->bound), "%s", r->bound);
+    snprintf(s->tls_bound, sizeof(s->tls_bound), "%s", r->tls_bound);
     describe_listeners(s, gen->cfg);
     admin_set_listeners(s->admin, s->where);
     metrics_reload_done(true, gen->id);
+}
 
-    /* One line: the generation and what changed. */
+/* The reload's one line: the generation and what changed. */
+static void log_reload(const struct server *s, const char *who, const char *changes)
+{
     char *summary = NULL;
-    size_t summary_len = 0;
-    FILE *sf = open_memstream(&summary, &summary_len);
-    int nchanges = 0;
-    if (sf) {
+    size_t len = 0;
+    FILE *f = open_memstream(&summary, &len);
+    int n = 0;
+    if (f) {
         for (const char *p = changes; p && *p;) {
             const char *e = strchr(p, '\n');
-            int n = e ? (int)(e - p) : (int)strlen(p);
-            fprintf(sf, "%s%.*s", nchanges++ ? "; " : "", n, p);
-            p += n + (e != NULL);
+            int k = e ? (int)(e - p) : (int)strlen(p);
+            fprintf(f, "%s%.*s", n++ ? "; " : "", k, p);
+            p += k + (e != NULL);
         }
-        fclose(sf);
+        fclose(f);
     }
     log_event(LOG_INFO, "reload", "reload by %s: generation %llu running (%s); listening on %s",
-              who, (unsigned long long)gen->id, nchanges && summary ? summary : "no changes",
+              who, (unsigned long long)s->gen->id, n && summary ? summary : "no changes",
               s->where);
     free(summary);
-    notify_ready_serving(s);
-    if (out) {
-        out->ok = true;
-        out->generation = gen->id;
-        out->errors = errs;
-        out->changes = changes;
-    } else {
-        free(errs);
-        free(changes);
+}
+
+void server_reload(struct server *s, const char *who, struct admin_reload *out)
+{
+    if (out)
+        *out = (struct admin_reload){0};
+    pthread_mutex_lock(&s->lock);
+    struct reload r = {0};
+    char *errs = NULL;
+    size_t errs_len = 0;
+    r.errs = open_memstream(&errs, &errs_len);
+    if (!r.errs) {
+        pthread_mutex_unlock(&s->lock);
+        return;
     }
+    struct generation *gen = NULL;
+    if (s->stopping) {
+        fprintf(r.errs, "golb is shutting down\n");
+    } else {
+        log_debug("reload by %s: loading %s", who, s->confpath);
+        notify_reloading("reloading the configuration");
+        gen = reload_prepare(s, &r);
+    }
+    fclose(r.errs);
+    if (!gen) {
+        fail_reload(s, who, errs, out);
+    } else {
+        log_lines(errs, false); /* warnings */
+        reload_publish(s, gen, &r);
+        log_reload(s, who, r.changes);
+        notify_ready_serving(s);
+        if (out) {
+            *out = (struct admin_reload){.ok = true, .generation = gen->id, .errors = errs,
+                                         .changes = r.changes};
+            errs = r.changes = NULL;
+        }
+        free(errs);
+        free(r.changes);
+        r.changes = NULL;
+    }
+    free(r.changes);
+    free(r.fds);
+    free(r.tls_fds);
     pthread_mutex_unlock(&s->lock);
 }
