@@ -629,3 +629,17 @@ class ReloadAccessLogTest(ReloadCase):
         self.assertEqual([r["url.path"] for r in self.lines(second, 3, "the line after turning on")],
                          ["/two", "/three", "/six"], "lines logged while the access log was off")
         self.assertEqual([r["url.path"] for r in self.lines(first, 1, "first file")], ["/one"])
+
+
+class ReloadStatusPageTest(ReloadCase):
+    def test_the_status_page_shows_the_running_generation_and_its_backends(self):
+        from golbtest import page_dom
+        a, b = self.toy(1), self.toy(2)
+        g = self.start([a, b])
+        self.write(g, [a])
+        self.sighup(g)
+        dom, err = page_dom(f"http://127.0.0.1:{g.admin}/", self.tmp)
+        self.assertIn('data-loaded="true"', dom, err[-2000:])
+        self.assertIn("configuration generation 2", dom)
+        rows = re.findall(r'<tr data-backend="([^"]+)"', dom)
+        self.assertEqual(rows, [f"127.0.0.1:{a.port}"], "only the running generation's backends")

@@ -18,6 +18,7 @@ import ctypes
 import hashlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -336,6 +337,21 @@ def run_golb(bindir, args, timeout=10, cwd=None):
     return subprocess.run([os.path.join(bindir or BINDIR, "golb")] + list(args), cwd=cwd,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=scaled(timeout), env=_child_env())
+
+
+def page_dom(url, tmpdir, budget_ms=5000):
+    """Loads url in headless Chromium (Debian's chromium), lets its scripts run for budget_ms of
+    virtual time, and returns (the DOM as HTML, Chromium's stderr)."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert exe, "chromium (Debian package chromium) is not installed"
+    profile = tempfile.mkdtemp(prefix="golb-chromium-", dir=tmpdir)
+    argv = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
+            "--dump-dom", url]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=scaled(60),
+                       stdin=subprocess.DEVNULL)
+    return p.stdout, p.stderr
 
 
 def golb_config(backends, listen="127.0.0.1:0", period=None, timeout=None, **extra):
