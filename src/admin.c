@@ -646,6 +646,16 @@ static bool origin_ok(const struct admin *a, const struct http1_request *req)
            (a->origin_lo[0] && span_is(h->value, h->value_len, a->origin_lo));
 }
 
+/* A change needs the bearer token when one is set; without it: 401, and false. */
+static bool authorized(struct admin_conn *c, const struct http1_request *req)
+{
+    if (!c->a->gen->cfg->admin_token || token_ok(c->a, req))
+        return true;
+    reply_error(c, 401, "a valid bearer token is required",
+                "WWW-Authenticate: Bearer realm=\"golb\"\r\n");
+    return false;
+}
+
 /* One JSON array of the lines of text (NULL: empty), skipping or keeping warnings. */
 static void json_lines(FILE *f, const char *text, int warnings)
 {
@@ -736,11 +746,8 @@ static void handle(struct admin_conn *c, const struct http1_request *req, const 
             reply_error(c, 405, "use PUT to change a backend", "Allow: PUT, POST\r\n");
             return;
         }
-        if (a->gen->cfg->admin_token && !token_ok(a, req)) {
-            reply_error(c, 401, "a valid bearer token is required",
-                        "WWW-Authenticate: Bearer realm=\"golb\"\r\n");
+        if (!authorized(c, req))
             return;
-        }
         change_backend(c, path + sizeof(prefix) - 1, body, body_len);
         return;
     }
@@ -749,11 +756,8 @@ static void handle(struct admin_conn *c, const struct http1_request *req, const 
             reply_error(c, 405, "use POST to reload", "Allow: POST\r\n");
             return;
         }
-        if (a->gen->cfg->admin_token && !token_ok(a, req)) {
-            reply_error(c, 401, "a valid bearer token is required",
-                        "WWW-Authenticate: Bearer realm=\"golb\"\r\n");
+        if (!authorized(c, req))
             return;
-        }
         do_reload(c);
         return;
     }
