@@ -185,13 +185,19 @@ static void reply(struct admin_conn *c, int status, const char *ctype, const cha
     conn_flush(c);
 }
 
-static void fjson_str(FILE *f, const char *s)
+/* A JSON string of s, cut after max_bytes (marked as cut by jsonw). */
+static void fjson_str_max(FILE *f, const char *s, size_t max_bytes)
 {
-    char buf[1024];
+    char buf[8192]; /* room for max_bytes escaped (at most 6 bytes each) for the callers' caps */
     struct jsonw j;
     jsonw_init(&j, buf, sizeof(buf));
-    jsonw_str(&j, s, strlen(s), 160);
+    jsonw_str(&j, s, strlen(s), max_bytes);
     fwrite(buf, 1, j.len, f);
+}
+
+static void fjson_str(FILE *f, const char *s)
+{
+    fjson_str_max(f, s, 160);
 }
 
 static void reply_error(struct admin_conn *c, int status, const char *msg, const char *extra)
@@ -668,7 +674,7 @@ static void json_lines(FILE *f, const char *text, int warnings)
         if (line && n && (warnings < 0 || (strstr(line, ": warning: ") != NULL) == (warnings > 0))) {
             if (!first)
                 fputc(',', f);
-            fjson_str(f, line);
+            fjson_str_max(f, line, 1024); /* a whole FILE:LINE:COL message */
             first = false;
         }
         free(line);

@@ -154,6 +154,13 @@ class ReloadBasicsTest(ReloadCase):
         m = self.admin(g, "GET", "/metrics").text
         self.assertIn('golb_config_reloads_total{result="success"} 1', m)
         self.assertIn("golb_config_generation 2", m)
+        # warnings (and errors) come whole, not cut like other JSON values
+        self.write(g, [a, b], connectTimeout=2, period=1, timeout=1)
+        status, out = self.reload_api(g)
+        self.assertEqual(status, 200, out)
+        self.assertEqual(len(out["warnings"]), 1, out)
+        self.assertRegex(out["warnings"][0], r"golb\.yml:\d+:\d+: warning: healthCheckTimeout .*"
+                                             r"while its previous check is still running$")
 
     def test_admin_reload_needs_the_token(self):
         a = self.toy(1)
