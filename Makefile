@@ -31,10 +31,13 @@ LDFLAGS ?=
 ALL_CFLAGS  := $(BASEFLAGS) $(MODEFLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(MODEFLAGS) -pthread $(LDFLAGS)
 
-SRCS      := $(wildcard src/*.c)
+# src/ is one folder per layer (docs/architecture.md); includes name the folder: "base/buf.h".
+LAYERS    := base net http config upstream lb core session server admin
+SRCS      := $(foreach d,$(LAYERS),$(wildcard src/$(d)/*.c))
+HDRS      := $(foreach d,$(LAYERS),$(wildcard src/$(d)/*.h))
 OBJS      := $(SRCS:src/%.c=$(B)/obj/%.o)
 LIB       := $(B)/libgolb.a
-UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
@@ -65,8 +68,8 @@ $(B)/obj/%.o: src/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-# The status page is built into admin.o (.incbin of src/status_page.html, see admin.c).
-$(B)/obj/admin.o: src/status_page.html
+# The status page is built into admin.o (.incbin of src/admin/status_page.html, see admin.c).
+$(B)/obj/admin/admin.o: src/admin/status_page.html
 
 $(LIB): $(OBJS)
 	@rm -f $@
@@ -88,7 +91,7 @@ $(B)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< $(LIB) $(ALL_LDFLAGS) $(PKG_LIBS) -lcriterion -o $@
 
-# Unit tests: every tests/unit/test_*.c is one Criterion binary.
+# Unit tests: every tests/unit/<layer>/test_*.c is one Criterion binary.
 unit: $(UNIT_BINS)
 	@scripts/run-unit.sh $(UNIT_BINS)
 
@@ -114,7 +117,7 @@ test: deps-test
 # Fuzz targets: clang + libFuzzer, ASan and UBSan, the whole src/ compiled in.
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -pthread -Isrc -g -O1 $(PKG_CFLAGS) \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-build/fuzz/%: tests/fuzz/%.c $(SRCS) $(wildcard src/*.h tests/fuzz/*.h) src/status_page.html
+build/fuzz/%: tests/fuzz/%.c $(SRCS) $(HDRS) $(wildcard tests/fuzz/*.h) src/admin/status_page.html
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $< $(SRCS) $(PKG_LIBS) -o $@
 
@@ -180,7 +183,7 @@ check-dist: all
 	@tests/check-install.sh
 
 fmt:
-	clang-format -i src/*.c src/*.h cmd/*/*.c tests/unit/*.c tests/fuzz/*.c
+	clang-format -i $(SRCS) $(HDRS) cmd/*/*.c $(UNIT_SRCS) tests/fuzz/*.c
 
 clean:
 	rm -rf build bin

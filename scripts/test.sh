@@ -12,13 +12,13 @@ step() {
     "$@" || { echo "FAILED: $*"; fail=1; }
 }
 step make -j"$jobs" MODE=release all
-step make -j"$jobs" MODE=release build/release/libgolb.a $(ls tests/unit/test_*.c | sed 's#tests/unit/\(.*\)\.c#build/release/tests/\1#')
+step make -j"$jobs" MODE=release build/release/libgolb.a $(ls tests/unit/*/test_*.c | sed 's#tests/unit/\(.*\)\.c#build/release/tests/\1#')
 step make MODE=release unit
 step make MODE=release e2e
 step make MODE=release e2e-tls
 step make MODE=release check-dist
 step make -j"$jobs" MODE=asan all
-step make -j"$jobs" MODE=asan $(ls tests/unit/test_*.c | sed 's#tests/unit/\(.*\)\.c#build/asan/tests/\1#')
+step make -j"$jobs" MODE=asan $(ls tests/unit/*/test_*.c | sed 's#tests/unit/\(.*\)\.c#build/asan/tests/\1#')
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 step make MODE=asan unit
 GOLB_TEST_TIMEOUT_SCALE=${GOLB_TEST_TIMEOUT_SCALE:-3} ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 step make MODE=asan e2e
 step make -j"$jobs" fuzz-build

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The man pages stay clean and complete:
 #  1. `mandoc -T lint -W warning` and `groff -ww` print nothing for docs/man/golb.8 and golb.yml.5;
-#  2. every key the config parser accepts (the key tables in src/config*.c) has its own
+#  2. every key the config parser accepts (the key tables in src/config/config*.c) has its own
 #     ".It Cm NAME" item in golb.yml.5 (nested keys as PARENT.NAME), so a new key cannot be added
 #     without its documentation;
 #  3. for the table rows with a number default (DURATION, COUNT), the item says "Default: N.".
@@ -30,13 +30,13 @@ done
 # check: say here where its keys are documented.
 prefix_of() {
     case "$1" in
-        src/config.c:-) echo "" ;;                     # the top-level keys
-        src/config_backend.c:parse_backend) echo "" ;; # a backend mapping
-        src/config_tls.c:-) echo "" ;;                 # backends' TLS keys
-        src/config_tls.c:config_tls_section) echo "tls." ;;
-        src/config_tls.c:load_certificates) echo "" ;; # a tls.certificates entry
-        src/config_lb.c:set_sticky) echo "stickySession." ;;
-        src/config_obs.c:set_admin) echo "admin." ;;
+        src/config/config.c:-) echo "" ;;                     # the top-level keys
+        src/config/config_backend.c:parse_backend) echo "" ;; # a backend mapping
+        src/config/config_tls.c:-) echo "" ;;                 # backends' TLS keys
+        src/config/config_tls.c:config_tls_section) echo "tls." ;;
+        src/config/config_tls.c:load_certificates) echo "" ;; # a tls.certificates entry
+        src/config/config_lb.c:set_sticky) echo "stickySession." ;;
+        src/config/config_obs.c:set_admin) echo "admin." ;;
         *) return 1 ;;
     esac
 }
@@ -52,8 +52,8 @@ tables=$(awk '
             line = substr(line, RSTART + RLENGTH)
         }
         if ($0 ~ /};/) inside = 0
-    }' src/config*.c)
-[ -n "$tables" ] || problem "found no key tables in src/config*.c"
+    }' src/config/config*.c)
+[ -n "$tables" ] || problem "found no key tables in src/config/config*.c"
 nkeys=0
 while read -r table key; do
     if ! pre=$(prefix_of "$table"); then
@@ -72,9 +72,9 @@ while read -r key def; do
         /^\.(El|Sh)/ { on = 0 }
         on' "$dir/golb.yml.5")
     grep -q "^Default: $def\.\$" <<< "$body" ||
-        problem "golb.yml.5: $key must say \"Default: $def.\" (src/config.c)"
+        problem "golb.yml.5: $key must say \"Default: $def.\" (src/config/config.c)"
 done < <(sed -nE 's/^ *DURATION\("([A-Za-z]+)", *[a-z_]+, *([0-9]+)\),.*/\1 \2/p;
-                  s/^ *COUNT\("([A-Za-z]+)", *[a-z_]+, *[0-9]+, *[0-9]+, *([0-9]+)\),.*/\1 \2/p' src/config.c)
+                  s/^ *COUNT\("([A-Za-z]+)", *[a-z_]+, *[0-9]+, *[0-9]+, *([0-9]+)\),.*/\1 \2/p' src/config/config.c)
 
 if [ $fail -eq 0 ]; then
     echo "check-man: ok (mandoc and groff clean, $nkeys config keys documented)"

@@ -10,12 +10,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "accesslog.h"
-#include "config.h"
-#include "config_diff.h"
-#include "log.h"
-#include "notify.h"
-#include "server.h"
+#include "core/accesslog.h"
+#include "config/config.h"
+#include "config/config_diff.h"
+#include "base/log.h"
+#include "base/notify.h"
+#include "server/server.h"
 
 #define GOLB_VERSION "0.1.0"
 

@@ -39,8 +39,8 @@
  *
  * Request bodies (Content-Length or chunked) are read in 64 KiB pieces and hashed, never stored.
  */
-#include "http1.h"
-#include "log.h"
+#include "http/http1.h"
+#include "base/log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

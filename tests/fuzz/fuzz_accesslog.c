@@ -7,9 +7,9 @@
  *   text: the line ends with its only newline and holds only printable ASCII. */
 #include <jansson.h>
 
-#include "accesslog.h"
+#include "core/accesslog.h"
 #include "fuzz_support.h"
-#include "obs.h"
+#include "core/obs.h"
 
 static size_t take(const uint8_t **p, size_t *left, char *out, size_t cap)
 {

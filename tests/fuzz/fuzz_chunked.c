@@ -7,7 +7,7 @@
  * before done, and after done returns 0. Pieces are exact-size heap copies so ASan sees any read
  * past the end. */
 #include "fuzz_support.h"
-#include "http1.h"
+#include "http/http1.h"
 
 enum { NEED_MORE = 0, DONE = 1, FAILED = -1 };
 

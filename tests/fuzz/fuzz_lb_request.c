@@ -7,11 +7,11 @@
  * outside the head (exact-size heap copies for ASan). */
 #include "fuzz_support.h"
 
-#include "backend.h"
-#include "balancer.h"
-#include "config.h"
-#include "http1.h"
-#include "log.h"
+#include "upstream/backend.h"
+#include "lb/balancer.h"
+#include "config/config.h"
+#include "http/http1.h"
+#include "base/log.h"
 
 #define NB 3
 

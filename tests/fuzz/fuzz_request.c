@@ -7,7 +7,7 @@
  * exactly what one call on the whole gives. Buffers are exact-size heap copies so ASan sees any
  * read past the end. */
 #include "fuzz_support.h"
-#include "http1.h"
+#include "http/http1.h"
 
 static bool is_tchar(unsigned char c)
 {

@@ -5,7 +5,7 @@
  * is never keep-alive; parsing a prefix then the whole (prev_len = prefix) gives what one call on
  * the whole gives. Buffers are exact-size heap copies so ASan sees any read past the end. */
 #include "fuzz_support.h"
-#include "http1.h"
+#include "http/http1.h"
 
 static void in_buf(const char *buf, size_t len, const char *p, size_t n)
 {

@@ -17,7 +17,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "base/util.h"
 
 /* How many descriptors this process has open (plus opendir's own, the same at every call). */
 static inline int count_fds(void)

@@ -1,0 +1,1089 @@
+/* admin — see admin.h.
+ *
+ * One struct admin_conn per accepted connection: read the head (and a Content-Length body), build
+ * the whole answer in memory, write it, close. Every connection has one deadline
+ * (ADMIN_TIMEOUT_MS) from accept to the last byte out. A sampler timer copies the per-backend sums
+ * every second into a small ring, so /api/v1/status can say requests and errors per second and
+ * p50/p99 over the last RATE_WINDOW seconds without the data path doing anything for it.
+ */
+#include "admin/admin.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "upstream/backend.h"
+#include "core/generation.h"
+#include "config/config.h"
+#include "net/conn.h"
+#include "http/http1.h"
+#include "base/jsonw.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "admin/metrics.h"
+#include "base/sock.h"
+#include "base/util.h"
+
+#define ADMIN_TIMEOUT_MS 10000u
+#define ADMIN_MAX_CONNS 64
+#define ADMIN_BUF 16384
+#define SAMPLE_MS 1000u
+#define RATE_WINDOW 5 /* seconds the rates and quantiles cover */
+#define HISTORY 300   /* per-second rates kept per backend for the status page (5 minutes) */
+
+/* The status page, embedded at build time from src/admin/status_page.html (see the Makefile). */
+__asm__(".section .rodata\n"
+        ".global golb_status_page\n"
+        ".balign 16\n"
+        "golb_status_page:\n"
+        ".incbin \"src/admin/status_page.html\"\n"
+        ".global golb_status_page_end\n"
+        "golb_status_page_end:\n"
+        ".byte 0\n"
+        ".previous\n");
+extern const char golb_status_page[];
+extern const char golb_status_page_end[];
+
+struct sample {
+    uint64_t t_ms;
+    uint64_t requests, errors;
+    uint64_t hist[METRICS_NBUCKETS];
+};
+
+struct admin_conn {
+    struct admin *a;
+    struct loop_io io;
+    struct loop_timer timer;
+    struct loop_task free_task;
+    struct admin_conn *prev, *next;
+    char peer[64];
+    char in[ADMIN_BUF];
+    size_t len;
+    char *out;
+    size_t out_len, sent;
+    bool readable, writable, answered, closed;
+};
+
+struct admin {
+    struct generation *gen; /* the generation the samples below are laid out for (a reference) */
+    admin_reload_fn reload;
+    void *reload_arg;
+    struct sockaddr_storage addr; /* as bound at start (a reload does not move the admin) */
+    pthread_mutex_t listeners_lock;
+    const char *version;
+    char *listeners;
+    char name[128];    /* the bound address: "127.0.0.1:9901", "[::1]:9901", "unix:/path" */
+    char origin[160];  /* "http://" + name */
+    char origin_lo[64]; /* "http://localhost:PORT" for loopback addresses, else "" */
+    bool unix_socket;
+    int64_t start_ms;
+    struct loop *loop;
+    struct loop_io listen_io;
+    struct loop_timer sample_timer;
+    pthread_t thread;
+    bool started;
+    _Atomic bool draining;
+    struct admin_conn *conns;
+    int nconns;
+    /* per backend: a ring of RATE_WINDOW + 1 samples, one a second */
+    struct sample *samples; /* [n][RATE_WINDOW + 1] */
+    int nsamples, sample_at;
+    /* per backend (and the process at index n): requests and errors per second, one a second */
+    float *history; /* [n + 1][HISTORY][2] */
+    int nhistory, history_at;
+};
+
+/* ---------------------------------------------------------------- connections --------------- */
+
+static void conn_free(struct loop_task *t)
+{
+    struct admin_conn *c = container_of(t, struct admin_conn, free_task);
+    free(c->out);
+    free(c);
+}
+
+static void conn_close(struct admin_conn *c)
+{
+    if (c->closed)
+        return;
+    c->closed = true;
+    struct admin *a = c->a;
+    loop_timer_cancel(a->loop, &c->timer);
+    (void)loop_io_del(a->loop, &c->io);
+    close(c->io.fd);
+    c->io.fd = -1;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        a->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    a->nconns--;
+    loop_defer(a->loop, &c->free_task, conn_free);
+}
+
+static void conn_flush(struct admin_conn *c)
+{
+    while (c->sent < c->out_len && c->writable) {
+        ssize_t n = conn_send(c->io.fd, NULL, c->out + c->sent, c->out_len - c->sent);
+        if (n > 0) {
+            c->sent += (size_t)n;
+            continue;
+        }
+        if (n == -EAGAIN) {
+            c->writable = false;
+            return;
+        }
+        conn_close(c);
+        return;
+    }
+    if (c->sent == c->out_len)
+        conn_close(c);
+}
+
+static const char *status_text(int status)
+{
+    return http1_reason(status);
+}
+
+/* Queues a whole response and starts writing it. */
+static void reply(struct admin_conn *c, int status, const char *ctype, const char *extra,
+                  const char *body, size_t len)
+{
+    char *out = NULL;
+    size_t out_len = 0;
+    FILE *f = open_memstream(&out, &out_len);
+    if (!f) {
+        conn_close(c);
+        return;
+    }
+    fprintf(f,
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+            "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%sConnection: close\r\n\r\n",
+            status, status_text(status), ctype, len, extra ? extra : "");
+    fwrite(body, 1, len, f);
+    if (fclose(f) != 0) {
+        free(out);
+        conn_close(c);
+        return;
+    }
+    c->out = out;
+    c->out_len = out_len;
+    c->sent = 0;
+    c->answered = true;
+    conn_flush(c);
+}
+
+/* A JSON string of s, cut after max_bytes (marked as cut by jsonw). */
+static void fjson_str_max(FILE *f, const char *s, size_t max_bytes)
+{
+    char buf[8192]; /* room for max_bytes escaped (at most 6 bytes each) for the callers' caps */
+    struct jsonw j;
+    jsonw_init(&j, buf, sizeof(buf));
+    jsonw_str(&j, s, strlen(s), max_bytes);
+    fwrite(buf, 1, j.len, f);
+}
+
+static void fjson_str(FILE *f, const char *s)
+{
+    fjson_str_max(f, s, 160);
+}
+
+static void reply_error(struct admin_conn *c, int status, const char *msg, const char *extra)
+{
+    char *body = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&body, &len);
+    if (!f) {
+        conn_close(c);
+        return;
+    }
+    fputs("{\"error\":", f);
+    fjson_str(f, msg);
+    fputs("}\n", f);
+    fclose(f);
+    reply(c, status, "application/json", extra, body, len);
+    free(body);
+}
+
+/* ---------------------------------------------------------------- generations --------------- */
+
+/* Follows a reload: lays the per-backend samples and history out for the running generation,
+ * keeping the rows of backends it still has (matched by object, i.e. identity). On allocation
+ * failure it stays on the old generation and tries again next time. */
+static void admin_sync(struct admin *a)
+{
+    struct generation *g = generation_acquire();
+    if (!g || g == a->gen) {
+        generation_unref(g);
+        return;
+    }
+    const struct backend_table *t0 = a->gen->table, *t1 = g->table;
+    struct sample *samples = calloc((size_t)(t1->n + 1) * (RATE_WINDOW + 1), sizeof(*samples));
+    float *history = calloc((size_t)(t1->n + 1) * HISTORY * 2, sizeof(float));
+    if (!samples || !history) {
+        free(samples);
+        free(history);
+        generation_unref(g);
+        return;
+    }
+    for (int j = 0; j <= t1->n; j++) {
+        int i = j == t1->n ? t0->n : backend_table_find(t0, t1->b[j]);
+        if (i < 0)
+            continue; /* a new backend: no past */
+        memcpy(&samples[(size_t)j * (RATE_WINDOW + 1)], &a->samples[(size_t)i * (RATE_WINDOW + 1)],
+               (RATE_WINDOW + 1) * sizeof(*samples));
+        memcpy(&history[(size_t)j * HISTORY * 2], &a->history[(size_t)i * HISTORY * 2],
+               HISTORY * 2 * sizeof(float));
+    }
+    free(a->samples);
+    free(a->history);
+    a->samples = samples;
+    a->history = history;
+    generation_unref(a->gen);
+    a->gen = g;
+}
+
+void admin_set_listeners(struct admin *a, const char *listeners)
+{
+    char *copy = a ? strdup(listeners) : NULL;
+    if (!copy)
+        return;
+    pthread_mutex_lock(&a->listeners_lock);
+    free(a->listeners);
+    a->listeners = copy;
+    pthread_mutex_unlock(&a->listeners_lock);
+}
+
+/* ---------------------------------------------------------------- sampling ------------------ */
+
+static struct sample *sample_at(struct admin *a, int b, int k)
+{
+    return &a->samples[b * (RATE_WINDOW + 1) + k];
+}
+
+static void take_samples(struct admin *a)
+{
+    uint64_t now = loop_now(a->loop);
+    int k = a->sample_at;
+    admin_sync(a);
+    int n = a->gen->table->n;
+    for (int b = 0; b <= n; b++) {
+        /* b == n: the whole process (client side) */
+        struct metrics_sums s;
+        metrics_sum_backend(b < n ? a->gen->table->b[b] : NULL, &s);
+        struct sample *x = sample_at(a, b, k);
+        x->t_ms = now;
+        x->requests = 0;
+        for (int i = 0; i < 5; i++)
+            x->requests += s.requests[i];
+        x->errors = s.errors;
+        memcpy(x->hist, s.hist, sizeof(x->hist));
+    }
+    if (a->nsamples > 0) {
+        int prev = (k + RATE_WINDOW) % (RATE_WINDOW + 1);
+        for (int b = 0; b <= n; b++) {
+            const struct sample *x = sample_at(a, b, k), *o = sample_at(a, b, prev);
+            double dt = (double)(x->t_ms - o->t_ms) / 1000.0;
+            float *h = &a->history[((size_t)b * HISTORY + (size_t)a->history_at) * 2];
+            h[0] = dt > 0 ? (float)((double)(x->requests - o->requests) / dt) : 0;
+            h[1] = dt > 0 ? (float)((double)(x->errors - o->errors) / dt) : 0;
+        }
+        a->history_at = (a->history_at + 1) % HISTORY;
+        if (a->nhistory < HISTORY)
+            a->nhistory++;
+    }
+    a->sample_at = (k + 1) % (RATE_WINDOW + 1);
+    if (a->nsamples < RATE_WINDOW + 1)
+        a->nsamples++;
+}
+
+static void on_sample(struct loop_timer *t)
+{
+    struct admin *a = container_of(t, struct admin, sample_timer);
+    take_samples(a);
+    loop_timer_after(a->loop, t, SAMPLE_MS);
+}
+
+struct rates {
+    double rps, eps, p50, p99; /* p50/p99 < 0: no request in the window */
+};
+
+static struct rates window_rates(struct admin *a, int b)
+{
+    struct rates r = {0, 0, -1, -1};
+    if (a->nsamples < 2)
+        return r;
+    int newest = (a->sample_at + RATE_WINDOW) % (RATE_WINDOW + 1);
+    int oldest = a->nsamples < RATE_WINDOW + 1 ? 0 : a->sample_at;
+    const struct sample *n = sample_at(a, b, newest), *o = sample_at(a, b, oldest);
+    double dt = (double)(n->t_ms - o->t_ms) / 1000.0;
+    if (dt <= 0)
+        return r;
+    r.rps = (double)(n->requests - o->requests) / dt;
+    r.eps = (double)(n->errors - o->errors) / dt;
+    uint64_t d[METRICS_NBUCKETS];
+    for (int i = 0; i < METRICS_NBUCKETS; i++)
+        d[i] = n->hist[i] - o->hist[i];
+    r.p50 = metrics_quantile(d, 0.5);
+    r.p99 = metrics_quantile(d, 0.99);
+    return r;
+}
+
+/* ---------------------------------------------------------------- JSON ---------------------- */
+
+static void fjson_num_or_null(FILE *f, double v)
+{
+    if (v < 0)
+        fputs("null", f);
+    else
+        fprintf(f, "%.6f", v);
+}
+
+static void fjson_time(FILE *f, int64_t ms)
+{
+    char buf[40];
+    struct jsonw j;
+    jsonw_init(&j, buf, sizeof(buf));
+    jsonw_raw(&j, "\"", 1);
+    jsonw_time_ms(&j, ms);
+    jsonw_raw(&j, "\"", 1);
+    fwrite(buf, 1, j.len, f);
+}
+
+/* "history":{"requests_per_second":[...],"errors_per_second":[...]}, oldest first. */
+static void history_json(struct admin *a, FILE *f, int b)
+{
+    static const char *const names[2] = {"requests_per_second", "errors_per_second"};
+    fputs(",\"history\":{", f);
+    for (int m = 0; m < 2; m++) {
+        fprintf(f, "%s\"%s\":[", m ? "," : "", names[m]);
+        for (int i = 0; i < a->nhistory; i++) {
+            int at = (a->history_at - a->nhistory + i + HISTORY) % HISTORY;
+            fprintf(f, "%s%.2f", i ? "," : "", a->history[((size_t)b * HISTORY + (size_t)at) * 2 + (size_t)m]);
+        }
+        fputc(']', f);
+    }
+    fputc('}', f);
+}
+
+static void backend_json(struct admin *a, FILE *f, int i, bool history)
+{
+    struct backend *b = a->gen->table->b[i];
+    struct metrics_sums s;
+    metrics_sum_backend(b, &s);
+    uint64_t total = 0;
+    for (int k = 0; k < 5; k++)
+        total += s.requests[k];
+    struct rates r = window_rates(a, i);
+    enum backend_state hs = (enum backend_state)atomic_load_explicit(&b->state,
+                                                                      memory_order_relaxed);
+    fputs("{\"name\":", f);
+    fjson_str(f, b->name);
+    fputs(",\"url\":", f);
+    fjson_str(f, a->gen->cfg->backends[i].url ? a->gen->cfg->backends[i].url : "");
+    fprintf(f, ",\"state\":\"%s\",\"health\":\"%s\",\"admin_state\":\"%s\",\"weight\":%u",
+            backend_effective_state(b),
+            hs == BACKEND_UP ? "up" : hs == BACKEND_DOWN ? "down" : "unknown",
+            backend_admin_name(backend_admin(b)),
+            atomic_load_explicit(&b->weight, memory_order_relaxed));
+    fprintf(f, ",\"in_flight\":%u,\"idle_connections\":%llu,\"requests_total\":%llu",
+            atomic_load_explicit(&b->active, memory_order_relaxed), (unsigned long long)s.idle,
+            (unsigned long long)total);
+    fprintf(f, ",\"errors_total\":%llu,\"requests_per_second\":%.3f,\"errors_per_second\":%.3f",
+            (unsigned long long)s.errors, r.rps, r.eps);
+    fputs(",\"response_p50_seconds\":", f);
+    fjson_num_or_null(f, r.p50);
+    fputs(",\"response_p99_seconds\":", f);
+    fjson_num_or_null(f, r.p99);
+    struct metrics_check chk;
+    fputs(",\"last_check\":", f);
+    if (metrics_check_read(b, &chk)) {
+        fputs("{\"time\":", f);
+        fjson_time(f, chk.time_ms);
+        fprintf(f, ",\"result\":\"%s\",\"reason\":", chk.result ? "success" : "failure");
+        fjson_str(f, chk.reason);
+        fprintf(f, ",\"duration_seconds\":%.3f}", (double)chk.duration_ms / 1000.0);
+    } else {
+        fputs("null", f);
+    }
+    fputs(",\"last_state_change\":", f);
+    fjson_time(f, atomic_load_explicit(&b->state_changed_ms, memory_order_relaxed));
+    if (history)
+        history_json(a, f, i);
+    fputs("}", f);
+}
+
+static void send_status(struct admin_conn *c, bool history)
+{
+    struct admin *a = c->a;
+    char *body = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&body, &len);
+    if (!f) {
+        conn_close(c);
+        return;
+    }
+    int up = 0;
+    const struct backend_table *t = a->gen->table;
+    for (int i = 0; i < t->n; i++)
+        up += backend_is_up(t->b[i]);
+    struct rates total = window_rates(a, t->n);
+    fputs("{\"version\":", f);
+    fjson_str(f, a->version);
+    fprintf(f, ",\"uptime_seconds\":%.3f,\"start_time\":",
+            (double)(util_wall_ms() - a->start_ms) / 1000.0);
+    fjson_time(f, a->start_ms);
+    fprintf(f, ",\"generation\":%llu,\"workers\":%d,\"listeners\":[",
+            (unsigned long long)a->gen->id, a->gen->cfg->workers);
+    pthread_mutex_lock(&a->listeners_lock);
+    fjson_str(f, a->listeners);
+    pthread_mutex_unlock(&a->listeners_lock);
+    fputs("],\"admin\":", f);
+    fjson_str(f, a->name);
+    fprintf(f, ",\"draining\":%s,\"interval_seconds\":%d,\"backends_up\":%d",
+            atomic_load(&a->draining) ? "true" : "false", RATE_WINDOW, up);
+    fprintf(f, ",\"requests_per_second\":%.3f,\"errors_per_second\":%.3f", total.rps, total.eps);
+    fputs(",\"backends\":[", f);
+    for (int i = 0; i < t->n; i++) {
+        if (i)
+            fputc(',', f);
+        backend_json(a, f, i, history);
+    }
+    fputs("]", f);
+    if (history)
+        history_json(a, f, t->n);
+    fputs("}\n", f);
+    fclose(f);
+    reply(c, 200, "application/json", NULL, body, len);
+    free(body);
+}
+
+static void send_metrics(struct admin_conn *c)
+{
+    char *body = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&body, &len);
+    if (!f) {
+        conn_close(c);
+        return;
+    }
+    int rc = metrics_render(f, c->a->gen->table);
+    fclose(f);
+    if (rc != 0)
+        reply_error(c, 500, "cannot render metrics", NULL);
+    else
+        reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, body, len);
+    free(body);
+}
+
+/* ---------------------------------------------------------------- changes ------------------- */
+
+/* Decodes %XX in place; false on a bad escape or a decoded NUL. */
+static bool percent_decode(char *s)
+{
+    char *o = s;
+    for (char *p = s; *p; p++) {
+        if (*p != '%') {
+            *o++ = *p;
+            continue;
+        }
+        int v = 0;
+        for (int k = 1; k <= 2; k++) {
+            char h = p[k];
+            int d = h >= '0' && h <= '9' ? h - '0'
+                    : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                    : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                           : -1;
+            if (d < 0)
+                return false;
+            v = v * 16 + d;
+        }
+        if (v == 0)
+            return false;
+        *o++ = (char)v;
+        p += 2;
+    }
+    *o = '\0';
+    return true;
+}
+
+/* Answers a PUT/POST to /api/v1/backends/{name}: every check first, then the changes, so bad
+ * input changes nothing. */
+static void change_backend(struct admin_conn *c, char *name, const char *body, size_t len)
+{
+    struct admin *a = c->a;
+    if (!percent_decode(name)) {
+        reply_error(c, 400, "invalid backend name encoding", NULL);
+        return;
+    }
+    int idx = -1;
+    for (int i = 0; i < a->gen->table->n; i++)
+        if (strcmp(a->gen->table->b[i]->name, name) == 0)
+            idx = i;
+    if (idx < 0) {
+        reply_error(c, 404, "unknown backend", NULL);
+        return;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "invalid JSON: %s", jerr.text);
+        reply_error(c, 400, msg, NULL);
+        return;
+    }
+    const char *err = NULL;
+    int state = -1;
+    long long weight = -1;
+    if (!json_is_object(root)) {
+        err = "the body must be a JSON object";
+    } else if (json_object_size(root) == 0) {
+        err = "nothing to change: give \"state\" and/or \"weight\"";
+    } else {
+        const char *key;
+        json_t *v;
+        json_object_foreach(root, key, v)
+        {
+            if (strcmp(key, "state") == 0) {
+                const char *s = json_string_value(v);
+                if (!s)
+                    err = "state must be a string: \"ready\", \"drain\" or \"maint\"";
+                else if (strcmp(s, "ready") == 0)
+                    state = BACKEND_ADMIN_READY;
+                else if (strcmp(s, "drain") == 0)
+                    state = BACKEND_ADMIN_DRAIN;
+                else if (strcmp(s, "maint") == 0)
+                    state = BACKEND_ADMIN_MAINT;
+                else
+                    err = "unknown state: use \"ready\", \"drain\" or \"maint\"";
+            } else if (strcmp(key, "weight") == 0) {
+                if (!json_is_integer(v))
+                    err = "weight must be an integer from 0 to 1000";
+                else if (json_integer_value(v) < 0 || json_integer_value(v) > 1000)
+                    err = "weight out of range: it must be from 0 to 1000";
+                else
+                    weight = (long long)json_integer_value(v);
+            } else {
+                err = "unknown field: only \"state\" and \"weight\" can be changed";
+            }
+            if (err)
+                break;
+        }
+    }
+    json_decref(root);
+    if (err) {
+        reply_error(c, 400, err, NULL);
+        return;
+    }
+    struct backend *b = a->gen->table->b[idx];
+    if (state >= 0)
+        backend_set_admin(b, (enum backend_admin_state)state, c->peer);
+    if (weight >= 0) {
+        uint32_t old = atomic_exchange_explicit(&b->weight, (uint32_t)weight,
+                                                memory_order_relaxed);
+        if (old != (uint32_t)weight)
+            log_event(LOG_INFO, "admin", "backend %s weight set to %lld (was %u) by %s",
+                      b->name, weight, old, c->peer);
+    }
+    char *out = NULL;
+    size_t olen = 0;
+    FILE *f = open_memstream(&out, &olen);
+    if (!f) {
+        conn_close(c);
+        return;
+    }
+    backend_json(a, f, idx, false);
+    fputc('\n', f);
+    fclose(f);
+    reply(c, 200, "application/json", NULL, out, olen);
+    free(out);
+}
+
+/* ---------------------------------------------------------------- routing ------------------- */
+
+static const struct http1_header *find(const struct http1_request *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->num_headers; i++)
+        if (req->headers[i].name_len == n && strncasecmp(req->headers[i].name, name, n) == 0)
+            return &req->headers[i];
+    return NULL;
+}
+
+static bool span_is(const char *s, size_t n, const char *lit)
+{
+    return n == strlen(lit) && memcmp(s, lit, n) == 0;
+}
+
+/* Constant time in the token's length: a wrong guess says nothing about how close it was. */
+static bool token_ok(const struct admin *a, const struct http1_request *req)
+{
+    const struct http1_header *h = find(req, "authorization");
+    const char *tok = a->gen->cfg->admin_token;
+    size_t tl = strlen(tok);
+    if (!h || h->value_len != 7 + tl || strncasecmp(h->value, "Bearer ", 7) != 0)
+        return false;
+    unsigned diff = 0;
+    for (size_t i = 0; i < tl; i++)
+        diff |= (unsigned char)h->value[7 + i] ^ (unsigned char)tok[i];
+    return diff == 0;
+}
+
+static bool origin_ok(const struct admin *a, const struct http1_request *req)
+{
+    const struct http1_header *h = find(req, "origin");
+    if (!h)
+        return true; /* not a browser's cross-origin request (curl, scripts, same-origin GET) */
+    if (a->unix_socket)
+        return false;
+    return span_is(h->value, h->value_len, a->origin) ||
+           (a->origin_lo[0] && span_is(h->value, h->value_len, a->origin_lo));
+}
+
+/* A change needs the bearer token when one is set; without it: 401, and false. */
+static bool authorized(struct admin_conn *c, const struct http1_request *req)
+{
+    if (!c->a->gen->cfg->admin_token || token_ok(c->a, req))
+        return true;
+    reply_error(c, 401, "a valid bearer token is required",
+                "WWW-Authenticate: Bearer realm=\"golb\"\r\n");
+    return false;
+}
+
+/* One JSON array of the lines of text (NULL: empty), skipping or keeping warnings. */
+static void json_lines(FILE *f, const char *text, int warnings)
+{
+    fputc('[', f);
+    bool first = true;
+    for (const char *p = text; p && *p;) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        char *line = strndup(p, n);
+        if (line && n && (warnings < 0 || (strstr(line, ": warning: ") != NULL) == (warnings > 0))) {
+            if (!first)
+                fputc(',', f);
+            fjson_str_max(f, line, 1024); /* a whole FILE:LINE:COL message */
+            first = false;
+        }
+        free(line);
+        p += n + (e != NULL);
+    }
+    fputc(']', f);
+}
+
+/* POST /api/v1/reload: runs the reload on this thread and answers with its outcome. */
+static void do_reload(struct admin_conn *c)
+{
+    struct admin *a = c->a;
+    if (!a->reload) {
+        reply_error(c, 503, "reload is not available", NULL);
+        return;
+    }
+    char who[96];
+    snprintf(who, sizeof(who), "admin API (%s)", c->peer);
+    struct admin_reload r = {0};
+    a->reload(a->reload_arg, who, &r);
+    admin_sync(a);
+    char *body = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&body, &len);
+    if (!f) {
+        free(r.errors);
+        free(r.changes);
+        conn_close(c);
+        return;
+    }
+    fprintf(f, "{\"result\":\"%s\",\"generation\":%llu,\"changes\":", r.ok ? "success" : "failure",
+            (unsigned long long)r.generation);
+    json_lines(f, r.ok ? r.changes : NULL, -1);
+    fputs(",\"errors\":", f);
+    json_lines(f, r.errors, 0);
+    fputs(",\"warnings\":", f);
+    json_lines(f, r.errors, 1);
+    fputs("}\n", f);
+    fclose(f);
+    /* 422: the request was fine, the configuration file it asked to load is not */
+    reply(c, r.ok ? 200 : 422, "application/json", NULL, body, len);
+    free(body);
+    free(r.errors);
+    free(r.changes);
+}
+
+static void handle(struct admin_conn *c, const struct http1_request *req, const char *body,
+                   size_t body_len)
+{
+    struct admin *a = c->a;
+    admin_sync(a); /* a reload by SIGHUP: answer with the running generation */
+    char path[512];
+    size_t plen = req->path_len;
+    const char *q = memchr(req->path, '?', plen);
+    if (q)
+        plen = (size_t)(q - req->path);
+    if (plen >= sizeof(path)) {
+        reply_error(c, 404, "not found", NULL);
+        return;
+    }
+    memcpy(path, req->path, plen);
+    path[plen] = '\0';
+    bool get = span_is(req->method, req->method_len, "GET");
+    bool history = q && memmem(q, req->path_len - plen, "history=1", 9) != NULL;
+    bool change = span_is(req->method, req->method_len, "PUT") ||
+                  span_is(req->method, req->method_len, "POST");
+
+    if (!origin_ok(a, req)) {
+        reply_error(c, 403, "cross-origin request refused: Origin is not the admin address", NULL);
+        return;
+    }
+    static const char prefix[] = "/api/v1/backends/";
+    if (strncmp(path, prefix, sizeof(prefix) - 1) == 0 && path[sizeof(prefix) - 1]) {
+        if (!change) {
+            reply_error(c, 405, "use PUT to change a backend", "Allow: PUT, POST\r\n");
+            return;
+        }
+        if (!authorized(c, req))
+            return;
+        change_backend(c, path + sizeof(prefix) - 1, body, body_len);
+        return;
+    }
+    if (strcmp(path, "/api/v1/reload") == 0) {
+        if (!span_is(req->method, req->method_len, "POST")) {
+            reply_error(c, 405, "use POST to reload", "Allow: POST\r\n");
+            return;
+        }
+        if (!authorized(c, req))
+            return;
+        do_reload(c);
+        return;
+    }
+    static const struct {
+        const char *path;
+        int what;
+    } routes[] = {{"/", 0},       {"/index.html", 0}, {"/metrics", 1},
+                               {"/api/v1/status", 2}, {"/healthz", 3}, {"/readyz", 4}};
+    int what = -1;
+    for (size_t i = 0; i < ARRAY_LEN(routes); i++)
+        if (strcmp(path, routes[i].path) == 0)
+            what = routes[i].what;
+    if (what < 0) {
+        reply_error(c, 404, "not found", NULL);
+        return;
+    }
+    if (!get) {
+        reply_error(c, 405, "method not allowed", "Allow: GET\r\n");
+        return;
+    }
+    switch (what) {
+    case 0:
+        reply(c, 200, "text/html; charset=utf-8",
+              "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "
+              "style-src 'unsafe-inline'; connect-src 'self'; img-src data:\r\n",
+              golb_status_page, (size_t)(golb_status_page_end - golb_status_page));
+        return;
+    case 1:
+        send_metrics(c);
+        return;
+    case 2:
+        send_status(c, history);
+        return;
+    case 3:
+        reply(c, 200, "application/json", NULL, "{\"status\":\"ok\"}\n", 16);
+        return;
+    default: {
+        int up = 0;
+        for (int i = 0; i < a->gen->table->n; i++) {
+            struct backend *b = a->gen->table->b[i];
+            up += backend_is_up(b) && backend_admin(b) == BACKEND_ADMIN_READY;
+        }
+        if (atomic_load(&a->draining))
+            reply(c, 503, "application/json", NULL, "{\"status\":\"draining\"}\n", 22);
+        else if (up == 0)
+            reply(c, 503, "application/json", NULL, "{\"status\":\"no backend up\"}\n", 27);
+        else
+            reply(c, 200, "application/json", NULL, "{\"status\":\"ready\"}\n", 19);
+        return;
+    }
+    }
+}
+
+/* Parses what arrived; answers once the head and its body are complete. */
+static void conn_process(struct admin_conn *c)
+{
+    static __thread struct http1_request req; /* 128 header slots: not on the stack */
+    struct http1_limits lim = {.max_head = ADMIN_BUF - ADMIN_BODY_MAX - 1,
+                               .max_request_line = 2048};
+    ssize_t n = http1_parse_request(c->in, c->len, 0, &lim, &req);
+    if (n == -EAGAIN) {
+        if (c->len >= ADMIN_BUF)
+            reply_error(c, 431, "request head too large", NULL);
+        return;
+    }
+    if (n < 0) {
+        reply_error(c, req.err_status ? req.err_status : 400, "malformed request", NULL);
+        return;
+    }
+    if (req.body == HTTP1_BODY_CHUNKED) {
+        reply_error(c, 411, "send the body with Content-Length", NULL);
+        return;
+    }
+    size_t body_len = req.body == HTTP1_BODY_LENGTH ? (size_t)req.content_length : 0;
+    if (req.body == HTTP1_BODY_LENGTH && req.content_length > ADMIN_BODY_MAX) {
+        reply_error(c, 413, "body too large", NULL);
+        return;
+    }
+    if (c->len < (size_t)n + body_len)
+        return; /* the body is still coming */
+    handle(c, &req, c->in + n, body_len);
+}
+
+static void conn_on_io(struct loop_io *io, uint32_t events)
+{
+    struct admin_conn *c = container_of(io, struct admin_conn, io);
+    if (c->closed)
+        return;
+    if (events & EPOLLOUT)
+        c->writable = true;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->readable = true;
+    if (c->answered) {
+        conn_flush(c);
+        return;
+    }
+    while (c->readable && !c->answered && !c->closed) {
+        if (c->len == sizeof(c->in)) {
+            conn_process(c);
+            if (!c->answered && !c->closed)
+                reply_error(c, 431, "request too large", NULL);
+            return;
+        }
+        ssize_t r = conn_recv(c->io.fd, NULL, c->in + c->len, sizeof(c->in) - c->len);
+        if (r > 0) {
+            c->len += (size_t)r;
+            conn_process(c);
+            continue;
+        }
+        if (r == -EAGAIN) {
+            c->readable = false;
+            break;
+        }
+        conn_close(c); /* EOF before a whole request, or an error */
+        return;
+    }
+}
+
+static void conn_on_timeout(struct loop_timer *t)
+{
+    conn_close(container_of(t, struct admin_conn, timer));
+}
+
+static void on_accept(struct loop_io *io, uint32_t events)
+{
+    struct admin *a = container_of(io, struct admin, listen_io);
+    for (;;) {
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        int fd = accept4(io->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            return; /* EAGAIN, or out of descriptors: the next connection brings a new edge */
+        }
+        struct admin_conn *c = a->nconns < ADMIN_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->a = a;
+        c->io.fd = fd;
+        c->io.cb = conn_on_io;
+        c->writable = true;
+        c->readable = true;
+        if (peer.ss_family == AF_UNIX)
+            snprintf(c->peer, sizeof(c->peer), "unix");
+        else
+            sock_addr_str((struct sockaddr *)&peer, c->peer, sizeof(c->peer));
+        loop_timer_init(&c->timer, conn_on_timeout);
+        if (loop_io_add(a->loop, &c->io) != 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
+        c->next = a->conns;
+        if (a->conns)
+            a->conns->prev = c;
+        a->conns = c;
+        a->nconns++;
+        loop_timer_after(a->loop, &c->timer, ADMIN_TIMEOUT_MS);
+        conn_on_io(&c->io, EPOLLIN);
+    }
+}
+
+/* ---------------------------------------------------------------- life cycle ---------------- */
+
+static void *admin_main(void *arg)
+{
+    struct admin *a = arg;
+    int rc = loop_run(a->loop);
+    if (rc != 0)
+        log_error("admin: event loop failed: %s", strerror(-rc));
+    return NULL;
+}
+
+static int bind_admin(struct admin *a)
+{
+    const struct config *cfg = a->gen->cfg;
+    int family = cfg->admin_addr.ss_family;
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return -errno;
+    int one = 1;
+    if (family == AF_UNIX) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)(const void *)&cfg->admin_addr;
+        (void)unlink(un->sun_path); /* a socket left by a previous run */
+    } else {
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (family == AF_INET6)
+            (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    if (bind(fd, (const struct sockaddr *)&cfg->admin_addr, cfg->admin_addrlen) == -1 ||
+        listen(fd, 64) == -1) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    if (family == AF_UNIX) {
+        a->unix_socket = true;
+        snprintf(a->name, sizeof(a->name), "%s", cfg->admin_listen);
+    } else {
+        struct sockaddr_storage bound;
+        socklen_t blen = sizeof(bound);
+        if (getsockname(fd, (struct sockaddr *)&bound, &blen) == -1) {
+            int err = -errno;
+            close(fd);
+            return err;
+        }
+        sock_addr_str((struct sockaddr *)&bound, a->name, sizeof(a->name));
+        snprintf(a->origin, sizeof(a->origin), "http://%s", a->name);
+        uint16_t port = ntohs(family == AF_INET
+                                  ? ((struct sockaddr_in *)(void *)&bound)->sin_port
+                                  : ((struct sockaddr_in6 *)(void *)&bound)->sin6_port);
+        bool lo = family == AF_INET
+                      ? (ntohl(((struct sockaddr_in *)(void *)&bound)->sin_addr.s_addr) >> 24) == 127
+                      : IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)(void *)&bound)->sin6_addr);
+        if (lo)
+            snprintf(a->origin_lo, sizeof(a->origin_lo), "http://localhost:%u", port);
+    }
+    return fd;
+}
+
+struct admin *admin_start(struct generation *gen, const char *listeners, const char *version,
+                          admin_reload_fn reload, void *reload_arg)
+{
+    struct admin *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    const struct config *cfg = gen->cfg;
+    generation_ref(gen);
+    a->gen = gen;
+    a->reload = reload;
+    a->reload_arg = reload_arg;
+    a->addr = cfg->admin_addr;
+    pthread_mutex_init(&a->listeners_lock, NULL);
+    a->version = version;
+    a->start_ms = util_wall_ms();
+    a->listeners = strdup(listeners);
+    a->samples = calloc((size_t)(gen->table->n + 1) * (RATE_WINDOW + 1), sizeof(struct sample));
+    a->history = calloc((size_t)(gen->table->n + 1) * HISTORY * 2, sizeof(float));
+    a->loop = loop_new();
+    a->listen_io.fd = -1;
+    if (!a->listeners || !a->samples || !a->history || !a->loop) {
+        log_error("admin: out of memory");
+        admin_stop(a);
+        return NULL;
+    }
+    int fd = bind_admin(a);
+    if (fd < 0) {
+        log_error("admin: cannot listen on %s: %s", cfg->admin_listen, strerror(-fd));
+        admin_stop(a);
+        return NULL;
+    }
+    a->listen_io.fd = fd;
+    a->listen_io.cb = on_accept;
+    loop_timer_init(&a->sample_timer, on_sample);
+    loop_update_time(a->loop);
+    take_samples(a);
+    loop_timer_after(a->loop, &a->sample_timer, SAMPLE_MS);
+    if (loop_io_add(a->loop, &a->listen_io) != 0) {
+        admin_stop(a);
+        return NULL;
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* the main thread owns the signals */
+    int rc = pthread_create(&a->thread, NULL, admin_main, a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        log_error("admin: cannot start its thread: %s", strerror(rc));
+        admin_stop(a);
+        return NULL;
+    }
+    a->started = true;
+    if (a->unix_socket)
+        log_event(LOG_INFO, "admin", "admin API and status page on %s", a->name);
+    else
+        log_event(LOG_INFO, "admin", "admin API and status page on http://%s/", a->name);
+    return a;
+}
+
+void admin_set_draining(struct admin *a)
+{
+    if (a)
+        atomic_store(&a->draining, true);
+}
+
+static void stop_on_loop(void *arg)
+{
+    loop_stop(arg);
+}
+
+void admin_stop(struct admin *a)
+{
+    if (!a)
+        return;
+    if (a->started) {
+        loop_wakeup(a->loop, stop_on_loop, a->loop);
+        pthread_join(a->thread, NULL);
+    }
+    if (a->loop) {
+        while (a->conns)
+            conn_close(a->conns);
+        loop_timer_cancel(a->loop, &a->sample_timer);
+        if (a->listen_io.fd >= 0) {
+            (void)loop_io_del(a->loop, &a->listen_io);
+            close(a->listen_io.fd);
+        }
+        loop_run_deferred(a->loop);
+        loop_free(a->loop);
+    }
+    if (a->unix_socket) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)(const void *)&a->addr;
+        (void)unlink(un->sun_path);
+    }
+    generation_unref(a->gen);
+    pthread_mutex_destroy(&a->listeners_lock);
+    free(a->samples);
+    free(a->history);
+    free(a->listeners);
+    free(a);
+}

@@ -1,0 +1,462 @@
+/* metrics — see metrics.h. */
+#include "admin/metrics.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "upstream/backend.h"
+#include "config/config.h"
+#include "upstream/upstream.h"
+#include "base/util.h"
+
+const uint64_t metrics_bounds_us[METRICS_NBOUNDS] = {
+    5000, 10000, 25000, 50000, 75000, 100000, 250000, 500000, 750000,
+    1000000, 2500000, 5000000, 7500000, 10000000,
+};
+static const char *const bound_labels[METRICS_NBOUNDS] = {
+    "0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75",
+    "1", "2.5", "5", "7.5", "10",
+};
+static const char *const code_labels[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+static const char *const req_error_labels[MRE_COUNT] = {"bad_request", "header_timeout",
+                                                        "too_large", "client_abort"};
+static const char *const conn_error_labels[MCE_COUNT] = {"refused", "timeout", "reset", "tls"};
+static const char *const tls_result_labels[MTLS_COUNT] = {"full", "resumed", "failed"};
+
+/* The registry: what a scrape reads. */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct metrics_worker *workers;
+static int nworkers;
+/* configuration reloads (the reload path only, under reg_lock) */
+static uint64_t reloads[2]; /* success, failure */
+static uint64_t generation = 1;
+static int64_t last_reload_ms;
+static bool last_reload_ok = true;
+static const char *version = "unknown";
+static int64_t start_ms;
+static metrics_counter_fn access_dropped_fn;
+
+uint64_t metrics_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void metrics_observe(struct metrics_hist *h, uint64_t us)
+{
+    int i = 0;
+    while (i < METRICS_NBOUNDS && us > metrics_bounds_us[i])
+        i++;
+    metrics_add(&h->bucket[i], 1);
+    metrics_add(&h->sum_us, us);
+}
+
+int metrics_setup(int nw, const char *ver)
+{
+    pthread_mutex_lock(&reg_lock);
+    nworkers = nw;
+    version = ver;
+    start_ms = util_wall_ms();
+    last_reload_ms = start_ms;
+    reloads[0] = reloads[1] = 0;
+    generation = 1;
+    last_reload_ok = true;
+    pthread_mutex_unlock(&reg_lock);
+    return 0;
+}
+
+void metrics_teardown(void)
+{
+    pthread_mutex_lock(&reg_lock);
+    access_dropped_fn = NULL;
+    pthread_mutex_unlock(&reg_lock);
+}
+
+void metrics_reload_done(bool ok, uint64_t gen)
+{
+    pthread_mutex_lock(&reg_lock);
+    reloads[ok ? 0 : 1]++;
+    last_reload_ok = ok;
+    if (ok) {
+        generation = gen;
+        last_reload_ms = util_wall_ms();
+    }
+    pthread_mutex_unlock(&reg_lock);
+}
+
+void metrics_set_log_dropped(metrics_counter_fn fn)
+{
+    pthread_mutex_lock(&reg_lock);
+    access_dropped_fn = fn;
+    pthread_mutex_unlock(&reg_lock);
+}
+
+struct metrics_worker *metrics_worker_new(int worker)
+{
+    struct metrics_worker *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    m->worker = worker;
+    pthread_mutex_lock(&reg_lock);
+    m->next = workers;
+    workers = m;
+    pthread_mutex_unlock(&reg_lock);
+    return m;
+}
+
+void metrics_worker_free(struct metrics_worker *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&reg_lock);
+    for (struct metrics_worker **p = &workers; *p; p = &(*p)->next) {
+        if (*p == m) {
+            *p = m->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&reg_lock);
+    free(m);
+}
+
+/* ---- health-check records: one writer (the health thread), a sequence lock for readers ---- */
+
+void metrics_check_done(struct backend *b, bool ok, const char *reason, uint32_t duration_ms)
+{
+    struct metrics_check *c = &b->check;
+    metrics_add(ok ? &c->ok : &c->failed, 1);
+    uint32_t s = atomic_load_explicit(&c->seq, memory_order_relaxed);
+    atomic_store_explicit(&c->seq, s + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    c->time_ms = util_wall_ms();
+    c->duration_ms = duration_ms;
+    c->result = ok;
+    snprintf(c->reason, sizeof(c->reason), "%s", reason ? reason : "");
+    atomic_store_explicit(&c->seq, s + 2, memory_order_release);
+}
+
+bool metrics_check_read(const struct backend *b, struct metrics_check *out)
+{
+    const struct metrics_check *c = &b->check;
+    for (int tries = 0; tries < 1000; tries++) {
+        uint32_t s1 = atomic_load_explicit(&c->seq, memory_order_acquire);
+        if (s1 & 1)
+            continue;
+        out->time_ms = c->time_ms;
+        out->duration_ms = c->duration_ms;
+        out->result = c->result;
+        memcpy(out->reason, c->reason, sizeof(out->reason));
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&c->seq, memory_order_relaxed) == s1) {
+            out->reason[sizeof(out->reason) - 1] = '\0';
+            atomic_store_explicit(&out->ok, metrics_get(&c->ok), memory_order_relaxed);
+            atomic_store_explicit(&out->failed, metrics_get(&c->failed), memory_order_relaxed);
+            return out->time_ms != 0;
+        }
+    }
+    return false;
+}
+
+/* ---- sums ---- */
+
+static void hist_add(uint64_t *acc, uint64_t *sum_us, const struct metrics_hist *h)
+{
+    for (int i = 0; i < METRICS_NBUCKETS; i++)
+        acc[i] += metrics_get(&h->bucket[i]);
+    *sum_us += metrics_get(&h->sum_us);
+}
+
+void metrics_sum_backend(const struct backend *be, struct metrics_sums *out)
+{
+    memset(out, 0, sizeof(*out));
+    uint64_t sum = 0;
+    if (be) {
+        for (int w = 0; w < be->nworkers; w++) {
+            const struct metrics_backend_w *b = &be->pw[w].m;
+            for (int c = 0; c < 5; c++)
+                out->requests[c] += metrics_get(&b->requests[c]);
+            out->errors += metrics_get(&b->requests[4]);
+            for (int e = 0; e < MCE_COUNT; e++)
+                out->errors += metrics_get(&b->conn_errors[e]);
+            hist_add(out->hist, &sum, &b->response);
+            out->idle += upstream_idle_count(&be->pw[w].idle);
+        }
+        return;
+    }
+    pthread_mutex_lock(&reg_lock);
+    for (const struct metrics_worker *m = workers; m; m = m->next) {
+        for (int c = 0; c < 5; c++)
+            out->requests[c] += metrics_get(&m->requests[c]);
+        out->errors += metrics_get(&m->requests[4]);
+        hist_add(out->hist, &sum, &m->duration);
+    }
+    pthread_mutex_unlock(&reg_lock);
+}
+
+double metrics_quantile(const uint64_t *buckets, double q)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < METRICS_NBUCKETS; i++)
+        total += buckets[i];
+    if (total == 0)
+        return -1;
+    double rank = q * (double)total, seen = 0;
+    for (int i = 0; i < METRICS_NBUCKETS; i++) {
+        if (seen + (double)buckets[i] >= rank && buckets[i] > 0) {
+            double lo = i == 0 ? 0 : (double)metrics_bounds_us[i - 1] / 1e6;
+            if (i == METRICS_NBOUNDS)
+                return lo; /* past the last bound: the bound is all that is known */
+            double hi = (double)metrics_bounds_us[i] / 1e6;
+            return lo + (hi - lo) * (rank - seen) / (double)buckets[i];
+        }
+        seen += (double)buckets[i];
+    }
+    return (double)metrics_bounds_us[METRICS_NBOUNDS - 1] / 1e6;
+}
+
+/* ---- rendering ---- */
+
+/* A label value: backslash, double quote and line feed escaped (exposition format rules). */
+static void label(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            fprintf(out, "\\%c", *s);
+        else if (*s == '\n')
+            fputs("\\n", out);
+        else
+            fputc(*s, out);
+    }
+}
+
+static void head(FILE *out, const char *name, const char *type, const char *help)
+{
+    fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One histogram series: cumulative buckets, +Inf equal to _count by construction. `labels` is
+ * either "" or `backend="x"` without braces. */
+static void hist_series(FILE *out, const char *name, const char *labels, const uint64_t *b,
+                        uint64_t sum_us)
+{
+    uint64_t cum = 0;
+    const char *sep = labels[0] ? "," : "";
+    for (int i = 0; i < METRICS_NBUCKETS; i++) {
+        cum += b[i];
+        fprintf(out, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, labels, sep,
+                i < METRICS_NBOUNDS ? bound_labels[i] : "+Inf", (unsigned long long)cum);
+    }
+    const char *ob = labels[0] ? "{" : "", *cb = labels[0] ? "}" : "";
+    fprintf(out, "%s_sum%s%s%s %.6f\n", name, ob, labels, cb, (double)sum_us / 1e6);
+    fprintf(out, "%s_count%s%s%s %llu\n", name, ob, labels, cb, (unsigned long long)cum);
+}
+
+/* Per-backend totals over every worker, gathered once per scrape. */
+struct backend_sum {
+    uint64_t requests[5], conn_errors[MCE_COUNT];
+    uint64_t retries, connections, reuses, sent, received, idle;
+    uint64_t resp[METRICS_NBUCKETS], conn[METRICS_NBUCKETS];
+    uint64_t resp_sum, conn_sum;
+    char lab[160]; /* backend="NAME" */
+};
+
+static void backend_label(struct backend_sum *s, const char *name)
+{
+    FILE *f = fmemopen(s->lab, sizeof(s->lab), "w");
+    if (!f) {
+        s->lab[0] = '\0';
+        return;
+    }
+    fputs("backend=\"", f);
+    label(f, name);
+    fputs("\"", f);
+    fclose(f);
+}
+
+int metrics_render(FILE *out, const struct backend_table *table)
+{
+    pthread_mutex_lock(&reg_lock);
+    int n = table ? table->n : 0;
+    struct backend_sum *bs = calloc((size_t)(n ? n : 1), sizeof(*bs));
+    if (!bs) {
+        pthread_mutex_unlock(&reg_lock);
+        return -ENOMEM;
+    }
+    uint64_t requests[5] = {0}, errors[MRE_COUNT] = {0}, opened = 0, closed = 0, started = 0,
+             ended = 0, dur[METRICS_NBUCKETS] = {0}, dur_sum = 0, tls[MTLS_COUNT] = {0};
+    for (const struct metrics_worker *m = workers; m; m = m->next) {
+        for (int c = 0; c < 5; c++)
+            requests[c] += metrics_get(&m->requests[c]);
+        for (int e = 0; e < MRE_COUNT; e++)
+            errors[e] += metrics_get(&m->errors[e]);
+        opened += metrics_get(&m->conn_opened);
+        closed += metrics_get(&m->conn_closed);
+        started += metrics_get(&m->req_started);
+        ended += metrics_get(&m->req_ended);
+        for (int t = 0; t < MTLS_COUNT; t++)
+            tls[t] += metrics_get(&m->tls_handshakes[t]);
+        hist_add(dur, &dur_sum, &m->duration);
+    }
+    for (int i = 0; i < n; i++) {
+        const struct backend *be = table->b[i];
+        struct backend_sum *s = &bs[i];
+        for (int w = 0; w < be->nworkers; w++) {
+            const struct metrics_backend_w *b = &be->pw[w].m;
+            for (int c = 0; c < 5; c++)
+                s->requests[c] += metrics_get(&b->requests[c]);
+            for (int e = 0; e < MCE_COUNT; e++)
+                s->conn_errors[e] += metrics_get(&b->conn_errors[e]);
+            s->retries += metrics_get(&b->retries);
+            s->connections += metrics_get(&b->connections);
+            s->reuses += metrics_get(&b->reuses);
+            s->sent += metrics_get(&b->sent_bytes);
+            s->received += metrics_get(&b->received_bytes);
+            hist_add(s->resp, &s->resp_sum, &b->response);
+            hist_add(s->conn, &s->conn_sum, &b->connect);
+            s->idle += upstream_idle_count(&be->pw[w].idle);
+        }
+        backend_label(s, be->name);
+    }
+
+    head(out, "golb_build_info", "gauge", "golb build information; always 1.");
+    fputs("golb_build_info{version=\"", out);
+    label(out, version);
+    fputs("\"} 1\n", out);
+    head(out, "golb_start_time_seconds", "gauge", "Start time of the process since the epoch.");
+    fprintf(out, "golb_start_time_seconds %.3f\n", (double)start_ms / 1000.0);
+    head(out, "golb_workers", "gauge", "Worker threads.");
+    fprintf(out, "golb_workers %d\n", nworkers);
+    head(out, "golb_config_reloads_total", "counter", "Configuration reloads, by result.");
+    fprintf(out, "golb_config_reloads_total{result=\"success\"} %llu\n",
+            (unsigned long long)reloads[0]);
+    fprintf(out, "golb_config_reloads_total{result=\"failure\"} %llu\n",
+            (unsigned long long)reloads[1]);
+    head(out, "golb_config_generation", "gauge", "The running configuration generation (1 at start).");
+    fprintf(out, "golb_config_generation %llu\n", (unsigned long long)generation);
+    head(out, "golb_config_last_reload_successful", "gauge",
+         "1 when the last reload (or the start) succeeded.");
+    fprintf(out, "golb_config_last_reload_successful %d\n", last_reload_ok ? 1 : 0);
+    head(out, "golb_config_last_reload_success_timestamp_seconds", "gauge",
+         "When the running configuration was loaded, since the epoch.");
+    fprintf(out, "golb_config_last_reload_success_timestamp_seconds %.3f\n",
+            (double)last_reload_ms / 1000.0);
+
+    head(out, "golb_http_requests_total", "counter",
+         "Client requests answered, by status class (golb's own answers included).");
+    for (int c = 0; c < 5; c++)
+        fprintf(out, "golb_http_requests_total{code=\"%s\"} %llu\n", code_labels[c],
+                (unsigned long long)requests[c]);
+    head(out, "golb_http_request_duration_seconds", "histogram",
+         "Client request duration, first byte in to last byte out.");
+    hist_series(out, "golb_http_request_duration_seconds", "", dur, dur_sum);
+    head(out, "golb_http_requests_in_flight", "gauge", "Client requests being served.");
+    fprintf(out, "golb_http_requests_in_flight %llu\n",
+            (unsigned long long)(started > ended ? started - ended : 0));
+    head(out, "golb_connections_active", "gauge", "Open client connections.");
+    fprintf(out, "golb_connections_active %llu\n",
+            (unsigned long long)(opened > closed ? opened - closed : 0));
+    head(out, "golb_connections_total", "counter", "Client connections accepted.");
+    fprintf(out, "golb_connections_total %llu\n", (unsigned long long)opened);
+    head(out, "golb_tls_handshakes_total", "counter",
+         "TLS handshakes on the HTTPS listener, by result (full, resumed, failed).");
+    for (int t = 0; t < MTLS_COUNT; t++)
+        fprintf(out, "golb_tls_handshakes_total{result=\"%s\"} %llu\n", tls_result_labels[t],
+                (unsigned long long)tls[t]);
+    head(out, "golb_http_request_errors_total", "counter",
+         "Client requests that failed on the client side, by reason.");
+    for (int e = 0; e < MRE_COUNT; e++)
+        fprintf(out, "golb_http_request_errors_total{reason=\"%s\"} %llu\n", req_error_labels[e],
+                (unsigned long long)errors[e]);
+
+    head(out, "golb_backend_up", "gauge", "1 when the backend's health checks pass.");
+    for (int i = 0; i < n; i++)
+        fprintf(out, "golb_backend_up{%s} %d\n", bs[i].lab, backend_is_up(table->b[i]) ? 1 : 0);
+    head(out, "golb_backend_state", "gauge",
+         "The backend's state as operators see it: one series is 1 (up, down, drain, maint).");
+    static const char *const states[] = {"up", "down", "drain", "maint"};
+    for (int i = 0; i < n; i++) {
+        const char *st = backend_effective_state(table->b[i]);
+        for (size_t k = 0; k < ARRAY_LEN(states); k++)
+            fprintf(out, "golb_backend_state{%s,state=\"%s\"} %d\n", bs[i].lab, states[k],
+                    strcmp(st, states[k]) == 0);
+    }
+    head(out, "golb_backend_requests_total", "counter",
+         "Responses from the backend, by status class.");
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < 5; c++)
+            fprintf(out, "golb_backend_requests_total{%s,code=\"%s\"} %llu\n", bs[i].lab,
+                    code_labels[c], (unsigned long long)bs[i].requests[c]);
+    head(out, "golb_backend_response_duration_seconds", "histogram",
+         "Request sent to response head received.");
+    for (int i = 0; i < n; i++)
+        hist_series(out, "golb_backend_response_duration_seconds", bs[i].lab, bs[i].resp,
+                    bs[i].resp_sum);
+    head(out, "golb_backend_connect_duration_seconds", "histogram",
+         "Time to open a new connection to the backend.");
+    for (int i = 0; i < n; i++)
+        hist_series(out, "golb_backend_connect_duration_seconds", bs[i].lab, bs[i].conn,
+                    bs[i].conn_sum);
+    head(out, "golb_backend_requests_in_flight", "gauge", "Requests on the backend now.");
+    for (int i = 0; i < n; i++)
+        fprintf(out, "golb_backend_requests_in_flight{%s} %u\n", bs[i].lab,
+                atomic_load_explicit(&table->b[i]->active, memory_order_relaxed));
+    head(out, "golb_backend_connection_errors_total", "counter",
+         "Failed connections to the backend, by reason.");
+    for (int i = 0; i < n; i++)
+        for (int e = 0; e < MCE_COUNT; e++)
+            fprintf(out, "golb_backend_connection_errors_total{%s,reason=\"%s\"} %llu\n",
+                    bs[i].lab, conn_error_labels[e], (unsigned long long)bs[i].conn_errors[e]);
+
+#define PER_BACKEND(name, type, help, field)                                                       \
+    head(out, name, type, help);                                                                   \
+    for (int i = 0; i < n; i++)                                                                    \
+        fprintf(out, name "{%s} %llu\n", bs[i].lab, (unsigned long long)bs[i].field);
+    PER_BACKEND("golb_backend_retries_total", "counter",
+                "Requests retried on another backend after this one failed.", retries)
+    PER_BACKEND("golb_backend_connections_total", "counter", "New connections to the backend.",
+                connections)
+    PER_BACKEND("golb_backend_connection_reuses_total", "counter",
+                "Requests sent on a pooled keep-alive connection.", reuses)
+    PER_BACKEND("golb_backend_idle_connections", "gauge", "Idle pooled connections.", idle)
+    PER_BACKEND("golb_backend_sent_bytes_total", "counter", "Bytes sent to the backend.", sent)
+    PER_BACKEND("golb_backend_received_bytes_total", "counter", "Bytes received from the backend.",
+                received)
+#undef PER_BACKEND
+
+    head(out, "golb_backend_health_checks_total", "counter", "Active health checks, by result.");
+    for (int i = 0; i < n; i++) {
+        uint64_t ok = metrics_get(&table->b[i]->check.ok);
+        uint64_t bad = metrics_get(&table->b[i]->check.failed);
+        fprintf(out, "golb_backend_health_checks_total{%s,result=\"success\"} %llu\n", bs[i].lab,
+                (unsigned long long)ok);
+        fprintf(out, "golb_backend_health_checks_total{%s,result=\"failure\"} %llu\n", bs[i].lab,
+                (unsigned long long)bad);
+    }
+    head(out, "golb_backend_weight", "gauge", "The backend's weight.");
+    for (int i = 0; i < n; i++)
+        fprintf(out, "golb_backend_weight{%s} %u\n", bs[i].lab,
+                atomic_load_explicit(&table->b[i]->weight, memory_order_relaxed));
+    head(out, "golb_backend_last_state_change_timestamp_seconds", "gauge",
+         "When the backend's health or admin state last changed, since the epoch.");
+    for (int i = 0; i < n; i++)
+        fprintf(out, "golb_backend_last_state_change_timestamp_seconds{%s} %.3f\n", bs[i].lab,
+                (double)atomic_load_explicit(&table->b[i]->state_changed_ms,
+                                             memory_order_relaxed) /
+                    1000.0);
+
+    head(out, "golb_log_lines_dropped_total", "counter",
+         "Log lines dropped because the log destination could not keep up.");
+    fprintf(out, "golb_log_lines_dropped_total{log=\"access\"} %llu\n",
+            (unsigned long long)(access_dropped_fn ? access_dropped_fn() : 0));
+
+    /* Later metrics go here, each with its own block: golb_tls_handshakes_total{result} once TLS
+     * lands (per-worker counters in struct metrics_worker, summed above), and
+     * golb_config_reloads_total{result} once reload lands (written by the main thread). */
+    pthread_mutex_unlock(&reg_lock);
+    free(bs);
+    return ferror(out) ? -EIO : 0;
+}

@@ -1,0 +1,250 @@
+/* config_backend — the `backends` sequence of the configuration: each entry a URL (the original
+ * format: scheme://host:port is the upstream, the path its health check) or a mapping with `url`,
+ * `healthPath`, `weight` and the TLS keys (config_tls.c), checked and resolved at load; two entries
+ * with the same address are an error. Part of the config module, behind config_int.h.
+ */
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "config/config.h"
+#include "config/config_int.h"
+#include "base/util.h"
+
+#define URL_MAX 2048 /* backend URLs longer than this are rejected */
+
+
+void config_backend_clear(struct config_backend *b)
+{
+    config_tls_backend_clear(b);
+    free(b->url);
+    free(b->host);
+    free(b->name);
+    free(b->health_path);
+    memset(b, 0, sizeof(*b));
+}
+
+/* Splits and checks an http URL; fills host, port, health path (when `health` is NULL), url.
+ * Returns 0 or -1 after reporting at `n`. */
+static int parse_url(struct load *l, const struct node *n, struct config_backend *b,
+                     const char *health)
+{
+    struct qbuf q, q2;
+    const char *u = n->str, *end = n->str + n->len;
+#define BAD_URL(...)                                                                               \
+    do {                                                                                           \
+        char why_[160];                                                                            \
+        snprintf(why_, sizeof(why_), __VA_ARGS__);                                                 \
+        error_at(l, n, "invalid backend URL %s: %s", quote(&q, u, n->len), why_);                  \
+        return -1;                                                                                 \
+    } while (0)
+
+    if (n->len > URL_MAX)
+        BAD_URL("longer than %d bytes", URL_MAX);
+    if (!visible_ascii(u, n->len))
+        BAD_URL("spaces and control characters are not allowed");
+    const char *sep = strstr(u, "://");
+    if (!sep)
+        BAD_URL("it must start with \"http://\" or \"https://\"");
+    size_t slen = (size_t)(sep - u);
+    b->tls = slen == 5 && strncasecmp(u, "https", 5) == 0;
+    if (!b->tls && (slen != 4 || strncasecmp(u, "http", 4) != 0)) {
+        if (slen == 0 || slen > 32)
+            BAD_URL("it must start with \"http://\" or \"https://\"");
+        BAD_URL("unsupported scheme %s (only http and https are supported)", quote(&q2, u, slen));
+    }
+    if (memchr(u, '#', n->len))
+        BAD_URL("fragments (\"#...\") are not allowed");
+    const char *auth = sep + 3, *aend = auth;
+    while (aend < end && *aend != '/' && *aend != '?')
+        aend++;
+    if (memchr(auth, '@', (size_t)(aend - auth)))
+        BAD_URL("user information (\"user@\") is not allowed");
+
+    const char *h = auth, *hend, *portp = NULL;
+    bool v6 = false;
+    if (h < aend && *h == '[') {
+        const char *rb = memchr(h, ']', (size_t)(aend - h));
+        if (!rb)
+            BAD_URL("missing \"]\" after the IPv6 address");
+        v6 = true;
+        h++;
+        hend = rb;
+        if (rb + 1 < aend) {
+            if (rb[1] != ':')
+                BAD_URL("unexpected %s after \"]\"", quote(&q2, rb + 1, (size_t)(aend - rb - 1)));
+            portp = rb + 2;
+        }
+    } else {
+        hend = memchr(h, ':', (size_t)(aend - h));
+        if (hend) {
+            portp = hend + 1;
+            if (memchr(portp, ':', (size_t)(aend - portp)))
+                BAD_URL("IPv6 addresses must be in brackets, e.g. \"http://[::1]:8081/\"");
+        } else {
+            hend = aend;
+        }
+    }
+    if (hend == h)
+        BAD_URL("empty host");
+    if (!v6) {
+        for (const char *c = h; c < hend; c++)
+            if (!host_char(*c))
+                BAD_URL("invalid host %s", quote(&q2, h, (size_t)(hend - h)));
+    }
+    b->port = b->tls ? 443 : 80;
+    if (portp && !parse_port(portp, (size_t)(aend - portp), 1, 65535, &b->port))
+        BAD_URL("invalid port %s (must be 1..65535)", quote(&q2, portp, (size_t)(aend - portp)));
+    if ((size_t)(hend - h) > 253)
+        BAD_URL("invalid host %s", quote(&q2, h, (size_t)(hend - h)));
+#undef BAD_URL
+
+    b->host = strndup(h, (size_t)(hend - h));
+    b->url = strdup(u);
+    if (health)
+        b->health_path = strdup(health);
+    else if (aend == end)
+        b->health_path = strdup("/");
+    else if (*aend == '?')
+        (void)!asprintf(&b->health_path, "/%s", aend);
+    else
+        b->health_path = strdup(aend);
+    if (!b->host || !b->url || !b->health_path ||
+        asprintf(&b->name, "%s%s%s:%u", v6 ? "[" : "", b->host, v6 ? "]" : "", b->port) == -1) {
+        b->name = NULL;
+        load_oom(l);
+        return -1;
+    }
+
+    int rc = resolve(b->host, b->port, v6, &b->addr, &b->addrlen);
+    if (rc == 0 && v6 && b->addr.ss_family != AF_INET6)
+        rc = EAI_NONAME;
+    if (rc != 0) {
+        if (v6)
+            error_at(l, n, "invalid backend URL %s: invalid IPv6 address %s", quote(&q, u, n->len),
+                     quote_with(&q2, "", h - 1, (size_t)(hend - h) + 2));
+        else
+            error_at(l, n, "cannot resolve backend host %s: %s",
+                     quote(&q, b->host, strlen(b->host)), resolve_error(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* One backends[] entry: a URL string or {url, healthPath}. Returns 0 or -1 after reporting. */
+static int parse_backend(struct load *l, const struct node *e, struct config_backend *b)
+{
+    static const char *const names[] = {"url",      "healthPath",     "weight",
+                                        "serverName", "caFile",   "tlsVerify",
+                                        "clientCertFile", "clientKeyFile"};
+    struct qbuf q;
+    const struct node *url = NULL, *hp = NULL, *url_k = NULL, *hp_k = NULL, *w_k = NULL;
+    int rc = -1;
+    bool w_ok = true;
+
+    if (e->kind == NODE_BAD)
+        return -1;
+    b->weight = 1;
+    b->line = e->line;
+    b->col = e->col;
+    b->tls_verify = true;
+    bool tls_keys_ok = true;
+    if (is_string(e)) {
+        url = e;
+    } else if (e->kind == NODE_MAPPING) {
+        for (size_t i = 0; i + 1 < e->nkids; i += 2) {
+            const struct node *k = e->kids[i], *v = e->kids[i + 1];
+            if (!key_ok(l, k))
+                continue;
+            if (key_is(k, "url")) {
+                if (key_first(l, k, &url_k))
+                    url = v;
+            } else if (key_is(k, "healthPath")) {
+                if (key_first(l, k, &hp_k))
+                    hp = v;
+            } else if (config_tls_backend_key(l, k, v, b)) {
+                continue;
+            } else if (key_is(k, "weight")) {
+                static const struct key wk = {"weight", KT_UINT, NO_FIELD, 0, 1000, 1};
+                if (key_first(l, k, &w_k) && v->kind != NODE_BAD)
+                    w_ok = get_int(l, &wk, v, &b->weight) == 0;
+            } else {
+                unknown_key(l, k, names, ARRAY_LEN(names), " in backend");
+            }
+        }
+        if (!url) {
+            error_at(l, e, "backend is missing \"url\"");
+            return -1;
+        }
+        if (url->kind == NODE_BAD)
+            return -1;
+        if (!is_string(url)) {
+            error_at(l, url, "url must be a string, got %s", describe(&q, url));
+            url = NULL;
+        }
+    } else {
+        error_at(l, e, "backend must be a URL or a mapping with \"url\", got %s", describe(&q, e));
+        return -1;
+    }
+
+    bool hp_ok = true;
+    if (hp && hp->kind != NODE_BAD) {
+        if (!is_string(hp) || hp->str[0] != '/') {
+            error_at(l, hp, "healthPath must be a path starting with \"/\", got %s",
+                     describe(&q, hp));
+            hp_ok = false;
+        } else if (!visible_ascii(hp->str, hp->len) || hp->len > URL_MAX) {
+            error_at(l, hp, "healthPath must not contain spaces or control characters");
+            hp_ok = false;
+        }
+    }
+    if (url)
+        rc = parse_url(l, url, b, hp && hp_ok && hp->kind != NODE_BAD ? hp->str : NULL);
+    if (rc == 0)
+        tls_keys_ok = config_tls_backend_finish(l, e, b) == 0;
+    if (rc == -1 || !hp_ok || !w_ok || !tls_keys_ok || (hp && hp->kind == NODE_BAD)) {
+        config_backend_clear(b);
+        return -1;
+    }
+    return 0;
+}
+
+void set_backends(struct load *l, struct config *cfg, const struct node *v)
+{
+    struct qbuf q;
+    if (v->kind == NODE_BAD)
+        return;
+    if (v->kind != NODE_SEQUENCE) {
+        error_at(l, v, "backends must be a sequence of backends, got %s", describe(&q, v));
+        return;
+    }
+    if (v->nkids == 0) {
+        error_at(l, v, "backends must not be empty");
+        return;
+    }
+    cfg->backends = calloc(v->nkids, sizeof(*cfg->backends));
+    if (!cfg->backends) {
+        load_oom(l);
+        return;
+    }
+    for (size_t i = 0; i < v->nkids; i++) {
+        struct config_backend b = {0};
+        if (parse_backend(l, v->kids[i], &b) == -1)
+            continue;
+        int dup = -1;
+        for (int j = 0; j < cfg->nbackends && dup == -1; j++)
+            if (same_addr(&cfg->backends[j].addr, &b.addr))
+                dup = j;
+        if (dup != -1) {
+            error_at(l, v->kids[i], "duplicate backend %s (same address as the backend at line %d)",
+                     quote(&q, b.name, strlen(b.name)), cfg->backends[dup].line);
+            config_backend_clear(&b);
+            continue;
+        }
+        cfg->backends[cfg->nbackends++] = b;
+    }
+}
+

@@ -1,0 +1,293 @@
+/* config_diff — see config_diff.h. */
+#include "config/config_diff.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "upstream/backend.h"
+#include "config/config.h"
+#include "config/config_int.h"
+#include "base/sock.h"
+
+static bool str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static const char *or_none(const char *s)
+{
+    return s ? s : "(none)";
+}
+
+/* A duration in ms as the YAML writes it: seconds, fractional when needed ("0.5s"). */
+static void fmt_ms(char *out, size_t cap, uint32_t ms)
+{
+    if (ms % 1000 == 0)
+        snprintf(out, cap, "%us", ms / 1000);
+    else
+        snprintf(out, cap, "%u.%03us", ms / 1000, ms % 1000);
+}
+
+static bool addr_eq(const struct sockaddr_storage *a, socklen_t alen,
+                    const struct sockaddr_storage *b, socklen_t blen)
+{
+    return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* The scalar top-level settings (durations and counts) of the key table. */
+static int diff_scalars(const struct config *o, const struct config *n, FILE *out)
+{
+    size_t nkeys;
+    const struct key *keys = config_top_keys(&nkeys);
+    int lines = 0;
+    for (size_t i = 0; i < nkeys; i++) {
+        const struct key *k = &keys[i];
+        const char *po = (const char *)o + k->off, *pn = (const char *)n + k->off;
+        char a[32], b[32];
+        switch (k->type) {
+        case KT_DURATION: {
+            uint32_t x, y;
+            memcpy(&x, po, sizeof(x));
+            memcpy(&y, pn, sizeof(y));
+            if (x == y)
+                continue;
+            fmt_ms(a, sizeof(a), x);
+            fmt_ms(b, sizeof(b), y);
+            break;
+        }
+        case KT_UINT:
+        case KT_FACTOR: {
+            uint32_t x, y;
+            memcpy(&x, po, sizeof(x));
+            memcpy(&y, pn, sizeof(y));
+            if (x == y)
+                continue;
+            if (k->type == KT_FACTOR) {
+                snprintf(a, sizeof(a), "%u.%03u", x / 1000, x % 1000);
+                snprintf(b, sizeof(b), "%u.%03u", y / 1000, y % 1000);
+            } else {
+                snprintf(a, sizeof(a), "%u", x);
+                snprintf(b, sizeof(b), "%u", y);
+            }
+            break;
+        }
+        case KT_INT: {
+            int x, y;
+            memcpy(&x, po, sizeof(x));
+            memcpy(&y, pn, sizeof(y));
+            if (x == y)
+                continue;
+            snprintf(a, sizeof(a), "%d", x);
+            snprintf(b, sizeof(b), "%d", y);
+            break;
+        }
+        default:
+            continue;
+        }
+        fprintf(out, "setting changed: %s %s -> %s\n", k->name, a, b);
+        lines++;
+    }
+    return lines;
+}
+
+#define SETTING_STR(name, x, y)                                                                    \
+    do {                                                                                           \
+        if (!str_eq((x), (y))) {                                                                   \
+            fprintf(out, "setting changed: %s %s -> %s\n", name, or_none(x), or_none(y));          \
+            lines++;                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static int diff_others(const struct config *o, const struct config *n, FILE *out)
+{
+    int lines = 0;
+    SETTING_STR("balance", o->balance, n->balance);
+    if (o->hash_key != n->hash_key || !str_eq(o->hash_key_name, n->hash_key_name)) {
+        fprintf(out, "setting changed: hashKey\n");
+        lines++;
+    }
+    if (!str_eq(o->sticky.cookie, n->sticky.cookie) || o->sticky.max_age != n->sticky.max_age ||
+        o->sticky.secure != n->sticky.secure || o->sticky.http_only != n->sticky.http_only ||
+        !str_eq(o->sticky.same_site, n->sticky.same_site)) {
+        fprintf(out, "setting changed: stickySession\n");
+        lines++;
+    }
+    SETTING_STR("admin.listen", o->admin_listen, n->admin_listen);
+    if (!str_eq(o->admin_token, n->admin_token)) {
+        fprintf(out, "setting changed: admin.token\n"); /* never the secret itself */
+        lines++;
+    }
+    if (o->access_log != n->access_log) {
+        static const char *const f[] = {"off", "text", "json"};
+        fprintf(out, "setting changed: accessLog %s -> %s\n", f[o->access_log % 3],
+                f[n->access_log % 3]);
+        lines++;
+    }
+    SETTING_STR("accessLogPath", o->access_log_path, n->access_log_path);
+    if (o->log_json != n->log_json) {
+        fprintf(out, "setting changed: logFormat %s -> %s\n", o->log_json ? "json" : "text",
+                n->log_json ? "json" : "text");
+        lines++;
+    }
+    const struct config_tls *a = o->tls, *b = n->tls;
+    if (!a != !b) {
+        fprintf(out, "setting changed: tls %s\n", b ? "added" : "removed");
+        lines++;
+    } else if (a) {
+        if (a->ncerts != b->ncerts) {
+            fprintf(out, "setting changed: tls.certificates %d -> %d entries\n", a->ncerts,
+                    b->ncerts);
+            lines++;
+        } else {
+            for (int i = 0; i < a->ncerts; i++) {
+                SETTING_STR("tls.certificates.certFile", a->certs[i].cert_file,
+                            b->certs[i].cert_file);
+                SETTING_STR("tls.certificates.keyFile", a->certs[i].key_file,
+                            b->certs[i].key_file);
+            }
+        }
+        if (a->min_version != b->min_version) {
+            fprintf(out, "setting changed: tls.minVersion 1.%d -> 1.%d\n", a->min_version % 10,
+                    b->min_version % 10);
+            lines++;
+        }
+        SETTING_STR("tls.ciphers", a->ciphers, b->ciphers);
+        SETTING_STR("tls.clientCaFile", a->client_ca_file, b->client_ca_file);
+        SETTING_STR("tls.clientSubjectHeader", a->client_subject_header,
+                    b->client_subject_header);
+        char x[32], y[32];
+        if (a->ticket_key_rotation_ms != b->ticket_key_rotation_ms) {
+            fmt_ms(x, sizeof(x), a->ticket_key_rotation_ms);
+            fmt_ms(y, sizeof(y), b->ticket_key_rotation_ms);
+            fprintf(out, "setting changed: tls.ticketKeyRotation %s -> %s\n", x, y);
+            lines++;
+        }
+        if (a->handshake_timeout_ms != b->handshake_timeout_ms) {
+            fmt_ms(x, sizeof(x), a->handshake_timeout_ms);
+            fmt_ms(y, sizeof(y), b->handshake_timeout_ms);
+            fprintf(out, "setting changed: tls.handshakeTimeout %s -> %s\n", x, y);
+            lines++;
+        }
+        if (a->session_tickets != b->session_tickets || a->redirect_http != b->redirect_http) {
+            fprintf(out, "setting changed: tls.%s\n",
+                    a->session_tickets != b->session_tickets ? "sessionTickets" : "redirectHttp");
+            lines++;
+        }
+    }
+    return lines;
+}
+
+bool config_plain_listener_changed(const struct config *o, const struct config *n)
+{
+    if (o->plain_off || n->plain_off)
+        return o->plain_off != n->plain_off;
+    return !addr_eq(&o->listen_addr, o->listen_addrlen, &n->listen_addr, n->listen_addrlen);
+}
+
+bool config_tls_listener_changed(const struct config *o, const struct config *n)
+{
+    if (!o->tls || !n->tls)
+        return !o->tls != !n->tls;
+    return !addr_eq(&o->tls->listen_addr, o->tls->listen_addrlen, &n->tls->listen_addr,
+                    n->tls->listen_addrlen);
+}
+
+static int diff_listeners(const struct config *o, const struct config *n, FILE *out)
+{
+    int lines = 0;
+    if (config_plain_listener_changed(o, n)) {
+        fprintf(out, "listener changed: listen %s -> %s\n", o->plain_off ? "off" : o->listen_name,
+                n->plain_off ? "off" : n->listen_name);
+        lines++;
+    }
+    if (config_tls_listener_changed(o, n)) {
+        fprintf(out, "listener changed: tls.listen %s -> %s\n",
+                o->tls ? o->tls->listen_name : "(none)", n->tls ? n->tls->listen_name : "(none)");
+        lines++;
+    }
+    return lines;
+}
+
+/* What changed in one backend present in both, written after "backend changed: KEY: ". */
+static bool diff_backend(const struct config_backend *a, const struct config_backend *b,
+                         FILE *out)
+{
+    const char *sep = "";
+    bool any = false;
+#define FIELD(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            fputs(sep, out);                                                                       \
+            fprintf(out, __VA_ARGS__);                                                             \
+            sep = ", ";                                                                            \
+            any = true;                                                                            \
+        }                                                                                          \
+    } while (0)
+    FIELD(a->weight != b->weight, "weight %u -> %u", a->weight, b->weight);
+    FIELD(!str_eq(a->health_path, b->health_path), "healthPath \"%s\" -> \"%s\"",
+          or_none(a->health_path), or_none(b->health_path));
+    FIELD(!addr_eq(&a->addr, a->addrlen, &b->addr, b->addrlen), "address re-resolved");
+    FIELD(!str_eq(a->server_name, b->server_name), "serverName %s -> %s", or_none(a->server_name),
+          or_none(b->server_name));
+    FIELD(!str_eq(a->ca_file, b->ca_file), "caFile %s -> %s", or_none(a->ca_file),
+          or_none(b->ca_file));
+    FIELD(a->tls_verify != b->tls_verify, "tlsVerify %s -> %s", a->tls_verify ? "true" : "false",
+          b->tls_verify ? "true" : "false");
+    FIELD(!str_eq(a->client_cert_file, b->client_cert_file) ||
+              !str_eq(a->client_key_file, b->client_key_file),
+          "client certificate");
+#undef FIELD
+    return any;
+}
+
+static int find_backend(const struct config *c, const char *key)
+{
+    char k[300];
+    for (int i = 0; i < c->nbackends; i++) {
+        backend_key(&c->backends[i], k, sizeof(k));
+        if (strcmp(k, key) == 0)
+            return i;
+    }
+    return -1;
+}
+
+static int diff_backends(const struct config *o, const struct config *n, FILE *out)
+{
+    int lines = 0;
+    char key[300];
+    for (int i = 0; i < n->nbackends; i++) {
+        backend_key(&n->backends[i], key, sizeof(key));
+        int j = find_backend(o, key);
+        if (j < 0) {
+            fprintf(out, "backend added: %s\n", key);
+            lines++;
+            continue;
+        }
+        /* Written to a buffer first: only a backend with a change gets a line. */
+        char buf[1024];
+        FILE *f = fmemopen(buf, sizeof(buf), "w");
+        if (!f)
+            continue;
+        bool changed = diff_backend(&o->backends[j], &n->backends[i], f);
+        fclose(f);
+        buf[sizeof(buf) - 1] = '\0';
+        if (changed) {
+            fprintf(out, "backend changed: %s: %s\n", key, buf);
+            lines++;
+        }
+    }
+    for (int j = 0; j < o->nbackends; j++) {
+        backend_key(&o->backends[j], key, sizeof(key));
+        if (find_backend(n, key) < 0) {
+            fprintf(out, "backend removed: %s\n", key);
+            lines++;
+        }
+    }
+    return lines;
+}
+
+int config_diff(const struct config *old, const struct config *new, FILE *out)
+{
+    return diff_backends(old, new, out) + diff_listeners(old, new, out) +
+           diff_scalars(old, new, out) + diff_others(old, new, out);
+}

@@ -1,0 +1,970 @@
+/* exchange — see exchange.h for the contract with the client side.
+ *
+ *   PICK ──pooled connection──────────────► RELAY ──both directions done──► EX_DONE
+ *     │                                       ▲  │  (101 relayed: EX_TUNNEL)
+ *     └──new connect──► CONNECT ──connected───┘  │ a pooled connection the backend had closed:
+ *                         │ ▲ failed: next       │ replay once on a fresh connection (CONNECT)
+ *                         └─┘ backend (retries)  ▼
+ *   EX_FAIL (502/503/504/408/400, answered by the session) / EX_CLOSE (cut the client)
+ *
+ * In RELAY both directions run at once (an upstream may answer before it has read the whole
+ * request body). exchange_pump() moves bytes until neither direction can progress: the request
+ * head golb serialised plus body bytes from the client side's source go up; the response head the
+ * session serialised plus body bytes from `uin` go down through send(). Each direction reads only
+ * when its buffer is drained, so a slow reader stops the reading of the other side (backpressure)
+ * and memory stays at a few buffers per exchange.
+ *
+ * Buffers (struct buf, from the worker's pool):
+ *   reqh  the request head as golb rewrote it; kept until the response starts so a request sent on
+ *         a pooled connection that the backend had just closed can be replayed on a fresh one
+ *   uin   bytes from the upstream: response head, then body bytes
+ *   resph the response head as the session serialised it (also interim 1xx heads)
+ */
+#include "core/exchange.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "upstream/backend.h"
+#include "base/buf.h"
+#include "config/config.h"
+#include "core/generation.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "http/rewrite.h"
+#include "base/sock.h"
+#include "upstream/upstream.h"
+#include "base/util.h"
+#include "server/worker.h"
+
+/* Bodies with at least this much left (Content-Length) or close-delimited ones move through a
+ * pipe with splice(2) instead of being copied through a buffer. Below it, copying is cheaper. */
+#define SPLICE_MIN (32u * 1024u)
+
+/* Exchanges kept for reuse per worker, so steady traffic never mallocs one. */
+#define MAX_FREE_EXCHANGES 256
+
+/* The one place an exchange reads configuration, backends and balancer: all of it from the
+ * generation the request pinned at start, so a reload never moves a request in flight (its
+ * timeouts, retries, backends and balancer stay those it started with). */
+static inline const struct config *ex_cfg(const struct exchange *x)
+{
+    return x->gen->cfg;
+}
+
+static inline struct backend *ex_backend(const struct exchange *x, int idx)
+{
+    return x->gen->table->b[idx];
+}
+
+/* The chosen backend's settings in the exchange's generation. */
+static inline const struct config_backend *ex_backend_cfg(const struct exchange *x)
+{
+    return &x->gen->cfg->backends[x->backend];
+}
+
+static inline struct balancer *ex_balancer(const struct exchange *x)
+{
+    return &x->gen->balancer;
+}
+
+static void on_upstream_event(struct upstream_conn *up, uint32_t events);
+static void connect_next(struct exchange *x);
+
+/* ---------------------------------------------------------------- lifecycle ---------------- */
+
+struct exchange *exchange_get(struct worker *w, const struct exchange_client_ops *ops,
+                              void *client)
+{
+    struct exchange *x = w->free_exchanges;
+    if (x) {
+        w->free_exchanges = x->next_free;
+        w->nfree_exchanges--;
+        memset(x, 0, offsetof(struct exchange, obs) + OBS_REQ_CLEAR); /* not obs' text buffers */
+    } else {
+        x = calloc(1, sizeof(*x));
+        if (!x)
+            return NULL;
+    }
+    x->w = w;
+    x->ops = ops;
+    x->client = client;
+    x->req_pipe = x->resp_pipe = (struct kpipe){.r = -1, .w = -1};
+    x->splice_req.fd = x->splice_resp.fd = -1;
+    x->backend = -1;
+    x->gen = w->gen; /* the request runs on the generation it started on, to its end */
+    worker_pin(w, x->gen);
+    return x;
+}
+
+void exchange_put(struct exchange *x)
+{
+    struct worker *w = x->w;
+    exchange_release_upstream(x, LB_FAILED);
+    pipe_pool_put(&w->pipes, &x->req_pipe);
+    pipe_pool_put(&w->pipes, &x->resp_pipe);
+    buf_put(&w->bufs, x->reqh);
+    buf_put(&w->bufs, x->uin);
+    buf_put(&w->bufs, x->resph);
+    if (x->gen)
+        worker_unpin(w, x->gen);
+    x->gen = NULL;
+    if (w->nfree_exchanges < MAX_FREE_EXCHANGES) {
+        x->next_free = w->free_exchanges;
+        w->free_exchanges = x;
+        w->nfree_exchanges++;
+    } else {
+        free(x);
+    }
+}
+
+void exchange_pool_free(struct worker *w)
+{
+    while (w->free_exchanges) {
+        struct exchange *x = w->free_exchanges;
+        w->free_exchanges = x->next_free;
+        free(x);
+    }
+    w->nfree_exchanges = 0;
+}
+
+static enum exchange_status ex_fail(struct exchange *x, int status, enum lb_outcome outcome)
+{
+    x->res = EX_FAIL;
+    x->fail_status = status;
+    x->fail_outcome = outcome;
+    return EX_FAIL;
+}
+
+/* The backend's response time the balancer learns from (leastLatency): pick → final response
+ * head, or → now when no head came. Never the body: a slow client must not make a backend look
+ * slow. */
+static uint64_t pick_age_us(const struct exchange *x)
+{
+    uint64_t end = x->lbr.head_us ? x->lbr.head_us : balancer_now_us();
+    return end > x->lbr.picked_us ? end - x->lbr.picked_us : 0;
+}
+
+/* Ends the exchange with the upstream, if any: pooled when reusable, else closed. */
+static void drop_upstream(struct exchange *x, bool reusable, enum lb_outcome outcome)
+{
+    if (!x->up)
+        return;
+    struct backend *b = ex_backend(x, x->backend);
+    atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
+    balancer_release(ex_balancer(x), x->backend, outcome, pick_age_us(x));
+    upstream_release(x->up, reusable);
+    x->up = NULL;
+}
+
+void exchange_release_upstream(struct exchange *x, enum lb_outcome outcome)
+{
+    drop_upstream(x, false, outcome);
+}
+
+void exchange_finish(struct exchange *x)
+{
+    backend_report_success(ex_backend(x, x->backend));
+    /* Reuse is earned: the response said keep-alive, ended exactly where its framing said (no
+     * byte left over, even after a bodiless 204/304/HEAD answer) and the request went out whole. */
+    bool reusable = x->resp_keepalive && x->req_done && !x->up_eof &&
+                    (!x->uin || buf_len(x->uin) == 0);
+    drop_upstream(x, reusable, LB_OK);
+}
+
+bool exchange_backend_retired(const struct exchange *x)
+{
+    return x->backend >= 0 &&
+           atomic_load_explicit(&ex_backend(x, x->backend)->retired, memory_order_relaxed);
+}
+
+struct exchange_tunnel *exchange_tunnel(struct exchange *x)
+{
+    if (!x->uin && !(x->uin = buf_get(&x->w->bufs)))
+        return NULL;
+    struct upstream_conn *up = x->up;
+    x->tunnel.up = (struct conn_end){up->io.fd, up->ssl, &up->readable, &up->writable};
+    x->tunnel.buf = x->uin;
+    x->tunnel.up_eof = &x->up_eof;
+    return &x->tunnel;
+}
+
+/* A connect in progress failed (refused, reset, timed out): count it against the backend, close
+ * the attempt and try the next backend (connect_next fails with 502/503 when none is left). */
+static void connect_failed(struct exchange *x, const char *why)
+{
+    struct backend *b = ex_backend(x, x->backend);
+    log_warn("backend %s: connect failed: %s", b->name, why);
+    backend_report_failure(b, ex_cfg(x)->max_fails, why);
+    drop_upstream(x, false, LB_CONNECT_FAILED);
+    connect_next(x);
+}
+
+/* ---------------------------------------------------------------- timers ------------------- */
+
+uint64_t exchange_deadline(const struct exchange *x)
+{
+    const struct config *cfg = ex_cfg(x);
+    if (x->phase == XP_CONNECT)
+        return x->progress_at + cfg->connect_timeout_ms;
+    if (x->resp_phase == RESP_WAIT_HEAD && x->req_done)
+        return x->sent_at + cfg->upstream_timeout_ms;
+    return x->progress_at + cfg->body_timeout_ms;
+}
+
+enum exchange_status exchange_timeout(struct exchange *x)
+{
+    if (x->res != EX_WAIT)
+        return x->res;
+    if (x->phase == XP_CONNECT) {
+        obs_connect_result(x->w, &x->obs, -ETIMEDOUT);
+        connect_failed(x, "connect timed out");
+        return x->res;
+    }
+    if (x->resp_phase == RESP_WAIT_HEAD && x->req_done) {
+        struct backend *b = ex_backend(x, x->backend);
+        log_warn("backend %s: no response within %u ms", b->name,
+                 ex_cfg(x)->upstream_timeout_ms);
+        x->end_term = "sH";
+        x->end_error = "response_timeout";
+        return ex_fail(x, 504, LB_FAILED);
+    }
+    uint32_t buffered = 0;
+    if (!x->req_done && x->resp_phase == RESP_WAIT_HEAD) {
+        x->ops->peek(x->client, &buffered);
+        if (buffered == 0)
+            return ex_fail(x, 408, LB_FAILED); /* the client stopped sending its body */
+    }
+    x->end_term = "sD";
+    x->end_error = "body_timeout";
+    return ex_fail(x, 504, LB_FAILED); /* no progress: cut if the response started */
+}
+
+/* ---------------------------------------------------------------- I/O helpers -------------- */
+
+static ssize_t upstream_read(struct upstream_conn *up, struct buf *b)
+{
+    return conn_read(up->io.fd, up->ssl, b, &up->readable, &up->writable, up->rdhup);
+}
+
+static ssize_t upstream_writev(struct upstream_conn *up, const struct iovec *iov, int n)
+{
+    return conn_writev(up->io.fd, up->ssl, iov, n, &up->writable, &up->readable);
+}
+
+/* ---------------------------------------------------------------- head rewriting ----------- */
+
+/* Adapter from the request and its client to the rewrite module's explicit inputs. */
+static bool x_build_request_head(struct exchange *x, const struct http1_request *req,
+                                 const struct exchange_request *info, struct buf *b)
+{
+    struct rewrite_request opt = {.client_ip = info->client_ip,
+                                  .client_ip_len = info->client_ip_len,
+                                  .upgrade = x->req_upgrade,
+                                  .https = info->https,
+                                  .request_id = x->obs.reqid,
+                                  .request_id_len = x->obs.reqid_len};
+    if (info->subject_header) {
+        opt.set_name = info->subject_header;
+        opt.set_name_len = strlen(info->subject_header);
+        opt.set_value = info->subject;
+        opt.set_value_len = info->subject ? strlen(info->subject) : 0;
+    }
+    return rewrite_request_head(req, &opt, b, &x->reqh_host_at);
+}
+
+static bool x_set_upstream_host(struct exchange *x, const struct backend *b)
+{
+    return rewrite_set_host(x->reqh, x->reqh_host_at, b->name);
+}
+
+/* Hands a parsed response head to the session, with the sticky cookie of the chosen backend. */
+static bool x_response_head(struct exchange *x, const struct http1_response *resp,
+                            struct buf *b)
+{
+    char cookie[256];
+    if (resp->status >= 200 && !x->lbr.head_us)
+        x->lbr.head_us = balancer_now_us();
+    struct exchange_head h;
+    h.set_cookie_len =
+        balancer_set_cookie(ex_balancer(x), &x->lbr, x->backend, cookie, sizeof(cookie));
+    h.set_cookie = cookie;
+    return x->ops->on_head(x->client, resp, &h, b) == 0;
+}
+
+/* ---------------------------------------------------------------- splice ------------------- */
+
+/* True when a body may go (or is already going) through a pipe: the head is out, nothing of the
+ * body is left in the buffer, enough remains to pay for the pipe, and the client end is a plain
+ * socket the session offers. */
+static bool want_splice(struct exchange *x, struct kpipe *p, struct exchange_splice *end,
+                        bool response, bool head_out, uint32_t buffered,
+                        enum http1_body framing, uint64_t remaining)
+{
+    if (p->r >= 0)
+        return true;
+    if (x->up->ssl || x->no_splice)
+        return false; /* through TLS, bodies are copied (kernel TLS offload would splice here) */
+    if (!head_out || buffered)
+        return false;
+    if (!(framing == HTTP1_BODY_CLOSE ||
+          (framing == HTTP1_BODY_LENGTH && remaining >= SPLICE_MIN)))
+        return false;
+    if (end->fd < 0 && x->ops->splice_end(x->client, response, end) != 0) {
+        x->no_splice = true;
+        return false;
+    }
+    return pipe_pool_get(&x->w->pipes, p) == 0;
+}
+
+/* ---------------------------------------------------------------- connecting --------------- */
+
+enum exchange_status exchange_start(struct exchange *x, const struct http1_request *req,
+                                    const struct exchange_request *info)
+{
+    struct worker *w = x->w;
+    obs_req_start(w, &x->obs, req, info->head_wait_ms);
+    x->req_body = req->body;
+    x->req_remaining = req->body == HTTP1_BODY_LENGTH ? req->content_length : 0;
+    x->req_keepalive = info->keepalive;
+    x->req_is_head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+    x->req_http10 = info->http10;
+    x->req_upgrade = (req->flags & HTTP1_MF_UPGRADE) != 0;
+    x->resp_phase = RESP_WAIT_HEAD;
+    x->client_dechunk = info->dechunk;
+
+    x->reqh = buf_get(&w->bufs);
+    if (!x->reqh)
+        return ex_fail(x, 503, LB_OK);
+    if (!x_build_request_head(x, req, info, x->reqh))
+        return ex_fail(x, 431, LB_OK);
+    balancer_request_init(ex_balancer(x), &x->lbr, req, info->client_ip, info->client_ip_len,
+                          w->id);
+    connect_next(x);
+    return x->res;
+}
+
+/* Tries the next backend: an idle pooled connection to it, else a new connect. */
+static void connect_next(struct exchange *x)
+{
+    struct worker *w = x->w;
+    const struct config *cfg = ex_cfg(x);
+    uint32_t max_tries = MIN(cfg->retries + 1, (uint32_t)LB_MAX_TRIES);
+    for (;;) {
+        if ((uint32_t)x->tried.n >= max_tries) {
+            ex_fail(x, 502, LB_OK);
+            return;
+        }
+        int idx = balancer_pick(ex_balancer(x), &x->lbr, &x->tried);
+        if (idx < 0) {
+            ex_fail(x, x->tried.n ? 502 : 503, LB_OK);
+            return;
+        }
+        lb_tried_add(&x->tried, idx);
+        struct backend *b = ex_backend(x, idx);
+        x->backend = idx;
+        if (!x_set_upstream_host(x, b)) {
+            ex_fail(x, 431, LB_OK);
+            return;
+        }
+        x->up = upstream_take_idle(w->upstreams, &b->pw[w->id].idle, x, on_upstream_event);
+        obs_backend_try(w, &x->obs, b, x->up != NULL, x->tried.n > 1, x->reqh->last);
+        atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
+        if (x->up) {
+            x->up_reused = true;
+            x->phase = XP_RELAY;
+            x->progress_at = loop_now(w->loop);
+            return;
+        }
+        int err = 0;
+        x->up_reused = false;
+        x->up = upstream_connect(w->upstreams, &b->pw[w->id].idle,
+                                 (const struct sockaddr *)&ex_backend_cfg(x)->addr,
+                                 ex_backend_cfg(x)->addrlen, x, on_upstream_event, &err);
+        if (x->up) {
+            x->phase = XP_CONNECT;
+            x->progress_at = loop_now(w->loop);
+            return;
+        }
+        atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
+        if (sock_error_is_local(err)) {
+            /* golb is out of descriptors or ports: not the backend's fault, and every other
+             * backend would fail the same way. */
+            log_warn("backend %s: cannot connect: %s", b->name, strerror(-err));
+            balancer_release(ex_balancer(x), idx, LB_OK, pick_age_us(x));
+            ex_fail(x, 503, LB_OK);
+            return;
+        }
+        obs_connect_result(w, &x->obs, err);
+        log_warn("backend %s: connect failed: %s", b->name, strerror(-err));
+        backend_report_failure(b, cfg->max_fails, strerror(-err));
+        balancer_release(ex_balancer(x), idx, LB_CONNECT_FAILED, pick_age_us(x));
+    }
+}
+
+/* A request sent on a pooled connection met a connection the backend had already closed. When
+ * nothing of the body has gone and no response byte came, send it again on a fresh connection to
+ * the same backend, once. Returns true when it did. */
+static bool replay_on_fresh(struct exchange *x)
+{
+    if (!x->up_reused || x->replayed || x->req_body_sent || x->resp_started ||
+        (x->uin && buf_len(x->uin) > 0) || !x->reqh)
+        return false;
+    struct worker *w = x->w;
+    struct backend *b = ex_backend(x, x->backend);
+    upstream_release(x->up, false);
+    x->up = NULL;
+    x->replayed = true;
+    x->reqh_sent = 0;
+    x->req_done = false;
+    x->up_eof = false;
+    int err = 0;
+    x->up_reused = false;
+    x->up = upstream_connect(w->upstreams, &b->pw[w->id].idle,
+                             (const struct sockaddr *)&ex_backend_cfg(x)->addr,
+                             ex_backend_cfg(x)->addrlen, x, on_upstream_event, &err);
+    if (!x->up) {
+        atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
+        balancer_release(ex_balancer(x), x->backend, LB_CONNECT_FAILED, pick_age_us(x));
+        connect_next(x);
+        return true;
+    }
+    x->phase = XP_CONNECT;
+    x->progress_at = loop_now(w->loop);
+    return true;
+}
+
+/* The upstream failed before the response started: replay, or answer 502. */
+static void upstream_broken(struct exchange *x, const char *why)
+{
+    if (replay_on_fresh(x))
+        return;
+    struct backend *b = ex_backend(x, x->backend);
+    if (!x->resp_started) {
+        log_warn("backend %s: %s", b->name, why);
+        backend_report_failure(b, ex_cfg(x)->max_fails, why);
+    }
+    x->end_term = x->resp_started ? "SD" : "SH";
+    x->end_error = "invalid_response";
+    ex_fail(x, 502, LB_FAILED);
+}
+
+/* True while pumping may go on: no outcome yet and the upstream is there. */
+static inline bool relaying(const struct exchange *x)
+{
+    return x->res == EX_WAIT && x->phase == XP_RELAY;
+}
+
+/* ---------------------------------------------------------------- request side ------------- */
+
+/* Content-Length request bodies past the first buffer go client → pipe → upstream. */
+static void splice_request(struct exchange *x, bool *progress)
+{
+    struct exchange_splice *s = &x->splice_req;
+    uint64_t left = x->req_remaining;
+    enum pipe_splice_err err = PIPE_SPLICE_OK;
+    bool p = pipe_splice(&x->req_pipe, s->fd, s->readable, s->eof, x->up->io.fd,
+                         &x->up->writable, &left, &x->obs.req_body_bytes, &err);
+    if (left != x->req_remaining)
+        x->req_body_sent = true;
+    x->req_remaining = left;
+    if (err == PIPE_SPLICE_DST_FAILED) {
+        upstream_broken(x, "connection reset while sending the request");
+        return;
+    }
+    if (err == PIPE_SPLICE_SRC_FAILED || (*s->eof && x->req_remaining && x->req_pipe.bytes == 0)) {
+        x->res = EX_CLOSE; /* the client went away mid-body */
+        return;
+    }
+    if (p) {
+        *progress = true;
+        x->progress_at = loop_now(x->w->loop);
+    }
+    if (x->req_remaining == 0) {
+        x->req_done = true;
+        x->sent_at = loop_now(x->w->loop);
+        *progress = true;
+    }
+}
+
+/* Sends the request head and body bytes the framing allows. Returns true on progress. */
+static bool pump_request(struct exchange *x)
+{
+    bool progress = false;
+    const struct exchange_client_ops *ops = x->ops;
+    if (x->req_body == HTTP1_BODY_LENGTH && !x->req_done) {
+        uint32_t buffered = 0;
+        ops->peek(x->client, &buffered);
+        if (want_splice(x, &x->req_pipe, &x->splice_req, false, x->reqh_sent == x->reqh->last,
+                        buffered, HTTP1_BODY_LENGTH, x->req_remaining)) {
+            splice_request(x, &progress);
+            return progress;
+        }
+    }
+    while (!x->req_done && relaying(x)) {
+        struct iovec iov[2];
+        int n = 0;
+        uint32_t head_left = x->reqh_sent < x->reqh->last ? x->reqh->last - x->reqh_sent : 0;
+        if (head_left)
+            iov[n++] = (struct iovec){x->reqh->data + x->reqh_sent, head_left};
+
+        uint64_t body = 0;
+        uint32_t avail = 0;
+        const char *src = x->req_body != HTTP1_BODY_NONE ? ops->peek(x->client, &avail) : NULL;
+        if (x->req_body == HTTP1_BODY_LENGTH) {
+            body = MIN(x->req_remaining, (uint64_t)avail);
+        } else if (x->req_body == HTTP1_BODY_CHUNKED) {
+            while (x->req_ready < avail && !http1_chunked_done(&x->req_chunk)) {
+                bool is_data;
+                ssize_t k = http1_chunked_decode(&x->req_chunk, src + x->req_ready,
+                                                 avail - x->req_ready, &is_data);
+                if (k < 0) {
+                    ex_fail(x, 400, LB_FAILED);
+                    return false;
+                }
+                if (k == 0)
+                    break;
+                x->req_ready += (uint32_t)k;
+            }
+            body = x->req_ready;
+        }
+        if (body)
+            iov[n++] = (struct iovec){(char *)src, (size_t)body};
+
+        bool body_complete =
+            x->req_body == HTTP1_BODY_NONE ||
+            (x->req_body == HTTP1_BODY_LENGTH && x->req_remaining == body) ||
+            (x->req_body == HTTP1_BODY_CHUNKED && http1_chunked_done(&x->req_chunk) &&
+             x->req_ready == body);
+        if (n == 0 && body_complete) {
+            x->req_done = true;
+            x->sent_at = loop_now(x->w->loop);
+            progress = true;
+            break;
+        }
+        if (n > 0) {
+            if (!x->up->writable)
+                break;
+            ssize_t wr = upstream_writev(x->up, iov, n);
+            if (wr == -EAGAIN)
+                break;
+            if (wr < 0) {
+                upstream_broken(x, "connection reset while sending the request");
+                return false;
+            }
+            progress = true;
+            x->progress_at = loop_now(x->w->loop);
+            uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
+            x->reqh_sent += from_head;
+            uint32_t from_body = (uint32_t)wr - from_head;
+            if (from_body) {
+                x->req_body_sent = true;
+                x->obs.req_body_bytes += from_body;
+                ops->consume(x->client, from_body);
+                if (x->req_body == HTTP1_BODY_LENGTH)
+                    x->req_remaining -= from_body;
+                else
+                    x->req_ready -= from_body;
+            }
+            continue;
+        }
+        /* Need more body bytes from the client. */
+        ssize_t r = ops->fill(x->client);
+        if (r == -EAGAIN)
+            break;
+        if (r == -ENOMEM) {
+            ex_fail(x, 503, LB_FAILED);
+            return false;
+        }
+        if (r < 0) {
+            /* The client went away mid-body: the upstream can never get a complete request. */
+            x->res = EX_CLOSE;
+            return false;
+        }
+        progress = true;
+        x->progress_at = loop_now(x->w->loop);
+    }
+    return progress;
+}
+
+/* ---------------------------------------------------------------- response side ------------ */
+
+/* Parses the response head in uin. Returns true on progress. */
+static bool x_parse_response(struct exchange *x)
+{
+    struct http1_response resp;
+    size_t len = buf_len(x->uin);
+    ssize_t n = http1_parse_response(x->uin->data + x->uin->pos, len, 0, x->uin->cap - 1,
+                                     x->req_is_head, &resp);
+    if (n == -EAGAIN) {
+        if (buf_space(x->uin) == 0) {
+            if (x->uin->pos == 0) {
+                upstream_broken(x, "response head too large");
+                return false;
+            }
+            buf_compact(x->uin);
+        }
+        return false;
+    }
+    if (n < 0) {
+        char why[128];
+        snprintf(why, sizeof(why), "invalid response: %s",
+                 resp.err_reason ? resp.err_reason : "malformed");
+        x->replayed = true; /* a bad response is not a dropped pooled connection */
+        upstream_broken(x, why);
+        return false;
+    }
+    x->uin->pos += (uint32_t)n;
+    if (!x->resph) {
+        x->resph = buf_get(&x->w->bufs);
+        if (!x->resph) {
+            ex_fail(x, 503, LB_FAILED);
+            return false;
+        }
+    }
+    if (resp.status < 200 && resp.status != 101) {
+        /* Interim (100 Continue, 103 Early Hints): the session relays it (or not), then the
+         * exchange keeps waiting for the final head. */
+        if (!x_response_head(x, &resp, x->resph)) {
+            upstream_broken(x, "interim response head too large");
+            return false;
+        }
+        return true;
+    }
+    if (resp.status == 101 && !x->req_upgrade) {
+        x->replayed = true;
+        upstream_broken(x, "101 Switching Protocols without an upgrade request");
+        return false;
+    }
+    obs_response_head(x->w, &x->obs, resp.status, (uint32_t)n);
+    x->resp_body = resp.body;
+    x->resp_remaining = resp.body == HTTP1_BODY_LENGTH ? resp.content_length : 0;
+    x->resp_ready = 0;
+    memset(&x->resp_chunk, 0, sizeof(x->resp_chunk));
+    x->resp_dechunk = resp.body == HTTP1_BODY_CHUNKED && x->client_dechunk;
+    x->resp_keepalive = (resp.flags & HTTP1_MF_KEEP_ALIVE) && resp.body != HTTP1_BODY_CLOSE;
+    if (!x_response_head(x, &resp, x->resph)) {
+        x->replayed = true;
+        upstream_broken(x, "response head too large");
+        return false;
+    }
+    /* The request can no longer be replayed: free its head now. */
+    buf_put(&x->w->bufs, x->reqh);
+    x->reqh = NULL;
+    if (resp.status == 101) {
+        x->tunnel_pending = true;
+        x->resp_phase = RESP_DONE;
+        return true;
+    }
+    x->resp_phase = resp.body == HTTP1_BODY_NONE ? RESP_DONE : RESP_BODY;
+    return true;
+}
+
+/* Body bytes at uin->pos ready to go to the client under the response framing. */
+static uint64_t response_body_ready(struct exchange *x, bool *failed)
+{
+    uint32_t avail = buf_len(x->uin);
+    switch (x->resp_body) {
+    case HTTP1_BODY_LENGTH:
+        return MIN(x->resp_remaining, (uint64_t)avail);
+    case HTTP1_BODY_CLOSE:
+        return avail;
+    case HTTP1_BODY_CHUNKED:
+        if (!x->resp_dechunk) {
+            while (x->resp_ready < avail && !http1_chunked_done(&x->resp_chunk)) {
+                bool is_data;
+                ssize_t k = http1_chunked_decode(&x->resp_chunk,
+                                                 x->uin->data + x->uin->pos + x->resp_ready,
+                                                 avail - x->resp_ready, &is_data);
+                if (k <= 0) {
+                    *failed = k < 0;
+                    break;
+                }
+                x->resp_ready += (uint32_t)k;
+            }
+            return x->resp_ready;
+        }
+        /* De-chunk in place: data runs slide down over the framing, resp_ready counts them. */
+        {
+            char *base = x->uin->data + x->uin->pos;
+            uint32_t src = x->resp_ready, dst = x->resp_ready;
+            while (src < avail && !http1_chunked_done(&x->resp_chunk)) {
+                bool is_data;
+                ssize_t k = http1_chunked_decode(&x->resp_chunk, base + src, avail - src,
+                                                 &is_data);
+                if (k <= 0) {
+                    *failed = k < 0;
+                    break;
+                }
+                if (is_data) {
+                    if (dst != src)
+                        memmove(base + dst, base + src, (size_t)k);
+                    dst += (uint32_t)k;
+                }
+                src += (uint32_t)k;
+            }
+            /* Bytes after the data we kept were framing; anything past src stays unprocessed. */
+            if (src < avail)
+                memmove(base + dst, base + src, avail - src);
+            x->uin->last -= src - dst;
+            x->resp_ready = dst;
+            return dst;
+        }
+    default:
+        return 0;
+    }
+}
+
+static bool response_body_complete(const struct exchange *x, uint64_t ready)
+{
+    switch (x->resp_body) {
+    case HTTP1_BODY_LENGTH:
+        return x->resp_remaining == ready;
+    case HTTP1_BODY_CHUNKED:
+        return http1_chunked_done(&x->resp_chunk) && x->resp_ready == ready;
+    case HTTP1_BODY_CLOSE:
+        return x->up_eof && buf_len(x->uin) == ready;
+    default:
+        return true;
+    }
+}
+
+/* The upstream ended a delimited body early: cut the client so it sees the truncation. */
+static void body_cut(struct exchange *x)
+{
+    struct backend *b = ex_backend(x, x->backend);
+    log_warn("backend %s: connection closed in the middle of the response body", b->name);
+    x->end_term = "SD";
+    x->end_error = "upstream_reset";
+    x->res = EX_CLOSE;
+}
+
+/* Content-Length and close-delimited response bodies past the first buffer go upstream → pipe →
+ * client. */
+static void splice_response(struct exchange *x, bool *progress)
+{
+    struct exchange_splice *s = &x->splice_resp;
+    bool length = x->resp_body == HTTP1_BODY_LENGTH;
+    uint64_t left = length ? x->resp_remaining : UINT64_MAX;
+    enum pipe_splice_err err = PIPE_SPLICE_OK;
+    bool p = pipe_splice(&x->resp_pipe, x->up->io.fd, &x->up->readable, &x->up_eof, s->fd,
+                         s->writable, &left, &x->obs.resp_body_bytes, &err);
+    if (length)
+        x->resp_remaining = left;
+    if (p) {
+        *progress = true;
+        x->resp_started = true;
+        x->progress_at = loop_now(x->w->loop);
+    }
+    if (err == PIPE_SPLICE_DST_FAILED) {
+        x->res = EX_CLOSE; /* the client is gone */
+        return;
+    }
+    bool drained = x->resp_pipe.bytes == 0;
+    if (err == PIPE_SPLICE_SRC_FAILED || (length && x->up_eof && x->resp_remaining && drained)) {
+        body_cut(x);
+        return;
+    }
+    if ((length && x->resp_remaining == 0) || (!length && x->up_eof && drained)) {
+        x->resp_phase = RESP_DONE;
+        *progress = true;
+    }
+}
+
+/* Reads from the upstream and sends head and body to the client. Returns true on progress. */
+static bool pump_response(struct exchange *x)
+{
+    bool progress = false;
+    while (relaying(x)) {
+        if (x->resp_phase == RESP_BODY && !x->resp_dechunk &&
+            want_splice(x, &x->resp_pipe, &x->splice_resp, true, !x->resph || x->resph->last == 0,
+                        x->uin ? buf_len(x->uin) : 0, x->resp_body, x->resp_remaining)) {
+            splice_response(x, &progress);
+            return progress;
+        }
+        /* 1. Send what is ready: a head the session serialised, then body bytes. */
+        struct iovec head = {NULL, 0}, body_iov;
+        uint32_t head_left = x->resph ? x->resph->last - x->resph_sent : 0;
+        if (head_left)
+            head = (struct iovec){x->resph->data + x->resph_sent, head_left};
+        uint64_t body = 0;
+        if (x->resp_phase == RESP_BODY) {
+            bool failed = false;
+            body = response_body_ready(x, &failed);
+            if (failed) {
+                upstream_broken(x, "invalid chunked response body");
+                return false;
+            }
+            if (body)
+                body_iov = (struct iovec){x->uin->data + x->uin->pos, (size_t)body};
+        }
+        if (head_left || body) {
+            ssize_t wr = x->ops->send(x->client, &head, body ? &body_iov : NULL,
+                                      x->uin && x->uin->pos == 0);
+            if (wr == -EAGAIN)
+                break;
+            if (wr < 0) {
+                x->res = EX_CLOSE; /* the client is gone */
+                return false;
+            }
+            progress = true;
+            x->resp_started = true;
+            x->progress_at = loop_now(x->w->loop);
+            uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
+            x->resph_sent += from_head;
+            if (x->resph_sent == x->resph->last)
+                x->resph->pos = x->resph->last = x->resph_sent = 0;
+            uint32_t from_body = (uint32_t)wr - from_head;
+            if (from_body) {
+                x->obs.resp_body_bytes += from_body;
+                x->uin->pos += from_body;
+                if (x->resp_body == HTTP1_BODY_LENGTH)
+                    x->resp_remaining -= from_body;
+                else if (x->resp_body == HTTP1_BODY_CHUNKED)
+                    x->resp_ready -= from_body;
+            }
+            continue;
+        }
+        if (x->resp_phase == RESP_BODY && response_body_complete(x, body)) {
+            x->resp_phase = RESP_DONE;
+            /* Bytes past the end of the response: the connection is out of step, never reuse. */
+            if (buf_len(x->uin) > 0)
+                x->resp_keepalive = false;
+            progress = true;
+        }
+        if (x->resp_phase == RESP_DONE)
+            break;
+
+        /* 2. Parse a head already buffered. */
+        if (x->resp_phase == RESP_WAIT_HEAD && x->uin && buf_len(x->uin) > 0) {
+            bool parsed = x_parse_response(x);
+            if (!relaying(x))
+                return false;
+            if (parsed) {
+                progress = true;
+                continue;
+            }
+        }
+
+        /* 3. Read more from the upstream once what we had is drained. */
+        if (!x->up->readable || x->up_eof)
+            break;
+        if (!x->uin) {
+            x->uin = buf_get(&x->w->bufs);
+            if (!x->uin) {
+                ex_fail(x, 503, LB_FAILED);
+                return false;
+            }
+        }
+        if (buf_len(x->uin) == 0) {
+            x->uin->pos = x->uin->last = 0;
+            x->resp_ready = 0;
+        } else if (x->resp_phase == RESP_BODY) {
+            break; /* backpressure: wait until the client took what we have */
+        }
+        if (buf_space(x->uin) == 0)
+            buf_compact(x->uin);
+        ssize_t r = upstream_read(x->up, x->uin);
+        if (r == -EAGAIN)
+            break;
+        if (r <= 0) {
+            x->up_eof = true;
+            if (x->resp_phase == RESP_WAIT_HEAD) {
+                if (buf_len(x->uin) == 0) {
+                    upstream_broken(x, r == 0 ? "connection closed before the response"
+                                              : "connection reset before the response");
+                } else {
+                    x->replayed = true;
+                    upstream_broken(x, "connection closed in the middle of the response head");
+                }
+                return false;
+            }
+            /* Through TLS, a close-delimited body ends only with close_notify: a bare TCP close
+             * may be a truncation by someone on the path. */
+            bool truncated = x->up->ssl && !tls_close_notify_received(x->up->ssl);
+            if (x->resp_body != HTTP1_BODY_CLOSE || r < 0 || truncated) {
+                body_cut(x); /* premature end of a delimited body */
+                return false;
+            }
+            progress = true;
+            continue;
+        }
+        progress = true;
+        x->progress_at = loop_now(x->w->loop);
+    }
+    return progress;
+}
+
+/* ---------------------------------------------------------------- the pump ----------------- */
+
+enum exchange_status exchange_pump(struct exchange *x)
+{
+    for (int rounds = 0; rounds < 64 && relaying(x); rounds++) {
+        bool p = pump_request(x);
+        if (!relaying(x))
+            break;
+        p |= pump_response(x);
+        if (!relaying(x))
+            break;
+        if (x->resp_phase == RESP_DONE && (x->resph == NULL || x->resph->last == 0)) {
+            if (x->tunnel_pending)
+                return EX_TUNNEL;
+            if (x->req_done)
+                return EX_DONE;
+            if (x->req_body != HTTP1_BODY_NONE) {
+                /* The upstream answered before taking the whole body (say a 413): the rest of
+                 * the body can go nowhere, so the client is closed after the response. */
+                x->body_abandoned = true;
+                x->client_keepalive = false;
+                x->resp_keepalive = false;
+                x->req_done = true;
+                return EX_DONE;
+            }
+        }
+        if (!p)
+            break;
+    }
+    return x->res;
+}
+
+/* ---------------------------------------------------------------- events ------------------- */
+
+static void on_upstream_event(struct upstream_conn *up, uint32_t events)
+{
+    struct exchange *x = up->owner;
+    if (x->phase == XP_CONNECT) {
+        if (!up->connected) {
+            if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+                return;
+            int rc = upstream_connect_result(up);
+            if (rc != 0) {
+                obs_connect_result(x->w, &x->obs, rc);
+                connect_failed(x, strerror(-rc));
+                x->ops->resume(x->client);
+                return;
+            }
+        }
+        /* https backend: the TLS handshake is part of connecting (same deadline, same retry,
+         * and the connect-duration histogram includes it). */
+        struct tls_client *tc = ex_backend_cfg(x)->tls_client;
+        if (tc) {
+            char err[256];
+            int rc = upstream_tls_step(up, tc, err, sizeof(err));
+            if (rc == -EAGAIN)
+                return;
+            if (rc < 0) {
+                obs_connect_result(x->w, &x->obs, -EPROTO);
+                connect_failed(x, err);
+                x->ops->resume(x->client);
+                return;
+            }
+        }
+        obs_connect_result(x->w, &x->obs, 0);
+        x->phase = XP_RELAY;
+        x->progress_at = loop_now(x->w->loop);
+    }
+    x->ops->resume(x->client);
+}

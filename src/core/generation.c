@@ -1,0 +1,79 @@
+/* generation — see generation.h. */
+#include "core/generation.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "upstream/backend.h"
+#include "config/config.h"
+
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct generation *current;
+
+static void generation_free(struct generation *g)
+{
+    if (g->balancer.ops)
+        balancer_destroy(&g->balancer);
+    backend_table_free(g->table);
+    config_free(g->cfg);
+    free(g->pw);
+    free(g);
+}
+
+struct generation *generation_new(struct config *cfg, const struct generation *prev, int nworkers,
+                                  uint64_t id)
+{
+    struct generation *g = calloc(1, sizeof(*g));
+    if (!g) {
+        config_free(cfg);
+        return NULL;
+    }
+    g->id = id;
+    g->cfg = cfg;
+    g->nworkers = nworkers > 0 ? nworkers : 1;
+    atomic_init(&g->holders, 1);
+    g->pw = aligned_alloc(_Alignof(struct generation_worker),
+                          (size_t)g->nworkers * sizeof(*g->pw));
+    g->table = backend_table_new(cfg, prev ? prev->table : NULL, g->nworkers);
+    if (!g->pw || !g->table) {
+        generation_free(g);
+        return NULL;
+    }
+    memset(g->pw, 0, (size_t)g->nworkers * sizeof(*g->pw));
+    if (balancer_init_config(&g->balancer, cfg, g->table) != 0) {
+        generation_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+void generation_ref(struct generation *g)
+{
+    atomic_fetch_add_explicit(&g->holders, 1, memory_order_relaxed);
+}
+
+void generation_unref(struct generation *g)
+{
+    if (g && atomic_fetch_sub_explicit(&g->holders, 1, memory_order_acq_rel) == 1)
+        generation_free(g);
+}
+
+struct generation *generation_publish(struct generation *g)
+{
+    pthread_mutex_lock(&current_lock);
+    struct generation *old = current;
+    current = g;
+    pthread_mutex_unlock(&current_lock);
+    return old;
+}
+
+struct generation *generation_acquire(void)
+{
+    pthread_mutex_lock(&current_lock);
+    struct generation *g = current;
+    if (g)
+        generation_ref(g);
+    pthread_mutex_unlock(&current_lock);
+    return g;
+}

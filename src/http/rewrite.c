@@ -1,0 +1,231 @@
+/* rewrite — the request and response heads golb sends, serialised from parsed spans.
+ *
+ * golb never forwards head bytes as received: it writes its own head from what http1 parsed, so the
+ * next hop sees exactly the framing golb used (no smuggling through ambiguities), with CRLF line
+ * ends, hop-by-hop fields removed and the X-Forwarded-* fields set. See each function's contract.
+ */
+#include "http/rewrite.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "base/buf.h"
+#include "http/http1.h"
+
+struct out {
+    char *p;
+    size_t len, cap;
+    bool overflow;
+};
+
+static void out_mem(struct out *o, const char *s, size_t n)
+{
+    if (o->len + n > o->cap) {
+        o->overflow = true;
+        return;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+static void out_str(struct out *o, const char *s)
+{
+    out_mem(o, s, strlen(s));
+}
+
+/* Decimal digits without printf: this runs for every response head (Content-Length). */
+static void out_u64(struct out *o, uint64_t v)
+{
+    char tmp[24];
+    char *p = tmp + sizeof(tmp);
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    out_mem(o, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+static void out_field(struct out *o, const struct http1_header *h)
+{
+    out_mem(o, h->name, h->name_len);
+    out_mem(o, ": ", 2);
+    out_mem(o, h->value, h->value_len);
+    out_mem(o, "\r\n", 2);
+}
+
+/* True for a field that must not be forwarded (RFC 9110 §7.6.1): the hop-by-hop fields, and those
+ * the sender named in Connection, except the ones golb's own framing and routing rest on (Host,
+ * Content-Length, Transfer-Encoding): dropping those because a peer listed them would make the next
+ * hop frame the message differently from golb. Upgrade stays when a tunnel is being set up. */
+static bool drop_hop_by_hop(const struct http1_header *h, bool upgrading)
+{
+    if (upgrading && h->id == HTTP1_H_UPGRADE)
+        return false;
+    if (h->flags & HTTP1_HF_HOP_BY_HOP)
+        return true;
+    if (!(h->flags & HTTP1_HF_CONN_LISTED))
+        return false;
+    return h->id != HTTP1_H_HOST && h->id != HTTP1_H_CONTENT_LENGTH &&
+           h->id != HTTP1_H_TRANSFER_ENCODING;
+}
+
+bool rewrite_request_head(const struct http1_request *req, const struct rewrite_request *opt,
+                          struct buf *b, uint32_t *host_at)
+{
+    struct out o = {.p = b->data, .cap = b->cap};
+    out_mem(&o, req->method, req->method_len);
+    out_mem(&o, " ", 1);
+    if (req->flags & HTTP1_MF_ABSOLUTE)
+        out_mem(&o, req->path, req->path_len);
+    else
+        out_mem(&o, req->target, req->target_len);
+    out_str(&o, " HTTP/1.1\r\n");
+
+    bool xff_seen = false;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const struct http1_header *h = &req->headers[i];
+        if (drop_hop_by_hop(h, opt->upgrade))
+            continue;
+        switch (h->id) {
+        case HTTP1_H_CONTENT_LENGTH:
+        case HTTP1_H_X_FORWARDED_PROTO:
+        case HTTP1_H_X_FORWARDED_HOST:
+            continue;
+        case HTTP1_H_HOST:
+            if (req->flags & HTTP1_MF_ABSOLUTE)
+                continue; /* replaced by the target's authority (RFC 9112 §3.2.2) */
+            break;
+        case HTTP1_H_X_FORWARDED_FOR:
+            xff_seen = true;
+            continue; /* folded into one field below */
+        case HTTP1_H_OTHER:
+            if (opt->request_id_len && h->name_len == 12 &&
+                strncasecmp(h->name, "x-request-id", 12) == 0)
+                continue; /* golb's (kept or new) value is written below */
+            if (opt->set_name_len && h->name_len == opt->set_name_len &&
+                strncasecmp(h->name, opt->set_name, h->name_len) == 0)
+                continue; /* golb sets this one itself (client certificate subject) */
+            break;
+        default:
+            break;
+        }
+        out_field(&o, h);
+    }
+    if (opt->set_value) {
+        out_mem(&o, opt->set_name, opt->set_name_len);
+        out_mem(&o, ": ", 2);
+        out_mem(&o, opt->set_value, opt->set_value_len);
+        out_mem(&o, "\r\n", 2);
+    }
+    if (req->flags & HTTP1_MF_ABSOLUTE) {
+        out_str(&o, "Host: ");
+        out_mem(&o, req->authority, req->authority_len);
+        out_str(&o, "\r\n");
+    }
+    if (req->body == HTTP1_BODY_LENGTH) {
+        out_str(&o, "Content-Length: ");
+        out_u64(&o, req->content_length);
+        out_str(&o, "\r\n");
+    }
+    if (opt->upgrade)
+        out_str(&o, "Connection: upgrade\r\n");
+    out_str(&o, "X-Forwarded-For: ");
+    if (xff_seen) {
+        for (size_t i = 0; i < req->num_headers; i++) {
+            const struct http1_header *h = &req->headers[i];
+            if (h->id != HTTP1_H_X_FORWARDED_FOR || h->value_len == 0)
+                continue;
+            out_mem(&o, h->value, h->value_len);
+            out_str(&o, ", ");
+        }
+    }
+    out_mem(&o, opt->client_ip, opt->client_ip_len);
+    out_str(&o, opt->https ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
+    if (opt->request_id_len) {
+        out_str(&o, "X-Request-Id: ");
+        out_mem(&o, opt->request_id, opt->request_id_len);
+        out_str(&o, "\r\n");
+    }
+    if (req->authority_len) {
+        out_str(&o, "X-Forwarded-Host: ");
+        out_mem(&o, req->authority, req->authority_len);
+        out_str(&o, "\r\n");
+    }
+    /* Without any authority (an HTTP/1.0 request without Host) the head is finished per try by
+     * rewrite_set_host(), since HTTP/1.1 upstreams require a Host. */
+    *host_at = req->authority_len ? 0 : (uint32_t)o.len;
+    if (req->authority_len)
+        out_str(&o, "\r\n");
+    b->pos = 0;
+    b->last = (uint32_t)o.len;
+    return !o.overflow;
+}
+
+bool rewrite_set_host(struct buf *b, uint32_t host_at, const char *host)
+{
+    if (!host_at)
+        return true;
+    struct out o = {.p = b->data, .len = host_at, .cap = b->cap};
+    out_str(&o, "Host: ");
+    out_str(&o, host);
+    out_str(&o, "\r\n\r\n");
+    b->last = (uint32_t)o.len;
+    return !o.overflow;
+}
+
+bool rewrite_response_head(const struct http1_response *resp, const struct rewrite_response *opt,
+                           struct buf *b)
+{
+    bool interim = resp->status < 200 && resp->status != 101;
+    bool upgrade = resp->status == 101;
+    struct out o = {.p = b->data + b->last, .cap = b->cap - b->last};
+    char status[4] = {(char)('0' + resp->status / 100 % 10), (char)('0' + resp->status / 10 % 10),
+                      (char)('0' + resp->status % 10), ' '};
+    out_str(&o, "HTTP/1.1 ");
+    out_mem(&o, status, sizeof(status));
+    out_mem(&o, resp->reason, resp->reason_len);
+    out_str(&o, "\r\n");
+
+    for (size_t i = 0; i < resp->num_headers; i++) {
+        const struct http1_header *h = &resp->headers[i];
+        if (drop_hop_by_hop(h, upgrade))
+            continue;
+        if (!interim && resp->body != HTTP1_BODY_NONE &&
+            (h->id == HTTP1_H_CONTENT_LENGTH || h->id == HTTP1_H_TRANSFER_ENCODING)) {
+            /* Keep the codings as sent: chunked stays final when passed through, and a body
+             * whose final coding is not chunked (close-delimited, RFC 9112 §6.3) keeps its
+             * gzip or the like, or the client would take coded bytes for the content. */
+            if (h->id == HTTP1_H_TRANSFER_ENCODING && !opt->http10 &&
+                (resp->body == HTTP1_BODY_CLOSE ||
+                 (resp->body == HTTP1_BODY_CHUNKED && !opt->dechunk)))
+                out_field(&o, h);
+            continue;
+        }
+        if (h->id == HTTP1_H_TRANSFER_ENCODING && opt->http10)
+            continue; /* HTTP/1.0 has no transfer codings */
+        out_field(&o, h);
+    }
+    if (!interim) {
+        if (resp->body == HTTP1_BODY_LENGTH) {
+            out_str(&o, "Content-Length: ");
+            out_u64(&o, resp->content_length);
+            out_str(&o, "\r\n");
+        }
+        if (upgrade)
+            out_str(&o, "Connection: upgrade\r\n");
+        else if (!opt->keepalive)
+            out_str(&o, "Connection: close\r\n");
+        else if (opt->http10)
+            out_str(&o, "Connection: keep-alive\r\n");
+        if (opt->set_cookie_len) { /* the sticky-session cookie, on final heads only */
+            out_str(&o, "Set-Cookie: ");
+            out_mem(&o, opt->set_cookie, opt->set_cookie_len);
+            out_str(&o, "\r\n");
+        }
+    }
+    out_str(&o, "\r\n");
+    if (o.overflow)
+        return false;
+    b->last += (uint32_t)o.len;
+    return true;
+}

@@ -1,0 +1,537 @@
+/* server — see server.h. */
+#include "server/server.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/accesslog.h"
+#include "upstream/backend.h"
+#include "config/config.h"
+#include "config/config_diff.h"
+#include "core/generation.h"
+#include "upstream/health.h"
+#include "base/log.h"
+#include "admin/metrics.h"
+#include "base/notify.h"
+#include "base/sock.h"
+#include "net/tls.h"
+#include "base/util.h"
+#include "server/worker.h"
+
+#define LISTEN_BACKLOG 4096
+#define DEFER_ACCEPT_SECONDS 1
+#define UPDATE_WAIT_MS 10000 /* workers adopt a generation between two events: this is generous */
+
+struct server {
+    pthread_mutex_t lock; /* one reload at a time; the shutdown waits for a running one */
+    bool stopping;
+    const char *confpath, *version;
+    struct generation *gen; /* the running generation (the process' reference) */
+    struct worker *workers;
+    int nworkers, started;
+    struct health *health;
+    struct admin *admin;
+    uint32_t max_header_cap; /* the largest maxHeaderSize the workers' buffers hold */
+    char bound[80], tls_bound[80], where[200];
+};
+
+/* Binds one SO_REUSEPORT listener per worker on the configured address. With port 0 the first
+ * bind picks the port and the others join it. */
+static int bind_listeners(const struct sockaddr_storage *want, socklen_t wantlen, int *fds, int n,
+                          char *bound, size_t boundlen)
+{
+    struct sockaddr_storage addr = *want;
+    socklen_t addrlen = wantlen;
+    for (int i = 0; i < n; i++) {
+        fds[i] = sock_listen((struct sockaddr *)&addr, addrlen, LISTEN_BACKLOG);
+        /* HTTP clients speak first: a connection reaches accept() with its request, which
+         * golb then reads at once (proxy_accept). A silent one is handed over after about
+         * DEFER_ACCEPT_SECONDS and then meets clientHeaderTimeout like any other. */
+        if (fds[i] >= 0)
+            (void)sock_defer_accept(fds[i], DEFER_ACCEPT_SECONDS);
+        if (fds[i] < 0) {
+            int err = fds[i];
+            for (int j = 0; j < i; j++)
+                close(fds[j]);
+            return err;
+        }
+        if (i == 0 && getsockname(fds[0], (struct sockaddr *)&addr, &addrlen) == -1) {
+            int err = -errno;
+            close(fds[0]);
+            return err;
+        }
+    }
+    sock_addr_str((struct sockaddr *)&addr, bound, boundlen);
+    return 0;
+}
+
+static void close_all(int *fds, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (fds[i] >= 0)
+            close(fds[i]);
+        fds[i] = -1;
+    }
+}
+
+/* A proxy holds two descriptors per proxied request and one per idle client: raise the soft
+ * descriptor limit to the hard one (the usual 1024 soft limit would cap golb far below
+ * maxConnections). */
+static void raise_fd_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)cfg->max_connections * 2 + 1024;
+    if (rl.rlim_cur >= want || rl.rlim_cur == rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        log_warn("cannot raise the open-file limit: %s", strerror(errno));
+    if (rl.rlim_cur < (rlim_t)cfg->max_connections + 64)
+        log_warn("open-file limit %llu is below maxConnections %u",
+                 (unsigned long long)rl.rlim_cur, cfg->max_connections);
+}
+
+static void describe_listeners(struct server *s, const struct config *cfg)
+{
+    if (cfg->plain_off)
+        snprintf(s->where, sizeof(s->where), "https://%s", s->tls_bound);
+    else if (cfg->tls)
+        snprintf(s->where, sizeof(s->where), "%s and https://%s", s->bound, s->tls_bound);
+    else
+        snprintf(s->where, sizeof(s->where), "%s", s->bound);
+}
+
+/* READY=1 with what golb serves (start-up, and after every reload, failed ones too). */
+static void notify_ready_serving(const struct server *s)
+{
+    char status[300];
+    if (s->gen->id == 1)
+        snprintf(status, sizeof(status), "serving on %s", s->where);
+    else
+        snprintf(status, sizeof(status), "serving on %s (generation %llu)", s->where,
+                 (unsigned long long)s->gen->id);
+    notify_ready(status);
+}
+
+static void admin_reload_cb(void *arg, const char *who, struct admin_reload *out)
+{
+    server_reload(arg, who, out);
+}
+
+static void server_free(struct server *s)
+{
+    if (s->admin)
+        admin_stop(s->admin);
+    for (int i = 0; i < s->started; i++)
+        worker_destroy(&s->workers[i]);
+    if (s->health) {
+        health_stop(s->health);
+        health_free(s->health);
+    }
+    accesslog_stop();
+    metrics_teardown();
+    generation_unref(generation_publish(NULL));
+    free(s->workers);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+struct server *server_start(struct config *cfg, const char *confpath, const char *version)
+{
+    raise_fd_limit(cfg);
+    struct server *s = calloc(1, sizeof(*s));
+    int n = cfg->workers;
+    int *fds = calloc((size_t)n, sizeof(int)), *tls_fds = calloc((size_t)n, sizeof(int));
+    if (!s || !fds || !tls_fds) {
+        log_error("out of memory");
+        config_free(cfg);
+        free(s);
+        free(fds);
+        free(tls_fds);
+        return NULL;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    s->confpath = confpath;
+    s->version = version;
+    s->nworkers = n;
+    for (int i = 0; i < n; i++)
+        fds[i] = tls_fds[i] = -1;
+    s->workers = calloc((size_t)n, sizeof(*s->workers));
+    s->gen = generation_new(cfg, NULL, n, 1); /* frees cfg on failure */
+    cfg = NULL;
+    if (s->gen)
+        generation_publish(s->gen);
+    if (!s->workers || !s->gen || metrics_setup(n, version) != 0) {
+        log_error("out of memory");
+        goto fail;
+    }
+    cfg = s->gen->cfg;
+    /* Before the workers: each takes its ring from the access log as it starts. */
+    int rc = accesslog_start((enum accesslog_format)cfg->access_log, cfg->access_log_path);
+    if (rc != 0) {
+        log_error("cannot open the access log %s: %s",
+                  cfg->access_log_path ? cfg->access_log_path : "(stdout)", strerror(-rc));
+        goto fail;
+    }
+    if (!cfg->plain_off) {
+        rc = bind_listeners(&cfg->listen_addr, cfg->listen_addrlen, fds, n, s->bound,
+                            sizeof(s->bound));
+        if (rc < 0) {
+            log_error("cannot listen on %s: %s", cfg->listen_name, strerror(-rc));
+            goto fail;
+        }
+    }
+    if (cfg->tls) {
+        rc = bind_listeners(&cfg->tls->listen_addr, cfg->tls->listen_addrlen, tls_fds, n,
+                            s->tls_bound, sizeof(s->tls_bound));
+        if (rc < 0) {
+            log_error("cannot listen on %s: %s", cfg->tls->listen_name, strerror(-rc));
+            goto fail;
+        }
+    }
+    describe_listeners(s, cfg);
+    s->health = health_new(s->gen->table, cfg);
+    if (!s->health || health_start(s->health) != 0) {
+        log_error("cannot start health checks");
+        goto fail;
+    }
+    for (int i = 0; i < n; i++) {
+        rc = worker_init(&s->workers[i], i, fds[i], tls_fds[i], s->gen);
+        fds[i] = tls_fds[i] = -1; /* the worker owns them now */
+        s->started = i + 1;
+        if (rc == 0)
+            rc = worker_start(&s->workers[i]);
+        if (rc != 0) {
+            log_error("cannot start worker %d: %s", i, strerror(-rc));
+            goto fail;
+        }
+    }
+    s->max_header_cap = s->workers[0].bufs.size - 1024u;
+    int up = 0;
+    for (int i = 0; i < s->gen->table->n; i++)
+        up += backend_is_up(s->gen->table->b[i]);
+    log_event(LOG_INFO, "listening", "listening on %s (%d workers, %d of %d backends up)", s->where,
+              n, up, s->gen->table->n);
+    if (cfg->admin_listen) {
+        s->admin = admin_start(s->gen, s->where, version, admin_reload_cb, s);
+        if (!s->admin)
+            goto fail;
+    }
+    notify_ready_serving(s); /* after the admin listener: a failing one exits instead */
+    free(fds);
+    free(tls_fds);
+    return s;
+fail:
+    close_all(fds, n);
+    close_all(tls_fds, n);
+    free(fds);
+    free(tls_fds);
+    for (int i = 0; i < s->started; i++)
+        if (s->workers[i].started)
+            worker_stop(&s->workers[i]);
+    for (int i = 0; i < s->started; i++)
+        worker_join(&s->workers[i], UINT64_MAX);
+    server_free(s);
+    return NULL;
+}
+
+int server_stop(struct server *s)
+{
+    pthread_mutex_lock(&s->lock); /* a reload in progress ends first */
+    s->stopping = true;
+    pthread_mutex_unlock(&s->lock);
+    notify_stopping("draining connections");
+    admin_set_draining(s->admin);
+    for (int i = 0; i < s->started; i++)
+        if (s->workers[i].started)
+            worker_drain(&s->workers[i]);
+    uint64_t deadline = util_now_ms() + s->gen->cfg->shutdown_timeout_ms;
+    for (int i = 0; i < s->started; i++) {
+        if (worker_join(&s->workers[i], deadline) == -ETIMEDOUT) {
+            log_warn("worker %d: shutdown timeout reached, closing its connections", i);
+            worker_stop(&s->workers[i]);
+            worker_join(&s->workers[i], UINT64_MAX);
+        }
+    }
+    admin_stop(s->admin); /* before the workers' counters go */
+    s->admin = NULL;
+    server_free(s);
+    log_event(LOG_INFO, "stop", "stopped");
+    return 0;
+}
+
+/* ---------------------------------------------------------------- reload -------------------- */
+
+/* Settings a reload cannot change in place keep their running value, with a warning each. */
+static void keep_restart_settings(struct server *s, struct config *cfg, FILE *warn)
+{
+    const struct config *run = s->gen->cfg;
+    if (cfg->workers != s->nworkers) {
+        fprintf(warn, "%s: warning: workers: a change needs a restart; keeping %d\n",
+                s->confpath, s->nworkers);
+        cfg->workers = s->nworkers;
+    }
+    if ((run->admin_listen || cfg->admin_listen) &&
+        (!run->admin_listen || !cfg->admin_listen ||
+         strcmp(run->admin_listen, cfg->admin_listen) != 0)) {
+        fprintf(warn, "%s: warning: admin.listen: a change needs a restart; keeping %s\n",
+                s->confpath, run->admin_listen ? run->admin_listen : "off");
+        free(cfg->admin_listen);
+        cfg->admin_listen = run->admin_listen ? strdup(run->admin_listen) : NULL;
+        cfg->admin_addr = run->admin_addr;
+        cfg->admin_addrlen = run->admin_addrlen;
+    }
+    if (cfg->max_header_size > s->max_header_cap) {
+        fprintf(warn, "%s: warning: maxHeaderSize: more than %u needs a restart; keeping %u\n",
+                s->confpath, s->max_header_cap, run->max_header_size);
+        cfg->max_header_size = run->max_header_size;
+        if (cfg->max_request_line > cfg->max_header_size)
+            cfg->max_request_line = cfg->max_header_size;
+    }
+}
+
+/* Logs each line of text at the given level (config messages are already FILE:LINE:COL: ...). */
+static void log_lines(const char *text, bool errors)
+{
+    for (const char *p = text; p && *p;) {
+        const char *e = strchr(p, '\n');
+        int n = e ? (int)(e - p) : (int)strlen(p);
+        if (n > 0) {
+            if (errors && !memmem(p, (size_t)n, ": warning: ", 11))
+                log_error("%.*s", n, p);
+            else
+                log_warn("%.*s", n, p);
+        }
+        p += n + (e != NULL);
+    }
+}
+
+/* One listener of every worker for a reload: kept, closed, or bound anew. */
+static int prepare_listener(struct server *s, bool changed, bool wanted,
+                            const struct sockaddr_storage *addr, socklen_t addrlen,
+                            const char *name, int *fds, char *bound, size_t boundlen, FILE *errs)
+{
+    for (int i = 0; i < s->nworkers; i++)
+        fds[i] = changed ? -1 : WORKER_KEEP_FD;
+    if (!changed || !wanted)
+        return 0;
+    int rc = bind_listeners(addr, addrlen, fds, s->nworkers, bound, boundlen);
+    if (rc < 0) {
+        for (int i = 0; i < s->nworkers; i++)
+            fds[i] = -1;
+        fprintf(errs, "%s: cannot listen on %s: %s\n", s->confpath, name, strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
+static void fail_reload(struct server *s, const char *who, char *errs, struct admin_reload *out)
+{
+    if (!s->stopping) {
+        /* systemd waits for READY=1 after RELOADING=1, a failed reload included */
+        char status[300];
+        const char *first = errs ? errs : "";
+        const char *nl = strchr(first, '\n');
+        int len = nl ? (int)(nl - first) : (int)strlen(first);
+        snprintf(status, sizeof(status), "reload failed, still serving generation %llu: %.*s",
+                 (unsigned long long)s->gen->id, len, first);
+        notify_ready(status);
+    }
+    log_lines(errs, true);
+    log_event(LOG_ERROR, "reload", "reload by %s failed: keeping generation %llu", who,
+              (unsigned long long)s->gen->id);
+    metrics_reload_done(false, s->gen->id);
+    if (out) {
+        out->ok = false;
+        out->generation = s->gen->id;
+        out->errors = errs;
+    } else {
+        free(errs);
+    }
+}
+
+/* What a reload carries from building the new generation to publishing it. */
+struct reload {
+    FILE *errs;   /* errors and warnings, one per line (an open_memstream) */
+    int *fds, *tls_fds; /* per worker: WORKER_KEEP_FD, -1 (close) or a new listening socket */
+    char bound[80], tls_bound[80];
+    char *changes; /* config_diff's lines */
+};
+
+static void close_new_listeners(const struct server *s, struct reload *r)
+{
+    for (int i = 0; i < s->nworkers; i++) {
+        if (r->fds && r->fds[i] >= 0)
+            close(r->fds[i]);
+        if (r->tls_fds && r->tls_fds[i] >= 0)
+            close(r->tls_fds[i]);
+    }
+}
+
+/* Loads and validates the file and prepares everything that may fail: listeners bound, the access
+ * log's destination, the new generation (backends taken over by identity). Nothing the running
+ * generation uses changes here, except the access log, last. Returns the generation, or NULL with
+ * the reasons in r->errs. */
+static struct generation *reload_prepare(struct server *s, struct reload *r)
+{
+    struct config *cfg = NULL;
+    if (config_load(s->confpath, r->errs, &cfg) != 0)
+        return NULL;
+    const struct config *run = s->gen->cfg;
+    keep_restart_settings(s, cfg, r->errs);
+    snprintf(r->bound, sizeof(r->bound), "%s", s->bound);
+    snprintf(r->tls_bound, sizeof(r->tls_bound), "%s", s->tls_bound);
+    r->fds = calloc((size_t)s->nworkers, sizeof(int));
+    r->tls_fds = calloc((size_t)s->nworkers, sizeof(int));
+    bool tls_changed = config_tls_listener_changed(run, cfg);
+    int rc = !r->fds || !r->tls_fds ? -ENOMEM : 0;
+    if (rc == 0)
+        rc = prepare_listener(s, config_plain_listener_changed(run, cfg), !cfg->plain_off,
+                              &cfg->listen_addr, cfg->listen_addrlen, cfg->listen_name, r->fds,
+                              r->bound, sizeof(r->bound), r->errs);
+    if (rc == 0 && cfg->tls)
+        rc = prepare_listener(s, tls_changed, true, &cfg->tls->listen_addr,
+                              cfg->tls->listen_addrlen, cfg->tls->listen_name, r->tls_fds,
+                              r->tls_bound, sizeof(r->tls_bound), r->errs);
+    else if (rc == 0)
+        for (int i = 0; i < s->nworkers; i++)
+            r->tls_fds[i] = tls_changed ? -1 : WORKER_KEEP_FD;
+    if (rc == 0) { /* the last step that may fail: it takes effect at once */
+        rc = accesslog_configure((enum accesslog_format)cfg->access_log, cfg->access_log_path);
+        if (rc != 0)
+            fprintf(r->errs, "%s: cannot open the access log %s: %s\n", s->confpath,
+                    cfg->access_log_path ? cfg->access_log_path : "(stdout)", strerror(-rc));
+    }
+    if (rc != 0) {
+        if (rc == -ENOMEM)
+            fprintf(r->errs, "%s: out of memory\n", s->confpath);
+        close_new_listeners(s, r);
+        config_free(cfg);
+        return NULL;
+    }
+    if (cfg->tls && run->tls) /* tickets issued before the reload still resume */
+        tls_server_inherit_tickets(cfg->tls->server, run->tls->server);
+    size_t len = 0;
+    FILE *cf = open_memstream(&r->changes, &len);
+    if (cf) {
+        config_diff(run, cfg, cf);
+        fclose(cf);
+    }
+    struct generation *gen = generation_new(cfg, s->gen, s->nworkers, s->gen->id + 1);
+    if (!gen) { /* cfg is freed with it */
+        fprintf(r->errs, "%s: out of memory\n", s->confpath);
+        close_new_listeners(s, r);
+    }
+    return gen;
+}
+
+/* Makes gen the running generation: new backends checked first, removed ones retired, then the
+ * swap, every worker's adoption (with its listener changes) waited for, the old one let go. */
+static void reload_publish(struct server *s, struct generation *gen, struct reload *r)
+{
+    /* The checker moves to the new generation; backends never checked (the new ones) are
+     * checked now, before any request can reach them. */
+    struct health *nh = health_new(gen->table, gen->cfg);
+    health_stop(s->health);
+    health_free(s->health);
+    s->health = nh;
+    if (!nh || health_start(nh) != 0)
+        log_error("reload: cannot start health checks for generation %llu",
+                  (unsigned long long)gen->id);
+
+    struct generation *old = s->gen;
+    for (int i = 0; i < old->table->n; i++)
+        if (backend_table_find(gen->table, old->table->b[i]) < 0)
+            atomic_store_explicit(&old->table->b[i]->retired, true, memory_order_relaxed);
+    backend_table_commit(gen->table, gen->cfg);
+    log_set_json(gen->cfg->log_json);
+    s->gen = gen;
+    generation_publish(gen);
+    for (int i = 0; i < s->started; i++) {
+        struct worker_update u = {.gen = gen, .listen_fd = {r->fds[i], r->tls_fds[i]}};
+        generation_ref(gen); /* the worker's */
+        worker_update(&s->workers[i], &u);
+    }
+    if (worker_wait_updated(s->workers, s->started, gen->id, util_now_ms() + UPDATE_WAIT_MS) != 0)
+        log_warn("reload: a worker has not taken generation %llu yet", (unsigned long long)gen->id);
+    generation_unref(old); /* the process's; workers let go of theirs as their requests end */
+    snprintf(s->bound, sizeof(s->bound), "%s", r->bound);
+    snprintf(s->tls_bound, sizeof(s->tls_bound), "%s", r->tls_bound);
+    describe_listeners(s, gen->cfg);
+    admin_set_listeners(s->admin, s->where);
+    metrics_reload_done(true, gen->id);
+}
+
+/* The reload's one line: the generation and what changed. */
+static void log_reload(const struct server *s, const char *who, const char *changes)
+{
+    char *summary = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&summary, &len);
+    int n = 0;
+    if (f) {
+        for (const char *p = changes; p && *p;) {
+            const char *e = strchr(p, '\n');
+            int k = e ? (int)(e - p) : (int)strlen(p);
+            fprintf(f, "%s%.*s", n++ ? "; " : "", k, p);
+            p += k + (e != NULL);
+        }
+        fclose(f);
+    }
+    log_event(LOG_INFO, "reload", "reload by %s: generation %llu running (%s); listening on %s",
+              who, (unsigned long long)s->gen->id, n && summary ? summary : "no changes",
+              s->where);
+    free(summary);
+}
+
+void server_reload(struct server *s, const char *who, struct admin_reload *out)
+{
+    if (out)
+        *out = (struct admin_reload){0};
+    pthread_mutex_lock(&s->lock);
+    struct reload r = {0};
+    char *errs = NULL;
+    size_t errs_len = 0;
+    r.errs = open_memstream(&errs, &errs_len);
+    if (!r.errs) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    struct generation *gen = NULL;
+    if (s->stopping) {
+        fprintf(r.errs, "golb is shutting down\n");
+    } else {
+        log_debug("reload by %s: loading %s", who, s->confpath);
+        notify_reloading("reloading the configuration");
+        gen = reload_prepare(s, &r);
+    }
+    fclose(r.errs);
+    if (!gen) {
+        fail_reload(s, who, errs, out);
+    } else {
+        log_lines(errs, false); /* warnings */
+        reload_publish(s, gen, &r);
+        log_reload(s, who, r.changes);
+        notify_ready_serving(s);
+        if (out) {
+            *out = (struct admin_reload){.ok = true, .generation = gen->id, .errors = errs,
+                                         .changes = r.changes};
+            errs = r.changes = NULL;
+        }
+        free(errs);
+        free(r.changes);
+        r.changes = NULL;
+    }
+    free(r.changes);
+    free(r.fds);
+    free(r.tls_fds);
+    pthread_mutex_unlock(&s->lock);
+}

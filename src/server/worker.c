@@ -1,0 +1,425 @@
+/* worker — see worker.h. */
+#include "server/worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/accesslog.h"
+#include "upstream/backend.h"
+#include "config/config.h"
+#include "core/generation.h"
+#include "admin/metrics.h"
+#include "base/log.h"
+#include "server/proxy.h"
+#include "upstream/upstream.h"
+#include "base/util.h"
+
+/* Client connections open in the whole process, against maxConnections. */
+static atomic_uint open_connections;
+
+/* Buffers kept for reuse per worker beyond those in use: enough for a burst of exchanges without
+ * going back to malloc, small enough that an idle golb stays small. */
+#define WORKER_MAX_FREE_BUFS 128
+#define WORKER_MAX_FREE_PIPES 64
+/* Pipe capacity for splice: the default 64 KiB caps what one connection has in flight and cost
+ * ~10 % of 1 MiB throughput in bench/ (scenario 4); 1 MiB is the usual pipe-max-size. Best effort:
+ * a pipe the kernel refuses to grow keeps its default size. */
+#define WORKER_PIPE_SIZE (1u << 20)
+
+static void close_listeners(struct worker *w)
+{
+    for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
+        struct worker_listener *l = &w->listeners[i];
+        if (l->io.fd >= 0) {
+            close(l->io.fd); /* close() also removes it from the epoll set */
+            l->io.fd = -1;
+            loop_timer_cancel(w->loop, &l->accept_retry);
+        }
+    }
+}
+
+/* Accepts until the backlog is empty: the listener is edge-triggered, so stopping early means no
+ * new event for what is already queued. Over maxConnections a connection is accepted and closed at
+ * once. Out of file descriptors, the spare descriptor is given up to accept and close one; when
+ * even that fails (another thread took the slot), accepting resumes from a timer instead of
+ * waiting for an edge that may never come. So the loop never spins on a listener it cannot serve,
+ * and never forgets one either. */
+#define ACCEPT_BATCH 256
+#define ACCEPT_RETRY_MS 100
+
+static void accept_batch(struct worker_listener *l);
+
+static void on_accept_more(struct loop_task *task)
+{
+    accept_batch(container_of(task, struct worker_listener, accept_more));
+}
+
+static void on_accept_retry(struct loop_timer *t)
+{
+    accept_batch(container_of(t, struct worker_listener, accept_retry));
+}
+
+static void out_of_fds(struct worker *w)
+{
+    if (!w->fd_starved) {
+        w->fd_starved = true;
+        log_warn("worker %d: out of file descriptors; refusing connections until some close",
+                 w->id);
+    }
+}
+
+static void accept_batch(struct worker_listener *l)
+{
+    struct worker *w = l->w;
+    if (l->io.fd < 0)
+        return;
+    if (w->spare_fd < 0)
+        w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+        int fd = accept4(l->io.fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                out_of_fds(w);
+                if (w->spare_fd >= 0) {
+                    close(w->spare_fd);
+                    fd = accept(l->io.fd, NULL, NULL);
+                    if (fd >= 0) {
+                        close(fd);
+                        w->stats.rejected++;
+                    }
+                    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                    if (fd >= 0 && w->spare_fd >= 0)
+                        continue;
+                }
+                loop_timer_after(w->loop, &l->accept_retry, ACCEPT_RETRY_MS);
+                return;
+            }
+            if (w->fd_starved && errno == EAGAIN) {
+                w->fd_starved = false;
+                log_info("worker %d: accepting connections again", w->id);
+            }
+            return; /* EAGAIN: the backlog is empty */
+        }
+        unsigned n = atomic_fetch_add_explicit(&open_connections, 1, memory_order_relaxed);
+        if (n >= w->cfg->max_connections) {
+            atomic_fetch_sub_explicit(&open_connections, 1, memory_order_relaxed);
+            close(fd);
+            w->stats.rejected++;
+            continue;
+        }
+        w->nclients++;
+        w->stats.accepted++;
+        metrics_add(&w->m->conn_opened, 1);
+        proxy_accept(w, fd, (struct sockaddr *)&peer, len, l->tls);
+    }
+    loop_defer(w->loop, &l->accept_more, on_accept_more); /* more may wait: after other work */
+}
+
+static void on_accept(struct loop_io *io, uint32_t events)
+{
+    accept_batch(container_of(io, struct worker_listener, io));
+}
+
+void worker_client_closed(struct worker *w)
+{
+    atomic_fetch_sub_explicit(&open_connections, 1, memory_order_relaxed);
+    w->nclients--;
+    if (w->m)
+        metrics_add(&w->m->conn_closed, 1);
+    if (w->draining && w->nclients == 0)
+        loop_stop(w->loop);
+}
+
+/* The port a listening socket is bound to (redirects to HTTPS name it), 0 when none. */
+static uint16_t bound_port(int fd)
+{
+    struct sockaddr_storage bound;
+    socklen_t boundlen = sizeof(bound);
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&bound, &boundlen) != 0)
+        return 0;
+    return ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&bound)->sin6_port
+                                             : ((struct sockaddr_in *)(void *)&bound)->sin_port);
+}
+
+static void on_retire_timer(struct loop_timer *t);
+
+int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, struct generation *gen)
+{
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    generation_ref(gen);
+    w->gen = gen;
+    w->cfg = gen->cfg;
+    const struct config *cfg = gen->cfg;
+    atomic_init(&w->adopted, gen->id);
+    loop_timer_init(&w->retire_timer, on_retire_timer);
+    int fds[WORKER_MAX_LISTENERS] = {plain_fd, tls_fd};
+    w->https_port = bound_port(tls_fd);
+    for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
+        struct worker_listener *l = &w->listeners[i];
+        l->io.fd = fds[i];
+        l->io.cb = on_accept;
+        l->w = w;
+        l->tls = i == 1;
+        loop_timer_init(&l->accept_retry, on_accept_retry);
+    }
+    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    /* Buffers must hold a whole request head with room to spare, so the parser (not the buffer)
+     * decides when a head is too large. */
+    uint32_t size = MAX(16384u, cfg->max_header_size + 1024u);
+    size = (size + 4095u) / 4096u * 4096u - (uint32_t)sizeof(struct buf); /* whole pages */
+    buf_pool_init(&w->bufs, size, WORKER_MAX_FREE_BUFS);
+    pipe_pool_init(&w->pipes, WORKER_MAX_FREE_PIPES, WORKER_PIPE_SIZE);
+    w->loop = loop_new();
+    if (!w->loop)
+        return -ENOMEM;
+    w->upstreams = upstream_pool_new(w->loop, cfg->upstream_max_idle,
+                                     cfg->upstream_idle_timeout_ms);
+    if (!w->upstreams)
+        return -ENOMEM;
+    w->m = metrics_worker_new(id);
+    if (!w->m)
+        return -ENOMEM;
+    w->alog = accesslog_ring_new(); /* NULL when the access log is off */
+    for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
+        if (w->listeners[i].io.fd < 0)
+            continue;
+        int rc = loop_io_add(w->loop, &w->listeners[i].io);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    int rc = loop_run(w->loop);
+    if (rc != 0)
+        log_error("worker %d: event loop failed: %s", w->id, strerror(-rc));
+    return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0)
+        return -rc;
+    w->started = true;
+    return 0;
+}
+
+static void drain_on_loop(void *arg)
+{
+    struct worker *w = arg;
+    w->draining = true;
+    close_listeners(w);
+    proxy_drain(w);
+    if (w->nclients == 0)
+        loop_stop(w->loop);
+}
+
+void worker_drain(struct worker *w)
+{
+    loop_wakeup(w->loop, drain_on_loop, w);
+}
+
+void worker_stop(struct worker *w)
+{
+    loop_stop(w->loop);
+}
+
+/* The CLOCK_REALTIME time (what pthread's timed waits take) of a monotonic deadline in ms. */
+static struct timespec realtime_at(uint64_t deadline_ms)
+{
+    uint64_t now = util_now_ms();
+    uint64_t wait = deadline_ms > now ? deadline_ms - now : 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(wait / 1000);
+    ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+int worker_join(struct worker *w, uint64_t deadline_ms)
+{
+    if (!w->started)
+        return 0;
+    if (deadline_ms == UINT64_MAX) {
+        int rc = pthread_join(w->thread, NULL);
+        w->started = false;
+        return -rc;
+    }
+    for (;;) {
+        struct timespec ts = realtime_at(deadline_ms);
+        int rc = pthread_timedjoin_np(w->thread, NULL, &ts);
+        if (rc == 0) {
+            w->started = false;
+            return 0;
+        }
+        if (rc == ETIMEDOUT)
+            return -ETIMEDOUT;
+        if (rc != EINTR)
+            return -rc;
+    }
+}
+
+void worker_destroy(struct worker *w)
+{
+    if (w->loop) {
+        proxy_close_all(w);
+        close_listeners(w);
+        loop_timer_cancel(w->loop, &w->retire_timer);
+        loop_run_deferred(w->loop); /* the frees that closing queued */
+        metrics_worker_free(w->m);
+        w->m = NULL;
+        if (w->gen && w->upstreams)
+            for (int i = 0; i < w->gen->table->n; i++)
+                upstream_close_idle(w->upstreams, &w->gen->table->b[i]->pw[w->id].idle, true);
+        loop_run_deferred(w->loop);
+        upstream_pool_free(w->upstreams);
+        w->upstreams = NULL;
+        loop_free(w->loop);
+        w->loop = NULL;
+    }
+    if (w->gen) {
+        generation_unref(w->gen); /* no request is left to pin it */
+        w->gen = NULL;
+        w->cfg = NULL;
+    }
+    if (w->spare_fd >= 0)
+        close(w->spare_fd);
+    w->spare_fd = -1;
+    buf_pool_destroy(&w->bufs);
+    pipe_pool_destroy(&w->pipes);
+}
+
+/* ---------------------------------------------------------------- reload -------------------- */
+
+/* Acknowledgements of updates: reloads only, never a request. */
+static pthread_mutex_t update_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t update_cond = PTHREAD_COND_INITIALIZER;
+
+void worker_pin(struct worker *w, struct generation *g)
+{
+    generation_pin(g, w->id);
+}
+
+void worker_unpin(struct worker *w, struct generation *g)
+{
+    if (generation_unpin(g, w->id) && g != w->gen)
+        generation_unref(g); /* its last request here, and no longer current here */
+}
+
+/* Requests still running on removed backends after shutdownTimeout are cut, like at shutdown. */
+static void on_retire_timer(struct loop_timer *t)
+{
+    struct worker *w = container_of(t, struct worker, retire_timer);
+    int n = proxy_cut_retired(w);
+    if (n > 0)
+        log_warn("worker %d: %d request(s) on removed backends cut after shutdownTimeout", w->id,
+                 n);
+}
+
+static void replace_listener(struct worker *w, int i, int fd)
+{
+    struct worker_listener *l = &w->listeners[i];
+    if (fd == WORKER_KEEP_FD)
+        return;
+    if (l->io.fd >= 0) {
+        loop_timer_cancel(w->loop, &l->accept_retry);
+        close(l->io.fd); /* also leaves the epoll set; connections already accepted stay */
+        l->io.fd = -1;
+    }
+    if (fd < 0 || w->draining) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    l->io.fd = fd;
+    int rc = loop_io_add(w->loop, &l->io);
+    if (rc != 0) {
+        log_error("worker %d: cannot watch a new listener: %s", w->id, strerror(-rc));
+        close(fd);
+        l->io.fd = -1;
+        return;
+    }
+    accept_batch(l); /* connections may already wait: the edge came before we watched */
+}
+
+static void update_on_loop(void *arg)
+{
+    struct worker *w = arg;
+    struct generation *old = w->gen, *g = w->update.gen;
+    w->update.gen = NULL;
+    for (int i = 0; i < WORKER_MAX_LISTENERS; i++)
+        replace_listener(w, i, w->update.listen_fd[i]);
+    if (w->update.listen_fd[1] != WORKER_KEEP_FD)
+        w->https_port = bound_port(w->listeners[1].io.fd);
+    w->gen = g;
+    w->cfg = g->cfg;
+    upstream_pool_set_limits(w->upstreams, g->cfg->upstream_max_idle,
+                             g->cfg->upstream_idle_timeout_ms);
+    if (!w->alog && g->cfg->access_log != ACCESSLOG_OFF)
+        w->alog = accesslog_ring_new(); /* the access log was turned on by this reload */
+    /* Backends the new generation dropped: their idle connections close now; connections in
+     * use close when given back; requests still on them are cut after shutdownTimeout. */
+    bool removed = false;
+    for (int i = 0; i < old->table->n; i++) {
+        struct backend *b = old->table->b[i];
+        if (backend_table_find(g->table, b) < 0) {
+            upstream_close_idle(w->upstreams, &b->pw[w->id].idle, true);
+            removed = true;
+        }
+    }
+    if (removed)
+        loop_timer_after(w->loop, &w->retire_timer, g->cfg->shutdown_timeout_ms);
+    if (old->pw[w->id].pins == 0)
+        generation_unref(old);
+    pthread_mutex_lock(&update_lock);
+    atomic_store_explicit(&w->adopted, g->id, memory_order_release);
+    pthread_cond_broadcast(&update_cond);
+    pthread_mutex_unlock(&update_lock);
+}
+
+void worker_update(struct worker *w, const struct worker_update *u)
+{
+    w->update = *u;
+    loop_wakeup(w->loop, update_on_loop, w);
+}
+
+int worker_wait_updated(struct worker *workers, int n, uint64_t gen_id, uint64_t deadline_ms)
+{
+    pthread_mutex_lock(&update_lock);
+    for (;;) {
+        int behind = 0;
+        for (int i = 0; i < n; i++)
+            if (workers[i].started &&
+                atomic_load_explicit(&workers[i].adopted, memory_order_acquire) < gen_id)
+                behind++;
+        if (behind == 0)
+            break;
+        if (util_now_ms() >= deadline_ms) {
+            pthread_mutex_unlock(&update_lock);
+            return -ETIMEDOUT;
+        }
+        struct timespec ts = realtime_at(deadline_ms);
+        pthread_cond_timedwait(&update_cond, &update_lock, &ts);
+    }
+    pthread_mutex_unlock(&update_lock);
+    return 0;
+}

@@ -1,0 +1,1018 @@
+/* h1session — see h1session.h.
+ *
+ * One struct client per accepted connection. Its state says what it waits for:
+ *
+ *   READ_HEAD ──head parsed──► EXCHANGE ──exchange done──► READ_HEAD (keep-alive; pipelined
+ *       │                        │  (connect, relay, retries:      bytes are parsed at once)
+ *       │ bad request            │   exchange.c)
+ *       ▼                        ├──101 Switching Protocols──► TUNNEL
+ *   ERROR_REPLY ◄── no backend / upstream failed before the response started (502/503/504)
+ *       │                        │
+ *       ▼                        ▼ failure after the response started: cut, never completed
+ *    LINGER (response sent, write side shut, input discarded) ──► closed
+ *
+ * The session is its exchange's body source (`in`, peek/consume/fill) and response sink
+ * (on_head serialises the HTTP/1 head into the exchange's resph; send writes head and body bytes
+ * with one writev). It acts on what exchange_pump()/exchange_timeout() return; the exchange only
+ * calls back into h1_resume() from its upstream event handler, which then pumps the session.
+ *
+ * Buffers: `in` holds bytes from the client (the request head, then body bytes, then maybe
+ * pipelined requests). An idle keep-alive connection holds no buffer at all.
+ *
+ * One timer per client. arm_timer() derives its deadline from the state and timestamps after each
+ * step (while exchanging, the exchange's deadline), so every wait has a deadline and each expiry
+ * has one handler (on_timeout).
+ */
+#include "session/h1session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "config/config.h"
+#include "net/conn.h"
+#include "core/exchange.h"
+#include "core/generation.h"
+#include "http/http1.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "admin/metrics.h"
+#include "core/obs.h"
+#include "http/reply.h"
+#include "http/rewrite.h"
+#include "base/sock.h"
+#include "base/util.h"
+#include "server/worker.h"
+
+#define LINGER_MS 2000u /* after an error reply: how long to drain unread input before closing */
+
+enum client_state {
+    CS_HANDSHAKE = 0, /* TLS listener: the handshake runs before the first request */
+    CS_READ_HEAD,
+    CS_EXCHANGE, /* the exchange connects, relays, retries (exchange.c) */
+    CS_TUNNEL,
+    CS_ERROR_REPLY,
+    CS_LINGER,
+    CS_CLOSED,
+};
+
+/* A client connection. Small on purpose: this is all an idle keep-alive connection holds. */
+struct client {
+    struct loop_io io;
+    SSL *ssl;      /* NULL on the plain listener */
+    struct generation *tls_gen; /* TLS: the generation it was accepted on (its certificates and
+                                   TLS settings), pinned until close */
+    char *subject; /* verified client certificate subject (mTLS with clientSubjectHeader) */
+    struct loop_timer timer;
+    struct loop_task task; /* deferred: free after close, or process pipelined bytes */
+    struct worker *w;
+    struct client *prev, *next; /* worker's list */
+    struct buf *in;             /* bytes from the client; NULL while idle */
+    struct exchange *x;         /* the request in flight; NULL between requests */
+    const char *reply;          /* generated response: static text, or reply_buf's bytes */
+    struct buf *reply_buf;      /* a generated response built per request (redirect) */
+    uint32_t reply_len, reply_sent;
+    uint64_t head_start;  /* first byte of the current request head arrived (0: none yet) */
+    uint64_t idle_since;  /* READ_HEAD entered */
+    uint64_t progress_at; /* last byte moved, or state change (tunnel, reply, linger) */
+    uint32_t parse_prev;
+    uint32_t requests;
+    uint8_t state; /* enum client_state */
+    bool readable, writable, eof, rdhup, nodelay;
+    bool watched; /* in the worker's epoll set (see watch_if_waiting) */
+    uint8_t iplen;
+    char ip[46]; /* INET6_ADDRSTRLEN */
+};
+
+static void pump(struct client *c);
+static void arm_timer(struct client *c);
+static void process_pipelined(struct loop_task *task);
+static void exchange_result(struct client *c, enum exchange_status st);
+static const struct exchange_client_ops h1_exchange_ops;
+
+/* The session's one place for configuration: the request's generation while one is in flight
+ * (its tunnel included), else the worker's current one (what the next request will start on). */
+static inline const struct config *c_cfg(const struct client *c)
+{
+    return c->x ? c->x->gen->cfg : c->w->cfg;
+}
+
+/* ---------------------------------------------------------------- lifecycle ---------------- */
+
+static void free_task(struct loop_task *task)
+{
+    free(container_of(task, struct client, task));
+}
+
+/* Gives back the exchange (its buffers, pipes and upstream) and the input buffer when empty. */
+static void release_buffers(struct client *c)
+{
+    if (c->x) {
+        exchange_put(c->x);
+        c->x = NULL;
+    }
+    if (c->in && buf_len(c->in) == 0) {
+        buf_put(&c->w->bufs, c->in);
+        c->in = NULL;
+    }
+}
+
+static void client_drop_upstream(struct client *c, enum lb_outcome outcome)
+{
+    if (c->x)
+        exchange_release_upstream(c->x, outcome);
+}
+
+/* Counts and logs the request of this connection as ended (obs.h): the exchange's, or for an error
+ * answered before any exchange existed (a malformed head, a header timeout), a bare one. */
+static void obs_end(struct client *c, int status, const char *term, const char *error_type)
+{
+    if (c->x) {
+        obs_req_end(c->w, &c->x->obs, status, term, error_type, c->ip);
+        return;
+    }
+    struct obs_req r;
+    memset(&r, 0, sizeof(r));
+    obs_req_end(c->w, &r, status, term, error_type, c->ip);
+}
+
+/* A connection closing in the middle of an exchange: the client went away, unless golb cut it
+ * for a cause it noted in end_term (the upstream broke off the body, a timeout). */
+static void obs_end_on_close(struct client *c)
+{
+    struct exchange *x = c->x;
+    if (!x || x->obs.ended || !x->obs.started)
+        return;
+    if (c->state == CS_TUNNEL || x->tunnel_pending)
+        obs_end(c, 101, "--", NULL);
+    else if (x->end_term)
+        obs_end(c, x->resp_started ? x->obs.backend_status : 0, x->end_term, x->end_error);
+    else
+        obs_end(c, x->resp_started ? x->obs.backend_status : 0,
+                !x->resp_started && x->req_done ? "CH" : "CD", "client_abort");
+}
+
+/* The termination code and error type of an answer golb generates itself. */
+static void obs_end_reply(struct client *c, int status)
+{
+    const char *term = "PR", *err = "bad_request";
+    bool exchanging = c->state == CS_EXCHANGE && c->x && c->x->phase == XP_RELAY;
+    switch (status) {
+    case 408:
+        term = c->x ? "cD" : "cR";
+        err = c->x ? "body_timeout" : "header_timeout";
+        break;
+    case 414:
+    case 431:
+        err = "too_large";
+        break;
+    case 502:
+        term = exchanging ? "SH" : "SC";
+        err = exchanging ? "invalid_response" : "connect_failed";
+        break;
+    case 503:
+        term = "PC";
+        err = "no_backend";
+        break;
+    case 504:
+        term = "sH";
+        err = "response_timeout";
+        break;
+    default:
+        break;
+    }
+    if (c->x && c->x->end_term) {
+        term = c->x->end_term;
+        err = c->x->end_error;
+    }
+    obs_end(c, status, term, err);
+}
+
+static void client_close(struct client *c)
+{
+    if (c->state == CS_CLOSED)
+        return;
+    obs_end_on_close(c);
+    client_drop_upstream(c, LB_FAILED);
+    c->state = CS_CLOSED;
+    loop_timer_cancel(c->w->loop, &c->timer);
+    tls_free(c->ssl, false);
+    c->ssl = NULL;
+    free(c->subject);
+    c->subject = NULL;
+    if (c->tls_gen)
+        worker_unpin(c->w, c->tls_gen);
+    c->tls_gen = NULL;
+    close(c->io.fd);
+    c->io.fd = -1;
+    struct buf_pool *pool = &c->w->bufs;
+    buf_put(pool, c->in);
+    c->in = NULL;
+    buf_put(pool, c->reply_buf);
+    c->reply_buf = NULL;
+    release_buffers(c);
+    struct worker *w = c->w;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    /* The task may be queued to process pipelined input; re-targeting it to free is safe because
+     * loop_defer() keeps an already-queued task queued and the callback is read at run time. */
+    c->task.cb = free_task;
+    loop_defer(w->loop, &c->task, free_task);
+    worker_client_closed(w);
+}
+
+/* Close after a complete response: shut our side, then drain what the client still sends for a
+ * moment, so unread input does not turn our close into a reset that destroys the response. */
+static void client_linger(struct client *c)
+{
+    client_drop_upstream(c, LB_FAILED);
+    release_buffers(c);
+    buf_put(&c->w->bufs, c->reply_buf);
+    c->reply_buf = NULL;
+    c->reply = NULL;
+    if (conn_shutdown_write(c->io.fd, c->ssl) != 0) {
+        client_close(c);
+        return;
+    }
+    c->state = CS_LINGER;
+    c->progress_at = loop_now(c->w->loop);
+    arm_timer(c);
+    pump(c);
+}
+
+/* Answers status and closes, unless the response has started: then the only honest move is to
+ * cut the connection so the client sees an incomplete response, never wrong bytes. */
+static void client_fail(struct client *c, int status, enum lb_outcome outcome)
+{
+    if (c->x && c->x->resp_started) {
+        client_close(c);
+        return;
+    }
+    obs_end_reply(c, status);
+    client_drop_upstream(c, outcome);
+    release_buffers(c);
+    c->reply = reply_text(status, &c->reply_len);
+    c->reply_sent = 0;
+    c->state = CS_ERROR_REPLY;
+    c->progress_at = loop_now(c->w->loop);
+    arm_timer(c);
+    pump(c);
+}
+
+/* Sends a response golb built in b (its first len bytes), then closes like client_fail. */
+static void client_reply_buf(struct client *c, struct buf *b, uint32_t len)
+{
+    release_buffers(c);
+    c->reply_buf = b;
+    c->reply = b->data;
+    c->reply_len = len;
+    c->reply_sent = 0;
+    c->state = CS_ERROR_REPLY;
+    c->progress_at = loop_now(c->w->loop);
+    arm_timer(c);
+    pump(c);
+}
+
+/* Disables Nagle once the connection carries more than one small response: when it stays open
+ * for another request (a pipelined response must not wait for an ACK) or streams a large body.
+ * A one-request connection never pays the setsockopt (nginx sets tcp_nodelay the same way). */
+static void client_nodelay(struct client *c)
+{
+    if (!c->nodelay) {
+        sock_nodelay(c->io.fd);
+        c->nodelay = true;
+    }
+}
+
+/* ---------------------------------------------------------------- timers ------------------- */
+
+static void arm_timer(struct client *c)
+{
+    const struct config *cfg = c_cfg(c);
+    uint64_t d;
+    switch (c->state) {
+    case CS_HANDSHAKE:
+        d = c->idle_since + c->tls_gen->cfg->tls->handshake_timeout_ms;
+        break;
+    case CS_READ_HEAD:
+        if (c->head_start)
+            d = c->head_start + cfg->client_header_timeout_ms;
+        else
+            d = c->idle_since +
+                (c->requests ? cfg->keepalive_timeout_ms : cfg->client_header_timeout_ms);
+        break;
+    case CS_EXCHANGE:
+        d = exchange_deadline(c->x);
+        break;
+    case CS_TUNNEL:
+        d = c->progress_at + cfg->tunnel_timeout_ms;
+        break;
+    case CS_ERROR_REPLY:
+        d = c->progress_at + cfg->body_timeout_ms;
+        break;
+    case CS_LINGER:
+        d = c->progress_at + LINGER_MS;
+        break;
+    default:
+        loop_timer_cancel(c->w->loop, &c->timer);
+        return;
+    }
+    loop_timer_set(c->w->loop, &c->timer, d);
+}
+
+static void on_timeout(struct loop_timer *t)
+{
+    struct client *c = container_of(t, struct client, timer);
+    switch (c->state) {
+    case CS_HANDSHAKE:
+        metrics_add(&c->w->m->tls_handshakes[MTLS_FAILED], 1);
+        client_close(c);
+        return;
+    case CS_READ_HEAD:
+        if (c->head_start)
+            client_fail(c, 408, LB_OK);
+        else
+            client_close(c); /* idle keep-alive connection: close quietly */
+        return;
+    case CS_EXCHANGE: {
+        enum exchange_status st = exchange_timeout(c->x);
+        if (st == EX_WAIT)
+            pump(c); /* the next backend: a pooled connection, or a connect under way */
+        else
+            exchange_result(c, st);
+        return;
+    }
+    default:
+        client_close(c);
+        return;
+    }
+}
+
+/* ---------------------------------------------------------------- I/O helpers -------------- */
+
+/* Transport shorthands (conn.h): the client reads and writes through its own plain or TLS
+ * transport and keeps its own readiness flags. */
+static ssize_t client_read(struct client *c)
+{
+    return conn_read(c->io.fd, c->ssl, c->in, &c->readable, &c->writable, c->rdhup);
+}
+
+static ssize_t client_writev(struct client *c, const struct iovec *iov, int n)
+{
+    return conn_writev(c->io.fd, c->ssl, iov, n, &c->writable, &c->readable);
+}
+
+/* Ensures c->in exists with free space; compacts when the unprocessed bytes sit at the end. */
+static bool ensure_in(struct client *c)
+{
+    if (!c->in) {
+        c->in = buf_get(&c->w->bufs);
+        if (!c->in)
+            return false;
+    }
+    if (buf_len(c->in) == 0)
+        c->in->pos = c->in->last = 0;
+    else if (buf_space(c->in) == 0 && c->in->pos > 0)
+        buf_compact(c->in);
+    return true;
+}
+
+/* ---------------------------------------------------------------- the exchange's client ---- */
+
+static const char *h1_peek(void *cl, uint32_t *len)
+{
+    struct client *c = cl;
+    if (!c->in) {
+        *len = 0;
+        return NULL;
+    }
+    *len = buf_len(c->in);
+    return c->in->data + c->in->pos;
+}
+
+static void h1_consume(void *cl, uint32_t n)
+{
+    struct client *c = cl;
+    c->in->pos += n;
+}
+
+static ssize_t h1_fill(void *cl)
+{
+    struct client *c = cl;
+    if (!c->readable || c->eof)
+        return -EAGAIN;
+    if (!ensure_in(c))
+        return -ENOMEM;
+    ssize_t r = client_read(c);
+    if (r == -EAGAIN)
+        return -EAGAIN;
+    if (r <= 0) {
+        c->eof = true;
+        return -EPIPE;
+    }
+    return r;
+}
+
+/* The HTTP/1 head this client gets, from the backend's response and the session's decisions. */
+static bool h1_response_head(struct client *c, const struct http1_response *resp,
+                                const struct exchange_head *h, struct buf *b)
+{
+    struct exchange *x = c->x;
+    struct rewrite_response opt = {.http10 = x->req_http10,
+                                   .dechunk = x->resp_dechunk,
+                                   .keepalive = x->client_keepalive,
+                                   .set_cookie = h->set_cookie,
+                                   .set_cookie_len = h->set_cookie_len};
+    return rewrite_response_head(resp, &opt, b);
+}
+
+static int h1_on_head(void *cl, const struct http1_response *resp, const struct exchange_head *h,
+                      struct buf *out)
+{
+    struct client *c = cl;
+    struct exchange *x = c->x;
+    if (resp->status < 200 && resp->status != 101) {
+        /* Interim (100 Continue, 103 Early Hints): relayed to HTTP/1.1 clients only. */
+        if (x->req_http10)
+            return 0;
+    } else {
+        x->client_keepalive = x->req_keepalive && !c->w->draining && x->req_done &&
+                              resp->body != HTTP1_BODY_CLOSE && !x->resp_dechunk &&
+                              resp->status != 101;
+    }
+    return h1_response_head(c, resp, h, out) ? 0 : -ENOSPC;
+}
+
+static ssize_t h1_send(void *cl, const struct iovec *head, const struct iovec *body,
+                       bool streaming)
+{
+    struct client *c = cl;
+    if (!c->writable)
+        return -EAGAIN;
+    struct iovec iov[2];
+    int n = 0;
+    if (head->iov_len)
+        iov[n++] = *head;
+    if (body)
+        iov[n++] = *body;
+    ssize_t wr = client_writev(c, iov, n);
+    if (wr == -EAGAIN)
+        return -EAGAIN;
+    if (wr < 0)
+        return -EPIPE;
+    /* A body streams: on loopback one buffer is less than an MSS, and Nagle would hold each
+     * write until the last one is acknowledged. */
+    if (streaming && (size_t)wr > head->iov_len)
+        client_nodelay(c);
+    return wr;
+}
+
+static int h1_splice_end(void *cl, bool response, struct exchange_splice *out)
+{
+    struct client *c = cl;
+    if (c->ssl)
+        return -ENOTSUP; /* through TLS, bodies are copied (kernel TLS would splice here) */
+    if (response)
+        client_nodelay(c);
+    *out = (struct exchange_splice){c->io.fd, &c->readable, &c->writable, &c->eof};
+    return 0;
+}
+
+static void h1_resume(void *cl)
+{
+    pump(cl);
+}
+
+static const struct exchange_client_ops h1_exchange_ops = {
+    .peek = h1_peek,
+    .consume = h1_consume,
+    .fill = h1_fill,
+    .on_head = h1_on_head,
+    .send = h1_send,
+    .splice_end = h1_splice_end,
+    .resume = h1_resume,
+};
+
+/* ---------------------------------------------------------------- request heads ------------ */
+
+/* What the exchange needs to know about this client and request. */
+static struct exchange_request request_info(const struct client *c, const struct http1_request *req)
+{
+    const struct config_tls *tls = c->tls_gen ? c->tls_gen->cfg->tls : c_cfg(c)->tls;
+    return (struct exchange_request){
+        .client_ip = c->ip,
+        .client_ip_len = c->iplen,
+        .https = c->ssl != NULL,
+        .subject = c->subject,
+        .subject_header = tls ? tls->client_subject_header : NULL,
+        .dechunk = req->minor_version == 0,
+        .keepalive = (req->flags & HTTP1_MF_KEEP_ALIVE) != 0,
+        .http10 = req->minor_version == 0,
+        .head_wait_ms = c->head_start ? loop_now(c->w->loop) - c->head_start : 0,
+    };
+}
+
+/* Starts forwarding a parsed request as an exchange. */
+static void start_exchange(struct client *c, const struct http1_request *req, size_t head_len)
+{
+    struct worker *w = c->w;
+    c->in->pos += (uint32_t)head_len;
+    c->parse_prev = 0;
+    w->stats.requests++;
+
+    struct exchange *x = c->x = exchange_get(w, &h1_exchange_ops, c);
+    if (!x) {
+        client_fail(c, 503, LB_OK);
+        return;
+    }
+    struct exchange_request info = request_info(c, req);
+    enum exchange_status st = exchange_start(x, req, &info);
+    if (st != EX_WAIT) {
+        exchange_result(c, st);
+        return;
+    }
+    c->state = CS_EXCHANGE;
+}
+
+/* tls.redirectHttp: answers a plain-HTTP request with 308 to the same host and target on the
+ * HTTPS listener's port (omitted when 443), then closes like any reply golb generates. The request
+ * was parsed and validated first, so the Location is built from checked spans only. */
+static void redirect_to_https(struct client *c, const struct http1_request *req)
+{
+    const char *host = req->authority;
+    size_t hlen = req->authority_len;
+    if (hlen == 0) {
+        client_fail(c, 400, LB_OK); /* no Host to redirect to (HTTP/1.0 without Host) */
+        return;
+    }
+    /* Host without its port: "[v6]:80" → "[v6]", "name:80" → "name" */
+    const char *end = host + hlen, *colon = NULL;
+    for (const char *p = end; p > host; p--) {
+        if (p[-1] == ':') {
+            colon = p - 1;
+            break;
+        }
+        if (p[-1] == ']')
+            break;
+    }
+    if (colon)
+        hlen = (size_t)(colon - host);
+    uint16_t port = c->w->https_port;
+    const char *target = req->flags & HTTP1_MF_ABSOLUTE ? req->path : req->target;
+    size_t tlen = req->flags & HTTP1_MF_ABSOLUTE ? req->path_len : req->target_len;
+    if (req->flags & HTTP1_MF_ASTERISK) {
+        target = "/";
+        tlen = 1;
+    }
+    struct buf *b = buf_get(&c->w->bufs);
+    if (!b) {
+        client_fail(c, 503, LB_OK);
+        return;
+    }
+    char portstr[8] = "";
+    if (port != 443)
+        snprintf(portstr, sizeof(portstr), ":%u", port);
+    static const char body[] = "308 Permanent Redirect\n";
+    int n = snprintf(b->data, b->cap,
+                     "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://%.*s%s%.*s\r\n"
+                     "Content-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     (int)hlen, host, portstr, (int)tlen, target, sizeof(body) - 1, body);
+    if (n < 0 || (uint32_t)n >= b->cap) {
+        buf_put(&c->w->bufs, b);
+        client_fail(c, 414, LB_OK);
+        return;
+    }
+    client_reply_buf(c, b, (uint32_t)n);
+}
+
+static void process_head(struct client *c)
+{
+    struct http1_request req;
+    const struct config *cfg = c_cfg(c);
+    struct http1_limits lim = {.max_head = cfg->max_header_size,
+                               .max_request_line = cfg->max_request_line};
+    size_t len = buf_len(c->in);
+    ssize_t n = http1_parse_request(c->in->data + c->in->pos, len, c->parse_prev, &lim, &req);
+    if (n == -EAGAIN) {
+        c->parse_prev = (uint32_t)len;
+        if (buf_space(c->in) == 0 && c->in->pos == 0)
+            client_fail(c, 431, LB_OK); /* cannot happen with buffers larger than the limit */
+        return;
+    }
+    if (n < 0) {
+        client_fail(c, req.err_status ? req.err_status : 400, LB_OK);
+        return;
+    }
+    if (req.flags & HTTP1_MF_CONNECT) {
+        client_fail(c, 501, LB_OK); /* golb is a reverse proxy, not a forward tunnel */
+        return;
+    }
+    if (!c->ssl && cfg->tls && cfg->tls->redirect_http) {
+        redirect_to_https(c, &req);
+        return;
+    }
+    start_exchange(c, &req, (size_t)n);
+}
+
+/* READ_HEAD: read what the client sent and parse once a head may be complete. */
+static void read_head(struct client *c)
+{
+    for (;;) {
+        if (c->in && buf_len(c->in) > 0 && !c->head_start)
+            c->head_start = loop_now(c->w->loop);
+        if (c->in && buf_len(c->in) > 0) {
+            process_head(c);
+            if (c->state != CS_READ_HEAD)
+                return;
+        }
+        if (!c->readable || c->eof)
+            break;
+        if (!ensure_in(c)) {
+            client_fail(c, 503, LB_OK);
+            return;
+        }
+        if (buf_space(c->in) == 0) {
+            client_fail(c, 431, LB_OK);
+            return;
+        }
+        ssize_t r = client_read(c);
+        if (r == -EAGAIN)
+            break;
+        if (r <= 0) {
+            c->eof = true;
+            break;
+        }
+    }
+    if (c->eof) {
+        client_close(c); /* nothing complete to answer */
+        return;
+    }
+    if (c->in && buf_len(c->in) == 0) {
+        buf_put(&c->w->bufs, c->in); /* idle connections hold no buffer */
+        c->in = NULL;
+    }
+    arm_timer(c);
+}
+
+/* CS_HANDSHAKE: one step of the server-side TLS handshake. Returns true once it is done (the
+ * state is then READ_HEAD); false while it waits, or after closing a failed handshake. A failed
+ * handshake is closed quietly (nothing can be said over TLS yet), and counted. */
+static bool client_handshake(struct client *c)
+{
+    bool want_write = false;
+    int rc = tls_handshake(c->ssl, &want_write, NULL, 0);
+    if (rc == -EAGAIN) {
+        if (want_write)
+            c->writable = false;
+        else
+            c->readable = false;
+        arm_timer(c);
+        return false;
+    }
+    if (rc < 0) {
+        metrics_add(&c->w->m->tls_handshakes[MTLS_FAILED], 1);
+        if (rc == -EBADMSG)
+            (void)!write(c->io.fd, reply_plain_on_tls, strlen(reply_plain_on_tls));
+        client_close(c);
+        return false;
+    }
+    metrics_add(&c->w->m->tls_handshakes[tls_session_reused(c->ssl) ? MTLS_RESUMED : MTLS_FULL], 1);
+    const struct config_tls *tls = c->tls_gen->cfg->tls;
+    if (tls->client_subject_header) {
+        char subject[1024];
+        size_t n = tls_peer_subject(c->ssl, subject, sizeof(subject));
+        if (n && !(c->subject = strdup(subject))) {
+            client_close(c);
+            return false;
+        }
+    }
+    c->state = CS_READ_HEAD;
+    c->idle_since = loop_now(c->w->loop);
+    /* The handshake may have run on a writable-only event and read the client's first request
+     * into OpenSSL's buffer: epoll reports no EPOLLIN for bytes already taken off the socket, so
+     * read on now rather than wait for an edge that will not come. */
+    c->readable = true;
+    return true;
+}
+
+/* ---------------------------------------------------------------- exchange outcomes -------- */
+
+/* The exchange is complete: serve the next request, or close. */
+static void finish_exchange(struct client *c)
+{
+    struct worker *w = c->w;
+    obs_end(c, c->x->obs.backend_status, "--", NULL);
+    exchange_finish(c->x);
+    c->requests++;
+    bool keep = c->x->client_keepalive && !w->draining;
+    release_buffers(c);
+    if (!keep) {
+        if ((!c->in || buf_len(c->in) == 0) && !c->readable) {
+            client_close(c);
+            return;
+        }
+        client_linger(c);
+        return;
+    }
+    c->state = CS_READ_HEAD;
+    c->head_start = 0;
+    c->idle_since = loop_now(w->loop);
+    c->parse_prev = 0;
+    client_nodelay(c);
+    arm_timer(c);
+    /* Pipelined bytes (or more to read) are handled from the loop, not by recursion here, so a
+     * burst of pipelined requests costs no stack depth. */
+    if ((c->in && buf_len(c->in) > 0) || c->readable)
+        loop_defer(w->loop, &c->task, process_pipelined);
+    else if (c->eof)
+        client_close(c);
+}
+
+static void pump_tunnel(struct client *c);
+
+/* A 101 went down: from now on bytes flow both ways untouched. */
+static void start_tunnel(struct client *c)
+{
+    c->state = CS_TUNNEL;
+    c->progress_at = loop_now(c->w->loop);
+    if (!exchange_tunnel(c->x) || (!c->in && !ensure_in(c))) {
+        client_close(c);
+        return;
+    }
+    pump_tunnel(c);
+}
+
+/* Acts on what the exchange returned (anything but EX_WAIT ends its own work). */
+static void exchange_result(struct client *c, enum exchange_status st)
+{
+    switch (st) {
+    case EX_WAIT:
+        return;
+    case EX_DONE:
+        finish_exchange(c);
+        return;
+    case EX_FAIL:
+        client_fail(c, c->x->fail_status, c->x->fail_outcome);
+        return;
+    case EX_CLOSE:
+        client_close(c);
+        return;
+    case EX_TUNNEL:
+        start_tunnel(c);
+        return;
+    }
+}
+
+/* ---------------------------------------------------------------- tunnel ------------------- */
+
+static void pump_tunnel(struct client *c)
+{
+    bool err = false;
+    struct exchange_tunnel *t = &c->x->tunnel;
+    struct conn_end client = {c->io.fd, c->ssl, &c->readable, &c->writable};
+    bool p1 = conn_relay(client, t->up, c->in, &c->eof, &err);
+    bool p2 = conn_relay(t->up, client, t->buf, t->up_eof, &err);
+    if (err) {
+        client_close(c);
+        return;
+    }
+    /* Half-close: pass each side's end of stream on once its bytes are delivered. */
+    if (c->eof && buf_len(c->in) == 0 && !t->up_shut) {
+        conn_shutdown_write(t->up.fd, t->up.ssl);
+        t->up_shut = true;
+    }
+    if (*t->up_eof && buf_len(t->buf) == 0 && !t->client_shut) {
+        conn_shutdown_write(c->io.fd, c->ssl);
+        t->client_shut = true;
+    }
+    if (t->up_shut && t->client_shut) {
+        client_close(c);
+        return;
+    }
+    if (p1 || p2)
+        c->progress_at = loop_now(c->w->loop);
+}
+
+/* ---------------------------------------------------------------- the pump ----------------- */
+
+/* CS_EXCHANGE: pumps the exchange and acts on its outcome. Returns false when the session's
+ * timer is already armed (the next request) or the session closed. */
+static bool pump_exchange(struct client *c)
+{
+    enum exchange_status st = exchange_pump(c->x);
+    if (st == EX_WAIT)
+        return true;
+    exchange_result(c, st);
+    return st != EX_DONE;
+}
+
+/* Makes every step the current state allows, then re-arms the deadline. */
+static void pump_steps(struct client *c)
+{
+    switch (c->state) {
+    case CS_HANDSHAKE:
+        if (!client_handshake(c))
+            return;
+        read_head(c);
+        if (c->state != CS_EXCHANGE || !pump_exchange(c))
+            return;
+        break;
+    case CS_READ_HEAD:
+        read_head(c);
+        if (c->state != CS_EXCHANGE || !pump_exchange(c)) /* a head parsed: exchange at once */
+            return;
+        break;
+    case CS_EXCHANGE:
+        if (!pump_exchange(c))
+            return;
+        break;
+    case CS_TUNNEL:
+        pump_tunnel(c);
+        break;
+    case CS_ERROR_REPLY: {
+        while (c->reply_sent < c->reply_len && c->writable) {
+            struct iovec iov = {(char *)c->reply + c->reply_sent, c->reply_len - c->reply_sent};
+            ssize_t wr = client_writev(c, &iov, 1);
+            if (wr == -EAGAIN)
+                break;
+            if (wr < 0) {
+                client_close(c);
+                return;
+            }
+            c->reply_sent += (uint32_t)wr;
+        }
+        if (c->reply_sent == c->reply_len) {
+            c->requests++;
+            client_linger(c);
+            return;
+        }
+        break;
+    }
+    case CS_LINGER: {
+        char scratch[4096];
+        for (;;) {
+            ssize_t r = read(c->io.fd, scratch, sizeof(scratch));
+            if (r > 0)
+                continue;
+            if (r == -1 && errno == EINTR)
+                continue;
+            if (r == -1 && errno == EAGAIN) {
+                c->readable = false;
+                break;
+            }
+            client_close(c); /* EOF or error: the client has everything */
+            return;
+        }
+        break;
+    }
+    default:
+        return;
+    }
+    if (c->state != CS_CLOSED)
+        arm_timer(c);
+}
+
+/* A new connection is read at once (the listener defers accept until data is there) and joins
+ * the epoll set only when golb has to wait for it: to read more, or to write when its socket is
+ * full. A request without a body answered with Connection: close never needs it, which saves
+ * the epoll_ctl and its removal at close, a measurable share of a short connection's cost. */
+static bool client_can_wait_unwatched(const struct client *c)
+{
+    return c->state == CS_EXCHANGE && c->writable && c->x->req_body == HTTP1_BODY_NONE &&
+           !c->x->req_upgrade;
+}
+
+static void watch_if_waiting(struct client *c)
+{
+    if (c->watched || c->state == CS_CLOSED || client_can_wait_unwatched(c))
+        return;
+    if (loop_io_add(c->w->loop, &c->io) != 0) {
+        client_close(c);
+        return;
+    }
+    c->watched = true;
+}
+
+static void pump(struct client *c)
+{
+    pump_steps(c);
+    watch_if_waiting(c);
+}
+
+/* ---------------------------------------------------------------- events ------------------- */
+
+static void on_client_event(struct loop_io *io, uint32_t events)
+{
+    struct client *c = container_of(io, struct client, io);
+    if (c->state == CS_CLOSED)
+        return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->readable = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->rdhup = true;
+    if (events & EPOLLOUT)
+        c->writable = true;
+    if ((events & (EPOLLHUP | EPOLLERR)) && c->state != CS_TUNNEL && c->state != CS_LINGER) {
+        /* Both directions are gone: nothing can be answered any more. */
+        client_close(c);
+        return;
+    }
+    if (c->state == CS_EXCHANGE && exchange_connecting(c->x))
+        return; /* nothing to do for the client until the upstream is there */
+    pump(c);
+}
+
+static void process_pipelined(struct loop_task *task)
+{
+    struct client *c = container_of(task, struct client, task);
+    if (c->state == CS_READ_HEAD)
+        pump(c);
+}
+
+/* ---------------------------------------------------------------- worker entry points ------ */
+
+void h1session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
+                      bool tls)
+{
+    struct client *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        worker_client_closed(w);
+        return;
+    }
+    c->w = w;
+    c->io.fd = fd;
+    c->io.cb = on_client_event;
+    loop_timer_init(&c->timer, on_timeout);
+    c->iplen = (uint8_t)sock_ip_str(peer, c->ip, sizeof(c->ip));
+    c->state = CS_READ_HEAD;
+    if (tls) {
+        c->tls_gen = w->gen;
+        worker_pin(w, c->tls_gen);
+        c->ssl = tls_server_ssl(c->tls_gen->cfg->tls->server, fd);
+        if (!c->ssl) {
+            worker_unpin(w, c->tls_gen);
+            close(fd);
+            free(c);
+            worker_client_closed(w);
+            return;
+        }
+        c->state = CS_HANDSHAKE;
+        /* Handshake flights, the session ticket and the response are separate small writes:
+         * Nagle would hold each behind the acknowledgement of the one before. */
+        sock_nodelay(fd);
+        c->nodelay = true;
+    }
+    c->idle_since = loop_now(w->loop);
+    c->next = w->clients;
+    if (w->clients)
+        w->clients->prev = c;
+    w->clients = c;
+    arm_timer(c);
+    c->readable = true; /* accepted once data arrived: read it now, not after an epoll round */
+    c->writable = true;
+    pump(c);
+    (void)peerlen;
+}
+
+void h1session_drain(struct worker *w)
+{
+    struct client *c = w->clients;
+    while (c) {
+        struct client *next = c->next;
+        if (c->state == CS_READ_HEAD && !c->head_start)
+            client_close(c);
+        c = next;
+    }
+}
+
+int h1session_cut_retired(struct worker *w)
+{
+    int n = 0;
+    struct client *c = w->clients;
+    while (c) {
+        struct client *next = c->next;
+        if (c->x && exchange_backend_retired(c->x)) {
+            c->x->end_term = c->x->resp_started ? "KD" : "KH";
+            client_close(c);
+            n++;
+        }
+        c = next;
+    }
+    return n;
+}
+
+void h1session_close_all(struct worker *w)
+{
+    while (w->clients)
+        client_close(w->clients);
+}

@@ -1,0 +1,210 @@
+/* backend — see backend.h. */
+#include "upstream/backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config/config.h"
+#include "base/log.h"
+#include "net/tls.h"
+#include "base/util.h"
+
+void backend_key(const struct config_backend *cb, char *out, size_t cap)
+{
+    if (!cb->host) { /* built by hand (tests): the name is host:port */
+        snprintf(out, cap, "%s://%s", cb->tls ? "https" : "http", cb->name ? cb->name : "");
+        return;
+    }
+    bool v6 = strchr(cb->host, ':') != NULL;
+    snprintf(out, cap, "%s://%s%s%s:%u", cb->tls ? "https" : "http", v6 ? "[" : "", cb->host,
+             v6 ? "]" : "", cb->port);
+}
+
+static void backend_free(struct backend *b)
+{
+    for (int w = 0; w < b->nworkers; w++)
+        tls_session_free(b->pw[w].idle.session);
+    free(b->pw);
+    free((char *)b->name);
+    free(b->key);
+    free(b);
+}
+
+static struct backend *backend_new(const struct config_backend *cb, const char *key, int nworkers)
+{
+    /* aligned_alloc: struct backend is cache-line aligned; calloc only guarantees 16 bytes. */
+    struct backend *b = aligned_alloc(_Alignof(struct backend), sizeof(*b));
+    if (!b)
+        return NULL;
+    memset(b, 0, sizeof(*b));
+    b->nworkers = nworkers;
+    b->name = strdup(cb->name ? cb->name : key);
+    b->key = strdup(key);
+    b->pw = aligned_alloc(_Alignof(struct backend_worker),
+                          (size_t)(nworkers ? nworkers : 1) * sizeof(*b->pw));
+    if (!b->name || !b->key || !b->pw) {
+        backend_free(b);
+        return NULL;
+    }
+    memset(b->pw, 0, (size_t)(nworkers ? nworkers : 1) * sizeof(*b->pw));
+    atomic_init(&b->state, BACKEND_UNKNOWN);
+    atomic_init(&b->admin_state, BACKEND_ADMIN_READY);
+    atomic_init(&b->weight, cb->weight);
+    b->config_weight = cb->weight;
+    atomic_init(&b->state_changed_ms, util_wall_ms());
+    atomic_init(&b->refs, 1);
+    return b;
+}
+
+static void backend_unref(struct backend *b)
+{
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+        backend_free(b);
+}
+
+struct backend_table *backend_table_new(const struct config *cfg, const struct backend_table *prev,
+                                        int nworkers)
+{
+    struct backend_table *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->b = calloc((size_t)(cfg->nbackends ? cfg->nbackends : 1), sizeof(*t->b));
+    if (!t->b) {
+        free(t);
+        return NULL;
+    }
+    for (int i = 0; i < cfg->nbackends; i++) {
+        const struct config_backend *cb = &cfg->backends[i];
+        char key[300];
+        backend_key(cb, key, sizeof(key));
+        struct backend *b = NULL;
+        for (int j = 0; prev && j < prev->n && !b; j++)
+            if (strcmp(prev->b[j]->key, key) == 0)
+                b = prev->b[j];
+        if (b) {
+            atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+        } else if (!(b = backend_new(cb, key, nworkers))) {
+            backend_table_free(t);
+            return NULL;
+        }
+        t->b[t->n++] = b;
+    }
+    return t;
+}
+
+void backend_table_free(struct backend_table *t)
+{
+    if (!t)
+        return;
+    for (int i = 0; i < t->n; i++)
+        backend_unref(t->b[i]);
+    free(t->b);
+    free(t);
+}
+
+void backend_table_commit(const struct backend_table *t, const struct config *cfg)
+{
+    for (int i = 0; i < t->n; i++) {
+        struct backend *b = t->b[i];
+        uint32_t w = cfg->backends[i].weight;
+        /* An operator's weight stays unless the file now says something new. */
+        if (b->config_weight != w)
+            atomic_store_explicit(&b->weight, w, memory_order_relaxed);
+        b->config_weight = w;
+        atomic_store_explicit(&b->retired, false, memory_order_relaxed);
+    }
+}
+
+int backend_table_find(const struct backend_table *t, const struct backend *b)
+{
+    for (int i = 0; i < t->n; i++)
+        if (t->b[i] == b)
+            return i;
+    return -1;
+}
+
+const char *backend_state_name(enum backend_state s)
+{
+    switch (s) {
+    case BACKEND_UP:
+        return "UP";
+    case BACKEND_DOWN:
+        return "DOWN";
+    default:
+        return "UNKNOWN";
+    }
+}
+
+bool backend_set_state(struct backend *b, enum backend_state state, const char *reason)
+{
+    int old = atomic_exchange_explicit(&b->state, (int)state, memory_order_acq_rel);
+    if (old == (int)state)
+        return false;
+    if (state == BACKEND_UP)
+        atomic_store_explicit(&b->consecutive_fails, 0, memory_order_relaxed);
+    if (state == BACKEND_UP && old == BACKEND_DOWN) { /* back from DOWN: slow start ramps from here */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+        atomic_store_explicit(&b->up_since_ms, ms ? ms : 1, memory_order_relaxed);
+    }
+    atomic_store_explicit(&b->state_changed_ms, util_wall_ms(), memory_order_relaxed);
+    enum log_level level = state == BACKEND_UP ? LOG_INFO : LOG_WARN;
+    log_event(level, "backend_state", "backend %s is %s (was %s): %s", b->name, backend_state_name(state),
+            backend_state_name((enum backend_state)old), reason ? reason : "");
+    return true;
+}
+
+void backend_report_failure(struct backend *b, uint32_t max_fails, const char *reason)
+{
+    uint32_t n = atomic_fetch_add_explicit(&b->consecutive_fails, 1, memory_order_relaxed) + 1;
+    if (max_fails > 0 && n >= max_fails && backend_is_up(b)) {
+        char why[160];
+        snprintf(why, sizeof(why), "%u consecutive failures, last: %s", n, reason);
+        backend_set_state(b, BACKEND_DOWN, why);
+    }
+}
+
+void backend_report_success(struct backend *b)
+{
+    if (atomic_load_explicit(&b->consecutive_fails, memory_order_relaxed) != 0)
+        atomic_store_explicit(&b->consecutive_fails, 0, memory_order_relaxed);
+}
+
+const char *backend_admin_name(enum backend_admin_state s)
+{
+    switch (s) {
+    case BACKEND_ADMIN_DRAIN:
+        return "drain";
+    case BACKEND_ADMIN_MAINT:
+        return "maint";
+    default:
+        return "ready";
+    }
+}
+
+enum backend_admin_state backend_set_admin(struct backend *b, enum backend_admin_state s,
+                                           const char *who)
+{
+    int old = atomic_exchange_explicit(&b->admin_state, (int)s, memory_order_acq_rel);
+    if (old != (int)s) {
+        atomic_store_explicit(&b->state_changed_ms, util_wall_ms(), memory_order_relaxed);
+        log_event(LOG_INFO, "admin", "backend %s set to %s (was %s) by %s", b->name,
+                  backend_admin_name(s), backend_admin_name((enum backend_admin_state)old), who);
+    }
+    return (enum backend_admin_state)old;
+}
+
+const char *backend_effective_state(const struct backend *b)
+{
+    switch (backend_admin(b)) {
+    case BACKEND_ADMIN_MAINT:
+        return "maint";
+    case BACKEND_ADMIN_DRAIN:
+        return "drain";
+    default:
+        return backend_is_up(b) ? "up" : "down";
+    }
+}

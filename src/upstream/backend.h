@@ -1,0 +1,133 @@
+/* backend — upstream servers as objects that outlive a configuration, and the per-generation table.
+ *
+ * A backend is identified by scheme, host and port (its `key`, e.g. "http://127.0.0.1:8081"). A
+ * reload builds a new table for the new configuration: each entry whose identity the running table
+ * already has is the *same object* (a reference taken), so its health state, counters, idle
+ * connections, latency estimate and admin overrides carry over; a new identity gets a new object,
+ * UNKNOWN until checked. An object is freed when no table references it any more. Settings that a
+ * reload may change (address, health path, TLS) are read from the generation's `config_backend`,
+ * never through the object, which holds only what its identity fixes (key, name).
+ *
+ * What changes at run time is published with atomics: the health state (written by the health
+ * checker and by passive failure detection, read by every pick), the count of consecutive failures,
+ * and live-connection counts. Each worker has its own slot in every backend (`pw[worker]`: its idle
+ * connections to it and its counters), written by that worker only. Every state change is logged
+ * here, in one place, whoever caused it.
+ */
+#ifndef GOLB_BACKEND_H
+#define GOLB_BACKEND_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "admin/metrics.h"
+#include "upstream/upstream.h"
+
+struct config;
+struct config_backend;
+
+enum backend_state {
+    BACKEND_UNKNOWN = 0, /* not checked yet: receives no traffic */
+    BACKEND_UP,
+    BACKEND_DOWN,
+};
+
+/* What an operator asked for through the admin API, on top of the health state. */
+enum backend_admin_state {
+    BACKEND_ADMIN_READY = 0, /* health checks decide */
+    BACKEND_ADMIN_DRAIN,     /* no new requests; in-flight ones finish; still checked */
+    BACKEND_ADMIN_MAINT,     /* no requests and no checks */
+};
+
+/* The leastLatency strategy's view of a backend: kept here so that a reload keeps it. */
+struct backend_latency {
+    _Atomic uint64_t ewma_bits;   /* double: estimate in µs */
+    _Atomic uint64_t stamp_us;    /* when the estimate was last set */
+    _Atomic uint64_t progress_us; /* last completion, or the start of the current busy period */
+};
+
+/* One worker's part of a backend: written by that worker only (scrapes read it). */
+struct backend_worker {
+    _Alignas(64) struct upstream_idle idle; /* its idle connections to the backend */
+    struct metrics_backend_w m;             /* its counters for the backend */
+};
+
+/* The first cache line holds what every pick reads; the objects are allocated aligned, so hot
+ * atomics of two backends never share a line. */
+struct backend {
+    _Alignas(64) const char *name; /* "host:port", for logs and metrics labels */
+    _Atomic int state;                 /* enum backend_state */
+    _Atomic uint32_t consecutive_fails; /* passive: reset by any success */
+    _Atomic uint32_t active;            /* requests in flight (least-connections, metrics) */
+    _Atomic int admin_state;            /* enum backend_admin_state, set by the admin API */
+    _Atomic uint32_t weight;            /* 0..1000, read at every pick; may change at run time */
+    _Atomic uint64_t up_since_ms;       /* monotonic ms of the last DOWN → UP change (slow start);
+                                           0 when it never came back (UP since start-up) */
+    _Atomic int64_t state_changed_ms;   /* wall clock of the last state change (metrics) */
+    _Atomic bool retired;               /* a reload removed it: no new requests (retries too) */
+
+    /* colder: carried over by reloads, each written by one party */
+    _Alignas(64) char *key;        /* identity: "scheme://host:port" */
+    _Atomic int refs;              /* tables that list it */
+    uint32_t config_weight;        /* the weight the configuration gave (admin overrides differ) */
+    uint32_t ok_streak, fail_streak; /* the health checker's (one checker thread at a time) */
+    enum backend_state check_seen;   /* the state after the checker's last result */
+    struct backend_latency lat;    /* the leastLatency strategy's estimate (lb_latency.c) */
+    struct metrics_check check;    /* the last health check (health thread writes) */
+    int nworkers;
+    struct backend_worker *pw;     /* [nworkers] */
+};
+
+/* The backends of one configuration generation, in configuration order. */
+struct backend_table {
+    int n;
+    struct backend **b;
+};
+
+/* Builds the table for cfg's backends with a slot per worker. Entries whose identity `prev` (may be
+ * NULL) has are prev's objects, referenced again (nothing about them changes until
+ * backend_table_commit); the others are new, UNKNOWN.
+ * Returns NULL on allocation failure. */
+struct backend_table *backend_table_new(const struct config *cfg, const struct backend_table *prev,
+                                        int nworkers);
+/* t becomes the running table (built from cfg): configured weights that changed take effect. */
+void backend_table_commit(const struct backend_table *t, const struct config *cfg);
+/* Drops the table's references; a backend no table lists any more is freed (its idle connections
+ * must have been closed by their workers, see upstream_close_idle). */
+void backend_table_free(struct backend_table *t);
+/* The entry of t with b's identity, or -1. */
+int backend_table_find(const struct backend_table *t, const struct backend *b);
+/* The identity of a configured backend, "scheme://host:port", written to out. */
+void backend_key(const struct config_backend *cb, char *out, size_t cap);
+
+static inline bool backend_is_up(const struct backend *b)
+{
+    return atomic_load_explicit(&b->state, memory_order_relaxed) == BACKEND_UP;
+}
+
+/* Publishes a new state; logs "backend NAME is UP|DOWN (was ...): reason" when it changes.
+ * Returns true when the state changed. */
+bool backend_set_state(struct backend *b, enum backend_state state, const char *reason);
+
+/* Passive health: a connect failure or protocol error on live traffic. After max_fails consecutive
+ * ones (max_fails > 0) the backend is marked DOWN until the next successful active check. */
+void backend_report_failure(struct backend *b, uint32_t max_fails, const char *reason);
+/* A request completed normally: resets the consecutive-failure count. */
+void backend_report_success(struct backend *b);
+
+const char *backend_state_name(enum backend_state s);
+
+static inline enum backend_admin_state backend_admin(const struct backend *b)
+{
+    return (enum backend_admin_state)atomic_load_explicit(&b->admin_state, memory_order_relaxed);
+}
+/* Publishes an operator's state; logs it with who asked. Returns the previous one. */
+enum backend_admin_state backend_set_admin(struct backend *b, enum backend_admin_state s,
+                                           const char *who);
+const char *backend_admin_name(enum backend_admin_state s);
+/* The state shown to operators: "maint", "drain", else "up" or "down" (never checked = down). */
+const char *backend_effective_state(const struct backend *b);
+
+#endif

@@ -1,0 +1,566 @@
+/* health — see health.h for the contract.
+ *
+ * One `struct check` per backend lives for the whole life of the checker; a check of that backend
+ * is one pass through its state machine, from CHECK_IDLE back to CHECK_IDLE:
+ *
+ *   IDLE ──start──► CONNECTING ──EPOLLOUT, SO_ERROR 0──► SENDING ──request written──► READING
+ *     ▲                 │                                   │                          │
+ *     └─────────────────┴──── check_finish(ok, reason) ◄────┴── head parsed / error ────┘
+ *                                  ▲
+ *                                  └── timeout timer (armed at start, one per check)
+ *
+ * check_finish() is the one exit: it cancels the timer, unregisters and closes the socket, and
+ * publishes the result. Check objects are never freed by a callback (house rule 8): they are owned
+ * by `struct health` and released by health_free() once the loop thread is joined. An event for a
+ * check that has already finished in the same batch finds it IDLE and is ignored; a new check can
+ * only start from a timer callback, after the batch, so an fd number reused by it never receives
+ * an event meant for the old one (epoll_ctl DEL happens before close()).
+ *
+ * Threads: health_start() runs the first round on the caller's thread with the checker's loop,
+ * then hands the loop to the checker thread (pthread_create orders the two). From then on every
+ * field below is touched by the checker thread only, until health_stop() has joined it. The only
+ * shared state is each backend's atomic state, written through backend_set_state().
+ */
+#include "upstream/health.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "upstream/backend.h"
+#include "config/config.h"
+#include "net/conn.h"
+#include "http/http1.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "admin/metrics.h"
+#include "base/sock.h"
+#include "base/util.h"
+
+/* The response head must fit here: a health answer is a status line and a few fields. */
+#define HEALTH_BUF_SIZE 4096
+
+enum check_state {
+    CHECK_IDLE = 0,
+    CHECK_CONNECTING,
+    CHECK_HANDSHAKE, /* https backends: TLS, verified like live traffic */
+    CHECK_SENDING,
+    CHECK_READING,
+};
+
+/* The read buffer of one check:
+ *
+ *   buf                                   buf + len                 buf + HEALTH_BUF_SIZE
+ *   |<── response bytes received so far ──>|<──────── free ─────────>|
+ *
+ * Interim 1xx heads are cut off the front once parsed; a final head that does not fit in the
+ * whole buffer makes the check fail ("response head too large"). */
+struct check {
+    struct health *h;
+    struct backend *b;
+    const struct config_backend *cb; /* its settings in the generation being checked */
+    enum check_state state;
+    struct loop_io io;       /* io.fd == -1 while idle */
+    SSL *ssl;                /* https backends, during a check */
+    struct loop_timer timer; /* the check's deadline, armed for its whole life */
+    char *req;               /* the request, built once in health_new() */
+    size_t req_len;
+    size_t sent;          /* bytes of req written by this check */
+    size_t len;           /* bytes in buf */
+    uint64_t started_ms;  /* loop clock at check_start, for the check's duration (metrics) */
+    char buf[HEALTH_BUF_SIZE];
+};
+
+struct health {
+    struct backend_table *table;
+    uint32_t timeout_ms;
+    uint32_t period_ms;
+    uint32_t rise, fall; /* healthyThreshold, unhealthyThreshold: consecutive results to flip */
+    struct loop *loop;
+    struct loop_timer period_timer;
+    uint64_t next_round; /* loop clock: when the next round is due (steady cadence) */
+    int in_flight;       /* checks not yet finished */
+    bool first_round;    /* health_start() is waiting for the current round on its own thread */
+    bool thread_started;
+    pthread_t thread;
+    int n;
+    struct check *checks;
+};
+
+enum backend_state health_next_state(enum backend_state current, bool check_ok, uint32_t streak,
+                                     uint32_t rise, uint32_t fall)
+{
+    /* Never checked: the first result decides at once, so a healthy backend gets traffic after
+     * one check and a dead one is DOWN (not UNKNOWN) in every status report. */
+    if (current != BACKEND_UP && current != BACKEND_DOWN)
+        return check_ok ? BACKEND_UP : BACKEND_DOWN;
+    if (check_ok)
+        return current == BACKEND_DOWN && streak >= MAX(rise, 1u) ? BACKEND_UP : current;
+    return current == BACKEND_UP && streak >= MAX(fall, 1u) ? BACKEND_DOWN : current;
+}
+
+/* Human-readable reason for a socket error (negative errno), e.g. "connection refused". */
+static void errno_reason(char *out, size_t outlen, const char *what, int err)
+{
+    switch (-err) {
+    case ECONNREFUSED:
+        snprintf(out, outlen, "connection refused");
+        return;
+    case ECONNRESET:
+    case EPIPE:
+        snprintf(out, outlen, "connection reset");
+        return;
+    case ETIMEDOUT:
+        snprintf(out, outlen, "connection timed out");
+        return;
+    case EHOSTUNREACH:
+        snprintf(out, outlen, "host unreachable");
+        return;
+    case ENETUNREACH:
+        snprintf(out, outlen, "network unreachable");
+        return;
+    default: {
+        char msg[128];
+        snprintf(out, outlen, "%s: %s", what, strerror_r(-err, msg, sizeof(msg)));
+        return;
+    }
+    }
+}
+
+static void check_on_io(struct loop_io *io, uint32_t events);
+static void check_on_timeout(struct loop_timer *t);
+
+/* Releases the socket and timer of a running check without publishing anything. */
+static void check_teardown(struct check *c)
+{
+    struct health *h = c->h;
+    loop_timer_cancel(h->loop, &c->timer);
+    tls_free(c->ssl, false);
+    c->ssl = NULL;
+    if (c->io.fd >= 0) {
+        (void)loop_io_del(h->loop, &c->io);
+        close(c->io.fd);
+        c->io.fd = -1;
+    }
+    c->state = CHECK_IDLE;
+    h->in_flight--;
+}
+
+/* The one exit of a check: tears it down, then publishes the result through the transition
+ * function. Ends health_start()'s loop when this was the last check of the first round. */
+static void check_finish(struct check *c, bool ok, const char *reason)
+{
+    struct health *h = c->h;
+    check_teardown(c);
+
+    uint32_t streak;
+    if (ok) {
+        streak = ++c->b->ok_streak;
+        c->b->fail_streak = 0;
+    } else {
+        streak = ++c->b->fail_streak;
+        c->b->ok_streak = 0;
+    }
+    enum backend_state cur = atomic_load_explicit(&c->b->state, memory_order_acquire);
+    if (cur == BACKEND_DOWN && c->b->check_seen == BACKEND_UP && ok) {
+        /* Taken out passively (maxFails) since the last check: passing checks count from now. */
+        streak = c->b->ok_streak = 1;
+    }
+    enum backend_state next = health_next_state(cur, ok, streak, h->rise, h->fall);
+    log_debug("health: %s: %s", c->b->name, reason);
+    metrics_check_done(c->b, ok, reason, (uint32_t)(loop_now(h->loop) - c->started_ms));
+    if (next != cur) {
+        uint32_t need = ok ? h->rise : h->fall;
+        char why[200];
+        if (need > 1 && cur != BACKEND_UNKNOWN) {
+            snprintf(why, sizeof(why), "%u/%u checks %s, last: %s", streak, need,
+                     ok ? "passed" : "failed", reason);
+            reason = why;
+        }
+        backend_set_state(c->b, next, reason);
+    }
+    c->b->check_seen = next;
+
+    if (h->first_round && h->in_flight == 0)
+        loop_stop(h->loop);
+}
+
+/* A check golb itself could not run (out of descriptors, socket memory or ports): says nothing
+ * about the backend, so its state and streaks stay as they were. */
+static void check_inconclusive(struct check *c, const char *reason)
+{
+    struct health *h = c->h;
+    check_teardown(c);
+    log_warn("health: %s: check not run: %s", c->b->name, reason);
+    if (h->first_round && h->in_flight == 0)
+        loop_stop(h->loop);
+}
+
+/* Starts one check: non-blocking connect, deadline armed. Runs on the loop's thread, never from
+ * an I/O callback (see the top comment). A connect that fails at once finishes the check here. */
+static void check_start(struct check *c)
+{
+    struct health *h = c->h;
+    const struct config_backend *cb = c->cb;
+    char why[160];
+
+    c->state = CHECK_CONNECTING;
+    c->started_ms = loop_now(h->loop);
+    c->sent = 0;
+    c->len = 0;
+    h->in_flight++;
+    loop_timer_after(h->loop, &c->timer, h->timeout_ms);
+
+    int fd = sock_connect((const struct sockaddr *)&cb->addr, cb->addrlen);
+    if (fd < 0) {
+        errno_reason(why, sizeof(why), "connect", fd);
+        if (sock_error_is_local(fd))
+            check_inconclusive(c, why);
+        else
+            check_finish(c, false, why);
+        return;
+    }
+    c->io.fd = fd;
+    int err = loop_io_add(h->loop, &c->io);
+    if (err != 0) {
+        close(fd);
+        c->io.fd = -1;
+        errno_reason(why, sizeof(why), "epoll_ctl", err);
+        check_finish(c, false, why);
+    }
+}
+
+/* Connect completed (or failed): EPOLLOUT or an error condition is the sign. */
+static bool check_connecting(struct check *c, uint32_t events)
+{
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+        return false;
+    int err = sock_error(c->io.fd);
+    if (err != 0) {
+        char why[160];
+        errno_reason(why, sizeof(why), "connect", err);
+        check_finish(c, false, why);
+        return false;
+    }
+    c->state = c->cb->tls_client ? CHECK_HANDSHAKE : CHECK_SENDING;
+    return true;
+}
+
+/* TLS handshake with the backend. True once done. */
+static bool check_handshake(struct check *c)
+{
+    char why[256];
+    if (!c->ssl) {
+        c->ssl = tls_client_ssl(c->cb->tls_client, c->io.fd, NULL);
+        if (!c->ssl) {
+            check_finish(c, false, "cannot set up TLS");
+            return false;
+        }
+    }
+    bool want_write;
+    int rc = tls_handshake(c->ssl, &want_write, why, sizeof(why));
+    if (rc == -EAGAIN)
+        return false;
+    if (rc < 0) {
+        check_finish(c, false, why);
+        return false;
+    }
+    c->state = CHECK_SENDING;
+    return true;
+}
+
+/* Writes what is left of the request. True once all of it is out. */
+static bool check_sending(struct check *c)
+{
+    while (c->sent < c->req_len) {
+        ssize_t n = conn_send(c->io.fd, c->ssl, c->req + c->sent, c->req_len - c->sent);
+        if (n < 0) {
+            if (n == -EAGAIN)
+                return false;
+            char why[160];
+            errno_reason(why, sizeof(why), "send", (int)n);
+            check_finish(c, false, why);
+            return false;
+        }
+        c->sent += (size_t)n;
+    }
+    c->state = CHECK_READING;
+    return true;
+}
+
+/* Parses what is in buf. Returns true when the check finished (status known or invalid head). */
+static bool check_parse(struct check *c, size_t prev_len)
+{
+    char why[64];
+    for (;;) {
+        struct http1_response resp;
+        ssize_t r = http1_parse_response(c->buf, c->len, prev_len, 0, false, &resp);
+        if (r == -EAGAIN) {
+            if (c->len == sizeof(c->buf)) {
+                check_finish(c, false, "response head too large");
+                return true;
+            }
+            return false;
+        }
+        if (r < 0) {
+            check_finish(c, false, "invalid response");
+            return true;
+        }
+        if (resp.status >= 100 && resp.status < 200 && resp.status != 101) {
+            /* Interim response (100 Continue, 103 Early Hints): the final one follows. */
+            memmove(c->buf, c->buf + r, c->len - (size_t)r);
+            c->len -= (size_t)r;
+            prev_len = 0;
+            continue;
+        }
+        snprintf(why, sizeof(why), "HTTP %d", resp.status);
+        check_finish(c, resp.status >= 200 && resp.status < 300, why);
+        return true;
+    }
+}
+
+/* Reads until EAGAIN, the end of the head, or an error. */
+static void check_reading(struct check *c)
+{
+    for (;;) {
+        ssize_t n = conn_recv(c->io.fd, c->ssl, c->buf + c->len, sizeof(c->buf) - c->len);
+        if (n > 0) {
+            size_t prev = c->len;
+            c->len += (size_t)n;
+            if (check_parse(c, prev))
+                return;
+            continue;
+        }
+        if (n == 0) {
+            check_finish(c, false,
+                         c->len ? "connection closed before the end of the response head"
+                                : "connection closed before response");
+            return;
+        }
+        if (n == -EAGAIN)
+            return;
+        char why[160];
+        errno_reason(why, sizeof(why), "read", (int)n);
+        check_finish(c, false, why);
+        return;
+    }
+}
+
+/* Edge-triggered: each event runs the machine as far as it can go; a step that cannot proceed
+ * (EAGAIN) waits for the next edge, and reading is always attempted right after the request is
+ * out, so an EPOLLIN that arrived while sending is not lost. */
+static void check_on_io(struct loop_io *io, uint32_t events)
+{
+    struct check *c = container_of(io, struct check, io);
+    switch (c->state) {
+    case CHECK_IDLE:
+        return; /* finished earlier in this batch */
+    case CHECK_CONNECTING:
+        if (!check_connecting(c, events))
+            return;
+        if (c->state == CHECK_SENDING)
+            goto sending;
+        /* fall through */
+    case CHECK_HANDSHAKE:
+        if (!check_handshake(c))
+            return;
+        /* fall through */
+    case CHECK_SENDING:
+    sending:
+        if (!check_sending(c))
+            return;
+        /* fall through */
+    case CHECK_READING:
+        check_reading(c);
+        return;
+    }
+}
+
+static void check_on_timeout(struct loop_timer *t)
+{
+    struct check *c = container_of(t, struct check, timer);
+    char why[64];
+    snprintf(why, sizeof(why), "timed out after %" PRIu32 " ms", c->h->timeout_ms);
+    check_finish(c, false, why);
+}
+
+/* Starts a check of every backend whose previous check has finished (with only_new: of those
+ * never checked). */
+static void start_round(struct health *h, bool only_new)
+{
+    for (int i = 0; i < h->n; i++) {
+        struct check *c = &h->checks[i];
+        if (only_new && atomic_load_explicit(&c->b->state, memory_order_relaxed) != BACKEND_UNKNOWN)
+            continue;
+        if (c->state != CHECK_IDLE) {
+            log_debug("health: %s: previous check still running, skipped", c->b->name);
+            continue;
+        }
+        if (backend_admin(c->b) == BACKEND_ADMIN_MAINT)
+            continue; /* an operator took it out: not checked until set ready again */
+        check_start(c);
+    }
+}
+
+/* Arms the period timer for the next round on the steady cadence first + k * period; rounds
+ * whose time has already passed (the loop was held up) are skipped rather than run in a burst. */
+static void schedule_next_round(struct health *h)
+{
+    uint64_t now = loop_now(h->loop);
+    uint64_t period = h->period_ms ? h->period_ms : 1;
+    h->next_round += period;
+    if (h->next_round < now)
+        h->next_round += (now - h->next_round + period - 1) / period * period;
+    loop_timer_set(h->loop, &h->period_timer, h->next_round);
+}
+
+static void on_period(struct loop_timer *t)
+{
+    struct health *h = container_of(t, struct health, period_timer);
+    start_round(h, false);
+    schedule_next_round(h);
+}
+
+/* Builds "GET <path> HTTP/1.1" with Host: host[:port] (IPv6 literals bracketed, port 80
+ * omitted). Returns a malloc'ed string or NULL. */
+static char *build_request(const struct config_backend *cb, size_t *len)
+{
+    const char *host = cb->host ? cb->host : cb->name;
+    const char *path = cb->health_path && cb->health_path[0] ? cb->health_path : "/";
+    bool v6 = host && strchr(host, ':') && host[0] != '[';
+    char port[8] = "";
+    if (cb->host && cb->port != (cb->tls ? 443 : 80))
+        snprintf(port, sizeof(port), ":%u", (unsigned)cb->port);
+    char *req = NULL;
+    int n = asprintf(&req,
+                     "GET %s HTTP/1.1\r\nHost: %s%s%s%s\r\nUser-Agent: golb-health\r\n"
+                     "Connection: close\r\n\r\n",
+                     path, v6 ? "[" : "", host ? host : "", v6 ? "]" : "", port);
+    if (n < 0)
+        return NULL;
+    *len = (size_t)n;
+    return req;
+}
+
+struct health *health_new(struct backend_table *table, const struct config *cfg)
+{
+    struct health *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->table = table;
+    h->timeout_ms = cfg->health_check_timeout_ms;
+    h->period_ms = cfg->health_check_period_ms;
+    h->rise = cfg->healthy_threshold ? cfg->healthy_threshold : 1;
+    h->fall = cfg->unhealthy_threshold ? cfg->unhealthy_threshold : 1;
+    h->n = table->n;
+    loop_timer_init(&h->period_timer, on_period);
+    h->checks = calloc((size_t)(h->n ? h->n : 1), sizeof(*h->checks));
+    h->loop = loop_new();
+    if (!h->checks || !h->loop)
+        goto fail;
+    for (int i = 0; i < h->n; i++) {
+        struct check *c = &h->checks[i];
+        c->h = h;
+        c->b = table->b[i];
+        c->cb = &cfg->backends[i];
+        c->io.fd = -1;
+        c->io.cb = check_on_io;
+        loop_timer_init(&c->timer, check_on_timeout);
+        c->req = build_request(c->cb, &c->req_len);
+        if (!c->req)
+            goto fail;
+    }
+    return h;
+fail:
+    health_free(h);
+    return NULL;
+}
+
+static void *thread_main(void *arg)
+{
+    struct health *h = arg;
+    int err = loop_run(h->loop);
+    if (err != 0)
+        log_error("health: event loop failed: %s", strerror(-err));
+    return NULL;
+}
+
+int health_start(struct health *h)
+{
+    if (h->thread_started)
+        return -EALREADY;
+
+    /* First round, synchronously: run the loop here until every check of it has finished. */
+    loop_update_time(h->loop);
+    h->next_round = loop_now(h->loop);
+    start_round(h, true);
+    if (h->in_flight > 0) {
+        h->first_round = true;
+        int err = loop_run(h->loop);
+        h->first_round = false;
+        if (err != 0)
+            return err;
+    }
+
+    loop_update_time(h->loop);
+    schedule_next_round(h);
+    sigset_t all, old;
+    sigfillset(&all);
+    /* The checker thread takes no signals: the main thread owns them. */
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int err = pthread_create(&h->thread, NULL, thread_main, h);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err != 0) {
+        loop_timer_cancel(h->loop, &h->period_timer);
+        return -err;
+    }
+    h->thread_started = true;
+    return 0;
+}
+
+static void stop_on_loop(void *arg)
+{
+    loop_stop(arg);
+}
+
+void health_stop(struct health *h)
+{
+    if (!h || !h->thread_started)
+        return;
+    /* loop_stop() straight from here could be lost if the thread has not entered loop_run() yet
+     * (loop_run() clears the stop flag on entry); a wakeup callback is delivered whenever the
+     * loop next polls, and stops it from its own thread. */
+    loop_wakeup(h->loop, stop_on_loop, h->loop);
+    pthread_join(h->thread, NULL);
+    h->thread_started = false;
+    /* The loop is ours again: abandon checks in flight, publishing nothing. */
+    loop_timer_cancel(h->loop, &h->period_timer);
+    for (int i = 0; i < h->n; i++)
+        if (h->checks[i].state != CHECK_IDLE)
+            check_teardown(&h->checks[i]);
+}
+
+void health_free(struct health *h)
+{
+    if (!h)
+        return;
+    health_stop(h);
+    if (h->checks) {
+        for (int i = 0; i < h->n; i++) {
+            struct check *c = &h->checks[i];
+            if (c->state != CHECK_IDLE && h->loop)
+                check_teardown(c);
+            free(c->req);
+        }
+    }
+    loop_free(h->loop);
+    free(h->checks);
+    free(h);
+}

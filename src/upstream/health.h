@@ -1,0 +1,40 @@
+/* health — active health checks on their own thread and event loop.
+ *
+ * Every healthCheckPeriod, each backend gets a non-blocking HTTP/1.1 GET of its health path, all
+ * concurrently, each bounded by healthCheckTimeout. A 2xx status is healthy; any other status, an
+ * invalid response, a refused or reset connection, or the timeout is unhealthy. Results are
+ * published with backend_set_state(), which logs each transition with the reason. A check of a
+ * backend is never started while its previous one is still running.
+ */
+#ifndef GOLB_HEALTH_H
+#define GOLB_HEALTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "upstream/backend.h" /* enum backend_state (an enum cannot be forward-declared) */
+
+struct backend_table;
+struct config;
+struct health;
+
+/* Checks table's backends with cfg's settings (table was built from cfg); both must outlive it. */
+struct health *health_new(struct backend_table *table, const struct config *cfg);
+/* Checks every backend never checked yet (all of them at start-up, the new ones at a reload) to
+ * completion on the calling thread (bounded by the timeout), so no backend gets traffic before it
+ * was checked, then starts the checker thread. A checker carries on from the streaks the
+ * backends keep, so a reload (a new checker) does not reset the rise/fall counts.
+ * Returns 0 or -errno. */
+int health_start(struct health *h);
+/* Stops and joins the checker thread (safe to call if never started). */
+void health_stop(struct health *h);
+void health_free(struct health *h);
+
+/* The state transition after one check, a pure function. `streak` counts the consecutive results
+ * equal to this one, this one included; `rise` healthy results flip DOWN to UP, `fall` unhealthy
+ * ones flip UP to DOWN (0 is taken as 1). A backend never checked (UNKNOWN) takes the first result
+ * at once. The checker uses healthyThreshold and unhealthyThreshold (default 1). */
+enum backend_state health_next_state(enum backend_state current, bool check_ok, uint32_t streak,
+                                     uint32_t rise, uint32_t fall);
+
+#endif

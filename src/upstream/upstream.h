@@ -1,0 +1,96 @@
+/* upstream — connections to backends: non-blocking connect and a per-worker idle pool.
+ *
+ * Each worker owns one upstream_pool, and has in every backend one `struct upstream_idle` (the
+ * backend's slot for that worker, see backend.h): a connection is either in use (owner set, events
+ * go to the owner's handler) or idle in that list (owner NULL). Only the worker touches its lists. An idle connection stays registered
+ * with the loop: any readability on it (the backend closed it, or sent stray bytes) closes it at
+ * once, so a pooled connection that the backend dropped is never handed to a request. Idle ones are
+ * also closed after upstreamIdleTimeout, and each backend keeps at most upstreamMaxIdle of them.
+ * The most recently used connection is reused first (LIFO): it is the one least likely to have been
+ * closed by the backend's own keep-alive timer.
+ */
+#ifndef GOLB_UPSTREAM_H
+#define GOLB_UPSTREAM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "base/loop.h"
+
+struct upstream_pool;
+struct upstream_conn;
+struct tls_client;
+typedef struct ssl_st SSL;
+
+typedef void (*upstream_event_cb)(struct upstream_conn *conn, uint32_t events);
+typedef struct ssl_session_st SSL_SESSION;
+
+/* One worker's idle connections to one backend (embedded in the backend, see backend.h). */
+struct upstream_idle {
+    struct upstream_conn *head; /* most recently used first */
+    _Atomic uint32_t count;     /* written by the owning worker only; scrapes read it */
+    bool closed;                /* the backend was removed: connections given back are closed */
+    SSL_SESSION *session;       /* https: the latest resumable session, or NULL */
+};
+
+struct upstream_conn {
+    struct loop_io io;
+    struct loop_timer idle_timer;
+    struct loop_task free_task;
+    struct upstream_pool *pool;
+    struct upstream_conn *prev, *next; /* idle list */
+    void *owner;                       /* NULL while idle */
+    upstream_event_cb on_event;        /* the owner's handler */
+    struct upstream_idle *idle; /* the list it returns to */
+    uint32_t requests; /* exchanges completed on this connection */
+    SSL *ssl;          /* https backends: the TLS session over the socket */
+    bool readable, writable, rdhup, connected, closed;
+    bool tls_done; /* handshake complete (or plain): the connection can carry requests */
+};
+
+struct upstream_stats {
+    uint64_t connects;    /* new connections opened */
+    uint64_t reuses;      /* requests sent on a pooled connection */
+    uint64_t tls_resumed; /* TLS handshakes to backends that resumed a session */
+};
+
+struct upstream_pool *upstream_pool_new(struct loop *loop, uint32_t max_idle,
+                                        uint32_t idle_timeout_ms);
+/* New limits (a reload): they apply to connections given back from now on. */
+void upstream_pool_set_limits(struct upstream_pool *pool, uint32_t max_idle,
+                              uint32_t idle_timeout_ms);
+/* Frees the pool (every list must have been closed with upstream_close_idle). */
+void upstream_pool_free(struct upstream_pool *pool);
+/* Closes the idle connections of one list and forgets its TLS session. With `forever` (the
+ * backend was removed) connections given back to it later are closed too. */
+void upstream_close_idle(struct upstream_pool *pool, struct upstream_idle *idle, bool forever);
+
+/* An idle connection from list idle, now owned by owner, or NULL when there is none. */
+struct upstream_conn *upstream_take_idle(struct upstream_pool *pool, struct upstream_idle *idle,
+                                         void *owner, upstream_event_cb cb);
+/* Starts a connection to addr; it returns to list idle when released. Returns NULL and sets *err
+ * (-errno) on failure. The owner learns the outcome from its handler (EPOLLOUT: check
+ * upstream_connect_result()). */
+struct upstream_conn *upstream_connect(struct upstream_pool *pool, struct upstream_idle *idle,
+                                       const struct sockaddr *addr, socklen_t addrlen, void *owner,
+                                       upstream_event_cb cb, int *err);
+/* 0 when the connect completed, -errno when it failed. */
+int upstream_connect_result(struct upstream_conn *conn);
+/* For https backends, after the TCP connect: one step of the TLS handshake, resuming the last
+ * session this worker got from the backend. Returns 1 when done, -EAGAIN to wait for readiness,
+ * -EPROTO on failure with the reason in err (e.g. "certificate verify failed: ..."). */
+int upstream_tls_step(struct upstream_conn *conn, struct tls_client *tc, char *err,
+                      size_t errlen);
+/* Gives a connection back: to the idle pool when reusable (and there is room), else closed. */
+void upstream_release(struct upstream_conn *conn, bool reusable);
+
+const struct upstream_stats *upstream_pool_stats(const struct upstream_pool *pool);
+/* Idle connections currently in a list (tests, metrics; any thread). */
+static inline uint32_t upstream_idle_count(const struct upstream_idle *idle)
+{
+    return atomic_load_explicit(&idle->count, memory_order_relaxed);
+}
+
+#endif

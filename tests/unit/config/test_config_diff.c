@@ -1,0 +1,100 @@
+/* Unit tests for config_diff: what a reload from one configuration to another changes, line by line,
+ * with backends matched by identity (scheme, host, port), and which listeners must be re-bound. */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "config/config_diff.h"
+
+static struct config *load(const char *yaml)
+{
+    struct config *cfg = NULL;
+    cr_assert_eq(config_load_buffer("t.yaml", yaml, strlen(yaml), NULL, &cfg), 0, "%s", yaml);
+    return cfg;
+}
+
+/* The diff from a to b as text; *n gets the line count config_diff returned. */
+static char *diff(const char *a, const char *b, int *n)
+{
+    struct config *x = load(a), *y = load(b);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    cr_assert_not_null(f);
+    *n = config_diff(x, y, f);
+    fclose(f);
+    config_free(x);
+    config_free(y);
+    return text;
+}
+
+#define BASE "listen: 127.0.0.1:0\nbackends:\n  - http://127.0.0.1:8081/health\n"
+
+Test(config_diff, the_same_file_changes_nothing)
+{
+    int n;
+    char *t = diff(BASE, BASE, &n);
+    cr_expect_eq(n, 0);
+    cr_expect_str_eq(t, "");
+    free(t);
+}
+
+Test(config_diff, backends_added_removed_and_changed_by_identity)
+{
+    int n;
+    char *t = diff("backends:\n  - http://127.0.0.1:8081/health\n  - http://127.0.0.1:8082/\n"
+                   "  - http://[::1]:8083/\n",
+                   "backends:\n  - url: http://127.0.0.1:8081/ready\n    weight: 3\n"
+                   "  - https://127.0.0.1:8082/\n  - http://[::1]:8083/\n",
+                   &n);
+    cr_expect_eq(n, 3, "%s", t);
+    cr_expect(strstr(t, "backend changed: http://127.0.0.1:8081: weight 1 -> 3, "
+                        "healthPath \"/health\" -> \"/ready\"\n"), "%s", t);
+    /* another scheme is another backend, even on the same host and port */
+    cr_expect(strstr(t, "backend added: https://127.0.0.1:8082\n"), "%s", t);
+    cr_expect(strstr(t, "backend removed: http://127.0.0.1:8082\n"), "%s", t);
+    cr_expect_null(strstr(t, "8083"), "an unchanged IPv6 backend is not listed: %s", t);
+    free(t);
+}
+
+Test(config_diff, settings_in_their_yaml_units)
+{
+    int n;
+    char *t = diff(BASE, BASE "connectTimeout: 0.5\nretries: 4\nworkers: 3\n"
+                              "balance: leastConnections\nhashLoadFactor: 1.25\n",
+                   &n);
+    cr_expect(strstr(t, "setting changed: connectTimeout 3s -> 0.500s\n"), "%s", t);
+    cr_expect(strstr(t, "setting changed: retries 2 -> 4\n"), "%s", t);
+    cr_expect(strstr(t, "setting changed: balance (none) -> leastConnections\n") ||
+                  strstr(t, "setting changed: balance roundRobin -> leastConnections\n"),
+              "%s", t);
+    cr_expect(strstr(t, "setting changed: hashLoadFactor 0.000 -> 1.250\n"), "%s", t);
+    cr_expect(strstr(t, "setting changed: workers "), "%s", t);
+    free(t);
+}
+
+Test(config_diff, a_token_is_never_printed)
+{
+    int n;
+    char *t = diff(BASE "admin:\n  listen: 127.0.0.1:0\n  token: first-secret\n",
+                   BASE "admin:\n  listen: 127.0.0.1:0\n  token: second-secret\n", &n);
+    cr_expect_eq(n, 1, "%s", t);
+    cr_expect_str_eq(t, "setting changed: admin.token\n");
+    free(t);
+}
+
+Test(config_diff, listeners_compare_addresses_not_text)
+{
+    struct config *a = load("port: 8080\nbackends:\n  - http://127.0.0.1:8081/\n");
+    struct config *b = load("listen: 0.0.0.0:8080\nbackends:\n  - http://127.0.0.1:8081/\n");
+    struct config *c = load("listen: 127.0.0.1:8080\nbackends:\n  - http://127.0.0.1:8081/\n");
+    cr_expect_not(config_plain_listener_changed(a, b), "port: 8080 is 0.0.0.0:8080");
+    cr_expect(config_plain_listener_changed(a, c));
+    cr_expect_not(config_tls_listener_changed(a, c), "no tls on either side");
+    config_free(a);
+    config_free(b);
+    config_free(c);
+}

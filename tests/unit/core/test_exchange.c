@@ -1,0 +1,242 @@
+/* Unit tests for the exchange's seam with its client side (exchange.h), driven by a fake session
+ * that is not HTTP/1: no splice, a sink that can refuse bytes (backpressure) and a body source
+ * that runs dry. The upstream is one end of a socketpair; the test plays the backend. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "config/config.h"
+#include "core/exchange.h"
+#include "core/generation.h"
+#include "base/loop.h"
+#include "upstream/upstream.h"
+#include "server/worker.h"
+
+static struct worker wk;
+static struct config wk_cfg;
+static struct generation wk_gen; /* no backends, a balancer without sticky sessions */
+static struct upstream_conn up;
+static int sv[2]; /* sv[0]: golb's upstream socket, sv[1]: the backend */
+
+/* The fake session: what it was given and what it holds. */
+static struct fake {
+    bool blocked;           /* send() refuses everything */
+    char out[256 * 1024];   /* what the client received: heads and body */
+    size_t out_len;
+    int heads;
+    int splice_asked;
+    char in[64 * 1024];     /* request body bytes the client sent, not yet consumed */
+    uint32_t in_pos, in_len;
+    bool in_eof;
+} fk;
+
+static const char *fk_peek(void *cl, uint32_t *len)
+{
+    struct fake *f = cl;
+    *len = f->in_len - f->in_pos;
+    return f->in + f->in_pos;
+}
+
+static void fk_consume(void *cl, uint32_t n)
+{
+    ((struct fake *)cl)->in_pos += n;
+}
+
+static ssize_t fk_fill(void *cl)
+{
+    return ((struct fake *)cl)->in_eof ? -EPIPE : -EAGAIN;
+}
+
+static int fk_on_head(void *cl, const struct http1_response *resp, const struct exchange_head *h,
+                      struct buf *out)
+{
+    struct fake *f = cl;
+    (void)h;
+    f->heads++;
+    int n = snprintf(out->data + out->last, buf_space(out), "H2-HEAD %d\n", resp->status);
+    out->last += (uint32_t)n;
+    return 0;
+}
+
+static ssize_t fk_send(void *cl, const struct iovec *head, const struct iovec *body, bool streaming)
+{
+    struct fake *f = cl;
+    (void)streaming;
+    if (f->blocked)
+        return -EAGAIN;
+    size_t n = 0;
+    if (head->iov_len) {
+        memcpy(f->out + f->out_len, head->iov_base, head->iov_len);
+        n += head->iov_len;
+    }
+    if (body) {
+        memcpy(f->out + f->out_len + n, body->iov_base, body->iov_len);
+        n += body->iov_len;
+    }
+    f->out_len += n;
+    return (ssize_t)n;
+}
+
+static int fk_splice_end(void *cl, bool response, struct exchange_splice *out)
+{
+    (void)response;
+    (void)out;
+    ((struct fake *)cl)->splice_asked++;
+    return -ENOTSUP;
+}
+
+static void fk_resume(void *cl)
+{
+    (void)cl;
+}
+
+static const struct exchange_client_ops fk_ops = {fk_peek,   fk_consume,    fk_fill, fk_on_head,
+                                                  fk_send,   fk_splice_end, fk_resume};
+
+static struct exchange *x;
+
+static void setup(void)
+{
+    memset(&wk, 0, sizeof(wk));
+    memset(&fk, 0, sizeof(fk));
+    memset(&wk_cfg, 0, sizeof(wk_cfg));
+    memset(&wk_gen, 0, sizeof(wk_gen));
+    static struct generation_worker gen_slots[1];
+    memset(gen_slots, 0, sizeof(gen_slots));
+    wk_gen.cfg = &wk_cfg;
+    wk_gen.nworkers = 1;
+    wk_gen.pw = gen_slots; /* exchange_get() pins the worker's generation */
+    atomic_init(&wk_gen.holders, 1);
+    wk.cfg = &wk_cfg;
+    wk.gen = &wk_gen;
+    wk.loop = loop_new();
+    cr_assert_not_null(wk.loop);
+    buf_pool_init(&wk.bufs, 16384, 8);
+    pipe_pool_init(&wk.pipes, 4, 0);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    memset(&up, 0, sizeof(up));
+    up.io.fd = sv[0];
+    up.readable = up.writable = up.connected = up.tls_done = true;
+
+    /* An exchange as exchange_start() leaves it once a pooled connection was taken. */
+    x = exchange_get(&wk, &fk_ops, &fk);
+    cr_assert_not_null(x);
+    cr_assert_eq(x->gen, &wk_gen, "the exchange pins the worker's generation");
+    cr_assert_eq(wk_gen.pw[0].pins, 1);
+    x->up = &up;
+    x->phase = XP_RELAY;
+    x->resp_phase = RESP_WAIT_HEAD;
+    x->reqh = buf_get(&wk.bufs);
+    const char *h = "POST /u HTTP/1.1\r\nHost: b\r\nContent-Length: 10\r\n\r\n";
+    memcpy(x->reqh->data, h, strlen(h));
+    x->reqh->last = (uint32_t)strlen(h);
+    x->req_body = HTTP1_BODY_LENGTH;
+    x->req_remaining = 10;
+}
+
+static void teardown(void)
+{
+    x->up = NULL; /* a test upstream: nothing to release to a pool */
+    exchange_put(x);
+    cr_expect_eq(wk_gen.pw[0].pins, 0, "exchange_put() unpins the generation");
+    exchange_pool_free(&wk);
+    close(sv[0]);
+    close(sv[1]);
+    pipe_pool_destroy(&wk.pipes);
+    cr_expect_eq(wk.bufs.outstanding, 0, "buffer leak");
+    buf_pool_destroy(&wk.bufs);
+    loop_free(wk.loop);
+}
+
+TestSuite(exchange, .init = setup, .fini = teardown);
+
+static size_t backend_reads(char *p, size_t cap)
+{
+    ssize_t n = read(sv[1], p, cap);
+    return n > 0 ? (size_t)n : 0;
+}
+
+static void backend_writes(const char *p, size_t n)
+{
+    cr_assert_eq(write(sv[1], p, n), (ssize_t)n);
+    up.readable = true; /* what an EPOLLIN edge would say */
+}
+
+static int unread_by_golb(void)
+{
+    int n = 0;
+    ioctl(sv[0], FIONREAD, &n);
+    return n;
+}
+
+Test(exchange, request_body_waits_for_its_source_then_goes_up)
+{
+    char got[512];
+    memcpy(fk.in, "0123", 4);
+    fk.in_len = 4;
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    size_t n = backend_reads(got, sizeof(got));
+    got[n] = '\0';
+    cr_expect(n > 4 && strcmp(got + n - 4, "0123") == 0, "head and the 4 body bytes: %s", got);
+    cr_expect_not(x->req_done, "6 body bytes are still missing");
+    cr_expect_eq(fk.in_pos, 4, "the exchange consumed what it sent");
+
+    memcpy(fk.in + 4, "456789tail", 10); /* 6 body bytes, then a pipelined request */
+    fk.in_len = 14;
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    n = backend_reads(got, sizeof(got));
+    cr_expect_eq(n, 6);
+    cr_expect(memcmp(got, "456789", 6) == 0);
+    cr_expect(x->req_done);
+    cr_expect_eq(fk.in_pos, 10, "bytes past the body are the session's");
+}
+
+Test(exchange, a_blocked_sink_stops_reading_the_upstream)
+{
+    char body[60000]; /* past the first buffer, at least SPLICE_MIN is left */
+    memset(body, 'b', sizeof(body));
+    memcpy(fk.in, "0123456789", 10);
+    fk.in_len = 10;
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    char sink[512];
+    backend_reads(sink, sizeof(sink));
+    cr_assert(x->req_done);
+
+    fk.blocked = true;
+    const char *head = "HTTP/1.1 200 OK\r\nContent-Length: 60000\r\n\r\n";
+    backend_writes(head, strlen(head));
+    backend_writes(body, sizeof(body));
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    cr_expect_eq(fk.heads, 1, "the head was handed to the session");
+    cr_expect_eq(fk.out_len, 0, "nothing was taken");
+    /* One read filled the buffer (head and the first body bytes); nothing more came off the
+     * socket, not even the room a compaction would make. */
+    cr_expect_eq(unread_by_golb(), (int)(strlen(head) + sizeof(body)) - (int)x->uin->last,
+                 "the exchange must not read on while the sink is full");
+
+    fk.blocked = false;
+    enum exchange_status st = EX_WAIT;
+    for (int i = 0; i < 8 && st == EX_WAIT; i++) {
+        up.readable = true;
+        st = exchange_pump(x);
+    }
+    cr_expect_eq(st, EX_DONE);
+    cr_expect_eq(fk.splice_asked, 1, "asked once, refused: bodies are copied");
+    const char *want = "H2-HEAD 200\n";
+    cr_assert_eq(fk.out_len, strlen(want) + sizeof(body));
+    cr_expect(memcmp(fk.out, want, strlen(want)) == 0);
+    cr_expect(memcmp(fk.out + strlen(want), body, sizeof(body)) == 0);
+    cr_expect(x->resp_keepalive);
+}
+
+Test(exchange, client_gone_mid_body_closes)
+{
+    fk.in_eof = true;
+    cr_expect_eq(exchange_pump(x), EX_CLOSE);
+}
