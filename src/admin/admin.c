@@ -58,7 +58,7 @@ extern const char golb_status_page_end[];
 struct sample {
     uint64_t t_ms;
     uint64_t requests, errors;
-    uint64_t hist[METRICS_NBUCKETS];
+    uint64_t hist[COUNTER_NBUCKETS];
 };
 
 struct admin_conn {
@@ -333,11 +333,11 @@ static struct rates window_rates(struct admin *a, int b)
         return r;
     r.rps = (double)(n->requests - o->requests) / dt;
     r.eps = (double)(n->errors - o->errors) / dt;
-    uint64_t d[METRICS_NBUCKETS];
-    for (int i = 0; i < METRICS_NBUCKETS; i++)
+    uint64_t d[COUNTER_NBUCKETS];
+    for (int i = 0; i < COUNTER_NBUCKETS; i++)
         d[i] = n->hist[i] - o->hist[i];
-    r.p50 = metrics_quantile(d, 0.5);
-    r.p99 = metrics_quantile(d, 0.99);
+    r.p50 = counter_quantile(d, 0.5);
+    r.p99 = counter_quantile(d, 0.99);
     return r;
 }
 
@@ -407,9 +407,9 @@ static void backend_json(struct admin *a, FILE *f, int i, bool history)
     fjson_num_or_null(f, r.p50);
     fputs(",\"response_p99_seconds\":", f);
     fjson_num_or_null(f, r.p99);
-    struct metrics_check chk;
+    struct backend_check chk;
     fputs(",\"last_check\":", f);
-    if (metrics_check_read(b, &chk)) {
+    if (backend_check_read(b, &chk)) {
         fputs("{\"time\":", f);
         fjson_time(f, chk.time_ms);
         fprintf(f, ",\"result\":\"%s\",\"reason\":", chk.result ? "success" : "failure");

@@ -7,28 +7,25 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/accesslog.h"
+#include "core/obs.h"
 #include "upstream/backend.h"
 #include "config/config.h"
 #include "upstream/upstream.h"
 #include "base/util.h"
 
-const uint64_t metrics_bounds_us[METRICS_NBOUNDS] = {
-    5000, 10000, 25000, 50000, 75000, 100000, 250000, 500000, 750000,
-    1000000, 2500000, 5000000, 7500000, 10000000,
-};
-static const char *const bound_labels[METRICS_NBOUNDS] = {
+static const char *const bound_labels[COUNTER_NBOUNDS] = {
     "0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75",
     "1", "2.5", "5", "7.5", "10",
 };
 static const char *const code_labels[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
-static const char *const req_error_labels[MRE_COUNT] = {"bad_request", "header_timeout",
+static const char *const req_error_labels[OBS_ERR_COUNT] = {"bad_request", "header_timeout",
                                                         "too_large", "client_abort"};
-static const char *const conn_error_labels[MCE_COUNT] = {"refused", "timeout", "reset", "tls"};
-static const char *const tls_result_labels[MTLS_COUNT] = {"full", "resumed", "failed"};
+static const char *const conn_error_labels[BACKEND_CONN_NERRORS] = {"refused", "timeout", "reset", "tls"};
+static const char *const tls_result_labels[OBS_TLS_COUNT] = {"full", "resumed", "failed"};
 
 /* The registry: what a scrape reads. */
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct metrics_worker *workers;
 static int nworkers;
 /* configuration reloads (the reload path only, under reg_lock) */
 static uint64_t reloads[2]; /* success, failure */
@@ -37,23 +34,6 @@ static int64_t last_reload_ms;
 static bool last_reload_ok = true;
 static const char *version = "unknown";
 static int64_t start_ms;
-static metrics_counter_fn access_dropped_fn;
-
-uint64_t metrics_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-void metrics_observe(struct metrics_hist *h, uint64_t us)
-{
-    int i = 0;
-    while (i < METRICS_NBOUNDS && us > metrics_bounds_us[i])
-        i++;
-    metrics_add(&h->bucket[i], 1);
-    metrics_add(&h->sum_us, us);
-}
 
 int metrics_setup(int nw, const char *ver)
 {
@@ -71,9 +51,6 @@ int metrics_setup(int nw, const char *ver)
 
 void metrics_teardown(void)
 {
-    pthread_mutex_lock(&reg_lock);
-    access_dropped_fn = NULL;
-    pthread_mutex_unlock(&reg_lock);
 }
 
 void metrics_reload_done(bool ok, uint64_t gen)
@@ -88,86 +65,13 @@ void metrics_reload_done(bool ok, uint64_t gen)
     pthread_mutex_unlock(&reg_lock);
 }
 
-void metrics_set_log_dropped(metrics_counter_fn fn)
-{
-    pthread_mutex_lock(&reg_lock);
-    access_dropped_fn = fn;
-    pthread_mutex_unlock(&reg_lock);
-}
-
-struct metrics_worker *metrics_worker_new(int worker)
-{
-    struct metrics_worker *m = calloc(1, sizeof(*m));
-    if (!m)
-        return NULL;
-    m->worker = worker;
-    pthread_mutex_lock(&reg_lock);
-    m->next = workers;
-    workers = m;
-    pthread_mutex_unlock(&reg_lock);
-    return m;
-}
-
-void metrics_worker_free(struct metrics_worker *m)
-{
-    if (!m)
-        return;
-    pthread_mutex_lock(&reg_lock);
-    for (struct metrics_worker **p = &workers; *p; p = &(*p)->next) {
-        if (*p == m) {
-            *p = m->next;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&reg_lock);
-    free(m);
-}
-
-/* ---- health-check records: one writer (the health thread), a sequence lock for readers ---- */
-
-void metrics_check_done(struct backend *b, bool ok, const char *reason, uint32_t duration_ms)
-{
-    struct metrics_check *c = &b->check;
-    metrics_add(ok ? &c->ok : &c->failed, 1);
-    uint32_t s = atomic_load_explicit(&c->seq, memory_order_relaxed);
-    atomic_store_explicit(&c->seq, s + 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
-    c->time_ms = util_wall_ms();
-    c->duration_ms = duration_ms;
-    c->result = ok;
-    snprintf(c->reason, sizeof(c->reason), "%s", reason ? reason : "");
-    atomic_store_explicit(&c->seq, s + 2, memory_order_release);
-}
-
-bool metrics_check_read(const struct backend *b, struct metrics_check *out)
-{
-    const struct metrics_check *c = &b->check;
-    for (int tries = 0; tries < 1000; tries++) {
-        uint32_t s1 = atomic_load_explicit(&c->seq, memory_order_acquire);
-        if (s1 & 1)
-            continue;
-        out->time_ms = c->time_ms;
-        out->duration_ms = c->duration_ms;
-        out->result = c->result;
-        memcpy(out->reason, c->reason, sizeof(out->reason));
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&c->seq, memory_order_relaxed) == s1) {
-            out->reason[sizeof(out->reason) - 1] = '\0';
-            atomic_store_explicit(&out->ok, metrics_get(&c->ok), memory_order_relaxed);
-            atomic_store_explicit(&out->failed, metrics_get(&c->failed), memory_order_relaxed);
-            return out->time_ms != 0;
-        }
-    }
-    return false;
-}
-
 /* ---- sums ---- */
 
-static void hist_add(uint64_t *acc, uint64_t *sum_us, const struct metrics_hist *h)
+static void hist_add(uint64_t *acc, uint64_t *sum_us, const struct counter_hist *h)
 {
-    for (int i = 0; i < METRICS_NBUCKETS; i++)
-        acc[i] += metrics_get(&h->bucket[i]);
-    *sum_us += metrics_get(&h->sum_us);
+    for (int i = 0; i < COUNTER_NBUCKETS; i++)
+        acc[i] += counter_get(&h->bucket[i]);
+    *sum_us += counter_get(&h->sum_us);
 }
 
 void metrics_sum_backend(const struct backend *be, struct metrics_sums *out)
@@ -176,46 +80,23 @@ void metrics_sum_backend(const struct backend *be, struct metrics_sums *out)
     uint64_t sum = 0;
     if (be) {
         for (int w = 0; w < be->nworkers; w++) {
-            const struct metrics_backend_w *b = &be->pw[w].m;
+            const struct backend_counters *b = &be->pw[w].m;
             for (int c = 0; c < 5; c++)
-                out->requests[c] += metrics_get(&b->requests[c]);
-            out->errors += metrics_get(&b->requests[4]);
-            for (int e = 0; e < MCE_COUNT; e++)
-                out->errors += metrics_get(&b->conn_errors[e]);
+                out->requests[c] += counter_get(&b->requests[c]);
+            out->errors += counter_get(&b->requests[4]);
+            for (int e = 0; e < BACKEND_CONN_NERRORS; e++)
+                out->errors += counter_get(&b->conn_errors[e]);
             hist_add(out->hist, &sum, &b->response);
             out->idle += upstream_idle_count(&be->pw[w].idle);
         }
         return;
     }
-    pthread_mutex_lock(&reg_lock);
-    for (const struct metrics_worker *m = workers; m; m = m->next) {
-        for (int c = 0; c < 5; c++)
-            out->requests[c] += metrics_get(&m->requests[c]);
-        out->errors += metrics_get(&m->requests[4]);
-        hist_add(out->hist, &sum, &m->duration);
-    }
-    pthread_mutex_unlock(&reg_lock);
-}
-
-double metrics_quantile(const uint64_t *buckets, double q)
-{
-    uint64_t total = 0;
-    for (int i = 0; i < METRICS_NBUCKETS; i++)
-        total += buckets[i];
-    if (total == 0)
-        return -1;
-    double rank = q * (double)total, seen = 0;
-    for (int i = 0; i < METRICS_NBUCKETS; i++) {
-        if (seen + (double)buckets[i] >= rank && buckets[i] > 0) {
-            double lo = i == 0 ? 0 : (double)metrics_bounds_us[i - 1] / 1e6;
-            if (i == METRICS_NBOUNDS)
-                return lo; /* past the last bound: the bound is all that is known */
-            double hi = (double)metrics_bounds_us[i] / 1e6;
-            return lo + (hi - lo) * (rank - seen) / (double)buckets[i];
-        }
-        seen += (double)buckets[i];
-    }
-    return (double)metrics_bounds_us[METRICS_NBOUNDS - 1] / 1e6;
+    struct obs_totals t;
+    obs_counters_sum(&t);
+    for (int c = 0; c < 5; c++)
+        out->requests[c] = t.requests[c];
+    out->errors = t.requests[4];
+    memcpy(out->hist, t.duration, sizeof(out->hist));
 }
 
 /* ---- rendering ---- */
@@ -245,10 +126,10 @@ static void hist_series(FILE *out, const char *name, const char *labels, const u
 {
     uint64_t cum = 0;
     const char *sep = labels[0] ? "," : "";
-    for (int i = 0; i < METRICS_NBUCKETS; i++) {
+    for (int i = 0; i < COUNTER_NBUCKETS; i++) {
         cum += b[i];
         fprintf(out, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, labels, sep,
-                i < METRICS_NBOUNDS ? bound_labels[i] : "+Inf", (unsigned long long)cum);
+                i < COUNTER_NBOUNDS ? bound_labels[i] : "+Inf", (unsigned long long)cum);
     }
     const char *ob = labels[0] ? "{" : "", *cb = labels[0] ? "}" : "";
     fprintf(out, "%s_sum%s%s%s %.6f\n", name, ob, labels, cb, (double)sum_us / 1e6);
@@ -257,9 +138,9 @@ static void hist_series(FILE *out, const char *name, const char *labels, const u
 
 /* Per-backend totals over every worker, gathered once per scrape. */
 struct backend_sum {
-    uint64_t requests[5], conn_errors[MCE_COUNT];
+    uint64_t requests[5], conn_errors[BACKEND_CONN_NERRORS];
     uint64_t retries, connections, reuses, sent, received, idle;
-    uint64_t resp[METRICS_NBUCKETS], conn[METRICS_NBUCKETS];
+    uint64_t resp[COUNTER_NBUCKETS], conn[COUNTER_NBUCKETS];
     uint64_t resp_sum, conn_sum;
     char lab[160]; /* backend="NAME" */
 };
@@ -286,35 +167,26 @@ int metrics_render(FILE *out, const struct backend_table *table)
         pthread_mutex_unlock(&reg_lock);
         return -ENOMEM;
     }
-    uint64_t requests[5] = {0}, errors[MRE_COUNT] = {0}, opened = 0, closed = 0, started = 0,
-             ended = 0, dur[METRICS_NBUCKETS] = {0}, dur_sum = 0, tls[MTLS_COUNT] = {0};
-    for (const struct metrics_worker *m = workers; m; m = m->next) {
-        for (int c = 0; c < 5; c++)
-            requests[c] += metrics_get(&m->requests[c]);
-        for (int e = 0; e < MRE_COUNT; e++)
-            errors[e] += metrics_get(&m->errors[e]);
-        opened += metrics_get(&m->conn_opened);
-        closed += metrics_get(&m->conn_closed);
-        started += metrics_get(&m->req_started);
-        ended += metrics_get(&m->req_ended);
-        for (int t = 0; t < MTLS_COUNT; t++)
-            tls[t] += metrics_get(&m->tls_handshakes[t]);
-        hist_add(dur, &dur_sum, &m->duration);
-    }
+    struct obs_totals tot;
+    obs_counters_sum(&tot);
+    const uint64_t *requests = tot.requests, *errors = tot.errors, *dur = tot.duration,
+                   *tls = tot.tls_handshakes;
+    uint64_t opened = tot.conn_opened, closed = tot.conn_closed, started = tot.req_started,
+             ended = tot.req_ended, dur_sum = tot.duration_sum_us;
     for (int i = 0; i < n; i++) {
         const struct backend *be = table->b[i];
         struct backend_sum *s = &bs[i];
         for (int w = 0; w < be->nworkers; w++) {
-            const struct metrics_backend_w *b = &be->pw[w].m;
+            const struct backend_counters *b = &be->pw[w].m;
             for (int c = 0; c < 5; c++)
-                s->requests[c] += metrics_get(&b->requests[c]);
-            for (int e = 0; e < MCE_COUNT; e++)
-                s->conn_errors[e] += metrics_get(&b->conn_errors[e]);
-            s->retries += metrics_get(&b->retries);
-            s->connections += metrics_get(&b->connections);
-            s->reuses += metrics_get(&b->reuses);
-            s->sent += metrics_get(&b->sent_bytes);
-            s->received += metrics_get(&b->received_bytes);
+                s->requests[c] += counter_get(&b->requests[c]);
+            for (int e = 0; e < BACKEND_CONN_NERRORS; e++)
+                s->conn_errors[e] += counter_get(&b->conn_errors[e]);
+            s->retries += counter_get(&b->retries);
+            s->connections += counter_get(&b->connections);
+            s->reuses += counter_get(&b->reuses);
+            s->sent += counter_get(&b->sent_bytes);
+            s->received += counter_get(&b->received_bytes);
             hist_add(s->resp, &s->resp_sum, &b->response);
             hist_add(s->conn, &s->conn_sum, &b->connect);
             s->idle += upstream_idle_count(&be->pw[w].idle);
@@ -363,12 +235,12 @@ int metrics_render(FILE *out, const struct backend_table *table)
     fprintf(out, "golb_connections_total %llu\n", (unsigned long long)opened);
     head(out, "golb_tls_handshakes_total", "counter",
          "TLS handshakes on the HTTPS listener, by result (full, resumed, failed).");
-    for (int t = 0; t < MTLS_COUNT; t++)
+    for (int t = 0; t < OBS_TLS_COUNT; t++)
         fprintf(out, "golb_tls_handshakes_total{result=\"%s\"} %llu\n", tls_result_labels[t],
                 (unsigned long long)tls[t]);
     head(out, "golb_http_request_errors_total", "counter",
          "Client requests that failed on the client side, by reason.");
-    for (int e = 0; e < MRE_COUNT; e++)
+    for (int e = 0; e < OBS_ERR_COUNT; e++)
         fprintf(out, "golb_http_request_errors_total{reason=\"%s\"} %llu\n", req_error_labels[e],
                 (unsigned long long)errors[e]);
 
@@ -407,7 +279,7 @@ int metrics_render(FILE *out, const struct backend_table *table)
     head(out, "golb_backend_connection_errors_total", "counter",
          "Failed connections to the backend, by reason.");
     for (int i = 0; i < n; i++)
-        for (int e = 0; e < MCE_COUNT; e++)
+        for (int e = 0; e < BACKEND_CONN_NERRORS; e++)
             fprintf(out, "golb_backend_connection_errors_total{%s,reason=\"%s\"} %llu\n",
                     bs[i].lab, conn_error_labels[e], (unsigned long long)bs[i].conn_errors[e]);
 
@@ -429,8 +301,8 @@ int metrics_render(FILE *out, const struct backend_table *table)
 
     head(out, "golb_backend_health_checks_total", "counter", "Active health checks, by result.");
     for (int i = 0; i < n; i++) {
-        uint64_t ok = metrics_get(&table->b[i]->check.ok);
-        uint64_t bad = metrics_get(&table->b[i]->check.failed);
+        uint64_t ok = counter_get(&table->b[i]->check.ok);
+        uint64_t bad = counter_get(&table->b[i]->check.failed);
         fprintf(out, "golb_backend_health_checks_total{%s,result=\"success\"} %llu\n", bs[i].lab,
                 (unsigned long long)ok);
         fprintf(out, "golb_backend_health_checks_total{%s,result=\"failure\"} %llu\n", bs[i].lab,
@@ -451,11 +323,8 @@ int metrics_render(FILE *out, const struct backend_table *table)
     head(out, "golb_log_lines_dropped_total", "counter",
          "Log lines dropped because the log destination could not keep up.");
     fprintf(out, "golb_log_lines_dropped_total{log=\"access\"} %llu\n",
-            (unsigned long long)(access_dropped_fn ? access_dropped_fn() : 0));
+            (unsigned long long)accesslog_dropped());
 
-    /* Later metrics go here, each with its own block: golb_tls_handshakes_total{result} once TLS
-     * lands (per-worker counters in struct metrics_worker, summed above), and
-     * golb_config_reloads_total{result} once reload lands (written by the main thread). */
     pthread_mutex_unlock(&reg_lock);
     free(bs);
     return ferror(out) ? -EIO : 0;

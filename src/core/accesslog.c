@@ -22,10 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base/jsonw.h"
 #include "base/log.h"
-#include "admin/metrics.h"
-#include "core/obs.h"
+#include "base/counter.h"
 #include "base/util.h"
 
 #define WRITER_PERIOD_MS 20     /* how often the writer drains the rings */
@@ -63,17 +61,12 @@ enum accesslog_format accesslog_current(void)
                       : ACCESSLOG_OFF;
 }
 
-static uint64_t dropped_sum(void)
-{
-    return accesslog_dropped();
-}
-
 uint64_t accesslog_dropped(void)
 {
     uint64_t n = 0;
     pthread_mutex_lock(&al.lock);
     for (struct accesslog_ring *r = al.rings; r; r = r->next)
-        n += metrics_get(&r->dropped);
+        n += counter_get(&r->dropped);
     pthread_mutex_unlock(&al.lock);
     return n;
 }
@@ -85,7 +78,7 @@ void accesslog_push(struct accesslog_ring *ring, const char *line, size_t len)
     uint64_t head = atomic_load_explicit(&ring->head, memory_order_relaxed);
     uint64_t tail = atomic_load_explicit(&ring->tail, memory_order_acquire);
     if (len > ACCESSLOG_RING_SIZE - (head - tail)) {
-        metrics_add(&ring->dropped, 1);
+        counter_add(&ring->dropped, 1);
         return;
     }
     size_t at = (size_t)(head & (ACCESSLOG_RING_SIZE - 1));
@@ -277,7 +270,6 @@ int accesslog_start(enum accesslog_format format, const char *path)
         return -rc;
     }
     al.started = true;
-    metrics_set_log_dropped(dropped_sum);
     return 0;
 }
 
@@ -345,7 +337,6 @@ void accesslog_stop(void)
     if (al.wake_fd >= 0)
         (void)!write(al.wake_fd, &one, sizeof(one));
     pthread_join(al.thread, NULL);
-    metrics_set_log_dropped(NULL);
     al.started = false;
     pthread_mutex_lock(&al.lock);
     while (al.rings) {
@@ -369,133 +360,4 @@ void accesslog_stop(void)
     al.next_path = NULL;
     al.next_fd = -1;
     al.next_pending = false;
-}
-
-/* ---- formatting ---- */
-
-/* ,"key":"value" or ,"key":null — `key` is a literal: JSON_KEY pastes its quotes and comma. */
-#define JSON_KEY(j, key) JSONW_LIT((j), ",\"" key "\":")
-#define json_maybe_str(j, key, s, n) (JSON_KEY(j, key), json_value_str((j), (s), (n)))
-/* The same for golb's own text that never needs escaping (an IP address, a backend name made of
- * host characters, "1.1", a termination code): copied as it is. */
-#define json_plain_str(j, key, s, n) (JSON_KEY(j, key), json_value_plain((j), (s), (n)))
-static void json_value_plain(struct jsonw *j, const char *s, size_t n)
-{
-    if (s && n) {
-        JSONW_LIT(j, "\"");
-        jsonw_raw(j, s, n);
-        JSONW_LIT(j, "\"");
-    } else {
-        JSONW_LIT(j, "null");
-    }
-}
-static void json_value_str(struct jsonw *j, const char *s, size_t n)
-{
-    if (s && n)
-        jsonw_str(j, s, n, 0);
-    else
-        JSONW_LIT(j, "null");
-}
-
-static void text_field(struct jsonw *j, const char *s, size_t n)
-{
-    if (s && n)
-        jsonw_text(j, s, n, 0);
-    else
-        jsonw_raw(j, "-", 1);
-}
-
-size_t accesslog_format_line(enum accesslog_format format, char *out, size_t cap,
-                             const struct obs_req *r, const char *backend, const char *client_ip,
-                             const char *term, const char *error_type)
-{
-    struct jsonw j;
-    jsonw_init(&j, out, cap - 1); /* room for the \n */
-    const char *q = memchr(r->target, '?', r->target_len);
-    size_t path_len = q ? (size_t)(q - r->target) : r->target_len;
-    const char *query = q ? q + 1 : NULL;
-    size_t query_len = q ? r->target_len - path_len - 1 : 0;
-    char proto[4] = {'1', '.', (char)('0' + r->minor_version), 0};
-    uint64_t total = r->total_us;
-    if (format == ACCESSLOG_JSON) {
-        JSONW_LIT(&j, "{\"time\":\"");
-        jsonw_time_ms(&j, r->start_wall_ms);
-        JSONW_LIT(&j, "\"");
-        json_maybe_str(&j, "request_id", r->reqid, r->reqid_len);
-        json_plain_str(&j, "client.address", client_ip, strlen(client_ip));
-        json_maybe_str(&j, "http.request.method", r->method, r->method_len);
-        json_maybe_str(&j, "url.path", r->target, path_len);
-        json_maybe_str(&j, "url.query", query, query_len);
-        json_plain_str(&j, "network.protocol.version", r->method_len ? proto : NULL, 3);
-        JSON_KEY(&j, "http.response.status_code");
-        if (r->status)
-            jsonw_i64(&j, r->status);
-        else
-            JSONW_LIT(&j, "null");
-        JSON_KEY(&j, "http.request.body.size");
-        jsonw_u64(&j, r->req_body_bytes);
-        JSON_KEY(&j, "http.response.body.size");
-        jsonw_u64(&j, r->resp_body_bytes);
-        json_maybe_str(&j, "user_agent.original", r->ua, r->ua_len);
-        json_plain_str(&j, "backend", backend, backend ? strlen(backend) : 0);
-        JSON_KEY(&j, "upstream.reused");
-        jsonw_cstr(&j, r->reused ? "true" : "false");
-        JSON_KEY(&j, "retries");
-        jsonw_u64(&j, r->retries);
-        JSON_KEY(&j, "duration");
-        jsonw_secs_us(&j, total);
-        JSONW_LIT(&j, ",\"timing\":{\"connect\":");
-        jsonw_secs_us(&j, r->connect_us);
-        JSONW_LIT(&j, ",\"response_head\":");
-        jsonw_secs_us(&j, r->head_us);
-        JSONW_LIT(&j, ",\"total\":");
-        jsonw_secs_us(&j, total);
-        JSONW_LIT(&j, "}");
-        JSON_KEY(&j, "termination");
-        json_value_plain(&j, term, strlen(term));
-        json_maybe_str(&j, "error.type", error_type, error_type ? strlen(error_type) : 0);
-        JSONW_LIT(&j, "}");
-    } else {
-        jsonw_time_ms(&j, r->start_wall_ms);
-        JSONW_LIT(&j, " ");
-        jsonw_cstr(&j, client_ip);
-        JSONW_LIT(&j, " \"");
-        text_field(&j, r->method, r->method_len);
-        JSONW_LIT(&j, " ");
-        text_field(&j, r->target, r->target_len);
-        JSONW_LIT(&j, " HTTP/");
-        jsonw_raw(&j, r->method_len ? proto : "-", r->method_len ? 3 : 1);
-        JSONW_LIT(&j, "\" ");
-        if (r->status)
-            jsonw_i64(&j, r->status);
-        else
-            JSONW_LIT(&j, "-");
-        JSONW_LIT(&j, " ");
-        jsonw_u64(&j, r->req_body_bytes);
-        JSONW_LIT(&j, " ");
-        jsonw_u64(&j, r->resp_body_bytes);
-        JSONW_LIT(&j, " \"");
-        text_field(&j, r->ua, r->ua_len);
-        JSONW_LIT(&j, "\" ");
-        jsonw_cstr(&j, backend ? backend : "-");
-        jsonw_raw(&j, r->reused ? " reused=1" : " reused=0", 9);
-        JSONW_LIT(&j, " retries=");
-        jsonw_u64(&j, r->retries);
-        JSONW_LIT(&j, " connect=");
-        jsonw_secs_us(&j, r->connect_us);
-        JSONW_LIT(&j, " head=");
-        jsonw_secs_us(&j, r->head_us);
-        JSONW_LIT(&j, " total=");
-        jsonw_secs_us(&j, total);
-        JSONW_LIT(&j, " ");
-        jsonw_cstr(&j, term);
-        JSONW_LIT(&j, " ");
-        jsonw_cstr(&j, error_type ? error_type : "-");
-        JSONW_LIT(&j, " id=");
-        text_field(&j, r->reqid, r->reqid_len);
-    }
-    if (j.overflow)
-        return 0; /* cannot happen: every value is bounded well below the line size */
-    out[j.len++] = '\n';
-    return j.len;
 }

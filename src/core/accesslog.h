@@ -12,7 +12,8 @@
  * reopen accessLogPath (logrotate's move-then-signal).
  *
  * Formats: json (one object per line, OpenTelemetry attribute names) or text (one readable line
- * with the same facts); see accesslog_format_line() and README "Observability".
+ * with the same facts), formatted by obs_format_line() (obs.h); see README "Observability".
+ * This module only moves lines: it knows nothing of requests.
  */
 #ifndef GOLB_ACCESSLOG_H
 #define GOLB_ACCESSLOG_H
@@ -20,8 +21,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-struct obs_req;
 
 enum accesslog_format {
     ACCESSLOG_OFF = 0,
@@ -56,11 +55,6 @@ struct accesslog_ring *accesslog_ring_new(void);
 /* Queues one formatted line in ring, or drops and counts it when the ring is full. Called only by
  * the ring's worker. */
 void accesslog_push(struct accesslog_ring *ring, const char *line, size_t len);
-
-/* Formats one line (with its \n) into out; returns its length. For tests and accesslog_write. */
-size_t accesslog_format_line(enum accesslog_format format, char *out, size_t cap,
-                             const struct obs_req *r, const char *backend, const char *client_ip,
-                             const char *term, const char *error_type);
 
 /* Lines dropped so far, all workers. */
 uint64_t accesslog_dropped(void);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
@@ -13,9 +14,64 @@
 #include "upstream/backend.h"
 #include "config/config.h"
 #include "http/http1.h"
-#include "admin/metrics.h"
+#include "base/jsonw.h"
 #include "base/util.h"
 #include "server/worker.h"
+
+/* The registry of worker blocks: what a scrape reads. Taken at worker start and stop and by
+ * scrapes, never by a request. */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct obs_counters *reg_head;
+
+struct obs_counters *obs_counters_new(int worker)
+{
+    struct obs_counters *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    m->worker = worker;
+    pthread_mutex_lock(&reg_lock);
+    m->next = reg_head;
+    reg_head = m;
+    pthread_mutex_unlock(&reg_lock);
+    return m;
+}
+
+void obs_counters_free(struct obs_counters *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&reg_lock);
+    for (struct obs_counters **p = &reg_head; *p; p = &(*p)->next) {
+        if (*p == m) {
+            *p = m->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&reg_lock);
+    free(m);
+}
+
+void obs_counters_sum(struct obs_totals *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&reg_lock);
+    for (const struct obs_counters *m = reg_head; m; m = m->next) {
+        for (int c = 0; c < 5; c++)
+            out->requests[c] += counter_get(&m->requests[c]);
+        for (int e = 0; e < OBS_ERR_COUNT; e++)
+            out->errors[e] += counter_get(&m->errors[e]);
+        out->conn_opened += counter_get(&m->conn_opened);
+        out->conn_closed += counter_get(&m->conn_closed);
+        out->req_started += counter_get(&m->req_started);
+        out->req_ended += counter_get(&m->req_ended);
+        for (int t = 0; t < OBS_TLS_COUNT; t++)
+            out->tls_handshakes[t] += counter_get(&m->tls_handshakes[t]);
+        for (int i = 0; i < COUNTER_NBUCKETS; i++)
+            out->duration[i] += counter_get(&m->duration.bucket[i]);
+        out->duration_sum_us += counter_get(&m->duration.sum_us);
+    }
+    pthread_mutex_unlock(&reg_lock);
+}
 
 static uint64_t process_id_prefix;
 static pthread_once_t prefix_once = PTHREAD_ONCE_INIT;
@@ -68,7 +124,7 @@ static bool name_is(const struct http1_header *h, const char *name, size_t len)
 void obs_req_start(struct worker *w, struct obs_req *r, const struct http1_request *req,
                    uint64_t head_wait_ms)
 {
-    r->start_us = metrics_now_us() - head_wait_ms * 1000u; /* the wall time is derived at the end */
+    r->start_us = counter_now_us() - head_wait_ms * 1000u; /* the wall time is derived at the end */
     r->backend = NULL;
     r->started = true;
     r->minor_version = (uint8_t)req->minor_version;
@@ -107,11 +163,11 @@ void obs_req_start(struct worker *w, struct obs_req *r, const struct http1_reque
             memcpy(r->target + n - 3, "...", 3);
     }
     if (w->m)
-        metrics_add(&w->m->req_started, 1);
+        counter_add(&w->m->req_started, 1);
 }
 
 /* Worker w's counters for backend b (backend.h: each backend has a slot per worker). */
-static struct metrics_backend_w *mb(const struct worker *w, struct backend *b)
+static struct backend_counters *mb(const struct worker *w, struct backend *b)
 {
     return w->m && b ? &b->pw[w->id].m : NULL;
 }
@@ -122,56 +178,56 @@ void obs_backend_try(struct worker *w, struct obs_req *r, struct backend *backen
     if (retry && r->backend) {
         r->retries++;
         if (mb(w, r->backend))
-            metrics_add(&mb(w, r->backend)->retries, 1);
+            counter_add(&mb(w, r->backend)->retries, 1);
     }
     r->backend = backend;
     r->reused = reused;
-    r->try_us = metrics_now_us();
+    r->try_us = counter_now_us();
     r->connect_us = 0;
     r->sent_bytes = req_head_len;
-    struct metrics_backend_w *b = mb(w, backend);
+    struct backend_counters *b = mb(w, backend);
     if (b)
-        metrics_add(reused ? &b->reuses : &b->connections, 1);
+        counter_add(reused ? &b->reuses : &b->connections, 1);
 }
 
 void obs_connect_result(struct worker *w, struct obs_req *r, int err)
 {
     if (!r->backend)
         return;
-    uint64_t now = metrics_now_us();
-    struct metrics_backend_w *b = mb(w, r->backend);
+    uint64_t now = counter_now_us();
+    struct backend_counters *b = mb(w, r->backend);
     if (err == 0) {
         r->connect_us = now - r->try_us;
         r->try_us = now; /* the response time counts from here */
         if (b)
-            metrics_observe(&b->connect, r->connect_us);
+            counter_observe(&b->connect, r->connect_us);
         return;
     }
     if (!b)
         return;
-    int reason = err == -ECONNREFUSED ? MCE_REFUSED
-                 : err == -ETIMEDOUT  ? MCE_TIMEOUT
-                 : err == -EPROTO     ? MCE_TLS /* the TLS handshake with the backend failed */
-                                      : MCE_RESET;
-    metrics_add(&b->conn_errors[reason], 1);
+    int reason = err == -ECONNREFUSED ? BACKEND_CONN_REFUSED
+                 : err == -ETIMEDOUT  ? BACKEND_CONN_TIMEOUT
+                 : err == -EPROTO     ? BACKEND_CONN_TLS /* the TLS handshake with the backend failed */
+                                      : BACKEND_CONN_RESET;
+    counter_add(&b->conn_errors[reason], 1);
 }
 
 void obs_response_head(struct worker *w, struct obs_req *r, int status, uint32_t head_len)
 {
-    r->head_us = metrics_now_us() - r->try_us;
+    r->head_us = counter_now_us() - r->try_us;
     r->backend_status = status;
     r->received_bytes = head_len;
     if (mb(w, r->backend))
-        metrics_observe(&mb(w, r->backend)->response, r->head_us);
+        counter_observe(&mb(w, r->backend)->response, r->head_us);
 }
 
 static int req_error_index(const char *error_type)
 {
-    static const char *const names[MRE_COUNT] = {"bad_request", "header_timeout", "too_large",
+    static const char *const names[OBS_ERR_COUNT] = {"bad_request", "header_timeout", "too_large",
                                                  "client_abort"};
     if (!error_type)
         return -1;
-    for (int i = 0; i < MRE_COUNT; i++)
+    for (int i = 0; i < OBS_ERR_COUNT; i++)
         if (strcmp(error_type, names[i]) == 0)
             return i;
     return -1;
@@ -183,39 +239,168 @@ void obs_req_end(struct worker *w, struct obs_req *r, int status, const char *te
     if (r->ended)
         return;
     r->ended = true;
-    uint64_t now = metrics_now_us();
+    uint64_t now = counter_now_us();
     if (!r->start_us) { /* a request that never parsed: started when its bytes came */
         r->start_us = now;
         r->backend = NULL;
     }
     r->status = status;
     r->total_us = now - r->start_us;
-    struct metrics_worker *m = w->m;
+    struct obs_counters *m = w->m;
     if (m) {
         if (status) {
-            metrics_add(&m->requests[metrics_code_index(status)], 1);
-            metrics_observe(&m->duration, r->total_us);
+            counter_add(&m->requests[counter_status_class(status)], 1);
+            counter_observe(&m->duration, r->total_us);
         }
         int e = req_error_index(error_type);
         if (e >= 0)
-            metrics_add(&m->errors[e], 1);
+            counter_add(&m->errors[e], 1);
         if (r->started)
-            metrics_add(&m->req_ended, 1);
+            counter_add(&m->req_ended, 1);
         if (r->backend) {
-            struct metrics_backend_w *b = mb(w, r->backend);
+            struct backend_counters *b = mb(w, r->backend);
             if (r->backend_status)
-                metrics_add(&b->requests[metrics_code_index(r->backend_status)], 1);
-            metrics_add(&b->sent_bytes, r->sent_bytes + r->req_body_bytes);
-            metrics_add(&b->received_bytes, r->received_bytes + r->resp_body_bytes);
+                counter_add(&b->requests[counter_status_class(r->backend_status)], 1);
+            counter_add(&b->sent_bytes, r->sent_bytes + r->req_body_bytes);
+            counter_add(&b->received_bytes, r->received_bytes + r->resp_body_bytes);
         }
     }
     if (w->alog && accesslog_current() != ACCESSLOG_OFF) {
         char line[ACCESSLOG_LINE_MAX];
         r->start_wall_ms = util_wall_ms() - (int64_t)(r->total_us / 1000u);
         const char *backend = r->backend ? r->backend->name : NULL;
-        size_t n = accesslog_format_line(accesslog_current(), line, sizeof(line), r, backend,
+        size_t n = obs_format_line(accesslog_current(), line, sizeof(line), r, backend,
                                          client_ip, term, error_type);
         if (n)
             accesslog_push(w->alog, line, n);
     }
+}
+
+/* ---- formatting ---- */
+
+/* ,"key":"value" or ,"key":null — `key` is a literal: JSON_KEY pastes its quotes and comma. */
+#define JSON_KEY(j, key) JSONW_LIT((j), ",\"" key "\":")
+#define json_maybe_str(j, key, s, n) (JSON_KEY(j, key), json_value_str((j), (s), (n)))
+/* The same for golb's own text that never needs escaping (an IP address, a backend name made of
+ * host characters, "1.1", a termination code): copied as it is. */
+#define json_plain_str(j, key, s, n) (JSON_KEY(j, key), json_value_plain((j), (s), (n)))
+static void json_value_plain(struct jsonw *j, const char *s, size_t n)
+{
+    if (s && n) {
+        JSONW_LIT(j, "\"");
+        jsonw_raw(j, s, n);
+        JSONW_LIT(j, "\"");
+    } else {
+        JSONW_LIT(j, "null");
+    }
+}
+static void json_value_str(struct jsonw *j, const char *s, size_t n)
+{
+    if (s && n)
+        jsonw_str(j, s, n, 0);
+    else
+        JSONW_LIT(j, "null");
+}
+
+static void text_field(struct jsonw *j, const char *s, size_t n)
+{
+    if (s && n)
+        jsonw_text(j, s, n, 0);
+    else
+        jsonw_raw(j, "-", 1);
+}
+
+size_t obs_format_line(enum accesslog_format format, char *out, size_t cap,
+                             const struct obs_req *r, const char *backend, const char *client_ip,
+                             const char *term, const char *error_type)
+{
+    struct jsonw j;
+    jsonw_init(&j, out, cap - 1); /* room for the \n */
+    const char *q = memchr(r->target, '?', r->target_len);
+    size_t path_len = q ? (size_t)(q - r->target) : r->target_len;
+    const char *query = q ? q + 1 : NULL;
+    size_t query_len = q ? r->target_len - path_len - 1 : 0;
+    char proto[4] = {'1', '.', (char)('0' + r->minor_version), 0};
+    uint64_t total = r->total_us;
+    if (format == ACCESSLOG_JSON) {
+        JSONW_LIT(&j, "{\"time\":\"");
+        jsonw_time_ms(&j, r->start_wall_ms);
+        JSONW_LIT(&j, "\"");
+        json_maybe_str(&j, "request_id", r->reqid, r->reqid_len);
+        json_plain_str(&j, "client.address", client_ip, strlen(client_ip));
+        json_maybe_str(&j, "http.request.method", r->method, r->method_len);
+        json_maybe_str(&j, "url.path", r->target, path_len);
+        json_maybe_str(&j, "url.query", query, query_len);
+        json_plain_str(&j, "network.protocol.version", r->method_len ? proto : NULL, 3);
+        JSON_KEY(&j, "http.response.status_code");
+        if (r->status)
+            jsonw_i64(&j, r->status);
+        else
+            JSONW_LIT(&j, "null");
+        JSON_KEY(&j, "http.request.body.size");
+        jsonw_u64(&j, r->req_body_bytes);
+        JSON_KEY(&j, "http.response.body.size");
+        jsonw_u64(&j, r->resp_body_bytes);
+        json_maybe_str(&j, "user_agent.original", r->ua, r->ua_len);
+        json_plain_str(&j, "backend", backend, backend ? strlen(backend) : 0);
+        JSON_KEY(&j, "upstream.reused");
+        jsonw_cstr(&j, r->reused ? "true" : "false");
+        JSON_KEY(&j, "retries");
+        jsonw_u64(&j, r->retries);
+        JSON_KEY(&j, "duration");
+        jsonw_secs_us(&j, total);
+        JSONW_LIT(&j, ",\"timing\":{\"connect\":");
+        jsonw_secs_us(&j, r->connect_us);
+        JSONW_LIT(&j, ",\"response_head\":");
+        jsonw_secs_us(&j, r->head_us);
+        JSONW_LIT(&j, ",\"total\":");
+        jsonw_secs_us(&j, total);
+        JSONW_LIT(&j, "}");
+        JSON_KEY(&j, "termination");
+        json_value_plain(&j, term, strlen(term));
+        json_maybe_str(&j, "error.type", error_type, error_type ? strlen(error_type) : 0);
+        JSONW_LIT(&j, "}");
+    } else {
+        jsonw_time_ms(&j, r->start_wall_ms);
+        JSONW_LIT(&j, " ");
+        jsonw_cstr(&j, client_ip);
+        JSONW_LIT(&j, " \"");
+        text_field(&j, r->method, r->method_len);
+        JSONW_LIT(&j, " ");
+        text_field(&j, r->target, r->target_len);
+        JSONW_LIT(&j, " HTTP/");
+        jsonw_raw(&j, r->method_len ? proto : "-", r->method_len ? 3 : 1);
+        JSONW_LIT(&j, "\" ");
+        if (r->status)
+            jsonw_i64(&j, r->status);
+        else
+            JSONW_LIT(&j, "-");
+        JSONW_LIT(&j, " ");
+        jsonw_u64(&j, r->req_body_bytes);
+        JSONW_LIT(&j, " ");
+        jsonw_u64(&j, r->resp_body_bytes);
+        JSONW_LIT(&j, " \"");
+        text_field(&j, r->ua, r->ua_len);
+        JSONW_LIT(&j, "\" ");
+        jsonw_cstr(&j, backend ? backend : "-");
+        jsonw_raw(&j, r->reused ? " reused=1" : " reused=0", 9);
+        JSONW_LIT(&j, " retries=");
+        jsonw_u64(&j, r->retries);
+        JSONW_LIT(&j, " connect=");
+        jsonw_secs_us(&j, r->connect_us);
+        JSONW_LIT(&j, " head=");
+        jsonw_secs_us(&j, r->head_us);
+        JSONW_LIT(&j, " total=");
+        jsonw_secs_us(&j, total);
+        JSONW_LIT(&j, " ");
+        jsonw_cstr(&j, term);
+        JSONW_LIT(&j, " ");
+        jsonw_cstr(&j, error_type ? error_type : "-");
+        JSONW_LIT(&j, " id=");
+        text_field(&j, r->reqid, r->reqid_len);
+    }
+    if (j.overflow)
+        return 0; /* cannot happen: every value is bounded well below the line size */
+    out[j.len++] = '\n';
+    return j.len;
 }

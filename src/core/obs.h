@@ -10,7 +10,8 @@
  *   obs_req_end        the exchange or golb's own error reply ended: status, termination code
  *
  * Everything here runs on the worker that owns the request and writes only that worker's
- * counters (metrics.h) and access-log ring (accesslog.h).
+ * counters (struct obs_counters below, rendered by admin/metrics.c) and access-log ring
+ * (accesslog.h).
  *
  * Termination codes (two letters, after HAProxy's): the first says who ended the exchange, the
  * second in which phase.
@@ -30,9 +31,56 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/counter.h"
+#include "core/accesslog.h"
+
 struct http1_request;
 struct backend;
 struct worker;
+
+/* ---- counters: one block per worker, written by that worker only (base/counter.h) ---- */
+
+enum obs_req_error {
+    OBS_ERR_BAD_REQUEST = 0,
+    OBS_ERR_HEADER_TIMEOUT,
+    OBS_ERR_TOO_LARGE,
+    OBS_ERR_CLIENT_ABORT,
+    OBS_ERR_COUNT,
+};
+
+/* Client-side TLS handshakes on the HTTPS listener, by result. */
+enum obs_tls_result {
+    OBS_TLS_FULL = 0, /* completed with a full handshake */
+    OBS_TLS_RESUMED,  /* completed by resuming a session (ticket) */
+    OBS_TLS_FAILED,   /* no shared version or cipher, bad client certificate, garbage, timeout */
+    OBS_TLS_COUNT,
+};
+
+struct obs_counters {
+    _Atomic uint64_t requests[5]; /* by status class, golb's own answers included */
+    _Atomic uint64_t errors[OBS_ERR_COUNT];
+    _Atomic uint64_t conn_opened, conn_closed; /* active = opened - closed */
+    _Atomic uint64_t req_started, req_ended;   /* in flight = started - ended */
+    _Atomic uint64_t tls_handshakes[OBS_TLS_COUNT];
+    struct counter_hist duration;              /* first byte in → last byte out */
+    int worker;                  /* its slot in every backend's pw[] */
+    struct obs_counters *next;   /* registry list */
+};
+
+/* A new zeroed block for worker `worker`, registered for scrapes; NULL on allocation failure. */
+struct obs_counters *obs_counters_new(int worker);
+void obs_counters_free(struct obs_counters *m);
+
+/* Every registered worker block added up (a scrape, the admin API). */
+struct obs_totals {
+    uint64_t requests[5], errors[OBS_ERR_COUNT];
+    uint64_t conn_opened, conn_closed, req_started, req_ended;
+    uint64_t tls_handshakes[OBS_TLS_COUNT];
+    uint64_t duration[COUNTER_NBUCKETS], duration_sum_us;
+};
+void obs_counters_sum(struct obs_totals *out);
+
+/* ---- one request ---- */
 
 #define OBS_METHOD_MAX 16
 #define OBS_TARGET_MAX 512
@@ -86,6 +134,12 @@ void obs_response_head(struct worker *w, struct obs_req *r, int status, uint32_t
  * client_ip: the client's address text. Counts it and writes its access-log line. Idempotent. */
 void obs_req_end(struct worker *w, struct obs_req *r, int status, const char *term,
                  const char *error_type, const char *client_ip);
+
+/* Formats r's access-log line (with its \n) into out; returns its length. backend: NULL or its
+ * name; the other arguments as for obs_req_end. */
+size_t obs_format_line(enum accesslog_format format, char *out, size_t cap, const struct obs_req *r,
+                       const char *backend, const char *client_ip, const char *term,
+                       const char *error_type);
 
 /* Generates a request id into out (at least 33 bytes); returns its length. */
 int obs_new_request_id(struct worker *w, char *out);

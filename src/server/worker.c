@@ -13,8 +13,8 @@
 #include "core/accesslog.h"
 #include "upstream/backend.h"
 #include "config/config.h"
+#include "core/obs.h"
 #include "core/generation.h"
-#include "admin/metrics.h"
 #include "base/log.h"
 #include "server/proxy.h"
 #include "upstream/upstream.h"
@@ -119,7 +119,7 @@ static void accept_batch(struct worker_listener *l)
         }
         w->nclients++;
         w->stats.accepted++;
-        metrics_add(&w->m->conn_opened, 1);
+        counter_add(&w->m->conn_opened, 1);
         proxy_accept(w, fd, (struct sockaddr *)&peer, len, l->tls);
     }
     loop_defer(w->loop, &l->accept_more, on_accept_more); /* more may wait: after other work */
@@ -135,7 +135,7 @@ void worker_client_closed(struct worker *w)
     atomic_fetch_sub_explicit(&open_connections, 1, memory_order_relaxed);
     w->nclients--;
     if (w->m)
-        metrics_add(&w->m->conn_closed, 1);
+        counter_add(&w->m->conn_closed, 1);
     if (w->draining && w->nclients == 0)
         loop_stop(w->loop);
 }
@@ -187,7 +187,7 @@ int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, struct gener
                                      cfg->upstream_idle_timeout_ms);
     if (!w->upstreams)
         return -ENOMEM;
-    w->m = metrics_worker_new(id);
+    w->m = obs_counters_new(id);
     if (!w->m)
         return -ENOMEM;
     w->alog = accesslog_ring_new(); /* NULL when the access log is off */
@@ -285,7 +285,7 @@ void worker_destroy(struct worker *w)
         close_listeners(w);
         loop_timer_cancel(w->loop, &w->retire_timer);
         loop_run_deferred(w->loop); /* the frees that closing queued */
-        metrics_worker_free(w->m);
+        obs_counters_free(w->m);
         w->m = NULL;
         if (w->gen && w->upstreams)
             for (int i = 0; i < w->gen->table->n; i++)

@@ -26,7 +26,7 @@ struct generation;
 struct upstream_pool;
 struct client;
 struct exchange;
-struct metrics_worker;
+struct obs_counters;
 struct accesslog_ring;
 
 /* One listening socket of a worker: plain HTTP or the HTTPS listener. */
@@ -73,7 +73,7 @@ struct worker {
     uint32_t nfree_exchanges;
     uint32_t nclients;
     struct worker_stats stats;
-    struct metrics_worker *m;     /* this worker's counters (metrics.h); NULL in unit tests */
+    struct obs_counters *m;     /* this worker's counters (metrics.h); NULL in unit tests */
     struct accesslog_ring *alog;  /* NULL when the access log is off */
     uint64_t reqid_seq;           /* generated X-Request-Id sequence */
     struct worker_update update;  /* posted by worker_update(), taken on the loop */

@@ -41,7 +41,6 @@
 #include "http/http1.h"
 #include "base/log.h"
 #include "base/loop.h"
-#include "admin/metrics.h"
 #include "core/obs.h"
 #include "http/reply.h"
 #include "http/rewrite.h"
@@ -334,7 +333,7 @@ static void on_timeout(struct loop_timer *t)
     struct client *c = container_of(t, struct client, timer);
     switch (c->state) {
     case CS_HANDSHAKE:
-        metrics_add(&c->w->m->tls_handshakes[MTLS_FAILED], 1);
+        counter_add(&c->w->m->tls_handshakes[OBS_TLS_FAILED], 1);
         client_close(c);
         return;
     case CS_READ_HEAD:
@@ -679,13 +678,13 @@ static bool client_handshake(struct client *c)
         return false;
     }
     if (rc < 0) {
-        metrics_add(&c->w->m->tls_handshakes[MTLS_FAILED], 1);
+        counter_add(&c->w->m->tls_handshakes[OBS_TLS_FAILED], 1);
         if (rc == -EBADMSG)
             (void)!write(c->io.fd, reply_plain_on_tls, strlen(reply_plain_on_tls));
         client_close(c);
         return false;
     }
-    metrics_add(&c->w->m->tls_handshakes[tls_session_reused(c->ssl) ? MTLS_RESUMED : MTLS_FULL], 1);
+    counter_add(&c->w->m->tls_handshakes[tls_session_reused(c->ssl) ? OBS_TLS_RESUMED : OBS_TLS_FULL], 1);
     const struct config_tls *tls = c->tls_gen->cfg->tls;
     if (tls->client_subject_header) {
         char subject[1024];

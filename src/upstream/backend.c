@@ -208,3 +208,41 @@ const char *backend_effective_state(const struct backend *b)
         return backend_is_up(b) ? "up" : "down";
     }
 }
+
+/* ---- health-check records: one writer (the health thread), a sequence lock for readers ---- */
+
+void backend_check_done(struct backend *b, bool ok, const char *reason, uint32_t duration_ms)
+{
+    struct backend_check *c = &b->check;
+    counter_add(ok ? &c->ok : &c->failed, 1);
+    uint32_t s = atomic_load_explicit(&c->seq, memory_order_relaxed);
+    atomic_store_explicit(&c->seq, s + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    c->time_ms = util_wall_ms();
+    c->duration_ms = duration_ms;
+    c->result = ok;
+    snprintf(c->reason, sizeof(c->reason), "%s", reason ? reason : "");
+    atomic_store_explicit(&c->seq, s + 2, memory_order_release);
+}
+
+bool backend_check_read(const struct backend *b, struct backend_check *out)
+{
+    const struct backend_check *c = &b->check;
+    for (int tries = 0; tries < 1000; tries++) {
+        uint32_t s1 = atomic_load_explicit(&c->seq, memory_order_acquire);
+        if (s1 & 1)
+            continue;
+        out->time_ms = c->time_ms;
+        out->duration_ms = c->duration_ms;
+        out->result = c->result;
+        memcpy(out->reason, c->reason, sizeof(out->reason));
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&c->seq, memory_order_relaxed) == s1) {
+            out->reason[sizeof(out->reason) - 1] = '\0';
+            atomic_store_explicit(&out->ok, counter_get(&c->ok), memory_order_relaxed);
+            atomic_store_explicit(&out->failed, counter_get(&c->failed), memory_order_relaxed);
+            return out->time_ms != 0;
+        }
+    }
+    return false;
+}

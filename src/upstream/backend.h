@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "admin/metrics.h"
+#include "base/counter.h"
 #include "upstream/upstream.h"
 
 struct config;
@@ -48,10 +48,42 @@ struct backend_latency {
     _Atomic uint64_t progress_us; /* last completion, or the start of the current busy period */
 };
 
+/* Why a new upstream connection failed. */
+enum backend_conn_error {
+    BACKEND_CONN_REFUSED = 0,
+    BACKEND_CONN_TIMEOUT,
+    BACKEND_CONN_RESET,
+    BACKEND_CONN_TLS,
+    BACKEND_CONN_NERRORS,
+};
+
+/* One backend as seen by one worker (base/counter.h: single writer, read by scrapes). */
+struct backend_counters {
+    _Atomic uint64_t requests[5]; /* by status class 1xx..5xx */
+    _Atomic uint64_t conn_errors[BACKEND_CONN_NERRORS];
+    _Atomic uint64_t retries;     /* requests that left this backend for another after a failure */
+    _Atomic uint64_t connections; /* new upstream connections opened */
+    _Atomic uint64_t reuses;      /* requests sent on a pooled connection */
+    _Atomic uint64_t sent_bytes, received_bytes;
+    struct counter_hist response; /* request sent → response head */
+    struct counter_hist connect;  /* connect started → connected */
+};
+
+/* The last health check of a backend, written by the health thread only. Readers use the
+ * sequence number (odd while a write is in progress) to get a consistent copy. */
+struct backend_check {
+    _Atomic uint64_t ok, failed;
+    _Atomic uint32_t seq;
+    int64_t time_ms; /* wall clock, ms since the epoch; 0 = never */
+    uint32_t duration_ms;
+    bool result;
+    char reason[120];
+};
+
 /* One worker's part of a backend: written by that worker only (scrapes read it). */
 struct backend_worker {
     _Alignas(64) struct upstream_idle idle; /* its idle connections to the backend */
-    struct metrics_backend_w m;             /* its counters for the backend */
+    struct backend_counters m;             /* its counters for the backend */
 };
 
 /* The first cache line holds what every pick reads; the objects are allocated aligned, so hot
@@ -75,7 +107,7 @@ struct backend {
     uint32_t ok_streak, fail_streak; /* the health checker's (one checker thread at a time) */
     enum backend_state check_seen;   /* the state after the checker's last result */
     struct backend_latency lat;    /* the leastLatency strategy's estimate (lb_latency.c) */
-    struct metrics_check check;    /* the last health check (health thread writes) */
+    struct backend_check check;    /* the last health check (health thread writes) */
     int nworkers;
     struct backend_worker *pw;     /* [nworkers] */
 };
@@ -118,6 +150,11 @@ void backend_report_failure(struct backend *b, uint32_t max_fails, const char *r
 void backend_report_success(struct backend *b);
 
 const char *backend_state_name(enum backend_state s);
+
+/* Health thread: one check of b finished (its record and counters, for metrics and the API). */
+void backend_check_done(struct backend *b, bool ok, const char *reason, uint32_t duration_ms);
+/* Copies b's last check record (consistent); false when there is none. */
+bool backend_check_read(const struct backend *b, struct backend_check *out);
 
 static inline enum backend_admin_state backend_admin(const struct backend *b)
 {

@@ -40,7 +40,6 @@
 #include "http/http1.h"
 #include "base/log.h"
 #include "base/loop.h"
-#include "admin/metrics.h"
 #include "base/sock.h"
 #include "base/util.h"
 
@@ -175,7 +174,7 @@ static void check_finish(struct check *c, bool ok, const char *reason)
     }
     enum backend_state next = health_next_state(cur, ok, streak, h->rise, h->fall);
     log_debug("health: %s: %s", c->b->name, reason);
-    metrics_check_done(c->b, ok, reason, (uint32_t)(loop_now(h->loop) - c->started_ms));
+    backend_check_done(c->b, ok, reason, (uint32_t)(loop_now(h->loop) - c->started_ms));
     if (next != cur) {
         uint32_t need = ok ? h->rise : h->fall;
         char why[200];

@@ -1,4 +1,4 @@
-/* libFuzzer target for the access-log line formats (accesslog_format_line, jsonw escaping).
+/* libFuzzer target for the access-log line formats (obs_format_line, jsonw escaping).
  *
  * Input: the request's method, target, User-Agent and request id, separated by 0xff 0x00 pairs
  * (any bytes at all otherwise, as a hostile client could send them or more). Invariants:
@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r.total_us = size;
     char line[ACCESSLOG_LINE_MAX];
 
-    size_t n = accesslog_format_line(ACCESSLOG_JSON, line, sizeof(line), &r, "127.0.0.1:8081",
+    size_t n = obs_format_line(ACCESSLOG_JSON, line, sizeof(line), &r, "127.0.0.1:8081",
                                      "::1", "CD", "client_abort");
     CHECK(n > 0 && line[n - 1] == '\n');
     for (size_t i = 0; i + 1 < n; i++)
@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
           r.target[0] == '?');
     json_decref(obj);
 
-    n = accesslog_format_line(ACCESSLOG_TEXT, line, sizeof(line), &r, NULL, "::1", "--", NULL);
+    n = obs_format_line(ACCESSLOG_TEXT, line, sizeof(line), &r, NULL, "::1", "--", NULL);
     CHECK(n > 0 && line[n - 1] == '\n');
     for (size_t i = 0; i + 1 < n; i++)
         CHECK((unsigned char)line[i] >= 0x20 && (unsigned char)line[i] < 0x7f);

@@ -15,6 +15,8 @@
 #include "base/jsonw.h"
 #include "admin/metrics.h"
 #include "core/obs.h"
+#include "admin/metrics.h"
+#include "core/obs.h"
 
 static const char *json_of(const char *in, size_t n, size_t max)
 {
@@ -87,30 +89,30 @@ Test(jsonw, numbers_and_times)
 
 Test(metrics, buckets_use_the_opentelemetry_bounds_inclusively)
 {
-    struct metrics_hist h;
+    struct counter_hist h;
     memset(&h, 0, sizeof(h));
-    metrics_observe(&h, 5000);     /* exactly 0.005 s: le="0.005" */
-    metrics_observe(&h, 5001);     /* just above: le="0.01" */
-    metrics_observe(&h, 10000000); /* 10 s */
-    metrics_observe(&h, 10000001); /* +Inf */
-    cr_expect_eq(metrics_get(&h.bucket[0]), 1);
-    cr_expect_eq(metrics_get(&h.bucket[1]), 1);
-    cr_expect_eq(metrics_get(&h.bucket[METRICS_NBOUNDS - 1]), 1);
-    cr_expect_eq(metrics_get(&h.bucket[METRICS_NBOUNDS]), 1);
-    cr_expect_eq(metrics_get(&h.sum_us), 5000 + 5001 + 10000000 + 10000001);
+    counter_observe(&h, 5000);     /* exactly 0.005 s: le="0.005" */
+    counter_observe(&h, 5001);     /* just above: le="0.01" */
+    counter_observe(&h, 10000000); /* 10 s */
+    counter_observe(&h, 10000001); /* +Inf */
+    cr_expect_eq(counter_get(&h.bucket[0]), 1);
+    cr_expect_eq(counter_get(&h.bucket[1]), 1);
+    cr_expect_eq(counter_get(&h.bucket[COUNTER_NBOUNDS - 1]), 1);
+    cr_expect_eq(counter_get(&h.bucket[COUNTER_NBOUNDS]), 1);
+    cr_expect_eq(counter_get(&h.sum_us), 5000 + 5001 + 10000000 + 10000001);
 }
 
 Test(metrics, quantiles_interpolate_within_a_bucket)
 {
-    uint64_t b[METRICS_NBUCKETS] = {0};
-    cr_expect_lt(metrics_quantile(b, 0.5), 0);
+    uint64_t b[COUNTER_NBUCKETS] = {0};
+    cr_expect_lt(counter_quantile(b, 0.5), 0);
     b[1] = 100; /* all in (0.005, 0.01] */
-    double p50 = metrics_quantile(b, 0.5);
+    double p50 = counter_quantile(b, 0.5);
     cr_expect(p50 > 0.0074 && p50 < 0.0076, "p50 %f", p50);
-    cr_expect(metrics_quantile(b, 0.99) <= 0.01);
-    uint64_t inf[METRICS_NBUCKETS] = {0};
-    inf[METRICS_NBOUNDS] = 3;
-    cr_expect_eq(metrics_quantile(inf, 0.5), 10.0);
+    cr_expect(counter_quantile(b, 0.99) <= 0.01);
+    uint64_t inf[COUNTER_NBUCKETS] = {0};
+    inf[COUNTER_NBOUNDS] = 3;
+    cr_expect_eq(counter_quantile(inf, 0.5), 10.0);
 }
 
 /* A rendered scrape over two workers: sums, +Inf == _count, zero series present. */
@@ -125,15 +127,15 @@ Test(metrics, render_sums_workers_and_keeps_histograms_consistent)
     struct backend_table *t = backend_table_new(&cfg, NULL, 2);
     cr_assert_not_null(t);
     cr_assert_eq(metrics_setup(2, "9.9.9"), 0);
-    struct metrics_worker *w1 = metrics_worker_new(0), *w2 = metrics_worker_new(1);
+    struct obs_counters *w1 = obs_counters_new(0), *w2 = obs_counters_new(1);
     cr_assert(w1 && w2);
-    metrics_add(&w1->requests[1], 3);
-    metrics_add(&w2->requests[1], 4);
-    metrics_add(&t->b[1]->pw[1].m.requests[4], 2);
-    metrics_add(&t->b[1]->pw[0].m.requests[4], 1);
-    metrics_observe(&w1->duration, 1000);
-    metrics_observe(&w2->duration, 20000000);
-    metrics_check_done(t->b[1], false, "HTTP 500", 3);
+    counter_add(&w1->requests[1], 3);
+    counter_add(&w2->requests[1], 4);
+    counter_add(&t->b[1]->pw[1].m.requests[4], 2);
+    counter_add(&t->b[1]->pw[0].m.requests[4], 1);
+    counter_observe(&w1->duration, 1000);
+    counter_observe(&w2->duration, 20000000);
+    backend_check_done(t->b[1], false, "HTTP 500", 3);
     metrics_reload_done(false, 1);
     char *text = NULL;
     size_t len = 0;
@@ -155,13 +157,13 @@ Test(metrics, render_sums_workers_and_keeps_histograms_consistent)
                      "golb_backend_health_checks_total{backend=\"[::1]:8082\",result=\"failure\"} 1\n"));
     cr_expect(strstr(text, "golb_backend_state{backend=\"127.0.0.1:8081\",state=\"down\"} 1\n"));
     cr_expect(strstr(text, "golb_backend_weight{backend=\"127.0.0.1:8081\"} 1\n"));
-    struct metrics_check c;
-    cr_expect(metrics_check_read(t->b[1], &c));
+    struct backend_check c;
+    cr_expect(backend_check_read(t->b[1], &c));
     cr_expect_str_eq(c.reason, "HTTP 500");
     cr_expect(!c.result);
     free(text);
-    metrics_worker_free(w1);
-    metrics_worker_free(w2);
+    obs_counters_free(w1);
+    obs_counters_free(w2);
     metrics_teardown();
     backend_table_free(t);
 }
@@ -195,7 +197,7 @@ Test(accesslog, json_line_has_the_documented_fields_and_one_newline)
 {
     struct obs_req r = sample_req();
     char line[ACCESSLOG_LINE_MAX];
-    size_t n = accesslog_format_line(ACCESSLOG_JSON, line, sizeof(line), &r, "127.0.0.1:8081",
+    size_t n = obs_format_line(ACCESSLOG_JSON, line, sizeof(line), &r, "127.0.0.1:8081",
                                      "10.0.0.1", "--", NULL);
     cr_assert_gt(n, 0);
     line[n] = '\0';
@@ -216,7 +218,7 @@ Test(accesslog, text_line_is_one_line)
 {
     struct obs_req r = sample_req();
     char line[ACCESSLOG_LINE_MAX];
-    size_t n = accesslog_format_line(ACCESSLOG_TEXT, line, sizeof(line), &r, NULL, "10.0.0.1",
+    size_t n = obs_format_line(ACCESSLOG_TEXT, line, sizeof(line), &r, NULL, "10.0.0.1",
                                      "CH", "client_abort");
     line[n] = '\0';
     cr_expect_str_eq(line, "2023-11-14T22:13:20.123Z 10.0.0.1 \"GET /p?q=1 HTTP/1.1\" 200 0 12 "
@@ -240,11 +242,11 @@ Test(accesslog, worst_case_line_fits)
     char ip[47];
     memset(ip, '1', 46);
     ip[46] = '\0';
-    cr_expect_gt(accesslog_format_line(ACCESSLOG_JSON, line, sizeof(line), &r,
+    cr_expect_gt(obs_format_line(ACCESSLOG_JSON, line, sizeof(line), &r,
                                        "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535", ip,
                                        "CD", "client_abort"),
                  0);
-    cr_expect_gt(accesslog_format_line(ACCESSLOG_TEXT, line, sizeof(line), &r, NULL, ip, "CD",
+    cr_expect_gt(obs_format_line(ACCESSLOG_TEXT, line, sizeof(line), &r, NULL, ip, "CD",
                                        "client_abort"),
                  0);
 }
