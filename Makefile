@@ -42,7 +42,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all help deps deps-test deps-bench run test check unit e2e e2e-tls fuzz fuzz-build fuzz-replay bench fmt clean \
+.PHONY: all help deps deps-test deps-bench run test check check-layers unit e2e e2e-tls fuzz fuzz-build fuzz-replay bench fmt clean \
         install uninstall check-dist
 .DEFAULT_GOAL := all
 
@@ -107,6 +107,11 @@ e2e-tls: $(OUT)/golb $(OUT)/toy-backend
 	python3 tests/e2e/run.py --bindir $(OUT) --tls $(E2E_TLS_FILES)
 
 check: unit e2e
+
+# Every #include goes down the layers (scripts/check-layers.sh), and the check itself fails on a
+# wrong one (the self-test plants one in a copy of src/).
+check-layers:
+	@tests/check-layers-selftest.sh
 
 run: deps all
 	@scripts/demo.sh

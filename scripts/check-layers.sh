@@ -8,9 +8,11 @@
 # core/ and below; of the other folders only server/ (the process that starts the admin listener)
 # may include admin/. An include of a golb header must name its folder ("base/buf.h"), so that
 # this check sees every edge. cmd/ and tests/ are outside the layers.
+# Two modules that include each other (a cycle inside a folder) are reported too.
 # Prints each wrong include as FILE:LINE: "header" (folder A may not use folder B) and exits 1.
+# Usage: check-layers.sh [ROOT]   (ROOT: a tree with src/, default this checkout)
 set -u
-cd "$(dirname "$0")/.."
+cd "${1:-$(dirname "$0")/..}" || exit 2
 order=(base net http config upstream lb core session server)
 declare -A rank=()
 for i in "${!order[@]}"; do rank[${order[$i]}]=$i; done
@@ -25,6 +27,7 @@ allowed() { # from-folder to-folder
 }
 
 bad=0
+declare -A edge=() # "from-module to-module" (a module is its .c and .h), for the cycle check
 for dir in src/*/; do
     dir=${dir%/}; from=${dir#src/}
     if [[ -z ${rank[$from]:-} ]]; then
@@ -35,6 +38,7 @@ for dir in src/*/; do
         hdr=$(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' <<<"$text")
         [[ -n $hdr ]] || continue
         to=${hdr%%/*}
+        edge["${file%.*} src/${hdr%.*}"]=1
         if [[ $hdr != */* || -z ${rank[$to]:-} ]]; then
             echo "$file:$line: \"$hdr\" (name the layer folder: \"<layer>/$hdr\")"
             bad=1; continue
@@ -44,6 +48,14 @@ for dir in src/*/; do
             bad=1
         fi
     done < <(grep -Hn '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$dir"/*.[ch] 2>/dev/null)
+done
+# Two modules of one folder that include each other: the layers allow it, the design does not.
+for e in "${!edge[@]}"; do
+    read -r a b <<<"$e"
+    if [[ $a < $b && -n ${edge["$b $a"]:-} ]]; then
+        echo "$a <-> $b: the two modules include each other (give the edge one direction)"
+        bad=1
+    fi
 done
 [[ $bad == 0 ]] && echo "check-layers: ok (${#order[@]} layers + admin, every include goes down)"
 exit $bad

@@ -184,7 +184,7 @@ void balancer_request_init(const struct balancer *b, struct lb_request *r,
     *r = (struct lb_request){.sticky = -1, .worker = worker};
     const char *v = NULL;
     size_t vlen = 0;
-    if (b->ops == &lb_hash_ops) {
+    if (b->ops->uses_key) {
         switch (p->hash_key) {
         case CONFIG_HASH_CLIENT:
             v = client_ip;

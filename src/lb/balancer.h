@@ -74,6 +74,9 @@ struct lb_ctx {
 
 struct lb_ops {
     const char *name;
+    /* The strategy picks by the request's key (hashKey): balancer_request_init() computes it only
+     * for strategies that say so. */
+    bool uses_key;
     /* Allocates per-balancer state; NULL on failure. */
     void *(*create)(struct backend_table *table, const struct lb_params *params);
     void (*destroy)(void *state);

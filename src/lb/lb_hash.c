@@ -174,6 +174,7 @@ static int hash_pick(void *state, const struct lb_ctx *ctx)
 
 const struct lb_ops lb_hash_ops = {
     .name = "hash",
+    .uses_key = true,
     .create = hash_create,
     .destroy = hash_destroy,
     .pick = hash_pick,

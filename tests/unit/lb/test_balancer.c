@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "upstream/backend.h"
+#include "http/http1.h"
 #include "lb/balancer.h"
 #include "config/config.h"
 #include "base/log.h"
@@ -166,5 +167,31 @@ Test(balancer, even_spread_under_threads, .init = quiet, .timeout = 120)
                   total[k], expected);
     }
     balancer_destroy(&b);
+    backend_table_free(t);
+}
+
+/* The request key is read for the strategies that pick by it (lb_ops.uses_key), and only for
+ * them: hash gets the same key for the same header value, round robin gets none. */
+Test(balancer, request_key_only_for_strategies_that_use_it, .init = quiet)
+{
+    struct backend_table *t = make_table(3);
+    struct http1_request req = {.path = "/x", .path_len = 2, .num_headers = 1};
+    req.headers[0] = (struct http1_header){.name = "X-User", .name_len = 6, .value = "alice",
+                                           .value_len = 5};
+    struct balancer hb, rb;
+    cr_assert_eq(balancer_init(&hb, &lb_hash_ops, t), 0);
+    cr_assert_eq(balancer_init(&rb, &lb_rr_ops, t), 0);
+    hb.params.hash_key = CONFIG_HASH_HEADER;
+    hb.params.hash_key_name = "x-user";
+    rb.params = hb.params;
+    struct lb_request a, a2, r;
+    balancer_request_init(&hb, &a, &req, "10.0.0.1", 8, 0);
+    balancer_request_init(&hb, &a2, &req, "10.0.0.2", 8, 0);
+    balancer_request_init(&rb, &r, &req, "10.0.0.1", 8, 0);
+    cr_expect(a.has_key);
+    cr_expect_eq(a.key, a2.key);
+    cr_expect_not(r.has_key);
+    balancer_destroy(&hb);
+    balancer_destroy(&rb);
     backend_table_free(t);
 }
