@@ -27,6 +27,17 @@ void config_backend_clear(struct config_backend *b)
     memset(b, 0, sizeof(*b));
 }
 
+void config_backend_key(const struct config_backend *cb, char *out, size_t cap)
+{
+    if (!cb->host) { /* built by hand (tests): the name is host:port */
+        snprintf(out, cap, "%s://%s", cb->tls ? "https" : "http", cb->name ? cb->name : "");
+        return;
+    }
+    bool v6 = strchr(cb->host, ':') != NULL;
+    snprintf(out, cap, "%s://%s%s%s:%u", cb->tls ? "https" : "http", v6 ? "[" : "", cb->host,
+             v6 ? "]" : "", cb->port);
+}
+
 /* Splits and checks an http URL; fills host, port, health path (when `health` is NULL), url.
  * Returns 0 or -1 after reporting at `n`. */
 static int parse_url(struct load *l, const struct node *n, struct config_backend *b,

@@ -4,7 +4,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "upstream/backend.h"
 #include "config/config.h"
 #include "config/config_int.h"
 #include "base/sock.h"
@@ -244,7 +243,7 @@ static int find_backend(const struct config *c, const char *key)
 {
     char k[300];
     for (int i = 0; i < c->nbackends; i++) {
-        backend_key(&c->backends[i], k, sizeof(k));
+        config_backend_key(&c->backends[i], k, sizeof(k));
         if (strcmp(k, key) == 0)
             return i;
     }
@@ -256,7 +255,7 @@ static int diff_backends(const struct config *o, const struct config *n, FILE *o
     int lines = 0;
     char key[300];
     for (int i = 0; i < n->nbackends; i++) {
-        backend_key(&n->backends[i], key, sizeof(key));
+        config_backend_key(&n->backends[i], key, sizeof(key));
         int j = find_backend(o, key);
         if (j < 0) {
             fprintf(out, "backend added: %s\n", key);
@@ -277,7 +276,7 @@ static int diff_backends(const struct config *o, const struct config *n, FILE *o
         }
     }
     for (int j = 0; j < o->nbackends; j++) {
-        backend_key(&o->backends[j], key, sizeof(key));
+        config_backend_key(&o->backends[j], key, sizeof(key));
         if (find_backend(n, key) < 0) {
             fprintf(out, "backend removed: %s\n", key);
             lines++;
