@@ -35,8 +35,8 @@ prefix_of() {
         src/config/config_tls.c:-) echo "" ;;                 # backends' TLS keys
         src/config/config_tls.c:config_tls_section) echo "tls." ;;
         src/config/config_tls.c:load_certificates) echo "" ;; # a tls.certificates entry
-        src/config/config_lb.c:set_sticky) echo "stickySession." ;;
-        src/config/config_obs.c:set_admin) echo "admin." ;;
+        src/config/config_lb.c:config_lb_sticky) echo "stickySession." ;;
+        src/config/config_obs.c:config_obs_admin) echo "admin." ;;
         *) return 1 ;;
     esac
 }

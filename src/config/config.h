@@ -158,6 +158,11 @@ int config_load_buffer(const char *name, const char *data, size_t len, FILE *err
 
 void config_free(struct config *cfg);
 
+/* The identity of a configured backend, "scheme://host:port" ("https://[::1]:443"), written to
+ * `out` (cut to `cap`). Two entries with the same identity are the same backend across a reload
+ * (upstream/backend.c keeps its object, config_diff reports a change rather than a removal). */
+void config_backend_key(const struct config_backend *cb, char *out, size_t cap);
+
 /* Test and fuzz hook: when on, host names other than "localhost" are not resolved (numeric
  * addresses only), so that arbitrary input never waits on DNS. Off by default; process-wide, set it
  * before loading. */

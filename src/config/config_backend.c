@@ -1,7 +1,8 @@
 /* config_backend — the `backends` sequence of the configuration: each entry a URL (the original
  * format: scheme://host:port is the upstream, the path its health check) or a mapping with `url`,
  * `healthPath`, `weight` and the TLS keys (config_tls.c), checked and resolved at load; two entries
- * with the same address are an error. Part of the config module, behind config_int.h.
+ * with the same address are an error. Entry points in config_int.h; the tree, messages and getters
+ * are config_yaml.h's.
  */
 #include <netdb.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "config/config.h"
 #include "config/config_int.h"
+#include "config/config_yaml.h"
 #include "base/util.h"
 
 #define URL_MAX 2048 /* backend URLs longer than this are rejected */
@@ -27,24 +29,36 @@ void config_backend_clear(struct config_backend *b)
     memset(b, 0, sizeof(*b));
 }
 
+void config_backend_key(const struct config_backend *cb, char *out, size_t cap)
+{
+    if (!cb->host) { /* built by hand (tests): the name is host:port */
+        snprintf(out, cap, "%s://%s", cb->tls ? "https" : "http", cb->name ? cb->name : "");
+        return;
+    }
+    bool v6 = strchr(cb->host, ':') != NULL;
+    snprintf(out, cap, "%s://%s%s%s:%u", cb->tls ? "https" : "http", v6 ? "[" : "", cb->host,
+             v6 ? "]" : "", cb->port);
+}
+
 /* Splits and checks an http URL; fills host, port, health path (when `health` is NULL), url.
  * Returns 0 or -1 after reporting at `n`. */
-static int parse_url(struct load *l, const struct node *n, struct config_backend *b,
-                     const char *health)
+static int parse_url(struct config_yaml_load *l, const struct config_yaml_node *n,
+                     struct config_backend *b, const char *health)
 {
-    struct qbuf q, q2;
+    struct config_yaml_qbuf q, q2;
     const char *u = n->str, *end = n->str + n->len;
 #define BAD_URL(...)                                                                               \
     do {                                                                                           \
         char why_[160];                                                                            \
         snprintf(why_, sizeof(why_), __VA_ARGS__);                                                 \
-        error_at(l, n, "invalid backend URL %s: %s", quote(&q, u, n->len), why_);                  \
+        config_yaml_error(l, n, "invalid backend URL %s: %s", config_yaml_quote(&q, u, n->len),    \
+                          why_);                                                                   \
         return -1;                                                                                 \
     } while (0)
 
     if (n->len > URL_MAX)
         BAD_URL("longer than %d bytes", URL_MAX);
-    if (!visible_ascii(u, n->len))
+    if (!config_yaml_visible_ascii(u, n->len))
         BAD_URL("spaces and control characters are not allowed");
     const char *sep = strstr(u, "://");
     if (!sep)
@@ -54,7 +68,8 @@ static int parse_url(struct load *l, const struct node *n, struct config_backend
     if (!b->tls && (slen != 4 || strncasecmp(u, "http", 4) != 0)) {
         if (slen == 0 || slen > 32)
             BAD_URL("it must start with \"http://\" or \"https://\"");
-        BAD_URL("unsupported scheme %s (only http and https are supported)", quote(&q2, u, slen));
+        BAD_URL("unsupported scheme %s (only http and https are supported)",
+                config_yaml_quote(&q2, u, slen));
     }
     if (memchr(u, '#', n->len))
         BAD_URL("fragments (\"#...\") are not allowed");
@@ -75,7 +90,8 @@ static int parse_url(struct load *l, const struct node *n, struct config_backend
         hend = rb;
         if (rb + 1 < aend) {
             if (rb[1] != ':')
-                BAD_URL("unexpected %s after \"]\"", quote(&q2, rb + 1, (size_t)(aend - rb - 1)));
+                BAD_URL("unexpected %s after \"]\"",
+                        config_yaml_quote(&q2, rb + 1, (size_t)(aend - rb - 1)));
             portp = rb + 2;
         }
     } else {
@@ -92,14 +108,15 @@ static int parse_url(struct load *l, const struct node *n, struct config_backend
         BAD_URL("empty host");
     if (!v6) {
         for (const char *c = h; c < hend; c++)
-            if (!host_char(*c))
-                BAD_URL("invalid host %s", quote(&q2, h, (size_t)(hend - h)));
+            if (!config_yaml_host_char(*c))
+                BAD_URL("invalid host %s", config_yaml_quote(&q2, h, (size_t)(hend - h)));
     }
     b->port = b->tls ? 443 : 80;
-    if (portp && !parse_port(portp, (size_t)(aend - portp), 1, 65535, &b->port))
-        BAD_URL("invalid port %s (must be 1..65535)", quote(&q2, portp, (size_t)(aend - portp)));
+    if (portp && !config_yaml_parse_port(portp, (size_t)(aend - portp), 1, 65535, &b->port))
+        BAD_URL("invalid port %s (must be 1..65535)",
+                config_yaml_quote(&q2, portp, (size_t)(aend - portp)));
     if ((size_t)(hend - h) > 253)
-        BAD_URL("invalid host %s", quote(&q2, h, (size_t)(hend - h)));
+        BAD_URL("invalid host %s", config_yaml_quote(&q2, h, (size_t)(hend - h)));
 #undef BAD_URL
 
     b->host = strndup(h, (size_t)(hend - h));
@@ -115,119 +132,127 @@ static int parse_url(struct load *l, const struct node *n, struct config_backend
     if (!b->host || !b->url || !b->health_path ||
         asprintf(&b->name, "%s%s%s:%u", v6 ? "[" : "", b->host, v6 ? "]" : "", b->port) == -1) {
         b->name = NULL;
-        load_oom(l);
+        config_yaml_oom(l);
         return -1;
     }
 
-    int rc = resolve(b->host, b->port, v6, &b->addr, &b->addrlen);
+    int rc = config_yaml_resolve(b->host, b->port, v6, &b->addr, &b->addrlen);
     if (rc == 0 && v6 && b->addr.ss_family != AF_INET6)
         rc = EAI_NONAME;
     if (rc != 0) {
         if (v6)
-            error_at(l, n, "invalid backend URL %s: invalid IPv6 address %s", quote(&q, u, n->len),
-                     quote_with(&q2, "", h - 1, (size_t)(hend - h) + 2));
+            config_yaml_error(l, n, "invalid backend URL %s: invalid IPv6 address %s",
+                              config_yaml_quote(&q, u, n->len),
+                              config_yaml_quote_with(&q2, "", h - 1, (size_t)(hend - h) + 2));
         else
-            error_at(l, n, "cannot resolve backend host %s: %s",
-                     quote(&q, b->host, strlen(b->host)), resolve_error(rc));
+            config_yaml_error(l, n, "cannot resolve backend host %s: %s",
+                              config_yaml_quote(&q, b->host, strlen(b->host)),
+                              config_yaml_resolve_error(rc));
         return -1;
     }
     return 0;
 }
 
 /* One backends[] entry: a URL string or {url, healthPath}. Returns 0 or -1 after reporting. */
-static int parse_backend(struct load *l, const struct node *e, struct config_backend *b)
+static int parse_backend(struct config_yaml_load *l, const struct config_yaml_node *e,
+                         struct config_backend *b)
 {
     static const char *const names[] = {"url",      "healthPath",     "weight",
                                         "serverName", "caFile",   "tlsVerify",
                                         "clientCertFile", "clientKeyFile"};
-    struct qbuf q;
-    const struct node *url = NULL, *hp = NULL, *url_k = NULL, *hp_k = NULL, *w_k = NULL;
+    struct config_yaml_qbuf q;
+    const struct config_yaml_node *url = NULL, *hp = NULL, *url_k = NULL, *hp_k = NULL, *w_k = NULL;
     int rc = -1;
     bool w_ok = true;
 
-    if (e->kind == NODE_BAD)
+    if (e->kind == CONFIG_YAML_BAD)
         return -1;
     b->weight = 1;
     b->line = e->line;
     b->col = e->col;
     b->tls_verify = true;
     bool tls_keys_ok = true;
-    if (is_string(e)) {
+    if (config_yaml_is_string(e)) {
         url = e;
-    } else if (e->kind == NODE_MAPPING) {
+    } else if (e->kind == CONFIG_YAML_MAPPING) {
         for (size_t i = 0; i + 1 < e->nkids; i += 2) {
-            const struct node *k = e->kids[i], *v = e->kids[i + 1];
-            if (!key_ok(l, k))
+            const struct config_yaml_node *k = e->kids[i], *v = e->kids[i + 1];
+            if (!config_yaml_key_ok(l, k))
                 continue;
-            if (key_is(k, "url")) {
-                if (key_first(l, k, &url_k))
+            if (config_yaml_key_is(k, "url")) {
+                if (config_yaml_key_first(l, k, &url_k))
                     url = v;
-            } else if (key_is(k, "healthPath")) {
-                if (key_first(l, k, &hp_k))
+            } else if (config_yaml_key_is(k, "healthPath")) {
+                if (config_yaml_key_first(l, k, &hp_k))
                     hp = v;
             } else if (config_tls_backend_key(l, k, v, b)) {
                 continue;
-            } else if (key_is(k, "weight")) {
-                static const struct key wk = {"weight", KT_UINT, NO_FIELD, 0, 1000, 1};
-                if (key_first(l, k, &w_k) && v->kind != NODE_BAD)
-                    w_ok = get_int(l, &wk, v, &b->weight) == 0;
+            } else if (config_yaml_key_is(k, "weight")) {
+                static const struct config_yaml_key wk = {
+                    "weight", CONFIG_YAML_KT_UINT, CONFIG_YAML_NO_FIELD, 0, 1000, 1};
+                if (config_yaml_key_first(l, k, &w_k) && v->kind != CONFIG_YAML_BAD)
+                    w_ok = config_yaml_get_int(l, &wk, v, &b->weight) == 0;
             } else {
-                unknown_key(l, k, names, ARRAY_LEN(names), " in backend");
+                config_yaml_unknown_key(l, k, names, ARRAY_LEN(names), " in backend");
             }
         }
         if (!url) {
-            error_at(l, e, "backend is missing \"url\"");
+            config_yaml_error(l, e, "backend is missing \"url\"");
             return -1;
         }
-        if (url->kind == NODE_BAD)
+        if (url->kind == CONFIG_YAML_BAD)
             return -1;
-        if (!is_string(url)) {
-            error_at(l, url, "url must be a string, got %s", describe(&q, url));
+        if (!config_yaml_is_string(url)) {
+            config_yaml_error(l, url, "url must be a string, got %s",
+                              config_yaml_describe(&q, url));
             url = NULL;
         }
     } else {
-        error_at(l, e, "backend must be a URL or a mapping with \"url\", got %s", describe(&q, e));
+        config_yaml_error(l, e, "backend must be a URL or a mapping with \"url\", got %s",
+                          config_yaml_describe(&q, e));
         return -1;
     }
 
     bool hp_ok = true;
-    if (hp && hp->kind != NODE_BAD) {
-        if (!is_string(hp) || hp->str[0] != '/') {
-            error_at(l, hp, "healthPath must be a path starting with \"/\", got %s",
-                     describe(&q, hp));
+    if (hp && hp->kind != CONFIG_YAML_BAD) {
+        if (!config_yaml_is_string(hp) || hp->str[0] != '/') {
+            config_yaml_error(l, hp, "healthPath must be a path starting with \"/\", got %s",
+                              config_yaml_describe(&q, hp));
             hp_ok = false;
-        } else if (!visible_ascii(hp->str, hp->len) || hp->len > URL_MAX) {
-            error_at(l, hp, "healthPath must not contain spaces or control characters");
+        } else if (!config_yaml_visible_ascii(hp->str, hp->len) || hp->len > URL_MAX) {
+            config_yaml_error(l, hp, "healthPath must not contain spaces or control characters");
             hp_ok = false;
         }
     }
     if (url)
-        rc = parse_url(l, url, b, hp && hp_ok && hp->kind != NODE_BAD ? hp->str : NULL);
+        rc = parse_url(l, url, b, hp && hp_ok && hp->kind != CONFIG_YAML_BAD ? hp->str : NULL);
     if (rc == 0)
         tls_keys_ok = config_tls_backend_finish(l, e, b) == 0;
-    if (rc == -1 || !hp_ok || !w_ok || !tls_keys_ok || (hp && hp->kind == NODE_BAD)) {
+    if (rc == -1 || !hp_ok || !w_ok || !tls_keys_ok || (hp && hp->kind == CONFIG_YAML_BAD)) {
         config_backend_clear(b);
         return -1;
     }
     return 0;
 }
 
-void set_backends(struct load *l, struct config *cfg, const struct node *v)
+void config_backend_section(struct config_yaml_load *l, struct config *cfg,
+                            const struct config_yaml_node *v)
 {
-    struct qbuf q;
-    if (v->kind == NODE_BAD)
+    struct config_yaml_qbuf q;
+    if (v->kind == CONFIG_YAML_BAD)
         return;
-    if (v->kind != NODE_SEQUENCE) {
-        error_at(l, v, "backends must be a sequence of backends, got %s", describe(&q, v));
+    if (v->kind != CONFIG_YAML_SEQUENCE) {
+        config_yaml_error(l, v, "backends must be a sequence of backends, got %s",
+                          config_yaml_describe(&q, v));
         return;
     }
     if (v->nkids == 0) {
-        error_at(l, v, "backends must not be empty");
+        config_yaml_error(l, v, "backends must not be empty");
         return;
     }
     cfg->backends = calloc(v->nkids, sizeof(*cfg->backends));
     if (!cfg->backends) {
-        load_oom(l);
+        config_yaml_oom(l);
         return;
     }
     for (size_t i = 0; i < v->nkids; i++) {
@@ -236,11 +261,12 @@ void set_backends(struct load *l, struct config *cfg, const struct node *v)
             continue;
         int dup = -1;
         for (int j = 0; j < cfg->nbackends && dup == -1; j++)
-            if (same_addr(&cfg->backends[j].addr, &b.addr))
+            if (config_yaml_same_addr(&cfg->backends[j].addr, &b.addr))
                 dup = j;
         if (dup != -1) {
-            error_at(l, v->kids[i], "duplicate backend %s (same address as the backend at line %d)",
-                     quote(&q, b.name, strlen(b.name)), cfg->backends[dup].line);
+            config_yaml_error(
+                l, v->kids[i], "duplicate backend %s (same address as the backend at line %d)",
+                config_yaml_quote(&q, b.name, strlen(b.name)), cfg->backends[dup].line);
             config_backend_clear(&b);
             continue;
         }

@@ -4,9 +4,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "upstream/backend.h"
 #include "config/config.h"
 #include "config/config_int.h"
+#include "config/config_yaml.h"
 #include "base/sock.h"
 
 static bool str_eq(const char *a, const char *b)
@@ -38,14 +38,14 @@ static bool addr_eq(const struct sockaddr_storage *a, socklen_t alen,
 static int diff_scalars(const struct config *o, const struct config *n, FILE *out)
 {
     size_t nkeys;
-    const struct key *keys = config_top_keys(&nkeys);
+    const struct config_yaml_key *keys = config_top_keys(&nkeys);
     int lines = 0;
     for (size_t i = 0; i < nkeys; i++) {
-        const struct key *k = &keys[i];
+        const struct config_yaml_key *k = &keys[i];
         const char *po = (const char *)o + k->off, *pn = (const char *)n + k->off;
         char a[32], b[32];
         switch (k->type) {
-        case KT_DURATION: {
+        case CONFIG_YAML_KT_DURATION: {
             uint32_t x, y;
             memcpy(&x, po, sizeof(x));
             memcpy(&y, pn, sizeof(y));
@@ -55,14 +55,14 @@ static int diff_scalars(const struct config *o, const struct config *n, FILE *ou
             fmt_ms(b, sizeof(b), y);
             break;
         }
-        case KT_UINT:
-        case KT_FACTOR: {
+        case CONFIG_YAML_KT_UINT:
+        case CONFIG_YAML_KT_FACTOR: {
             uint32_t x, y;
             memcpy(&x, po, sizeof(x));
             memcpy(&y, pn, sizeof(y));
             if (x == y)
                 continue;
-            if (k->type == KT_FACTOR) {
+            if (k->type == CONFIG_YAML_KT_FACTOR) {
                 snprintf(a, sizeof(a), "%u.%03u", x / 1000, x % 1000);
                 snprintf(b, sizeof(b), "%u.%03u", y / 1000, y % 1000);
             } else {
@@ -71,7 +71,7 @@ static int diff_scalars(const struct config *o, const struct config *n, FILE *ou
             }
             break;
         }
-        case KT_INT: {
+        case CONFIG_YAML_KT_INT: {
             int x, y;
             memcpy(&x, po, sizeof(x));
             memcpy(&y, pn, sizeof(y));
@@ -244,7 +244,7 @@ static int find_backend(const struct config *c, const char *key)
 {
     char k[300];
     for (int i = 0; i < c->nbackends; i++) {
-        backend_key(&c->backends[i], k, sizeof(k));
+        config_backend_key(&c->backends[i], k, sizeof(k));
         if (strcmp(k, key) == 0)
             return i;
     }
@@ -256,7 +256,7 @@ static int diff_backends(const struct config *o, const struct config *n, FILE *o
     int lines = 0;
     char key[300];
     for (int i = 0; i < n->nbackends; i++) {
-        backend_key(&n->backends[i], key, sizeof(key));
+        config_backend_key(&n->backends[i], key, sizeof(key));
         int j = find_backend(o, key);
         if (j < 0) {
             fprintf(out, "backend added: %s\n", key);
@@ -277,7 +277,7 @@ static int diff_backends(const struct config *o, const struct config *n, FILE *o
         }
     }
     for (int j = 0; j < o->nbackends; j++) {
-        backend_key(&o->backends[j], key, sizeof(key));
+        config_backend_key(&o->backends[j], key, sizeof(key));
         if (find_backend(n, key) < 0) {
             fprintf(out, "backend removed: %s\n", key);
             lines++;

@@ -1,7 +1,8 @@
 /* config_diff — what a reload from one configuration to another changes, as lines for people.
  *
  * Used by the reload (its one log line and POST /api/v1/reload's answer) and by `golb -t -diff OLD`.
- * Backends are matched by identity (scheme, host, port: backend.h), as the reload matches them.
+ * Backends are matched by identity (scheme, host, port: config_backend_key), as the reload matches
+ * them.
  * Lines look like:
  *   backend added: http://127.0.0.1:8083
  *   backend removed: http://127.0.0.1:8082

@@ -1,5 +1,6 @@
 /* config_obs — the observability keys: admin {listen, token}, accessLog, accessLogPath,
- * logFormat. Part of the config module, behind config_int.h. */
+ * logFormat (accessLog and logFormat are choices config.c reads with config_yaml_get_choice).
+ * Entry points in config_int.h; the tree, messages and getters are config_yaml.h's. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 
 #include "config/config.h"
 #include "config/config_int.h"
+#include "config/config_yaml.h"
 #include "base/util.h"
 
 /* True for addresses only this machine can reach: 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104. */
@@ -28,20 +30,21 @@ static bool is_loopback(const struct sockaddr_storage *ss)
     return ss->ss_family == AF_UNIX;
 }
 
-static void set_admin_listen(struct load *l, struct config *cfg, const struct node *v)
+static void set_admin_listen(struct config_yaml_load *l, struct config *cfg,
+                             const struct config_yaml_node *v)
 {
-    struct qbuf q;
+    struct config_yaml_qbuf q;
     static const char form[] = "admin.listen must be \"ADDR:PORT\", \"[IPv6]:PORT\", \":PORT\" or "
                                "\"unix:/PATH\", got %s";
-    if (!is_string(v) || !visible_ascii(v->str, v->len)) {
-        error_at(l, v, form, describe(&q, v));
+    if (!config_yaml_is_string(v) || !config_yaml_visible_ascii(v->str, v->len)) {
+        config_yaml_error(l, v, form, config_yaml_describe(&q, v));
         return;
     }
     if (strncmp(v->str, "unix:", 5) == 0) {
         struct sockaddr_un *un = (struct sockaddr_un *)(void *)&cfg->admin_addr;
         const char *path = v->str + 5;
         if (path[0] != '/' || strlen(path) >= sizeof(un->sun_path)) {
-            error_at(l, v, form, describe(&q, v));
+            config_yaml_error(l, v, form, config_yaml_describe(&q, v));
             return;
         }
         memset(&cfg->admin_addr, 0, sizeof(cfg->admin_addr));
@@ -51,81 +54,72 @@ static void set_admin_listen(struct load *l, struct config *cfg, const struct no
         free(cfg->admin_listen);
         cfg->admin_listen = strdup(v->str);
         if (!cfg->admin_listen)
-            load_oom(l);
+            config_yaml_oom(l);
         return;
     }
-    parse_addr(l, v, "admin.listen", form, &cfg->admin_addr, &cfg->admin_addrlen,
-               &cfg->admin_listen);
+    config_yaml_parse_addr(l, v, "admin.listen", form, &cfg->admin_addr, &cfg->admin_addrlen,
+                           &cfg->admin_listen);
 }
 
-void set_admin(struct load *l, struct config *cfg, const struct node *v)
+void config_obs_admin(struct config_yaml_load *l, struct config *cfg,
+                      const struct config_yaml_node *v)
 {
     static const char *const names[] = {"listen", "token"};
-    struct qbuf q;
-    const struct node *listen_k = NULL, *token_k = NULL, *listen = NULL, *token = NULL;
-    if (v->kind != NODE_MAPPING) {
-        error_at(l, v, "admin must be a mapping with \"listen\" (and \"token\"), got %s",
-                 describe(&q, v));
+    struct config_yaml_qbuf q;
+    const struct config_yaml_node *listen_k = NULL, *token_k = NULL, *listen = NULL, *token = NULL;
+    if (v->kind != CONFIG_YAML_MAPPING) {
+        config_yaml_error(l, v, "admin must be a mapping with \"listen\" (and \"token\"), got %s",
+                          config_yaml_describe(&q, v));
         return;
     }
     for (size_t i = 0; i + 1 < v->nkids; i += 2) {
-        const struct node *k = v->kids[i], *val = v->kids[i + 1];
-        if (!key_ok(l, k))
+        const struct config_yaml_node *k = v->kids[i], *val = v->kids[i + 1];
+        if (!config_yaml_key_ok(l, k))
             continue;
-        if (key_is(k, "listen")) {
-            if (key_first(l, k, &listen_k))
+        if (config_yaml_key_is(k, "listen")) {
+            if (config_yaml_key_first(l, k, &listen_k))
                 listen = val;
-        } else if (key_is(k, "token")) {
-            if (key_first(l, k, &token_k))
+        } else if (config_yaml_key_is(k, "token")) {
+            if (config_yaml_key_first(l, k, &token_k))
                 token = val;
         } else {
-            unknown_key(l, k, names, ARRAY_LEN(names), " in admin");
+            config_yaml_unknown_key(l, k, names, ARRAY_LEN(names), " in admin");
         }
     }
-    if (token && token->kind != NODE_BAD) {
-        if (!is_string(token) || token->len == 0 || !visible_ascii(token->str, token->len)) {
-            error_at(l, token,
-                     "admin.token must be a non-empty string of visible ASCII characters");
+    if (token && token->kind != CONFIG_YAML_BAD) {
+        if (!config_yaml_is_string(token) || token->len == 0 ||
+            !config_yaml_visible_ascii(token->str, token->len)) {
+            config_yaml_error(l, token,
+                              "admin.token must be a non-empty string of visible ASCII characters");
         } else if (!(cfg->admin_token = strdup(token->str))) {
-            load_oom(l);
+            config_yaml_oom(l);
         }
     }
     if (!listen) {
-        error_at(l, v, "admin is missing \"listen\"");
+        config_yaml_error(l, v, "admin is missing \"listen\"");
         return;
     }
-    if (listen->kind == NODE_BAD)
+    if (listen->kind == CONFIG_YAML_BAD)
         return;
     set_admin_listen(l, cfg, listen);
     if (cfg->admin_listen && !token && !is_loopback(&cfg->admin_addr))
-        error_at(l, listen,
-                 "admin.token is required when admin.listen is not a loopback or unix "
-                 "address");
+        config_yaml_error(l, listen,
+                          "admin.token is required when admin.listen is not a loopback or unix "
+                          "address");
 }
 
-/* One of `choices` (NULL-terminated); returns its index or -1 after reporting. */
-int get_choice(struct load *l, const struct key *k, const struct node *v,
-               const char *const *choices, const char *list)
+void config_obs_path(struct config_yaml_load *l, struct config *cfg,
+                     const struct config_yaml_key *k, const struct config_yaml_node *v)
 {
-    struct qbuf q;
-    if (is_string(v))
-        for (int i = 0; choices[i]; i++)
-            if (strcmp(v->str, choices[i]) == 0)
-                return i;
-    error_at(l, v, "%s must be one of %s, got %s", k->name, list, describe(&q, v));
-    return -1;
-}
-
-void set_path(struct load *l, struct config *cfg, const struct key *k, const struct node *v)
-{
-    struct qbuf q;
-    if (!is_string(v) || v->str[0] != '/' || !visible_ascii(v->str, v->len)) {
-        error_at(l, v, "%s must be a path, got %s", k->name, describe(&q, v));
+    struct config_yaml_qbuf q;
+    if (!config_yaml_is_string(v) || v->str[0] != '/' ||
+        !config_yaml_visible_ascii(v->str, v->len)) {
+        config_yaml_error(l, v, "%s must be a path, got %s", k->name, config_yaml_describe(&q, v));
         return;
     }
     char **field = (char **)(void *)((char *)cfg + k->off);
     free(*field);
     *field = strdup(v->str);
     if (!*field)
-        load_oom(l);
+        config_yaml_oom(l);
 }

@@ -1,4 +1,4 @@
-/* config_tls — the `tls` section and backends' TLS keys (see config.h, config_int.h).
+/* config_tls — the `tls` section and backends' TLS keys (config.h, config_int.h, config_yaml.h).
  *
  *   tls:
  *     listen: ADDR                       required; same forms as `listen`
@@ -27,6 +27,7 @@
 
 #include "config/config.h"
 #include "config/config_int.h"
+#include "config/config_yaml.h"
 #include "net/tls.h"
 #include "base/util.h"
 
@@ -37,11 +38,11 @@ const char *const config_tls_backend_keys[] = {"serverName", "caFile", "tlsVerif
 const size_t config_tls_backend_nkeys = ARRAY_LEN(config_tls_backend_keys);
 
 /* PATH made absolute against the config file's directory. NULL on allocation failure. */
-static char *resolve_path(struct load *l, const char *path)
+static char *resolve_path(struct config_yaml_load *l, const char *path)
 {
     if (path[0] == '/')
         return strdup(path);
-    const char *file = load_file_name(l), *slash = strrchr(file, '/');
+    const char *file = config_yaml_file_name(l), *slash = strrchr(file, '/');
     char *out;
     if (!slash)
         return strdup(path);
@@ -51,18 +52,20 @@ static char *resolve_path(struct load *l, const char *path)
 }
 
 /* A non-empty string value without control characters; 0 or -1 after reporting. */
-static int get_string(struct load *l, const char *key, const struct node *v, const char **out)
+static int get_string(struct config_yaml_load *l, const char *key, const struct config_yaml_node *v,
+                      const char **out)
 {
-    struct qbuf q;
-    if (v->kind == NODE_BAD)
+    struct config_yaml_qbuf q;
+    if (v->kind == CONFIG_YAML_BAD)
         return -1;
-    if (!is_string(v) || v->len == 0) {
-        error_at(l, v, "%s must be a non-empty string, got %s", key, describe(&q, v));
+    if (!config_yaml_is_string(v) || v->len == 0) {
+        config_yaml_error(l, v, "%s must be a non-empty string, got %s", key,
+                          config_yaml_describe(&q, v));
         return -1;
     }
     for (size_t i = 0; i < v->len; i++) {
         if ((unsigned char)v->str[i] < 0x20 || v->str[i] == 0x7f) {
-            error_at(l, v, "%s must not contain control characters", key);
+            config_yaml_error(l, v, "%s must not contain control characters", key);
             return -1;
         }
     }
@@ -70,7 +73,8 @@ static int get_string(struct load *l, const char *key, const struct node *v, con
     return 0;
 }
 
-static int get_path(struct load *l, const char *key, const struct node *v, char **out)
+static int get_path(struct config_yaml_load *l, const char *key, const struct config_yaml_node *v,
+                    char **out)
 {
     const char *s;
     if (get_string(l, key, v, &s) != 0)
@@ -78,79 +82,83 @@ static int get_path(struct load *l, const char *key, const struct node *v, char 
     free(*out);
     *out = resolve_path(l, s);
     if (!*out) {
-        load_oom(l);
+        config_yaml_oom(l);
         return -1;
     }
     return 0;
 }
 
-static int get_seconds(struct load *l, const char *key, const struct node *v, uint32_t min_ms,
-                       uint32_t *out)
+static int get_seconds(struct config_yaml_load *l, const char *key,
+                       const struct config_yaml_node *v, uint32_t min_ms, uint32_t *out)
 {
-    struct qbuf q;
+    struct config_yaml_qbuf q;
     uint32_t ms;
-    if (v->kind == NODE_BAD)
+    if (v->kind == CONFIG_YAML_BAD)
         return -1;
-    enum seconds_result r = parse_seconds(v, &ms);
-    if (r == SEC_OK && ms >= min_ms) {
+    enum config_yaml_seconds r = config_yaml_parse_seconds(v, &ms);
+    if (r == CONFIG_YAML_SEC_OK && ms >= min_ms) {
         *out = ms;
         return 0;
     }
-    if (r == SEC_SYNTAX)
-        error_at(l, v, "%s must be a number of seconds (e.g. 3 or 0.5), got %s", key,
-                 describe(&q, v));
-    else if (r == SEC_TOO_LONG)
-        error_at(l, v, "%s must be at most 86400 seconds (1 day), got %s", key, v->str);
+    if (r == CONFIG_YAML_SEC_SYNTAX)
+        config_yaml_error(l, v, "%s must be a number of seconds (e.g. 3 or 0.5), got %s", key,
+                          config_yaml_describe(&q, v));
+    else if (r == CONFIG_YAML_SEC_TOO_LONG)
+        config_yaml_error(l, v, "%s must be at most 86400 seconds (1 day), got %s", key, v->str);
     else
-        error_at(l, v, "%s must be at least %u seconds, got %s", key, MAX(min_ms / 1000u, 1u),
-                 v->str);
+        config_yaml_error(l, v, "%s must be at least %u seconds, got %s", key,
+                          MAX(min_ms / 1000u, 1u), v->str);
     return -1;
 }
 
 /* ---------------------------------------------------------------- tls.certificates --------- */
 
-static void load_certificates(struct load *l, struct config_tls *t, const struct node *v)
+static void load_certificates(struct config_yaml_load *l, struct config_tls *t,
+                              const struct config_yaml_node *v)
 {
-    struct qbuf q;
+    struct config_yaml_qbuf q;
     static const char *const names[] = {"certFile", "keyFile"};
-    if (v->kind == NODE_BAD)
+    if (v->kind == CONFIG_YAML_BAD)
         return;
-    if (v->kind != NODE_SEQUENCE || v->nkids == 0) {
-        error_at(l, v, "tls.certificates must be a non-empty sequence of {certFile, keyFile}, got %s",
-                 v->kind == NODE_SEQUENCE ? "an empty sequence" : describe(&q, v));
+    if (v->kind != CONFIG_YAML_SEQUENCE || v->nkids == 0) {
+        config_yaml_error(
+            l, v, "tls.certificates must be a non-empty sequence of {certFile, keyFile}, got %s",
+            v->kind == CONFIG_YAML_SEQUENCE ? "an empty sequence" : config_yaml_describe(&q, v));
         return;
     }
     t->certs = calloc(v->nkids, sizeof(*t->certs));
     if (!t->certs) {
-        load_oom(l);
+        config_yaml_oom(l);
         return;
     }
     for (size_t i = 0; i < v->nkids; i++) {
-        const struct node *e = v->kids[i];
-        if (e->kind == NODE_BAD)
+        const struct config_yaml_node *e = v->kids[i];
+        if (e->kind == CONFIG_YAML_BAD)
             continue;
-        if (e->kind != NODE_MAPPING) {
-            error_at(l, e, "a certificate must be a mapping with certFile and keyFile, got %s",
-                     describe(&q, e));
+        if (e->kind != CONFIG_YAML_MAPPING) {
+            config_yaml_error(l, e,
+                              "a certificate must be a mapping with certFile and keyFile, got %s",
+                              config_yaml_describe(&q, e));
             continue;
         }
-        const struct node *cert_k = NULL, *key_k = NULL, *cert_v = NULL, *key_v = NULL;
+        const struct config_yaml_node *cert_k = NULL, *key_k = NULL, *cert_v = NULL, *key_v = NULL;
         for (size_t j = 0; j + 1 < e->nkids; j += 2) {
-            const struct node *k = e->kids[j], *val = e->kids[j + 1];
-            if (!key_ok(l, k))
+            const struct config_yaml_node *k = e->kids[j], *val = e->kids[j + 1];
+            if (!config_yaml_key_ok(l, k))
                 continue;
-            if (key_is(k, "certFile")) {
-                if (key_first(l, k, &cert_k))
+            if (config_yaml_key_is(k, "certFile")) {
+                if (config_yaml_key_first(l, k, &cert_k))
                     cert_v = val;
-            } else if (key_is(k, "keyFile")) {
-                if (key_first(l, k, &key_k))
+            } else if (config_yaml_key_is(k, "keyFile")) {
+                if (config_yaml_key_first(l, k, &key_k))
                     key_v = val;
             } else {
-                unknown_key(l, k, names, ARRAY_LEN(names), " in certificate");
+                config_yaml_unknown_key(l, k, names, ARRAY_LEN(names), " in certificate");
             }
         }
         if (!cert_v || !key_v) {
-            error_at(l, e, "certificate is missing \"%s\"", cert_v ? "keyFile" : "certFile");
+            config_yaml_error(l, e, "certificate is missing \"%s\"",
+                              cert_v ? "keyFile" : "certFile");
             continue;
         }
         struct config_tls_cert c = {0};
@@ -169,35 +177,36 @@ static void load_certificates(struct load *l, struct config_tls *t, const struct
         char err[TLS_ERR_MAX], warn[TLS_ERR_MAX];
         if (tls_server_add_cert(t->server, c.cert_file, c.key_file, &field, err, sizeof(err), warn,
                                 sizeof(warn)) != 0) {
-            error_at(l, field == TLS_ERR_KEY ? key_v : cert_v, "%s", err);
+            config_yaml_error(l, field == TLS_ERR_KEY ? key_v : cert_v, "%s", err);
             free(c.cert_file);
             free(c.key_file);
             continue;
         }
         if (warn[0])
-            warning_at(l, cert_v, "%s", warn);
+            config_yaml_warning(l, cert_v, "%s", warn);
         t->certs[t->ncerts++] = c;
     }
 }
 
 /* ---------------------------------------------------------------- the tls section ---------- */
 
-void config_tls_section(struct load *l, struct config *cfg, const struct node *v)
+void config_tls_section(struct config_yaml_load *l, struct config *cfg,
+                        const struct config_yaml_node *v)
 {
-    struct qbuf q;
+    struct config_yaml_qbuf q;
     static const char *const names[] = {
         "listen",       "certificates",        "minVersion",   "ciphers",
         "sessionTickets", "ticketKeyRotation", "handshakeTimeout", "clientCaFile",
         "clientSubjectHeader", "redirectHttp"};
-    if (v->kind == NODE_BAD)
+    if (v->kind == CONFIG_YAML_BAD)
         return;
-    if (v->kind != NODE_MAPPING) {
-        error_at(l, v, "tls must be a mapping, got %s", describe(&q, v));
+    if (v->kind != CONFIG_YAML_MAPPING) {
+        config_yaml_error(l, v, "tls must be a mapping, got %s", config_yaml_describe(&q, v));
         return;
     }
     struct config_tls *t = calloc(1, sizeof(*t));
     if (!t) {
-        load_oom(l);
+        config_yaml_oom(l);
         return;
     }
     cfg->tls = t;
@@ -206,46 +215,47 @@ void config_tls_section(struct load *l, struct config *cfg, const struct node *v
     t->ticket_key_rotation_ms = 43200u * 1000u;
     t->server = tls_server_new();
     if (!t->server)
-        load_oom(l);
+        config_yaml_oom(l);
 
-    const struct node *slot[ARRAY_LEN(names)] = {0}, *val[ARRAY_LEN(names)] = {0};
+    const struct config_yaml_node *slot[ARRAY_LEN(names)] = {0}, *val[ARRAY_LEN(names)] = {0};
     for (size_t i = 0; i + 1 < v->nkids; i += 2) {
-        const struct node *k = v->kids[i];
-        if (!key_ok(l, k))
+        const struct config_yaml_node *k = v->kids[i];
+        if (!config_yaml_key_ok(l, k))
             continue;
         size_t idx = 0;
-        while (idx < ARRAY_LEN(names) && !key_is(k, names[idx]))
+        while (idx < ARRAY_LEN(names) && !config_yaml_key_is(k, names[idx]))
             idx++;
         if (idx == ARRAY_LEN(names)) {
-            unknown_key(l, k, names, ARRAY_LEN(names), " in tls");
+            config_yaml_unknown_key(l, k, names, ARRAY_LEN(names), " in tls");
             continue;
         }
-        if (key_first(l, k, &slot[idx]))
+        if (config_yaml_key_first(l, k, &slot[idx]))
             val[idx] = v->kids[i + 1];
     }
-    const struct node *n;
+    const struct config_yaml_node *n;
     const char *s;
     bool settings_ok = true;
     if ((n = val[0]) != NULL)
-        (void)parse_listen_addr(l, "tls.listen", n, &t->listen_addr, &t->listen_addrlen,
-                                &t->listen_name);
+        (void)config_yaml_listen_addr(l, "tls.listen", n, &t->listen_addr, &t->listen_addrlen,
+                                      &t->listen_name);
     else
-        error_at(l, v, "tls is missing \"listen\" (the HTTPS listener's address)");
+        config_yaml_error(l, v, "tls is missing \"listen\" (the HTTPS listener's address)");
     if ((n = val[2]) != NULL) {
-        if (is_string(n) && (!strcmp(n->str, "1.2") || !strcmp(n->str, "1.3"))) {
+        if (config_yaml_is_string(n) && (!strcmp(n->str, "1.2") || !strcmp(n->str, "1.3"))) {
             t->min_version = n->str[2] == '3' ? 13 : 12;
         } else {
-            error_at(l, n, "tls.minVersion must be \"1.2\" or \"1.3\", got %s", describe(&q, n));
+            config_yaml_error(l, n, "tls.minVersion must be \"1.2\" or \"1.3\", got %s",
+                              config_yaml_describe(&q, n));
             settings_ok = false;
         }
     }
     if ((n = val[3]) != NULL) {
         if (get_string(l, "tls.ciphers", n, &s) == 0 && !(t->ciphers = strdup(s)))
-            load_oom(l);
+            config_yaml_oom(l);
         settings_ok &= t->ciphers != NULL;
     }
     if ((n = val[4]) != NULL)
-        (void)get_bool(l, "tls.sessionTickets", n, &t->session_tickets);
+        (void)config_yaml_get_bool(l, "tls.sessionTickets", n, &t->session_tickets);
     if ((n = val[5]) != NULL)
         (void)get_seconds(l, "tls.ticketKeyRotation", n, TICKET_ROTATION_MIN_MS,
                           &t->ticket_key_rotation_ms);
@@ -254,22 +264,23 @@ void config_tls_section(struct load *l, struct config *cfg, const struct node *v
     if ((n = val[7]) != NULL)
         settings_ok &= get_path(l, "tls.clientCaFile", n, &t->client_ca_file) == 0;
     if ((n = val[8]) != NULL && get_string(l, "tls.clientSubjectHeader", n, &s) == 0) {
-        if (!http_token(s, n->len))
-            error_at(l, n, "tls.clientSubjectHeader must be a header field name, got %s",
-                     describe(&q, n));
+        if (!config_yaml_http_token(s, n->len))
+            config_yaml_error(l, n, "tls.clientSubjectHeader must be a header field name, got %s",
+                              config_yaml_describe(&q, n));
         else if (!(t->client_subject_header = strdup(s)))
-            load_oom(l);
+            config_yaml_oom(l);
     }
     if ((n = val[9]) != NULL)
-        (void)get_bool(l, "tls.redirectHttp", n, &t->redirect_http);
+        (void)config_yaml_get_bool(l, "tls.redirectHttp", n, &t->redirect_http);
     if (t->client_subject_header && !t->client_ca_file)
-        error_at(l, val[8], "tls.clientSubjectHeader needs tls.clientCaFile (no client "
-                            "certificate is verified without it)");
+        config_yaml_error(l, val[8],
+                          "tls.clientSubjectHeader needs tls.clientCaFile (no client "
+                          "certificate is verified without it)");
 
     if ((n = val[1]) != NULL)
         load_certificates(l, t, n);
     else
-        error_at(l, v, "tls is missing \"certificates\"");
+        config_yaml_error(l, v, "tls is missing \"certificates\"");
     if (!t->server || t->ncerts == 0 || !settings_ok)
         return;
     struct tls_server_settings st = {
@@ -282,20 +293,24 @@ void config_tls_section(struct load *l, struct config *cfg, const struct node *v
     enum tls_err_field field = TLS_ERR_NONE;
     char err[TLS_ERR_MAX];
     if (tls_server_finish(t->server, &st, &field, err, sizeof(err)) != 0) {
-        const struct node *at = field == TLS_ERR_CIPHERS ? val[3] : field == TLS_ERR_CA ? val[7] : v;
-        error_at(l, at ? at : v, "%s", err);
+        const struct config_yaml_node *at = field == TLS_ERR_CIPHERS ? val[3]
+                                            : field == TLS_ERR_CA    ? val[7]
+                                                                     : v;
+        config_yaml_error(l, at ? at : v, "%s", err);
     }
 }
 
-void config_tls_cross_check(struct load *l, struct config *cfg, const struct node *root,
-                            const struct node *listen_v)
+void config_tls_cross_check(struct config_yaml_load *l, struct config *cfg,
+                            const struct config_yaml_node *root,
+                            const struct config_yaml_node *listen_v)
 {
     if (cfg->tls && !cfg->tls->handshake_timeout_ms)
         cfg->tls->handshake_timeout_ms = cfg->client_header_timeout_ms;
     if (cfg->plain_off && !cfg->tls)
-        error_at(l, listen_v, "listen: off needs a tls section (golb would serve nothing)");
+        config_yaml_error(l, listen_v,
+                          "listen: off needs a tls section (golb would serve nothing)");
     if (cfg->plain_off && cfg->tls && cfg->tls->redirect_http)
-        error_at(l, listen_v, "listen: off leaves no plain listener for tls.redirectHttp");
+        config_yaml_error(l, listen_v, "listen: off leaves no plain listener for tls.redirectHttp");
     (void)root;
 }
 
@@ -320,11 +335,11 @@ void config_tls_free(struct config *cfg)
 
 /* ---------------------------------------------------------------- backends ----------------- */
 
-bool config_tls_backend_key(struct load *l, const struct node *k, const struct node *v,
-                            struct config_backend *b)
+bool config_tls_backend_key(struct config_yaml_load *l, const struct config_yaml_node *k,
+                            const struct config_yaml_node *v, struct config_backend *b)
 {
     for (size_t i = 0; i < config_tls_backend_nkeys; i++)
-        if (key_is(k, config_tls_backend_keys[i]))
+        if (config_yaml_key_is(k, config_tls_backend_keys[i]))
             return true; /* read by config_tls_backend_finish, which knows the scheme */
     (void)l;
     (void)v;
@@ -332,17 +347,18 @@ bool config_tls_backend_key(struct load *l, const struct node *k, const struct n
     return false;
 }
 
-int config_tls_backend_finish(struct load *l, const struct node *entry, struct config_backend *b)
+int config_tls_backend_finish(struct config_yaml_load *l, const struct config_yaml_node *entry,
+                              struct config_backend *b)
 {
-    const struct node *slot[5] = {0}, *val[5] = {0};
+    const struct config_yaml_node *slot[5] = {0}, *val[5] = {0};
     int rc = 0;
-    if (entry->kind == NODE_MAPPING) {
+    if (entry->kind == CONFIG_YAML_MAPPING) {
         for (size_t i = 0; i + 1 < entry->nkids; i += 2) {
-            const struct node *k = entry->kids[i];
+            const struct config_yaml_node *k = entry->kids[i];
             for (size_t j = 0; j < config_tls_backend_nkeys; j++) {
-                if (!key_is(k, config_tls_backend_keys[j]))
+                if (!config_yaml_key_is(k, config_tls_backend_keys[j]))
                     continue;
-                if (key_first(l, k, &slot[j]))
+                if (config_yaml_key_first(l, k, &slot[j]))
                     val[j] = entry->kids[i + 1];
                 else
                     rc = -1;
@@ -351,7 +367,8 @@ int config_tls_backend_finish(struct load *l, const struct node *entry, struct c
     }
     for (size_t j = 0; j < config_tls_backend_nkeys && !b->tls; j++) {
         if (slot[j]) {
-            error_at(l, slot[j], "%s is only for https backends", config_tls_backend_keys[j]);
+            config_yaml_error(l, slot[j], "%s is only for https backends",
+                              config_tls_backend_keys[j]);
             rc = -1;
         }
     }
@@ -366,15 +383,16 @@ int config_tls_backend_finish(struct load *l, const struct node *entry, struct c
         b->server_name = strdup(b->host);
     }
     if (!b->server_name) {
-        load_oom(l);
+        config_yaml_oom(l);
         return -1;
     }
     if (val[1] && get_path(l, "caFile", val[1], &b->ca_file) != 0)
         return -1;
-    if (val[2] && get_bool(l, "tlsVerify", val[2], &b->tls_verify) != 0)
+    if (val[2] && config_yaml_get_bool(l, "tlsVerify", val[2], &b->tls_verify) != 0)
         return -1;
     if ((val[3] != NULL) != (val[4] != NULL)) {
-        error_at(l, val[3] ? slot[3] : slot[4], "clientCertFile and clientKeyFile go together");
+        config_yaml_error(l, val[3] ? slot[3] : slot[4],
+                          "clientCertFile and clientKeyFile go together");
         return -1;
     }
     if (val[3] && (get_path(l, "clientCertFile", val[3], &b->client_cert_file) != 0 ||
@@ -382,11 +400,12 @@ int config_tls_backend_finish(struct load *l, const struct node *entry, struct c
         return -1;
     if (!b->tls_verify) {
         if (b->ca_file)
-            warning_at(l, slot[1], "caFile is not used: tlsVerify is false");
-        warning_at(l, slot[2],
-                   "tlsVerify: false: the certificate of backend %s is not verified; anyone "
-                   "on the path can impersonate it",
-                   b->name);
+            config_yaml_warning(l, slot[1], "caFile is not used: tlsVerify is false");
+        config_yaml_warning(
+            l, slot[2],
+            "tlsVerify: false: the certificate of backend %s is not verified; anyone "
+            "on the path can impersonate it",
+            b->name);
     }
     struct tls_client_settings st = {
         .server_name = b->server_name,
@@ -399,11 +418,11 @@ int config_tls_backend_finish(struct load *l, const struct node *entry, struct c
     char err[TLS_ERR_MAX];
     b->tls_client = tls_client_new(&st, &field, err, sizeof(err));
     if (!b->tls_client) {
-        const struct node *at = field == TLS_ERR_CA     ? val[1]
-                                : field == TLS_ERR_CERT ? val[3]
-                                : field == TLS_ERR_KEY  ? val[4]
-                                                        : NULL;
-        error_at(l, at ? at : entry, "%s", err);
+        const struct config_yaml_node *at = field == TLS_ERR_CA     ? val[1]
+                                            : field == TLS_ERR_CERT ? val[3]
+                                            : field == TLS_ERR_KEY  ? val[4]
+                                                                    : NULL;
+        config_yaml_error(l, at ? at : entry, "%s", err);
         return -1;
     }
     return 0;

@@ -11,17 +11,6 @@
 #include "net/tls.h"
 #include "base/util.h"
 
-void backend_key(const struct config_backend *cb, char *out, size_t cap)
-{
-    if (!cb->host) { /* built by hand (tests): the name is host:port */
-        snprintf(out, cap, "%s://%s", cb->tls ? "https" : "http", cb->name ? cb->name : "");
-        return;
-    }
-    bool v6 = strchr(cb->host, ':') != NULL;
-    snprintf(out, cap, "%s://%s%s%s:%u", cb->tls ? "https" : "http", v6 ? "[" : "", cb->host,
-             v6 ? "]" : "", cb->port);
-}
-
 static void backend_free(struct backend *b)
 {
     for (int w = 0; w < b->nworkers; w++)
@@ -78,7 +67,7 @@ struct backend_table *backend_table_new(const struct config *cfg, const struct b
     for (int i = 0; i < cfg->nbackends; i++) {
         const struct config_backend *cb = &cfg->backends[i];
         char key[300];
-        backend_key(cb, key, sizeof(key));
+        config_backend_key(cb, key, sizeof(key));
         struct backend *b = NULL;
         for (int j = 0; prev && j < prev->n && !b; j++)
             if (strcmp(prev->b[j]->key, key) == 0)

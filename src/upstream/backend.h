@@ -1,12 +1,13 @@
 /* backend — upstream servers as objects that outlive a configuration, and the per-generation table.
  *
- * A backend is identified by scheme, host and port (its `key`, e.g. "http://127.0.0.1:8081"). A
- * reload builds a new table for the new configuration: each entry whose identity the running table
- * already has is the *same object* (a reference taken), so its health state, counters, idle
- * connections, latency estimate and admin overrides carry over; a new identity gets a new object,
- * UNKNOWN until checked. An object is freed when no table references it any more. Settings that a
- * reload may change (address, health path, TLS) are read from the generation's `config_backend`,
- * never through the object, which holds only what its identity fixes (key, name).
+ * A backend is identified by scheme, host and port (its `key`, config_backend_key's
+ * "http://127.0.0.1:8081"). A reload builds a new table for the new configuration: each entry whose
+ * identity the running table already has is the *same object* (a reference taken), so its health
+ * state, counters, idle connections, latency estimate and admin overrides carry over; a new
+ * identity gets a new object, UNKNOWN until checked. An object is freed when no table references it
+ * any more. Settings that a reload may change (address, health path, TLS) are read from the
+ * generation's `config_backend`, never through the object, which holds only what its identity
+ * fixes (key, name).
  *
  * What changes at run time is published with atomics: the health state (written by the health
  * checker and by passive failure detection, read by every pick), the count of consecutive failures,
@@ -131,8 +132,6 @@ void backend_table_commit(const struct backend_table *t, const struct config *cf
 void backend_table_free(struct backend_table *t);
 /* The entry of t with b's identity, or -1. */
 int backend_table_find(const struct backend_table *t, const struct backend *b);
-/* The identity of a configured backend, "scheme://host:port", written to out. */
-void backend_key(const struct config_backend *cb, char *out, size_t cap);
 
 static inline bool backend_is_up(const struct backend *b)
 {

@@ -1194,3 +1194,23 @@ Test(config, observability_errors)
     };
     expect_all(cases, sizeof(cases) / sizeof(cases[0]));
 }
+
+Test(config, backend_key_is_scheme_host_and_port)
+{
+    char host[] = "127.0.0.1", v6host[] = "::1", name[] = "127.0.0.1:8082";
+    struct config_backend x = {.host = host, .port = 8081}, y = {.host = host, .port = 8081,
+                                                                 .tls = true};
+    struct config_backend v6 = {.host = v6host, .port = 443, .tls = true};
+    struct config_backend by_hand = {.name = name}; /* no host: built by hand, the name is used */
+    char a[64], b[64], c[64], d[64], cut[12];
+    config_backend_key(&x, a, sizeof(a));
+    config_backend_key(&y, b, sizeof(b));
+    config_backend_key(&v6, c, sizeof(c));
+    config_backend_key(&by_hand, d, sizeof(d));
+    config_backend_key(&x, cut, sizeof(cut));
+    cr_expect_str_eq(a, "http://127.0.0.1:8081");
+    cr_expect_str_eq(b, "https://127.0.0.1:8081");
+    cr_expect_str_eq(c, "https://[::1]:443");
+    cr_expect_str_eq(d, "http://127.0.0.1:8082");
+    cr_expect_str_eq(cut, "http://127.", "cut to the buffer, NUL-terminated");
+}

@@ -161,20 +161,6 @@ Test(backend, a_changed_configured_weight_replaces_the_admins)
     backend_table_free(t2);
 }
 
-Test(backend, identity_is_scheme_host_and_port)
-{
-    struct config_backend x = {.host = host, .port = 8081}, y = {.host = host, .port = 8081,
-                                                                 .tls = true};
-    struct config_backend v6 = {.host = (char *)"::1", .port = 443, .tls = true};
-    char a[64], b[64], c[64];
-    backend_key(&x, a, sizeof(a));
-    backend_key(&y, b, sizeof(b));
-    backend_key(&v6, c, sizeof(c));
-    cr_expect_str_eq(a, "http://127.0.0.1:8081");
-    cr_expect_str_eq(b, "https://127.0.0.1:8081");
-    cr_expect_str_eq(c, "https://[::1]:443");
-}
-
 /* ---- state changes ---- */
 
 Test(backend, set_state_returns_true_only_on_change_and_logs_each_change)
