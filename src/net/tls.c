@@ -1132,12 +1132,21 @@ bool tls_session_reused(SSL *ssl)
     return SSL_session_reused(ssl) == 1;
 }
 
+void tls_close_notify(SSL *ssl)
+{
+    if (!SSL_is_init_finished(ssl) || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+        return;
+    ERR_clear_error();
+    (void)SSL_shutdown(ssl); /* one non-blocking close_notify; never wait for the peer's */
+    ERR_clear_error();
+}
+
 void tls_free(SSL *ssl, bool clean)
 {
     if (!ssl)
         return;
-    if (clean && SSL_is_init_finished(ssl))
-        (void)SSL_shutdown(ssl); /* one non-blocking close_notify; never wait for the peer's */
+    if (clean)
+        tls_close_notify(ssl);
     ERR_clear_error();
     SSL_free(ssl);
 }

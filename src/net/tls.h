@@ -117,6 +117,10 @@ void tls_session_free(SSL_SESSION *session);
 bool tls_close_notify_received(SSL *ssl);
 /* True when the handshake resumed a session. */
 bool tls_session_reused(SSL *ssl);
+/* Sends close_notify: the orderly end of what this side sends, which a peer reading a body
+ * delimited by the close tells from a cut. Once, without blocking (an alert the socket does not
+ * take now is dropped), never waiting for the peer's; nothing before the handshake is done. */
+void tls_close_notify(SSL *ssl);
 /* Frees an SSL, sending close_notify first when the connection ended cleanly. */
 void tls_free(SSL *ssl, bool clean);
 

@@ -370,6 +370,96 @@ class TestResumptionAcrossReloads(TLSCase):
             self.fail(f"served under another CA (resumed: {reused}, subject {subject!r})")
 
 
+class TestCloseNotify(TLSCase):
+    """golb ends every orderly close of a TLS client with close_notify (issue 15, item 4), and never
+    a cut one: the client tells a complete close-delimited body from a truncated one by it."""
+
+    def raw(self, g):
+        c = TLSConn("127.0.0.1", g.tls_port, suppress_ragged_eofs=False)
+        self.addCleanup(c.close)
+        return c
+
+    @staticmethod
+    def read_to_end(c, timeout=5):
+        """Everything until the end, and how it ended: "close_notify", "eof" (TCP FIN without
+        close_notify), "reset" or "timeout"."""
+        c.sock.settimeout(scaled(timeout))
+        data, c.buf = bytes(c.buf), bytearray()
+        while True:
+            try:
+                d = c.sock.recv(65536)
+            except ssl.SSLEOFError:
+                return data, "eof"
+            except ssl.SSLZeroReturnError:
+                return data, "close_notify"
+            except ConnectionResetError:
+                return data, "reset"
+            except socket.timeout:
+                return data, "timeout"
+            if not d:
+                return data, "close_notify"
+            data += d
+
+    def test_connection_close_and_http10_responses_end_with_close_notify(self):
+        t = self.toy(1)
+        g = self.tls_golb([t], workers=1)
+        s = self.raw(g)
+        s.send(b"GET /cc HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        data, end = self.read_to_end(s)
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:100])
+        self.assertIn(b"path: /cc", data)
+        self.assertEqual(end, "close_notify")
+        # HTTP/1.0 and a chunked upstream body: de-chunked, it ends at the close
+        s = self.raw(g)
+        s.send(b"GET /ten?chunked=1&size=100000 HTTP/1.0\r\nHost: a.test\r\n\r\n")
+        data, end = self.read_to_end(s)
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.0 200") or head.startswith(b"HTTP/1.1 200"), head)
+        self.assertNotIn(b"content-length", head.lower())
+        self.assertEqual(hashlib.sha256(body).hexdigest(), pattern_sha256(100000))
+        self.assertEqual(end, "close_notify")
+
+    def test_idle_keepalive_timeout_and_drain_end_with_close_notify(self):
+        t = self.toy(1)
+        g = self.tls_golb([t], workers=1, keepAliveTimeout=0.3)
+        c = self.raw(g)
+        self.assertEqual(c.request("GET", "/ka", host="a.test").status, 200)
+        data, end = self.read_to_end(c)  # idle past keepAliveTimeout
+        self.assertEqual((data, end), (b"", "close_notify"))
+        # SIGTERM: idle keep-alive connections are closed at once, cleanly
+        g2 = self.tls_golb([t], workers=1)
+        c = self.raw(g2)
+        self.assertEqual(c.request("GET", "/ka", host="a.test").status, 200)
+        g2.send_signal(signal.SIGTERM)
+        data, end = self.read_to_end(c)
+        self.assertEqual((data, end), (b"", "close_notify"))
+        self.assertEqual(g2.wait_exit(10), 0)
+
+    def test_body_cut_by_the_upstream_gets_no_close_notify(self):
+        def handler(conn, head, path):
+            if path.startswith("/cut"):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
+            else:  # close-delimited: no length, ends when the upstream closes
+                conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"y" * 1000)
+            return False
+
+        u = self.raw_upstream(handler)
+        g = self.tls_golb([u], workers=1)
+        for version in (b"1.1", b"1.0"):
+            s = self.raw(g)
+            s.send(b"GET /cut HTTP/" + version + b"\r\nHost: a.test\r\n\r\n")
+            data, end = self.read_to_end(s)
+            self.assertIn(b"Content-Length: 100000", data)
+            self.assertLess(len(data.partition(b"\r\n\r\n")[2]), 100000)
+            self.assertIn(end, ("eof", "reset"), version)
+        # the same upstream's close-delimited body is complete: close_notify
+        s = self.raw(g)
+        s.send(b"GET /whole HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        data, end = self.read_to_end(s)
+        self.assertTrue(data.endswith(b"y" * 1000))
+        self.assertEqual(end, "close_notify")
+
+
 class TestUpstreamTLS(TLSCase):
     def upstream(self, sans=("up.test", "IP:127.0.0.1"), **kw):
         cert, key = pki().leaf("up-" + "-".join(s.replace(":", "_") for s in sans), list(sans))

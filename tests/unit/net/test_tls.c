@@ -4,6 +4,7 @@
  * includes tls.c itself to reach the static ticket-key helpers. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "../../../src/net/tls.c"
@@ -93,43 +94,69 @@ static bool hs_step(SSL *ssl, int *rc)
     return *rc == 1 || e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
 }
 
+/* A server SSL (golb's, on sv[0]) and a client SSL without a certificate (on sv[1]) over a
+ * non-blocking socketpair. pair_handshake() is true when both sides finished. */
+struct pair {
+    int sv[2];
+    SSL *srv, *cl;
+    SSL_CTX *cctx;
+};
+
+static void pair_open(struct pair *p, struct tls_server *s, const char *sni, SSL_SESSION *resume)
+{
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p->sv), 0);
+    p->srv = tls_server_ssl(s, p->sv[0]);
+    p->cctx = SSL_CTX_new(TLS_client_method());
+    p->cl = p->cctx ? SSL_new(p->cctx) : NULL;
+    cr_assert(p->srv && p->cl);
+    SSL_set_fd(p->cl, p->sv[1]);
+    if (sni)
+        SSL_set_tlsext_host_name(p->cl, sni);
+    if (resume)
+        SSL_set_session(p->cl, resume);
+    SSL_set_connect_state(p->cl);
+}
+
+static bool pair_handshake(struct pair *p)
+{
+    int crc = 0, src = 0;
+    for (int i = 0; i < 100 && (crc != 1 || src != 1); i++)
+        if (!hs_step(p->cl, &crc) || !hs_step(p->srv, &src))
+            break;
+    if (crc != 1 || src != 1)
+        return false;
+    char b[16];
+    for (int i = 0; i < 4; i++)
+        (void)SSL_read(p->cl, b, sizeof(b)); /* takes the TLS 1.3 ticket in */
+    return true;
+}
+
+static void pair_close(struct pair *p)
+{
+    ERR_clear_error();
+    SSL_free(p->cl);
+    SSL_free(p->srv);
+    SSL_CTX_free(p->cctx);
+    close(p->sv[0]);
+    close(p->sv[1]);
+}
+
 static struct hs handshake(struct tls_server *s, const char *sni, SSL_SESSION *resume)
 {
     struct hs r = {0};
-    int sv[2];
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    SSL *srv = tls_server_ssl(s, sv[0]);
-    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
-    SSL *cl = cctx ? SSL_new(cctx) : NULL;
-    cr_assert(srv && cl);
-    SSL_set_fd(cl, sv[1]);
-    if (sni)
-        SSL_set_tlsext_host_name(cl, sni);
-    if (resume)
-        SSL_set_session(cl, resume);
-    SSL_set_connect_state(cl);
-    int crc = 0, src = 0;
-    for (int i = 0; i < 100 && (crc != 1 || src != 1); i++)
-        if (!hs_step(cl, &crc) || !hs_step(srv, &src))
-            break;
-    r.ok = crc == 1 && src == 1;
+    struct pair p;
+    pair_open(&p, s, sni, resume);
+    r.ok = pair_handshake(&p);
     if (r.ok) {
-        char b[16];
-        for (int i = 0; i < 4; i++)
-            (void)SSL_read(cl, b, sizeof(b)); /* takes the TLS 1.3 ticket in */
-        r.reused = SSL_session_reused(srv) == 1;
-        r.served = SSL_get_SSL_CTX(srv);
-        const unsigned char *id = SSL_SESSION_get0_id_context(SSL_get_session(srv), &r.sid_ctx_len);
+        r.reused = SSL_session_reused(p.srv) == 1;
+        r.served = SSL_get_SSL_CTX(p.srv);
+        const unsigned char *id = SSL_SESSION_get0_id_context(SSL_get_session(p.srv),
+                                                              &r.sid_ctx_len);
         memcpy(r.sid_ctx, id, r.sid_ctx_len);
-        r.session = SSL_get1_session(cl);
-        (void)SSL_shutdown(cl); /* freed without it, OpenSSL would mark the session unusable */
+        r.session = SSL_get1_session(p.cl);
+        (void)SSL_shutdown(p.cl); /* freed without it, OpenSSL would mark the session unusable */
     }
-    ERR_clear_error();
-    SSL_free(cl);
-    SSL_free(srv);
-    SSL_CTX_free(cctx);
-    close(sv[0]);
-    close(sv[1]);
+    pair_close(&p);
     return r;
 }
 
@@ -331,5 +358,35 @@ Test(tls, session_lifetime_is_bounded_by_the_running_timeout)
     cr_expect_eq(ticket_dec_cb(NULL, sess, NULL, 0, SSL_TICKET_NO_DECRYPT, s),
                  SSL_TICKET_RETURN_IGNORE_RENEW);
     SSL_SESSION_free(sess);
+    tls_server_free(s);
+}
+
+static int unread(int fd)
+{
+    int n = -1;
+    cr_assert_eq(ioctl(fd, FIONREAD, &n), 0);
+    return n;
+}
+
+Test(tls, close_notify_is_sent_once_and_only_after_the_handshake)
+{
+    static const char *const names[] = {"b"};
+    struct tls_server *s = server_with(names, 1);
+    struct pair p;
+    pair_open(&p, s, "b.test", NULL);
+    tls_close_notify(p.srv); /* before the handshake: nothing to end */
+    cr_expect_eq(SSL_get_shutdown(p.srv), 0);
+    cr_assert(pair_handshake(&p));
+    cr_expect_eq(unread(p.sv[1]), 0);
+    tls_close_notify(p.srv);
+    cr_expect(SSL_get_shutdown(p.srv) & SSL_SENT_SHUTDOWN);
+    int once = unread(p.sv[1]);
+    cr_expect_gt(once, 0, "an alert record went out");
+    tls_close_notify(p.srv); /* a second call sends nothing and waits for nothing */
+    cr_expect_eq(unread(p.sv[1]), once);
+    char b[16];
+    int rc = SSL_read(p.cl, b, sizeof(b));
+    cr_expect_eq(SSL_get_error(p.cl, rc), SSL_ERROR_ZERO_RETURN, "the client reads a clean end");
+    pair_close(&p);
     tls_server_free(s);
 }
