@@ -390,3 +390,24 @@ Test(tls, close_notify_is_sent_once_and_only_after_the_handshake)
     pair_close(&p);
     tls_server_free(s);
 }
+
+Test(tls, sni_extension_parsed_as_openssl_accepts_it)
+{
+    const char *name = NULL;
+    size_t n = 0;
+    static const unsigned char ok[] = {0, 9, 0, 0, 6, 'b', '.', 't', 'e', 's', 't'};
+    cr_assert(sni_from_ext(ok, sizeof(ok), &name, &n));
+    cr_expect_eq(n, 6);
+    cr_expect_eq(memcmp(name, "b.test", 6), 0);
+    static const unsigned char list_len[] = {0, 10, 0, 0, 6, 'b', '.', 't', 'e', 's', 't'};
+    static const unsigned char name_len[] = {0, 9, 0, 0, 5, 'b', '.', 't', 'e', 's', 't'};
+    static const unsigned char not_host[] = {0, 9, 1, 0, 6, 'b', '.', 't', 'e', 's', 't'};
+    static const unsigned char nul[] = {0, 9, 0, 0, 6, 'b', '.', 't', 0, 's', 't'};
+    static const unsigned char empty[] = {0, 3, 0, 0, 0};
+    cr_expect_not(sni_from_ext(list_len, sizeof(list_len), &name, &n));
+    cr_expect_not(sni_from_ext(name_len, sizeof(name_len), &name, &n));
+    cr_expect_not(sni_from_ext(not_host, sizeof(not_host), &name, &n));
+    cr_expect_not(sni_from_ext(nul, sizeof(nul), &name, &n));
+    cr_expect_not(sni_from_ext(empty, sizeof(empty), &name, &n));
+    cr_expect_not(sni_from_ext(ok, 3, &name, &n));
+}
