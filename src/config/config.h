@@ -63,6 +63,7 @@ struct config_tls {
     char *ciphers;                 /* ciphers: TLS 1.2 cipher list, NULL = golb's default */
     bool session_tickets;          /* sessionTickets, default true */
     uint32_t ticket_key_rotation_ms; /* ticketKeyRotation, default 12 h */
+    uint32_t session_timeout_ms;   /* sessionTimeout: how long a session resumes, default 300 s */
     uint32_t handshake_timeout_ms; /* handshakeTimeout, default clientHeaderTimeout */
     char *client_ca_file;          /* clientCaFile: client certificates required and verified */
     char *client_subject_header;   /* clientSubjectHeader: forward the verified subject in it */

@@ -162,6 +162,12 @@ static int diff_others(const struct config *o, const struct config *n, FILE *out
             fprintf(out, "setting changed: tls.ticketKeyRotation %s -> %s\n", x, y);
             lines++;
         }
+        if (a->session_timeout_ms != b->session_timeout_ms) {
+            fmt_ms(x, sizeof(x), a->session_timeout_ms);
+            fmt_ms(y, sizeof(y), b->session_timeout_ms);
+            fprintf(out, "setting changed: tls.sessionTimeout %s -> %s\n", x, y);
+            lines++;
+        }
         if (a->handshake_timeout_ms != b->handshake_timeout_ms) {
             fmt_ms(x, sizeof(x), a->handshake_timeout_ms);
             fmt_ms(y, sizeof(y), b->handshake_timeout_ms);

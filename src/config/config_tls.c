@@ -9,6 +9,7 @@
  *     ciphers: OPENSSL-CIPHER-LIST       TLS 1.2 suites; default ECDHE + AEAD only
  *     sessionTickets: true | false       default true
  *     ticketKeyRotation: SECONDS         default 43200 (12 h), at least 60
+ *     sessionTimeout: SECONDS            a session resumes for this long; default 300, at least 1
  *     handshakeTimeout: SECONDS          default clientHeaderTimeout
  *     clientCaFile: PATH                 client certificates required and verified against it
  *     clientSubjectHeader: NAME          forward the verified client subject in this header
@@ -197,7 +198,7 @@ void config_tls_section(struct config_yaml_load *l, struct config *cfg,
     static const char *const names[] = {
         "listen",       "certificates",        "minVersion",   "ciphers",
         "sessionTickets", "ticketKeyRotation", "handshakeTimeout", "clientCaFile",
-        "clientSubjectHeader", "redirectHttp"};
+        "clientSubjectHeader", "redirectHttp", "sessionTimeout"};
     if (v->kind == CONFIG_YAML_BAD)
         return;
     if (v->kind != CONFIG_YAML_MAPPING) {
@@ -213,6 +214,7 @@ void config_tls_section(struct config_yaml_load *l, struct config *cfg,
     t->min_version = 12;
     t->session_tickets = true;
     t->ticket_key_rotation_ms = 43200u * 1000u;
+    t->session_timeout_ms = TLS_SESSION_TIMEOUT * 1000u;
     t->server = tls_server_new();
     if (!t->server)
         config_yaml_oom(l);
@@ -272,6 +274,8 @@ void config_tls_section(struct config_yaml_load *l, struct config *cfg,
     }
     if ((n = val[9]) != NULL)
         (void)config_yaml_get_bool(l, "tls.redirectHttp", n, &t->redirect_http);
+    if ((n = val[10]) != NULL)
+        (void)get_seconds(l, "tls.sessionTimeout", n, 1000u, &t->session_timeout_ms);
     if (t->client_subject_header && !t->client_ca_file)
         config_yaml_error(l, val[8],
                           "tls.clientSubjectHeader needs tls.clientCaFile (no client "
@@ -288,6 +292,7 @@ void config_tls_section(struct config_yaml_load *l, struct config *cfg,
         .ciphers = t->ciphers,
         .session_tickets = t->session_tickets,
         .ticket_rotation_s = t->ticket_key_rotation_ms / 1000u,
+        .session_timeout_s = (t->session_timeout_ms + 999u) / 1000u,
         .client_ca_file = t->client_ca_file,
     };
     enum tls_err_field field = TLS_ERR_NONE;

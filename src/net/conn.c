@@ -173,11 +173,8 @@ ssize_t conn_send(int fd, SSL *ssl, const void *p, size_t n)
 
 int conn_shutdown_write(int fd, SSL *ssl)
 {
-    if (ssl && SSL_is_init_finished(ssl)) {
-        ERR_clear_error();
-        (void)SSL_shutdown(ssl);
-        ERR_clear_error();
-    }
+    if (ssl)
+        tls_close_notify(ssl);
     return shutdown(fd, SHUT_WR) == -1 ? -errno : 0;
 }
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
@@ -35,7 +36,6 @@ static void chain_free(STACK_OF(X509) *chain)
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 #define TLS13_CIPHERSUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
-#define TLS_SID_CTX "golb"
 #define MAX_CERTS 64
 #define MAX_NAMES_PER_CERT 256
 
@@ -140,6 +140,7 @@ struct cert_group {
     char **names; /* lowercase DNS names from subjectAltName, as written ("*.example.com") */
     int nnames;
     bool has_rsa, has_ec, has_other;
+    unsigned char sid_ctx[32]; /* SHA-256(auth_id, names): see tls.h, "Who may resume" */
 };
 
 struct sni_entry {
@@ -161,9 +162,12 @@ struct tls_server {
     struct sni_entry *exact, *wild;
     int nexact, nwild;
     bool tickets;
+    bool finished; /* tls_server_finish() succeeded: contexts and auth_id are set */
     uint32_t rotation_s;
-    unsigned char secret[32]; /* ticket key master secret, drawn at load */
-    uint64_t id;              /* unique per server: keys cached per thread are keyed by it */
+    uint32_t session_timeout_s;
+    unsigned char auth_id[32]; /* SHA-256 of the client-authentication rules (tls.h) */
+    unsigned char secret[32];  /* ticket key master secret, drawn at load */
+    uint64_t id;               /* unique per server: keys cached per thread are keyed by it */
 };
 
 static void ssl_err(char *err, size_t errlen, const char *what)
@@ -191,10 +195,13 @@ struct tls_server *tls_server_new(void)
     return s;
 }
 
-void tls_server_inherit_tickets(struct tls_server *s, const struct tls_server *old)
+bool tls_server_inherit_tickets(struct tls_server *s, const struct tls_server *old)
 {
-    if (s && old)
-        memcpy(s->secret, old->secret, sizeof(s->secret));
+    if (!s || !old || !s->finished || !old->finished ||
+        CRYPTO_memcmp(s->auth_id, old->auth_id, sizeof(s->auth_id)) != 0)
+        return false; /* other rules: s keeps the fresh secret it drew, old tickets are unknown */
+    memcpy(s->secret, old->secret, sizeof(s->secret));
+    return true;
 }
 
 void tls_server_free(struct tls_server *s)
@@ -500,6 +507,31 @@ static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv,
     return 0; /* unknown key (older, or another process): full handshake */
 }
 
+/* After a ticket is decrypted: a session older than the running sessionTimeout is not resumed,
+ * even when the ticket carries a longer lifetime (issued before a reload that shortened it). */
+static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
+                                       size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
+{
+    const struct tls_server *s = arg;
+    (void)ssl;
+    (void)keyname;
+    (void)keyname_len;
+    switch (status) {
+    case SSL_TICKET_SUCCESS:
+    case SSL_TICKET_SUCCESS_RENEW: {
+        time_t now = time(NULL), made = (time_t)SSL_SESSION_get_time(sess);
+        if (now < made || (uint64_t)(now - made) > s->session_timeout_s)
+            return SSL_TICKET_RETURN_IGNORE_RENEW; /* full handshake, and a fresh ticket */
+        return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
+    }
+    case SSL_TICKET_EMPTY:
+    case SSL_TICKET_NO_DECRYPT:
+        return SSL_TICKET_RETURN_IGNORE_RENEW; /* what OpenSSL does without this callback */
+    default:
+        return SSL_TICKET_RETURN_IGNORE;
+    }
+}
+
 /* ---- SNI ---- */
 
 static int sni_cmp(const void *a, const void *b)
@@ -542,14 +574,49 @@ SSL_CTX *tls_server_lookup(const struct tls_server *s, const char *name, size_t 
     return s->groups[e ? e->group : 0].ctx;
 }
 
-static int servername_cb(SSL *ssl, int *alert, void *arg)
+/* The host name of a ClientHello's server_name extension (RFC 6066 §3: one host_name entry,
+ * as OpenSSL itself accepts it). Returns false when there is none or it is malformed (OpenSSL
+ * then refuses the handshake on its own parse). */
+static bool sni_from_ext(const unsigned char *p, size_t len, const char **name, size_t *nlen)
+{
+    if (len < 5 || ((size_t)p[0] << 8 | p[1]) != len - 2 || p[2] != TLSEXT_NAMETYPE_host_name)
+        return false;
+    size_t n = (size_t)p[3] << 8 | p[4];
+    if (n == 0 || n != len - 5 || memchr(p + 5, '\0', n))
+        return false;
+    *name = (const char *)p + 5;
+    *nlen = n;
+    return true;
+}
+
+/* SNI picks the certificate group when the ClientHello arrives, before OpenSSL looks for a
+ * session to resume: the offered session is then checked against the session-id context of the
+ * group that serves the name, and a new session takes that context. (The servername callback
+ * runs after the resumption decision: switching there would check every session against the
+ * first group's context.) */
+static int client_hello_cb(SSL *ssl, int *alert, void *arg)
 {
     const struct tls_server *s = arg;
-    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    SSL_CTX *ctx = tls_server_lookup(s, name, name ? strlen(name) : 0);
-    if (ctx != SSL_get_SSL_CTX(ssl))
-        SSL_set_SSL_CTX(ssl, ctx);
+    const unsigned char *ext;
+    size_t len, nlen = 0;
+    const char *name = NULL;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &len) != 1 ||
+        !sni_from_ext(ext, len, &name, &nlen))
+        name = NULL;
+    SSL_CTX *ctx = tls_server_lookup(s, name, nlen);
+    if (ctx != SSL_get_SSL_CTX(ssl) && !SSL_set_SSL_CTX(ssl, ctx)) {
+        *alert = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* The context is already chosen (client_hello_cb); this acknowledges the name to the client. */
+static int servername_cb(SSL *ssl, int *alert, void *arg)
+{
+    (void)ssl;
     (void)alert;
+    (void)arg;
     return SSL_TLSEXT_ERR_OK;
 }
 
@@ -627,6 +694,99 @@ static int apply_common(SSL_CTX *ctx, int min_version, const char *ciphers,
     return 0;
 }
 
+/* Every certificate of the client CA file, read once: the same certificates are trusted for
+ * verification, named to clients in the CertificateRequest and hashed into auth_id. */
+static STACK_OF(X509) *read_client_cas(const char *file, char *err, size_t errlen)
+{
+    FILE *f = fopen(file, "r");
+    STACK_OF(X509_INFO) *info = f ? PEM_X509_INFO_read(f, NULL, NULL, NULL) : NULL;
+    if (f)
+        fclose(f);
+    STACK_OF(X509) *cas = info ? sk_X509_new_null() : NULL;
+    for (int i = 0; cas && i < sk_X509_INFO_num(info); i++) {
+        X509_INFO *xi = sk_X509_INFO_value(info, i);
+        if (xi->x509 && sk_X509_push(cas, xi->x509) > 0)
+            xi->x509 = NULL; /* now owned by cas */
+    }
+    if (info)
+        sk_X509_INFO_pop_free(info, X509_INFO_free);
+    if (!cas || sk_X509_num(cas) == 0) {
+        chain_free(cas);
+        ERR_clear_error();
+        snprintf(err, errlen, "cannot read client CA file \"%s\" (missing, unreadable or not PEM)",
+                 file);
+        return NULL;
+    }
+    return cas;
+}
+
+static int sha_u32(EVP_MD_CTX *md, uint32_t v)
+{
+    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    return EVP_DigestUpdate(md, b, sizeof(b));
+}
+
+/* auth_id = SHA-256 of what decides who may connect: the verify mode and depth and every client
+ * CA certificate (DER, in file order). Returns 0 or -1. */
+static int auth_digest(int mode, int depth, STACK_OF(X509) *cas, unsigned char out[32])
+{
+    static const char label[] = "golb client auth 1";
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int n = cas ? sk_X509_num(cas) : 0;
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(md, label, sizeof(label)) && sha_u32(md, (uint32_t)mode) &&
+             sha_u32(md, (uint32_t)depth) && sha_u32(md, (uint32_t)n);
+    for (int i = 0; ok && i < n; i++) {
+        unsigned char *der = NULL;
+        int len = i2d_X509(sk_X509_value(cas, i), &der);
+        ok = len > 0 && sha_u32(md, (uint32_t)len) && EVP_DigestUpdate(md, der, (size_t)len);
+        OPENSSL_free(der);
+    }
+    ok = ok && EVP_DigestFinal_ex(md, out, NULL);
+    EVP_MD_CTX_free(md);
+    return ok ? 0 : -1;
+}
+
+/* A group's session-id context: SHA-256(auth_id, the group's names). A session carries the
+ * context it was made in, and OpenSSL resumes it only in an equal one. Returns 0 or -1. */
+static int group_sid_ctx(const struct tls_server *s, struct cert_group *g)
+{
+    static const char label[] = "golb sid_ctx 1";
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(md, label, sizeof(label)) &&
+             EVP_DigestUpdate(md, s->auth_id, sizeof(s->auth_id));
+    for (int i = 0; ok && i < g->nnames; i++) /* sorted; each with its '\0' as separator */
+        ok = EVP_DigestUpdate(md, g->names[i], strlen(g->names[i]) + 1);
+    ok = ok && EVP_DigestFinal_ex(md, g->sid_ctx, NULL);
+    EVP_MD_CTX_free(md);
+    return ok ? 0 : -1;
+}
+
+static int name_cmp(const X509_NAME *const *a, const X509_NAME *const *b)
+{
+    return X509_NAME_cmp(*a, *b);
+}
+
+/* The distinct subject names of the client CAs, for the CertificateRequest. */
+static STACK_OF(X509_NAME) *ca_names(STACK_OF(X509) *cas)
+{
+    STACK_OF(X509_NAME) *names = sk_X509_NAME_new(name_cmp);
+    for (int i = 0; names && i < sk_X509_num(cas); i++) {
+        const X509_NAME *xn = X509_get_subject_name(sk_X509_value(cas, i));
+        if (sk_X509_NAME_find(names, (X509_NAME *)xn) >= 0)
+            continue;
+        X509_NAME *d = X509_NAME_dup(xn);
+        if (!d || sk_X509_NAME_push(names, d) <= 0) {
+            X509_NAME_free(d);
+            sk_X509_NAME_pop_free(names, X509_NAME_free);
+            return NULL;
+        }
+    }
+    return names;
+}
+
 int tls_server_finish(struct tls_server *s, const struct tls_server_settings *st,
                       enum tls_err_field *field, char *err, size_t errlen)
 {
@@ -637,18 +797,23 @@ int tls_server_finish(struct tls_server *s, const struct tls_server_settings *st
     }
     s->tickets = st->session_tickets;
     s->rotation_s = st->ticket_rotation_s ? st->ticket_rotation_s : 43200;
-    STACK_OF(X509_NAME) *ca_names = NULL;
+    s->session_timeout_s = st->session_timeout_s ? st->session_timeout_s : TLS_SESSION_TIMEOUT;
+    STACK_OF(X509) *cas = NULL;
+    STACK_OF(X509_NAME) *names = NULL;
+    int mode = SSL_VERIFY_NONE, depth = 0, rc = -1;
     if (st->client_ca_file) {
-        ca_names = SSL_load_client_CA_file(st->client_ca_file);
-        if (!ca_names) {
+        cas = read_client_cas(st->client_ca_file, err, errlen);
+        if (!cas) {
             *field = TLS_ERR_CA;
-            ERR_clear_error();
-            snprintf(err, errlen, "cannot read client CA file \"%s\" (missing, unreadable or not PEM)",
-                     st->client_ca_file);
             return -1;
         }
+        mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+        depth = 8;
+        if (!(names = ca_names(cas)))
+            goto oom;
     }
-    int rc = -1;
+    if (auth_digest(mode, depth, cas, s->auth_id) != 0)
+        goto oom;
     for (int g = 0; g < s->ngroups; g++) {
         SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
         if (!ctx) {
@@ -659,9 +824,12 @@ int tls_server_finish(struct tls_server *s, const struct tls_server_settings *st
         SSL_CTX_set_app_data(ctx, s);
         if (apply_common(ctx, st->min_version, st->ciphers, field, err, errlen) != 0)
             goto out;
-        SSL_CTX_set_session_id_context(ctx, (const unsigned char *)TLS_SID_CTX,
-                                       sizeof(TLS_SID_CTX) - 1);
+        if (group_sid_ctx(s, &s->groups[g]) != 0)
+            goto oom;
+        SSL_CTX_set_session_id_context(ctx, s->groups[g].sid_ctx, sizeof(s->groups[g].sid_ctx));
+        SSL_CTX_set_timeout(ctx, (long)s->session_timeout_s);
         SSL_CTX_set_max_early_data(ctx, 0);
+        SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, s);
         SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
         SSL_CTX_set_tlsext_servername_arg(ctx, s);
         SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
@@ -669,6 +837,7 @@ int tls_server_finish(struct tls_server *s, const struct tls_server_settings *st
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
         if (s->tickets) {
             SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+            SSL_CTX_set_session_ticket_cb(ctx, NULL, ticket_dec_cb, s);
             SSL_CTX_set_num_tickets(ctx, 1);
         } else {
             SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
@@ -684,26 +853,37 @@ int tls_server_finish(struct tls_server *s, const struct tls_server_settings *st
                 goto out;
             }
         }
-        if (st->client_ca_file) {
-            if (SSL_CTX_load_verify_locations(ctx, st->client_ca_file, NULL) != 1) {
-                *field = TLS_ERR_CA;
-                ssl_err(err, errlen, "cannot load client CA file");
-                goto out;
+        if (cas) {
+            X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+            for (int i = 0; i < sk_X509_num(cas); i++) {
+                if (X509_STORE_add_cert(store, sk_X509_value(cas, i)) != 1) {
+                    *field = TLS_ERR_CA;
+                    ssl_err(err, errlen, "cannot load client CA file");
+                    goto out;
+                }
             }
-            STACK_OF(X509_NAME) *dup = SSL_dup_CA_list(ca_names);
+            STACK_OF(X509_NAME) *dup = SSL_dup_CA_list(names);
+            if (!dup)
+                goto oom;
             SSL_CTX_set_client_CA_list(ctx, dup);
-            SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-            SSL_CTX_set_verify_depth(ctx, 8);
         }
+        SSL_CTX_set_verify(ctx, mode, NULL);
+        if (depth)
+            SSL_CTX_set_verify_depth(ctx, depth);
     }
-    if (build_sni(s) != 0) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
+    if (build_sni(s) != 0)
+        goto oom;
+    s->finished = true;
     rc = 0;
+    goto out;
+oom:
+    *field = TLS_ERR_OTHER;
+    ERR_clear_error();
+    snprintf(err, errlen, "out of memory");
 out:
-    if (ca_names)
-        sk_X509_NAME_pop_free(ca_names, X509_NAME_free);
+    chain_free(cas);
+    if (names)
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
     return rc;
 }
 
@@ -952,12 +1132,21 @@ bool tls_session_reused(SSL *ssl)
     return SSL_session_reused(ssl) == 1;
 }
 
+void tls_close_notify(SSL *ssl)
+{
+    if (!SSL_is_init_finished(ssl) || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+        return;
+    ERR_clear_error();
+    (void)SSL_shutdown(ssl); /* one non-blocking close_notify; never wait for the peer's */
+    ERR_clear_error();
+}
+
 void tls_free(SSL *ssl, bool clean)
 {
     if (!ssl)
         return;
-    if (clean && SSL_is_init_finished(ssl))
-        (void)SSL_shutdown(ssl); /* one non-blocking close_notify; never wait for the peer's */
+    if (clean)
+        tls_close_notify(ssl);
     ERR_clear_error();
     SSL_free(ssl);
 }

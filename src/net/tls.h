@@ -11,6 +11,16 @@
  * (key(epoch) = HMAC(secret, label || epoch)); the current epoch's key encrypts, the previous
  * one's still decrypts (and renews the ticket). Every worker derives the same keys, so a ticket
  * issued by one worker resumes on any other, with no shared mutable state and no rotation thread.
+ * A session older than sessionTimeout (default 300 s) is not resumed.
+ *
+ * Who may resume: a session is resumed only under the client-authentication rules it was made
+ * under. auth_id = SHA-256(verify mode, verify depth, every client CA certificate's DER) sums up
+ * who may connect; each group's session-id context is SHA-256(auth_id, the group's names) (nginx
+ * hashes its contexts alike), and OpenSSL resumes a session only in a context equal to the one
+ * that made it, else it runs a full handshake under the context's rules. SNI picks the group in
+ * the ClientHello callback, before that check. A reload keeps the ticket secret only when
+ * auth_id is unchanged: after a change of clientCaFile (or of its certificates) old tickets are
+ * not even decrypted.
  *
  * Client side (https backends): one SSL_CTX per backend's TLS settings, verifying the chain
  * against the system store or caFile and the host name (serverName, default the URL's host).
@@ -41,19 +51,23 @@ enum tls_err_field {
     TLS_ERR_OTHER,
 };
 
+#define TLS_SESSION_TIMEOUT 300 /* seconds: sessionTimeout's default (nginx's and HAProxy's) */
+
 struct tls_server_settings {
     int min_version;            /* 12 or 13 */
     const char *ciphers;        /* TLS 1.2 cipher list; NULL = golb's AEAD + ECDHE default */
     bool session_tickets;       /* false: no tickets, no session cache */
     uint32_t ticket_rotation_s; /* ticket key epoch length */
+    uint32_t session_timeout_s; /* a session resumes for this long; 0 = TLS_SESSION_TIMEOUT */
     const char *client_ca_file; /* non-NULL: client certificates required and verified */
 };
 
 struct tls_server *tls_server_new(void);
 void tls_server_free(struct tls_server *s);
-/* A reload: s (not yet in use) takes over old's ticket secret, so session tickets issued before
- * the reload still resume (the keys are derived from it per epoch). */
-void tls_server_inherit_tickets(struct tls_server *s, const struct tls_server *old);
+/* A reload, both servers finished: s (not yet in use) takes over old's ticket secret when both
+ * have the same client-authentication rules (auth_id), so tickets issued before the reload still
+ * resume; otherwise s keeps its own fresh secret. Returns whether it took old's. */
+bool tls_server_inherit_tickets(struct tls_server *s, const struct tls_server *old);
 /* Loads one certificate (leaf + chain, PEM) and its key. Returns 0, or -1 with *field and err set.
  * warn (may be empty on return) gets a note such as an expired certificate. */
 int tls_server_add_cert(struct tls_server *s, const char *cert_file, const char *key_file,
@@ -103,6 +117,10 @@ void tls_session_free(SSL_SESSION *session);
 bool tls_close_notify_received(SSL *ssl);
 /* True when the handshake resumed a session. */
 bool tls_session_reused(SSL *ssl);
+/* Sends close_notify: the orderly end of what this side sends, which a peer reading a body
+ * delimited by the close tells from a cut. Once, without blocking (an alert the socket does not
+ * take now is dropped), never waiting for the peer's; nothing before the handshake is done. */
+void tls_close_notify(SSL *ssl);
 /* Frees an SSL, sending close_notify first when the connection ended cleanly. */
 void tls_free(SSL *ssl, bool clean);
 

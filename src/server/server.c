@@ -417,12 +417,16 @@ static struct generation *reload_prepare(struct server *s, struct reload *r)
         config_free(cfg);
         return NULL;
     }
-    if (cfg->tls && run->tls) /* tickets issued before the reload still resume */
-        tls_server_inherit_tickets(cfg->tls->server, run->tls->server);
+    /* Tickets issued before the reload still resume, unless it changed who may connect (the
+     * client CAs, or their certificates): then old sessions get a full handshake (tls.h). */
+    bool tickets_dropped = cfg->tls && run->tls && cfg->tls->session_tickets &&
+                           !tls_server_inherit_tickets(cfg->tls->server, run->tls->server);
     size_t len = 0;
     FILE *cf = open_memstream(&r->changes, &len);
     if (cf) {
         config_diff(run, cfg, cf);
+        if (tickets_dropped)
+            fprintf(cf, "tls: client authentication changed, earlier sessions are not resumed\n");
         fclose(cf);
     }
     struct generation *gen = generation_new(cfg, s->gen, s->nworkers, s->gen->id + 1);

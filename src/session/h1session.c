@@ -229,6 +229,17 @@ static void client_close(struct client *c)
     worker_client_closed(w);
 }
 
+/* The orderly close: the last response is complete (or none was asked for: an idle keep-alive
+ * connection, a drain). A TLS client gets close_notify first, so an end of a body delimited by
+ * the close reads as complete. Every other close (client_close alone) is abortive: a body cut
+ * after its head must end without close_notify, which is how the client tells it was cut. */
+static void client_close_orderly(struct client *c)
+{
+    if (c->ssl)
+        tls_close_notify(c->ssl);
+    client_close(c);
+}
+
 /* Close after a complete response: shut our side, then drain what the client still sends for a
  * moment, so unread input does not turn our close into a reset that destroys the response. */
 static void client_linger(struct client *c)
@@ -340,7 +351,7 @@ static void on_timeout(struct loop_timer *t)
         if (c->head_start)
             client_fail(c, 408, LB_OK);
         else
-            client_close(c); /* idle keep-alive connection: close quietly */
+            client_close_orderly(c); /* idle keep-alive connection: close quietly */
         return;
     case CS_EXCHANGE: {
         enum exchange_status st = exchange_timeout(c->x);
@@ -651,8 +662,11 @@ static void read_head(struct client *c)
             break;
         }
     }
-    if (c->eof) {
-        client_close(c); /* nothing complete to answer */
+    if (c->eof) { /* nothing complete to answer */
+        if (c->in && buf_len(c->in) > 0)
+            client_close(c); /* a request cut by the client */
+        else
+            client_close_orderly(c); /* the client ended between requests */
         return;
     }
     if (c->in && buf_len(c->in) == 0) {
@@ -716,7 +730,7 @@ static void finish_exchange(struct client *c)
     release_buffers(c);
     if (!keep) {
         if ((!c->in || buf_len(c->in) == 0) && !c->readable) {
-            client_close(c);
+            client_close_orderly(c);
             return;
         }
         client_linger(c);
@@ -733,7 +747,7 @@ static void finish_exchange(struct client *c)
     if ((c->in && buf_len(c->in) > 0) || c->readable)
         loop_defer(w->loop, &c->task, process_pipelined);
     else if (c->eof)
-        client_close(c);
+        client_close_orderly(c);
 }
 
 static void pump_tunnel(struct client *c);
@@ -989,7 +1003,7 @@ void h1session_drain(struct worker *w)
     while (c) {
         struct client *next = c->next;
         if (c->state == CS_READ_HEAD && !c->head_start)
-            client_close(c);
+            client_close_orderly(c);
         c = next;
     }
 }

@@ -4,8 +4,10 @@ made by the test CA (tests/support/tlstest.py)."""
 
 import hashlib
 import os
+import signal
 import socket
 import ssl
+import subprocess
 import threading
 import time
 
@@ -156,7 +158,7 @@ class TestTermination(TLSCase):
         self.assertIn("HTTPS", r.text)
         s = socket.create_connection(("127.0.0.1", g.tls_port))
         self.addCleanup(s.close)
-        s.sendall(os.urandom(2000))
+        s.send(os.urandom(2000))
         s.settimeout(scaled(5))
         try:
             while s.recv(65536):
@@ -172,7 +174,7 @@ class TestTermination(TLSCase):
         # the first bytes of a ClientHello record, then silence
         s = socket.create_connection(("127.0.0.1", g.tls_port))
         self.addCleanup(s.close)
-        s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        s.send(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
         t0 = time.monotonic()
         s.settimeout(scaled(10))
         try:
@@ -258,6 +260,204 @@ class TestClientCertificates(TLSCase):
         self.assertEqual(r.status, 200)
         self.assertEqual(r.echo_header("X-Client-Subject"), "O=golb tests,CN=alice")
         self.assertEqual(len([v for k, v in r.echo()["headers"] if k.lower() == "x-client-subject"]), 1)
+
+
+class TestResumptionAcrossReloads(TLSCase):
+    """A session (ticket) is resumed only under the client-authentication rules it was made under:
+    a reload that changes clientCaFile turns an old ticket into a full handshake under the new
+    rules (issue 15, item 1); under unchanged rules tickets keep resuming, the verified subject
+    with them."""
+
+    def setUp(self):
+        super().setUp()
+        p = pki()
+        self.alice = p.leaf("client1", [], client=True, subject="/CN=alice/O=golb tests")
+        self.other_ca = p.other_ca("reload-ca")
+
+    def start(self, **tls_extra):
+        self.t = self.toy(1)
+        self.gen = 1
+        return self.tls_golb([self.t], workers=1, tls_extra=tls_extra)
+
+    def reload(self, g, **tls_extra):
+        """Rewrites the config with these tls keys, SIGHUP, waits for the next generation; returns
+        the changes the reload logged."""
+        text = golb_config([self.t], workers=1) + tls_config_block(list(self.certs()), **tls_extra)
+        with open(g.config_path, "w") as f:
+            f.write(text)
+        start = g.log_offset()
+        g.send_signal(signal.SIGHUP)
+        self.gen += 1
+        m = g.wait_log(rf"reload by SIGHUP: generation {self.gen} running \((.*)\); listening on",
+                       timeout=10, start=start)
+        return m.group(1)
+
+    def s_client(self, g, *args, path="/"):
+        """One `openssl s_client` connection sending GET path with Connection: close; returns
+        its stdout + stderr."""
+        req = f"GET {path} HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n".encode()
+        r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{g.tls_port}",
+                            "-servername", "a.test", "-CAfile", pki().ca_cert, "-ign_eof", *args],
+                           input=req, capture_output=True, timeout=scaled(15))
+        return r.stdout.decode("latin-1") + r.stderr.decode("latin-1")
+
+    def test_reload_adding_client_ca_refuses_an_old_ticket(self):
+        g = self.start()
+        sess = os.path.join(self.tmp, "sess.pem")
+        out = self.s_client(g, "-sess_out", sess, path="/before")
+        self.assertIn("HTTP/1.1 200", out)
+        self.assertIn("TLS session ticket lifetime hint: 300 (seconds)", out)  # sessionTimeout
+        self.assertTrue(os.path.getsize(sess) > 0, "s_client saved no session")
+        out = self.s_client(g, "-sess_in", sess, path="/resumed")
+        self.assertIn("Reused, TLSv1.3", out)  # the ticket resumes while the rules are the same
+        changes = self.reload(g, clientCaFile=pki().ca_cert)
+        self.assertIn("tls: client authentication changed, earlier sessions are not resumed",
+                      changes)
+        out = self.s_client(g, path="/fresh")  # no certificate: refused
+        self.assertNotIn("HTTP/1.1", out)
+        self.assertRegex(out, r"alert certificate required|alert number 116")
+        out = self.s_client(g, "-sess_in", sess, path="/bypass")
+        self.assertNotIn("Reused", out)  # a full handshake under the new rules ...
+        self.assertNotIn("HTTP/1.1", out)  # ... refused: no request reaches the backend
+        self.assertRegex(out, r"alert certificate required|alert number 116")
+        # a client with a certificate is served
+        out = self.s_client(g, "-cert", self.alice[0], "-key", self.alice[1], path="/cert")
+        self.assertIn("HTTP/1.1 200", out)
+
+    def test_reload_adding_client_ca_refuses_an_old_tls12_session(self):
+        g = self.start()
+        ctx = client_context(max_version=ssl.TLSVersion.TLSv1_2)
+        c = self.tconn(g, ctx=ctx)
+        self.assertEqual(c.request("GET", "/", host="a.test").status, 200)
+        session = c.sock.session
+        c.close()
+        self.reload(g, clientCaFile=pki().ca_cert)
+        with self.assertRaises((ssl.SSLError, ConnectionResetError, BrokenPipeError, OSError)):
+            c = TLSConn("127.0.0.1", g.tls_port, ctx=ctx, session=session)
+            try:
+                reused = c.sock.session_reused
+                r = c.request("GET", "/bypass", host="a.test")
+                self.fail(f"served after the reload (resumed: {reused}): {r.status}")
+            finally:
+                c.close()
+
+    def test_subject_forwarded_on_resumption_only_under_the_same_rules(self):
+        g = self.start(clientCaFile=pki().ca_cert, clientSubjectHeader="X-Client-Subject")
+        ctx = client_context(cert=self.alice[0], key=self.alice[1])
+
+        def resume(session, path):
+            c = TLSConn("127.0.0.1", g.tls_port, ctx=ctx, session=session)
+            try:
+                r = c.request("GET", path, host="a.test")
+                return c.sock.session_reused, r.echo_header("X-Client-Subject"), c.sock.session
+            finally:
+                c.close()
+
+        reused, subject, session = resume(None, "/full")
+        self.assertEqual((reused, subject), (False, "O=golb tests,CN=alice"))
+        reused, subject, session = resume(session, "/resumed")
+        self.assertEqual((reused, subject), (True, "O=golb tests,CN=alice"))
+        # a reload that keeps the rules (another timeout) keeps the tickets and the subject
+        changes = self.reload(g, clientCaFile=pki().ca_cert, clientSubjectHeader="X-Client-Subject",
+                              handshakeTimeout=7)
+        self.assertEqual(changes, "setting changed: tls.handshakeTimeout 10s -> 7s")
+        reused, subject, session = resume(session, "/after-same-rules")
+        self.assertEqual((reused, subject), (True, "O=golb tests,CN=alice"))
+        # another CA: alice's session is not resumed, and her certificate is refused
+        self.reload(g, clientCaFile=self.other_ca[0], clientSubjectHeader="X-Client-Subject")
+        with self.assertRaises((ssl.SSLError, ConnectionResetError, BrokenPipeError, OSError)):
+            reused, subject, _ = resume(session, "/other-ca")
+            self.fail(f"served under another CA (resumed: {reused}, subject {subject!r})")
+
+
+class TestCloseNotify(TLSCase):
+    """golb ends every orderly close of a TLS client with close_notify (issue 15, item 4), and never
+    a cut one: the client tells a complete close-delimited body from a truncated one by it."""
+
+    def raw(self, g):
+        c = TLSConn("127.0.0.1", g.tls_port, suppress_ragged_eofs=False)
+        self.addCleanup(c.close)
+        return c
+
+    @staticmethod
+    def read_to_end(c, timeout=5):
+        """Everything until the end, and how it ended: "close_notify", "eof" (TCP FIN without
+        close_notify), "reset" or "timeout"."""
+        c.sock.settimeout(scaled(timeout))
+        data, c.buf = bytes(c.buf), bytearray()
+        while True:
+            try:
+                d = c.sock.recv(65536)
+            except ssl.SSLEOFError:
+                return data, "eof"
+            except ssl.SSLZeroReturnError:
+                return data, "close_notify"
+            except ConnectionResetError:
+                return data, "reset"
+            except socket.timeout:
+                return data, "timeout"
+            if not d:
+                return data, "close_notify"
+            data += d
+
+    def test_connection_close_and_http10_responses_end_with_close_notify(self):
+        t = self.toy(1)
+        g = self.tls_golb([t], workers=1)
+        s = self.raw(g)
+        s.send(b"GET /cc HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        data, end = self.read_to_end(s)
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:100])
+        self.assertIn(b"path: /cc", data)
+        self.assertEqual(end, "close_notify")
+        # HTTP/1.0 and a chunked upstream body: de-chunked, it ends at the close
+        s = self.raw(g)
+        s.send(b"GET /ten?chunked=1&size=100000 HTTP/1.0\r\nHost: a.test\r\n\r\n")
+        data, end = self.read_to_end(s)
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.0 200") or head.startswith(b"HTTP/1.1 200"), head)
+        self.assertNotIn(b"content-length", head.lower())
+        self.assertEqual(hashlib.sha256(body).hexdigest(), pattern_sha256(100000))
+        self.assertEqual(end, "close_notify")
+
+    def test_idle_keepalive_timeout_and_drain_end_with_close_notify(self):
+        t = self.toy(1)
+        g = self.tls_golb([t], workers=1, keepAliveTimeout=0.3)
+        c = self.raw(g)
+        self.assertEqual(c.request("GET", "/ka", host="a.test").status, 200)
+        data, end = self.read_to_end(c)  # idle past keepAliveTimeout
+        self.assertEqual((data, end), (b"", "close_notify"))
+        # SIGTERM: idle keep-alive connections are closed at once, cleanly
+        g2 = self.tls_golb([t], workers=1)
+        c = self.raw(g2)
+        self.assertEqual(c.request("GET", "/ka", host="a.test").status, 200)
+        g2.send_signal(signal.SIGTERM)
+        data, end = self.read_to_end(c)
+        self.assertEqual((data, end), (b"", "close_notify"))
+        self.assertEqual(g2.wait_exit(10), 0)
+
+    def test_body_cut_by_the_upstream_gets_no_close_notify(self):
+        def handler(conn, head, path):
+            if path.startswith("/cut"):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
+            else:  # close-delimited: no length, ends when the upstream closes
+                conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"y" * 1000)
+            return False
+
+        u = self.raw_upstream(handler)
+        g = self.tls_golb([u], workers=1)
+        for version in (b"1.1", b"1.0"):
+            s = self.raw(g)
+            s.send(b"GET /cut HTTP/" + version + b"\r\nHost: a.test\r\n\r\n")
+            data, end = self.read_to_end(s)
+            self.assertIn(b"Content-Length: 100000", data)
+            self.assertLess(len(data.partition(b"\r\n\r\n")[2]), 100000)
+            self.assertIn(end, ("eof", "reset"), version)
+        # the same upstream's close-delimited body is complete: close_notify
+        s = self.raw(g)
+        s.send(b"GET /whole HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        data, end = self.read_to_end(s)
+        self.assertTrue(data.endswith(b"y" * 1000))
+        self.assertEqual(end, "close_notify")
 
 
 class TestUpstreamTLS(TLSCase):
@@ -460,7 +660,7 @@ class TestTLSMetrics(TLSCase):
         self.assertNotEqual(c.sock.session.id, session.id)
         c.close()
         s = socket.create_connection(("127.0.0.1", g.tls_port))
-        s.sendall(b"\x16\x03\x01\x00\x05hello" + os.urandom(64))
+        s.send(b"\x16\x03\x01\x00\x05hello" + os.urandom(64))
         s.settimeout(scaled(5))
         try:
             s.recv(100)

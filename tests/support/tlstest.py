@@ -124,9 +124,11 @@ def client_context(ca=None, verify=True, min_version=None, max_version=None, cip
 
 
 class TLSConn(golbtest.HTTPConn):
-    """HTTPConn over TLS. server_name: SNI and the name verified (None: no SNI)."""
+    """HTTPConn over TLS. server_name: SNI and the name verified (None: no SNI).
+    suppress_ragged_eofs=False: a TCP end without close_notify raises ssl.SSLEOFError."""
 
-    def __init__(self, host, port, timeout=5, ctx=None, server_name="a.test", session=None):
+    def __init__(self, host, port, timeout=5, ctx=None, server_name="a.test", session=None,
+                 suppress_ragged_eofs=True):
         self.host, self.port = host, port
         self.timeout = golbtest.scaled(timeout)
         raw = socket.create_connection((host, port), timeout=self.timeout)
@@ -135,7 +137,8 @@ class TLSConn(golbtest.HTTPConn):
         if server_name is None:
             ctx.check_hostname = False
         try:
-            self.sock = ctx.wrap_socket(raw, server_hostname=server_name, session=session)
+            self.sock = ctx.wrap_socket(raw, server_hostname=server_name, session=session,
+                                        suppress_ragged_eofs=suppress_ragged_eofs)
         except Exception:
             raw.close()
             raise

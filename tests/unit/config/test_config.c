@@ -979,6 +979,9 @@ Test(config_errors, tls_section)
          "t.yaml:1:104: tls.clientSubjectHeader must be a header field name, got the quoted string "
          "\"X Bad\"\n"
          "t.yaml:1:139: cannot read certificate file \"/n\": No such file or directory\n"},
+        {"tls: {listen: \":1\", sessionTimeout: 0, certificates: [{certFile: /n, keyFile: /k}]}\n" B,
+         "t.yaml:1:37: tls.sessionTimeout must be at least 1 seconds, got 0\n"
+         "t.yaml:1:66: cannot read certificate file \"/n\": No such file or directory\n"},
         {"tls: {listen: \":1\", lissen: x, certificates: [{certFile: /n, keyFile: /k}]}\n" B,
          "t.yaml:1:21: unknown key \"lissen\" in tls (did you mean \"listen\"?)\n"
          "t.yaml:1:58: cannot read certificate file \"/n\": No such file or directory\n"},
