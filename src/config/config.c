@@ -29,6 +29,7 @@
  *   admin    := mapping {listen: ADDR (required), token: STRING}; ADDR as for listen, or
  *               "unix:/PATH"; a token is required unless the address is loopback or unix
  *   accessLog := off | text | json;  logFormat := text | json;  accessLogPath := "/PATH"
+ *   upgradeProtocols := sequence of PROTOCOL (TOKEN ["/" TOKEN]), default [websocket]; [] = off
  *   backends := non-empty sequence of (URL | mapping {url: URL (required), healthPath: "/...",
  *               weight: INT 0..1000 (default 1)})
  *   balance  := roundRobin | leastConnections | random | leastLatency | hash
@@ -113,6 +114,9 @@
  *   accessLog must be one of off, text, json, got V
  *   logFormat must be one of text, json, got V
  *   accessLogPath must be a path, got V
+ *   upgradeProtocols must be a sequence of protocol names (e.g. [websocket]), got V
+ *   upgradeProtocols entry must be a protocol name (a token such as websocket, optionally with
+ *       /VERSION), got V
  * Warnings:
  *   hashKey is ignored unless balance is hash   (also hashLoadFactor)
  *   port is ignored because listen is set (line N)
@@ -618,6 +622,7 @@ static const struct key keys[] = {
     {"accessLog", KT_ACCESS_LOG, NO_FIELD, 0, 0, 0},
     {"accessLogPath", KT_PATH, offsetof(struct config, access_log_path), 0, 0, 0},
     {"logFormat", KT_LOG_FORMAT, NO_FIELD, 0, 0, 0},
+    {"upgradeProtocols", KT_UPGRADE, NO_FIELD, 0, 0, 0},
 };
 
 _Static_assert(ARRAY_LEN(keys) <= 48, "load.key_at is too small");
@@ -1145,6 +1150,9 @@ static void set_key(struct load *l, struct config *cfg, const struct key *k, con
     case KT_PATH:
         set_path(l, cfg, k, v);
         break;
+    case KT_UPGRADE:
+        set_upgrade_protocols(l, cfg, v);
+        break;
     }
 }
 
@@ -1188,6 +1196,7 @@ static void cross_check(struct load *l, struct config *cfg, const struct node *r
     if (!l->key_at[key_index("backends")])
         error_at(l, root, "missing required key \"backends\"");
     config_tls_cross_check(l, cfg, root, l->val_at[key_index("listen")]);
+    config_http_defaults(l, cfg);
 }
 
 static void walk(struct load *l, struct config *cfg, const struct node *root)
@@ -1329,6 +1338,7 @@ void config_free(struct config *cfg)
     free(cfg->admin_listen);
     free(cfg->admin_token);
     free(cfg->access_log_path);
+    config_http_free(cfg);
     free(cfg->path);
     free(cfg);
 }

@@ -145,6 +145,10 @@ struct config {
     int access_log;    /* enum accesslog_format: 0 off (default), 1 text, 2 json */
     char *access_log_path; /* NULL: stdout */
     bool log_json;     /* logFormat: json */
+
+    /* upgradeProtocols: the protocols a client's Upgrade may name, NULL-terminated (default
+     * {"websocket"}; empty: no upgrades). Any other Upgrade is proxied as if absent. */
+    char **upgrade_protocols;
 };
 
 /* Loads and validates `path`. On success returns 0 and stores a new config in *out. On failure

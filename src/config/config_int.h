@@ -63,6 +63,7 @@ enum key_type {
     KT_ACCESS_LOG, /* off | text | json */
     KT_LOG_FORMAT, /* text | json */
     KT_PATH,     /* a file path string into a char * field */
+    KT_UPGRADE,  /* upgradeProtocols: a sequence of protocol names (config_http.c) */
 };
 
 #define NO_FIELD ((size_t)-1)
@@ -139,6 +140,11 @@ void set_admin(struct load *l, struct config *cfg, const struct node *v);
 int get_choice(struct load *l, const struct key *k, const struct node *v,
                const char *const *choices, const char *list);
 void set_path(struct load *l, struct config *cfg, const struct key *k, const struct node *v);
+
+/* config_http.c */
+void set_upgrade_protocols(struct load *l, struct config *cfg, const struct node *v);
+void config_http_defaults(struct load *l, struct config *cfg);
+void config_http_free(struct config *cfg);
 
 /* config_tls.c */
 void config_tls_section(struct load *l, struct config *cfg, const struct node *v);

@@ -1194,3 +1194,59 @@ Test(config, observability_errors)
     };
     expect_all(cases, sizeof(cases) / sizeof(cases[0]));
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * upgradeProtocols
+ */
+
+static size_t list_len(char **l)
+{
+    size_t n = 0;
+    while (l && l[n])
+        n++;
+    return n;
+}
+
+Test(config, upgrade_protocols_default_list_and_off)
+{
+    struct config *cfg = load_ok(B);
+    cr_assert_eq(list_len(cfg->upgrade_protocols), 1);
+    cr_expect_str_eq(cfg->upgrade_protocols[0], "websocket");
+    config_free(cfg);
+
+    cfg = load_ok(B "upgradeProtocols: [WebSocket, h2c, foo/2]\n");
+    cr_assert_eq(list_len(cfg->upgrade_protocols), 3);
+    cr_expect_str_eq(cfg->upgrade_protocols[0], "WebSocket");
+    cr_expect_str_eq(cfg->upgrade_protocols[1], "h2c");
+    cr_expect_str_eq(cfg->upgrade_protocols[2], "foo/2");
+    config_free(cfg);
+
+    cfg = load_ok(B "upgradeProtocols: []\n");
+    cr_assert_not_null(cfg->upgrade_protocols, "an empty list, not the default");
+    cr_expect_eq(list_len(cfg->upgrade_protocols), 0);
+    config_free(cfg);
+}
+
+Test(config, upgrade_protocols_errors)
+{
+    static const struct error_case cases[] = {
+        {B "upgradeProtocols: websocket\n",
+         "t.yaml:2:19: upgradeProtocols must be a sequence of protocol names (e.g. [websocket]), "
+         "got \"websocket\"\n"},
+        {B "upgradeProtocols:\n  - websocket\n  - \"web socket\"\n  - [x]\n  - a/\n  - /1\n"
+           "  - h2c,x\n",
+         "t.yaml:4:5: upgradeProtocols entry must be a protocol name (a token such as websocket, "
+         "optionally with /VERSION), got the quoted string \"web socket\"\n"
+         "t.yaml:5:5: upgradeProtocols entry must be a protocol name (a token such as websocket, "
+         "optionally with /VERSION), got a sequence\n"
+         "t.yaml:6:5: upgradeProtocols entry must be a protocol name (a token such as websocket, "
+         "optionally with /VERSION), got \"a/\"\n"
+         "t.yaml:7:5: upgradeProtocols entry must be a protocol name (a token such as websocket, "
+         "optionally with /VERSION), got \"/1\"\n"
+         "t.yaml:8:5: upgradeProtocols entry must be a protocol name (a token such as websocket, "
+         "optionally with /VERSION), got \"h2c,x\"\n"},
+        {B "upgradeProtocols: [websocket]\nupgradeProtocols: []\n",
+         "t.yaml:3:1: duplicate key \"upgradeProtocols\" (first defined at line 2)\n"},
+    };
+    expect_all(cases, sizeof(cases) / sizeof(cases[0]));
+}
