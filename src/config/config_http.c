@@ -31,7 +31,8 @@ void set_upgrade_protocols(struct load *l, struct config *cfg, const struct node
 {
     struct qbuf q;
     if (v->kind != NODE_SEQUENCE) {
-        error_at(l, v, "upgradeProtocols must be a sequence of protocol names (e.g. [websocket]), got %s",
+        error_at(l, v,
+                 "upgradeProtocols must be a sequence of protocol names (e.g. [websocket]), got %s",
                  describe(&q, v));
         return;
     }

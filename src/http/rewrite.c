@@ -107,8 +107,8 @@ static bool is_protocol(const char *p, size_t len)
             if (slash++ || run == 0)
                 return false;
             run = 0;
-        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                   (ch && strchr(tspecial, ch))) {
+        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                   (ch >= '0' && ch <= '9') || (ch && strchr(tspecial, ch))) {
             run++;
         } else {
             return false;
@@ -126,7 +126,8 @@ bool rewrite_upgrade_protocol_allowed(const char *proto, size_t len, const char 
     for (size_t i = 0; allowed && allowed[i]; i++) {
         const char *a = allowed[i];
         size_t alen = strlen(a);
-        if (eq_ci(proto, len, a, alen) || (!memchr(a, '/', alen) && eq_ci(proto, name_len, a, alen)))
+        if (eq_ci(proto, len, a, alen) ||
+            (!memchr(a, '/', alen) && eq_ci(proto, name_len, a, alen)))
             return true;
     }
     return false;
@@ -262,7 +263,8 @@ bool rewrite_request_head(const struct http1_request *req, const struct rewrite_
         out_str(&o, "\r\n");
     }
     if (opt->upgrade)
-        out_str(&o, settings ? "Connection: upgrade, HTTP2-Settings\r\n" : "Connection: upgrade\r\n");
+        out_str(&o,
+                settings ? "Connection: upgrade, HTTP2-Settings\r\n" : "Connection: upgrade\r\n");
     out_str(&o, "X-Forwarded-For: ");
     if (xff_seen) {
         for (size_t i = 0; i < req->num_headers; i++) {

@@ -17,11 +17,11 @@ Test(upgrade, protocol_matching)
         const char *proto;
         bool ok;
     } t[] = {
-        {"websocket", true},   {"WEBSOCKET", true}, {"websocket/13", true}, /* any version */
-        {"foo/2", true},       {"FOO/2", true},     {"foo", false},         /* only that one */
-        {"foo/3", false},      {"h2c", false},      {"websockets", false},  {"websocke", false},
-        {"websocket/", false}, {"/13", false},      {"web socket", false},  {"websocket/1/2", false},
-        {"", false},
+        {"websocket", true},   {"WEBSOCKET", true},      {"websocket/13", true}, /* any version */
+        {"foo/2", true},       {"FOO/2", true},          {"foo", false},         /* only that one */
+        {"foo/3", false},      {"h2c", false},           {"websockets", false},
+        {"websocke", false},   {"websocket/", false},    {"/13", false},
+        {"web socket", false}, {"websocket/1/2", false}, {"", false},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
         cr_expect_eq(rewrite_upgrade_protocol_allowed(t[i].proto, strlen(t[i].proto), list),
@@ -47,20 +47,21 @@ Test(upgrade, only_an_allowed_protocol_makes_a_request_an_upgrade)
     cr_expect_not(upgrade("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
                           "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABk\r\n\r\n",
                           websocket));
-    cr_expect(upgrade("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
-                      websocket));
+    cr_expect(
+        upgrade("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+                websocket));
     /* one allowed protocol among others is enough (the others are not forwarded) */
     cr_expect(upgrade("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: h2c\r\n"
                       "Upgrade: x, WebSocket\r\n\r\n",
                       websocket));
     /* not an upgrade request at all: no Connection option, HTTP/1.0 */
     cr_expect_not(upgrade("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n", websocket));
-    cr_expect_not(upgrade("GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
-                          websocket));
+    cr_expect_not(
+        upgrade("GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", websocket));
     /* an empty list turns upgrades off */
     static const char *const none[] = {NULL};
-    cr_expect_not(upgrade("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
-                          none));
+    cr_expect_not(upgrade(
+        "GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", none));
 }
 
 static bool switch_ok(const char *head)

@@ -939,7 +939,8 @@ Test(proxy_framing, switching_protocols_without_an_allowed_upgrade_is_refused)
     static const char *const bad[] = {
         "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n",
         "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n",
-        "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket, h2c\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
+        "Upgrade: websocket, h2c\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cl.x->res = EX_WAIT;
