@@ -26,8 +26,9 @@
  *   maxHeaderSize 1024..1048576, maxRequestLine 256..maxHeaderSize (default min(8192,
  *   maxHeaderSize)), maxConnections 1..1000000, retries 0..100, maxFails 0..1000,
  *   upstreamMaxIdle 0..100000 := INT
- *   admin    := mapping {listen: ADDR (required), token: STRING}; ADDR as for listen, or
- *               "unix:/PATH"; a token is required unless the address is loopback or unix
+ *   admin    := mapping {listen: ADDR (required), token: STRING | tokenFile: PATH}; ADDR as
+ *               for listen, or "unix:/PATH"; a token is required unless the address is loopback
+ *               or unix; tokenFile's content (trailing whitespace removed) is the token
  *   accessLog := off | text | json;  logFormat := text | json;  accessLogPath := "/PATH"
  *   upgradeProtocols := sequence of PROTOCOL (TOKEN ["/" TOKEN]), default [websocket]; [] = off
  *   backends := non-empty sequence of (URL | mapping {url: URL (required), healthPath: "/...",
@@ -110,7 +111,12 @@
  *   admin is missing "listen"
  *   admin.listen must be "ADDR:PORT", "[IPv6]:PORT", ":PORT" or "unix:/PATH", got V
  *   admin.token must be a non-empty string of visible ASCII characters
- *   admin.token is required when admin.listen is not a loopback or unix address
+ *   admin.token or admin.tokenFile is required when admin.listen is not a loopback or unix address
+ *   admin.token and admin.tokenFile are mutually exclusive: give one
+ *   admin.tokenFile must be a path, got V
+ *   admin.tokenFile: cannot read "PATH": <strerror>
+ *   admin.tokenFile: cannot use "PATH": it is not a regular file | it is larger than 4096 bytes |
+ *       it is empty | it must hold one token of visible ASCII characters
  *   accessLog must be one of off, text, json, got V
  *   logFormat must be one of text, json, got V
  *   accessLogPath must be a path, got V
@@ -122,6 +128,7 @@
  *   port is ignored because listen is set (line N)
  *   healthCheckTimeout (T s) is not less than healthCheckPeriod (P s); a backend is not checked
  *   again while its previous check is still running
+ *   admin.tokenFile: "PATH" is readable by every user (chmod o-r)
  */
 #include "config/config.h"
 

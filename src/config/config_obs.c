@@ -1,12 +1,21 @@
-/* config_obs — the observability keys: admin {listen, token}, accessLog, accessLogPath,
- * logFormat. Part of the config module, behind config_int.h. */
+/* config_obs — the observability keys: admin {listen, token, tokenFile}, accessLog,
+ * accessLogPath, logFormat. Part of the config module, behind config_int.h.
+ *
+ * admin.tokenFile is read here, at load (so a reload re-reads it, and every problem with it is a
+ * FILE:LINE:COL error before golb listens): its content, without trailing whitespace, is the token.
+ */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "config/config_int.h"
@@ -58,11 +67,95 @@ static void set_admin_listen(struct load *l, struct config *cfg, const struct no
                &cfg->admin_listen);
 }
 
+#define TOKEN_FILE_MAX 4096 /* "it is larger than 4096 bytes" below */
+
+/* PATH made absolute against the config file's directory (as config_tls.c does for its files). */
+static char *resolve_against_config(struct load *l, const char *path)
+{
+    const char *file = load_file_name(l), *slash = strrchr(file, '/');
+    char *out;
+    if (path[0] == '/' || !slash)
+        return strdup(path);
+    if (asprintf(&out, "%.*s/%s", (int)(slash - file), file, path) == -1)
+        return NULL;
+    return out;
+}
+
+/* admin.tokenFile: the token is the file's content without trailing whitespace (a newline left by
+ * an editor or `echo`). A regular file only (a FIFO would block the load), at most
+ * TOKEN_FILE_MAX bytes, one token of visible ASCII. NULL after reporting. */
+static char *read_token_file(struct load *l, const struct node *v)
+{
+    struct qbuf q;
+    bool ok = is_string(v) && v->len > 0;
+    for (size_t i = 0; ok && i < v->len; i++)
+        ok = (unsigned char)v->str[i] >= 0x20 && v->str[i] != 0x7f;
+    if (!ok) {
+        error_at(l, v, "admin.tokenFile must be a path, got %s", describe(&q, v));
+        return NULL;
+    }
+    char *path = resolve_against_config(l, v->str);
+    if (!path) {
+        load_oom(l);
+        return NULL;
+    }
+    char *tok = NULL;
+    const char *why = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO must not block */
+    struct stat st;
+    if (fd == -1 || fstat(fd, &st) == -1) {
+        error_at(l, v, "admin.tokenFile: cannot read \"%s\": %s", path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        why = "it is not a regular file";
+    } else if (!(tok = malloc(TOKEN_FILE_MAX + 2))) {
+        load_oom(l);
+    } else {
+        size_t len = 0;
+        for (;;) {
+            ssize_t n = read(fd, tok + len, TOKEN_FILE_MAX + 1 - len);
+            if (n == -1 && errno == EINTR)
+                continue;
+            if (n == -1)
+                why = strerror(errno);
+            if (n <= 0)
+                break;
+            len += (size_t)n;
+            if (len > TOKEN_FILE_MAX)
+                break;
+        }
+        bool too_big = len > TOKEN_FILE_MAX;
+        while (len > 0 && tok[len - 1] && strchr(" \t\r\n", tok[len - 1]))
+            len--;
+        tok[len] = '\0'; /* len ≤ TOKEN_FILE_MAX + 1 */
+        if (why) {
+            /* a read error: reported below */
+        } else if (too_big) {
+            why = "it is larger than 4096 bytes";
+        } else if (len == 0) {
+            why = "it is empty";
+        } else if (strlen(tok) != len || !visible_ascii(tok, len)) {
+            why = "it must hold one token of visible ASCII characters";
+        } else if (st.st_mode & S_IROTH) {
+            warning_at(l, v, "admin.tokenFile: \"%s\" is readable by every user (chmod o-r)", path);
+        }
+    }
+    if (why) {
+        error_at(l, v, "admin.tokenFile: cannot use \"%s\": %s", path, why);
+        free(tok);
+        tok = NULL;
+    }
+    if (fd != -1)
+        close(fd);
+    free(path);
+    return tok;
+}
+
 void set_admin(struct load *l, struct config *cfg, const struct node *v)
 {
-    static const char *const names[] = {"listen", "token"};
+    static const char *const names[] = {"listen", "token", "tokenFile"};
     struct qbuf q;
-    const struct node *listen_k = NULL, *token_k = NULL, *listen = NULL, *token = NULL;
+    const struct node *listen_k = NULL, *token_k = NULL, *file_k = NULL, *listen = NULL,
+                      *token = NULL, *file = NULL;
     if (v->kind != NODE_MAPPING) {
         error_at(l, v, "admin must be a mapping with \"listen\" (and \"token\"), got %s",
                  describe(&q, v));
@@ -78,6 +171,9 @@ void set_admin(struct load *l, struct config *cfg, const struct node *v)
         } else if (key_is(k, "token")) {
             if (key_first(l, k, &token_k))
                 token = val;
+        } else if (key_is(k, "tokenFile")) {
+            if (key_first(l, k, &file_k))
+                file = val;
         } else {
             unknown_key(l, k, names, ARRAY_LEN(names), " in admin");
         }
@@ -90,6 +186,14 @@ void set_admin(struct load *l, struct config *cfg, const struct node *v)
             load_oom(l);
         }
     }
+    if (token && file) {
+        bool file_later = file_k->line > token_k->line ||
+                          (file_k->line == token_k->line && file_k->col > token_k->col);
+        const struct node *later = file_later ? file_k : token_k;
+        error_at(l, later, "admin.token and admin.tokenFile are mutually exclusive: give one");
+    } else if (file && file->kind != NODE_BAD) {
+        cfg->admin_token = read_token_file(l, file);
+    }
     if (!listen) {
         error_at(l, v, "admin is missing \"listen\"");
         return;
@@ -97,10 +201,10 @@ void set_admin(struct load *l, struct config *cfg, const struct node *v)
     if (listen->kind == NODE_BAD)
         return;
     set_admin_listen(l, cfg, listen);
-    if (cfg->admin_listen && !token && !is_loopback(&cfg->admin_addr))
+    if (cfg->admin_listen && !token && !file && !is_loopback(&cfg->admin_addr))
         error_at(l, listen,
-                 "admin.token is required when admin.listen is not a loopback or unix "
-                 "address");
+                 "admin.token or admin.tokenFile is required when admin.listen is not a loopback "
+                 "or unix address");
 }
 
 /* One of `choices` (NULL-terminated); returns its index or -1 after reporting. */
