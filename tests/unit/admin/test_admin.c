@@ -3,6 +3,7 @@
  * (tests/e2e/test_91_observability.py). */
 #include <criterion/criterion.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "admin/admin.h"
