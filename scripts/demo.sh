@@ -40,13 +40,15 @@ Try:
 
     for i in {1..9}; do curl -s http://127.0.0.1:8080 | head -n1; done
     curl --cacert examples/certs/demo.pem https://localhost:8443/hello
-    curl -s -X PUT -d '{"state":"drain"}' http://127.0.0.1:9901/api/v1/backends/127.0.0.1:8082
+    curl -s -X PUT -H 'Authorization: Bearer demo-token' -d '{"state":"drain"}' \
+        http://127.0.0.1:9901/api/v1/backends/127.0.0.1:8082
 
 Stop a backend (kill the toy-backend with id 2) and watch it leave the rotation within one
 health-check period; start it again (./bin/toy-backend -id 2) and it rejoins after its next
 check. Edit examples/config.yaml (e.g. remove a backend) and reload without dropping anything:
 
-    curl -s -X POST http://127.0.0.1:9901/api/v1/reload      # or: kill -HUP <golb's pid>
+    curl -s -X POST -H 'Authorization: Bearer demo-token' http://127.0.0.1:9901/api/v1/reload
+    # or: kill -HUP <golb's pid>
 
 Ctrl-C here stops everything.
 

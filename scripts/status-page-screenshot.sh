@@ -36,6 +36,7 @@ backends:
   - http://127.0.0.1:$(port_of "$tmp/toy3.log")/health
 admin:
   listen: 127.0.0.1:0
+  token: screenshot
 CFG
 ./bin/golb -confpath "$tmp/golb.yml" >"$tmp/golb.log" 2>&1 &
 pids+=($!)
@@ -62,7 +63,8 @@ PY
 # (each phase waits for its own loads only: a plain `wait` would wait for the servers too)
 load 10 0.02 / & l1=$!; load 10 0.05 "/?delay=20" & l2=$!; wait $l1 $l2
 load 10 0.005 / & l1=$!; load 10 0.05 "/?status=503" & l2=$!; wait $l1 $l2
-curl -s -o /dev/null -X PUT -d '{"state":"drain"}' "${admin}api/v1/backends/$b2"
+curl -s -o /dev/null -X PUT -H 'Authorization: Bearer screenshot' -d '{"state":"drain"}' \
+    "${admin}api/v1/backends/$b2"
 load 10 0.01 "/?delay=5" & l1=$!; load 10 0.03 / & l2=$!; wait $l1 $l2
 load 8 0.02 / & l1=$!
 sleep 4

@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -20,6 +22,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -87,6 +90,8 @@ struct admin {
     char origin[160];  /* "http://" + name */
     char origin_lo[64]; /* "http://localhost:PORT" for loopback addresses, else "" */
     bool unix_socket;
+    dev_t sock_dev; /* the unix socket's file, as bound: removed at exit only if still there */
+    ino_t sock_ino;
     int64_t start_ms;
     struct loop *loop;
     struct loop_io listen_io;
@@ -627,18 +632,28 @@ static bool span_is(const char *s, size_t n, const char *lit)
     return n == strlen(lit) && memcmp(s, lit, n) == 0;
 }
 
-/* Constant time in the token's length: a wrong guess says nothing about how close it was. */
-static bool token_ok(const struct admin *a, const struct http1_request *req)
+bool admin_bearer_ok(const char *token, const char *authorization, size_t len)
 {
-    const struct http1_header *h = find(req, "authorization");
-    const char *tok = a->gen->cfg->admin_token;
-    size_t tl = strlen(tok);
-    if (!h || h->value_len != 7 + tl || strncasecmp(h->value, "Bearer ", 7) != 0)
+    unsigned char want[EVP_MAX_MD_SIZE], got[EVP_MAX_MD_SIZE];
+    unsigned int wl = 0, gl = 0;
+    if (!token || !authorization || len < 7 || strncasecmp(authorization, "Bearer ", 7) != 0)
         return false;
-    unsigned diff = 0;
-    for (size_t i = 0; i < tl; i++)
-        diff |= (unsigned char)h->value[7 + i] ^ (unsigned char)tok[i];
-    return diff == 0;
+    size_t at = 7;
+    while (at < len && authorization[at] == ' ')
+        at++;
+    if (!EVP_Digest(token, strlen(token), want, &wl, EVP_sha256(), NULL) ||
+        !EVP_Digest(authorization + at, len - at, got, &gl, EVP_sha256(), NULL) || wl != 32 ||
+        gl != 32)
+        return false;
+    return CRYPTO_memcmp(want, got, 32) == 0;
+}
+
+enum admin_auth admin_authorize(const char *token, bool unix_socket, const char *authorization,
+                                size_t len)
+{
+    if (!token)
+        return unix_socket ? ADMIN_AUTH_OK : ADMIN_AUTH_NO_TOKEN;
+    return admin_bearer_ok(token, authorization, len) ? ADMIN_AUTH_OK : ADMIN_AUTH_BAD_TOKEN;
 }
 
 static bool origin_ok(const struct admin *a, const struct http1_request *req)
@@ -652,14 +667,26 @@ static bool origin_ok(const struct admin *a, const struct http1_request *req)
            (a->origin_lo[0] && span_is(h->value, h->value_len, a->origin_lo));
 }
 
-/* A change needs the bearer token when one is set; without it: 401, and false. */
+/* Whether a change may go ahead (admin_authorize); if not, answers 401 or 403 and says false. */
 static bool authorized(struct admin_conn *c, const struct http1_request *req)
 {
-    if (!c->a->gen->cfg->admin_token || token_ok(c->a, req))
+    const struct http1_header *h = find(req, "authorization");
+    switch (admin_authorize(c->a->gen->cfg->admin_token, c->a->unix_socket, h ? h->value : NULL,
+                            h ? h->value_len : 0)) {
+    case ADMIN_AUTH_OK:
         return true;
-    reply_error(c, 401, "a valid bearer token is required",
-                "WWW-Authenticate: Bearer realm=\"golb\"\r\n");
-    return false;
+    case ADMIN_AUTH_BAD_TOKEN:
+        reply_error(c, 401, "a valid bearer token is required",
+                    "WWW-Authenticate: Bearer realm=\"golb\"\r\n");
+        return false;
+    case ADMIN_AUTH_NO_TOKEN:
+    default:
+        reply_error(c, 403,
+                    "changes need a token on a TCP admin listener: set admin.token or "
+                    "admin.tokenFile and send Authorization: Bearer TOKEN, or use a unix: socket",
+                    NULL);
+        return false;
+    }
 }
 
 /* One JSON array of the lines of text (NULL: empty), skipping or keeping warnings. */
@@ -940,30 +967,87 @@ static void *admin_main(void *arg)
     return NULL;
 }
 
-static int bind_admin(struct admin *a)
+/* Makes room for the unix socket at `path`: nothing there is fine; a socket left by an earlier run
+ * (lstat says S_ISSOCK and connecting is refused) is removed. Anything else stays where it is and
+ * fails: a file, directory or symlink someone put at the path (golb must never delete it), or a
+ * socket something still listens on (another golb). 0, or -errno with *why saying what is there. */
+static int clear_unix_path(const char *path, const char **why)
+{
+    struct stat st;
+    if (lstat(path, &st) == -1)
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISSOCK(st.st_mode)) {
+        *why = "the path exists and is not a socket (golb removes only a socket left by an "
+               "earlier run)";
+        return -EEXIST;
+    }
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (probe == -1)
+        return -errno;
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    snprintf(un.sun_path, sizeof(un.sun_path), "%s", path);
+    int rc = connect(probe, (const struct sockaddr *)&un, sizeof(un));
+    int err = rc == -1 ? errno : 0;
+    close(probe);
+    if (rc == 0 || err == EAGAIN || err == EINPROGRESS) {
+        *why = "another process listens on it";
+        return -EADDRINUSE;
+    }
+    if (err != ECONNREFUSED && err != ENOENT)
+        return -err;
+    if (unlink(path) == -1 && errno != ENOENT)
+        return -errno;
+    return 0;
+}
+
+/* Binds the admin listener; the fd, or -errno with *why set when errno alone would not explain. */
+static int bind_admin(struct admin *a, const char **why)
 {
     const struct config *cfg = a->gen->cfg;
     int family = cfg->admin_addr.ss_family;
+    const struct sockaddr_un *un = (const struct sockaddr_un *)(const void *)&cfg->admin_addr;
+    if (family == AF_UNIX) {
+        int rc = clear_unix_path(un->sun_path, why);
+        if (rc < 0)
+            return rc;
+    }
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1)
         return -errno;
     int one = 1;
-    if (family == AF_UNIX) {
-        const struct sockaddr_un *un = (const struct sockaddr_un *)(const void *)&cfg->admin_addr;
-        (void)unlink(un->sun_path); /* a socket left by a previous run */
-    } else {
+    if (family != AF_UNIX) {
         (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         if (family == AF_INET6)
             (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     }
-    if (bind(fd, (const struct sockaddr *)&cfg->admin_addr, cfg->admin_addrlen) == -1 ||
-        listen(fd, 64) == -1) {
+    if (bind(fd, (const struct sockaddr *)&cfg->admin_addr, cfg->admin_addrlen) == -1) {
         int err = -errno;
         close(fd);
         return err;
     }
     if (family == AF_UNIX) {
+        /* Not listening yet, so nobody can connect while the mode is still the umask's. The
+         * directory must not be writable by others (the path could be swapped under us). */
+        struct stat st;
+        if (chmod(un->sun_path, 0600) == -1 || lstat(un->sun_path, &st) == -1) {
+            int err = -errno;
+            (void)unlink(un->sun_path);
+            close(fd);
+            return err;
+        }
+        a->sock_dev = st.st_dev;
+        a->sock_ino = st.st_ino;
         a->unix_socket = true;
+    }
+    if (listen(fd, 64) == -1) {
+        int err = -errno;
+        if (family == AF_UNIX)
+            (void)unlink(un->sun_path);
+        a->unix_socket = false;
+        close(fd);
+        return err;
+    }
+    if (family == AF_UNIX) {
         snprintf(a->name, sizeof(a->name), "%s", cfg->admin_listen);
     } else {
         struct sockaddr_storage bound;
@@ -1012,9 +1096,10 @@ struct admin *admin_start(struct generation *gen, const char *listeners, const c
         admin_stop(a);
         return NULL;
     }
-    int fd = bind_admin(a);
+    const char *why = NULL;
+    int fd = bind_admin(a, &why);
     if (fd < 0) {
-        log_error("admin: cannot listen on %s: %s", cfg->admin_listen, strerror(-fd));
+        log_error("admin: cannot listen on %s: %s", cfg->admin_listen, why ? why : strerror(-fd));
         admin_stop(a);
         return NULL;
     }
@@ -1040,9 +1125,12 @@ struct admin *admin_start(struct generation *gen, const char *listeners, const c
     }
     a->started = true;
     if (a->unix_socket)
-        log_event(LOG_INFO, "admin", "admin API and status page on %s", a->name);
+        log_event(LOG_INFO, "admin", "admin API and status page on %s (mode 0600)", a->name);
     else
-        log_event(LOG_INFO, "admin", "admin API and status page on http://%s/", a->name);
+        log_event(LOG_INFO, "admin", "admin API and status page on http://%s/%s", a->name,
+                  cfg->admin_token ? ""
+                                   : " (read-only: changes need admin.token, admin.tokenFile or "
+                                     "a unix: socket)");
     return a;
 }
 
@@ -1077,8 +1165,12 @@ void admin_stop(struct admin *a)
         loop_free(a->loop);
     }
     if (a->unix_socket) {
+        /* only the socket golb made: not whatever may have replaced it since */
         const struct sockaddr_un *un = (const struct sockaddr_un *)(const void *)&a->addr;
-        (void)unlink(un->sun_path);
+        struct stat st;
+        if (lstat(un->sun_path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == a->sock_dev &&
+            st.st_ino == a->sock_ino)
+            (void)unlink(un->sun_path);
     }
     generation_unref(a->gen);
     pthread_mutex_destroy(&a->listeners_lock);

@@ -15,16 +15,22 @@
  *   POST /api/v1/reload              reload the configuration file now; answers with the result
  *   GET  /healthz, /readyz           alive; serving with at least one backend UP
  *
- * Safety: GET never changes anything; changes need PUT or POST, and the bearer token when one is
- * set (401 otherwise); a request whose Origin is not the admin address itself gets 403; config
- * refuses a non-loopback admin address without a token. Bad input gets 400/404 with a JSON error
- * and changes nothing.
+ * Safety: GET never changes anything; changes need PUT or POST and pass admin_authorize(): the
+ * bearer token when one is set (401 otherwise), and without a token only on a unix socket (mode
+ * 0600): on TCP, where any local user can connect, they get 403. A request whose Origin is not the
+ * admin address itself gets 403; config refuses a non-loopback admin address without a token. Bad
+ * input gets 400/404 with a JSON error and changes nothing.
+ *
+ * A unix socket path is created with mode 0600 (chmod between bind and listen, so nobody connects
+ * under a wider mode); a path left by an earlier run is removed first only when lstat says it is a
+ * socket and nothing listens on it, anything else fails with a message naming the path; the socket
+ * is removed at exit if it is still golb's.
  */
 #ifndef GOLB_ADMIN_H
 #define GOLB_ADMIN_H
 
 #include <stdbool.h>
-
+#include <stddef.h>
 #include <stdint.h>
 
 struct generation;
@@ -40,6 +46,26 @@ struct admin_reload {
     char *changes;       /* malloc'd, one change per line, or NULL */
 };
 typedef void (*admin_reload_fn)(void *arg, const char *who, struct admin_reload *out);
+
+/* What a change request (PUT, POST) may do. */
+enum admin_auth {
+    ADMIN_AUTH_OK = 0,
+    ADMIN_AUTH_BAD_TOKEN, /* 401: a token is set; the request lacks it or sends another */
+    ADMIN_AUTH_NO_TOKEN,  /* 403: no token is set and the listener is TCP */
+};
+
+/* The rule for changes. With a `token` (non-empty, NUL-terminated) the request's Authorization
+ * value (`authorization`, `len` bytes; NULL: absent) must carry it (admin_bearer_ok), on any
+ * listener. Without one, changes are allowed on a unix socket only, whose file mode says who may
+ * connect; never on TCP, where every local user can. */
+enum admin_auth admin_authorize(const char *token, bool unix_socket, const char *authorization,
+                                size_t len);
+
+/* True when `authorization` is "Bearer" (any case), one or more spaces, then exactly `token`.
+ * Constant time in what matters: the presented token and the configured one are both hashed with
+ * SHA-256 and the digests compared with CRYPTO_memcmp, so neither the time taken nor a length
+ * check says how close a guess was. */
+bool admin_bearer_ok(const char *token, const char *authorization, size_t len);
 
 /* Binds the admin listener (gen's admin settings) and starts its thread. `listeners` is what the
  * proxy listens on (shown by /api/v1/status); `reload` runs a reload (may be NULL). Returns NULL

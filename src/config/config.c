@@ -31,9 +31,11 @@
  *   maxHeaderSize 1024..1048576, maxRequestLine 256..maxHeaderSize (default min(8192,
  *   maxHeaderSize)), maxConnections 1..1000000, retries 0..100, maxFails 0..1000,
  *   upstreamMaxIdle 0..100000 := INT
- *   admin    := mapping {listen: ADDR (required), token: STRING}; ADDR as for listen, or
- *               "unix:/PATH"; a token is required unless the address is loopback or unix
+ *   admin    := mapping {listen: ADDR (required), token: STRING | tokenFile: PATH}; ADDR as
+ *               for listen, or "unix:/PATH"; a token is required unless the address is loopback
+ *               or unix; tokenFile's content (trailing whitespace removed) is the token
  *   accessLog := off | text | json;  logFormat := text | json;  accessLogPath := "/PATH"
+ *   upgradeProtocols := sequence of PROTOCOL (TOKEN ["/" TOKEN]), default [websocket]; [] = off
  *   backends := non-empty sequence of (URL | mapping {url: URL (required), healthPath: "/...",
  *               weight: INT 0..1000 (default 1)})
  *   balance  := roundRobin | leastConnections | random | leastLatency | hash
@@ -114,15 +116,24 @@
  *   admin is missing "listen"
  *   admin.listen must be "ADDR:PORT", "[IPv6]:PORT", ":PORT" or "unix:/PATH", got V
  *   admin.token must be a non-empty string of visible ASCII characters
- *   admin.token is required when admin.listen is not a loopback or unix address
+ *   admin.token or admin.tokenFile is required when admin.listen is not a loopback or unix address
+ *   admin.token and admin.tokenFile are mutually exclusive: give one
+ *   admin.tokenFile must be a path, got V
+ *   admin.tokenFile: cannot read "PATH": <strerror>
+ *   admin.tokenFile: cannot use "PATH": it is not a regular file | it is larger than 4096 bytes |
+ *       it is empty | it must hold one token of visible ASCII characters
  *   accessLog must be one of off, text, json, got V
  *   logFormat must be one of text, json, got V
  *   accessLogPath must be a path, got V
+ *   upgradeProtocols must be a sequence of protocol names (e.g. [websocket]), got V
+ *   upgradeProtocols entry must be a protocol name (a token such as websocket, optionally with
+ *       /VERSION), got V
  * Warnings:
  *   hashKey is ignored unless balance is hash   (also hashLoadFactor)
  *   port is ignored because listen is set (line N)
  *   healthCheckTimeout (T s) is not less than healthCheckPeriod (P s); a backend is not checked
  *   again while its previous check is still running
+ *   admin.tokenFile: "PATH" is readable by every user (chmod o-r)
  */
 #include "config/config.h"
 
@@ -200,6 +211,7 @@ static const struct config_yaml_key keys[] = {
     {"accessLog", CONFIG_YAML_KT_ACCESS_LOG, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"accessLogPath", CONFIG_YAML_KT_PATH, offsetof(struct config, access_log_path), 0, 0, 0},
     {"logFormat", CONFIG_YAML_KT_LOG_FORMAT, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+    {"upgradeProtocols", CONFIG_YAML_KT_UPGRADE, CONFIG_YAML_NO_FIELD, 0, 0, 0},
 };
 
 _Static_assert(ARRAY_LEN(keys) <= 48, "struct top's key_at is too small");
@@ -332,6 +344,9 @@ static void set_key(struct top *top, struct config *cfg, const struct config_yam
     case CONFIG_YAML_KT_PATH:
         config_obs_path(l, cfg, k, v);
         break;
+    case CONFIG_YAML_KT_UPGRADE:
+        config_http_upgrade_protocols(l, cfg, v);
+        break;
     }
 }
 
@@ -379,6 +394,7 @@ static void cross_check(struct top *top, struct config *cfg, const struct config
     if (!top->key_at[key_index("backends")])
         config_yaml_error(l, root, "missing required key \"backends\"");
     config_tls_cross_check(l, cfg, root, top->val_at[key_index("listen")]);
+    config_http_defaults(l, cfg);
 }
 
 static void walk(struct config_yaml_load *l, struct config *cfg,
@@ -523,6 +539,7 @@ void config_free(struct config *cfg)
     free(cfg->admin_listen);
     free(cfg->admin_token);
     free(cfg->access_log_path);
+    config_http_free(cfg);
     free(cfg->path);
     free(cfg);
 }

@@ -142,10 +142,15 @@ struct config {
     char *admin_listen; /* as configured ("127.0.0.1:9901", "unix:/run/golb/admin.sock"); NULL: off */
     struct sockaddr_storage admin_addr; /* AF_INET, AF_INET6 or AF_UNIX */
     socklen_t admin_addrlen;
-    char *admin_token; /* bearer token for changes; NULL: none (loopback or unix only) */
+    char *admin_token; /* bearer token for changes (token, or tokenFile's content); NULL: none,
+                          then changes only on a unix socket */
     int access_log;    /* enum accesslog_format: 0 off (default), 1 text, 2 json */
     char *access_log_path; /* NULL: stdout */
     bool log_json;     /* logFormat: json */
+
+    /* upgradeProtocols: the protocols a client's Upgrade may name, NULL-terminated (default
+     * {"websocket"}; empty: no upgrades). Any other Upgrade is proxied as if absent. */
+    char **upgrade_protocols;
 };
 
 /* Loads and validates `path`. On success returns 0 and stores a new config in *out. On failure

@@ -28,6 +28,25 @@ static void fmt_ms(char *out, size_t cap, uint32_t ms)
         snprintf(out, cap, "%u.%03us", ms / 1000, ms % 1000);
 }
 
+/* NULL-terminated lists of strings (NULL: empty) */
+static bool list_eq(char *const *a, char *const *b)
+{
+    size_t i = 0;
+    for (; a && b && a[i] && b[i]; i++)
+        if (strcmp(a[i], b[i]) != 0)
+            return false;
+    return !(a && a[i]) && !(b && b[i]);
+}
+
+/* "[a, b]" */
+static void list_print(char *const *l, FILE *out)
+{
+    fputc('[', out);
+    for (size_t i = 0; l && l[i]; i++)
+        fprintf(out, "%s%s", i ? ", " : "", l[i]);
+    fputc(']', out);
+}
+
 static bool addr_eq(const struct sockaddr_storage *a, socklen_t alen,
                     const struct sockaddr_storage *b, socklen_t blen)
 {
@@ -124,6 +143,14 @@ static int diff_others(const struct config *o, const struct config *n, FILE *out
         lines++;
     }
     SETTING_STR("accessLogPath", o->access_log_path, n->access_log_path);
+    if (!list_eq(o->upgrade_protocols, n->upgrade_protocols)) {
+        fputs("setting changed: upgradeProtocols ", out);
+        list_print(o->upgrade_protocols, out);
+        fputs(" -> ", out);
+        list_print(n->upgrade_protocols, out);
+        fputc('\n', out);
+        lines++;
+    }
     if (o->log_json != n->log_json) {
         fprintf(out, "setting changed: logFormat %s -> %s\n", o->log_json ? "json" : "text",
                 n->log_json ? "json" : "text");

@@ -3,7 +3,7 @@
  * struct config only (config.h).
  *
  *   config.c (top level, key table) ──▶ config_backend.c ──▶ config_tls.c (backends' TLS keys)
- *            │                          config_tls.c, config_lb.c, config_obs.c
+ *            │                          config_tls.c, config_lb.c, config_obs.c, config_http.c
  *            └──────────── all of them ──▶ config_yaml.c (node tree, diagnostics, getters)
  *
  * Each parser reads one value `v` of the tree into cfg and reports its problems into the load; none
@@ -44,6 +44,12 @@ void config_obs_admin(struct config_yaml_load *l, struct config *cfg,
                       const struct config_yaml_node *v);
 void config_obs_path(struct config_yaml_load *l, struct config *cfg,
                      const struct config_yaml_key *k, const struct config_yaml_node *v);
+
+/* config_http.c: upgradeProtocols; its default after the walk; freeing it. */
+void config_http_upgrade_protocols(struct config_yaml_load *l, struct config *cfg,
+                                   const struct config_yaml_node *v);
+void config_http_defaults(struct config_yaml_load *l, struct config *cfg);
+void config_http_free(struct config *cfg);
 
 /* config_tls.c: the tls section. */
 void config_tls_section(struct config_yaml_load *l, struct config *cfg,

@@ -38,20 +38,6 @@ const char *const config_tls_backend_keys[] = {"serverName", "caFile", "tlsVerif
                                                "clientCertFile", "clientKeyFile"};
 const size_t config_tls_backend_nkeys = ARRAY_LEN(config_tls_backend_keys);
 
-/* PATH made absolute against the config file's directory. NULL on allocation failure. */
-static char *resolve_path(struct config_yaml_load *l, const char *path)
-{
-    if (path[0] == '/')
-        return strdup(path);
-    const char *file = config_yaml_file_name(l), *slash = strrchr(file, '/');
-    char *out;
-    if (!slash)
-        return strdup(path);
-    if (asprintf(&out, "%.*s/%s", (int)(slash - file), file, path) == -1)
-        return NULL;
-    return out;
-}
-
 /* A non-empty string value without control characters; 0 or -1 after reporting. */
 static int get_string(struct config_yaml_load *l, const char *key, const struct config_yaml_node *v,
                       const char **out)
@@ -81,7 +67,7 @@ static int get_path(struct config_yaml_load *l, const char *key, const struct co
     if (get_string(l, key, v, &s) != 0)
         return -1;
     free(*out);
-    *out = resolve_path(l, s);
+    *out = config_yaml_resolve_path(l, s);
     if (!*out) {
         config_yaml_oom(l);
         return -1;

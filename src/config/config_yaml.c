@@ -188,6 +188,19 @@ const char *config_yaml_file_name(const struct config_yaml_load *l)
     return l->name;
 }
 
+char *config_yaml_resolve_path(const struct config_yaml_load *l, const char *path)
+{
+    if (path[0] == '/')
+        return strdup(path);
+    const char *file = config_yaml_file_name(l), *slash = strrchr(file, '/');
+    char *out;
+    if (!slash)
+        return strdup(path);
+    if (asprintf(&out, "%.*s/%s", (int)(slash - file), file, path) == -1)
+        return NULL;
+    return out;
+}
+
 void config_yaml_oom(struct config_yaml_load *l)
 {
     l->oom = true;

@@ -82,6 +82,9 @@ config_yaml_error_lc(struct config_yaml_load *l, int line, int col, const char *
 void config_yaml_oom(struct config_yaml_load *l);
 /* The name of the file being loaded (relative paths in it resolve against its directory). */
 const char *config_yaml_file_name(const struct config_yaml_load *l);
+/* A file path given in the configuration, made absolute against the configuration file's
+ * directory (as an operator reads it). NULL on allocation failure. */
+char *config_yaml_resolve_path(const struct config_yaml_load *l, const char *path);
 /* Writes every diagnostic to errs (may be NULL) sorted by position, then frees them. Returns -1
  * when any was an error (or memory ran out), 0 when there were only warnings or none. */
 int config_yaml_flush(struct config_yaml_load *l, FILE *errs);
@@ -148,6 +151,7 @@ enum config_yaml_key_type {
     CONFIG_YAML_KT_ACCESS_LOG, /* off | text | json */
     CONFIG_YAML_KT_LOG_FORMAT, /* text | json */
     CONFIG_YAML_KT_PATH,       /* a file path string into a char * field */
+    CONFIG_YAML_KT_UPGRADE,    /* upgradeProtocols: a sequence of protocol names (config_http.c) */
 };
 
 #define CONFIG_YAML_NO_FIELD ((size_t)-1)

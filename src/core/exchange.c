@@ -60,6 +60,12 @@ static inline struct backend *ex_backend(const struct exchange *x, int idx)
     return x->gen->table->b[idx];
 }
 
+/* upgradeProtocols of the exchange's generation (NULL-terminated) */
+static inline const char *const *ex_upgrades(const struct exchange *x)
+{
+    return (const char *const *)x->gen->cfg->upgrade_protocols;
+}
+
 /* The chosen backend's settings in the exchange's generation. */
 static inline const struct config_backend *ex_backend_cfg(const struct exchange *x)
 {
@@ -264,6 +270,7 @@ static bool x_build_request_head(struct exchange *x, const struct http1_request 
     struct rewrite_request opt = {.client_ip = info->client_ip,
                                   .client_ip_len = info->client_ip_len,
                                   .upgrade = x->req_upgrade,
+                                  .upgrade_protocols = ex_upgrades(x),
                                   .https = info->https,
                                   .request_id = x->obs.reqid,
                                   .request_id_len = x->obs.reqid_len};
@@ -332,7 +339,9 @@ enum exchange_status exchange_start(struct exchange *x, const struct http1_reque
     x->req_keepalive = info->keepalive;
     x->req_is_head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
     x->req_http10 = info->http10;
-    x->req_upgrade = (req->flags & HTTP1_MF_UPGRADE) != 0;
+    /* Only an Upgrade to a protocol of upgradeProtocols is one; any other (h2c by default) is
+     * proxied as an ordinary request, without its Upgrade. */
+    x->req_upgrade = rewrite_upgrade_allowed(req, ex_upgrades(x));
     x->resp_phase = RESP_WAIT_HEAD;
     x->client_dechunk = info->dechunk;
 
@@ -637,6 +646,12 @@ static bool x_parse_response(struct exchange *x)
     if (resp.status == 101 && !x->req_upgrade) {
         x->replayed = true;
         upstream_broken(x, "101 Switching Protocols without an upgrade request");
+        return false;
+    }
+    if (resp.status == 101 &&
+        !rewrite_upgrade_response_ok(&resp, ex_upgrades(x))) {
+        x->replayed = true;
+        upstream_broken(x, "101 Switching Protocols to a protocol not in upgradeProtocols");
         return false;
     }
     obs_response_head(x->w, &x->obs, resp.status, (uint32_t)n);

@@ -167,7 +167,8 @@ struct exchange {
     uint64_t req_remaining;   /* LENGTH: body bytes not yet sent */
     uint32_t req_ready;       /* CHUNKED: validated bytes at the source not yet sent */
     struct http1_chunked req_chunk;
-    bool req_done, req_body_sent, req_is_head, req_upgrade; /* (session) req_done, req_upgrade */
+    bool req_done, req_body_sent, req_is_head; /* (session) req_done */
+    bool req_upgrade; /* (session) an Upgrade to a protocol of upgradeProtocols: a 101 may tunnel */
     bool req_keepalive, req_http10; /* (session) from exchange_request */
     bool client_dechunk;            /* from exchange_request: decode chunked response bodies */
 

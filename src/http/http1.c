@@ -279,6 +279,7 @@ static const uint16_t header_flags[HTTP1_H_COUNT] = {
     [HTTP1_H_CONNECTION] = HTTP1_HF_HOP_BY_HOP,       [HTTP1_H_KEEP_ALIVE] = HTTP1_HF_HOP_BY_HOP,
     [HTTP1_H_PROXY_CONNECTION] = HTTP1_HF_HOP_BY_HOP, [HTTP1_H_TE] = HTTP1_HF_HOP_BY_HOP,
     [HTTP1_H_TRAILER] = HTTP1_HF_HOP_BY_HOP,          [HTTP1_H_UPGRADE] = HTTP1_HF_HOP_BY_HOP,
+    [HTTP1_H_HTTP2_SETTINGS] = HTTP1_HF_HOP_BY_HOP,
 };
 
 /* Name is made of tchars, so OR-ing 0x20 folds exactly the letters (and maps no other tchar onto
@@ -312,7 +313,9 @@ static enum http1_header_id header_id(const char *s, size_t n)
             return HTTP1_H_CONNECTION;
         return NAME_IS(s, "keep-alive") ? HTTP1_H_KEEP_ALIVE : HTTP1_H_OTHER;
     case 14:
-        return NAME_IS(s, "content-length") ? HTTP1_H_CONTENT_LENGTH : HTTP1_H_OTHER;
+        if (NAME_IS(s, "content-length"))
+            return HTTP1_H_CONTENT_LENGTH;
+        return NAME_IS(s, "http2-settings") ? HTTP1_H_HTTP2_SETTINGS : HTTP1_H_OTHER;
     case 15:
         return NAME_IS(s, "x-forwarded-for") ? HTTP1_H_X_FORWARDED_FOR : HTTP1_H_OTHER;
     case 16:
@@ -328,9 +331,7 @@ static enum http1_header_id header_id(const char *s, size_t n)
     }
 }
 
-/* Iterates the elements of a comma-separated list (RFC 9110 §5.6.1): returns false at the end,
- * else the next non-empty element, OWS-trimmed, in *el and *el_len. Empty elements are skipped. */
-static bool list_next(const char *v, size_t n, size_t *pos, const char **el, size_t *el_len)
+bool http1_list_next(const char *v, size_t n, size_t *pos, const char **el, size_t *el_len)
 {
     size_t i = *pos;
     for (;;) {
@@ -365,7 +366,7 @@ static const char *parse_connection(const char *v, size_t n, struct fields *f)
 {
     const char *t;
     size_t tl, pos = 0;
-    while (list_next(v, n, &pos, &t, &tl)) {
+    while (http1_list_next(v, n, &pos, &t, &tl)) {
         if (!is_token(t, tl))
             return "invalid Connection option";
         if (EQ_CI(t, tl, "close"))
@@ -416,7 +417,7 @@ static const char *parse_transfer_encoding(const char *v, size_t n, struct field
     const char *t;
     size_t tl, pos = 0;
     f->n_te++;
-    while (list_next(v, n, &pos, &t, &tl)) {
+    while (http1_list_next(v, n, &pos, &t, &tl)) {
         f->te_codings++;
         if (EQ_CI(t, tl, "chunked")) {
             if (f->te_chunked++)
@@ -572,7 +573,7 @@ static void mark_connection_listed(struct http1_header *hdr, size_t n, unsigned 
             continue;
         const char *t;
         size_t tl, pos = 0;
-        while (list_next(hdr[i].value, hdr[i].value_len, &pos, &t, &tl))
+        while (http1_list_next(hdr[i].value, hdr[i].value_len, &pos, &t, &tl))
             for (size_t j = 0; j < n; j++)
                 if (hdr[j].name_len == tl && name_eq(hdr[j].name, t, tl))
                     hdr[j].flags |= HTTP1_HF_CONN_LISTED;

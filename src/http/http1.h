@@ -43,11 +43,13 @@ enum http1_header_id {
     HTTP1_H_X_FORWARDED_FOR,
     HTTP1_H_X_FORWARDED_PROTO,
     HTTP1_H_X_FORWARDED_HOST,
+    HTTP1_H_HTTP2_SETTINGS,
     HTTP1_H_COUNT,
 };
 
 /* Per-field flags set by the parser. */
-#define HTTP1_HF_HOP_BY_HOP 0x1 /* Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade */
+#define HTTP1_HF_HOP_BY_HOP 0x1 /* Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade,
+                                    HTTP2-Settings (RFC 7540 §3.2.1: a connection option) */
 #define HTTP1_HF_CONN_LISTED 0x2 /* named by a token of a Connection field (RFC 9110 §7.6.1) */
 /* CONN_LISTED is set on whatever a client names, Host, Content-Length and Transfer-Encoding
  * included ("Connection: content-length"): a proxy dropping listed fields must keep those, or
@@ -140,6 +142,11 @@ ssize_t http1_parse_response(const char *buf, size_t len, size_t prev_len, size_
 
 /* Finds a header by id; returns its index or -1. */
 int http1_find_header(const struct http1_header *h, size_t n, enum http1_header_id id);
+
+/* Iterates the elements of a comma-separated field value v[0..n) (RFC 9110 §5.6.1): start with
+ * *pos = 0; returns false at the end, else the next non-empty element, OWS-trimmed, in *el and
+ * *el_len. Empty elements are skipped. */
+bool http1_list_next(const char *v, size_t n, size_t *pos, const char **el, size_t *el_len);
 
 /* Chunked body decoder (RFC 9112 §7.1), validating and resumable across buffer boundaries.
  *

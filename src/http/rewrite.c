@@ -56,7 +56,8 @@ static void out_field(struct out *o, const struct http1_header *h)
 /* True for a field that must not be forwarded (RFC 9110 §7.6.1): the hop-by-hop fields, and those
  * the sender named in Connection, except the ones golb's own framing and routing rest on (Host,
  * Content-Length, Transfer-Encoding): dropping those because a peer listed them would make the next
- * hop frame the message differently from golb. Upgrade stays when a tunnel is being set up. */
+ * hop frame the message differently from golb. Upgrade stays when a tunnel is being set up (a 101;
+ * requests write their Upgrade themselves, filtered). */
 static bool drop_hop_by_hop(const struct http1_header *h, bool upgrading)
 {
     if (upgrading && h->id == HTTP1_H_UPGRADE)
@@ -67,6 +68,127 @@ static bool drop_hop_by_hop(const struct http1_header *h, bool upgrading)
         return false;
     return h->id != HTTP1_H_HOST && h->id != HTTP1_H_CONTENT_LENGTH &&
            h->id != HTTP1_H_TRANSFER_ENCODING;
+}
+
+/* ---- Upgrade ---------------------------------------------------------------------------------
+ *
+ * The protocols of every Upgrade field of a message, in order:
+ *   Upgrade: h2c, websocket      ─┐
+ *   Upgrade: foo/2               ─┴─► "h2c", "websocket", "foo/2"
+ */
+struct upgrade_iter {
+    const struct http1_header *h;
+    size_t n, i, pos;
+};
+
+static bool upgrade_next(struct upgrade_iter *it, const char **p, size_t *len)
+{
+    for (; it->i < it->n; it->i++, it->pos = 0) {
+        const struct http1_header *h = &it->h[it->i];
+        if (h->id == HTTP1_H_UPGRADE && http1_list_next(h->value, h->value_len, &it->pos, p, len))
+            return true;
+    }
+    return false;
+}
+
+static bool eq_ci(const char *a, size_t alen, const char *b, size_t blen)
+{
+    return alen == blen && strncasecmp(a, b, alen) == 0;
+}
+
+/* protocol = token ["/" token] (RFC 9110 §7.8) */
+static bool is_protocol(const char *p, size_t len)
+{
+    static const char tspecial[] = "!#$%&'*+-.^_`|~";
+    size_t slash = 0, run = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = p[i];
+        if (ch == '/') {
+            if (slash++ || run == 0)
+                return false;
+            run = 0;
+        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                   (ch >= '0' && ch <= '9') || (ch && strchr(tspecial, ch))) {
+            run++;
+        } else {
+            return false;
+        }
+    }
+    return run > 0;
+}
+
+bool rewrite_upgrade_protocol_allowed(const char *proto, size_t len, const char *const *allowed)
+{
+    if (!is_protocol(proto, len))
+        return false;
+    const char *slash = memchr(proto, '/', len);
+    size_t name_len = slash ? (size_t)(slash - proto) : len;
+    for (size_t i = 0; allowed && allowed[i]; i++) {
+        const char *a = allowed[i];
+        size_t alen = strlen(a);
+        if (eq_ci(proto, len, a, alen) ||
+            (!memchr(a, '/', alen) && eq_ci(proto, name_len, a, alen)))
+            return true;
+    }
+    return false;
+}
+
+bool rewrite_upgrade_allowed(const struct http1_request *req, const char *const *allowed)
+{
+    if (!(req->flags & HTTP1_MF_UPGRADE))
+        return false;
+    struct upgrade_iter it = {req->headers, req->num_headers, 0, 0};
+    const char *p;
+    size_t len;
+    while (upgrade_next(&it, &p, &len))
+        if (rewrite_upgrade_protocol_allowed(p, len, allowed))
+            return true;
+    return false;
+}
+
+bool rewrite_upgrade_response_ok(const struct http1_response *resp, const char *const *allowed)
+{
+    struct upgrade_iter it = {resp->headers, resp->num_headers, 0, 0};
+    const char *p;
+    size_t len;
+    bool any = false;
+    while (upgrade_next(&it, &p, &len)) {
+        if (!rewrite_upgrade_protocol_allowed(p, len, allowed))
+            return false;
+        any = true;
+    }
+    return any;
+}
+
+/* "Upgrade: " + the allowed protocols of req, in order. */
+static void out_upgrade(struct out *o, const struct http1_request *req, const char *const *allowed)
+{
+    struct upgrade_iter it = {req->headers, req->num_headers, 0, 0};
+    const char *p;
+    size_t len;
+    bool first = true;
+    out_str(o, "Upgrade: ");
+    while (upgrade_next(&it, &p, &len)) {
+        if (!rewrite_upgrade_protocol_allowed(p, len, allowed))
+            continue;
+        if (!first)
+            out_str(o, ", ");
+        out_mem(o, p, len);
+        first = false;
+    }
+    out_str(o, "\r\n");
+}
+
+/* Whether the Upgrade golb forwards names h2c (whose HTTP2-Settings then goes along). */
+static bool forwards_h2c(const struct http1_request *req, const char *const *allowed)
+{
+    struct upgrade_iter it = {req->headers, req->num_headers, 0, 0};
+    const char *p;
+    size_t len;
+    while (upgrade_next(&it, &p, &len))
+        if (eq_ci(p, len, "h2c", 3) && rewrite_upgrade_protocol_allowed(p, len, allowed))
+            return true;
+    return false;
 }
 
 bool rewrite_request_head(const struct http1_request *req, const struct rewrite_request *opt,
@@ -81,10 +203,23 @@ bool rewrite_request_head(const struct http1_request *req, const struct rewrite_
         out_mem(&o, req->target, req->target_len);
     out_str(&o, " HTTP/1.1\r\n");
 
-    bool xff_seen = false;
+    bool xff_seen = false, upgrade_out = false;
+    bool h2c_settings = opt->upgrade && forwards_h2c(req, opt->upgrade_protocols), settings = false;
     for (size_t i = 0; i < req->num_headers; i++) {
         const struct http1_header *h = &req->headers[i];
-        if (drop_hop_by_hop(h, opt->upgrade))
+        if (h->id == HTTP1_H_UPGRADE) {
+            /* once, where the first Upgrade field was, with only the allowed protocols */
+            if (opt->upgrade && !upgrade_out)
+                out_upgrade(&o, req, opt->upgrade_protocols);
+            upgrade_out = true;
+            continue;
+        }
+        if (h->id == HTTP1_H_HTTP2_SETTINGS && h2c_settings) {
+            out_field(&o, h); /* a connection option of the h2c upgrade golb forwards */
+            settings = true;
+            continue;
+        }
+        if (drop_hop_by_hop(h, false))
             continue;
         switch (h->id) {
         case HTTP1_H_CONTENT_LENGTH:
@@ -128,7 +263,8 @@ bool rewrite_request_head(const struct http1_request *req, const struct rewrite_
         out_str(&o, "\r\n");
     }
     if (opt->upgrade)
-        out_str(&o, "Connection: upgrade\r\n");
+        out_str(&o,
+                settings ? "Connection: upgrade, HTTP2-Settings\r\n" : "Connection: upgrade\r\n");
     out_str(&o, "X-Forwarded-For: ");
     if (xff_seen) {
         for (size_t i = 0; i < req->num_headers; i++) {

@@ -13,7 +13,12 @@ struct http1_response;
 struct rewrite_request {
     const char *client_ip; /* appended to X-Forwarded-For */
     size_t client_ip_len;
-    bool upgrade; /* an Upgrade is being tunnelled: keep Upgrade, send Connection: upgrade */
+    /* An Upgrade is being set up (rewrite_upgrade_allowed() said so): Upgrade goes upstream with
+     * only the protocols of upgrade_protocols, with Connection: upgrade; HTTP2-Settings too when
+     * h2c is one of them. Otherwise Upgrade and HTTP2-Settings are dropped like any hop-by-hop
+     * field and the request is an ordinary one. */
+    bool upgrade;
+    const char *const *upgrade_protocols; /* NULL-terminated; NULL: none */
     bool https;   /* the client came over TLS: X-Forwarded-Proto: https */
     /* A field golb sets itself (the verified client certificate subject under the operator's
      * header name): any field of that name the client sent is dropped, so it cannot be forged.
@@ -25,6 +30,23 @@ struct rewrite_request {
     const char *request_id; /* X-Request-Id sent upstream, replacing the client's (0 len: none) */
     size_t request_id_len;
 };
+
+/* True when `proto`, one element of an Upgrade field (protocol-name ["/" protocol-version],
+ * RFC 9110 §7.8), is one of `allowed` (NULL-terminated; NULL: none), ASCII case-insensitively.
+ * An entry without a version ("websocket") allows every version of that protocol; one with a
+ * version ("foo/2") only that version. */
+bool rewrite_upgrade_protocol_allowed(const char *proto, size_t len, const char *const *allowed);
+
+/* True when req asks for an upgrade (HTTP1_MF_UPGRADE: HTTP/1.1, "Connection: upgrade" and an
+ * Upgrade field) and its Upgrade fields name at least one allowed protocol. Only then is the
+ * request proxied as an upgrade (and a 101 answered to it may become a tunnel); any other request
+ * is proxied as if it carried no Upgrade at all. This is what keeps h2c (RFC 7540 §3.2) from
+ * turning a connection into an opaque tunnel past golb. */
+bool rewrite_upgrade_allowed(const struct http1_request *req, const char *const *allowed);
+
+/* True when a 101 answer may start a tunnel: its Upgrade field (RFC 9110 §15.2.2 requires one)
+ * names only allowed protocols. */
+bool rewrite_upgrade_response_ok(const struct http1_response *resp, const char *const *allowed);
 
 /* Writes the request head golb sends upstream into b (from b->data; sets pos and last):
  * origin-form target, HTTP/1.1, hop-by-hop fields removed (RFC 9110 §7.6.1) but never Host or a

@@ -1,5 +1,6 @@
 """Upgrade (WebSocket-style) tunnels: 101 relayed, bytes both ways, half-close passed on, the idle
-tunnelTimeout, and a 101 nobody asked for answered 502."""
+tunnelTimeout, a 101 nobody asked for answered 502, and upgradeProtocols: an Upgrade to any other
+protocol (h2c smuggling) is proxied as an ordinary request and never becomes a tunnel."""
 
 import hashlib
 import os
@@ -28,6 +29,8 @@ class TunnelUpstream:
       /ws           echoes every byte; at EOF sends b"EOF-SEEN" and closes
       /ws-halfclose sends b"BYE", shuts its write side, then records what still arrives until EOF
     GET /plain-101 gets a 101 although it asked for no upgrade; /declined-upgrade gets a 200.
+    GET /h2c is an h2c server: a request with Upgrade: h2c gets a 101 to h2c and an echo tunnel,
+    any other a 200 "plain" (keep-alive).
     Every tunnel's end (EOF time) and received bytes are recorded."""
 
     def __init__(self, testcase):
@@ -44,6 +47,14 @@ class TunnelUpstream:
             self.heads.append((path, fields))
         conn_opts = ",".join(v for k, v in fields if k == "connection").lower()
         upgrade = ",".join(v for k, v in fields if k == "upgrade").lower()
+        if path == "/h2c":
+            if "h2c" in [p.strip() for p in upgrade.split(",")]:
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                             b"Upgrade: h2c\r\n\r\n")
+                self.echo(conn)
+                return False
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain")
+            return True
         if path == "/plain-101":
             conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
                          b"Upgrade: websocket\r\n\r\n")
@@ -76,24 +87,31 @@ class TunnelUpstream:
                 with self.lock:
                     self.after_fin += d
         else:
-            while True:
-                try:
-                    d = conn.recv(65536)
-                except OSError:
-                    break
-                if not d:
-                    try:
-                        conn.sendall(b"EOF-SEEN")
-                    except OSError:
-                        pass  # golb closed both directions
-                    break
-                try:
-                    conn.sendall(d)
-                except OSError:
-                    break
+            self.echo(conn)
+            return False
         with self.lock:
             self.tunnel_ended.append(time.monotonic())
         return False
+
+    def echo(self, conn):
+        """Echoes every byte; at EOF sends b"EOF-SEEN"; records the tunnel's end."""
+        while True:
+            try:
+                d = conn.recv(65536)
+            except OSError:
+                break
+            if not d:
+                try:
+                    conn.sendall(b"EOF-SEEN")
+                except OSError:
+                    pass  # golb closed both directions
+                break
+            try:
+                conn.sendall(d)
+            except OSError:
+                break
+        with self.lock:
+            self.tunnel_ended.append(time.monotonic())
 
 
 def recv_exact(c, n):
@@ -291,3 +309,93 @@ class TunnelTest(GolbTestCase):
         self.assertEqual((r.status, r.body), (200, b"declined"))
         r = c.request("GET", "/declined-upgrade")  # the connection is still plain HTTP
         self.assertEqual((r.status, r.body), (200, b"declined"))
+
+
+H2C_HEADERS = [("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"),
+               ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")]
+
+
+class UpgradeProtocolsTest(GolbTestCase):
+    """upgradeProtocols (default [websocket]): issue 15, h2c smuggling."""
+
+    def last_head(self, tu, path):
+        with tu.lock:
+            heads = [f for p, f in tu.heads if p == path]
+        self.assertTrue(heads, f"no request for {path} reached the upstream")
+        return heads[-1]
+
+    def test_h2c_upgrade_is_proxied_as_an_ordinary_request(self):
+        tu = TunnelUpstream(self)
+        g = self.golb_for([tu], tunnelTimeout=30)
+        c = self.conn(g)
+        r = c.request("GET", "/h2c", headers=H2C_HEADERS)
+        # The backend would have switched to h2c: it never saw the Upgrade, so it answered plainly.
+        self.assertEqual((r.status, r.body), (200, b"plain"), r.headers)
+        fields = self.last_head(tu, "/h2c")
+        names = {k for k, _ in fields}
+        self.assertNotIn("upgrade", names, fields)
+        self.assertNotIn("http2-settings", names, fields)
+        conn_opts = ",".join(v for k, v in fields if k == "connection").lower()
+        self.assertNotIn("upgrade", conn_opts)
+        self.assertNotIn("http2-settings", conn_opts)
+        # Keep-alive as for any request: the same connection serves the next one.
+        self.assertIsNone(r.header("Upgrade"))
+        r = c.request("GET", "/declined-upgrade")
+        self.assertEqual((r.status, r.body), (200, b"declined"))
+
+    def test_101_to_an_h2c_request_is_502_never_a_tunnel(self):
+        tu = TunnelUpstream(self)
+        g = self.golb_for([tu], tunnelTimeout=30)
+        c = self.conn(g)
+        r = c.request("GET", "/plain-101", headers=H2C_HEADERS)
+        self.assertEqual(r.status, 502, r.text)
+        self.assertTrue(c.wait_closed())
+        self.assertEqual(self.get(g, "/declined-upgrade").status, 200)
+
+    def test_websocket_among_other_protocols_still_tunnels(self):
+        tu = TunnelUpstream(self)
+        g = self.golb_for([tu], tunnelTimeout=30)
+        c = self.conn(g, timeout=10)
+        c.send_request("GET", "/ws", headers=[("Connection", "Upgrade, HTTP2-Settings"),
+                                              ("Upgrade", "h2c, websocket"),
+                                              ("HTTP2-Settings", "AAMAAABk")])
+        r = c.read_response(head_only=True)
+        self.assertEqual(r.status, 101, r.text)
+        fields = self.last_head(tu, "/ws")
+        self.assertEqual([v for k, v in fields if k == "upgrade"], ["websocket"], fields)
+        self.assertNotIn("http2-settings", {k for k, _ in fields}, fields)
+        c.send(b"through")
+        self.assertEqual(recv_exact(c, 7), b"through")
+
+    def test_an_empty_list_turns_upgrades_off_and_h2c_can_be_allowed(self):
+        tu = TunnelUpstream(self)
+        g = self.golb_for([tu], tunnelTimeout=30, upgradeProtocols="[]")
+        c = self.conn(g)
+        r = c.request("GET", "/declined-upgrade",
+                      headers=[("Connection", "Upgrade"), ("Upgrade", "websocket")])
+        self.assertEqual((r.status, r.body), (200, b"declined"))
+        self.assertNotIn("upgrade", {k for k, _ in self.last_head(tu, "/declined-upgrade")})
+        # An operator who wants h2c passed through says so.
+        g2 = self.golb_for([tu], tunnelTimeout=30, upgradeProtocols="[websocket, H2C]")
+        c = self.conn(g2, timeout=10)
+        c.send_request("GET", "/h2c", headers=H2C_HEADERS)
+        self.assertEqual(c.read_response(head_only=True).status, 101)
+        fields = self.last_head(tu, "/h2c")
+        self.assertIn(("upgrade", "h2c"), fields)
+        self.assertIn(("http2-settings", "AAMAAABkAARAAAAAAAIAAAAA"), fields)
+        c.send(b"h2 bytes")
+        self.assertEqual(recv_exact(c, 8), b"h2 bytes")
+
+    def test_config_errors_name_the_entry(self):
+        path = os.path.join(self.tmp, "c.yml")
+        with open(path, "w") as f:
+            f.write("backends:\n  - http://127.0.0.1:1/\nupgradeProtocols:\n  - websocket\n"
+                    "  - \"h2c, x\"\n")
+        p = golbtest.run_golb(self.bindir, ["-t", "-confpath", path])
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(f"{path}:5:5: upgradeProtocols entry must be a protocol name", p.stderr)
+        with open(path, "w") as f:
+            f.write("backends:\n  - http://127.0.0.1:1/\nupgradeProtocols: websocket\n")
+        p = golbtest.run_golb(self.bindir, ["-t", "-confpath", path])
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(f"{path}:3:19: upgradeProtocols must be a sequence", p.stderr)

@@ -1,7 +1,8 @@
 """Observability and control: /metrics (promtool-valid, exact deltas, consistent histograms), the JSON
 access log (values for 200/502/504/client abort, hostile input, a destination nobody reads), the
-admin API (drain, maint, weight, token and Origin rules, bad input), X-Request-Id, SIGUSR1, JSON event
-lines and the status page in headless Chromium."""
+admin API (drain, maint, weight, token and Origin rules, bad input; who may change what: a token or
+tokenFile on TCP, or a unix socket of mode 0600, issue 15), X-Request-Id, SIGUSR1, JSON event lines
+and the status page in headless Chromium."""
 
 import json
 import os
@@ -19,6 +20,7 @@ from golbtest import (GolbTestCase, HTTPConn, golb_config, http_request, page_do
                       scaled, wait_until)
 
 ADMIN_RE = r"admin API and status page on http://(\S+):(\d+)/"
+ADMIN_TOKEN = "obs-test-token"  # changes on a TCP admin listener need one
 LINE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
 
 
@@ -46,8 +48,9 @@ def total(metrics, name, **labels):
 
 
 class ObsCase(GolbTestCase):
-    def start(self, backends, admin=True, token=None, access="json", **extra):
-        """golb in front of backends with the admin listener and an access log file."""
+    def start(self, backends, admin=True, token=ADMIN_TOKEN, access="json", **extra):
+        """golb in front of backends with the admin listener (with `token`; None: without) and an
+        access log file."""
         self.nstarts = getattr(self, "nstarts", 0) + 1
         self.alog = os.path.join(self.tmp, f"access{self.nstarts}.log")
         # One worker unless a test asks for more: lines from two workers' rings may reach the file
@@ -66,10 +69,15 @@ class ObsCase(GolbTestCase):
         if admin:
             m = g.wait_log(ADMIN_RE)
             g.admin = int(m.group(2))
+            g.admin_token = token
         return g
 
-    def admin(self, g, method, path, body=None, headers=None):
+    def admin(self, g, method, path, body=None, headers=None, auth=True):
+        """One admin request; a change carries g's token (auth=False: none) unless headers give
+        an Authorization of their own."""
         h = dict(headers or {})
+        if auth and method != "GET" and getattr(g, "admin_token", None):
+            h.setdefault("Authorization", f"Bearer {g.admin_token}")
         data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
         if data is not None:
             h.setdefault("Content-Type", "application/json")
@@ -489,7 +497,7 @@ class AdminApiTest(ObsCase):
         toys = self.toys(1)
         g = self.start(toys, token="s3cr3t-token")
         port = toys[0].port
-        self.assertEqual(self.put(g, port, {"state": "drain"}).status, 401)
+        self.assertEqual(self.put(g, port, {"state": "drain"}, auth=False).status, 401)
         self.assertEqual(self.put(g, port, {"state": "drain"},
                                   headers={"Authorization": "Bearer wrong"}).status, 401)
         self.assertEqual(self.put(g, port, {"state": "drain"},
@@ -551,35 +559,206 @@ class AdminApiTest(ObsCase):
             f.write("backends:\n  - http://127.0.0.1:1/\nadmin:\n  listen: 0.0.0.0:0\n")
         p = run_golb(self.bindir, ["-t", "-confpath", path])
         self.assertNotEqual(p.returncode, 0)
-        self.assertIn(f"{path}:4:11: admin.token is required", p.stderr)
+        self.assertIn(f"{path}:4:11: admin.token or admin.tokenFile is required", p.stderr)
 
     def test_unix_socket_admin(self):
+        # Without a token, changes are allowed here only: the socket's mode (0600) says who may
+        # connect, unlike a TCP port any local user can reach.
         toys = self.toys(1)
         sock = os.path.join(self.tmp, "admin.sock")
         g = self.golb(golb_config(toys) + f"admin:\n  listen: unix:{sock}\n")
         self.wait_backend(g, toys[0], "UP")
-        g.wait_log("admin API and status page on unix:")
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(sock)
-        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        g.wait_log(r"admin API and status page on unix:")
+        st = os.lstat(sock)
+        self.assertTrue(stat.S_ISSOCK(st.st_mode))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+        self.assertRegex(g.log_text(), r"admin API and status page on unix:\S+ \(mode 0600\)")
+        self.assertEqual(unix_request(sock, "GET", "/healthz")[0], 200)
+        status, body = unix_request(sock, "PUT", f"/api/v1/backends/127.0.0.1:{toys[0].port}",
+                                    b'{"state":"drain"}')
+        self.assertEqual(status, 200, body)
+        status, body = unix_request(sock, "GET", "/api/v1/status")
+        self.assertEqual(json.loads(body)["backends"][0]["admin_state"], "drain")
+        g.wait_log(r"set to drain \(was ready\) by unix")
+        status, body = unix_request(sock, "POST", "/api/v1/reload")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["result"], "success")
+        # golb removes its socket at exit
+        self.assertEqual(g.stop(), 0)
+        self.assertFalse(os.path.lexists(sock), "the socket is left behind")
+
+
+def unix_request(path, method, target, body=None, headers=()):
+    """One HTTP/1.1 request over a unix socket; returns (status, body)."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(scaled(5))
+    try:
+        s.connect(path)
+        head = f"{method} {target} HTTP/1.1\r\nHost: localhost\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers)
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        s.sendall(head.encode() + b"\r\n" + (body or b""))
         data = b""
         while True:
-            d = s.recv(4096)
+            d = s.recv(65536)
             if not d:
                 break
             data += d
+    finally:
         s.close()
-        self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), rest
+
+
+class AdminAccessTest(ObsCase):
+    """Who may change what (issue 15): any local user can reach a TCP port on loopback, so changes
+    there need a token (admin.token, or admin.tokenFile since the config is world-readable)."""
+
+    def put(self, g, port, body, **kw):
+        return self.admin(g, "PUT", f"/api/v1/backends/127.0.0.1:{port}", body, **kw)
+
+    def test_tcp_listener_without_a_token_refuses_changes(self):
+        toys = self.toys(1)
+        g = self.start(toys, token=None)
+        port = toys[0].port
+        for h in ({}, {"Authorization": "Bearer guess"}):
+            r = self.put(g, port, {"state": "drain"}, headers=h)
+            self.assertEqual(r.status, 403, r.text)
+            err = json.loads(r.body)["error"]
+            self.assertIn("admin.tokenFile", err)
+            self.assertIn("unix", err)
+        r = self.admin(g, "POST", "/api/v1/reload")
+        self.assertEqual(r.status, 403, r.text)
+        self.assertIn("token", json.loads(r.body)["error"])
+        self.assertNotIn("reload by", g.log_text())
+        st = self.status(g)
+        self.assertEqual(st["generation"], 1)
+        self.assertEqual((st["backends"][0]["admin_state"], st["backends"][0]["weight"]), ("ready", 1))
+        # Reads stay as they were.
+        for path in ("/", "/metrics", "/api/v1/status", "/healthz", "/readyz"):
+            self.assertEqual(self.admin(g, "GET", path).status, 200, path)
+        # The start says so.
+        self.assertRegex(g.log_text(), r"admin API and status page on http://\S+/ \(read-only: "
+                                       r"changes need admin\.token, admin\.tokenFile or a unix: socket\)")
+
+    def test_token_file(self):
+        toys = self.toys(1)
+        tok = os.path.join(self.tmp, "admin.token")
+        with open(tok, "w") as f:
+            f.write("from-a-file\n")
+        os.chmod(tok, 0o600)
+        g = self.golb(golb_config(toys, workers=1) +
+                      f"admin:\n  listen: 127.0.0.1:0\n  tokenFile: {tok}\n")
+        self.wait_backend(g, toys[0], "UP")
+        g.admin = int(g.wait_log(ADMIN_RE).group(2))
+        self.assertNotIn("read-only", g.log_text())
+        self.assertNotIn("warning", g.log_text())
+        port = toys[0].port
+        bearer = lambda t: {"Authorization": f"Bearer {t}"}  # noqa: E731
+        self.assertEqual(self.put(g, port, {"state": "drain"}).status, 401)
+        self.assertEqual(self.put(g, port, {"state": "drain"}, headers=bearer("from-a-fil")).status, 401)
+        self.assertEqual(self.put(g, port, {"state": "drain"}, headers=bearer("wrong")).status, 401)
+        self.assertEqual(self.backend(g, port)["admin_state"], "ready")
+        r = self.put(g, port, {"state": "drain"}, headers=bearer("from-a-file"))
+        self.assertEqual(r.status, 200, r.text)
+        self.assertEqual(self.backend(g, port)["admin_state"], "drain")
+        # A reload reads the file again: the new token replaces the old one.
+        with open(tok, "w") as f:
+            f.write("second-token\n")
+        r = self.admin(g, "POST", "/api/v1/reload", headers=bearer("from-a-file"))
+        self.assertEqual(r.status, 200, r.text)
+        self.assertIn("setting changed: admin.token", json.loads(r.body)["changes"])
+        self.assertNotIn("second-token", r.text)
+        self.assertEqual(self.put(g, port, {"state": "ready"}, headers=bearer("from-a-file")).status, 401)
+        self.assertEqual(self.put(g, port, {"state": "ready"}, headers=bearer("second-token")).status, 200)
+        # An empty file fails the reload (FILE:LINE:COL) and keeps the running token.
+        with open(tok, "w") as f:
+            f.write("\n")
+        r = self.admin(g, "POST", "/api/v1/reload", headers=bearer("second-token"))
+        self.assertEqual(r.status, 422, r.text)
+        self.assertRegex(json.loads(r.body)["errors"][0],
+                         r"golb\.yml:\d+:\d+: admin\.tokenFile: cannot use .*: it is empty")
+        self.assertEqual(self.put(g, port, {"weight": 2}, headers=bearer("second-token")).status, 200)
+
+    def test_token_and_token_file_are_exclusive_and_the_file_must_be_usable(self):
+        tok = os.path.join(self.tmp, "t")
+        path = os.path.join(self.tmp, "c.yml")
+
+        def check(admin_yaml, want):
+            with open(path, "w") as f:
+                f.write("backends:\n  - http://127.0.0.1:1/\nadmin:\n  listen: 127.0.0.1:0\n" +
+                        admin_yaml)
+            p = run_golb(self.bindir, ["-t", "-confpath", path])
+            self.assertNotEqual(p.returncode, 0, p.stderr)
+            self.assertIn(f"{path}:{want}", p.stderr)
+
+        check(f"  token: a\n  tokenFile: {tok}\n",
+              "6:3: admin.token and admin.tokenFile are mutually exclusive")
+        check(f"  tokenFile: {tok}\n", f'5:14: admin.tokenFile: cannot read "{tok}": No such file')
+        with open(tok, "w") as f:
+            f.write("  \n")
+        check(f"  tokenFile: {tok}\n", f'5:14: admin.tokenFile: cannot use "{tok}": it is empty')
+
+    def test_unix_path_holding_something_else_is_never_removed(self):
+        toys = self.toys(1)
+        sock = os.path.join(self.tmp, "admin.sock")
+        cfg = golb_config(toys) + f"admin:\n  listen: unix:{sock}\n"
+
+        def fails_to_start(why, intact=lambda: None):
+            g = self.golb(cfg, expect_ready=False)
+            g.wait_log(r"listening on")  # the admin listener starts after the proxy's
+            rc = g.wait_exit(5)
+            intact()
+            self.assertIsNotNone(rc, "golb kept running")
+            self.assertNotEqual(rc, 0)
+            self.assertIn(f"admin: cannot listen on unix:{sock}: {why}", g.log_text())
+
+        # a regular file
+        with open(sock, "w") as f:
+            f.write("precious\n")
+
+        def file_intact():
+            self.assertTrue(os.path.isfile(sock), "a regular file at the path was removed")
+            with open(sock) as f:
+                self.assertEqual(f.read(), "precious\n")
+        fails_to_start("the path exists and is not a socket", file_intact)
+        # a symlink (to a file that must stay too)
+        os.unlink(sock)
+        target = os.path.join(self.tmp, "target")
+        with open(target, "w") as f:
+            f.write("keep\n")
+        os.symlink(target, sock)
+        fails_to_start("the path exists and is not a socket",
+                       lambda: self.assertTrue(os.path.islink(sock), "a symlink was removed"))
+        with open(target) as f:
+            self.assertEqual(f.read(), "keep\n")
+        os.unlink(sock)
+        # a socket another process listens on is not taken over
+        live = socket.socket(socket.AF_UNIX)
+        live.bind(sock)
+        live.listen(1)
+        try:
+            fails_to_start("another process listens on it")
+        finally:
+            live.close()
+        # ... but the same socket left behind (nothing listens any more) is replaced
+        self.assertTrue(stat.S_ISSOCK(os.lstat(sock).st_mode))
+        g = self.golb(cfg)
+        g.wait_log(r"admin API and status page on unix:")
+        self.assertEqual(stat.S_IMODE(os.lstat(sock).st_mode), 0o600)
+        self.assertEqual(unix_request(sock, "GET", "/healthz")[0], 200)
 
 
 class EventLogTest(ObsCase):
     def test_log_format_json_event_lines(self):
         toys = self.toys(1)
-        g = self.golb(golb_config(toys) + "logFormat: json\nadmin:\n  listen: 127.0.0.1:0\n",
-                      expect_ready=False)
+        g = self.golb(golb_config(toys) + "logFormat: json\nadmin:\n  listen: 127.0.0.1:0\n"
+                      f"  token: {ADMIN_TOKEN}\n", expect_ready=False)
         m = g.wait_log(r'"event":"listening","msg":"listening on 127\.0\.0\.1:(\d+)')
         g.port, g.host = int(m.group(1)), "127.0.0.1"
         g.admin = int(g.wait_log(r'admin API and status page on http://127\.0\.0\.1:(\d+)/').group(1))
+        g.admin_token = ADMIN_TOKEN
         self.put = lambda body: self.admin(g, "PUT", f"/api/v1/backends/127.0.0.1:{toys[0].port}", body)
         self.assertEqual(self.put({"state": "drain"}).status, 200)
         g.wait_log(r'"event":"admin"')

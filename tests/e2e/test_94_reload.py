@@ -17,6 +17,9 @@ from golbtest import (GolbTestCase, HTTPConn, golb_config, http_request, rss_kib
                       wait_until)
 
 ADMIN_RE = r"admin API and status page on http://(\S+):(\d+)/"
+# Changes on a TCP admin listener need a token (issue 15); self.admin() sends it.
+ADMIN_TOKEN = "reload-test-token"
+ADMIN_CFG = f"admin:\n  listen: 127.0.0.1:0\n  token: {ADMIN_TOKEN}\n"
 GEN_RE = r"reload by (\S+(?: \S+)*?): generation (\d+) running \(([^)]*)\)"
 
 
@@ -34,19 +37,20 @@ class ReloadCase(GolbTestCase):
     def start(self, backends, admin=True, **cfg):
         text = golb_config(backends, **cfg)
         if admin:
-            text = text.replace("backends:\n", "admin:\n  listen: 127.0.0.1:0\nbackends:\n", 1)
+            text = text.replace("backends:\n", ADMIN_CFG + "backends:\n", 1)
         g = self.golb(text)
         for b in backends:
             self.wait_backend(g, b, "UP")
         if admin:
             g.admin = int(g.wait_log(ADMIN_RE).group(2))
+            g.admin_token = ADMIN_TOKEN
         g.generation = 1
         return g
 
     def write(self, g, backends, admin=True, **cfg):
         text = golb_config(backends, **cfg)
         if admin:
-            text = text.replace("backends:\n", "admin:\n  listen: 127.0.0.1:0\nbackends:\n", 1)
+            text = text.replace("backends:\n", ADMIN_CFG + "backends:\n", 1)
         with open(g.config_path, "w") as f:
             f.write(text)
 
@@ -60,7 +64,11 @@ class ReloadCase(GolbTestCase):
         return m.group(1)
 
     def admin(self, g, method, path, body=None, headers=None):
-        return http_request(g.admin, method, path, headers=headers or {}, body=body)
+        """One admin request; a change carries g's admin token unless headers say otherwise."""
+        h = dict(headers or {})
+        if method != "GET" and getattr(g, "admin_token", None):
+            h.setdefault("Authorization", f"Bearer {g.admin_token}")
+        return http_request(g.admin, method, path, headers=h, body=body)
 
     def reload_api(self, g, headers=None):
         r = self.admin(g, "POST", "/api/v1/reload", headers=headers)
@@ -379,11 +387,11 @@ class ReloadTLSTest(ReloadCase):
         install(cert1, key1)
         tls = (f"tls:\n  listen: 127.0.0.1:0\n  certificates:\n    - certFile: {cert}\n"
                f"      keyFile: {key}\n")
-        text = golb_config([a]).replace("backends:\n", "admin:\n  listen: 127.0.0.1:0\n" + tls +
-                                        "backends:\n", 1)
+        text = golb_config([a]).replace("backends:\n", ADMIN_CFG + tls + "backends:\n", 1)
         g = self.golb(text)
         self.wait_backend(g, a, "UP")
         g.admin = int(g.wait_log(ADMIN_RE).group(2))
+        g.admin_token = ADMIN_TOKEN
         g.generation = 1
         tport = int(re.search(r"and https://127\.0\.0\.1:(\d+)", g.log_text()).group(1))
 

@@ -1181,8 +1181,8 @@ Test(config, observability_errors)
         {B "admin:\n  listen: 127.0.0.1:1\n  tokn: x\n",
          "t.yaml:4:3: unknown key \"tokn\" in admin (did you mean \"token\"?)\n"},
         {B "admin:\n  listen: 10.1.2.3:9901\n",
-         "t.yaml:3:11: admin.token is required when admin.listen is not a loopback or unix "
-         "address\n"},
+         "t.yaml:3:11: admin.token or admin.tokenFile is required when admin.listen is not a "
+         "loopback or unix address\n"},
         {B "admin:\n  listen: nowhere\n",
          "t.yaml:3:11: admin.listen must be \"ADDR:PORT\", \"[IPv6]:PORT\", \":PORT\" or "
          "\"unix:/PATH\", got \"nowhere\"\n"},
@@ -1216,4 +1216,208 @@ Test(config, backend_key_is_scheme_host_and_port)
     cr_expect_str_eq(c, "https://[::1]:443");
     cr_expect_str_eq(d, "http://127.0.0.1:8082");
     cr_expect_str_eq(cut, "http://127.", "cut to the buffer, NUL-terminated");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * upgradeProtocols
+ */
+
+static size_t list_len(char **l)
+{
+    size_t n = 0;
+    while (l && l[n])
+        n++;
+    return n;
+}
+
+Test(config, upgrade_protocols_default_list_and_off)
+{
+    struct config *cfg = load_ok(B);
+    cr_assert_eq(list_len(cfg->upgrade_protocols), 1);
+    cr_expect_str_eq(cfg->upgrade_protocols[0], "websocket");
+    config_free(cfg);
+
+    cfg = load_ok(B "upgradeProtocols: [WebSocket, h2c, foo/2]\n");
+    cr_assert_eq(list_len(cfg->upgrade_protocols), 3);
+    cr_expect_str_eq(cfg->upgrade_protocols[0], "WebSocket");
+    cr_expect_str_eq(cfg->upgrade_protocols[1], "h2c");
+    cr_expect_str_eq(cfg->upgrade_protocols[2], "foo/2");
+    config_free(cfg);
+
+    cfg = load_ok(B "upgradeProtocols: []\n");
+    cr_assert_not_null(cfg->upgrade_protocols, "an empty list, not the default");
+    cr_expect_eq(list_len(cfg->upgrade_protocols), 0);
+    config_free(cfg);
+}
+
+Test(config, upgrade_protocols_errors)
+{
+    static const struct error_case cases[] = {
+        {B "upgradeProtocols: websocket\n",
+         "t.yaml:2:19: upgradeProtocols must be a sequence of protocol names (e.g. [websocket]), "
+         "got \"websocket\"\n"},
+        {B "upgradeProtocols:\n  - websocket\n  - \"web socket\"\n  - [x]\n  - a/\n  - /1\n"
+           "  - h2c,x\n",
+         "t.yaml:4:5: upgradeProtocols entry must be a protocol name (a token such as websocket, "
+         "optionally with /VERSION), got the quoted string \"web socket\"\n"
+         "t.yaml:5:5: upgradeProtocols entry must be a protocol name (a token such as websocket, "
+         "optionally with /VERSION), got a sequence\n"
+         "t.yaml:6:5: upgradeProtocols entry must be a protocol name (a token such as websocket, "
+         "optionally with /VERSION), got \"a/\"\n"
+         "t.yaml:7:5: upgradeProtocols entry must be a protocol name (a token such as websocket, "
+         "optionally with /VERSION), got \"/1\"\n"
+         "t.yaml:8:5: upgradeProtocols entry must be a protocol name (a token such as websocket, "
+         "optionally with /VERSION), got \"h2c,x\"\n"},
+        {B "upgradeProtocols: [websocket]\nupgradeProtocols: []\n",
+         "t.yaml:3:1: duplicate key \"upgradeProtocols\" (first defined at line 2)\n"},
+    };
+    expect_all(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * admin.tokenFile
+ */
+
+/* A file holding `content` with `mode` in a fresh directory; returns its path (static). */
+static char token_dir[32];
+static char token_path[64];
+
+static const char *token_file(const char *content, size_t len, mode_t mode)
+{
+    char *path = token_path;
+    if (!token_dir[0]) {
+        strcpy(token_dir, "/tmp/golb-token-XXXXXX");
+        cr_assert_not_null(mkdtemp(token_dir));
+    }
+    snprintf(token_path, sizeof(token_path), "%s/token", token_dir);
+    unlink(path);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(content, 1, len, f), len);
+    fclose(f);
+    cr_assert_eq(chmod(path, mode), 0);
+    return path;
+}
+
+static void token_cleanup(void)
+{
+    unlink(token_path);
+    rmdir(token_dir);
+    token_dir[0] = '\0';
+}
+
+static char *admin_yaml(const char *listen, const char *path)
+{
+    char *y;
+    cr_assert_neq(asprintf(&y, B "admin:\n  listen: %s\n  tokenFile: %s\n", listen, path), -1);
+    return y;
+}
+
+Test(config, admin_token_file_is_read_and_trimmed, .fini = token_cleanup)
+{
+    const char *p = token_file("s3cret-from-file \t\r\n\n", 21, 0600);
+    char *y = admin_yaml("127.0.0.1:9901", p);
+    struct config *cfg = load_ok(y);
+    cr_expect_str_eq(cfg->admin_token, "s3cret-from-file");
+    config_free(cfg);
+    free(y);
+    /* it satisfies the non-loopback rule as admin.token does */
+    y = admin_yaml("0.0.0.0:9901", p);
+    cfg = load_ok(y);
+    cr_expect_str_eq(cfg->admin_token, "s3cret-from-file");
+    config_free(cfg);
+    free(y);
+}
+
+Test(config, admin_token_file_errors, .fini = token_cleanup)
+{
+    char *y, *errs, *want;
+    struct config *cfg;
+    static const struct {
+        const char *content;
+        size_t len;
+        const char *why;
+    } bad[] = {
+        {"", 0, "it is empty"},
+        {" \n\r\n", 4, "it is empty"},
+        {"two words\n", 10, "it must hold one token of visible ASCII characters"},
+        {" leading", 8, "it must hold one token of visible ASCII characters"},
+        {"nul\0byte", 8, "it must hold one token of visible ASCII characters"},
+        {"caf\xc3\xa9", 5, "it must hold one token of visible ASCII characters"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *p = token_file(bad[i].content, bad[i].len, 0600);
+        y = admin_yaml("127.0.0.1:1", p);
+        cr_assert_neq(asprintf(&want, "t.yaml:4:14: admin.tokenFile: cannot use \"%s\": %s\n", p,
+                               bad[i].why),
+                      -1);
+        expect_fail(y, want);
+        free(want);
+        free(y);
+    }
+    /* larger than 4096 bytes, even when what follows is whitespace */
+    char big[4200];
+    memset(big, 'a', sizeof(big));
+    big[4096] = '\n';
+    const char *p = token_file(big, sizeof(big), 0600);
+    y = admin_yaml("127.0.0.1:1", p);
+    cr_assert_neq(asprintf(&want, "t.yaml:4:14: admin.tokenFile: cannot use \"%s\": it is larger "
+                                  "than 4096 bytes\n", p), -1);
+    expect_fail(y, want);
+    free(want);
+    free(y);
+    /* a file of exactly 4096 bytes is fine */
+    big[4095] = '\n';
+    p = token_file(big, 4096, 0600);
+    y = admin_yaml("127.0.0.1:1", p);
+    cfg = load_ok(y);
+    cr_expect_eq(strlen(cfg->admin_token), 4095);
+    config_free(cfg);
+    free(y);
+
+    /* unreadable: missing, a directory, no permission (unless root) */
+    y = admin_yaml("127.0.0.1:1", "/nonexistent/golb-token");
+    expect_fail(y, "t.yaml:4:14: admin.tokenFile: cannot read \"/nonexistent/golb-token\": No such "
+                   "file or directory\n");
+    free(y);
+    y = admin_yaml("127.0.0.1:1", "/tmp");
+    expect_fail(y, "t.yaml:4:14: admin.tokenFile: cannot use \"/tmp\": it is not a regular file\n");
+    free(y);
+    if (geteuid() != 0) {
+        p = token_file("tok", 3, 0);
+        y = admin_yaml("127.0.0.1:1", p);
+        cr_assert_neq(asprintf(&want, "t.yaml:4:14: admin.tokenFile: cannot read \"%s\": "
+                                      "Permission denied\n", p), -1);
+        expect_fail(y, want);
+        free(want);
+        free(y);
+    }
+    static const struct error_case cases[] = {
+        {B "admin:\n  listen: 127.0.0.1:1\n  token: a\n  tokenFile: /x\n",
+         "t.yaml:5:3: admin.token and admin.tokenFile are mutually exclusive: give one\n"},
+        {B "admin:\n  tokenFile: /x\n  listen: 127.0.0.1:1\n  token: a\n",
+         "t.yaml:5:3: admin.token and admin.tokenFile are mutually exclusive: give one\n"},
+        {B "admin:\n  listen: 127.0.0.1:1\n  tokenFile: \"\"\n",
+         "t.yaml:4:14: admin.tokenFile must be a path, got the quoted string \"\"\n"},
+        {B "admin:\n  listen: 127.0.0.1:1\n  tokenFile: [a]\n",
+         "t.yaml:4:14: admin.tokenFile must be a path, got a sequence\n"},
+        {B "admin:\n  listen: 127.0.0.1:1\n  tokenFile: \"a\\nb\"\n",
+         "t.yaml:4:14: admin.tokenFile must be a path, got the quoted string \"a\\x0Ab\"\n"},
+        {B "admin:\n  listen: 127.0.0.1:1\n  tokenfile: /x\n",
+         "t.yaml:4:3: unknown key \"tokenfile\" in admin (did you mean \"tokenFile\"?)\n"},
+    };
+    expect_all(cases, sizeof(cases) / sizeof(cases[0]));
+
+    /* a file every user may read still works, with a warning */
+    p = token_file("tok\n", 4, 0644);
+    y = admin_yaml("127.0.0.1:1", p);
+    cr_assert_eq(load(y, &cfg, &errs), 0);
+    cr_assert_neq(asprintf(&want, "t.yaml:4:14: warning: admin.tokenFile: \"%s\" is readable by "
+                                  "every user (chmod o-r)\n", p), -1);
+    cr_expect_str_eq(errs, want);
+    cr_expect_str_eq(cfg->admin_token, "tok");
+    config_free(cfg);
+    free(errs);
+    free(want);
+    free(y);
 }

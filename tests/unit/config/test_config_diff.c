@@ -76,6 +76,20 @@ Test(config_diff, settings_in_their_yaml_units)
     free(t);
 }
 
+Test(config_diff, upgrade_protocols_as_lists)
+{
+    int n;
+    char *t = diff(BASE, BASE "upgradeProtocols: [websocket]\n", &n);
+    cr_expect_eq(n, 0, "the default written out is no change: %s", t);
+    free(t);
+    t = diff(BASE, BASE "upgradeProtocols: [websocket, h2c]\n", &n);
+    cr_expect_str_eq(t, "setting changed: upgradeProtocols [websocket] -> [websocket, h2c]\n");
+    free(t);
+    t = diff(BASE "upgradeProtocols: [websocket, h2c]\n", BASE "upgradeProtocols: []\n", &n);
+    cr_expect_str_eq(t, "setting changed: upgradeProtocols [websocket, h2c] -> []\n");
+    free(t);
+}
+
 Test(config_diff, a_token_is_never_printed)
 {
     int n;

@@ -174,6 +174,8 @@ Test(request, header_ids_case_insensitive)
         {"X-Forwarded-For", HTTP1_H_X_FORWARDED_FOR, 0},
         {"x-forwarded-proto", HTTP1_H_X_FORWARDED_PROTO, 0},
         {"X-FORWARDED-HOST", HTTP1_H_X_FORWARDED_HOST, 0},
+        {"HTTP2-Settings", HTTP1_H_HTTP2_SETTINGS, HTTP1_HF_HOP_BY_HOP},
+        {"Http2-Settingz", HTTP1_H_OTHER, 0},
         {"Hosts", HTTP1_H_OTHER, 0},
         {"Te_", HTTP1_H_OTHER, 0},
         {"Connectio~", HTTP1_H_OTHER, 0},

@@ -59,6 +59,8 @@ static void setup(void)
     memset(&wk, 0, sizeof(wk));
     memset(&wk_cfg, 0, sizeof(wk_cfg));
     wk.cfg = &wk_cfg;
+    static char *websocket_only[] = {"websocket", NULL}; /* upgradeProtocols' default */
+    wk_cfg.upgrade_protocols = websocket_only;
     memset(&wk_gen, 0, sizeof(wk_gen));
     wk_gen.cfg = &wk_cfg;
     wk.gen = &wk_gen;
@@ -130,7 +132,7 @@ static void parse_req(const char *head)
 static bool rewrite_req(const char *head)
 {
     parse_req(head);
-    cl.x->req_upgrade = (req.flags & HTTP1_MF_UPGRADE) != 0;
+    cl.x->req_upgrade = rewrite_upgrade_allowed(&req, ex_upgrades(cl.x));
     cl.x->req_http10 = req.minor_version == 0;
     if (!cl.x->reqh)
         cl.x->reqh = buf_get(&wk.bufs);
@@ -347,6 +349,85 @@ Test(proxy_request, upgrade_is_dropped_when_not_an_upgrade_request)
                "GET / HTTP/1.1\r\n"
                "Host: h\r\n" FORWARDED("h"));
     cr_expect_not(cl.x->req_upgrade);
+}
+
+/* h2c smuggling (issue 15): an Upgrade to a protocol not in upgradeProtocols is proxied as an
+ * ordinary request: no Upgrade, no HTTP2-Settings, no Connection option for them. */
+Test(proxy_request, upgrade_to_a_protocol_not_allowed_is_an_ordinary_request)
+{
+    expect_req("GET / HTTP/1.1\r\n"
+               "Host: h\r\n"
+               "Connection: Upgrade, HTTP2-Settings\r\n"
+               "Upgrade: h2c\r\n"
+               "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+               "X-A: 1\r\n"
+               "\r\n",
+               "GET / HTTP/1.1\r\n"
+               "Host: h\r\n"
+               "X-A: 1\r\n" FORWARDED("h"));
+    cr_expect_not(cl.x->req_upgrade);
+    /* HTTP2-Settings is a connection option even when the client did not list it */
+    expect_req("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: h2c\r\n"
+               "http2-settings: AAMAAABk\r\n\r\n",
+               "GET / HTTP/1.1\r\n"
+               "Host: h\r\n" FORWARDED("h"));
+    cr_expect_not(cl.x->req_upgrade);
+    /* case-insensitive, and a version of an allowed protocol is allowed */
+    expect_req("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: WebSocket/13\r\n\r\n",
+               "GET / HTTP/1.1\r\n"
+               "Host: h\r\n"
+               "Upgrade: WebSocket/13\r\n"
+               "Connection: upgrade\r\n" FORWARDED("h"));
+    cr_expect(cl.x->req_upgrade);
+}
+
+Test(proxy_request, only_the_allowed_protocols_of_an_upgrade_are_forwarded)
+{
+    expect_req("GET /ws HTTP/1.1\r\n"
+               "Host: h\r\n"
+               "Upgrade: h2c, websocket\r\n"
+               "Connection: Upgrade, HTTP2-Settings\r\n"
+               "HTTP2-Settings: AAMAAABk\r\n"
+               "Upgrade: foo, , bad token, websocket/13\r\n"
+               "\r\n",
+               "GET /ws HTTP/1.1\r\n"
+               "Host: h\r\n"
+               "Upgrade: websocket, websocket/13\r\n"
+               "Connection: upgrade\r\n" FORWARDED("h"));
+    cr_expect(cl.x->req_upgrade);
+}
+
+Test(proxy_request, an_empty_upgrade_list_turns_upgrades_off)
+{
+    static char *none[] = {NULL};
+    wk_cfg.upgrade_protocols = none;
+    expect_req("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+               "GET /ws HTTP/1.1\r\n"
+               "Host: h\r\n" FORWARDED("h"));
+    cr_expect_not(cl.x->req_upgrade);
+    wk_cfg.upgrade_protocols = NULL; /* NULL is "none" too */
+    expect_req("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+               "GET /ws HTTP/1.1\r\n"
+               "Host: h\r\n" FORWARDED("h"));
+    cr_expect_not(cl.x->req_upgrade);
+}
+
+Test(proxy_request, an_allowed_h2c_upgrade_keeps_its_settings)
+{
+    static char *h2c[] = {"h2c", NULL};
+    wk_cfg.upgrade_protocols = h2c;
+    expect_req("GET / HTTP/1.1\r\n"
+               "Host: h\r\n"
+               "Connection: Upgrade, HTTP2-Settings\r\n"
+               "Upgrade: h2c, websocket\r\n"
+               "HTTP2-Settings: AAMAAABk\r\n"
+               "\r\n",
+               "GET / HTTP/1.1\r\n"
+               "Host: h\r\n"
+               "Upgrade: h2c\r\n"
+               "HTTP2-Settings: AAMAAABk\r\n"
+               "Connection: upgrade, HTTP2-Settings\r\n" FORWARDED("h"));
+    cr_expect(cl.x->req_upgrade);
 }
 
 Test(proxy_request, http10_request_is_sent_as_http11)
@@ -834,6 +915,42 @@ Test(proxy_framing, switching_protocols_after_an_upgrade_request)
     cr_expect_not(cl.x->client_keepalive);
     expect_buf(cl.x->resph, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                          "Connection: upgrade\r\n\r\n");
+}
+
+/* A 101 becomes a tunnel only after an allowed upgrade request, and only to an allowed protocol:
+ * otherwise 502 and the upstream connection is not kept. */
+Test(proxy_framing, switching_protocols_without_an_allowed_upgrade_is_refused)
+{
+    static struct backend be = {.name = "127.0.0.1:1"};
+    static struct backend *bes[] = {&be};
+    static struct backend_table table = {.n = 1, .b = bes};
+    wk_gen.table = &table;
+    /* the h2c request went upstream as an ordinary one: its 101 is not a tunnel */
+    cr_assert(rewrite_req("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                          "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABk\r\n\r\n"));
+    request_sent(true, false, cl.x->req_upgrade);
+    cr_expect_not(upstream_sends("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
+                                 "Upgrade: h2c\r\n\r\n"));
+    cr_expect_not(cl.x->tunnel_pending);
+    cr_expect_eq(cl.x->res, EX_FAIL);
+    cr_expect_eq(cl.x->fail_status, 502);
+
+    /* a websocket request answered with a switch to another protocol, or to none */
+    static const char *const bad[] = {
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
+        "Upgrade: websocket, h2c\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cl.x->res = EX_WAIT;
+        cl.x->fail_status = 0;
+        request_sent(true, false, true);
+        cr_expect_not(upstream_sends(bad[i]), "%s", bad[i]);
+        cr_expect_not(cl.x->tunnel_pending, "%s", bad[i]);
+        cr_expect_eq(cl.x->res, EX_FAIL, "%s", bad[i]);
+        cr_expect_eq(cl.x->fail_status, 502, "%s", bad[i]);
+    }
 }
 
 Test(proxy_framing, head_request_response_has_no_body)
