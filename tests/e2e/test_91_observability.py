@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 
+from cdp import Browser
 from golbtest import (GolbTestCase, HTTPConn, golb_config, http_request, page_dom, run_golb,
                       scaled, wait_until)
 
@@ -665,6 +666,80 @@ class StatusPageTest(ObsCase):
                 f"127.0.0.1:{toys[2].port}": "maint"}
         self.assertEqual(rows, want, dom[-3000:])
         self.assertRegex(dom, r'class="badge drain"[^>]*>drain<')
+
+
+    def test_live_dot_only_after_an_answer(self):
+        # Connecting (no answer yet), live (an answer came), failed: three states, and the green
+        # dot only in the second. The page's polls are held and answered one by one.
+        toys = self.toys(1)
+        g = self.start(toys)
+        url = f"http://127.0.0.1:{g.admin}/"
+        state = ("(() => { const l = document.getElementById('live');"
+                 " return {state: l.dataset.state, text: l.textContent,"
+                 " dot: getComputedStyle(l, '::before').backgroundColor}; })()")
+        green = "rgb(46, 160, 67)"
+        with Browser(self.tmp) as b:
+            p = b.new_page()
+            p.intercept("*/api/v1/status*")
+            p.navigate(url)
+            req = p.paused()
+            s0 = p.evaluate(state)
+            self.assertEqual(s0["state"], "connecting", s0)
+            self.assertNotEqual(s0["dot"], green, s0)
+            self.assertNotIn("live", s0["text"], s0)
+            p.resume(req)
+            p.wait_for("document.getElementById('live').dataset.state === 'live'")
+            s1 = p.evaluate(state)
+            self.assertEqual((s1["dot"], s1["text"]), (green, "live"), s1)
+            p.fail(p.paused())  # the next poll, a second later
+            p.wait_for("document.getElementById('live').dataset.state === 'failed'")
+            s2 = p.evaluate(state)
+            self.assertNotIn(s2["dot"], (green, "rgba(0, 0, 0, 0)"), s2)
+            self.assertIn("unreachable", s2["text"], s2)
+            # A page whose first poll fails says so, rather than "connecting" forever.
+            p2 = b.new_page()
+            p2.intercept("*/api/v1/status*")
+            p2.navigate(url)
+            p2.fail(p2.paused())
+            p2.wait_for("document.getElementById('live').dataset.state === 'failed'")
+            self.assertIn("cannot reach", p2.evaluate(state)["text"])
+
+    def test_long_down_reason_keeps_the_buttons_in_a_1280px_window(self):
+        toys = self.toys(2)
+        g = self.start(toys)
+        off = g.log_offset()
+        http_request(toys[1].port, "POST", "/toy/health?status=500")
+        self.wait_backend(g, toys[1], "DOWN", start=off)
+        status = json.loads(self.admin(g, "GET", "/api/v1/status?history=1").body)
+        reason = ("HTTP 500 from the health check: " + "the backend said something long " * 10
+                  + "x" * 40)[:300]
+        self.assertEqual(len(reason), 300)
+        for be in status["backends"]:
+            # the widest figures a busy backend shows
+            be.update(weight=1000, in_flight=1234, requests_per_second=12345.6,
+                      errors_per_second=1234.5, response_p50_seconds=0.00153,
+                      response_p99_seconds=0.2505)
+            if be["name"].endswith(f":{toys[1].port}"):
+                self.assertEqual(be["state"], "down")
+                be["last_check"]["reason"] = reason
+        body = json.dumps(status).encode()
+        with Browser(self.tmp) as b:
+            p = b.new_page(width=1280, height=800)
+            p.intercept("*/api/v1/status*")
+            p.navigate(f"http://127.0.0.1:{g.admin}/")
+            p.fulfill(p.paused(), 200, body, "application/json")
+            p.wait_for("document.body.dataset.loaded === 'true'")
+            boxes = p.evaluate(
+                "[...document.querySelectorAll('#rows button')].map(e => {"
+                " const r = e.getBoundingClientRect();"
+                " return {text: e.textContent, left: r.left, right: r.right}; })")
+            self.assertEqual(len(boxes), 6, boxes)
+            for box in boxes:
+                self.assertTrue(0 <= box["left"] and box["right"] <= 1280, boxes)
+            self.assertLessEqual(p.evaluate("document.documentElement.scrollWidth"), 1280)
+            down = f"#rows tr[data-backend='127.0.0.1:{toys[1].port}'] td.check"
+            self.assertIn(reason, p.evaluate(f"document.querySelector(\"{down}\").title"),
+                          "the whole reason in the tooltip")
 
 
 class DemoConfigTest(ObsCase):
