@@ -644,6 +644,58 @@ class EventLogTest(ObsCase):
         self.assertTrue({"backend_state", "listening", "admin", "stop"} <= events, events)
 
 
+    def json_lines(self, g):
+        """Every line golb wrote (stdout and stderr), each parsed as JSON: fails on one that is not."""
+        out = []
+        for line in g.log_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                self.fail(f"not a JSON line: {line!r}\n{g.log_text()}")
+        return out
+
+    def test_start_up_and_reload_warnings_are_json_lines(self):
+        # Two warnings at start (a health check timeout not under the period, a hash-only key),
+        # then a reload that brings a third: with logFormat json, every line is one JSON object.
+        toys = self.toys(1)
+        base = golb_config(toys, period=0.3, timeout=0.3) + "logFormat: json\n"
+        g = self.golb(base + "hashKey: header:X-User\n", expect_ready=False)
+        g.wait_log(r'"event":"listening"')
+        off = g.log_offset()
+        with open(g.config_path, "a") as f:
+            f.write("hashLoadFactor: 1.5\n")
+        g.send_signal(signal.SIGHUP)
+        g.wait_log(r'"event":"reload"', start=off)
+        g.stop()
+        lines = self.json_lines(g)
+        warnings = [x for x in lines if x["event"] == "config"]
+        self.assertEqual([x["level"] for x in warnings], ["warn"] * len(warnings), warnings)
+        msgs = [x["msg"] for x in warnings]
+        self.assertTrue(any("warning: healthCheckTimeout" in m for m in msgs), msgs)
+        self.assertTrue(any("hashKey is ignored" in m for m in msgs), msgs)
+        self.assertTrue(any("hashLoadFactor is ignored" in m for m in msgs), msgs)
+        self.assertTrue(all(m.startswith(g.config_path + ":") for m in msgs), msgs)
+
+    def test_a_reload_to_json_logs_its_warnings_as_json(self):
+        toys = self.toys(1)
+        g = self.golb(golb_config(toys))
+        off = g.log_offset()
+        with open(g.config_path, "a") as f:
+            f.write("logFormat: json\nhashKey: header:X-User\n")
+        g.send_signal(signal.SIGHUP)
+        g.wait_log(r'"event":"reload"', start=off)
+        after = g.log_text()[off:]
+        self.assertIn("hashKey is ignored", after)
+        for line in after.splitlines():
+            self.assertTrue(line.startswith("{"), f"not a JSON line after the reload: {line!r}")
+            json.loads(line)
+
+    def test_text_format_keeps_plain_warnings(self):
+        toys = self.toys(1)
+        g = self.golb(golb_config(toys) + "hashKey: header:X-User\n")
+        self.assertRegex(g.log_text(), r"(?m)^\S+golb\.yml:\d+:\d+: warning: hashKey is ignored")
+
+
 class StatusPageTest(ObsCase):
     def test_page_shows_every_backend_with_its_state(self):
         toys = self.toys(3)
