@@ -16,9 +16,9 @@
  * is an exact sum of internal buckets. Edges are upper bounds in µs (bucket i holds
  * edge[i-1] < v <= edge[i], as `le`):
  *
- *   v (µs)   0-1  2 .. 10 | 11  12  14 .. 90  100 | 110 .. 228  250 | ... | 9306049  10000000 | +Inf
- *            one integer each | at most ×1.1 from a bucket's smallest value to its edge        |
- *                             ^ exported: 100 250 500 1000 2500 5000 10000 ... 7500000 10000000
+ *   edge (µs)  1  2 .. 10 | 12  14 .. 90  100 | 110 .. 228  250 | .. | 9306049  10000000 | +Inf
+ *              one integer   | each bucket's largest value <= 1.1 × its smallest            |
+ *              each          | exported edges: 100 250 500 1000 2500 5000 .. 7500000 10000000
  *
  * 166 edges + Inf = 167 buckets: 1,344 bytes per histogram with the sum (one per worker for
  * client requests, two per backend per worker: response and connect). The edges come from
@@ -70,7 +70,7 @@ static inline int counter_status_class(int status)
 /* The bucket of an observation of `us` microseconds: the first i with us <= counter_edges_us[i]. */
 int counter_bucket(uint64_t us);
 
-/* Records one observation of `us` microseconds (single writer): two relaxed adds. */
+/* Records one observation of `us` microseconds (single writer): two counter_add. */
 void counter_observe(struct counter_hist *h, uint64_t us);
 
 /* Cumulative counts from per-bucket counts `buckets` (COUNTER_NBUCKETS of them): cum[k] counts

@@ -16,8 +16,9 @@ static size_t min_len(size_t a, size_t b)
     return a < b ? a : b;
 }
 
-/* Read by every thread at every line, changed by a reload (logFormat) on another thread: atomics
- * (relaxed: a line racing the change may take either form, each line is whole either way). */
+/* The level and the format are read by every thread at every line, and the format is changed by
+ * a reload (logFormat) on another thread: atomics, relaxed (a line racing the change takes either
+ * form, whole). */
 static _Atomic int current_level = LOG_INFO;
 static const char *prog_name = "golb";
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
@@ -29,7 +30,7 @@ void log_set_json(bool on)
     atomic_store_explicit(&json_lines, on, memory_order_relaxed);
 }
 
-static bool log_json(void)
+static bool json_on(void)
 {
     return atomic_load_explicit(&json_lines, memory_order_relaxed);
 }
@@ -94,7 +95,7 @@ static void vlog(enum log_level level, const char *event, const char *fmt, va_li
 {
     if ((int)level > atomic_load_explicit(&current_level, memory_order_relaxed))
         return;
-    if (log_json()) {
+    if (json_on()) {
         vlog_json(level, event, fmt, ap);
         return;
     }

@@ -101,8 +101,8 @@ Test(counter, edges_grow_by_at_most_ten_percent)
     for (int i = 10; i < COUNTER_NBUCKETS - 1; i++) {
         uint32_t lo = counter_edges_us[i - 1] + 1, hi = counter_edges_us[i];
         cr_expect(hi >= lo, "edges increase at %d", i);
-        cr_expect((double)hi <= 1.1 * (double)lo, "bucket %d holds %u..%u µs: wider than 10 %%",
-                  i, lo, hi);
+        cr_expect((double)hi <= 1.1 * (double)lo, "bucket %d holds %u..%u µs: wider than 10 %%", i,
+                  lo, hi);
     }
     cr_expect_eq(counter_edges_us[COUNTER_NBUCKETS - 2], 10000000u, "the last edge is 10 s");
     cr_expect_eq(counter_edges_us[COUNTER_NBUCKETS - 1], UINT32_MAX, "then +Inf");
@@ -113,8 +113,8 @@ Test(counter, edges_grow_by_at_most_ten_percent)
 Test(counter, exported_boundaries_are_edges_and_keep_opentelemetrys)
 {
     /* OpenTelemetry's boundaries (what dashboards already query) stay; sub-millisecond ones add. */
-    static const uint32_t otel[] = {5000,   10000,   25000,   50000,   75000,   100000,  250000,
-                                    500000, 750000,  1000000, 2500000, 5000000, 7500000, 10000000};
+    static const uint32_t otel[] = {5000,   10000,  25000,   50000,   75000,   100000,  250000,
+                                    500000, 750000, 1000000, 2500000, 5000000, 7500000, 10000000};
     int k = 0;
     for (size_t j = 0; j < sizeof(otel) / sizeof(otel[0]); j++) {
         while (k < COUNTER_NEXPORT && counter_export_us[k] < otel[j])

@@ -304,12 +304,12 @@ Test(log, switching_format_while_threads_log_gives_whole_lines)
     cr_assert_eq(count_lines(c.text), (size_t)THREADS * LINES);
     char *save = NULL;
     for (char *line = strtok_r(c.text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        bool json = line[0] == '{';
-        cr_assert(json ? matches(line, "^\\{\"time\":\"[^\"]+\",\"level\":\"info\",.*\"msg\":\"thread "
-                                       "[0-9] line [0-9]+ (padding-){8}padding\"\\}$")
-                       : matches(line, "^[0-9T:.-]{23}Z golb\\[[0-9]+\\] INFO thread [0-9] line "
-                                       "[0-9]+ (padding-){8}padding$"),
-                  "mixed line: %s", line);
+        static const char *const json_re =
+            "^\\{\"time\":\"[^\"]+\",\"level\":\"info\",.*\"msg\":\"thread [0-9] line [0-9]+ "
+            "(padding-){8}padding\"\\}$";
+        static const char *const text_re =
+            "^[0-9T:.-]{23}Z golb\\[[0-9]+\\] INFO thread [0-9] line [0-9]+ (padding-){8}padding$";
+        cr_assert(matches(line, line[0] == '{' ? json_re : text_re), "mixed line: %s", line);
     }
     capture_free(&c);
 }
