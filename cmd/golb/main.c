@@ -2,6 +2,7 @@
  * signals on the main thread (SIGTERM/SIGINT drain and exit 0, SIGHUP reload, SIGUSR1 reopen). */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +164,22 @@ static int run(struct config *cfg, const char *confpath)
     return status;
 }
 
+/* The configuration's warnings (config_load's lines, "FILE:LINE:COL: warning: ..."), printed
+ * once logFormat is known: with json each is one JSON log line (event "config"), so that every
+ * line golb writes on stderr is JSON; otherwise, and for -t (a check for a person), as written. */
+static void print_config_messages(const char *text, bool as_log)
+{
+    for (const char *p = text; p && *p;) {
+        const char *e = strchr(p, '\n');
+        int n = e ? (int)(e - p) : (int)strlen(p);
+        if (n > 0 && as_log)
+            log_event(LOG_WARN, "config", "%.*s", n, p);
+        else if (n > 0)
+            fprintf(stderr, "%.*s\n", n, p);
+        p += n + (e != NULL);
+    }
+}
+
 /* -t -diff OLD: what a reload from OLD to the checked file would change. */
 static int print_diff(const char *old_path, const struct config *cfg)
 {
@@ -185,10 +202,23 @@ int main(int argc, char **argv)
     int rc = parse_flags(argc, argv, &opt);
     if (rc >= 0)
         return rc;
+    /* Diagnostics wait in memory until the file says how golb logs. A file that does not load
+     * says nothing: its errors are printed as written. */
     struct config *cfg = NULL;
-    if (config_load(opt.confpath, stderr, &cfg) != 0)
+    char *msgs = NULL;
+    size_t msgs_len = 0;
+    FILE *errs = open_memstream(&msgs, &msgs_len);
+    rc = config_load(opt.confpath, errs ? errs : stderr, &cfg);
+    if (errs)
+        fclose(errs);
+    if (rc != 0) {
+        print_config_messages(msgs, false);
+        free(msgs);
         return 1;
+    }
     log_set_json(cfg->log_json);
+    print_config_messages(msgs, cfg->log_json && !opt.check_only);
+    free(msgs);
     if (opt.check_only) {
         printf("golb: configuration file %s is valid\n", opt.confpath);
         rc = opt.diff_from ? print_diff(opt.diff_from, cfg) : 0;

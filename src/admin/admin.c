@@ -325,6 +325,9 @@ struct rates {
     double rps, eps, p50, p99; /* p50/p99 < 0: no request in the window */
 };
 
+/* Rates and quantiles of backend b (the process at n) between the oldest and the newest sample.
+ * The quantiles come from the difference of two copies of the response histogram, every internal
+ * bucket (not the coarser exported ones): within ±10 % from 10 µs to 10 s (base/counter.h). */
 static struct rates window_rates(struct admin *a, int b)
 {
     struct rates r = {0, 0, -1, -1};

@@ -14,10 +14,6 @@
 #include "upstream/upstream.h"
 #include "base/util.h"
 
-static const char *const bound_labels[COUNTER_NBOUNDS] = {
-    "0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75",
-    "1", "2.5", "5", "7.5", "10",
-};
 static const char *const code_labels[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 static const char *const req_error_labels[OBS_ERR_COUNT] = {"bad_request", "header_timeout",
                                                         "too_large", "client_abort"};
@@ -119,21 +115,36 @@ static void head(FILE *out, const char *name, const char *type, const char *help
     fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* One histogram series: cumulative buckets, +Inf equal to _count by construction. `labels` is
- * either "" or `backend="x"` without braces. */
+/* An `le` value: µs as decimal seconds, exactly and without trailing zeros ("0.00025", "1"). */
+static void le_text(char *out, size_t len, uint32_t us)
+{
+    int n = snprintf(out, len, "%u.%06u", us / 1000000u, us % 1000000u);
+    while (n > 0 && out[n - 1] == '0')
+        out[--n] = '\0';
+    if (n > 0 && out[n - 1] == '.')
+        out[--n] = '\0';
+}
+
+/* One histogram series from per-bucket counts `b` (the internal buckets, base/counter.h): the
+ * exported boundaries' cumulative counts, each an exact sum of internal buckets, then +Inf equal
+ * to _count by construction. `labels` is either "" or `backend="x"` without braces. */
 static void hist_series(FILE *out, const char *name, const char *labels, const uint64_t *b,
                         uint64_t sum_us)
 {
-    uint64_t cum = 0;
+    uint64_t cum[COUNTER_NEXPORT + 1];
+    counter_export(b, cum);
     const char *sep = labels[0] ? "," : "";
-    for (int i = 0; i < COUNTER_NBUCKETS; i++) {
-        cum += b[i];
-        fprintf(out, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, labels, sep,
-                i < COUNTER_NBOUNDS ? bound_labels[i] : "+Inf", (unsigned long long)cum);
+    for (int k = 0; k <= COUNTER_NEXPORT; k++) {
+        char le[24] = "+Inf";
+        if (k < COUNTER_NEXPORT)
+            le_text(le, sizeof(le), counter_export_us[k]);
+        fprintf(out, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, labels, sep, le,
+                (unsigned long long)cum[k]);
     }
     const char *ob = labels[0] ? "{" : "", *cb = labels[0] ? "}" : "";
     fprintf(out, "%s_sum%s%s%s %.6f\n", name, ob, labels, cb, (double)sum_us / 1e6);
-    fprintf(out, "%s_count%s%s%s %llu\n", name, ob, labels, cb, (unsigned long long)cum);
+    fprintf(out, "%s_count%s%s%s %llu\n", name, ob, labels, cb,
+            (unsigned long long)cum[COUNTER_NEXPORT]);
 }
 
 /* Per-backend totals over every worker, gathered once per scrape. */

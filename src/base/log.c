@@ -2,6 +2,7 @@
 #include "base/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -15,20 +16,28 @@ static size_t min_len(size_t a, size_t b)
     return a < b ? a : b;
 }
 
-static enum log_level current_level = LOG_INFO;
+/* The level and the format are read by every thread at every line, and the format is changed by
+ * a reload (logFormat) on another thread: atomics, relaxed (a line racing the change takes either
+ * form, whole). */
+static _Atomic int current_level = LOG_INFO;
 static const char *prog_name = "golb";
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 static const char *const json_levels[] = {"error", "warn", "info", "debug"};
-static bool json_lines;
+static _Atomic bool json_lines;
 
 void log_set_json(bool on)
 {
-    json_lines = on;
+    atomic_store_explicit(&json_lines, on, memory_order_relaxed);
+}
+
+static bool json_on(void)
+{
+    return atomic_load_explicit(&json_lines, memory_order_relaxed);
 }
 
 void log_set_level(enum log_level level)
 {
-    current_level = level;
+    atomic_store_explicit(&current_level, (int)level, memory_order_relaxed);
 }
 
 void log_set_name(const char *name)
@@ -84,9 +93,9 @@ static void vlog_json(enum log_level level, const char *event, const char *fmt, 
 
 static void vlog(enum log_level level, const char *event, const char *fmt, va_list ap)
 {
-    if (level > current_level)
+    if ((int)level > atomic_load_explicit(&current_level, memory_order_relaxed))
         return;
-    if (json_lines) {
+    if (json_on()) {
         vlog_json(level, event, fmt, ap);
         return;
     }

@@ -18,7 +18,7 @@ enum log_level {
 
 void log_set_level(enum log_level level);
 void log_set_name(const char *name); /* program name in each line, default "golb" */
-void log_set_json(bool on); /* logFormat: json */
+void log_set_json(bool on); /* logFormat: json; any thread, at any time (an atomic) */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The same with an event name, which JSON lines carry in "event". */
 void log_event(enum log_level level, const char *event, const char *fmt, ...)

@@ -298,17 +298,15 @@ static void keep_restart_settings(struct server *s, struct config *cfg, FILE *wa
     }
 }
 
-/* Logs each line of text at the given level (config messages are already FILE:LINE:COL: ...). */
+/* Logs each line of text, event "config" (config messages are already FILE:LINE:COL: ...). */
 static void log_lines(const char *text, bool errors)
 {
     for (const char *p = text; p && *p;) {
         const char *e = strchr(p, '\n');
         int n = e ? (int)(e - p) : (int)strlen(p);
         if (n > 0) {
-            if (errors && !memmem(p, (size_t)n, ": warning: ", 11))
-                log_error("%.*s", n, p);
-            else
-                log_warn("%.*s", n, p);
+            bool warning = !errors || memmem(p, (size_t)n, ": warning: ", 11);
+            log_event(warning ? LOG_WARN : LOG_ERROR, "config", "%.*s", n, p);
         }
         p += n + (e != NULL);
     }
@@ -521,8 +519,8 @@ void server_reload(struct server *s, const char *who, struct admin_reload *out)
     if (!gen) {
         fail_reload(s, who, errs, out);
     } else {
-        log_lines(errs, false); /* warnings */
         reload_publish(s, gen, &r);
+        log_lines(errs, false); /* warnings, in the logFormat just published */
         log_reload(s, who, r.changes);
         notify_ready_serving(s);
         if (out) {

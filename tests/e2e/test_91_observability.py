@@ -16,12 +16,18 @@ import subprocess
 import threading
 import time
 
+from cdp import Browser
 from golbtest import (GolbTestCase, HTTPConn, golb_config, http_request, page_dom, run_golb,
                       scaled, wait_until)
 
 ADMIN_RE = r"admin API and status page on http://(\S+):(\d+)/"
 ADMIN_TOKEN = "obs-test-token"  # changes on a TCP admin listener need one
 LINE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+
+
+# Every histogram's `le` values: OpenTelemetry's (what dashboards query) after sub-millisecond ones.
+EXPORTED_LE = ("0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+               "0.075", "0.1", "0.25", "0.5", "0.75", "1", "2.5", "5", "7.5", "10", "+Inf")
 
 
 def parse_metrics(text):
@@ -185,11 +191,55 @@ class MetricsTest(ObsCase):
                 inf = after[(base + "_bucket", labels | {("le", "+Inf")})]
                 self.assertEqual(inf, v, f"{base}{dict(labels)}")
                 prev = -1
-                for le in ("0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75",
-                           "1", "2.5", "5", "7.5", "10", "+Inf"):
+                for le in EXPORTED_LE:
                     b = after[(base + "_bucket", labels | {("le", le)})]
                     self.assertGreaterEqual(b, prev)
                     prev = b
+
+    def test_exported_buckets_count_exactly_what_the_access_log_says(self):
+        # The histograms count the very values the access log prints (µs), so every exported
+        # bucket must equal the number of lines at or under its bound, sub-millisecond ones too.
+        toys = self.toys(1)
+        g = self.start(toys)
+        lab = f"127.0.0.1:{toys[0].port}"
+        before = parse_metrics(self.scrape(g))
+        c = self.conn(g)
+        paths = ["/"] * 20 + ["/?delay=1"] * 6 + ["/?delay=4"] * 4 + ["/?delay=30"] * 2
+        for p in paths:
+            self.assertEqual(c.request("GET", p).status, 200)
+        lines = self.access_lines(len(paths))
+        self.assertEqual(len(lines), len(paths))
+        after = parse_metrics(self.scrape(g))
+        for name, labels, field in (("golb_backend_response_duration_seconds", {"backend": lab},
+                                     lambda x: x["timing"]["response_head"]),
+                                    ("golb_http_request_duration_seconds", {}, lambda x: x["duration"])):
+            les = [dict(ls)["le"] for (n, ls) in after if n == name + "_bucket"
+                   and set(labels.items()) <= set(ls)]
+            self.assertEqual(sorted(les, key=float), list(EXPORTED_LE), name)
+            for le in EXPORTED_LE:
+                got = (val(after, name + "_bucket", le=le, **labels)
+                       - val(before, name + "_bucket", le=le, **labels))
+                want = sum(1 for x in lines if le == "+Inf"
+                           or round(field(x) * 1e6) <= round(float(le) * 1e6))
+                self.assertEqual(got, want, f"{name}{labels} le={le}")
+            self.assertEqual(val(after, name + "_count", **labels)
+                             - val(before, name + "_count", **labels), len(paths))
+
+    def test_status_quantiles_agree_with_the_access_log(self):
+        # The issue: backends answering in 0.1-0.4 ms showed p50 2.50 ms and p99 4.95 ms. Every
+        # request here took between min and max (the access log's response_head), so any window's
+        # quantiles must lie within [min - 10 %, max + 10 %].
+        toys = self.toys(1)
+        g = self.start(toys)
+        c = self.conn(g)
+        for i in range(60):
+            self.assertEqual(c.request("GET", f"/{i}").status, 200)
+        heads = sorted(x["timing"]["response_head"] for x in self.access_lines(60))
+        b = wait_until(lambda: (lambda b: b if b["response_p50_seconds"] is not None else None)(
+            self.backend(g, toys[0].port)), scaled(5), "p50 over the window")
+        lo, hi = 0.9 * heads[0], 1.1 * heads[-1]
+        for q in ("response_p50_seconds", "response_p99_seconds"):
+            self.assertTrue(lo <= b[q] <= hi, f"{q} {b[q]} outside [{lo}, {hi}] (access log: {heads[0]} .. {heads[-1]} s)")
 
     def test_retries_connection_errors_and_health_changes(self):
         toys = self.toys(2)
@@ -773,6 +823,58 @@ class EventLogTest(ObsCase):
         self.assertTrue({"backend_state", "listening", "admin", "stop"} <= events, events)
 
 
+    def json_lines(self, g):
+        """Every line golb wrote (stdout and stderr), each parsed as JSON: fails on one that is not."""
+        out = []
+        for line in g.log_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                self.fail(f"not a JSON line: {line!r}\n{g.log_text()}")
+        return out
+
+    def test_start_up_and_reload_warnings_are_json_lines(self):
+        # Two warnings at start (a health check timeout not under the period, a hash-only key),
+        # then a reload that brings a third: with logFormat json, every line is one JSON object.
+        toys = self.toys(1)
+        base = golb_config(toys, period=0.3, timeout=0.3) + "logFormat: json\n"
+        g = self.golb(base + "hashKey: header:X-User\n", expect_ready=False)
+        g.wait_log(r'"event":"listening"')
+        off = g.log_offset()
+        with open(g.config_path, "a") as f:
+            f.write("hashLoadFactor: 1.5\n")
+        g.send_signal(signal.SIGHUP)
+        g.wait_log(r'"event":"reload"', start=off)
+        g.stop()
+        lines = self.json_lines(g)
+        warnings = [x for x in lines if x["event"] == "config"]
+        self.assertEqual([x["level"] for x in warnings], ["warn"] * len(warnings), warnings)
+        msgs = [x["msg"] for x in warnings]
+        self.assertTrue(any("warning: healthCheckTimeout" in m for m in msgs), msgs)
+        self.assertTrue(any("hashKey is ignored" in m for m in msgs), msgs)
+        self.assertTrue(any("hashLoadFactor is ignored" in m for m in msgs), msgs)
+        self.assertTrue(all(m.startswith(g.config_path + ":") for m in msgs), msgs)
+
+    def test_a_reload_to_json_logs_its_warnings_as_json(self):
+        toys = self.toys(1)
+        g = self.golb(golb_config(toys))
+        off = g.log_offset()
+        with open(g.config_path, "a") as f:
+            f.write("logFormat: json\nhashKey: header:X-User\n")
+        g.send_signal(signal.SIGHUP)
+        g.wait_log(r'"event":"reload"', start=off)
+        after = g.log_text()[off:]
+        self.assertIn("hashKey is ignored", after)
+        for line in after.splitlines():
+            self.assertTrue(line.startswith("{"), f"not a JSON line after the reload: {line!r}")
+            json.loads(line)
+
+    def test_text_format_keeps_plain_warnings(self):
+        toys = self.toys(1)
+        g = self.golb(golb_config(toys) + "hashKey: header:X-User\n")
+        self.assertRegex(g.log_text(), r"(?m)^\S+golb\.yml:\d+:\d+: warning: hashKey is ignored")
+
+
 class StatusPageTest(ObsCase):
     def test_page_shows_every_backend_with_its_state(self):
         toys = self.toys(3)
@@ -795,6 +897,80 @@ class StatusPageTest(ObsCase):
                 f"127.0.0.1:{toys[2].port}": "maint"}
         self.assertEqual(rows, want, dom[-3000:])
         self.assertRegex(dom, r'class="badge drain"[^>]*>drain<')
+
+
+    def test_live_dot_only_after_an_answer(self):
+        # Connecting (no answer yet), live (an answer came), failed: three states, and the green
+        # dot only in the second. The page's polls are held and answered one by one.
+        toys = self.toys(1)
+        g = self.start(toys)
+        url = f"http://127.0.0.1:{g.admin}/"
+        state = ("(() => { const l = document.getElementById('live');"
+                 " return {state: l.dataset.state, text: l.textContent,"
+                 " dot: getComputedStyle(l, '::before').backgroundColor}; })()")
+        green = "rgb(46, 160, 67)"
+        with Browser(self.tmp) as b:
+            p = b.new_page()
+            p.intercept("*/api/v1/status*")
+            p.navigate(url)
+            req = p.paused()
+            s0 = p.evaluate(state)
+            self.assertEqual(s0["state"], "connecting", s0)
+            self.assertNotEqual(s0["dot"], green, s0)
+            self.assertNotIn("live", s0["text"], s0)
+            p.resume(req)
+            p.wait_for("document.getElementById('live').dataset.state === 'live'")
+            s1 = p.evaluate(state)
+            self.assertEqual((s1["dot"], s1["text"]), (green, "live"), s1)
+            p.fail(p.paused())  # the next poll, a second later
+            p.wait_for("document.getElementById('live').dataset.state === 'failed'")
+            s2 = p.evaluate(state)
+            self.assertNotIn(s2["dot"], (green, "rgba(0, 0, 0, 0)"), s2)
+            self.assertIn("unreachable", s2["text"], s2)
+            # A page whose first poll fails says so, rather than "connecting" forever.
+            p2 = b.new_page()
+            p2.intercept("*/api/v1/status*")
+            p2.navigate(url)
+            p2.fail(p2.paused())
+            p2.wait_for("document.getElementById('live').dataset.state === 'failed'")
+            self.assertIn("cannot reach", p2.evaluate(state)["text"])
+
+    def test_long_down_reason_keeps_the_buttons_in_a_1280px_window(self):
+        toys = self.toys(2)
+        g = self.start(toys)
+        off = g.log_offset()
+        http_request(toys[1].port, "POST", "/toy/health?status=500")
+        self.wait_backend(g, toys[1], "DOWN", start=off)
+        status = json.loads(self.admin(g, "GET", "/api/v1/status?history=1").body)
+        reason = ("HTTP 500 from the health check: " + "the backend said something long " * 10
+                  + "x" * 40)[:300]
+        self.assertEqual(len(reason), 300)
+        for be in status["backends"]:
+            # the widest figures a busy backend shows
+            be.update(weight=1000, in_flight=1234, requests_per_second=12345.6,
+                      errors_per_second=1234.5, response_p50_seconds=0.00153,
+                      response_p99_seconds=0.2505)
+            if be["name"].endswith(f":{toys[1].port}"):
+                self.assertEqual(be["state"], "down")
+                be["last_check"]["reason"] = reason
+        body = json.dumps(status).encode()
+        with Browser(self.tmp) as b:
+            p = b.new_page(width=1280, height=800)
+            p.intercept("*/api/v1/status*")
+            p.navigate(f"http://127.0.0.1:{g.admin}/")
+            p.fulfill(p.paused(), 200, body, "application/json")
+            p.wait_for("document.body.dataset.loaded === 'true'")
+            boxes = p.evaluate(
+                "[...document.querySelectorAll('#rows button')].map(e => {"
+                " const r = e.getBoundingClientRect();"
+                " return {text: e.textContent, left: r.left, right: r.right}; })")
+            self.assertEqual(len(boxes), 6, boxes)
+            for box in boxes:
+                self.assertTrue(0 <= box["left"] and box["right"] <= 1280, boxes)
+            self.assertLessEqual(p.evaluate("document.documentElement.scrollWidth"), 1280)
+            down = f"#rows tr[data-backend='127.0.0.1:{toys[1].port}'] td.check"
+            self.assertIn(reason, p.evaluate(f"document.querySelector(\"{down}\").title"),
+                          "the whole reason in the tooltip")
 
 
 class DemoConfigTest(ObsCase):

@@ -5,6 +5,8 @@
 
 #include <pthread.h>
 #include <regex.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,5 +268,48 @@ Test(log, concurrent_lines_never_interleave)
     regfree(&re);
     for (int i = 0; i < THREADS; i++)
         cr_expect_eq(seen[i], LINES);
+    capture_free(&c);
+}
+
+static _Atomic bool flipping;
+
+static void *flip_format(void *arg)
+{
+    (void)arg;
+    for (bool on = true; atomic_load(&flipping); on = !on)
+        log_set_json(on);
+    return NULL;
+}
+
+/* A reload switches logFormat on its thread while workers log (issue 15, item 17: the switch was a
+ * plain bool, a data race). Each line is whole in one format or the other, never a mix. Under
+ * ThreadSanitizer (-fsanitize=thread) the old plain bool was reported here. */
+Test(log, switching_format_while_threads_log_gives_whole_lines)
+{
+    log_set_level(LOG_INFO);
+    log_set_name("golb");
+    struct capture c;
+    capture_begin(&c);
+    atomic_store(&flipping, true);
+    pthread_t flipper, th[THREADS];
+    cr_assert_eq(pthread_create(&flipper, NULL, flip_format, NULL), 0);
+    for (int i = 0; i < THREADS; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, log_many, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+    atomic_store(&flipping, false);
+    pthread_join(flipper, NULL);
+    log_set_json(false);
+    capture_end(&c);
+    cr_assert_eq(count_lines(c.text), (size_t)THREADS * LINES);
+    char *save = NULL;
+    for (char *line = strtok_r(c.text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        static const char *const json_re =
+            "^\\{\"time\":\"[^\"]+\",\"level\":\"info\",.*\"msg\":\"thread [0-9] line [0-9]+ "
+            "(padding-){8}padding\"\\}$";
+        static const char *const text_re =
+            "^[0-9T:.-]{23}Z golb\\[[0-9]+\\] INFO thread [0-9] line [0-9]+ (padding-){8}padding$";
+        cr_assert(matches(line, line[0] == '{' ? json_re : text_re), "mixed line: %s", line);
+    }
     capture_free(&c);
 }

@@ -1,6 +1,6 @@
 /* Unit tests for the observability modules: jsonw escaping (nothing a client sends can break a
- * JSON line or a text line), metrics histograms, quantiles and the rendered exposition, and the
- * access-log line formats. */
+ * JSON line or a text line), the rendered exposition, and the access-log line formats (histograms
+ * and quantiles: tests/unit/base/test_counter.c). */
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -87,34 +87,6 @@ Test(jsonw, numbers_and_times)
     cr_expect_str_eq(out, "1.234567 -42 1970-01-02T00:00:00.001Z");
 }
 
-Test(metrics, buckets_use_the_opentelemetry_bounds_inclusively)
-{
-    struct counter_hist h;
-    memset(&h, 0, sizeof(h));
-    counter_observe(&h, 5000);     /* exactly 0.005 s: le="0.005" */
-    counter_observe(&h, 5001);     /* just above: le="0.01" */
-    counter_observe(&h, 10000000); /* 10 s */
-    counter_observe(&h, 10000001); /* +Inf */
-    cr_expect_eq(counter_get(&h.bucket[0]), 1);
-    cr_expect_eq(counter_get(&h.bucket[1]), 1);
-    cr_expect_eq(counter_get(&h.bucket[COUNTER_NBOUNDS - 1]), 1);
-    cr_expect_eq(counter_get(&h.bucket[COUNTER_NBOUNDS]), 1);
-    cr_expect_eq(counter_get(&h.sum_us), 5000 + 5001 + 10000000 + 10000001);
-}
-
-Test(metrics, quantiles_interpolate_within_a_bucket)
-{
-    uint64_t b[COUNTER_NBUCKETS] = {0};
-    cr_expect_lt(counter_quantile(b, 0.5), 0);
-    b[1] = 100; /* all in (0.005, 0.01] */
-    double p50 = counter_quantile(b, 0.5);
-    cr_expect(p50 > 0.0074 && p50 < 0.0076, "p50 %f", p50);
-    cr_expect(counter_quantile(b, 0.99) <= 0.01);
-    uint64_t inf[COUNTER_NBUCKETS] = {0};
-    inf[COUNTER_NBOUNDS] = 3;
-    cr_expect_eq(counter_quantile(inf, 0.5), 10.0);
-}
-
 /* A rendered scrape over two workers: sums, +Inf == _count, zero series present. */
 Test(metrics, render_sums_workers_and_keeps_histograms_consistent)
 {
@@ -144,6 +116,9 @@ Test(metrics, render_sums_workers_and_keeps_histograms_consistent)
     fclose(f);
     cr_expect(strstr(text, "golb_build_info{version=\"9.9.9\"} 1\n"));
     cr_expect(strstr(text, "golb_http_requests_total{code=\"2xx\"} 7\n"));
+    /* 1 ms: counted from le="0.001" (the sub-millisecond boundaries come first) */
+    cr_expect(strstr(text, "golb_http_request_duration_seconds_bucket{le=\"0.0005\"} 0\n"));
+    cr_expect(strstr(text, "golb_http_request_duration_seconds_bucket{le=\"0.001\"} 1\n"));
     cr_expect(strstr(text, "golb_http_request_duration_seconds_bucket{le=\"0.005\"} 1\n"));
     cr_expect(strstr(text, "golb_http_request_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
     cr_expect(strstr(text, "golb_http_request_duration_seconds_count 2\n"));
