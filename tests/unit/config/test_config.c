@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -832,6 +833,34 @@ Test(config, numeric_only_resolution_hook)
     cr_assert_eq(c->nbackends, 2);
     config_free(c);
     config_set_resolve_numeric_only(false);
+}
+
+/* asprintf, interposed for the whole test binary (libgolb.a's calls included): it fails the
+ * calls whose format is `fail_format`, leaving a non-NULL pointer behind, as POSIX allows (the
+ * result is undefined after a failure). */
+static const char *fail_format;
+
+int asprintf(char **strp, const char *fmt, ...)
+{
+    if (fail_format && strcmp(fmt, fail_format) == 0) {
+        *strp = (char *)"not a heap block";
+        return -1;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(strp, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+Test(config_errors, a_failed_asprintf_is_out_of_memory)
+{
+    fail_format = "/%s"; /* the health path of a URL with a query and no path */
+    expect_fail("backends: [http://127.0.0.1:8081?ping]\n", "t.yaml:1:1: out of memory\n");
+    fail_format = NULL;
+    struct config *c = load_ok("backends: [http://127.0.0.1:8081?ping]\n");
+    cr_assert_str_eq(c->backends[0].health_path, "/?ping");
+    config_free(c);
 }
 
 /* ---------------------------------------------------------------------------------------------
