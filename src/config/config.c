@@ -39,9 +39,10 @@
  *   balance  := roundRobin | leastConnections | random | leastLatency | hash
  *   hashKey  := clientAddress | uri | "header:TOKEN" | "cookie:TOKEN" | "query:NAME"
  *   hashLoadFactor := 0 | decimal > 1 and ≤ 100, kept in thousandths (exactly, as SECONDS are)
- *   slowStart 0..3600 (s), panicThreshold 0..100 (%), healthyThreshold, unhealthyThreshold 1..100
- *               := INT
- *   stickySession := mapping {cookie: TOKEN (required), maxAge: INT 0..315360000, secure: BOOL,
+ *   slowStart := SECONDS or 0 (off), at most 3600
+ *   panicThreshold 0..100 (%), healthyThreshold, unhealthyThreshold 1..100 := INT
+ *   stickySession := mapping {cookie: TOKEN (required), maxAge: SECONDS or 0, at most 315360000
+ *               (rounded up to whole seconds), secure: BOOL,
  *               httpOnly: BOOL (default true), sameSite: Strict | Lax | None}; BOOL := true | false
  *   URL      := "http://" HOST [":" PORT] [PATH] ["?" QUERY]; no userinfo, fragment, spaces or
  *               control characters; at most URL_MAX bytes. HOST := name | IPv4 | "[" IPv6 "]",
@@ -73,6 +74,7 @@
  *   KEY must be greater than 0, got V
  *   KEY must be at most 86400 seconds (1 day), got V
  *   KEY must be at least 0.001 seconds (1 ms), got V
+ *   KEY must be between 0 and MAX seconds, got V   (slowStart, stickySession maxAge: 0 is off)
  *   maxRequestLine (N) must not exceed maxHeaderSize (M)
  *   listen must be "ADDR:PORT", "[IPv6]:PORT" or ":PORT", got V
  *   listen port must be between 0 and 65535, got V
@@ -191,7 +193,8 @@ static const struct config_yaml_key keys[] = {
     {"hashKey", CONFIG_YAML_KT_HASHKEY, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"hashLoadFactor", CONFIG_YAML_KT_FACTOR, offsetof(struct config, hash_load_factor), 0, 100000,
      0},
-    COUNT("slowStart", slow_start_s, 0, 3600, 0),
+    {"slowStart", CONFIG_YAML_KT_DURATION, offsetof(struct config, slow_start_ms), 0, 3600000,
+     0 /* off */},
     COUNT("panicThreshold", panic_threshold, 0, 100, 0),
     COUNT("healthyThreshold", healthy_threshold, 1, 100, 1),
     COUNT("unhealthyThreshold", unhealthy_threshold, 1, 100, 1),

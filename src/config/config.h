@@ -82,7 +82,7 @@ enum config_hash_key {
 /* stickySession: golb sets a cookie naming the backend opaquely. */
 struct config_sticky {
     char *cookie;     /* cookie name; NULL when sticky sessions are off */
-    uint32_t max_age; /* maxAge seconds; 0: a session cookie (no Max-Age) */
+    uint32_t max_age; /* maxAge in whole seconds (a fraction rounds up); 0: a session cookie */
     bool secure;      /* secure, default false */
     bool http_only;   /* httpOnly, default true */
     char *same_site;  /* sameSite: "Strict", "Lax", "None" or NULL (not sent) */
@@ -125,7 +125,7 @@ struct config {
     enum config_hash_key hash_key;   /* hashKey */
     char *hash_key_name;             /* NAME of "header:NAME", "cookie:NAME", "query:NAME" */
     uint32_t hash_load_factor;       /* hashLoadFactor in thousandths (1.25 → 1250); 0: off */
-    uint32_t slow_start_s;           /* slowStart: seconds, 0..3600, default 0 (off) */
+    uint32_t slow_start_ms;          /* slowStart: 0..3600 s in ms, default 0 (off) */
     uint32_t panic_threshold;        /* panicThreshold: percent 0..100, default 0 (off) */
     uint32_t healthy_threshold;      /* healthyThreshold: 1..100, default 1 */
     uint32_t unhealthy_threshold;    /* unhealthyThreshold: 1..100, default 1 */

@@ -573,19 +573,21 @@ int config_yaml_parse_int(const struct config_yaml_node *n, int64_t *out)
 }
 
 /* Plain ["-"]DIGITS["."DIGITS] seconds → ms, exactly (decimal digits, no floating point): the
- * first three fraction digits are ms, the fourth rounds half up. */
-enum config_yaml_seconds config_yaml_parse_seconds(const struct config_yaml_node *n, uint32_t *ms)
+ * first three fraction digits are ms, the fourth rounds half up. 0 is OK when zero_ok; above max_ms
+ * (before rounding) is TOO_LONG. */
+static enum config_yaml_seconds parse_seconds(const struct config_yaml_node *n, bool zero_ok,
+                                              uint64_t max_ms, uint64_t *ms)
 {
     if (!config_yaml_is_scalar(n) || n->quoted || n->len == 0)
         return CONFIG_YAML_SEC_SYNTAX;
     const char *s = n->str, *end = n->str + n->len;
-    bool neg = *s == '-', nonzero = false, frac_nonzero = false;
+    bool neg = *s == '-', nonzero = false, rest_nonzero = false;
     uint64_t secs = 0, frac = 0;
     int ndigits = 0, nfrac = 0, round_digit = 0;
     if (neg)
         s++;
     for (; s < end && *s >= '0' && *s <= '9'; s++, ndigits++) {
-        if (secs <= CONFIG_YAML_DAY_MS)
+        if (secs <= max_ms) /* saturates above every bound, never overflows */
             secs = secs * 10 + (uint64_t)(*s - '0');
         nonzero |= *s != '0';
     }
@@ -596,22 +598,40 @@ enum config_yaml_seconds config_yaml_parse_seconds(const struct config_yaml_node
             else if (nfrac == 3)
                 round_digit = *s - '0';
             nonzero |= *s != '0';
-            frac_nonzero |= *s != '0';
+            rest_nonzero |= nfrac >= 3 && *s != '0';
         }
     }
     if (s != end || ndigits == 0)
         return CONFIG_YAML_SEC_SYNTAX;
-    if (neg || !nonzero)
+    if (neg && nonzero)
         return CONFIG_YAML_SEC_NOT_POSITIVE;
-    if (secs > CONFIG_YAML_DAY_MS / 1000 || (secs == CONFIG_YAML_DAY_MS / 1000 && frac_nonzero))
-        return CONFIG_YAML_SEC_TOO_LONG;
+    if (!nonzero) {
+        if (!zero_ok)
+            return CONFIG_YAML_SEC_NOT_POSITIVE;
+        *ms = 0;
+        return CONFIG_YAML_SEC_OK;
+    }
     for (; nfrac < 3; nfrac++)
         frac *= 10;
-    uint64_t v = secs * 1000 + frac + (round_digit >= 5);
+    if (secs > max_ms / 1000 + 1)
+        return CONFIG_YAML_SEC_TOO_LONG;
+    uint64_t exact = secs * 1000 + frac;
+    if (exact > max_ms || (exact == max_ms && rest_nonzero))
+        return CONFIG_YAML_SEC_TOO_LONG;
+    uint64_t v = exact + (round_digit >= 5);
     if (v == 0)
         return CONFIG_YAML_SEC_TOO_SHORT;
-    *ms = (uint32_t)v;
+    *ms = v;
     return CONFIG_YAML_SEC_OK;
+}
+
+enum config_yaml_seconds config_yaml_parse_seconds(const struct config_yaml_node *n, uint32_t *ms)
+{
+    uint64_t v;
+    enum config_yaml_seconds r = parse_seconds(n, false, CONFIG_YAML_DAY_MS, &v);
+    if (r == CONFIG_YAML_SEC_OK)
+        *ms = (uint32_t)v;
+    return r;
 }
 
 /* An INT row: type and bounds checked, value returned in *v. 0 or -1 after reporting. */
@@ -634,31 +654,54 @@ int config_yaml_get_int(struct config_yaml_load *l, const struct config_yaml_key
     return 0;
 }
 
+/* "3600", "0.5": whole milliseconds as seconds, for messages. */
+static const char *ms_as_seconds(char buf[32], uint64_t ms)
+{
+    int n = snprintf(buf, 32, "%llu.%03u", (unsigned long long)(ms / 1000), (unsigned)(ms % 1000));
+    while (buf[n - 1] == '0')
+        buf[--n] = '\0';
+    if (buf[n - 1] == '.')
+        buf[--n] = '\0';
+    return buf;
+}
+
+int config_yaml_get_seconds(struct config_yaml_load *l, const char *name,
+                            const struct config_yaml_node *v, uint64_t min_ms, uint64_t max_ms,
+                            uint64_t *out)
+{
+    struct config_yaml_qbuf q;
+    char most[32];
+    ms_as_seconds(most, max_ms);
+    enum config_yaml_seconds r = parse_seconds(v, min_ms == 0, max_ms, out);
+    if (r == CONFIG_YAML_SEC_OK && *out >= min_ms)
+        return 0;
+    if (r == CONFIG_YAML_SEC_SYNTAX)
+        config_yaml_error(l, v, "%s must be a number of seconds (e.g. 3 or 0.5), got %s", name,
+                          config_yaml_describe(&q, v));
+    else if (min_ms == 0 && r != CONFIG_YAML_SEC_TOO_SHORT) /* 0 means off: one range */
+        config_yaml_error(l, v, "%s must be between 0 and %s seconds, got %s", name, most,
+                          config_yaml_number(&q, v));
+    else if (r == CONFIG_YAML_SEC_NOT_POSITIVE)
+        config_yaml_error(l, v, "%s must be greater than 0, got %s", name,
+                          config_yaml_number(&q, v));
+    else if (r == CONFIG_YAML_SEC_TOO_LONG)
+        config_yaml_error(l, v, "%s must be at most %s seconds%s, got %s", name, most,
+                          max_ms == CONFIG_YAML_DAY_MS ? " (1 day)" : "",
+                          config_yaml_number(&q, v));
+    else
+        config_yaml_error(l, v, "%s must be at least 0.001 seconds (1 ms), got %s", name,
+                          config_yaml_number(&q, v));
+    return -1;
+}
+
 int config_yaml_get_duration(struct config_yaml_load *l, const struct config_yaml_key *k,
                              const struct config_yaml_node *v, uint32_t *out)
 {
-    struct config_yaml_qbuf q;
-    switch (config_yaml_parse_seconds(v, out)) {
-    case CONFIG_YAML_SEC_OK:
-        return 0;
-    case CONFIG_YAML_SEC_SYNTAX:
-        config_yaml_error(l, v, "%s must be a number of seconds (e.g. 3 or 0.5), got %s", k->name,
-                          config_yaml_describe(&q, v));
-        break;
-    case CONFIG_YAML_SEC_NOT_POSITIVE:
-        config_yaml_error(l, v, "%s must be greater than 0, got %s", k->name,
-                          config_yaml_number(&q, v));
-        break;
-    case CONFIG_YAML_SEC_TOO_LONG:
-        config_yaml_error(l, v, "%s must be at most 86400 seconds (1 day), got %s", k->name,
-                          config_yaml_number(&q, v));
-        break;
-    case CONFIG_YAML_SEC_TOO_SHORT:
-        config_yaml_error(l, v, "%s must be at least 0.001 seconds (1 ms), got %s", k->name,
-                          config_yaml_number(&q, v));
-        break;
-    }
-    return -1;
+    uint64_t ms;
+    if (config_yaml_get_seconds(l, k->name, v, k->min, k->max, &ms) != 0)
+        return -1;
+    *out = (uint32_t)ms;
+    return 0;
 }
 
 int config_yaml_get_bool(struct config_yaml_load *l, const char *name,

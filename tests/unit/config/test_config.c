@@ -1030,7 +1030,7 @@ Test(config, balancing_defaults)
     cr_expect_null(c->balance);
     cr_expect_eq(c->hash_key, CONFIG_HASH_CLIENT);
     cr_expect_eq(c->hash_load_factor, 0);
-    cr_expect_eq(c->slow_start_s, 0);
+    cr_expect_eq(c->slow_start_ms, 0);
     cr_expect_eq(c->panic_threshold, 0);
     cr_expect_eq(c->healthy_threshold, 1);
     cr_expect_eq(c->unhealthy_threshold, 1);
@@ -1064,7 +1064,7 @@ Test(config, balancing_keys)
     cr_expect_eq(c->hash_key, CONFIG_HASH_COOKIE);
     cr_expect_str_eq(c->hash_key_name, "session");
     cr_expect_eq(c->hash_load_factor, 1250);
-    cr_expect_eq(c->slow_start_s, 30);
+    cr_expect_eq(c->slow_start_ms, 30000);
     cr_expect_eq(c->panic_threshold, 50);
     cr_expect_eq(c->healthy_threshold, 2);
     cr_expect_eq(c->unhealthy_threshold, 3);
@@ -1126,7 +1126,8 @@ Test(config_errors, balancing_keys)
          "t.yaml:2:17: hashLoadFactor must be 0 (off) or above 1 and at most 100, got 1\n"},
         {"balance: hash\nhashLoadFactor: x\n" B,
          "t.yaml:2:17: hashLoadFactor must be a number (e.g. 1.25), got \"x\"\n"},
-        {"slowStart: 3601\n" B, "t.yaml:1:12: slowStart must be between 0 and 3600, got 3601\n"},
+        {"slowStart: 3601\n" B,
+         "t.yaml:1:12: slowStart must be between 0 and 3600 seconds, got 3601\n"},
         {"panicThreshold: 101\n" B,
          "t.yaml:1:17: panicThreshold must be between 0 and 100, got 101\n"},
         {"healthyThreshold: 0\n" B,
@@ -1146,6 +1147,41 @@ Test(config_errors, balancing_keys)
          "t.yaml:3:13: weight must be between 0 and 1000, got 1001\n"},
         {"backends:\n  - url: http://127.0.0.1:8081\n    weight: -1\n",
          "t.yaml:3:13: weight must be between 0 and 1000, got -1\n"},
+    };
+    expect_all(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* One rule for every key in seconds: fractions are fine (slowStart and stickySession's maxAge
+ * were integers once, while the timeouts took "0.5"). */
+Test(config, seconds_accept_fractions_everywhere)
+{
+    struct config *c = load_ok("slowStart: 0.5\n"
+                               "stickySession: {cookie: s, maxAge: 1.5}\n" B);
+    cr_expect_eq(c->slow_start_ms, 500);
+    cr_expect_eq(c->sticky.max_age, 2, "Max-Age is whole seconds: a fraction rounds up");
+    config_free(c);
+    c = load_ok("slowStart: 0\nstickySession: {cookie: s, maxAge: 0.001}\n" B);
+    cr_expect_eq(c->slow_start_ms, 0, "0 is off");
+    cr_expect_eq(c->sticky.max_age, 1);
+    config_free(c);
+    c = load_ok("slowStart: 3600.0\nstickySession: {cookie: s, maxAge: 315360000}\n" B);
+    cr_expect_eq(c->slow_start_ms, 3600000);
+    cr_expect_eq(c->sticky.max_age, 315360000);
+    config_free(c);
+    static const struct error_case cases[] = {
+        {"slowStart: -0.5\n" B,
+         "t.yaml:1:12: slowStart must be between 0 and 3600 seconds, got -0.5\n"},
+        {"slowStart: 3600.001\n" B,
+         "t.yaml:1:12: slowStart must be between 0 and 3600 seconds, got 3600.001\n"},
+        {"slowStart: 0.0001\n" B,
+         "t.yaml:1:12: slowStart must be at least 0.001 seconds (1 ms), got 0.0001\n"},
+        {"slowStart: 30s\n" B,
+         "t.yaml:1:12: slowStart must be a number of seconds (e.g. 3 or 0.5), got \"30s\"\n"},
+        {"stickySession: {cookie: s, maxAge: 315360000.5}\n" B,
+         "t.yaml:1:36: maxAge must be between 0 and 315360000 seconds, got 315360000.5\n"},
+        {"stickySession: {cookie: s, maxAge: \"60\"}\n" B,
+         "t.yaml:1:36: maxAge must be a number of seconds (e.g. 3 or 0.5), got the quoted "
+         "string \"60\"\n"},
     };
     expect_all(cases, sizeof(cases) / sizeof(cases[0]));
 }
