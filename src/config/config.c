@@ -55,7 +55,10 @@
  *   file is larger than 1 MiB               (at 1:1, config_load only)
  *   out of memory                           (at 1:1)
  *   too many problems: N more not shown     (after DIAG_MAX, at the first one not shown)
- *   invalid YAML: <libyaml problem>[ (<libyaml context> at line N column C)]
+ *   invalid YAML: <libyaml problem>[ (<libyaml context> at line N column C)][; HINT]
+ *       HINT: YAML forbids tabs for indentation: indent with spaces  (a tab in the indentation)
+ *           | quote IPv6 addresses: KEY: "[ADDR]:PORT"  (an unquoted "[...]" IPv6 address; the
+ *             line's own key and value, or `, e.g. listen: "[::1]:8080"` when it has no KEY:)
  *   only one YAML document is allowed
  *   nesting deeper than 64 levels
  *   anchors are not supported (&NAME)

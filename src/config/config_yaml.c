@@ -310,6 +310,78 @@ static void check_props(struct config_yaml_load *l, const yaml_event_t *ev,
     }
 }
 
+/* Line `line` (0-based) of data as [*start, return); NULL when there is no such line or the data is
+ * UTF-16 (lines are then not split on the byte '\n'). */
+static const char *find_line(const char *data, size_t len, size_t line, const char **start)
+{
+    if (len >= 2 && ((unsigned char)data[0] == 0xFF || (unsigned char)data[0] == 0xFE))
+        return NULL;
+    const char *p = data, *end = data + len;
+    for (; line > 0; line--) {
+        p = memchr(p, '\n', (size_t)(end - p));
+        if (!p)
+            return NULL;
+        p++;
+    }
+    const char *e = memchr(p, '\n', (size_t)(end - p));
+    *start = p;
+    return e ? e : end;
+}
+
+/* A bracketed IPv6 address ("[::1]", "[2001:db8::5]") written unquoted in the line [s, e): YAML
+ * reads its "[" as the start of a list. Returns where the "[" is, or NULL. */
+static const char *unquoted_ipv6(const char *s, const char *e)
+{
+    for (const char *b = s; (b = memchr(b, '[', (size_t)(e - b))); b++) {
+        const char *c = b + 1;
+        int colons = 0;
+        while (c < e && (strchr("0123456789abcdefABCDEF.%", *c) || *c == ':'))
+            colons += *c++ == ':';
+        if (c < e && *c == ']' && colons >= 2)
+            return b;
+    }
+    return NULL;
+}
+
+/* A hint after libyaml's words, for the two mistakes it words worst: a tab in indentation, and an
+ * IPv6 address written unquoted ("listen: [::1]:8080" starts a list). Written into buf (empty:
+ * no hint). */
+static void yaml_hint(const yaml_parser_t *p, const char *data, size_t len, char *buf, size_t cap)
+{
+    const char *s, *e;
+    buf[0] = '\0';
+    for (int i = 0; i < 2; i++) { /* the problem's line, then the context's */
+        const yaml_mark_t *m = i == 0 ? &p->problem_mark : &p->context_mark;
+        if ((i == 1 && !p->context) || !(e = find_line(data, len, m->line, &s)))
+            continue;
+        const char *t = s;
+        while (t < e && (*t == ' ' || *t == '\t' || *t == '-'))
+            t++;
+        if (memchr(s, '\t', (size_t)(t - s)) || (p->problem && strstr(p->problem, "tab"))) {
+            snprintf(buf, cap, "; YAML forbids tabs for indentation: indent with spaces");
+            return;
+        }
+        const char *b = unquoted_ipv6(s, e);
+        if (!b)
+            continue;
+        /* "KEY: [ADDR]:PORT" is shown quoted as it should be written; anything else gets the
+         * example. */
+        const char *ve = b, *colon = b - t >= 3 ? b - 2 : t, *ks = colon;
+        while (ve < e && *ve != ' ' && *ve != '\t' && *ve != '"' && *ve != '\\' && *ve != '#')
+            ve++;
+        while (ks > t && config_yaml_host_char(ks[-1]))
+            ks--;
+        if (b - t >= 3 && b[-1] == ' ' && *colon == ':' && ks == t && ks < colon &&
+            colon - ks <= 32 && ve - b <= 64) {
+            snprintf(buf, cap, "; quote IPv6 addresses: %.*s: \"%.*s\"", (int)(colon - ks), ks,
+                     (int)(ve - b), b);
+            return;
+        }
+        snprintf(buf, cap, "; quote IPv6 addresses, e.g. listen: \"[::1]:8080\"");
+        return;
+    }
+}
+
 /* Turns libyaml's error into one diagnostic. Reader errors carry a byte offset, not a mark. */
 static void yaml_problem(struct config_yaml_load *l, const yaml_parser_t *p, const char *data,
                          size_t len)
@@ -337,11 +409,14 @@ static void yaml_problem(struct config_yaml_load *l, const yaml_parser_t *p, con
         return;
     }
     int line = mark_num(p->problem_mark.line), col = mark_num(p->problem_mark.column);
+    char hint[160];
+    yaml_hint(p, data, len, hint, sizeof(hint));
     if (p->context)
-        config_yaml_error_lc(l, line, col, "invalid YAML: %s (%s at line %zu column %zu)", problem,
-                             p->context, p->context_mark.line + 1, p->context_mark.column + 1);
+        config_yaml_error_lc(l, line, col, "invalid YAML: %s (%s at line %zu column %zu)%s",
+                             problem, p->context, p->context_mark.line + 1,
+                             p->context_mark.column + 1, hint);
     else
-        config_yaml_error_lc(l, line, col, "invalid YAML: %s", problem);
+        config_yaml_error_lc(l, line, col, "invalid YAML: %s%s", problem, hint);
 }
 
 /* Parses the first document into a tree. *fatal is set when the tree cannot be trusted (syntax

@@ -413,12 +413,37 @@ Test(config_errors, invalid_yaml)
                            "scanning a quoted scalar at line 1 column 7)\n"},
         {"port: 1\n\tworkers: 2\n", "t.yaml:2:1: invalid YAML: found a tab character that "
                                     "violates indentation (while scanning a plain scalar at line 1 "
-                                    "column 7)\n"},
+                                    "column 7); YAML forbids tabs for indentation: indent with "
+                                    "spaces\n"},
         {"port: 1\nbad: \xff\n", "t.yaml:2:6: invalid YAML: invalid leading UTF-8 octet (byte "
                                  "0xFF)\n"},
         {"a: 1\n---\nb: 2\n", "t.yaml:1:1: unknown key \"a\"\n"
                               "t.yaml:1:1: missing required key \"backends\"\n"
                               "t.yaml:2:1: only one YAML document is allowed\n"},
+    };
+    expect_all(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* libyaml's words alone do not say what to do for the two mistakes a new user makes most. */
+Test(config_errors, invalid_yaml_hints)
+{
+    static const struct error_case cases[] = {
+        {"listen: [::1]:8080\n" B,
+         "t.yaml:1:10: invalid YAML: did not find expected node content (while parsing a flow "
+         "node at line 1 column 10); quote IPv6 addresses: listen: \"[::1]:8080\"\n"},
+        {B "tls:\n  listen: [2001:db8::1]:8443 # HTTPS\n",
+         "t.yaml:3:24: invalid YAML: did not find expected key (while parsing a block mapping at "
+         "line 3 column 3); quote IPv6 addresses: listen: \"[2001:db8::1]:8443\"\n"},
+        {"backends: [ http://[::1]:8081 ]\n",
+         "t.yaml:1:20: invalid YAML: did not find expected ',' or ']' (while parsing a flow "
+         "sequence at line 1 column 11); quote IPv6 addresses, e.g. listen: \"[::1]:8080\"\n"},
+        {"backends:\n\t- http://127.0.0.1:8081\n",
+         "t.yaml:2:1: invalid YAML: found character that cannot start any token (while scanning "
+         "for the next token at line 2 column 1); YAML forbids tabs for indentation: indent with "
+         "spaces\n"},
+        {"backends: [http://127.0.0.1:8081]\nport: [80\n", /* neither: no hint */
+         "t.yaml:3:1: invalid YAML: did not find expected ',' or ']' (while parsing a flow "
+         "sequence at line 2 column 7)\n"},
     };
     expect_all(cases, sizeof(cases) / sizeof(cases[0]));
 }
