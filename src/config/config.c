@@ -35,7 +35,9 @@
  *               "unix:/PATH"; a token is required unless the address is loopback or unix
  *   accessLog := off | text | json;  logFormat := text | json;  accessLogPath := "/PATH"
  *   backends := non-empty sequence of (URL | mapping {url: URL (required), healthPath: "/...",
- *               weight: INT 0..1000 (default 1)})
+ *               weight: INT 0..1000 (default 1), and for https: serverName, caFile, tlsVerify,
+ *               clientCertFile, clientKeyFile (config_tls.c)})
+ *   tls      := mapping (config_tls.c)
  *   balance  := roundRobin | leastConnections | random | leastLatency | hash
  *   hashKey  := clientAddress | uri | "header:TOKEN" | "cookie:TOKEN" | "query:NAME"
  *   hashLoadFactor := 0 | decimal > 1 and ≤ 100, kept in thousandths (exactly, as SECONDS are)
@@ -44,9 +46,9 @@
  *   stickySession := mapping {cookie: TOKEN (required), maxAge: SECONDS or 0, at most 315360000
  *               (rounded up to whole seconds), secure: BOOL,
  *               httpOnly: BOOL (default true), sameSite: Strict | Lax | None}; BOOL := true | false
- *   URL      := "http://" HOST [":" PORT] [PATH] ["?" QUERY]; no userinfo, fragment, spaces or
- *               control characters; at most URL_MAX bytes. HOST := name | IPv4 | "[" IPv6 "]",
- *               PORT 1..65535 (default 80). Health path: healthPath, else PATH[?QUERY], else "/".
+ *   URL      := ("http" | "https") "://" HOST [":" PORT] [PATH] ["?" QUERY]; no userinfo,
+ *               fragment, spaces or control characters; at most URL_MAX bytes. HOST := name |
+ *               IPv4 | "[" IPv6 "]", PORT 1..65535 (default 80, 443). Health path: healthPath, else PATH[?QUERY], else "/".
  *               HOST is resolved at load time (numeric first, then by name; first address).
  *
  * Messages (KEY a key name, V the offending value quoted and escaped, or "null", "a sequence", "a
@@ -90,9 +92,9 @@
  *   url must be a string, got V
  *   healthPath must be a path starting with "/", got V
  *   healthPath must not contain spaces or control characters
- *   https backends are not supported yet (TLS comes later)
  *   invalid backend URL "U": REASON     REASON is one of:
- *       it must start with "http://" | unsupported scheme "S" (only http is supported) |
+ *       it must start with "http://" or "https://" |
+ *       unsupported scheme "S" (only http and https are supported) |
  *       spaces and control characters are not allowed | longer than 2048 bytes |
  *       user information ("user@") is not allowed | fragments ("#...") are not allowed |
  *       empty host | invalid host "H" | missing "]" after the IPv6 address |
