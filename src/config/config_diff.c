@@ -34,6 +34,11 @@ static bool addr_eq(const struct sockaddr_storage *a, socklen_t alen,
     return alen == blen && memcmp(a, b, alen) == 0;
 }
 
+/* What a reload cannot apply (workers, admin.listen): the reload keeps the running value and warns
+ * (server.c, keep_restart_settings), so its own diff never has these lines; -diff says so on the
+ * line. */
+#define NEEDS_RESTART " (needs a restart)"
+
 /* The scalar top-level settings (durations and counts) of the key table. */
 static int diff_scalars(const struct config *o, const struct config *n, FILE *out)
 {
@@ -43,6 +48,7 @@ static int diff_scalars(const struct config *o, const struct config *n, FILE *ou
     for (size_t i = 0; i < nkeys; i++) {
         const struct config_yaml_key *k = &keys[i];
         const char *po = (const char *)o + k->off, *pn = (const char *)n + k->off;
+        const char *note = "";
         char a[32], b[32];
         switch (k->type) {
         case CONFIG_YAML_KT_DURATION: {
@@ -79,12 +85,14 @@ static int diff_scalars(const struct config *o, const struct config *n, FILE *ou
                 continue;
             snprintf(a, sizeof(a), "%d", x);
             snprintf(b, sizeof(b), "%d", y);
+            if (strcmp(k->name, "workers") == 0)
+                note = NEEDS_RESTART;
             break;
         }
         default:
             continue;
         }
-        fprintf(out, "setting changed: %s %s -> %s\n", k->name, a, b);
+        fprintf(out, "setting changed: %s %s -> %s%s\n", k->name, a, b, note);
         lines++;
     }
     return lines;
@@ -112,7 +120,11 @@ static int diff_others(const struct config *o, const struct config *n, FILE *out
         fprintf(out, "setting changed: stickySession\n");
         lines++;
     }
-    SETTING_STR("admin.listen", o->admin_listen, n->admin_listen);
+    if (!str_eq(o->admin_listen, n->admin_listen)) {
+        fprintf(out, "setting changed: admin.listen %s -> %s" NEEDS_RESTART "\n",
+                o->admin_listen ? o->admin_listen : "off", n->admin_listen ? n->admin_listen : "off");
+        lines++;
+    }
     if (!str_eq(o->admin_token, n->admin_token)) {
         fprintf(out, "setting changed: admin.token\n"); /* never the secret itself */
         lines++;
