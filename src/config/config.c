@@ -431,10 +431,11 @@ static void walk(struct config_yaml_load *l, struct config *cfg,
  * API
  */
 
-int config_load_buffer(const char *name, const char *data, size_t len, FILE *errs,
-                       struct config **out)
+/* config_load_buffer, with relative paths resolved against `base`'s directory (NULL: name's). */
+static int load_buffer(const char *name, const char *base, const char *data, size_t len,
+                       FILE *errs, struct config **out)
 {
-    struct config_yaml_load l = {.name = name ? name : "<config>"};
+    struct config_yaml_load l = {.name = name ? name : "<config>", .base = base};
     bool fatal = false;
     struct config *cfg = NULL;
 
@@ -459,7 +460,14 @@ int config_load_buffer(const char *name, const char *data, size_t len, FILE *err
     return 0;
 }
 
-int config_load(const char *path, FILE *errs, struct config **out)
+int config_load_buffer(const char *name, const char *data, size_t len, FILE *errs,
+                       struct config **out)
+{
+    return load_buffer(name, NULL, data, len, errs, out);
+}
+
+/* Reads the file `path` and loads it, relative paths against base's directory (NULL: path's). */
+static int load_file(const char *path, const char *base, FILE *errs, struct config **out)
 {
     size_t len = 0, cap = 64 * 1024;
     char *buf = NULL;
@@ -510,9 +518,19 @@ int config_load(const char *path, FILE *errs, struct config **out)
         free(buf);
         return -1;
     }
-    int rc = config_load_buffer(path, buf, len, errs, out);
+    int rc = load_buffer(path, base, buf, len, errs, out);
     free(buf);
     return rc;
+}
+
+int config_load(const char *path, FILE *errs, struct config **out)
+{
+    return load_file(path, NULL, errs, out);
+}
+
+int config_load_copy(const char *path, const char *original, FILE *errs, struct config **out)
+{
+    return load_file(path, original, errs, out);
 }
 
 void config_free(struct config *cfg)

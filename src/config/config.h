@@ -152,6 +152,11 @@ struct config {
  * on success too. */
 int config_load(const char *path, FILE *errs, struct config **out);
 
+/* Loads `path`, a copy of the file `original` kept elsewhere (golb -t -diff OLD): its relative
+ * paths (certificates, keys, CA files) are resolved against original's directory, as they were
+ * when golb loaded original, not against the copy's. Messages name `path`. */
+int config_load_copy(const char *path, const char *original, FILE *errs, struct config **out);
+
 /* The same from memory: `name` is used in messages in place of the file name (fuzzing, tests). */
 int config_load_buffer(const char *name, const char *data, size_t len, FILE *errs,
                        struct config **out);

@@ -40,15 +40,7 @@ const size_t config_tls_backend_nkeys = ARRAY_LEN(config_tls_backend_keys);
 /* PATH made absolute against the config file's directory. NULL on allocation failure. */
 static char *resolve_path(struct config_yaml_load *l, const char *path)
 {
-    if (path[0] == '/')
-        return strdup(path);
-    const char *file = config_yaml_file_name(l), *slash = strrchr(file, '/');
-    char *out;
-    if (!slash)
-        return strdup(path);
-    if (asprintf(&out, "%.*s/%s", (int)(slash - file), file, path) == -1)
-        return NULL;
-    return out;
+    return config_yaml_resolve_path(l, path);
 }
 
 /* A non-empty string value without control characters; 0 or -1 after reporting. */

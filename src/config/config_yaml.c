@@ -188,6 +188,17 @@ const char *config_yaml_file_name(const struct config_yaml_load *l)
     return l->name;
 }
 
+char *config_yaml_resolve_path(const struct config_yaml_load *l, const char *path)
+{
+    const char *file = l->base ? l->base : l->name, *slash = strrchr(file, '/');
+    char *out;
+    if (path[0] == '/' || !slash)
+        return strdup(path);
+    if (asprintf(&out, "%.*s/%s", (int)(slash - file), file, path) == -1)
+        return NULL;
+    return out;
+}
+
 void config_yaml_oom(struct config_yaml_load *l)
 {
     l->oom = true;

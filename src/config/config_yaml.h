@@ -49,9 +49,11 @@ struct config_yaml_node {
 
 struct config_yaml_diag;
 
-/* Declared by the one who loads (config.c) as {.name = NAME}; the fields are config_yaml.c's. */
+/* Declared by the one who loads (config.c) as {.name = NAME[, .base = FILE]}; the other fields are
+ * config_yaml.c's. */
 struct config_yaml_load {
     const char *name; /* file name shown in messages */
+    const char *base; /* relative paths resolve against this file's directory; NULL: name's */
     struct config_yaml_diag *diags;
     size_t ndiags, cap;
     int nerrors;
@@ -80,8 +82,12 @@ __attribute__((format(printf, 4, 5))) void
 config_yaml_error_lc(struct config_yaml_load *l, int line, int col, const char *fmt, ...);
 /* Out of memory: reported once, as `NAME:1:1: out of memory`, by config_yaml_flush. */
 void config_yaml_oom(struct config_yaml_load *l);
-/* The name of the file being loaded (relative paths in it resolve against its directory). */
+/* The name of the file being loaded, as shown in messages. */
 const char *config_yaml_file_name(const struct config_yaml_load *l);
+/* PATH as the file means it: an absolute path as it is, a relative one against the directory of
+ * the file (of l->base when set: a copy read in place of its original, golb -t -diff). A new
+ * string; NULL when memory ran out. */
+char *config_yaml_resolve_path(const struct config_yaml_load *l, const char *path);
 /* Writes every diagnostic to errs (may be NULL) sorted by position, then frees them. Returns -1
  * when any was an error (or memory ran out), 0 when there were only warnings or none. */
 int config_yaml_flush(struct config_yaml_load *l, FILE *errs);

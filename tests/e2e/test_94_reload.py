@@ -237,6 +237,53 @@ class ReloadBasicsTest(ReloadCase):
         r = run_golb(self.bindir, ["-confpath", old, "-diff", old])
         self.assertEqual(r.returncode, 2, "-diff without -t is a usage error")
 
+    def test_check_diff_against_a_copy_in_another_directory(self):
+        """-diff OLD with OLD a copy kept in another directory. Without the certificates beside
+        it, it is read as the running golb read its original: relative paths against the checked
+        file's directory; with them (a copy of the whole directory), from its own, and paths
+        compare as written. What a reload keeps (workers) says "needs a restart"."""
+        import shutil
+        import tlstest
+        cert, key = tlstest.pki().leaf("diff-copy", ["golb.test", "IP:127.0.0.1"])
+        etc, backup = os.path.join(self.tmp, "etc"), os.path.join(self.tmp, "backup")
+        os.makedirs(os.path.join(etc, "certs"))
+        os.makedirs(backup)
+        shutil.copy(cert, os.path.join(etc, "certs", "site.pem"))
+        shutil.copy(key, os.path.join(etc, "certs", "site.key"))
+        tls = ('{listen: "127.0.0.1:0", certificates: '
+               '[{certFile: certs/site.pem, keyFile: certs/site.key}]}')
+        new = os.path.join(etc, "golb.yml")
+        old = os.path.join(backup, "golb.yml.running")
+        with open(old, "w") as f:
+            f.write(golb_config([8081], workers=2, tls=tls))
+        with open(new, "w") as f:
+            f.write(golb_config([8081], workers=2, tls=tls))
+        for cwd, args in ((None, ["-confpath", new, "-diff", old]),
+                          (etc, ["-confpath", "golb.yml", "-diff", "../backup/golb.yml.running"])):
+            r = run_golb(self.bindir, ["-t"] + args, cwd=cwd)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout.splitlines()[1:], ["no changes"], r.stdout)
+        with open(new, "w") as f:
+            f.write(golb_config([8081], workers=3, connectTimeout=5, tls=tls))
+        r = run_golb(self.bindir, ["-t", "-confpath", new, "-diff", old])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(r.stdout.splitlines()[1:]),
+                         ["setting changed: connectTimeout 3s -> 5s",
+                          "setting changed: workers 2 -> 3 (needs a restart)"], r.stdout)
+        # a copy taken with its files beside it loads from its own directory
+        shutil.copytree(os.path.join(etc, "certs"), os.path.join(backup, "certs"))
+        with open(new, "w") as f:
+            f.write(golb_config([8081], workers=2, tls=tls))
+        r = run_golb(self.bindir, ["-t", "-confpath", new, "-diff", old])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.splitlines()[1:], ["no changes"], r.stdout)
+        os.rename(os.path.join(etc, "certs", "site.pem"), os.path.join(etc, "certs", "new.pem"))
+        with open(new, "w") as f:
+            f.write(golb_config([8081], workers=2, tls=tls.replace("site.pem", "new.pem")))
+        r = run_golb(self.bindir, ["-t", "-confpath", new, "-diff", old])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("setting changed: tls.certificates.certFile", r.stdout)
+
 
 class ReloadListenersTest(ReloadCase):
     def test_an_unchanged_listener_is_never_closed(self):
