@@ -27,6 +27,7 @@
  *   listen   := "ADDR:PORT" | "[IPV6]:PORT" | ":PORT", PORT 0..65535 (0 = ephemeral); wins
  *               over port (which then draws a warning)
  *   workers  := INT 1..1024                   (default: online CPUs)
+ *   reusePort := BOOL                         (default false: a listener's address must be free)
  *   *Timeout, healthCheckPeriod := SECONDS
  *   maxHeaderSize 1024..1048576, maxRequestLine 256..maxHeaderSize (default min(8192,
  *   maxHeaderSize)), maxConnections 1..1000000, retries 0..100, maxFails 0..1000,
@@ -176,6 +177,7 @@ static const struct config_yaml_key keys[] = {
     {"port", CONFIG_YAML_KT_PORT, CONFIG_YAML_NO_FIELD, 1, 65535, 8080},
     {"listen", CONFIG_YAML_KT_LISTEN, CONFIG_YAML_NO_FIELD, 0, 65535, 0},
     {"workers", CONFIG_YAML_KT_INT, offsetof(struct config, workers), 1, 1024, 0 /* online CPUs */},
+    {"reusePort", CONFIG_YAML_KT_BOOL, offsetof(struct config, reuse_port), 0, 1, 0},
     DURATION("healthCheckTimeout", health_check_timeout_ms, 3),
     DURATION("healthCheckPeriod", health_check_period_ms, 5),
     DURATION("connectTimeout", connect_timeout_ms, 3),
@@ -340,6 +342,12 @@ static void set_key(struct top *top, struct config *cfg, const struct config_yam
     case CONFIG_YAML_KT_PATH:
         config_obs_path(l, cfg, k, v);
         break;
+    case CONFIG_YAML_KT_BOOL: {
+        bool b;
+        if (config_yaml_get_bool(l, k->name, v, &b) == 0)
+            config_yaml_store(cfg, k, b);
+        break;
+    }
     }
 }
 
@@ -353,6 +361,10 @@ static void cross_check(struct top *top, struct config *cfg, const struct config
     if (listen_k && port_k)
         config_yaml_warning(l, port_k, "port is ignored because listen is set (line %d)",
                             listen_k->line);
+    if (listen_k || port_k) { /* where a listener that cannot be bound is reported */
+        cfg->listen_line = (listen_k ? listen_k : port_k)->line;
+        cfg->listen_col = (listen_k ? listen_k : port_k)->col;
+    }
     if (!listen_k)
         set_listen_any(l, cfg, (uint16_t)(top->port > 0 ? (uint32_t)top->port : keys[port_i].def));
 

@@ -57,6 +57,7 @@ struct config_tls {
     struct sockaddr_storage listen_addr;
     socklen_t listen_addrlen;
     char *listen_name;
+    int listen_line, listen_col; /* the tls.listen key */
     int ncerts;
     struct config_tls_cert *certs;
     int min_version;               /* minVersion: 12 (default) or 13 */
@@ -96,6 +97,9 @@ struct config {
     struct sockaddr_storage listen_addr;
     socklen_t listen_addrlen;
     char *listen_name; /* as configured, e.g. "0.0.0.0:8080", "127.0.0.1:0", "[::1]:8080" */
+    int listen_line, listen_col; /* the listen (or port) key, for "cannot listen"; 0: default */
+    bool reuse_port; /* reusePort: listen even where another process already does (SO_REUSEPORT
+                        shares the address); default false: such an address is "in use" */
 
     int workers; /* worker threads; default: online CPUs */
 

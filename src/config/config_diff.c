@@ -106,6 +106,16 @@ static int diff_scalars(const struct config *o, const struct config *n, FILE *ou
                 note = NEEDS_RESTART;
             break;
         }
+        case CONFIG_YAML_KT_BOOL: {
+            bool x, y;
+            memcpy(&x, po, sizeof(x));
+            memcpy(&y, pn, sizeof(y));
+            if (x == y)
+                continue;
+            snprintf(a, sizeof(a), "%s", x ? "true" : "false");
+            snprintf(b, sizeof(b), "%s", y ? "true" : "false");
+            break;
+        }
         default:
             continue;
         }

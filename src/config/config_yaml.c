@@ -539,7 +539,9 @@ struct config_yaml_node *config_yaml_tree_build(struct config_yaml_load *l, cons
 
 void config_yaml_store(void *base, const struct config_yaml_key *k, uint32_t v)
 {
-    if (k->type == CONFIG_YAML_KT_INT)
+    if (k->type == CONFIG_YAML_KT_BOOL)
+        *(bool *)(void *)((char *)base + k->off) = v != 0;
+    else if (k->type == CONFIG_YAML_KT_INT)
         *(int *)(void *)((char *)base + k->off) = (int)v;
     else
         *(uint32_t *)(void *)((char *)base + k->off) = v;

@@ -155,6 +155,7 @@ enum config_yaml_key_type {
     CONFIG_YAML_KT_ACCESS_LOG, /* off | text | json */
     CONFIG_YAML_KT_LOG_FORMAT, /* text | json */
     CONFIG_YAML_KT_PATH,       /* a file path string into a char * field */
+    CONFIG_YAML_KT_BOOL,       /* true | false into a bool field; def 0 or 1 */
 };
 
 #define CONFIG_YAML_NO_FIELD ((size_t)-1)
@@ -167,7 +168,8 @@ struct config_yaml_key {
     uint32_t min, max, def;
 };
 
-/* Writes v into the row's field of `base` (an int for KT_INT, else a uint32_t). */
+/* Writes v into the row's field of `base` (an int for KT_INT, a bool for KT_BOOL, else a
+ * uint32_t). */
 void config_yaml_store(void *base, const struct config_yaml_key *k, uint32_t v);
 
 /* ---------------------------------------------------------------------------------------------

@@ -332,8 +332,45 @@ class ReloadListenersTest(ReloadCase):
         self.write(g, [a], listen=f"127.0.0.1:{a.port}")  # taken by the toy
         status, out = self.reload_api(g)
         self.assertEqual(status, 422, out)
-        self.assertTrue(any("cannot listen on" in e for e in out["errors"]), out)
+        # at the listen key (line 1 of golb_config's text), as every configuration error
+        want = f"{g.config_path}:1:1: cannot listen on 127.0.0.1:{a.port}: address in use"
+        self.assertTrue(any(e.startswith(want) for e in out["errors"]), out)
         self.assertEqual(self.get(g, "/x").status, 200, "the old listener still serves")
+
+    def test_a_reload_onto_another_golbs_address_fails_unless_reuse_port(self):
+        """SO_REUSEPORT would let the reload join another golb's listener (and take part of its
+        traffic): the new address is probed first, as at start, for the plain and the HTTPS
+        listener, each error at its own key; reusePort: true lets the reload share it."""
+        import tlstest
+        cert, key = tlstest.pki().leaf("reload-busy", ["golb.test", "IP:127.0.0.1"])
+        a = self.toy(1)
+        other = self.golb(golb_config([a], reusePort="true") +
+                          tlstest.tls_config_block([(cert, key)]))
+        other_tls = tlstest.https_port(other)
+        g = self.start([a])
+        text = (golb_config([a], listen=f"127.0.0.1:{other.port}") +
+                tlstest.tls_config_block([(cert, key)], listen=f"127.0.0.1:{other_tls}"))
+        with open(g.config_path, "w") as f:
+            f.write(text)
+        start = g.log_offset()
+        g.send_signal(signal.SIGHUP)
+        g.wait_log(r"reload by SIGHUP failed: keeping generation 1", timeout=10, start=start)
+        log = g.log_text()[start:]
+        self.assertIn(f"{g.config_path}:1:1: cannot listen on 127.0.0.1:{other.port}: address in "
+                      f"use (another process listens on it; reusePort: true shares it", log)
+        self.assertEqual(self.get(g, "/x").status, 200, "the old listener still serves")
+        with open(g.config_path, "w") as f:  # the plain one moves elsewhere: the HTTPS one fails
+            f.write(text.replace(f"listen: 127.0.0.1:{other.port}", "listen: 127.0.0.1:0"))
+        start = g.log_offset()
+        g.send_signal(signal.SIGHUP)
+        g.wait_log(r"reload by SIGHUP failed: keeping generation 1", timeout=10, start=start)
+        n = text.splitlines().index(f"  listen: 127.0.0.1:{other_tls}") + 1
+        self.assertIn(f"{g.config_path}:{n}:3: cannot listen on 127.0.0.1:{other_tls}: address in "
+                      f"use", g.log_text()[start:])
+        with open(g.config_path, "w") as f:
+            f.write(text.replace("backends:", "reusePort: true\nbackends:"))
+        changes = self.sighup(g)
+        self.assertIn(f"listener changed: listen 127.0.0.1:0 -> 127.0.0.1:{other.port}", changes)
 
 
 def can_connect_v4(port):

@@ -195,7 +195,27 @@ Test(config, every_key)
     cr_assert_eq(c->retries, 0);
     cr_assert_eq(c->max_fails, 0);
     cr_assert_eq(c->upstream_max_idle, 100000);
+    cr_assert_not(c->reuse_port, "reusePort is off by default");
+    cr_assert_eq(c->listen_line, 1, "port's key is where a bind failure is reported");
+    cr_assert_eq(c->listen_col, 1);
     config_free(c);
+}
+
+Test(config, reuse_port_and_the_listen_keys_position)
+{
+    struct config *c = load_ok("backends: [http://127.0.0.1:8081]\n"
+                               "reusePort: true\n"
+                               "  \n"
+                               "listen: 127.0.0.1:8080\n");
+    cr_expect(c->reuse_port);
+    cr_expect_eq(c->listen_line, 4);
+    cr_expect_eq(c->listen_col, 1);
+    config_free(c);
+    c = load_ok("backends: [http://127.0.0.1:8081]\nreusePort: false\n");
+    cr_expect_not(c->reuse_port);
+    cr_expect_eq(c->listen_line, 0, "the default port has no key");
+    config_free(c);
+    expect_fail("reusePort: yes\n" B, "t.yaml:1:12: reusePort must be true or false, got \"yes\"\n");
 }
 
 Test(config, integer_bounds_are_inclusive)
