@@ -3,6 +3,7 @@
 # MODE=release (default) builds into build/release and links bin/golb, bin/toy-backend.
 # MODE=asan builds everything with AddressSanitizer + UndefinedBehaviorSanitizer into build/asan.
 # OUT is where the binaries land; BINDIR, MANDIR, ... are where `make install` puts them.
+# The build prints one short line per step (`  CC      src/base/buf.c`); V=1 prints the commands.
 
 MODE      ?= release
 CC        ?= gcc
@@ -28,6 +29,16 @@ endif
 
 CFLAGS  ?=
 LDFLAGS ?=
+
+# Quiet build, the kernel's way: $(call say,CC,FILE) prints "  CC      FILE" and $(Q) hides the
+# command; V=1 shows every command instead, `make -s` neither.
+ifeq ($(V),1)
+  Q   :=
+  say :=
+else
+  Q   := @
+  say = $(if $(findstring s,$(firstword -$(MAKEFLAGS))),,@printf '  %-7s %s\n' '$(1)' '$(2)';)
+endif
 ALL_CFLAGS  := $(BASEFLAGS) $(MODEFLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(MODEFLAGS) -pthread $(LDFLAGS)
 
@@ -66,30 +77,36 @@ deps-bench:
 
 $(B)/obj/%.o: src/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 # The status page is built into admin.o (.incbin of src/admin/status_page.html, see admin.c).
 $(B)/obj/admin/admin.o: src/admin/status_page.html
 
 $(LIB): $(OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $^
 
 $(B)/obj/cmd/%.o: cmd/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(OUT)/golb: $(B)/obj/cmd/golb/main.o $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
+	$(call say,LD,$@)
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
 
 $(OUT)/toy-backend: $(B)/obj/cmd/toy-backend/main.o $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
+	$(call say,LD,$@)
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
 
 $(B)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $< $(LIB) $(ALL_LDFLAGS) $(PKG_LIBS) -lcriterion -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(ALL_CFLAGS) $< $(LIB) $(ALL_LDFLAGS) $(PKG_LIBS) -lcriterion -o $@
 
 # Unit tests: every tests/unit/<layer>/test_*.c is one Criterion binary.
 unit: $(UNIT_BINS)
@@ -124,7 +141,8 @@ FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -pthread -Isrc -g -O1 $(PKG_CFLAGS) \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 build/fuzz/%: tests/fuzz/%.c $(SRCS) $(HDRS) $(wildcard tests/fuzz/*.h) src/admin/status_page.html
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $< $(SRCS) $(PKG_LIBS) -o $@
+	$(call say,FUZZ,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) $< $(SRCS) $(PKG_LIBS) -o $@
 
 fuzz-build: $(FUZZ_BINS)
 

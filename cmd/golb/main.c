@@ -30,7 +30,8 @@ static void usage(FILE *out)
             "    \tcheck the config file and exit (0 when valid)\n"
             "  -diff string\n"
             "    \twith -t: also print what a reload from this (running) config file to the\n"
-            "    \tchecked one would change\n"
+            "    \tchecked one would change (a copy kept elsewhere without the files it\n"
+            "    \tnames is read as if it were the checked file)\n"
             "  -version\n"
             "    \tprint the version and exit\n"
             "  -h, -help\n"
@@ -180,15 +181,29 @@ static void print_config_messages(const char *text, bool as_log)
     }
 }
 
-/* -t -diff OLD: what a reload from OLD to the checked file would change. */
+/* -t -diff OLD: what a reload from OLD to the checked file would change. OLD is loaded as any
+ * file is, relative paths against its own directory. When that fails and OLD is a copy kept
+ * without the files beside it (the usual backup of the running file), it is read as the file the
+ * running golb loaded from the checked file's path: relative paths against the checked file's
+ * directory. Its errors are the first way's. (config_diff compares paths as written.) */
 static int print_diff(const char *old_path, const struct config *cfg)
 {
     struct config *old = NULL;
-    if (config_load(old_path, stderr, &old) != 0) {
-        fprintf(stderr, "golb: cannot compare with %s: it is not a valid configuration\n",
-                old_path);
+    char *errs = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&errs, &len);
+    if (config_load(old_path, f, &old) != 0 &&
+        config_load_copy(old_path, cfg->path, NULL, &old) != 0) {
+        if (f)
+            fclose(f);
+        fprintf(stderr, "%sgolb: cannot compare with %s: it is not a valid configuration\n",
+                errs ? errs : "", old_path);
+        free(errs);
         return 1;
     }
+    if (f)
+        fclose(f);
+    free(errs); /* OLD's warnings: about the running file, not the one checked */
     int n = config_diff(old, cfg, stdout);
     if (n == 0)
         printf("no changes\n");

@@ -30,6 +30,23 @@ fail:;
     return -err;
 }
 
+int sock_probe_free(const struct sockaddr *addr, socklen_t addrlen, bool share)
+{
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return -errno;
+    int one = 1, rc = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+        (share && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1))
+        rc = -errno;
+    if (rc == 0 && addr->sa_family == AF_INET6) /* as sock_listen: v4 listeners do not clash */
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (rc == 0 && bind(fd, addr, addrlen) == -1)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
 int sock_defer_accept(int fd, int seconds)
 {
     if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof(seconds)) == -1)

@@ -9,6 +9,13 @@
 /* Opens a non-blocking listening socket on addr with SO_REUSEADDR and SO_REUSEPORT (so every worker
  * binds its own on the same port). Returns the fd or -errno. */
 int sock_listen(const struct sockaddr *addr, socklen_t addrlen, int backlog);
+/* Whether addr is free to listen on, asked before sock_listen, which SO_REUSEPORT lets join the
+ * listeners of any process of this user: binds (and closes) a socket with SO_REUSEADDR, and with
+ * SO_REUSEPORT only when `share`. Unshared, a live listener on the address (or on the wildcard
+ * address of its port) makes that fail: -EADDRINUSE; a connection left in TIME_WAIT does not.
+ * Shared, it fails only where sock_listen would (a listener without SO_REUSEPORT, another user's).
+ * Never listens, so it joins nothing. 0 or -errno. */
+int sock_probe_free(const struct sockaddr *addr, socklen_t addrlen, bool share);
 /* Asks the kernel to hand over accepted connections only once their first bytes arrived (or,
  * for a silent client, after about `seconds`), so the first read after accept finds data.
  * Best effort: returns 0 or -errno, and the listener works either way. */

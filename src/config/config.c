@@ -27,6 +27,7 @@
  *   listen   := "ADDR:PORT" | "[IPV6]:PORT" | ":PORT", PORT 0..65535 (0 = ephemeral); wins
  *               over port (which then draws a warning)
  *   workers  := INT 1..1024                   (default: online CPUs)
+ *   reusePort := BOOL                         (default false: a listener's address must be free)
  *   *Timeout, healthCheckPeriod := SECONDS
  *   maxHeaderSize 1024..1048576, maxRequestLine 256..maxHeaderSize (default min(8192,
  *   maxHeaderSize)), maxConnections 1..1000000, retries 0..100, maxFails 0..1000,
@@ -37,17 +38,20 @@
  *   accessLog := off | text | json;  logFormat := text | json;  accessLogPath := "/PATH"
  *   upgradeProtocols := sequence of PROTOCOL (TOKEN ["/" TOKEN]), default [websocket]; [] = off
  *   backends := non-empty sequence of (URL | mapping {url: URL (required), healthPath: "/...",
- *               weight: INT 0..1000 (default 1)})
+ *               weight: INT 0..1000 (default 1), and for https: serverName, caFile, tlsVerify,
+ *               clientCertFile, clientKeyFile (config_tls.c)})
+ *   tls      := mapping (config_tls.c)
  *   balance  := roundRobin | leastConnections | random | leastLatency | hash
  *   hashKey  := clientAddress | uri | "header:TOKEN" | "cookie:TOKEN" | "query:NAME"
  *   hashLoadFactor := 0 | decimal > 1 and ≤ 100, kept in thousandths (exactly, as SECONDS are)
- *   slowStart 0..3600 (s), panicThreshold 0..100 (%), healthyThreshold, unhealthyThreshold 1..100
- *               := INT
- *   stickySession := mapping {cookie: TOKEN (required), maxAge: INT 0..315360000, secure: BOOL,
+ *   slowStart := SECONDS or 0 (off), at most 3600
+ *   panicThreshold 0..100 (%), healthyThreshold, unhealthyThreshold 1..100 := INT
+ *   stickySession := mapping {cookie: TOKEN (required), maxAge: SECONDS or 0, at most 315360000
+ *               (rounded up to whole seconds), secure: BOOL,
  *               httpOnly: BOOL (default true), sameSite: Strict | Lax | None}; BOOL := true | false
- *   URL      := "http://" HOST [":" PORT] [PATH] ["?" QUERY]; no userinfo, fragment, spaces or
- *               control characters; at most URL_MAX bytes. HOST := name | IPv4 | "[" IPv6 "]",
- *               PORT 1..65535 (default 80). Health path: healthPath, else PATH[?QUERY], else "/".
+ *   URL      := ("http" | "https") "://" HOST [":" PORT] [PATH] ["?" QUERY]; no userinfo,
+ *               fragment, spaces or control characters; at most URL_MAX bytes. HOST := name |
+ *               IPv4 | "[" IPv6 "]", PORT 1..65535 (default 80, 443). Health path: healthPath, else PATH[?QUERY], else "/".
  *               HOST is resolved at load time (numeric first, then by name; first address).
  *
  * Messages (KEY a key name, V the offending value quoted and escaped, or "null", "a sequence", "a
@@ -56,7 +60,10 @@
  *   file is larger than 1 MiB               (at 1:1, config_load only)
  *   out of memory                           (at 1:1)
  *   too many problems: N more not shown     (after DIAG_MAX, at the first one not shown)
- *   invalid YAML: <libyaml problem>[ (<libyaml context> at line N column C)]
+ *   invalid YAML: <libyaml problem>[ (<libyaml context> at line N column C)][; HINT]
+ *       HINT: YAML forbids tabs for indentation: indent with spaces  (a tab in the indentation)
+ *           | quote IPv6 addresses: KEY: "[ADDR]:PORT"  (an unquoted "[...]" IPv6 address; the
+ *             line's own key and value, or `, e.g. listen: "[::1]:8080"` when it has no KEY:)
  *   only one YAML document is allowed
  *   nesting deeper than 64 levels
  *   anchors are not supported (&NAME)
@@ -75,6 +82,7 @@
  *   KEY must be greater than 0, got V
  *   KEY must be at most 86400 seconds (1 day), got V
  *   KEY must be at least 0.001 seconds (1 ms), got V
+ *   KEY must be between 0 and MAX seconds, got V   (slowStart, stickySession maxAge: 0 is off)
  *   maxRequestLine (N) must not exceed maxHeaderSize (M)
  *   listen must be "ADDR:PORT", "[IPv6]:PORT" or ":PORT", got V
  *   listen port must be between 0 and 65535, got V
@@ -87,9 +95,9 @@
  *   url must be a string, got V
  *   healthPath must be a path starting with "/", got V
  *   healthPath must not contain spaces or control characters
- *   https backends are not supported yet (TLS comes later)
  *   invalid backend URL "U": REASON     REASON is one of:
- *       it must start with "http://" | unsupported scheme "S" (only http is supported) |
+ *       it must start with "http://" or "https://" |
+ *       unsupported scheme "S" (only http and https are supported) |
  *       spaces and control characters are not allowed | longer than 2048 bytes |
  *       user information ("user@") is not allowed | fragments ("#...") are not allowed |
  *       empty host | invalid host "H" | missing "]" after the IPv6 address |
@@ -180,6 +188,7 @@ static const struct config_yaml_key keys[] = {
     {"port", CONFIG_YAML_KT_PORT, CONFIG_YAML_NO_FIELD, 1, 65535, 8080},
     {"listen", CONFIG_YAML_KT_LISTEN, CONFIG_YAML_NO_FIELD, 0, 65535, 0},
     {"workers", CONFIG_YAML_KT_INT, offsetof(struct config, workers), 1, 1024, 0 /* online CPUs */},
+    {"reusePort", CONFIG_YAML_KT_BOOL, offsetof(struct config, reuse_port), 0, 1, 0},
     DURATION("healthCheckTimeout", health_check_timeout_ms, 3),
     DURATION("healthCheckPeriod", health_check_period_ms, 5),
     DURATION("connectTimeout", connect_timeout_ms, 3),
@@ -202,7 +211,8 @@ static const struct config_yaml_key keys[] = {
     {"hashKey", CONFIG_YAML_KT_HASHKEY, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"hashLoadFactor", CONFIG_YAML_KT_FACTOR, offsetof(struct config, hash_load_factor), 0, 100000,
      0},
-    COUNT("slowStart", slow_start_s, 0, 3600, 0),
+    {"slowStart", CONFIG_YAML_KT_DURATION, offsetof(struct config, slow_start_ms), 0, 3600000,
+     0 /* off */},
     COUNT("panicThreshold", panic_threshold, 0, 100, 0),
     COUNT("healthyThreshold", healthy_threshold, 1, 100, 1),
     COUNT("unhealthyThreshold", unhealthy_threshold, 1, 100, 1),
@@ -347,6 +357,12 @@ static void set_key(struct top *top, struct config *cfg, const struct config_yam
     case CONFIG_YAML_KT_UPGRADE:
         config_http_upgrade_protocols(l, cfg, v);
         break;
+    case CONFIG_YAML_KT_BOOL: {
+        bool b;
+        if (config_yaml_get_bool(l, k->name, v, &b) == 0)
+            config_yaml_store(cfg, k, b);
+        break;
+    }
     }
 }
 
@@ -360,6 +376,10 @@ static void cross_check(struct top *top, struct config *cfg, const struct config
     if (listen_k && port_k)
         config_yaml_warning(l, port_k, "port is ignored because listen is set (line %d)",
                             listen_k->line);
+    if (listen_k || port_k) { /* where a listener that cannot be bound is reported */
+        cfg->listen_line = (listen_k ? listen_k : port_k)->line;
+        cfg->listen_col = (listen_k ? listen_k : port_k)->col;
+    }
     if (!listen_k)
         set_listen_any(l, cfg, (uint16_t)(top->port > 0 ? (uint32_t)top->port : keys[port_i].def));
 
@@ -439,10 +459,11 @@ static void walk(struct config_yaml_load *l, struct config *cfg,
  * API
  */
 
-int config_load_buffer(const char *name, const char *data, size_t len, FILE *errs,
-                       struct config **out)
+/* config_load_buffer, with relative paths resolved against `base`'s directory (NULL: name's). */
+static int load_buffer(const char *name, const char *base, const char *data, size_t len,
+                       FILE *errs, struct config **out)
 {
-    struct config_yaml_load l = {.name = name ? name : "<config>"};
+    struct config_yaml_load l = {.name = name ? name : "<config>", .base = base};
     bool fatal = false;
     struct config *cfg = NULL;
 
@@ -467,7 +488,14 @@ int config_load_buffer(const char *name, const char *data, size_t len, FILE *err
     return 0;
 }
 
-int config_load(const char *path, FILE *errs, struct config **out)
+int config_load_buffer(const char *name, const char *data, size_t len, FILE *errs,
+                       struct config **out)
+{
+    return load_buffer(name, NULL, data, len, errs, out);
+}
+
+/* Reads the file `path` and loads it, relative paths against base's directory (NULL: path's). */
+static int load_file(const char *path, const char *base, FILE *errs, struct config **out)
 {
     size_t len = 0, cap = 64 * 1024;
     char *buf = NULL;
@@ -518,9 +546,19 @@ int config_load(const char *path, FILE *errs, struct config **out)
         free(buf);
         return -1;
     }
-    int rc = config_load_buffer(path, buf, len, errs, out);
+    int rc = load_buffer(path, base, buf, len, errs, out);
     free(buf);
     return rc;
+}
+
+int config_load(const char *path, FILE *errs, struct config **out)
+{
+    return load_file(path, NULL, errs, out);
+}
+
+int config_load_copy(const char *path, const char *original, FILE *errs, struct config **out)
+{
+    return load_file(path, original, errs, out);
 }
 
 void config_free(struct config *cfg)

@@ -57,6 +57,7 @@ struct config_tls {
     struct sockaddr_storage listen_addr;
     socklen_t listen_addrlen;
     char *listen_name;
+    int listen_line, listen_col; /* the tls.listen key */
     int ncerts;
     struct config_tls_cert *certs;
     int min_version;               /* minVersion: 12 (default) or 13 */
@@ -83,7 +84,7 @@ enum config_hash_key {
 /* stickySession: golb sets a cookie naming the backend opaquely. */
 struct config_sticky {
     char *cookie;     /* cookie name; NULL when sticky sessions are off */
-    uint32_t max_age; /* maxAge seconds; 0: a session cookie (no Max-Age) */
+    uint32_t max_age; /* maxAge in whole seconds (a fraction rounds up); 0: a session cookie */
     bool secure;      /* secure, default false */
     bool http_only;   /* httpOnly, default true */
     char *same_site;  /* sameSite: "Strict", "Lax", "None" or NULL (not sent) */
@@ -97,6 +98,9 @@ struct config {
     struct sockaddr_storage listen_addr;
     socklen_t listen_addrlen;
     char *listen_name; /* as configured, e.g. "0.0.0.0:8080", "127.0.0.1:0", "[::1]:8080" */
+    int listen_line, listen_col; /* the listen (or port) key, for "cannot listen"; 0: default */
+    bool reuse_port; /* reusePort: listen even where another process already does (SO_REUSEPORT
+                        shares the address); default false: such an address is "in use" */
 
     int workers; /* worker threads; default: online CPUs */
 
@@ -126,7 +130,7 @@ struct config {
     enum config_hash_key hash_key;   /* hashKey */
     char *hash_key_name;             /* NAME of "header:NAME", "cookie:NAME", "query:NAME" */
     uint32_t hash_load_factor;       /* hashLoadFactor in thousandths (1.25 → 1250); 0: off */
-    uint32_t slow_start_s;           /* slowStart: seconds, 0..3600, default 0 (off) */
+    uint32_t slow_start_ms;          /* slowStart: 0..3600 s in ms, default 0 (off) */
     uint32_t panic_threshold;        /* panicThreshold: percent 0..100, default 0 (off) */
     uint32_t healthy_threshold;      /* healthyThreshold: 1..100, default 1 */
     uint32_t unhealthy_threshold;    /* unhealthyThreshold: 1..100, default 1 */
@@ -157,6 +161,11 @@ struct config {
  * returns -1 after writing every error (and warning) to `errs`, one per line. Warnings are written
  * on success too. */
 int config_load(const char *path, FILE *errs, struct config **out);
+
+/* Loads `path`, a copy of the file `original` kept elsewhere (golb -t -diff OLD): its relative
+ * paths (certificates, keys, CA files) are resolved against original's directory, as they were
+ * when golb loaded original, not against the copy's. Messages name `path`. */
+int config_load_copy(const char *path, const char *original, FILE *errs, struct config **out);
 
 /* The same from memory: `name` is used in messages in place of the file name (fuzzing, tests). */
 int config_load_buffer(const char *name, const char *data, size_t len, FILE *errs,

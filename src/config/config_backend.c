@@ -125,10 +125,10 @@ static int parse_url(struct config_yaml_load *l, const struct config_yaml_node *
         b->health_path = strdup(health);
     else if (aend == end)
         b->health_path = strdup("/");
-    else if (*aend == '?')
-        (void)!asprintf(&b->health_path, "/%s", aend);
-    else
+    else if (*aend != '?')
         b->health_path = strdup(aend);
+    else if (asprintf(&b->health_path, "/%s", aend) == -1)
+        b->health_path = NULL; /* undefined after a failure: out of memory, reported below */
     if (!b->host || !b->url || !b->health_path ||
         asprintf(&b->name, "%s%s%s:%u", v6 ? "[" : "", b->host, v6 ? "]" : "", b->port) == -1) {
         b->name = NULL;

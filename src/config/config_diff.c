@@ -19,6 +19,23 @@ static const char *or_none(const char *s)
     return s ? s : "(none)";
 }
 
+/* A file path as the configuration wrote it, when it wrote it relative: the loaded path without
+ * the directory of the file that named it ("certs/a.pem" for "/etc/golb/certs/a.pem" named in
+ * /etc/golb/golb.yml). */
+static const char *as_written(const struct config *c, const char *path)
+{
+    const char *slash = c->path ? strrchr(c->path, '/') : NULL;
+    size_t n = slash ? (size_t)(slash - c->path) + 1 : 0;
+    return n && strncmp(path, c->path, n) == 0 ? path + n : path;
+}
+
+/* The same file for a reload: the same path, or the same path relative to each file's directory
+ * (golb -t -diff against a copy of the running file kept elsewhere with the files it names). */
+static bool path_eq(const struct config *o, const char *a, const struct config *n, const char *b)
+{
+    return str_eq(a, b) || (a && b && strcmp(as_written(o, a), as_written(n, b)) == 0);
+}
+
 /* A duration in ms as the YAML writes it: seconds, fractional when needed ("0.5s"). */
 static void fmt_ms(char *out, size_t cap, uint32_t ms)
 {
@@ -53,6 +70,11 @@ static bool addr_eq(const struct sockaddr_storage *a, socklen_t alen,
     return alen == blen && memcmp(a, b, alen) == 0;
 }
 
+/* What a reload cannot apply (workers, admin.listen): the reload keeps the running value and warns
+ * (server.c, keep_restart_settings), so its own diff never has these lines; -diff says so on the
+ * line. */
+#define NEEDS_RESTART " (needs a restart)"
+
 /* The scalar top-level settings (durations and counts) of the key table. */
 static int diff_scalars(const struct config *o, const struct config *n, FILE *out)
 {
@@ -62,6 +84,7 @@ static int diff_scalars(const struct config *o, const struct config *n, FILE *ou
     for (size_t i = 0; i < nkeys; i++) {
         const struct config_yaml_key *k = &keys[i];
         const char *po = (const char *)o + k->off, *pn = (const char *)n + k->off;
+        const char *note = "";
         char a[32], b[32];
         switch (k->type) {
         case CONFIG_YAML_KT_DURATION: {
@@ -98,12 +121,24 @@ static int diff_scalars(const struct config *o, const struct config *n, FILE *ou
                 continue;
             snprintf(a, sizeof(a), "%d", x);
             snprintf(b, sizeof(b), "%d", y);
+            if (strcmp(k->name, "workers") == 0)
+                note = NEEDS_RESTART;
+            break;
+        }
+        case CONFIG_YAML_KT_BOOL: {
+            bool x, y;
+            memcpy(&x, po, sizeof(x));
+            memcpy(&y, pn, sizeof(y));
+            if (x == y)
+                continue;
+            snprintf(a, sizeof(a), "%s", x ? "true" : "false");
+            snprintf(b, sizeof(b), "%s", y ? "true" : "false");
             break;
         }
         default:
             continue;
         }
-        fprintf(out, "setting changed: %s %s -> %s\n", k->name, a, b);
+        fprintf(out, "setting changed: %s %s -> %s%s\n", k->name, a, b, note);
         lines++;
     }
     return lines;
@@ -112,6 +147,13 @@ static int diff_scalars(const struct config *o, const struct config *n, FILE *ou
 #define SETTING_STR(name, x, y)                                                                    \
     do {                                                                                           \
         if (!str_eq((x), (y))) {                                                                   \
+            fprintf(out, "setting changed: %s %s -> %s\n", name, or_none(x), or_none(y));          \
+            lines++;                                                                               \
+        }                                                                                          \
+    } while (0)
+#define SETTING_PATH(name, x, y)                                                                   \
+    do {                                                                                           \
+        if (!path_eq(o, (x), n, (y))) {                                                            \
             fprintf(out, "setting changed: %s %s -> %s\n", name, or_none(x), or_none(y));          \
             lines++;                                                                               \
         }                                                                                          \
@@ -131,7 +173,11 @@ static int diff_others(const struct config *o, const struct config *n, FILE *out
         fprintf(out, "setting changed: stickySession\n");
         lines++;
     }
-    SETTING_STR("admin.listen", o->admin_listen, n->admin_listen);
+    if (!str_eq(o->admin_listen, n->admin_listen)) {
+        fprintf(out, "setting changed: admin.listen %s -> %s" NEEDS_RESTART "\n",
+                o->admin_listen ? o->admin_listen : "off", n->admin_listen ? n->admin_listen : "off");
+        lines++;
+    }
     if (!str_eq(o->admin_token, n->admin_token)) {
         fprintf(out, "setting changed: admin.token\n"); /* never the secret itself */
         lines++;
@@ -167,10 +213,10 @@ static int diff_others(const struct config *o, const struct config *n, FILE *out
             lines++;
         } else {
             for (int i = 0; i < a->ncerts; i++) {
-                SETTING_STR("tls.certificates.certFile", a->certs[i].cert_file,
-                            b->certs[i].cert_file);
-                SETTING_STR("tls.certificates.keyFile", a->certs[i].key_file,
-                            b->certs[i].key_file);
+                SETTING_PATH("tls.certificates.certFile", a->certs[i].cert_file,
+                             b->certs[i].cert_file);
+                SETTING_PATH("tls.certificates.keyFile", a->certs[i].key_file,
+                             b->certs[i].key_file);
             }
         }
         if (a->min_version != b->min_version) {
@@ -179,7 +225,7 @@ static int diff_others(const struct config *o, const struct config *n, FILE *out
             lines++;
         }
         SETTING_STR("tls.ciphers", a->ciphers, b->ciphers);
-        SETTING_STR("tls.clientCaFile", a->client_ca_file, b->client_ca_file);
+        SETTING_PATH("tls.clientCaFile", a->client_ca_file, b->client_ca_file);
         SETTING_STR("tls.clientSubjectHeader", a->client_subject_header,
                     b->client_subject_header);
         char x[32], y[32];
@@ -241,9 +287,10 @@ static int diff_listeners(const struct config *o, const struct config *n, FILE *
     return lines;
 }
 
-/* What changed in one backend present in both, written after "backend changed: KEY: ". */
-static bool diff_backend(const struct config_backend *a, const struct config_backend *b,
-                         FILE *out)
+/* What changed in one backend present in both (a of o, b of n), written after "backend changed:
+ * KEY: ". */
+static bool diff_backend(const struct config *o, const struct config_backend *a,
+                         const struct config *n, const struct config_backend *b, FILE *out)
 {
     const char *sep = "";
     bool any = false;
@@ -262,12 +309,12 @@ static bool diff_backend(const struct config_backend *a, const struct config_bac
     FIELD(!addr_eq(&a->addr, a->addrlen, &b->addr, b->addrlen), "address re-resolved");
     FIELD(!str_eq(a->server_name, b->server_name), "serverName %s -> %s", or_none(a->server_name),
           or_none(b->server_name));
-    FIELD(!str_eq(a->ca_file, b->ca_file), "caFile %s -> %s", or_none(a->ca_file),
+    FIELD(!path_eq(o, a->ca_file, n, b->ca_file), "caFile %s -> %s", or_none(a->ca_file),
           or_none(b->ca_file));
     FIELD(a->tls_verify != b->tls_verify, "tlsVerify %s -> %s", a->tls_verify ? "true" : "false",
           b->tls_verify ? "true" : "false");
-    FIELD(!str_eq(a->client_cert_file, b->client_cert_file) ||
-              !str_eq(a->client_key_file, b->client_key_file),
+    FIELD(!path_eq(o, a->client_cert_file, n, b->client_cert_file) ||
+              !path_eq(o, a->client_key_file, n, b->client_key_file),
           "client certificate");
 #undef FIELD
     return any;
@@ -301,7 +348,7 @@ static int diff_backends(const struct config *o, const struct config *n, FILE *o
         FILE *f = fmemopen(buf, sizeof(buf), "w");
         if (!f)
             continue;
-        bool changed = diff_backend(&o->backends[j], &n->backends[i], f);
+        bool changed = diff_backend(o, &o->backends[j], n, &n->backends[i], f);
         fclose(f);
         buf[sizeof(buf) - 1] = '\0';
         if (changed) {

@@ -10,6 +10,8 @@
 #include "config/config_yaml.h"
 #include "base/util.h"
 
+#define MAX_AGE_S 315360000u /* stickySession maxAge: at most ten years */
+
 static const char *const strategies[] = {"roundRobin", "leastConnections", "random", "leastLatency",
                                          "hash"};
 
@@ -102,8 +104,6 @@ void config_lb_sticky(struct config_yaml_load *l, struct config *cfg,
                       const struct config_yaml_node *v)
 {
     static const char *const names[] = {"cookie", "maxAge", "secure", "httpOnly", "sameSite"};
-    static const struct config_yaml_key max_age = {
-        "maxAge", CONFIG_YAML_KT_UINT, CONFIG_YAML_NO_FIELD, 0, 315360000, 0};
     const struct config_yaml_node *seen[ARRAY_LEN(names)] = {0}, *cookie = NULL;
     struct config_sticky *s = &cfg->sticky;
     struct config_yaml_qbuf q;
@@ -134,7 +134,9 @@ void config_lb_sticky(struct config_yaml_load *l, struct config *cfg,
             else if (!(s->cookie = strdup(x->str)))
                 config_yaml_oom(l);
         } else if (j == 1) {
-            (void)config_yaml_get_int(l, &max_age, x, &s->max_age);
+            uint64_t ms; /* Max-Age is whole seconds: a fraction rounds up (0.5 → 1) */
+            if (config_yaml_get_seconds(l, "maxAge", x, 0, MAX_AGE_S * 1000ull, &ms) == 0)
+                s->max_age = (uint32_t)((ms + 999) / 1000);
         } else if (j == 2) {
             (void)config_yaml_get_bool(l, "secure", x, &s->secure);
         } else if (j == 3) {

@@ -223,11 +223,14 @@ void config_tls_section(struct config_yaml_load *l, struct config *cfg,
     const struct config_yaml_node *n;
     const char *s;
     bool settings_ok = true;
-    if ((n = val[0]) != NULL)
+    if ((n = val[0]) != NULL) {
+        t->listen_line = slot[0]->line;
+        t->listen_col = slot[0]->col;
         (void)config_yaml_listen_addr(l, "tls.listen", n, &t->listen_addr, &t->listen_addrlen,
                                       &t->listen_name);
-    else
+    } else {
         config_yaml_error(l, v, "tls is missing \"listen\" (the HTTPS listener's address)");
+    }
     if ((n = val[2]) != NULL) {
         if (config_yaml_is_string(n) && (!strcmp(n->str, "1.2") || !strcmp(n->str, "1.3"))) {
             t->min_version = n->str[2] == '3' ? 13 : 12;

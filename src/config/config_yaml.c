@@ -190,11 +190,9 @@ const char *config_yaml_file_name(const struct config_yaml_load *l)
 
 char *config_yaml_resolve_path(const struct config_yaml_load *l, const char *path)
 {
-    if (path[0] == '/')
-        return strdup(path);
-    const char *file = config_yaml_file_name(l), *slash = strrchr(file, '/');
+    const char *file = l->base ? l->base : l->name, *slash = strrchr(file, '/');
     char *out;
-    if (!slash)
+    if (path[0] == '/' || !slash)
         return strdup(path);
     if (asprintf(&out, "%.*s/%s", (int)(slash - file), file, path) == -1)
         return NULL;
@@ -323,6 +321,78 @@ static void check_props(struct config_yaml_load *l, const yaml_event_t *ev,
     }
 }
 
+/* Line `line` (0-based) of data as [*start, return); NULL when there is no such line or the data is
+ * UTF-16 (lines are then not split on the byte '\n'). */
+static const char *find_line(const char *data, size_t len, size_t line, const char **start)
+{
+    if (len >= 2 && ((unsigned char)data[0] == 0xFF || (unsigned char)data[0] == 0xFE))
+        return NULL;
+    const char *p = data, *end = data + len;
+    for (; line > 0; line--) {
+        p = memchr(p, '\n', (size_t)(end - p));
+        if (!p)
+            return NULL;
+        p++;
+    }
+    const char *e = memchr(p, '\n', (size_t)(end - p));
+    *start = p;
+    return e ? e : end;
+}
+
+/* A bracketed IPv6 address ("[::1]", "[2001:db8::5]") written unquoted in the line [s, e): YAML
+ * reads its "[" as the start of a list. Returns where the "[" is, or NULL. */
+static const char *unquoted_ipv6(const char *s, const char *e)
+{
+    for (const char *b = s; (b = memchr(b, '[', (size_t)(e - b))); b++) {
+        const char *c = b + 1;
+        int colons = 0;
+        while (c < e && (strchr("0123456789abcdefABCDEF.%", *c) || *c == ':'))
+            colons += *c++ == ':';
+        if (c < e && *c == ']' && colons >= 2)
+            return b;
+    }
+    return NULL;
+}
+
+/* A hint after libyaml's words, for the two mistakes it words worst: a tab in indentation, and an
+ * IPv6 address written unquoted ("listen: [::1]:8080" starts a list). Written into buf (empty:
+ * no hint). */
+static void yaml_hint(const yaml_parser_t *p, const char *data, size_t len, char *buf, size_t cap)
+{
+    const char *s, *e;
+    buf[0] = '\0';
+    for (int i = 0; i < 2; i++) { /* the problem's line, then the context's */
+        const yaml_mark_t *m = i == 0 ? &p->problem_mark : &p->context_mark;
+        if ((i == 1 && !p->context) || !(e = find_line(data, len, m->line, &s)))
+            continue;
+        const char *t = s;
+        while (t < e && (*t == ' ' || *t == '\t' || *t == '-'))
+            t++;
+        if (memchr(s, '\t', (size_t)(t - s)) || (p->problem && strstr(p->problem, "tab"))) {
+            snprintf(buf, cap, "; YAML forbids tabs for indentation: indent with spaces");
+            return;
+        }
+        const char *b = unquoted_ipv6(s, e);
+        if (!b)
+            continue;
+        /* "KEY: [ADDR]:PORT" is shown quoted as it should be written; anything else gets the
+         * example. */
+        const char *ve = b, *colon = b - t >= 3 ? b - 2 : t, *ks = colon;
+        while (ve < e && *ve != ' ' && *ve != '\t' && *ve != '"' && *ve != '\\' && *ve != '#')
+            ve++;
+        while (ks > t && config_yaml_host_char(ks[-1]))
+            ks--;
+        if (b - t >= 3 && b[-1] == ' ' && *colon == ':' && ks == t && ks < colon &&
+            colon - ks <= 32 && ve - b <= 64) {
+            snprintf(buf, cap, "; quote IPv6 addresses: %.*s: \"%.*s\"", (int)(colon - ks), ks,
+                     (int)(ve - b), b);
+            return;
+        }
+        snprintf(buf, cap, "; quote IPv6 addresses, e.g. listen: \"[::1]:8080\"");
+        return;
+    }
+}
+
 /* Turns libyaml's error into one diagnostic. Reader errors carry a byte offset, not a mark. */
 static void yaml_problem(struct config_yaml_load *l, const yaml_parser_t *p, const char *data,
                          size_t len)
@@ -350,11 +420,14 @@ static void yaml_problem(struct config_yaml_load *l, const yaml_parser_t *p, con
         return;
     }
     int line = mark_num(p->problem_mark.line), col = mark_num(p->problem_mark.column);
+    char hint[160];
+    yaml_hint(p, data, len, hint, sizeof(hint));
     if (p->context)
-        config_yaml_error_lc(l, line, col, "invalid YAML: %s (%s at line %zu column %zu)", problem,
-                             p->context, p->context_mark.line + 1, p->context_mark.column + 1);
+        config_yaml_error_lc(l, line, col, "invalid YAML: %s (%s at line %zu column %zu)%s",
+                             problem, p->context, p->context_mark.line + 1,
+                             p->context_mark.column + 1, hint);
     else
-        config_yaml_error_lc(l, line, col, "invalid YAML: %s", problem);
+        config_yaml_error_lc(l, line, col, "invalid YAML: %s%s", problem, hint);
 }
 
 /* Parses the first document into a tree. *fatal is set when the tree cannot be trusted (syntax
@@ -466,7 +539,9 @@ struct config_yaml_node *config_yaml_tree_build(struct config_yaml_load *l, cons
 
 void config_yaml_store(void *base, const struct config_yaml_key *k, uint32_t v)
 {
-    if (k->type == CONFIG_YAML_KT_INT)
+    if (k->type == CONFIG_YAML_KT_BOOL)
+        *(bool *)(void *)((char *)base + k->off) = v != 0;
+    else if (k->type == CONFIG_YAML_KT_INT)
         *(int *)(void *)((char *)base + k->off) = (int)v;
     else
         *(uint32_t *)(void *)((char *)base + k->off) = v;
@@ -586,19 +661,21 @@ int config_yaml_parse_int(const struct config_yaml_node *n, int64_t *out)
 }
 
 /* Plain ["-"]DIGITS["."DIGITS] seconds → ms, exactly (decimal digits, no floating point): the
- * first three fraction digits are ms, the fourth rounds half up. */
-enum config_yaml_seconds config_yaml_parse_seconds(const struct config_yaml_node *n, uint32_t *ms)
+ * first three fraction digits are ms, the fourth rounds half up. 0 is OK when zero_ok; above max_ms
+ * (before rounding) is TOO_LONG. */
+static enum config_yaml_seconds parse_seconds(const struct config_yaml_node *n, bool zero_ok,
+                                              uint64_t max_ms, uint64_t *ms)
 {
     if (!config_yaml_is_scalar(n) || n->quoted || n->len == 0)
         return CONFIG_YAML_SEC_SYNTAX;
     const char *s = n->str, *end = n->str + n->len;
-    bool neg = *s == '-', nonzero = false, frac_nonzero = false;
+    bool neg = *s == '-', nonzero = false, rest_nonzero = false;
     uint64_t secs = 0, frac = 0;
     int ndigits = 0, nfrac = 0, round_digit = 0;
     if (neg)
         s++;
     for (; s < end && *s >= '0' && *s <= '9'; s++, ndigits++) {
-        if (secs <= CONFIG_YAML_DAY_MS)
+        if (secs <= max_ms) /* saturates above every bound, never overflows */
             secs = secs * 10 + (uint64_t)(*s - '0');
         nonzero |= *s != '0';
     }
@@ -609,22 +686,40 @@ enum config_yaml_seconds config_yaml_parse_seconds(const struct config_yaml_node
             else if (nfrac == 3)
                 round_digit = *s - '0';
             nonzero |= *s != '0';
-            frac_nonzero |= *s != '0';
+            rest_nonzero |= nfrac >= 3 && *s != '0';
         }
     }
     if (s != end || ndigits == 0)
         return CONFIG_YAML_SEC_SYNTAX;
-    if (neg || !nonzero)
+    if (neg && nonzero)
         return CONFIG_YAML_SEC_NOT_POSITIVE;
-    if (secs > CONFIG_YAML_DAY_MS / 1000 || (secs == CONFIG_YAML_DAY_MS / 1000 && frac_nonzero))
-        return CONFIG_YAML_SEC_TOO_LONG;
+    if (!nonzero) {
+        if (!zero_ok)
+            return CONFIG_YAML_SEC_NOT_POSITIVE;
+        *ms = 0;
+        return CONFIG_YAML_SEC_OK;
+    }
     for (; nfrac < 3; nfrac++)
         frac *= 10;
-    uint64_t v = secs * 1000 + frac + (round_digit >= 5);
+    if (secs > max_ms / 1000 + 1)
+        return CONFIG_YAML_SEC_TOO_LONG;
+    uint64_t exact = secs * 1000 + frac;
+    if (exact > max_ms || (exact == max_ms && rest_nonzero))
+        return CONFIG_YAML_SEC_TOO_LONG;
+    uint64_t v = exact + (round_digit >= 5);
     if (v == 0)
         return CONFIG_YAML_SEC_TOO_SHORT;
-    *ms = (uint32_t)v;
+    *ms = v;
     return CONFIG_YAML_SEC_OK;
+}
+
+enum config_yaml_seconds config_yaml_parse_seconds(const struct config_yaml_node *n, uint32_t *ms)
+{
+    uint64_t v;
+    enum config_yaml_seconds r = parse_seconds(n, false, CONFIG_YAML_DAY_MS, &v);
+    if (r == CONFIG_YAML_SEC_OK)
+        *ms = (uint32_t)v;
+    return r;
 }
 
 /* An INT row: type and bounds checked, value returned in *v. 0 or -1 after reporting. */
@@ -647,31 +742,54 @@ int config_yaml_get_int(struct config_yaml_load *l, const struct config_yaml_key
     return 0;
 }
 
+/* "3600", "0.5": whole milliseconds as seconds, for messages. */
+static const char *ms_as_seconds(char buf[32], uint64_t ms)
+{
+    int n = snprintf(buf, 32, "%llu.%03u", (unsigned long long)(ms / 1000), (unsigned)(ms % 1000));
+    while (buf[n - 1] == '0')
+        buf[--n] = '\0';
+    if (buf[n - 1] == '.')
+        buf[--n] = '\0';
+    return buf;
+}
+
+int config_yaml_get_seconds(struct config_yaml_load *l, const char *name,
+                            const struct config_yaml_node *v, uint64_t min_ms, uint64_t max_ms,
+                            uint64_t *out)
+{
+    struct config_yaml_qbuf q;
+    char most[32];
+    ms_as_seconds(most, max_ms);
+    enum config_yaml_seconds r = parse_seconds(v, min_ms == 0, max_ms, out);
+    if (r == CONFIG_YAML_SEC_OK && *out >= min_ms)
+        return 0;
+    if (r == CONFIG_YAML_SEC_SYNTAX)
+        config_yaml_error(l, v, "%s must be a number of seconds (e.g. 3 or 0.5), got %s", name,
+                          config_yaml_describe(&q, v));
+    else if (min_ms == 0 && r != CONFIG_YAML_SEC_TOO_SHORT) /* 0 means off: one range */
+        config_yaml_error(l, v, "%s must be between 0 and %s seconds, got %s", name, most,
+                          config_yaml_number(&q, v));
+    else if (r == CONFIG_YAML_SEC_NOT_POSITIVE)
+        config_yaml_error(l, v, "%s must be greater than 0, got %s", name,
+                          config_yaml_number(&q, v));
+    else if (r == CONFIG_YAML_SEC_TOO_LONG)
+        config_yaml_error(l, v, "%s must be at most %s seconds%s, got %s", name, most,
+                          max_ms == CONFIG_YAML_DAY_MS ? " (1 day)" : "",
+                          config_yaml_number(&q, v));
+    else
+        config_yaml_error(l, v, "%s must be at least 0.001 seconds (1 ms), got %s", name,
+                          config_yaml_number(&q, v));
+    return -1;
+}
+
 int config_yaml_get_duration(struct config_yaml_load *l, const struct config_yaml_key *k,
                              const struct config_yaml_node *v, uint32_t *out)
 {
-    struct config_yaml_qbuf q;
-    switch (config_yaml_parse_seconds(v, out)) {
-    case CONFIG_YAML_SEC_OK:
-        return 0;
-    case CONFIG_YAML_SEC_SYNTAX:
-        config_yaml_error(l, v, "%s must be a number of seconds (e.g. 3 or 0.5), got %s", k->name,
-                          config_yaml_describe(&q, v));
-        break;
-    case CONFIG_YAML_SEC_NOT_POSITIVE:
-        config_yaml_error(l, v, "%s must be greater than 0, got %s", k->name,
-                          config_yaml_number(&q, v));
-        break;
-    case CONFIG_YAML_SEC_TOO_LONG:
-        config_yaml_error(l, v, "%s must be at most 86400 seconds (1 day), got %s", k->name,
-                          config_yaml_number(&q, v));
-        break;
-    case CONFIG_YAML_SEC_TOO_SHORT:
-        config_yaml_error(l, v, "%s must be at least 0.001 seconds (1 ms), got %s", k->name,
-                          config_yaml_number(&q, v));
-        break;
-    }
-    return -1;
+    uint64_t ms;
+    if (config_yaml_get_seconds(l, k->name, v, k->min, k->max, &ms) != 0)
+        return -1;
+    *out = (uint32_t)ms;
+    return 0;
 }
 
 int config_yaml_get_bool(struct config_yaml_load *l, const char *name,

@@ -49,9 +49,11 @@ struct config_yaml_node {
 
 struct config_yaml_diag;
 
-/* Declared by the one who loads (config.c) as {.name = NAME}; the fields are config_yaml.c's. */
+/* Declared by the one who loads (config.c) as {.name = NAME[, .base = FILE]}; the other fields are
+ * config_yaml.c's. */
 struct config_yaml_load {
     const char *name; /* file name shown in messages */
+    const char *base; /* relative paths resolve against this file's directory; NULL: name's */
     struct config_yaml_diag *diags;
     size_t ndiags, cap;
     int nerrors;
@@ -80,10 +82,11 @@ __attribute__((format(printf, 4, 5))) void
 config_yaml_error_lc(struct config_yaml_load *l, int line, int col, const char *fmt, ...);
 /* Out of memory: reported once, as `NAME:1:1: out of memory`, by config_yaml_flush. */
 void config_yaml_oom(struct config_yaml_load *l);
-/* The name of the file being loaded (relative paths in it resolve against its directory). */
+/* The name of the file being loaded, as shown in messages. */
 const char *config_yaml_file_name(const struct config_yaml_load *l);
-/* A file path given in the configuration, made absolute against the configuration file's
- * directory (as an operator reads it). NULL on allocation failure. */
+/* PATH as the file means it: an absolute path as it is, a relative one against the directory of
+ * the file (of l->base when set: a copy read in place of its original, golb -t -diff). A new
+ * string; NULL when memory ran out. */
 char *config_yaml_resolve_path(const struct config_yaml_load *l, const char *path);
 /* Writes every diagnostic to errs (may be NULL) sorted by position, then frees them. Returns -1
  * when any was an error (or memory ran out), 0 when there were only warnings or none. */
@@ -140,7 +143,8 @@ enum config_yaml_key_type {
     CONFIG_YAML_KT_LISTEN,   /* address string → listen_addr, listen_addrlen, listen_name */
     CONFIG_YAML_KT_INT,      /* INT into an int field */
     CONFIG_YAML_KT_UINT,     /* INT into a uint32_t field */
-    CONFIG_YAML_KT_DURATION, /* SECONDS into a uint32_t field of milliseconds; min/max/def in ms */
+    CONFIG_YAML_KT_DURATION, /* SECONDS into a uint32_t field of milliseconds; min/max/def in ms
+                                (min 0: 0 is allowed and means off) */
     CONFIG_YAML_KT_BACKENDS, /* the backends sequence (config_backend.c) */
     CONFIG_YAML_KT_TLS,      /* the tls mapping (config_tls.c) */
     CONFIG_YAML_KT_BALANCE,  /* strategy name → balance */
@@ -152,6 +156,7 @@ enum config_yaml_key_type {
     CONFIG_YAML_KT_LOG_FORMAT, /* text | json */
     CONFIG_YAML_KT_PATH,       /* a file path string into a char * field */
     CONFIG_YAML_KT_UPGRADE,    /* upgradeProtocols: a sequence of protocol names (config_http.c) */
+    CONFIG_YAML_KT_BOOL,       /* true | false into a bool field; def 0 or 1 */
 };
 
 #define CONFIG_YAML_NO_FIELD ((size_t)-1)
@@ -164,7 +169,8 @@ struct config_yaml_key {
     uint32_t min, max, def;
 };
 
-/* Writes v into the row's field of `base` (an int for KT_INT, else a uint32_t). */
+/* Writes v into the row's field of `base` (an int for KT_INT, a bool for KT_BOOL, else a
+ * uint32_t). */
 void config_yaml_store(void *base, const struct config_yaml_key *k, uint32_t v);
 
 /* ---------------------------------------------------------------------------------------------
@@ -182,14 +188,22 @@ enum config_yaml_seconds {
 /* Plain ["-"]DIGITS without a leading zero (no quotes, no 0x, no +); saturates far beyond every
  * bound. 0, or -1 (nothing reported). */
 int config_yaml_parse_int(const struct config_yaml_node *n, int64_t *out);
-/* Plain ["-"]DIGITS["."DIGITS] seconds → *ms, exactly, the fourth fraction digit rounding half up;
- * > 0, at most a day, at least 1 ms. Nothing reported. */
+/* SECONDS: plain ["-"]DIGITS["."DIGITS] → *ms, exactly, the fourth fraction digit rounding half up;
+ * > 0, at most a day, at least 1 ms. Nothing reported. Every seconds key of the file is read by
+ * this parser (through config_yaml_get_seconds or _get_duration, or directly). */
 enum config_yaml_seconds config_yaml_parse_seconds(const struct config_yaml_node *n, uint32_t *ms);
 /* An INT within the row's min..max into *out. 0, or -1 after "KEY must be a decimal integer" or
  * "KEY must be between MIN and MAX". */
 int config_yaml_get_int(struct config_yaml_load *l, const struct config_yaml_key *k,
                         const struct config_yaml_node *v, uint32_t *out);
-/* SECONDS into *out in ms. 0, or -1 after reporting (one message per seconds result). */
+/* SECONDS (fractions allowed everywhere) into *out in ms, within min_ms..max_ms; min_ms 0 means
+ * "0 is off" and allows 0. 0, or -1 after one of "NAME must be a number of seconds (e.g. 3 or
+ * 0.5)", "must be greater than 0", "must be at most MAX seconds[ (1 day)]", "must be at least 0.001
+ * seconds (1 ms)", or with min_ms 0 "must be between 0 and MAX seconds". */
+int config_yaml_get_seconds(struct config_yaml_load *l, const char *name,
+                            const struct config_yaml_node *v, uint64_t min_ms, uint64_t max_ms,
+                            uint64_t *out);
+/* A KT_DURATION row: config_yaml_get_seconds within the row's min..max (ms) into *out. */
 int config_yaml_get_duration(struct config_yaml_load *l, const struct config_yaml_key *k,
                              const struct config_yaml_node *v, uint32_t *out);
 /* `true` or `false` (plain); 0, or -1 after "NAME must be true or false, got V". */

@@ -87,7 +87,8 @@ struct http1_limits {
 #define HTTP1_MF_ASTERISK 0x08     /* request target is "*" (asterisk-form, OPTIONS only) */
 #define HTTP1_MF_ABSOLUTE 0x10     /* request target is absolute-form (http://host/...) */
 #define HTTP1_MF_CONN_CLOSE 0x20   /* a Connection field carries "close" */
-#define HTTP1_MF_CONNECT 0x40      /* request method is CONNECT (golb answers it 405/501) */
+#define HTTP1_MF_CONNECT 0x40      /* request method is CONNECT (authority-form target checked);
+                                      the session answers it 501: golb tunnels to no one */
 
 struct http1_request {
     const char *method;

@@ -83,7 +83,7 @@ int balancer_init_config(struct balancer *b, const struct config *cfg, struct ba
         return -1;
     b->params = (struct lb_params){
         .nworkers = cfg->workers,
-        .slow_start_ms = cfg->slow_start_s * 1000u,
+        .slow_start_ms = cfg->slow_start_ms,
         .panic_threshold = cfg->panic_threshold,
         .load_factor = cfg->hash_load_factor,
         .hash_key = (int)cfg->hash_key,

@@ -2,6 +2,7 @@
 #include "server/server.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,15 +40,63 @@ struct server {
     struct admin *admin;
     uint32_t max_header_cap; /* the largest maxHeaderSize the workers' buffers hold */
     char bound[80], tls_bound[80], where[200];
+    struct sockaddr_storage bound_addr, tls_bound_addr; /* what they are bound to; family 0: none */
 };
 
+/* One listener's address as the configuration gives it, and what binding it found. */
+struct listen_spec {
+    const struct sockaddr_storage *addr;
+    socklen_t addrlen;
+    const char *name;   /* as configured, for messages */
+    int line, col;      /* its key in the file; 0: the default (no key) */
+    bool probe;         /* a fixed port must be free (no reusePort): sock_probe_free first */
+    bool busy;          /* out: the probe found another process listening there... */
+    bool shareable;     /* ...with SO_REUSEPORT (another golb): reusePort: true would join it */
+};
+
+static uint16_t port_of(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)(const void *)ss)->sin6_port);
+    if (ss->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)(const void *)ss)->sin_port);
+    return 0;
+}
+
+/* True when a listener on a and one on b would share connections: same family and port, and the
+ * same address or a wildcard on either side (v6 listeners are v6-only). */
+static bool overlaps(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family || port_of(a) != port_of(b) || port_of(a) == 0)
+        return false;
+    if (a->ss_family == AF_INET) {
+        in_addr_t x = ((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr;
+        in_addr_t y = ((const struct sockaddr_in *)(const void *)b)->sin_addr.s_addr;
+        return x == y || x == htonl(INADDR_ANY) || y == htonl(INADDR_ANY);
+    }
+    const struct in6_addr *x = &((const struct sockaddr_in6 *)(const void *)a)->sin6_addr;
+    const struct in6_addr *y = &((const struct sockaddr_in6 *)(const void *)b)->sin6_addr;
+    return IN6_ARE_ADDR_EQUAL(x, y) || IN6_IS_ADDR_UNSPECIFIED(x) || IN6_IS_ADDR_UNSPECIFIED(y);
+}
+
 /* Binds one SO_REUSEPORT listener per worker on the configured address. With port 0 the first
- * bind picks the port and the others join it. */
-static int bind_listeners(const struct sockaddr_storage *want, socklen_t wantlen, int *fds, int n,
+ * bind picks the port and the others join it. SO_REUSEPORT would also join another process's
+ * listeners on a fixed port (a second golb would take part of the traffic, silently): with
+ * sp->probe such an address is refused first, -EADDRINUSE with sp->busy set. */
+static int bind_listeners(struct listen_spec *sp, int *fds, int n, struct sockaddr_storage *out,
                           char *bound, size_t boundlen)
 {
-    struct sockaddr_storage addr = *want;
-    socklen_t addrlen = wantlen;
+    struct sockaddr_storage addr = *sp->addr;
+    socklen_t addrlen = sp->addrlen;
+    sp->busy = sp->shareable = false;
+    if (sp->probe && port_of(&addr) != 0) {
+        int rc = sock_probe_free((struct sockaddr *)&addr, addrlen, false);
+        if (rc < 0) {
+            sp->busy = rc == -EADDRINUSE;
+            sp->shareable = sp->busy && sock_probe_free((struct sockaddr *)&addr, addrlen, true) == 0;
+            return rc;
+        }
+    }
     for (int i = 0; i < n; i++) {
         fds[i] = sock_listen((struct sockaddr *)&addr, addrlen, LISTEN_BACKLOG);
         /* HTTP clients speak first: a connection reaches accept() with its request, which
@@ -68,7 +117,21 @@ static int bind_listeners(const struct sockaddr_storage *want, socklen_t wantlen
         }
     }
     sock_addr_str((struct sockaddr *)&addr, bound, boundlen);
+    *out = addr;
     return 0;
+}
+
+/* "FILE:LINE:COL: cannot listen on ADDR: WHY" for a listener bind_listeners refused (the position
+ * of its key; 1:1 for the default `port`). */
+static void listen_error(char *buf, size_t cap, const char *file, const struct listen_spec *sp,
+                         int err)
+{
+    const char *why = sp->shareable ? "address in use (another process listens on it; reusePort: "
+                                      "true shares it, e.g. while an upgrade runs side by side)"
+                      : err == -EADDRINUSE ? "address in use (another process listens on it)"
+                                           : strerror(-err);
+    snprintf(buf, cap, "%s:%d:%d: cannot listen on %s: %s", file, sp->line ? sp->line : 1,
+             sp->line ? sp->col : 1, sp->name, why);
 }
 
 static void close_all(int *fds, int n)
@@ -181,19 +244,28 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
                   cfg->access_log_path ? cfg->access_log_path : "(stdout)", strerror(-rc));
         goto fail;
     }
+    char why[400];
     if (!cfg->plain_off) {
-        rc = bind_listeners(&cfg->listen_addr, cfg->listen_addrlen, fds, n, s->bound,
-                            sizeof(s->bound));
+        struct listen_spec sp = {.addr = &cfg->listen_addr, .addrlen = cfg->listen_addrlen,
+                                 .name = cfg->listen_name, .line = cfg->listen_line,
+                                 .col = cfg->listen_col, .probe = !cfg->reuse_port};
+        rc = bind_listeners(&sp, fds, n, &s->bound_addr, s->bound, sizeof(s->bound));
         if (rc < 0) {
-            log_error("cannot listen on %s: %s", cfg->listen_name, strerror(-rc));
+            listen_error(why, sizeof(why), cfg->path, &sp, rc);
+            log_error("%s", why);
             goto fail;
         }
     }
     if (cfg->tls) {
-        rc = bind_listeners(&cfg->tls->listen_addr, cfg->tls->listen_addrlen, tls_fds, n,
-                            s->tls_bound, sizeof(s->tls_bound));
+        struct listen_spec sp = {.addr = &cfg->tls->listen_addr,
+                                 .addrlen = cfg->tls->listen_addrlen,
+                                 .name = cfg->tls->listen_name, .line = cfg->tls->listen_line,
+                                 .col = cfg->tls->listen_col, .probe = !cfg->reuse_port};
+        rc = bind_listeners(&sp, tls_fds, n, &s->tls_bound_addr, s->tls_bound,
+                            sizeof(s->tls_bound));
         if (rc < 0) {
-            log_error("cannot listen on %s: %s", cfg->tls->listen_name, strerror(-rc));
+            listen_error(why, sizeof(why), cfg->path, &sp, rc);
+            log_error("%s", why);
             goto fail;
         }
     }
@@ -312,20 +384,27 @@ static void log_lines(const char *text, bool errors)
     }
 }
 
-/* One listener of every worker for a reload: kept, closed, or bound anew. */
-static int prepare_listener(struct server *s, bool changed, bool wanted,
-                            const struct sockaddr_storage *addr, socklen_t addrlen,
-                            const char *name, int *fds, char *bound, size_t boundlen, FILE *errs)
+/* One listener of every worker for a reload: kept, closed, or bound anew (into *bound_addr). A
+ * new address is probed as at start (no reusePort), unless it overlaps one of golb's own
+ * listeners: the probe cannot tell those from another process's, and joining them is golb's
+ * own business (a listener moving to the other's address, 127.0.0.1:P to 0.0.0.0:P). */
+static int prepare_listener(struct server *s, bool changed, bool wanted, struct listen_spec *sp,
+                            const char *file, int *fds, struct sockaddr_storage *bound_addr,
+                            char *bound, size_t boundlen, FILE *errs)
 {
     for (int i = 0; i < s->nworkers; i++)
         fds[i] = changed ? -1 : WORKER_KEEP_FD;
     if (!changed || !wanted)
         return 0;
-    int rc = bind_listeners(addr, addrlen, fds, s->nworkers, bound, boundlen);
+    if (overlaps(sp->addr, &s->bound_addr) || overlaps(sp->addr, &s->tls_bound_addr))
+        sp->probe = false;
+    int rc = bind_listeners(sp, fds, s->nworkers, bound_addr, bound, boundlen);
     if (rc < 0) {
+        char why[400];
         for (int i = 0; i < s->nworkers; i++)
             fds[i] = -1;
-        fprintf(errs, "%s: cannot listen on %s: %s\n", s->confpath, name, strerror(-rc));
+        listen_error(why, sizeof(why), file, sp, rc);
+        fprintf(errs, "%s\n", why);
         return rc;
     }
     return 0;
@@ -361,6 +440,7 @@ struct reload {
     FILE *errs;   /* errors and warnings, one per line (an open_memstream) */
     int *fds, *tls_fds; /* per worker: WORKER_KEEP_FD, -1 (close) or a new listening socket */
     char bound[80], tls_bound[80];
+    struct sockaddr_storage bound_addr, tls_bound_addr;
     char *changes; /* config_diff's lines */
 };
 
@@ -387,21 +467,36 @@ static struct generation *reload_prepare(struct server *s, struct reload *r)
     keep_restart_settings(s, cfg, r->errs);
     snprintf(r->bound, sizeof(r->bound), "%s", s->bound);
     snprintf(r->tls_bound, sizeof(r->tls_bound), "%s", s->tls_bound);
+    r->bound_addr = s->bound_addr;
+    r->tls_bound_addr = s->tls_bound_addr;
     r->fds = calloc((size_t)s->nworkers, sizeof(int));
     r->tls_fds = calloc((size_t)s->nworkers, sizeof(int));
     bool tls_changed = config_tls_listener_changed(run, cfg);
     int rc = !r->fds || !r->tls_fds ? -ENOMEM : 0;
-    if (rc == 0)
-        rc = prepare_listener(s, config_plain_listener_changed(run, cfg), !cfg->plain_off,
-                              &cfg->listen_addr, cfg->listen_addrlen, cfg->listen_name, r->fds,
-                              r->bound, sizeof(r->bound), r->errs);
-    if (rc == 0 && cfg->tls)
-        rc = prepare_listener(s, tls_changed, true, &cfg->tls->listen_addr,
-                              cfg->tls->listen_addrlen, cfg->tls->listen_name, r->tls_fds,
-                              r->tls_bound, sizeof(r->tls_bound), r->errs);
-    else if (rc == 0)
+    bool plain_changed = config_plain_listener_changed(run, cfg);
+    if (rc == 0) {
+        struct listen_spec sp = {.addr = &cfg->listen_addr, .addrlen = cfg->listen_addrlen,
+                                 .name = cfg->listen_name, .line = cfg->listen_line,
+                                 .col = cfg->listen_col, .probe = !cfg->reuse_port};
+        rc = prepare_listener(s, plain_changed, !cfg->plain_off, &sp, s->confpath, r->fds,
+                              &r->bound_addr, r->bound, sizeof(r->bound), r->errs);
+    }
+    if (rc == 0 && cfg->tls) {
+        struct listen_spec sp = {.addr = &cfg->tls->listen_addr,
+                                 .addrlen = cfg->tls->listen_addrlen,
+                                 .name = cfg->tls->listen_name, .line = cfg->tls->listen_line,
+                                 .col = cfg->tls->listen_col, .probe = !cfg->reuse_port};
+        rc = prepare_listener(s, tls_changed, true, &sp, s->confpath, r->tls_fds,
+                              &r->tls_bound_addr, r->tls_bound, sizeof(r->tls_bound), r->errs);
+    } else if (rc == 0) {
         for (int i = 0; i < s->nworkers; i++)
             r->tls_fds[i] = tls_changed ? -1 : WORKER_KEEP_FD;
+    }
+    /* a listener closed for good is no longer golb's to overlap */
+    if (rc == 0 && cfg->plain_off && plain_changed)
+        r->bound_addr.ss_family = AF_UNSPEC;
+    if (rc == 0 && !cfg->tls && tls_changed)
+        r->tls_bound_addr.ss_family = AF_UNSPEC;
     if (rc == 0) { /* the last step that may fail: it takes effect at once */
         rc = accesslog_configure((enum accesslog_format)cfg->access_log, cfg->access_log_path);
         if (rc != 0)
@@ -467,6 +562,8 @@ static void reload_publish(struct server *s, struct generation *gen, struct relo
     generation_unref(old); /* the process's; workers let go of theirs as their requests end */
     snprintf(s->bound, sizeof(s->bound), "%s", r->bound);
     snprintf(s->tls_bound, sizeof(s->tls_bound), "%s", r->tls_bound);
+    s->bound_addr = r->bound_addr;
+    s->tls_bound_addr = r->tls_bound_addr;
     describe_listeners(s, gen->cfg);
     admin_set_listeners(s->admin, s->where);
     metrics_reload_done(true, gen->id);

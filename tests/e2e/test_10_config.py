@@ -139,3 +139,55 @@ class CommandLineTest(GolbTestCase):
         self.assertEqual(g.host, "::1")
         with HTTPConn("::1", g.port, timeout=5) as c:
             self.assertEqual(c.request("GET", "/").status, 200)
+
+
+class AddressInUseTest(GolbTestCase):
+    """A second golb on an address a running golb serves: SO_REUSEPORT alone would let it start
+    silently and take part of the traffic. It must refuse, at the listen key, unless both opt in
+    with reusePort: true (instances side by side during an upgrade)."""
+
+    def second(self, text):
+        g = self.golb(text, expect_ready=False)
+        rc = g.wait_exit(10)
+        self.assertIsNotNone(rc, "the second golb kept running")
+        self.assertNotEqual(rc, 0)
+        self.assertIsNone(LISTEN_RE.search(g.log_text()), g.log_text())
+        return g
+
+    def test_a_served_address_is_in_use(self):
+        t = self.toy(0)
+        first = self.golb_for([t])
+        g = self.second(golb_config([t], listen=f"127.0.0.1:{first.port}"))
+        self.assertIn(f"{g.config_path}:1:1: cannot listen on 127.0.0.1:{first.port}: address in "
+                      "use", g.log_text())
+        # `port` listens on 0.0.0.0, which overlaps 127.0.0.1 on the same port; at the port key
+        g = self.second(golb_config([t], listen=None, port=first.port))
+        self.assertIn(f"{g.config_path}:3:1: cannot listen on 0.0.0.0:{first.port}: address in use",
+                      g.log_text())
+        self.assertEqual(self.get(first, "/").status, 200)
+
+    def test_the_https_listener_too(self):
+        import tlstest
+        cert, key = tlstest.pki().leaf("in-use", ["golb.test", "IP:127.0.0.1"])
+        t = self.toy(0)
+        first = self.golb(golb_config([t]) + tlstest.tls_config_block([(cert, key)]))
+        port = tlstest.https_port(first)
+        text = golb_config([t]) + tlstest.tls_config_block([(cert, key)],
+                                                          listen=f"127.0.0.1:{port}")
+        n = text.splitlines().index(f"  listen: 127.0.0.1:{port}") + 1
+        g = self.second(text)
+        self.assertIn(f"{g.config_path}:{n}:3: cannot listen on 127.0.0.1:{port}: address in use",
+                      g.log_text())
+
+    def test_reuse_port_lets_both_serve(self):
+        t = self.toy(0)
+        first = self.golb_for([t], reusePort="true")
+        second = self.golb(golb_config([t], listen=f"127.0.0.1:{first.port}", reusePort="true"))
+        self.assertEqual(second.port, first.port)
+        self.wait_backend(second, t, "UP")
+        self.assertEqual(self.get(second, "/").status, 200)
+        r = run_golb(self.bindir, ["-t", "-confpath", second.config_path])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # a configuration that does not opt in still cannot join them
+        g = self.second(golb_config([t], listen=f"127.0.0.1:{first.port}"))
+        self.assertIn("reusePort: true shares it", g.log_text())

@@ -245,6 +245,53 @@ class ReloadBasicsTest(ReloadCase):
         r = run_golb(self.bindir, ["-confpath", old, "-diff", old])
         self.assertEqual(r.returncode, 2, "-diff without -t is a usage error")
 
+    def test_check_diff_against_a_copy_in_another_directory(self):
+        """-diff OLD with OLD a copy kept in another directory. Without the certificates beside
+        it, it is read as the running golb read its original: relative paths against the checked
+        file's directory; with them (a copy of the whole directory), from its own, and paths
+        compare as written. What a reload keeps (workers) says "needs a restart"."""
+        import shutil
+        import tlstest
+        cert, key = tlstest.pki().leaf("diff-copy", ["golb.test", "IP:127.0.0.1"])
+        etc, backup = os.path.join(self.tmp, "etc"), os.path.join(self.tmp, "backup")
+        os.makedirs(os.path.join(etc, "certs"))
+        os.makedirs(backup)
+        shutil.copy(cert, os.path.join(etc, "certs", "site.pem"))
+        shutil.copy(key, os.path.join(etc, "certs", "site.key"))
+        tls = ('{listen: "127.0.0.1:0", certificates: '
+               '[{certFile: certs/site.pem, keyFile: certs/site.key}]}')
+        new = os.path.join(etc, "golb.yml")
+        old = os.path.join(backup, "golb.yml.running")
+        with open(old, "w") as f:
+            f.write(golb_config([8081], workers=2, tls=tls))
+        with open(new, "w") as f:
+            f.write(golb_config([8081], workers=2, tls=tls))
+        for cwd, args in ((None, ["-confpath", new, "-diff", old]),
+                          (etc, ["-confpath", "golb.yml", "-diff", "../backup/golb.yml.running"])):
+            r = run_golb(self.bindir, ["-t"] + args, cwd=cwd)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout.splitlines()[1:], ["no changes"], r.stdout)
+        with open(new, "w") as f:
+            f.write(golb_config([8081], workers=3, connectTimeout=5, tls=tls))
+        r = run_golb(self.bindir, ["-t", "-confpath", new, "-diff", old])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(r.stdout.splitlines()[1:]),
+                         ["setting changed: connectTimeout 3s -> 5s",
+                          "setting changed: workers 2 -> 3 (needs a restart)"], r.stdout)
+        # a copy taken with its files beside it loads from its own directory
+        shutil.copytree(os.path.join(etc, "certs"), os.path.join(backup, "certs"))
+        with open(new, "w") as f:
+            f.write(golb_config([8081], workers=2, tls=tls))
+        r = run_golb(self.bindir, ["-t", "-confpath", new, "-diff", old])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.splitlines()[1:], ["no changes"], r.stdout)
+        os.rename(os.path.join(etc, "certs", "site.pem"), os.path.join(etc, "certs", "new.pem"))
+        with open(new, "w") as f:
+            f.write(golb_config([8081], workers=2, tls=tls.replace("site.pem", "new.pem")))
+        r = run_golb(self.bindir, ["-t", "-confpath", new, "-diff", old])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("setting changed: tls.certificates.certFile", r.stdout)
+
 
 class ReloadListenersTest(ReloadCase):
     def test_an_unchanged_listener_is_never_closed(self):
@@ -293,8 +340,45 @@ class ReloadListenersTest(ReloadCase):
         self.write(g, [a], listen=f"127.0.0.1:{a.port}")  # taken by the toy
         status, out = self.reload_api(g)
         self.assertEqual(status, 422, out)
-        self.assertTrue(any("cannot listen on" in e for e in out["errors"]), out)
+        # at the listen key (line 1 of golb_config's text), as every configuration error
+        want = f"{g.config_path}:1:1: cannot listen on 127.0.0.1:{a.port}: address in use"
+        self.assertTrue(any(e.startswith(want) for e in out["errors"]), out)
         self.assertEqual(self.get(g, "/x").status, 200, "the old listener still serves")
+
+    def test_a_reload_onto_another_golbs_address_fails_unless_reuse_port(self):
+        """SO_REUSEPORT would let the reload join another golb's listener (and take part of its
+        traffic): the new address is probed first, as at start, for the plain and the HTTPS
+        listener, each error at its own key; reusePort: true lets the reload share it."""
+        import tlstest
+        cert, key = tlstest.pki().leaf("reload-busy", ["golb.test", "IP:127.0.0.1"])
+        a = self.toy(1)
+        other = self.golb(golb_config([a], reusePort="true") +
+                          tlstest.tls_config_block([(cert, key)]))
+        other_tls = tlstest.https_port(other)
+        g = self.start([a])
+        text = (golb_config([a], listen=f"127.0.0.1:{other.port}") +
+                tlstest.tls_config_block([(cert, key)], listen=f"127.0.0.1:{other_tls}"))
+        with open(g.config_path, "w") as f:
+            f.write(text)
+        start = g.log_offset()
+        g.send_signal(signal.SIGHUP)
+        g.wait_log(r"reload by SIGHUP failed: keeping generation 1", timeout=10, start=start)
+        log = g.log_text()[start:]
+        self.assertIn(f"{g.config_path}:1:1: cannot listen on 127.0.0.1:{other.port}: address in "
+                      f"use (another process listens on it; reusePort: true shares it", log)
+        self.assertEqual(self.get(g, "/x").status, 200, "the old listener still serves")
+        with open(g.config_path, "w") as f:  # the plain one moves elsewhere: the HTTPS one fails
+            f.write(text.replace(f"listen: 127.0.0.1:{other.port}", "listen: 127.0.0.1:0"))
+        start = g.log_offset()
+        g.send_signal(signal.SIGHUP)
+        g.wait_log(r"reload by SIGHUP failed: keeping generation 1", timeout=10, start=start)
+        n = text.splitlines().index(f"  listen: 127.0.0.1:{other_tls}") + 1
+        self.assertIn(f"{g.config_path}:{n}:3: cannot listen on 127.0.0.1:{other_tls}: address in "
+                      f"use", g.log_text()[start:])
+        with open(g.config_path, "w") as f:
+            f.write(text.replace("backends:", "reusePort: true\nbackends:"))
+        changes = self.sighup(g)
+        self.assertIn(f"listener changed: listen 127.0.0.1:0 -> 127.0.0.1:{other.port}", changes)
 
 
 def can_connect_v4(port):

@@ -187,6 +187,44 @@ Test(sock, listen_errors_are_negative_errno)
     cr_expect_eq(count_fds(), fds_before, "a failed sock_listen must close its socket");
 }
 
+/* golb's own listeners have SO_REUSEPORT, so a second golb could join them unseen: the probe
+ * (SO_REUSEADDR alone) must see them, and must not see what a closed connection leaves behind. */
+Test(sock, probe_sees_a_live_listener_but_not_time_wait)
+{
+    int fds_before = count_fds();
+    struct sockaddr_in a = v4("127.0.0.1", 0);
+    int l = sock_listen((struct sockaddr *)&a, sizeof(a), 4);
+    cr_assert_geq(l, 0, "sock_listen: %s", strerror(-l));
+    a.sin_port = htons(local_port(l));
+    cr_expect_eq(sock_probe_free((struct sockaddr *)&a, sizeof(a), false), -EADDRINUSE);
+    struct sockaddr_in any = v4("0.0.0.0", local_port(l));
+    cr_expect_eq(sock_probe_free((struct sockaddr *)&any, sizeof(any), false), -EADDRINUSE,
+                 "the wildcard address of the same port overlaps");
+    cr_expect_eq(sock_probe_free((struct sockaddr *)&a, sizeof(a), true), 0, "it can be shared");
+    int again = sock_listen((struct sockaddr *)&a, sizeof(a), 4);
+    cr_expect_geq(again, 0, "and SO_REUSEPORT alone would have joined it");
+    if (again >= 0)
+        close(again);
+
+    /* A connection the listener's side closes first leaves TIME_WAIT on the listener's port. */
+    int c = sock_connect((struct sockaddr *)&a, sizeof(a));
+    cr_assert_geq(c, 0);
+    cr_assert(wait_fd(l, POLLIN, DEADLINE_MS) & POLLIN);
+    int s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    cr_assert_geq(s, 0);
+    close(l);
+    close(s); /* the server side closes first: TIME_WAIT is on 127.0.0.1:port */
+    cr_assert(wait_fd(c, POLLIN, DEADLINE_MS) & POLLIN);
+    close(c);
+    cr_expect_eq(sock_probe_free((struct sockaddr *)&a, sizeof(a), false), 0,
+                 "TIME_WAIT is no listener");
+    l = sock_listen((struct sockaddr *)&a, sizeof(a), 4);
+    cr_expect_geq(l, 0, "and the port can be listened on again: %s", strerror(-l));
+    if (l >= 0)
+        close(l);
+    cr_expect_eq(count_fds(), fds_before, "the probe closes its socket");
+}
+
 static void connect_refused(const struct sockaddr *any_port, socklen_t len)
 {
     /* A port that is bound but not listening refuses connections, and stays ours for the whole

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,7 +195,27 @@ Test(config, every_key)
     cr_assert_eq(c->retries, 0);
     cr_assert_eq(c->max_fails, 0);
     cr_assert_eq(c->upstream_max_idle, 100000);
+    cr_assert_not(c->reuse_port, "reusePort is off by default");
+    cr_assert_eq(c->listen_line, 1, "port's key is where a bind failure is reported");
+    cr_assert_eq(c->listen_col, 1);
     config_free(c);
+}
+
+Test(config, reuse_port_and_the_listen_keys_position)
+{
+    struct config *c = load_ok("backends: [http://127.0.0.1:8081]\n"
+                               "reusePort: true\n"
+                               "  \n"
+                               "listen: 127.0.0.1:8080\n");
+    cr_expect(c->reuse_port);
+    cr_expect_eq(c->listen_line, 4);
+    cr_expect_eq(c->listen_col, 1);
+    config_free(c);
+    c = load_ok("backends: [http://127.0.0.1:8081]\nreusePort: false\n");
+    cr_expect_not(c->reuse_port);
+    cr_expect_eq(c->listen_line, 0, "the default port has no key");
+    config_free(c);
+    expect_fail("reusePort: yes\n" B, "t.yaml:1:12: reusePort must be true or false, got \"yes\"\n");
 }
 
 Test(config, integer_bounds_are_inclusive)
@@ -412,12 +433,37 @@ Test(config_errors, invalid_yaml)
                            "scanning a quoted scalar at line 1 column 7)\n"},
         {"port: 1\n\tworkers: 2\n", "t.yaml:2:1: invalid YAML: found a tab character that "
                                     "violates indentation (while scanning a plain scalar at line 1 "
-                                    "column 7)\n"},
+                                    "column 7); YAML forbids tabs for indentation: indent with "
+                                    "spaces\n"},
         {"port: 1\nbad: \xff\n", "t.yaml:2:6: invalid YAML: invalid leading UTF-8 octet (byte "
                                  "0xFF)\n"},
         {"a: 1\n---\nb: 2\n", "t.yaml:1:1: unknown key \"a\"\n"
                               "t.yaml:1:1: missing required key \"backends\"\n"
                               "t.yaml:2:1: only one YAML document is allowed\n"},
+    };
+    expect_all(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* libyaml's words alone do not say what to do for the two mistakes a new user makes most. */
+Test(config_errors, invalid_yaml_hints)
+{
+    static const struct error_case cases[] = {
+        {"listen: [::1]:8080\n" B,
+         "t.yaml:1:10: invalid YAML: did not find expected node content (while parsing a flow "
+         "node at line 1 column 10); quote IPv6 addresses: listen: \"[::1]:8080\"\n"},
+        {B "tls:\n  listen: [2001:db8::1]:8443 # HTTPS\n",
+         "t.yaml:3:24: invalid YAML: did not find expected key (while parsing a block mapping at "
+         "line 3 column 3); quote IPv6 addresses: listen: \"[2001:db8::1]:8443\"\n"},
+        {"backends: [ http://[::1]:8081 ]\n",
+         "t.yaml:1:20: invalid YAML: did not find expected ',' or ']' (while parsing a flow "
+         "sequence at line 1 column 11); quote IPv6 addresses, e.g. listen: \"[::1]:8080\"\n"},
+        {"backends:\n\t- http://127.0.0.1:8081\n",
+         "t.yaml:2:1: invalid YAML: found character that cannot start any token (while scanning "
+         "for the next token at line 2 column 1); YAML forbids tabs for indentation: indent with "
+         "spaces\n"},
+        {"backends: [http://127.0.0.1:8081]\nport: [80\n", /* neither: no hint */
+         "t.yaml:3:1: invalid YAML: did not find expected ',' or ']' (while parsing a flow "
+         "sequence at line 2 column 7)\n"},
     };
     expect_all(cases, sizeof(cases) / sizeof(cases[0]));
 }
@@ -834,6 +880,34 @@ Test(config, numeric_only_resolution_hook)
     config_set_resolve_numeric_only(false);
 }
 
+/* asprintf, interposed for the whole test binary (libgolb.a's calls included): it fails the
+ * calls whose format is `fail_format`, leaving a non-NULL pointer behind, as POSIX allows (the
+ * result is undefined after a failure). */
+static const char *fail_format;
+
+int asprintf(char **strp, const char *fmt, ...)
+{
+    if (fail_format && strcmp(fmt, fail_format) == 0) {
+        *strp = (char *)"not a heap block";
+        return -1;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(strp, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+Test(config_errors, a_failed_asprintf_is_out_of_memory)
+{
+    fail_format = "/%s"; /* the health path of a URL with a query and no path */
+    expect_fail("backends: [http://127.0.0.1:8081?ping]\n", "t.yaml:1:1: out of memory\n");
+    fail_format = NULL;
+    struct config *c = load_ok("backends: [http://127.0.0.1:8081?ping]\n");
+    cr_assert_str_eq(c->backends[0].health_path, "/?ping");
+    config_free(c);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Files
  */
@@ -1004,7 +1078,7 @@ Test(config, balancing_defaults)
     cr_expect_null(c->balance);
     cr_expect_eq(c->hash_key, CONFIG_HASH_CLIENT);
     cr_expect_eq(c->hash_load_factor, 0);
-    cr_expect_eq(c->slow_start_s, 0);
+    cr_expect_eq(c->slow_start_ms, 0);
     cr_expect_eq(c->panic_threshold, 0);
     cr_expect_eq(c->healthy_threshold, 1);
     cr_expect_eq(c->unhealthy_threshold, 1);
@@ -1038,7 +1112,7 @@ Test(config, balancing_keys)
     cr_expect_eq(c->hash_key, CONFIG_HASH_COOKIE);
     cr_expect_str_eq(c->hash_key_name, "session");
     cr_expect_eq(c->hash_load_factor, 1250);
-    cr_expect_eq(c->slow_start_s, 30);
+    cr_expect_eq(c->slow_start_ms, 30000);
     cr_expect_eq(c->panic_threshold, 50);
     cr_expect_eq(c->healthy_threshold, 2);
     cr_expect_eq(c->unhealthy_threshold, 3);
@@ -1100,7 +1174,8 @@ Test(config_errors, balancing_keys)
          "t.yaml:2:17: hashLoadFactor must be 0 (off) or above 1 and at most 100, got 1\n"},
         {"balance: hash\nhashLoadFactor: x\n" B,
          "t.yaml:2:17: hashLoadFactor must be a number (e.g. 1.25), got \"x\"\n"},
-        {"slowStart: 3601\n" B, "t.yaml:1:12: slowStart must be between 0 and 3600, got 3601\n"},
+        {"slowStart: 3601\n" B,
+         "t.yaml:1:12: slowStart must be between 0 and 3600 seconds, got 3601\n"},
         {"panicThreshold: 101\n" B,
          "t.yaml:1:17: panicThreshold must be between 0 and 100, got 101\n"},
         {"healthyThreshold: 0\n" B,
@@ -1120,6 +1195,41 @@ Test(config_errors, balancing_keys)
          "t.yaml:3:13: weight must be between 0 and 1000, got 1001\n"},
         {"backends:\n  - url: http://127.0.0.1:8081\n    weight: -1\n",
          "t.yaml:3:13: weight must be between 0 and 1000, got -1\n"},
+    };
+    expect_all(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* One rule for every key in seconds: fractions are fine (slowStart and stickySession's maxAge
+ * were integers once, while the timeouts took "0.5"). */
+Test(config, seconds_accept_fractions_everywhere)
+{
+    struct config *c = load_ok("slowStart: 0.5\n"
+                               "stickySession: {cookie: s, maxAge: 1.5}\n" B);
+    cr_expect_eq(c->slow_start_ms, 500);
+    cr_expect_eq(c->sticky.max_age, 2, "Max-Age is whole seconds: a fraction rounds up");
+    config_free(c);
+    c = load_ok("slowStart: 0\nstickySession: {cookie: s, maxAge: 0.001}\n" B);
+    cr_expect_eq(c->slow_start_ms, 0, "0 is off");
+    cr_expect_eq(c->sticky.max_age, 1);
+    config_free(c);
+    c = load_ok("slowStart: 3600.0\nstickySession: {cookie: s, maxAge: 315360000}\n" B);
+    cr_expect_eq(c->slow_start_ms, 3600000);
+    cr_expect_eq(c->sticky.max_age, 315360000);
+    config_free(c);
+    static const struct error_case cases[] = {
+        {"slowStart: -0.5\n" B,
+         "t.yaml:1:12: slowStart must be between 0 and 3600 seconds, got -0.5\n"},
+        {"slowStart: 3600.001\n" B,
+         "t.yaml:1:12: slowStart must be between 0 and 3600 seconds, got 3600.001\n"},
+        {"slowStart: 0.0001\n" B,
+         "t.yaml:1:12: slowStart must be at least 0.001 seconds (1 ms), got 0.0001\n"},
+        {"slowStart: 30s\n" B,
+         "t.yaml:1:12: slowStart must be a number of seconds (e.g. 3 or 0.5), got \"30s\"\n"},
+        {"stickySession: {cookie: s, maxAge: 315360000.5}\n" B,
+         "t.yaml:1:36: maxAge must be between 0 and 315360000 seconds, got 315360000.5\n"},
+        {"stickySession: {cookie: s, maxAge: \"60\"}\n" B,
+         "t.yaml:1:36: maxAge must be a number of seconds (e.g. 3 or 0.5), got the quoted "
+         "string \"60\"\n"},
     };
     expect_all(cases, sizeof(cases) / sizeof(cases[0]));
 }

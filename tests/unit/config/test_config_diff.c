@@ -90,6 +90,23 @@ Test(config_diff, upgrade_protocols_as_lists)
     free(t);
 }
 
+/* A reload keeps workers and admin.listen (with a warning): -diff must not promise them. */
+Test(config_diff, what_a_reload_cannot_change_needs_a_restart)
+{
+    int n;
+    char *t = diff(BASE "workers: 2\nadmin: {listen: 127.0.0.1:9901}\n",
+                   BASE "workers: 4\nadmin: {listen: \"unix:/run/golb/admin.sock\"}\n", &n);
+    cr_expect_eq(n, 2, "%s", t);
+    cr_expect(strstr(t, "setting changed: workers 2 -> 4 (needs a restart)\n"), "%s", t);
+    cr_expect(strstr(t, "setting changed: admin.listen 127.0.0.1:9901 -> unix:/run/golb/admin.sock "
+                        "(needs a restart)\n"),
+              "%s", t);
+    free(t);
+    t = diff(BASE, BASE "admin: {listen: 127.0.0.1:9901}\n", &n);
+    cr_expect_str_eq(t, "setting changed: admin.listen off -> 127.0.0.1:9901 (needs a restart)\n");
+    free(t);
+}
+
 Test(config_diff, a_token_is_never_printed)
 {
     int n;
