@@ -38,7 +38,7 @@
 #include "base/sock.h"
 #include "upstream/upstream.h"
 #include "base/util.h"
-#include "server/worker.h"
+#include "core/worker_ctx.h"
 
 /* Bodies with at least this much left (Content-Length) or close-delimited ones move through a
  * pipe with splice(2) instead of being copied through a buffer. Below it, copying is cheaper. */
@@ -76,7 +76,7 @@ static void connect_next(struct exchange *x);
 
 /* ---------------------------------------------------------------- lifecycle ---------------- */
 
-struct exchange *exchange_get(struct worker *w, const struct exchange_client_ops *ops,
+struct exchange *exchange_get(struct worker_ctx *w, const struct exchange_client_ops *ops,
                               void *client)
 {
     struct exchange *x = w->free_exchanges;
@@ -96,13 +96,13 @@ struct exchange *exchange_get(struct worker *w, const struct exchange_client_ops
     x->splice_req.fd = x->splice_resp.fd = -1;
     x->backend = -1;
     x->gen = w->gen; /* the request runs on the generation it started on, to its end */
-    worker_pin(w, x->gen);
+    worker_ctx_pin(w, x->gen);
     return x;
 }
 
 void exchange_put(struct exchange *x)
 {
-    struct worker *w = x->w;
+    struct worker_ctx *w = x->w;
     exchange_release_upstream(x, LB_FAILED);
     pipe_pool_put(&w->pipes, &x->req_pipe);
     pipe_pool_put(&w->pipes, &x->resp_pipe);
@@ -110,7 +110,7 @@ void exchange_put(struct exchange *x)
     buf_put(&w->bufs, x->uin);
     buf_put(&w->bufs, x->resph);
     if (x->gen)
-        worker_unpin(w, x->gen);
+        worker_ctx_unpin(w, x->gen);
     x->gen = NULL;
     if (w->nfree_exchanges < MAX_FREE_EXCHANGES) {
         x->next_free = w->free_exchanges;
@@ -121,7 +121,7 @@ void exchange_put(struct exchange *x)
     }
 }
 
-void exchange_pool_free(struct worker *w)
+void exchange_pool_free(struct worker_ctx *w)
 {
     while (w->free_exchanges) {
         struct exchange *x = w->free_exchanges;
@@ -325,7 +325,7 @@ static bool want_splice(struct exchange *x, struct kpipe *p, struct exchange_spl
 enum exchange_status exchange_start(struct exchange *x, const struct http1_request *req,
                                     const struct exchange_request *info)
 {
-    struct worker *w = x->w;
+    struct worker_ctx *w = x->w;
     obs_req_start(w, &x->obs, req, info->head_wait_ms);
     x->req_body = req->body;
     x->req_remaining = req->body == HTTP1_BODY_LENGTH ? req->content_length : 0;
@@ -350,7 +350,7 @@ enum exchange_status exchange_start(struct exchange *x, const struct http1_reque
 /* Tries the next backend: an idle pooled connection to it, else a new connect. */
 static void connect_next(struct exchange *x)
 {
-    struct worker *w = x->w;
+    struct worker_ctx *w = x->w;
     const struct config *cfg = ex_cfg(x);
     uint32_t max_tries = MIN(cfg->retries + 1, (uint32_t)LB_MAX_TRIES);
     for (;;) {
@@ -413,7 +413,7 @@ static bool replay_on_fresh(struct exchange *x)
     if (!x->up_reused || x->replayed || x->req_body_sent || x->resp_started ||
         (x->uin && buf_len(x->uin) > 0) || !x->reqh)
         return false;
-    struct worker *w = x->w;
+    struct worker_ctx *w = x->w;
     struct backend *b = ex_backend(x, x->backend);
     upstream_release(x->up, false);
     x->up = NULL;

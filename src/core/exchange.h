@@ -50,7 +50,7 @@
 
 struct buf;
 struct generation;
-struct worker;
+struct worker_ctx;
 struct upstream_conn;
 
 enum exchange_status {
@@ -139,7 +139,7 @@ struct exchange_tunnel {
  * marked (session) and obs; everything else is the exchange's. */
 struct exchange {
     struct exchange *next_free;
-    struct worker *w;
+    struct worker_ctx *w;
     const struct exchange_client_ops *ops;
     void *client;
     enum exchange_status res; /* EX_WAIT while running; the stored outcome otherwise */
@@ -153,7 +153,7 @@ struct exchange {
     struct exchange_splice splice_req, splice_resp; /* fd -1: not (yet) offered */
     bool no_splice;                                 /* the client end refused splice */
 
-    struct generation *gen; /* pinned for the exchange's life (worker_pin) */
+    struct generation *gen; /* pinned for the exchange's life (worker_ctx_pin) */
     struct upstream_conn *up;
     int backend; /* index in gen's backend table, -1 before the first pick */
     bool up_reused, replayed;
@@ -191,13 +191,13 @@ struct exchange {
 
 /* A cleared exchange from w's free list (or malloc), bound to a client side and pinned to w's
  * current generation until exchange_put(); NULL when out of memory. */
-struct exchange *exchange_get(struct worker *w, const struct exchange_client_ops *ops,
+struct exchange *exchange_get(struct worker_ctx *w, const struct exchange_client_ops *ops,
                               void *client);
 /* Gives back the exchange's buffers and pipes and the exchange itself; an upstream still held is
  * released as failed. */
 void exchange_put(struct exchange *x);
 /* Frees w's free list (worker teardown). */
-void exchange_pool_free(struct worker *w);
+void exchange_pool_free(struct worker_ctx *w);
 
 /* Starts forwarding a parsed, validated request: framing, rewritten head, first pick (and a pooled
  * connection or a connect). Returns EX_WAIT (then pump) or EX_FAIL. */

@@ -46,7 +46,7 @@
 #include "http/rewrite.h"
 #include "base/sock.h"
 #include "base/util.h"
-#include "server/worker.h"
+#include "core/worker_ctx.h"
 
 #define LINGER_MS 2000u /* after an error reply: how long to drain unread input before closing */
 
@@ -69,8 +69,8 @@ struct client {
     char *subject; /* verified client certificate subject (mTLS with clientSubjectHeader) */
     struct loop_timer timer;
     struct loop_task task; /* deferred: free after close, or process pipelined bytes */
-    struct worker *w;
-    struct client *prev, *next; /* worker's list */
+    struct worker_ctx *w;
+    struct worker_session ws; /* its entry in the worker's registry (h1_session_ops) */
     struct buf *in;             /* bytes from the client; NULL while idle */
     struct exchange *x;         /* the request in flight; NULL between requests */
     const char *reply;          /* generated response: static text, or reply_buf's bytes */
@@ -205,7 +205,7 @@ static void client_close(struct client *c)
     free(c->subject);
     c->subject = NULL;
     if (c->tls_gen)
-        worker_unpin(c->w, c->tls_gen);
+        worker_ctx_unpin(c->w, c->tls_gen);
     c->tls_gen = NULL;
     close(c->io.fd);
     c->io.fd = -1;
@@ -215,18 +215,13 @@ static void client_close(struct client *c)
     buf_put(pool, c->reply_buf);
     c->reply_buf = NULL;
     release_buffers(c);
-    struct worker *w = c->w;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        w->clients = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    struct worker_ctx *w = c->w;
+    worker_ctx_session_remove(w, &c->ws);
     /* The task may be queued to process pipelined input; re-targeting it to free is safe because
      * loop_defer() keeps an already-queued task queued and the callback is read at run time. */
     c->task.cb = free_task;
     loop_defer(w->loop, &c->task, free_task);
-    worker_client_closed(w);
+    worker_ctx_session_closed(w);
 }
 
 /* Close after a complete response: shut our side, then drain what the client still sends for a
@@ -523,7 +518,7 @@ static struct exchange_request request_info(const struct client *c, const struct
 /* Starts forwarding a parsed request as an exchange. */
 static void start_exchange(struct client *c, const struct http1_request *req, size_t head_len)
 {
-    struct worker *w = c->w;
+    struct worker_ctx *w = c->w;
     c->in->pos += (uint32_t)head_len;
     c->parse_prev = 0;
     w->stats.requests++;
@@ -708,7 +703,7 @@ static bool client_handshake(struct client *c)
 /* The exchange is complete: serve the next request, or close. */
 static void finish_exchange(struct client *c)
 {
-    struct worker *w = c->w;
+    struct worker_ctx *w = c->w;
     obs_end(c, c->x->obs.backend_status, "--", NULL);
     exchange_finish(c->x);
     c->requests++;
@@ -937,15 +932,50 @@ static void process_pipelined(struct loop_task *task)
         pump(c);
 }
 
-/* ---------------------------------------------------------------- worker entry points ------ */
+/* ---------------------------------------------------------------- the worker's registry ---- */
 
-void h1session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
+static struct client *client_of(struct worker_session *s)
+{
+    return container_of(s, struct client, ws);
+}
+
+/* Draining: an idle connection (between requests, no head begun) closes now; the others close
+ * after their exchange (finish_exchange reads w->draining). */
+static void h1_drain(struct worker_session *s)
+{
+    struct client *c = client_of(s);
+    if (c->state == CS_READ_HEAD && !c->head_start)
+        client_close(c);
+}
+
+static void h1_close(struct worker_session *s)
+{
+    client_close(client_of(s));
+}
+
+static int h1_cut_retired(struct worker_session *s)
+{
+    struct client *c = client_of(s);
+    if (!c->x || !exchange_backend_retired(c->x))
+        return 0;
+    c->x->end_term = c->x->resp_started ? "KD" : "KH";
+    client_close(c);
+    return 1;
+}
+
+static const struct worker_session_ops h1_session_ops = {
+    .drain = h1_drain,
+    .close = h1_close,
+    .cut_retired = h1_cut_retired,
+};
+
+void h1session_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
                       bool tls)
 {
     struct client *c = calloc(1, sizeof(*c));
     if (!c) {
         close(fd);
-        worker_client_closed(w);
+        worker_ctx_session_closed(w);
         return;
     }
     c->w = w;
@@ -956,13 +986,13 @@ void h1session_accept(struct worker *w, int fd, const struct sockaddr *peer, soc
     c->state = CS_READ_HEAD;
     if (tls) {
         c->tls_gen = w->gen;
-        worker_pin(w, c->tls_gen);
+        worker_ctx_pin(w, c->tls_gen);
         c->ssl = tls_server_ssl(c->tls_gen->cfg->tls->server, fd);
         if (!c->ssl) {
-            worker_unpin(w, c->tls_gen);
+            worker_ctx_unpin(w, c->tls_gen);
             close(fd);
             free(c);
-            worker_client_closed(w);
+            worker_ctx_session_closed(w);
             return;
         }
         c->state = CS_HANDSHAKE;
@@ -972,46 +1002,10 @@ void h1session_accept(struct worker *w, int fd, const struct sockaddr *peer, soc
         c->nodelay = true;
     }
     c->idle_since = loop_now(w->loop);
-    c->next = w->clients;
-    if (w->clients)
-        w->clients->prev = c;
-    w->clients = c;
+    worker_ctx_session_add(w, &c->ws, &h1_session_ops);
     arm_timer(c);
     c->readable = true; /* accepted once data arrived: read it now, not after an epoll round */
     c->writable = true;
     pump(c);
     (void)peerlen;
-}
-
-void h1session_drain(struct worker *w)
-{
-    struct client *c = w->clients;
-    while (c) {
-        struct client *next = c->next;
-        if (c->state == CS_READ_HEAD && !c->head_start)
-            client_close(c);
-        c = next;
-    }
-}
-
-int h1session_cut_retired(struct worker *w)
-{
-    int n = 0;
-    struct client *c = w->clients;
-    while (c) {
-        struct client *next = c->next;
-        if (c->x && exchange_backend_retired(c->x)) {
-            c->x->end_term = c->x->resp_started ? "KD" : "KH";
-            client_close(c);
-            n++;
-        }
-        c = next;
-    }
-    return n;
-}
-
-void h1session_close_all(struct worker *w)
-{
-    while (w->clients)
-        client_close(w->clients);
 }

@@ -14,11 +14,11 @@
 #include "config/config.h"
 #include "core/exchange.h"
 #include "core/generation.h"
+#include "core/worker_ctx.h"
 #include "base/loop.h"
 #include "upstream/upstream.h"
-#include "server/worker.h"
 
-static struct worker wk;
+static struct worker_ctx wk;
 static struct config wk_cfg;
 static struct generation wk_gen; /* no backends, a balancer without sticky sessions */
 static struct upstream_conn up;

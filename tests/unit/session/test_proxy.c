@@ -38,7 +38,7 @@ static bool parse_response(struct client *c)
 
 /* ---- fixture: a worker with a buffer pool and one client ---- */
 
-static struct worker wk;
+static struct worker_ctx wk;
 static struct config wk_cfg; /* defaults: plain HTTP, no tls section */
 static struct generation wk_gen; /* no backends, a balancer without sticky sessions */
 static struct client cl;
