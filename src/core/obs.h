@@ -1,7 +1,8 @@
 /* obs — the seam between the proxy and observability: what one request did, counted and logged.
  *
- * exchange.c embeds one struct obs_req in each exchange; it and h1session.c (obs_req_end) call the
- * hooks below at well-defined points of a request's life and never touch counters or log lines:
+ * exchange.c embeds one struct obs_req in each exchange; it and the sessions (obs_req_end, for an
+ * exchange's request through exchange_obs_end) call the hooks below at well-defined points of a
+ * request's life and never touch counters or log lines:
  *
  *   obs_req_start      request head parsed (copies what the access log needs, X-Request-Id)
  *   obs_backend_try    a backend was picked: pooled connection or a new connect (retries counted)
@@ -123,8 +124,7 @@ void obs_req_start(struct worker_ctx *w, struct obs_req *r, const struct http1_r
 /* A backend was picked; `retry` when a previous try of this request failed. req_head_len: the
  * rewritten request head's size (bytes sent to the backend before the body). */
 void obs_backend_try(struct worker_ctx *w, struct obs_req *r, struct backend *backend, bool reused,
-                     bool retry,
-                     uint32_t req_head_len);
+                     bool retry, uint32_t req_head_len);
 /* A new connection's outcome: err 0, or -errno (ETIMEDOUT for golb's own connect timeout). */
 void obs_connect_result(struct worker_ctx *w, struct obs_req *r, int err);
 /* The final response head arrived from the backend. */

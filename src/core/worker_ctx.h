@@ -63,7 +63,7 @@ struct worker_ctx_stats {
 };
 
 struct worker_ctx {
-    int id;                   /* the worker's slot in generations and backends (pw[id]) */
+    int id; /* the worker's slot in generations and backends (pw[id]) */
     struct loop *loop;
     struct generation *gen;   /* the running generation as this worker sees it */
     const struct config *cfg; /* gen->cfg: settings for what starts now */
@@ -77,8 +77,8 @@ struct worker_ctx {
     uint32_t nfree_exchanges;
     uint32_t nclients;               /* accepted client connections not closed yet */
     struct worker_session *sessions; /* every registered session (a client connection) */
-    uint16_t https_port; /* the HTTPS listener's bound port (redirects), 0 when none */
-    bool draining;       /* stop accepting; sessions close when their work is done */
+    uint16_t https_port;             /* the HTTPS listener's bound port (redirects), 0 when none */
+    bool draining;                   /* stop accepting; sessions close when their work is done */
     struct worker_ctx_stats stats;
     /* Set by the worker: a client connection closed (worker_ctx_session_closed() has counted it
      * in nclients); it keeps the process-wide connection count and ends a drain. NULL: none. */

@@ -184,8 +184,8 @@ int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, struct gener
     w->ctx.loop = loop_new();
     if (!w->ctx.loop)
         return -ENOMEM;
-    w->ctx.upstreams = upstream_pool_new(w->ctx.loop, cfg->upstream_max_idle,
-                                     cfg->upstream_idle_timeout_ms);
+    w->ctx.upstreams =
+        upstream_pool_new(w->ctx.loop, cfg->upstream_max_idle, cfg->upstream_idle_timeout_ms);
     if (!w->ctx.upstreams)
         return -ENOMEM;
     w->ctx.m = obs_counters_new(id);
