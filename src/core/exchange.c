@@ -20,7 +20,7 @@
  *   uin   bytes from the upstream: response head, then body bytes
  *   resph the response head as the session serialised it (also interim 1xx heads)
  */
-#include "core/exchange.h"
+#include "core/exchange_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -175,14 +175,52 @@ void exchange_finish(struct exchange *x)
     drop_upstream(x, reusable, LB_OK);
 }
 
-bool exchange_backend_retired(const struct exchange *x)
+bool exchange_cut_retired(struct exchange *x)
 {
-    return x->backend >= 0 &&
-           atomic_load_explicit(&ex_backend(x, x->backend)->retired, memory_order_relaxed);
+    if (x->backend < 0 ||
+        !atomic_load_explicit(&ex_backend(x, x->backend)->retired, memory_order_relaxed))
+        return false;
+    x->end_term = x->resp_started ? "KD" : "KH";
+    return true;
+}
+
+bool exchange_connecting(const struct exchange *x)
+{
+    return x->phase == XP_CONNECT;
+}
+
+const struct config *exchange_config(const struct exchange *x)
+{
+    return ex_cfg(x);
+}
+
+void exchange_result(const struct exchange *x, struct exchange_result *out)
+{
+    *out = (struct exchange_result){
+        .fail_status = x->fail_status,
+        .fail_outcome = x->fail_outcome,
+        .backend_status = x->obs.backend_status,
+        .end_term = x->end_term,
+        .end_error = x->end_error,
+        .resp_started = x->resp_started,
+        .req_done = x->req_done,
+        .relaying = x->phase == XP_RELAY,
+        .tunnel = x->tunnel_pending,
+        .body_abandoned = x->body_abandoned,
+        .log_pending = x->obs.started && !x->obs.ended,
+    };
+}
+
+void exchange_obs_end(struct exchange *x, int status, const char *term, const char *error_type,
+                      const char *client_ip)
+{
+    obs_req_end(x->w, &x->obs, status, term, error_type, client_ip);
 }
 
 struct exchange_tunnel *exchange_tunnel(struct exchange *x)
 {
+    if (x->tunnel.buf)
+        return &x->tunnel; /* set up already */
     if (!x->uin && !(x->uin = buf_get(&x->w->bufs)))
         return NULL;
     struct upstream_conn *up = x->up;
@@ -292,6 +330,8 @@ static bool x_response_head(struct exchange *x, const struct http1_response *res
     h.set_cookie_len =
         balancer_set_cookie(ex_balancer(x), &x->lbr, x->backend, cookie, sizeof(cookie));
     h.set_cookie = cookie;
+    h.dechunk = x->resp_dechunk;
+    h.req_done = x->req_done;
     return x->ops->on_head(x->client, resp, &h, b) == 0;
 }
 
@@ -329,9 +369,7 @@ enum exchange_status exchange_start(struct exchange *x, const struct http1_reque
     obs_req_start(w, &x->obs, req, info->head_wait_ms);
     x->req_body = req->body;
     x->req_remaining = req->body == HTTP1_BODY_LENGTH ? req->content_length : 0;
-    x->req_keepalive = info->keepalive;
     x->req_is_head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
-    x->req_http10 = info->http10;
     x->req_upgrade = (req->flags & HTTP1_MF_UPGRADE) != 0;
     x->resp_phase = RESP_WAIT_HEAD;
     x->client_dechunk = info->dechunk;
@@ -918,7 +956,6 @@ enum exchange_status exchange_pump(struct exchange *x)
                 /* The upstream answered before taking the whole body (say a 413): the rest of
                  * the body can go nowhere, so the client is closed after the response. */
                 x->body_abandoned = true;
-                x->client_keepalive = false;
                 x->resp_keepalive = false;
                 x->req_done = true;
                 return EX_DONE;
