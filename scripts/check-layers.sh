@@ -7,7 +7,9 @@
 # A file may include headers of its own folder and of any folder to its left. admin/ may include
 # core/ and below; of the other folders only server/ (the process that starts the admin listener)
 # may include admin/. An include of a golb header must name its folder ("base/buf.h"), so that
-# this check sees every edge. cmd/ and tests/ are outside the layers.
+# this check sees every edge. A header named *_int.h (a struct body or helpers one module keeps
+# to itself, e.g. core/exchange_int.h) may be included only from its own folder. cmd/ and tests/
+# are outside the layers.
 # Two modules that include each other (a cycle inside a folder) are reported too.
 # Prints each wrong include as FILE:LINE: "header" (folder A may not use folder B) and exits 1.
 # Usage: check-layers.sh [ROOT]   (ROOT: a tree with src/, default this checkout)
@@ -38,9 +40,14 @@ for dir in src/*/; do
         hdr=$(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' <<<"$text")
         [[ -n $hdr ]] || continue
         to=${hdr%%/*}
-        edge["${file%.*} src/${hdr%.*}"]=1
+        a=${file%.*} b=src/${hdr%.*}
+        edge["${a%_int} ${b%_int}"]=1 # a module's private X_int.h is part of module X
         if [[ $hdr != */* || -z ${rank[$to]:-} ]]; then
             echo "$file:$line: \"$hdr\" (name the layer folder: \"<layer>/$hdr\")"
+            bad=1; continue
+        fi
+        if [[ $hdr == *_int.h && $to != "$from" ]]; then
+            echo "$file:$line: \"$hdr\" (a *_int.h header is private to its folder)"
             bad=1; continue
         fi
         if ! allowed "$from" "$to"; then

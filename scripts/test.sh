@@ -11,6 +11,7 @@ step() {
     echo "== $*"
     "$@" || { echo "FAILED: $*"; fail=1; }
 }
+step make check-layers
 step make -j"$jobs" MODE=release all
 step make -j"$jobs" MODE=release build/release/libgolb.a $(ls tests/unit/*/test_*.c | sed 's#tests/unit/\(.*\)\.c#build/release/tests/\1#')
 step make MODE=release unit

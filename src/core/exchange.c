@@ -20,7 +20,7 @@
  *   uin   bytes from the upstream: response head, then body bytes
  *   resph the response head as the session serialised it (also interim 1xx heads)
  */
-#include "core/exchange.h"
+#include "core/exchange_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -38,7 +38,7 @@
 #include "base/sock.h"
 #include "upstream/upstream.h"
 #include "base/util.h"
-#include "server/worker.h"
+#include "core/worker_ctx.h"
 
 /* Bodies with at least this much left (Content-Length) or close-delimited ones move through a
  * pipe with splice(2) instead of being copied through a buffer. Below it, copying is cheaper. */
@@ -82,7 +82,7 @@ static void connect_next(struct exchange *x);
 
 /* ---------------------------------------------------------------- lifecycle ---------------- */
 
-struct exchange *exchange_get(struct worker *w, const struct exchange_client_ops *ops,
+struct exchange *exchange_get(struct worker_ctx *w, const struct exchange_client_ops *ops,
                               void *client)
 {
     struct exchange *x = w->free_exchanges;
@@ -102,13 +102,13 @@ struct exchange *exchange_get(struct worker *w, const struct exchange_client_ops
     x->splice_req.fd = x->splice_resp.fd = -1;
     x->backend = -1;
     x->gen = w->gen; /* the request runs on the generation it started on, to its end */
-    worker_pin(w, x->gen);
+    worker_ctx_pin(w, x->gen);
     return x;
 }
 
 void exchange_put(struct exchange *x)
 {
-    struct worker *w = x->w;
+    struct worker_ctx *w = x->w;
     exchange_release_upstream(x, LB_FAILED);
     pipe_pool_put(&w->pipes, &x->req_pipe);
     pipe_pool_put(&w->pipes, &x->resp_pipe);
@@ -116,7 +116,7 @@ void exchange_put(struct exchange *x)
     buf_put(&w->bufs, x->uin);
     buf_put(&w->bufs, x->resph);
     if (x->gen)
-        worker_unpin(w, x->gen);
+        worker_ctx_unpin(w, x->gen);
     x->gen = NULL;
     if (w->nfree_exchanges < MAX_FREE_EXCHANGES) {
         x->next_free = w->free_exchanges;
@@ -127,7 +127,7 @@ void exchange_put(struct exchange *x)
     }
 }
 
-void exchange_pool_free(struct worker *w)
+void exchange_pool_free(struct worker_ctx *w)
 {
     while (w->free_exchanges) {
         struct exchange *x = w->free_exchanges;
@@ -181,14 +181,52 @@ void exchange_finish(struct exchange *x)
     drop_upstream(x, reusable, LB_OK);
 }
 
-bool exchange_backend_retired(const struct exchange *x)
+bool exchange_cut_retired(struct exchange *x)
 {
-    return x->backend >= 0 &&
-           atomic_load_explicit(&ex_backend(x, x->backend)->retired, memory_order_relaxed);
+    if (x->backend < 0 ||
+        !atomic_load_explicit(&ex_backend(x, x->backend)->retired, memory_order_relaxed))
+        return false;
+    x->end_term = x->resp_started ? "KD" : "KH";
+    return true;
+}
+
+bool exchange_connecting(const struct exchange *x)
+{
+    return x->phase == XP_CONNECT;
+}
+
+const struct config *exchange_config(const struct exchange *x)
+{
+    return ex_cfg(x);
+}
+
+void exchange_result(const struct exchange *x, struct exchange_result *out)
+{
+    *out = (struct exchange_result){
+        .fail_status = x->fail_status,
+        .fail_outcome = x->fail_outcome,
+        .backend_status = x->obs.backend_status,
+        .end_term = x->end_term,
+        .end_error = x->end_error,
+        .resp_started = x->resp_started,
+        .req_done = x->req_done,
+        .relaying = x->phase == XP_RELAY,
+        .tunnel = x->tunnel_pending,
+        .body_abandoned = x->body_abandoned,
+        .log_pending = x->obs.started && !x->obs.ended,
+    };
+}
+
+void exchange_obs_end(struct exchange *x, int status, const char *term, const char *error_type,
+                      const char *client_ip)
+{
+    obs_req_end(x->w, &x->obs, status, term, error_type, client_ip);
 }
 
 struct exchange_tunnel *exchange_tunnel(struct exchange *x)
 {
+    if (x->tunnel.buf)
+        return &x->tunnel; /* set up already */
     if (!x->uin && !(x->uin = buf_get(&x->w->bufs)))
         return NULL;
     struct upstream_conn *up = x->up;
@@ -299,6 +337,8 @@ static bool x_response_head(struct exchange *x, const struct http1_response *res
     h.set_cookie_len =
         balancer_set_cookie(ex_balancer(x), &x->lbr, x->backend, cookie, sizeof(cookie));
     h.set_cookie = cookie;
+    h.dechunk = x->resp_dechunk;
+    h.req_done = x->req_done;
     return x->ops->on_head(x->client, resp, &h, b) == 0;
 }
 
@@ -332,13 +372,11 @@ static bool want_splice(struct exchange *x, struct kpipe *p, struct exchange_spl
 enum exchange_status exchange_start(struct exchange *x, const struct http1_request *req,
                                     const struct exchange_request *info)
 {
-    struct worker *w = x->w;
+    struct worker_ctx *w = x->w;
     obs_req_start(w, &x->obs, req, info->head_wait_ms);
     x->req_body = req->body;
     x->req_remaining = req->body == HTTP1_BODY_LENGTH ? req->content_length : 0;
-    x->req_keepalive = info->keepalive;
     x->req_is_head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
-    x->req_http10 = info->http10;
     /* Only an Upgrade to a protocol of upgradeProtocols is one; any other (h2c by default) is
      * proxied as an ordinary request, without its Upgrade. */
     x->req_upgrade = rewrite_upgrade_allowed(req, ex_upgrades(x));
@@ -359,7 +397,7 @@ enum exchange_status exchange_start(struct exchange *x, const struct http1_reque
 /* Tries the next backend: an idle pooled connection to it, else a new connect. */
 static void connect_next(struct exchange *x)
 {
-    struct worker *w = x->w;
+    struct worker_ctx *w = x->w;
     const struct config *cfg = ex_cfg(x);
     uint32_t max_tries = MIN(cfg->retries + 1, (uint32_t)LB_MAX_TRIES);
     for (;;) {
@@ -422,7 +460,7 @@ static bool replay_on_fresh(struct exchange *x)
     if (!x->up_reused || x->replayed || x->req_body_sent || x->resp_started ||
         (x->uin && buf_len(x->uin) > 0) || !x->reqh)
         return false;
-    struct worker *w = x->w;
+    struct worker_ctx *w = x->w;
     struct backend *b = ex_backend(x, x->backend);
     upstream_release(x->up, false);
     x->up = NULL;
@@ -933,7 +971,6 @@ enum exchange_status exchange_pump(struct exchange *x)
                 /* The upstream answered before taking the whole body (say a 413): the rest of
                  * the body can go nowhere, so the client is closed after the response. */
                 x->body_abandoned = true;
-                x->client_keepalive = false;
                 x->resp_keepalive = false;
                 x->req_done = true;
                 return EX_DONE;

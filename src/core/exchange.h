@@ -14,9 +14,14 @@
  *     then on drives it by calling exchange_pump() (client readiness, a resume, after start) and
  *     exchange_timeout() (its timer passed exchange_deadline()). Both return an exchange_status;
  *     anything but EX_WAIT ends the exchange's own work and the session acts on it: EX_DONE
- *     exchange_finish(), EX_FAIL answer x->fail_status (or cut when the response has started),
- *     EX_CLOSE cut the client, EX_TUNNEL relay bytes (exchange_tunnel()). The session then frees
- *     the exchange with exchange_put(). The exchange never frees itself or the session.
+ *     exchange_finish(), EX_FAIL answer the result's fail_status (or cut when the response has
+ *     started), EX_CLOSE cut the client, EX_TUNNEL relay bytes (exchange_tunnel()). The session
+ *     then frees the exchange with exchange_put(). The exchange never frees itself or the session.
+ *   - struct exchange is opaque to sessions (its body is in exchange_int.h, private to exchange.c
+ *     and its unit tests). What a session may know comes in three ways: struct exchange_head with
+ *     each response head (on_head), struct exchange_result copied out by exchange_result() when
+ *     the session acts on an outcome or ends the exchange itself, and a few calls
+ *     (exchange_config, exchange_connecting, exchange_cut_retired, exchange_obs_end).
  *   - The callbacks below are made only from inside exchange_start/pump/timeout, except resume,
  *     which is made only from the exchange's upstream event handler as its very last action (the
  *     handler touches nothing after it). No callback may free the exchange or close the session:
@@ -44,14 +49,13 @@
 
 #include "lb/balancer.h"
 #include "net/conn.h"
-#include "http/http1.h"
-#include "core/obs.h"
-#include "base/pipes.h"
 
 struct buf;
-struct generation;
-struct worker;
-struct upstream_conn;
+struct http1_request;
+struct http1_response;
+struct config;
+struct exchange;
+struct worker_ctx;
 
 enum exchange_status {
     EX_WAIT = 0, /* waiting for readiness (upstream, client, or the session's resume) */
@@ -59,18 +63,6 @@ enum exchange_status {
     EX_FAIL,     /* answer fail_status (cut instead when the response has started) */
     EX_CLOSE,    /* cut the client connection (client gone, or a broken response body) */
     EX_TUNNEL,   /* 101 relayed: the session relays bytes both ways (exchange_tunnel()) */
-};
-
-enum exchange_phase {
-    XP_PICK = 0, /* head parsed, no backend yet */
-    XP_CONNECT,  /* a new connection (and its TLS handshake) is being opened */
-    XP_RELAY,    /* the upstream is there: request up, response down */
-};
-
-enum resp_phase {
-    RESP_WAIT_HEAD = 0,
-    RESP_BODY,
-    RESP_DONE,
 };
 
 /* A client end that splice(2) may use: a plain socket and the session's readiness flags. */
@@ -83,6 +75,9 @@ struct exchange_splice {
 struct exchange_head {
     const char *set_cookie; /* sticky Set-Cookie value for a final head (len 0: none) */
     size_t set_cookie_len;
+    bool dechunk;  /* the exchange decodes this chunked body (exchange_request.dechunk): the
+                      client gets it close-delimited */
+    bool req_done; /* the request went up whole (else the rest of its body will be abandoned) */
 };
 
 /* The client side of an exchange. `client` is the session's pointer given to exchange_get(). */
@@ -118,9 +113,7 @@ struct exchange_request {
     bool https;          /* the client came over TLS (X-Forwarded-Proto) */
     const char *subject; /* verified client certificate subject, or NULL */
     const char *subject_header; /* the header it goes in (tls.clientSubjectHeader), or NULL */
-    bool dechunk;        /* the client cannot take chunked framing: decode chunked bodies */
-    bool keepalive;      /* the client asked to keep its connection (session's own use) */
-    bool http10;         /* HTTP/1.0 client (session's own use) */
+    bool dechunk;               /* the client cannot take chunked framing: decode chunked bodies */
     uint64_t head_wait_ms;
 };
 
@@ -133,72 +126,34 @@ struct exchange_tunnel {
     bool up_shut, client_shut;
 };
 
-/* One request/response exchange: everything that exists only while a request is in flight.
- * Taken from the worker's free list when a request head is parsed, given back when the exchange
- * ends, so an idle keep-alive connection costs only its session. The session reads the fields
- * marked (session) and obs; everything else is the exchange's. */
-struct exchange {
-    struct exchange *next_free;
-    struct worker *w;
-    const struct exchange_client_ops *ops;
-    void *client;
-    enum exchange_status res; /* EX_WAIT while running; the stored outcome otherwise */
-    enum exchange_phase phase;
+/* What a session may know of its exchange: a copy made by exchange_result() when the session
+ * acts on an outcome (EX_DONE: the keep-alive decision; EX_FAIL: the answer) or ends the exchange
+ * itself (its client closed, golb cut it) and logs it. Nothing else of the exchange is visible. */
+struct exchange_result {
     int fail_status;              /* EX_FAIL: the status to answer */
     enum lb_outcome fail_outcome; /* EX_FAIL: what the balancer is told */
-    struct buf *reqh, *uin, *resph;
-    uint32_t reqh_sent, resph_sent;
-    uint32_t reqh_host_at; /* where a Host line goes when the request had none (0: it had) */
-    struct kpipe req_pipe, resp_pipe; /* splice paths; r == -1 when unused */
-    struct exchange_splice splice_req, splice_resp; /* fd -1: not (yet) offered */
-    bool no_splice;                                 /* the client end refused splice */
-
-    struct generation *gen; /* pinned for the exchange's life (worker_pin) */
-    struct upstream_conn *up;
-    int backend; /* index in gen's backend table, -1 before the first pick */
-    bool up_reused, replayed;
-    struct lb_tried tried;
-    struct lb_request lbr; /* what the balancer read from the head: key, sticky cookie */
-    uint64_t sent_at;      /* request fully sent upstream */
-    uint64_t progress_at;  /* last byte moved, or phase change */
-
-    /* request being forwarded */
-    enum http1_body req_body; /* (session) */
-    uint64_t req_remaining;   /* LENGTH: body bytes not yet sent */
-    uint32_t req_ready;       /* CHUNKED: validated bytes at the source not yet sent */
-    struct http1_chunked req_chunk;
-    bool req_done, req_body_sent, req_is_head; /* (session) req_done */
-    bool req_upgrade; /* (session) an Upgrade to a protocol of upgradeProtocols: a 101 may tunnel */
-    bool req_keepalive, req_http10; /* (session) from exchange_request */
-    bool client_dechunk;            /* from exchange_request: decode chunked response bodies */
-
-    /* response being relayed */
-    enum resp_phase resp_phase;
-    enum http1_body resp_body;
-    uint64_t resp_remaining;
-    uint32_t resp_ready; /* CHUNKED: bytes at uin->pos validated (pass-through) or decoded */
-    struct http1_chunked resp_chunk;
-    bool resp_started, resp_dechunk, resp_keepalive, tunnel_pending; /* (session) reads them */
-    bool client_keepalive; /* (session) its decision, written from on_head */
-    bool body_abandoned;   /* the response ended before the request body was read: close */
-    bool up_eof;
-    struct exchange_tunnel tunnel;
-
-    /* observability: facts for counters and the access log (obs.h); end_term/end_error name the
-     * cause when golb cuts the exchange for a reason the session cannot see */
-    const char *end_term, *end_error;
-    struct obs_req obs; /* last: exchange_get() clears only up to its text buffers */
+    int backend_status;           /* the backend's final status (0: none came) */
+    const char *end_term;  /* golb failed or cut the exchange for a cause the session cannot see:
+                              its termination code (obs.h), else NULL */
+    const char *end_error; /* and its error type */
+    bool resp_started;     /* response bytes went to the client: a failure can only cut */
+    bool req_done;         /* the request went up whole */
+    bool relaying;         /* the upstream connection was up (a 502 is then a bad response) */
+    bool tunnel;           /* a 101 was accepted: the connection is (becoming) a tunnel */
+    bool body_abandoned;   /* EX_DONE: the response ended before the request body was read,
+                              whose rest can go nowhere: the client connection cannot continue */
+    bool log_pending;      /* its request started and its end is not logged yet */
 };
 
 /* A cleared exchange from w's free list (or malloc), bound to a client side and pinned to w's
  * current generation until exchange_put(); NULL when out of memory. */
-struct exchange *exchange_get(struct worker *w, const struct exchange_client_ops *ops,
+struct exchange *exchange_get(struct worker_ctx *w, const struct exchange_client_ops *ops,
                               void *client);
 /* Gives back the exchange's buffers and pipes and the exchange itself; an upstream still held is
  * released as failed. */
 void exchange_put(struct exchange *x);
 /* Frees w's free list (worker teardown). */
-void exchange_pool_free(struct worker *w);
+void exchange_pool_free(struct worker_ctx *w);
 
 /* Starts forwarding a parsed, validated request: framing, rewritten head, first pick (and a pooled
  * connection or a connect). Returns EX_WAIT (then pump) or EX_FAIL. */
@@ -214,15 +169,24 @@ enum exchange_status exchange_timeout(struct exchange *x);
 void exchange_finish(struct exchange *x);
 /* Drops the upstream connection, if any (closed), telling the balancer outcome. */
 void exchange_release_upstream(struct exchange *x, enum lb_outcome outcome);
-/* True when the exchange's backend was removed by a reload (its requests are cut after
- * shutdownTimeout). */
-bool exchange_backend_retired(const struct exchange *x);
-/* EX_TUNNEL: the upstream end and buffer for the session's relay; NULL when out of buffers. */
+/* True when the exchange's backend was removed by a reload: its requests are cut after
+ * shutdownTimeout, and the exchange notes it as the cause (termination KH or KD); the session
+ * then closes. False (nothing noted) otherwise. */
+bool exchange_cut_retired(struct exchange *x);
+/* EX_TUNNEL: the upstream end and buffer for the session's relay, set up by the first call (NULL
+ * when out of buffers); later calls return the same. */
 struct exchange_tunnel *exchange_tunnel(struct exchange *x);
-
-static inline bool exchange_connecting(const struct exchange *x)
-{
-    return x->phase == XP_CONNECT;
-}
+/* True while a new upstream connection (and its TLS handshake) is being opened: client events
+ * can wait. */
+bool exchange_connecting(const struct exchange *x);
+/* The settings of the generation the exchange pinned (its request's, to its end). */
+const struct config *exchange_config(const struct exchange *x);
+/* Copies out what the session may know (struct exchange_result above). */
+void exchange_result(const struct exchange *x, struct exchange_result *out);
+/* Counts and logs the exchange's request as ended (obs_req_end over its struct obs_req): what the
+ * client got (0: nothing), the termination code and error type (obs.h), the client's address.
+ * Idempotent. */
+void exchange_obs_end(struct exchange *x, int status, const char *term, const char *error_type,
+                      const char *client_ip);
 
 #endif

@@ -16,7 +16,7 @@
 #include "http/http1.h"
 #include "base/jsonw.h"
 #include "base/util.h"
-#include "server/worker.h"
+#include "core/worker_ctx.h"
 
 /* The registry of worker blocks: what a scrape reads. Taken at worker start and stop and by
  * scrapes, never by a request. */
@@ -86,7 +86,7 @@ static void make_prefix(void)
 
 /* 32 hex digits: 64 random bits per process, the worker, a per-worker sequence number. Unique
  * within a process and, with overwhelming odds, across processes. */
-int obs_new_request_id(struct worker *w, char *out)
+int obs_new_request_id(struct worker_ctx *w, char *out)
 {
     static const char hex[] = "0123456789abcdef";
     pthread_once(&prefix_once, make_prefix);
@@ -121,7 +121,7 @@ static bool name_is(const struct http1_header *h, const char *name, size_t len)
     return h->name_len == len && strncasecmp(h->name, name, len) == 0;
 }
 
-void obs_req_start(struct worker *w, struct obs_req *r, const struct http1_request *req,
+void obs_req_start(struct worker_ctx *w, struct obs_req *r, const struct http1_request *req,
                    uint64_t head_wait_ms)
 {
     r->start_us = counter_now_us() - head_wait_ms * 1000u; /* the wall time is derived at the end */
@@ -167,12 +167,12 @@ void obs_req_start(struct worker *w, struct obs_req *r, const struct http1_reque
 }
 
 /* Worker w's counters for backend b (backend.h: each backend has a slot per worker). */
-static struct backend_counters *mb(const struct worker *w, struct backend *b)
+static struct backend_counters *mb(const struct worker_ctx *w, struct backend *b)
 {
     return w->m && b ? &b->pw[w->id].m : NULL;
 }
 
-void obs_backend_try(struct worker *w, struct obs_req *r, struct backend *backend, bool reused,
+void obs_backend_try(struct worker_ctx *w, struct obs_req *r, struct backend *backend, bool reused,
                      bool retry, uint32_t req_head_len)
 {
     if (retry && r->backend) {
@@ -190,7 +190,7 @@ void obs_backend_try(struct worker *w, struct obs_req *r, struct backend *backen
         counter_add(reused ? &b->reuses : &b->connections, 1);
 }
 
-void obs_connect_result(struct worker *w, struct obs_req *r, int err)
+void obs_connect_result(struct worker_ctx *w, struct obs_req *r, int err)
 {
     if (!r->backend)
         return;
@@ -212,7 +212,7 @@ void obs_connect_result(struct worker *w, struct obs_req *r, int err)
     counter_add(&b->conn_errors[reason], 1);
 }
 
-void obs_response_head(struct worker *w, struct obs_req *r, int status, uint32_t head_len)
+void obs_response_head(struct worker_ctx *w, struct obs_req *r, int status, uint32_t head_len)
 {
     r->head_us = counter_now_us() - r->try_us;
     r->backend_status = status;
@@ -233,7 +233,7 @@ static int req_error_index(const char *error_type)
     return -1;
 }
 
-void obs_req_end(struct worker *w, struct obs_req *r, int status, const char *term,
+void obs_req_end(struct worker_ctx *w, struct obs_req *r, int status, const char *term,
                  const char *error_type, const char *client_ip)
 {
     if (r->ended)

@@ -1,7 +1,8 @@
 /* obs — the seam between the proxy and observability: what one request did, counted and logged.
  *
- * exchange.c embeds one struct obs_req in each exchange; it and h1session.c (obs_req_end) call the
- * hooks below at well-defined points of a request's life and never touch counters or log lines:
+ * exchange.c embeds one struct obs_req in each exchange; it and the sessions (obs_req_end, for an
+ * exchange's request through exchange_obs_end) call the hooks below at well-defined points of a
+ * request's life and never touch counters or log lines:
  *
  *   obs_req_start      request head parsed (copies what the access log needs, X-Request-Id)
  *   obs_backend_try    a backend was picked: pooled connection or a new connect (retries counted)
@@ -36,7 +37,7 @@
 
 struct http1_request;
 struct backend;
-struct worker;
+struct worker_ctx;
 
 /* ---- counters: one block per worker, written by that worker only (base/counter.h) ---- */
 
@@ -118,21 +119,20 @@ struct obs_req {
 
 /* A request head was parsed. head_started_ms: the loop time its first byte arrived. Sets
  * r->reqid from a valid client X-Request-Id ([A-Za-z0-9._:-]{1,64}) or a generated one. */
-void obs_req_start(struct worker *w, struct obs_req *r, const struct http1_request *req,
+void obs_req_start(struct worker_ctx *w, struct obs_req *r, const struct http1_request *req,
                    uint64_t head_wait_ms);
 /* A backend was picked; `retry` when a previous try of this request failed. req_head_len: the
  * rewritten request head's size (bytes sent to the backend before the body). */
-void obs_backend_try(struct worker *w, struct obs_req *r, struct backend *backend, bool reused,
-                     bool retry,
-                     uint32_t req_head_len);
+void obs_backend_try(struct worker_ctx *w, struct obs_req *r, struct backend *backend, bool reused,
+                     bool retry, uint32_t req_head_len);
 /* A new connection's outcome: err 0, or -errno (ETIMEDOUT for golb's own connect timeout). */
-void obs_connect_result(struct worker *w, struct obs_req *r, int err);
+void obs_connect_result(struct worker_ctx *w, struct obs_req *r, int err);
 /* The final response head arrived from the backend. */
-void obs_response_head(struct worker *w, struct obs_req *r, int status, uint32_t head_len);
+void obs_response_head(struct worker_ctx *w, struct obs_req *r, int status, uint32_t head_len);
 /* The request is over. status: what the client got (0 when nothing was answered); term: two
  * letters (see above); error_type: NULL or a short name ("client_abort", "response_timeout").
  * client_ip: the client's address text. Counts it and writes its access-log line. Idempotent. */
-void obs_req_end(struct worker *w, struct obs_req *r, int status, const char *term,
+void obs_req_end(struct worker_ctx *w, struct obs_req *r, int status, const char *term,
                  const char *error_type, const char *client_ip);
 
 /* Formats r's access-log line (with its \n) into out; returns its length. backend: NULL or its
@@ -142,6 +142,6 @@ size_t obs_format_line(enum accesslog_format format, char *out, size_t cap, cons
                        const char *error_type);
 
 /* Generates a request id into out (at least 33 bytes); returns its length. */
-int obs_new_request_id(struct worker *w, char *out);
+int obs_new_request_id(struct worker_ctx *w, char *out);
 
 #endif

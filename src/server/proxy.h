@@ -1,7 +1,8 @@
-/* proxy — the worker's entry into the data path (h1session.h: the HTTP/1 client side; exchange.h:
- * one request against one backend). Together they read a request head, pick a backend, stream
- * the request up and the response down with backpressure, decide keep-alive on both sides, and
- * answer errors (400/408/414/431/501/502/503/504/505) that golb generates itself.
+/* proxy — the worker's entry into the data path: the one place that chooses the client-side
+ * protocol of an accepted connection (session/h1session.h today: HTTP/1; an HTTP/2 session after
+ * ALPN or a preface next). The session registers itself with the worker (core/worker_ctx.h), which
+ * from then on drains, closes and cuts it through its ops; each request it forwards is an exchange
+ * (core/exchange.h) against one backend.
  */
 #ifndef GOLB_PROXY_H
 #define GOLB_PROXY_H
@@ -9,18 +10,11 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
-struct worker;
+struct worker_ctx;
 
-/* Takes ownership of an accepted, non-blocking client socket; `tls`: it came to the HTTPS
- * listener and starts with a TLS handshake. */
-void proxy_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
+/* Takes ownership of an accepted, non-blocking client socket (counted in w->nclients); `tls`: it
+ * came to the HTTPS listener and starts with a TLS handshake. */
+void proxy_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
                   bool tls);
-/* Worker is draining: close idle client connections now; the rest close after their exchange. */
-void proxy_drain(struct worker *w);
-/* Closes every client connection at once (shutdown deadline passed, or worker teardown). */
-void proxy_close_all(struct worker *w);
-/* Closes the client connections whose request runs on a backend a reload removed (their time,
- * shutdownTimeout, is up). Returns how many. */
-int proxy_cut_retired(struct worker *w);
 
 #endif

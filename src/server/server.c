@@ -286,7 +286,7 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
             goto fail;
         }
     }
-    s->max_header_cap = s->workers[0].bufs.size - 1024u;
+    s->max_header_cap = s->workers[0].ctx.bufs.size - 1024u;
     int up = 0;
     for (int i = 0; i < s->gen->table->n; i++)
         up += backend_is_up(s->gen->table->b[i]);

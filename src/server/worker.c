@@ -16,6 +16,7 @@
 #include "core/obs.h"
 #include "core/generation.h"
 #include "base/log.h"
+#include "core/exchange.h"
 #include "server/proxy.h"
 #include "upstream/upstream.h"
 #include "base/util.h"
@@ -39,7 +40,7 @@ static void close_listeners(struct worker *w)
         if (l->io.fd >= 0) {
             close(l->io.fd); /* close() also removes it from the epoll set */
             l->io.fd = -1;
-            loop_timer_cancel(w->loop, &l->accept_retry);
+            loop_timer_cancel(w->ctx.loop, &l->accept_retry);
         }
     }
 }
@@ -70,7 +71,7 @@ static void out_of_fds(struct worker *w)
     if (!w->fd_starved) {
         w->fd_starved = true;
         log_warn("worker %d: out of file descriptors; refusing connections until some close",
-                 w->id);
+                 w->ctx.id);
     }
 }
 
@@ -95,34 +96,34 @@ static void accept_batch(struct worker_listener *l)
                     fd = accept(l->io.fd, NULL, NULL);
                     if (fd >= 0) {
                         close(fd);
-                        w->stats.rejected++;
+                        w->ctx.stats.rejected++;
                     }
                     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
                     if (fd >= 0 && w->spare_fd >= 0)
                         continue;
                 }
-                loop_timer_after(w->loop, &l->accept_retry, ACCEPT_RETRY_MS);
+                loop_timer_after(w->ctx.loop, &l->accept_retry, ACCEPT_RETRY_MS);
                 return;
             }
             if (w->fd_starved && errno == EAGAIN) {
                 w->fd_starved = false;
-                log_info("worker %d: accepting connections again", w->id);
+                log_info("worker %d: accepting connections again", w->ctx.id);
             }
             return; /* EAGAIN: the backlog is empty */
         }
         unsigned n = atomic_fetch_add_explicit(&open_connections, 1, memory_order_relaxed);
-        if (n >= w->cfg->max_connections) {
+        if (n >= w->ctx.cfg->max_connections) {
             atomic_fetch_sub_explicit(&open_connections, 1, memory_order_relaxed);
             close(fd);
-            w->stats.rejected++;
+            w->ctx.stats.rejected++;
             continue;
         }
-        w->nclients++;
-        w->stats.accepted++;
-        counter_add(&w->m->conn_opened, 1);
-        proxy_accept(w, fd, (struct sockaddr *)&peer, len, l->tls);
+        w->ctx.nclients++;
+        w->ctx.stats.accepted++;
+        counter_add(&w->ctx.m->conn_opened, 1);
+        proxy_accept(&w->ctx, fd, (struct sockaddr *)&peer, len, l->tls);
     }
-    loop_defer(w->loop, &l->accept_more, on_accept_more); /* more may wait: after other work */
+    loop_defer(w->ctx.loop, &l->accept_more, on_accept_more); /* more may wait: after other work */
 }
 
 static void on_accept(struct loop_io *io, uint32_t events)
@@ -130,14 +131,15 @@ static void on_accept(struct loop_io *io, uint32_t events)
     accept_batch(container_of(io, struct worker_listener, io));
 }
 
-void worker_client_closed(struct worker *w)
+/* ctx.on_conn_closed: a client connection of this worker closed. Counts it (as on_accept counts
+ * the opening), keeps the process-wide count for maxConnections and ends a drain. */
+static void on_conn_closed(struct worker_ctx *ctx)
 {
+    if (ctx->m)
+        counter_add(&ctx->m->conn_closed, 1);
     atomic_fetch_sub_explicit(&open_connections, 1, memory_order_relaxed);
-    w->nclients--;
-    if (w->m)
-        counter_add(&w->m->conn_closed, 1);
-    if (w->draining && w->nclients == 0)
-        loop_stop(w->loop);
+    if (ctx->draining && ctx->nclients == 0)
+        loop_stop(ctx->loop);
 }
 
 /* The port a listening socket is bound to (redirects to HTTPS name it), 0 when none. */
@@ -156,15 +158,16 @@ static void on_retire_timer(struct loop_timer *t);
 int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, struct generation *gen)
 {
     memset(w, 0, sizeof(*w));
-    w->id = id;
+    w->ctx.id = id;
+    w->ctx.on_conn_closed = on_conn_closed;
     generation_ref(gen);
-    w->gen = gen;
-    w->cfg = gen->cfg;
+    w->ctx.gen = gen;
+    w->ctx.cfg = gen->cfg;
     const struct config *cfg = gen->cfg;
     atomic_init(&w->adopted, gen->id);
     loop_timer_init(&w->retire_timer, on_retire_timer);
     int fds[WORKER_MAX_LISTENERS] = {plain_fd, tls_fd};
-    w->https_port = bound_port(tls_fd);
+    w->ctx.https_port = bound_port(tls_fd);
     for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
         struct worker_listener *l = &w->listeners[i];
         l->io.fd = fds[i];
@@ -178,23 +181,23 @@ int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, struct gener
      * decides when a head is too large. */
     uint32_t size = MAX(16384u, cfg->max_header_size + 1024u);
     size = (size + 4095u) / 4096u * 4096u - (uint32_t)sizeof(struct buf); /* whole pages */
-    buf_pool_init(&w->bufs, size, WORKER_MAX_FREE_BUFS);
-    pipe_pool_init(&w->pipes, WORKER_MAX_FREE_PIPES, WORKER_PIPE_SIZE);
-    w->loop = loop_new();
-    if (!w->loop)
+    buf_pool_init(&w->ctx.bufs, size, WORKER_MAX_FREE_BUFS);
+    pipe_pool_init(&w->ctx.pipes, WORKER_MAX_FREE_PIPES, WORKER_PIPE_SIZE);
+    w->ctx.loop = loop_new();
+    if (!w->ctx.loop)
         return -ENOMEM;
-    w->upstreams = upstream_pool_new(w->loop, cfg->upstream_max_idle,
-                                     cfg->upstream_idle_timeout_ms);
-    if (!w->upstreams)
+    w->ctx.upstreams =
+        upstream_pool_new(w->ctx.loop, cfg->upstream_max_idle, cfg->upstream_idle_timeout_ms);
+    if (!w->ctx.upstreams)
         return -ENOMEM;
-    w->m = obs_counters_new(id);
-    if (!w->m)
+    w->ctx.m = obs_counters_new(id);
+    if (!w->ctx.m)
         return -ENOMEM;
-    w->alog = accesslog_ring_new(); /* NULL when the access log is off */
+    w->ctx.alog = accesslog_ring_new(); /* NULL when the access log is off */
     for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
         if (w->listeners[i].io.fd < 0)
             continue;
-        int rc = loop_io_add(w->loop, &w->listeners[i].io);
+        int rc = loop_io_add(w->ctx.loop, &w->listeners[i].io);
         if (rc != 0)
             return rc;
     }
@@ -204,9 +207,9 @@ int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, struct gener
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    int rc = loop_run(w->loop);
+    int rc = loop_run(w->ctx.loop);
     if (rc != 0)
-        log_error("worker %d: event loop failed: %s", w->id, strerror(-rc));
+        log_error("worker %d: event loop failed: %s", w->ctx.id, strerror(-rc));
     return NULL;
 }
 
@@ -222,21 +225,21 @@ int worker_start(struct worker *w)
 static void drain_on_loop(void *arg)
 {
     struct worker *w = arg;
-    w->draining = true;
+    w->ctx.draining = true;
     close_listeners(w);
-    proxy_drain(w);
-    if (w->nclients == 0)
-        loop_stop(w->loop);
+    worker_ctx_drain_sessions(&w->ctx);
+    if (w->ctx.nclients == 0)
+        loop_stop(w->ctx.loop);
 }
 
 void worker_drain(struct worker *w)
 {
-    loop_wakeup(w->loop, drain_on_loop, w);
+    loop_wakeup(w->ctx.loop, drain_on_loop, w);
 }
 
 void worker_stop(struct worker *w)
 {
-    loop_stop(w->loop);
+    loop_stop(w->ctx.loop);
 }
 
 /* The CLOCK_REALTIME time (what pthread's timed waits take) of a monotonic deadline in ms. */
@@ -280,32 +283,34 @@ int worker_join(struct worker *w, uint64_t deadline_ms)
 
 void worker_destroy(struct worker *w)
 {
-    if (w->loop) {
-        proxy_close_all(w);
+    if (w->ctx.loop) {
+        worker_ctx_close_sessions(&w->ctx);
+        exchange_pool_free(&w->ctx);
         close_listeners(w);
-        loop_timer_cancel(w->loop, &w->retire_timer);
-        loop_run_deferred(w->loop); /* the frees that closing queued */
-        obs_counters_free(w->m);
-        w->m = NULL;
-        if (w->gen && w->upstreams)
-            for (int i = 0; i < w->gen->table->n; i++)
-                upstream_close_idle(w->upstreams, &w->gen->table->b[i]->pw[w->id].idle, true);
-        loop_run_deferred(w->loop);
-        upstream_pool_free(w->upstreams);
-        w->upstreams = NULL;
-        loop_free(w->loop);
-        w->loop = NULL;
+        loop_timer_cancel(w->ctx.loop, &w->retire_timer);
+        loop_run_deferred(w->ctx.loop); /* the frees that closing queued */
+        obs_counters_free(w->ctx.m);
+        w->ctx.m = NULL;
+        struct generation *g = w->ctx.gen;
+        if (g && w->ctx.upstreams)
+            for (int i = 0; i < g->table->n; i++)
+                upstream_close_idle(w->ctx.upstreams, &g->table->b[i]->pw[w->ctx.id].idle, true);
+        loop_run_deferred(w->ctx.loop);
+        upstream_pool_free(w->ctx.upstreams);
+        w->ctx.upstreams = NULL;
+        loop_free(w->ctx.loop);
+        w->ctx.loop = NULL;
     }
-    if (w->gen) {
-        generation_unref(w->gen); /* no request is left to pin it */
-        w->gen = NULL;
-        w->cfg = NULL;
+    if (w->ctx.gen) {
+        generation_unref(w->ctx.gen); /* no request is left to pin it */
+        w->ctx.gen = NULL;
+        w->ctx.cfg = NULL;
     }
     if (w->spare_fd >= 0)
         close(w->spare_fd);
     w->spare_fd = -1;
-    buf_pool_destroy(&w->bufs);
-    pipe_pool_destroy(&w->pipes);
+    buf_pool_destroy(&w->ctx.bufs);
+    pipe_pool_destroy(&w->ctx.pipes);
 }
 
 /* ---------------------------------------------------------------- reload -------------------- */
@@ -314,25 +319,14 @@ void worker_destroy(struct worker *w)
 static pthread_mutex_t update_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t update_cond = PTHREAD_COND_INITIALIZER;
 
-void worker_pin(struct worker *w, struct generation *g)
-{
-    generation_pin(g, w->id);
-}
-
-void worker_unpin(struct worker *w, struct generation *g)
-{
-    if (generation_unpin(g, w->id) && g != w->gen)
-        generation_unref(g); /* its last request here, and no longer current here */
-}
-
 /* Requests still running on removed backends after shutdownTimeout are cut, like at shutdown. */
 static void on_retire_timer(struct loop_timer *t)
 {
     struct worker *w = container_of(t, struct worker, retire_timer);
-    int n = proxy_cut_retired(w);
+    int n = worker_ctx_cut_retired(&w->ctx);
     if (n > 0)
-        log_warn("worker %d: %d request(s) on removed backends cut after shutdownTimeout", w->id,
-                 n);
+        log_warn("worker %d: %d request(s) on removed backends cut after shutdownTimeout",
+                 w->ctx.id, n);
 }
 
 static void replace_listener(struct worker *w, int i, int fd)
@@ -341,19 +335,19 @@ static void replace_listener(struct worker *w, int i, int fd)
     if (fd == WORKER_KEEP_FD)
         return;
     if (l->io.fd >= 0) {
-        loop_timer_cancel(w->loop, &l->accept_retry);
+        loop_timer_cancel(w->ctx.loop, &l->accept_retry);
         close(l->io.fd); /* also leaves the epoll set; connections already accepted stay */
         l->io.fd = -1;
     }
-    if (fd < 0 || w->draining) {
+    if (fd < 0 || w->ctx.draining) {
         if (fd >= 0)
             close(fd);
         return;
     }
     l->io.fd = fd;
-    int rc = loop_io_add(w->loop, &l->io);
+    int rc = loop_io_add(w->ctx.loop, &l->io);
     if (rc != 0) {
-        log_error("worker %d: cannot watch a new listener: %s", w->id, strerror(-rc));
+        log_error("worker %d: cannot watch a new listener: %s", w->ctx.id, strerror(-rc));
         close(fd);
         l->io.fd = -1;
         return;
@@ -364,31 +358,31 @@ static void replace_listener(struct worker *w, int i, int fd)
 static void update_on_loop(void *arg)
 {
     struct worker *w = arg;
-    struct generation *old = w->gen, *g = w->update.gen;
+    struct generation *old = w->ctx.gen, *g = w->update.gen;
     w->update.gen = NULL;
     for (int i = 0; i < WORKER_MAX_LISTENERS; i++)
         replace_listener(w, i, w->update.listen_fd[i]);
     if (w->update.listen_fd[1] != WORKER_KEEP_FD)
-        w->https_port = bound_port(w->listeners[1].io.fd);
-    w->gen = g;
-    w->cfg = g->cfg;
-    upstream_pool_set_limits(w->upstreams, g->cfg->upstream_max_idle,
+        w->ctx.https_port = bound_port(w->listeners[1].io.fd);
+    w->ctx.gen = g;
+    w->ctx.cfg = g->cfg;
+    upstream_pool_set_limits(w->ctx.upstreams, g->cfg->upstream_max_idle,
                              g->cfg->upstream_idle_timeout_ms);
-    if (!w->alog && g->cfg->access_log != ACCESSLOG_OFF)
-        w->alog = accesslog_ring_new(); /* the access log was turned on by this reload */
+    if (!w->ctx.alog && g->cfg->access_log != ACCESSLOG_OFF)
+        w->ctx.alog = accesslog_ring_new(); /* the access log was turned on by this reload */
     /* Backends the new generation dropped: their idle connections close now; connections in
      * use close when given back; requests still on them are cut after shutdownTimeout. */
     bool removed = false;
     for (int i = 0; i < old->table->n; i++) {
         struct backend *b = old->table->b[i];
         if (backend_table_find(g->table, b) < 0) {
-            upstream_close_idle(w->upstreams, &b->pw[w->id].idle, true);
+            upstream_close_idle(w->ctx.upstreams, &b->pw[w->ctx.id].idle, true);
             removed = true;
         }
     }
     if (removed)
-        loop_timer_after(w->loop, &w->retire_timer, g->cfg->shutdown_timeout_ms);
-    if (old->pw[w->id].pins == 0)
+        loop_timer_after(w->ctx.loop, &w->retire_timer, g->cfg->shutdown_timeout_ms);
+    if (old->pw[w->ctx.id].pins == 0)
         generation_unref(old);
     pthread_mutex_lock(&update_lock);
     atomic_store_explicit(&w->adopted, g->id, memory_order_release);
@@ -399,7 +393,7 @@ static void update_on_loop(void *arg)
 void worker_update(struct worker *w, const struct worker_update *u)
 {
     w->update = *u;
-    loop_wakeup(w->loop, update_on_loop, w);
+    loop_wakeup(w->ctx.loop, update_on_loop, w);
 }
 
 int worker_wait_updated(struct worker *workers, int n, uint64_t gen_id, uint64_t deadline_ms)

@@ -7,7 +7,11 @@
  * Reload: worker_update() hands a worker a new generation and its listener changes; the worker
  * adopts them between two events (its own thread), closes its idle connections to removed
  * backends, and acknowledges; worker_wait_updated() waits for every worker's acknowledgement.
- * Requests pin the generation they start on (worker_pin/worker_unpin, generation.h).
+ * Requests pin the generation they start on (worker_ctx_pin/worker_ctx_unpin, generation.h).
+ *
+ * The data path sees only the worker's ctx (core/worker_ctx.h): sessions register there, and the
+ * worker drains, closes and cuts them through their ops without knowing their protocol; it learns
+ * that a connection closed through ctx.on_conn_closed.
  */
 #ifndef GOLB_WORKER_H
 #define GOLB_WORKER_H
@@ -17,17 +21,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "base/buf.h"
 #include "base/loop.h"
-#include "base/pipes.h"
+#include "core/worker_ctx.h"
 
-struct config;
 struct generation;
-struct upstream_pool;
-struct client;
-struct exchange;
-struct obs_counters;
-struct accesslog_ring;
 
 /* One listening socket of a worker: plain HTTP or the HTTPS listener. */
 #define WORKER_MAX_LISTENERS 2
@@ -39,13 +36,6 @@ struct worker_listener {
     bool tls;
 };
 
-/* Per-worker counters, summed on read (never a shared lock per request). */
-struct worker_stats {
-    uint64_t accepted;
-    uint64_t requests;
-    uint64_t rejected; /* connections closed at once: over maxConnections or out of fds */
-};
-
 /* What a reload hands a worker. */
 #define WORKER_KEEP_FD (-2)
 struct worker_update {
@@ -53,29 +43,15 @@ struct worker_update {
     int listen_fd[WORKER_MAX_LISTENERS];    /* WORKER_KEEP_FD: unchanged; -1: close; else new */
 };
 
+/* The thread around a worker_ctx: what the data path uses is in ctx (loop, pools, generation,
+ * counters, sessions); the rest is the worker's own. */
 struct worker {
-    int id;
-    struct loop *loop;
-    struct generation *gen;   /* the running generation as this worker sees it */
-    const struct config *cfg; /* gen->cfg: settings for what starts now */
-    struct buf_pool bufs;
-    struct pipe_pool pipes;
-    struct upstream_pool *upstreams;
+    struct worker_ctx ctx;
     struct worker_listener listeners[WORKER_MAX_LISTENERS];
-    uint16_t https_port; /* the HTTPS listener's bound port (redirects), 0 when none */
     bool fd_starved;
     int spare_fd; /* kept open so an accept on EMFILE can still be answered by closing */
     pthread_t thread;
     bool started;
-    bool draining;
-    struct client *clients; /* every open client connection, for draining */
-    struct exchange *free_exchanges; /* proxy's per-request state kept for reuse */
-    uint32_t nfree_exchanges;
-    uint32_t nclients;
-    struct worker_stats stats;
-    struct obs_counters *m;     /* this worker's counters (metrics.h); NULL in unit tests */
-    struct accesslog_ring *alog;  /* NULL when the access log is off */
-    uint64_t reqid_seq;           /* generated X-Request-Id sequence */
     struct worker_update update;  /* posted by worker_update(), taken on the loop */
     _Atomic uint64_t adopted;     /* id of the generation it runs */
     struct loop_timer retire_timer; /* cuts what still runs on removed backends */
@@ -95,16 +71,9 @@ void worker_stop(struct worker *w);
 int worker_join(struct worker *w, uint64_t deadline_ms);
 void worker_destroy(struct worker *w);
 
-/* Called by proxy when a client connection is gone (for draining and maxConnections). */
-void worker_client_closed(struct worker *w);
-
 /* Thread-safe: hands w a new generation and listener changes (u is copied). One at a time. */
 void worker_update(struct worker *w, const struct worker_update *u);
 /* Waits until every worker runs generation gen_id, or deadline_ms (monotonic). 0 or -ETIMEDOUT. */
 int worker_wait_updated(struct worker *workers, int n, uint64_t gen_id, uint64_t deadline_ms);
-
-/* A request starts / ends on generation g (proxy). */
-void worker_pin(struct worker *w, struct generation *g);
-void worker_unpin(struct worker *w, struct generation *g);
 
 #endif

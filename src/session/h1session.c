@@ -46,7 +46,7 @@
 #include "http/rewrite.h"
 #include "base/sock.h"
 #include "base/util.h"
-#include "server/worker.h"
+#include "core/worker_ctx.h"
 
 #define LINGER_MS 2000u /* after an error reply: how long to drain unread input before closing */
 
@@ -69,8 +69,8 @@ struct client {
     char *subject; /* verified client certificate subject (mTLS with clientSubjectHeader) */
     struct loop_timer timer;
     struct loop_task task; /* deferred: free after close, or process pipelined bytes */
-    struct worker *w;
-    struct client *prev, *next; /* worker's list */
+    struct worker_ctx *w;
+    struct worker_session ws;   /* its entry in the worker's registry (h1_session_ops) */
     struct buf *in;             /* bytes from the client; NULL while idle */
     struct exchange *x;         /* the request in flight; NULL between requests */
     const char *reply;          /* generated response: static text, or reply_buf's bytes */
@@ -84,6 +84,11 @@ struct client {
     uint8_t state; /* enum client_state */
     bool readable, writable, eof, rdhup, nodelay;
     bool watched; /* in the worker's epoll set (see watch_if_waiting) */
+    /* The request in flight (set by start_exchange), in the room left by the fields above. */
+    bool req_keepalive : 1; /* the client asked to keep its connection */
+    bool http10 : 1;        /* an HTTP/1.0 client */
+    bool more_input : 1;    /* a body or an Upgrade: the client is read while exchanging */
+    bool keepalive : 1;     /* the session's decision for this response (h1_on_head) */
     uint8_t iplen;
     char ip[46]; /* INET6_ADDRSTRLEN */
 };
@@ -91,14 +96,23 @@ struct client {
 static void pump(struct client *c);
 static void arm_timer(struct client *c);
 static void process_pipelined(struct loop_task *task);
-static void exchange_result(struct client *c, enum exchange_status st);
+static void on_exchange_status(struct client *c, enum exchange_status st);
 static const struct exchange_client_ops h1_exchange_ops;
 
 /* The session's one place for configuration: the request's generation while one is in flight
  * (its tunnel included), else the worker's current one (what the next request will start on). */
 static inline const struct config *c_cfg(const struct client *c)
 {
-    return c->x ? c->x->gen->cfg : c->w->cfg;
+    return c->x ? exchange_config(c->x) : c->w->cfg;
+}
+
+/* What the session may know of its exchange (exchange.h); all zero without one. */
+static void x_result(const struct client *c, struct exchange_result *r)
+{
+    if (c->x)
+        exchange_result(c->x, r);
+    else
+        *r = (struct exchange_result){0};
 }
 
 /* ---------------------------------------------------------------- lifecycle ---------------- */
@@ -132,7 +146,7 @@ static void client_drop_upstream(struct client *c, enum lb_outcome outcome)
 static void obs_end(struct client *c, int status, const char *term, const char *error_type)
 {
     if (c->x) {
-        obs_req_end(c->w, &c->x->obs, status, term, error_type, c->ip);
+        exchange_obs_end(c->x, status, term, error_type, c->ip);
         return;
     }
     struct obs_req r;
@@ -144,23 +158,27 @@ static void obs_end(struct client *c, int status, const char *term, const char *
  * for a cause it noted in end_term (the upstream broke off the body, a timeout). */
 static void obs_end_on_close(struct client *c)
 {
-    struct exchange *x = c->x;
-    if (!x || x->obs.ended || !x->obs.started)
+    if (!c->x)
         return;
-    if (c->state == CS_TUNNEL || x->tunnel_pending)
+    struct exchange_result r;
+    exchange_result(c->x, &r);
+    if (!r.log_pending)
+        return;
+    if (c->state == CS_TUNNEL || r.tunnel)
         obs_end(c, 101, "--", NULL);
-    else if (x->end_term)
-        obs_end(c, x->resp_started ? x->obs.backend_status : 0, x->end_term, x->end_error);
+    else if (r.end_term)
+        obs_end(c, r.resp_started ? r.backend_status : 0, r.end_term, r.end_error);
     else
-        obs_end(c, x->resp_started ? x->obs.backend_status : 0,
-                !x->resp_started && x->req_done ? "CH" : "CD", "client_abort");
+        obs_end(c, r.resp_started ? r.backend_status : 0,
+                !r.resp_started && r.req_done ? "CH" : "CD", "client_abort");
 }
 
-/* The termination code and error type of an answer golb generates itself. */
-static void obs_end_reply(struct client *c, int status)
+/* The termination code and error type of an answer golb generates itself; r: its exchange's
+ * (x_result). */
+static void obs_end_reply(struct client *c, int status, const struct exchange_result *r)
 {
     const char *term = "PR", *err = "bad_request";
-    bool exchanging = c->state == CS_EXCHANGE && c->x && c->x->phase == XP_RELAY;
+    bool exchanging = c->state == CS_EXCHANGE && c->x && r->relaying;
     switch (status) {
     case 408:
         term = c->x ? "cD" : "cR";
@@ -185,9 +203,9 @@ static void obs_end_reply(struct client *c, int status)
     default:
         break;
     }
-    if (c->x && c->x->end_term) {
-        term = c->x->end_term;
-        err = c->x->end_error;
+    if (c->x && r->end_term) {
+        term = r->end_term;
+        err = r->end_error;
     }
     obs_end(c, status, term, err);
 }
@@ -205,7 +223,7 @@ static void client_close(struct client *c)
     free(c->subject);
     c->subject = NULL;
     if (c->tls_gen)
-        worker_unpin(c->w, c->tls_gen);
+        worker_ctx_unpin(c->w, c->tls_gen);
     c->tls_gen = NULL;
     close(c->io.fd);
     c->io.fd = -1;
@@ -215,18 +233,13 @@ static void client_close(struct client *c)
     buf_put(pool, c->reply_buf);
     c->reply_buf = NULL;
     release_buffers(c);
-    struct worker *w = c->w;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        w->clients = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    struct worker_ctx *w = c->w;
+    worker_ctx_session_remove(w, &c->ws);
     /* The task may be queued to process pipelined input; re-targeting it to free is safe because
      * loop_defer() keeps an already-queued task queued and the callback is read at run time. */
     c->task.cb = free_task;
     loop_defer(w->loop, &c->task, free_task);
-    worker_client_closed(w);
+    worker_ctx_session_closed(w);
 }
 
 /* The orderly close: the last response is complete (or none was asked for: an idle keep-alive
@@ -263,11 +276,13 @@ static void client_linger(struct client *c)
  * cut the connection so the client sees an incomplete response, never wrong bytes. */
 static void client_fail(struct client *c, int status, enum lb_outcome outcome)
 {
-    if (c->x && c->x->resp_started) {
+    struct exchange_result r;
+    x_result(c, &r);
+    if (r.resp_started) {
         client_close(c);
         return;
     }
-    obs_end_reply(c, status);
+    obs_end_reply(c, status, &r);
     client_drop_upstream(c, outcome);
     release_buffers(c);
     c->reply = reply_text(status, &c->reply_len);
@@ -307,7 +322,8 @@ static void client_nodelay(struct client *c)
 
 static void arm_timer(struct client *c)
 {
-    const struct config *cfg = c_cfg(c);
+    /* Not read while exchanging: the exchange's deadline follows its own settings. */
+    const struct config *cfg = c->state == CS_EXCHANGE ? NULL : c_cfg(c);
     uint64_t d;
     switch (c->state) {
     case CS_HANDSHAKE:
@@ -358,7 +374,7 @@ static void on_timeout(struct loop_timer *t)
         if (st == EX_WAIT)
             pump(c); /* the next backend: a pooled connection, or a connect under way */
         else
-            exchange_result(c, st);
+            on_exchange_status(c, st);
         return;
     }
     default:
@@ -436,10 +452,9 @@ static ssize_t h1_fill(void *cl)
 static bool h1_response_head(struct client *c, const struct http1_response *resp,
                                 const struct exchange_head *h, struct buf *b)
 {
-    struct exchange *x = c->x;
-    struct rewrite_response opt = {.http10 = x->req_http10,
-                                   .dechunk = x->resp_dechunk,
-                                   .keepalive = x->client_keepalive,
+    struct rewrite_response opt = {.http10 = c->http10,
+                                   .dechunk = h->dechunk,
+                                   .keepalive = c->keepalive,
                                    .set_cookie = h->set_cookie,
                                    .set_cookie_len = h->set_cookie_len};
     return rewrite_response_head(resp, &opt, b);
@@ -449,15 +464,13 @@ static int h1_on_head(void *cl, const struct http1_response *resp, const struct 
                       struct buf *out)
 {
     struct client *c = cl;
-    struct exchange *x = c->x;
     if (resp->status < 200 && resp->status != 101) {
         /* Interim (100 Continue, 103 Early Hints): relayed to HTTP/1.1 clients only. */
-        if (x->req_http10)
+        if (c->http10)
             return 0;
     } else {
-        x->client_keepalive = x->req_keepalive && !c->w->draining && x->req_done &&
-                              resp->body != HTTP1_BODY_CLOSE && !x->resp_dechunk &&
-                              resp->status != 101;
+        c->keepalive = c->req_keepalive && !c->w->draining && h->req_done &&
+                       resp->body != HTTP1_BODY_CLOSE && !h->dechunk && resp->status != 101;
     }
     return h1_response_head(c, resp, h, out) ? 0 : -ENOSPC;
 }
@@ -525,8 +538,6 @@ static struct exchange_request request_info(const struct client *c, const struct
         .subject = c->subject,
         .subject_header = tls ? tls->client_subject_header : NULL,
         .dechunk = req->minor_version == 0,
-        .keepalive = (req->flags & HTTP1_MF_KEEP_ALIVE) != 0,
-        .http10 = req->minor_version == 0,
         .head_wait_ms = c->head_start ? loop_now(c->w->loop) - c->head_start : 0,
     };
 }
@@ -534,10 +545,14 @@ static struct exchange_request request_info(const struct client *c, const struct
 /* Starts forwarding a parsed request as an exchange. */
 static void start_exchange(struct client *c, const struct http1_request *req, size_t head_len)
 {
-    struct worker *w = c->w;
+    struct worker_ctx *w = c->w;
     c->in->pos += (uint32_t)head_len;
     c->parse_prev = 0;
     w->stats.requests++;
+    c->req_keepalive = (req->flags & HTTP1_MF_KEEP_ALIVE) != 0;
+    c->http10 = req->minor_version == 0;
+    c->more_input = req->body != HTTP1_BODY_NONE || (req->flags & HTTP1_MF_UPGRADE);
+    c->keepalive = false; /* earned with the response head (h1_on_head) */
 
     struct exchange *x = c->x = exchange_get(w, &h1_exchange_ops, c);
     if (!x) {
@@ -547,7 +562,7 @@ static void start_exchange(struct client *c, const struct http1_request *req, si
     struct exchange_request info = request_info(c, req);
     enum exchange_status st = exchange_start(x, req, &info);
     if (st != EX_WAIT) {
-        exchange_result(c, st);
+        on_exchange_status(c, st);
         return;
     }
     c->state = CS_EXCHANGE;
@@ -722,11 +737,13 @@ static bool client_handshake(struct client *c)
 /* The exchange is complete: serve the next request, or close. */
 static void finish_exchange(struct client *c)
 {
-    struct worker *w = c->w;
-    obs_end(c, c->x->obs.backend_status, "--", NULL);
+    struct worker_ctx *w = c->w;
+    struct exchange_result r;
+    exchange_result(c->x, &r);
+    obs_end(c, r.backend_status, "--", NULL);
     exchange_finish(c->x);
     c->requests++;
-    bool keep = c->x->client_keepalive && !w->draining;
+    bool keep = c->keepalive && !r.body_abandoned && !w->draining;
     release_buffers(c);
     if (!keep) {
         if ((!c->in || buf_len(c->in) == 0) && !c->readable) {
@@ -765,7 +782,7 @@ static void start_tunnel(struct client *c)
 }
 
 /* Acts on what the exchange returned (anything but EX_WAIT ends its own work). */
-static void exchange_result(struct client *c, enum exchange_status st)
+static void on_exchange_status(struct client *c, enum exchange_status st)
 {
     switch (st) {
     case EX_WAIT:
@@ -773,9 +790,12 @@ static void exchange_result(struct client *c, enum exchange_status st)
     case EX_DONE:
         finish_exchange(c);
         return;
-    case EX_FAIL:
-        client_fail(c, c->x->fail_status, c->x->fail_outcome);
+    case EX_FAIL: {
+        struct exchange_result r;
+        exchange_result(c->x, &r);
+        client_fail(c, r.fail_status, r.fail_outcome);
         return;
+    }
     case EX_CLOSE:
         client_close(c);
         return;
@@ -790,7 +810,7 @@ static void exchange_result(struct client *c, enum exchange_status st)
 static void pump_tunnel(struct client *c)
 {
     bool err = false;
-    struct exchange_tunnel *t = &c->x->tunnel;
+    struct exchange_tunnel *t = exchange_tunnel(c->x); /* set up by start_tunnel */
     struct conn_end client = {c->io.fd, c->ssl, &c->readable, &c->writable};
     bool p1 = conn_relay(client, t->up, c->in, &c->eof, &err);
     bool p2 = conn_relay(t->up, client, t->buf, t->up_eof, &err);
@@ -824,7 +844,7 @@ static bool pump_exchange(struct client *c)
     enum exchange_status st = exchange_pump(c->x);
     if (st == EX_WAIT)
         return true;
-    exchange_result(c, st);
+    on_exchange_status(c, st);
     return st != EX_DONE;
 }
 
@@ -900,8 +920,7 @@ static void pump_steps(struct client *c)
  * the epoll_ctl and its removal at close, a measurable share of a short connection's cost. */
 static bool client_can_wait_unwatched(const struct client *c)
 {
-    return c->state == CS_EXCHANGE && c->writable && c->x->req_body == HTTP1_BODY_NONE &&
-           !c->x->req_upgrade;
+    return c->state == CS_EXCHANGE && c->writable && !c->more_input;
 }
 
 static void watch_if_waiting(struct client *c)
@@ -951,15 +970,49 @@ static void process_pipelined(struct loop_task *task)
         pump(c);
 }
 
-/* ---------------------------------------------------------------- worker entry points ------ */
+/* ---------------------------------------------------------------- the worker's registry ---- */
 
-void h1session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
+static struct client *client_of(struct worker_session *s)
+{
+    return container_of(s, struct client, ws);
+}
+
+/* Draining: an idle connection (between requests, no head begun) closes now; the others close
+ * after their exchange (finish_exchange reads w->draining). */
+static void h1_drain(struct worker_session *s)
+{
+    struct client *c = client_of(s);
+    if (c->state == CS_READ_HEAD && !c->head_start)
+        client_close_orderly(c);
+}
+
+static void h1_close(struct worker_session *s)
+{
+    client_close(client_of(s));
+}
+
+static int h1_cut_retired(struct worker_session *s)
+{
+    struct client *c = client_of(s);
+    if (!c->x || !exchange_cut_retired(c->x))
+        return 0;
+    client_close(c);
+    return 1;
+}
+
+static const struct worker_session_ops h1_session_ops = {
+    .drain = h1_drain,
+    .close = h1_close,
+    .cut_retired = h1_cut_retired,
+};
+
+void h1session_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
                       bool tls)
 {
     struct client *c = calloc(1, sizeof(*c));
     if (!c) {
         close(fd);
-        worker_client_closed(w);
+        worker_ctx_session_closed(w);
         return;
     }
     c->w = w;
@@ -970,13 +1023,13 @@ void h1session_accept(struct worker *w, int fd, const struct sockaddr *peer, soc
     c->state = CS_READ_HEAD;
     if (tls) {
         c->tls_gen = w->gen;
-        worker_pin(w, c->tls_gen);
+        worker_ctx_pin(w, c->tls_gen);
         c->ssl = tls_server_ssl(c->tls_gen->cfg->tls->server, fd);
         if (!c->ssl) {
-            worker_unpin(w, c->tls_gen);
+            worker_ctx_unpin(w, c->tls_gen);
             close(fd);
             free(c);
-            worker_client_closed(w);
+            worker_ctx_session_closed(w);
             return;
         }
         c->state = CS_HANDSHAKE;
@@ -986,46 +1039,10 @@ void h1session_accept(struct worker *w, int fd, const struct sockaddr *peer, soc
         c->nodelay = true;
     }
     c->idle_since = loop_now(w->loop);
-    c->next = w->clients;
-    if (w->clients)
-        w->clients->prev = c;
-    w->clients = c;
+    worker_ctx_session_add(w, &c->ws, &h1_session_ops);
     arm_timer(c);
     c->readable = true; /* accepted once data arrived: read it now, not after an epoll round */
     c->writable = true;
     pump(c);
     (void)peerlen;
-}
-
-void h1session_drain(struct worker *w)
-{
-    struct client *c = w->clients;
-    while (c) {
-        struct client *next = c->next;
-        if (c->state == CS_READ_HEAD && !c->head_start)
-            client_close_orderly(c);
-        c = next;
-    }
-}
-
-int h1session_cut_retired(struct worker *w)
-{
-    int n = 0;
-    struct client *c = w->clients;
-    while (c) {
-        struct client *next = c->next;
-        if (c->x && exchange_backend_retired(c->x)) {
-            c->x->end_term = c->x->resp_started ? "KD" : "KH";
-            client_close(c);
-            n++;
-        }
-        c = next;
-    }
-    return n;
-}
-
-void h1session_close_all(struct worker *w)
-{
-    while (w->clients)
-        client_close(w->clients);
 }

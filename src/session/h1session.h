@@ -17,17 +17,12 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
-struct worker;
+struct worker_ctx;
 
-/* Takes ownership of an accepted, non-blocking client socket; `tls`: it came to the HTTPS
- * listener and starts with a TLS handshake. */
-void h1session_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
+/* Takes ownership of an accepted, non-blocking client socket (already counted in w->nclients) and
+ * registers its session with w (worker_ctx.h: drain, close, cut_retired); `tls`: it came to the
+ * HTTPS listener and starts with a TLS handshake. */
+void h1session_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
                       bool tls);
-/* Closes idle sessions now; the rest close after their exchange (the worker is draining). */
-void h1session_drain(struct worker *w);
-/* Closes the sessions whose request runs on a backend a reload removed. Returns how many. */
-int h1session_cut_retired(struct worker *w);
-/* Closes every session at once. */
-void h1session_close_all(struct worker *w);
 
 #endif

@@ -12,13 +12,13 @@
 
 #include "base/buf.h"
 #include "config/config.h"
-#include "core/exchange.h"
+#include "core/exchange_int.h" /* the test builds an exchange as exchange_start() leaves it */
 #include "core/generation.h"
+#include "core/worker_ctx.h"
 #include "base/loop.h"
 #include "upstream/upstream.h"
-#include "server/worker.h"
 
-static struct worker wk;
+static struct worker_ctx wk;
 static struct config wk_cfg;
 static struct generation wk_gen; /* no backends, a balancer without sticky sessions */
 static struct upstream_conn up;
@@ -30,6 +30,7 @@ static struct fake {
     char out[256 * 1024];   /* what the client received: heads and body */
     size_t out_len;
     int heads;
+    bool head_req_done, head_dechunk; /* what the last exchange_head said */
     int splice_asked;
     char in[64 * 1024];     /* request body bytes the client sent, not yet consumed */
     uint32_t in_pos, in_len;
@@ -57,8 +58,9 @@ static int fk_on_head(void *cl, const struct http1_response *resp, const struct 
                       struct buf *out)
 {
     struct fake *f = cl;
-    (void)h;
     f->heads++;
+    f->head_req_done = h->req_done;
+    f->head_dechunk = h->dechunk;
     int n = snprintf(out->data + out->last, buf_space(out), "H2-HEAD %d\n", resp->status);
     out->last += (uint32_t)n;
     return 0;
@@ -239,4 +241,48 @@ Test(exchange, client_gone_mid_body_closes)
 {
     fk.in_eof = true;
     cr_expect_eq(exchange_pump(x), EX_CLOSE);
+}
+
+/* The backend answers (a 413, say) before the client sent its whole body: the exchange is done,
+ * the session learns that the head came before the request went up whole and, at EX_DONE, that
+ * the rest of the body can go nowhere, so its client connection cannot carry another request. */
+Test(exchange, a_response_before_the_whole_body_abandons_the_rest)
+{
+    memcpy(fk.in, "0123", 4);
+    fk.in_len = 4;
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    char sink[512];
+    backend_reads(sink, sizeof(sink));
+    const char *head = "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n";
+    backend_writes(head, strlen(head));
+    cr_expect_eq(exchange_pump(x), EX_DONE);
+    cr_expect_eq(fk.heads, 1);
+    cr_expect_not(fk.head_req_done, "on_head: the request had not gone up whole");
+    cr_expect_not(fk.head_dechunk);
+    struct exchange_result r;
+    exchange_result(x, &r);
+    cr_expect(r.body_abandoned);
+    cr_expect_eq(r.backend_status, 413);
+    cr_expect(r.resp_started);
+    cr_expect_null(r.end_term);
+    cr_expect_not(x->resp_keepalive, "nor can the upstream connection be pooled");
+}
+
+/* The client stops sending its body and the deadline passes: the session is told to answer 408
+ * (and the balancer outcome), and that nothing of a response has reached the client. */
+Test(exchange, a_client_that_stops_sending_its_body_gets_408)
+{
+    memcpy(fk.in, "0123", 4);
+    fk.in_len = 4;
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    cr_expect_eq(exchange_timeout(x), EX_FAIL);
+    struct exchange_result r;
+    exchange_result(x, &r);
+    cr_expect_eq(r.fail_status, 408);
+    cr_expect_eq(r.fail_outcome, LB_FAILED);
+    cr_expect_not(r.resp_started);
+    cr_expect_not(r.req_done);
+    cr_expect(r.relaying, "the upstream connection was up");
+    cr_expect_null(r.end_term, "the session names this cause itself (cD)");
+    cr_expect_not(r.log_pending, "exchange_start() never ran: nothing to log");
 }

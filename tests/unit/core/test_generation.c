@@ -9,7 +9,7 @@
 #include "upstream/backend.h"
 #include "config/config.h"
 #include "core/generation.h"
-#include "server/worker.h"
+#include "core/worker_ctx.h"
 
 static struct config *load(const char *yaml)
 {
@@ -61,13 +61,13 @@ Test(generation, a_worker_keeps_an_old_generation_while_its_requests_run)
 {
     struct generation *g1 = generation_new(load(ONE), NULL, 2, 1);
     struct generation *g2 = generation_new(load(TWO), g1, 2, 2);
-    struct worker w;
+    struct worker_ctx w;
     memset(&w, 0, sizeof(w));
     w.id = 1;
     w.gen = g1;
     generation_ref(g1); /* the worker's reference, as worker_init takes it */
-    worker_pin(&w, g1); /* two requests start on g1 */
-    worker_pin(&w, g1);
+    worker_ctx_pin(&w, g1); /* two requests start on g1 */
+    worker_ctx_pin(&w, g1);
     cr_expect_eq(g1->pw[1].pins, 2);
     cr_expect_eq(g1->pw[0].pins, 0, "another worker's slot is untouched");
     /* the worker adopts g2 (what update_on_loop does): g1 stays referenced, its pins are not 0 */
@@ -75,11 +75,11 @@ Test(generation, a_worker_keeps_an_old_generation_while_its_requests_run)
     generation_ref(g2);
     generation_unref(g1); /* the process's reference: published g2 */
     cr_expect_eq(atomic_load(&g1->holders), 1, "only the worker holds g1 now");
-    worker_unpin(&w, g1);
+    worker_ctx_unpin(&w, g1);
     cr_expect_eq(atomic_load(&g1->holders), 1, "one request still runs on g1");
-    worker_unpin(&w, g1); /* the last one: the worker drops g1, which is freed */
-    worker_pin(&w, g2);
-    worker_unpin(&w, g2);
+    worker_ctx_unpin(&w, g1); /* the last one: the worker drops g1, which is freed */
+    worker_ctx_pin(&w, g2);
+    worker_ctx_unpin(&w, g2);
     cr_expect_eq(atomic_load(&g2->holders), 2, "current: unpinning the last request keeps it");
     generation_unref(g2);
     generation_unref(g2);

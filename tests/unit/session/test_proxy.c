@@ -25,8 +25,10 @@ static bool set_upstream_host(struct client *c, const struct backend *b)
 static bool build_response_head(struct client *c, const struct http1_response *r, struct buf *b)
 {
     char cookie[256];
-    struct exchange_head h = {cookie, balancer_set_cookie(&c->x->gen->balancer, &c->x->lbr,
-                                                          c->x->backend, cookie, sizeof(cookie))};
+    struct exchange_head h = {cookie,
+                              balancer_set_cookie(&c->x->gen->balancer, &c->x->lbr, c->x->backend,
+                                                  cookie, sizeof(cookie)),
+                              c->x->resp_dechunk, c->x->req_done}; /* as x_response_head() */
     return h1_response_head(c, r, &h, b);
 }
 
@@ -38,7 +40,7 @@ static bool parse_response(struct client *c)
 
 /* ---- fixture: a worker with a buffer pool and one client ---- */
 
-static struct worker wk;
+static struct worker_ctx wk;
 static struct config wk_cfg; /* defaults: plain HTTP, no tls section */
 static struct generation wk_gen; /* no backends, a balancer without sticky sessions */
 static struct client cl;
@@ -128,12 +130,12 @@ static void parse_req(const char *head)
     cr_assert_eq(n, (ssize_t)strlen(head), "parse failed: %s", req.err_reason);
 }
 
-/* What start_exchange() does before build_request_head(). */
+/* What start_exchange() and exchange_start() do before build_request_head(). */
 static bool rewrite_req(const char *head)
 {
     parse_req(head);
     cl.x->req_upgrade = rewrite_upgrade_allowed(&req, ex_upgrades(cl.x));
-    cl.x->req_http10 = req.minor_version == 0;
+    cl.http10 = req.minor_version == 0;
     if (!cl.x->reqh)
         cl.x->reqh = buf_get(&wk.bufs);
     cr_assert_not_null(cl.x->reqh);
@@ -518,17 +520,17 @@ static void parse_resp(const char *head, bool request_was_head)
 
 /* Client-side flags as parse_response() would have them. */
 struct client_side {
-    bool keepalive; /* client_keepalive */
-    bool http10;    /* req_http10 */
-    bool dechunk;   /* resp_dechunk */
+    bool keepalive; /* the session's decision (client.keepalive) */
+    bool http10;    /* client.http10 */
+    bool dechunk;   /* the exchange's resp_dechunk */
 };
 
 static void expect_resp(const char *head, bool request_was_head, struct client_side cs,
                         const char *want)
 {
     parse_resp(head, request_was_head);
-    cl.x->client_keepalive = cs.keepalive;
-    cl.x->req_http10 = cs.http10;
+    cl.keepalive = cs.keepalive;
+    cl.http10 = cs.http10;
     cl.x->resp_dechunk = cs.dechunk;
     if (!cl.x->resph)
         cl.x->resph = buf_get(&wk.bufs);
@@ -696,7 +698,7 @@ Test(proxy_response, status_and_reason_are_re_serialised)
 Test(proxy_response, interim_responses_are_relayed_and_accumulate)
 {
     parse_resp("HTTP/1.1 100 Continue\r\n\r\n", false);
-    cl.x->client_keepalive = false; /* not decided yet: interim heads carry no Connection field */
+    cl.keepalive = false; /* not decided yet: interim heads carry no Connection field */
     cl.x->resph = buf_get(&wk.bufs);
     cr_assert(build_response_head(&cl, &resp, cl.x->resph));
     expect_buf(cl.x->resph, "HTTP/1.1 100 Continue\r\n\r\n");
@@ -704,7 +706,7 @@ Test(proxy_response, interim_responses_are_relayed_and_accumulate)
     parse_resp("HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n", false);
     cr_assert(build_response_head(&cl, &resp, cl.x->resph));
     parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", false);
-    cl.x->client_keepalive = true;
+    cl.keepalive = true;
     cr_assert(build_response_head(&cl, &resp, cl.x->resph));
     expect_buf(cl.x->resph, "HTTP/1.1 100 Continue\r\n\r\n"
                          "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
@@ -750,7 +752,7 @@ Test(proxy_response, head_that_does_not_fit_fails_and_leaves_the_buffer)
     b->last = 6;
     parse_resp("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12345\r\n\r\n",
                false);
-    cl.x->client_keepalive = true;
+    cl.keepalive = true;
     cr_expect_not(build_response_head(&cl, &resp, b));
     cr_expect_eq(b->last, 6, "a failed build must not move last");
     buf_put(&small, b);
@@ -778,8 +780,9 @@ Test(proxy_response, non_chunked_transfer_coding_is_kept_for_close_delimited_bod
 /* The request side as start_exchange() leaves it, fully sent. */
 static void request_sent(bool keepalive, bool http10, bool upgrade)
 {
-    cl.x->req_keepalive = keepalive;
-    cl.x->req_http10 = http10;
+    cl.req_keepalive = keepalive;
+    cl.http10 = http10;
+    cl.keepalive = false;
     cl.x->client_dechunk = http10; /* what h1session's request_info() says for HTTP/1.0 */
     cl.x->req_upgrade = upgrade;
     cl.x->req_done = true;
@@ -803,7 +806,7 @@ Test(proxy_framing, keep_alive_on_both_sides)
     request_sent(true, false, false);
     cl.x->reqh = buf_get(&wk.bufs);
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"));
-    cr_expect(cl.x->client_keepalive);
+    cr_expect(cl.keepalive);
     cr_expect(cl.x->resp_keepalive);
     cr_expect_not(cl.x->resp_dechunk);
     cr_expect_eq(cl.x->resp_phase, RESP_BODY);
@@ -817,7 +820,7 @@ Test(proxy_framing, upstream_close_does_not_close_the_client)
     request_sent(true, false, false);
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"));
     cr_expect_not(cl.x->resp_keepalive, "the upstream connection cannot be pooled");
-    cr_expect(cl.x->client_keepalive, "the client connection is independent");
+    cr_expect(cl.keepalive, "the client connection is independent");
     cr_expect_eq(cl.x->resp_phase, RESP_BODY);
     expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 }
@@ -827,7 +830,7 @@ Test(proxy_framing, chunked_to_http10_client_is_dechunked_and_closed)
     request_sent(true, true, false);
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"));
     cr_expect(cl.x->resp_dechunk);
-    cr_expect_not(cl.x->client_keepalive, "a de-chunked body is close-delimited");
+    cr_expect_not(cl.keepalive, "a de-chunked body is close-delimited");
     cr_expect(cl.x->resp_keepalive, "the upstream side stays reusable");
     expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
 }
@@ -837,7 +840,7 @@ Test(proxy_framing, chunked_to_http11_client_passes_through)
     request_sent(true, false, false);
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"));
     cr_expect_not(cl.x->resp_dechunk);
-    cr_expect(cl.x->client_keepalive);
+    cr_expect(cl.keepalive);
     expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
 }
 
@@ -845,7 +848,7 @@ Test(proxy_framing, http10_keep_alive_client_gets_keep_alive)
 {
     request_sent(true, true, false);
     cr_assert(upstream_sends("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n"));
-    cr_expect(cl.x->client_keepalive);
+    cr_expect(cl.keepalive);
     cr_expect_not(cl.x->resp_keepalive, "an HTTP/1.0 upstream without keep-alive closes");
     expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n");
 }
@@ -854,7 +857,7 @@ Test(proxy_framing, http10_client_without_keep_alive_is_closed)
 {
     request_sent(false, true, false);
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"));
-    cr_expect_not(cl.x->client_keepalive);
+    cr_expect_not(cl.keepalive);
     expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n");
 }
 
@@ -863,7 +866,7 @@ Test(proxy_framing, close_delimited_response_closes_the_client)
     request_sent(true, false, false);
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\n"));
     cr_expect_eq(cl.x->resp_body, HTTP1_BODY_CLOSE);
-    cr_expect_not(cl.x->client_keepalive);
+    cr_expect_not(cl.keepalive);
     cr_expect_not(cl.x->resp_keepalive);
     expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nX-A: 1\r\nConnection: close\r\n\r\n");
 }
@@ -873,7 +876,7 @@ Test(proxy_framing, response_before_the_request_body_was_sent_closes_the_client)
     request_sent(true, false, false);
     cl.x->req_done = false; /* e.g. a 413 while the client is still uploading */
     cr_assert(upstream_sends("HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n"));
-    cr_expect_not(cl.x->client_keepalive);
+    cr_expect_not(cl.keepalive);
     expect_buf(cl.x->resph, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n"
                          "Connection: close\r\n\r\n");
 }
@@ -883,7 +886,7 @@ Test(proxy_framing, draining_worker_closes_the_client)
     request_sent(true, false, false);
     wk.draining = true;
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
-    cr_expect_not(cl.x->client_keepalive);
+    cr_expect_not(cl.keepalive);
     expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
 }
 
@@ -912,7 +915,7 @@ Test(proxy_framing, switching_protocols_after_an_upgrade_request)
                              "Upgrade: websocket\r\n\r\n"));
     cr_expect(cl.x->tunnel_pending);
     cr_expect_eq(cl.x->resp_phase, RESP_DONE);
-    cr_expect_not(cl.x->client_keepalive);
+    cr_expect_not(cl.keepalive);
     expect_buf(cl.x->resph, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                          "Connection: upgrade\r\n\r\n");
 }
@@ -959,7 +962,7 @@ Test(proxy_framing, head_request_response_has_no_body)
     cl.x->req_is_head = true;
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n"));
     cr_expect_eq(cl.x->resp_phase, RESP_DONE);
-    cr_expect(cl.x->client_keepalive);
+    cr_expect(cl.keepalive);
     expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n");
 }
 

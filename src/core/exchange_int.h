@@ -1,0 +1,85 @@
+/* exchange_int — the body of struct exchange: private to exchange.c (and to the unit tests that
+ * build or inspect an exchange). Sessions see only exchange.h. scripts/check-layers.sh refuses an
+ * include of a *_int.h header from another folder.
+ */
+#ifndef GOLB_EXCHANGE_INT_H
+#define GOLB_EXCHANGE_INT_H
+
+#include "core/exchange.h"
+
+#include "base/pipes.h"
+#include "core/obs.h"
+#include "http/http1.h"
+
+struct generation;
+struct upstream_conn;
+struct worker_ctx;
+
+enum exchange_phase {
+    XP_PICK = 0, /* head parsed, no backend yet */
+    XP_CONNECT,  /* a new connection (and its TLS handshake) is being opened */
+    XP_RELAY,    /* the upstream is there: request up, response down */
+};
+
+enum resp_phase {
+    RESP_WAIT_HEAD = 0,
+    RESP_BODY,
+    RESP_DONE,
+};
+
+/* One request/response exchange: everything that exists only while a request is in flight.
+ * Taken from the worker's free list when a request head is parsed, given back when the exchange
+ * ends, so an idle keep-alive connection costs only its session. No session reads it: what they
+ * learn is in struct exchange_head and struct exchange_result (exchange.h). */
+struct exchange {
+    struct exchange *next_free;
+    struct worker_ctx *w;
+    const struct exchange_client_ops *ops;
+    void *client;
+    enum exchange_status res; /* EX_WAIT while running; the stored outcome otherwise */
+    enum exchange_phase phase;
+    int fail_status;              /* EX_FAIL: the status to answer */
+    enum lb_outcome fail_outcome; /* EX_FAIL: what the balancer is told */
+    struct buf *reqh, *uin, *resph;
+    uint32_t reqh_sent, resph_sent;
+    uint32_t reqh_host_at; /* where a Host line goes when the request had none (0: it had) */
+    struct kpipe req_pipe, resp_pipe;               /* splice paths; r == -1 when unused */
+    struct exchange_splice splice_req, splice_resp; /* fd -1: not (yet) offered */
+    bool no_splice;                                 /* the client end refused splice */
+
+    struct generation *gen; /* pinned for the exchange's life (worker_ctx_pin) */
+    struct upstream_conn *up;
+    int backend; /* index in gen's backend table, -1 before the first pick */
+    bool up_reused, replayed;
+    struct lb_tried tried;
+    struct lb_request lbr; /* what the balancer read from the head: key, sticky cookie */
+    uint64_t sent_at;      /* request fully sent upstream */
+    uint64_t progress_at;  /* last byte moved, or phase change */
+
+    /* request being forwarded */
+    enum http1_body req_body;
+    uint64_t req_remaining; /* LENGTH: body bytes not yet sent */
+    uint32_t req_ready;     /* CHUNKED: validated bytes at the source not yet sent */
+    struct http1_chunked req_chunk;
+    bool req_done, req_body_sent, req_is_head;
+    bool req_upgrade; /* an Upgrade to a protocol of upgradeProtocols: a 101 may tunnel */
+    bool client_dechunk; /* from exchange_request: decode chunked response bodies */
+
+    /* response being relayed */
+    enum resp_phase resp_phase;
+    enum http1_body resp_body;
+    uint64_t resp_remaining;
+    uint32_t resp_ready; /* CHUNKED: bytes at uin->pos validated (pass-through) or decoded */
+    struct http1_chunked resp_chunk;
+    bool resp_started, resp_dechunk, resp_keepalive, tunnel_pending;
+    bool body_abandoned; /* the response ended before the request body was read: close */
+    bool up_eof;
+    struct exchange_tunnel tunnel;
+
+    /* observability: facts for counters and the access log (obs.h); end_term/end_error name the
+     * cause when golb cuts the exchange for a reason the session cannot see */
+    const char *end_term, *end_error;
+    struct obs_req obs; /* last: exchange_get() clears only up to its text buffers */
+};
+
+#endif
