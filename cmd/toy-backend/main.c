@@ -469,7 +469,7 @@ static enum outcome serve(struct conn *c, struct http1_request *req, size_t head
     str_addn(&echo, req->path, req->path_len);
     str_addn(&echo, "\n", 1);
     for (size_t i = 0; i < req->num_headers; i++) {
-        const struct http1_header *hd = &req->headers[i];
+        const struct http_field *hd = &req->headers[i];
         str_addn(&echo, "header: ", 8);
         str_addn(&echo, hd->name, hd->name_len);
         str_addn(&echo, ": ", 2);

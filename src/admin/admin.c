@@ -621,7 +621,7 @@ static void change_backend(struct admin_conn *c, char *name, const char *body, s
 
 /* ---------------------------------------------------------------- routing ------------------- */
 
-static const struct http1_header *find(const struct http1_request *req, const char *name)
+static const struct http_field *find(const struct http1_request *req, const char *name)
 {
     size_t n = strlen(name);
     for (size_t i = 0; i < req->num_headers; i++)
@@ -661,7 +661,7 @@ enum admin_auth admin_authorize(const char *token, bool unix_socket, const char 
 
 static bool origin_ok(const struct admin *a, const struct http1_request *req)
 {
-    const struct http1_header *h = find(req, "origin");
+    const struct http_field *h = find(req, "origin");
     if (!h)
         return true; /* not a browser's cross-origin request (curl, scripts, same-origin GET) */
     if (a->unix_socket)
@@ -673,7 +673,7 @@ static bool origin_ok(const struct admin *a, const struct http1_request *req)
 /* Whether a change may go ahead (admin_authorize); if not, answers 401 or 403 and says false. */
 static bool authorized(struct admin_conn *c, const struct http1_request *req)
 {
-    const struct http1_header *h = find(req, "authorization");
+    const struct http_field *h = find(req, "authorization");
     switch (admin_authorize(c->a->gen->cfg->admin_token, c->a->unix_socket, h ? h->value : NULL,
                             h ? h->value_len : 0)) {
     case ADMIN_AUTH_OK:

@@ -116,7 +116,7 @@ static bool reqid_valid(const char *s, size_t n)
     return true;
 }
 
-static bool name_is(const struct http1_header *h, const char *name, size_t len)
+static bool name_is(const struct http_field *h, const char *name, size_t len)
 {
     return h->name_len == len && strncasecmp(h->name, name, len) == 0;
 }
@@ -130,8 +130,8 @@ void obs_req_start(struct worker_ctx *w, struct obs_req *r, const struct http1_r
     r->minor_version = (uint8_t)req->minor_version;
     bool logging = w->alog != NULL && accesslog_current() != ACCESSLOG_OFF;
     for (size_t i = 0; i < req->num_headers; i++) {
-        const struct http1_header *h = &req->headers[i];
-        if (h->id != HTTP1_H_OTHER)
+        const struct http_field *h = &req->headers[i];
+        if (h->id != HTTP_F_OTHER)
             continue;
         if (name_is(h, "x-request-id", 12)) {
             if (r->reqid_len == 0 && reqid_valid(h->value, h->value_len)) {

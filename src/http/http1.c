@@ -275,11 +275,11 @@ struct fields {
     uint64_t content_length;
 };
 
-static const uint16_t header_flags[HTTP1_H_COUNT] = {
-    [HTTP1_H_CONNECTION] = HTTP1_HF_HOP_BY_HOP,       [HTTP1_H_KEEP_ALIVE] = HTTP1_HF_HOP_BY_HOP,
-    [HTTP1_H_PROXY_CONNECTION] = HTTP1_HF_HOP_BY_HOP, [HTTP1_H_TE] = HTTP1_HF_HOP_BY_HOP,
-    [HTTP1_H_TRAILER] = HTTP1_HF_HOP_BY_HOP,          [HTTP1_H_UPGRADE] = HTTP1_HF_HOP_BY_HOP,
-    [HTTP1_H_HTTP2_SETTINGS] = HTTP1_HF_HOP_BY_HOP,
+static const uint16_t header_flags[HTTP_F_COUNT] = {
+    [HTTP_F_CONNECTION] = HTTP_FF_HOP_BY_HOP,       [HTTP_F_KEEP_ALIVE] = HTTP_FF_HOP_BY_HOP,
+    [HTTP_F_PROXY_CONNECTION] = HTTP_FF_HOP_BY_HOP, [HTTP_F_TE] = HTTP_FF_HOP_BY_HOP,
+    [HTTP_F_TRAILER] = HTTP_FF_HOP_BY_HOP,          [HTTP_F_UPGRADE] = HTTP_FF_HOP_BY_HOP,
+    [HTTP_F_HTTP2_SETTINGS] = HTTP_FF_HOP_BY_HOP,
 };
 
 /* Name is made of tchars, so OR-ing 0x20 folds exactly the letters (and maps no other tchar onto
@@ -294,40 +294,40 @@ static bool name_is(const char *s, const char *lit, size_t n)
 
 #define NAME_IS(s, lit) name_is((s), (lit), sizeof(lit) - 1)
 
-/* Identifies the headers of enum http1_header_id: by length first, so most names cost a switch. */
-static enum http1_header_id header_id(const char *s, size_t n)
+/* Identifies the headers of enum http_field_id: by length first, so most names cost a switch. */
+static enum http_field_id header_id(const char *s, size_t n)
 {
     switch (n) {
     case 2:
-        return NAME_IS(s, "te") ? HTTP1_H_TE : HTTP1_H_OTHER;
+        return NAME_IS(s, "te") ? HTTP_F_TE : HTTP_F_OTHER;
     case 4:
-        return NAME_IS(s, "host") ? HTTP1_H_HOST : HTTP1_H_OTHER;
+        return NAME_IS(s, "host") ? HTTP_F_HOST : HTTP_F_OTHER;
     case 6:
-        return NAME_IS(s, "expect") ? HTTP1_H_EXPECT : HTTP1_H_OTHER;
+        return NAME_IS(s, "expect") ? HTTP_F_EXPECT : HTTP_F_OTHER;
     case 7:
         if (NAME_IS(s, "upgrade"))
-            return HTTP1_H_UPGRADE;
-        return NAME_IS(s, "trailer") ? HTTP1_H_TRAILER : HTTP1_H_OTHER;
+            return HTTP_F_UPGRADE;
+        return NAME_IS(s, "trailer") ? HTTP_F_TRAILER : HTTP_F_OTHER;
     case 10:
         if (NAME_IS(s, "connection"))
-            return HTTP1_H_CONNECTION;
-        return NAME_IS(s, "keep-alive") ? HTTP1_H_KEEP_ALIVE : HTTP1_H_OTHER;
+            return HTTP_F_CONNECTION;
+        return NAME_IS(s, "keep-alive") ? HTTP_F_KEEP_ALIVE : HTTP_F_OTHER;
     case 14:
         if (NAME_IS(s, "content-length"))
-            return HTTP1_H_CONTENT_LENGTH;
-        return NAME_IS(s, "http2-settings") ? HTTP1_H_HTTP2_SETTINGS : HTTP1_H_OTHER;
+            return HTTP_F_CONTENT_LENGTH;
+        return NAME_IS(s, "http2-settings") ? HTTP_F_HTTP2_SETTINGS : HTTP_F_OTHER;
     case 15:
-        return NAME_IS(s, "x-forwarded-for") ? HTTP1_H_X_FORWARDED_FOR : HTTP1_H_OTHER;
+        return NAME_IS(s, "x-forwarded-for") ? HTTP_F_X_FORWARDED_FOR : HTTP_F_OTHER;
     case 16:
         if (NAME_IS(s, "proxy-connection"))
-            return HTTP1_H_PROXY_CONNECTION;
-        return NAME_IS(s, "x-forwarded-host") ? HTTP1_H_X_FORWARDED_HOST : HTTP1_H_OTHER;
+            return HTTP_F_PROXY_CONNECTION;
+        return NAME_IS(s, "x-forwarded-host") ? HTTP_F_X_FORWARDED_HOST : HTTP_F_OTHER;
     case 17:
         if (NAME_IS(s, "transfer-encoding"))
-            return HTTP1_H_TRANSFER_ENCODING;
-        return NAME_IS(s, "x-forwarded-proto") ? HTTP1_H_X_FORWARDED_PROTO : HTTP1_H_OTHER;
+            return HTTP_F_TRANSFER_ENCODING;
+        return NAME_IS(s, "x-forwarded-proto") ? HTTP_F_X_FORWARDED_PROTO : HTTP_F_OTHER;
     default:
-        return HTTP1_H_OTHER;
+        return HTTP_F_OTHER;
     }
 }
 
@@ -434,18 +434,18 @@ static const char *parse_transfer_encoding(const char *v, size_t n, struct field
 }
 
 /* Applies what golb must know of a field; returns why it is invalid, or NULL. */
-static const char *field_semantics(enum http1_header_id id, const char *v, size_t vl, size_t idx,
+static const char *field_semantics(enum http_field_id id, const char *v, size_t vl, size_t idx,
                                    struct fields *f)
 {
     switch (id) {
-    case HTTP1_H_CONNECTION:
+    case HTTP_F_CONNECTION:
         f->n_conn++;
         return parse_connection(v, vl, f);
-    case HTTP1_H_CONTENT_LENGTH:
+    case HTTP_F_CONTENT_LENGTH:
         return parse_content_length(v, vl, f);
-    case HTTP1_H_TRANSFER_ENCODING:
+    case HTTP_F_TRANSFER_ENCODING:
         return parse_transfer_encoding(v, vl, f);
-    case HTTP1_H_HOST:
+    case HTTP_F_HOST:
         if (!f->is_request)
             return NULL;
         if (f->n_host++)
@@ -454,11 +454,11 @@ static const char *field_semantics(enum http1_header_id id, const char *v, size_
             return "invalid Host";
         f->host_idx = idx;
         return NULL;
-    case HTTP1_H_UPGRADE:
+    case HTTP_F_UPGRADE:
         if (vl)
             f->has_upgrade = true;
         return NULL;
-    case HTTP1_H_EXPECT:
+    case HTTP_F_EXPECT:
         if (f->is_request && EQ_CI(v, vl, "100-continue"))
             f->expect_100 = true;
         return NULL;
@@ -487,7 +487,7 @@ static const char *name_error(const char *name, const char *p)
 
 /* Parses the field lines from p up to and including the empty line that ends the head, which lies
  * at or before hend (buf[hend - 1] is LF). Returns the end of the head, or NULL with *e set. */
-static const char *parse_fields(const char *p, const char *hend, struct http1_header *hdr,
+static const char *parse_fields(const char *p, const char *hend, struct http_field *hdr,
                                 size_t *num, struct fields *f, struct perr *e)
 {
     const int bad = f->is_request ? 400 : 502;
@@ -527,15 +527,15 @@ static const char *parse_fields(const char *p, const char *hend, struct http1_he
         while (vend > v && IS_OWS(vend[-1]))
             vend--;
 
-        struct http1_header *h = &hdr[n];
-        enum http1_header_id id = header_id(name, name_len);
+        struct http_field *h = &hdr[n];
+        enum http_field_id id = header_id(name, name_len);
         h->name = name;
         h->name_len = (uint32_t)name_len;
         h->value = v;
         h->value_len = (uint32_t)(vend - v);
         h->id = (uint16_t)id;
         h->flags = header_flags[id];
-        if (id != HTTP1_H_OTHER) {
+        if (id != HTTP_F_OTHER) {
             const char *why = field_semantics(id, v, (size_t)(vend - v), n, f);
             if (why)
                 return fail(e, bad, v, why), NULL;
@@ -556,27 +556,27 @@ static bool name_eq(const char *a, const char *b, size_t n)
 
 /* Flags every field named by a Connection option (RFC 9110 §7.6.1). The usual options (close,
  * keep-alive, upgrade) take one pass over the fields; others compare every option to every name. */
-static void mark_connection_listed(struct http1_header *hdr, size_t n, unsigned conn)
+static void mark_connection_listed(struct http_field *hdr, size_t n, unsigned conn)
 {
     if (!(conn & CT_OTHER)) {
         for (size_t i = 0; i < n; i++) {
-            struct http1_header *h = &hdr[i];
-            if (((conn & CT_KEEP_ALIVE) && h->id == HTTP1_H_KEEP_ALIVE) ||
-                ((conn & CT_UPGRADE) && h->id == HTTP1_H_UPGRADE) ||
+            struct http_field *h = &hdr[i];
+            if (((conn & CT_KEEP_ALIVE) && h->id == HTTP_F_KEEP_ALIVE) ||
+                ((conn & CT_UPGRADE) && h->id == HTTP_F_UPGRADE) ||
                 ((conn & CT_CLOSE) && EQ_CI(h->name, h->name_len, "close")))
-                h->flags |= HTTP1_HF_CONN_LISTED;
+                h->flags |= HTTP_FF_CONN_LISTED;
         }
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        if (hdr[i].id != HTTP1_H_CONNECTION)
+        if (hdr[i].id != HTTP_F_CONNECTION)
             continue;
         const char *t;
         size_t tl, pos = 0;
         while (http1_list_next(hdr[i].value, hdr[i].value_len, &pos, &t, &tl))
             for (size_t j = 0; j < n; j++)
                 if (hdr[j].name_len == tl && name_eq(hdr[j].name, t, tl))
-                    hdr[j].flags |= HTTP1_HF_CONN_LISTED;
+                    hdr[j].flags |= HTTP_FF_CONN_LISTED;
     }
 }
 
@@ -961,14 +961,6 @@ ssize_t http1_parse_response(const char *buf, size_t len, size_t prev_len, size_
     if (response_finish(resp, &f, request_was_head, &e, end - 1))
         return response_error(resp, buf, &e);
     return end - buf;
-}
-
-int http1_find_header(const struct http1_header *h, size_t n, enum http1_header_id id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (h[i].id == id)
-            return (int)i;
-    return -1;
 }
 
 /* ---- chunked bodies ------------------------------------------------------------------------- */

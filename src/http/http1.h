@@ -24,45 +24,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "http/http.h"
+
 /* At most this many header fields per message: one more is a 431 (request) or 502 (response). */
 #define HTTP1_MAX_HEADERS 128
-
-/* Headers the proxy must recognise. Identified once by the parser (case-insensitive). */
-enum http1_header_id {
-    HTTP1_H_OTHER = 0,
-    HTTP1_H_CONNECTION,
-    HTTP1_H_CONTENT_LENGTH,
-    HTTP1_H_TRANSFER_ENCODING,
-    HTTP1_H_HOST,
-    HTTP1_H_KEEP_ALIVE,
-    HTTP1_H_PROXY_CONNECTION,
-    HTTP1_H_TE,
-    HTTP1_H_TRAILER,
-    HTTP1_H_UPGRADE,
-    HTTP1_H_EXPECT,
-    HTTP1_H_X_FORWARDED_FOR,
-    HTTP1_H_X_FORWARDED_PROTO,
-    HTTP1_H_X_FORWARDED_HOST,
-    HTTP1_H_HTTP2_SETTINGS,
-    HTTP1_H_COUNT,
-};
-
-/* Per-field flags set by the parser. */
-#define HTTP1_HF_HOP_BY_HOP 0x1 /* Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade,
-                                    HTTP2-Settings (RFC 7540 §3.2.1: a connection option) */
-#define HTTP1_HF_CONN_LISTED 0x2 /* named by a token of a Connection field (RFC 9110 §7.6.1) */
-/* CONN_LISTED is set on whatever a client names, Host, Content-Length and Transfer-Encoding
- * included ("Connection: content-length"): a proxy dropping listed fields must keep those, or
- * the upstream would frame the body differently from golb. */
-
-struct http1_header {
-    const char *name;
-    const char *value; /* leading and trailing OWS already trimmed */
-    uint32_t name_len;
-    uint32_t value_len;
-    uint16_t id; /* enum http1_header_id */
-    uint16_t flags;
-};
 
 /* How the body of a message is delimited (RFC 9112 §6.3). */
 enum http1_body {
@@ -104,7 +69,7 @@ struct http1_request {
     enum http1_body body;
     uint64_t content_length;
     size_t num_headers;
-    struct http1_header headers[HTTP1_MAX_HEADERS];
+    struct http_field headers[HTTP1_MAX_HEADERS];
     /* When -EBADMSG is returned: */
     int err_status;
     size_t err_offset;
@@ -120,7 +85,7 @@ struct http1_response {
     enum http1_body body;
     uint64_t content_length;
     size_t num_headers;
-    struct http1_header headers[HTTP1_MAX_HEADERS];
+    struct http_field headers[HTTP1_MAX_HEADERS];
     int err_status; /* always 502 on -EBADMSG */
     size_t err_offset;
     const char *err_reason;
@@ -140,9 +105,6 @@ ssize_t http1_parse_request(const char *buf, size_t len, size_t prev_len,
  * to the caller. max_head 0 means HTTP1_DEFAULT_MAX_HEAD. */
 ssize_t http1_parse_response(const char *buf, size_t len, size_t prev_len, size_t max_head,
                              bool request_was_head, struct http1_response *resp);
-
-/* Finds a header by id; returns its index or -1. */
-int http1_find_header(const struct http1_header *h, size_t n, enum http1_header_id id);
 
 /* Iterates the elements of a comma-separated field value v[0..n) (RFC 9110 §5.6.1): start with
  * *pos = 0; returns false at the end, else the next non-empty element, OWS-trimmed, in *el and

@@ -45,7 +45,7 @@ static void out_u64(struct out *o, uint64_t v)
     out_mem(o, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
-static void out_field(struct out *o, const struct http1_header *h)
+static void out_field(struct out *o, const struct http_field *h)
 {
     out_mem(o, h->name, h->name_len);
     out_mem(o, ": ", 2);
@@ -58,16 +58,16 @@ static void out_field(struct out *o, const struct http1_header *h)
  * Content-Length, Transfer-Encoding): dropping those because a peer listed them would make the next
  * hop frame the message differently from golb. Upgrade stays when a tunnel is being set up (a 101;
  * requests write their Upgrade themselves, filtered). */
-static bool drop_hop_by_hop(const struct http1_header *h, bool upgrading)
+static bool drop_hop_by_hop(const struct http_field *h, bool upgrading)
 {
-    if (upgrading && h->id == HTTP1_H_UPGRADE)
+    if (upgrading && h->id == HTTP_F_UPGRADE)
         return false;
-    if (h->flags & HTTP1_HF_HOP_BY_HOP)
+    if (h->flags & HTTP_FF_HOP_BY_HOP)
         return true;
-    if (!(h->flags & HTTP1_HF_CONN_LISTED))
+    if (!(h->flags & HTTP_FF_CONN_LISTED))
         return false;
-    return h->id != HTTP1_H_HOST && h->id != HTTP1_H_CONTENT_LENGTH &&
-           h->id != HTTP1_H_TRANSFER_ENCODING;
+    return h->id != HTTP_F_HOST && h->id != HTTP_F_CONTENT_LENGTH &&
+           h->id != HTTP_F_TRANSFER_ENCODING;
 }
 
 /* ---- Upgrade ---------------------------------------------------------------------------------
@@ -77,15 +77,15 @@ static bool drop_hop_by_hop(const struct http1_header *h, bool upgrading)
  *   Upgrade: foo/2               ─┴─► "h2c", "websocket", "foo/2"
  */
 struct upgrade_iter {
-    const struct http1_header *h;
+    const struct http_field *h;
     size_t n, i, pos;
 };
 
 static bool upgrade_next(struct upgrade_iter *it, const char **p, size_t *len)
 {
     for (; it->i < it->n; it->i++, it->pos = 0) {
-        const struct http1_header *h = &it->h[it->i];
-        if (h->id == HTTP1_H_UPGRADE && http1_list_next(h->value, h->value_len, &it->pos, p, len))
+        const struct http_field *h = &it->h[it->i];
+        if (h->id == HTTP_F_UPGRADE && http1_list_next(h->value, h->value_len, &it->pos, p, len))
             return true;
     }
     return false;
@@ -206,15 +206,15 @@ bool rewrite_request_head(const struct http1_request *req, const struct rewrite_
     bool xff_seen = false, upgrade_out = false;
     bool h2c_settings = opt->upgrade && forwards_h2c(req, opt->upgrade_protocols), settings = false;
     for (size_t i = 0; i < req->num_headers; i++) {
-        const struct http1_header *h = &req->headers[i];
-        if (h->id == HTTP1_H_UPGRADE) {
+        const struct http_field *h = &req->headers[i];
+        if (h->id == HTTP_F_UPGRADE) {
             /* once, where the first Upgrade field was, with only the allowed protocols */
             if (opt->upgrade && !upgrade_out)
                 out_upgrade(&o, req, opt->upgrade_protocols);
             upgrade_out = true;
             continue;
         }
-        if (h->id == HTTP1_H_HTTP2_SETTINGS && h2c_settings) {
+        if (h->id == HTTP_F_HTTP2_SETTINGS && h2c_settings) {
             out_field(&o, h); /* a connection option of the h2c upgrade golb forwards */
             settings = true;
             continue;
@@ -222,18 +222,18 @@ bool rewrite_request_head(const struct http1_request *req, const struct rewrite_
         if (drop_hop_by_hop(h, false))
             continue;
         switch (h->id) {
-        case HTTP1_H_CONTENT_LENGTH:
-        case HTTP1_H_X_FORWARDED_PROTO:
-        case HTTP1_H_X_FORWARDED_HOST:
+        case HTTP_F_CONTENT_LENGTH:
+        case HTTP_F_X_FORWARDED_PROTO:
+        case HTTP_F_X_FORWARDED_HOST:
             continue;
-        case HTTP1_H_HOST:
+        case HTTP_F_HOST:
             if (req->flags & HTTP1_MF_ABSOLUTE)
                 continue; /* replaced by the target's authority (RFC 9112 §3.2.2) */
             break;
-        case HTTP1_H_X_FORWARDED_FOR:
+        case HTTP_F_X_FORWARDED_FOR:
             xff_seen = true;
             continue; /* folded into one field below */
-        case HTTP1_H_OTHER:
+        case HTTP_F_OTHER:
             if (opt->request_id_len && h->name_len == 12 &&
                 strncasecmp(h->name, "x-request-id", 12) == 0)
                 continue; /* golb's (kept or new) value is written below */
@@ -268,8 +268,8 @@ bool rewrite_request_head(const struct http1_request *req, const struct rewrite_
     out_str(&o, "X-Forwarded-For: ");
     if (xff_seen) {
         for (size_t i = 0; i < req->num_headers; i++) {
-            const struct http1_header *h = &req->headers[i];
-            if (h->id != HTTP1_H_X_FORWARDED_FOR || h->value_len == 0)
+            const struct http_field *h = &req->headers[i];
+            if (h->id != HTTP_F_X_FORWARDED_FOR || h->value_len == 0)
                 continue;
             out_mem(&o, h->value, h->value_len);
             out_str(&o, ", ");
@@ -323,21 +323,21 @@ bool rewrite_response_head(const struct http1_response *resp, const struct rewri
     out_str(&o, "\r\n");
 
     for (size_t i = 0; i < resp->num_headers; i++) {
-        const struct http1_header *h = &resp->headers[i];
+        const struct http_field *h = &resp->headers[i];
         if (drop_hop_by_hop(h, upgrade))
             continue;
         if (!interim && resp->body != HTTP1_BODY_NONE &&
-            (h->id == HTTP1_H_CONTENT_LENGTH || h->id == HTTP1_H_TRANSFER_ENCODING)) {
+            (h->id == HTTP_F_CONTENT_LENGTH || h->id == HTTP_F_TRANSFER_ENCODING)) {
             /* Keep the codings as sent: chunked stays final when passed through, and a body
              * whose final coding is not chunked (close-delimited, RFC 9112 §6.3) keeps its
              * gzip or the like, or the client would take coded bytes for the content. */
-            if (h->id == HTTP1_H_TRANSFER_ENCODING && !opt->http10 &&
+            if (h->id == HTTP_F_TRANSFER_ENCODING && !opt->http10 &&
                 (resp->body == HTTP1_BODY_CLOSE ||
                  (resp->body == HTTP1_BODY_CHUNKED && !opt->dechunk)))
                 out_field(&o, h);
             continue;
         }
-        if (h->id == HTTP1_H_TRANSFER_ENCODING && opt->http10)
+        if (h->id == HTTP_F_TRANSFER_ENCODING && opt->http10)
             continue; /* HTTP/1.0 has no transfer codings */
         out_field(&o, h);
     }

@@ -122,7 +122,7 @@ static bool find_cookie(const struct http1_request *req, const char *name, const
 {
     size_t nlen = strlen(name);
     for (size_t i = 0; i < req->num_headers; i++) {
-        const struct http1_header *h = &req->headers[i];
+        const struct http_field *h = &req->headers[i];
         if (!name_eq(h->name, h->name_len, "cookie"))
             continue;
         const char *p = h->value, *end = h->value + h->value_len;
@@ -198,7 +198,7 @@ void balancer_request_init(const struct balancer *b, struct lb_request *r,
             break;
         case CONFIG_HASH_HEADER:
             for (size_t i = 0; i < req->num_headers && !r->has_key; i++) {
-                const struct http1_header *h = &req->headers[i];
+                const struct http_field *h = &req->headers[i];
                 if (name_eq(h->name, h->name_len, p->hash_key_name)) {
                     v = h->value;
                     vlen = h->value_len;

@@ -49,7 +49,7 @@ static void check_request(const char *buf, size_t len, ssize_t r, const struct h
     for (uint32_t i = 0; i < q->method_len; i++)
         CHECK(is_tchar((unsigned char)q->method[i]));
     for (size_t i = 0; i < q->num_headers; i++) {
-        const struct http1_header *h = &q->headers[i];
+        const struct http_field *h = &q->headers[i];
         CHECK(h->name_len > 0);
         span_off(buf, (size_t)r, h->name, h->name_len);
         span_off(buf, (size_t)r, h->value, h->value_len);
@@ -63,7 +63,7 @@ static void check_request(const char *buf, size_t len, ssize_t r, const struct h
             CHECK(h->value[0] != ' ' && h->value[0] != '\t');
             CHECK(h->value[h->value_len - 1] != ' ' && h->value[h->value_len - 1] != '\t');
         }
-        CHECK(h->id < HTTP1_H_COUNT);
+        CHECK(h->id < HTTP_F_COUNT);
     }
     CHECK(q->body != HTTP1_BODY_CLOSE);
     if (q->body == HTTP1_BODY_CHUNKED)
@@ -72,7 +72,7 @@ static void check_request(const char *buf, size_t len, ssize_t r, const struct h
         CHECK(q->content_length == 0);
     CHECK(q->content_length <= (uint64_t)INT64_MAX);
     if (q->minor_version == 1)
-        CHECK(http1_find_header(q->headers, q->num_headers, HTTP1_H_HOST) >= 0);
+        CHECK(http_field_find(q->headers, q->num_headers, HTTP_F_HOST) >= 0);
     CHECK(!((q->flags & HTTP1_MF_KEEP_ALIVE) && (q->flags & HTTP1_MF_CONN_CLOSE)));
 }
 
@@ -98,7 +98,7 @@ static void check_same(const char *ba, size_t la, ssize_t ra, const struct http1
     CHECK(a->method_len == b->method_len && a->target_len == b->target_len);
     CHECK(a->path_len == b->path_len && a->authority_len == b->authority_len);
     for (size_t i = 0; i < a->num_headers; i++) {
-        const struct http1_header *x = &a->headers[i], *y = &b->headers[i];
+        const struct http_field *x = &a->headers[i], *y = &b->headers[i];
         CHECK(x->name - ba == y->name - bb && x->name_len == y->name_len);
         CHECK(x->value - ba == y->value - bb && x->value_len == y->value_len);
         CHECK(x->id == y->id && x->flags == y->flags);

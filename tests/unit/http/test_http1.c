@@ -77,10 +77,10 @@ Test(request, simple_get_spans)
     cr_assert_eq(r.num_headers, 3);
     EXPECT_SPAN(r.headers[0].name, r.headers[0].name_len, "Host");
     EXPECT_SPAN(r.headers[0].value, r.headers[0].value_len, "example.com");
-    cr_expect_eq(r.headers[0].id, HTTP1_H_HOST);
+    cr_expect_eq(r.headers[0].id, HTTP_F_HOST);
     EXPECT_SPAN(r.headers[1].name, r.headers[1].name_len, "User-Agent");
     EXPECT_SPAN(r.headers[1].value, r.headers[1].value_len, "t/1.0");
-    cr_expect_eq(r.headers[1].id, HTTP1_H_OTHER);
+    cr_expect_eq(r.headers[1].id, HTTP_F_OTHER);
     cr_expect_eq(r.headers[1].flags, 0);
     EXPECT_SPAN(r.headers[2].value, r.headers[2].value_len, "*/*");
     cr_expect_eq(r.err_status, 0);
@@ -140,14 +140,14 @@ Test(request, connection_flags_and_listed_fields)
     cr_assert_gt(parse_req(LIT(in), &r), 0, "%s", r.err_reason);
     cr_expect_eq(r.flags, HTTP1_MF_CONN_CLOSE | HTTP1_MF_UPGRADE);
     cr_assert_eq(r.num_headers, 8);
-    cr_expect_eq(r.headers[1].id, HTTP1_H_CONNECTION);
-    cr_expect_eq(r.headers[1].flags, HTTP1_HF_HOP_BY_HOP);
-    cr_expect_eq(r.headers[3].id, HTTP1_H_UPGRADE);
-    cr_expect_eq(r.headers[3].flags, HTTP1_HF_HOP_BY_HOP | HTTP1_HF_CONN_LISTED);
-    cr_expect_eq(r.headers[4].flags, HTTP1_HF_CONN_LISTED);
-    cr_expect_eq(r.headers[5].id, HTTP1_H_KEEP_ALIVE);
-    cr_expect_eq(r.headers[5].flags, HTTP1_HF_HOP_BY_HOP);
-    cr_expect_eq(r.headers[6].flags, HTTP1_HF_CONN_LISTED);
+    cr_expect_eq(r.headers[1].id, HTTP_F_CONNECTION);
+    cr_expect_eq(r.headers[1].flags, HTTP_FF_HOP_BY_HOP);
+    cr_expect_eq(r.headers[3].id, HTTP_F_UPGRADE);
+    cr_expect_eq(r.headers[3].flags, HTTP_FF_HOP_BY_HOP | HTTP_FF_CONN_LISTED);
+    cr_expect_eq(r.headers[4].flags, HTTP_FF_CONN_LISTED);
+    cr_expect_eq(r.headers[5].id, HTTP_F_KEEP_ALIVE);
+    cr_expect_eq(r.headers[5].flags, HTTP_FF_HOP_BY_HOP);
+    cr_expect_eq(r.headers[6].flags, HTTP_FF_CONN_LISTED);
     cr_expect_eq(r.headers[7].flags, 0);
     /* Upgrade without the Connection option is not an upgrade */
     cr_assert_gt(parse_req(LIT("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n"), &r), 0);
@@ -161,26 +161,26 @@ Test(request, header_ids_case_insensitive)
         int id;
         int flags;
     } t[] = {
-        {"cOnNeCtIoN", HTTP1_H_CONNECTION, HTTP1_HF_HOP_BY_HOP},
-        {"CONTENT-LENGTH", HTTP1_H_CONTENT_LENGTH, 0},
-        {"transfer-encoding", HTTP1_H_TRANSFER_ENCODING, 0},
-        {"HOST", HTTP1_H_HOST, 0},
-        {"Keep-Alive", HTTP1_H_KEEP_ALIVE, HTTP1_HF_HOP_BY_HOP},
-        {"Proxy-Connection", HTTP1_H_PROXY_CONNECTION, HTTP1_HF_HOP_BY_HOP},
-        {"TE", HTTP1_H_TE, HTTP1_HF_HOP_BY_HOP},
-        {"Trailer", HTTP1_H_TRAILER, HTTP1_HF_HOP_BY_HOP},
-        {"UPGRADE", HTTP1_H_UPGRADE, HTTP1_HF_HOP_BY_HOP},
-        {"Expect", HTTP1_H_EXPECT, 0},
-        {"X-Forwarded-For", HTTP1_H_X_FORWARDED_FOR, 0},
-        {"x-forwarded-proto", HTTP1_H_X_FORWARDED_PROTO, 0},
-        {"X-FORWARDED-HOST", HTTP1_H_X_FORWARDED_HOST, 0},
-        {"HTTP2-Settings", HTTP1_H_HTTP2_SETTINGS, HTTP1_HF_HOP_BY_HOP},
-        {"Http2-Settingz", HTTP1_H_OTHER, 0},
-        {"Hosts", HTTP1_H_OTHER, 0},
-        {"Te_", HTTP1_H_OTHER, 0},
-        {"Connectio~", HTTP1_H_OTHER, 0},
-        {"Upgrad^", HTTP1_H_OTHER, 0},
-        {"X-Forwarded-Fo^", HTTP1_H_OTHER, 0},
+        {"cOnNeCtIoN", HTTP_F_CONNECTION, HTTP_FF_HOP_BY_HOP},
+        {"CONTENT-LENGTH", HTTP_F_CONTENT_LENGTH, 0},
+        {"transfer-encoding", HTTP_F_TRANSFER_ENCODING, 0},
+        {"HOST", HTTP_F_HOST, 0},
+        {"Keep-Alive", HTTP_F_KEEP_ALIVE, HTTP_FF_HOP_BY_HOP},
+        {"Proxy-Connection", HTTP_F_PROXY_CONNECTION, HTTP_FF_HOP_BY_HOP},
+        {"TE", HTTP_F_TE, HTTP_FF_HOP_BY_HOP},
+        {"Trailer", HTTP_F_TRAILER, HTTP_FF_HOP_BY_HOP},
+        {"UPGRADE", HTTP_F_UPGRADE, HTTP_FF_HOP_BY_HOP},
+        {"Expect", HTTP_F_EXPECT, 0},
+        {"X-Forwarded-For", HTTP_F_X_FORWARDED_FOR, 0},
+        {"x-forwarded-proto", HTTP_F_X_FORWARDED_PROTO, 0},
+        {"X-FORWARDED-HOST", HTTP_F_X_FORWARDED_HOST, 0},
+        {"HTTP2-Settings", HTTP_F_HTTP2_SETTINGS, HTTP_FF_HOP_BY_HOP},
+        {"Http2-Settingz", HTTP_F_OTHER, 0},
+        {"Hosts", HTTP_F_OTHER, 0},
+        {"Te_", HTTP_F_OTHER, 0},
+        {"Connectio~", HTTP_F_OTHER, 0},
+        {"Upgrad^", HTTP_F_OTHER, 0},
+        {"X-Forwarded-Fo^", HTTP_F_OTHER, 0},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         char in[256];
@@ -189,15 +189,15 @@ Test(request, header_ids_case_insensitive)
                         : !strcasecmp(t[i].name, "Host")            ? "h"
                                                                     : "x";
         int len = snprintf(in, sizeof(in), "GET / HTTP/1.1\r\n%s%s: %s\r\n\r\n",
-                           t[i].id == HTTP1_H_HOST ? "" : "Host: h\r\n", t[i].name, v);
+                           t[i].id == HTTP_F_HOST ? "" : "Host: h\r\n", t[i].name, v);
         struct http1_request r;
         ssize_t n = parse_req(in, (size_t)len, &r);
         cr_assert_gt(n, 0, "%s: %s", t[i].name, r.err_reason);
-        const struct http1_header *h = &r.headers[r.num_headers - 1];
+        const struct http_field *h = &r.headers[r.num_headers - 1];
         cr_expect_eq(h->id, t[i].id, "%s: id %d", t[i].name, h->id);
         cr_expect_eq(h->flags, t[i].flags, "%s: flags %d", t[i].name, h->flags);
-        if (t[i].id != HTTP1_H_OTHER)
-            cr_expect_eq(http1_find_header(r.headers, r.num_headers, (enum http1_header_id)t[i].id),
+        if (t[i].id != HTTP_F_OTHER)
+            cr_expect_eq(http_field_find(r.headers, r.num_headers, (enum http_field_id)t[i].id),
                          (int)r.num_headers - 1);
     }
 }
@@ -673,7 +673,7 @@ Test(response, spans)
     cr_expect_eq(r.minor_version, 1);
     cr_assert_eq(r.num_headers, 3);
     EXPECT_SPAN(r.headers[0].name, r.headers[0].name_len, "Server");
-    cr_expect_eq(r.headers[2].flags, HTTP1_HF_CONN_LISTED);
+    cr_expect_eq(r.headers[2].flags, HTTP_FF_CONN_LISTED);
     cr_assert_eq(parse_resp(LIT("HTTP/1.1 200\r\n\r\n"), false, &r), 16);
     cr_expect_eq(r.reason_len, 0);
 }

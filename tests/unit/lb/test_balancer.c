@@ -176,7 +176,7 @@ Test(balancer, request_key_only_for_strategies_that_use_it, .init = quiet)
 {
     struct backend_table *t = make_table(3);
     struct http1_request req = {.path = "/x", .path_len = 2, .num_headers = 1};
-    req.headers[0] = (struct http1_header){.name = "X-User", .name_len = 6, .value = "alice",
+    req.headers[0] = (struct http_field){.name = "X-User", .name_len = 6, .value = "alice",
                                            .value_len = 5};
     struct balancer hb, rb;
     cr_assert_eq(balancer_init(&hb, &lb_hash_ops, t), 0);
