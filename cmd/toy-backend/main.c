@@ -289,8 +289,8 @@ static int read_body(struct conn *c, const struct http1_request *req, uint64_t *
     uint64_t total = 0;
     int rc = 0;
     *bad = false;
-    if (req->body == HTTP1_BODY_LENGTH) {
-        uint64_t left = req->content_length;
+    if (req->rq.body == HTTP_BODY_LENGTH) {
+        uint64_t left = req->rq.content_length;
         while (left > 0) {
             if (c->start == c->end) {
                 c->start = c->end = 0;
@@ -308,7 +308,7 @@ static int read_body(struct conn *c, const struct http1_request *req, uint64_t *
             left -= take;
             total += take;
         }
-    } else if (req->body == HTTP1_BODY_CHUNKED) {
+    } else if (req->rq.body == HTTP_BODY_STREAM) { /* chunked */
         struct http1_chunked ch = {0};
         while (!http1_chunked_done(&ch)) {
             if (c->start == c->end) {
@@ -445,30 +445,30 @@ enum outcome {
  * the echo needs from the head, consumes the head and the body, then answers. */
 static enum outcome serve(struct conn *c, struct http1_request *req, size_t head_len)
 {
-    bool is_head = span_eq(req->method, req->method_len, "HEAD");
-    bool is_get = span_eq(req->method, req->method_len, "GET");
-    bool is_post = span_eq(req->method, req->method_len, "POST");
-    size_t path_len = req->path_len;
-    const char *q = memchr(req->path, '?', path_len);
-    size_t route_len = q ? (size_t)(q - req->path) : path_len;
+    bool is_head = span_eq(req->rq.method, req->rq.method_len, "HEAD");
+    bool is_get = span_eq(req->rq.method, req->rq.method_len, "GET");
+    bool is_post = span_eq(req->rq.method, req->rq.method_len, "POST");
+    size_t path_len = req->rq.path_len;
+    const char *q = memchr(req->rq.path, '?', path_len);
+    size_t route_len = q ? (size_t)(q - req->rq.path) : path_len;
 
     struct params prm;
     const char *why = NULL;
-    int perr = parse_params(req->path, path_len, &prm, &why);
+    int perr = parse_params(req->rq.path, path_len, &prm, &why);
 
     if (verbose)
-        log_info("request %u on connection: %.*s %.*s", c->nreq, (int)req->method_len, req->method,
+        log_info("request %u on connection: %.*s %.*s", c->nreq, (int)req->rq.method_len, req->rq.method,
                  (int)req->target_len, req->target);
 
     /* Everything taken from the head is copied before the head bytes are consumed. */
     struct str echo = {0};
     str_addf(&echo, "server %d\n", server_id);
     str_addn(&echo, "method: ", 8);
-    str_addn(&echo, req->method, req->method_len);
+    str_addn(&echo, req->rq.method, req->rq.method_len);
     str_addn(&echo, "\npath: ", 7);
-    str_addn(&echo, req->path, req->path_len);
+    str_addn(&echo, req->rq.path, req->rq.path_len);
     str_addn(&echo, "\n", 1);
-    for (size_t i = 0; i < req->num_headers; i++) {
+    for (size_t i = 0; i < req->rq.num_fields; i++) {
         const struct http_field *hd = &req->headers[i];
         str_addn(&echo, "header: ", 8);
         str_addn(&echo, hd->name, hd->name_len);
@@ -477,17 +477,17 @@ static enum outcome serve(struct conn *c, struct http1_request *req, size_t head
         str_addn(&echo, "\n", 1);
     }
     char route[64];
-    snprintf(route, sizeof(route), "%.*s", (int)(route_len < 63 ? route_len : 63), req->path);
+    snprintf(route, sizeof(route), "%.*s", (int)(route_len < 63 ? route_len : 63), req->rq.path);
 
-    bool keep_alive = (req->flags & HTTP1_MF_KEEP_ALIVE) != 0;
-    bool http10_ka = keep_alive && req->minor_version == 0;
-    bool http11 = req->minor_version >= 1;
-    enum http1_body framing = req->body;
-    bool expect_100 = (req->flags & HTTP1_MF_EXPECT_100) != 0;
+    bool keep_alive = (req->rq.flags & HTTP1_MF_KEEP_ALIVE) != 0;
+    bool http10_ka = keep_alive && req->rq.version == HTTP_V1_0;
+    bool http11 = req->rq.version >= HTTP_V1_1;
+    enum http_body framing = req->rq.body;
+    bool expect_100 = (req->rq.flags & HTTP1_MF_EXPECT_100) != 0;
     c->start += head_len;
 
-    if (expect_100 && framing != HTTP1_BODY_NONE && http11 &&
-        !(framing == HTTP1_BODY_LENGTH && req->content_length == 0)) {
+    if (expect_100 && framing != HTTP_BODY_NONE && http11 &&
+        !(framing == HTTP_BODY_LENGTH && req->rq.content_length == 0)) {
         if (write_buf(c->fd, "HTTP/1.1 100 Continue\r\n\r\n", 25) == -1) {
             free(echo.p);
             return CLOSE;
@@ -503,7 +503,7 @@ static enum outcome serve(struct conn *c, struct http1_request *req, size_t head
         return CLOSE;
     }
     /* req's spans point into bytes that may have been overwritten by now: not used below. */
-    if (framing != HTTP1_BODY_NONE)
+    if (framing != HTTP_BODY_NONE)
         str_addf(&echo, "body-length: %llu\nbody-sha256: %s\n", (unsigned long long)body_len,
                  hex);
 

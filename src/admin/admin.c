@@ -624,7 +624,7 @@ static void change_backend(struct admin_conn *c, char *name, const char *body, s
 static const struct http_field *find(const struct http1_request *req, const char *name)
 {
     size_t n = strlen(name);
-    for (size_t i = 0; i < req->num_headers; i++)
+    for (size_t i = 0; i < req->rq.num_fields; i++)
         if (req->headers[i].name_len == n && strncasecmp(req->headers[i].name, name, n) == 0)
             return &req->headers[i];
     return NULL;
@@ -757,20 +757,20 @@ static void handle(struct admin_conn *c, const struct http1_request *req, const 
     struct admin *a = c->a;
     admin_sync(a); /* a reload by SIGHUP: answer with the running generation */
     char path[512];
-    size_t plen = req->path_len;
-    const char *q = memchr(req->path, '?', plen);
+    size_t plen = req->rq.path_len;
+    const char *q = memchr(req->rq.path, '?', plen);
     if (q)
-        plen = (size_t)(q - req->path);
+        plen = (size_t)(q - req->rq.path);
     if (plen >= sizeof(path)) {
         reply_error(c, 404, "not found", NULL);
         return;
     }
-    memcpy(path, req->path, plen);
+    memcpy(path, req->rq.path, plen);
     path[plen] = '\0';
-    bool get = span_is(req->method, req->method_len, "GET");
-    bool history = q && memmem(q, req->path_len - plen, "history=1", 9) != NULL;
-    bool change = span_is(req->method, req->method_len, "PUT") ||
-                  span_is(req->method, req->method_len, "POST");
+    bool get = span_is(req->rq.method, req->rq.method_len, "GET");
+    bool history = q && memmem(q, req->rq.path_len - plen, "history=1", 9) != NULL;
+    bool change = span_is(req->rq.method, req->rq.method_len, "PUT") ||
+                  span_is(req->rq.method, req->rq.method_len, "POST");
 
     if (!origin_ok(a, req)) {
         reply_error(c, 403, "cross-origin request refused: Origin is not the admin address", NULL);
@@ -788,7 +788,7 @@ static void handle(struct admin_conn *c, const struct http1_request *req, const 
         return;
     }
     if (strcmp(path, "/api/v1/reload") == 0) {
-        if (!span_is(req->method, req->method_len, "POST")) {
+        if (!span_is(req->rq.method, req->rq.method_len, "POST")) {
             reply_error(c, 405, "use POST to reload", "Allow: POST\r\n");
             return;
         }
@@ -863,12 +863,12 @@ static void conn_process(struct admin_conn *c)
         reply_error(c, req.err_status ? req.err_status : 400, "malformed request", NULL);
         return;
     }
-    if (req.body == HTTP1_BODY_CHUNKED) {
+    if (req.rq.body == HTTP_BODY_STREAM) { /* chunked */
         reply_error(c, 411, "send the body with Content-Length", NULL);
         return;
     }
-    size_t body_len = req.body == HTTP1_BODY_LENGTH ? (size_t)req.content_length : 0;
-    if (req.body == HTTP1_BODY_LENGTH && req.content_length > ADMIN_BODY_MAX) {
+    size_t body_len = req.rq.body == HTTP_BODY_LENGTH ? (size_t)req.rq.content_length : 0;
+    if (req.rq.body == HTTP_BODY_LENGTH && req.rq.content_length > ADMIN_BODY_MAX) {
         reply_error(c, 413, "body too large", NULL);
         return;
     }

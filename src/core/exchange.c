@@ -302,7 +302,7 @@ static ssize_t upstream_writev(struct upstream_conn *up, const struct iovec *iov
 /* ---------------------------------------------------------------- head rewriting ----------- */
 
 /* Adapter from the request and its client to the rewrite module's explicit inputs. */
-static bool x_build_request_head(struct exchange *x, const struct http1_request *req,
+static bool x_build_request_head(struct exchange *x, const struct http_request *req,
                                  const struct exchange_request *info, struct buf *b)
 {
     struct rewrite_request opt = {.client_ip = info->client_ip,
@@ -369,19 +369,24 @@ static bool want_splice(struct exchange *x, struct kpipe *p, struct exchange_spl
 
 /* ---------------------------------------------------------------- connecting --------------- */
 
-enum exchange_status exchange_start(struct exchange *x, const struct http1_request *req,
+enum exchange_status exchange_start(struct exchange *x, const struct http_request *req,
                                     const struct exchange_request *info)
 {
     struct worker_ctx *w = x->w;
     obs_req_start(w, &x->obs, req, info->head_wait_ms);
-    x->req_body = req->body;
-    x->req_remaining = req->body == HTTP1_BODY_LENGTH ? req->content_length : 0;
+    /* The upstream framing: a length stays a length, a body of unknown length goes chunked. */
+    x->req_body = req->body == HTTP_BODY_LENGTH   ? HTTP1_BODY_LENGTH
+                  : req->body == HTTP_BODY_STREAM ? HTTP1_BODY_CHUNKED
+                                                  : HTTP1_BODY_NONE;
+    x->req_remaining = req->body == HTTP_BODY_LENGTH ? req->content_length : 0;
     x->req_is_head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
     /* Only an Upgrade to a protocol of upgradeProtocols is one; any other (h2c by default) is
      * proxied as an ordinary request, without its Upgrade. */
     x->req_upgrade = rewrite_upgrade_allowed(req, ex_upgrades(x));
     x->resp_phase = RESP_WAIT_HEAD;
     x->client_dechunk = info->dechunk;
+    if (req->protocol_len && !x->req_upgrade)
+        return ex_fail(x, 501, LB_OK); /* an extended CONNECT is a tunnel or nothing */
 
     x->reqh = buf_get(&w->bufs);
     if (!x->reqh)

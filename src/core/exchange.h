@@ -51,7 +51,7 @@
 #include "net/conn.h"
 
 struct buf;
-struct http1_request;
+struct http_request;
 struct http1_response;
 struct config;
 struct exchange;
@@ -155,9 +155,11 @@ void exchange_put(struct exchange *x);
 /* Frees w's free list (worker teardown). */
 void exchange_pool_free(struct worker_ctx *w);
 
-/* Starts forwarding a parsed, validated request: framing, rewritten head, first pick (and a pooled
- * connection or a connect). Returns EX_WAIT (then pump) or EX_FAIL. */
-enum exchange_status exchange_start(struct exchange *x, const struct http1_request *req,
+/* Starts forwarding a parsed, validated request, whatever protocol the client spoke (http.h; its
+ * spans are read only during this call): framing, rewritten head, first pick (and a pooled
+ * connection or a connect). Returns EX_WAIT (then pump) or EX_FAIL (501: an extended CONNECT to
+ * a protocol upgradeProtocols does not allow). */
+enum exchange_status exchange_start(struct exchange *x, const struct http_request *req,
                                     const struct exchange_request *info);
 /* Moves bytes both ways until nothing progresses. */
 enum exchange_status exchange_pump(struct exchange *x);

@@ -13,7 +13,7 @@
 #include "core/accesslog.h"
 #include "upstream/backend.h"
 #include "config/config.h"
-#include "http/http1.h"
+#include "http/http.h"
 #include "base/jsonw.h"
 #include "base/util.h"
 #include "core/worker_ctx.h"
@@ -121,16 +121,16 @@ static bool name_is(const struct http_field *h, const char *name, size_t len)
     return h->name_len == len && strncasecmp(h->name, name, len) == 0;
 }
 
-void obs_req_start(struct worker_ctx *w, struct obs_req *r, const struct http1_request *req,
+void obs_req_start(struct worker_ctx *w, struct obs_req *r, const struct http_request *req,
                    uint64_t head_wait_ms)
 {
     r->start_us = counter_now_us() - head_wait_ms * 1000u; /* the wall time is derived at the end */
     r->backend = NULL;
     r->started = true;
-    r->minor_version = (uint8_t)req->minor_version;
+    r->version = (uint8_t)req->version;
     bool logging = w->alog != NULL && accesslog_current() != ACCESSLOG_OFF;
-    for (size_t i = 0; i < req->num_headers; i++) {
-        const struct http_field *h = &req->headers[i];
+    for (size_t i = 0; i < req->num_fields; i++) {
+        const struct http_field *h = &req->fields[i];
         if (h->id != HTTP_F_OTHER)
             continue;
         if (name_is(h, "x-request-id", 12)) {
@@ -153,8 +153,8 @@ void obs_req_start(struct worker_ctx *w, struct obs_req *r, const struct http1_r
         size_t n = MIN((size_t)req->method_len, sizeof(r->method));
         memcpy(r->method, req->method, n);
         r->method_len = (uint8_t)n;
-        const char *t = (req->flags & HTTP1_MF_ABSOLUTE) ? req->path : req->target;
-        size_t tl = (req->flags & HTTP1_MF_ABSOLUTE) ? req->path_len : req->target_len;
+        const char *t = req->path;
+        size_t tl = req->path_len;
         n = MIN(tl, sizeof(r->target));
         memcpy(r->target, t, n);
         r->target_len = (uint16_t)n;
@@ -320,7 +320,9 @@ size_t obs_format_line(enum accesslog_format format, char *out, size_t cap,
     size_t path_len = q ? (size_t)(q - r->target) : r->target_len;
     const char *query = q ? q + 1 : NULL;
     size_t query_len = q ? r->target_len - path_len - 1 : 0;
-    char proto[4] = {'1', '.', (char)('0' + r->minor_version), 0};
+    /* network.protocol.version as OpenTelemetry writes it: "1.0", "1.1", "2" */
+    const char *proto = r->version == HTTP_V2 ? "2" : r->version == HTTP_V1_1 ? "1.1" : "1.0";
+    size_t proto_len = r->version == HTTP_V2 ? 1 : 3;
     uint64_t total = r->total_us;
     if (format == ACCESSLOG_JSON) {
         JSONW_LIT(&j, "{\"time\":\"");
@@ -331,7 +333,7 @@ size_t obs_format_line(enum accesslog_format format, char *out, size_t cap,
         json_maybe_str(&j, "http.request.method", r->method, r->method_len);
         json_maybe_str(&j, "url.path", r->target, path_len);
         json_maybe_str(&j, "url.query", query, query_len);
-        json_plain_str(&j, "network.protocol.version", r->method_len ? proto : NULL, 3);
+        json_plain_str(&j, "network.protocol.version", r->method_len ? proto : NULL, proto_len);
         JSON_KEY(&j, "http.response.status_code");
         if (r->status)
             jsonw_i64(&j, r->status);
@@ -369,7 +371,7 @@ size_t obs_format_line(enum accesslog_format format, char *out, size_t cap,
         JSONW_LIT(&j, " ");
         text_field(&j, r->target, r->target_len);
         JSONW_LIT(&j, " HTTP/");
-        jsonw_raw(&j, r->method_len ? proto : "-", r->method_len ? 3 : 1);
+        jsonw_raw(&j, r->method_len ? proto : "-", r->method_len ? proto_len : 1);
         JSONW_LIT(&j, "\" ");
         if (r->status)
             jsonw_i64(&j, r->status);

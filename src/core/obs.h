@@ -35,7 +35,7 @@
 #include "base/counter.h"
 #include "core/accesslog.h"
 
-struct http1_request;
+struct http_request;
 struct backend;
 struct worker_ctx;
 
@@ -103,7 +103,7 @@ struct obs_req {
     int status;              /* what the client got (0: nothing) */
     int backend_status;      /* what the backend answered (0: nothing) */
     bool started, reused, ended;
-    uint8_t minor_version;
+    uint8_t version; /* enum http_version */
     uint8_t method_len, ua_len, reqid_len;
     uint16_t target_len;
     bool target_cut, ua_cut;
@@ -117,9 +117,9 @@ struct obs_req {
 
 #define OBS_REQ_CLEAR offsetof(struct obs_req, method)
 
-/* A request head was parsed. head_started_ms: the loop time its first byte arrived. Sets
+/* A request head was parsed (any protocol). head_wait_ms: how long its head took to arrive. Sets
  * r->reqid from a valid client X-Request-Id ([A-Za-z0-9._:-]{1,64}) or a generated one. */
-void obs_req_start(struct worker_ctx *w, struct obs_req *r, const struct http1_request *req,
+void obs_req_start(struct worker_ctx *w, struct obs_req *r, const struct http_request *req,
                    uint64_t head_wait_ms);
 /* A backend was picked; `retry` when a previous try of this request failed. req_head_len: the
  * rewritten request head's size (bytes sent to the backend before the body). */

@@ -1,10 +1,17 @@
-/* http — what every layer above the client-side sessions knows of a request's fields, whatever
- * protocol carried them.
+/* http — the protocol-neutral request: what every layer above the client-side sessions knows of
+ * a request, whatever protocol carried it (DESIGN.md, "one request model").
  *
- * A field is a pair of spans (name, value) that point into memory the session owns, with the id
- * of the few fields golb acts on and flags saying what a proxy must not forward. HTTP/1 fills them
- * while parsing a head (http1.c, names as received); an HTTP/2 session would fill them from the
- * decoded header block (names lower-case). Names compare case-insensitively everywhere.
+ * Each session builds one struct http_request per request: the HTTP/1 parser fills the one that
+ * struct http1_request embeds, with spans into the session's input buffer (no copy); an HTTP/2
+ * session builds one per stream from the decoded header block (pseudo-header fields become
+ * method, scheme, authority, path and protocol; the rest are fields, names lower-case). Routing,
+ * the balancer, rewrite (the HTTP/1.1 head sent upstream), obs and the exchange read only this.
+ * HTTP/1 framing (chunked coding, Connection options, keep-alive) stays in http1 and h1session;
+ * HPACK and frames stay in the HTTP/2 session.
+ *
+ * Lifetime: every span belongs to the session and must stay valid until exchange_start() returns.
+ * Whatever is needed later is copied then: the exchange serialises the upstream head, the balancer
+ * hashes its keys, obs copies the log fields. Names compare case-insensitively everywhere.
  */
 #ifndef GOLB_HTTP_H
 #define GOLB_HTTP_H
@@ -48,6 +55,59 @@ struct http_field {
     uint32_t value_len;
     uint16_t id; /* enum http_field_id */
     uint16_t flags;
+};
+
+enum http_version {
+    HTTP_V1_0 = 0,
+    HTTP_V1_1,
+    HTTP_V2,
+};
+
+/* How long a request body is. */
+enum http_body {
+    HTTP_BODY_NONE = 0, /* no body at all */
+    HTTP_BODY_LENGTH,   /* exactly content_length bytes (content_length may be 0) */
+    HTTP_BODY_STREAM,   /* unknown until the end of the stream: HTTP/1.1 chunked, HTTP/2 DATA
+                           without content-length */
+};
+
+/* Request flags (struct http_request.flags). The bits not defined here are the session's own:
+ * http1.h keeps HTTP/1's Connection facts (keep-alive, close) in them. */
+#define HTTP_RF_EXPECT_100 0x02 /* Expect: 100-continue */
+#define HTTP_RF_UPGRADE 0x04    /* asks to switch protocols: HTTP/1.1 "Connection: upgrade" with an
+                                   Upgrade field, or an extended CONNECT (RFC 8441, `protocol`) */
+#define HTTP_RF_ASTERISK 0x08   /* path is "*" (OPTIONS *) */
+#define HTTP_RF_AUTHORITY 0x10  /* the authority came with the target (HTTP/1 absolute-form, or
+                                   HTTP/2 :authority) and replaces any Host field upstream */
+#define HTTP_RF_CONNECT 0x40    /* a CONNECT without a protocol: a forward tunnel, refused */
+
+/* A request as a session parsed and validated it. Spans are not NUL-terminated.
+ *
+ *   HTTP/1.1  GET http://a.example/p?q HTTP/1.1   →  method "GET", scheme "http",
+ *             Host: ignored.example                   authority "a.example", path "/p?q",
+ *                                                     flags AUTHORITY, fields [Host]
+ *   HTTP/2    :method GET :scheme https             →  method "GET", scheme "https",
+ *             :authority a.example :path /p?q         authority "a.example", path "/p?q",
+ *             cookie a=1, cookie b=2                  flags AUTHORITY, fields [cookie, cookie]
+ */
+struct http_request {
+    const char *method;
+    const char *scheme;    /* as the client named it (HTTP/2 :scheme, an HTTP/1 absolute-form
+                              target), else "" (the transport says: exchange_request.https) */
+    const char *authority; /* host[:port]: from the target or :authority, else the Host field;
+                              "" when there is none (HTTP/1.0 without Host) */
+    const char *path;      /* origin-form path and query; "*" for OPTIONS *, "" for CONNECT */
+    const char *protocol;  /* extended CONNECT's :protocol (RFC 8441, "websocket"), else "" */
+    uint32_t method_len, scheme_len, authority_len, path_len, protocol_len;
+    enum http_version version;
+    unsigned flags;          /* HTTP_RF_* (and the session's own bits) */
+    enum http_body body;     /* HTTP/1 chunked and HTTP/2 without content-length: STREAM */
+    uint64_t content_length; /* HTTP_BODY_LENGTH */
+    /* The fields in the order received, pseudo-header fields excepted. HTTP/2: names lower-case,
+     * and the cookie may be split in several fields (RFC 9113 §8.2.3), which the HTTP/1.1 head
+     * joins with "; ". */
+    const struct http_field *fields;
+    size_t num_fields;
 };
 
 /* The index of the first field with this id among f[0..n), or -1. */

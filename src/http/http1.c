@@ -642,29 +642,29 @@ static int request_target(struct http1_request *req, struct perr *e)
 {
     const char *t = req->target;
     size_t n = req->target_len;
-    bool connect = req->method_len == 7 && !memcmp(req->method, "CONNECT", 7);
+    bool connect = req->rq.method_len == 7 && !memcmp(req->rq.method, "CONNECT", 7);
 
     if (connect) { /* authority-form, and only for CONNECT */
         if (!valid_authority(t, n, true))
             return fail(e, 400, t, "CONNECT needs an authority-form target");
-        req->flags |= HTTP1_MF_CONNECT;
-        req->authority = t;
-        req->authority_len = (uint32_t)n;
-        req->path = "";
-        req->path_len = 0;
+        req->rq.flags |= HTTP1_MF_CONNECT;
+        req->rq.authority = t;
+        req->rq.authority_len = (uint32_t)n;
+        req->rq.path = "";
+        req->rq.path_len = 0;
         return 0;
     }
     if (*t == '/') { /* origin-form */
-        req->path = t;
-        req->path_len = (uint32_t)n;
+        req->rq.path = t;
+        req->rq.path_len = (uint32_t)n;
         return 0;
     }
     if (n == 1 && *t == '*') { /* asterisk-form */
-        if (req->method_len != 7 || memcmp(req->method, "OPTIONS", 7))
+        if (req->rq.method_len != 7 || memcmp(req->rq.method, "OPTIONS", 7))
             return fail(e, 400, t, "asterisk-form target with a method other than OPTIONS");
-        req->flags |= HTTP1_MF_ASTERISK;
-        req->path = t;
-        req->path_len = 1;
+        req->rq.flags |= HTTP1_MF_ASTERISK;
+        req->rq.path = t;
+        req->rq.path_len = 1;
         return 0;
     }
     size_t sl = http_scheme_len(t, n);
@@ -678,15 +678,17 @@ static int request_target(struct http1_request *req, struct perr *e)
     const char *aend = slash ? slash : end;
     if (!valid_authority(a, (size_t)(aend - a), false))
         return fail(e, 400, a, "invalid authority in absolute-form target");
-    req->flags |= HTTP1_MF_ABSOLUTE;
-    req->authority = a;
-    req->authority_len = (uint32_t)(aend - a);
+    req->rq.flags |= HTTP1_MF_ABSOLUTE;
+    req->rq.scheme = t;
+    req->rq.scheme_len = (uint32_t)(sl - 3);
+    req->rq.authority = a;
+    req->rq.authority_len = (uint32_t)(aend - a);
     if (slash) {
-        req->path = slash;
-        req->path_len = (uint32_t)(end - slash);
+        req->rq.path = slash;
+        req->rq.path_len = (uint32_t)(end - slash);
     } else {
-        req->path = "/";
-        req->path_len = 1;
+        req->rq.path = "/";
+        req->rq.path_len = 1;
     }
     return 0;
 }
@@ -702,8 +704,8 @@ static int request_line(const char *p, const char *eol, const char *hend, struct
     if (p == m || *p != ' ')
         return fail(e, 400, p,
                     p == eol ? "request line without a target" : "invalid character in method");
-    req->method = m;
-    req->method_len = (uint32_t)(p - m);
+    req->rq.method = m;
+    req->rq.method_len = (uint32_t)(p - m);
 
     const char *t = ++p;
     p = skip_target(p, hend);
@@ -719,7 +721,7 @@ static int request_line(const char *p, const char *eol, const char *hend, struct
         return fail(e, 400, v, "malformed HTTP version");
     if (v[5] != '1' || v[7] > '1')
         return fail(e, 505, v, "unsupported HTTP version");
-    req->minor_version = v[7] - '0';
+    req->rq.version = v[7] == '1' ? HTTP_V1_1 : HTTP_V1_0;
     return request_target(req, e);
 }
 
@@ -741,31 +743,31 @@ static int request_finish(struct http1_request *req, struct fields *f, struct pe
                           const char *at)
 {
     if (f->n_te) {
-        if (req->minor_version == 0)
+        if (req->rq.version == HTTP_V1_0)
             return fail(e, 400, at, "Transfer-Encoding in an HTTP/1.0 request");
         if (f->n_cl)
             return fail(e, 400, at, "both Content-Length and Transfer-Encoding");
         if (!f->te_last_chunked)
             return fail(e, 400, at, "chunked is not the final transfer coding");
-        req->body = HTTP1_BODY_CHUNKED;
+        req->rq.body = HTTP_BODY_STREAM;
     } else if (f->n_cl) {
-        req->body = HTTP1_BODY_LENGTH;
-        req->content_length = f->content_length;
+        req->rq.body = HTTP_BODY_LENGTH;
+        req->rq.content_length = f->content_length;
     }
-    if (req->minor_version == 1 && !f->n_host)
+    if (req->rq.version == HTTP_V1_1 && !f->n_host)
         return fail(e, 400, at, "HTTP/1.1 request without Host");
-    if (!(req->flags & (HTTP1_MF_ABSOLUTE | HTTP1_MF_CONNECT)) && f->n_host) {
-        req->authority = req->headers[f->host_idx].value;
-        req->authority_len = req->headers[f->host_idx].value_len;
+    if (!(req->rq.flags & (HTTP1_MF_ABSOLUTE | HTTP1_MF_CONNECT)) && f->n_host) {
+        req->rq.authority = req->headers[f->host_idx].value;
+        req->rq.authority_len = req->headers[f->host_idx].value_len;
     }
-    req->flags |= connection_flags(f, req->minor_version);
+    req->rq.flags |= connection_flags(f, req->rq.version == HTTP_V1_1);
     /* Upgrade and 100-continue mean nothing in HTTP/1.0 (RFC 9110 §7.8, §10.1.1). */
-    if (req->minor_version == 1 && (f->conn & CT_UPGRADE) && f->has_upgrade)
-        req->flags |= HTTP1_MF_UPGRADE;
-    if (req->minor_version == 1 && f->expect_100)
-        req->flags |= HTTP1_MF_EXPECT_100;
+    if (req->rq.version == HTTP_V1_1 && (f->conn & CT_UPGRADE) && f->has_upgrade)
+        req->rq.flags |= HTTP1_MF_UPGRADE;
+    if (req->rq.version == HTTP_V1_1 && f->expect_100)
+        req->rq.flags |= HTTP1_MF_EXPECT_100;
     if (f->conn)
-        mark_connection_listed(req->headers, req->num_headers, f->conn);
+        mark_connection_listed(req->headers, req->rq.num_fields, f->conn);
     return 0;
 }
 
@@ -832,11 +834,14 @@ ssize_t http1_parse_request(const char *buf, size_t len, size_t prev_len,
     if ((size_t)(eol - buf) - start > max_rl || lf_off >= max_head)
         return fail(&e, 414, buf + start, "request line too long"), request_error(req, buf, &e);
 
-    req->flags = 0;
-    req->body = HTTP1_BODY_NONE;
-    req->content_length = 0;
-    req->authority = "";
-    req->authority_len = 0;
+    req->rq.flags = 0;
+    req->rq.body = HTTP_BODY_NONE;
+    req->rq.content_length = 0;
+    req->rq.authority = "";
+    req->rq.authority_len = 0;
+    req->rq.scheme = req->rq.protocol = "";
+    req->rq.scheme_len = req->rq.protocol_len = 0;
+    req->rq.fields = req->headers;
     /* The request line's own errors come before the head's size, as while it is incomplete. */
     if (request_line(buf + start, eol, buf + hend, req, &e))
         return request_error(req, buf, &e);
@@ -844,7 +849,7 @@ ssize_t http1_parse_request(const char *buf, size_t len, size_t prev_len,
         return fail(&e, 431, buf + max_head, "request head too large"), request_error(req, buf, &e);
 
     struct fields f = {.is_request = true};
-    const char *end = parse_fields(lf + 1, buf + hend, req->headers, &req->num_headers, &f, &e);
+    const char *end = parse_fields(lf + 1, buf + hend, req->headers, &req->rq.num_fields, &f, &e);
     if (!end)
         return request_error(req, buf, &e);
     if (request_finish(req, &f, &e, end - 1))

@@ -29,7 +29,8 @@
 /* At most this many header fields per message: one more is a 431 (request) or 502 (response). */
 #define HTTP1_MAX_HEADERS 128
 
-/* How the body of a message is delimited (RFC 9112 §6.3). */
+/* How the body of a response is delimited (RFC 9112 §6.3). A request's is in its neutral part
+ * (enum http_body: HTTP/1.1 chunked is HTTP_BODY_STREAM, the only STREAM body HTTP/1 has). */
 enum http1_body {
     HTTP1_BODY_NONE = 0, /* no body at all */
     HTTP1_BODY_LENGTH,   /* exactly content_length bytes (content_length may be 0) */
@@ -45,30 +46,28 @@ struct http1_limits {
 #define HTTP1_DEFAULT_MAX_HEAD 16384
 #define HTTP1_DEFAULT_MAX_REQUEST_LINE 8192
 
-/* Flags describing a parsed message. */
-#define HTTP1_MF_KEEP_ALIVE 0x01   /* persistent per version + Connection (RFC 9112 §9.3) */
-#define HTTP1_MF_EXPECT_100 0x02   /* request: Expect: 100-continue */
-#define HTTP1_MF_UPGRADE 0x04      /* Connection: upgrade and an Upgrade field are present */
-#define HTTP1_MF_ASTERISK 0x08     /* request target is "*" (asterisk-form, OPTIONS only) */
-#define HTTP1_MF_ABSOLUTE 0x10     /* request target is absolute-form (http://host/...) */
-#define HTTP1_MF_CONN_CLOSE 0x20   /* a Connection field carries "close" */
-#define HTTP1_MF_CONNECT 0x40      /* request method is CONNECT (authority-form target checked);
-                                      the session answers it 501: golb tunnels to no one */
+/* Flags describing a parsed message. A request's are in rq.flags, where the neutral ones
+ * (HTTP_RF_*, http.h) have the same bits; KEEP_ALIVE and CONN_CLOSE are HTTP/1's own. */
+#define HTTP1_MF_KEEP_ALIVE 0x01                /* persistent per version + Connection (§9.3) */
+#define HTTP1_MF_EXPECT_100 HTTP_RF_EXPECT_100 /* request: Expect: 100-continue */
+#define HTTP1_MF_UPGRADE HTTP_RF_UPGRADE        /* Connection: upgrade and an Upgrade field */
+#define HTTP1_MF_ASTERISK HTTP_RF_ASTERISK      /* request target "*" (asterisk-form, OPTIONS) */
+#define HTTP1_MF_ABSOLUTE HTTP_RF_AUTHORITY     /* absolute-form target (http://host/...) */
+#define HTTP1_MF_CONN_CLOSE 0x20                /* a Connection field carries "close" */
+#define HTTP1_MF_CONNECT HTTP_RF_CONNECT /* request method is CONNECT (authority-form target
+                                            checked); the session answers it 501: golb tunnels
+                                            to no one */
 
+/* A parsed request: the neutral request (http.h) the layers above read, which h1session passes
+ * as &req->rq, and what only HTTP/1 has. In rq, path and authority point into the buffer, except
+ * a static "/" (absolute-form without a path), "" for CONNECT's path, and "" for the authority of
+ * an HTTP/1.0 request without Host. CONNECT: authority is the authority-form target. OPTIONS *:
+ * path is "*". scheme is set for absolute-form only; protocol is always "". rq.version is
+ * HTTP_V1_0 or HTTP_V1_1, rq.fields points at headers. */
 struct http1_request {
-    const char *method;
-    const char *target;   /* as received; for absolute-form see authority/path below */
-    const char *path;     /* origin-form part: for absolute-form the path+query ("/" when empty) */
-    const char *authority; /* absolute-form: host[:port] from the target; else the Host value */
-    /* path and authority point into the buffer, except a static "/" (absolute-form without a
-     * path), "" for CONNECT's path, and "" for the authority of an HTTP/1.0 request without Host.
-     * CONNECT: authority is the authority-form target. OPTIONS *: path is "*". */
-    uint32_t method_len, target_len, path_len, authority_len;
-    int minor_version; /* 0 or 1 */
-    unsigned flags;    /* HTTP1_MF_* */
-    enum http1_body body;
-    uint64_t content_length;
-    size_t num_headers;
+    struct http_request rq;
+    const char *target; /* as received */
+    uint32_t target_len;
     struct http_field headers[HTTP1_MAX_HEADERS];
     /* When -EBADMSG is returned: */
     int err_status;

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "base/buf.h"
+#include "http/http.h"
 #include "http/http1.h"
 
 struct out {
@@ -133,11 +134,13 @@ bool rewrite_upgrade_protocol_allowed(const char *proto, size_t len, const char 
     return false;
 }
 
-bool rewrite_upgrade_allowed(const struct http1_request *req, const char *const *allowed)
+bool rewrite_upgrade_allowed(const struct http_request *req, const char *const *allowed)
 {
-    if (!(req->flags & HTTP1_MF_UPGRADE))
+    if (!(req->flags & HTTP_RF_UPGRADE))
         return false;
-    struct upgrade_iter it = {req->headers, req->num_headers, 0, 0};
+    if (req->protocol_len) /* an extended CONNECT names its one protocol */
+        return rewrite_upgrade_protocol_allowed(req->protocol, req->protocol_len, allowed);
+    struct upgrade_iter it = {req->fields, req->num_fields, 0, 0};
     const char *p;
     size_t len;
     while (upgrade_next(&it, &p, &len))
@@ -161,9 +164,9 @@ bool rewrite_upgrade_response_ok(const struct http1_response *resp, const char *
 }
 
 /* "Upgrade: " + the allowed protocols of req, in order. */
-static void out_upgrade(struct out *o, const struct http1_request *req, const char *const *allowed)
+static void out_upgrade(struct out *o, const struct http_request *req, const char *const *allowed)
 {
-    struct upgrade_iter it = {req->headers, req->num_headers, 0, 0};
+    struct upgrade_iter it = {req->fields, req->num_fields, 0, 0};
     const char *p;
     size_t len;
     bool first = true;
@@ -180,9 +183,9 @@ static void out_upgrade(struct out *o, const struct http1_request *req, const ch
 }
 
 /* Whether the Upgrade golb forwards names h2c (whose HTTP2-Settings then goes along). */
-static bool forwards_h2c(const struct http1_request *req, const char *const *allowed)
+static bool forwards_h2c(const struct http_request *req, const char *const *allowed)
 {
-    struct upgrade_iter it = {req->headers, req->num_headers, 0, 0};
+    struct upgrade_iter it = {req->fields, req->num_fields, 0, 0};
     const char *p;
     size_t len;
     while (upgrade_next(&it, &p, &len))
@@ -191,22 +194,45 @@ static bool forwards_h2c(const struct http1_request *req, const char *const *all
     return false;
 }
 
-bool rewrite_request_head(const struct http1_request *req, const struct rewrite_request *opt,
+/* An HTTP/2 cookie crumb (RFC 9113 §8.2.3): names are lower-case there. */
+static bool is_cookie(const struct http_field *h)
+{
+    return h->name_len == 6 && memcmp(h->name, "cookie", 6) == 0;
+}
+
+/* "cookie: " + the values of every cookie field from index i on, joined with "; ". */
+static void out_cookies(struct out *o, const struct http_request *req, size_t i)
+{
+    out_str(o, "cookie: ");
+    for (const char *sep = ""; i < req->num_fields; i++) {
+        const struct http_field *h = &req->fields[i];
+        if (!is_cookie(h))
+            continue;
+        out_str(o, sep);
+        out_mem(o, h->value, h->value_len);
+        sep = "; ";
+    }
+    out_str(o, "\r\n");
+}
+
+bool rewrite_request_head(const struct http_request *req, const struct rewrite_request *opt,
                           struct buf *b, uint32_t *host_at)
 {
     struct out o = {.p = b->data, .cap = b->cap};
-    out_mem(&o, req->method, req->method_len);
-    out_mem(&o, " ", 1);
-    if (req->flags & HTTP1_MF_ABSOLUTE)
-        out_mem(&o, req->path, req->path_len);
+    /* An extended CONNECT (RFC 8441) is an HTTP/1.1 Upgrade handshake: GET with Upgrade. */
+    if (req->protocol_len)
+        out_str(&o, "GET");
     else
-        out_mem(&o, req->target, req->target_len);
+        out_mem(&o, req->method, req->method_len);
+    out_mem(&o, " ", 1);
+    out_mem(&o, req->path, req->path_len);
     out_str(&o, " HTTP/1.1\r\n");
 
-    bool xff_seen = false, upgrade_out = false;
+    bool xff_seen = false, upgrade_out = false, host_seen = false, te_seen = false;
+    bool cookies = req->version == HTTP_V2, cookies_out = false;
     bool h2c_settings = opt->upgrade && forwards_h2c(req, opt->upgrade_protocols), settings = false;
-    for (size_t i = 0; i < req->num_headers; i++) {
-        const struct http_field *h = &req->headers[i];
+    for (size_t i = 0; i < req->num_fields; i++) {
+        const struct http_field *h = &req->fields[i];
         if (h->id == HTTP_F_UPGRADE) {
             /* once, where the first Upgrade field was, with only the allowed protocols */
             if (opt->upgrade && !upgrade_out)
@@ -227,8 +253,12 @@ bool rewrite_request_head(const struct http1_request *req, const struct rewrite_
         case HTTP_F_X_FORWARDED_HOST:
             continue;
         case HTTP_F_HOST:
-            if (req->flags & HTTP1_MF_ABSOLUTE)
+            if (req->flags & HTTP_RF_AUTHORITY)
                 continue; /* replaced by the target's authority (RFC 9112 §3.2.2) */
+            host_seen = true;
+            break;
+        case HTTP_F_TRANSFER_ENCODING:
+            te_seen = true;
             break;
         case HTTP_F_X_FORWARDED_FOR:
             xff_seen = true;
@@ -240,6 +270,12 @@ bool rewrite_request_head(const struct http1_request *req, const struct rewrite_
             if (opt->set_name_len && h->name_len == opt->set_name_len &&
                 strncasecmp(h->name, opt->set_name, h->name_len) == 0)
                 continue; /* golb sets this one itself (client certificate subject) */
+            if (cookies && is_cookie(h)) {
+                if (!cookies_out) /* all crumbs in one field, where the first one was */
+                    out_cookies(&o, req, i);
+                cookies_out = true;
+                continue;
+            }
             break;
         default:
             break;
@@ -252,14 +288,23 @@ bool rewrite_request_head(const struct http1_request *req, const struct rewrite_
         out_mem(&o, opt->set_value, opt->set_value_len);
         out_mem(&o, "\r\n", 2);
     }
-    if (req->flags & HTTP1_MF_ABSOLUTE) {
+    /* The authority replaces any Host (absolute-form), or stands for a missing one (HTTP/2
+     * :authority, RFC 9113 §8.3.1). */
+    if ((req->flags & HTTP_RF_AUTHORITY) || (!host_seen && req->authority_len)) {
         out_str(&o, "Host: ");
         out_mem(&o, req->authority, req->authority_len);
         out_str(&o, "\r\n");
     }
-    if (req->body == HTTP1_BODY_LENGTH) {
+    if (req->body == HTTP_BODY_LENGTH) {
         out_str(&o, "Content-Length: ");
         out_u64(&o, req->content_length);
+        out_str(&o, "\r\n");
+    } else if (req->body == HTTP_BODY_STREAM && !te_seen) {
+        out_str(&o, "Transfer-Encoding: chunked\r\n"); /* the exchange chunks it */
+    }
+    if (opt->upgrade && req->protocol_len) {
+        out_str(&o, "Upgrade: ");
+        out_mem(&o, req->protocol, req->protocol_len);
         out_str(&o, "\r\n");
     }
     if (opt->upgrade)
@@ -267,8 +312,8 @@ bool rewrite_request_head(const struct http1_request *req, const struct rewrite_
                 settings ? "Connection: upgrade, HTTP2-Settings\r\n" : "Connection: upgrade\r\n");
     out_str(&o, "X-Forwarded-For: ");
     if (xff_seen) {
-        for (size_t i = 0; i < req->num_headers; i++) {
-            const struct http_field *h = &req->headers[i];
+        for (size_t i = 0; i < req->num_fields; i++) {
+            const struct http_field *h = &req->fields[i];
             if (h->id != HTTP_F_X_FORWARDED_FOR || h->value_len == 0)
                 continue;
             out_mem(&o, h->value, h->value_len);

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 struct buf;
-struct http1_request;
+struct http_request;
 struct http1_response;
 
 struct rewrite_request {
@@ -37,26 +37,32 @@ struct rewrite_request {
  * version ("foo/2") only that version. */
 bool rewrite_upgrade_protocol_allowed(const char *proto, size_t len, const char *const *allowed);
 
-/* True when req asks for an upgrade (HTTP1_MF_UPGRADE: HTTP/1.1, "Connection: upgrade" and an
- * Upgrade field) and its Upgrade fields name at least one allowed protocol. Only then is the
- * request proxied as an upgrade (and a 101 answered to it may become a tunnel); any other request
- * is proxied as if it carried no Upgrade at all. This is what keeps h2c (RFC 7540 §3.2) from
- * turning a connection into an opaque tunnel past golb. */
-bool rewrite_upgrade_allowed(const struct http1_request *req, const char *const *allowed);
+/* True when req asks for an upgrade (HTTP_RF_UPGRADE: HTTP/1.1, "Connection: upgrade" and an
+ * Upgrade field; or an extended CONNECT) and its Upgrade fields (or the extended CONNECT's
+ * protocol) name at least one allowed protocol. Only then is the request proxied as an upgrade
+ * (and a 101 answered to it may become a tunnel); any other request is proxied as if it carried
+ * no Upgrade at all. This is what keeps h2c (RFC 7540 §3.2) from turning a connection into an
+ * opaque tunnel past golb. */
+bool rewrite_upgrade_allowed(const struct http_request *req, const char *const *allowed);
 
 /* True when a 101 answer may start a tunnel: its Upgrade field (RFC 9110 §15.2.2 requires one)
  * names only allowed protocols. */
 bool rewrite_upgrade_response_ok(const struct http1_response *resp, const char *const *allowed);
 
-/* Writes the request head golb sends upstream into b (from b->data; sets pos and last):
- * origin-form target, HTTP/1.1, hop-by-hop fields removed (RFC 9110 §7.6.1) but never Host or a
- * framing field a peer listed in Connection, Content-Length re-emitted once from the parsed value,
- * Transfer-Encoding kept as sent, X-Forwarded-For appended to (several fields folded into one),
- * X-Forwarded-Proto/-Host set, and the Host taken from an absolute-form target.
+/* Writes the HTTP/1.1 request head golb sends upstream for req, whatever protocol the client
+ * spoke, into b (from b->data; sets pos and last): origin-form target, HTTP/1.1, hop-by-hop
+ * fields removed (RFC 9110 §7.6.1) but never Host or a framing field a peer listed in Connection,
+ * Content-Length re-emitted once from the parsed value, Transfer-Encoding kept as sent (a
+ * HTTP_BODY_STREAM body without one, from HTTP/2, gets "Transfer-Encoding: chunked": the exchange
+ * chunks it), X-Forwarded-For appended to (several fields folded into one), X-Forwarded-Proto/-Host
+ * set, and a Host line from the authority when it came with the target (HTTP_RF_AUTHORITY) or no
+ * Host field was sent. An HTTP/2 request's cookie fields are joined into one with "; " (RFC 9113
+ * §8.2.3); an extended CONNECT (RFC 8441) becomes a GET with "Upgrade: <protocol>" when
+ * opt->upgrade allows it.
  * When the request has no authority at all (HTTP/1.0 without Host) the head is left open and
  * *host_at says where rewrite_set_host() must finish it; otherwise *host_at is 0.
  * Returns false when the head does not fit in b. */
-bool rewrite_request_head(const struct http1_request *req, const struct rewrite_request *opt,
+bool rewrite_request_head(const struct http_request *req, const struct rewrite_request *opt,
                           struct buf *b, uint32_t *host_at);
 
 /* Finishes a head left open by rewrite_request_head() with "Host: host" (no-op when host_at is 0).

@@ -12,7 +12,7 @@
 
 #include "upstream/backend.h"
 #include "config/config.h"
-#include "http/http1.h"
+#include "http/http.h"
 #include "base/util.h"
 
 /* Every strategy golb knows, by name. Listed explicitly: no constructor magic. */
@@ -117,12 +117,12 @@ static bool name_eq(const char *a, size_t alen, const char *b)
 }
 
 /* The value of cookie `name` in the request's Cookie fields ("a=1; b=2"), quotes removed. */
-static bool find_cookie(const struct http1_request *req, const char *name, const char **val,
+static bool find_cookie(const struct http_request *req, const char *name, const char **val,
                         size_t *vlen)
 {
     size_t nlen = strlen(name);
-    for (size_t i = 0; i < req->num_headers; i++) {
-        const struct http_field *h = &req->headers[i];
+    for (size_t i = 0; i < req->num_fields; i++) {
+        const struct http_field *h = &req->fields[i];
         if (!name_eq(h->name, h->name_len, "cookie"))
             continue;
         const char *p = h->value, *end = h->value + h->value_len;
@@ -151,7 +151,7 @@ static bool find_cookie(const struct http1_request *req, const char *name, const
 }
 
 /* The raw (undecoded) value of query parameter `name` in a path "/p?a=1&b=2". */
-static bool find_query(const struct http1_request *req, const char *name, const char **val,
+static bool find_query(const struct http_request *req, const char *name, const char **val,
                        size_t *vlen)
 {
     const char *end = req->path + req->path_len;
@@ -177,7 +177,7 @@ static bool find_query(const struct http1_request *req, const char *name, const 
 }
 
 void balancer_request_init(const struct balancer *b, struct lb_request *r,
-                           const struct http1_request *req, const char *client_ip,
+                           const struct http_request *req, const char *client_ip,
                            size_t client_ip_len, int worker)
 {
     const struct lb_params *p = &b->params;
@@ -197,8 +197,8 @@ void balancer_request_init(const struct balancer *b, struct lb_request *r,
             r->has_key = true;
             break;
         case CONFIG_HASH_HEADER:
-            for (size_t i = 0; i < req->num_headers && !r->has_key; i++) {
-                const struct http_field *h = &req->headers[i];
+            for (size_t i = 0; i < req->num_fields && !r->has_key; i++) {
+                const struct http_field *h = &req->fields[i];
                 if (name_eq(h->name, h->name_len, p->hash_key_name)) {
                     v = h->value;
                     vlen = h->value_len;

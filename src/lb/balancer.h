@@ -24,7 +24,7 @@
 
 struct backend_table;
 struct config;
-struct http1_request;
+struct http_request;
 
 /* Backends already tried for one request. Bounded: a request tries at most LB_MAX_TRIES backends. */
 #define LB_MAX_TRIES 16
@@ -107,9 +107,10 @@ int balancer_init_config(struct balancer *b, const struct config *cfg,
                          struct backend_table *table);
 void balancer_destroy(struct balancer *b);
 
-/* Reads what the pick needs from a parsed request head: the hash key, the sticky cookie. */
+/* Reads what the pick needs from a request (any protocol): the hash key, the sticky cookie (from
+ * every cookie field: HTTP/2 may split them). */
 void balancer_request_init(const struct balancer *b, struct lb_request *r,
-                           const struct http1_request *req, const char *client_ip,
+                           const struct http_request *req, const char *client_ip,
                            size_t client_ip_len, int worker);
 /* req may be NULL (no key, no cookie). Stamps req->picked_us. */
 int balancer_pick(struct balancer *b, struct lb_request *req, const struct lb_tried *tried);

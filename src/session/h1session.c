@@ -537,7 +537,7 @@ static struct exchange_request request_info(const struct client *c, const struct
         .https = c->ssl != NULL,
         .subject = c->subject,
         .subject_header = tls ? tls->client_subject_header : NULL,
-        .dechunk = req->minor_version == 0,
+        .dechunk = req->rq.version == HTTP_V1_0,
         .head_wait_ms = c->head_start ? loop_now(c->w->loop) - c->head_start : 0,
     };
 }
@@ -549,9 +549,9 @@ static void start_exchange(struct client *c, const struct http1_request *req, si
     c->in->pos += (uint32_t)head_len;
     c->parse_prev = 0;
     w->stats.requests++;
-    c->req_keepalive = (req->flags & HTTP1_MF_KEEP_ALIVE) != 0;
-    c->http10 = req->minor_version == 0;
-    c->more_input = req->body != HTTP1_BODY_NONE || (req->flags & HTTP1_MF_UPGRADE);
+    c->req_keepalive = (req->rq.flags & HTTP1_MF_KEEP_ALIVE) != 0;
+    c->http10 = req->rq.version == HTTP_V1_0;
+    c->more_input = req->rq.body != HTTP_BODY_NONE || (req->rq.flags & HTTP1_MF_UPGRADE);
     c->keepalive = false; /* earned with the response head (h1_on_head) */
 
     struct exchange *x = c->x = exchange_get(w, &h1_exchange_ops, c);
@@ -560,7 +560,7 @@ static void start_exchange(struct client *c, const struct http1_request *req, si
         return;
     }
     struct exchange_request info = request_info(c, req);
-    enum exchange_status st = exchange_start(x, req, &info);
+    enum exchange_status st = exchange_start(x, &req->rq, &info);
     if (st != EX_WAIT) {
         on_exchange_status(c, st);
         return;
@@ -573,8 +573,8 @@ static void start_exchange(struct client *c, const struct http1_request *req, si
  * was parsed and validated first, so the Location is built from checked spans only. */
 static void redirect_to_https(struct client *c, const struct http1_request *req)
 {
-    const char *host = req->authority;
-    size_t hlen = req->authority_len;
+    const char *host = req->rq.authority;
+    size_t hlen = req->rq.authority_len;
     if (hlen == 0) {
         client_fail(c, 400, LB_OK); /* no Host to redirect to (HTTP/1.0 without Host) */
         return;
@@ -592,9 +592,9 @@ static void redirect_to_https(struct client *c, const struct http1_request *req)
     if (colon)
         hlen = (size_t)(colon - host);
     uint16_t port = c->w->https_port;
-    const char *target = req->flags & HTTP1_MF_ABSOLUTE ? req->path : req->target;
-    size_t tlen = req->flags & HTTP1_MF_ABSOLUTE ? req->path_len : req->target_len;
-    if (req->flags & HTTP1_MF_ASTERISK) {
+    const char *target = req->rq.path;
+    size_t tlen = req->rq.path_len;
+    if (req->rq.flags & HTTP1_MF_ASTERISK) {
         target = "/";
         tlen = 1;
     }
@@ -637,7 +637,7 @@ static void process_head(struct client *c)
         client_fail(c, req.err_status ? req.err_status : 400, LB_OK);
         return;
     }
-    if (req.flags & HTTP1_MF_CONNECT) {
+    if (req.rq.flags & HTTP1_MF_CONNECT) {
         client_fail(c, 501, LB_OK); /* golb is a reverse proxy, not a forward tunnel */
         return;
     }

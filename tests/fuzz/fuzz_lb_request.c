@@ -52,8 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r > 0) {
         for (int k = 0; k < 5; k++) {
             struct lb_request a, b;
-            balancer_request_init(&bal[k], &a, &req, "127.0.0.1", 9, 0);
-            balancer_request_init(&bal[k], &b, &req, "127.0.0.1", 9, 0);
+            balancer_request_init(&bal[k], &a, &req.rq, "127.0.0.1", 9, 0);
+            balancer_request_init(&bal[k], &b, &req.rq, "127.0.0.1", 9, 0);
             CHECK(a.sticky >= -1 && a.sticky < NB);
             CHECK(a.has_key == b.has_key && a.key == b.key && a.sticky == b.sticky);
             if (k <= 1)

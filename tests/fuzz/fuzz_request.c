@@ -39,16 +39,18 @@ static void check_request(const char *buf, size_t len, ssize_t r, const struct h
     }
     CHECK(r > 0 && (size_t)r <= len);
     CHECK(buf[r - 1] == '\n');
-    CHECK(q->minor_version == 0 || q->minor_version == 1);
-    CHECK(q->num_headers <= HTTP1_MAX_HEADERS);
-    CHECK(q->method_len > 0 && q->target_len > 0);
-    span_off(buf, (size_t)r, q->method, q->method_len);
+    CHECK(q->rq.version == HTTP_V1_0 || q->rq.version == HTTP_V1_1);
+    CHECK(q->rq.num_fields <= HTTP1_MAX_HEADERS);
+    CHECK(q->rq.method_len > 0 && q->target_len > 0);
+    span_off(buf, (size_t)r, q->rq.method, q->rq.method_len);
     span_off(buf, (size_t)r, q->target, q->target_len);
-    span_off(buf, (size_t)r, q->path, q->path_len);
-    span_off(buf, (size_t)r, q->authority, q->authority_len);
-    for (uint32_t i = 0; i < q->method_len; i++)
-        CHECK(is_tchar((unsigned char)q->method[i]));
-    for (size_t i = 0; i < q->num_headers; i++) {
+    span_off(buf, (size_t)r, q->rq.path, q->rq.path_len);
+    span_off(buf, (size_t)r, q->rq.authority, q->rq.authority_len);
+    span_off(buf, (size_t)r, q->rq.scheme, q->rq.scheme_len);
+    CHECK(q->rq.protocol_len == 0 && q->rq.fields == q->headers);
+    for (uint32_t i = 0; i < q->rq.method_len; i++)
+        CHECK(is_tchar((unsigned char)q->rq.method[i]));
+    for (size_t i = 0; i < q->rq.num_fields; i++) {
         const struct http_field *h = &q->headers[i];
         CHECK(h->name_len > 0);
         span_off(buf, (size_t)r, h->name, h->name_len);
@@ -65,15 +67,14 @@ static void check_request(const char *buf, size_t len, ssize_t r, const struct h
         }
         CHECK(h->id < HTTP_F_COUNT);
     }
-    CHECK(q->body != HTTP1_BODY_CLOSE);
-    if (q->body == HTTP1_BODY_CHUNKED)
-        CHECK(q->minor_version == 1);
-    if (q->body != HTTP1_BODY_LENGTH)
-        CHECK(q->content_length == 0);
-    CHECK(q->content_length <= (uint64_t)INT64_MAX);
-    if (q->minor_version == 1)
-        CHECK(http_field_find(q->headers, q->num_headers, HTTP_F_HOST) >= 0);
-    CHECK(!((q->flags & HTTP1_MF_KEEP_ALIVE) && (q->flags & HTTP1_MF_CONN_CLOSE)));
+    if (q->rq.body == HTTP_BODY_STREAM)
+        CHECK(q->rq.version == HTTP_V1_1);
+    if (q->rq.body != HTTP_BODY_LENGTH)
+        CHECK(q->rq.content_length == 0);
+    CHECK(q->rq.content_length <= (uint64_t)INT64_MAX);
+    if (q->rq.version == HTTP_V1_1)
+        CHECK(http_field_find(q->headers, q->rq.num_fields, HTTP_F_HOST) >= 0);
+    CHECK(!((q->rq.flags & HTTP1_MF_KEEP_ALIVE) && (q->rq.flags & HTTP1_MF_CONN_CLOSE)));
 }
 
 /* Both results describe the same message (spans compared by offset: the buffers differ). */
@@ -88,16 +89,19 @@ static void check_same(const char *ba, size_t la, ssize_t ra, const struct http1
     }
     if (ra < 0)
         return;
-    CHECK(a->flags == b->flags && a->body == b->body && a->content_length == b->content_length);
-    CHECK(a->minor_version == b->minor_version && a->num_headers == b->num_headers);
-    CHECK(span_off(ba, la, a->method, a->method_len) == span_off(bb, lb, b->method, b->method_len));
+    CHECK(a->rq.flags == b->rq.flags && a->rq.body == b->rq.body &&
+          a->rq.content_length == b->rq.content_length);
+    CHECK(a->rq.version == b->rq.version && a->rq.num_fields == b->rq.num_fields);
+    CHECK(span_off(ba, la, a->rq.method, a->rq.method_len) ==
+          span_off(bb, lb, b->rq.method, b->rq.method_len));
     CHECK(span_off(ba, la, a->target, a->target_len) == span_off(bb, lb, b->target, b->target_len));
-    CHECK(span_off(ba, la, a->path, a->path_len) == span_off(bb, lb, b->path, b->path_len));
-    CHECK(span_off(ba, la, a->authority, a->authority_len) ==
-          span_off(bb, lb, b->authority, b->authority_len));
-    CHECK(a->method_len == b->method_len && a->target_len == b->target_len);
-    CHECK(a->path_len == b->path_len && a->authority_len == b->authority_len);
-    for (size_t i = 0; i < a->num_headers; i++) {
+    CHECK(span_off(ba, la, a->rq.path, a->rq.path_len) ==
+          span_off(bb, lb, b->rq.path, b->rq.path_len));
+    CHECK(span_off(ba, la, a->rq.authority, a->rq.authority_len) ==
+          span_off(bb, lb, b->rq.authority, b->rq.authority_len));
+    CHECK(a->rq.method_len == b->rq.method_len && a->target_len == b->target_len);
+    CHECK(a->rq.path_len == b->rq.path_len && a->rq.authority_len == b->rq.authority_len);
+    for (size_t i = 0; i < a->rq.num_fields; i++) {
         const struct http_field *x = &a->headers[i], *y = &b->headers[i];
         CHECK(x->name - ba == y->name - bb && x->name_len == y->name_len);
         CHECK(x->value - ba == y->value - bb && x->value_len == y->value_len);

@@ -12,6 +12,7 @@
 #include "core/accesslog.h"
 #include "upstream/backend.h"
 #include "config/config.h"
+#include "http/http.h"
 #include "base/jsonw.h"
 #include "admin/metrics.h"
 #include "core/obs.h"
@@ -153,7 +154,7 @@ static struct obs_req sample_req(void)
     r.head_us = 900;
     r.status = 200;
     r.backend = NULL;
-    r.minor_version = 1;
+    r.version = HTTP_V1_1;
     memcpy(r.method, "GET", 3);
     r.method_len = 3;
     const char *t = "/p?q=1";

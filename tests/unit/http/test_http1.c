@@ -67,14 +67,14 @@ Test(request, simple_get_spans)
     struct http1_request r;
     ssize_t n = parse_req(LIT(in), &r);
     cr_assert_eq(n, (ssize_t)sizeof(in) - 1, "n=%zd (%s)", n, r.err_reason);
-    EXPECT_SPAN(r.method, r.method_len, "GET");
+    EXPECT_SPAN(r.rq.method, r.rq.method_len, "GET");
     EXPECT_SPAN(r.target, r.target_len, "/index.html?q=1");
-    EXPECT_SPAN(r.path, r.path_len, "/index.html?q=1");
-    EXPECT_SPAN(r.authority, r.authority_len, "example.com");
-    cr_expect_eq(r.minor_version, 1);
-    cr_expect_eq(r.flags, HTTP1_MF_KEEP_ALIVE);
-    cr_expect_eq(r.body, HTTP1_BODY_NONE);
-    cr_assert_eq(r.num_headers, 3);
+    EXPECT_SPAN(r.rq.path, r.rq.path_len, "/index.html?q=1");
+    EXPECT_SPAN(r.rq.authority, r.rq.authority_len, "example.com");
+    cr_expect_eq(r.rq.version, HTTP_V1_1);
+    cr_expect_eq(r.rq.flags, HTTP1_MF_KEEP_ALIVE);
+    cr_expect_eq(r.rq.body, HTTP_BODY_NONE);
+    cr_assert_eq(r.rq.num_fields, 3);
     EXPECT_SPAN(r.headers[0].name, r.headers[0].name_len, "Host");
     EXPECT_SPAN(r.headers[0].value, r.headers[0].value_len, "example.com");
     cr_expect_eq(r.headers[0].id, HTTP_F_HOST);
@@ -93,13 +93,13 @@ Test(request, bare_lf_and_ows_trimming)
     struct http1_request r;
     ssize_t n = parse_req(LIT(in), &r);
     cr_assert_eq(n, (ssize_t)sizeof(in) - 1 - 5, "n=%zd (%s)", n, r.err_reason);
-    cr_assert_eq(r.num_headers, 4);
+    cr_assert_eq(r.rq.num_fields, 4);
     EXPECT_SPAN(r.headers[0].value, r.headers[0].value_len, "a.example:8080");
-    EXPECT_SPAN(r.authority, r.authority_len, "a.example:8080");
+    EXPECT_SPAN(r.rq.authority, r.rq.authority_len, "a.example:8080");
     cr_expect_eq(r.headers[1].value_len, 0);
     EXPECT_SPAN(r.headers[2].value, r.headers[2].value_len, "a \t b");
-    cr_expect_eq(r.body, HTTP1_BODY_LENGTH);
-    cr_expect_eq(r.content_length, 5);
+    cr_expect_eq(r.rq.body, HTTP_BODY_LENGTH);
+    cr_expect_eq(r.rq.content_length, 5);
 }
 
 Test(request, leading_empty_lines_are_consumed)
@@ -108,26 +108,26 @@ Test(request, leading_empty_lines_are_consumed)
     struct http1_request r;
     ssize_t n = parse_req(LIT(in), &r);
     cr_assert_eq(n, (ssize_t)sizeof(in) - 1);
-    EXPECT_SPAN(r.method, r.method_len, "GET");
+    EXPECT_SPAN(r.rq.method, r.rq.method_len, "GET");
 }
 
 Test(request, http10)
 {
     struct http1_request r;
     cr_assert_gt(parse_req(LIT("GET / HTTP/1.0\r\n\r\n"), &r), 0);
-    cr_expect_eq(r.minor_version, 0);
-    cr_expect_eq(r.flags, 0);
-    cr_expect_eq(r.authority_len, 0);
+    cr_expect_eq(r.rq.version, HTTP_V1_0);
+    cr_expect_eq(r.rq.flags, 0);
+    cr_expect_eq(r.rq.authority_len, 0);
     cr_assert_gt(parse_req(LIT("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"), &r), 0);
-    cr_expect_eq(r.flags, HTTP1_MF_KEEP_ALIVE);
+    cr_expect_eq(r.rq.flags, HTTP1_MF_KEEP_ALIVE);
     cr_assert_gt(parse_req(LIT("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"), &r), 0);
-    cr_expect_eq(r.flags, HTTP1_MF_CONN_CLOSE);
+    cr_expect_eq(r.rq.flags, HTTP1_MF_CONN_CLOSE);
     /* Upgrade and 100-continue are HTTP/1.1 only */
     cr_assert_gt(parse_req(LIT("GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: x\r\n"
                                "Expect: 100-continue\r\n\r\n"),
                            &r),
                  0);
-    cr_expect_eq(r.flags, 0);
+    cr_expect_eq(r.rq.flags, 0);
 }
 
 Test(request, connection_flags_and_listed_fields)
@@ -138,8 +138,8 @@ Test(request, connection_flags_and_listed_fields)
         "x-hop: 2\r\nX-Other: 3\r\n\r\n";
     struct http1_request r;
     cr_assert_gt(parse_req(LIT(in), &r), 0, "%s", r.err_reason);
-    cr_expect_eq(r.flags, HTTP1_MF_CONN_CLOSE | HTTP1_MF_UPGRADE);
-    cr_assert_eq(r.num_headers, 8);
+    cr_expect_eq(r.rq.flags, HTTP1_MF_CONN_CLOSE | HTTP1_MF_UPGRADE);
+    cr_assert_eq(r.rq.num_fields, 8);
     cr_expect_eq(r.headers[1].id, HTTP_F_CONNECTION);
     cr_expect_eq(r.headers[1].flags, HTTP_FF_HOP_BY_HOP);
     cr_expect_eq(r.headers[3].id, HTTP_F_UPGRADE);
@@ -151,7 +151,7 @@ Test(request, connection_flags_and_listed_fields)
     cr_expect_eq(r.headers[7].flags, 0);
     /* Upgrade without the Connection option is not an upgrade */
     cr_assert_gt(parse_req(LIT("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n"), &r), 0);
-    cr_expect_eq(r.flags, HTTP1_MF_KEEP_ALIVE);
+    cr_expect_eq(r.rq.flags, HTTP1_MF_KEEP_ALIVE);
 }
 
 Test(request, header_ids_case_insensitive)
@@ -193,12 +193,12 @@ Test(request, header_ids_case_insensitive)
         struct http1_request r;
         ssize_t n = parse_req(in, (size_t)len, &r);
         cr_assert_gt(n, 0, "%s: %s", t[i].name, r.err_reason);
-        const struct http_field *h = &r.headers[r.num_headers - 1];
+        const struct http_field *h = &r.headers[r.rq.num_fields - 1];
         cr_expect_eq(h->id, t[i].id, "%s: id %d", t[i].name, h->id);
         cr_expect_eq(h->flags, t[i].flags, "%s: flags %d", t[i].name, h->flags);
         if (t[i].id != HTTP_F_OTHER)
-            cr_expect_eq(http_field_find(r.headers, r.num_headers, (enum http_field_id)t[i].id),
-                         (int)r.num_headers - 1);
+            cr_expect_eq(http_field_find(r.headers, r.rq.num_fields, (enum http_field_id)t[i].id),
+                         (int)r.rq.num_fields - 1);
     }
 }
 
@@ -209,32 +209,32 @@ Test(request, framing)
                                " CHUNKED\r\n\r\n"),
                            &r),
                  0);
-    cr_expect_eq(r.body, HTTP1_BODY_CHUNKED);
+    cr_expect_eq(r.rq.body, HTTP_BODY_STREAM);
     cr_assert_gt(parse_req(LIT("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ,gzip,,\r\n"
                                "Transfer-Encoding: chunked\r\n\r\n"),
                            &r),
                  0);
-    cr_expect_eq(r.body, HTTP1_BODY_CHUNKED);
+    cr_expect_eq(r.rq.body, HTTP_BODY_STREAM);
     cr_assert_gt(parse_req(LIT("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"), &r), 0);
-    cr_expect_eq(r.body, HTTP1_BODY_LENGTH);
-    cr_expect_eq(r.content_length, 0);
+    cr_expect_eq(r.rq.body, HTTP_BODY_LENGTH);
+    cr_expect_eq(r.rq.content_length, 0);
     cr_assert_gt(parse_req(LIT("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 7 , 007\r\n"
                                "Content-Length: 7\r\n\r\n"),
                            &r),
                  0);
-    cr_expect_eq(r.content_length, 7);
+    cr_expect_eq(r.rq.content_length, 7);
     cr_assert_gt(parse_req(LIT("POST / HTTP/1.1\r\nHost: h\r\n"
                                "Content-Length: 9223372036854775807\r\n\r\n"),
                            &r),
                  0);
-    cr_expect_eq(r.content_length, 9223372036854775807ull);
+    cr_expect_eq(r.rq.content_length, 9223372036854775807ull);
     cr_assert_gt(parse_req(LIT("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-CONTINUE\r\n"
                                "Content-Length: 1\r\n\r\n"),
                            &r),
                  0);
-    cr_expect_eq(r.flags, HTTP1_MF_KEEP_ALIVE | HTTP1_MF_EXPECT_100);
+    cr_expect_eq(r.rq.flags, HTTP1_MF_KEEP_ALIVE | HTTP1_MF_EXPECT_100);
     cr_assert_gt(parse_req(LIT("POST / HTTP/1.1\r\nHost: h\r\nExpect: something\r\n\r\n"), &r), 0);
-    cr_expect_eq(r.flags, HTTP1_MF_KEEP_ALIVE);
+    cr_expect_eq(r.rq.flags, HTTP1_MF_KEEP_ALIVE);
 }
 
 Test(request, target_forms)
@@ -242,25 +242,25 @@ Test(request, target_forms)
     struct http1_request r;
     cr_assert_gt(
         parse_req(LIT("GET http://Up.Example:81/a/b?c HTTP/1.1\r\nHost: other\r\n\r\n"), &r), 0);
-    cr_expect_eq(r.flags, HTTP1_MF_KEEP_ALIVE | HTTP1_MF_ABSOLUTE);
+    cr_expect_eq(r.rq.flags, HTTP1_MF_KEEP_ALIVE | HTTP1_MF_ABSOLUTE);
     EXPECT_SPAN(r.target, r.target_len, "http://Up.Example:81/a/b?c");
-    EXPECT_SPAN(r.authority, r.authority_len, "Up.Example:81");
-    EXPECT_SPAN(r.path, r.path_len, "/a/b?c");
+    EXPECT_SPAN(r.rq.authority, r.rq.authority_len, "Up.Example:81");
+    EXPECT_SPAN(r.rq.path, r.rq.path_len, "/a/b?c");
 
     cr_assert_gt(parse_req(LIT("GET hTTpS://[2001:db8::1] HTTP/1.1\r\nHost: h\r\n\r\n"), &r), 0);
-    EXPECT_SPAN(r.authority, r.authority_len, "[2001:db8::1]");
-    EXPECT_SPAN(r.path, r.path_len, "/");
+    EXPECT_SPAN(r.rq.authority, r.rq.authority_len, "[2001:db8::1]");
+    EXPECT_SPAN(r.rq.path, r.rq.path_len, "/");
 
     cr_assert_gt(parse_req(LIT("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n"), &r), 0);
-    cr_expect_eq(r.flags, HTTP1_MF_KEEP_ALIVE | HTTP1_MF_ASTERISK);
-    EXPECT_SPAN(r.path, r.path_len, "*");
-    EXPECT_SPAN(r.authority, r.authority_len, "h");
+    cr_expect_eq(r.rq.flags, HTTP1_MF_KEEP_ALIVE | HTTP1_MF_ASTERISK);
+    EXPECT_SPAN(r.rq.path, r.rq.path_len, "*");
+    EXPECT_SPAN(r.rq.authority, r.rq.authority_len, "h");
 
     cr_assert_gt(
         parse_req(LIT("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"), &r), 0);
-    cr_expect_eq(r.flags, HTTP1_MF_KEEP_ALIVE | HTTP1_MF_CONNECT);
-    EXPECT_SPAN(r.authority, r.authority_len, "example.com:443");
-    cr_expect_eq(r.path_len, 0);
+    cr_expect_eq(r.rq.flags, HTTP1_MF_KEEP_ALIVE | HTTP1_MF_CONNECT);
+    EXPECT_SPAN(r.rq.authority, r.rq.authority_len, "example.com:443");
+    cr_expect_eq(r.rq.path_len, 0);
 }
 
 Test(request, exact_limits)
@@ -327,7 +327,7 @@ Test(request, default_limits)
         n += (size_t)sprintf(head + n, "X%d: v\r\n", i);
     memcpy(head + n, "\r\n", 2);
     cr_expect_gt(parse_req(head, n + 2, &r), 0);
-    cr_expect_eq(r.num_headers, HTTP1_MAX_HEADERS);
+    cr_expect_eq(r.rq.num_fields, HTTP1_MAX_HEADERS);
     n += (size_t)sprintf(head + n, "Y: v\r\n\r\n");
     cr_expect_eq(parse_req(head, n, &r), -EBADMSG);
     cr_expect_eq(r.err_status, 431);
@@ -561,8 +561,8 @@ static void check_incremental(const char *s, size_t len, const struct http1_limi
     ssize_t want = http1_parse_request(guarded(s, len), len, 0, lim, &whole);
     int want_status = whole.err_status;
     size_t want_off = whole.err_offset;
-    size_t want_headers = whole.num_headers;
-    unsigned want_flags = whole.flags;
+    size_t want_headers = whole.rq.num_fields;
+    unsigned want_flags = whole.rq.flags;
     ssize_t got = -EAGAIN;
     size_t prev = 0, i;
     for (i = 1; i <= len; i++) {
@@ -574,8 +574,8 @@ static void check_incremental(const char *s, size_t len, const struct http1_limi
     cr_assert_eq(got, want, "incremental \"%.20s...\": %zd at %zu, whole %zd", s, got, i, want);
     if (got > 0) {
         cr_expect_eq((size_t)got, i, "completed late at %zu, head is %zd", i, got);
-        cr_expect_eq(part.num_headers, want_headers);
-        cr_expect_eq(part.flags, want_flags);
+        cr_expect_eq(part.rq.num_fields, want_headers);
+        cr_expect_eq(part.rq.flags, want_flags);
     } else if (got == -EBADMSG) {
         cr_expect_eq(part.err_status, want_status);
         cr_expect_eq(part.err_offset, want_off);
@@ -1044,12 +1044,12 @@ static void run_vector(const char *name, const char *expected, const char *raw, 
     }
     cr_assert_gt(n, 0, "%s: parser returned %zd", name, n);
     if (want == 501) { /* golb answers CONNECT itself */
-        cr_expect(r.flags & HTTP1_MF_CONNECT, "%s: valid head, want %s", name, expected);
+        cr_expect(r.rq.flags & HTTP1_MF_CONNECT, "%s: valid head, want %s", name, expected);
         return;
     }
-    cr_expect(!(r.flags & HTTP1_MF_CONNECT), "%s: CONNECT", name);
+    cr_expect(!(r.rq.flags & HTTP1_MF_CONNECT), "%s: CONNECT", name);
     size_t rest = len - (size_t)n;
-    if (r.body == HTTP1_BODY_CHUNKED) {
+    if (r.rq.body == HTTP_BODY_STREAM) {
         struct decoded d;
         decode_steps(raw + n, rest, rest, &d);
         if (want) {
@@ -1062,8 +1062,8 @@ static void run_vector(const char *name, const char *expected, const char *raw, 
         return;
     }
     cr_expect_eq(want, 0, "%s: valid, want %s", name, expected);
-    cr_expect_eq(rest, r.body == HTTP1_BODY_LENGTH ? r.content_length : 0,
-                 "%s: %zu bytes after the head for body %d", name, rest, r.body);
+    cr_expect_eq(rest, r.rq.body == HTTP_BODY_LENGTH ? r.rq.content_length : 0,
+                 "%s: %zu bytes after the head for body %d", name, rest, r.rq.body);
 }
 
 Test(vectors, requests_vec)

@@ -38,7 +38,7 @@ static bool upgrade(const char *head, const char *const *allowed)
 {
     ssize_t n = http1_parse_request(head, strlen(head), 0, NULL, &req);
     cr_assert_eq(n, (ssize_t)strlen(head), "%s", req.err_reason);
-    return rewrite_upgrade_allowed(&req, allowed);
+    return rewrite_upgrade_allowed(&req.rq, allowed);
 }
 
 Test(upgrade, only_an_allowed_protocol_makes_a_request_an_upgrade)

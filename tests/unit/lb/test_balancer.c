@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "upstream/backend.h"
-#include "http/http1.h"
+#include "http/http.h"
 #include "lb/balancer.h"
 #include "config/config.h"
 #include "base/log.h"
@@ -175,9 +175,8 @@ Test(balancer, even_spread_under_threads, .init = quiet, .timeout = 120)
 Test(balancer, request_key_only_for_strategies_that_use_it, .init = quiet)
 {
     struct backend_table *t = make_table(3);
-    struct http1_request req = {.path = "/x", .path_len = 2, .num_headers = 1};
-    req.headers[0] = (struct http_field){.name = "X-User", .name_len = 6, .value = "alice",
-                                           .value_len = 5};
+    struct http_field field = {.name = "X-User", .name_len = 6, .value = "alice", .value_len = 5};
+    struct http_request req = {.path = "/x", .path_len = 2, .fields = &field, .num_fields = 1};
     struct balancer hb, rb;
     cr_assert_eq(balancer_init(&hb, &lb_hash_ops, t), 0);
     cr_assert_eq(balancer_init(&rb, &lb_rr_ops, t), 0);

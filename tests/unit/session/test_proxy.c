@@ -13,7 +13,7 @@
 static bool build_request_head(struct client *c, const struct http1_request *r, struct buf *b)
 {
     struct exchange_request info = request_info(c, r);
-    return x_build_request_head(c->x, r, &info, b);
+    return x_build_request_head(c->x, &r->rq, &info, b);
 }
 
 static bool set_upstream_host(struct client *c, const struct backend *b)
@@ -134,8 +134,8 @@ static void parse_req(const char *head)
 static bool rewrite_req(const char *head)
 {
     parse_req(head);
-    cl.x->req_upgrade = rewrite_upgrade_allowed(&req, ex_upgrades(cl.x));
-    cl.http10 = req.minor_version == 0;
+    cl.x->req_upgrade = rewrite_upgrade_allowed(&req.rq, ex_upgrades(cl.x));
+    cl.http10 = req.rq.version == HTTP_V1_0;
     if (!cl.x->reqh)
         cl.x->reqh = buf_get(&wk.bufs);
     cr_assert_not_null(cl.x->reqh);

@@ -1,0 +1,306 @@
+/* Unit tests for the exchange as a session that is not HTTP/1 drives it: the protocol-neutral
+ * request (http.h) built by hand as an HTTP/2 session would build it from a header block, a body
+ * source that says where the body ends, a sink that wants the end of the response and its
+ * trailers, tunnels over the session's stream, the byte budget of a pump and buffers taken only
+ * while bytes wait. The exchange goes through exchange_start() for real: the balancer (hash on a
+ * cookie) picks the one backend, whose idle list holds one end of a socketpair; the test plays
+ * the backend on the other end. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "config/config.h"
+#include "core/exchange_int.h" /* to look at what the exchange holds */
+#include "core/generation.h"
+#include "core/worker_ctx.h"
+#include "http/http.h"
+#include "lb/balancer.h"
+#include "upstream/backend.h"
+#include "upstream/upstream.h"
+
+static struct worker_ctx wk;
+static struct config cfg;
+static struct config_backend cb;
+static struct generation gen;
+static struct generation_worker gen_slots[1];
+static struct upstream_conn *up; /* the pooled connection exchange_start() takes */
+static int sv[2];                /* sv[0]: golb's upstream socket, sv[1]: the backend */
+static struct exchange *x;
+
+/* The fake session: an HTTP/2-like stream. Its body source holds exactly the body (no bytes of
+ * another request behind it) and says where it ends; its sink takes bytes until `blocked`. */
+static struct fake {
+    bool blocked;
+    char out[512 * 1024]; /* what the client received: heads and body */
+    size_t out_len;
+    int heads, ends;
+    struct exchange_head head; /* what the last on_head said */
+    char trailers[1024];       /* the trailers body_end handed over, as "name=value;" */
+    char in[256 * 1024];       /* request body bytes not yet consumed */
+    uint32_t in_pos, in_len;
+    bool in_end; /* the stream ended after in[0..in_len) (fill returns 0) */
+    bool in_eof; /* the client went away (fill returns -EPIPE) */
+    int fills;
+    const struct http_field *req_trailers;
+    size_t nreq_trailers;
+} fk;
+
+static const char *fk_peek(void *cl, uint32_t *len)
+{
+    struct fake *f = cl;
+    *len = f->in_len - f->in_pos;
+    return f->in + f->in_pos;
+}
+
+static void fk_consume(void *cl, uint32_t n)
+{
+    ((struct fake *)cl)->in_pos += n;
+}
+
+static ssize_t fk_fill(void *cl)
+{
+    struct fake *f = cl;
+    f->fills++;
+    if (f->in_eof)
+        return -EPIPE;
+    return f->in_end ? 0 : -EAGAIN;
+}
+
+static int fk_on_head(void *cl, const struct http1_response *resp, const struct exchange_head *h,
+                      struct buf *out)
+{
+    struct fake *f = cl;
+    f->heads++;
+    f->head = *h;
+    int n = snprintf(out->data + out->last, buf_space(out), "H2-HEAD %d\n", resp->status);
+    out->last += (uint32_t)n;
+    return 0;
+}
+
+static ssize_t fk_send(void *cl, const struct iovec *head, const struct iovec *body, bool streaming)
+{
+    struct fake *f = cl;
+    (void)streaming;
+    if (f->blocked)
+        return -EAGAIN;
+    size_t n = 0;
+    if (head->iov_len) {
+        memcpy(f->out + f->out_len, head->iov_base, head->iov_len);
+        n += head->iov_len;
+    }
+    if (body) {
+        memcpy(f->out + f->out_len + n, body->iov_base, body->iov_len);
+        n += body->iov_len;
+    }
+    f->out_len += n;
+    return (ssize_t)n;
+}
+
+static int fk_splice_end(void *cl, bool response, struct exchange_splice *out)
+{
+    (void)cl;
+    (void)response;
+    (void)out;
+    return -ENOTSUP;
+}
+
+static void fk_resume(void *cl)
+{
+    (void)cl;
+}
+
+static const struct exchange_client_ops fk_ops = {
+    .peek = fk_peek,
+    .consume = fk_consume,
+    .fill = fk_fill,
+    .on_head = fk_on_head,
+    .send = fk_send,
+    .splice_end = fk_splice_end,
+    .resume = fk_resume,
+};
+
+static void setup(void)
+{
+    log_set_level(LOG_ERROR);
+    memset(&wk, 0, sizeof(wk));
+    memset(&fk, 0, sizeof(fk));
+    memset(&cfg, 0, sizeof(cfg));
+    memset(&gen, 0, sizeof(gen));
+    memset(gen_slots, 0, sizeof(gen_slots));
+    cb = (struct config_backend){.name = "b0", .weight = 1};
+    cfg.nbackends = 1;
+    cfg.backends = &cb;
+    cfg.workers = 1;
+    cfg.connect_timeout_ms = cfg.upstream_timeout_ms = cfg.body_timeout_ms = 1000;
+    cfg.tunnel_timeout_ms = 1000;
+    static char *websocket_only[] = {"websocket", NULL};
+    cfg.upgrade_protocols = websocket_only;
+    gen.cfg = &cfg;
+    gen.table = backend_table_new(&cfg, NULL, 1);
+    cr_assert_not_null(gen.table);
+    atomic_store(&gen.table->b[0]->state, BACKEND_UP);
+    cr_assert_eq(balancer_init(&gen.balancer, &lb_hash_ops, gen.table), 0);
+    gen.balancer.params.hash_key = CONFIG_HASH_COOKIE;
+    gen.balancer.params.hash_key_name = "b";
+    gen.nworkers = 1;
+    gen.pw = gen_slots;
+    atomic_init(&gen.holders, 1);
+    wk.cfg = &cfg;
+    wk.gen = &gen;
+    wk.loop = loop_new();
+    cr_assert_not_null(wk.loop);
+    buf_pool_init(&wk.bufs, 16384, 64);
+    pipe_pool_init(&wk.pipes, 4, 0);
+    wk.upstreams = upstream_pool_new(wk.loop, 8, 60000);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+
+    /* one idle pooled connection to the backend: exchange_start() takes it */
+    struct upstream_idle *idle = &gen.table->b[0]->pw[0].idle;
+    up = calloc(1, sizeof(*up));
+    cr_assert_not_null(up);
+    up->io.fd = sv[0];
+    up->pool = wk.upstreams;
+    up->idle = idle;
+    up->writable = up->connected = up->tls_done = true;
+    idle->head = up;
+    atomic_store(&idle->count, 1);
+
+    x = exchange_get(&wk, &fk_ops, &fk);
+    cr_assert_not_null(x);
+}
+
+static void teardown(void)
+{
+    if (x)
+        exchange_put(x); /* closes an upstream still held (its struct is freed deferred) */
+    upstream_close_idle(wk.upstreams, &gen.table->b[0]->pw[0].idle, true);
+    loop_run_deferred(wk.loop);
+    exchange_pool_free(&wk);
+    close(sv[1]);
+    cr_expect_eq(gen_slots[0].pins, 0, "exchange_put() unpins the generation");
+    upstream_pool_free(wk.upstreams);
+    pipe_pool_destroy(&wk.pipes);
+    cr_expect_eq(wk.bufs.outstanding, 0, "buffer leak");
+    buf_pool_destroy(&wk.bufs);
+    balancer_destroy(&gen.balancer);
+    backend_table_free(gen.table);
+    loop_free(wk.loop);
+}
+
+TestSuite(neutral, .init = setup, .fini = teardown);
+
+#define FIELD(n, v) {.name = (n), .name_len = sizeof(n) - 1, .value = (v), .value_len = sizeof(v) - 1}
+
+/* A request as an HTTP/2 session builds it: pseudo-header fields as spans, lower-case names. */
+static struct http_request h2_request(const char *method, const char *path,
+                                      const struct http_field *f, size_t n)
+{
+    return (struct http_request){.method = method,
+                                 .method_len = (uint32_t)strlen(method),
+                                 .scheme = "https",
+                                 .scheme_len = 5,
+                                 .authority = "a.example",
+                                 .authority_len = 9,
+                                 .path = path,
+                                 .path_len = (uint32_t)strlen(path),
+                                 .protocol = "",
+                                 .version = HTTP_V2,
+                                 .flags = HTTP_RF_AUTHORITY,
+                                 .fields = f,
+                                 .num_fields = n};
+}
+
+static const struct exchange_request info = {.client_ip = "192.0.2.1",
+                                             .client_ip_len = 9,
+                                             .https = true,
+                                             .dechunk = true};
+
+static size_t backend_reads(char *p, size_t cap)
+{
+    ssize_t n = read(sv[1], p, cap - 1);
+    n = n > 0 ? n : 0;
+    p[n] = '\0';
+    return (size_t)n;
+}
+
+static void backend_writes(const char *p, size_t n)
+{
+    cr_assert_eq(write(sv[1], p, n), (ssize_t)n);
+    up->readable = true; /* what an EPOLLIN edge would say */
+}
+
+/* ---- the neutral request ---------------------------------------------------------------------- */
+
+/* An HTTP/2 request reaches the backend as HTTP/1.1: Host from :authority, the cookie crumbs
+ * joined into one field (RFC 9113 §8.2.3), the client's X-Request-Id kept; the balancer found its
+ * hash key among the crumbs and obs knows the version. */
+Test(neutral, an_http2_request_goes_up_as_http11)
+{
+    static const struct http_field f[] = {
+        FIELD("cookie", "a=1"),         FIELD("user-agent", "ua/1"), FIELD("cookie", "b=2"),
+        FIELD("x-request-id", "req-1"), FIELD("accept", "*/*"),
+    };
+    struct http_request rq = h2_request("GET", "/p?q=1", f, 5);
+    cr_assert_eq(exchange_start(x, &rq, &info), EX_WAIT);
+    cr_expect(x->lbr.has_key, "the hash key is cookie b, in the second crumb");
+    cr_expect_eq(x->obs.version, HTTP_V2);
+    cr_expect_eq(x->obs.reqid_len, 5);
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    char got[2048];
+    backend_reads(got, sizeof(got));
+    cr_expect_str_eq(got, "GET /p?q=1 HTTP/1.1\r\n"
+                          "cookie: a=1; b=2\r\n"
+                          "user-agent: ua/1\r\n"
+                          "accept: */*\r\n"
+                          "Host: a.example\r\n"
+                          "X-Forwarded-For: 192.0.2.1\r\n"
+                          "X-Forwarded-Proto: https\r\n"
+                          "X-Request-Id: req-1\r\n"
+                          "X-Forwarded-Host: a.example\r\n\r\n");
+    const char *resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    backend_writes(resp, strlen(resp));
+    cr_expect_eq(exchange_pump(x), EX_DONE);
+    fk.out[fk.out_len] = '\0';
+    cr_expect_str_eq(fk.out, "H2-HEAD 200\nok");
+}
+
+/* An extended CONNECT (RFC 8441) to an allowed protocol is an HTTP/1.1 Upgrade handshake
+ * upstream; to any other protocol it is refused (it can only be a tunnel). */
+Test(neutral, an_extended_connect_goes_up_as_an_upgrade)
+{
+    static const struct http_field f[] = {FIELD("sec-websocket-version", "13")};
+    struct http_request rq = h2_request("CONNECT", "/chat", f, 1);
+    rq.protocol = "websocket";
+    rq.protocol_len = 9;
+    rq.flags |= HTTP_RF_UPGRADE;
+    cr_assert_eq(exchange_start(x, &rq, &info), EX_WAIT);
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    char got[2048];
+    backend_reads(got, sizeof(got));
+    const char *want = "GET /chat HTTP/1.1\r\n"
+                       "sec-websocket-version: 13\r\n"
+                       "Host: a.example\r\n"
+                       "Upgrade: websocket\r\n"
+                       "Connection: upgrade\r\n"
+                       "X-Forwarded-For: 192.0.2.1\r\n"
+                       "X-Forwarded-Proto: https\r\n"
+                       "X-Request-Id: "; /* a generated one */
+    cr_expect(strncmp(got, want, strlen(want)) == 0, "%s", got);
+
+    exchange_put(x);
+    x = exchange_get(&wk, &fk_ops, &fk);
+    rq.protocol = "foo";
+    rq.protocol_len = 3;
+    cr_expect_eq(exchange_start(x, &rq, &info), EX_FAIL);
+    struct exchange_result r;
+    exchange_result(x, &r);
+    cr_expect_eq(r.fail_status, 501);
+}
