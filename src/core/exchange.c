@@ -385,6 +385,8 @@ enum exchange_status exchange_start(struct exchange *x, const struct http_reques
     x->req_upgrade = rewrite_upgrade_allowed(req, ex_upgrades(x));
     x->resp_phase = RESP_WAIT_HEAD;
     x->client_dechunk = info->dechunk;
+    x->req_stream = info->stream_source;
+    x->req_encode = x->req_stream && x->req_body == HTTP1_BODY_CHUNKED;
     if (req->protocol_len && !x->req_upgrade)
         return ex_fail(x, 501, LB_OK); /* an extended CONNECT is a tunnel or nothing */
 
@@ -542,12 +544,77 @@ static void splice_request(struct exchange *x, bool *progress)
     }
 }
 
+/* The request failed for a fault of the client's body (invalid chunked coding, a length the
+ * stream contradicts): 400, or a cut once the response started. The upstream connection is closed
+ * with the body unfinished, so it never takes it for a whole one. */
+static bool bad_request_body(struct exchange *x)
+{
+    x->end_term = "PD";
+    x->end_error = "bad_request";
+    ex_fail(x, 400, LB_FAILED);
+    return false;
+}
+
+/* Writes the chunked framing that goes before the next data: the CRLF ending the previous chunk
+ * and the size line of a chunk of n bytes, or (n == 0) the last chunk and an empty trailer
+ * section. */
+static void frame_chunk(struct exchange *x, uint64_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *p = x->req_frame;
+    uint32_t len = 0;
+    if (x->req_chunk_open) {
+        p[len++] = '\r';
+        p[len++] = '\n';
+    }
+    int shift = 60;
+    while (shift > 0 && !(n >> shift))
+        shift -= 4;
+    for (; shift >= 0; shift -= 4)
+        p[len++] = hex[(n >> shift) & 0xf];
+    p[len++] = '\r';
+    p[len++] = '\n';
+    if (n == 0) {
+        p[len++] = '\r';
+        p[len++] = '\n';
+        x->req_last_framed = true;
+    }
+    x->req_chunk_open = n > 0;
+    x->req_chunk_left = n;
+    x->req_frame_len = len;
+    x->req_frame_sent = 0;
+}
+
+/* A stream source's body: how many of the avail bytes at the source may go now (*body), with the
+ * framing that goes first (*frame_left bytes of req_frame). Returns false when the request failed
+ * (its length contradicted). */
+static bool stream_body(struct exchange *x, uint32_t avail, uint64_t *body, uint32_t *frame_left)
+{
+    if (!x->req_encode) { /* LENGTH: exactly req_remaining more bytes, then the end */
+        if (avail > x->req_remaining || (x->req_src_end && avail < x->req_remaining))
+            return bad_request_body(x);
+        *body = avail;
+        if (avail && avail == x->req_remaining && !x->req_src_end)
+            (*body)--; /* the last byte waits until the source says the body ends there */
+        return true;
+    }
+    if (x->req_frame_sent == x->req_frame_len && x->req_chunk_left == 0) {
+        if (avail)
+            frame_chunk(x, avail);
+        else if (x->req_src_end && !x->req_last_framed)
+            frame_chunk(x, 0);
+    }
+    *frame_left = x->req_frame_len - x->req_frame_sent;
+    *body = MIN(x->req_chunk_left, (uint64_t)avail);
+    return true;
+}
+
 /* Sends the request head and body bytes the framing allows. Returns true on progress. */
 static bool pump_request(struct exchange *x)
 {
     bool progress = false;
     const struct exchange_client_ops *ops = x->ops;
-    if (x->req_body == HTTP1_BODY_LENGTH && !x->req_done) {
+    if (x->req_body == HTTP1_BODY_LENGTH && !x->req_done && !x->req_stream) {
         uint32_t buffered = 0;
         ops->peek(x->client, &buffered);
         if (want_splice(x, &x->req_pipe, &x->splice_req, false, x->reqh_sent == x->reqh->last,
@@ -557,40 +624,45 @@ static bool pump_request(struct exchange *x)
         }
     }
     while (!x->req_done && relaying(x)) {
-        struct iovec iov[2];
+        struct iovec iov[3];
         int n = 0;
         uint32_t head_left = x->reqh_sent < x->reqh->last ? x->reqh->last - x->reqh_sent : 0;
         if (head_left)
             iov[n++] = (struct iovec){x->reqh->data + x->reqh_sent, head_left};
 
         uint64_t body = 0;
-        uint32_t avail = 0;
+        uint32_t avail = 0, frame_left = 0;
         const char *src = x->req_body != HTTP1_BODY_NONE ? ops->peek(x->client, &avail) : NULL;
-        if (x->req_body == HTTP1_BODY_LENGTH) {
+        if (x->req_stream) {
+            if (x->req_body != HTTP1_BODY_NONE && !stream_body(x, avail, &body, &frame_left))
+                return false;
+        } else if (x->req_body == HTTP1_BODY_LENGTH) {
             body = MIN(x->req_remaining, (uint64_t)avail);
         } else if (x->req_body == HTTP1_BODY_CHUNKED) {
             while (x->req_ready < avail && !http1_chunked_done(&x->req_chunk)) {
                 bool is_data;
                 ssize_t k = http1_chunked_decode(&x->req_chunk, src + x->req_ready,
                                                  avail - x->req_ready, &is_data);
-                if (k < 0) {
-                    ex_fail(x, 400, LB_FAILED);
-                    return false;
-                }
+                if (k < 0)
+                    return bad_request_body(x);
                 if (k == 0)
                     break;
                 x->req_ready += (uint32_t)k;
             }
             body = x->req_ready;
         }
+        if (frame_left)
+            iov[n++] = (struct iovec){x->req_frame + x->req_frame_sent, frame_left};
         if (body)
             iov[n++] = (struct iovec){(char *)src, (size_t)body};
 
         bool body_complete =
             x->req_body == HTTP1_BODY_NONE ||
-            (x->req_body == HTTP1_BODY_LENGTH && x->req_remaining == body) ||
-            (x->req_body == HTTP1_BODY_CHUNKED && http1_chunked_done(&x->req_chunk) &&
-             x->req_ready == body);
+            (x->req_body == HTTP1_BODY_LENGTH && x->req_remaining == body &&
+             (!x->req_stream || x->req_src_end)) ||
+            (x->req_encode ? x->req_last_framed && frame_left == 0
+                           : x->req_body == HTTP1_BODY_CHUNKED &&
+                                 http1_chunked_done(&x->req_chunk) && x->req_ready == body);
         if (n == 0 && body_complete) {
             x->req_done = true;
             x->sent_at = loop_now(x->w->loop);
@@ -611,19 +683,25 @@ static bool pump_request(struct exchange *x)
             x->progress_at = loop_now(x->w->loop);
             uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
             x->reqh_sent += from_head;
-            uint32_t from_body = (uint32_t)wr - from_head;
+            uint32_t from_frame = (uint32_t)MIN((uint64_t)wr - from_head, (uint64_t)frame_left);
+            x->req_frame_sent += from_frame;
+            uint32_t from_body = (uint32_t)wr - from_head - from_frame;
+            if (from_frame)
+                x->req_body_sent = true;
             if (from_body) {
                 x->req_body_sent = true;
                 x->obs.req_body_bytes += from_body;
                 ops->consume(x->client, from_body);
                 if (x->req_body == HTTP1_BODY_LENGTH)
                     x->req_remaining -= from_body;
+                else if (x->req_encode)
+                    x->req_chunk_left -= from_body;
                 else
                     x->req_ready -= from_body;
             }
             continue;
         }
-        /* Need more body bytes from the client. */
+        /* Need more body bytes from the client (or, from a stream, its end). */
         ssize_t r = ops->fill(x->client);
         if (r == -EAGAIN)
             break;
@@ -631,11 +709,13 @@ static bool pump_request(struct exchange *x)
             ex_fail(x, 503, LB_FAILED);
             return false;
         }
-        if (r < 0) {
+        if (r < 0 || (r == 0 && !x->req_stream)) {
             /* The client went away mid-body: the upstream can never get a complete request. */
             x->res = EX_CLOSE;
             return false;
         }
+        if (r == 0)
+            x->req_src_end = true;
         progress = true;
         x->progress_at = loop_now(x->w->loop);
     }

@@ -84,8 +84,11 @@ struct exchange_head {
 struct exchange_client_ops {
     /* Request body source. peek: the unconsumed bytes the session holds (body first; maybe
      * pipelined bytes past it: the exchange takes only what the framing says). consume: n of
-     * them went upstream. fill: read more from the client: > 0 bytes, -EAGAIN nothing now (the
-     * session pumps again when there is), -ENOMEM no buffer, -EPIPE the client ended or failed. */
+     * them went upstream. fill: read more from the client: > 0 bytes, 0 the body ended (a stream
+     * source only: nothing follows what peek shows), -EAGAIN nothing now (the session pumps again
+     * when there is), -ENOMEM no buffer, -EPIPE the client ended or failed (the body is cut). A
+     * stream source's fill may be asked while peek still shows bytes, to learn whether the end
+     * has come. */
     const char *(*peek)(void *client, uint32_t *len);
     void (*consume)(void *client, uint32_t n);
     ssize_t (*fill)(void *client);
@@ -114,6 +117,15 @@ struct exchange_request {
     const char *subject; /* verified client certificate subject, or NULL */
     const char *subject_header; /* the header it goes in (tls.clientSubjectHeader), or NULL */
     bool dechunk;               /* the client cannot take chunked framing: decode chunked bodies */
+    /* The body source is a stream that holds exactly the body and says where it ends (fill
+     * returns 0: HTTP/2's END_STREAM). A STREAM body then goes up chunked, the exchange writing
+     * the framing; a LENGTH body must bring exactly its length: its last byte waits for the end,
+     * and more bytes or an earlier end answer 400 with the upstream connection cut, so the
+     * upstream never sees a whole body the client contradicts. Without it (HTTP/1) the framing
+     * says where the body ends: a length is counted out of peek (bytes past it are the next
+     * request's), and a STREAM body comes in HTTP/1.1 chunked coding, validated and sent up as it
+     * came. */
+    bool stream_source;
     uint64_t head_wait_ms;
 };
 

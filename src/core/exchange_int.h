@@ -63,6 +63,17 @@ struct exchange {
     struct http1_chunked req_chunk;
     bool req_done, req_body_sent, req_is_head;
     bool req_upgrade; /* an Upgrade to a protocol of upgradeProtocols: a 101 may tunnel */
+    /* A stream source (exchange_request.stream_source) says where the body ends. Its STREAM body
+     * goes up chunked with the framing written here: req_frame is what goes before the next data
+     * bytes (the CRLF ending the previous chunk, the next size line; at the end the last chunk),
+     * req_chunk_left what the current chunk still carries. */
+    bool req_stream, req_src_end;
+    bool req_encode;     /* the exchange writes the chunked framing */
+    bool req_chunk_open; /* a chunk's data went: its CRLF goes before the next size line */
+    bool req_last_framed; /* the last chunk is in req_frame (or sent) */
+    uint32_t req_frame_len, req_frame_sent;
+    uint64_t req_chunk_left;
+    char req_frame[24]; /* "\r\n" + up to 16 hex digits + "\r\n", or "\r\n0\r\n\r\n" */
     bool client_dechunk; /* from exchange_request: decode chunked response bodies */
 
     /* response being relayed */

@@ -304,3 +304,131 @@ Test(neutral, an_extended_connect_goes_up_as_an_upgrade)
     exchange_result(x, &r);
     cr_expect_eq(r.fail_status, 501);
 }
+
+/* ---- request bodies from a stream --------------------------------------------------------------- */
+
+static const struct exchange_request stream_info = {.client_ip = "192.0.2.1",
+                                                    .client_ip_len = 9,
+                                                    .https = true,
+                                                    .dechunk = true,
+                                                    .stream_source = true};
+
+/* Starts a POST whose body comes from the fake stream: LENGTH len, or STREAM when len < 0. */
+static void start_post(long long len)
+{
+    static const struct http_field f[] = {FIELD("content-type", "text/plain")};
+    struct http_request rq = h2_request("POST", "/up", f, 1);
+    rq.body = len < 0 ? HTTP_BODY_STREAM : HTTP_BODY_LENGTH;
+    rq.content_length = len < 0 ? 0 : (uint64_t)len;
+    cr_assert_eq(exchange_start(x, &rq, &stream_info), EX_WAIT);
+}
+
+static void client_sends(const char *p)
+{
+    memcpy(fk.in + fk.in_len, p, strlen(p));
+    fk.in_len += (uint32_t)strlen(p);
+}
+
+/* What the backend got after the head (the head itself is checked elsewhere). */
+static const char *backend_body(char *got, size_t cap)
+{
+    backend_reads(got, cap);
+    const char *end = strstr(got, "\r\n\r\n");
+    return end ? end + 4 : got;
+}
+
+/* A body without a length (HTTP/2 DATA without content-length) goes up chunked: one chunk per
+ * run of bytes the stream had, the last chunk once the stream ended. */
+Test(neutral, a_body_of_unknown_length_goes_up_chunked)
+{
+    start_post(-1);
+    client_sends("hello");
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    char got[2048];
+    backend_reads(got, sizeof(got));
+    cr_expect(strstr(got, "\r\nTransfer-Encoding: chunked\r\n") != NULL, "%s", got);
+    cr_expect(strstr(got, "Content-Length") == NULL);
+    const char *body = strstr(got, "\r\n\r\n") + 4;
+    cr_expect_str_eq(body, "5\r\nhello");
+    cr_expect_not(x->req_done);
+
+    client_sends(" big world, 17 b");
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    backend_reads(got, sizeof(got));
+    cr_expect_str_eq(got, "\r\n10\r\n big world, 17 b");
+
+    fk.in_end = true;
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    backend_reads(got, sizeof(got));
+    cr_expect_str_eq(got, "\r\n0\r\n\r\n");
+    cr_expect(x->req_done);
+    cr_expect_eq(x->obs.req_body_bytes, 21, "data bytes, not framing");
+    const char *resp = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    backend_writes(resp, strlen(resp));
+    cr_expect_eq(exchange_pump(x), EX_DONE);
+    cr_expect(x->resp_keepalive, "the upstream connection can be pooled");
+}
+
+/* An empty body of unknown length is the last chunk alone. */
+Test(neutral, an_empty_body_of_unknown_length_is_the_last_chunk)
+{
+    start_post(-1);
+    fk.in_end = true;
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    char got[2048];
+    cr_expect_str_eq(backend_body(got, sizeof(got)), "0\r\n\r\n");
+    cr_expect(x->req_done);
+}
+
+/* A declared length (HTTP/2 content-length) must be what the stream brings: the last byte goes
+ * only once the stream ended there. */
+Test(neutral, the_last_byte_of_a_declared_length_waits_for_the_end)
+{
+    start_post(10);
+    client_sends("0123456789");
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    char got[2048];
+    cr_expect_str_eq(backend_body(got, sizeof(got)), "012345678");
+    cr_expect(strstr(got, "\r\nContent-Length: 10\r\n") != NULL);
+    cr_expect_not(x->req_done);
+    fk.in_end = true;
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    backend_reads(got, sizeof(got));
+    cr_expect_str_eq(got, "9");
+    cr_expect(x->req_done);
+}
+
+/* The stream ends before the declared length: 400, and the upstream connection is cut with the
+ * body unfinished. */
+Test(neutral, a_stream_shorter_than_its_length_fails_and_cuts_the_upstream)
+{
+    start_post(10);
+    client_sends("01234");
+    fk.in_end = true;
+    cr_expect_eq(exchange_pump(x), EX_FAIL);
+    struct exchange_result r;
+    exchange_result(x, &r);
+    cr_expect_eq(r.fail_status, 400);
+    cr_expect_str_eq(r.end_term, "PD");
+    exchange_release_upstream(x, r.fail_outcome); /* what the session does for a failure */
+    char got[2048];
+    cr_expect_str_eq(backend_body(got, sizeof(got)), "01234");
+    cr_expect_eq(read(sv[1], got, sizeof(got)), 0, "then the connection closes");
+}
+
+/* More bytes than the declared length: 400 before the upstream saw a whole body. */
+Test(neutral, a_stream_longer_than_its_length_fails)
+{
+    start_post(4);
+    client_sends("0123");
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    client_sends("45");
+    cr_expect_eq(exchange_pump(x), EX_FAIL);
+    struct exchange_result r;
+    exchange_result(x, &r);
+    cr_expect_eq(r.fail_status, 400);
+    exchange_release_upstream(x, r.fail_outcome);
+    char got[2048];
+    cr_expect_str_eq(backend_body(got, sizeof(got)), "012", "never the fourth byte");
+    cr_expect_eq(read(sv[1], got, sizeof(got)), 0);
+}
