@@ -115,6 +115,7 @@ void exchange_put(struct exchange *x)
     buf_put(&w->bufs, x->reqh);
     buf_put(&w->bufs, x->uin);
     buf_put(&w->bufs, x->resph);
+    buf_put(&w->bufs, x->reqt);
     if (x->gen)
         worker_ctx_unpin(w, x->gen);
     x->gen = NULL;
@@ -585,6 +586,33 @@ static void frame_chunk(struct exchange *x, uint64_t n)
     x->req_frame_sent = 0;
 }
 
+/* The last chunk with the trailers the session hands over (ops->trailers): "0" CRLF, the trailer
+ * fields, the final CRLF, after the CRLF ending the previous chunk. It goes in a buffer (reqt),
+ * as trailers do not fit in req_frame. Returns false when the request failed. */
+static bool frame_last(struct exchange *x)
+{
+    const struct http_field *tr = NULL;
+    size_t n = x->ops->trailers ? x->ops->trailers(x->client, &tr) : 0;
+    if (n == 0) {
+        frame_chunk(x, 0);
+        return true;
+    }
+    if (!(x->reqt = buf_get(&x->w->bufs))) {
+        ex_fail(x, 503, LB_FAILED);
+        return false;
+    }
+    const char *last = x->req_chunk_open ? "\r\n0\r\n" : "0\r\n";
+    x->reqt->last = (uint32_t)strlen(last);
+    memcpy(x->reqt->data, last, x->reqt->last);
+    if (!rewrite_trailers(tr, n, x->reqt))
+        return bad_request_body(x); /* larger than a buffer */
+    x->req_last_framed = true;
+    x->req_chunk_open = false;
+    x->req_frame_len = x->reqt->last;
+    x->req_frame_sent = 0;
+    return true;
+}
+
 /* A stream source's body: how many of the avail bytes at the source may go now (*body), with the
  * framing that goes first (*frame_left bytes of req_frame). Returns false when the request failed
  * (its length contradicted). */
@@ -601,8 +629,8 @@ static bool stream_body(struct exchange *x, uint32_t avail, uint64_t *body, uint
     if (x->req_frame_sent == x->req_frame_len && x->req_chunk_left == 0) {
         if (avail)
             frame_chunk(x, avail);
-        else if (x->req_src_end && !x->req_last_framed)
-            frame_chunk(x, 0);
+        else if (x->req_src_end && !x->req_last_framed && !frame_last(x))
+            return false;
     }
     *frame_left = x->req_frame_len - x->req_frame_sent;
     *body = MIN(x->req_chunk_left, (uint64_t)avail);
@@ -652,7 +680,8 @@ static bool pump_request(struct exchange *x)
             body = x->req_ready;
         }
         if (frame_left)
-            iov[n++] = (struct iovec){x->req_frame + x->req_frame_sent, frame_left};
+            iov[n++] = (struct iovec){(x->reqt ? x->reqt->data : x->req_frame) + x->req_frame_sent,
+                                      frame_left};
         if (body)
             iov[n++] = (struct iovec){(char *)src, (size_t)body};
 
@@ -666,6 +695,8 @@ static bool pump_request(struct exchange *x)
         if (n == 0 && body_complete) {
             x->req_done = true;
             x->sent_at = loop_now(x->w->loop);
+            buf_put(&x->w->bufs, x->reqt);
+            x->reqt = NULL;
             progress = true;
             break;
         }
@@ -783,6 +814,8 @@ static bool x_parse_response(struct exchange *x)
     x->resp_ready = 0;
     memset(&x->resp_chunk, 0, sizeof(x->resp_chunk));
     x->resp_dechunk = resp.body == HTTP1_BODY_CHUNKED && x->client_dechunk;
+    x->resp_trailers = x->resp_dechunk && x->ops->body_end;
+    x->resp_tlen = 0;
     x->resp_keepalive = (resp.flags & HTTP1_MF_KEEP_ALIVE) && resp.body != HTTP1_BODY_CLOSE;
     if (!x_response_head(x, &resp, x->resph)) {
         x->replayed = true;
@@ -797,7 +830,9 @@ static bool x_parse_response(struct exchange *x)
         x->resp_phase = RESP_DONE;
         return true;
     }
-    x->resp_phase = resp.body == HTTP1_BODY_NONE ? RESP_DONE : RESP_BODY;
+    x->resp_phase = resp.body != HTTP1_BODY_NONE ? RESP_BODY
+                    : x->ops->body_end          ? RESP_END
+                                                : RESP_DONE;
     return true;
 }
 
@@ -825,12 +860,17 @@ static uint64_t response_body_ready(struct exchange *x, bool *failed)
             }
             return x->resp_ready;
         }
-        /* De-chunk in place: data runs slide down over the framing, resp_ready counts them. */
+        /* De-chunk in place: data runs slide down over the framing, resp_ready counts them.
+         * For a sink that takes trailers, the trailer section slides down behind the data
+         * (resp_tlen bytes; no data follows it):
+         *   pos: [data: resp_ready][trailer section: resp_tlen][not decoded yet...] last */
         {
             char *base = x->uin->data + x->uin->pos;
-            uint32_t src = x->resp_ready, dst = x->resp_ready;
+            uint32_t dst = x->resp_ready, tend = dst + x->resp_tlen, src = tend;
             while (src < avail && !http1_chunked_done(&x->resp_chunk)) {
                 bool is_data;
+                size_t before = http1_chunked_in_trailers(&x->resp_chunk)
+                                    ? x->resp_chunk.line_len : 0;
                 ssize_t k = http1_chunked_decode(&x->resp_chunk, base + src, avail - src,
                                                  &is_data);
                 if (k <= 0) {
@@ -841,14 +881,23 @@ static uint64_t response_body_ready(struct exchange *x, bool *failed)
                     if (dst != src)
                         memmove(base + dst, base + src, (size_t)k);
                     dst += (uint32_t)k;
+                    tend = dst;
+                } else if (x->resp_trailers && (http1_chunked_in_trailers(&x->resp_chunk) ||
+                                                http1_chunked_done(&x->resp_chunk))) {
+                    /* the run's last bytes are trailer section (after "0" CRLF, if in it) */
+                    uint32_t t = (uint32_t)(x->resp_chunk.line_len - before);
+                    if (tend != src + (uint32_t)k - t)
+                        memmove(base + tend, base + src + (uint32_t)k - t, t);
+                    tend += t;
                 }
                 src += (uint32_t)k;
             }
-            /* Bytes after the data we kept were framing; anything past src stays unprocessed. */
+            /* Bytes after what we kept were framing; anything past src stays unprocessed. */
             if (src < avail)
-                memmove(base + dst, base + src, avail - src);
-            x->uin->last -= src - dst;
+                memmove(base + tend, base + src, avail - src);
+            x->uin->last -= src - tend;
             x->resp_ready = dst;
+            x->resp_tlen = tend - dst;
             return dst;
         }
     default:
@@ -907,9 +956,37 @@ static void splice_response(struct exchange *x, bool *progress)
         return;
     }
     if ((length && x->resp_remaining == 0) || (!length && x->up_eof && drained)) {
-        x->resp_phase = RESP_DONE;
+        x->resp_phase = x->ops->body_end ? RESP_END : RESP_DONE;
         *progress = true;
     }
+}
+
+/* The response is complete and sent (head and body): the session's body_end takes its end and
+ * the trailers kept after the body, then the response is done. 0, or body_end's -EAGAIN/-EPIPE. */
+static int response_end(struct exchange *x)
+{
+    if (x->ops->body_end) {
+        int rc;
+        if (x->resp_tlen) {
+            struct http_field tr[HTTP1_MAX_HEADERS];
+            size_t n = http1_parse_trailers(x->uin->data + x->uin->pos, x->resp_tlen, tr,
+                                            HTTP1_MAX_HEADERS);
+            rc = x->ops->body_end(x->client, tr, n);
+        } else {
+            rc = x->ops->body_end(x->client, NULL, 0);
+        }
+        if (rc < 0)
+            return rc;
+        if (x->resp_tlen) {
+            x->uin->pos += x->resp_tlen;
+            x->resp_tlen = 0;
+        }
+    }
+    x->resp_phase = RESP_DONE;
+    /* Bytes past the end of the response: the connection is out of step, never reuse. */
+    if (x->uin && buf_len(x->uin) > 0)
+        x->resp_keepalive = false;
+    return 0;
 }
 
 /* Reads from the upstream and sends head and body to the client. Returns true on progress. */
@@ -967,11 +1044,17 @@ static bool pump_response(struct exchange *x)
             continue;
         }
         if (x->resp_phase == RESP_BODY && response_body_complete(x, body)) {
-            x->resp_phase = RESP_DONE;
-            /* Bytes past the end of the response: the connection is out of step, never reuse. */
-            if (buf_len(x->uin) > 0)
-                x->resp_keepalive = false;
+            x->resp_phase = RESP_END;
             progress = true;
+        }
+        if (x->resp_phase == RESP_END) {
+            int rc = response_end(x);
+            if (rc == -EAGAIN)
+                break;
+            if (rc < 0) {
+                x->res = EX_CLOSE; /* the client is gone */
+                return false;
+            }
         }
         if (x->resp_phase == RESP_DONE)
             break;
@@ -1000,11 +1083,19 @@ static bool pump_response(struct exchange *x)
         if (buf_len(x->uin) == 0) {
             x->uin->pos = x->uin->last = 0;
             x->resp_ready = 0;
-        } else if (x->resp_phase == RESP_BODY) {
+        } else if (x->resp_phase == RESP_BODY && buf_len(x->uin) > x->resp_tlen) {
             break; /* backpressure: wait until the client took what we have */
         }
-        if (buf_space(x->uin) == 0)
+        if (buf_space(x->uin) == 0) {
             buf_compact(x->uin);
+            if (buf_space(x->uin) == 0) { /* a trailer section as large as the buffer */
+                log_warn("backend %s: response trailers too large", ex_backend(x, x->backend)->name);
+                x->end_term = "SD";
+                x->end_error = "invalid_response";
+                x->res = EX_CLOSE;
+                return false;
+            }
+        }
         ssize_t r = upstream_read(x->up, x->uin);
         if (r == -EAGAIN)
             break;

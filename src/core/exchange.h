@@ -51,6 +51,7 @@
 #include "net/conn.h"
 
 struct buf;
+struct http_field;
 struct http_request;
 struct http1_response;
 struct config;
@@ -107,6 +108,17 @@ struct exchange_client_ops {
     int (*splice_end)(void *client, bool response, struct exchange_splice *out);
     /* Upstream activity: pump the exchange (from the upstream event handler, its last act). */
     void (*resume)(void *client);
+    /* Optional (NULL: the session's own framing says where a body ends, as HTTP/1's does).
+     * body_end: the response is complete, every byte of it went through send(). Made once per
+     * final response but a 101, after its head and body, a bodiless one included. trailers: the
+     * fields of the chunked trailer section when the exchange de-chunked the body
+     * (exchange_request.dechunk), else n is 0; spans valid during the call only. Returns 0,
+     * -EAGAIN (not now: asked again at the next pump) or -EPIPE (the client is gone). */
+    int (*body_end)(void *client, const struct http_field *trailers, size_t n);
+    /* trailers: the request's trailers, asked once when a stream source's STREAM body ended;
+     * they go up in the chunked trailer section. Returns how many fields *out points to (valid
+     * during the call). A body with a declared length cannot carry any: they are not asked. */
+    size_t (*trailers)(void *client, const struct http_field **out);
 };
 
 /* What the session tells the exchange about its client and the request, at start. */

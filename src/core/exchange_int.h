@@ -24,6 +24,7 @@ enum exchange_phase {
 enum resp_phase {
     RESP_WAIT_HEAD = 0,
     RESP_BODY,
+    RESP_END, /* the body is complete; the session's body_end has not taken it yet */
     RESP_DONE,
 };
 
@@ -41,6 +42,7 @@ struct exchange {
     int fail_status;              /* EX_FAIL: the status to answer */
     enum lb_outcome fail_outcome; /* EX_FAIL: what the balancer is told */
     struct buf *reqh, *uin, *resph;
+    struct buf *reqt; /* the last chunk with the request's trailers, while it is sent */
     uint32_t reqh_sent, resph_sent;
     uint32_t reqh_host_at; /* where a Host line goes when the request had none (0: it had) */
     struct kpipe req_pipe, resp_pipe;               /* splice paths; r == -1 when unused */
@@ -73,7 +75,8 @@ struct exchange {
     bool req_last_framed; /* the last chunk is in req_frame (or sent) */
     uint32_t req_frame_len, req_frame_sent;
     uint64_t req_chunk_left;
-    char req_frame[24]; /* "\r\n" + up to 16 hex digits + "\r\n", or "\r\n0\r\n\r\n" */
+    char req_frame[24]; /* "\r\n" + up to 16 hex digits + "\r\n", or "\r\n0\r\n\r\n"; the
+                           last chunk with trailers is in reqt instead */
     bool client_dechunk; /* from exchange_request: decode chunked response bodies */
 
     /* response being relayed */
@@ -83,6 +86,8 @@ struct exchange {
     uint32_t resp_ready; /* CHUNKED: bytes at uin->pos validated (pass-through) or decoded */
     struct http1_chunked resp_chunk;
     bool resp_started, resp_dechunk, resp_keepalive, tunnel_pending;
+    bool resp_trailers; /* de-chunking for a sink with body_end: its trailer section is kept */
+    uint32_t resp_tlen; /* trailer section bytes kept in uin after the resp_ready data bytes */
     bool body_abandoned; /* the response ended before the request body was read: close */
     bool up_eof;
     struct exchange_tunnel tunnel;

@@ -1191,6 +1191,37 @@ bool http1_chunked_done(const struct http1_chunked *c)
     return c->state == CS_DONE;
 }
 
+bool http1_chunked_in_trailers(const struct http1_chunked *c)
+{
+    return c->state >= CS_TRAILER && c->state < CS_DONE;
+}
+
+size_t http1_parse_trailers(const char *buf, size_t len, struct http_field *f, size_t max)
+{
+    size_t n = 0;
+    const char *p = buf, *end = buf + len;
+    while (n < max && p < end && *p != '\r') {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        const char *lf = colon ? memchr(colon, '\n', (size_t)(end - colon)) : NULL;
+        if (!lf)
+            break;
+        const char *v = colon + 1, *vend = lf - 1; /* before the CR */
+        while (v < vend && IS_OWS(*v))
+            v++;
+        while (vend > v && IS_OWS(vend[-1]))
+            vend--;
+        enum http_field_id id = header_id(p, (size_t)(colon - p));
+        f[n++] = (struct http_field){.name = p,
+                                     .name_len = (uint32_t)(colon - p),
+                                     .value = v,
+                                     .value_len = (uint32_t)(vend - v),
+                                     .id = (uint16_t)id,
+                                     .flags = header_flags[id]};
+        p = lf + 1;
+    }
+    return n;
+}
+
 const char *http1_reason(int status)
 {
     switch (status) {

@@ -141,6 +141,14 @@ struct http1_chunked {
 
 ssize_t http1_chunked_decode(struct http1_chunked *c, const char *buf, size_t len, bool *is_data);
 bool http1_chunked_done(const struct http1_chunked *c);
+/* True once the last chunk's size line is consumed, until the trailer section is: line_len then
+ * counts the trailer section's bytes consumed so far (its field lines and, once done, its final
+ * CRLF), which are the last bytes consumed by a call that ends in this state. */
+bool http1_chunked_in_trailers(const struct http1_chunked *c);
+/* Splits a trailer section the decoder validated (buf[0..len): field lines, maybe its final
+ * CRLF) into at most max fields (spans into buf, values trimmed, ids and flags as in heads).
+ * Returns how many. */
+size_t http1_parse_trailers(const char *buf, size_t len, struct http_field *f, size_t max);
 
 /* Returns the standard reason phrase for a status ("Bad Gateway"), or "Unknown". */
 const char *http1_reason(int status);

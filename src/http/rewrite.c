@@ -342,6 +342,35 @@ bool rewrite_request_head(const struct http_request *req, const struct rewrite_r
     return !o.overflow;
 }
 
+bool rewrite_trailers(const struct http_field *f, size_t n, struct buf *b)
+{
+    struct out o = {.p = b->data + b->last, .cap = b->cap - b->last};
+    for (size_t i = 0; i < n; i++) {
+        const struct http_field *h = &f[i];
+        if (drop_hop_by_hop(h, false))
+            continue;
+        switch (h->id) {
+        case HTTP_F_CONTENT_LENGTH: /* framing and routing are settled by the head */
+        case HTTP_F_TRANSFER_ENCODING:
+        case HTTP_F_HOST:
+        case HTTP_F_TRAILER:
+        case HTTP_F_CONNECTION:
+        case HTTP_F_KEEP_ALIVE:
+        case HTTP_F_PROXY_CONNECTION:
+        case HTTP_F_TE:
+        case HTTP_F_UPGRADE:
+            continue;
+        default:
+            out_field(&o, h);
+        }
+    }
+    out_str(&o, "\r\n");
+    if (o.overflow)
+        return false;
+    b->last += (uint32_t)o.len;
+    return true;
+}
+
 bool rewrite_set_host(struct buf *b, uint32_t host_at, const char *host)
 {
     if (!host_at)

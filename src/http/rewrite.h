@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 struct buf;
+struct http_field;
 struct http_request;
 struct http1_response;
 
@@ -64,6 +65,12 @@ bool rewrite_upgrade_response_ok(const struct http1_response *resp, const char *
  * Returns false when the head does not fit in b. */
 bool rewrite_request_head(const struct http_request *req, const struct rewrite_request *opt,
                           struct buf *b, uint32_t *host_at);
+
+/* Appends a trailer section to b (at b->last): the fields of f[0..n) golb forwards, each
+ * "name: value" CRLF, then the final CRLF. Fields that frame, route or manage the connection
+ * (Content-Length, Transfer-Encoding, Host, Trailer and the hop-by-hop ones) are not forwarded in
+ * a trailer section. Returns false, leaving b unchanged, when it does not fit. */
+bool rewrite_trailers(const struct http_field *f, size_t n, struct buf *b);
 
 /* Finishes a head left open by rewrite_request_head() with "Host: host" (no-op when host_at is 0).
  * Called once per backend tried, so each gets its own host:port. Returns false when it does not

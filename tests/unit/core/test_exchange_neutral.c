@@ -117,6 +117,27 @@ static void fk_resume(void *cl)
     (void)cl;
 }
 
+static int fk_body_end(void *cl, const struct http_field *tr, size_t n)
+{
+    struct fake *f = cl;
+    if (f->blocked)
+        return -EAGAIN;
+    f->ends++;
+    size_t len = strlen(f->trailers);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(f->trailers + len, sizeof(f->trailers) - len, "%.*s=%.*s;",
+                                (int)tr[i].name_len, tr[i].name, (int)tr[i].value_len,
+                                tr[i].value);
+    return 0;
+}
+
+static size_t fk_trailers(void *cl, const struct http_field **out)
+{
+    struct fake *f = cl;
+    *out = f->req_trailers;
+    return f->nreq_trailers;
+}
+
 static const struct exchange_client_ops fk_ops = {
     .peek = fk_peek,
     .consume = fk_consume,
@@ -125,6 +146,8 @@ static const struct exchange_client_ops fk_ops = {
     .send = fk_send,
     .splice_end = fk_splice_end,
     .resume = fk_resume,
+    .body_end = fk_body_end,
+    .trailers = fk_trailers,
 };
 
 static void setup(void)
@@ -431,4 +454,79 @@ Test(neutral, a_stream_longer_than_its_length_fails)
     char got[2048];
     cr_expect_str_eq(backend_body(got, sizeof(got)), "012", "never the fourth byte");
     cr_expect_eq(read(sv[1], got, sizeof(got)), 0);
+}
+
+/* ---- trailers and the end of the response ------------------------------------------------------- */
+
+static void start_get(void)
+{
+    static const struct http_field f[] = {FIELD("te", "trailers")};
+    struct http_request rq = h2_request("GET", "/g", f, 1);
+    cr_assert_eq(exchange_start(x, &rq, &info), EX_WAIT);
+    cr_assert_eq(exchange_pump(x), EX_WAIT);
+    char got[2048];
+    backend_reads(got, sizeof(got));
+}
+
+/* A chunked response de-chunked for a stream: the data, then body_end with the trailer section's
+ * fields, even when the section arrives in pieces. */
+Test(neutral, response_trailers_reach_body_end)
+{
+    start_get();
+    const char *a = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "5\r\nhello\r\n0\r\ngrpc-sta";
+    backend_writes(a, strlen(a));
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    cr_expect(fk.head.dechunk);
+    fk.out[fk.out_len] = '\0';
+    cr_expect_str_eq(fk.out, "H2-HEAD 200\nhello");
+    cr_expect_eq(fk.ends, 0, "the trailer section is not complete");
+    const char *b = "tus: 0\r\ngrpc-message:  all good \r\n\r\n";
+    backend_writes(b, strlen(b));
+    cr_expect_eq(exchange_pump(x), EX_DONE);
+    cr_expect_eq(fk.ends, 1);
+    cr_expect_str_eq(fk.trailers, "grpc-status=0;grpc-message=all good;");
+    fk.out[fk.out_len] = '\0';
+    cr_expect_str_eq(fk.out, "H2-HEAD 200\nhello", "trailers are not body bytes");
+    cr_expect(x->resp_keepalive);
+    cr_expect_eq(buf_len(x->uin), 0);
+}
+
+/* Every final response ends with body_end, a bodiless one too; a sink that cannot take it yet
+ * (-EAGAIN) is asked again, and the exchange is not done before. */
+Test(neutral, body_end_comes_after_every_response_and_may_wait)
+{
+    start_get();
+    fk.blocked = true;
+    const char *r = "HTTP/1.1 204 No Content\r\n\r\n";
+    backend_writes(r, strlen(r));
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    cr_expect_eq(fk.ends, 0);
+    fk.blocked = false;
+    cr_expect_eq(exchange_pump(x), EX_DONE);
+    cr_expect_eq(fk.ends, 1);
+    cr_expect_str_eq(fk.trailers, "");
+}
+
+/* Request trailers from the session go up in the chunked trailer section, without the fields a
+ * trailer section must not carry. */
+Test(neutral, request_trailers_go_up_in_the_last_chunk)
+{
+    static const struct http_field tr[] = {
+        FIELD("x-checksum", "abc"),
+        {.name = "content-length", .name_len = 14, .value = "5", .value_len = 1,
+         .id = HTTP_F_CONTENT_LENGTH}, /* ids as the session identified them */
+        FIELD("grpc-timeout", "1S"),
+    };
+    fk.req_trailers = tr;
+    fk.nreq_trailers = 3;
+    start_post(-1);
+    client_sends("hello");
+    fk.in_end = true;
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    char got[2048];
+    cr_expect_str_eq(backend_body(got, sizeof(got)),
+                     "5\r\nhello\r\n0\r\nx-checksum: abc\r\ngrpc-timeout: 1S\r\n\r\n");
+    cr_expect(x->req_done);
+    cr_expect_null(x->reqt, "the trailer buffer went back once sent");
 }
