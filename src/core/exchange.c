@@ -211,7 +211,7 @@ void exchange_result(const struct exchange *x, struct exchange_result *out)
         .end_error = x->end_error,
         .resp_started = x->resp_started,
         .req_done = x->req_done,
-        .relaying = x->phase == XP_RELAY,
+        .relaying = x->phase >= XP_RELAY,
         .tunnel = x->tunnel_pending,
         .body_abandoned = x->body_abandoned,
         .log_pending = x->obs.started && !x->obs.ended,
@@ -255,6 +255,8 @@ uint64_t exchange_deadline(const struct exchange *x)
     const struct config *cfg = ex_cfg(x);
     if (x->phase == XP_CONNECT)
         return x->progress_at + cfg->connect_timeout_ms;
+    if (x->phase == XP_TUNNEL)
+        return x->progress_at + cfg->tunnel_timeout_ms;
     if (x->resp_phase == RESP_WAIT_HEAD && x->req_done)
         return x->sent_at + cfg->upstream_timeout_ms;
     return x->progress_at + cfg->body_timeout_ms;
@@ -264,6 +266,8 @@ enum exchange_status exchange_timeout(struct exchange *x)
 {
     if (x->res != EX_WAIT)
         return x->res;
+    if (x->phase == XP_TUNNEL)
+        return x->res = EX_CLOSE; /* an idle tunnel */
     if (x->phase == XP_CONNECT) {
         obs_connect_result(x->w, &x->obs, -ETIMEDOUT);
         connect_failed(x, "connect timed out");
@@ -1127,10 +1131,119 @@ static bool pump_response(struct exchange *x)
     return progress;
 }
 
+/* ---------------------------------------------------------------- stream tunnels ---------- */
+
+void exchange_tunnel_stream(struct exchange *x)
+{
+    x->phase = XP_TUNNEL;
+    x->resp_keepalive = false; /* what went through a tunnel leaves the connection unknown */
+    x->progress_at = loop_now(x->w->loop);
+}
+
+/* Client → upstream: the source's bytes, then its end as a half-close. Returns true on progress;
+ * sets x->res on failure. */
+static bool tunnel_up(struct exchange *x)
+{
+    uint32_t avail = 0;
+    const char *src = x->ops->peek(x->client, &avail);
+    if (avail) {
+        if (!x->up->writable)
+            return false;
+        struct iovec iov = {(char *)src, avail};
+        ssize_t wr = upstream_writev(x->up, &iov, 1);
+        if (wr == -EAGAIN)
+            return false;
+        if (wr < 0) {
+            x->res = EX_CLOSE;
+            return false;
+        }
+        x->ops->consume(x->client, (uint32_t)wr);
+        return true;
+    }
+    ssize_t r = x->ops->fill(x->client);
+    if (r == -EAGAIN)
+        return false;
+    if (r < 0) {
+        x->res = EX_CLOSE;
+        return false;
+    }
+    if (r == 0) { /* the client ended its half */
+        conn_shutdown_write(x->up->io.fd, x->up->ssl);
+        x->tun_client_done = true;
+    }
+    return true;
+}
+
+/* Upstream → client: uin's bytes through send(), then the upstream's end through body_end(). */
+static bool tunnel_down(struct exchange *x)
+{
+    if (x->uin && buf_len(x->uin)) {
+        struct iovec head = {NULL, 0}, body = {x->uin->data + x->uin->pos, buf_len(x->uin)};
+        ssize_t wr = x->ops->send(x->client, &head, &body, true);
+        if (wr == -EAGAIN)
+            return false;
+        if (wr < 0) {
+            x->res = EX_CLOSE;
+            return false;
+        }
+        x->uin->pos += (uint32_t)wr;
+        return true;
+    }
+    if (x->up_eof) {
+        int rc = x->ops->body_end(x->client, NULL, 0);
+        if (rc == -EAGAIN)
+            return false;
+        if (rc < 0) {
+            x->res = EX_CLOSE;
+            return false;
+        }
+        x->tun_up_done = true;
+        return true;
+    }
+    if (!x->up->readable)
+        return false;
+    if (!x->uin && !(x->uin = buf_get(&x->w->bufs))) {
+        x->res = EX_CLOSE;
+        return false;
+    }
+    x->uin->pos = x->uin->last = 0;
+    ssize_t r = upstream_read(x->up, x->uin);
+    if (r == -EAGAIN)
+        return false;
+    if (r < 0) {
+        x->end_term = "SD";
+        x->end_error = "upstream_reset";
+        x->res = EX_CLOSE;
+        return false;
+    }
+    if (r == 0)
+        x->up_eof = true;
+    return true;
+}
+
+static enum exchange_status pump_tunnel_stream(struct exchange *x)
+{
+    for (int rounds = 0; rounds < 64 && x->res == EX_WAIT; rounds++) {
+        bool p = !x->tun_client_done && tunnel_up(x);
+        if (x->res == EX_WAIT && !x->tun_up_done)
+            p |= tunnel_down(x);
+        if (x->res != EX_WAIT)
+            break;
+        if (x->tun_client_done && x->tun_up_done)
+            return EX_DONE;
+        if (!p)
+            break;
+        x->progress_at = loop_now(x->w->loop);
+    }
+    return x->res;
+}
+
 /* ---------------------------------------------------------------- the pump ----------------- */
 
 enum exchange_status exchange_pump(struct exchange *x)
 {
+    if (x->phase == XP_TUNNEL)
+        return pump_tunnel_stream(x);
     for (int rounds = 0; rounds < 64 && relaying(x); rounds++) {
         bool p = pump_request(x);
         if (!relaying(x))

@@ -202,6 +202,16 @@ bool exchange_cut_retired(struct exchange *x);
 /* EX_TUNNEL: the upstream end and buffer for the session's relay, set up by the first call (NULL
  * when out of buffers); later calls return the same. */
 struct exchange_tunnel *exchange_tunnel(struct exchange *x);
+/* EX_TUNNEL, for a session whose client end is a stream rather than a socket (an HTTP/2 stream
+ * after an extended CONNECT, RFC 8441): the exchange relays the tunnel itself from then on,
+ * through the session's source (peek/consume/fill, fill 0: the client ended its half) and sink
+ * (send; body_end, required: the upstream ended its half). exchange_pump() returns EX_WAIT while
+ * it runs, EX_DONE once both halves ended and every byte went through, EX_CLOSE on an error;
+ * exchange_deadline() is tunnelTimeout after the last byte moved, and exchange_timeout() then
+ * answers EX_CLOSE. At EX_DONE the session calls exchange_finish() as usual; the upstream
+ * connection is never pooled after a tunnel. HTTP/1 keeps its faster path
+ * over its own socket (exchange_tunnel()). */
+void exchange_tunnel_stream(struct exchange *x);
 /* True while a new upstream connection (and its TLS handshake) is being opened: client events
  * can wait. */
 bool exchange_connecting(const struct exchange *x);

@@ -19,6 +19,8 @@ enum exchange_phase {
     XP_PICK = 0, /* head parsed, no backend yet */
     XP_CONNECT,  /* a new connection (and its TLS handshake) is being opened */
     XP_RELAY,    /* the upstream is there: request up, response down */
+    XP_TUNNEL,   /* after a 101, bytes both ways through the session's source and sink
+                    (exchange_tunnel_stream) */
 };
 
 enum resp_phase {
@@ -91,6 +93,7 @@ struct exchange {
     bool body_abandoned; /* the response ended before the request body was read: close */
     bool up_eof;
     struct exchange_tunnel tunnel;
+    bool tun_client_done, tun_up_done; /* XP_TUNNEL: each half ended and was passed on */
 
     /* observability: facts for counters and the access log (obs.h); end_term/end_error name the
      * cause when golb cuts the exchange for a reason the session cannot see */

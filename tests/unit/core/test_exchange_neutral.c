@@ -530,3 +530,71 @@ Test(neutral, request_trailers_go_up_in_the_last_chunk)
     cr_expect(x->req_done);
     cr_expect_null(x->reqt, "the trailer buffer went back once sent");
 }
+
+/* ---- tunnels over the session's stream ---------------------------------------------------------- */
+
+/* RFC 8441: after the 101, bytes go both ways through the session's source and sink, each half
+ * ends on its own (the client's end becomes the upstream's FIN, the upstream's EOF body_end), and
+ * the exchange is done once both did. */
+Test(neutral, a_tunnel_runs_over_the_session_stream)
+{
+    static const struct http_field f[] = {FIELD("sec-websocket-version", "13")};
+    struct http_request rq = h2_request("CONNECT", "/chat", f, 1);
+    rq.protocol = "websocket";
+    rq.protocol_len = 9;
+    rq.flags |= HTTP_RF_UPGRADE;
+    cr_assert_eq(exchange_start(x, &rq, &stream_info), EX_WAIT);
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    char got[2048];
+    backend_reads(got, sizeof(got));
+    const char *r = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    "Connection: upgrade\r\n\r\nhi";
+    backend_writes(r, strlen(r));
+    cr_assert_eq(exchange_pump(x), EX_TUNNEL);
+    exchange_tunnel_stream(x);
+    cr_expect_eq(exchange_deadline(x), x->progress_at + cfg.tunnel_timeout_ms);
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    fk.out[fk.out_len] = '\0';
+    cr_expect_str_eq(fk.out, "H2-HEAD 101\nhi", "bytes that came with the 101 go first");
+
+    client_sends("ping");
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    backend_reads(got, sizeof(got));
+    cr_expect_str_eq(got, "ping");
+    backend_writes("pong", 4);
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    fk.out[fk.out_len] = '\0';
+    cr_expect_str_eq(fk.out, "H2-HEAD 101\nhipong");
+
+    fk.in_end = true; /* the client's END_STREAM */
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    cr_expect_eq(read(sv[1], got, sizeof(got)), 0, "the upstream got a FIN");
+    backend_writes("bye", 3);
+    shutdown(sv[1], SHUT_WR);
+    up->readable = up->rdhup = true; /* the FIN's EPOLLIN | EPOLLRDHUP */
+    cr_expect_eq(fk.ends, 0);
+    cr_expect_eq(exchange_pump(x), EX_DONE);
+    cr_expect_eq(fk.ends, 1, "the upstream's end went to body_end");
+    fk.out[fk.out_len] = '\0';
+    cr_expect_str_eq(fk.out, "H2-HEAD 101\nhipongbye");
+    exchange_finish(x);
+    cr_expect_null(gen.table->b[0]->pw[0].idle.head, "never pooled after a tunnel");
+}
+
+/* An idle tunnel ends at tunnelTimeout. */
+Test(neutral, an_idle_stream_tunnel_times_out)
+{
+    static const struct http_field f[] = {FIELD("sec-websocket-version", "13")};
+    struct http_request rq = h2_request("CONNECT", "/chat", f, 1);
+    rq.protocol = "websocket";
+    rq.protocol_len = 9;
+    rq.flags |= HTTP_RF_UPGRADE;
+    cr_assert_eq(exchange_start(x, &rq, &stream_info), EX_WAIT);
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    const char *r = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+    backend_writes(r, strlen(r));
+    cr_assert_eq(exchange_pump(x), EX_TUNNEL);
+    exchange_tunnel_stream(x);
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    cr_expect_eq(exchange_timeout(x), EX_CLOSE);
+}
