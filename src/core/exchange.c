@@ -517,6 +517,16 @@ static inline bool relaying(const struct exchange *x)
     return x->res == EX_WAIT && x->phase == XP_RELAY;
 }
 
+/* True once this pump moved its budget of body bytes (EXCHANGE_PUMP_BUDGET): it stops, saying
+ * there is more. */
+static inline bool spent(struct exchange *x)
+{
+    if (x->obs.req_body_bytes + x->obs.resp_body_bytes < x->budget_end)
+        return false;
+    x->more = true;
+    return true;
+}
+
 /* ---------------------------------------------------------------- request side ------------- */
 
 /* Content-Length request bodies past the first buffer go client → pipe → upstream. */
@@ -655,7 +665,7 @@ static bool pump_request(struct exchange *x)
             return progress;
         }
     }
-    while (!x->req_done && relaying(x)) {
+    while (!x->req_done && relaying(x) && !spent(x)) {
         struct iovec iov[3];
         int n = 0;
         uint32_t head_left = x->reqh_sent < x->reqh->last ? x->reqh->last - x->reqh_sent : 0;
@@ -997,7 +1007,7 @@ static int response_end(struct exchange *x)
 static bool pump_response(struct exchange *x)
 {
     bool progress = false;
-    while (relaying(x)) {
+    while (relaying(x) && !spent(x)) {
         if (x->resp_phase == RESP_BODY && !x->resp_dechunk &&
             want_splice(x, &x->resp_pipe, &x->splice_resp, true, !x->resph || x->resph->last == 0,
                         x->uin ? buf_len(x->uin) : 0, x->resp_body, x->resp_remaining)) {
@@ -1158,6 +1168,7 @@ static bool tunnel_up(struct exchange *x)
             return false;
         }
         x->ops->consume(x->client, (uint32_t)wr);
+        x->obs.req_body_bytes += (uint64_t)wr;
         return true;
     }
     ssize_t r = x->ops->fill(x->client);
@@ -1187,6 +1198,7 @@ static bool tunnel_down(struct exchange *x)
             return false;
         }
         x->uin->pos += (uint32_t)wr;
+        x->obs.resp_body_bytes += (uint64_t)wr;
         return true;
     }
     if (x->up_eof) {
@@ -1223,7 +1235,11 @@ static bool tunnel_down(struct exchange *x)
 
 static enum exchange_status pump_tunnel_stream(struct exchange *x)
 {
-    for (int rounds = 0; rounds < 64 && x->res == EX_WAIT; rounds++) {
+    for (int rounds = 0; x->res == EX_WAIT && !spent(x); rounds++) {
+        if (rounds == 64) {
+            x->more = true;
+            break;
+        }
         bool p = !x->tun_client_done && tunnel_up(x);
         if (x->res == EX_WAIT && !x->tun_up_done)
             p |= tunnel_down(x);
@@ -1240,11 +1256,22 @@ static enum exchange_status pump_tunnel_stream(struct exchange *x)
 
 /* ---------------------------------------------------------------- the pump ----------------- */
 
+bool exchange_more(const struct exchange *x)
+{
+    return x->more && x->res == EX_WAIT;
+}
+
 enum exchange_status exchange_pump(struct exchange *x)
 {
+    x->more = false;
+    x->budget_end = x->obs.req_body_bytes + x->obs.resp_body_bytes + EXCHANGE_PUMP_BUDGET;
     if (x->phase == XP_TUNNEL)
         return pump_tunnel_stream(x);
-    for (int rounds = 0; rounds < 64 && relaying(x); rounds++) {
+    for (int rounds = 0; relaying(x); rounds++) {
+        if (rounds == 64 || spent(x)) {
+            x->more = true;
+            break;
+        }
         bool p = pump_request(x);
         if (!relaying(x))
             break;

@@ -185,8 +185,16 @@ void exchange_pool_free(struct worker_ctx *w);
  * a protocol upgradeProtocols does not allow). */
 enum exchange_status exchange_start(struct exchange *x, const struct http_request *req,
                                     const struct exchange_request *info);
-/* Moves bytes both ways until nothing progresses. */
+/* At most about this many body bytes move per exchange_pump() call (both directions, splice
+ * included), so that one stream cannot keep a connection's send side, or the worker, to itself. */
+#define EXCHANGE_PUMP_BUDGET (128u * 1024u)
+
+/* Moves bytes both ways until nothing progresses, or the budget is spent: then it returns EX_WAIT
+ * with exchange_more() true, and the session pumps it again soon (a deferred task), not on
+ * readiness, which edge-triggered epoll will not report again. */
 enum exchange_status exchange_pump(struct exchange *x);
+/* True when the last exchange_pump() returned EX_WAIT with work left (its budget spent). */
+bool exchange_more(const struct exchange *x);
 /* When the exchange's wait must end (loop time). */
 uint64_t exchange_deadline(const struct exchange *x);
 /* The deadline passed: connect timeout (next backend), 504, or 408. */

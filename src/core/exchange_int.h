@@ -94,6 +94,8 @@ struct exchange {
     bool up_eof;
     struct exchange_tunnel tunnel;
     bool tun_client_done, tun_up_done; /* XP_TUNNEL: each half ended and was passed on */
+    bool more;           /* the last pump stopped at its budget (exchange_more) */
+    uint64_t budget_end; /* req_body_bytes + resp_body_bytes at which this pump stops */
 
     /* observability: facts for counters and the access log (obs.h); end_term/end_error name the
      * cause when golb cuts the exchange for a reason the session cannot see */

@@ -842,8 +842,11 @@ static void pump_tunnel(struct client *c)
 static bool pump_exchange(struct client *c)
 {
     enum exchange_status st = exchange_pump(c->x);
-    if (st == EX_WAIT)
+    if (st == EX_WAIT) {
+        if (exchange_more(c->x)) /* its byte budget is spent: go on after other work */
+            loop_defer(c->w->loop, &c->task, process_pipelined);
         return true;
+    }
     on_exchange_status(c, st);
     return st != EX_DONE;
 }
@@ -963,10 +966,11 @@ static void on_client_event(struct loop_io *io, uint32_t events)
     pump(c);
 }
 
+/* Deferred: pipelined bytes to parse (READ_HEAD), or an exchange that spent its byte budget. */
 static void process_pipelined(struct loop_task *task)
 {
     struct client *c = container_of(task, struct client, task);
-    if (c->state == CS_READ_HEAD)
+    if (c->state == CS_READ_HEAD || c->state == CS_EXCHANGE)
         pump(c);
 }
 

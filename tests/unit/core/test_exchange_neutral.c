@@ -598,3 +598,46 @@ Test(neutral, an_idle_stream_tunnel_times_out)
     cr_expect_eq(exchange_pump(x), EX_WAIT);
     cr_expect_eq(exchange_timeout(x), EX_CLOSE);
 }
+
+/* ---- the byte budget of a pump ----------------------------------------------------------------- */
+
+/* A pump moves about EXCHANGE_PUMP_BUDGET bytes and says there is more, even while both ends
+ * could go on: the other streams of the connection get their turn. Pumping again goes on. */
+Test(neutral, a_pump_stops_at_its_byte_budget)
+{
+    start_get();
+    static char body[400 * 1024];
+    memset(body, 'b', sizeof(body));
+    char head[128];
+    int hl = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n",
+                      sizeof(body));
+    backend_writes(head, (size_t)hl);
+    size_t written = 0;
+    for (;;) {
+        ssize_t n = write(sv[1], body + written, sizeof(body) - written);
+        if (n <= 0)
+            break;
+        written += (size_t)n;
+    }
+    cr_assert_gt(written, EXCHANGE_PUMP_BUDGET + 32768, "the socket holds more than a budget");
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    cr_expect(exchange_more(x), "stopped by its budget");
+    size_t first = fk.out_len - strlen("H2-HEAD 200\n");
+    cr_expect_geq(first, EXCHANGE_PUMP_BUDGET);
+    cr_expect_leq(first, EXCHANGE_PUMP_BUDGET + 16384, "at most one buffer past the budget");
+
+    enum exchange_status st = EX_WAIT;
+    for (int i = 0; i < 64 && st == EX_WAIT; i++) {
+        up->readable = true;
+        while (written < sizeof(body)) {
+            ssize_t n = write(sv[1], body + written, sizeof(body) - written);
+            if (n <= 0)
+                break;
+            written += (size_t)n;
+        }
+        st = exchange_pump(x);
+    }
+    cr_expect_eq(st, EX_DONE);
+    cr_expect_eq(fk.out_len, strlen("H2-HEAD 200\n") + sizeof(body));
+    cr_expect_not(exchange_more(x));
+}
