@@ -14,11 +14,16 @@
  * when its buffer is drained, so a slow reader stops the reading of the other side (backpressure)
  * and memory stays at a few buffers per exchange.
  *
- * Buffers (struct buf, from the worker's pool):
- *   reqh  the request head as golb rewrote it; kept until the response starts so a request sent on
- *         a pooled connection that the backend had just closed can be replayed on a fresh one
- *   uin   bytes from the upstream: response head, then body bytes
- *   resph the response head as the session serialised it (also interim 1xx heads)
+ * Buffers (struct buf, from the worker's pool), each held only while bytes wait in it, so that an
+ * exchange at rest (a long poll, an idle stream, a quiet tunnel) holds none (x_rest):
+ *   reqh  the request head as golb rewrote it; given back once sent, unless a replay may still
+ *         need it: a request sent on a pooled connection that the backend had just closed is
+ *         replayed on a fresh one, if that shows within REPLAY_WINDOW_MS of sending its head and
+ *         before any body byte went or any response byte came
+ *   uin   bytes from the upstream: response head, then body bytes; taken to read, given back
+ *         once the session took them
+ *   resph the response head as the session serialised it (also interim 1xx heads), until sent
+ *   reqt  the last chunk with the request's trailers, while it is sent
  */
 #include "core/exchange_int.h"
 
@@ -250,7 +255,39 @@ static void connect_failed(struct exchange *x, const char *why)
 
 /* ---------------------------------------------------------------- timers ------------------- */
 
-uint64_t exchange_deadline(const struct exchange *x)
+/* A request head kept for a replay while the exchange is at rest (x_rest): when that may end. 0:
+ * none is kept. */
+static uint64_t replay_until(const struct exchange *x)
+{
+    if (!x->reqh || x->phase != XP_RELAY || x->reqh_sent != x->reqh->last)
+        return 0;
+    return x->head_sent_at + REPLAY_WINDOW_MS;
+}
+
+/* Gives back the buffers nothing waits in, so that an exchange at rest holds none: uin and resph
+ * once the session took their bytes, reqh once the head went and no replay can need it. Run
+ * whenever a pump leaves the exchange waiting; a buffer is taken again when bytes come. */
+static void x_rest(struct exchange *x)
+{
+    struct buf_pool *pool = &x->w->bufs;
+    if (x->uin && buf_len(x->uin) == 0 && x->uin != x->tunnel.buf) {
+        buf_put(pool, x->uin);
+        x->uin = NULL;
+    }
+    if (x->resph && x->resph->last == 0) {
+        buf_put(pool, x->resph);
+        x->resph = NULL;
+    }
+    uint64_t until = replay_until(x);
+    if (until && (!x->up_reused || x->replayed || x->req_body_sent || x->resp_started ||
+                  loop_now(x->w->loop) >= until)) {
+        buf_put(pool, x->reqh);
+        x->reqh = NULL;
+    }
+}
+
+/* The deadline of what the exchange waits for (without the replay window). */
+static uint64_t wait_deadline(const struct exchange *x)
 {
     const struct config *cfg = ex_cfg(x);
     if (x->phase == XP_CONNECT)
@@ -262,10 +299,21 @@ uint64_t exchange_deadline(const struct exchange *x)
     return x->progress_at + cfg->body_timeout_ms;
 }
 
+uint64_t exchange_deadline(const struct exchange *x)
+{
+    uint64_t d = wait_deadline(x), r = replay_until(x);
+    return r && r < d ? r : d;
+}
+
 enum exchange_status exchange_timeout(struct exchange *x)
 {
     if (x->res != EX_WAIT)
         return x->res;
+    uint64_t now = loop_now(x->w->loop), until = replay_until(x);
+    if (until && now >= until && now < wait_deadline(x)) {
+        x_rest(x); /* only the replay window ended: let the head go */
+        return EX_WAIT;
+    }
     if (x->phase == XP_TUNNEL)
         return x->res = EX_CLOSE; /* an idle tunnel */
     if (x->phase == XP_CONNECT) {
@@ -470,7 +518,9 @@ static void connect_next(struct exchange *x)
 static bool replay_on_fresh(struct exchange *x)
 {
     if (!x->up_reused || x->replayed || x->req_body_sent || x->resp_started ||
-        (x->uin && buf_len(x->uin) > 0) || !x->reqh)
+        (x->uin && buf_len(x->uin) > 0) || !x->reqh ||
+        (x->reqh_sent == x->reqh->last &&
+         loop_now(x->w->loop) - x->head_sent_at >= REPLAY_WINDOW_MS))
         return false;
     struct worker_ctx *w = x->w;
     struct backend *b = ex_backend(x, x->backend);
@@ -659,7 +709,8 @@ static bool pump_request(struct exchange *x)
     if (x->req_body == HTTP1_BODY_LENGTH && !x->req_done && !x->req_stream) {
         uint32_t buffered = 0;
         ops->peek(x->client, &buffered);
-        if (want_splice(x, &x->req_pipe, &x->splice_req, false, x->reqh_sent == x->reqh->last,
+        if (want_splice(x, &x->req_pipe, &x->splice_req, false,
+                        !x->reqh || x->reqh_sent == x->reqh->last,
                         buffered, HTTP1_BODY_LENGTH, x->req_remaining)) {
             splice_request(x, &progress);
             return progress;
@@ -668,7 +719,8 @@ static bool pump_request(struct exchange *x)
     while (!x->req_done && relaying(x) && !spent(x)) {
         struct iovec iov[3];
         int n = 0;
-        uint32_t head_left = x->reqh_sent < x->reqh->last ? x->reqh->last - x->reqh_sent : 0;
+        uint32_t head_left =
+            x->reqh && x->reqh_sent < x->reqh->last ? x->reqh->last - x->reqh_sent : 0;
         if (head_left)
             iov[n++] = (struct iovec){x->reqh->data + x->reqh_sent, head_left};
 
@@ -728,6 +780,8 @@ static bool pump_request(struct exchange *x)
             x->progress_at = loop_now(x->w->loop);
             uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
             x->reqh_sent += from_head;
+            if (from_head && from_head == head_left)
+                x->head_sent_at = loop_now(x->w->loop);
             uint32_t from_frame = (uint32_t)MIN((uint64_t)wr - from_head, (uint64_t)frame_left);
             x->req_frame_sent += from_frame;
             uint32_t from_body = (uint32_t)wr - from_head - from_frame;
@@ -927,7 +981,7 @@ static bool response_body_complete(const struct exchange *x, uint64_t ready)
     case HTTP1_BODY_CHUNKED:
         return http1_chunked_done(&x->resp_chunk) && x->resp_ready == ready;
     case HTTP1_BODY_CLOSE:
-        return x->up_eof && buf_len(x->uin) == ready;
+        return x->up_eof && (!x->uin || buf_len(x->uin) == ready);
     default:
         return true;
     }
@@ -1020,7 +1074,7 @@ static bool pump_response(struct exchange *x)
         if (head_left)
             head = (struct iovec){x->resph->data + x->resph_sent, head_left};
         uint64_t body = 0;
-        if (x->resp_phase == RESP_BODY) {
+        if (x->resp_phase == RESP_BODY && x->uin) {
             bool failed = false;
             body = response_body_ready(x, &failed);
             if (failed) {
@@ -1044,7 +1098,7 @@ static bool pump_response(struct exchange *x)
             x->progress_at = loop_now(x->w->loop);
             uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
             x->resph_sent += from_head;
-            if (x->resph_sent == x->resph->last)
+            if (from_head && x->resph_sent == x->resph->last)
                 x->resph->pos = x->resph->last = x->resph_sent = 0;
             uint32_t from_body = (uint32_t)wr - from_head;
             if (from_body) {
@@ -1265,8 +1319,12 @@ enum exchange_status exchange_pump(struct exchange *x)
 {
     x->more = false;
     x->budget_end = x->obs.req_body_bytes + x->obs.resp_body_bytes + EXCHANGE_PUMP_BUDGET;
-    if (x->phase == XP_TUNNEL)
-        return pump_tunnel_stream(x);
+    if (x->phase == XP_TUNNEL) {
+        enum exchange_status st = pump_tunnel_stream(x);
+        if (st == EX_WAIT)
+            x_rest(x);
+        return st;
+    }
     for (int rounds = 0; relaying(x); rounds++) {
         if (rounds == 64 || spent(x)) {
             x->more = true;
@@ -1295,6 +1353,8 @@ enum exchange_status exchange_pump(struct exchange *x)
         if (!p)
             break;
     }
+    if (x->res == EX_WAIT)
+        x_rest(x);
     return x->res;
 }
 

@@ -28,7 +28,10 @@
  *     a callback reports a failure through its return value and the exchange returns a status.
  *   - Buffers: the request body lives in the session's buffer (peek/consume/fill); the exchange
  *     owns reqh (request head as sent up), uin (bytes from the upstream) and resph (the head the
- *     session serialised in on_head, kept until send() took it). Pipes belong to the exchange.
+ *     session serialised in on_head, kept until send() took it), each only while bytes wait in
+ *     it: an exchange at rest holds none (a head sent on a pooled connection is kept for a
+ *     replay for REPLAY_WINDOW_MS, which exchange_deadline() includes). Pipes belong to the
+ *     exchange.
  *   - Backpressure: when send() takes nothing (-EAGAIN) the exchange stops reading the upstream
  *     until the session pumps it again; when the source has nothing (fill -EAGAIN), the exchange
  *     waits until the session pumps it again after reading more.

@@ -15,6 +15,11 @@ struct generation;
 struct upstream_conn;
 struct worker_ctx;
 
+/* A request sent on a pooled connection is replayed when the connection turns out closed within
+ * this long after its head went: the race with the backend's own keep-alive close is one round
+ * trip. Its head is kept as long, even at rest (then the deadline wakes the exchange to let go). */
+#define REPLAY_WINDOW_MS 1000u
+
 enum exchange_phase {
     XP_PICK = 0, /* head parsed, no backend yet */
     XP_CONNECT,  /* a new connection (and its TLS handshake) is being opened */
@@ -58,6 +63,7 @@ struct exchange {
     struct lb_tried tried;
     struct lb_request lbr; /* what the balancer read from the head: key, sticky cookie */
     uint64_t sent_at;      /* request fully sent upstream */
+    uint64_t head_sent_at; /* request head fully sent (the replay window starts) */
     uint64_t progress_at;  /* last byte moved, or phase change */
 
     /* request being forwarded */

@@ -641,3 +641,94 @@ Test(neutral, a_pump_stops_at_its_byte_budget)
     cr_expect_eq(fk.out_len, strlen("H2-HEAD 200\n") + sizeof(body));
     cr_expect_not(exchange_more(x));
 }
+
+/* ---- buffers only while bytes wait ---------------------------------------------------------- */
+
+#define NSTREAMS 100
+
+/* One more idle pooled connection to the backend (LIFO: the next exchange_start() takes it);
+ * returns the backend's end. */
+static int add_idle_conn(struct upstream_conn **out)
+{
+    int pair[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, pair), 0);
+    struct upstream_idle *idle = &gen.table->b[0]->pw[0].idle;
+    struct upstream_conn *c = calloc(1, sizeof(*c));
+    cr_assert_not_null(c);
+    c->io.fd = pair[0];
+    c->pool = wk.upstreams;
+    c->idle = idle;
+    c->writable = c->connected = c->tls_done = true;
+    c->next = idle->head;
+    if (idle->head)
+        idle->head->prev = c;
+    idle->head = c;
+    atomic_store(&idle->count, atomic_load(&idle->count) + 1);
+    *out = c;
+    return pair[1];
+}
+
+/* 100 streams at rest hold no buffer: waiting for a response once the replay window passed (a
+ * long poll), or between the bytes of a response body (a stream that went quiet). */
+Test(neutral, exchanges_at_rest_hold_no_buffer)
+{
+    static struct exchange *xs[NSTREAMS];
+    static struct upstream_conn *cs[NSTREAMS];
+    static int be[NSTREAMS];
+    static const struct http_field f[] = {FIELD("accept", "text/event-stream")};
+    struct http_request rq = h2_request("GET", "/events", f, 1);
+    size_t base = wk.bufs.outstanding; /* none: the fixture's exchange holds nothing yet */
+    cr_assert_eq(base, 0);
+    for (int i = 0; i < NSTREAMS; i++) {
+        be[i] = add_idle_conn(&cs[i]);
+        xs[i] = exchange_get(&wk, &fk_ops, &fk);
+        cr_assert_eq(exchange_start(xs[i], &rq, &info), EX_WAIT);
+        cr_assert_eq(xs[i]->up, cs[i]);
+        cr_assert_eq(exchange_pump(xs[i]), EX_WAIT);
+    }
+    /* Sent on pooled connections: each head is kept for a replay, for REPLAY_WINDOW_MS. */
+    cr_expect_eq(wk.bufs.outstanding, NSTREAMS);
+    cr_expect_eq(exchange_deadline(xs[0]), xs[0]->head_sent_at + REPLAY_WINDOW_MS);
+    for (int i = 0; i < NSTREAMS; i++) {
+        xs[i]->head_sent_at -= REPLAY_WINDOW_MS; /* as if the window had passed */
+        cr_expect_eq(exchange_timeout(xs[i]), EX_WAIT, "only the window ended");
+    }
+    cr_expect_eq(wk.bufs.outstanding, 0, "long polls at rest hold no buffer");
+    cr_expect_eq(exchange_deadline(xs[0]), xs[0]->sent_at + cfg.upstream_timeout_ms);
+
+    /* Each response starts: head and the first event; the client takes them. */
+    const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\ndata: 1\n\n";
+    for (int i = 0; i < NSTREAMS; i++) {
+        cr_assert_eq(write(be[i], r, strlen(r)), (ssize_t)strlen(r));
+        cs[i]->readable = true;
+        cr_expect_eq(exchange_pump(xs[i]), EX_WAIT);
+    }
+    cr_expect_eq(fk.heads, NSTREAMS);
+    cr_expect_eq(wk.bufs.outstanding, 0, "quiet streams hold no buffer");
+
+    /* The rest comes: a buffer per stream only while it is being relayed. */
+    for (int i = 0; i < NSTREAMS; i++) {
+        cr_assert_eq(write(be[i], "data: 2\n\n", 9), 9);
+        cs[i]->readable = true;
+        cr_expect_eq(exchange_pump(xs[i]), EX_DONE);
+        exchange_finish(xs[i]);
+        exchange_put(xs[i]);
+        close(be[i]);
+    }
+    cr_expect_eq(fk.ends, NSTREAMS);
+    cr_expect_eq(wk.bufs.outstanding, 0);
+}
+
+/* A request body that waits for the client's next bytes holds no buffer either, once body bytes
+ * went (no replay can be needed then). */
+Test(neutral, an_upload_waiting_for_the_client_holds_no_buffer)
+{
+    start_post(-1);
+    client_sends("first");
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    cr_expect_eq(wk.bufs.outstanding, 0);
+    fk.in_end = true;
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    char got[2048];
+    cr_expect_str_eq(backend_body(got, sizeof(got)), "5\r\nfirst\r\n0\r\n\r\n");
+}
