@@ -16,10 +16,12 @@
  *
  * Buffers (struct buf, from the worker's pool), each held only while bytes wait in it, so that an
  * exchange at rest (a long poll, an idle stream, a quiet tunnel) holds none (x_rest):
- *   reqh  the request head as golb rewrote it; given back once sent, unless a replay may still
- *         need it: a request sent on a pooled connection that the backend had just closed is
- *         replayed on a fresh one, if that shows within REPLAY_WINDOW_MS of sending its head and
- *         before any body byte went or any response byte came
+ *   reqh  the request head as golb rewrote it, kept while a replay may need it: a request sent on
+ *         a pooled connection that the backend had just closed is replayed on a fresh one, if
+ *         that shows before any body byte went or any response byte came. HTTP/1 keeps it until
+ *         the response head (a connection has one exchange at a time); a stream session's
+ *         exchange gives it back once sent, or REPLAY_WINDOW_MS after sending it on a pooled
+ *         connection (the keep-alive race a replay is for), so its idle streams hold none
  *   uin   bytes from the upstream: response head, then body bytes; taken to read, given back
  *         once the session took them
  *   resph the response head as the session serialised it (also interim 1xx heads), until sent
@@ -44,6 +46,10 @@
 #include "upstream/upstream.h"
 #include "base/util.h"
 #include "core/worker_ctx.h"
+
+/* Paths HTTP/1's requests never take (stream sources, trailers, stream tunnels): kept out of
+ * exchange_pump, whose every call HTTP/1 keep-alive pays for. */
+#define COLD __attribute__((cold, noinline))
 
 /* Bodies with at least this much left (Content-Length) or close-delimited ones move through a
  * pipe with splice(2) instead of being copied through a buffer. Below it, copying is cheaper. */
@@ -255,19 +261,22 @@ static void connect_failed(struct exchange *x, const char *why)
 
 /* ---------------------------------------------------------------- timers ------------------- */
 
-/* A request head kept for a replay while the exchange is at rest (x_rest): when that may end. 0:
- * none is kept. */
-static uint64_t replay_until(const struct exchange *x)
+/* A request head a stream session's exchange keeps for a replay while at rest (x_rest): when
+ * that may end. 0: none is kept. HTTP/1 keeps the head until the response head, as a
+ * connection has one exchange at a time (and its own input buffer) anyway. */
+static inline uint64_t replay_until(const struct exchange *x)
 {
-    if (!x->reqh || x->phase != XP_RELAY || x->reqh_sent != x->reqh->last)
+    if (!x->req_stream || !x->reqh || x->phase != XP_RELAY || x->reqh_sent != x->reqh->last)
         return 0;
     return x->head_sent_at + REPLAY_WINDOW_MS;
 }
 
-/* Gives back the buffers nothing waits in, so that an exchange at rest holds none: uin and resph
- * once the session took their bytes, reqh once the head went and no replay can need it. Run
- * whenever a pump leaves the exchange waiting; a buffer is taken again when bytes come. */
-static void x_rest(struct exchange *x)
+/* Gives back the buffers nothing waits in, so that a stream session's exchange at rest holds
+ * none: uin and resph once the session took their bytes, reqh once the head went and no replay
+ * can need it. Run whenever a pump leaves such an exchange waiting; a buffer is taken again when
+ * bytes come. An HTTP/1 exchange keeps its buffers to its end, as before: its connection has one
+ * exchange at a time, and holds an input buffer of its own meanwhile anyway. */
+static inline void x_rest(struct exchange *x)
 {
     struct buf_pool *pool = &x->w->bufs;
     if (x->uin && buf_len(x->uin) == 0 && x->uin != x->tunnel.buf) {
@@ -278,9 +287,8 @@ static void x_rest(struct exchange *x)
         buf_put(pool, x->resph);
         x->resph = NULL;
     }
-    uint64_t until = replay_until(x);
-    if (until && (!x->up_reused || x->replayed || x->req_body_sent || x->resp_started ||
-                  loop_now(x->w->loop) >= until)) {
+    /* The replay window's end comes as a deadline (exchange_timeout), not from here. */
+    if (replay_until(x) && (!x->up_reused || x->replayed || x->req_body_sent || x->resp_started)) {
         buf_put(pool, x->reqh);
         x->reqh = NULL;
     }
@@ -301,7 +309,10 @@ static uint64_t wait_deadline(const struct exchange *x)
 
 uint64_t exchange_deadline(const struct exchange *x)
 {
-    uint64_t d = wait_deadline(x), r = replay_until(x);
+    uint64_t d = wait_deadline(x);
+    if (likely(!x->req_stream))
+        return d;
+    uint64_t r = replay_until(x);
     return r && r < d ? r : d;
 }
 
@@ -311,7 +322,8 @@ enum exchange_status exchange_timeout(struct exchange *x)
         return x->res;
     uint64_t now = loop_now(x->w->loop), until = replay_until(x);
     if (until && now >= until && now < wait_deadline(x)) {
-        x_rest(x); /* only the replay window ended: let the head go */
+        buf_put(&x->w->bufs, x->reqh); /* only the replay window ended: let the head go */
+        x->reqh = NULL;
         return EX_WAIT;
     }
     if (x->phase == XP_TUNNEL)
@@ -428,9 +440,11 @@ enum exchange_status exchange_start(struct exchange *x, const struct http_reques
     struct worker_ctx *w = x->w;
     obs_req_start(w, &x->obs, req, info->head_wait_ms);
     /* The upstream framing: a length stays a length, a body of unknown length goes chunked. */
-    x->req_body = req->body == HTTP_BODY_LENGTH   ? HTTP1_BODY_LENGTH
-                  : req->body == HTTP_BODY_STREAM ? HTTP1_BODY_CHUNKED
-                                                  : HTTP1_BODY_NONE;
+    _Static_assert(HTTP_BODY_NONE == (int)HTTP1_BODY_NONE &&
+                       HTTP_BODY_LENGTH == (int)HTTP1_BODY_LENGTH &&
+                       HTTP_BODY_STREAM == (int)HTTP1_BODY_CHUNKED,
+                   "the neutral body kinds name their HTTP/1 framing");
+    x->req_body = (enum http1_body)req->body;
     x->req_remaining = req->body == HTTP_BODY_LENGTH ? req->content_length : 0;
     x->req_is_head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
     /* Only an Upgrade to a protocol of upgradeProtocols is one; any other (h2c by default) is
@@ -438,8 +452,10 @@ enum exchange_status exchange_start(struct exchange *x, const struct http_reques
     x->req_upgrade = rewrite_upgrade_allowed(req, ex_upgrades(x));
     x->resp_phase = RESP_WAIT_HEAD;
     x->client_dechunk = info->dechunk;
-    x->req_stream = info->stream_source;
-    x->req_encode = x->req_stream && x->req_body == HTTP1_BODY_CHUNKED;
+    if (info->stream) {
+        x->req_stream = true;
+        x->req_encode = x->req_body == HTTP1_BODY_CHUNKED;
+    }
     if (req->protocol_len && !x->req_upgrade)
         return ex_fail(x, 501, LB_OK); /* an extended CONNECT is a tunnel or nothing */
 
@@ -519,7 +535,7 @@ static bool replay_on_fresh(struct exchange *x)
 {
     if (!x->up_reused || x->replayed || x->req_body_sent || x->resp_started ||
         (x->uin && buf_len(x->uin) > 0) || !x->reqh ||
-        (x->reqh_sent == x->reqh->last &&
+        (x->req_stream && x->reqh_sent == x->reqh->last &&
          loop_now(x->w->loop) - x->head_sent_at >= REPLAY_WINDOW_MS))
         return false;
     struct worker_ctx *w = x->w;
@@ -567,11 +583,14 @@ static inline bool relaying(const struct exchange *x)
     return x->res == EX_WAIT && x->phase == XP_RELAY;
 }
 
-/* True once this pump moved its budget of body bytes (EXCHANGE_PUMP_BUDGET): it stops, saying
- * there is more. */
-static inline bool spent(struct exchange *x)
+/* Counts n body bytes moved by this pump; true once its budget (EXCHANGE_PUMP_BUDGET) is spent:
+ * the pump stops there and the session pumps again soon (pump_later). Counted where bytes move,
+ * not per loop turn: a small request never pays for it. A session without pump_later has no
+ * budget. */
+static inline bool moved(struct exchange *x, uint64_t n)
 {
-    if (x->obs.req_body_bytes + x->obs.resp_body_bytes < x->budget_end)
+    x->pumped += n;
+    if (x->pumped < EXCHANGE_PUMP_BUDGET || !x->ops->pump_later)
         return false;
     x->more = true;
     return true;
@@ -583,10 +602,11 @@ static inline bool spent(struct exchange *x)
 static void splice_request(struct exchange *x, bool *progress)
 {
     struct exchange_splice *s = &x->splice_req;
-    uint64_t left = x->req_remaining;
+    uint64_t left = x->req_remaining, before = x->obs.req_body_bytes;
     enum pipe_splice_err err = PIPE_SPLICE_OK;
     bool p = pipe_splice(&x->req_pipe, s->fd, s->readable, s->eof, x->up->io.fd,
                          &x->up->writable, &left, &x->obs.req_body_bytes, &err);
+    moved(x, x->obs.req_body_bytes - before);
     if (left != x->req_remaining)
         x->req_body_sent = true;
     x->req_remaining = left;
@@ -612,7 +632,7 @@ static void splice_request(struct exchange *x, bool *progress)
 /* The request failed for a fault of the client's body (invalid chunked coding, a length the
  * stream contradicts): 400, or a cut once the response started. The upstream connection is closed
  * with the body unfinished, so it never takes it for a whole one. */
-static bool bad_request_body(struct exchange *x)
+COLD static bool bad_request_body(struct exchange *x)
 {
     x->end_term = "PD";
     x->end_error = "bad_request";
@@ -680,7 +700,8 @@ static bool frame_last(struct exchange *x)
 /* A stream source's body: how many of the avail bytes at the source may go now (*body), with the
  * framing that goes first (*frame_left bytes of req_frame). Returns false when the request failed
  * (its length contradicted). */
-static bool stream_body(struct exchange *x, uint32_t avail, uint64_t *body, uint32_t *frame_left)
+COLD static bool stream_body(struct exchange *x, uint32_t avail, uint64_t *body,
+                             uint32_t *frame_left)
 {
     if (!x->req_encode) { /* LENGTH: exactly req_remaining more bytes, then the end */
         if (avail > x->req_remaining || (x->req_src_end && avail < x->req_remaining))
@@ -701,49 +722,27 @@ static bool stream_body(struct exchange *x, uint32_t avail, uint64_t *body, uint
     return true;
 }
 
-/* Sends the request head and body bytes the framing allows. Returns true on progress. */
-static bool pump_request(struct exchange *x)
+/* pump_request for a stream session (exchange_request.stream): its source holds exactly the body
+ * and then says it ended (fill 0); a STREAM body goes up chunked with the framing written here.
+ * Kept apart from pump_request, which HTTP/1's every request runs. */
+COLD static bool pump_request_stream(struct exchange *x)
 {
     bool progress = false;
     const struct exchange_client_ops *ops = x->ops;
-    if (x->req_body == HTTP1_BODY_LENGTH && !x->req_done && !x->req_stream) {
-        uint32_t buffered = 0;
-        ops->peek(x->client, &buffered);
-        if (want_splice(x, &x->req_pipe, &x->splice_req, false,
-                        !x->reqh || x->reqh_sent == x->reqh->last,
-                        buffered, HTTP1_BODY_LENGTH, x->req_remaining)) {
-            splice_request(x, &progress);
-            return progress;
-        }
-    }
-    while (!x->req_done && relaying(x) && !spent(x)) {
+    while (!x->req_done && relaying(x)) {
         struct iovec iov[3];
         int n = 0;
         uint32_t head_left =
             x->reqh && x->reqh_sent < x->reqh->last ? x->reqh->last - x->reqh_sent : 0;
         if (head_left)
             iov[n++] = (struct iovec){x->reqh->data + x->reqh_sent, head_left};
-
         uint64_t body = 0;
         uint32_t avail = 0, frame_left = 0;
-        const char *src = x->req_body != HTTP1_BODY_NONE ? ops->peek(x->client, &avail) : NULL;
-        if (x->req_stream) {
-            if (x->req_body != HTTP1_BODY_NONE && !stream_body(x, avail, &body, &frame_left))
+        const char *src = NULL;
+        if (x->req_body != HTTP1_BODY_NONE) {
+            src = ops->peek(x->client, &avail);
+            if (!stream_body(x, avail, &body, &frame_left))
                 return false;
-        } else if (x->req_body == HTTP1_BODY_LENGTH) {
-            body = MIN(x->req_remaining, (uint64_t)avail);
-        } else if (x->req_body == HTTP1_BODY_CHUNKED) {
-            while (x->req_ready < avail && !http1_chunked_done(&x->req_chunk)) {
-                bool is_data;
-                ssize_t k = http1_chunked_decode(&x->req_chunk, src + x->req_ready,
-                                                 avail - x->req_ready, &is_data);
-                if (k < 0)
-                    return bad_request_body(x);
-                if (k == 0)
-                    break;
-                x->req_ready += (uint32_t)k;
-            }
-            body = x->req_ready;
         }
         if (frame_left)
             iov[n++] = (struct iovec){(x->reqt ? x->reqt->data : x->req_frame) + x->req_frame_sent,
@@ -751,13 +750,9 @@ static bool pump_request(struct exchange *x)
         if (body)
             iov[n++] = (struct iovec){(char *)src, (size_t)body};
 
-        bool body_complete =
-            x->req_body == HTTP1_BODY_NONE ||
-            (x->req_body == HTTP1_BODY_LENGTH && x->req_remaining == body &&
-             (!x->req_stream || x->req_src_end)) ||
-            (x->req_encode ? x->req_last_framed && frame_left == 0
-                           : x->req_body == HTTP1_BODY_CHUNKED &&
-                                 http1_chunked_done(&x->req_chunk) && x->req_ready == body);
+        bool body_complete = x->req_body == HTTP1_BODY_NONE ||
+                             (x->req_encode ? x->req_last_framed && frame_left == 0
+                                            : x->req_remaining == body && x->req_src_end);
         if (n == 0 && body_complete) {
             x->req_done = true;
             x->sent_at = loop_now(x->w->loop);
@@ -781,26 +776,132 @@ static bool pump_request(struct exchange *x)
             uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
             x->reqh_sent += from_head;
             if (from_head && from_head == head_left)
-                x->head_sent_at = loop_now(x->w->loop);
+                x->head_sent_at = x->progress_at; /* the replay window starts */
             uint32_t from_frame = (uint32_t)MIN((uint64_t)wr - from_head, (uint64_t)frame_left);
             x->req_frame_sent += from_frame;
             uint32_t from_body = (uint32_t)wr - from_head - from_frame;
-            if (from_frame)
+            if (from_frame || from_body)
                 x->req_body_sent = true;
+            if (from_body) {
+                x->obs.req_body_bytes += from_body;
+                ops->consume(x->client, from_body);
+                if (x->req_encode)
+                    x->req_chunk_left -= from_body;
+                else
+                    x->req_remaining -= from_body;
+                if (moved(x, from_body))
+                    break;
+            }
+            continue;
+        }
+        ssize_t r = ops->fill(x->client); /* more of the body, or its end */
+        if (r == -EAGAIN)
+            break;
+        if (r == -ENOMEM) {
+            ex_fail(x, 503, LB_FAILED);
+            return false;
+        }
+        if (r < 0) { /* the client went away mid-body: the upstream never gets a whole one */
+            x->res = EX_CLOSE;
+            return false;
+        }
+        if (r == 0)
+            x->req_src_end = true;
+        progress = true;
+        x->progress_at = loop_now(x->w->loop);
+    }
+    return progress;
+}
+
+/* Sends the request head and body bytes the framing allows. Returns true on progress. */
+static bool pump_request(struct exchange *x)
+{
+    bool progress = false;
+    const struct exchange_client_ops *ops = x->ops;
+    if (x->req_stream)
+        return pump_request_stream(x);
+    if (x->req_body == HTTP1_BODY_LENGTH && !x->req_done) {
+        uint32_t buffered = 0;
+        ops->peek(x->client, &buffered);
+        if (want_splice(x, &x->req_pipe, &x->splice_req, false,
+                        !x->reqh || x->reqh_sent == x->reqh->last, buffered, HTTP1_BODY_LENGTH,
+                        x->req_remaining)) {
+            splice_request(x, &progress);
+            return progress;
+        }
+    }
+    while (!x->req_done && relaying(x)) {
+        struct iovec iov[2];
+        int n = 0;
+        /* reqh goes once the final response head came, maybe before the body went up whole */
+        uint32_t head_left =
+            x->reqh && x->reqh_sent < x->reqh->last ? x->reqh->last - x->reqh_sent : 0;
+        if (head_left)
+            iov[n++] = (struct iovec){x->reqh->data + x->reqh_sent, head_left};
+
+        uint64_t body = 0;
+        uint32_t avail = 0;
+        const char *src = x->req_body != HTTP1_BODY_NONE ? ops->peek(x->client, &avail) : NULL;
+        if (x->req_body == HTTP1_BODY_LENGTH) {
+            body = MIN(x->req_remaining, (uint64_t)avail);
+        } else if (x->req_body == HTTP1_BODY_CHUNKED) {
+            while (x->req_ready < avail && !http1_chunked_done(&x->req_chunk)) {
+                bool is_data;
+                ssize_t k = http1_chunked_decode(&x->req_chunk, src + x->req_ready,
+                                                 avail - x->req_ready, &is_data);
+                if (k < 0) {
+                    ex_fail(x, 400, LB_FAILED);
+                    return false;
+                }
+                if (k == 0)
+                    break;
+                x->req_ready += (uint32_t)k;
+            }
+            body = x->req_ready;
+        }
+        if (body)
+            iov[n++] = (struct iovec){(char *)src, (size_t)body};
+
+        bool body_complete =
+            x->req_body == HTTP1_BODY_NONE ||
+            (x->req_body == HTTP1_BODY_LENGTH && x->req_remaining == body) ||
+            (x->req_body == HTTP1_BODY_CHUNKED && http1_chunked_done(&x->req_chunk) &&
+             x->req_ready == body);
+        if (n == 0 && body_complete) {
+            x->req_done = true;
+            x->sent_at = loop_now(x->w->loop);
+            progress = true;
+            break;
+        }
+        if (n > 0) {
+            if (!x->up->writable)
+                break;
+            ssize_t wr = upstream_writev(x->up, iov, n);
+            if (wr == -EAGAIN)
+                break;
+            if (wr < 0) {
+                upstream_broken(x, "connection reset while sending the request");
+                return false;
+            }
+            progress = true;
+            x->progress_at = loop_now(x->w->loop);
+            uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
+            x->reqh_sent += from_head;
+            uint32_t from_body = (uint32_t)wr - from_head;
             if (from_body) {
                 x->req_body_sent = true;
                 x->obs.req_body_bytes += from_body;
                 ops->consume(x->client, from_body);
                 if (x->req_body == HTTP1_BODY_LENGTH)
                     x->req_remaining -= from_body;
-                else if (x->req_encode)
-                    x->req_chunk_left -= from_body;
                 else
                     x->req_ready -= from_body;
+                if (moved(x, from_body))
+                    break;
             }
             continue;
         }
-        /* Need more body bytes from the client (or, from a stream, its end). */
+        /* Need more body bytes from the client. */
         ssize_t r = ops->fill(x->client);
         if (r == -EAGAIN)
             break;
@@ -808,13 +909,11 @@ static bool pump_request(struct exchange *x)
             ex_fail(x, 503, LB_FAILED);
             return false;
         }
-        if (r < 0 || (r == 0 && !x->req_stream)) {
+        if (r <= 0) {
             /* The client went away mid-body: the upstream can never get a complete request. */
             x->res = EX_CLOSE;
             return false;
         }
-        if (r == 0)
-            x->req_src_end = true;
         progress = true;
         x->progress_at = loop_now(x->w->loop);
     }
@@ -882,8 +981,8 @@ static bool x_parse_response(struct exchange *x)
     x->resp_ready = 0;
     memset(&x->resp_chunk, 0, sizeof(x->resp_chunk));
     x->resp_dechunk = resp.body == HTTP1_BODY_CHUNKED && x->client_dechunk;
-    x->resp_trailers = x->resp_dechunk && x->ops->body_end;
-    x->resp_tlen = 0;
+    if (x->resp_dechunk) /* resp_tlen is 0 outside a body */
+        x->resp_trailers = x->ops->body_end != NULL;
     x->resp_keepalive = (resp.flags & HTTP1_MF_KEEP_ALIVE) && resp.body != HTTP1_BODY_CLOSE;
     if (!x_response_head(x, &resp, x->resph)) {
         x->replayed = true;
@@ -1003,10 +1102,11 @@ static void splice_response(struct exchange *x, bool *progress)
 {
     struct exchange_splice *s = &x->splice_resp;
     bool length = x->resp_body == HTTP1_BODY_LENGTH;
-    uint64_t left = length ? x->resp_remaining : UINT64_MAX;
+    uint64_t left = length ? x->resp_remaining : UINT64_MAX, before = x->obs.resp_body_bytes;
     enum pipe_splice_err err = PIPE_SPLICE_OK;
     bool p = pipe_splice(&x->resp_pipe, x->up->io.fd, &x->up->readable, &x->up_eof, s->fd,
                          s->writable, &left, &x->obs.resp_body_bytes, &err);
+    moved(x, x->obs.resp_body_bytes - before);
     if (length)
         x->resp_remaining = left;
     if (p) {
@@ -1031,9 +1131,9 @@ static void splice_response(struct exchange *x, bool *progress)
 
 /* The response is complete and sent (head and body): the session's body_end takes its end and
  * the trailers kept after the body, then the response is done. 0, or body_end's -EAGAIN/-EPIPE. */
-static int response_end(struct exchange *x)
+COLD static int response_end(struct exchange *x)
 {
-    if (x->ops->body_end) {
+    if (x->ops->body_end) { /* else the session's own framing ends the body (HTTP/1) */
         int rc;
         if (x->resp_tlen) {
             struct http_field tr[HTTP1_MAX_HEADERS];
@@ -1061,7 +1161,7 @@ static int response_end(struct exchange *x)
 static bool pump_response(struct exchange *x)
 {
     bool progress = false;
-    while (relaying(x) && !spent(x)) {
+    while (relaying(x)) {
         if (x->resp_phase == RESP_BODY && !x->resp_dechunk &&
             want_splice(x, &x->resp_pipe, &x->splice_resp, true, !x->resph || x->resph->last == 0,
                         x->uin ? buf_len(x->uin) : 0, x->resp_body, x->resp_remaining)) {
@@ -1108,6 +1208,8 @@ static bool pump_response(struct exchange *x)
                     x->resp_remaining -= from_body;
                 else if (x->resp_body == HTTP1_BODY_CHUNKED)
                     x->resp_ready -= from_body;
+                if (moved(x, from_body))
+                    break;
             }
             continue;
         }
@@ -1115,17 +1217,21 @@ static bool pump_response(struct exchange *x)
             x->resp_phase = RESP_END;
             progress = true;
         }
-        if (x->resp_phase == RESP_END) {
-            int rc = response_end(x);
-            if (rc == -EAGAIN)
-                break;
-            if (rc < 0) {
-                x->res = EX_CLOSE; /* the client is gone */
-                return false;
+        if (x->resp_phase >= RESP_END) {
+            if (x->resp_phase == RESP_DONE) {
+            } else if (!x->ops->body_end) { /* the session's own framing ends it (HTTP/1) */
+                x->resp_phase = RESP_DONE;
+                if (x->uin && buf_len(x->uin) > 0) /* bytes past the end: never reuse it */
+                    x->resp_keepalive = false;
+            } else {
+                int rc = response_end(x);
+                if (rc < 0 && rc != -EAGAIN) {
+                    x->res = EX_CLOSE; /* the client is gone */
+                    return false;
+                }
             }
+            break; /* done, or the session takes the end later */
         }
-        if (x->resp_phase == RESP_DONE)
-            break;
 
         /* 2. Parse a head already buffered. */
         if (x->resp_phase == RESP_WAIT_HEAD && x->uin && buf_len(x->uin) > 0) {
@@ -1223,6 +1329,7 @@ static bool tunnel_up(struct exchange *x)
         }
         x->ops->consume(x->client, (uint32_t)wr);
         x->obs.req_body_bytes += (uint64_t)wr;
+        moved(x, (uint64_t)wr);
         return true;
     }
     ssize_t r = x->ops->fill(x->client);
@@ -1253,6 +1360,7 @@ static bool tunnel_down(struct exchange *x)
         }
         x->uin->pos += (uint32_t)wr;
         x->obs.resp_body_bytes += (uint64_t)wr;
+        moved(x, (uint64_t)wr);
         return true;
     }
     if (x->up_eof) {
@@ -1287,11 +1395,11 @@ static bool tunnel_down(struct exchange *x)
     return true;
 }
 
-static enum exchange_status pump_tunnel_stream(struct exchange *x)
+COLD static enum exchange_status pump_tunnel_stream(struct exchange *x)
 {
-    for (int rounds = 0; x->res == EX_WAIT && !spent(x); rounds++) {
+    for (int rounds = 0; x->res == EX_WAIT && !x->more; rounds++) {
         if (rounds == 64) {
-            x->more = true;
+            x->more = x->ops->pump_later != NULL;
             break;
         }
         bool p = !x->tun_client_done && tunnel_up(x);
@@ -1310,24 +1418,28 @@ static enum exchange_status pump_tunnel_stream(struct exchange *x)
 
 /* ---------------------------------------------------------------- the pump ----------------- */
 
-bool exchange_more(const struct exchange *x)
+/* The pump leaves the exchange waiting: buffers nothing waits in go back, and a pump stopped at
+ * its budget has the session pump again. */
+static inline enum exchange_status x_wait(struct exchange *x)
 {
-    return x->more && x->res == EX_WAIT;
+    if (x->req_stream)
+        x_rest(x);
+    if (x->more)
+        x->ops->pump_later(x->client);
+    return EX_WAIT;
 }
 
 enum exchange_status exchange_pump(struct exchange *x)
 {
     x->more = false;
-    x->budget_end = x->obs.req_body_bytes + x->obs.resp_body_bytes + EXCHANGE_PUMP_BUDGET;
+    x->pumped = 0;
     if (x->phase == XP_TUNNEL) {
         enum exchange_status st = pump_tunnel_stream(x);
-        if (st == EX_WAIT)
-            x_rest(x);
-        return st;
+        return st == EX_WAIT ? x_wait(x) : st;
     }
     for (int rounds = 0; relaying(x); rounds++) {
-        if (rounds == 64 || spent(x)) {
-            x->more = true;
+        if (rounds == 64) {
+            x->more = x->ops->pump_later != NULL;
             break;
         }
         bool p = pump_request(x);
@@ -1350,12 +1462,10 @@ enum exchange_status exchange_pump(struct exchange *x)
                 return EX_DONE;
             }
         }
-        if (!p)
+        if (!p || x->more) /* a side spent this pump's budget: the other got its turn */
             break;
     }
-    if (x->res == EX_WAIT)
-        x_rest(x);
-    return x->res;
+    return x->res == EX_WAIT ? x_wait(x) : x->res;
 }
 
 /* ---------------------------------------------------------------- events ------------------- */

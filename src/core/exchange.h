@@ -29,9 +29,9 @@
  *   - Buffers: the request body lives in the session's buffer (peek/consume/fill); the exchange
  *     owns reqh (request head as sent up), uin (bytes from the upstream) and resph (the head the
  *     session serialised in on_head, kept until send() took it), each only while bytes wait in
- *     it: an exchange at rest holds none (a head sent on a pooled connection is kept for a
- *     replay for REPLAY_WINDOW_MS, which exchange_deadline() includes). Pipes belong to the
- *     exchange.
+ *     it: an exchange at rest holds none (HTTP/1 keeps reqh until the response head, for a
+ *     replay; a stream session's exchange REPLAY_WINDOW_MS at most, which exchange_deadline()
+ *     includes). Pipes belong to the exchange.
  *   - Backpressure: when send() takes nothing (-EAGAIN) the exchange stops reading the upstream
  *     until the session pumps it again; when the source has nothing (fill -EAGAIN), the exchange
  *     waits until the session pumps it again after reading more.
@@ -111,6 +111,11 @@ struct exchange_client_ops {
     int (*splice_end)(void *client, bool response, struct exchange_splice *out);
     /* Upstream activity: pump the exchange (from the upstream event handler, its last act). */
     void (*resume)(void *client);
+    /* exchange_pump() stopped at its byte budget (EXCHANGE_PUMP_BUDGET) with work left: pump the
+     * exchange again soon, from a deferred task (edge-triggered readiness will not report the
+     * waiting bytes again), after the loop's other work. Made from inside exchange_pump(), which
+     * then returns EX_WAIT: it must only schedule. */
+    void (*pump_later)(void *client);
     /* Optional (NULL: the session's own framing says where a body ends, as HTTP/1's does).
      * body_end: the response is complete, every byte of it went through send(). Made once per
      * final response but a 101, after its head and body, a bodiless one included. trailers: the
@@ -132,15 +137,17 @@ struct exchange_request {
     const char *subject; /* verified client certificate subject, or NULL */
     const char *subject_header; /* the header it goes in (tls.clientSubjectHeader), or NULL */
     bool dechunk;               /* the client cannot take chunked framing: decode chunked bodies */
-    /* The body source is a stream that holds exactly the body and says where it ends (fill
-     * returns 0: HTTP/2's END_STREAM). A STREAM body then goes up chunked, the exchange writing
-     * the framing; a LENGTH body must bring exactly its length: its last byte waits for the end,
-     * and more bytes or an earlier end answer 400 with the upstream connection cut, so the
-     * upstream never sees a whole body the client contradicts. Without it (HTTP/1) the framing
-     * says where the body ends: a length is counted out of peek (bytes past it are the next
-     * request's), and a STREAM body comes in HTTP/1.1 chunked coding, validated and sent up as it
-     * came. */
-    bool stream_source;
+    /* The client side is one stream of a multiplexed connection (HTTP/2). Its body source holds
+     * exactly the body and says where it ends (fill returns 0: END_STREAM). A STREAM body then
+     * goes up chunked, the exchange writing the framing; a LENGTH body must bring exactly its
+     * length: its last byte waits for the end, and more bytes or an earlier end answer 400 with
+     * the upstream connection cut, so the upstream never sees a whole body the client
+     * contradicts. And its exchange holds buffers only while bytes wait in them, its request
+     * head for a replay REPLAY_WINDOW_MS at most, so idle streams cost no buffer.
+     * Without it (HTTP/1) the framing says where the body ends: a length is counted out of peek
+     * (bytes past it are the next request's), and a STREAM body comes in HTTP/1.1 chunked coding,
+     * validated and sent up as it came; the exchange keeps its buffers to its end. */
+    bool stream;
     uint64_t head_wait_ms;
 };
 
@@ -192,12 +199,9 @@ enum exchange_status exchange_start(struct exchange *x, const struct http_reques
  * included), so that one stream cannot keep a connection's send side, or the worker, to itself. */
 #define EXCHANGE_PUMP_BUDGET (128u * 1024u)
 
-/* Moves bytes both ways until nothing progresses, or the budget is spent: then it returns EX_WAIT
- * with exchange_more() true, and the session pumps it again soon (a deferred task), not on
- * readiness, which edge-triggered epoll will not report again. */
+/* Moves bytes both ways until nothing progresses, or the budget is spent: then it asks the
+ * session to pump it again soon (ops->pump_later) and returns EX_WAIT. */
 enum exchange_status exchange_pump(struct exchange *x);
-/* True when the last exchange_pump() returned EX_WAIT with work left (its budget spent). */
-bool exchange_more(const struct exchange *x);
 /* When the exchange's wait must end (loop time). */
 uint64_t exchange_deadline(const struct exchange *x);
 /* The deadline passed: connect timeout (next backend), 504, or 408. */

@@ -15,9 +15,10 @@ struct generation;
 struct upstream_conn;
 struct worker_ctx;
 
-/* A request sent on a pooled connection is replayed when the connection turns out closed within
- * this long after its head went: the race with the backend's own keep-alive close is one round
- * trip. Its head is kept as long, even at rest (then the deadline wakes the exchange to let go). */
+/* A stream session's request sent on a pooled connection is replayed when the connection turns
+ * out closed within this long after its head went: the race with the backend's own keep-alive
+ * close is one round trip. Its head is kept as long, even at rest (then the deadline wakes the
+ * exchange to let go). HTTP/1 keeps the head, and the replay, until the response head. */
 #define REPLAY_WINDOW_MS 1000u
 
 enum exchange_phase {
@@ -73,7 +74,7 @@ struct exchange {
     struct http1_chunked req_chunk;
     bool req_done, req_body_sent, req_is_head;
     bool req_upgrade; /* an Upgrade to a protocol of upgradeProtocols: a 101 may tunnel */
-    /* A stream source (exchange_request.stream_source) says where the body ends. Its STREAM body
+    /* A stream source (exchange_request.stream) says where the body ends. Its STREAM body
      * goes up chunked with the framing written here: req_frame is what goes before the next data
      * bytes (the CRLF ending the previous chunk, the next size line; at the end the last chunk),
      * req_chunk_left what the current chunk still carries. */
@@ -83,8 +84,6 @@ struct exchange {
     bool req_last_framed; /* the last chunk is in req_frame (or sent) */
     uint32_t req_frame_len, req_frame_sent;
     uint64_t req_chunk_left;
-    char req_frame[24]; /* "\r\n" + up to 16 hex digits + "\r\n", or "\r\n0\r\n\r\n"; the
-                           last chunk with trailers is in reqt instead */
     bool client_dechunk; /* from exchange_request: decode chunked response bodies */
 
     /* response being relayed */
@@ -100,13 +99,17 @@ struct exchange {
     bool up_eof;
     struct exchange_tunnel tunnel;
     bool tun_client_done, tun_up_done; /* XP_TUNNEL: each half ended and was passed on */
-    bool more;           /* the last pump stopped at its budget (exchange_more) */
-    uint64_t budget_end; /* req_body_bytes + resp_body_bytes at which this pump stops */
 
     /* observability: facts for counters and the access log (obs.h); end_term/end_error name the
      * cause when golb cuts the exchange for a reason the session cannot see */
     const char *end_term, *end_error;
-    struct obs_req obs; /* last: exchange_get() clears only up to its text buffers */
+    struct obs_req obs; /* exchange_get() clears only up to its text buffers */
+
+    /* Not cleared by exchange_get(): written before they are read. */
+    bool more;       /* this pump stops at its budget: the session pumps again (pump_later) */
+    uint64_t pumped; /* body bytes this pump moved, both ways (EXCHANGE_PUMP_BUDGET) */
+    char req_frame[24]; /* "\r\n" + up to 16 hex digits + "\r\n", or "\r\n0\r\n\r\n"; the
+                           last chunk with trailers is in reqt instead */
 };
 
 #endif

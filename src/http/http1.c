@@ -1210,13 +1210,10 @@ size_t http1_parse_trailers(const char *buf, size_t len, struct http_field *f, s
             v++;
         while (vend > v && IS_OWS(vend[-1]))
             vend--;
-        enum http_field_id id = header_id(p, (size_t)(colon - p));
         f[n++] = (struct http_field){.name = p,
                                      .name_len = (uint32_t)(colon - p),
                                      .value = v,
-                                     .value_len = (uint32_t)(vend - v),
-                                     .id = (uint16_t)id,
-                                     .flags = header_flags[id]};
+                                     .value_len = (uint32_t)(vend - v)};
         p = lf + 1;
     }
     return n;

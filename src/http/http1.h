@@ -146,8 +146,8 @@ bool http1_chunked_done(const struct http1_chunked *c);
  * CRLF), which are the last bytes consumed by a call that ends in this state. */
 bool http1_chunked_in_trailers(const struct http1_chunked *c);
 /* Splits a trailer section the decoder validated (buf[0..len): field lines, maybe its final
- * CRLF) into at most max fields (spans into buf, values trimmed, ids and flags as in heads).
- * Returns how many. */
+ * CRLF) into at most max fields (spans into buf, values trimmed; id HTTP_F_OTHER and no flags:
+ * the caller classifies them if it must). Returns how many. */
 size_t http1_parse_trailers(const char *buf, size_t len, struct http_field *f, size_t max);
 
 /* Returns the standard reason phrase for a status ("Bad Gateway"), or "Unknown". */

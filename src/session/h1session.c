@@ -515,6 +515,12 @@ static void h1_resume(void *cl)
     pump(cl);
 }
 
+static void h1_pump_later(void *cl)
+{
+    struct client *c = cl;
+    loop_defer(c->w->loop, &c->task, process_pipelined);
+}
+
 static const struct exchange_client_ops h1_exchange_ops = {
     .peek = h1_peek,
     .consume = h1_consume,
@@ -523,6 +529,7 @@ static const struct exchange_client_ops h1_exchange_ops = {
     .send = h1_send,
     .splice_end = h1_splice_end,
     .resume = h1_resume,
+    .pump_later = h1_pump_later,
 };
 
 /* ---------------------------------------------------------------- request heads ------------ */
@@ -842,11 +849,8 @@ static void pump_tunnel(struct client *c)
 static bool pump_exchange(struct client *c)
 {
     enum exchange_status st = exchange_pump(c->x);
-    if (st == EX_WAIT) {
-        if (exchange_more(c->x)) /* its byte budget is spent: go on after other work */
-            loop_defer(c->w->loop, &c->task, process_pipelined);
+    if (st == EX_WAIT)
         return true;
-    }
     on_exchange_status(c, st);
     return st != EX_DONE;
 }
