@@ -286,3 +286,26 @@ Test(exchange, a_client_that_stops_sending_its_body_gets_408)
     cr_expect_null(r.end_term, "the session names this cause itself (cD)");
     cr_expect_not(r.log_pending, "exchange_start() never ran: nothing to log");
 }
+
+/* The backend answers with a body while the client is still sending its own (a full-duplex
+ * upload): the request head's buffer goes with the final response head, and the request side
+ * must go on sending the body without it. */
+Test(exchange, a_response_may_start_while_the_request_body_still_goes_up)
+{
+    memcpy(fk.in, "0123", 4);
+    fk.in_len = 4;
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    char got[512];
+    backend_reads(got, sizeof(got));
+    const char *head = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab";
+    backend_writes(head, strlen(head));
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    cr_expect_null(x->reqh, "the head cannot be replayed any more");
+    memcpy(fk.in + 4, "456789", 6);
+    fk.in_len = 10;
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    cr_expect_eq(backend_reads(got, sizeof(got)), 6);
+    cr_expect(x->req_done);
+    backend_writes("cd", 2);
+    cr_expect_eq(exchange_pump(x), EX_DONE);
+}
