@@ -15,8 +15,12 @@
  *     exchange_timeout() (its timer passed exchange_deadline()). Both return an exchange_status;
  *     anything but EX_WAIT ends the exchange's own work and the session acts on it: EX_DONE
  *     exchange_finish(), EX_FAIL answer the result's fail_status (or cut when the response has
- *     started), EX_CLOSE cut the client, EX_TUNNEL relay bytes (exchange_tunnel()). The session
- *     then frees the exchange with exchange_put(). The exchange never frees itself or the session.
+ *     started), EX_CLOSE cut the client, EX_TUNNEL relay bytes (over its own socket with
+ *     exchange_tunnel(), or over its stream with exchange_tunnel_stream() and more pumps). The
+ *     session then frees the exchange with exchange_put(). The exchange never frees itself or
+ *     the session.
+ *   - The request reaches the exchange as the protocol-neutral struct http_request (http.h),
+ *     whatever the client spoke; the upstream always gets HTTP/1.1 (rewrite.h).
  *   - struct exchange is opaque to sessions (its body is in exchange_int.h, private to exchange.c
  *     and its unit tests). What a session may know comes in three ways: struct exchange_head with
  *     each response head (on_head), struct exchange_result copied out by exchange_result() when
@@ -26,12 +30,17 @@
  *     which is made only from the exchange's upstream event handler as its very last action (the
  *     handler touches nothing after it). No callback may free the exchange or close the session:
  *     a callback reports a failure through its return value and the exchange returns a status.
+ *   - Each exchange_pump() moves about EXCHANGE_PUMP_BUDGET body bytes at most; stopped there,
+ *     it calls pump_later() and the session pumps it again from a deferred task.
+ *   - Ends: an HTTP/1 session's framing says where bodies end; a stream session (HTTP/2) learns
+ *     the end of the response, with its trailers, from body_end(), and tells the end of the
+ *     request body by fill() returning 0, its trailers through trailers().
  *   - Buffers: the request body lives in the session's buffer (peek/consume/fill); the exchange
  *     owns reqh (request head as sent up), uin (bytes from the upstream) and resph (the head the
- *     session serialised in on_head, kept until send() took it), each only while bytes wait in
- *     it: an exchange at rest holds none (HTTP/1 keeps reqh until the response head, for a
- *     replay; a stream session's exchange REPLAY_WINDOW_MS at most, which exchange_deadline()
- *     includes). Pipes belong to the exchange.
+ *     session serialised in on_head, kept until send() took it). A stream session's exchange
+ *     holds them only while bytes wait in them, reqh for a replay REPLAY_WINDOW_MS at most
+ *     (exchange_deadline() includes it): at rest it holds none. An HTTP/1 exchange keeps them to
+ *     its end, reqh to the response head. Pipes belong to the exchange.
  *   - Backpressure: when send() takes nothing (-EAGAIN) the exchange stops reading the upstream
  *     until the session pumps it again; when the source has nothing (fill -EAGAIN), the exchange
  *     waits until the session pumps it again after reading more.
