@@ -152,7 +152,9 @@ struct exchange_request {
      * length: its last byte waits for the end, and more bytes or an earlier end answer 400 with
      * the upstream connection cut, so the upstream never sees a whole body the client
      * contradicts. And its exchange holds buffers only while bytes wait in them, its request
-     * head for a replay REPLAY_WINDOW_MS at most, so idle streams cost no buffer.
+     * head for a replay REPLAY_WINDOW_MS at most, so idle streams cost no buffer. (Such a
+     * session sets dechunk too: a stream carries no chunked framing; the trailers come to
+     * body_end.)
      * Without it (HTTP/1) the framing says where the body ends: a length is counted out of peek
      * (bytes past it are the next request's), and a STREAM body comes in HTTP/1.1 chunked coding,
      * validated and sent up as it came; the exchange keeps its buffers to its end. */
