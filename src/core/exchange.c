@@ -300,10 +300,10 @@ static uint64_t wait_deadline(const struct exchange *x)
     const struct config *cfg = ex_cfg(x);
     if (x->phase == XP_CONNECT)
         return x->progress_at + cfg->connect_timeout_ms;
-    if (x->phase == XP_TUNNEL)
-        return x->progress_at + cfg->tunnel_timeout_ms;
     if (x->resp_phase == RESP_WAIT_HEAD && x->req_done)
         return x->sent_at + cfg->upstream_timeout_ms;
+    if (x->phase == XP_TUNNEL) /* after a 101: never waiting for a head */
+        return x->progress_at + cfg->tunnel_timeout_ms;
     return x->progress_at + cfg->body_timeout_ms;
 }
 
