@@ -584,13 +584,13 @@ static inline bool relaying(const struct exchange *x)
 }
 
 /* Counts n body bytes moved by this pump; true once its budget (EXCHANGE_PUMP_BUDGET) is spent:
- * the pump stops there and the session pumps again soon (pump_later). Counted where bytes move,
- * not per loop turn: a small request never pays for it. A session without pump_later has no
+ * the pump stops there and the session pumps again soon (yield). Counted where bytes move,
+ * not per loop turn: a small request never pays for it. A session without yield has no
  * budget. */
 static inline bool moved(struct exchange *x, uint64_t n)
 {
     x->pumped += n;
-    if (x->pumped < EXCHANGE_PUMP_BUDGET || !x->ops->pump_later)
+    if (x->pumped < EXCHANGE_PUMP_BUDGET || !x->ops->yield)
         return false;
     x->more = true;
     return true;
@@ -1399,7 +1399,7 @@ COLD static enum exchange_status pump_tunnel_stream(struct exchange *x)
 {
     for (int rounds = 0; x->res == EX_WAIT && !x->more; rounds++) {
         if (rounds == 64) {
-            x->more = x->ops->pump_later != NULL;
+            x->more = x->ops->yield != NULL;
             break;
         }
         bool p = !x->tun_client_done && tunnel_up(x);
@@ -1425,7 +1425,7 @@ static inline enum exchange_status x_wait(struct exchange *x)
     if (x->req_stream)
         x_rest(x);
     if (x->more)
-        x->ops->pump_later(x->client);
+        x->ops->yield(x->client);
     return EX_WAIT;
 }
 
@@ -1439,7 +1439,7 @@ enum exchange_status exchange_pump(struct exchange *x)
     }
     for (int rounds = 0; relaying(x); rounds++) {
         if (rounds == 64) {
-            x->more = x->ops->pump_later != NULL;
+            x->more = x->ops->yield != NULL;
             break;
         }
         bool p = pump_request(x);

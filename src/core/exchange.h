@@ -31,7 +31,7 @@
  *     handler touches nothing after it). No callback may free the exchange or close the session:
  *     a callback reports a failure through its return value and the exchange returns a status.
  *   - Each exchange_pump() moves about EXCHANGE_PUMP_BUDGET body bytes at most; stopped there,
- *     it calls pump_later() and the session pumps it again from a deferred task.
+ *     it calls yield() and the session pumps it again from a deferred task.
  *   - Ends: an HTTP/1 session's framing says where bodies end; a stream session (HTTP/2) learns
  *     the end of the response, with its trailers, from body_end(), and tells the end of the
  *     request body by fill() returning 0, its trailers through trailers().
@@ -120,11 +120,11 @@ struct exchange_client_ops {
     int (*splice_end)(void *client, bool response, struct exchange_splice *out);
     /* Upstream activity: pump the exchange (from the upstream event handler, its last act). */
     void (*resume)(void *client);
-    /* exchange_pump() stopped at its byte budget (EXCHANGE_PUMP_BUDGET) with work left: pump the
-     * exchange again soon, from a deferred task (edge-triggered readiness will not report the
-     * waiting bytes again), after the loop's other work. Made from inside exchange_pump(), which
-     * then returns EX_WAIT: it must only schedule. */
-    void (*pump_later)(void *client);
+    /* Optional. exchange_pump() stopped at its byte budget (EXCHANGE_PUMP_BUDGET) with work left
+     * and its readiness flags still set: call exchange_pump() again once the worker's other
+     * connections had their turn (a deferred task: edge-triggered readiness will not report the
+     * waiting bytes again), never from inside this call. NULL: no budget. */
+    void (*yield)(void *client);
     /* Optional (NULL: the session's own framing says where a body ends, as HTTP/1's does).
      * body_end: the response is complete, every byte of it went through send(). Made once per
      * final response but a 101, after its head and body, a bodiless one included. trailers: the
@@ -211,7 +211,7 @@ enum exchange_status exchange_start(struct exchange *x, const struct http_reques
 #define EXCHANGE_PUMP_BUDGET (128u * 1024u)
 
 /* Moves bytes both ways until nothing progresses, or the budget is spent: then it asks the
- * session to pump it again soon (ops->pump_later) and returns EX_WAIT. */
+ * session to pump it again soon (ops->yield) and returns EX_WAIT. */
 enum exchange_status exchange_pump(struct exchange *x);
 /* When the exchange's wait must end (loop time). */
 uint64_t exchange_deadline(const struct exchange *x);

@@ -106,7 +106,7 @@ struct exchange {
     struct obs_req obs; /* exchange_get() clears only up to its text buffers */
 
     /* Not cleared by exchange_get(): written before they are read. */
-    bool more;       /* this pump stops at its budget: the session pumps again (pump_later) */
+    bool more;       /* this pump stops at its budget: the session pumps again (yield) */
     uint64_t pumped; /* body bytes this pump moved, both ways (EXCHANGE_PUMP_BUDGET) */
     char req_frame[24]; /* "\r\n" + up to 16 hex digits + "\r\n", or "\r\n0\r\n\r\n"; the
                            last chunk with trailers is in reqt instead */

@@ -515,7 +515,7 @@ static void h1_resume(void *cl)
     pump(cl);
 }
 
-static void h1_pump_later(void *cl)
+static void h1_yield(void *cl)
 {
     struct client *c = cl;
     loop_defer(c->w->loop, &c->task, process_pipelined);
@@ -529,7 +529,7 @@ static const struct exchange_client_ops h1_exchange_ops = {
     .send = h1_send,
     .splice_end = h1_splice_end,
     .resume = h1_resume,
-    .pump_later = h1_pump_later,
+    .yield = h1_yield,
 };
 
 /* ---------------------------------------------------------------- request heads ------------ */

@@ -49,7 +49,7 @@ static struct fake {
     bool in_end; /* the stream ended after in[0..in_len) (fill returns 0) */
     bool in_eof; /* the client went away (fill returns -EPIPE) */
     int fills;
-    int laters; /* pump_later calls */
+    int laters; /* yield calls */
     const struct http_field *req_trailers;
     size_t nreq_trailers;
 } fk;
@@ -118,7 +118,7 @@ static void fk_resume(void *cl)
     (void)cl;
 }
 
-static void fk_pump_later(void *cl)
+static void fk_yield(void *cl)
 {
     ((struct fake *)cl)->laters++;
 }
@@ -152,7 +152,7 @@ static const struct exchange_client_ops fk_ops = {
     .send = fk_send,
     .splice_end = fk_splice_end,
     .resume = fk_resume,
-    .pump_later = fk_pump_later,
+    .yield = fk_yield,
     .body_end = fk_body_end,
     .trailers = fk_trailers,
 };
@@ -609,7 +609,7 @@ Test(neutral, an_idle_stream_tunnel_times_out)
 /* ---- the byte budget of a pump ----------------------------------------------------------------- */
 
 /* A pump moves about EXCHANGE_PUMP_BUDGET bytes and has the session pump again later
- * (pump_later), even while both ends could go on: the other streams of the connection get their
+ * (yield), even while both ends could go on: the other streams of the connection get their
  * turn. */
 Test(neutral, a_pump_stops_at_its_byte_budget)
 {
