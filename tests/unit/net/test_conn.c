@@ -2,13 +2,15 @@
  * plain sockets and through TLS, and the TLS write-retry rule.
  *
  * The rule: after SSL_write fails with WANT_WRITE, OpenSSL must be given the same bytes again, at
- * least as many (it refuses fewer with "bad write retry" / "bad length"); golb's caller only ever
- * offers the same pending bytes or more (more body arrived), but conn_tls_writev chooses what of
- * them one SSL_write takes (iov[0] alone, or pieces coalesced into one record), so that choice
- * must never take fewer bytes than the previous attempt. The test interposes SSL_write (this
- * executable's definition wins over libssl's for conn.o, which is linked in statically) to record
- * every attempt: after a WANT_WRITE, the next attempt on that SSL must offer at least as many
- * bytes, starting with the same ones. golb's own SSL objects (tls_server_ssl, tls_client_ssl:
+ * least as many (it refuses fewer with "bad write retry" / "bad length"); golb's callers only ever
+ * offer the same pending pieces again, the last perhaps longer and more after it (more body
+ * arrived), but conn_tls_writev chooses what of them one SSL_write takes (iov[0] alone, or pieces
+ * coalesced into one record), so that choice must never take fewer bytes than the previous
+ * attempt. (It depends on how the bytes are cut into pieces: a caller that re-cut the same pending
+ * bytes differently between retries could get fewer; none does.) The test interposes SSL_write
+ * (this executable's definition wins over libssl's for conn.o, which is linked in statically) to
+ * record every attempt: after a WANT_WRITE, the next attempt on that SSL must offer at least as
+ * many bytes, starting with the same ones. golb's own SSL objects (tls_server_ssl, tls_client_ssl:
  * its socket BIO, partial writes, moving write buffer) run over a socketpair with a small send
  * buffer, so writes stop with WANT_WRITE many times; the reader checks the stream arrives
  * intact. Certificates are made in a temp dir with the openssl command (never checked in). */
