@@ -75,9 +75,12 @@ static ssize_t tls_error(SSL *ssl, int rc, bool *readable, bool *writable)
     case SSL_ERROR_ZERO_RETURN:
         return 0;
     case SSL_ERROR_SYSCALL: {
+        /* errno 0: the socket read returned 0, a close without close_notify (golb's socket BIO
+         * does not answer BIO_CTRL_EOF, so OpenSSL 3 reports it as OpenSSL 1.1 did): an end of
+         * stream, like the SSL_R_UNEXPECTED_EOF_WHILE_READING case below. */
         int err = errno;
         ERR_clear_error();
-        return err ? -err : -ECONNRESET;
+        return err ? -err : 0;
     }
     default: {
         unsigned long le = ERR_peek_last_error();
