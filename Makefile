@@ -54,7 +54,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all help deps deps-test deps-bench deps-deb deb run test check check-layers unit e2e e2e-tls fuzz fuzz-build fuzz-replay bench fmt clean \
+.PHONY: all help deps deps-test deps-bench deps-deb deb check-deb run test check check-layers unit e2e e2e-tls fuzz fuzz-build fuzz-replay bench fmt clean \
         install uninstall check-dist
 .DEFAULT_GOAL := all
 
@@ -69,6 +69,7 @@ help:
 	@echo "make install    install golb, toy-backend, man pages, example config, systemd unit (PREFIX, DESTDIR)"
 	@echo "make uninstall  remove what make install installed (an edited config stays)"
 	@echo "make deb        build the Debian packages golb and golb-toy-backend into build/deb/ (debian/)"
+	@echo "make check-deb  build the Debian packages and check them (contents, scripts, lintian)"
 
 deps:
 	@scripts/install-deps.sh build
@@ -214,6 +215,11 @@ check-dist: all
 # .buildinfo and .changes end up in build/deb/.
 deb: deps-deb
 	@scripts/build-deb.sh
+
+# Builds the packages (as make deb) and checks them: file lists, conffile, maintainer scripts, unit,
+# man pages, an install into a throwaway root, lintian --fail-on error. About 20 s; part of make test.
+check-deb: deps-deb
+	@tests/check-deb.sh
 
 fmt:
 	clang-format -i $(SRCS) $(HDRS) cmd/*/*.c $(UNIT_SRCS) tests/fuzz/*.c
