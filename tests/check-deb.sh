@@ -22,10 +22,11 @@ out=build/deb
 tmp=$(mktemp -d /tmp/golb-deb-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
+rooted=""
 problem() { echo "check-deb: $*" >&2; fail=1; }
 finish() {
     if [ $fail -eq 0 ]; then
-        echo "check-deb: ok (file lists, conffile, maintainer scripts, unit, man pages, install into a throwaway root, lintian)"
+        echo "check-deb: ok (file lists, conffile, maintainer scripts, unit, man pages, ${rooted}lintian)"
         [ -z "${GOLB_RESULTS:-}" ] || echo "1 0" >> "$GOLB_RESULTS"
     else
         [ -z "${GOLB_RESULTS:-}" ] || echo "0 1" >> "$GOLB_RESULTS"
@@ -164,6 +165,7 @@ if [ "$(id -u)" = 0 ]; then
     [ ! -e "$r/etc/systemd/system/multi-user.target.wants/golb.service" ] || problem "root install: purge left the enablement"
     left=$(cd "$r" && find . \( -type f -o -type l \) ! -path './var/lib/dpkg/*' ! -path './var/log/dpkg.log')
     [ -z "$left" ] || problem "root install: purge left files:"$'\n'"$left"
+    rooted="install into a throwaway root, "
 else
     echo "check-deb: not root, skipping the install into a throwaway root (dpkg --root)"
 fi
