@@ -147,6 +147,13 @@ static bool v1_addr(int af, const char *s, size_t n, struct sockaddr_storage *ss
     char tmp[INET6_ADDRSTRLEN]; /* 46: the longest IPv6 text, IPv4-mapped, plus NUL */
     if (n == 0 || n >= sizeof(tmp) || (af == AF_INET && n > 15))
         return false;
+    /* Only the characters of the family's text form: a NUL would end inet_pton's string early. */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((unsigned char)(c - '0') < 10 || c == '.' ||
+              (af == AF_INET6 && (c == ':' || (unsigned char)((c | 0x20) - 'a') < 6))))
+            return false;
+    }
     memcpy(tmp, s, n);
     tmp[n] = '\0';
     if (af == AF_INET) {
