@@ -12,8 +12,10 @@
  * 107 bytes, or 16 + its declared length, so re-reading it is cheap). Return convention (house
  * rule 4): bytes of header consumed (> 0), -EAGAIN when more bytes are needed (and the header is
  * still within its bound), -EBADMSG when invalid, with res->err_reason a static string saying why
- * (for logs and tests). Each check is made as soon as its bytes are there, in the order of the
- * bytes, so feeding a header in any number of pieces gives the answer one call on the whole gives.
+ * (for logs and tests). Checks follow the order of the bytes (v1: the signature, then the line
+ * once its CRLF is in, as the spec asks; v2: each fixed byte as it arrives, the length against its
+ * bounds before the body is awaited, then the body once whole), so feeding a header in any number
+ * of pieces gives the answer one call on the whole gives.
  * The parser never reads a byte past the header (past its CRLF, or past 16 + len): whatever follows
  * (the client's TLS ClientHello or HTTP request) is left in the buffer untouched.
  *
