@@ -439,6 +439,7 @@ static void fail_reload(struct server *s, const char *who, char *errs, struct ad
 struct reload {
     FILE *errs;   /* errors and warnings, one per line (an open_memstream) */
     int *fds, *tls_fds; /* per worker: WORKER_KEEP_FD, -1 (close) or a new listening socket */
+    struct worker_update **updates; /* per worker, allocated up front: publishing cannot fail */
     char bound[80], tls_bound[80];
     struct sockaddr_storage bound_addr, tls_bound_addr;
     char *changes; /* config_diff's lines */
@@ -471,8 +472,12 @@ static struct generation *reload_prepare(struct server *s, struct reload *r)
     r->tls_bound_addr = s->tls_bound_addr;
     r->fds = calloc((size_t)s->nworkers, sizeof(int));
     r->tls_fds = calloc((size_t)s->nworkers, sizeof(int));
+    r->updates = calloc((size_t)s->nworkers, sizeof(*r->updates));
     bool tls_changed = config_tls_listener_changed(run, cfg);
-    int rc = !r->fds || !r->tls_fds ? -ENOMEM : 0;
+    int rc = !r->fds || !r->tls_fds || !r->updates ? -ENOMEM : 0;
+    for (int i = 0; rc == 0 && i < s->nworkers; i++)
+        if (!(r->updates[i] = calloc(1, sizeof(*r->updates[i]))))
+            rc = -ENOMEM;
     bool plain_changed = config_plain_listener_changed(run, cfg);
     if (rc == 0) {
         struct listen_spec sp = {.addr = &cfg->listen_addr, .addrlen = cfg->listen_addrlen,
@@ -553,12 +558,16 @@ static void reload_publish(struct server *s, struct generation *gen, struct relo
     s->gen = gen;
     generation_publish(gen);
     for (int i = 0; i < s->started; i++) {
-        struct worker_update u = {.gen = gen, .listen_fd = {r->fds[i], r->tls_fds[i]}};
+        struct worker_update *u = r->updates[i];
+        *u = (struct worker_update){.gen = gen, .listen_fd = {r->fds[i], r->tls_fds[i]}};
+        r->updates[i] = NULL;
         generation_ref(gen); /* the worker's */
-        worker_update(&s->workers[i], &u);
+        worker_update(&s->workers[i], u);
     }
-    if (worker_wait_updated(s->workers, s->started, gen->id, util_now_ms() + UPDATE_WAIT_MS) != 0)
-        log_warn("reload: a worker has not taken generation %llu yet", (unsigned long long)gen->id);
+    int behind = worker_wait_updated(s->workers, s->started, gen->id, util_now_ms() + UPDATE_WAIT_MS);
+    if (behind > 0)
+        log_warn("reload: %d worker(s) busy, generation %llu stays queued for them", behind,
+                 (unsigned long long)gen->id);
     generation_unref(old); /* the process's; workers let go of theirs as their requests end */
     snprintf(s->bound, sizeof(s->bound), "%s", r->bound);
     snprintf(s->tls_bound, sizeof(s->tls_bound), "%s", r->tls_bound);
@@ -632,5 +641,8 @@ void server_reload(struct server *s, const char *who, struct admin_reload *out)
     free(r.changes);
     free(r.fds);
     free(r.tls_fds);
+    for (int i = 0; r.updates && i < s->nworkers; i++)
+        free(r.updates[i]);
+    free(r.updates);
     pthread_mutex_unlock(&s->lock);
 }
