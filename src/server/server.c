@@ -593,8 +593,9 @@ static struct generation *reload_prepare(struct server *s, struct reload *r)
     /* The new checker before anything changes: backends never checked (the new ones) are
      * checked now, before any request can reach them, and its thread is started held. If that
      * fails, the running checker was not touched and the reload fails. */
+    errno = 0;
     r->health = health_new(gen->table, gen->cfg);
-    rc = r->health ? health_start_held(r->health, s->health) : -ENOMEM;
+    rc = r->health ? health_start_held(r->health, s->health) : errno ? -errno : -ENOMEM;
     if (rc != 0) {
         fprintf(r->errs, "%s: cannot start health checks for the new configuration: %s\n",
                 s->confpath, strerror(-rc));

@@ -489,8 +489,10 @@ struct health *health_new(struct backend_table *table, const struct config *cfg)
             goto fail;
     }
     return h;
-fail:
+fail:;
+    int err = errno; /* what failed, for the caller's message */
     health_free(h);
+    errno = err;
     return NULL;
 }
 

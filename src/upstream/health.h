@@ -18,7 +18,8 @@ struct backend_table;
 struct config;
 struct health;
 
-/* Checks table's backends with cfg's settings (table was built from cfg); both must outlive it. */
+/* Checks table's backends with cfg's settings (table was built from cfg); both must outlive it.
+ * NULL with errno set on failure. */
 struct health *health_new(struct backend_table *table, const struct config *cfg);
 /* Checks every backend never checked yet (all of them at start-up, the new ones at a reload) to
  * completion on the calling thread (bounded by the timeout), so no backend gets traffic before it
