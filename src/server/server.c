@@ -644,7 +644,8 @@ static void reload_publish(struct server *s, struct generation *gen, struct relo
     }
     /* A worker behind (its loop held up) keeps the update queued and adopts it, and any later
      * one, in order when its loop runs again: waiting longer would only delay the answer. */
-    int behind = worker_wait_updated(s->workers, s->started, gen->id, util_now_ms() + UPDATE_WAIT_MS);
+    int behind =
+        worker_wait_updated(s->workers, s->started, gen->id, util_now_ms() + UPDATE_WAIT_MS);
     if (behind > 0)
         log_warn("reload: %d worker(s) busy, generation %llu stays queued for them", behind,
                  (unsigned long long)gen->id);

@@ -19,7 +19,12 @@
  * Threads: health_start() runs the first round on the caller's thread with the checker's loop,
  * then hands the loop to the checker thread (pthread_create orders the two). From then on every
  * field below is touched by the checker thread only, until health_stop() has joined it. The only
- * shared state is each backend's atomic state, written through backend_set_state().
+ * shared state is each backend's atomic state, written through backend_set_state(); its streaks
+ * are the one checker's, which is why a reload's checker (health_start_held) waits on `go`
+ * before its first round until the running one is joined (health_take_over):
+ *
+ *   control: first round (new backends) ─► thread made, held ─► old checker joined ─► post(go)
+ *   checker:                               sem_wait(go) ..................................► rounds
  */
 #include "upstream/health.h"
 

@@ -61,7 +61,8 @@ static void *upstream_main(void *arg)
         }
         char buf[4096];
         (void)!read(fd, buf, sizeof(buf));
-        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        static const char ok[] =
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         (void)!write(fd, ok, sizeof(ok) - 1);
         close(fd);
     }
