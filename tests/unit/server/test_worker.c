@@ -8,6 +8,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -25,7 +27,7 @@
 static struct config *load(const char *yaml)
 {
     struct config *cfg = NULL;
-    cr_assert_eq(config_load_buffer("t.yaml", yaml, strlen(yaml), NULL, &cfg), 0, "%s", yaml);
+    cr_assert_eq(config_load_buffer("t.yaml", yaml, strlen(yaml), stderr, &cfg), 0, "%s", yaml);
     return cfg;
 }
 
@@ -186,4 +188,53 @@ Test(worker_update, wait_updated_counts_the_workers_behind)
     worker_destroy(&w);
     generation_unref(g1);
     generation_unref(g2);
+}
+
+Test(worker_update, a_connection_waiting_on_a_new_tls_listener_meets_the_new_generation,
+     .timeout = 60)
+{
+    /* The reload adds the HTTPS listener; a client connected before the worker adopted it is
+     * accepted during the adoption. It must be served by the generation that has the TLS
+     * settings, not by the one before (which has none). */
+    char dir[] = "/tmp/golb-worker-unit-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "-days 1 -keyout k.pem -out c.pem -subj /CN=t -addext subjectAltName=DNS:t.test "
+             ">/dev/null 2>&1", dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "workers: 1\ntls:\n  listen: 127.0.0.1:0\n  certificates:\n"
+             "    - certFile: %s/c.pem\n      keyFile: %s/k.pem\n"
+             "backends:\n  - http://127.0.0.1:8081/\n", dir, dir);
+    struct generation *g1 = gen(ONE, NULL, 1);
+    struct worker w;
+    cr_assert_eq(worker_init(&w, 0, listener(), -1, g1), 0);
+    struct generation *g2 = gen(yaml, g1, 2);
+    int tls_fd = listener();
+    struct sockaddr_in sin;
+    socklen_t len = sizeof(sin);
+    cr_assert_eq(getsockname(tls_fd, (struct sockaddr *)&sin, &len), 0);
+    int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_eq(connect(client, (struct sockaddr *)&sin, sizeof(sin)), 0, "queued, not accepted");
+    struct worker_update *u = calloc(1, sizeof(*u));
+    generation_ref(g2);
+    *u = (struct worker_update){.gen = g2, .listen_fd = {WORKER_KEEP_FD, tls_fd}};
+    worker_update(&w, u);
+    cr_assert_eq(worker_start(&w), 0);
+    cr_assert_eq(worker_wait_updated(&w, 1, 2, util_now_ms() + WAIT_MS), 0);
+    cr_expect_eq(w.ctx.https_port, ntohs(sin.sin_port), "redirects name the new listener");
+    /* the worker took the waiting connection (a TLS session now waits for the handshake) */
+    const char hello[] = "\x16\x03\x01"; /* not a whole record: the handshake just waits */
+    cr_expect_eq(write(client, hello, 3), 3);
+    close(client);
+    stop(&w);
+    cr_expect_eq(holders(g1), 1);
+    cr_expect_eq(holders(g2), 1);
+    generation_unref(g1);
+    generation_unref(g2);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
 }
