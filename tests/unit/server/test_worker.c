@@ -190,8 +190,7 @@ Test(worker_update, wait_updated_counts_the_workers_behind)
     generation_unref(g2);
 }
 
-Test(worker_update, a_connection_waiting_on_a_new_tls_listener_meets_the_new_generation,
-     .timeout = 60)
+Test(worker_update, a_connection_waiting_on_a_new_tls_listener_meets_the_new_generation)
 {
     /* The reload adds the HTTPS listener; a client connected before the worker adopted it is
      * accepted during the adoption. It must be served by the generation that has the TLS
