@@ -28,7 +28,9 @@
 
 #define LISTEN_BACKLOG 4096
 #define DEFER_ACCEPT_SECONDS 1
-#define UPDATE_WAIT_MS 10000 /* workers adopt a generation between two events: this is generous */
+/* Workers adopt a generation between two events, so this is generous; one still behind keeps it
+ * queued and adopts it when its loop runs again. */
+#define UPDATE_WAIT_MS 10000
 
 /* A reload asked of the control thread. Whoever asked learns the outcome one way: the admin
  * through admin_reload_done(admin, ticket), a caller of server_reload() waiting on jobs_cond
