@@ -64,8 +64,21 @@ struct sample {
     uint64_t hist[COUNTER_NBUCKETS];
 };
 
+/* A POST /api/v1/reload waiting for its outcome. Owned by the admin thread, in a->pending from
+ * do_reload until its answer is taken on the loop; `done` and `result` are written by whichever
+ * thread ran the reload (admin_reload_done), under pending_lock. `conn` is NULL once the client
+ * is gone: the outcome is then dropped. */
+struct admin_pending {
+    struct admin_pending *next;
+    uint64_t ticket;
+    struct admin_conn *conn;
+    bool done;
+    struct admin_reload result;
+};
+
 struct admin_conn {
     struct admin *a;
+    struct admin_pending *pending; /* a reload it waits for: its input is not read meanwhile */
     struct loop_io io;
     struct loop_timer timer;
     struct loop_task free_task;
@@ -94,6 +107,10 @@ struct admin {
     ino_t sock_ino;
     int64_t start_ms;
     struct loop *loop;
+    _Atomic bool stop_asked; /* admin_stop: the loop's wake-up callback stops it */
+    pthread_mutex_t pending_lock; /* pending: added and removed on the loop, filled by others */
+    struct admin_pending *pending;
+    uint64_t last_ticket;
     struct loop_io listen_io;
     struct loop_timer sample_timer;
     pthread_t thread;
@@ -124,6 +141,12 @@ static void conn_close(struct admin_conn *c)
         return;
     c->closed = true;
     struct admin *a = c->a;
+    if (c->pending) { /* its reload goes on; the outcome finds nobody to answer */
+        pthread_mutex_lock(&a->pending_lock);
+        c->pending->conn = NULL;
+        pthread_mutex_unlock(&a->pending_lock);
+        c->pending = NULL;
+    }
     loop_timer_cancel(a->loop, &c->timer);
     (void)loop_io_del(a->loop, &c->io);
     close(c->io.fd);
@@ -713,7 +736,40 @@ static void json_lines(FILE *f, const char *text, int warnings)
     fputc(']', f);
 }
 
-/* POST /api/v1/reload: runs the reload on this thread and answers with its outcome. */
+static void on_wakeup(void *arg);
+
+/* The answer to POST /api/v1/reload: 200 and "success", or 422 and "failure" (the request was
+ * fine, the configuration file it asked to load is not). Takes r's strings. */
+static void answer_reload(struct admin_conn *c, struct admin_reload *r)
+{
+    admin_sync(c->a); /* the generation the reload published, for the next requests */
+    char *body = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&body, &len);
+    if (!f) {
+        free(r->errors);
+        free(r->changes);
+        conn_close(c);
+        return;
+    }
+    fprintf(f, "{\"result\":\"%s\",\"generation\":%llu,\"changes\":", r->ok ? "success" : "failure",
+            (unsigned long long)r->generation);
+    json_lines(f, r->ok ? r->changes : NULL, -1);
+    fputs(",\"errors\":", f);
+    json_lines(f, r->errors, 0);
+    fputs(",\"warnings\":", f);
+    json_lines(f, r->errors, 1);
+    fputs("}\n", f);
+    fclose(f);
+    reply(c, r->ok ? 200 : 422, "application/json", NULL, body, len);
+    free(body);
+    free(r->errors);
+    free(r->changes);
+}
+
+/* POST /api/v1/reload: asks for the reload and answers when its outcome comes back
+ * (on_wakeup); the loop serves everything else meanwhile. No timeout while it runs (a reload
+ * is bounded by its own steps); the answer gets ADMIN_TIMEOUT_MS to go out. */
 static void do_reload(struct admin_conn *c)
 {
     struct admin *a = c->a;
@@ -721,34 +777,60 @@ static void do_reload(struct admin_conn *c)
         reply_error(c, 503, "reload is not available", NULL);
         return;
     }
-    char who[96];
-    snprintf(who, sizeof(who), "admin API (%s)", c->peer);
-    struct admin_reload r = {0};
-    a->reload(a->reload_arg, who, &r);
-    admin_sync(a);
-    char *body = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&body, &len);
-    if (!f) {
-        free(r.errors);
-        free(r.changes);
-        conn_close(c);
+    struct admin_pending *p = calloc(1, sizeof(*p));
+    if (!p) {
+        reply_error(c, 503, "out of memory", NULL);
         return;
     }
-    fprintf(f, "{\"result\":\"%s\",\"generation\":%llu,\"changes\":", r.ok ? "success" : "failure",
-            (unsigned long long)r.generation);
-    json_lines(f, r.ok ? r.changes : NULL, -1);
-    fputs(",\"errors\":", f);
-    json_lines(f, r.errors, 0);
-    fputs(",\"warnings\":", f);
-    json_lines(f, r.errors, 1);
-    fputs("}\n", f);
-    fclose(f);
-    /* 422: the request was fine, the configuration file it asked to load is not */
-    reply(c, r.ok ? 200 : 422, "application/json", NULL, body, len);
-    free(body);
-    free(r.errors);
-    free(r.changes);
+    char who[96];
+    snprintf(who, sizeof(who), "admin API (%s)", c->peer);
+    p->ticket = ++a->last_ticket;
+    p->conn = c;
+    pthread_mutex_lock(&a->pending_lock);
+    p->next = a->pending;
+    a->pending = p;
+    pthread_mutex_unlock(&a->pending_lock);
+    c->pending = p;
+    loop_timer_cancel(a->loop, &c->timer);
+    int rc = a->reload(a->reload_arg, who, a, p->ticket);
+    if (rc == 0)
+        return;
+    /* Not asked: nothing will come back for this ticket. */
+    pthread_mutex_lock(&a->pending_lock);
+    for (struct admin_pending **pp = &a->pending; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&a->pending_lock);
+    free(p);
+    c->pending = NULL;
+    loop_timer_after(a->loop, &c->timer, ADMIN_TIMEOUT_MS);
+    struct admin_reload r = {.generation = a->gen->id,
+                             .errors = strdup(rc == -ESHUTDOWN ? "golb is shutting down\n"
+                                                                : "cannot ask for a reload: out of "
+                                                                  "memory\n")};
+    answer_reload(c, &r);
+}
+
+void admin_reload_done(struct admin *a, uint64_t ticket, struct admin_reload *r)
+{
+    pthread_mutex_lock(&a->pending_lock);
+    struct admin_pending *p = a->pending;
+    while (p && p->ticket != ticket)
+        p = p->next;
+    if (p) {
+        p->result = *r;
+        p->done = true;
+    }
+    pthread_mutex_unlock(&a->pending_lock);
+    if (!p) { /* cannot happen: every ticket stays pending until its outcome */
+        free(r->errors);
+        free(r->changes);
+        return;
+    }
+    loop_wakeup(a->loop, on_wakeup, a);
 }
 
 static void handle(struct admin_conn *c, const struct http1_request *req, const char *body,
@@ -890,6 +972,8 @@ static void conn_on_io(struct loop_io *io, uint32_t events)
         conn_flush(c);
         return;
     }
+    if (c->pending)
+        return; /* its reload runs: the request is whole, more input waits for the answer */
     while (c->readable && !c->answered && !c->closed) {
         if (c->len == sizeof(c->in)) {
             conn_process(c);
@@ -960,6 +1044,42 @@ static void on_accept(struct loop_io *io, uint32_t events)
 }
 
 /* ---------------------------------------------------------------- life cycle ---------------- */
+
+/* The loop's one wake-up callback (loop_wakeup keeps a single one): answers every reload whose
+ * outcome came, then stops the loop if admin_stop asked. */
+static void on_wakeup(void *arg)
+{
+    struct admin *a = arg;
+    struct admin_pending *done = NULL;
+    pthread_mutex_lock(&a->pending_lock);
+    for (struct admin_pending **pp = &a->pending; *pp;) {
+        struct admin_pending *p = *pp;
+        if (p->done) {
+            *pp = p->next;
+            p->next = done;
+            done = p;
+        } else {
+            pp = &p->next;
+        }
+    }
+    pthread_mutex_unlock(&a->pending_lock);
+    while (done) {
+        struct admin_pending *p = done;
+        done = p->next;
+        struct admin_conn *c = p->conn; /* only the loop clears it: no lock needed to read */
+        if (c) {
+            c->pending = NULL;
+            loop_timer_after(a->loop, &c->timer, ADMIN_TIMEOUT_MS);
+            answer_reload(c, &p->result);
+        } else {
+            free(p->result.errors);
+            free(p->result.changes);
+        }
+        free(p);
+    }
+    if (atomic_load(&a->stop_asked))
+        loop_stop(a->loop);
+}
 
 static void *admin_main(void *arg)
 {
@@ -1087,6 +1207,7 @@ struct admin *admin_start(struct generation *gen, const char *listeners, const c
     a->reload_arg = reload_arg;
     a->addr = cfg->admin_addr;
     pthread_mutex_init(&a->listeners_lock, NULL);
+    pthread_mutex_init(&a->pending_lock, NULL);
     a->version = version;
     a->start_ms = util_wall_ms();
     a->listeners = strdup(listeners);
@@ -1143,17 +1264,13 @@ void admin_set_draining(struct admin *a)
         atomic_store(&a->draining, true);
 }
 
-static void stop_on_loop(void *arg)
-{
-    loop_stop(arg);
-}
-
 void admin_stop(struct admin *a)
 {
     if (!a)
         return;
     if (a->started) {
-        loop_wakeup(a->loop, stop_on_loop, a->loop);
+        atomic_store(&a->stop_asked, true);
+        loop_wakeup(a->loop, on_wakeup, a);
         pthread_join(a->thread, NULL);
     }
     if (a->loop) {
@@ -1175,7 +1292,15 @@ void admin_stop(struct admin *a)
             st.st_ino == a->sock_ino)
             (void)unlink(un->sun_path);
     }
+    while (a->pending) { /* conn_close above let go of them; outcomes that came are dropped */
+        struct admin_pending *p = a->pending;
+        a->pending = p->next;
+        free(p->result.errors);
+        free(p->result.changes);
+        free(p);
+    }
     generation_unref(a->gen);
+    pthread_mutex_destroy(&a->pending_lock);
     pthread_mutex_destroy(&a->listeners_lock);
     free(a->samples);
     free(a->history);

@@ -13,6 +13,7 @@
  *   GET  /api/v1/status              JSON: version, uptime, workers, listeners, every backend
  *   PUT  /api/v1/backends/{backend}  {"state": "ready"|"drain"|"maint"} and/or {"weight": 0..1000}
  *   POST /api/v1/reload              reload the configuration file now; answers with the result
+ *                                    (run elsewhere: the admin loop goes on meanwhile)
  *   GET  /healthz, /readyz           alive; serving with at least one backend UP
  *
  * Safety: GET never changes anything; changes need PUT or POST and pass admin_authorize(): the
@@ -45,7 +46,14 @@ struct admin_reload {
     char *errors;        /* malloc'd, one "FILE:LINE:COL: message" per line (warnings too), or NULL */
     char *changes;       /* malloc'd, one change per line, or NULL */
 };
-typedef void (*admin_reload_fn)(void *arg, const char *who, struct admin_reload *out);
+/* Asks for a reload to run on another thread (the server's control thread) and returns at once:
+ * 0, and then admin_reload_done(a, ticket, ...) comes exactly once, from any thread, before
+ * admin_stop(); or -errno (-ESHUTDOWN: golb is stopping) and nothing comes. The admin thread
+ * never waits for a reload, so /metrics and /healthz answer while one runs. */
+typedef int (*admin_reload_fn)(void *arg, const char *who, struct admin *a, uint64_t ticket);
+/* Thread-safe: the outcome of the reload asked with `ticket` (r's strings are taken over). The
+ * admin's loop answers the POST that asked, if its client is still there. */
+void admin_reload_done(struct admin *a, uint64_t ticket, struct admin_reload *r);
 
 /* What a change request (PUT, POST) may do. */
 enum admin_auth {

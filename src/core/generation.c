@@ -59,6 +59,16 @@ void generation_unref(struct generation *g)
         generation_free(g);
 }
 
+void generation_adopt(struct generation **cur, struct generation *g, int w)
+{
+    struct generation *old = *cur;
+    *cur = g;
+    if (old == g)
+        generation_unref(g); /* already current: w keeps the one reference it had */
+    else if (old && old->pw[w].pins == 0)
+        generation_unref(old);
+}
+
 struct generation *generation_publish(struct generation *g)
 {
     pthread_mutex_lock(&current_lock);

@@ -13,8 +13,8 @@
  *     per worker): no shared read-modify-write per request;
  *   - control threads (admin, reload) for the length of one call (generation_acquire).
  *
- *   main: publish(G2) ──► current = G2 ──► wake workers ──► each: w->gen = G2,
- *                                                          G1 unref'd unless pins[w] > 0
+ *   control: publish(G2) ──► current = G2 ──► queue to workers ──► each: generation_adopt:
+ *                                                       w->gen = G2, G1 unref'd unless pins[w] > 0
  *   worker: request starts: pin(w->gen) ... request ends: unpin(G1) → last one → unref(G1)
  */
 #ifndef GOLB_GENERATION_H
@@ -69,5 +69,12 @@ static inline bool generation_unpin(struct generation *g, int w)
 {
     return --g->pw[w].pins == 0;
 }
+
+/* Worker w adopts g (the step every adoption ends with, on w's thread): *cur (w's current
+ * generation) becomes g, whose reference the caller hands over, and w lets go of the one it
+ * replaces unless requests on w still pin it (then its last unpin does). Adopting several
+ * generations in a row lets go of each intermediate one the same way. The replaced generation may
+ * be freed here: read what is needed of it before. */
+void generation_adopt(struct generation **cur, struct generation *g, int w);
 
 #endif

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +28,36 @@
 
 #define LISTEN_BACKLOG 4096
 #define DEFER_ACCEPT_SECONDS 1
-#define UPDATE_WAIT_MS 10000 /* workers adopt a generation between two events: this is generous */
+/* Workers adopt a generation between two events, so this is generous; one still behind keeps it
+ * queued and adopts it when its loop runs again. */
+#define UPDATE_WAIT_MS 10000
+
+/* A reload asked of the control thread. Whoever asked learns the outcome one way: the admin
+ * through admin_reload_done(admin, ticket), a caller of server_reload() waiting on jobs_cond
+ * (out, done), SIGHUP only from the log. */
+struct reload_job {
+    struct reload_job *next;
+    bool queued;
+    char who[96];
+    struct admin *admin;
+    uint64_t ticket;
+    struct admin_reload *out;
+    bool done;
+};
 
 struct server {
-    pthread_mutex_t lock; /* one reload at a time; the shutdown waits for a running one */
-    bool stopping;
     const char *confpath, *version;
+    /* The control thread: every reload runs on it, one at a time, in the order asked, so that
+     * SIGHUP (main thread) and POST /api/v1/reload (admin thread) never block the thread that
+     * asked. Its queue, under jobs_lock (never taken on the request path): */
+    pthread_t control;
+    bool control_started;
+    pthread_mutex_t jobs_lock;
+    pthread_cond_t jobs_cond; /* a job queued, one done, or the stop */
+    struct reload_job *jobs, **jobs_tail;
+    struct reload_job hup; /* SIGHUP's: queued once however many signals come before it runs */
+    bool stopping;         /* server_stop: reloads still queued fail, new ones are refused */
+    /* Written by the control thread only (and read by server_stop once it is joined): */
     struct generation *gen; /* the running generation (the process' reference) */
     struct worker *workers;
     int nworkers, started;
@@ -184,13 +209,43 @@ static void notify_ready_serving(const struct server *s)
     notify_ready(status);
 }
 
-static void admin_reload_cb(void *arg, const char *who, struct admin_reload *out)
+static int admin_reload_cb(void *arg, const char *who, struct admin *a, uint64_t ticket)
 {
-    server_reload(arg, who, out);
+    return server_reload_async(arg, who, a, ticket);
+}
+
+static void *control_main(void *arg);
+
+/* Starts the control thread (before anything may ask for a reload). 0 or -errno. */
+static int control_start(struct server *s)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* the main thread owns the signals */
+    int rc = pthread_create(&s->control, NULL, control_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return -rc;
+    s->control_started = true;
+    return 0;
+}
+
+/* Refuses new reloads and joins the control thread: a running reload ends first, queued ones
+ * fail ("golb is shutting down") and are answered. Safe to call twice. */
+static void control_stop(struct server *s)
+{
+    pthread_mutex_lock(&s->jobs_lock);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->jobs_cond);
+    pthread_mutex_unlock(&s->jobs_lock);
+    if (s->control_started)
+        pthread_join(s->control, NULL);
+    s->control_started = false;
 }
 
 static void server_free(struct server *s)
 {
+    control_stop(s); /* answers what the admin still waits for, before the admin goes */
     if (s->admin)
         admin_stop(s->admin);
     for (int i = 0; i < s->started; i++)
@@ -203,7 +258,8 @@ static void server_free(struct server *s)
     metrics_teardown();
     generation_unref(generation_publish(NULL));
     free(s->workers);
-    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->jobs_cond);
+    pthread_mutex_destroy(&s->jobs_lock);
     free(s);
 }
 
@@ -221,7 +277,9 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
         free(tls_fds);
         return NULL;
     }
-    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->jobs_lock, NULL);
+    pthread_cond_init(&s->jobs_cond, NULL);
+    s->jobs_tail = &s->jobs;
     s->confpath = confpath;
     s->version = version;
     s->nworkers = n;
@@ -292,6 +350,11 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
         up += backend_is_up(s->gen->table->b[i]);
     log_event(LOG_INFO, "listening", "listening on %s (%d workers, %d of %d backends up)", s->where,
               n, up, s->gen->table->n);
+    rc = control_start(s);
+    if (rc != 0) {
+        log_error("cannot start the control thread: %s", strerror(-rc));
+        goto fail;
+    }
     if (cfg->admin_listen) {
         s->admin = admin_start(s->gen, s->where, version, admin_reload_cb, s);
         if (!s->admin)
@@ -317,9 +380,7 @@ fail:
 
 int server_stop(struct server *s)
 {
-    pthread_mutex_lock(&s->lock); /* a reload in progress ends first */
-    s->stopping = true;
-    pthread_mutex_unlock(&s->lock);
+    control_stop(s); /* a reload in progress ends first */
     notify_stopping("draining connections");
     admin_set_draining(s->admin);
     for (int i = 0; i < s->started; i++)
@@ -410,9 +471,10 @@ static int prepare_listener(struct server *s, bool changed, bool wanted, struct 
     return 0;
 }
 
-static void fail_reload(struct server *s, const char *who, char *errs, struct admin_reload *out)
+static void fail_reload(struct server *s, const char *who, char *errs, bool stopping,
+                        struct admin_reload *out)
 {
-    if (!s->stopping) {
+    if (!stopping) {
         /* systemd waits for READY=1 after RELOADING=1, a failed reload included */
         char status[300];
         const char *first = errs ? errs : "";
@@ -426,19 +488,22 @@ static void fail_reload(struct server *s, const char *who, char *errs, struct ad
     log_event(LOG_ERROR, "reload", "reload by %s failed: keeping generation %llu", who,
               (unsigned long long)s->gen->id);
     metrics_reload_done(false, s->gen->id);
-    if (out) {
-        out->ok = false;
-        out->generation = s->gen->id;
-        out->errors = errs;
-    } else {
-        free(errs);
-    }
+    *out = (struct admin_reload){.ok = false, .generation = s->gen->id, .errors = errs};
 }
 
-/* What a reload carries from building the new generation to publishing it. */
+/* What a reload carries from building the new generation to publishing it.
+ *
+ *   reload_prepare (may fail: undone, nothing the running generation uses has changed)
+ *     load + validate ─► listeners bound ─► generation ─► new checker: first round of the new
+ *     backends, thread held ─► access log (the last step that may fail; takes effect at once)
+ *   reload_publish (cannot fail)
+ *     checker hand-over ─► retire removed backends ─► swap ─► queue to every worker ─► wait
+ */
 struct reload {
     FILE *errs;   /* errors and warnings, one per line (an open_memstream) */
     int *fds, *tls_fds; /* per worker: WORKER_KEEP_FD, -1 (close) or a new listening socket */
+    struct worker_update **updates; /* per worker, allocated up front: publishing cannot fail */
+    struct health *health; /* the new generation's checker, started held */
     char bound[80], tls_bound[80];
     struct sockaddr_storage bound_addr, tls_bound_addr;
     char *changes; /* config_diff's lines */
@@ -454,10 +519,11 @@ static void close_new_listeners(const struct server *s, struct reload *r)
     }
 }
 
-/* Loads and validates the file and prepares everything that may fail: listeners bound, the access
- * log's destination, the new generation (backends taken over by identity). Nothing the running
- * generation uses changes here, except the access log, last. Returns the generation, or NULL with
- * the reasons in r->errs. */
+/* Loads and validates the file and prepares everything that may fail: listeners bound, the new
+ * generation (backends taken over by identity), its health checker (new backends checked, the
+ * thread started but held), the access log's destination. Nothing the running generation uses
+ * changes here, except the access log, last. Returns the generation, or NULL with the reasons in
+ * r->errs and everything undone. */
 static struct generation *reload_prepare(struct server *s, struct reload *r)
 {
     struct config *cfg = NULL;
@@ -471,8 +537,12 @@ static struct generation *reload_prepare(struct server *s, struct reload *r)
     r->tls_bound_addr = s->tls_bound_addr;
     r->fds = calloc((size_t)s->nworkers, sizeof(int));
     r->tls_fds = calloc((size_t)s->nworkers, sizeof(int));
+    r->updates = calloc((size_t)s->nworkers, sizeof(*r->updates));
     bool tls_changed = config_tls_listener_changed(run, cfg);
-    int rc = !r->fds || !r->tls_fds ? -ENOMEM : 0;
+    int rc = !r->fds || !r->tls_fds || !r->updates ? -ENOMEM : 0;
+    for (int i = 0; rc == 0 && i < s->nworkers; i++)
+        if (!(r->updates[i] = calloc(1, sizeof(*r->updates[i]))))
+            rc = -ENOMEM;
     bool plain_changed = config_plain_listener_changed(run, cfg);
     if (rc == 0) {
         struct listen_spec sp = {.addr = &cfg->listen_addr, .addrlen = cfg->listen_addrlen,
@@ -497,12 +567,6 @@ static struct generation *reload_prepare(struct server *s, struct reload *r)
         r->bound_addr.ss_family = AF_UNSPEC;
     if (rc == 0 && !cfg->tls && tls_changed)
         r->tls_bound_addr.ss_family = AF_UNSPEC;
-    if (rc == 0) { /* the last step that may fail: it takes effect at once */
-        rc = accesslog_configure((enum accesslog_format)cfg->access_log, cfg->access_log_path);
-        if (rc != 0)
-            fprintf(r->errs, "%s: cannot open the access log %s: %s\n", s->confpath,
-                    cfg->access_log_path ? cfg->access_log_path : "(stdout)", strerror(-rc));
-    }
     if (rc != 0) {
         if (rc == -ENOMEM)
             fprintf(r->errs, "%s: out of memory\n", s->confpath);
@@ -526,23 +590,44 @@ static struct generation *reload_prepare(struct server *s, struct reload *r)
     if (!gen) { /* cfg is freed with it */
         fprintf(r->errs, "%s: out of memory\n", s->confpath);
         close_new_listeners(s, r);
+        return NULL;
+    }
+    /* The new checker before anything changes: backends never checked (the new ones) are
+     * checked now, before any request can reach them, and its thread is started held. If that
+     * fails, the running checker was not touched and the reload fails. */
+    errno = 0;
+    r->health = health_new(gen->table, gen->cfg);
+    rc = r->health ? health_start_held(r->health, s->health) : errno ? -errno : -ENOMEM;
+    if (rc != 0) {
+        fprintf(r->errs, "%s: cannot start health checks for the new configuration: %s\n",
+                s->confpath, strerror(-rc));
+    } else { /* the last step that may fail: it takes effect at once */
+        rc = accesslog_configure((enum accesslog_format)gen->cfg->access_log,
+                                 gen->cfg->access_log_path);
+        if (rc != 0)
+            fprintf(r->errs, "%s: cannot open the access log %s: %s\n", s->confpath,
+                    gen->cfg->access_log_path ? gen->cfg->access_log_path : "(stdout)",
+                    strerror(-rc));
+    }
+    if (rc != 0) {
+        health_free(r->health); /* a held thread ends without a round */
+        r->health = NULL;
+        generation_unref(gen);
+        close_new_listeners(s, r);
+        return NULL;
     }
     return gen;
 }
 
-/* Makes gen the running generation: new backends checked first, removed ones retired, then the
- * swap, every worker's adoption (with its listener changes) waited for, the old one let go. */
+/* Makes gen the running generation: the checker handed over, removed backends retired, then the
+ * swap, every worker's adoption (with its listener changes) queued and waited for, the old one
+ * let go. Nothing here fails. */
 static void reload_publish(struct server *s, struct generation *gen, struct reload *r)
 {
-    /* The checker moves to the new generation; backends never checked (the new ones) are
-     * checked now, before any request can reach them. */
-    struct health *nh = health_new(gen->table, gen->cfg);
-    health_stop(s->health);
+    health_take_over(r->health, s->health);
     health_free(s->health);
-    s->health = nh;
-    if (!nh || health_start(nh) != 0)
-        log_error("reload: cannot start health checks for generation %llu",
-                  (unsigned long long)gen->id);
+    s->health = r->health;
+    r->health = NULL;
 
     struct generation *old = s->gen;
     for (int i = 0; i < old->table->n; i++)
@@ -553,12 +638,19 @@ static void reload_publish(struct server *s, struct generation *gen, struct relo
     s->gen = gen;
     generation_publish(gen);
     for (int i = 0; i < s->started; i++) {
-        struct worker_update u = {.gen = gen, .listen_fd = {r->fds[i], r->tls_fds[i]}};
+        struct worker_update *u = r->updates[i];
+        *u = (struct worker_update){.gen = gen, .listen_fd = {r->fds[i], r->tls_fds[i]}};
+        r->updates[i] = NULL;
         generation_ref(gen); /* the worker's */
-        worker_update(&s->workers[i], &u);
+        worker_update(&s->workers[i], u);
     }
-    if (worker_wait_updated(s->workers, s->started, gen->id, util_now_ms() + UPDATE_WAIT_MS) != 0)
-        log_warn("reload: a worker has not taken generation %llu yet", (unsigned long long)gen->id);
+    /* A worker behind (its loop held up) keeps the update queued and adopts it, and any later
+     * one, in order when its loop runs again: waiting longer would only delay the answer. */
+    int behind =
+        worker_wait_updated(s->workers, s->started, gen->id, util_now_ms() + UPDATE_WAIT_MS);
+    if (behind > 0)
+        log_warn("reload: %d worker(s) busy, generation %llu stays queued for them", behind,
+                 (unsigned long long)gen->id);
     generation_unref(old); /* the process's; workers let go of theirs as their requests end */
     snprintf(s->bound, sizeof(s->bound), "%s", r->bound);
     snprintf(s->tls_bound, sizeof(s->tls_bound), "%s", r->tls_bound);
@@ -591,21 +683,20 @@ static void log_reload(const struct server *s, const char *who, const char *chan
     free(summary);
 }
 
-void server_reload(struct server *s, const char *who, struct admin_reload *out)
+/* One reload, on the control thread. *out gets the outcome (its strings the caller's). */
+static void run_reload(struct server *s, const char *who, bool stopping, struct admin_reload *out)
 {
-    if (out)
-        *out = (struct admin_reload){0};
-    pthread_mutex_lock(&s->lock);
+    *out = (struct admin_reload){.generation = s->gen->id};
     struct reload r = {0};
     char *errs = NULL;
     size_t errs_len = 0;
     r.errs = open_memstream(&errs, &errs_len);
     if (!r.errs) {
-        pthread_mutex_unlock(&s->lock);
+        out->errors = strdup("out of memory\n");
         return;
     }
     struct generation *gen = NULL;
-    if (s->stopping) {
+    if (stopping) {
         fprintf(r.errs, "golb is shutting down\n");
     } else {
         log_debug("reload by %s: loading %s", who, s->confpath);
@@ -614,23 +705,118 @@ void server_reload(struct server *s, const char *who, struct admin_reload *out)
     }
     fclose(r.errs);
     if (!gen) {
-        fail_reload(s, who, errs, out);
+        fail_reload(s, who, errs, stopping, out);
     } else {
         reload_publish(s, gen, &r);
         log_lines(errs, false); /* warnings, in the logFormat just published */
         log_reload(s, who, r.changes);
         notify_ready_serving(s);
-        if (out) {
-            *out = (struct admin_reload){.ok = true, .generation = gen->id, .errors = errs,
-                                         .changes = r.changes};
-            errs = r.changes = NULL;
-        }
-        free(errs);
-        free(r.changes);
+        *out = (struct admin_reload){.ok = true, .generation = gen->id, .errors = errs,
+                                     .changes = r.changes};
         r.changes = NULL;
     }
     free(r.changes);
     free(r.fds);
     free(r.tls_fds);
-    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; r.updates && i < s->nworkers; i++)
+        free(r.updates[i]);
+    free(r.updates);
+}
+
+static void *control_main(void *arg)
+{
+    struct server *s = arg;
+    pthread_mutex_lock(&s->jobs_lock);
+    for (;;) {
+        while (!s->jobs && !s->stopping)
+            pthread_cond_wait(&s->jobs_cond, &s->jobs_lock);
+        struct reload_job *job = s->jobs;
+        if (!job)
+            break; /* stopping, and every job answered */
+        s->jobs = job->next;
+        if (!s->jobs)
+            s->jobs_tail = &s->jobs;
+        job->queued = false; /* a SIGHUP from now on asks for another reload */
+        bool stopping = s->stopping;
+        char who[sizeof(job->who)];
+        memcpy(who, job->who, sizeof(who));
+        pthread_mutex_unlock(&s->jobs_lock);
+
+        struct admin_reload r;
+        run_reload(s, who, stopping, &r);
+
+        pthread_mutex_lock(&s->jobs_lock);
+        if (job->out) { /* server_reload() waits: its job is on its stack */
+            *job->out = r;
+            job->done = true;
+            pthread_cond_broadcast(&s->jobs_cond);
+        } else if (job->admin) {
+            pthread_mutex_unlock(&s->jobs_lock);
+            admin_reload_done(job->admin, job->ticket, &r); /* takes r's strings */
+            free(job);
+            pthread_mutex_lock(&s->jobs_lock);
+        } else { /* SIGHUP: the log said it all */
+            free(r.errors);
+            free(r.changes);
+        }
+    }
+    pthread_mutex_unlock(&s->jobs_lock);
+    return NULL;
+}
+
+/* Queues job unless golb stops; false when it does (nothing queued). Under jobs_lock. */
+static bool queue_job(struct server *s, struct reload_job *job)
+{
+    if (s->stopping)
+        return false;
+    job->next = NULL;
+    job->queued = true;
+    *s->jobs_tail = job;
+    s->jobs_tail = &job->next;
+    pthread_cond_broadcast(&s->jobs_cond);
+    return true;
+}
+
+int server_reload_async(struct server *s, const char *who, struct admin *a, uint64_t ticket)
+{
+    if (!a) {
+        pthread_mutex_lock(&s->jobs_lock);
+        if (!s->hup.queued) { /* one waiting already reads the file after this signal */
+            snprintf(s->hup.who, sizeof(s->hup.who), "%s", who);
+            (void)queue_job(s, &s->hup);
+        }
+        pthread_mutex_unlock(&s->jobs_lock);
+        return 0;
+    }
+    struct reload_job *job = calloc(1, sizeof(*job));
+    if (!job)
+        return -ENOMEM;
+    snprintf(job->who, sizeof(job->who), "%s", who);
+    job->admin = a;
+    job->ticket = ticket;
+    pthread_mutex_lock(&s->jobs_lock);
+    bool queued = queue_job(s, job);
+    pthread_mutex_unlock(&s->jobs_lock);
+    if (!queued) {
+        free(job);
+        return -ESHUTDOWN;
+    }
+    return 0;
+}
+
+void server_reload(struct server *s, const char *who, struct admin_reload *out)
+{
+    struct reload_job job = {0};
+    snprintf(job.who, sizeof(job.who), "%s", who);
+    job.out = out;
+    *out = (struct admin_reload){0};
+    pthread_mutex_lock(&s->jobs_lock);
+    if (!queue_job(s, &job)) {
+        pthread_mutex_unlock(&s->jobs_lock);
+        out->errors = strdup("golb is shutting down\n");
+        return;
+    }
+    while (!job.done)
+        pthread_cond_wait(&s->jobs_cond, &s->jobs_lock);
+    pthread_mutex_unlock(&s->jobs_lock);
 }

@@ -158,6 +158,8 @@ static void on_retire_timer(struct loop_timer *t);
 int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, struct generation *gen)
 {
     memset(w, 0, sizeof(*w));
+    pthread_mutex_init(&w->post_lock, NULL);
+    w->updates_tail = &w->updates;
     w->ctx.id = id;
     w->ctx.on_conn_closed = on_conn_closed;
     generation_ref(gen);
@@ -222,9 +224,8 @@ int worker_start(struct worker *w)
     return 0;
 }
 
-static void drain_on_loop(void *arg)
+static void drain_on_loop(struct worker *w)
 {
-    struct worker *w = arg;
     w->ctx.draining = true;
     close_listeners(w);
     worker_ctx_drain_sessions(&w->ctx);
@@ -232,9 +233,14 @@ static void drain_on_loop(void *arg)
         loop_stop(w->ctx.loop);
 }
 
+static void on_wakeup(void *arg);
+
 void worker_drain(struct worker *w)
 {
-    loop_wakeup(w->ctx.loop, drain_on_loop, w);
+    pthread_mutex_lock(&w->post_lock);
+    w->drain_posted = true;
+    pthread_mutex_unlock(&w->post_lock);
+    loop_wakeup(w->ctx.loop, on_wakeup, w);
 }
 
 void worker_stop(struct worker *w)
@@ -306,11 +312,23 @@ void worker_destroy(struct worker *w)
         w->ctx.gen = NULL;
         w->ctx.cfg = NULL;
     }
+    /* Updates never adopted (the loop stopped first): what they carry is released unused. */
+    for (struct worker_update *u = w->updates, *next; u; u = next) {
+        next = u->next;
+        for (int i = 0; i < WORKER_MAX_LISTENERS; i++)
+            if (u->listen_fd[i] >= 0)
+                close(u->listen_fd[i]);
+        generation_unref(u->gen);
+        free(u);
+    }
+    w->updates = NULL;
+    w->updates_tail = &w->updates;
     if (w->spare_fd >= 0)
         close(w->spare_fd);
     w->spare_fd = -1;
     buf_pool_destroy(&w->ctx.bufs);
     pipe_pool_destroy(&w->ctx.pipes);
+    pthread_mutex_destroy(&w->post_lock);
 }
 
 /* ---------------------------------------------------------------- reload -------------------- */
@@ -355,21 +373,13 @@ static void replace_listener(struct worker *w, int i, int fd)
     accept_batch(l); /* connections may already wait: the edge came before we watched */
 }
 
-static void update_on_loop(void *arg)
+/* Adopts one update (on the loop, in queue order): what the old generation lists and the new one
+ * does not is settled first (old may be freed by generation_adopt), then the generation is
+ * switched, and only then the listeners, so that a connection accepted on a new listener (a TLS
+ * one added by this reload) already meets the generation that configured it. */
+static void adopt(struct worker *w, struct worker_update *u)
 {
-    struct worker *w = arg;
-    struct generation *old = w->ctx.gen, *g = w->update.gen;
-    w->update.gen = NULL;
-    for (int i = 0; i < WORKER_MAX_LISTENERS; i++)
-        replace_listener(w, i, w->update.listen_fd[i]);
-    if (w->update.listen_fd[1] != WORKER_KEEP_FD)
-        w->ctx.https_port = bound_port(w->listeners[1].io.fd);
-    w->ctx.gen = g;
-    w->ctx.cfg = g->cfg;
-    upstream_pool_set_limits(w->ctx.upstreams, g->cfg->upstream_max_idle,
-                             g->cfg->upstream_idle_timeout_ms);
-    if (!w->ctx.alog && g->cfg->access_log != ACCESSLOG_OFF)
-        w->ctx.alog = accesslog_ring_new(); /* the access log was turned on by this reload */
+    struct generation *old = w->ctx.gen, *g = u->gen;
     /* Backends the new generation dropped: their idle connections close now; connections in
      * use close when given back; requests still on them are cut after shutdownTimeout. */
     bool removed = false;
@@ -382,38 +392,75 @@ static void update_on_loop(void *arg)
     }
     if (removed)
         loop_timer_after(w->ctx.loop, &w->retire_timer, g->cfg->shutdown_timeout_ms);
-    if (old->pw[w->ctx.id].pins == 0)
-        generation_unref(old);
+    generation_adopt(&w->ctx.gen, g, w->ctx.id); /* takes over u's reference */
+    u->gen = NULL;
+    w->ctx.cfg = g->cfg;
+    upstream_pool_set_limits(w->ctx.upstreams, g->cfg->upstream_max_idle,
+                             g->cfg->upstream_idle_timeout_ms);
+    if (!w->ctx.alog && g->cfg->access_log != ACCESSLOG_OFF)
+        w->ctx.alog = accesslog_ring_new(); /* the access log was turned on by this reload */
+    if (u->listen_fd[1] != WORKER_KEEP_FD) /* before any accept: redirects name it */
+        w->ctx.https_port = w->ctx.draining ? 0 : bound_port(u->listen_fd[1]);
+    for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
+        replace_listener(w, i, u->listen_fd[i]);
+        u->listen_fd[i] = WORKER_KEEP_FD;
+    }
     pthread_mutex_lock(&update_lock);
     atomic_store_explicit(&w->adopted, g->id, memory_order_release);
     pthread_cond_broadcast(&update_cond);
     pthread_mutex_unlock(&update_lock);
 }
 
-void worker_update(struct worker *w, const struct worker_update *u)
+/* The loop's one wake-up callback for everything posted to the worker: every queued update in
+ * order, then the drain if one was asked. A wake-up that finds nothing (already taken by an
+ * earlier one) does nothing. */
+static void on_wakeup(void *arg)
 {
-    w->update = *u;
-    loop_wakeup(w->ctx.loop, update_on_loop, w);
+    struct worker *w = arg;
+    pthread_mutex_lock(&w->post_lock);
+    struct worker_update *u = w->updates;
+    w->updates = NULL;
+    w->updates_tail = &w->updates;
+    bool drain = w->drain_posted;
+    w->drain_posted = false;
+    pthread_mutex_unlock(&w->post_lock);
+    while (u) {
+        struct worker_update *next = u->next;
+        adopt(w, u);
+        free(u);
+        u = next;
+    }
+    if (drain)
+        drain_on_loop(w);
+}
+
+void worker_update(struct worker *w, struct worker_update *u)
+{
+    u->next = NULL;
+    pthread_mutex_lock(&w->post_lock);
+    *w->updates_tail = u;
+    w->updates_tail = &u->next;
+    pthread_mutex_unlock(&w->post_lock);
+    /* Always the same callback and argument: a wake-up that replaces a pending one loses
+     * nothing, the queue holds what was posted. */
+    loop_wakeup(w->ctx.loop, on_wakeup, w);
 }
 
 int worker_wait_updated(struct worker *workers, int n, uint64_t gen_id, uint64_t deadline_ms)
 {
     pthread_mutex_lock(&update_lock);
+    int behind;
     for (;;) {
-        int behind = 0;
+        behind = 0;
         for (int i = 0; i < n; i++)
             if (workers[i].started &&
                 atomic_load_explicit(&workers[i].adopted, memory_order_acquire) < gen_id)
                 behind++;
-        if (behind == 0)
+        if (behind == 0 || util_now_ms() >= deadline_ms)
             break;
-        if (util_now_ms() >= deadline_ms) {
-            pthread_mutex_unlock(&update_lock);
-            return -ETIMEDOUT;
-        }
         struct timespec ts = realtime_at(deadline_ms);
         pthread_cond_timedwait(&update_cond, &update_lock, &ts);
     }
     pthread_mutex_unlock(&update_lock);
-    return 0;
+    return behind;
 }

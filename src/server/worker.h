@@ -4,10 +4,18 @@
  * (the configuration generation) or atomic (backend states, the balancer's counter, the
  * process-wide connection count).
  *
- * Reload: worker_update() hands a worker a new generation and its listener changes; the worker
- * adopts them between two events (its own thread), closes its idle connections to removed
- * backends, and acknowledges; worker_wait_updated() waits for every worker's acknowledgement.
+ * Reload: worker_update() queues a new generation and its listener changes for a worker; the
+ * worker adopts every queued update in order between two events (its own thread), closes its
+ * idle connections to removed backends, and acknowledges; worker_wait_updated() waits for every
+ * worker's acknowledgement. The queue is what makes a second reload (or a drain) posted before a
+ * busy worker took the first one safe: nothing is overwritten, each entry owns its generation
+ * reference and listening sockets until it is adopted (or worker_destroy() releases it).
  * Requests pin the generation they start on (worker_ctx_pin/worker_ctx_unpin, generation.h).
+ *
+ *   control thread: worker_update(w, u2), worker_update(w, u3), worker_drain(w) ─┐ under post_lock
+ *   w->updates: u2 ──► u3 ──► NULL, drain_posted ◄───────────────────────────────┘ + loop_wakeup
+ *   worker loop (on_wakeup): takes the list, adopts u2 then u3 (u2's generation is let go at
+ *   once unless requests pin it), then drains if asked
  *
  * The data path sees only the worker's ctx (core/worker_ctx.h): sessions register there, and the
  * worker drains, closes and cuts them through their ops without knowing their protocol; it learns
@@ -36,9 +44,12 @@ struct worker_listener {
     bool tls;
 };
 
-/* What a reload hands a worker. */
+/* What a reload hands a worker: one entry of its queue, malloc'd by the publisher and the
+ * worker's from worker_update() on (freed once adopted, or by worker_destroy() with what it
+ * holds: its generation reference and its new listening sockets). */
 #define WORKER_KEEP_FD (-2)
 struct worker_update {
+    struct worker_update *next;             /* the worker's queue (worker.c) */
     struct generation *gen;                 /* carries a reference for the worker */
     int listen_fd[WORKER_MAX_LISTENERS];    /* WORKER_KEEP_FD: unchanged; -1: close; else new */
 };
@@ -52,7 +63,10 @@ struct worker {
     int spare_fd; /* kept open so an accept on EMFILE can still be answered by closing */
     pthread_t thread;
     bool started;
-    struct worker_update update;  /* posted by worker_update(), taken on the loop */
+    /* Posted by other threads (worker_update, worker_drain), taken on the loop (post_lock). */
+    pthread_mutex_t post_lock;
+    struct worker_update *updates, **updates_tail; /* FIFO, adopted in order */
+    bool drain_posted;
     _Atomic uint64_t adopted;     /* id of the generation it runs */
     struct loop_timer retire_timer; /* cuts what still runs on removed backends */
 };
@@ -71,9 +85,12 @@ void worker_stop(struct worker *w);
 int worker_join(struct worker *w, uint64_t deadline_ms);
 void worker_destroy(struct worker *w);
 
-/* Thread-safe: hands w a new generation and listener changes (u is copied). One at a time. */
-void worker_update(struct worker *w, const struct worker_update *u);
-/* Waits until every worker runs generation gen_id, or deadline_ms (monotonic). 0 or -ETIMEDOUT. */
+/* Thread-safe: queues u (malloc'd; w owns it and what it carries from now on) for w to adopt
+ * after every update queued before it. Never blocks on the worker and never fails. */
+void worker_update(struct worker *w, struct worker_update *u);
+/* Waits until every started worker runs generation gen_id (or a newer one), or deadline_ms
+ * (monotonic). Returns how many had not adopted it by then (0: all). One that has not keeps it
+ * queued and adopts it when its loop next runs. */
 int worker_wait_updated(struct worker *workers, int n, uint64_t gen_id, uint64_t deadline_ms);
 
 #endif

@@ -19,13 +19,19 @@
  * Threads: health_start() runs the first round on the caller's thread with the checker's loop,
  * then hands the loop to the checker thread (pthread_create orders the two). From then on every
  * field below is touched by the checker thread only, until health_stop() has joined it. The only
- * shared state is each backend's atomic state, written through backend_set_state().
+ * shared state is each backend's atomic state, written through backend_set_state(); its streaks
+ * are the one checker's, which is why a reload's checker (health_start_held) waits on `go`
+ * before its first round until the running one is joined (health_take_over):
+ *
+ *   control: first round (new backends) ─► thread made, held ─► old checker joined ─► post(go)
+ *   checker:                               sem_wait(go) ..................................► rounds
  */
 #include "upstream/health.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +48,8 @@
 #include "base/loop.h"
 #include "base/sock.h"
 #include "base/util.h"
+
+_Atomic int health_inject_start_error;
 
 /* The response head must fit here: a health answer is a status line and a few fields. */
 #define HEALTH_BUF_SIZE 4096
@@ -88,6 +96,10 @@ struct health {
     int in_flight;       /* checks not yet finished */
     bool first_round;    /* health_start() is waiting for the current round on its own thread */
     bool thread_started;
+    /* A reload's checker (health_start_held): its thread waits on `go` until health_take_over()
+     * (released) or health_stop() (cancelled, the thread ends without running a round). */
+    bool held, released, cancelled;
+    sem_t go;
     pthread_t thread;
     int n;
     struct check *checks;
@@ -392,11 +404,15 @@ static void check_on_timeout(struct loop_timer *t)
 
 /* Starts a check of every backend whose previous check has finished (with only_new: of those
  * never checked). */
-static void start_round(struct health *h, bool only_new)
+/* One check of every backend (only_new: of those never checked, except the ones `skip` lists:
+ * the running checker's, which it checks itself until the hand-over). */
+static void start_round(struct health *h, bool only_new, const struct backend_table *skip)
 {
     for (int i = 0; i < h->n; i++) {
         struct check *c = &h->checks[i];
         if (only_new && atomic_load_explicit(&c->b->state, memory_order_relaxed) != BACKEND_UNKNOWN)
+            continue;
+        if (only_new && skip && backend_table_find(skip, c->b) >= 0)
             continue;
         if (c->state != CHECK_IDLE) {
             log_debug("health: %s: previous check still running, skipped", c->b->name);
@@ -423,7 +439,7 @@ static void schedule_next_round(struct health *h)
 static void on_period(struct loop_timer *t)
 {
     struct health *h = container_of(t, struct health, period_timer);
-    start_round(h, false);
+    start_round(h, false, NULL);
     schedule_next_round(h);
 }
 
@@ -462,6 +478,7 @@ struct health *health_new(struct backend_table *table, const struct config *cfg)
     loop_timer_init(&h->period_timer, on_period);
     h->checks = calloc((size_t)(h->n ? h->n : 1), sizeof(*h->checks));
     h->loop = loop_new();
+    sem_init(&h->go, 0, 0);
     if (!h->checks || !h->loop)
         goto fail;
     for (int i = 0; i < h->n; i++) {
@@ -477,29 +494,42 @@ struct health *health_new(struct backend_table *table, const struct config *cfg)
             goto fail;
     }
     return h;
-fail:
+fail:;
+    int err = errno; /* what failed, for the caller's message */
     health_free(h);
+    errno = err;
     return NULL;
 }
 
 static void *thread_main(void *arg)
 {
     struct health *h = arg;
+    if (h->held) {
+        while (sem_wait(&h->go) == -1 && errno == EINTR)
+            ;
+        if (h->cancelled) /* written before the post: sem_wait orders it */
+            return NULL;
+    }
     int err = loop_run(h->loop);
     if (err != 0)
         log_error("health: event loop failed: %s", strerror(-err));
     return NULL;
 }
 
-int health_start(struct health *h)
+/* The first round (never-checked backends but those of `running`) to completion on the caller's
+ * thread, then the checker thread, held or not. */
+static int start(struct health *h, const struct health *running, bool held)
 {
     if (h->thread_started)
         return -EALREADY;
+    int inject = atomic_exchange(&health_inject_start_error, 0);
+    if (inject != 0)
+        return inject;
 
     /* First round, synchronously: run the loop here until every check of it has finished. */
     loop_update_time(h->loop);
     h->next_round = loop_now(h->loop);
-    start_round(h, true);
+    start_round(h, true, running ? running->table : NULL);
     if (h->in_flight > 0) {
         h->first_round = true;
         int err = loop_run(h->loop);
@@ -510,6 +540,8 @@ int health_start(struct health *h)
 
     loop_update_time(h->loop);
     schedule_next_round(h);
+    h->held = held;
+    h->released = h->cancelled = false;
     sigset_t all, old;
     sigfillset(&all);
     /* The checker thread takes no signals: the main thread owns them. */
@@ -524,6 +556,25 @@ int health_start(struct health *h)
     return 0;
 }
 
+int health_start(struct health *h)
+{
+    return start(h, NULL, false);
+}
+
+int health_start_held(struct health *h, const struct health *running)
+{
+    return start(h, running, true);
+}
+
+void health_take_over(struct health *h, struct health *running)
+{
+    health_stop(running); /* joined: from here on h is the only checker of every backend */
+    if (h->held && !h->released) {
+        h->released = true;
+        sem_post(&h->go);
+    }
+}
+
 static void stop_on_loop(void *arg)
 {
     loop_stop(arg);
@@ -533,10 +584,17 @@ void health_stop(struct health *h)
 {
     if (!h || !h->thread_started)
         return;
-    /* loop_stop() straight from here could be lost if the thread has not entered loop_run() yet
-     * (loop_run() clears the stop flag on entry); a wakeup callback is delivered whenever the
-     * loop next polls, and stops it from its own thread. */
-    loop_wakeup(h->loop, stop_on_loop, h->loop);
+    if (h->held && !h->released) {
+        /* Never taken over (the reload failed later): the thread ends without a round. */
+        h->cancelled = true;
+        h->released = true;
+        sem_post(&h->go);
+    } else {
+        /* loop_stop() straight from here could be lost if the thread has not entered
+         * loop_run() yet (loop_run() clears the stop flag on entry); a wakeup callback is
+         * delivered whenever the loop next polls, and stops it from its own thread. */
+        loop_wakeup(h->loop, stop_on_loop, h->loop);
+    }
     pthread_join(h->thread, NULL);
     h->thread_started = false;
     /* The loop is ours again: abandon checks in flight, publishing nothing. */
@@ -561,5 +619,6 @@ void health_free(struct health *h)
     }
     loop_free(h->loop);
     free(h->checks);
+    sem_destroy(&h->go);
     free(h);
 }

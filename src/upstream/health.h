@@ -18,7 +18,8 @@ struct backend_table;
 struct config;
 struct health;
 
-/* Checks table's backends with cfg's settings (table was built from cfg); both must outlive it. */
+/* Checks table's backends with cfg's settings (table was built from cfg); both must outlive it.
+ * NULL with errno set on failure. */
 struct health *health_new(struct backend_table *table, const struct config *cfg);
 /* Checks every backend never checked yet (all of them at start-up, the new ones at a reload) to
  * completion on the calling thread (bounded by the timeout), so no backend gets traffic before it
@@ -26,9 +27,22 @@ struct health *health_new(struct backend_table *table, const struct config *cfg)
  * backends keep, so a reload (a new checker) does not reset the rise/fall counts.
  * Returns 0 or -errno. */
 int health_start(struct health *h);
+/* A reload's checker, in two steps so that a failure changes nothing: health_start_held() checks
+ * the never-checked backends that `running` (the checker in service) does not check, to
+ * completion as health_start() does, and starts the thread held: it runs no round yet. 0 or
+ * -errno; on failure `running` was not touched (health_free(h) then). health_take_over() cannot
+ * fail: it stops `running` (joined, the caller frees it) and only then lets h's rounds begin, so
+ * no backend is ever checked by two checkers at once and checks never pause for more than the
+ * join. health_stop() on a held checker ends its thread without a round. */
+int health_start_held(struct health *h, const struct health *running);
+void health_take_over(struct health *h, struct health *running);
 /* Stops and joins the checker thread (safe to call if never started). */
 void health_stop(struct health *h);
 void health_free(struct health *h);
+
+/* Tests only: a non-zero -errno here makes the next health_start() or health_start_held() fail
+ * with it before doing anything (as if no thread could be made), and is reset. */
+extern _Atomic int health_inject_start_error;
 
 /* The state transition after one check, a pure function. `streak` counts the consecutive results
  * equal to this one, this one included; `rise` healthy results flip DOWN to UP, `fall` unhealthy

@@ -70,9 +70,12 @@ Test(generation, a_worker_keeps_an_old_generation_while_its_requests_run)
     worker_ctx_pin(&w, g1);
     cr_expect_eq(g1->pw[1].pins, 2);
     cr_expect_eq(g1->pw[0].pins, 0, "another worker's slot is untouched");
-    /* the worker adopts g2 (what update_on_loop does): g1 stays referenced, its pins are not 0 */
-    w.gen = g2;
-    generation_ref(g2);
+    /* the worker adopts g2 (the step worker.c's adoption ends with): g1 stays referenced, its
+     * pins are not 0 */
+    generation_ref(g2); /* the worker's, as the reload hands it over */
+    generation_adopt(&w.gen, g2, w.id);
+    cr_expect_eq(w.gen, g2);
+    cr_expect_eq(atomic_load(&g1->holders), 2, "pinned on worker 1: the worker keeps g1");
     generation_unref(g1); /* the process's reference: published g2 */
     cr_expect_eq(atomic_load(&g1->holders), 1, "only the worker holds g1 now");
     worker_ctx_unpin(&w, g1);
@@ -83,4 +86,29 @@ Test(generation, a_worker_keeps_an_old_generation_while_its_requests_run)
     cr_expect_eq(atomic_load(&g2->holders), 2, "current: unpinning the last request keeps it");
     generation_unref(g2);
     generation_unref(g2);
+}
+
+Test(generation, adopting_several_in_a_row_lets_go_of_each_unpinned_one)
+{
+    struct generation *g1 = generation_new(load(ONE), NULL, 2, 1);
+    struct generation *g2 = generation_new(load(TWO), g1, 2, 2);
+    struct generation *g3 = generation_new(load(ONE), g2, 2, 3);
+    struct generation *cur = g1;
+    generation_ref(g1); /* worker 0's */
+    generation_pin(g2, 1); /* another worker's request on g2 must not keep it on worker 0 */
+    generation_ref(g2);
+    generation_adopt(&cur, g2, 0);
+    cr_expect_eq(atomic_load(&g1->holders), 1, "g1, unpinned on worker 0: let go");
+    generation_ref(g3);
+    generation_adopt(&cur, g3, 0);
+    cr_expect_eq(cur, g3);
+    cr_expect_eq(atomic_load(&g2->holders), 1, "the intermediate one: let go as well");
+    generation_ref(g3);
+    generation_adopt(&cur, g3, 0); /* the same one again: no second reference kept */
+    cr_expect_eq(atomic_load(&g3->holders), 2);
+    generation_unpin(g2, 1);
+    generation_unref(cur);
+    generation_unref(g1);
+    generation_unref(g2);
+    generation_unref(g3);
 }

@@ -609,3 +609,102 @@ Test(health, no_backends)
     health_stop(fx.h);
     fx_free(&fx);
 }
+
+/* ---- a reload's checker: started held, then handed over ---- */
+
+/* fx's table built from its config with the backends of `prev` taken over by identity (a
+ * reload's generation), and its checker. */
+static void fx_new_after(struct fixture *fx, struct fixture *prev)
+{
+    fx->table = backend_table_new(&fx->cfg, prev->table, 1);
+    cr_assert(fx->table);
+    fx->h = health_new(fx->table, &fx->cfg);
+    cr_assert(fx->h);
+}
+
+Test(health, a_reload_checker_checks_new_backends_and_waits_for_the_hand_over, .timeout = 60)
+{
+    struct srv *kept = srv_start(SRV_200), *added = srv_start(SRV_200);
+    struct fixture run, next;
+    fx_init(&run, 1000, 100);
+    fx_add(&run, kept->port);
+    fx_new(&run);
+    cr_assert_eq(health_start(run.h), 0);
+    fx_init(&next, 1000, 100);
+    fx_add(&next, kept->port);
+    fx_add(&next, added->port);
+    fx_new_after(&next, &run);
+    cr_assert_eq(next.table->b[0], run.table->b[0], "the kept backend is one object");
+
+    int kept0 = atomic_load(&kept->accepts);
+    cr_assert_eq(health_start_held(next.h, run.h), 0);
+    cr_expect_eq(state_of(&next, 1), BACKEND_UP, "the new backend is checked before it returns");
+    cr_expect_eq(atomic_load(&added->accepts), 1);
+    /* held: five periods pass without a round of its own, the running checker goes on */
+    cr_assert(WAIT_UNTIL(atomic_load(&kept->accepts) >= kept0 + 5), "the running checker stopped");
+    cr_expect_eq(atomic_load(&added->accepts), 1, "a held checker runs no round");
+
+    health_take_over(next.h, run.h);
+    cr_assert(WAIT_UNTIL(atomic_load(&added->accepts) >= 3), "no round after the hand-over");
+    int kept1 = atomic_load(&kept->accepts);
+    cr_assert(WAIT_UNTIL(atomic_load(&kept->accepts) >= kept1 + 3), "the kept backend unchecked");
+    cr_expect_eq(atomic_load(&kept->max_open), 1, "never two checks of one backend at once");
+    health_stop(next.h);
+    health_free(run.h); /* stopped by the hand-over */
+    run.h = NULL;
+    health_free(next.h);
+    next.h = NULL;
+    backend_table_free(run.table);
+    backend_table_free(next.table);
+    srv_stop(kept);
+    srv_stop(added);
+}
+
+Test(health, a_held_checker_that_never_takes_over_ends_without_a_round, .timeout = 60)
+{
+    struct srv *s = srv_start(SRV_200);
+    int fds = count_fds();
+    struct fixture run, next;
+    fx_init(&run, 1000, 60000);
+    fx_new(&run); /* no backends: nothing to see, only to hand over from */
+    cr_assert_eq(health_start(run.h), 0);
+    fx_init(&next, 1000, 50);
+    fx_add(&next, s->port);
+    fx_new_after(&next, &run);
+    cr_assert_eq(health_start_held(next.h, run.h), 0);
+    cr_assert_eq(atomic_load(&s->accepts), 1);
+    usleep(200 * 1000); /* four periods it must not use */
+    health_free(next.h); /* the reload failed after it: joined at once, no deadlock */
+    next.h = NULL;
+    cr_expect_eq(atomic_load(&s->accepts), 1, "a cancelled checker runs no round");
+    fx_free(&next);
+    fx_free(&run);
+    cr_expect_eq(count_fds(), fds, "fd leak");
+    srv_stop(s);
+}
+
+Test(health, a_failed_start_leaves_the_running_checker_alone, .timeout = 60)
+{
+    struct srv *kept = srv_start(SRV_200), *added = srv_start(SRV_200);
+    struct fixture run, next;
+    fx_init(&run, 1000, 100);
+    fx_add(&run, kept->port);
+    fx_new(&run);
+    cr_assert_eq(health_start(run.h), 0);
+    fx_init(&next, 1000, 100);
+    fx_add(&next, kept->port);
+    fx_add(&next, added->port);
+    fx_new_after(&next, &run);
+    atomic_store(&health_inject_start_error, -EAGAIN);
+    cr_assert_eq(health_start_held(next.h, run.h), -EAGAIN);
+    cr_expect_eq(atomic_load(&health_inject_start_error), 0, "injected once");
+    health_free(next.h);
+    next.h = NULL;
+    int k = atomic_load(&kept->accepts);
+    cr_assert(WAIT_UNTIL(atomic_load(&kept->accepts) >= k + 3), "the running checker stopped");
+    cr_expect_eq(atomic_load(&added->accepts), 0);
+    fx_free(&next);
+    fx_free(&run);
+    srv_stop(kept);
+    srv_stop(added);
+}
