@@ -317,22 +317,22 @@ static void set_key(struct top *top, struct config *cfg, const struct config_yam
             config_yaml_store(cfg, k, x);
         break;
     case CONFIG_YAML_KT_BACKENDS:
-        config_backend_section(l, cfg, v);
+        config_backend_section(l, &cfg->backends, &cfg->nbackends, v);
         break;
     case CONFIG_YAML_KT_TLS:
         config_tls_section(l, cfg, v);
         break;
     case CONFIG_YAML_KT_BALANCE:
-        config_lb_balance(l, cfg, v);
+        config_lb_balance(l, &cfg->balance, v);
         break;
     case CONFIG_YAML_KT_HASHKEY:
-        config_lb_hash_key(l, cfg, v);
+        config_lb_hash_key(l, &cfg->hash_key, &cfg->hash_key_name, v);
         break;
     case CONFIG_YAML_KT_FACTOR:
         config_lb_factor(l, cfg, k, v);
         break;
     case CONFIG_YAML_KT_STICKY:
-        config_lb_sticky(l, cfg, v);
+        config_lb_sticky(l, &cfg->sticky, v);
         break;
     case CONFIG_YAML_KT_ADMIN:
         config_obs_admin(l, cfg, v);

@@ -15,8 +15,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config/config.h" /* enum config_hash_key */
+
 struct config;
 struct config_backend;
+struct config_sticky;
 struct config_yaml_key;
 struct config_yaml_load;
 struct config_yaml_node;
@@ -24,19 +27,21 @@ struct config_yaml_node;
 /* config.c: the table of top-level keys (config_diff.c compares the fields it names). */
 const struct config_yaml_key *config_top_keys(size_t *n);
 
-/* config_backend.c: the backends sequence; config_backend_clear frees one entry's strings. */
-void config_backend_section(struct config_yaml_load *l, struct config *cfg,
+/* config_backend.c: a backends sequence (the top level's, a pool's) into a new array *out of *n
+ * entries; config_backend_clear frees one entry's strings. */
+void config_backend_section(struct config_yaml_load *l, struct config_backend **out, int *n,
                             const struct config_yaml_node *v);
 void config_backend_clear(struct config_backend *b);
 
-/* config_lb.c: balance, hashKey, hashLoadFactor (row k), stickySession. */
-void config_lb_balance(struct config_yaml_load *l, struct config *cfg,
+/* config_lb.c: balance, hashKey, hashLoadFactor (row k, its field in `base`), stickySession, each
+ * into the destination given (the top level's fields, or a pool's). */
+void config_lb_balance(struct config_yaml_load *l, char **balance,
                        const struct config_yaml_node *v);
-void config_lb_hash_key(struct config_yaml_load *l, struct config *cfg,
+void config_lb_hash_key(struct config_yaml_load *l, enum config_hash_key *kind, char **name,
                         const struct config_yaml_node *v);
-void config_lb_factor(struct config_yaml_load *l, struct config *cfg,
-                      const struct config_yaml_key *k, const struct config_yaml_node *v);
-void config_lb_sticky(struct config_yaml_load *l, struct config *cfg,
+void config_lb_factor(struct config_yaml_load *l, void *base, const struct config_yaml_key *k,
+                      const struct config_yaml_node *v);
+void config_lb_sticky(struct config_yaml_load *l, struct config_sticky *s,
                       const struct config_yaml_node *v);
 
 /* config_obs.c: the admin mapping; a path row (accessLogPath) into its char * field. */
