@@ -4,6 +4,7 @@
  *
  *   config.c (top level, key table) ──▶ config_backend.c ──▶ config_tls.c (backends' TLS keys)
  *            │                          config_tls.c, config_lb.c, config_obs.c, config_http.c
+ *            │                          config_route.c ──▶ config_backend.c, config_lb.c (pools)
  *            └──────────── all of them ──▶ config_yaml.c (node tree, diagnostics, getters)
  *
  * Each parser reads one value `v` of the tree into cfg and reports its problems into the load; none
@@ -55,6 +56,15 @@ void config_http_upgrade_protocols(struct config_yaml_load *l, struct config *cf
                                    const struct config_yaml_node *v);
 void config_http_defaults(struct config_yaml_load *l, struct config *cfg);
 void config_http_free(struct config *cfg);
+
+/* config_route.c: pools and routes, read after the top-level walk (pools inherit its final values;
+ * routes name pools). config_route_pools always builds cfg->pools[0], the default pool, from the
+ * top level (v NULL: no `pools` key); config_route_routes after it (v NULL: no `routes`). */
+void config_route_pools(struct config_yaml_load *l, struct config *cfg,
+                        const struct config_yaml_node *v);
+void config_route_routes(struct config_yaml_load *l, struct config *cfg,
+                         const struct config_yaml_node *v);
+void config_route_free(struct config *cfg);
 
 /* config_tls.c: the tls section. */
 void config_tls_section(struct config_yaml_load *l, struct config *cfg,
