@@ -243,6 +243,12 @@ static int key_index(const char *name)
     return -1;
 }
 
+const struct config_yaml_key *config_top_key(const char *name)
+{
+    int i = key_index(name);
+    return i < 0 ? NULL : &keys[i];
+}
+
 static uint32_t fetch(const struct config *cfg, const char *name)
 {
     const struct config_yaml_key *k = &keys[key_index(name)];
@@ -416,7 +422,7 @@ static void cross_check(struct top *top, struct config *cfg, const struct config
             seconds_str(a, tms), seconds_str(b, pms));
     }
 
-    config_route_pools(l, cfg, top->val_at[key_index("pools")]); /* with the default pool */
+    config_pool_section(l, cfg, top->val_at[key_index("pools")]); /* with the default pool */
     config_route_routes(l, cfg, top->val_at[key_index("routes")]);
 
     bool hash = false; /* hashKey is used when any pool (the default or one inheriting) hashes */
@@ -598,6 +604,7 @@ void config_free(struct config *cfg)
     free(cfg->access_log_path);
     config_http_free(cfg);
     config_route_free(cfg);
+    config_pool_free(cfg);
     free(cfg->path);
     free(cfg);
 }
