@@ -570,7 +570,7 @@ int route_match(const struct route_table *t, const struct route_input *in)
         /* one backward pass: the hash of each suffix after a dot is the hash so far there */
         uint32_t h = 2166136261u;
         for (size_t i = hl; i-- > 0;) {
-            if (host[i] == '.' && t->nwild) {
+            if (host[i] == '.' && i > 0 && t->nwild) { /* a label before the suffix */
                 size_t sl = hl - i - 1;
                 const struct kent *e =
                     ktab_find(t, KT_WILD, host + i + 1, sl, hash_finish(h, KT_WILD));

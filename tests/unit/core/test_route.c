@@ -159,6 +159,7 @@ Test(route, hosts_and_wildcards)
     EXPECT(match("b.example.com", "/"), "wild");
     EXPECT(match("example.com", "/"), "bare", "a wildcard needs a label before it");
     EXPECT(match("xexample.com", "/"), "-");
+    EXPECT(match(".example.com", "/"), "-", "an empty label is no label (found by fuzz_route)");
     EXPECT(match("[::1]:8080", "/"), "v6");
     EXPECT(match("[::1]", "/"), "v6");
     EXPECT(match("10.0.0.1:80", "/"), "ip");
