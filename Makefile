@@ -53,7 +53,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all help deps deps-test deps-bench run test check check-layers unit e2e e2e-tls fuzz fuzz-build fuzz-replay bench fmt clean \
+.PHONY: all help deps deps-test deps-bench run test check check-layers unit e2e e2e-tls fuzz fuzz-build fuzz-replay bench route-bench fmt clean \
         install uninstall check-dist
 .DEFAULT_GOAL := all
 
@@ -65,6 +65,7 @@ help:
 	@echo "make test       install, build, run unit + e2e tests (plain and ASan+UBSan) and a short fuzz replay"
 	@echo "make fuzz       run every fuzz target for FUZZ_SECONDS (default 300) each"
 	@echo "make bench      benchmark golb against HAProxy and nginx (see bench/README.md)"
+	@echo "make route-bench  micro-benchmark of the route matcher (ns per match, table memory, build time)"
 	@echo "make install    install golb, toy-backend, man pages, example config, systemd unit (PREFIX, DESTDIR)"
 	@echo "make uninstall  remove what make install installed (an edited config stays)"
 
@@ -155,6 +156,15 @@ fuzz: $(FUZZ_BINS)
 bench: deps-bench all
 	@bench/run.sh
 
+# The route matcher alone (bench/route_bench.c): not part of `make test` or `make bench`.
+$(B)/bench/route_bench: bench/route_bench.c $(LIB)
+	@mkdir -p $(@D)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(ALL_CFLAGS) $< $(LIB) $(ALL_LDFLAGS) $(PKG_LIBS) -o $@
+
+route-bench: $(B)/bench/route_bench
+	@$(B)/bench/route_bench $(ROUTE_BENCH_ROUNDS)
+
 # ---- install: GNU-style directory variables; DESTDIR stages the tree (packaging, tests).
 # SYSCONFDIR is /etc whatever PREFIX is: golb.service and golb(8) name /etc/golb/golb.yml, where an
 # operator looks for it. UNITDIR under PREFIX: systemd also reads /usr/local/lib/systemd/system.
@@ -206,7 +216,7 @@ check-dist: all
 	@tests/check-install.sh
 
 fmt:
-	clang-format -i $(SRCS) $(HDRS) cmd/*/*.c $(UNIT_SRCS) tests/fuzz/*.c
+	clang-format -i $(SRCS) $(HDRS) cmd/*/*.c $(UNIT_SRCS) tests/fuzz/*.c bench/*.c
 
 clean:
 	rm -rf build bin

@@ -243,6 +243,33 @@ static int vec_push(struct vec *v, uint32_t x)
     return 0;
 }
 
+/* The whole segments every path a regex matches must start with, as a prefix ("/r12" for
+ * "^/r12/[0-9]+$"; NULL when there is none): the literal characters after a leading "^" up to the
+ * first metacharacter, without one a quantifier follows, cut at its last "/". A pattern with a
+ * "|" anywhere gives none ("^/a|/b" matches "/b" anywhere). The route can then sit at that node,
+ * so that a table of regexes with distinct first segments tries one or two of them per request,
+ * not all. Only a candidate filter: the regex is still run on every candidate. */
+static const char *regex_prefix(const char *re, char *buf, size_t cap)
+{
+    if (re[0] != '^' || re[1] != '/' || strchr(re, '|'))
+        return NULL;
+    size_t n = 0, slash = 0;
+    for (const char *c = re + 1; *c && n + 1 < cap; c++) {
+        if (strchr("\\^$.[]()?*+{}", *c))
+            break;
+        if (c[1] && strchr("?*+{", c[1]))
+            break; /* quantified: zero times is possible */
+        buf[n] = *c;
+        if (*c == '/')
+            slash = n;
+        n++;
+    }
+    if (slash == 0)
+        return NULL; /* only the leading "/": the root */
+    buf[slash] = '\0';
+    return buf;
+}
+
 /* Puts route i in its tree. -1 when memory runs out. */
 static int insert(struct build *b, uint32_t i)
 {
@@ -264,6 +291,13 @@ static int insert(struct build *b, uint32_t i)
         t->nodes[node].min_route = i;
     const char *p = r->path ? r->path : r->path_prefix;
     bool exact = r->path != NULL;
+    char lit[256];
+    const char *rp = !exact && r->path_regex ? regex_prefix(r->path_regex, lit, sizeof(lit)) : NULL;
+    if (rp) { /* deeper than the pathPrefix and within it: the regex's node holds both */
+        size_t pl = p ? strlen(p) : 1;
+        if (!p || pl == 1 || (strncmp(rp, p, pl) == 0 && (rp[pl] == '\0' || rp[pl] == '/')))
+            p = rp;
+    }
     if (p && !(strcmp(p, "/") == 0 && !exact)) {
         const char *s = p + 1, *end = p + strlen(p);
         for (;;) {

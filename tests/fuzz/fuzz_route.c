@@ -46,6 +46,14 @@ static const char yaml[] =
     "  - {match: {host: \"*.com\", methods: [GET, HEAD]}, pool: api}\n"
     "  - {match: {host: old.example.org}, redirect: {scheme: https}}\n"
     "  - {match: {path: \"/d//e\"}, pool: api}\n"
+    "  - {match: {pathRegex: \"^/lit/a+b\"}, pool: api}\n"
+    "  - {match: {pathRegex: \"^/q/x|/y\"}, pool: api}\n"
+    "  - {match: {pathRegex: \"^/z\\\\d/\"}, pool: api}\n"
+    "  - {match: {pathRegex: \"^/s/(?i)CASE/\"}, pool: api}\n"
+    "  - {match: {pathRegex: \"^//d/e?/\"}, pool: api}\n"
+    "  - {match: {pathPrefix: /m, pathRegex: \"^/m/n/o\"}, pool: api}\n"
+    "  - {match: {pathPrefix: /m, pathRegex: \"^/k/n\"}, pool: api}\n"
+    "  - {match: {pathPrefix: /m/n/o/p, pathRegex: \"^/m/n\"}, pool: api}\n"
     "  - {match: {pathPrefix: /}, split: [{pool: default, weight: 3}, {pool: canary, weight: "
     "1}]}\n";
 

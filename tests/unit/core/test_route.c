@@ -249,6 +249,36 @@ Test(route, normalisation_interplay)
     unload();
 }
 
+Test(route, regexes_with_a_literal_prefix)
+{
+    /* regexes whose literal start names whole segments sit at that node of the tree: the answers
+     * must be those of trying every regex in order */
+    load(B "routes:\n"
+           "  - {name: r1, match: {pathRegex: \"^/r1/[0-9]+$\"}, pool: api}\n"
+           "  - {name: r12, match: {pathRegex: \"^/r12/[0-9]+$\"}, pool: api}\n"
+           "  - {name: quant, match: {pathRegex: \"^/q/ab?/x\"}, pool: api}\n"
+           "  - {name: alt, match: {pathRegex: \"^/alt/x|/y/\"}, pool: api}\n"
+           "  - {name: esc, match: {pathRegex: \"^/e\\\\/x/\"}, pool: api}\n"
+           "  - {name: case, match: {pathRegex: \"^/c/(?i)ABC$\"}, pool: api}\n"
+           "  - {name: within, match: {pathPrefix: /w, pathRegex: \"^/w/x/\"}, pool: api}\n"
+           "  - {name: outside, match: {pathPrefix: /w, pathRegex: \"^/v/x/\"}, pool: api}\n"
+           "  - {name: above, match: {pathPrefix: /u/v/w, pathRegex: \"^/u/\"}, pool: api}\n");
+    EXPECT(match("h", "/r1/5"), "r1");
+    EXPECT(match("h", "/r12/5"), "r12");
+    EXPECT(match("h", "/r123/5"), "-");
+    EXPECT(match("h", "/q/a/x"), "quant");
+    EXPECT(match("h", "/q/ab/x"), "quant");
+    EXPECT(match("h", "/alt/x"), "alt");
+    EXPECT(match("h", "/anything/y/"), "alt", "\"|\" ends the anchored part");
+    EXPECT(match("h", "/e/x/"), "esc");
+    EXPECT(match("h", "/c/abc"), "case");
+    EXPECT(match("h", "/w/x/1"), "within");
+    EXPECT(match("h", "/v/x/1"), "-", "the pathPrefix still holds");
+    EXPECT(match("h", "/u/v/w/1"), "above");
+    EXPECT(match("h", "/u/x"), "-");
+    unload();
+}
+
 Test(route, methods_headers_query)
 {
     load(B "routes:\n"
