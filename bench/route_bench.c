@@ -158,8 +158,10 @@ int main(int argc, char **argv)
     for (int i = 0; i < NREQ; i++) {
         unsigned h = rnd(1000), p = rnd(10);
         bool miss = i % 8 == 7;
-        snprintf(reqs[i].host, sizeof(reqs[i].host), "h%u.example.com", miss && i % 16 == 7 ? h + 1000 : h);
-        snprintf(reqs[i].path, sizeof(reqs[i].path), "/%s%u/items/%d", miss && i % 16 == 15 ? "q" : "p", p, i);
+        snprintf(reqs[i].host, sizeof(reqs[i].host), "h%u.example.com",
+                 miss && i % 16 == 7 ? h + 1000 : h);
+        snprintf(reqs[i].path, sizeof(reqs[i].path), "/%s%u/items/%d",
+                 miss && i % 16 == 15 ? "q" : "p", p, i);
         hits += !miss;
     }
     run("1,000 hosts × 10 prefixes", y.s, y.len, reqs, rounds, hits);
@@ -198,8 +200,7 @@ int main(int argc, char **argv)
             path_normalize_target(path, strlen(path), 0, out, &n);
         v[r] = (now_ns() - a) / (double)rounds;
     }
-    printf("\npath_normalize_target(\"%s\"): %.1f ns (-> %.*s)\n", path, median(v, 7), (int)n,
-           out);
+    printf("\npath_normalize_target(\"%s\"): %.1f ns (-> %.*s)\n", path, median(v, 7), (int)n, out);
     free(y.s);
     return 0;
 }

@@ -15,8 +15,8 @@
 #include <sys/socket.h>
 
 struct cidr {
-    uint8_t family; /* AF_INET or AF_INET6 */
-    uint8_t bits;   /* prefix length: 0..32 or 0..128 */
+    uint8_t family;   /* AF_INET or AF_INET6 */
+    uint8_t bits;     /* prefix length: 0..32 or 0..128 */
     uint8_t addr[16]; /* network address in network byte order (4 bytes used for IPv4) */
 };
 

@@ -13,7 +13,7 @@ struct bucket {
 };
 
 struct ratelimit {
-    size_t nsets; /* a power of two */
+    size_t nsets;     /* a power of two */
     struct bucket *b; /* [nsets * RATELIMIT_WAYS] */
 };
 

@@ -87,28 +87,38 @@ static bool is_hash(const char *balance)
 static void parse_pool(struct config_yaml_load *l, struct config_pool *p,
                        const struct config_yaml_node *name, const struct config_yaml_node *v)
 {
-    static const char *const names[] = {
-        "backends",          "balance",        "hashKey",         "hashLoadFactor",
-        "slowStart",         "panicThreshold", "stickySession",   "healthyThreshold",
-        "unhealthyThreshold", "healthCheckPeriod", "healthCheckTimeout", "connectTimeout",
-        "upstreamTimeout",   "retries",        "maxFails",        "upstreamMaxIdle"};
-    static const size_t offs[] = {
-        CONFIG_YAML_NO_FIELD,
-        CONFIG_YAML_NO_FIELD,
-        CONFIG_YAML_NO_FIELD,
-        offsetof(struct config_pool, hash_load_factor),
-        offsetof(struct config_pool, slow_start_ms),
-        offsetof(struct config_pool, panic_threshold),
-        CONFIG_YAML_NO_FIELD,
-        offsetof(struct config_pool, healthy_threshold),
-        offsetof(struct config_pool, unhealthy_threshold),
-        offsetof(struct config_pool, health_check_period_ms),
-        offsetof(struct config_pool, health_check_timeout_ms),
-        offsetof(struct config_pool, connect_timeout_ms),
-        offsetof(struct config_pool, upstream_timeout_ms),
-        offsetof(struct config_pool, retries),
-        offsetof(struct config_pool, max_fails),
-        offsetof(struct config_pool, upstream_max_idle)};
+    static const char *const names[] = {"backends",
+                                        "balance",
+                                        "hashKey",
+                                        "hashLoadFactor",
+                                        "slowStart",
+                                        "panicThreshold",
+                                        "stickySession",
+                                        "healthyThreshold",
+                                        "unhealthyThreshold",
+                                        "healthCheckPeriod",
+                                        "healthCheckTimeout",
+                                        "connectTimeout",
+                                        "upstreamTimeout",
+                                        "retries",
+                                        "maxFails",
+                                        "upstreamMaxIdle"};
+    static const size_t offs[] = {CONFIG_YAML_NO_FIELD,
+                                  CONFIG_YAML_NO_FIELD,
+                                  CONFIG_YAML_NO_FIELD,
+                                  offsetof(struct config_pool, hash_load_factor),
+                                  offsetof(struct config_pool, slow_start_ms),
+                                  offsetof(struct config_pool, panic_threshold),
+                                  CONFIG_YAML_NO_FIELD,
+                                  offsetof(struct config_pool, healthy_threshold),
+                                  offsetof(struct config_pool, unhealthy_threshold),
+                                  offsetof(struct config_pool, health_check_period_ms),
+                                  offsetof(struct config_pool, health_check_timeout_ms),
+                                  offsetof(struct config_pool, connect_timeout_ms),
+                                  offsetof(struct config_pool, upstream_timeout_ms),
+                                  offsetof(struct config_pool, retries),
+                                  offsetof(struct config_pool, max_fails),
+                                  offsetof(struct config_pool, upstream_max_idle)};
     _Static_assert(ARRAY_LEN(names) == ARRAY_LEN(offs), "one offset per pool key");
     const struct config_yaml_node *seen[ARRAY_LEN(names)] = {0};
     struct config_yaml_qbuf q, q2;
@@ -287,7 +297,6 @@ void config_pool_view(const struct config *cfg, const struct config_pool *p, str
     out->max_fails = p->max_fails;
     out->upstream_max_idle = p->upstream_max_idle;
 }
-
 
 void config_pool_free(struct config *cfg)
 {

@@ -28,9 +28,9 @@
 #include "base/cidr.h"
 #include "base/util.h"
 
-#define NAME_MAX_LEN 64       /* route names */
-#define BODY_MAX (64 * 1024)  /* respond.body */
-#define RATE_MAX 1000000u     /* rateLimit.requestsPerSecond */
+#define NAME_MAX_LEN 64      /* route names */
+#define BODY_MAX (64 * 1024) /* respond.body */
+#define RATE_MAX 1000000u    /* rateLimit.requestsPerSecond */
 
 /* ---------------------------------------------------------------------------------------------
  * Small helpers
@@ -300,7 +300,8 @@ static int parse_fields(struct config_yaml_load *l, const struct config *cfg, co
             continue;
         }
         if (!config_yaml_is_string(x) || !field_value_ok(x->str, x->len)) {
-            config_yaml_error(l, x, "%s: the value of %s must be a string without control "
+            config_yaml_error(l, x,
+                              "%s: the value of %s must be a string without control "
                               "characters, got %s",
                               key, config_yaml_quote(&q, k->str, k->len),
                               config_yaml_describe(&q2, x));
@@ -322,7 +323,8 @@ static int parse_query(struct config_yaml_load *l, const struct config_yaml_node
 {
     struct config_yaml_qbuf q, q2;
     if (v->kind != CONFIG_YAML_MAPPING) {
-        config_yaml_error(l, v, "match.query must be a mapping of parameter names to values, "
+        config_yaml_error(l, v,
+                          "match.query must be a mapping of parameter names to values, "
                           "got %s",
                           config_yaml_describe(&q, v));
         return -1;
@@ -339,8 +341,7 @@ static int parse_query(struct config_yaml_load *l, const struct config_yaml_node
             rc = -1;
             continue;
         }
-        if (!config_yaml_visible_ascii(k->str, k->len) || strpbrk(k->str, "&=#") ||
-            k->len > 128) {
+        if (!config_yaml_visible_ascii(k->str, k->len) || strpbrk(k->str, "&=#") || k->len > 128) {
             config_yaml_error(l, k, "match.query: invalid parameter name %s",
                               config_yaml_quote(&q, k->str, k->len));
             rc = -1;
@@ -451,7 +452,8 @@ static int parse_match(struct config_yaml_load *l, const struct config *cfg,
     struct config_yaml_qbuf q;
     int rc = 0;
     if (v->kind != CONFIG_YAML_MAPPING) {
-        config_yaml_error(l, v, "match must be a mapping of conditions (host, path, pathPrefix, "
+        config_yaml_error(l, v,
+                          "match must be a mapping of conditions (host, path, pathPrefix, "
                           "pathRegex, methods, headers, query), got %s",
                           config_yaml_describe(&q, v));
         return -1;
@@ -497,8 +499,7 @@ static int parse_match(struct config_yaml_load *l, const struct config *cfg,
             ok = (r->methods = parse_tokens(l, "match.methods", "GET", x)) != NULL;
             break;
         case 5:
-            ok = parse_fields(l, cfg, "match.headers", x, true, 0, &r->headers, &r->nheaders) ==
-                 0;
+            ok = parse_fields(l, cfg, "match.headers", x, true, 0, &r->headers, &r->nheaders) == 0;
             break;
         case 6:
             ok = parse_query(l, x, &r->query, &r->nquery) == 0;
@@ -520,8 +521,7 @@ static int pool_ref(struct config_yaml_load *l, struct config *cfg, const char *
 {
     struct config_yaml_qbuf q;
     if (!config_yaml_is_string(v)) {
-        config_yaml_error(l, v, "%s must be a pool name, got %s", key,
-                          config_yaml_describe(&q, v));
+        config_yaml_error(l, v, "%s must be a pool name, got %s", key, config_yaml_describe(&q, v));
         return -1;
     }
     int i = config_pool_find(cfg, v->str);
@@ -538,8 +538,8 @@ static int parse_split(struct config_yaml_load *l, struct config *cfg,
                        const struct config_yaml_node *v, struct config_route *r)
 {
     static const char *const names[] = {"pool", "weight"};
-    static const struct config_yaml_key wk = {"weight", CONFIG_YAML_KT_UINT,
-                                              CONFIG_YAML_NO_FIELD, 0, 1000, 1};
+    static const struct config_yaml_key wk = {
+        "weight", CONFIG_YAML_KT_UINT, CONFIG_YAML_NO_FIELD, 0, 1000, 1};
     struct config_yaml_qbuf q;
     if (v->kind != CONFIG_YAML_SEQUENCE || v->nkids == 0) {
         config_yaml_error(l, v, "split must be a non-empty sequence of {pool, weight}, got %s",
@@ -560,7 +560,8 @@ static int parse_split(struct config_yaml_load *l, struct config *cfg,
             continue;
         }
         if (e->kind != CONFIG_YAML_MAPPING) {
-            config_yaml_error(l, e, "split entry must be a mapping with \"pool\" and \"weight\", "
+            config_yaml_error(l, e,
+                              "split entry must be a mapping with \"pool\" and \"weight\", "
                               "got %s",
                               config_yaml_describe(&q, e));
             rc = -1;
@@ -572,8 +573,9 @@ static int parse_split(struct config_yaml_load *l, struct config *cfg,
                 rc = -1;
                 continue;
             }
-            size_t j = config_yaml_key_is(kk, "pool") ? 0 : config_yaml_key_is(kk, "weight") ? 1
-                                                                                            : 2;
+            size_t j = config_yaml_key_is(kk, "pool")     ? 0
+                       : config_yaml_key_is(kk, "weight") ? 1
+                                                          : 2;
             if (j == 2) {
                 config_yaml_unknown_key(l, kk, names, ARRAY_LEN(names), " in split");
                 rc = -1;
@@ -618,14 +620,15 @@ static int parse_redirect(struct config_yaml_load *l, const struct config *cfg,
                           const struct config_yaml_node *v, struct config_route *r)
 {
     static const char *const names[] = {"scheme", "host", "port", "path", "status"};
-    static const struct config_yaml_key pk = {"redirect.port", CONFIG_YAML_KT_UINT,
-                                              CONFIG_YAML_NO_FIELD, 1, 65535, 0};
+    static const struct config_yaml_key pk = {
+        "redirect.port", CONFIG_YAML_KT_UINT, CONFIG_YAML_NO_FIELD, 1, 65535, 0};
     const struct config_yaml_node *seen[ARRAY_LEN(names)] = {0};
     struct config_yaml_qbuf q;
     int rc = 0;
     r->redirect.status = 302;
     if (v->kind != CONFIG_YAML_MAPPING) {
-        config_yaml_error(l, v, "redirect must be a mapping of scheme, host, port, path and "
+        config_yaml_error(l, v,
+                          "redirect must be a mapping of scheme, host, port, path and "
                           "status, got %s",
                           config_yaml_describe(&q, v));
         return -1;
@@ -699,7 +702,8 @@ static int parse_redirect(struct config_yaml_load *l, const struct config *cfg,
         }
     }
     if (!seen[0] && !seen[1] && !seen[2] && !seen[3]) {
-        config_yaml_error(l, v, "redirect needs scheme, host, port or path (else it would send "
+        config_yaml_error(l, v,
+                          "redirect needs scheme, host, port or path (else it would send "
                           "the client to the same URL)");
         rc = -1;
     }
@@ -711,8 +715,8 @@ static int parse_respond(struct config_yaml_load *l, const struct config_yaml_no
                          struct config_route *r)
 {
     static const char *const names[] = {"status", "body"};
-    static const struct config_yaml_key sk = {"respond.status", CONFIG_YAML_KT_UINT,
-                                              CONFIG_YAML_NO_FIELD, 200, 599, 0};
+    static const struct config_yaml_key sk = {
+        "respond.status", CONFIG_YAML_KT_UINT, CONFIG_YAML_NO_FIELD, 200, 599, 0};
     const struct config_yaml_node *seen[ARRAY_LEN(names)] = {0};
     struct config_yaml_qbuf q;
     int rc = 0;
@@ -761,8 +765,7 @@ static int parse_respond(struct config_yaml_load *l, const struct config_yaml_no
     if (!seen[0]) {
         config_yaml_error(l, v, "respond is missing \"status\"");
         rc = -1;
-    } else if (r->respond.body_len &&
-               (r->respond.status == 204 || r->respond.status == 304)) {
+    } else if (r->respond.body_len && (r->respond.status == 204 || r->respond.status == 304)) {
         config_yaml_error(l, seen[1], "respond.body is not allowed with status %d (it has no body)",
                           r->respond.status);
         rc = -1;
@@ -775,14 +778,15 @@ static int parse_rate(struct config_yaml_load *l, const struct config_yaml_node 
                       struct config_route *r)
 {
     static const char *const names[] = {"requestsPerSecond", "burst"};
-    static const struct config_yaml_key bk = {"rateLimit.burst", CONFIG_YAML_KT_UINT,
-                                              CONFIG_YAML_NO_FIELD, 1, RATE_MAX, 0};
+    static const struct config_yaml_key bk = {
+        "rateLimit.burst", CONFIG_YAML_KT_UINT, CONFIG_YAML_NO_FIELD, 1, RATE_MAX, 0};
     const struct config_yaml_node *seen[ARRAY_LEN(names)] = {0};
     struct config_yaml_qbuf q;
     int rc = 0;
     uint32_t burst = 0;
     if (v->kind != CONFIG_YAML_MAPPING) {
-        config_yaml_error(l, v, "rateLimit must be a mapping with \"requestsPerSecond\" (and "
+        config_yaml_error(l, v,
+                          "rateLimit must be a mapping with \"requestsPerSecond\" (and "
                           "\"burst\"), got %s",
                           config_yaml_describe(&q, v));
         return -1;
@@ -886,13 +890,23 @@ static char **parse_removals(struct config_yaml_load *l, const struct config *cf
 static int parse_route(struct config_yaml_load *l, struct config *cfg,
                        const struct config_yaml_node *e, struct config_route *r, int i)
 {
-    static const char *const names[] = {
-        "name",         "match",          "pool",
-        "split",        "redirect",       "respond",
-        "stripPrefix",  "rewritePrefix",  "setRequestHeaders",
-        "removeRequestHeaders", "setResponseHeaders", "removeResponseHeaders",
-        "allow",        "deny",           "rateLimit",
-        "upstreamTimeout", "retries"};
+    static const char *const names[] = {"name",
+                                        "match",
+                                        "pool",
+                                        "split",
+                                        "redirect",
+                                        "respond",
+                                        "stripPrefix",
+                                        "rewritePrefix",
+                                        "setRequestHeaders",
+                                        "removeRequestHeaders",
+                                        "setResponseHeaders",
+                                        "removeResponseHeaders",
+                                        "allow",
+                                        "deny",
+                                        "rateLimit",
+                                        "upstreamTimeout",
+                                        "retries"};
     _Static_assert(ARRAY_LEN(names) == RK_N, "one name per route key");
     static const char *const actions[] = {"pool", "split", "redirect", "respond"};
     const struct config_yaml_node *seen[RK_N] = {0}, *val[RK_N] = {0};
@@ -905,7 +919,8 @@ static int parse_route(struct config_yaml_load *l, struct config *cfg,
     if (e->kind == CONFIG_YAML_BAD)
         return -1;
     if (e->kind != CONFIG_YAML_MAPPING) {
-        config_yaml_error(l, e, "route must be a mapping with match and an action (pool, split, "
+        config_yaml_error(l, e,
+                          "route must be a mapping with match and an action (pool, split, "
                           "redirect or respond), got %s",
                           config_yaml_describe(&q, e));
         return -1;
@@ -966,7 +981,8 @@ static int parse_route(struct config_yaml_load *l, struct config *cfg,
     for (int j = RK_POOL; j <= RK_RESPOND; j++) {
         if (!seen[j] || j == first)
             continue;
-        config_yaml_error(l, seen[j], "a route takes one action: %s and %s (line %d) are both given",
+        config_yaml_error(l, seen[j],
+                          "a route takes one action: %s and %s (line %d) are both given",
                           actions[j - RK_POOL], actions[first - RK_POOL], seen[first]->line);
         rc = -1;
     }
@@ -1009,19 +1025,17 @@ static int parse_route(struct config_yaml_load *l, struct config *cfg,
             rc = -1;
         }
     }
-    if (val[RK_SET_REQ] &&
-        parse_fields(l, cfg, "setRequestHeaders", val[RK_SET_REQ], false, 1,
-                     &r->set_request_headers, &r->nset_request_headers) != 0)
+    if (val[RK_SET_REQ] && parse_fields(l, cfg, "setRequestHeaders", val[RK_SET_REQ], false, 1,
+                                        &r->set_request_headers, &r->nset_request_headers) != 0)
         rc = -1;
-    if (val[RK_SET_RESP] &&
-        parse_fields(l, cfg, "setResponseHeaders", val[RK_SET_RESP], false, 2,
-                     &r->set_response_headers, &r->nset_response_headers) != 0)
+    if (val[RK_SET_RESP] && parse_fields(l, cfg, "setResponseHeaders", val[RK_SET_RESP], false, 2,
+                                         &r->set_response_headers, &r->nset_response_headers) != 0)
         rc = -1;
     if (val[RK_RM_REQ] && !(r->remove_request_headers = parse_removals(
-                               l, cfg, "removeRequestHeaders", val[RK_RM_REQ], true)))
+                                l, cfg, "removeRequestHeaders", val[RK_RM_REQ], true)))
         rc = -1;
     if (val[RK_RM_RESP] && !(r->remove_response_headers = parse_removals(
-                                l, cfg, "removeResponseHeaders", val[RK_RM_RESP], false)))
+                                 l, cfg, "removeResponseHeaders", val[RK_RM_RESP], false)))
         rc = -1;
 
     /* policies */
@@ -1034,9 +1048,8 @@ static int parse_route(struct config_yaml_load *l, struct config *cfg,
         rc = -1;
     if (val[RK_RATE] && parse_rate(l, val[RK_RATE], r) != 0)
         rc = -1;
-    if (val[RK_TIMEOUT] &&
-        config_yaml_get_duration(l, config_top_key("upstreamTimeout"), val[RK_TIMEOUT],
-                                 &r->upstream_timeout_ms) != 0)
+    if (val[RK_TIMEOUT] && config_yaml_get_duration(l, config_top_key("upstreamTimeout"),
+                                                    val[RK_TIMEOUT], &r->upstream_timeout_ms) != 0)
         rc = -1;
     if (val[RK_RETRIES]) {
         uint32_t u;
@@ -1048,7 +1061,8 @@ static int parse_route(struct config_yaml_load *l, struct config *cfg,
 
     /* keys that need another */
     if (r->strip_prefix && val[RK_REWRITE]) {
-        config_yaml_error(l, seen[RK_REWRITE], "stripPrefix and rewritePrefix are mutually "
+        config_yaml_error(l, seen[RK_REWRITE],
+                          "stripPrefix and rewritePrefix are mutually "
                           "exclusive (rewritePrefix: / strips)");
         rc = -1;
     }
@@ -1178,9 +1192,10 @@ static bool covers(const struct config_route *e, const struct config_route *r)
     for (int i = 0; i < e->nheaders; i++) {
         bool found = false;
         for (int j = 0; j < r->nheaders && !found; j++)
-            found = strcasecmp(e->headers[i].name, r->headers[j].name) == 0 &&
-                    (!e->headers[i].value ||
-                     (r->headers[j].value && strcmp(e->headers[i].value, r->headers[j].value) == 0));
+            found =
+                strcasecmp(e->headers[i].name, r->headers[j].name) == 0 &&
+                (!e->headers[i].value ||
+                 (r->headers[j].value && strcmp(e->headers[i].value, r->headers[j].value) == 0));
         if (!found)
             return false;
     }

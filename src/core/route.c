@@ -222,7 +222,8 @@ static uint32_t get_or_add(struct build *b, uint32_t tag, const char *s, size_t 
     uint32_t i = h & (t->keys.cap - 1);
     while (t->keys.e[i].val != NONE)
         i = (i + 1) & (t->keys.cap - 1);
-    t->keys.e[i] = (struct kent){.tag = tag, .off = off, .len = (uint32_t)n, .hash = h, .val = node};
+    t->keys.e[i] =
+        (struct kent){.tag = tag, .off = off, .len = (uint32_t)n, .hash = h, .val = node};
     t->keys.n++;
     if (tag == KT_WILD)
         t->nwild++;
@@ -346,8 +347,8 @@ static int compile_route(struct route_table *t, uint32_t i)
     if (r->path_regex) {
         int err;
         PCRE2_SIZE off;
-        c->re = pcre2_compile((PCRE2_SPTR)r->path_regex, PCRE2_ZERO_TERMINATED, 0, &err, &off,
-                              NULL);
+        c->re =
+            pcre2_compile((PCRE2_SPTR)r->path_regex, PCRE2_ZERO_TERMINATED, 0, &err, &off, NULL);
         if (!c->re)
             return -1; /* config_load compiled it: only memory can fail here */
         c->jit = pcre2_jit_compile(c->re, PCRE2_JIT_COMPLETE) == 0;
@@ -498,8 +499,7 @@ static bool query_has(const struct route_input *in, const char *name, const char
 }
 
 /* The request has the header (any value when value is NULL, else that exact value). */
-static bool header_has(const struct route_input *in, const char *name, size_t nl,
-                       const char *value)
+static bool header_has(const struct route_input *in, const char *name, size_t nl, const char *value)
 {
     if (!in->header)
         return false;

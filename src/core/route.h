@@ -11,7 +11,8 @@
  *
  *   host ──▶ "api.example.com" ─┐      tree: root ─"static"─▶ n1 ─"css"─▶ n2
  *            "*.example.com"  ──┼─▶          │ prefix: [routes without a path, pathPrefix "/"]
- *            (any host)       ──┘            n1 prefix: [pathPrefix /static]  n2 exact: [path /static/css]
+ *            (any host)       ──┘            n1 prefix: [pathPrefix /static]  n2 exact: [path
+ * /static/css]
  *
  * The input is protocol-neutral (struct route_input): HTTP/1 and HTTP/2 sessions fill it from
  * their own request; the path must already be in normal form (http/path.h), the same form the

@@ -113,9 +113,9 @@ static bool ref_host(const char *want, const char *h, size_t n)
     return n > sl && memcmp(h + n - sl, want + 1, sl) == 0;
 }
 
-static bool ref_route(const struct config_route *r, int i, const char *m, size_t ml,
-                      const char *h, size_t hl, const char *p, size_t pl, const char *q,
-                      size_t ql, const struct hdrs *hd)
+static bool ref_route(const struct config_route *r, int i, const char *m, size_t ml, const char *h,
+                      size_t hl, const char *p, size_t pl, const char *q, size_t ql,
+                      const struct hdrs *hd)
 {
     if (!ref_host(r->host, h, hl))
         return false;
@@ -138,9 +138,9 @@ static bool ref_route(const struct config_route *r, int i, const char *m, size_t
         for (int k = 0; k < hd->n; k++)
             f |= hd->nl[k] == strlen(r->headers[j].name) &&
                  strncasecmp(hd->name[k], r->headers[j].name, hd->nl[k]) == 0 &&
-                 (!r->headers[j].value || (hd->vl[k] == strlen(r->headers[j].value) &&
-                                           memcmp(hd->value[k], r->headers[j].value,
-                                                  hd->vl[k]) == 0));
+                 (!r->headers[j].value ||
+                  (hd->vl[k] == strlen(r->headers[j].value) &&
+                   memcmp(hd->value[k], r->headers[j].value, hd->vl[k]) == 0));
         if (!f)
             return false;
     }

@@ -62,10 +62,21 @@ Test(cidr, forms_and_text)
 
 Test(cidr, malformed)
 {
-    static const char *bad[] = {"",          "/8",          "10.0.0.0/",   "10.0.0.0/33",
-                                "10.0.0/8",  "10.0.0.0/08", "10.0.0.0/-1", "10.0.0.0/ 8",
-                                "::1/129",   "[::1]",       "fe80::1%eth0", "example.com",
-                                "10.0.0.0/8/8", "1.2.3.4 ", "10.0.0.0/1000"};
+    static const char *bad[] = {"",
+                                "/8",
+                                "10.0.0.0/",
+                                "10.0.0.0/33",
+                                "10.0.0/8",
+                                "10.0.0.0/08",
+                                "10.0.0.0/-1",
+                                "10.0.0.0/ 8",
+                                "::1/129",
+                                "[::1]",
+                                "fe80::1%eth0",
+                                "example.com",
+                                "10.0.0.0/8/8",
+                                "1.2.3.4 ",
+                                "10.0.0.0/1000"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct cidr c;
         cr_expect_eq(cidr_parse(bad[i], strlen(bad[i]), &c), -EINVAL, "\"%s\"", bad[i]);

@@ -213,8 +213,7 @@ Test(config_route, pools_inherit_the_top_level)
                                "hashLoadFactor: 1.25\n"
                                "connectTimeout: 1.5\n"
                                "retries: 4\n"
-                               "stickySession: {cookie: S, sameSite: Lax}\n" B
-                               "pools:\n"
+                               "stickySession: {cookie: S, sameSite: Lax}\n" B "pools:\n"
                                "  a:\n"
                                "    backends: [http://127.0.0.1:9000]\n"
                                "    retries: 0\n"
@@ -279,27 +278,27 @@ Test(config_route, pools_inherit_the_top_level)
 
 Test(config_route, normal_forms)
 {
-    struct config *c = load_ok(B P R
-                               "  - match: {host: API.Example.COM., pathPrefix: /static/}\n"
-                               "    pool: api\n"
-                               "  - match: {host: \"*.Example.com\", path: /a/./b/../%7ec}\n"
-                               "    pool: api\n"
-                               "  - match: {host: \"[::1]\", pathPrefix: /}\n"
-                               "    rewritePrefix: /\n"
-                               "    pool: api\n"
-                               "  - match: {pathPrefix: /x}\n"
-                               "    rewritePrefix: /new/\n"
-                               "    pool: api\n"
-                               "  - match: {path: \"/a%2fb\"}\n"
-                               "    rateLimit: {requestsPerSecond: 0.5}\n"
-                               "    upstreamTimeout: 2.5\n"
-                               "    retries: 0\n"
-                               "    pool: api\n"
-                               "  - match: {path: /q, query: {debug: \"1\", empty: \"\"}}\n"
-                               "    rateLimit: {requestsPerSecond: 12.25}\n"
-                               "    respond: {status: 503, body: \"down for maintenance\\n\"}\n"
-                               "  - match: {path: /r, headers: {X-Any: \"*\"}}\n"
-                               "    redirect: {path: /elsewhere, port: 8443}\n");
+    struct config *c =
+        load_ok(B P R "  - match: {host: API.Example.COM., pathPrefix: /static/}\n"
+                      "    pool: api\n"
+                      "  - match: {host: \"*.Example.com\", path: /a/./b/../%7ec}\n"
+                      "    pool: api\n"
+                      "  - match: {host: \"[::1]\", pathPrefix: /}\n"
+                      "    rewritePrefix: /\n"
+                      "    pool: api\n"
+                      "  - match: {pathPrefix: /x}\n"
+                      "    rewritePrefix: /new/\n"
+                      "    pool: api\n"
+                      "  - match: {path: \"/a%2fb\"}\n"
+                      "    rateLimit: {requestsPerSecond: 0.5}\n"
+                      "    upstreamTimeout: 2.5\n"
+                      "    retries: 0\n"
+                      "    pool: api\n"
+                      "  - match: {path: /q, query: {debug: \"1\", empty: \"\"}}\n"
+                      "    rateLimit: {requestsPerSecond: 12.25}\n"
+                      "    respond: {status: 503, body: \"down for maintenance\\n\"}\n"
+                      "  - match: {path: /r, headers: {X-Any: \"*\"}}\n"
+                      "    redirect: {path: /elsewhere, port: 8443}\n");
     const struct config_route *r = c->routes;
     cr_assert_str_eq(r[0].host, "api.example.com");
     cr_assert_str_eq(r[0].path_prefix, "/static");
@@ -412,12 +411,12 @@ Test(config_route, pool_errors)
 
 Test(config_route, pool_warnings)
 {
-    struct config *c = load_warn(B P "    hashKey: uri\n    healthCheckTimeout: 6\n" R
-                                     "  - pool: api\n",
-                                 "t.yaml:5:5: warning: hashKey is ignored unless balance is hash\n"
-                                 "t.yaml:6:5: warning: healthCheckTimeout (6 s) is not less than "
-                                 "healthCheckPeriod (5 s); a backend is not checked again while "
-                                 "its previous check is still running\n");
+    struct config *c =
+        load_warn(B P "    hashKey: uri\n    healthCheckTimeout: 6\n" R "  - pool: api\n",
+                  "t.yaml:5:5: warning: hashKey is ignored unless balance is hash\n"
+                  "t.yaml:6:5: warning: healthCheckTimeout (6 s) is not less than "
+                  "healthCheckPeriod (5 s); a backend is not checked again while "
+                  "its previous check is still running\n");
     config_free(c);
     c = load_warn(B P, "t.yaml:3:3: warning: pool \"api\" is not used by any route\n");
     config_free(c);

@@ -48,8 +48,7 @@ static void unload(void)
 }
 
 /* Header fields as "Name: value" strings, NULL-terminated. */
-static const char *header_cb(const void *ctx, const char *name, size_t nl, size_t nth,
-                             size_t *vl)
+static const char *header_cb(const void *ctx, const char *name, size_t nl, size_t nth, size_t *vl)
 {
     const char *const *h = ctx;
     for (; h && *h; h++) {
@@ -102,7 +101,8 @@ static const char *match(const char *host, const char *target)
     return match_h("GET", host, target, NULL);
 }
 
-#define B "backends: [http://127.0.0.1:8081]\npools:\n  api:\n    backends: [http://127.0.0.1:9000]\n"
+#define B                                                                                          \
+    "backends: [http://127.0.0.1:8081]\npools:\n  api:\n    backends: [http://127.0.0.1:9000]\n"
 
 #define EXPECT(got, ...) cr_expect_str_eq(got, __VA_ARGS__)
 
