@@ -54,7 +54,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all help deps deps-test deps-bench deps-deb deb check-deb run test check check-layers unit e2e e2e-tls fuzz fuzz-build fuzz-replay bench bench-micro fmt clean \
+.PHONY: all help deps deps-test deps-bench deps-deb deb check-deb run test check check-layers unit e2e e2e-tls fuzz fuzz-build fuzz-replay bench bench-micro route-bench fmt clean \
         install uninstall check-dist
 .DEFAULT_GOAL := all
 
@@ -67,6 +67,7 @@ help:
 	@echo "make fuzz       run every fuzz target for FUZZ_SECONDS (default 300) each"
 	@echo "make bench      benchmark golb against HAProxy and nginx (see bench/README.md)"
 	@echo "make bench-micro  cost of single operations (bench/*_cost.c), e.g. parsing a PROXY header"
+	@echo "make route-bench  micro-benchmark of the route matcher (ns per match, table memory, build time)"
 	@echo "make install    install golb, toy-backend, man pages, example config, systemd unit (PREFIX, DESTDIR)"
 	@echo "make uninstall  remove what make install installed (an edited config stays)"
 	@echo "make deb        build the Debian packages golb and golb-toy-backend into build/deb/ (debian/)"
@@ -164,13 +165,17 @@ bench: deps-bench all
 # Micro-benchmarks: each bench/*_cost.c is a program linked with the library that prints ns per
 # operation (bench/README.md); not part of `make bench`'s comparison with other proxies.
 BENCH_MICRO := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*_cost.c))
-$(B)/bench/%_cost: bench/%_cost.c $(LIB)
+$(B)/bench/%: bench/%.c $(LIB)
+# The route matcher alone (bench/route_bench.c, make route-bench) is built by the same rule.
 	@mkdir -p $(@D)
 	$(call say,CC,$<)
 	$(Q)$(CC) $(ALL_CFLAGS) $< $(LIB) $(ALL_LDFLAGS) $(PKG_LIBS) -o $@
 
 bench-micro: $(BENCH_MICRO)
 	@for b in $(BENCH_MICRO); do $$b || exit 1; done
+
+route-bench: $(B)/bench/route_bench
+	@$(B)/bench/route_bench $(ROUTE_BENCH_ROUNDS)
 
 # ---- install: GNU-style directory variables; DESTDIR stages the tree (packaging, tests).
 # SYSCONFDIR is /etc whatever PREFIX is: golb.service and golb(8) name /etc/golb/golb.yml, where an
@@ -234,7 +239,7 @@ check-deb: deps-deb
 	@tests/check-deb.sh
 
 fmt:
-	clang-format -i $(SRCS) $(HDRS) cmd/*/*.c $(UNIT_SRCS) tests/fuzz/*.c
+	clang-format -i $(SRCS) $(HDRS) cmd/*/*.c $(UNIT_SRCS) tests/fuzz/*.c bench/*.c
 
 clean:
 	rm -rf build bin

@@ -222,6 +222,9 @@ static const struct config_yaml_key keys[] = {
     {"accessLogPath", CONFIG_YAML_KT_PATH, offsetof(struct config, access_log_path), 0, 0, 0},
     {"logFormat", CONFIG_YAML_KT_LOG_FORMAT, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"upgradeProtocols", CONFIG_YAML_KT_UPGRADE, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+    {"pools", CONFIG_YAML_KT_POOLS, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+    {"routes", CONFIG_YAML_KT_ROUTES, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+    {"encodedSlash", CONFIG_YAML_KT_ENCODED_SLASH, CONFIG_YAML_NO_FIELD, 0, 0, 0},
 };
 
 _Static_assert(ARRAY_LEN(keys) <= 48, "struct top's key_at is too small");
@@ -238,6 +241,12 @@ static int key_index(const char *name)
         if (strcmp(keys[i].name, name) == 0)
             return (int)i;
     return -1;
+}
+
+const struct config_yaml_key *config_top_key(const char *name)
+{
+    int i = key_index(name);
+    return i < 0 ? NULL : &keys[i];
 }
 
 static uint32_t fetch(const struct config *cfg, const char *name)
@@ -317,22 +326,22 @@ static void set_key(struct top *top, struct config *cfg, const struct config_yam
             config_yaml_store(cfg, k, x);
         break;
     case CONFIG_YAML_KT_BACKENDS:
-        config_backend_section(l, cfg, v);
+        config_backend_section(l, &cfg->backends, &cfg->nbackends, v);
         break;
     case CONFIG_YAML_KT_TLS:
         config_tls_section(l, cfg, v);
         break;
     case CONFIG_YAML_KT_BALANCE:
-        config_lb_balance(l, cfg, v);
+        config_lb_balance(l, &cfg->balance, v);
         break;
     case CONFIG_YAML_KT_HASHKEY:
-        config_lb_hash_key(l, cfg, v);
+        config_lb_hash_key(l, &cfg->hash_key, &cfg->hash_key_name, v);
         break;
     case CONFIG_YAML_KT_FACTOR:
         config_lb_factor(l, cfg, k, v);
         break;
     case CONFIG_YAML_KT_STICKY:
-        config_lb_sticky(l, cfg, v);
+        config_lb_sticky(l, &cfg->sticky, v);
         break;
     case CONFIG_YAML_KT_ADMIN:
         config_obs_admin(l, cfg, v);
@@ -361,6 +370,16 @@ static void set_key(struct top *top, struct config *cfg, const struct config_yam
         bool b;
         if (config_yaml_get_bool(l, k->name, v, &b) == 0)
             config_yaml_store(cfg, k, b);
+        break;
+    }
+    case CONFIG_YAML_KT_POOLS:
+    case CONFIG_YAML_KT_ROUTES:
+        break; /* after the walk (cross_check), once every top-level value is known */
+    case CONFIG_YAML_KT_ENCODED_SLASH: {
+        static const char *const c[] = {"keep", "reject", NULL};
+        int i = config_yaml_get_choice(l, k, v, c, "keep, reject");
+        if (i >= 0)
+            cfg->encoded_slash_reject = i == 1;
         break;
     }
     }
@@ -403,7 +422,13 @@ static void cross_check(struct top *top, struct config *cfg, const struct config
             seconds_str(a, tms), seconds_str(b, pms));
     }
 
-    bool hash = cfg->balance && strcmp(cfg->balance, "hash") == 0;
+    config_pool_section(l, cfg, top->val_at[key_index("pools")]); /* with the default pool */
+    config_route_routes(l, cfg, top->val_at[key_index("routes")]);
+
+    bool hash = false; /* hashKey is used when any pool (the default or one inheriting) hashes */
+    for (int i = 0; i < cfg->npools; i++)
+        hash |= cfg->pools[i].balance && strcmp(cfg->pools[i].balance, "hash") == 0;
+    hash |= cfg->balance && strcmp(cfg->balance, "hash") == 0;
     const char *hash_only[] = {"hashKey", "hashLoadFactor"};
     for (size_t i = 0; i < ARRAY_LEN(hash_only); i++) {
         const struct config_yaml_node *hk = top->key_at[key_index(hash_only[i])];
@@ -578,6 +603,8 @@ void config_free(struct config *cfg)
     free(cfg->admin_token);
     free(cfg->access_log_path);
     config_http_free(cfg);
+    config_route_free(cfg);
+    config_pool_free(cfg);
     free(cfg->path);
     free(cfg);
 }

@@ -2,11 +2,13 @@
 #include "config/config_diff.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config/config.h"
 #include "config/config_int.h"
 #include "config/config_yaml.h"
+#include "base/cidr.h"
 #include "base/sock.h"
 
 static bool str_eq(const char *a, const char *b)
@@ -366,8 +368,149 @@ static int diff_backends(const struct config *o, const struct config *n, FILE *o
     return lines;
 }
 
+/* ---- pools and routes: each compared as one text, matched by name ---- */
+
+static void fields_print(FILE *f, const struct config_route_field *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s=%s;", x[i].name, x[i].value ? x[i].value : "*");
+    fputc('|', f);
+}
+
+/* Everything a pool is, as text (its backends by identity and weight, then its settings). */
+static char *pool_sig(const struct config_pool *p)
+{
+    char *text = NULL, k[300];
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return NULL;
+    for (int i = 0; i < p->nbackends; i++) {
+        config_backend_key(&p->backends[i], k, sizeof(k));
+        fprintf(f, "%s %u %s;", k, p->backends[i].weight, or_none(p->backends[i].health_path));
+    }
+    fprintf(f, "|%s %d %s %u %u %u %s %u %u %u %u %u %u %u %u %u %u %u", or_none(p->balance),
+            (int)p->hash_key, or_none(p->hash_key_name), p->hash_load_factor, p->slow_start_ms,
+            p->panic_threshold, or_none(p->sticky.cookie), p->sticky.max_age,
+            p->healthy_threshold, p->unhealthy_threshold, p->health_check_period_ms,
+            p->health_check_timeout_ms, p->connect_timeout_ms, p->upstream_timeout_ms, p->retries,
+            p->max_fails, p->upstream_max_idle, (unsigned)p->sticky.secure * 2 + p->sticky.http_only);
+    fclose(f);
+    return text;
+}
+
+/* Everything a route is, as text (pools by name: indices move when pools come and go). */
+static char *route_sig(const struct config *c, const struct config_route *r)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return NULL;
+    fprintf(f, "%s|%s|%s|%s|", or_none(r->host), or_none(r->path), or_none(r->path_prefix),
+            or_none(r->path_regex));
+    list_print(r->methods, f);
+    fields_print(f, r->headers, r->nheaders);
+    fields_print(f, r->query, r->nquery);
+    fprintf(f, "%d|", (int)r->action);
+    if (r->action == CONFIG_ROUTE_POOL)
+        fprintf(f, "%s|", c->pools[r->pool].name);
+    for (int i = 0; i < r->nsplit; i++)
+        fprintf(f, "%s=%u;", c->pools[r->split[i].pool].name, r->split[i].weight);
+    fprintf(f, "|%s %s %u %s %d|%d %zu ", or_none(r->redirect.scheme), or_none(r->redirect.host),
+            r->redirect.port, or_none(r->redirect.path), r->redirect.status, r->respond.status,
+            r->respond.body_len);
+    if (r->respond.body)
+        fwrite(r->respond.body, 1, r->respond.body_len, f);
+    fprintf(f, "|%d %s|", (int)r->strip_prefix, or_none(r->rewrite_prefix));
+    fields_print(f, r->set_request_headers, r->nset_request_headers);
+    list_print(r->remove_request_headers, f);
+    fields_print(f, r->set_response_headers, r->nset_response_headers);
+    list_print(r->remove_response_headers, f);
+    char cb[64];
+    fprintf(f, "|%d:", (int)r->has_allow);
+    for (int i = 0; i < r->nallow; i++)
+        fprintf(f, "%s,", cidr_str(&r->allow[i], cb, sizeof(cb)));
+    fputc('|', f);
+    for (int i = 0; i < r->ndeny; i++)
+        fprintf(f, "%s,", cidr_str(&r->deny[i], cb, sizeof(cb)));
+    fprintf(f, "|%u %u %u %d", r->rate_mrps, r->rate_burst, r->upstream_timeout_ms, r->retries);
+    fclose(f);
+    return text;
+}
+
+static int find_pool(const struct config *c, const char *name)
+{
+    for (int i = 1; i < c->npools; i++)
+        if (strcmp(c->pools[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static int find_route(const struct config *c, const char *name)
+{
+    for (int i = 0; i < c->nroutes; i++)
+        if (strcmp(c->routes[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static int diff_routing(const struct config *o, const struct config *n, FILE *out)
+{
+    int lines = 0;
+    if (o->encoded_slash_reject != n->encoded_slash_reject) {
+        fprintf(out, "setting changed: encodedSlash %s -> %s\n",
+                o->encoded_slash_reject ? "reject" : "keep",
+                n->encoded_slash_reject ? "reject" : "keep");
+        lines++;
+    }
+    for (int i = 1; i < n->npools; i++) { /* the default pool is the backends and settings */
+        int j = find_pool(o, n->pools[i].name);
+        char *a = j < 0 ? NULL : pool_sig(&o->pools[j]), *b = j < 0 ? NULL : pool_sig(&n->pools[i]);
+        if (j < 0 || !a || !b || strcmp(a, b) != 0) {
+            fprintf(out, "pool %s: %s\n", j < 0 ? "added" : "changed", n->pools[i].name);
+            lines++;
+        }
+        free(a);
+        free(b);
+    }
+    for (int j = 1; j < o->npools; j++)
+        if (find_pool(n, o->pools[j].name) < 0) {
+            fprintf(out, "pool removed: %s\n", o->pools[j].name);
+            lines++;
+        }
+    int last = -1;
+    bool reordered = false;
+    for (int i = 0; i < n->nroutes; i++) {
+        int j = find_route(o, n->routes[i].name);
+        char *a = j < 0 ? NULL : route_sig(o, &o->routes[j]);
+        char *b = j < 0 ? NULL : route_sig(n, &n->routes[i]);
+        if (j < 0 || !a || !b || strcmp(a, b) != 0) {
+            fprintf(out, "route %s: %s\n", j < 0 ? "added" : "changed", n->routes[i].name);
+            lines++;
+        }
+        free(a);
+        free(b);
+        if (j >= 0) {
+            reordered |= j < last;
+            last = j;
+        }
+    }
+    for (int j = 0; j < o->nroutes; j++)
+        if (find_route(n, o->routes[j].name) < 0) {
+            fprintf(out, "route removed: %s\n", o->routes[j].name);
+            lines++;
+        }
+    if (reordered) {
+        fprintf(out, "routes reordered\n");
+        lines++;
+    }
+    return lines;
+}
+
 int config_diff(const struct config *old, const struct config *new, FILE *out)
 {
     return diff_backends(old, new, out) + diff_listeners(old, new, out) +
-           diff_scalars(old, new, out) + diff_others(old, new, out);
+           diff_scalars(old, new, out) + diff_others(old, new, out) +
+           diff_routing(old, new, out);
 }

@@ -10,6 +10,9 @@
  *   setting changed: connectTimeout 3s -> 5s
  *   listener changed: listen 127.0.0.1:8080 -> 127.0.0.1:8090
  *   setting changed: workers 2 -> 4 (needs a restart)     (also admin.listen: a reload keeps them)
+ *   pool added: api          pool changed: api          pool removed: api      (named pools)
+ *   route added: canary      route changed: canary      route removed: canary  (routes by name)
+ *   routes reordered                                                   (the same routes, moved)
  * Secrets (admin.token) are never printed, only that they changed.
  */
 #ifndef GOLB_CONFIG_DIFF_H

@@ -4,6 +4,7 @@
  *
  *   config.c (top level, key table) ──▶ config_backend.c ──▶ config_tls.c (backends' TLS keys)
  *            │                          config_tls.c, config_lb.c, config_obs.c, config_http.c
+ *            │                          config_pool.c ──▶ config_backend.c, config_lb.c; config_route.c
  *            └──────────── all of them ──▶ config_yaml.c (node tree, diagnostics, getters)
  *
  * Each parser reads one value `v` of the tree into cfg and reports its problems into the load; none
@@ -15,28 +16,35 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config/config.h" /* enum config_hash_key */
+
 struct config;
 struct config_backend;
+struct config_sticky;
 struct config_yaml_key;
 struct config_yaml_load;
 struct config_yaml_node;
 
-/* config.c: the table of top-level keys (config_diff.c compares the fields it names). */
+/* config.c: the table of top-level keys (config_diff.c compares the fields it names); the row of
+ * one key by name (NULL when there is none: the pools and routes reuse the top level's rows). */
 const struct config_yaml_key *config_top_keys(size_t *n);
+const struct config_yaml_key *config_top_key(const char *name);
 
-/* config_backend.c: the backends sequence; config_backend_clear frees one entry's strings. */
-void config_backend_section(struct config_yaml_load *l, struct config *cfg,
+/* config_backend.c: a backends sequence (the top level's, a pool's) into a new array *out of *n
+ * entries; config_backend_clear frees one entry's strings. */
+void config_backend_section(struct config_yaml_load *l, struct config_backend **out, int *n,
                             const struct config_yaml_node *v);
 void config_backend_clear(struct config_backend *b);
 
-/* config_lb.c: balance, hashKey, hashLoadFactor (row k), stickySession. */
-void config_lb_balance(struct config_yaml_load *l, struct config *cfg,
+/* config_lb.c: balance, hashKey, hashLoadFactor (row k, its field in `base`), stickySession, each
+ * into the destination given (the top level's fields, or a pool's). */
+void config_lb_balance(struct config_yaml_load *l, char **balance,
                        const struct config_yaml_node *v);
-void config_lb_hash_key(struct config_yaml_load *l, struct config *cfg,
+void config_lb_hash_key(struct config_yaml_load *l, enum config_hash_key *kind, char **name,
                         const struct config_yaml_node *v);
-void config_lb_factor(struct config_yaml_load *l, struct config *cfg,
-                      const struct config_yaml_key *k, const struct config_yaml_node *v);
-void config_lb_sticky(struct config_yaml_load *l, struct config *cfg,
+void config_lb_factor(struct config_yaml_load *l, void *base, const struct config_yaml_key *k,
+                      const struct config_yaml_node *v);
+void config_lb_sticky(struct config_yaml_load *l, struct config_sticky *s,
                       const struct config_yaml_node *v);
 
 /* config_obs.c: the admin mapping; a path row (accessLogPath) into its char * field. */
@@ -50,6 +58,17 @@ void config_http_upgrade_protocols(struct config_yaml_load *l, struct config *cf
                                    const struct config_yaml_node *v);
 void config_http_defaults(struct config_yaml_load *l, struct config *cfg);
 void config_http_free(struct config *cfg);
+
+/* config_pool.c: the pools, read after the top-level walk (they inherit its final values); it
+ * always builds cfg->pools[0], the default pool, from the top level (v NULL: no `pools` key). */
+void config_pool_section(struct config_yaml_load *l, struct config *cfg,
+                         const struct config_yaml_node *v);
+void config_pool_free(struct config *cfg);
+
+/* config_route.c: the routes, read after the pools they name (v NULL: no `routes` key). */
+void config_route_routes(struct config_yaml_load *l, struct config *cfg,
+                         const struct config_yaml_node *v);
+void config_route_free(struct config *cfg);
 
 /* config_tls.c: the tls section. */
 void config_tls_section(struct config_yaml_load *l, struct config *cfg,

@@ -15,14 +15,15 @@
 static const char *const strategies[] = {"roundRobin", "leastConnections", "random", "leastLatency",
                                          "hash"};
 
-void config_lb_balance(struct config_yaml_load *l, struct config *cfg,
+void config_lb_balance(struct config_yaml_load *l, char **balance,
                        const struct config_yaml_node *v)
 {
     struct config_yaml_qbuf q;
     for (size_t i = 0; config_yaml_is_string(v) && i < ARRAY_LEN(strategies); i++)
         if (strcmp(v->str, strategies[i]) == 0) {
-            cfg->balance = strdup(strategies[i]);
-            if (!cfg->balance)
+            free(*balance);
+            *balance = strdup(strategies[i]);
+            if (!*balance)
                 config_yaml_oom(l);
             return;
         }
@@ -31,7 +32,7 @@ void config_lb_balance(struct config_yaml_load *l, struct config *cfg,
         config_yaml_describe(&q, v));
 }
 
-void config_lb_hash_key(struct config_yaml_load *l, struct config *cfg,
+void config_lb_hash_key(struct config_yaml_load *l, enum config_hash_key *kind, char **name,
                         const struct config_yaml_node *v)
 {
     static const struct {
@@ -42,31 +43,31 @@ void config_lb_hash_key(struct config_yaml_load *l, struct config *cfg,
                  {"query:", CONFIG_HASH_QUERY}};
     struct config_yaml_qbuf q;
     if (config_yaml_is_string(v) && strcmp(v->str, "clientAddress") == 0) {
-        cfg->hash_key = CONFIG_HASH_CLIENT;
+        *kind = CONFIG_HASH_CLIENT;
         return;
     }
     if (config_yaml_is_string(v) && strcmp(v->str, "uri") == 0) {
-        cfg->hash_key = CONFIG_HASH_URI;
+        *kind = CONFIG_HASH_URI;
         return;
     }
     for (size_t i = 0; config_yaml_is_string(v) && i < ARRAY_LEN(kinds); i++) {
         size_t pl = strlen(kinds[i].prefix);
         if (strncmp(v->str, kinds[i].prefix, pl) != 0)
             continue;
-        const char *name = v->str + pl;
+        const char *nm = v->str + pl;
         bool ok = kinds[i].kind == CONFIG_HASH_QUERY
-                      ? *name && config_yaml_visible_ascii(name, strlen(name)) &&
-                            !strpbrk(name, "&=#") && strlen(name) <= 128
-                      : config_yaml_http_token(name, strlen(name));
+                      ? *nm && config_yaml_visible_ascii(nm, strlen(nm)) &&
+                            !strpbrk(nm, "&=#") && strlen(nm) <= 128
+                      : config_yaml_http_token(nm, strlen(nm));
         if (!ok) {
             config_yaml_error(l, v, "hashKey: invalid name %s",
-                              config_yaml_quote(&q, name, strlen(name)));
+                              config_yaml_quote(&q, nm, strlen(nm)));
             return;
         }
-        cfg->hash_key = kinds[i].kind;
-        free(cfg->hash_key_name);
-        cfg->hash_key_name = strdup(name);
-        if (!cfg->hash_key_name)
+        *kind = kinds[i].kind;
+        free(*name);
+        *name = strdup(nm);
+        if (!*name)
             config_yaml_oom(l);
         return;
     }
@@ -77,14 +78,14 @@ void config_lb_hash_key(struct config_yaml_load *l, struct config *cfg,
 }
 
 /* 0, or a decimal factor above 1 ("1.25"), exactly in thousandths (parsed as seconds are). */
-void config_lb_factor(struct config_yaml_load *l, struct config *cfg,
-                      const struct config_yaml_key *k, const struct config_yaml_node *v)
+void config_lb_factor(struct config_yaml_load *l, void *base, const struct config_yaml_key *k,
+                      const struct config_yaml_node *v)
 {
     struct config_yaml_qbuf q;
     uint32_t x = 0;
     int64_t zero;
     if (config_yaml_parse_int(v, &zero) == 0 && zero == 0) {
-        config_yaml_store(cfg, k, 0);
+        config_yaml_store(base, k, 0);
         return;
     }
     if (config_yaml_parse_seconds(v, &x) == CONFIG_YAML_SEC_SYNTAX) {
@@ -97,15 +98,14 @@ void config_lb_factor(struct config_yaml_load *l, struct config *cfg,
                           k->max / 1000, config_yaml_number(&q, v));
         return;
     }
-    config_yaml_store(cfg, k, x);
+    config_yaml_store(base, k, x);
 }
 
-void config_lb_sticky(struct config_yaml_load *l, struct config *cfg,
+void config_lb_sticky(struct config_yaml_load *l, struct config_sticky *s,
                       const struct config_yaml_node *v)
 {
     static const char *const names[] = {"cookie", "maxAge", "secure", "httpOnly", "sameSite"};
     const struct config_yaml_node *seen[ARRAY_LEN(names)] = {0}, *cookie = NULL;
-    struct config_sticky *s = &cfg->sticky;
     struct config_yaml_qbuf q;
     if (v->kind != CONFIG_YAML_MAPPING) {
         config_yaml_error(l, v, "stickySession must be a mapping with \"cookie\", got %s",

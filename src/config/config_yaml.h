@@ -157,6 +157,9 @@ enum config_yaml_key_type {
     CONFIG_YAML_KT_PATH,       /* a file path string into a char * field */
     CONFIG_YAML_KT_UPGRADE,    /* upgradeProtocols: a sequence of protocol names (config_http.c) */
     CONFIG_YAML_KT_BOOL,       /* true | false into a bool field; def 0 or 1 */
+    CONFIG_YAML_KT_POOLS,      /* the pools mapping (config_route.c), read after the walk */
+    CONFIG_YAML_KT_ROUTES,     /* the routes sequence (config_route.c), read after the walk */
+    CONFIG_YAML_KT_ENCODED_SLASH, /* keep | reject */
 };
 
 #define CONFIG_YAML_NO_FIELD ((size_t)-1)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/route.h"
 #include "upstream/backend.h"
 #include "config/config.h"
 
@@ -15,6 +16,7 @@ static void generation_free(struct generation *g)
 {
     if (g->balancer.ops)
         balancer_destroy(&g->balancer);
+    route_table_free(g->routes);
     backend_table_free(g->table);
     config_free(g->cfg);
     free(g->pw);
@@ -36,7 +38,8 @@ struct generation *generation_new(struct config *cfg, const struct generation *p
     g->pw = aligned_alloc(_Alignof(struct generation_worker),
                           (size_t)g->nworkers * sizeof(*g->pw));
     g->table = backend_table_new(cfg, prev ? prev->table : NULL, g->nworkers);
-    if (!g->pw || !g->table) {
+    g->routes = route_table_build(cfg);
+    if (!g->pw || !g->table || !g->routes) {
         generation_free(g);
         return NULL;
     }

@@ -1,4 +1,6 @@
-/* generation — one configuration as the data path sees it: config + backend table + balancer.
+/* generation — one configuration as the data path sees it: config + backend table + balancer +
+ * route table (core/route.h; compiled here, once per configuration; phase 1 of routing: built and
+ * kept, not yet consulted by the exchange, which still sends every request to the default pool).
  *
  * A generation is immutable once published. Reloading builds a new one (its backend table takes
  * the running table's backends by identity, so their state carries over) and publishes it with one
@@ -28,6 +30,7 @@
 
 struct config;
 struct backend_table;
+struct route_table;
 
 struct generation_worker {
     _Alignas(64) uint32_t pins; /* this worker's requests that started on the generation */
@@ -38,6 +41,7 @@ struct generation {
     struct config *cfg;
     struct backend_table *table;
     struct balancer balancer;
+    struct route_table *routes; /* cfg's routes compiled (empty without `routes`) */
     _Atomic int holders;
     int nworkers;
     struct generation_worker *pw; /* [nworkers] */

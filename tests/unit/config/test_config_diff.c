@@ -129,3 +129,43 @@ Test(config_diff, listeners_compare_addresses_not_text)
     config_free(b);
     config_free(c);
 }
+
+#define POOLS "pools:\n  api:\n    backends: [http://127.0.0.1:9000]\n"
+
+Test(config_diff, pools_and_routes_by_name)
+{
+    int n;
+    char *t = diff(BASE POOLS "  old:\n    backends: [http://127.0.0.1:9001]\n"
+                              "routes:\n"
+                              "  - {name: a, match: {pathPrefix: /a}, pool: api}\n"
+                              "  - {name: b, match: {pathPrefix: /b}, pool: old}\n"
+                              "  - {name: c, match: {pathPrefix: /c}, pool: default}\n",
+                   BASE "encodedSlash: reject\n" POOLS "    retries: 5\n"
+                        "  new:\n    backends: [http://127.0.0.1:9002]\n"
+                        "routes:\n"
+                        "  - {name: c, match: {pathPrefix: /c}, pool: default}\n"
+                        "  - {name: a, match: {pathPrefix: /a}, pool: new}\n"
+                        "  - {name: d, match: {pathPrefix: /d}, pool: api}\n",
+                   &n);
+    cr_expect_str_eq(t, "setting changed: encodedSlash keep -> reject\n"
+                        "pool changed: api\n"
+                        "pool added: new\n"
+                        "pool removed: old\n"
+                        "route changed: a\n"
+                        "route added: d\n"
+                        "route removed: b\n"
+                        "routes reordered\n");
+    cr_expect_eq(n, 8);
+    free(t);
+    /* the same routes and pools: nothing */
+    const char *same = BASE POOLS "routes:\n  - {match: {host: a.com}, allow: [10.0.0.0/8], "
+                                  "rateLimit: {requestsPerSecond: 2}, pool: api}\n";
+    t = diff(same, same, &n);
+    cr_expect_eq(n, 0, "%s", t);
+    free(t);
+    t = diff(same, BASE POOLS "routes:\n  - {match: {host: a.com}, allow: [10.0.0.0/16], "
+                              "rateLimit: {requestsPerSecond: 2}, pool: api}\n",
+             &n);
+    cr_expect_str_eq(t, "route changed: route 1\n");
+    free(t);
+}
