@@ -48,7 +48,9 @@
  *   panicThreshold 0..100 (%), healthyThreshold, unhealthyThreshold 1..100 := INT
  *   stickySession := mapping {cookie: TOKEN (required), maxAge: SECONDS or 0, at most 315360000
  *               (rounded up to whole seconds), secure: BOOL,
- *               httpOnly: BOOL (default true), sameSite: Strict | Lax | None}; BOOL := true | false
+ *               httpOnly: BOOL (default true), sameSite: Strict | Lax | None,
+ *               secret: STRING (visible ASCII, at least 16) | secretFile: PATH (its content,
+ *               trailing whitespace removed, is the secret)}; BOOL := true | false
  *   URL      := ("http" | "https") "://" HOST [":" PORT] [PATH] ["?" QUERY]; no userinfo,
  *               fragment, spaces or control characters; at most URL_MAX bytes. HOST := name |
  *               IPv4 | "[" IPv6 "]", PORT 1..65535 (default 80, 443). Health path: healthPath, else PATH[?QUERY], else "/".
@@ -119,6 +121,13 @@
  *   unknown key "K" in stickySession[ (did you mean "cookie"?)]
  *   secure must be true or false, got V        (also httpOnly)
  *   sameSite must be Strict, Lax or None, got V
+ *   stickySession.secret must be a string, got V
+ *   stickySession.secret must hold visible ASCII characters only (no spaces or control characters)
+ *   stickySession.secret must be at least 16 characters, got N
+ *   stickySession.secretFile: the secret must be at least 16 characters, the file holds N
+ *   stickySession.secret and stickySession.secretFile are mutually exclusive: give one
+ *   stickySession.secretFile must be a path, got V;  stickySession.secretFile: cannot read
+ *       "PATH": <strerror>;  stickySession.secretFile: cannot use "PATH": (as admin.tokenFile)
  *   admin must be a mapping with "listen" (and "token"), got V
  *   unknown key "K" in admin[ (did you mean ...?)]
  *   admin is missing "listen"
@@ -141,7 +150,7 @@
  *   port is ignored because listen is set (line N)
  *   healthCheckTimeout (T s) is not less than healthCheckPeriod (P s); a backend is not checked
  *   again while its previous check is still running
- *   admin.tokenFile: "PATH" is readable by every user (chmod o-r)
+ *   admin.tokenFile: "PATH" is readable by every user (chmod o-r)   (also stickySession.secretFile)
  */
 #include "config/config.h"
 

@@ -88,6 +88,11 @@ struct config_sticky {
     bool secure;      /* secure, default false */
     bool http_only;   /* httpOnly, default true */
     char *same_site;  /* sameSite: "Strict", "Lax", "None" or NULL (not sent) */
+    /* secret or secretFile: the cookie values' SipHash key is derived from it (config_lb.c), the
+     * same in every process given the same secret; without one (keyed false) each process draws
+     * its own (balancer.c). The secret itself is not kept. */
+    bool keyed;
+    uint64_t key[2];
 };
 
 /* Durations are kept in milliseconds. In YAML they are seconds, whole or fractional ("0.5"). */

@@ -173,6 +173,13 @@ static int diff_others(const struct config *o, const struct config *n, FILE *out
         fprintf(out, "setting changed: stickySession\n");
         lines++;
     }
+    if (o->sticky.keyed != n->sticky.keyed ||
+        (n->sticky.keyed && memcmp(o->sticky.key, n->sticky.key, sizeof(n->sticky.key)) != 0)) {
+        /* never the secret itself; without one each process keeps its own key */
+        fprintf(out, "setting changed: stickySession.secret (sticky cookies issued before no "
+                     "longer match)\n");
+        lines++;
+    }
     if (!str_eq(o->admin_listen, n->admin_listen)) {
         fprintf(out, "setting changed: admin.listen %s -> %s" NEEDS_RESTART "\n",
                 o->admin_listen ? o->admin_listen : "off", n->admin_listen ? n->admin_listen : "off");

@@ -10,7 +10,7 @@
  *   setting changed: connectTimeout 3s -> 5s
  *   listener changed: listen 127.0.0.1:8080 -> 127.0.0.1:8090
  *   setting changed: workers 2 -> 4 (needs a restart)     (also admin.listen: a reload keeps them)
- * Secrets (admin.token) are never printed, only that they changed.
+ * Secrets (admin.token, stickySession.secret) are never printed, only that they changed.
  */
 #ifndef GOLB_CONFIG_DIFF_H
 #define GOLB_CONFIG_DIFF_H

@@ -53,10 +53,16 @@ static int balancer_setup(struct balancer *b, const struct lb_ops *ops, struct b
         b->params.nworkers = 1;
     /* The sticky cookie's key: a cookie value is a keyed hash of a backend's address, so it names
      * no address and cannot be made up for one; it is checked against the configured backends
-     * only. One key per process, drawn once, so cookies stay valid across reloads; a new process
-     * has a new key: its cookies from before a restart rebalance once. */
-    pthread_once(&secret_once, draw_secret);
-    memcpy(b->secret, process_secret, sizeof(b->secret));
+     * only. With stickySession.secret the key is derived from it (config_lb.c): every process
+     * given the same secret has the same key, so cookies survive restarts and work on every
+     * instance. Without one, one key per process, drawn once: cookies stay valid across reloads,
+     * but a new process has a new key, and its clients from before a restart rebalance once. */
+    if (b->params.sticky && b->params.sticky->keyed) {
+        memcpy(b->secret, b->params.sticky->key, sizeof(b->secret));
+    } else {
+        pthread_once(&secret_once, draw_secret);
+        memcpy(b->secret, process_secret, sizeof(b->secret));
+    }
     b->tokens = calloc((size_t)(table->n ? table->n : 1), sizeof(*b->tokens));
     if (!b->tokens)
         return -1;

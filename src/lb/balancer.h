@@ -94,7 +94,8 @@ struct balancer {
     void *state;
     struct backend_table *table;
     struct lb_params params;
-    uint64_t secret[2];   /* per-process key of the sticky cookie values */
+    uint64_t secret[2];   /* key of the sticky cookie values: stickySession.secret's, or the
+                             process's own */
     char (*tokens)[17];   /* per backend: its sticky cookie value (16 hex digits) */
 };
 

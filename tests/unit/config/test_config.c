@@ -1531,3 +1531,115 @@ Test(config, admin_token_file_errors, .fini = token_cleanup)
     free(want);
     free(y);
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * stickySession.secret / secretFile: the cookie key, the same in every process
+ */
+
+/* SHA-256("golb sticky cookie key v1" NUL "0123456789abcdef"), first 16 bytes little-endian
+ * (computed with Python's hashlib): changing the derivation would invalidate every cookie a fleet
+ * has issued, so it is pinned here. */
+static const uint64_t KEY_0123[2] = {0x603f44616f16e56bull, 0xe367ecc8268b719dull};
+
+Test(config, sticky_secret_keys_the_cookie, .fini = token_cleanup)
+{
+    struct config *a = load_ok("stickySession: {cookie: s, secret: \"0123456789abcdef\"}\n" B);
+    cr_expect(a->sticky.keyed);
+    cr_expect_eq(a->sticky.key[0], KEY_0123[0]);
+    cr_expect_eq(a->sticky.key[1], KEY_0123[1]);
+    /* the same secret from a file (trailing newline ignored) is the same key */
+    const char *p = token_file("0123456789abcdef\n", 17, 0600);
+    char *y;
+    cr_assert_neq(asprintf(&y, "stickySession:\n  cookie: s\n  secretFile: %s\n" B, p), -1);
+    struct config *b = load_ok(y);
+    free(y);
+    cr_expect(b->sticky.keyed);
+    cr_expect_eq(memcmp(a->sticky.key, b->sticky.key, sizeof(a->sticky.key)), 0);
+    /* another secret, another key; none: the process's own (not keyed) */
+    struct config *c = load_ok("stickySession: {cookie: s, secret: \"0123456789abcdeF\"}\n" B);
+    cr_expect_neq(memcmp(a->sticky.key, c->sticky.key, sizeof(a->sticky.key)), 0);
+    struct config *d = load_ok("stickySession: {cookie: s}\n" B);
+    cr_expect(!d->sticky.keyed);
+    config_free(a);
+    config_free(b);
+    config_free(c);
+    config_free(d);
+}
+
+Test(config, sticky_secret_file_is_relative_to_the_config, .fini = token_cleanup)
+{
+    (void)token_file("0123456789abcdef", 16, 0600);
+    char path[96], *errs = NULL;
+    snprintf(path, sizeof(path), "%s/golb.yml", token_dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("stickySession:\n  cookie: s\n  secretFile: token\n" B, f);
+    fclose(f);
+    struct config *cfg = NULL;
+    int rc = load_file(path, &cfg, &errs);
+    unlink(path);
+    cr_assert_eq(rc, 0, "%s", errs);
+    cr_expect_str_eq(errs, "");
+    cr_expect(cfg->sticky.keyed);
+    cr_expect_eq(cfg->sticky.key[0], KEY_0123[0]);
+    cr_expect_eq(cfg->sticky.key[1], KEY_0123[1]);
+    config_free(cfg);
+    free(errs);
+}
+
+Test(config_errors, sticky_secret, .fini = token_cleanup)
+{
+    static const struct error_case cases[] = {
+        {"stickySession: {cookie: s, secret: short}\n" B,
+         "t.yaml:1:36: stickySession.secret must be at least 16 characters, got 5\n"},
+        {"stickySession: {cookie: s, secret: \"0123456789 abcdef\"}\n" B,
+         "t.yaml:1:36: stickySession.secret must hold visible ASCII characters only (no spaces or "
+         "control characters)\n"},
+        {"stickySession: {cookie: s, secret: [a]}\n" B,
+         "t.yaml:1:36: stickySession.secret must be a string, got a sequence\n"},
+        {"stickySession: {cookie: s, secret: }\n" B,
+         "t.yaml:1:36: stickySession.secret must be a string, got null\n"},
+        {"stickySession:\n  cookie: s\n  secretFile: /x\n  secret: \"0123456789abcdef\"\n" B,
+         "t.yaml:4:3: stickySession.secret and stickySession.secretFile are mutually exclusive: "
+         "give one\n"},
+        {"stickySession:\n  cookie: s\n  secret: \"0123456789abcdef\"\n  secretFile: /x\n" B,
+         "t.yaml:4:3: stickySession.secret and stickySession.secretFile are mutually exclusive: "
+         "give one\n"},
+        {"stickySession: {cookie: s, secretFile: /nonexistent/golb-secret}\n" B,
+         "t.yaml:1:40: stickySession.secretFile: cannot read \"/nonexistent/golb-secret\": No such "
+         "file or directory\n"},
+        {"stickySession: {cookie: s, secretFile: /tmp}\n" B,
+         "t.yaml:1:40: stickySession.secretFile: cannot use \"/tmp\": it is not a regular file\n"},
+        {"stickySession: {cookie: s, secretfile: /tmp}\n" B,
+         "t.yaml:1:28: unknown key \"secretfile\" in stickySession (did you mean "
+         "\"secretFile\"?)\n"},
+    };
+    expect_all(cases, sizeof(cases) / sizeof(cases[0]));
+    char *y, *want;
+    const char *p = token_file("0123456789abcde\n", 16, 0600); /* 15 once trimmed */
+    cr_assert_neq(asprintf(&y, "stickySession: {cookie: s, secretFile: %s}\n" B, p), -1);
+    expect_fail(y, "t.yaml:1:40: stickySession.secretFile: the secret must be at least 16 "
+                   "characters, the file holds 15\n");
+    free(y);
+    p = token_file("0123456789 abcdef", 17, 0600);
+    cr_assert_neq(asprintf(&y, "stickySession: {cookie: s, secretFile: %s}\n" B, p), -1);
+    cr_assert_neq(asprintf(&want, "t.yaml:1:40: stickySession.secretFile: cannot use \"%s\": it "
+                                  "must hold one token of visible ASCII characters\n", p), -1);
+    expect_fail(y, want);
+    free(want);
+    free(y);
+    /* readable by every user: a warning, as for admin.tokenFile */
+    p = token_file("0123456789abcdef", 16, 0644);
+    cr_assert_neq(asprintf(&y, "stickySession: {cookie: s, secretFile: %s}\n" B, p), -1);
+    struct config *cfg;
+    char *errs;
+    cr_assert_eq(load(y, &cfg, &errs), 0);
+    cr_assert_neq(asprintf(&want, "t.yaml:1:40: warning: stickySession.secretFile: \"%s\" is "
+                                  "readable by every user (chmod o-r)\n", p), -1);
+    cr_expect_str_eq(errs, want);
+    cr_expect(cfg->sticky.keyed);
+    config_free(cfg);
+    free(errs);
+    free(want);
+    free(y);
+}

@@ -117,6 +117,26 @@ Test(config_diff, a_token_is_never_printed)
     free(t);
 }
 
+Test(config_diff, a_sticky_secret_change_says_old_cookies_no_longer_match)
+{
+    const char *line = "setting changed: stickySession.secret (sticky cookies issued before no "
+                       "longer match)\n";
+    int n;
+    char *t = diff(BASE "stickySession: {cookie: s, secret: first-secret-0123}\n",
+                   BASE "stickySession: {cookie: s, secret: second-secret-012}\n", &n);
+    cr_expect_eq(n, 1, "%s", t);
+    cr_expect_str_eq(t, line, "never the secret itself");
+    free(t);
+    t = diff(BASE "stickySession: {cookie: s}\n",
+             BASE "stickySession: {cookie: s, secret: first-secret-0123}\n", &n);
+    cr_expect_str_eq(t, line, "a secret where each process had its own key");
+    free(t);
+    t = diff(BASE "stickySession: {cookie: s, secret: first-secret-0123}\n",
+             BASE "stickySession: {cookie: s, secret: first-secret-0123}\n", &n);
+    cr_expect_str_eq(t, "");
+    free(t);
+}
+
 Test(config_diff, listeners_compare_addresses_not_text)
 {
     struct config *a = load("port: 8080\nbackends:\n  - http://127.0.0.1:8081/\n");

@@ -569,6 +569,41 @@ Test(lb_sticky, cookie_names_its_backend_and_cannot_be_forged, .init = quiet)
     backend_table_free(t);
 }
 
+/* stickySession.secret: its key (config_lb.c derives it) replaces the process's own, so two
+ * processes, or a process before and after a restart, write and accept the same values. */
+Test(lb_sticky, a_secret_gives_every_process_the_same_cookies, .init = quiet)
+{
+    struct backend_table *t = table_w(3, NULL);
+    /* SHA-256("golb sticky cookie key v1" NUL "0123456789abcdef") (test_config.c) */
+    cfg.sticky = (struct config_sticky){.cookie = "GOLBSRV", .http_only = true, .keyed = true,
+                                        .key = {0x603f44616f16e56bull, 0xe367ecc8268b719dull}};
+    struct balancer a, b, other, unkeyed;
+    cr_assert_eq(balancer_init_config(&a, &cfg, t), 0);
+    cr_assert_eq(balancer_init_config(&b, &cfg, t), 0);
+    /* SipHash-2-4 of "10.0.0.N:80" under that key, computed apart (Python, checked against the
+     * SipHash paper's test vector): a process built elsewhere writes exactly these values */
+    static const char *const want[] = {"6cec84bd0024eba3", "9839d35dc8bb3d4f", "b86bbce6db61aaa6"};
+    char v[256];
+    for (int i = 0; i < 3; i++) {
+        cr_assert_gt(balancer_set_cookie(&a, NULL, i, v, sizeof(v)), 0);
+        cr_expect(strncmp(v + 8, want[i], 16) == 0, "backend %d: %s, want %s", i, v, want[i]);
+        cr_expect_eq(balancer_sticky_lookup(&b, want[i], 16), i);
+    }
+    cfg.sticky.key[1] ^= 1; /* another secret */
+    cr_assert_eq(balancer_init_config(&other, &cfg, t), 0);
+    cfg.sticky.keyed = false; /* none: the process's own key */
+    cr_assert_eq(balancer_init_config(&unkeyed, &cfg, t), 0);
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(balancer_sticky_lookup(&other, want[i], 16), -1);
+        cr_expect_eq(balancer_sticky_lookup(&unkeyed, want[i], 16), -1);
+    }
+    balancer_destroy(&a);
+    balancer_destroy(&b);
+    balancer_destroy(&other);
+    balancer_destroy(&unkeyed);
+    backend_table_free(t);
+}
+
 /* ---- weights under load: in-flight counts must not pull the shares toward equal ---- */
 
 /* One arrival per tick; each request stays 1..2 × mean_ticks - 1 ticks (uniform). */
