@@ -96,7 +96,18 @@ int balancer_init_config(struct balancer *b, const struct config *cfg, struct ba
         .hash_key_name = cfg->hash_key_name,
         .sticky = cfg->sticky.cookie ? &cfg->sticky : NULL,
     };
-    return balancer_setup(b, ops, table);
+    /* The file's weights, not the backends' current ones: a reload builds this before it commits
+     * the new weights, and an admin's weight is no part of the configuration (lb_hash.c). */
+    uint32_t *weights = calloc((size_t)(table->n ? table->n : 1), sizeof(uint32_t));
+    if (!weights)
+        return -1;
+    for (int i = 0; i < table->n && i < cfg->nbackends; i++)
+        weights[i] = cfg->backends[i].weight;
+    b->params.weights = weights;
+    int rc = balancer_setup(b, ops, table);
+    b->params.weights = NULL;
+    free(weights);
+    return rc;
 }
 
 void balancer_destroy(struct balancer *b)
