@@ -155,7 +155,7 @@ void config_yaml_unknown_key(struct config_yaml_load *l, const struct config_yam
  * name a section, which the table's owner (config.c) dispatches to its parser. */
 enum config_yaml_key_type {
     CONFIG_YAML_KT_PORT = 0, /* INT 1..65535, kept aside until listen is settled */
-    CONFIG_YAML_KT_LISTEN,   /* address string → listen_addr, listen_addrlen, listen_name */
+    CONFIG_YAML_KT_LISTEN,   /* an address or a list of them → listen (config_listen.c) */
     CONFIG_YAML_KT_INT,      /* INT into an int field */
     CONFIG_YAML_KT_UINT,     /* INT into a uint32_t field */
     CONFIG_YAML_KT_DURATION, /* SECONDS into a uint32_t field of milliseconds; min/max/def in ms

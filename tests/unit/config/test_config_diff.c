@@ -149,3 +149,38 @@ Test(config_diff, listeners_compare_addresses_not_text)
     config_free(b);
     config_free(c);
 }
+
+Test(config_diff, listener_lists_per_address)
+{
+#define L(list) "listen: " list "\nbackends:\n  - http://127.0.0.1:8081/\n"
+    int n;
+    /* one replaced by one: a move, as for a single address */
+    char *t = diff(L("127.0.0.1:0"), L("\"[::1]:0\""), &n);
+    cr_expect_str_eq(t, "listener changed: listen 127.0.0.1:0 -> [::1]:0\n");
+    free(t);
+    /* an address added beside the one kept: only it is named */
+    t = diff(L("127.0.0.1:0"), L("[127.0.0.1:0, \"[::1]:0\"]"), &n);
+    cr_expect_eq(n, 1);
+    cr_expect_str_eq(t, "listener added: listen [::1]:0\n");
+    free(t);
+    t = diff(L("[127.0.0.1:0, \"[::1]:0\", 127.0.0.2:0]"), L("127.0.0.1:0"), &n);
+    cr_expect_eq(n, 2);
+    cr_expect_str_eq(t, "listener removed: listen [::1]:0\nlistener removed: listen 127.0.0.2:0\n");
+    free(t);
+    t = diff(L("[127.0.0.1:0, 127.0.0.2:0]"), L("[127.0.0.3:0, 127.0.0.4:0]"), &n);
+    cr_expect_str_eq(t, "listener removed: listen 127.0.0.1:0\nlistener removed: listen 127.0.0.2:0\n"
+                        "listener added: listen 127.0.0.3:0\nlistener added: listen 127.0.0.4:0\n");
+    free(t);
+    /* the same addresses in another order (or written otherwise): nothing to bind or close */
+    t = diff(L("[127.0.0.1:8080, \"[::1]:0\"]"), L("[\"[::1]:0\", localhost:8080]"), &n);
+    cr_expect_eq(n, 0, "%s", t);
+    free(t);
+    struct config *a = load(L("[127.0.0.1:0, \"[::1]:0\"]")), *b = load(L("[\"[::1]:0\", 127.0.0.1:0]"));
+    struct config *c = load(L("[127.0.0.1:0]"));
+    cr_expect_not(config_plain_listener_changed(a, b));
+    cr_expect(config_plain_listener_changed(a, c));
+    config_free(a);
+    config_free(b);
+    config_free(c);
+#undef L
+}
