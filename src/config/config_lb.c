@@ -146,8 +146,9 @@ static void set_secret(struct config_yaml_load *l, struct config_sticky *s,
                               : config_yaml_describe(&q, v));
         return;
     } else if (!config_yaml_visible_ascii(v->str, v->len)) { /* never shown: it is a secret */
-        config_yaml_error(l, v, "stickySession.secret must hold visible ASCII characters only (no "
-                                "spaces or control characters)");
+        config_yaml_error(l, v,
+                          "stickySession.secret must hold visible ASCII characters only (no "
+                          "spaces or control characters)");
         return;
     } else {
         secret = v->str;

@@ -85,8 +85,9 @@ void config_listen_parse(struct config_yaml_load *l, const char *key,
         } else if (other >= 0) {
             struct config_yaml_qbuf q2;
             const char *on = out->at[other].name;
-            config_yaml_error(l, x, "%s address %s overlaps %s (line %d): one of them is a wildcard "
-                                    "address on the same port",
+            config_yaml_error(l, x,
+                              "%s address %s overlaps %s (line %d): one of them is a wildcard "
+                              "address on the same port",
                               key, config_yaml_quote(&q, e.name, strlen(e.name)),
                               config_yaml_quote(&q2, on, strlen(on)), out->at[other].line);
         }
@@ -120,8 +121,9 @@ void config_listen_cross_check(struct config_yaml_load *l, const struct config *
             if (!meets(&t->addr, &p->addr))
                 continue;
             struct config_yaml_qbuf q, q2;
-            config_yaml_error_lc(l, t->line, t->col, "tls.listen address %s overlaps listen "
-                                 "address %s", config_yaml_quote(&q, t->name, strlen(t->name)),
+            config_yaml_error_lc(l, t->line, t->col,
+                                 "tls.listen address %s overlaps listen address %s",
+                                 config_yaml_quote(&q, t->name, strlen(t->name)),
                                  config_yaml_quote(&q2, p->name, strlen(p->name)));
             break;
         }

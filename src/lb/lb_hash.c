@@ -178,9 +178,9 @@ static void *hash_create(struct backend_table *table, const struct lb_params *pa
         for (int i = 0; i < table->n; i++) {
             const char *name = table->b[i]->name;
             ids[i] = lb_siphash(seed, name, strlen(name));
-            weights[i] = params->weights ? params->weights[i]
-                                         : atomic_load_explicit(&table->b[i]->weight,
-                                                                memory_order_relaxed);
+            weights[i] = params->weights
+                             ? params->weights[i]
+                             : atomic_load_explicit(&table->b[i]->weight, memory_order_relaxed);
         }
         rc = table->n ? lb_maglev_build(ids, weights, table->n, s->m, s->table) : 0;
     }

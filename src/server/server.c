@@ -80,7 +80,7 @@ struct server {
     struct admin *admin;
     uint32_t max_header_cap; /* the largest maxHeaderSize the workers' buffers hold */
     struct bound ls[WORKER_MAX_LISTENERS]; /* by worker slot */
-    char where[WHERE_MAX];                  /* "A, B and https://C" in the file's order */
+    char where[WHERE_MAX];                 /* "A, B and https://C" in the file's order */
 };
 
 /* One listener's address as the configuration gives it, and what binding it found. */
@@ -137,8 +137,10 @@ static struct listen_spec spec_of(const struct config_listen *e, bool probe)
 /* The slot of ls holding the configured address e (HTTPS slots when tls), or -1. */
 static int find_slot(const struct bound *ls, bool tls, const struct config_listen *e)
 {
-    for (int i = tls ? WORKER_TLS_SLOT : 0; i < (tls ? WORKER_MAX_LISTENERS : WORKER_TLS_SLOT); i++)
-        if (ls[i].used && ls[i].conflen == e->addrlen && memcmp(&ls[i].conf, &e->addr, e->addrlen) == 0)
+    int from = tls ? WORKER_TLS_SLOT : 0;
+    for (int i = from; i < from + WORKER_TLS_SLOT; i++)
+        if (ls[i].used && ls[i].conflen == e->addrlen &&
+            memcmp(&ls[i].conf, &e->addr, e->addrlen) == 0)
             return i;
     return -1;
 }
