@@ -47,6 +47,24 @@ struct config_backend {
     struct tls_client *tls_client; /* built at load, shared by workers and the health checker */
 };
 
+/* One address golb listens on: `listen`, `tls.listen` (a string or one entry of a list of them)
+ * or `port`. */
+struct config_listen {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char *name;    /* as configured, e.g. "0.0.0.0:8080", "127.0.0.1:0", "[::1]:8080" */
+    int line, col; /* where "cannot listen" is reported: the list entry, the key of a single
+                      address (`port`'s for `port: N`); 0: the default port, no key */
+};
+
+/* `listen` or `tls.listen`: 1 to CONFIG_LISTEN_MAX addresses, none the same as another or within
+ * another's wildcard (config_listen.c). Each gets its listening sockets, one per worker. */
+#define CONFIG_LISTEN_MAX 8
+struct config_listen_list {
+    int n;
+    struct config_listen at[CONFIG_LISTEN_MAX];
+};
+
 /* One tls.certificates entry (paths made absolute at load). */
 struct config_tls_cert {
     char *cert_file;
@@ -55,10 +73,7 @@ struct config_tls_cert {
 
 /* The `tls` section: the HTTPS listener and its certificates. */
 struct config_tls {
-    struct sockaddr_storage listen_addr;
-    socklen_t listen_addrlen;
-    char *listen_name;
-    int listen_line, listen_col; /* the tls.listen key */
+    struct config_listen_list listen; /* tls.listen */
     int ncerts;
     struct config_tls_cert *certs;
     int min_version;               /* minVersion: 12 (default) or 13 */
@@ -89,6 +104,11 @@ struct config_sticky {
     bool secure;      /* secure, default false */
     bool http_only;   /* httpOnly, default true */
     char *same_site;  /* sameSite: "Strict", "Lax", "None" or NULL (not sent) */
+    /* secret or secretFile: the cookie values' SipHash key is derived from it (config_lb.c), the
+     * same in every process given the same secret; without one (keyed false) each process draws
+     * its own (balancer.c). The secret itself is not kept. */
+    bool keyed;
+    uint64_t key[2];
 };
 
 /* One pool: a set of backends and how they are balanced, checked and timed (config_route.c).
@@ -201,11 +221,9 @@ struct config_route {
 struct config {
     char *path; /* the file loaded */
 
-    /* listening: `listen: "ADDR:PORT"` wins over `port: N` (which listens on all interfaces) */
-    struct sockaddr_storage listen_addr;
-    socklen_t listen_addrlen;
-    char *listen_name; /* as configured, e.g. "0.0.0.0:8080", "127.0.0.1:0", "[::1]:8080" */
-    int listen_line, listen_col; /* the listen (or port) key, for "cannot listen"; 0: default */
+    /* listening: `listen: "ADDR:PORT"` (or a list of them) wins over `port: N` (which listens on
+     * all interfaces); empty with `listen: off` */
+    struct config_listen_list listen;
     bool reuse_port; /* reusePort: listen even where another process already does (SO_REUSEPORT
                         shares the address); default false: such an address is "in use" */
 

@@ -175,6 +175,13 @@ static int diff_others(const struct config *o, const struct config *n, FILE *out
         fprintf(out, "setting changed: stickySession\n");
         lines++;
     }
+    if (o->sticky.keyed != n->sticky.keyed ||
+        (n->sticky.keyed && memcmp(o->sticky.key, n->sticky.key, sizeof(n->sticky.key)) != 0)) {
+        /* never the secret itself; without one each process keeps its own key */
+        fprintf(out, "setting changed: stickySession.secret (sticky cookies issued before no "
+                     "longer match)\n");
+        lines++;
+    }
     if (!str_eq(o->admin_listen, n->admin_listen)) {
         fprintf(out, "setting changed: admin.listen %s -> %s" NEEDS_RESTART "\n",
                 o->admin_listen ? o->admin_listen : "off", n->admin_listen ? n->admin_listen : "off");
@@ -258,35 +265,87 @@ static int diff_others(const struct config *o, const struct config *n, FILE *out
     return lines;
 }
 
+/* The addresses of `listen` (tls false) or `tls.listen`: none with `listen: off` or no tls. */
+static const struct config_listen_list *listens(const struct config *c, bool tls)
+{
+    static const struct config_listen_list none;
+    if (tls)
+        return c->tls ? &c->tls->listen : &none;
+    return c->plain_off ? &none : &c->listen;
+}
+
+static bool listed(const struct config_listen_list *list, const struct config_listen *e)
+{
+    for (int i = 0; i < list->n; i++)
+        if (addr_eq(&list->at[i].addr, list->at[i].addrlen, &e->addr, e->addrlen))
+            return true;
+    return false;
+}
+
+/* True when the two lists differ as sets of configured addresses (order aside). */
+static bool listeners_changed(const struct config *o, const struct config *n, bool tls)
+{
+    const struct config_listen_list *a = listens(o, tls), *b = listens(n, tls);
+    if (a->n != b->n)
+        return true;
+    for (int i = 0; i < b->n; i++)
+        if (!listed(a, &b->at[i]))
+            return true;
+    return false;
+}
+
 bool config_plain_listener_changed(const struct config *o, const struct config *n)
 {
-    if (o->plain_off || n->plain_off)
-        return o->plain_off != n->plain_off;
-    return !addr_eq(&o->listen_addr, o->listen_addrlen, &n->listen_addr, n->listen_addrlen);
+    return listeners_changed(o, n, false);
 }
 
 bool config_tls_listener_changed(const struct config *o, const struct config *n)
 {
-    if (!o->tls || !n->tls)
-        return !o->tls != !n->tls;
-    return !addr_eq(&o->tls->listen_addr, o->tls->listen_addrlen, &n->tls->listen_addr,
-                    n->tls->listen_addrlen);
+    return listeners_changed(o, n, true);
+}
+
+/* Per address: one replaced by one is "changed: KEY A -> B" (a move), otherwise each address
+ * gone is "removed", each new one "added". An address listed in both is untouched (its sockets
+ * are kept), whatever the order. */
+static int diff_listener_key(const struct config *o, const struct config *n, bool tls, FILE *out)
+{
+    const struct config_listen_list *a = listens(o, tls), *b = listens(n, tls);
+    const char *key = tls ? "tls.listen" : "listen";
+    int gone = -1, added = -1, ngone = 0, nadded = 0, lines = 0;
+    for (int i = 0; i < a->n; i++) {
+        if (!listed(b, &a->at[i])) {
+            gone = i;
+            ngone++;
+        }
+    }
+    for (int i = 0; i < b->n; i++) {
+        if (!listed(a, &b->at[i])) {
+            added = i;
+            nadded++;
+        }
+    }
+    if (ngone == 1 && nadded == 1) {
+        fprintf(out, "listener changed: %s %s -> %s\n", key, a->at[gone].name, b->at[added].name);
+        return 1;
+    }
+    for (int i = 0; i < a->n; i++) {
+        if (!listed(b, &a->at[i])) {
+            fprintf(out, "listener removed: %s %s\n", key, a->at[i].name);
+            lines++;
+        }
+    }
+    for (int i = 0; i < b->n; i++) {
+        if (!listed(a, &b->at[i])) {
+            fprintf(out, "listener added: %s %s\n", key, b->at[i].name);
+            lines++;
+        }
+    }
+    return lines;
 }
 
 static int diff_listeners(const struct config *o, const struct config *n, FILE *out)
 {
-    int lines = 0;
-    if (config_plain_listener_changed(o, n)) {
-        fprintf(out, "listener changed: listen %s -> %s\n", o->plain_off ? "off" : o->listen_name,
-                n->plain_off ? "off" : n->listen_name);
-        lines++;
-    }
-    if (config_tls_listener_changed(o, n)) {
-        fprintf(out, "listener changed: tls.listen %s -> %s\n",
-                o->tls ? o->tls->listen_name : "(none)", n->tls ? n->tls->listen_name : "(none)");
-        lines++;
-    }
-    return lines;
+    return diff_listener_key(o, n, false, out) + diff_listener_key(o, n, true, out);
 }
 
 /* What changed in one backend present in both (a of o, b of n), written after "backend changed:

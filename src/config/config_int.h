@@ -3,7 +3,8 @@
  * struct config only (config.h).
  *
  *   config.c (top level, key table) ──▶ config_backend.c ──▶ config_tls.c (backends' TLS keys)
- *            │                          config_tls.c, config_lb.c, config_obs.c, config_http.c
+ *            │                          config_tls.c, config_lb.c, config_obs.c, config_http.c,
+ *            │                          config_listen.c (listen, tls.listen: from both)
  *            │                          config_pool.c ──▶ config_backend.c, config_lb.c; config_route.c
  *            └──────────── all of them ──▶ config_yaml.c (node tree, diagnostics, getters)
  *
@@ -15,12 +16,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/config.h" /* enum config_hash_key */
 
 struct config;
 struct config_backend;
 struct config_sticky;
+struct config_listen_list;
 struct config_yaml_key;
 struct config_yaml_load;
 struct config_yaml_node;
@@ -69,6 +72,17 @@ void config_pool_free(struct config *cfg);
 void config_route_routes(struct config_yaml_load *l, struct config *cfg,
                          const struct config_yaml_node *v);
 void config_route_free(struct config *cfg);
+
+/* config_listen.c: `listen` or `tls.listen` (named `key`; k its key node, where a single
+ * address's problems are reported) into *out; the wildcard address of `port` (k: its key, NULL
+ * for the default); the check that no tls.listen address meets a listen one; freeing a list. */
+void config_listen_parse(struct config_yaml_load *l, const char *key,
+                         const struct config_yaml_node *k, const struct config_yaml_node *v,
+                         struct config_listen_list *out);
+void config_listen_any(struct config_yaml_load *l, struct config_listen_list *out, uint16_t port,
+                       const struct config_yaml_node *k);
+void config_listen_cross_check(struct config_yaml_load *l, const struct config *cfg);
+void config_listen_free(struct config_listen_list *list);
 
 /* config_tls.c: the tls section. */
 void config_tls_section(struct config_yaml_load *l, struct config *cfg,

@@ -264,6 +264,12 @@ void config_pool_section(struct config_yaml_load *l, struct config *cfg,
             return;
         }
         parse_pool(l, p, k, x);
+        /* A pool's own stickySession without a secret keys its cookies with the top level's
+         * (so identical instances agree on every pool's cookies). */
+        if (!p->sticky.keyed && cfg->sticky.keyed) {
+            memcpy(p->sticky.key, cfg->sticky.key, sizeof(p->sticky.key));
+            p->sticky.keyed = true;
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 /* config_tls — the `tls` section and backends' TLS keys (config.h, config_int.h, config_yaml.h).
  *
  *   tls:
- *     listen: ADDR                       required; same forms as `listen`
+ *     listen: ADDR | [ADDR, ...]         required; same forms as `listen`
  *     certificates:                      required, non-empty; the first is the default
  *       - certFile: PATH                 leaf + chain, PEM
  *         keyFile: PATH                  PEM, unencrypted
@@ -224,10 +224,7 @@ void config_tls_section(struct config_yaml_load *l, struct config *cfg,
     const char *s;
     bool settings_ok = true;
     if ((n = val[0]) != NULL) {
-        t->listen_line = slot[0]->line;
-        t->listen_col = slot[0]->col;
-        (void)config_yaml_listen_addr(l, "tls.listen", n, &t->listen_addr, &t->listen_addrlen,
-                                      &t->listen_name);
+        config_listen_parse(l, "tls.listen", slot[0], n, &t->listen);
     } else {
         config_yaml_error(l, v, "tls is missing \"listen\" (the HTTPS listener's address)");
     }
@@ -318,7 +315,7 @@ void config_tls_free(struct config *cfg)
         free(t->certs[i].key_file);
     }
     free(t->certs);
-    free(t->listen_name);
+    config_listen_free(&t->listen);
     free(t->ciphers);
     free(t->client_ca_file);
     free(t->client_subject_header);

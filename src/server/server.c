@@ -31,6 +31,21 @@
 /* Workers adopt a generation between two events, so this is generous; one still behind keeps it
  * queued and adopts it when its loop runs again. */
 #define UPDATE_WAIT_MS 10000
+/* "listening on A, B and https://C": every address with room to spare */
+#define WHERE_MAX (WORKER_MAX_LISTENERS * 64 + 16)
+
+_Static_assert(CONFIG_LISTEN_MAX <= WORKER_TLS_SLOT, "a worker has a slot per listen address");
+
+/* One address golb listens on: every worker has a socket on it in the same slot (worker.h: the
+ * plain addresses in slots [0, WORKER_TLS_SLOT), the HTTPS ones above). A reload keeps an address
+ * it still lists in its slot, sockets untouched; a new one takes a free slot of its kind. */
+struct bound {
+    bool used;
+    struct sockaddr_storage conf; /* as configured (port 0 stays 0): what a reload compares */
+    socklen_t conflen;
+    struct sockaddr_storage addr; /* what the sockets are bound to (the port 0 picked) */
+    char name[80];                /* addr as text */
+};
 
 /* A reload asked of the control thread. Whoever asked learns the outcome one way: the admin
  * through admin_reload_done(admin, ticket), a caller of server_reload() waiting on jobs_cond
@@ -64,8 +79,8 @@ struct server {
     struct health *health;
     struct admin *admin;
     uint32_t max_header_cap; /* the largest maxHeaderSize the workers' buffers hold */
-    char bound[80], tls_bound[80], where[200];
-    struct sockaddr_storage bound_addr, tls_bound_addr; /* what they are bound to; family 0: none */
+    struct bound ls[WORKER_MAX_LISTENERS]; /* by worker slot */
+    char where[WHERE_MAX];                 /* "A, B and https://C" in the file's order */
 };
 
 /* One listener's address as the configuration gives it, and what binding it found. */
@@ -104,12 +119,39 @@ static bool overlaps(const struct sockaddr_storage *a, const struct sockaddr_sto
     return IN6_ARE_ADDR_EQUAL(x, y) || IN6_IS_ADDR_UNSPECIFIED(x) || IN6_IS_ADDR_UNSPECIFIED(y);
 }
 
-/* Binds one SO_REUSEPORT listener per worker on the configured address. With port 0 the first
- * bind picks the port and the others join it. SO_REUSEPORT would also join another process's
- * listeners on a fixed port (a second golb would take part of the traffic, silently): with
- * sp->probe such an address is refused first, -EADDRINUSE with sp->busy set. */
-static int bind_listeners(struct listen_spec *sp, int *fds, int n, struct sockaddr_storage *out,
-                          char *bound, size_t boundlen)
+/* The addresses of `listen` (tls false) or `tls.listen`: none with `listen: off` or no tls. */
+static const struct config_listen_list *listens(const struct config *cfg, bool tls)
+{
+    static const struct config_listen_list none;
+    if (tls)
+        return cfg->tls ? &cfg->tls->listen : &none;
+    return cfg->plain_off ? &none : &cfg->listen;
+}
+
+static struct listen_spec spec_of(const struct config_listen *e, bool probe)
+{
+    return (struct listen_spec){.addr = &e->addr, .addrlen = e->addrlen, .name = e->name,
+                                .line = e->line, .col = e->col, .probe = probe};
+}
+
+/* The slot of ls holding the configured address e (HTTPS slots when tls), or -1. */
+static int find_slot(const struct bound *ls, bool tls, const struct config_listen *e)
+{
+    int from = tls ? WORKER_TLS_SLOT : 0;
+    for (int i = from; i < from + WORKER_TLS_SLOT; i++)
+        if (ls[i].used && ls[i].conflen == e->addrlen &&
+            memcmp(&ls[i].conf, &e->addr, e->addrlen) == 0)
+            return i;
+    return -1;
+}
+
+/* Binds one SO_REUSEPORT listener per worker on the configured address, into fds[worker][slot],
+ * and describes it in *out. With port 0 the first bind picks the port and the others join it.
+ * SO_REUSEPORT would also join another process's listeners on a fixed port (a second golb would
+ * take part of the traffic, silently): with sp->probe such an address is refused first,
+ * -EADDRINUSE with sp->busy set. */
+static int bind_listeners(struct listen_spec *sp, int (*fds)[WORKER_MAX_LISTENERS], int slot,
+                          int n, struct bound *out)
 {
     struct sockaddr_storage addr = *sp->addr;
     socklen_t addrlen = sp->addrlen;
@@ -123,26 +165,28 @@ static int bind_listeners(struct listen_spec *sp, int *fds, int n, struct sockad
         }
     }
     for (int i = 0; i < n; i++) {
-        fds[i] = sock_listen((struct sockaddr *)&addr, addrlen, LISTEN_BACKLOG);
+        int fd = sock_listen((struct sockaddr *)&addr, addrlen, LISTEN_BACKLOG);
         /* HTTP clients speak first: a connection reaches accept() with its request, which
          * golb then reads at once (proxy_accept). A silent one is handed over after about
          * DEFER_ACCEPT_SECONDS and then meets clientHeaderTimeout like any other. */
-        if (fds[i] >= 0)
-            (void)sock_defer_accept(fds[i], DEFER_ACCEPT_SECONDS);
-        if (fds[i] < 0) {
-            int err = fds[i];
-            for (int j = 0; j < i; j++)
-                close(fds[j]);
-            return err;
+        if (fd >= 0)
+            (void)sock_defer_accept(fd, DEFER_ACCEPT_SECONDS);
+        if (fd >= 0 && i == 0 && getsockname(fd, (struct sockaddr *)&addr, &addrlen) == -1) {
+            close(fd);
+            fd = -errno;
         }
-        if (i == 0 && getsockname(fds[0], (struct sockaddr *)&addr, &addrlen) == -1) {
-            int err = -errno;
-            close(fds[0]);
-            return err;
+        if (fd < 0) {
+            for (int j = 0; j < i; j++) {
+                close(fds[j][slot]);
+                fds[j][slot] = -1;
+            }
+            return fd;
         }
+        fds[i][slot] = fd;
     }
-    sock_addr_str((struct sockaddr *)&addr, bound, boundlen);
-    *out = addr;
+    *out = (struct bound){.used = true, .conflen = sp->addrlen, .addr = addr};
+    memcpy(&out->conf, sp->addr, sp->addrlen);
+    sock_addr_str((struct sockaddr *)&addr, out->name, sizeof(out->name));
     return 0;
 }
 
@@ -159,12 +203,15 @@ static void listen_error(char *buf, size_t cap, const char *file, const struct l
              sp->line ? sp->col : 1, sp->name, why);
 }
 
-static void close_all(int *fds, int n)
+/* Closes the new sockets of fds[n][slot] (neither -1 nor WORKER_KEEP_FD). */
+static void close_all(int (*fds)[WORKER_MAX_LISTENERS], int n)
 {
-    for (int i = 0; i < n; i++) {
-        if (fds[i] >= 0)
-            close(fds[i]);
-        fds[i] = -1;
+    for (int i = 0; fds && i < n; i++) {
+        for (int j = 0; j < WORKER_MAX_LISTENERS; j++) {
+            if (fds[i][j] >= 0)
+                close(fds[i][j]);
+            fds[i][j] = -1;
+        }
     }
 }
 
@@ -187,20 +234,36 @@ static void raise_fd_limit(const struct config *cfg)
                  (unsigned long long)rl.rlim_cur, cfg->max_connections);
 }
 
+/* s->where: the bound addresses in the file's order, "A, B and https://C, https://D" (the first
+ * plain address first: tests and scripts read the port after "listening on "). */
 static void describe_listeners(struct server *s, const struct config *cfg)
 {
-    if (cfg->plain_off)
-        snprintf(s->where, sizeof(s->where), "https://%s", s->tls_bound);
-    else if (cfg->tls)
-        snprintf(s->where, sizeof(s->where), "%s and https://%s", s->bound, s->tls_bound);
-    else
-        snprintf(s->where, sizeof(s->where), "%s", s->bound);
+    size_t len = 0;
+    s->where[0] = '\0';
+    for (int tls = 0; tls < 2; tls++) {
+        const struct config_listen_list *list = listens(cfg, tls);
+        for (int i = 0; i < list->n; i++) {
+            int slot = find_slot(s->ls, tls, &list->at[i]);
+            const char *sep = i ? ", " : tls && len ? " and " : "";
+            int k = snprintf(s->where + len, sizeof(s->where) - len, "%s%s%s", sep,
+                             tls ? "https://" : "", slot >= 0 ? s->ls[slot].name : "?");
+            len = k < 0 ? len : MIN(len + (size_t)k, sizeof(s->where) - 1);
+        }
+    }
+}
+
+/* The port redirects to HTTPS name: the first tls.listen address's (as bound), 0 without one. */
+static uint16_t https_port(const struct bound *ls, const struct config *cfg)
+{
+    const struct config_listen_list *list = listens(cfg, true);
+    int slot = list->n ? find_slot(ls, true, &list->at[0]) : -1;
+    return slot >= 0 ? port_of(&ls[slot].addr) : 0;
 }
 
 /* READY=1 with what golb serves (start-up, and after every reload, failed ones too). */
 static void notify_ready_serving(const struct server *s)
 {
-    char status[300];
+    char status[WHERE_MAX + 64];
     if (s->gen->id == 1)
         snprintf(status, sizeof(status), "serving on %s", s->where);
     else
@@ -268,13 +331,12 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
     raise_fd_limit(cfg);
     struct server *s = calloc(1, sizeof(*s));
     int n = cfg->workers;
-    int *fds = calloc((size_t)n, sizeof(int)), *tls_fds = calloc((size_t)n, sizeof(int));
-    if (!s || !fds || !tls_fds) {
+    int(*fds)[WORKER_MAX_LISTENERS] = calloc((size_t)n, sizeof(*fds)); /* per worker, per slot */
+    if (!s || !fds) {
         log_error("out of memory");
         config_free(cfg);
         free(s);
         free(fds);
-        free(tls_fds);
         return NULL;
     }
     pthread_mutex_init(&s->jobs_lock, NULL);
@@ -284,7 +346,8 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
     s->version = version;
     s->nworkers = n;
     for (int i = 0; i < n; i++)
-        fds[i] = tls_fds[i] = -1;
+        for (int j = 0; j < WORKER_MAX_LISTENERS; j++)
+            fds[i][j] = -1;
     s->workers = calloc((size_t)n, sizeof(*s->workers));
     s->gen = generation_new(cfg, NULL, n, 1); /* frees cfg on failure */
     cfg = NULL;
@@ -303,28 +366,17 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
         goto fail;
     }
     char why[400];
-    if (!cfg->plain_off) {
-        struct listen_spec sp = {.addr = &cfg->listen_addr, .addrlen = cfg->listen_addrlen,
-                                 .name = cfg->listen_name, .line = cfg->listen_line,
-                                 .col = cfg->listen_col, .probe = !cfg->reuse_port};
-        rc = bind_listeners(&sp, fds, n, &s->bound_addr, s->bound, sizeof(s->bound));
-        if (rc < 0) {
-            listen_error(why, sizeof(why), cfg->path, &sp, rc);
-            log_error("%s", why);
-            goto fail;
-        }
-    }
-    if (cfg->tls) {
-        struct listen_spec sp = {.addr = &cfg->tls->listen_addr,
-                                 .addrlen = cfg->tls->listen_addrlen,
-                                 .name = cfg->tls->listen_name, .line = cfg->tls->listen_line,
-                                 .col = cfg->tls->listen_col, .probe = !cfg->reuse_port};
-        rc = bind_listeners(&sp, tls_fds, n, &s->tls_bound_addr, s->tls_bound,
-                            sizeof(s->tls_bound));
-        if (rc < 0) {
-            listen_error(why, sizeof(why), cfg->path, &sp, rc);
-            log_error("%s", why);
-            goto fail;
+    for (int tls = 0; tls < 2; tls++) { /* every address, plain then HTTPS, in the file's order */
+        const struct config_listen_list *list = listens(cfg, tls);
+        for (int j = 0; j < list->n; j++) {
+            int slot = (tls ? WORKER_TLS_SLOT : 0) + j;
+            struct listen_spec sp = spec_of(&list->at[j], !cfg->reuse_port);
+            rc = bind_listeners(&sp, fds, slot, n, &s->ls[slot]);
+            if (rc < 0) {
+                listen_error(why, sizeof(why), cfg->path, &sp, rc);
+                log_error("%s", why);
+                goto fail;
+            }
         }
     }
     describe_listeners(s, cfg);
@@ -334,8 +386,9 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
         goto fail;
     }
     for (int i = 0; i < n; i++) {
-        rc = worker_init(&s->workers[i], i, fds[i], tls_fds[i], s->gen);
-        fds[i] = tls_fds[i] = -1; /* the worker owns them now */
+        rc = worker_init(&s->workers[i], i, fds[i], https_port(s->ls, cfg), s->gen);
+        for (int j = 0; j < WORKER_MAX_LISTENERS; j++)
+            fds[i][j] = -1; /* the worker owns them now */
         s->started = i + 1;
         if (rc == 0)
             rc = worker_start(&s->workers[i]);
@@ -362,13 +415,10 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
     }
     notify_ready_serving(s); /* after the admin listener: a failing one exits instead */
     free(fds);
-    free(tls_fds);
     return s;
 fail:
     close_all(fds, n);
-    close_all(tls_fds, n);
     free(fds);
-    free(tls_fds);
     for (int i = 0; i < s->started; i++)
         if (s->workers[i].started)
             worker_stop(&s->workers[i]);
@@ -445,28 +495,58 @@ static void log_lines(const char *text, bool errors)
     }
 }
 
-/* One listener of every worker for a reload: kept, closed, or bound anew (into *bound_addr). A
- * new address is probed as at start (no reusePort), unless it overlaps one of golb's own
- * listeners: the probe cannot tell those from another process's, and joining them is golb's
- * own business (a listener moving to the other's address, 127.0.0.1:P to 0.0.0.0:P). */
-static int prepare_listener(struct server *s, bool changed, bool wanted, struct listen_spec *sp,
-                            const char *file, int *fds, struct sockaddr_storage *bound_addr,
-                            char *bound, size_t boundlen, FILE *errs)
+/* The listeners of every worker for a reload, into fds[worker][slot] and ls (a copy of s->ls
+ * that becomes it when the reload is published): an address the new file still lists keeps its
+ * slot and sockets (WORKER_KEEP_FD), one it no longer lists is closed (-1), a new one is bound in a
+ * free slot of its kind (one a removed address left is free: the worker closes the old socket
+ * before it watches the new one). A new address is probed as at start (no reusePort), unless it
+ * overlaps one of golb's own listeners: the probe cannot tell those from another process's, and
+ * joining them is golb's own business (a listener moving to the other's address, 127.0.0.1:P to
+ * 0.0.0.0:P). On failure the sockets bound so far stay in fds for the caller to close. */
+static int prepare_listeners(struct server *s, const struct config *cfg,
+                             int (*fds)[WORKER_MAX_LISTENERS], struct bound *ls, FILE *errs)
 {
+    memcpy(ls, s->ls, sizeof(s->ls));
     for (int i = 0; i < s->nworkers; i++)
-        fds[i] = changed ? -1 : WORKER_KEEP_FD;
-    if (!changed || !wanted)
-        return 0;
-    if (overlaps(sp->addr, &s->bound_addr) || overlaps(sp->addr, &s->tls_bound_addr))
-        sp->probe = false;
-    int rc = bind_listeners(sp, fds, s->nworkers, bound_addr, bound, boundlen);
-    if (rc < 0) {
-        char why[400];
-        for (int i = 0; i < s->nworkers; i++)
-            fds[i] = -1;
-        listen_error(why, sizeof(why), file, sp, rc);
-        fprintf(errs, "%s\n", why);
-        return rc;
+        for (int j = 0; j < WORKER_MAX_LISTENERS; j++)
+            fds[i][j] = WORKER_KEEP_FD;
+    for (int tls = 0; tls < 2; tls++) {
+        const struct config_listen_list *list = listens(cfg, tls);
+        int base = tls ? WORKER_TLS_SLOT : 0;
+        bool keep[WORKER_TLS_SLOT] = {0};
+        for (int j = 0; j < list->n; j++) {
+            int slot = find_slot(s->ls, tls, &list->at[j]);
+            if (slot >= 0)
+                keep[slot - base] = true;
+        }
+        for (int k = 0; k < WORKER_TLS_SLOT; k++) {
+            if (ls[base + k].used && !keep[k]) { /* no longer listed */
+                ls[base + k].used = false;
+                for (int i = 0; i < s->nworkers; i++)
+                    fds[i][base + k] = -1;
+            }
+        }
+        for (int j = 0; j < list->n; j++) {
+            if (find_slot(s->ls, tls, &list->at[j]) >= 0)
+                continue;
+            int k = 0;
+            while (k < WORKER_TLS_SLOT && (keep[k] || ls[base + k].used))
+                k++;
+            if (k == WORKER_TLS_SLOT) /* cannot happen: a list has at most CONFIG_LISTEN_MAX */
+                return -ENOSPC;
+            keep[k] = true;
+            struct listen_spec sp = spec_of(&list->at[j], !cfg->reuse_port);
+            for (int i = 0; i < WORKER_MAX_LISTENERS; i++)
+                if (s->ls[i].used && overlaps(sp.addr, &s->ls[i].addr))
+                    sp.probe = false;
+            int rc = bind_listeners(&sp, fds, base + k, s->nworkers, &ls[base + k]);
+            if (rc < 0) {
+                char why[400];
+                listen_error(why, sizeof(why), s->confpath, &sp, rc);
+                fprintf(errs, "%s\n", why);
+                return rc;
+            }
+        }
     }
     return 0;
 }
@@ -501,22 +581,17 @@ static void fail_reload(struct server *s, const char *who, char *errs, bool stop
  */
 struct reload {
     FILE *errs;   /* errors and warnings, one per line (an open_memstream) */
-    int *fds, *tls_fds; /* per worker: WORKER_KEEP_FD, -1 (close) or a new listening socket */
+    /* per worker, per slot: WORKER_KEEP_FD, -1 (close) or a new listening socket */
+    int (*fds)[WORKER_MAX_LISTENERS];
     struct worker_update **updates; /* per worker, allocated up front: publishing cannot fail */
     struct health *health; /* the new generation's checker, started held */
-    char bound[80], tls_bound[80];
-    struct sockaddr_storage bound_addr, tls_bound_addr;
+    struct bound ls[WORKER_MAX_LISTENERS]; /* the listeners once published */
     char *changes; /* config_diff's lines */
 };
 
 static void close_new_listeners(const struct server *s, struct reload *r)
 {
-    for (int i = 0; i < s->nworkers; i++) {
-        if (r->fds && r->fds[i] >= 0)
-            close(r->fds[i]);
-        if (r->tls_fds && r->tls_fds[i] >= 0)
-            close(r->tls_fds[i]);
-    }
+    close_all(r->fds, s->nworkers);
 }
 
 /* Loads and validates the file and prepares everything that may fail: listeners bound, the new
@@ -531,42 +606,14 @@ static struct generation *reload_prepare(struct server *s, struct reload *r)
         return NULL;
     const struct config *run = s->gen->cfg;
     keep_restart_settings(s, cfg, r->errs);
-    snprintf(r->bound, sizeof(r->bound), "%s", s->bound);
-    snprintf(r->tls_bound, sizeof(r->tls_bound), "%s", s->tls_bound);
-    r->bound_addr = s->bound_addr;
-    r->tls_bound_addr = s->tls_bound_addr;
-    r->fds = calloc((size_t)s->nworkers, sizeof(int));
-    r->tls_fds = calloc((size_t)s->nworkers, sizeof(int));
+    r->fds = calloc((size_t)s->nworkers, sizeof(*r->fds));
     r->updates = calloc((size_t)s->nworkers, sizeof(*r->updates));
-    bool tls_changed = config_tls_listener_changed(run, cfg);
-    int rc = !r->fds || !r->tls_fds || !r->updates ? -ENOMEM : 0;
+    int rc = !r->fds || !r->updates ? -ENOMEM : 0;
     for (int i = 0; rc == 0 && i < s->nworkers; i++)
         if (!(r->updates[i] = calloc(1, sizeof(*r->updates[i]))))
             rc = -ENOMEM;
-    bool plain_changed = config_plain_listener_changed(run, cfg);
-    if (rc == 0) {
-        struct listen_spec sp = {.addr = &cfg->listen_addr, .addrlen = cfg->listen_addrlen,
-                                 .name = cfg->listen_name, .line = cfg->listen_line,
-                                 .col = cfg->listen_col, .probe = !cfg->reuse_port};
-        rc = prepare_listener(s, plain_changed, !cfg->plain_off, &sp, s->confpath, r->fds,
-                              &r->bound_addr, r->bound, sizeof(r->bound), r->errs);
-    }
-    if (rc == 0 && cfg->tls) {
-        struct listen_spec sp = {.addr = &cfg->tls->listen_addr,
-                                 .addrlen = cfg->tls->listen_addrlen,
-                                 .name = cfg->tls->listen_name, .line = cfg->tls->listen_line,
-                                 .col = cfg->tls->listen_col, .probe = !cfg->reuse_port};
-        rc = prepare_listener(s, tls_changed, true, &sp, s->confpath, r->tls_fds,
-                              &r->tls_bound_addr, r->tls_bound, sizeof(r->tls_bound), r->errs);
-    } else if (rc == 0) {
-        for (int i = 0; i < s->nworkers; i++)
-            r->tls_fds[i] = tls_changed ? -1 : WORKER_KEEP_FD;
-    }
-    /* a listener closed for good is no longer golb's to overlap */
-    if (rc == 0 && cfg->plain_off && plain_changed)
-        r->bound_addr.ss_family = AF_UNSPEC;
-    if (rc == 0 && !cfg->tls && tls_changed)
-        r->tls_bound_addr.ss_family = AF_UNSPEC;
+    if (rc == 0)
+        rc = prepare_listeners(s, cfg, r->fds, r->ls, r->errs);
     if (rc != 0) {
         if (rc == -ENOMEM)
             fprintf(r->errs, "%s: out of memory\n", s->confpath);
@@ -637,9 +684,12 @@ static void reload_publish(struct server *s, struct generation *gen, struct relo
     log_set_json(gen->cfg->log_json);
     s->gen = gen;
     generation_publish(gen);
+    memcpy(s->ls, r->ls, sizeof(s->ls));
+    uint16_t port = https_port(s->ls, gen->cfg);
     for (int i = 0; i < s->started; i++) {
         struct worker_update *u = r->updates[i];
-        *u = (struct worker_update){.gen = gen, .listen_fd = {r->fds[i], r->tls_fds[i]}};
+        *u = (struct worker_update){.gen = gen, .https_port = port};
+        memcpy(u->listen_fd, r->fds[i], sizeof(u->listen_fd));
         r->updates[i] = NULL;
         generation_ref(gen); /* the worker's */
         worker_update(&s->workers[i], u);
@@ -652,10 +702,6 @@ static void reload_publish(struct server *s, struct generation *gen, struct relo
         log_warn("reload: %d worker(s) busy, generation %llu stays queued for them", behind,
                  (unsigned long long)gen->id);
     generation_unref(old); /* the process's; workers let go of theirs as their requests end */
-    snprintf(s->bound, sizeof(s->bound), "%s", r->bound);
-    snprintf(s->tls_bound, sizeof(s->tls_bound), "%s", r->tls_bound);
-    s->bound_addr = r->bound_addr;
-    s->tls_bound_addr = r->tls_bound_addr;
     describe_listeners(s, gen->cfg);
     admin_set_listeners(s->admin, s->where);
     metrics_reload_done(true, gen->id);
@@ -717,7 +763,6 @@ static void run_reload(struct server *s, const char *who, bool stopping, struct 
     }
     free(r.changes);
     free(r.fds);
-    free(r.tls_fds);
     for (int i = 0; r.updates && i < s->nworkers; i++)
         free(r.updates[i]);
     free(r.updates);

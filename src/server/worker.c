@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -142,20 +141,10 @@ static void on_conn_closed(struct worker_ctx *ctx)
         loop_stop(ctx->loop);
 }
 
-/* The port a listening socket is bound to (redirects to HTTPS name it), 0 when none. */
-static uint16_t bound_port(int fd)
-{
-    struct sockaddr_storage bound;
-    socklen_t boundlen = sizeof(bound);
-    if (fd < 0 || getsockname(fd, (struct sockaddr *)&bound, &boundlen) != 0)
-        return 0;
-    return ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&bound)->sin6_port
-                                             : ((struct sockaddr_in *)(void *)&bound)->sin_port);
-}
-
 static void on_retire_timer(struct loop_timer *t);
 
-int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, struct generation *gen)
+int worker_init(struct worker *w, int id, const int *fds, uint16_t https_port,
+                struct generation *gen)
 {
     memset(w, 0, sizeof(*w));
     pthread_mutex_init(&w->post_lock, NULL);
@@ -168,14 +157,13 @@ int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, struct gener
     const struct config *cfg = gen->cfg;
     atomic_init(&w->adopted, gen->id);
     loop_timer_init(&w->retire_timer, on_retire_timer);
-    int fds[WORKER_MAX_LISTENERS] = {plain_fd, tls_fd};
-    w->ctx.https_port = bound_port(tls_fd);
+    w->ctx.https_port = https_port;
     for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
         struct worker_listener *l = &w->listeners[i];
-        l->io.fd = fds[i];
+        l->io.fd = fds ? fds[i] : -1;
         l->io.cb = on_accept;
         l->w = w;
-        l->tls = i == 1;
+        l->tls = i >= WORKER_TLS_SLOT;
         loop_timer_init(&l->accept_retry, on_accept_retry);
     }
     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -399,8 +387,7 @@ static void adopt(struct worker *w, struct worker_update *u)
                              g->cfg->upstream_idle_timeout_ms);
     if (!w->ctx.alog && g->cfg->access_log != ACCESSLOG_OFF)
         w->ctx.alog = accesslog_ring_new(); /* the access log was turned on by this reload */
-    if (u->listen_fd[1] != WORKER_KEEP_FD) /* before any accept: redirects name it */
-        w->ctx.https_port = w->ctx.draining ? 0 : bound_port(u->listen_fd[1]);
+    w->ctx.https_port = w->ctx.draining ? 0 : u->https_port; /* before any accept: redirects */
     for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
         replace_listener(w, i, u->listen_fd[i]);
         u->listen_fd[i] = WORKER_KEEP_FD;

@@ -34,8 +34,12 @@
 
 struct generation;
 
-/* One listening socket of a worker: plain HTTP or the HTTPS listener. */
-#define WORKER_MAX_LISTENERS 2
+/* The listening sockets of a worker, by slot: the plain addresses (`listen`) in slots
+ * [0, WORKER_TLS_SLOT), the HTTPS ones (`tls.listen`) from WORKER_TLS_SLOT on. A slot holds the
+ * same address in every worker (server.c assigns them, and a reload keeps an unchanged address in
+ * its slot). */
+#define WORKER_TLS_SLOT 8
+#define WORKER_MAX_LISTENERS (2 * WORKER_TLS_SLOT)
 struct worker_listener {
     struct loop_io io;              /* io.fd == -1: not in use */
     struct loop_task accept_more;   /* the backlog was not drained in one batch */
@@ -51,7 +55,11 @@ struct worker_listener {
 struct worker_update {
     struct worker_update *next;             /* the worker's queue (worker.c) */
     struct generation *gen;                 /* carries a reference for the worker */
-    int listen_fd[WORKER_MAX_LISTENERS];    /* WORKER_KEEP_FD: unchanged; -1: close; else new */
+    /* per slot: WORKER_KEEP_FD: unchanged; -1: close (if open); else a new socket, which replaces
+     * what the slot held. Every slot must be set (0 is a descriptor). */
+    int listen_fd[WORKER_MAX_LISTENERS];
+    uint16_t https_port;                    /* the first tls.listen address's port (redirects);
+                                               0 when there is none */
 };
 
 /* The thread around a worker_ctx: what the data path uses is in ctx (loop, pools, generation,
@@ -71,10 +79,11 @@ struct worker {
     struct loop_timer retire_timer; /* cuts what still runs on removed backends */
 };
 
-/* Sets up worker w around its already-bound listening sockets: plain_fd and tls_fd (either may be
- * -1 when that listener is not configured), running gen (w takes a reference). Returns 0 or
- * -errno. */
-int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, struct generation *gen);
+/* Sets up worker w around its already-bound listening sockets: fds[WORKER_MAX_LISTENERS], by
+ * slot (-1: none), https_port the port redirects name (the first tls.listen address's, 0: none),
+ * running gen (w takes a reference). Returns 0 or -errno. */
+int worker_init(struct worker *w, int id, const int *fds, uint16_t https_port,
+                struct generation *gen);
 int worker_start(struct worker *w);
 /* Thread-safe: stop accepting, close idle connections, finish in-flight ones; the worker's thread
  * returns when it has no connection left. */

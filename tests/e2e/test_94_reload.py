@@ -13,8 +13,8 @@ import socket
 import threading
 import time
 
-from golbtest import (GolbTestCase, HTTPConn, golb_config, http_request, rss_kib, run_golb, scaled,
-                      wait_until)
+from golbtest import (GolbTestCase, HTTPConn, can_connect, golb_config, http_request, rss_kib,
+                      run_golb, scaled, wait_until)
 
 ADMIN_RE = r"admin API and status page on http://(\S+):(\d+)/"
 # Changes on a TCP admin listener need a token (issue 15); self.admin() sends it.
@@ -412,6 +412,96 @@ def can_connect_v4(port):
         return True
     except OSError:
         return False
+
+
+class ListenListsTest(ReloadCase):
+    """listen and tls.listen as lists (issue 18): every address serves, a reload binds the added
+    ones, closes the removed ones and leaves the others alone, per address in its report."""
+
+    def need_ipv6(self):
+        if not has_ipv6_loopback():
+            self.skipTest("this machine has no IPv6 loopback (cannot bind [::1]): the IPv4+IPv6 "
+                          "listener test needs it")
+
+    def test_ipv4_and_ipv6_side_by_side(self):
+        self.need_ipv6()
+        a = self.toy(1)
+        g = self.start([a], listen='["127.0.0.1:0", "[::1]:0"]', workers=2)
+        m = g.wait_log(r"listening on 127\.0\.0\.1:(\d+), \[::1\]:(\d+) \(2 workers")
+        v4, v6 = int(m.group(1)), int(m.group(2))
+        self.assertEqual((g.host, g.port), ("127.0.0.1", v4), "the first address is the one read")
+        self.assertEqual(http_request(v4, "GET", "/4").status, 200)
+        self.assertEqual(http_request(v6, "GET", "/6", host="::1").status, 200)
+        self.assertEqual(listening_sockets(g.pid), 2 * 2 + 1, "a socket per address per worker, "
+                         "and the admin's")
+
+    def test_a_reload_adds_and_removes_addresses_and_keeps_the_others(self):
+        self.need_ipv6()
+        a = self.toy(1)
+        g = self.start([a], listen='["127.0.0.1:0", "[::1]:0"]', workers=2)
+        m = g.wait_log(r"listening on 127\.0\.0\.1:(\d+), \[::1\]:(\d+) ")
+        v4, v6 = int(m.group(1)), int(m.group(2))
+        old_text = open(g.config_path).read()
+        c = HTTPConn("::1", v6, scaled(5))  # a keep-alive connection on the kept address
+        self.addCleanup(c.close)
+        self.assertEqual(c.request("GET", "/before").status, 200)
+        queued = socket.create_connection(("::1", v6))  # waiting in its listen queue
+        self.addCleanup(queued.close)
+        self.write(g, [a], listen='["[::1]:0", "127.0.0.2:0", "127.0.0.3:0"]', workers=2)
+        changes = self.sighup(g)
+        self.assertEqual(changes, "listener removed: listen 127.0.0.1:0; "
+                                  "listener added: listen 127.0.0.2:0; "
+                                  "listener added: listen 127.0.0.3:0")
+        m = g.wait_log(r"generation 2 running [^\n]*; listening on \[::1\]:(\d+), "
+                       r"127\.0\.0\.2:(\d+), 127\.0\.0\.3:(\d+)\n")
+        self.assertEqual(int(m.group(1)), v6, "the kept address keeps its port (its sockets)")
+        self.assertEqual(http_request(int(m.group(2)), "GET", "/2", host="127.0.0.2").status, 200)
+        self.assertEqual(http_request(int(m.group(3)), "GET", "/3", host="127.0.0.3").status, 200)
+        queued.sendall(b"GET /q HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        self.assertTrue(self.read_to_eof(queued).startswith(b"HTTP/1.1 200"),
+                        "a connection queued on the kept address across the reload is served")
+        self.assertEqual(c.request("GET", "/after").status, 200)
+        wait_until(lambda: not can_connect_v4(v4), scaled(5), "the removed address to close")
+        self.assertEqual(listening_sockets(g.pid), 3 * 2 + 1, "nothing leaked, nothing missing")
+        # golb -t -diff says the same, per address
+        old = os.path.join(self.tmp, "old.yml")
+        with open(old, "w") as f:
+            f.write(old_text)
+        r = run_golb(self.bindir, ["-t", "-confpath", g.config_path, "-diff", old])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.splitlines()[1:], ["listener removed: listen 127.0.0.1:0",
+                                                     "listener added: listen 127.0.0.2:0",
+                                                     "listener added: listen 127.0.0.3:0"],
+                         r.stdout)
+        # back to one address (a list of one): the two others close, nothing takes their place
+        p2, p3 = int(m.group(2)), int(m.group(3))
+        self.write(g, [a], listen='["[::1]:0"]', workers=2)
+        self.assertEqual(self.sighup(g), "listener removed: listen 127.0.0.2:0; "
+                                         "listener removed: listen 127.0.0.3:0")
+        for host, port in (("127.0.0.2", p2), ("127.0.0.3", p3)):
+            wait_until(lambda: not can_connect(port, host), scaled(5), f"{host}:{port} to close")
+        self.assertEqual(http_request(v6, "GET", "/last", host="::1").status, 200)
+        self.assertEqual(listening_sockets(g.pid), 1 * 2 + 1)
+
+    def test_tls_listen_list_serves_https_on_every_address(self):
+        import tlstest
+        a = self.toy(1)
+        cert, key = tlstest.pki().leaf("listen-list", ["golb.test"])
+        text = golb_config([a]) + tlstest.tls_config_block(
+            [(cert, key)], listen='["127.0.0.2:0", "127.0.0.1:0"]', redirectHttp="true")
+        g = self.golb(text)
+        self.wait_backend(g, a, "UP")
+        m = g.wait_log(r"listening on 127\.0\.0\.1:\d+ and https://127\.0\.0\.2:(\d+), "
+                       r"https://127\.0\.0\.1:(\d+) ")
+        first, second = int(m.group(1)), int(m.group(2))
+        for host, port in (("127.0.0.2", first), ("127.0.0.1", second)):
+            c = tlstest.TLSConn(host, port, server_name="golb.test")
+            self.addCleanup(c.close)
+            self.assertEqual(c.request("GET", "/", host="golb.test").status, 200)
+        r = self.get(g, "/x", headers={"Host": "golb.test"})
+        self.assertEqual(r.status, 308)
+        self.assertEqual(r.header("Location"), f"https://golb.test:{first}/x",
+                         "redirects name the first tls.listen address's port")
 
 
 class ReloadRequestsTest(ReloadCase):

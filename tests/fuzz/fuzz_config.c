@@ -24,8 +24,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         config_set_resolve_numeric_only(true);
     }
     if (config_load_buffer("fuzz.yaml", (const char *)data, size, devnull, &cfg) == 0) {
-        if (!cfg || cfg->nbackends < 1 || !cfg->listen_name || !cfg->path)
+        if (!cfg || cfg->nbackends < 1 || !cfg->path ||
+            (cfg->plain_off ? cfg->listen.n != 0 : cfg->listen.n < 1) ||
+            cfg->listen.n > CONFIG_LISTEN_MAX)
             abort(); /* success must mean a complete config */
+        for (int i = 0; i < cfg->listen.n; i++)
+            if (!cfg->listen.at[i].name)
+                abort();
         for (int i = 0; i < cfg->nbackends; i++)
             if (!cfg->backends[i].name || cfg->backends[i].health_path[0] != '/')
                 abort();

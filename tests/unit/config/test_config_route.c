@@ -269,7 +269,7 @@ Test(config_route, pools_inherit_the_top_level)
     cr_assert_str_eq(v.balance, "roundRobin");
     cr_assert_eq(v.retries, 0);
     cr_assert_eq(v.connect_timeout_ms, 1500);
-    cr_assert_eq(v.listen_name, c->listen_name, "everything else is the top level's");
+    cr_assert_eq(v.listen.at[0].name, c->listen.at[0].name, "everything else is the top level's");
     config_pool_view(c, &c->pools[0], &v);
     cr_assert_eq(v.backends, c->backends);
     cr_assert_eq(v.retries, 4);

@@ -298,6 +298,78 @@ Test(server, a_moved_listener_serves_and_the_old_one_is_closed, .timeout = 60)
     upstream_free(a);
 }
 
+/* The port of HOST in the last "listening on ..." line of text (the start's or a reload's, which
+ * list every address), -1 when that line does not name it. */
+static int port_in_last_line(const char *text, const char *host)
+{
+    const char *line = NULL;
+    for (const char *q = text; (q = strstr(q, "listening on ")); q++)
+        line = q;
+    if (!line)
+        return -1;
+    const char *end = strchr(line, '(');
+    char pat[64];
+    snprintf(pat, sizeof(pat), " %s:", host);
+    const char *p = strstr(line, pat);
+    return p && (!end || p < end) ? atoi(p + strlen(pat)) : -1;
+}
+
+/* listen: a list. Every address gets its sockets; a reload keeps those it still lists (their
+ * ports, their sockets), binds the new ones before anything changes and closes the removed ones;
+ * one that cannot be bound fails the reload at its entry, and what the reload bound before it is
+ * closed again. */
+Test(server, listen_lists_are_bound_kept_added_and_removed_per_address, .timeout = 60)
+{
+    struct upstream *a = upstream_new(false);
+    struct capture cap;
+    capture_begin(&cap);
+    struct server *s = start("[127.0.0.1:0, 127.0.0.2:0]", &a->port, 1);
+    capture_end(&cap);
+    int p1 = port_in_last_line(cap.text, "127.0.0.1"), p2 = port_in_last_line(cap.text, "127.0.0.2");
+    cr_assert_gt(p1, 0, "%s", cap.text);
+    cr_assert_gt(p2, 0, "%s", cap.text);
+    cr_expect(strstr(cap.text, "listening on 127.0.0.1:"), "the first address first: %s", cap.text);
+    cr_expect(can_connect("127.0.0.1", p1) && can_connect("127.0.0.2", p2));
+    capture_free(&cap);
+
+    capture_begin(&cap);
+    write_config("[127.0.0.1:0, 127.0.0.3:0, 127.0.0.4:0]", &a->port, 1, NULL);
+    struct admin_reload r;
+    reload(s, &r);
+    capture_end(&cap);
+    cr_assert(r.ok, "%s", r.errors ? r.errors : "");
+    cr_expect_str_eq(r.changes, "listener removed: listen 127.0.0.2:0\n"
+                                "listener added: listen 127.0.0.3:0\n"
+                                "listener added: listen 127.0.0.4:0\n");
+    cr_expect_eq(port_in_last_line(cap.text, "127.0.0.1"), p1, "kept: %s", cap.text);
+    int p3 = port_in_last_line(cap.text, "127.0.0.3"), p4 = port_in_last_line(cap.text, "127.0.0.4");
+    cr_expect(p3 > 0 && p4 > 0, "%s", cap.text);
+    cr_expect(can_connect("127.0.0.1", p1), "the unchanged address still accepts");
+    cr_expect(can_connect("127.0.0.3", p3) && can_connect("127.0.0.4", p4), "the new ones do");
+    cr_expect(!can_connect("127.0.0.2", p2), "the removed one is closed");
+    reload_free(&r);
+    capture_free(&cap);
+
+    /* an entry that cannot be bound: the reload fails at it, the one bound before it is closed */
+    int fds = count_fds();
+    char listen[96];
+    snprintf(listen, sizeof(listen), "[127.0.0.1:0, 127.0.0.5:0, 127.0.0.1:%u]", (unsigned)a->port);
+    write_config(listen, &a->port, 1, NULL);
+    reload(s, &r);
+    cr_expect(!r.ok);
+    char want[200];
+    snprintf(want, sizeof(want), "%s:2:36: cannot listen on 127.0.0.1:%u: address in use",
+             confpath, (unsigned)a->port);
+    cr_expect(r.errors && strstr(r.errors, want), "want %s in: %s", want,
+              r.errors ? r.errors : "(none)");
+    cr_expect_eq(count_fds(), fds, "127.0.0.5's sockets were closed again");
+    cr_expect(can_connect("127.0.0.1", p1) && can_connect("127.0.0.3", p3) &&
+              can_connect("127.0.0.4", p4), "the running listeners are untouched");
+    reload_free(&r);
+    stop(s);
+    upstream_free(a);
+}
+
 struct slow_reload {
     struct server *s;
     struct admin_reload r;

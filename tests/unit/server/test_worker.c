@@ -61,6 +61,24 @@ static bool fd_open(int fd)
     return fcntl(fd, F_GETFD) != -1;
 }
 
+/* worker_init's sockets by slot: plain in slot 0, tls in the first HTTPS slot, none elsewhere. */
+static const int *slots(int plain, int tls)
+{
+    static int fds[WORKER_MAX_LISTENERS];
+    for (int i = 0; i < WORKER_MAX_LISTENERS; i++)
+        fds[i] = -1;
+    fds[0] = plain;
+    fds[WORKER_TLS_SLOT] = tls;
+    return fds;
+}
+
+/* An update's slots: all unchanged. */
+static void keep_all(struct worker_update *u)
+{
+    for (int i = 0; i < WORKER_MAX_LISTENERS; i++)
+        u->listen_fd[i] = WORKER_KEEP_FD;
+}
+
 /* Queues g (with a reference for the worker, as the reload gives it) and a new plain listener. */
 static void post(struct worker *w, struct generation *g, int plain_fd)
 {
@@ -68,8 +86,8 @@ static void post(struct worker *w, struct generation *g, int plain_fd)
     cr_assert_not_null(u);
     generation_ref(g);
     u->gen = g;
+    keep_all(u);
     u->listen_fd[0] = plain_fd;
-    u->listen_fd[1] = WORKER_KEEP_FD;
     worker_update(w, u);
 }
 
@@ -85,7 +103,7 @@ Test(worker_update, two_reloads_before_the_loop_runs_end_on_the_last_without_lea
     struct generation *g1 = gen(ONE, NULL, 1);
     struct worker w;
     int l1 = listener();
-    cr_assert_eq(worker_init(&w, 0, l1, -1, g1), 0);
+    cr_assert_eq(worker_init(&w, 0, slots(l1, -1), 0, g1), 0);
     struct generation *g2 = gen(TWO, g1, 2), *g3 = gen(THREE, g2, 3);
     int l2 = listener(), l3 = listener();
     int fds = count_fds();
@@ -114,7 +132,7 @@ Test(worker_update, a_drain_posted_after_an_update_loses_neither, .timeout = 30)
 {
     struct generation *g1 = gen(ONE, NULL, 1);
     struct worker w;
-    cr_assert_eq(worker_init(&w, 0, listener(), -1, g1), 0);
+    cr_assert_eq(worker_init(&w, 0, slots(listener(), -1), 0, g1), 0);
     struct generation *g2 = gen(TWO, g1, 2);
     post(&w, g2, WORKER_KEEP_FD);
     worker_drain(&w); /* SIGTERM right after a reload, before the worker looked */
@@ -134,7 +152,7 @@ Test(worker_update, updates_never_adopted_are_released_by_destroy)
     int fds = count_fds();
     struct generation *g1 = gen(ONE, NULL, 1);
     struct worker w;
-    cr_assert_eq(worker_init(&w, 0, listener(), -1, g1), 0);
+    cr_assert_eq(worker_init(&w, 0, slots(listener(), -1), 0, g1), 0);
     struct generation *g2 = gen(TWO, g1, 2), *g3 = gen(THREE, g2, 3);
     int l2 = listener(), l3 = listener();
     post(&w, g2, l2);
@@ -154,7 +172,7 @@ Test(worker_update, a_pinned_generation_outlives_adoption_until_its_last_request
 {
     struct generation *g1 = gen(ONE, NULL, 1);
     struct worker w;
-    cr_assert_eq(worker_init(&w, 0, listener(), -1, g1), 0);
+    cr_assert_eq(worker_init(&w, 0, slots(listener(), -1), 0, g1), 0);
     worker_ctx_pin(&w.ctx, g1); /* a request started on g1 (before the thread runs: no race) */
     struct generation *g2 = gen(TWO, g1, 2), *g3 = gen(THREE, g2, 3);
     post(&w, g2, WORKER_KEEP_FD);
@@ -177,7 +195,7 @@ Test(worker_update, wait_updated_counts_the_workers_behind)
 {
     struct generation *g1 = gen(ONE, NULL, 1);
     struct worker w;
-    cr_assert_eq(worker_init(&w, 0, -1, -1, g1), 0);
+    cr_assert_eq(worker_init(&w, 0, NULL, 0, g1), 0);
     w.started = true; /* as if its thread ran but stayed busy: never looks at its queue */
     struct generation *g2 = gen(TWO, g1, 2);
     post(&w, g2, WORKER_KEEP_FD);
@@ -210,7 +228,7 @@ Test(worker_update, a_connection_waiting_on_a_new_tls_listener_meets_the_new_gen
              "backends:\n  - http://127.0.0.1:8081/\n", dir, dir);
     struct generation *g1 = gen(ONE, NULL, 1);
     struct worker w;
-    cr_assert_eq(worker_init(&w, 0, listener(), -1, g1), 0);
+    cr_assert_eq(worker_init(&w, 0, slots(listener(), -1), 0, g1), 0);
     struct generation *g2 = gen(yaml, g1, 2);
     int tls_fd = listener();
     struct sockaddr_in sin;
@@ -220,7 +238,9 @@ Test(worker_update, a_connection_waiting_on_a_new_tls_listener_meets_the_new_gen
     cr_assert_eq(connect(client, (struct sockaddr *)&sin, sizeof(sin)), 0, "queued, not accepted");
     struct worker_update *u = calloc(1, sizeof(*u));
     generation_ref(g2);
-    *u = (struct worker_update){.gen = g2, .listen_fd = {WORKER_KEEP_FD, tls_fd}};
+    *u = (struct worker_update){.gen = g2, .https_port = ntohs(sin.sin_port)};
+    keep_all(u);
+    u->listen_fd[WORKER_TLS_SLOT] = tls_fd;
     worker_update(&w, u);
     cr_assert_eq(worker_start(&w), 0);
     cr_assert_eq(worker_wait_updated(&w, 1, 2, util_now_ms() + WAIT_MS), 0);
