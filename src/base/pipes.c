@@ -60,7 +60,8 @@ void pipe_pool_put(struct pipe_pool *pool, struct kpipe *p)
  * *left counts down as bytes reach dst. Returns true on progress; sets *src_eof at EOF, *err on a
  * hard error. */
 bool pipe_splice(struct kpipe *p, int src, bool *src_readable, bool *src_eof, int dst,
-                        bool *dst_writable, uint64_t *left, uint64_t *moved, enum pipe_splice_err *err)
+                 bool *dst_writable, uint64_t *left, uint64_t *moved, size_t *budget,
+                 enum pipe_splice_err *err)
 {
     bool progress = false;
     for (;;) {
@@ -71,6 +72,7 @@ bool pipe_splice(struct kpipe *p, int src, bool *src_readable, bool *src_eof, in
             if (n > 0) {
                 p->bytes -= (uint32_t)n;
                 *moved += (uint64_t)n;
+                *budget = (size_t)n < *budget ? *budget - (size_t)n : 0;
                 if (*left != UINT64_MAX)
                     *left -= (uint64_t)n;
                 progress = true;
@@ -85,7 +87,7 @@ bool pipe_splice(struct kpipe *p, int src, bool *src_readable, bool *src_eof, in
             *err = PIPE_SPLICE_DST_FAILED;
             break;
         }
-        if (*left == 0 || *src_eof || !*src_readable)
+        if (*left == 0 || *src_eof || !*src_readable || *budget == 0)
             break;
         size_t want = *left == UINT64_MAX ? PIPE_SPLICE_CHUNK : (size_t)MIN(*left, PIPE_SPLICE_CHUNK);
         ssize_t n = splice(src, NULL, p->w, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);

@@ -43,9 +43,11 @@ enum pipe_splice_err {
 /* Moves up to *left bytes (UINT64_MAX: until EOF) from socket src to socket dst through pipe p
  * (the caller's readiness flags follow the transport contract, conn.h), never reading more than
  * *left from src. The pipe is refilled only once empty, so it bounds what is in flight. *left
- * counts down and *moved up as bytes reach dst. Returns true on progress; sets *src_eof at EOF,
- * *err on a hard error. */
+ * counts down and *moved up as bytes reach dst. *budget counts down the same way; no refill
+ * starts once it is 0 (so a call moves at most its budget plus one pipe). Returns true on
+ * progress; sets *src_eof at EOF, *err on a hard error. */
 bool pipe_splice(struct kpipe *p, int src, bool *src_readable, bool *src_eof, int dst,
-                 bool *dst_writable, uint64_t *left, uint64_t *moved, enum pipe_splice_err *err);
+                 bool *dst_writable, uint64_t *left, uint64_t *moved, size_t *budget,
+                 enum pipe_splice_err *err);
 
 #endif

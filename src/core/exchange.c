@@ -505,6 +505,12 @@ static inline bool relaying(const struct exchange *x)
     return x->res == EX_WAIT && x->phase == XP_RELAY;
 }
 
+/* n bytes moved: counted against this exchange_pump call's budget. */
+static inline void spend(struct exchange *x, size_t n)
+{
+    x->budget = n < x->budget ? x->budget - n : 0;
+}
+
 /* ---------------------------------------------------------------- request side ------------- */
 
 /* Content-Length request bodies past the first buffer go client → pipe → upstream. */
@@ -514,7 +520,7 @@ static void splice_request(struct exchange *x, bool *progress)
     uint64_t left = x->req_remaining;
     enum pipe_splice_err err = PIPE_SPLICE_OK;
     bool p = pipe_splice(&x->req_pipe, s->fd, s->readable, s->eof, x->up->io.fd,
-                         &x->up->writable, &left, &x->obs.req_body_bytes, &err);
+                         &x->up->writable, &left, &x->obs.req_body_bytes, &x->budget, &err);
     if (left != x->req_remaining)
         x->req_body_sent = true;
     x->req_remaining = left;
@@ -604,6 +610,7 @@ static bool pump_request(struct exchange *x)
             }
             progress = true;
             x->progress_at = loop_now(x->w->loop);
+            spend(x, (size_t)wr);
             uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
             x->reqh_sent += from_head;
             uint32_t from_body = (uint32_t)wr - from_head;
@@ -618,7 +625,9 @@ static bool pump_request(struct exchange *x)
             }
             continue;
         }
-        /* Need more body bytes from the client. */
+        /* Need more body bytes from the client (unless this call's budget is spent). */
+        if (x->budget == 0)
+            break;
         ssize_t r = ops->fill(x->client);
         if (r == -EAGAIN)
             break;
@@ -804,7 +813,7 @@ static void splice_response(struct exchange *x, bool *progress)
     uint64_t left = length ? x->resp_remaining : UINT64_MAX;
     enum pipe_splice_err err = PIPE_SPLICE_OK;
     bool p = pipe_splice(&x->resp_pipe, x->up->io.fd, &x->up->readable, &x->up_eof, s->fd,
-                         s->writable, &left, &x->obs.resp_body_bytes, &err);
+                         s->writable, &left, &x->obs.resp_body_bytes, &x->budget, &err);
     if (length)
         x->resp_remaining = left;
     if (p) {
@@ -866,6 +875,7 @@ static bool pump_response(struct exchange *x)
             progress = true;
             x->resp_started = true;
             x->progress_at = loop_now(x->w->loop);
+            spend(x, (size_t)wr);
             uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
             x->resph_sent += from_head;
             if (x->resph_sent == x->resph->last)
@@ -902,8 +912,9 @@ static bool pump_response(struct exchange *x)
             }
         }
 
-        /* 3. Read more from the upstream once what we had is drained. */
-        if (!x->up->readable || x->up_eof)
+        /* 3. Read more from the upstream once what we had is drained (and while this call's
+         * budget lasts). */
+        if (!x->up->readable || x->up_eof || x->budget == 0)
             break;
         if (!x->uin) {
             x->uin = buf_get(&x->w->bufs);
@@ -955,6 +966,7 @@ static bool pump_response(struct exchange *x)
 
 enum exchange_status exchange_pump(struct exchange *x)
 {
+    x->budget = x->ops->yield ? LOOP_IO_BUDGET : SIZE_MAX;
     for (int rounds = 0; rounds < 64 && relaying(x); rounds++) {
         bool p = pump_request(x);
         if (!relaying(x))
@@ -978,6 +990,10 @@ enum exchange_status exchange_pump(struct exchange *x)
         }
         if (!p)
             break;
+        if (x->budget == 0) {
+            x->ops->yield(x->client); /* the rest after the worker's other connections */
+            break;
+        }
     }
     return x->res;
 }

@@ -104,6 +104,11 @@ struct exchange_client_ops {
     int (*splice_end)(void *client, bool response, struct exchange_splice *out);
     /* Upstream activity: pump the exchange (from the upstream event handler, its last act). */
     void (*resume)(void *client);
+    /* The exchange stopped at its byte budget (LOOP_IO_BUDGET per exchange_pump call) with bytes
+     * still to move and its readiness flags still set: call exchange_pump again once the other
+     * connections of the worker had their turn (loop_yield), never from inside this call. NULL:
+     * no budget (the exchange moves all it can per call). */
+    void (*yield)(void *client);
 };
 
 /* What the session tells the exchange about its client and the request, at start. */

@@ -53,6 +53,7 @@ struct exchange {
     bool up_reused, replayed;
     struct lb_tried tried;
     struct lb_request lbr; /* what the balancer read from the head: key, sticky cookie */
+    size_t budget;         /* bytes this exchange_pump call may still move (ops->yield) */
     uint64_t sent_at;      /* request fully sent upstream */
     uint64_t progress_at;  /* last byte moved, or phase change */
 

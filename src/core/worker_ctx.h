@@ -70,7 +70,9 @@ struct worker_ctx {
     struct buf_pool bufs;
     struct pipe_pool pipes;
     struct upstream_pool *upstreams;
-    struct obs_counters *m;          /* this worker's counters (obs.h); NULL in unit tests */
+    struct obs_counters *m;          /* this worker's counters (obs.h); NULL in unit tests, so
+                                        only obs.c reads it, and checks (the data path counts
+                                        through the obs_* hooks) */
     struct accesslog_ring *alog;     /* NULL when the access log is off */
     uint64_t reqid_seq;              /* generated X-Request-Id sequence */
     struct exchange *free_exchanges; /* exchanges kept for reuse (exchange.c) */

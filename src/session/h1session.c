@@ -68,7 +68,8 @@ struct client {
                                    TLS settings), pinned until close */
     char *subject; /* verified client certificate subject (mTLS with clientSubjectHeader) */
     struct loop_timer timer;
-    struct loop_task task; /* deferred: free after close, or process pipelined bytes */
+    struct loop_task task; /* deferred: free after close, process pipelined bytes, or go on
+                              after a byte budget was spent (on_task) */
     struct worker_ctx *w;
     struct worker_session ws;   /* its entry in the worker's registry (h1_session_ops) */
     struct buf *in;             /* bytes from the client; NULL while idle */
@@ -95,7 +96,7 @@ struct client {
 
 static void pump(struct client *c);
 static void arm_timer(struct client *c);
-static void process_pipelined(struct loop_task *task);
+static void on_task(struct loop_task *task);
 static void on_exchange_status(struct client *c, enum exchange_status st);
 static const struct exchange_client_ops h1_exchange_ops;
 
@@ -235,8 +236,9 @@ static void client_close(struct client *c)
     release_buffers(c);
     struct worker_ctx *w = c->w;
     worker_ctx_session_remove(w, &c->ws);
-    /* The task may be queued to process pipelined input; re-targeting it to free is safe because
-     * loop_defer() keeps an already-queued task queued and the callback is read at run time. */
+    /* The task may be queued (pipelined input, a spent budget: on_task); re-targeting it to free
+     * is safe because loop_defer() keeps an already-queued task queued (deferred or yielded) and
+     * the callback is read at run time. */
     c->task.cb = free_task;
     loop_defer(w->loop, &c->task, free_task);
     worker_ctx_session_closed(w);
@@ -360,7 +362,7 @@ static void on_timeout(struct loop_timer *t)
     struct client *c = container_of(t, struct client, timer);
     switch (c->state) {
     case CS_HANDSHAKE:
-        counter_add(&c->w->m->tls_handshakes[OBS_TLS_FAILED], 1);
+        obs_tls_handshake(c->w, OBS_TLS_FAILED);
         client_close(c);
         return;
     case CS_READ_HEAD:
@@ -515,6 +517,18 @@ static void h1_resume(void *cl)
     pump(cl);
 }
 
+/* A transfer stopped at its byte budget (LOOP_IO_BUDGET) with more to do: go on once the worker's
+ * other ready connections had their turn. */
+static void client_yield(struct client *c)
+{
+    loop_yield(c->w->loop, &c->task, on_task);
+}
+
+static void h1_yield(void *cl)
+{
+    client_yield(cl);
+}
+
 static const struct exchange_client_ops h1_exchange_ops = {
     .peek = h1_peek,
     .consume = h1_consume,
@@ -523,6 +537,7 @@ static const struct exchange_client_ops h1_exchange_ops = {
     .send = h1_send,
     .splice_end = h1_splice_end,
     .resume = h1_resume,
+    .yield = h1_yield,
 };
 
 /* ---------------------------------------------------------------- request heads ------------ */
@@ -707,13 +722,13 @@ static bool client_handshake(struct client *c)
         return false;
     }
     if (rc < 0) {
-        counter_add(&c->w->m->tls_handshakes[OBS_TLS_FAILED], 1);
+        obs_tls_handshake(c->w, OBS_TLS_FAILED);
         if (rc == -EBADMSG)
             (void)!write(c->io.fd, reply_plain_on_tls, strlen(reply_plain_on_tls));
         client_close(c);
         return false;
     }
-    counter_add(&c->w->m->tls_handshakes[tls_session_reused(c->ssl) ? OBS_TLS_RESUMED : OBS_TLS_FULL], 1);
+    obs_tls_handshake(c->w, tls_session_reused(c->ssl) ? OBS_TLS_RESUMED : OBS_TLS_FULL);
     const struct config_tls *tls = c->tls_gen->cfg->tls;
     if (tls->client_subject_header) {
         char subject[1024];
@@ -762,7 +777,7 @@ static void finish_exchange(struct client *c)
     /* Pipelined bytes (or more to read) are handled from the loop, not by recursion here, so a
      * burst of pipelined requests costs no stack depth. */
     if ((c->in && buf_len(c->in) > 0) || c->readable)
-        loop_defer(w->loop, &c->task, process_pipelined);
+        loop_defer(w->loop, &c->task, on_task);
     else if (c->eof)
         client_close_orderly(c);
 }
@@ -812,8 +827,9 @@ static void pump_tunnel(struct client *c)
     bool err = false;
     struct exchange_tunnel *t = exchange_tunnel(c->x); /* set up by start_tunnel */
     struct conn_end client = {c->io.fd, c->ssl, &c->readable, &c->writable};
-    bool p1 = conn_relay(client, t->up, c->in, &c->eof, &err);
-    bool p2 = conn_relay(t->up, client, t->buf, t->up_eof, &err);
+    size_t budget = LOOP_IO_BUDGET; /* both directions together */
+    bool p1 = conn_relay(client, t->up, c->in, &c->eof, &err, &budget);
+    bool p2 = conn_relay(t->up, client, t->buf, t->up_eof, &err, &budget);
     if (err) {
         client_close(c);
         return;
@@ -833,6 +849,8 @@ static void pump_tunnel(struct client *c)
     }
     if (p1 || p2)
         c->progress_at = loop_now(c->w->loop);
+    if (budget == 0)
+        client_yield(c);
 }
 
 /* ---------------------------------------------------------------- the pump ----------------- */
@@ -892,10 +910,17 @@ static void pump_steps(struct client *c)
     }
     case CS_LINGER: {
         char scratch[4096];
+        size_t budget = LOOP_IO_BUDGET;
         for (;;) {
+            if (budget == 0) {
+                client_yield(c); /* still readable: the rest after the other connections */
+                break;
+            }
             ssize_t r = read(c->io.fd, scratch, sizeof(scratch));
-            if (r > 0)
+            if (r > 0) {
+                budget = (size_t)r < budget ? budget - (size_t)r : 0;
                 continue;
+            }
             if (r == -1 && errno == EINTR)
                 continue;
             if (r == -1 && errno == EAGAIN) {
@@ -963,10 +988,13 @@ static void on_client_event(struct loop_io *io, uint32_t events)
     pump(c);
 }
 
-static void process_pipelined(struct loop_task *task)
+/* The session's deferred work: pipelined bytes after a response (finish_exchange), or the rest of
+ * a transfer that stopped at its byte budget (client_yield). Either way: pump what the state
+ * allows now. */
+static void on_task(struct loop_task *task)
 {
     struct client *c = container_of(task, struct client, task);
-    if (c->state == CS_READ_HEAD)
+    if (c->state != CS_CLOSED)
         pump(c);
 }
 
