@@ -190,6 +190,17 @@ bool exchange_cut_retired(struct exchange *x)
     return true;
 }
 
+void exchange_note_shutdown(struct exchange *x)
+{
+    if (x->resp_started || (!x->req_done && x->req_body != HTTP1_BODY_NONE && x->phase == XP_RELAY))
+        x->end_term = "KD";
+    else if (x->phase == XP_RELAY)
+        x->end_term = "KH";
+    else
+        x->end_term = "KC";
+    x->end_error = "shutdown";
+}
+
 bool exchange_connecting(const struct exchange *x)
 {
     return x->phase == XP_CONNECT;

@@ -178,6 +178,10 @@ void exchange_release_upstream(struct exchange *x, enum lb_outcome outcome);
  * shutdownTimeout, and the exchange notes it as the cause (termination KH or KD); the session
  * then closes. False (nothing noted) otherwise. */
 bool exchange_cut_retired(struct exchange *x);
+/* golb is about to cut the exchange because shutdownTimeout passed at shutdown (SIGTERM/SIGINT):
+ * the exchange notes it as the cause (termination KC, KH or KD by phase, error type "shutdown"),
+ * so its access-log line does not blame the client. */
+void exchange_note_shutdown(struct exchange *x);
 /* EX_TUNNEL: the upstream end and buffer for the session's relay, set up by the first call (NULL
  * when out of buffers); later calls return the same. */
 struct exchange_tunnel *exchange_tunnel(struct exchange *x);

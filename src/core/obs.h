@@ -19,7 +19,8 @@
  * second in which phase.
  *   who:   -  nobody (normal end)    C  the client aborted       S  the server failed or refused
  *          P  golb refused it        c  client timeout            s  server timeout
- *          K  golb cut it: its backend was removed by a reload and shutdownTimeout passed
+ *          K  golb cut it when shutdownTimeout passed: at shutdown (SIGTERM/SIGINT, error type
+ *             "shutdown"), or on a backend a reload removed
  *   phase: -  normal end   R  reading the request head   C  connecting to a backend
  *          H  waiting for the response head             D  transferring a body
  *   e.g. "--" normal, "CD" client went away mid-body, "SC" connect refused, "sH" 504 upstream

@@ -1014,9 +1014,14 @@ static void h1_drain(struct worker_session *s)
         client_close_orderly(c);
 }
 
+/* The worker closes every session: its shutdown deadline (shutdownTimeout) passed, or teardown.
+ * A request still in flight is golb's cut, not the client's abort. */
 static void h1_close(struct worker_session *s)
 {
-    client_close(client_of(s));
+    struct client *c = client_of(s);
+    if (c->x && c->state == CS_EXCHANGE)
+        exchange_note_shutdown(c->x);
+    client_close(c);
 }
 
 static int h1_cut_retired(struct worker_session *s)
