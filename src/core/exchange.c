@@ -337,9 +337,47 @@ static bool x_set_upstream_host(struct exchange *x, const struct backend *b)
     return rewrite_set_host(x->reqh, x->reqh_host_at, b->name);
 }
 
+/* The size of a large head buffer in the exchange's generation (worker_ctx_head_buf_size). */
+static uint32_t x_head_size(const struct exchange *x)
+{
+    return worker_ctx_head_buf_size(ex_cfg(x));
+}
+
+/* Moves *b into a large head buffer, unless it is one already. Returns false when it was (the
+ * head is too large for golb) or memory is exhausted (*b untouched either way). */
+static bool x_grow(struct exchange *x, struct buf **b)
+{
+    if ((*b)->cap >= x_head_size(x))
+        return false;
+    struct buf *n = buf_grow(&x->w->bufs, *b, x_head_size(x));
+    if (!n)
+        return false;
+    *b = n;
+    return true;
+}
+
+/* Builds the request head golb sends into reqh: an ordinary buffer, or a large one when it does
+ * not fit (a head near maxHeaderSize). Returns 0, or the status to answer (503, 431). */
+static int x_request_head(struct exchange *x, const struct http1_request *req,
+                          const struct exchange_request *info)
+{
+    x->reqh = buf_get(&x->w->bufs);
+    if (!x->reqh)
+        return 503;
+    if (x_build_request_head(x, req, info, x->reqh))
+        return 0;
+    if (x->reqh->cap >= x_head_size(x))
+        return 431;
+    buf_put(&x->w->bufs, x->reqh);
+    x->reqh = buf_get_large(&x->w->bufs, x_head_size(x));
+    if (!x->reqh)
+        return 503;
+    return x_build_request_head(x, req, info, x->reqh) ? 0 : 431;
+}
+
 /* Hands a parsed response head to the session, with the sticky cookie of the chosen backend. */
-static bool x_response_head(struct exchange *x, const struct http1_response *resp,
-                            struct buf *b)
+static bool x_response_head_into(struct exchange *x, const struct http1_response *resp,
+                                 struct buf *b)
 {
     char cookie[256];
     if (resp->status >= 200 && !x->lbr.head_us)
@@ -351,6 +389,14 @@ static bool x_response_head(struct exchange *x, const struct http1_response *res
     h.dechunk = x->resp_dechunk;
     h.req_done = x->req_done;
     return x->ops->on_head(x->client, resp, &h, b) == 0;
+}
+
+/* The same into resph, moved into a large buffer when the head does not fit an ordinary one
+ * (on_head leaves the buffer as it was when it fails). */
+static bool x_response_head(struct exchange *x, const struct http1_response *resp)
+{
+    return x_response_head_into(x, resp, x->resph) ||
+           (x_grow(x, &x->resph) && x_response_head_into(x, resp, x->resph));
 }
 
 /* ---------------------------------------------------------------- splice ------------------- */
@@ -394,11 +440,9 @@ enum exchange_status exchange_start(struct exchange *x, const struct http1_reque
     x->resp_phase = RESP_WAIT_HEAD;
     x->client_dechunk = info->dechunk;
 
-    x->reqh = buf_get(&w->bufs);
-    if (!x->reqh)
-        return ex_fail(x, 503, LB_OK);
-    if (!x_build_request_head(x, req, info, x->reqh))
-        return ex_fail(x, 431, LB_OK);
+    int st = x_request_head(x, req, info);
+    if (st)
+        return ex_fail(x, st, LB_OK);
     balancer_request_init(ex_balancer(x), &x->lbr, req, info->client_ip, info->client_ip_len,
                           w->id);
     connect_next(x);
@@ -424,7 +468,7 @@ static void connect_next(struct exchange *x)
         lb_tried_add(&x->tried, idx);
         struct backend *b = ex_backend(x, idx);
         x->backend = idx;
-        if (!x_set_upstream_host(x, b)) {
+        if (!x_set_upstream_host(x, b) && !(x_grow(x, &x->reqh) && x_set_upstream_host(x, b))) {
             ex_fail(x, 431, LB_OK);
             return;
         }
@@ -664,12 +708,17 @@ static bool x_parse_response(struct exchange *x)
 {
     struct http1_response resp;
     size_t len = buf_len(x->uin);
-    ssize_t n = http1_parse_response(x->uin->data + x->uin->pos, len, 0, x->uin->cap - 1,
+    size_t max_head = MAX(x->uin->cap, x_head_size(x)) - 1;
+    ssize_t n = http1_parse_response(x->uin->data + x->uin->pos, len, 0, max_head,
                                      x->req_is_head, &resp);
     if (n == -EAGAIN) {
         if (buf_space(x->uin) == 0) {
             if (x->uin->pos == 0) {
-                upstream_broken(x, "response head too large");
+                /* A head larger than an ordinary buffer: go on in a large one. */
+                if (!x_grow(x, &x->uin)) {
+                    upstream_broken(x, "response head too large");
+                    return false;
+                }
                 return false;
             }
             buf_compact(x->uin);
@@ -695,7 +744,7 @@ static bool x_parse_response(struct exchange *x)
     if (resp.status < 200 && resp.status != 101) {
         /* Interim (100 Continue, 103 Early Hints): the session relays it (or not), then the
          * exchange keeps waiting for the final head. */
-        if (!x_response_head(x, &resp, x->resph)) {
+        if (!x_response_head(x, &resp)) {
             upstream_broken(x, "interim response head too large");
             return false;
         }
@@ -719,7 +768,7 @@ static bool x_parse_response(struct exchange *x)
     memset(&x->resp_chunk, 0, sizeof(x->resp_chunk));
     x->resp_dechunk = resp.body == HTTP1_BODY_CHUNKED && x->client_dechunk;
     x->resp_keepalive = (resp.flags & HTTP1_MF_KEEP_ALIVE) && resp.body != HTTP1_BODY_CLOSE;
-    if (!x_response_head(x, &resp, x->resph)) {
+    if (!x_response_head(x, &resp)) {
         x->replayed = true;
         upstream_broken(x, "response head too large");
         return false;

@@ -1,7 +1,38 @@
 /* worker_ctx — see worker_ctx.h. */
 #include "core/worker_ctx.h"
 
+#include "config/config.h"
 #include "core/generation.h"
+
+/* Ordinary buffers kept for reuse per worker beyond those in use (up to twice this after a
+ * burst, buf.h): enough for a burst of exchanges without going back to mmap, small enough that
+ * an idle golb stays small. */
+#define MAX_FREE_BUFS 128
+#define MAX_FREE_PIPES 64
+/* Pipe capacity for splice: the default 64 KiB caps what one connection has in flight and cost
+ * ~10 % of 1 MiB throughput in bench/ (scenario 4); 1 MiB is the usual pipe-max-size. Best effort:
+ * a pipe the kernel refuses to grow keeps its default size. */
+#define PIPE_SIZE (1u << 20)
+/* Room a rewritten request head needs beyond the client's (X-Forwarded-*, X-Request-Id, the
+ * client certificate subject) and the spare byte the parser looks at. */
+#define HEAD_SLACK 2048u
+
+void worker_ctx_pools_init(struct worker_ctx *w)
+{
+    buf_pool_init(&w->bufs, WORKER_CTX_BUF_SIZE, MAX_FREE_BUFS);
+    pipe_pool_init(&w->pipes, MAX_FREE_PIPES, PIPE_SIZE);
+}
+
+void worker_ctx_pools_destroy(struct worker_ctx *w)
+{
+    buf_pool_destroy(&w->bufs);
+    pipe_pool_destroy(&w->pipes);
+}
+
+uint32_t worker_ctx_head_buf_size(const struct config *cfg)
+{
+    return cfg->max_header_size + HEAD_SLACK;
+}
 
 void worker_ctx_pin(struct worker_ctx *w, struct generation *g)
 {

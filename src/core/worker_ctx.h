@@ -62,6 +62,9 @@ struct worker_ctx_stats {
     uint64_t rejected; /* connections closed at once: over maxConnections or out of fds */
 };
 
+/* An ordinary buffer: 16 KiB with its header, four pages. */
+#define WORKER_CTX_BUF_SIZE (16384u - (uint32_t)sizeof(struct buf))
+
 struct worker_ctx {
     int id; /* the worker's slot in generations and backends (pw[id]) */
     struct loop *loop;
@@ -86,6 +89,15 @@ struct worker_ctx {
      * in nclients); it keeps the process-wide connection count and ends a drain. NULL: none. */
     void (*on_conn_closed)(struct worker_ctx *w);
 };
+
+/* The worker's buffer and pipe pools (worker start / teardown): ordinary buffers of
+ * WORKER_CTX_BUF_SIZE for bodies (and heads that fit), large ones for heads only when a head does
+ * not fit (worker_ctx_head_buf_size), pipes for splice. */
+void worker_ctx_pools_init(struct worker_ctx *w);
+void worker_ctx_pools_destroy(struct worker_ctx *w);
+/* The size of a large head buffer under cfg: a request head of maxHeaderSize and what golb adds
+ * when it rewrites one, so the parser (not the buffer) decides when a head is too large. */
+uint32_t worker_ctx_head_buf_size(const struct config *cfg);
 
 /* A request on w starts / ends on generation g (generation.h pins); the last request on an older
  * generation drops w's reference to it. */

@@ -613,7 +613,7 @@ static void redirect_to_https(struct client *c, const struct http1_request *req)
         target = "/";
         tlen = 1;
     }
-    struct buf *b = buf_get(&c->w->bufs);
+    struct buf *b = buf_get_large(&c->w->bufs, (uint32_t)(hlen + tlen + 256));
     if (!b) {
         client_fail(c, 503, LB_OK);
         return;
@@ -643,9 +643,7 @@ static void process_head(struct client *c)
     size_t len = buf_len(c->in);
     ssize_t n = http1_parse_request(c->in->data + c->in->pos, len, c->parse_prev, &lim, &req);
     if (n == -EAGAIN) {
-        c->parse_prev = (uint32_t)len;
-        if (buf_space(c->in) == 0 && c->in->pos == 0)
-            client_fail(c, 431, LB_OK); /* cannot happen with buffers larger than the limit */
+        c->parse_prev = (uint32_t)len; /* a full buffer grows in read_head (grow_in) */
         return;
     }
     if (n < 0) {
@@ -661,6 +659,25 @@ static void process_head(struct client *c)
         return;
     }
     start_exchange(c, &req, (size_t)n);
+}
+
+/* A head that fills an ordinary buffer goes on in a large one (maxHeaderSize and a little), taken
+ * only now: body buffers stay small. Returns false after answering when it cannot grow (already
+ * large: 431, the parser's limit decides before that; out of memory: 503). */
+static bool grow_in(struct client *c)
+{
+    uint32_t need = worker_ctx_head_buf_size(c_cfg(c));
+    if (c->in->cap >= need) {
+        client_fail(c, 431, LB_OK);
+        return false;
+    }
+    struct buf *b = buf_grow(&c->w->bufs, c->in, need);
+    if (!b) {
+        client_fail(c, 503, LB_OK);
+        return false;
+    }
+    c->in = b;
+    return true;
 }
 
 /* READ_HEAD: read what the client sent and parse once a head may be complete. */
@@ -680,10 +697,8 @@ static void read_head(struct client *c)
             client_fail(c, 503, LB_OK);
             return;
         }
-        if (buf_space(c->in) == 0) {
-            client_fail(c, 431, LB_OK);
+        if (buf_space(c->in) == 0 && !grow_in(c))
             return;
-        }
         ssize_t r = client_read(c);
         if (r == -EAGAIN)
             break;
