@@ -575,7 +575,8 @@ static void splice_request(struct exchange *x, bool *progress)
     uint64_t left = x->req_remaining;
     enum pipe_splice_err err = PIPE_SPLICE_OK;
     bool p = pipe_splice(&x->req_pipe, s->fd, s->readable, s->eof, x->up->io.fd,
-                         &x->up->writable, &left, &x->obs.req_body_bytes, &x->budget, &err);
+                         &x->up->writable, &left, &x->obs.req_body_bytes, &x->budget,
+                         PIPE_SPLICE_CHUNK, &err);
     if (left != x->req_remaining)
         x->req_body_sent = true;
     x->req_remaining = left;
@@ -873,7 +874,8 @@ static void splice_response(struct exchange *x, bool *progress)
     uint64_t left = length ? x->resp_remaining : UINT64_MAX;
     enum pipe_splice_err err = PIPE_SPLICE_OK;
     bool p = pipe_splice(&x->resp_pipe, x->up->io.fd, &x->up->readable, &x->up_eof, s->fd,
-                         s->writable, &left, &x->obs.resp_body_bytes, &x->budget, &err);
+                         s->writable, &left, &x->obs.resp_body_bytes, &x->budget, x->uin->cap,
+                         &err);
     if (length)
         x->resp_remaining = left;
     if (p) {
@@ -893,6 +895,21 @@ static void splice_response(struct exchange *x, bool *progress)
     if ((length && x->resp_remaining == 0) || (!length && x->up_eof && drained)) {
         x->resp_phase = RESP_DONE;
         *progress = true;
+        return;
+    }
+    /* The client stopped taking bytes (a slow reader): what is left in the pipe (at most a
+     * buffer: pipe_splice's stall_max) moves to uin and the pipe goes back, so a stalled
+     * transfer holds its two sockets, not four descriptors. It goes on from uin (copied), then
+     * through a pipe again once uin is drained. */
+    if (!*s->writable && buf_len(x->uin) == 0 && x->resp_pipe.bytes <= x->uin->cap) {
+        x->uin->pos = x->uin->last = 0;
+        ssize_t n = pipe_drain(&x->resp_pipe, x->uin->data, x->uin->cap);
+        if (n < 0) {
+            x->res = EX_CLOSE;
+            return;
+        }
+        x->uin->last = (uint32_t)n;
+        pipe_pool_put(&x->w->pipes, &x->resp_pipe);
     }
 }
 

@@ -8,7 +8,11 @@
  * burst, buf.h): enough for a burst of exchanges without going back to mmap, small enough that
  * an idle golb stays small. */
 #define MAX_FREE_BUFS 128
-#define MAX_FREE_PIPES 64
+/* Idle pipes kept per worker. A transfer gives its pipe back when its reader stalls
+ * (exchange.c splice_response), so idle pipes are what stalled transfers swap in and out when
+ * they go on: keeping more would cost two descriptors each for nothing (a stalled slow reader is
+ * meant to cost its two sockets). */
+#define MAX_FREE_PIPES 16
 /* Pipe capacity for splice: the default 64 KiB caps what one connection has in flight and cost
  * ~10 % of 1 MiB throughput in bench/ (scenario 4); 1 MiB is the usual pipe-max-size. Best effort:
  * a pipe the kernel refuses to grow keeps its default size. */
