@@ -439,6 +439,7 @@ enum exchange_status exchange_start(struct exchange *x, const struct http1_reque
     x->req_upgrade = rewrite_upgrade_allowed(req, ex_upgrades(x));
     x->resp_phase = RESP_WAIT_HEAD;
     x->client_dechunk = info->dechunk;
+    x->coalesce_head = info->https;
 
     int st = x_request_head(x, req, info);
     if (st)
@@ -558,6 +559,14 @@ static void upstream_broken(struct exchange *x, const char *why)
 static inline bool relaying(const struct exchange *x)
 {
     return x->res == EX_WAIT && x->phase == XP_RELAY;
+}
+
+/* Ends this exchange_pump call; the session calls again after the worker's other ready events. */
+static void x_yield(struct exchange *x)
+{
+    if (!x->yielded)
+        x->ops->yield(x->client);
+    x->yielded = true;
 }
 
 /* n bytes moved: counted against this exchange_pump call's budget. */
@@ -940,7 +949,14 @@ static bool pump_response(struct exchange *x)
             if (body)
                 body_iov = (struct iovec){x->uin->data + x->uin->pos, (size_t)body};
         }
-        if (head_left || body) {
+        /* A TLS client gets a head and the first body bytes in one record when the body is
+         * there by then: one read more (step 3) before the head goes alone, and when that finds
+         * nothing, one more after the worker's other ready events (the backend's second write
+         * is usually microseconds behind its first). */
+        bool hold_head = head_left && !body && x->resp_phase == RESP_BODY && x->coalesce_head &&
+                         x->head_reads < 2 && !x->up_eof && x->budget && x->uin &&
+                         buf_len(x->uin) == 0 && !response_body_complete(x, 0);
+        if ((head_left || body) && !hold_head) {
             ssize_t wr = x->ops->send(x->client, &head, body ? &body_iov : NULL,
                                       x->uin && x->uin->pos == 0);
             if (wr == -EAGAIN)
@@ -990,8 +1006,11 @@ static bool pump_response(struct exchange *x)
         }
 
         /* 3. Read more from the upstream once what we had is drained (and while this call's
-         * budget lasts). */
-        if (!x->up->readable || x->up_eof || x->budget == 0)
+         * budget lasts). A held head tries once whatever the readiness flag says: bytes that came
+         * since the short read that brought the head bring their edge only later. */
+        if (hold_head)
+            x->head_reads++;
+        else if (!x->up->readable || x->up_eof || x->budget == 0)
             break;
         if (!x->uin) {
             x->uin = buf_get(&x->w->bufs);
@@ -1009,8 +1028,15 @@ static bool pump_response(struct exchange *x)
         if (buf_space(x->uin) == 0)
             buf_compact(x->uin);
         ssize_t r = upstream_read(x->up, x->uin);
-        if (r == -EAGAIN)
+        if (r == -EAGAIN) {
+            if (hold_head && x->head_reads == 1 && x->ops->yield) {
+                x_yield(x); /* look again after the other ready events */
+                break;
+            }
+            if (hold_head)
+                continue; /* nothing yet: the head goes alone */
             break;
+        }
         if (r <= 0) {
             x->up_eof = true;
             if (x->resp_phase == RESP_WAIT_HEAD) {
@@ -1044,6 +1070,7 @@ static bool pump_response(struct exchange *x)
 enum exchange_status exchange_pump(struct exchange *x)
 {
     x->budget = x->ops->yield ? LOOP_IO_BUDGET : SIZE_MAX;
+    x->yielded = false;
     for (int rounds = 0; rounds < 64 && relaying(x); rounds++) {
         bool p = pump_request(x);
         if (!relaying(x))
@@ -1065,10 +1092,10 @@ enum exchange_status exchange_pump(struct exchange *x)
                 return EX_DONE;
             }
         }
-        if (!p)
+        if (!p || x->yielded)
             break;
         if (x->budget == 0) {
-            x->ops->yield(x->client); /* the rest after the worker's other connections */
+            x_yield(x); /* the rest after the worker's other connections */
             break;
         }
     }

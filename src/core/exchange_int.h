@@ -54,6 +54,7 @@ struct exchange {
     struct lb_tried tried;
     struct lb_request lbr; /* what the balancer read from the head: key, sticky cookie */
     size_t budget;         /* bytes this exchange_pump call may still move (ops->yield) */
+    bool yielded;          /* this exchange_pump call asked the session to call again later */
     uint64_t sent_at;      /* request fully sent upstream */
     uint64_t progress_at;  /* last byte moved, or phase change */
 
@@ -65,6 +66,11 @@ struct exchange {
     bool req_done, req_body_sent, req_is_head;
     bool req_upgrade; /* an Upgrade to a protocol of upgradeProtocols: a 101 may tunnel */
     bool client_dechunk; /* from exchange_request: decode chunked response bodies */
+    bool coalesce_head;  /* from exchange_request.https: the client's transport pays per write
+                            (a TLS record each), so a final head that came alone waits for its
+                            first body bytes to go out with them: one more upstream read now, and
+                            one after the worker's other ready events (a yield) */
+    uint8_t head_reads;  /* those reads made (at most 2 per exchange) */
 
     /* response being relayed */
     enum resp_phase resp_phase;

@@ -230,3 +230,65 @@ Test(exchange_relay, one_pump_moves_at_most_its_budget_then_yields)
     cr_expect_eq(fk.taken, strlen("HEAD 200\n") + sizeof(body));
     cr_expect_geq(fk.yields, 3, "1 MiB in four shares of 256 KiB (%d yields)", fk.yields);
 }
+
+/* ---- a response head and its first body bytes, to a TLS client ---- */
+
+static const char *HEAD = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+
+/* The backend's head arrives alone; its body arrives while golb handles the head (on_head writes
+ * it): both are there by the time the head would go out. */
+Test(exchange_relay, a_tls_client_gets_the_head_and_the_first_body_bytes_in_one_write)
+{
+    x->coalesce_head = true; /* exchange_request.https */
+    backend_writes(HEAD, strlen(HEAD));
+    fk.during_head = "hello";
+    cr_expect_eq(exchange_pump(x), EX_DONE);
+    cr_expect_eq(fk.heads, 1);
+    cr_expect_eq(fk.sends, 1, "one write (one TLS record), not %d", fk.sends);
+    cr_expect_str_eq(fk.first, "HEAD 200\nhello");
+}
+
+/* The body comes a little later: after the worker's other ready events (the yield), before the
+ * next look. */
+Test(exchange_relay, a_tls_client_gets_them_in_one_write_when_the_body_comes_a_moment_later)
+{
+    x->coalesce_head = true;
+    backend_writes(HEAD, strlen(HEAD));
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    cr_expect_eq(fk.sends, 0, "the head waits");
+    cr_expect_eq(fk.yields, 1, "for one turn of the loop");
+    backend_writes("hello", 5);
+    cr_expect_eq(exchange_pump(x), EX_DONE);
+    cr_expect_eq(fk.sends, 1);
+    cr_expect_str_eq(fk.first, "HEAD 200\nhello");
+}
+
+Test(exchange_relay, a_tls_client_does_not_wait_longer_for_a_body_that_is_not_there)
+{
+    x->coalesce_head = true;
+    backend_writes(HEAD, strlen(HEAD));
+    cr_expect_eq(exchange_pump(x), EX_WAIT);
+    cr_expect_eq(fk.sends, 0);
+    cr_expect_eq(fk.yields, 1);
+    cr_expect_eq(exchange_pump(x), EX_WAIT, "the yielded call");
+    cr_expect_eq(fk.sends, 1, "the head went alone");
+    cr_expect_eq(fk.yields, 1, "no second wait");
+    cr_expect_str_eq(fk.first, "HEAD 200\n");
+    backend_writes("hello", 5);
+    cr_expect_eq(exchange_pump(x), EX_DONE);
+    cr_expect_eq(fk.sends, 2);
+    cr_expect_eq(fk.taken, strlen("HEAD 200\nhello"));
+}
+
+Test(exchange_relay, a_plain_client_gets_the_head_without_a_read_more)
+{
+    /* Plain sockets cost no record per write: no extra read before a head. */
+    backend_writes(HEAD, strlen(HEAD));
+    fk.during_head = "hello";
+    cr_expect_eq(exchange_pump(x), EX_WAIT, "the body waits for its readiness edge");
+    cr_expect_eq(fk.sends, 1);
+    cr_expect_str_eq(fk.first, "HEAD 200\n");
+    up.readable = true; /* the edge */
+    cr_expect_eq(exchange_pump(x), EX_DONE);
+    cr_expect_eq(fk.sends, 2);
+}
