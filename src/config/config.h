@@ -119,6 +119,9 @@ struct config {
     uint32_t max_header_size;       /* maxHeaderSize: request head bytes, default 16384 → 431 */
     uint32_t max_request_line;      /* maxRequestLine: default 8192 → 414 */
     uint32_t max_connections;       /* maxConnections: client connections per process, 10000 */
+    uint32_t request_buffer_size;   /* requestBufferSize: request body bytes golb holds before it
+                                       takes a backend (the whole body when smaller), 0..16 MiB,
+                                       default 65536; 0: stream at once */
     uint32_t retries;               /* retries: other backends tried after a connect failure, 2 */
     uint32_t max_fails;             /* maxFails: consecutive failures that mark a backend down
                                        passively before its next check; 0 disables; default 3 */

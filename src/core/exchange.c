@@ -1,5 +1,7 @@
 /* exchange — see exchange.h for the contract with the client side.
  *
+ *   BUFFER (a body is held until complete or requestBufferSize came: hold_body)
+ *     │
  *   PICK ──pooled connection──────────────► RELAY ──both directions done──► EX_DONE
  *     │                                       ▲  │  (101 relayed: EX_TUNNEL)
  *     └──new connect──► CONNECT ──connected───┘  │ a pooled connection the backend had closed:
@@ -43,6 +45,9 @@
 /* Bodies with at least this much left (Content-Length) or close-delimited ones move through a
  * pipe with splice(2) instead of being copied through a buffer. Below it, copying is cheaper. */
 #define SPLICE_MIN (32u * 1024u)
+
+/* Buffers of the hold chain (requestBufferSize) offered to one writev, with the head. */
+#define HOLD_IOV 16
 
 /* Exchanges kept for reuse per worker, so steady traffic never mallocs one. */
 #define MAX_FREE_EXCHANGES 256
@@ -115,6 +120,11 @@ void exchange_put(struct exchange *x)
     buf_put(&w->bufs, x->reqh);
     buf_put(&w->bufs, x->uin);
     buf_put(&w->bufs, x->resph);
+    while (x->hold) {
+        struct buf *b = x->hold;
+        x->hold = b->next;
+        buf_put(&w->bufs, b);
+    }
     if (x->gen)
         worker_ctx_unpin(w, x->gen);
     x->gen = NULL;
@@ -143,6 +153,20 @@ static enum exchange_status ex_fail(struct exchange *x, int status, enum lb_outc
     x->fail_status = status;
     x->fail_outcome = outcome;
     return EX_FAIL;
+}
+
+/* Ends this exchange_pump call; the session calls again after the worker's other ready events. */
+static void x_yield(struct exchange *x)
+{
+    if (!x->yielded)
+        x->ops->yield(x->client);
+    x->yielded = true;
+}
+
+/* n bytes moved: counted against this exchange_pump call's budget. */
+static inline void spend(struct exchange *x, size_t n)
+{
+    x->budget = n < x->budget ? x->budget - n : 0;
 }
 
 /* The backend's response time the balancer learns from (leastLatency): pick → final response
@@ -192,7 +216,8 @@ bool exchange_cut_retired(struct exchange *x)
 
 void exchange_note_shutdown(struct exchange *x)
 {
-    if (x->resp_started || (!x->req_done && x->req_body != HTTP1_BODY_NONE && x->phase == XP_RELAY))
+    if (x->resp_started || (!x->req_done && x->req_body != HTTP1_BODY_NONE &&
+                            (x->phase == XP_RELAY || x->phase == XP_BUFFER)))
         x->end_term = "KD";
     else if (x->phase == XP_RELAY)
         x->end_term = "KH";
@@ -265,6 +290,8 @@ uint64_t exchange_deadline(const struct exchange *x)
     const struct config *cfg = ex_cfg(x);
     if (x->phase == XP_CONNECT)
         return x->progress_at + cfg->connect_timeout_ms;
+    if (x->phase == XP_BUFFER)
+        return x->progress_at + cfg->body_timeout_ms;
     if (x->resp_phase == RESP_WAIT_HEAD && x->req_done)
         return x->sent_at + cfg->upstream_timeout_ms;
     return x->progress_at + cfg->body_timeout_ms;
@@ -279,6 +306,8 @@ enum exchange_status exchange_timeout(struct exchange *x)
         connect_failed(x, "connect timed out");
         return x->res;
     }
+    if (x->phase == XP_BUFFER)
+        return ex_fail(x, 408, LB_OK); /* the body stopped before golb took a backend */
     if (x->resp_phase == RESP_WAIT_HEAD && x->req_done) {
         struct backend *b = ex_backend(x, x->backend);
         log_warn("backend %s: no response within %u ms", b->name,
@@ -424,6 +453,129 @@ static bool want_splice(struct exchange *x, struct kpipe *p, struct exchange_spl
     return pipe_pool_get(&x->w->pipes, p) == 0;
 }
 
+/* ---------------------------------------------------------------- holding the body ---------- */
+
+/* A request with a body is held until the body is complete or requestBufferSize bytes of it came,
+ * before a backend is taken: a client that trickles its body costs golb a few buffers, not a
+ * backend connection (HAProxy's http-buffer-request). Not for Expect: 100-continue (the client
+ * waits for the backend's 100 before it sends the body) nor for an upgrade. */
+static bool x_hold_wanted(const struct exchange *x, const struct http1_request *req)
+{
+    return ex_cfg(x)->request_buffer_size > 0 && !x->req_upgrade &&
+           !(req->flags & HTTP1_MF_EXPECT_100) &&
+           (req->body == HTTP1_BODY_CHUNKED ||
+            (req->body == HTTP1_BODY_LENGTH && req->content_length > 0));
+}
+
+/* Appends n bytes to the hold chain. Returns false when out of buffers. */
+static bool hold_append(struct exchange *x, const char *p, uint32_t n)
+{
+    while (n) {
+        if (!x->hold_tail || buf_space(x->hold_tail) == 0) {
+            struct buf *b = buf_get(&x->w->bufs);
+            if (!b)
+                return false;
+            if (x->hold_tail)
+                x->hold_tail->next = b;
+            else
+                x->hold = b;
+            x->hold_tail = b;
+        }
+        uint32_t k = MIN(n, buf_space(x->hold_tail));
+        memcpy(x->hold_tail->data + x->hold_tail->last, p, k);
+        x->hold_tail->last += k;
+        x->held += k;
+        p += k;
+        n -= k;
+    }
+    return true;
+}
+
+/* n bytes of the hold chain went upstream: its drained buffers go back. */
+static void hold_sent(struct exchange *x, uint32_t n)
+{
+    x->held -= n;
+    while (n) {
+        struct buf *b = x->hold;
+        uint32_t k = MIN(n, buf_len(b));
+        b->pos += k;
+        n -= k;
+        if (buf_len(b) == 0) {
+            x->hold = b->next;
+            if (!x->hold)
+                x->hold_tail = NULL;
+            buf_put(&x->w->bufs, b);
+        }
+    }
+}
+
+/* XP_BUFFER: body bytes the source holds (validated, for chunked), and whether they end the body. */
+static uint64_t hold_source_bytes(struct exchange *x, const char *src, uint32_t avail, bool *done,
+                                  bool *bad)
+{
+    if (x->req_body == HTTP1_BODY_LENGTH) {
+        uint64_t want = x->req_remaining - x->held;
+        *done = avail >= want;
+        return MIN((uint64_t)avail, want);
+    }
+    while (x->req_ready < avail && !http1_chunked_done(&x->req_chunk)) {
+        bool is_data;
+        ssize_t k = http1_chunked_decode(&x->req_chunk, src + x->req_ready, avail - x->req_ready,
+                                         &is_data);
+        if (k < 0) {
+            *bad = true;
+            break;
+        }
+        if (k == 0)
+            break;
+        x->req_ready += (uint32_t)k;
+    }
+    *done = http1_chunked_done(&x->req_chunk);
+    return x->req_ready;
+}
+
+/* XP_BUFFER: takes the body from the source into the hold chain until it is complete or
+ * requestBufferSize bytes came (counted as received: chunk framing included); bytes that end it
+ * stay at the source. Returns true when the request may go on to a backend; false while it
+ * waits for the client, or when it ended (x->res). Out of buffers, it goes on with what it has. */
+static bool hold_body(struct exchange *x)
+{
+    uint64_t limit = ex_cfg(x)->request_buffer_size;
+    for (;;) {
+        uint32_t avail = 0;
+        const char *src = x->ops->peek(x->client, &avail);
+        bool done = false, bad = false;
+        uint64_t body = hold_source_bytes(x, src, avail, &done, &bad);
+        if (bad) {
+            ex_fail(x, 400, LB_OK);
+            return false;
+        }
+        if (done || x->held + body >= limit)
+            return true;
+        if (body) {
+            if (!hold_append(x, src, (uint32_t)body))
+                return true;
+            x->ops->consume(x->client, (uint32_t)body);
+            x->req_ready = 0;
+            spend(x, (size_t)body);
+        }
+        if (x->budget == 0) {
+            x_yield(x);
+            return false;
+        }
+        ssize_t r = x->ops->fill(x->client);
+        if (r == -EAGAIN)
+            return false;
+        if (r == -ENOMEM)
+            return true;
+        if (r < 0) {
+            x->res = EX_CLOSE; /* the client went away mid-body */
+            return false;
+        }
+        x->progress_at = loop_now(x->w->loop);
+    }
+}
+
 /* ---------------------------------------------------------------- connecting --------------- */
 
 enum exchange_status exchange_start(struct exchange *x, const struct http1_request *req,
@@ -446,6 +598,11 @@ enum exchange_status exchange_start(struct exchange *x, const struct http1_reque
         return ex_fail(x, st, LB_OK);
     balancer_request_init(ex_balancer(x), &x->lbr, req, info->client_ip, info->client_ip_len,
                           w->id);
+    if (x_hold_wanted(x, req)) {
+        x->phase = XP_BUFFER; /* exchange_pump holds the body (hold_body), then picks */
+        x->progress_at = loop_now(w->loop);
+        return EX_WAIT;
+    }
     connect_next(x);
     return x->res;
 }
@@ -561,20 +718,6 @@ static inline bool relaying(const struct exchange *x)
     return x->res == EX_WAIT && x->phase == XP_RELAY;
 }
 
-/* Ends this exchange_pump call; the session calls again after the worker's other ready events. */
-static void x_yield(struct exchange *x)
-{
-    if (!x->yielded)
-        x->ops->yield(x->client);
-    x->yielded = true;
-}
-
-/* n bytes moved: counted against this exchange_pump call's budget. */
-static inline void spend(struct exchange *x, size_t n)
-{
-    x->budget = n < x->budget ? x->budget - n : 0;
-}
-
 /* ---------------------------------------------------------------- request side ------------- */
 
 /* Content-Length request bodies past the first buffer go client → pipe → upstream. */
@@ -613,7 +756,7 @@ static bool pump_request(struct exchange *x)
 {
     bool progress = false;
     const struct exchange_client_ops *ops = x->ops;
-    if (x->req_body == HTTP1_BODY_LENGTH && !x->req_done) {
+    if (x->req_body == HTTP1_BODY_LENGTH && !x->req_done && !x->hold) {
         uint32_t buffered = 0;
         ops->peek(x->client, &buffered);
         if (want_splice(x, &x->req_pipe, &x->splice_req, false, x->reqh_sent == x->reqh->last,
@@ -623,16 +766,25 @@ static bool pump_request(struct exchange *x)
         }
     }
     while (!x->req_done && relaying(x)) {
-        struct iovec iov[2];
+        struct iovec iov[1 + HOLD_IOV];
         int n = 0;
         uint32_t head_left = x->reqh_sent < x->reqh->last ? x->reqh->last - x->reqh_sent : 0;
         if (head_left)
             iov[n++] = (struct iovec){x->reqh->data + x->reqh_sent, head_left};
 
+        /* What was held goes first, alone: the source's bytes follow once it is all sent. */
+        bool holding = x->hold != NULL;
+        for (struct buf *b = x->hold; b && n < 1 + HOLD_IOV; b = b->next)
+            if (buf_len(b))
+                iov[n++] = (struct iovec){b->data + b->pos, buf_len(b)};
         uint64_t body = 0;
         uint32_t avail = 0;
-        const char *src = x->req_body != HTTP1_BODY_NONE ? ops->peek(x->client, &avail) : NULL;
-        if (x->req_body == HTTP1_BODY_LENGTH) {
+        const char *src = x->req_body != HTTP1_BODY_NONE && !holding
+                              ? ops->peek(x->client, &avail)
+                              : NULL;
+        if (holding) {
+            /* the chain is being sent */
+        } else if (x->req_body == HTTP1_BODY_LENGTH) {
             body = MIN(x->req_remaining, (uint64_t)avail);
         } else if (x->req_body == HTTP1_BODY_CHUNKED) {
             while (x->req_ready < avail && !http1_chunked_done(&x->req_chunk)) {
@@ -653,10 +805,10 @@ static bool pump_request(struct exchange *x)
             iov[n++] = (struct iovec){(char *)src, (size_t)body};
 
         bool body_complete =
-            x->req_body == HTTP1_BODY_NONE ||
+            !holding && (x->req_body == HTTP1_BODY_NONE ||
             (x->req_body == HTTP1_BODY_LENGTH && x->req_remaining == body) ||
             (x->req_body == HTTP1_BODY_CHUNKED && http1_chunked_done(&x->req_chunk) &&
-             x->req_ready == body);
+             x->req_ready == body));
         if (n == 0 && body_complete) {
             x->req_done = true;
             x->sent_at = loop_now(x->w->loop);
@@ -682,10 +834,13 @@ static bool pump_request(struct exchange *x)
             if (from_body) {
                 x->req_body_sent = true;
                 x->obs.req_body_bytes += from_body;
-                ops->consume(x->client, from_body);
+                if (holding)
+                    hold_sent(x, from_body);
+                else
+                    ops->consume(x->client, from_body);
                 if (x->req_body == HTTP1_BODY_LENGTH)
                     x->req_remaining -= from_body;
-                else
+                else if (!holding)
                     x->req_ready -= from_body;
             }
             continue;
@@ -1071,6 +1226,12 @@ enum exchange_status exchange_pump(struct exchange *x)
 {
     x->budget = x->ops->yield ? LOOP_IO_BUDGET : SIZE_MAX;
     x->yielded = false;
+    if (x->phase == XP_BUFFER && x->res == EX_WAIT) {
+        if (!hold_body(x))
+            return x->res;
+        x->phase = XP_PICK;
+        connect_next(x);
+    }
     for (int rounds = 0; rounds < 64 && relaying(x); rounds++) {
         bool p = pump_request(x);
         if (!relaying(x))

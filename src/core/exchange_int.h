@@ -17,6 +17,7 @@ struct worker_ctx;
 
 enum exchange_phase {
     XP_PICK = 0, /* head parsed, no backend yet */
+    XP_BUFFER,   /* the request body is held (requestBufferSize) before a backend is taken */
     XP_CONNECT,  /* a new connection (and its TLS handshake) is being opened */
     XP_RELAY,    /* the upstream is there: request up, response down */
 };
@@ -63,6 +64,10 @@ struct exchange {
     uint64_t req_remaining; /* LENGTH: body bytes not yet sent */
     uint32_t req_ready;     /* CHUNKED: validated bytes at the source not yet sent */
     struct http1_chunked req_chunk;
+    /* XP_BUFFER: body bytes taken from the source while the request was held, as received
+     * (chunk framing included), in pooled buffers chained through buf->next; sent first */
+    struct buf *hold, *hold_tail;
+    uint64_t held; /* bytes in that chain */
     bool req_done, req_body_sent, req_is_head;
     bool req_upgrade; /* an Upgrade to a protocol of upgradeProtocols: a 101 may tunnel */
     bool client_dechunk; /* from exchange_request: decode chunked response bodies */
