@@ -17,6 +17,7 @@
 #ifndef GOLB_CONFIG_H
 #define GOLB_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -70,6 +71,7 @@ struct config_tls {
     char *client_subject_header;   /* clientSubjectHeader: forward the verified subject in it */
     bool redirect_http;            /* redirectHttp: plain HTTP answers 308 to https:// */
     struct tls_server *server;     /* contexts built at load, shared by every worker */
+    _Atomic int refs;              /* its configuration's, and each TLS connection's (config_tls_ref) */
 };
 
 /* hashKey: what the hash strategy hashes. */
@@ -175,6 +177,14 @@ int config_load_buffer(const char *name, const char *data, size_t len, FILE *err
                        struct config **out);
 
 void config_free(struct config *cfg);
+
+/* A TLS client connection keeps the `tls` section it was accepted under (its SSL_CTXs, SNI table,
+ * ticket keys and settings) for its lifetime, and nothing else of its configuration: so a
+ * configuration (with its backend table and balancer) replaced by a reload is freed when its
+ * requests end, however long its HTTPS clients stay connected. References are atomic (the last
+ * one may be dropped on any thread); config_free drops the configuration's own. */
+void config_tls_ref(struct config_tls *t);
+void config_tls_unref(struct config_tls *t);
 
 /* The identity of a configured backend, "scheme://host:port" ("https://[::1]:443"), written to
  * `out` (cut to `cap`). Two entries with the same identity are the same backend across a reload

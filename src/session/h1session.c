@@ -37,7 +37,6 @@
 #include "config/config.h"
 #include "net/conn.h"
 #include "core/exchange.h"
-#include "core/generation.h"
 #include "http/http1.h"
 #include "base/log.h"
 #include "base/loop.h"
@@ -64,8 +63,8 @@ enum client_state {
 struct client {
     struct loop_io io;
     SSL *ssl;      /* NULL on the plain listener */
-    struct generation *tls_gen; /* TLS: the generation it was accepted on (its certificates and
-                                   TLS settings), pinned until close */
+    struct config_tls *tls; /* TLS: the `tls` section it was accepted under (its contexts and
+                               settings), referenced until close: never its whole generation */
     char *subject; /* verified client certificate subject (mTLS with clientSubjectHeader) */
     struct loop_timer timer;
     struct loop_task task; /* deferred: free after close, process pipelined bytes, or go on
@@ -223,9 +222,8 @@ static void client_close(struct client *c)
     c->ssl = NULL;
     free(c->subject);
     c->subject = NULL;
-    if (c->tls_gen)
-        worker_ctx_unpin(c->w, c->tls_gen);
-    c->tls_gen = NULL;
+    config_tls_unref(c->tls);
+    c->tls = NULL;
     close(c->io.fd);
     c->io.fd = -1;
     struct buf_pool *pool = &c->w->bufs;
@@ -329,7 +327,7 @@ static void arm_timer(struct client *c)
     uint64_t d;
     switch (c->state) {
     case CS_HANDSHAKE:
-        d = c->idle_since + c->tls_gen->cfg->tls->handshake_timeout_ms;
+        d = c->idle_since + c->tls->handshake_timeout_ms;
         break;
     case CS_READ_HEAD:
         if (c->head_start)
@@ -545,7 +543,7 @@ static const struct exchange_client_ops h1_exchange_ops = {
 /* What the exchange needs to know about this client and request. */
 static struct exchange_request request_info(const struct client *c, const struct http1_request *req)
 {
-    const struct config_tls *tls = c->tls_gen ? c->tls_gen->cfg->tls : c_cfg(c)->tls;
+    const struct config_tls *tls = c->tls ? c->tls : c_cfg(c)->tls;
     return (struct exchange_request){
         .client_ip = c->ip,
         .client_ip_len = c->iplen,
@@ -744,7 +742,7 @@ static bool client_handshake(struct client *c)
         return false;
     }
     obs_tls_handshake(c->w, tls_session_reused(c->ssl) ? OBS_TLS_RESUMED : OBS_TLS_FULL);
-    const struct config_tls *tls = c->tls_gen->cfg->tls;
+    const struct config_tls *tls = c->tls;
     if (tls->client_subject_header) {
         char subject[1024];
         size_t n = tls_peer_subject(c->ssl, subject, sizeof(subject));
@@ -1070,11 +1068,11 @@ void h1session_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer,
     c->iplen = (uint8_t)sock_ip_str(peer, c->ip, sizeof(c->ip));
     c->state = CS_READ_HEAD;
     if (tls) {
-        c->tls_gen = w->gen;
-        worker_ctx_pin(w, c->tls_gen);
-        c->ssl = tls_server_ssl(c->tls_gen->cfg->tls->server, fd);
+        c->tls = w->cfg->tls;
+        config_tls_ref(c->tls);
+        c->ssl = tls_server_ssl(c->tls->server, fd);
         if (!c->ssl) {
-            worker_ctx_unpin(w, c->tls_gen);
+            config_tls_unref(c->tls);
             close(fd);
             free(c);
             worker_ctx_session_closed(w);

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "../../../src/session/h1session.c"
+#include "core/generation.h"
 #include "../../support/unit_support.h"
 
 static struct worker_ctx wk;
@@ -167,6 +168,7 @@ Test(h1session_limits, a_failed_handshake_on_a_worker_without_counters)
                                      .ticket_rotation_s = 3600};
     cr_assert_eq(tls_server_finish(s, &st, &f, err, sizeof(err)), 0, "%s", err);
     struct config_tls tls = {.server = s, .handshake_timeout_ms = 10000};
+    atomic_init(&tls.refs, 1); /* the configuration's: the session takes its own */
     wk_cfg.tls = &tls;
     cr_assert_null(wk.m, "a unit-test worker has no counters");
 
@@ -187,6 +189,7 @@ Test(h1session_limits, a_failed_handshake_on_a_worker_without_counters)
               answer);
     close(sv[1]);
     loop_run_deferred(wk.loop);
+    cr_expect_eq(atomic_load(&tls.refs), 1, "the session dropped its reference to the section");
     wk_cfg.tls = NULL;
     tls_server_free(s);
     char rm[128];
