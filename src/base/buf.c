@@ -7,6 +7,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/util.h"
+
 /* Buffers are whole pages from mmap, not malloc: one beyond the pool's watermark goes straight
  * back to the kernel, so a burst of traffic does not leave the process's RSS high for good (glibc
  * keeps freed 16 KiB chunks in its heap). */
@@ -105,6 +107,28 @@ struct buf *buf_get_large(struct buf_pool *pool, uint32_t cap)
     return b ? hand_out(pool, b) : NULL;
 }
 
+__attribute__((noinline)) static void trim(struct buf_pool *pool)
+{
+    while (pool->nfree > pool->max_free) {
+        struct buf *x = pool->free;
+        pool->free = x->next;
+        pool->nfree--;
+        unmap(pool, x);
+    }
+}
+
+/* Out of buf_put, so that its path for an ordinary buffer saves no register. */
+__attribute__((noinline)) static void put_large(struct buf_pool *pool, struct buf *b)
+{
+    if (pool->nlarge >= BUF_LARGE_MAX_FREE) {
+        unmap(pool, b);
+        return;
+    }
+    b->next = pool->large;
+    pool->large = b;
+    pool->nlarge++;
+}
+
 void buf_put(struct buf_pool *pool, struct buf *b)
 {
     if (!b)
@@ -112,28 +136,15 @@ void buf_put(struct buf_pool *pool, struct buf *b)
     assert(b->magic == BUF_MAGIC && b->cap >= pool->size);
     b->magic = 0;
     pool->outstanding--;
-    if (b->cap != pool->size) {
-        if (pool->nlarge >= BUF_LARGE_MAX_FREE) {
-            unmap(pool, b);
-            return;
-        }
-        b->next = pool->large;
-        pool->large = b;
-        pool->nlarge++;
+    if (likely(b->cap == pool->size)) {
+        b->next = pool->free;
+        pool->free = b;
+        /* Above the high mark, back to the low mark in one go (hysteresis). */
+        if (unlikely(++pool->nfree > 2 * pool->max_free))
+            trim(pool);
         return;
     }
-    b->next = pool->free;
-    pool->free = b;
-    pool->nfree++;
-    /* Above the high mark, back to the low mark in one go (hysteresis). */
-    if (pool->nfree > 2 * pool->max_free) {
-        while (pool->nfree > pool->max_free) {
-            struct buf *x = pool->free;
-            pool->free = x->next;
-            pool->nfree--;
-            unmap(pool, x);
-        }
-    }
+    put_large(pool, b);
 }
 
 struct buf *buf_grow(struct buf_pool *pool, struct buf *b, uint32_t cap)

@@ -293,7 +293,7 @@ void loop_yield(struct loop *loop, struct loop_task *task, loop_task_cb cb)
 }
 
 /* The yielded tasks join the deferred ones: after the I/O of an epoll_wait that did not sleep. */
-static void adopt_yielded(struct loop *loop)
+__attribute__((noinline)) static void adopt_yielded(struct loop *loop)
 {
     while (loop->yielded) {
         struct loop_task *task = loop->yielded;
@@ -342,7 +342,8 @@ int loop_run(struct loop *loop)
             struct loop_io *io = events[i].data.ptr;
             io->cb(io, events[i].events);
         }
-        adopt_yielded(loop);
+        if (loop->yielded)
+            adopt_yielded(loop);
         run_deferred(loop);
         run_timers(loop);
         run_deferred(loop);

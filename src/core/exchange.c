@@ -369,7 +369,7 @@ static bool x_set_upstream_host(struct exchange *x, const struct backend *b)
 /* The size of a large head buffer in the exchange's generation (worker_ctx_head_buf_size). */
 static uint32_t x_head_size(const struct exchange *x)
 {
-    return worker_ctx_head_buf_size(ex_cfg(x));
+    return worker_ctx_head_buf_size(ex_cfg(x)->max_header_size);
 }
 
 /* Moves *b into a large head buffer, unless it is one already. Returns false when it was (the
@@ -390,23 +390,23 @@ static bool x_grow(struct exchange *x, struct buf **b)
 static int x_request_head(struct exchange *x, const struct http1_request *req,
                           const struct exchange_request *info)
 {
-    x->reqh = buf_get(&x->w->bufs);
-    if (!x->reqh)
-        return 503;
-    if (x_build_request_head(x, req, info, x->reqh))
-        return 0;
-    if (x->reqh->cap >= x_head_size(x))
-        return 431;
-    buf_put(&x->w->bufs, x->reqh);
-    x->reqh = buf_get_large(&x->w->bufs, x_head_size(x));
-    if (!x->reqh)
-        return 503;
-    return x_build_request_head(x, req, info, x->reqh) ? 0 : 431;
+    for (uint32_t cap = 0;; cap = x_head_size(x)) {
+        x->reqh = cap ? buf_get_large(&x->w->bufs, cap) : buf_get(&x->w->bufs);
+        if (!x->reqh)
+            return 503;
+        if (x_build_request_head(x, req, info, x->reqh))
+            return 0;
+        if (x->reqh->cap >= x_head_size(x))
+            return 431;
+        buf_put(&x->w->bufs, x->reqh);
+        x->reqh = NULL;
+    }
 }
 
-/* Hands a parsed response head to the session, with the sticky cookie of the chosen backend. */
-static bool x_response_head_into(struct exchange *x, const struct http1_response *resp,
-                                 struct buf *b)
+/* Hands a parsed response head to the session, with the sticky cookie of the chosen backend: into
+ * resph, moved into a large buffer when the head does not fit an ordinary one (on_head leaves the
+ * buffer as it was when it fails). */
+static bool x_response_head(struct exchange *x, const struct http1_response *resp)
 {
     char cookie[256];
     if (resp->status >= 200 && !x->lbr.head_us)
@@ -417,15 +417,10 @@ static bool x_response_head_into(struct exchange *x, const struct http1_response
     h.set_cookie = cookie;
     h.dechunk = x->resp_dechunk;
     h.req_done = x->req_done;
-    return x->ops->on_head(x->client, resp, &h, b) == 0;
-}
-
-/* The same into resph, moved into a large buffer when the head does not fit an ordinary one
- * (on_head leaves the buffer as it was when it fails). */
-static bool x_response_head(struct exchange *x, const struct http1_response *resp)
-{
-    return x_response_head_into(x, resp, x->resph) ||
-           (x_grow(x, &x->resph) && x_response_head_into(x, resp, x->resph));
+    while (x->ops->on_head(x->client, resp, &h, x->resph) != 0)
+        if (!x_grow(x, &x->resph))
+            return false;
+    return true;
 }
 
 /* ---------------------------------------------------------------- splice ------------------- */
@@ -461,10 +456,10 @@ static bool want_splice(struct exchange *x, struct kpipe *p, struct exchange_spl
  * waits for the backend's 100 before it sends the body) nor for an upgrade. */
 static bool x_hold_wanted(const struct exchange *x, const struct http1_request *req)
 {
-    return ex_cfg(x)->request_buffer_size > 0 && !x->req_upgrade &&
-           !(req->flags & HTTP1_MF_EXPECT_100) &&
-           (req->body == HTTP1_BODY_CHUNKED ||
-            (req->body == HTTP1_BODY_LENGTH && req->content_length > 0));
+    return (req->body == HTTP1_BODY_CHUNKED ||
+            (req->body == HTTP1_BODY_LENGTH && req->content_length > 0)) &&
+           ex_cfg(x)->request_buffer_size > 0 && !x->req_upgrade &&
+           !(req->flags & HTTP1_MF_EXPECT_100);
 }
 
 /* Appends n bytes to the hold chain. Returns false when out of buffers. */
@@ -751,6 +746,42 @@ static void splice_request(struct exchange *x, bool *progress)
     }
 }
 
+/* Sends the request head (when still due) and bytes of the hold chain (requestBufferSize), in
+ * one writev. Returns 1 when bytes went, 0 when the upstream takes nothing now, -1 when the
+ * exchange failed. Kept out of pump_request, whose path without a hold stays short. */
+__attribute__((noinline)) static int send_held(struct exchange *x)
+{
+    struct iovec iov[1 + HOLD_IOV];
+    int n = 0;
+    uint32_t head_left = x->reqh_sent < x->reqh->last ? x->reqh->last - x->reqh_sent : 0;
+    if (head_left)
+        iov[n++] = (struct iovec){x->reqh->data + x->reqh_sent, head_left};
+    for (struct buf *b = x->hold; b && n < 1 + HOLD_IOV; b = b->next)
+        iov[n++] = (struct iovec){b->data + b->pos, buf_len(b)};
+    if (!x->up->writable)
+        return 0;
+    ssize_t wr = upstream_writev(x->up, iov, n);
+    if (wr == -EAGAIN)
+        return 0;
+    if (wr < 0) {
+        upstream_broken(x, "connection reset while sending the request");
+        return -1;
+    }
+    x->progress_at = loop_now(x->w->loop);
+    spend(x, (size_t)wr);
+    uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
+    x->reqh_sent += from_head;
+    uint32_t from_body = (uint32_t)wr - from_head;
+    if (from_body) {
+        x->req_body_sent = true;
+        x->obs.req_body_bytes += from_body;
+        hold_sent(x, from_body);
+        if (x->req_body == HTTP1_BODY_LENGTH)
+            x->req_remaining -= from_body;
+    }
+    return 1;
+}
+
 /* Sends the request head and body bytes the framing allows. Returns true on progress. */
 static bool pump_request(struct exchange *x)
 {
@@ -766,25 +797,25 @@ static bool pump_request(struct exchange *x)
         }
     }
     while (!x->req_done && relaying(x)) {
-        struct iovec iov[1 + HOLD_IOV];
+        if (x->hold) {
+            /* What was held goes first (with the head), alone: the source's bytes follow once
+             * it is all sent. */
+            int r = send_held(x);
+            if (r <= 0)
+                return r == 0 && progress;
+            progress = true;
+            continue;
+        }
+        struct iovec iov[2];
         int n = 0;
         uint32_t head_left = x->reqh_sent < x->reqh->last ? x->reqh->last - x->reqh_sent : 0;
         if (head_left)
             iov[n++] = (struct iovec){x->reqh->data + x->reqh_sent, head_left};
 
-        /* What was held goes first, alone: the source's bytes follow once it is all sent. */
-        bool holding = x->hold != NULL;
-        for (struct buf *b = x->hold; b && n < 1 + HOLD_IOV; b = b->next)
-            if (buf_len(b))
-                iov[n++] = (struct iovec){b->data + b->pos, buf_len(b)};
         uint64_t body = 0;
         uint32_t avail = 0;
-        const char *src = x->req_body != HTTP1_BODY_NONE && !holding
-                              ? ops->peek(x->client, &avail)
-                              : NULL;
-        if (holding) {
-            /* the chain is being sent */
-        } else if (x->req_body == HTTP1_BODY_LENGTH) {
+        const char *src = x->req_body != HTTP1_BODY_NONE ? ops->peek(x->client, &avail) : NULL;
+        if (x->req_body == HTTP1_BODY_LENGTH) {
             body = MIN(x->req_remaining, (uint64_t)avail);
         } else if (x->req_body == HTTP1_BODY_CHUNKED) {
             while (x->req_ready < avail && !http1_chunked_done(&x->req_chunk)) {
@@ -805,10 +836,10 @@ static bool pump_request(struct exchange *x)
             iov[n++] = (struct iovec){(char *)src, (size_t)body};
 
         bool body_complete =
-            !holding && (x->req_body == HTTP1_BODY_NONE ||
+            x->req_body == HTTP1_BODY_NONE ||
             (x->req_body == HTTP1_BODY_LENGTH && x->req_remaining == body) ||
             (x->req_body == HTTP1_BODY_CHUNKED && http1_chunked_done(&x->req_chunk) &&
-             x->req_ready == body));
+             x->req_ready == body);
         if (n == 0 && body_complete) {
             x->req_done = true;
             x->sent_at = loop_now(x->w->loop);
@@ -834,13 +865,10 @@ static bool pump_request(struct exchange *x)
             if (from_body) {
                 x->req_body_sent = true;
                 x->obs.req_body_bytes += from_body;
-                if (holding)
-                    hold_sent(x, from_body);
-                else
-                    ops->consume(x->client, from_body);
+                ops->consume(x->client, from_body);
                 if (x->req_body == HTTP1_BODY_LENGTH)
                     x->req_remaining -= from_body;
-                else if (!holding)
+                else
                     x->req_ready -= from_body;
             }
             continue;
@@ -1108,9 +1136,12 @@ static bool pump_response(struct exchange *x)
          * there by then: one read more (step 3) before the head goes alone, and when that finds
          * nothing, one more after the worker's other ready events (the backend's second write
          * is usually microseconds behind its first). */
-        bool hold_head = head_left && !body && x->resp_phase == RESP_BODY && x->coalesce_head &&
-                         x->head_reads < 2 && !x->up_eof && x->budget && x->uin &&
-                         buf_len(x->uin) == 0 && !response_body_complete(x, 0);
+        bool hold_head = unlikely(x->coalesce_head) && head_left && !body &&
+                         x->resp_phase == RESP_BODY && x->head_reads < 2 && !x->up_eof &&
+                         x->budget && x->uin && buf_len(x->uin) == 0 &&
+                         (x->resp_body == HTTP1_BODY_LENGTH
+                              ? x->resp_remaining > 0
+                              : !http1_chunked_done(&x->resp_chunk));
         if ((head_left || body) && !hold_head) {
             ssize_t wr = x->ops->send(x->client, &head, body ? &body_iov : NULL,
                                       x->uin && x->uin->pos == 0);
@@ -1222,16 +1253,23 @@ static bool pump_response(struct exchange *x)
 
 /* ---------------------------------------------------------------- the pump ----------------- */
 
+/* XP_BUFFER: holds the body, then takes a backend once it may. Returns false while it holds (or
+ * when the exchange ended). */
+__attribute__((noinline)) static bool pump_hold(struct exchange *x)
+{
+    if (x->res != EX_WAIT || !hold_body(x))
+        return false;
+    x->phase = XP_PICK;
+    connect_next(x);
+    return true;
+}
+
 enum exchange_status exchange_pump(struct exchange *x)
 {
     x->budget = x->ops->yield ? LOOP_IO_BUDGET : SIZE_MAX;
     x->yielded = false;
-    if (x->phase == XP_BUFFER && x->res == EX_WAIT) {
-        if (!hold_body(x))
-            return x->res;
-        x->phase = XP_PICK;
-        connect_next(x);
-    }
+    if (unlikely(x->phase == XP_BUFFER) && !pump_hold(x))
+        return x->res;
     for (int rounds = 0; rounds < 64 && relaying(x); rounds++) {
         bool p = pump_request(x);
         if (!relaying(x))

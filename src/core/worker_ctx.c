@@ -17,10 +17,6 @@
  * ~10 % of 1 MiB throughput in bench/ (scenario 4); 1 MiB is the usual pipe-max-size. Best effort:
  * a pipe the kernel refuses to grow keeps its default size. */
 #define PIPE_SIZE (1u << 20)
-/* Room a rewritten request head needs beyond the client's (X-Forwarded-*, X-Request-Id, the
- * client certificate subject) and the spare byte the parser looks at. */
-#define HEAD_SLACK 2048u
-
 void worker_ctx_pools_init(struct worker_ctx *w)
 {
     buf_pool_init(&w->bufs, WORKER_CTX_BUF_SIZE, MAX_FREE_BUFS);
@@ -31,11 +27,6 @@ void worker_ctx_pools_destroy(struct worker_ctx *w)
 {
     buf_pool_destroy(&w->bufs);
     pipe_pool_destroy(&w->pipes);
-}
-
-uint32_t worker_ctx_head_buf_size(const struct config *cfg)
-{
-    return cfg->max_header_size + HEAD_SLACK;
 }
 
 void worker_ctx_pin(struct worker_ctx *w, struct generation *g)

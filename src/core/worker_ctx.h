@@ -95,9 +95,14 @@ struct worker_ctx {
  * not fit (worker_ctx_head_buf_size), pipes for splice. */
 void worker_ctx_pools_init(struct worker_ctx *w);
 void worker_ctx_pools_destroy(struct worker_ctx *w);
-/* The size of a large head buffer under cfg: a request head of maxHeaderSize and what golb adds
- * when it rewrites one, so the parser (not the buffer) decides when a head is too large. */
-uint32_t worker_ctx_head_buf_size(const struct config *cfg);
+/* The size of a large head buffer for a maxHeaderSize: a request head that large and what golb
+ * adds when it rewrites one (X-Forwarded-*, X-Request-Id, the client certificate subject) and the
+ * spare byte the parser looks at, so the parser (not the buffer) decides when a head is too
+ * large. */
+static inline uint32_t worker_ctx_head_buf_size(uint32_t max_header_size)
+{
+    return max_header_size + 2048u;
+}
 
 /* A request on w starts / ends on generation g (generation.h pins); the last request on an older
  * generation drops w's reference to it. */

@@ -664,7 +664,7 @@ static void process_head(struct client *c)
  * large: 431, the parser's limit decides before that; out of memory: 503). */
 static bool grow_in(struct client *c)
 {
-    uint32_t need = worker_ctx_head_buf_size(c_cfg(c));
+    uint32_t need = worker_ctx_head_buf_size(c_cfg(c)->max_header_size);
     if (c->in->cap >= need) {
         client_fail(c, 431, LB_OK);
         return false;
