@@ -86,7 +86,7 @@ static size_t send_room(int dst)
 
 bool pipe_splice(struct kpipe *p, int src, bool *src_readable, bool *src_eof, int dst,
                  bool *dst_writable, uint64_t *left, uint64_t *moved, size_t *budget,
-                 uint32_t stall_max, enum pipe_splice_err *err)
+                 uint32_t stall_max, uint64_t *room, enum pipe_splice_err *err)
 {
     bool progress = false;
     for (;;) {
@@ -115,11 +115,16 @@ bool pipe_splice(struct kpipe *p, int src, bool *src_readable, bool *src_eof, in
         if (*left == 0 || *src_eof || !*src_readable || *budget == 0 || !*dst_writable)
             break;
         size_t want = *left == UINT64_MAX ? PIPE_SPLICE_CHUNK : (size_t)MIN(*left, PIPE_SPLICE_CHUNK);
-        if (stall_max < PIPE_SPLICE_CHUNK)
-            want = MIN(want, MAX(send_room(dst), (size_t)stall_max));
+        if (stall_max < PIPE_SPLICE_CHUNK) {
+            if (*room < want)
+                *room = send_room(dst);
+            want = MIN(want, MAX(*room, (uint64_t)stall_max));
+        }
         ssize_t n = splice(src, NULL, p->w, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
             p->bytes += (uint32_t)n;
+            if (room)
+                *room = (uint64_t)n < *room ? *room - (uint64_t)n : 0;
             progress = true;
             continue;
         }

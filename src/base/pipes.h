@@ -50,12 +50,15 @@ enum pipe_splice_err {
  * down the same way; no refill starts once it is 0 (so a call moves at most its budget plus one
  * pipe). stall_max: at most this much should be left in the pipe when dst stops taking bytes
  * (the caller can then move it into a buffer that size and give the pipe back): each refill is
- * bounded by the room dst's send buffer has (SO_SNDBUF less SIOCOUTQ, with a margin for the
- * kernel's overhead), or stall_max when it has less; PIPE_SPLICE_CHUNK: no bound, no look.
- * Returns true on progress; sets *src_eof at EOF, *err on a hard error. */
+ * bounded by the room dst's send buffer has (SO_MEMINFO and SIOCOUTQ, with a margin for the
+ * kernel's overhead), or stall_max when it has less; PIPE_SPLICE_CHUNK: no bound, no look. *room
+ * (with a bound) is the caller's credit: the room found at the last look less what was spliced
+ * in since, which can only be less than the room now (dst only drains); pipe_splice looks again
+ * (two syscalls) only when the credit does not cover a whole refill. Start it at 0. Returns true
+ * on progress; sets *src_eof at EOF, *err on a hard error. */
 bool pipe_splice(struct kpipe *p, int src, bool *src_readable, bool *src_eof, int dst,
                  bool *dst_writable, uint64_t *left, uint64_t *moved, size_t *budget,
-                 uint32_t stall_max, enum pipe_splice_err *err);
+                 uint32_t stall_max, uint64_t *room, enum pipe_splice_err *err);
 /* Moves what p holds (at most cap bytes: the caller checked p->bytes) into out, emptying the
  * pipe. Returns the bytes moved, or -errno. */
 ssize_t pipe_drain(struct kpipe *p, char *out, size_t cap);

@@ -723,7 +723,7 @@ static void splice_request(struct exchange *x, bool *progress)
     enum pipe_splice_err err = PIPE_SPLICE_OK;
     bool p = pipe_splice(&x->req_pipe, s->fd, s->readable, s->eof, x->up->io.fd,
                          &x->up->writable, &left, &x->obs.req_body_bytes, &x->budget,
-                         PIPE_SPLICE_CHUNK, &err);
+                         PIPE_SPLICE_CHUNK, NULL, &err);
     if (left != x->req_remaining)
         x->req_body_sent = true;
     x->req_remaining = left;
@@ -1067,7 +1067,7 @@ static void splice_response(struct exchange *x, bool *progress)
     enum pipe_splice_err err = PIPE_SPLICE_OK;
     bool p = pipe_splice(&x->resp_pipe, x->up->io.fd, &x->up->readable, &x->up_eof, s->fd,
                          s->writable, &left, &x->obs.resp_body_bytes, &x->budget, x->uin->cap,
-                         &err);
+                         &x->resp_room, &err);
     if (length)
         x->resp_remaining = left;
     if (p) {

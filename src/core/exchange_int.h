@@ -45,6 +45,7 @@ struct exchange {
     uint32_t reqh_sent, resph_sent;
     uint32_t reqh_host_at; /* where a Host line goes when the request had none (0: it had) */
     struct kpipe req_pipe, resp_pipe;               /* splice paths; r == -1 when unused */
+    uint64_t resp_room; /* what the client socket can still take, as pipe_splice last saw it */
     struct exchange_splice splice_req, splice_resp; /* fd -1: not (yet) offered */
     bool no_splice;                                 /* the client end refused splice */
 

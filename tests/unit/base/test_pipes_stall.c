@@ -60,8 +60,9 @@ Test(pipes_stall, what_is_left_when_dst_stalls_fits_stall_max)
     uint64_t left = UINT64_MAX, moved = 0;
     size_t budget = SIZE_MAX;
     enum pipe_splice_err err = PIPE_SPLICE_OK;
+    uint64_t room = 0;
     cr_expect(pipe_splice(&r.p, r.src[0], &sr, &eof, r.dst[0], &dw, &left, &moved, &budget,
-                          STALL_MAX, &err));
+                          STALL_MAX, &room, &err));
     cr_expect_eq(err, PIPE_SPLICE_OK);
     cr_expect_not(dw, "dst stalled");
     cr_expect_gt(moved, 0);
@@ -86,7 +87,7 @@ Test(pipes_stall, without_a_bound_the_pipe_fills_past_what_dst_takes)
     size_t budget = SIZE_MAX;
     enum pipe_splice_err err = PIPE_SPLICE_OK;
     pipe_splice(&r.p, r.src[0], &sr, &eof, r.dst[0], &dw, &left, &moved, &budget,
-                PIPE_SPLICE_CHUNK, &err);
+                PIPE_SPLICE_CHUNK, NULL, &err);
     cr_expect_not(dw);
     cr_expect_gt(r.p.bytes, STALL_MAX, "%u bytes left in the pipe", r.p.bytes);
     rig_down(&r);
@@ -100,8 +101,9 @@ Test(pipes_stall, nothing_is_spliced_in_while_dst_is_not_writable)
     uint64_t left = UINT64_MAX, moved = 0;
     size_t budget = SIZE_MAX;
     enum pipe_splice_err err = PIPE_SPLICE_OK;
+    uint64_t room = 0;
     cr_expect_not(pipe_splice(&r.p, r.src[0], &sr, &eof, r.dst[0], &dw, &left, &moved, &budget,
-                              STALL_MAX, &err));
+                              STALL_MAX, &room, &err));
     cr_expect_eq(r.p.bytes, 0, "an empty pipe stays empty: it can go back");
     cr_expect(sr);
     rig_down(&r);
@@ -117,8 +119,9 @@ Test(pipes_stall, a_fast_reader_still_gets_whole_pipes)
     uint64_t left = UINT64_MAX, moved = 0;
     size_t budget = SIZE_MAX;
     enum pipe_splice_err err = PIPE_SPLICE_OK;
+    uint64_t room = 0;
     pipe_splice(&r.p, r.src[0], &sr, &eof, r.dst[0], &dw, &left, &moved, &budget, STALL_MAX,
-                &err);
+                &room, &err);
     cr_expect_geq(moved, 1 << 20, "moved %lu bytes", (unsigned long)moved);
     rig_down(&r);
 }
