@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/accesslog.h"
+#include "core/generation.h"
 #include "core/obs.h"
 #include "upstream/backend.h"
 #include "config/config.h"
@@ -220,6 +221,9 @@ int metrics_render(FILE *out, const struct backend_table *table)
             (unsigned long long)reloads[1]);
     head(out, "golb_config_generation", "gauge", "The running configuration generation (1 at start).");
     fprintf(out, "golb_config_generation %llu\n", (unsigned long long)generation);
+    head(out, "golb_config_generations_live", "gauge",
+         "Configuration generations in memory: the running one and older ones requests still use.");
+    fprintf(out, "golb_config_generations_live %d\n", generation_live());
     head(out, "golb_config_last_reload_successful", "gauge",
          "1 when the last reload (or the start) succeeded.");
     fprintf(out, "golb_config_last_reload_successful %d\n", last_reload_ok ? 1 : 0);

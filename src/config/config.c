@@ -31,8 +31,8 @@
  *   reusePort := BOOL                         (default false: a listener's address must be free)
  *   *Timeout, healthCheckPeriod := SECONDS
  *   maxHeaderSize 1024..1048576, maxRequestLine 256..maxHeaderSize (default min(8192,
- *   maxHeaderSize)), maxConnections 1..1000000, retries 0..100, maxFails 0..1000,
- *   upstreamMaxIdle 0..100000 := INT
+ *   maxHeaderSize)), maxConnections 1..1000000, requestBufferSize 0..16777216 (bytes, default
+ *   65536, 0: off), retries 0..100, maxFails 0..1000, upstreamMaxIdle 0..100000 := INT
  *   admin    := mapping {listen: ADDR (required), token: STRING | tokenFile: PATH}; ADDR as
  *               for listen, or "unix:/PATH"; a token is required unless the address is loopback
  *               or unix; tokenFile's content (trailing whitespace removed) is the token
@@ -219,6 +219,7 @@ static const struct config_yaml_key keys[] = {
     COUNT("maxHeaderSize", max_header_size, 1024, 1048576, 16384),
     COUNT("maxRequestLine", max_request_line, 256, 1048576, 8192), /* and ≤ maxHeaderSize */
     COUNT("maxConnections", max_connections, 1, 1000000, 10000),
+    COUNT("requestBufferSize", request_buffer_size, 0, 16777216, 65536),
     COUNT("retries", retries, 0, 100, 2),
     COUNT("maxFails", max_fails, 0, 1000, 3),
     COUNT("upstreamMaxIdle", upstream_max_idle, 0, 100000, 64),

@@ -17,6 +17,7 @@
 #ifndef GOLB_CONFIG_H
 #define GOLB_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,6 +87,7 @@ struct config_tls {
     char *client_subject_header;   /* clientSubjectHeader: forward the verified subject in it */
     bool redirect_http;            /* redirectHttp: plain HTTP answers 308 to https:// */
     struct tls_server *server;     /* contexts built at load, shared by every worker */
+    _Atomic int refs;              /* its configuration's, and each TLS connection's (config_tls_ref) */
 };
 
 /* hashKey: what the hash strategy hashes. */
@@ -244,6 +246,9 @@ struct config {
     uint32_t max_header_size;       /* maxHeaderSize: request head bytes, default 16384 → 431 */
     uint32_t max_request_line;      /* maxRequestLine: default 8192 → 414 */
     uint32_t max_connections;       /* maxConnections: client connections per process, 10000 */
+    uint32_t request_buffer_size;   /* requestBufferSize: request body bytes golb holds before it
+                                       takes a backend (the whole body when smaller), 0..16 MiB,
+                                       default 65536; 0: stream at once */
     uint32_t retries;               /* retries: other backends tried after a connect failure, 2 */
     uint32_t max_fails;             /* maxFails: consecutive failures that mark a backend down
                                        passively before its next check; 0 disables; default 3 */
@@ -305,6 +310,14 @@ int config_load_buffer(const char *name, const char *data, size_t len, FILE *err
                        struct config **out);
 
 void config_free(struct config *cfg);
+
+/* A TLS client connection keeps the `tls` section it was accepted under (its SSL_CTXs, SNI table,
+ * ticket keys and settings) for its lifetime, and nothing else of its configuration: so a
+ * configuration (with its backend table and balancer) replaced by a reload is freed when its
+ * requests end, however long its HTTPS clients stay connected. References are atomic (the last
+ * one may be dropped on any thread); config_free drops the configuration's own. */
+void config_tls_ref(struct config_tls *t);
+void config_tls_unref(struct config_tls *t);
 
 /* The identity of a configured backend, "scheme://host:port" ("https://[::1]:443"), written to
  * `out` (cut to `cap`). Two entries with the same identity are the same backend across a reload

@@ -98,7 +98,7 @@ int config_tls_backend_finish(struct config_yaml_load *l, const struct config_ya
 void config_tls_cross_check(struct config_yaml_load *l, struct config *cfg,
                             const struct config_yaml_node *root,
                             const struct config_yaml_node *listen_v);
-void config_tls_free(struct config *cfg);
+void config_tls_free(struct config *cfg); /* drops the configuration's reference */
 void config_tls_backend_clear(struct config_backend *b);
 extern const char *const config_tls_backend_keys[];
 extern const size_t config_tls_backend_nkeys;

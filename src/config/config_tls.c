@@ -197,6 +197,7 @@ void config_tls_section(struct config_yaml_load *l, struct config *cfg,
         return;
     }
     cfg->tls = t;
+    atomic_init(&t->refs, 1); /* the configuration's */
     t->min_version = 12;
     t->session_tickets = true;
     t->ticket_key_rotation_ms = 43200u * 1000u;
@@ -305,10 +306,14 @@ void config_tls_cross_check(struct config_yaml_load *l, struct config *cfg,
     (void)root;
 }
 
-void config_tls_free(struct config *cfg)
+void config_tls_ref(struct config_tls *t)
 {
-    struct config_tls *t = cfg->tls;
-    if (!t)
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
+void config_tls_unref(struct config_tls *t)
+{
+    if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (int i = 0; i < t->ncerts; i++) {
         free(t->certs[i].cert_file);
@@ -321,6 +326,11 @@ void config_tls_free(struct config *cfg)
     free(t->client_subject_header);
     tls_server_free(t->server);
     free(t);
+}
+
+void config_tls_free(struct config *cfg)
+{
+    config_tls_unref(cfg->tls);
     cfg->tls = NULL;
 }
 

@@ -104,6 +104,11 @@ struct exchange_client_ops {
     int (*splice_end)(void *client, bool response, struct exchange_splice *out);
     /* Upstream activity: pump the exchange (from the upstream event handler, its last act). */
     void (*resume)(void *client);
+    /* The exchange stopped at its byte budget (LOOP_IO_BUDGET per exchange_pump call) with bytes
+     * still to move and its readiness flags still set: call exchange_pump again once the other
+     * connections of the worker had their turn (loop_yield), never from inside this call. NULL:
+     * no budget (the exchange moves all it can per call). */
+    void (*yield)(void *client);
 };
 
 /* What the session tells the exchange about its client and the request, at start. */
@@ -173,6 +178,10 @@ void exchange_release_upstream(struct exchange *x, enum lb_outcome outcome);
  * shutdownTimeout, and the exchange notes it as the cause (termination KH or KD); the session
  * then closes. False (nothing noted) otherwise. */
 bool exchange_cut_retired(struct exchange *x);
+/* golb is about to cut the exchange because shutdownTimeout passed at shutdown (SIGTERM/SIGINT):
+ * the exchange notes it as the cause (termination KC, KH or KD by phase, error type "shutdown"),
+ * so its access-log line does not blame the client. */
+void exchange_note_shutdown(struct exchange *x);
 /* EX_TUNNEL: the upstream end and buffer for the session's relay, set up by the first call (NULL
  * when out of buffers); later calls return the same. */
 struct exchange_tunnel *exchange_tunnel(struct exchange *x);

@@ -11,9 +11,11 @@
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct generation *current;
+static atomic_int live; /* generations allocated and not freed yet */
 
 static void generation_free(struct generation *g)
 {
+    atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
     if (g->balancer.ops)
         balancer_destroy(&g->balancer);
     route_table_free(g->routes);
@@ -31,6 +33,7 @@ struct generation *generation_new(struct config *cfg, const struct generation *p
         config_free(cfg);
         return NULL;
     }
+    atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
     g->id = id;
     g->cfg = cfg;
     g->nworkers = nworkers > 0 ? nworkers : 1;
@@ -79,6 +82,11 @@ struct generation *generation_publish(struct generation *g)
     current = g;
     pthread_mutex_unlock(&current_lock);
     return old;
+}
+
+int generation_live(void)
+{
+    return atomic_load_explicit(&live, memory_order_relaxed);
 }
 
 struct generation *generation_acquire(void)

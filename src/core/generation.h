@@ -59,6 +59,9 @@ void generation_unref(struct generation *g);
 /* Publishes g as the running generation (taking over the caller's reference) and returns the one
  * it replaces (its reference now the caller's), or NULL. Control threads only. */
 struct generation *generation_publish(struct generation *g);
+/* How many generations exist now: the running one and those still referenced by a worker's
+ * requests (golb_config_generations_live). Any thread. */
+int generation_live(void);
 /* The running generation with a reference for the caller, or NULL. Control threads only. */
 struct generation *generation_acquire(void);
 

@@ -233,6 +233,12 @@ static int req_error_index(const char *error_type)
     return -1;
 }
 
+void obs_tls_handshake(struct worker_ctx *w, enum obs_tls_result result)
+{
+    if (w->m)
+        counter_add(&w->m->tls_handshakes[result], 1);
+}
+
 void obs_req_end(struct worker_ctx *w, struct obs_req *r, int status, const char *term,
                  const char *error_type, const char *client_ip)
 {

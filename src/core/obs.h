@@ -9,6 +9,7 @@
  *   obs_connect_result a new connection is up, or failed (refused / timeout / reset)
  *   obs_response_head  the backend's final response head arrived
  *   obs_req_end        the exchange or golb's own error reply ended: status, termination code
+ *   obs_tls_handshake  a client's TLS handshake ended (full, resumed, failed): no request yet
  *
  * Everything here runs on the worker that owns the request and writes only that worker's
  * counters (struct obs_counters below, rendered by admin/metrics.c) and access-log ring
@@ -18,7 +19,8 @@
  * second in which phase.
  *   who:   -  nobody (normal end)    C  the client aborted       S  the server failed or refused
  *          P  golb refused it        c  client timeout            s  server timeout
- *          K  golb cut it: its backend was removed by a reload and shutdownTimeout passed
+ *          K  golb cut it when shutdownTimeout passed: at shutdown (SIGTERM/SIGINT, error type
+ *             "shutdown"), or on a backend a reload removed
  *   phase: -  normal end   R  reading the request head   C  connecting to a backend
  *          H  waiting for the response head             D  transferring a body
  *   e.g. "--" normal, "CD" client went away mid-body, "SC" connect refused, "sH" 504 upstream
@@ -129,6 +131,9 @@ void obs_backend_try(struct worker_ctx *w, struct obs_req *r, struct backend *ba
 void obs_connect_result(struct worker_ctx *w, struct obs_req *r, int err);
 /* The final response head arrived from the backend. */
 void obs_response_head(struct worker_ctx *w, struct obs_req *r, int status, uint32_t head_len);
+/* A client-side TLS handshake on the HTTPS listener ended with `result` (not a request: no
+ * struct obs_req). */
+void obs_tls_handshake(struct worker_ctx *w, enum obs_tls_result result);
 /* The request is over. status: what the client got (0 when nothing was answered); term: two
  * letters (see above); error_type: NULL or a short name ("client_abort", "response_timeout").
  * client_ip: the client's address text. Counts it and writes its access-log line. Idempotent. */

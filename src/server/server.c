@@ -78,7 +78,6 @@ struct server {
     int nworkers, started;
     struct health *health;
     struct admin *admin;
-    uint32_t max_header_cap; /* the largest maxHeaderSize the workers' buffers hold */
     struct bound ls[WORKER_MAX_LISTENERS]; /* by worker slot */
     char where[WHERE_MAX];                 /* "A, B and https://C" in the file's order */
 };
@@ -397,7 +396,6 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
             goto fail;
         }
     }
-    s->max_header_cap = s->workers[0].ctx.bufs.size - 1024u;
     int up = 0;
     for (int i = 0; i < s->gen->table->n; i++)
         up += backend_is_up(s->gen->table->b[i]);
@@ -471,13 +469,6 @@ static void keep_restart_settings(struct server *s, struct config *cfg, FILE *wa
         cfg->admin_listen = run->admin_listen ? strdup(run->admin_listen) : NULL;
         cfg->admin_addr = run->admin_addr;
         cfg->admin_addrlen = run->admin_addrlen;
-    }
-    if (cfg->max_header_size > s->max_header_cap) {
-        fprintf(warn, "%s: warning: maxHeaderSize: more than %u needs a restart; keeping %u\n",
-                s->confpath, s->max_header_cap, run->max_header_size);
-        cfg->max_header_size = run->max_header_size;
-        if (cfg->max_request_line > cfg->max_header_size)
-            cfg->max_request_line = cfg->max_header_size;
     }
 }
 

@@ -23,15 +23,6 @@
 /* Client connections open in the whole process, against maxConnections. */
 static atomic_uint open_connections;
 
-/* Buffers kept for reuse per worker beyond those in use: enough for a burst of exchanges without
- * going back to malloc, small enough that an idle golb stays small. */
-#define WORKER_MAX_FREE_BUFS 128
-#define WORKER_MAX_FREE_PIPES 64
-/* Pipe capacity for splice: the default 64 KiB caps what one connection has in flight and cost
- * ~10 % of 1 MiB throughput in bench/ (scenario 4); 1 MiB is the usual pipe-max-size. Best effort:
- * a pipe the kernel refuses to grow keeps its default size. */
-#define WORKER_PIPE_SIZE (1u << 20)
-
 static void close_listeners(struct worker *w)
 {
     for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
@@ -167,12 +158,7 @@ int worker_init(struct worker *w, int id, const int *fds, uint16_t https_port,
         loop_timer_init(&l->accept_retry, on_accept_retry);
     }
     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    /* Buffers must hold a whole request head with room to spare, so the parser (not the buffer)
-     * decides when a head is too large. */
-    uint32_t size = MAX(16384u, cfg->max_header_size + 1024u);
-    size = (size + 4095u) / 4096u * 4096u - (uint32_t)sizeof(struct buf); /* whole pages */
-    buf_pool_init(&w->ctx.bufs, size, WORKER_MAX_FREE_BUFS);
-    pipe_pool_init(&w->ctx.pipes, WORKER_MAX_FREE_PIPES, WORKER_PIPE_SIZE);
+    worker_ctx_pools_init(&w->ctx);
     w->ctx.loop = loop_new();
     if (!w->ctx.loop)
         return -ENOMEM;
@@ -314,8 +300,7 @@ void worker_destroy(struct worker *w)
     if (w->spare_fd >= 0)
         close(w->spare_fd);
     w->spare_fd = -1;
-    buf_pool_destroy(&w->ctx.bufs);
-    pipe_pool_destroy(&w->ctx.pipes);
+    worker_ctx_pools_destroy(&w->ctx);
     pthread_mutex_destroy(&w->post_lock);
 }
 

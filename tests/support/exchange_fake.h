@@ -107,7 +107,9 @@ static void fk_resume(void *cl)
         f->st = exchange_pump(f->x);
 }
 
-static const struct exchange_client_ops fk_ops = {fk_peek, fk_consume,    fk_fill,  fk_on_head,
-                                                  fk_send, fk_splice_end, fk_resume};
+static const struct exchange_client_ops fk_ops = {
+    .peek = fk_peek, .consume = fk_consume, .fill = fk_fill,     .on_head = fk_on_head,
+    .send = fk_send, .splice_end = fk_splice_end, .resume = fk_resume, .yield = NULL,
+};
 
 #endif

@@ -514,7 +514,7 @@ Test(exchange_up, a_chunked_request_body_is_relayed_intact)
 {
     uint16_t port;
     int lfd = tcp_bound(8, &port);
-    up_init_ports("", 1, &port);
+    up_init_ports("requestBufferSize: 0\n", 1, &port); /* streamed as it comes */
     const char *part1 = "4\r\nwiki\r\n5\r\nped", *part2 = "ia\r\n0\r\nX-T: 1\r\n\r\n";
     const char *next = "GET /next HTTP/1.1\r\n";
     strcpy(fk.in, part1);
@@ -547,7 +547,7 @@ Test(exchange_up, an_invalid_chunk_in_a_request_body_answers_400)
 {
     uint16_t port;
     int lfd = tcp_bound(8, &port);
-    up_init_ports("", 1, &port);
+    up_init_ports("requestBufferSize: 0\n", 1, &port); /* streamed as it comes */
     strcpy(fk.in, "zz\r\nbad\r\n");
     fk.in_len = (uint32_t)strlen(fk.in);
     start("POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", false);
@@ -719,7 +719,7 @@ Test(exchange_up, a_large_request_body_is_spliced_from_the_client_socket)
 {
     uint16_t port;
     int lfd = tcp_bound(8, &port);
-    up_init_ports("", 1, &port);
+    up_init_ports("requestBufferSize: 0\n", 1, &port); /* streamed as it comes */
     client_socket();
     fk.offer_splice = true;
     char head[128];
