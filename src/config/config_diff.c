@@ -334,8 +334,9 @@ static int find_backend(const struct config_backend *bs, int n, const char *key)
 }
 
 /* The backends of one pool, old (ob[on]) against new (nb[nn]), matched by identity: "backend
- * added|removed|changed: KEY" (" (pool NAME)" after KEY for a pool other than default, whose
- * backends are other objects than the same URL's in another pool). */
+ * added|removed|changed: KEY" (" in pool NAME" after KEY for a pool other than default, whose
+ * backends are other objects than the same URL's in another pool; no parentheses: the reload's
+ * log line puts the changes in them). */
 static int diff_pool_backends(const struct config *o, const struct config_backend *ob, int on,
                               const struct config *n, const struct config_backend *nb, int nn,
                               const char *pool, FILE *out)
@@ -343,7 +344,7 @@ static int diff_pool_backends(const struct config *o, const struct config_backen
     int lines = 0;
     char key[300], in[100] = "";
     if (pool)
-        snprintf(in, sizeof(in), " (pool %s)", pool);
+        snprintf(in, sizeof(in), " in pool %s", pool);
     for (int i = 0; i < nn; i++) {
         config_backend_key(&nb[i], key, sizeof(key));
         int j = find_backend(ob, on, key);

@@ -184,10 +184,10 @@ Test(config_diff, a_kept_pools_backend_lines_name_the_pool)
                    &n);
     cr_expect_str_eq(t, "backend removed: http://127.0.0.1:8082\n"
                         "pool changed: api\n"
-                        "backend changed: http://127.0.0.1:9001 (pool api): weight 2 -> 3\n"
-                        "backend added: http://127.0.0.1:8082 (pool api)\n"
-                        "backend added: http://127.0.0.1:9002 (pool api)\n"
-                        "backend removed: http://127.0.0.1:9000 (pool api)\n");
+                        "backend changed: http://127.0.0.1:9001 in pool api: weight 2 -> 3\n"
+                        "backend added: http://127.0.0.1:8082 in pool api\n"
+                        "backend added: http://127.0.0.1:9002 in pool api\n"
+                        "backend removed: http://127.0.0.1:9000 in pool api\n");
     cr_expect_eq(n, 6);
     free(t);
 }
