@@ -104,8 +104,8 @@ static struct obs_route *route_new(const char *name, int nworkers)
     return r;
 }
 
-struct obs_route **obs_routes_new(const struct config *cfg, struct obs_route *const *prev, int nprev,
-                                  int nworkers, bool *ok)
+struct obs_route **obs_routes_new(const struct config *cfg, struct obs_route *const *prev,
+                                  int nprev, int nworkers, bool *ok)
 {
     *ok = true;
     if (cfg->nroutes == 0)

@@ -109,8 +109,8 @@ struct obs_route {
 /* The counter objects for cfg's routes, in cfg->routes order ([cfg->nroutes], NULL when there
  * are none or memory ran out: *ok says which): a route whose name one of prev[0..nprev) has gets
  * that object (a reference taken), the others new zeroed ones. */
-struct obs_route **obs_routes_new(const struct config *cfg, struct obs_route *const *prev, int nprev,
-                                  int nworkers, bool *ok);
+struct obs_route **obs_routes_new(const struct config *cfg, struct obs_route *const *prev,
+                                  int nprev, int nworkers, bool *ok);
 /* Drops the references of routes[0..n) and frees the array. */
 void obs_routes_free(struct obs_route **routes, int n);
 /* A request on `route` (NULL: none, nothing counted) was answered `status` on worker w: the

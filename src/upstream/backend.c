@@ -157,8 +157,9 @@ bool backend_set_state(struct backend *b, enum backend_state state, const char *
     }
     atomic_store_explicit(&b->state_changed_ms, util_wall_ms(), memory_order_relaxed);
     enum log_level level = state == BACKEND_UP ? LOG_INFO : LOG_WARN;
-    log_event(level, "backend_state", "backend %s is %s (was %s): %s", backend_label(b), backend_state_name(state),
-            backend_state_name((enum backend_state)old), reason ? reason : "");
+    log_event(level, "backend_state", "backend %s is %s (was %s): %s", backend_label(b),
+              backend_state_name(state), backend_state_name((enum backend_state)old),
+              reason ? reason : "");
     return true;
 }
 

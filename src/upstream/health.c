@@ -8,7 +8,6 @@
  *   pools:  default [b0 http://a:1/h]   api [b1 http://a:1/h, b2 http://c:3/h]
  *   checks: check{a:1/h} ─► holders b0 (default's rise/fall), b1 (api's)   check{c:3/h} ─► b2
  *
- *
  *   IDLE ──start──► CONNECTING ──EPOLLOUT, SO_ERROR 0──► SENDING ──request written──► READING
  *     ▲                 │                                   │                          │
  *     └─────────────────┴──── check_finish(ok, reason) ◄────┴── head parsed / error ────┘
@@ -16,8 +15,9 @@
  *                                  └── timeout timer (armed at start, one per check)
  *
  * check_finish() is the one exit: it cancels the timer, unregisters and closes the socket, and
- * publishes the result to each holder. Check objects are never freed by a callback (house rule 8): they are owned
- * by `struct health` and released by health_free() once the loop thread is joined. An event for a
+ * publishes the result to each holder. Check objects are never freed by a callback (house rule
+ * 8): they are owned by `struct health` and released by health_free() once the loop thread is
+ * joined. An event for a
  * check that has already finished in the same batch finds it IDLE and is ignored; a new check can
  * only start from a timer callback, after the batch, so an fd number reused by it never receives
  * an event meant for the old one (epoll_ctl DEL happens before close()).
@@ -26,8 +26,9 @@
  * then hands the loop to the checker thread (pthread_create orders the two). From then on every
  * field below is touched by the checker thread only, until health_stop() has joined it. The only
  * shared state is each backend's atomic state, written through backend_set_state(); its streaks
- * are the one checker's (two holders of one check are two backends, each with its own streaks), which is why a reload's checker (health_start_held) waits on `go`
- * before its first round until the running one is joined (health_take_over):
+ * are the one checker's (two holders of one check are two backends, each with its own streaks),
+ * which is why a reload's checker (health_start_held) waits on `go` before its first round until
+ * the running one is joined (health_take_over):
  *
  *   control: first round (new backends) ─► thread made, held ─► old checker joined ─► post(go)
  *   checker:                               sem_wait(go) ..................................► rounds

@@ -48,8 +48,8 @@ int health_start(struct health *h);
 /* A reload's checker, in two steps so that a failure changes nothing: health_start_held() checks
  * the never-checked backends that `running` (the checker in service) does not check, to
  * completion as health_start() does (a URL shared with a backend `running` checks is checked
- * once more, its result given only to the new backends), and starts the thread held: it runs no round yet. 0 or
- * -errno; on failure `running` was not touched (health_free(h) then). health_take_over() cannot
+ * once more, its result given only to the new backends), and starts the thread held: it runs no
+ * round yet. 0 or -errno; on failure `running` was not touched (health_free(h) then). health_take_over() cannot
  * fail: it stops `running` (joined, the caller frees it) and only then lets h's rounds begin, so
  * no backend is ever checked by two checkers at once and checks never pause for more than the
  * join. health_stop() on a held checker ends its thread without a round. */

@@ -440,7 +440,8 @@ Test(admin_http, status_groups_backends_by_pool_and_lists_routes)
     const char *body = strstr(resp, "\r\n\r\n") + 4;
     const char *pools = strstr(body, "\"pools\":[");
     cr_assert(pools, "%s", body);
-    const char *top = strstr(body, "\"backends\":[{\"name\":\"127.0.0.1:8081\",\"pool\":\"default\"");
+    const char *top =
+        strstr(body, "\"backends\":[{\"name\":\"127.0.0.1:8081\",\"pool\":\"default\"");
     cr_expect(top && top < pools, "the default pool's backends at the top: %s", body);
     cr_expect(strstr(pools, "{\"name\":\"default\",\"balance\":\"roundRobin\",\"backends\":["),
               "%s", pools);

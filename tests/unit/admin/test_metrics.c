@@ -365,9 +365,10 @@ Test(metrics, backend_series_sum_worker_slots_and_escape_the_name)
     EXPECT_B1("golb_backend_connect_duration_seconds_sum{%s} 0.000180", lab);
 #undef EXPECT_B1
     /* the plain name needs no escaping; its counters are its own */
-    expect_line(t, "golb_backend_connection_errors_total{pool=\"default\",backend=\"127.0.0.1:8081\","
-                   "reason=\"refused\"} 9");
-    expect_line(t, "golb_backend_state{pool=\"default\",backend=\"127.0.0.1:8081\",state=\"up\"} 1");
+    expect_line(t, "golb_backend_connection_errors_total{pool=\"default\","
+                   "backend=\"127.0.0.1:8081\",reason=\"refused\"} 9");
+    expect_line(t, "golb_backend_state{pool=\"default\",backend=\"127.0.0.1:8081\","
+                   "state=\"up\"} 1");
     expect_line(t, "golb_backend_requests_total{pool=\"default\",backend=\"127.0.0.1:8081\","
                    "code=\"2xx\"} 0");
     cr_expect_null(strstr(t, "name\nx"), "a raw line feed in a label would end the line");

@@ -131,8 +131,8 @@ Test(metrics, render_sums_workers_and_keeps_histograms_consistent)
     cr_expect(strstr(text, "golb_config_reloads_total{result=\"failure\"} 1\n"));
     cr_expect(strstr(text, "golb_config_reloads_total{result=\"success\"} 0\n"));
     cr_expect(strstr(text, "golb_config_last_reload_successful 0\n"));
-    cr_expect(strstr(text, "golb_backend_requests_total{pool=\"default\",backend=\"127.0.0.1:8081\","
-                           "code=\"5xx\"} 0\n"));
+    cr_expect(strstr(text, "golb_backend_requests_total{pool=\"default\","
+                           "backend=\"127.0.0.1:8081\",code=\"5xx\"} 0\n"));
     cr_expect(strstr(text,
                      "golb_backend_health_checks_total{pool=\"default\",backend=\"[::1]:8082\","
                      "result=\"failure\"} 1\n"));
