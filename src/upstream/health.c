@@ -188,12 +188,14 @@ static void check_teardown(struct check *c)
 }
 
 /* One result for one holder: its streaks, its record, its state through the transition
- * function. `took`: how long the check ran; longer than the holder's own timeout is a timeout. */
-static void holder_result(struct holder *hd, bool ok, const char *reason, uint32_t took)
+ * function. `took`: how long the check ran; for a holder whose timeout is shorter than the
+ * check's (another pool allows longer), longer than its own timeout is a timeout. */
+static void holder_result(const struct check *c, struct holder *hd, bool ok, const char *reason,
+                          uint32_t took)
 {
     struct backend *b = hd->b;
     char tbuf[64];
-    if (took > hd->timeout_ms) {
+    if (hd->timeout_ms < c->timeout_ms && took > hd->timeout_ms) {
         snprintf(tbuf, sizeof(tbuf), "timed out after %" PRIu32 " ms", hd->timeout_ms);
         ok = false;
         reason = tbuf;
@@ -236,7 +238,7 @@ static void check_finish(struct check *c, bool ok, const char *reason)
     uint32_t took = (uint32_t)(loop_now(h->loop) - c->started_ms);
     for (int i = 0; i < c->nholders; i++)
         if (c->holders[i].report)
-            holder_result(&c->holders[i], ok, reason, took);
+            holder_result(c, &c->holders[i], ok, reason, took);
 
     if (h->first_round && h->in_flight == 0)
         loop_stop(h->loop);

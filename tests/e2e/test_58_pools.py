@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 
-from golbtest import GolbTestCase, golb_config, http_request, scaled, wait_until
+from golbtest import GolbTestCase, golb_config, http_request, page_dom, scaled, wait_until
 
 ADMIN_RE = r"admin API and status page on http://(\S+):(\d+)/"
 ADMIN_TOKEN = "pools-test-token"
@@ -234,6 +234,25 @@ class PoolsTest(PoolsCase):
                             for i in range(4)} == {0}, scaled(5), "default's b drained")
         self.assertEqual(self.admin(g, "PUT", "/api/v1/pools/nope/backends/127.0.0.1:1",
                                     {"state": "drain"}).status, 404)
+
+    def test_the_status_page_groups_backends_by_pool_and_lists_routes(self):
+        a, b = self.toys(2)
+        g = self.start([a, b], {"api": [b]})
+        self.wait_up(g, "api", b)
+        self.assertEqual(self.admin(g, "PUT", f"/api/v1/pools/api/backends/127.0.0.1:{b.port}",
+                                    {"state": "maint"}).status, 200)
+        dom, err = page_dom(f"http://127.0.0.1:{g.admin}/", self.tmp)
+        self.assertIn('data-loaded="true"', dom, f"the page's script did not render:\n{err[-2000:]}")
+        rows = re.findall(r'<tr (?:class="pool"|data-backend="([^"]+)" data-state="([^"]+)" '
+                          r'data-pool="([^"]+)")', dom)
+        want = [("", "", ""), (f"127.0.0.1:{a.port}", "up", "default"),
+                (f"127.0.0.1:{b.port}", "up", "default"),
+                ("", "", ""), (f"127.0.0.1:{b.port}", "maint", "api")]
+        self.assertEqual(rows, want, "a heading per pool, then its backends: " + dom[-4000:])
+        self.assertRegex(dom, r'<span class="name">api</span><span>roundRobin · 1 / 1 up</span>')
+        self.assertRegex(dom, r'<tr data-route="to-api"><td class="name">to-api</td><td>pool</td>'
+                              r'<td class="name">api</td>')
+        self.assertNotRegex(dom, r'id="routes-box" hidden')
 
 
 class PoolsReloadTest(PoolsCase):
