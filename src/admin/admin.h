@@ -10,11 +10,15 @@
  *
  *   GET  /                           the status page (src/status_page.html, built in)
  *   GET  /metrics                    Prometheus text format 0.0.4
- *   GET  /api/v1/status              JSON: version, uptime, workers, listeners, every backend
- *   PUT  /api/v1/backends/{backend}  {"state": "ready"|"drain"|"maint"} and/or {"weight": 0..1000}
+ *   GET  /api/v1/status              JSON: version, uptime, workers, listeners, the default
+ *                                    pool's backends (as before pools), every pool with its
+ *                                    backends, every route with its request rate
+ *   PUT  /api/v1/pools/{pool}/backends/{backend}
+ *                                    {"state": "ready"|"drain"|"maint"} and/or {"weight": 0..1000}
+ *   PUT  /api/v1/backends/{backend}  the same for the pool "default"
  *   POST /api/v1/reload              reload the configuration file now; answers with the result
  *                                    (run elsewhere: the admin loop goes on meanwhile)
- *   GET  /healthz, /readyz           alive; serving with at least one backend UP
+ *   GET  /healthz, /readyz           alive; serving with at least one default-pool backend UP
  *
  * Safety: GET never changes anything; changes need PUT or POST and pass admin_authorize(): the
  * bearer token when one is set (401 otherwise), and without a token only on a unix socket (mode

@@ -381,26 +381,34 @@ static bool diff_backend(const struct config *o, const struct config_backend *a,
     return any;
 }
 
-static int find_backend(const struct config *c, const char *key)
+static int find_backend(const struct config_backend *bs, int n, const char *key)
 {
     char k[300];
-    for (int i = 0; i < c->nbackends; i++) {
-        config_backend_key(&c->backends[i], k, sizeof(k));
+    for (int i = 0; i < n; i++) {
+        config_backend_key(&bs[i], k, sizeof(k));
         if (strcmp(k, key) == 0)
             return i;
     }
     return -1;
 }
 
-static int diff_backends(const struct config *o, const struct config *n, FILE *out)
+/* The backends of one pool, old (ob[on]) against new (nb[nn]), matched by identity: "backend
+ * added|removed|changed: KEY" (" in pool NAME" after KEY for a pool other than default, whose
+ * backends are other objects than the same URL's in another pool; no parentheses: the reload's
+ * log line puts the changes in them). */
+static int diff_pool_backends(const struct config *o, const struct config_backend *ob, int on,
+                              const struct config *n, const struct config_backend *nb, int nn,
+                              const char *pool, FILE *out)
 {
     int lines = 0;
-    char key[300];
-    for (int i = 0; i < n->nbackends; i++) {
-        config_backend_key(&n->backends[i], key, sizeof(key));
-        int j = find_backend(o, key);
+    char key[300], in[100] = "";
+    if (pool)
+        snprintf(in, sizeof(in), " in pool %s", pool);
+    for (int i = 0; i < nn; i++) {
+        config_backend_key(&nb[i], key, sizeof(key));
+        int j = find_backend(ob, on, key);
         if (j < 0) {
-            fprintf(out, "backend added: %s\n", key);
+            fprintf(out, "backend added: %s%s\n", key, in);
             lines++;
             continue;
         }
@@ -409,22 +417,28 @@ static int diff_backends(const struct config *o, const struct config *n, FILE *o
         FILE *f = fmemopen(buf, sizeof(buf), "w");
         if (!f)
             continue;
-        bool changed = diff_backend(o, &o->backends[j], n, &n->backends[i], f);
+        bool changed = diff_backend(o, &ob[j], n, &nb[i], f);
         fclose(f);
         buf[sizeof(buf) - 1] = '\0';
         if (changed) {
-            fprintf(out, "backend changed: %s: %s\n", key, buf);
+            fprintf(out, "backend changed: %s%s: %s\n", key, in, buf);
             lines++;
         }
     }
-    for (int j = 0; j < o->nbackends; j++) {
-        config_backend_key(&o->backends[j], key, sizeof(key));
-        if (find_backend(n, key) < 0) {
-            fprintf(out, "backend removed: %s\n", key);
+    for (int j = 0; j < on; j++) {
+        config_backend_key(&ob[j], key, sizeof(key));
+        if (find_backend(nb, nn, key) < 0) {
+            fprintf(out, "backend removed: %s%s\n", key, in);
             lines++;
         }
     }
     return lines;
+}
+
+static int diff_backends(const struct config *o, const struct config *n, FILE *out)
+{
+    return diff_pool_backends(o, o->backends, o->nbackends, n, n->backends, n->nbackends, NULL,
+                              out);
 }
 
 /* ---- pools and routes: each compared as one text, matched by name ---- */
@@ -530,6 +544,11 @@ static int diff_routing(const struct config *o, const struct config *n, FILE *ou
             fprintf(out, "pool %s: %s\n", j < 0 ? "added" : "changed", n->pools[i].name);
             lines++;
         }
+        /* a kept pool keeps its backends by identity: which come, go or change */
+        if (j >= 0 && a && b && strcmp(a, b) != 0)
+            lines += diff_pool_backends(o, o->pools[j].backends, o->pools[j].nbackends, n,
+                                        n->pools[i].backends, n->pools[i].nbackends,
+                                        n->pools[i].name, out);
         free(a);
         free(b);
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/obs.h"
 #include "core/route.h"
 #include "upstream/backend.h"
 #include "config/config.h"
@@ -16,13 +17,40 @@ static atomic_int live; /* generations allocated and not freed yet */
 static void generation_free(struct generation *g)
 {
     atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
-    if (g->balancer.ops)
-        balancer_destroy(&g->balancer);
+    for (int i = 0; g->pools && i < g->npools; i++) {
+        struct generation_pool *p = &g->pools[i];
+        if (p->balancer && p->balancer->ops)
+            balancer_destroy(p->balancer);
+        backend_table_free(p->table);
+    }
+    free(g->pools);
+    obs_routes_free(g->route_stats, g->nroutes);
     route_table_free(g->routes);
-    backend_table_free(g->table);
     config_free(g->cfg);
     free(g->pw);
     free(g);
+}
+
+/* Pool i of g from cfg->pools[i], its backends taken by identity from prev's pool of the same
+ * name. 0, or -1 when memory ran out (what was made is freed with g). */
+static int pool_init(struct generation *g, int i, const struct generation *prev)
+{
+    struct generation_pool *p = &g->pools[i];
+    const struct config_pool *cp = &g->cfg->pools[i];
+    const struct generation_pool *was = prev ? generation_pool_find(prev, cp->name) : NULL;
+    p->name = cp->name;
+    config_pool_view(g->cfg, cp, &p->cfg);
+    p->table = backend_table_new_pool(&p->cfg, cp->name, was ? was->table : NULL, g->nworkers);
+    if (!p->table)
+        return -1;
+    p->first = g->nbackends;
+    g->nbackends += p->table->n;
+    p->balancer = i == 0 ? &g->balancer : &p->lb;
+    if (balancer_init_config(p->balancer, &p->cfg, p->table) != 0) {
+        p->balancer->ops = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 struct generation *generation_new(struct config *cfg, const struct generation *prev, int nworkers,
@@ -40,18 +68,44 @@ struct generation *generation_new(struct config *cfg, const struct generation *p
     atomic_init(&g->holders, 1);
     g->pw = aligned_alloc(_Alignof(struct generation_worker),
                           (size_t)g->nworkers * sizeof(*g->pw));
-    g->table = backend_table_new(cfg, prev ? prev->table : NULL, g->nworkers);
+    g->pools = calloc((size_t)(cfg->npools > 0 ? cfg->npools : 1), sizeof(*g->pools));
     g->routes = route_table_build(cfg);
-    if (!g->pw || !g->table || !g->routes) {
+    bool routes_ok = false;
+    g->nroutes = cfg->nroutes;
+    g->route_stats = obs_routes_new(cfg, prev ? prev->route_stats : NULL, prev ? prev->nroutes : 0,
+                                    g->nworkers, &routes_ok);
+    if (!routes_ok)
+        g->nroutes = 0;
+    if (!g->pw || !g->pools || !g->routes || !routes_ok || cfg->npools < 1) {
         generation_free(g);
         return NULL;
     }
     memset(g->pw, 0, (size_t)g->nworkers * sizeof(*g->pw));
-    if (balancer_init_config(&g->balancer, cfg, g->table) != 0) {
-        generation_free(g);
-        return NULL;
+    for (int i = 0; i < cfg->npools; i++) {
+        g->npools = i + 1;
+        if (pool_init(g, i, prev) != 0) {
+            generation_free(g);
+            return NULL;
+        }
     }
+    g->table = g->pools[0].table;
     return g;
+}
+
+struct generation_pool *generation_pool_find(const struct generation *g, const char *name)
+{
+    for (int i = 0; i < g->npools; i++)
+        if (strcmp(g->pools[i].name, name) == 0)
+            return &g->pools[i];
+    return NULL;
+}
+
+bool generation_has_backend(const struct generation *g, const struct backend *b)
+{
+    for (int i = 0; i < g->npools; i++)
+        if (backend_table_find(g->pools[i].table, b) >= 0)
+            return true;
+    return false;
 }
 
 void generation_ref(struct generation *g)

@@ -271,6 +271,22 @@ static void notify_ready_serving(const struct server *s)
     notify_ready(status);
 }
 
+/* The health checker of g: every pool's backends, one check per URL (health.h). NULL with errno
+ * set on failure. */
+static struct health *checker_new(const struct generation *g)
+{
+    struct health_pool *hp = calloc((size_t)g->npools, sizeof(*hp));
+    if (!hp)
+        return NULL;
+    for (int i = 0; i < g->npools; i++)
+        hp[i] = (struct health_pool){.table = g->pools[i].table, .cfg = &g->pools[i].cfg};
+    struct health *h = health_new_pools(hp, g->npools);
+    int err = errno;
+    free(hp);
+    errno = err;
+    return h;
+}
+
 static int admin_reload_cb(void *arg, const char *who, struct admin *a, uint64_t ticket)
 {
     return server_reload_async(arg, who, a, ticket);
@@ -379,7 +395,7 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
         }
     }
     describe_listeners(s, cfg);
-    s->health = health_new(s->gen->table, cfg);
+    s->health = checker_new(s->gen);
     if (!s->health || health_start(s->health) != 0) {
         log_error("cannot start health checks");
         goto fail;
@@ -397,10 +413,16 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
         }
     }
     int up = 0;
-    for (int i = 0; i < s->gen->table->n; i++)
-        up += backend_is_up(s->gen->table->b[i]);
-    log_event(LOG_INFO, "listening", "listening on %s (%d workers, %d of %d backends up)", s->where,
-              n, up, s->gen->table->n);
+    for (int p = 0; p < s->gen->npools; p++)
+        for (int i = 0; i < s->gen->pools[p].table->n; i++)
+            up += backend_is_up(s->gen->pools[p].table->b[i]);
+    if (s->gen->npools > 1)
+        log_event(LOG_INFO, "listening",
+                  "listening on %s (%d workers, %d of %d backends up in %d pools)", s->where, n, up,
+                  s->gen->nbackends, s->gen->npools);
+    else
+        log_event(LOG_INFO, "listening", "listening on %s (%d workers, %d of %d backends up)",
+                  s->where, n, up, s->gen->nbackends);
     rc = control_start(s);
     if (rc != 0) {
         log_error("cannot start the control thread: %s", strerror(-rc));
@@ -634,7 +656,7 @@ static struct generation *reload_prepare(struct server *s, struct reload *r)
      * checked now, before any request can reach them, and its thread is started held. If that
      * fails, the running checker was not touched and the reload fails. */
     errno = 0;
-    r->health = health_new(gen->table, gen->cfg);
+    r->health = checker_new(gen);
     rc = r->health ? health_start_held(r->health, s->health) : errno ? -errno : -ENOMEM;
     if (rc != 0) {
         fprintf(r->errs, "%s: cannot start health checks for the new configuration: %s\n",
@@ -668,10 +690,14 @@ static void reload_publish(struct server *s, struct generation *gen, struct relo
     r->health = NULL;
 
     struct generation *old = s->gen;
-    for (int i = 0; i < old->table->n; i++)
-        if (backend_table_find(gen->table, old->table->b[i]) < 0)
-            atomic_store_explicit(&old->table->b[i]->retired, true, memory_order_relaxed);
-    backend_table_commit(gen->table, gen->cfg);
+    for (int p = 0; p < old->npools; p++) {
+        const struct backend_table *t = old->pools[p].table;
+        for (int i = 0; i < t->n; i++)
+            if (!generation_has_backend(gen, t->b[i]))
+                atomic_store_explicit(&t->b[i]->retired, true, memory_order_relaxed);
+    }
+    for (int p = 0; p < gen->npools; p++)
+        backend_table_commit(gen->pools[p].table, &gen->pools[p].cfg);
     log_set_json(gen->cfg->log_json);
     s->gen = gen;
     generation_publish(gen);

@@ -272,9 +272,11 @@ void worker_destroy(struct worker *w)
         obs_counters_free(w->ctx.m);
         w->ctx.m = NULL;
         struct generation *g = w->ctx.gen;
-        if (g && w->ctx.upstreams)
-            for (int i = 0; i < g->table->n; i++)
-                upstream_close_idle(w->ctx.upstreams, &g->table->b[i]->pw[w->ctx.id].idle, true);
+        for (int p = 0; g && w->ctx.upstreams && p < g->npools; p++) {
+            const struct backend_table *t = g->pools[p].table;
+            for (int i = 0; i < t->n; i++)
+                upstream_close_idle(w->ctx.upstreams, &t->b[i]->pw[w->ctx.id].idle, true);
+        }
         loop_run_deferred(w->ctx.loop);
         upstream_pool_free(w->ctx.upstreams);
         w->ctx.upstreams = NULL;
@@ -356,11 +358,14 @@ static void adopt(struct worker *w, struct worker_update *u)
     /* Backends the new generation dropped: their idle connections close now; connections in
      * use close when given back; requests still on them are cut after shutdownTimeout. */
     bool removed = false;
-    for (int i = 0; i < old->table->n; i++) {
-        struct backend *b = old->table->b[i];
-        if (backend_table_find(g->table, b) < 0) {
-            upstream_close_idle(w->ctx.upstreams, &b->pw[w->ctx.id].idle, true);
-            removed = true;
+    for (int p = 0; p < old->npools; p++) {
+        const struct backend_table *t = old->pools[p].table;
+        for (int i = 0; i < t->n; i++) {
+            struct backend *b = t->b[i];
+            if (!generation_has_backend(g, b)) {
+                upstream_close_idle(w->ctx.upstreams, &b->pw[w->ctx.id].idle, true);
+                removed = true;
+            }
         }
     }
     if (removed)

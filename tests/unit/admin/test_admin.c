@@ -18,6 +18,8 @@
 #include "admin/admin.h"
 #include "config/config.h"
 #include "core/generation.h"
+#include "core/obs.h"
+#include "core/worker_ctx.h"
 #include "upstream/backend.h"
 
 static bool bearer(const char *token, const char *value)
@@ -98,14 +100,14 @@ static int fake_reload(void *arg, const char *who, struct admin *a, uint64_t tic
     return 0;
 }
 
-/* Starts the admin listener for a configuration with `admin_yaml` (the admin mapping's lines)
- * and two backends. */
-static void start_admin(const char *admin_yaml)
+/* Starts the admin listener for a configuration with `admin_yaml` (the admin mapping's lines),
+ * two backends and `more` (pools, routes: "" for none). */
+static void start_admin_with(const char *admin_yaml, const char *more)
 {
-    char yaml[512];
+    char yaml[1024];
     snprintf(yaml, sizeof(yaml),
-             "admin:\n%sbackends:\n  - http://127.0.0.1:8081/\n  - http://127.0.0.1:8082/\n",
-             admin_yaml);
+             "admin:\n%sbackends:\n  - http://127.0.0.1:8081/\n  - http://127.0.0.1:8082/\n%s",
+             admin_yaml, more);
     struct config *cfg = NULL;
     cr_assert_eq(config_load_buffer("t.yaml", yaml, strlen(yaml), stderr, &cfg), 0, "%s", yaml);
     gen = generation_new(cfg, NULL, 1, 1);
@@ -120,11 +122,24 @@ static void start_admin(const char *admin_yaml)
     capture_free(&cap);
 }
 
+static void start_admin(const char *admin_yaml)
+{
+    start_admin_with(admin_yaml, "");
+}
+
 static void start_tcp(const char *token_line)
 {
     char a[256];
     snprintf(a, sizeof(a), "  listen: 127.0.0.1:0\n%s", token_line);
     start_admin(a);
+    cr_assert_gt(port, 0, "the admin port is not in the start-up log");
+}
+
+static void start_tcp_with(const char *token_line, const char *more)
+{
+    char a[256];
+    snprintf(a, sizeof(a), "  listen: 127.0.0.1:0\n%s", token_line);
+    start_admin_with(a, more);
     cr_assert_gt(port, 0, "the admin port is not in the start-up log");
 }
 
@@ -356,4 +371,94 @@ Test(admin_http, a_bad_body_changes_nothing)
     cr_expect_eq(
         http("GET /api/v1/backends/127.0.0.1:8081 HTTP/1.1\r\nHost: a\r\n\r\n", resp, sizeof(resp)),
         405);
+}
+
+/* ---- pools ---- */
+
+/* The URL of default's first backend is also api's: two backends, addressed by pool. */
+#define POOLS                                                                                      \
+    "pools:\n  api:\n    balance: leastConnections\n"                                              \
+    "    backends: [http://127.0.0.1:8081/, http://127.0.0.1:9000/]\n"                            \
+    "routes:\n  - {name: to-api, match: {pathPrefix: /api}, pool: api}\n"                         \
+    "  - {name: split, split: [{pool: default, weight: 1}, {pool: api, weight: 1}]}\n"
+
+/* A PUT of {"state": state} to `path` (the pool form or the old one). */
+static int put_path(const char *path, const char *state)
+{
+    char body[64], req[1024];
+    snprintf(body, sizeof(body), "{\"state\":\"%s\"}", state);
+    snprintf(req, sizeof(req),
+             "PUT %s HTTP/1.1\r\nHost: admin\r\n" AUTH "Content-Length: %zu\r\n\r\n%s", path,
+             strlen(body), body);
+    return http(req, resp, sizeof(resp));
+}
+
+static enum backend_admin_state pool_state(const char *pool, int i)
+{
+    return backend_admin(generation_pool_find(gen, pool)->table->b[i]);
+}
+
+Test(admin_http, a_pool_backend_is_addressed_by_pool_and_the_old_path_is_default)
+{
+    start_tcp_with(TOKEN, POOLS);
+    cr_expect_eq(put_path("/api/v1/pools/api/backends/127.0.0.1:8081", "drain"), 200, "%s", resp);
+    cr_expect_eq(pool_state("api", 0), BACKEND_ADMIN_DRAIN);
+    cr_expect_eq(pool_state("default", 0), BACKEND_ADMIN_READY, "the same URL in default: another");
+    cr_expect(strstr(resp, "\"name\":\"127.0.0.1:8081\",\"pool\":\"api\""), "%s", resp);
+    cr_expect_eq(put_path("/api/v1/backends/127.0.0.1:8081", "maint"), 200, "%s", resp);
+    cr_expect_eq(pool_state("default", 0), BACKEND_ADMIN_MAINT, "the old path: default");
+    cr_expect_eq(pool_state("api", 0), BACKEND_ADMIN_DRAIN);
+    cr_expect_eq(put_path("/api/v1/pools/default/backends/127.0.0.1%3A8082", "drain"), 200);
+    cr_expect_eq(pool_state("default", 1), BACKEND_ADMIN_DRAIN);
+    cr_expect_eq(put_path("/api/v1/pools/%61pi/backends/127.0.0.1:9000", "maint"), 200,
+                 "a pool name may come percent-encoded");
+    cr_expect_eq(pool_state("api", 1), BACKEND_ADMIN_MAINT);
+    cr_expect_eq(put_path("/api/v1/backends/127.0.0.1:9000", "ready"), 404, "api's only");
+    cr_expect(strstr(resp, "unknown backend"), "%s", resp);
+    cr_expect_eq(put_path("/api/v1/pools/nope/backends/127.0.0.1:8081", "ready"), 404);
+    cr_expect(strstr(resp, "unknown pool"), "%s", resp);
+    cr_expect_eq(put_path("/api/v1/pools/a%zz/backends/127.0.0.1:8081", "ready"), 400);
+    cr_expect(strstr(resp, "invalid pool name encoding"), "%s", resp);
+    cr_expect_eq(put_path("/api/v1/pools/api/backends/", "ready"), 404, "no backend named");
+    cr_expect_eq(put_path("/api/v1/pools//backends/127.0.0.1:8081", "ready"), 404, "no pool");
+    cr_expect_eq(put_path("/api/v1/pools/api", "ready"), 404);
+    cr_expect_eq(http("GET /api/v1/pools/api/backends/127.0.0.1:9000 HTTP/1.1\r\nHost: a\r\n\r\n",
+                      resp, sizeof(resp)),
+                 405);
+    cr_expect_eq(pool_state("api", 1), BACKEND_ADMIN_MAINT, "refused requests changed nothing");
+}
+
+/* /api/v1/status: the default pool's backends at the top as before, every pool in "pools", every
+ * route with its pools and counts; /metrics labels every backend series with its pool. */
+Test(admin_http, status_groups_backends_by_pool_and_lists_routes)
+{
+    start_tcp_with("", POOLS);
+    struct worker_ctx w = {.id = 0};
+    obs_route_done(&w, generation_route_stats(gen, 0), 200);
+    obs_route_done(&w, generation_route_stats(gen, 0), 502);
+    cr_expect_eq(http("GET /api/v1/status HTTP/1.1\r\nHost: a\r\n\r\n", resp, sizeof(resp)), 200);
+    const char *body = strstr(resp, "\r\n\r\n") + 4;
+    const char *pools = strstr(body, "\"pools\":[");
+    cr_assert(pools, "%s", body);
+    const char *top =
+        strstr(body, "\"backends\":[{\"name\":\"127.0.0.1:8081\",\"pool\":\"default\"");
+    cr_expect(top && top < pools, "the default pool's backends at the top: %s", body);
+    cr_expect(strstr(pools, "{\"name\":\"default\",\"balance\":\"roundRobin\",\"backends\":["),
+              "%s", pools);
+    const char *api = strstr(pools, "{\"name\":\"api\",\"balance\":\"leastConnections\","
+                                    "\"backends\":[{\"name\":\"127.0.0.1:8081\",\"pool\":\"api\"");
+    cr_expect(api, "%s", pools);
+    cr_expect(api && strstr(api, "\"name\":\"127.0.0.1:9000\",\"pool\":\"api\""), "%s", pools);
+    cr_expect(strstr(body, "\"routes\":[{\"name\":\"to-api\",\"action\":\"pool\",\"pools\":"
+                           "[\"api\"],\"requests_total\":2,\"errors_total\":1,"
+                           "\"requests_per_second\":"),
+              "%s", body);
+    cr_expect(strstr(body, "{\"name\":\"split\",\"action\":\"split\",\"pools\":"
+                           "[\"default\",\"api\"],\"requests_total\":0"),
+              "%s", body);
+    cr_expect_eq(http("GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n", resp, sizeof(resp)), 200);
+    cr_expect(strstr(resp, "\ngolb_backend_up{pool=\"api\",backend=\"127.0.0.1:9000\"} 0\n"),
+              "%s", resp);
+    cr_expect(strstr(resp, "\ngolb_route_requests_total{route=\"to-api\",code_class=\"5xx\"} 1\n"),
+              "%s", resp);
 }

@@ -18,7 +18,9 @@
 #include "admin/metrics.h"
 #include "base/counter.h"
 #include "base/util.h"
+#include "core/generation.h"
 #include "core/obs.h"
+#include "core/worker_ctx.h"
 #include "upstream/backend.h"
 
 #define NWORKERS 2
@@ -59,15 +61,26 @@ static struct backend_table table_of(int n, const char *const *names)
 
 /* ---- rendering and reading the text ---- */
 
-static char *render(const struct backend_table *t)
+/* The exposition of generation g (NULL: no pools, no routes). */
+static char *render_gen(const struct generation *g)
 {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     cr_assert_not_null(f);
-    cr_assert_eq(metrics_render(f, t), 0);
+    cr_assert_eq(metrics_render(f, g), 0);
     cr_assert_eq(fclose(f), 0);
     return text;
+}
+
+/* The exposition with t as the pool "default" (NULL: no backends). */
+static char *render(struct backend_table *t)
+{
+    if (!t)
+        return render_gen(NULL);
+    struct generation_pool pool = {.name = "default", .table = t};
+    struct generation g = {.npools = 1, .pools = &pool, .nbackends = t->n, .table = t};
+    return render_gen(&g);
 }
 
 /* True when `line` is one whole line of text. */
@@ -316,7 +329,7 @@ Test(metrics, backend_series_sum_worker_slots_and_escape_the_name)
 {
     struct backend_table tb = busy_table();
     char *t = render(&tb);
-    const char *lab = "backend=\"we\\\"ird\\\\name\\nx\"";
+    const char *lab = "pool=\"default\",backend=\"we\\\"ird\\\\name\\nx\"";
     char line[256];
 #define EXPECT_B1(fmt, ...)                                                                        \
     do {                                                                                           \
@@ -352,10 +365,12 @@ Test(metrics, backend_series_sum_worker_slots_and_escape_the_name)
     EXPECT_B1("golb_backend_connect_duration_seconds_sum{%s} 0.000180", lab);
 #undef EXPECT_B1
     /* the plain name needs no escaping; its counters are its own */
-    expect_line(t, "golb_backend_connection_errors_total{backend=\"127.0.0.1:8081\","
-                   "reason=\"refused\"} 9");
-    expect_line(t, "golb_backend_state{backend=\"127.0.0.1:8081\",state=\"up\"} 1");
-    expect_line(t, "golb_backend_requests_total{backend=\"127.0.0.1:8081\",code=\"2xx\"} 0");
+    expect_line(t, "golb_backend_connection_errors_total{pool=\"default\","
+                   "backend=\"127.0.0.1:8081\",reason=\"refused\"} 9");
+    expect_line(t, "golb_backend_state{pool=\"default\",backend=\"127.0.0.1:8081\","
+                   "state=\"up\"} 1");
+    expect_line(t, "golb_backend_requests_total{pool=\"default\",backend=\"127.0.0.1:8081\","
+                   "code=\"2xx\"} 0");
     cr_expect_null(strstr(t, "name\nx"), "a raw line feed in a label would end the line");
     /* 1 client + 2 per backend */
     cr_expect_eq(check_histograms(t), 1 + 2 * tb.n);
@@ -364,6 +379,55 @@ Test(metrics, backend_series_sum_worker_slots_and_escape_the_name)
     cr_expect_eq(strstr(strstr(t, help) + 1, help), NULL);
     free(t);
     table_free(&tb);
+}
+
+/* Two pools listing the same URL: two backends, every golb_backend_* series labelled pool first,
+ * then backend; each route's answers by status class, summed over the workers' slots. */
+Test(metrics, backend_series_name_their_pool_and_routes_count_by_class)
+{
+    static const char *const names[] = {"127.0.0.1:8081"};
+    struct backend_table d = table_of(1, names), api = table_of(1, names);
+    counter_add(&d.b[0]->pw[0].m.requests[1], 3);
+    counter_add(&api.b[0]->pw[1].m.requests[1], 5);
+    counter_observe(&api.b[0]->pw[0].m.response, 300);
+    atomic_store(&api.b[0]->state, BACKEND_UP);
+    struct config_route routes[2] = {{.name = (char *)"api"}, {.name = (char *)"we\"ird"}};
+    struct config cfg = {.nroutes = 2, .routes = routes};
+    bool ok = false;
+    struct obs_route **rs = obs_routes_new(&cfg, NULL, 0, NWORKERS, &ok);
+    cr_assert(ok && rs);
+    struct worker_ctx w0 = {.id = 0}, w1 = {.id = 1};
+    obs_route_done(&w0, rs[0], 200);
+    obs_route_done(&w1, rs[0], 204);
+    obs_route_done(&w1, rs[0], 503);
+    obs_route_done(&w0, rs[1], 404);
+    obs_route_done(&w0, rs[1], 0); /* nothing answered: not counted */
+    obs_route_done(&w0, NULL, 200); /* no route: nothing to count */
+    struct generation_pool pools[2] = {{.name = "default", .table = &d},
+                                       {.name = "api", .table = &api, .first = 1}};
+    struct generation g = {.npools = 2, .pools = pools, .nbackends = 2, .table = &d,
+                           .nroutes = 2, .route_stats = rs};
+    char *t = render_gen(&g);
+    expect_line(t, "golb_backend_requests_total{pool=\"default\",backend=\"127.0.0.1:8081\","
+                   "code=\"2xx\"} 3");
+    expect_line(t, "golb_backend_requests_total{pool=\"api\",backend=\"127.0.0.1:8081\","
+                   "code=\"2xx\"} 5");
+    expect_line(t, "golb_backend_up{pool=\"default\",backend=\"127.0.0.1:8081\"} 0");
+    expect_line(t, "golb_backend_up{pool=\"api\",backend=\"127.0.0.1:8081\"} 1");
+    expect_line(t, "golb_backend_response_duration_seconds_count{pool=\"api\","
+                   "backend=\"127.0.0.1:8081\"} 1");
+    expect_line(t, "# TYPE golb_route_requests_total counter");
+    expect_line(t, "golb_route_requests_total{route=\"api\",code_class=\"2xx\"} 2");
+    expect_line(t, "golb_route_requests_total{route=\"api\",code_class=\"5xx\"} 1");
+    expect_line(t, "golb_route_requests_total{route=\"api\",code_class=\"4xx\"} 0");
+    expect_line(t, "golb_route_requests_total{route=\"we\\\"ird\",code_class=\"4xx\"} 1");
+    cr_expect_eq(check_histograms(t), 1 + 2 * 2);
+    if (system("command -v promtool >/dev/null 2>&1") == 0)
+        expect_promtool_accepts(t);
+    free(t);
+    obs_routes_free(rs, 2);
+    table_free(&d);
+    table_free(&api);
 }
 
 Test(metrics, reloads_are_counted_and_the_generation_follows_the_last_success)

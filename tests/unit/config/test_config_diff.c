@@ -224,3 +224,25 @@ Test(config_diff, listener_lists_per_address)
     config_free(c);
 #undef L
 }
+
+/* A kept pool keeps its backends by identity within the pool: its lines name the pool, since the
+ * same URL elsewhere is another backend (a URL moving from default to api is removed from one and
+ * added to the other). */
+Test(config_diff, a_kept_pools_backend_lines_name_the_pool)
+{
+    int n;
+    char *t = diff(BASE "  - http://127.0.0.1:8082/health\n"
+                        "pools:\n  api:\n    backends: [http://127.0.0.1:9000, "
+                        "{url: http://127.0.0.1:9001, weight: 2}]\n",
+                   BASE "pools:\n  api:\n    backends: [{url: http://127.0.0.1:9001, weight: 3}, "
+                        "http://127.0.0.1:8082/health, http://127.0.0.1:9002]\n",
+                   &n);
+    cr_expect_str_eq(t, "backend removed: http://127.0.0.1:8082\n"
+                        "pool changed: api\n"
+                        "backend changed: http://127.0.0.1:9001 in pool api: weight 2 -> 3\n"
+                        "backend added: http://127.0.0.1:8082 in pool api\n"
+                        "backend added: http://127.0.0.1:9002 in pool api\n"
+                        "backend removed: http://127.0.0.1:9000 in pool api\n");
+    cr_expect_eq(n, 6);
+    free(t);
+}
