@@ -27,8 +27,9 @@ else
   MODEFLAGS := -O2 -g
 endif
 
-CFLAGS  ?=
-LDFLAGS ?=
+CFLAGS   ?=
+CPPFLAGS ?=
+LDFLAGS  ?=
 
 # Quiet build, the kernel's way: $(call say,CC,FILE) prints "  CC      FILE" and $(Q) hides the
 # command; V=1 shows every command instead, `make -s` neither.
@@ -39,7 +40,7 @@ else
   Q   := @
   say = $(if $(findstring s,$(firstword -$(MAKEFLAGS))),,@printf '  %-7s %s\n' '$(1)' '$(2)';)
 endif
-ALL_CFLAGS  := $(BASEFLAGS) $(MODEFLAGS) $(CFLAGS)
+ALL_CFLAGS  := $(BASEFLAGS) $(MODEFLAGS) $(CPPFLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(MODEFLAGS) -pthread $(LDFLAGS)
 
 # src/ is one folder per layer (docs/architecture.md); includes name the folder: "base/buf.h".
@@ -53,7 +54,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all help deps deps-test deps-bench run test check check-layers unit e2e e2e-tls fuzz fuzz-build fuzz-replay bench fmt clean \
+.PHONY: all help deps deps-test deps-bench deps-deb deb check-deb run test check check-layers unit e2e e2e-tls fuzz fuzz-build fuzz-replay bench bench-micro route-bench fmt clean \
         install uninstall check-dist
 .DEFAULT_GOAL := all
 
@@ -65,8 +66,12 @@ help:
 	@echo "make test       install, build, run unit + e2e tests (plain and ASan+UBSan) and a short fuzz replay"
 	@echo "make fuzz       run every fuzz target for FUZZ_SECONDS (default 300) each"
 	@echo "make bench      benchmark golb against HAProxy and nginx (see bench/README.md)"
+	@echo "make bench-micro  cost of single operations (bench/*_cost.c), e.g. parsing a PROXY header"
+	@echo "make route-bench  micro-benchmark of the route matcher (ns per match, table memory, build time)"
 	@echo "make install    install golb, toy-backend, man pages, example config, systemd unit (PREFIX, DESTDIR)"
 	@echo "make uninstall  remove what make install installed (an edited config stays)"
+	@echo "make deb        build the Debian packages golb and golb-toy-backend into build/deb/ (debian/)"
+	@echo "make check-deb  build the Debian packages and check them (contents, scripts, lintian)"
 
 deps:
 	@scripts/install-deps.sh build
@@ -74,6 +79,8 @@ deps-test:
 	@scripts/install-deps.sh build test
 deps-bench:
 	@scripts/install-deps.sh build bench
+deps-deb:
+	@scripts/install-deps.sh build deb
 
 $(B)/obj/%.o: src/%.c
 	@mkdir -p $(@D)
@@ -155,6 +162,21 @@ fuzz: $(FUZZ_BINS)
 bench: deps-bench all
 	@bench/run.sh
 
+# Micro-benchmarks: each bench/*_cost.c is a program linked with the library that prints ns per
+# operation (bench/README.md); not part of `make bench`'s comparison with other proxies.
+BENCH_MICRO := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*_cost.c))
+$(B)/bench/%: bench/%.c $(LIB)
+# The route matcher alone (bench/route_bench.c, make route-bench) is built by the same rule.
+	@mkdir -p $(@D)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(ALL_CFLAGS) $< $(LIB) $(ALL_LDFLAGS) $(PKG_LIBS) -o $@
+
+bench-micro: $(BENCH_MICRO)
+	@for b in $(BENCH_MICRO); do $$b || exit 1; done
+
+route-bench: $(B)/bench/route_bench
+	@$(B)/bench/route_bench $(ROUTE_BENCH_ROUNDS)
+
 # ---- install: GNU-style directory variables; DESTDIR stages the tree (packaging, tests).
 # SYSCONFDIR is /etc whatever PREFIX is: golb.service and golb(8) name /etc/golb/golb.yml, where an
 # operator looks for it. UNITDIR under PREFIX: systemd also reads /usr/local/lib/systemd/system.
@@ -205,8 +227,19 @@ check-dist: all
 	@tests/check-man.sh
 	@tests/check-install.sh
 
+# ---- Debian packages (debian/): dpkg-buildpackage -b on a copy of the sources in build/deb/, so
+# its `debian/rules clean` (make clean) never touches this tree's build/ and bin/. The .deb files,
+# .buildinfo and .changes end up in build/deb/.
+deb: deps-deb
+	@scripts/build-deb.sh
+
+# Builds the packages (as make deb) and checks them: file lists, conffile, maintainer scripts, unit,
+# man pages, an install into a throwaway root, lintian --fail-on error. About 20 s; part of make test.
+check-deb: deps-deb
+	@tests/check-deb.sh
+
 fmt:
-	clang-format -i $(SRCS) $(HDRS) cmd/*/*.c $(UNIT_SRCS) tests/fuzz/*.c
+	clang-format -i $(SRCS) $(HDRS) cmd/*/*.c $(UNIT_SRCS) tests/fuzz/*.c bench/*.c
 
 clean:
 	rm -rf build bin

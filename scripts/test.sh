@@ -18,6 +18,7 @@ step make MODE=release unit
 step make MODE=release e2e
 step make MODE=release e2e-tls
 step make MODE=release check-dist
+step make check-deb
 step make -j"$jobs" MODE=asan all
 step make -j"$jobs" MODE=asan $(ls tests/unit/*/test_*.c | sed 's#tests/unit/\(.*\)\.c#build/asan/tests/\1#')
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 step make MODE=asan unit

@@ -37,6 +37,13 @@ prefix_of() {
         src/config/config_tls.c:load_certificates) echo "" ;; # a tls.certificates entry
         src/config/config_lb.c:config_lb_sticky) echo "stickySession." ;;
         src/config/config_obs.c:config_obs_admin) echo "admin." ;;
+        src/config/config_pool.c:parse_pool) echo "" ;;        # a pool: top-level keys it overrides
+        src/config/config_route.c:parse_route) echo "" ;;      # a route's own keys
+        src/config/config_route.c:parse_match) echo "match." ;;
+        src/config/config_route.c:parse_split) echo "split." ;;
+        src/config/config_route.c:parse_redirect) echo "redirect." ;;
+        src/config/config_route.c:parse_respond) echo "respond." ;;
+        src/config/config_route.c:parse_rate) echo "rateLimit." ;;
         *) return 1 ;;
     esac
 }

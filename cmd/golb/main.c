@@ -114,8 +114,9 @@ static int parse_flags(int argc, char **argv, struct options *o)
     return -1; /* carry on */
 }
 
-/* The main thread owns the signals: SIGTERM/SIGINT drain and exit, SIGHUP reloads, SIGUSR1
- * reopens the log files. */
+/* The main thread owns the signals: SIGTERM/SIGINT drain and exit, SIGHUP asks the server's
+ * control thread for a reload (and goes back to the signals at once), SIGUSR1 reopens the log
+ * files. */
 static int run(struct config *cfg, const char *confpath)
 {
     (void)notify_init(); /* before any thread starts: it reads the environment */
@@ -154,7 +155,7 @@ static int run(struct config *cfg, const char *confpath)
             continue;
         }
         if (si.ssi_signo == SIGHUP) {
-            server_reload(srv, "SIGHUP", NULL);
+            (void)server_reload_async(srv, "SIGHUP", NULL, 0); /* the control thread runs it */
             continue;
         }
         log_info("%s: draining connections", strsignal((int)si.ssi_signo));

@@ -2,9 +2,13 @@
  *
  * One struct admin_conn per accepted connection: read the head (and a Content-Length body), build
  * the whole answer in memory, write it, close. Every connection has one deadline
- * (ADMIN_TIMEOUT_MS) from accept to the last byte out. A sampler timer copies the per-backend sums
- * every second into a small ring, so /api/v1/status can say requests and errors per second and
- * p50/p99 over the last RATE_WINDOW seconds without the data path doing anything for it.
+ * (ADMIN_TIMEOUT_MS) from accept to the last byte out. A sampler timer copies the per-backend and
+ * per-route sums every second into a small ring, so /api/v1/status can say requests and errors per
+ * second (and p50/p99 for backends) over the last RATE_WINDOW seconds without the data path doing
+ * anything for it.
+ *
+ * Rows: every backend of every pool, in pool order (generation_pool.first + index in its table),
+ * then the process; routes in their own rows, in file order.
  */
 #include "admin/admin.h"
 
@@ -28,6 +32,7 @@
 
 #include "upstream/backend.h"
 #include "core/generation.h"
+#include "core/obs.h"
 #include "config/config.h"
 #include "net/conn.h"
 #include "http/http1.h"
@@ -64,8 +69,27 @@ struct sample {
     uint64_t hist[COUNTER_NBUCKETS];
 };
 
+/* A route's sums at one sample (its errors: 5xx answers). */
+struct route_sample {
+    uint64_t t_ms;
+    uint64_t requests, errors;
+};
+
+/* A POST /api/v1/reload waiting for its outcome. Owned by the admin thread, in a->pending from
+ * do_reload until its answer is taken on the loop; `done` and `result` are written by whichever
+ * thread ran the reload (admin_reload_done), under pending_lock. `conn` is NULL once the client
+ * is gone: the outcome is then dropped. */
+struct admin_pending {
+    struct admin_pending *next;
+    uint64_t ticket;
+    struct admin_conn *conn;
+    bool done;
+    struct admin_reload result;
+};
+
 struct admin_conn {
     struct admin *a;
+    struct admin_pending *pending; /* a reload it waits for: its input is not read meanwhile */
     struct loop_io io;
     struct loop_timer timer;
     struct loop_task free_task;
@@ -94,6 +118,10 @@ struct admin {
     ino_t sock_ino;
     int64_t start_ms;
     struct loop *loop;
+    _Atomic bool stop_asked; /* admin_stop: the loop's wake-up callback stops it */
+    pthread_mutex_t pending_lock; /* pending: added and removed on the loop, filled by others */
+    struct admin_pending *pending;
+    uint64_t last_ticket;
     struct loop_io listen_io;
     struct loop_timer sample_timer;
     pthread_t thread;
@@ -101,8 +129,10 @@ struct admin {
     _Atomic bool draining;
     struct admin_conn *conns;
     int nconns;
-    /* per backend: a ring of RATE_WINDOW + 1 samples, one a second */
-    struct sample *samples; /* [n][RATE_WINDOW + 1] */
+    /* per backend (every pool's, then the process at gen->nbackends): a ring of RATE_WINDOW + 1
+     * samples, one a second; per route the same, lighter */
+    struct sample *samples; /* [n + 1][RATE_WINDOW + 1] */
+    struct route_sample *route_samples; /* [nroutes][RATE_WINDOW + 1] */
     int nsamples, sample_at;
     /* per backend (and the process at index n): requests and errors per second, one a second */
     float *history; /* [n + 1][HISTORY][2] */
@@ -124,6 +154,12 @@ static void conn_close(struct admin_conn *c)
         return;
     c->closed = true;
     struct admin *a = c->a;
+    if (c->pending) { /* its reload goes on; the outcome finds nobody to answer */
+        pthread_mutex_lock(&a->pending_lock);
+        c->pending->conn = NULL;
+        pthread_mutex_unlock(&a->pending_lock);
+        c->pending = NULL;
+    }
     loop_timer_cancel(a->loop, &c->timer);
     (void)loop_io_del(a->loop, &c->io);
     close(c->io.fd);
@@ -224,8 +260,34 @@ static void reply_error(struct admin_conn *c, int status, const char *msg, const
 
 /* ---------------------------------------------------------------- generations --------------- */
 
-/* Follows a reload: lays the per-backend samples and history out for the running generation,
- * keeping the rows of backends it still has (matched by object, i.e. identity). On allocation
+/* Row of backend b in g (generation_pool.first + its index), or -1. */
+static int backend_row(const struct generation *g, const struct backend *b)
+{
+    for (int p = 0; p < g->npools; p++) {
+        int i = backend_table_find(g->pools[p].table, b);
+        if (i >= 0)
+            return g->pools[p].first + i;
+    }
+    return -1;
+}
+
+/* The backend of row `row` of g, and its pool's index in *pool. */
+static struct backend *row_backend(const struct generation *g, int row, int *pool)
+{
+    for (int p = 0; p < g->npools; p++) {
+        const struct backend_table *t = g->pools[p].table;
+        if (row >= g->pools[p].first && row < g->pools[p].first + t->n) {
+            *pool = p;
+            return t->b[row - g->pools[p].first];
+        }
+    }
+    *pool = -1;
+    return NULL;
+}
+
+/* Follows a reload: lays the per-backend and per-route samples and history out for the running
+ * generation, keeping the rows of backends it still has (matched by object, i.e. identity: pool
+ * and URL) and of routes it still has (the same counter object: the same name). On allocation
  * failure it stays on the old generation and tries again next time. */
 static void admin_sync(struct admin *a)
 {
@@ -234,17 +296,21 @@ static void admin_sync(struct admin *a)
         generation_unref(g);
         return;
     }
-    const struct backend_table *t0 = a->gen->table, *t1 = g->table;
-    struct sample *samples = calloc((size_t)(t1->n + 1) * (RATE_WINDOW + 1), sizeof(*samples));
-    float *history = calloc((size_t)(t1->n + 1) * HISTORY * 2, sizeof(float));
-    if (!samples || !history) {
+    int n0 = a->gen->nbackends, n1 = g->nbackends;
+    struct sample *samples = calloc((size_t)(n1 + 1) * (RATE_WINDOW + 1), sizeof(*samples));
+    float *history = calloc((size_t)(n1 + 1) * HISTORY * 2, sizeof(float));
+    struct route_sample *rs =
+        calloc((size_t)(g->nroutes + 1) * (RATE_WINDOW + 1), sizeof(*rs));
+    if (!samples || !history || !rs) {
         free(samples);
         free(history);
+        free(rs);
         generation_unref(g);
         return;
     }
-    for (int j = 0; j <= t1->n; j++) {
-        int i = j == t1->n ? t0->n : backend_table_find(t0, t1->b[j]);
+    for (int j = 0; j <= n1; j++) {
+        int pool;
+        int i = j == n1 ? n0 : backend_row(a->gen, row_backend(g, j, &pool));
         if (i < 0)
             continue; /* a new backend: no past */
         memcpy(&samples[(size_t)j * (RATE_WINDOW + 1)], &a->samples[(size_t)i * (RATE_WINDOW + 1)],
@@ -252,10 +318,18 @@ static void admin_sync(struct admin *a)
         memcpy(&history[(size_t)j * HISTORY * 2], &a->history[(size_t)i * HISTORY * 2],
                HISTORY * 2 * sizeof(float));
     }
+    for (int j = 0; j < g->nroutes; j++)
+        for (int i = 0; i < a->gen->nroutes; i++)
+            if (g->route_stats[j] == a->gen->route_stats[i])
+                memcpy(&rs[(size_t)j * (RATE_WINDOW + 1)],
+                       &a->route_samples[(size_t)i * (RATE_WINDOW + 1)],
+                       (RATE_WINDOW + 1) * sizeof(*rs));
     free(a->samples);
     free(a->history);
+    free(a->route_samples);
     a->samples = samples;
     a->history = history;
+    a->route_samples = rs;
     generation_unref(a->gen);
     a->gen = g;
 }
@@ -283,11 +357,12 @@ static void take_samples(struct admin *a)
     uint64_t now = loop_now(a->loop);
     int k = a->sample_at;
     admin_sync(a);
-    int n = a->gen->table->n;
+    int n = a->gen->nbackends;
     for (int b = 0; b <= n; b++) {
         /* b == n: the whole process (client side) */
         struct metrics_sums s;
-        metrics_sum_backend(b < n ? a->gen->table->b[b] : NULL, &s);
+        int pool;
+        metrics_sum_backend(b < n ? row_backend(a->gen, b, &pool) : NULL, &s);
         struct sample *x = sample_at(a, b, k);
         x->t_ms = now;
         x->requests = 0;
@@ -295,6 +370,14 @@ static void take_samples(struct admin *a)
             x->requests += s.requests[i];
         x->errors = s.errors;
         memcpy(x->hist, s.hist, sizeof(x->hist));
+    }
+    for (int r = 0; r < a->gen->nroutes; r++) {
+        uint64_t by[5];
+        obs_route_sum(a->gen->route_stats[r], by);
+        struct route_sample *x = &a->route_samples[r * (RATE_WINDOW + 1) + k];
+        *x = (struct route_sample){.t_ms = now, .errors = by[4]};
+        for (int i = 0; i < 5; i++)
+            x->requests += by[i];
     }
     if (a->nsamples > 0) {
         int prev = (k + RATE_WINDOW) % (RATE_WINDOW + 1);
@@ -349,6 +432,25 @@ static struct rates window_rates(struct admin *a, int b)
     return r;
 }
 
+/* Requests and 5xx answers per second of route r over the window (no quantiles: a route has no
+ * histogram of its own). */
+static struct rates route_rates(struct admin *a, int r)
+{
+    struct rates out = {0, 0, -1, -1};
+    if (a->nsamples < 2)
+        return out;
+    int newest = (a->sample_at + RATE_WINDOW) % (RATE_WINDOW + 1);
+    int oldest = a->nsamples < RATE_WINDOW + 1 ? 0 : a->sample_at;
+    const struct route_sample *n = &a->route_samples[r * (RATE_WINDOW + 1) + newest];
+    const struct route_sample *o = &a->route_samples[r * (RATE_WINDOW + 1) + oldest];
+    double dt = (double)(n->t_ms - o->t_ms) / 1000.0;
+    if (dt <= 0 || o->t_ms == 0)
+        return out;
+    out.rps = (double)(n->requests - o->requests) / dt;
+    out.eps = (double)(n->errors - o->errors) / dt;
+    return out;
+}
+
 /* ---------------------------------------------------------------- JSON ---------------------- */
 
 static void fjson_num_or_null(FILE *f, double v)
@@ -386,21 +488,27 @@ static void history_json(struct admin *a, FILE *f, int b)
     fputc('}', f);
 }
 
-static void backend_json(struct admin *a, FILE *f, int i, bool history)
+/* Backend i of pool p of the admin's generation, as one JSON object. */
+static void backend_json(struct admin *a, FILE *f, int p, int i, bool history)
 {
-    struct backend *b = a->gen->table->b[i];
+    const struct generation_pool *pool = &a->gen->pools[p];
+    struct backend *b = pool->table->b[i];
+    int row = pool->first + i;
     struct metrics_sums s;
     metrics_sum_backend(b, &s);
     uint64_t total = 0;
     for (int k = 0; k < 5; k++)
         total += s.requests[k];
-    struct rates r = window_rates(a, i);
+    struct rates r = window_rates(a, row);
     enum backend_state hs = (enum backend_state)atomic_load_explicit(&b->state,
                                                                       memory_order_relaxed);
+    const char *url = pool->cfg.backends[i].url;
     fputs("{\"name\":", f);
     fjson_str(f, b->name);
+    fputs(",\"pool\":", f);
+    fjson_str(f, pool->name);
     fputs(",\"url\":", f);
-    fjson_str(f, a->gen->cfg->backends[i].url ? a->gen->cfg->backends[i].url : "");
+    fjson_str(f, url ? url : "");
     fprintf(f, ",\"state\":\"%s\",\"health\":\"%s\",\"admin_state\":\"%s\",\"weight\":%u",
             backend_effective_state(b),
             hs == BACKEND_UP ? "up" : hs == BACKEND_DOWN ? "down" : "unknown",
@@ -429,8 +537,57 @@ static void backend_json(struct admin *a, FILE *f, int i, bool history)
     fputs(",\"last_state_change\":", f);
     fjson_time(f, atomic_load_explicit(&b->state_changed_ms, memory_order_relaxed));
     if (history)
-        history_json(a, f, i);
+        history_json(a, f, row);
     fputs("}", f);
+}
+
+/* "backends":[...] of pool p. Returns how many are up. */
+static int pool_backends_json(struct admin *a, FILE *f, int p, bool history)
+{
+    const struct backend_table *t = a->gen->pools[p].table;
+    int up = 0;
+    fputs("\"backends\":[", f);
+    for (int i = 0; i < t->n; i++) {
+        if (i)
+            fputc(',', f);
+        backend_json(a, f, p, i, history);
+        up += backend_is_up(t->b[i]);
+    }
+    fputc(']', f);
+    return up;
+}
+
+/* "routes":[...]: each route's name, action and pool, requests and 5xx answers in total and per
+ * second over the window. */
+static void routes_json(struct admin *a, FILE *f)
+{
+    static const char *const actions[] = {"pool", "split", "redirect", "respond"};
+    const struct config *cfg = a->gen->cfg;
+    fputs(",\"routes\":[", f);
+    for (int i = 0; i < a->gen->nroutes; i++) {
+        const struct config_route *r = &cfg->routes[i];
+        uint64_t by[5], total = 0;
+        obs_route_sum(a->gen->route_stats[i], by);
+        for (int k = 0; k < 5; k++)
+            total += by[k];
+        struct rates rt = route_rates(a, i);
+        fputs(i ? ",{\"name\":" : "{\"name\":", f);
+        fjson_str(f, r->name);
+        fprintf(f, ",\"action\":\"%s\",\"pools\":[",
+                (size_t)r->action < ARRAY_LEN(actions) ? actions[r->action] : "");
+        if (r->action == CONFIG_ROUTE_POOL)
+            fjson_str(f, cfg->pools[r->pool].name);
+        for (int k = 0; k < r->nsplit; k++) {
+            if (k)
+                fputc(',', f);
+            fjson_str(f, cfg->pools[r->split[k].pool].name);
+        }
+        fprintf(f,
+                "],\"requests_total\":%llu,\"errors_total\":%llu,\"requests_per_second\":%.3f,"
+                "\"errors_per_second\":%.3f}",
+                (unsigned long long)total, (unsigned long long)by[4], rt.rps, rt.eps);
+    }
+    fputc(']', f);
 }
 
 static void send_status(struct admin_conn *c, bool history)
@@ -447,7 +604,7 @@ static void send_status(struct admin_conn *c, bool history)
     const struct backend_table *t = a->gen->table;
     for (int i = 0; i < t->n; i++)
         up += backend_is_up(t->b[i]);
-    struct rates total = window_rates(a, t->n);
+    struct rates total = window_rates(a, a->gen->nbackends);
     fputs("{\"version\":", f);
     fjson_str(f, a->version);
     fprintf(f, ",\"uptime_seconds\":%.3f,\"start_time\":",
@@ -463,15 +620,23 @@ static void send_status(struct admin_conn *c, bool history)
     fprintf(f, ",\"draining\":%s,\"interval_seconds\":%d,\"backends_up\":%d",
             atomic_load(&a->draining) ? "true" : "false", RATE_WINDOW, up);
     fprintf(f, ",\"requests_per_second\":%.3f,\"errors_per_second\":%.3f", total.rps, total.eps);
-    fputs(",\"backends\":[", f);
-    for (int i = 0; i < t->n; i++) {
-        if (i)
-            fputc(',', f);
-        backend_json(a, f, i, history);
+    /* the default pool's backends at the top (as before pools), then every pool */
+    fputc(',', f);
+    pool_backends_json(a, f, 0, history);
+    fputs(",\"pools\":[", f);
+    for (int p = 0; p < a->gen->npools; p++) {
+        fputs(p ? ",{\"name\":" : "{\"name\":", f);
+        fjson_str(f, a->gen->pools[p].name);
+        fprintf(f, ",\"balance\":");
+        fjson_str(f, a->gen->pools[p].cfg.balance ? a->gen->pools[p].cfg.balance : "roundRobin");
+        fputc(',', f);
+        int pup = pool_backends_json(a, f, p, history);
+        fprintf(f, ",\"backends_up\":%d}", pup);
     }
-    fputs("]", f);
+    fputc(']', f);
+    routes_json(a, f);
     if (history)
-        history_json(a, f, t->n);
+        history_json(a, f, a->gen->nbackends);
     fputs("}\n", f);
     fclose(f);
     reply(c, 200, "application/json", NULL, body, len);
@@ -487,7 +652,7 @@ static void send_metrics(struct admin_conn *c)
         conn_close(c);
         return;
     }
-    int rc = metrics_render(f, c->a->gen->table);
+    int rc = metrics_render(f, c->a->gen);
     fclose(f);
     if (rc != 0)
         reply_error(c, 500, "cannot render metrics", NULL);
@@ -527,18 +692,29 @@ static bool percent_decode(char *s)
     return true;
 }
 
-/* Answers a PUT/POST to /api/v1/backends/{name}: every check first, then the changes, so bad
+/* Answers a PUT/POST to /api/v1/pools/{pool}/backends/{name} (/api/v1/backends/{name}: the pool
+ * "default"; both segments percent-encoded or not): every check first, then the changes, so bad
  * input changes nothing. */
-static void change_backend(struct admin_conn *c, char *name, const char *body, size_t len)
+static void change_backend(struct admin_conn *c, char *pool, char *name, const char *body,
+                           size_t len)
 {
     struct admin *a = c->a;
+    if (!percent_decode(pool)) {
+        reply_error(c, 400, "invalid pool name encoding", NULL);
+        return;
+    }
     if (!percent_decode(name)) {
         reply_error(c, 400, "invalid backend name encoding", NULL);
         return;
     }
+    const struct generation_pool *gp = generation_pool_find(a->gen, pool);
+    if (!gp) {
+        reply_error(c, 404, "unknown pool", NULL);
+        return;
+    }
     int idx = -1;
-    for (int i = 0; i < a->gen->table->n; i++)
-        if (strcmp(a->gen->table->b[i]->name, name) == 0)
+    for (int i = 0; i < gp->table->n; i++)
+        if (strcmp(gp->table->b[i]->name, name) == 0)
             idx = i;
     if (idx < 0) {
         reply_error(c, 404, "unknown backend", NULL);
@@ -595,7 +771,7 @@ static void change_backend(struct admin_conn *c, char *name, const char *body, s
         reply_error(c, 400, err, NULL);
         return;
     }
-    struct backend *b = a->gen->table->b[idx];
+    struct backend *b = gp->table->b[idx];
     if (state >= 0)
         backend_set_admin(b, (enum backend_admin_state)state, c->peer);
     if (weight >= 0) {
@@ -603,7 +779,7 @@ static void change_backend(struct admin_conn *c, char *name, const char *body, s
                                                 memory_order_relaxed);
         if (old != (uint32_t)weight)
             log_event(LOG_INFO, "admin", "backend %s weight set to %lld (was %u) by %s",
-                      b->name, weight, old, c->peer);
+                      backend_label(b), weight, old, c->peer);
     }
     char *out = NULL;
     size_t olen = 0;
@@ -612,7 +788,7 @@ static void change_backend(struct admin_conn *c, char *name, const char *body, s
         conn_close(c);
         return;
     }
-    backend_json(a, f, idx, false);
+    backend_json(a, f, (int)(gp - a->gen->pools), idx, false);
     fputc('\n', f);
     fclose(f);
     reply(c, 200, "application/json", NULL, out, olen);
@@ -713,7 +889,40 @@ static void json_lines(FILE *f, const char *text, int warnings)
     fputc(']', f);
 }
 
-/* POST /api/v1/reload: runs the reload on this thread and answers with its outcome. */
+static void on_wakeup(void *arg);
+
+/* The answer to POST /api/v1/reload: 200 and "success", or 422 and "failure" (the request was
+ * fine, the configuration file it asked to load is not). Takes r's strings. */
+static void answer_reload(struct admin_conn *c, struct admin_reload *r)
+{
+    admin_sync(c->a); /* the generation the reload published, for the next requests */
+    char *body = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&body, &len);
+    if (!f) {
+        free(r->errors);
+        free(r->changes);
+        conn_close(c);
+        return;
+    }
+    fprintf(f, "{\"result\":\"%s\",\"generation\":%llu,\"changes\":", r->ok ? "success" : "failure",
+            (unsigned long long)r->generation);
+    json_lines(f, r->ok ? r->changes : NULL, -1);
+    fputs(",\"errors\":", f);
+    json_lines(f, r->errors, 0);
+    fputs(",\"warnings\":", f);
+    json_lines(f, r->errors, 1);
+    fputs("}\n", f);
+    fclose(f);
+    reply(c, r->ok ? 200 : 422, "application/json", NULL, body, len);
+    free(body);
+    free(r->errors);
+    free(r->changes);
+}
+
+/* POST /api/v1/reload: asks for the reload and answers when its outcome comes back
+ * (on_wakeup); the loop serves everything else meanwhile. No timeout while it runs (a reload
+ * is bounded by its own steps); the answer gets ADMIN_TIMEOUT_MS to go out. */
 static void do_reload(struct admin_conn *c)
 {
     struct admin *a = c->a;
@@ -721,34 +930,60 @@ static void do_reload(struct admin_conn *c)
         reply_error(c, 503, "reload is not available", NULL);
         return;
     }
-    char who[96];
-    snprintf(who, sizeof(who), "admin API (%s)", c->peer);
-    struct admin_reload r = {0};
-    a->reload(a->reload_arg, who, &r);
-    admin_sync(a);
-    char *body = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&body, &len);
-    if (!f) {
-        free(r.errors);
-        free(r.changes);
-        conn_close(c);
+    struct admin_pending *p = calloc(1, sizeof(*p));
+    if (!p) {
+        reply_error(c, 503, "out of memory", NULL);
         return;
     }
-    fprintf(f, "{\"result\":\"%s\",\"generation\":%llu,\"changes\":", r.ok ? "success" : "failure",
-            (unsigned long long)r.generation);
-    json_lines(f, r.ok ? r.changes : NULL, -1);
-    fputs(",\"errors\":", f);
-    json_lines(f, r.errors, 0);
-    fputs(",\"warnings\":", f);
-    json_lines(f, r.errors, 1);
-    fputs("}\n", f);
-    fclose(f);
-    /* 422: the request was fine, the configuration file it asked to load is not */
-    reply(c, r.ok ? 200 : 422, "application/json", NULL, body, len);
-    free(body);
-    free(r.errors);
-    free(r.changes);
+    char who[96];
+    snprintf(who, sizeof(who), "admin API (%s)", c->peer);
+    p->ticket = ++a->last_ticket;
+    p->conn = c;
+    pthread_mutex_lock(&a->pending_lock);
+    p->next = a->pending;
+    a->pending = p;
+    pthread_mutex_unlock(&a->pending_lock);
+    c->pending = p;
+    loop_timer_cancel(a->loop, &c->timer);
+    int rc = a->reload(a->reload_arg, who, a, p->ticket);
+    if (rc == 0)
+        return;
+    /* Not asked: nothing will come back for this ticket. */
+    pthread_mutex_lock(&a->pending_lock);
+    for (struct admin_pending **pp = &a->pending; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&a->pending_lock);
+    free(p);
+    c->pending = NULL;
+    loop_timer_after(a->loop, &c->timer, ADMIN_TIMEOUT_MS);
+    struct admin_reload r = {.generation = a->gen->id,
+                             .errors = strdup(rc == -ESHUTDOWN ? "golb is shutting down\n"
+                                                                : "cannot ask for a reload: out of "
+                                                                  "memory\n")};
+    answer_reload(c, &r);
+}
+
+void admin_reload_done(struct admin *a, uint64_t ticket, struct admin_reload *r)
+{
+    pthread_mutex_lock(&a->pending_lock);
+    struct admin_pending *p = a->pending;
+    while (p && p->ticket != ticket)
+        p = p->next;
+    if (p) {
+        p->result = *r;
+        p->done = true;
+    }
+    pthread_mutex_unlock(&a->pending_lock);
+    if (!p) { /* cannot happen: every ticket stays pending until its outcome */
+        free(r->errors);
+        free(r->changes);
+        return;
+    }
+    loop_wakeup(a->loop, on_wakeup, a);
 }
 
 static void handle(struct admin_conn *c, const struct http1_request *req, const char *body,
@@ -776,15 +1011,29 @@ static void handle(struct admin_conn *c, const struct http1_request *req, const 
         reply_error(c, 403, "cross-origin request refused: Origin is not the admin address", NULL);
         return;
     }
-    static const char prefix[] = "/api/v1/backends/";
+    /* /api/v1/pools/{pool}/backends/{backend}, and /api/v1/backends/{backend} for "default" */
+    static const char prefix[] = "/api/v1/backends/", pools[] = "/api/v1/pools/";
+    char *pool = NULL, *name = NULL, dflt[] = "default";
     if (strncmp(path, prefix, sizeof(prefix) - 1) == 0 && path[sizeof(prefix) - 1]) {
+        pool = dflt;
+        name = path + sizeof(prefix) - 1;
+    } else if (strncmp(path, pools, sizeof(pools) - 1) == 0) {
+        char *slash = strchr(path + sizeof(pools) - 1, '/');
+        if (slash && slash > path + sizeof(pools) - 1 && strncmp(slash, "/backends/", 10) == 0 &&
+            slash[10]) {
+            *slash = '\0';
+            pool = path + sizeof(pools) - 1;
+            name = slash + 10;
+        }
+    }
+    if (name) {
         if (!change) {
             reply_error(c, 405, "use PUT to change a backend", "Allow: PUT, POST\r\n");
             return;
         }
         if (!authorized(c, req))
             return;
-        change_backend(c, path + sizeof(prefix) - 1, body, body_len);
+        change_backend(c, pool, name, body, body_len);
         return;
     }
     if (strcmp(path, "/api/v1/reload") == 0) {
@@ -890,6 +1139,8 @@ static void conn_on_io(struct loop_io *io, uint32_t events)
         conn_flush(c);
         return;
     }
+    if (c->pending)
+        return; /* its reload runs: the request is whole, more input waits for the answer */
     while (c->readable && !c->answered && !c->closed) {
         if (c->len == sizeof(c->in)) {
             conn_process(c);
@@ -960,6 +1211,42 @@ static void on_accept(struct loop_io *io, uint32_t events)
 }
 
 /* ---------------------------------------------------------------- life cycle ---------------- */
+
+/* The loop's one wake-up callback (loop_wakeup keeps a single one): answers every reload whose
+ * outcome came, then stops the loop if admin_stop asked. */
+static void on_wakeup(void *arg)
+{
+    struct admin *a = arg;
+    struct admin_pending *done = NULL;
+    pthread_mutex_lock(&a->pending_lock);
+    for (struct admin_pending **pp = &a->pending; *pp;) {
+        struct admin_pending *p = *pp;
+        if (p->done) {
+            *pp = p->next;
+            p->next = done;
+            done = p;
+        } else {
+            pp = &p->next;
+        }
+    }
+    pthread_mutex_unlock(&a->pending_lock);
+    while (done) {
+        struct admin_pending *p = done;
+        done = p->next;
+        struct admin_conn *c = p->conn; /* only the loop clears it: no lock needed to read */
+        if (c) {
+            c->pending = NULL;
+            loop_timer_after(a->loop, &c->timer, ADMIN_TIMEOUT_MS);
+            answer_reload(c, &p->result);
+        } else {
+            free(p->result.errors);
+            free(p->result.changes);
+        }
+        free(p);
+    }
+    if (atomic_load(&a->stop_asked))
+        loop_stop(a->loop);
+}
 
 static void *admin_main(void *arg)
 {
@@ -1087,14 +1374,17 @@ struct admin *admin_start(struct generation *gen, const char *listeners, const c
     a->reload_arg = reload_arg;
     a->addr = cfg->admin_addr;
     pthread_mutex_init(&a->listeners_lock, NULL);
+    pthread_mutex_init(&a->pending_lock, NULL);
     a->version = version;
     a->start_ms = util_wall_ms();
     a->listeners = strdup(listeners);
-    a->samples = calloc((size_t)(gen->table->n + 1) * (RATE_WINDOW + 1), sizeof(struct sample));
-    a->history = calloc((size_t)(gen->table->n + 1) * HISTORY * 2, sizeof(float));
+    a->samples = calloc((size_t)(gen->nbackends + 1) * (RATE_WINDOW + 1), sizeof(struct sample));
+    a->history = calloc((size_t)(gen->nbackends + 1) * HISTORY * 2, sizeof(float));
+    a->route_samples =
+        calloc((size_t)(gen->nroutes + 1) * (RATE_WINDOW + 1), sizeof(struct route_sample));
     a->loop = loop_new();
     a->listen_io.fd = -1;
-    if (!a->listeners || !a->samples || !a->history || !a->loop) {
+    if (!a->listeners || !a->samples || !a->history || !a->route_samples || !a->loop) {
         log_error("admin: out of memory");
         admin_stop(a);
         return NULL;
@@ -1143,17 +1433,13 @@ void admin_set_draining(struct admin *a)
         atomic_store(&a->draining, true);
 }
 
-static void stop_on_loop(void *arg)
-{
-    loop_stop(arg);
-}
-
 void admin_stop(struct admin *a)
 {
     if (!a)
         return;
     if (a->started) {
-        loop_wakeup(a->loop, stop_on_loop, a->loop);
+        atomic_store(&a->stop_asked, true);
+        loop_wakeup(a->loop, on_wakeup, a);
         pthread_join(a->thread, NULL);
     }
     if (a->loop) {
@@ -1175,10 +1461,19 @@ void admin_stop(struct admin *a)
             st.st_ino == a->sock_ino)
             (void)unlink(un->sun_path);
     }
+    while (a->pending) { /* conn_close above let go of them; outcomes that came are dropped */
+        struct admin_pending *p = a->pending;
+        a->pending = p->next;
+        free(p->result.errors);
+        free(p->result.changes);
+        free(p);
+    }
     generation_unref(a->gen);
+    pthread_mutex_destroy(&a->pending_lock);
     pthread_mutex_destroy(&a->listeners_lock);
     free(a->samples);
     free(a->history);
+    free(a->route_samples);
     free(a->listeners);
     free(a);
 }

@@ -10,10 +10,15 @@
  *
  *   GET  /                           the status page (src/status_page.html, built in)
  *   GET  /metrics                    Prometheus text format 0.0.4
- *   GET  /api/v1/status              JSON: version, uptime, workers, listeners, every backend
- *   PUT  /api/v1/backends/{backend}  {"state": "ready"|"drain"|"maint"} and/or {"weight": 0..1000}
+ *   GET  /api/v1/status              JSON: version, uptime, workers, listeners, the default
+ *                                    pool's backends (as before pools), every pool with its
+ *                                    backends, every route with its request rate
+ *   PUT  /api/v1/pools/{pool}/backends/{backend}
+ *                                    {"state": "ready"|"drain"|"maint"} and/or {"weight": 0..1000}
+ *   PUT  /api/v1/backends/{backend}  the same for the pool "default"
  *   POST /api/v1/reload              reload the configuration file now; answers with the result
- *   GET  /healthz, /readyz           alive; serving with at least one backend UP
+ *                                    (run elsewhere: the admin loop goes on meanwhile)
+ *   GET  /healthz, /readyz           alive; serving with at least one default-pool backend UP
  *
  * Safety: GET never changes anything; changes need PUT or POST and pass admin_authorize(): the
  * bearer token when one is set (401 otherwise), and without a token only on a unix socket (mode
@@ -45,7 +50,14 @@ struct admin_reload {
     char *errors;        /* malloc'd, one "FILE:LINE:COL: message" per line (warnings too), or NULL */
     char *changes;       /* malloc'd, one change per line, or NULL */
 };
-typedef void (*admin_reload_fn)(void *arg, const char *who, struct admin_reload *out);
+/* Asks for a reload to run on another thread (the server's control thread) and returns at once:
+ * 0, and then admin_reload_done(a, ticket, ...) comes exactly once, from any thread, before
+ * admin_stop(); or -errno (-ESHUTDOWN: golb is stopping) and nothing comes. The admin thread
+ * never waits for a reload, so /metrics and /healthz answer while one runs. */
+typedef int (*admin_reload_fn)(void *arg, const char *who, struct admin *a, uint64_t ticket);
+/* Thread-safe: the outcome of the reload asked with `ticket` (r's strings are taken over). The
+ * admin's loop answers the POST that asked, if its client is still there. */
+void admin_reload_done(struct admin *a, uint64_t ticket, struct admin_reload *r);
 
 /* What a change request (PUT, POST) may do. */
 enum admin_auth {

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/accesslog.h"
+#include "core/generation.h"
 #include "core/obs.h"
 #include "upstream/backend.h"
 #include "config/config.h"
@@ -149,30 +150,36 @@ static void hist_series(FILE *out, const char *name, const char *labels, const u
 
 /* Per-backend totals over every worker, gathered once per scrape. */
 struct backend_sum {
+    const struct backend *be;
     uint64_t requests[5], conn_errors[BACKEND_CONN_NERRORS];
     uint64_t retries, connections, reuses, sent, received, idle;
     uint64_t resp[COUNTER_NBUCKETS], conn[COUNTER_NBUCKETS];
     uint64_t resp_sum, conn_sum;
-    char lab[160]; /* backend="NAME" */
+    char lab[240]; /* pool="POOL",backend="NAME" */
 };
 
-static void backend_label(struct backend_sum *s, const char *name)
+/* `pool="POOL",backend="NAME"`, escaped, into s->lab (cut at a label boundary when too long). */
+static void sum_label(struct backend_sum *s, const char *pool, const char *name)
 {
     FILE *f = fmemopen(s->lab, sizeof(s->lab), "w");
     if (!f) {
         s->lab[0] = '\0';
         return;
     }
-    fputs("backend=\"", f);
+    fputs("pool=\"", f);
+    label(f, pool);
+    fputs("\",backend=\"", f);
     label(f, name);
     fputs("\"", f);
     fclose(f);
 }
 
-int metrics_render(FILE *out, const struct backend_table *table)
+int metrics_render(FILE *out, const struct generation *g)
 {
     pthread_mutex_lock(&reg_lock);
-    int n = table ? table->n : 0;
+    int n = 0;
+    for (int p = 0; g && p < g->npools; p++)
+        n += g->pools[p].table ? g->pools[p].table->n : 0;
     struct backend_sum *bs = calloc((size_t)(n ? n : 1), sizeof(*bs));
     if (!bs) {
         pthread_mutex_unlock(&reg_lock);
@@ -184,25 +191,30 @@ int metrics_render(FILE *out, const struct backend_table *table)
                    *tls = tot.tls_handshakes;
     uint64_t opened = tot.conn_opened, closed = tot.conn_closed, started = tot.req_started,
              ended = tot.req_ended, dur_sum = tot.duration_sum_us;
-    for (int i = 0; i < n; i++) {
-        const struct backend *be = table->b[i];
-        struct backend_sum *s = &bs[i];
-        for (int w = 0; w < be->nworkers; w++) {
-            const struct backend_counters *b = &be->pw[w].m;
-            for (int c = 0; c < 5; c++)
-                s->requests[c] += counter_get(&b->requests[c]);
-            for (int e = 0; e < BACKEND_CONN_NERRORS; e++)
-                s->conn_errors[e] += counter_get(&b->conn_errors[e]);
-            s->retries += counter_get(&b->retries);
-            s->connections += counter_get(&b->connections);
-            s->reuses += counter_get(&b->reuses);
-            s->sent += counter_get(&b->sent_bytes);
-            s->received += counter_get(&b->received_bytes);
-            hist_add(s->resp, &s->resp_sum, &b->response);
-            hist_add(s->conn, &s->conn_sum, &b->connect);
-            s->idle += upstream_idle_count(&be->pw[w].idle);
+    n = 0;
+    for (int p = 0; g && p < g->npools; p++) {
+        const struct backend_table *table = g->pools[p].table;
+        for (int i = 0; table && i < table->n; i++) {
+            const struct backend *be = table->b[i];
+            struct backend_sum *s = &bs[n++];
+            s->be = be;
+            for (int w = 0; w < be->nworkers; w++) {
+                const struct backend_counters *b = &be->pw[w].m;
+                for (int c = 0; c < 5; c++)
+                    s->requests[c] += counter_get(&b->requests[c]);
+                for (int e = 0; e < BACKEND_CONN_NERRORS; e++)
+                    s->conn_errors[e] += counter_get(&b->conn_errors[e]);
+                s->retries += counter_get(&b->retries);
+                s->connections += counter_get(&b->connections);
+                s->reuses += counter_get(&b->reuses);
+                s->sent += counter_get(&b->sent_bytes);
+                s->received += counter_get(&b->received_bytes);
+                hist_add(s->resp, &s->resp_sum, &b->response);
+                hist_add(s->conn, &s->conn_sum, &b->connect);
+                s->idle += upstream_idle_count(&be->pw[w].idle);
+            }
+            sum_label(s, g->pools[p].name, be->name);
         }
-        backend_label(s, be->name);
     }
 
     head(out, "golb_build_info", "gauge", "golb build information; always 1.");
@@ -220,6 +232,9 @@ int metrics_render(FILE *out, const struct backend_table *table)
             (unsigned long long)reloads[1]);
     head(out, "golb_config_generation", "gauge", "The running configuration generation (1 at start).");
     fprintf(out, "golb_config_generation %llu\n", (unsigned long long)generation);
+    head(out, "golb_config_generations_live", "gauge",
+         "Configuration generations in memory: the running one and older ones requests still use.");
+    fprintf(out, "golb_config_generations_live %d\n", generation_live());
     head(out, "golb_config_last_reload_successful", "gauge",
          "1 when the last reload (or the start) succeeded.");
     fprintf(out, "golb_config_last_reload_successful %d\n", last_reload_ok ? 1 : 0);
@@ -257,12 +272,12 @@ int metrics_render(FILE *out, const struct backend_table *table)
 
     head(out, "golb_backend_up", "gauge", "1 when the backend's health checks pass.");
     for (int i = 0; i < n; i++)
-        fprintf(out, "golb_backend_up{%s} %d\n", bs[i].lab, backend_is_up(table->b[i]) ? 1 : 0);
+        fprintf(out, "golb_backend_up{%s} %d\n", bs[i].lab, backend_is_up(bs[i].be) ? 1 : 0);
     head(out, "golb_backend_state", "gauge",
          "The backend's state as operators see it: one series is 1 (up, down, drain, maint).");
     static const char *const states[] = {"up", "down", "drain", "maint"};
     for (int i = 0; i < n; i++) {
-        const char *st = backend_effective_state(table->b[i]);
+        const char *st = backend_effective_state(bs[i].be);
         for (size_t k = 0; k < ARRAY_LEN(states); k++)
             fprintf(out, "golb_backend_state{%s,state=\"%s\"} %d\n", bs[i].lab, states[k],
                     strcmp(st, states[k]) == 0);
@@ -286,7 +301,7 @@ int metrics_render(FILE *out, const struct backend_table *table)
     head(out, "golb_backend_requests_in_flight", "gauge", "Requests on the backend now.");
     for (int i = 0; i < n; i++)
         fprintf(out, "golb_backend_requests_in_flight{%s} %u\n", bs[i].lab,
-                atomic_load_explicit(&table->b[i]->active, memory_order_relaxed));
+                atomic_load_explicit(&bs[i].be->active, memory_order_relaxed));
     head(out, "golb_backend_connection_errors_total", "counter",
          "Failed connections to the backend, by reason.");
     for (int i = 0; i < n; i++)
@@ -312,8 +327,8 @@ int metrics_render(FILE *out, const struct backend_table *table)
 
     head(out, "golb_backend_health_checks_total", "counter", "Active health checks, by result.");
     for (int i = 0; i < n; i++) {
-        uint64_t ok = counter_get(&table->b[i]->check.ok);
-        uint64_t bad = counter_get(&table->b[i]->check.failed);
+        uint64_t ok = counter_get(&bs[i].be->check.ok);
+        uint64_t bad = counter_get(&bs[i].be->check.failed);
         fprintf(out, "golb_backend_health_checks_total{%s,result=\"success\"} %llu\n", bs[i].lab,
                 (unsigned long long)ok);
         fprintf(out, "golb_backend_health_checks_total{%s,result=\"failure\"} %llu\n", bs[i].lab,
@@ -322,14 +337,29 @@ int metrics_render(FILE *out, const struct backend_table *table)
     head(out, "golb_backend_weight", "gauge", "The backend's weight.");
     for (int i = 0; i < n; i++)
         fprintf(out, "golb_backend_weight{%s} %u\n", bs[i].lab,
-                atomic_load_explicit(&table->b[i]->weight, memory_order_relaxed));
+                atomic_load_explicit(&bs[i].be->weight, memory_order_relaxed));
     head(out, "golb_backend_last_state_change_timestamp_seconds", "gauge",
          "When the backend's health or admin state last changed, since the epoch.");
     for (int i = 0; i < n; i++)
         fprintf(out, "golb_backend_last_state_change_timestamp_seconds{%s} %.3f\n", bs[i].lab,
-                (double)atomic_load_explicit(&table->b[i]->state_changed_ms,
+                (double)atomic_load_explicit(&bs[i].be->state_changed_ms,
                                              memory_order_relaxed) /
                     1000.0);
+
+    head(out, "golb_route_requests_total", "counter",
+         "Answers to the requests each route took, by status class.");
+    for (int r = 0; g && r < g->nroutes; r++) {
+        const struct obs_route *route = g->route_stats ? g->route_stats[r] : NULL;
+        if (!route)
+            continue;
+        uint64_t by[5];
+        obs_route_sum(route, by);
+        for (int c = 0; c < 5; c++) {
+            fputs("golb_route_requests_total{route=\"", out);
+            label(out, route->name);
+            fprintf(out, "\",code_class=\"%s\"} %llu\n", code_labels[c], (unsigned long long)by[c]);
+        }
+    }
 
     head(out, "golb_log_lines_dropped_total", "counter",
          "Log lines dropped because the log destination could not keep up.");

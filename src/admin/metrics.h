@@ -10,7 +10,12 @@
  *   worker 1: obs_counters ─ ...                                      │
  *   backend b: pw[w].m per-backend counters, response/connect hists   ├─ metrics_render() sums them
  *              check (health thread: results, last check)             │
- *              state, admin state, weight, in flight (atomics)       ─┘
+ *              state, admin state, weight, in flight (atomics)        │
+ *   route r:   pw[w].requests (obs_route, written by worker w)       ─┘
+ *
+ * Every golb_backend_* series is labelled {pool="NAME",backend="host:port"} (in that order): the
+ * same URL in two pools is two backends. golb_route_requests_total{route,code_class} counts the
+ * answers of the requests each route took.
  *
  * Worker blocks register in a process-wide list (obs.c; a mutex taken at worker start and stop and
  * by scrapes, never by a request). The scrape accumulates per-bucket counts and derives _count
@@ -26,7 +31,7 @@
 #include "base/counter.h"
 
 struct backend;
-struct backend_table;
+struct generation;
 
 /* Process-wide set-up, before workers start (main): worker count and version for
  * golb_build_info. */
@@ -44,8 +49,9 @@ struct metrics_sums {
 };
 void metrics_sum_backend(const struct backend *b, struct metrics_sums *out);
 
-/* Writes the whole exposition (Prometheus text format 0.0.4) to out, with the backends of table
- * (the caller holds its generation). Returns 0 or -errno. */
-int metrics_render(FILE *out, const struct backend_table *table);
+/* Writes the whole exposition (Prometheus text format 0.0.4) to out, with the pools, backends and
+ * routes of g (NULL: none; the caller holds a reference). It reads only g's pools (name, table),
+ * nroutes and route_stats. Returns 0 or -errno. */
+int metrics_render(FILE *out, const struct generation *g);
 
 #endif

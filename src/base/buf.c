@@ -7,13 +7,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/util.h"
+
 /* Buffers are whole pages from mmap, not malloc: one beyond the pool's watermark goes straight
  * back to the kernel, so a burst of traffic does not leave the process's RSS high for good (glibc
  * keeps freed 16 KiB chunks in its heap). */
-static size_t map_len(const struct buf_pool *pool)
+static size_t map_len(uint32_t cap)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t want = sizeof(struct buf) + pool->size;
+    size_t want = sizeof(struct buf) + cap;
     return (want + page - 1) / page * page;
 }
 
@@ -24,37 +26,45 @@ void buf_pool_init(struct buf_pool *pool, uint32_t size, size_t max_free)
     pool->max_free = max_free;
 }
 
-static void unmap(const struct buf_pool *pool, struct buf *b)
+static void unmap(struct buf_pool *pool, struct buf *b)
 {
-    munmap(b, map_len(pool));
+    munmap(b, map_len(b->cap));
+    pool->unmaps++;
 }
 
-void buf_pool_destroy(struct buf_pool *pool)
+/* A new buffer of cap bytes, rounded up to whole pages (the extra is usable). */
+static struct buf *map(struct buf_pool *pool, uint32_t cap)
 {
-    struct buf *b = pool->free;
+    size_t len = map_len(cap);
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    pool->maps++;
+    struct buf *b = m;
+    b->cap = cap == pool->size ? cap : (uint32_t)(len - sizeof(struct buf));
+    return b;
+}
+
+static void unmap_list(struct buf_pool *pool, struct buf **list)
+{
+    struct buf *b = *list;
     while (b) {
         struct buf *next = b->next;
         unmap(pool, b);
         b = next;
     }
-    pool->free = NULL;
-    pool->nfree = 0;
+    *list = NULL;
 }
 
-struct buf *buf_get(struct buf_pool *pool)
+void buf_pool_destroy(struct buf_pool *pool)
 {
-    struct buf *b = pool->free;
-    if (b) {
-        pool->free = b->next;
-        pool->nfree--;
-    } else {
-        void *m = mmap(NULL, map_len(pool), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                       -1, 0);
-        if (m == MAP_FAILED)
-            return NULL;
-        b = m;
-        b->cap = pool->size;
-    }
+    unmap_list(pool, &pool->free);
+    unmap_list(pool, &pool->large);
+    pool->nfree = pool->nlarge = 0;
+}
+
+static struct buf *hand_out(struct buf_pool *pool, struct buf *b)
+{
     b->next = NULL;
     b->magic = BUF_MAGIC;
     b->pos = 0;
@@ -63,20 +73,90 @@ struct buf *buf_get(struct buf_pool *pool)
     return b;
 }
 
+struct buf *buf_get(struct buf_pool *pool)
+{
+    struct buf *b = pool->free;
+    if (b) {
+        pool->free = b->next;
+        pool->nfree--;
+    } else if (!(b = map(pool, pool->size))) {
+        return NULL;
+    }
+    return hand_out(pool, b);
+}
+
+struct buf *buf_get_large(struct buf_pool *pool, uint32_t cap)
+{
+    if (cap <= pool->size)
+        return buf_get(pool);
+    /* The first kept one that is large enough; a smaller one (maxHeaderSize grew at a reload)
+     * is given back on the way. */
+    struct buf **pp = &pool->large;
+    while (*pp) {
+        struct buf *b = *pp;
+        if (b->cap >= cap) {
+            *pp = b->next;
+            pool->nlarge--;
+            return hand_out(pool, b);
+        }
+        *pp = b->next;
+        pool->nlarge--;
+        unmap(pool, b);
+    }
+    struct buf *b = map(pool, cap);
+    return b ? hand_out(pool, b) : NULL;
+}
+
+__attribute__((noinline)) static void trim(struct buf_pool *pool)
+{
+    while (pool->nfree > pool->max_free) {
+        struct buf *x = pool->free;
+        pool->free = x->next;
+        pool->nfree--;
+        unmap(pool, x);
+    }
+}
+
+/* Out of buf_put, so that its path for an ordinary buffer saves no register. */
+__attribute__((noinline)) static void put_large(struct buf_pool *pool, struct buf *b)
+{
+    if (pool->nlarge >= BUF_LARGE_MAX_FREE) {
+        unmap(pool, b);
+        return;
+    }
+    b->next = pool->large;
+    pool->large = b;
+    pool->nlarge++;
+}
+
 void buf_put(struct buf_pool *pool, struct buf *b)
 {
     if (!b)
         return;
-    assert(b->magic == BUF_MAGIC && b->cap == pool->size);
+    assert(b->magic == BUF_MAGIC && b->cap >= pool->size);
     b->magic = 0;
     pool->outstanding--;
-    if (pool->nfree >= pool->max_free) {
-        unmap(pool, b);
+    if (likely(b->cap == pool->size)) {
+        b->next = pool->free;
+        pool->free = b;
+        /* Above the high mark, back to the low mark in one go (hysteresis). */
+        if (unlikely(++pool->nfree > 2 * pool->max_free))
+            trim(pool);
         return;
     }
-    b->next = pool->free;
-    pool->free = b;
-    pool->nfree++;
+    put_large(pool, b);
+}
+
+struct buf *buf_grow(struct buf_pool *pool, struct buf *b, uint32_t cap)
+{
+    struct buf *n = buf_get_large(pool, cap);
+    if (!n)
+        return NULL;
+    uint32_t len = buf_len(b);
+    memcpy(n->data, b->data + b->pos, len);
+    n->last = len;
+    buf_put(pool, b);
+    return n;
 }
 
 void buf_compact(struct buf *b)

@@ -1,11 +1,18 @@
-/* buf — fixed-size I/O buffers from a per-worker free list.
+/* buf — I/O buffers from a per-worker free list: fixed-size ones for bodies, large ones for heads.
  *
  *   data                pos                 last                 cap
  *    |  consumed bytes   |  bytes to process  |  free space        |
  *
  * Connections take a buffer when bytes arrive and give it back once drained, so an idle keep-alive
- * connection holds none. The pool keeps up to `max_free` buffers for reuse: no malloc on the request
- * path after warm-up. Pools are per thread and never locked.
+ * connection holds none. Every buffer is `size` bytes (16 KiB in the workers: bodies never need
+ * more), except the large ones a head takes when it does not fit (buf_get_large: a request head up
+ * to maxHeaderSize, the same response head, the rewritten heads); those go back to their own short
+ * free list. Pools are per thread and never locked.
+ *
+ * The free list of ordinary buffers keeps between `max_free` and 2 × `max_free` of them: a put
+ * beyond the high mark gives back (munmap) everything above `max_free` at once. So traffic that
+ * goes up and down around the bound reuses buffers instead of paying an mmap/munmap pair per
+ * request, and a burst still leaves at most 2 × max_free idle buffers behind.
  */
 #ifndef GOLB_BUF_H
 #define GOLB_BUF_H
@@ -15,8 +22,11 @@
 
 #define BUF_MAGIC 0x676f6c62u /* "golb": catches use of a freed or foreign buffer in debug checks */
 
+/* Large buffers kept for reuse (each up to maxHeaderSize and a little): few, they are rare. */
+#define BUF_LARGE_MAX_FREE 2
+
 struct buf {
-    struct buf *next; /* free-list link */
+    struct buf *next; /* free-list link (a holder may chain its buffers with it) */
     uint32_t magic;
     uint32_t pos;  /* first byte not yet processed */
     uint32_t last; /* one past the last byte stored */
@@ -27,18 +37,26 @@ struct buf {
 struct buf_pool {
     struct buf *free;
     size_t nfree;
-    size_t max_free;
-    size_t outstanding; /* buffers handed out and not returned: for tests and metrics */
-    uint32_t size;
+    size_t max_free;    /* low mark; the high mark is twice it */
+    size_t outstanding; /* buffers handed out and not returned (large ones included) */
+    uint32_t size;      /* cap of an ordinary buffer */
+    struct buf *large;  /* free large buffers, at most BUF_LARGE_MAX_FREE */
+    size_t nlarge;
+    size_t maps, unmaps; /* mmap and munmap calls so far: for tests and metrics */
 };
 
 void buf_pool_init(struct buf_pool *pool, uint32_t size, size_t max_free);
 void buf_pool_destroy(struct buf_pool *pool);
-/* Returns an empty buffer, or NULL when memory is exhausted (a handled condition: callers answer
- * 503 or stop reading). */
+/* Returns an empty buffer of pool->size bytes, or NULL when memory is exhausted (a handled
+ * condition: callers answer 503 or stop reading). */
 struct buf *buf_get(struct buf_pool *pool);
-/* Returns b (may be NULL) to the pool. */
+/* Returns an empty buffer of at least cap bytes (a large one when cap > pool->size), or NULL. */
+struct buf *buf_get_large(struct buf_pool *pool, uint32_t cap);
+/* Returns b (may be NULL) to the pool: ordinary and large buffers each to their own list. */
 void buf_put(struct buf_pool *pool, struct buf *b);
+/* Moves b's unprocessed bytes into a new buffer of at least cap bytes and gives b back. Returns
+ * the new buffer, or NULL (b untouched) when memory is exhausted. */
+struct buf *buf_grow(struct buf_pool *pool, struct buf *b, uint32_t cap);
 
 static inline uint32_t buf_len(const struct buf *b)
 {

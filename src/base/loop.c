@@ -31,6 +31,7 @@ struct loop {
     size_t heap_cap;
 
     struct loop_task *deferred; /* LIFO; order among deferred tasks carries no meaning */
+    struct loop_task *yielded;  /* loop_yield: run after the next epoll_wait, not before */
 
     /* Cross-thread wakeup: an eventfd registered like any other fd. */
     struct loop_io wake_io;
@@ -281,7 +282,28 @@ void loop_defer(struct loop *loop, struct loop_task *task, loop_task_cb cb)
     loop->deferred = task;
 }
 
-void loop_run_deferred(struct loop *loop)
+void loop_yield(struct loop *loop, struct loop_task *task, loop_task_cb cb)
+{
+    if (task->queued)
+        return;
+    task->queued = true;
+    task->cb = cb;
+    task->next = loop->yielded;
+    loop->yielded = task;
+}
+
+/* The yielded tasks join the deferred ones: after the I/O of an epoll_wait that did not sleep. */
+__attribute__((noinline)) static void adopt_yielded(struct loop *loop)
+{
+    while (loop->yielded) {
+        struct loop_task *task = loop->yielded;
+        loop->yielded = task->next;
+        task->next = loop->deferred;
+        loop->deferred = task;
+    }
+}
+
+static void run_deferred(struct loop *loop)
 {
     for (int round = 0; loop->deferred && round < LOOP_MAX_DEFER_ROUNDS; round++) {
         struct loop_task *list = loop->deferred;
@@ -296,13 +318,19 @@ void loop_run_deferred(struct loop *loop)
     }
 }
 
+void loop_run_deferred(struct loop *loop)
+{
+    adopt_yielded(loop);
+    run_deferred(loop);
+}
+
 int loop_run(struct loop *loop)
 {
     struct epoll_event events[LOOP_MAX_EVENTS];
     /* A stop requested before this call ends this run at once; the flag is cleared on the way
      * out so the loop can run again (the health checker runs its first round, then its thread). */
     while (!atomic_load_explicit(&loop->stopping, memory_order_relaxed)) {
-        int timeout = loop->deferred ? 0 : next_timeout(loop);
+        int timeout = loop->deferred || loop->yielded ? 0 : next_timeout(loop);
         int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, timeout);
         if (n == -1) {
             if (errno == EINTR)
@@ -314,9 +342,11 @@ int loop_run(struct loop *loop)
             struct loop_io *io = events[i].data.ptr;
             io->cb(io, events[i].events);
         }
-        loop_run_deferred(loop);
+        if (loop->yielded)
+            adopt_yielded(loop);
+        run_deferred(loop);
         run_timers(loop);
-        loop_run_deferred(loop);
+        run_deferred(loop);
     }
     atomic_store(&loop->stopping, false);
     return 0;

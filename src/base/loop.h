@@ -14,6 +14,7 @@
  *
  *   loop_run() ─┬─ epoll_wait(timeout = nearest timer) ──► io->cb(io, events) for each ready fd
  *               ├─ run deferred tasks (LIFO list, bounded rounds) ─► e.g. free closed connections
+ *               │  (with the tasks yielded before that epoll_wait: loop_yield)
  *               └─ fire due timers ─► timer->cb(timer)
  */
 #ifndef GOLB_LOOP_H
@@ -22,6 +23,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* What one connection may move in one go (bytes, both directions together) before it yields
+ * (loop_yield), so that one fast transfer cannot hold a worker while other connections wait. */
+#define LOOP_IO_BUDGET (256u * 1024u)
 
 struct loop;
 struct loop_io;
@@ -95,7 +100,12 @@ size_t loop_timer_count(const struct loop *loop);
 
 /* Queues a task to run after the current I/O batch; no-op if already queued. */
 void loop_defer(struct loop *loop, struct loop_task *task, loop_task_cb cb);
-/* Runs the queued deferred tasks now (teardown, outside loop_run). */
+/* Queues a task to run after the next epoll_wait and its I/O callbacks (which does not sleep
+ * while a task waits): for work cut off at a budget, so that every other ready connection gets
+ * its turn first (a deferred task would run again before any I/O). No-op if already queued
+ * (either way). */
+void loop_yield(struct loop *loop, struct loop_task *task, loop_task_cb cb);
+/* Runs the queued deferred (and yielded) tasks now (teardown, outside loop_run). */
 void loop_run_deferred(struct loop *loop);
 
 #endif

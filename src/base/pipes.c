@@ -3,7 +3,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <linux/sock_diag.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base/util.h"
@@ -55,12 +59,34 @@ void pipe_pool_put(struct pipe_pool *pool, struct kpipe *p)
     *p = (struct kpipe){.r = -1, .w = -1, .bytes = 0};
 }
 
-/* Moves up to *left bytes (UINT64_MAX: until EOF) from src to dst through pipe p, never reading
- * more than *left from src. The pipe is refilled only once empty, so it bounds what is in flight.
- * *left counts down as bytes reach dst. Returns true on progress; sets *src_eof at EOF, *err on a
- * hard error. */
+/* What dst's send buffer can still take, in payload bytes, with a margin. SO_SNDBUF bounds the
+ * memory the queued packets take (SK_MEMINFO_WMEM_QUEUED, or WMEM_ALLOC for a unix socket), which
+ * is the payload (SIOCOUTQ) and the kernel's overhead per packet: 10 to 40 % more on loopback, so
+ * the free memory is scaled by the payload's share so far (by half while nothing is queued), and
+ * a quarter is kept back. 0 when it cannot tell. */
+static size_t send_room(int dst)
+{
+    uint32_t mi[SK_MEMINFO_VARS];
+    socklen_t len = sizeof(mi);
+    int outq = 0;
+    if (getsockopt(dst, SOL_SOCKET, SO_MEMINFO, mi, &len) == -1 ||
+        len < sizeof(uint32_t) * (SK_MEMINFO_WMEM_QUEUED + 1) || ioctl(dst, SIOCOUTQ, &outq) == -1)
+        return 0;
+    uint64_t sndbuf = mi[SK_MEMINFO_SNDBUF];
+    uint64_t queued = MAX(mi[SK_MEMINFO_WMEM_QUEUED], mi[SK_MEMINFO_WMEM_ALLOC]);
+    if (queued >= sndbuf)
+        return 0;
+    uint64_t room = sndbuf - queued;
+    if (queued > 0 && outq > 0 && (uint64_t)outq < queued)
+        room = room * (uint64_t)outq / queued;
+    else if (queued == 0)
+        room /= 2;
+    return (size_t)(room - room / 4);
+}
+
 bool pipe_splice(struct kpipe *p, int src, bool *src_readable, bool *src_eof, int dst,
-                        bool *dst_writable, uint64_t *left, uint64_t *moved, enum pipe_splice_err *err)
+                 bool *dst_writable, uint64_t *left, uint64_t *moved, size_t *budget,
+                 uint32_t stall_max, uint64_t *room, enum pipe_splice_err *err)
 {
     bool progress = false;
     for (;;) {
@@ -71,6 +97,7 @@ bool pipe_splice(struct kpipe *p, int src, bool *src_readable, bool *src_eof, in
             if (n > 0) {
                 p->bytes -= (uint32_t)n;
                 *moved += (uint64_t)n;
+                *budget = (size_t)n < *budget ? *budget - (size_t)n : 0;
                 if (*left != UINT64_MAX)
                     *left -= (uint64_t)n;
                 progress = true;
@@ -85,12 +112,19 @@ bool pipe_splice(struct kpipe *p, int src, bool *src_readable, bool *src_eof, in
             *err = PIPE_SPLICE_DST_FAILED;
             break;
         }
-        if (*left == 0 || *src_eof || !*src_readable)
+        if (*left == 0 || *src_eof || !*src_readable || *budget == 0 || !*dst_writable)
             break;
         size_t want = *left == UINT64_MAX ? PIPE_SPLICE_CHUNK : (size_t)MIN(*left, PIPE_SPLICE_CHUNK);
+        if (stall_max < PIPE_SPLICE_CHUNK) {
+            if (*room < want)
+                *room = send_room(dst);
+            want = MIN(want, MAX(*room, (uint64_t)stall_max));
+        }
         ssize_t n = splice(src, NULL, p->w, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
             p->bytes += (uint32_t)n;
+            if (room)
+                *room = (uint64_t)n < *room ? *room - (uint64_t)n : 0;
             progress = true;
             continue;
         }
@@ -109,4 +143,21 @@ bool pipe_splice(struct kpipe *p, int src, bool *src_readable, bool *src_eof, in
         break;
     }
     return progress;
+}
+
+ssize_t pipe_drain(struct kpipe *p, char *out, size_t cap)
+{
+    size_t got = 0;
+    while (p->bytes && got < cap) {
+        ssize_t n = read(p->r, out + got, MIN(cap - got, (size_t)p->bytes));
+        if (n > 0) {
+            got += (size_t)n;
+            p->bytes -= (uint32_t)n;
+            continue;
+        }
+        if (n == -1 && errno == EINTR)
+            continue;
+        return n == 0 ? -EPIPE : -errno;
+    }
+    return (ssize_t)got;
 }

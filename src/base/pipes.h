@@ -2,8 +2,10 @@
  *
  * Large Content-Length and close-delimited bodies move socket → pipe → socket with splice, so
  * their bytes never cross into user space. A pipe is taken when such a body starts and given back
- * once it is empty; one that still holds bytes when its exchange dies is closed instead (its
- * content belongs to nobody). Pipes are per thread and never locked.
+ * once it is empty, or when the receiving side stalls (what is left in it, bounded by stall_max,
+ * moved to a buffer first): a stalled transfer costs its two sockets, not four descriptors. One
+ * that still holds bytes when its exchange dies is closed instead (its content belongs to
+ * nobody). Pipes are per thread and never locked.
  */
 #ifndef GOLB_PIPES_H
 #define GOLB_PIPES_H
@@ -11,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct kpipe {
     int r, w;
@@ -42,10 +45,22 @@ enum pipe_splice_err {
 
 /* Moves up to *left bytes (UINT64_MAX: until EOF) from socket src to socket dst through pipe p
  * (the caller's readiness flags follow the transport contract, conn.h), never reading more than
- * *left from src. The pipe is refilled only once empty, so it bounds what is in flight. *left
- * counts down and *moved up as bytes reach dst. Returns true on progress; sets *src_eof at EOF,
- * *err on a hard error. */
+ * *left from src. The pipe is refilled only once empty and only while dst is writable, so it
+ * bounds what is in flight. *left counts down and *moved up as bytes reach dst. *budget counts
+ * down the same way; no refill starts once it is 0 (so a call moves at most its budget plus one
+ * pipe). stall_max: at most this much should be left in the pipe when dst stops taking bytes
+ * (the caller can then move it into a buffer that size and give the pipe back): each refill is
+ * bounded by the room dst's send buffer has (SO_MEMINFO and SIOCOUTQ, with a margin for the
+ * kernel's overhead), or stall_max when it has less; PIPE_SPLICE_CHUNK: no bound, no look. *room
+ * (with a bound) is the caller's credit: the room found at the last look less what was spliced
+ * in since, which can only be less than the room now (dst only drains); pipe_splice looks again
+ * (two syscalls) only when the credit does not cover a whole refill. Start it at 0. Returns true
+ * on progress; sets *src_eof at EOF, *err on a hard error. */
 bool pipe_splice(struct kpipe *p, int src, bool *src_readable, bool *src_eof, int dst,
-                 bool *dst_writable, uint64_t *left, uint64_t *moved, enum pipe_splice_err *err);
+                 bool *dst_writable, uint64_t *left, uint64_t *moved, size_t *budget,
+                 uint32_t stall_max, uint64_t *room, enum pipe_splice_err *err);
+/* Moves what p holds (at most cap bytes: the caller checked p->bytes) into out, emptying the
+ * pipe. Returns the bytes moved, or -errno. */
+ssize_t pipe_drain(struct kpipe *p, char *out, size_t cap);
 
 #endif

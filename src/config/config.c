@@ -24,14 +24,15 @@
  *               (no floating point) to ms = round(seconds * 1000), halves up; must be > 0,
  *               at most 86400 and round to at least 1 ms
  *   port     := INT 1..65535                  (listen on 0.0.0.0:PORT; default 8080)
- *   listen   := "ADDR:PORT" | "[IPV6]:PORT" | ":PORT", PORT 0..65535 (0 = ephemeral); wins
- *               over port (which then draws a warning)
+ *   listen   := ADDRESS | sequence of 1..8 ADDRESS (no duplicates, none within another's
+ *               wildcard on the same port) | off; ADDRESS := "ADDR:PORT" | "[IPV6]:PORT" | ":PORT",
+ *               PORT 0..65535 (0 = ephemeral); wins over port (which then draws a warning)
  *   workers  := INT 1..1024                   (default: online CPUs)
  *   reusePort := BOOL                         (default false: a listener's address must be free)
  *   *Timeout, healthCheckPeriod := SECONDS
  *   maxHeaderSize 1024..1048576, maxRequestLine 256..maxHeaderSize (default min(8192,
- *   maxHeaderSize)), maxConnections 1..1000000, retries 0..100, maxFails 0..1000,
- *   upstreamMaxIdle 0..100000 := INT
+ *   maxHeaderSize)), maxConnections 1..1000000, requestBufferSize 0..16777216 (bytes, default
+ *   65536, 0: off), retries 0..100, maxFails 0..1000, upstreamMaxIdle 0..100000 := INT
  *   admin    := mapping {listen: ADDR (required), token: STRING | tokenFile: PATH}; ADDR as
  *               for listen, or "unix:/PATH"; a token is required unless the address is loopback
  *               or unix; tokenFile's content (trailing whitespace removed) is the token
@@ -48,7 +49,9 @@
  *   panicThreshold 0..100 (%), healthyThreshold, unhealthyThreshold 1..100 := INT
  *   stickySession := mapping {cookie: TOKEN (required), maxAge: SECONDS or 0, at most 315360000
  *               (rounded up to whole seconds), secure: BOOL,
- *               httpOnly: BOOL (default true), sameSite: Strict | Lax | None}; BOOL := true | false
+ *               httpOnly: BOOL (default true), sameSite: Strict | Lax | None,
+ *               secret: STRING (visible ASCII, at least 16) | secretFile: PATH (its content,
+ *               trailing whitespace removed, is the secret)}; BOOL := true | false
  *   URL      := ("http" | "https") "://" HOST [":" PORT] [PATH] ["?" QUERY]; no userinfo,
  *               fragment, spaces or control characters; at most URL_MAX bytes. HOST := name |
  *               IPv4 | "[" IPv6 "]", PORT 1..65535 (default 80, 443). Health path: healthPath, else PATH[?QUERY], else "/".
@@ -88,6 +91,13 @@
  *   listen port must be between 0 and 65535, got V
  *   listen: IPv6 addresses must be in brackets, e.g. "[::1]:8080"
  *   cannot resolve listen address "HOST": <gai_strerror>
+ *       (the four above at the key for a single address, at the entry in a list)
+ *   listen must not be an empty list
+ *   listen: at most 8 addresses, got N
+ *   duplicate listen address "A" (the same as the entry at line N)
+ *   listen address "A" overlaps "B" (line N): one of them is a wildcard address on the same port
+ *       (all of these with tls.listen too)
+ *   tls.listen address "A" overlaps listen address "B"
  *   backends must be a sequence of backends, got V
  *   backends must not be empty
  *   backend must be a URL or a mapping with "url", got V
@@ -119,6 +129,13 @@
  *   unknown key "K" in stickySession[ (did you mean "cookie"?)]
  *   secure must be true or false, got V        (also httpOnly)
  *   sameSite must be Strict, Lax or None, got V
+ *   stickySession.secret must be a string, got V
+ *   stickySession.secret must hold visible ASCII characters only (no spaces or control characters)
+ *   stickySession.secret must be at least 16 characters, got N
+ *   stickySession.secretFile: the secret must be at least 16 characters, the file holds N
+ *   stickySession.secret and stickySession.secretFile are mutually exclusive: give one
+ *   stickySession.secretFile must be a path, got V;  stickySession.secretFile: cannot read
+ *       "PATH": <strerror>;  stickySession.secretFile: cannot use "PATH": (as admin.tokenFile)
  *   admin must be a mapping with "listen" (and "token"), got V
  *   unknown key "K" in admin[ (did you mean ...?)]
  *   admin is missing "listen"
@@ -141,7 +158,7 @@
  *   port is ignored because listen is set (line N)
  *   healthCheckTimeout (T s) is not less than healthCheckPeriod (P s); a backend is not checked
  *   again while its previous check is still running
- *   admin.tokenFile: "PATH" is readable by every user (chmod o-r)
+ *   admin.tokenFile: "PATH" is readable by every user (chmod o-r)   (also stickySession.secretFile)
  */
 #include "config/config.h"
 
@@ -202,6 +219,7 @@ static const struct config_yaml_key keys[] = {
     COUNT("maxHeaderSize", max_header_size, 1024, 1048576, 16384),
     COUNT("maxRequestLine", max_request_line, 256, 1048576, 8192), /* and ≤ maxHeaderSize */
     COUNT("maxConnections", max_connections, 1, 1000000, 10000),
+    COUNT("requestBufferSize", request_buffer_size, 0, 16777216, 65536),
     COUNT("retries", retries, 0, 100, 2),
     COUNT("maxFails", max_fails, 0, 1000, 3),
     COUNT("upstreamMaxIdle", upstream_max_idle, 0, 100000, 64),
@@ -222,6 +240,9 @@ static const struct config_yaml_key keys[] = {
     {"accessLogPath", CONFIG_YAML_KT_PATH, offsetof(struct config, access_log_path), 0, 0, 0},
     {"logFormat", CONFIG_YAML_KT_LOG_FORMAT, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"upgradeProtocols", CONFIG_YAML_KT_UPGRADE, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+    {"pools", CONFIG_YAML_KT_POOLS, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+    {"routes", CONFIG_YAML_KT_ROUTES, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+    {"encodedSlash", CONFIG_YAML_KT_ENCODED_SLASH, CONFIG_YAML_NO_FIELD, 0, 0, 0},
 };
 
 _Static_assert(ARRAY_LEN(keys) <= 48, "struct top's key_at is too small");
@@ -240,6 +261,12 @@ static int key_index(const char *name)
     return -1;
 }
 
+const struct config_yaml_key *config_top_key(const char *name)
+{
+    int i = key_index(name);
+    return i < 0 ? NULL : &keys[i];
+}
+
 static uint32_t fetch(const struct config *cfg, const char *name)
 {
     const struct config_yaml_key *k = &keys[key_index(name)];
@@ -251,22 +278,16 @@ void config_set_resolve_numeric_only(bool on)
     config_yaml_set_numeric_only(on);
 }
 
-/* The wildcard IPv4 address on `port`, as `port: N` and the default mean. */
-static void set_listen_any(struct config_yaml_load *l, struct config *cfg, uint16_t port)
-{
-    config_yaml_any_addr(l, &cfg->listen_addr, &cfg->listen_addrlen, &cfg->listen_name, port);
-}
-
-/* listen: an address, or "off" (HTTPS only: no plain listener; tls.listen is then required). */
+/* listen: an address, a list of them (config_listen.c), or "off" (HTTPS only: no plain listener;
+ * tls.listen is then required). k is the key. */
 static void set_listen(struct config_yaml_load *l, struct config *cfg,
-                       const struct config_yaml_node *v)
+                       const struct config_yaml_node *k, const struct config_yaml_node *v)
 {
     if (config_yaml_is_string(v) && strcmp(v->str, "off") == 0) {
         cfg->plain_off = true;
         return;
     }
-    (void)config_yaml_listen_addr(l, "listen", v, &cfg->listen_addr, &cfg->listen_addrlen,
-                                  &cfg->listen_name);
+    config_listen_parse(l, "listen", k, v, &cfg->listen);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -305,7 +326,7 @@ static void set_key(struct top *top, struct config *cfg, const struct config_yam
             top->port = (int)x;
         break;
     case CONFIG_YAML_KT_LISTEN:
-        set_listen(l, cfg, v);
+        set_listen(l, cfg, top->key_at[k - keys], v);
         break;
     case CONFIG_YAML_KT_INT:
     case CONFIG_YAML_KT_UINT:
@@ -317,22 +338,22 @@ static void set_key(struct top *top, struct config *cfg, const struct config_yam
             config_yaml_store(cfg, k, x);
         break;
     case CONFIG_YAML_KT_BACKENDS:
-        config_backend_section(l, cfg, v);
+        config_backend_section(l, &cfg->backends, &cfg->nbackends, v);
         break;
     case CONFIG_YAML_KT_TLS:
         config_tls_section(l, cfg, v);
         break;
     case CONFIG_YAML_KT_BALANCE:
-        config_lb_balance(l, cfg, v);
+        config_lb_balance(l, &cfg->balance, v);
         break;
     case CONFIG_YAML_KT_HASHKEY:
-        config_lb_hash_key(l, cfg, v);
+        config_lb_hash_key(l, &cfg->hash_key, &cfg->hash_key_name, v);
         break;
     case CONFIG_YAML_KT_FACTOR:
         config_lb_factor(l, cfg, k, v);
         break;
     case CONFIG_YAML_KT_STICKY:
-        config_lb_sticky(l, cfg, v);
+        config_lb_sticky(l, &cfg->sticky, v);
         break;
     case CONFIG_YAML_KT_ADMIN:
         config_obs_admin(l, cfg, v);
@@ -363,6 +384,16 @@ static void set_key(struct top *top, struct config *cfg, const struct config_yam
             config_yaml_store(cfg, k, b);
         break;
     }
+    case CONFIG_YAML_KT_POOLS:
+    case CONFIG_YAML_KT_ROUTES:
+        break; /* after the walk (cross_check), once every top-level value is known */
+    case CONFIG_YAML_KT_ENCODED_SLASH: {
+        static const char *const c[] = {"keep", "reject", NULL};
+        int i = config_yaml_get_choice(l, k, v, c, "keep, reject");
+        if (i >= 0)
+            cfg->encoded_slash_reject = i == 1;
+        break;
+    }
     }
 }
 
@@ -376,12 +407,10 @@ static void cross_check(struct top *top, struct config *cfg, const struct config
     if (listen_k && port_k)
         config_yaml_warning(l, port_k, "port is ignored because listen is set (line %d)",
                             listen_k->line);
-    if (listen_k || port_k) { /* where a listener that cannot be bound is reported */
-        cfg->listen_line = (listen_k ? listen_k : port_k)->line;
-        cfg->listen_col = (listen_k ? listen_k : port_k)->col;
-    }
-    if (!listen_k)
-        set_listen_any(l, cfg, (uint16_t)(top->port > 0 ? (uint32_t)top->port : keys[port_i].def));
+    if (!listen_k) /* the wildcard address on `port`: a bind failure is reported at its key */
+        config_listen_any(l, &cfg->listen,
+                          (uint16_t)(top->port > 0 ? (uint32_t)top->port : keys[port_i].def),
+                          port_k);
 
     int rl = key_index("maxRequestLine");
     if (!top->val_at[rl] && cfg->max_request_line > cfg->max_header_size)
@@ -403,7 +432,13 @@ static void cross_check(struct top *top, struct config *cfg, const struct config
             seconds_str(a, tms), seconds_str(b, pms));
     }
 
-    bool hash = cfg->balance && strcmp(cfg->balance, "hash") == 0;
+    config_pool_section(l, cfg, top->val_at[key_index("pools")]); /* with the default pool */
+    config_route_routes(l, cfg, top->val_at[key_index("routes")]);
+
+    bool hash = false; /* hashKey is used when any pool (the default or one inheriting) hashes */
+    for (int i = 0; i < cfg->npools; i++)
+        hash |= cfg->pools[i].balance && strcmp(cfg->pools[i].balance, "hash") == 0;
+    hash |= cfg->balance && strcmp(cfg->balance, "hash") == 0;
     const char *hash_only[] = {"hashKey", "hashLoadFactor"};
     for (size_t i = 0; i < ARRAY_LEN(hash_only); i++) {
         const struct config_yaml_node *hk = top->key_at[key_index(hash_only[i])];
@@ -414,6 +449,7 @@ static void cross_check(struct top *top, struct config *cfg, const struct config
     if (!top->key_at[key_index("backends")])
         config_yaml_error(l, root, "missing required key \"backends\"");
     config_tls_cross_check(l, cfg, root, top->val_at[key_index("listen")]);
+    config_listen_cross_check(l, cfg);
     config_http_defaults(l, cfg);
 }
 
@@ -573,11 +609,13 @@ void config_free(struct config *cfg)
     free(cfg->hash_key_name);
     free(cfg->sticky.cookie);
     free(cfg->sticky.same_site);
-    free(cfg->listen_name);
+    config_listen_free(&cfg->listen);
     free(cfg->admin_listen);
     free(cfg->admin_token);
     free(cfg->access_log_path);
     config_http_free(cfg);
+    config_route_free(cfg);
+    config_pool_free(cfg);
     free(cfg->path);
     free(cfg);
 }

@@ -17,11 +17,13 @@
 #ifndef GOLB_CONFIG_H
 #define GOLB_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
 
+struct cidr;
 struct tls_client;
 struct tls_server;
 
@@ -46,6 +48,24 @@ struct config_backend {
     struct tls_client *tls_client; /* built at load, shared by workers and the health checker */
 };
 
+/* One address golb listens on: `listen`, `tls.listen` (a string or one entry of a list of them)
+ * or `port`. */
+struct config_listen {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char *name;    /* as configured, e.g. "0.0.0.0:8080", "127.0.0.1:0", "[::1]:8080" */
+    int line, col; /* where "cannot listen" is reported: the list entry, the key of a single
+                      address (`port`'s for `port: N`); 0: the default port, no key */
+};
+
+/* `listen` or `tls.listen`: 1 to CONFIG_LISTEN_MAX addresses, none the same as another or within
+ * another's wildcard (config_listen.c). Each gets its listening sockets, one per worker. */
+#define CONFIG_LISTEN_MAX 8
+struct config_listen_list {
+    int n;
+    struct config_listen at[CONFIG_LISTEN_MAX];
+};
+
 /* One tls.certificates entry (paths made absolute at load). */
 struct config_tls_cert {
     char *cert_file;
@@ -54,10 +74,7 @@ struct config_tls_cert {
 
 /* The `tls` section: the HTTPS listener and its certificates. */
 struct config_tls {
-    struct sockaddr_storage listen_addr;
-    socklen_t listen_addrlen;
-    char *listen_name;
-    int listen_line, listen_col; /* the tls.listen key */
+    struct config_listen_list listen; /* tls.listen */
     int ncerts;
     struct config_tls_cert *certs;
     int min_version;               /* minVersion: 12 (default) or 13 */
@@ -70,6 +87,7 @@ struct config_tls {
     char *client_subject_header;   /* clientSubjectHeader: forward the verified subject in it */
     bool redirect_http;            /* redirectHttp: plain HTTP answers 308 to https:// */
     struct tls_server *server;     /* contexts built at load, shared by every worker */
+    _Atomic int refs;              /* its configuration's, and each TLS connection's (config_tls_ref) */
 };
 
 /* hashKey: what the hash strategy hashes. */
@@ -88,17 +106,126 @@ struct config_sticky {
     bool secure;      /* secure, default false */
     bool http_only;   /* httpOnly, default true */
     char *same_site;  /* sameSite: "Strict", "Lax", "None" or NULL (not sent) */
+    /* secret or secretFile: the cookie values' SipHash key is derived from it (config_lb.c), the
+     * same in every process given the same secret; without one (keyed false) each process draws
+     * its own (balancer.c). The secret itself is not kept. */
+    bool keyed;
+    uint64_t key[2];
+};
+
+/* One pool: a set of backends and how they are balanced, checked and timed (config_route.c).
+ * cfg->pools[0] is always "default": the top-level `backends` and settings; the others come from
+ * `pools:` in file order. A setting a pool does not give is the top level's. Field meanings and
+ * units are struct config's fields of the same names. */
+struct config_pool {
+    char *name;
+    int line, col; /* the pool's name in `pools:` (0 for default) */
+    int nbackends;
+    struct config_backend *backends; /* default: cfg->backends (not owned: is_default) */
+    bool is_default;
+    bool used; /* named by a route's pool or split (default: always) */
+    char *balance;
+    enum config_hash_key hash_key;
+    char *hash_key_name;
+    uint32_t hash_load_factor;
+    uint32_t slow_start_ms;
+    uint32_t panic_threshold;
+    struct config_sticky sticky;
+    uint32_t healthy_threshold;
+    uint32_t unhealthy_threshold;
+    uint32_t health_check_period_ms;
+    uint32_t health_check_timeout_ms;
+    uint32_t connect_timeout_ms;
+    uint32_t upstream_timeout_ms;
+    uint32_t retries;
+    uint32_t max_fails;
+    uint32_t upstream_max_idle;
+};
+
+/* What a route does with a request it matches: exactly one. */
+enum config_route_action {
+    CONFIG_ROUTE_POOL = 0, /* proxy to `pool` */
+    CONFIG_ROUTE_SPLIT,    /* proxy to one of split[] drawn by weight */
+    CONFIG_ROUTE_REDIRECT, /* answer `redirect.status` with a Location */
+    CONFIG_ROUTE_RESPOND,  /* answer `respond.status` with a fixed body */
+};
+
+/* A name and a value: a header or query condition, a header to set. */
+struct config_route_field {
+    char *name;  /* as written (headers match case-insensitively, query names exactly) */
+    char *value; /* as written; NULL in match.headers: the header is present ("*") */
+};
+
+struct config_route_split {
+    int pool;        /* index in cfg->pools */
+    uint32_t weight; /* 0..1000; the sum over the route is > 0 */
+};
+
+/* One entry of `routes:`, in file order: tried in order, the first whose every condition holds
+ * wins (core/route.c compiles them). Paths are in the normal form of http/path.h. */
+struct config_route {
+    char *name;    /* `name`, or "route N" (N from 1 in file order); unique */
+    int line, col; /* the route's entry */
+
+    /* match: every condition given must hold; none given matches every request */
+    char *host;        /* lower case, no trailing dot, no port; "*.example.com" = one or more
+                          labels before example.com; NULL: any host */
+    char *path;        /* exact path; NULL: none */
+    char *path_prefix; /* segment-wise prefix without a trailing "/" ("/" itself for root) */
+    char *path_regex;  /* PCRE2 pattern as written, matched against the path (no query) */
+    char **methods;    /* NULL-terminated, case-sensitive; NULL: any */
+    int nheaders;
+    struct config_route_field *headers; /* value NULL: present */
+    int nquery;
+    struct config_route_field *query; /* raw (undecoded) name=value, exact */
+
+    /* the action */
+    enum config_route_action action;
+    int pool; /* CONFIG_ROUTE_POOL: index in cfg->pools */
+    int nsplit;
+    struct config_route_split *split;
+    struct {
+        char *scheme;  /* "http" | "https"; NULL: the request's */
+        char *host;    /* NULL: the request's Host (with its port) */
+        uint16_t port; /* 0: the request's port when host is NULL, the scheme's default else */
+        char *path;    /* NULL: the request's path and query */
+        int status;    /* 301, 302 (default), 303, 307, 308 */
+    } redirect;
+    struct {
+        int status; /* 200..599 */
+        char *body; /* NULL: empty */
+        size_t body_len;
+    } respond;
+
+    /* request and response filters */
+    bool strip_prefix;    /* drop path_prefix from the path upstream (empty rest → "/") */
+    char *rewrite_prefix; /* replace path_prefix by this; NULL: none */
+    int nset_request_headers;
+    struct config_route_field *set_request_headers;
+    char **remove_request_headers; /* NULL-terminated; NULL: none */
+    int nset_response_headers;
+    struct config_route_field *set_response_headers;
+    char **remove_response_headers;
+
+    /* policies */
+    int nallow; /* allow given: only these client addresses (others 403) */
+    struct cidr *allow;
+    bool has_allow;
+    int ndeny; /* these client addresses get 403 */
+    struct cidr *deny;
+    uint32_t rate_mrps;  /* rateLimit.requestsPerSecond in thousandths; 0: no rate limit */
+    uint32_t rate_burst; /* rateLimit.burst */
+    uint32_t upstream_timeout_ms; /* 0: the pool's */
+    int retries;                  /* -1: the pool's */
 };
 
 /* Durations are kept in milliseconds. In YAML they are seconds, whole or fractional ("0.5"). */
 struct config {
     char *path; /* the file loaded */
 
-    /* listening: `listen: "ADDR:PORT"` wins over `port: N` (which listens on all interfaces) */
-    struct sockaddr_storage listen_addr;
-    socklen_t listen_addrlen;
-    char *listen_name; /* as configured, e.g. "0.0.0.0:8080", "127.0.0.1:0", "[::1]:8080" */
-    int listen_line, listen_col; /* the listen (or port) key, for "cannot listen"; 0: default */
+    /* listening: `listen: "ADDR:PORT"` (or a list of them) wins over `port: N` (which listens on
+     * all interfaces); empty with `listen: off` */
+    struct config_listen_list listen;
     bool reuse_port; /* reusePort: listen even where another process already does (SO_REUSEPORT
                         shares the address); default false: such an address is "in use" */
 
@@ -119,6 +246,9 @@ struct config {
     uint32_t max_header_size;       /* maxHeaderSize: request head bytes, default 16384 → 431 */
     uint32_t max_request_line;      /* maxRequestLine: default 8192 → 414 */
     uint32_t max_connections;       /* maxConnections: client connections per process, 10000 */
+    uint32_t request_buffer_size;   /* requestBufferSize: request body bytes golb holds before it
+                                       takes a backend (the whole body when smaller), 0..16 MiB,
+                                       default 65536; 0: stream at once */
     uint32_t retries;               /* retries: other backends tried after a connect failure, 2 */
     uint32_t max_fails;             /* maxFails: consecutive failures that mark a backend down
                                        passively before its next check; 0 disables; default 3 */
@@ -155,6 +285,14 @@ struct config {
     /* upgradeProtocols: the protocols a client's Upgrade may name, NULL-terminated (default
      * {"websocket"}; empty: no upgrades). Any other Upgrade is proxied as if absent. */
     char **upgrade_protocols;
+
+    /* routing (config_route.c): pools[0] is "default" (the top-level backends and settings);
+     * routes in file order. Without `routes`, every request goes to the default pool. */
+    int npools;
+    struct config_pool *pools;
+    int nroutes;
+    struct config_route *routes;
+    bool encoded_slash_reject; /* encodedSlash: reject → %2F, %5C (and "\") in a path are a 400 */
 };
 
 /* Loads and validates `path`. On success returns 0 and stores a new config in *out. On failure
@@ -173,10 +311,27 @@ int config_load_buffer(const char *name, const char *data, size_t len, FILE *err
 
 void config_free(struct config *cfg);
 
+/* A TLS client connection keeps the `tls` section it was accepted under (its SSL_CTXs, SNI table,
+ * ticket keys and settings) for its lifetime, and nothing else of its configuration: so a
+ * configuration (with its backend table and balancer) replaced by a reload is freed when its
+ * requests end, however long its HTTPS clients stay connected. References are atomic (the last
+ * one may be dropped on any thread); config_free drops the configuration's own. */
+void config_tls_ref(struct config_tls *t);
+void config_tls_unref(struct config_tls *t);
+
 /* The identity of a configured backend, "scheme://host:port" ("https://[::1]:443"), written to
  * `out` (cut to `cap`). Two entries with the same identity are the same backend across a reload
  * (upstream/backend.c keeps its object, config_diff reports a change rather than a removal). */
 void config_backend_key(const struct config_backend *cb, char *out, size_t cap);
+
+/* Index of the pool called `name` in cfg->pools, or -1. */
+int config_pool_find(const struct config *cfg, const char *name);
+
+/* A shallow copy of cfg as pool p sees it: p's backends and settings in place of the top level's,
+ * everything else cfg's. It borrows every pointer from cfg and p: valid while cfg lives, never
+ * passed to config_free. For the functions that take a struct config (backend_table_new,
+ * balancer_init_config, the health checker) to serve one pool. */
+void config_pool_view(const struct config *cfg, const struct config_pool *p, struct config *out);
 
 /* Test and fuzz hook: when on, host names other than "localhost" are not resolved (numeric
  * addresses only), so that arbitrary input never waits on DNS. Off by default; process-wide, set it

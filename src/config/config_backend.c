@@ -235,7 +235,7 @@ static int parse_backend(struct config_yaml_load *l, const struct config_yaml_no
     return 0;
 }
 
-void config_backend_section(struct config_yaml_load *l, struct config *cfg,
+void config_backend_section(struct config_yaml_load *l, struct config_backend **out, int *n,
                             const struct config_yaml_node *v)
 {
     struct config_yaml_qbuf q;
@@ -250,8 +250,10 @@ void config_backend_section(struct config_yaml_load *l, struct config *cfg,
         config_yaml_error(l, v, "backends must not be empty");
         return;
     }
-    cfg->backends = calloc(v->nkids, sizeof(*cfg->backends));
-    if (!cfg->backends) {
+    struct config_backend *bs = calloc(v->nkids, sizeof(*bs));
+    *out = bs;
+    *n = 0;
+    if (!bs) {
         config_yaml_oom(l);
         return;
     }
@@ -260,17 +262,17 @@ void config_backend_section(struct config_yaml_load *l, struct config *cfg,
         if (parse_backend(l, v->kids[i], &b) == -1)
             continue;
         int dup = -1;
-        for (int j = 0; j < cfg->nbackends && dup == -1; j++)
-            if (config_yaml_same_addr(&cfg->backends[j].addr, &b.addr))
+        for (int j = 0; j < *n && dup == -1; j++)
+            if (config_yaml_same_addr(&bs[j].addr, &b.addr))
                 dup = j;
         if (dup != -1) {
             config_yaml_error(
                 l, v->kids[i], "duplicate backend %s (same address as the backend at line %d)",
-                config_yaml_quote(&q, b.name, strlen(b.name)), cfg->backends[dup].line);
+                config_yaml_quote(&q, b.name, strlen(b.name)), bs[dup].line);
             config_backend_clear(&b);
             continue;
         }
-        cfg->backends[cfg->nbackends++] = b;
+        bs[(*n)++] = b;
     }
 }
 

@@ -2,11 +2,13 @@
 #include "config/config_diff.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config/config.h"
 #include "config/config_int.h"
 #include "config/config_yaml.h"
+#include "base/cidr.h"
 #include "base/sock.h"
 
 static bool str_eq(const char *a, const char *b)
@@ -173,6 +175,13 @@ static int diff_others(const struct config *o, const struct config *n, FILE *out
         fprintf(out, "setting changed: stickySession\n");
         lines++;
     }
+    if (o->sticky.keyed != n->sticky.keyed ||
+        (n->sticky.keyed && memcmp(o->sticky.key, n->sticky.key, sizeof(n->sticky.key)) != 0)) {
+        /* never the secret itself; without one each process keeps its own key */
+        fprintf(out, "setting changed: stickySession.secret (sticky cookies issued before no "
+                     "longer match)\n");
+        lines++;
+    }
     if (!str_eq(o->admin_listen, n->admin_listen)) {
         fprintf(out, "setting changed: admin.listen %s -> %s" NEEDS_RESTART "\n",
                 o->admin_listen ? o->admin_listen : "off", n->admin_listen ? n->admin_listen : "off");
@@ -256,35 +265,87 @@ static int diff_others(const struct config *o, const struct config *n, FILE *out
     return lines;
 }
 
+/* The addresses of `listen` (tls false) or `tls.listen`: none with `listen: off` or no tls. */
+static const struct config_listen_list *listens(const struct config *c, bool tls)
+{
+    static const struct config_listen_list none;
+    if (tls)
+        return c->tls ? &c->tls->listen : &none;
+    return c->plain_off ? &none : &c->listen;
+}
+
+static bool listed(const struct config_listen_list *list, const struct config_listen *e)
+{
+    for (int i = 0; i < list->n; i++)
+        if (addr_eq(&list->at[i].addr, list->at[i].addrlen, &e->addr, e->addrlen))
+            return true;
+    return false;
+}
+
+/* True when the two lists differ as sets of configured addresses (order aside). */
+static bool listeners_changed(const struct config *o, const struct config *n, bool tls)
+{
+    const struct config_listen_list *a = listens(o, tls), *b = listens(n, tls);
+    if (a->n != b->n)
+        return true;
+    for (int i = 0; i < b->n; i++)
+        if (!listed(a, &b->at[i]))
+            return true;
+    return false;
+}
+
 bool config_plain_listener_changed(const struct config *o, const struct config *n)
 {
-    if (o->plain_off || n->plain_off)
-        return o->plain_off != n->plain_off;
-    return !addr_eq(&o->listen_addr, o->listen_addrlen, &n->listen_addr, n->listen_addrlen);
+    return listeners_changed(o, n, false);
 }
 
 bool config_tls_listener_changed(const struct config *o, const struct config *n)
 {
-    if (!o->tls || !n->tls)
-        return !o->tls != !n->tls;
-    return !addr_eq(&o->tls->listen_addr, o->tls->listen_addrlen, &n->tls->listen_addr,
-                    n->tls->listen_addrlen);
+    return listeners_changed(o, n, true);
+}
+
+/* Per address: one replaced by one is "changed: KEY A -> B" (a move), otherwise each address
+ * gone is "removed", each new one "added". An address listed in both is untouched (its sockets
+ * are kept), whatever the order. */
+static int diff_listener_key(const struct config *o, const struct config *n, bool tls, FILE *out)
+{
+    const struct config_listen_list *a = listens(o, tls), *b = listens(n, tls);
+    const char *key = tls ? "tls.listen" : "listen";
+    int gone = -1, added = -1, ngone = 0, nadded = 0, lines = 0;
+    for (int i = 0; i < a->n; i++) {
+        if (!listed(b, &a->at[i])) {
+            gone = i;
+            ngone++;
+        }
+    }
+    for (int i = 0; i < b->n; i++) {
+        if (!listed(a, &b->at[i])) {
+            added = i;
+            nadded++;
+        }
+    }
+    if (ngone == 1 && nadded == 1) {
+        fprintf(out, "listener changed: %s %s -> %s\n", key, a->at[gone].name, b->at[added].name);
+        return 1;
+    }
+    for (int i = 0; i < a->n; i++) {
+        if (!listed(b, &a->at[i])) {
+            fprintf(out, "listener removed: %s %s\n", key, a->at[i].name);
+            lines++;
+        }
+    }
+    for (int i = 0; i < b->n; i++) {
+        if (!listed(a, &b->at[i])) {
+            fprintf(out, "listener added: %s %s\n", key, b->at[i].name);
+            lines++;
+        }
+    }
+    return lines;
 }
 
 static int diff_listeners(const struct config *o, const struct config *n, FILE *out)
 {
-    int lines = 0;
-    if (config_plain_listener_changed(o, n)) {
-        fprintf(out, "listener changed: listen %s -> %s\n", o->plain_off ? "off" : o->listen_name,
-                n->plain_off ? "off" : n->listen_name);
-        lines++;
-    }
-    if (config_tls_listener_changed(o, n)) {
-        fprintf(out, "listener changed: tls.listen %s -> %s\n",
-                o->tls ? o->tls->listen_name : "(none)", n->tls ? n->tls->listen_name : "(none)");
-        lines++;
-    }
-    return lines;
+    return diff_listener_key(o, n, false, out) + diff_listener_key(o, n, true, out);
 }
 
 /* What changed in one backend present in both (a of o, b of n), written after "backend changed:
@@ -320,26 +381,34 @@ static bool diff_backend(const struct config *o, const struct config_backend *a,
     return any;
 }
 
-static int find_backend(const struct config *c, const char *key)
+static int find_backend(const struct config_backend *bs, int n, const char *key)
 {
     char k[300];
-    for (int i = 0; i < c->nbackends; i++) {
-        config_backend_key(&c->backends[i], k, sizeof(k));
+    for (int i = 0; i < n; i++) {
+        config_backend_key(&bs[i], k, sizeof(k));
         if (strcmp(k, key) == 0)
             return i;
     }
     return -1;
 }
 
-static int diff_backends(const struct config *o, const struct config *n, FILE *out)
+/* The backends of one pool, old (ob[on]) against new (nb[nn]), matched by identity: "backend
+ * added|removed|changed: KEY" (" in pool NAME" after KEY for a pool other than default, whose
+ * backends are other objects than the same URL's in another pool; no parentheses: the reload's
+ * log line puts the changes in them). */
+static int diff_pool_backends(const struct config *o, const struct config_backend *ob, int on,
+                              const struct config *n, const struct config_backend *nb, int nn,
+                              const char *pool, FILE *out)
 {
     int lines = 0;
-    char key[300];
-    for (int i = 0; i < n->nbackends; i++) {
-        config_backend_key(&n->backends[i], key, sizeof(key));
-        int j = find_backend(o, key);
+    char key[300], in[100] = "";
+    if (pool)
+        snprintf(in, sizeof(in), " in pool %s", pool);
+    for (int i = 0; i < nn; i++) {
+        config_backend_key(&nb[i], key, sizeof(key));
+        int j = find_backend(ob, on, key);
         if (j < 0) {
-            fprintf(out, "backend added: %s\n", key);
+            fprintf(out, "backend added: %s%s\n", key, in);
             lines++;
             continue;
         }
@@ -348,20 +417,171 @@ static int diff_backends(const struct config *o, const struct config *n, FILE *o
         FILE *f = fmemopen(buf, sizeof(buf), "w");
         if (!f)
             continue;
-        bool changed = diff_backend(o, &o->backends[j], n, &n->backends[i], f);
+        bool changed = diff_backend(o, &ob[j], n, &nb[i], f);
         fclose(f);
         buf[sizeof(buf) - 1] = '\0';
         if (changed) {
-            fprintf(out, "backend changed: %s: %s\n", key, buf);
+            fprintf(out, "backend changed: %s%s: %s\n", key, in, buf);
             lines++;
         }
     }
-    for (int j = 0; j < o->nbackends; j++) {
-        config_backend_key(&o->backends[j], key, sizeof(key));
-        if (find_backend(n, key) < 0) {
-            fprintf(out, "backend removed: %s\n", key);
+    for (int j = 0; j < on; j++) {
+        config_backend_key(&ob[j], key, sizeof(key));
+        if (find_backend(nb, nn, key) < 0) {
+            fprintf(out, "backend removed: %s%s\n", key, in);
             lines++;
         }
+    }
+    return lines;
+}
+
+static int diff_backends(const struct config *o, const struct config *n, FILE *out)
+{
+    return diff_pool_backends(o, o->backends, o->nbackends, n, n->backends, n->nbackends, NULL,
+                              out);
+}
+
+/* ---- pools and routes: each compared as one text, matched by name ---- */
+
+static void fields_print(FILE *f, const struct config_route_field *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s=%s;", x[i].name, x[i].value ? x[i].value : "*");
+    fputc('|', f);
+}
+
+/* Everything a pool is, as text (its backends by identity and weight, then its settings). */
+static char *pool_sig(const struct config_pool *p)
+{
+    char *text = NULL, k[300];
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return NULL;
+    for (int i = 0; i < p->nbackends; i++) {
+        config_backend_key(&p->backends[i], k, sizeof(k));
+        fprintf(f, "%s %u %s;", k, p->backends[i].weight, or_none(p->backends[i].health_path));
+    }
+    fprintf(f, "|%s %d %s %u %u %u %s %u %u %u %u %u %u %u %u %u %u %u", or_none(p->balance),
+            (int)p->hash_key, or_none(p->hash_key_name), p->hash_load_factor, p->slow_start_ms,
+            p->panic_threshold, or_none(p->sticky.cookie), p->sticky.max_age,
+            p->healthy_threshold, p->unhealthy_threshold, p->health_check_period_ms,
+            p->health_check_timeout_ms, p->connect_timeout_ms, p->upstream_timeout_ms, p->retries,
+            p->max_fails, p->upstream_max_idle, (unsigned)p->sticky.secure * 2 + p->sticky.http_only);
+    fclose(f);
+    return text;
+}
+
+/* Everything a route is, as text (pools by name: indices move when pools come and go). */
+static char *route_sig(const struct config *c, const struct config_route *r)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return NULL;
+    fprintf(f, "%s|%s|%s|%s|", or_none(r->host), or_none(r->path), or_none(r->path_prefix),
+            or_none(r->path_regex));
+    list_print(r->methods, f);
+    fields_print(f, r->headers, r->nheaders);
+    fields_print(f, r->query, r->nquery);
+    fprintf(f, "%d|", (int)r->action);
+    if (r->action == CONFIG_ROUTE_POOL)
+        fprintf(f, "%s|", c->pools[r->pool].name);
+    for (int i = 0; i < r->nsplit; i++)
+        fprintf(f, "%s=%u;", c->pools[r->split[i].pool].name, r->split[i].weight);
+    fprintf(f, "|%s %s %u %s %d|%d %zu ", or_none(r->redirect.scheme), or_none(r->redirect.host),
+            r->redirect.port, or_none(r->redirect.path), r->redirect.status, r->respond.status,
+            r->respond.body_len);
+    if (r->respond.body)
+        fwrite(r->respond.body, 1, r->respond.body_len, f);
+    fprintf(f, "|%d %s|", (int)r->strip_prefix, or_none(r->rewrite_prefix));
+    fields_print(f, r->set_request_headers, r->nset_request_headers);
+    list_print(r->remove_request_headers, f);
+    fields_print(f, r->set_response_headers, r->nset_response_headers);
+    list_print(r->remove_response_headers, f);
+    char cb[64];
+    fprintf(f, "|%d:", (int)r->has_allow);
+    for (int i = 0; i < r->nallow; i++)
+        fprintf(f, "%s,", cidr_str(&r->allow[i], cb, sizeof(cb)));
+    fputc('|', f);
+    for (int i = 0; i < r->ndeny; i++)
+        fprintf(f, "%s,", cidr_str(&r->deny[i], cb, sizeof(cb)));
+    fprintf(f, "|%u %u %u %d", r->rate_mrps, r->rate_burst, r->upstream_timeout_ms, r->retries);
+    fclose(f);
+    return text;
+}
+
+static int find_pool(const struct config *c, const char *name)
+{
+    for (int i = 1; i < c->npools; i++)
+        if (strcmp(c->pools[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static int find_route(const struct config *c, const char *name)
+{
+    for (int i = 0; i < c->nroutes; i++)
+        if (strcmp(c->routes[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static int diff_routing(const struct config *o, const struct config *n, FILE *out)
+{
+    int lines = 0;
+    if (o->encoded_slash_reject != n->encoded_slash_reject) {
+        fprintf(out, "setting changed: encodedSlash %s -> %s\n",
+                o->encoded_slash_reject ? "reject" : "keep",
+                n->encoded_slash_reject ? "reject" : "keep");
+        lines++;
+    }
+    for (int i = 1; i < n->npools; i++) { /* the default pool is the backends and settings */
+        int j = find_pool(o, n->pools[i].name);
+        char *a = j < 0 ? NULL : pool_sig(&o->pools[j]), *b = j < 0 ? NULL : pool_sig(&n->pools[i]);
+        if (j < 0 || !a || !b || strcmp(a, b) != 0) {
+            fprintf(out, "pool %s: %s\n", j < 0 ? "added" : "changed", n->pools[i].name);
+            lines++;
+        }
+        /* a kept pool keeps its backends by identity: which come, go or change */
+        if (j >= 0 && a && b && strcmp(a, b) != 0)
+            lines += diff_pool_backends(o, o->pools[j].backends, o->pools[j].nbackends, n,
+                                        n->pools[i].backends, n->pools[i].nbackends,
+                                        n->pools[i].name, out);
+        free(a);
+        free(b);
+    }
+    for (int j = 1; j < o->npools; j++)
+        if (find_pool(n, o->pools[j].name) < 0) {
+            fprintf(out, "pool removed: %s\n", o->pools[j].name);
+            lines++;
+        }
+    int last = -1;
+    bool reordered = false;
+    for (int i = 0; i < n->nroutes; i++) {
+        int j = find_route(o, n->routes[i].name);
+        char *a = j < 0 ? NULL : route_sig(o, &o->routes[j]);
+        char *b = j < 0 ? NULL : route_sig(n, &n->routes[i]);
+        if (j < 0 || !a || !b || strcmp(a, b) != 0) {
+            fprintf(out, "route %s: %s\n", j < 0 ? "added" : "changed", n->routes[i].name);
+            lines++;
+        }
+        free(a);
+        free(b);
+        if (j >= 0) {
+            reordered |= j < last;
+            last = j;
+        }
+    }
+    for (int j = 0; j < o->nroutes; j++)
+        if (find_route(n, o->routes[j].name) < 0) {
+            fprintf(out, "route removed: %s\n", o->routes[j].name);
+            lines++;
+        }
+    if (reordered) {
+        fprintf(out, "routes reordered\n");
+        lines++;
     }
     return lines;
 }
@@ -369,5 +589,6 @@ static int diff_backends(const struct config *o, const struct config *n, FILE *o
 int config_diff(const struct config *old, const struct config *new, FILE *out)
 {
     return diff_backends(old, new, out) + diff_listeners(old, new, out) +
-           diff_scalars(old, new, out) + diff_others(old, new, out);
+           diff_scalars(old, new, out) + diff_others(old, new, out) +
+           diff_routing(old, new, out);
 }

@@ -8,9 +8,14 @@
  *   backend removed: http://127.0.0.1:8082
  *   backend changed: http://127.0.0.1:8081: weight 1 -> 3, healthPath "/" -> "/ready"
  *   setting changed: connectTimeout 3s -> 5s
- *   listener changed: listen 127.0.0.1:8080 -> 127.0.0.1:8090
+ *   listener changed: listen 127.0.0.1:8080 -> 127.0.0.1:8090   (one address replaced by one)
+ *   listener added: tls.listen [::1]:8443                       (otherwise per address)
+ *   listener removed: listen 127.0.0.1:8081
  *   setting changed: workers 2 -> 4 (needs a restart)     (also admin.listen: a reload keeps them)
- * Secrets (admin.token) are never printed, only that they changed.
+ *   pool added: api          pool changed: api          pool removed: api      (named pools)
+ *   route added: canary      route changed: canary      route removed: canary  (routes by name)
+ *   routes reordered                                                   (the same routes, moved)
+ * Secrets (admin.token, stickySession.secret) are never printed, only that they changed.
  */
 #ifndef GOLB_CONFIG_DIFF_H
 #define GOLB_CONFIG_DIFF_H
@@ -24,7 +29,8 @@ struct config;
 /* Writes one line per change to out; returns how many. */
 int config_diff(const struct config *old, const struct config *new, FILE *out);
 
-/* True when the plain or HTTPS listener's configured address differs (so it must be re-bound). */
+/* True when the plain or HTTPS listeners' configured addresses differ as sets (so some must be
+ * bound or closed); `listen: off` and no tls section are empty sets. */
 bool config_plain_listener_changed(const struct config *old, const struct config *new);
 bool config_tls_listener_changed(const struct config *old, const struct config *new);
 

@@ -3,21 +3,18 @@
  * config_yaml_get_choice). Entry points in config_int.h; the tree, messages and getters are
  * config_yaml.h's.
  *
- * admin.tokenFile is read here, at load (so a reload re-reads it, and every problem with it is a
- * FILE:LINE:COL error before golb listens): its content, without trailing whitespace, is the token.
+ * admin.tokenFile is read here, at load (config_yaml_read_secret_file: so a reload re-reads it, and
+ * every problem with it is a FILE:LINE:COL error before golb listens): its content, without
+ * trailing whitespace, is the token.
  */
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
-#include <unistd.h>
 
 #include "config/config.h"
 #include "config/config_int.h"
@@ -71,79 +68,6 @@ static void set_admin_listen(struct config_yaml_load *l, struct config *cfg,
                            &cfg->admin_listen);
 }
 
-#define TOKEN_FILE_MAX 4096 /* "it is larger than 4096 bytes" below */
-
-/* admin.tokenFile: the token is the file's content without trailing whitespace (a newline left by
- * an editor or `echo`). A regular file only (a FIFO would block the load), at most
- * TOKEN_FILE_MAX bytes, one token of visible ASCII. NULL after reporting. */
-static char *read_token_file(struct config_yaml_load *l, const struct config_yaml_node *v)
-{
-    struct config_yaml_qbuf q;
-    bool ok = config_yaml_is_string(v) && v->len > 0;
-    for (size_t i = 0; ok && i < v->len; i++)
-        ok = (unsigned char)v->str[i] >= 0x20 && v->str[i] != 0x7f;
-    if (!ok) {
-        config_yaml_error(l, v, "admin.tokenFile must be a path, got %s",
-                          config_yaml_describe(&q, v));
-        return NULL;
-    }
-    char *path = config_yaml_resolve_path(l, v->str);
-    if (!path) {
-        config_yaml_oom(l);
-        return NULL;
-    }
-    char *tok = NULL;
-    const char *why = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO must not block */
-    struct stat st;
-    if (fd == -1 || fstat(fd, &st) == -1) {
-        config_yaml_error(l, v, "admin.tokenFile: cannot read \"%s\": %s", path, strerror(errno));
-    } else if (!S_ISREG(st.st_mode)) {
-        why = "it is not a regular file";
-    } else if (!(tok = malloc(TOKEN_FILE_MAX + 2))) {
-        config_yaml_oom(l);
-    } else {
-        size_t len = 0;
-        for (;;) {
-            ssize_t n = read(fd, tok + len, TOKEN_FILE_MAX + 1 - len);
-            if (n == -1 && errno == EINTR)
-                continue;
-            if (n == -1)
-                why = strerror(errno);
-            if (n <= 0)
-                break;
-            len += (size_t)n;
-            if (len > TOKEN_FILE_MAX)
-                break;
-        }
-        bool too_big = len > TOKEN_FILE_MAX;
-        while (len > 0 && tok[len - 1] && strchr(" \t\r\n", tok[len - 1]))
-            len--;
-        tok[len] = '\0'; /* len ≤ TOKEN_FILE_MAX + 1 */
-        if (why) {
-            /* a read error: reported below */
-        } else if (too_big) {
-            why = "it is larger than 4096 bytes";
-        } else if (len == 0) {
-            why = "it is empty";
-        } else if (strlen(tok) != len || !config_yaml_visible_ascii(tok, len)) {
-            why = "it must hold one token of visible ASCII characters";
-        } else if (st.st_mode & S_IROTH) {
-            config_yaml_warning(
-                l, v, "admin.tokenFile: \"%s\" is readable by every user (chmod o-r)", path);
-        }
-    }
-    if (why) {
-        config_yaml_error(l, v, "admin.tokenFile: cannot use \"%s\": %s", path, why);
-        free(tok);
-        tok = NULL;
-    }
-    if (fd != -1)
-        close(fd);
-    free(path);
-    return tok;
-}
-
 void config_obs_admin(struct config_yaml_load *l, struct config *cfg,
                       const struct config_yaml_node *v)
 {
@@ -189,7 +113,7 @@ void config_obs_admin(struct config_yaml_load *l, struct config *cfg,
         config_yaml_error(l, later,
                           "admin.token and admin.tokenFile are mutually exclusive: give one");
     } else if (file && file->kind != CONFIG_YAML_BAD) {
-        cfg->admin_token = read_token_file(l, file);
+        cfg->admin_token = config_yaml_read_secret_file(l, "admin.tokenFile", file);
     }
     if (!listen) {
         config_yaml_error(l, v, "admin is missing \"listen\"");

@@ -1,7 +1,7 @@
 /* config_tls — the `tls` section and backends' TLS keys (config.h, config_int.h, config_yaml.h).
  *
  *   tls:
- *     listen: ADDR                       required; same forms as `listen`
+ *     listen: ADDR | [ADDR, ...]         required; same forms as `listen`
  *     certificates:                      required, non-empty; the first is the default
  *       - certFile: PATH                 leaf + chain, PEM
  *         keyFile: PATH                  PEM, unencrypted
@@ -197,6 +197,7 @@ void config_tls_section(struct config_yaml_load *l, struct config *cfg,
         return;
     }
     cfg->tls = t;
+    atomic_init(&t->refs, 1); /* the configuration's */
     t->min_version = 12;
     t->session_tickets = true;
     t->ticket_key_rotation_ms = 43200u * 1000u;
@@ -224,10 +225,7 @@ void config_tls_section(struct config_yaml_load *l, struct config *cfg,
     const char *s;
     bool settings_ok = true;
     if ((n = val[0]) != NULL) {
-        t->listen_line = slot[0]->line;
-        t->listen_col = slot[0]->col;
-        (void)config_yaml_listen_addr(l, "tls.listen", n, &t->listen_addr, &t->listen_addrlen,
-                                      &t->listen_name);
+        config_listen_parse(l, "tls.listen", slot[0], n, &t->listen);
     } else {
         config_yaml_error(l, v, "tls is missing \"listen\" (the HTTPS listener's address)");
     }
@@ -308,22 +306,31 @@ void config_tls_cross_check(struct config_yaml_load *l, struct config *cfg,
     (void)root;
 }
 
-void config_tls_free(struct config *cfg)
+void config_tls_ref(struct config_tls *t)
 {
-    struct config_tls *t = cfg->tls;
-    if (!t)
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
+void config_tls_unref(struct config_tls *t)
+{
+    if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (int i = 0; i < t->ncerts; i++) {
         free(t->certs[i].cert_file);
         free(t->certs[i].key_file);
     }
     free(t->certs);
-    free(t->listen_name);
+    config_listen_free(&t->listen);
     free(t->ciphers);
     free(t->client_ca_file);
     free(t->client_subject_header);
     tls_server_free(t->server);
     free(t);
+}
+
+void config_tls_free(struct config *cfg)
+{
+    config_tls_unref(cfg->tls);
     cfg->tls = NULL;
 }
 

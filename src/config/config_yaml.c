@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -19,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "base/util.h"
@@ -837,6 +840,80 @@ bool config_yaml_visible_ascii(const char *s, size_t len)
         if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
             return false;
     return true;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Secret files
+ */
+
+char *config_yaml_read_secret_file(struct config_yaml_load *l, const char *key,
+                                   const struct config_yaml_node *v)
+{
+    struct config_yaml_qbuf q;
+    bool ok = config_yaml_is_string(v) && v->len > 0;
+    for (size_t i = 0; ok && i < v->len; i++)
+        ok = (unsigned char)v->str[i] >= 0x20 && v->str[i] != 0x7f;
+    if (!ok) {
+        config_yaml_error(l, v, "%s must be a path, got %s", key, config_yaml_describe(&q, v));
+        return NULL;
+    }
+    char *path = config_yaml_resolve_path(l, v->str);
+    if (!path) {
+        config_yaml_oom(l);
+        return NULL;
+    }
+    char *tok = NULL;
+    const char *why = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO must not block */
+    struct stat st;
+    if (fd == -1 || fstat(fd, &st) == -1) {
+        config_yaml_error(l, v, "%s: cannot read \"%s\": %s", key, path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        why = "it is not a regular file";
+    } else if (!(tok = malloc(CONFIG_YAML_SECRET_FILE_MAX + 2))) {
+        config_yaml_oom(l);
+    } else {
+        size_t len = 0;
+        for (;;) {
+            ssize_t n = read(fd, tok + len, CONFIG_YAML_SECRET_FILE_MAX + 1 - len);
+            if (n == -1 && errno == EINTR)
+                continue;
+            if (n == -1)
+                why = strerror(errno);
+            if (n <= 0)
+                break;
+            len += (size_t)n;
+            if (len > CONFIG_YAML_SECRET_FILE_MAX)
+                break;
+        }
+        bool too_big = len > CONFIG_YAML_SECRET_FILE_MAX;
+        while (len > 0 && tok[len - 1] && strchr(" \t\r\n", tok[len - 1]))
+            len--;
+        tok[len] = '\0'; /* len ≤ CONFIG_YAML_SECRET_FILE_MAX + 1 */
+        if (why) {
+            /* a read error: reported below */
+        } else if (too_big) {
+            why = "it is larger than 4096 bytes";
+        } else if (len == 0) {
+            why = "it is empty";
+        } else if (strlen(tok) != len || !config_yaml_visible_ascii(tok, len)) {
+            why = "it must hold one token of visible ASCII characters";
+        } else if (st.st_mode & S_IROTH) {
+            config_yaml_warning(l, v, "%s: \"%s\" is readable by every user (chmod o-r)", key,
+                                path);
+        }
+    }
+    if (why) {
+        config_yaml_error(l, v, "%s: cannot use \"%s\": %s", key, path, why);
+        if (tok)
+            explicit_bzero(tok, CONFIG_YAML_SECRET_FILE_MAX + 2);
+        free(tok);
+        tok = NULL;
+    }
+    if (fd != -1)
+        close(fd);
+    free(path);
+    return tok;
 }
 
 /* ---------------------------------------------------------------------------------------------

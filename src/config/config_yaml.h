@@ -121,6 +121,21 @@ const char *config_yaml_number(struct config_yaml_qbuf *q, const struct config_y
 const char *config_yaml_describe(struct config_yaml_qbuf *q, const struct config_yaml_node *n);
 
 /* ---------------------------------------------------------------------------------------------
+ * Secret files (admin.tokenFile, stickySession.secretFile)
+ */
+
+#define CONFIG_YAML_SECRET_FILE_MAX 4096 /* "it is larger than 4096 bytes" */
+
+/* The secret in the file named by v (a path, relative to the configuration's directory), `key`
+ * naming it in messages: the file's content without trailing whitespace (a newline left by an
+ * editor or `echo`). A regular file only (a FIFO would block the load), at most
+ * CONFIG_YAML_SECRET_FILE_MAX bytes, one token of visible ASCII; a warning when every user may
+ * read it. Read at every load, so a reload reads it again. A new string, or NULL after
+ * reporting. */
+char *config_yaml_read_secret_file(struct config_yaml_load *l, const char *key,
+                                   const struct config_yaml_node *v);
+
+/* ---------------------------------------------------------------------------------------------
  * Keys of a mapping, and rows of a key table
  */
 
@@ -140,7 +155,7 @@ void config_yaml_unknown_key(struct config_yaml_load *l, const struct config_yam
  * name a section, which the table's owner (config.c) dispatches to its parser. */
 enum config_yaml_key_type {
     CONFIG_YAML_KT_PORT = 0, /* INT 1..65535, kept aside until listen is settled */
-    CONFIG_YAML_KT_LISTEN,   /* address string → listen_addr, listen_addrlen, listen_name */
+    CONFIG_YAML_KT_LISTEN,   /* an address or a list of them → listen (config_listen.c) */
     CONFIG_YAML_KT_INT,      /* INT into an int field */
     CONFIG_YAML_KT_UINT,     /* INT into a uint32_t field */
     CONFIG_YAML_KT_DURATION, /* SECONDS into a uint32_t field of milliseconds; min/max/def in ms
@@ -157,6 +172,9 @@ enum config_yaml_key_type {
     CONFIG_YAML_KT_PATH,       /* a file path string into a char * field */
     CONFIG_YAML_KT_UPGRADE,    /* upgradeProtocols: a sequence of protocol names (config_http.c) */
     CONFIG_YAML_KT_BOOL,       /* true | false into a bool field; def 0 or 1 */
+    CONFIG_YAML_KT_POOLS,      /* the pools mapping (config_route.c), read after the walk */
+    CONFIG_YAML_KT_ROUTES,     /* the routes sequence (config_route.c), read after the walk */
+    CONFIG_YAML_KT_ENCODED_SLASH, /* keep | reject */
 };
 
 #define CONFIG_YAML_NO_FIELD ((size_t)-1)

@@ -1,5 +1,7 @@
 /* exchange — see exchange.h for the contract with the client side.
  *
+ *   BUFFER (a body is held until complete or requestBufferSize came: hold_body)
+ *     │
  *   PICK ──pooled connection──────────────► RELAY ──both directions done──► EX_DONE
  *     │                                       ▲  │  (101 relayed: EX_TUNNEL)
  *     └──new connect──► CONNECT ──connected───┘  │ a pooled connection the backend had closed:
@@ -54,6 +56,9 @@
 /* Bodies with at least this much left (Content-Length) or close-delimited ones move through a
  * pipe with splice(2) instead of being copied through a buffer. Below it, copying is cheaper. */
 #define SPLICE_MIN (32u * 1024u)
+
+/* Buffers of the hold chain (requestBufferSize) offered to one writev, with the head. */
+#define HOLD_IOV 16
 
 /* Exchanges kept for reuse per worker, so steady traffic never mallocs one. */
 #define MAX_FREE_EXCHANGES 256
@@ -127,6 +132,11 @@ void exchange_put(struct exchange *x)
     buf_put(&w->bufs, x->uin);
     buf_put(&w->bufs, x->resph);
     buf_put(&w->bufs, x->reqt);
+    while (x->hold) {
+        struct buf *b = x->hold;
+        x->hold = b->next;
+        buf_put(&w->bufs, b);
+    }
     if (x->gen)
         worker_ctx_unpin(w, x->gen);
     x->gen = NULL;
@@ -155,6 +165,20 @@ static enum exchange_status ex_fail(struct exchange *x, int status, enum lb_outc
     x->fail_status = status;
     x->fail_outcome = outcome;
     return EX_FAIL;
+}
+
+/* Ends this exchange_pump call; the session calls again after the worker's other ready events. */
+static void x_yield(struct exchange *x)
+{
+    if (!x->yielded)
+        x->ops->yield(x->client);
+    x->yielded = true;
+}
+
+/* n bytes moved: counted against this exchange_pump call's budget. */
+static inline void spend(struct exchange *x, size_t n)
+{
+    x->budget = n < x->budget ? x->budget - n : 0;
 }
 
 /* The backend's response time the balancer learns from (leastLatency): pick → final response
@@ -200,6 +224,18 @@ bool exchange_cut_retired(struct exchange *x)
         return false;
     x->end_term = x->resp_started ? "KD" : "KH";
     return true;
+}
+
+void exchange_note_shutdown(struct exchange *x)
+{
+    if (x->resp_started || (!x->req_done && x->req_body != HTTP1_BODY_NONE &&
+                            (x->phase == XP_RELAY || x->phase == XP_BUFFER)))
+        x->end_term = "KD";
+    else if (x->phase == XP_RELAY)
+        x->end_term = "KH";
+    else
+        x->end_term = "KC";
+    x->end_error = "shutdown";
 }
 
 bool exchange_connecting(const struct exchange *x)
@@ -300,6 +336,8 @@ static uint64_t wait_deadline(const struct exchange *x)
     const struct config *cfg = ex_cfg(x);
     if (x->phase == XP_CONNECT)
         return x->progress_at + cfg->connect_timeout_ms;
+    if (x->phase == XP_BUFFER)
+        return x->progress_at + cfg->body_timeout_ms;
     if (x->resp_phase == RESP_WAIT_HEAD && x->req_done)
         return x->sent_at + cfg->upstream_timeout_ms;
     if (x->phase == XP_TUNNEL) /* after a 101: never waiting for a head */
@@ -333,6 +371,8 @@ enum exchange_status exchange_timeout(struct exchange *x)
         connect_failed(x, "connect timed out");
         return x->res;
     }
+    if (x->phase == XP_BUFFER)
+        return ex_fail(x, 408, LB_OK); /* the body stopped before golb took a backend */
     if (x->resp_phase == RESP_WAIT_HEAD && x->req_done) {
         struct backend *b = ex_backend(x, x->backend);
         log_warn("backend %s: no response within %u ms", b->name,
@@ -391,9 +431,47 @@ static bool x_set_upstream_host(struct exchange *x, const struct backend *b)
     return rewrite_set_host(x->reqh, x->reqh_host_at, b->name);
 }
 
-/* Hands a parsed response head to the session, with the sticky cookie of the chosen backend. */
-static bool x_response_head(struct exchange *x, const struct http1_response *resp,
-                            struct buf *b)
+/* The size of a large head buffer in the exchange's generation (worker_ctx_head_buf_size). */
+static uint32_t x_head_size(const struct exchange *x)
+{
+    return worker_ctx_head_buf_size(ex_cfg(x)->max_header_size);
+}
+
+/* Moves *b into a large head buffer, unless it is one already. Returns false when it was (the
+ * head is too large for golb) or memory is exhausted (*b untouched either way). */
+static bool x_grow(struct exchange *x, struct buf **b)
+{
+    if ((*b)->cap >= x_head_size(x))
+        return false;
+    struct buf *n = buf_grow(&x->w->bufs, *b, x_head_size(x));
+    if (!n)
+        return false;
+    *b = n;
+    return true;
+}
+
+/* Builds the request head golb sends into reqh: an ordinary buffer, or a large one when it does
+ * not fit (a head near maxHeaderSize). Returns 0, or the status to answer (503, 431). */
+static int x_request_head(struct exchange *x, const struct http_request *req,
+                          const struct exchange_request *info)
+{
+    for (uint32_t cap = 0;; cap = x_head_size(x)) {
+        x->reqh = cap ? buf_get_large(&x->w->bufs, cap) : buf_get(&x->w->bufs);
+        if (!x->reqh)
+            return 503;
+        if (x_build_request_head(x, req, info, x->reqh))
+            return 0;
+        if (x->reqh->cap >= x_head_size(x))
+            return 431;
+        buf_put(&x->w->bufs, x->reqh);
+        x->reqh = NULL;
+    }
+}
+
+/* Hands a parsed response head to the session, with the sticky cookie of the chosen backend: into
+ * resph, moved into a large buffer when the head does not fit an ordinary one (on_head leaves the
+ * buffer as it was when it fails). */
+static bool x_response_head(struct exchange *x, const struct http1_response *resp)
 {
     char cookie[256];
     if (resp->status >= 200 && !x->lbr.head_us)
@@ -404,7 +482,10 @@ static bool x_response_head(struct exchange *x, const struct http1_response *res
     h.set_cookie = cookie;
     h.dechunk = x->resp_dechunk;
     h.req_done = x->req_done;
-    return x->ops->on_head(x->client, resp, &h, b) == 0;
+    while (x->ops->on_head(x->client, resp, &h, x->resph) != 0)
+        if (!x_grow(x, &x->resph))
+            return false;
+    return true;
 }
 
 /* ---------------------------------------------------------------- splice ------------------- */
@@ -430,6 +511,130 @@ static bool want_splice(struct exchange *x, struct kpipe *p, struct exchange_spl
         return false;
     }
     return pipe_pool_get(&x->w->pipes, p) == 0;
+}
+
+/* ---------------------------------------------------------------- holding the body ---------- */
+
+/* A request with a body is held until the body is complete or requestBufferSize bytes of it came,
+ * before a backend is taken: a client that trickles its body costs golb a few buffers, not a
+ * backend connection (HAProxy's http-buffer-request). Not for Expect: 100-continue (the client
+ * waits for the backend's 100 before it sends the body) nor for an upgrade. */
+static bool x_hold_wanted(const struct exchange *x, const struct http_request *req)
+{
+    /* A stream source (HTTP/2) holds its body in its own stream buffers, unframed: not here. */
+    return (req->body == HTTP_BODY_STREAM ||
+            (req->body == HTTP_BODY_LENGTH && req->content_length > 0)) &&
+           ex_cfg(x)->request_buffer_size > 0 && !x->req_upgrade && !x->req_stream &&
+           !(req->flags & HTTP_RF_EXPECT_100);
+}
+
+/* Appends n bytes to the hold chain. Returns false when out of buffers. */
+static bool hold_append(struct exchange *x, const char *p, uint32_t n)
+{
+    while (n) {
+        if (!x->hold_tail || buf_space(x->hold_tail) == 0) {
+            struct buf *b = buf_get(&x->w->bufs);
+            if (!b)
+                return false;
+            if (x->hold_tail)
+                x->hold_tail->next = b;
+            else
+                x->hold = b;
+            x->hold_tail = b;
+        }
+        uint32_t k = MIN(n, buf_space(x->hold_tail));
+        memcpy(x->hold_tail->data + x->hold_tail->last, p, k);
+        x->hold_tail->last += k;
+        x->held += k;
+        p += k;
+        n -= k;
+    }
+    return true;
+}
+
+/* n bytes of the hold chain went upstream: its drained buffers go back. */
+static void hold_sent(struct exchange *x, uint32_t n)
+{
+    x->held -= n;
+    while (n) {
+        struct buf *b = x->hold;
+        uint32_t k = MIN(n, buf_len(b));
+        b->pos += k;
+        n -= k;
+        if (buf_len(b) == 0) {
+            x->hold = b->next;
+            if (!x->hold)
+                x->hold_tail = NULL;
+            buf_put(&x->w->bufs, b);
+        }
+    }
+}
+
+/* XP_BUFFER: body bytes the source holds (validated, for chunked), and whether they end the body. */
+static uint64_t hold_source_bytes(struct exchange *x, const char *src, uint32_t avail, bool *done,
+                                  bool *bad)
+{
+    if (x->req_body == HTTP1_BODY_LENGTH) {
+        uint64_t want = x->req_remaining - x->held;
+        *done = avail >= want;
+        return MIN((uint64_t)avail, want);
+    }
+    while (x->req_ready < avail && !http1_chunked_done(&x->req_chunk)) {
+        bool is_data;
+        ssize_t k = http1_chunked_decode(&x->req_chunk, src + x->req_ready, avail - x->req_ready,
+                                         &is_data);
+        if (k < 0) {
+            *bad = true;
+            break;
+        }
+        if (k == 0)
+            break;
+        x->req_ready += (uint32_t)k;
+    }
+    *done = http1_chunked_done(&x->req_chunk);
+    return x->req_ready;
+}
+
+/* XP_BUFFER: takes the body from the source into the hold chain until it is complete or
+ * requestBufferSize bytes came (counted as received: chunk framing included); bytes that end it
+ * stay at the source. Returns true when the request may go on to a backend; false while it
+ * waits for the client, or when it ended (x->res). Out of buffers, it goes on with what it has. */
+static bool hold_body(struct exchange *x)
+{
+    uint64_t limit = ex_cfg(x)->request_buffer_size;
+    for (;;) {
+        uint32_t avail = 0;
+        const char *src = x->ops->peek(x->client, &avail);
+        bool done = false, bad = false;
+        uint64_t body = hold_source_bytes(x, src, avail, &done, &bad);
+        if (bad) {
+            ex_fail(x, 400, LB_OK);
+            return false;
+        }
+        if (done || x->held + body >= limit)
+            return true;
+        if (body) {
+            if (!hold_append(x, src, (uint32_t)body))
+                return true;
+            x->ops->consume(x->client, (uint32_t)body);
+            x->req_ready = 0;
+            spend(x, (size_t)body);
+        }
+        if (x->budget == 0) {
+            x_yield(x);
+            return false;
+        }
+        ssize_t r = x->ops->fill(x->client);
+        if (r == -EAGAIN)
+            return false;
+        if (r == -ENOMEM)
+            return true;
+        if (r < 0) {
+            x->res = EX_CLOSE; /* the client went away mid-body */
+            return false;
+        }
+        x->progress_at = loop_now(x->w->loop);
+    }
 }
 
 /* ---------------------------------------------------------------- connecting --------------- */
@@ -458,14 +663,18 @@ enum exchange_status exchange_start(struct exchange *x, const struct http_reques
     }
     if (req->protocol_len && !x->req_upgrade)
         return ex_fail(x, 501, LB_OK); /* an extended CONNECT is a tunnel or nothing */
+    x->coalesce_head = info->https;
 
-    x->reqh = buf_get(&w->bufs);
-    if (!x->reqh)
-        return ex_fail(x, 503, LB_OK);
-    if (!x_build_request_head(x, req, info, x->reqh))
-        return ex_fail(x, 431, LB_OK);
+    int st = x_request_head(x, req, info);
+    if (st)
+        return ex_fail(x, st, LB_OK);
     balancer_request_init(ex_balancer(x), &x->lbr, req, info->client_ip, info->client_ip_len,
                           w->id);
+    if (x_hold_wanted(x, req)) {
+        x->phase = XP_BUFFER; /* exchange_pump holds the body (hold_body), then picks */
+        x->progress_at = loop_now(w->loop);
+        return EX_WAIT;
+    }
     connect_next(x);
     return x->res;
 }
@@ -489,7 +698,7 @@ static void connect_next(struct exchange *x)
         lb_tried_add(&x->tried, idx);
         struct backend *b = ex_backend(x, idx);
         x->backend = idx;
-        if (!x_set_upstream_host(x, b)) {
+        if (!x_set_upstream_host(x, b) && !(x_grow(x, &x->reqh) && x_set_upstream_host(x, b))) {
             ex_fail(x, 431, LB_OK);
             return;
         }
@@ -583,30 +792,17 @@ static inline bool relaying(const struct exchange *x)
     return x->res == EX_WAIT && x->phase == XP_RELAY;
 }
 
-/* Counts n body bytes moved by this pump; true once its budget (EXCHANGE_PUMP_BUDGET) is spent:
- * the pump stops there and the session pumps again soon (yield). Counted where bytes move,
- * not per loop turn: a small request never pays for it. A session without yield has no
- * budget. */
-static inline bool moved(struct exchange *x, uint64_t n)
-{
-    x->pumped += n;
-    if (x->pumped < EXCHANGE_PUMP_BUDGET || !x->ops->yield)
-        return false;
-    x->more = true;
-    return true;
-}
-
 /* ---------------------------------------------------------------- request side ------------- */
 
 /* Content-Length request bodies past the first buffer go client → pipe → upstream. */
 static void splice_request(struct exchange *x, bool *progress)
 {
     struct exchange_splice *s = &x->splice_req;
-    uint64_t left = x->req_remaining, before = x->obs.req_body_bytes;
+    uint64_t left = x->req_remaining;
     enum pipe_splice_err err = PIPE_SPLICE_OK;
     bool p = pipe_splice(&x->req_pipe, s->fd, s->readable, s->eof, x->up->io.fd,
-                         &x->up->writable, &left, &x->obs.req_body_bytes, &err);
-    moved(x, x->obs.req_body_bytes - before);
+                         &x->up->writable, &left, &x->obs.req_body_bytes, &x->budget,
+                         PIPE_SPLICE_CHUNK, NULL, &err);
     if (left != x->req_remaining)
         x->req_body_sent = true;
     x->req_remaining = left;
@@ -773,6 +969,7 @@ COLD static bool pump_request_stream(struct exchange *x)
             }
             progress = true;
             x->progress_at = loop_now(x->w->loop);
+            spend(x, (size_t)wr);
             uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
             x->reqh_sent += from_head;
             if (from_head && from_head == head_left)
@@ -789,11 +986,11 @@ COLD static bool pump_request_stream(struct exchange *x)
                     x->req_chunk_left -= from_body;
                 else
                     x->req_remaining -= from_body;
-                if (moved(x, from_body))
-                    break;
             }
             continue;
         }
+        if (x->budget == 0) /* this call's budget is spent: exchange_pump yields */
+            break;
         ssize_t r = ops->fill(x->client); /* more of the body, or its end */
         if (r == -EAGAIN)
             break;
@@ -813,6 +1010,42 @@ COLD static bool pump_request_stream(struct exchange *x)
     return progress;
 }
 
+/* Sends the request head (when still due) and bytes of the hold chain (requestBufferSize), in
+ * one writev. Returns 1 when bytes went, 0 when the upstream takes nothing now, -1 when the
+ * exchange failed. Kept out of pump_request, whose path without a hold stays short. */
+__attribute__((noinline)) static int send_held(struct exchange *x)
+{
+    struct iovec iov[1 + HOLD_IOV];
+    int n = 0;
+    uint32_t head_left = x->reqh_sent < x->reqh->last ? x->reqh->last - x->reqh_sent : 0;
+    if (head_left)
+        iov[n++] = (struct iovec){x->reqh->data + x->reqh_sent, head_left};
+    for (struct buf *b = x->hold; b && n < 1 + HOLD_IOV; b = b->next)
+        iov[n++] = (struct iovec){b->data + b->pos, buf_len(b)};
+    if (!x->up->writable)
+        return 0;
+    ssize_t wr = upstream_writev(x->up, iov, n);
+    if (wr == -EAGAIN)
+        return 0;
+    if (wr < 0) {
+        upstream_broken(x, "connection reset while sending the request");
+        return -1;
+    }
+    x->progress_at = loop_now(x->w->loop);
+    spend(x, (size_t)wr);
+    uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
+    x->reqh_sent += from_head;
+    uint32_t from_body = (uint32_t)wr - from_head;
+    if (from_body) {
+        x->req_body_sent = true;
+        x->obs.req_body_bytes += from_body;
+        hold_sent(x, from_body);
+        if (x->req_body == HTTP1_BODY_LENGTH)
+            x->req_remaining -= from_body;
+    }
+    return 1;
+}
+
 /* Sends the request head and body bytes the framing allows. Returns true on progress. */
 static bool pump_request(struct exchange *x)
 {
@@ -820,7 +1053,7 @@ static bool pump_request(struct exchange *x)
     const struct exchange_client_ops *ops = x->ops;
     if (x->req_stream)
         return pump_request_stream(x);
-    if (x->req_body == HTTP1_BODY_LENGTH && !x->req_done) {
+    if (x->req_body == HTTP1_BODY_LENGTH && !x->req_done && !x->hold) {
         uint32_t buffered = 0;
         ops->peek(x->client, &buffered);
         if (want_splice(x, &x->req_pipe, &x->splice_req, false,
@@ -831,6 +1064,15 @@ static bool pump_request(struct exchange *x)
         }
     }
     while (!x->req_done && relaying(x)) {
+        if (x->hold) {
+            /* What was held goes first (with the head), alone: the source's bytes follow once
+             * it is all sent. */
+            int r = send_held(x);
+            if (r <= 0)
+                return r == 0 && progress;
+            progress = true;
+            continue;
+        }
         struct iovec iov[2];
         int n = 0;
         /* reqh goes once the final response head came, maybe before the body went up whole */
@@ -885,6 +1127,7 @@ static bool pump_request(struct exchange *x)
             }
             progress = true;
             x->progress_at = loop_now(x->w->loop);
+            spend(x, (size_t)wr);
             uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
             x->reqh_sent += from_head;
             uint32_t from_body = (uint32_t)wr - from_head;
@@ -896,12 +1139,12 @@ static bool pump_request(struct exchange *x)
                     x->req_remaining -= from_body;
                 else
                     x->req_ready -= from_body;
-                if (moved(x, from_body))
-                    break;
             }
             continue;
         }
-        /* Need more body bytes from the client. */
+        /* Need more body bytes from the client (unless this call's budget is spent). */
+        if (x->budget == 0)
+            break;
         ssize_t r = ops->fill(x->client);
         if (r == -EAGAIN)
             break;
@@ -927,12 +1170,17 @@ static bool x_parse_response(struct exchange *x)
 {
     struct http1_response resp;
     size_t len = buf_len(x->uin);
-    ssize_t n = http1_parse_response(x->uin->data + x->uin->pos, len, 0, x->uin->cap - 1,
+    size_t max_head = MAX(x->uin->cap, x_head_size(x)) - 1;
+    ssize_t n = http1_parse_response(x->uin->data + x->uin->pos, len, 0, max_head,
                                      x->req_is_head, &resp);
     if (n == -EAGAIN) {
         if (buf_space(x->uin) == 0) {
             if (x->uin->pos == 0) {
-                upstream_broken(x, "response head too large");
+                /* A head larger than an ordinary buffer: go on in a large one. */
+                if (!x_grow(x, &x->uin)) {
+                    upstream_broken(x, "response head too large");
+                    return false;
+                }
                 return false;
             }
             buf_compact(x->uin);
@@ -958,7 +1206,7 @@ static bool x_parse_response(struct exchange *x)
     if (resp.status < 200 && resp.status != 101) {
         /* Interim (100 Continue, 103 Early Hints): the session relays it (or not), then the
          * exchange keeps waiting for the final head. */
-        if (!x_response_head(x, &resp, x->resph)) {
+        if (!x_response_head(x, &resp)) {
             upstream_broken(x, "interim response head too large");
             return false;
         }
@@ -984,7 +1232,7 @@ static bool x_parse_response(struct exchange *x)
     if (x->resp_dechunk) /* resp_tlen is 0 outside a body */
         x->resp_trailers = x->ops->body_end != NULL;
     x->resp_keepalive = (resp.flags & HTTP1_MF_KEEP_ALIVE) && resp.body != HTTP1_BODY_CLOSE;
-    if (!x_response_head(x, &resp, x->resph)) {
+    if (!x_response_head(x, &resp)) {
         x->replayed = true;
         upstream_broken(x, "response head too large");
         return false;
@@ -1102,11 +1350,11 @@ static void splice_response(struct exchange *x, bool *progress)
 {
     struct exchange_splice *s = &x->splice_resp;
     bool length = x->resp_body == HTTP1_BODY_LENGTH;
-    uint64_t left = length ? x->resp_remaining : UINT64_MAX, before = x->obs.resp_body_bytes;
+    uint64_t left = length ? x->resp_remaining : UINT64_MAX;
     enum pipe_splice_err err = PIPE_SPLICE_OK;
     bool p = pipe_splice(&x->resp_pipe, x->up->io.fd, &x->up->readable, &x->up_eof, s->fd,
-                         s->writable, &left, &x->obs.resp_body_bytes, &err);
-    moved(x, x->obs.resp_body_bytes - before);
+                         s->writable, &left, &x->obs.resp_body_bytes, &x->budget, x->uin->cap,
+                         &x->resp_room, &err);
     if (length)
         x->resp_remaining = left;
     if (p) {
@@ -1126,6 +1374,21 @@ static void splice_response(struct exchange *x, bool *progress)
     if ((length && x->resp_remaining == 0) || (!length && x->up_eof && drained)) {
         x->resp_phase = x->ops->body_end ? RESP_END : RESP_DONE;
         *progress = true;
+        return;
+    }
+    /* The client stopped taking bytes (a slow reader): what is left in the pipe (at most a
+     * buffer: pipe_splice's stall_max) moves to uin and the pipe goes back, so a stalled
+     * transfer holds its two sockets, not four descriptors. It goes on from uin (copied), then
+     * through a pipe again once uin is drained. */
+    if (!*s->writable && buf_len(x->uin) == 0 && x->resp_pipe.bytes <= x->uin->cap) {
+        x->uin->pos = x->uin->last = 0;
+        ssize_t n = pipe_drain(&x->resp_pipe, x->uin->data, x->uin->cap);
+        if (n < 0) {
+            x->res = EX_CLOSE;
+            return;
+        }
+        x->uin->last = (uint32_t)n;
+        pipe_pool_put(&x->w->pipes, &x->resp_pipe);
     }
 }
 
@@ -1184,7 +1447,17 @@ static bool pump_response(struct exchange *x)
             if (body)
                 body_iov = (struct iovec){x->uin->data + x->uin->pos, (size_t)body};
         }
-        if (head_left || body) {
+        /* A TLS client gets a head and the first body bytes in one record when the body is
+         * there by then: one read more (step 3) before the head goes alone, and when that finds
+         * nothing, one more after the worker's other ready events (the backend's second write
+         * is usually microseconds behind its first). */
+        bool hold_head = unlikely(x->coalesce_head) && head_left && !body &&
+                         x->resp_phase == RESP_BODY && x->head_reads < 2 && !x->up_eof &&
+                         x->budget && x->uin && buf_len(x->uin) == 0 &&
+                         (x->resp_body == HTTP1_BODY_LENGTH
+                              ? x->resp_remaining > 0
+                              : !http1_chunked_done(&x->resp_chunk));
+        if ((head_left || body) && !hold_head) {
             ssize_t wr = x->ops->send(x->client, &head, body ? &body_iov : NULL,
                                       x->uin && x->uin->pos == 0);
             if (wr == -EAGAIN)
@@ -1196,6 +1469,7 @@ static bool pump_response(struct exchange *x)
             progress = true;
             x->resp_started = true;
             x->progress_at = loop_now(x->w->loop);
+            spend(x, (size_t)wr);
             uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
             x->resph_sent += from_head;
             if (from_head && x->resph_sent == x->resph->last)
@@ -1208,8 +1482,6 @@ static bool pump_response(struct exchange *x)
                     x->resp_remaining -= from_body;
                 else if (x->resp_body == HTTP1_BODY_CHUNKED)
                     x->resp_ready -= from_body;
-                if (moved(x, from_body))
-                    break;
             }
             continue;
         }
@@ -1244,8 +1516,12 @@ static bool pump_response(struct exchange *x)
             }
         }
 
-        /* 3. Read more from the upstream once what we had is drained. */
-        if (!x->up->readable || x->up_eof)
+        /* 3. Read more from the upstream once what we had is drained (and while this call's
+         * budget lasts). A held head tries once whatever the readiness flag says: bytes that came
+         * since the short read that brought the head bring their edge only later. */
+        if (hold_head)
+            x->head_reads++;
+        else if (!x->up->readable || x->up_eof || x->budget == 0)
             break;
         if (!x->uin) {
             x->uin = buf_get(&x->w->bufs);
@@ -1271,8 +1547,15 @@ static bool pump_response(struct exchange *x)
             }
         }
         ssize_t r = upstream_read(x->up, x->uin);
-        if (r == -EAGAIN)
+        if (r == -EAGAIN) {
+            if (hold_head && x->head_reads == 1 && x->ops->yield) {
+                x_yield(x); /* look again after the other ready events */
+                break;
+            }
+            if (hold_head)
+                continue; /* nothing yet: the head goes alone */
             break;
+        }
         if (r <= 0) {
             x->up_eof = true;
             if (x->resp_phase == RESP_WAIT_HEAD) {
@@ -1329,7 +1612,7 @@ static bool tunnel_up(struct exchange *x)
         }
         x->ops->consume(x->client, (uint32_t)wr);
         x->obs.req_body_bytes += (uint64_t)wr;
-        moved(x, (uint64_t)wr);
+        spend(x, (size_t)wr);
         return true;
     }
     ssize_t r = x->ops->fill(x->client);
@@ -1360,7 +1643,7 @@ static bool tunnel_down(struct exchange *x)
         }
         x->uin->pos += (uint32_t)wr;
         x->obs.resp_body_bytes += (uint64_t)wr;
-        moved(x, (uint64_t)wr);
+        spend(x, (size_t)wr);
         return true;
     }
     if (x->up_eof) {
@@ -1397,9 +1680,10 @@ static bool tunnel_down(struct exchange *x)
 
 COLD static enum exchange_status pump_tunnel_stream(struct exchange *x)
 {
-    for (int rounds = 0; x->res == EX_WAIT && !x->more; rounds++) {
-        if (rounds == 64) {
-            x->more = x->ops->yield != NULL;
+    for (int rounds = 0; x->res == EX_WAIT; rounds++) {
+        if (rounds == 64 || x->budget == 0) { /* the rest after the other connections */
+            if (x->ops->yield)
+                x_yield(x);
             break;
         }
         bool p = !x->tun_client_done && tunnel_up(x);
@@ -1418,28 +1702,40 @@ COLD static enum exchange_status pump_tunnel_stream(struct exchange *x)
 
 /* ---------------------------------------------------------------- the pump ----------------- */
 
-/* The pump leaves the exchange waiting: buffers nothing waits in go back, and a pump stopped at
- * its budget has the session pump again. */
+/* The pump leaves the exchange waiting: buffers nothing waits in go back (a stream session's).
+ * A pump stopped at its budget already asked the session to pump again (x_yield). */
 static inline enum exchange_status x_wait(struct exchange *x)
 {
     if (x->req_stream)
         x_rest(x);
-    if (x->more)
-        x->ops->yield(x->client);
     return EX_WAIT;
+}
+
+/* XP_BUFFER: holds the body, then takes a backend once it may. Returns false while it holds (or
+ * when the exchange ended). */
+__attribute__((noinline)) static bool pump_hold(struct exchange *x)
+{
+    if (x->res != EX_WAIT || !hold_body(x))
+        return false;
+    x->phase = XP_PICK;
+    connect_next(x);
+    return true;
 }
 
 enum exchange_status exchange_pump(struct exchange *x)
 {
-    x->more = false;
-    x->pumped = 0;
+    x->budget = x->ops->yield ? LOOP_IO_BUDGET : SIZE_MAX;
+    x->yielded = false;
     if (x->phase == XP_TUNNEL) {
         enum exchange_status st = pump_tunnel_stream(x);
         return st == EX_WAIT ? x_wait(x) : st;
     }
+    if (unlikely(x->phase == XP_BUFFER) && !pump_hold(x))
+        return x->res == EX_WAIT ? x_wait(x) : x->res;
     for (int rounds = 0; relaying(x); rounds++) {
-        if (rounds == 64) {
-            x->more = x->ops->yield != NULL;
+        if (rounds == 64) { /* readiness still set: the rest after the other connections */
+            if (x->ops->yield)
+                x_yield(x);
             break;
         }
         bool p = pump_request(x);
@@ -1462,8 +1758,12 @@ enum exchange_status exchange_pump(struct exchange *x)
                 return EX_DONE;
             }
         }
-        if (!p || x->more) /* a side spent this pump's budget: the other got its turn */
+        if (!p || x->yielded)
             break;
+        if (x->budget == 0) {
+            x_yield(x); /* the rest after the worker's other connections */
+            break;
+        }
     }
     return x->res == EX_WAIT ? x_wait(x) : x->res;
 }

@@ -30,8 +30,8 @@
  *     which is made only from the exchange's upstream event handler as its very last action (the
  *     handler touches nothing after it). No callback may free the exchange or close the session:
  *     a callback reports a failure through its return value and the exchange returns a status.
- *   - Each exchange_pump() moves about EXCHANGE_PUMP_BUDGET body bytes at most; stopped there,
- *     it calls yield() and the session pumps it again from a deferred task.
+ *   - Each exchange_pump() moves about LOOP_IO_BUDGET body bytes at most; stopped there, it
+ *     calls yield() and the session pumps it again after the worker's other work (loop_yield).
  *   - Ends: an HTTP/1 session's framing says where bodies end; a stream session (HTTP/2) learns
  *     the end of the response, with its trailers, from body_end(), and tells the end of the
  *     request body by fill() returning 0, its trailers through trailers().
@@ -120,10 +120,10 @@ struct exchange_client_ops {
     int (*splice_end)(void *client, bool response, struct exchange_splice *out);
     /* Upstream activity: pump the exchange (from the upstream event handler, its last act). */
     void (*resume)(void *client);
-    /* Optional. exchange_pump() stopped at its byte budget (EXCHANGE_PUMP_BUDGET) with work left
-     * and its readiness flags still set: call exchange_pump() again once the worker's other
-     * connections had their turn (a deferred task: edge-triggered readiness will not report the
-     * waiting bytes again), never from inside this call. NULL: no budget. */
+    /* The exchange stopped at its byte budget (LOOP_IO_BUDGET per exchange_pump call) with bytes
+     * still to move and its readiness flags still set: call exchange_pump again once the other
+     * connections of the worker had their turn (loop_yield), never from inside this call. NULL:
+     * no budget (the exchange moves all it can per call). */
     void (*yield)(void *client);
     /* Optional (NULL: the session's own framing says where a body ends, as HTTP/1's does).
      * body_end: the response is complete, every byte of it went through send(). Made once per
@@ -206,10 +206,6 @@ void exchange_pool_free(struct worker_ctx *w);
  * a protocol upgradeProtocols does not allow). */
 enum exchange_status exchange_start(struct exchange *x, const struct http_request *req,
                                     const struct exchange_request *info);
-/* At most about this many body bytes move per exchange_pump() call (both directions, splice
- * included), so that one stream cannot keep a connection's send side, or the worker, to itself. */
-#define EXCHANGE_PUMP_BUDGET (128u * 1024u)
-
 /* Moves bytes both ways until nothing progresses, or the budget is spent: then it asks the
  * session to pump it again soon (ops->yield) and returns EX_WAIT. */
 enum exchange_status exchange_pump(struct exchange *x);
@@ -225,6 +221,10 @@ void exchange_release_upstream(struct exchange *x, enum lb_outcome outcome);
  * shutdownTimeout, and the exchange notes it as the cause (termination KH or KD); the session
  * then closes. False (nothing noted) otherwise. */
 bool exchange_cut_retired(struct exchange *x);
+/* golb is about to cut the exchange because shutdownTimeout passed at shutdown (SIGTERM/SIGINT):
+ * the exchange notes it as the cause (termination KC, KH or KD by phase, error type "shutdown"),
+ * so its access-log line does not blame the client. */
+void exchange_note_shutdown(struct exchange *x);
 /* EX_TUNNEL: the upstream end and buffer for the session's relay, set up by the first call (NULL
  * when out of buffers); later calls return the same. */
 struct exchange_tunnel *exchange_tunnel(struct exchange *x);

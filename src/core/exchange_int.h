@@ -23,6 +23,7 @@ struct worker_ctx;
 
 enum exchange_phase {
     XP_PICK = 0, /* head parsed, no backend yet */
+    XP_BUFFER,   /* the request body is held (requestBufferSize) before a backend is taken */
     XP_CONNECT,  /* a new connection (and its TLS handshake) is being opened */
     XP_RELAY,    /* the upstream is there: request up, response down */
     XP_TUNNEL,   /* after a 101, bytes both ways through the session's source and sink
@@ -54,6 +55,7 @@ struct exchange {
     uint32_t reqh_sent, resph_sent;
     uint32_t reqh_host_at; /* where a Host line goes when the request had none (0: it had) */
     struct kpipe req_pipe, resp_pipe;               /* splice paths; r == -1 when unused */
+    uint64_t resp_room; /* what the client socket can still take, as pipe_splice last saw it */
     struct exchange_splice splice_req, splice_resp; /* fd -1: not (yet) offered */
     bool no_splice;                                 /* the client end refused splice */
 
@@ -63,6 +65,8 @@ struct exchange {
     bool up_reused, replayed;
     struct lb_tried tried;
     struct lb_request lbr; /* what the balancer read from the head: key, sticky cookie */
+    size_t budget;         /* bytes this exchange_pump call may still move (ops->yield) */
+    bool yielded;          /* this exchange_pump call asked the session to call again later */
     uint64_t sent_at;      /* request fully sent upstream */
     uint64_t head_sent_at; /* request head fully sent (the replay window starts) */
     uint64_t progress_at;  /* last byte moved, or phase change */
@@ -72,6 +76,10 @@ struct exchange {
     uint64_t req_remaining; /* LENGTH: body bytes not yet sent */
     uint32_t req_ready;     /* CHUNKED: validated bytes at the source not yet sent */
     struct http1_chunked req_chunk;
+    /* XP_BUFFER: body bytes taken from the source while the request was held, as received
+     * (chunk framing included), in pooled buffers chained through buf->next; sent first */
+    struct buf *hold, *hold_tail;
+    uint64_t held; /* bytes in that chain */
     bool req_done, req_body_sent, req_is_head;
     bool req_upgrade; /* an Upgrade to a protocol of upgradeProtocols: a 101 may tunnel */
     /* A stream source (exchange_request.stream) says where the body ends. Its STREAM body
@@ -85,6 +93,11 @@ struct exchange {
     uint32_t req_frame_len, req_frame_sent;
     uint64_t req_chunk_left;
     bool client_dechunk; /* from exchange_request: decode chunked response bodies */
+    bool coalesce_head;  /* from exchange_request.https: the client's transport pays per write
+                            (a TLS record each), so a final head that came alone waits for its
+                            first body bytes to go out with them: one more upstream read now, and
+                            one after the worker's other ready events (a yield) */
+    uint8_t head_reads;  /* those reads made (at most 2 per exchange) */
 
     /* response being relayed */
     enum resp_phase resp_phase;
@@ -106,8 +119,6 @@ struct exchange {
     struct obs_req obs; /* exchange_get() clears only up to its text buffers */
 
     /* Not cleared by exchange_get(): written before they are read. */
-    bool more;       /* this pump stops at its budget: the session pumps again (yield) */
-    uint64_t pumped; /* body bytes this pump moved, both ways (EXCHANGE_PUMP_BUDGET) */
     char req_frame[24]; /* "\r\n" + up to 16 hex digits + "\r\n", or "\r\n0\r\n\r\n"; the
                            last chunk with trailers is in reqt instead */
 };

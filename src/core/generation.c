@@ -5,20 +5,52 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/obs.h"
+#include "core/route.h"
 #include "upstream/backend.h"
 #include "config/config.h"
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct generation *current;
+static atomic_int live; /* generations allocated and not freed yet */
 
 static void generation_free(struct generation *g)
 {
-    if (g->balancer.ops)
-        balancer_destroy(&g->balancer);
-    backend_table_free(g->table);
+    atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
+    for (int i = 0; g->pools && i < g->npools; i++) {
+        struct generation_pool *p = &g->pools[i];
+        if (p->balancer && p->balancer->ops)
+            balancer_destroy(p->balancer);
+        backend_table_free(p->table);
+    }
+    free(g->pools);
+    obs_routes_free(g->route_stats, g->nroutes);
+    route_table_free(g->routes);
     config_free(g->cfg);
     free(g->pw);
     free(g);
+}
+
+/* Pool i of g from cfg->pools[i], its backends taken by identity from prev's pool of the same
+ * name. 0, or -1 when memory ran out (what was made is freed with g). */
+static int pool_init(struct generation *g, int i, const struct generation *prev)
+{
+    struct generation_pool *p = &g->pools[i];
+    const struct config_pool *cp = &g->cfg->pools[i];
+    const struct generation_pool *was = prev ? generation_pool_find(prev, cp->name) : NULL;
+    p->name = cp->name;
+    config_pool_view(g->cfg, cp, &p->cfg);
+    p->table = backend_table_new_pool(&p->cfg, cp->name, was ? was->table : NULL, g->nworkers);
+    if (!p->table)
+        return -1;
+    p->first = g->nbackends;
+    g->nbackends += p->table->n;
+    p->balancer = i == 0 ? &g->balancer : &p->lb;
+    if (balancer_init_config(p->balancer, &p->cfg, p->table) != 0) {
+        p->balancer->ops = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 struct generation *generation_new(struct config *cfg, const struct generation *prev, int nworkers,
@@ -29,23 +61,51 @@ struct generation *generation_new(struct config *cfg, const struct generation *p
         config_free(cfg);
         return NULL;
     }
+    atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
     g->id = id;
     g->cfg = cfg;
     g->nworkers = nworkers > 0 ? nworkers : 1;
     atomic_init(&g->holders, 1);
     g->pw = aligned_alloc(_Alignof(struct generation_worker),
                           (size_t)g->nworkers * sizeof(*g->pw));
-    g->table = backend_table_new(cfg, prev ? prev->table : NULL, g->nworkers);
-    if (!g->pw || !g->table) {
+    g->pools = calloc((size_t)(cfg->npools > 0 ? cfg->npools : 1), sizeof(*g->pools));
+    g->routes = route_table_build(cfg);
+    bool routes_ok = false;
+    g->nroutes = cfg->nroutes;
+    g->route_stats = obs_routes_new(cfg, prev ? prev->route_stats : NULL, prev ? prev->nroutes : 0,
+                                    g->nworkers, &routes_ok);
+    if (!routes_ok)
+        g->nroutes = 0;
+    if (!g->pw || !g->pools || !g->routes || !routes_ok || cfg->npools < 1) {
         generation_free(g);
         return NULL;
     }
     memset(g->pw, 0, (size_t)g->nworkers * sizeof(*g->pw));
-    if (balancer_init_config(&g->balancer, cfg, g->table) != 0) {
-        generation_free(g);
-        return NULL;
+    for (int i = 0; i < cfg->npools; i++) {
+        g->npools = i + 1;
+        if (pool_init(g, i, prev) != 0) {
+            generation_free(g);
+            return NULL;
+        }
     }
+    g->table = g->pools[0].table;
     return g;
+}
+
+struct generation_pool *generation_pool_find(const struct generation *g, const char *name)
+{
+    for (int i = 0; i < g->npools; i++)
+        if (strcmp(g->pools[i].name, name) == 0)
+            return &g->pools[i];
+    return NULL;
+}
+
+bool generation_has_backend(const struct generation *g, const struct backend *b)
+{
+    for (int i = 0; i < g->npools; i++)
+        if (backend_table_find(g->pools[i].table, b) >= 0)
+            return true;
+    return false;
 }
 
 void generation_ref(struct generation *g)
@@ -59,6 +119,16 @@ void generation_unref(struct generation *g)
         generation_free(g);
 }
 
+void generation_adopt(struct generation **cur, struct generation *g, int w)
+{
+    struct generation *old = *cur;
+    *cur = g;
+    if (old == g)
+        generation_unref(g); /* already current: w keeps the one reference it had */
+    else if (old && old->pw[w].pins == 0)
+        generation_unref(old);
+}
+
 struct generation *generation_publish(struct generation *g)
 {
     pthread_mutex_lock(&current_lock);
@@ -66,6 +136,11 @@ struct generation *generation_publish(struct generation *g)
     current = g;
     pthread_mutex_unlock(&current_lock);
     return old;
+}
+
+int generation_live(void)
+{
+    return atomic_load_explicit(&live, memory_order_relaxed);
 }
 
 struct generation *generation_acquire(void)

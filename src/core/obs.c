@@ -73,6 +73,87 @@ void obs_counters_sum(struct obs_totals *out)
     pthread_mutex_unlock(&reg_lock);
 }
 
+/* ---- per-route counters ---- */
+
+static void route_unref(struct obs_route *r)
+{
+    if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
+        free(r->pw);
+        free(r->name);
+        free(r);
+    }
+}
+
+static struct obs_route *route_new(const char *name, int nworkers)
+{
+    struct obs_route *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->nworkers = nworkers > 0 ? nworkers : 1;
+    r->name = strdup(name);
+    r->pw = aligned_alloc(_Alignof(struct obs_route_worker),
+                          (size_t)r->nworkers * sizeof(*r->pw));
+    if (!r->name || !r->pw) {
+        free(r->pw);
+        free(r->name);
+        free(r);
+        return NULL;
+    }
+    memset(r->pw, 0, (size_t)r->nworkers * sizeof(*r->pw));
+    atomic_init(&r->refs, 1);
+    return r;
+}
+
+struct obs_route **obs_routes_new(const struct config *cfg, struct obs_route *const *prev,
+                                  int nprev, int nworkers, bool *ok)
+{
+    *ok = true;
+    if (cfg->nroutes == 0)
+        return NULL;
+    struct obs_route **out = calloc((size_t)cfg->nroutes, sizeof(*out));
+    if (!out) {
+        *ok = false;
+        return NULL;
+    }
+    for (int i = 0; i < cfg->nroutes; i++) {
+        const char *name = cfg->routes[i].name;
+        struct obs_route *r = NULL;
+        for (int j = 0; j < nprev && !r; j++) /* a reload: names are unique within a file */
+            if (prev[j] && strcmp(prev[j]->name, name) == 0)
+                r = prev[j];
+        if (r)
+            atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+        else if (!(r = route_new(name, nworkers))) {
+            obs_routes_free(out, i);
+            *ok = false;
+            return NULL;
+        }
+        out[i] = r;
+    }
+    return out;
+}
+
+void obs_routes_free(struct obs_route **routes, int n)
+{
+    for (int i = 0; routes && i < n; i++)
+        route_unref(routes[i]);
+    free(routes);
+}
+
+void obs_route_done(struct worker_ctx *w, struct obs_route *route, int status)
+{
+    if (route && status && w->id >= 0 && w->id < route->nworkers)
+        counter_add(&route->pw[w->id].requests[counter_status_class(status)], 1);
+}
+
+void obs_route_sum(const struct obs_route *route, uint64_t out[5])
+{
+    memset(out, 0, 5 * sizeof(*out));
+    for (int w = 0; route && w < route->nworkers; w++)
+        for (int c = 0; c < 5; c++)
+            out[c] += counter_get(&route->pw[w].requests[c]);
+}
+
 static uint64_t process_id_prefix;
 static pthread_once_t prefix_once = PTHREAD_ONCE_INIT;
 
@@ -233,6 +314,12 @@ static int req_error_index(const char *error_type)
     return -1;
 }
 
+void obs_tls_handshake(struct worker_ctx *w, enum obs_tls_result result)
+{
+    if (w->m)
+        counter_add(&w->m->tls_handshakes[result], 1);
+}
+
 void obs_req_end(struct worker_ctx *w, struct obs_req *r, int status, const char *term,
                  const char *error_type, const char *client_ip)
 {
@@ -247,6 +334,7 @@ void obs_req_end(struct worker_ctx *w, struct obs_req *r, int status, const char
     r->status = status;
     r->total_us = now - r->start_us;
     struct obs_counters *m = w->m;
+    obs_route_done(w, r->route, status);
     if (m) {
         if (status) {
             counter_add(&m->requests[counter_status_class(status)], 1);

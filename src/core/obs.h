@@ -9,6 +9,8 @@
  *   obs_connect_result a new connection is up, or failed (refused / timeout / reset)
  *   obs_response_head  the backend's final response head arrived
  *   obs_req_end        the exchange or golb's own error reply ended: status, termination code
+ *   obs_tls_handshake  a client's TLS handshake ended (full, resumed, failed): no request yet
+ *   obs_req_route      (routing) the request matched a route: obs_req_end counts it there too
  *
  * Everything here runs on the worker that owns the request and writes only that worker's
  * counters (struct obs_counters below, rendered by admin/metrics.c) and access-log ring
@@ -18,7 +20,8 @@
  * second in which phase.
  *   who:   -  nobody (normal end)    C  the client aborted       S  the server failed or refused
  *          P  golb refused it        c  client timeout            s  server timeout
- *          K  golb cut it: its backend was removed by a reload and shutdownTimeout passed
+ *          K  golb cut it when shutdownTimeout passed: at shutdown (SIGTERM/SIGINT, error type
+ *             "shutdown"), or on a backend a reload removed
  *   phase: -  normal end   R  reading the request head   C  connecting to a backend
  *          H  waiting for the response head             D  transferring a body
  *   e.g. "--" normal, "CD" client went away mid-body, "SC" connect refused, "sH" 504 upstream
@@ -37,6 +40,7 @@
 
 struct http_request;
 struct backend;
+struct config;
 struct worker_ctx;
 
 /* ---- counters: one block per worker, written by that worker only (base/counter.h) ---- */
@@ -81,6 +85,43 @@ struct obs_totals {
 };
 void obs_counters_sum(struct obs_totals *out);
 
+/* ---- per-route counters: objects keyed by the route's name, kept by the generations ----
+ *
+ * A generation holds one struct obs_route per route (generation.h `route_stats`, in the order of
+ * cfg->routes); a reload gives a route of the same name the same object, as backends keep theirs
+ * by identity, so its counters carry over, and a removed route's are freed with the last
+ * generation that had it. Each worker writes only its own slot (pw[worker], a cache line of its
+ * own: no line shared between workers on the request path); scrapes and the admin API add the
+ * slots up (obs_route_sum).
+ *
+ *   generation 1: route_stats [ r"api" ─┐, r"static" ]       pw[0] requests[5] │ pw[1] ...
+ *   generation 2: route_stats [ r"www", ┘r"api" ]             (one line per worker)
+ */
+struct obs_route_worker {
+    _Alignas(64) _Atomic uint64_t requests[5]; /* answers on the route, by status class */
+};
+
+struct obs_route {
+    char *name; /* the route's name (config_route.name): its identity */
+    _Atomic int refs; /* generations that list it */
+    int nworkers;
+    struct obs_route_worker *pw; /* [nworkers] */
+};
+
+/* The counter objects for cfg's routes, in cfg->routes order ([cfg->nroutes], NULL when there
+ * are none or memory ran out: *ok says which): a route whose name one of prev[0..nprev) has gets
+ * that object (a reference taken), the others new zeroed ones. */
+struct obs_route **obs_routes_new(const struct config *cfg, struct obs_route *const *prev,
+                                  int nprev, int nworkers, bool *ok);
+/* Drops the references of routes[0..n) and frees the array. */
+void obs_routes_free(struct obs_route **routes, int n);
+/* A request on `route` (NULL: none, nothing counted) was answered `status` on worker w: the
+ * primitive obs_req_end calls for a request obs_req_route tagged, for answers golb gives without
+ * an obs_req. The object must be kept alive by a generation the caller pins. */
+void obs_route_done(struct worker_ctx *w, struct obs_route *route, int status);
+/* route's counters summed over the workers, by status class. */
+void obs_route_sum(const struct obs_route *route, uint64_t out[5]);
+
 /* ---- one request ---- */
 
 #define OBS_METHOD_MAX 16
@@ -99,6 +140,7 @@ struct obs_req {
     uint64_t req_body_bytes, resp_body_bytes;
     uint64_t sent_bytes, received_bytes; /* to / from the backend, heads included */
     struct backend *backend; /* last backend tried, NULL none */
+    struct obs_route *route; /* the route it matched (obs_req_route), NULL none */
     uint32_t retries;
     int status;              /* what the client got (0: nothing) */
     int backend_status;      /* what the backend answered (0: nothing) */
@@ -129,6 +171,15 @@ void obs_backend_try(struct worker_ctx *w, struct obs_req *r, struct backend *ba
 void obs_connect_result(struct worker_ctx *w, struct obs_req *r, int err);
 /* The final response head arrived from the backend. */
 void obs_response_head(struct worker_ctx *w, struct obs_req *r, int status, uint32_t head_len);
+/* A client-side TLS handshake on the HTTPS listener ended with `result` (not a request: no
+ * struct obs_req). */
+void obs_tls_handshake(struct worker_ctx *w, enum obs_tls_result result);
+/* The request matched a route (routing): `route` is its counter object in the generation the
+ * request pins (generation_route_stats(g, index)); obs_req_end counts the answer there too. */
+static inline void obs_req_route(struct obs_req *r, struct obs_route *route)
+{
+    r->route = route;
+}
 /* The request is over. status: what the client got (0 when nothing was answered); term: two
  * letters (see above); error_type: NULL or a short name ("client_abort", "response_timeout").
  * client_ip: the client's address text. Counts it and writes its access-log line. Idempotent. */

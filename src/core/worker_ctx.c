@@ -1,7 +1,33 @@
 /* worker_ctx — see worker_ctx.h. */
 #include "core/worker_ctx.h"
 
+#include "config/config.h"
 #include "core/generation.h"
+
+/* Ordinary buffers kept for reuse per worker beyond those in use (up to twice this after a
+ * burst, buf.h): enough for a burst of exchanges without going back to mmap, small enough that
+ * an idle golb stays small. */
+#define MAX_FREE_BUFS 128
+/* Idle pipes kept per worker. A transfer gives its pipe back when its reader stalls
+ * (exchange.c splice_response), so idle pipes are what stalled transfers swap in and out when
+ * they go on: keeping more would cost two descriptors each for nothing (a stalled slow reader is
+ * meant to cost its two sockets). */
+#define MAX_FREE_PIPES 16
+/* Pipe capacity for splice: the default 64 KiB caps what one connection has in flight and cost
+ * ~10 % of 1 MiB throughput in bench/ (scenario 4); 1 MiB is the usual pipe-max-size. Best effort:
+ * a pipe the kernel refuses to grow keeps its default size. */
+#define PIPE_SIZE (1u << 20)
+void worker_ctx_pools_init(struct worker_ctx *w)
+{
+    buf_pool_init(&w->bufs, WORKER_CTX_BUF_SIZE, MAX_FREE_BUFS);
+    pipe_pool_init(&w->pipes, MAX_FREE_PIPES, PIPE_SIZE);
+}
+
+void worker_ctx_pools_destroy(struct worker_ctx *w)
+{
+    buf_pool_destroy(&w->bufs);
+    pipe_pool_destroy(&w->pipes);
+}
 
 void worker_ctx_pin(struct worker_ctx *w, struct generation *g)
 {

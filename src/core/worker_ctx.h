@@ -62,6 +62,9 @@ struct worker_ctx_stats {
     uint64_t rejected; /* connections closed at once: over maxConnections or out of fds */
 };
 
+/* An ordinary buffer: 16 KiB with its header, four pages. */
+#define WORKER_CTX_BUF_SIZE (16384u - (uint32_t)sizeof(struct buf))
+
 struct worker_ctx {
     int id; /* the worker's slot in generations and backends (pw[id]) */
     struct loop *loop;
@@ -70,7 +73,9 @@ struct worker_ctx {
     struct buf_pool bufs;
     struct pipe_pool pipes;
     struct upstream_pool *upstreams;
-    struct obs_counters *m;          /* this worker's counters (obs.h); NULL in unit tests */
+    struct obs_counters *m;          /* this worker's counters (obs.h); NULL in unit tests, so
+                                        only obs.c reads it, and checks (the data path counts
+                                        through the obs_* hooks) */
     struct accesslog_ring *alog;     /* NULL when the access log is off */
     uint64_t reqid_seq;              /* generated X-Request-Id sequence */
     struct exchange *free_exchanges; /* exchanges kept for reuse (exchange.c) */
@@ -84,6 +89,20 @@ struct worker_ctx {
      * in nclients); it keeps the process-wide connection count and ends a drain. NULL: none. */
     void (*on_conn_closed)(struct worker_ctx *w);
 };
+
+/* The worker's buffer and pipe pools (worker start / teardown): ordinary buffers of
+ * WORKER_CTX_BUF_SIZE for bodies (and heads that fit), large ones for heads only when a head does
+ * not fit (worker_ctx_head_buf_size), pipes for splice. */
+void worker_ctx_pools_init(struct worker_ctx *w);
+void worker_ctx_pools_destroy(struct worker_ctx *w);
+/* The size of a large head buffer for a maxHeaderSize: a request head that large and what golb
+ * adds when it rewrites one (X-Forwarded-*, X-Request-Id, the client certificate subject) and the
+ * spare byte the parser looks at, so the parser (not the buffer) decides when a head is too
+ * large. */
+static inline uint32_t worker_ctx_head_buf_size(uint32_t max_header_size)
+{
+    return max_header_size + 2048u;
+}
 
 /* A request on w starts / ends on generation g (generation.h pins); the last request on an older
  * generation drops w's reference to it. */

@@ -53,10 +53,16 @@ static int balancer_setup(struct balancer *b, const struct lb_ops *ops, struct b
         b->params.nworkers = 1;
     /* The sticky cookie's key: a cookie value is a keyed hash of a backend's address, so it names
      * no address and cannot be made up for one; it is checked against the configured backends
-     * only. One key per process, drawn once, so cookies stay valid across reloads; a new process
-     * has a new key: its cookies from before a restart rebalance once. */
-    pthread_once(&secret_once, draw_secret);
-    memcpy(b->secret, process_secret, sizeof(b->secret));
+     * only. With stickySession.secret the key is derived from it (config_lb.c): every process
+     * given the same secret has the same key, so cookies survive restarts and work on every
+     * instance. Without one, one key per process, drawn once: cookies stay valid across reloads,
+     * but a new process has a new key, and its clients from before a restart rebalance once. */
+    if (b->params.sticky && b->params.sticky->keyed) {
+        memcpy(b->secret, b->params.sticky->key, sizeof(b->secret));
+    } else {
+        pthread_once(&secret_once, draw_secret);
+        memcpy(b->secret, process_secret, sizeof(b->secret));
+    }
     b->tokens = calloc((size_t)(table->n ? table->n : 1), sizeof(*b->tokens));
     if (!b->tokens)
         return -1;
@@ -90,7 +96,18 @@ int balancer_init_config(struct balancer *b, const struct config *cfg, struct ba
         .hash_key_name = cfg->hash_key_name,
         .sticky = cfg->sticky.cookie ? &cfg->sticky : NULL,
     };
-    return balancer_setup(b, ops, table);
+    /* The file's weights, not the backends' current ones: a reload builds this before it commits
+     * the new weights, and an admin's weight is no part of the configuration (lb_hash.c). */
+    uint32_t *weights = calloc((size_t)(table->n ? table->n : 1), sizeof(uint32_t));
+    if (!weights)
+        return -1;
+    for (int i = 0; i < table->n && i < cfg->nbackends; i++)
+        weights[i] = cfg->backends[i].weight;
+    b->params.weights = weights;
+    int rc = balancer_setup(b, ops, table);
+    b->params.weights = NULL;
+    free(weights);
+    return rc;
 }
 
 void balancer_destroy(struct balancer *b)

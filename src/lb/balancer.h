@@ -60,6 +60,10 @@ struct lb_params {
     int hash_key;              /* enum config_hash_key */
     const char *hash_key_name; /* header / cookie / query name */
     const struct config_sticky *sticky; /* NULL: no sticky sessions */
+    /* The configured weight of each backend, for strategies that build a table from them (hash)
+     * in create(): valid during create() only, NULL after it (and from balancer_init: then the
+     * backends' current weights). */
+    const uint32_t *weights;
 };
 
 /* The context of one pick, built by balancer_pick(). */
@@ -94,7 +98,8 @@ struct balancer {
     void *state;
     struct backend_table *table;
     struct lb_params params;
-    uint64_t secret[2];   /* per-process key of the sticky cookie values */
+    uint64_t secret[2];   /* key of the sticky cookie values: stickySession.secret's, or the
+                             process's own */
     char (*tokens)[17];   /* per backend: its sticky cookie value (16 hex digits) */
 };
 

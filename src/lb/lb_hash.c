@@ -7,6 +7,13 @@
  * full (Maglev, NSDI '16, with weighted turns). A key is hashed (SipHash, fixed key: every worker
  * and every golb process agrees) to a slot; its backend is the slot's owner.
  *
+ * Identical instances build identical tables: the table is a function of the set of (address,
+ * configured weight) pairs alone. Permutations come from a fixed-key hash of each address, the
+ * turns go in the order of those hashes (not of the configuration's list), and the weights are the
+ * file's (balancer_init_config passes them), not the run-time ones an admin may have set or a
+ * reload has yet to commit. So two golb processes, a restart, or a reload that keeps the set
+ * send every key to the same backend.
+ *
  * Health and weight-0 changes never rebuild the table: a slot whose owner is not a candidate
  * passes the key on to the next slot's owner, so only that backend's keys move, and they move back
  * when it returns. Adding or removing a backend in the configuration (a rebuild) moves about 1/N
@@ -39,6 +46,19 @@ uint32_t lb_maglev_size(int n)
     return n <= 655 ? 65537u : 655373u;
 }
 
+struct turn {
+    uint64_t id;
+    int idx;
+};
+
+static int by_id(const void *a, const void *b)
+{
+    const struct turn *x = a, *y = b;
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return x->idx - y->idx;
+}
+
 int lb_maglev_build(const uint64_t *ids, const uint32_t *weights, int n, uint32_t m, int32_t *table)
 {
     if (n <= 0)
@@ -47,13 +67,19 @@ int lb_maglev_build(const uint64_t *ids, const uint32_t *weights, int n, uint32_
     uint64_t *skip = calloc((size_t)n, sizeof(uint64_t));
     uint64_t *next = calloc((size_t)n, sizeof(uint64_t));
     uint64_t *credit = calloc((size_t)n, sizeof(uint64_t));
-    if (!offset || !skip || !next || !credit) {
+    struct turn *order = calloc((size_t)n, sizeof(*order));
+    if (!offset || !skip || !next || !credit || !order) {
         free(offset);
         free(skip);
         free(next);
         free(credit);
+        free(order);
         return -1;
     }
+    /* Turns in the order of the ids, not of the list: the same set, the same table. */
+    for (int i = 0; i < n; i++)
+        order[i] = (struct turn){.id = ids[i], .idx = i};
+    qsort(order, (size_t)n, sizeof(*order), by_id);
     uint32_t wmax = 1;
     for (int i = 0; i < n; i++) {
         uint64_t h2 = ids[i] * 0x9E3779B97F4A7C15ull ^ (ids[i] >> 29);
@@ -66,7 +92,8 @@ int lb_maglev_build(const uint64_t *ids, const uint32_t *weights, int n, uint32_
         table[s] = -1;
     uint32_t filled = 0;
     while (filled < m) {
-        for (int i = 0; i < n && filled < m; i++) {
+        for (int k = 0; k < n && filled < m; k++) {
+            int i = order[k].idx;
             credit[i] += weights[i] ? weights[i] : 1;
             while (credit[i] >= wmax && filled < m) {
                 credit[i] -= wmax;
@@ -85,6 +112,7 @@ int lb_maglev_build(const uint64_t *ids, const uint32_t *weights, int n, uint32_
     free(skip);
     free(next);
     free(credit);
+    free(order);
     return 0;
 }
 
@@ -150,7 +178,9 @@ static void *hash_create(struct backend_table *table, const struct lb_params *pa
         for (int i = 0; i < table->n; i++) {
             const char *name = table->b[i]->name;
             ids[i] = lb_siphash(seed, name, strlen(name));
-            weights[i] = atomic_load_explicit(&table->b[i]->weight, memory_order_relaxed);
+            weights[i] = params->weights
+                             ? params->weights[i]
+                             : atomic_load_explicit(&table->b[i]->weight, memory_order_relaxed);
         }
         rc = table->n ? lb_maglev_build(ids, weights, table->n, s->m, s->table) : 0;
     }

@@ -75,9 +75,12 @@ static ssize_t tls_error(SSL *ssl, int rc, bool *readable, bool *writable)
     case SSL_ERROR_ZERO_RETURN:
         return 0;
     case SSL_ERROR_SYSCALL: {
+        /* errno 0: the socket read returned 0, a close without close_notify (golb's socket BIO
+         * does not answer BIO_CTRL_EOF, so OpenSSL 3 reports it as OpenSSL 1.1 did): an end of
+         * stream, like the SSL_R_UNEXPECTED_EOF_WHILE_READING case below. */
         int err = errno;
         ERR_clear_error();
-        return err ? -err : -ECONNRESET;
+        return err ? -err : 0;
     }
     default: {
         unsigned long le = ERR_peek_last_error();
@@ -179,9 +182,9 @@ int conn_shutdown_write(int fd, SSL *ssl)
 }
 
 /* Moves bytes from one end to the other through b. Returns progress; sets *eof when src ended,
- * *err on a hard error. */
-bool conn_relay(struct conn_end src, struct conn_end dst, struct buf *b, bool *eof,
-                  bool *err)
+ * *err on a hard error; stops reading once *budget is spent. */
+bool conn_relay(struct conn_end src, struct conn_end dst, struct buf *b, bool *eof, bool *err,
+                size_t *budget)
 {
     bool progress = false;
     for (;;) {
@@ -197,11 +200,12 @@ bool conn_relay(struct conn_end src, struct conn_end dst, struct buf *b, bool *e
                 break;
             }
             b->pos += (uint32_t)w;
+            *budget = (size_t)w < *budget ? *budget - (size_t)w : 0;
             progress = true;
             continue;
         }
         b->pos = b->last = 0;
-        if (*eof || !*src.readable)
+        if (*eof || !*src.readable || *budget == 0)
             break;
         ssize_t r = conn_read(src.fd, src.ssl, b, src.readable, src.writable, true);
         if (r == -EAGAIN)

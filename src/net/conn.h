@@ -64,8 +64,11 @@ struct conn_end {
 };
 
 /* Moves bytes from src to dst through b (in either transport). Returns true on progress; sets
- * *eof when src ended, *err on a hard error. */
-bool conn_relay(struct conn_end src, struct conn_end dst, struct buf *b, bool *eof, bool *err);
+ * *eof when src ended, *err on a hard error. *budget: bytes it may still write; each write
+ * counts down, and once it is 0 nothing more is read from src (the caller yields and calls
+ * again: readiness flags stay as they are, so no edge is lost). */
+bool conn_relay(struct conn_end src, struct conn_end dst, struct buf *b, bool *eof, bool *err,
+                size_t *budget);
 
 /* Half-closes the write side: shutdown(SHUT_WR), after a close_notify on TLS. */
 int conn_shutdown_write(int fd, SSL *ssl);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,20 +28,69 @@
 
 #define LISTEN_BACKLOG 4096
 #define DEFER_ACCEPT_SECONDS 1
-#define UPDATE_WAIT_MS 10000 /* workers adopt a generation between two events: this is generous */
+/* Workers adopt a generation between two events, so this is generous; one still behind keeps it
+ * queued and adopts it when its loop runs again. */
+#define UPDATE_WAIT_MS 10000
+/* Routes are checked and compiled, but the data path does not consult them yet: say so in the
+ * log at start and after every reload, so an operator does not believe they take effect. */
+static void warn_routes_not_applied(const struct generation *g)
+{
+    if (g->cfg->nroutes > 0)
+        log_event(LOG_WARN, "config",
+                  "%d routes are checked and compiled, but this version still sends every request "
+                  "to the default pool (request-time routing is not built yet)",
+                  g->cfg->nroutes);
+}
+
+/* "listening on A, B and https://C": every address with room to spare */
+#define WHERE_MAX (WORKER_MAX_LISTENERS * 64 + 16)
+
+_Static_assert(CONFIG_LISTEN_MAX <= WORKER_TLS_SLOT, "a worker has a slot per listen address");
+
+/* One address golb listens on: every worker has a socket on it in the same slot (worker.h: the
+ * plain addresses in slots [0, WORKER_TLS_SLOT), the HTTPS ones above). A reload keeps an address
+ * it still lists in its slot, sockets untouched; a new one takes a free slot of its kind. */
+struct bound {
+    bool used;
+    struct sockaddr_storage conf; /* as configured (port 0 stays 0): what a reload compares */
+    socklen_t conflen;
+    struct sockaddr_storage addr; /* what the sockets are bound to (the port 0 picked) */
+    char name[80];                /* addr as text */
+};
+
+/* A reload asked of the control thread. Whoever asked learns the outcome one way: the admin
+ * through admin_reload_done(admin, ticket), a caller of server_reload() waiting on jobs_cond
+ * (out, done), SIGHUP only from the log. */
+struct reload_job {
+    struct reload_job *next;
+    bool queued;
+    char who[96];
+    struct admin *admin;
+    uint64_t ticket;
+    struct admin_reload *out;
+    bool done;
+};
 
 struct server {
-    pthread_mutex_t lock; /* one reload at a time; the shutdown waits for a running one */
-    bool stopping;
     const char *confpath, *version;
+    /* The control thread: every reload runs on it, one at a time, in the order asked, so that
+     * SIGHUP (main thread) and POST /api/v1/reload (admin thread) never block the thread that
+     * asked. Its queue, under jobs_lock (never taken on the request path): */
+    pthread_t control;
+    bool control_started;
+    pthread_mutex_t jobs_lock;
+    pthread_cond_t jobs_cond; /* a job queued, one done, or the stop */
+    struct reload_job *jobs, **jobs_tail;
+    struct reload_job hup; /* SIGHUP's: queued once however many signals come before it runs */
+    bool stopping;         /* server_stop: reloads still queued fail, new ones are refused */
+    /* Written by the control thread only (and read by server_stop once it is joined): */
     struct generation *gen; /* the running generation (the process' reference) */
     struct worker *workers;
     int nworkers, started;
     struct health *health;
     struct admin *admin;
-    uint32_t max_header_cap; /* the largest maxHeaderSize the workers' buffers hold */
-    char bound[80], tls_bound[80], where[200];
-    struct sockaddr_storage bound_addr, tls_bound_addr; /* what they are bound to; family 0: none */
+    struct bound ls[WORKER_MAX_LISTENERS]; /* by worker slot */
+    char where[WHERE_MAX];                 /* "A, B and https://C" in the file's order */
 };
 
 /* One listener's address as the configuration gives it, and what binding it found. */
@@ -79,12 +129,39 @@ static bool overlaps(const struct sockaddr_storage *a, const struct sockaddr_sto
     return IN6_ARE_ADDR_EQUAL(x, y) || IN6_IS_ADDR_UNSPECIFIED(x) || IN6_IS_ADDR_UNSPECIFIED(y);
 }
 
-/* Binds one SO_REUSEPORT listener per worker on the configured address. With port 0 the first
- * bind picks the port and the others join it. SO_REUSEPORT would also join another process's
- * listeners on a fixed port (a second golb would take part of the traffic, silently): with
- * sp->probe such an address is refused first, -EADDRINUSE with sp->busy set. */
-static int bind_listeners(struct listen_spec *sp, int *fds, int n, struct sockaddr_storage *out,
-                          char *bound, size_t boundlen)
+/* The addresses of `listen` (tls false) or `tls.listen`: none with `listen: off` or no tls. */
+static const struct config_listen_list *listens(const struct config *cfg, bool tls)
+{
+    static const struct config_listen_list none;
+    if (tls)
+        return cfg->tls ? &cfg->tls->listen : &none;
+    return cfg->plain_off ? &none : &cfg->listen;
+}
+
+static struct listen_spec spec_of(const struct config_listen *e, bool probe)
+{
+    return (struct listen_spec){.addr = &e->addr, .addrlen = e->addrlen, .name = e->name,
+                                .line = e->line, .col = e->col, .probe = probe};
+}
+
+/* The slot of ls holding the configured address e (HTTPS slots when tls), or -1. */
+static int find_slot(const struct bound *ls, bool tls, const struct config_listen *e)
+{
+    int from = tls ? WORKER_TLS_SLOT : 0;
+    for (int i = from; i < from + WORKER_TLS_SLOT; i++)
+        if (ls[i].used && ls[i].conflen == e->addrlen &&
+            memcmp(&ls[i].conf, &e->addr, e->addrlen) == 0)
+            return i;
+    return -1;
+}
+
+/* Binds one SO_REUSEPORT listener per worker on the configured address, into fds[worker][slot],
+ * and describes it in *out. With port 0 the first bind picks the port and the others join it.
+ * SO_REUSEPORT would also join another process's listeners on a fixed port (a second golb would
+ * take part of the traffic, silently): with sp->probe such an address is refused first,
+ * -EADDRINUSE with sp->busy set. */
+static int bind_listeners(struct listen_spec *sp, int (*fds)[WORKER_MAX_LISTENERS], int slot,
+                          int n, struct bound *out)
 {
     struct sockaddr_storage addr = *sp->addr;
     socklen_t addrlen = sp->addrlen;
@@ -98,26 +175,28 @@ static int bind_listeners(struct listen_spec *sp, int *fds, int n, struct sockad
         }
     }
     for (int i = 0; i < n; i++) {
-        fds[i] = sock_listen((struct sockaddr *)&addr, addrlen, LISTEN_BACKLOG);
+        int fd = sock_listen((struct sockaddr *)&addr, addrlen, LISTEN_BACKLOG);
         /* HTTP clients speak first: a connection reaches accept() with its request, which
          * golb then reads at once (proxy_accept). A silent one is handed over after about
          * DEFER_ACCEPT_SECONDS and then meets clientHeaderTimeout like any other. */
-        if (fds[i] >= 0)
-            (void)sock_defer_accept(fds[i], DEFER_ACCEPT_SECONDS);
-        if (fds[i] < 0) {
-            int err = fds[i];
-            for (int j = 0; j < i; j++)
-                close(fds[j]);
-            return err;
+        if (fd >= 0)
+            (void)sock_defer_accept(fd, DEFER_ACCEPT_SECONDS);
+        if (fd >= 0 && i == 0 && getsockname(fd, (struct sockaddr *)&addr, &addrlen) == -1) {
+            close(fd);
+            fd = -errno;
         }
-        if (i == 0 && getsockname(fds[0], (struct sockaddr *)&addr, &addrlen) == -1) {
-            int err = -errno;
-            close(fds[0]);
-            return err;
+        if (fd < 0) {
+            for (int j = 0; j < i; j++) {
+                close(fds[j][slot]);
+                fds[j][slot] = -1;
+            }
+            return fd;
         }
+        fds[i][slot] = fd;
     }
-    sock_addr_str((struct sockaddr *)&addr, bound, boundlen);
-    *out = addr;
+    *out = (struct bound){.used = true, .conflen = sp->addrlen, .addr = addr};
+    memcpy(&out->conf, sp->addr, sp->addrlen);
+    sock_addr_str((struct sockaddr *)&addr, out->name, sizeof(out->name));
     return 0;
 }
 
@@ -134,12 +213,15 @@ static void listen_error(char *buf, size_t cap, const char *file, const struct l
              sp->line ? sp->col : 1, sp->name, why);
 }
 
-static void close_all(int *fds, int n)
+/* Closes the new sockets of fds[n][slot] (neither -1 nor WORKER_KEEP_FD). */
+static void close_all(int (*fds)[WORKER_MAX_LISTENERS], int n)
 {
-    for (int i = 0; i < n; i++) {
-        if (fds[i] >= 0)
-            close(fds[i]);
-        fds[i] = -1;
+    for (int i = 0; fds && i < n; i++) {
+        for (int j = 0; j < WORKER_MAX_LISTENERS; j++) {
+            if (fds[i][j] >= 0)
+                close(fds[i][j]);
+            fds[i][j] = -1;
+        }
     }
 }
 
@@ -162,20 +244,36 @@ static void raise_fd_limit(const struct config *cfg)
                  (unsigned long long)rl.rlim_cur, cfg->max_connections);
 }
 
+/* s->where: the bound addresses in the file's order, "A, B and https://C, https://D" (the first
+ * plain address first: tests and scripts read the port after "listening on "). */
 static void describe_listeners(struct server *s, const struct config *cfg)
 {
-    if (cfg->plain_off)
-        snprintf(s->where, sizeof(s->where), "https://%s", s->tls_bound);
-    else if (cfg->tls)
-        snprintf(s->where, sizeof(s->where), "%s and https://%s", s->bound, s->tls_bound);
-    else
-        snprintf(s->where, sizeof(s->where), "%s", s->bound);
+    size_t len = 0;
+    s->where[0] = '\0';
+    for (int tls = 0; tls < 2; tls++) {
+        const struct config_listen_list *list = listens(cfg, tls);
+        for (int i = 0; i < list->n; i++) {
+            int slot = find_slot(s->ls, tls, &list->at[i]);
+            const char *sep = i ? ", " : tls && len ? " and " : "";
+            int k = snprintf(s->where + len, sizeof(s->where) - len, "%s%s%s", sep,
+                             tls ? "https://" : "", slot >= 0 ? s->ls[slot].name : "?");
+            len = k < 0 ? len : MIN(len + (size_t)k, sizeof(s->where) - 1);
+        }
+    }
+}
+
+/* The port redirects to HTTPS name: the first tls.listen address's (as bound), 0 without one. */
+static uint16_t https_port(const struct bound *ls, const struct config *cfg)
+{
+    const struct config_listen_list *list = listens(cfg, true);
+    int slot = list->n ? find_slot(ls, true, &list->at[0]) : -1;
+    return slot >= 0 ? port_of(&ls[slot].addr) : 0;
 }
 
 /* READY=1 with what golb serves (start-up, and after every reload, failed ones too). */
 static void notify_ready_serving(const struct server *s)
 {
-    char status[300];
+    char status[WHERE_MAX + 64];
     if (s->gen->id == 1)
         snprintf(status, sizeof(status), "serving on %s", s->where);
     else
@@ -184,13 +282,59 @@ static void notify_ready_serving(const struct server *s)
     notify_ready(status);
 }
 
-static void admin_reload_cb(void *arg, const char *who, struct admin_reload *out)
+/* The health checker of g: every pool's backends, one check per URL (health.h). NULL with errno
+ * set on failure. */
+static struct health *checker_new(const struct generation *g)
 {
-    server_reload(arg, who, out);
+    struct health_pool *hp = calloc((size_t)g->npools, sizeof(*hp));
+    if (!hp)
+        return NULL;
+    for (int i = 0; i < g->npools; i++)
+        hp[i] = (struct health_pool){.table = g->pools[i].table, .cfg = &g->pools[i].cfg};
+    struct health *h = health_new_pools(hp, g->npools);
+    int err = errno;
+    free(hp);
+    errno = err;
+    return h;
+}
+
+static int admin_reload_cb(void *arg, const char *who, struct admin *a, uint64_t ticket)
+{
+    return server_reload_async(arg, who, a, ticket);
+}
+
+static void *control_main(void *arg);
+
+/* Starts the control thread (before anything may ask for a reload). 0 or -errno. */
+static int control_start(struct server *s)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* the main thread owns the signals */
+    int rc = pthread_create(&s->control, NULL, control_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return -rc;
+    s->control_started = true;
+    return 0;
+}
+
+/* Refuses new reloads and joins the control thread: a running reload ends first, queued ones
+ * fail ("golb is shutting down") and are answered. Safe to call twice. */
+static void control_stop(struct server *s)
+{
+    pthread_mutex_lock(&s->jobs_lock);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->jobs_cond);
+    pthread_mutex_unlock(&s->jobs_lock);
+    if (s->control_started)
+        pthread_join(s->control, NULL);
+    s->control_started = false;
 }
 
 static void server_free(struct server *s)
 {
+    control_stop(s); /* answers what the admin still waits for, before the admin goes */
     if (s->admin)
         admin_stop(s->admin);
     for (int i = 0; i < s->started; i++)
@@ -203,7 +347,8 @@ static void server_free(struct server *s)
     metrics_teardown();
     generation_unref(generation_publish(NULL));
     free(s->workers);
-    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->jobs_cond);
+    pthread_mutex_destroy(&s->jobs_lock);
     free(s);
 }
 
@@ -212,21 +357,23 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
     raise_fd_limit(cfg);
     struct server *s = calloc(1, sizeof(*s));
     int n = cfg->workers;
-    int *fds = calloc((size_t)n, sizeof(int)), *tls_fds = calloc((size_t)n, sizeof(int));
-    if (!s || !fds || !tls_fds) {
+    int(*fds)[WORKER_MAX_LISTENERS] = calloc((size_t)n, sizeof(*fds)); /* per worker, per slot */
+    if (!s || !fds) {
         log_error("out of memory");
         config_free(cfg);
         free(s);
         free(fds);
-        free(tls_fds);
         return NULL;
     }
-    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->jobs_lock, NULL);
+    pthread_cond_init(&s->jobs_cond, NULL);
+    s->jobs_tail = &s->jobs;
     s->confpath = confpath;
     s->version = version;
     s->nworkers = n;
     for (int i = 0; i < n; i++)
-        fds[i] = tls_fds[i] = -1;
+        for (int j = 0; j < WORKER_MAX_LISTENERS; j++)
+            fds[i][j] = -1;
     s->workers = calloc((size_t)n, sizeof(*s->workers));
     s->gen = generation_new(cfg, NULL, n, 1); /* frees cfg on failure */
     cfg = NULL;
@@ -245,39 +392,29 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
         goto fail;
     }
     char why[400];
-    if (!cfg->plain_off) {
-        struct listen_spec sp = {.addr = &cfg->listen_addr, .addrlen = cfg->listen_addrlen,
-                                 .name = cfg->listen_name, .line = cfg->listen_line,
-                                 .col = cfg->listen_col, .probe = !cfg->reuse_port};
-        rc = bind_listeners(&sp, fds, n, &s->bound_addr, s->bound, sizeof(s->bound));
-        if (rc < 0) {
-            listen_error(why, sizeof(why), cfg->path, &sp, rc);
-            log_error("%s", why);
-            goto fail;
-        }
-    }
-    if (cfg->tls) {
-        struct listen_spec sp = {.addr = &cfg->tls->listen_addr,
-                                 .addrlen = cfg->tls->listen_addrlen,
-                                 .name = cfg->tls->listen_name, .line = cfg->tls->listen_line,
-                                 .col = cfg->tls->listen_col, .probe = !cfg->reuse_port};
-        rc = bind_listeners(&sp, tls_fds, n, &s->tls_bound_addr, s->tls_bound,
-                            sizeof(s->tls_bound));
-        if (rc < 0) {
-            listen_error(why, sizeof(why), cfg->path, &sp, rc);
-            log_error("%s", why);
-            goto fail;
+    for (int tls = 0; tls < 2; tls++) { /* every address, plain then HTTPS, in the file's order */
+        const struct config_listen_list *list = listens(cfg, tls);
+        for (int j = 0; j < list->n; j++) {
+            int slot = (tls ? WORKER_TLS_SLOT : 0) + j;
+            struct listen_spec sp = spec_of(&list->at[j], !cfg->reuse_port);
+            rc = bind_listeners(&sp, fds, slot, n, &s->ls[slot]);
+            if (rc < 0) {
+                listen_error(why, sizeof(why), cfg->path, &sp, rc);
+                log_error("%s", why);
+                goto fail;
+            }
         }
     }
     describe_listeners(s, cfg);
-    s->health = health_new(s->gen->table, cfg);
+    s->health = checker_new(s->gen);
     if (!s->health || health_start(s->health) != 0) {
         log_error("cannot start health checks");
         goto fail;
     }
     for (int i = 0; i < n; i++) {
-        rc = worker_init(&s->workers[i], i, fds[i], tls_fds[i], s->gen);
-        fds[i] = tls_fds[i] = -1; /* the worker owns them now */
+        rc = worker_init(&s->workers[i], i, fds[i], https_port(s->ls, cfg), s->gen);
+        for (int j = 0; j < WORKER_MAX_LISTENERS; j++)
+            fds[i][j] = -1; /* the worker owns them now */
         s->started = i + 1;
         if (rc == 0)
             rc = worker_start(&s->workers[i]);
@@ -286,12 +423,23 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
             goto fail;
         }
     }
-    s->max_header_cap = s->workers[0].ctx.bufs.size - 1024u;
     int up = 0;
-    for (int i = 0; i < s->gen->table->n; i++)
-        up += backend_is_up(s->gen->table->b[i]);
-    log_event(LOG_INFO, "listening", "listening on %s (%d workers, %d of %d backends up)", s->where,
-              n, up, s->gen->table->n);
+    for (int p = 0; p < s->gen->npools; p++)
+        for (int i = 0; i < s->gen->pools[p].table->n; i++)
+            up += backend_is_up(s->gen->pools[p].table->b[i]);
+    if (s->gen->npools > 1)
+        log_event(LOG_INFO, "listening",
+                  "listening on %s (%d workers, %d of %d backends up in %d pools)", s->where, n, up,
+                  s->gen->nbackends, s->gen->npools);
+    else
+        log_event(LOG_INFO, "listening", "listening on %s (%d workers, %d of %d backends up)",
+                  s->where, n, up, s->gen->nbackends);
+    warn_routes_not_applied(s->gen);
+    rc = control_start(s);
+    if (rc != 0) {
+        log_error("cannot start the control thread: %s", strerror(-rc));
+        goto fail;
+    }
     if (cfg->admin_listen) {
         s->admin = admin_start(s->gen, s->where, version, admin_reload_cb, s);
         if (!s->admin)
@@ -299,13 +447,10 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
     }
     notify_ready_serving(s); /* after the admin listener: a failing one exits instead */
     free(fds);
-    free(tls_fds);
     return s;
 fail:
     close_all(fds, n);
-    close_all(tls_fds, n);
     free(fds);
-    free(tls_fds);
     for (int i = 0; i < s->started; i++)
         if (s->workers[i].started)
             worker_stop(&s->workers[i]);
@@ -317,9 +462,7 @@ fail:
 
 int server_stop(struct server *s)
 {
-    pthread_mutex_lock(&s->lock); /* a reload in progress ends first */
-    s->stopping = true;
-    pthread_mutex_unlock(&s->lock);
+    control_stop(s); /* a reload in progress ends first */
     notify_stopping("draining connections");
     admin_set_draining(s->admin);
     for (int i = 0; i < s->started; i++)
@@ -361,13 +504,6 @@ static void keep_restart_settings(struct server *s, struct config *cfg, FILE *wa
         cfg->admin_addr = run->admin_addr;
         cfg->admin_addrlen = run->admin_addrlen;
     }
-    if (cfg->max_header_size > s->max_header_cap) {
-        fprintf(warn, "%s: warning: maxHeaderSize: more than %u needs a restart; keeping %u\n",
-                s->confpath, s->max_header_cap, run->max_header_size);
-        cfg->max_header_size = run->max_header_size;
-        if (cfg->max_request_line > cfg->max_header_size)
-            cfg->max_request_line = cfg->max_header_size;
-    }
 }
 
 /* Logs each line of text, event "config" (config messages are already FILE:LINE:COL: ...). */
@@ -384,35 +520,66 @@ static void log_lines(const char *text, bool errors)
     }
 }
 
-/* One listener of every worker for a reload: kept, closed, or bound anew (into *bound_addr). A
- * new address is probed as at start (no reusePort), unless it overlaps one of golb's own
- * listeners: the probe cannot tell those from another process's, and joining them is golb's
- * own business (a listener moving to the other's address, 127.0.0.1:P to 0.0.0.0:P). */
-static int prepare_listener(struct server *s, bool changed, bool wanted, struct listen_spec *sp,
-                            const char *file, int *fds, struct sockaddr_storage *bound_addr,
-                            char *bound, size_t boundlen, FILE *errs)
+/* The listeners of every worker for a reload, into fds[worker][slot] and ls (a copy of s->ls
+ * that becomes it when the reload is published): an address the new file still lists keeps its
+ * slot and sockets (WORKER_KEEP_FD), one it no longer lists is closed (-1), a new one is bound in a
+ * free slot of its kind (one a removed address left is free: the worker closes the old socket
+ * before it watches the new one). A new address is probed as at start (no reusePort), unless it
+ * overlaps one of golb's own listeners: the probe cannot tell those from another process's, and
+ * joining them is golb's own business (a listener moving to the other's address, 127.0.0.1:P to
+ * 0.0.0.0:P). On failure the sockets bound so far stay in fds for the caller to close. */
+static int prepare_listeners(struct server *s, const struct config *cfg,
+                             int (*fds)[WORKER_MAX_LISTENERS], struct bound *ls, FILE *errs)
 {
+    memcpy(ls, s->ls, sizeof(s->ls));
     for (int i = 0; i < s->nworkers; i++)
-        fds[i] = changed ? -1 : WORKER_KEEP_FD;
-    if (!changed || !wanted)
-        return 0;
-    if (overlaps(sp->addr, &s->bound_addr) || overlaps(sp->addr, &s->tls_bound_addr))
-        sp->probe = false;
-    int rc = bind_listeners(sp, fds, s->nworkers, bound_addr, bound, boundlen);
-    if (rc < 0) {
-        char why[400];
-        for (int i = 0; i < s->nworkers; i++)
-            fds[i] = -1;
-        listen_error(why, sizeof(why), file, sp, rc);
-        fprintf(errs, "%s\n", why);
-        return rc;
+        for (int j = 0; j < WORKER_MAX_LISTENERS; j++)
+            fds[i][j] = WORKER_KEEP_FD;
+    for (int tls = 0; tls < 2; tls++) {
+        const struct config_listen_list *list = listens(cfg, tls);
+        int base = tls ? WORKER_TLS_SLOT : 0;
+        bool keep[WORKER_TLS_SLOT] = {0};
+        for (int j = 0; j < list->n; j++) {
+            int slot = find_slot(s->ls, tls, &list->at[j]);
+            if (slot >= 0)
+                keep[slot - base] = true;
+        }
+        for (int k = 0; k < WORKER_TLS_SLOT; k++) {
+            if (ls[base + k].used && !keep[k]) { /* no longer listed */
+                ls[base + k].used = false;
+                for (int i = 0; i < s->nworkers; i++)
+                    fds[i][base + k] = -1;
+            }
+        }
+        for (int j = 0; j < list->n; j++) {
+            if (find_slot(s->ls, tls, &list->at[j]) >= 0)
+                continue;
+            int k = 0;
+            while (k < WORKER_TLS_SLOT && (keep[k] || ls[base + k].used))
+                k++;
+            if (k == WORKER_TLS_SLOT) /* cannot happen: a list has at most CONFIG_LISTEN_MAX */
+                return -ENOSPC;
+            keep[k] = true;
+            struct listen_spec sp = spec_of(&list->at[j], !cfg->reuse_port);
+            for (int i = 0; i < WORKER_MAX_LISTENERS; i++)
+                if (s->ls[i].used && overlaps(sp.addr, &s->ls[i].addr))
+                    sp.probe = false;
+            int rc = bind_listeners(&sp, fds, base + k, s->nworkers, &ls[base + k]);
+            if (rc < 0) {
+                char why[400];
+                listen_error(why, sizeof(why), s->confpath, &sp, rc);
+                fprintf(errs, "%s\n", why);
+                return rc;
+            }
+        }
     }
     return 0;
 }
 
-static void fail_reload(struct server *s, const char *who, char *errs, struct admin_reload *out)
+static void fail_reload(struct server *s, const char *who, char *errs, bool stopping,
+                        struct admin_reload *out)
 {
-    if (!s->stopping) {
+    if (!stopping) {
         /* systemd waits for READY=1 after RELOADING=1, a failed reload included */
         char status[300];
         const char *first = errs ? errs : "";
@@ -426,38 +593,37 @@ static void fail_reload(struct server *s, const char *who, char *errs, struct ad
     log_event(LOG_ERROR, "reload", "reload by %s failed: keeping generation %llu", who,
               (unsigned long long)s->gen->id);
     metrics_reload_done(false, s->gen->id);
-    if (out) {
-        out->ok = false;
-        out->generation = s->gen->id;
-        out->errors = errs;
-    } else {
-        free(errs);
-    }
+    *out = (struct admin_reload){.ok = false, .generation = s->gen->id, .errors = errs};
 }
 
-/* What a reload carries from building the new generation to publishing it. */
+/* What a reload carries from building the new generation to publishing it.
+ *
+ *   reload_prepare (may fail: undone, nothing the running generation uses has changed)
+ *     load + validate ─► listeners bound ─► generation ─► new checker: first round of the new
+ *     backends, thread held ─► access log (the last step that may fail; takes effect at once)
+ *   reload_publish (cannot fail)
+ *     checker hand-over ─► retire removed backends ─► swap ─► queue to every worker ─► wait
+ */
 struct reload {
     FILE *errs;   /* errors and warnings, one per line (an open_memstream) */
-    int *fds, *tls_fds; /* per worker: WORKER_KEEP_FD, -1 (close) or a new listening socket */
-    char bound[80], tls_bound[80];
-    struct sockaddr_storage bound_addr, tls_bound_addr;
+    /* per worker, per slot: WORKER_KEEP_FD, -1 (close) or a new listening socket */
+    int (*fds)[WORKER_MAX_LISTENERS];
+    struct worker_update **updates; /* per worker, allocated up front: publishing cannot fail */
+    struct health *health; /* the new generation's checker, started held */
+    struct bound ls[WORKER_MAX_LISTENERS]; /* the listeners once published */
     char *changes; /* config_diff's lines */
 };
 
 static void close_new_listeners(const struct server *s, struct reload *r)
 {
-    for (int i = 0; i < s->nworkers; i++) {
-        if (r->fds && r->fds[i] >= 0)
-            close(r->fds[i]);
-        if (r->tls_fds && r->tls_fds[i] >= 0)
-            close(r->tls_fds[i]);
-    }
+    close_all(r->fds, s->nworkers);
 }
 
-/* Loads and validates the file and prepares everything that may fail: listeners bound, the access
- * log's destination, the new generation (backends taken over by identity). Nothing the running
- * generation uses changes here, except the access log, last. Returns the generation, or NULL with
- * the reasons in r->errs. */
+/* Loads and validates the file and prepares everything that may fail: listeners bound, the new
+ * generation (backends taken over by identity), its health checker (new backends checked, the
+ * thread started but held), the access log's destination. Nothing the running generation uses
+ * changes here, except the access log, last. Returns the generation, or NULL with the reasons in
+ * r->errs and everything undone. */
 static struct generation *reload_prepare(struct server *s, struct reload *r)
 {
     struct config *cfg = NULL;
@@ -465,44 +631,14 @@ static struct generation *reload_prepare(struct server *s, struct reload *r)
         return NULL;
     const struct config *run = s->gen->cfg;
     keep_restart_settings(s, cfg, r->errs);
-    snprintf(r->bound, sizeof(r->bound), "%s", s->bound);
-    snprintf(r->tls_bound, sizeof(r->tls_bound), "%s", s->tls_bound);
-    r->bound_addr = s->bound_addr;
-    r->tls_bound_addr = s->tls_bound_addr;
-    r->fds = calloc((size_t)s->nworkers, sizeof(int));
-    r->tls_fds = calloc((size_t)s->nworkers, sizeof(int));
-    bool tls_changed = config_tls_listener_changed(run, cfg);
-    int rc = !r->fds || !r->tls_fds ? -ENOMEM : 0;
-    bool plain_changed = config_plain_listener_changed(run, cfg);
-    if (rc == 0) {
-        struct listen_spec sp = {.addr = &cfg->listen_addr, .addrlen = cfg->listen_addrlen,
-                                 .name = cfg->listen_name, .line = cfg->listen_line,
-                                 .col = cfg->listen_col, .probe = !cfg->reuse_port};
-        rc = prepare_listener(s, plain_changed, !cfg->plain_off, &sp, s->confpath, r->fds,
-                              &r->bound_addr, r->bound, sizeof(r->bound), r->errs);
-    }
-    if (rc == 0 && cfg->tls) {
-        struct listen_spec sp = {.addr = &cfg->tls->listen_addr,
-                                 .addrlen = cfg->tls->listen_addrlen,
-                                 .name = cfg->tls->listen_name, .line = cfg->tls->listen_line,
-                                 .col = cfg->tls->listen_col, .probe = !cfg->reuse_port};
-        rc = prepare_listener(s, tls_changed, true, &sp, s->confpath, r->tls_fds,
-                              &r->tls_bound_addr, r->tls_bound, sizeof(r->tls_bound), r->errs);
-    } else if (rc == 0) {
-        for (int i = 0; i < s->nworkers; i++)
-            r->tls_fds[i] = tls_changed ? -1 : WORKER_KEEP_FD;
-    }
-    /* a listener closed for good is no longer golb's to overlap */
-    if (rc == 0 && cfg->plain_off && plain_changed)
-        r->bound_addr.ss_family = AF_UNSPEC;
-    if (rc == 0 && !cfg->tls && tls_changed)
-        r->tls_bound_addr.ss_family = AF_UNSPEC;
-    if (rc == 0) { /* the last step that may fail: it takes effect at once */
-        rc = accesslog_configure((enum accesslog_format)cfg->access_log, cfg->access_log_path);
-        if (rc != 0)
-            fprintf(r->errs, "%s: cannot open the access log %s: %s\n", s->confpath,
-                    cfg->access_log_path ? cfg->access_log_path : "(stdout)", strerror(-rc));
-    }
+    r->fds = calloc((size_t)s->nworkers, sizeof(*r->fds));
+    r->updates = calloc((size_t)s->nworkers, sizeof(*r->updates));
+    int rc = !r->fds || !r->updates ? -ENOMEM : 0;
+    for (int i = 0; rc == 0 && i < s->nworkers; i++)
+        if (!(r->updates[i] = calloc(1, sizeof(*r->updates[i]))))
+            rc = -ENOMEM;
+    if (rc == 0)
+        rc = prepare_listeners(s, cfg, r->fds, r->ls, r->errs);
     if (rc != 0) {
         if (rc == -ENOMEM)
             fprintf(r->errs, "%s: out of memory\n", s->confpath);
@@ -526,44 +662,75 @@ static struct generation *reload_prepare(struct server *s, struct reload *r)
     if (!gen) { /* cfg is freed with it */
         fprintf(r->errs, "%s: out of memory\n", s->confpath);
         close_new_listeners(s, r);
+        return NULL;
+    }
+    /* The new checker before anything changes: backends never checked (the new ones) are
+     * checked now, before any request can reach them, and its thread is started held. If that
+     * fails, the running checker was not touched and the reload fails. */
+    errno = 0;
+    r->health = checker_new(gen);
+    rc = r->health ? health_start_held(r->health, s->health) : errno ? -errno : -ENOMEM;
+    if (rc != 0) {
+        fprintf(r->errs, "%s: cannot start health checks for the new configuration: %s\n",
+                s->confpath, strerror(-rc));
+    } else { /* the last step that may fail: it takes effect at once */
+        rc = accesslog_configure((enum accesslog_format)gen->cfg->access_log,
+                                 gen->cfg->access_log_path);
+        if (rc != 0)
+            fprintf(r->errs, "%s: cannot open the access log %s: %s\n", s->confpath,
+                    gen->cfg->access_log_path ? gen->cfg->access_log_path : "(stdout)",
+                    strerror(-rc));
+    }
+    if (rc != 0) {
+        health_free(r->health); /* a held thread ends without a round */
+        r->health = NULL;
+        generation_unref(gen);
+        close_new_listeners(s, r);
+        return NULL;
     }
     return gen;
 }
 
-/* Makes gen the running generation: new backends checked first, removed ones retired, then the
- * swap, every worker's adoption (with its listener changes) waited for, the old one let go. */
+/* Makes gen the running generation: the checker handed over, removed backends retired, then the
+ * swap, every worker's adoption (with its listener changes) queued and waited for, the old one
+ * let go. Nothing here fails. */
 static void reload_publish(struct server *s, struct generation *gen, struct reload *r)
 {
-    /* The checker moves to the new generation; backends never checked (the new ones) are
-     * checked now, before any request can reach them. */
-    struct health *nh = health_new(gen->table, gen->cfg);
-    health_stop(s->health);
+    health_take_over(r->health, s->health);
     health_free(s->health);
-    s->health = nh;
-    if (!nh || health_start(nh) != 0)
-        log_error("reload: cannot start health checks for generation %llu",
-                  (unsigned long long)gen->id);
+    s->health = r->health;
+    r->health = NULL;
 
     struct generation *old = s->gen;
-    for (int i = 0; i < old->table->n; i++)
-        if (backend_table_find(gen->table, old->table->b[i]) < 0)
-            atomic_store_explicit(&old->table->b[i]->retired, true, memory_order_relaxed);
-    backend_table_commit(gen->table, gen->cfg);
+    for (int p = 0; p < old->npools; p++) {
+        const struct backend_table *t = old->pools[p].table;
+        for (int i = 0; i < t->n; i++)
+            if (!generation_has_backend(gen, t->b[i]))
+                atomic_store_explicit(&t->b[i]->retired, true, memory_order_relaxed);
+    }
+    for (int p = 0; p < gen->npools; p++)
+        backend_table_commit(gen->pools[p].table, &gen->pools[p].cfg);
     log_set_json(gen->cfg->log_json);
     s->gen = gen;
     generation_publish(gen);
+    memcpy(s->ls, r->ls, sizeof(s->ls));
+    uint16_t port = https_port(s->ls, gen->cfg);
     for (int i = 0; i < s->started; i++) {
-        struct worker_update u = {.gen = gen, .listen_fd = {r->fds[i], r->tls_fds[i]}};
+        struct worker_update *u = r->updates[i];
+        *u = (struct worker_update){.gen = gen, .https_port = port};
+        memcpy(u->listen_fd, r->fds[i], sizeof(u->listen_fd));
+        r->updates[i] = NULL;
         generation_ref(gen); /* the worker's */
-        worker_update(&s->workers[i], &u);
+        worker_update(&s->workers[i], u);
     }
-    if (worker_wait_updated(s->workers, s->started, gen->id, util_now_ms() + UPDATE_WAIT_MS) != 0)
-        log_warn("reload: a worker has not taken generation %llu yet", (unsigned long long)gen->id);
+    /* A worker behind (its loop held up) keeps the update queued and adopts it, and any later
+     * one, in order when its loop runs again: waiting longer would only delay the answer. */
+    int behind =
+        worker_wait_updated(s->workers, s->started, gen->id, util_now_ms() + UPDATE_WAIT_MS);
+    if (behind > 0)
+        log_warn("reload: %d worker(s) busy, generation %llu stays queued for them", behind,
+                 (unsigned long long)gen->id);
     generation_unref(old); /* the process's; workers let go of theirs as their requests end */
-    snprintf(s->bound, sizeof(s->bound), "%s", r->bound);
-    snprintf(s->tls_bound, sizeof(s->tls_bound), "%s", r->tls_bound);
-    s->bound_addr = r->bound_addr;
-    s->tls_bound_addr = r->tls_bound_addr;
     describe_listeners(s, gen->cfg);
     admin_set_listeners(s->admin, s->where);
     metrics_reload_done(true, gen->id);
@@ -588,24 +755,24 @@ static void log_reload(const struct server *s, const char *who, const char *chan
     log_event(LOG_INFO, "reload", "reload by %s: generation %llu running (%s); listening on %s",
               who, (unsigned long long)s->gen->id, n && summary ? summary : "no changes",
               s->where);
+    warn_routes_not_applied(s->gen);
     free(summary);
 }
 
-void server_reload(struct server *s, const char *who, struct admin_reload *out)
+/* One reload, on the control thread. *out gets the outcome (its strings the caller's). */
+static void run_reload(struct server *s, const char *who, bool stopping, struct admin_reload *out)
 {
-    if (out)
-        *out = (struct admin_reload){0};
-    pthread_mutex_lock(&s->lock);
+    *out = (struct admin_reload){.generation = s->gen->id};
     struct reload r = {0};
     char *errs = NULL;
     size_t errs_len = 0;
     r.errs = open_memstream(&errs, &errs_len);
     if (!r.errs) {
-        pthread_mutex_unlock(&s->lock);
+        out->errors = strdup("out of memory\n");
         return;
     }
     struct generation *gen = NULL;
-    if (s->stopping) {
+    if (stopping) {
         fprintf(r.errs, "golb is shutting down\n");
     } else {
         log_debug("reload by %s: loading %s", who, s->confpath);
@@ -614,23 +781,117 @@ void server_reload(struct server *s, const char *who, struct admin_reload *out)
     }
     fclose(r.errs);
     if (!gen) {
-        fail_reload(s, who, errs, out);
+        fail_reload(s, who, errs, stopping, out);
     } else {
         reload_publish(s, gen, &r);
         log_lines(errs, false); /* warnings, in the logFormat just published */
         log_reload(s, who, r.changes);
         notify_ready_serving(s);
-        if (out) {
-            *out = (struct admin_reload){.ok = true, .generation = gen->id, .errors = errs,
-                                         .changes = r.changes};
-            errs = r.changes = NULL;
-        }
-        free(errs);
-        free(r.changes);
+        *out = (struct admin_reload){.ok = true, .generation = gen->id, .errors = errs,
+                                     .changes = r.changes};
         r.changes = NULL;
     }
     free(r.changes);
     free(r.fds);
-    free(r.tls_fds);
-    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; r.updates && i < s->nworkers; i++)
+        free(r.updates[i]);
+    free(r.updates);
+}
+
+static void *control_main(void *arg)
+{
+    struct server *s = arg;
+    pthread_mutex_lock(&s->jobs_lock);
+    for (;;) {
+        while (!s->jobs && !s->stopping)
+            pthread_cond_wait(&s->jobs_cond, &s->jobs_lock);
+        struct reload_job *job = s->jobs;
+        if (!job)
+            break; /* stopping, and every job answered */
+        s->jobs = job->next;
+        if (!s->jobs)
+            s->jobs_tail = &s->jobs;
+        job->queued = false; /* a SIGHUP from now on asks for another reload */
+        bool stopping = s->stopping;
+        char who[sizeof(job->who)];
+        memcpy(who, job->who, sizeof(who));
+        pthread_mutex_unlock(&s->jobs_lock);
+
+        struct admin_reload r;
+        run_reload(s, who, stopping, &r);
+
+        pthread_mutex_lock(&s->jobs_lock);
+        if (job->out) { /* server_reload() waits: its job is on its stack */
+            *job->out = r;
+            job->done = true;
+            pthread_cond_broadcast(&s->jobs_cond);
+        } else if (job->admin) {
+            pthread_mutex_unlock(&s->jobs_lock);
+            admin_reload_done(job->admin, job->ticket, &r); /* takes r's strings */
+            free(job);
+            pthread_mutex_lock(&s->jobs_lock);
+        } else { /* SIGHUP: the log said it all */
+            free(r.errors);
+            free(r.changes);
+        }
+    }
+    pthread_mutex_unlock(&s->jobs_lock);
+    return NULL;
+}
+
+/* Queues job unless golb stops; false when it does (nothing queued). Under jobs_lock. */
+static bool queue_job(struct server *s, struct reload_job *job)
+{
+    if (s->stopping)
+        return false;
+    job->next = NULL;
+    job->queued = true;
+    *s->jobs_tail = job;
+    s->jobs_tail = &job->next;
+    pthread_cond_broadcast(&s->jobs_cond);
+    return true;
+}
+
+int server_reload_async(struct server *s, const char *who, struct admin *a, uint64_t ticket)
+{
+    if (!a) {
+        pthread_mutex_lock(&s->jobs_lock);
+        if (!s->hup.queued) { /* one waiting already reads the file after this signal */
+            snprintf(s->hup.who, sizeof(s->hup.who), "%s", who);
+            (void)queue_job(s, &s->hup);
+        }
+        pthread_mutex_unlock(&s->jobs_lock);
+        return 0;
+    }
+    struct reload_job *job = calloc(1, sizeof(*job));
+    if (!job)
+        return -ENOMEM;
+    snprintf(job->who, sizeof(job->who), "%s", who);
+    job->admin = a;
+    job->ticket = ticket;
+    pthread_mutex_lock(&s->jobs_lock);
+    bool queued = queue_job(s, job);
+    pthread_mutex_unlock(&s->jobs_lock);
+    if (!queued) {
+        free(job);
+        return -ESHUTDOWN;
+    }
+    return 0;
+}
+
+void server_reload(struct server *s, const char *who, struct admin_reload *out)
+{
+    struct reload_job job = {0};
+    snprintf(job.who, sizeof(job.who), "%s", who);
+    job.out = out;
+    *out = (struct admin_reload){0};
+    pthread_mutex_lock(&s->jobs_lock);
+    if (!queue_job(s, &job)) {
+        pthread_mutex_unlock(&s->jobs_lock);
+        out->errors = strdup("golb is shutting down\n");
+        return;
+    }
+    while (!job.done)
+        pthread_cond_wait(&s->jobs_cond, &s->jobs_lock);
+    pthread_mutex_unlock(&s->jobs_lock);
 }

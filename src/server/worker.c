@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -23,15 +22,6 @@
 
 /* Client connections open in the whole process, against maxConnections. */
 static atomic_uint open_connections;
-
-/* Buffers kept for reuse per worker beyond those in use: enough for a burst of exchanges without
- * going back to malloc, small enough that an idle golb stays small. */
-#define WORKER_MAX_FREE_BUFS 128
-#define WORKER_MAX_FREE_PIPES 64
-/* Pipe capacity for splice: the default 64 KiB caps what one connection has in flight and cost
- * ~10 % of 1 MiB throughput in bench/ (scenario 4); 1 MiB is the usual pipe-max-size. Best effort:
- * a pipe the kernel refuses to grow keeps its default size. */
-#define WORKER_PIPE_SIZE (1u << 20)
 
 static void close_listeners(struct worker *w)
 {
@@ -142,22 +132,14 @@ static void on_conn_closed(struct worker_ctx *ctx)
         loop_stop(ctx->loop);
 }
 
-/* The port a listening socket is bound to (redirects to HTTPS name it), 0 when none. */
-static uint16_t bound_port(int fd)
-{
-    struct sockaddr_storage bound;
-    socklen_t boundlen = sizeof(bound);
-    if (fd < 0 || getsockname(fd, (struct sockaddr *)&bound, &boundlen) != 0)
-        return 0;
-    return ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&bound)->sin6_port
-                                             : ((struct sockaddr_in *)(void *)&bound)->sin_port);
-}
-
 static void on_retire_timer(struct loop_timer *t);
 
-int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, struct generation *gen)
+int worker_init(struct worker *w, int id, const int *fds, uint16_t https_port,
+                struct generation *gen)
 {
     memset(w, 0, sizeof(*w));
+    pthread_mutex_init(&w->post_lock, NULL);
+    w->updates_tail = &w->updates;
     w->ctx.id = id;
     w->ctx.on_conn_closed = on_conn_closed;
     generation_ref(gen);
@@ -166,23 +148,17 @@ int worker_init(struct worker *w, int id, int plain_fd, int tls_fd, struct gener
     const struct config *cfg = gen->cfg;
     atomic_init(&w->adopted, gen->id);
     loop_timer_init(&w->retire_timer, on_retire_timer);
-    int fds[WORKER_MAX_LISTENERS] = {plain_fd, tls_fd};
-    w->ctx.https_port = bound_port(tls_fd);
+    w->ctx.https_port = https_port;
     for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
         struct worker_listener *l = &w->listeners[i];
-        l->io.fd = fds[i];
+        l->io.fd = fds ? fds[i] : -1;
         l->io.cb = on_accept;
         l->w = w;
-        l->tls = i == 1;
+        l->tls = i >= WORKER_TLS_SLOT;
         loop_timer_init(&l->accept_retry, on_accept_retry);
     }
     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    /* Buffers must hold a whole request head with room to spare, so the parser (not the buffer)
-     * decides when a head is too large. */
-    uint32_t size = MAX(16384u, cfg->max_header_size + 1024u);
-    size = (size + 4095u) / 4096u * 4096u - (uint32_t)sizeof(struct buf); /* whole pages */
-    buf_pool_init(&w->ctx.bufs, size, WORKER_MAX_FREE_BUFS);
-    pipe_pool_init(&w->ctx.pipes, WORKER_MAX_FREE_PIPES, WORKER_PIPE_SIZE);
+    worker_ctx_pools_init(&w->ctx);
     w->ctx.loop = loop_new();
     if (!w->ctx.loop)
         return -ENOMEM;
@@ -222,9 +198,8 @@ int worker_start(struct worker *w)
     return 0;
 }
 
-static void drain_on_loop(void *arg)
+static void drain_on_loop(struct worker *w)
 {
-    struct worker *w = arg;
     w->ctx.draining = true;
     close_listeners(w);
     worker_ctx_drain_sessions(&w->ctx);
@@ -232,9 +207,14 @@ static void drain_on_loop(void *arg)
         loop_stop(w->ctx.loop);
 }
 
+static void on_wakeup(void *arg);
+
 void worker_drain(struct worker *w)
 {
-    loop_wakeup(w->ctx.loop, drain_on_loop, w);
+    pthread_mutex_lock(&w->post_lock);
+    w->drain_posted = true;
+    pthread_mutex_unlock(&w->post_lock);
+    loop_wakeup(w->ctx.loop, on_wakeup, w);
 }
 
 void worker_stop(struct worker *w)
@@ -292,9 +272,11 @@ void worker_destroy(struct worker *w)
         obs_counters_free(w->ctx.m);
         w->ctx.m = NULL;
         struct generation *g = w->ctx.gen;
-        if (g && w->ctx.upstreams)
-            for (int i = 0; i < g->table->n; i++)
-                upstream_close_idle(w->ctx.upstreams, &g->table->b[i]->pw[w->ctx.id].idle, true);
+        for (int p = 0; g && w->ctx.upstreams && p < g->npools; p++) {
+            const struct backend_table *t = g->pools[p].table;
+            for (int i = 0; i < t->n; i++)
+                upstream_close_idle(w->ctx.upstreams, &t->b[i]->pw[w->ctx.id].idle, true);
+        }
         loop_run_deferred(w->ctx.loop);
         upstream_pool_free(w->ctx.upstreams);
         w->ctx.upstreams = NULL;
@@ -306,11 +288,22 @@ void worker_destroy(struct worker *w)
         w->ctx.gen = NULL;
         w->ctx.cfg = NULL;
     }
+    /* Updates never adopted (the loop stopped first): what they carry is released unused. */
+    for (struct worker_update *u = w->updates, *next; u; u = next) {
+        next = u->next;
+        for (int i = 0; i < WORKER_MAX_LISTENERS; i++)
+            if (u->listen_fd[i] >= 0)
+                close(u->listen_fd[i]);
+        generation_unref(u->gen);
+        free(u);
+    }
+    w->updates = NULL;
+    w->updates_tail = &w->updates;
     if (w->spare_fd >= 0)
         close(w->spare_fd);
     w->spare_fd = -1;
-    buf_pool_destroy(&w->ctx.bufs);
-    pipe_pool_destroy(&w->ctx.pipes);
+    worker_ctx_pools_destroy(&w->ctx);
+    pthread_mutex_destroy(&w->post_lock);
 }
 
 /* ---------------------------------------------------------------- reload -------------------- */
@@ -355,65 +348,96 @@ static void replace_listener(struct worker *w, int i, int fd)
     accept_batch(l); /* connections may already wait: the edge came before we watched */
 }
 
-static void update_on_loop(void *arg)
+/* Adopts one update (on the loop, in queue order): what the old generation lists and the new one
+ * does not is settled first (old may be freed by generation_adopt), then the generation is
+ * switched, and only then the listeners, so that a connection accepted on a new listener (a TLS
+ * one added by this reload) already meets the generation that configured it. */
+static void adopt(struct worker *w, struct worker_update *u)
 {
-    struct worker *w = arg;
-    struct generation *old = w->ctx.gen, *g = w->update.gen;
-    w->update.gen = NULL;
-    for (int i = 0; i < WORKER_MAX_LISTENERS; i++)
-        replace_listener(w, i, w->update.listen_fd[i]);
-    if (w->update.listen_fd[1] != WORKER_KEEP_FD)
-        w->ctx.https_port = bound_port(w->listeners[1].io.fd);
-    w->ctx.gen = g;
+    struct generation *old = w->ctx.gen, *g = u->gen;
+    /* Backends the new generation dropped: their idle connections close now; connections in
+     * use close when given back; requests still on them are cut after shutdownTimeout. */
+    bool removed = false;
+    for (int p = 0; p < old->npools; p++) {
+        const struct backend_table *t = old->pools[p].table;
+        for (int i = 0; i < t->n; i++) {
+            struct backend *b = t->b[i];
+            if (!generation_has_backend(g, b)) {
+                upstream_close_idle(w->ctx.upstreams, &b->pw[w->ctx.id].idle, true);
+                removed = true;
+            }
+        }
+    }
+    if (removed)
+        loop_timer_after(w->ctx.loop, &w->retire_timer, g->cfg->shutdown_timeout_ms);
+    generation_adopt(&w->ctx.gen, g, w->ctx.id); /* takes over u's reference */
+    u->gen = NULL;
     w->ctx.cfg = g->cfg;
     upstream_pool_set_limits(w->ctx.upstreams, g->cfg->upstream_max_idle,
                              g->cfg->upstream_idle_timeout_ms);
     if (!w->ctx.alog && g->cfg->access_log != ACCESSLOG_OFF)
         w->ctx.alog = accesslog_ring_new(); /* the access log was turned on by this reload */
-    /* Backends the new generation dropped: their idle connections close now; connections in
-     * use close when given back; requests still on them are cut after shutdownTimeout. */
-    bool removed = false;
-    for (int i = 0; i < old->table->n; i++) {
-        struct backend *b = old->table->b[i];
-        if (backend_table_find(g->table, b) < 0) {
-            upstream_close_idle(w->ctx.upstreams, &b->pw[w->ctx.id].idle, true);
-            removed = true;
-        }
+    w->ctx.https_port = w->ctx.draining ? 0 : u->https_port; /* before any accept: redirects */
+    for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
+        replace_listener(w, i, u->listen_fd[i]);
+        u->listen_fd[i] = WORKER_KEEP_FD;
     }
-    if (removed)
-        loop_timer_after(w->ctx.loop, &w->retire_timer, g->cfg->shutdown_timeout_ms);
-    if (old->pw[w->ctx.id].pins == 0)
-        generation_unref(old);
     pthread_mutex_lock(&update_lock);
     atomic_store_explicit(&w->adopted, g->id, memory_order_release);
     pthread_cond_broadcast(&update_cond);
     pthread_mutex_unlock(&update_lock);
 }
 
-void worker_update(struct worker *w, const struct worker_update *u)
+/* The loop's one wake-up callback for everything posted to the worker: every queued update in
+ * order, then the drain if one was asked. A wake-up that finds nothing (already taken by an
+ * earlier one) does nothing. */
+static void on_wakeup(void *arg)
 {
-    w->update = *u;
-    loop_wakeup(w->ctx.loop, update_on_loop, w);
+    struct worker *w = arg;
+    pthread_mutex_lock(&w->post_lock);
+    struct worker_update *u = w->updates;
+    w->updates = NULL;
+    w->updates_tail = &w->updates;
+    bool drain = w->drain_posted;
+    w->drain_posted = false;
+    pthread_mutex_unlock(&w->post_lock);
+    while (u) {
+        struct worker_update *next = u->next;
+        adopt(w, u);
+        free(u);
+        u = next;
+    }
+    if (drain)
+        drain_on_loop(w);
+}
+
+void worker_update(struct worker *w, struct worker_update *u)
+{
+    u->next = NULL;
+    pthread_mutex_lock(&w->post_lock);
+    *w->updates_tail = u;
+    w->updates_tail = &u->next;
+    pthread_mutex_unlock(&w->post_lock);
+    /* Always the same callback and argument: a wake-up that replaces a pending one loses
+     * nothing, the queue holds what was posted. */
+    loop_wakeup(w->ctx.loop, on_wakeup, w);
 }
 
 int worker_wait_updated(struct worker *workers, int n, uint64_t gen_id, uint64_t deadline_ms)
 {
     pthread_mutex_lock(&update_lock);
+    int behind;
     for (;;) {
-        int behind = 0;
+        behind = 0;
         for (int i = 0; i < n; i++)
             if (workers[i].started &&
                 atomic_load_explicit(&workers[i].adopted, memory_order_acquire) < gen_id)
                 behind++;
-        if (behind == 0)
+        if (behind == 0 || util_now_ms() >= deadline_ms)
             break;
-        if (util_now_ms() >= deadline_ms) {
-            pthread_mutex_unlock(&update_lock);
-            return -ETIMEDOUT;
-        }
         struct timespec ts = realtime_at(deadline_ms);
         pthread_cond_timedwait(&update_cond, &update_lock, &ts);
     }
     pthread_mutex_unlock(&update_lock);
-    return 0;
+    return behind;
 }

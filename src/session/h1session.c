@@ -37,7 +37,6 @@
 #include "config/config.h"
 #include "net/conn.h"
 #include "core/exchange.h"
-#include "core/generation.h"
 #include "http/http1.h"
 #include "base/log.h"
 #include "base/loop.h"
@@ -64,11 +63,12 @@ enum client_state {
 struct client {
     struct loop_io io;
     SSL *ssl;      /* NULL on the plain listener */
-    struct generation *tls_gen; /* TLS: the generation it was accepted on (its certificates and
-                                   TLS settings), pinned until close */
+    struct config_tls *tls; /* TLS: the `tls` section it was accepted under (its contexts and
+                               settings), referenced until close: never its whole generation */
     char *subject; /* verified client certificate subject (mTLS with clientSubjectHeader) */
     struct loop_timer timer;
-    struct loop_task task; /* deferred: free after close, or process pipelined bytes */
+    struct loop_task task; /* deferred: free after close, process pipelined bytes, or go on
+                              after a byte budget was spent (on_task) */
     struct worker_ctx *w;
     struct worker_session ws;   /* its entry in the worker's registry (h1_session_ops) */
     struct buf *in;             /* bytes from the client; NULL while idle */
@@ -95,7 +95,7 @@ struct client {
 
 static void pump(struct client *c);
 static void arm_timer(struct client *c);
-static void process_pipelined(struct loop_task *task);
+static void on_task(struct loop_task *task);
 static void on_exchange_status(struct client *c, enum exchange_status st);
 static const struct exchange_client_ops h1_exchange_ops;
 
@@ -222,9 +222,8 @@ static void client_close(struct client *c)
     c->ssl = NULL;
     free(c->subject);
     c->subject = NULL;
-    if (c->tls_gen)
-        worker_ctx_unpin(c->w, c->tls_gen);
-    c->tls_gen = NULL;
+    config_tls_unref(c->tls);
+    c->tls = NULL;
     close(c->io.fd);
     c->io.fd = -1;
     struct buf_pool *pool = &c->w->bufs;
@@ -235,8 +234,9 @@ static void client_close(struct client *c)
     release_buffers(c);
     struct worker_ctx *w = c->w;
     worker_ctx_session_remove(w, &c->ws);
-    /* The task may be queued to process pipelined input; re-targeting it to free is safe because
-     * loop_defer() keeps an already-queued task queued and the callback is read at run time. */
+    /* The task may be queued (pipelined input, a spent budget: on_task); re-targeting it to free
+     * is safe because loop_defer() keeps an already-queued task queued (deferred or yielded) and
+     * the callback is read at run time. */
     c->task.cb = free_task;
     loop_defer(w->loop, &c->task, free_task);
     worker_ctx_session_closed(w);
@@ -327,7 +327,7 @@ static void arm_timer(struct client *c)
     uint64_t d;
     switch (c->state) {
     case CS_HANDSHAKE:
-        d = c->idle_since + c->tls_gen->cfg->tls->handshake_timeout_ms;
+        d = c->idle_since + c->tls->handshake_timeout_ms;
         break;
     case CS_READ_HEAD:
         if (c->head_start)
@@ -360,7 +360,7 @@ static void on_timeout(struct loop_timer *t)
     struct client *c = container_of(t, struct client, timer);
     switch (c->state) {
     case CS_HANDSHAKE:
-        counter_add(&c->w->m->tls_handshakes[OBS_TLS_FAILED], 1);
+        obs_tls_handshake(c->w, OBS_TLS_FAILED);
         client_close(c);
         return;
     case CS_READ_HEAD:
@@ -515,10 +515,16 @@ static void h1_resume(void *cl)
     pump(cl);
 }
 
+/* A transfer stopped at its byte budget (LOOP_IO_BUDGET) with more to do: go on once the worker's
+ * other ready connections had their turn. */
+static void client_yield(struct client *c)
+{
+    loop_yield(c->w->loop, &c->task, on_task);
+}
+
 static void h1_yield(void *cl)
 {
-    struct client *c = cl;
-    loop_defer(c->w->loop, &c->task, process_pipelined);
+    client_yield(cl);
 }
 
 static const struct exchange_client_ops h1_exchange_ops = {
@@ -537,7 +543,7 @@ static const struct exchange_client_ops h1_exchange_ops = {
 /* What the exchange needs to know about this client and request. */
 static struct exchange_request request_info(const struct client *c, const struct http1_request *req)
 {
-    const struct config_tls *tls = c->tls_gen ? c->tls_gen->cfg->tls : c_cfg(c)->tls;
+    const struct config_tls *tls = c->tls ? c->tls : c_cfg(c)->tls;
     return (struct exchange_request){
         .client_ip = c->ip,
         .client_ip_len = c->iplen,
@@ -605,7 +611,7 @@ static void redirect_to_https(struct client *c, const struct http1_request *req)
         target = "/";
         tlen = 1;
     }
-    struct buf *b = buf_get(&c->w->bufs);
+    struct buf *b = buf_get_large(&c->w->bufs, (uint32_t)(hlen + tlen + 256));
     if (!b) {
         client_fail(c, 503, LB_OK);
         return;
@@ -635,9 +641,7 @@ static void process_head(struct client *c)
     size_t len = buf_len(c->in);
     ssize_t n = http1_parse_request(c->in->data + c->in->pos, len, c->parse_prev, &lim, &req);
     if (n == -EAGAIN) {
-        c->parse_prev = (uint32_t)len;
-        if (buf_space(c->in) == 0 && c->in->pos == 0)
-            client_fail(c, 431, LB_OK); /* cannot happen with buffers larger than the limit */
+        c->parse_prev = (uint32_t)len; /* a full buffer grows in read_head (grow_in) */
         return;
     }
     if (n < 0) {
@@ -653,6 +657,25 @@ static void process_head(struct client *c)
         return;
     }
     start_exchange(c, &req, (size_t)n);
+}
+
+/* A head that fills an ordinary buffer goes on in a large one (maxHeaderSize and a little), taken
+ * only now: body buffers stay small. Returns false after answering when it cannot grow (already
+ * large: 431, the parser's limit decides before that; out of memory: 503). */
+static bool grow_in(struct client *c)
+{
+    uint32_t need = worker_ctx_head_buf_size(c_cfg(c)->max_header_size);
+    if (c->in->cap >= need) {
+        client_fail(c, 431, LB_OK);
+        return false;
+    }
+    struct buf *b = buf_grow(&c->w->bufs, c->in, need);
+    if (!b) {
+        client_fail(c, 503, LB_OK);
+        return false;
+    }
+    c->in = b;
+    return true;
 }
 
 /* READ_HEAD: read what the client sent and parse once a head may be complete. */
@@ -672,10 +695,8 @@ static void read_head(struct client *c)
             client_fail(c, 503, LB_OK);
             return;
         }
-        if (buf_space(c->in) == 0) {
-            client_fail(c, 431, LB_OK);
+        if (buf_space(c->in) == 0 && !grow_in(c))
             return;
-        }
         ssize_t r = client_read(c);
         if (r == -EAGAIN)
             break;
@@ -714,14 +735,14 @@ static bool client_handshake(struct client *c)
         return false;
     }
     if (rc < 0) {
-        counter_add(&c->w->m->tls_handshakes[OBS_TLS_FAILED], 1);
+        obs_tls_handshake(c->w, OBS_TLS_FAILED);
         if (rc == -EBADMSG)
             (void)!write(c->io.fd, reply_plain_on_tls, strlen(reply_plain_on_tls));
         client_close(c);
         return false;
     }
-    counter_add(&c->w->m->tls_handshakes[tls_session_reused(c->ssl) ? OBS_TLS_RESUMED : OBS_TLS_FULL], 1);
-    const struct config_tls *tls = c->tls_gen->cfg->tls;
+    obs_tls_handshake(c->w, tls_session_reused(c->ssl) ? OBS_TLS_RESUMED : OBS_TLS_FULL);
+    const struct config_tls *tls = c->tls;
     if (tls->client_subject_header) {
         char subject[1024];
         size_t n = tls_peer_subject(c->ssl, subject, sizeof(subject));
@@ -769,7 +790,7 @@ static void finish_exchange(struct client *c)
     /* Pipelined bytes (or more to read) are handled from the loop, not by recursion here, so a
      * burst of pipelined requests costs no stack depth. */
     if ((c->in && buf_len(c->in) > 0) || c->readable)
-        loop_defer(w->loop, &c->task, process_pipelined);
+        loop_defer(w->loop, &c->task, on_task);
     else if (c->eof)
         client_close_orderly(c);
 }
@@ -819,8 +840,9 @@ static void pump_tunnel(struct client *c)
     bool err = false;
     struct exchange_tunnel *t = exchange_tunnel(c->x); /* set up by start_tunnel */
     struct conn_end client = {c->io.fd, c->ssl, &c->readable, &c->writable};
-    bool p1 = conn_relay(client, t->up, c->in, &c->eof, &err);
-    bool p2 = conn_relay(t->up, client, t->buf, t->up_eof, &err);
+    size_t budget = LOOP_IO_BUDGET; /* both directions together */
+    bool p1 = conn_relay(client, t->up, c->in, &c->eof, &err, &budget);
+    bool p2 = conn_relay(t->up, client, t->buf, t->up_eof, &err, &budget);
     if (err) {
         client_close(c);
         return;
@@ -840,6 +862,8 @@ static void pump_tunnel(struct client *c)
     }
     if (p1 || p2)
         c->progress_at = loop_now(c->w->loop);
+    if (budget == 0)
+        client_yield(c);
 }
 
 /* ---------------------------------------------------------------- the pump ----------------- */
@@ -899,10 +923,17 @@ static void pump_steps(struct client *c)
     }
     case CS_LINGER: {
         char scratch[4096];
+        size_t budget = LOOP_IO_BUDGET;
         for (;;) {
+            if (budget == 0) {
+                client_yield(c); /* still readable: the rest after the other connections */
+                break;
+            }
             ssize_t r = read(c->io.fd, scratch, sizeof(scratch));
-            if (r > 0)
+            if (r > 0) {
+                budget = (size_t)r < budget ? budget - (size_t)r : 0;
                 continue;
+            }
             if (r == -1 && errno == EINTR)
                 continue;
             if (r == -1 && errno == EAGAIN) {
@@ -970,11 +1001,13 @@ static void on_client_event(struct loop_io *io, uint32_t events)
     pump(c);
 }
 
-/* Deferred: pipelined bytes to parse (READ_HEAD), or an exchange that spent its byte budget. */
-static void process_pipelined(struct loop_task *task)
+/* The session's deferred work: pipelined bytes after a response (finish_exchange), or the rest of
+ * a transfer that stopped at its byte budget (client_yield). Either way: pump what the state
+ * allows now. */
+static void on_task(struct loop_task *task)
 {
     struct client *c = container_of(task, struct client, task);
-    if (c->state == CS_READ_HEAD || c->state == CS_EXCHANGE)
+    if (c->state != CS_CLOSED)
         pump(c);
 }
 
@@ -994,9 +1027,14 @@ static void h1_drain(struct worker_session *s)
         client_close_orderly(c);
 }
 
+/* The worker closes every session: its shutdown deadline (shutdownTimeout) passed, or teardown.
+ * A request still in flight is golb's cut, not the client's abort. */
 static void h1_close(struct worker_session *s)
 {
-    client_close(client_of(s));
+    struct client *c = client_of(s);
+    if (c->x && c->state == CS_EXCHANGE)
+        exchange_note_shutdown(c->x);
+    client_close(c);
 }
 
 static int h1_cut_retired(struct worker_session *s)
@@ -1030,11 +1068,11 @@ void h1session_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer,
     c->iplen = (uint8_t)sock_ip_str(peer, c->ip, sizeof(c->ip));
     c->state = CS_READ_HEAD;
     if (tls) {
-        c->tls_gen = w->gen;
-        worker_ctx_pin(w, c->tls_gen);
-        c->ssl = tls_server_ssl(c->tls_gen->cfg->tls->server, fd);
+        c->tls = w->cfg->tls;
+        config_tls_ref(c->tls);
+        c->ssl = tls_server_ssl(c->tls->server, fd);
         if (!c->ssl) {
-            worker_ctx_unpin(w, c->tls_gen);
+            config_tls_unref(c->tls);
             close(fd);
             free(c);
             worker_ctx_session_closed(w);

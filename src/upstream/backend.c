@@ -18,10 +18,13 @@ static void backend_free(struct backend *b)
     free(b->pw);
     free((char *)b->name);
     free(b->key);
+    free(b->pool);
+    free(b->label);
     free(b);
 }
 
-static struct backend *backend_new(const struct config_backend *cb, const char *key, int nworkers)
+static struct backend *backend_new(const struct config_backend *cb, const char *key,
+                                   const char *pool, int nworkers)
 {
     /* aligned_alloc: struct backend is cache-line aligned; calloc only guarantees 16 bytes. */
     struct backend *b = aligned_alloc(_Alignof(struct backend), sizeof(*b));
@@ -31,9 +34,14 @@ static struct backend *backend_new(const struct config_backend *cb, const char *
     b->nworkers = nworkers;
     b->name = strdup(cb->name ? cb->name : key);
     b->key = strdup(key);
+    if (pool)
+        b->pool = strdup(pool);
+    if (b->name && (!pool || b->pool) &&
+        asprintf(&b->label, "%s%s%s", pool ? pool : "", pool ? "/" : "", b->name) < 0)
+        b->label = NULL;
     b->pw = aligned_alloc(_Alignof(struct backend_worker),
                           (size_t)(nworkers ? nworkers : 1) * sizeof(*b->pw));
-    if (!b->name || !b->key || !b->pw) {
+    if (!b->name || !b->key || (pool && !b->pool) || !b->label || !b->pw) {
         backend_free(b);
         return NULL;
     }
@@ -56,6 +64,14 @@ static void backend_unref(struct backend *b)
 struct backend_table *backend_table_new(const struct config *cfg, const struct backend_table *prev,
                                         int nworkers)
 {
+    return backend_table_new_pool(cfg, NULL, prev, nworkers);
+}
+
+struct backend_table *backend_table_new_pool(const struct config *cfg, const char *pool,
+                                             const struct backend_table *prev, int nworkers)
+{
+    if (pool && strcmp(pool, "default") == 0)
+        pool = NULL;
     struct backend_table *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
@@ -74,7 +90,7 @@ struct backend_table *backend_table_new(const struct config *cfg, const struct b
                 b = prev->b[j];
         if (b) {
             atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
-        } else if (!(b = backend_new(cb, key, nworkers))) {
+        } else if (!(b = backend_new(cb, key, pool, nworkers))) {
             backend_table_free(t);
             return NULL;
         }
@@ -141,8 +157,9 @@ bool backend_set_state(struct backend *b, enum backend_state state, const char *
     }
     atomic_store_explicit(&b->state_changed_ms, util_wall_ms(), memory_order_relaxed);
     enum log_level level = state == BACKEND_UP ? LOG_INFO : LOG_WARN;
-    log_event(level, "backend_state", "backend %s is %s (was %s): %s", b->name, backend_state_name(state),
-            backend_state_name((enum backend_state)old), reason ? reason : "");
+    log_event(level, "backend_state", "backend %s is %s (was %s): %s", backend_label(b),
+              backend_state_name(state), backend_state_name((enum backend_state)old),
+              reason ? reason : "");
     return true;
 }
 
@@ -180,7 +197,7 @@ enum backend_admin_state backend_set_admin(struct backend *b, enum backend_admin
     int old = atomic_exchange_explicit(&b->admin_state, (int)s, memory_order_acq_rel);
     if (old != (int)s) {
         atomic_store_explicit(&b->state_changed_ms, util_wall_ms(), memory_order_relaxed);
-        log_event(LOG_INFO, "admin", "backend %s set to %s (was %s) by %s", b->name,
+        log_event(LOG_INFO, "admin", "backend %s set to %s (was %s) by %s", backend_label(b),
                   backend_admin_name(s), backend_admin_name((enum backend_admin_state)old), who);
     }
     return (enum backend_admin_state)old;

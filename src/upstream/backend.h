@@ -1,10 +1,13 @@
 /* backend — upstream servers as objects that outlive a configuration, and the per-generation table.
  *
- * A backend is identified by scheme, host and port (its `key`, config_backend_key's
- * "http://127.0.0.1:8081"). A reload builds a new table for the new configuration: each entry whose
- * identity the running table already has is the *same object* (a reference taken), so its health
+ * A backend is identified by its pool and its scheme, host and port (its `key`,
+ * config_backend_key's "http://127.0.0.1:8081"): a table holds one pool's backends, and a reload
+ * builds each pool's new table from the running table of the pool of the same name. Each entry
+ * whose identity that table already has is the *same object* (a reference taken), so its health
  * state, counters, idle connections, latency estimate and admin overrides carry over; a new
- * identity gets a new object, UNKNOWN until checked. An object is freed when no table references it
+ * identity gets a new object, UNKNOWN until checked. The same URL in two pools is two objects,
+ * with their own state, counters and connections (the health checker still checks the URL once
+ * per period and tells both, health.h). An object is freed when no table references it
  * any more. Settings that a reload may change (address, health path, TLS) are read from the
  * generation's `config_backend`, never through the object, which holds only what its identity
  * fixes (key, name).
@@ -90,7 +93,7 @@ struct backend_worker {
 /* The first cache line holds what every pick reads; the objects are allocated aligned, so hot
  * atomics of two backends never share a line. */
 struct backend {
-    _Alignas(64) const char *name; /* "host:port", for logs and metrics labels */
+    _Alignas(64) const char *name; /* "host:port": the Host it is sent, metrics labels, the API */
     _Atomic int state;                 /* enum backend_state */
     _Atomic uint32_t consecutive_fails; /* passive: reset by any success */
     _Atomic uint32_t active;            /* requests in flight (least-connections, metrics) */
@@ -102,7 +105,9 @@ struct backend {
     _Atomic bool retired;               /* a reload removed it: no new requests (retries too) */
 
     /* colder: carried over by reloads, each written by one party */
-    _Alignas(64) char *key;        /* identity: "scheme://host:port" */
+    _Alignas(64) char *key;        /* identity within its pool: "scheme://host:port" */
+    char *pool;                    /* its pool's name; NULL: the pool "default" */
+    char *label;                   /* for log lines: name, or "pool/name" outside "default" */
     _Atomic int refs;              /* tables that list it */
     uint32_t config_weight;        /* the weight the configuration gave (admin overrides differ) */
     uint32_t ok_streak, fail_streak; /* the health checker's (one checker thread at a time) */
@@ -125,6 +130,11 @@ struct backend_table {
  * Returns NULL on allocation failure. */
 struct backend_table *backend_table_new(const struct config *cfg, const struct backend_table *prev,
                                         int nworkers);
+/* The same for the pool `pool` (NULL or "default": the default pool), cfg being the pool's view
+ * (config_pool_view) and prev the running table of the pool of that name: new objects are the
+ * pool's (b->pool, b->label). */
+struct backend_table *backend_table_new_pool(const struct config *cfg, const char *pool,
+                                             const struct backend_table *prev, int nworkers);
 /* t becomes the running table (built from cfg): configured weights that changed take effect. */
 void backend_table_commit(const struct backend_table *t, const struct config *cfg);
 /* Drops the table's references; a backend no table lists any more is freed (its idle connections
@@ -132,6 +142,12 @@ void backend_table_commit(const struct backend_table *t, const struct config *cf
 void backend_table_free(struct backend_table *t);
 /* The entry of t with b's identity, or -1. */
 int backend_table_find(const struct backend_table *t, const struct backend *b);
+
+/* How log lines name b: "host:port", or "pool/host:port" outside the pool "default". */
+static inline const char *backend_label(const struct backend *b)
+{
+    return b->label ? b->label : b->name;
+}
 
 static inline bool backend_is_up(const struct backend *b)
 {

@@ -1,7 +1,12 @@
 /* health — see health.h for the contract.
  *
- * One `struct check` per backend lives for the whole life of the checker; a check of that backend
- * is one pass through its state machine, from CHECK_IDLE back to CHECK_IDLE:
+ * One `struct check` per distinct URL lives for the whole life of the checker, with the backends
+ * it reports to (its holders: one per pool that lists the URL, each with its pool's thresholds
+ * and timeout). A check is one request and one pass through its state machine, from CHECK_IDLE
+ * back to CHECK_IDLE; its result goes to every holder:
+ *
+ *   pools:  default [b0 http://a:1/h]   api [b1 http://a:1/h, b2 http://c:3/h]
+ *   checks: check{a:1/h} ─► holders b0 (default's rise/fall), b1 (api's)   check{c:3/h} ─► b2
  *
  *   IDLE ──start──► CONNECTING ──EPOLLOUT, SO_ERROR 0──► SENDING ──request written──► READING
  *     ▲                 │                                   │                          │
@@ -10,8 +15,9 @@
  *                                  └── timeout timer (armed at start, one per check)
  *
  * check_finish() is the one exit: it cancels the timer, unregisters and closes the socket, and
- * publishes the result. Check objects are never freed by a callback (house rule 8): they are owned
- * by `struct health` and released by health_free() once the loop thread is joined. An event for a
+ * publishes the result to each holder. Check objects are never freed by a callback (house rule
+ * 8): they are owned by `struct health` and released by health_free() once the loop thread is
+ * joined. An event for a
  * check that has already finished in the same batch finds it IDLE and is ignored; a new check can
  * only start from a timer callback, after the batch, so an fd number reused by it never receives
  * an event meant for the old one (epoll_ctl DEL happens before close()).
@@ -19,13 +25,20 @@
  * Threads: health_start() runs the first round on the caller's thread with the checker's loop,
  * then hands the loop to the checker thread (pthread_create orders the two). From then on every
  * field below is touched by the checker thread only, until health_stop() has joined it. The only
- * shared state is each backend's atomic state, written through backend_set_state().
+ * shared state is each backend's atomic state, written through backend_set_state(); its streaks
+ * are the one checker's (two holders of one check are two backends, each with its own streaks),
+ * which is why a reload's checker (health_start_held) waits on `go` before its first round until
+ * the running one is joined (health_take_over):
+ *
+ *   control: first round (new backends) ─► thread made, held ─► old checker joined ─► post(go)
+ *   checker:                               sem_wait(go) ..................................► rounds
  */
 #include "upstream/health.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +55,8 @@
 #include "base/loop.h"
 #include "base/sock.h"
 #include "base/util.h"
+
+_Atomic int health_inject_start_error;
 
 /* The response head must fit here: a health answer is a status line and a few fields. */
 #define HEALTH_BUF_SIZE 4096
@@ -61,10 +76,30 @@ enum check_state {
  *
  * Interim 1xx heads are cut off the front once parsed; a final head that does not fit in the
  * whole buffer makes the check fail ("response head too large"). */
+/* A backend a check reports to, with its pool's settings. */
+struct holder {
+    struct backend *b;
+    uint32_t rise, fall;  /* its pool's healthyThreshold, unhealthyThreshold (0 taken as 1) */
+    uint32_t timeout_ms;  /* its pool's healthCheckTimeout: a longer check is a timeout for it */
+    bool report;          /* the running check's result goes to it (set when the check starts) */
+};
+
+/* The period of the checks is each one's own: every check keeps its next due time, and one timer
+ * (period_timer) is armed for the earliest.
+ *
+ *   check a: ──x─────────x─────────x───   (period 5 s, the shortest of its pools')
+ *   check c: ──x───x───x───x───x───x───   (period 2 s)
+ *   timer:     ^   ^   ^ ^ ^   ^   ^        the earliest next_ms each time */
 struct check {
     struct health *h;
-    struct backend *b;
-    const struct config_backend *cb; /* its settings in the generation being checked */
+    const struct config_backend *cb; /* the first holder's settings (request, address, TLS): the
+                                        same for every holder, by the check's key */
+    char *key;                       /* identity, health path, TLS settings: what makes it one */
+    int nholders;
+    struct holder *holders;
+    uint32_t timeout_ms;  /* the longest of the holders' */
+    uint32_t period_ms;   /* the shortest of the holders' periods */
+    uint64_t next_ms;     /* loop clock: when its next check is due (steady cadence) */
     enum check_state state;
     struct loop_io io;       /* io.fd == -1 while idle */
     SSL *ssl;                /* https backends, during a check */
@@ -78,19 +113,19 @@ struct check {
 };
 
 struct health {
-    struct backend_table *table;
-    uint32_t timeout_ms;
-    uint32_t period_ms;
-    uint32_t rise, fall; /* healthyThreshold, unhealthyThreshold: consecutive results to flip */
     struct loop *loop;
-    struct loop_timer period_timer;
-    uint64_t next_round; /* loop clock: when the next round is due (steady cadence) */
+    struct loop_timer period_timer; /* the earliest check due */
     int in_flight;       /* checks not yet finished */
     bool first_round;    /* health_start() is waiting for the current round on its own thread */
     bool thread_started;
+    /* A reload's checker (health_start_held): its thread waits on `go` until health_take_over()
+     * (released) or health_stop() (cancelled, the thread ends without running a round). */
+    bool held, released, cancelled;
+    sem_t go;
     pthread_t thread;
     int n;
-    struct check *checks;
+    struct check *checks; /* [n]: one per distinct URL */
+    struct holder *holders; /* storage of every check's holders */
 };
 
 enum backend_state health_next_state(enum backend_state current, bool check_ok, uint32_t streak,
@@ -152,40 +187,58 @@ static void check_teardown(struct check *c)
     h->in_flight--;
 }
 
-/* The one exit of a check: tears it down, then publishes the result through the transition
- * function. Ends health_start()'s loop when this was the last check of the first round. */
-static void check_finish(struct check *c, bool ok, const char *reason)
+/* One result for one holder: its streaks, its record, its state through the transition
+ * function. `took`: how long the check ran; for a holder whose timeout is shorter than the
+ * check's (another pool allows longer), longer than its own timeout is a timeout. */
+static void holder_result(const struct check *c, struct holder *hd, bool ok, const char *reason,
+                          uint32_t took)
 {
-    struct health *h = c->h;
-    check_teardown(c);
-
+    struct backend *b = hd->b;
+    char tbuf[64];
+    if (hd->timeout_ms < c->timeout_ms && took > hd->timeout_ms) {
+        snprintf(tbuf, sizeof(tbuf), "timed out after %" PRIu32 " ms", hd->timeout_ms);
+        ok = false;
+        reason = tbuf;
+    }
     uint32_t streak;
     if (ok) {
-        streak = ++c->b->ok_streak;
-        c->b->fail_streak = 0;
+        streak = ++b->ok_streak;
+        b->fail_streak = 0;
     } else {
-        streak = ++c->b->fail_streak;
-        c->b->ok_streak = 0;
+        streak = ++b->fail_streak;
+        b->ok_streak = 0;
     }
-    enum backend_state cur = atomic_load_explicit(&c->b->state, memory_order_acquire);
-    if (cur == BACKEND_DOWN && c->b->check_seen == BACKEND_UP && ok) {
+    enum backend_state cur = atomic_load_explicit(&b->state, memory_order_acquire);
+    if (cur == BACKEND_DOWN && b->check_seen == BACKEND_UP && ok) {
         /* Taken out passively (maxFails) since the last check: passing checks count from now. */
-        streak = c->b->ok_streak = 1;
+        streak = b->ok_streak = 1;
     }
-    enum backend_state next = health_next_state(cur, ok, streak, h->rise, h->fall);
-    log_debug("health: %s: %s", c->b->name, reason);
-    backend_check_done(c->b, ok, reason, (uint32_t)(loop_now(h->loop) - c->started_ms));
+    enum backend_state next = health_next_state(cur, ok, streak, hd->rise, hd->fall);
+    backend_check_done(b, ok, reason, took);
     if (next != cur) {
-        uint32_t need = ok ? h->rise : h->fall;
+        uint32_t need = ok ? hd->rise : hd->fall;
         char why[200];
         if (need > 1 && cur != BACKEND_UNKNOWN) {
             snprintf(why, sizeof(why), "%u/%u checks %s, last: %s", streak, need,
                      ok ? "passed" : "failed", reason);
             reason = why;
         }
-        backend_set_state(c->b, next, reason);
+        backend_set_state(b, next, reason);
     }
-    c->b->check_seen = next;
+    b->check_seen = next;
+}
+
+/* The one exit of a check: tears it down, then publishes the result to every holder it reports
+ * to. Ends health_start()'s loop when this was the last check of the first round. */
+static void check_finish(struct check *c, bool ok, const char *reason)
+{
+    struct health *h = c->h;
+    check_teardown(c);
+    log_debug("health: %s: %s", c->cb->name, reason);
+    uint32_t took = (uint32_t)(loop_now(h->loop) - c->started_ms);
+    for (int i = 0; i < c->nholders; i++)
+        if (c->holders[i].report)
+            holder_result(c, &c->holders[i], ok, reason, took);
 
     if (h->first_round && h->in_flight == 0)
         loop_stop(h->loop);
@@ -197,7 +250,7 @@ static void check_inconclusive(struct check *c, const char *reason)
 {
     struct health *h = c->h;
     check_teardown(c);
-    log_warn("health: %s: check not run: %s", c->b->name, reason);
+    log_warn("health: %s: check not run: %s", c->cb->name, reason);
     if (h->first_round && h->in_flight == 0)
         loop_stop(h->loop);
 }
@@ -215,7 +268,7 @@ static void check_start(struct check *c)
     c->sent = 0;
     c->len = 0;
     h->in_flight++;
-    loop_timer_after(h->loop, &c->timer, h->timeout_ms);
+    loop_timer_after(h->loop, &c->timer, c->timeout_ms);
 
     int fd = sock_connect((const struct sockaddr *)&cb->addr, cb->addrlen);
     if (fd < 0) {
@@ -386,45 +439,85 @@ static void check_on_timeout(struct loop_timer *t)
 {
     struct check *c = container_of(t, struct check, timer);
     char why[64];
-    snprintf(why, sizeof(why), "timed out after %" PRIu32 " ms", c->h->timeout_ms);
+    snprintf(why, sizeof(why), "timed out after %" PRIu32 " ms", c->timeout_ms);
     check_finish(c, false, why);
 }
 
-/* Starts a check of every backend whose previous check has finished (with only_new: of those
- * never checked). */
-static void start_round(struct health *h, bool only_new)
+/* True when h checks b (one of its holders). */
+static bool checks_backend(const struct health *h, const struct backend *b)
 {
-    for (int i = 0; i < h->n; i++) {
-        struct check *c = &h->checks[i];
-        if (only_new && atomic_load_explicit(&c->b->state, memory_order_relaxed) != BACKEND_UNKNOWN)
-            continue;
-        if (c->state != CHECK_IDLE) {
-            log_debug("health: %s: previous check still running, skipped", c->b->name);
-            continue;
-        }
-        if (backend_admin(c->b) == BACKEND_ADMIN_MAINT)
-            continue; /* an operator took it out: not checked until set ready again */
-        check_start(c);
-    }
+    for (int i = 0; i < h->n; i++)
+        for (int k = 0; k < h->checks[i].nholders; k++)
+            if (h->checks[i].holders[k].b == b)
+                return true;
+    return false;
 }
 
-/* Arms the period timer for the next round on the steady cadence first + k * period; rounds
- * whose time has already passed (the loop was held up) are skipped rather than run in a burst. */
-static void schedule_next_round(struct health *h)
+/* Starts check c unless none of its holders is to hear of it: those in maintenance are never
+ * told (an operator took them out: not checked until set ready again); in a first round
+ * (only_new) the check runs only for a never-checked holder and tells none that `skip`, the
+ * running checker, checks (their streaks are its own until the hand-over). */
+static void check_maybe_start(struct check *c, bool only_new, const struct health *skip)
 {
-    uint64_t now = loop_now(h->loop);
-    uint64_t period = h->period_ms ? h->period_ms : 1;
-    h->next_round += period;
-    if (h->next_round < now)
-        h->next_round += (now - h->next_round + period - 1) / period * period;
-    loop_timer_set(h->loop, &h->period_timer, h->next_round);
+    bool wanted = false, any = false;
+    for (int i = 0; i < c->nholders; i++) {
+        struct holder *hd = &c->holders[i];
+        hd->report = backend_admin(hd->b) != BACKEND_ADMIN_MAINT &&
+                     !(only_new && skip && checks_backend(skip, hd->b));
+        any |= hd->report;
+        if (hd->report && (!only_new || atomic_load_explicit(&hd->b->state, memory_order_relaxed) ==
+                                            BACKEND_UNKNOWN))
+            wanted = true;
+    }
+    if (!wanted || !any)
+        return;
+    if (c->state != CHECK_IDLE) {
+        log_debug("health: %s: previous check still running, skipped", c->cb->name);
+        return;
+    }
+    check_start(c);
+}
+
+/* One check of every URL (only_new: of those with a never-checked backend, except the backends
+ * `skip` checks: the running checker's, which it checks itself until the hand-over). */
+static void start_round(struct health *h, bool only_new, const struct health *skip)
+{
+    for (int i = 0; i < h->n; i++)
+        check_maybe_start(&h->checks[i], only_new, skip);
+}
+
+/* c's next due time on its steady cadence first + k * period, past `now`: times already passed
+ * (the loop was held up) are skipped rather than run in a burst. */
+static void check_advance(struct check *c, uint64_t now)
+{
+    uint64_t period = c->period_ms ? c->period_ms : 1;
+    c->next_ms += period;
+    if (c->next_ms < now)
+        c->next_ms += (now - c->next_ms + period - 1) / period * period;
+}
+
+/* Arms the period timer for the earliest check due. */
+static void arm_period(struct health *h)
+{
+    uint64_t next = UINT64_MAX;
+    for (int i = 0; i < h->n; i++)
+        next = MIN(next, h->checks[i].next_ms);
+    if (next != UINT64_MAX)
+        loop_timer_set(h->loop, &h->period_timer, next);
 }
 
 static void on_period(struct loop_timer *t)
 {
     struct health *h = container_of(t, struct health, period_timer);
-    start_round(h, false);
-    schedule_next_round(h);
+    uint64_t now = loop_now(h->loop);
+    for (int i = 0; i < h->n; i++) {
+        struct check *c = &h->checks[i];
+        if (c->next_ms > now)
+            continue;
+        check_maybe_start(c, false, NULL);
+        check_advance(c, now);
+    }
+    arm_period(h);
 }
 
 /* Builds "GET <path> HTTP/1.1" with Host: host[:port] (IPv6 literals bracketed, port 80
@@ -448,58 +541,150 @@ static char *build_request(const struct config_backend *cb, size_t *len)
     return req;
 }
 
-struct health *health_new(struct backend_table *table, const struct config *cfg)
+/* What makes two configured backends one check: the same request to the same place. */
+static char *check_key(const struct config_backend *cb)
+{
+    char id[300], *key = NULL;
+    config_backend_key(cb, id, sizeof(id));
+#define OR_EMPTY(x) ((x) ? (x) : "")
+    if (asprintf(&key, "%s%s\n%s\n%d\n%s\n%s\n%s", id,
+                 cb->health_path && cb->health_path[0] ? cb->health_path : "/",
+                 OR_EMPTY(cb->server_name), (int)cb->tls_verify, OR_EMPTY(cb->ca_file),
+                 OR_EMPTY(cb->client_cert_file), OR_EMPTY(cb->client_key_file)) < 0)
+        return NULL;
+#undef OR_EMPTY
+    return key;
+}
+
+static uint64_t key_hash(const char *s)
+{
+    uint64_t x = 0xcbf29ce484222325u; /* FNV-1a */
+    for (; *s; s++)
+        x = (x ^ (unsigned char)*s) * 0x100000001b3u;
+    return x;
+}
+
+/* Adds pool `p`'s backend k to the check of its key (a new check for a new key). The open-address
+ * index `slots` (cap entries, a power of two, -1 empty) finds a key's check. 0 or -ENOMEM. */
+static int add_holder(struct health *h, int *slots, size_t cap, const struct health_pool *p, int k)
+{
+    const struct config_backend *cb = &p->cfg->backends[k];
+    char *key = check_key(cb);
+    if (!key)
+        return -ENOMEM;
+    size_t at = key_hash(key) & (cap - 1);
+    while (slots[at] >= 0 && strcmp(h->checks[slots[at]].key, key) != 0)
+        at = (at + 1) & (cap - 1);
+    struct check *c;
+    if (slots[at] >= 0) {
+        c = &h->checks[slots[at]];
+        free(key);
+    } else {
+        slots[at] = h->n;
+        c = &h->checks[h->n++];
+        c->h = h;
+        c->cb = cb;
+        c->key = key;
+        c->io.fd = -1;
+        c->io.cb = check_on_io;
+        loop_timer_init(&c->timer, check_on_timeout);
+        c->req = build_request(cb, &c->req_len);
+        if (!c->req)
+            return -ENOMEM;
+    }
+    /* holders: at most one per pool, so the array of the pools' count is enough */
+    struct holder *hd = &c->holders[c->nholders++];
+    *hd = (struct holder){.b = p->table->b[k],
+                          .rise = p->cfg->healthy_threshold ? p->cfg->healthy_threshold : 1,
+                          .fall = p->cfg->unhealthy_threshold ? p->cfg->unhealthy_threshold : 1,
+                          .timeout_ms = p->cfg->health_check_timeout_ms};
+    if (c->nholders == 1 || hd->timeout_ms > c->timeout_ms)
+        c->timeout_ms = hd->timeout_ms;
+    if (c->nholders == 1 || p->cfg->health_check_period_ms < c->period_ms)
+        c->period_ms = p->cfg->health_check_period_ms;
+    return 0;
+}
+
+struct health *health_new_pools(const struct health_pool *pools, int npools)
 {
     struct health *h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
-    h->table = table;
-    h->timeout_ms = cfg->health_check_timeout_ms;
-    h->period_ms = cfg->health_check_period_ms;
-    h->rise = cfg->healthy_threshold ? cfg->healthy_threshold : 1;
-    h->fall = cfg->unhealthy_threshold ? cfg->unhealthy_threshold : 1;
-    h->n = table->n;
+    size_t total = 0;
+    for (int p = 0; p < npools; p++)
+        total += (size_t)pools[p].table->n;
+    size_t cap = 16;
+    while (cap < 2 * total)
+        cap *= 2;
+    int *slots = malloc(cap * sizeof(*slots));
     loop_timer_init(&h->period_timer, on_period);
-    h->checks = calloc((size_t)(h->n ? h->n : 1), sizeof(*h->checks));
+    h->checks = calloc(total ? total : 1, sizeof(*h->checks));
+    h->holders = calloc((total ? total : 1) * (size_t)(npools ? npools : 1), sizeof(*h->holders));
     h->loop = loop_new();
-    if (!h->checks || !h->loop)
+    sem_init(&h->go, 0, 0);
+    if (!slots || !h->checks || !h->holders || !h->loop)
         goto fail;
-    for (int i = 0; i < h->n; i++) {
-        struct check *c = &h->checks[i];
-        c->h = h;
-        c->b = table->b[i];
-        c->cb = &cfg->backends[i];
-        c->io.fd = -1;
-        c->io.cb = check_on_io;
-        loop_timer_init(&c->timer, check_on_timeout);
-        c->req = build_request(c->cb, &c->req_len);
-        if (!c->req)
-            goto fail;
+    for (size_t i = 0; i < cap; i++)
+        slots[i] = -1;
+    for (size_t i = 0; i < total; i++)
+        h->checks[i].holders = &h->holders[i * (size_t)(npools ? npools : 1)];
+    for (int p = 0; p < npools; p++) {
+        for (int k = 0; k < pools[p].table->n; k++) {
+            errno = ENOMEM;
+            if (add_holder(h, slots, cap, &pools[p], k) != 0)
+                goto fail;
+        }
     }
+    free(slots);
     return h;
-fail:
+fail:;
+    int err = errno; /* what failed, for the caller's message */
+    free(slots);
     health_free(h);
+    errno = err;
     return NULL;
+}
+
+struct health *health_new(struct backend_table *table, const struct config *cfg)
+{
+    struct health_pool p = {.table = table, .cfg = cfg};
+    return health_new_pools(&p, 1);
+}
+
+int health_check_count(const struct health *h)
+{
+    return h ? h->n : 0;
 }
 
 static void *thread_main(void *arg)
 {
     struct health *h = arg;
+    if (h->held) {
+        while (sem_wait(&h->go) == -1 && errno == EINTR)
+            ;
+        if (h->cancelled) /* written before the post: sem_wait orders it */
+            return NULL;
+    }
     int err = loop_run(h->loop);
     if (err != 0)
         log_error("health: event loop failed: %s", strerror(-err));
     return NULL;
 }
 
-int health_start(struct health *h)
+/* The first round (never-checked backends but those of `running`) to completion on the caller's
+ * thread, then the checker thread, held or not. */
+static int start(struct health *h, const struct health *running, bool held)
 {
     if (h->thread_started)
         return -EALREADY;
+    int inject = atomic_exchange(&health_inject_start_error, 0);
+    if (inject != 0)
+        return inject;
 
     /* First round, synchronously: run the loop here until every check of it has finished. */
     loop_update_time(h->loop);
-    h->next_round = loop_now(h->loop);
-    start_round(h, true);
+    uint64_t first = loop_now(h->loop);
+    start_round(h, true, running);
     if (h->in_flight > 0) {
         h->first_round = true;
         int err = loop_run(h->loop);
@@ -509,7 +694,13 @@ int health_start(struct health *h)
     }
 
     loop_update_time(h->loop);
-    schedule_next_round(h);
+    for (int i = 0; i < h->n; i++) {
+        h->checks[i].next_ms = first;
+        check_advance(&h->checks[i], loop_now(h->loop));
+    }
+    arm_period(h);
+    h->held = held;
+    h->released = h->cancelled = false;
     sigset_t all, old;
     sigfillset(&all);
     /* The checker thread takes no signals: the main thread owns them. */
@@ -524,6 +715,25 @@ int health_start(struct health *h)
     return 0;
 }
 
+int health_start(struct health *h)
+{
+    return start(h, NULL, false);
+}
+
+int health_start_held(struct health *h, const struct health *running)
+{
+    return start(h, running, true);
+}
+
+void health_take_over(struct health *h, struct health *running)
+{
+    health_stop(running); /* joined: from here on h is the only checker of every backend */
+    if (h->held && !h->released) {
+        h->released = true;
+        sem_post(&h->go);
+    }
+}
+
 static void stop_on_loop(void *arg)
 {
     loop_stop(arg);
@@ -533,10 +743,17 @@ void health_stop(struct health *h)
 {
     if (!h || !h->thread_started)
         return;
-    /* loop_stop() straight from here could be lost if the thread has not entered loop_run() yet
-     * (loop_run() clears the stop flag on entry); a wakeup callback is delivered whenever the
-     * loop next polls, and stops it from its own thread. */
-    loop_wakeup(h->loop, stop_on_loop, h->loop);
+    if (h->held && !h->released) {
+        /* Never taken over (the reload failed later): the thread ends without a round. */
+        h->cancelled = true;
+        h->released = true;
+        sem_post(&h->go);
+    } else {
+        /* loop_stop() straight from here could be lost if the thread has not entered
+         * loop_run() yet (loop_run() clears the stop flag on entry); a wakeup callback is
+         * delivered whenever the loop next polls, and stops it from its own thread. */
+        loop_wakeup(h->loop, stop_on_loop, h->loop);
+    }
     pthread_join(h->thread, NULL);
     h->thread_started = false;
     /* The loop is ours again: abandon checks in flight, publishing nothing. */
@@ -557,9 +774,12 @@ void health_free(struct health *h)
             if (c->state != CHECK_IDLE && h->loop)
                 check_teardown(c);
             free(c->req);
+            free(c->key);
         }
     }
     loop_free(h->loop);
     free(h->checks);
+    free(h->holders);
+    sem_destroy(&h->go);
     free(h);
 }

@@ -191,3 +191,137 @@ class AddressInUseTest(GolbTestCase):
         # a configuration that does not opt in still cannot join them
         g = self.second(golb_config([t], listen=f"127.0.0.1:{first.port}"))
         self.assertIn("reusePort: true shares it", g.log_text())
+
+
+ROUTES = """\
+listen: 127.0.0.1:0
+healthCheckTimeout: 0.25
+healthCheckPeriod: 0.3
+backends:
+  - http://127.0.0.1:{port}/health
+pools:
+  api:
+    balance: leastConnections
+    upstreamTimeout: 10
+    backends: [http://127.0.0.1:9, http://127.0.0.2:9]
+  canary:
+    backends: [http://127.0.0.3:9]
+routes:
+  - name: canary
+    match: {{headers: {{X-Canary: "1"}}}}
+    pool: canary
+  - match: {{host: api.example.com}}
+    pool: api
+  - match: {{pathPrefix: /static}}
+    stripPrefix: true
+    pool: api
+  - match: {{host: old.example.com}}
+    redirect: {{scheme: https, host: www.example.com, status: 308}}
+  - match: {{pathPrefix: /admin}}
+    allow: [10.0.0.0/8, "::1"]
+    pool: api
+  - match: {{path: /login, methods: [POST]}}
+    rateLimit: {{requestsPerSecond: 5, burst: 10}}
+    pool: api
+  - match: {{pathRegex: "^/v[0-9]+/users/[0-9]+$"}}
+    pool: api
+  - split: [{{pool: default, weight: 95}}, {{pool: canary, weight: 5}}]
+"""
+
+
+class RoutingConfigTest(GolbTestCase):
+    """pools and routes (phase 1: checked at load and compiled into the generation; requests still
+    go to the default pool): golb -t accepts the issue's example, reports each routing error at its
+    FILE:LINE:COL, warns about a route an earlier one shadows, and a 10,000-route table loads."""
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def check(self, text):
+        path = self.write("routes.yml", text)
+        return path, run_golb(self.bindir, ["-t", "-confpath", path])
+
+    def test_issue_example_is_valid(self):
+        path, r = self.check(ROUTES.format(port=8081))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn(path, r.stderr, "no warning expected")
+
+    def test_errors_at_their_positions(self):
+        text = ("backends: [http://127.0.0.1:8081]\n"
+                "pools:\n"
+                "  api: {}\n"
+                "  default:\n"
+                "    backends: [http://127.0.0.1:9]\n"
+                "routes:\n"
+                "  - pool: nope\n"
+                "  - match: {pathRegex: \"^/v[0-9\"}\n"
+                "    pool: default\n"
+                "  - stripPrefix: true\n"
+                "    pool: default\n"
+                "  - split: [{pool: default, weight: 0}]\n"
+                "  - pool: default\n"
+                "    respond: {status: 99}\n"
+                "  - match: {headers: {\"X A\": b}}\n"
+                "    redirect: {status: 301}\n"
+                "  - {allow: [10.0.0.0/40], respond: {status: 403}}\n"
+                "  - {match: {path: /a}}\n")
+        path, r = self.check(text)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        want = [
+            "3:3: pool \"api\" is missing \"backends\"",
+            "4:3: duplicate pool \"default\" (the top-level backends are the pool \"default\")",
+            "7:11: unknown pool \"nope\"",
+            "8:24: match.pathRegex \"^/v[0-9\" is invalid at offset 7: missing terminating ] for "
+            "character class",
+            "10:5: stripPrefix needs match.pathPrefix",
+            "12:12: split weights must not all be 0",
+            "14:5: a route takes one action: respond and pool (line 13) are both given",
+            "15:23: match.headers: invalid header name \"X A\"",
+            "16:15: redirect needs scheme, host, port or path (else it would send the client to "
+            "the same URL)",
+            "17:14: allow: invalid address or CIDR range \"10.0.0.0/40\"",
+            "18:5: route \"route 8\" needs an action: pool, split, redirect or respond",
+        ]
+        lines = [l[len(path) + 1:] for l in r.stderr.splitlines() if l.startswith(path + ":")]
+        errors = [l for l in lines if ": warning: " not in l]
+        self.assertEqual(errors, want, r.stderr)
+
+    def test_shadowed_route_is_a_warning(self):
+        text = ("backends: [http://127.0.0.1:8081]\n"
+                "routes:\n"
+                "  - {match: {pathPrefix: /api}, pool: default}\n"
+                "  - {name: v1, match: {pathPrefix: /api/v1}, pool: default}\n")
+        path, r = self.check(text)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"{path}:4:5: warning: route \"v1\" can never match: route \"route 1\" "
+                      "(line 3) comes first and matches every request it would", r.stderr)
+
+    def test_phase_one_serves_the_default_pool(self):
+        """The route table is built with the generation, but requests still go to `backends`:
+        a request a route would send elsewhere (a pool whose backends do not exist) is answered
+        by the default pool, and so is one an answer route (respond) matches."""
+        t = self.toy(0)
+        g = self.golb(ROUTES.format(port=t.port) +
+                      "  - {match: {path: /maintenance}, respond: {status: 503}}\n")
+        self.wait_backend(g, t, "UP")
+        for path, headers in (("/", {}), ("/static/a.css", {}), ("/", {"X-Canary": "1"}),
+                              ("/maintenance", {})):
+            self.assertEqual(self.get(g, path, headers=headers).status, 200, path)
+
+    def test_ten_thousand_routes_load_and_serve(self):
+        t = self.toy(0)
+        lines = [f"listen: 127.0.0.1:0\nhealthCheckTimeout: 0.25\nhealthCheckPeriod: 0.3\n"
+                 f"backends: [http://127.0.0.1:{t.port}/health]\nroutes:"]
+        for h in range(1000):
+            for p in range(10):
+                lines.append(f"  - {{match: {{host: h{h}.example.com, pathPrefix: /p{p}}}, "
+                             f"pool: default}}")
+        text = "\n".join(lines) + "\n"
+        path, r = self.check(text)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        g = self.golb(text)
+        self.wait_backend(g, t, "UP")
+        self.assertEqual(self.get(g, "/p3/x", headers={"Host": "h999.example.com"}).status, 200)

@@ -1,5 +1,7 @@
 """SIGTERM/SIGINT: stop accepting, finish what is in flight within shutdownTimeout, exit 0."""
 
+import json
+import os
 import signal
 import time
 
@@ -77,3 +79,24 @@ class SignalTest(GolbTestCase):
         self.assertLess(dt, 1 + scaled(3))
         with self.assertRaises((ConnectionClosed, OSError)):
             c.read_response(timeout=5)
+
+    def test_a_request_cut_by_shutdown_timeout_is_logged_as_golbs_cut(self):
+        # golb cut it when shutdownTimeout passed: its access-log line says K (golb), not C
+        # (the client), and the error type is "shutdown", not client_abort.
+        t = self.toy(0)
+        alog = os.path.join(self.tmp, "access.log")
+        g = self.golb_for([t], shutdownTimeout=0.5, workers=1, accessLog="json",
+                          accessLogPath=alog)
+        c = self.conn(g, timeout=30)
+        c.send_request("GET", "/slow?delay=20000")
+        t.wait_log(r"GET /slow\?delay=20000")
+        g.send_signal(signal.SIGTERM)
+        self.assertEqual(g.wait_exit(10), 0)
+        with self.assertRaises((ConnectionClosed, OSError)):
+            c.read_response(timeout=5)
+        lines = [json.loads(x) for x in open(alog, encoding="utf-8").read().splitlines() if x]
+        slow = [x for x in lines if x["url.path"] == "/slow"]
+        self.assertEqual(len(slow), 1, lines)
+        self.assertEqual(slow[0]["termination"], "KH", slow[0])
+        self.assertEqual(slow[0]["error.type"], "shutdown", slow[0])
+        self.assertIsNone(slow[0]["http.response.status_code"], slow[0])

@@ -128,13 +128,15 @@ class HostileVectorsTest(GolbTestCase):
 
     def test_chunked_bodies_streamed_after_the_head(self):
         # The same chunked cases with the body sent only once the upstream has the head, one byte
-        # per write: golb forwards a head before it has seen the body, so a bad chunk can only be
-        # answered with 400 (response not started) or a cut, and the upstream connection must die.
+        # per write: golb forwards a head before it has seen the body (requestBufferSize: 0, no
+        # holding), so a bad chunk can only be answered with 400 (response not started) or a cut,
+        # and the upstream connection must die.
         cases = [v for v in load_vectors()
                  if (v.ok and split_head(v.raw)[2]) or (v.name.startswith(BODY_LEVEL_PREFIX) and v.expected == 400)]
         self.assertGreaterEqual(len(cases), 30)
         up = self.recording_upstream()
-        g = self.golb_for([up], clientHeaderTimeout=round(scaled(3), 3), bodyTimeout=round(scaled(3), 3))
+        g = self.golb_for([up], clientHeaderTimeout=round(scaled(3), 3), bodyTimeout=round(scaled(3), 3),
+                          requestBufferSize=0)
         failures = []
         for v in cases:
             up.tag = v.name

@@ -77,9 +77,11 @@ class FreshConnectionTest(GolbTestCase):
         self.addCleanup(s.close)
         s.sendall(b"POST /up HTTP/1.1\r\nHost: h\r\nConnection: close\r\n"
                   b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
-        # golb has the head and must watch the client for the rest.
+        # golb has the head and must watch the client for the rest: it holds the body until
+        # requestBufferSize (64 KiB) of it came, then takes the backend.
+        s.sendall(body[10:70000])
         wait_until(lambda: "POST /up" in self.t.log_text(), scaled(5), "the request upstream")
-        s.sendall(body[10:])
+        s.sendall(body[70000:])
         data = read_until_close(s)
         self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:100])
         self.assertIn(b"body-sha256: " + hashlib.sha256(body).hexdigest().encode(), data)

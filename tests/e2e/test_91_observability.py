@@ -143,7 +143,8 @@ class MetricsTest(ObsCase):
         # Series known in advance exist from the start, as 0.
         self.assertIn(("golb_http_request_errors_total", frozenset({("reason", "too_large")})), m)
         self.assertIn(("golb_backend_connection_errors_total",
-                       frozenset({("backend", f"127.0.0.1:{toys[0].port}"), ("reason", "tls")})), m)
+                       frozenset({("pool", "default"), ("backend", f"127.0.0.1:{toys[0].port}"),
+                                  ("reason", "tls")})), m)
         self.assertEqual(val(m, "golb_log_lines_dropped_total", log="access"), 0)
 
     def test_counters_move_by_exact_deltas(self):
@@ -210,7 +211,7 @@ class MetricsTest(ObsCase):
         lines = self.access_lines(len(paths))
         self.assertEqual(len(lines), len(paths))
         after = parse_metrics(self.scrape(g))
-        for name, labels, field in (("golb_backend_response_duration_seconds", {"backend": lab},
+        for name, labels, field in (("golb_backend_response_duration_seconds", {"pool": "default", "backend": lab},
                                      lambda x: x["timing"]["response_head"]),
                                     ("golb_http_request_duration_seconds", {}, lambda x: x["duration"])):
             les = [dict(ls)["le"] for (n, ls) in after if n == name + "_bucket"
@@ -254,10 +255,10 @@ class MetricsTest(ObsCase):
         self.assertGreaterEqual(retried, 1, lines)
         after = parse_metrics(self.scrape(g))
         lab = f"127.0.0.1:{dead}"
-        self.assertEqual(val(after, "golb_backend_retries_total", backend=lab)
-                         - val(before, "golb_backend_retries_total", backend=lab), retried)
-        self.assertEqual(val(after, "golb_backend_connection_errors_total", backend=lab, reason="refused")
-                         - val(before, "golb_backend_connection_errors_total", backend=lab,
+        self.assertEqual(val(after, "golb_backend_retries_total", pool="default", backend=lab)
+                         - val(before, "golb_backend_retries_total", pool="default", backend=lab), retried)
+        self.assertEqual(val(after, "golb_backend_connection_errors_total", pool="default", backend=lab, reason="refused")
+                         - val(before, "golb_backend_connection_errors_total", pool="default", backend=lab,
                                reason="refused"), retried)
         for x in lines:
             self.assertEqual(x["backend"], f"127.0.0.1:{toys[0].port}")
@@ -267,19 +268,19 @@ class MetricsTest(ObsCase):
         g = self.start(toys)
         lab = f"127.0.0.1:{toys[0].port}"
         m0 = parse_metrics(self.scrape(g))
-        self.assertGreaterEqual(val(m0, "golb_backend_health_checks_total", backend=lab, result="success"), 1)
-        self.assertEqual(val(m0, "golb_backend_up", backend=lab), 1)
-        self.assertEqual(val(m0, "golb_backend_state", backend=lab, state="up"), 1)
+        self.assertGreaterEqual(val(m0, "golb_backend_health_checks_total", pool="default", backend=lab, result="success"), 1)
+        self.assertEqual(val(m0, "golb_backend_up", pool="default", backend=lab), 1)
+        self.assertEqual(val(m0, "golb_backend_state", pool="default", backend=lab, state="up"), 1)
         off = g.log_offset()
         http_request(toys[0].port, "POST", "/toy/health?status=500")
         self.wait_backend(g, toys[0], "DOWN", start=off)
         m1 = parse_metrics(self.scrape(g))
-        self.assertGreaterEqual(val(m1, "golb_backend_health_checks_total", backend=lab, result="failure"), 1)
-        self.assertEqual(val(m1, "golb_backend_up", backend=lab), 0)
-        self.assertEqual(val(m1, "golb_backend_state", backend=lab, state="down"), 1)
-        self.assertEqual(val(m1, "golb_backend_state", backend=lab, state="up"), 0)
-        self.assertGreaterEqual(val(m1, "golb_backend_last_state_change_timestamp_seconds", backend=lab),
-                                val(m0, "golb_backend_last_state_change_timestamp_seconds", backend=lab))
+        self.assertGreaterEqual(val(m1, "golb_backend_health_checks_total", pool="default", backend=lab, result="failure"), 1)
+        self.assertEqual(val(m1, "golb_backend_up", pool="default", backend=lab), 0)
+        self.assertEqual(val(m1, "golb_backend_state", pool="default", backend=lab, state="down"), 1)
+        self.assertEqual(val(m1, "golb_backend_state", pool="default", backend=lab, state="up"), 0)
+        self.assertGreaterEqual(val(m1, "golb_backend_last_state_change_timestamp_seconds", pool="default", backend=lab),
+                                val(m0, "golb_backend_last_state_change_timestamp_seconds", pool="default", backend=lab))
         st = self.backend(g, toys[0].port)
         self.assertEqual(st["last_check"]["result"], "failure")
         self.assertIn("500", st["last_check"]["reason"])
@@ -496,17 +497,17 @@ class AdminApiTest(ObsCase):
         port = toys[0].port
         lab = f"127.0.0.1:{port}"
         self.assertEqual(self.put(g, port, {"state": "maint"}).status, 200)
-        checks = lambda: total(parse_metrics(self.scrape(g)), "golb_backend_health_checks_total", backend=lab)
+        checks = lambda: total(parse_metrics(self.scrape(g)), "golb_backend_health_checks_total", pool="default", backend=lab)
         c0 = checks()
         other = lambda: total(parse_metrics(self.scrape(g)), "golb_backend_health_checks_total",
-                              backend=f"127.0.0.1:{toys[1].port}")
+                              pool="default", backend=f"127.0.0.1:{toys[1].port}")
         o0 = other()
         wait_until(lambda: other() >= o0 + 3, 10, "three rounds of checks of the other backend")
         self.assertLessEqual(checks() - c0, 1, "a maint backend is not checked (one may have been running)")
         ids = {int(self.get(g, f"/{i}").header("X-Server-Id")) for i in range(4)}
         self.assertEqual(ids, {1})
         m = parse_metrics(self.scrape(g))
-        self.assertEqual(val(m, "golb_backend_state", backend=lab, state="maint"), 1)
+        self.assertEqual(val(m, "golb_backend_state", pool="default", backend=lab, state="maint"), 1)
         self.assertEqual(self.put(g, port, {"state": "ready"}).status, 200)
         c1 = checks()
         wait_until(lambda: checks() > c1, 5, "checks again after ready")
@@ -520,8 +521,8 @@ class AdminApiTest(ObsCase):
         self.assertEqual(json.loads(r.body)["weight"], 7)
         self.assertEqual(self.backend(g, port)["weight"], 7)
         m = parse_metrics(self.scrape(g))
-        self.assertEqual(val(m, "golb_backend_weight", backend=f"127.0.0.1:{port}"), 7)
-        self.assertEqual(val(m, "golb_backend_weight", backend=f"127.0.0.1:{toys[0].port}"), 1)
+        self.assertEqual(val(m, "golb_backend_weight", pool="default", backend=f"127.0.0.1:{port}"), 7)
+        self.assertEqual(val(m, "golb_backend_weight", pool="default", backend=f"127.0.0.1:{toys[0].port}"), 1)
         r = self.put(g, port, {"weight": 0, "state": "ready"})
         self.assertEqual(r.status, 200, r.text)
         self.assertEqual(self.backend(g, port)["weight"], 0)

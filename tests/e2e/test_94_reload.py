@@ -13,8 +13,8 @@ import socket
 import threading
 import time
 
-from golbtest import (GolbTestCase, HTTPConn, golb_config, http_request, rss_kib, run_golb, scaled,
-                      wait_until)
+from golbtest import (GolbTestCase, HTTPConn, can_connect, golb_config, http_request, rss_kib,
+                      run_golb, scaled, wait_until)
 
 ADMIN_RE = r"admin API and status page on http://(\S+):(\d+)/"
 # Changes on a TCP admin listener need a token (issue 15); self.admin() sends it.
@@ -381,6 +381,30 @@ class ReloadListenersTest(ReloadCase):
         self.assertIn(f"listener changed: listen 127.0.0.1:0 -> 127.0.0.1:{other.port}", changes)
 
 
+def listening_sockets(pid):
+    """How many listening TCP sockets process pid holds (its descriptors' socket inodes that
+    /proc/net/tcp{,6} list in state LISTEN)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                for line in f.readlines()[1:]:
+                    cols = line.split()
+                    if cols[3] == "0A":
+                        listening.add(cols[9])
+        except OSError:
+            pass
+    return len(inodes & listening)
+
+
 def can_connect_v4(port):
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=1)
@@ -388,6 +412,96 @@ def can_connect_v4(port):
         return True
     except OSError:
         return False
+
+
+class ListenListsTest(ReloadCase):
+    """listen and tls.listen as lists (issue 18): every address serves, a reload binds the added
+    ones, closes the removed ones and leaves the others alone, per address in its report."""
+
+    def need_ipv6(self):
+        if not has_ipv6_loopback():
+            self.skipTest("this machine has no IPv6 loopback (cannot bind [::1]): the IPv4+IPv6 "
+                          "listener test needs it")
+
+    def test_ipv4_and_ipv6_side_by_side(self):
+        self.need_ipv6()
+        a = self.toy(1)
+        g = self.start([a], listen='["127.0.0.1:0", "[::1]:0"]', workers=2)
+        m = g.wait_log(r"listening on 127\.0\.0\.1:(\d+), \[::1\]:(\d+) \(2 workers")
+        v4, v6 = int(m.group(1)), int(m.group(2))
+        self.assertEqual((g.host, g.port), ("127.0.0.1", v4), "the first address is the one read")
+        self.assertEqual(http_request(v4, "GET", "/4").status, 200)
+        self.assertEqual(http_request(v6, "GET", "/6", host="::1").status, 200)
+        self.assertEqual(listening_sockets(g.pid), 2 * 2 + 1, "a socket per address per worker, "
+                         "and the admin's")
+
+    def test_a_reload_adds_and_removes_addresses_and_keeps_the_others(self):
+        self.need_ipv6()
+        a = self.toy(1)
+        g = self.start([a], listen='["127.0.0.1:0", "[::1]:0"]', workers=2)
+        m = g.wait_log(r"listening on 127\.0\.0\.1:(\d+), \[::1\]:(\d+) ")
+        v4, v6 = int(m.group(1)), int(m.group(2))
+        old_text = open(g.config_path).read()
+        c = HTTPConn("::1", v6, scaled(5))  # a keep-alive connection on the kept address
+        self.addCleanup(c.close)
+        self.assertEqual(c.request("GET", "/before").status, 200)
+        queued = socket.create_connection(("::1", v6))  # waiting in its listen queue
+        self.addCleanup(queued.close)
+        self.write(g, [a], listen='["[::1]:0", "127.0.0.2:0", "127.0.0.3:0"]', workers=2)
+        changes = self.sighup(g)
+        self.assertEqual(changes, "listener removed: listen 127.0.0.1:0; "
+                                  "listener added: listen 127.0.0.2:0; "
+                                  "listener added: listen 127.0.0.3:0")
+        m = g.wait_log(r"generation 2 running [^\n]*; listening on \[::1\]:(\d+), "
+                       r"127\.0\.0\.2:(\d+), 127\.0\.0\.3:(\d+)\n")
+        self.assertEqual(int(m.group(1)), v6, "the kept address keeps its port (its sockets)")
+        self.assertEqual(http_request(int(m.group(2)), "GET", "/2", host="127.0.0.2").status, 200)
+        self.assertEqual(http_request(int(m.group(3)), "GET", "/3", host="127.0.0.3").status, 200)
+        queued.sendall(b"GET /q HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        self.assertTrue(self.read_to_eof(queued).startswith(b"HTTP/1.1 200"),
+                        "a connection queued on the kept address across the reload is served")
+        self.assertEqual(c.request("GET", "/after").status, 200)
+        wait_until(lambda: not can_connect_v4(v4), scaled(5), "the removed address to close")
+        self.assertEqual(listening_sockets(g.pid), 3 * 2 + 1, "nothing leaked, nothing missing")
+        # golb -t -diff says the same, per address
+        old = os.path.join(self.tmp, "old.yml")
+        with open(old, "w") as f:
+            f.write(old_text)
+        r = run_golb(self.bindir, ["-t", "-confpath", g.config_path, "-diff", old])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.splitlines()[1:], ["listener removed: listen 127.0.0.1:0",
+                                                     "listener added: listen 127.0.0.2:0",
+                                                     "listener added: listen 127.0.0.3:0"],
+                         r.stdout)
+        # back to one address (a list of one): the two others close, nothing takes their place
+        p2, p3 = int(m.group(2)), int(m.group(3))
+        self.write(g, [a], listen='["[::1]:0"]', workers=2)
+        self.assertEqual(self.sighup(g), "listener removed: listen 127.0.0.2:0; "
+                                         "listener removed: listen 127.0.0.3:0")
+        for host, port in (("127.0.0.2", p2), ("127.0.0.3", p3)):
+            wait_until(lambda: not can_connect(port, host), scaled(5), f"{host}:{port} to close")
+        self.assertEqual(http_request(v6, "GET", "/last", host="::1").status, 200)
+        self.assertEqual(listening_sockets(g.pid), 1 * 2 + 1)
+
+    def test_tls_listen_list_serves_https_on_every_address(self):
+        import tlstest
+        a = self.toy(1)
+        cert, key = tlstest.pki().leaf("listen-list", ["golb.test"])
+        text = golb_config([a]) + tlstest.tls_config_block(
+            [(cert, key)], listen='["127.0.0.2:0", "127.0.0.1:0"]', redirectHttp="true")
+        g = self.golb(text)
+        self.wait_backend(g, a, "UP")
+        m = g.wait_log(r"listening on 127\.0\.0\.1:\d+ and https://127\.0\.0\.2:(\d+), "
+                       r"https://127\.0\.0\.1:(\d+) ")
+        first, second = int(m.group(1)), int(m.group(2))
+        for host, port in (("127.0.0.2", first), ("127.0.0.1", second)):
+            c = tlstest.TLSConn(host, port, server_name="golb.test")
+            self.addCleanup(c.close)
+            self.assertEqual(c.request("GET", "/", host="golb.test").status, 200)
+        r = self.get(g, "/x", headers={"Host": "golb.test"})
+        self.assertEqual(r.status, 308)
+        self.assertEqual(r.header("Location"), f"https://golb.test:{first}/x",
+                         "redirects name the first tls.listen address's port")
 
 
 class ReloadRequestsTest(ReloadCase):
@@ -428,6 +542,136 @@ class ReloadRequestsTest(ReloadCase):
         self.assertEqual(sum(closed(c) for c in conns), 1,
                          "only the request on the removed backend is cut")
         g.wait_log(r"1 request\(s\) on removed backends cut after shutdownTimeout", timeout=5)
+
+
+class ReloadQueueTest(ReloadCase):
+    def test_two_sighups_back_to_back_while_a_request_runs_leak_nothing(self):
+        """Two SIGHUPs back to back, each moving the listener, while a slow request holds a
+        worker: golb ends on the last file, the request finishes on its generation, every
+        listener replaced on the way is closed (golb's descriptors come back to their count) and,
+        under ASan, LeakSanitizer finds no generation left behind at exit."""
+        a = self.toy(1)
+        g = self.start([a], workers=2, upstreamTimeout=30)
+        base = listening_sockets(g.pid)
+        self.assertEqual(base, 3, "a listener per worker, and the admin's")
+        c = self.conn(g, timeout=scaled(30))
+        c.send_request("GET", "/slow?delay=%d" % int(scaled(2) * 1000),
+                       headers=[("Connection", "close")])
+        wait_until(lambda: "GET /slow" in a.log_text(), scaled(5), "the toy to get the request")
+        start = g.log_offset()
+
+        def replace(listen):  # whole files only: golb may read it at any moment now
+            text = golb_config([a], workers=2, upstreamTimeout=30, listen=listen)
+            with open(g.config_path + ".new", "w") as f:
+                f.write(text.replace("backends:\n", ADMIN_CFG + "backends:\n", 1))
+            os.replace(g.config_path + ".new", g.config_path)
+        replace("127.0.0.2:0")
+        g.send_signal(signal.SIGHUP)
+        replace("127.0.0.3:0")
+        g.send_signal(signal.SIGHUP)
+        # each SIGHUP reloads, or the second joins the first while it still waits: either way
+        # the last reload reads the last file
+        m = g.wait_log(r"reload by SIGHUP: generation (\d+) running \([^)]*\); "
+                       r"listening on 127\.0\.0\.3:(\d+)", timeout=scaled(10), start=start)
+        self.assertNotIn("reload by SIGHUP failed", g.log_text()[start:])
+        port = int(m.group(2))
+        r = c.read_response()
+        self.assertEqual(r.status, 200, "the request in flight finishes on its generation")
+        c.close()
+        r = http_request(port, "GET", "/after", host="127.0.0.3")
+        self.assertEqual(r.status, 200)
+        self.assertFalse(can_connect_v4(g.port), "the first listener is closed")
+        self.assertEqual(listening_sockets(g.pid), base,
+                         "every listener replaced on the way is closed, none leaked")
+        self.assertEqual(g.stop(timeout=15), 0)
+
+
+class ReloadControlTest(ReloadCase):
+    def test_metrics_and_healthz_answer_while_a_reload_runs(self):
+        """A POST /api/v1/reload whose new backend answers its first health check only after a
+        few seconds: the reload runs on the control thread, so the admin listener answers
+        /healthz and /metrics at once all along, and the POST gets its answer at the end."""
+        a = self.toy(1)
+        delay = scaled(3)
+        slow = self.raw_upstream(lambda c, head, path: False, health_delay=delay)
+        timing = dict(period=round(delay + scaled(4), 3), timeout=round(delay + scaled(2), 3))
+        g = self.start([a], **timing)
+        self.write(g, [a, slow], **timing)
+        result = {}
+
+        def post():
+            t0 = time.monotonic()
+            result["answer"] = self.reload_api(g)
+            result["took"] = time.monotonic() - t0
+        t = threading.Thread(target=post)
+        t.start()
+        polls = 0
+        slowest = 0.0
+        try:
+            while t.is_alive():
+                for path in ("/healthz", "/metrics"):
+                    t0 = time.monotonic()
+                    r = self.admin(g, "GET", path)
+                    took = time.monotonic() - t0
+                    slowest = max(slowest, took)
+                    self.assertEqual(r.status, 200, path)
+                    self.assertLess(took, scaled(1.5),
+                                    f"{path} took {took:.2f} s while a reload ran")
+                    if t.is_alive():
+                        polls += 1
+                time.sleep(0.05)
+        finally:
+            t.join(scaled(30))
+        status, out = result["answer"]
+        self.assertEqual(status, 200, out)
+        self.assertEqual(out["result"], "success")
+        self.assertEqual(out["generation"], 2)
+        self.assertIn(f"backend added: http://127.0.0.1:{slow.port}", out["changes"])
+        self.assertGreaterEqual(result["took"], delay * 0.9, "the reload waited for the check")
+        self.assertGreaterEqual(polls, 4, "the admin answered while the reload ran")
+        self.wait_backend(g, slow, "UP")
+
+
+class ReloadHealthStartTest(ReloadCase):
+    def test_a_checker_that_cannot_start_fails_the_reload_and_checks_go_on(self):
+        """The new health checker needs descriptors of its own (its loop): with golb's
+        descriptor limit lowered to allow exactly one more (the file's), it cannot start. The
+        reload fails and changes nothing; the running checker goes on (a backend going down is
+        still seen); with the limit back the same file loads."""
+        import resource
+        a, b = self.toy(1), self.toy(2)
+        g = self.start([a])
+        self.write(g, [a, b])
+        soft, hard = resource.prlimit(g.pid, resource.RLIMIT_NOFILE)
+        failed = None
+        for _ in range(5):  # a health check in flight may take the one descriptor: try again
+            used = {int(x) for x in os.listdir(f"/proc/{g.pid}/fd")}
+            lowest_free = min(set(range(len(used) + 1)) - used)
+            start = g.log_offset()
+            resource.prlimit(g.pid, resource.RLIMIT_NOFILE, (lowest_free + 1, hard))
+            try:
+                g.send_signal(signal.SIGHUP)
+                m = g.wait_log(r"reload by SIGHUP(?: failed)?:", timeout=scaled(10), start=start)
+            finally:
+                resource.prlimit(g.pid, resource.RLIMIT_NOFILE, (soft, hard))
+            text = g.log_text()[start:]
+            self.assertIn("failed", m.group(0), "the reload went through without a checker")
+            if "cannot start health checks" in text:
+                failed = text
+                break
+        self.assertIsNotNone(failed, "never failed at the checker's start")
+        self.assertIn("reload by SIGHUP failed: keeping generation 1", failed)
+        self.assertIn("golb_config_generation 1", self.admin(g, "GET", "/metrics").text)
+        self.assertEqual(set(self.server_ids(g, 4)), {"1"}, "the new backend gets nothing")
+        # the running checker is still there: a backend that goes down is seen
+        start = g.log_offset()
+        self.assertEqual(http_request(a.port, "POST", "/toy/health?status=503").status, 200)
+        self.wait_backend(g, a, "DOWN", start=start, timeout=scaled(5))
+        self.assertEqual(http_request(a.port, "POST", "/toy/health?status=200").status, 200)
+        self.wait_backend(g, a, "UP", start=start, timeout=scaled(5))
+        changes = self.sighup(g)  # the limit is back: the same file loads
+        self.assertIn(f"backend added: http://127.0.0.1:{b.port}", changes)
+        self.assertEqual(set(self.server_ids(g, 6)), {"1", "2"})
 
 
 class ReloadTunnelTest(ReloadCase):

@@ -410,13 +410,15 @@ def stop_listening(lsock, thread):
 
 class RawUpstream:
     """A threaded loopback server. handler(conn, head_bytes, path) is called for each request head
-    that is not GET /health (answered 200 "ok" unless health_status says otherwise); it owns the
-    socket for that request and returns True to keep reading requests on it."""
+    that is not GET /health (answered 200 "ok" unless health_status says otherwise, after
+    health_delay seconds; never with health_hang); it owns the socket for that request and returns
+    True to keep reading requests on it."""
 
-    def __init__(self, handler, health_status=200, health_hang=False):
+    def __init__(self, handler, health_status=200, health_hang=False, health_delay=0):
         self.handler = handler
         self.health_status = health_status
         self.health_hang = health_hang
+        self.health_delay = health_delay  # seconds before each health answer (a slow check)
         self.requests = []  # heads seen (bytes), health checks excluded
         self.lsock = loopback_listener(64)
         self.host, self.port = self.lsock.getsockname()
@@ -453,6 +455,8 @@ class RawUpstream:
                         while c.recv(65536):
                             pass
                         return
+                    if self.health_delay:
+                        time.sleep(self.health_delay)
                     body = b"ok\n"
                     c.sendall(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s"
                               % (self.health_status, len(body), body))

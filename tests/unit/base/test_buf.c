@@ -1,4 +1,5 @@
-/* Unit tests for buf: pooling, reuse without malloc, watermark, compaction. */
+/* Unit tests for buf: pooling, reuse without malloc, the free list's marks (hysteresis), large
+ * head buffers, growing, compaction. */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -60,5 +61,99 @@ Test(buf, compact_moves_unprocessed_bytes_to_the_front)
     cr_expect_eq(buf_len(b), 0);
     cr_expect_eq(b->last, 0);
     buf_put(&pool, b);
+    buf_pool_destroy(&pool);
+}
+
+/* Traffic going up and down across the bound: the free list absorbs it (between max_free and
+ * twice that), instead of an mmap and a munmap per buffer each time. */
+Test(buf, traffic_around_the_bound_costs_no_mmap)
+{
+    struct buf_pool pool;
+    buf_pool_init(&pool, 4096, 4);
+    struct buf *b[8];
+    for (int round = 0; round < 100; round++) {
+        for (int i = 0; i < 8; i++)
+            cr_assert_not_null(b[i] = buf_get(&pool));
+        for (int i = 0; i < 8; i++)
+            buf_put(&pool, b[i]);
+    }
+    cr_expect_eq(pool.maps, 8, "the first round mapped them, the others reused them (%zu maps)",
+                 pool.maps);
+    cr_expect_eq(pool.unmaps, 0);
+    cr_expect_eq(pool.nfree, 8);
+    buf_pool_destroy(&pool);
+    cr_expect_eq(pool.unmaps, 8);
+}
+
+/* A burst beyond twice the bound goes back down to the bound in one batch. */
+Test(buf, a_burst_is_trimmed_back_to_the_bound_in_one_batch)
+{
+    struct buf_pool pool;
+    buf_pool_init(&pool, 4096, 4);
+    struct buf *b[9];
+    for (int i = 0; i < 9; i++)
+        b[i] = buf_get(&pool);
+    for (int i = 0; i < 8; i++)
+        buf_put(&pool, b[i]);
+    cr_expect_eq(pool.nfree, 8, "up to the high mark: kept");
+    cr_expect_eq(pool.unmaps, 0);
+    buf_put(&pool, b[8]);
+    cr_expect_eq(pool.nfree, 4, "past it: back to max_free");
+    cr_expect_eq(pool.unmaps, 5);
+    cr_expect_eq(pool.outstanding, 0);
+    buf_pool_destroy(&pool);
+}
+
+Test(buf, large_buffers_are_separate_and_few)
+{
+    struct buf_pool pool;
+    buf_pool_init(&pool, 4096, 4);
+    struct buf *small = buf_get_large(&pool, 100);
+    cr_expect_eq(small->cap, 4096, "what fits an ordinary buffer gets one");
+    struct buf *l[3];
+    for (int i = 0; i < 3; i++) {
+        l[i] = buf_get_large(&pool, 100000);
+        cr_assert_not_null(l[i]);
+        cr_expect_geq(l[i]->cap, 100000);
+        l[i]->data[l[i]->cap - 1] = 'x'; /* all of it is usable */
+    }
+    cr_expect_eq(pool.outstanding, 4);
+    for (int i = 0; i < 3; i++)
+        buf_put(&pool, l[i]);
+    buf_put(&pool, small);
+    cr_expect_eq(pool.nlarge, BUF_LARGE_MAX_FREE);
+    cr_expect_eq(pool.nfree, 1, "the ordinary one went to its own list");
+    struct buf *again = buf_get_large(&pool, 90000);
+    cr_expect(again == l[2] || again == l[1], "a kept large buffer is reused");
+    size_t maps = pool.maps;
+    struct buf *bigger = buf_get_large(&pool, 300000);
+    cr_expect_geq(bigger->cap, 300000);
+    cr_expect_eq(pool.maps, maps + 1, "none kept was large enough");
+    cr_expect_eq(pool.nlarge, 0, "the too small one was given back on the way");
+    buf_put(&pool, again);
+    buf_put(&pool, bigger);
+    cr_expect_eq(pool.outstanding, 0);
+    buf_pool_destroy(&pool);
+    cr_expect_eq(pool.maps, pool.unmaps);
+}
+
+Test(buf, grow_moves_the_unprocessed_bytes)
+{
+    struct buf_pool pool;
+    buf_pool_init(&pool, 4096, 4);
+    struct buf *b = buf_get(&pool);
+    memset(b->data, 'a', 4096);
+    memcpy(b->data + 100, "head", 4);
+    b->pos = 100;
+    b->last = 4096;
+    struct buf *g = buf_grow(&pool, b, 50000);
+    cr_assert_not_null(g);
+    cr_expect_geq(g->cap, 50000);
+    cr_expect_eq(g->pos, 0);
+    cr_expect_eq(buf_len(g), 3996);
+    cr_expect_eq(memcmp(g->data, "head", 4), 0);
+    cr_expect_eq(pool.outstanding, 1, "the small one went back");
+    cr_expect_eq(pool.nfree, 1);
+    buf_put(&pool, g);
     buf_pool_destroy(&pool);
 }

@@ -102,9 +102,9 @@ Test(config, original_format_and_defaults)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
     cr_assert_str_eq(c->path, "t.yaml");
-    cr_assert_str_eq(c->listen_name, "0.0.0.0:8080");
-    expect_ipv4(&c->listen_addr, "0.0.0.0", 8080);
-    cr_assert_eq(c->listen_addrlen, sizeof(struct sockaddr_in));
+    cr_assert_str_eq(c->listen.at[0].name, "0.0.0.0:8080");
+    expect_ipv4(&c->listen.at[0].addr, "0.0.0.0", 8080);
+    cr_assert_eq(c->listen.at[0].addrlen, sizeof(struct sockaddr_in));
     cr_assert_eq(c->workers, cpus < 1 ? 1 : cpus > 1024 ? 1024 : cpus);
     cr_assert_eq(c->health_check_timeout_ms, 3000);
     cr_assert_eq(c->health_check_period_ms, 5000);
@@ -145,7 +145,7 @@ Test(config, original_format_and_defaults)
 Test(config, minimal_config_uses_every_default)
 {
     struct config *c = load_ok(B);
-    cr_assert_str_eq(c->listen_name, "0.0.0.0:8080");
+    cr_assert_str_eq(c->listen.at[0].name, "0.0.0.0:8080");
     cr_assert_eq(c->health_check_timeout_ms, 3000);
     cr_assert_eq(c->health_check_period_ms, 5000);
     cr_assert_eq(c->nbackends, 1);
@@ -176,8 +176,8 @@ Test(config, every_key)
                                "upstreamMaxIdle: 100000\n"
                                "backends:\n"
                                "  - http://127.0.0.1:8081/\n");
-    cr_assert_str_eq(c->listen_name, "0.0.0.0:9000");
-    expect_ipv4(&c->listen_addr, "0.0.0.0", 9000);
+    cr_assert_str_eq(c->listen.at[0].name, "0.0.0.0:9000");
+    expect_ipv4(&c->listen.at[0].addr, "0.0.0.0", 9000);
     cr_assert_eq(c->workers, 3);
     cr_assert_eq(c->health_check_timeout_ms, 1000);
     cr_assert_eq(c->health_check_period_ms, 2000);
@@ -196,8 +196,8 @@ Test(config, every_key)
     cr_assert_eq(c->max_fails, 0);
     cr_assert_eq(c->upstream_max_idle, 100000);
     cr_assert_not(c->reuse_port, "reusePort is off by default");
-    cr_assert_eq(c->listen_line, 1, "port's key is where a bind failure is reported");
-    cr_assert_eq(c->listen_col, 1);
+    cr_assert_eq(c->listen.at[0].line, 1, "port's key is where a bind failure is reported");
+    cr_assert_eq(c->listen.at[0].col, 1);
     config_free(c);
 }
 
@@ -208,12 +208,12 @@ Test(config, reuse_port_and_the_listen_keys_position)
                                "  \n"
                                "listen: 127.0.0.1:8080\n");
     cr_expect(c->reuse_port);
-    cr_expect_eq(c->listen_line, 4);
-    cr_expect_eq(c->listen_col, 1);
+    cr_expect_eq(c->listen.at[0].line, 4);
+    cr_expect_eq(c->listen.at[0].col, 1);
     config_free(c);
     c = load_ok("backends: [http://127.0.0.1:8081]\nreusePort: false\n");
     cr_expect_not(c->reuse_port);
-    cr_expect_eq(c->listen_line, 0, "the default port has no key");
+    cr_expect_eq(c->listen.at[0].line, 0, "the default port has no key");
     config_free(c);
     expect_fail("reusePort: yes\n" B, "t.yaml:1:12: reusePort must be true or false, got \"yes\"\n");
 }
@@ -223,7 +223,7 @@ Test(config, integer_bounds_are_inclusive)
     struct config *c = load_ok("port: 65535\nworkers: 1024\nmaxHeaderSize: 1048576\n"
                                "maxRequestLine: 1048576\nmaxConnections: 1000000\nretries: 100\n"
                                "maxFails: 1000\nupstreamMaxIdle: 0\n" B);
-    cr_assert_str_eq(c->listen_name, "0.0.0.0:65535");
+    cr_assert_str_eq(c->listen.at[0].name, "0.0.0.0:65535");
     cr_assert_eq(c->workers, 1024);
     cr_assert_eq(c->max_header_size, 1048576);
     cr_assert_eq(c->max_request_line, 1048576);
@@ -235,7 +235,7 @@ Test(config, integer_bounds_are_inclusive)
 
     c = load_ok("port: 1\nworkers: 1\nmaxHeaderSize: 1024\nmaxRequestLine: 256\n"
                 "maxConnections: 1\n" B);
-    cr_assert_str_eq(c->listen_name, "0.0.0.0:1");
+    cr_assert_str_eq(c->listen.at[0].name, "0.0.0.0:1");
     cr_assert_eq(c->max_header_size, 1024);
     cr_assert_eq(c->max_request_line, 256);
     config_free(c);
@@ -269,33 +269,59 @@ Test(config, fractional_seconds)
 Test(config, listen_forms)
 {
     struct config *c = load_ok("listen: 127.0.0.1:0\n" B);
-    cr_assert_str_eq(c->listen_name, "127.0.0.1:0");
-    expect_ipv4(&c->listen_addr, "127.0.0.1", 0);
+    cr_assert_str_eq(c->listen.at[0].name, "127.0.0.1:0");
+    expect_ipv4(&c->listen.at[0].addr, "127.0.0.1", 0);
     config_free(c);
 
     c = load_ok("listen: \":9000\"\n" B);
-    cr_assert_str_eq(c->listen_name, "0.0.0.0:9000");
-    expect_ipv4(&c->listen_addr, "0.0.0.0", 9000);
+    cr_assert_str_eq(c->listen.at[0].name, "0.0.0.0:9000");
+    expect_ipv4(&c->listen.at[0].addr, "0.0.0.0", 9000);
     config_free(c);
 
     c = load_ok("listen: :0\n" B); /* a plain scalar may start with ':' */
-    cr_assert_str_eq(c->listen_name, "0.0.0.0:0");
+    cr_assert_str_eq(c->listen.at[0].name, "0.0.0.0:0");
     config_free(c);
 
     c = load_ok("listen: \"[::1]:0\"\n" B);
-    cr_assert_str_eq(c->listen_name, "[::1]:0");
-    expect_ipv6(&c->listen_addr, "::1", 0);
-    cr_assert_eq(c->listen_addrlen, sizeof(struct sockaddr_in6));
+    cr_assert_str_eq(c->listen.at[0].name, "[::1]:0");
+    expect_ipv6(&c->listen.at[0].addr, "::1", 0);
+    cr_assert_eq(c->listen.at[0].addrlen, sizeof(struct sockaddr_in6));
     config_free(c);
 
     c = load_ok("listen: '[::]:8443'\n" B);
-    cr_assert_str_eq(c->listen_name, "[::]:8443");
-    expect_ipv6(&c->listen_addr, "::", 8443);
+    cr_assert_str_eq(c->listen.at[0].name, "[::]:8443");
+    expect_ipv6(&c->listen.at[0].addr, "::", 8443);
     config_free(c);
 
     c = load_ok("listen: localhost:65535\n" B);
-    cr_assert_str_eq(c->listen_name, "localhost:65535");
-    cr_assert_eq(ntohs(((struct sockaddr_in *)&c->listen_addr)->sin_port), 65535);
+    cr_assert_str_eq(c->listen.at[0].name, "localhost:65535");
+    cr_assert_eq(ntohs(((struct sockaddr_in *)&c->listen.at[0].addr)->sin_port), 65535);
+    config_free(c);
+}
+
+Test(config, listen_lists)
+{
+    struct config *c = load_ok("listen: [\"127.0.0.1:0\", \"[::1]:0\", \":8080\"]\n" B);
+    cr_assert_eq(c->listen.n, 3);
+    cr_expect_str_eq(c->listen.at[0].name, "127.0.0.1:0");
+    expect_ipv4(&c->listen.at[0].addr, "127.0.0.1", 0);
+    cr_expect_str_eq(c->listen.at[1].name, "[::1]:0");
+    expect_ipv6(&c->listen.at[1].addr, "::1", 0);
+    cr_expect_str_eq(c->listen.at[2].name, "0.0.0.0:8080");
+    /* in a list, each entry is where its bind failure is reported */
+    cr_expect_eq(c->listen.at[0].line, 1);
+    cr_expect_eq(c->listen.at[0].col, 10);
+    cr_expect_eq(c->listen.at[1].col, 25);
+    config_free(c);
+
+    c = load_ok("listen:\n  - 127.0.0.1:8080\n  - '[::]:8080'\n  - 127.0.0.2:8080\n" B);
+    cr_assert_eq(c->listen.n, 3, "0.0.0.0 and [::] do not meet: IPv6 listeners are v6-only");
+    cr_expect_eq(c->listen.at[1].line, 3);
+    cr_expect_eq(c->listen.at[1].col, 5);
+    config_free(c);
+
+    c = load_ok("listen: [127.0.0.1:0]\n" B); /* a list of one */
+    cr_expect_eq(c->listen.n, 1);
     config_free(c);
 }
 
@@ -306,7 +332,7 @@ Test(config, listen_overrides_port_with_a_warning)
     int rc = load("port: 9000\nlisten: 127.0.0.1:0\n" B, &cfg, &errs);
     cr_assert_eq(rc, 0);
     cr_assert_str_eq(errs, "t.yaml:1:1: warning: port is ignored because listen is set (line 2)\n");
-    cr_assert_str_eq(cfg->listen_name, "127.0.0.1:0");
+    cr_assert_str_eq(cfg->listen.at[0].name, "127.0.0.1:0");
     free(errs);
     config_free(cfg);
 }
@@ -355,7 +381,7 @@ Test(config, max_request_line_default_follows_a_smaller_max_header_size)
 Test(config, quoted_keys_and_flow_style_are_fine)
 {
     struct config *c = load_ok("{\"port\": 9001, 'backends': [\"http://127.0.0.1:8081\"]}");
-    cr_assert_str_eq(c->listen_name, "0.0.0.0:9001");
+    cr_assert_str_eq(c->listen.at[0].name, "0.0.0.0:9001");
     config_free(c);
 }
 
@@ -647,6 +673,49 @@ Test(config_errors, listen)
         {"port: 1\nlisten: \":x\"\n" B,
          "t.yaml:1:1: warning: port is ignored because listen is set (line 2)\n"
          "t.yaml:2:9: listen port must be between 0 and 65535, got \"x\"\n"},
+    };
+    expect_all(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* A list: every problem at its entry, all of them in one run. */
+Test(config_errors, listen_lists)
+{
+    static const struct error_case cases[] = {
+        {"listen: []\n" B, "t.yaml:1:9: listen must not be an empty list\n"},
+        {"listen: [127.0.0.1:1, 127.0.0.1:2, 127.0.0.1:3, 127.0.0.1:4, 127.0.0.1:5, 127.0.0.1:6, "
+         "127.0.0.1:7, 127.0.0.1:8, 127.0.0.1:9]\n" B,
+         "t.yaml:1:9: listen: at most 8 addresses, got 9\n"},
+        {"listen: [127.0.0.1:80, 8080, {a: 1}, \"::1:80\", off]\n" B,
+         "t.yaml:1:24: listen must be \"ADDR:PORT\", \"[IPv6]:PORT\" or \":PORT\", got \"8080\"\n"
+         "t.yaml:1:30: listen must be \"ADDR:PORT\", \"[IPv6]:PORT\" or \":PORT\", got a "
+         "mapping\n"
+         "t.yaml:1:38: listen: IPv6 addresses must be in brackets, e.g. \"[::1]:8080\"\n"
+         "t.yaml:1:48: listen must be \"ADDR:PORT\", \"[IPv6]:PORT\" or \":PORT\", got \"off\"\n"},
+        {"listen:\n  - 127.0.0.1:8080\n  - localhost:8080\n  - 127.0.0.1:0\n  - 127.0.0.1:0\n" B,
+         "t.yaml:3:5: duplicate listen address \"localhost:8080\" (the same as the entry at line "
+         "2)\n"
+         "t.yaml:5:5: duplicate listen address \"127.0.0.1:0\" (the same as the entry at line 4)\n"},
+        {"listen:\n  - 127.0.0.1:8080\n  - :8080\n  - \"[::]:9\"\n  - \"[::1]:9\"\n" B,
+         "t.yaml:3:5: listen address \"0.0.0.0:8080\" overlaps \"127.0.0.1:8080\" (line 2): one of "
+         "them is a wildcard address on the same port\n"
+         "t.yaml:5:5: listen address \"[::1]:9\" overlaps \"[::]:9\" (line 4): one of them is a "
+         "wildcard address on the same port\n"},
+        {"listen: [127.0.0.1:8080, [::1]:8080]\n" B,
+         "t.yaml:1:27: invalid YAML: did not find expected node content (while parsing a flow "
+         "node at line 1 column 27); quote IPv6 addresses, e.g. listen: \"[::1]:8080\"\n"},
+        /* tls.listen: the same rules, and none of its addresses may meet a listen one */
+        {"tls: {listen: [], certificates: [{certFile: /n, keyFile: /k}]}\n" B,
+         "t.yaml:1:15: tls.listen must not be an empty list\n"
+         "t.yaml:1:45: cannot read certificate file \"/n\": No such file or directory\n"},
+        {"listen: [127.0.0.1:8443, \"[::1]:0\"]\n"
+         "tls: {listen: [\":8443\", \"[::1]:0\"], certificates: [{certFile: /n, keyFile: /k}]}\n" B,
+         "t.yaml:2:16: tls.listen address \"0.0.0.0:8443\" overlaps listen address "
+         "\"127.0.0.1:8443\"\n"
+         "t.yaml:2:63: cannot read certificate file \"/n\": No such file or directory\n"},
+        {"tls: {listen: \":8080\", certificates: [{certFile: /n, keyFile: /k}]}\n" B,
+         "t.yaml:1:7: tls.listen address \"0.0.0.0:8080\" overlaps listen address "
+         "\"0.0.0.0:8080\"\n"
+         "t.yaml:1:50: cannot read certificate file \"/n\": No such file or directory\n"},
     };
     expect_all(cases, sizeof(cases) / sizeof(cases[0]));
 }
@@ -1526,6 +1595,118 @@ Test(config, admin_token_file_errors, .fini = token_cleanup)
                                   "every user (chmod o-r)\n", p), -1);
     cr_expect_str_eq(errs, want);
     cr_expect_str_eq(cfg->admin_token, "tok");
+    config_free(cfg);
+    free(errs);
+    free(want);
+    free(y);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * stickySession.secret / secretFile: the cookie key, the same in every process
+ */
+
+/* SHA-256("golb sticky cookie key v1" NUL "0123456789abcdef"), first 16 bytes little-endian
+ * (computed with Python's hashlib): changing the derivation would invalidate every cookie a fleet
+ * has issued, so it is pinned here. */
+static const uint64_t KEY_0123[2] = {0x603f44616f16e56bull, 0xe367ecc8268b719dull};
+
+Test(config, sticky_secret_keys_the_cookie, .fini = token_cleanup)
+{
+    struct config *a = load_ok("stickySession: {cookie: s, secret: \"0123456789abcdef\"}\n" B);
+    cr_expect(a->sticky.keyed);
+    cr_expect_eq(a->sticky.key[0], KEY_0123[0]);
+    cr_expect_eq(a->sticky.key[1], KEY_0123[1]);
+    /* the same secret from a file (trailing newline ignored) is the same key */
+    const char *p = token_file("0123456789abcdef\n", 17, 0600);
+    char *y;
+    cr_assert_neq(asprintf(&y, "stickySession:\n  cookie: s\n  secretFile: %s\n" B, p), -1);
+    struct config *b = load_ok(y);
+    free(y);
+    cr_expect(b->sticky.keyed);
+    cr_expect_eq(memcmp(a->sticky.key, b->sticky.key, sizeof(a->sticky.key)), 0);
+    /* another secret, another key; none: the process's own (not keyed) */
+    struct config *c = load_ok("stickySession: {cookie: s, secret: \"0123456789abcdeF\"}\n" B);
+    cr_expect_neq(memcmp(a->sticky.key, c->sticky.key, sizeof(a->sticky.key)), 0);
+    struct config *d = load_ok("stickySession: {cookie: s}\n" B);
+    cr_expect(!d->sticky.keyed);
+    config_free(a);
+    config_free(b);
+    config_free(c);
+    config_free(d);
+}
+
+Test(config, sticky_secret_file_is_relative_to_the_config, .fini = token_cleanup)
+{
+    (void)token_file("0123456789abcdef", 16, 0600);
+    char path[96], *errs = NULL;
+    snprintf(path, sizeof(path), "%s/golb.yml", token_dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("stickySession:\n  cookie: s\n  secretFile: token\n" B, f);
+    fclose(f);
+    struct config *cfg = NULL;
+    int rc = load_file(path, &cfg, &errs);
+    unlink(path);
+    cr_assert_eq(rc, 0, "%s", errs);
+    cr_expect_str_eq(errs, "");
+    cr_expect(cfg->sticky.keyed);
+    cr_expect_eq(cfg->sticky.key[0], KEY_0123[0]);
+    cr_expect_eq(cfg->sticky.key[1], KEY_0123[1]);
+    config_free(cfg);
+    free(errs);
+}
+
+Test(config_errors, sticky_secret, .fini = token_cleanup)
+{
+    static const struct error_case cases[] = {
+        {"stickySession: {cookie: s, secret: short}\n" B,
+         "t.yaml:1:36: stickySession.secret must be at least 16 characters, got 5\n"},
+        {"stickySession: {cookie: s, secret: \"0123456789 abcdef\"}\n" B,
+         "t.yaml:1:36: stickySession.secret must hold visible ASCII characters only (no spaces or "
+         "control characters)\n"},
+        {"stickySession: {cookie: s, secret: [a]}\n" B,
+         "t.yaml:1:36: stickySession.secret must be a string, got a sequence\n"},
+        {"stickySession: {cookie: s, secret: }\n" B,
+         "t.yaml:1:36: stickySession.secret must be a string, got null\n"},
+        {"stickySession:\n  cookie: s\n  secretFile: /x\n  secret: \"0123456789abcdef\"\n" B,
+         "t.yaml:4:3: stickySession.secret and stickySession.secretFile are mutually exclusive: "
+         "give one\n"},
+        {"stickySession:\n  cookie: s\n  secret: \"0123456789abcdef\"\n  secretFile: /x\n" B,
+         "t.yaml:4:3: stickySession.secret and stickySession.secretFile are mutually exclusive: "
+         "give one\n"},
+        {"stickySession: {cookie: s, secretFile: /nonexistent/golb-secret}\n" B,
+         "t.yaml:1:40: stickySession.secretFile: cannot read \"/nonexistent/golb-secret\": No such "
+         "file or directory\n"},
+        {"stickySession: {cookie: s, secretFile: /tmp}\n" B,
+         "t.yaml:1:40: stickySession.secretFile: cannot use \"/tmp\": it is not a regular file\n"},
+        {"stickySession: {cookie: s, secretfile: /tmp}\n" B,
+         "t.yaml:1:28: unknown key \"secretfile\" in stickySession (did you mean "
+         "\"secretFile\"?)\n"},
+    };
+    expect_all(cases, sizeof(cases) / sizeof(cases[0]));
+    char *y, *want;
+    const char *p = token_file("0123456789abcde\n", 16, 0600); /* 15 once trimmed */
+    cr_assert_neq(asprintf(&y, "stickySession: {cookie: s, secretFile: %s}\n" B, p), -1);
+    expect_fail(y, "t.yaml:1:40: stickySession.secretFile: the secret must be at least 16 "
+                   "characters, the file holds 15\n");
+    free(y);
+    p = token_file("0123456789 abcdef", 17, 0600);
+    cr_assert_neq(asprintf(&y, "stickySession: {cookie: s, secretFile: %s}\n" B, p), -1);
+    cr_assert_neq(asprintf(&want, "t.yaml:1:40: stickySession.secretFile: cannot use \"%s\": it "
+                                  "must hold one token of visible ASCII characters\n", p), -1);
+    expect_fail(y, want);
+    free(want);
+    free(y);
+    /* readable by every user: a warning, as for admin.tokenFile */
+    p = token_file("0123456789abcdef", 16, 0644);
+    cr_assert_neq(asprintf(&y, "stickySession: {cookie: s, secretFile: %s}\n" B, p), -1);
+    struct config *cfg;
+    char *errs;
+    cr_assert_eq(load(y, &cfg, &errs), 0);
+    cr_assert_neq(asprintf(&want, "t.yaml:1:40: warning: stickySession.secretFile: \"%s\" is "
+                                  "readable by every user (chmod o-r)\n", p), -1);
+    cr_expect_str_eq(errs, want);
+    cr_expect(cfg->sticky.keyed);
     config_free(cfg);
     free(errs);
     free(want);

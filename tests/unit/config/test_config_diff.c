@@ -117,6 +117,26 @@ Test(config_diff, a_token_is_never_printed)
     free(t);
 }
 
+Test(config_diff, a_sticky_secret_change_says_old_cookies_no_longer_match)
+{
+    const char *line = "setting changed: stickySession.secret (sticky cookies issued before no "
+                       "longer match)\n";
+    int n;
+    char *t = diff(BASE "stickySession: {cookie: s, secret: first-secret-0123}\n",
+                   BASE "stickySession: {cookie: s, secret: second-secret-012}\n", &n);
+    cr_expect_eq(n, 1, "%s", t);
+    cr_expect_str_eq(t, line, "never the secret itself");
+    free(t);
+    t = diff(BASE "stickySession: {cookie: s}\n",
+             BASE "stickySession: {cookie: s, secret: first-secret-0123}\n", &n);
+    cr_expect_str_eq(t, line, "a secret where each process had its own key");
+    free(t);
+    t = diff(BASE "stickySession: {cookie: s, secret: first-secret-0123}\n",
+             BASE "stickySession: {cookie: s, secret: first-secret-0123}\n", &n);
+    cr_expect_str_eq(t, "");
+    free(t);
+}
+
 Test(config_diff, listeners_compare_addresses_not_text)
 {
     struct config *a = load("port: 8080\nbackends:\n  - http://127.0.0.1:8081/\n");
@@ -128,4 +148,101 @@ Test(config_diff, listeners_compare_addresses_not_text)
     config_free(a);
     config_free(b);
     config_free(c);
+}
+
+#define POOLS "pools:\n  api:\n    backends: [http://127.0.0.1:9000]\n"
+
+Test(config_diff, pools_and_routes_by_name)
+{
+    int n;
+    char *t = diff(BASE POOLS "  old:\n    backends: [http://127.0.0.1:9001]\n"
+                              "routes:\n"
+                              "  - {name: a, match: {pathPrefix: /a}, pool: api}\n"
+                              "  - {name: b, match: {pathPrefix: /b}, pool: old}\n"
+                              "  - {name: c, match: {pathPrefix: /c}, pool: default}\n",
+                   BASE "encodedSlash: reject\n" POOLS "    retries: 5\n"
+                        "  new:\n    backends: [http://127.0.0.1:9002]\n"
+                        "routes:\n"
+                        "  - {name: c, match: {pathPrefix: /c}, pool: default}\n"
+                        "  - {name: a, match: {pathPrefix: /a}, pool: new}\n"
+                        "  - {name: d, match: {pathPrefix: /d}, pool: api}\n",
+                   &n);
+    cr_expect_str_eq(t, "setting changed: encodedSlash keep -> reject\n"
+                        "pool changed: api\n"
+                        "pool added: new\n"
+                        "pool removed: old\n"
+                        "route changed: a\n"
+                        "route added: d\n"
+                        "route removed: b\n"
+                        "routes reordered\n");
+    cr_expect_eq(n, 8);
+    free(t);
+    /* the same routes and pools: nothing */
+    const char *same = BASE POOLS "routes:\n  - {match: {host: a.com}, allow: [10.0.0.0/8], "
+                                  "rateLimit: {requestsPerSecond: 2}, pool: api}\n";
+    t = diff(same, same, &n);
+    cr_expect_eq(n, 0, "%s", t);
+    free(t);
+    t = diff(same, BASE POOLS "routes:\n  - {match: {host: a.com}, allow: [10.0.0.0/16], "
+                              "rateLimit: {requestsPerSecond: 2}, pool: api}\n",
+             &n);
+    cr_expect_str_eq(t, "route changed: route 1\n");
+    free(t);
+}
+
+Test(config_diff, listener_lists_per_address)
+{
+#define L(list) "listen: " list "\nbackends:\n  - http://127.0.0.1:8081/\n"
+    int n;
+    /* one replaced by one: a move, as for a single address */
+    char *t = diff(L("127.0.0.1:0"), L("\"[::1]:0\""), &n);
+    cr_expect_str_eq(t, "listener changed: listen 127.0.0.1:0 -> [::1]:0\n");
+    free(t);
+    /* an address added beside the one kept: only it is named */
+    t = diff(L("127.0.0.1:0"), L("[127.0.0.1:0, \"[::1]:0\"]"), &n);
+    cr_expect_eq(n, 1);
+    cr_expect_str_eq(t, "listener added: listen [::1]:0\n");
+    free(t);
+    t = diff(L("[127.0.0.1:0, \"[::1]:0\", 127.0.0.2:0]"), L("127.0.0.1:0"), &n);
+    cr_expect_eq(n, 2);
+    cr_expect_str_eq(t, "listener removed: listen [::1]:0\nlistener removed: listen 127.0.0.2:0\n");
+    free(t);
+    t = diff(L("[127.0.0.1:0, 127.0.0.2:0]"), L("[127.0.0.3:0, 127.0.0.4:0]"), &n);
+    cr_expect_str_eq(t, "listener removed: listen 127.0.0.1:0\nlistener removed: listen 127.0.0.2:0\n"
+                        "listener added: listen 127.0.0.3:0\nlistener added: listen 127.0.0.4:0\n");
+    free(t);
+    /* the same addresses in another order (or written otherwise): nothing to bind or close */
+    t = diff(L("[127.0.0.1:8080, \"[::1]:0\"]"), L("[\"[::1]:0\", localhost:8080]"), &n);
+    cr_expect_eq(n, 0, "%s", t);
+    free(t);
+    struct config *a = load(L("[127.0.0.1:0, \"[::1]:0\"]")), *b = load(L("[\"[::1]:0\", 127.0.0.1:0]"));
+    struct config *c = load(L("[127.0.0.1:0]"));
+    cr_expect_not(config_plain_listener_changed(a, b));
+    cr_expect(config_plain_listener_changed(a, c));
+    config_free(a);
+    config_free(b);
+    config_free(c);
+#undef L
+}
+
+/* A kept pool keeps its backends by identity within the pool: its lines name the pool, since the
+ * same URL elsewhere is another backend (a URL moving from default to api is removed from one and
+ * added to the other). */
+Test(config_diff, a_kept_pools_backend_lines_name_the_pool)
+{
+    int n;
+    char *t = diff(BASE "  - http://127.0.0.1:8082/health\n"
+                        "pools:\n  api:\n    backends: [http://127.0.0.1:9000, "
+                        "{url: http://127.0.0.1:9001, weight: 2}]\n",
+                   BASE "pools:\n  api:\n    backends: [{url: http://127.0.0.1:9001, weight: 3}, "
+                        "http://127.0.0.1:8082/health, http://127.0.0.1:9002]\n",
+                   &n);
+    cr_expect_str_eq(t, "backend removed: http://127.0.0.1:8082\n"
+                        "pool changed: api\n"
+                        "backend changed: http://127.0.0.1:9001 in pool api: weight 2 -> 3\n"
+                        "backend added: http://127.0.0.1:8082 in pool api\n"
+                        "backend added: http://127.0.0.1:9002 in pool api\n"
+                        "backend removed: http://127.0.0.1:9000 in pool api\n");
+    cr_expect_eq(n, 6);
+    free(t);
 }

@@ -1,6 +1,8 @@
 /* Unit tests for the exchange's seam with its client side (exchange.h), driven by a fake session
- * that is not HTTP/1: no splice, a sink that can refuse bytes (backpressure) and a body source
- * that runs dry. The upstream is one end of a socketpair; the test plays the backend. */
+ * that is not HTTP/1 (tests/support/exchange_fake.h): no splice, a sink that can refuse bytes
+ * (backpressure) and a body source that runs dry. The upstream is one end of a socketpair; the
+ * test plays the backend. test_exchange_up.c drives exchanges through the public calls only,
+ * against loopback backends (connects, retries, replay, framing, splice, 101, timeouts). */
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -10,12 +12,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../../support/exchange_fake.h"
 #include "base/buf.h"
+#include "base/loop.h"
 #include "config/config.h"
 #include "core/exchange_int.h" /* the test builds an exchange as exchange_start() leaves it */
 #include "core/generation.h"
 #include "core/worker_ctx.h"
-#include "base/loop.h"
 #include "upstream/upstream.h"
 
 static struct worker_ctx wk;
@@ -23,83 +26,6 @@ static struct config wk_cfg;
 static struct generation wk_gen; /* no backends, a balancer without sticky sessions */
 static struct upstream_conn up;
 static int sv[2]; /* sv[0]: golb's upstream socket, sv[1]: the backend */
-
-/* The fake session: what it was given and what it holds. */
-static struct fake {
-    bool blocked;           /* send() refuses everything */
-    char out[256 * 1024];   /* what the client received: heads and body */
-    size_t out_len;
-    int heads;
-    bool head_req_done, head_dechunk; /* what the last exchange_head said */
-    int splice_asked;
-    char in[64 * 1024];     /* request body bytes the client sent, not yet consumed */
-    uint32_t in_pos, in_len;
-    bool in_eof;
-} fk;
-
-static const char *fk_peek(void *cl, uint32_t *len)
-{
-    struct fake *f = cl;
-    *len = f->in_len - f->in_pos;
-    return f->in + f->in_pos;
-}
-
-static void fk_consume(void *cl, uint32_t n)
-{
-    ((struct fake *)cl)->in_pos += n;
-}
-
-static ssize_t fk_fill(void *cl)
-{
-    return ((struct fake *)cl)->in_eof ? -EPIPE : -EAGAIN;
-}
-
-static int fk_on_head(void *cl, const struct http1_response *resp, const struct exchange_head *h,
-                      struct buf *out)
-{
-    struct fake *f = cl;
-    f->heads++;
-    f->head_req_done = h->req_done;
-    f->head_dechunk = h->dechunk;
-    int n = snprintf(out->data + out->last, buf_space(out), "H2-HEAD %d\n", resp->status);
-    out->last += (uint32_t)n;
-    return 0;
-}
-
-static ssize_t fk_send(void *cl, const struct iovec *head, const struct iovec *body, bool streaming)
-{
-    struct fake *f = cl;
-    (void)streaming;
-    if (f->blocked)
-        return -EAGAIN;
-    size_t n = 0;
-    if (head->iov_len) {
-        memcpy(f->out + f->out_len, head->iov_base, head->iov_len);
-        n += head->iov_len;
-    }
-    if (body) {
-        memcpy(f->out + f->out_len + n, body->iov_base, body->iov_len);
-        n += body->iov_len;
-    }
-    f->out_len += n;
-    return (ssize_t)n;
-}
-
-static int fk_splice_end(void *cl, bool response, struct exchange_splice *out)
-{
-    (void)response;
-    (void)out;
-    ((struct fake *)cl)->splice_asked++;
-    return -ENOTSUP;
-}
-
-static void fk_resume(void *cl)
-{
-    (void)cl;
-}
-
-static const struct exchange_client_ops fk_ops = {fk_peek,   fk_consume,    fk_fill, fk_on_head,
-                                                  fk_send,   fk_splice_end, fk_resume};
 
 static struct exchange *x;
 

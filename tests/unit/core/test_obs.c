@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/accesslog.h"
+#include "core/generation.h"
 #include "upstream/backend.h"
 #include "config/config.h"
 #include "http/http.h"
@@ -113,7 +114,9 @@ Test(metrics, render_sums_workers_and_keeps_histograms_consistent)
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    cr_assert_eq(metrics_render(f, t), 0);
+    struct generation_pool pool = {.name = "default", .table = t};
+    struct generation g = {.npools = 1, .pools = &pool, .nbackends = t->n, .table = t};
+    cr_assert_eq(metrics_render(f, &g), 0);
     fclose(f);
     cr_expect(strstr(text, "golb_build_info{version=\"9.9.9\"} 1\n"));
     cr_expect(strstr(text, "golb_http_requests_total{code=\"2xx\"} 7\n"));
@@ -123,16 +126,20 @@ Test(metrics, render_sums_workers_and_keeps_histograms_consistent)
     cr_expect(strstr(text, "golb_http_request_duration_seconds_bucket{le=\"0.005\"} 1\n"));
     cr_expect(strstr(text, "golb_http_request_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
     cr_expect(strstr(text, "golb_http_request_duration_seconds_count 2\n"));
-    cr_expect(strstr(text, "golb_backend_requests_total{backend=\"[::1]:8082\",code=\"5xx\"} 3\n"),
+    cr_expect(strstr(text, "golb_backend_requests_total{pool=\"default\",backend=\"[::1]:8082\","
+                           "code=\"5xx\"} 3\n"),
               "summed over the backend's worker slots");
     cr_expect(strstr(text, "golb_config_reloads_total{result=\"failure\"} 1\n"));
     cr_expect(strstr(text, "golb_config_reloads_total{result=\"success\"} 0\n"));
     cr_expect(strstr(text, "golb_config_last_reload_successful 0\n"));
-    cr_expect(strstr(text, "golb_backend_requests_total{backend=\"127.0.0.1:8081\",code=\"5xx\"} 0\n"));
+    cr_expect(strstr(text, "golb_backend_requests_total{pool=\"default\","
+                           "backend=\"127.0.0.1:8081\",code=\"5xx\"} 0\n"));
     cr_expect(strstr(text,
-                     "golb_backend_health_checks_total{backend=\"[::1]:8082\",result=\"failure\"} 1\n"));
-    cr_expect(strstr(text, "golb_backend_state{backend=\"127.0.0.1:8081\",state=\"down\"} 1\n"));
-    cr_expect(strstr(text, "golb_backend_weight{backend=\"127.0.0.1:8081\"} 1\n"));
+                     "golb_backend_health_checks_total{pool=\"default\",backend=\"[::1]:8082\","
+                     "result=\"failure\"} 1\n"));
+    cr_expect(strstr(text, "golb_backend_state{pool=\"default\",backend=\"127.0.0.1:8081\","
+                           "state=\"down\"} 1\n"));
+    cr_expect(strstr(text, "golb_backend_weight{pool=\"default\",backend=\"127.0.0.1:8081\"} 1\n"));
     struct backend_check c;
     cr_expect(backend_check_read(t->b[1], &c));
     cr_expect_str_eq(c.reason, "HTTP 500");

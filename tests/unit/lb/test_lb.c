@@ -436,6 +436,72 @@ Test(lb_hash, down_backend_moves_only_its_keys, .init = quiet)
     backend_table_free(t);
 }
 
+/* Identical instances: a table is a function of the set of (address, configured weight) alone.
+ * Two balancers built apart from the same backends listed in another order, and one built by a
+ * reload that keeps the set (its backend objects carry older and admin-set weights, and the
+ * reload has not committed the file's yet), send every key to the same backend. */
+struct instance {
+    struct config cfg;
+    struct config_backend cb[4];
+    struct backend_table *t;
+    struct balancer b;
+};
+
+static void instance_build(struct instance *in, const int *order, const uint32_t *w,
+                           const struct backend_table *prev)
+{
+    static const char *const addr[] = {"10.1.0.1:80", "10.1.0.2:80", "10.1.0.3:8080",
+                                       "[2001:db8::4]:80"};
+    memset(&in->cfg, 0, sizeof(in->cfg));
+    for (int i = 0; i < 4; i++)
+        in->cb[i] = (struct config_backend){.name = (char *)addr[order[i]], .weight = w[order[i]]};
+    in->cfg.nbackends = 4;
+    in->cfg.backends = in->cb;
+    in->cfg.balance = "hash";
+    in->t = backend_table_new(&in->cfg, prev, 1);
+    cr_assert(in->t);
+    for (int i = 0; i < 4; i++)
+        atomic_store(&in->t->b[i]->state, BACKEND_UP);
+    cr_assert_eq(balancer_init_config(&in->b, &in->cfg, in->t), 0);
+}
+
+static const char *owner_of(struct instance *in, uint64_t key)
+{
+    struct lb_request r = {.sticky = -1, .has_key = true, .key = key};
+    int idx = balancer_pick(&in->b, &r, NULL);
+    cr_assert_geq(idx, 0);
+    return in->t->b[idx]->name;
+}
+
+Test(lb_hash, identical_instances_map_every_key_alike, .init = quiet, .timeout = 60)
+{
+    static const int fwd[] = {0, 1, 2, 3}, rev[] = {3, 2, 1, 0}, mix[] = {2, 0, 3, 1};
+    static const uint32_t w[] = {1, 2, 1, 3}, older[] = {1, 1, 1, 1};
+    struct instance a, b, before, reloaded;
+    instance_build(&a, fwd, w, NULL);
+    instance_build(&b, rev, w, NULL);
+    /* the running one loaded another file first, and an admin set a weight since */
+    instance_build(&before, mix, older, NULL);
+    atomic_store(&before.t->b[0]->weight, 7);
+    instance_build(&reloaded, fwd, w, before.t);
+    int differ = 0, reload_differs = 0;
+    for (uint64_t k = 0; k < 20000; k++) {
+        uint64_t key = lb_siphash((const uint64_t[2]){5, 6}, &k, sizeof(k));
+        const char *home = owner_of(&a, key);
+        differ += strcmp(home, owner_of(&b, key)) != 0;
+        reload_differs += strcmp(home, owner_of(&reloaded, key)) != 0;
+    }
+    cr_expect_eq(differ, 0, "%d of 20000 keys differ between two instances", differ);
+    cr_expect_eq(reload_differs, 0, "%d of 20000 keys differ after a reload", reload_differs);
+    struct instance *all[] = {&a, &b, &reloaded, &before};
+    for (int i = 0; i < 4; i++)
+        balancer_destroy(&all[i]->b);
+    backend_table_free(reloaded.t);
+    for (int i = 0; i < 4; i++)
+        if (all[i] != &reloaded)
+            backend_table_free(all[i]->t);
+}
+
 /* ---- slow start ---- */
 
 Test(lb_slow_start, ramp_values)
@@ -566,6 +632,41 @@ Test(lb_sticky, cookie_names_its_backend_and_cannot_be_forged, .init = quiet)
     cr_expect_eq(balancer_pick(&b, &r, NULL), 2);
     balancer_destroy(&b);
     balancer_destroy(&other);
+    backend_table_free(t);
+}
+
+/* stickySession.secret: its key (config_lb.c derives it) replaces the process's own, so two
+ * processes, or a process before and after a restart, write and accept the same values. */
+Test(lb_sticky, a_secret_gives_every_process_the_same_cookies, .init = quiet)
+{
+    struct backend_table *t = table_w(3, NULL);
+    /* SHA-256("golb sticky cookie key v1" NUL "0123456789abcdef") (test_config.c) */
+    cfg.sticky = (struct config_sticky){.cookie = "GOLBSRV", .http_only = true, .keyed = true,
+                                        .key = {0x603f44616f16e56bull, 0xe367ecc8268b719dull}};
+    struct balancer a, b, other, unkeyed;
+    cr_assert_eq(balancer_init_config(&a, &cfg, t), 0);
+    cr_assert_eq(balancer_init_config(&b, &cfg, t), 0);
+    /* SipHash-2-4 of "10.0.0.N:80" under that key, computed apart (Python, checked against the
+     * SipHash paper's test vector): a process built elsewhere writes exactly these values */
+    static const char *const want[] = {"6cec84bd0024eba3", "9839d35dc8bb3d4f", "b86bbce6db61aaa6"};
+    char v[256];
+    for (int i = 0; i < 3; i++) {
+        cr_assert_gt(balancer_set_cookie(&a, NULL, i, v, sizeof(v)), 0);
+        cr_expect(strncmp(v + 8, want[i], 16) == 0, "backend %d: %s, want %s", i, v, want[i]);
+        cr_expect_eq(balancer_sticky_lookup(&b, want[i], 16), i);
+    }
+    cfg.sticky.key[1] ^= 1; /* another secret */
+    cr_assert_eq(balancer_init_config(&other, &cfg, t), 0);
+    cfg.sticky.keyed = false; /* none: the process's own key */
+    cr_assert_eq(balancer_init_config(&unkeyed, &cfg, t), 0);
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(balancer_sticky_lookup(&other, want[i], 16), -1);
+        cr_expect_eq(balancer_sticky_lookup(&unkeyed, want[i], 16), -1);
+    }
+    balancer_destroy(&a);
+    balancer_destroy(&b);
+    balancer_destroy(&other);
+    balancer_destroy(&unkeyed);
     backend_table_free(t);
 }
 

@@ -69,6 +69,7 @@ enum srv_mode {
     SRV_INTERIM,  /* 100 Continue, then 204 */
     SRV_PARTIAL,  /* half a head, then close */
     SRV_RESET,    /* close with SO_LINGER 0 after the request: RST */
+    SRV_SLOW,     /* 200, 300 ms after the request (the server thread sleeps) */
 };
 
 #define SRV_MAX_CONNS 32
@@ -130,6 +131,9 @@ static void srv_answer(struct srv *s, struct srv_conn *c)
     static const char garbage[] = "SSH-2.0-OpenSSH_9.6\r\n\r\n";
     static const char interim[] = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
     switch (atomic_load(&s->mode)) {
+    case SRV_SLOW:
+        usleep(300 * 1000);
+        /* fall through */
     case SRV_200:
         send_all(c->fd, ok, sizeof(ok) - 1);
         break;
@@ -608,4 +612,257 @@ Test(health, no_backends)
     cr_assert_eq(health_start(fx.h), 0);
     health_stop(fx.h);
     fx_free(&fx);
+}
+
+/* ---- a reload's checker: started held, then handed over ---- */
+
+/* fx's table built from its config with the backends of `prev` taken over by identity (a
+ * reload's generation), and its checker. */
+static void fx_new_after(struct fixture *fx, struct fixture *prev)
+{
+    fx->table = backend_table_new(&fx->cfg, prev->table, 1);
+    cr_assert(fx->table);
+    fx->h = health_new(fx->table, &fx->cfg);
+    cr_assert(fx->h);
+}
+
+Test(health, a_reload_checker_checks_new_backends_and_waits_for_the_hand_over, .timeout = 60)
+{
+    struct srv *kept = srv_start(SRV_200), *added = srv_start(SRV_200);
+    struct fixture run, next;
+    fx_init(&run, 1000, 100);
+    fx_add(&run, kept->port);
+    fx_new(&run);
+    cr_assert_eq(health_start(run.h), 0);
+    fx_init(&next, 1000, 100);
+    fx_add(&next, kept->port);
+    fx_add(&next, added->port);
+    fx_new_after(&next, &run);
+    cr_assert_eq(next.table->b[0], run.table->b[0], "the kept backend is one object");
+
+    int kept0 = atomic_load(&kept->accepts);
+    cr_assert_eq(health_start_held(next.h, run.h), 0);
+    cr_expect_eq(state_of(&next, 1), BACKEND_UP, "the new backend is checked before it returns");
+    cr_expect_eq(atomic_load(&added->accepts), 1);
+    /* held: five periods pass without a round of its own, the running checker goes on */
+    cr_assert(WAIT_UNTIL(atomic_load(&kept->accepts) >= kept0 + 5), "the running checker stopped");
+    cr_expect_eq(atomic_load(&added->accepts), 1, "a held checker runs no round");
+
+    health_take_over(next.h, run.h);
+    cr_assert(WAIT_UNTIL(atomic_load(&added->accepts) >= 3), "no round after the hand-over");
+    int kept1 = atomic_load(&kept->accepts);
+    cr_assert(WAIT_UNTIL(atomic_load(&kept->accepts) >= kept1 + 3), "the kept backend unchecked");
+    cr_expect_eq(atomic_load(&kept->max_open), 1, "never two checks of one backend at once");
+    health_stop(next.h);
+    health_free(run.h); /* stopped by the hand-over */
+    run.h = NULL;
+    health_free(next.h);
+    next.h = NULL;
+    backend_table_free(run.table);
+    backend_table_free(next.table);
+    srv_stop(kept);
+    srv_stop(added);
+}
+
+Test(health, a_held_checker_that_never_takes_over_ends_without_a_round, .timeout = 60)
+{
+    struct srv *s = srv_start(SRV_200);
+    int fds = count_fds();
+    struct fixture run, next;
+    fx_init(&run, 1000, 60000);
+    fx_new(&run); /* no backends: nothing to see, only to hand over from */
+    cr_assert_eq(health_start(run.h), 0);
+    fx_init(&next, 1000, 50);
+    fx_add(&next, s->port);
+    fx_new_after(&next, &run);
+    cr_assert_eq(health_start_held(next.h, run.h), 0);
+    cr_assert_eq(atomic_load(&s->accepts), 1);
+    usleep(200 * 1000); /* four periods it must not use */
+    health_free(next.h); /* the reload failed after it: joined at once, no deadlock */
+    next.h = NULL;
+    cr_expect_eq(atomic_load(&s->accepts), 1, "a cancelled checker runs no round");
+    fx_free(&next);
+    fx_free(&run);
+    cr_expect_eq(count_fds(), fds, "fd leak");
+    srv_stop(s);
+}
+
+Test(health, a_failed_start_leaves_the_running_checker_alone, .timeout = 60)
+{
+    struct srv *kept = srv_start(SRV_200), *added = srv_start(SRV_200);
+    struct fixture run, next;
+    fx_init(&run, 1000, 100);
+    fx_add(&run, kept->port);
+    fx_new(&run);
+    cr_assert_eq(health_start(run.h), 0);
+    fx_init(&next, 1000, 100);
+    fx_add(&next, kept->port);
+    fx_add(&next, added->port);
+    fx_new_after(&next, &run);
+    atomic_store(&health_inject_start_error, -EAGAIN);
+    cr_assert_eq(health_start_held(next.h, run.h), -EAGAIN);
+    cr_expect_eq(atomic_load(&health_inject_start_error), 0, "injected once");
+    health_free(next.h);
+    next.h = NULL;
+    int k = atomic_load(&kept->accepts);
+    cr_assert(WAIT_UNTIL(atomic_load(&kept->accepts) >= k + 3), "the running checker stopped");
+    cr_expect_eq(atomic_load(&added->accepts), 0);
+    fx_free(&next);
+    fx_free(&run);
+    srv_stop(kept);
+    srv_stop(added);
+}
+
+/* ---- several pools: one check per URL ---- */
+
+/* The checker of fixtures a and b as two pools. */
+static struct health *pools_new(struct fixture *a, struct fixture *b)
+{
+    a->table = backend_table_new_pool(&a->cfg, "default", NULL, 1);
+    b->table = backend_table_new_pool(&b->cfg, "api", NULL, 1);
+    cr_assert(a->table && b->table);
+    struct health_pool hp[2] = {{a->table, &a->cfg}, {b->table, &b->cfg}};
+    struct health *h = health_new_pools(hp, 2);
+    cr_assert(h);
+    return h;
+}
+
+/* The same URL in two pools is two backends, each told every result, but one request per period
+ * reaches the server: as many as reach a URL only one pool lists. */
+Test(health, a_url_two_pools_list_is_checked_once_per_period, .timeout = 60)
+{
+    struct srv *shared = srv_start(SRV_200), *own = srv_start(SRV_200);
+    struct fixture a, b;
+    fx_init(&a, 1000, 100);
+    fx_init(&b, 1000, 100);
+    fx_add(&a, shared->port);
+    fx_add(&b, own->port);
+    fx_add(&b, shared->port);
+    struct health *h = pools_new(&a, &b);
+    cr_expect_eq(health_check_count(h), 2, "three backends, two URLs");
+    cr_assert_eq(health_start(h), 0);
+    cr_expect_eq(atomic_load(&shared->accepts), 1, "the first round: one request for both");
+    cr_expect_eq(state_of(&a, 0), BACKEND_UP);
+    cr_expect_eq(state_of(&b, 1), BACKEND_UP);
+    cr_expect_neq(a.table->b[0], b.table->b[1], "two objects");
+    cr_assert(WAIT_UNTIL(atomic_load(&own->accepts) >= 10), "no rounds");
+    health_stop(h);
+    int s = atomic_load(&shared->accepts), o = atomic_load(&own->accepts);
+    cr_expect_leq(abs(s - o), 1, "shared URL %d requests, own URL %d: once per period", s, o);
+    struct backend_check ca, cb;
+    cr_assert(backend_check_read(a.table->b[0], &ca) && backend_check_read(b.table->b[1], &cb));
+    cr_expect_eq(atomic_load(&ca.ok), (uint64_t)s, "each holder is told every result");
+    cr_expect_eq(atomic_load(&cb.ok), (uint64_t)s);
+    cr_expect_eq(atomic_load(&shared->max_open), 1, "never two checks of the URL at once");
+    health_free(h);
+    fx_free(&a);
+    fx_free(&b);
+    srv_stop(shared);
+    srv_stop(own);
+}
+
+/* One result, each pool's thresholds: default (fall 1) goes DOWN at the first failure, api
+ * (fall 3) after the third; an operator's maintenance in one pool keeps the other checked. */
+Test(health, each_pool_judges_a_shared_check_by_its_own_thresholds, .timeout = 60)
+{
+    struct srv *s = srv_start(SRV_200);
+    struct fixture a, b;
+    fx_init(&a, 1000, 100);
+    fx_init(&b, 1000, 100);
+    b.cfg.unhealthy_threshold = 3;
+    fx_add(&a, s->port);
+    fx_add(&b, s->port);
+    struct health *h = pools_new(&a, &b);
+    struct capture cap;
+    capture_begin(&cap);
+    cr_assert_eq(health_start(h), 0);
+    atomic_store(&s->mode, SRV_500);
+    bool a_down = WAIT_UNTIL(state_of(&a, 0) == BACKEND_DOWN);
+    int api_when_default_down = state_of(&b, 0);
+    bool b_down = WAIT_UNTIL(state_of(&b, 0) == BACKEND_DOWN);
+    /* maintenance in default: api's backend is still checked (and comes back) */
+    backend_set_admin(a.table->b[0], BACKEND_ADMIN_MAINT, "test");
+    atomic_store(&s->mode, SRV_200);
+    bool b_up = WAIT_UNTIL(state_of(&b, 0) == BACKEND_UP);
+    health_stop(h);
+    capture_end(&cap);
+    cr_expect(a_down && b_down && b_up, "%s", cap.text);
+    cr_expect_eq(api_when_default_down, BACKEND_UP, "api's backend waits for its third failure");
+    cr_expect_eq(state_of(&a, 0), BACKEND_DOWN, "maintenance: no result published");
+    cr_expect(strstr(cap.text, "backend api/127.0.0.1:"), "log lines name the pool: %s", cap.text);
+    cr_expect(strstr(cap.text, "3/3 checks failed, last: HTTP 500"), "%s", cap.text);
+    capture_free(&cap);
+    health_free(h);
+    fx_free(&a);
+    fx_free(&b);
+    srv_stop(s);
+}
+
+/* Timeouts meet at the longest: the check waits for the slow answer (300 ms), which is a timeout
+ * for the pool that allows 100 ms and a success for the one that allows 1 s. */
+Test(health, each_pool_judges_a_shared_check_by_its_own_timeout, .timeout = 60)
+{
+    struct srv *s = srv_start(SRV_SLOW);
+    struct fixture a, b;
+    fx_init(&a, 100, 60000);
+    fx_init(&b, 1000, 60000);
+    fx_add(&a, s->port);
+    fx_add(&b, s->port);
+    struct health *h = pools_new(&a, &b);
+    struct capture cap;
+    capture_begin(&cap);
+    cr_assert_eq(health_start(h), 0);
+    health_stop(h);
+    capture_end(&cap);
+    cr_expect_eq(atomic_load(&s->accepts), 1);
+    cr_expect_eq(state_of(&a, 0), BACKEND_DOWN, "%s", cap.text);
+    cr_expect_eq(state_of(&b, 0), BACKEND_UP, "%s", cap.text);
+    struct backend_check c;
+    cr_assert(backend_check_read(a.table->b[0], &c));
+    cr_expect_str_eq(c.reason, "timed out after 100 ms");
+    capture_free(&cap);
+    health_free(h);
+    fx_free(&a);
+    fx_free(&b);
+    srv_stop(s);
+}
+
+/* A reload adds a pool listing a URL the running checker already checks for another pool: the
+ * new checker's first round checks it for the new backend only (the running one's streaks and
+ * records are its own until the hand-over). */
+Test(health, a_reload_checks_a_new_pools_backend_and_leaves_the_running_ones, .timeout = 60)
+{
+    struct srv *s = srv_start(SRV_200);
+    struct fixture run, a, b;
+    fx_init(&run, 1000, 60000);
+    fx_add(&run, s->port);
+    run.table = backend_table_new(&run.cfg, NULL, 1);
+    run.h = health_new(run.table, &run.cfg);
+    cr_assert(run.table && run.h);
+    cr_assert_eq(health_start(run.h), 0);
+    fx_init(&a, 1000, 60000);
+    fx_init(&b, 1000, 60000);
+    fx_add(&a, s->port);
+    fx_add(&b, s->port);
+    a.table = backend_table_new_pool(&a.cfg, "default", run.table, 1); /* default: kept */
+    b.table = backend_table_new_pool(&b.cfg, "api", NULL, 1);         /* api: new */
+    cr_assert(a.table && b.table);
+    cr_assert_eq(a.table->b[0], run.table->b[0]);
+    struct health_pool hp[2] = {{a.table, &a.cfg}, {b.table, &b.cfg}};
+    struct health *next = health_new_pools(hp, 2);
+    cr_assert(next);
+    cr_assert_eq(health_start_held(next, run.h), 0);
+    cr_expect_eq(atomic_load(&s->accepts), 2, "start-up, then the new pool's backend");
+    cr_expect_eq(state_of(&b, 0), BACKEND_UP);
+    struct backend_check c;
+    cr_assert(backend_check_read(a.table->b[0], &c));
+    cr_expect_eq(atomic_load(&c.ok), 1, "the running checker's backend was not told");
+    health_take_over(next, run.h);
+    health_free(next);
+    health_free(run.h);
+    run.h = a.h = b.h = NULL;
+    fx_free(&a);
+    fx_free(&b);
+    fx_free(&run);
+    srv_stop(s);
 }

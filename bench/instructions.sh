@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# bench/instructions.sh — instructions per keep-alive request, counted by callgrind: a figure that
+# does not move with the machine's load, for comparing two builds on a shared machine.
+#
+#   bench/instructions.sh [GOLB_BIN...]        (default bin/golb)
+#
+# For each binary: toy-backend on 127.0.0.1, golb (workers: 1) under `valgrind --tool=callgrind`,
+# then one keep-alive connection sends N1 and, in a second run, N2 small GETs; the difference of
+# the two totals divided by N2 - N1 is the cost of one request (start-up and shutdown cancel out).
+# Every process listens on loopback, is stopped by PID, and every loop is bounded.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+N1=${IR_N1:-2000}
+N2=${IR_N2:-6000}
+bins=("$@")
+((${#bins[@]})) || bins=("$root/bin/golb")
+command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is missing" >&2; exit 2; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/golb-ir.XXXXXX")
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+[[ -n ${IR_KEEP:-} ]] && mkdir -p "$IR_KEEP"
+
+wait_line() { # file regex -> first match, within 30 s
+    local i
+    for ((i = 0; i < 300; i++)); do
+        grep -m1 -oE "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "instructions.sh: no '$2' in $1" >&2; cat "$1" >&2; return 1
+}
+
+"$root/bin/toy-backend" -listen 127.0.0.1:0 -id 1 >"$tmp/toy.log" 2>&1 &
+pids+=($!)
+toy=$(wait_line "$tmp/toy.log" '127\.0\.0\.1:[0-9]+' | head -1)
+
+run_one() { # bin n -> total Ir of the run
+    local bin=$1 n=$2 out="$tmp/cg.$RANDOM"
+    cat >"$tmp/golb.yaml" <<EOF
+listen: 127.0.0.1:0
+workers: 1
+healthCheckPeriod: 3600
+backends:
+  - http://$toy/health
+EOF
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" -confpath "$tmp/golb.yaml" \
+        >"$tmp/golb.log" 2>&1 &
+    local pid=$!
+    pids+=("$pid")
+    local addr
+    addr=$(wait_line "$tmp/golb.log" 'listening on [0-9.:]+' | head -1 | awk '{print $3}')
+    python3 - "$addr" "$n" <<'PY'
+import socket, sys
+host, port = sys.argv[1].rsplit(":", 1)
+n = int(sys.argv[2])
+s = socket.create_connection((host, int(port)), timeout=60)
+req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+buf = b""
+for _ in range(n):
+    s.sendall(req)
+    while True:
+        head_end = buf.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = buf[:head_end].decode("latin-1").lower()
+            length = int(head.split("content-length:")[1].split("\r\n")[0])
+            total = head_end + 4 + length
+            if len(buf) >= total:
+                buf = buf[total:]
+                break
+        chunk = s.recv(65536)
+        if not chunk:
+            sys.exit("connection closed early")
+        buf += chunk
+s.close()
+PY
+    kill -TERM "$pid"
+    wait "$pid" || true
+    [[ -n ${IR_KEEP:-} ]] && cp "$out" "$IR_KEEP/$(basename "$(dirname "$bin")")-$n.cg"
+    awk '/^(summary|totals):/ {print $2; exit}' "$out"
+}
+
+printf '%-40s %12s\n' "binary" "Ir/request"
+for bin in "${bins[@]}"; do
+    a=$(run_one "$bin" "$N1")
+    b=$(run_one "$bin" "$N2")
+    printf '%-40s %12d\n' "$bin" $(((b - a) / (N2 - N1)))
+done
