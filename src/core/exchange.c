@@ -49,49 +49,12 @@
 #include "base/util.h"
 #include "core/worker_ctx.h"
 
-/* Paths HTTP/1's requests never take (stream sources, trailers, stream tunnels): kept out of
- * exchange_pump, whose every call HTTP/1 keep-alive pays for. */
-#define COLD __attribute__((cold, noinline))
-
 /* Bodies with at least this much left (Content-Length) or close-delimited ones move through a
  * pipe with splice(2) instead of being copied through a buffer. Below it, copying is cheaper. */
 #define SPLICE_MIN (32u * 1024u)
 
-/* Buffers of the hold chain (requestBufferSize) offered to one writev, with the head. */
-#define HOLD_IOV 16
-
 /* Exchanges kept for reuse per worker, so steady traffic never mallocs one. */
 #define MAX_FREE_EXCHANGES 256
-
-/* The one place an exchange reads configuration, backends and balancer: all of it from the
- * generation the request pinned at start, so a reload never moves a request in flight (its
- * timeouts, retries, backends and balancer stay those it started with). */
-static inline const struct config *ex_cfg(const struct exchange *x)
-{
-    return x->gen->cfg;
-}
-
-static inline struct backend *ex_backend(const struct exchange *x, int idx)
-{
-    return x->gen->table->b[idx];
-}
-
-/* upgradeProtocols of the exchange's generation (NULL-terminated) */
-static inline const char *const *ex_upgrades(const struct exchange *x)
-{
-    return (const char *const *)x->gen->cfg->upgrade_protocols;
-}
-
-/* The chosen backend's settings in the exchange's generation. */
-static inline const struct config_backend *ex_backend_cfg(const struct exchange *x)
-{
-    return &x->gen->cfg->backends[x->backend];
-}
-
-static inline struct balancer *ex_balancer(const struct exchange *x)
-{
-    return &x->gen->balancer;
-}
 
 static void on_upstream_event(struct upstream_conn *up, uint32_t events);
 static void connect_next(struct exchange *x);
@@ -159,7 +122,7 @@ void exchange_pool_free(struct worker_ctx *w)
     w->nfree_exchanges = 0;
 }
 
-static enum exchange_status ex_fail(struct exchange *x, int status, enum lb_outcome outcome)
+enum exchange_status exchange_fail(struct exchange *x, int status, enum lb_outcome outcome)
 {
     x->res = EX_FAIL;
     x->fail_status = status;
@@ -168,17 +131,11 @@ static enum exchange_status ex_fail(struct exchange *x, int status, enum lb_outc
 }
 
 /* Ends this exchange_pump call; the session calls again after the worker's other ready events. */
-static void x_yield(struct exchange *x)
+void exchange_yield(struct exchange *x)
 {
     if (!x->yielded)
         x->ops->yield(x->client);
     x->yielded = true;
-}
-
-/* n bytes moved: counted against this exchange_pump call's budget. */
-static inline void spend(struct exchange *x, size_t n)
-{
-    x->budget = n < x->budget ? x->budget - n : 0;
 }
 
 /* The backend's response time the balancer learns from (leastLatency): pick → final response
@@ -212,8 +169,8 @@ void exchange_finish(struct exchange *x)
     backend_report_success(ex_backend(x, x->backend));
     /* Reuse is earned: the response said keep-alive, ended exactly where its framing said (no
      * byte left over, even after a bodiless 204/304/HEAD answer) and the request went out whole. */
-    bool reusable = x->resp_keepalive && x->req_done && !x->up_eof &&
-                    (!x->uin || buf_len(x->uin) == 0);
+    bool reusable =
+        x->resp_keepalive && x->req_done && !x->up_eof && (!x->uin || buf_len(x->uin) == 0);
     drop_upstream(x, reusable, LB_OK);
 }
 
@@ -372,24 +329,23 @@ enum exchange_status exchange_timeout(struct exchange *x)
         return x->res;
     }
     if (x->phase == XP_BUFFER)
-        return ex_fail(x, 408, LB_OK); /* the body stopped before golb took a backend */
+        return exchange_fail(x, 408, LB_OK); /* the body stopped before golb took a backend */
     if (x->resp_phase == RESP_WAIT_HEAD && x->req_done) {
         struct backend *b = ex_backend(x, x->backend);
-        log_warn("backend %s: no response within %u ms", b->name,
-                 ex_cfg(x)->upstream_timeout_ms);
+        log_warn("backend %s: no response within %u ms", b->name, ex_cfg(x)->upstream_timeout_ms);
         x->end_term = "sH";
         x->end_error = "response_timeout";
-        return ex_fail(x, 504, LB_FAILED);
+        return exchange_fail(x, 504, LB_FAILED);
     }
     uint32_t buffered = 0;
     if (!x->req_done && x->resp_phase == RESP_WAIT_HEAD) {
         x->ops->peek(x->client, &buffered);
         if (buffered == 0)
-            return ex_fail(x, 408, LB_FAILED); /* the client stopped sending its body */
+            return exchange_fail(x, 408, LB_FAILED); /* the client stopped sending its body */
     }
     x->end_term = "sD";
     x->end_error = "body_timeout";
-    return ex_fail(x, 504, LB_FAILED); /* no progress: cut if the response started */
+    return exchange_fail(x, 504, LB_FAILED); /* no progress: cut if the response started */
 }
 
 /* ---------------------------------------------------------------- I/O helpers -------------- */
@@ -397,11 +353,6 @@ enum exchange_status exchange_timeout(struct exchange *x)
 static ssize_t upstream_read(struct upstream_conn *up, struct buf *b)
 {
     return conn_read(up->io.fd, up->ssl, b, &up->readable, &up->writable, up->rdhup);
-}
-
-static ssize_t upstream_writev(struct upstream_conn *up, const struct iovec *iov, int n)
-{
-    return conn_writev(up->io.fd, up->ssl, iov, n, &up->writable, &up->readable);
 }
 
 /* ---------------------------------------------------------------- head rewriting ----------- */
@@ -493,9 +444,9 @@ static bool x_response_head(struct exchange *x, const struct http1_response *res
 /* True when a body may go (or is already going) through a pipe: the head is out, nothing of the
  * body is left in the buffer, enough remains to pay for the pipe, and the client end is a plain
  * socket the session offers. */
-static bool want_splice(struct exchange *x, struct kpipe *p, struct exchange_splice *end,
-                        bool response, bool head_out, uint32_t buffered,
-                        enum http1_body framing, uint64_t remaining)
+bool exchange_want_splice(struct exchange *x, struct kpipe *p, struct exchange_splice *end,
+                          bool response, bool head_out, uint32_t buffered, enum http1_body framing,
+                          uint64_t remaining)
 {
     if (p->r >= 0)
         return true;
@@ -503,138 +454,13 @@ static bool want_splice(struct exchange *x, struct kpipe *p, struct exchange_spl
         return false; /* through TLS, bodies are copied (kernel TLS offload would splice here) */
     if (!head_out || buffered)
         return false;
-    if (!(framing == HTTP1_BODY_CLOSE ||
-          (framing == HTTP1_BODY_LENGTH && remaining >= SPLICE_MIN)))
+    if (!(framing == HTTP1_BODY_CLOSE || (framing == HTTP1_BODY_LENGTH && remaining >= SPLICE_MIN)))
         return false;
     if (end->fd < 0 && x->ops->splice_end(x->client, response, end) != 0) {
         x->no_splice = true;
         return false;
     }
     return pipe_pool_get(&x->w->pipes, p) == 0;
-}
-
-/* ---------------------------------------------------------------- holding the body ---------- */
-
-/* A request with a body is held until the body is complete or requestBufferSize bytes of it came,
- * before a backend is taken: a client that trickles its body costs golb a few buffers, not a
- * backend connection (HAProxy's http-buffer-request). Not for Expect: 100-continue (the client
- * waits for the backend's 100 before it sends the body) nor for an upgrade. */
-static bool x_hold_wanted(const struct exchange *x, const struct http_request *req)
-{
-    /* A stream source (HTTP/2) holds its body in its own stream buffers, unframed: not here. */
-    return (req->body == HTTP_BODY_STREAM ||
-            (req->body == HTTP_BODY_LENGTH && req->content_length > 0)) &&
-           ex_cfg(x)->request_buffer_size > 0 && !x->req_upgrade && !x->req_stream &&
-           !(req->flags & HTTP_RF_EXPECT_100);
-}
-
-/* Appends n bytes to the hold chain. Returns false when out of buffers. */
-static bool hold_append(struct exchange *x, const char *p, uint32_t n)
-{
-    while (n) {
-        if (!x->hold_tail || buf_space(x->hold_tail) == 0) {
-            struct buf *b = buf_get(&x->w->bufs);
-            if (!b)
-                return false;
-            if (x->hold_tail)
-                x->hold_tail->next = b;
-            else
-                x->hold = b;
-            x->hold_tail = b;
-        }
-        uint32_t k = MIN(n, buf_space(x->hold_tail));
-        memcpy(x->hold_tail->data + x->hold_tail->last, p, k);
-        x->hold_tail->last += k;
-        x->held += k;
-        p += k;
-        n -= k;
-    }
-    return true;
-}
-
-/* n bytes of the hold chain went upstream: its drained buffers go back. */
-static void hold_sent(struct exchange *x, uint32_t n)
-{
-    x->held -= n;
-    while (n) {
-        struct buf *b = x->hold;
-        uint32_t k = MIN(n, buf_len(b));
-        b->pos += k;
-        n -= k;
-        if (buf_len(b) == 0) {
-            x->hold = b->next;
-            if (!x->hold)
-                x->hold_tail = NULL;
-            buf_put(&x->w->bufs, b);
-        }
-    }
-}
-
-/* XP_BUFFER: body bytes the source holds (validated, for chunked), and whether they end the body. */
-static uint64_t hold_source_bytes(struct exchange *x, const char *src, uint32_t avail, bool *done,
-                                  bool *bad)
-{
-    if (x->req_body == HTTP1_BODY_LENGTH) {
-        uint64_t want = x->req_remaining - x->held;
-        *done = avail >= want;
-        return MIN((uint64_t)avail, want);
-    }
-    while (x->req_ready < avail && !http1_chunked_done(&x->req_chunk)) {
-        bool is_data;
-        ssize_t k = http1_chunked_decode(&x->req_chunk, src + x->req_ready, avail - x->req_ready,
-                                         &is_data);
-        if (k < 0) {
-            *bad = true;
-            break;
-        }
-        if (k == 0)
-            break;
-        x->req_ready += (uint32_t)k;
-    }
-    *done = http1_chunked_done(&x->req_chunk);
-    return x->req_ready;
-}
-
-/* XP_BUFFER: takes the body from the source into the hold chain until it is complete or
- * requestBufferSize bytes came (counted as received: chunk framing included); bytes that end it
- * stay at the source. Returns true when the request may go on to a backend; false while it
- * waits for the client, or when it ended (x->res). Out of buffers, it goes on with what it has. */
-static bool hold_body(struct exchange *x)
-{
-    uint64_t limit = ex_cfg(x)->request_buffer_size;
-    for (;;) {
-        uint32_t avail = 0;
-        const char *src = x->ops->peek(x->client, &avail);
-        bool done = false, bad = false;
-        uint64_t body = hold_source_bytes(x, src, avail, &done, &bad);
-        if (bad) {
-            ex_fail(x, 400, LB_OK);
-            return false;
-        }
-        if (done || x->held + body >= limit)
-            return true;
-        if (body) {
-            if (!hold_append(x, src, (uint32_t)body))
-                return true;
-            x->ops->consume(x->client, (uint32_t)body);
-            x->req_ready = 0;
-            spend(x, (size_t)body);
-        }
-        if (x->budget == 0) {
-            x_yield(x);
-            return false;
-        }
-        ssize_t r = x->ops->fill(x->client);
-        if (r == -EAGAIN)
-            return false;
-        if (r == -ENOMEM)
-            return true;
-        if (r < 0) {
-            x->res = EX_CLOSE; /* the client went away mid-body */
-            return false;
-        }
-        x->progress_at = loop_now(x->w->loop);
-    }
 }
 
 /* ---------------------------------------------------------------- connecting --------------- */
@@ -662,15 +488,15 @@ enum exchange_status exchange_start(struct exchange *x, const struct http_reques
         x->req_encode = x->req_body == HTTP1_BODY_CHUNKED;
     }
     if (req->protocol_len && !x->req_upgrade)
-        return ex_fail(x, 501, LB_OK); /* an extended CONNECT is a tunnel or nothing */
+        return exchange_fail(x, 501, LB_OK); /* an extended CONNECT is a tunnel or nothing */
     x->coalesce_head = info->https;
 
     int st = x_request_head(x, req, info);
     if (st)
-        return ex_fail(x, st, LB_OK);
+        return exchange_fail(x, st, LB_OK);
     balancer_request_init(ex_balancer(x), &x->lbr, req, info->client_ip, info->client_ip_len,
                           w->id);
-    if (x_hold_wanted(x, req)) {
+    if (exchange_req_hold_wanted(x, req)) {
         x->phase = XP_BUFFER; /* exchange_pump holds the body (hold_body), then picks */
         x->progress_at = loop_now(w->loop);
         return EX_WAIT;
@@ -687,19 +513,19 @@ static void connect_next(struct exchange *x)
     uint32_t max_tries = MIN(cfg->retries + 1, (uint32_t)LB_MAX_TRIES);
     for (;;) {
         if ((uint32_t)x->tried.n >= max_tries) {
-            ex_fail(x, 502, LB_OK);
+            exchange_fail(x, 502, LB_OK);
             return;
         }
         int idx = balancer_pick(ex_balancer(x), &x->lbr, &x->tried);
         if (idx < 0) {
-            ex_fail(x, x->tried.n ? 502 : 503, LB_OK);
+            exchange_fail(x, x->tried.n ? 502 : 503, LB_OK);
             return;
         }
         lb_tried_add(&x->tried, idx);
         struct backend *b = ex_backend(x, idx);
         x->backend = idx;
         if (!x_set_upstream_host(x, b) && !(x_grow(x, &x->reqh) && x_set_upstream_host(x, b))) {
-            ex_fail(x, 431, LB_OK);
+            exchange_fail(x, 431, LB_OK);
             return;
         }
         x->up = upstream_take_idle(w->upstreams, &b->pw[w->id].idle, x, on_upstream_event);
@@ -727,7 +553,7 @@ static void connect_next(struct exchange *x)
              * backend would fail the same way. */
             log_warn("backend %s: cannot connect: %s", b->name, strerror(-err));
             balancer_release(ex_balancer(x), idx, LB_OK, pick_age_us(x));
-            ex_fail(x, 503, LB_OK);
+            exchange_fail(x, 503, LB_OK);
             return;
         }
         obs_connect_result(w, &x->obs, err);
@@ -772,7 +598,7 @@ static bool replay_on_fresh(struct exchange *x)
 }
 
 /* The upstream failed before the response started: replay, or answer 502. */
-static void upstream_broken(struct exchange *x, const char *why)
+void exchange_upstream_broken(struct exchange *x, const char *why)
 {
     if (replay_on_fresh(x))
         return;
@@ -783,384 +609,7 @@ static void upstream_broken(struct exchange *x, const char *why)
     }
     x->end_term = x->resp_started ? "SD" : "SH";
     x->end_error = "invalid_response";
-    ex_fail(x, 502, LB_FAILED);
-}
-
-/* True while pumping may go on: no outcome yet and the upstream is there. */
-static inline bool relaying(const struct exchange *x)
-{
-    return x->res == EX_WAIT && x->phase == XP_RELAY;
-}
-
-/* ---------------------------------------------------------------- request side ------------- */
-
-/* Content-Length request bodies past the first buffer go client → pipe → upstream. */
-static void splice_request(struct exchange *x, bool *progress)
-{
-    struct exchange_splice *s = &x->splice_req;
-    uint64_t left = x->req_remaining;
-    enum pipe_splice_err err = PIPE_SPLICE_OK;
-    bool p = pipe_splice(&x->req_pipe, s->fd, s->readable, s->eof, x->up->io.fd,
-                         &x->up->writable, &left, &x->obs.req_body_bytes, &x->budget,
-                         PIPE_SPLICE_CHUNK, NULL, &err);
-    if (left != x->req_remaining)
-        x->req_body_sent = true;
-    x->req_remaining = left;
-    if (err == PIPE_SPLICE_DST_FAILED) {
-        upstream_broken(x, "connection reset while sending the request");
-        return;
-    }
-    if (err == PIPE_SPLICE_SRC_FAILED || (*s->eof && x->req_remaining && x->req_pipe.bytes == 0)) {
-        x->res = EX_CLOSE; /* the client went away mid-body */
-        return;
-    }
-    if (p) {
-        *progress = true;
-        x->progress_at = loop_now(x->w->loop);
-    }
-    if (x->req_remaining == 0) {
-        x->req_done = true;
-        x->sent_at = loop_now(x->w->loop);
-        *progress = true;
-    }
-}
-
-/* The request failed for a fault of the client's body (invalid chunked coding, a length the
- * stream contradicts): 400, or a cut once the response started. The upstream connection is closed
- * with the body unfinished, so it never takes it for a whole one. */
-COLD static bool bad_request_body(struct exchange *x)
-{
-    x->end_term = "PD";
-    x->end_error = "bad_request";
-    ex_fail(x, 400, LB_FAILED);
-    return false;
-}
-
-/* Writes the chunked framing that goes before the next data: the CRLF ending the previous chunk
- * and the size line of a chunk of n bytes, or (n == 0) the last chunk and an empty trailer
- * section. */
-static void frame_chunk(struct exchange *x, uint64_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    char *p = x->req_frame;
-    uint32_t len = 0;
-    if (x->req_chunk_open) {
-        p[len++] = '\r';
-        p[len++] = '\n';
-    }
-    int shift = 60;
-    while (shift > 0 && !(n >> shift))
-        shift -= 4;
-    for (; shift >= 0; shift -= 4)
-        p[len++] = hex[(n >> shift) & 0xf];
-    p[len++] = '\r';
-    p[len++] = '\n';
-    if (n == 0) {
-        p[len++] = '\r';
-        p[len++] = '\n';
-        x->req_last_framed = true;
-    }
-    x->req_chunk_open = n > 0;
-    x->req_chunk_left = n;
-    x->req_frame_len = len;
-    x->req_frame_sent = 0;
-}
-
-/* The last chunk with the trailers the session hands over (ops->trailers): "0" CRLF, the trailer
- * fields, the final CRLF, after the CRLF ending the previous chunk. It goes in a buffer (reqt),
- * as trailers do not fit in req_frame. Returns false when the request failed. */
-static bool frame_last(struct exchange *x)
-{
-    const struct http_field *tr = NULL;
-    size_t n = x->ops->trailers ? x->ops->trailers(x->client, &tr) : 0;
-    if (n == 0) {
-        frame_chunk(x, 0);
-        return true;
-    }
-    if (!(x->reqt = buf_get(&x->w->bufs))) {
-        ex_fail(x, 503, LB_FAILED);
-        return false;
-    }
-    const char *last = x->req_chunk_open ? "\r\n0\r\n" : "0\r\n";
-    x->reqt->last = (uint32_t)strlen(last);
-    memcpy(x->reqt->data, last, x->reqt->last);
-    if (!rewrite_trailers(tr, n, x->reqt))
-        return bad_request_body(x); /* larger than a buffer */
-    x->req_last_framed = true;
-    x->req_chunk_open = false;
-    x->req_frame_len = x->reqt->last;
-    x->req_frame_sent = 0;
-    return true;
-}
-
-/* A stream source's body: how many of the avail bytes at the source may go now (*body), with the
- * framing that goes first (*frame_left bytes of req_frame). Returns false when the request failed
- * (its length contradicted). */
-COLD static bool stream_body(struct exchange *x, uint32_t avail, uint64_t *body,
-                             uint32_t *frame_left)
-{
-    if (!x->req_encode) { /* LENGTH: exactly req_remaining more bytes, then the end */
-        if (avail > x->req_remaining || (x->req_src_end && avail < x->req_remaining))
-            return bad_request_body(x);
-        *body = avail;
-        if (avail && avail == x->req_remaining && !x->req_src_end)
-            (*body)--; /* the last byte waits until the source says the body ends there */
-        return true;
-    }
-    if (x->req_frame_sent == x->req_frame_len && x->req_chunk_left == 0) {
-        if (avail)
-            frame_chunk(x, avail);
-        else if (x->req_src_end && !x->req_last_framed && !frame_last(x))
-            return false;
-    }
-    *frame_left = x->req_frame_len - x->req_frame_sent;
-    *body = MIN(x->req_chunk_left, (uint64_t)avail);
-    return true;
-}
-
-/* pump_request for a stream session (exchange_request.stream): its source holds exactly the body
- * and then says it ended (fill 0); a STREAM body goes up chunked with the framing written here.
- * Kept apart from pump_request, which HTTP/1's every request runs. */
-COLD static bool pump_request_stream(struct exchange *x)
-{
-    bool progress = false;
-    const struct exchange_client_ops *ops = x->ops;
-    while (!x->req_done && relaying(x)) {
-        struct iovec iov[3];
-        int n = 0;
-        uint32_t head_left =
-            x->reqh && x->reqh_sent < x->reqh->last ? x->reqh->last - x->reqh_sent : 0;
-        if (head_left)
-            iov[n++] = (struct iovec){x->reqh->data + x->reqh_sent, head_left};
-        uint64_t body = 0;
-        uint32_t avail = 0, frame_left = 0;
-        const char *src = NULL;
-        if (x->req_body != HTTP1_BODY_NONE) {
-            src = ops->peek(x->client, &avail);
-            if (!stream_body(x, avail, &body, &frame_left))
-                return false;
-        }
-        if (frame_left)
-            iov[n++] = (struct iovec){(x->reqt ? x->reqt->data : x->req_frame) + x->req_frame_sent,
-                                      frame_left};
-        if (body)
-            iov[n++] = (struct iovec){(char *)src, (size_t)body};
-
-        bool body_complete = x->req_body == HTTP1_BODY_NONE ||
-                             (x->req_encode ? x->req_last_framed && frame_left == 0
-                                            : x->req_remaining == body && x->req_src_end);
-        if (n == 0 && body_complete) {
-            x->req_done = true;
-            x->sent_at = loop_now(x->w->loop);
-            buf_put(&x->w->bufs, x->reqt);
-            x->reqt = NULL;
-            progress = true;
-            break;
-        }
-        if (n > 0) {
-            if (!x->up->writable)
-                break;
-            ssize_t wr = upstream_writev(x->up, iov, n);
-            if (wr == -EAGAIN)
-                break;
-            if (wr < 0) {
-                upstream_broken(x, "connection reset while sending the request");
-                return false;
-            }
-            progress = true;
-            x->progress_at = loop_now(x->w->loop);
-            spend(x, (size_t)wr);
-            uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
-            x->reqh_sent += from_head;
-            if (from_head && from_head == head_left)
-                x->head_sent_at = x->progress_at; /* the replay window starts */
-            uint32_t from_frame = (uint32_t)MIN((uint64_t)wr - from_head, (uint64_t)frame_left);
-            x->req_frame_sent += from_frame;
-            uint32_t from_body = (uint32_t)wr - from_head - from_frame;
-            if (from_frame || from_body)
-                x->req_body_sent = true;
-            if (from_body) {
-                x->obs.req_body_bytes += from_body;
-                ops->consume(x->client, from_body);
-                if (x->req_encode)
-                    x->req_chunk_left -= from_body;
-                else
-                    x->req_remaining -= from_body;
-            }
-            continue;
-        }
-        if (x->budget == 0) /* this call's budget is spent: exchange_pump yields */
-            break;
-        ssize_t r = ops->fill(x->client); /* more of the body, or its end */
-        if (r == -EAGAIN)
-            break;
-        if (r == -ENOMEM) {
-            ex_fail(x, 503, LB_FAILED);
-            return false;
-        }
-        if (r < 0) { /* the client went away mid-body: the upstream never gets a whole one */
-            x->res = EX_CLOSE;
-            return false;
-        }
-        if (r == 0)
-            x->req_src_end = true;
-        progress = true;
-        x->progress_at = loop_now(x->w->loop);
-    }
-    return progress;
-}
-
-/* Sends the request head (when still due) and bytes of the hold chain (requestBufferSize), in
- * one writev. Returns 1 when bytes went, 0 when the upstream takes nothing now, -1 when the
- * exchange failed. Kept out of pump_request, whose path without a hold stays short. */
-__attribute__((noinline)) static int send_held(struct exchange *x)
-{
-    struct iovec iov[1 + HOLD_IOV];
-    int n = 0;
-    uint32_t head_left = x->reqh_sent < x->reqh->last ? x->reqh->last - x->reqh_sent : 0;
-    if (head_left)
-        iov[n++] = (struct iovec){x->reqh->data + x->reqh_sent, head_left};
-    for (struct buf *b = x->hold; b && n < 1 + HOLD_IOV; b = b->next)
-        iov[n++] = (struct iovec){b->data + b->pos, buf_len(b)};
-    if (!x->up->writable)
-        return 0;
-    ssize_t wr = upstream_writev(x->up, iov, n);
-    if (wr == -EAGAIN)
-        return 0;
-    if (wr < 0) {
-        upstream_broken(x, "connection reset while sending the request");
-        return -1;
-    }
-    x->progress_at = loop_now(x->w->loop);
-    spend(x, (size_t)wr);
-    uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
-    x->reqh_sent += from_head;
-    uint32_t from_body = (uint32_t)wr - from_head;
-    if (from_body) {
-        x->req_body_sent = true;
-        x->obs.req_body_bytes += from_body;
-        hold_sent(x, from_body);
-        if (x->req_body == HTTP1_BODY_LENGTH)
-            x->req_remaining -= from_body;
-    }
-    return 1;
-}
-
-/* Sends the request head and body bytes the framing allows. Returns true on progress. */
-static bool pump_request(struct exchange *x)
-{
-    bool progress = false;
-    const struct exchange_client_ops *ops = x->ops;
-    if (x->req_stream)
-        return pump_request_stream(x);
-    if (x->req_body == HTTP1_BODY_LENGTH && !x->req_done && !x->hold) {
-        uint32_t buffered = 0;
-        ops->peek(x->client, &buffered);
-        if (want_splice(x, &x->req_pipe, &x->splice_req, false,
-                        !x->reqh || x->reqh_sent == x->reqh->last, buffered, HTTP1_BODY_LENGTH,
-                        x->req_remaining)) {
-            splice_request(x, &progress);
-            return progress;
-        }
-    }
-    while (!x->req_done && relaying(x)) {
-        if (x->hold) {
-            /* What was held goes first (with the head), alone: the source's bytes follow once
-             * it is all sent. */
-            int r = send_held(x);
-            if (r <= 0)
-                return r == 0 && progress;
-            progress = true;
-            continue;
-        }
-        struct iovec iov[2];
-        int n = 0;
-        /* reqh goes once the final response head came, maybe before the body went up whole */
-        uint32_t head_left =
-            x->reqh && x->reqh_sent < x->reqh->last ? x->reqh->last - x->reqh_sent : 0;
-        if (head_left)
-            iov[n++] = (struct iovec){x->reqh->data + x->reqh_sent, head_left};
-
-        uint64_t body = 0;
-        uint32_t avail = 0;
-        const char *src = x->req_body != HTTP1_BODY_NONE ? ops->peek(x->client, &avail) : NULL;
-        if (x->req_body == HTTP1_BODY_LENGTH) {
-            body = MIN(x->req_remaining, (uint64_t)avail);
-        } else if (x->req_body == HTTP1_BODY_CHUNKED) {
-            while (x->req_ready < avail && !http1_chunked_done(&x->req_chunk)) {
-                bool is_data;
-                ssize_t k = http1_chunked_decode(&x->req_chunk, src + x->req_ready,
-                                                 avail - x->req_ready, &is_data);
-                if (k < 0) {
-                    ex_fail(x, 400, LB_FAILED);
-                    return false;
-                }
-                if (k == 0)
-                    break;
-                x->req_ready += (uint32_t)k;
-            }
-            body = x->req_ready;
-        }
-        if (body)
-            iov[n++] = (struct iovec){(char *)src, (size_t)body};
-
-        bool body_complete =
-            x->req_body == HTTP1_BODY_NONE ||
-            (x->req_body == HTTP1_BODY_LENGTH && x->req_remaining == body) ||
-            (x->req_body == HTTP1_BODY_CHUNKED && http1_chunked_done(&x->req_chunk) &&
-             x->req_ready == body);
-        if (n == 0 && body_complete) {
-            x->req_done = true;
-            x->sent_at = loop_now(x->w->loop);
-            progress = true;
-            break;
-        }
-        if (n > 0) {
-            if (!x->up->writable)
-                break;
-            ssize_t wr = upstream_writev(x->up, iov, n);
-            if (wr == -EAGAIN)
-                break;
-            if (wr < 0) {
-                upstream_broken(x, "connection reset while sending the request");
-                return false;
-            }
-            progress = true;
-            x->progress_at = loop_now(x->w->loop);
-            spend(x, (size_t)wr);
-            uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
-            x->reqh_sent += from_head;
-            uint32_t from_body = (uint32_t)wr - from_head;
-            if (from_body) {
-                x->req_body_sent = true;
-                x->obs.req_body_bytes += from_body;
-                ops->consume(x->client, from_body);
-                if (x->req_body == HTTP1_BODY_LENGTH)
-                    x->req_remaining -= from_body;
-                else
-                    x->req_ready -= from_body;
-            }
-            continue;
-        }
-        /* Need more body bytes from the client (unless this call's budget is spent). */
-        if (x->budget == 0)
-            break;
-        ssize_t r = ops->fill(x->client);
-        if (r == -EAGAIN)
-            break;
-        if (r == -ENOMEM) {
-            ex_fail(x, 503, LB_FAILED);
-            return false;
-        }
-        if (r <= 0) {
-            /* The client went away mid-body: the upstream can never get a complete request. */
-            x->res = EX_CLOSE;
-            return false;
-        }
-        progress = true;
-        x->progress_at = loop_now(x->w->loop);
-    }
-    return progress;
+    exchange_fail(x, 502, LB_FAILED);
 }
 
 /* ---------------------------------------------------------------- response side ------------ */
@@ -1171,14 +620,14 @@ static bool x_parse_response(struct exchange *x)
     struct http1_response resp;
     size_t len = buf_len(x->uin);
     size_t max_head = MAX(x->uin->cap, x_head_size(x)) - 1;
-    ssize_t n = http1_parse_response(x->uin->data + x->uin->pos, len, 0, max_head,
-                                     x->req_is_head, &resp);
+    ssize_t n =
+        http1_parse_response(x->uin->data + x->uin->pos, len, 0, max_head, x->req_is_head, &resp);
     if (n == -EAGAIN) {
         if (buf_space(x->uin) == 0) {
             if (x->uin->pos == 0) {
                 /* A head larger than an ordinary buffer: go on in a large one. */
                 if (!x_grow(x, &x->uin)) {
-                    upstream_broken(x, "response head too large");
+                    exchange_upstream_broken(x, "response head too large");
                     return false;
                 }
                 return false;
@@ -1192,14 +641,14 @@ static bool x_parse_response(struct exchange *x)
         snprintf(why, sizeof(why), "invalid response: %s",
                  resp.err_reason ? resp.err_reason : "malformed");
         x->replayed = true; /* a bad response is not a dropped pooled connection */
-        upstream_broken(x, why);
+        exchange_upstream_broken(x, why);
         return false;
     }
     x->uin->pos += (uint32_t)n;
     if (!x->resph) {
         x->resph = buf_get(&x->w->bufs);
         if (!x->resph) {
-            ex_fail(x, 503, LB_FAILED);
+            exchange_fail(x, 503, LB_FAILED);
             return false;
         }
     }
@@ -1207,20 +656,20 @@ static bool x_parse_response(struct exchange *x)
         /* Interim (100 Continue, 103 Early Hints): the session relays it (or not), then the
          * exchange keeps waiting for the final head. */
         if (!x_response_head(x, &resp)) {
-            upstream_broken(x, "interim response head too large");
+            exchange_upstream_broken(x, "interim response head too large");
             return false;
         }
         return true;
     }
     if (resp.status == 101 && !x->req_upgrade) {
         x->replayed = true;
-        upstream_broken(x, "101 Switching Protocols without an upgrade request");
+        exchange_upstream_broken(x, "101 Switching Protocols without an upgrade request");
         return false;
     }
-    if (resp.status == 101 &&
-        !rewrite_upgrade_response_ok(&resp, ex_upgrades(x))) {
+    if (resp.status == 101 && !rewrite_upgrade_response_ok(&resp, ex_upgrades(x))) {
         x->replayed = true;
-        upstream_broken(x, "101 Switching Protocols to a protocol not in upgradeProtocols");
+        exchange_upstream_broken(x,
+                                 "101 Switching Protocols to a protocol not in upgradeProtocols");
         return false;
     }
     obs_response_head(x->w, &x->obs, resp.status, (uint32_t)n);
@@ -1234,7 +683,7 @@ static bool x_parse_response(struct exchange *x)
     x->resp_keepalive = (resp.flags & HTTP1_MF_KEEP_ALIVE) && resp.body != HTTP1_BODY_CLOSE;
     if (!x_response_head(x, &resp)) {
         x->replayed = true;
-        upstream_broken(x, "response head too large");
+        exchange_upstream_broken(x, "response head too large");
         return false;
     }
     /* The request can no longer be replayed: free its head now. */
@@ -1246,8 +695,8 @@ static bool x_parse_response(struct exchange *x)
         return true;
     }
     x->resp_phase = resp.body != HTTP1_BODY_NONE ? RESP_BODY
-                    : x->ops->body_end          ? RESP_END
-                                                : RESP_DONE;
+                    : x->ops->body_end           ? RESP_END
+                                                 : RESP_DONE;
     return true;
 }
 
@@ -1264,9 +713,9 @@ static uint64_t response_body_ready(struct exchange *x, bool *failed)
         if (!x->resp_dechunk) {
             while (x->resp_ready < avail && !http1_chunked_done(&x->resp_chunk)) {
                 bool is_data;
-                ssize_t k = http1_chunked_decode(&x->resp_chunk,
-                                                 x->uin->data + x->uin->pos + x->resp_ready,
-                                                 avail - x->resp_ready, &is_data);
+                ssize_t k =
+                    http1_chunked_decode(&x->resp_chunk, x->uin->data + x->uin->pos + x->resp_ready,
+                                         avail - x->resp_ready, &is_data);
                 if (k <= 0) {
                     *failed = k < 0;
                     break;
@@ -1284,10 +733,9 @@ static uint64_t response_body_ready(struct exchange *x, bool *failed)
             uint32_t dst = x->resp_ready, tend = dst + x->resp_tlen, src = tend;
             while (src < avail && !http1_chunked_done(&x->resp_chunk)) {
                 bool is_data;
-                size_t before = http1_chunked_in_trailers(&x->resp_chunk)
-                                    ? x->resp_chunk.line_len : 0;
-                ssize_t k = http1_chunked_decode(&x->resp_chunk, base + src, avail - src,
-                                                 &is_data);
+                size_t before =
+                    http1_chunked_in_trailers(&x->resp_chunk) ? x->resp_chunk.line_len : 0;
+                ssize_t k = http1_chunked_decode(&x->resp_chunk, base + src, avail - src, &is_data);
                 if (k <= 0) {
                     *failed = k < 0;
                     break;
@@ -1352,9 +800,9 @@ static void splice_response(struct exchange *x, bool *progress)
     bool length = x->resp_body == HTTP1_BODY_LENGTH;
     uint64_t left = length ? x->resp_remaining : UINT64_MAX;
     enum pipe_splice_err err = PIPE_SPLICE_OK;
-    bool p = pipe_splice(&x->resp_pipe, x->up->io.fd, &x->up->readable, &x->up_eof, s->fd,
-                         s->writable, &left, &x->obs.resp_body_bytes, &x->budget, x->uin->cap,
-                         &x->resp_room, &err);
+    bool p =
+        pipe_splice(&x->resp_pipe, x->up->io.fd, &x->up->readable, &x->up_eof, s->fd, s->writable,
+                    &left, &x->obs.resp_body_bytes, &x->budget, x->uin->cap, &x->resp_room, &err);
     if (length)
         x->resp_remaining = left;
     if (p) {
@@ -1424,10 +872,11 @@ COLD static int response_end(struct exchange *x)
 static bool pump_response(struct exchange *x)
 {
     bool progress = false;
-    while (relaying(x)) {
+    while (ex_relaying(x)) {
         if (x->resp_phase == RESP_BODY && !x->resp_dechunk &&
-            want_splice(x, &x->resp_pipe, &x->splice_resp, true, !x->resph || x->resph->last == 0,
-                        x->uin ? buf_len(x->uin) : 0, x->resp_body, x->resp_remaining)) {
+            exchange_want_splice(x, &x->resp_pipe, &x->splice_resp, true,
+                                 !x->resph || x->resph->last == 0, x->uin ? buf_len(x->uin) : 0,
+                                 x->resp_body, x->resp_remaining)) {
             splice_response(x, &progress);
             return progress;
         }
@@ -1441,7 +890,7 @@ static bool pump_response(struct exchange *x)
             bool failed = false;
             body = response_body_ready(x, &failed);
             if (failed) {
-                upstream_broken(x, "invalid chunked response body");
+                exchange_upstream_broken(x, "invalid chunked response body");
                 return false;
             }
             if (body)
@@ -1454,12 +903,11 @@ static bool pump_response(struct exchange *x)
         bool hold_head = unlikely(x->coalesce_head) && head_left && !body &&
                          x->resp_phase == RESP_BODY && x->head_reads < 2 && !x->up_eof &&
                          x->budget && x->uin && buf_len(x->uin) == 0 &&
-                         (x->resp_body == HTTP1_BODY_LENGTH
-                              ? x->resp_remaining > 0
-                              : !http1_chunked_done(&x->resp_chunk));
+                         (x->resp_body == HTTP1_BODY_LENGTH ? x->resp_remaining > 0
+                                                            : !http1_chunked_done(&x->resp_chunk));
         if ((head_left || body) && !hold_head) {
-            ssize_t wr = x->ops->send(x->client, &head, body ? &body_iov : NULL,
-                                      x->uin && x->uin->pos == 0);
+            ssize_t wr =
+                x->ops->send(x->client, &head, body ? &body_iov : NULL, x->uin && x->uin->pos == 0);
             if (wr == -EAGAIN)
                 break;
             if (wr < 0) {
@@ -1469,7 +917,7 @@ static bool pump_response(struct exchange *x)
             progress = true;
             x->resp_started = true;
             x->progress_at = loop_now(x->w->loop);
-            spend(x, (size_t)wr);
+            ex_spend(x, (size_t)wr);
             uint32_t from_head = (uint32_t)MIN((uint64_t)wr, (uint64_t)head_left);
             x->resph_sent += from_head;
             if (from_head && x->resph_sent == x->resph->last)
@@ -1508,7 +956,7 @@ static bool pump_response(struct exchange *x)
         /* 2. Parse a head already buffered. */
         if (x->resp_phase == RESP_WAIT_HEAD && x->uin && buf_len(x->uin) > 0) {
             bool parsed = x_parse_response(x);
-            if (!relaying(x))
+            if (!ex_relaying(x))
                 return false;
             if (parsed) {
                 progress = true;
@@ -1526,7 +974,7 @@ static bool pump_response(struct exchange *x)
         if (!x->uin) {
             x->uin = buf_get(&x->w->bufs);
             if (!x->uin) {
-                ex_fail(x, 503, LB_FAILED);
+                exchange_fail(x, 503, LB_FAILED);
                 return false;
             }
         }
@@ -1539,7 +987,8 @@ static bool pump_response(struct exchange *x)
         if (buf_space(x->uin) == 0) {
             buf_compact(x->uin);
             if (buf_space(x->uin) == 0) { /* a trailer section as large as the buffer */
-                log_warn("backend %s: response trailers too large", ex_backend(x, x->backend)->name);
+                log_warn("backend %s: response trailers too large",
+                         ex_backend(x, x->backend)->name);
                 x->end_term = "SD";
                 x->end_error = "invalid_response";
                 x->res = EX_CLOSE;
@@ -1549,7 +998,7 @@ static bool pump_response(struct exchange *x)
         ssize_t r = upstream_read(x->up, x->uin);
         if (r == -EAGAIN) {
             if (hold_head && x->head_reads == 1 && x->ops->yield) {
-                x_yield(x); /* look again after the other ready events */
+                exchange_yield(x); /* look again after the other ready events */
                 break;
             }
             if (hold_head)
@@ -1560,11 +1009,12 @@ static bool pump_response(struct exchange *x)
             x->up_eof = true;
             if (x->resp_phase == RESP_WAIT_HEAD) {
                 if (buf_len(x->uin) == 0) {
-                    upstream_broken(x, r == 0 ? "connection closed before the response"
-                                              : "connection reset before the response");
+                    exchange_upstream_broken(x, r == 0 ? "connection closed before the response"
+                                                       : "connection reset before the response");
                 } else {
                     x->replayed = true;
-                    upstream_broken(x, "connection closed in the middle of the response head");
+                    exchange_upstream_broken(
+                        x, "connection closed in the middle of the response head");
                 }
                 return false;
             }
@@ -1603,7 +1053,7 @@ static bool tunnel_up(struct exchange *x)
         if (!x->up->writable)
             return false;
         struct iovec iov = {(char *)src, avail};
-        ssize_t wr = upstream_writev(x->up, &iov, 1);
+        ssize_t wr = ex_upstream_writev(x->up, &iov, 1);
         if (wr == -EAGAIN)
             return false;
         if (wr < 0) {
@@ -1612,7 +1062,7 @@ static bool tunnel_up(struct exchange *x)
         }
         x->ops->consume(x->client, (uint32_t)wr);
         x->obs.req_body_bytes += (uint64_t)wr;
-        spend(x, (size_t)wr);
+        ex_spend(x, (size_t)wr);
         return true;
     }
     ssize_t r = x->ops->fill(x->client);
@@ -1643,7 +1093,7 @@ static bool tunnel_down(struct exchange *x)
         }
         x->uin->pos += (uint32_t)wr;
         x->obs.resp_body_bytes += (uint64_t)wr;
-        spend(x, (size_t)wr);
+        ex_spend(x, (size_t)wr);
         return true;
     }
     if (x->up_eof) {
@@ -1683,7 +1133,7 @@ COLD static enum exchange_status pump_tunnel_stream(struct exchange *x)
     for (int rounds = 0; x->res == EX_WAIT; rounds++) {
         if (rounds == 64 || x->budget == 0) { /* the rest after the other connections */
             if (x->ops->yield)
-                x_yield(x);
+                exchange_yield(x);
             break;
         }
         bool p = !x->tun_client_done && tunnel_up(x);
@@ -1715,7 +1165,7 @@ static inline enum exchange_status x_wait(struct exchange *x)
  * when the exchange ended). */
 __attribute__((noinline)) static bool pump_hold(struct exchange *x)
 {
-    if (x->res != EX_WAIT || !hold_body(x))
+    if (x->res != EX_WAIT || !exchange_req_hold_body(x))
         return false;
     x->phase = XP_PICK;
     connect_next(x);
@@ -1732,17 +1182,17 @@ enum exchange_status exchange_pump(struct exchange *x)
     }
     if (unlikely(x->phase == XP_BUFFER) && !pump_hold(x))
         return x->res == EX_WAIT ? x_wait(x) : x->res;
-    for (int rounds = 0; relaying(x); rounds++) {
+    for (int rounds = 0; ex_relaying(x); rounds++) {
         if (rounds == 64) { /* readiness still set: the rest after the other connections */
             if (x->ops->yield)
-                x_yield(x);
+                exchange_yield(x);
             break;
         }
-        bool p = pump_request(x);
-        if (!relaying(x))
+        bool p = exchange_req_pump(x);
+        if (!ex_relaying(x))
             break;
         p |= pump_response(x);
-        if (!relaying(x))
+        if (!ex_relaying(x))
             break;
         if (x->resp_phase == RESP_DONE && (x->resph == NULL || x->resph->last == 0)) {
             if (x->tunnel_pending)
@@ -1761,7 +1211,7 @@ enum exchange_status exchange_pump(struct exchange *x)
         if (!p || x->yielded)
             break;
         if (x->budget == 0) {
-            x_yield(x); /* the rest after the worker's other connections */
+            exchange_yield(x); /* the rest after the worker's other connections */
             break;
         }
     }

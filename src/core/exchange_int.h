@@ -1,6 +1,6 @@
-/* exchange_int — the body of struct exchange: private to exchange.c (and to the unit tests that
- * build or inspect an exchange). Sessions see only exchange.h. scripts/check-layers.sh refuses an
- * include of a *_int.h header from another folder.
+/* exchange_int — the body of struct exchange: private to exchange.c, exchange_req.c (and to the
+ * unit tests that build or inspect an exchange). Sessions see only exchange.h.
+ * scripts/check-layers.sh refuses an include of a *_int.h header from another folder.
  */
 #ifndef GOLB_EXCHANGE_INT_H
 #define GOLB_EXCHANGE_INT_H
@@ -8,8 +8,13 @@
 #include "core/exchange.h"
 
 #include "base/pipes.h"
+#include "config/config.h"
+#include "upstream/backend.h"
+#include "core/generation.h"
 #include "core/obs.h"
 #include "http/http1.h"
+#include "net/conn.h"
+#include "upstream/upstream.h"
 
 struct generation;
 struct upstream_conn;
@@ -54,7 +59,7 @@ struct exchange {
     struct buf *reqt; /* the last chunk with the request's trailers, while it is sent */
     uint32_t reqh_sent, resph_sent;
     uint32_t reqh_host_at; /* where a Host line goes when the request had none (0: it had) */
-    struct kpipe req_pipe, resp_pipe;               /* splice paths; r == -1 when unused */
+    struct kpipe req_pipe, resp_pipe; /* splice paths; r == -1 when unused */
     uint64_t resp_room; /* what the client socket can still take, as pipe_splice last saw it */
     struct exchange_splice splice_req, splice_resp; /* fd -1: not (yet) offered */
     bool no_splice;                                 /* the client end refused splice */
@@ -87,8 +92,8 @@ struct exchange {
      * bytes (the CRLF ending the previous chunk, the next size line; at the end the last chunk),
      * req_chunk_left what the current chunk still carries. */
     bool req_stream, req_src_end;
-    bool req_encode;     /* the exchange writes the chunked framing */
-    bool req_chunk_open; /* a chunk's data went: its CRLF goes before the next size line */
+    bool req_encode;      /* the exchange writes the chunked framing */
+    bool req_chunk_open;  /* a chunk's data went: its CRLF goes before the next size line */
     bool req_last_framed; /* the last chunk is in req_frame (or sent) */
     uint32_t req_frame_len, req_frame_sent;
     uint64_t req_chunk_left;
@@ -106,8 +111,8 @@ struct exchange {
     uint32_t resp_ready; /* CHUNKED: bytes at uin->pos validated (pass-through) or decoded */
     struct http1_chunked resp_chunk;
     bool resp_started, resp_dechunk, resp_keepalive, tunnel_pending;
-    bool resp_trailers; /* de-chunking for a sink with body_end: its trailer section is kept */
-    uint32_t resp_tlen; /* trailer section bytes kept in uin after the resp_ready data bytes */
+    bool resp_trailers;  /* de-chunking for a sink with body_end: its trailer section is kept */
+    uint32_t resp_tlen;  /* trailer section bytes kept in uin after the resp_ready data bytes */
     bool body_abandoned; /* the response ended before the request body was read: close */
     bool up_eof;
     struct exchange_tunnel tunnel;
@@ -122,5 +127,84 @@ struct exchange {
     char req_frame[24]; /* "\r\n" + up to 16 hex digits + "\r\n", or "\r\n0\r\n\r\n"; the
                            last chunk with trailers is in reqt instead */
 };
+
+/* Paths HTTP/1's requests never take (stream sources, trailers, stream tunnels): kept out of
+ * exchange_pump, whose every call HTTP/1 keep-alive pays for. */
+#define COLD __attribute__((cold, noinline))
+
+/* The one place an exchange reads configuration, backends and balancer: all of it from the
+ * generation the request pinned at start, so a reload never moves a request in flight (its
+ * timeouts, retries, backends and balancer stay those it started with). */
+static inline const struct config *ex_cfg(const struct exchange *x)
+{
+    return x->gen->cfg;
+}
+
+static inline struct backend *ex_backend(const struct exchange *x, int idx)
+{
+    return x->gen->table->b[idx];
+}
+
+/* upgradeProtocols of the exchange's generation (NULL-terminated) */
+static inline const char *const *ex_upgrades(const struct exchange *x)
+{
+    return (const char *const *)x->gen->cfg->upgrade_protocols;
+}
+
+/* The chosen backend's settings in the exchange's generation. */
+static inline const struct config_backend *ex_backend_cfg(const struct exchange *x)
+{
+    return &x->gen->cfg->backends[x->backend];
+}
+
+static inline struct balancer *ex_balancer(const struct exchange *x)
+{
+    return &x->gen->balancer;
+}
+
+/* n bytes moved: counted against this exchange_pump call's budget. */
+static inline void ex_spend(struct exchange *x, size_t n)
+{
+    x->budget = n < x->budget ? x->budget - n : 0;
+}
+
+/* True while pumping may go on: no outcome yet and the upstream is there. */
+static inline bool ex_relaying(const struct exchange *x)
+{
+    return x->res == EX_WAIT && x->phase == XP_RELAY;
+}
+
+static inline ssize_t ex_upstream_writev(struct upstream_conn *up, const struct iovec *iov, int n)
+{
+    return conn_writev(up->io.fd, up->ssl, iov, n, &up->writable, &up->readable);
+}
+
+/* The request direction (exchange_req.c). */
+
+/* A request with a body is held until the body is complete or requestBufferSize bytes of it came,
+ * before a backend is taken: a client that trickles its body costs golb a few buffers, not a
+ * backend connection (HAProxy's http-buffer-request). Not for Expect: 100-continue (the client
+ * waits for the backend's 100 before it sends the body) nor for an upgrade. */
+static inline bool exchange_req_hold_wanted(const struct exchange *x,
+                                            const struct http_request *req)
+{
+    /* A stream source (HTTP/2) holds its body in its own stream buffers, unframed: not here. */
+    return (req->body == HTTP_BODY_STREAM ||
+            (req->body == HTTP_BODY_LENGTH && req->content_length > 0)) &&
+           ex_cfg(x)->request_buffer_size > 0 && !x->req_upgrade && !x->req_stream &&
+           !(req->flags & HTTP_RF_EXPECT_100);
+}
+
+/* Shared by exchange.c (picking, response, tunnels) and exchange_req.c (the request direction). */
+enum exchange_status exchange_fail(struct exchange *x, int status, enum lb_outcome outcome);
+void exchange_yield(struct exchange *x);
+void exchange_upstream_broken(struct exchange *x, const char *why);
+bool exchange_want_splice(struct exchange *x, struct kpipe *p, struct exchange_splice *end,
+                          bool response, bool head_out, uint32_t buffered, enum http1_body framing,
+                          uint64_t remaining);
+
+/* exchange_req.c: the request direction (holding the body, sending head and body up). */
+bool exchange_req_hold_body(struct exchange *x);
+bool exchange_req_pump(struct exchange *x);
 
 #endif

@@ -1,7 +1,7 @@
 /* Unit tests for holding a request body before a backend is taken (requestBufferSize,
- * exchange.c hold_body): what stays at the source, what moves to the hold chain, how a chunked
- * body is counted (as received, framing included), and what ends the hold. The file includes
- * exchange.c to reach the static step; a fake session is the body source. */
+ * exchange_req.c exchange_req_hold_body): what stays at the source, what moves to the hold
+ * chain, how a chunked body is counted (as received, framing included), and what ends the hold.
+ * The file includes exchange.c to reach its static steps; a fake session is the body source. */
 #include <criterion/criterion.h>
 
 #include "../../../src/core/exchange.c"
@@ -115,7 +115,7 @@ Test(exchange_hold, a_body_complete_at_the_source_is_not_copied)
     x->req_body = HTTP1_BODY_LENGTH;
     x->req_remaining = 10;
     source("0123456789GET /next");
-    cr_expect(hold_body(x));
+    cr_expect(exchange_req_hold_body(x));
     cr_expect_null(x->hold, "nothing copied: it goes up from the source");
     cr_expect_eq(fk.fills, 0);
     cr_expect_eq(fk.len - fk.pos, 19, "the pipelined bytes are the session's");
@@ -127,12 +127,12 @@ Test(exchange_hold, a_trickling_body_moves_to_the_chain_until_it_is_complete)
     x->req_body = HTTP1_BODY_LENGTH;
     x->req_remaining = 10;
     source("0123");
-    cr_expect_not(hold_body(x), "waits for the client");
+    cr_expect_not(exchange_req_hold_body(x), "waits for the client");
     cr_expect_eq(x->res, EX_WAIT);
     cr_expect_eq(x->held, 4);
     cr_expect_eq(fk.len, 0, "the source is free for the next read");
     fk.more = "456789GET /next";
-    cr_expect(hold_body(x), "complete: a backend may be taken");
+    cr_expect(exchange_req_hold_body(x), "complete: a backend may be taken");
     char got[64];
     cr_expect_eq(chain(got), 4);
     cr_expect_str_eq(got, "0123");
@@ -145,9 +145,9 @@ Test(exchange_hold, request_buffer_size_ends_the_hold_before_the_body_ends)
     x->req_body = HTTP1_BODY_LENGTH;
     x->req_remaining = 1000;
     source("0123");
-    cr_expect_not(hold_body(x));
+    cr_expect_not(exchange_req_hold_body(x));
     fk.more = "4567";
-    cr_expect(hold_body(x), "8 bytes came: stream the rest");
+    cr_expect(exchange_req_hold_body(x), "8 bytes came: stream the rest");
     cr_expect_eq(x->held, 4);
     cr_expect_eq(fk.len - fk.pos, 4);
 }
@@ -159,12 +159,12 @@ Test(exchange_hold, a_chunked_body_counts_as_received_framing_included)
     wk_cfg.request_buffer_size = 40;
     x->req_body = HTTP1_BODY_CHUNKED;
     source("a\r\n0123456789\r\n");
-    cr_expect_not(hold_body(x));
+    cr_expect_not(exchange_req_hold_body(x));
     fk.more = "a\r\n0123456789\r\n";
-    cr_expect_not(hold_body(x));
+    cr_expect_not(exchange_req_hold_body(x));
     cr_expect_eq(x->held, 30, "two chunks as received");
     fk.more = "a\r\n0123456789\r\n";
-    cr_expect(hold_body(x));
+    cr_expect(exchange_req_hold_body(x));
     cr_expect_eq(x->held, 30);
     cr_expect_eq(x->req_ready, 15, "the third is validated at the source");
 }
@@ -174,7 +174,7 @@ Test(exchange_hold, a_bad_chunk_is_a_400)
     wk_cfg.request_buffer_size = 65536;
     x->req_body = HTTP1_BODY_CHUNKED;
     source("zz\r\n");
-    cr_expect_not(hold_body(x));
+    cr_expect_not(exchange_req_hold_body(x));
     cr_expect_eq(x->res, EX_FAIL);
     cr_expect_eq(x->fail_status, 400);
 }
@@ -186,7 +186,7 @@ Test(exchange_hold, a_client_gone_mid_body_closes)
     x->req_remaining = 10;
     source("01");
     fk.eof = true;
-    cr_expect_not(hold_body(x));
+    cr_expect_not(exchange_req_hold_body(x));
     cr_expect_eq(x->res, EX_CLOSE);
 }
 
