@@ -293,6 +293,14 @@ struct config {
     int nroutes;
     struct config_route *routes;
     bool encoded_slash_reject; /* encodedSlash: reject → %2F, %5C (and "\") in a path are a 400 */
+
+    /* who may tell golb a client's address (config_net.c) */
+    bool pp_on;              /* proxyProtocol given: listeners read PROXY headers (server/) */
+    bool pp_required;        /* proxyProtocol.required: a trusted peer must send one */
+    int npp_trusted;
+    struct cidr *pp_trusted; /* proxyProtocol.trustedNetworks: the peers that may send one */
+    int ntrusted_proxies;
+    struct cidr *trusted_proxies; /* trustedProxies: peers whose forwarding headers count */
 };
 
 /* Loads and validates `path`. On success returns 0 and stores a new config in *out. On failure
