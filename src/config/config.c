@@ -40,6 +40,7 @@
  *   upgradeProtocols := sequence of PROTOCOL (TOKEN ["/" TOKEN]), default [websocket]; [] = off
  *   proxyProtocol := mapping {trustedNetworks: sequence of CIDR (required), required: BOOL}
  *               (config_net.c); CIDR := ADDR | ADDR/BITS (base/cidr.h)
+ *   trustedProxies := sequence of CIDR (config_net.c), default []
  *   backends := non-empty sequence of (URL | mapping {url: URL (required), healthPath: "/...",
  *               weight: INT 0..1000 (default 1), and for https: serverName, caFile, tlsVerify,
  *               clientCertFile, clientKeyFile (config_tls.c)})
@@ -160,7 +161,7 @@
  *   proxyProtocol is missing "trustedNetworks"
  *   proxyProtocol.required must be true or false, got V
  *   KEY must be a sequence of addresses or CIDR ranges (e.g. [10.0.0.0/8, "::1"]), got V
- *   KEY: invalid address or CIDR range V       (KEY proxyProtocol.trustedNetworks)
+ *   KEY: invalid address or CIDR range V       (KEY proxyProtocol.trustedNetworks, trustedProxies)
  * Warnings:
  *   KEY: "A/B" has bits set beyond its prefix: it means N/B
  *   proxyProtocol.trustedNetworks: [] trusts no peer: every PROXY header is refused
@@ -254,6 +255,7 @@ static const struct config_yaml_key keys[] = {
     {"routes", CONFIG_YAML_KT_ROUTES, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"encodedSlash", CONFIG_YAML_KT_ENCODED_SLASH, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"proxyProtocol", CONFIG_YAML_KT_PROXY_PROTOCOL, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+    {"trustedProxies", CONFIG_YAML_KT_TRUSTED_PROXIES, CONFIG_YAML_NO_FIELD, 0, 0, 0},
 };
 
 _Static_assert(ARRAY_LEN(keys) <= 48, "struct top's key_at is too small");
@@ -407,6 +409,9 @@ static void set_key(struct top *top, struct config *cfg, const struct config_yam
     }
     case CONFIG_YAML_KT_PROXY_PROTOCOL:
         config_net_proxy_protocol(l, cfg, v);
+        break;
+    case CONFIG_YAML_KT_TRUSTED_PROXIES:
+        config_net_trusted_proxies(l, cfg, v);
         break;
     }
 }

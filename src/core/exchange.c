@@ -43,6 +43,7 @@
 #include "core/generation.h"
 #include "base/log.h"
 #include "base/loop.h"
+#include "http/forwarded.h"
 #include "http/rewrite.h"
 #include "base/sock.h"
 #include "upstream/upstream.h"
@@ -268,7 +269,8 @@ void exchange_result(const struct exchange *x, struct exchange_result *out)
 void exchange_obs_end(struct exchange *x, int status, const char *term, const char *error_type,
                       const char *client_ip)
 {
-    obs_req_end(x->w, &x->obs, status, term, error_type, client_ip);
+    /* the request's own client address once exchange_start decided it (trustedProxies) */
+    obs_req_end(x->w, &x->obs, status, term, error_type, x->client_ip_len ? x->client_ip : client_ip);
 }
 
 struct exchange_tunnel *exchange_tunnel(struct exchange *x)
@@ -412,6 +414,7 @@ static bool x_build_request_head(struct exchange *x, const struct http_request *
 {
     struct rewrite_request opt = {.client_ip = info->client_ip,
                                   .client_ip_len = info->client_ip_len,
+                                  .trusted_peer = x->peer_trusted,
                                   .upgrade = x->req_upgrade,
                                   .upgrade_protocols = ex_upgrades(x),
                                   .https = info->https,
@@ -639,10 +642,32 @@ static bool hold_body(struct exchange *x)
 
 /* ---------------------------------------------------------------- connecting --------------- */
 
+/* The request's client address (x->client_ip): the session's, or with trustedProxies what the
+ * chain of trusted proxies says (http/forwarded.h). */
+static void x_client_address(struct exchange *x, const struct http_request *req,
+                             const struct exchange_request *info)
+{
+    const struct config *cfg = ex_cfg(x);
+    size_t n = (size_t)cfg->ntrusted_proxies;
+    x->peer_trusted = n && forwarded_trusted(cfg->trusted_proxies, n, info->client_ip,
+                                             info->client_ip_len);
+    if (x->peer_trusted) {
+        x->client_ip_len = (uint8_t)forwarded_client(req, cfg->trusted_proxies, n, info->client_ip,
+                                                  info->client_ip_len, x->client_ip,
+                                                  sizeof(x->client_ip));
+        return;
+    }
+    size_t len = MIN(info->client_ip_len, sizeof(x->client_ip) - 1);
+    memcpy(x->client_ip, info->client_ip, len);
+    x->client_ip[len] = '\0';
+    x->client_ip_len = (uint8_t)len;
+}
+
 enum exchange_status exchange_start(struct exchange *x, const struct http_request *req,
                                     const struct exchange_request *info)
 {
     struct worker_ctx *w = x->w;
+    x_client_address(x, req, info);
     obs_req_start(w, &x->obs, req, info->head_wait_ms);
     /* The upstream framing: a length stays a length, a body of unknown length goes chunked. */
     _Static_assert(HTTP_BODY_NONE == (int)HTTP1_BODY_NONE &&
@@ -668,8 +693,7 @@ enum exchange_status exchange_start(struct exchange *x, const struct http_reques
     int st = x_request_head(x, req, info);
     if (st)
         return ex_fail(x, st, LB_OK);
-    balancer_request_init(ex_balancer(x), &x->lbr, req, info->client_ip, info->client_ip_len,
-                          w->id);
+    balancer_request_init(ex_balancer(x), &x->lbr, req, x->client_ip, x->client_ip_len, w->id);
     if (x_hold_wanted(x, req)) {
         x->phase = XP_BUFFER; /* exchange_pump holds the body (hold_body), then picks */
         x->progress_at = loop_now(w->loop);

@@ -1,7 +1,9 @@
-"""PROXY protocol on accept (issue 18, section 2): a trusted L4 peer's v1 or v2 header gives the
+"""Client addresses (issue 18, sections 2 and 3). PROXY protocol on accept: a trusted L4 peer's v1 or v2 header gives the
 client address golb uses everywhere (X-Forwarded-For, access log, clientAddress hashing), on the
 plain and the TLS listener; headers from untrusted peers, malformed ones, missing ones when
-required, and ones that never complete close the connection and are counted by reason."""
+required, and ones that never complete close the connection and are counted by reason.
+trustedProxies: forwarding headers replaced from untrusted peers, appended to and read
+(right-most untrusted X-Forwarded-For entry) from trusted ones."""
 
 import json
 import os
@@ -104,11 +106,11 @@ class AcceptTest(ProxyProtocolCase):
         c = self.conn(g)
         c.send(v2(None, None, command=0))
         self.assertEqual(c.request("GET", "/c").echo_header("X-Forwarded-For"), "127.0.0.1")
-        # a client's own X-Forwarded-For is appended to, after the carried address's hop
+        # a client's own X-Forwarded-For is replaced (it is not one of trustedProxies)
         c = self.conn(g)
         c.send(v1("192.0.2.8", "198.51.100.1"))
         r = c.request("GET", "/d", headers={"X-Forwarded-For": "10.9.9.9"})
-        self.assertEqual(r.echo_header("X-Forwarded-For"), "10.9.9.9, 192.0.2.8")
+        self.assertEqual(r.echo_header("X-Forwarded-For"), "192.0.2.8")
         lines = self.access_log(5)
         self.assertEqual([x["client.address"] for x in lines],
                          ["192.0.2.7", "192.0.2.7", "2001:db8::9", "127.0.0.1", "192.0.2.8"])
@@ -170,7 +172,7 @@ class AcceptTest(ProxyProtocolCase):
         self.wait_error(g, "untrusted", 2)
         # without a header it is an ordinary client, its own address the client address
         r = self.get(g, "/", headers={"X-Forwarded-For": "10.1.1.1"})
-        self.assertEqual(r.echo_header("X-Forwarded-For"), "10.1.1.1, 127.0.0.1")
+        self.assertEqual(r.echo_header("X-Forwarded-For"), "127.0.0.1")
 
     def test_optional_header(self):
         t = self.toy(1)
@@ -224,6 +226,67 @@ class AcceptTest(ProxyProtocolCase):
 def ssl_errors():
     import ssl
     return (ssl.SSLError, ConnectionResetError, OSError)
+
+
+FORWARDING = {"X-Forwarded-For": "203.0.113.1, 10.0.0.5", "X-Forwarded-Proto": "https",
+              "X-Forwarded-Host": "front.example", "Forwarded": "for=203.0.113.1;proto=https",
+              "X-Real-IP": "203.0.113.1"}
+
+
+class TrustedProxiesTest(ProxyProtocolCase):
+    def start_plain(self, backends, **cfg):
+        cfg.setdefault("workers", 1)
+        self.alog = os.path.join(self.tmp, "access.log")
+        g = self.golb(golb_config(backends, **cfg) + f"accessLog: json\naccessLogPath: {self.alog}\n")
+        for b in backends:
+            self.wait_backend(g, b, "UP")
+        return g
+
+    def test_untrusted_peer_headers_are_replaced(self):
+        t = self.toy(1)
+        g = self.start_plain([t])  # trustedProxies: [] by default
+        r = self.get(g, "/", headers=FORWARDING)
+        self.assertEqual(r.echo_header("X-Forwarded-For"), "127.0.0.1")
+        self.assertEqual(r.echo_header("X-Forwarded-Proto"), "http")
+        self.assertEqual(r.echo_header("X-Forwarded-Host"), "golb.test")
+        self.assertIsNone(r.echo_header("Forwarded"))
+        self.assertIsNone(r.echo_header("X-Real-IP"))
+        self.assertEqual(self.access_log(1)[0]["client.address"], "127.0.0.1")
+
+    def test_trusted_peer_chain_gives_the_client(self):
+        toys = self.toys(3)
+        g = self.start_plain(toys, trustedProxies='[127.0.0.1, "10.0.0.0/8"]', balance="hash")
+        r = self.get(g, "/", headers=FORWARDING)
+        self.assertEqual(r.echo_header("X-Forwarded-For"), "203.0.113.1, 10.0.0.5, 127.0.0.1")
+        self.assertEqual(r.echo_header("X-Forwarded-Proto"), "https")
+        self.assertEqual(r.echo_header("X-Forwarded-Host"), "front.example")
+        self.assertEqual(r.echo_header("Forwarded"), "for=203.0.113.1;proto=https")
+        self.assertEqual(r.echo_header("X-Real-IP"), "203.0.113.1")
+        self.assertEqual(self.access_log(1)[0]["client.address"], "203.0.113.1")
+        # clientAddress hashing follows the chain's client, not the proxy's address
+        ids = {}
+        for i in range(30):
+            for _ in range(2):
+                r = self.get(g, "/", headers={"X-Forwarded-For": f"198.51.100.{i}, 10.0.0.5"})
+                ids.setdefault(i, set()).add(r.header("X-Server-Id"))
+        self.assertTrue(all(len(v) == 1 for v in ids.values()), ids)
+        self.assertEqual(len(set().union(*ids.values())), 3, "distinct clients spread")
+
+    def test_proxy_protocol_hop_then_trusted_chain(self):
+        t = self.toy(1)
+        g = self.start([t], "  trustedNetworks: [127.0.0.1]\n  required: true\n",
+                       trustedProxies="[10.0.0.0/8]")
+        # the L4 tier says the peer is 10.0.0.5, a trusted HTTP proxy, whose chain names the client
+        c = self.conn(g)
+        c.send(v2("10.0.0.5", "198.51.100.1"))
+        r = c.request("GET", "/", headers={"X-Forwarded-For": "192.0.2.44"})
+        self.assertEqual(r.echo_header("X-Forwarded-For"), "192.0.2.44, 10.0.0.5")
+        # the L4 tier says 192.0.2.45: not a trusted proxy, its chain is replaced
+        c = self.conn(g)
+        c.send(v2("192.0.2.45", "198.51.100.1"))
+        r = c.request("GET", "/", headers={"X-Forwarded-For": "203.0.113.1"})
+        self.assertEqual(r.echo_header("X-Forwarded-For"), "192.0.2.45")
+        self.assertEqual([x["client.address"] for x in self.access_log(2)], ["192.0.2.44", "192.0.2.45"])
 
 
 class ConfigTest(GolbTestCase):

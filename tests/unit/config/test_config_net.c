@@ -111,6 +111,23 @@ Test(config_net, proxy_protocol_errors)
                 "t.yaml:7:3: duplicate key \"required\" (first defined at line 5)\n");
 }
 
+Test(config_net, trusted_proxies)
+{
+    struct config *cfg = load_ok(BACKENDS "trustedProxies: [10.0.0.0/8, \"2001:db8::/32\"]\n", "");
+    char buf[64];
+    cr_assert_eq(cfg->ntrusted_proxies, 2);
+    cr_expect_str_eq(cidr_str(&cfg->trusted_proxies[1], buf, sizeof(buf)), "2001:db8::/32");
+    config_free(cfg);
+    cfg = load_ok(BACKENDS "trustedProxies: []\n", "");
+    cr_expect_eq(cfg->ntrusted_proxies, 0);
+    config_free(cfg);
+    expect_fail(BACKENDS "trustedProxies: 10.0.0.0/8\n",
+                "t.yaml:3:17: trustedProxies must be a sequence of addresses or CIDR ranges (e.g. "
+                "[10.0.0.0/8, \"::1\"]), got \"10.0.0.0/8\"\n");
+    expect_fail(BACKENDS "trustedProxies: [10.0.0.0/8, nope]\n",
+                "t.yaml:3:30: trustedProxies: invalid address or CIDR range \"nope\"\n");
+}
+
 /* config_diff's lines between two loads. */
 static char *diff(const char *a, const char *b)
 {
@@ -135,6 +152,9 @@ Test(config_net, diff_lines)
     cr_expect_str_eq(d, "setting changed: proxyProtocol.trustedNetworks [10.0.0.0/8] -> "
                         "[10.0.0.0/8, ::1/128]\n"
                         "setting changed: proxyProtocol.required false -> true\n");
+    free(d);
+    d = diff(BACKENDS, BACKENDS "trustedProxies: [192.0.2.0/24]\n");
+    cr_expect_str_eq(d, "setting changed: trustedProxies [] -> [192.0.2.0/24]\n");
     free(d);
     d = diff(BACKENDS "proxyProtocol: {trustedNetworks: [10.0.0.0/8]}\n",
              BACKENDS "proxyProtocol: {trustedNetworks: [10.0.0.0/8]}\n");
