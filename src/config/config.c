@@ -42,7 +42,7 @@
  *               (config_net.c); CIDR := ADDR | ADDR/BITS (base/cidr.h)
  *   trustedProxies := sequence of CIDR (config_net.c), default []
  *   backends := non-empty sequence of (URL | mapping {url: URL (required), healthPath: "/...",
- *               weight: INT 0..1000 (default 1), and for https: serverName, caFile, tlsVerify,
+ *               weight: INT 0..1000 (default 1), sendProxyProtocol: off | v1 | v2, and for https: serverName, caFile, tlsVerify,
  *               clientCertFile, clientKeyFile (config_tls.c)})
  *   tls      := mapping (config_tls.c)
  *   balance  := roundRobin | leastConnections | random | leastLatency | hash

@@ -36,6 +36,8 @@ struct config_backend {
     struct sockaddr_storage addr; /* resolved at load time (first address getaddrinfo returns) */
     socklen_t addrlen;
     uint32_t weight; /* weight: 0..1000, default 1 (0: no new traffic, sticky users stay) */
+    uint8_t send_proxy_protocol; /* sendProxyProtocol: 0 off (default), 1 v1, 2 v2: a PROXY header
+                                    first on every new connection (health checks: LOCAL/UNKNOWN) */
     int line, col; /* where the entry is, for messages about it */
 
     /* https:// backends (tls true): golb speaks TLS to it, health checks included */

@@ -365,6 +365,9 @@ static bool diff_backend(const struct config *o, const struct config_backend *a,
         }                                                                                          \
     } while (0)
     FIELD(a->weight != b->weight, "weight %u -> %u", a->weight, b->weight);
+    static const char *const ppv[] = {"off", "v1", "v2"};
+    FIELD(a->send_proxy_protocol != b->send_proxy_protocol, "sendProxyProtocol %s -> %s",
+          ppv[a->send_proxy_protocol % 3], ppv[b->send_proxy_protocol % 3]);
     FIELD(!str_eq(a->health_path, b->health_path), "healthPath \"%s\" -> \"%s\"",
           or_none(a->health_path), or_none(b->health_path));
     FIELD(!addr_eq(&a->addr, a->addrlen, &b->addr, b->addrlen), "address re-resolved");

@@ -31,6 +31,7 @@
  */
 #include "core/exchange_int.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "http/forwarded.h"
+#include "net/proxy_proto.h"
 #include "http/rewrite.h"
 #include "base/sock.h"
 #include "upstream/upstream.h"
@@ -663,6 +665,47 @@ static void x_client_address(struct exchange *x, const struct http_request *req,
     x->client_ip_len = (uint8_t)len;
 }
 
+/* sendProxyProtocol: the request's client address as a pool key (family 0 for a backend without
+ * it, or an address that is not one), and the header written first on a new connection: the
+ * client's address (port 0: golb keeps no client port) to the backend's. */
+static void x_pp_key(const struct exchange *x, struct upstream_pp *pp)
+{
+    memset(pp, 0, sizeof(*pp));
+    if (!ex_backend_cfg(x)->send_proxy_protocol)
+        return;
+    if (inet_pton(AF_INET, x->client_ip, pp->addr) == 1)
+        pp->family = AF_INET;
+    else if (inet_pton(AF_INET6, x->client_ip, pp->addr) == 1)
+        pp->family = AF_INET6;
+}
+
+static int x_send_proxy_header(struct exchange *x, struct upstream_conn *up)
+{
+    const struct config_backend *cb = ex_backend_cfg(x);
+    struct upstream_pp pp;
+    x_pp_key(x, &pp);
+    struct sockaddr_storage src;
+    memset(&src, 0, sizeof(src));
+    if (pp.family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)(void *)&src;
+        a->sin_family = AF_INET;
+        memcpy(&a->sin_addr, pp.addr, 4);
+    } else if (pp.family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)(void *)&src;
+        a->sin6_family = AF_INET6;
+        memcpy(&a->sin6_addr, pp.addr, 16);
+    }
+    const struct sockaddr *s = pp.family ? (const struct sockaddr *)&src : NULL;
+    const struct sockaddr *d = s ? (const struct sockaddr *)&cb->addr : NULL;
+    char hdr[PROXY_PROTO_V1_MAX + 64];
+    ssize_t n = cb->send_proxy_protocol == 1
+                    ? proxy_proto_write_v1(hdr, sizeof(hdr), s, d)
+                    : proxy_proto_write_v2(hdr, sizeof(hdr), s, d, NULL, 0, 0);
+    if (n < 0)
+        return (int)n;
+    return upstream_send_proxy_header(up, hdr, (size_t)n, &pp);
+}
+
 enum exchange_status exchange_start(struct exchange *x, const struct http_request *req,
                                     const struct exchange_request *info)
 {
@@ -726,7 +769,9 @@ static void connect_next(struct exchange *x)
             ex_fail(x, 431, LB_OK);
             return;
         }
-        x->up = upstream_take_idle(w->upstreams, &b->pw[w->id].idle, x, on_upstream_event);
+        struct upstream_pp pp;
+        x_pp_key(x, &pp);
+        x->up = upstream_take_idle_pp(w->upstreams, &b->pw[w->id].idle, x, on_upstream_event, &pp);
         obs_backend_try(w, &x->obs, b, x->up != NULL, x->tried.n > 1, x->reqh->last);
         atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
         if (x->up) {
@@ -1805,6 +1850,15 @@ static void on_upstream_event(struct upstream_conn *up, uint32_t events)
             if (rc != 0) {
                 obs_connect_result(x->w, &x->obs, rc);
                 connect_failed(x, strerror(-rc));
+                x->ops->resume(x->client);
+                return;
+            }
+        }
+        if (ex_backend_cfg(x)->send_proxy_protocol && !up->pp_sent) {
+            int rc = x_send_proxy_header(x, up); /* first, before any TLS byte */
+            if (rc != 0) {
+                obs_connect_result(x->w, &x->obs, rc);
+                connect_failed(x, "cannot send the PROXY protocol header");
                 x->ops->resume(x->client);
                 return;
             }

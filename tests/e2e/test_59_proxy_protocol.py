@@ -9,9 +9,11 @@ import json
 import os
 import socket
 import struct
+import threading
 import time
 
-from golbtest import GolbTestCase, HTTPConn, golb_config, run_golb, scaled, wait_until
+from golbtest import (GolbTestCase, HTTPConn, RawUpstream, golb_config, run_golb, scaled,
+                      wait_until)
 from test_91_observability import ADMIN_RE, parse_metrics, val
 from tlstest import TLSConn, client_context, https_port, pki, tls_config_block
 
@@ -289,6 +291,114 @@ class TrustedProxiesTest(ProxyProtocolCase):
         self.assertEqual([x["client.address"] for x in self.access_log(2)], ["192.0.2.44", "192.0.2.45"])
 
 
+def read_proxy_header(c):
+    """Reads one PROXY header off socket c: (text describing it, rest of the bytes read)."""
+    buf = b""
+    while len(buf) < 16:
+        d = c.recv(4096)
+        if not d:
+            raise ConnectionError("closed before a PROXY header")
+        buf += d
+    if buf.startswith(SIG):
+        n = 16 + struct.unpack("!H", buf[14:16])[0]
+        while len(buf) < n:
+            buf += c.recv(4096)
+        cmd, fam = buf[12], buf[13]
+        if cmd == 0x20:
+            return "v2 LOCAL", buf[n:]
+        if fam == 0x11:
+            src, dst = socket.inet_ntop(socket.AF_INET, buf[16:20]), socket.inet_ntop(socket.AF_INET, buf[20:24])
+            sp, dp = struct.unpack("!HH", buf[24:28])
+        else:
+            src, dst = socket.inet_ntop(socket.AF_INET6, buf[16:32]), socket.inet_ntop(socket.AF_INET6, buf[32:48])
+            sp, dp = struct.unpack("!HH", buf[48:52])
+        return f"v2 {src} {dst} {sp} {dp}", buf[n:]
+    while b"\r\n" not in buf:
+        buf += c.recv(4096)
+    line, _, rest = buf.partition(b"\r\n")
+    return line.decode(), rest
+
+
+class PPUpstream(RawUpstream):
+    """An upstream that wants a PROXY header first on each connection: records each connection's
+    header (self.headers, in accept order) and answers every request with "CONN-INDEX HEADER"."""
+
+    def __init__(self):
+        self.headers = []
+        self.lock = threading.Lock()
+        super().__init__(None)
+
+    def _serve(self, c):
+        try:
+            c.settimeout(scaled(30))
+            hdr, buf = read_proxy_header(c)
+            with self.lock:
+                self.headers.append(hdr)
+                idx = len(self.headers) - 1
+            while not self._stop:
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                body = f"{idx} {hdr}".encode()
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        except (OSError, ConnectionError):
+            pass
+        finally:
+            c.close()
+
+
+class SendProxyProtocolTest(ProxyProtocolCase):
+    def start_pp(self, up, version, **cfg):
+        cfg.setdefault("workers", 1)
+        text = golb_config([], **cfg).replace("backends:\n", "backends:\n"
+            f"  - url: http://127.0.0.1:{up.port}/health\n    sendProxyProtocol: {version}\n")
+        text += "proxyProtocol:\n  trustedNetworks: [127.0.0.1]\n"
+        g = self.golb(text)
+        self.wait_backend(g, up, "UP")
+        return g
+
+    def via(self, g, src):
+        """One request from client `src` (told to golb by a PROXY v1 header); the upstream's answer."""
+        c = HTTPConn("127.0.0.1", g.port)
+        try:
+            c.send(v1(src, "2001:db8::1" if ":" in src else "198.51.100.1"))
+            r = c.request("GET", "/x")
+            self.assertEqual(r.status, 200, r.text)
+            return r.text
+        finally:
+            c.close()
+
+    def test_v2_header_per_client_and_pooled_only_for_that_client(self):
+        up = self.raw_upstream_pp()
+        g = self.start_pp(up, "v2")
+        self.assertIn("v2 LOCAL", up.headers, "health checks say LOCAL")
+        a1 = self.via(g, "192.0.2.1")
+        self.assertRegex(a1, rf"^\d+ v2 192\.0\.2\.1 127\.0\.0\.1 0 {up.port}$")
+        a2 = self.via(g, "192.0.2.1")
+        self.assertEqual(a2, a1, "the same client reuses its pooled connection")
+        b1 = self.via(g, "192.0.2.2")
+        self.assertRegex(b1, r"^\d+ v2 192\.0\.2\.2 ")
+        self.assertNotEqual(b1.split()[0], a1.split()[0], "another client: another connection")
+        self.assertEqual(self.via(g, "192.0.2.1"), a1, "A's connection is still A's")
+        c6 = self.via(g, "2001:db8::7")
+        self.assertRegex(c6, rf"^\d+ v2 2001:db8::7 ::ffff:127\.0\.0\.1 0 {up.port}$")
+
+    def test_v1_header_and_unknown_health_checks(self):
+        up = self.raw_upstream_pp()
+        g = self.start_pp(up, "v1")
+        self.assertIn("PROXY UNKNOWN", up.headers)
+        r = self.via(g, "192.0.2.9")
+        self.assertRegex(r, rf"^\d+ PROXY TCP4 192\.0\.2\.9 127\.0\.0\.1 0 {up.port}$")
+
+    def raw_upstream_pp(self):
+        u = PPUpstream()
+        self.raw_upstreams.append(u)
+        return u
+
+
 class ConfigTest(GolbTestCase):
     def check(self, text):
         path = os.path.join(self.tmp, "c.yml")
@@ -313,3 +423,6 @@ class ConfigTest(GolbTestCase):
                       r.stderr)
         r, p = self.check(base + "proxyProtocol:\n  trustedNetworks: [10.0.0.0/8, \"::1\"]\n")
         self.assertEqual(r.returncode, 0, r.stderr)
+        r, p = self.check("backends:\n  - url: http://127.0.0.1:9/\n    sendProxyProtocol: v3\n")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(f'{p}:3:24: sendProxyProtocol must be one of off, v1, v2, got "v3"', r.stderr)

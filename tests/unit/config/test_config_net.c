@@ -128,6 +128,24 @@ Test(config_net, trusted_proxies)
                 "t.yaml:3:30: trustedProxies: invalid address or CIDR range \"nope\"\n");
 }
 
+Test(config_net, send_proxy_protocol)
+{
+    struct config *cfg = load_ok("backends:\n"
+                                 "  - http://127.0.0.1:8081/\n"
+                                 "  - {url: http://127.0.0.1:8082/, sendProxyProtocol: v1}\n"
+                                 "  - {url: http://127.0.0.1:8083/, sendProxyProtocol: v2}\n"
+                                 "  - {url: http://127.0.0.1:8084/, sendProxyProtocol: off}\n",
+                                 "");
+    cr_assert_eq(cfg->nbackends, 4);
+    cr_expect_eq(cfg->backends[0].send_proxy_protocol, 0);
+    cr_expect_eq(cfg->backends[1].send_proxy_protocol, 1);
+    cr_expect_eq(cfg->backends[2].send_proxy_protocol, 2);
+    cr_expect_eq(cfg->backends[3].send_proxy_protocol, 0);
+    config_free(cfg);
+    expect_fail("backends:\n  - {url: http://127.0.0.1:8082/, sendProxyProtocol: true}\n",
+                "t.yaml:2:54: sendProxyProtocol must be one of off, v1, v2, got \"true\"\n");
+}
+
 /* config_diff's lines between two loads. */
 static char *diff(const char *a, const char *b)
 {
@@ -152,6 +170,9 @@ Test(config_net, diff_lines)
     cr_expect_str_eq(d, "setting changed: proxyProtocol.trustedNetworks [10.0.0.0/8] -> "
                         "[10.0.0.0/8, ::1/128]\n"
                         "setting changed: proxyProtocol.required false -> true\n");
+    free(d);
+    d = diff(BACKENDS, "backends:\n  - {url: http://127.0.0.1:8081/, sendProxyProtocol: v2}\n");
+    cr_expect_str_eq(d, "backend changed: http://127.0.0.1:8081: sendProxyProtocol off -> v2\n");
     free(d);
     d = diff(BACKENDS, BACKENDS "trustedProxies: [192.0.2.0/24]\n");
     cr_expect_str_eq(d, "setting changed: trustedProxies [] -> [192.0.2.0/24]\n");
