@@ -3,6 +3,10 @@
 # does not move with the machine's load, for comparing two builds on a shared machine.
 #
 #   bench/instructions.sh [GOLB_BIN...]        (default bin/golb)
+#   IR_CLOSE=1   each request on a new connection (Connection: close): the cost of a connection
+#   IR_PROXY=v1|v2   golb with proxyProtocol (127.0.0.1 trusted, required) and each connection
+#                starting with a PROXY header of that version (with IR_CLOSE: its cost per
+#                connection is the difference with a run without IR_PROXY)
 #
 # For each binary: toy-backend on 127.0.0.1, golb (workers: 1) under `valgrind --tool=callgrind`,
 # then one keep-alive connection sends N1 and, in a second run, N2 small GETs; the difference of
@@ -43,21 +47,36 @@ healthCheckPeriod: 3600
 backends:
   - http://$toy/health
 EOF
+    [[ -z ${IR_PROXY:-} ]] ||
+        printf 'proxyProtocol:\n  trustedNetworks: [127.0.0.1]\n  required: true\n' >>"$tmp/golb.yaml"
     valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" -confpath "$tmp/golb.yaml" \
         >"$tmp/golb.log" 2>&1 &
     local pid=$!
     pids+=("$pid")
     local addr
     addr=$(wait_line "$tmp/golb.log" 'listening on [0-9.:]+' | head -1 | awk '{print $3}')
-    python3 - "$addr" "$n" <<'PY'
-import socket, sys
+    IR_CLOSE=${IR_CLOSE:-} IR_PROXY=${IR_PROXY:-} python3 - "$addr" "$n" <<'PY'
+import os, socket, struct, sys
 host, port = sys.argv[1].rsplit(":", 1)
 n = int(sys.argv[2])
-s = socket.create_connection((host, int(port)), timeout=60)
-req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+close = bool(os.environ.get("IR_CLOSE"))
+pp = {"": b"",
+      "v1": b"PROXY TCP4 192.0.2.1 198.51.100.1 40000 80\r\n",
+      "v2": b"\r\n\r\n\x00\r\nQUIT\n\x21\x11" + struct.pack("!H", 12) +
+            socket.inet_aton("192.0.2.1") + socket.inet_aton("198.51.100.1") +
+            struct.pack("!HH", 40000, 80)}[os.environ.get("IR_PROXY", "")]
+req = b"GET / HTTP/1.1\r\nHost: x\r\n" + (b"Connection: close\r\n" if close else b"") + b"\r\n"
+s = None if close else socket.create_connection((host, int(port)), timeout=60)
+if s:
+    s.sendall(pp)
 buf = b""
 for _ in range(n):
-    s.sendall(req)
+    if close:
+        s = socket.create_connection((host, int(port)), timeout=60)
+        buf = b""
+        s.sendall(pp + req)
+    else:
+        s.sendall(req)
     while True:
         head_end = buf.find(b"\r\n\r\n")
         if head_end >= 0:
@@ -71,7 +90,10 @@ for _ in range(n):
         if not chunk:
             sys.exit("connection closed early")
         buf += chunk
-s.close()
+    if close:
+        s.close()
+if not close:
+    s.close()
 PY
     kill -TERM "$pid"
     wait "$pid" || true

@@ -44,6 +44,7 @@ prefix_of() {
         src/config/config_route.c:parse_redirect) echo "redirect." ;;
         src/config/config_route.c:parse_respond) echo "respond." ;;
         src/config/config_route.c:parse_rate) echo "rateLimit." ;;
+        src/config/config_net.c:config_net_proxy_protocol) echo "proxyProtocol." ;;
         *) return 1 ;;
     esac
 }

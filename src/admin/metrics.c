@@ -20,6 +20,8 @@ static const char *const req_error_labels[OBS_ERR_COUNT] = {"bad_request", "head
                                                         "too_large", "client_abort"};
 static const char *const conn_error_labels[BACKEND_CONN_NERRORS] = {"refused", "timeout", "reset", "tls"};
 static const char *const tls_result_labels[OBS_TLS_COUNT] = {"full", "resumed", "failed"};
+static const char *const pp_error_labels[OBS_PP_COUNT] = {"malformed", "untrusted", "missing",
+                                                        "timeout"};
 
 /* The registry: what a scrape reads. */
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -264,6 +266,16 @@ int metrics_render(FILE *out, const struct generation *g)
     for (int t = 0; t < OBS_TLS_COUNT; t++)
         fprintf(out, "golb_tls_handshakes_total{result=\"%s\"} %llu\n", tls_result_labels[t],
                 (unsigned long long)tls[t]);
+    head(out, "golb_proxy_protocol_headers_total", "counter",
+         "PROXY protocol headers accepted from trusted peers, by version.");
+    for (int v = 0; v < 2; v++)
+        fprintf(out, "golb_proxy_protocol_headers_total{version=\"%d\"} %llu\n", v + 1,
+                (unsigned long long)tot.pp_headers[v]);
+    head(out, "golb_proxy_protocol_errors_total", "counter",
+         "Connections closed on accept for their PROXY protocol header, by reason.");
+    for (int e = 0; e < OBS_PP_COUNT; e++)
+        fprintf(out, "golb_proxy_protocol_errors_total{reason=\"%s\"} %llu\n", pp_error_labels[e],
+                (unsigned long long)tot.pp_errors[e]);
     head(out, "golb_http_request_errors_total", "counter",
          "Client requests that failed on the client side, by reason.");
     for (int e = 0; e < OBS_ERR_COUNT; e++)

@@ -38,8 +38,11 @@
  *               or unix; tokenFile's content (trailing whitespace removed) is the token
  *   accessLog := off | text | json;  logFormat := text | json;  accessLogPath := "/PATH"
  *   upgradeProtocols := sequence of PROTOCOL (TOKEN ["/" TOKEN]), default [websocket]; [] = off
+ *   proxyProtocol := mapping {trustedNetworks: sequence of CIDR (required), required: BOOL}
+ *               (config_net.c); CIDR := ADDR | ADDR/BITS (base/cidr.h)
+ *   trustedProxies := sequence of CIDR (config_net.c), default []
  *   backends := non-empty sequence of (URL | mapping {url: URL (required), healthPath: "/...",
- *               weight: INT 0..1000 (default 1), and for https: serverName, caFile, tlsVerify,
+ *               weight: INT 0..1000 (default 1), sendProxyProtocol: off | v1 | v2, and for https: serverName, caFile, tlsVerify,
  *               clientCertFile, clientKeyFile (config_tls.c)})
  *   tls      := mapping (config_tls.c)
  *   balance  := roundRobin | leastConnections | random | leastLatency | hash
@@ -153,7 +156,15 @@
  *   upgradeProtocols must be a sequence of protocol names (e.g. [websocket]), got V
  *   upgradeProtocols entry must be a protocol name (a token such as websocket, optionally with
  *       /VERSION), got V
+ *   proxyProtocol must be a mapping with "trustedNetworks", got V
+ *   unknown key "K" in proxyProtocol[ (did you mean ...?)]
+ *   proxyProtocol is missing "trustedNetworks"
+ *   proxyProtocol.required must be true or false, got V
+ *   KEY must be a sequence of addresses or CIDR ranges (e.g. [10.0.0.0/8, "::1"]), got V
+ *   KEY: invalid address or CIDR range V       (KEY proxyProtocol.trustedNetworks, trustedProxies)
  * Warnings:
+ *   KEY: "A/B" has bits set beyond its prefix: it means N/B
+ *   proxyProtocol.trustedNetworks: [] trusts no peer: every PROXY header is refused
  *   hashKey is ignored unless balance is hash   (also hashLoadFactor)
  *   port is ignored because listen is set (line N)
  *   healthCheckTimeout (T s) is not less than healthCheckPeriod (P s); a backend is not checked
@@ -243,6 +254,8 @@ static const struct config_yaml_key keys[] = {
     {"pools", CONFIG_YAML_KT_POOLS, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"routes", CONFIG_YAML_KT_ROUTES, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"encodedSlash", CONFIG_YAML_KT_ENCODED_SLASH, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+    {"proxyProtocol", CONFIG_YAML_KT_PROXY_PROTOCOL, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+    {"trustedProxies", CONFIG_YAML_KT_TRUSTED_PROXIES, CONFIG_YAML_NO_FIELD, 0, 0, 0},
 };
 
 _Static_assert(ARRAY_LEN(keys) <= 48, "struct top's key_at is too small");
@@ -394,6 +407,12 @@ static void set_key(struct top *top, struct config *cfg, const struct config_yam
             cfg->encoded_slash_reject = i == 1;
         break;
     }
+    case CONFIG_YAML_KT_PROXY_PROTOCOL:
+        config_net_proxy_protocol(l, cfg, v);
+        break;
+    case CONFIG_YAML_KT_TRUSTED_PROXIES:
+        config_net_trusted_proxies(l, cfg, v);
+        break;
     }
 }
 
@@ -616,6 +635,7 @@ void config_free(struct config *cfg)
     config_http_free(cfg);
     config_route_free(cfg);
     config_pool_free(cfg);
+    config_net_free(cfg);
     free(cfg->path);
     free(cfg);
 }

@@ -36,6 +36,8 @@ struct config_backend {
     struct sockaddr_storage addr; /* resolved at load time (first address getaddrinfo returns) */
     socklen_t addrlen;
     uint32_t weight; /* weight: 0..1000, default 1 (0: no new traffic, sticky users stay) */
+    uint8_t send_proxy_protocol; /* sendProxyProtocol: 0 off (default), 1 v1, 2 v2: a PROXY header
+                                    first on every new connection (health checks: LOCAL/UNKNOWN) */
     int line, col; /* where the entry is, for messages about it */
 
     /* https:// backends (tls true): golb speaks TLS to it, health checks included */
@@ -293,6 +295,14 @@ struct config {
     int nroutes;
     struct config_route *routes;
     bool encoded_slash_reject; /* encodedSlash: reject → %2F, %5C (and "\") in a path are a 400 */
+
+    /* who may tell golb a client's address (config_net.c) */
+    bool pp_on;              /* proxyProtocol given: listeners read PROXY headers (server/) */
+    bool pp_required;        /* proxyProtocol.required: a trusted peer must send one */
+    int npp_trusted;
+    struct cidr *pp_trusted; /* proxyProtocol.trustedNetworks: the peers that may send one */
+    int ntrusted_proxies;
+    struct cidr *trusted_proxies; /* trustedProxies: peers whose forwarding headers count */
 };
 
 /* Loads and validates `path`. On success returns 0 and stores a new config in *out. On failure

@@ -159,9 +159,10 @@ static int parse_backend(struct config_yaml_load *l, const struct config_yaml_no
 {
     static const char *const names[] = {"url",      "healthPath",     "weight",
                                         "serverName", "caFile",   "tlsVerify",
-                                        "clientCertFile", "clientKeyFile"};
+                                        "clientCertFile", "clientKeyFile", "sendProxyProtocol"};
     struct config_yaml_qbuf q;
-    const struct config_yaml_node *url = NULL, *hp = NULL, *url_k = NULL, *hp_k = NULL, *w_k = NULL;
+    const struct config_yaml_node *url = NULL, *hp = NULL, *url_k = NULL, *hp_k = NULL, *w_k = NULL,
+                                  *pp_k = NULL;
     int rc = -1;
     bool w_ok = true;
 
@@ -192,6 +193,17 @@ static int parse_backend(struct config_yaml_load *l, const struct config_yaml_no
                     "weight", CONFIG_YAML_KT_UINT, CONFIG_YAML_NO_FIELD, 0, 1000, 1};
                 if (config_yaml_key_first(l, k, &w_k) && v->kind != CONFIG_YAML_BAD)
                     w_ok = config_yaml_get_int(l, &wk, v, &b->weight) == 0;
+            } else if (config_yaml_key_is(k, "sendProxyProtocol")) {
+                static const struct config_yaml_key pk = {
+                    "sendProxyProtocol", CONFIG_YAML_KT_UINT, CONFIG_YAML_NO_FIELD, 0, 0, 0};
+                static const char *const c[] = {"off", "v1", "v2", NULL};
+                if (config_yaml_key_first(l, k, &pp_k) && v->kind != CONFIG_YAML_BAD) {
+                    int ch = config_yaml_get_choice(l, &pk, v, c, "off, v1, v2");
+                    if (ch >= 0)
+                        b->send_proxy_protocol = (uint8_t)ch;
+                    else
+                        w_ok = false;
+                }
             } else {
                 config_yaml_unknown_key(l, k, names, ARRAY_LEN(names), " in backend");
             }

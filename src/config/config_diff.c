@@ -365,6 +365,9 @@ static bool diff_backend(const struct config *o, const struct config_backend *a,
         }                                                                                          \
     } while (0)
     FIELD(a->weight != b->weight, "weight %u -> %u", a->weight, b->weight);
+    static const char *const ppv[] = {"off", "v1", "v2"};
+    FIELD(a->send_proxy_protocol != b->send_proxy_protocol, "sendProxyProtocol %s -> %s",
+          ppv[a->send_proxy_protocol % 3], ppv[b->send_proxy_protocol % 3]);
     FIELD(!str_eq(a->health_path, b->health_path), "healthPath \"%s\" -> \"%s\"",
           or_none(a->health_path), or_none(b->health_path));
     FIELD(!addr_eq(&a->addr, a->addrlen, &b->addr, b->addrlen), "address re-resolved");
@@ -528,6 +531,56 @@ static int find_route(const struct config *c, const char *name)
     return -1;
 }
 
+static bool cidrs_eq(const struct cidr *a, int na, const struct cidr *b, int nb)
+{
+    return na == nb && (na == 0 || memcmp(a, b, (size_t)na * sizeof(*a)) == 0);
+}
+
+/* "[10.0.0.0/8, ::1/128]" */
+static void cidrs_print(const struct cidr *c, int n, FILE *out)
+{
+    char buf[64];
+    fputc('[', out);
+    for (int i = 0; i < n; i++)
+        fprintf(out, "%s%s", i ? ", " : "", cidr_str(&c[i], buf, sizeof(buf)));
+    fputc(']', out);
+}
+
+/* proxyProtocol, trustedProxies (config_net.c): they apply to connections and requests that
+ * start after the reload. */
+static int diff_net(const struct config *o, const struct config *n, FILE *out)
+{
+    int lines = 0;
+    if (o->pp_on != n->pp_on) {
+        fprintf(out, "setting changed: proxyProtocol %s\n", n->pp_on ? "added" : "removed");
+        lines++;
+    } else if (n->pp_on) {
+        if (!cidrs_eq(o->pp_trusted, o->npp_trusted, n->pp_trusted, n->npp_trusted)) {
+            fputs("setting changed: proxyProtocol.trustedNetworks ", out);
+            cidrs_print(o->pp_trusted, o->npp_trusted, out);
+            fputs(" -> ", out);
+            cidrs_print(n->pp_trusted, n->npp_trusted, out);
+            fputc('\n', out);
+            lines++;
+        }
+        if (o->pp_required != n->pp_required) {
+            fprintf(out, "setting changed: proxyProtocol.required %s -> %s\n",
+                    o->pp_required ? "true" : "false", n->pp_required ? "true" : "false");
+            lines++;
+        }
+    }
+    if (!cidrs_eq(o->trusted_proxies, o->ntrusted_proxies, n->trusted_proxies,
+                  n->ntrusted_proxies)) {
+        fputs("setting changed: trustedProxies ", out);
+        cidrs_print(o->trusted_proxies, o->ntrusted_proxies, out);
+        fputs(" -> ", out);
+        cidrs_print(n->trusted_proxies, n->ntrusted_proxies, out);
+        fputc('\n', out);
+        lines++;
+    }
+    return lines;
+}
+
 static int diff_routing(const struct config *o, const struct config *n, FILE *out)
 {
     int lines = 0;
@@ -590,5 +643,5 @@ int config_diff(const struct config *old, const struct config *new, FILE *out)
 {
     return diff_backends(old, new, out) + diff_listeners(old, new, out) +
            diff_scalars(old, new, out) + diff_others(old, new, out) +
-           diff_routing(old, new, out);
+           diff_routing(old, new, out) + diff_net(old, new, out);
 }

@@ -62,6 +62,13 @@ void config_http_upgrade_protocols(struct config_yaml_load *l, struct config *cf
 void config_http_defaults(struct config_yaml_load *l, struct config *cfg);
 void config_http_free(struct config *cfg);
 
+/* config_net.c: proxyProtocol, trustedProxies; freeing them. */
+void config_net_proxy_protocol(struct config_yaml_load *l, struct config *cfg,
+                               const struct config_yaml_node *v);
+void config_net_trusted_proxies(struct config_yaml_load *l, struct config *cfg,
+                                const struct config_yaml_node *v);
+void config_net_free(struct config *cfg);
+
 /* config_pool.c: the pools, read after the top-level walk (they inherit its final values); it
  * always builds cfg->pools[0], the default pool, from the top level (v NULL: no `pools` key). */
 void config_pool_section(struct config_yaml_load *l, struct config *cfg,

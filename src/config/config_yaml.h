@@ -175,6 +175,8 @@ enum config_yaml_key_type {
     CONFIG_YAML_KT_POOLS,      /* the pools mapping (config_route.c), read after the walk */
     CONFIG_YAML_KT_ROUTES,     /* the routes sequence (config_route.c), read after the walk */
     CONFIG_YAML_KT_ENCODED_SLASH, /* keep | reject */
+    CONFIG_YAML_KT_PROXY_PROTOCOL, /* the proxyProtocol mapping (config_net.c) */
+    CONFIG_YAML_KT_TRUSTED_PROXIES, /* a sequence of CIDR ranges (config_net.c) */
 };
 
 #define CONFIG_YAML_NO_FIELD ((size_t)-1)

@@ -1,6 +1,6 @@
 /* exchange — see exchange.h for the contract with the client side.
  *
- *   BUFFER (a body is held until complete or requestBufferSize came: hold_body)
+ *   BUFFER (a body is held until complete or requestBufferSize came: exchange_req_hold_body)
  *     │
  *   PICK ──pooled connection──────────────► RELAY ──both directions done──► EX_DONE
  *     │                                       ▲  │  (101 relayed: EX_TUNNEL)
@@ -31,6 +31,7 @@
  */
 #include "core/exchange_int.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,8 @@
 #include "core/generation.h"
 #include "base/log.h"
 #include "base/loop.h"
+#include "http/forwarded.h"
+#include "net/proxy_proto.h"
 #include "http/rewrite.h"
 #include "base/sock.h"
 #include "upstream/upstream.h"
@@ -225,7 +228,8 @@ void exchange_result(const struct exchange *x, struct exchange_result *out)
 void exchange_obs_end(struct exchange *x, int status, const char *term, const char *error_type,
                       const char *client_ip)
 {
-    obs_req_end(x->w, &x->obs, status, term, error_type, client_ip);
+    /* the request's own client address once exchange_start decided it (trustedProxies) */
+    obs_req_end(x->w, &x->obs, status, term, error_type, x->client_ip_len ? x->client_ip : client_ip);
 }
 
 struct exchange_tunnel *exchange_tunnel(struct exchange *x)
@@ -363,6 +367,7 @@ static bool x_build_request_head(struct exchange *x, const struct http_request *
 {
     struct rewrite_request opt = {.client_ip = info->client_ip,
                                   .client_ip_len = info->client_ip_len,
+                                  .trusted_peer = x->peer_trusted,
                                   .upgrade = x->req_upgrade,
                                   .upgrade_protocols = ex_upgrades(x),
                                   .https = info->https,
@@ -465,10 +470,73 @@ bool exchange_want_splice(struct exchange *x, struct kpipe *p, struct exchange_s
 
 /* ---------------------------------------------------------------- connecting --------------- */
 
+/* The request's client address (x->client_ip): the session's, or with trustedProxies what the
+ * chain of trusted proxies says (http/forwarded.h). */
+static void x_client_address(struct exchange *x, const struct http_request *req,
+                             const struct exchange_request *info)
+{
+    const struct config *cfg = ex_cfg(x);
+    size_t n = (size_t)cfg->ntrusted_proxies;
+    x->peer_trusted = n && forwarded_trusted(cfg->trusted_proxies, n, info->client_ip,
+                                             info->client_ip_len);
+    if (x->peer_trusted) {
+        x->client_ip_len = (uint8_t)forwarded_client(req, cfg->trusted_proxies, n, info->client_ip,
+                                                  info->client_ip_len, x->client_ip,
+                                                  sizeof(x->client_ip));
+        return;
+    }
+    size_t len = MIN(info->client_ip_len, sizeof(x->client_ip) - 1);
+    memcpy(x->client_ip, info->client_ip, len);
+    x->client_ip[len] = '\0';
+    x->client_ip_len = (uint8_t)len;
+}
+
+/* sendProxyProtocol: the request's client address as a pool key (family 0 for a backend without
+ * it, or an address that is not one), and the header written first on a new connection: the
+ * client's address (port 0: golb keeps no client port) to the backend's. */
+static void x_pp_key(const struct exchange *x, struct upstream_pp *pp)
+{
+    memset(pp, 0, sizeof(*pp));
+    if (!ex_backend_cfg(x)->send_proxy_protocol)
+        return;
+    if (inet_pton(AF_INET, x->client_ip, pp->addr) == 1)
+        pp->family = AF_INET;
+    else if (inet_pton(AF_INET6, x->client_ip, pp->addr) == 1)
+        pp->family = AF_INET6;
+}
+
+static int x_send_proxy_header(struct exchange *x, struct upstream_conn *up)
+{
+    const struct config_backend *cb = ex_backend_cfg(x);
+    struct upstream_pp pp;
+    x_pp_key(x, &pp);
+    struct sockaddr_storage src;
+    memset(&src, 0, sizeof(src));
+    if (pp.family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)(void *)&src;
+        a->sin_family = AF_INET;
+        memcpy(&a->sin_addr, pp.addr, 4);
+    } else if (pp.family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)(void *)&src;
+        a->sin6_family = AF_INET6;
+        memcpy(&a->sin6_addr, pp.addr, 16);
+    }
+    const struct sockaddr *s = pp.family ? (const struct sockaddr *)&src : NULL;
+    const struct sockaddr *d = s ? (const struct sockaddr *)&cb->addr : NULL;
+    char hdr[PROXY_PROTO_V1_MAX + 64];
+    ssize_t n = cb->send_proxy_protocol == 1
+                    ? proxy_proto_write_v1(hdr, sizeof(hdr), s, d)
+                    : proxy_proto_write_v2(hdr, sizeof(hdr), s, d, NULL, 0, 0);
+    if (n < 0)
+        return (int)n;
+    return upstream_send_proxy_header(up, hdr, (size_t)n, &pp);
+}
+
 enum exchange_status exchange_start(struct exchange *x, const struct http_request *req,
                                     const struct exchange_request *info)
 {
     struct worker_ctx *w = x->w;
+    x_client_address(x, req, info);
     obs_req_start(w, &x->obs, req, info->head_wait_ms);
     /* The upstream framing: a length stays a length, a body of unknown length goes chunked. */
     _Static_assert(HTTP_BODY_NONE == (int)HTTP1_BODY_NONE &&
@@ -494,10 +562,9 @@ enum exchange_status exchange_start(struct exchange *x, const struct http_reques
     int st = x_request_head(x, req, info);
     if (st)
         return exchange_fail(x, st, LB_OK);
-    balancer_request_init(ex_balancer(x), &x->lbr, req, info->client_ip, info->client_ip_len,
-                          w->id);
+    balancer_request_init(ex_balancer(x), &x->lbr, req, x->client_ip, x->client_ip_len, w->id);
     if (exchange_req_hold_wanted(x, req)) {
-        x->phase = XP_BUFFER; /* exchange_pump holds the body (hold_body), then picks */
+        x->phase = XP_BUFFER; /* exchange_pump holds the body (exchange_req_hold_body), then picks */
         x->progress_at = loop_now(w->loop);
         return EX_WAIT;
     }
@@ -528,7 +595,9 @@ static void connect_next(struct exchange *x)
             exchange_fail(x, 431, LB_OK);
             return;
         }
-        x->up = upstream_take_idle(w->upstreams, &b->pw[w->id].idle, x, on_upstream_event);
+        struct upstream_pp pp;
+        x_pp_key(x, &pp);
+        x->up = upstream_take_idle_pp(w->upstreams, &b->pw[w->id].idle, x, on_upstream_event, &pp);
         obs_backend_try(w, &x->obs, b, x->up != NULL, x->tried.n > 1, x->reqh->last);
         atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
         if (x->up) {
@@ -1231,6 +1300,15 @@ static void on_upstream_event(struct upstream_conn *up, uint32_t events)
             if (rc != 0) {
                 obs_connect_result(x->w, &x->obs, rc);
                 connect_failed(x, strerror(-rc));
+                x->ops->resume(x->client);
+                return;
+            }
+        }
+        if (ex_backend_cfg(x)->send_proxy_protocol && !up->pp_sent) {
+            int rc = x_send_proxy_header(x, up); /* first, before any TLS byte */
+            if (rc != 0) {
+                obs_connect_result(x->w, &x->obs, rc);
+                connect_failed(x, "cannot send the PROXY protocol header");
                 x->ops->resume(x->client);
                 return;
             }

@@ -126,6 +126,12 @@ struct exchange {
     /* Not cleared by exchange_get(): written before they are read. */
     char req_frame[24]; /* "\r\n" + up to 16 hex digits + "\r\n", or "\r\n0\r\n\r\n"; the
                            last chunk with trailers is in reqt instead */
+    /* The request's client address (exchange_start, x_client_address): the session's, or the right-most untrusted
+     * X-Forwarded-For entry when the session's is one of trustedProxies (http/forwarded.h); what
+     * the balancer hashes and the access log says. peer_trusted: the session's is trusted. */
+    bool peer_trusted;
+    uint8_t client_ip_len;
+    char client_ip[46];
 };
 
 /* Paths HTTP/1's requests never take (stream sources, trailers, stream tunnels): kept out of

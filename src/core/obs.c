@@ -66,6 +66,10 @@ void obs_counters_sum(struct obs_totals *out)
         out->req_ended += counter_get(&m->req_ended);
         for (int t = 0; t < OBS_TLS_COUNT; t++)
             out->tls_handshakes[t] += counter_get(&m->tls_handshakes[t]);
+        for (int v = 0; v < 2; v++)
+            out->pp_headers[v] += counter_get(&m->pp_headers[v]);
+        for (int e = 0; e < OBS_PP_COUNT; e++)
+            out->pp_errors[e] += counter_get(&m->pp_errors[e]);
         for (int i = 0; i < COUNTER_NBUCKETS; i++)
             out->duration[i] += counter_get(&m->duration.bucket[i]);
         out->duration_sum_us += counter_get(&m->duration.sum_us);
@@ -318,6 +322,18 @@ void obs_tls_handshake(struct worker_ctx *w, enum obs_tls_result result)
 {
     if (w->m)
         counter_add(&w->m->tls_handshakes[result], 1);
+}
+
+void obs_proxy_header(struct worker_ctx *w, int version)
+{
+    if (w->m && (version == 1 || version == 2))
+        counter_add(&w->m->pp_headers[version - 1], 1);
+}
+
+void obs_proxy_header_error(struct worker_ctx *w, enum obs_pp_error reason)
+{
+    if (w->m)
+        counter_add(&w->m->pp_errors[reason], 1);
 }
 
 void obs_req_end(struct worker_ctx *w, struct obs_req *r, int status, const char *term,

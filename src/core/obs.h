@@ -61,12 +61,23 @@ enum obs_tls_result {
     OBS_TLS_COUNT,
 };
 
+/* PROXY protocol headers refused on accept (server/proxy_hdr.c), by reason. */
+enum obs_pp_error {
+    OBS_PP_MALFORMED = 0, /* not a valid v1 line / v2 header (bad signature, length, address) */
+    OBS_PP_UNTRUSTED,     /* sent by a peer outside proxyProtocol.trustedNetworks */
+    OBS_PP_MISSING,       /* a trusted peer sent none while proxyProtocol.required */
+    OBS_PP_TIMEOUT,       /* the header did not arrive in time */
+    OBS_PP_COUNT,
+};
+
 struct obs_counters {
     _Atomic uint64_t requests[5]; /* by status class, golb's own answers included */
     _Atomic uint64_t errors[OBS_ERR_COUNT];
     _Atomic uint64_t conn_opened, conn_closed; /* active = opened - closed */
     _Atomic uint64_t req_started, req_ended;   /* in flight = started - ended */
     _Atomic uint64_t tls_handshakes[OBS_TLS_COUNT];
+    _Atomic uint64_t pp_headers[2];            /* PROXY headers accepted: v1, v2 */
+    _Atomic uint64_t pp_errors[OBS_PP_COUNT];
     struct counter_hist duration;              /* first byte in → last byte out */
     int worker;                  /* its slot in every backend's pw[] */
     struct obs_counters *next;   /* registry list */
@@ -81,6 +92,7 @@ struct obs_totals {
     uint64_t requests[5], errors[OBS_ERR_COUNT];
     uint64_t conn_opened, conn_closed, req_started, req_ended;
     uint64_t tls_handshakes[OBS_TLS_COUNT];
+    uint64_t pp_headers[2], pp_errors[OBS_PP_COUNT];
     uint64_t duration[COUNTER_NBUCKETS], duration_sum_us;
 };
 void obs_counters_sum(struct obs_totals *out);
@@ -174,6 +186,10 @@ void obs_response_head(struct worker_ctx *w, struct obs_req *r, int status, uint
 /* A client-side TLS handshake on the HTTPS listener ended with `result` (not a request: no
  * struct obs_req). */
 void obs_tls_handshake(struct worker_ctx *w, enum obs_tls_result result);
+/* A PROXY protocol header of `version` (1, 2) was accepted / a connection was closed on accept
+ * for `reason` (server/proxy_hdr.c; no request). */
+void obs_proxy_header(struct worker_ctx *w, int version);
+void obs_proxy_header_error(struct worker_ctx *w, enum obs_pp_error reason);
 /* The request matched a route (routing): `route` is its counter object in the generation the
  * request pins (generation_route_stats(g, index)); obs_req_end counts the answer there too. */
 static inline void obs_req_route(struct obs_req *r, struct obs_route *route)

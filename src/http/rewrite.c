@@ -229,6 +229,7 @@ bool rewrite_request_head(const struct http_request *req, const struct rewrite_r
     out_str(&o, " HTTP/1.1\r\n");
 
     bool xff_seen = false, upgrade_out = false, host_seen = false, te_seen = false;
+    bool xfp_seen = false, xfh_seen = false, trusted = opt->trusted_peer;
     bool cookies = req->version == HTTP_V2, cookies_out = false;
     bool h2c_settings = opt->upgrade && forwards_h2c(req, opt->upgrade_protocols), settings = false;
     for (size_t i = 0; i < req->num_fields; i++) {
@@ -249,9 +250,17 @@ bool rewrite_request_head(const struct http_request *req, const struct rewrite_r
             continue;
         switch (h->id) {
         case HTTP_F_CONTENT_LENGTH:
-        case HTTP_F_X_FORWARDED_PROTO:
-        case HTTP_F_X_FORWARDED_HOST:
             continue;
+        case HTTP_F_X_FORWARDED_PROTO: /* a trusted proxy's view, else golb's own below */
+            if (!trusted)
+                continue;
+            xfp_seen = true;
+            break;
+        case HTTP_F_X_FORWARDED_HOST:
+            if (!trusted)
+                continue;
+            xfh_seen = true;
+            break;
         case HTTP_F_HOST:
             if (req->flags & HTTP_RF_AUTHORITY)
                 continue; /* replaced by the target's authority (RFC 9112 §3.2.2) */
@@ -261,9 +270,12 @@ bool rewrite_request_head(const struct http_request *req, const struct rewrite_r
             te_seen = true;
             break;
         case HTTP_F_X_FORWARDED_FOR:
-            xff_seen = true;
-            continue; /* folded into one field below */
+            xff_seen = trusted;
+            continue; /* folded into one field below, or replaced */
         case HTTP_F_OTHER:
+            if (!trusted && h->name_len == 9 && (strncasecmp(h->name, "forwarded", 9) == 0 ||
+                                                 strncasecmp(h->name, "x-real-ip", 9) == 0))
+                continue; /* an untrusted peer's claim about who the client is */
             if (opt->request_id_len && h->name_len == 12 &&
                 strncasecmp(h->name, "x-request-id", 12) == 0)
                 continue; /* golb's (kept or new) value is written below */
@@ -321,13 +333,15 @@ bool rewrite_request_head(const struct http_request *req, const struct rewrite_r
         }
     }
     out_mem(&o, opt->client_ip, opt->client_ip_len);
-    out_str(&o, opt->https ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
+    out_str(&o, "\r\n");
+    if (!xfp_seen)
+        out_str(&o, opt->https ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
     if (opt->request_id_len) {
         out_str(&o, "X-Request-Id: ");
         out_mem(&o, opt->request_id, opt->request_id_len);
         out_str(&o, "\r\n");
     }
-    if (req->authority_len) {
+    if (req->authority_len && !xfh_seen) {
         out_str(&o, "X-Forwarded-Host: ");
         out_mem(&o, req->authority, req->authority_len);
         out_str(&o, "\r\n");

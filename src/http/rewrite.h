@@ -12,8 +12,13 @@ struct http_request;
 struct http1_response;
 
 struct rewrite_request {
-    const char *client_ip; /* appended to X-Forwarded-For */
+    const char *client_ip; /* the peer (the hop golb saw): appended to X-Forwarded-For */
     size_t client_ip_len;
+    /* The peer is one of trustedProxies: its X-Forwarded-For is appended to, its
+     * X-Forwarded-Proto, X-Forwarded-Host, Forwarded and X-Real-IP pass (golb's own Proto and
+     * Host where it sent none). false (every peer by default): those five are replaced, the
+     * chain starting at client_ip, Forwarded and X-Real-IP dropped. */
+    bool trusted_peer;
     /* An Upgrade is being set up (rewrite_upgrade_allowed() said so): Upgrade goes upstream with
      * only the protocols of upgrade_protocols, with Connection: upgrade; HTTP2-Settings too when
      * h2c is one of them. Otherwise Upgrade and HTTP2-Settings are dropped like any hop-by-hop
@@ -55,8 +60,9 @@ bool rewrite_upgrade_response_ok(const struct http1_response *resp, const char *
  * fields removed (RFC 9110 §7.6.1) but never Host or a framing field a peer listed in Connection,
  * Content-Length re-emitted once from the parsed value, Transfer-Encoding kept as sent (a
  * HTTP_BODY_STREAM body without one, from HTTP/2, gets "Transfer-Encoding: chunked": the exchange
- * chunks it), X-Forwarded-For appended to (several fields folded into one), X-Forwarded-Proto/-Host
- * set, and a Host line from the authority when it came with the target (HTTP_RF_AUTHORITY) or no
+ * chunks it), the forwarding fields as opt->trusted_peer says (X-Forwarded-For appended to, several
+ * fields folded into one, or replaced; X-Forwarded-Proto/-Host set or kept; Forwarded and
+ * X-Real-IP kept or dropped), and a Host line from the authority when it came with the target (HTTP_RF_AUTHORITY) or no
  * Host field was sent. An HTTP/2 request's cookie fields are joined into one with "; " (RFC 9113
  * §8.2.3); an extended CONNECT (RFC 8441) becomes a GET with "Upgrade: <protocol>" when
  * opt->upgrade allows it.

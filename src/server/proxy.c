@@ -4,10 +4,24 @@
  */
 #include "server/proxy.h"
 
+#include "config/config.h"
+#include "core/worker_ctx.h"
+#include "server/proxy_hdr.h"
 #include "session/h1session.h"
+
+/* The session for a connection whose client address is settled (the peer's, or a PROXY
+ * header's). */
+static void start_session(struct worker_ctx *w, int fd, const struct sockaddr *client,
+                          socklen_t len, bool tls)
+{
+    h1session_accept(w, fd, client, len, tls);
+}
 
 void proxy_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
                   bool tls)
 {
-    h1session_accept(w, fd, peer, peerlen, tls);
+    if (w->cfg->pp_on) /* a PROXY header first, before any TLS byte */
+        proxy_hdr_accept(w, fd, peer, peerlen, tls, start_session);
+    else
+        start_session(w, fd, peer, peerlen, tls);
 }

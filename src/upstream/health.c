@@ -50,6 +50,7 @@
 #include "upstream/backend.h"
 #include "config/config.h"
 #include "net/conn.h"
+#include "net/proxy_proto.h"
 #include "http/http1.h"
 #include "base/log.h"
 #include "base/loop.h"
@@ -289,6 +290,22 @@ static void check_start(struct check *c)
     }
 }
 
+/* sendProxyProtocol: a check is golb's own connection, so its header says so (v2 LOCAL, v1
+ * UNKNOWN), first, before any TLS byte. False after finishing the check when it cannot go. */
+static bool send_proxy_header(struct check *c)
+{
+    char hdr[PROXY_PROTO_V1_MAX];
+    ssize_t n = c->cb->send_proxy_protocol == 1
+                    ? proxy_proto_write_v1(hdr, sizeof(hdr), NULL, NULL)
+                    : proxy_proto_write_v2(hdr, sizeof(hdr), NULL, NULL, NULL, 0, 0);
+    ssize_t w = n < 0 ? -1 : send(c->io.fd, hdr, (size_t)n, MSG_NOSIGNAL);
+    if (w != n) {
+        check_finish(c, false, "cannot send the PROXY protocol header");
+        return false;
+    }
+    return true;
+}
+
 /* Connect completed (or failed): EPOLLOUT or an error condition is the sign. */
 static bool check_connecting(struct check *c, uint32_t events)
 {
@@ -301,6 +318,8 @@ static bool check_connecting(struct check *c, uint32_t events)
         check_finish(c, false, why);
         return false;
     }
+    if (c->cb->send_proxy_protocol && !send_proxy_header(c))
+        return false;
     c->state = c->cb->tls_client ? CHECK_HANDSHAKE : CHECK_SENDING;
     return true;
 }
@@ -547,10 +566,11 @@ static char *check_key(const struct config_backend *cb)
     char id[300], *key = NULL;
     config_backend_key(cb, id, sizeof(id));
 #define OR_EMPTY(x) ((x) ? (x) : "")
-    if (asprintf(&key, "%s%s\n%s\n%d\n%s\n%s\n%s", id,
+    if (asprintf(&key, "%s%s\n%s\n%d\n%s\n%s\n%s\n%d", id,
                  cb->health_path && cb->health_path[0] ? cb->health_path : "/",
                  OR_EMPTY(cb->server_name), (int)cb->tls_verify, OR_EMPTY(cb->ca_file),
-                 OR_EMPTY(cb->client_cert_file), OR_EMPTY(cb->client_key_file)) < 0)
+                 OR_EMPTY(cb->client_cert_file), OR_EMPTY(cb->client_key_file),
+                 (int)cb->send_proxy_protocol) < 0)
         return NULL;
 #undef OR_EMPTY
     return key;

@@ -2,6 +2,7 @@
 #include "upstream/upstream.h"
 
 #include <errno.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -140,6 +141,40 @@ struct upstream_conn *upstream_take_idle(struct upstream_pool *pool, struct upst
     c->on_event = cb;
     pool->stats.reuses++;
     return c;
+}
+
+struct upstream_conn *upstream_take_idle_pp(struct upstream_pool *pool, struct upstream_idle *idle,
+                                            void *owner, upstream_event_cb cb,
+                                            const struct upstream_pp *pp)
+{
+    struct upstream_conn *c = idle->head;
+    while (c && (c->pp.family != pp->family ||
+                 (pp->family && memcmp(c->pp.addr, pp->addr, sizeof(pp->addr)) != 0)))
+        c = c->next;
+    if (!c)
+        return NULL;
+    idle_unlink(c);
+    loop_timer_cancel(pool->loop, &c->idle_timer);
+    c->owner = owner;
+    c->on_event = cb;
+    pool->stats.reuses++;
+    return c;
+}
+
+int upstream_send_proxy_header(struct upstream_conn *conn, const void *hdr, size_t len,
+                               const struct upstream_pp *pp)
+{
+    ssize_t n;
+    do
+        n = send(conn->io.fd, hdr, len, MSG_NOSIGNAL);
+    while (n == -1 && errno == EINTR);
+    if (n == -1)
+        return -errno;
+    if ((size_t)n != len)
+        return -EAGAIN;
+    conn->pp_sent = true;
+    conn->pp = *pp;
+    return 0;
 }
 
 struct upstream_conn *upstream_connect(struct upstream_pool *pool, struct upstream_idle *idle,

@@ -35,6 +35,13 @@ struct upstream_idle {
     SSL_SESSION *session;       /* https: the latest resumable session, or NULL */
 };
 
+/* The client address a connection's PROXY protocol header named (sendProxyProtocol): a pooled
+ * connection carries it for good, so it is reused only for that client. family 0: no header. */
+struct upstream_pp {
+    uint8_t family; /* 0, AF_INET, AF_INET6 */
+    uint8_t addr[16];
+};
+
 struct upstream_conn {
     struct loop_io io;
     struct loop_timer idle_timer;
@@ -48,6 +55,8 @@ struct upstream_conn {
     SSL *ssl;          /* https backends: the TLS session over the socket */
     bool readable, writable, rdhup, connected, closed;
     bool tls_done; /* handshake complete (or plain): the connection can carry requests */
+    bool pp_sent;  /* its PROXY header went (upstream_send_proxy_header) */
+    struct upstream_pp pp;
 };
 
 struct upstream_stats {
@@ -70,6 +79,16 @@ void upstream_close_idle(struct upstream_pool *pool, struct upstream_idle *idle,
 /* An idle connection from list idle, now owned by owner, or NULL when there is none. */
 struct upstream_conn *upstream_take_idle(struct upstream_pool *pool, struct upstream_idle *idle,
                                          void *owner, upstream_event_cb cb);
+/* The same for a connection whose PROXY header named `pp` (family 0: one without a header): the
+ * most recently used idle connection that matches, or NULL. */
+struct upstream_conn *upstream_take_idle_pp(struct upstream_pool *pool, struct upstream_idle *idle,
+                                            void *owner, upstream_event_cb cb,
+                                            const struct upstream_pp *pp);
+/* Writes the PROXY header hdr[0..len) first on a freshly connected connection (before any TLS
+ * byte) and records pp as what it carries. A new connection's send buffer is empty, so the header
+ * goes whole or not at all: returns 0, or -errno (-EAGAIN counts as a failure). */
+int upstream_send_proxy_header(struct upstream_conn *conn, const void *hdr, size_t len,
+                               const struct upstream_pp *pp);
 /* Starts a connection to addr; it returns to list idle when released. Returns NULL and sets *err
  * (-errno) on failure. The owner learns the outcome from its handler (EPOLLOUT: check
  * upstream_connect_result()). */

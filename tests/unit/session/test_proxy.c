@@ -216,6 +216,7 @@ Test(proxy_request, fields_named_by_connection_that_framing_rests_on_are_kept)
 
 Test(proxy_request, x_forwarded_for_is_appended_to_across_fields)
 {
+    xch.peer_trusted = true; /* a peer of trustedProxies */
     expect_req("GET / HTTP/1.1\r\n"
                "X-Forwarded-For: 203.0.113.1\r\n"
                "Host: h\r\n"
@@ -242,12 +243,50 @@ Test(proxy_request, only_empty_x_forwarded_for_gives_just_the_client)
 Test(proxy_request, ipv6_client_in_x_forwarded_for)
 {
     set_ip("2001:db8::1");
+    xch.peer_trusted = true;
     expect_req("GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n",
                "GET / HTTP/1.1\r\n"
                "Host: h\r\n"
                "X-Forwarded-For: 10.0.0.1, 2001:db8::1\r\n"
                "X-Forwarded-Proto: http\r\n"
                "X-Forwarded-Host: h\r\n"
+               "\r\n");
+}
+
+Test(proxy_request, untrusted_peer_forwarding_fields_are_replaced)
+{
+    /* trustedProxies does not list the peer (the default): its claims are dropped */
+    expect_req("GET / HTTP/1.1\r\n"
+               "X-Forwarded-For: 203.0.113.1\r\n"
+               "Host: h\r\n"
+               "Forwarded: for=203.0.113.1;proto=https\r\n"
+               "X-Real-IP: 203.0.113.1\r\n"
+               "X-Real-Ip2: kept\r\n"
+               "FORWARDED: for=x\r\n"
+               "\r\n",
+               "GET / HTTP/1.1\r\n"
+               "Host: h\r\n"
+               "X-Real-Ip2: kept\r\n" FORWARDED("h"));
+}
+
+Test(proxy_request, trusted_peer_forwarding_fields_pass)
+{
+    xch.peer_trusted = true;
+    expect_req("GET / HTTP/1.1\r\n"
+               "X-Forwarded-For: 203.0.113.1\r\n"
+               "Host: h\r\n"
+               "X-Forwarded-Proto: https\r\n"
+               "X-Forwarded-Host: front.example\r\n"
+               "Forwarded: for=203.0.113.1;proto=https\r\n"
+               "X-Real-IP: 203.0.113.1\r\n"
+               "\r\n",
+               "GET / HTTP/1.1\r\n"
+               "Host: h\r\n"
+               "X-Forwarded-Proto: https\r\n"
+               "X-Forwarded-Host: front.example\r\n"
+               "Forwarded: for=203.0.113.1;proto=https\r\n"
+               "X-Real-IP: 203.0.113.1\r\n"
+               "X-Forwarded-For: 203.0.113.1, 192.0.2.9\r\n"
                "\r\n");
 }
 

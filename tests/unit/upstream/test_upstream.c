@@ -387,6 +387,38 @@ Test(upstream, reuse_is_lifo)
     fx_fini(&f);
 }
 
+Test(upstream, proxy_header_binds_a_connection_to_its_client)
+{
+    struct fx f;
+    fx_init(&f, 1, 8, LONG_IDLE_MS);
+    struct owner o[3];
+    int s[3];
+    struct upstream_pp none = {0}, a = {.family = AF_INET, .addr = {192, 0, 2, 1}},
+                       b = {.family = AF_INET, .addr = {192, 0, 2, 2}};
+    for (int i = 0; i < 3; i++)
+        s[i] = connect_ok(&f, 0, &o[i]);
+    cr_assert_eq(upstream_send_proxy_header(o[0].conn, "PROXY UNKNOWN\r\n", 15, &a), 0);
+    cr_assert_eq(upstream_send_proxy_header(o[1].conn, "PROXY UNKNOWN\r\n", 15, &b), 0);
+    char got[32] = {0};
+    cr_expect_eq(recv(s[0], got, sizeof(got), 0), 15, "the header went whole");
+    cr_expect_str_eq(got, "PROXY UNKNOWN\r\n");
+    for (int i = 0; i < 3; i++)
+        upstream_release(o[i].conn, true);
+    struct owner n = {0};
+    /* most recent first, but only a connection that carries the same client (or none) */
+    cr_expect_eq(upstream_take_idle_pp(f.pool, &f.lists[0], &n, on_event, &a), o[0].conn);
+    cr_expect_null(upstream_take_idle_pp(f.pool, &f.lists[0], &n, on_event, &a), "A's only one");
+    cr_expect_eq(upstream_take_idle_pp(f.pool, &f.lists[0], &n, on_event, &none), o[2].conn,
+                 "a connection without a header for a backend without sendProxyProtocol");
+    cr_expect_null(upstream_take_idle_pp(f.pool, &f.lists[0], &n, on_event, &none));
+    cr_expect_eq(upstream_take_idle_pp(f.pool, &f.lists[0], &n, on_event, &b), o[1].conn);
+    for (int i = 0; i < 3; i++) {
+        upstream_release(o[i].conn, false);
+        close(s[i]);
+    }
+    fx_fini(&f);
+}
+
 Test(upstream, max_idle_is_respected_per_backend)
 {
     struct fx f;
