@@ -37,12 +37,15 @@ enum http_field_id {
     HTTP_F_X_FORWARDED_PROTO,
     HTTP_F_X_FORWARDED_HOST,
     HTTP_F_HTTP2_SETTINGS,
+    HTTP_F_FORWARDED, /* RFC 7239 */
+    HTTP_F_X_REAL_IP,
     HTTP_F_COUNT,
 };
 
 /* Per-field flags. */
-#define HTTP_FF_HOP_BY_HOP 0x1 /* Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade,
-                                  HTTP2-Settings (RFC 7540 §3.2.1: a connection option) */
+#define HTTP_FF_HOP_BY_HOP                                                                         \
+    0x1                         /* Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, \
+                                   HTTP2-Settings (RFC 7540 §3.2.1: a connection option) */
 #define HTTP_FF_CONN_LISTED 0x2 /* named by a token of a Connection field (RFC 9110 §7.6.1) */
 /* CONN_LISTED is set on whatever a client names, Host, Content-Length and Transfer-Encoding
  * included ("Connection: content-length"): a proxy dropping listed fields must keep those, or
@@ -74,12 +77,14 @@ enum http_body {
 /* Request flags (struct http_request.flags). The bits not defined here are the session's own:
  * http1.h keeps HTTP/1's Connection facts (keep-alive, close) in them. */
 #define HTTP_RF_EXPECT_100 0x02 /* Expect: 100-continue */
-#define HTTP_RF_UPGRADE 0x04    /* asks to switch protocols: HTTP/1.1 "Connection: upgrade" with an
-                                   Upgrade field, or an extended CONNECT (RFC 8441, `protocol`) */
-#define HTTP_RF_ASTERISK 0x08   /* path is "*" (OPTIONS *) */
-#define HTTP_RF_AUTHORITY 0x10  /* the authority came with the target (HTTP/1 absolute-form, or
-                                   HTTP/2 :authority) and replaces any Host field upstream */
-#define HTTP_RF_CONNECT 0x40    /* a CONNECT without a protocol: a forward tunnel, refused */
+#define HTTP_RF_UPGRADE                                                                            \
+    0x04                      /* asks to switch protocols: HTTP/1.1 "Connection: upgrade" with an  \
+                                 Upgrade field, or an extended CONNECT (RFC 8441, `protocol`) */
+#define HTTP_RF_ASTERISK 0x08 /* path is "*" (OPTIONS *) */
+#define HTTP_RF_AUTHORITY                                                                          \
+    0x10                     /* the authority came with the target (HTTP/1 absolute-form, or       \
+                                HTTP/2 :authority) and replaces any Host field upstream */
+#define HTTP_RF_CONNECT 0x40 /* a CONNECT without a protocol: a forward tunnel, refused */
 
 /* A request as a session parsed and validated it. Spans are not NUL-terminated.
  *

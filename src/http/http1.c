@@ -308,6 +308,10 @@ static enum http_field_id header_id(const char *s, size_t n)
         if (NAME_IS(s, "upgrade"))
             return HTTP_F_UPGRADE;
         return NAME_IS(s, "trailer") ? HTTP_F_TRAILER : HTTP_F_OTHER;
+    case 9:
+        if (NAME_IS(s, "forwarded"))
+            return HTTP_F_FORWARDED;
+        return NAME_IS(s, "x-real-ip") ? HTTP_F_X_REAL_IP : HTTP_F_OTHER;
     case 10:
         if (NAME_IS(s, "connection"))
             return HTTP_F_CONNECTION;

@@ -195,6 +195,25 @@ static bool forwards_h2c(const struct http_request *req, const char *const *allo
 }
 
 /* An HTTP/2 cookie crumb (RFC 9113 §8.2.3): names are lower-case there. */
+/* golb's element of the Forwarded chain (RFC 7239 §4), after the fields it kept (a trusted
+ * chain) or instead of the ones it dropped (an untrusted one): who connected to golb, over what,
+ * for which host. An IPv6 node is a quoted "[...]"; the host is quoted as it may carry a port. */
+static void out_forwarded(struct out *o, const struct http_request *req,
+                          const struct rewrite_request *opt)
+{
+    bool v6 = memchr(opt->client_ip, ':', opt->client_ip_len) != NULL;
+    out_str(o, v6 ? "Forwarded: for=\"[" : "Forwarded: for=");
+    out_mem(o, opt->client_ip, opt->client_ip_len);
+    out_str(o, v6 ? "]\";proto=" : ";proto=");
+    out_str(o, opt->https ? "https" : "http");
+    if (req->authority_len) {
+        out_str(o, ";host=\"");
+        out_mem(o, req->authority, req->authority_len);
+        out_str(o, "\"");
+    }
+    out_str(o, "\r\n");
+}
+
 static bool is_cookie(const struct http_field *h)
 {
     return h->name_len == 6 && memcmp(h->name, "cookie", 6) == 0;
@@ -230,6 +249,7 @@ bool rewrite_request_head(const struct http_request *req, const struct rewrite_r
 
     bool xff_seen = false, upgrade_out = false, host_seen = false, te_seen = false;
     bool xfp_seen = false, xfh_seen = false, trusted = opt->trusted_peer;
+    bool fwd_seen = false, real_ip_seen = false;
     bool cookies = req->version == HTTP_V2, cookies_out = false;
     bool h2c_settings = opt->upgrade && forwards_h2c(req, opt->upgrade_protocols), settings = false;
     for (size_t i = 0; i < req->num_fields; i++) {
@@ -271,11 +291,19 @@ bool rewrite_request_head(const struct http_request *req, const struct rewrite_r
             break;
         case HTTP_F_X_FORWARDED_FOR:
             xff_seen = trusted;
-            continue; /* folded into one field below, or replaced */
+            continue;          /* folded into one field below, or replaced */
+        case HTTP_F_FORWARDED: /* a trusted chain goes on (golb's element follows it below) */
+            fwd_seen = true;
+            if (!trusted)
+                continue; /* an untrusted peer's claim: replaced by golb's own below */
+            break;
+        case HTTP_F_X_REAL_IP:
+            if (!trusted) {
+                real_ip_seen = true;
+                continue; /* replaced by golb's own below */
+            }
+            break;
         case HTTP_F_OTHER:
-            if (!trusted && h->name_len == 9 && (strncasecmp(h->name, "forwarded", 9) == 0 ||
-                                                 strncasecmp(h->name, "x-real-ip", 9) == 0))
-                continue; /* an untrusted peer's claim about who the client is */
             if (opt->request_id_len && h->name_len == 12 &&
                 strncasecmp(h->name, "x-request-id", 12) == 0)
                 continue; /* golb's (kept or new) value is written below */
@@ -346,6 +374,13 @@ bool rewrite_request_head(const struct http_request *req, const struct rewrite_r
         out_mem(&o, req->authority, req->authority_len);
         out_str(&o, "\r\n");
     }
+    if (real_ip_seen) {
+        out_str(&o, "X-Real-IP: ");
+        out_mem(&o, opt->client_ip, opt->client_ip_len);
+        out_str(&o, "\r\n");
+    }
+    if (fwd_seen)
+        out_forwarded(&o, req, opt);
     /* Without any authority (an HTTP/1.0 request without Host) the head is finished per try by
      * rewrite_set_host(), since HTTP/1.1 upstreams require a Host. */
     *host_at = req->authority_len ? 0 : (uint32_t)o.len;

@@ -251,8 +251,8 @@ class TrustedProxiesTest(ProxyProtocolCase):
         self.assertEqual(r.echo_header("X-Forwarded-For"), "127.0.0.1")
         self.assertEqual(r.echo_header("X-Forwarded-Proto"), "http")
         self.assertEqual(r.echo_header("X-Forwarded-Host"), "golb.test")
-        self.assertIsNone(r.echo_header("Forwarded"))
-        self.assertIsNone(r.echo_header("X-Real-IP"))
+        self.assertEqual(r.echo_header("Forwarded"), 'for=127.0.0.1;proto=http;host="golb.test"')
+        self.assertEqual(r.echo_header("X-Real-IP"), "127.0.0.1")
         self.assertEqual(self.access_log(1)[0]["client.address"], "127.0.0.1")
 
     def test_trusted_peer_chain_gives_the_client(self):
@@ -262,7 +262,9 @@ class TrustedProxiesTest(ProxyProtocolCase):
         self.assertEqual(r.echo_header("X-Forwarded-For"), "203.0.113.1, 10.0.0.5, 127.0.0.1")
         self.assertEqual(r.echo_header("X-Forwarded-Proto"), "https")
         self.assertEqual(r.echo_header("X-Forwarded-Host"), "front.example")
-        self.assertEqual(r.echo_header("Forwarded"), "for=203.0.113.1;proto=https")
+        # golb's element follows the trusted chain (RFC 7239 §4: the fields form one list)
+        self.assertEqual([v for k, v in r.echo()["headers"] if k.lower() == "forwarded"],
+                         ["for=203.0.113.1;proto=https", 'for=127.0.0.1;proto=http;host="golb.test"'])
         self.assertEqual(r.echo_header("X-Real-IP"), "203.0.113.1")
         self.assertEqual(self.access_log(1)[0]["client.address"], "203.0.113.1")
         # clientAddress hashing follows the chain's client, not the proxy's address

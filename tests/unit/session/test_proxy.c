@@ -2,8 +2,8 @@
  * and of the HTTP/1 session: build_request_head(), set_upstream_host(), build_response_head()
  * below) and for the framing decisions parse_response() makes before calling it.
  * Those functions are static, so this file includes exchange.c and h1session.c themselves (as
- * h2o's unit tests do); the archive's objects for them are then never pulled in. Inputs are literal heads parsed by http1; every
- * expectation is the exact byte string golb would send. */
+ * h2o's unit tests do); the archive's objects for them are then never pulled in. Inputs are literal
+ * heads parsed by http1; every expectation is the exact byte string golb would send. */
 #include <criterion/criterion.h>
 
 #include "../../../src/core/exchange.c"
@@ -41,7 +41,7 @@ static bool parse_response(struct client *c)
 /* ---- fixture: a worker with a buffer pool and one client ---- */
 
 static struct worker_ctx wk;
-static struct config wk_cfg; /* defaults: plain HTTP, no tls section */
+static struct config wk_cfg;     /* defaults: plain HTTP, no tls section */
 static struct generation wk_gen; /* no backends, a balancer without sticky sessions */
 static struct client cl;
 static struct exchange xch;
@@ -266,7 +266,31 @@ Test(proxy_request, untrusted_peer_forwarding_fields_are_replaced)
                "\r\n",
                "GET / HTTP/1.1\r\n"
                "Host: h\r\n"
-               "X-Real-Ip2: kept\r\n" FORWARDED("h"));
+               "X-Real-Ip2: kept\r\n"
+               "X-Forwarded-For: 192.0.2.9\r\n"
+               "X-Forwarded-Proto: http\r\n"
+               "X-Forwarded-Host: h\r\n"
+               "X-Real-IP: 192.0.2.9\r\n"
+               "Forwarded: for=192.0.2.9;proto=http;host=\"h\"\r\n"
+               "\r\n");
+}
+
+Test(proxy_request, untrusted_ipv6_peer_gets_a_quoted_forwarded_node)
+{
+    set_ip("2001:db8::1");
+    expect_req("GET / HTTP/1.1\r\nHost: h:8080\r\nForwarded: for=x\r\n\r\n",
+               "GET / HTTP/1.1\r\n"
+               "Host: h:8080\r\n"
+               "X-Forwarded-For: 2001:db8::1\r\n"
+               "X-Forwarded-Proto: http\r\n"
+               "X-Forwarded-Host: h:8080\r\n"
+               "Forwarded: for=\"[2001:db8::1]\";proto=http;host=\"h:8080\"\r\n"
+               "\r\n");
+}
+
+Test(proxy_request, without_forwarding_fields_golb_adds_neither_forwarded_nor_x_real_ip)
+{
+    expect_req("GET / HTTP/1.1\r\nHost: h\r\n\r\n", "GET / HTTP/1.1\r\nHost: h\r\n" FORWARDED("h"));
 }
 
 Test(proxy_request, trusted_peer_forwarding_fields_pass)
@@ -287,6 +311,7 @@ Test(proxy_request, trusted_peer_forwarding_fields_pass)
                "Forwarded: for=203.0.113.1;proto=https\r\n"
                "X-Real-IP: 203.0.113.1\r\n"
                "X-Forwarded-For: 203.0.113.1, 192.0.2.9\r\n"
+               "Forwarded: for=192.0.2.9;proto=http;host=\"h\"\r\n"
                "\r\n");
 }
 
@@ -748,8 +773,8 @@ Test(proxy_response, interim_responses_are_relayed_and_accumulate)
     cl.keepalive = true;
     cr_assert(build_response_head(&cl, &resp, cl.x->resph));
     expect_buf(cl.x->resph, "HTTP/1.1 100 Continue\r\n\r\n"
-                         "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
-                         "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n");
+                            "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+                            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n");
 }
 
 Test(proxy_response, interim_head_drops_hop_by_hop_fields)
@@ -798,7 +823,8 @@ Test(proxy_response, head_that_does_not_fit_fails_and_leaves_the_buffer)
     buf_pool_destroy(&small);
 }
 
-/* Regression, fixed (proxy.c build_response_head): a response whose final transfer coding is not chunked
+/* Regression, fixed (proxy.c build_response_head): a response whose final transfer coding is not
+ * chunked
  * ("Transfer-Encoding: gzip", close-delimited per RFC 9112 §6.3 rule 4) loses its
  * Transfer-Encoding field: the field is dropped because resp->body != HTTP1_BODY_CHUNKED, so the
  * client receives gzip-coded bytes announced as identity (corrupt content).
@@ -889,7 +915,8 @@ Test(proxy_framing, http10_keep_alive_client_gets_keep_alive)
     cr_assert(upstream_sends("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n"));
     cr_expect(cl.keepalive);
     cr_expect_not(cl.x->resp_keepalive, "an HTTP/1.0 upstream without keep-alive closes");
-    expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n");
+    expect_buf(cl.x->resph,
+               "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n");
 }
 
 Test(proxy_framing, http10_client_without_keep_alive_is_closed)
@@ -917,7 +944,7 @@ Test(proxy_framing, response_before_the_request_body_was_sent_closes_the_client)
     cr_assert(upstream_sends("HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n"));
     cr_expect_not(cl.keepalive);
     expect_buf(cl.x->resph, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n"
-                         "Connection: close\r\n\r\n");
+                            "Connection: close\r\n\r\n");
 }
 
 Test(proxy_framing, draining_worker_closes_the_client)
@@ -944,7 +971,8 @@ Test(proxy_framing, interim_is_not_relayed_to_http10_clients)
     request_sent(true, true, false);
     cr_assert(upstream_sends("HTTP/1.1 100 Continue\r\n\r\n"));
     cr_assert(upstream_sends("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n"));
-    expect_buf(cl.x->resph, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\n");
+    expect_buf(cl.x->resph,
+               "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\n");
 }
 
 Test(proxy_framing, switching_protocols_after_an_upgrade_request)
@@ -956,7 +984,7 @@ Test(proxy_framing, switching_protocols_after_an_upgrade_request)
     cr_expect_eq(cl.x->resp_phase, RESP_DONE);
     cr_expect_not(cl.keepalive);
     expect_buf(cl.x->resph, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                         "Connection: upgrade\r\n\r\n");
+                            "Connection: upgrade\r\n\r\n");
 }
 
 /* A 101 becomes a tunnel only after an allowed upgrade request, and only to an allowed protocol:
