@@ -89,6 +89,7 @@ struct client {
     bool http10 : 1;        /* an HTTP/1.0 client */
     bool more_input : 1;    /* a body or an Upgrade: the client is read while exchanging */
     bool keepalive : 1;     /* the session's decision for this response (h1_on_head) */
+    bool req_body : 1;      /* the request has body bytes to come (a length > 0, chunked) */
     bool reply_keep : 1;    /* the reply being sent (CS_ERROR_REPLY) keeps the connection: an
                                answer of golb's own to a request without a body (EX_REPLY) */
     uint8_t iplen;
@@ -569,6 +570,8 @@ static void start_exchange(struct client *c, const struct http1_request *req, si
     c->req_keepalive = (req->rq.flags & HTTP1_MF_KEEP_ALIVE) != 0;
     c->http10 = req->rq.version == HTTP_V1_0;
     c->more_input = req->rq.body != HTTP_BODY_NONE || (req->rq.flags & HTTP1_MF_UPGRADE);
+    c->req_body = req->rq.body == HTTP_BODY_STREAM ||
+                  (req->rq.body == HTTP_BODY_LENGTH && req->rq.content_length > 0);
     c->keepalive = false; /* earned with the response head (h1_on_head) */
 
     struct exchange *x = c->x = exchange_get(w, &h1_exchange_ops, c);
@@ -792,7 +795,7 @@ static void client_reply(struct client *c)
     const struct reply_desc *d = exchange_reply(c->x);
     struct exchange_result r;
     exchange_result(c->x, &r);
-    bool keep = c->req_keepalive && !c->more_input && !c->w->draining;
+    bool keep = c->req_keepalive && !c->req_body && !c->w->draining;
     size_t need = 512 + d->location_len + d->body_len;
     for (size_t i = 0; i < d->nfields; i++)
         need += d->fields[i].name_len + d->fields[i].value_len + 4;
