@@ -3,6 +3,8 @@
 # does not move with the machine's load, for comparing two builds on a shared machine.
 #
 #   bench/instructions.sh [GOLB_BIN...]        (default bin/golb)
+#   IR_ROUTES=N bench/instructions.sh ...      (N routes, host hK.example.com × pathPrefix /pJ, ten
+#                                               prefixes per host; the request takes the last one)
 #
 # For each binary: toy-backend on 127.0.0.1, golb (workers: 1) under `valgrind --tool=callgrind`,
 # then one keep-alive connection sends N1 and, in a second run, N2 small GETs; the difference of
@@ -43,18 +45,27 @@ healthCheckPeriod: 3600
 backends:
   - http://$toy/health
 EOF
+    if ((${IR_ROUTES:-0} > 0)); then
+        echo "routes:" >>"$tmp/golb.yaml"
+        awk -v n="$IR_ROUTES" 'BEGIN { for (i = 0; i < n; i++)
+            printf "  - {match: {host: h%d.example.com, pathPrefix: /p%d}, pool: default}\n",
+                   int(i / 10), i % 10 }' >>"$tmp/golb.yaml"
+    fi
     valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" -confpath "$tmp/golb.yaml" \
         >"$tmp/golb.log" 2>&1 &
     local pid=$!
     pids+=("$pid")
     local addr
     addr=$(wait_line "$tmp/golb.log" 'listening on [0-9.:]+' | head -1 | awk '{print $3}')
-    python3 - "$addr" "$n" <<'PY'
+    python3 - "$addr" "$n" "${IR_ROUTES:-0}" <<'PY'
 import socket, sys
 host, port = sys.argv[1].rsplit(":", 1)
-n = int(sys.argv[2])
+n, routes = int(sys.argv[2]), int(sys.argv[3])
 s = socket.create_connection((host, int(port)), timeout=60)
 req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+if routes:  # the last route's host and prefix
+    last = routes - 1
+    req = b"GET /p%d/x HTTP/1.1\r\nHost: h%d.example.com\r\n\r\n" % (last % 10, last // 10)
 buf = b""
 for _ in range(n):
     s.sendall(req)

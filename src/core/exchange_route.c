@@ -195,9 +195,9 @@ static size_t rewrite_path(const struct config_route *r, const char *path, size_
     size_t rest_len = path_len - MIN(ppl, path_len);
     const char *rp = r->rewrite_prefix;
     size_t rpl = rp && strcmp(rp, "/") != 0 ? strlen(rp) : 0; /* "/" strips */
-    size_t n = 0;
-    memcpy(out, rp, rpl);
-    n += rpl;
+    size_t n = rpl;
+    if (rpl)
+        memcpy(out, rp, rpl);
     if (rpl && out[rpl - 1] == '/' && rest_len && rest[0] == '/') {
         rest++;
         rest_len--;
