@@ -241,3 +241,62 @@ class RoutingTest(RoutingCase):
         stop.set()
         t.join(scaled(5))
         self.assertEqual(failures, [])
+
+
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
+
+
+def readme_examples():
+    """The ```yaml blocks of the README's Routing section, in order."""
+    with open(README) as f:
+        text = f.read()
+    section = text[text.index("### Routing"):]
+    section = section[:section.index("\n## ")]
+    return re.findall(r"```yaml\n(.*?)```", section, re.S)
+
+
+class ReadmeExamplesTest(RoutingCase):
+    """The README's worked examples, as written, with a toy-backend for each 10.0.0.N backend
+    (its X-Server-Id is N) and golb on loopback."""
+
+    def run_example(self, n):
+        text = readme_examples()[n]
+        toys = {}
+        for octet in sorted(set(re.findall(r"http://10\.0\.0\.(\d+):\d+", text)), key=int):
+            toys[octet] = self.toy(int(octet))
+        text = re.sub(r"http://10\.0\.0\.(\d+):\d+", lambda m: f"http://127.0.0.1:{toys[m.group(1)].port}",
+                      text)
+        head = golb_config([], workers=1).replace("backends:\n", "")
+        g = self.golb(head + text)
+        for t in toys.values():
+            self.wait_backend(g, t, "UP")
+        return g
+
+    def test_virtual_hosting(self):
+        g = self.run_example(0)
+        self.assertIn(self.req(g, "/", host="shop.example.com").header("X-Server-Id"), ("1", "2"))
+        self.assertEqual(self.req(g, "/", host="www.blog.example.com.").header("X-Server-Id"), "3")
+        r = self.req(g, "/cart?x=1", host="example.com")
+        self.assertEqual((r.status, r.header("Location")), (301, "http://shop.example.com/cart?x=1"))
+        self.assertEqual(self.req(g, "/", host="other.test").header("X-Server-Id"), "9")
+
+    def test_api_under_a_prefix(self):
+        g = self.run_example(1)
+        r = self.req(g, "/api/v1/users")
+        self.assertIn(r.header("X-Server-Id"), ("5", "6"))
+        self.assertEqual(r.echo()["path"], "/v1/users")
+        self.assertEqual(r.echo_header("X-Api-Version"), "1")
+        self.assertEqual(self.req(g, "/api/admin/x").status, 403, "127.0.0.1 is not internal")
+        self.assertEqual(self.req(g, "/apix").header("X-Server-Id"), "9")
+        with HTTPConn(g.host, g.port) as c:
+            codes = [c.request("POST", "/api/items", body=b"{}").status for _ in range(11)]
+        self.assertEqual(codes, [200] * 10 + [429], "a burst of 10, then 429")
+
+    def test_canary(self):
+        g = self.run_example(2)
+        self.assertEqual(self.req(g, "/", headers={"X-Canary": "1"}).header("X-Server-Id"), "7")
+        ids = []
+        with HTTPConn(g.host, g.port) as c:
+            for _ in range(100):
+                ids.append(c.request("GET", "/").header("X-Server-Id"))
+        self.assertEqual(ids.count("7"), 5, "5 % of every 100 (one worker)")
