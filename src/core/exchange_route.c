@@ -137,9 +137,10 @@ static enum exchange_status redirect(struct exchange *x, const struct config_rou
 {
     const char *scheme = r->redirect.scheme;
     if (!scheme)
-        scheme = req->scheme_len ? (req->scheme[0] == 'h' && req->scheme_len == 5 ? "https"
-                                                                                  : "http")
-                                 : info->https ? "https" : "http";
+        scheme = req->scheme_len
+                     ? (req->scheme[0] == 'h' && req->scheme_len == 5 ? "https" : "http")
+                 : info->https ? "https"
+                               : "http";
     const char *host = r->redirect.host;
     size_t host_len = host ? strlen(host) : 0;
     uint16_t port = r->redirect.port;
@@ -149,7 +150,8 @@ static enum exchange_status redirect(struct exchange *x, const struct config_rou
         host = req->authority;
         host_len = port ? host_only(host, req->authority_len) : req->authority_len;
     }
-    if ((port == 80 && strcmp(scheme, "http") == 0) || (port == 443 && strcmp(scheme, "https") == 0))
+    if ((port == 80 && strcmp(scheme, "http") == 0) ||
+        (port == 443 && strcmp(scheme, "https") == 0))
         port = 0; /* the scheme's own */
     if (r->redirect.path) {
         path = r->redirect.path;

@@ -100,7 +100,8 @@ static bool sent_path_is(const char *want)
 
 #define B "backends: [http://127.0.0.1:1/]\n"
 #define POOLS                                                                                      \
-    "pools:\n  api: {backends: [http://127.0.0.1:2/]}\n  canary: {backends: [http://127.0.0.1:3/]}\n"
+    "pools:\n  api: {backends: [http://127.0.0.1:2/]}\n  canary: {backends: "                      \
+    "[http://127.0.0.1:3/]}\n"
 
 Test(exchange_route, host_path_and_header_pick_the_pool_first_match_wins)
 {
@@ -195,18 +196,19 @@ Test(exchange_route, rate_limit_answers_429_with_retry_after)
 
 Test(exchange_route, redirect_builds_the_location_from_the_request)
 {
-    rt_init(B "routes:\n"
-              "  - {match: {host: old.example.com}, redirect: {scheme: https, host: www.example.com,"
-              " status: 308}}\n"
-              "  - {match: {pathPrefix: /p}, redirect: {port: 8443, path: /q}}\n"
-              "  - {match: {pathPrefix: /s}, redirect: {scheme: https}, setResponseHeaders: "
-              "{X-Why: moved}}\n");
+    rt_init(B
+            "routes:\n"
+            "  - {match: {host: old.example.com}, redirect: {scheme: https, host: www.example.com,"
+            " status: 308}}\n"
+            "  - {match: {pathPrefix: /p}, redirect: {port: 8443, path: /q}}\n"
+            "  - {match: {pathPrefix: /s}, redirect: {scheme: https}, setResponseHeaders: "
+            "{X-Why: moved}}\n");
     cr_expect_eq(route("GET", "old.example.com:8080", "/a/./b?x=1", "10.0.0.1", NULL), EX_REPLY);
     const struct reply_desc *d = exchange_reply(rx);
     cr_expect_eq(d->status, 308);
     cr_expect_eq(d->location_len, strlen("https://www.example.com/a/b?x=1"));
-    cr_expect(memcmp(d->location, "https://www.example.com/a/b?x=1", d->location_len) == 0,
-              "%.*s", (int)d->location_len, d->location);
+    cr_expect(memcmp(d->location, "https://www.example.com/a/b?x=1", d->location_len) == 0, "%.*s",
+              (int)d->location_len, d->location);
     route("GET", "h.test:81", "/p/1?y", "10.0.0.1", NULL);
     d = exchange_reply(rx);
     cr_expect_eq(d->status, 302);
@@ -248,7 +250,8 @@ Test(exchange_route, no_route_and_no_default_pool_is_a_404)
 
 Test(exchange_route, a_split_gives_exact_shares_over_each_cycle)
 {
-    rt_init(B POOLS "routes:\n  - split: [{pool: default, weight: 3}, {pool: canary, weight: 1}]\n");
+    rt_init(B POOLS
+            "routes:\n  - split: [{pool: default, weight: 3}, {pool: canary, weight: 1}]\n");
     int canary = 0;
     for (int i = 0; i < 400; i++) {
         cr_assert_eq(route("GET", "h", "/", "10.0.0.1", NULL), EX_WAIT);
