@@ -7,6 +7,8 @@
 #   IR_PROXY=v1|v2   golb with proxyProtocol (127.0.0.1 trusted, required) and each connection
 #                starting with a PROXY header of that version (with IR_CLOSE: its cost per
 #                connection is the difference with a run without IR_PROXY)
+#   IR_ROUTES=N bench/instructions.sh ...      (N routes, host hK.example.com × pathPrefix /pJ, ten
+#                                               prefixes per host; the request takes the last one)
 #
 # For each binary: toy-backend on 127.0.0.1, golb (workers: 1) under `valgrind --tool=callgrind`,
 # then one keep-alive connection sends N1 and, in a second run, N2 small GETs; the difference of
@@ -49,16 +51,22 @@ backends:
 EOF
     [[ -z ${IR_PROXY:-} ]] ||
         printf 'proxyProtocol:\n  trustedNetworks: [127.0.0.1]\n  required: true\n' >>"$tmp/golb.yaml"
+    if ((${IR_ROUTES:-0} > 0)); then
+        echo "routes:" >>"$tmp/golb.yaml"
+        awk -v n="$IR_ROUTES" 'BEGIN { for (i = 0; i < n; i++)
+            printf "  - {match: {host: h%d.example.com, pathPrefix: /p%d}, pool: default}\n",
+                   int(i / 10), i % 10 }' >>"$tmp/golb.yaml"
+    fi
     valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" -confpath "$tmp/golb.yaml" \
         >"$tmp/golb.log" 2>&1 &
     local pid=$!
     pids+=("$pid")
     local addr
     addr=$(wait_line "$tmp/golb.log" 'listening on [0-9.:]+' | head -1 | awk '{print $3}')
-    IR_CLOSE=${IR_CLOSE:-} IR_PROXY=${IR_PROXY:-} python3 - "$addr" "$n" <<'PY'
+    IR_CLOSE=${IR_CLOSE:-} IR_PROXY=${IR_PROXY:-} python3 - "$addr" "$n" "${IR_ROUTES:-0}" <<'PY'
 import os, socket, struct, sys
 host, port = sys.argv[1].rsplit(":", 1)
-n = int(sys.argv[2])
+n, routes = int(sys.argv[2]), int(sys.argv[3])
 close = bool(os.environ.get("IR_CLOSE"))
 pp = {"": b"",
       "v1": b"PROXY TCP4 192.0.2.1 198.51.100.1 40000 80\r\n",
@@ -66,6 +74,10 @@ pp = {"": b"",
             socket.inet_aton("192.0.2.1") + socket.inet_aton("198.51.100.1") +
             struct.pack("!HH", 40000, 80)}[os.environ.get("IR_PROXY", "")]
 req = b"GET / HTTP/1.1\r\nHost: x\r\n" + (b"Connection: close\r\n" if close else b"") + b"\r\n"
+if routes:  # the last route's host and prefix
+    last = routes - 1
+    req = b"GET /p%d/x HTTP/1.1\r\nHost: h%d.example.com\r\n" % (last % 10, last // 10) + \
+        (b"Connection: close\r\n" if close else b"") + b"\r\n"
 s = None if close else socket.create_connection((host, int(port)), timeout=60)
 if s:
     s.sendall(pp)

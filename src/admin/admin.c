@@ -1080,10 +1080,17 @@ static void handle(struct admin_conn *c, const struct http1_request *req, const 
         reply(c, 200, "application/json", NULL, "{\"status\":\"ok\"}\n", 16);
         return;
     default: {
+        /* The default pool's backends; without top-level backends (only routed pools), any
+         * pool's. */
         int up = 0;
-        for (int i = 0; i < a->gen->table->n; i++) {
-            struct backend *b = a->gen->table->b[i];
-            up += backend_is_up(b) && backend_admin(b) == BACKEND_ADMIN_READY;
+        for (int k = 0; k < a->gen->npools; k++) {
+            const struct backend_table *t = a->gen->pools[k].table;
+            if (k > 0 && a->gen->table->n > 0)
+                break;
+            for (int i = 0; i < t->n; i++) {
+                struct backend *b = t->b[i];
+                up += backend_is_up(b) && backend_admin(b) == BACKEND_ADMIN_READY;
+            }
         }
         if (atomic_load(&a->draining))
             reply(c, 503, "application/json", NULL, "{\"status\":\"draining\"}\n", 22);

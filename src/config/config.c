@@ -465,7 +465,9 @@ static void cross_check(struct top *top, struct config *cfg, const struct config
             config_yaml_warning(l, hk, "%s is ignored unless balance is hash", hash_only[i]);
     }
 
-    if (!top->key_at[key_index("backends")])
+    /* Without top-level backends there is no default pool: routes must then take every request
+     * they want served (the rest is answered 404), so `routes` is required instead. */
+    if (!top->key_at[key_index("backends")] && !top->key_at[key_index("routes")])
         config_yaml_error(l, root, "missing required key \"backends\"");
     config_tls_cross_check(l, cfg, root, top->val_at[key_index("listen")]);
     config_listen_cross_check(l, cfg);

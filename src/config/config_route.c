@@ -529,6 +529,11 @@ static int pool_ref(struct config_yaml_load *l, struct config *cfg, const char *
         config_yaml_error(l, v, "unknown pool %s", config_yaml_quote(&q, v->str, v->len));
         return -1;
     }
+    if (cfg->pools[i].is_default && cfg->pools[i].nbackends == 0) { /* no top-level backends */
+        config_yaml_error(l, v, "pool %s has no backends (there are no top-level \"backends\")",
+                          config_yaml_quote(&q, v->str, v->len));
+        return -1;
+    }
     cfg->pools[i].used = true;
     return i;
 }

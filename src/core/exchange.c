@@ -42,6 +42,7 @@
 #include "base/buf.h"
 #include "config/config.h"
 #include "core/generation.h"
+#include "core/route.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "http/forwarded.h"
@@ -83,7 +84,9 @@ struct exchange *exchange_get(struct worker_ctx *w, const struct exchange_client
     x->req_pipe = x->resp_pipe = (struct kpipe){.r = -1, .w = -1};
     x->splice_req.fd = x->splice_resp.fd = -1;
     x->backend = -1;
+    x->route = -1;
     x->gen = w->gen; /* the request runs on the generation it started on, to its end */
+    x->pool = &x->gen->pools[0]; /* default, until its route says otherwise */
     worker_ctx_pin(w, x->gen);
     return x;
 }
@@ -208,6 +211,11 @@ const struct config *exchange_config(const struct exchange *x)
     return ex_cfg(x);
 }
 
+const struct reply_desc *exchange_reply(const struct exchange *x)
+{
+    return x->res == EX_REPLY ? &x->reply : NULL;
+}
+
 void exchange_result(const struct exchange *x, struct exchange_result *out)
 {
     *out = (struct exchange_result){
@@ -251,7 +259,7 @@ static void connect_failed(struct exchange *x, const char *why)
 {
     struct backend *b = ex_backend(x, x->backend);
     log_warn("backend %s: connect failed: %s", b->name, why);
-    backend_report_failure(b, ex_cfg(x)->max_fails, why);
+    backend_report_failure(b, ex_pool_cfg(x)->max_fails, why);
     drop_upstream(x, false, LB_CONNECT_FAILED);
     connect_next(x);
 }
@@ -296,11 +304,11 @@ static uint64_t wait_deadline(const struct exchange *x)
 {
     const struct config *cfg = ex_cfg(x);
     if (x->phase == XP_CONNECT)
-        return x->progress_at + cfg->connect_timeout_ms;
+        return x->progress_at + ex_pool_cfg(x)->connect_timeout_ms;
     if (x->phase == XP_BUFFER)
         return x->progress_at + cfg->body_timeout_ms;
     if (x->resp_phase == RESP_WAIT_HEAD && x->req_done)
-        return x->sent_at + cfg->upstream_timeout_ms;
+        return x->sent_at + x->upstream_timeout_ms;
     if (x->phase == XP_TUNNEL) /* after a 101: never waiting for a head */
         return x->progress_at + cfg->tunnel_timeout_ms;
     return x->progress_at + cfg->body_timeout_ms;
@@ -336,7 +344,7 @@ enum exchange_status exchange_timeout(struct exchange *x)
         return exchange_fail(x, 408, LB_OK); /* the body stopped before golb took a backend */
     if (x->resp_phase == RESP_WAIT_HEAD && x->req_done) {
         struct backend *b = ex_backend(x, x->backend);
-        log_warn("backend %s: no response within %u ms", b->name, ex_cfg(x)->upstream_timeout_ms);
+        log_warn("backend %s: no response within %u ms", b->name, x->upstream_timeout_ms);
         x->end_term = "sH";
         x->end_error = "response_timeout";
         return exchange_fail(x, 504, LB_FAILED);
@@ -373,6 +381,8 @@ static bool x_build_request_head(struct exchange *x, const struct http_request *
                                   .https = info->https,
                                   .request_id = x->obs.reqid,
                                   .request_id_len = x->obs.reqid_len};
+    if (unlikely(x->route >= 0))
+        opt.headers = route_request_headers(x->gen->routes, x->route);
     if (info->subject_header) {
         opt.set_name = info->subject_header;
         opt.set_name_len = strlen(info->subject_header);
@@ -438,6 +448,7 @@ static bool x_response_head(struct exchange *x, const struct http1_response *res
     h.set_cookie = cookie;
     h.dechunk = x->resp_dechunk;
     h.req_done = x->req_done;
+    h.headers = x->resp_headers;
     while (x->ops->on_head(x->client, resp, &h, x->resph) != 0)
         if (!x_grow(x, &x->resph))
             return false;
@@ -558,6 +569,23 @@ enum exchange_status exchange_start(struct exchange *x, const struct http_reques
     if (req->protocol_len && !x->req_upgrade)
         return exchange_fail(x, 501, LB_OK); /* an extended CONNECT is a tunnel or nothing */
     x->coalesce_head = info->https;
+    struct http_request routed;
+    if (unlikely(x->gen->routing)) {
+        enum exchange_status rs = exchange_route(x, req, info, &routed);
+        if (rs != EX_WAIT)
+            return rs;
+        req = &routed; /* its path normalised and rewritten, for the head and the balancer */
+    }
+    x->obs.pool = x->pool->name;
+    x->upstream_timeout_ms = ex_pool_cfg(x)->upstream_timeout_ms;
+    x->retries = ex_pool_cfg(x)->retries;
+    if (unlikely(x->route >= 0)) { /* the route's own upstreamTimeout and retries */
+        const struct config_route *r = route_get(x->gen->routes, x->route);
+        if (r->upstream_timeout_ms)
+            x->upstream_timeout_ms = r->upstream_timeout_ms;
+        if (r->retries >= 0)
+            x->retries = (uint32_t)r->retries;
+    }
 
     int st = x_request_head(x, req, info);
     if (st)
@@ -576,8 +604,7 @@ enum exchange_status exchange_start(struct exchange *x, const struct http_reques
 static void connect_next(struct exchange *x)
 {
     struct worker_ctx *w = x->w;
-    const struct config *cfg = ex_cfg(x);
-    uint32_t max_tries = MIN(cfg->retries + 1, (uint32_t)LB_MAX_TRIES);
+    uint32_t max_tries = MIN(x->retries + 1, (uint32_t)LB_MAX_TRIES);
     for (;;) {
         if ((uint32_t)x->tried.n >= max_tries) {
             exchange_fail(x, 502, LB_OK);
@@ -627,7 +654,7 @@ static void connect_next(struct exchange *x)
         }
         obs_connect_result(w, &x->obs, err);
         log_warn("backend %s: connect failed: %s", b->name, strerror(-err));
-        backend_report_failure(b, cfg->max_fails, strerror(-err));
+        backend_report_failure(b, ex_pool_cfg(x)->max_fails, strerror(-err));
         balancer_release(ex_balancer(x), idx, LB_CONNECT_FAILED, pick_age_us(x));
     }
 }
@@ -674,7 +701,7 @@ void exchange_upstream_broken(struct exchange *x, const char *why)
     struct backend *b = ex_backend(x, x->backend);
     if (!x->resp_started) {
         log_warn("backend %s: %s", b->name, why);
-        backend_report_failure(b, ex_cfg(x)->max_fails, why);
+        backend_report_failure(b, ex_pool_cfg(x)->max_fails, why);
     }
     x->end_term = x->resp_started ? "SD" : "SH";
     x->end_error = "invalid_response";

@@ -15,7 +15,8 @@
  *     exchange_timeout() (its timer passed exchange_deadline()). Both return an exchange_status;
  *     anything but EX_WAIT ends the exchange's own work and the session acts on it: EX_DONE
  *     exchange_finish(), EX_FAIL answer the result's fail_status (or cut when the response has
- *     started), EX_CLOSE cut the client, EX_TUNNEL relay bytes (over its own socket with
+ *     started), EX_REPLY answer exchange_reply() (only ever from exchange_start), EX_CLOSE cut
+ *     the client, EX_TUNNEL relay bytes (over its own socket with
  *     exchange_tunnel(), or over its stream with exchange_tunnel_stream() and more pumps). The
  *     session then frees the exchange with exchange_put(). The exchange never frees itself or
  *     the session.
@@ -47,8 +48,8 @@
  *   - splice: a session whose client end is a plain socket offers it through splice_end(); the
  *     exchange then moves large bodies socket → pipe → socket. A TLS or multiplexed session says no.
  * Settings, backends and the balancer all come from the generation the exchange pinned when it
- * was taken (exchange.c ex_cfg, ex_backend, ex_backend_cfg, ex_balancer): a reload never moves a
- * request in flight.
+ * was taken, and from the pool of that generation its route chose (exchange_int.h ex_cfg,
+ * ex_backend, ex_backend_cfg, ex_balancer): a reload never moves a request in flight.
  */
 #ifndef GOLB_EXCHANGE_H
 #define GOLB_EXCHANGE_H
@@ -64,6 +65,8 @@
 
 struct buf;
 struct http_field;
+struct reply_desc;
+struct rewrite_headers;
 struct http_request;
 struct http1_response;
 struct config;
@@ -76,6 +79,10 @@ enum exchange_status {
     EX_FAIL,     /* answer fail_status (cut instead when the response has started) */
     EX_CLOSE,    /* cut the client connection (client gone, or a broken response body) */
     EX_TUNNEL,   /* 101 relayed: the session relays bytes both ways (exchange_tunnel()) */
+    EX_REPLY,    /* golb answers the request itself (a route's redirect or respond; 403 allow/deny,
+                    429 rateLimit, 404 no route and no default pool): the session writes
+                    exchange_reply()'s description (its protocol's serialisation, e.g.
+                    reply_http1) and may keep the connection when the request had no body */
 };
 
 /* A client end that splice(2) may use: a plain socket and the session's readiness flags. */
@@ -91,6 +98,8 @@ struct exchange_head {
     bool dechunk;  /* the exchange decodes this chunked body (exchange_request.dechunk): the
                       client gets it close-delimited */
     bool req_done; /* the request went up whole (else the rest of its body will be abandoned) */
+    const struct rewrite_headers *headers; /* the route's response filter for a final head (not
+                                              1xx or 101): rewrite_response.headers; NULL none */
 };
 
 /* The client side of an exchange. `client` is the session's pointer given to exchange_get(). */
@@ -201,9 +210,11 @@ void exchange_put(struct exchange *x);
 void exchange_pool_free(struct worker_ctx *w);
 
 /* Starts forwarding a parsed, validated request, whatever protocol the client spoke (http.h; its
- * spans are read only during this call): framing, rewritten head, first pick (and a pooled
- * connection or a connect). Returns EX_WAIT (then pump) or EX_FAIL (501: an extended CONNECT to
- * a protocol upgradeProtocols does not allow). */
+ * spans are read only during this call): the route (path normalised, route matched, its policies,
+ * its pool; exchange_route.c), framing, rewritten head, first pick (and a pooled connection or a
+ * connect). Returns EX_WAIT (then pump), EX_REPLY (golb answers: exchange_reply()) or EX_FAIL
+ * (400: a path that does not normalise; 501: an extended CONNECT to a protocol
+ * upgradeProtocols does not allow). */
 enum exchange_status exchange_start(struct exchange *x, const struct http_request *req,
                                     const struct exchange_request *info);
 /* Moves bytes both ways until nothing progresses, or the budget is spent: then it asks the
@@ -243,6 +254,8 @@ void exchange_tunnel_stream(struct exchange *x);
 bool exchange_connecting(const struct exchange *x);
 /* The settings of the generation the exchange pinned (its request's, to its end). */
 const struct config *exchange_config(const struct exchange *x);
+/* EX_REPLY: what golb answers (http/reply.h), valid until exchange_put(); NULL otherwise. */
+const struct reply_desc *exchange_reply(const struct exchange *x);
 /* Copies out what the session may know (struct exchange_result above). */
 void exchange_result(const struct exchange *x, struct exchange_result *out);
 /* Counts and logs the exchange's request as ended (obs_req_end over its struct obs_req): what the

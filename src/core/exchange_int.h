@@ -14,6 +14,7 @@
 #include "core/obs.h"
 #include "http/http1.h"
 #include "net/conn.h"
+#include "http/reply.h"
 #include "upstream/upstream.h"
 
 struct generation;
@@ -65,6 +66,14 @@ struct exchange {
     bool no_splice;                                 /* the client end refused splice */
 
     struct generation *gen; /* pinned for the exchange's life (worker_ctx_pin) */
+    /* the pool of gen the request goes to: pools[0] (default) unless its route says otherwise
+     * (exchange_route); its view of the config is the exchange's (ex_cfg) */
+    const struct generation_pool *pool;
+    int route;                    /* index of the route it matched, -1: none */
+    uint32_t upstream_timeout_ms; /* the pool's upstreamTimeout, or the route's */
+    uint32_t retries;             /* the pool's retries, or the route's */
+    const struct rewrite_headers *resp_headers; /* the route's response filter, NULL: none */
+    struct reply_desc reply;      /* EX_REPLY: what golb answers (spans in reqh or the config) */
     struct upstream_conn *up;
     int backend; /* index in gen's backend table, -1 before the first pick */
     bool up_reused, replayed;
@@ -139,16 +148,25 @@ struct exchange {
 #define COLD __attribute__((cold, noinline))
 
 /* The one place an exchange reads configuration, backends and balancer: all of it from the
- * generation the request pinned at start, so a reload never moves a request in flight (its
- * timeouts, retries, backends and balancer stay those it started with). */
+ * generation the request pinned at start, and from the pool of it the request's route chose, so a
+ * reload never moves a request in flight (its timeouts, retries, backends and balancer stay those
+ * it started with). ex_cfg: the settings of the whole process (client-side timeouts, limits);
+ * ex_pool_cfg: the pool's view (config_pool_view: its backends, connectTimeout, maxFails, ...);
+ * upstreamTimeout and retries, the pool's or the route's, are x->upstream_timeout_ms and
+ * x->retries. */
 static inline const struct config *ex_cfg(const struct exchange *x)
 {
     return x->gen->cfg;
 }
 
+static inline const struct config *ex_pool_cfg(const struct exchange *x)
+{
+    return &x->pool->cfg;
+}
+
 static inline struct backend *ex_backend(const struct exchange *x, int idx)
 {
-    return x->gen->table->b[idx];
+    return x->pool->table->b[idx];
 }
 
 /* upgradeProtocols of the exchange's generation (NULL-terminated) */
@@ -160,12 +178,12 @@ static inline const char *const *ex_upgrades(const struct exchange *x)
 /* The chosen backend's settings in the exchange's generation. */
 static inline const struct config_backend *ex_backend_cfg(const struct exchange *x)
 {
-    return &x->gen->cfg->backends[x->backend];
+    return &x->pool->cfg.backends[x->backend];
 }
 
 static inline struct balancer *ex_balancer(const struct exchange *x)
 {
-    return &x->gen->balancer;
+    return x->pool->balancer;
 }
 
 /* n bytes moved: counted against this exchange_pump call's budget. */
@@ -208,6 +226,14 @@ void exchange_upstream_broken(struct exchange *x, const char *why);
 bool exchange_want_splice(struct exchange *x, struct kpipe *p, struct exchange_splice *end,
                           bool response, bool head_out, uint32_t buffered, enum http1_body framing,
                           uint64_t remaining);
+
+/* exchange_route.c: the route decision at start. Normalises req's path, matches the route, applies
+ * its policies and action: returns EX_WAIT with x->pool (and the route's overrides and filters)
+ * set and *out the request as it goes upstream (req with its path normalised and rewritten; its
+ * spans valid until the next call on this worker), or EX_REPLY / EX_FAIL (x->res set). Only when
+ * x->gen->routing. */
+enum exchange_status exchange_route(struct exchange *x, const struct http_request *req,
+                                    const struct exchange_request *info, struct http_request *out);
 
 /* exchange_req.c: the request direction (holding the body, sending head and body up). */
 bool exchange_req_hold_body(struct exchange *x);

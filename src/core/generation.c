@@ -89,6 +89,7 @@ struct generation *generation_new(struct config *cfg, const struct generation *p
         }
     }
     g->table = g->pools[0].table;
+    g->routing = cfg->nroutes > 0 || cfg->encoded_slash_reject || g->pools[0].cfg.nbackends == 0;
     return g;
 }
 

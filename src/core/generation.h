@@ -1,8 +1,7 @@
 /* generation — one configuration as the data path sees it: config + pools (each a backend table
  * and a balancer) + route table (core/route.h; compiled here, once per configuration) + the
- * routes' counter objects (core/obs.h). Routing phase 2a: the pools are built and checked, and
- * everything that lists backends follows them, but the exchange still sends every request to the
- * default pool (g->table, g->balancer: pools[0]'s).
+ * routes' counter objects (core/obs.h). Each request takes the route it matches and the pool that
+ * route names (core/exchange_route.c); without routes, the default pool (pools[0]).
  *
  *   generation ── cfg ── pools[0] "default" ── view (config_pool_view) ── table [b0 b1] ── balancer
  *              │         pools[1] "api"     ── view                    ── table [b2 b3] ── balancer
@@ -70,12 +69,15 @@ struct generation {
     int npools;
     struct generation_pool *pools; /* [npools], cfg->pools' order; pools[0] is "default" */
     int nbackends;                 /* over every pool */
-    /* The default pool's table and balancer, as before pools: exchange.c reads these until the
-     * request-time wiring picks a pool per request. */
+    /* The default pool's table and balancer (pools[0]'s): admin, health and tests read these;
+     * an exchange reads its own pool's. */
     struct backend_table *table;
     struct balancer balancer;
     struct route_table *routes; /* cfg's routes compiled (empty without `routes`) */
     int nroutes;                /* cfg->nroutes */
+    bool routing; /* requests are routed (exchange_route): there are routes, or encodedSlash:
+                     reject, or no default pool to send an unmatched request to. False: every
+                     request goes to pools[0] as it came, at no cost */
     struct obs_route **route_stats; /* [nroutes]: route i's counters (obs.h), carried by name */
     _Atomic int holders;
     int nworkers;

@@ -448,6 +448,9 @@ size_t obs_format_line(enum accesslog_format format, char *out, size_t cap,
         JSON_KEY(&j, "http.response.body.size");
         jsonw_u64(&j, r->resp_body_bytes);
         json_maybe_str(&j, "user_agent.original", r->ua, r->ua_len);
+        json_maybe_str(&j, "route", r->route ? r->route->name : NULL,
+                       r->route ? strlen(r->route->name) : 0);
+        json_plain_str(&j, "pool", r->pool, r->pool ? strlen(r->pool) : 0);
         json_plain_str(&j, "backend", backend, backend ? strlen(backend) : 0);
         JSON_KEY(&j, "upstream.reused");
         jsonw_cstr(&j, r->reused ? "true" : "false");
@@ -504,6 +507,14 @@ size_t obs_format_line(enum accesslog_format format, char *out, size_t cap,
         jsonw_cstr(&j, error_type ? error_type : "-");
         JSONW_LIT(&j, " id=");
         text_field(&j, r->reqid, r->reqid_len);
+        if (r->route) { /* route="NAME" (a name may hold spaces), route=- without one */
+            JSONW_LIT(&j, " route=\"");
+            text_field(&j, r->route->name, strlen(r->route->name));
+            JSONW_LIT(&j, "\" pool=");
+        } else {
+            JSONW_LIT(&j, " route=- pool=");
+        }
+        jsonw_cstr(&j, r->pool ? r->pool : "-");
     }
     if (j.overflow)
         return 0; /* cannot happen: every value is bounded well below the line size */

@@ -111,6 +111,8 @@ void obs_counters_sum(struct obs_totals *out);
  */
 struct obs_route_worker {
     _Alignas(64) _Atomic uint64_t requests[5]; /* answers on the route, by status class */
+    uint32_t draws; /* a split route's requests on this worker so far: its next draw (never
+                       read by scrapes; a reload that keeps the route keeps the cycle going) */
 };
 
 struct obs_route {
@@ -133,6 +135,12 @@ void obs_routes_free(struct obs_route **routes, int n);
 void obs_route_done(struct worker_ctx *w, struct obs_route *route, int status);
 /* route's counters summed over the workers, by status class. */
 void obs_route_sum(const struct obs_route *route, uint64_t out[5]);
+/* The next draw of a split route on worker `worker` (route_pool's draw): 0, 1, 2, ... per worker,
+ * so each worker's shares are exact over every cycle of the weights' sum. */
+static inline uint32_t obs_route_draw(struct obs_route *route, int worker)
+{
+    return route->pw[worker].draws++;
+}
 
 /* ---- one request ---- */
 
@@ -153,6 +161,7 @@ struct obs_req {
     uint64_t sent_bytes, received_bytes; /* to / from the backend, heads included */
     struct backend *backend; /* last backend tried, NULL none */
     struct obs_route *route; /* the route it matched (obs_req_route), NULL none */
+    const char *pool;        /* the pool it went to (its generation's name), NULL none */
     uint32_t retries;
     int status;              /* what the client got (0: nothing) */
     int backend_status;      /* what the backend answered (0: nothing) */

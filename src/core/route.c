@@ -38,6 +38,8 @@
 #include "base/ratelimit.h"
 #include "base/util.h"
 #include "config/config.h"
+#include "http/http.h"
+#include "http/rewrite.h"
 
 #define NONE UINT32_MAX
 #define KT_EXACT 0xfffffffeu /* key tags above any node id */
@@ -74,6 +76,9 @@ struct croute {
     bool extra; /* methods, headers, query or regex to check */
     uint32_t split_total;
     uint64_t limit_id; /* hash of the name: the rate-limit key's route half */
+    /* the route's header filters as rewrite takes them (over hf); nset + nremove 0: none */
+    struct rewrite_headers req_hdr, resp_hdr;
+    struct http_field *hf;
 };
 
 struct route_table {
@@ -315,6 +320,48 @@ static int insert(struct build *b, uint32_t i)
     return vec_push(exact ? &b->exact[node] : &b->prefix[node], i);
 }
 
+/* Fields of a filter: names (and values) as http_field spans over the configuration's strings. */
+static struct http_field *add_fields(struct http_field *f, const struct config_route_field *set,
+                                     int nset, char *const *remove)
+{
+    for (int j = 0; j < nset; j++)
+        *f++ = (struct http_field){.name = set[j].name,
+                                   .name_len = (uint32_t)strlen(set[j].name),
+                                   .value = set[j].value ? set[j].value : "",
+                                   .value_len = set[j].value ? (uint32_t)strlen(set[j].value) : 0};
+    for (size_t j = 0; remove && remove[j]; j++)
+        *f++ = (struct http_field){.name = remove[j], .name_len = (uint32_t)strlen(remove[j])};
+    return f;
+}
+
+static size_t count_names(char *const *names)
+{
+    size_t n = 0;
+    while (names && names[n])
+        n++;
+    return n;
+}
+
+/* Route i's request and response filters (setRequestHeaders, removeRequestHeaders, ...) as the
+ * rewrite module takes them. */
+static int compile_filters(struct croute *c, const struct config_route *r)
+{
+    size_t rq = count_names(r->remove_request_headers), rs = count_names(r->remove_response_headers);
+    size_t n = (size_t)r->nset_request_headers + rq + (size_t)r->nset_response_headers + rs;
+    if (n == 0)
+        return 0;
+    if (!(c->hf = calloc(n, sizeof(*c->hf))))
+        return -1;
+    struct http_field *f = c->hf;
+    c->req_hdr = (struct rewrite_headers){f, (size_t)r->nset_request_headers,
+                                          f + r->nset_request_headers, rq};
+    f = add_fields(f, r->set_request_headers, r->nset_request_headers, r->remove_request_headers);
+    c->resp_hdr = (struct rewrite_headers){f, (size_t)r->nset_response_headers,
+                                           f + r->nset_response_headers, rs};
+    add_fields(f, r->set_response_headers, r->nset_response_headers, r->remove_response_headers);
+    return 0;
+}
+
 /* The extras of route i: lower-cased header names, its regex compiled and JIT-compiled. */
 static int compile_route(struct route_table *t, uint32_t i)
 {
@@ -328,6 +375,8 @@ static int compile_route(struct route_table *t, uint32_t i)
     c->limit_id = h;
     for (int j = 0; j < r->nsplit; j++)
         c->split_total += r->split[j].weight;
+    if (compile_filters(c, r) != 0)
+        return -1;
     if (r->nheaders) {
         c->header_names = calloc((size_t)r->nheaders, sizeof(*c->header_names));
         c->header_lens = calloc((size_t)r->nheaders, sizeof(*c->header_lens));
@@ -428,6 +477,7 @@ void route_table_free(struct route_table *t)
             free(c->header_names[j]);
         free(c->header_names);
         free(c->header_lens);
+        free(c->hf);
         pcre2_code_free(c->re);
     }
     free(t->routes);
@@ -632,6 +682,18 @@ const struct config_route *route_get(const struct route_table *t, int i)
 int route_count(const struct route_table *t)
 {
     return t->nroutes;
+}
+
+const struct rewrite_headers *route_request_headers(const struct route_table *t, int i)
+{
+    const struct rewrite_headers *h = &t->routes[i].req_hdr;
+    return h->nset + h->nremove ? h : NULL;
+}
+
+const struct rewrite_headers *route_response_headers(const struct route_table *t, int i)
+{
+    const struct rewrite_headers *h = &t->routes[i].resp_hdr;
+    return h->nset + h->nremove ? h : NULL;
 }
 
 int route_pool(const struct route_table *t, int i, uint32_t draw)

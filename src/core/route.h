@@ -30,6 +30,7 @@ struct config;
 struct config_route;
 struct route_table;
 struct route_worker;
+struct rewrite_headers;
 
 /* What matching reads of a request. Pointers are borrowed for the call only. */
 struct route_input {
@@ -66,6 +67,12 @@ int route_match(const struct route_table *t, const struct route_input *in);
 /* The route `i` as configured (its action, filters, policies, name). */
 const struct config_route *route_get(const struct route_table *t, int i);
 int route_count(const struct route_table *t);
+
+/* Route i's header filters as http/rewrite.h applies them: request (setRequestHeaders,
+ * removeRequestHeaders) and response (setResponseHeaders, removeResponseHeaders); NULL when the
+ * route has none. Valid as long as the table. */
+const struct rewrite_headers *route_request_headers(const struct route_table *t, int i);
+const struct rewrite_headers *route_response_headers(const struct route_table *t, int i);
 
 /* The pool (index in cfg->pools) a request on route i goes to: the route's pool, or for a split
  * the entry that `draw` selects in proportion to the weights (draw % total weight: a counter gives

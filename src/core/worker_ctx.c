@@ -1,7 +1,10 @@
 /* worker_ctx — see worker_ctx.h. */
 #include "core/worker_ctx.h"
 
+#include <stdlib.h>
+
 #include "config/config.h"
+#include "core/route.h"
 #include "core/generation.h"
 
 /* Ordinary buffers kept for reuse per worker beyond those in use (up to twice this after a
@@ -27,6 +30,11 @@ void worker_ctx_pools_destroy(struct worker_ctx *w)
 {
     buf_pool_destroy(&w->bufs);
     pipe_pool_destroy(&w->pipes);
+    route_worker_free(w->routing);
+    w->routing = NULL;
+    free(w->path_buf);
+    w->path_buf = NULL;
+    w->path_cap = 0;
 }
 
 void worker_ctx_pin(struct worker_ctx *w, struct generation *g)

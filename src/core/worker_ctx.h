@@ -36,6 +36,7 @@ struct exchange;
 struct obs_counters;
 struct accesslog_ring;
 struct worker_session;
+struct route_worker;
 
 /* What the worker may ask of a session, on its own thread, between events. */
 struct worker_session_ops {
@@ -83,6 +84,11 @@ struct worker_ctx {
     uint32_t nclients;               /* accepted client connections not closed yet */
     struct worker_session *sessions; /* every registered session (a client connection) */
     uint16_t https_port;             /* the HTTPS listener's bound port (redirects), 0 when none */
+    /* routing (exchange_route.c): the worker's regex scratch and rate-limit buckets, made at its
+     * first routed request; a scratch for the normalised and rewritten path, grown as needed */
+    struct route_worker *routing;
+    char *path_buf;
+    size_t path_cap;
     bool draining;                   /* stop accepting; sessions close when their work is done */
     struct worker_ctx_stats stats;
     /* Set by the worker: a client connection closed (worker_ctx_session_closed() has counted it

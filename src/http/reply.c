@@ -3,7 +3,11 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
+#include <strings.h>
 
+#include "base/buf.h"
+#include "http/http.h"
 #include "http/http1.h"
 #include "base/util.h"
 
@@ -41,3 +45,64 @@ const char *reply_text(int status, uint32_t *len)
 const char reply_plain_on_tls[] =
     "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 45\r\n"
     "Connection: close\r\n\r\nThis port speaks HTTPS: use https:// instead.\n";
+
+bool reply_http1(const struct reply_desc *d, bool keepalive, bool http10, struct buf *b)
+{
+    char *p = b->data + b->last;
+    size_t cap = b->cap - b->last, len = 0;
+    bool own_type = false;
+    int status = d->status >= 100 && d->status < 600 ? d->status : 500;
+    char dflt[96];
+    const char *body = d->body;
+    size_t body_len = d->body_len;
+    if (!body) {
+        int n = snprintf(dflt, sizeof(dflt), "%d %s\n", status, http1_reason(status));
+        body = dflt;
+        body_len = n > 0 ? MIN((size_t)n, sizeof(dflt) - 1) : 0;
+    }
+    if (status == 204 || status == 304 || status < 200)
+        body_len = 0;
+#define PUT(s, n)                                                                                  \
+    do {                                                                                           \
+        if (len + (n) > cap)                                                                       \
+            return false;                                                                          \
+        memcpy(p + len, (s), (n));                                                                 \
+        len += (n);                                                                                \
+    } while (0)
+#define PUTS(s) PUT((s), strlen(s))
+    char line[128];
+    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, http1_reason(status));
+    PUT(line, (size_t)n);
+    for (size_t i = 0; i < d->nfields; i++) {
+        const struct http_field *f = &d->fields[i];
+        own_type |= f->name_len == 12 && strncasecmp(f->name, "content-type", 12) == 0;
+        PUT(f->name, f->name_len);
+        PUT(": ", 2);
+        PUT(f->value, f->value_len);
+        PUT("\r\n", 2);
+    }
+    if (!own_type && body_len)
+        PUTS("Content-Type: text/plain\r\n");
+    if (d->location) {
+        PUTS("Location: ");
+        PUT(d->location, d->location_len);
+        PUT("\r\n", 2);
+    }
+    if (d->retry_after) {
+        n = snprintf(line, sizeof(line), "Retry-After: %u\r\n", d->retry_after);
+        PUT(line, (size_t)n);
+    }
+    if (status != 204 && status != 304) {
+        n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n", body_len);
+        PUT(line, (size_t)n);
+    }
+    PUTS(!keepalive ? "Connection: close\r\n\r\n"
+                    : http10 ? "Connection: keep-alive\r\n\r\n"
+                             : "\r\n");
+    if (!d->no_body)
+        PUT(body, body_len);
+#undef PUTS
+#undef PUT
+    b->last += (uint32_t)len;
+    return true;
+}

@@ -12,6 +12,7 @@
 #include "base/buf.h"
 #include "http/http.h"
 #include "http/http1.h"
+#include "base/util.h"
 
 struct out {
     char *p;
@@ -234,10 +235,36 @@ static void out_cookies(struct out *o, const struct http_request *req, size_t i)
     out_str(o, "\r\n");
 }
 
+/* True when the filter h sets the field called name[0..len). */
+static bool filter_sets(const struct rewrite_headers *h, const char *name, size_t len)
+{
+    for (size_t i = 0; i < h->nset; i++)
+        if (eq_ci(name, len, h->set[i].name, h->set[i].name_len))
+            return true;
+    return false;
+}
+
+bool rewrite_headers_touch(const struct rewrite_headers *h, const char *name, size_t len)
+{
+    for (size_t i = 0; i < h->nremove; i++)
+        if (eq_ci(name, len, h->remove[i].name, h->remove[i].name_len))
+            return true;
+    return filter_sets(h, name, len);
+}
+
+/* The fields a filter sets, each "name: value" CRLF. */
+static void out_set_fields(struct out *o, const struct rewrite_headers *h)
+{
+    for (size_t i = 0; i < h->nset; i++)
+        out_field(o, &h->set[i]);
+}
+
 bool rewrite_request_head(const struct http_request *req, const struct rewrite_request *opt,
                           struct buf *b, uint32_t *host_at)
 {
     struct out o = {.p = b->data, .cap = b->cap};
+    const struct rewrite_headers *flt = opt->headers;
+    bool host_set = flt && filter_sets(flt, "host", 4);
     /* An extended CONNECT (RFC 8441) is an HTTP/1.1 Upgrade handshake: GET with Upgrade. */
     if (req->protocol_len)
         out_str(&o, "GET");
@@ -268,6 +295,9 @@ bool rewrite_request_head(const struct http_request *req, const struct rewrite_r
         }
         if (drop_hop_by_hop(h, false))
             continue;
+        if (unlikely(flt != NULL) && (h->id == HTTP_F_OTHER || h->id == HTTP_F_HOST) &&
+            rewrite_headers_touch(flt, h->name, h->name_len))
+            continue; /* removed, or replaced by the filter's value below */
         switch (h->id) {
         case HTTP_F_CONTENT_LENGTH:
             continue;
@@ -328,9 +358,11 @@ bool rewrite_request_head(const struct http_request *req, const struct rewrite_r
         out_mem(&o, opt->set_value, opt->set_value_len);
         out_mem(&o, "\r\n", 2);
     }
+    if (flt)
+        out_set_fields(&o, flt);
     /* The authority replaces any Host (absolute-form), or stands for a missing one (HTTP/2
-     * :authority, RFC 9113 §8.3.1). */
-    if ((req->flags & HTTP_RF_AUTHORITY) || (!host_seen && req->authority_len)) {
+     * :authority, RFC 9113 §8.3.1); a Host the route's filter sets replaces both. */
+    if (!host_set && ((req->flags & HTTP_RF_AUTHORITY) || (!host_seen && req->authority_len))) {
         out_str(&o, "Host: ");
         out_mem(&o, req->authority, req->authority_len);
         out_str(&o, "\r\n");
@@ -383,8 +415,9 @@ bool rewrite_request_head(const struct http_request *req, const struct rewrite_r
         out_forwarded(&o, req, opt);
     /* Without any authority (an HTTP/1.0 request without Host) the head is finished per try by
      * rewrite_set_host(), since HTTP/1.1 upstreams require a Host. */
-    *host_at = req->authority_len ? 0 : (uint32_t)o.len;
-    if (req->authority_len)
+    bool has_host = req->authority_len || host_set;
+    *host_at = has_host ? 0 : (uint32_t)o.len;
+    if (has_host)
         out_str(&o, "\r\n");
     b->pos = 0;
     b->last = (uint32_t)o.len;
@@ -462,8 +495,13 @@ bool rewrite_response_head(const struct http1_response *resp, const struct rewri
         }
         if (h->id == HTTP_F_TRANSFER_ENCODING && opt->http10)
             continue; /* HTTP/1.0 has no transfer codings */
+        if (unlikely(opt->headers != NULL) && !interim && !upgrade && h->id == HTTP_F_OTHER &&
+            rewrite_headers_touch(opt->headers, h->name, h->name_len))
+            continue; /* removed, or replaced by the route's value below */
         out_field(&o, h);
     }
+    if (opt->headers && !interim && !upgrade)
+        out_set_fields(&o, opt->headers);
     if (!interim) {
         if (resp->body == HTTP1_BODY_LENGTH) {
             out_str(&o, "Content-Length: ");

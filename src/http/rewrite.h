@@ -11,6 +11,17 @@ struct http_field;
 struct http_request;
 struct http1_response;
 
+/* A route's header filter (core/route.c builds one per route and direction): the fields named in
+ * remove[] are dropped (names only, compared ASCII case-insensitively), and every field of set[]
+ * replaces the fields of its name. Framing, hop-by-hop and golb's own fields are never in it (the
+ * configuration refuses them). */
+struct rewrite_headers {
+    const struct http_field *set;
+    size_t nset;
+    const struct http_field *remove;
+    size_t nremove;
+};
+
 struct rewrite_request {
     const char *client_ip; /* the peer (the hop golb saw): appended to X-Forwarded-For */
     size_t client_ip_len;
@@ -35,6 +46,7 @@ struct rewrite_request {
     size_t set_value_len;
     const char *request_id; /* X-Request-Id sent upstream, replacing the client's (0 len: none) */
     size_t request_id_len;
+    const struct rewrite_headers *headers; /* the route's request filter, NULL: none */
 };
 
 /* True when `proto`, one element of an Upgrade field (protocol-name ["/" protocol-version],
@@ -65,12 +77,16 @@ bool rewrite_upgrade_response_ok(const struct http1_response *resp, const char *
  * X-Real-IP kept or dropped), and a Host line from the authority when it came with the target (HTTP_RF_AUTHORITY) or no
  * Host field was sent. An HTTP/2 request's cookie fields are joined into one with "; " (RFC 9113
  * §8.2.3); an extended CONNECT (RFC 8441) becomes a GET with "Upgrade: <protocol>" when
- * opt->upgrade allows it.
+ * opt->upgrade allows it. opt->headers (a route's filter) removes and sets fields; a Host it sets
+ * replaces the request's.
  * When the request has no authority at all (HTTP/1.0 without Host) the head is left open and
  * *host_at says where rewrite_set_host() must finish it; otherwise *host_at is 0.
  * Returns false when the head does not fit in b. */
 bool rewrite_request_head(const struct http_request *req, const struct rewrite_request *opt,
                           struct buf *b, uint32_t *host_at);
+
+/* True when the filter h removes or sets the field called name[0..len) (case-insensitive). */
+bool rewrite_headers_touch(const struct rewrite_headers *h, const char *name, size_t len);
 
 /* Appends a trailer section to b (at b->last): the fields of f[0..n) golb forwards, each
  * "name: value" CRLF, then the final CRLF. Fields that frame, route or manage the connection
@@ -89,6 +105,8 @@ struct rewrite_response {
     bool keepalive; /* the client connection stays open after this response */
     const char *set_cookie; /* a Set-Cookie value added to a final head (sticky sessions) */
     size_t set_cookie_len;  /* 0: none */
+    const struct rewrite_headers *headers; /* the route's response filter, applied to final heads
+                                              (not 1xx, not 101); NULL: none */
 };
 
 /* Appends the response head golb sends the client to b (at b->last) and states the client-side

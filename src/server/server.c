@@ -31,17 +31,6 @@
 /* Workers adopt a generation between two events, so this is generous; one still behind keeps it
  * queued and adopts it when its loop runs again. */
 #define UPDATE_WAIT_MS 10000
-/* Routes are checked and compiled, but the data path does not consult them yet: say so in the
- * log at start and after every reload, so an operator does not believe they take effect. */
-static void warn_routes_not_applied(const struct generation *g)
-{
-    if (g->cfg->nroutes > 0)
-        log_event(LOG_WARN, "config",
-                  "%d routes are checked and compiled, but this version still sends every request "
-                  "to the default pool (request-time routing is not built yet)",
-                  g->cfg->nroutes);
-}
-
 /* "listening on A, B and https://C": every address with room to spare */
 #define WHERE_MAX (WORKER_MAX_LISTENERS * 64 + 16)
 
@@ -434,7 +423,6 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
     else
         log_event(LOG_INFO, "listening", "listening on %s (%d workers, %d of %d backends up)",
                   s->where, n, up, s->gen->nbackends);
-    warn_routes_not_applied(s->gen);
     rc = control_start(s);
     if (rc != 0) {
         log_error("cannot start the control thread: %s", strerror(-rc));
@@ -755,7 +743,6 @@ static void log_reload(const struct server *s, const char *who, const char *chan
     log_event(LOG_INFO, "reload", "reload by %s: generation %llu running (%s); listening on %s",
               who, (unsigned long long)s->gen->id, n && summary ? summary : "no changes",
               s->where);
-    warn_routes_not_applied(s->gen);
     free(summary);
 }
 

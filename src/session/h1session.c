@@ -89,6 +89,9 @@ struct client {
     bool http10 : 1;        /* an HTTP/1.0 client */
     bool more_input : 1;    /* a body or an Upgrade: the client is read while exchanging */
     bool keepalive : 1;     /* the session's decision for this response (h1_on_head) */
+    bool req_body : 1;      /* the request has body bytes to come (a length > 0, chunked) */
+    bool reply_keep : 1;    /* the reply being sent (CS_ERROR_REPLY) keeps the connection: an
+                               answer of golb's own to a request without a body (EX_REPLY) */
     uint8_t iplen;
     char ip[46]; /* INET6_ADDRSTRLEN */
 };
@@ -287,6 +290,7 @@ static void client_fail(struct client *c, int status, enum lb_outcome outcome)
     release_buffers(c);
     c->reply = reply_text(status, &c->reply_len);
     c->reply_sent = 0;
+    c->reply_keep = false;
     c->state = CS_ERROR_REPLY;
     c->progress_at = loop_now(c->w->loop);
     arm_timer(c);
@@ -456,7 +460,8 @@ static bool h1_response_head(struct client *c, const struct http1_response *resp
                                    .dechunk = h->dechunk,
                                    .keepalive = c->keepalive,
                                    .set_cookie = h->set_cookie,
-                                   .set_cookie_len = h->set_cookie_len};
+                                   .set_cookie_len = h->set_cookie_len,
+                                   .headers = h->headers};
     return rewrite_response_head(resp, &opt, b);
 }
 
@@ -565,6 +570,8 @@ static void start_exchange(struct client *c, const struct http1_request *req, si
     c->req_keepalive = (req->rq.flags & HTTP1_MF_KEEP_ALIVE) != 0;
     c->http10 = req->rq.version == HTTP_V1_0;
     c->more_input = req->rq.body != HTTP_BODY_NONE || (req->rq.flags & HTTP1_MF_UPGRADE);
+    c->req_body = req->rq.body == HTTP_BODY_STREAM ||
+                  (req->rq.body == HTTP_BODY_LENGTH && req->rq.content_length > 0);
     c->keepalive = false; /* earned with the response head (h1_on_head) */
 
     struct exchange *x = c->x = exchange_get(w, &h1_exchange_ops, c);
@@ -762,6 +769,53 @@ static bool client_handshake(struct client *c)
 
 /* ---------------------------------------------------------------- exchange outcomes -------- */
 
+/* Back to READ_HEAD for the next request on a kept connection. */
+static void next_request(struct client *c)
+{
+    struct worker_ctx *w = c->w;
+    c->state = CS_READ_HEAD;
+    c->head_start = 0;
+    c->idle_since = loop_now(w->loop);
+    c->parse_prev = 0;
+    client_nodelay(c);
+    arm_timer(c);
+    /* Pipelined bytes (or more to read) are handled from the loop, not by recursion here, so a
+     * burst of pipelined requests costs no stack depth. */
+    if ((c->in && buf_len(c->in) > 0) || c->readable)
+        loop_defer(w->loop, &c->task, on_task);
+    else if (c->eof)
+        client_close_orderly(c);
+}
+
+/* EX_REPLY: golb answers the request itself (a route's redirect or respond, 403, 404, 429). The
+ * connection stays open when the request had no body and both sides allow it, else the answer
+ * closes it like an error reply. */
+static void client_reply(struct client *c)
+{
+    const struct reply_desc *d = exchange_reply(c->x);
+    struct exchange_result r;
+    exchange_result(c->x, &r);
+    bool keep = c->req_keepalive && !c->req_body && !c->w->draining;
+    size_t need = 512 + d->location_len + d->body_len;
+    for (size_t i = 0; i < d->nfields; i++)
+        need += d->fields[i].name_len + d->fields[i].value_len + 4;
+    struct buf *b = need <= WORKER_CTX_BUF_SIZE ? buf_get(&c->w->bufs)
+                                                : buf_get_large(&c->w->bufs, (uint32_t)need);
+    if (!b) {
+        client_fail(c, 503, LB_OK);
+        return;
+    }
+    b->pos = b->last = 0;
+    if (!reply_http1(d, keep, c->http10, b)) {
+        buf_put(&c->w->bufs, b);
+        client_fail(c, 500, LB_OK);
+        return;
+    }
+    obs_end(c, d->status, r.end_term ? r.end_term : "--", r.end_error);
+    c->reply_keep = keep;
+    client_reply_buf(c, b, b->last);
+}
+
 /* The exchange is complete: serve the next request, or close. */
 static void finish_exchange(struct client *c)
 {
@@ -781,18 +835,7 @@ static void finish_exchange(struct client *c)
         client_linger(c);
         return;
     }
-    c->state = CS_READ_HEAD;
-    c->head_start = 0;
-    c->idle_since = loop_now(w->loop);
-    c->parse_prev = 0;
-    client_nodelay(c);
-    arm_timer(c);
-    /* Pipelined bytes (or more to read) are handled from the loop, not by recursion here, so a
-     * burst of pipelined requests costs no stack depth. */
-    if ((c->in && buf_len(c->in) > 0) || c->readable)
-        loop_defer(w->loop, &c->task, on_task);
-    else if (c->eof)
-        client_close_orderly(c);
+    next_request(c);
 }
 
 static void pump_tunnel(struct client *c);
@@ -829,6 +872,9 @@ static void on_exchange_status(struct client *c, enum exchange_status st)
         return;
     case EX_TUNNEL:
         start_tunnel(c);
+        return;
+    case EX_REPLY:
+        client_reply(c);
         return;
     }
 }
@@ -916,6 +962,14 @@ static void pump_steps(struct client *c)
         }
         if (c->reply_sent == c->reply_len) {
             c->requests++;
+            if (c->reply_keep) {
+                c->reply_keep = false;
+                buf_put(&c->w->bufs, c->reply_buf);
+                c->reply_buf = NULL;
+                c->reply = NULL;
+                next_request(c);
+                return;
+            }
             client_linger(c);
             return;
         }

@@ -230,8 +230,7 @@ routes:
 
 
 class RoutingConfigTest(GolbTestCase):
-    """pools and routes (phase 1: checked at load and compiled into the generation; requests still
-    go to the default pool): golb -t accepts the issue's example, reports each routing error at its
+    """pools and routes: golb -t accepts the issue's example, reports each routing error at its
     FILE:LINE:COL, warns about a route an earlier one shadows, and a 10,000-route table loads."""
 
     def write(self, name, text):
@@ -299,17 +298,17 @@ class RoutingConfigTest(GolbTestCase):
         self.assertIn(f"{path}:4:5: warning: route \"v1\" can never match: route \"route 1\" "
                       "(line 3) comes first and matches every request it would", r.stderr)
 
-    def test_phase_one_serves_the_default_pool(self):
-        """The route table is built with the generation, but requests still go to `backends`:
-        a request a route would send elsewhere (a pool whose backends do not exist) is answered
-        by the default pool, and so is one an answer route (respond) matches."""
+    def test_requests_follow_the_issue_s_routes(self):
+        """The issue's example serves: the split's first draws go to the default pool (the only
+        pool with a backend that exists), the api and canary pools' backends are down (503),
+        golb answers the redirect and the allow list itself."""
         t = self.toy(0)
-        g = self.golb(ROUTES.format(port=t.port) +
-                      "  - {match: {path: /maintenance}, respond: {status: 503}}\n")
+        g = self.golb(ROUTES.format(port=t.port))
         self.wait_backend(g, t, "UP")
-        for path, headers in (("/", {}), ("/static/a.css", {}), ("/", {"X-Canary": "1"}),
-                              ("/maintenance", {})):
-            self.assertEqual(self.get(g, path, headers=headers).status, 200, path)
+        for path, headers, status in (("/", {}, 200), ("/static/a.css", {}, 503),
+                                      ("/", {"X-Canary": "1"}, 503), ("/admin", {}, 403),
+                                      ("/", {"Host": "old.example.com"}, 308)):
+            self.assertEqual(self.get(g, path, headers=headers).status, status, (path, headers))
 
     def test_ten_thousand_routes_load_and_serve(self):
         t = self.toy(0)

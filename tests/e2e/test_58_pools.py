@@ -1,7 +1,6 @@
-"""Pools in the running generation (routing phase 2a): each pool its own backend objects, health
-checked once per URL whichever pools list it, metrics and the admin API by pool, reloads that add,
-keep and remove pools. Requests still all go to the default pool until the request-time wiring
-lands (the README's routing Status line), which one test holds."""
+"""Pools in the running generation: each pool its own backend objects, health checked once per URL
+whichever pools list it, metrics and the admin API by pool, reloads that add, keep and remove
+pools; requests go to the pool their route names (the rest of routing: test_59_routing.py)."""
 
 import json
 import re
@@ -152,7 +151,7 @@ class PoolsCase(GolbTestCase):
 
 
 class PoolsTest(PoolsCase):
-    def test_metrics_and_status_show_both_pools_and_requests_stay_on_default(self):
+    def test_metrics_and_status_show_both_pools_and_requests_follow_their_route(self):
         a, b, c = self.toys(3)
         # b's URL is in both pools: two backends (two series, two rows)
         g = self.start([a, b], {"api": [b, c]})
@@ -166,18 +165,21 @@ class PoolsTest(PoolsCase):
             self.assertIsNotNone(val(m, "golb_backend_requests_total", code="2xx", **lab), lab)
         self.assertIsNone(val(m, "golb_backend_up", pool="api", backend=f"127.0.0.1:{a.port}"))
         self.assertEqual(val(m, "golb_route_requests_total", route="to-api", code_class="2xx"), 0)
-        # Phase 2a: every request, /api/... included, still goes to the default pool.
+        # /api/... takes the route to-api, the rest the default pool
         for i in range(6):
             r = self.get(g, f"/api/x{i}")
             self.assertEqual(r.status, 200)
-            self.assertIn(int(r.header("X-Server-Id")), (0, 1), "only the default pool's toys")
+            self.assertIn(int(r.header("X-Server-Id")), (1, 2), "only the api pool's toys")
+        for i in range(4):
+            self.assertIn(int(self.get(g, f"/web/x{i}").header("X-Server-Id")), (0, 1))
         m = self.metrics(g)
         on_default = sum(val(m, "golb_backend_requests_total", pool="default",
                              backend=f"127.0.0.1:{t.port}", code="2xx") for t in (a, b))
-        self.assertEqual(on_default, 6)
-        for t in (b, c):
-            self.assertEqual(val(m, "golb_backend_requests_total", pool="api",
-                                 backend=f"127.0.0.1:{t.port}", code="2xx"), 0)
+        self.assertEqual(on_default, 4)
+        on_api = sum(val(m, "golb_backend_requests_total", pool="api",
+                         backend=f"127.0.0.1:{t.port}", code="2xx") for t in (b, c))
+        self.assertEqual(on_api, 6)
+        self.assertEqual(val(m, "golb_route_requests_total", route="to-api", code_class="2xx"), 6)
         s = self.status(g)
         self.assertEqual([x["name"] for x in s["backends"]],
                          [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"], "top level: default")

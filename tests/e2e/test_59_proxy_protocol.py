@@ -292,6 +292,24 @@ class TrustedProxiesTest(ProxyProtocolCase):
         self.assertEqual(r.echo_header("X-Forwarded-For"), "192.0.2.45")
         self.assertEqual([x["client.address"] for x in self.access_log(2)], ["192.0.2.44", "192.0.2.45"])
 
+    def test_route_allow_list_sees_the_carried_and_chained_address(self):
+        t = self.toy(1)
+        g = self.start([t], "  trustedNetworks: [127.0.0.1]\n  required: true\n",
+                       extra_text="routes:\n  - match: {pathPrefix: /office}\n"
+                                  "    allow: [192.0.2.0/24]\n    pool: default\n",
+                       trustedProxies="[10.0.0.0/8]")
+
+        def office(src, xff=None):
+            c = self.conn(g)
+            c.send(v2(src, "198.51.100.1"))
+            return c.request("GET", "/office/x", headers={"X-Forwarded-For": xff} if xff else {}).status
+
+        self.assertEqual(office("192.0.2.7"), 200, "the PROXY source is in the allow list")
+        self.assertEqual(office("203.0.113.9"), 403, "the socket peer (127.0.0.1) does not count")
+        self.assertEqual(office("10.0.0.5", "192.0.2.44"), 200, "a trusted proxy's client")
+        self.assertEqual(office("10.0.0.5", "203.0.113.1"), 403)
+        self.assertEqual(office("203.0.113.9", "192.0.2.44"), 403, "an untrusted peer's claim")
+
 
 def read_proxy_header(c):
     """Reads one PROXY header off socket c: (text describing it, rest of the bytes read)."""

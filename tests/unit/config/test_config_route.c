@@ -777,3 +777,18 @@ Test(config_route, ten_thousand_routes_load)
     config_free(c);
     free(y);
 }
+
+Test(config_route, routes_without_top_level_backends)
+{
+    /* no default pool: the routes take what they match, the rest is a 404 */
+    struct config *cfg = load_ok(P R "  - {match: {pathPrefix: /api}, pool: api}\n");
+    cr_expect_eq(cfg->nbackends, 0);
+    cr_expect_eq(cfg->pools[0].nbackends, 0);
+    cr_expect_eq(cfg->nroutes, 1);
+    config_free(cfg);
+    expect_fail(P R "  - {match: {pathPrefix: /api}, pool: api}\n  - pool: default\n",
+                "t.yaml:6:11: pool \"default\" has no backends (there are no top-level "
+                "\"backends\")\n");
+    expect_fail(P, "t.yaml:1:1: missing required key \"backends\"\n"
+                   "t.yaml:2:3: warning: pool \"api\" is not used by any route\n");
+}

@@ -24,6 +24,7 @@
 static struct worker_ctx wk;
 static struct config wk_cfg;
 static struct generation wk_gen; /* no backends, a balancer without sticky sessions */
+static struct generation_pool wk_pool; /* the default pool: every request's here */
 static struct upstream_conn up;
 static int sv[2]; /* sv[0]: golb's upstream socket, sv[1]: the backend */
 
@@ -38,6 +39,11 @@ static void setup(void)
     static struct generation_worker gen_slots[1];
     memset(gen_slots, 0, sizeof(gen_slots));
     wk_gen.cfg = &wk_cfg;
+    wk_pool = (struct generation_pool){.name = "default", .table = wk_gen.table,
+                                       .balancer = &wk_gen.balancer};
+    wk_pool.cfg = wk_cfg;
+    wk_gen.pools = &wk_pool;
+    wk_gen.npools = 1;
     wk_gen.nworkers = 1;
     wk_gen.pw = gen_slots; /* exchange_get() pins the worker's generation */
     atomic_init(&wk_gen.holders, 1);

@@ -9,6 +9,7 @@
 static struct worker_ctx wk;
 static struct config wk_cfg;
 static struct generation wk_gen;
+static struct generation_pool wk_pool; /* the default pool: every request's here */
 static struct generation_worker wk_slots[1];
 
 static struct fake {
@@ -66,6 +67,11 @@ static void setup(void)
     memset(&wk_cfg, 0, sizeof(wk_cfg));
     memset(&wk_gen, 0, sizeof(wk_gen));
     wk_gen.cfg = &wk_cfg;
+    wk_pool = (struct generation_pool){.name = "default", .table = wk_gen.table,
+                                       .balancer = &wk_gen.balancer};
+    wk_pool.cfg = wk_cfg;
+    wk_gen.pools = &wk_pool;
+    wk_gen.npools = 1;
     wk_gen.nworkers = 1;
     wk_gen.pw = wk_slots;
     atomic_init(&wk_gen.holders, 1);

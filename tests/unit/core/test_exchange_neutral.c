@@ -30,6 +30,7 @@ static struct worker_ctx wk;
 static struct config cfg;
 static struct config_backend cb;
 static struct generation gen;
+static struct generation_pool gen_pool; /* the default pool */
 static struct generation_worker gen_slots[1];
 static struct upstream_conn *up; /* the pooled connection exchange_start() takes */
 static int sv[2];                /* sv[0]: golb's upstream socket, sv[1]: the backend */
@@ -180,6 +181,11 @@ static void setup(void)
     cr_assert_eq(balancer_init(&gen.balancer, &lb_hash_ops, gen.table), 0);
     gen.balancer.params.hash_key = CONFIG_HASH_COOKIE;
     gen.balancer.params.hash_key_name = "b";
+    gen_pool = (struct generation_pool){.name = "default", .table = gen.table,
+                                        .balancer = &gen.balancer};
+    gen_pool.cfg = cfg;
+    gen.pools = &gen_pool;
+    gen.npools = 1;
     gen.nworkers = 1;
     gen.pw = gen_slots;
     atomic_init(&gen.holders, 1);

@@ -179,6 +179,9 @@ static struct obs_req sample_req(void)
 Test(accesslog, json_line_has_the_documented_fields_and_one_newline)
 {
     struct obs_req r = sample_req();
+    struct obs_route route = {.name = "to \"api\""};
+    r.route = &route;
+    r.pool = "api";
     char line[ACCESSLOG_LINE_MAX];
     size_t n = obs_format_line(ACCESSLOG_JSON, line, sizeof(line), &r, "127.0.0.1:8081",
                                      "10.0.0.1", "--", NULL);
@@ -190,7 +193,8 @@ Test(accesslog, json_line_has_the_documented_fields_and_one_newline)
         "\"10.0.0.1\",\"http.request.method\":\"GET\",\"url.path\":\"/p\",\"url.query\":\"q=1\","
         "\"network.protocol.version\":\"1.1\",\"http.response.status_code\":200,"
         "\"http.request.body.size\":0,\"http.response.body.size\":12,\"user_agent.original\":"
-        "\"evil\\\"\\u000a{\\\"x\\\":1}\\u001b\",\"backend\":\"127.0.0.1:8081\","
+        "\"evil\\\"\\u000a{\\\"x\\\":1}\\u001b\",\"route\":\"to \\\"api\\\"\",\"pool\":\"api\","
+        "\"backend\":\"127.0.0.1:8081\","
         "\"upstream.reused\":false,\"retries\":0,\"duration\":0.001500,\"timing\":{\"connect\":"
         "0.000100,\"response_head\":0.000900,\"total\":0.001500},\"termination\":\"--\","
         "\"error.type\":null}\n";
@@ -206,7 +210,15 @@ Test(accesslog, text_line_is_one_line)
     line[n] = '\0';
     cr_expect_str_eq(line, "2023-11-14T22:13:20.123Z 10.0.0.1 \"GET /p?q=1 HTTP/1.1\" 200 0 12 "
                            "\"evil\\\"\\x0a{\\\"x\\\":1}\\x1b\" - reused=0 retries=0 "
-                           "connect=0.000100 head=0.000900 total=0.001500 CH client_abort id=id1\n");
+                           "connect=0.000100 head=0.000900 total=0.001500 CH client_abort id=id1 "
+                           "route=- pool=-\n");
+    struct obs_route route = {.name = "route 2"};
+    r.route = &route;
+    r.pool = "api";
+    n = obs_format_line(ACCESSLOG_TEXT, line, sizeof(line), &r, "api/127.0.0.1:9", "10.0.0.1",
+                        "--", NULL);
+    line[n] = '\0';
+    cr_expect(strstr(line, " id=id1 route=\"route 2\" pool=api\n"), "%s", line);
 }
 
 Test(accesslog, worst_case_line_fits)

@@ -1,11 +1,15 @@
 /* Unit tests for rewrite's Upgrade rules (src/http/rewrite.c): which protocols of an Upgrade field
  * upgradeProtocols allows, which requests are upgrades, which 101 answers may start a tunnel.
- * The heads golb writes are tested through the exchange in tests/unit/session/test_proxy.c. */
+ * The heads golb writes are tested through the exchange in tests/unit/session/test_proxy.c; a
+ * route's header filters and golb's own answers (reply_http1) here. */
 #include <criterion/criterion.h>
 
 #include <string.h>
 
+#include "base/buf.h"
+#include "http/http.h"
 #include "http/http1.h"
+#include "http/reply.h"
 #include "http/rewrite.h"
 
 static const char *const websocket[] = {"websocket", NULL};
@@ -80,4 +84,114 @@ Test(upgrade, a_101_must_switch_to_an_allowed_protocol)
     cr_expect_not(switch_ok("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket, h2c\r\n\r\n"));
     cr_expect_not(switch_ok("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n"));
     cr_expect_not(switch_ok("HTTP/1.1 101 Switching Protocols\r\nUpgrade:\r\n\r\n"));
+}
+
+/* ---- a route's header filters (rewrite_headers) ---- */
+
+static struct buf *filter_buf(void)
+{
+    static char mem[sizeof(struct buf) + 4096];
+    struct buf *b = (struct buf *)mem;
+    memset(b, 0, sizeof(*b));
+    b->cap = 4096;
+    return b;
+}
+
+static bool has_line(const struct buf *b, const char *line)
+{
+    size_t n = strlen(line);
+    for (uint32_t i = 0; i + n <= b->last; i++)
+        if ((i == 0 || b->data[i - 1] == '\n') && memcmp(b->data + i, line, n) == 0)
+            return true;
+    return false;
+}
+
+#define F(n, v) {.name = n, .name_len = sizeof(n) - 1, .value = v, .value_len = sizeof(v) - 1}
+
+Test(filters, request_fields_are_removed_and_set_case_insensitively)
+{
+    const char *head = "GET /p HTTP/1.1\r\nHost: h\r\nX-Drop: 1\r\nx-api: old\r\n"
+                       "X-Keep: k\r\n\r\n";
+    cr_assert_gt(http1_parse_request(head, strlen(head), 0, NULL, &req), 0);
+    static const struct http_field set[] = {F("X-Api", "2")}, rm[] = {F("x-drop", "")};
+    struct rewrite_headers h = {set, 1, rm, 1};
+    struct rewrite_request opt = {.client_ip = "10.0.0.1", .client_ip_len = 8, .headers = &h};
+    struct buf *b = filter_buf();
+    uint32_t host_at;
+    cr_assert(rewrite_request_head(&req.rq, &opt, b, &host_at));
+    cr_expect_not(has_line(b, "X-Drop"), "%.*s", (int)b->last, b->data);
+    cr_expect_not(has_line(b, "x-api: old"));
+    cr_expect(has_line(b, "X-Api: 2\r\n"));
+    cr_expect(has_line(b, "X-Keep: k\r\n"));
+    cr_expect(has_line(b, "Host: h\r\n"));
+    cr_expect(has_line(b, "X-Forwarded-For: 10.0.0.1\r\n"), "golb's own fields stay");
+}
+
+Test(filters, a_host_the_filter_sets_replaces_the_request_s)
+{
+    const char *head = "GET http://a.example/p HTTP/1.1\r\nHost: h\r\n\r\n";
+    cr_assert_gt(http1_parse_request(head, strlen(head), 0, NULL, &req), 0);
+    static const struct http_field set[] = {F("Host", "backend.internal")};
+    struct rewrite_headers h = {set, 1, NULL, 0};
+    struct rewrite_request opt = {.client_ip = "10.0.0.1", .client_ip_len = 8, .headers = &h};
+    struct buf *b = filter_buf();
+    uint32_t host_at;
+    cr_assert(rewrite_request_head(&req.rq, &opt, b, &host_at));
+    cr_expect(has_line(b, "Host: backend.internal\r\n"), "%.*s", (int)b->last, b->data);
+    cr_expect_not(has_line(b, "Host: a.example"));
+    cr_expect_not(has_line(b, "Host: h"));
+    cr_expect_eq(host_at, 0);
+}
+
+Test(filters, response_fields_are_filtered_on_final_heads_only)
+{
+    const char *head = "HTTP/1.1 200 OK\r\nServer: x\r\nCache-Control: no\r\nContent-Length: 0\r\n\r\n";
+    cr_assert_gt(http1_parse_response(head, strlen(head), 0, 4096, false, &resp), 0);
+    static const struct http_field set[] = {F("Cache-Control", "public")}, rm[] = {F("server", "")};
+    struct rewrite_headers h = {set, 1, rm, 1};
+    struct rewrite_response opt = {.keepalive = true, .headers = &h};
+    struct buf *b = filter_buf();
+    cr_assert(rewrite_response_head(&resp, &opt, b));
+    cr_expect_not(has_line(b, "Server"), "%.*s", (int)b->last, b->data);
+    cr_expect_not(has_line(b, "Cache-Control: no"));
+    cr_expect(has_line(b, "Cache-Control: public\r\n"));
+    const char *interim = "HTTP/1.1 103 Early Hints\r\nServer: x\r\n\r\n";
+    cr_assert_gt(http1_parse_response(interim, strlen(interim), 0, 4096, false, &resp), 0);
+    b = filter_buf();
+    cr_assert(rewrite_response_head(&resp, &opt, b));
+    cr_expect(has_line(b, "Server: x\r\n"), "an interim head is relayed as it came");
+    cr_expect_not(has_line(b, "Cache-Control"));
+}
+
+/* ---- golb's own answers (reply_http1) ---- */
+
+Test(reply, a_described_answer_is_serialised_for_http1)
+{
+    static const struct http_field set[] = {F("Content-Type", "text/html"), F("X-A", "1")};
+    struct reply_desc d = {.status = 503, .body = "<p>later</p>", .body_len = 12, .fields = set,
+                           .nfields = 2};
+    struct buf *b = filter_buf();
+    cr_assert(reply_http1(&d, true, false, b));
+    cr_expect(b->last > 0);
+    const char *want = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\nX-A: 1\r\n"
+                       "Content-Length: 12\r\n\r\n<p>later</p>";
+    cr_expect(b->last == strlen(want) && memcmp(b->data, want, b->last) == 0, "%.*s",
+              (int)b->last, b->data);
+
+    struct reply_desc r = {.status = 429, .retry_after = 3};
+    b = filter_buf();
+    cr_assert(reply_http1(&r, false, false, b));
+    want = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nRetry-After: 3\r\n"
+           "Content-Length: 22\r\nConnection: close\r\n\r\n429 Too Many Requests\n";
+    cr_expect(b->last == strlen(want) && memcmp(b->data, want, b->last) == 0, "%.*s",
+              (int)b->last, b->data);
+
+    struct reply_desc l = {.status = 301, .location = "https://x/", .location_len = 10,
+                           .no_body = true};
+    b = filter_buf();
+    cr_assert(reply_http1(&l, true, true, b));
+    want = "HTTP/1.1 301 Moved Permanently\r\nContent-Type: text/plain\r\nLocation: https://x/\r\n"
+           "Content-Length: 22\r\nConnection: keep-alive\r\n\r\n";
+    cr_expect(b->last == strlen(want) && memcmp(b->data, want, b->last) == 0, "%.*s",
+              (int)b->last, b->data);
 }

@@ -28,7 +28,8 @@ static bool build_response_head(struct client *c, const struct http1_response *r
     struct exchange_head h = {cookie,
                               balancer_set_cookie(&c->x->gen->balancer, &c->x->lbr, c->x->backend,
                                                   cookie, sizeof(cookie)),
-                              c->x->resp_dechunk, c->x->req_done}; /* as x_response_head() */
+                              c->x->resp_dechunk, c->x->req_done,
+                              c->x->resp_headers}; /* as x_response_head() */
     return h1_response_head(c, r, &h, b);
 }
 
@@ -43,6 +44,7 @@ static bool parse_response(struct client *c)
 static struct worker_ctx wk;
 static struct config wk_cfg;     /* defaults: plain HTTP, no tls section */
 static struct generation wk_gen; /* no backends, a balancer without sticky sessions */
+static struct generation_pool wk_pool; /* the default pool: every request's here */
 static struct client cl;
 static struct exchange xch;
 /* Parsed messages are large (128 header slots): static, not on the stack. */
@@ -65,6 +67,11 @@ static void setup(void)
     wk_cfg.upgrade_protocols = websocket_only;
     memset(&wk_gen, 0, sizeof(wk_gen));
     wk_gen.cfg = &wk_cfg;
+    wk_pool = (struct generation_pool){.name = "default", .table = wk_gen.table,
+                                       .balancer = &wk_gen.balancer};
+    wk_pool.cfg = wk_cfg;
+    wk_gen.pools = &wk_pool;
+    wk_gen.npools = 1;
     wk.gen = &wk_gen;
     buf_pool_init(&wk.bufs, 16384, 8);
     memset(&cl, 0, sizeof(cl));
@@ -75,6 +82,8 @@ static void setup(void)
     xch.ops = &h1_exchange_ops;
     xch.client = &cl;
     xch.gen = &wk_gen;
+    xch.pool = &wk_pool;
+    xch.route = -1;
     set_ip("192.0.2.9");
 }
 
@@ -995,6 +1004,7 @@ Test(proxy_framing, switching_protocols_without_an_allowed_upgrade_is_refused)
     static struct backend *bes[] = {&be};
     static struct backend_table table = {.n = 1, .b = bes};
     wk_gen.table = &table;
+    wk_pool.table = &table;
     /* the h2c request went upstream as an ordinary one: its 101 is not a tunnel */
     cr_assert(rewrite_req("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
                           "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABk\r\n\r\n"));
