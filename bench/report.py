@@ -244,6 +244,13 @@ def main():
         row("   base RSS MiB (restarted, 1 s warm-up)", "tidle", "base_rss_mib", 1)
         row("   RSS KiB per idle TLS connection", "tidle", "rss_per_conn_kib", 2)
         row("   connections still open at measure", "tidle", "idle_alive", 0, ratios=False)
+    for scen, label in (("r1", "1 route"), ("r10k", "10,000 routes (1,000 hosts x 10 prefixes)"),
+                        ("rre", "100 regex routes")):
+        if scen in scens:
+            out(f"12. routing, keep-alive small responses, {label} (wrk -c{args.conns})")
+            row("   req/s", scen, "rps", 0, PROXIES)
+            row("   latency p99 ms", scen, "p99_ms", 3, PROXIES)
+            row("   proxy CPU us/request", scen, "cpu_us_req", 2, PROXIES)
     if "scale" in scens:
         one, two = g("ka", "golb", "rps"), g("scale", "golb2", "rps")
         out(f"6. golb scaling, keep-alive small responses (2 workers: CPUs"
@@ -296,6 +303,12 @@ def main():
     b = best("close", "cpu_us_req", True)
     target("new conn/request CPU/request", g("close", "golb", "cpu_us_req"), b and 0.8 * b,
            True, "0.8x best peer (us)")
+    r1, r10k = g("r1", "golb", "cpu_us_req"), g("r10k", "golb", "cpu_us_req")
+    target("10,000 routes CPU/request vs 1 route", r10k, r1 and 1.05 * r1, True,
+           "1.05x golb, 1 route (us)")
+    b = best("r10k", "cpu_us_req", True)
+    target("10,000 routes CPU/request vs peers", r10k, b and 0.7 * b, True,
+           "0.7x best peer (us)")
     d = g("big", "direct", "mib_s")
     target("1 MiB MiB/s", g("big", "golb", "mib_s"), d and 0.9 * d, False, "0.9x direct", 0)
     b = best("big", "cpu_ms_mib", True)
@@ -322,11 +335,11 @@ def main():
            "10 KiB")
 
     out("")
-    out(f"{'target':38}{'golb':>11}{'limit':>11}  {'rule':24}verdict")
-    out("-" * 94)
+    out(f"{'target':38}{'golb':>11}{'limit':>11}  {'rule':36}verdict")
+    out("-" * 106)
     for t in targets:
         out(f"{t['target']:38}{fmt(t['golb'], t['digits']):>11}{fmt(t['limit'], t['digits']):>11}"
-            f"  {t['rule']:24}"
+            f"  {t['rule']:36}"
             f"{t['verdict']}")
     out("")
     out("Numbers from a shared or busy machine are noisy; compare ratios from the same run.")

@@ -8,7 +8,9 @@
 #   BENCH_TARGETS="direct haproxy nginx golb"   subset / order of targets
 #   BENCH_CONNS=50 BENCH_BIG_CONNS=10  wrk connections: small responses / 1 MiB responses
 #   BENCH_IDLE_CONNS=5000              idle keep-alive connections in the memory scenario
-#   BENCH_SCENARIOS="ka close big scale idle tka tfull tres tbig tidle"   subset of scenarios
+#   BENCH_SCENARIOS="ka close big scale idle tka tfull tres tbig tidle r1 r10k rre"   subset
+#                                      (r1 r10k rre: routing with 1, 10,000 and 100 regex routes,
+#                                      each proxy with the same table, bench/route_configs.py)
 #                                      (t*: HTTPS to the proxy, ECDSA P-256, TLS 1.3)
 #   BENCH_PORT_BASE=28100              ports BASE+1..BASE+4 (upstream), +11..+14 (proxies)
 #   BENCH_PROXY_CPU=0 BENCH_LOAD_CPU=1 CPU for the proxy; CPU for wrk + upstream nginx
@@ -39,7 +41,7 @@ fi
 CONNS=${BENCH_CONNS:-50}
 BIG_CONNS=${BENCH_BIG_CONNS:-10}
 TARGETS=${BENCH_TARGETS:-"direct haproxy nginx golb"}
-SCENARIOS=${BENCH_SCENARIOS:-"ka close big scale idle tka tfull tres tbig tidle"}
+SCENARIOS=${BENCH_SCENARIOS:-"ka close big scale idle tka tfull tres tbig tidle r1 r10k rre"}
 BASE=${BENCH_PORT_BASE:-28100}
 PAUSE=${BENCH_PAUSE:-1}
 GOLB=${GOLB_BIN:-$root/bin/golb}
@@ -56,6 +58,9 @@ GOLB_REF=${GOLB_REF_BIN:-}
 declare -A TLSPORT=([haproxy]=$((BASE + 21)) [nginx]=$((BASE + 22)) [golb]=$((BASE + 23)))
 declare -A FULLPORT=([haproxy]=$((BASE + 31)) [nginx]=$((BASE + 32)) [golb]=$((BASE + 33)))
 PORT[golbnt]=${FULLPORT[golb]}
+# Routing scenarios (r1 r10k rre, not in the default list): a process of each proxy with the same
+# route table (bench/route_configs.py), started for its run.
+declare -A ROUTEPORT=([haproxy]=$((BASE + 41)) [nginx]=$((BASE + 42)) [golb]=$((BASE + 43)))
 
 die() { echo "bench: $*" >&2; exit 1; }
 say() { echo "bench: $*" >&2; }
@@ -74,7 +79,7 @@ for t in $TARGETS; do
     *) die "unknown target $t" ;; esac
 done
 for s in $SCENARIOS; do
-    case $s in ka | close | big | scale | idle | tka | tfull | tres | tbig | tidle) ;;
+    case $s in ka | close | big | scale | idle | tka | tfull | tres | tbig | tidle | r1 | r10k | rre) ;;
     *) die "unknown scenario $s" ;; esac
 done
 [[ $TARGETS == *golb* ]] || SCENARIOS=${SCENARIOS//scale/}
@@ -98,6 +103,7 @@ MAXCONN=$((IDLE + 1000))  # HAProxy needs about 2 fds per maxconn; nginx counts 
 all_ports=("${UP_PORTS[@]}" "$STATUS_PORT")
 for t in $TARGETS; do [[ $t == direct ]] || all_ports+=("${PORT[$t]}" "${TLSPORT[$t]:-}" "${FULLPORT[$t]:-}"); done
 [[ $SCENARIOS == *scale* ]] && all_ports+=("${PORT[golb2]}")
+[[ " $SCENARIOS " == *" r"* ]] && all_ports+=("${ROUTEPORT[@]}")
 for p in "${all_ports[@]}"; do
     [[ -n $p ]] || continue
     [[ -z $(ss -Htln "sport = :$p") ]] || die "port $p is in use; pick other ports with BENCH_PORT_BASE"
@@ -449,6 +455,37 @@ start_target() { # name
     esac
 }
 
+# One routing scenario for one proxy: its own process with the scenario's route table on
+# ROUTEPORT, keep-alive requests that take the table's last route, measured as the proxy.
+run_route() { # round scenario target
+    local round=$1 scen=$2 t=$3 d="$TMP/rt-$2" req name="$3rt"
+    [[ $t == haproxy || $t == nginx || $t == golb ]] || return 0
+    if [[ ! -f $d/request ]]; then
+        mkdir -p "$d"
+        "$PY" "$here/route_configs.py" "$scen" "$d" "$(IFS=,; echo "${UP_PORTS[*]}")" \
+            "${ROUTEPORT[golb]}" "${ROUTEPORT[nginx]}" "${ROUTEPORT[haproxy]}" "$MAXCONN" >"$d/request"
+    fi
+    read -r host path <"$d/request"
+    case $t in
+    haproxy) start_bg "$name" "$PROXY_CPU" haproxy -db -f "$d/haproxy.cfg" ;;
+    nginx) start_bg "$name" "$PROXY_CPU" nginx -p "$d/ngx" -e "$d/ngx/error.log" -c "$d/nginx.conf" ;;
+    golb) start_bg "$name" "$PROXY_CPU" "$GOLB" -confpath "$d/golb.yaml" ;;
+    esac
+    wait_port "$name" "${ROUTEPORT[$t]}"
+    # golb answers 503 until a health check saw the pool's backends: warm up until it is routed
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Host: $host" \
+            "http://127.0.0.1:${ROUTEPORT[$t]}$path") == 200 ]] && break
+        sleep 0.1
+    done
+    timeout --foreground -k 5 30 taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s -H "Host: $host" \
+        "http://127.0.0.1:${ROUTEPORT[$t]}$path" >/dev/null 2>&1 || true
+    URL_PORT=${ROUTEPORT[$t]} TARGET_PIDS=$(target_pids "$name") \
+        run_wrk "$round" "$scen" "$t" "$CONNS" "$path" -H "Host: $host"
+    stop_name "$name"
+}
+
 # ---------------------------------------------------------------- one measured run
 target_pids() { # name -> pids of the process tree ("" for direct)
     [[ $1 == direct ]] && return 0
@@ -595,6 +632,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
                     "https://127.0.0.1:${TLSPORT[$t]}/" >/dev/null 2>&1 || true
                 run_idle "$round" "$t" tls
             done
+            ;;
+        r1 | r10k | rre)
+            for t in "${order[@]}"; do run_route "$round" "$scen" "$t"; done
             ;;
         idle)
             # Each proxy is restarted first: a process that already held 5,000 connections in
