@@ -38,6 +38,9 @@
  *               or unix; tokenFile's content (trailing whitespace removed) is the token
  *   accessLog := off | text | json;  logFormat := text | json;  accessLogPath := "/PATH"
  *   upgradeProtocols := sequence of PROTOCOL (TOKEN ["/" TOKEN]), default [websocket]; [] = off
+ *   http2    := mapping {cleartext: BOOL, maxConcurrentStreams: INT 1..10000 (default 128),
+ *               initialWindowSize: INT 65535..2147483647 (default 262144), idleTimeout: SECONDS
+ *               (default 180)} or null (every default)
  *   backends := non-empty sequence of (URL | mapping {url: URL (required), healthPath: "/...",
  *               weight: INT 0..1000 (default 1), and for https: serverName, caFile, tlsVerify,
  *               clientCertFile, clientKeyFile (config_tls.c)})
@@ -153,6 +156,9 @@
  *   upgradeProtocols must be a sequence of protocol names (e.g. [websocket]), got V
  *   upgradeProtocols entry must be a protocol name (a token such as websocket, optionally with
  *       /VERSION), got V
+ *   http2 must be a mapping, got V;  unknown key "K" in http2[ (did you mean ...?)]
+ *   tls.alpn must be a non-empty sequence of h2 and http/1.1, got V
+ *   tls.alpn entry must be h2 or http/1.1, got V;  tls.alpn lists "P" twice
  * Warnings:
  *   hashKey is ignored unless balance is hash   (also hashLoadFactor)
  *   port is ignored because listen is set (line N)
@@ -243,6 +249,7 @@ static const struct config_yaml_key keys[] = {
     {"pools", CONFIG_YAML_KT_POOLS, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"routes", CONFIG_YAML_KT_ROUTES, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"encodedSlash", CONFIG_YAML_KT_ENCODED_SLASH, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+    {"http2", CONFIG_YAML_KT_HTTP2, CONFIG_YAML_NO_FIELD, 0, 0, 0},
 };
 
 _Static_assert(ARRAY_LEN(keys) <= 48, "struct top's key_at is too small");
@@ -308,6 +315,7 @@ static void set_defaults(struct config *cfg)
     for (size_t i = 0; i < ARRAY_LEN(keys); i++)
         if (keys[i].off != CONFIG_YAML_NO_FIELD && keys[i].type != CONFIG_YAML_KT_PATH)
             config_yaml_store(cfg, &keys[i], keys[i].def);
+    config_http_http2_defaults(&cfg->http2);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->workers = cpus < 1 ? 1 : cpus > 1024 ? 1024 : (int)cpus;
 }
@@ -387,6 +395,9 @@ static void set_key(struct top *top, struct config *cfg, const struct config_yam
     case CONFIG_YAML_KT_POOLS:
     case CONFIG_YAML_KT_ROUTES:
         break; /* after the walk (cross_check), once every top-level value is known */
+    case CONFIG_YAML_KT_HTTP2:
+        config_http_http2(l, cfg, v);
+        break;
     case CONFIG_YAML_KT_ENCODED_SLASH: {
         static const char *const c[] = {"keep", "reject", NULL};
         int i = config_yaml_get_choice(l, k, v, c, "keep, reject");

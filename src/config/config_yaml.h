@@ -175,6 +175,7 @@ enum config_yaml_key_type {
     CONFIG_YAML_KT_POOLS,      /* the pools mapping (config_route.c), read after the walk */
     CONFIG_YAML_KT_ROUTES,     /* the routes sequence (config_route.c), read after the walk */
     CONFIG_YAML_KT_ENCODED_SLASH, /* keep | reject */
+    CONFIG_YAML_KT_HTTP2,         /* the http2 mapping (config_http.c) */
 };
 
 #define CONFIG_YAML_NO_FIELD ((size_t)-1)
