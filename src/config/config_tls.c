@@ -179,8 +179,8 @@ static void load_certificates(struct config_yaml_load *l, struct config_tls *t,
 
 /* ---------------------------------------------------------------- tls.alpn ----------------- */
 
-/* The default offer: HTTP/1.1 until the HTTP/2 session is in (then h2 first). */
-static const unsigned char alpn_default[] = "\x08http/1.1";
+/* The default offer: h2 preferred, then HTTP/1.1. */
+static const unsigned char alpn_default[] = "\x02h2\x08http/1.1";
 
 /* tls.alpn: a non-empty sequence of h2 and http/1.1, each once, into t->alpn (wire format). */
 static void load_alpn(struct config_yaml_load *l, struct config_tls *t,

@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <nghttp2/nghttp2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1529,13 +1530,16 @@ static const struct worker_session_ops h2_session_ops = {
 
 /* ---------------------------------------------------------------- setup -------------------- */
 
-static nghttp2_session_callbacks *callbacks(void)
+/* The callbacks, built once for the process (nghttp2 copies them into each session). */
+static nghttp2_session_callbacks *cbs;
+static pthread_once_t cbs_once = PTHREAD_ONCE_INIT;
+
+static void callbacks_build(void)
 {
-    static _Thread_local nghttp2_session_callbacks *cbs;
-    if (cbs)
-        return cbs;
-    if (nghttp2_session_callbacks_new(&cbs) != 0)
-        return NULL;
+    if (nghttp2_session_callbacks_new(&cbs) != 0) {
+        cbs = NULL;
+        return;
+    }
     nghttp2_session_callbacks_set_send_callback(cbs, on_send);
     nghttp2_session_callbacks_set_send_data_callback(cbs, on_send_data);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
@@ -1545,14 +1549,19 @@ static nghttp2_session_callbacks *callbacks(void)
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame);
+}
+
+static nghttp2_session_callbacks *callbacks(void)
+{
+    pthread_once(&cbs_once, callbacks_build);
     return cbs;
 }
 
 static int session_new(struct h2conn *c)
 {
-    nghttp2_session_callbacks *cbs = callbacks();
+    nghttp2_session_callbacks *callbacks_ = callbacks();
     nghttp2_option *opt;
-    if (!cbs || nghttp2_option_new(&opt) != 0)
+    if (!callbacks_ || nghttp2_option_new(&opt) != 0)
         return -1;
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_settings(opt, 32);
@@ -1560,7 +1569,7 @@ static int session_new(struct h2conn *c)
     nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
     nghttp2_option_set_max_continuations(opt, 8);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-    int rv = nghttp2_session_server_new2(&c->ng, cbs, c, opt);
+    int rv = nghttp2_session_server_new2(&c->ng, callbacks_, c, opt);
     nghttp2_option_del(opt);
     if (rv != 0)
         return -1;
