@@ -66,6 +66,8 @@ void obs_counters_sum(struct obs_totals *out)
         out->req_ended += counter_get(&m->req_ended);
         for (int t = 0; t < OBS_TLS_COUNT; t++)
             out->tls_handshakes[t] += counter_get(&m->tls_handshakes[t]);
+        for (int h = 0; h < OBS_H2_COUNT; h++)
+            out->h2[h] += counter_get(&m->h2[h]);
         for (int i = 0; i < COUNTER_NBUCKETS; i++)
             out->duration[i] += counter_get(&m->duration.bucket[i]);
         out->duration_sum_us += counter_get(&m->duration.sum_us);
@@ -318,6 +320,12 @@ void obs_tls_handshake(struct worker_ctx *w, enum obs_tls_result result)
 {
     if (w->m)
         counter_add(&w->m->tls_handshakes[result], 1);
+}
+
+void obs_h2(struct worker_ctx *w, enum obs_h2_event e)
+{
+    if (w->m)
+        counter_add(&w->m->h2[e], 1);
 }
 
 void obs_req_end(struct worker_ctx *w, struct obs_req *r, int status, const char *term,
