@@ -611,6 +611,8 @@ void h2session_take(struct worker_ctx *w, struct h2session_conn *t)
         return;
     }
     sock_nodelay(c->io.fd);
+    if (w->draining) /* handed over while the worker drains: serve nothing new */
+        nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
     h2session_pump(c);
     return;
 fail:
