@@ -27,7 +27,8 @@ except ImportError:  # Debian's python3-h2 is pure Python: the test interpreter 
 import hpack
 from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, RstStreamFrame
 
-from golbtest import (GolbTestCase, golb_config, pattern_sha256, plain_only, scaled, wait_until)
+from golbtest import (GolbTestCase, golb_config, http_request, pattern_sha256, plain_only, scaled,
+                      wait_until)
 from tlstest import https_port, pki, tls_config_block
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -532,6 +533,54 @@ class TestLifecycle(H2Case):
         self.assertLess(out.index("recv GOAWAY"), out.index(":status: 200"))
         self.assertRegex(out, r"recv DATA frame <length=\d+, flags=0x01, stream_id=13>")
         self.assertEqual(g.wait_exit(scaled(10)), 0)
+
+    def test_metrics_count_connections_streams_resets_and_goaways(self):
+        t = self.toy(1)
+        g = self.h2c([t], admin="{listen: 127.0.0.1:0}",
+                     http2="{cleartext: true, idleTimeout: 0.3}")
+        admin = int(g.wait_log(r"admin API and status page on http://(\S+):(\d+)/", timeout=5).group(2))
+        c = self.client(g)
+        self.assertEqual(status(c.get("/m")), 200)
+        sid = c.request("/r?delay=500")
+        c.conn.reset_stream(sid, CANCEL)
+        c.flush()
+        bad = c.request("/b", headers=[("connection", "x")])
+        c.wait(lambda: c.done(bad), what="the refused stream")
+        c.wait(lambda: c.goaway is not None, what="the idle GOAWAY")
+        c.wait_closed()
+
+        def metric(name):
+            body = http_request(admin, "GET", "/metrics").body.decode()
+            for line in body.splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+            return None
+        wait_until(lambda: metric("golb_http2_connections") == 0, 5, "the connection closed")
+        self.assertEqual(metric("golb_http2_connections_total"), 1)
+        self.assertEqual(metric("golb_http2_streams_total"), 3)
+        self.assertEqual(metric("golb_http2_streams"), 0)
+        self.assertEqual(metric('golb_http2_stream_resets_total{by="client"}'), 1)
+        self.assertEqual(metric('golb_http2_stream_resets_total{by="golb"}'), 1)
+        self.assertEqual(metric('golb_http2_goaway_sent_total{reason="idle"}'), 1)
+
+    def test_reload_under_h2_load_fails_no_stream(self):
+        ts = self.toys(2)
+        g = self.h2c(ts[:1])
+        p = subprocess.Popen(["h2load", "-n", "8000", "-c", "4", "-m", "20",
+                              f"http://127.0.0.1:{g.port}/load?delay=10"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        ts[0].wait_log(r"/load", timeout=5)
+        with open(g.config_path, "w") as f:  # the second backend joins
+            f.write(golb_config(ts, http2="{cleartext: true}"))
+        start = g.log_offset()
+        g.send_signal(signal.SIGHUP)
+        g.wait_log(r"reload by SIGHUP: generation 2 running", timeout=10, start=start)
+        self.assertIsNone(p.poll(), "the load still runs after the reload")
+        ts[1].wait_log(r"/load", timeout=5)  # new streams reach the new backend
+        out = p.communicate(timeout=scaled(60))[0].decode()
+        self.assertIn("8000 succeeded, 0 failed, 0 errored", out)
+        self.assertIn("status codes: 8000 2xx", out)
 
     def test_access_log_says_version_2(self):
         t = self.toy(1)
