@@ -285,6 +285,10 @@ static void stream_answer(struct h2stream *s, int status)
     if (nghttp2_submit_response(s->c->ng, s->id, nv, ARRAY_LEN(nv), &prd) != 0)
         h2stream_reset(s, NGHTTP2_INTERNAL_ERROR);
     s->resp_complete = true;
+    /* A client that neither takes the answer nor ends its request does not keep the stream:
+     * bodyTimeout, as for any response bytes left waiting. */
+    s->progress_at = loop_now(s->c->w->loop);
+    stream_arm(s);
 }
 
 /* An answer golb gives before any exchange exists (a malformed request, a refused method). */
