@@ -27,8 +27,8 @@ except ImportError:  # Debian's python3-h2 is pure Python: the test interpreter 
 import hpack
 from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, RstStreamFrame
 
-from golbtest import (GolbTestCase, golb_config, http_request, pattern_sha256, plain_only, scaled,
-                      wait_until)
+from golbtest import (GolbTestCase, golb_config, http_request, pattern_sha256, plain_only,
+                      run_golb, scaled, wait_until)
 from tlstest import https_port, pki, tls_config_block
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -267,6 +267,20 @@ class TestClients(H2Case):
         r = self.curl("--http2", "-o", "/dev/null", "-w", "%{http_version}",
                       f"https://127.0.0.1:{g2.tls_port}/x")
         self.assertEqual(r.stdout.decode(), "1.1")
+
+    def test_config_errors_name_the_entry(self):
+        cert, key = pki().leaf("golb-h2", ["golb.test", "IP:127.0.0.1"])
+        path = f"{self.tmp}/bad.yml"
+        with open(path, "w") as f:
+            f.write(f"backends: [http://127.0.0.1:1/]\ntls:\n  listen: 127.0.0.1:0\n"
+                    f"  certificates: [{{certFile: {cert}, keyFile: {key}}}]\n"
+                    f"  alpn: [h2c, h2, h2]\nhttp2: {{maxConcurrentStreams: 0}}\n")
+        r = run_golb(self.bindir, ["-t", "-confpath", path])
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr.splitlines(), [
+            f'{path}:5:10: tls.alpn entry must be h2 or http/1.1, got "h2c"',
+            f'{path}:5:19: tls.alpn lists "h2" twice',
+            f"{path}:6:31: maxConcurrentStreams must be between 1 and 10000, got 0"])
 
     def test_cleartext_off_by_default_preface_is_an_http1_error(self):
         t = self.toy(1)
