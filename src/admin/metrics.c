@@ -276,6 +276,34 @@ int metrics_render(FILE *out, const struct generation *g)
     for (int e = 0; e < OBS_PP_COUNT; e++)
         fprintf(out, "golb_proxy_protocol_errors_total{reason=\"%s\"} %llu\n", pp_error_labels[e],
                 (unsigned long long)tot.pp_errors[e]);
+    const uint64_t *h2 = tot.h2;
+    head(out, "golb_http2_connections", "gauge", "Open HTTP/2 client connections.");
+    fprintf(out, "golb_http2_connections %llu\n",
+            (unsigned long long)(h2[OBS_H2_CONN_OPENED] > h2[OBS_H2_CONN_CLOSED]
+                                     ? h2[OBS_H2_CONN_OPENED] - h2[OBS_H2_CONN_CLOSED]
+                                     : 0));
+    head(out, "golb_http2_connections_total", "counter", "HTTP/2 client connections (h2, h2c).");
+    fprintf(out, "golb_http2_connections_total %llu\n",
+            (unsigned long long)h2[OBS_H2_CONN_OPENED]);
+    head(out, "golb_http2_streams", "gauge", "Open HTTP/2 streams.");
+    fprintf(out, "golb_http2_streams %llu\n",
+            (unsigned long long)(h2[OBS_H2_STREAM_OPENED] > h2[OBS_H2_STREAM_CLOSED]
+                                     ? h2[OBS_H2_STREAM_OPENED] - h2[OBS_H2_STREAM_CLOSED]
+                                     : 0));
+    head(out, "golb_http2_streams_total", "counter", "HTTP/2 streams opened by clients.");
+    fprintf(out, "golb_http2_streams_total %llu\n", (unsigned long long)h2[OBS_H2_STREAM_OPENED]);
+    head(out, "golb_http2_stream_resets_total", "counter",
+         "HTTP/2 streams reset (RST_STREAM), by who reset them.");
+    fprintf(out, "golb_http2_stream_resets_total{by=\"client\"} %llu\n",
+            (unsigned long long)h2[OBS_H2_RESET_BY_CLIENT]);
+    fprintf(out, "golb_http2_stream_resets_total{by=\"golb\"} %llu\n",
+            (unsigned long long)h2[OBS_H2_RESET_BY_GOLB]);
+    head(out, "golb_http2_goaway_sent_total", "counter",
+         "GOAWAY frames sent, by reason (drain, idle, calm: floods and resets, error).");
+    static const char *const goaway_labels[] = {"drain", "idle", "calm", "error"};
+    for (int i = 0; i < 4; i++)
+        fprintf(out, "golb_http2_goaway_sent_total{reason=\"%s\"} %llu\n", goaway_labels[i],
+                (unsigned long long)h2[OBS_H2_GOAWAY_DRAIN + i]);
     head(out, "golb_http_request_errors_total", "counter",
          "Client requests that failed on the client side, by reason.");
     for (int e = 0; e < OBS_ERR_COUNT; e++)

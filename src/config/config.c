@@ -41,6 +41,9 @@
  *   proxyProtocol := mapping {trustedNetworks: sequence of CIDR (required), required: BOOL}
  *               (config_net.c); CIDR := ADDR | ADDR/BITS (base/cidr.h)
  *   trustedProxies := sequence of CIDR (config_net.c), default []
+ *   http2    := mapping {cleartext: BOOL, maxConcurrentStreams: INT 1..10000 (default 128),
+ *               initialWindowSize: INT 65535..2147483647 (default 262144), idleTimeout: SECONDS
+ *               (default 180)} or null (every default)
  *   backends := non-empty sequence of (URL | mapping {url: URL (required), healthPath: "/...",
  *               weight: INT 0..1000 (default 1), sendProxyProtocol: off | v1 | v2, and for https: serverName, caFile, tlsVerify,
  *               clientCertFile, clientKeyFile (config_tls.c)})
@@ -162,6 +165,9 @@
  *   proxyProtocol.required must be true or false, got V
  *   KEY must be a sequence of addresses or CIDR ranges (e.g. [10.0.0.0/8, "::1"]), got V
  *   KEY: invalid address or CIDR range V       (KEY proxyProtocol.trustedNetworks, trustedProxies)
+ *   http2 must be a mapping, got V;  unknown key "K" in http2[ (did you mean ...?)]
+ *   tls.alpn must be a non-empty sequence of h2 and http/1.1, got V
+ *   tls.alpn entry must be h2 or http/1.1, got V;  tls.alpn lists "P" twice
  * Warnings:
  *   KEY: "A/B" has bits set beyond its prefix: it means N/B
  *   proxyProtocol.trustedNetworks: [] trusts no peer: every PROXY header is refused
@@ -256,6 +262,7 @@ static const struct config_yaml_key keys[] = {
     {"encodedSlash", CONFIG_YAML_KT_ENCODED_SLASH, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"proxyProtocol", CONFIG_YAML_KT_PROXY_PROTOCOL, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"trustedProxies", CONFIG_YAML_KT_TRUSTED_PROXIES, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+    {"http2", CONFIG_YAML_KT_HTTP2, CONFIG_YAML_NO_FIELD, 0, 0, 0},
 };
 
 _Static_assert(ARRAY_LEN(keys) <= 48, "struct top's key_at is too small");
@@ -321,6 +328,7 @@ static void set_defaults(struct config *cfg)
     for (size_t i = 0; i < ARRAY_LEN(keys); i++)
         if (keys[i].off != CONFIG_YAML_NO_FIELD && keys[i].type != CONFIG_YAML_KT_PATH)
             config_yaml_store(cfg, &keys[i], keys[i].def);
+    config_http_http2_defaults(&cfg->http2);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->workers = cpus < 1 ? 1 : cpus > 1024 ? 1024 : (int)cpus;
 }
@@ -400,6 +408,9 @@ static void set_key(struct top *top, struct config *cfg, const struct config_yam
     case CONFIG_YAML_KT_POOLS:
     case CONFIG_YAML_KT_ROUTES:
         break; /* after the walk (cross_check), once every top-level value is known */
+    case CONFIG_YAML_KT_HTTP2:
+        config_http_http2(l, cfg, v);
+        break;
     case CONFIG_YAML_KT_ENCODED_SLASH: {
         static const char *const c[] = {"keep", "reject", NULL};
         int i = config_yaml_get_choice(l, k, v, c, "keep, reject");

@@ -88,8 +88,20 @@ struct config_tls {
     char *client_ca_file;          /* clientCaFile: client certificates required and verified */
     char *client_subject_header;   /* clientSubjectHeader: forward the verified subject in it */
     bool redirect_http;            /* redirectHttp: plain HTTP answers 308 to https:// */
+    /* alpn: the protocols offered, in golb's order of preference, as ALPN wire bytes (each a
+     * length byte and the name); default h2 then http/1.1. */
+    unsigned char alpn[16];
+    uint8_t alpn_len;
     struct tls_server *server;     /* contexts built at load, shared by every worker */
     _Atomic int refs;              /* its configuration's, and each TLS connection's (config_tls_ref) */
+};
+
+/* http2: HTTP/2 to clients (config_http.c). */
+struct config_http2 {
+    bool cleartext;                  /* the plain listener takes HTTP/2 with prior knowledge (h2c) */
+    uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS, 1..10000, default 128 */
+    uint32_t initial_window_size;    /* per-stream receive window, 65535..2^31-1, default 262144 */
+    uint32_t idle_timeout_ms;        /* no open stream for this long: GOAWAY, default 180 s */
 };
 
 /* hashKey: what the hash strategy hashes. */
@@ -287,6 +299,9 @@ struct config {
     /* upgradeProtocols: the protocols a client's Upgrade may name, NULL-terminated (default
      * {"websocket"}; empty: no upgrades). Any other Upgrade is proxied as if absent. */
     char **upgrade_protocols;
+
+    /* http2: HTTP/2 to clients (config_http.c); tls.alpn says whether the TLS listener offers it. */
+    struct config_http2 http2;
 
     /* routing (config_route.c): pools[0] is "default" (the top-level backends and settings);
      * routes in file order. Without `routes`, every request goes to the default pool. */

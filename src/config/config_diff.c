@@ -66,6 +66,15 @@ static void list_print(char *const *l, FILE *out)
     fputc(']', out);
 }
 
+/* tls.alpn as YAML: [h2, http/1.1]. */
+static void alpn_print(const struct config_tls *t, FILE *out)
+{
+    fputc('[', out);
+    for (unsigned i = 0; i < t->alpn_len; i += 1u + t->alpn[i])
+        fprintf(out, "%s%.*s", i ? ", " : "", (int)t->alpn[i], (const char *)t->alpn + i + 1);
+    fputc(']', out);
+}
+
 static bool addr_eq(const struct sockaddr_storage *a, socklen_t alen,
                     const struct sockaddr_storage *b, socklen_t blen)
 {
@@ -206,6 +215,29 @@ static int diff_others(const struct config *o, const struct config *n, FILE *out
         fputc('\n', out);
         lines++;
     }
+    const struct config_http2 *h = &o->http2, *k = &n->http2;
+    if (h->cleartext != k->cleartext) {
+        fprintf(out, "setting changed: http2.cleartext %s -> %s\n", h->cleartext ? "true" : "false",
+                k->cleartext ? "true" : "false");
+        lines++;
+    }
+    if (h->max_concurrent_streams != k->max_concurrent_streams) {
+        fprintf(out, "setting changed: http2.maxConcurrentStreams %u -> %u\n",
+                h->max_concurrent_streams, k->max_concurrent_streams);
+        lines++;
+    }
+    if (h->initial_window_size != k->initial_window_size) {
+        fprintf(out, "setting changed: http2.initialWindowSize %u -> %u\n", h->initial_window_size,
+                k->initial_window_size);
+        lines++;
+    }
+    if (h->idle_timeout_ms != k->idle_timeout_ms) {
+        char x[32], y[32];
+        fmt_ms(x, sizeof(x), h->idle_timeout_ms);
+        fmt_ms(y, sizeof(y), k->idle_timeout_ms);
+        fprintf(out, "setting changed: http2.idleTimeout %s -> %s\n", x, y);
+        lines++;
+    }
     if (o->log_json != n->log_json) {
         fprintf(out, "setting changed: logFormat %s -> %s\n", o->log_json ? "json" : "text",
                 n->log_json ? "json" : "text");
@@ -254,6 +286,14 @@ static int diff_others(const struct config *o, const struct config *n, FILE *out
             fmt_ms(x, sizeof(x), a->handshake_timeout_ms);
             fmt_ms(y, sizeof(y), b->handshake_timeout_ms);
             fprintf(out, "setting changed: tls.handshakeTimeout %s -> %s\n", x, y);
+            lines++;
+        }
+        if (a->alpn_len != b->alpn_len || memcmp(a->alpn, b->alpn, a->alpn_len) != 0) {
+            fputs("setting changed: tls.alpn ", out);
+            alpn_print(a, out);
+            fputs(" -> ", out);
+            alpn_print(b, out);
+            fputc('\n', out);
             lines++;
         }
         if (a->session_tickets != b->session_tickets || a->redirect_http != b->redirect_http) {

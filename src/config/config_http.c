@@ -1,13 +1,20 @@
-/* config_http — the HTTP protocol keys: upgradeProtocols. Entry points in
+/* config_http — the HTTP protocol keys: upgradeProtocols and the http2 section. Entry points in
  * config_int.h; the tree, messages and getters are config_yaml.h's.
  *
  *   upgradeProtocols: [websocket]     the protocols a client's Upgrade may name (RFC 9110 §7.8);
  *                                     default [websocket]; [] turns upgrades off. An entry is a
  *                                     token, optionally with "/VERSION" (then only that version).
+ *   http2:                            every key optional
+ *     cleartext: false                the plain listener also takes HTTP/2 with prior knowledge
+ *     maxConcurrentStreams: 128       SETTINGS_MAX_CONCURRENT_STREAMS, 1..10000
+ *     initialWindowSize: 262144       per-stream receive window in bytes, 65535..2147483647
+ *     idleTimeout: 180                seconds without an open stream before a GOAWAY
+ *   (tls.alpn, in config_tls.c, says whether the TLS listener offers h2.)
  *
  * A request whose Upgrade names none of them is proxied as if it had no Upgrade (see rewrite.h),
  * so h2c and other protocols never turn a connection into a tunnel past golb by default.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,6 +71,71 @@ void config_http_upgrade_protocols(struct config_yaml_load *l, struct config *cf
     }
     config_http_free(cfg);
     cfg->upgrade_protocols = list;
+}
+
+/* ---------------------------------------------------------------- http2 ------------------- */
+
+static const struct config_yaml_key http2_keys[] = {
+    {"cleartext", CONFIG_YAML_KT_BOOL, offsetof(struct config_http2, cleartext), 0, 1, 0},
+    {"maxConcurrentStreams", CONFIG_YAML_KT_UINT,
+     offsetof(struct config_http2, max_concurrent_streams), 1, 10000, 128},
+    {"initialWindowSize", CONFIG_YAML_KT_UINT, offsetof(struct config_http2, initial_window_size),
+     65535, 2147483647u, 262144},
+    {"idleTimeout", CONFIG_YAML_KT_DURATION, offsetof(struct config_http2, idle_timeout_ms), 1,
+     CONFIG_YAML_DAY_MS, 180000},
+};
+
+void config_http_http2_defaults(struct config_http2 *h)
+{
+    for (size_t i = 0; i < ARRAY_LEN(http2_keys); i++)
+        config_yaml_store(h, &http2_keys[i], http2_keys[i].def);
+}
+
+void config_http_http2(struct config_yaml_load *l, struct config *cfg,
+                       const struct config_yaml_node *v)
+{
+    struct config_yaml_qbuf q;
+    const char *names[ARRAY_LEN(http2_keys)];
+    const struct config_yaml_node *seen[ARRAY_LEN(http2_keys)] = {0};
+    for (size_t i = 0; i < ARRAY_LEN(http2_keys); i++)
+        names[i] = http2_keys[i].name;
+    if (config_yaml_is_null(v))
+        return; /* "http2:" alone: every default */
+    if (v->kind != CONFIG_YAML_MAPPING) {
+        config_yaml_error(l, v, "http2 must be a mapping, got %s", config_yaml_describe(&q, v));
+        return;
+    }
+    for (size_t i = 0; i + 1 < v->nkids; i += 2) {
+        const struct config_yaml_node *k = v->kids[i], *val = v->kids[i + 1];
+        if (!config_yaml_key_ok(l, k))
+            continue;
+        size_t idx = 0;
+        while (idx < ARRAY_LEN(http2_keys) && !config_yaml_key_is(k, names[idx]))
+            idx++;
+        if (idx == ARRAY_LEN(http2_keys)) {
+            config_yaml_unknown_key(l, k, names, ARRAY_LEN(names), " in http2");
+            continue;
+        }
+        if (!config_yaml_key_first(l, k, &seen[idx]) || val->kind == CONFIG_YAML_BAD)
+            continue;
+        const struct config_yaml_key *row = &http2_keys[idx];
+        uint32_t x;
+        bool b;
+        switch (row->type) {
+        case CONFIG_YAML_KT_BOOL:
+            if (config_yaml_get_bool(l, row->name, val, &b) == 0)
+                config_yaml_store(&cfg->http2, row, b);
+            break;
+        case CONFIG_YAML_KT_DURATION:
+            if (config_yaml_get_duration(l, row, val, &x) == 0)
+                config_yaml_store(&cfg->http2, row, x);
+            break;
+        default:
+            if (config_yaml_get_int(l, row, val, &x) == 0)
+                config_yaml_store(&cfg->http2, row, x);
+            break;
+        }
+    }
 }
 
 /* After the walk: upgradeProtocols defaults to [websocket]. */

@@ -60,6 +60,10 @@ void config_obs_path(struct config_yaml_load *l, struct config *cfg,
 void config_http_upgrade_protocols(struct config_yaml_load *l, struct config *cfg,
                                    const struct config_yaml_node *v);
 void config_http_defaults(struct config_yaml_load *l, struct config *cfg);
+/* config_http.c: the http2 mapping (null: every default) into cfg->http2; its defaults. */
+void config_http_http2(struct config_yaml_load *l, struct config *cfg,
+                       const struct config_yaml_node *v);
+void config_http_http2_defaults(struct config_http2 *h);
 void config_http_free(struct config *cfg);
 
 /* config_net.c: proxyProtocol, trustedProxies; freeing them. */

@@ -14,6 +14,8 @@
  *     clientCaFile: PATH                 client certificates required and verified against it
  *     clientSubjectHeader: NAME          forward the verified client subject in this header
  *     redirectHttp: true | false         plain listener answers 308 to https://; default false
+ *     alpn: [h2, http/1.1]               protocols offered by ALPN, golb's preference first;
+ *                                        default [h2, http/1.1]; [http/1.1] turns HTTP/2 off
  *   backends: - url: https://...         TLS to the backend, verified
  *               serverName / caFile / tlsVerify / clientCertFile / clientKeyFile
  *
@@ -175,6 +177,50 @@ static void load_certificates(struct config_yaml_load *l, struct config_tls *t,
     }
 }
 
+/* ---------------------------------------------------------------- tls.alpn ----------------- */
+
+/* The default offer: h2 preferred, then HTTP/1.1. */
+static const unsigned char alpn_default[] = "\x02h2\x08http/1.1";
+
+/* tls.alpn: a non-empty sequence of h2 and http/1.1, each once, into t->alpn (wire format). */
+static void load_alpn(struct config_yaml_load *l, struct config_tls *t,
+                      const struct config_yaml_node *v)
+{
+    struct config_yaml_qbuf q;
+    static const char *const known[] = {"h2", "http/1.1"};
+    if (v->kind != CONFIG_YAML_SEQUENCE || v->nkids == 0) {
+        config_yaml_error(l, v, "tls.alpn must be a non-empty sequence of h2 and http/1.1, got %s",
+                          v->kind == CONFIG_YAML_SEQUENCE ? "an empty sequence"
+                                                          : config_yaml_describe(&q, v));
+        return;
+    }
+    bool seen[ARRAY_LEN(known)] = {false};
+    t->alpn_len = 0;
+    for (size_t i = 0; i < v->nkids; i++) {
+        const struct config_yaml_node *e = v->kids[i];
+        if (e->kind == CONFIG_YAML_BAD)
+            continue;
+        size_t k = 0;
+        while (k < ARRAY_LEN(known) &&
+               !(config_yaml_is_string(e) && strcmp(e->str, known[k]) == 0))
+            k++;
+        if (k == ARRAY_LEN(known)) {
+            config_yaml_error(l, e, "tls.alpn entry must be h2 or http/1.1, got %s",
+                              config_yaml_describe(&q, e));
+            continue;
+        }
+        if (seen[k]) {
+            config_yaml_error(l, e, "tls.alpn lists \"%s\" twice", known[k]);
+            continue;
+        }
+        seen[k] = true;
+        size_t n = strlen(known[k]);
+        t->alpn[t->alpn_len++] = (unsigned char)n;
+        memcpy(t->alpn + t->alpn_len, known[k], n);
+        t->alpn_len = (uint8_t)(t->alpn_len + n);
+    }
+}
+
 /* ---------------------------------------------------------------- the tls section ---------- */
 
 void config_tls_section(struct config_yaml_load *l, struct config *cfg,
@@ -184,7 +230,7 @@ void config_tls_section(struct config_yaml_load *l, struct config *cfg,
     static const char *const names[] = {
         "listen",       "certificates",        "minVersion",   "ciphers",
         "sessionTickets", "ticketKeyRotation", "handshakeTimeout", "clientCaFile",
-        "clientSubjectHeader", "redirectHttp", "sessionTimeout"};
+        "clientSubjectHeader", "redirectHttp", "sessionTimeout", "alpn"};
     if (v->kind == CONFIG_YAML_BAD)
         return;
     if (v->kind != CONFIG_YAML_MAPPING) {
@@ -202,6 +248,8 @@ void config_tls_section(struct config_yaml_load *l, struct config *cfg,
     t->session_tickets = true;
     t->ticket_key_rotation_ms = 43200u * 1000u;
     t->session_timeout_ms = TLS_SESSION_TIMEOUT * 1000u;
+    memcpy(t->alpn, alpn_default, sizeof(alpn_default) - 1);
+    t->alpn_len = sizeof(alpn_default) - 1;
     t->server = tls_server_new();
     if (!t->server)
         config_yaml_oom(l);
@@ -263,6 +311,8 @@ void config_tls_section(struct config_yaml_load *l, struct config *cfg,
         (void)config_yaml_get_bool(l, "tls.redirectHttp", n, &t->redirect_http);
     if ((n = val[10]) != NULL)
         (void)get_seconds(l, "tls.sessionTimeout", n, 1000u, &t->session_timeout_ms);
+    if ((n = val[11]) != NULL && n->kind != CONFIG_YAML_BAD)
+        load_alpn(l, t, n);
     if (t->client_subject_header && !t->client_ca_file)
         config_yaml_error(l, val[8],
                           "tls.clientSubjectHeader needs tls.clientCaFile (no client "
@@ -281,6 +331,8 @@ void config_tls_section(struct config_yaml_load *l, struct config *cfg,
         .ticket_rotation_s = t->ticket_key_rotation_ms / 1000u,
         .session_timeout_s = (t->session_timeout_ms + 999u) / 1000u,
         .client_ca_file = t->client_ca_file,
+        .alpn = t->alpn,
+        .alpn_len = t->alpn_len,
     };
     enum tls_err_field field = TLS_ERR_NONE;
     char err[TLS_ERR_MAX];

@@ -568,7 +568,7 @@ enum exchange_status exchange_start(struct exchange *x, const struct http_reques
     }
     if (req->protocol_len && !x->req_upgrade)
         return exchange_fail(x, 501, LB_OK); /* an extended CONNECT is a tunnel or nothing */
-    x->coalesce_head = info->https;
+    x->coalesce_head = info->https && !info->stream; /* a stream session gathers its frames */
     struct http_request routed;
     if (unlikely(x->gen->routing)) {
         enum exchange_status rs = exchange_route(x, req, info, &routed);

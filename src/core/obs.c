@@ -70,6 +70,8 @@ void obs_counters_sum(struct obs_totals *out)
             out->pp_headers[v] += counter_get(&m->pp_headers[v]);
         for (int e = 0; e < OBS_PP_COUNT; e++)
             out->pp_errors[e] += counter_get(&m->pp_errors[e]);
+        for (int h = 0; h < OBS_H2_COUNT; h++)
+            out->h2[h] += counter_get(&m->h2[h]);
         for (int i = 0; i < COUNTER_NBUCKETS; i++)
             out->duration[i] += counter_get(&m->duration.bucket[i]);
         out->duration_sum_us += counter_get(&m->duration.sum_us);
@@ -334,6 +336,12 @@ void obs_proxy_header_error(struct worker_ctx *w, enum obs_pp_error reason)
 {
     if (w->m)
         counter_add(&w->m->pp_errors[reason], 1);
+}
+
+void obs_h2(struct worker_ctx *w, enum obs_h2_event e)
+{
+    if (w->m)
+        counter_add(&w->m->h2[e], 1);
 }
 
 void obs_req_end(struct worker_ctx *w, struct obs_req *r, int status, const char *term,

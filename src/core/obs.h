@@ -70,8 +70,24 @@ enum obs_pp_error {
     OBS_PP_COUNT,
 };
 
+/* HTTP/2 connection events (h2session), counted per worker. */
+enum obs_h2_event {
+    OBS_H2_CONN_OPENED = 0,
+    OBS_H2_CONN_CLOSED,
+    OBS_H2_STREAM_OPENED,
+    OBS_H2_STREAM_CLOSED,
+    OBS_H2_RESET_BY_CLIENT, /* RST_STREAM received */
+    OBS_H2_RESET_BY_GOLB,   /* RST_STREAM sent */
+    OBS_H2_GOAWAY_DRAIN,    /* GOAWAY sent: shutdown or a reload closing the listener */
+    OBS_H2_GOAWAY_IDLE,     /* GOAWAY sent: http2.idleTimeout */
+    OBS_H2_GOAWAY_CALM,     /* GOAWAY sent: ENHANCE_YOUR_CALM (floods, rapid resets) */
+    OBS_H2_GOAWAY_ERROR,    /* GOAWAY sent: a protocol error of the client */
+    OBS_H2_COUNT,
+};
+
 struct obs_counters {
     _Atomic uint64_t requests[5]; /* by status class, golb's own answers included */
+    _Atomic uint64_t h2[OBS_H2_COUNT];
     _Atomic uint64_t errors[OBS_ERR_COUNT];
     _Atomic uint64_t conn_opened, conn_closed; /* active = opened - closed */
     _Atomic uint64_t req_started, req_ended;   /* in flight = started - ended */
@@ -93,6 +109,7 @@ struct obs_totals {
     uint64_t conn_opened, conn_closed, req_started, req_ended;
     uint64_t tls_handshakes[OBS_TLS_COUNT];
     uint64_t pp_headers[2], pp_errors[OBS_PP_COUNT];
+    uint64_t h2[OBS_H2_COUNT];
     uint64_t duration[COUNTER_NBUCKETS], duration_sum_us;
 };
 void obs_counters_sum(struct obs_totals *out);
@@ -199,6 +216,8 @@ void obs_tls_handshake(struct worker_ctx *w, enum obs_tls_result result);
  * for `reason` (server/proxy_hdr.c; no request). */
 void obs_proxy_header(struct worker_ctx *w, int version);
 void obs_proxy_header_error(struct worker_ctx *w, enum obs_pp_error reason);
+/* An HTTP/2 connection event (obs_h2_event). */
+void obs_h2(struct worker_ctx *w, enum obs_h2_event e);
 /* The request matched a route (routing): `route` is its counter object in the generation the
  * request pins (generation_route_stats(g, index)); obs_req_end counts the answer there too. */
 static inline void obs_req_route(struct obs_req *r, struct obs_route *route)

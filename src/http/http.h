@@ -16,6 +16,7 @@
 #ifndef GOLB_HTTP_H
 #define GOLB_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -114,6 +115,63 @@ struct http_request {
     const struct http_field *fields;
     size_t num_fields;
 };
+
+/* ---- field ids ---- */
+
+/* Name is made of tchars, so OR-ing 0x20 folds exactly the letters (and maps no other tchar onto
+ * a lowercase letter or '-'). */
+static inline bool http_name_is_(const char *s, const char *lit, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((s[i] | 0x20) != lit[i])
+            return false;
+    return true;
+}
+
+#define HTTP_NAME_IS_(s, lit) http_name_is_((s), (lit), sizeof(lit) - 1)
+
+/* The id of a field name (any case: HTTP/1's as received, HTTP/2's lower-case), HTTP_F_OTHER for
+ * the names golb does not act on; by length first, so most names cost a switch. The name must be
+ * made of tchars (both parsers check that first). */
+static inline enum http_field_id http_field_id_of(const char *s, size_t n)
+{
+    switch (n) {
+    case 2:
+        return HTTP_NAME_IS_(s, "te") ? HTTP_F_TE : HTTP_F_OTHER;
+    case 4:
+        return HTTP_NAME_IS_(s, "host") ? HTTP_F_HOST : HTTP_F_OTHER;
+    case 6:
+        return HTTP_NAME_IS_(s, "expect") ? HTTP_F_EXPECT : HTTP_F_OTHER;
+    case 7:
+        if (HTTP_NAME_IS_(s, "upgrade"))
+            return HTTP_F_UPGRADE;
+        return HTTP_NAME_IS_(s, "trailer") ? HTTP_F_TRAILER : HTTP_F_OTHER;
+    case 9:
+        if (HTTP_NAME_IS_(s, "forwarded"))
+            return HTTP_F_FORWARDED;
+        return HTTP_NAME_IS_(s, "x-real-ip") ? HTTP_F_X_REAL_IP : HTTP_F_OTHER;
+    case 10:
+        if (HTTP_NAME_IS_(s, "connection"))
+            return HTTP_F_CONNECTION;
+        return HTTP_NAME_IS_(s, "keep-alive") ? HTTP_F_KEEP_ALIVE : HTTP_F_OTHER;
+    case 14:
+        if (HTTP_NAME_IS_(s, "content-length"))
+            return HTTP_F_CONTENT_LENGTH;
+        return HTTP_NAME_IS_(s, "http2-settings") ? HTTP_F_HTTP2_SETTINGS : HTTP_F_OTHER;
+    case 15:
+        return HTTP_NAME_IS_(s, "x-forwarded-for") ? HTTP_F_X_FORWARDED_FOR : HTTP_F_OTHER;
+    case 16:
+        if (HTTP_NAME_IS_(s, "proxy-connection"))
+            return HTTP_F_PROXY_CONNECTION;
+        return HTTP_NAME_IS_(s, "x-forwarded-host") ? HTTP_F_X_FORWARDED_HOST : HTTP_F_OTHER;
+    case 17:
+        if (HTTP_NAME_IS_(s, "transfer-encoding"))
+            return HTTP_F_TRANSFER_ENCODING;
+        return HTTP_NAME_IS_(s, "x-forwarded-proto") ? HTTP_F_X_FORWARDED_PROTO : HTTP_F_OTHER;
+    default:
+        return HTTP_F_OTHER;
+    }
+}
 
 /* The index of the first field with this id among f[0..n), or -1. */
 int http_field_find(const struct http_field *f, size_t n, enum http_field_id id);

@@ -282,59 +282,6 @@ static const uint16_t header_flags[HTTP_F_COUNT] = {
     [HTTP_F_HTTP2_SETTINGS] = HTTP_FF_HOP_BY_HOP,
 };
 
-/* Name is made of tchars, so OR-ing 0x20 folds exactly the letters (and maps no other tchar onto
- * a lowercase letter or '-'). */
-static bool name_is(const char *s, const char *lit, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((s[i] | 0x20) != lit[i])
-            return false;
-    return true;
-}
-
-#define NAME_IS(s, lit) name_is((s), (lit), sizeof(lit) - 1)
-
-/* Identifies the headers of enum http_field_id: by length first, so most names cost a switch. */
-static enum http_field_id header_id(const char *s, size_t n)
-{
-    switch (n) {
-    case 2:
-        return NAME_IS(s, "te") ? HTTP_F_TE : HTTP_F_OTHER;
-    case 4:
-        return NAME_IS(s, "host") ? HTTP_F_HOST : HTTP_F_OTHER;
-    case 6:
-        return NAME_IS(s, "expect") ? HTTP_F_EXPECT : HTTP_F_OTHER;
-    case 7:
-        if (NAME_IS(s, "upgrade"))
-            return HTTP_F_UPGRADE;
-        return NAME_IS(s, "trailer") ? HTTP_F_TRAILER : HTTP_F_OTHER;
-    case 9:
-        if (NAME_IS(s, "forwarded"))
-            return HTTP_F_FORWARDED;
-        return NAME_IS(s, "x-real-ip") ? HTTP_F_X_REAL_IP : HTTP_F_OTHER;
-    case 10:
-        if (NAME_IS(s, "connection"))
-            return HTTP_F_CONNECTION;
-        return NAME_IS(s, "keep-alive") ? HTTP_F_KEEP_ALIVE : HTTP_F_OTHER;
-    case 14:
-        if (NAME_IS(s, "content-length"))
-            return HTTP_F_CONTENT_LENGTH;
-        return NAME_IS(s, "http2-settings") ? HTTP_F_HTTP2_SETTINGS : HTTP_F_OTHER;
-    case 15:
-        return NAME_IS(s, "x-forwarded-for") ? HTTP_F_X_FORWARDED_FOR : HTTP_F_OTHER;
-    case 16:
-        if (NAME_IS(s, "proxy-connection"))
-            return HTTP_F_PROXY_CONNECTION;
-        return NAME_IS(s, "x-forwarded-host") ? HTTP_F_X_FORWARDED_HOST : HTTP_F_OTHER;
-    case 17:
-        if (NAME_IS(s, "transfer-encoding"))
-            return HTTP_F_TRANSFER_ENCODING;
-        return NAME_IS(s, "x-forwarded-proto") ? HTTP_F_X_FORWARDED_PROTO : HTTP_F_OTHER;
-    default:
-        return HTTP_F_OTHER;
-    }
-}
-
 bool http1_list_next(const char *v, size_t n, size_t *pos, const char **el, size_t *el_len)
 {
     size_t i = *pos;
@@ -532,7 +479,7 @@ static const char *parse_fields(const char *p, const char *hend, struct http_fie
             vend--;
 
         struct http_field *h = &hdr[n];
-        enum http_field_id id = header_id(name, name_len);
+        enum http_field_id id = http_field_id_of(name, name_len);
         h->name = name;
         h->name_len = (uint32_t)name_len;
         h->value = v;
@@ -632,7 +579,7 @@ static int limits_incomplete(const char *buf, size_t len, size_t start, size_t m
  * scheme), else 0. */
 static size_t http_scheme_len(const char *t, size_t n)
 {
-    if (n < 7 || !NAME_IS(t, "http"))
+    if (n < 7 || !HTTP_NAME_IS_(t, "http"))
         return 0;
     size_t i = (t[4] | 0x20) == 's' ? 5 : 4;
     if (n >= i + 3 && t[i] == ':' && t[i + 1] == '/' && t[i + 2] == '/')

@@ -168,6 +168,8 @@ struct tls_server {
     unsigned char auth_id[32]; /* SHA-256 of the client-authentication rules (tls.h) */
     unsigned char secret[32];  /* ticket key master secret, drawn at load */
     uint64_t id;               /* unique per server: keys cached per thread are keyed by it */
+    unsigned char alpn[32];    /* protocols offered by ALPN, preferred first (wire format) */
+    unsigned alpn_len;
 };
 
 static void ssl_err(char *err, size_t errlen, const char *what)
@@ -620,20 +622,30 @@ static int servername_cb(SSL *ssl, int *alert, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
-/* ALPN: HTTP/1.1 only for now (HTTP/2 adds "h2" here). A client offering neither gets no ALPN
- * answer and speaks HTTP/1.1 like a client that sent none. */
+/* ALPN: the first of tls.alpn (golb's preference: h2 before http/1.1 by default) that the client
+ * offers; SSL_select_next_proto walks the server's list first. A client offering none of them
+ * gets no ALPN answer and speaks HTTP/1.1 like a client that sent none. */
 static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg)
 {
-    static const unsigned char ours[] = "\x08http/1.1";
+    static const unsigned char http11[] = "\x08http/1.1";
+    const struct tls_server *s = arg;
+    const unsigned char *ours = s->alpn_len ? s->alpn : http11;
+    unsigned ours_len = s->alpn_len ? s->alpn_len : sizeof(http11) - 1;
     unsigned char *sel;
-    if (SSL_select_next_proto(&sel, outlen, ours, sizeof(ours) - 1, in, inlen) !=
-        OPENSSL_NPN_NEGOTIATED)
+    if (SSL_select_next_proto(&sel, outlen, ours, ours_len, in, inlen) != OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_NOACK;
     *out = sel;
     (void)ssl;
-    (void)arg;
     return SSL_TLSEXT_ERR_OK;
+}
+
+bool tls_alpn_h2(SSL *ssl)
+{
+    const unsigned char *p;
+    unsigned len;
+    SSL_get0_alpn_selected(ssl, &p, &len);
+    return len == 2 && p[0] == 'h' && p[1] == '2';
 }
 
 static int build_sni(struct tls_server *s)
@@ -796,6 +808,10 @@ int tls_server_finish(struct tls_server *s, const struct tls_server_settings *st
         return -1;
     }
     s->tickets = st->session_tickets;
+    if (st->alpn && st->alpn_len <= sizeof(s->alpn)) {
+        memcpy(s->alpn, st->alpn, st->alpn_len);
+        s->alpn_len = (unsigned)st->alpn_len;
+    }
     s->rotation_s = st->ticket_rotation_s ? st->ticket_rotation_s : 43200;
     s->session_timeout_s = st->session_timeout_s ? st->session_timeout_s : TLS_SESSION_TIMEOUT;
     STACK_OF(X509) *cas = NULL;
@@ -832,7 +848,7 @@ int tls_server_finish(struct tls_server *s, const struct tls_server_settings *st
         SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, s);
         SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
         SSL_CTX_set_tlsext_servername_arg(ctx, s);
-        SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+        SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, s);
         /* Resumption is by ticket only: no server-side cache to lock across workers. */
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
         if (s->tickets) {

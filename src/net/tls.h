@@ -60,6 +60,9 @@ struct tls_server_settings {
     uint32_t ticket_rotation_s; /* ticket key epoch length */
     uint32_t session_timeout_s; /* a session resumes for this long; 0 = TLS_SESSION_TIMEOUT */
     const char *client_ca_file; /* non-NULL: client certificates required and verified */
+    const unsigned char *alpn;  /* ALPN protocols offered, preferred first (wire format: a length
+                                   byte and the name, each); NULL/0: http/1.1 only */
+    size_t alpn_len;
 };
 
 struct tls_server *tls_server_new(void);
@@ -117,6 +120,8 @@ void tls_session_free(SSL_SESSION *session);
 bool tls_close_notify_received(SSL *ssl);
 /* True when the handshake resumed a session. */
 bool tls_session_reused(SSL *ssl);
+/* True when ALPN chose "h2" for this connection (after the handshake). */
+bool tls_alpn_h2(SSL *ssl);
 /* Sends close_notify: the orderly end of what this side sends, which a peer reading a body
  * delimited by the close tells from a cut. Once, without blocking (an alert the socket does not
  * take now is dropped), never waiting for the peer's; nothing before the handshake is done. */

@@ -1,6 +1,7 @@
-/* proxy — see proxy.h. Today every connection is an HTTP/1 session (h1session.c), which drives
- * one exchange (exchange.c) per request. An HTTP/2 session would be chosen here (or after ALPN)
- * and drive many exchanges on one connection; the worker would not notice (worker_ctx.h).
+/* proxy — see proxy.h. Every connection starts as an HTTP/1 session (h1session.c), which drives
+ * one exchange (exchange.c) per request; it hands a connection that speaks HTTP/2 (ALPN h2 after
+ * its TLS handshake, or the preface on the plain listener with http2.cleartext) to h2session.c,
+ * which drives one exchange per stream. The worker does not notice (worker_ctx.h).
  */
 #include "server/proxy.h"
 

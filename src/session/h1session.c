@@ -46,6 +46,7 @@
 #include "base/sock.h"
 #include "base/util.h"
 #include "core/worker_ctx.h"
+#include "session/h2session.h"
 
 #define LINGER_MS 2000u /* after an error reply: how long to drain unread input before closing */
 
@@ -685,17 +686,69 @@ static bool grow_in(struct client *c)
     return true;
 }
 
+/* The connection speaks HTTP/2 (ALPN chose h2, or the preface came on the plain listener with
+ * http2.cleartext): its transport and what was read go to an HTTP/2 session, and this one ends
+ * without closing anything. */
+static void client_to_h2(struct client *c)
+{
+    struct worker_ctx *w = c->w;
+    struct h2session_conn t = {.fd = c->io.fd,
+                               .ssl = c->ssl,
+                               .tls = c->tls,
+                               .subject = c->subject,
+                               .in = c->in,
+                               .ip = c->ip,
+                               .iplen = c->iplen,
+                               .readable = c->readable,
+                               .writable = c->writable,
+                               .rdhup = c->rdhup};
+    if (c->watched)
+        loop_io_del(w->loop, &c->io);
+    loop_timer_cancel(w->loop, &c->timer);
+    c->ssl = NULL;
+    c->tls = NULL;
+    c->subject = NULL;
+    c->in = NULL;
+    c->io.fd = -1;
+    c->state = CS_CLOSED;
+    worker_ctx_session_remove(w, &c->ws);
+    c->task.cb = free_task;
+    loop_defer(w->loop, &c->task, free_task);
+    h2session_take(w, &t);
+}
+
+/* http2.cleartext: whether the first bytes of a plain connection are (so far) the HTTP/2
+ * preface. 1: all of it, 0: a prefix of it (wait for more), -1: not HTTP/2. */
+static int h2c_preface(const struct client *c)
+{
+    if (c->ssl || c->requests || c->head_start || !c_cfg(c)->http2.cleartext)
+        return -1;
+    uint32_t n = MIN(buf_len(c->in), (uint32_t)H2SESSION_PREFACE_LEN);
+    if (memcmp(c->in->data + c->in->pos, H2SESSION_PREFACE, n) != 0)
+        return -1;
+    return n == H2SESSION_PREFACE_LEN ? 1 : 0;
+}
+
 /* READ_HEAD: read what the client sent and parse once a head may be complete. */
 static void read_head(struct client *c)
 {
     for (;;) {
-        if (c->in && buf_len(c->in) > 0 && !c->head_start)
+        if (c->in && buf_len(c->in) > 0 && !c->head_start) {
+            int h2 = h2c_preface(c);
+            if (h2 == 1) {
+                client_to_h2(c);
+                return;
+            }
+            if (h2 == 0 && c->readable && !c->eof)
+                goto read_more; /* a prefix of the preface: the rest decides */
             c->head_start = loop_now(c->w->loop);
+        }
         if (c->in && buf_len(c->in) > 0) {
             process_head(c);
             if (c->state != CS_READ_HEAD)
                 return;
         }
+    read_more:
         if (!c->readable || c->eof)
             break;
         if (!ensure_in(c)) {
@@ -757,6 +810,11 @@ static bool client_handshake(struct client *c)
             client_close(c);
             return false;
         }
+    }
+    c->readable = true; /* (see below) */
+    if (tls_alpn_h2(c->ssl)) {
+        client_to_h2(c);
+        return false;
     }
     c->state = CS_READ_HEAD;
     c->idle_since = loop_now(c->w->loop);

@@ -1712,3 +1712,49 @@ Test(config_errors, sticky_secret, .fini = token_cleanup)
     free(want);
     free(y);
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * http2 and tls.alpn
+ */
+
+Test(config, http2_defaults_and_values)
+{
+    struct config *cfg = load_ok(B);
+    cr_expect_not(cfg->http2.cleartext);
+    cr_expect_eq(cfg->http2.max_concurrent_streams, 128);
+    cr_expect_eq(cfg->http2.initial_window_size, 262144);
+    cr_expect_eq(cfg->http2.idle_timeout_ms, 180000);
+    config_free(cfg);
+
+    cfg = load_ok(B "http2:\n");
+    cr_expect_eq(cfg->http2.max_concurrent_streams, 128, "http2 alone: every default");
+    config_free(cfg);
+
+    cfg = load_ok(B "http2: {cleartext: true, maxConcurrentStreams: 10000,\n"
+                    "        initialWindowSize: 2147483647, idleTimeout: 0.5}\n");
+    cr_expect(cfg->http2.cleartext);
+    cr_expect_eq(cfg->http2.max_concurrent_streams, 10000);
+    cr_expect_eq(cfg->http2.initial_window_size, 2147483647u);
+    cr_expect_eq(cfg->http2.idle_timeout_ms, 500);
+    config_free(cfg);
+}
+
+Test(config, http2_errors)
+{
+    static const struct error_case cases[] = {
+        {B "http2: yes\n", "t.yaml:2:8: http2 must be a mapping, got \"yes\"\n"},
+        {B "http2: {maxConcurrentStreams: 0}\n",
+         "t.yaml:2:31: maxConcurrentStreams must be between 1 and 10000, got 0\n"},
+        {B "http2: {initialWindowSize: 65534}\n",
+         "t.yaml:2:28: initialWindowSize must be between 65535 and 2147483647, got 65534\n"},
+        {B "http2: {initialWindowSize: 2147483648}\n",
+         "t.yaml:2:28: initialWindowSize must be between 65535 and 2147483647, got 2147483648\n"},
+        {B "http2: {cleartext: 1, idleTimeout: 0}\n",
+         "t.yaml:2:20: cleartext must be true or false, got \"1\"\n"
+         "t.yaml:2:36: idleTimeout must be greater than 0, got 0\n"},
+        {B "http2: {maxConcurentStreams: 3}\n",
+         "t.yaml:2:9: unknown key \"maxConcurentStreams\" in http2 (did you mean "
+         "\"maxConcurrentStreams\"?)\n"},
+    };
+    expect_all(cases, sizeof(cases) / sizeof(cases[0]));
+}

@@ -246,3 +246,16 @@ Test(config_diff, a_kept_pools_backend_lines_name_the_pool)
     cr_expect_eq(n, 6);
     free(t);
 }
+
+Test(config_diff, http2_settings)
+{
+    int n;
+    char *t = diff(BASE, BASE "http2: {maxConcurrentStreams: 128, idleTimeout: 180}\n", &n);
+    cr_expect_eq(n, 0, "the defaults written out are no change: %s", t);
+    free(t);
+    t = diff(BASE, BASE "http2: {cleartext: true, initialWindowSize: 65535, idleTimeout: 30}\n", &n);
+    cr_expect_str_eq(t, "setting changed: http2.cleartext false -> true\n"
+                        "setting changed: http2.initialWindowSize 262144 -> 65535\n"
+                        "setting changed: http2.idleTimeout 180s -> 30s\n");
+    free(t);
+}

@@ -411,3 +411,49 @@ Test(tls, sni_extension_parsed_as_openssl_accepts_it)
     cr_expect_not(sni_from_ext(empty, sizeof(empty), &name, &n));
     cr_expect_not(sni_from_ext(ok, 3, &name, &n));
 }
+
+/* ALPN: golb's order decides (h2 before http/1.1 by default), a client offering only HTTP/1.1
+ * gets it, and [http/1.1] turns h2 off even for a client preferring it. */
+static bool alpn_h2_for(const unsigned char *ours, size_t ours_len, const unsigned char *client,
+                        unsigned client_len, bool *acked)
+{
+    static const char *const names[] = {"a-ec"};
+    struct tls_server *s = tls_server_new();
+    cr_assert_not_null(s);
+    enum tls_err_field f;
+    char err[256], warn[256];
+    cr_assert_eq(tls_server_add_cert(s, path(names[0], "pem"), path(names[0], "key"), &f, err,
+                                     sizeof(err), warn, sizeof(warn)),
+                 0, "%s", err);
+    struct tls_server_settings st = {.min_version = 12, .session_tickets = false,
+                                     .alpn = ours, .alpn_len = ours_len};
+    cr_assert_eq(tls_server_finish(s, &st, &f, err, sizeof(err)), 0, "%s", err);
+    struct pair p;
+    pair_open(&p, s, NULL, NULL);
+    SSL_set_alpn_protos(p.cl, client, client_len);
+    cr_assert(pair_handshake(&p));
+    bool h2 = tls_alpn_h2(p.srv);
+    const unsigned char *sel;
+    unsigned len;
+    SSL_get0_alpn_selected(p.cl, &sel, &len);
+    *acked = len > 0;
+    pair_close(&p);
+    tls_server_free(s);
+    return h2;
+}
+
+Test(tls, alpn_prefers_golbs_order_and_can_turn_h2_off)
+{
+    static const unsigned char both[] = "\x02h2\x08http/1.1", h11[] = "\x08http/1.1";
+    static const unsigned char client_h11_first[] = "\x08http/1.1\x02h2";
+    bool acked;
+    cr_expect(alpn_h2_for(both, sizeof(both) - 1, client_h11_first, sizeof(client_h11_first) - 1,
+                          &acked));
+    cr_expect_not(alpn_h2_for(both, sizeof(both) - 1, h11, sizeof(h11) - 1, &acked));
+    cr_expect(acked);
+    cr_expect_not(alpn_h2_for(h11, sizeof(h11) - 1, both, sizeof(both) - 1, &acked));
+    cr_expect(acked, "http/1.1 chosen");
+    static const unsigned char other[] = "\x08spdy/3.1";
+    cr_expect_not(alpn_h2_for(both, sizeof(both) - 1, other, sizeof(other) - 1, &acked));
+    cr_expect_not(acked, "nothing in common: no ALPN answer, HTTP/1.1 as without ALPN");
+}
