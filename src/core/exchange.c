@@ -161,7 +161,7 @@ static void drop_upstream(struct exchange *x, bool reusable, enum lb_outcome out
     struct backend *b = ex_backend(x, x->backend);
     atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
     balancer_release(ex_balancer(x), x->backend, outcome, pick_age_us(x));
-    upstream_release(x->up, reusable);
+    upstream_release_at_most(x->up, reusable, ex_pool_cfg(x)->upstream_max_idle);
     x->up = NULL;
 }
 

@@ -284,11 +284,16 @@ static bool quiet(struct upstream_conn *c)
 
 void upstream_release(struct upstream_conn *c, bool reusable)
 {
+    upstream_release_at_most(c, reusable, c->pool->max_idle);
+}
+
+void upstream_release_at_most(struct upstream_conn *c, bool reusable, uint32_t max_idle)
+{
     struct upstream_pool *pool = c->pool;
     struct upstream_idle *l = c->idle;
     c->owner = NULL;
     c->on_event = NULL;
-    if (!reusable || l->closed || !c->connected || !c->tls_done || l->count >= pool->max_idle ||
+    if (!reusable || l->closed || !c->connected || !c->tls_done || l->count >= max_idle ||
         !quiet(c)) {
         conn_close(c);
         return;
