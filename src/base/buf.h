@@ -71,6 +71,17 @@ static inline uint32_t buf_len(const struct buf *b)
 {
     return b->last - b->pos;
 }
+
+/* The unprocessed bytes of b (NULL: none), their count in *len: a body source's peek. */
+static inline const char *buf_peek(const struct buf *b, uint32_t *len)
+{
+    if (!b) {
+        *len = 0;
+        return NULL;
+    }
+    *len = b->last - b->pos;
+    return b->data + b->pos;
+}
 static inline uint32_t buf_space(const struct buf *b)
 {
     return b->cap - b->last;

@@ -428,13 +428,7 @@ static bool ensure_in(struct client *c)
 
 static const char *h1_peek(void *cl, uint32_t *len)
 {
-    struct client *c = cl;
-    if (!c->in) {
-        *len = 0;
-        return NULL;
-    }
-    *len = buf_len(c->in);
-    return c->in->data + c->in->pos;
+    return buf_peek(((struct client *)cl)->in, len);
 }
 
 static void h1_consume(void *cl, uint32_t n)
