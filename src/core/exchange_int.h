@@ -160,7 +160,8 @@ static inline const char *const *ex_upgrades(const struct exchange *x)
 /* The chosen backend's settings in the exchange's generation. */
 static inline const struct config_backend *ex_backend_cfg(const struct exchange *x)
 {
-    return &x->gen->cfg->backends[x->backend];
+    return &x->gen->pools[0].cfg.backends[x->backend]; /* the default pool's view: with
+                                                          `resolve:`, its expanded list */
 }
 
 static inline struct balancer *ex_balancer(const struct exchange *x)

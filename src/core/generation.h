@@ -44,6 +44,7 @@
 
 struct backend;
 struct backend_table;
+struct dns;
 struct obs_route;
 struct route_table;
 
@@ -62,6 +63,12 @@ struct generation_pool {
     struct balancer lb;
     int first;                /* the index of its first backend among all the generation's
                                  (pools in order, then each pool's table): admin rows, samples */
+    /* With `resolve:` backends, cfg.backends is the pool's list with each of them replaced by
+     * what DNS answered (one backend per address, named "address:port"): that array and the
+     * strings of the resolved entries are the generation's (the others borrow the config's). */
+    struct config_backend *expanded;
+    char **strs;
+    int nstrs;
 };
 
 struct generation {
@@ -88,6 +95,10 @@ struct generation {
  * reference, the caller's. Returns NULL on allocation failure. */
 struct generation *generation_new(struct config *cfg, const struct generation *prev, int nworkers,
                                   uint64_t id);
+/* The same, each `resolve:` backend standing for dns's published set of its name (dns_lookup);
+ * dns NULL: they stand for nothing. */
+struct generation *generation_new_dns(struct config *cfg, const struct generation *prev,
+                                      int nworkers, uint64_t id, struct dns *dns);
 void generation_ref(struct generation *g);
 /* Drops a reference; the last one frees the generation (and backends no other table lists). */
 void generation_unref(struct generation *g);
