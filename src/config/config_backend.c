@@ -179,7 +179,7 @@ static int parse_backend(struct config_yaml_load *l, const struct config_yaml_no
     const struct config_yaml_node *url = NULL, *hp = NULL, *url_k = NULL, *hp_k = NULL, *w_k = NULL,
                                   *pp_k = NULL, *res_k = NULL;
     int rc = -1;
-    bool w_ok = true;
+    bool w_ok = true, res_bad = false;
 
     if (e->kind == CONFIG_YAML_BAD)
         return -1;
@@ -217,7 +217,7 @@ static int parse_backend(struct config_yaml_load *l, const struct config_yaml_no
                     if (ch >= 0)
                         b->resolve = (uint8_t)ch;
                     else
-                        w_ok = false;
+                        res_bad = true; /* the URL is not looked up either */
                 }
             } else if (config_yaml_key_is(k, "sendProxyProtocol")) {
                 static const struct config_yaml_key pk = {
@@ -262,7 +262,9 @@ static int parse_backend(struct config_yaml_load *l, const struct config_yaml_no
             hp_ok = false;
         }
     }
-    if (url)
+    if (res_bad)
+        w_ok = false;
+    else if (url)
         rc = parse_url(l, url, b, hp && hp_ok && hp->kind != CONFIG_YAML_BAD ? hp->str : NULL);
     if (rc == 0)
         tls_keys_ok = config_tls_backend_finish(l, e, b) == 0;

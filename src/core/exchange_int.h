@@ -160,8 +160,10 @@ static inline const char *const *ex_upgrades(const struct exchange *x)
 /* The chosen backend's settings in the exchange's generation. */
 static inline const struct config_backend *ex_backend_cfg(const struct exchange *x)
 {
-    return &x->gen->pools[0].cfg.backends[x->backend]; /* the default pool's view: with
-                                                          `resolve:`, its expanded list */
+    /* the default pool's view (with `resolve:` backends, its expanded list); a generation built
+     * by hand without pools (unit tests) has only its config's */
+    const struct config *c = x->gen->pools ? &x->gen->pools[0].cfg : x->gen->cfg;
+    return &c->backends[x->backend];
 }
 
 static inline struct balancer *ex_balancer(const struct exchange *x)
