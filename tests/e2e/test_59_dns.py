@@ -278,3 +278,35 @@ class DNSCase(GolbTestCase):
         a.stop()
         g.wait_log(rf"backend 127\.0\.0\.2:{p1} is DOWN", timeout=scaled(5))
         wait_until(lambda: self.server_id(g) == (200, "3"), scaled(5), "priority 20 takes over")
+
+    def test_reload_keeps_sets_and_adds_names(self):
+        dns = self.dnsmasq([("127.0.0.2", "one.dns.test"), ("127.0.0.3", "two.dns.test")])
+        port, toys = self.toys_on(["127.0.0.2", "127.0.0.3"])
+        one = f"  - url: http://one.dns.test:{port}/health\n    resolve: a\n"
+        two = f"  - url: http://two.dns.test:{port}/health\n    resolve: a\n"
+        g = self.golb_dns(dns, one)
+        g.wait_log(rf"backend 127\.0\.0\.2:{port} is UP", timeout=5)
+        # a reload that changes something else: the running set stays, no backend goes away
+        start = g.log_offset()
+        with open(g.config_path, "a") as f:
+            f.write("retries: 1\n")
+        g.send_signal(signal.SIGHUP)
+        g.wait_log(r"reload by .*generation \d+ running", timeout=scaled(5), start=start)
+        self.assertEqual(self.server_id(g), (200, "2"))
+        self.assertNotIn("is DOWN", g.log_text()[start:])
+        # a reload that adds a name: its backends come with its first answer
+        text = open(g.config_path).read().replace(one, one + two)
+        with open(g.config_path, "w") as f:
+            f.write(text)
+        start = g.log_offset()
+        g.send_signal(signal.SIGHUP)
+        g.wait_log(rf"backend 127\.0\.0\.3:{port} is UP", timeout=scaled(8), start=start)
+        self.wait_ids(g, {"2", "3"}, "both names' backends")
+        # and one that removes the first: it is forgotten (status, metrics)
+        with open(g.config_path, "w") as f:
+            f.write(text.replace(one, ""))
+        start = g.log_offset()
+        g.send_signal(signal.SIGHUP)
+        g.wait_log(r"reload by .*generation \d+ running", timeout=scaled(5), start=start)
+        self.wait_ids(g, {"3"}, "only two.dns.test")
+        self.assertEqual([d["name"] for d in self.status_dns(g)], ["two.dns.test"])
