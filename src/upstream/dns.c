@@ -17,10 +17,9 @@
 #include "base/sock.h"
 #include "config/config.h"
 
-#define HOST_MAX 256
 
 struct dns_name {
-    char host[HOST_MAX];
+    char host[DNS_HOST_MAX];
     int type;               /* CONFIG_RESOLVE_A or _SRV */
     bool used;              /* dns_sync's mark */
     bool asked;             /* a query is out (dns_due .. dns_answer) */
@@ -148,7 +147,7 @@ int dns_count(struct dns *d)
     return n;
 }
 
-int dns_due(struct dns *d, uint64_t now_ms, int *idx, int cap, uint64_t *next_ms)
+int dns_due(struct dns *d, uint64_t now_ms, struct dns_query *q, int cap, uint64_t *next_ms)
 {
     int k = 0;
     uint64_t next = UINT64_MAX;
@@ -164,7 +163,9 @@ int dns_due(struct dns *d, uint64_t now_ms, int *idx, int cap, uint64_t *next_ms
             continue;
         if (nm->due_ms <= now_ms && k < cap) {
             nm->asked = true;
-            idx[k++] = i;
+            q[k].type = nm->type;
+            memcpy(q[k].host, nm->host, sizeof(q[k].host));
+            k++;
         } else if (nm->due_ms < next) {
             next = nm->due_ms;
         }
@@ -197,18 +198,6 @@ bool dns_expire(struct dns *d, uint64_t now_ms)
         changed |= expire(d, d->names[i], now_ms);
     pthread_mutex_unlock(&d->lock);
     return changed;
-}
-
-int dns_name(struct dns *d, int i, char *buf, size_t cap)
-{
-    int type = -1;
-    pthread_mutex_lock(&d->lock);
-    if (i >= 0 && i < d->n) {
-        snprintf(buf, cap, "%s", d->names[i]->host);
-        type = d->names[i]->type;
-    }
-    pthread_mutex_unlock(&d->lock);
-    return type;
 }
 
 /* Sets are sorted by address, then port, so that two answers in any order compare equal. The
@@ -293,17 +282,17 @@ static void diff_str(const struct dns_target *a, int na, const struct dns_target
     }
 }
 
-bool dns_answer(struct dns *d, int i, const char *host, uint64_t now_ms, enum dns_result r,
+bool dns_answer(struct dns *d, int type, const char *host, uint64_t now_ms, enum dns_result r,
                 const struct dns_target *t, int n, uint32_t ttl_s)
 {
     struct dns_target sorted[DNS_SET_MAX];
     bool changed = false;
     pthread_mutex_lock(&d->lock);
-    if (i < 0 || i >= d->n || strcmp(d->names[i]->host, host) != 0) {
+    struct dns_name *nm = find(d, type, host);
+    if (!nm) {
         pthread_mutex_unlock(&d->lock);
         return false; /* forgotten by a reload meanwhile */
     }
-    struct dns_name *nm = d->names[i];
     if (r == DNS_OK && n == 0)
         r = DNS_EMPTY;
     if ((unsigned)r >= DNS_RESULT_COUNT)

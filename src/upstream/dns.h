@@ -42,6 +42,14 @@ struct dns_target {
     uint16_t port, weight, priority;
 };
 
+#define DNS_HOST_MAX 256
+
+/* A query to make (dns_due): CONFIG_RESOLVE_A or _SRV, and the name. */
+struct dns_query {
+    int type;
+    char host[DNS_HOST_MAX];
+};
+
 struct dns_params {
     uint32_t min_ttl_s, max_ttl_s, hold_s;
 };
@@ -57,25 +65,21 @@ void dns_free(struct dns *d);
 int dns_sync(struct dns *d, const struct config *cfg, bool prune);
 /* The number of names. */
 int dns_count(struct dns *d);
-/* The indices of the names whose query is due at now_ms (at most cap), each marked as asked
- * until its dns_answer; returns how many. *next_ms gets the time the next one is due (UINT64_MAX:
- * none). host/type of a name: dns_name. */
-int dns_due(struct dns *d, uint64_t now_ms, int *idx, int cap, uint64_t *next_ms);
+/* The names whose query is due at now_ms (at most cap), each marked as asked until its
+ * dns_answer; returns how many. *next_ms gets the time the next one is due, or a hold ends
+ * (UINT64_MAX: none). Copies, so that dns_sync may change the names meanwhile. */
+int dns_due(struct dns *d, uint64_t now_ms, struct dns_query *q, int cap, uint64_t *next_ms);
 /* Empties the sets of the names that have failed for holdOnFailure (dns_answer does the same
  * when an answer comes; this is for the clock: a query may take longer than the hold). True
  * when a set changed. dns_due's next_ms counts these deadlines too. */
 bool dns_expire(struct dns *d, uint64_t now_ms);
-/* Copies name i's host into buf; returns its type (CONFIG_RESOLVE_A or _SRV) or -1 when i is not
- * a name (any more). */
-int dns_name(struct dns *d, int i, char *buf, size_t cap);
-/* The outcome of name i's query, asked as `host` (dns_name's, so that a name replaced by dns_sync
- * meanwhile is not updated with another's answer): r, the addresses t[0..n) (r DNS_OK; any order,
- * duplicates allowed) and the smallest TTL of the records. Re-arms the name (the TTL clamped; a
- * failure retries after minTtl) and publishes a new set when it differs: an OK answer at once, a
- * failure or an empty answer only when the name has failed for holdOnFailure (then the set is
- * emptied). Logs each change (one line) and the start of each failing streak. Returns true when
- * the published set changed. */
-bool dns_answer(struct dns *d, int i, const char *host, uint64_t now_ms, enum dns_result r,
+/* The outcome of the query for (type, host) (a name dns_sync dropped meanwhile: ignored): r, the
+ * addresses t[0..n) (r DNS_OK; any order, duplicates allowed) and the smallest TTL of the
+ * records. Re-arms the name (the TTL clamped; a failure retries after minTtl) and publishes a new
+ * set when it differs: an OK answer at once, a failure or an empty answer only when the name has
+ * failed for holdOnFailure (then the set is emptied). Logs each change (one line) and the start
+ * of each failing streak. Returns true when the published set changed. */
+bool dns_answer(struct dns *d, int type, const char *host, uint64_t now_ms, enum dns_result r,
                 const struct dns_target *t, int n, uint32_t ttl_s);
 /* The published set of (type, host) into out[0..cap): returns its size (0 for an unknown name). */
 int dns_lookup(struct dns *d, int type, const char *host, struct dns_target *out, int cap);

@@ -47,8 +47,7 @@ struct dns_ares {
 /* One name's query (and for SRV, its targets' lookups). */
 struct query {
     struct dns_ares *r;
-    int idx;
-    char host[256];
+    char host[DNS_HOST_MAX];
     int type;
     int pending; /* lookups not back yet (SRV targets) */
     uint32_t ttl_s;
@@ -85,7 +84,7 @@ static void finish(struct query *q)
         free(q);
         return;
     }
-    bool changed = dns_answer(r->dns, q->idx, q->host, util_now_ms(), q->result, q->t, q->n,
+    bool changed = dns_answer(r->dns, q->type, q->host, util_now_ms(), q->result, q->t, q->n,
                               q->ttl_s);
     free(q);
     if (changed)
@@ -196,23 +195,17 @@ static void on_srv(void *arg, int status, int timeouts, unsigned char *abuf, int
     }
 }
 
-static void ask(struct dns_ares *r, int idx)
+static void ask(struct dns_ares *r, const struct dns_query *what)
 {
     struct query *q = calloc(1, sizeof(*q));
     if (!q) {
-        char host[256];
-        if (dns_name(r->dns, idx, host, sizeof(host)) >= 0)
-            dns_answer(r->dns, idx, host, util_now_ms(), DNS_SERVFAIL, NULL, 0, 0);
+        dns_answer(r->dns, what->type, what->host, util_now_ms(), DNS_SERVFAIL, NULL, 0, 0);
         return;
     }
     q->r = r;
-    q->idx = idx;
     q->ttl_s = UINT32_MAX;
-    q->type = dns_name(r->dns, idx, q->host, sizeof(q->host));
-    if (q->type < 0) {
-        free(q);
-        return;
-    }
+    q->type = what->type;
+    memcpy(q->host, what->host, sizeof(q->host));
     if (q->type == CONFIG_RESOLVE_SRV) {
         ares_query(r->ch, q->host, 1 /* C_IN */, 33 /* T_SRV */, on_srv, q);
     } else {
@@ -249,13 +242,13 @@ static void *thread_main(void *arg)
             break;
         if (servers)
             apply_servers(r);
-        int due[DUE_BATCH];
+        struct dns_query due[DUE_BATCH];
         uint64_t now = util_now_ms(), next;
         if (dns_expire(r->dns, now))
             r->on_change(r->arg);
         int k = dns_due(r->dns, now, due, DUE_BATCH, &next);
         for (int i = 0; i < k; i++)
-            ask(r, due[i]);
+            ask(r, &due[i]);
         if (k == DUE_BATCH)
             next = now;
 

@@ -59,11 +59,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         t[i].weight = r[6];
         t[i].priority = r[7] & 3;
     }
-    int idx[1];
+    struct dns_query q[1];
     uint64_t next;
-    dns_due(d, UINT64_MAX / 2, idx, 1, &next);
-    dns_answer(d, 0, "f.test", 1000, DNS_OK, t, n, ttl);
-    CHECK(!dns_answer(d, 0, "f.test", 1000, DNS_OK, t, n, ttl));
+    dns_due(d, UINT64_MAX / 2, q, 1, &next);
+    dns_answer(d, CONFIG_RESOLVE_SRV, "f.test", 1000, DNS_OK, t, n, ttl);
+    CHECK(!dns_answer(d, CONFIG_RESOLVE_SRV, "f.test", 1000, DNS_OK, t, n, ttl));
     struct dns_target out[DNS_SET_MAX];
     int k = dns_lookup(d, CONFIG_RESOLVE_SRV, "f.test", out, DNS_SET_MAX);
     CHECK(k >= 0 && k <= DNS_SET_MAX && k <= (n ? n : k));

@@ -64,7 +64,6 @@ static struct dns_target v4(const char *ip, uint16_t port, uint16_t weight, uint
 struct fixture {
     struct config *cfg;
     struct dns *d;
-    int a, srv; /* the names' indices */
 };
 
 static void setup(struct fixture *fx)
@@ -75,12 +74,11 @@ static void setup(struct fixture *fx)
     struct dns_params p = {2, 30, 10};
     fx->d = dns_new(&p);
     cr_assert_eq(dns_sync(fx->d, fx->cfg, true), 2);
-    int idx[4];
+    struct dns_query q[4];
     uint64_t next;
-    cr_assert_eq(dns_due(fx->d, 1000, idx, 4, &next), 2, "both are due at once");
-    char host[256];
-    fx->a = dns_name(fx->d, idx[0], host, sizeof(host)) == CONFIG_RESOLVE_A ? idx[0] : idx[1];
-    fx->srv = fx->a == idx[0] ? idx[1] : idx[0];
+    cr_assert_eq(dns_due(fx->d, 1000, q, 4, &next), 2, "both are due at once");
+    cr_expect_eq(q[0].type + q[1].type, CONFIG_RESOLVE_A + CONFIG_RESOLVE_SRV);
+    cr_expect_eq(dns_due(fx->d, 1000, q, 4, &next), 0, "asked: not due again");
 }
 
 static void teardown(struct fixture *fx)
@@ -171,7 +169,7 @@ Test(dns, ok_answer_publishes_sorted_without_duplicates, .init = NULL)
     setup(&fx);
     struct dns_target t[] = {v4("10.0.0.3", 0, 1, 0), v4("10.0.0.1", 0, 1, 0),
                              v4("10.0.0.3", 0, 1, 0)};
-    cr_expect(dns_answer(fx.d, fx.a, "api.test", 1000, DNS_OK, t, 3, 60));
+    cr_expect(dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 1000, DNS_OK, t, 3, 60));
     struct dns_target out[8];
     int n = dns_lookup(fx.d, CONFIG_RESOLVE_A, "api.test", out, 8);
     cr_assert_eq(n, 2);
@@ -180,17 +178,17 @@ Test(dns, ok_answer_publishes_sorted_without_duplicates, .init = NULL)
     cr_expect_str_eq(ip, "10.0.0.1");
     /* the same set in another order: no change */
     struct dns_target t2[] = {v4("10.0.0.1", 0, 1, 0), v4("10.0.0.3", 0, 1, 0)};
-    int idx[4];
+    struct dns_query q[4];
     uint64_t next;
-    cr_expect_eq(dns_due(fx.d, 1000 + 29999, idx, 4, &next), 0, "TTL 60 clamped to maxTtl 30");
+    cr_expect_eq(dns_due(fx.d, 1000 + 29999, q, 4, &next), 0, "TTL 60 clamped to maxTtl 30");
     cr_expect_eq(next, 1000 + 30000);
-    cr_assert_eq(dns_due(fx.d, 31000, idx, 4, &next), 1);
-    cr_expect_not(dns_answer(fx.d, fx.a, "api.test", 31000, DNS_OK, t2, 2, 0));
-    cr_expect_eq(dns_due(fx.d, 32999, idx, 4, &next), 0, "TTL 0 clamped to minTtl 2");
-    cr_expect_eq(dns_due(fx.d, 33000, idx, 4, &next), 1);
+    cr_assert_eq(dns_due(fx.d, 31000, q, 4, &next), 1);
+    cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 31000, DNS_OK, t2, 2, 0));
+    cr_expect_eq(dns_due(fx.d, 32999, q, 4, &next), 0, "TTL 0 clamped to minTtl 2");
+    cr_expect_eq(dns_due(fx.d, 33000, q, 4, &next), 1);
     /* one address replaced */
     struct dns_target t3[] = {v4("10.0.0.1", 0, 1, 0), v4("10.0.0.4", 0, 1, 0)};
-    cr_expect(dns_answer(fx.d, fx.a, "api.test", 33000, DNS_OK, t3, 2, 5));
+    cr_expect(dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 33000, DNS_OK, t3, 2, 5));
     cr_expect_eq(dns_lookup(fx.d, CONFIG_RESOLVE_A, "api.test", out, 8), 2);
     teardown(&fx);
 }
@@ -200,12 +198,12 @@ Test(dns, srv_weight_or_priority_change_is_a_change)
     struct fixture fx;
     setup(&fx);
     struct dns_target t[] = {v4("10.0.0.1", 8080, 5, 10), v4("10.0.0.2", 8081, 5, 20)};
-    cr_expect(dns_answer(fx.d, fx.srv, "_http._tcp.web.test", 1000, DNS_OK, t, 2, 5));
+    cr_expect(dns_answer(fx.d, CONFIG_RESOLVE_SRV, "_http._tcp.web.test", 1000, DNS_OK, t, 2, 5));
     t[1].weight = 7;
-    cr_expect(dns_answer(fx.d, fx.srv, "_http._tcp.web.test", 2000, DNS_OK, t, 2, 5));
+    cr_expect(dns_answer(fx.d, CONFIG_RESOLVE_SRV, "_http._tcp.web.test", 2000, DNS_OK, t, 2, 5));
     t[1].priority = 5;
-    cr_expect(dns_answer(fx.d, fx.srv, "_http._tcp.web.test", 3000, DNS_OK, t, 2, 5));
-    cr_expect_not(dns_answer(fx.d, fx.srv, "_http._tcp.web.test", 4000, DNS_OK, t, 2, 5));
+    cr_expect(dns_answer(fx.d, CONFIG_RESOLVE_SRV, "_http._tcp.web.test", 3000, DNS_OK, t, 2, 5));
+    cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_SRV, "_http._tcp.web.test", 4000, DNS_OK, t, 2, 5));
     teardown(&fx);
 }
 
@@ -214,28 +212,28 @@ Test(dns, failure_holds_then_empties)
     struct fixture fx;
     setup(&fx);
     struct dns_target t[] = {v4("10.0.0.1", 0, 1, 0)};
-    cr_assert(dns_answer(fx.d, fx.a, "api.test", 1000, DNS_OK, t, 1, 5));
+    cr_assert(dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 1000, DNS_OK, t, 1, 5));
     struct dns_target out[4];
     /* SERVFAIL, timeout, NXDOMAIN and an empty answer all keep the set for holdOnFailure (10 s) */
-    cr_expect_not(dns_answer(fx.d, fx.a, "api.test", 6000, DNS_SERVFAIL, NULL, 0, 0));
-    int idx[4];
+    cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 6000, DNS_SERVFAIL, NULL, 0, 0));
+    struct dns_query q[4];
     uint64_t next;
-    cr_expect_eq(dns_due(fx.d, 7999, idx, 4, &next), 0);
+    cr_expect_eq(dns_due(fx.d, 7999, q, 4, &next), 0);
     cr_expect_eq(next, 8000, "a failure retries after minTtl");
-    cr_expect_not(dns_answer(fx.d, fx.a, "api.test", 8000, DNS_TIMEOUT, NULL, 0, 0));
-    cr_expect_not(dns_answer(fx.d, fx.a, "api.test", 10000, DNS_OK, NULL, 0, 0), "empty");
-    cr_expect_not(dns_answer(fx.d, fx.a, "api.test", 12000, DNS_NXDOMAIN, NULL, 0, 0));
+    cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 8000, DNS_TIMEOUT, NULL, 0, 0));
+    cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 10000, DNS_OK, NULL, 0, 0), "empty");
+    cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 12000, DNS_NXDOMAIN, NULL, 0, 0));
     cr_expect_eq(dns_lookup(fx.d, CONFIG_RESOLVE_A, "api.test", out, 4), 1);
     cr_expect_not(dns_expire(fx.d, 15999));
     cr_expect(dns_expire(fx.d, 16000), "failing since 6 s, held 10 s: emptied by the clock");
     cr_expect_eq(dns_lookup(fx.d, CONFIG_RESOLVE_A, "api.test", out, 4), 0);
     cr_expect_not(dns_expire(fx.d, 17000), "once");
     /* it comes back: at once */
-    cr_expect(dns_answer(fx.d, fx.a, "api.test", 18000, DNS_OK, t, 1, 5));
+    cr_expect(dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 18000, DNS_OK, t, 1, 5));
     cr_expect_eq(dns_lookup(fx.d, CONFIG_RESOLVE_A, "api.test", out, 4), 1);
     /* a new streak starts a new hold; an answer may end it too */
-    cr_expect_not(dns_answer(fx.d, fx.a, "api.test", 20000, DNS_SERVFAIL, NULL, 0, 0));
-    cr_expect(dns_answer(fx.d, fx.a, "api.test", 30000, DNS_SERVFAIL, NULL, 0, 0));
+    cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 20000, DNS_SERVFAIL, NULL, 0, 0));
+    cr_expect(dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 30000, DNS_SERVFAIL, NULL, 0, 0));
     teardown(&fx);
 }
 
@@ -244,16 +242,16 @@ Test(dns, hold_deadline_is_a_wake_up)
     struct fixture fx;
     setup(&fx);
     struct dns_target t[] = {v4("10.0.0.1", 0, 1, 0)};
-    dns_answer(fx.d, fx.a, "api.test", 1000, DNS_OK, t, 1, 30);
-    dns_answer(fx.d, fx.srv, "_http._tcp.web.test", 1000, DNS_OK, t, 1, 30);
-    int idx[4];
+    dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 1000, DNS_OK, t, 1, 30);
+    dns_answer(fx.d, CONFIG_RESOLVE_SRV, "_http._tcp.web.test", 1000, DNS_OK, t, 1, 30);
+    struct dns_query q[4];
     uint64_t next;
-    cr_assert_eq(dns_due(fx.d, 31000, idx, 4, &next), 2);
-    dns_answer(fx.d, fx.a, "api.test", 31500, DNS_TIMEOUT, NULL, 0, 0);
+    cr_assert_eq(dns_due(fx.d, 31000, q, 4, &next), 2);
+    dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 31500, DNS_TIMEOUT, NULL, 0, 0);
     /* a: asked again at 33500 (minTtl); srv still asked. The hold ends at 41500. */
-    cr_expect_eq(dns_due(fx.d, 32000, idx, 4, &next), 0);
+    cr_expect_eq(dns_due(fx.d, 32000, q, 4, &next), 0);
     cr_expect_eq(next, 33500);
-    cr_assert_eq(dns_due(fx.d, 33500, idx, 4, &next), 1);
+    cr_assert_eq(dns_due(fx.d, 33500, q, 4, &next), 1);
     cr_expect_eq(next, 41500, "the hold's end, while a's second query is out");
     teardown(&fx);
 }
@@ -263,8 +261,8 @@ Test(dns, failure_before_any_answer)
     struct fixture fx;
     setup(&fx);
     cr_expect_not(dns_settled(fx.d));
-    cr_expect_not(dns_answer(fx.d, fx.a, "api.test", 1000, DNS_NXDOMAIN, NULL, 0, 0));
-    cr_expect_not(dns_answer(fx.d, fx.srv, "_http._tcp.web.test", 1000, DNS_TIMEOUT, NULL, 0, 0));
+    cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 1000, DNS_NXDOMAIN, NULL, 0, 0));
+    cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_SRV, "_http._tcp.web.test", 1000, DNS_TIMEOUT, NULL, 0, 0));
     cr_expect(dns_settled(fx.d));
     cr_expect_not(dns_expire(fx.d, 100000), "nothing to empty");
     teardown(&fx);
@@ -275,8 +273,8 @@ Test(dns, answer_for_a_replaced_name_is_dropped)
     struct fixture fx;
     setup(&fx);
     struct dns_target t[] = {v4("10.0.0.1", 0, 1, 0)};
-    cr_expect_not(dns_answer(fx.d, fx.a, "other.test", 1000, DNS_OK, t, 1, 5));
-    cr_expect_not(dns_answer(fx.d, 99, "api.test", 1000, DNS_OK, t, 1, 5));
+    cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_A, "other.test", 1000, DNS_OK, t, 1, 5));
+    cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_SRV, "api.test", 1000, DNS_OK, t, 1, 5));
     teardown(&fx);
 }
 
@@ -302,9 +300,9 @@ Test(dns, status_and_metrics)
     setup(&fx);
     struct dns_target t[] = {v4("10.0.0.1", 0, 1, 0)};
     struct dns_target s[] = {v4("10.0.0.2", 8080, 5, 10)};
-    dns_answer(fx.d, fx.a, "api.test", 1000, DNS_OK, t, 1, 5);
-    dns_answer(fx.d, fx.srv, "_http._tcp.web.test", 1000, DNS_SERVFAIL, NULL, 0, 0);
-    dns_answer(fx.d, fx.srv, "_http._tcp.web.test", 3000, DNS_OK, s, 1, 5);
+    dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 1000, DNS_OK, t, 1, 5);
+    dns_answer(fx.d, CONFIG_RESOLVE_SRV, "_http._tcp.web.test", 1000, DNS_SERVFAIL, NULL, 0, 0);
+    dns_answer(fx.d, CONFIG_RESOLVE_SRV, "_http._tcp.web.test", 3000, DNS_OK, s, 1, 5);
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -368,8 +366,8 @@ Test(dns, generation_expands_resolved_backends)
     setup(&fx);
     struct dns_target a[] = {v4("127.0.0.3", 0, 1, 0), v4("127.0.0.2", 0, 1, 0)};
     struct dns_target s[] = {v4("127.0.0.4", 9001, 5, 10), v4("127.0.0.5", 9002, 7, 20)};
-    dns_answer(fx.d, fx.a, "api.test", 1000, DNS_OK, a, 2, 5);
-    dns_answer(fx.d, fx.srv, "_http._tcp.web.test", 1000, DNS_OK, s, 2, 5);
+    dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 1000, DNS_OK, a, 2, 5);
+    dns_answer(fx.d, CONFIG_RESOLVE_SRV, "_http._tcp.web.test", 1000, DNS_OK, s, 2, 5);
     config_ref(fx.cfg);
     struct generation *g = generation_new_dns(fx.cfg, NULL, 1, 1, fx.d);
     cr_assert_not_null(g);
@@ -391,7 +389,7 @@ Test(dns, generation_expands_resolved_backends)
     /* the next generation keeps the objects of the addresses still there */
     struct backend *kept = def->table->b[1];
     struct dns_target a2[] = {v4("127.0.0.3", 0, 1, 0)};
-    dns_answer(fx.d, fx.a, "api.test", 7000, DNS_OK, a2, 1, 5);
+    dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 7000, DNS_OK, a2, 1, 5);
     config_ref(fx.cfg);
     struct generation *g2 = generation_new_dns(fx.cfg, g, 1, 2, fx.d);
     cr_assert_not_null(g2);
@@ -412,8 +410,8 @@ Test(dns, empty_set_gives_an_empty_pool)
     cr_assert_not_null(g);
     cr_expect_eq(g->pools[0].table->n, 1, "only the fixed backend");
     cr_expect_eq(g->pools[1].table->n, 0, "the SRV pool is empty, not an error");
-    int idx = balancer_pick(g->pools[1].balancer, NULL, NULL);
-    cr_expect_eq(idx, -1);
+    int pick = balancer_pick(g->pools[1].balancer, NULL, NULL);
+    cr_expect_eq(pick, -1);
     generation_unref(g);
     teardown(&fx);
 }
@@ -424,7 +422,7 @@ Test(dns, srv_priority_tiers)
     setup(&fx);
     struct dns_target s[] = {v4("127.0.0.4", 9001, 5, 10), v4("127.0.0.5", 9002, 5, 10),
                              v4("127.0.0.6", 9003, 5, 20)};
-    dns_answer(fx.d, fx.srv, "_http._tcp.web.test", 1000, DNS_OK, s, 3, 5);
+    dns_answer(fx.d, CONFIG_RESOLVE_SRV, "_http._tcp.web.test", 1000, DNS_OK, s, 3, 5);
     config_ref(fx.cfg);
     struct generation *g = generation_new_dns(fx.cfg, NULL, 1, 1, fx.d);
     const struct backend_table *t = g->pools[1].table;
