@@ -15,6 +15,7 @@
 #include "../../support/unit_support.h"
 #include "base/log.h"
 #include "config/config.h"
+#include "config/config_diff.h"
 #include "core/generation.h"
 #include "lb/balancer.h"
 #include "upstream/backend.h"
@@ -444,4 +445,26 @@ Test(dns, srv_priority_tiers)
     cr_expect_not(backend_tier_open(t, 2), "back to the lower priority");
     generation_unref(g);
     teardown(&fx);
+}
+
+Test(dns_config, reload_diff)
+{
+    struct config *a = load("backends:\n  - url: http://api.test/\n    resolve: a\n", NULL);
+    struct config *b = load("backends:\n  - url: http://api.test/\n    resolve: srv\n"
+                            "resolvers:\n  nameservers: [\"127.0.0.1:53\"]\n  maxTtl: 30\n",
+                            NULL);
+    cr_assert(a && b);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    config_diff(a, b, f);
+    fclose(f);
+    cr_expect_str_eq(out, "backend changed: http://api.test:80: resolve a -> srv\n"
+                          "setting changed: resolvers.nameservers /etc/resolv.conf -> "
+                          "127.0.0.1:53\n"
+                          "setting changed: resolvers minTtl 1 -> 1, maxTtl 300 -> 30, "
+                          "holdOnFailure 300 -> 300\n");
+    free(out);
+    config_free(a);
+    config_free(b);
 }
