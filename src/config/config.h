@@ -39,11 +39,11 @@ struct config_backend {
     uint8_t send_proxy_protocol; /* sendProxyProtocol: 0 off (default), 1 v1, 2 v2: a PROXY header
                                     first on every new connection (health checks: LOCAL/UNKNOWN) */
     int line, col; /* where the entry is, for messages about it */
-    uint8_t resolve;   /* resolve: CONFIG_RESOLVE_NONE (a fixed backend), _A or _SRV: a template
-                          that stands for what DNS answers for `host` (upstream/dns.h); it is never
-                          a backend itself, and addr is unset */
-    uint32_t tier; /* a backend found through SRV (generation.c): its SRV name's number (1..)
-                      << 16 | its record's priority (lower first); 0 otherwise */
+    uint8_t resolve; /* resolve: CONFIG_RESOLVE_NONE (a fixed backend), _A or _SRV: a template
+                        that stands for what DNS answers for `host` (upstream/dns.h); it is never
+                        a backend itself, and addr is unset */
+    uint32_t tier;   /* a backend found through SRV (generation.c): its SRV name's number (1..)
+                        << 16 | its record's priority (lower first); 0 otherwise */
 
     /* https:// backends (tls true): golb speaks TLS to it, health checks included */
     bool tls;
@@ -64,10 +64,10 @@ enum config_resolve {
 /* `resolvers` (config_dns.c): where and how `resolve:` backends are looked up. */
 #define CONFIG_DNS_NAMESERVERS_MAX 8
 struct config_resolvers {
-    int nnameservers; /* 0: /etc/resolv.conf's */
-    char *nameservers; /* "ADDR:PORT,[V6]:PORT" (c-ares' servers CSV) or NULL */
+    int nnameservers;              /* 0: /etc/resolv.conf's */
+    char *nameservers;             /* "ADDR:PORT,[V6]:PORT" (c-ares' servers CSV) or NULL */
     uint32_t min_ttl_s, max_ttl_s; /* minTtl 1, maxTtl 300: answers' TTLs clamped to these */
-    uint32_t hold_s;               /* holdOnFailure 300: a failing name keeps its last set this long */
+    uint32_t hold_s; /* holdOnFailure 300: a failing name keeps its last set this long */
 };
 
 /* One address golb listens on: `listen`, `tls.listen` (a string or one entry of a list of them)
@@ -325,7 +325,7 @@ struct config {
     struct cidr *trusted_proxies; /* trustedProxies: peers whose forwarding headers count */
     struct config_resolvers resolvers; /* resolvers: for `resolve:` backends (any pool) */
     bool has_resolve;                  /* some backend (any pool) has `resolve:` */
-    _Atomic int refs; /* config_ref: 1 from the load; config_free drops one */
+    _Atomic int refs;                  /* config_ref: 1 from the load; config_free drops one */
 };
 
 /* Loads and validates `path`. On success returns 0 and stores a new config in *out. On failure

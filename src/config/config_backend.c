@@ -138,12 +138,15 @@ static int parse_url(struct config_yaml_load *l, const struct config_yaml_node *
 
     if (b->resolve != CONFIG_RESOLVE_NONE) { /* looked up at run time (upstream/dns.c) */
         if (v6) {
-            config_yaml_error(l, n, "invalid backend URL %s: resolve needs a host name, not an "
-                              "address", config_yaml_quote(&q, u, n->len));
+            config_yaml_error(l, n,
+                              "invalid backend URL %s: resolve needs a host name, not an "
+                              "address",
+                              config_yaml_quote(&q, u, n->len));
             return -1;
         }
         if (b->resolve == CONFIG_RESOLVE_SRV && portp) {
-            config_yaml_error(l, n, "invalid backend URL %s: with resolve: srv the ports come "
+            config_yaml_error(l, n,
+                              "invalid backend URL %s: with resolve: srv the ports come "
                               "from the SRV records, the URL must not give one",
                               config_yaml_quote(&q, u, n->len));
             return -1;
@@ -171,10 +174,9 @@ static int parse_url(struct config_yaml_load *l, const struct config_yaml_node *
 static int parse_backend(struct config_yaml_load *l, const struct config_yaml_node *e,
                          struct config_backend *b)
 {
-    static const char *const names[] = {"url",      "healthPath",     "weight",
-                                        "serverName", "caFile",   "tlsVerify",
-                                        "clientCertFile", "clientKeyFile", "sendProxyProtocol",
-                                        "resolve"};
+    static const char *const names[] = {
+        "url",       "healthPath",     "weight",        "serverName",        "caFile",
+        "tlsVerify", "clientCertFile", "clientKeyFile", "sendProxyProtocol", "resolve"};
     struct config_yaml_qbuf q;
     const struct config_yaml_node *url = NULL, *hp = NULL, *url_k = NULL, *hp_k = NULL, *w_k = NULL,
                                   *pp_k = NULL, *res_k = NULL;

@@ -583,8 +583,7 @@ static int diff_net(const struct config *o, const struct config *n, FILE *out)
         fprintf(out,
                 "setting changed: resolvers minTtl %u -> %u, maxTtl %u -> %u, holdOnFailure %u "
                 "-> %u\n",
-                ro->min_ttl_s, rn->min_ttl_s, ro->max_ttl_s, rn->max_ttl_s, ro->hold_s,
-                rn->hold_s);
+                ro->min_ttl_s, rn->min_ttl_s, ro->max_ttl_s, rn->max_ttl_s, ro->hold_s, rn->hold_s);
         lines++;
     }
     if (!cidrs_eq(o->trusted_proxies, o->ntrusted_proxies, n->trusted_proxies,

@@ -32,8 +32,7 @@ static void nameservers(struct config_yaml_load *l, struct config *cfg,
     struct config_yaml_qbuf q;
     if (v->kind == CONFIG_YAML_BAD)
         return;
-    if (v->kind != CONFIG_YAML_SEQUENCE || v->nkids == 0 ||
-        v->nkids > CONFIG_DNS_NAMESERVERS_MAX) {
+    if (v->kind != CONFIG_YAML_SEQUENCE || v->nkids == 0 || v->nkids > CONFIG_DNS_NAMESERVERS_MAX) {
         config_yaml_error(l, v,
                           "resolvers.nameservers must be a sequence of 1 to %d addresses "
                           "(e.g. [\"127.0.0.1:53\"]), got %s",
@@ -85,8 +84,8 @@ static void nameservers(struct config_yaml_load *l, struct config *cfg,
 static void seconds(struct config_yaml_load *l, const char *name, const struct config_yaml_node *v,
                     uint32_t min, uint32_t *out)
 {
-    const struct config_yaml_key k = {name, CONFIG_YAML_KT_UINT, CONFIG_YAML_NO_FIELD, min,
-                                      TTL_MAX, 0};
+    const struct config_yaml_key k = {name, CONFIG_YAML_KT_UINT, CONFIG_YAML_NO_FIELD, min, TTL_MAX,
+                                      0};
     if (v->kind != CONFIG_YAML_BAD)
         config_yaml_get_int(l, &k, v, out);
 }
@@ -100,8 +99,7 @@ void config_dns_resolvers(struct config_yaml_load *l, struct config *cfg,
     if (v->kind == CONFIG_YAML_BAD)
         return;
     if (v->kind != CONFIG_YAML_MAPPING) {
-        config_yaml_error(l, v, "resolvers must be a mapping, got %s",
-                          config_yaml_describe(&q, v));
+        config_yaml_error(l, v, "resolvers must be a mapping, got %s", config_yaml_describe(&q, v));
         return;
     }
     for (size_t i = 0; i + 1 < v->nkids; i += 2) {

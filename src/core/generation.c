@@ -94,8 +94,7 @@ static int expand(struct generation_pool *p, struct dns *dns)
             const char *path = strstr(tb[i].url, "://");
             path = path ? strpbrk(path + 3, "/?") : NULL;
             char *url = NULL;
-            if (asprintf(&url, "%s://%s%s", e.tls ? "https" : "http", name, path ? path : "") ==
-                -1)
+            if (asprintf(&url, "%s://%s%s", e.tls ? "https" : "http", name, path ? path : "") == -1)
                 url = NULL;
             e.url = keep(p, url);
             e.host = keep(p, strdup(ip));

@@ -442,16 +442,16 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
         config_free(cfg);
         cfg = NULL;
     }
-    pthread_mutex_lock(&s->jobs_lock); /* the sets read below are the
-                                        * latest; a change after this queues again */
-    if (s->dns_job.queued) {           /* nothing else is queued before the control thread */
+    /* A DNS change queued during the wait above is in the sets read below: drop its job (nothing
+     * else is queued before the control thread starts); a change from now on queues again. */
+    pthread_mutex_lock(&s->jobs_lock);
+    if (s->dns_job.queued) {
         s->jobs = NULL;
         s->jobs_tail = &s->jobs;
         s->dns_job.queued = false;
     }
     pthread_mutex_unlock(&s->jobs_lock);
     s->gen = cfg ? generation_new_dns(cfg, NULL, n, 1, s->dns) : NULL; /* frees cfg on failure */
-
     cfg = NULL;
     if (s->gen)
         generation_publish(s->gen);

@@ -94,8 +94,7 @@ struct backend_table *backend_table_new_pool(const struct config *cfg, const cha
             backend_table_free(t);
             return NULL;
         }
-        if (cb->tier && !t->tier &&
-            !(t->tier = calloc((size_t)cfg->nbackends, sizeof(*t->tier)))) {
+        if (cb->tier && !t->tier && !(t->tier = calloc((size_t)cfg->nbackends, sizeof(*t->tier)))) {
             backend_unref(b);
             backend_table_free(t);
             return NULL;
@@ -113,8 +112,8 @@ bool backend_tier_open(const struct backend_table *t, int idx)
         return true;
     uint32_t group = t->tier[idx] >> 16, prio = t->tier[idx] & 0xFFFFu;
     for (int j = 0; j < t->n; j++)
-        if (t->tier[j] >> 16 == group && (t->tier[j] & 0xFFFFu) < prio &&
-            backend_is_up(t->b[j]) && backend_admin(t->b[j]) == BACKEND_ADMIN_READY &&
+        if (t->tier[j] >> 16 == group && (t->tier[j] & 0xFFFFu) < prio && backend_is_up(t->b[j]) &&
+            backend_admin(t->b[j]) == BACKEND_ADMIN_READY &&
             !atomic_load_explicit(&t->b[j]->retired, memory_order_relaxed))
             return false;
     return true;

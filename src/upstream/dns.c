@@ -17,7 +17,6 @@
 #include "base/sock.h"
 #include "config/config.h"
 
-
 struct dns_name {
     char host[DNS_HOST_MAX];
     int type;               /* CONFIG_RESOLVE_A or _SRV */
@@ -27,7 +26,7 @@ struct dns_name {
     uint64_t due_ms;        /* the next query */
     uint64_t failing_since; /* ms of the first failure of the current streak; 0 when resolving */
     enum dns_result last;
-    uint32_t ttl_s;         /* the last OK answer's TTL, clamped */
+    uint32_t ttl_s; /* the last OK answer's TTL, clamped */
     int n;
     struct dns_target set[DNS_SET_MAX]; /* the published set, sorted (target_cmp) */
     uint64_t results[DNS_RESULT_COUNT];
@@ -178,8 +177,7 @@ int dns_due(struct dns *d, uint64_t now_ms, struct dns_query *q, int cap, uint64
 /* Empties nm's set when it has failed for holdOnFailure. True when it did. Under the lock. */
 static bool expire(struct dns *d, struct dns_name *nm, uint64_t now_ms)
 {
-    if (!nm->failing_since || !nm->n ||
-        now_ms - nm->failing_since < (uint64_t)d->p.hold_s * 1000u)
+    if (!nm->failing_since || !nm->n || now_ms - nm->failing_since < (uint64_t)d->p.hold_s * 1000u)
         return false;
     char what[512];
     diff_str(nm->set, nm->n, NULL, 0, what, sizeof(what));
@@ -330,9 +328,9 @@ bool dns_answer(struct dns *d, int type, const char *host, uint64_t now_ms, enum
             nm->failing_since = now_ms ? now_ms : 1;
             if (nm->n)
                 log_event(LOG_WARN, "dns",
-                          "dns: %s (%s): %s, keeping the last %d backend%s for up to %us",
-                          nm->host, type_name(nm->type), dns_result_name(r), nm->n,
-                          nm->n == 1 ? "" : "s", d->p.hold_s);
+                          "dns: %s (%s): %s, keeping the last %d backend%s for up to %us", nm->host,
+                          type_name(nm->type), dns_result_name(r), nm->n, nm->n == 1 ? "" : "s",
+                          d->p.hold_s);
             else
                 log_event(LOG_WARN, "dns", "dns: %s (%s): %s, no backends yet", nm->host,
                           type_name(nm->type), dns_result_name(r));

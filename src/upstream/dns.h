@@ -27,11 +27,11 @@ struct config;
 #define DNS_SET_MAX 64 /* addresses kept per name (more are dropped, with a warning) */
 
 enum dns_result {
-    DNS_OK = 0,    /* an answer with addresses */
-    DNS_EMPTY,     /* an answer without any (NODATA, or SRV targets without addresses) */
-    DNS_NXDOMAIN,  /* the name does not exist */
-    DNS_SERVFAIL,  /* the server failed or refused (any other error) */
-    DNS_TIMEOUT,   /* no answer in time */
+    DNS_OK = 0,   /* an answer with addresses */
+    DNS_EMPTY,    /* an answer without any (NODATA, or SRV targets without addresses) */
+    DNS_NXDOMAIN, /* the name does not exist */
+    DNS_SERVFAIL, /* the server failed or refused (any other error) */
+    DNS_TIMEOUT,  /* no answer in time */
     DNS_RESULT_COUNT,
 };
 

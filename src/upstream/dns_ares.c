@@ -37,10 +37,10 @@ struct dns_ares {
     int wake_fd;
     pthread_t thread;
     bool started;
-    bool destroying; /* ares_destroy calls back every pending query: answer none of them */
-    pthread_mutex_t lock;  /* the fields below, written by other threads */
+    bool destroying;      /* ares_destroy calls back every pending query: answer none of them */
+    pthread_mutex_t lock; /* the fields below, written by other threads */
     bool stop;
-    char *servers;         /* new nameservers CSV to apply; "" for /etc/resolv.conf's */
+    char *servers; /* new nameservers CSV to apply; "" for /etc/resolv.conf's */
     bool servers_changed;
 };
 
@@ -84,8 +84,8 @@ static void finish(struct query *q)
         free(q);
         return;
     }
-    bool changed = dns_answer(r->dns, q->type, q->host, util_now_ms(), q->result, q->t, q->n,
-                              q->ttl_s);
+    bool changed =
+        dns_answer(r->dns, q->type, q->host, util_now_ms(), q->result, q->t, q->n, q->ttl_s);
     free(q);
     if (changed)
         r->on_change(r->arg);
@@ -266,8 +266,8 @@ static void *thread_main(void *arg)
         pfd[n++] = (struct pollfd){.fd = r->wake_fd, .events = POLLIN};
         now = util_now_ms();
         uint64_t wait = next == UINT64_MAX ? 60000 : next > now ? next - now : 0;
-        struct timeval tv, max = {.tv_sec = (time_t)(wait / 1000),
-                                  .tv_usec = (suseconds_t)(wait % 1000) * 1000};
+        struct timeval tv,
+            max = {.tv_sec = (time_t)(wait / 1000), .tv_usec = (suseconds_t)(wait % 1000) * 1000};
         struct timeval *t = ares_timeout(r->ch, &max, &tv);
         int ms = (int)(t->tv_sec * 1000 + (t->tv_usec + 999) / 1000);
         int rc = poll(pfd, (nfds_t)n, ms);
@@ -276,10 +276,9 @@ static void *thread_main(void *arg)
             break;
         }
         for (int i = 0; rc > 0 && i < n - 1; i++)
-            ares_process_fd(r->ch,
-                            pfd[i].revents & (POLLIN | POLLERR | POLLHUP) ? pfd[i].fd
-                                                                            : ARES_SOCKET_BAD,
-                            pfd[i].revents & POLLOUT ? pfd[i].fd : ARES_SOCKET_BAD);
+            ares_process_fd(
+                r->ch, pfd[i].revents & (POLLIN | POLLERR | POLLHUP) ? pfd[i].fd : ARES_SOCKET_BAD,
+                pfd[i].revents & POLLOUT ? pfd[i].fd : ARES_SOCKET_BAD);
         if (rc > 0 && pfd[n - 1].revents & POLLIN) {
             uint64_t v;
             if (read(r->wake_fd, &v, sizeof(v)) == -1 && errno != EAGAIN)
@@ -319,8 +318,7 @@ struct dns_ares *dns_ares_start(struct dns *d, const struct config *cfg,
     pthread_once(&lib_once, lib_init);
     struct ares_options o = {.timeout = 1000, .tries = 2, .lookups = (char *)"b"};
     int rc = lib_rc == 1 ? ares_init_options(&r->ch, &o,
-                                             ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-                                                 ARES_OPT_LOOKUPS)
+                                             ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS)
                          : ARES_ENOTINITIALIZED;
     if (rc != ARES_SUCCESS) {
         log_error("dns: cannot start the resolver: %s", ares_strerror(rc));

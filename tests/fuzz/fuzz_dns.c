@@ -68,7 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int k = dns_lookup(d, CONFIG_RESOLVE_SRV, "f.test", out, DNS_SET_MAX);
     CHECK(k >= 0 && k <= DNS_SET_MAX && k <= (n ? n : k));
     for (int i = 1; i < k; i++) {
-        const struct sockaddr_in *x = (const void *)&out[i - 1].addr, *y = (const void *)&out[i].addr;
+        const struct sockaddr_in *x = (const void *)&out[i - 1].addr,
+                                 *y = (const void *)&out[i].addr;
         int c = memcmp(&x->sin_addr, &y->sin_addr, 4);
         CHECK(c < 0 || (c == 0 && out[i - 1].port < out[i].port));
     }

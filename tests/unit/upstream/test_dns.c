@@ -204,7 +204,8 @@ Test(dns, srv_weight_or_priority_change_is_a_change)
     cr_expect(dns_answer(fx.d, CONFIG_RESOLVE_SRV, "_http._tcp.web.test", 2000, DNS_OK, t, 2, 5));
     t[1].priority = 5;
     cr_expect(dns_answer(fx.d, CONFIG_RESOLVE_SRV, "_http._tcp.web.test", 3000, DNS_OK, t, 2, 5));
-    cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_SRV, "_http._tcp.web.test", 4000, DNS_OK, t, 2, 5));
+    cr_expect_not(
+        dns_answer(fx.d, CONFIG_RESOLVE_SRV, "_http._tcp.web.test", 4000, DNS_OK, t, 2, 5));
     teardown(&fx);
 }
 
@@ -222,7 +223,8 @@ Test(dns, failure_holds_then_empties)
     cr_expect_eq(dns_due(fx.d, 7999, q, 4, &next), 0);
     cr_expect_eq(next, 8000, "a failure retries after minTtl");
     cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 8000, DNS_TIMEOUT, NULL, 0, 0));
-    cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 10000, DNS_OK, NULL, 0, 0), "empty");
+    cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 10000, DNS_OK, NULL, 0, 0),
+                  "empty");
     cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 12000, DNS_NXDOMAIN, NULL, 0, 0));
     cr_expect_eq(dns_lookup(fx.d, CONFIG_RESOLVE_A, "api.test", out, 4), 1);
     cr_expect_not(dns_expire(fx.d, 15999));
@@ -263,7 +265,8 @@ Test(dns, failure_before_any_answer)
     setup(&fx);
     cr_expect_not(dns_settled(fx.d));
     cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_A, "api.test", 1000, DNS_NXDOMAIN, NULL, 0, 0));
-    cr_expect_not(dns_answer(fx.d, CONFIG_RESOLVE_SRV, "_http._tcp.web.test", 1000, DNS_TIMEOUT, NULL, 0, 0));
+    cr_expect_not(
+        dns_answer(fx.d, CONFIG_RESOLVE_SRV, "_http._tcp.web.test", 1000, DNS_TIMEOUT, NULL, 0, 0));
     cr_expect(dns_settled(fx.d));
     cr_expect_not(dns_expire(fx.d, 100000), "nothing to empty");
     teardown(&fx);
@@ -335,9 +338,26 @@ static size_t msg(unsigned char *m, const uint32_t *ttls, int n)
     memcpy(m + p, q, sizeof(q));
     p += sizeof(q);
     for (int i = 0; i < n; i++) {
-        unsigned char rr[] = {0xC0, 12, 0, 33, 0, 1, (unsigned char)(ttls[i] >> 24),
-                              (unsigned char)(ttls[i] >> 16), (unsigned char)(ttls[i] >> 8),
-                              (unsigned char)ttls[i], 0, 8, 0, 10, 0, 5, 0x1F, 0x90, 0, 0};
+        unsigned char rr[] = {0xC0,
+                              12,
+                              0,
+                              33,
+                              0,
+                              1,
+                              (unsigned char)(ttls[i] >> 24),
+                              (unsigned char)(ttls[i] >> 16),
+                              (unsigned char)(ttls[i] >> 8),
+                              (unsigned char)ttls[i],
+                              0,
+                              8,
+                              0,
+                              10,
+                              0,
+                              5,
+                              0x1F,
+                              0x90,
+                              0,
+                              0};
         memcpy(m + p, rr, sizeof(rr));
         p += sizeof(rr);
     }
