@@ -253,7 +253,9 @@ int metrics_render(FILE *out, const struct generation *g)
     fprintf(out, "golb_config_reloads_total{result=\"failure\"} %llu\n",
             (unsigned long long)reloads[1]);
     head(out, "golb_config_generation", "gauge", "The running configuration generation (1 at start).");
-    fprintf(out, "golb_config_generation %llu\n", (unsigned long long)generation);
+    /* the running one: a DNS change makes a generation too, without a reload */
+    fprintf(out, "golb_config_generation %llu\n",
+            (unsigned long long)(g && g->id > generation ? g->id : generation));
     head(out, "golb_config_generations_live", "gauge",
          "Configuration generations in memory: the running one and older ones requests still use.");
     fprintf(out, "golb_config_generations_live %d\n", generation_live());

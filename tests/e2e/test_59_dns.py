@@ -194,6 +194,8 @@ class DNSCase(GolbTestCase):
 
         m = parse_metrics(self.admin_get(g, "/metrics").body.decode())
         self.assertEqual(dval(m, "golb_dns_backends", "api.dns.test"), 2)
+        self.assertGreaterEqual(m[("golb_config_generation", frozenset())], 2, "a DNS change is a generation")
+        self.assertEqual(sum(v for (k, _), v in m.items() if k == "golb_config_reloads_total"), 0, "not a reload")
         self.assertGreaterEqual(dval(m, "golb_dns_resolutions_total", "api.dns.test", result="ok"), 2)
         st = self.status_dns(g)
         self.assertEqual(len(st), 1)
