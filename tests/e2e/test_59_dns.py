@@ -39,17 +39,18 @@ def free_port(host, kind=socket.SOCK_STREAM):
 
 class Dnsmasq:
     """dnsmasq on 127.0.0.1:PORT answering from a hosts file (edit it with set_hosts, which
-    SIGHUPs it) and from --srv-host/--host-record arguments; TTL 1 s for every local answer."""
+    SIGHUPs it) and from --srv-host/--host-record arguments; TTL 1 s for every local answer.
+    `prefix` runs it through another command (`ip netns exec NS`), on `port` when given."""
 
-    def __init__(self, tmp, hosts=(), extra=()):
+    def __init__(self, tmp, hosts=(), extra=(), prefix=(), port=None):
         self.tmp = tmp
         self.hosts_path = os.path.join(tmp, "dns-hosts")
         os.chmod(tmp, 0o755)  # dnsmasq drops root to nobody before it reads the hosts file
         self._write(hosts)
         self.proc = None
         for _ in range(5):  # the port is picked free, then bound by dnsmasq: retry a lost race
-            self.port = free_port("127.0.0.1", socket.SOCK_DGRAM)
-            argv = [DNSMASQ, "--keep-in-foreground", f"--port={self.port}",
+            self.port = port or free_port("127.0.0.1", socket.SOCK_DGRAM)
+            argv = list(prefix) + [DNSMASQ, "--keep-in-foreground", f"--port={self.port}",
                     "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
                     f"--addn-hosts={self.hosts_path}", "--pid-file=", "--local-ttl=1",
                     "--log-facility=-", "--log-queries"] + list(extra)
