@@ -488,3 +488,39 @@ Test(dns_config, reload_diff)
     config_free(a);
     config_free(b);
 }
+
+/* Every strategy takes a pool that DNS left empty (and picks nothing), then fills. */
+Test(dns, empty_pool_with_every_strategy)
+{
+    static const char *const strategies[] = {"roundRobin", "leastConnections", "random",
+                                             "leastLatency", "hash"};
+    log_set_level(LOG_ERROR);
+    for (size_t s = 0; s < sizeof(strategies) / sizeof(strategies[0]); s++) {
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml),
+                 "balance: %s\nstickySession: {cookie: S}\nbackends:\n"
+                 "  - url: http://api.test:8080/\n    resolve: a\n",
+                 strategies[s]);
+        struct config *cfg = load(yaml, NULL);
+        cr_assert_not_null(cfg, "%s", strategies[s]);
+        struct dns_params p = {1, 300, 300};
+        struct dns *d = dns_new(&p);
+        dns_sync(d, cfg, true);
+        config_ref(cfg);
+        struct generation *g = generation_new_dns(cfg, NULL, 1, 1, d);
+        cr_assert_not_null(g, "%s", strategies[s]);
+        cr_expect_eq(g->table->n, 0);
+        cr_expect_eq(balancer_pick(&g->balancer, NULL, NULL), -1, "%s", strategies[s]);
+        struct dns_target t[] = {v4("127.0.0.2", 0, 1, 0)};
+        dns_answer(d, CONFIG_RESOLVE_A, "api.test", 1000, DNS_OK, t, 1, 5);
+        config_ref(cfg);
+        struct generation *g2 = generation_new_dns(cfg, g, 1, 2, d);
+        cr_assert_not_null(g2);
+        backend_set_state(g2->table->b[0], BACKEND_UP, "test");
+        cr_expect_eq(balancer_pick(&g2->balancer, NULL, NULL), 0, "%s", strategies[s]);
+        generation_unref(g2);
+        generation_unref(g);
+        dns_free(d);
+        config_free(cfg);
+    }
+}
