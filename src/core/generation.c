@@ -60,7 +60,7 @@ static int expand(struct generation_pool *p, struct dns *dns)
         nres += tb[i].resolve != CONFIG_RESOLVE_NONE;
     if (nres == 0)
         return 0;
-    static struct dns_target set[DNS_SET_MAX]; /* the control thread's: one build at a time */
+    struct dns_target set[DNS_SET_MAX];
     size_t cap = (size_t)nt + (size_t)nres * DNS_SET_MAX;
     p->expanded = calloc(cap, sizeof(*p->expanded));
     p->strs = calloc(cap * 3, sizeof(*p->strs));
