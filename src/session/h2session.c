@@ -111,6 +111,39 @@ static void count_reset(struct h2conn *c)
     }
 }
 
+/* A frame's header arrives (before nghttp2 processes its payload). Tracks the stream ids a
+ * client opens: a HEADERS with an id lower than one already used is legitimate only on a stream
+ * that was opened (a late trailer block after golb reset it, which nghttp2 ignores); on an id
+ * the client skipped it is a connection error (RFC 9113 §5.1.1). The last ID_GAPS skipped ranges
+ * are remembered; an older skipped id is left to nghttp2 (ignored). */
+static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *user)
+{
+    struct h2conn *c = user;
+    uint32_t id = (uint32_t)hd->stream_id;
+    if (hd->type != NGHTTP2_HEADERS || !(id & 1))
+        return 0;
+    if (id > c->max_id) {
+        uint32_t next = c->max_id ? c->max_id + 2 : 1;
+        if (id > next) {
+            if (c->ngaps == ID_GAPS) { /* the oldest range is forgotten */
+                memmove(c->gap_lo, c->gap_lo + 1, (ID_GAPS - 1) * sizeof(c->gap_lo[0]));
+                memmove(c->gap_hi, c->gap_hi + 1, (ID_GAPS - 1) * sizeof(c->gap_hi[0]));
+                c->ngaps--;
+            }
+            c->gap_lo[c->ngaps] = next;
+            c->gap_hi[c->ngaps++] = id - 2;
+        }
+        c->max_id = id;
+        return 0;
+    }
+    for (unsigned k = 0; k < c->ngaps; k++)
+        if (id >= c->gap_lo[k] && id <= c->gap_hi[k]) {
+            nghttp2_session_terminate_session(ng, NGHTTP2_PROTOCOL_ERROR);
+            return 0;
+        }
+    return 0;
+}
+
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
     struct h2conn *c = user;
@@ -536,6 +569,7 @@ static void callbacks_build(void)
     }
     nghttp2_session_callbacks_set_send_callback(cbs, on_send);
     nghttp2_session_callbacks_set_send_data_callback(cbs, on_send_data);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
