@@ -13,16 +13,16 @@
 /* The session for a connection whose client address is settled (the peer's, or a PROXY
  * header's). */
 static void start_session(struct worker_ctx *w, int fd, const struct sockaddr *client,
-                          socklen_t len, bool tls)
+                          socklen_t len, bool tls, uint32_t listener)
 {
-    h1session_accept(w, fd, client, len, tls);
+    h1session_accept(w, fd, client, len, tls, listener);
 }
 
 void proxy_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                  bool tls)
+                  bool tls, uint32_t listener)
 {
     if (w->cfg->pp_on) /* a PROXY header first, before any TLS byte */
-        proxy_hdr_accept(w, fd, peer, peerlen, tls, start_session);
+        proxy_hdr_accept(w, fd, peer, peerlen, tls, listener, start_session);
     else
-        start_session(w, fd, peer, peerlen, tls);
+        start_session(w, fd, peer, peerlen, tls, listener);
 }

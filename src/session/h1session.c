@@ -701,7 +701,9 @@ static void client_to_h2(struct client *c)
                                .iplen = c->iplen,
                                .readable = c->readable,
                                .writable = c->writable,
-                               .rdhup = c->rdhup};
+                               .rdhup = c->rdhup,
+                               .listener = c->ws.listener,
+                               .listener_gone = c->ws.listener_gone};
     if (c->watched)
         loop_io_del(w->loop, &c->io);
     loop_timer_cancel(w->loop, &c->timer);
@@ -1165,7 +1167,7 @@ static const struct worker_session_ops h1_session_ops = {
 };
 
 void h1session_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                      bool tls)
+                      bool tls, uint32_t listener)
 {
     struct client *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -1198,6 +1200,7 @@ void h1session_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer,
     }
     c->idle_since = loop_now(w->loop);
     worker_ctx_session_add(w, &c->ws, &h1_session_ops);
+    c->ws.listener = listener;
     arm_timer(c);
     c->readable = true; /* accepted once data arrived: read it now, not after an epoll round */
     c->writable = true;

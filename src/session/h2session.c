@@ -409,12 +409,27 @@ static void conn_flush(struct h2conn *c)
     }
 }
 
+/* The connection's timer: idleTimeout while no stream is open, and the deadline of a connection
+ * whose listener closed (close_at), whichever comes first. */
 static void conn_arm(struct h2conn *c)
 {
-    if (c->nstreams == 0)
-        loop_timer_set(c->w->loop, &c->timer, c->idle_since + c->cfg.idle_timeout_ms);
+    uint64_t at = c->nstreams == 0 ? c->idle_since + c->cfg.idle_timeout_ms : 0;
+    if (c->close_at && (!at || c->close_at < at))
+        at = c->close_at;
+    if (at)
+        loop_timer_set(c->w->loop, &c->timer, at);
     else
         loop_timer_cancel(c->w->loop, &c->timer);
+}
+
+/* Closes at once, the exchanges still running noted as cut by golb's shutdown (not the
+ * client's doing). */
+static void conn_cut(struct h2conn *c)
+{
+    for (struct h2stream *s = c->streams; s; s = s->next)
+        if (s->x)
+            exchange_note_shutdown(s->x);
+    conn_close(c);
 }
 
 /* Everything the connection can do now: read and feed nghttp2, pump the ready streams, write. */
@@ -491,8 +506,19 @@ static void on_event(struct loop_io *io, uint32_t events)
 static void on_conn_timeout(struct loop_timer *t)
 {
     struct h2conn *c = container_of(t, struct h2conn, timer);
-    if (c->nstreams || c->dead)
+    if (c->dead)
         return;
+    if (c->close_at && loop_now(c->w->loop) >= c->close_at) {
+        if (c->nstreams)
+            log_warn("http2: %.*s: %u stream(s) cut: their listener closed %u ms ago",
+                     (int)c->iplen, c->ip, c->nstreams, c->w->cfg->shutdown_timeout_ms);
+        conn_cut(c);
+        return;
+    }
+    if (c->nstreams) {
+        conn_arm(c);
+        return;
+    }
     if (c->goaway) {
         conn_close(c);
         return;
@@ -525,11 +551,21 @@ static void h2_drain(struct worker_session *ws)
 
 static void h2_close(struct worker_session *ws)
 {
+    conn_cut(conn_of(ws));
+}
+
+/* The listener this connection came through closed (a reload removed or moved its address): as
+ * a drain, GOAWAY with the last stream started, and the open streams have shutdownTimeout (the
+ * new configuration's) to finish. */
+static void h2_listener_closed(struct worker_session *ws)
+{
     struct h2conn *c = conn_of(ws);
-    for (struct h2stream *s = c->streams; s; s = s->next)
-        if (s->x)
-            exchange_note_shutdown(s->x);
-    conn_close(c);
+    if (c->dead || c->close_at)
+        return;
+    c->close_at = loop_now(c->w->loop) + c->w->cfg->shutdown_timeout_ms;
+    h2_drain(ws);
+    if (!c->dead)
+        conn_arm(c); /* h2_drain's pump armed it unless the pump was already running */
 }
 
 static int h2_cut_retired(struct worker_session *ws)
@@ -553,6 +589,7 @@ static const struct worker_session_ops h2_session_ops = {
     .drain = h2_drain,
     .close = h2_close,
     .cut_retired = h2_cut_retired,
+    .listener_closed = h2_listener_closed,
 };
 
 /* ---------------------------------------------------------------- setup -------------------- */
@@ -639,14 +676,19 @@ void h2session_take(struct worker_ctx *w, struct h2session_conn *t)
     c->idle_since = loop_now(w->loop);
     loop_timer_init(&c->timer, on_conn_timeout);
     worker_ctx_session_add(w, &c->ws, &h2_session_ops);
+    c->ws.listener = t->listener;
+    c->ws.listener_gone = t->listener_gone;
     obs_h2(w, OBS_H2_CONN_OPENED);
     if (session_new(c) != 0 || loop_io_add(w->loop, &c->io) != 0) {
         conn_close(c);
         return;
     }
     sock_nodelay(c->io.fd);
-    if (w->draining) /* handed over while the worker drains: serve nothing new */
+    if (w->draining || t->listener_gone) /* handed over while the worker drains, or after its
+                                            listener closed: serve nothing new */
         nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
+    if (t->listener_gone)
+        c->close_at = loop_now(w->loop) + w->cfg->shutdown_timeout_ms;
     h2session_pump(c);
     return;
 fail:

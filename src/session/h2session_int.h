@@ -104,6 +104,7 @@ struct h2conn {
     struct config_http2 cfg; /* the settings it was accepted under */
     uint32_t max_header_size;
     uint64_t idle_since;      /* the last stream closed (or the connection opened) */
+    uint64_t close_at;        /* its listener closed: GOAWAY went, streams end by then; 0: none */
     uint64_t flood_at, reset_at;
     /* RFC 9113 §5.1.1: the highest stream id the client used, and the last ranges of ids it
      * skipped (never opened, so a HEADERS on one of them later is a connection error, whereas

@@ -29,6 +29,7 @@ from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, RstStre
 
 from golbtest import (GolbTestCase, golb_config, http_request, pattern_sha256, plain_only,
                       run_golb, scaled, wait_until)
+from h2raw import Conn, describe
 from tlstest import https_port, pki, tls_config_block
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -638,6 +639,41 @@ class TestLifecycle(H2Case):
         out = p.communicate(timeout=scaled(60))[0].decode()
         self.assertIn("8000 succeeded, 0 failed, 0 errored", out)
         self.assertIn("status codes: 8000 2xx", out)
+
+    def test_reload_that_moves_a_listener_sends_goaway_to_its_connections(self):
+        """A reload that closes the listener a connection came through: GOAWAY (last stream id),
+        the stream in flight finishes, one that does not is cut at shutdownTimeout, then the
+        connection closes; a connection on a listener the reload kept is left alone."""
+        t = self.toy(1)
+        cert, key = pki().leaf("golb-h2", ["golb.test", "IP:127.0.0.1"])
+
+        def text(listen):
+            return (golb_config([t], listen=listen, http2="{cleartext: true}",
+                                shutdownTimeout=scaled(2)) + tls_config_block([(cert, key)]))
+        g = self.golb(text("127.0.0.1:0"))
+        g.tls_port = https_port(g)
+        self.wait_backend(g, t, "UP")
+        moved = Conn(g.port, False, "golb.test")  # python3-h2 reads nothing after a GOAWAY
+        self.addCleanup(moved.close)
+        kept = self.client(g, tls=True)
+        self.assertEqual(status(kept.get("/before")), 200)
+        moved.send(moved.headers(1, path="/slow?delay=700"), moved.headers(3, path="/stuck?hang=1"))
+        t.wait_log(r"/stuck", timeout=5)
+        with open(g.config_path, "w") as f:
+            f.write(text("127.0.0.2:0"))
+        start = g.log_offset()
+        g.send_signal(signal.SIGHUP)
+        g.wait_log(r"reload by SIGHUP: generation 2 running", timeout=10, start=start)
+        t0 = time.monotonic()
+        self.assertEqual(moved.conn_error(0), 3, "GOAWAY NO_ERROR names the last stream started")
+        self.assertEqual(moved.stream_close(1)[0], 200, "the stream in flight finishes")
+        ev = moved.next(timeout=10)
+        self.assertEqual(ev[0], "closed", f"closed at shutdownTimeout, not {describe(ev)}")
+        self.assertGreater(time.monotonic() - t0, scaled(2) * 0.8)
+        g.wait_log(r"1 stream\(s\) cut: their listener closed", timeout=5, start=start)
+        # the TLS listener was kept: its connection goes on, no GOAWAY
+        self.assertEqual(status(kept.get("/after")), 200)
+        self.assertIsNone(kept.goaway)
 
     def test_access_log_says_version_2(self):
         t = self.toy(1)
