@@ -344,10 +344,13 @@ static void conn_close(struct h2conn *c)
     worker_ctx_session_closed(w);
 }
 
-/* Reads and feeds nghttp2 until the socket is drained or the budget is spent. */
+/* Feeds nghttp2 what is buffered (the bytes h1session read after the preface, before the
+ * hand-over: a client may send its first request with the preface, and the socket is not
+ * readable again for them), then reads and feeds until the socket is drained or the budget is
+ * spent. */
 static void conn_read_input(struct h2conn *c, size_t *budget)
 {
-    while (c->readable && !c->eof && !c->dead && *budget) {
+    while ((c->readable || (c->in && buf_len(c->in))) && !c->eof && !c->dead && *budget) {
         if (!nghttp2_session_want_read(c->ng))
             return;
         if (!c->in && !(c->in = buf_get(&c->w->bufs))) {

@@ -59,6 +59,13 @@ def _(t):
     c.alive()
 
 
+@case("generic_1_starting", "extra/3.4/1", "The first request in the same write as the preface")
+def _(t):
+    c = t.open(handshake=False)
+    c.send(PREFACE + settings_frame() + c.headers(1))
+    assert c.stream_close(1)[0] == 200
+
+
 @case("generic_2_streams", "generic/2/1", "Sends a PRIORITY frame on idle stream")
 def _(t):
     c = t.open()
