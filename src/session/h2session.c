@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -289,10 +290,12 @@ static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
 }
 
 /* The response body's data provider: what the output chain holds (sent without a copy through
- * nghttp2: on_send_data), else the end, else deferred until send() or body_end() brings more. */static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
+ * nghttp2: on_send_data), else the end, else deferred until send() or body_end() brings more. */
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
     struct h2conn *c = user;
     (void)ng;
+    c->trimmed = false; /* the frame was written into framebuf */
     if (frame->hd.type == NGHTTP2_RST_STREAM)
         obs_h2(c->w, OBS_H2_RESET_BY_GOLB);
     if (frame->hd.type == NGHTTP2_GOAWAY && !c->goaway) {
@@ -305,6 +308,75 @@ static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
     }
     return 0;
 }
+/* ---------------------------------------------------------------- nghttp2's memory --------- */
+
+/* Every nghttp2 session keeps a 16 KiB frame buffer for its whole life (NGHTTP2_FRAMEBUF_CHUNKLEN:
+ * a frame header, a pad length byte and the largest payload), where each frame is serialised
+ * before it goes out; between frames its content is scratch. From the heap it would take chunks
+ * that TLS handshakes left resident (about 16 KiB more per idle TLS connection); here it gets
+ * pages of its own, touched only as far as frames are written, and given back to the kernel
+ * (MADV_DONTNEED) once the connection has had no stream for TRIM_AFTER_MS with nothing left to
+ * write. nghttp2 allocates it with realloc(NULL, FRAMEBUF_LEN); everything else goes to libc. */
+#define FRAMEBUF_LEN (9u + 1u + 16384u)
+
+static void *ng_malloc(size_t n, void *user)
+{
+    (void)user;
+    return malloc(n);
+}
+
+static void *ng_calloc(size_t k, size_t n, void *user)
+{
+    (void)user;
+    return calloc(k, n);
+}
+
+static void ng_free(void *p, void *user)
+{
+    struct h2conn *c = user;
+    if (p && p == c->framebuf) {
+        munmap(p, c->framebuf_len);
+        c->framebuf = NULL;
+        return;
+    }
+    free(p);
+}
+
+static void *ng_realloc(void *p, size_t n, void *user)
+{
+    struct h2conn *c = user;
+    if (!p && n == FRAMEBUF_LEN && !c->framebuf) {
+        size_t len = (n + 4095u) & ~(size_t)4095u;
+        void *q = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (q == MAP_FAILED)
+            return malloc(n);
+        c->framebuf = q;
+        c->framebuf_len = len;
+        return q;
+    }
+    if (p && p == c->framebuf) { /* nghttp2 never resizes it; if it did, the heap takes over */
+        if (n <= c->framebuf_len)
+            return p;
+        void *q = malloc(n);
+        if (!q)
+            return NULL;
+        memcpy(q, p, c->framebuf_len);
+        ng_free(p, c);
+        return q;
+    }
+    return realloc(p, n);
+}
+
+/* The connection is idle: framebuf's pages go back to the kernel (they read as zeros when the
+ * next frame is written). Not while a frame may be half serialised in it. */
+static void conn_trim(struct h2conn *c)
+{
+    c->trimmed = true; /* tried: the next frame sent asks again */
+    if (!c->framebuf || c->out_len || nghttp2_session_want_write(c->ng))
+        return;
+    madvise(c->framebuf, c->framebuf_len, MADV_DONTNEED);
+}
+
 /* ---------------------------------------------------------------- the connection ----------- */
 
 static void free_task(struct loop_task *task)
@@ -412,11 +484,14 @@ static void conn_flush(struct h2conn *c)
     }
 }
 
-/* The connection's timer: idleTimeout while no stream is open, and the deadline of a connection
- * whose listener closed (close_at), whichever comes first. */
+/* The connection's timer: while no stream is open, the trim of framebuf (TRIM_AFTER_MS) and then
+ * idleTimeout; the deadline of a connection whose listener closed (close_at); whichever comes
+ * first. */
 static void conn_arm(struct h2conn *c)
 {
     uint64_t at = c->nstreams == 0 ? c->idle_since + c->cfg.idle_timeout_ms : 0;
+    if (at && !c->trimmed && c->idle_since + TRIM_AFTER_MS < at)
+        at = c->idle_since + TRIM_AFTER_MS;
     if (c->close_at && (!at || c->close_at < at))
         at = c->close_at;
     if (at)
@@ -519,6 +594,11 @@ static void on_conn_timeout(struct loop_timer *t)
         return;
     }
     if (c->nstreams) {
+        conn_arm(c);
+        return;
+    }
+    if (loop_now(c->w->loop) < c->idle_since + c->cfg.idle_timeout_ms) {
+        conn_trim(c); /* only the trim was due */
         conn_arm(c);
         return;
     }
@@ -637,7 +717,8 @@ static int session_new(struct h2conn *c)
     nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
     nghttp2_option_set_max_continuations(opt, 8);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-    int rv = nghttp2_session_server_new2(&c->ng, callbacks_, c, opt);
+    c->mem = (nghttp2_mem){c, ng_malloc, ng_free, ng_calloc, ng_realloc};
+    int rv = nghttp2_session_server_new3(&c->ng, callbacks_, c, opt, &c->mem);
     nghttp2_option_del(opt);
     if (rv != 0)
         return -1;

@@ -30,6 +30,7 @@ struct http_field;
 #define RESET_WINDOW_MS 1000u /* this long: beyond it the connection is told to calm down */
 #define MAX_FIELDS 256u       /* fields in one header block (as HTTP1_MAX_HEADERS) */
 #define ID_GAPS 4u            /* ranges of stream ids a client skipped, remembered per connection */
+#define TRIM_AFTER_MS 1000u   /* a connection idle this long gives nghttp2's frame buffer back */
 
 /* Pseudo-header fields, kept apart from the fields while a header block arrives. */
 enum { PS_METHOD = 0, PS_SCHEME, PS_AUTHORITY, PS_PATH, PS_PROTOCOL, PS_COUNT };
@@ -95,6 +96,10 @@ struct h2conn {
     struct worker_ctx *w;
     struct worker_session ws;
     nghttp2_session *ng;
+    nghttp2_mem mem;  /* nghttp2 allocates through the connection (h2session.c: framebuf) */
+    void *framebuf;   /* nghttp2's frame buffer, pages of its own (mmap), or NULL */
+    size_t framebuf_len;
+    bool trimmed;     /* framebuf's pages went back to the kernel since the last frame sent */
     struct buf *in;
     struct buf *out_head, *out_tail; /* serialised frames not written yet */
     uint32_t out_len;

@@ -675,6 +675,20 @@ class TestLifecycle(H2Case):
         self.assertEqual(status(kept.get("/after")), 200)
         self.assertIsNone(kept.goaway)
 
+    def test_a_connection_serves_again_after_its_frame_buffer_was_trimmed(self):
+        """After a second without a stream golb gives nghttp2's frame buffer back to the kernel
+        (its pages read as zeros after): the connection still serves, over h2c and TLS."""
+        t = self.toy(1)
+        g = self.h2tls([t], http2="{cleartext: true}")
+        clients = [self.client(g), self.client(g, tls=True)]
+        for c in clients:
+            self.assertEqual(status(c.get("/a")), 200)
+        time.sleep(1.3)  # TRIM_AFTER_MS is 1 s
+        for c in clients:
+            r = c.get("/b?size=50000")
+            self.assertEqual((status(r), len(r["data"])), (200, 50000))
+            self.assertEqual(hashlib.sha256(bytes(r["data"])).hexdigest(), pattern_sha256(50000))
+
     def test_access_log_says_version_2(self):
         t = self.toy(1)
         g = self.h2c([t], accessLog="json")
