@@ -3,6 +3,7 @@ nghttp, h2load), and hand-made frames (python3-h2, hyperframe, hpack from Debian
 cannot send: every refusal of a malformed request, flow control, floods, resets, trailers,
 extended CONNECT (RFC 8441), drain and idle GOAWAY. Upstreams stay HTTP/1.1."""
 
+import base64
 import hashlib
 import shutil
 import signal
@@ -27,8 +28,8 @@ except ImportError:  # Debian's python3-h2 is pure Python: the test interpreter 
 import hpack
 from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, RstStreamFrame
 
-from golbtest import (GolbTestCase, golb_config, http_request, pattern_sha256, plain_only,
-                      run_golb, scaled, wait_until)
+from golbtest import (GolbTestCase, golb_config, http_request, page_dom, pattern_sha256,
+                      plain_only, run_golb, scaled, wait_until)
 from h2raw import Conn, describe
 from tlstest import https_port, pki, tls_config_block
 
@@ -448,6 +449,85 @@ class TestTranslation(H2Case):
         r = c.get("/other")
         self.assertEqual((status(r), r["headers"].get("x-server-id")), (200, "0"), "default pool")
         self.assertFalse(c.closed)
+
+WS_PAGE = b"""<html><body><div id=r>pending</div><script>
+fetch("/wait");  // pending until /done: Chromium's virtual time does not run out before
+const ws = new WebSocket("wss://" + location.host + "/ws");
+ws.onopen = () => ws.send("hello");
+ws.onmessage = e => {
+  document.getElementById("r").textContent = "got:" + e.data;
+  ws.close();
+  fetch("/done");
+};
+ws.onerror = () => { document.getElementById("r").textContent = "error"; fetch("/done"); };
+</script></body></html>"""
+
+
+def websocket_backend():
+    """A strict RFC 6455 server: no Sec-WebSocket-Key, no handshake (400); echoes one text
+    message as "echo:" + it. /wait is answered once /done came (or after 10 s); anything else
+    is WS_PAGE."""
+    done = threading.Event()
+
+    def handle(c, head, path):
+        if path.startswith("/done"):
+            done.set()
+            c.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+            return True
+        if path.startswith("/wait"):
+            done.wait(scaled(10))
+            c.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+            return True
+        if not path.startswith("/ws"):
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n"
+                      % len(WS_PAGE) + WS_PAGE)
+            return True
+        key = next((line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"sec-websocket-key:")), None)
+        if key is None:
+            c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            return False
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+                                  .digest())
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        buf = b""
+        while len(buf) < 2 or len(buf) < 6 + (buf[1] & 0x7F):
+            d = c.recv(65536)
+            if not d:
+                return False
+            buf += d
+        n, mask = buf[1] & 0x7F, buf[2:6]
+        msg = b"echo:" + bytes(b ^ mask[i % 4] for i, b in enumerate(buf[6:6 + n]))
+        c.sendall(bytes([0x81, len(msg)]) + msg)
+        while c.recv(65536):  # the close frame, then the end
+            pass
+        return False
+    return handle
+
+
+@plain_only("golb's own listeners are chosen per test")
+class TestBrowser(H2Case):
+    def test_chromium_opens_a_wss_websocket_over_h2(self):
+        """A page served over h2 opens wss:// to the same origin: Chromium sends an extended
+        CONNECT (RFC 8441) on its h2 connection, golb makes it an HTTP/1.1 handshake with a
+        Sec-WebSocket-Key of its own (a real WebSocket server refuses one without)."""
+        if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+            self.skipTest("chromium is not installed")
+        u = self.raw_upstream(websocket_backend())
+        g = self.h2tls([u])
+        dom, err = page_dom(f"https://127.0.0.1:{g.tls_port}/page", self.tmp, budget_ms=5000,
+                            extra_args=["--ignore-certificate-errors"])
+        if "<html" not in dom:
+            self.skipTest(f"chromium did not start: {err[-300:]}")
+        self.assertIn('<div id="r">got:echo:hello</div>', dom)
+        ws = [h for h in u.requests if h.startswith(b"GET /ws ")]
+        self.assertEqual(len(ws), 1, u.requests)
+        # lower-case names: it came over HTTP/2, as an extended CONNECT
+        self.assertIn(b"\r\nsec-websocket-version: 13\r\n", ws[0])
+        self.assertIn(b"\r\nUpgrade: websocket\r\n", ws[0])
+        self.assertRegex(ws[0], rb"\r\nSec-WebSocket-Key: [A-Za-z0-9+/]{22}==\r\n")
+
 
 @plain_only("golb's own listeners are chosen per test")
 class TestRefusals(H2Case):
