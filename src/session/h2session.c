@@ -289,8 +289,7 @@ static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
     return 0;
 }
 
-/* The response body's data provider: what the output chain holds (sent without a copy through
- * nghttp2: on_send_data), else the end, else deferred until send() or body_end() brings more. */
+/* A frame went into `out`: counts resets and the first GOAWAY by reason. */
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
     struct h2conn *c = user;
@@ -308,6 +307,7 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *
     }
     return 0;
 }
+
 /* ---------------------------------------------------------------- nghttp2's memory --------- */
 
 /* Every nghttp2 session keeps a 16 KiB frame buffer for its whole life (NGHTTP2_FRAMEBUF_CHUNKLEN:
