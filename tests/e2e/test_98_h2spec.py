@@ -515,10 +515,12 @@ def _(t):
 
 @case("http2_5_1_states", "http2/5.1.2/1", "Sends HEADERS frames that causes their advertised concurrent stream limit to be exceeded")
 def _(t):
-    c = t.open(settings=[(S_INITIAL_WINDOW_SIZE, 0)])  # responses cannot end: streams stay open
+    c = t.open()
     limit = c.server_settings[S_MAX_CONCURRENT_STREAMS]
-    c.send(*[c.headers(1 + 2 * i) for i in range(limit + 1)])
-    c.stream_error(PROTOCOL_ERROR, REFUSED_STREAM)
+    # a window of 0: no response can end, every stream stays open
+    c.send(settings_frame((S_INITIAL_WINDOW_SIZE, 0)),
+           *[c.headers(1 + 2 * i) for i in range(limit + 1)])
+    c.conn_error(PROTOCOL_ERROR, REFUSED_STREAM)
 
 
 @case("http2_5_3_priority", "http2/5.3.1/1", "Sends HEADERS frame that depends on itself")
