@@ -3,7 +3,8 @@
 
 Reads the proxy's RSS (sum of VmRSS over --pids), opens --count client connections to the proxy,
 sends one request on each and reads the whole response (so every connection is an established,
-idle keep-alive connection that has already carried a request), waits --settle seconds, checks
+idle keep-alive connection that has already carried a request; with --h2 an HTTP/2 connection,
+prior knowledge or ALPN h2 with --tls, whose stream 1 has ended), waits --settle seconds, checks
 that the connections are still open, reads the RSS again, prints one JSON line and closes them
 all. Python 3 standard library only; bounded by --timeout.
 """
@@ -61,6 +62,34 @@ def response_complete(buf):
     return len(buf) - end - 4 >= length, keepalive
 
 
+def h2_request(host, port, tls):
+    """Preface, empty SETTINGS, the ACK of the server's SETTINGS (sent at once, before any
+    request), and GET / on stream 1, HPACK from the static table only."""
+    authority = f"{host}:{port}".encode()
+    block = bytes([0x82, 0x87 if tls else 0x86, 0x84, 0x01, len(authority)]) + authority
+    frame = lambda t, fl, sid, p: len(p).to_bytes(3, "big") + bytes([t, fl]) + sid.to_bytes(4, "big") + p
+    return (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + frame(4, 1, 0, b"") +
+            frame(1, 0x5, 1, block))
+
+
+def h2_response_complete(buf):
+    """Returns (done, status ok) once a frame of stream 1 ended it (END_STREAM) or reset it."""
+    ok = False
+    while len(buf) >= 9:
+        n = int.from_bytes(buf[:3], "big")
+        if len(buf) < 9 + n:
+            break
+        t, fl, sid = buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+        if sid == 1 and t == 1:
+            ok = buf[9] == 0x88  # :status 200, indexed
+        if sid == 1 and (t == 3 or (t in (0, 1) and fl & 1)):
+            return True, ok
+        if t == 7:
+            return True, False
+        buf = buf[9 + n:]
+    return False, ok
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1")
@@ -72,12 +101,16 @@ def main():
     ap.add_argument("--settle", type=float, default=1.0, help="seconds to wait before measuring")
     ap.add_argument("--timeout", type=float, default=60.0, help="give up setting up after this")
     ap.add_argument("--tls", action="store_true", help="HTTPS: a TLS handshake before the request")
+    ap.add_argument("--h2", action="store_true",
+                    help="HTTP/2: prior knowledge, or ALPN h2 with --tls; one stream each")
     args = ap.parse_args()
     tls_ctx = None
     if args.tls:
         tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         tls_ctx.check_hostname = False
         tls_ctx.verify_mode = ssl.CERT_NONE
+        if args.h2:
+            tls_ctx.set_alpn_protocols(["h2"])
 
     pids = [int(p) for p in args.pids.split(",") if p]
     limit = raise_nofile(args.count + 64)
@@ -85,6 +118,8 @@ def main():
         sys.exit(f"idle_conns: RLIMIT_NOFILE {limit} too low for {args.count} connections")
 
     req = f"GET {args.path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n\r\n".encode()
+    if args.h2:
+        req = h2_request(args.host, args.port, args.tls)
     rss_before = rss_kb(pids)
     sel = selectors.DefaultSelector()
     started = failed = not_keepalive = 0
@@ -160,9 +195,16 @@ def main():
                     fail(s, "closed before response")
                     continue
                 st["buf"] += data
-                done, keepalive = response_complete(st["buf"])
+                if args.h2:
+                    done, ok = h2_response_complete(st["buf"])
+                    if done and not ok:
+                        fail(s, "h2: no 200 on stream 1")
+                        continue
+                    keepalive = True
+                else:
+                    done, keepalive = response_complete(st["buf"])
                 if done:
-                    if not st["buf"].startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
+                    if not args.h2 and not st["buf"].startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
                         fail(s, "status " + st["buf"][9:12].decode("latin-1"))
                         continue
                     if not keepalive:

@@ -110,3 +110,17 @@ int worker_ctx_cut_retired(struct worker_ctx *w)
     }
     return n;
 }
+
+void worker_ctx_listener_closed(struct worker_ctx *w, uint32_t listener)
+{
+    struct worker_session *s = w->sessions;
+    while (s) {
+        struct worker_session *next = s->next;
+        if (listener && s->listener == listener && !s->listener_gone) {
+            s->listener_gone = true;
+            if (s->ops->listener_closed)
+                s->ops->listener_closed(s);
+        }
+        s = next;
+    }
+}

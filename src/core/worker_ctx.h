@@ -48,12 +48,18 @@ struct worker_session_ops {
     /* A reload removed backends and shutdownTimeout passed: cut what of this session still runs
      * on one of them (a generation's backend marked retired). Returns how many requests. */
     int (*cut_retired)(struct worker_session *s);
+    /* The listener the session was accepted on closed (a reload removed or moved its address);
+     * s->listener_gone is set already. HTTP/2 sends GOAWAY and lets its streams finish within
+     * shutdownTimeout. NULL: nothing to do (HTTP/1 connections finish as they are). */
+    void (*listener_closed)(struct worker_session *s);
 };
 
 /* A session's link in its worker's registry, embedded in the session's own struct. */
 struct worker_session {
     const struct worker_session_ops *ops;
     struct worker_session *prev, *next;
+    uint32_t listener;  /* the listener it was accepted on (the worker's tag), 0: none known */
+    bool listener_gone; /* that listener is closed */
 };
 
 /* Per-worker counters, summed on read (never a shared lock per request). */
@@ -129,5 +135,8 @@ void worker_ctx_session_closed(struct worker_ctx *w);
 void worker_ctx_drain_sessions(struct worker_ctx *w);
 void worker_ctx_close_sessions(struct worker_ctx *w);
 int worker_ctx_cut_retired(struct worker_ctx *w);
+/* The worker closed the listener tagged `listener`: marks the sessions accepted on it and calls
+ * their listener_closed op. */
+void worker_ctx_listener_closed(struct worker_ctx *w, uint32_t listener);
 
 #endif

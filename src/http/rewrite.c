@@ -8,6 +8,8 @@
 
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "base/buf.h"
 #include "http/http.h"
@@ -259,6 +261,32 @@ static void out_set_fields(struct out *o, const struct rewrite_headers *h)
         out_field(o, &h->set[i]);
 }
 
+/* A Sec-WebSocket-Key for an extended CONNECT (RFC 8441 §5: an HTTP/2 client sends none, but
+ * the HTTP/1.1 handshake golb makes of it needs one, RFC 6455 §4.1): 16 random bytes in base64.
+ * The backend only hashes it into its Sec-WebSocket-Accept, which golb does not pass on. */
+static void out_websocket_key(struct out *o)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned char r[18] = {0};
+    if (getrandom(r, 16, GRND_NONBLOCK) != 16) { /* no entropy yet: any nonce does */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        memcpy(r, &ts, sizeof(ts) < 16 ? sizeof(ts) : 16);
+    }
+    char key[24];
+    for (int i = 0, k = 0; i < 18; i += 3) {
+        uint32_t v = (uint32_t)r[i] << 16 | (uint32_t)r[i + 1] << 8 | r[i + 2];
+        key[k++] = b64[v >> 18 & 63];
+        key[k++] = b64[v >> 12 & 63];
+        key[k++] = b64[v >> 6 & 63];
+        key[k++] = b64[v & 63];
+    }
+    key[22] = key[23] = '='; /* 16 bytes: the last group holds one byte */
+    out_str(o, "Sec-WebSocket-Key: ");
+    out_mem(o, key, sizeof(key));
+    out_str(o, "\r\n");
+}
+
 bool rewrite_request_head(const struct http_request *req, const struct rewrite_request *opt,
                           struct buf *b, uint32_t *host_at)
 {
@@ -276,7 +304,7 @@ bool rewrite_request_head(const struct http_request *req, const struct rewrite_r
 
     bool xff_seen = false, upgrade_out = false, host_seen = false, te_seen = false;
     bool xfp_seen = false, xfh_seen = false, trusted = opt->trusted_peer;
-    bool fwd_seen = false, real_ip_seen = false;
+    bool fwd_seen = false, real_ip_seen = false, ws_key_seen = false;
     bool cookies = req->version == HTTP_V2, cookies_out = false;
     bool h2c_settings = opt->upgrade && forwards_h2c(req, opt->upgrade_protocols), settings = false;
     for (size_t i = 0; i < req->num_fields; i++) {
@@ -340,6 +368,8 @@ bool rewrite_request_head(const struct http_request *req, const struct rewrite_r
             if (opt->set_name_len && h->name_len == opt->set_name_len &&
                 strncasecmp(h->name, opt->set_name, h->name_len) == 0)
                 continue; /* golb sets this one itself (client certificate subject) */
+            if (h->name_len == 17 && strncasecmp(h->name, "sec-websocket-key", 17) == 0)
+                ws_key_seen = true;
             if (cookies && is_cookie(h)) {
                 if (!cookies_out) /* all crumbs in one field, where the first one was */
                     out_cookies(&o, req, i);
@@ -378,6 +408,9 @@ bool rewrite_request_head(const struct http_request *req, const struct rewrite_r
         out_str(&o, "Upgrade: ");
         out_mem(&o, req->protocol, req->protocol_len);
         out_str(&o, "\r\n");
+        if (!ws_key_seen && req->protocol_len == 9 &&
+            strncasecmp(req->protocol, "websocket", 9) == 0)
+            out_websocket_key(&o);
     }
     if (opt->upgrade)
         out_str(&o,

@@ -13,16 +13,16 @@
 /* The session for a connection whose client address is settled (the peer's, or a PROXY
  * header's). */
 static void start_session(struct worker_ctx *w, int fd, const struct sockaddr *client,
-                          socklen_t len, bool tls)
+                          socklen_t len, bool tls, uint32_t listener)
 {
-    h1session_accept(w, fd, client, len, tls, false);
+    h1session_accept(w, fd, client, len, tls, listener, false);
 }
 
 void proxy_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                  bool tls)
+                  bool tls, uint32_t listener)
 {
     if (w->cfg->pp_on && tls) /* a PROXY header first, before any TLS byte */
-        proxy_hdr_accept(w, fd, peer, peerlen, tls, start_session);
+        proxy_hdr_accept(w, fd, peer, peerlen, tls, listener, start_session);
     else /* plain: the session takes the header from its first read */
-        h1session_accept(w, fd, peer, peerlen, tls, w->cfg->pp_on);
+        h1session_accept(w, fd, peer, peerlen, tls, listener, w->cfg->pp_on);
 }

@@ -8,13 +8,15 @@
 #define GOLB_PROXY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 struct worker_ctx;
 
 /* Takes ownership of an accepted, non-blocking client socket (counted in w->nclients); `tls`: it
- * came to the HTTPS listener and starts with a TLS handshake. */
+ * came to the HTTPS listener and starts with a TLS handshake; `listener`: the worker's tag of the
+ * listener it came through (the session keeps it: worker_ctx_listener_closed). */
 void proxy_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                  bool tls);
+                  bool tls, uint32_t listener);
 
 #endif

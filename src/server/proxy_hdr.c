@@ -126,7 +126,7 @@ static void on_pending_event(struct loop_io *io, uint32_t events)
         return;
     case STEP_DONE:
         pending_end(p, false);
-        p->next(p->w, fd, (const struct sockaddr *)&client, clientlen, p->tls);
+        p->next(p->w, fd, (const struct sockaddr *)&client, clientlen, p->tls, p->ws.listener);
         return;
     }
 }
@@ -156,14 +156,14 @@ static const struct worker_session_ops pending_ops = {
 };
 
 void proxy_hdr_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                      bool tls, proxy_hdr_next next)
+                      bool tls, uint32_t listener, proxy_hdr_next next)
 {
     struct sockaddr_storage client;
     socklen_t clientlen = peerlen < sizeof(client) ? peerlen : sizeof(client);
     memcpy(&client, peer, clientlen);
     switch (try_header(w, fd, peer, &client, &clientlen)) {
     case STEP_DONE:
-        next(w, fd, (const struct sockaddr *)&client, clientlen, tls);
+        next(w, fd, (const struct sockaddr *)&client, clientlen, tls, listener);
         return;
     case STEP_CLOSE:
         close(fd);
@@ -183,6 +183,7 @@ void proxy_hdr_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer,
     p->io.cb = on_pending_event;
     p->next = next;
     p->tls = tls;
+    p->ws.listener = listener;
     memcpy(&p->peer, peer, clientlen);
     p->peerlen = clientlen;
     loop_timer_init(&p->timer, on_pending_timeout);

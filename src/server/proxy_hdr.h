@@ -29,19 +29,20 @@
 #define GOLB_PROXY_HDR_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 struct worker_ctx;
 
 /* How the connection goes on once its header is settled: the session choice (proxy.c). */
 typedef void (*proxy_hdr_next)(struct worker_ctx *w, int fd, const struct sockaddr *client,
-                               socklen_t len, bool tls);
+                               socklen_t len, bool tls, uint32_t listener);
 
 /* Takes ownership of an accepted socket (counted in w->nclients) on a worker whose configuration
  * has proxyProtocol; calls next() with the client's address once the header is read (or is
- * legitimately absent), or closes the socket. */
+ * legitimately absent), or closes the socket. `tls` and `listener` are passed on to next(). */
 void proxy_hdr_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                      bool tls, proxy_hdr_next next);
+                      bool tls, uint32_t listener, proxy_hdr_next next);
 
 /* The time a peer has to complete its header, in ms. */
 #define PROXY_HDR_TIMEOUT_MS 3000u

@@ -111,7 +111,7 @@ static void accept_batch(struct worker_listener *l)
         w->ctx.nclients++;
         w->ctx.stats.accepted++;
         counter_add(&w->ctx.m->conn_opened, 1);
-        proxy_accept(&w->ctx, fd, (struct sockaddr *)&peer, len, l->tls);
+        proxy_accept(&w->ctx, fd, (struct sockaddr *)&peer, len, l->tls, l->tag);
     }
     loop_defer(w->ctx.loop, &l->accept_more, on_accept_more); /* more may wait: after other work */
 }
@@ -165,6 +165,7 @@ int worker_init(struct worker *w, int id, const int *fds, uint16_t https_port,
         l->io.cb = on_accept;
         l->w = w;
         l->tls = i >= WORKER_TLS_SLOT;
+        l->tag = ++w->listener_tags;
         loop_timer_init(&l->accept_retry, on_accept_retry);
     }
     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -343,7 +344,10 @@ static void replace_listener(struct worker *w, int i, int fd)
         loop_timer_cancel(w->ctx.loop, &l->accept_retry);
         close(l->io.fd); /* also leaves the epoll set; connections already accepted stay */
         l->io.fd = -1;
+        /* ... and learn it: HTTP/2 ones send GOAWAY and finish their streams */
+        worker_ctx_listener_closed(&w->ctx, l->tag);
     }
+    l->tag = ++w->listener_tags;
     if (fd < 0 || w->ctx.draining) {
         if (fd >= 0)
             close(fd);

@@ -45,6 +45,7 @@ struct worker_listener {
     struct loop_task accept_more;   /* the backlog was not drained in one batch */
     struct loop_timer accept_retry; /* out of descriptors: try the backlog again soon */
     struct worker *w;
+    uint32_t tag; /* this listening socket's identity for its sessions (never 0, never reused) */
     bool tls;
 };
 
@@ -68,6 +69,7 @@ struct worker {
     struct worker_ctx ctx;
     struct worker_listener listeners[WORKER_MAX_LISTENERS];
     bool fd_starved;
+    uint32_t listener_tags; /* the last tag given to a listening socket */
     int spare_fd; /* kept open so an accept on EMFILE can still be answered by closing */
     pthread_t thread;
     bool started;

@@ -702,7 +702,9 @@ static void client_to_h2(struct client *c)
                                .iplen = c->iplen,
                                .readable = c->readable,
                                .writable = c->writable,
-                               .rdhup = c->rdhup};
+                               .rdhup = c->rdhup,
+                               .listener = c->ws.listener,
+                               .listener_gone = c->ws.listener_gone};
     if (c->watched)
         loop_io_del(w->loop, &c->io);
     loop_timer_cancel(w->loop, &c->timer);
@@ -1206,7 +1208,7 @@ static const struct worker_session_ops h1_session_ops = {
 };
 
 void h1session_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                      bool tls, bool proxy_header)
+                      bool tls, uint32_t listener, bool proxy_header)
 {
     struct client *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -1243,6 +1245,7 @@ void h1session_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer,
     }
     c->idle_since = loop_now(w->loop);
     worker_ctx_session_add(w, &c->ws, &h1_session_ops);
+    c->ws.listener = listener;
     arm_timer(c);
     c->readable = true; /* accepted once data arrived: read it now, not after an epoll round */
     c->writable = true;

@@ -15,15 +15,17 @@
 #define GOLB_H1SESSION_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 struct worker_ctx;
 
 /* Takes ownership of an accepted, non-blocking client socket (already counted in w->nclients) and
  * registers its session with w (worker_ctx.h: drain, close, cut_retired); `tls`: it came to the
- * HTTPS listener and starts with a TLS handshake. `proxy_header`: a plain connection under
+ * HTTPS listener and starts with a TLS handshake; `listener`: the worker's tag of its listener
+ * (kept in the registry entry, passed on to HTTP/2). `proxy_header`: a plain connection under
  * proxyProtocol, whose first bytes may be a PROXY header (core/pp_gate.h decides on them). */
 void h1session_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                      bool tls, bool proxy_header);
+                      bool tls, uint32_t listener, bool proxy_header);
 
 #endif

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -109,6 +110,39 @@ static void count_reset(struct h2conn *c)
                  (int)c->iplen, c->ip);
         nghttp2_session_terminate_session(c->ng, NGHTTP2_ENHANCE_YOUR_CALM);
     }
+}
+
+/* A frame's header arrives (before nghttp2 processes its payload). Tracks the stream ids a
+ * client opens: a HEADERS with an id lower than one already used is legitimate only on a stream
+ * that was opened (a late trailer block after golb reset it, which nghttp2 ignores); on an id
+ * the client skipped it is a connection error (RFC 9113 §5.1.1). The last ID_GAPS skipped ranges
+ * are remembered; an older skipped id is left to nghttp2 (ignored). */
+static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *user)
+{
+    struct h2conn *c = user;
+    uint32_t id = (uint32_t)hd->stream_id;
+    if (hd->type != NGHTTP2_HEADERS || !(id & 1))
+        return 0;
+    if (id > c->max_id) {
+        uint32_t next = c->max_id ? c->max_id + 2 : 1;
+        if (id > next) {
+            if (c->ngaps == ID_GAPS) { /* the oldest range is forgotten */
+                memmove(c->gap_lo, c->gap_lo + 1, (ID_GAPS - 1) * sizeof(c->gap_lo[0]));
+                memmove(c->gap_hi, c->gap_hi + 1, (ID_GAPS - 1) * sizeof(c->gap_hi[0]));
+                c->ngaps--;
+            }
+            c->gap_lo[c->ngaps] = next;
+            c->gap_hi[c->ngaps++] = id - 2;
+        }
+        c->max_id = id;
+        return 0;
+    }
+    for (unsigned k = 0; k < c->ngaps; k++)
+        if (id >= c->gap_lo[k] && id <= c->gap_hi[k]) {
+            nghttp2_session_terminate_session(ng, NGHTTP2_PROTOCOL_ERROR);
+            return 0;
+        }
+    return 0;
 }
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
@@ -255,11 +289,12 @@ static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
     return 0;
 }
 
-/* The response body's data provider: what the output chain holds (sent without a copy through
- * nghttp2: on_send_data), else the end, else deferred until send() or body_end() brings more. */static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
+/* A frame went into `out`: counts resets and the first GOAWAY by reason. */
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
     struct h2conn *c = user;
     (void)ng;
+    c->trimmed = false; /* the frame was written into framebuf */
     if (frame->hd.type == NGHTTP2_RST_STREAM)
         obs_h2(c->w, OBS_H2_RESET_BY_GOLB);
     if (frame->hd.type == NGHTTP2_GOAWAY && !c->goaway) {
@@ -272,6 +307,76 @@ static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
     }
     return 0;
 }
+
+/* ---------------------------------------------------------------- nghttp2's memory --------- */
+
+/* Every nghttp2 session keeps a 16 KiB frame buffer for its whole life (NGHTTP2_FRAMEBUF_CHUNKLEN:
+ * a frame header, a pad length byte and the largest payload), where each frame is serialised
+ * before it goes out; between frames its content is scratch. From the heap it would take chunks
+ * that TLS handshakes left resident (about 16 KiB more per idle TLS connection); here it gets
+ * pages of its own, touched only as far as frames are written, and given back to the kernel
+ * (MADV_DONTNEED) once the connection has had no stream for TRIM_AFTER_MS with nothing left to
+ * write. nghttp2 allocates it with realloc(NULL, FRAMEBUF_LEN); everything else goes to libc. */
+#define FRAMEBUF_LEN (9u + 1u + 16384u)
+
+static void *ng_malloc(size_t n, void *user)
+{
+    (void)user;
+    return malloc(n);
+}
+
+static void *ng_calloc(size_t k, size_t n, void *user)
+{
+    (void)user;
+    return calloc(k, n);
+}
+
+static void ng_free(void *p, void *user)
+{
+    struct h2conn *c = user;
+    if (p && p == c->framebuf) {
+        munmap(p, c->framebuf_len);
+        c->framebuf = NULL;
+        return;
+    }
+    free(p);
+}
+
+static void *ng_realloc(void *p, size_t n, void *user)
+{
+    struct h2conn *c = user;
+    if (!p && n == FRAMEBUF_LEN && !c->framebuf) {
+        size_t len = (n + 4095u) & ~(size_t)4095u;
+        void *q = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (q == MAP_FAILED)
+            return malloc(n);
+        c->framebuf = q;
+        c->framebuf_len = len;
+        return q;
+    }
+    if (p && p == c->framebuf) { /* nghttp2 never resizes it; if it did, the heap takes over */
+        if (n <= c->framebuf_len)
+            return p;
+        void *q = malloc(n);
+        if (!q)
+            return NULL;
+        memcpy(q, p, c->framebuf_len);
+        ng_free(p, c);
+        return q;
+    }
+    return realloc(p, n);
+}
+
+/* The connection is idle: framebuf's pages go back to the kernel (they read as zeros when the
+ * next frame is written). Not while a frame may be half serialised in it. */
+static void conn_trim(struct h2conn *c)
+{
+    c->trimmed = true; /* tried: the next frame sent asks again */
+    if (!c->framebuf || c->out_len || nghttp2_session_want_write(c->ng))
+        return;
+    madvise(c->framebuf, c->framebuf_len, MADV_DONTNEED);
+}
+
 /* ---------------------------------------------------------------- the connection ----------- */
 
 static void free_task(struct loop_task *task)
@@ -311,10 +416,13 @@ static void conn_close(struct h2conn *c)
     worker_ctx_session_closed(w);
 }
 
-/* Reads and feeds nghttp2 until the socket is drained or the budget is spent. */
+/* Feeds nghttp2 what is buffered (the bytes h1session read after the preface, before the
+ * hand-over: a client may send its first request with the preface, and the socket is not
+ * readable again for them), then reads and feeds until the socket is drained or the budget is
+ * spent. */
 static void conn_read_input(struct h2conn *c, size_t *budget)
 {
-    while (c->readable && !c->eof && !c->dead && *budget) {
+    while ((c->readable || (c->in && buf_len(c->in))) && !c->eof && !c->dead && *budget) {
         if (!nghttp2_session_want_read(c->ng))
             return;
         if (!c->in && !(c->in = buf_get(&c->w->bufs))) {
@@ -376,12 +484,30 @@ static void conn_flush(struct h2conn *c)
     }
 }
 
+/* The connection's timer: while no stream is open, the trim of framebuf (TRIM_AFTER_MS) and then
+ * idleTimeout; the deadline of a connection whose listener closed (close_at); whichever comes
+ * first. */
 static void conn_arm(struct h2conn *c)
 {
-    if (c->nstreams == 0)
-        loop_timer_set(c->w->loop, &c->timer, c->idle_since + c->cfg.idle_timeout_ms);
+    uint64_t at = c->nstreams == 0 ? c->idle_since + c->cfg.idle_timeout_ms : 0;
+    if (at && !c->trimmed && c->idle_since + TRIM_AFTER_MS < at)
+        at = c->idle_since + TRIM_AFTER_MS;
+    if (c->close_at && (!at || c->close_at < at))
+        at = c->close_at;
+    if (at)
+        loop_timer_set(c->w->loop, &c->timer, at);
     else
         loop_timer_cancel(c->w->loop, &c->timer);
+}
+
+/* Closes at once, the exchanges still running noted as cut by golb's shutdown (not the
+ * client's doing). */
+static void conn_cut(struct h2conn *c)
+{
+    for (struct h2stream *s = c->streams; s; s = s->next)
+        if (s->x)
+            exchange_note_shutdown(s->x);
+    conn_close(c);
 }
 
 /* Everything the connection can do now: read and feed nghttp2, pump the ready streams, write. */
@@ -458,8 +584,24 @@ static void on_event(struct loop_io *io, uint32_t events)
 static void on_conn_timeout(struct loop_timer *t)
 {
     struct h2conn *c = container_of(t, struct h2conn, timer);
-    if (c->nstreams || c->dead)
+    if (c->dead)
         return;
+    if (c->close_at && loop_now(c->w->loop) >= c->close_at) {
+        if (c->nstreams)
+            log_warn("http2: %.*s: %u stream(s) cut: their listener closed %u ms ago",
+                     (int)c->iplen, c->ip, c->nstreams, c->w->cfg->shutdown_timeout_ms);
+        conn_cut(c);
+        return;
+    }
+    if (c->nstreams) {
+        conn_arm(c);
+        return;
+    }
+    if (loop_now(c->w->loop) < c->idle_since + c->cfg.idle_timeout_ms) {
+        conn_trim(c); /* only the trim was due */
+        conn_arm(c);
+        return;
+    }
     if (c->goaway) {
         conn_close(c);
         return;
@@ -492,11 +634,21 @@ static void h2_drain(struct worker_session *ws)
 
 static void h2_close(struct worker_session *ws)
 {
+    conn_cut(conn_of(ws));
+}
+
+/* The listener this connection came through closed (a reload removed or moved its address): as
+ * a drain, GOAWAY with the last stream started, and the open streams have shutdownTimeout (the
+ * new configuration's) to finish. */
+static void h2_listener_closed(struct worker_session *ws)
+{
     struct h2conn *c = conn_of(ws);
-    for (struct h2stream *s = c->streams; s; s = s->next)
-        if (s->x)
-            exchange_note_shutdown(s->x);
-    conn_close(c);
+    if (c->dead || c->close_at)
+        return;
+    c->close_at = loop_now(c->w->loop) + c->w->cfg->shutdown_timeout_ms;
+    h2_drain(ws);
+    if (!c->dead)
+        conn_arm(c); /* h2_drain's pump armed it unless the pump was already running */
 }
 
 static int h2_cut_retired(struct worker_session *ws)
@@ -520,6 +672,7 @@ static const struct worker_session_ops h2_session_ops = {
     .drain = h2_drain,
     .close = h2_close,
     .cut_retired = h2_cut_retired,
+    .listener_closed = h2_listener_closed,
 };
 
 /* ---------------------------------------------------------------- setup -------------------- */
@@ -536,6 +689,7 @@ static void callbacks_build(void)
     }
     nghttp2_session_callbacks_set_send_callback(cbs, on_send);
     nghttp2_session_callbacks_set_send_data_callback(cbs, on_send_data);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
@@ -563,7 +717,8 @@ static int session_new(struct h2conn *c)
     nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
     nghttp2_option_set_max_continuations(opt, 8);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-    int rv = nghttp2_session_server_new2(&c->ng, callbacks_, c, opt);
+    c->mem = (nghttp2_mem){c, ng_malloc, ng_free, ng_calloc, ng_realloc};
+    int rv = nghttp2_session_server_new3(&c->ng, callbacks_, c, opt, &c->mem);
     nghttp2_option_del(opt);
     if (rv != 0)
         return -1;
@@ -605,14 +760,19 @@ void h2session_take(struct worker_ctx *w, struct h2session_conn *t)
     c->idle_since = loop_now(w->loop);
     loop_timer_init(&c->timer, on_conn_timeout);
     worker_ctx_session_add(w, &c->ws, &h2_session_ops);
+    c->ws.listener = t->listener;
+    c->ws.listener_gone = t->listener_gone;
     obs_h2(w, OBS_H2_CONN_OPENED);
     if (session_new(c) != 0 || loop_io_add(w->loop, &c->io) != 0) {
         conn_close(c);
         return;
     }
     sock_nodelay(c->io.fd);
-    if (w->draining) /* handed over while the worker drains: serve nothing new */
+    if (w->draining || t->listener_gone) /* handed over while the worker drains, or after its
+                                            listener closed: serve nothing new */
         nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
+    if (t->listener_gone)
+        c->close_at = loop_now(w->loop) + w->cfg->shutdown_timeout_ms;
     h2session_pump(c);
     return;
 fail:

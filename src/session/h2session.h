@@ -40,6 +40,8 @@ struct h2session_conn {
     const char *ip;          /* the client's address as text */
     size_t iplen;
     bool readable, writable, rdhup;
+    uint32_t listener;  /* the worker's tag of the listener it came through */
+    bool listener_gone; /* that listener closed already (a reload during the TLS handshake) */
 };
 
 /* Takes over a client connection whose first bytes are (to be) HTTP/2. The connection stays

@@ -29,6 +29,8 @@ struct http_field;
 #define RESET_BURST 200u    /* streams reset (either side) before their response ended, per */
 #define RESET_WINDOW_MS 1000u /* this long: beyond it the connection is told to calm down */
 #define MAX_FIELDS 256u       /* fields in one header block (as HTTP1_MAX_HEADERS) */
+#define ID_GAPS 4u            /* ranges of stream ids a client skipped, remembered per connection */
+#define TRIM_AFTER_MS 1000u   /* a connection idle this long gives nghttp2's frame buffer back */
 
 /* Pseudo-header fields, kept apart from the fields while a header block arrives. */
 enum { PS_METHOD = 0, PS_SCHEME, PS_AUTHORITY, PS_PATH, PS_PROTOCOL, PS_COUNT };
@@ -94,6 +96,10 @@ struct h2conn {
     struct worker_ctx *w;
     struct worker_session ws;
     nghttp2_session *ng;
+    nghttp2_mem mem;  /* nghttp2 allocates through the connection (h2session.c: framebuf) */
+    void *framebuf;   /* nghttp2's frame buffer, pages of its own (mmap), or NULL */
+    size_t framebuf_len;
+    bool trimmed;     /* framebuf's pages went back to the kernel since the last frame sent */
     struct buf *in;
     struct buf *out_head, *out_tail; /* serialised frames not written yet */
     uint32_t out_len;
@@ -103,7 +109,14 @@ struct h2conn {
     struct config_http2 cfg; /* the settings it was accepted under */
     uint32_t max_header_size;
     uint64_t idle_since;      /* the last stream closed (or the connection opened) */
+    uint64_t close_at;        /* its listener closed: GOAWAY went, streams end by then; 0: none */
     uint64_t flood_at, reset_at;
+    /* RFC 9113 §5.1.1: the highest stream id the client used, and the last ranges of ids it
+     * skipped (never opened, so a HEADERS on one of them later is a connection error, whereas
+     * nghttp2 cannot tell it from a late frame on a stream it forgot and ignores it) */
+    uint32_t max_id;
+    uint32_t gap_lo[ID_GAPS], gap_hi[ID_GAPS];
+    uint8_t ngaps;
     uint32_t flood_frames, resets;
     bool readable, writable, eof, rdhup, dead, goaway, in_pump;
     bool idle_goaway; /* the GOAWAY being sent is idleTimeout's */

@@ -3,6 +3,7 @@ nghttp, h2load), and hand-made frames (python3-h2, hyperframe, hpack from Debian
 cannot send: every refusal of a malformed request, flow control, floods, resets, trailers,
 extended CONNECT (RFC 8441), drain and idle GOAWAY. Upstreams stay HTTP/1.1."""
 
+import base64
 import hashlib
 import shutil
 import signal
@@ -27,8 +28,9 @@ except ImportError:  # Debian's python3-h2 is pure Python: the test interpreter 
 import hpack
 from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, RstStreamFrame
 
-from golbtest import (GolbTestCase, golb_config, http_request, pattern_sha256, plain_only,
-                      run_golb, scaled, wait_until)
+from golbtest import (GolbTestCase, golb_config, http_request, page_dom, pattern_sha256,
+                      plain_only, run_golb, scaled, wait_until)
+from h2raw import Conn, describe
 from tlstest import https_port, pki, tls_config_block
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -448,6 +450,85 @@ class TestTranslation(H2Case):
         self.assertEqual((status(r), r["headers"].get("x-server-id")), (200, "0"), "default pool")
         self.assertFalse(c.closed)
 
+WS_PAGE = b"""<html><body><div id=r>pending</div><script>
+fetch("/wait");  // pending until /done: Chromium's virtual time does not run out before
+const ws = new WebSocket("wss://" + location.host + "/ws");
+ws.onopen = () => ws.send("hello");
+ws.onmessage = e => {
+  document.getElementById("r").textContent = "got:" + e.data;
+  ws.close();
+  fetch("/done");
+};
+ws.onerror = () => { document.getElementById("r").textContent = "error"; fetch("/done"); };
+</script></body></html>"""
+
+
+def websocket_backend():
+    """A strict RFC 6455 server: no Sec-WebSocket-Key, no handshake (400); echoes one text
+    message as "echo:" + it. /wait is answered once /done came (or after 10 s); anything else
+    is WS_PAGE."""
+    done = threading.Event()
+
+    def handle(c, head, path):
+        if path.startswith("/done"):
+            done.set()
+            c.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+            return True
+        if path.startswith("/wait"):
+            done.wait(scaled(10))
+            c.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+            return True
+        if not path.startswith("/ws"):
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n"
+                      % len(WS_PAGE) + WS_PAGE)
+            return True
+        key = next((line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"sec-websocket-key:")), None)
+        if key is None:
+            c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            return False
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+                                  .digest())
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        buf = b""
+        while len(buf) < 2 or len(buf) < 6 + (buf[1] & 0x7F):
+            d = c.recv(65536)
+            if not d:
+                return False
+            buf += d
+        n, mask = buf[1] & 0x7F, buf[2:6]
+        msg = b"echo:" + bytes(b ^ mask[i % 4] for i, b in enumerate(buf[6:6 + n]))
+        c.sendall(bytes([0x81, len(msg)]) + msg)
+        while c.recv(65536):  # the close frame, then the end
+            pass
+        return False
+    return handle
+
+
+@plain_only("golb's own listeners are chosen per test")
+class TestBrowser(H2Case):
+    def test_chromium_opens_a_wss_websocket_over_h2(self):
+        """A page served over h2 opens wss:// to the same origin: Chromium sends an extended
+        CONNECT (RFC 8441) on its h2 connection, golb makes it an HTTP/1.1 handshake with a
+        Sec-WebSocket-Key of its own (a real WebSocket server refuses one without)."""
+        if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+            self.skipTest("chromium is not installed")
+        u = self.raw_upstream(websocket_backend())
+        g = self.h2tls([u])
+        dom, err = page_dom(f"https://127.0.0.1:{g.tls_port}/page", self.tmp, budget_ms=5000,
+                            extra_args=["--ignore-certificate-errors"])
+        if "<html" not in dom:
+            self.skipTest(f"chromium did not start: {err[-300:]}")
+        self.assertIn('<div id="r">got:echo:hello</div>', dom)
+        ws = [h for h in u.requests if h.startswith(b"GET /ws ")]
+        self.assertEqual(len(ws), 1, u.requests)
+        # lower-case names: it came over HTTP/2, as an extended CONNECT
+        self.assertIn(b"\r\nsec-websocket-version: 13\r\n", ws[0])
+        self.assertIn(b"\r\nUpgrade: websocket\r\n", ws[0])
+        self.assertRegex(ws[0], rb"\r\nSec-WebSocket-Key: [A-Za-z0-9+/]{22}==\r\n")
+
+
 @plain_only("golb's own listeners are chosen per test")
 class TestRefusals(H2Case):
     def test_malformed_requests_never_reach_the_backend(self):
@@ -638,6 +719,55 @@ class TestLifecycle(H2Case):
         out = p.communicate(timeout=scaled(60))[0].decode()
         self.assertIn("8000 succeeded, 0 failed, 0 errored", out)
         self.assertIn("status codes: 8000 2xx", out)
+
+    def test_reload_that_moves_a_listener_sends_goaway_to_its_connections(self):
+        """A reload that closes the listener a connection came through: GOAWAY (last stream id),
+        the stream in flight finishes, one that does not is cut at shutdownTimeout, then the
+        connection closes; a connection on a listener the reload kept is left alone."""
+        t = self.toy(1)
+        cert, key = pki().leaf("golb-h2", ["golb.test", "IP:127.0.0.1"])
+
+        def text(listen):
+            return (golb_config([t], listen=listen, http2="{cleartext: true}",
+                                shutdownTimeout=scaled(2)) + tls_config_block([(cert, key)]))
+        g = self.golb(text("127.0.0.1:0"))
+        g.tls_port = https_port(g)
+        self.wait_backend(g, t, "UP")
+        moved = Conn(g.port, False, "golb.test")  # python3-h2 reads nothing after a GOAWAY
+        self.addCleanup(moved.close)
+        kept = self.client(g, tls=True)
+        self.assertEqual(status(kept.get("/before")), 200)
+        moved.send(moved.headers(1, path="/slow?delay=700"), moved.headers(3, path="/stuck?hang=1"))
+        t.wait_log(r"/stuck", timeout=5)
+        with open(g.config_path, "w") as f:
+            f.write(text("127.0.0.2:0"))
+        start = g.log_offset()
+        g.send_signal(signal.SIGHUP)
+        g.wait_log(r"reload by SIGHUP: generation 2 running", timeout=10, start=start)
+        t0 = time.monotonic()
+        self.assertEqual(moved.conn_error(0), 3, "GOAWAY NO_ERROR names the last stream started")
+        self.assertEqual(moved.stream_close(1)[0], 200, "the stream in flight finishes")
+        ev = moved.next(timeout=10)
+        self.assertEqual(ev[0], "closed", f"closed at shutdownTimeout, not {describe(ev)}")
+        self.assertGreater(time.monotonic() - t0, scaled(2) * 0.8)
+        g.wait_log(r"1 stream\(s\) cut: their listener closed", timeout=5, start=start)
+        # the TLS listener was kept: its connection goes on, no GOAWAY
+        self.assertEqual(status(kept.get("/after")), 200)
+        self.assertIsNone(kept.goaway)
+
+    def test_a_connection_serves_again_after_its_frame_buffer_was_trimmed(self):
+        """After a second without a stream golb gives nghttp2's frame buffer back to the kernel
+        (its pages read as zeros after): the connection still serves, over h2c and TLS."""
+        t = self.toy(1)
+        g = self.h2tls([t], http2="{cleartext: true}")
+        clients = [self.client(g), self.client(g, tls=True)]
+        for c in clients:
+            self.assertEqual(status(c.get("/a")), 200)
+        time.sleep(1.3)  # TRIM_AFTER_MS is 1 s
+        for c in clients:
+            r = c.get("/b?size=50000")
+            self.assertEqual((status(r), len(r["data"])), (200, 50000))
+            self.assertEqual(hashlib.sha256(bytes(r["data"])).hexdigest(), pattern_sha256(50000))
 
     def test_access_log_says_version_2(self):
         t = self.toy(1)

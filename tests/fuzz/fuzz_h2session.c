@@ -28,7 +28,7 @@ static struct worker_ctx wk;
 static struct config cfg;
 static struct config_backend cb;
 static struct generation gen;
-static struct generation_pool gen_pool;
+static struct generation_pool gen_pool; /* the default pool (every request's: no routes) */
 static struct generation_worker slots[1];
 
 static struct loop_timer stop;

@@ -339,16 +339,17 @@ def run_golb(bindir, args, timeout=10, cwd=None):
                           timeout=scaled(timeout), env=_child_env())
 
 
-def page_dom(url, tmpdir, budget_ms=5000):
+def page_dom(url, tmpdir, budget_ms=5000, extra_args=()):
     """Loads url in headless Chromium (Debian's chromium), lets its scripts run for budget_ms of
-    virtual time, and returns (the DOM as HTML, Chromium's stderr)."""
+    virtual time, and returns (the DOM as HTML, Chromium's stderr). extra_args: more switches
+    (e.g. --ignore-certificate-errors)."""
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     assert exe, "chromium (Debian package chromium) is not installed"
     profile = tempfile.mkdtemp(prefix="golb-chromium-", dir=tmpdir)
     argv = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
             "--no-first-run", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
-            "--dump-dom", url]
+            *extra_args, "--dump-dom", url]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=scaled(60),
                        stdin=subprocess.DEVNULL)
     return p.stdout, p.stderr

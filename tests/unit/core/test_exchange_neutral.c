@@ -325,11 +325,14 @@ Test(neutral, an_extended_connect_goes_up_as_an_upgrade)
                        "sec-websocket-version: 13\r\n"
                        "Host: a.example\r\n"
                        "Upgrade: websocket\r\n"
-                       "Connection: upgrade\r\n"
-                       "X-Forwarded-For: 192.0.2.1\r\n"
-                       "X-Forwarded-Proto: https\r\n"
-                       "X-Request-Id: "; /* a generated one */
+                       "Sec-WebSocket-Key: "; /* a generated one (RFC 6455 needs it) */
     cr_expect(strncmp(got, want, strlen(want)) == 0, "%s", got);
+    const char *rest = got + strlen(want) + 24; /* 16 bytes in base64 */
+    const char *want2 = "\r\nConnection: upgrade\r\n"
+                        "X-Forwarded-For: 192.0.2.1\r\n"
+                        "X-Forwarded-Proto: https\r\n"
+                        "X-Request-Id: "; /* a generated one */
+    cr_expect(strncmp(rest, want2, strlen(want2)) == 0, "%s", got);
 
     exchange_put(x);
     x = exchange_get(&wk, &fk_ops, &fk);

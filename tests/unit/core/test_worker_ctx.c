@@ -16,6 +16,7 @@ struct fake_session {
     bool retired; /* runs on a removed backend: cut_retired closes it */
     bool closed;
     int drained; /* how often drain was asked */
+    int listener_closed; /* how often listener_closed was called */
 };
 
 static struct fake_session fs[4];
@@ -52,7 +53,18 @@ static int fake_cut_retired(struct worker_session *s)
     return 1;
 }
 
-static const struct worker_session_ops fake_ops = {fake_drain, fake_close, fake_cut_retired};
+/* As HTTP/2 with nothing in flight: its listener closed, it leaves at once. */
+static void fake_listener_closed(struct worker_session *s)
+{
+    struct fake_session *f = fake_of(s);
+    cr_assert(s->listener_gone, "marked before the op");
+    f->listener_closed++;
+    if (f->idle)
+        fake_close(s);
+}
+
+static const struct worker_session_ops fake_ops = {fake_drain, fake_close, fake_cut_retired,
+                                                   fake_listener_closed};
 
 static void on_conn_closed(struct worker_ctx *w)
 {
@@ -126,4 +138,20 @@ Test(worker_ctx, a_connection_that_never_registered_is_counted_closed)
     wk.on_conn_closed = NULL;
     worker_ctx_session_closed(&wk); /* no hook (unit tests of other modules) */
     cr_expect_eq(wk.nclients, 3);
+}
+
+Test(worker_ctx, a_closed_listener_reaches_its_sessions_only_and_once)
+{
+    fs[0].ws.listener = fs[2].ws.listener = fs[3].ws.listener = 7;
+    fs[1].ws.listener = 8;
+    fs[3].idle = true; /* leaves inside its op */
+    worker_ctx_listener_closed(&wk, 7);
+    worker_ctx_listener_closed(&wk, 7); /* a second close of the same tag finds them marked */
+    worker_ctx_listener_closed(&wk, 0); /* 0: no listener known, never matches */
+    for (int i = 0; i < 4; i++)
+        cr_expect_eq(fs[i].listener_closed, i == 1 ? 0 : 1, "session %d", i);
+    cr_expect(fs[0].ws.listener_gone && fs[2].ws.listener_gone);
+    cr_expect_not(fs[1].ws.listener_gone);
+    cr_expect(fs[3].closed);
+    cr_expect_eq(registered(), 3);
 }

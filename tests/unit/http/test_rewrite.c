@@ -4,6 +4,7 @@
  * route's header filters and golb's own answers (reply_http1) here. */
 #include <criterion/criterion.h>
 
+#include <ctype.h>
 #include <string.h>
 
 #include "base/buf.h"
@@ -194,4 +195,35 @@ Test(reply, a_described_answer_is_serialised_for_http1)
            "Content-Length: 22\r\nConnection: keep-alive\r\n\r\n";
     cr_expect(b->last == strlen(want) && memcmp(b->data, want, b->last) == 0, "%.*s",
               (int)b->last, b->data);
+}
+
+/* RFC 8441: an extended CONNECT carries no Sec-WebSocket-Key; the HTTP/1.1 handshake made of it
+ * gets one (16 bytes in base64), unless the client sent its own. */
+Test(upgrade, an_extended_connect_for_websocket_gets_a_key)
+{
+    struct http_field f[] = {F("sec-websocket-version", "13")};
+    struct http_request rq = {.method = "CONNECT", .method_len = 7, .path = "/chat", .path_len = 5,
+                              .authority = "a.test", .authority_len = 6,
+                              .protocol = "websocket", .protocol_len = 9, .version = HTTP_V2,
+                              .flags = HTTP_RF_UPGRADE, .fields = f, .num_fields = 1};
+    struct rewrite_request opt = {.client_ip = "10.0.0.1", .client_ip_len = 8, .upgrade = true,
+                                  .upgrade_protocols = websocket};
+    struct buf *b = filter_buf();
+    uint32_t host_at;
+    cr_assert(rewrite_request_head(&rq, &opt, b, &host_at));
+    cr_expect(has_line(b, "GET /chat HTTP/1.1\r\n"), "%.*s", (int)b->last, b->data);
+    cr_expect(has_line(b, "Upgrade: websocket\r\n"));
+    const char *k = memmem(b->data, b->last, "Sec-WebSocket-Key: ", 19);
+    cr_assert(k, "%.*s", (int)b->last, b->data);
+    k += 19;
+    for (int i = 0; i < 22; i++)
+        cr_expect(isalnum((unsigned char)k[i]) || k[i] == '+' || k[i] == '/', "%.24s", k);
+    cr_expect(memcmp(k + 22, "==\r\n", 4) == 0, "%.26s", k);
+
+    struct http_field own[] = {F("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")};
+    rq.fields = own;
+    b = filter_buf();
+    cr_assert(rewrite_request_head(&rq, &opt, b, &host_at));
+    cr_expect(has_line(b, "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"));
+    cr_expect_null(memmem(b->data, b->last, "Sec-WebSocket-Key", 17), "the client's key only");
 }

@@ -31,9 +31,10 @@ static char client_ip[64];
 static int client_fd = -1;
 
 static void next(struct worker_ctx *w, int fd, const struct sockaddr *client, socklen_t len,
-                 bool tls)
+                 bool tls, uint32_t listener)
 {
     (void)w, (void)len, (void)tls;
+    cr_expect_eq(listener, 1u, "the listener's tag is passed on");
     calls++;
     sock_ip_str(client, client_ip, sizeof(client_ip));
     client_fd = fd;
@@ -147,7 +148,7 @@ Test(proxy_hdr, header_at_accept_is_taken_at_once)
     send_all(cl, V1 "GET /", strlen(V1 "GET /"));
     wait_readable(fd);
     wk.nclients = 1;
-    proxy_hdr_accept(&wk, fd, (struct sockaddr *)&peer, plen, false, next);
+    proxy_hdr_accept(&wk, fd, (struct sockaddr *)&peer, plen, false, 1, next);
     cr_assert_eq(calls, 1, "no loop turn needed");
     cr_expect_str_eq(client_ip, "192.0.2.1");
     cr_expect_null(wk.sessions, "nothing registered on the fast path");
@@ -166,7 +167,7 @@ Test(proxy_hdr, header_in_pieces_waits_on_the_loop)
     send_all(cl, "PROXY TCP6 2001:db8::5 ", 23);
     wait_readable(fd);
     wk.nclients = 1;
-    proxy_hdr_accept(&wk, fd, (struct sockaddr *)&peer, plen, false, next);
+    proxy_hdr_accept(&wk, fd, (struct sockaddr *)&peer, plen, false, 1, next);
     cr_assert_eq(calls, 0);
     cr_assert_not_null(wk.sessions, "registered while it waits");
     send_all(cl, "2001:db8::1 1 2\r\nxyz", 20);
@@ -201,7 +202,7 @@ Test(proxy_hdr, long_v2_header_is_peeked_again_whole)
     memcpy(h + 16 + body, "abc", 3);
     send_all(cl, h, sizeof(h));
     wait_readable(fd);
-    proxy_hdr_accept(&wk, fd, (struct sockaddr *)&peer, plen, false, next);
+    proxy_hdr_accept(&wk, fd, (struct sockaddr *)&peer, plen, false, 1, next);
     run();
     cr_assert_eq(calls, 1);
     cr_expect_str_eq(client_ip, "203.0.113.9");
@@ -219,7 +220,7 @@ Test(proxy_hdr, local_keeps_the_peer_address)
     int fd = pair(&cl, &peer, &plen);
     send_all(cl, V2_LOCAL, sizeof(V2_LOCAL) - 1);
     wait_readable(fd);
-    proxy_hdr_accept(&wk, fd, (struct sockaddr *)&peer, plen, false, next);
+    proxy_hdr_accept(&wk, fd, (struct sockaddr *)&peer, plen, false, 1, next);
     cr_assert_eq(calls, 1);
     cr_expect_str_eq(client_ip, "127.0.0.1");
     close(cl);
@@ -235,7 +236,7 @@ Test(proxy_hdr, optional_header_may_be_absent)
     int fd = pair(&cl, &peer, &plen);
     send_all(cl, "GET / HTTP/1.1\r\n", 16);
     wait_readable(fd);
-    proxy_hdr_accept(&wk, fd, (struct sockaddr *)&peer, plen, false, next);
+    proxy_hdr_accept(&wk, fd, (struct sockaddr *)&peer, plen, false, 1, next);
     cr_assert_eq(calls, 1);
     cr_expect_str_eq(client_ip, "127.0.0.1");
     expect_rest("GET / HTTP/1.1\r\n");
@@ -256,7 +257,7 @@ static void expect_refused(const char *pp, const char *bytes, size_t n, bool wai
         wait_readable(fd);
     }
     wk.nclients = 1;
-    proxy_hdr_accept(&wk, fd, (struct sockaddr *)&peer, plen, false, next);
+    proxy_hdr_accept(&wk, fd, (struct sockaddr *)&peer, plen, false, 1, next);
     if (wait)
         run();
     cr_expect_eq(calls, 0);
@@ -290,7 +291,7 @@ Test(proxy_hdr, untrusted_peer_without_a_header_goes_on)
     struct sockaddr_storage peer;
     socklen_t plen;
     int fd = pair(&cl, &peer, &plen);
-    proxy_hdr_accept(&wk, fd, (struct sockaddr *)&peer, plen, false, next); /* nothing sent yet */
+    proxy_hdr_accept(&wk, fd, (struct sockaddr *)&peer, plen, false, 1, next); /* nothing sent yet */
     cr_assert_eq(calls, 1, "an untrusted peer is never waited for");
     cr_expect_str_eq(client_ip, "127.0.0.1");
     close(cl);
@@ -307,7 +308,7 @@ Test(proxy_hdr, drain_closes_a_waiting_connection)
     send_all(cl, "PROX", 4);
     wait_readable(fd);
     wk.nclients = 1;
-    proxy_hdr_accept(&wk, fd, (struct sockaddr *)&peer, plen, false, next);
+    proxy_hdr_accept(&wk, fd, (struct sockaddr *)&peer, plen, false, 1, next);
     cr_assert_not_null(wk.sessions);
     worker_ctx_drain_sessions(&wk);
     loop_run_deferred(wk.loop);
