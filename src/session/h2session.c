@@ -195,14 +195,20 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 {
     struct h2conn *c = user;
     (void)flags;
-    /* The connection's window comes back at once: a stream's unread body holds its own window,
-     * never the other streams'. */
-    nghttp2_session_consume_connection(ng, len);
     struct h2stream *s = nghttp2_session_get_stream_user_data(ng, id);
     if (!s || !s->x) { /* answered already, or no body expected: dropped */
+        nghttp2_session_consume_connection(ng, len);
         nghttp2_session_consume_stream(ng, id, len);
         return 0;
     }
+    /* The connection's window comes back at once while the connection holds less than body_cap:
+     * a stream's unread body holds its own window, never the other streams'. Past the cap, it
+     * comes back as exchanges take bytes (h2_body_taken). */
+    if (c->body_held + len <= c->body_cap)
+        nghttp2_session_consume_connection(ng, len);
+    else
+        c->conn_owed += len;
+    c->body_held += len;
     if (!h2_chain_append(c, &s->in_head, &s->in_tail, data, len)) {
         h2stream_reset(s, NGHTTP2_INTERNAL_ERROR);
         return 0;
@@ -730,6 +736,9 @@ static int session_new(struct h2conn *c)
     };
     if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, ARRAY_LEN(iv)) != 0)
         return -1;
+    c->body_cap = 4 * (size_t)c->cfg.initial_window_size;
+    if (c->body_cap < H2_CONN_BODY_MIN)
+        c->body_cap = H2_CONN_BODY_MIN;
     /* The connection's window matches a stream's (RFC 9113 §6.9.2: 65535 until changed). */
     if (c->cfg.initial_window_size > 65535 &&
         nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0,

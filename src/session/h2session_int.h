@@ -86,6 +86,11 @@ struct h2stream {
     uint32_t reply_len, reply_sent;
 };
 
+/* Request body bytes one connection may hold for its streams' exchanges (beyond it, the
+ * connection's window is given back only as exchanges take bytes): HTTP/2 flow control bounds a
+ * stream by its window, and this bounds the sum, whatever maxConcurrentStreams allows. */
+#define H2_CONN_BODY_MIN (1024u * 1024u)
+
 struct h2conn {
     struct loop_io io;
     SSL *ssl;
@@ -96,6 +101,9 @@ struct h2conn {
     struct worker_ctx *w;
     struct worker_session ws;
     nghttp2_session *ng;
+    size_t body_held; /* request body bytes in its streams' chains, not yet taken upstream */
+    size_t body_cap;  /* at most this many before the connection's window waits (see above) */
+    size_t conn_owed; /* connection window held back while body_held was at body_cap */
     nghttp2_mem mem;  /* nghttp2 allocates through the connection (h2session.c: framebuf) */
     void *framebuf;   /* nghttp2's frame buffer, pages of its own (mmap), or NULL */
     size_t framebuf_len;
@@ -192,6 +200,18 @@ static inline void h2_chain_consume(struct h2conn *c, struct buf **head, struct 
                 *tail = NULL;
             buf_put(&c->w->bufs, b);
         }
+    }
+}
+
+/* n request body bytes left a stream's chain (taken upstream, or dropped with the stream): the
+ * connection's window held back for them goes back as room opens under body_cap. */
+static inline void h2_body_taken(struct h2conn *c, size_t n)
+{
+    c->body_held = n < c->body_held ? c->body_held - n : 0;
+    if (c->conn_owed && c->body_held < c->body_cap) {
+        size_t k = MIN(c->conn_owed, c->body_cap - c->body_held);
+        nghttp2_session_consume_connection(c->ng, k);
+        c->conn_owed -= k;
     }
 }
 

@@ -118,7 +118,12 @@ void h2stream_free(struct h2stream *s)
     obs_h2(c->w, OBS_H2_STREAM_CLOSED);
     if (c->nstreams == 0)
         c->idle_since = loop_now(c->w->loop);
+    size_t unread = 0;
+    for (const struct buf *b = s->in_head; b; b = b->next)
+        unread += buf_len(b);
     h2_chain_free(c, &s->in_head, &s->in_tail);
+    if (unread && c->ng)
+        h2_body_taken(c, unread);
     h2_chain_free(c, &s->out_head, &s->out_tail);
     arena_free(s);
     free(s->req_tr);
@@ -546,6 +551,7 @@ static void h2_consume(void *cl, uint32_t n)
 {
     struct h2stream *s = cl;
     h2_chain_consume(s->c, &s->in_head, &s->in_tail, n);
+    h2_body_taken(s->c, n);
     if (!s->closed)
         nghttp2_session_consume_stream(s->c->ng, s->id, n);
 }
