@@ -209,10 +209,9 @@ int metrics_render(FILE *out, const struct generation *g)
     }
     struct obs_totals tot;
     obs_counters_sum(&tot);
-    const uint64_t *requests = tot.requests, *errors = tot.errors, *dur = tot.duration,
-                   *tls = tot.tls_handshakes;
+    const uint64_t *errors = tot.errors, *tls = tot.tls_handshakes;
     uint64_t opened = tot.conn_opened, closed = tot.conn_closed, started = tot.req_started,
-             ended = tot.req_ended, dur_sum = tot.duration_sum_us;
+             ended = tot.req_ended;
     n = 0;
     for (int p = 0; g && p < g->npools; p++) {
         const struct backend_table *table = g->pools[p].table;
@@ -267,14 +266,22 @@ int metrics_render(FILE *out, const struct generation *g)
     fprintf(out, "golb_config_last_reload_success_timestamp_seconds %.3f\n",
             (double)last_reload_ms / 1000.0);
 
+    static const char *const proto_labels[OBS_PROTO_COUNT] = {"http/1.1", "h2"};
     head(out, "golb_http_requests_total", "counter",
-         "Client requests answered, by status class (golb's own answers included).");
-    for (int c = 0; c < 5; c++)
-        fprintf(out, "golb_http_requests_total{code=\"%s\"} %llu\n", code_labels[c],
-                (unsigned long long)requests[c]);
+         "Client requests answered, by status class and client protocol (golb's own answers "
+         "included).");
+    for (int p = 0; p < OBS_PROTO_COUNT; p++)
+        for (int c = 0; c < 5; c++)
+            fprintf(out, "golb_http_requests_total{code=\"%s\",protocol=\"%s\"} %llu\n",
+                    code_labels[c], proto_labels[p], (unsigned long long)tot.proto_requests[p][c]);
     head(out, "golb_http_request_duration_seconds", "histogram",
-         "Client request duration, first byte in to last byte out.");
-    hist_series(out, "golb_http_request_duration_seconds", "", dur, dur_sum);
+         "Client request duration, first byte in to last byte out, by client protocol.");
+    for (int p = 0; p < OBS_PROTO_COUNT; p++) {
+        char lab[32];
+        snprintf(lab, sizeof(lab), "protocol=\"%s\"", proto_labels[p]);
+        hist_series(out, "golb_http_request_duration_seconds", lab, tot.proto_duration[p],
+                    tot.proto_duration_sum_us[p]);
+    }
     head(out, "golb_http_requests_in_flight", "gauge", "Client requests being served.");
     fprintf(out, "golb_http_requests_in_flight %llu\n",
             (unsigned long long)(started > ended ? started - ended : 0));

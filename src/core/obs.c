@@ -56,8 +56,21 @@ void obs_counters_sum(struct obs_totals *out)
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&reg_lock);
     for (const struct obs_counters *m = reg_head; m; m = m->next) {
-        for (int c = 0; c < 5; c++)
-            out->requests[c] += counter_get(&m->requests[c]);
+        for (int p = 0; p < OBS_PROTO_COUNT; p++) {
+            for (int c = 0; c < 5; c++) {
+                uint64_t v = counter_get(&m->requests[p][c]);
+                out->proto_requests[p][c] += v;
+                out->requests[c] += v;
+            }
+            for (int i = 0; i < COUNTER_NBUCKETS; i++) {
+                uint64_t v = counter_get(&m->duration[p].bucket[i]);
+                out->proto_duration[p][i] += v;
+                out->duration[i] += v;
+            }
+            uint64_t s = counter_get(&m->duration[p].sum_us);
+            out->proto_duration_sum_us[p] += s;
+            out->duration_sum_us += s;
+        }
         for (int e = 0; e < OBS_ERR_COUNT; e++)
             out->errors[e] += counter_get(&m->errors[e]);
         out->conn_opened += counter_get(&m->conn_opened);
@@ -72,9 +85,6 @@ void obs_counters_sum(struct obs_totals *out)
             out->pp_errors[e] += counter_get(&m->pp_errors[e]);
         for (int h = 0; h < OBS_H2_COUNT; h++)
             out->h2[h] += counter_get(&m->h2[h]);
-        for (int i = 0; i < COUNTER_NBUCKETS; i++)
-            out->duration[i] += counter_get(&m->duration.bucket[i]);
-        out->duration_sum_us += counter_get(&m->duration.sum_us);
     }
     pthread_mutex_unlock(&reg_lock);
 }
@@ -361,8 +371,9 @@ void obs_req_end(struct worker_ctx *w, struct obs_req *r, int status, const char
     obs_route_done(w, r->route, status);
     if (m) {
         if (status) {
-            counter_add(&m->requests[counter_status_class(status)], 1);
-            counter_observe(&m->duration, r->total_us);
+            int p = r->version == HTTP_V2 ? OBS_PROTO_H2 : OBS_PROTO_HTTP1;
+            counter_add(&m->requests[p][counter_status_class(status)], 1);
+            counter_observe(&m->duration[p], r->total_us);
         }
         int e = req_error_index(error_type);
         if (e >= 0)

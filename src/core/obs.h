@@ -85,8 +85,16 @@ enum obs_h2_event {
     OBS_H2_COUNT,
 };
 
+/* The client's protocol, a label of the request counters and durations. */
+enum obs_proto {
+    OBS_PROTO_HTTP1 = 0, /* "http/1.1" (HTTP/1.0 included) */
+    OBS_PROTO_H2,        /* "h2" (over TLS or h2c) */
+    OBS_PROTO_COUNT,
+};
+
 struct obs_counters {
-    _Atomic uint64_t requests[5]; /* by status class, golb's own answers included */
+    /* by protocol and status class, golb's own answers included */
+    _Atomic uint64_t requests[OBS_PROTO_COUNT][5];
     _Atomic uint64_t h2[OBS_H2_COUNT];
     _Atomic uint64_t errors[OBS_ERR_COUNT];
     _Atomic uint64_t conn_opened, conn_closed; /* active = opened - closed */
@@ -94,7 +102,7 @@ struct obs_counters {
     _Atomic uint64_t tls_handshakes[OBS_TLS_COUNT];
     _Atomic uint64_t pp_headers[2];            /* PROXY headers accepted: v1, v2 */
     _Atomic uint64_t pp_errors[OBS_PP_COUNT];
-    struct counter_hist duration;              /* first byte in → last byte out */
+    struct counter_hist duration[OBS_PROTO_COUNT]; /* first byte in → last byte out */
     int worker;                  /* its slot in every backend's pw[] */
     struct obs_counters *next;   /* registry list */
 };
@@ -105,12 +113,15 @@ void obs_counters_free(struct obs_counters *m);
 
 /* Every registered worker block added up (a scrape, the admin API). */
 struct obs_totals {
-    uint64_t requests[5], errors[OBS_ERR_COUNT];
+    uint64_t requests[5], errors[OBS_ERR_COUNT]; /* requests: every protocol's */
     uint64_t conn_opened, conn_closed, req_started, req_ended;
     uint64_t tls_handshakes[OBS_TLS_COUNT];
     uint64_t pp_headers[2], pp_errors[OBS_PP_COUNT];
     uint64_t h2[OBS_H2_COUNT];
-    uint64_t duration[COUNTER_NBUCKETS], duration_sum_us;
+    uint64_t duration[COUNTER_NBUCKETS], duration_sum_us; /* every protocol's */
+    uint64_t proto_requests[OBS_PROTO_COUNT][5];
+    uint64_t proto_duration[OBS_PROTO_COUNT][COUNTER_NBUCKETS];
+    uint64_t proto_duration_sum_us[OBS_PROTO_COUNT];
 };
 void obs_counters_sum(struct obs_totals *out);
 

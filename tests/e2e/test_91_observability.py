@@ -213,7 +213,8 @@ class MetricsTest(ObsCase):
         after = parse_metrics(self.scrape(g))
         for name, labels, field in (("golb_backend_response_duration_seconds", {"pool": "default", "backend": lab},
                                      lambda x: x["timing"]["response_head"]),
-                                    ("golb_http_request_duration_seconds", {}, lambda x: x["duration"])):
+                                    ("golb_http_request_duration_seconds", {"protocol": "http/1.1"},
+                                     lambda x: x["duration"])):
             les = [dict(ls)["le"] for (n, ls) in after if n == name + "_bucket"
                    and set(labels.items()) <= set(ls)]
             self.assertEqual(sorted(les, key=float), list(EXPORTED_LE), name)

@@ -700,6 +700,10 @@ class TestLifecycle(H2Case):
         self.assertEqual(metric('golb_http2_stream_resets_total{by="client"}'), 1)
         self.assertEqual(metric('golb_http2_stream_resets_total{by="golb"}'), 1)
         self.assertEqual(metric('golb_http2_goaway_sent_total{reason="idle"}'), 1)
+        # the request counters and durations say which protocol the client spoke
+        self.assertEqual(metric('golb_http_requests_total{code="2xx",protocol="h2"}'), 1)
+        self.assertEqual(metric('golb_http_requests_total{code="2xx",protocol="http/1.1"}'), 0)
+        self.assertGreaterEqual(metric('golb_http_request_duration_seconds_count{protocol="h2"}'), 1)
 
     def test_reload_under_h2_load_fails_no_stream(self):
         ts = self.toys(2)

@@ -225,9 +225,10 @@ TestSuite(metrics, .init = setup, .fini = teardown);
 
 Test(metrics, process_counters_are_summed_over_workers)
 {
-    counter_add(&m[0]->requests[1], 3);
-    counter_add(&m[1]->requests[1], 2);
-    counter_add(&m[1]->requests[4], 1);
+    counter_add(&m[0]->requests[OBS_PROTO_HTTP1][1], 3);
+    counter_add(&m[1]->requests[OBS_PROTO_HTTP1][1], 2);
+    counter_add(&m[1]->requests[OBS_PROTO_H2][1], 4);
+    counter_add(&m[1]->requests[OBS_PROTO_HTTP1][4], 1);
     counter_add(&m[0]->errors[3], 4); /* client_abort */
     counter_add(&m[0]->conn_opened, 10);
     counter_add(&m[1]->conn_opened, 5);
@@ -237,11 +238,13 @@ Test(metrics, process_counters_are_summed_over_workers)
     counter_add(&m[1]->tls_handshakes[OBS_TLS_RESUMED], 2);
     char *t = render(NULL);
     expect_line(t, "# HELP golb_http_requests_total Client requests answered, by status class "
-                   "(golb's own answers included).");
+                   "and client protocol (golb's own answers included).");
     expect_line(t, "# TYPE golb_http_requests_total counter");
-    expect_line(t, "golb_http_requests_total{code=\"1xx\"} 0");
-    expect_line(t, "golb_http_requests_total{code=\"2xx\"} 5");
-    expect_line(t, "golb_http_requests_total{code=\"5xx\"} 1");
+    expect_line(t, "golb_http_requests_total{code=\"1xx\",protocol=\"http/1.1\"} 0");
+    expect_line(t, "golb_http_requests_total{code=\"2xx\",protocol=\"http/1.1\"} 5");
+    expect_line(t, "golb_http_requests_total{code=\"2xx\",protocol=\"h2\"} 4");
+    expect_line(t, "golb_http_requests_total{code=\"5xx\",protocol=\"http/1.1\"} 1");
+    expect_line(t, "golb_http_requests_total{code=\"5xx\",protocol=\"h2\"} 0");
     expect_line(t, "golb_http_request_errors_total{reason=\"client_abort\"} 4");
     expect_line(t, "golb_http_request_errors_total{reason=\"bad_request\"} 0");
     expect_line(t, "golb_connections_total 15");
@@ -261,11 +264,12 @@ Test(metrics, process_counters_are_summed_over_workers)
  * boundary counts only in +Inf, and _sum is in seconds. */
 Test(metrics, the_duration_histogram_is_cumulative_with_inf_equal_to_count)
 {
-    counter_observe(&m[0]->duration, 50);       /* 0.00005 s */
-    counter_observe(&m[0]->duration, 100);      /* exactly le="0.0001" */
-    counter_observe(&m[1]->duration, 101);      /* just above it */
-    counter_observe(&m[1]->duration, 3000000);  /* 3 s */
-    counter_observe(&m[0]->duration, 20000000); /* 20 s: past 10 s */
+    counter_observe(&m[0]->duration[OBS_PROTO_HTTP1], 50);       /* 0.00005 s */
+    counter_observe(&m[0]->duration[OBS_PROTO_HTTP1], 100);      /* exactly le="0.0001" */
+    counter_observe(&m[1]->duration[OBS_PROTO_HTTP1], 101);      /* just above it */
+    counter_observe(&m[1]->duration[OBS_PROTO_HTTP1], 3000000);  /* 3 s */
+    counter_observe(&m[0]->duration[OBS_PROTO_HTTP1], 20000000); /* 20 s: past 10 s */
+    counter_observe(&m[1]->duration[OBS_PROTO_H2], 400);         /* the h2 series' own */
     char *t = render(NULL);
     const char *name = "golb_http_request_duration_seconds";
     expect_line(t, "# TYPE golb_http_request_duration_seconds histogram");
@@ -279,12 +283,16 @@ Test(metrics, the_duration_histogram_is_cumulative_with_inf_equal_to_count)
     cr_assert_eq(ARRAY_LEN(want), (size_t)COUNTER_NEXPORT + 1);
     for (size_t i = 0; i < ARRAY_LEN(want); i++) {
         char line[128];
-        snprintf(line, sizeof(line), "%s_bucket{le=\"%s\"} %d", name, want[i].le, want[i].count);
+        snprintf(line, sizeof(line), "%s_bucket{protocol=\"http/1.1\",le=\"%s\"} %d", name,
+                 want[i].le, want[i].count);
         expect_line(t, line);
     }
-    expect_line(t, "golb_http_request_duration_seconds_count 5");
-    expect_line(t, "golb_http_request_duration_seconds_sum 23.000251");
-    cr_expect_eq(check_histograms(t), 1);
+    expect_line(t, "golb_http_request_duration_seconds_count{protocol=\"http/1.1\"} 5");
+    expect_line(t, "golb_http_request_duration_seconds_sum{protocol=\"http/1.1\"} 23.000251");
+    expect_line(t, "golb_http_request_duration_seconds_bucket{protocol=\"h2\",le=\"0.00025\"} 0");
+    expect_line(t, "golb_http_request_duration_seconds_bucket{protocol=\"h2\",le=\"0.0005\"} 1");
+    expect_line(t, "golb_http_request_duration_seconds_count{protocol=\"h2\"} 1");
+    cr_expect_eq(check_histograms(t), 2, "one request-duration series per protocol");
     free(t);
 }
 
@@ -373,7 +381,7 @@ Test(metrics, backend_series_sum_worker_slots_and_escape_the_name)
                    "code=\"2xx\"} 0");
     cr_expect_null(strstr(t, "name\nx"), "a raw line feed in a label would end the line");
     /* 1 client + 2 per backend */
-    cr_expect_eq(check_histograms(t), 1 + 2 * tb.n);
+    cr_expect_eq(check_histograms(t), 2 + 2 * tb.n);
     /* each family's HELP and TYPE once, even with two backends */
     const char *help = "# TYPE golb_backend_up gauge\n";
     cr_expect_eq(strstr(strstr(t, help) + 1, help), NULL);
@@ -421,7 +429,7 @@ Test(metrics, backend_series_name_their_pool_and_routes_count_by_class)
     expect_line(t, "golb_route_requests_total{route=\"api\",code_class=\"5xx\"} 1");
     expect_line(t, "golb_route_requests_total{route=\"api\",code_class=\"4xx\"} 0");
     expect_line(t, "golb_route_requests_total{route=\"we\\\"ird\",code_class=\"4xx\"} 1");
-    cr_expect_eq(check_histograms(t), 1 + 2 * 2);
+    cr_expect_eq(check_histograms(t), 2 + 2 * 2);
     if (system("command -v promtool >/dev/null 2>&1") == 0)
         expect_promtool_accepts(t);
     free(t);
@@ -448,10 +456,11 @@ Test(metrics, promtool_accepts_the_exposition)
 {
     if (system("command -v promtool >/dev/null 2>&1") != 0)
         cr_skip_test("promtool is not installed (make deps-test installs it): not checked");
-    counter_add(&m[0]->requests[1], 3);
+    counter_add(&m[0]->requests[OBS_PROTO_HTTP1][1], 3);
+    counter_add(&m[1]->requests[OBS_PROTO_H2][1], 2);
     counter_add(&m[1]->tls_handshakes[OBS_TLS_FAILED], 1);
-    counter_observe(&m[0]->duration, 100);
-    counter_observe(&m[1]->duration, 20000000);
+    counter_observe(&m[0]->duration[OBS_PROTO_HTTP1], 100);
+    counter_observe(&m[1]->duration[OBS_PROTO_H2], 20000000);
     metrics_reload_done(true, 2);
     metrics_reload_done(false, 3);
     struct backend_table tb = busy_table();

@@ -103,12 +103,12 @@ Test(metrics, render_sums_workers_and_keeps_histograms_consistent)
     cr_assert_eq(metrics_setup(2, "9.9.9"), 0);
     struct obs_counters *w1 = obs_counters_new(0), *w2 = obs_counters_new(1);
     cr_assert(w1 && w2);
-    counter_add(&w1->requests[1], 3);
-    counter_add(&w2->requests[1], 4);
+    counter_add(&w1->requests[OBS_PROTO_HTTP1][1], 3);
+    counter_add(&w2->requests[OBS_PROTO_HTTP1][1], 4);
     counter_add(&t->b[1]->pw[1].m.requests[4], 2);
     counter_add(&t->b[1]->pw[0].m.requests[4], 1);
-    counter_observe(&w1->duration, 1000);
-    counter_observe(&w2->duration, 20000000);
+    counter_observe(&w1->duration[OBS_PROTO_HTTP1], 1000);
+    counter_observe(&w2->duration[OBS_PROTO_HTTP1], 20000000);
     backend_check_done(t->b[1], false, "HTTP 500", 3);
     metrics_reload_done(false, 1);
     char *text = NULL;
@@ -119,13 +119,14 @@ Test(metrics, render_sums_workers_and_keeps_histograms_consistent)
     cr_assert_eq(metrics_render(f, &g), 0);
     fclose(f);
     cr_expect(strstr(text, "golb_build_info{version=\"9.9.9\"} 1\n"));
-    cr_expect(strstr(text, "golb_http_requests_total{code=\"2xx\"} 7\n"));
+    cr_expect(strstr(text, "golb_http_requests_total{code=\"2xx\",protocol=\"http/1.1\"} 7\n"));
     /* 1 ms: counted from le="0.001" (the sub-millisecond boundaries come first) */
-    cr_expect(strstr(text, "golb_http_request_duration_seconds_bucket{le=\"0.0005\"} 0\n"));
-    cr_expect(strstr(text, "golb_http_request_duration_seconds_bucket{le=\"0.001\"} 1\n"));
-    cr_expect(strstr(text, "golb_http_request_duration_seconds_bucket{le=\"0.005\"} 1\n"));
-    cr_expect(strstr(text, "golb_http_request_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
-    cr_expect(strstr(text, "golb_http_request_duration_seconds_count 2\n"));
+#define DUR "golb_http_request_duration_seconds"
+    cr_expect(strstr(text, DUR "_bucket{protocol=\"http/1.1\",le=\"0.0005\"} 0\n"));
+    cr_expect(strstr(text, DUR "_bucket{protocol=\"http/1.1\",le=\"0.001\"} 1\n"));
+    cr_expect(strstr(text, DUR "_bucket{protocol=\"http/1.1\",le=\"0.005\"} 1\n"));
+    cr_expect(strstr(text, DUR "_bucket{protocol=\"http/1.1\",le=\"+Inf\"} 2\n"));
+    cr_expect(strstr(text, DUR "_count{protocol=\"http/1.1\"} 2\n"));
     cr_expect(strstr(text, "golb_backend_requests_total{pool=\"default\",backend=\"[::1]:8082\","
                            "code=\"5xx\"} 3\n"),
               "summed over the backend's worker slots");
