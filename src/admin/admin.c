@@ -620,6 +620,17 @@ static void send_status(struct admin_conn *c, bool history)
     fprintf(f, ",\"draining\":%s,\"interval_seconds\":%d,\"backends_up\":%d",
             atomic_load(&a->draining) ? "true" : "false", RATE_WINDOW, up);
     fprintf(f, ",\"requests_per_second\":%.3f,\"errors_per_second\":%.3f", total.rps, total.eps);
+    {
+        /* client requests answered since start, by the protocol the client spoke */
+        struct obs_totals tot;
+        obs_counters_sum(&tot);
+        uint64_t per[OBS_PROTO_COUNT] = {0};
+        for (int p = 0; p < OBS_PROTO_COUNT; p++)
+            for (int k = 0; k < 5; k++)
+                per[p] += tot.proto_requests[p][k];
+        fprintf(f, ",\"protocols\":{\"http/1.1\":%llu,\"h2\":%llu}",
+                (unsigned long long)per[OBS_PROTO_HTTP1], (unsigned long long)per[OBS_PROTO_H2]);
+    }
     /* the default pool's backends at the top (as before pools), then every pool */
     fputc(',', f);
     pool_backends_json(a, f, 0, history);

@@ -902,6 +902,10 @@ class StatusPageTest(ObsCase):
                 f"127.0.0.1:{toys[2].port}": "maint"}
         self.assertEqual(rows, want, dom[-3000:])
         self.assertRegex(dom, r'class="badge drain"[^>]*>drain<')
+        # the protocol mix card: the requests here were HTTP/1.1 (the test client's)
+        self.get(g, "/mix")
+        dom, err = page_dom(f"http://127.0.0.1:{g.admin}/", self.tmp)
+        self.assertRegex(dom, r'id="c-proto"[^>]*>h2 0 % · HTTP/1.1 100 %<', dom[-3000:])
 
 
     def test_live_dot_only_after_an_answer(self):

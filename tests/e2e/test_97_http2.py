@@ -4,6 +4,7 @@ cannot send: every refusal of a malformed request, flow control, floods, resets,
 extended CONNECT (RFC 8441), drain and idle GOAWAY. Upstreams stay HTTP/1.1."""
 
 import base64
+import json
 import hashlib
 import shutil
 import signal
@@ -704,6 +705,9 @@ class TestLifecycle(H2Case):
         self.assertEqual(metric('golb_http_requests_total{code="2xx",protocol="h2"}'), 1)
         self.assertEqual(metric('golb_http_requests_total{code="2xx",protocol="http/1.1"}'), 0)
         self.assertGreaterEqual(metric('golb_http_request_duration_seconds_count{protocol="h2"}'), 1)
+        # the status API (and its page) gives the protocol mix
+        st = json.loads(http_request(admin, "GET", "/api/v1/status").body)
+        self.assertEqual(st["protocols"], {"http/1.1": 0, "h2": 1})
 
     def test_reload_under_h2_load_fails_no_stream(self):
         ts = self.toys(2)
