@@ -6,6 +6,7 @@
 #
 # Every proxy keeps up to 1024 idle upstream connections (1000 requests are in flight at once).
 # Scenarios: small  `h2load -c 100 -m 10` GETs of a 3-byte body;
+#            many   `h2load -c 1000 -m 1` GETs of a 3-byte body (many connections);
 #            big    `h2load -c 10 -m 10` GETs of a 1 MiB body.
 # The proxy runs on CPU H2_PROXY_CPU (0), h2load and the upstream on H2_LOAD_CPU (1). For each run:
 # req/s and MiB/s as h2load reports them, and the proxy's CPU time (utime + stime from /proc) per
@@ -128,8 +129,11 @@ for t in nginx haproxy golb; do wait_port "${PORT[$t]}" "${PID[$t]}"; done
 declare -A RPS CPU MBS
 run() { # target scenario round
     local t=$1 s=$2 args path n
-    if [[ $s == small ]]; then args=(-c 100 -m 10); path=/; n=$SMALL_N
-    else args=(-c 10 -m 10); path=/1m; n=$BIG_N; fi
+    case $s in
+    small) args=(-c 100 -m 10); path=/; n=$SMALL_N ;;
+    many) args=(-c 1000 -m 1); path=/; n=$SMALL_N ;;
+    *) args=(-c 10 -m 10); path=/1m; n=$BIG_N ;;
+    esac
     local c0 c1 out
     c0=$(cpu_ticks "${PID[$t]}")
     out=$(timeout 300 taskset -c "$LCPU" h2load "${args[@]}" -n "$n" \
@@ -147,14 +151,16 @@ run() { # target scenario round
 median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
 for ((r = 1; r <= ROUNDS; r++)); do
-    for s in small big; do
+    for s in small many big; do
         for t in haproxy nginx golb; do run "$t" "$s" "$r"; sleep 1; done
     done
 done
-printf '%-8s %-6s %12s %10s %14s\n' target scen "req/s" "MiB/s" "CPU µs/req"
-for s in small big; do
+printf '%-8s %-6s %12s %10s %14s %16s\n' target scen "req/s" "MiB/s" "CPU µs/req" "CPU / best peer"
+for s in small many big; do
+    best=$(printf '%s\n%s\n' "$(median "${CPU[haproxy.$s]}")" "$(median "${CPU[nginx.$s]}")" | sort -g | head -1)
     for t in haproxy nginx golb; do
-        printf '%-8s %-6s %12s %10s %14s\n' "$t" "$s" "$(median "${RPS[$t.$s]}")" \
-            "$(median "${MBS[$t.$s]}")" "$(median "${CPU[$t.$s]}")"
+        cpu=$(median "${CPU[$t.$s]}")
+        printf '%-8s %-6s %12s %10s %14s %16s\n' "$t" "$s" "$(median "${RPS[$t.$s]}")" \
+            "$(median "${MBS[$t.$s]}")" "$cpu" "$(awk -v a="$cpu" -v b="$best" 'BEGIN{printf "%.2fx", a / b}')"
     done
 done

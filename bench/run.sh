@@ -724,6 +724,15 @@ if [[ ${BENCH_UNEVEN:-1} == 1 ]]; then
         tee "$root/bench/results/uneven-$STAMP.txt"
 fi
 
+# HTTP/2 to clients (h2load over TLS 1.3: -c 100 -m 10, -c 1000 -m 1, 1 MiB with -m 10) against
+# HAProxy and nginx with HTTP/2 on: bench/h2.sh, its own processes and ports.
+if [[ ${BENCH_H2:-1} == 1 ]]; then
+    n=${H2_SMALL_N:-100000}
+    [[ $QUICK == 1 ]] && n=${H2_SMALL_N:-20000}
+    GOLB_BIN=$GOLB H2_ROUNDS=${H2_ROUNDS:-$ROUNDS} H2_SMALL_N=$n "$here/h2.sh" |
+        tee "$root/bench/results/h2-$STAMP.txt"
+fi
+
 # Reloads under load (20 reloads adding and removing a backend while keep-alive and new-connection
 # clients run): failed requests, p99, old processes, RSS. Its own processes and ports.
 if [[ ${BENCH_RELOAD:-1} == 1 ]]; then
