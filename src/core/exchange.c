@@ -46,6 +46,7 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "http/forwarded.h"
+#include "http/grpc.h"
 #include "net/proxy_proto.h"
 #include "http/rewrite.h"
 #include "base/sock.h"
@@ -230,6 +231,7 @@ void exchange_result(const struct exchange *x, struct exchange_result *out)
         .tunnel = x->tunnel_pending,
         .body_abandoned = x->body_abandoned,
         .log_pending = x->obs.started && !x->obs.ended,
+        .grpc = x->grpc,
     };
 }
 
@@ -317,6 +319,8 @@ static uint64_t wait_deadline(const struct exchange *x)
 uint64_t exchange_deadline(const struct exchange *x)
 {
     uint64_t d = wait_deadline(x);
+    if (unlikely(x->grpc_deadline) && x->grpc_deadline < d)
+        d = x->grpc_deadline;
     if (likely(!x->req_stream))
         return d;
     uint64_t r = replay_until(x);
@@ -328,6 +332,12 @@ enum exchange_status exchange_timeout(struct exchange *x)
     if (x->res != EX_WAIT)
         return x->res;
     uint64_t now = loop_now(x->w->loop), until = replay_until(x);
+    if (unlikely(x->grpc_deadline) && now >= x->grpc_deadline) {
+        /* the caller's deadline, not the backend's fault (cut when the response started) */
+        x->end_term = x->resp_started ? "sD" : "sH";
+        x->end_error = "grpc_deadline";
+        return exchange_fail(x, 504, LB_OK);
+    }
     if (until && now >= until && now < wait_deadline(x)) {
         buf_put(&x->w->bufs, x->reqh); /* only the replay window ended: let the head go */
         x->reqh = NULL;
@@ -557,6 +567,14 @@ enum exchange_status exchange_start(struct exchange *x, const struct http_reques
     x->req_body = (enum http1_body)req->body;
     x->req_remaining = req->body == HTTP_BODY_LENGTH ? req->content_length : 0;
     x->req_is_head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+    /* gRPC calls are POSTs, so other requests pay one compare: golb's own errors are answered
+     * the gRPC way, and grpc-timeout bounds the whole exchange (as well as upstreamTimeout). */
+    if (unlikely(req->method_len == 4 && memcmp(req->method, "POST", 4) == 0)) {
+        uint64_t t;
+        x->grpc = grpc_request(req, &t);
+        if (t != UINT64_MAX)
+            x->grpc_deadline = loop_now(w->loop) + t;
+    }
     /* Only an Upgrade to a protocol of upgradeProtocols is one; any other (h2c by default) is
      * proxied as an ordinary request, without its Upgrade. */
     x->req_upgrade = rewrite_upgrade_allowed(req, ex_upgrades(x));

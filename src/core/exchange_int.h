@@ -74,6 +74,8 @@ struct exchange {
     uint32_t retries;             /* the pool's retries, or the route's */
     const struct rewrite_headers *resp_headers; /* the route's response filter, NULL: none */
     struct reply_desc reply;      /* EX_REPLY: what golb answers (spans in reqh or the config) */
+    bool grpc;                    /* a gRPC call (http/grpc.h): golb's errors answered its way */
+    uint64_t grpc_deadline;       /* its grpc-timeout as a loop time, 0: none */
     struct upstream_conn *up;
     int backend; /* index in gen's backend table, -1 before the first pick */
     bool up_reused, replayed;

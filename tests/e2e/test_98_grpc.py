@@ -1,0 +1,113 @@
+"""gRPC through golb with real gRPC peers (Debian's python3-grpcio; generic handlers and raw
+bytes, no generated code) and hand-made HTTP/2 frames: golb's own errors answered the gRPC way
+(trailers-only, grpc-status and grpc-message), grpc-timeout as the request's deadline, the upstream
+keys of the configuration."""
+
+import importlib
+import sys
+import time
+
+try:
+    import grpc
+except ImportError:  # Debian's python3-grpcio is seen only by /usr/bin/python3's path
+    sys.path.append("/usr/lib/python3/dist-packages")
+    import grpc
+
+from golbtest import golb_config, http_request, plain_only, scaled
+
+h2t = importlib.import_module("test_97_http2")
+
+GRPC_HEADERS = [("content-type", "application/grpc"), ("te", "trailers")]
+MESSAGE = b"\x00\x00\x00\x00\x03abc"  # one uncompressed gRPC message of 3 bytes
+
+
+def channel(port):
+    ch = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.enable_http_proxy", 0)])
+    return ch
+
+
+def call(ch, method, payload=b"abc", timeout=5, metadata=None):
+    """A unary call with raw bytes; returns (code, details, response or None)."""
+    f = ch.unary_unary(method, request_serializer=None, response_deserializer=None)
+    try:
+        r = f(payload, timeout=scaled(timeout), metadata=metadata)
+        return grpc.StatusCode.OK, "", r
+    except grpc.RpcError as e:
+        return e.code(), e.details(), None
+
+
+@plain_only("golb's own listeners are chosen per test (h2c)")
+class GrpcErrorsTest(h2t.H2Case):
+    def test_no_backend_is_unavailable_for_grpc_and_a_text_answer_for_others(self):
+        g = self.h2c(["http://127.0.0.1:1/"], wait_up=False, period=60)
+        ch = channel(g.port)
+        self.addCleanup(ch.close)
+        code, details, _ = call(ch, "/golb.test.Echo/Unary")
+        self.assertEqual(code, grpc.StatusCode.UNAVAILABLE, details)
+        self.assertIn(details, ("Service Unavailable", "Bad Gateway"))
+        # on the wire: one HEADERS frame that ends the stream, no DATA (trailers-only)
+        c = self.client(g)
+        r = c.get("/golb.test.Echo/Unary", method="POST", headers=GRPC_HEADERS, body=MESSAGE)
+        self.assertEqual(h2t.status(r), 200)
+        self.assertEqual(r["headers"]["content-type"], "application/grpc")
+        self.assertEqual(r["headers"]["grpc-status"], "14")
+        self.assertIn(r["headers"]["grpc-message"], ("Service Unavailable", "Bad Gateway"))
+        self.assertEqual(bytes(r["data"]), b"")
+        self.assertIsNone(r["trailers"])
+        # not a gRPC call: golb's usual text answer
+        r = c.get("/x", method="POST", headers=[("content-type", "application/json")], body=b"{}")
+        self.assertIn(h2t.status(r), (502, 503))
+        # HTTP/1.1 (a gRPC-Web client): the same fields in the head
+        h1 = http_request(g.port, "POST", "/golb.test.Echo/Unary",
+                          headers={"Content-Type": "application/grpc-web+proto"}, body=MESSAGE)
+        self.assertEqual(h1.status, 200)
+        self.assertEqual(h1.header("grpc-status"), "14")
+        self.assertEqual(h1.header("Content-Type"), "application/grpc")
+
+    def test_grpc_timeout_is_the_deadline(self):
+        t = self.toy(1)
+        g = self.h2c([t], upstreamTimeout=scaled(20))
+        c = self.client(g)
+        start = time.monotonic()
+        r = c.get("/slow?hang=1", method="POST", body=MESSAGE,
+                  headers=GRPC_HEADERS + [("grpc-timeout", "300m")])
+        took = time.monotonic() - start
+        self.assertEqual(r["headers"]["grpc-status"], "4")
+        self.assertEqual(r["headers"]["grpc-message"], "Gateway Timeout")
+        self.assertGreaterEqual(took, 0.25)
+        self.assertLess(took, scaled(5))  # golb's deadline, not upstreamTimeout (20 s)
+        # an invalid grpc-timeout is ignored: the request goes on (the toy answers at once)
+        r = c.get("/quick", method="POST", body=MESSAGE,
+                  headers=GRPC_HEADERS + [("grpc-timeout", "soon")])
+        self.assertEqual(h2t.status(r), 200)
+        # a real client's deadline: DEADLINE_EXCEEDED, never a hang
+        ch = channel(g.port)
+        self.addCleanup(ch.close)
+        code, _, _ = call(ch, "/slow?hang=1", timeout=0.5)
+        self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+    def test_rate_limit_is_resource_exhausted(self):
+        t = self.toy(1)
+        routes = ("routes:\n"
+                  "  - match: {pathPrefix: /golb.test.Echo}\n"
+                  "    rateLimit: {requestsPerSecond: 0.001, burst: 1}\n"
+                  "    pool: default\n")
+        g = self.golb(golb_config([t], http2="{cleartext: true}") + routes)
+        self.wait_backend(g, t, "UP")
+        c = self.client(g)
+        r1 = c.get("/golb.test.Echo/A", method="POST", headers=GRPC_HEADERS, body=MESSAGE)
+        self.assertEqual(h2t.status(r1), 200)  # the toy's answer
+        r2 = c.get("/golb.test.Echo/A", method="POST", headers=GRPC_HEADERS, body=MESSAGE)
+        self.assertEqual(h2t.status(r2), 200)
+        self.assertEqual(r2["headers"]["grpc-status"], "8")
+        self.assertEqual(r2["headers"]["grpc-message"], "Too Many Requests")
+
+
+class GrpcConfigTest(h2t.H2Case):
+    def test_upstream_keys_load_and_warn_until_implemented(self):
+        t = self.toy(1)
+        text = golb_config([t], maxStreamsPerConnection=10, protocol="http1",
+                           healthCheckService='""')
+        g = self.golb(text)
+        self.wait_backend(g, t, "UP")
+        self.assertEqual(self.get(g, "/x").status, 200)
