@@ -71,9 +71,6 @@ int config_pool_upstream_key(struct config_yaml_load *l, const struct config_yam
         if ((c = config_yaml_get_choice(l, &rows[1], v, checks, "http, grpc")) < 0)
             return 0;
         u->health_check = (uint8_t)c;
-        if (c == CONFIG_HC_GRPC)
-            config_yaml_warning(l, v, "healthCheck grpc is not implemented yet: the http check "
-                                      "is used");
         return CONFIG_UP_HEALTH_CHECK;
     case 2:
         if (!config_yaml_is_string(v) || v->len > SERVICE_MAX_LEN ||

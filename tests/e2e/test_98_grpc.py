@@ -111,3 +111,83 @@ class GrpcConfigTest(h2t.H2Case):
         g = self.golb(text)
         self.wait_backend(g, t, "UP")
         self.assertEqual(self.get(g, "/x").status, 200)
+
+
+class GrpcServer:
+    """A python3-grpcio server on 127.0.0.1 (an ephemeral port; TLS with (cert, key) paths): the
+    health service grpc.health.v1.Health/Check with statuses set by the test (service name →
+    ServingStatus; a name not in it is NOT_FOUND), messages encoded by hand."""
+
+    def __init__(self, tls=None):
+        from concurrent import futures  # noqa: PLC0415
+        self.health = {"": 1}
+        self.checks = 0
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
+                                  options=[("grpc.so_reuseport", 0)])
+
+        def check(req, ctx):
+            self.checks += 1
+            svc = req[2:2 + req[1]].decode() if len(req) >= 2 and req[0] == 0x0A else ""
+            if svc not in self.health:
+                ctx.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {svc}")
+            return bytes([0x08, self.health[svc]])
+
+        handlers = {"Check": grpc.unary_unary_rpc_method_handler(check)}
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("grpc.health.v1.Health", handlers),))
+        if tls:
+            cert, key = tls
+            with open(cert, "rb") as c, open(key, "rb") as k:
+                creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+            self.port = self.server.add_secure_port("127.0.0.1:0", creds)
+        else:
+            self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    def close(self):
+        self.server.stop(None)
+
+
+class GrpcHealthTest(h2t.H2Case):
+    def grpc_server(self, **kw):
+        s = GrpcServer(**kw)
+        self.addCleanup(s.close)
+        return s
+
+    def test_health_check_grpc_takes_a_not_serving_backend_out_and_back(self):
+        s = self.grpc_server()
+        text = golb_config([f"http://127.0.0.1:{s.port}/"], healthCheck="grpc")
+        g = self.golb(text)
+        self.wait_backend(g, s.port, "UP")
+        s.health[""] = 2
+        m = self.wait_backend(g, s.port, "DOWN")
+        self.assertIn("gRPC NOT_SERVING", m.group(0))
+        s.health[""] = 1
+        self.wait_backend(g, s.port, "UP", start=g.log_offset())
+
+    def test_health_check_service_name_and_unknown_service(self):
+        s = self.grpc_server()
+        s.health["golb.test.Echo"] = 1
+        text = golb_config([f"http://127.0.0.1:{s.port}/"], healthCheck="grpc",
+                           healthCheckService="golb.test.Echo")
+        g = self.golb(text)
+        self.wait_backend(g, s.port, "UP")
+        del s.health["golb.test.Echo"]
+        m = self.wait_backend(g, s.port, "DOWN")
+        self.assertIn("grpc-status 5 (NOT_FOUND): unknown service golb.test.Echo", m.group(0))
+
+    def test_health_check_grpc_over_tls_offers_h2(self):
+        from tlstest import pki  # noqa: PLC0415
+        cert, key = pki().leaf("grpc-backend", ["golb.test", "IP:127.0.0.1"])
+        s = self.grpc_server(tls=(cert, key))
+        text = golb_config([], healthCheck="grpc")
+        text += (f"  - url: https://127.0.0.1:{s.port}/\n"
+                 f"    tlsVerify: false\n")
+        g = self.golb(text)
+        self.wait_backend(g, s.port, "UP")
+
+    def test_an_http_backend_fails_the_grpc_check(self):
+        t = self.toy(1)
+        text = golb_config([t], healthCheck="grpc")
+        g = self.golb(text)
+        self.wait_backend(g, t, "DOWN")
