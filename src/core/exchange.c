@@ -571,7 +571,7 @@ enum exchange_status exchange_start(struct exchange *x, const struct http_reques
      * the gRPC way, and grpc-timeout bounds the whole exchange (as well as upstreamTimeout). */
     if (unlikely(req->method_len == 4 && memcmp(req->method, "POST", 4) == 0)) {
         uint64_t t;
-        x->grpc = grpc_request(req, &t);
+        x->grpc = x->obs.grpc = grpc_request(req, &t);
         if (t != UINT64_MAX)
             x->grpc_deadline = loop_now(w->loop) + t;
     }
@@ -787,6 +787,8 @@ static bool x_parse_response(struct exchange *x)
         return false;
     }
     obs_response_head(x->w, &x->obs, resp.status, (uint32_t)n);
+    if (unlikely(x->grpc)) /* a trailers-only answer: grpc-status in the head */
+        x->obs.grpc_code = (int8_t)(grpc_status_field(resp.headers, resp.num_headers) + 1);
     x->resp_body = resp.body;
     x->resp_remaining = resp.body == HTTP1_BODY_LENGTH ? resp.content_length : 0;
     x->resp_ready = 0;
@@ -964,6 +966,8 @@ COLD static int response_end(struct exchange *x)
             struct http_field tr[HTTP1_MAX_HEADERS];
             size_t n = http1_parse_trailers(x->uin->data + x->uin->pos, x->resp_tlen, tr,
                                             HTTP1_MAX_HEADERS);
+            if (x->grpc && grpc_status_field(tr, n) >= 0)
+                x->obs.grpc_code = (int8_t)(grpc_status_field(tr, n) + 1);
             rc = x->ops->body_end(x->client, tr, n);
         } else {
             rc = x->ops->body_end(x->client, NULL, 0);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/accesslog.h"
+#include "http/grpc.h"
 #include "upstream/backend.h"
 #include "config/config.h"
 #include "http/http.h"
@@ -357,6 +358,9 @@ void obs_req_end(struct worker_ctx *w, struct obs_req *r, int status, const char
     }
     r->status = status;
     r->total_us = now - r->start_us;
+    /* a gRPC call answered by golb, or by a backend's HTTP error: the code its client reads */
+    if (unlikely(r->grpc) && !r->grpc_code && status >= 400)
+        r->grpc_code = (int8_t)(grpc_code_of_http(status) + 1);
     struct obs_counters *m = w->m;
     obs_route_done(w, r->route, status);
     if (m) {
@@ -422,6 +426,23 @@ static void text_field(struct jsonw *j, const char *s, size_t n)
         jsonw_raw(j, "-", 1);
 }
 
+/* rpc.system, rpc.service, rpc.method (from the path "/SERVICE/METHOD") and
+ * rpc.grpc.status_code (code + 1, 0: none came) of a gRPC call. */
+static void json_rpc(struct jsonw *j, const char *path, size_t len, int code1)
+{
+    const char *slash = len > 1 ? memrchr(path + 1, '/', len - 1) : NULL;
+    JSONW_LIT(j, ",\"rpc.system\":\"grpc\"");
+    if (slash) {
+        json_maybe_str(j, "rpc.service", path + 1, (size_t)(slash - path - 1));
+        json_maybe_str(j, "rpc.method", slash + 1, len - (size_t)(slash - path) - 1);
+    }
+    JSON_KEY(j, "rpc.grpc.status_code");
+    if (code1 > 0)
+        jsonw_i64(j, code1 - 1);
+    else
+        JSONW_LIT(j, "null");
+}
+
 size_t obs_format_line(enum accesslog_format format, char *out, size_t cap,
                              const struct obs_req *r, const char *backend, const char *client_ip,
                              const char *term, const char *error_type)
@@ -456,6 +477,8 @@ size_t obs_format_line(enum accesslog_format format, char *out, size_t cap,
         JSON_KEY(&j, "http.response.body.size");
         jsonw_u64(&j, r->resp_body_bytes);
         json_maybe_str(&j, "user_agent.original", r->ua, r->ua_len);
+        if (unlikely(r->grpc)) /* OpenTelemetry's rpc.*: "/pkg.Service/Method" */
+            json_rpc(&j, r->target, path_len, r->grpc_code);
         json_maybe_str(&j, "route", r->route ? r->route->name : NULL,
                        r->route ? strlen(r->route->name) : 0);
         json_plain_str(&j, "pool", r->pool, r->pool ? strlen(r->pool) : 0);

@@ -71,6 +71,21 @@ bool grpc_request(const struct http_request *rq, uint64_t *timeout_ms)
     return grpc;
 }
 
+int grpc_status_field(const struct http_field *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!name_is(&f[i], "grpc-status", 11))
+            continue;
+        const char *v = f[i].value;
+        if (f[i].value_len == 1 && v[0] >= '0' && v[0] <= '9')
+            return v[0] - '0';
+        if (f[i].value_len == 2 && v[0] >= '1' && v[0] <= '9' && v[1] >= '0' && v[1] <= '9')
+            return (v[0] - '0') * 10 + v[1] - '0';
+        return -1;
+    }
+    return -1;
+}
+
 int grpc_code_of_http(int status)
 {
     switch (status) {

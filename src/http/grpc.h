@@ -49,6 +49,12 @@ bool grpc_content_type(const char *v, size_t len);
  * valid grpc-timeout, that timeout in ms into *timeout_ms (else UINT64_MAX). */
 bool grpc_request(const struct http_request *rq, uint64_t *timeout_ms);
 
+struct http_field;
+
+/* The grpc-status among fields (a response head of a trailers-only answer, or trailers): its
+ * code 0..99, or -1 when there is none or it is not a number. */
+int grpc_status_field(const struct http_field *f, size_t n);
+
 /* A grpc-timeout value: 1 to 8 digits and a unit (H, M, S, m, u, n) → milliseconds, rounded up
  * (1 ns is 1 ms, 0 is 0). 0, or -1 when the value is not one. */
 int grpc_timeout_parse(const char *v, size_t len, uint64_t *ms);

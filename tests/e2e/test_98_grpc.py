@@ -103,6 +103,56 @@ class GrpcErrorsTest(h2t.H2Case):
         self.assertEqual(r2["headers"]["grpc-message"], "Too Many Requests")
 
 
+def grpc_over_http1(conn, head, path):
+    """A RawUpstream handler: the request body is drained (its end, or a short quiet), then a gRPC
+    answer over HTTP/1.1: one message b"abc" in a chunked body, grpc-status in the trailers."""
+    conn.settimeout(0.3)
+    got = b""
+    try:
+        while b"0\r\n\r\n" not in got:
+            d = conn.recv(65536)
+            if not d:
+                break
+            got += d
+    except OSError:
+        pass
+    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\n"
+                 b"transfer-encoding: chunked\r\n\r\n"
+                 b"8\r\n\x00\x00\x00\x00\x03abc\r\n"
+                 b"0\r\ngrpc-status: 0\r\ngrpc-message: fine\r\nx-echo-trailer: t1\r\n\r\n")
+    return False
+
+
+@plain_only("golb's own listeners are chosen per test (h2c)")
+class GrpcTrailersAndLogTest(h2t.H2Case):
+    def test_trailers_from_an_http1_upstream_reach_a_grpc_client_and_the_log(self):
+        u = self.raw_upstream(grpc_over_http1)
+        g = self.h2c([u], accessLog="json")
+        ch = channel(g.port)
+        self.addCleanup(ch.close)
+        f = ch.unary_unary("/golb.test.Echo/Unary", request_serializer=None,
+                           response_deserializer=None)
+        resp, call_ = f.with_call(b"abc", timeout=scaled(5))
+        self.assertEqual(resp, b"abc")
+        self.assertEqual(call_.code(), grpc.StatusCode.OK)
+        self.assertIn(("x-echo-trailer", "t1"), tuple(call_.trailing_metadata()))
+        g.wait_log(r'"rpc.system":"grpc","rpc.service":"golb.test.Echo","rpc.method":"Unary",'
+                   r'"rpc.grpc.status_code":0', timeout=5)
+
+    def test_golbs_own_answer_is_logged_with_its_grpc_code(self):
+        g = self.h2c(["http://127.0.0.1:1/"], wait_up=False, period=60, accessLog="json")
+        ch = channel(g.port)
+        self.addCleanup(ch.close)
+        code, _, _ = call(ch, "/golb.test.Echo/Unary")
+        self.assertEqual(code, grpc.StatusCode.UNAVAILABLE)
+        g.wait_log(r'"rpc.method":"Unary","rpc.grpc.status_code":14', timeout=5)
+        # not a gRPC call: no rpc fields
+        c = self.client(g)
+        c.get("/plain")
+        m = g.wait_log(r'\{[^\n]*"url.path":"/plain"[^\n]*', timeout=5)
+        self.assertNotIn("rpc.", m.group(0))
+
+
 class GrpcConfigTest(h2t.H2Case):
     def test_upstream_keys_load_and_warn_until_implemented(self):
         t = self.toy(1)
