@@ -131,3 +131,22 @@ Test(grpc, health_response)
     cr_expect_eq(resp("\0\0\0", 3), -1);
     cr_expect_eq(resp("\0\0\0\0\x0b\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 16), -1);
 }
+
+Test(grpc, status_field)
+{
+    struct http_field f[] = {
+        {.name = "grpc-message", .value = "x", .name_len = 12, .value_len = 1},
+        {.name = "Grpc-Status", .value = "14", .name_len = 11, .value_len = 2},
+    };
+    cr_expect_eq(grpc_status_field(f, 2), 14);
+    cr_expect_eq(grpc_status_field(f, 1), -1);
+    f[1].value = "0";
+    f[1].value_len = 1;
+    cr_expect_eq(grpc_status_field(f, 2), 0);
+    f[1].value = "07";
+    f[1].value_len = 2;
+    cr_expect_eq(grpc_status_field(f, 2), -1);
+    f[1].value = "100";
+    f[1].value_len = 3;
+    cr_expect_eq(grpc_status_field(f, 2), -1);
+}
