@@ -10,6 +10,7 @@
 #include "core/accesslog.h"
 #include "core/generation.h"
 #include "core/obs.h"
+#include "http/grpc.h"
 #include "upstream/backend.h"
 #include "config/config.h"
 #include "upstream/upstream.h"
@@ -157,6 +158,7 @@ struct backend_sum {
     uint64_t retries, connections, reuses, sent, received, idle;
     uint64_t resp[COUNTER_NBUCKETS], conn[COUNTER_NBUCKETS];
     uint64_t resp_sum, conn_sum;
+    uint64_t grpc[BACKEND_GRPC_CODES];
     char lab[240]; /* pool="POOL",backend="NAME" */
 };
 
@@ -211,6 +213,8 @@ int metrics_render(FILE *out, const struct generation *g)
                 s->reuses += counter_get(&b->reuses);
                 s->sent += counter_get(&b->sent_bytes);
                 s->received += counter_get(&b->received_bytes);
+                for (int c = 0; c < BACKEND_GRPC_CODES; c++)
+                    s->grpc[c] += counter_get(&b->grpc[c]);
                 hist_add(s->resp, &s->resp_sum, &b->response);
                 hist_add(s->conn, &s->conn_sum, &b->connect);
                 s->idle += upstream_idle_count(&be->pw[w].idle);
@@ -364,6 +368,14 @@ int metrics_render(FILE *out, const struct generation *g)
     PER_BACKEND("golb_backend_received_bytes_total", "counter", "Bytes received from the backend.",
                 received)
 #undef PER_BACKEND
+
+    head(out, "golb_grpc_responses_total", "counter",
+         "gRPC calls the backend took, by the grpc-status their client read (codes seen only).");
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < BACKEND_GRPC_CODES; c++)
+            if (bs[i].grpc[c])
+                fprintf(out, "golb_grpc_responses_total{%s,grpc_code=\"%s\"} %llu\n", bs[i].lab,
+                        grpc_code_name(c), (unsigned long long)bs[i].grpc[c]);
 
     head(out, "golb_backend_health_checks_total", "counter", "Active health checks, by result.");
     for (int i = 0; i < n; i++) {

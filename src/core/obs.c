@@ -379,6 +379,8 @@ void obs_req_end(struct worker_ctx *w, struct obs_req *r, int status, const char
                 counter_add(&b->requests[counter_status_class(r->backend_status)], 1);
             counter_add(&b->sent_bytes, r->sent_bytes + r->req_body_bytes);
             counter_add(&b->received_bytes, r->received_bytes + r->resp_body_bytes);
+            if (unlikely(r->grpc_code > 0) && r->grpc_code <= BACKEND_GRPC_CODES)
+                counter_add(&b->grpc[r->grpc_code - 1], 1);
         }
     }
     if (w->alog && accesslog_current() != ACCESSLOG_OFF) {

@@ -13,7 +13,7 @@ except ImportError:  # Debian's python3-grpcio is seen only by /usr/bin/python3'
     sys.path.append("/usr/lib/python3/dist-packages")
     import grpc
 
-from golbtest import golb_config, http_request, plain_only, scaled
+from golbtest import golb_config, http_request, plain_only, scaled, wait_until
 
 h2t = importlib.import_module("test_97_http2")
 
@@ -127,7 +127,9 @@ def grpc_over_http1(conn, head, path):
 class GrpcTrailersAndLogTest(h2t.H2Case):
     def test_trailers_from_an_http1_upstream_reach_a_grpc_client_and_the_log(self):
         u = self.raw_upstream(grpc_over_http1)
-        g = self.h2c([u], accessLog="json")
+        g = self.h2c([u], accessLog="json", admin="{listen: 127.0.0.1:0}")
+        admin = int(g.wait_log(r"admin API and status page on http://(\S+):(\d+)/",
+                               timeout=5).group(2))
         ch = channel(g.port)
         self.addCleanup(ch.close)
         f = ch.unary_unary("/golb.test.Echo/Unary", request_serializer=None,
@@ -138,6 +140,10 @@ class GrpcTrailersAndLogTest(h2t.H2Case):
         self.assertIn(("x-echo-trailer", "t1"), tuple(call_.trailing_metadata()))
         g.wait_log(r'"rpc.system":"grpc","rpc.service":"golb.test.Echo","rpc.method":"Unary",'
                    r'"rpc.grpc.status_code":0', timeout=5)
+        series = f'golb_grpc_responses_total{{pool="default",backend="127.0.0.1:{u.port}",' \
+                 f'grpc_code="OK"}} 1'
+        wait_until(lambda: series in http_request(admin, "GET", "/metrics").body.decode(),
+                   5, "the gRPC response counted")
 
     def test_golbs_own_answer_is_logged_with_its_grpc_code(self):
         g = self.h2c(["http://127.0.0.1:1/"], wait_up=False, period=60, accessLog="json")
