@@ -63,9 +63,6 @@ int config_pool_upstream_key(struct config_yaml_load *l, const struct config_yam
         if ((c = config_yaml_get_choice(l, &rows[0], v, protocols, "http1, h2")) < 0)
             return 0;
         u->protocol = (uint8_t)c;
-        if (c == CONFIG_PROTO_H2) /* the upstream h2 transport is not there yet (issue 19) */
-            config_yaml_warning(l, v, "protocol h2 is not implemented yet: golb speaks HTTP/1.1 "
-                                      "to these backends");
         return CONFIG_UP_PROTOCOL;
     case 1:
         if ((c = config_yaml_get_choice(l, &rows[1], v, checks, "http, grpc")) < 0)

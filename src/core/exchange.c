@@ -51,6 +51,7 @@
 #include "http/rewrite.h"
 #include "base/sock.h"
 #include "upstream/upstream.h"
+#include "upstream/h2up.h"
 #include "base/util.h"
 #include "core/worker_ctx.h"
 
@@ -157,11 +158,16 @@ static uint64_t pick_age_us(const struct exchange *x)
 /* Ends the exchange with the upstream, if any: pooled when reusable, else closed. */
 static void drop_upstream(struct exchange *x, bool reusable, enum lb_outcome outcome)
 {
-    if (!x->up)
+    if (!x->up && likely(!x->h2s))
         return;
     struct backend *b = ex_backend(x, x->backend);
     atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
     balancer_release(ex_balancer(x), x->backend, outcome, pick_age_us(x));
+    if (unlikely(x->h2s)) { /* a stream still open is reset (CANCEL) */
+        h2up_stream_close(x->h2s);
+        x->h2s = NULL;
+        return;
+    }
     upstream_release(x->up, reusable);
     x->up = NULL;
 }
@@ -173,6 +179,12 @@ void exchange_release_upstream(struct exchange *x, enum lb_outcome outcome)
 
 void exchange_finish(struct exchange *x)
 {
+    if (unlikely(x->h2s) && x->h2s->failed) { /* ended by golb after the backend failed */
+        backend_report_failure(ex_backend(x, x->backend), ex_pool_cfg(x)->max_fails,
+                               "HTTP/2 stream failed");
+        drop_upstream(x, false, LB_FAILED);
+        return;
+    }
     backend_report_success(ex_backend(x, x->backend));
     /* Reuse is earned: the response said keep-alive, ended exactly where its framing said (no
      * byte left over, even after a bodiless 204/304/HEAD answer) and the request went out whole. */
@@ -263,6 +275,16 @@ static void connect_failed(struct exchange *x, const char *why)
     log_warn("backend %s: connect failed: %s", b->name, why);
     backend_report_failure(b, ex_pool_cfg(x)->max_fails, why);
     drop_upstream(x, false, LB_CONNECT_FAILED);
+    connect_next(x);
+}
+
+void exchange_connect_failed(struct exchange *x, const char *why)
+{
+    connect_failed(x, why);
+}
+
+void exchange_connect_next(struct exchange *x)
+{
     connect_next(x);
 }
 
@@ -465,6 +487,11 @@ static bool x_response_head(struct exchange *x, const struct http1_response *res
     return true;
 }
 
+bool exchange_response_head(struct exchange *x, const struct http1_response *resp)
+{
+    return x_response_head(x, resp);
+}
+
 /* ---------------------------------------------------------------- splice ------------------- */
 
 /* True when a body may go (or is already going) through a pipe: the head is out, nothing of the
@@ -639,6 +666,21 @@ static void connect_next(struct exchange *x)
         if (!x_set_upstream_host(x, b) && !(x_grow(x, &x->reqh) && x_set_upstream_host(x, b))) {
             exchange_fail(x, 431, LB_OK);
             return;
+        }
+        if (unlikely(ex_backend_cfg(x)->up.protocol == CONFIG_PROTO_H2)) {
+            int err = 0;
+            if (exchange_h2_open(x, b, &err)) {
+                obs_backend_try(w, &x->obs, b, x->up_reused, x->tried.n > 1, x->reqh->last);
+                atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
+                return;
+            }
+            if (err == -EMSGSIZE) {
+                exchange_fail(x, 411, LB_OK); /* a chunked HTTP/1 body to an HTTP/2 backend */
+                return;
+            }
+            log_warn("backend %s: cannot open an HTTP/2 stream: %s", b->name, strerror(-err));
+            balancer_release(ex_balancer(x), idx, LB_CONNECT_FAILED, pick_age_us(x));
+            continue;
         }
         struct upstream_pp pp;
         x_pp_key(x, &pp);
@@ -1294,6 +1336,10 @@ enum exchange_status exchange_pump(struct exchange *x)
 {
     x->budget = x->ops->yield ? LOOP_IO_BUDGET : SIZE_MAX;
     x->yielded = false;
+    if (unlikely(x->h2s)) {
+        enum exchange_status st = exchange_h2_pump(x);
+        return st == EX_WAIT ? x_wait(x) : st;
+    }
     if (x->phase == XP_TUNNEL) {
         enum exchange_status st = pump_tunnel_stream(x);
         return st == EX_WAIT ? x_wait(x) : st;

@@ -236,6 +236,10 @@ int upstream_tls_step(struct upstream_conn *c, struct tls_client *tc, char *err,
 {
     if (!c->ssl) {
         c->ssl = tls_client_ssl(tc, c->io.fd, c->idle->session);
+        if (c->ssl && c->alpn_h2 && !tls_client_offer_h2(c->ssl)) {
+            tls_free(c->ssl, false);
+            c->ssl = NULL;
+        }
         if (!c->ssl) {
             snprintf(err, errlen, "cannot set up TLS");
             return -EPROTO;
@@ -302,6 +306,11 @@ void upstream_release(struct upstream_conn *c, bool reusable)
     atomic_store_explicit(&l->count, atomic_load_explicit(&l->count, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     loop_timer_after(pool->loop, &c->idle_timer, pool->idle_timeout_ms);
+}
+
+struct loop *upstream_pool_loop(const struct upstream_pool *pool)
+{
+    return pool->loop;
 }
 
 const struct upstream_stats *upstream_pool_stats(const struct upstream_pool *pool)

@@ -4,6 +4,9 @@ bytes, no generated code) and hand-made HTTP/2 frames: golb's own errors answere
 keys of the configuration."""
 
 import importlib
+import os
+import socket
+import subprocess
 import sys
 import time
 
@@ -16,6 +19,9 @@ except ImportError:  # Debian's python3-grpcio is seen only by /usr/bin/python3'
 from golbtest import golb_config, http_request, plain_only, scaled, wait_until
 
 h2t = importlib.import_module("test_97_http2")
+
+E2E_DIR = os.path.dirname(os.path.abspath(__file__))
+SUPPORT_DIR = os.path.join(os.path.dirname(E2E_DIR), "support")
 
 GRPC_HEADERS = [("content-type", "application/grpc"), ("te", "trailers")]
 MESSAGE = b"\x00\x00\x00\x00\x03abc"  # one uncompressed gRPC message of 3 bytes
@@ -160,7 +166,7 @@ class GrpcTrailersAndLogTest(h2t.H2Case):
 
 
 class GrpcConfigTest(h2t.H2Case):
-    def test_upstream_keys_load_and_warn_until_implemented(self):
+    def test_upstream_keys_load(self):
         t = self.toy(1)
         text = golb_config([t], maxStreamsPerConnection=10, protocol="http1",
                            healthCheckService='""')
@@ -174,12 +180,19 @@ class GrpcServer:
     health service grpc.health.v1.Health/Check with statuses set by the test (service name →
     ServingStatus; a name not in it is NOT_FOUND), messages encoded by hand."""
 
-    def __init__(self, tls=None):
+    def __init__(self, tls=None, name="s", options=()):
         from concurrent import futures  # noqa: PLC0415
         self.health = {"": 1}
         self.checks = 0
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
-                                  options=[("grpc.so_reuseport", 0)])
+        self.name = name
+        self.calls = 0
+        self.cancelled = 0
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
+                                  options=[("grpc.so_reuseport", 0),
+                                           ("grpc.max_receive_message_length", 16 << 20),
+                                           ("grpc.max_send_message_length", 16 << 20)]
+                                  + list(options))
+        self._add_echo()
 
         def check(req, ctx):
             self.checks += 1
@@ -202,6 +215,62 @@ class GrpcServer:
 
     def close(self):
         self.server.stop(None)
+
+    def _add_echo(self):
+        """golb.test.Echo: Unary (echo; metadata "status" picks a code, "sleep" seconds wait,
+        request metadata x-* echoed as initial metadata and trailers), Server (the request
+        repeated "count" times), Client (the requests joined), Bidi (each echoed), Who (this
+        server's name)."""
+        def meta(ctx):
+            return dict(ctx.invocation_metadata())
+
+        def unary(req, ctx):
+            self.calls += 1
+            m = meta(ctx)
+            echo = tuple((k, v) for k, v in m.items() if k.startswith("x-"))
+            if echo:
+                ctx.send_initial_metadata(echo)
+                ctx.set_trailing_metadata(tuple((k + "-t", v) for k, v in echo))
+            if "sleep" in m:
+                end = time.monotonic() + float(m["sleep"])
+                while time.monotonic() < end and ctx.is_active():
+                    time.sleep(0.01)
+                if not ctx.is_active():
+                    self.cancelled += 1
+                    return b""
+            if "status" in m:
+                ctx.abort(grpc.StatusCode(int(m["status"])) if False else
+                          [c for c in grpc.StatusCode if c.value[0] == int(m["status"])][0],
+                          "chosen status")
+            return req
+
+        def server_stream(req, ctx):
+            self.calls += 1
+            for _ in range(int(meta(ctx).get("count", "3"))):
+                yield req
+
+        def client_stream(it, ctx):
+            self.calls += 1
+            return b"".join(it)
+
+        def bidi(it, ctx):
+            self.calls += 1
+            for r in it:
+                yield r
+
+        def who(req, ctx):
+            self.calls += 1
+            return self.name.encode()
+
+        handlers = {
+            "Unary": grpc.unary_unary_rpc_method_handler(unary),
+            "Server": grpc.unary_stream_rpc_method_handler(server_stream),
+            "Client": grpc.stream_unary_rpc_method_handler(client_stream),
+            "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
+            "Who": grpc.unary_unary_rpc_method_handler(who),
+        }
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("golb.test.Echo", handlers),))
 
 
 class GrpcHealthTest(h2t.H2Case):
@@ -247,3 +316,209 @@ class GrpcHealthTest(h2t.H2Case):
         text = golb_config([t], healthCheck="grpc")
         g = self.golb(text)
         self.wait_backend(g, t, "DOWN")
+
+
+def big_channel(port):
+    return grpc.insecure_channel(f"127.0.0.1:{port}",
+                                 options=[("grpc.enable_http_proxy", 0),
+                                          ("grpc.max_receive_message_length", 16 << 20),
+                                          ("grpc.max_send_message_length", 16 << 20)])
+
+
+@plain_only("golb's own listeners are chosen per test (h2c)")
+class GrpcUpstreamTest(h2t.H2Case):
+    def grpc_servers(self, n, **kw):
+        out = []
+        for i in range(n):
+            s = GrpcServer(name=f"s{i}", **kw)
+            self.addCleanup(s.close)
+            out.append(s)
+        return out
+
+    def grpc_golb(self, servers, **cfg):
+        cfg.setdefault("http2", "{cleartext: true}")
+        text = golb_config([f"http://127.0.0.1:{s.port}/" for s in servers], protocol="h2",
+                           healthCheck="grpc", **cfg)
+        g = self.golb(text)
+        for s in servers:
+            self.wait_backend(g, s.port, "UP")
+        ch = big_channel(g.port)
+        self.addCleanup(ch.close)
+        return g, ch
+
+    def test_every_call_kind_over_h2c(self):
+        (s,) = self.grpc_servers(1)
+        g, ch = self.grpc_golb([s])
+        f = ch.unary_unary("/golb.test.Echo/Unary")
+        resp, c = f.with_call(b"hello", timeout=scaled(5), metadata=(("x-m", "v"),))
+        self.assertEqual(resp, b"hello")
+        self.assertIn(("x-m", "v"), tuple(c.initial_metadata()))
+        self.assertIn(("x-m-t", "v"), tuple(c.trailing_metadata()))
+        got = list(ch.unary_stream("/golb.test.Echo/Server")(b"ab", timeout=scaled(5),
+                                                               metadata=(("count", "5"),)))
+        self.assertEqual(got, [b"ab"] * 5)
+        self.assertEqual(ch.stream_unary("/golb.test.Echo/Client")(iter([b"a", b"b", b"c"]),
+                                                                   timeout=scaled(5)), b"abc")
+        got = list(ch.stream_stream("/golb.test.Echo/Bidi")(iter([b"1", b"22", b"333"]),
+                                                            timeout=scaled(5)))
+        self.assertEqual(got, [b"1", b"22", b"333"])
+        code, details, _ = call(ch, "/golb.test.Echo/Unary", metadata=(("status", "5"),))
+        self.assertEqual(code, grpc.StatusCode.NOT_FOUND)
+        self.assertEqual(details, "chosen status")
+        big = bytes(range(256)) * (8 * 4096)  # 8 MiB
+        self.assertEqual(f(big, timeout=scaled(20)), big)
+
+    def test_spread_over_three_backends_from_one_connection(self):
+        servers = self.grpc_servers(3)
+        g, ch = self.grpc_golb(servers, workers=1, admin="{listen: 127.0.0.1:0}")
+        admin = int(g.wait_log(r"admin API and status page on http://(\S+):(\d+)/",
+                               timeout=5).group(2))
+        who = ch.unary_unary("/golb.test.Echo/Who")
+        seen = [who(b"", timeout=scaled(5)) for _ in range(30)]
+        for s in servers:
+            self.assertGreaterEqual(seen.count(s.name.encode()), 5, seen)
+        # one upstream connection per backend carried them all; no stream is left open
+        body = http_request(admin, "GET", "/metrics").body.decode()
+        for s in servers:
+            lab = f'{{pool="default",backend="127.0.0.1:{s.port}"}}'
+            self.assertIn(f"golb_upstream_h2_connections{lab} 1\n", body)
+            self.assertIn(f"golb_upstream_h2_streams{lab} 0\n", body)
+
+    def test_h2_over_tls_to_the_backend(self):
+        from tlstest import pki  # noqa: PLC0415
+        cert, key = pki().leaf("grpc-backend", ["golb.test", "IP:127.0.0.1"])
+        s = GrpcServer(tls=(cert, key), name="tls")
+        self.addCleanup(s.close)
+        text = golb_config([], protocol="h2", healthCheck="grpc", http2="{cleartext: true}")
+        text += f"  - url: https://127.0.0.1:{s.port}/\n    tlsVerify: false\n"
+        g = self.golb(text)
+        self.wait_backend(g, s.port, "UP")
+        ch = big_channel(g.port)
+        self.addCleanup(ch.close)
+        self.assertEqual(ch.unary_unary("/golb.test.Echo/Who")(b"", timeout=scaled(5)), b"tls")
+        self.assertEqual(list(ch.stream_stream("/golb.test.Echo/Bidi")(iter([b"a", b"b"]),
+                                                                       timeout=scaled(5))),
+                         [b"a", b"b"])
+
+    def test_deadline_from_the_server_side(self):
+        (s,) = self.grpc_servers(1)
+        g, ch = self.grpc_golb([s])
+        code, _, _ = call(ch, "/golb.test.Echo/Unary", timeout=0.5, metadata=(("sleep", "3"),))
+        self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED)
+        code, _, r = call(ch, "/golb.test.Echo/Unary", payload=b"again")
+        self.assertEqual((code, r), (grpc.StatusCode.OK, b"again"))
+
+    def test_client_cancel_resets_that_stream_only(self):
+        (s,) = self.grpc_servers(1)
+        g, ch = self.grpc_golb([s])
+        f = ch.unary_unary("/golb.test.Echo/Unary")
+        slow = f.future(b"slow", timeout=scaled(10), metadata=(("sleep", "5"),))
+        other = f.future(b"other", timeout=scaled(10), metadata=(("sleep", "0.3"),))
+        time.sleep(0.1)
+        slow.cancel()
+        self.assertEqual(other.result(), b"other")  # same client connection, same upstream one
+        wait_until(lambda: s.cancelled == 1, scaled(3), "the backend to see the cancel")
+
+    def test_http11_chunked_body_to_an_h2_backend_is_411(self):
+        (s,) = self.grpc_servers(1)
+        g, _ = self.grpc_golb([s])
+        r = http_request(g.port, "POST", "/golb.test.Echo/Unary",
+                         headers={"Content-Type": "application/json",
+                                  "Transfer-Encoding": "chunked"}, body=b"3\r\nabc\r\n0\r\n\r\n")
+        self.assertEqual(r.status, 411)
+
+    def test_http11_client_gets_the_trailers_chunked(self):
+        (s,) = self.grpc_servers(1)
+        g, _ = self.grpc_golb([s])
+        sock = socket.create_connection(("127.0.0.1", g.port), timeout=scaled(5))
+        self.addCleanup(sock.close)
+        sock.sendall(b"POST /golb.test.Echo/Unary HTTP/1.1\r\nHost: golb.test\r\n"
+                     b"Content-Type: application/grpc\r\nTE: trailers\r\n"
+                     b"Content-Length: 8\r\nConnection: close\r\n\r\n" + MESSAGE)
+        raw = b""
+        while True:
+            d = sock.recv(65536)
+            if not d:
+                break
+            raw += d
+        head, _, body = raw.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 OK\r\n"), head)
+        self.assertIn(b"\r\ntransfer-encoding: chunked", head.lower())
+        self.assertTrue(body.startswith(b"8\r\n" + MESSAGE + b"\r\n0\r\ngrpc-status: 0\r\n"),
+                        body)
+        self.assertTrue(body.endswith(b"\r\n\r\n"), body)
+
+    def test_goaway_during_load_fails_no_call(self):
+        # the backends send GOAWAY every 300 ms (grpc.max_connection_age): streams above its
+        # last-stream-id are sent again on another connection
+        servers = [GrpcServer(name=f"s{i}", options=[("grpc.max_connection_age_ms", 300),
+                                                     ("grpc.max_connection_age_grace_ms", 5000)])
+                   for i in range(2)]
+        for srv in servers:
+            self.addCleanup(srv.close)
+        g, ch = self.grpc_golb(servers)
+        f = ch.unary_unary("/golb.test.Echo/Unary")
+        import concurrent.futures  # noqa: PLC0415
+        deadline = time.monotonic() + scaled(1.5)
+        failures = []
+
+        def worker(i):
+            n = 0
+            while time.monotonic() < deadline:
+                try:
+                    if f(b"m%d" % i, timeout=scaled(5)) != b"m%d" % i:
+                        failures.append("wrong answer")
+                except grpc.RpcError as e:
+                    failures.append(f"{e.code()}: {e.details()}")
+                n += 1
+            return n
+
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            total = sum(ex.map(worker, range(8)))
+        self.assertGreater(total, 50)
+        self.assertEqual(failures, [])
+
+    def test_backend_killed_mid_stream_fails_only_its_streams(self):
+        procs = []
+        ports = []
+        for i in range(2):
+            p = subprocess.Popen(
+                ["/usr/bin/python3", "-c",
+                 "import sys, time; sys.path[:0] = sys.argv[1:3]; import test_98_grpc as t; "
+                 f"s = t.GrpcServer(name='k{i}'); print(s.port, flush=True); time.sleep(600)",
+                 E2E_DIR, SUPPORT_DIR],
+                stdout=subprocess.PIPE, text=True)
+            self.addCleanup(lambda p=p: (p.kill(), p.wait()))
+            procs.append(p)
+            ports.append(int(p.stdout.readline()))
+        text = golb_config([f"http://127.0.0.1:{port}/" for port in ports], protocol="h2",
+                           http2="{cleartext: true}", healthCheck="grpc")
+        g = self.golb(text)
+        for port in ports:
+            self.wait_backend(g, port, "UP")
+        ch = big_channel(g.port)
+        self.addCleanup(ch.close)
+        who = ch.unary_unary("/golb.test.Echo/Who")
+        # two slow streams, one on each backend (round robin), then the first backend dies
+        slow = ch.unary_stream("/golb.test.Echo/Server")
+        calls = []
+        for _ in range(2):
+            calls.append(slow(b"x" * 100, timeout=scaled(10), metadata=(("count", "20000"),)))
+        firsts = [next(c) for c in calls]
+        self.assertEqual(firsts, [b"x" * 100] * 2)
+        procs[0].kill()
+        procs[0].wait()
+        results = []
+        for c in calls:
+            try:
+                for _ in c:
+                    pass
+                results.append("ended")
+            except grpc.RpcError as e:
+                results.append(e.code())
+        # the killed backend's stream fails UNAVAILABLE; the other goes on (to its end or its
+        # deadline)
+        self.assertEqual(results.count(grpc.StatusCode.UNAVAILABLE), 1, results)
+        other = [r for r in results if r != grpc.StatusCode.UNAVAILABLE]
+        self.assertIn(other[0], ("ended", grpc.StatusCode.DEADLINE_EXCEEDED), results)
+        self.assertEqual(who(b"", timeout=scaled(5)), b"k1")  # the survivor serves new calls

@@ -62,9 +62,6 @@ Test(config_upstream, defaults)
     config_free(c);
 }
 
-#define H2_WARN(l, c)                                                                              \
-    "t.yaml:" #l ":" #c ": warning: protocol h2 is not implemented yet: golb speaks HTTP/1.1 to "  \
-    "these backends\n"
 
 /* Top level → default pool and its backends; pools inherit and override; an entry overrides. */
 Test(config_upstream, inheritance)
@@ -89,7 +86,7 @@ Test(config_upstream, inheritance)
                                  "      - url: http://127.0.0.1:9002\n"           /* 17 */
                                  "        maxStreamsPerConnection: 3\n"           /* 18 */
                                  "        healthCheckService: x.Y\n",             /* 19 */
-                                 H2_WARN(1, 11)
+                                
                                  "t.yaml:9:3: warning: pool \"a\" is not used by any route\n"
                                  "t.yaml:11:3: warning: pool \"b\" is not used by any route\n");
     cr_expect_eq(c->up.protocol, CONFIG_PROTO_H2);
