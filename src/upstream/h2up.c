@@ -32,7 +32,11 @@ struct h2up_conn {
     struct upstream_idle *idle;
     struct upstream_pool *pool;
     struct upstream_conn *up;    /* NULL once closed */
-    const struct config_backend *cb;
+    /* Not the config_backend: a connection outlives the generation that opened it. Its TLS
+     * client is the newest stream's (whose exchange pins its generation) until the handshake is
+     * done, and a connection still opening with no stream left is closed. */
+    char name[80];
+    struct tls_client *tls;
     nghttp2_session *ng;
     uint32_t streams;            /* owned streams (h2up_stream_close not yet called) */
     uint32_t open;               /* streams nghttp2 has not closed */
@@ -338,7 +342,7 @@ static void conn_fail(struct h2up_conn *c, const char *why)
     if (c->dead)
         return;
     if (c->owned || !c->ready) /* an idle connection the backend closed is no news */
-        log_warn("backend %s: HTTP/2 connection lost: %s", c->cb->name, why);
+        log_warn("backend %s: HTTP/2 connection lost: %s", c->name, why);
     for (struct h2up_stream *s = c->owned; s; s = s->next) {
         if (!s->closed) {
             s->failed = true;
@@ -377,9 +381,9 @@ static void on_up_event(struct upstream_conn *up, uint32_t events)
                 return;
             }
         }
-        if (c->cb->tls_client) {
+        if (c->tls) {
             char err[256];
-            int rc = upstream_tls_step(up, c->cb->tls_client, err, sizeof(err));
+            int rc = upstream_tls_step(up, c->tls, err, sizeof(err));
             if (rc == -EAGAIN)
                 return;
             if (rc < 0) {
@@ -465,7 +469,8 @@ static struct h2up_conn *conn_new(struct upstream_pool *pool, struct upstream_id
     }
     c->idle = idle;
     c->pool = pool;
-    c->cb = cb;
+    snprintf(c->name, sizeof(c->name), "%s", cb->name ? cb->name : "");
+    c->tls = cb->tls_client;
     c->max_streams = cb->up.max_streams ? cb->up.max_streams : 100;
     c->up = upstream_connect(pool, idle, (const struct sockaddr *)&cb->addr, cb->addrlen, c,
                              on_up_event, err);
@@ -513,6 +518,8 @@ struct h2up_stream *h2up_open(struct upstream_pool *pool, struct upstream_idle *
     *fresh = c == NULL;
     if (!c && !(c = conn_new(pool, idle, cb, err)))
         return NULL;
+    if (!c->ready)
+        c->tls = cb->tls_client; /* of the generation this stream's exchange pins */
     struct h2up_stream *s = calloc(1, sizeof(*s));
     nghttp2_nv stack[H2UP_MAX_FIELDS + 8];
     if (!s || n > ARRAY_LEN(stack) || !(s->arena = malloc(H2UP_ARENA)) ||
@@ -649,6 +656,8 @@ void h2up_stream_close(struct h2up_stream *s)
     c->streams--;
     if (c->up && c->goaway && c->open == 0 && c->streams == 0)
         conn_close(c);
+    if (c->up && !c->ready && c->streams == 0)
+        conn_close(c); /* still opening and nobody waits for it */
     if (c->up && idle_closed(c))
         conn_close(c);
     conn_maybe_free(c);

@@ -384,6 +384,50 @@ class GrpcUpstreamTest(h2t.H2Case):
             self.assertIn(f"golb_upstream_h2_connections{lab} 1\n", body)
             self.assertIn(f"golb_upstream_h2_streams{lab} 0\n", body)
 
+    def test_max_streams_per_connection_opens_more_connections_only_when_full(self):
+        (s,) = self.grpc_servers(1)
+        g, ch = self.grpc_golb([s], workers=1, maxStreamsPerConnection=2,
+                               admin="{listen: 127.0.0.1:0}")
+        admin = int(g.wait_log(r"admin API and status page on http://(\S+):(\d+)/",
+                               timeout=5).group(2))
+        lab = f'{{pool="default",backend="127.0.0.1:{s.port}"}}'
+
+        def gauges():
+            body = http_request(admin, "GET", "/metrics").body.decode()
+            return (f"golb_upstream_h2_connections{lab} 3\n" in body and
+                    f"golb_upstream_h2_streams{lab} 6\n" in body)
+
+        f = ch.unary_unary("/golb.test.Echo/Unary")
+        calls = [f.future(b"%d" % i, timeout=scaled(10), metadata=(("sleep", "1.5"),))
+                 for i in range(6)]
+        wait_until(gauges, scaled(3), "6 streams on 3 connections of 2")
+        self.assertEqual(sorted(c.result() for c in calls), [b"%d" % i for i in range(6)])
+        # then one call at a time reuses a connection: none opens
+        before = http_request(admin, "GET", "/metrics").body.decode()
+        self.assertEqual(f(b"x", timeout=scaled(5)), b"x")
+        after = http_request(admin, "GET", "/metrics").body.decode()
+        conns = [l for l in after.splitlines() if l.startswith("golb_backend_connections_total")]
+        self.assertEqual(conns, [l for l in before.splitlines()
+                                 if l.startswith("golb_backend_connections_total")])
+
+    def test_reload_keeps_connections_and_a_removed_backend_closes_them(self):
+        import signal  # noqa: PLC0415
+        a, b = self.grpc_servers(2)
+        g, ch = self.grpc_golb([a, b])
+        who = ch.unary_unary("/golb.test.Echo/Who")
+        self.assertEqual({who(b"", timeout=scaled(5)) for _ in range(4)}, {b"s0", b"s1"})
+        slow = ch.unary_unary("/golb.test.Echo/Unary").future(
+            b"in flight", timeout=scaled(10), metadata=(("sleep", "1"),))
+        with open(g.config_path, "w") as f:  # b removed, a's streams limit changed
+            f.write(golb_config([f"http://127.0.0.1:{a.port}/"], protocol="h2",
+                                http2="{cleartext: true}", healthCheck="grpc",
+                                maxStreamsPerConnection=7))
+        start = g.log_offset()
+        g.send_signal(signal.SIGHUP)
+        g.wait_log(r"reload by SIGHUP: generation 2 running", timeout=10, start=start)
+        self.assertEqual({who(b"", timeout=scaled(5)) for _ in range(4)}, {b"s0"})
+        self.assertEqual(slow.result(), b"in flight")  # a stream across the reload finishes
+
     def test_h2_over_tls_to_the_backend(self):
         from tlstest import pki  # noqa: PLC0415
         cert, key = pki().leaf("grpc-backend", ["golb.test", "IP:127.0.0.1"])
