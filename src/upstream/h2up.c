@@ -42,6 +42,7 @@ struct h2up_conn {
     uint32_t open;               /* streams nghttp2 has not closed */
     uint32_t max_streams;        /* maxStreamsPerConnection */
     bool listed, ready, dead, goaway, in_dispatch;
+    bool pinned; /* a test's: freed by h2up_test_free only */
     struct h2up_stream *dirty;   /* streams whose owner must hear of a change */
     struct h2up_stream *owned;   /* streams not yet closed by their owner */
     struct loop_task more;       /* input left after a read budget: read again */
@@ -89,7 +90,7 @@ static void unlist(struct h2up_conn *c)
 /* Frees a connection that is closed and has no stream left. */
 static void conn_maybe_free(struct h2up_conn *c)
 {
-    if (c->up || c->streams || c->in_dispatch || c->more.queued)
+    if (c->up || c->streams || c->in_dispatch || c->more.queued || c->pinned)
         return;
     unlist(c);
     nghttp2_session_del(c->ng);
@@ -132,13 +133,14 @@ static struct h2up_stream *stream_of(nghttp2_session *ng, int32_t id)
     return nghttp2_session_get_stream_user_data(ng, id);
 }
 
+static struct h2up_stream *stream_of(nghttp2_session *ng, int32_t id);
+
 static ssize_t rq_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
                        uint32_t *flags, nghttp2_data_source *src, void *user)
 {
-    (void)ng;
-    (void)id;
+    (void)src;
     (void)user;
-    struct h2up_stream *s = src->ptr;
+    struct h2up_stream *s = stream_of(ng, id); /* not src->ptr: it may be gone */
     if (!s) { /* its owner went: end it (a reset follows) */
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         return 0;
@@ -431,14 +433,14 @@ static void on_up_event(struct upstream_conn *up, uint32_t events)
 
 /* ---------------------------------------------------------------- connections -------------- */
 
-static struct h2up_conn *conn_new(struct upstream_pool *pool, struct upstream_idle *idle,
-                                  const struct config_backend *cb, int *err)
+/* A connection's nghttp2 client session, SETTINGS queued, not yet connected or listed (the
+ * fuzz target drives it without a socket). NULL when out of memory. */
+static struct h2up_conn *conn_session(struct upstream_idle *idle, const struct config_backend *cb)
 {
     struct h2up_conn *c = calloc(1, sizeof(*c));
     nghttp2_session_callbacks *cbs = NULL;
     if (!c || nghttp2_session_callbacks_new(&cbs) != 0) {
         free(c);
-        *err = -ENOMEM;
         return NULL;
     }
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
@@ -464,14 +466,24 @@ static struct h2up_conn *conn_new(struct upstream_pool *pool, struct upstream_id
         nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW) != 0) {
         nghttp2_session_del(c->ng);
         free(c);
-        *err = -ENOMEM;
         return NULL;
     }
     c->idle = idle;
-    c->pool = pool;
     snprintf(c->name, sizeof(c->name), "%s", cb->name ? cb->name : "");
     c->tls = cb->tls_client;
     c->max_streams = cb->up.max_streams ? cb->up.max_streams : 100;
+    return c;
+}
+
+static struct h2up_conn *conn_new(struct upstream_pool *pool, struct upstream_idle *idle,
+                                  const struct config_backend *cb, int *err)
+{
+    struct h2up_conn *c = conn_session(idle, cb);
+    if (!c) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    c->pool = pool;
     c->up = upstream_connect(pool, idle, (const struct sockaddr *)&cb->addr, cb->addrlen, c,
                              on_up_event, err);
     if (!c->up) {
@@ -486,6 +498,11 @@ static struct h2up_conn *conn_new(struct upstream_pool *pool, struct upstream_id
     counts_add(idle, 1, 0);
     return c;
 }
+
+static struct h2up_stream *stream_new(struct h2up_conn *c, const struct http_field *nv, size_t n,
+                                      bool body, const uint8_t *replay, size_t replay_len,
+                                      bool replay_end, void *owner, h2up_event_cb on_event,
+                                      int *err);
 
 /* Room for one more stream: the smaller of maxStreamsPerConnection and the server's limit. */
 static bool has_room(const struct h2up_conn *c)
@@ -520,6 +537,19 @@ struct h2up_stream *h2up_open(struct upstream_pool *pool, struct upstream_idle *
         return NULL;
     if (!c->ready)
         c->tls = cb->tls_client; /* of the generation this stream's exchange pins */
+    struct h2up_stream *s =
+        stream_new(c, nv, n, body, replay, replay_len, replay_end, owner, on_event, err);
+    if (s)
+        conn_flush(c);
+    return s;
+}
+
+/* A stream on c: its request submitted (not yet serialised). NULL with *err set. */
+static struct h2up_stream *stream_new(struct h2up_conn *c, const struct http_field *nv, size_t n,
+                                      bool body, const uint8_t *replay, size_t replay_len,
+                                      bool replay_end, void *owner, h2up_event_cb on_event,
+                                      int *err)
+{
     struct h2up_stream *s = calloc(1, sizeof(*s));
     nghttp2_nv stack[H2UP_MAX_FIELDS + 8];
     if (!s || n > ARRAY_LEN(stack) || !(s->arena = malloc(H2UP_ARENA)) ||
@@ -555,12 +585,11 @@ struct h2up_stream *h2up_open(struct upstream_pool *pool, struct upstream_idle *
     }
     c->streams++;
     c->open++;
-    counts_add(idle, 0, 1);
+    counts_add(c->idle, 0, 1);
     s->next = c->owned;
     if (c->owned)
         c->owned->prev = s;
     c->owned = s;
-    conn_flush(c);
     return s;
 }
 
@@ -577,7 +606,8 @@ size_t h2up_stream_write(struct h2up_stream *s, const void *p, size_t n)
         s->rq_off = s->rq_len = 0;
     if (s->replayable && s->rq_len + n > H2UP_REQ_CAP) {
         s->replayable = false; /* too much to keep: what went is forgotten */
-        memmove(s->rq, s->rq + s->rq_off, s->rq_len - s->rq_off);
+        if (s->rq_len > s->rq_off)
+            memmove(s->rq, s->rq + s->rq_off, s->rq_len - s->rq_off);
         s->rq_len -= s->rq_off;
         s->rq_off = 0;
     }
@@ -613,6 +643,10 @@ void h2up_stream_end(struct h2up_stream *s)
 
 size_t h2up_stream_data(struct h2up_stream *s, const uint8_t **p)
 {
+    if (!s->data) { /* no byte came yet */
+        *p = NULL;
+        return 0;
+    }
     *p = s->data + s->data_off;
     return s->data_len - s->data_off;
 }
@@ -642,12 +676,13 @@ void h2up_stream_close(struct h2up_stream *s)
         c->owned = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    if (!s->closed && c->up && s->id > 0) {
+    if (s->id > 0) {
+        /* nghttp2 forgets it now (its later callbacks for the id find nothing) */
         nghttp2_session_set_stream_user_data(c->ng, s->id, NULL);
-        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
-        conn_flush(c);
-    } else if (s->id > 0 && c->up) {
-        nghttp2_session_set_stream_user_data(c->ng, s->id, NULL);
+        if (!s->closed && !c->dead) {
+            nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+            conn_flush(c);
+        }
     }
     free(s->arena);
     free(s->rq);
@@ -686,4 +721,53 @@ void h2up_counts(const struct upstream_idle *idle, uint32_t *conns, uint32_t *st
 {
     *conns = atomic_load_explicit(&idle->h2_conns, memory_order_relaxed);
     *streams = atomic_load_explicit(&idle->h2_streams, memory_order_relaxed);
+}
+
+/* ---------------------------------------------------------------- tests -------------------- */
+
+struct h2up_conn *h2up_test_conn(struct upstream_idle *idle, const struct config_backend *cb)
+{
+    struct h2up_conn *c = conn_session(idle, cb);
+    if (c)
+        c->ready = c->pinned = true;
+    return c;
+}
+
+struct h2up_stream *h2up_test_stream(struct h2up_conn *c, const struct http_field *nv, size_t n,
+                                     bool body, void *owner, h2up_event_cb on_event)
+{
+    int err;
+    struct h2up_stream *s = stream_new(c, nv, n, body, NULL, 0, false, owner, on_event, &err);
+    if (s && serialise(c) == 0) /* its HEADERS "went": the backend may answer it */
+        c->out_off = c->out_len = 0;
+    return s;
+}
+
+int h2up_test_feed(struct h2up_conn *c, const uint8_t *p, size_t n)
+{
+    int rc = 0;
+    if (!c->dead) {
+        ssize_t r = nghttp2_session_mem_recv(c->ng, p, n);
+        if (r < 0) {
+            conn_fail(c, nghttp2_strerror((int)r));
+            rc = -1;
+        } else if (serialise(c) == 0) {
+            c->out_off = c->out_len = 0; /* no socket: dropped */
+        }
+    }
+    dispatch(c);
+    return rc;
+}
+
+bool h2up_test_room(const struct h2up_conn *c)
+{
+    return has_room(c);
+}
+
+void h2up_test_free(struct h2up_conn *c)
+{
+    counts_add(c->idle, 0, -(int)c->open);
+    nghttp2_session_del(c->ng);
+    free(c->out);
+    free(c);
 }

@@ -94,6 +94,17 @@ void h2up_stream_close(struct h2up_stream *s);
 /* Closes the slot's connections without streams; with `forever` (a removed backend, worker
  * teardown) the others close when their last stream goes. */
 void h2up_close_idle(struct upstream_idle *idle, bool forever);
+/* Tests and fuzzing: a connection without a socket (ready at once, what it sends is dropped),
+ * streams on it, the backend's bytes fed to it (then the owners are told, as after a read; -1
+ * when nghttp2 refused them: the connection failed), whether it takes one more stream, and its
+ * end (its streams must have been closed by their owners). */
+struct h2up_conn *h2up_test_conn(struct upstream_idle *idle, const struct config_backend *cb);
+struct h2up_stream *h2up_test_stream(struct h2up_conn *c, const struct http_field *nv, size_t n,
+                                     bool body, void *owner, h2up_event_cb on_event);
+int h2up_test_feed(struct h2up_conn *c, const uint8_t *p, size_t n);
+bool h2up_test_room(const struct h2up_conn *c);
+void h2up_test_free(struct h2up_conn *c);
+
 /* This worker's connections and open streams to the backend (metrics). */
 void h2up_counts(const struct upstream_idle *idle, uint32_t *conns, uint32_t *streams);
 
