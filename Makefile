@@ -9,9 +9,9 @@ MODE      ?= release
 CC        ?= gcc
 FUZZ_CC   ?= clang
 FUZZ_SECONDS ?= 300
-PKGS      := yaml-0.1 openssl jansson libnghttp2 libpcre2-8
+PKGS      := yaml-0.1 openssl jansson libnghttp2 libpcre2-8 libcares
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lyaml -lssl -lcrypto -ljansson -lnghttp2 -lpcre2-8)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lyaml -lssl -lcrypto -ljansson -lnghttp2 -lpcre2-8 -lcares)
 
 WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
              -Wno-unused-parameter -Wvla

@@ -251,6 +251,15 @@ def main():
             row("   req/s", scen, "rps", 0, PROXIES)
             row("   latency p99 ms", scen, "p99_ms", 3, PROXIES)
             row("   proxy CPU us/request", scen, "cpu_us_req", 2, PROXIES)
+    if "pp" in scens:
+        plain, pp = g("pp", "golbl4", "cpu_us_req"), g("pp", "golbpp", "cpu_us_req")
+        out(f"13. PROXY protocol: golb behind an L4 hop (HAProxy mode tcp), a new connection per"
+            f" request (wrk -c{args.conns})")
+        out(f"{'   golb CPU us/connection, no header':38}{fmt(plain, 2):>11}")
+        out(f"{'   golb CPU us/connection, PROXY v2':38}{fmt(pp, 2):>11}")
+        if plain and pp:
+            out(f"{'   cost of accepting the header':38}{fmt(100.0 * (pp / plain - 1.0), 1):>10}%"
+                "  (target: at most +2 %)")
     if "scale" in scens:
         one, two = g("ka", "golb", "rps"), g("scale", "golb2", "rps")
         out(f"6. golb scaling, keep-alive small responses (2 workers: CPUs"
@@ -309,6 +318,9 @@ def main():
     b = best("r10k", "cpu_us_req", True)
     target("10,000 routes CPU/request vs peers", r10k, b and 0.7 * b, True,
            "0.7x best peer (us)")
+    plain, pp = g("pp", "golbl4", "cpu_us_req"), g("pp", "golbpp", "cpu_us_req")
+    target("PROXY v2 header CPU/connection", pp, plain and 1.02 * plain, True,
+           "1.02x without the header (us)")
     d = g("big", "direct", "mib_s")
     target("1 MiB MiB/s", g("big", "golb", "mib_s"), d and 0.9 * d, False, "0.9x direct", 0)
     b = best("big", "cpu_ms_mib", True)

@@ -10,7 +10,9 @@
 #   BENCH_IDLE_CONNS=5000              idle keep-alive connections in the memory scenario
 #   BENCH_SCENARIOS="ka close big scale idle tka tfull tres tbig tidle r1 r10k rre"   subset
 #                                      (r1 r10k rre: routing with 1, 10,000 and 100 regex routes,
-#                                      each proxy with the same table, bench/route_configs.py)
+#                                      each proxy with the same table, bench/route_configs.py;
+#                                      pp: golb behind an L4 hop, new connection per request,
+#                                      with and without a PROXY v2 header: its cost)
 #                                      (t*: HTTPS to the proxy, ECDSA P-256, TLS 1.3)
 #   BENCH_PORT_BASE=28100              ports BASE+1..BASE+4 (upstream), +11..+14 (proxies)
 #   BENCH_PROXY_CPU=0 BENCH_LOAD_CPU=1 CPU for the proxy; CPU for wrk + upstream nginx
@@ -41,7 +43,7 @@ fi
 CONNS=${BENCH_CONNS:-50}
 BIG_CONNS=${BENCH_BIG_CONNS:-10}
 TARGETS=${BENCH_TARGETS:-"direct haproxy nginx golb"}
-SCENARIOS=${BENCH_SCENARIOS:-"ka close big scale idle tka tfull tres tbig tidle r1 r10k rre"}
+SCENARIOS=${BENCH_SCENARIOS:-"ka close big scale idle tka tfull tres tbig tidle r1 r10k rre pp"}
 BASE=${BENCH_PORT_BASE:-28100}
 PAUSE=${BENCH_PAUSE:-1}
 GOLB=${GOLB_BIN:-$root/bin/golb}
@@ -61,6 +63,11 @@ PORT[golbnt]=${FULLPORT[golb]}
 # Routing scenarios (r1 r10k rre, not in the default list): a process of each proxy with the same
 # route table (bench/route_configs.py), started for its run.
 declare -A ROUTEPORT=([haproxy]=$((BASE + 41)) [nginx]=$((BASE + 42)) [golb]=$((BASE + 43)))
+# Scenario pp: an HAProxy in TCP mode (the L4 tier, on the load CPU) in front of two golb
+# processes, one plain (golbl4) and one reading PROXY v2 headers (golbpp); wrk opens a connection
+# per request through it; golb's CPU per connection with and without the header.
+PORT[golbl4]=$((BASE + 51)) PORT[golbpp]=$((BASE + 52))
+L4PORT=($((BASE + 53)) $((BASE + 54)))
 
 die() { echo "bench: $*" >&2; exit 1; }
 say() { echo "bench: $*" >&2; }
@@ -79,7 +86,7 @@ for t in $TARGETS; do
     *) die "unknown target $t" ;; esac
 done
 for s in $SCENARIOS; do
-    case $s in ka | close | big | scale | idle | tka | tfull | tres | tbig | tidle | r1 | r10k | rre) ;;
+    case $s in ka | close | big | scale | idle | tka | tfull | tres | tbig | tidle | r1 | r10k | rre | pp) ;;
     *) die "unknown scenario $s" ;; esac
 done
 [[ $TARGETS == *golb* ]] || SCENARIOS=${SCENARIOS//scale/}
@@ -104,6 +111,7 @@ all_ports=("${UP_PORTS[@]}" "$STATUS_PORT")
 for t in $TARGETS; do [[ $t == direct ]] || all_ports+=("${PORT[$t]}" "${TLSPORT[$t]:-}" "${FULLPORT[$t]:-}"); done
 [[ $SCENARIOS == *scale* ]] && all_ports+=("${PORT[golb2]}")
 [[ " $SCENARIOS " == *" r"* ]] && all_ports+=("${ROUTEPORT[@]}")
+[[ " $SCENARIOS " == *" pp "* ]] && all_ports+=("${PORT[golbl4]}" "${PORT[golbpp]}" "${L4PORT[@]}")
 for p in "${all_ports[@]}"; do
     [[ -n $p ]] || continue
     [[ -z $(ss -Htln "sport = :$p") ]] || die "port $p is in use; pick other ports with BENCH_PORT_BASE"
@@ -403,6 +411,36 @@ accessLogPath: ${BENCH_ACCESS_LOG:-$TMP/golbobs-access.log}
 EOF
         fi
     done
+    local pp
+    for pp in l4 pp; do
+        cat >"$TMP/golb$pp.yaml" <<EOF
+listen: "127.0.0.1:${PORT[golb$pp]}"
+workers: 1
+keepAliveTimeout: 300
+backends:
+  - http://127.0.0.1:${UP_PORTS[0]}/health
+  - http://127.0.0.1:${UP_PORTS[1]}/health
+  - http://127.0.0.1:${UP_PORTS[2]}/health
+EOF
+    done
+    printf 'proxyProtocol:\n  trustedNetworks: [127.0.0.1]\n  required: true\n' >>"$TMP/golbpp.yaml"
+    cat >"$TMP/haproxy-l4.cfg" <<EOF
+global
+    nbthread 1
+    maxconn $MAXCONN
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    maxconn $MAXCONN
+listen plain
+    bind 127.0.0.1:${L4PORT[0]}
+    server g 127.0.0.1:${PORT[golbl4]}
+listen proxyv2
+    bind 127.0.0.1:${L4PORT[1]}
+    server g 127.0.0.1:${PORT[golbpp]} send-proxy-v2
+EOF
     cat >"$TMP/golbnt.yaml" <<EOF
 listen: "off"
 workers: 1
@@ -438,7 +476,11 @@ start_target() { # name
         start_bg nginx "$PROXY_CPU" nginx -p "$TMP/ngx-px" -e "$TMP/ngx-px/error.log" -c "$TMP/nginx-proxy.conf"
         wait_port nginx "${PORT[nginx]}"
         ;;
-    golb | golb2 | golbnt | golbobs | golbref)
+    haproxyl4)
+        start_bg haproxyl4 "$LOAD_CPU" haproxy -db -f "$TMP/haproxy-l4.cfg"
+        wait_port haproxyl4 "${L4PORT[0]}"
+        ;;
+    golb | golb2 | golbnt | golbobs | golbref | golbl4 | golbpp)
         local cpus=$PROXY_CPU bin=$GOLB
         [[ $1 == golb2 ]] && cpus=$BOTH_CPUS
         [[ $1 == golbref ]] && bin=$GOLB_REF
@@ -635,6 +677,18 @@ for ((round = 1; round <= ROUNDS; round++)); do
             ;;
         r1 | r10k | rre)
             for t in "${order[@]}"; do run_route "$round" "$scen" "$t"; done
+            ;;
+        pp)
+            [[ " ${order[*]} " == *" golb "* ]] || continue
+            start_target haproxyl4
+            for v in l4 pp; do
+                start_target "golb$v"
+                URL_PORT=${L4PORT[$([[ $v == pp ]] && echo 1 || echo 0)]} \
+                    TARGET_PIDS=$(target_pids "golb$v") \
+                    run_wrk "$round" pp "golb$v" "$CONNS" / -H "Connection: close"
+                stop_name "golb$v"
+            done
+            stop_name haproxyl4
             ;;
         idle)
             # Each proxy is restarted first: a process that already held 5,000 connections in

@@ -45,6 +45,7 @@ prefix_of() {
         src/config/config_route.c:parse_respond) echo "respond." ;;
         src/config/config_route.c:parse_rate) echo "rateLimit." ;;
         src/config/config_net.c:config_net_proxy_protocol) echo "proxyProtocol." ;;
+        src/config/config_dns.c:config_dns_resolvers) echo "resolvers." ;;
         *) return 1 ;;
     esac
 }

@@ -635,6 +635,8 @@ static void send_status(struct admin_conn *c, bool history)
     }
     fputc(']', f);
     routes_json(a, f);
+    fputs(",\"dns\":", f);
+    metrics_dns_status(f);
     if (history)
         history_json(a, f, a->gen->nbackends);
     fputs("}\n", f);

@@ -12,6 +12,7 @@
 #include "core/obs.h"
 #include "http/grpc.h"
 #include "upstream/backend.h"
+#include "upstream/dns.h"
 #include "config/config.h"
 #include "upstream/upstream.h"
 #include "upstream/h2up.h"
@@ -35,6 +36,7 @@ static int64_t last_reload_ms;
 static bool last_reload_ok = true;
 static const char *version = "unknown";
 static int64_t start_ms;
+static struct dns *dns_src; /* the names of `resolve:` backends (server.c), or NULL */
 
 int metrics_setup(int nw, const char *ver)
 {
@@ -52,6 +54,24 @@ int metrics_setup(int nw, const char *ver)
 
 void metrics_teardown(void)
 {
+    metrics_set_dns(NULL);
+}
+
+void metrics_set_dns(struct dns *d)
+{
+    pthread_mutex_lock(&reg_lock);
+    dns_src = d;
+    pthread_mutex_unlock(&reg_lock);
+}
+
+void metrics_dns_status(FILE *f)
+{
+    pthread_mutex_lock(&reg_lock);
+    if (dns_src)
+        dns_status_json(dns_src, f, util_now_ms());
+    else
+        fputs("[]", f);
+    pthread_mutex_unlock(&reg_lock);
 }
 
 void metrics_reload_done(bool ok, uint64_t gen)
@@ -243,7 +263,9 @@ int metrics_render(FILE *out, const struct generation *g)
     fprintf(out, "golb_config_reloads_total{result=\"failure\"} %llu\n",
             (unsigned long long)reloads[1]);
     head(out, "golb_config_generation", "gauge", "The running configuration generation (1 at start).");
-    fprintf(out, "golb_config_generation %llu\n", (unsigned long long)generation);
+    /* the running one: a DNS change makes a generation too, without a reload */
+    fprintf(out, "golb_config_generation %llu\n",
+            (unsigned long long)(g && g->id > generation ? g->id : generation));
     head(out, "golb_config_generations_live", "gauge",
          "Configuration generations in memory: the running one and older ones requests still use.");
     fprintf(out, "golb_config_generations_live %d\n", generation_live());
@@ -427,6 +449,8 @@ int metrics_render(FILE *out, const struct generation *g)
          "Log lines dropped because the log destination could not keep up.");
     fprintf(out, "golb_log_lines_dropped_total{log=\"access\"} %llu\n",
             (unsigned long long)accesslog_dropped());
+    if (dns_src)
+        dns_metrics(dns_src, out);
 
     pthread_mutex_unlock(&reg_lock);
     free(bs);

@@ -39,6 +39,12 @@ int metrics_setup(int workers, const char *version);
 void metrics_teardown(void);
 /* A reload ended (ok: generation gen now runs). */
 void metrics_reload_done(bool ok, uint64_t gen);
+/* The names of `resolve:` backends (upstream/dns.h) for golb_dns_* and the status' `dns` (NULL:
+ * none). The server sets it before the admin starts and clears it after the admin stopped. */
+struct dns;
+void metrics_set_dns(struct dns *d);
+/* The `dns` array of /api/v1/status ("[]" without names). */
+void metrics_dns_status(FILE *f);
 
 /* Sums for one backend (or the whole process with NULL), for the admin API. */
 struct metrics_sums {

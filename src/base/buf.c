@@ -24,6 +24,7 @@ void buf_pool_init(struct buf_pool *pool, uint32_t size, size_t max_free)
     memset(pool, 0, sizeof(*pool));
     pool->size = size;
     pool->max_free = max_free;
+    pool->high = 2 * max_free;
 }
 
 static void unmap(struct buf_pool *pool, struct buf *b)
@@ -69,7 +70,8 @@ static struct buf *hand_out(struct buf_pool *pool, struct buf *b)
     b->magic = BUF_MAGIC;
     b->pos = 0;
     b->last = 0;
-    pool->outstanding++;
+    if (++pool->outstanding > pool->peak)
+        pool->peak = pool->outstanding;
     return b;
 }
 
@@ -107,14 +109,33 @@ struct buf *buf_get_large(struct buf_pool *pool, uint32_t cap)
     return b ? hand_out(pool, b) : NULL;
 }
 
-__attribute__((noinline)) static void trim(struct buf_pool *pool)
+static void trim_to(struct buf_pool *pool, size_t keep)
 {
-    while (pool->nfree > pool->max_free) {
+    while (pool->nfree > keep) {
         struct buf *x = pool->free;
         pool->free = x->next;
         pool->nfree--;
         unmap(pool, x);
     }
+}
+
+/* Past the high mark: back to half of it in one go (hysteresis), never below max_free. */
+__attribute__((noinline)) static void trim(struct buf_pool *pool)
+{
+    size_t keep = pool->high / 2;
+    trim_to(pool, keep > pool->max_free ? keep : pool->max_free);
+}
+
+void buf_pool_tick(struct buf_pool *pool)
+{
+    /* Up at once to the peak, down by half a tick: a pause of a second or two between bursts
+     * does not give back what the next burst maps again. */
+    size_t floor = 2 * pool->max_free, high = pool->high / 2;
+    if (high < pool->peak)
+        high = pool->peak;
+    pool->high = high > floor ? high : floor;
+    pool->peak = pool->outstanding;
+    trim_to(pool, pool->high);
 }
 
 /* Out of buf_put, so that its path for an ordinary buffer saves no register. */
@@ -140,7 +161,7 @@ void buf_put(struct buf_pool *pool, struct buf *b)
         b->next = pool->free;
         pool->free = b;
         /* Above the high mark, back to the low mark in one go (hysteresis). */
-        if (unlikely(++pool->nfree > 2 * pool->max_free))
+        if (unlikely(++pool->nfree > pool->high))
             trim(pool);
         return;
     }

@@ -9,10 +9,14 @@
  * to maxHeaderSize, the same response head, the rewritten heads); those go back to their own short
  * free list. Pools are per thread and never locked.
  *
- * The free list of ordinary buffers keeps between `max_free` and 2 × `max_free` of them: a put
- * beyond the high mark gives back (munmap) everything above `max_free` at once. So traffic that
- * goes up and down around the bound reuses buffers instead of paying an mmap/munmap pair per
- * request, and a burst still leaves at most 2 × max_free idle buffers behind.
+ * The free list of ordinary buffers keeps up to a high mark: a put beyond it gives back (munmap)
+ * everything above half of it at once (hysteresis). The high mark is 2 × `max_free`, raised by
+ * buf_pool_tick (once a second, from the worker) to the most buffers in use at once during the
+ * last period, so steady high concurrency (a thousand HTTP/2 streams whose buffers come and go)
+ * reuses buffers instead of paying an mmap/munmap pair (and a TLB shootdown across the process's
+ * threads) per request; when traffic falls, each tick halves it (never below 2 × max_free) and
+ * trims what is above, so a burst leaves at most 2 × max_free idle buffers behind a few seconds
+ * later.
  */
 #ifndef GOLB_BUF_H
 #define GOLB_BUF_H
@@ -37,8 +41,10 @@ struct buf {
 struct buf_pool {
     struct buf *free;
     size_t nfree;
-    size_t max_free;    /* low mark; the high mark is twice it */
+    size_t max_free;    /* floor of the free list's bound; 2 × it is the lowest high mark */
+    size_t high;        /* the free list's current high mark (buf_pool_tick adapts it) */
     size_t outstanding; /* buffers handed out and not returned (large ones included) */
+    size_t peak;        /* the most outstanding at once since the last tick */
     uint32_t size;      /* cap of an ordinary buffer */
     struct buf *large;  /* free large buffers, at most BUF_LARGE_MAX_FREE */
     size_t nlarge;
@@ -47,6 +53,9 @@ struct buf_pool {
 
 void buf_pool_init(struct buf_pool *pool, uint32_t size, size_t max_free);
 void buf_pool_destroy(struct buf_pool *pool);
+/* Once a second: the high mark rises to the last period's peak of buffers in use, or falls by
+ * half (at least 2 × max_free), and a free list above it is trimmed to it. */
+void buf_pool_tick(struct buf_pool *pool);
 /* Returns an empty buffer of pool->size bytes, or NULL when memory is exhausted (a handled
  * condition: callers answer 503 or stop reading). */
 struct buf *buf_get(struct buf_pool *pool);
@@ -61,6 +70,17 @@ struct buf *buf_grow(struct buf_pool *pool, struct buf *b, uint32_t cap);
 static inline uint32_t buf_len(const struct buf *b)
 {
     return b->last - b->pos;
+}
+
+/* The unprocessed bytes of b (NULL: none), their count in *len: a body source's peek. */
+static inline const char *buf_peek(const struct buf *b, uint32_t *len)
+{
+    if (!b) {
+        *len = 0;
+        return NULL;
+    }
+    *len = b->last - b->pos;
+    return b->data + b->pos;
 }
 static inline uint32_t buf_space(const struct buf *b)
 {

@@ -263,6 +263,7 @@ static const struct config_yaml_key keys[] = {
     {"proxyProtocol", CONFIG_YAML_KT_PROXY_PROTOCOL, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"trustedProxies", CONFIG_YAML_KT_TRUSTED_PROXIES, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"http2", CONFIG_YAML_KT_HTTP2, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+    {"resolvers", CONFIG_YAML_KT_RESOLVERS, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"protocol", CONFIG_YAML_KT_UPSTREAM, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"healthCheck", CONFIG_YAML_KT_UPSTREAM, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"healthCheckService", CONFIG_YAML_KT_UPSTREAM, CONFIG_YAML_NO_FIELD, 0, 0, 0},
@@ -335,6 +336,8 @@ static void set_defaults(struct config *cfg)
             config_yaml_store(cfg, &keys[i], keys[i].def);
     config_http_http2_defaults(&cfg->http2);
     cfg->up.max_streams = 100;
+    config_dns_defaults(cfg);
+    atomic_init(&cfg->refs, 1);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->workers = cpus < 1 ? 1 : cpus > 1024 ? 1024 : (int)cpus;
 }
@@ -432,6 +435,9 @@ static void set_key(struct top *top, struct config *cfg, const struct config_yam
         break;
     case CONFIG_YAML_KT_TRUSTED_PROXIES:
         config_net_trusted_proxies(l, cfg, v);
+        break;
+    case CONFIG_YAML_KT_RESOLVERS:
+        config_dns_resolvers(l, cfg, v);
         break;
     }
 }
@@ -557,6 +563,8 @@ static int load_buffer(const char *name, const char *base, const char *data, siz
         }
     }
     config_yaml_tree_free(root);
+    if (cfg)
+        config_dns_check(&l, cfg);
     if (config_yaml_flush(&l, errs) == -1) {
         config_free(cfg);
         return -1;
@@ -638,9 +646,14 @@ int config_load_copy(const char *path, const char *original, FILE *errs, struct 
     return load_file(path, original, errs, out);
 }
 
+void config_ref(struct config *cfg)
+{
+    atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
+}
+
 void config_free(struct config *cfg)
 {
-    if (!cfg)
+    if (!cfg || atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (int i = 0; i < cfg->nbackends; i++)
         config_backend_clear(&cfg->backends[i]);
@@ -659,6 +672,7 @@ void config_free(struct config *cfg)
     config_route_free(cfg);
     config_pool_free(cfg);
     config_net_free(cfg);
+    free(cfg->resolvers.nameservers);
     free(cfg->path);
     free(cfg);
 }

@@ -64,6 +64,11 @@ struct config_backend {
     int line, col; /* where the entry is, for messages about it */
     struct config_upstream up; /* effective protocol, healthCheck, ...: the entry's or its pool's */
     uint8_t up_own;            /* CONFIG_UP_* bits: which of them the entry gave itself */
+    uint8_t resolve; /* resolve: CONFIG_RESOLVE_NONE (a fixed backend), _A or _SRV: a template
+                        that stands for what DNS answers for `host` (upstream/dns.h); it is never
+                        a backend itself, and addr is unset */
+    uint32_t tier;   /* a backend found through SRV (generation.c): its SRV name's number (1..)
+                        << 16 | its record's priority (lower first); 0 otherwise */
 
     /* https:// backends (tls true): golb speaks TLS to it, health checks included */
     bool tls;
@@ -80,6 +85,21 @@ struct config_backend {
 #define CONFIG_UP_HEALTH_CHECK 2u
 #define CONFIG_UP_SERVICE 4u
 #define CONFIG_UP_MAX_STREAMS 8u
+
+enum config_resolve {
+    CONFIG_RESOLVE_NONE = 0,
+    CONFIG_RESOLVE_A,   /* every A/AAAA address of the URL's host, on the URL's port */
+    CONFIG_RESOLVE_SRV, /* the targets of the SRV records of the URL's host, with their ports */
+};
+
+/* `resolvers` (config_dns.c): where and how `resolve:` backends are looked up. */
+#define CONFIG_DNS_NAMESERVERS_MAX 8
+struct config_resolvers {
+    int nnameservers;              /* 0: /etc/resolv.conf's */
+    char *nameservers;             /* "ADDR:PORT,[V6]:PORT" (c-ares' servers CSV) or NULL */
+    uint32_t min_ttl_s, max_ttl_s; /* minTtl 1, maxTtl 300: answers' TTLs clamped to these */
+    uint32_t hold_s; /* holdOnFailure 300: a failing name keeps its last set this long */
+};
 
 /* One address golb listens on: `listen`, `tls.listen` (a string or one entry of a list of them)
  * or `port`. */
@@ -352,6 +372,9 @@ struct config {
     struct cidr *pp_trusted; /* proxyProtocol.trustedNetworks: the peers that may send one */
     int ntrusted_proxies;
     struct cidr *trusted_proxies; /* trustedProxies: peers whose forwarding headers count */
+    struct config_resolvers resolvers; /* resolvers: for `resolve:` backends (any pool) */
+    bool has_resolve;                  /* some backend (any pool) has `resolve:` */
+    _Atomic int refs;                  /* config_ref: 1 from the load; config_free drops one */
 };
 
 /* Loads and validates `path`. On success returns 0 and stores a new config in *out. On failure
@@ -368,7 +391,10 @@ int config_load_copy(const char *path, const char *original, FILE *errs, struct 
 int config_load_buffer(const char *name, const char *data, size_t len, FILE *errs,
                        struct config **out);
 
+/* Drops a reference (the load's is the first); the last frees cfg. */
 void config_free(struct config *cfg);
+/* One more reference to cfg: two generations that differ only by DNS answers share it. */
+void config_ref(struct config *cfg);
 
 /* A TLS client connection keeps the `tls` section it was accepted under (its SSL_CTXs, SNI table,
  * ticket keys and settings) for its lifetime, and nothing else of its configuration: so a

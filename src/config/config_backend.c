@@ -137,6 +137,23 @@ static int parse_url(struct config_yaml_load *l, const struct config_yaml_node *
         return -1;
     }
 
+    if (b->resolve != CONFIG_RESOLVE_NONE) { /* looked up at run time (upstream/dns.c) */
+        if (v6) {
+            config_yaml_error(l, n,
+                              "invalid backend URL %s: resolve needs a host name, not an "
+                              "address",
+                              config_yaml_quote(&q, u, n->len));
+            return -1;
+        }
+        if (b->resolve == CONFIG_RESOLVE_SRV && portp) {
+            config_yaml_error(l, n,
+                              "invalid backend URL %s: with resolve: srv the ports come "
+                              "from the SRV records, the URL must not give one",
+                              config_yaml_quote(&q, u, n->len));
+            return -1;
+        }
+        return 0;
+    }
     int rc = config_yaml_resolve(b->host, b->port, v6, &b->addr, &b->addrlen);
     if (rc == 0 && v6 && b->addr.ss_family != AF_INET6)
         rc = EAI_NONAME;
@@ -154,7 +171,7 @@ static int parse_url(struct config_yaml_load *l, const struct config_yaml_node *
     return 0;
 }
 
-#define UP_FIRST 9 /* names[] of parse_backend: the upstream keys a pool also has */
+#define UP_FIRST 10 /* names[] of parse_backend: the upstream keys a pool also has */
 #define UP_NKEYS 4
 
 /* Which of the upstream keys k is (0..UP_NKEYS-1), or -1. */
@@ -170,18 +187,17 @@ static int up_index(const struct config_yaml_node *k, const char *const *names)
 static int parse_backend(struct config_yaml_load *l, const struct config_yaml_node *e,
                          struct config_backend *b)
 {
-    static const char *const names[] = {"url",      "healthPath",     "weight",
-                                        "serverName", "caFile",   "tlsVerify",
-                                        "clientCertFile", "clientKeyFile", "sendProxyProtocol",
-                                        "protocol", "healthCheck", "healthCheckService",
-                                        "maxStreamsPerConnection"};
+    static const char *const names[] = {
+        "url",       "healthPath",     "weight",        "serverName",        "caFile",
+        "tlsVerify", "clientCertFile", "clientKeyFile", "sendProxyProtocol", "resolve",
+        "protocol",  "healthCheck",    "healthCheckService", "maxStreamsPerConnection"};
     _Static_assert(ARRAY_LEN(names) == UP_FIRST + UP_NKEYS, "upstream keys last");
     struct config_yaml_qbuf q;
     const struct config_yaml_node *url = NULL, *hp = NULL, *url_k = NULL, *hp_k = NULL, *w_k = NULL,
-                                  *pp_k = NULL;
+                                  *pp_k = NULL, *res_k = NULL;
     const struct config_yaml_node *up_k[UP_NKEYS] = {0};
     int rc = -1, up;
-    bool w_ok = true;
+    bool w_ok = true, res_bad = false;
 
     if (e->kind == CONFIG_YAML_BAD)
         return -1;
@@ -216,6 +232,17 @@ static int parse_backend(struct config_yaml_load *l, const struct config_yaml_no
                     "weight", CONFIG_YAML_KT_UINT, CONFIG_YAML_NO_FIELD, 0, 1000, 1};
                 if (config_yaml_key_first(l, k, &w_k) && v->kind != CONFIG_YAML_BAD)
                     w_ok = config_yaml_get_int(l, &wk, v, &b->weight) == 0;
+            } else if (config_yaml_key_is(k, "resolve")) {
+                static const struct config_yaml_key rk = {
+                    "resolve", CONFIG_YAML_KT_UINT, CONFIG_YAML_NO_FIELD, 0, 0, 0};
+                static const char *const c[] = {"none", "a", "srv", NULL};
+                if (config_yaml_key_first(l, k, &res_k) && v->kind != CONFIG_YAML_BAD) {
+                    int ch = config_yaml_get_choice(l, &rk, v, c, "none, a, srv");
+                    if (ch >= 0)
+                        b->resolve = (uint8_t)ch;
+                    else
+                        res_bad = true; /* the URL is not looked up either */
+                }
             } else if (config_yaml_key_is(k, "sendProxyProtocol")) {
                 static const struct config_yaml_key pk = {
                     "sendProxyProtocol", CONFIG_YAML_KT_UINT, CONFIG_YAML_NO_FIELD, 0, 0, 0};
@@ -259,7 +286,9 @@ static int parse_backend(struct config_yaml_load *l, const struct config_yaml_no
             hp_ok = false;
         }
     }
-    if (url)
+    if (res_bad)
+        w_ok = false;
+    else if (url)
         rc = parse_url(l, url, b, hp && hp_ok && hp->kind != CONFIG_YAML_BAD ? hp->str : NULL);
     if (rc == 0)
         tls_keys_ok = config_tls_backend_finish(l, e, b) == 0;
@@ -297,9 +326,18 @@ void config_backend_section(struct config_yaml_load *l, struct config_backend **
         if (parse_backend(l, v->kids[i], &b) == -1)
             continue;
         int dup = -1;
-        for (int j = 0; j < *n && dup == -1; j++)
-            if (config_yaml_same_addr(&bs[j].addr, &b.addr))
+        char key[300], key2[300];
+        if (b.resolve)
+            config_backend_key(&b, key, sizeof(key));
+        for (int j = 0; j < *n && dup == -1; j++) {
+            if (!b.resolve && !bs[j].resolve && config_yaml_same_addr(&bs[j].addr, &b.addr))
                 dup = j;
+            if (b.resolve == bs[j].resolve && b.resolve) {
+                config_backend_key(&bs[j], key2, sizeof(key2));
+                if (strcmp(key, key2) == 0)
+                    dup = j;
+            }
+        }
         if (dup != -1) {
             config_yaml_error(
                 l, v->kids[i], "duplicate backend %s (same address as the backend at line %d)",

@@ -433,6 +433,8 @@ static bool diff_backend(const struct config *o, const struct config_backend *a,
           b->up.health_check_service ? b->up.health_check_service : "");
     FIELD(a->up.max_streams != b->up.max_streams, "maxStreamsPerConnection %u -> %u",
           a->up.max_streams, b->up.max_streams);
+    static const char *const rv[] = {"none", "a", "srv"};
+    FIELD(a->resolve != b->resolve, "resolve %s -> %s", rv[a->resolve % 3], rv[b->resolve % 3]);
     static const char *const ppv[] = {"off", "v1", "v2"};
     FIELD(a->send_proxy_protocol != b->send_proxy_protocol, "sendProxyProtocol %s -> %s",
           ppv[a->send_proxy_protocol % 3], ppv[b->send_proxy_protocol % 3]);
@@ -618,7 +620,7 @@ static void cidrs_print(const struct cidr *c, int n, FILE *out)
 }
 
 /* proxyProtocol, trustedProxies (config_net.c): they apply to connections and requests that
- * start after the reload. */
+ * start after the reload; resolvers (config_dns.c): to the next lookups. */
 static int diff_net(const struct config *o, const struct config *n, FILE *out)
 {
     int lines = 0;
@@ -639,6 +641,21 @@ static int diff_net(const struct config *o, const struct config *n, FILE *out)
                     o->pp_required ? "true" : "false", n->pp_required ? "true" : "false");
             lines++;
         }
+    }
+    const struct config_resolvers *ro = &o->resolvers, *rn = &n->resolvers;
+    if (!str_eq(ro->nameservers, rn->nameservers)) {
+        fprintf(out, "setting changed: resolvers.nameservers %s -> %s\n",
+                ro->nameservers ? ro->nameservers : "/etc/resolv.conf",
+                rn->nameservers ? rn->nameservers : "/etc/resolv.conf");
+        lines++;
+    }
+    if (ro->min_ttl_s != rn->min_ttl_s || ro->max_ttl_s != rn->max_ttl_s ||
+        ro->hold_s != rn->hold_s) {
+        fprintf(out,
+                "setting changed: resolvers minTtl %u -> %u, maxTtl %u -> %u, holdOnFailure %u "
+                "-> %u\n",
+                ro->min_ttl_s, rn->min_ttl_s, ro->max_ttl_s, rn->max_ttl_s, ro->hold_s, rn->hold_s);
+        lines++;
     }
     if (!cidrs_eq(o->trusted_proxies, o->ntrusted_proxies, n->trusted_proxies,
                   n->ntrusted_proxies)) {

@@ -72,6 +72,18 @@ void config_net_proxy_protocol(struct config_yaml_load *l, struct config *cfg,
 void config_net_trusted_proxies(struct config_yaml_load *l, struct config *cfg,
                                 const struct config_yaml_node *v);
 void config_net_free(struct config *cfg);
+/* A sequence of addresses and CIDR ranges under the name `key` (for messages) into a new array
+ * (*out, replacing and freeing the one there, *n); -1 after reporting. Also routes' allow/deny. */
+struct cidr;
+int config_net_cidr_list(struct config_yaml_load *l, const char *key,
+                         const struct config_yaml_node *v, struct cidr **out, int *n);
+
+/* config_dns.c: `resolvers` (defaults, the mapping), and after the whole file the checks of
+ * `resolve:` backends across pools (cfg->has_resolve). */
+void config_dns_defaults(struct config *cfg);
+void config_dns_resolvers(struct config_yaml_load *l, struct config *cfg,
+                          const struct config_yaml_node *v);
+void config_dns_check(struct config_yaml_load *l, struct config *cfg);
 
 /* config_pool.c: the pools, read after the top-level walk (they inherit its final values); it
  * always builds cfg->pools[0], the default pool, from the top level (v NULL: no `pools` key). */

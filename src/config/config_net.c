@@ -18,10 +18,8 @@
 #include "config/config_int.h"
 #include "config/config_yaml.h"
 
-/* A sequence of addresses and CIDR ranges under the name `key` into a new array (*out, *n);
- * -1 after reporting. */
-static int cidr_list(struct config_yaml_load *l, const char *key,
-                     const struct config_yaml_node *v, struct cidr **out, int *n)
+int config_net_cidr_list(struct config_yaml_load *l, const char *key,
+                         const struct config_yaml_node *v, struct cidr **out, int *n)
 {
     struct config_yaml_qbuf q;
     if (v->kind != CONFIG_YAML_SEQUENCE) {
@@ -98,7 +96,7 @@ void config_net_proxy_protocol(struct config_yaml_load *l, struct config *cfg,
     }
     if (nets->kind == CONFIG_YAML_BAD)
         return;
-    if (cidr_list(l, "proxyProtocol.trustedNetworks", nets, &cfg->pp_trusted,
+    if (config_net_cidr_list(l, "proxyProtocol.trustedNetworks", nets, &cfg->pp_trusted,
                   &cfg->npp_trusted) != 0)
         return;
     cfg->pp_on = true;
@@ -111,7 +109,7 @@ void config_net_proxy_protocol(struct config_yaml_load *l, struct config *cfg,
 void config_net_trusted_proxies(struct config_yaml_load *l, struct config *cfg,
                                 const struct config_yaml_node *v)
 {
-    cidr_list(l, "trustedProxies", v, &cfg->trusted_proxies, &cfg->ntrusted_proxies);
+    config_net_cidr_list(l, "trustedProxies", v, &cfg->trusted_proxies, &cfg->ntrusted_proxies);
 }
 
 void config_net_free(struct config *cfg)

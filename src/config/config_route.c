@@ -369,45 +369,9 @@ static int parse_query(struct config_yaml_load *l, const struct config_yaml_node
 static int parse_cidrs(struct config_yaml_load *l, const char *key,
                        const struct config_yaml_node *v, struct cidr **out, int *nout)
 {
-    struct config_yaml_qbuf q;
-    if (v->kind != CONFIG_YAML_SEQUENCE) {
-        config_yaml_error(l, v,
-                          "%s must be a sequence of addresses or CIDR ranges (e.g. "
-                          "[10.0.0.0/8, \"::1\"]), got %s",
-                          key, config_yaml_describe(&q, v));
-        return -1;
-    }
-    struct cidr *c = calloc(v->nkids + 1, sizeof(*c));
-    if (!c) {
-        config_yaml_oom(l);
-        return -1;
-    }
-    int n = 0, rc = 0;
-    for (size_t i = 0; i < v->nkids; i++) {
-        const struct config_yaml_node *e = v->kids[i];
-        if (e->kind == CONFIG_YAML_BAD) {
-            rc = -1;
-            continue;
-        }
-        int r = config_yaml_is_string(e) ? cidr_parse(e->str, e->len, &c[n]) : -EINVAL;
-        if (r == -EINVAL) {
-            config_yaml_error(l, e, "%s: invalid address or CIDR range %s", key,
-                              config_yaml_describe(&q, e));
-            rc = -1;
-            continue;
-        }
-        if (r == -ERANGE) {
-            char buf[64];
-            config_yaml_warning(l, e, "%s: %s has bits set beyond its prefix: it means %s", key,
-                                config_yaml_quote(&q, e->str, e->len),
-                                cidr_str(&c[n], buf, sizeof(buf)));
-        }
-        n++;
-    }
-    if (v->nkids == 0 && strcmp(key, "allow") == 0)
+    int rc = config_net_cidr_list(l, key, v, out, nout);
+    if (rc == 0 && v->nkids == 0 && strcmp(key, "allow") == 0)
         config_yaml_warning(l, v, "allow: [] lets no client through (every request gets 403)");
-    *out = c;
-    *nout = n;
     return rc;
 }
 

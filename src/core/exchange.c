@@ -168,7 +168,7 @@ static void drop_upstream(struct exchange *x, bool reusable, enum lb_outcome out
         x->h2s = NULL;
         return;
     }
-    upstream_release(x->up, reusable);
+    upstream_release_at_most(x->up, reusable, ex_pool_cfg(x)->upstream_max_idle);
     x->up = NULL;
 }
 

@@ -263,7 +263,7 @@ enum exchange_status exchange_route(struct exchange *x, const struct http_reques
                              .worker = w->routing};
     int i = route_match(g->routes, &in);
     if (i < 0) {
-        if (g->pools[0].cfg.nbackends == 0)
+        if (!g->has_default)
             return reply(x, 404, "PR", "no_route");
         return EX_WAIT; /* the default pool */
     }

@@ -43,6 +43,7 @@
 
 struct backend;
 struct backend_table;
+struct dns;
 struct obs_route;
 struct route_table;
 
@@ -61,6 +62,12 @@ struct generation_pool {
     struct balancer lb;
     int first;                /* the index of its first backend among all the generation's
                                  (pools in order, then each pool's table): admin rows, samples */
+    /* With `resolve:` backends, cfg.backends is the pool's list with each of them replaced by
+     * what DNS answered (one backend per address, named "address:port"): that array and the
+     * strings of the resolved entries are the generation's (the others borrow the config's). */
+    struct config_backend *expanded;
+    char **strs;
+    int nstrs;
 };
 
 struct generation {
@@ -78,6 +85,9 @@ struct generation {
     bool routing; /* requests are routed (exchange_route): there are routes, or encodedSlash:
                      reject, or no default pool to send an unmatched request to. False: every
                      request goes to pools[0] as it came, at no cost */
+    /* the file has top-level backends (fixed or `resolve:`): a pool "default" takes what no route
+     * does, even while DNS left it empty (503 then); without any, such a request is a 404 */
+    bool has_default;
     struct obs_route **route_stats; /* [nroutes]: route i's counters (obs.h), carried by name */
     _Atomic int holders;
     int nworkers;
@@ -90,6 +100,10 @@ struct generation {
  * reference, the caller's. Returns NULL on allocation failure. */
 struct generation *generation_new(struct config *cfg, const struct generation *prev, int nworkers,
                                   uint64_t id);
+/* The same, each `resolve:` backend standing for dns's published set of its name (dns_lookup);
+ * dns NULL: they stand for nothing. */
+struct generation *generation_new_dns(struct config *cfg, const struct generation *prev,
+                                      int nworkers, uint64_t id, struct dns *dns);
 void generation_ref(struct generation *g);
 /* Drops a reference; the last one frees the generation (and backends no other table lists). */
 void generation_unref(struct generation *g);

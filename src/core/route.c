@@ -75,11 +75,37 @@ struct croute {
     bool jit;
     bool extra; /* methods, headers, query or regex to check */
     uint32_t split_total;
+    uint32_t split_stride; /* coprime with split_total, near its golden section: interleaves */
     uint64_t limit_id; /* hash of the name: the rate-limit key's route half */
     /* the route's header filters as rewrite takes them (over hf); nset + nremove 0: none */
     struct rewrite_headers req_hdr, resp_hdr;
     struct http_field *hf;
 };
+
+static uint32_t gcd32(uint32_t a, uint32_t b)
+{
+    while (b) {
+        uint32_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* A stride for the split permutation: the first integer at or above total / phi that is coprime
+ * with total (so i * stride mod total visits every position once per cycle, spread like the
+ * golden-ratio sequence). */
+static uint32_t split_stride(uint32_t total)
+{
+    if (total < 3)
+        return 1;
+    uint32_t s = (uint32_t)((uint64_t)total * 618034 / 1000000);
+    if (s == 0)
+        s = 1;
+    while (gcd32(s, total) != 1)
+        s++;
+    return s;
+}
 
 struct route_table {
     const struct config *cfg;
@@ -375,6 +401,7 @@ static int compile_route(struct route_table *t, uint32_t i)
     c->limit_id = h;
     for (int j = 0; j < r->nsplit; j++)
         c->split_total += r->split[j].weight;
+    c->split_stride = split_stride(c->split_total);
     if (compile_filters(c, r) != 0)
         return -1;
     if (r->nheaders) {
@@ -704,7 +731,10 @@ int route_pool(const struct route_table *t, int i, uint32_t draw)
         return r->pool;
     if (r->action != CONFIG_ROUTE_SPLIT || c->split_total == 0)
         return -1;
-    uint32_t x = draw % c->split_total;
+    /* Draw positions are visited in a stride permutation of [0, total): each cycle still gives
+     * every pool exactly its weight, interleaved (95/5: a canary request about every 20th)
+     * rather than in one block. */
+    uint32_t x = (uint32_t)((uint64_t)(draw % c->split_total) * c->split_stride % c->split_total);
     for (int j = 0; j < r->nsplit; j++) {
         if (x < r->split[j].weight)
             return r->split[j].pool;

@@ -26,6 +26,11 @@ void worker_ctx_pools_init(struct worker_ctx *w)
     pipe_pool_init(&w->pipes, MAX_FREE_PIPES, PIPE_SIZE);
 }
 
+void worker_ctx_tick(struct worker_ctx *w)
+{
+    buf_pool_tick(&w->bufs);
+}
+
 void worker_ctx_pools_destroy(struct worker_ctx *w)
 {
     buf_pool_destroy(&w->bufs);

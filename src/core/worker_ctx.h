@@ -101,6 +101,8 @@ struct worker_ctx {
  * not fit (worker_ctx_head_buf_size), pipes for splice. */
 void worker_ctx_pools_init(struct worker_ctx *w);
 void worker_ctx_pools_destroy(struct worker_ctx *w);
+/* Once a second on the worker's loop: the pools adapt what they keep to the last second's use. */
+void worker_ctx_tick(struct worker_ctx *w);
 /* The size of a large head buffer for a maxHeaderSize: a request head that large and what golb
  * adds when it rewrites one (X-Forwarded-*, X-Request-Id, the client certificate subject) and the
  * spare byte the parser looks at, so the parser (not the buffer) decides when a head is too

@@ -328,7 +328,7 @@ bool lb_eligible(const struct backend_table *table, const struct lb_tried *tried
     /* drain and maint take no new request; the admin state is one relaxed load */
     return backend_is_up(table->b[idx]) && backend_admin(table->b[idx]) == BACKEND_ADMIN_READY &&
            !atomic_load_explicit(&table->b[idx]->retired, memory_order_relaxed) &&
-           !lb_tried_has(tried, idx);
+           !lb_tried_has(tried, idx) && backend_tier_open(table, idx);
 }
 
 uint32_t lb_ramp(uint32_t slow_start_ms, uint64_t up_since_ms, uint64_t now_ms)

@@ -133,7 +133,8 @@ int balancer_sticky_lookup(const struct balancer *b, const char *value, size_t l
 /* Helpers for strategies. */
 bool lb_tried_has(const struct lb_tried *tried, int idx);
 void lb_tried_add(struct lb_tried *tried, int idx);
-/* True when backend idx may receive traffic: UP, not drained or in maintenance, not yet tried. */
+/* True when backend idx may receive traffic: UP, not drained or in maintenance, not yet tried,
+ * not waiting behind a lower SRV priority (backend_tier_open). */
 bool lb_eligible(const struct backend_table *table, const struct lb_tried *tried, int idx);
 /* Effective weight of idx for this pick in thousandths (weight × slow-start ramp ≤ 1,000,000);
  * 0 when idx is not a candidate (not eligible — in panic mode: tried — or weight 0). */

@@ -15,14 +15,14 @@
 static void start_session(struct worker_ctx *w, int fd, const struct sockaddr *client,
                           socklen_t len, bool tls)
 {
-    h1session_accept(w, fd, client, len, tls);
+    h1session_accept(w, fd, client, len, tls, false);
 }
 
 void proxy_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
                   bool tls)
 {
-    if (w->cfg->pp_on) /* a PROXY header first, before any TLS byte */
+    if (w->cfg->pp_on && tls) /* a PROXY header first, before any TLS byte */
         proxy_hdr_accept(w, fd, peer, peerlen, tls, start_session);
-    else
-        start_session(w, fd, peer, peerlen, tls);
+    else /* plain: the session takes the header from its first read */
+        h1session_accept(w, fd, peer, peerlen, tls, w->cfg->pp_on);
 }

@@ -9,16 +9,15 @@
 #include <netinet/in.h>
 #include <sys/epoll.h>
 
-#include "base/cidr.h"
 #include "base/loop.h"
 #include "base/util.h"
 #include "config/config.h"
 #include "core/obs.h"
+#include "core/pp_gate.h"
 #include "core/worker_ctx.h"
 #include "net/proxy_proto.h"
 
 #define FIRST_PEEK 256                        /* a v1 line, a v2 header with a few TLVs */
-#define HDR_MAX PROXY_PROTO_V2_DEFAULT_MAX    /* the largest header taken */
 
 /* A connection whose header is not complete yet (the slow path). */
 struct pending {
@@ -39,14 +38,13 @@ enum step {
     STEP_CLOSE,    /* refused or gone: the caller closes */
 };
 
-/* One attempt at the header of fd from `peer`: peeks what arrived, parses it, and takes the
- * header's bytes off the socket when it is whole. */
+/* One attempt at the header of fd from `peer`: peeks what arrived, lets pp_gate decide, and takes
+ * the header's bytes off the socket when it is whole (OpenSSL reads the socket itself). */
 static enum step try_header(struct worker_ctx *w, int fd, const struct sockaddr *peer,
                             struct sockaddr_storage *client, socklen_t *clientlen)
 {
-    const struct config *cfg = w->cfg;
-    bool trusted = cidr_list_match(cfg->pp_trusted, (size_t)cfg->npp_trusted, peer);
-    char buf[HDR_MAX];
+    bool trusted = pp_gate_trusted(w, peer);
+    char buf[PP_GATE_MAX];
     size_t want = trusted ? FIRST_PEEK : PROXY_PROTO_V2_FIXED;
     for (int round = 0; round < 2; round++) {
         ssize_t n = recv(fd, buf, want, MSG_PEEK);
@@ -56,53 +54,30 @@ static enum step try_header(struct worker_ctx *w, int fd, const struct sockaddr 
             return trusted ? STEP_WAIT : STEP_DONE;
         if (n <= 0)
             return STEP_CLOSE; /* reset or closed before a byte: nothing to count */
-        int d = proxy_proto_detect(buf, (size_t)n);
-        if (!trusted) {
-            /* Only a complete signature is refused here: a prefix of one (or nothing yet) goes to
-             * the session, whose parser (HTTP/1, TLS) refuses a PROXY header as garbage. */
-            if (d == 1 || d == 2) {
-                obs_proxy_header_error(w, OBS_PP_UNTRUSTED);
-                return STEP_CLOSE;
-            }
-            return STEP_DONE;
-        }
-        if (d == 0) {
-            if (cfg->pp_required) {
-                obs_proxy_header_error(w, OBS_PP_MISSING);
-                return STEP_CLOSE;
-            }
-            return STEP_DONE;
-        }
-        if (d == -EAGAIN)
-            return STEP_WAIT;
-        struct proxy_proto_result res;
-        ssize_t r = proxy_proto_parse(buf, (size_t)n, HDR_MAX, &res);
-        if (r == -EAGAIN) {
+        size_t len = 0;
+        switch (pp_gate_check(w, trusted, buf, (size_t)n, &len, client, clientlen)) {
+        case PP_GATE_CLOSE:
+            return STEP_CLOSE;
+        case PP_GATE_WAIT:
             /* A v2 header longer than the first peek: peek exactly its length, once. */
-            if ((size_t)n == want && d == 2 && n >= PROXY_PROTO_V2_FIXED && round == 0) {
+            if ((size_t)n == want && round == 0 && n >= PROXY_PROTO_V2_FIXED &&
+                proxy_proto_detect(buf, (size_t)n) == 2) {
                 want = PROXY_PROTO_V2_FIXED + (((size_t)(uint8_t)buf[14] << 8) | (uint8_t)buf[15]);
                 if (want > sizeof(buf))
-                    want = sizeof(buf); /* cannot happen: the parser bounds the length first */
+                    want = sizeof(buf); /* pp_gate refuses it then: longer than it takes */
                 continue;
             }
             return STEP_WAIT;
+        case PP_GATE_DONE:
+            break;
         }
-        if (r < 0) {
-            obs_proxy_header_error(w, OBS_PP_MALFORMED);
-            return STEP_CLOSE;
-        }
-        ssize_t got;
-        do
-            got = recv(fd, buf, (size_t)r, 0);
-        while (got == -1 && errno == EINTR);
-        if (got != r) /* peeked bytes are in the socket: only a reset takes them */
-            return STEP_CLOSE;
-        obs_proxy_header(w, res.version);
-        if (res.command == PROXY_PROTO_CMD_PROXY &&
-            (res.family == AF_INET || res.family == AF_INET6)) {
-            *client = res.src;
-            *clientlen = res.family == AF_INET ? sizeof(struct sockaddr_in)
-                                               : sizeof(struct sockaddr_in6);
+        if (len) {
+            ssize_t got;
+            do
+                got = recv(fd, buf, len, 0);
+            while (got == -1 && errno == EINTR);
+            if (got != (ssize_t)len) /* peeked bytes are in the socket: only a reset takes them */
+                return STEP_CLOSE;
         }
         return STEP_DONE;
     }

@@ -1,6 +1,7 @@
-/* proxy_hdr — the PROXY protocol header in front of an accepted connection (proxyProtocol): read,
- * checked and taken off the socket before any session (and so before a TLS handshake) sees a byte,
- * on the worker's loop, never blocking it.
+/* proxy_hdr — the PROXY protocol header in front of an accepted TLS connection (proxyProtocol):
+ * read, checked (core/pp_gate.h decides) and taken off the socket before the TLS handshake sees a
+ * byte, on the worker's loop, never blocking it. A plain connection's header is read by its
+ * session instead, from its first read (no system call of its own: h1session.c).
  *
  *   accept ─► proxy_accept ─► proxyProtocol? ──no──────────────────────────────► session(peer)
  *                                 │ yes

@@ -17,6 +17,8 @@
 #include "config/config.h"
 #include "config/config_diff.h"
 #include "core/generation.h"
+#include "upstream/dns.h"
+#include "upstream/dns_ares.h"
 #include "upstream/health.h"
 #include "base/log.h"
 #include "admin/metrics.h"
@@ -53,6 +55,7 @@ struct bound {
 struct reload_job {
     struct reload_job *next;
     bool queued;
+    bool dns; /* not a reload: DNS changed a set, a new generation from the running config */
     char who[96];
     struct admin *admin;
     uint64_t ticket;
@@ -71,6 +74,7 @@ struct server {
     pthread_cond_t jobs_cond; /* a job queued, one done, or the stop */
     struct reload_job *jobs, **jobs_tail;
     struct reload_job hup; /* SIGHUP's: queued once however many signals come before it runs */
+    struct reload_job dns_job; /* the resolver's: queued once however many sets change before */
     bool stopping;         /* server_stop: reloads still queued fail, new ones are refused */
     /* Written by the control thread only (and read by server_stop once it is joined): */
     struct generation *gen; /* the running generation (the process' reference) */
@@ -78,6 +82,10 @@ struct server {
     int nworkers, started;
     struct health *health;
     struct admin *admin;
+    /* `resolve:` backends (created by the first configuration that has one): the names and
+     * their sets, and the resolver thread that keeps them (upstream/dns*.h) */
+    struct dns *dns;
+    struct dns_ares *resolver;
     struct bound ls[WORKER_MAX_LISTENERS]; /* by worker slot */
     char where[WHERE_MAX];                 /* "A, B and https://C" in the file's order */
 };
@@ -324,6 +332,8 @@ static void control_stop(struct server *s)
 static void server_free(struct server *s)
 {
     control_stop(s); /* answers what the admin still waits for, before the admin goes */
+    dns_ares_stop(s->resolver); /* it queues no job any more */
+    s->resolver = NULL;
     if (s->admin)
         admin_stop(s->admin);
     for (int i = 0; i < s->started; i++)
@@ -334,11 +344,62 @@ static void server_free(struct server *s)
     }
     accesslog_stop();
     metrics_teardown();
+    dns_free(s->dns);
     generation_unref(generation_publish(NULL));
     free(s->workers);
     pthread_cond_destroy(&s->jobs_cond);
     pthread_mutex_destroy(&s->jobs_lock);
     free(s);
+}
+
+static bool queue_job(struct server *s, struct reload_job *job);
+
+/* The resolver thread: a set changed. One job waits at most (it reads every set when it runs). */
+static void on_dns_change(void *arg)
+{
+    struct server *s = arg;
+    pthread_mutex_lock(&s->jobs_lock);
+    if (!s->dns_job.queued)
+        (void)queue_job(s, &s->dns_job);
+    pthread_mutex_unlock(&s->jobs_lock);
+}
+
+/* The names of cfg's `resolve:` backends, added to those kept (reload_publish prunes the others
+ * once cfg runs), the resolver thread started with the first of them. At start-up (`wait`) it
+ * waits until every name had an answer, DNS_START_WAIT_MS at most, so that golb starts with its
+ * backends; a name that does not resolve leaves its pool empty, golb runs. A reload never waits:
+ * a new name's backends come with its answer, as a DNS change. 0, or -1 after logging. */
+#define DNS_START_WAIT_MS 2500
+static int dns_prepare(struct server *s, const struct config *cfg, bool wait)
+{
+    if (!cfg->has_resolve && !s->dns)
+        return 0;
+    struct dns_params p = {cfg->resolvers.min_ttl_s, cfg->resolvers.max_ttl_s,
+                           cfg->resolvers.hold_s};
+    if (!s->dns && !(s->dns = dns_new(&p))) {
+        log_error("out of memory");
+        return -1;
+    }
+    int added = dns_sync(s->dns, cfg, false);
+    if (added < 0) {
+        log_error("out of memory");
+        return -1;
+    }
+    if (!s->resolver) {
+        if (!cfg->has_resolve)
+            return 0;
+        metrics_set_dns(s->dns);
+        if (!(s->resolver = dns_ares_start(s->dns, cfg, on_dns_change, s)))
+            return -1;
+    } else {
+        dns_ares_configure(s->resolver, cfg);
+        if (added > 0)
+            dns_ares_wake(s->resolver);
+    }
+    if (wait && added > 0 && !dns_ares_wait_settled(s->resolver, DNS_START_WAIT_MS))
+        log_warn("dns: some names have no answer after %d ms; their pools fill when they do",
+                 DNS_START_WAIT_MS);
+    return 0;
 }
 
 struct server *server_start(struct config *cfg, const char *confpath, const char *version)
@@ -364,7 +425,22 @@ struct server *server_start(struct config *cfg, const char *confpath, const char
         for (int j = 0; j < WORKER_MAX_LISTENERS; j++)
             fds[i][j] = -1;
     s->workers = calloc((size_t)n, sizeof(*s->workers));
-    s->gen = generation_new(cfg, NULL, n, 1); /* frees cfg on failure */
+    s->dns_job.dns = true;
+    snprintf(s->dns_job.who, sizeof(s->dns_job.who), "dns");
+    if (dns_prepare(s, cfg, true) != 0) {
+        config_free(cfg);
+        cfg = NULL;
+    }
+    /* A DNS change queued during the wait above is in the sets read below: drop its job (nothing
+     * else is queued before the control thread starts); a change from now on queues again. */
+    pthread_mutex_lock(&s->jobs_lock);
+    if (s->dns_job.queued) {
+        s->jobs = NULL;
+        s->jobs_tail = &s->jobs;
+        s->dns_job.queued = false;
+    }
+    pthread_mutex_unlock(&s->jobs_lock);
+    s->gen = cfg ? generation_new_dns(cfg, NULL, n, 1, s->dns) : NULL; /* frees cfg on failure */
     cfg = NULL;
     if (s->gen)
         generation_publish(s->gen);
@@ -600,6 +676,7 @@ struct reload {
     struct health *health; /* the new generation's checker, started held */
     struct bound ls[WORKER_MAX_LISTENERS]; /* the listeners once published */
     char *changes; /* config_diff's lines */
+    bool dns;      /* a DNS update (run_dns), not a reload: the same config, not counted */
 };
 
 static void close_new_listeners(const struct server *s, struct reload *r)
@@ -617,6 +694,11 @@ static struct generation *reload_prepare(struct server *s, struct reload *r)
     struct config *cfg = NULL;
     if (config_load(s->confpath, r->errs, &cfg) != 0)
         return NULL;
+    if (dns_prepare(s, cfg, false) != 0) {
+        fprintf(r->errs, "%s: cannot start the DNS resolver\n", s->confpath);
+        config_free(cfg);
+        return NULL;
+    }
     const struct config *run = s->gen->cfg;
     keep_restart_settings(s, cfg, r->errs);
     r->fds = calloc((size_t)s->nworkers, sizeof(*r->fds));
@@ -646,7 +728,7 @@ static struct generation *reload_prepare(struct server *s, struct reload *r)
             fprintf(cf, "tls: client authentication changed, earlier sessions are not resumed\n");
         fclose(cf);
     }
-    struct generation *gen = generation_new(cfg, s->gen, s->nworkers, s->gen->id + 1);
+    struct generation *gen = generation_new_dns(cfg, s->gen, s->nworkers, s->gen->id + 1, s->dns);
     if (!gen) { /* cfg is freed with it */
         fprintf(r->errs, "%s: out of memory\n", s->confpath);
         close_new_listeners(s, r);
@@ -701,6 +783,8 @@ static void reload_publish(struct server *s, struct generation *gen, struct relo
     log_set_json(gen->cfg->log_json);
     s->gen = gen;
     generation_publish(gen);
+    if (s->dns)
+        dns_sync(s->dns, gen->cfg, true); /* names only the old configuration had are gone */
     memcpy(s->ls, r->ls, sizeof(s->ls));
     uint16_t port = https_port(s->ls, gen->cfg);
     for (int i = 0; i < s->started; i++) {
@@ -721,7 +805,8 @@ static void reload_publish(struct server *s, struct generation *gen, struct relo
     generation_unref(old); /* the process's; workers let go of theirs as their requests end */
     describe_listeners(s, gen->cfg);
     admin_set_listeners(s->admin, s->where);
-    metrics_reload_done(true, gen->id);
+    if (!r->dns)
+        metrics_reload_done(true, gen->id);
 }
 
 /* The reload's one line: the generation and what changed. */
@@ -785,6 +870,60 @@ static void run_reload(struct server *s, const char *who, bool stopping, struct 
     free(r.updates);
 }
 
+/* A DNS update, on the control thread: the running configuration again (shared, config_ref),
+ * every `resolve:` backend standing for its name's set now, published as a reload publishes
+ * (backends kept by identity, new ones checked before traffic, removed ones retired and
+ * drained), listeners untouched. Logs one line. */
+static void run_dns(struct server *s, bool stopping)
+{
+    if (stopping || !s->dns)
+        return;
+    struct reload r = {.dns = true};
+    r.fds = calloc((size_t)s->nworkers, sizeof(*r.fds));
+    r.updates = calloc((size_t)s->nworkers, sizeof(*r.updates));
+    bool ok = r.fds && r.updates;
+    for (int i = 0; ok && i < s->nworkers; i++) {
+        ok = (r.updates[i] = calloc(1, sizeof(*r.updates[i]))) != NULL;
+        for (int j = 0; j < WORKER_MAX_LISTENERS; j++)
+            r.fds[i][j] = WORKER_KEEP_FD;
+    }
+    memcpy(r.ls, s->ls, sizeof(s->ls));
+    struct generation *gen = NULL;
+    if (ok) {
+        config_ref(s->gen->cfg);
+        gen = generation_new_dns(s->gen->cfg, s->gen, s->nworkers, s->gen->id + 1, s->dns);
+    }
+    int rc = gen ? 0 : -ENOMEM;
+    if (gen) {
+        errno = 0;
+        r.health = checker_new(gen);
+        rc = r.health ? health_start_held(r.health, s->health) : errno ? -errno : -ENOMEM;
+    }
+    if (rc != 0) {
+        log_error("dns: cannot apply the new DNS answers: %s (retried at the next change)",
+                  strerror(-rc));
+        health_free(r.health);
+        generation_unref(gen);
+    } else {
+        reload_publish(s, gen, &r);
+        char what[512] = "";
+        size_t len = 0;
+        for (int p = 0; p < gen->npools; p++) {
+            int k = snprintf(what + len, sizeof(what) - len, "%s%s %d", p ? ", " : "",
+                             gen->pools[p].name, gen->pools[p].table->n);
+            if (k < 0 || (size_t)k >= sizeof(what) - len)
+                break;
+            len += (size_t)k;
+        }
+        log_event(LOG_INFO, "dns", "dns: generation %llu running (backends by pool: %s)",
+                  (unsigned long long)gen->id, what);
+    }
+    free(r.fds);
+    for (int i = 0; r.updates && i < s->nworkers; i++)
+        free(r.updates[i]);
+    free(r.updates);
+}
+
 static void *control_main(void *arg)
 {
     struct server *s = arg;
@@ -804,6 +943,11 @@ static void *control_main(void *arg)
         memcpy(who, job->who, sizeof(who));
         pthread_mutex_unlock(&s->jobs_lock);
 
+        if (job->dns) { /* nobody waits for it */
+            run_dns(s, stopping);
+            pthread_mutex_lock(&s->jobs_lock);
+            continue;
+        }
         struct admin_reload r;
         run_reload(s, who, stopping, &r);
 

@@ -135,6 +135,15 @@ static void on_conn_closed(struct worker_ctx *ctx)
 
 static void on_retire_timer(struct loop_timer *t);
 
+#define TICK_MS 1000
+
+static void on_tick_timer(struct loop_timer *t)
+{
+    struct worker *w = container_of(t, struct worker, tick_timer);
+    worker_ctx_tick(&w->ctx);
+    loop_timer_after(w->ctx.loop, &w->tick_timer, TICK_MS);
+}
+
 int worker_init(struct worker *w, int id, const int *fds, uint16_t https_port,
                 struct generation *gen)
 {
@@ -149,6 +158,7 @@ int worker_init(struct worker *w, int id, const int *fds, uint16_t https_port,
     const struct config *cfg = gen->cfg;
     atomic_init(&w->adopted, gen->id);
     loop_timer_init(&w->retire_timer, on_retire_timer);
+    loop_timer_init(&w->tick_timer, on_tick_timer);
     w->ctx.https_port = https_port;
     for (int i = 0; i < WORKER_MAX_LISTENERS; i++) {
         struct worker_listener *l = &w->listeners[i];
@@ -163,6 +173,7 @@ int worker_init(struct worker *w, int id, const int *fds, uint16_t https_port,
     w->ctx.loop = loop_new();
     if (!w->ctx.loop)
         return -ENOMEM;
+    loop_timer_after(w->ctx.loop, &w->tick_timer, TICK_MS);
     w->ctx.upstreams =
         upstream_pool_new(w->ctx.loop, cfg->upstream_max_idle, cfg->upstream_idle_timeout_ms);
     if (!w->ctx.upstreams)
@@ -269,6 +280,7 @@ void worker_destroy(struct worker *w)
         exchange_pool_free(&w->ctx);
         close_listeners(w);
         loop_timer_cancel(w->ctx.loop, &w->retire_timer);
+        loop_timer_cancel(w->ctx.loop, &w->tick_timer);
         loop_run_deferred(w->ctx.loop); /* the frees that closing queued */
         obs_counters_free(w->ctx.m);
         w->ctx.m = NULL;

@@ -77,6 +77,7 @@ struct worker {
     bool drain_posted;
     _Atomic uint64_t adopted;     /* id of the generation it runs */
     struct loop_timer retire_timer; /* cuts what still runs on removed backends */
+    struct loop_timer tick_timer;   /* once a second: worker_ctx_tick (pool bounds) */
 };
 
 /* Sets up worker w around its already-bound listening sockets: fds[WORKER_MAX_LISTENERS], by

@@ -41,6 +41,7 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "core/obs.h"
+#include "core/pp_gate.h"
 #include "http/reply.h"
 #include "http/rewrite.h"
 #include "base/sock.h"
@@ -82,6 +83,8 @@ struct client {
     uint64_t progress_at; /* last byte moved, or state change (tunnel, reply, linger) */
     uint32_t parse_prev;
     uint32_t requests;
+    bool pp_pending : 1; /* proxyProtocol: the first bytes may be a PROXY header (pp_gate) */
+    bool pp_trusted : 1; /* the peer is in proxyProtocol.trustedNetworks */
     uint8_t state; /* enum client_state */
     bool readable, writable, eof, rdhup, nodelay;
     bool watched; /* in the worker's epoll set (see watch_if_waiting) */
@@ -394,7 +397,11 @@ static void on_timeout(struct loop_timer *t)
     case CS_READ_HEAD:
         if (c->head_start)
             client_fail(c, 408, LB_OK);
-        else
+        else if (c->pp_pending && c->pp_trusted &&
+                 ((c->in && buf_len(c->in) > 0) || c_cfg(c)->pp_required)) {
+            obs_proxy_header_error(c->w, OBS_PP_TIMEOUT); /* a PROXY header never completed */
+            client_close(c);
+        } else
             client_close_orderly(c); /* idle keep-alive connection: close quietly */
         return;
     case CS_EXCHANGE: {
@@ -444,13 +451,7 @@ static bool ensure_in(struct client *c)
 
 static const char *h1_peek(void *cl, uint32_t *len)
 {
-    struct client *c = cl;
-    if (!c->in) {
-        *len = 0;
-        return NULL;
-    }
-    *len = buf_len(c->in);
-    return c->in->data + c->in->pos;
+    return buf_peek(((struct client *)cl)->in, len);
 }
 
 static void h1_consume(void *cl, uint32_t n)
@@ -752,10 +753,50 @@ static int h2c_preface(const struct client *c)
     return n == H2SESSION_PREFACE_LEN ? 1 : 0;
 }
 
+/* proxyProtocol on the plain listener: decides on the first bytes read (pp_gate), drops a
+ * header and takes the client address it carries. Returns false when the connection was closed
+ * or more bytes are needed (*more). */
+static bool take_proxy_header(struct client *c, bool *more)
+{
+    struct sockaddr_storage client;
+    socklen_t clientlen = 0;
+    size_t len = 0;
+    *more = false;
+    switch (pp_gate_check(c->w, c->pp_trusted, c->in->data + c->in->pos, buf_len(c->in), &len,
+                          &client, &clientlen)) {
+    case PP_GATE_CLOSE:
+        client_close(c);
+        return false;
+    case PP_GATE_WAIT:
+        if (c->eof || buf_len(c->in) >= PP_GATE_MAX) {
+            obs_proxy_header_error(c->w, OBS_PP_MALFORMED); /* cut short, or too long */
+            client_close(c);
+            return false;
+        }
+        *more = true;
+        return false;
+    case PP_GATE_DONE:
+        break;
+    }
+    c->pp_pending = false;
+    c->in->pos += (uint32_t)len;
+    if (clientlen)
+        c->iplen = (uint8_t)sock_ip_str((const struct sockaddr *)&client, c->ip, sizeof(c->ip));
+    return true;
+}
+
 /* READ_HEAD: read what the client sent and parse once a head may be complete. */
 static void read_head(struct client *c)
 {
     for (;;) {
+        if (unlikely(c->pp_pending) && c->in && buf_len(c->in) > 0) {
+            bool more;
+            if (!take_proxy_header(c, &more)) {
+                if (more)
+                    goto read_more;
+                return;
+            }
+        }
         if (c->in && buf_len(c->in) > 0 && !c->head_start) {
             int h2 = h2c_preface(c);
             if (h2 == 1) {
@@ -1188,7 +1229,7 @@ static const struct worker_session_ops h1_session_ops = {
 };
 
 void h1session_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                      bool tls)
+                      bool tls, bool proxy_header)
 {
     struct client *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -1202,6 +1243,10 @@ void h1session_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer,
     loop_timer_init(&c->timer, on_timeout);
     c->iplen = (uint8_t)sock_ip_str(peer, c->ip, sizeof(c->ip));
     c->state = CS_READ_HEAD;
+    if (unlikely(proxy_header) && !tls) {
+        c->pp_pending = true;
+        c->pp_trusted = pp_gate_trusted(w, peer);
+    }
     if (tls) {
         c->tls = w->cfg->tls;
         config_tls_ref(c->tls);

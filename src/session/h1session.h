@@ -21,8 +21,9 @@ struct worker_ctx;
 
 /* Takes ownership of an accepted, non-blocking client socket (already counted in w->nclients) and
  * registers its session with w (worker_ctx.h: drain, close, cut_retired); `tls`: it came to the
- * HTTPS listener and starts with a TLS handshake. */
+ * HTTPS listener and starts with a TLS handshake. `proxy_header`: a plain connection under
+ * proxyProtocol, whose first bytes may be a PROXY header (core/pp_gate.h decides on them). */
 void h1session_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                      bool tls);
+                      bool tls, bool proxy_header);
 
 #endif

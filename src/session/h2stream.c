@@ -566,13 +566,7 @@ static void stream_resume_data(struct h2stream *s)
 
 static const char *h2_peek(void *cl, uint32_t *len)
 {
-    struct h2stream *s = cl;
-    if (!s->in_head) {
-        *len = 0;
-        return NULL;
-    }
-    *len = buf_len(s->in_head);
-    return s->in_head->data + s->in_head->pos;
+    return buf_peek(((struct h2stream *)cl)->in_head, len);
 }
 
 static void h2_consume(void *cl, uint32_t n)

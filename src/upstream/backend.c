@@ -94,9 +94,29 @@ struct backend_table *backend_table_new_pool(const struct config *cfg, const cha
             backend_table_free(t);
             return NULL;
         }
+        if (cb->tier && !t->tier && !(t->tier = calloc((size_t)cfg->nbackends, sizeof(*t->tier)))) {
+            backend_unref(b);
+            backend_table_free(t);
+            return NULL;
+        }
+        if (t->tier)
+            t->tier[t->n] = cb->tier;
         t->b[t->n++] = b;
     }
     return t;
+}
+
+bool backend_tier_open(const struct backend_table *t, int idx)
+{
+    if (!t->tier || !(t->tier[idx] >> 16))
+        return true;
+    uint32_t group = t->tier[idx] >> 16, prio = t->tier[idx] & 0xFFFFu;
+    for (int j = 0; j < t->n; j++)
+        if (t->tier[j] >> 16 == group && (t->tier[j] & 0xFFFFu) < prio && backend_is_up(t->b[j]) &&
+            backend_admin(t->b[j]) == BACKEND_ADMIN_READY &&
+            !atomic_load_explicit(&t->b[j]->retired, memory_order_relaxed))
+            return false;
+    return true;
 }
 
 void backend_table_free(struct backend_table *t)
@@ -106,6 +126,7 @@ void backend_table_free(struct backend_table *t)
     for (int i = 0; i < t->n; i++)
         backend_unref(t->b[i]);
     free(t->b);
+    free(t->tier);
     free(t);
 }
 

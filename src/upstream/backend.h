@@ -126,6 +126,10 @@ struct backend {
 struct backend_table {
     int n;
     struct backend **b;
+    /* SRV priorities (`resolve: srv`): NULL when no entry has one; else per entry its group (the
+     * SRV name it came from, 1..; 0: none) << 16 | its priority. Within a group an entry takes
+     * traffic only while every entry of a lower priority is out of service (backend_tier_open). */
+    uint32_t *tier;
 };
 
 /* Builds the table for cfg's backends with a slot per worker. Entries whose identity `prev` (may be
@@ -144,6 +148,9 @@ void backend_table_commit(const struct backend_table *t, const struct config *cf
 /* Drops the table's references; a backend no table lists any more is freed (its idle connections
  * must have been closed by their workers, see upstream_close_idle). */
 void backend_table_free(struct backend_table *t);
+/* False when entry idx waits in a higher SRV priority tier while an entry of a lower one of its
+ * group is UP and ready (tier NULL: always true). */
+bool backend_tier_open(const struct backend_table *t, int idx);
 /* The entry of t with b's identity, or -1. */
 int backend_table_find(const struct backend_table *t, const struct backend *b);
 

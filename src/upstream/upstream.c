@@ -129,10 +129,10 @@ void upstream_close_idle(struct upstream_pool *pool, struct upstream_idle *idle,
         idle->closed = true;
 }
 
-struct upstream_conn *upstream_take_idle(struct upstream_pool *pool, struct upstream_idle *idle,
-                                         void *owner, upstream_event_cb cb)
+/* An idle connection (or NULL) leaves its list for a new owner. */
+static struct upstream_conn *take(struct upstream_pool *pool, struct upstream_conn *c, void *owner,
+                                  upstream_event_cb cb)
 {
-    struct upstream_conn *c = idle->head;
     if (!c)
         return NULL;
     idle_unlink(c);
@@ -143,6 +143,12 @@ struct upstream_conn *upstream_take_idle(struct upstream_pool *pool, struct upst
     return c;
 }
 
+struct upstream_conn *upstream_take_idle(struct upstream_pool *pool, struct upstream_idle *idle,
+                                         void *owner, upstream_event_cb cb)
+{
+    return take(pool, idle->head, owner, cb);
+}
+
 struct upstream_conn *upstream_take_idle_pp(struct upstream_pool *pool, struct upstream_idle *idle,
                                             void *owner, upstream_event_cb cb,
                                             const struct upstream_pp *pp)
@@ -151,14 +157,7 @@ struct upstream_conn *upstream_take_idle_pp(struct upstream_pool *pool, struct u
     while (c && (c->pp.family != pp->family ||
                  (pp->family && memcmp(c->pp.addr, pp->addr, sizeof(pp->addr)) != 0)))
         c = c->next;
-    if (!c)
-        return NULL;
-    idle_unlink(c);
-    loop_timer_cancel(pool->loop, &c->idle_timer);
-    c->owner = owner;
-    c->on_event = cb;
-    pool->stats.reuses++;
-    return c;
+    return take(pool, c, owner, cb);
 }
 
 int upstream_send_proxy_header(struct upstream_conn *conn, const void *hdr, size_t len,
@@ -288,11 +287,16 @@ static bool quiet(struct upstream_conn *c)
 
 void upstream_release(struct upstream_conn *c, bool reusable)
 {
+    upstream_release_at_most(c, reusable, c->pool->max_idle);
+}
+
+void upstream_release_at_most(struct upstream_conn *c, bool reusable, uint32_t max_idle)
+{
     struct upstream_pool *pool = c->pool;
     struct upstream_idle *l = c->idle;
     c->owner = NULL;
     c->on_event = NULL;
-    if (!reusable || l->closed || !c->connected || !c->tls_done || l->count >= pool->max_idle ||
+    if (!reusable || l->closed || !c->connected || !c->tls_done || l->count >= max_idle ||
         !quiet(c)) {
         conn_close(c);
         return;

@@ -108,6 +108,9 @@ int upstream_tls_step(struct upstream_conn *conn, struct tls_client *tc, char *e
                       size_t errlen);
 /* Gives a connection back: to the idle pool when reusable (and there is room), else closed. */
 void upstream_release(struct upstream_conn *conn, bool reusable);
+/* The same with the room its backend's pool gives (upstreamMaxIdle of a routing pool) instead of
+ * the worker-wide upstreamMaxIdle. */
+void upstream_release_at_most(struct upstream_conn *conn, bool reusable, uint32_t max_idle);
 
 const struct upstream_stats *upstream_pool_stats(const struct upstream_pool *pool);
 /* The loop of the pool (h2up). */

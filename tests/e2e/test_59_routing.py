@@ -255,6 +255,28 @@ def readme_examples():
     return re.findall(r"```yaml\n(.*?)```", section, re.S)
 
 
+class PoolSettingsTest(RoutingCase):
+    def test_upstream_max_idle_is_the_pools_own(self):
+        """A pool's upstreamMaxIdle bounds its backends' idle connections: 0 there means a new
+        upstream connection per request, while the default pool (64) reuses one."""
+        a, b = self.toy(0), self.toy(1)
+        text = golb_config([a], workers=1) + (
+            "pools:\n  nopool:\n    upstreamMaxIdle: 0\n    backends:\n"
+            f"      - {url(b)}\n"
+            "routes:\n  - match: {pathPrefix: /np}\n    pool: nopool\n")
+        g = self.golb(text)
+        self.wait_backend(g, a, "UP")
+        self.wait_backend(g, b, "UP")
+        with HTTPConn(g.host, g.port) as c:
+            seen_default = [int(c.request("GET", f"/d{i}").header("X-Conn-Requests"))
+                            for i in range(4)]
+            seen_np = [int(c.request("GET", f"/np/{i}").header("X-Conn-Requests"))
+                       for i in range(4)]
+        self.assertEqual(seen_default[1:], [seen_default[0] + 1, seen_default[0] + 2,
+                                            seen_default[0] + 3], "the default pool reuses")
+        self.assertEqual(seen_np, [1, 1, 1, 1], "upstreamMaxIdle: 0 pools nothing")
+
+
 class ReadmeExamplesTest(RoutingCase):
     """The README's worked examples, as written, with a toy-backend for each 10.0.0.N backend
     (its X-Server-Id is N) and golb on loopback."""

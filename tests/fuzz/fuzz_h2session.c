@@ -28,6 +28,7 @@ static struct worker_ctx wk;
 static struct config cfg;
 static struct config_backend cb;
 static struct generation gen;
+static struct generation_pool gen_pool;
 static struct generation_worker slots[1];
 
 static struct loop_timer stop;
@@ -59,6 +60,13 @@ static void setup(void)
     CHECK(gen.table);
     atomic_store(&gen.table->b[0]->state, BACKEND_DOWN);
     CHECK(balancer_init(&gen.balancer, &lb_rr_ops, gen.table) == 0);
+    /* the default pool, as generation_new builds it: an exchange starts on pools[0] */
+    gen_pool = (struct generation_pool){.name = "default", .table = gen.table,
+                                        .balancer = &gen.balancer};
+    gen_pool.cfg = cfg;
+    gen.pools = &gen_pool;
+    gen.npools = 1;
+    gen.has_default = true;
     gen.nworkers = 1;
     gen.pw = slots;
     atomic_init(&gen.holders, 1);

@@ -157,3 +157,41 @@ Test(buf, grow_moves_the_unprocessed_bytes)
     buf_put(&pool, g);
     buf_pool_destroy(&pool);
 }
+
+/* Steady concurrency above 2 × max_free: after a tick the free list holds what the last period
+ * used at most, so the same load maps nothing more; when the load is gone, ticks bring the bound
+ * back down and trim the free list to it. */
+Test(buf, tick_follows_the_peak_in_use_then_trims_when_it_falls)
+{
+    struct buf_pool pool;
+    buf_pool_init(&pool, 1024, 4);
+    struct buf *held[40];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 40; i++)
+            held[i] = buf_get(&pool);
+        for (int i = 0; i < 40; i++)
+            buf_put(&pool, held[i]);
+        if (round == 0)
+            buf_pool_tick(&pool);
+    }
+    /* round 0 mapped 40 and, trimming at the high mark 8 back to 4, kept 5; round 1 (after the
+     * tick) mapped the 35 missing and kept all; round 2 mapped nothing */
+    cr_expect_eq(pool.maps, 40 + 35, "%zu maps", pool.maps);
+    cr_expect_eq(pool.nfree, 40, "the last period's peak is kept");
+    size_t maps = pool.maps;
+    for (int i = 0; i < 40; i++)
+        held[i] = buf_get(&pool);
+    for (int i = 0; i < 40; i++)
+        buf_put(&pool, held[i]);
+    cr_expect_eq(pool.maps, maps, "the same load again: nothing mapped");
+    buf_pool_tick(&pool); /* the period that had the load */
+    cr_expect_eq(pool.high, 40);
+    buf_pool_tick(&pool); /* quiet ones: the bound halves each time, down to 2 x max_free */
+    cr_expect_eq(pool.high, 20);
+    cr_expect_eq(pool.nfree, 20, "trimmed to it");
+    buf_pool_tick(&pool);
+    buf_pool_tick(&pool);
+    cr_expect_eq(pool.high, 8);
+    cr_expect_eq(pool.nfree, 8);
+    buf_pool_destroy(&pool);
+}

@@ -339,6 +339,23 @@ Test(sock, ip_str_v4_and_v6)
     cr_expect_str_eq(buf, "fe80::1:2");
 }
 
+Test(sock, ip_str_v4_is_inet_ntop_s_text)
+{
+    /* golb formats IPv4 itself (faster than inet_ntop): the same text for every shape of byte */
+    static const uint32_t samples[] = {0x00000000, 0xffffffff, 0x0a006409, 0x7f000001,
+                                       0xc0a80114, 0x01020304, 0x63646566, 0x090a6364};
+    for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+        for (uint32_t k = 0; k < 64; k++) {
+            struct sockaddr_in a = {.sin_family = AF_INET};
+            a.sin_addr.s_addr = htonl(samples[i] ^ (k * 0x01010101u));
+            char want[INET_ADDRSTRLEN], got[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, &a.sin_addr, want, sizeof(want));
+            cr_assert_eq(sock_ip_str((struct sockaddr *)&a, got, sizeof(got)), strlen(want));
+            cr_assert_str_eq(got, want);
+        }
+    }
+}
+
 Test(sock, ip_str_that_does_not_fit_says_unknown)
 {
     char buf[5];

@@ -352,6 +352,17 @@ Test(route, split_weights_hold)
         n[route_pool(table, 0, d)]++;
     cr_assert_eq(n[0], 9500);
     cr_assert_eq(n[2], 500);
+    /* interleaved, not in a block: never more than one canary request in a row, and the default
+     * pool's runs between two canary requests stay short (19 on average) */
+    int run = 0, longest = 0, prev = -1;
+    for (uint32_t d = 0; d < 200; d++) {
+        int p = route_pool(table, 0, d);
+        cr_assert(!(p == 2 && prev == 2), "two canary requests in a row at %u", d);
+        run = p == 0 ? run + 1 : 0;
+        longest = run > longest ? run : longest;
+        prev = p;
+    }
+    cr_assert_leq(longest, 40, "a run of %d default requests", longest);
     /* random draws: within one point of each weight's share */
     uint32_t seed = 12345;
     int m[3] = {0}, k[3] = {0};

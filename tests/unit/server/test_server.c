@@ -118,7 +118,7 @@ static void write_config(const char *listen, const uint16_t *ports, int n, const
 {
     FILE *f = fopen(confpath, "w");
     cr_assert(f);
-    fprintf(f, "workers: 2\nlisten: %s\nhealthCheckTimeout: 0.5\nhealthCheckPeriod: 1\n%s"
+    fprintf(f, "workers: 2\nlisten: %s\nhealthCheckTimeout: 2\nhealthCheckPeriod: 2.5\n%s"
                "backends:\n", listen, extra ? extra : "");
     for (int i = 0; i < n; i++)
         fprintf(f, "  - http://127.0.0.1:%u/health\n", (unsigned)ports[i]);
@@ -386,7 +386,8 @@ Test(server, sighups_while_a_reload_runs_join_into_one, .timeout = 60)
 {
     struct upstream *a = upstream_new(false), *slow = upstream_new(true);
     struct server *s = start("127.0.0.1:0", &a->port, 1);
-    /* the next reload adds a backend whose first check hangs for its whole timeout (0.5 s) */
+    /* the next reload adds a backend whose first check hangs for its whole timeout (2 s: long
+     * enough that the SIGHUPs below come while it runs, however loaded the machine) */
     write_config("127.0.0.1:0", (uint16_t[]){a->port, slow->port}, 2, NULL);
     struct slow_reload sr = {.s = s};
     pthread_t t;

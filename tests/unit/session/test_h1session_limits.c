@@ -118,7 +118,7 @@ Test(h1session_limits, a_lingering_close_reads_at_most_its_budget_per_call)
         cr_skip_test("only %d bytes could be queued on this system", queued);
 
     struct sockaddr_in peer = {.sin_family = AF_INET};
-    h1session_accept(&wk, fd, (struct sockaddr *)&peer, sizeof(peer), false);
+    h1session_accept(&wk, fd, (struct sockaddr *)&peer, sizeof(peer), false, false);
     struct client *c = the_client();
     cr_assert_eq(c->state, CS_LINGER, "the 400 went out, the session lingers");
     int left = unread(fd);
@@ -178,7 +178,7 @@ Test(h1session_limits, a_failed_handshake_on_a_worker_without_counters)
     cr_assert_eq(write(sv[1], plain, strlen(plain)), (ssize_t)strlen(plain));
     struct sockaddr_in peer = {.sin_family = AF_INET};
     wk.nclients = 1;
-    h1session_accept(&wk, sv[0], (struct sockaddr *)&peer, sizeof(peer), true);
+    h1session_accept(&wk, sv[0], (struct sockaddr *)&peer, sizeof(peer), true, false);
     /* The handshake failed (counted through obs.h, which has nowhere to count) and closed. */
     cr_expect_null(wk.sessions, "the session closed");
     cr_expect_eq(wk.nclients, 0);
