@@ -420,25 +420,32 @@ static bool h2_response(struct exchange *x)
 
 enum exchange_status exchange_h2_pump(struct exchange *x)
 {
-    struct h2up_stream *s = x->h2s;
-    if (x->phase == XP_CONNECT) {
-        if (s->failed) {
-            exchange_h2_failed(x);
+    for (int rounds = 0; rounds < 64; rounds++) {
+        if (x->res != EX_WAIT)
             return x->res;
+        if (!x->h2s) /* a failure moved it to an HTTP/1 backend of the pool: its pump */
+            return exchange_pump(x);
+        struct h2up_stream *s = x->h2s;
+        if (x->phase == XP_CONNECT) {
+            if (s->failed) {
+                exchange_h2_failed(x); /* the next backend, or an answer */
+                continue;
+            }
+            if (!h2up_stream_ready(s))
+                return EX_WAIT;
+            obs_connect_result(x->w, &x->obs, 0);
+            x->phase = XP_RELAY;
+            x->progress_at = loop_now(x->w->loop);
         }
-        if (!h2up_stream_ready(s))
-            return EX_WAIT;
-        obs_connect_result(x->w, &x->obs, 0);
-        x->phase = XP_RELAY;
-        x->progress_at = loop_now(x->w->loop);
-    }
-    for (int rounds = 0; ex_relaying(x) && x->h2s; rounds++) {
+        if (!ex_relaying(x))
+            return x->res;
         bool p = h2_request(x);
+        if (ex_relaying(x) && x->h2s == s)
+            p |= h2_response(x);
+        if (x->h2s != s)
+            continue; /* a failure opened another stream (a retry, the next backend): pump it */
         if (!ex_relaying(x))
-            break;
-        p |= h2_response(x);
-        if (!ex_relaying(x))
-            break;
+            return x->res;
         if (x->resp_phase == RESP_DONE) {
             if (!x->req_done) { /* answered before the whole body: the rest goes nowhere */
                 x->body_abandoned = true;
@@ -446,11 +453,11 @@ enum exchange_status exchange_h2_pump(struct exchange *x)
             }
             return EX_DONE;
         }
-        if (x->h2s->failed && x->resp_phase == RESP_WAIT_HEAD) {
+        if (s->failed && x->resp_phase == RESP_WAIT_HEAD) {
             exchange_h2_failed(x);
-            break;
+            continue;
         }
-        if (!p || x->yielded || rounds == 64)
+        if (!p || x->yielded)
             break;
     }
     return x->res;
