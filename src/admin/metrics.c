@@ -10,10 +10,12 @@
 #include "core/accesslog.h"
 #include "core/generation.h"
 #include "core/obs.h"
+#include "http/grpc.h"
 #include "upstream/backend.h"
 #include "upstream/dns.h"
 #include "config/config.h"
 #include "upstream/upstream.h"
+#include "upstream/h2up.h"
 #include "base/util.h"
 
 static const char *const code_labels[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -177,6 +179,8 @@ struct backend_sum {
     uint64_t retries, connections, reuses, sent, received, idle;
     uint64_t resp[COUNTER_NBUCKETS], conn[COUNTER_NBUCKETS];
     uint64_t resp_sum, conn_sum;
+    uint64_t grpc[BACKEND_GRPC_CODES];
+    uint64_t h2_conns, h2_streams;
     char lab[240]; /* pool="POOL",backend="NAME" */
 };
 
@@ -230,9 +234,15 @@ int metrics_render(FILE *out, const struct generation *g)
                 s->reuses += counter_get(&b->reuses);
                 s->sent += counter_get(&b->sent_bytes);
                 s->received += counter_get(&b->received_bytes);
+                for (int c = 0; c < BACKEND_GRPC_CODES; c++)
+                    s->grpc[c] += counter_get(&b->grpc[c]);
                 hist_add(s->resp, &s->resp_sum, &b->response);
                 hist_add(s->conn, &s->conn_sum, &b->connect);
                 s->idle += upstream_idle_count(&be->pw[w].idle);
+                uint32_t hc, hs;
+                h2up_counts(&be->pw[w].idle, &hc, &hs);
+                s->h2_conns += hc;
+                s->h2_streams += hs;
             }
             sum_label(s, g->pools[p].name, be->name);
         }
@@ -389,10 +399,22 @@ int metrics_render(FILE *out, const struct generation *g)
     PER_BACKEND("golb_backend_connection_reuses_total", "counter",
                 "Requests sent on a pooled keep-alive connection.", reuses)
     PER_BACKEND("golb_backend_idle_connections", "gauge", "Idle pooled connections.", idle)
+    PER_BACKEND("golb_upstream_h2_connections", "gauge",
+                "HTTP/2 connections to the backend (protocol h2), every worker's.", h2_conns)
+    PER_BACKEND("golb_upstream_h2_streams", "gauge", "Open HTTP/2 streams to the backend.",
+                h2_streams)
     PER_BACKEND("golb_backend_sent_bytes_total", "counter", "Bytes sent to the backend.", sent)
     PER_BACKEND("golb_backend_received_bytes_total", "counter", "Bytes received from the backend.",
                 received)
 #undef PER_BACKEND
+
+    head(out, "golb_grpc_responses_total", "counter",
+         "gRPC calls the backend took, by the grpc-status their client read (codes seen only).");
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < BACKEND_GRPC_CODES; c++)
+            if (bs[i].grpc[c])
+                fprintf(out, "golb_grpc_responses_total{%s,grpc_code=\"%s\"} %llu\n", bs[i].lab,
+                        grpc_code_name(c), (unsigned long long)bs[i].grpc[c]);
 
     head(out, "golb_backend_health_checks_total", "counter", "Active health checks, by result.");
     for (int i = 0; i < n; i++) {

@@ -264,9 +264,14 @@ static const struct config_yaml_key keys[] = {
     {"trustedProxies", CONFIG_YAML_KT_TRUSTED_PROXIES, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"http2", CONFIG_YAML_KT_HTTP2, CONFIG_YAML_NO_FIELD, 0, 0, 0},
     {"resolvers", CONFIG_YAML_KT_RESOLVERS, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+    {"protocol", CONFIG_YAML_KT_UPSTREAM, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+    {"healthCheck", CONFIG_YAML_KT_UPSTREAM, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+    {"healthCheckService", CONFIG_YAML_KT_UPSTREAM, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+    {"maxStreamsPerConnection", CONFIG_YAML_KT_UPSTREAM, CONFIG_YAML_NO_FIELD, 0, 0, 0},
 };
 
-_Static_assert(ARRAY_LEN(keys) <= 48, "struct top's key_at is too small");
+#define TOP_KEYS_MAX 56
+_Static_assert(ARRAY_LEN(keys) <= TOP_KEYS_MAX, "struct top's key_at is too small");
 
 const struct config_yaml_key *config_top_keys(size_t *n)
 {
@@ -319,8 +324,8 @@ static void set_listen(struct config_yaml_load *l, struct config *cfg,
  * (NULL when absent), for duplicates and for the checks that span keys. */
 struct top {
     struct config_yaml_load *l;
-    const struct config_yaml_node *key_at[48];
-    const struct config_yaml_node *val_at[48];
+    const struct config_yaml_node *key_at[TOP_KEYS_MAX];
+    const struct config_yaml_node *val_at[TOP_KEYS_MAX];
     int port; /* from `port`, -1 when absent or invalid */
 };
 
@@ -330,6 +335,7 @@ static void set_defaults(struct config *cfg)
         if (keys[i].off != CONFIG_YAML_NO_FIELD && keys[i].type != CONFIG_YAML_KT_PATH)
             config_yaml_store(cfg, &keys[i], keys[i].def);
     config_http_http2_defaults(&cfg->http2);
+    cfg->up.max_streams = 100;
     config_dns_defaults(cfg);
     atomic_init(&cfg->refs, 1);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -413,6 +419,9 @@ static void set_key(struct top *top, struct config *cfg, const struct config_yam
         break; /* after the walk (cross_check), once every top-level value is known */
     case CONFIG_YAML_KT_HTTP2:
         config_http_http2(l, cfg, v);
+        break;
+    case CONFIG_YAML_KT_UPSTREAM:
+        config_pool_upstream_key(l, top->key_at[k - keys], v, &cfg->up);
         break;
     case CONFIG_YAML_KT_ENCODED_SLASH: {
         static const char *const c[] = {"keep", "reject", NULL};
@@ -654,6 +663,7 @@ void config_free(struct config *cfg)
     free(cfg->hash_key_name);
     free(cfg->sticky.cookie);
     free(cfg->sticky.same_site);
+    free(cfg->up.health_check_service);
     config_listen_free(&cfg->listen);
     free(cfg->admin_listen);
     free(cfg->admin_token);

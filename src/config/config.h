@@ -27,6 +27,29 @@ struct cidr;
 struct tls_client;
 struct tls_server;
 
+/* protocol: how golb speaks to a pool's backends. */
+enum config_protocol {
+    CONFIG_PROTO_HTTP1 = 0, /* http1 (default): HTTP/1.1 */
+    CONFIG_PROTO_H2,        /* h2: h2c with prior knowledge for http://, ALPN h2 for https:// */
+};
+
+/* healthCheck: how the health checker asks a backend. */
+enum config_health_check {
+    CONFIG_HC_HTTP = 0, /* http (default): GET on the URL's path (healthPath), 2xx = up */
+    CONFIG_HC_GRPC,     /* grpc: grpc.health.v1.Health/Check over HTTP/2, SERVING = up */
+};
+
+/* The upstream keys a pool shares with the top level and a backend entry may override
+ * (protocol, healthCheck, healthCheckService, maxStreamsPerConnection; config_pool.c). In a
+ * struct config_backend they are the entry's effective values, its own or its pool's. */
+struct config_upstream {
+    uint8_t protocol;          /* enum config_protocol */
+    uint8_t health_check;      /* enum config_health_check */
+    char *health_check_service; /* healthCheckService: the Check request's service ("" default) */
+    uint32_t max_streams;      /* maxStreamsPerConnection: 1..100000, default 100; the server's
+                                  SETTINGS_MAX_CONCURRENT_STREAMS wins when lower */
+};
+
 struct config_backend {
     char *url;         /* the URL as written, e.g. "http://127.0.0.1:8081/health" */
     char *host;        /* host as written in the URL ("127.0.0.1", "localhost", "::1") */
@@ -39,6 +62,8 @@ struct config_backend {
     uint8_t send_proxy_protocol; /* sendProxyProtocol: 0 off (default), 1 v1, 2 v2: a PROXY header
                                     first on every new connection (health checks: LOCAL/UNKNOWN) */
     int line, col; /* where the entry is, for messages about it */
+    struct config_upstream up; /* effective protocol, healthCheck, ...: the entry's or its pool's */
+    uint8_t up_own;            /* CONFIG_UP_* bits: which of them the entry gave itself */
     uint8_t resolve; /* resolve: CONFIG_RESOLVE_NONE (a fixed backend), _A or _SRV: a template
                         that stands for what DNS answers for `host` (upstream/dns.h); it is never
                         a backend itself, and addr is unset */
@@ -54,6 +79,12 @@ struct config_backend {
     char *client_key_file;
     struct tls_client *tls_client; /* built at load, shared by workers and the health checker */
 };
+
+/* config_backend.up_own bits */
+#define CONFIG_UP_PROTOCOL 1u
+#define CONFIG_UP_HEALTH_CHECK 2u
+#define CONFIG_UP_SERVICE 4u
+#define CONFIG_UP_MAX_STREAMS 8u
 
 enum config_resolve {
     CONFIG_RESOLVE_NONE = 0,
@@ -174,6 +205,7 @@ struct config_pool {
     uint32_t retries;
     uint32_t max_fails;
     uint32_t upstream_max_idle;
+    struct config_upstream up;
 };
 
 /* What a route does with a request it matches: exactly one. */
@@ -288,6 +320,8 @@ struct config {
                                        passively before its next check; 0 disables; default 3 */
     uint32_t upstream_max_idle;     /* upstreamMaxIdle: idle pooled connections per backend per
                                        worker, default 64 */
+    struct config_upstream up;      /* protocol, healthCheck, healthCheckService,
+                                       maxStreamsPerConnection (config_pool.c) */
 
     /* balancing (see balancer.h and README "Load balancing") */
     char *balance;                   /* balance: strategy name, default "roundRobin" */

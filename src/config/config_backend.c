@@ -26,6 +26,7 @@ void config_backend_clear(struct config_backend *b)
     free(b->host);
     free(b->name);
     free(b->health_path);
+    free(b->up.health_check_service);
     memset(b, 0, sizeof(*b));
 }
 
@@ -170,17 +171,32 @@ static int parse_url(struct config_yaml_load *l, const struct config_yaml_node *
     return 0;
 }
 
+#define UP_FIRST 10 /* names[] of parse_backend: the upstream keys a pool also has */
+#define UP_NKEYS 4
+
+/* Which of the upstream keys k is (0..UP_NKEYS-1), or -1. */
+static int up_index(const struct config_yaml_node *k, const char *const *names)
+{
+    for (int i = 0; i < UP_NKEYS; i++)
+        if (config_yaml_key_is(k, names[UP_FIRST + i]))
+            return i;
+    return -1;
+}
+
 /* One backends[] entry: a URL string or {url, healthPath}. Returns 0 or -1 after reporting. */
 static int parse_backend(struct config_yaml_load *l, const struct config_yaml_node *e,
                          struct config_backend *b)
 {
     static const char *const names[] = {
         "url",       "healthPath",     "weight",        "serverName",        "caFile",
-        "tlsVerify", "clientCertFile", "clientKeyFile", "sendProxyProtocol", "resolve"};
+        "tlsVerify", "clientCertFile", "clientKeyFile", "sendProxyProtocol", "resolve",
+        "protocol",  "healthCheck",    "healthCheckService", "maxStreamsPerConnection"};
+    _Static_assert(ARRAY_LEN(names) == UP_FIRST + UP_NKEYS, "upstream keys last");
     struct config_yaml_qbuf q;
     const struct config_yaml_node *url = NULL, *hp = NULL, *url_k = NULL, *hp_k = NULL, *w_k = NULL,
                                   *pp_k = NULL, *res_k = NULL;
-    int rc = -1;
+    const struct config_yaml_node *up_k[UP_NKEYS] = {0};
+    int rc = -1, up;
     bool w_ok = true, res_bad = false;
 
     if (e->kind == CONFIG_YAML_BAD)
@@ -205,6 +221,12 @@ static int parse_backend(struct config_yaml_load *l, const struct config_yaml_no
                     hp = v;
             } else if (config_tls_backend_key(l, k, v, b)) {
                 continue;
+            } else if ((up = up_index(k, names)) >= 0) {
+                if (config_yaml_key_first(l, k, &up_k[up])) {
+                    int bit = config_pool_upstream_key(l, k, v, &b->up);
+                    b->up_own |= (uint8_t)(bit > 0 ? bit : 0);
+                    w_ok &= bit > 0 || v->kind == CONFIG_YAML_BAD;
+                }
             } else if (config_yaml_key_is(k, "weight")) {
                 static const struct config_yaml_key wk = {
                     "weight", CONFIG_YAML_KT_UINT, CONFIG_YAML_NO_FIELD, 0, 1000, 1};

@@ -174,6 +174,23 @@ static int diff_others(const struct config *o, const struct config *n, FILE *out
 {
     int lines = 0;
     SETTING_STR("balance", o->balance, n->balance);
+    static const char *const protos[] = {"http1", "h2"}, *const checks[] = {"http", "grpc"};
+    if (o->up.protocol != n->up.protocol) {
+        fprintf(out, "setting changed: protocol %s -> %s\n", protos[o->up.protocol & 1],
+                protos[n->up.protocol & 1]);
+        lines++;
+    }
+    if (o->up.health_check != n->up.health_check) {
+        fprintf(out, "setting changed: healthCheck %s -> %s\n", checks[o->up.health_check & 1],
+                checks[n->up.health_check & 1]);
+        lines++;
+    }
+    SETTING_STR("healthCheckService", o->up.health_check_service, n->up.health_check_service);
+    if (o->up.max_streams != n->up.max_streams) {
+        fprintf(out, "setting changed: maxStreamsPerConnection %u -> %u\n", o->up.max_streams,
+                n->up.max_streams);
+        lines++;
+    }
     if (o->hash_key != n->hash_key || !str_eq(o->hash_key_name, n->hash_key_name)) {
         fprintf(out, "setting changed: hashKey\n");
         lines++;
@@ -405,6 +422,17 @@ static bool diff_backend(const struct config *o, const struct config_backend *a,
         }                                                                                          \
     } while (0)
     FIELD(a->weight != b->weight, "weight %u -> %u", a->weight, b->weight);
+    static const char *const protos[] = {"http1", "h2"}, *const checks[] = {"http", "grpc"};
+    FIELD(a->up.protocol != b->up.protocol, "protocol %s -> %s", protos[a->up.protocol & 1],
+          protos[b->up.protocol & 1]);
+    FIELD(a->up.health_check != b->up.health_check, "healthCheck %s -> %s",
+          checks[a->up.health_check & 1], checks[b->up.health_check & 1]);
+    FIELD(!str_eq(a->up.health_check_service, b->up.health_check_service),
+          "healthCheckService \"%s\" -> \"%s\"",
+          a->up.health_check_service ? a->up.health_check_service : "",
+          b->up.health_check_service ? b->up.health_check_service : "");
+    FIELD(a->up.max_streams != b->up.max_streams, "maxStreamsPerConnection %u -> %u",
+          a->up.max_streams, b->up.max_streams);
     static const char *const rv[] = {"none", "a", "srv"};
     FIELD(a->resolve != b->resolve, "resolve %s -> %s", rv[a->resolve % 3], rv[b->resolve % 3]);
     static const char *const ppv[] = {"off", "v1", "v2"};
@@ -505,7 +533,10 @@ static char *pool_sig(const struct config_pool *p)
         return NULL;
     for (int i = 0; i < p->nbackends; i++) {
         config_backend_key(&p->backends[i], k, sizeof(k));
-        fprintf(f, "%s %u %s;", k, p->backends[i].weight, or_none(p->backends[i].health_path));
+        const struct config_backend *b = &p->backends[i];
+        fprintf(f, "%s %u %s %u %u %s %u;", k, b->weight, or_none(b->health_path),
+                b->up.protocol, b->up.health_check, or_none(b->up.health_check_service),
+                b->up.max_streams);
     }
     fprintf(f, "|%s %d %s %u %u %u %s %u %u %u %u %u %u %u %u %u %u %u", or_none(p->balance),
             (int)p->hash_key, or_none(p->hash_key_name), p->hash_load_factor, p->slow_start_ms,

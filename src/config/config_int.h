@@ -90,6 +90,15 @@ void config_dns_check(struct config_yaml_load *l, struct config *cfg);
 void config_pool_section(struct config_yaml_load *l, struct config *cfg,
                          const struct config_yaml_node *v);
 void config_pool_free(struct config *cfg);
+/* One of the upstream keys (protocol, healthCheck, healthCheckService, maxStreamsPerConnection:
+ * the top level's, a pool's, a backend entry's) at key k, value v, into *u: -1 when k is not one
+ * of them, else the CONFIG_UP_* bit it set (0 when the value was bad: reported). */
+int config_pool_upstream_key(struct config_yaml_load *l, const struct config_yaml_node *k,
+                             const struct config_yaml_node *v, struct config_upstream *u);
+/* The upstream keys named by `which` (CONFIG_UP_* bits) from src into dst (the service copied).
+ * 0, or -1 when memory ran out. */
+int config_pool_upstream_copy(struct config_upstream *dst, const struct config_upstream *src,
+                              unsigned which);
 
 /* config_route.c: the routes, read after the pools they name (v NULL: no `routes` key). */
 void config_route_routes(struct config_yaml_load *l, struct config *cfg,

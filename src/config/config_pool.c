@@ -35,6 +35,93 @@ static bool pool_name_ok(const char *s, size_t len)
     return true;
 }
 
+#define SERVICE_MAX_LEN 256 /* healthCheckService */
+
+int config_pool_upstream_key(struct config_yaml_load *l, const struct config_yaml_node *k,
+                             const struct config_yaml_node *v, struct config_upstream *u)
+{
+    static const struct config_yaml_key rows[] = {
+        {"protocol", CONFIG_YAML_KT_UPSTREAM, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+        {"healthCheck", CONFIG_YAML_KT_UPSTREAM, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+        {"healthCheckService", CONFIG_YAML_KT_UPSTREAM, CONFIG_YAML_NO_FIELD, 0, 0, 0},
+        {"maxStreamsPerConnection", CONFIG_YAML_KT_UINT, CONFIG_YAML_NO_FIELD, 1, 100000, 100},
+    };
+    static const char *const protocols[] = {"http1", "h2", NULL};
+    static const char *const checks[] = {"http", "grpc", NULL};
+    struct config_yaml_qbuf q;
+    int i = 0;
+    while (i < (int)ARRAY_LEN(rows) && !config_yaml_key_is(k, rows[i].name))
+        i++;
+    if (i == (int)ARRAY_LEN(rows))
+        return -1;
+    if (v->kind == CONFIG_YAML_BAD)
+        return 0;
+    int c;
+    uint32_t x;
+    switch (i) {
+    case 0:
+        if ((c = config_yaml_get_choice(l, &rows[0], v, protocols, "http1, h2")) < 0)
+            return 0;
+        u->protocol = (uint8_t)c;
+        return CONFIG_UP_PROTOCOL;
+    case 1:
+        if ((c = config_yaml_get_choice(l, &rows[1], v, checks, "http, grpc")) < 0)
+            return 0;
+        u->health_check = (uint8_t)c;
+        return CONFIG_UP_HEALTH_CHECK;
+    case 2:
+        if (!config_yaml_is_string(v) || v->len > SERVICE_MAX_LEN ||
+            (v->len > 0 && !config_yaml_visible_ascii(v->str, v->len))) {
+            config_yaml_error(l, v,
+                              "healthCheckService must be a gRPC service name (visible ASCII, at "
+                              "most %d bytes; \"\" for the whole server), got %s",
+                              SERVICE_MAX_LEN, config_yaml_describe(&q, v));
+            return 0;
+        }
+        free(u->health_check_service);
+        if (!(u->health_check_service = strdup(v->str))) {
+            config_yaml_oom(l);
+            return 0;
+        }
+        return CONFIG_UP_SERVICE;
+    default:
+        if (config_yaml_get_int(l, &rows[3], v, &x) != 0)
+            return 0;
+        u->max_streams = x;
+        return CONFIG_UP_MAX_STREAMS;
+    }
+}
+
+int config_pool_upstream_copy(struct config_upstream *dst, const struct config_upstream *src,
+                              unsigned which)
+{
+    if (which & CONFIG_UP_PROTOCOL)
+        dst->protocol = src->protocol;
+    if (which & CONFIG_UP_HEALTH_CHECK)
+        dst->health_check = src->health_check;
+    if (which & CONFIG_UP_MAX_STREAMS)
+        dst->max_streams = src->max_streams;
+    if (which & CONFIG_UP_SERVICE) {
+        free(dst->health_check_service);
+        dst->health_check_service = NULL;
+        if (src->health_check_service &&
+            !(dst->health_check_service = strdup(src->health_check_service)))
+            return -1;
+    }
+    return 0;
+}
+
+/* The pool's upstream keys into each of its backends that does not give them itself. */
+static int resolve_backends(struct config_pool *p)
+{
+    for (int i = 0; i < p->nbackends; i++) {
+        struct config_backend *b = &p->backends[i];
+        if (config_pool_upstream_copy(&b->up, &p->up, ~(unsigned)b->up_own & 0xfu) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* The top level's settings into p (strings copied). 0, or -1 when memory ran out. */
 static int inherit(const struct config *cfg, struct config_pool *p)
 {
@@ -52,6 +139,10 @@ static int inherit(const struct config *cfg, struct config_pool *p)
     p->max_fails = cfg->max_fails;
     p->upstream_max_idle = cfg->upstream_max_idle;
     p->sticky = cfg->sticky;
+    p->up = cfg->up;
+    p->up.health_check_service = NULL;
+    if (config_pool_upstream_copy(&p->up, &cfg->up, CONFIG_UP_SERVICE) != 0)
+        return -1;
     p->balance = cfg->balance ? strdup(cfg->balance) : NULL;
     p->hash_key_name = cfg->hash_key_name ? strdup(cfg->hash_key_name) : NULL;
     p->sticky.cookie = cfg->sticky.cookie ? strdup(cfg->sticky.cookie) : NULL;
@@ -75,6 +166,7 @@ static void pool_clear(struct config_pool *p)
     free(p->hash_key_name);
     free(p->sticky.cookie);
     free(p->sticky.same_site);
+    free(p->up.health_check_service);
     memset(p, 0, sizeof(*p));
 }
 
@@ -102,7 +194,11 @@ static void parse_pool(struct config_yaml_load *l, struct config_pool *p,
                                         "upstreamTimeout",
                                         "retries",
                                         "maxFails",
-                                        "upstreamMaxIdle"};
+                                        "upstreamMaxIdle",
+                                        "protocol",
+                                        "healthCheck",
+                                        "healthCheckService",
+                                        "maxStreamsPerConnection"};
     static const size_t offs[] = {CONFIG_YAML_NO_FIELD,
                                   CONFIG_YAML_NO_FIELD,
                                   CONFIG_YAML_NO_FIELD,
@@ -118,7 +214,11 @@ static void parse_pool(struct config_yaml_load *l, struct config_pool *p,
                                   offsetof(struct config_pool, upstream_timeout_ms),
                                   offsetof(struct config_pool, retries),
                                   offsetof(struct config_pool, max_fails),
-                                  offsetof(struct config_pool, upstream_max_idle)};
+                                  offsetof(struct config_pool, upstream_max_idle),
+                                  CONFIG_YAML_NO_FIELD,
+                                  CONFIG_YAML_NO_FIELD,
+                                  CONFIG_YAML_NO_FIELD,
+                                  CONFIG_YAML_NO_FIELD};
     _Static_assert(ARRAY_LEN(names) == ARRAY_LEN(offs), "one offset per pool key");
     const struct config_yaml_node *seen[ARRAY_LEN(names)] = {0};
     struct config_yaml_qbuf q, q2;
@@ -172,6 +272,9 @@ static void parse_pool(struct config_yaml_load *l, struct config_pool *p,
             if (config_yaml_get_duration(l, &row, x, &u) == 0)
                 config_yaml_store(p, &row, u);
             break;
+        case CONFIG_YAML_KT_UPSTREAM:
+            config_pool_upstream_key(l, k, x, &p->up);
+            break;
         default: /* KT_UINT */
             if (config_yaml_get_int(l, &row, x, &u) == 0)
                 config_yaml_store(p, &row, u);
@@ -222,7 +325,7 @@ void config_pool_section(struct config_yaml_load *l, struct config *cfg,
     d->used = true;
     d->backends = cfg->backends;
     d->nbackends = cfg->nbackends;
-    if (!(d->name = strdup("default")) || inherit(cfg, d) != 0) {
+    if (!(d->name = strdup("default")) || inherit(cfg, d) != 0 || resolve_backends(d) != 0) {
         config_yaml_oom(l);
         return;
     }
@@ -264,6 +367,10 @@ void config_pool_section(struct config_yaml_load *l, struct config *cfg,
             return;
         }
         parse_pool(l, p, k, x);
+        if (resolve_backends(p) != 0) {
+            config_yaml_oom(l);
+            return;
+        }
         /* A pool's own stickySession without a secret keys its cookies with the top level's
          * (so identical instances agree on every pool's cookies). */
         if (!p->sticky.keyed && cfg->sticky.keyed) {
@@ -302,6 +409,7 @@ void config_pool_view(const struct config *cfg, const struct config_pool *p, str
     out->retries = p->retries;
     out->max_fails = p->max_fails;
     out->upstream_max_idle = p->upstream_max_idle;
+    out->up = p->up;
 }
 
 void config_pool_free(struct config *cfg)

@@ -179,6 +179,8 @@ enum config_yaml_key_type {
     CONFIG_YAML_KT_TRUSTED_PROXIES, /* a sequence of CIDR ranges (config_net.c) */
     CONFIG_YAML_KT_HTTP2,         /* the http2 mapping (config_http.c) */
     CONFIG_YAML_KT_RESOLVERS,       /* the resolvers mapping (config_dns.c) */
+    CONFIG_YAML_KT_UPSTREAM,      /* protocol, healthCheck, healthCheckService,
+                                     maxStreamsPerConnection (config_pool.c) */
 };
 
 #define CONFIG_YAML_NO_FIELD ((size_t)-1)

@@ -46,10 +46,12 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "http/forwarded.h"
+#include "http/grpc.h"
 #include "net/proxy_proto.h"
 #include "http/rewrite.h"
 #include "base/sock.h"
 #include "upstream/upstream.h"
+#include "upstream/h2up.h"
 #include "base/util.h"
 #include "core/worker_ctx.h"
 
@@ -156,11 +158,16 @@ static uint64_t pick_age_us(const struct exchange *x)
 /* Ends the exchange with the upstream, if any: pooled when reusable, else closed. */
 static void drop_upstream(struct exchange *x, bool reusable, enum lb_outcome outcome)
 {
-    if (!x->up)
+    if (!x->up && likely(!x->h2s))
         return;
     struct backend *b = ex_backend(x, x->backend);
     atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
     balancer_release(ex_balancer(x), x->backend, outcome, pick_age_us(x));
+    if (unlikely(x->h2s)) { /* a stream still open is reset (CANCEL) */
+        h2up_stream_close(x->h2s);
+        x->h2s = NULL;
+        return;
+    }
     upstream_release_at_most(x->up, reusable, ex_pool_cfg(x)->upstream_max_idle);
     x->up = NULL;
 }
@@ -172,6 +179,12 @@ void exchange_release_upstream(struct exchange *x, enum lb_outcome outcome)
 
 void exchange_finish(struct exchange *x)
 {
+    if (unlikely(x->h2s) && x->h2s->failed) { /* ended by golb after the backend failed */
+        backend_report_failure(ex_backend(x, x->backend), ex_pool_cfg(x)->max_fails,
+                               "HTTP/2 stream failed");
+        drop_upstream(x, false, LB_FAILED);
+        return;
+    }
     backend_report_success(ex_backend(x, x->backend));
     /* Reuse is earned: the response said keep-alive, ended exactly where its framing said (no
      * byte left over, even after a bodiless 204/304/HEAD answer) and the request went out whole. */
@@ -230,6 +243,7 @@ void exchange_result(const struct exchange *x, struct exchange_result *out)
         .tunnel = x->tunnel_pending,
         .body_abandoned = x->body_abandoned,
         .log_pending = x->obs.started && !x->obs.ended,
+        .grpc = x->grpc,
     };
 }
 
@@ -261,6 +275,16 @@ static void connect_failed(struct exchange *x, const char *why)
     log_warn("backend %s: connect failed: %s", b->name, why);
     backend_report_failure(b, ex_pool_cfg(x)->max_fails, why);
     drop_upstream(x, false, LB_CONNECT_FAILED);
+    connect_next(x);
+}
+
+void exchange_connect_failed(struct exchange *x, const char *why)
+{
+    connect_failed(x, why);
+}
+
+void exchange_connect_next(struct exchange *x)
+{
     connect_next(x);
 }
 
@@ -317,6 +341,8 @@ static uint64_t wait_deadline(const struct exchange *x)
 uint64_t exchange_deadline(const struct exchange *x)
 {
     uint64_t d = wait_deadline(x);
+    if (unlikely(x->grpc_deadline) && x->grpc_deadline < d)
+        d = x->grpc_deadline;
     if (likely(!x->req_stream))
         return d;
     uint64_t r = replay_until(x);
@@ -328,6 +354,12 @@ enum exchange_status exchange_timeout(struct exchange *x)
     if (x->res != EX_WAIT)
         return x->res;
     uint64_t now = loop_now(x->w->loop), until = replay_until(x);
+    if (unlikely(x->grpc_deadline) && now >= x->grpc_deadline) {
+        /* the caller's deadline, not the backend's fault (cut when the response started) */
+        x->end_term = x->resp_started ? "sD" : "sH";
+        x->end_error = "grpc_deadline";
+        return exchange_fail(x, 504, LB_OK);
+    }
     if (until && now >= until && now < wait_deadline(x)) {
         buf_put(&x->w->bufs, x->reqh); /* only the replay window ended: let the head go */
         x->reqh = NULL;
@@ -455,6 +487,11 @@ static bool x_response_head(struct exchange *x, const struct http1_response *res
     return true;
 }
 
+bool exchange_response_head(struct exchange *x, const struct http1_response *resp)
+{
+    return x_response_head(x, resp);
+}
+
 /* ---------------------------------------------------------------- splice ------------------- */
 
 /* True when a body may go (or is already going) through a pipe: the head is out, nothing of the
@@ -557,6 +594,14 @@ enum exchange_status exchange_start(struct exchange *x, const struct http_reques
     x->req_body = (enum http1_body)req->body;
     x->req_remaining = req->body == HTTP_BODY_LENGTH ? req->content_length : 0;
     x->req_is_head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+    /* gRPC calls are POSTs, so other requests pay one compare: golb's own errors are answered
+     * the gRPC way, and grpc-timeout bounds the whole exchange (as well as upstreamTimeout). */
+    if (unlikely(req->method_len == 4 && memcmp(req->method, "POST", 4) == 0)) {
+        uint64_t t;
+        x->grpc = x->obs.grpc = grpc_request(req, &t);
+        if (t != UINT64_MAX)
+            x->grpc_deadline = loop_now(w->loop) + t;
+    }
     /* Only an Upgrade to a protocol of upgradeProtocols is one; any other (h2c by default) is
      * proxied as an ordinary request, without its Upgrade. */
     x->req_upgrade = rewrite_upgrade_allowed(req, ex_upgrades(x));
@@ -621,6 +666,21 @@ static void connect_next(struct exchange *x)
         if (!x_set_upstream_host(x, b) && !(x_grow(x, &x->reqh) && x_set_upstream_host(x, b))) {
             exchange_fail(x, 431, LB_OK);
             return;
+        }
+        if (unlikely(ex_backend_cfg(x)->up.protocol == CONFIG_PROTO_H2)) {
+            int err = 0;
+            if (exchange_h2_open(x, b, &err)) {
+                obs_backend_try(w, &x->obs, b, x->up_reused, x->tried.n > 1, x->reqh->last);
+                atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
+                return;
+            }
+            if (err == -EMSGSIZE) {
+                exchange_fail(x, 411, LB_OK); /* a chunked HTTP/1 body to an HTTP/2 backend */
+                return;
+            }
+            log_warn("backend %s: cannot open an HTTP/2 stream: %s", b->name, strerror(-err));
+            balancer_release(ex_balancer(x), idx, LB_CONNECT_FAILED, pick_age_us(x));
+            continue;
         }
         struct upstream_pp pp;
         x_pp_key(x, &pp);
@@ -769,6 +829,8 @@ static bool x_parse_response(struct exchange *x)
         return false;
     }
     obs_response_head(x->w, &x->obs, resp.status, (uint32_t)n);
+    if (unlikely(x->grpc)) /* a trailers-only answer: grpc-status in the head */
+        x->obs.grpc_code = (int8_t)(grpc_status_field(resp.headers, resp.num_headers) + 1);
     x->resp_body = resp.body;
     x->resp_remaining = resp.body == HTTP1_BODY_LENGTH ? resp.content_length : 0;
     x->resp_ready = 0;
@@ -946,6 +1008,8 @@ COLD static int response_end(struct exchange *x)
             struct http_field tr[HTTP1_MAX_HEADERS];
             size_t n = http1_parse_trailers(x->uin->data + x->uin->pos, x->resp_tlen, tr,
                                             HTTP1_MAX_HEADERS);
+            if (x->grpc && grpc_status_field(tr, n) >= 0)
+                x->obs.grpc_code = (int8_t)(grpc_status_field(tr, n) + 1);
             rc = x->ops->body_end(x->client, tr, n);
         } else {
             rc = x->ops->body_end(x->client, NULL, 0);
@@ -1272,6 +1336,10 @@ enum exchange_status exchange_pump(struct exchange *x)
 {
     x->budget = x->ops->yield ? LOOP_IO_BUDGET : SIZE_MAX;
     x->yielded = false;
+    if (unlikely(x->h2s)) {
+        enum exchange_status st = exchange_h2_pump(x);
+        return st == EX_WAIT ? x_wait(x) : st;
+    }
     if (x->phase == XP_TUNNEL) {
         enum exchange_status st = pump_tunnel_stream(x);
         return st == EX_WAIT ? x_wait(x) : st;

@@ -197,6 +197,7 @@ struct exchange_result {
     bool body_abandoned;   /* EX_DONE: the response ended before the request body was read,
                               whose rest can go nowhere: the client connection cannot continue */
     bool log_pending;      /* its request started and its end is not logged yet */
+    bool grpc;             /* a gRPC call: answer fail_status the gRPC way (reply_error) */
 };
 
 /* A cleared exchange from w's free list (or malloc), bound to a client side and pinned to w's

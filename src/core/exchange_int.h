@@ -74,6 +74,12 @@ struct exchange {
     uint32_t retries;             /* the pool's retries, or the route's */
     const struct rewrite_headers *resp_headers; /* the route's response filter, NULL: none */
     struct reply_desc reply;      /* EX_REPLY: what golb answers (spans in reqh or the config) */
+    bool grpc;                    /* a gRPC call (http/grpc.h): golb's errors answered its way */
+    struct h2up_stream *h2s;      /* protocol h2: the upstream stream (exchange_h2.c), else NULL */
+    bool resp_chunked_out;        /* h2 upstream: the exchange frames the body as chunks */
+    bool chunk_trailer;           /* h2 upstream: a chunk's data went, its CRLF is next */
+    uint64_t chunk_left;          /* h2 upstream: data bytes of the current chunk still to go */
+    uint64_t grpc_deadline;       /* its grpc-timeout as a loop time, 0: none */
     struct upstream_conn *up;
     int backend; /* index in gen's backend table, -1 before the first pick */
     bool up_reused, replayed;
@@ -234,6 +240,19 @@ bool exchange_want_splice(struct exchange *x, struct kpipe *p, struct exchange_s
  * x->gen->routing. */
 enum exchange_status exchange_route(struct exchange *x, const struct http_request *req,
                                     const struct exchange_request *info, struct http_request *out);
+
+/* exchange.c, for exchange_h2.c: a final head to the session (into resph), and the end of an
+ * upstream attempt that failed while connecting (the next backend is tried). */
+bool exchange_response_head(struct exchange *x, const struct http1_response *resp);
+void exchange_connect_failed(struct exchange *x, const char *why);
+void exchange_connect_next(struct exchange *x);
+
+/* exchange_h2.c: the exchange over an HTTP/2 upstream stream (protocol h2). open: a stream on
+ * backend b (false, *err set, when none could start); pump: both directions; failed: the
+ * stream failed (a retry, the next backend, a 502 or a cut). */
+bool exchange_h2_open(struct exchange *x, struct backend *b, int *err);
+enum exchange_status exchange_h2_pump(struct exchange *x);
+void exchange_h2_failed(struct exchange *x);
 
 /* exchange_req.c: the request direction (holding the body, sending head and body up). */
 bool exchange_req_hold_body(struct exchange *x);

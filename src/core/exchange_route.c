@@ -99,6 +99,7 @@ static enum exchange_status reply(struct exchange *x, int status, const char *te
 {
     x->reply.status = status;
     x->reply.no_body = x->req_is_head;
+    x->reply.grpc = x->grpc && status >= 400;
     x->end_term = term;
     x->end_error = error;
     x->res = EX_REPLY;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/accesslog.h"
+#include "http/grpc.h"
 #include "upstream/backend.h"
 #include "config/config.h"
 #include "http/http.h"
@@ -367,6 +368,9 @@ void obs_req_end(struct worker_ctx *w, struct obs_req *r, int status, const char
     }
     r->status = status;
     r->total_us = now - r->start_us;
+    /* a gRPC call answered by golb, or by a backend's HTTP error: the code its client reads */
+    if (unlikely(r->grpc) && !r->grpc_code && status >= 400)
+        r->grpc_code = (int8_t)(grpc_code_of_http(status) + 1);
     struct obs_counters *m = w->m;
     obs_route_done(w, r->route, status);
     if (m) {
@@ -386,6 +390,8 @@ void obs_req_end(struct worker_ctx *w, struct obs_req *r, int status, const char
                 counter_add(&b->requests[counter_status_class(r->backend_status)], 1);
             counter_add(&b->sent_bytes, r->sent_bytes + r->req_body_bytes);
             counter_add(&b->received_bytes, r->received_bytes + r->resp_body_bytes);
+            if (unlikely(r->grpc_code > 0) && r->grpc_code <= BACKEND_GRPC_CODES)
+                counter_add(&b->grpc[r->grpc_code - 1], 1);
         }
     }
     if (w->alog && accesslog_current() != ACCESSLOG_OFF) {
@@ -433,6 +439,23 @@ static void text_field(struct jsonw *j, const char *s, size_t n)
         jsonw_raw(j, "-", 1);
 }
 
+/* rpc.system, rpc.service, rpc.method (from the path "/SERVICE/METHOD") and
+ * rpc.grpc.status_code (code + 1, 0: none came) of a gRPC call. */
+static void json_rpc(struct jsonw *j, const char *path, size_t len, int code1)
+{
+    const char *slash = len > 1 ? memrchr(path + 1, '/', len - 1) : NULL;
+    JSONW_LIT(j, ",\"rpc.system\":\"grpc\"");
+    if (slash) {
+        json_maybe_str(j, "rpc.service", path + 1, (size_t)(slash - path - 1));
+        json_maybe_str(j, "rpc.method", slash + 1, len - (size_t)(slash - path) - 1);
+    }
+    JSON_KEY(j, "rpc.grpc.status_code");
+    if (code1 > 0)
+        jsonw_i64(j, code1 - 1);
+    else
+        JSONW_LIT(j, "null");
+}
+
 size_t obs_format_line(enum accesslog_format format, char *out, size_t cap,
                              const struct obs_req *r, const char *backend, const char *client_ip,
                              const char *term, const char *error_type)
@@ -467,6 +490,8 @@ size_t obs_format_line(enum accesslog_format format, char *out, size_t cap,
         JSON_KEY(&j, "http.response.body.size");
         jsonw_u64(&j, r->resp_body_bytes);
         json_maybe_str(&j, "user_agent.original", r->ua, r->ua_len);
+        if (unlikely(r->grpc)) /* OpenTelemetry's rpc.*: "/pkg.Service/Method" */
+            json_rpc(&j, r->target, path_len, r->grpc_code);
         json_maybe_str(&j, "route", r->route ? r->route->name : NULL,
                        r->route ? strlen(r->route->name) : 0);
         json_plain_str(&j, "pool", r->pool, r->pool ? strlen(r->pool) : 0);

@@ -194,6 +194,8 @@ struct obs_req {
     int status;              /* what the client got (0: nothing) */
     int backend_status;      /* what the backend answered (0: nothing) */
     bool started, reused, ended;
+    bool grpc;         /* a gRPC call (rpc.* in the JSON access log) */
+    int8_t grpc_code;  /* its grpc-status + 1 (the backend's, or golb's own answer's); 0: none */
     uint8_t version; /* enum http_version */
     uint8_t method_len, ua_len, reqid_len;
     uint16_t target_len;

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "base/buf.h"
+#include "http/grpc.h"
 #include "http/http.h"
 #include "http/http1.h"
 #include "base/util.h"
@@ -46,8 +47,47 @@ const char reply_plain_on_tls[] =
     "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 45\r\n"
     "Connection: close\r\n\r\nThis port speaks HTTPS: use https:// instead.\n";
 
+void reply_error(struct reply_desc *d, int status, bool grpc)
+{
+    memset(d, 0, sizeof(*d));
+    d->status = status;
+    d->grpc = grpc && status >= 400;
+}
+
+const char *reply_grpc_status(const struct reply_desc *d, char buf[4])
+{
+    snprintf(buf, 4, "%d", grpc_code_of_http(d->status) % 100);
+    return buf;
+}
+
+const char *reply_grpc_message(const struct reply_desc *d)
+{
+    /* reason phrases are visible ASCII without '%': nothing to percent-encode */
+    return http1_reason(d->status >= 100 && d->status < 600 ? d->status : 500);
+}
+
+/* The HTTP/1 head of a gRPC answer (see reply_desc.grpc) into p (cap bytes); its length or 0. */
+static size_t grpc_http1(const struct reply_desc *d, bool keepalive, bool http10, char *p,
+                         size_t cap)
+{
+    char code[4];
+    int n = snprintf(p, cap,
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/grpc\r\ngrpc-status: %s\r\n"
+                     "grpc-message: %s\r\nContent-Length: 0\r\n%s",
+                     reply_grpc_status(d, code), reply_grpc_message(d),
+                     !keepalive ? "Connection: close\r\n\r\n"
+                     : http10   ? "Connection: keep-alive\r\n\r\n"
+                                : "\r\n");
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
 bool reply_http1(const struct reply_desc *d, bool keepalive, bool http10, struct buf *b)
 {
+    if (d->grpc) {
+        size_t n = grpc_http1(d, keepalive, http10, b->data + b->last, b->cap - b->last);
+        b->last += (uint32_t)n;
+        return n > 0;
+    }
     char *p = b->data + b->last;
     size_t cap = b->cap - b->last, len = 0;
     bool own_type = false;

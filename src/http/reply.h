@@ -31,11 +31,26 @@ struct reply_desc {
      * replaces golb's text/plain */
     const struct http_field *fields;
     size_t nfields;
+    /* The request was a gRPC call (grpc.h) and this is an error (status >= 400): it is answered
+     * the gRPC way instead, HTTP 200 with content-type application/grpc, grpc-status (the code
+     * grpc_code_of_http gives for status) and grpc-message (the reason phrase), no body: for
+     * HTTP/2 a trailers-only response (one HEADERS frame that ends the stream), for HTTP/1 those
+     * fields in the head and Content-Length: 0. The other members but status are not used. */
+    bool grpc;
 };
+
+/* Fills d (zeroed first) with golb's own error `status` for a request that was (grpc) or was not
+ * a gRPC call. */
+void reply_error(struct reply_desc *d, int status, bool grpc);
+
+/* A gRPC answer's grpc-status value ("14") and grpc-message ("Service Unavailable") for d. */
+const char *reply_grpc_status(const struct reply_desc *d, char buf[4]);
+const char *reply_grpc_message(const struct reply_desc *d);
 
 /* The bytes a HTTP/1 client gets for d, appended to b: status line, Content-Type (text/plain
  * unless d's fields set one), Content-Length, Location, Retry-After, d's fields, Connection: close
- * unless keepalive (HTTP/1.0 clients that keep it get Connection: keep-alive), then the body.
+ * unless keepalive (HTTP/1.0 clients that keep it get Connection: keep-alive), then the body; a
+ * gRPC answer (d->grpc) as described there.
  * Returns false, b unchanged, when it does not fit. */
 bool reply_http1(const struct reply_desc *d, bool keepalive, bool http10, struct buf *b);
 

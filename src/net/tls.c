@@ -648,6 +648,12 @@ bool tls_alpn_h2(SSL *ssl)
     return len == 2 && p[0] == 'h' && p[1] == '2';
 }
 
+bool tls_client_offer_h2(SSL *ssl)
+{
+    static const unsigned char h2[] = {2, 'h', '2'};
+    return SSL_set_alpn_protos(ssl, h2, sizeof(h2)) == 0; /* 0 is success here */
+}
+
 static int build_sni(struct tls_server *s)
 {
     int total = 0;

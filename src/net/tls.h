@@ -122,6 +122,9 @@ bool tls_close_notify_received(SSL *ssl);
 bool tls_session_reused(SSL *ssl);
 /* True when ALPN chose "h2" for this connection (after the handshake). */
 bool tls_alpn_h2(SSL *ssl);
+/* A client SSL (before its handshake) offers ALPN "h2" alone: HTTP/2 to an upstream. False when
+ * OpenSSL refused. */
+bool tls_client_offer_h2(SSL *ssl);
 /* Sends close_notify: the orderly end of what this side sends, which a peer reading a body
  * delimited by the close tells from a cut. Once, without blocking (an alert the socket does not
  * take now is dropped), never waiting for the peer's; nothing before the handshake is done. */

@@ -18,6 +18,7 @@
 #include "core/exchange.h"
 #include "server/proxy.h"
 #include "upstream/upstream.h"
+#include "upstream/h2up.h"
 #include "base/util.h"
 
 /* Client connections open in the whole process, against maxConnections. */
@@ -287,8 +288,10 @@ void worker_destroy(struct worker *w)
         struct generation *g = w->ctx.gen;
         for (int p = 0; g && w->ctx.upstreams && p < g->npools; p++) {
             const struct backend_table *t = g->pools[p].table;
-            for (int i = 0; i < t->n; i++)
+            for (int i = 0; i < t->n; i++) {
+                h2up_close_idle(&t->b[i]->pw[w->ctx.id].idle, true);
                 upstream_close_idle(w->ctx.upstreams, &t->b[i]->pw[w->ctx.id].idle, true);
+            }
         }
         loop_run_deferred(w->ctx.loop);
         upstream_pool_free(w->ctx.upstreams);
@@ -379,6 +382,7 @@ static void adopt(struct worker *w, struct worker_update *u)
         for (int i = 0; i < t->n; i++) {
             struct backend *b = t->b[i];
             if (!generation_has_backend(g, b)) {
+                h2up_close_idle(&b->pw[w->ctx.id].idle, true);
                 upstream_close_idle(w->ctx.upstreams, &b->pw[w->ctx.id].idle, true);
                 removed = true;
             }

@@ -279,6 +279,27 @@ static void client_linger(struct client *c)
     pump(c);
 }
 
+static void client_reply_buf(struct client *c, struct buf *b, uint32_t len);
+
+/* client_fail's answer to a gRPC call (a gRPC-Web client, over HTTP/1): grpc-status in the head
+ * (reply_desc.grpc). False when no buffer is left (then the plain answer goes). */
+static bool client_fail_grpc(struct client *c, int status)
+{
+    struct reply_desc d;
+    reply_error(&d, status, true);
+    struct buf *b = buf_get(&c->w->bufs);
+    if (!b)
+        return false;
+    b->pos = b->last = 0;
+    if (!reply_http1(&d, false, c->http10, b)) {
+        buf_put(&c->w->bufs, b);
+        return false;
+    }
+    c->reply_keep = false;
+    client_reply_buf(c, b, b->last);
+    return true;
+}
+
 /* Answers status and closes, unless the response has started: then the only honest move is to
  * cut the connection so the client sees an incomplete response, never wrong bytes. */
 static void client_fail(struct client *c, int status, enum lb_outcome outcome)
@@ -292,6 +313,8 @@ static void client_fail(struct client *c, int status, enum lb_outcome outcome)
     obs_end_reply(c, status, &r);
     client_drop_upstream(c, outcome);
     release_buffers(c);
+    if (unlikely(r.grpc) && status >= 400 && client_fail_grpc(c, status))
+        return;
     c->reply = reply_text(status, &c->reply_len);
     c->reply_sent = 0;
     c->reply_keep = false;

@@ -283,12 +283,39 @@ static nghttp2_nv nv_of(const char *name, size_t nl, const char *value, size_t v
     return (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, nl, vl, NGHTTP2_NV_FLAG_NONE};
 }
 
+/* A gRPC call's answer (reply_desc.grpc): trailers-only, one HEADERS frame that ends the stream
+ * with :status 200, content-type, grpc-status and grpc-message. */
+static void stream_reply_grpc(struct h2stream *s, const struct reply_desc *d)
+{
+    char code[4];
+    const char *msg = reply_grpc_message(d);
+    const char *cs = reply_grpc_status(d, code);
+    nghttp2_nv nv[] = {
+        nv_of(":status", 7, "200", 3),
+        nv_of("content-type", 12, "application/grpc", 16),
+        nv_of("grpc-status", 11, cs, strlen(cs)),
+        nv_of("grpc-message", 12, msg, strlen(msg)),
+    };
+    s->reply_len = 0;
+    s->reply_sent = 0;
+    s->resp_submitted = true;
+    if (nghttp2_submit_response(s->c->ng, s->id, nv, ARRAY_LEN(nv), NULL) != 0)
+        h2stream_reset(s, NGHTTP2_INTERNAL_ERROR);
+    s->resp_complete = true;
+    s->progress_at = loop_now(s->c->w->loop);
+    stream_arm(s);
+}
+
 /* Answers a stream with golb's own response, described as for HTTP/1 (http/reply.h): HEADERS
  * (:status, content-type unless the description's fields set one, content-length, location,
  * retry-after, the fields, in lower case as HTTP/2 wants) and the body as DATA. d->body and the
  * fields must live until the stream ends (they are the generation's or static). */
 static void stream_reply(struct h2stream *s, const struct reply_desc *d)
 {
+    if (unlikely(d->grpc)) {
+        stream_reply_grpc(s, d);
+        return;
+    }
     int status = d->status < 100 || d->status >= 600 ? 500 : d->status;
     const char *body = d->body ? d->body : answer_text(status);
     size_t body_len = d->body ? d->body_len : strlen(body);
@@ -887,7 +914,9 @@ static void on_exchange_status(struct h2stream *s, enum exchange_status st)
             exchange_obs_end(s->x, r.fail_status, term, err, s->c->ip);
             exchange_release_upstream(s->x, r.fail_outcome);
             h2stream_put_exchange(s);
-            stream_answer(s, r.fail_status);
+            struct reply_desc d;
+            reply_error(&d, r.fail_status, r.grpc);
+            stream_reply(s, &d);
         }
         return;
     case EX_CLOSE:

@@ -61,6 +61,8 @@ enum backend_conn_error {
     BACKEND_CONN_NERRORS,
 };
 
+#define BACKEND_GRPC_CODES 17 /* gRPC status codes 0 (OK) .. 16 (UNAUTHENTICATED) */
+
 /* One backend as seen by one worker (base/counter.h: single writer, read by scrapes). */
 struct backend_counters {
     _Atomic uint64_t requests[5]; /* by status class 1xx..5xx */
@@ -71,6 +73,8 @@ struct backend_counters {
     _Atomic uint64_t sent_bytes, received_bytes;
     struct counter_hist response; /* request sent → response head */
     struct counter_hist connect;  /* connect started → connected */
+    _Atomic uint64_t grpc[BACKEND_GRPC_CODES]; /* gRPC calls it took, by the code their client
+                                                  read (obs.h obs_req.grpc_code) */
 };
 
 /* The last health check of a backend, written by the health thread only. Readers use the

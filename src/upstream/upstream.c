@@ -235,6 +235,10 @@ int upstream_tls_step(struct upstream_conn *c, struct tls_client *tc, char *err,
 {
     if (!c->ssl) {
         c->ssl = tls_client_ssl(tc, c->io.fd, c->idle->session);
+        if (c->ssl && c->alpn_h2 && !tls_client_offer_h2(c->ssl)) {
+            tls_free(c->ssl, false);
+            c->ssl = NULL;
+        }
         if (!c->ssl) {
             snprintf(err, errlen, "cannot set up TLS");
             return -EPROTO;
@@ -306,6 +310,11 @@ void upstream_release_at_most(struct upstream_conn *c, bool reusable, uint32_t m
     atomic_store_explicit(&l->count, atomic_load_explicit(&l->count, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     loop_timer_after(pool->loop, &c->idle_timer, pool->idle_timeout_ms);
+}
+
+struct loop *upstream_pool_loop(const struct upstream_pool *pool)
+{
+    return pool->loop;
 }
 
 const struct upstream_stats *upstream_pool_stats(const struct upstream_pool *pool)

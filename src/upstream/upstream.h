@@ -21,6 +21,7 @@
 
 struct upstream_pool;
 struct upstream_conn;
+struct h2up_conn;
 struct tls_client;
 typedef struct ssl_st SSL;
 
@@ -33,6 +34,8 @@ struct upstream_idle {
     _Atomic uint32_t count;     /* written by the owning worker only; scrapes read it */
     bool closed;                /* the backend was removed: connections given back are closed */
     SSL_SESSION *session;       /* https: the latest resumable session, or NULL */
+    struct h2up_conn *h2;       /* protocol h2: this worker's HTTP/2 connections (h2up.c) */
+    _Atomic uint32_t h2_conns, h2_streams; /* their count and open streams (metrics) */
 };
 
 /* The client address a connection's PROXY protocol header named (sendProxyProtocol): a pooled
@@ -56,6 +59,7 @@ struct upstream_conn {
     bool readable, writable, rdhup, connected, closed;
     bool tls_done; /* handshake complete (or plain): the connection can carry requests */
     bool pp_sent;  /* its PROXY header went (upstream_send_proxy_header) */
+    bool alpn_h2;  /* TLS offers ALPN h2 alone (an HTTP/2 connection, h2up.c) */
     struct upstream_pp pp;
 };
 
@@ -109,6 +113,8 @@ void upstream_release(struct upstream_conn *conn, bool reusable);
 void upstream_release_at_most(struct upstream_conn *conn, bool reusable, uint32_t max_idle);
 
 const struct upstream_stats *upstream_pool_stats(const struct upstream_pool *pool);
+/* The loop of the pool (h2up). */
+struct loop *upstream_pool_loop(const struct upstream_pool *pool);
 /* Idle connections currently in a list (tests, metrics; any thread). */
 static inline uint32_t upstream_idle_count(const struct upstream_idle *idle)
 {

@@ -1,0 +1,568 @@
+"""gRPC through golb with real gRPC peers (Debian's python3-grpcio; generic handlers and raw
+bytes, no generated code) and hand-made HTTP/2 frames: golb's own errors answered the gRPC way
+(trailers-only, grpc-status and grpc-message), grpc-timeout as the request's deadline, the upstream
+keys of the configuration."""
+
+import importlib
+import os
+import socket
+import subprocess
+import sys
+import time
+
+try:
+    import grpc
+except ImportError:  # Debian's python3-grpcio is seen only by /usr/bin/python3's path
+    sys.path.append("/usr/lib/python3/dist-packages")
+    import grpc
+
+from golbtest import golb_config, http_request, plain_only, scaled, wait_until
+
+h2t = importlib.import_module("test_97_http2")
+
+E2E_DIR = os.path.dirname(os.path.abspath(__file__))
+SUPPORT_DIR = os.path.join(os.path.dirname(E2E_DIR), "support")
+
+GRPC_HEADERS = [("content-type", "application/grpc"), ("te", "trailers")]
+MESSAGE = b"\x00\x00\x00\x00\x03abc"  # one uncompressed gRPC message of 3 bytes
+
+
+def channel(port):
+    ch = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.enable_http_proxy", 0)])
+    return ch
+
+
+def call(ch, method, payload=b"abc", timeout=5, metadata=None):
+    """A unary call with raw bytes; returns (code, details, response or None)."""
+    f = ch.unary_unary(method, request_serializer=None, response_deserializer=None)
+    try:
+        r = f(payload, timeout=scaled(timeout), metadata=metadata)
+        return grpc.StatusCode.OK, "", r
+    except grpc.RpcError as e:
+        return e.code(), e.details(), None
+
+
+@plain_only("golb's own listeners are chosen per test (h2c)")
+class GrpcErrorsTest(h2t.H2Case):
+    def test_no_backend_is_unavailable_for_grpc_and_a_text_answer_for_others(self):
+        g = self.h2c(["http://127.0.0.1:1/"], wait_up=False, period=60)
+        ch = channel(g.port)
+        self.addCleanup(ch.close)
+        code, details, _ = call(ch, "/golb.test.Echo/Unary")
+        self.assertEqual(code, grpc.StatusCode.UNAVAILABLE, details)
+        self.assertIn(details, ("Service Unavailable", "Bad Gateway"))
+        # on the wire: one HEADERS frame that ends the stream, no DATA (trailers-only)
+        c = self.client(g)
+        r = c.get("/golb.test.Echo/Unary", method="POST", headers=GRPC_HEADERS, body=MESSAGE)
+        self.assertEqual(h2t.status(r), 200)
+        self.assertEqual(r["headers"]["content-type"], "application/grpc")
+        self.assertEqual(r["headers"]["grpc-status"], "14")
+        self.assertIn(r["headers"]["grpc-message"], ("Service Unavailable", "Bad Gateway"))
+        self.assertEqual(bytes(r["data"]), b"")
+        self.assertIsNone(r["trailers"])
+        # not a gRPC call: golb's usual text answer
+        r = c.get("/x", method="POST", headers=[("content-type", "application/json")], body=b"{}")
+        self.assertIn(h2t.status(r), (502, 503))
+        # HTTP/1.1 (a gRPC-Web client): the same fields in the head
+        h1 = http_request(g.port, "POST", "/golb.test.Echo/Unary",
+                          headers={"Content-Type": "application/grpc-web+proto"}, body=MESSAGE)
+        self.assertEqual(h1.status, 200)
+        self.assertEqual(h1.header("grpc-status"), "14")
+        self.assertEqual(h1.header("Content-Type"), "application/grpc")
+
+    def test_grpc_timeout_is_the_deadline(self):
+        t = self.toy(1)
+        g = self.h2c([t], upstreamTimeout=scaled(20))
+        c = self.client(g)
+        start = time.monotonic()
+        r = c.get("/slow?hang=1", method="POST", body=MESSAGE,
+                  headers=GRPC_HEADERS + [("grpc-timeout", "300m")])
+        took = time.monotonic() - start
+        self.assertEqual(r["headers"]["grpc-status"], "4")
+        self.assertEqual(r["headers"]["grpc-message"], "Gateway Timeout")
+        self.assertGreaterEqual(took, 0.25)
+        self.assertLess(took, scaled(5))  # golb's deadline, not upstreamTimeout (20 s)
+        # an invalid grpc-timeout is ignored: the request goes on (the toy answers at once)
+        r = c.get("/quick", method="POST", body=MESSAGE,
+                  headers=GRPC_HEADERS + [("grpc-timeout", "soon")])
+        self.assertEqual(h2t.status(r), 200)
+        # a real client's deadline: DEADLINE_EXCEEDED, never a hang
+        ch = channel(g.port)
+        self.addCleanup(ch.close)
+        code, _, _ = call(ch, "/slow?hang=1", timeout=0.5)
+        self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+    def test_rate_limit_is_resource_exhausted(self):
+        t = self.toy(1)
+        routes = ("routes:\n"
+                  "  - match: {pathPrefix: /golb.test.Echo}\n"
+                  "    rateLimit: {requestsPerSecond: 0.001, burst: 1}\n"
+                  "    pool: default\n")
+        g = self.golb(golb_config([t], http2="{cleartext: true}") + routes)
+        self.wait_backend(g, t, "UP")
+        c = self.client(g)
+        r1 = c.get("/golb.test.Echo/A", method="POST", headers=GRPC_HEADERS, body=MESSAGE)
+        self.assertEqual(h2t.status(r1), 200)  # the toy's answer
+        r2 = c.get("/golb.test.Echo/A", method="POST", headers=GRPC_HEADERS, body=MESSAGE)
+        self.assertEqual(h2t.status(r2), 200)
+        self.assertEqual(r2["headers"]["grpc-status"], "8")
+        self.assertEqual(r2["headers"]["grpc-message"], "Too Many Requests")
+
+
+def grpc_over_http1(conn, head, path):
+    """A RawUpstream handler: the request body is drained (its end, or a short quiet), then a gRPC
+    answer over HTTP/1.1: one message b"abc" in a chunked body, grpc-status in the trailers."""
+    conn.settimeout(0.3)
+    got = b""
+    try:
+        while b"0\r\n\r\n" not in got:
+            d = conn.recv(65536)
+            if not d:
+                break
+            got += d
+    except OSError:
+        pass
+    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\n"
+                 b"transfer-encoding: chunked\r\n\r\n"
+                 b"8\r\n\x00\x00\x00\x00\x03abc\r\n"
+                 b"0\r\ngrpc-status: 0\r\ngrpc-message: fine\r\nx-echo-trailer: t1\r\n\r\n")
+    return False
+
+
+@plain_only("golb's own listeners are chosen per test (h2c)")
+class GrpcTrailersAndLogTest(h2t.H2Case):
+    def test_trailers_from_an_http1_upstream_reach_a_grpc_client_and_the_log(self):
+        u = self.raw_upstream(grpc_over_http1)
+        g = self.h2c([u], accessLog="json", admin="{listen: 127.0.0.1:0}")
+        admin = int(g.wait_log(r"admin API and status page on http://(\S+):(\d+)/",
+                               timeout=5).group(2))
+        ch = channel(g.port)
+        self.addCleanup(ch.close)
+        f = ch.unary_unary("/golb.test.Echo/Unary", request_serializer=None,
+                           response_deserializer=None)
+        resp, call_ = f.with_call(b"abc", timeout=scaled(5))
+        self.assertEqual(resp, b"abc")
+        self.assertEqual(call_.code(), grpc.StatusCode.OK)
+        self.assertIn(("x-echo-trailer", "t1"), tuple(call_.trailing_metadata()))
+        g.wait_log(r'"rpc.system":"grpc","rpc.service":"golb.test.Echo","rpc.method":"Unary",'
+                   r'"rpc.grpc.status_code":0', timeout=5)
+        series = f'golb_grpc_responses_total{{pool="default",backend="127.0.0.1:{u.port}",' \
+                 f'grpc_code="OK"}} 1'
+        wait_until(lambda: series in http_request(admin, "GET", "/metrics").body.decode(),
+                   5, "the gRPC response counted")
+
+    def test_golbs_own_answer_is_logged_with_its_grpc_code(self):
+        g = self.h2c(["http://127.0.0.1:1/"], wait_up=False, period=60, accessLog="json")
+        ch = channel(g.port)
+        self.addCleanup(ch.close)
+        code, _, _ = call(ch, "/golb.test.Echo/Unary")
+        self.assertEqual(code, grpc.StatusCode.UNAVAILABLE)
+        g.wait_log(r'"rpc.method":"Unary","rpc.grpc.status_code":14', timeout=5)
+        # not a gRPC call: no rpc fields
+        c = self.client(g)
+        c.get("/plain")
+        m = g.wait_log(r'\{[^\n]*"url.path":"/plain"[^\n]*', timeout=5)
+        self.assertNotIn("rpc.", m.group(0))
+
+
+class GrpcConfigTest(h2t.H2Case):
+    def test_upstream_keys_load(self):
+        t = self.toy(1)
+        text = golb_config([t], maxStreamsPerConnection=10, protocol="http1",
+                           healthCheckService='""')
+        g = self.golb(text)
+        self.wait_backend(g, t, "UP")
+        self.assertEqual(self.get(g, "/x").status, 200)
+
+
+class GrpcServer:
+    """A python3-grpcio server on 127.0.0.1 (an ephemeral port; TLS with (cert, key) paths): the
+    health service grpc.health.v1.Health/Check with statuses set by the test (service name →
+    ServingStatus; a name not in it is NOT_FOUND), messages encoded by hand."""
+
+    def __init__(self, tls=None, name="s", options=()):
+        from concurrent import futures  # noqa: PLC0415
+        self.health = {"": 1}
+        self.checks = 0
+        self.name = name
+        self.calls = 0
+        self.cancelled = 0
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
+                                  options=[("grpc.so_reuseport", 0),
+                                           ("grpc.max_receive_message_length", 16 << 20),
+                                           ("grpc.max_send_message_length", 16 << 20)]
+                                  + list(options))
+        self._add_echo()
+
+        def check(req, ctx):
+            self.checks += 1
+            svc = req[2:2 + req[1]].decode() if len(req) >= 2 and req[0] == 0x0A else ""
+            if svc not in self.health:
+                ctx.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {svc}")
+            return bytes([0x08, self.health[svc]])
+
+        handlers = {"Check": grpc.unary_unary_rpc_method_handler(check)}
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("grpc.health.v1.Health", handlers),))
+        if tls:
+            cert, key = tls
+            with open(cert, "rb") as c, open(key, "rb") as k:
+                creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+            self.port = self.server.add_secure_port("127.0.0.1:0", creds)
+        else:
+            self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    def close(self):
+        self.server.stop(None)
+
+    def _add_echo(self):
+        """golb.test.Echo: Unary (echo; metadata "status" picks a code, "sleep" seconds wait,
+        request metadata x-* echoed as initial metadata and trailers), Server (the request
+        repeated "count" times), Client (the requests joined), Bidi (each echoed), Who (this
+        server's name)."""
+        def meta(ctx):
+            return dict(ctx.invocation_metadata())
+
+        def unary(req, ctx):
+            self.calls += 1
+            m = meta(ctx)
+            echo = tuple((k, v) for k, v in m.items() if k.startswith("x-"))
+            if echo:
+                ctx.send_initial_metadata(echo)
+                ctx.set_trailing_metadata(tuple((k + "-t", v) for k, v in echo))
+            if "sleep" in m:
+                end = time.monotonic() + float(m["sleep"])
+                while time.monotonic() < end and ctx.is_active():
+                    time.sleep(0.01)
+                if not ctx.is_active():
+                    self.cancelled += 1
+                    return b""
+            if "status" in m:
+                ctx.abort(grpc.StatusCode(int(m["status"])) if False else
+                          [c for c in grpc.StatusCode if c.value[0] == int(m["status"])][0],
+                          "chosen status")
+            return req
+
+        def server_stream(req, ctx):
+            self.calls += 1
+            for _ in range(int(meta(ctx).get("count", "3"))):
+                yield req
+
+        def client_stream(it, ctx):
+            self.calls += 1
+            return b"".join(it)
+
+        def bidi(it, ctx):
+            self.calls += 1
+            for r in it:
+                yield r
+
+        def who(req, ctx):
+            self.calls += 1
+            return self.name.encode()
+
+        handlers = {
+            "Unary": grpc.unary_unary_rpc_method_handler(unary),
+            "Server": grpc.unary_stream_rpc_method_handler(server_stream),
+            "Client": grpc.stream_unary_rpc_method_handler(client_stream),
+            "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
+            "Who": grpc.unary_unary_rpc_method_handler(who),
+        }
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("golb.test.Echo", handlers),))
+
+
+class GrpcHealthTest(h2t.H2Case):
+    def grpc_server(self, **kw):
+        s = GrpcServer(**kw)
+        self.addCleanup(s.close)
+        return s
+
+    def test_health_check_grpc_takes_a_not_serving_backend_out_and_back(self):
+        s = self.grpc_server()
+        text = golb_config([f"http://127.0.0.1:{s.port}/"], healthCheck="grpc")
+        g = self.golb(text)
+        self.wait_backend(g, s.port, "UP")
+        s.health[""] = 2
+        m = self.wait_backend(g, s.port, "DOWN")
+        self.assertIn("gRPC NOT_SERVING", m.group(0))
+        s.health[""] = 1
+        self.wait_backend(g, s.port, "UP", start=g.log_offset())
+
+    def test_health_check_service_name_and_unknown_service(self):
+        s = self.grpc_server()
+        s.health["golb.test.Echo"] = 1
+        text = golb_config([f"http://127.0.0.1:{s.port}/"], healthCheck="grpc",
+                           healthCheckService="golb.test.Echo")
+        g = self.golb(text)
+        self.wait_backend(g, s.port, "UP")
+        del s.health["golb.test.Echo"]
+        m = self.wait_backend(g, s.port, "DOWN")
+        self.assertIn("grpc-status 5 (NOT_FOUND): unknown service golb.test.Echo", m.group(0))
+
+    def test_health_check_grpc_over_tls_offers_h2(self):
+        from tlstest import pki  # noqa: PLC0415
+        cert, key = pki().leaf("grpc-backend", ["golb.test", "IP:127.0.0.1"])
+        s = self.grpc_server(tls=(cert, key))
+        text = golb_config([], healthCheck="grpc")
+        text += (f"  - url: https://127.0.0.1:{s.port}/\n"
+                 f"    tlsVerify: false\n")
+        g = self.golb(text)
+        self.wait_backend(g, s.port, "UP")
+
+    def test_an_http_backend_fails_the_grpc_check(self):
+        t = self.toy(1)
+        text = golb_config([t], healthCheck="grpc")
+        g = self.golb(text)
+        self.wait_backend(g, t, "DOWN")
+
+
+def big_channel(port):
+    return grpc.insecure_channel(f"127.0.0.1:{port}",
+                                 options=[("grpc.enable_http_proxy", 0),
+                                          ("grpc.max_receive_message_length", 16 << 20),
+                                          ("grpc.max_send_message_length", 16 << 20)])
+
+
+@plain_only("golb's own listeners are chosen per test (h2c)")
+class GrpcUpstreamTest(h2t.H2Case):
+    def grpc_servers(self, n, **kw):
+        out = []
+        for i in range(n):
+            s = GrpcServer(name=f"s{i}", **kw)
+            self.addCleanup(s.close)
+            out.append(s)
+        return out
+
+    def grpc_golb(self, servers, **cfg):
+        cfg.setdefault("http2", "{cleartext: true}")
+        text = golb_config([f"http://127.0.0.1:{s.port}/" for s in servers], protocol="h2",
+                           healthCheck="grpc", **cfg)
+        g = self.golb(text)
+        for s in servers:
+            self.wait_backend(g, s.port, "UP")
+        ch = big_channel(g.port)
+        self.addCleanup(ch.close)
+        return g, ch
+
+    def test_every_call_kind_over_h2c(self):
+        (s,) = self.grpc_servers(1)
+        g, ch = self.grpc_golb([s])
+        f = ch.unary_unary("/golb.test.Echo/Unary")
+        resp, c = f.with_call(b"hello", timeout=scaled(5), metadata=(("x-m", "v"),))
+        self.assertEqual(resp, b"hello")
+        self.assertIn(("x-m", "v"), tuple(c.initial_metadata()))
+        self.assertIn(("x-m-t", "v"), tuple(c.trailing_metadata()))
+        got = list(ch.unary_stream("/golb.test.Echo/Server")(b"ab", timeout=scaled(5),
+                                                               metadata=(("count", "5"),)))
+        self.assertEqual(got, [b"ab"] * 5)
+        self.assertEqual(ch.stream_unary("/golb.test.Echo/Client")(iter([b"a", b"b", b"c"]),
+                                                                   timeout=scaled(5)), b"abc")
+        got = list(ch.stream_stream("/golb.test.Echo/Bidi")(iter([b"1", b"22", b"333"]),
+                                                            timeout=scaled(5)))
+        self.assertEqual(got, [b"1", b"22", b"333"])
+        code, details, _ = call(ch, "/golb.test.Echo/Unary", metadata=(("status", "5"),))
+        self.assertEqual(code, grpc.StatusCode.NOT_FOUND)
+        self.assertEqual(details, "chosen status")
+        big = bytes(range(256)) * (8 * 4096)  # 8 MiB
+        self.assertEqual(f(big, timeout=scaled(20)), big)
+
+    def test_spread_over_three_backends_from_one_connection(self):
+        servers = self.grpc_servers(3)
+        g, ch = self.grpc_golb(servers, workers=1, admin="{listen: 127.0.0.1:0}")
+        admin = int(g.wait_log(r"admin API and status page on http://(\S+):(\d+)/",
+                               timeout=5).group(2))
+        who = ch.unary_unary("/golb.test.Echo/Who")
+        seen = [who(b"", timeout=scaled(5)) for _ in range(30)]
+        for s in servers:
+            self.assertGreaterEqual(seen.count(s.name.encode()), 5, seen)
+        # one upstream connection per backend carried them all; no stream is left open
+        body = http_request(admin, "GET", "/metrics").body.decode()
+        for s in servers:
+            lab = f'{{pool="default",backend="127.0.0.1:{s.port}"}}'
+            self.assertIn(f"golb_upstream_h2_connections{lab} 1\n", body)
+            self.assertIn(f"golb_upstream_h2_streams{lab} 0\n", body)
+
+    def test_max_streams_per_connection_opens_more_connections_only_when_full(self):
+        (s,) = self.grpc_servers(1)
+        g, ch = self.grpc_golb([s], workers=1, maxStreamsPerConnection=2,
+                               admin="{listen: 127.0.0.1:0}")
+        admin = int(g.wait_log(r"admin API and status page on http://(\S+):(\d+)/",
+                               timeout=5).group(2))
+        lab = f'{{pool="default",backend="127.0.0.1:{s.port}"}}'
+
+        def gauges():
+            body = http_request(admin, "GET", "/metrics").body.decode()
+            return (f"golb_upstream_h2_connections{lab} 3\n" in body and
+                    f"golb_upstream_h2_streams{lab} 6\n" in body)
+
+        f = ch.unary_unary("/golb.test.Echo/Unary")
+        calls = [f.future(b"%d" % i, timeout=scaled(10), metadata=(("sleep", "1.5"),))
+                 for i in range(6)]
+        wait_until(gauges, scaled(3), "6 streams on 3 connections of 2")
+        self.assertEqual(sorted(c.result() for c in calls), [b"%d" % i for i in range(6)])
+        # then one call at a time reuses a connection: none opens
+        before = http_request(admin, "GET", "/metrics").body.decode()
+        self.assertEqual(f(b"x", timeout=scaled(5)), b"x")
+        after = http_request(admin, "GET", "/metrics").body.decode()
+        conns = [l for l in after.splitlines() if l.startswith("golb_backend_connections_total")]
+        self.assertEqual(conns, [l for l in before.splitlines()
+                                 if l.startswith("golb_backend_connections_total")])
+
+    def test_reload_keeps_connections_and_a_removed_backend_closes_them(self):
+        import signal  # noqa: PLC0415
+        a, b = self.grpc_servers(2)
+        g, ch = self.grpc_golb([a, b])
+        who = ch.unary_unary("/golb.test.Echo/Who")
+        self.assertEqual({who(b"", timeout=scaled(5)) for _ in range(4)}, {b"s0", b"s1"})
+        slow = ch.unary_unary("/golb.test.Echo/Unary").future(
+            b"in flight", timeout=scaled(10), metadata=(("sleep", "1"),))
+        with open(g.config_path, "w") as f:  # b removed, a's streams limit changed
+            f.write(golb_config([f"http://127.0.0.1:{a.port}/"], protocol="h2",
+                                http2="{cleartext: true}", healthCheck="grpc",
+                                maxStreamsPerConnection=7))
+        start = g.log_offset()
+        g.send_signal(signal.SIGHUP)
+        g.wait_log(r"reload by SIGHUP: generation 2 running", timeout=10, start=start)
+        self.assertEqual({who(b"", timeout=scaled(5)) for _ in range(4)}, {b"s0"})
+        self.assertEqual(slow.result(), b"in flight")  # a stream across the reload finishes
+
+    def test_h2_over_tls_to_the_backend(self):
+        from tlstest import pki  # noqa: PLC0415
+        cert, key = pki().leaf("grpc-backend", ["golb.test", "IP:127.0.0.1"])
+        s = GrpcServer(tls=(cert, key), name="tls")
+        self.addCleanup(s.close)
+        text = golb_config([], protocol="h2", healthCheck="grpc", http2="{cleartext: true}")
+        text += f"  - url: https://127.0.0.1:{s.port}/\n    tlsVerify: false\n"
+        g = self.golb(text)
+        self.wait_backend(g, s.port, "UP")
+        ch = big_channel(g.port)
+        self.addCleanup(ch.close)
+        self.assertEqual(ch.unary_unary("/golb.test.Echo/Who")(b"", timeout=scaled(5)), b"tls")
+        self.assertEqual(list(ch.stream_stream("/golb.test.Echo/Bidi")(iter([b"a", b"b"]),
+                                                                       timeout=scaled(5))),
+                         [b"a", b"b"])
+
+    def test_deadline_from_the_server_side(self):
+        (s,) = self.grpc_servers(1)
+        g, ch = self.grpc_golb([s])
+        code, _, _ = call(ch, "/golb.test.Echo/Unary", timeout=0.5, metadata=(("sleep", "3"),))
+        self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED)
+        code, _, r = call(ch, "/golb.test.Echo/Unary", payload=b"again")
+        self.assertEqual((code, r), (grpc.StatusCode.OK, b"again"))
+
+    def test_client_cancel_resets_that_stream_only(self):
+        (s,) = self.grpc_servers(1)
+        g, ch = self.grpc_golb([s])
+        f = ch.unary_unary("/golb.test.Echo/Unary")
+        slow = f.future(b"slow", timeout=scaled(10), metadata=(("sleep", "5"),))
+        other = f.future(b"other", timeout=scaled(10), metadata=(("sleep", "0.3"),))
+        time.sleep(0.1)
+        slow.cancel()
+        self.assertEqual(other.result(), b"other")  # same client connection, same upstream one
+        wait_until(lambda: s.cancelled == 1, scaled(3), "the backend to see the cancel")
+
+    def test_http11_chunked_body_to_an_h2_backend_is_411(self):
+        (s,) = self.grpc_servers(1)
+        g, _ = self.grpc_golb([s])
+        r = http_request(g.port, "POST", "/golb.test.Echo/Unary",
+                         headers={"Content-Type": "application/json",
+                                  "Transfer-Encoding": "chunked"}, body=b"3\r\nabc\r\n0\r\n\r\n")
+        self.assertEqual(r.status, 411)
+
+    def test_http11_client_gets_the_trailers_chunked(self):
+        (s,) = self.grpc_servers(1)
+        g, _ = self.grpc_golb([s])
+        sock = socket.create_connection(("127.0.0.1", g.port), timeout=scaled(5))
+        self.addCleanup(sock.close)
+        sock.sendall(b"POST /golb.test.Echo/Unary HTTP/1.1\r\nHost: golb.test\r\n"
+                     b"Content-Type: application/grpc\r\nTE: trailers\r\n"
+                     b"Content-Length: 8\r\nConnection: close\r\n\r\n" + MESSAGE)
+        raw = b""
+        while True:
+            d = sock.recv(65536)
+            if not d:
+                break
+            raw += d
+        head, _, body = raw.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 OK\r\n"), head)
+        self.assertIn(b"\r\ntransfer-encoding: chunked", head.lower())
+        self.assertTrue(body.startswith(b"8\r\n" + MESSAGE + b"\r\n0\r\ngrpc-status: 0\r\n"),
+                        body)
+        self.assertTrue(body.endswith(b"\r\n\r\n"), body)
+
+    def test_goaway_during_load_fails_no_call(self):
+        # the backends send GOAWAY every 300 ms (grpc.max_connection_age): streams above its
+        # last-stream-id are sent again on another connection
+        servers = [GrpcServer(name=f"s{i}", options=[("grpc.max_connection_age_ms", 300),
+                                                     ("grpc.max_connection_age_grace_ms", 5000)])
+                   for i in range(2)]
+        for srv in servers:
+            self.addCleanup(srv.close)
+        g, ch = self.grpc_golb(servers)
+        f = ch.unary_unary("/golb.test.Echo/Unary")
+        import concurrent.futures  # noqa: PLC0415
+        deadline = time.monotonic() + scaled(1.5)
+        failures = []
+
+        def worker(i):
+            n = 0
+            while time.monotonic() < deadline:
+                try:
+                    if f(b"m%d" % i, timeout=scaled(5)) != b"m%d" % i:
+                        failures.append("wrong answer")
+                except grpc.RpcError as e:
+                    failures.append(f"{e.code()}: {e.details()}")
+                n += 1
+            return n
+
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            total = sum(ex.map(worker, range(8)))
+        self.assertGreater(total, 50)
+        self.assertEqual(failures, [])
+
+    def test_backend_killed_mid_stream_fails_only_its_streams(self):
+        procs = []
+        ports = []
+        for i in range(2):
+            p = subprocess.Popen(
+                ["/usr/bin/python3", "-c",
+                 "import sys, time; sys.path[:0] = sys.argv[1:3]; import test_98_grpc as t; "
+                 f"s = t.GrpcServer(name='k{i}'); print(s.port, flush=True); time.sleep(600)",
+                 E2E_DIR, SUPPORT_DIR],
+                stdout=subprocess.PIPE, text=True)
+            self.addCleanup(lambda p=p: (p.kill(), p.wait()))
+            procs.append(p)
+            ports.append(int(p.stdout.readline()))
+        text = golb_config([f"http://127.0.0.1:{port}/" for port in ports], protocol="h2",
+                           http2="{cleartext: true}", healthCheck="grpc")
+        g = self.golb(text)
+        for port in ports:
+            self.wait_backend(g, port, "UP")
+        ch = big_channel(g.port)
+        self.addCleanup(ch.close)
+        who = ch.unary_unary("/golb.test.Echo/Who")
+        # two slow streams, one on each backend (round robin), then the first backend dies
+        slow = ch.unary_stream("/golb.test.Echo/Server")
+        calls = []
+        for _ in range(2):
+            calls.append(slow(b"x" * 100, timeout=scaled(10), metadata=(("count", "20000"),)))
+        firsts = [next(c) for c in calls]
+        self.assertEqual(firsts, [b"x" * 100] * 2)
+        procs[0].kill()
+        procs[0].wait()
+        results = []
+        for c in calls:
+            try:
+                for _ in c:
+                    pass
+                results.append("ended")
+            except grpc.RpcError as e:
+                results.append(e.code())
+        # the killed backend's stream fails UNAVAILABLE; the other goes on (to its end or its
+        # deadline)
+        self.assertEqual(results.count(grpc.StatusCode.UNAVAILABLE), 1, results)
+        other = [r for r in results if r != grpc.StatusCode.UNAVAILABLE]
+        self.assertIn(other[0], ("ended", grpc.StatusCode.DEADLINE_EXCEEDED), results)
+        self.assertEqual(who(b"", timeout=scaled(5)), b"k1")  # the survivor serves new calls
