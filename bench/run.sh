@@ -733,6 +733,15 @@ if [[ ${BENCH_H2:-1} == 1 ]]; then
         tee "$root/bench/results/h2-$STAMP.txt"
 fi
 
+# gRPC-shaped unary calls over HTTP/2 to golb (protocol: h2), nginx grpc_pass and HAProxy proto h2:
+# bench/grpc.sh, its own processes and ports.
+if [[ ${BENCH_GRPC:-1} == 1 ]]; then
+    n=${GRPC_N:-100000}
+    [[ $QUICK == 1 ]] && n=${GRPC_N:-20000}
+    GOLB_BIN=$GOLB GRPC_ROUNDS=${GRPC_ROUNDS:-$ROUNDS} GRPC_N=$n "$here/grpc.sh" |
+        tee "$root/bench/results/grpc-$STAMP.txt"
+fi
+
 # Reloads under load (20 reloads adding and removing a backend while keep-alive and new-connection
 # clients run): failed requests, p99, old processes, RSS. Its own processes and ports.
 if [[ ${BENCH_RELOAD:-1} == 1 ]]; then
