@@ -37,6 +37,26 @@ def free_port(host, kind=socket.SOCK_STREAM):
     return port
 
 
+def free_dns_port(host):
+    """A port free for both TCP and UDP on host (dnsmasq binds both): a TCP port the kernel
+    picked, kept only if UDP can have it too (a loaded machine's outgoing connections use the
+    same range, so a port free for UDP alone is often taken for TCP)."""
+    for _ in range(50):
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            t.bind((host, 0))
+            port = t.getsockname()[1]
+            u.bind((host, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            u.close()
+    raise AssertionError("no port free for both TCP and UDP")
+
+
 class Dnsmasq:
     """dnsmasq on 127.0.0.1:PORT answering from a hosts file (edit it with set_hosts, which
     SIGHUPs it) and from --srv-host/--host-record arguments; TTL 1 s for every local answer.
@@ -48,8 +68,8 @@ class Dnsmasq:
         os.chmod(tmp, 0o755)  # dnsmasq drops root to nobody before it reads the hosts file
         self._write(hosts)
         self.proc = None
-        for _ in range(5):  # the port is picked free, then bound by dnsmasq: retry a lost race
-            self.port = port or free_port("127.0.0.1", socket.SOCK_DGRAM)
+        for _ in range(10):  # the port is picked free, then bound by dnsmasq: retry a lost race
+            self.port = port or free_dns_port("127.0.0.1")
             argv = list(prefix) + [DNSMASQ, "--keep-in-foreground", f"--port={self.port}",
                     "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
                     f"--addn-hosts={self.hosts_path}", "--pid-file=", "--local-ttl=1",
