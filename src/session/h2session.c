@@ -561,6 +561,11 @@ void h2session_yield(struct h2conn *c)
     loop_yield(c->w->loop, &c->task, on_task);
 }
 
+void h2session_pump_soon(struct h2conn *c)
+{
+    loop_defer(c->w->loop, &c->task, on_task);
+}
+
 static void on_task(struct loop_task *task)
 {
     struct h2conn *c = container_of(task, struct h2conn, task);

@@ -783,7 +783,7 @@ static void h2_resume(void *cl)
 {
     struct h2stream *s = cl;
     h2_ready_add(s);
-    h2session_pump(s->c);
+    h2session_pump_soon(s->c);
 }
 
 static void h2_yield(void *cl)

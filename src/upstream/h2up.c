@@ -46,6 +46,7 @@ struct h2up_conn {
     struct h2up_stream *dirty;   /* streams whose owner must hear of a change */
     struct h2up_stream *owned;   /* streams not yet closed by their owner */
     struct loop_task more;       /* input left after a read budget: read again */
+    struct loop_task flushq;     /* frames queued by the streams: written after the I/O batch */
     uint8_t *out;                /* frames serialised, not yet written */
     size_t out_len, out_off, out_cap;
 };
@@ -58,6 +59,7 @@ static bool idle_closed(const struct h2up_conn *c)
     return c->idle->closed && c->streams == 0;
 }
 static void conn_flush(struct h2up_conn *c);
+static void conn_flush_soon(struct h2up_conn *c);
 
 static void counts_add(struct upstream_idle *idle, int conns, int streams)
 {
@@ -90,7 +92,7 @@ static void unlist(struct h2up_conn *c)
 /* Frees a connection that is closed and has no stream left. */
 static void conn_maybe_free(struct h2up_conn *c)
 {
-    if (c->up || c->streams || c->in_dispatch || c->more.queued || c->pinned)
+    if (c->up || c->streams || c->in_dispatch || c->more.queued || c->flushq.queued || c->pinned)
         return;
     unlist(c);
     nghttp2_session_del(c->ng);
@@ -337,6 +339,22 @@ static void conn_flush(struct h2up_conn *c)
     c->out_off = c->out_len = 0;
 }
 
+static void on_flush(struct loop_task *t)
+{
+    struct h2up_conn *c = container_of(t, struct h2up_conn, flushq);
+    conn_flush(c);
+    dispatch(c); /* a failed write fails the streams; frees a connection left with none */
+}
+
+/* What the streams queued goes out after the current batch of I/O callbacks, in one write for
+ * all of them: many exchanges (one per client stream) feed one connection, and a write each
+ * would cost a system call (and a TCP segment) per request. */
+static void conn_flush_soon(struct h2up_conn *c)
+{
+    if (c->up && c->ready && !c->flushq.queued)
+        loop_defer(upstream_pool_loop(c->pool), &c->flushq, on_flush);
+}
+
 /* The connection is lost: every stream fails (refused when nothing of it was sent: the backend
  * cannot have processed it). */
 static void conn_fail(struct h2up_conn *c, const char *why)
@@ -540,7 +558,7 @@ struct h2up_stream *h2up_open(struct upstream_pool *pool, struct upstream_idle *
     struct h2up_stream *s =
         stream_new(c, nv, n, body, replay, replay_len, replay_end, owner, on_event, err);
     if (s)
-        conn_flush(c);
+        conn_flush_soon(c);
     return s;
 }
 
@@ -625,7 +643,7 @@ size_t h2up_stream_write(struct h2up_stream *s, const void *p, size_t n)
         nghttp2_session_resume_data(s->c->ng, s->id);
     }
     if (k)
-        conn_flush(s->c);
+        conn_flush_soon(s->c);
     return k;
 }
 
@@ -638,7 +656,7 @@ void h2up_stream_end(struct h2up_stream *s)
         s->rq_deferred = false;
         nghttp2_session_resume_data(s->c->ng, s->id);
     }
-    conn_flush(s->c);
+    conn_flush_soon(s->c);
 }
 
 size_t h2up_stream_data(struct h2up_stream *s, const uint8_t **p)
@@ -656,7 +674,7 @@ void h2up_stream_consume(struct h2up_stream *s, size_t n)
     s->data_off += n;
     if (!s->closed && s->c->up) {
         nghttp2_session_consume(s->c->ng, s->id, n);
-        conn_flush(s->c);
+        conn_flush_soon(s->c);
     }
 }
 
@@ -681,7 +699,7 @@ void h2up_stream_close(struct h2up_stream *s)
         nghttp2_session_set_stream_user_data(c->ng, s->id, NULL);
         if (!s->closed && !c->dead) {
             nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
-            conn_flush(c);
+            conn_flush_soon(c);
         }
     }
     free(s->arena);
