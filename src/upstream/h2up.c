@@ -175,6 +175,26 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     return 0;
 }
 
+/* n bytes for a field's name and value: in the stream while they fit, then in a block allocated
+ * once (fields already taken keep their place); NULL beyond H2UP_ARENA in all. */
+static char *arena_take(struct h2up_stream *s, size_t n)
+{
+    if (n > H2UP_ARENA - s->arena_len)
+        return NULL;
+    char *p;
+    if (!s->big && n <= sizeof(s->small) - s->small_len) {
+        p = s->small + s->small_len;
+        s->small_len += n;
+    } else {
+        if (!s->big && !(s->big = malloc(H2UP_ARENA)))
+            return NULL;
+        p = s->big + s->big_len;
+        s->big_len += n;
+    }
+    s->arena_len += n;
+    return p;
+}
+
 static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
                      size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *user)
 {
@@ -196,14 +216,13 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
     struct http_field *fs = s->in_trailers ? s->t : s->f;
     if (s->status == 0 && !s->in_trailers)
         return 0; /* fields of an interim head */
-    if (*n == H2UP_MAX_FIELDS || nlen + vlen > H2UP_ARENA - s->arena_len) {
-        s->too_large = true;
+    char *p = *n == H2UP_MAX_FIELDS ? NULL : arena_take(s, nlen + vlen);
+    if (!p) {
+        s->too_large = true; /* (or out of memory: the same end) */
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
     }
-    char *p = s->arena + s->arena_len;
     memcpy(p, name, nlen);
     memcpy(p + nlen, value, vlen);
-    s->arena_len += nlen + vlen;
     fs[*n] = (struct http_field){.name = p,
                                  .value = p + nlen,
                                  .name_len = (uint32_t)nlen,
@@ -570,10 +589,7 @@ static struct h2up_stream *stream_new(struct h2up_conn *c, const struct http_fie
 {
     struct h2up_stream *s = calloc(1, sizeof(*s));
     nghttp2_nv stack[H2UP_MAX_FIELDS + 8];
-    if (!s || n > ARRAY_LEN(stack) || !(s->arena = malloc(H2UP_ARENA)) ||
-        (replay_len && !(s->rq = malloc(MAX(replay_len, (size_t)H2UP_REQ_CAP))))) {
-        if (s)
-            free(s->arena);
+    if (!s || n > ARRAY_LEN(stack) || (replay_len && !(s->rq = malloc(replay_len)))) {
         free(s);
         *err = -ENOMEM;
         conn_maybe_free(c);
@@ -581,8 +597,7 @@ static struct h2up_stream *stream_new(struct h2up_conn *c, const struct http_fie
     }
     if (replay_len) {
         memcpy(s->rq, replay, replay_len);
-        s->rq_len = replay_len;
-        s->rq_cap = MAX(replay_len, (size_t)H2UP_REQ_CAP);
+        s->rq_len = s->rq_cap = replay_len;
     }
     s->rq_end = replay_end;
     s->replayable = true;
@@ -594,7 +609,6 @@ static struct h2up_stream *stream_new(struct h2up_conn *c, const struct http_fie
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = rq_read};
     s->id = nghttp2_submit_request(c->ng, NULL, stack, n, body ? &prd : NULL, s);
     if (s->id < 0) {
-        free(s->arena);
         free(s->rq);
         free(s);
         *err = -EPROTO;
@@ -629,10 +643,16 @@ size_t h2up_stream_write(struct h2up_stream *s, const void *p, size_t n)
         s->rq_len -= s->rq_off;
         s->rq_off = 0;
     }
-    if (!s->rq) {
-        if (!(s->rq = malloc(H2UP_REQ_CAP)))
+    if (s->rq_len + n > s->rq_cap && s->rq_cap < H2UP_REQ_CAP) {
+        /* sized to what comes (a unary call's message is small), up to H2UP_REQ_CAP */
+        size_t cap = MAX((size_t)H2UP_REQ_MIN, s->rq_cap * 2);
+        while (cap < s->rq_len + n && cap < H2UP_REQ_CAP)
+            cap *= 2;
+        uint8_t *rq = realloc(s->rq, MIN(cap, (size_t)H2UP_REQ_CAP));
+        if (!rq)
             return 0;
-        s->rq_cap = H2UP_REQ_CAP;
+        s->rq = rq;
+        s->rq_cap = MIN(cap, (size_t)H2UP_REQ_CAP);
     }
     size_t k = MIN(n, s->rq_cap - s->rq_len);
     if (k)
@@ -702,7 +722,7 @@ void h2up_stream_close(struct h2up_stream *s)
             conn_flush_soon(c);
         }
     }
-    free(s->arena);
+    free(s->big);
     free(s->rq);
     free(s->data);
     free(s);
