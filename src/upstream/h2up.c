@@ -490,6 +490,7 @@ static struct h2up_conn *conn_session(struct upstream_idle *idle, const struct c
     if (rc == 0) {
         nghttp2_option_set_no_auto_window_update(opt, 1); /* the window comes back as taken */
         nghttp2_option_set_peer_max_concurrent_streams(opt, 100); /* until its SETTINGS */
+        nghttp2_option_set_no_closed_streams(opt, 1); /* no priority tree to keep them for */
         rc = nghttp2_session_client_new2(&c->ng, cbs, c, opt);
         nghttp2_option_del(opt);
     }
@@ -498,6 +499,7 @@ static struct h2up_conn *conn_session(struct upstream_idle *idle, const struct c
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, H2UP_ARENA},
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     if (rc != 0 || nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, ARRAY_LEN(iv)) != 0 ||
         nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW) != 0) {
