@@ -42,6 +42,36 @@ static void on_h2_event(void *owner)
     x->ops->resume(x->client);
 }
 
+/* Field names golb itself writes (and so in its own case) that HTTP/2 sends lower-cased. */
+static const char *const known_lower[HTTP_F_COUNT] = {
+    [HTTP_F_CONTENT_LENGTH] = "content-length",     [HTTP_F_TRAILER] = "trailer",
+    [HTTP_F_EXPECT] = "expect",                     [HTTP_F_X_FORWARDED_FOR] = "x-forwarded-for",
+    [HTTP_F_X_FORWARDED_PROTO] = "x-forwarded-proto",
+    [HTTP_F_X_FORWARDED_HOST] = "x-forwarded-host", [HTTP_F_FORWARDED] = "forwarded",
+    [HTTP_F_X_REAL_IP] = "x-real-ip",
+};
+
+/* f's name in lower case: a constant for a known one, itself when it has no capital (an HTTP/2
+ * client's), else a copy into names[*used..]. NULL when names is full. */
+static const char *lower_name(const struct http_field *f, char *names, size_t *used)
+{
+    if (f->id && known_lower[f->id])
+        return known_lower[f->id];
+    uint32_t j = 0;
+    while (j < f->name_len && !(f->name[j] >= 'A' && f->name[j] <= 'Z'))
+        j++;
+    if (j == f->name_len)
+        return f->name;
+    if (f->name_len > NAMES_MAX - *used)
+        return NULL;
+    char *p = names + *used;
+    memcpy(p, f->name, j);
+    for (; j < f->name_len; j++)
+        p[j] = (char)(f->name[j] >= 'A' && f->name[j] <= 'Z' ? f->name[j] | 0x20 : f->name[j]);
+    *used += f->name_len;
+    return p;
+}
+
 /* The HTTP/2 header list of the request head in reqh: pseudo-fields from the request line and
  * Host, the fields but the connection-specific ones, names lower-cased into names[]; te:
  * trailers for a gRPC call. Returns the count, or -1 when reqh does not parse (never: golb wrote
@@ -84,13 +114,12 @@ static int build_nv(struct exchange *x, const struct config_backend *cb, struct 
         default:
             break;
         }
-        if (k == cap - 1 || f->name_len > NAMES_MAX - used)
+        if (k == cap - 1)
             return -1;
-        char *p = names + used;
-        for (uint32_t j = 0; j < f->name_len; j++)
-            p[j] = (char)(f->name[j] >= 'A' && f->name[j] <= 'Z' ? f->name[j] | 0x20 : f->name[j]);
-        used += f->name_len;
-        nv[k++] = (struct http_field){.name = p, .name_len = f->name_len, .value = f->value,
+        const char *name = lower_name(f, names, &used);
+        if (!name)
+            return -1;
+        nv[k++] = (struct http_field){.name = name, .name_len = f->name_len, .value = f->value,
                                       .value_len = f->value_len};
     }
     if (x->grpc)

@@ -18,6 +18,7 @@
 
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/mcache.h"
 #include "base/util.h"
 #include "config/config.h"
 #include "net/conn.h"
@@ -46,7 +47,8 @@ struct h2up_conn {
     struct h2up_stream *dirty;   /* streams whose owner must hear of a change */
     struct h2up_stream *owned;   /* streams not yet closed by their owner */
     struct loop_task more;       /* input left after a read budget: read again */
-    struct loop_task flushq;     /* frames queued by the streams: written after the I/O batch */
+    struct loop_task flushq;
+    nghttp2_mem mem;             /* nghttp2 allocates from the worker's mcache */     /* frames queued by the streams: written after the I/O batch */
     uint8_t *out;                /* frames serialised, not yet written */
     size_t out_len, out_off, out_cap;
 };
@@ -470,9 +472,34 @@ static void on_up_event(struct upstream_conn *up, uint32_t events)
 
 /* ---------------------------------------------------------------- connections -------------- */
 
+static void *ng_malloc(size_t n, void *user)
+{
+    struct h2up_conn *c = user;
+    return mcache_alloc(upstream_pool_mcache(c->pool), n);
+}
+
+static void *ng_calloc(size_t k, size_t n, void *user)
+{
+    struct h2up_conn *c = user;
+    return mcache_calloc(upstream_pool_mcache(c->pool), k, n);
+}
+
+static void ng_free(void *p, void *user)
+{
+    struct h2up_conn *c = user;
+    mcache_free(upstream_pool_mcache(c->pool), p);
+}
+
+static void *ng_realloc(void *p, size_t n, void *user)
+{
+    struct h2up_conn *c = user;
+    return mcache_realloc(upstream_pool_mcache(c->pool), p, n);
+}
+
 /* A connection's nghttp2 client session, SETTINGS queued, not yet connected or listed (the
- * fuzz target drives it without a socket). NULL when out of memory. */
-static struct h2up_conn *conn_session(struct upstream_idle *idle, const struct config_backend *cb)
+ * fuzz target drives it without a socket: pool NULL). NULL when out of memory. */
+static struct h2up_conn *conn_session(struct upstream_pool *pool, struct upstream_idle *idle,
+                                      const struct config_backend *cb)
 {
     struct h2up_conn *c = calloc(1, sizeof(*c));
     nghttp2_session_callbacks *cbs = NULL;
@@ -480,6 +507,8 @@ static struct h2up_conn *conn_session(struct upstream_idle *idle, const struct c
         free(c);
         return NULL;
     }
+    c->pool = pool;
+    c->mem = (nghttp2_mem){c, ng_malloc, ng_free, ng_calloc, ng_realloc};
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
@@ -491,7 +520,7 @@ static struct h2up_conn *conn_session(struct upstream_idle *idle, const struct c
         nghttp2_option_set_no_auto_window_update(opt, 1); /* the window comes back as taken */
         nghttp2_option_set_peer_max_concurrent_streams(opt, 100); /* until its SETTINGS */
         nghttp2_option_set_no_closed_streams(opt, 1); /* no priority tree to keep them for */
-        rc = nghttp2_session_client_new2(&c->ng, cbs, c, opt);
+        rc = nghttp2_session_client_new3(&c->ng, cbs, c, opt, &c->mem);
         nghttp2_option_del(opt);
     }
     nghttp2_session_callbacks_del(cbs);
@@ -517,12 +546,11 @@ static struct h2up_conn *conn_session(struct upstream_idle *idle, const struct c
 static struct h2up_conn *conn_new(struct upstream_pool *pool, struct upstream_idle *idle,
                                   const struct config_backend *cb, int *err)
 {
-    struct h2up_conn *c = conn_session(idle, cb);
+    struct h2up_conn *c = conn_session(pool, idle, cb);
     if (!c) {
         *err = -ENOMEM;
         return NULL;
     }
-    c->pool = pool;
     c->up = upstream_connect(pool, idle, (const struct sockaddr *)&cb->addr, cb->addrlen, c,
                              on_up_event, err);
     if (!c->up) {
@@ -589,10 +617,13 @@ static struct h2up_stream *stream_new(struct h2up_conn *c, const struct http_fie
                                       bool replay_end, void *owner, h2up_event_cb on_event,
                                       int *err)
 {
-    struct h2up_stream *s = calloc(1, sizeof(*s));
+    struct mcache *mc = upstream_pool_mcache(c->pool);
+    struct h2up_stream *s = mcache_alloc(mc, sizeof(*s));
     nghttp2_nv stack[H2UP_MAX_FIELDS + 8];
+    if (s)
+        memset(s, 0, offsetof(struct h2up_stream, f)); /* the field arrays need no zeroes */
     if (!s || n > ARRAY_LEN(stack) || (replay_len && !(s->rq = malloc(replay_len)))) {
-        free(s);
+        mcache_free(mc, s);
         *err = -ENOMEM;
         conn_maybe_free(c);
         return NULL;
@@ -612,7 +643,7 @@ static struct h2up_stream *stream_new(struct h2up_conn *c, const struct http_fie
     s->id = nghttp2_submit_request(c->ng, NULL, stack, n, body ? &prd : NULL, s);
     if (s->id < 0) {
         free(s->rq);
-        free(s);
+        mcache_free(mc, s);
         *err = -EPROTO;
         conn_maybe_free(c);
         return NULL;
@@ -727,7 +758,7 @@ void h2up_stream_close(struct h2up_stream *s)
     free(s->big);
     free(s->rq);
     free(s->data);
-    free(s);
+    mcache_free(upstream_pool_mcache(c->pool), s);
     c->streams--;
     if (c->up && c->goaway && c->open == 0 && c->streams == 0)
         conn_close(c);
@@ -767,7 +798,7 @@ void h2up_counts(const struct upstream_idle *idle, uint32_t *conns, uint32_t *st
 
 struct h2up_conn *h2up_test_conn(struct upstream_idle *idle, const struct config_backend *cb)
 {
-    struct h2up_conn *c = conn_session(idle, cb);
+    struct h2up_conn *c = conn_session(NULL, idle, cb);
     if (c)
         c->ready = c->pinned = true;
     return c;

@@ -53,12 +53,10 @@ struct h2up_stream {
     bool rq_end, rq_deferred, replayable;
     /* response */
     int status;                                  /* the final :status (0: not yet) */
-    struct http_field f[H2UP_MAX_FIELDS], t[H2UP_MAX_FIELDS];
-    size_t nf, nt;
+    size_t nf, nt;     /* in f[] and t[] (at the end) */
     size_t arena_len;  /* bytes of names and values, in small then big */
     size_t small_len, big_len;
     char *big;         /* H2UP_ARENA bytes, allocated for a head small cannot hold */
-    char small[H2UP_ARENA_SMALL];
     bool head;       /* the final head is complete */
     bool in_trailers;
     bool ended;      /* END_STREAM came (after the data and trailers) */
@@ -73,6 +71,10 @@ struct h2up_stream {
     bool dirty;
     struct h2up_stream *dnext;
     struct h2up_stream *prev, *next; /* the connection's owned streams */
+    /* Last, not zeroed when the stream is made (most of its size): nf, nt and small_len say
+     * what is set. */
+    struct http_field f[H2UP_MAX_FIELDS], t[H2UP_MAX_FIELDS];
+    char small[H2UP_ARENA_SMALL];
 };
 
 /* Opens a stream to backend cb (its upstream slot `idle` of this worker's `pool`): on a

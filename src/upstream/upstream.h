@@ -19,6 +19,7 @@
 
 #include "base/loop.h"
 
+struct mcache;
 struct upstream_pool;
 struct upstream_conn;
 struct h2up_conn;
@@ -115,6 +116,10 @@ void upstream_release_at_most(struct upstream_conn *conn, bool reusable, uint32_
 const struct upstream_stats *upstream_pool_stats(const struct upstream_pool *pool);
 /* The loop of the pool (h2up). */
 struct loop *upstream_pool_loop(const struct upstream_pool *pool);
+/* The worker's small-block cache its HTTP/2 connections allocate from (NULL, the default: the
+ * heap). Outlives the pool's connections. */
+void upstream_pool_set_mcache(struct upstream_pool *pool, struct mcache *mc);
+struct mcache *upstream_pool_mcache(const struct upstream_pool *pool);
 /* Idle connections currently in a list (tests, metrics; any thread). */
 static inline uint32_t upstream_idle_count(const struct upstream_idle *idle)
 {
