@@ -167,21 +167,41 @@ static void reply(struct admin_conn *c, int status, const char *ctype, const cha
     conn_flush(c);
 }
 
+/* A response body built in memory: body_open, write to f, then body_reply. */
+struct body {
+    FILE *f;
+    char *p;
+    size_t len;
+};
+
+/* Opens b for writing. False, after closing c, when there is no memory for it. */
+static bool body_open(struct admin_conn *c, struct body *b)
+{
+    *b = (struct body){0};
+    b->f = open_memstream(&b->p, &b->len);
+    if (!b->f)
+        conn_close(c);
+    return b->f != NULL;
+}
+
+/* Ends b and answers with it (reply), then frees it. */
+static void body_reply(struct admin_conn *c, struct body *b, int status, const char *ctype,
+                       const char *extra)
+{
+    fclose(b->f);
+    reply(c, status, ctype, extra, b->p, b->len);
+    free(b->p);
+}
+
 static void reply_error(struct admin_conn *c, int status, const char *msg, const char *extra)
 {
-    char *body = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&body, &len);
-    if (!f) {
-        conn_close(c);
+    struct body b;
+    if (!body_open(c, &b))
         return;
-    }
-    fputs("{\"error\":", f);
-    admin_fjson_str(f, msg);
-    fputs("}\n", f);
-    fclose(f);
-    reply(c, status, "application/json", extra, body, len);
-    free(body);
+    fputs("{\"error\":", b.f);
+    admin_fjson_str(b.f, msg);
+    fputs("}\n", b.f);
+    body_reply(c, &b, status, "application/json", extra);
 }
 
 /* ---------------------------------------------------------------- status, metrics ----------- */
@@ -199,35 +219,25 @@ void admin_set_listeners(struct admin *a, const char *listeners)
 
 static void send_status(struct admin_conn *c, bool history)
 {
-    char *body = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&body, &len);
-    if (!f) {
-        conn_close(c);
+    struct body b;
+    if (!body_open(c, &b))
         return;
-    }
-    admin_status_json(c->a, f, history);
-    fclose(f);
-    reply(c, 200, "application/json", NULL, body, len);
-    free(body);
+    admin_status_json(c->a, b.f, history);
+    body_reply(c, &b, 200, "application/json", NULL);
 }
 
 static void send_metrics(struct admin_conn *c)
 {
-    char *body = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&body, &len);
-    if (!f) {
-        conn_close(c);
+    struct body b;
+    if (!body_open(c, &b))
+        return;
+    if (metrics_render(b.f, c->a->gen) == 0) {
+        body_reply(c, &b, 200, "text/plain; version=0.0.4; charset=utf-8", NULL);
         return;
     }
-    int rc = metrics_render(f, c->a->gen);
-    fclose(f);
-    if (rc != 0)
-        reply_error(c, 500, "cannot render metrics", NULL);
-    else
-        reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, body, len);
-    free(body);
+    fclose(b.f);
+    free(b.p);
+    reply_error(c, 500, "cannot render metrics", NULL);
 }
 
 /* ---------------------------------------------------------------- changes ------------------- */
@@ -350,18 +360,12 @@ static void change_backend(struct admin_conn *c, char *pool, char *name, const c
             log_event(LOG_INFO, "admin", "backend %s weight set to %lld (was %u) by %s",
                       backend_label(b), weight, old, c->peer);
     }
-    char *out = NULL;
-    size_t olen = 0;
-    FILE *f = open_memstream(&out, &olen);
-    if (!f) {
-        conn_close(c);
+    struct body out;
+    if (!body_open(c, &out))
         return;
-    }
-    admin_status_backend_json(a, f, (int)(gp - a->gen->pools), idx, false);
-    fputc('\n', f);
-    fclose(f);
-    reply(c, 200, "application/json", NULL, out, olen);
-    free(out);
+    admin_status_backend_json(a, out.f, (int)(gp - a->gen->pools), idx, false);
+    fputc('\n', out.f);
+    body_reply(c, &out, 200, "application/json", NULL);
 }
 
 /* ---------------------------------------------------------------- routing ------------------- */
@@ -465,26 +469,18 @@ static void on_wakeup(void *arg);
 static void answer_reload(struct admin_conn *c, struct admin_reload *r)
 {
     admin_status_sync(c->a); /* the generation the reload published, for the next requests */
-    char *body = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&body, &len);
-    if (!f) {
-        free(r->errors);
-        free(r->changes);
-        conn_close(c);
-        return;
+    struct body b;
+    if (body_open(c, &b)) {
+        fprintf(b.f, "{\"result\":\"%s\",\"generation\":%llu,\"changes\":",
+                r->ok ? "success" : "failure", (unsigned long long)r->generation);
+        json_lines(b.f, r->ok ? r->changes : NULL, -1);
+        fputs(",\"errors\":", b.f);
+        json_lines(b.f, r->errors, 0);
+        fputs(",\"warnings\":", b.f);
+        json_lines(b.f, r->errors, 1);
+        fputs("}\n", b.f);
+        body_reply(c, &b, r->ok ? 200 : 422, "application/json", NULL);
     }
-    fprintf(f, "{\"result\":\"%s\",\"generation\":%llu,\"changes\":", r->ok ? "success" : "failure",
-            (unsigned long long)r->generation);
-    json_lines(f, r->ok ? r->changes : NULL, -1);
-    fputs(",\"errors\":", f);
-    json_lines(f, r->errors, 0);
-    fputs(",\"warnings\":", f);
-    json_lines(f, r->errors, 1);
-    fputs("}\n", f);
-    fclose(f);
-    reply(c, r->ok ? 200 : 422, "application/json", NULL, body, len);
-    free(body);
     free(r->errors);
     free(r->changes);
 }
