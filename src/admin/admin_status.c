@@ -180,16 +180,25 @@ struct rates {
     double rps, eps, p50, p99; /* p50/p99 < 0: no request in the window */
 };
 
+/* The ring slots of the oldest and the newest sample of the window: false before there are two. */
+static bool window_ends(const struct admin *a, int *oldest, int *newest)
+{
+    if (a->nsamples < 2)
+        return false;
+    *newest = (a->sample_at + RATE_WINDOW) % (RATE_WINDOW + 1);
+    *oldest = a->nsamples < RATE_WINDOW + 1 ? 0 : a->sample_at;
+    return true;
+}
+
 /* Rates and quantiles of backend b (the process at n) between the oldest and the newest sample.
  * The quantiles come from the difference of two copies of the response histogram, every internal
  * bucket (not the coarser exported ones): within ±10 % from 10 µs to 10 s (base/counter.h). */
 static struct rates window_rates(struct admin *a, int b)
 {
     struct rates r = {0, 0, -1, -1};
-    if (a->nsamples < 2)
+    int oldest, newest;
+    if (!window_ends(a, &oldest, &newest))
         return r;
-    int newest = (a->sample_at + RATE_WINDOW) % (RATE_WINDOW + 1);
-    int oldest = a->nsamples < RATE_WINDOW + 1 ? 0 : a->sample_at;
     const struct sample *n = sample_at(a, b, newest), *o = sample_at(a, b, oldest);
     double dt = (double)(n->t_ms - o->t_ms) / 1000.0;
     if (dt <= 0)
@@ -209,10 +218,9 @@ static struct rates window_rates(struct admin *a, int b)
 static struct rates route_rates(struct admin *a, int r)
 {
     struct rates out = {0, 0, -1, -1};
-    if (a->nsamples < 2)
+    int oldest, newest;
+    if (!window_ends(a, &oldest, &newest))
         return out;
-    int newest = (a->sample_at + RATE_WINDOW) % (RATE_WINDOW + 1);
-    int oldest = a->nsamples < RATE_WINDOW + 1 ? 0 : a->sample_at;
     const struct route_sample *n = &a->route_samples[r * (RATE_WINDOW + 1) + newest];
     const struct route_sample *o = &a->route_samples[r * (RATE_WINDOW + 1) + oldest];
     double dt = (double)(n->t_ms - o->t_ms) / 1000.0;
