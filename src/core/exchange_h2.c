@@ -28,6 +28,7 @@
 #include "config/config.h"
 #include "core/worker_ctx.h"
 #include "http/grpc.h"
+#include "http/http.h"
 #include "http/http1.h"
 #include "lb/balancer.h"
 #include "upstream/backend.h"
@@ -101,19 +102,8 @@ static int build_nv(struct exchange *x, const struct config_backend *cb, struct 
                                   .value_len = rq->target_len};
     for (size_t i = 0; i < rq->rq.num_fields; i++) {
         const struct http_field *f = &rq->rq.fields[i];
-        switch (f->id) {
-        case HTTP_F_HOST:
-        case HTTP_F_CONNECTION:
-        case HTTP_F_KEEP_ALIVE:
-        case HTTP_F_PROXY_CONNECTION:
-        case HTTP_F_TRANSFER_ENCODING:
-        case HTTP_F_UPGRADE:
-        case HTTP_F_TE:
-        case HTTP_F_HTTP2_SETTINGS:
-            continue; /* connection-specific (RFC 9113 §8.2.2) */
-        default:
-            break;
-        }
+        if (f->id == HTTP_F_HOST || http_field_h2_forbidden(f->id))
+            continue; /* :authority above; connection-specific (RFC 9113 §8.2.2) */
         if (k == cap - 1)
             return -1;
         const char *name = lower_name(f, names, &used);

@@ -613,18 +613,7 @@ static bool rec_put(struct buf *out, const void *p, size_t n)
 /* RFC 9113 §8.2.2: fields HTTP/2 must not carry, and those naming a connection option. */
 static bool resp_field_dropped(const struct http_field *h)
 {
-    switch (h->id) {
-    case HTTP_F_CONNECTION:
-    case HTTP_F_KEEP_ALIVE:
-    case HTTP_F_PROXY_CONNECTION:
-    case HTTP_F_TRANSFER_ENCODING:
-    case HTTP_F_UPGRADE:
-    case HTTP_F_TE:
-    case HTTP_F_HTTP2_SETTINGS:
-        return true;
-    default:
-        return (h->flags & HTTP_FF_CONN_LISTED) != 0;
-    }
+    return http_field_h2_forbidden(h->id) || (h->flags & HTTP_FF_CONN_LISTED) != 0;
 }
 
 static bool rec_field(struct buf *out, const char *name, size_t nl, const char *value, size_t vl)
