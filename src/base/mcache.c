@@ -128,12 +128,16 @@ void mcache_free(struct mcache *m, void *p)
     struct mcache_block *b = head_of(p);
     uint32_t k = b->cls;
     b->magic = 0;
-    if (k == HEAP_CLASS || !m || BYPASS) {
+    if (k == HEAP_CLASS || !m) {
         free(b);
         return;
     }
     if (m->in_use[k])
         m->in_use[k]--;
+    if (BYPASS) {
+        free(b);
+        return;
+    }
     /* up to what the last second kept, or more while this second's peak is higher (a burst) */
     if (m->nfree[k] < m->keep[k] || m->nfree[k] < m->peak[k]) {
         b->next = m->free[k];
