@@ -18,7 +18,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MCACHE_CLASSES 8 /* 64, 128, ... 8192 bytes; larger ones come from the heap each time */
+/* 64, 128, ... 1024 bytes: what a stream's life allocates over and over. A larger block comes
+ * from the heap at its own size each time: those are a connection's (nghttp2's session, its
+ * stream map, its header tables), made once, and a class's rounding would cost every idle
+ * connection memory for nothing. */
+#define MCACHE_CLASSES 5
 #define MCACHE_MIN_KEEP 64 /* per class, whatever the peak */
 
 struct mcache_block;
