@@ -1336,6 +1336,9 @@ enum exchange_status exchange_pump(struct exchange *x)
 {
     x->budget = x->ops->yield ? LOOP_IO_BUDGET : SIZE_MAX;
     x->yielded = false;
+    /* first: the backend a held body is let go to may speak HTTP/2 (x->h2s) */
+    if (unlikely(x->phase == XP_BUFFER) && !pump_hold(x))
+        return x->res == EX_WAIT ? x_wait(x) : x->res;
     if (unlikely(x->h2s)) {
         enum exchange_status st = exchange_h2_pump(x);
         return st == EX_WAIT ? x_wait(x) : st;
@@ -1344,8 +1347,6 @@ enum exchange_status exchange_pump(struct exchange *x)
         enum exchange_status st = pump_tunnel_stream(x);
         return st == EX_WAIT ? x_wait(x) : st;
     }
-    if (unlikely(x->phase == XP_BUFFER) && !pump_hold(x))
-        return x->res == EX_WAIT ? x_wait(x) : x->res;
     for (int rounds = 0; ex_relaying(x); rounds++) {
         if (rounds == 64) { /* readiness still set: the rest after the other connections */
             if (x->ops->yield)

@@ -16,7 +16,7 @@ except ImportError:  # Debian's python3-grpcio is seen only by /usr/bin/python3'
     sys.path.append("/usr/lib/python3/dist-packages")
     import grpc
 
-from golbtest import golb_config, http_request, plain_only, scaled, wait_until
+from golbtest import HTTPConn, golb_config, http_request, plain_only, scaled, wait_until
 
 h2t = importlib.import_module("test_97_http2")
 
@@ -470,6 +470,18 @@ class GrpcUpstreamTest(h2t.H2Case):
                          headers={"Content-Type": "application/json",
                                   "Transfer-Encoding": "chunked"}, body=b"3\r\nabc\r\n0\r\n\r\n")
         self.assertEqual(r.status, 411)
+
+    def test_http11_keepalive_requests_with_a_body_to_an_h2_backend(self):
+        # from the second request on, the backend's connection is ready at once: the body held
+        # (requestBufferSize) must then go on the HTTP/2 stream (golb crashed there)
+        (s,) = self.grpc_servers(1)
+        g, _ = self.grpc_golb([s])
+        with HTTPConn("127.0.0.1", g.port, timeout=scaled(5)) as c:
+            for _ in range(3):
+                r = c.request("POST", "/golb.test.Echo/Unary", body=MESSAGE,
+                              headers={"Content-Type": "application/grpc", "TE": "trailers"})
+                self.assertEqual((r.status, r.body), (200, MESSAGE))
+        self.assertTrue(g.alive())
 
     def test_http11_client_gets_the_trailers_chunked(self):
         (s,) = self.grpc_servers(1)
