@@ -674,10 +674,6 @@ static void connect_next(struct exchange *x)
                 atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
                 return;
             }
-            if (err == -EMSGSIZE) {
-                exchange_fail(x, 411, LB_OK); /* a chunked HTTP/1 body to an HTTP/2 backend */
-                return;
-            }
             log_warn("backend %s: cannot open an HTTP/2 stream: %s", b->name, strerror(-err));
             balancer_release(ex_balancer(x), idx, LB_CONNECT_FAILED, pick_age_us(x));
             continue;

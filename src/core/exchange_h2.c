@@ -29,6 +29,7 @@
 #include "core/worker_ctx.h"
 #include "http/grpc.h"
 #include "http/http1.h"
+#include "http/rewrite.h"
 #include "lb/balancer.h"
 #include "upstream/backend.h"
 #include "upstream/h2up.h"
@@ -105,10 +106,6 @@ bool exchange_h2_open(struct exchange *x, struct backend *b, int *err)
 {
     struct worker_ctx *w = x->w;
     const struct config_backend *cb = ex_backend_cfg(x);
-    if (!x->req_stream && x->req_body == HTTP1_BODY_CHUNKED) {
-        *err = -EMSGSIZE; /* an HTTP/1 chunked body is not decoded for HTTP/2 yet */
-        return false;
-    }
     struct http1_request rq;
     struct http_field nv[HTTP1_MAX_HEADERS + 8];
     char names[NAMES_MAX];
@@ -129,11 +126,159 @@ bool exchange_h2_open(struct exchange *x, struct backend *b, int *err)
     return true;
 }
 
+/* The request body ended: END_STREAM, or the request's trailers t[0..n) (those an HTTP/1
+ * trailer section would forward: rewrite_trailer_forwarded) in a HEADERS frame that ends the
+ * stream. False when the request failed (x->res). */
+static bool h2_end_request(struct exchange *x, const struct http_field *t, size_t n)
+{
+    struct http_field keep[H2UP_MAX_FIELDS];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct http_field f = t[i];
+        f.id = (uint16_t)http_field_id_of(f.name, f.name_len);
+        if (!rewrite_trailer_forwarded(&f))
+            continue;
+        if (k == ARRAY_LEN(keep)) { /* more than a stream takes: the request is refused */
+            x->end_term = "PD";
+            x->end_error = "bad_request";
+            exchange_fail(x, 400, LB_FAILED);
+            return false;
+        }
+        keep[k++] = f;
+    }
+    if (h2up_stream_end_trailers(x->h2s, keep, k) != 0) {
+        exchange_fail(x, 503, LB_FAILED);
+        return false;
+    }
+    x->req_done = true;
+    x->sent_at = loop_now(x->w->loop);
+    return true;
+}
+
+/* n bytes at the front of the request body went into the stream or were framing: off the hold
+ * chain's first buffer while there is one, else off the session's source. */
+static void h2_src_consume(struct exchange *x, uint32_t n)
+{
+    struct buf *hb = x->hold;
+    if (!hb) {
+        x->ops->consume(x->client, n);
+        return;
+    }
+    hb->pos += n;
+    x->held -= n;
+    if (buf_len(hb) == 0) {
+        x->hold = hb->next;
+        if (!x->hold)
+            x->hold_tail = NULL;
+        buf_put(&x->w->bufs, hb);
+    }
+}
+
+/* Request direction for an HTTP/1 chunked body (HTTP/2 has no chunked coding): the HTTP/1
+ * decoder (http1_chunked_decode) runs again over the body from its first byte, in the hold
+ * chain then at the source, in place:
+ *
+ *   front of the hold chain or source
+ *   [data decoded: h2_data][framing or data not decoded yet ...]
+ *
+ * a run of data is decoded, then written into the stream (as much as it takes, the rest waits in
+ * place), framing is dropped but the trailer section, which is gathered in reqt and goes as the
+ * stream's trailers once the last chunk is decoded. Bytes past the body stay at the source (the
+ * next pipelined request). */
+static bool h2_request_chunked(struct exchange *x)
+{
+    bool progress = false;
+    struct h2up_stream *s = x->h2s;
+    while (!x->req_done) {
+        uint32_t avail = 0;
+        const char *p;
+        if (x->hold) {
+            p = x->hold->data + x->hold->pos;
+            avail = buf_len(x->hold);
+        } else {
+            p = x->ops->peek(x->client, &avail);
+        }
+        if (x->h2_data) {
+            size_t k = h2up_stream_write(s, p, MIN(x->h2_data, avail));
+            if (!k)
+                return progress;
+            h2_src_consume(x, (uint32_t)k);
+            x->h2_data -= (uint32_t)k;
+            x->req_body_sent = true;
+            x->obs.req_body_bytes += k;
+            x->progress_at = loop_now(x->w->loop);
+            progress = true;
+            continue;
+        }
+        if (http1_chunked_done(&x->h2_chunk)) {
+            struct http_field tr[H2UP_MAX_FIELDS + 1];
+            size_t nt = x->reqt ? http1_parse_trailers(x->reqt->data, x->reqt->last, tr,
+                                                       ARRAY_LEN(tr))
+                                : 0;
+            bool ok = h2_end_request(x, tr, nt); /* copied: reqt may go */
+            buf_put(&x->w->bufs, x->reqt);
+            x->reqt = NULL;
+            return ok;
+        }
+        if (!avail) {
+            ssize_t r = x->ops->fill(x->client);
+            if (r == -EAGAIN)
+                return progress;
+            if (r == -ENOMEM) {
+                exchange_fail(x, 503, LB_FAILED);
+                return false;
+            }
+            if (r <= 0) { /* the client went away mid-body: the stream is reset, never ended */
+                x->res = EX_CLOSE;
+                return false;
+            }
+            x->progress_at = loop_now(x->w->loop);
+            continue;
+        }
+        bool is_data;
+        size_t before = http1_chunked_in_trailers(&x->h2_chunk) ? x->h2_chunk.line_len : 0;
+        ssize_t k = http1_chunked_decode(&x->h2_chunk, p, avail, &is_data);
+        if (k <= 0) { /* invalid framing (0: never, avail > 0 and not done) */
+            x->end_term = "PD";
+            x->end_error = "bad_request";
+            exchange_fail(x, 400, LB_FAILED);
+            return false;
+        }
+        if (is_data) {
+            x->h2_data = (uint32_t)k; /* written at the top of the loop */
+            continue;
+        }
+        if (http1_chunked_in_trailers(&x->h2_chunk) || http1_chunked_done(&x->h2_chunk)) {
+            /* the run's last t bytes are trailer section (HTTP1_TRAILERS_MAX fits a buffer) */
+            uint32_t t = (uint32_t)(x->h2_chunk.line_len - before);
+            if (t && !x->reqt && !(x->reqt = buf_get(&x->w->bufs))) {
+                exchange_fail(x, 503, LB_FAILED);
+                return false;
+            }
+            if (t > (x->reqt ? buf_space(x->reqt) : 0)) {
+                x->end_term = "PD";
+                x->end_error = "bad_request";
+                exchange_fail(x, 400, LB_FAILED);
+                return false;
+            }
+            if (t) {
+                memcpy(x->reqt->data + x->reqt->last, p + k - t, t);
+                x->reqt->last += t;
+            }
+        }
+        h2_src_consume(x, (uint32_t)k);
+        progress = true;
+    }
+    return progress;
+}
+
 /* Request direction: the held chain, then the source, into the stream. */
 static bool h2_request(struct exchange *x)
 {
     bool progress = false;
     struct h2up_stream *s = x->h2s;
+    if (x->req_body == HTTP1_BODY_CHUNKED && !x->req_stream)
+        return h2_request_chunked(x);
     while (!x->req_done) {
         if (x->hold) {
             struct buf *hb = x->hold;
@@ -191,11 +336,12 @@ static bool h2_request(struct exchange *x)
                 }
             }
         }
-        if (end) {
-            h2up_stream_end(s);
-            x->req_done = true;
-            x->sent_at = loop_now(x->w->loop);
-            return true;
+        if (end) { /* a stream source's trailers (fill said the body ended) */
+            const struct http_field *tr = NULL;
+            size_t nt = x->req_stream && x->req_body != HTTP1_BODY_NONE && x->ops->trailers
+                            ? x->ops->trailers(x->client, &tr)
+                            : 0;
+            return h2_end_request(x, tr, nt);
         }
         size_t k = h2up_stream_write(s, src, avail);
         if (!k)
@@ -495,7 +641,7 @@ void exchange_h2_failed(struct exchange *x)
         exchange_connect_failed(x, "HTTP/2 connection failed");
         return;
     }
-    if (s->refused && !x->replayed && (s->replayable || !x->req_body_sent)) {
+    if (s->refused && !x->replayed && (s->replayable || !x->req_body_sent) && !s->nrqt) {
         /* not processed by the backend: again on another connection (the GOAWAY'd one takes no
          * new stream), its body from what the stream kept */
         struct worker_ctx *w = x->w;

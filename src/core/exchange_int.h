@@ -79,6 +79,12 @@ struct exchange {
     bool resp_chunked_out;        /* h2 upstream: the exchange frames the body as chunks */
     bool chunk_trailer;           /* h2 upstream: a chunk's data went, its CRLF is next */
     uint64_t chunk_left;          /* h2 upstream: data bytes of the current chunk still to go */
+    /* h2 upstream, an HTTP/1 chunked request body: decoded again from its first byte (the hold
+     * chain keeps the framing as received), the data as DATA, the trailer section (kept in reqt)
+     * as HEADERS. h2_data: data bytes at the front of the hold chain or source, decoded, not yet
+     * taken by the stream. */
+    struct http1_chunked h2_chunk;
+    uint32_t h2_data;
     uint64_t grpc_deadline;       /* its grpc-timeout as a loop time, 0: none */
     struct upstream_conn *up;
     int backend; /* index in gen's backend table, -1 before the first pick */

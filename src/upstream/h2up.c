@@ -135,6 +135,18 @@ static struct h2up_stream *stream_of(nghttp2_session *ng, int32_t id)
 
 static struct h2up_stream *stream_of(nghttp2_session *ng, int32_t id);
 
+static nghttp2_nv nv_of(const struct http_field *f);
+
+/* The request's trailers, from rq_read once the body's last byte is taken (nghttp2 sends them
+ * after that DATA, which then does not end the stream). */
+static int submit_trailers(nghttp2_session *ng, struct h2up_stream *s)
+{
+    nghttp2_nv nv[H2UP_MAX_FIELDS];
+    for (size_t i = 0; i < s->nrqt; i++)
+        nv[i] = nv_of(&s->rqt[i]);
+    return nghttp2_submit_trailer(ng, s->id, nv, s->nrqt);
+}
+
 static ssize_t rq_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
                        uint32_t *flags, nghttp2_data_source *src, void *user)
 {
@@ -153,6 +165,8 @@ static ssize_t rq_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len
         s->rq_off = s->rq_len = 0; /* nothing to keep: the buffer starts again */
     if (s->rq_end && s->rq_off == s->rq_len) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (s->nrqt && submit_trailers(ng, s) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM; /* the trailers' HEADERS ends it */
         return (ssize_t)n;
     }
     if (n == 0) {
@@ -641,6 +655,36 @@ void h2up_stream_end(struct h2up_stream *s)
     conn_flush(s->c);
 }
 
+int h2up_stream_end_trailers(struct h2up_stream *s, const struct http_field *t, size_t n)
+{
+    size_t bytes = n * sizeof(*t);
+    for (size_t i = 0; i < n; i++)
+        bytes += t[i].name_len + t[i].value_len;
+    if (s->rq_end || n == 0) {
+        h2up_stream_end(s);
+        return 0;
+    }
+    if (n > H2UP_MAX_FIELDS)
+        return -E2BIG;
+    if (!(s->rqt = malloc(bytes)))
+        return -ENOMEM;
+    char *p = (char *)(s->rqt + n);
+    for (size_t i = 0; i < n; i++) {
+        s->rqt[i] = t[i];
+        for (uint32_t j = 0; j < t[i].name_len; j++) /* HTTP/2 field names are lower case */
+            p[j] = (char)(t[i].name[j] >= 'A' && t[i].name[j] <= 'Z' ? t[i].name[j] | 0x20
+                                                                      : t[i].name[j]);
+        s->rqt[i].name = p;
+        p += t[i].name_len;
+        memcpy(p, t[i].value, t[i].value_len);
+        s->rqt[i].value = p;
+        p += t[i].value_len;
+    }
+    s->nrqt = n;
+    h2up_stream_end(s);
+    return 0;
+}
+
 size_t h2up_stream_data(struct h2up_stream *s, const uint8_t **p)
 {
     if (!s->data) { /* no byte came yet */
@@ -686,6 +730,7 @@ void h2up_stream_close(struct h2up_stream *s)
     }
     free(s->arena);
     free(s->rq);
+    free(s->rqt);
     free(s->data);
     free(s);
     c->streams--;

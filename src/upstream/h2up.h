@@ -49,6 +49,10 @@ struct h2up_stream {
     uint8_t *rq;
     size_t rq_len, rq_off, rq_cap;
     bool rq_end, rq_deferred, replayable;
+    /* request trailers (h2up_stream_end_trailers): a HEADERS frame with END_STREAM after the
+     * body's last DATA; names lower-cased, names and values in the same allocation */
+    struct http_field *rqt;
+    size_t nrqt;
     /* response */
     int status;                                  /* the final :status (0: not yet) */
     struct http_field f[H2UP_MAX_FIELDS], t[H2UP_MAX_FIELDS];
@@ -86,6 +90,10 @@ bool h2up_stream_ready(const struct h2up_stream *s);
 size_t h2up_stream_write(struct h2up_stream *s, const void *p, size_t n);
 /* The request body ended. */
 void h2up_stream_end(struct h2up_stream *s);
+/* The request body ended with trailers t[0..n) (copied, names lower-cased): they go as a
+ * HEADERS frame that ends the stream, after the last DATA (n 0: h2up_stream_end). -E2BIG (more
+ * than H2UP_MAX_FIELDS) or -ENOMEM: nothing changed. */
+int h2up_stream_end_trailers(struct h2up_stream *s, const struct http_field *t, size_t n);
 /* Response body bytes waiting: *p and the count; consume gives the window back. */
 size_t h2up_stream_data(struct h2up_stream *s, const uint8_t **p);
 void h2up_stream_consume(struct h2up_stream *s, size_t n);

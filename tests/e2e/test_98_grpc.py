@@ -6,8 +6,11 @@ keys of the configuration."""
 import importlib
 import os
 import socket
+import hashlib
+import json
 import subprocess
 import sys
+import threading
 import time
 
 try:
@@ -16,7 +19,8 @@ except ImportError:  # Debian's python3-grpcio is seen only by /usr/bin/python3'
     sys.path.append("/usr/lib/python3/dist-packages")
     import grpc
 
-from golbtest import HTTPConn, golb_config, http_request, plain_only, scaled, wait_until
+from golbtest import (HTTPConn, golb_config, http_request, loopback_listener, plain_only,
+                      scaled, stop_listening, wait_until)
 
 h2t = importlib.import_module("test_97_http2")
 
@@ -318,6 +322,97 @@ class GrpcHealthTest(h2t.H2Case):
         self.wait_backend(g, t, "DOWN")
 
 
+class H2cUpstream:
+    """An h2c server on 127.0.0.1 (python3-h2) that shows what golb sends over HTTP/2: each
+    request is answered, once it ended, with a JSON body {"headers", "length", "sha256",
+    "trailers"} (trailers: the request's trailer fields, or null without a trailer block); the
+    gRPC health check is SERVING. What happened to the connections is counted: `conns` accepted,
+    `goaways` received (their error codes), `closed` by golb."""
+
+    HEALTH = "/grpc.health.v1.Health/Check"
+
+    def __init__(self):
+        import h2.config  # noqa: PLC0415 - python3-h2 from Debian
+        import h2.connection  # noqa: PLC0415
+        import h2.events  # noqa: PLC0415
+        self.h2 = h2
+        self.conns = 0
+        self.goaways = []
+        self.closed = 0
+        self.requests = []  # the JSON answers, in order (health checks excepted)
+        self.lsock = loopback_listener(16)
+        self.port = self.lsock.getsockname()[1]
+        self._socks = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.conns += 1
+            self._socks.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, sock):
+        h2 = self.h2
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=False, header_encoding="utf-8"))
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        streams = {}
+        try:
+            while True:
+                d = sock.recv(65536)
+                if not d:
+                    self.closed += 1
+                    return
+                for e in conn.receive_data(d):
+                    if isinstance(e, h2.events.RequestReceived):
+                        streams[e.stream_id] = {"headers": dict(e.headers), "data": b"",
+                                                "trailers": None}
+                    elif isinstance(e, h2.events.DataReceived):
+                        streams[e.stream_id]["data"] += e.data
+                        conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+                    elif isinstance(e, h2.events.TrailersReceived):
+                        streams[e.stream_id]["trailers"] = dict(e.headers)
+                    elif isinstance(e, h2.events.StreamEnded):
+                        self._answer(conn, e.stream_id, streams.pop(e.stream_id))
+                    elif isinstance(e, h2.events.ConnectionTerminated):
+                        self.goaways.append(e.error_code)
+                out = conn.data_to_send()
+                if out:
+                    sock.sendall(out)
+        except OSError:
+            self.closed += 1
+        finally:
+            sock.close()
+
+    def _answer(self, conn, sid, r):
+        if r["headers"].get(":path") == self.HEALTH:
+            conn.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc")])
+            conn.send_data(sid, b"\x00\x00\x00\x00\x02\x08\x01")
+            conn.send_headers(sid, [("grpc-status", "0")], end_stream=True)
+            return
+        body = json.dumps({"headers": r["headers"], "length": len(r["data"]),
+                           "sha256": hashlib.sha256(r["data"]).hexdigest(),
+                           "trailers": r["trailers"]}).encode()
+        self.requests.append(json.loads(body))
+        conn.send_headers(sid, [(":status", "200"), ("content-type", "application/json"),
+                                ("content-length", str(len(body)))])
+        conn.send_data(sid, body, end_stream=True)
+
+    def close(self):
+        stop_listening(self.lsock, self._thread)
+        for c in self._socks:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
 def big_channel(port):
     return grpc.insecure_channel(f"127.0.0.1:{port}",
                                  options=[("grpc.enable_http_proxy", 0),
@@ -463,13 +558,71 @@ class GrpcUpstreamTest(h2t.H2Case):
         self.assertEqual(other.result(), b"other")  # same client connection, same upstream one
         wait_until(lambda: s.cancelled == 1, scaled(3), "the backend to see the cancel")
 
-    def test_http11_chunked_body_to_an_h2_backend_is_411(self):
+    def test_http11_chunked_body_to_an_h2_backend_is_decoded_into_data(self):
+        # a gRPC call from an HTTP/1.1 client with a chunked body, its message cut across chunks
         (s,) = self.grpc_servers(1)
         g, _ = self.grpc_golb([s])
-        r = http_request(g.port, "POST", "/golb.test.Echo/Unary",
-                         headers={"Content-Type": "application/json",
-                                  "Transfer-Encoding": "chunked"}, body=b"3\r\nabc\r\n0\r\n\r\n")
-        self.assertEqual(r.status, 411)
+        msg = b"\x00\x00\x00\x00\x05hello"
+        with HTTPConn("127.0.0.1", g.port, timeout=scaled(5)) as c:
+            c.send_request("POST", "/golb.test.Echo/Unary",
+                           headers={"Content-Type": "application/grpc", "TE": "trailers"},
+                           body=iter([msg[:3], msg[3:7], msg[7:]]))
+            r = c.read_response()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, msg)
+        self.assertEqual(r.header("grpc-status"), None)  # in the chunked trailers, not the head
+
+    def test_http11_chunked_body_and_trailers_reach_an_h2_backend_whole(self):
+        u = H2cUpstream()
+        self.addCleanup(u.close)
+        text = golb_config([f"http://127.0.0.1:{u.port}/"], protocol="h2", healthCheck="grpc")
+        g = self.golb(text)
+        self.wait_backend(g, u.port, "UP")
+        # 1 MiB in uneven chunks: past requestBufferSize (held, then streamed from the client)
+        # and past what a stream buffers (backpressure); then a pipelined request on the same
+        # connection, so the body must end exactly where its last chunk does
+        big = bytes(range(256)) * 4096
+        pieces, i, n = [], 0, 1
+        while i < len(big):
+            pieces.append(big[i:i + n])
+            i += n
+            n = n * 7 % 65521 + 1
+        head = (b"POST /up HTTP/1.1\r\nHost: golb.test\r\nTransfer-Encoding: chunked\r\n"
+                b"Trailer: x-sum\r\n\r\n")
+        chunks = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in pieces)
+        last = b"0\r\nX-Sum: 42\r\nContent-Length: 5\r\nx-Other: o\r\n\r\n"
+        second = b"POST /again HTTP/1.1\r\nHost: golb.test\r\nTransfer-Encoding: chunked\r\n\r\n" \
+                 b"3\r\nabc\r\n0\r\n\r\n"
+        with HTTPConn("127.0.0.1", g.port, timeout=scaled(10)) as c:
+            c.send(head + chunks + last + second)
+            r1 = c.read_response()
+            r2 = c.read_response()
+        self.assertEqual(r1.status, 200, r1.body)
+        got = json.loads(r1.body)
+        self.assertEqual(got["length"], len(big))
+        self.assertEqual(got["sha256"], hashlib.sha256(big).hexdigest())
+        self.assertNotIn("transfer-encoding", got["headers"])
+        # the trailer block: names lower-cased, Content-Length (framing) not forwarded
+        self.assertEqual(got["trailers"], {"x-sum": "42", "x-other": "o"})
+        self.assertEqual(r2.status, 200)
+        got = json.loads(r2.body)
+        self.assertEqual((got["length"], got["trailers"]), (3, None))
+        self.assertEqual(got["sha256"], hashlib.sha256(b"abc").hexdigest())
+
+    def test_http2_client_trailers_reach_an_h2_backend(self):
+        u = H2cUpstream()
+        self.addCleanup(u.close)
+        text = golb_config([f"http://127.0.0.1:{u.port}/"], protocol="h2", healthCheck="grpc",
+                           http2="{cleartext: true}")
+        g = self.golb(text)
+        self.wait_backend(g, u.port, "UP")
+        c = self.client(g)
+        sid = c.request("/t", method="POST", body=b"abc", end=False)
+        c.conn.send_headers(sid, [("x-req-trailer", "v1")], end_stream=True)
+        c.flush()
+        c.wait(lambda: c.done(sid), what="the response")
+        got = json.loads(bytes(c.responses[sid]["data"]))
+        self.assertEqual((got["length"], got["trailers"]), (3, {"x-req-trailer": "v1"}))
 
     def test_http11_keepalive_requests_with_a_body_to_an_h2_backend(self):
         # from the second request on, the backend's connection is ready at once: the body held
