@@ -46,6 +46,7 @@ struct h2up_conn {
     struct h2up_stream *dirty;   /* streams whose owner must hear of a change */
     struct h2up_stream *owned;   /* streams not yet closed by their owner */
     struct loop_task more;       /* input left after a read budget: read again */
+    struct loop_timer idle_timer; /* no stream since upstreamIdleTimeout: GOAWAY and close */
     uint8_t *out;                /* frames serialised, not yet written */
     size_t out_len, out_off, out_cap;
 };
@@ -100,6 +101,8 @@ static void conn_maybe_free(struct h2up_conn *c)
 
 static void conn_close(struct h2up_conn *c)
 {
+    if (c->pool)
+        loop_timer_cancel(upstream_pool_loop(c->pool), &c->idle_timer);
     counts_add(c->idle, 0, -(int)c->open); /* nghttp2 will not close them now */
     c->open = 0;
     if (c->up) {
@@ -447,6 +450,27 @@ static void on_up_event(struct upstream_conn *up, uint32_t events)
 
 /* ---------------------------------------------------------------- connections -------------- */
 
+/* upstreamIdleTimeout passed without a stream: the connection says GOAWAY (NO_ERROR) and
+ * closes, as a pooled idle HTTP/1 connection would close. */
+static void on_idle(struct loop_timer *t)
+{
+    struct h2up_conn *c = container_of(t, struct h2up_conn, idle_timer);
+    if (c->streams || !c->up)
+        return;
+    nghttp2_session_terminate_session(c->ng, NGHTTP2_NO_ERROR);
+    conn_flush(c); /* a connection without a stream has room in its socket for it */
+    conn_close(c);
+    conn_maybe_free(c);
+}
+
+/* Its last stream went: the idle deadline starts (a new stream cancels it: stream_new). */
+static void idle_arm(struct h2up_conn *c)
+{
+    if (c->up && c->ready && c->pool && c->streams == 0)
+        loop_timer_after(upstream_pool_loop(c->pool), &c->idle_timer,
+                         upstream_pool_idle_timeout(c->pool));
+}
+
 /* A connection's nghttp2 client session, SETTINGS queued, not yet connected or listed (the
  * fuzz target drives it without a socket). NULL when out of memory. */
 static struct h2up_conn *conn_session(struct upstream_idle *idle, const struct config_backend *cb)
@@ -483,6 +507,7 @@ static struct h2up_conn *conn_session(struct upstream_idle *idle, const struct c
         return NULL;
     }
     c->idle = idle;
+    loop_timer_init(&c->idle_timer, on_idle);
     snprintf(c->name, sizeof(c->name), "%s", cb->name ? cb->name : "");
     c->tls = cb->tls_client;
     c->max_streams = cb->up.max_streams ? cb->up.max_streams : 100;
@@ -600,6 +625,8 @@ static struct h2up_stream *stream_new(struct h2up_conn *c, const struct http_fie
     c->streams++;
     c->open++;
     counts_add(c->idle, 0, 1);
+    if (c->pool)
+        loop_timer_cancel(upstream_pool_loop(c->pool), &c->idle_timer); /* not idle any more */
     s->next = c->owned;
     if (c->owned)
         c->owned->prev = s;
@@ -740,6 +767,7 @@ void h2up_stream_close(struct h2up_stream *s)
         conn_close(c); /* still opening and nobody waits for it */
     if (c->up && idle_closed(c))
         conn_close(c);
+    idle_arm(c);
     conn_maybe_free(c);
 }
 

@@ -326,8 +326,9 @@ class H2cUpstream:
     """An h2c server on 127.0.0.1 (python3-h2) that shows what golb sends over HTTP/2: each
     request is answered, once it ended, with a JSON body {"headers", "length", "sha256",
     "trailers"} (trailers: the request's trailer fields, or null without a trailer block); the
-    gRPC health check is SERVING. What happened to the connections is counted: `conns` accepted,
-    `goaways` received (their error codes), `closed` by golb."""
+    gRPC health check is SERVING; a request with `x-delay: S` is answered S seconds after it
+    ended. What happened to the connections that carried requests (health checks aside) is
+    recorded: `goaways` received (their error codes), `closed` by golb."""
 
     HEALTH = "/grpc.health.v1.Health/Check"
 
@@ -336,7 +337,6 @@ class H2cUpstream:
         import h2.connection  # noqa: PLC0415
         import h2.events  # noqa: PLC0415
         self.h2 = h2
-        self.conns = 0
         self.goaways = []
         self.closed = 0
         self.requests = []  # the JSON answers, in order (health checks excepted)
@@ -352,7 +352,6 @@ class H2cUpstream:
                 c, _ = self.lsock.accept()
             except OSError:
                 return
-            self.conns += 1
             self._socks.append(c)
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
@@ -363,11 +362,12 @@ class H2cUpstream:
         conn.initiate_connection()
         sock.sendall(conn.data_to_send())
         streams = {}
+        served = False  # a request other than a health check came
         try:
             while True:
                 d = sock.recv(65536)
                 if not d:
-                    self.closed += 1
+                    self.closed += served
                     return
                 for e in conn.receive_data(d):
                     if isinstance(e, h2.events.RequestReceived):
@@ -379,14 +379,18 @@ class H2cUpstream:
                     elif isinstance(e, h2.events.TrailersReceived):
                         streams[e.stream_id]["trailers"] = dict(e.headers)
                     elif isinstance(e, h2.events.StreamEnded):
-                        self._answer(conn, e.stream_id, streams.pop(e.stream_id))
-                    elif isinstance(e, h2.events.ConnectionTerminated):
+                        r = streams.pop(e.stream_id)
+                        served |= r["headers"].get(":path") != self.HEALTH
+                        if "x-delay" in r["headers"]:
+                            time.sleep(float(r["headers"]["x-delay"]))
+                        self._answer(conn, e.stream_id, r)
+                    elif isinstance(e, h2.events.ConnectionTerminated) and served:
                         self.goaways.append(e.error_code)
                 out = conn.data_to_send()
                 if out:
                     sock.sendall(out)
         except OSError:
-            self.closed += 1
+            self.closed += served
         finally:
             sock.close()
 
@@ -608,6 +612,38 @@ class GrpcUpstreamTest(h2t.H2Case):
         got = json.loads(r2.body)
         self.assertEqual((got["length"], got["trailers"]), (3, None))
         self.assertEqual(got["sha256"], hashlib.sha256(b"abc").hexdigest())
+
+    def test_upstream_idle_timeout_closes_an_h2_connection_without_streams(self):
+        u = H2cUpstream()
+        self.addCleanup(u.close)
+        idle = scaled(0.5)
+        text = golb_config([f"http://127.0.0.1:{u.port}/"], protocol="h2", healthCheck="grpc",
+                           workers=1, upstreamIdleTimeout=idle, admin="{listen: 127.0.0.1:0}")
+        g = self.golb(text)
+        self.wait_backend(g, u.port, "UP")
+        admin = int(g.wait_log(r"admin API and status page on http://(\S+):(\d+)/",
+                               timeout=5).group(2))
+        lab = f'{{pool="default",backend="127.0.0.1:{u.port}"}}'
+
+        def conns():
+            body = http_request(admin, "GET", "/metrics").body.decode()
+            return int(body.split(f"golb_upstream_h2_connections{lab} ")[1].split()[0])
+
+        # a stream open longer than the timeout keeps its connection
+        start = time.monotonic()
+        r = http_request(g.port, "POST", "/slow", headers={"x-delay": str(2 * idle)}, body=b"x",
+                         timeout=scaled(5))
+        self.assertEqual(r.status, 200)
+        self.assertGreaterEqual(time.monotonic() - start, 2 * idle)
+        self.assertEqual(u.closed, 0)
+        # then, without a stream, it is closed after upstreamIdleTimeout: GOAWAY NO_ERROR first
+        self.assertEqual(conns(), 1)
+        wait_until(lambda: conns() == 0, scaled(5), "the idle HTTP/2 connection closed")
+        wait_until(lambda: u.closed == 1, scaled(5), "the backend to see the close")
+        self.assertEqual(u.goaways, [0])
+        # and the next request opens another one
+        self.assertEqual(http_request(g.port, "GET", "/again").status, 200)
+        self.assertEqual(conns(), 1)
 
     def test_http2_client_trailers_reach_an_h2_backend(self):
         u = H2cUpstream()
