@@ -250,6 +250,10 @@ void exchange_result(const struct exchange *x, struct exchange_result *out)
 void exchange_obs_end(struct exchange *x, int status, const char *term, const char *error_type,
                       const char *client_ip)
 {
+    if (unlikely(x->end_early) && x->end_term) { /* ended well, but early, by golb */
+        term = x->end_term;
+        error_type = x->end_error;
+    }
     /* the request's own client address once exchange_start decided it (trustedProxies) */
     obs_req_end(x->w, &x->obs, status, term, error_type, x->client_ip_len ? x->client_ip : client_ip);
 }
@@ -349,15 +353,48 @@ uint64_t exchange_deadline(const struct exchange *x)
     return r && r < d ? r : d;
 }
 
+/* A gRPC call's deadline passed after its response head went to the session: it ends the gRPC
+ * way, DEADLINE_EXCEEDED in trailers after the data that went (a reset stream would read as
+ * INTERNAL, a cut connection as UNAVAILABLE): through body_end (HTTP/2 clients), or in the last
+ * chunk for an HTTP/1.1 client whose chunks the exchange frames (an HTTP/2 backend) unless one is
+ * half sent. The backend's stream is reset (CANCEL), its HTTP/1 connection closed, when the
+ * exchange finishes. Otherwise (an HTTP/1 backend's chunks relayed as they came) a cut. */
+COLD static enum exchange_status grpc_deadline_end(struct exchange *x)
+{
+    static const struct http_field tr[] = {
+        {.name = "grpc-status", .value = "4", .name_len = 11, .value_len = 1},
+        {.name = "grpc-message", .value = "Gateway Timeout", .name_len = 12, .value_len = 15},
+    };
+    bool sink = x->ops->body_end && !x->resp_chunked_out;
+    if (!sink && !(x->h2s && exchange_h2_end_chunked(x, tr, ARRAY_LEN(tr))))
+        return exchange_fail(x, 504, LB_OK);
+    x->end_early = true;
+    x->obs.grpc_code = GRPC_DEADLINE_EXCEEDED + 1;
+    x->grpc_deadline = 0;         /* passed: the last chunk has bodyTimeout to go */
+    x->resp_keepalive = false;    /* the backend's response is left unfinished */
+    if (!x->req_done) {           /* the rest of the request body goes nowhere */
+        x->body_abandoned = true;
+        x->req_done = true;
+    }
+    if (!sink)
+        return EX_WAIT; /* the pump sends the last chunk, then the exchange is done */
+    if (x->ops->body_end(x->client, tr, ARRAY_LEN(tr)) != 0)
+        return x->res = EX_CLOSE;
+    x->resp_phase = RESP_DONE;
+    return x->res = EX_DONE;
+}
+
 enum exchange_status exchange_timeout(struct exchange *x)
 {
     if (x->res != EX_WAIT)
         return x->res;
     uint64_t now = loop_now(x->w->loop), until = replay_until(x);
     if (unlikely(x->grpc_deadline) && now >= x->grpc_deadline) {
-        /* the caller's deadline, not the backend's fault (cut when the response started) */
+        /* the caller's deadline, not the backend's fault */
         x->end_term = x->resp_started ? "sD" : "sH";
         x->end_error = "grpc_deadline";
+        if (x->resp_phase == RESP_BODY)
+            return grpc_deadline_end(x);
         return exchange_fail(x, 504, LB_OK);
     }
     if (until && now >= until && now < wait_deadline(x)) {

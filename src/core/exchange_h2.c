@@ -401,13 +401,13 @@ static void h2_response_of(struct exchange *x, struct h2up_stream *s, struct htt
     r->num_headers = n;
 }
 
-/* Appends the last chunk with the stream's trailers to resph (HTTP/1.1 chunked clients). */
-static bool h2_last_chunk(struct exchange *x, struct h2up_stream *s)
+/* Appends the last chunk with trailers t[0..n) to resph (HTTP/1.1 chunked clients). */
+static bool h2_last_chunk(struct exchange *x, const struct http_field *t, size_t n)
 {
     struct buf *b = x->resph;
     size_t need = 7;
-    for (size_t i = 0; i < s->nt; i++)
-        need += s->t[i].name_len + s->t[i].value_len + 4;
+    for (size_t i = 0; i < n; i++)
+        need += t[i].name_len + t[i].value_len + 4;
     if (need > buf_space(b))
         return false;
     char *p = b->data + b->last;
@@ -418,13 +418,13 @@ static bool h2_last_chunk(struct exchange *x, struct h2up_stream *s)
     }
     memcpy(p, "0\r\n", 3);
     p += 3;
-    for (size_t i = 0; i < s->nt; i++) {
-        memcpy(p, s->t[i].name, s->t[i].name_len);
-        p += s->t[i].name_len;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(p, t[i].name, t[i].name_len);
+        p += t[i].name_len;
         *p++ = ':';
         *p++ = ' ';
-        memcpy(p, s->t[i].value, s->t[i].value_len);
-        p += s->t[i].value_len;
+        memcpy(p, t[i].value, t[i].value_len);
+        p += t[i].value_len;
         *p++ = '\r';
         *p++ = '\n';
     }
@@ -441,6 +441,15 @@ static bool h2_resph(struct exchange *x)
         return false;
     if (x->resph_sent == x->resph->last)
         x->resph->pos = x->resph->last = x->resph_sent = 0;
+    return true;
+}
+
+bool exchange_h2_end_chunked(struct exchange *x, const struct http_field *t, size_t n)
+{
+    if (!x->resp_chunked_out || x->chunk_left || !h2_resph(x) || !h2_last_chunk(x, t, n))
+        return false;
+    x->resp_chunked_out = false;
+    x->resp_phase = RESP_END;
     return true;
 }
 
@@ -535,7 +544,7 @@ static bool h2_response(struct exchange *x)
             if (unlikely(x->grpc) && s->nt && grpc_status_field(s->t, s->nt) >= 0)
                 x->obs.grpc_code = (int8_t)(grpc_status_field(s->t, s->nt) + 1);
             if (x->resp_chunked_out && x->resp_body == HTTP1_BODY_CHUNKED) {
-                if (!h2_resph(x) || !h2_last_chunk(x, s)) {
+                if (!h2_resph(x) || !h2_last_chunk(x, s->t, s->nt)) {
                     x->res = EX_CLOSE;
                     return false;
                 }
@@ -626,6 +635,7 @@ void exchange_h2_failed(struct exchange *x)
                  .value_len = 23},
             };
             if (x->ops->body_end(x->client, tr, ARRAY_LEN(tr)) == 0) {
+                x->end_early = true;
                 x->obs.grpc_code = GRPC_UNAVAILABLE + 1;
                 x->resp_phase = RESP_DONE;
                 x->req_done = true;

@@ -142,6 +142,8 @@ struct exchange {
     /* observability: facts for counters and the access log (obs.h); end_term/end_error name the
      * cause when golb cuts the exchange for a reason the session cannot see */
     const char *end_term, *end_error;
+    bool end_early; /* the exchange ended the response itself for that cause (gRPC trailers) and
+                       then finished as a whole one: the access log names the cause anyway */
     struct obs_req obs; /* exchange_get() clears only up to its text buffers */
 
     /* Not cleared by exchange_get(): written before they are read. */
@@ -259,6 +261,10 @@ void exchange_connect_next(struct exchange *x);
 bool exchange_h2_open(struct exchange *x, struct backend *b, int *err);
 enum exchange_status exchange_h2_pump(struct exchange *x);
 void exchange_h2_failed(struct exchange *x);
+/* Ends an HTTP/1.1 client's response the exchange frames as chunks (resp_chunked_out) before
+ * the backend's end: the last chunk with trailers t[0..n) goes into resph, the response is
+ * RESP_END (the pump sends it, then RESP_DONE). False when it cannot: a chunk is half sent. */
+bool exchange_h2_end_chunked(struct exchange *x, const struct http_field *t, size_t n);
 
 /* exchange_req.c: the request direction (holding the body, sending head and body up). */
 bool exchange_req_hold_body(struct exchange *x);

@@ -327,8 +327,12 @@ class H2cUpstream:
     request is answered, once it ended, with a JSON body {"headers", "length", "sha256",
     "trailers"} (trailers: the request's trailer fields, or null without a trailer block); the
     gRPC health check is SERVING; a request with `x-delay: S` is answered S seconds after it
-    ended. What happened to the connections that carried requests (health checks aside) is
-    recorded: `goaways` received (their error codes), `closed` by golb."""
+    ended; /golb.test.Slow/Stream is a gRPC call that never ends by itself: its head, then one
+    MESSAGE every 50 ms until golb resets it. What happened to the connections that carried
+    requests (health checks aside) is recorded: `goaways` received (their error codes),
+    `resets` (RST_STREAM error codes), `closed` by golb."""
+
+    SLOW = "/golb.test.Slow/Stream"
 
     HEALTH = "/grpc.health.v1.Health/Check"
 
@@ -338,6 +342,7 @@ class H2cUpstream:
         import h2.events  # noqa: PLC0415
         self.h2 = h2
         self.goaways = []
+        self.resets = []
         self.closed = 0
         self.requests = []  # the JSON answers, in order (health checks excepted)
         self.lsock = loopback_listener(16)
@@ -363,12 +368,25 @@ class H2cUpstream:
         sock.sendall(conn.data_to_send())
         streams = {}
         served = False  # a request other than a health check came
+        lock = threading.Lock()  # conn and sock: this thread's and the slow streams'
+        reset = set()
+
+        def slow(sid):
+            while True:
+                time.sleep(0.05)
+                with lock:
+                    if sid in reset:
+                        return
+                    conn.send_data(sid, MESSAGE)
+                    sock.sendall(conn.data_to_send())
+
         try:
             while True:
                 d = sock.recv(65536)
                 if not d:
                     self.closed += served
                     return
+                lock.acquire()
                 for e in conn.receive_data(d):
                     if isinstance(e, h2.events.RequestReceived):
                         streams[e.stream_id] = {"headers": dict(e.headers), "data": b"",
@@ -383,12 +401,22 @@ class H2cUpstream:
                         served |= r["headers"].get(":path") != self.HEALTH
                         if "x-delay" in r["headers"]:
                             time.sleep(float(r["headers"]["x-delay"]))
-                        self._answer(conn, e.stream_id, r)
+                        if r["headers"].get(":path") == self.SLOW:
+                            conn.send_headers(e.stream_id, [(":status", "200"),
+                                                            ("content-type", "application/grpc")])
+                            threading.Thread(target=slow, args=(e.stream_id,),
+                                             daemon=True).start()
+                        else:
+                            self._answer(conn, e.stream_id, r)
+                    elif isinstance(e, h2.events.StreamReset):
+                        reset.add(e.stream_id)
+                        self.resets.append(e.error_code)
                     elif isinstance(e, h2.events.ConnectionTerminated) and served:
                         self.goaways.append(e.error_code)
                 out = conn.data_to_send()
                 if out:
                     sock.sendall(out)
+                lock.release()
         except OSError:
             self.closed += served
         finally:
@@ -550,6 +578,45 @@ class GrpcUpstreamTest(h2t.H2Case):
         self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED)
         code, _, r = call(ch, "/golb.test.Echo/Unary", payload=b"again")
         self.assertEqual((code, r), (grpc.StatusCode.OK, b"again"))
+
+    def test_grpc_timeout_after_the_head_ends_with_deadline_exceeded_trailers(self):
+        # a backend that does not keep the deadline itself (H2cUpstream's slow stream): golb's
+        # passes after the head and some messages went
+        u = H2cUpstream()
+        self.addCleanup(u.close)
+        text = golb_config([f"http://127.0.0.1:{u.port}/"], protocol="h2", healthCheck="grpc",
+                           http2="{cleartext: true}", accessLog="json")
+        g = self.golb(text)
+        self.wait_backend(g, u.port, "UP")
+        # HTTP/2 client: the messages that went, then trailers, never a reset (INTERNAL)
+        c = self.client(g)
+        sid = c.request(H2cUpstream.SLOW, method="POST", body=MESSAGE,
+                        headers=GRPC_HEADERS + [("grpc-timeout", "300m")])
+        c.wait(lambda: c.done(sid), timeout=5, what="the end of the call")
+        r = c.responses[sid]
+        self.assertIsNone(r["reset"], "the stream ends with trailers, not a reset")
+        self.assertEqual(h2t.status(r), 200)
+        self.assertTrue(bytes(r["data"]).startswith(MESSAGE), r["data"])
+        self.assertEqual(len(r["data"]) % len(MESSAGE), 0)
+        self.assertEqual(r["trailers"], {"grpc-status": "4", "grpc-message": "Gateway Timeout"})
+        wait_until(lambda: u.resets == [8], scaled(3), "the backend's stream reset (CANCEL)")
+        g.wait_log(r'"http.response.status_code":200,[^\n]*"rpc.grpc.status_code":4,[^\n]*'
+                   r'"termination":"sD","error.type":"grpc_deadline"', timeout=5)
+        # HTTP/1.1 client: the chunked body's last chunk carries the status
+        with HTTPConn("127.0.0.1", g.port, timeout=scaled(5)) as h1:
+            h1.send_request("POST", H2cUpstream.SLOW, body=MESSAGE,
+                            headers=[("Content-Type", "application/grpc"), ("TE", "trailers"),
+                                     ("grpc-timeout", "300m")])
+            self.assertEqual(h1.read_head()[1], 200)
+            end = b"\r\n0\r\ngrpc-status: 4\r\ngrpc-message: Gateway Timeout\r\n\r\n"
+            while not h1.buf.endswith(end):
+                self.assertTrue(h1._fill(), bytes(h1.buf[-200:]))
+            self.assertTrue(h1.buf.startswith(b"8\r\n" + MESSAGE + b"\r\n"), h1.buf[:100])
+            h1.buf.clear()
+            # the response ended well: the connection takes the next request
+            r = h1.request("POST", "/x", body=b"abc")
+            self.assertEqual(json.loads(r.body)["length"], 3)
+        wait_until(lambda: u.resets == [8, 8], scaled(3), "the backend's stream reset")
 
     def test_client_cancel_resets_that_stream_only(self):
         (s,) = self.grpc_servers(1)
