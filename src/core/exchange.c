@@ -258,6 +258,13 @@ void exchange_obs_end(struct exchange *x, int status, const char *term, const ch
     obs_req_end(x->w, &x->obs, status, term, error_type, x->client_ip_len ? x->client_ip : client_ip);
 }
 
+void exchange_obs_end_reply(struct exchange *x, int status, const char *term,
+                            const char *error_type, const char *client_ip)
+{
+    x->obs.grpc_reply = x->grpc && status >= 400; /* reply_error's and exchange_route's rule */
+    exchange_obs_end(x, status, term, error_type, client_ip);
+}
+
 struct exchange_tunnel *exchange_tunnel(struct exchange *x)
 {
     if (x->tunnel.buf)

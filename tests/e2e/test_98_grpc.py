@@ -102,7 +102,7 @@ class GrpcErrorsTest(h2t.H2Case):
                   "  - match: {pathPrefix: /golb.test.Echo}\n"
                   "    rateLimit: {requestsPerSecond: 0.001, burst: 1}\n"
                   "    pool: default\n")
-        g = self.golb(golb_config([t], http2="{cleartext: true}") + routes)
+        g = self.golb(golb_config([t], http2="{cleartext: true}", accessLog="json") + routes)
         self.wait_backend(g, t, "UP")
         c = self.client(g)
         r1 = c.get("/golb.test.Echo/A", method="POST", headers=GRPC_HEADERS, body=MESSAGE)
@@ -111,6 +111,9 @@ class GrpcErrorsTest(h2t.H2Case):
         self.assertEqual(h2t.status(r2), 200)
         self.assertEqual(r2["headers"]["grpc-status"], "8")
         self.assertEqual(r2["headers"]["grpc-message"], "Too Many Requests")
+        # logged as it went: 200, RESOURCE_EXHAUSTED
+        g.wait_log(r'"http.response.status_code":200,[^\n]*"rpc.grpc.status_code":8,[^\n]*'
+                   r'"termination":"PR","error.type":"rate_limited"', timeout=5)
 
 
 def grpc_over_http1(conn, head, path):
@@ -156,12 +159,27 @@ class GrpcTrailersAndLogTest(h2t.H2Case):
                    5, "the gRPC response counted")
 
     def test_golbs_own_answer_is_logged_with_its_grpc_code(self):
-        g = self.h2c(["http://127.0.0.1:1/"], wait_up=False, period=60, accessLog="json")
+        g = self.h2c(["http://127.0.0.1:1/"], wait_up=False, period=60, accessLog="json",
+                     admin="{listen: 127.0.0.1:0}")
+        admin = int(g.wait_log(r"admin API and status page on http://(\S+):(\d+)/",
+                               timeout=5).group(2))
         ch = channel(g.port)
         self.addCleanup(ch.close)
         code, _, _ = call(ch, "/golb.test.Echo/Unary")
         self.assertEqual(code, grpc.StatusCode.UNAVAILABLE)
-        g.wait_log(r'"rpc.method":"Unary","rpc.grpc.status_code":14', timeout=5)
+        # the status the client got (200, the error in grpc-status), not golb's internal 503
+        g.wait_log(r'"network.protocol.version":"2","http.response.status_code":200,[^\n]*'
+                   r'"rpc.method":"Unary","rpc.grpc.status_code":14', timeout=5)
+        # the same over HTTP/1.1 (a gRPC-Web client)
+        h1 = http_request(g.port, "POST", "/golb.test.Echo/Other", body=MESSAGE,
+                          headers={"Content-Type": "application/grpc-web+proto"})
+        self.assertEqual((h1.status, h1.header("grpc-status")), (200, "14"))
+        g.wait_log(r'"network.protocol.version":"1.1","http.response.status_code":200,[^\n]*'
+                   r'"rpc.method":"Other","rpc.grpc.status_code":14', timeout=5)
+        # counted as the errors they are
+        body = http_request(admin, "GET", "/metrics").body.decode()
+        self.assertIn('golb_http_requests_total{code="5xx",protocol="h2"} 1\n', body)
+        self.assertIn('golb_http_requests_total{code="5xx",protocol="http/1.1"} 1\n', body)
         # not a gRPC call: no rpc fields
         c = self.client(g)
         c.get("/plain")
