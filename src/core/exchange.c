@@ -597,7 +597,8 @@ static void x_pp_key(const struct exchange *x, struct upstream_pp *pp)
         pp->family = AF_INET6;
 }
 
-static int x_send_proxy_header(struct exchange *x, struct upstream_conn *up)
+ssize_t exchange_proxy_header(const struct exchange *x, char *hdr, size_t cap,
+                              struct upstream_pp *key)
 {
     const struct config_backend *cb = ex_backend_cfg(x);
     struct upstream_pp pp;
@@ -615,10 +616,16 @@ static int x_send_proxy_header(struct exchange *x, struct upstream_conn *up)
     }
     const struct sockaddr *s = pp.family ? (const struct sockaddr *)&src : NULL;
     const struct sockaddr *d = s ? (const struct sockaddr *)&cb->addr : NULL;
+    *key = pp;
+    return cb->send_proxy_protocol == 1 ? proxy_proto_write_v1(hdr, cap, s, d)
+                                        : proxy_proto_write_v2(hdr, cap, s, d, NULL, 0, 0);
+}
+
+static int x_send_proxy_header(struct exchange *x, struct upstream_conn *up)
+{
     char hdr[PROXY_PROTO_V1_MAX + 64];
-    ssize_t n = cb->send_proxy_protocol == 1
-                    ? proxy_proto_write_v1(hdr, sizeof(hdr), s, d)
-                    : proxy_proto_write_v2(hdr, sizeof(hdr), s, d, NULL, 0, 0);
+    struct upstream_pp pp;
+    ssize_t n = exchange_proxy_header(x, hdr, sizeof(hdr), &pp);
     if (n < 0)
         return (int)n;
     return upstream_send_proxy_header(up, hdr, (size_t)n, &pp);

@@ -100,12 +100,37 @@ static int build_nv(struct exchange *x, const struct config_backend *cb, struct 
     return (int)k;
 }
 
+/* sendProxyProtocol: the PROXY header a new connection for this request's client writes first
+ * (into pp, its bytes in hdr), or NULL without it. A connection then carries only that client's
+ * streams (h2up_open). False with *err when the header cannot be built. */
+static bool h2_proxy(struct exchange *x, struct h2up_proxy *pp, char *hdr, size_t cap,
+                     const struct h2up_proxy **out, int *err)
+{
+    *out = NULL;
+    if (!ex_backend_cfg(x)->send_proxy_protocol)
+        return true;
+    ssize_t n = exchange_proxy_header(x, hdr, cap, &pp->key);
+    if (n < 0) {
+        *err = (int)n;
+        return false;
+    }
+    pp->hdr = hdr;
+    pp->len = (size_t)n;
+    *out = pp;
+    return true;
+}
+
 /* Opens the stream on backend b. True when it opened (x->phase set), false when it could not
  * start (counted like a connect failure by the caller). */
 bool exchange_h2_open(struct exchange *x, struct backend *b, int *err)
 {
     struct worker_ctx *w = x->w;
     const struct config_backend *cb = ex_backend_cfg(x);
+    struct h2up_proxy ppb;
+    const struct h2up_proxy *pp;
+    char pph[H2UP_PP_MAX];
+    if (!h2_proxy(x, &ppb, pph, sizeof(pph), &pp, err))
+        return false;
     struct http1_request rq;
     struct http_field nv[HTTP1_MAX_HEADERS + 8];
     char names[NAMES_MAX];
@@ -116,8 +141,8 @@ bool exchange_h2_open(struct exchange *x, struct backend *b, int *err)
     }
     bool fresh = false;
     bool body = x->req_body != HTTP1_BODY_NONE;
-    x->h2s = h2up_open(w->upstreams, &b->pw[w->id].idle, cb, nv, (size_t)n, body, NULL, 0, false,
-                       x, on_h2_event, &fresh, err);
+    x->h2s = h2up_open(w->upstreams, &b->pw[w->id].idle, cb, pp, nv, (size_t)n, body, NULL, 0,
+                       false, x, on_h2_event, &fresh, err);
     if (!x->h2s)
         return false;
     x->up_reused = !fresh;
@@ -661,7 +686,11 @@ void exchange_h2_failed(struct exchange *x)
         int n = build_nv(x, ex_backend_cfg(x), &rq, nv, ARRAY_LEN(nv), names);
         size_t rlen = s->rq_len;
         uint8_t *keep = rlen ? malloc(rlen) : NULL;
-        if (n >= 0 && (!rlen || keep)) {
+        struct h2up_proxy ppb;
+        const struct h2up_proxy *pp = NULL;
+        char pph[H2UP_PP_MAX];
+        int pperr = 0;
+        if (n >= 0 && (!rlen || keep) && h2_proxy(x, &ppb, pph, sizeof(pph), &pp, &pperr)) {
             if (rlen)
                 memcpy(keep, s->rq, rlen);
             bool end = s->rq_end, fresh;
@@ -670,9 +699,9 @@ void exchange_h2_failed(struct exchange *x)
             x->h2s = NULL;
             x->replayed = true;
             counter_add(&b->pw[w->id].m.retries, 1);
-            x->h2s = h2up_open(w->upstreams, &b->pw[w->id].idle, ex_backend_cfg(x), nv, (size_t)n,
-                               x->req_body != HTTP1_BODY_NONE, keep, rlen, end, x, on_h2_event,
-                               &fresh, &err);
+            x->h2s = h2up_open(w->upstreams, &b->pw[w->id].idle, ex_backend_cfg(x), pp, nv,
+                               (size_t)n, x->req_body != HTTP1_BODY_NONE, keep, rlen, end, x,
+                               on_h2_event, &fresh, &err);
             free(keep);
             if (x->h2s) {
                 x->phase = h2up_stream_ready(x->h2s) ? XP_RELAY : XP_CONNECT;

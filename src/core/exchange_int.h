@@ -254,6 +254,10 @@ enum exchange_status exchange_route(struct exchange *x, const struct http_reques
 bool exchange_response_head(struct exchange *x, const struct http1_response *resp);
 void exchange_connect_failed(struct exchange *x, const char *why);
 void exchange_connect_next(struct exchange *x);
+/* The PROXY protocol header (sendProxyProtocol of the chosen backend: v1 or v2) naming the
+ * request's client into hdr (cap bytes), and that client as a pool key: its length, or -errno. */
+ssize_t exchange_proxy_header(const struct exchange *x, char *hdr, size_t cap,
+                              struct upstream_pp *key);
 
 /* exchange_h2.c: the exchange over an HTTP/2 upstream stream (protocol h2). open: a stream on
  * backend b (false, *err set, when none could start); pump: both directions; failed: the

@@ -49,6 +49,11 @@ struct h2up_conn {
     struct loop_timer idle_timer; /* no stream since upstreamIdleTimeout: GOAWAY and close */
     uint8_t *out;                /* frames serialised, not yet written */
     size_t out_len, out_off, out_cap;
+    /* sendProxyProtocol: the client it speaks for (family 0: none) and its PROXY header, written
+     * once connected, before anything else */
+    struct upstream_pp pp;
+    uint16_t pp_len;
+    uint8_t pp_hdr[H2UP_PP_MAX];
 };
 
 static void conn_fail(struct h2up_conn *c, const char *why);
@@ -400,6 +405,12 @@ static void on_up_event(struct upstream_conn *up, uint32_t events)
                 return;
             }
         }
+        if (c->pp_len && !up->pp_sent &&
+            upstream_send_proxy_header(up, c->pp_hdr, c->pp_len, &c->pp) != 0) {
+            conn_fail(c, "cannot send the PROXY protocol header");
+            dispatch(c);
+            return;
+        }
         if (c->tls) {
             char err[256];
             int rc = upstream_tls_step(up, c->tls, err, sizeof(err));
@@ -515,12 +526,22 @@ static struct h2up_conn *conn_session(struct upstream_idle *idle, const struct c
 }
 
 static struct h2up_conn *conn_new(struct upstream_pool *pool, struct upstream_idle *idle,
-                                  const struct config_backend *cb, int *err)
+                                  const struct config_backend *cb, const struct h2up_proxy *pp,
+                                  int *err)
 {
+    if (pp && pp->len > H2UP_PP_MAX) {
+        *err = -E2BIG;
+        return NULL;
+    }
     struct h2up_conn *c = conn_session(idle, cb);
     if (!c) {
         *err = -ENOMEM;
         return NULL;
+    }
+    if (pp) {
+        c->pp = pp->key;
+        c->pp_len = (uint16_t)pp->len;
+        memcpy(c->pp_hdr, pp->hdr, pp->len);
     }
     c->pool = pool;
     c->up = upstream_connect(pool, idle, (const struct sockaddr *)&cb->addr, cb->addrlen, c,
@@ -558,21 +579,30 @@ static nghttp2_nv nv_of(const struct http_field *f)
                         NGHTTP2_NV_FLAG_NONE};
 }
 
+/* Whether c speaks for the client pp names (none: a connection without a PROXY header). */
+static bool same_client(const struct h2up_conn *c, const struct h2up_proxy *pp)
+{
+    static const struct upstream_pp none;
+    const struct upstream_pp *k = pp ? &pp->key : &none;
+    return c->pp.family == k->family &&
+           memcmp(c->pp.addr, k->addr, k->family == AF_INET6 ? 16 : 4) == 0;
+}
+
 struct h2up_stream *h2up_open(struct upstream_pool *pool, struct upstream_idle *idle,
-                              const struct config_backend *cb, const struct http_field *nv,
-                              size_t n, bool body, const uint8_t *replay, size_t replay_len,
-                              bool replay_end, void *owner, h2up_event_cb on_event, bool *fresh,
-                              int *err)
+                              const struct config_backend *cb, const struct h2up_proxy *pp,
+                              const struct http_field *nv, size_t n, bool body,
+                              const uint8_t *replay, size_t replay_len, bool replay_end,
+                              void *owner, h2up_event_cb on_event, bool *fresh, int *err)
 {
     if (idle->closed) {
         *err = -ESHUTDOWN;
         return NULL;
     }
     struct h2up_conn *c = idle->h2;
-    while (c && !has_room(c))
+    while (c && (!has_room(c) || !same_client(c, pp)))
         c = c->next;
     *fresh = c == NULL;
-    if (!c && !(c = conn_new(pool, idle, cb, err)))
+    if (!c && !(c = conn_new(pool, idle, cb, pp, err)))
         return NULL;
     if (!c->ready)
         c->tls = cb->tls_client; /* of the generation this stream's exchange pins */

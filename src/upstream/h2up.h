@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "http/http.h"
+#include "upstream/upstream.h"
 
 struct config_backend;
 struct h2up_conn;
@@ -36,6 +37,16 @@ struct tls_client;
 #define H2UP_MAX_FIELDS 64
 #define H2UP_ARENA 16384     /* response head and trailers, names and values */
 #define H2UP_REQ_CAP 65536   /* request bytes waiting for the stream's window */
+#define H2UP_PP_MAX 176      /* a PROXY protocol header (v1 line, v2 without TLVs) */
+
+/* sendProxyProtocol: the PROXY header a new connection writes first (before TLS and the
+ * preface). A connection then speaks for that one client (key): only streams of the same key go
+ * to it, as HAProxy makes the PROXY header part of a backend connection's identity. */
+struct h2up_proxy {
+    struct upstream_pp key;
+    const void *hdr;
+    size_t len; /* at most H2UP_PP_MAX */
+};
 
 typedef void (*h2up_event_cb)(void *owner);
 
@@ -76,14 +87,14 @@ struct h2up_stream {
 };
 
 /* Opens a stream to backend cb (its upstream slot `idle` of this worker's `pool`): on a
- * connection with room, else a new one (*fresh true). nv: the request head (pseudo-fields
- * first); body: a body follows (h2up_stream_write/end). NULL with *err (-errno) when no
- * connection could start. */
+ * connection with room (and the same PROXY key: pp, NULL without sendProxyProtocol), else a new
+ * one (*fresh true). nv: the request head (pseudo-fields first); body: a body follows
+ * (h2up_stream_write/end). NULL with *err (-errno) when no connection could start. */
 struct h2up_stream *h2up_open(struct upstream_pool *pool, struct upstream_idle *idle,
-                              const struct config_backend *cb, const struct http_field *nv,
-                              size_t n, bool body, const uint8_t *replay, size_t replay_len,
-                              bool replay_end, void *owner, h2up_event_cb on_event, bool *fresh,
-                              int *err);
+                              const struct config_backend *cb, const struct h2up_proxy *pp,
+                              const struct http_field *nv, size_t n, bool body,
+                              const uint8_t *replay, size_t replay_len, bool replay_end,
+                              void *owner, h2up_event_cb on_event, bool *fresh, int *err);
 /* True once its connection is up (TCP, TLS): the exchange's connect phase ends. */
 bool h2up_stream_ready(const struct h2up_stream *s);
 /* Request body bytes: how many were taken (0 when H2UP_REQ_CAP wait). */

@@ -348,17 +348,21 @@ class H2cUpstream:
     ended; /golb.test.Slow/Stream is a gRPC call that never ends by itself: its head, then one
     MESSAGE every 50 ms until golb resets it. What happened to the connections that carried
     requests (health checks aside) is recorded: `goaways` received (their error codes),
-    `resets` (RST_STREAM error codes), `closed` by golb."""
+    `resets` (RST_STREAM error codes), `closed` by golb. With `proxy`, each connection starts
+    with a PROXY header (v1 or v2): its source address is in the JSON answers ("proxy"), and
+    `proxied` counts the connections whose header named a client ("LOCAL"/"UNKNOWN": none)."""
 
     SLOW = "/golb.test.Slow/Stream"
 
     HEALTH = "/grpc.health.v1.Health/Check"
 
-    def __init__(self):
+    def __init__(self, proxy=False):
         import h2.config  # noqa: PLC0415 - python3-h2 from Debian
         import h2.connection  # noqa: PLC0415
         import h2.events  # noqa: PLC0415
         self.h2 = h2
+        self.proxy = proxy
+        self.proxied = 0
         self.goaways = []
         self.resets = []
         self.closed = 0
@@ -378,8 +382,43 @@ class H2cUpstream:
             self._socks.append(c)
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
+    @staticmethod
+    def _proxy_header(sock):
+        """Reads a PROXY header (v1 or v2) off sock: the source address it names, None for
+        LOCAL/UNKNOWN, and the bytes read past it."""
+        buf = b""
+        while len(buf) < 16:
+            d = sock.recv(65536)
+            if not d:
+                raise OSError("closed before a PROXY header")
+            buf += d
+        if buf.startswith(b"PROXY "):
+            while b"\r\n" not in buf:
+                buf += sock.recv(65536)
+            line, _, rest = buf.partition(b"\r\n")
+            f = line.decode().split(" ")
+            return (f[2] if f[1] in ("TCP4", "TCP6") else None), rest
+        if not buf.startswith(b"\r\n\r\n\x00\r\nQUIT\n"):
+            raise OSError(f"not a PROXY header: {buf[:16]!r}")
+        n = 16 + int.from_bytes(buf[14:16], "big")
+        while len(buf) < n:
+            buf += sock.recv(65536)
+        if buf[12] & 0x0F == 0:  # LOCAL
+            return None, buf[n:]
+        if buf[13] >> 4 == 1:
+            return socket.inet_ntop(socket.AF_INET, buf[16:20]), buf[n:]
+        return socket.inet_ntop(socket.AF_INET6, buf[16:32]), buf[n:]
+
     def _serve(self, sock):
         h2 = self.h2
+        src, first = None, b""
+        if self.proxy:
+            try:
+                src, first = self._proxy_header(sock)
+            except OSError:
+                sock.close()
+                return
+            self.proxied += src is not None
         conn = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=False, header_encoding="utf-8"))
         conn.initiate_connection()
@@ -400,7 +439,7 @@ class H2cUpstream:
 
         try:
             while True:
-                d = sock.recv(65536)
+                d, first = first or sock.recv(65536), b""
                 if not d:
                     self.closed += served
                     return
@@ -425,6 +464,7 @@ class H2cUpstream:
                             threading.Thread(target=slow, args=(e.stream_id,),
                                              daemon=True).start()
                         else:
+                            r["proxy"] = src
                             self._answer(conn, e.stream_id, r)
                     elif isinstance(e, h2.events.StreamReset):
                         reset.add(e.stream_id)
@@ -448,7 +488,7 @@ class H2cUpstream:
             return
         body = json.dumps({"headers": r["headers"], "length": len(r["data"]),
                            "sha256": hashlib.sha256(r["data"]).hexdigest(),
-                           "trailers": r["trailers"]}).encode()
+                           "trailers": r["trailers"], "proxy": r.get("proxy")}).encode()
         self.requests.append(json.loads(body))
         conn.send_headers(sid, [(":status", "200"), ("content-type", "application/json"),
                                 ("content-length", str(len(body)))])
@@ -729,6 +769,46 @@ class GrpcUpstreamTest(h2t.H2Case):
         # and the next request opens another one
         self.assertEqual(http_request(g.port, "GET", "/again").status, 200)
         self.assertEqual(conns(), 1)
+
+    def test_send_proxy_protocol_on_h2_connections_one_per_client_address(self):
+        for version in ("v1", "v2"):
+            with self.subTest(version=version):
+                u = H2cUpstream(proxy=True)
+                self.addCleanup(u.close)
+                text = golb_config([], protocol="h2", healthCheck="grpc", workers=1,
+                                   admin="{listen: 127.0.0.1:0}")
+                text += (f"  - url: http://127.0.0.1:{u.port}/\n"
+                         f"    sendProxyProtocol: {version}\n")
+                g = self.golb(text)
+                self.wait_backend(g, u.port, "UP")  # its checks send LOCAL / UNKNOWN
+                admin = int(g.wait_log(r"admin API and status page on http://(\S+):(\d+)/",
+                                       timeout=5).group(2))
+
+                def get_from(src):
+                    s = socket.create_connection(("127.0.0.1", g.port), timeout=scaled(5),
+                                                 source_address=(src, 0))
+                    with s:
+                        s.sendall(b"GET /who HTTP/1.1\r\nHost: golb.test\r\n"
+                                  b"Connection: close\r\n\r\n")
+                        raw = b""
+                        while True:
+                            d = s.recv(65536)
+                            if not d:
+                                break
+                            raw += d
+                    head, _, body = raw.partition(b"\r\n\r\n")
+                    self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+                    return json.loads(body)["proxy"]
+
+                # each client address gets its connection, whose PROXY header names it; a
+                # client that comes back shares its own
+                self.assertEqual(get_from("127.0.0.2"), "127.0.0.2")
+                self.assertEqual(get_from("127.0.0.3"), "127.0.0.3")
+                self.assertEqual(get_from("127.0.0.2"), "127.0.0.2")
+                self.assertEqual(u.proxied, 2)
+                body = http_request(admin, "GET", "/metrics").body.decode()
+                lab = f'{{pool="default",backend="127.0.0.1:{u.port}"}}'
+                self.assertIn(f"golb_upstream_h2_connections{lab} 2\n", body)
 
     def test_http2_client_trailers_reach_an_h2_backend(self):
         u = H2cUpstream()
