@@ -13,32 +13,18 @@
 # on its port) cannot answer golb's HTTP/1 health check, so golb runs with panicThreshold 100.
 # Every process listens on 127.0.0.1 only, is stopped by PID, every run is bounded.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-GOLB=${GOLB_BIN:-$root/bin/golb}
 ROUNDS=${GRPC_ROUNDS:-3}
 N=${GRPC_N:-100000}
 PCPU=${GRPC_PROXY_CPU:-0}
 LCPU=${GRPC_LOAD_CPU:-1}
 BASE=${GRPC_PORT_BASE:-28500}
-UP=$((BASE + 1))
-declare -A PORT=([haproxy]=$((BASE + 11)) [nginx]=$((BASE + 12)) [golb]=$((BASE + 13)))
-export PATH=$PATH:/usr/sbin:/sbin
-for t in h2load haproxy nginx taskset openssl ss; do
-    command -v "$t" >/dev/null || { echo "grpc.sh: $t not found" >&2; exit 2; }
-done
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/golb-grpcbench.XXXXXX")
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [[ -n ${GRPC_KEEP:-} ]] || rm -rf "$TMP"; }
-trap cleanup EXIT
+BENCH_NAME=grpc.sh BENCH_KEEP=${GRPC_KEEP:-}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_init "$BASE" golb-grpcbench h2load haproxy nginx taskset openssl ss
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -keyout "$TMP/k.pem" -out "$TMP/c.pem" -subj /CN=bench.test \
-    -addext subjectAltName=DNS:bench.test,IP:127.0.0.1 2>/dev/null
-cat "$TMP/c.pem" "$TMP/k.pem" >"$TMP/haproxy.pem"
-mkdir -p "$TMP/up/tmp" "$TMP/px/tmp"
 # a gRPC message: not compressed, 95 bytes of payload
 { printf '\x00\x00\x00\x00\x5f'; head -c 95 /dev/zero | tr '\0' 'm'; } >"$TMP/msg"
-tmps() { local d=$1; for t in body proxy fastcgi uwsgi scgi; do echo "    ${t}_temp_path $d/tmp/$t;" | sed 's/body_temp/client_body_temp/'; done; }
 
 cat >"$TMP/up.conf" <<CONF
 daemon off; master_process off; worker_processes 1; pid $TMP/up/pid; error_log $TMP/up/err warn;
@@ -94,32 +80,9 @@ tls:
   certificates: [{certFile: $TMP/c.pem, keyFile: $TMP/k.pem}]
 CONF
 
-declare -A PID
-start() { # name cpu cmd... → PID[name]
-    local name=$1 cpu=$2; shift 2
-    taskset -c "$cpu" "$@" >"$TMP/$name.log" 2>&1 &
-    pids+=($!)
-    PID[$name]=$!
-}
-wait_port() {
-    local i
-    for ((i = 0; i < 100; i++)); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        [[ -n ${2:-} ]] && ! kill -0 "$2" 2>/dev/null && break
-        sleep 0.1
-    done
-    echo "grpc.sh: nothing listens on $1" >&2; return 1
-}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 upconns() { ss -tnpH state established "( dport = :$UP )" | grep -c "pid=$1," || true; }
-hz=$(getconf CLK_TCK)
 
-start up "$LCPU" nginx -c "$TMP/up.conf"
-wait_port "$UP"
-start nginx "$PCPU" nginx -c "$TMP/nginx.conf"
-start haproxy "$PCPU" haproxy -db -f "$TMP/haproxy.cfg"
-start golb "$PCPU" "$GOLB" -confpath "$TMP/golb.yaml"
-for t in nginx haproxy golb; do wait_port "${PORT[$t]}" "${PID[$t]}"; done
+bench_start_all
 
 declare -A RPS CPU CONNS BAD
 run() { # target
@@ -134,10 +97,9 @@ run() { # target
     # nginx answering before it read the body: "upstream sent frame for unknown stream")
     BAD[$t]+="$((N - $(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' <<<"$out"))) "
     RPS[$t]+="$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' <<<"$out") "
-    CPU[$t]+="$(awk -v d=$((c1 - c0)) -v hz="$hz" -v n="$N" 'BEGIN{printf "%.2f", d / hz * 1e6 / n}') "
+    CPU[$t]+="$(us_per_req $((c1 - c0)) "$N") "
     CONNS[$t]+="$(upconns "${PID[$t]}") "
 }
-median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
 for ((r = 1; r <= ROUNDS; r++)); do
     for t in haproxy nginx golb; do run "$t"; sleep 1; done

@@ -13,32 +13,19 @@
 # request, in µs; the median of the rounds is printed. Every process listens on 127.0.0.1 only,
 # is stopped by PID, and every run is bounded by its request count and a timeout.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-GOLB=${GOLB_BIN:-$root/bin/golb}
 ROUNDS=${H2_ROUNDS:-3}
 SMALL_N=${H2_SMALL_N:-100000}
 BIG_N=${H2_BIG_N:-1000}
 PCPU=${H2_PROXY_CPU:-0}
 LCPU=${H2_LOAD_CPU:-1}
 BASE=${H2_PORT_BASE:-28400}
-UP=$((BASE + 1))
-declare -A PORT=([haproxy]=$((BASE + 11)) [nginx]=$((BASE + 12)) [golb]=$((BASE + 13)))
-export PATH=$PATH:/usr/sbin:/sbin
-for t in h2load haproxy nginx taskset openssl; do
-    command -v "$t" >/dev/null || { echo "h2.sh: $t not found" >&2; exit 2; }
-done
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/golb-h2bench.XXXXXX")
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [[ -n ${H2_KEEP:-} ]] || rm -rf "$TMP"; }
-trap cleanup EXIT
+BENCH_NAME=h2.sh BENCH_KEEP=${H2_KEEP:-}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_init "$BASE" golb-h2bench h2load haproxy nginx taskset openssl
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -keyout "$TMP/k.pem" -out "$TMP/c.pem" -subj /CN=bench.test \
-    -addext subjectAltName=DNS:bench.test,IP:127.0.0.1 2>/dev/null
-cat "$TMP/c.pem" "$TMP/k.pem" >"$TMP/haproxy.pem"
-mkdir -p "$TMP/www" "$TMP/up/tmp" "$TMP/px/tmp"
+mkdir -p "$TMP/www"
 head -c 1048576 /dev/zero | tr '\0' 'x' >"$TMP/www/1m"
-tmps() { local d=$1; for t in body proxy fastcgi uwsgi scgi; do echo "    ${t}_temp_path $d/tmp/$t;" | sed 's/body_temp/client_body_temp/'; done; }
 
 cat >"$TMP/up.conf" <<EOF
 daemon off; master_process off; worker_processes 1; pid $TMP/up/pid; error_log $TMP/up/err warn;
@@ -100,31 +87,7 @@ if [[ $(printf '%s\n1.25.1\n' "$nginx_ver" | sort -V | head -1) != 1.25.1 ]]; th
     sed -i -e 's/ ssl backlog=4096; http2 on;/ ssl http2 backlog=4096;/' "$TMP/nginx.conf"
 fi
 
-declare -A PID
-start() { # name cpu cmd... → PID[name] (not in a subshell: cleanup must see every pid)
-    local name=$1 cpu=$2; shift 2
-    taskset -c "$cpu" "$@" >"$TMP/$name.log" 2>&1 &
-    pids+=($!)
-    PID[$name]=$!
-}
-wait_port() {
-    local i
-    for ((i = 0; i < 100; i++)); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    [[ -n ${2:-} ]] && ! kill -0 "$2" 2>/dev/null && break
-        sleep 0.1
-    done
-    echo "h2.sh: nothing listens on $1" >&2; return 1
-}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
-
-start up "$LCPU" nginx -c "$TMP/up.conf"
-wait_port "$UP"
-start nginx "$PCPU" nginx -c "$TMP/nginx.conf"
-start haproxy "$PCPU" haproxy -db -f "$TMP/haproxy.cfg"
-start golb "$PCPU" "$GOLB" -confpath "$TMP/golb.yaml"
-for t in nginx haproxy golb; do wait_port "${PORT[$t]}" "${PID[$t]}"; done
+bench_start_all
 
 declare -A RPS CPU MBS
 run() { # target scenario round
@@ -146,9 +109,8 @@ run() { # target scenario round
         awk '{v=$1; if ($2=="K") v/=1024; if ($2=="G") v*=1024; printf "%.0f", v}')
     RPS[$t.$s]+="$rps "
     MBS[$t.$s]+="$mbs "
-    CPU[$t.$s]+="$(awk -v d=$((c1 - c0)) -v hz="$hz" -v n="$n" 'BEGIN{printf "%.2f", d / hz * 1e6 / n}') "
+    CPU[$t.$s]+="$(us_per_req $((c1 - c0)) "$n") "
 }
-median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
 for ((r = 1; r <= ROUNDS; r++)); do
     for s in small many big; do

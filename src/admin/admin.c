@@ -1,16 +1,11 @@
-/* admin — see admin.h.
+/* admin — see admin.h; the struct and the split into two files: admin_int.h.
  *
  * One struct admin_conn per accepted connection: read the head (and a Content-Length body), build
  * the whole answer in memory, write it, close. Every connection has one deadline
- * (ADMIN_TIMEOUT_MS) from accept to the last byte out. A sampler timer copies the per-backend and
- * per-route sums every second into a small ring, so /api/v1/status can say requests and errors per
- * second (and p50/p99 for backends) over the last RATE_WINDOW seconds without the data path doing
- * anything for it.
- *
- * Rows: every backend of every pool, in pool order (generation_pool.first + index in its table),
- * then the process; routes in their own rows, in file order.
+ * (ADMIN_TIMEOUT_MS) from accept to the last byte out. What /api/v1/status shows (the per-second
+ * samples and their JSON) is admin_status.c's.
  */
-#include "admin/admin.h"
+#include "admin/admin_int.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -32,11 +27,9 @@
 
 #include "upstream/backend.h"
 #include "core/generation.h"
-#include "core/obs.h"
 #include "config/config.h"
 #include "net/conn.h"
 #include "http/http1.h"
-#include "base/jsonw.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "admin/metrics.h"
@@ -46,9 +39,6 @@
 #define ADMIN_TIMEOUT_MS 10000u
 #define ADMIN_MAX_CONNS 64
 #define ADMIN_BUF 16384
-#define SAMPLE_MS 1000u
-#define RATE_WINDOW 5 /* seconds the rates and quantiles cover */
-#define HISTORY 300   /* per-second rates kept per backend for the status page (5 minutes) */
 
 /* The status page, embedded at build time from src/admin/status_page.html (see the Makefile). */
 __asm__(".section .rodata\n"
@@ -62,18 +52,6 @@ __asm__(".section .rodata\n"
         ".previous\n");
 extern const char golb_status_page[];
 extern const char golb_status_page_end[];
-
-struct sample {
-    uint64_t t_ms;
-    uint64_t requests, errors;
-    uint64_t hist[COUNTER_NBUCKETS];
-};
-
-/* A route's sums at one sample (its errors: 5xx answers). */
-struct route_sample {
-    uint64_t t_ms;
-    uint64_t requests, errors;
-};
 
 /* A POST /api/v1/reload waiting for its outcome. Owned by the admin thread, in a->pending from
  * do_reload until its answer is taken on the loop; `done` and `result` are written by whichever
@@ -100,43 +78,6 @@ struct admin_conn {
     char *out;
     size_t out_len, sent;
     bool readable, writable, answered, closed;
-};
-
-struct admin {
-    struct generation *gen; /* the generation the samples below are laid out for (a reference) */
-    admin_reload_fn reload;
-    void *reload_arg;
-    struct sockaddr_storage addr; /* as bound at start (a reload does not move the admin) */
-    pthread_mutex_t listeners_lock;
-    const char *version;
-    char *listeners;
-    char name[128];    /* the bound address: "127.0.0.1:9901", "[::1]:9901", "unix:/path" */
-    char origin[160];  /* "http://" + name */
-    char origin_lo[64]; /* "http://localhost:PORT" for loopback addresses, else "" */
-    bool unix_socket;
-    dev_t sock_dev; /* the unix socket's file, as bound: removed at exit only if still there */
-    ino_t sock_ino;
-    int64_t start_ms;
-    struct loop *loop;
-    _Atomic bool stop_asked; /* admin_stop: the loop's wake-up callback stops it */
-    pthread_mutex_t pending_lock; /* pending: added and removed on the loop, filled by others */
-    struct admin_pending *pending;
-    uint64_t last_ticket;
-    struct loop_io listen_io;
-    struct loop_timer sample_timer;
-    pthread_t thread;
-    bool started;
-    _Atomic bool draining;
-    struct admin_conn *conns;
-    int nconns;
-    /* per backend (every pool's, then the process at gen->nbackends): a ring of RATE_WINDOW + 1
-     * samples, one a second; per route the same, lighter */
-    struct sample *samples; /* [n + 1][RATE_WINDOW + 1] */
-    struct route_sample *route_samples; /* [nroutes][RATE_WINDOW + 1] */
-    int nsamples, sample_at;
-    /* per backend (and the process at index n): requests and errors per second, one a second */
-    float *history; /* [n + 1][HISTORY][2] */
-    int nhistory, history_at;
 };
 
 /* ---------------------------------------------------------------- connections --------------- */
@@ -226,113 +167,44 @@ static void reply(struct admin_conn *c, int status, const char *ctype, const cha
     conn_flush(c);
 }
 
-/* A JSON string of s, cut after max_bytes (marked as cut by jsonw). */
-static void fjson_str_max(FILE *f, const char *s, size_t max_bytes)
+/* A response body built in memory: body_open, write to f, then body_reply. */
+struct body {
+    FILE *f;
+    char *p;
+    size_t len;
+};
+
+/* Opens b for writing. False, after closing c, when there is no memory for it. */
+static bool body_open(struct admin_conn *c, struct body *b)
 {
-    char buf[8192]; /* room for max_bytes escaped (at most 6 bytes each) for the callers' caps */
-    struct jsonw j;
-    jsonw_init(&j, buf, sizeof(buf));
-    jsonw_str(&j, s, strlen(s), max_bytes);
-    fwrite(buf, 1, j.len, f);
+    *b = (struct body){0};
+    b->f = open_memstream(&b->p, &b->len);
+    if (!b->f)
+        conn_close(c);
+    return b->f != NULL;
 }
 
-static void fjson_str(FILE *f, const char *s)
+/* Ends b and answers with it (reply), then frees it. */
+static void body_reply(struct admin_conn *c, struct body *b, int status, const char *ctype,
+                       const char *extra)
 {
-    fjson_str_max(f, s, 160);
+    fclose(b->f);
+    reply(c, status, ctype, extra, b->p, b->len);
+    free(b->p);
 }
 
 static void reply_error(struct admin_conn *c, int status, const char *msg, const char *extra)
 {
-    char *body = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&body, &len);
-    if (!f) {
-        conn_close(c);
+    struct body b;
+    if (!body_open(c, &b))
         return;
-    }
-    fputs("{\"error\":", f);
-    fjson_str(f, msg);
-    fputs("}\n", f);
-    fclose(f);
-    reply(c, status, "application/json", extra, body, len);
-    free(body);
+    fputs("{\"error\":", b.f);
+    admin_fjson_str(b.f, msg);
+    fputs("}\n", b.f);
+    body_reply(c, &b, status, "application/json", extra);
 }
 
-/* ---------------------------------------------------------------- generations --------------- */
-
-/* Row of backend b in g (generation_pool.first + its index), or -1. */
-static int backend_row(const struct generation *g, const struct backend *b)
-{
-    for (int p = 0; p < g->npools; p++) {
-        int i = backend_table_find(g->pools[p].table, b);
-        if (i >= 0)
-            return g->pools[p].first + i;
-    }
-    return -1;
-}
-
-/* The backend of row `row` of g, and its pool's index in *pool. */
-static struct backend *row_backend(const struct generation *g, int row, int *pool)
-{
-    for (int p = 0; p < g->npools; p++) {
-        const struct backend_table *t = g->pools[p].table;
-        if (row >= g->pools[p].first && row < g->pools[p].first + t->n) {
-            *pool = p;
-            return t->b[row - g->pools[p].first];
-        }
-    }
-    *pool = -1;
-    return NULL;
-}
-
-/* Follows a reload: lays the per-backend and per-route samples and history out for the running
- * generation, keeping the rows of backends it still has (matched by object, i.e. identity: pool
- * and URL) and of routes it still has (the same counter object: the same name). On allocation
- * failure it stays on the old generation and tries again next time. */
-static void admin_sync(struct admin *a)
-{
-    struct generation *g = generation_acquire();
-    if (!g || g == a->gen) {
-        generation_unref(g);
-        return;
-    }
-    int n0 = a->gen->nbackends, n1 = g->nbackends;
-    struct sample *samples = calloc((size_t)(n1 + 1) * (RATE_WINDOW + 1), sizeof(*samples));
-    float *history = calloc((size_t)(n1 + 1) * HISTORY * 2, sizeof(float));
-    struct route_sample *rs =
-        calloc((size_t)(g->nroutes + 1) * (RATE_WINDOW + 1), sizeof(*rs));
-    if (!samples || !history || !rs) {
-        free(samples);
-        free(history);
-        free(rs);
-        generation_unref(g);
-        return;
-    }
-    for (int j = 0; j <= n1; j++) {
-        int pool;
-        int i = j == n1 ? n0 : backend_row(a->gen, row_backend(g, j, &pool));
-        if (i < 0)
-            continue; /* a new backend: no past */
-        memcpy(&samples[(size_t)j * (RATE_WINDOW + 1)], &a->samples[(size_t)i * (RATE_WINDOW + 1)],
-               (RATE_WINDOW + 1) * sizeof(*samples));
-        memcpy(&history[(size_t)j * HISTORY * 2], &a->history[(size_t)i * HISTORY * 2],
-               HISTORY * 2 * sizeof(float));
-    }
-    for (int j = 0; j < g->nroutes; j++)
-        for (int i = 0; i < a->gen->nroutes; i++)
-            if (g->route_stats[j] == a->gen->route_stats[i])
-                memcpy(&rs[(size_t)j * (RATE_WINDOW + 1)],
-                       &a->route_samples[(size_t)i * (RATE_WINDOW + 1)],
-                       (RATE_WINDOW + 1) * sizeof(*rs));
-    free(a->samples);
-    free(a->history);
-    free(a->route_samples);
-    a->samples = samples;
-    a->history = history;
-    a->route_samples = rs;
-    generation_unref(a->gen);
-    a->gen = g;
-}
+/* ---------------------------------------------------------------- status, metrics ----------- */
 
 void admin_set_listeners(struct admin *a, const char *listeners)
 {
@@ -345,333 +217,27 @@ void admin_set_listeners(struct admin *a, const char *listeners)
     pthread_mutex_unlock(&a->listeners_lock);
 }
 
-/* ---------------------------------------------------------------- sampling ------------------ */
-
-static struct sample *sample_at(struct admin *a, int b, int k)
-{
-    return &a->samples[b * (RATE_WINDOW + 1) + k];
-}
-
-static void take_samples(struct admin *a)
-{
-    uint64_t now = loop_now(a->loop);
-    int k = a->sample_at;
-    admin_sync(a);
-    int n = a->gen->nbackends;
-    for (int b = 0; b <= n; b++) {
-        /* b == n: the whole process (client side) */
-        struct metrics_sums s;
-        int pool;
-        metrics_sum_backend(b < n ? row_backend(a->gen, b, &pool) : NULL, &s);
-        struct sample *x = sample_at(a, b, k);
-        x->t_ms = now;
-        x->requests = 0;
-        for (int i = 0; i < 5; i++)
-            x->requests += s.requests[i];
-        x->errors = s.errors;
-        memcpy(x->hist, s.hist, sizeof(x->hist));
-    }
-    for (int r = 0; r < a->gen->nroutes; r++) {
-        uint64_t by[5];
-        obs_route_sum(a->gen->route_stats[r], by);
-        struct route_sample *x = &a->route_samples[r * (RATE_WINDOW + 1) + k];
-        *x = (struct route_sample){.t_ms = now, .errors = by[4]};
-        for (int i = 0; i < 5; i++)
-            x->requests += by[i];
-    }
-    if (a->nsamples > 0) {
-        int prev = (k + RATE_WINDOW) % (RATE_WINDOW + 1);
-        for (int b = 0; b <= n; b++) {
-            const struct sample *x = sample_at(a, b, k), *o = sample_at(a, b, prev);
-            double dt = (double)(x->t_ms - o->t_ms) / 1000.0;
-            float *h = &a->history[((size_t)b * HISTORY + (size_t)a->history_at) * 2];
-            h[0] = dt > 0 ? (float)((double)(x->requests - o->requests) / dt) : 0;
-            h[1] = dt > 0 ? (float)((double)(x->errors - o->errors) / dt) : 0;
-        }
-        a->history_at = (a->history_at + 1) % HISTORY;
-        if (a->nhistory < HISTORY)
-            a->nhistory++;
-    }
-    a->sample_at = (k + 1) % (RATE_WINDOW + 1);
-    if (a->nsamples < RATE_WINDOW + 1)
-        a->nsamples++;
-}
-
-static void on_sample(struct loop_timer *t)
-{
-    struct admin *a = container_of(t, struct admin, sample_timer);
-    take_samples(a);
-    loop_timer_after(a->loop, t, SAMPLE_MS);
-}
-
-struct rates {
-    double rps, eps, p50, p99; /* p50/p99 < 0: no request in the window */
-};
-
-/* Rates and quantiles of backend b (the process at n) between the oldest and the newest sample.
- * The quantiles come from the difference of two copies of the response histogram, every internal
- * bucket (not the coarser exported ones): within ±10 % from 10 µs to 10 s (base/counter.h). */
-static struct rates window_rates(struct admin *a, int b)
-{
-    struct rates r = {0, 0, -1, -1};
-    if (a->nsamples < 2)
-        return r;
-    int newest = (a->sample_at + RATE_WINDOW) % (RATE_WINDOW + 1);
-    int oldest = a->nsamples < RATE_WINDOW + 1 ? 0 : a->sample_at;
-    const struct sample *n = sample_at(a, b, newest), *o = sample_at(a, b, oldest);
-    double dt = (double)(n->t_ms - o->t_ms) / 1000.0;
-    if (dt <= 0)
-        return r;
-    r.rps = (double)(n->requests - o->requests) / dt;
-    r.eps = (double)(n->errors - o->errors) / dt;
-    uint64_t d[COUNTER_NBUCKETS];
-    for (int i = 0; i < COUNTER_NBUCKETS; i++)
-        d[i] = n->hist[i] - o->hist[i];
-    r.p50 = counter_quantile(d, 0.5);
-    r.p99 = counter_quantile(d, 0.99);
-    return r;
-}
-
-/* Requests and 5xx answers per second of route r over the window (no quantiles: a route has no
- * histogram of its own). */
-static struct rates route_rates(struct admin *a, int r)
-{
-    struct rates out = {0, 0, -1, -1};
-    if (a->nsamples < 2)
-        return out;
-    int newest = (a->sample_at + RATE_WINDOW) % (RATE_WINDOW + 1);
-    int oldest = a->nsamples < RATE_WINDOW + 1 ? 0 : a->sample_at;
-    const struct route_sample *n = &a->route_samples[r * (RATE_WINDOW + 1) + newest];
-    const struct route_sample *o = &a->route_samples[r * (RATE_WINDOW + 1) + oldest];
-    double dt = (double)(n->t_ms - o->t_ms) / 1000.0;
-    if (dt <= 0 || o->t_ms == 0)
-        return out;
-    out.rps = (double)(n->requests - o->requests) / dt;
-    out.eps = (double)(n->errors - o->errors) / dt;
-    return out;
-}
-
-/* ---------------------------------------------------------------- JSON ---------------------- */
-
-static void fjson_num_or_null(FILE *f, double v)
-{
-    if (v < 0)
-        fputs("null", f);
-    else
-        fprintf(f, "%.6f", v);
-}
-
-static void fjson_time(FILE *f, int64_t ms)
-{
-    char buf[40];
-    struct jsonw j;
-    jsonw_init(&j, buf, sizeof(buf));
-    jsonw_raw(&j, "\"", 1);
-    jsonw_time_ms(&j, ms);
-    jsonw_raw(&j, "\"", 1);
-    fwrite(buf, 1, j.len, f);
-}
-
-/* "history":{"requests_per_second":[...],"errors_per_second":[...]}, oldest first. */
-static void history_json(struct admin *a, FILE *f, int b)
-{
-    static const char *const names[2] = {"requests_per_second", "errors_per_second"};
-    fputs(",\"history\":{", f);
-    for (int m = 0; m < 2; m++) {
-        fprintf(f, "%s\"%s\":[", m ? "," : "", names[m]);
-        for (int i = 0; i < a->nhistory; i++) {
-            int at = (a->history_at - a->nhistory + i + HISTORY) % HISTORY;
-            fprintf(f, "%s%.2f", i ? "," : "", a->history[((size_t)b * HISTORY + (size_t)at) * 2 + (size_t)m]);
-        }
-        fputc(']', f);
-    }
-    fputc('}', f);
-}
-
-/* Backend i of pool p of the admin's generation, as one JSON object. */
-static void backend_json(struct admin *a, FILE *f, int p, int i, bool history)
-{
-    const struct generation_pool *pool = &a->gen->pools[p];
-    struct backend *b = pool->table->b[i];
-    int row = pool->first + i;
-    struct metrics_sums s;
-    metrics_sum_backend(b, &s);
-    uint64_t total = 0;
-    for (int k = 0; k < 5; k++)
-        total += s.requests[k];
-    struct rates r = window_rates(a, row);
-    enum backend_state hs = (enum backend_state)atomic_load_explicit(&b->state,
-                                                                      memory_order_relaxed);
-    const char *url = pool->cfg.backends[i].url;
-    fputs("{\"name\":", f);
-    fjson_str(f, b->name);
-    fputs(",\"pool\":", f);
-    fjson_str(f, pool->name);
-    fputs(",\"url\":", f);
-    fjson_str(f, url ? url : "");
-    fprintf(f, ",\"state\":\"%s\",\"health\":\"%s\",\"admin_state\":\"%s\",\"weight\":%u",
-            backend_effective_state(b),
-            hs == BACKEND_UP ? "up" : hs == BACKEND_DOWN ? "down" : "unknown",
-            backend_admin_name(backend_admin(b)),
-            atomic_load_explicit(&b->weight, memory_order_relaxed));
-    fprintf(f, ",\"in_flight\":%u,\"idle_connections\":%llu,\"requests_total\":%llu",
-            atomic_load_explicit(&b->active, memory_order_relaxed), (unsigned long long)s.idle,
-            (unsigned long long)total);
-    fprintf(f, ",\"errors_total\":%llu,\"requests_per_second\":%.3f,\"errors_per_second\":%.3f",
-            (unsigned long long)s.errors, r.rps, r.eps);
-    fputs(",\"response_p50_seconds\":", f);
-    fjson_num_or_null(f, r.p50);
-    fputs(",\"response_p99_seconds\":", f);
-    fjson_num_or_null(f, r.p99);
-    struct backend_check chk;
-    fputs(",\"last_check\":", f);
-    if (backend_check_read(b, &chk)) {
-        fputs("{\"time\":", f);
-        fjson_time(f, chk.time_ms);
-        fprintf(f, ",\"result\":\"%s\",\"reason\":", chk.result ? "success" : "failure");
-        fjson_str(f, chk.reason);
-        fprintf(f, ",\"duration_seconds\":%.3f}", (double)chk.duration_ms / 1000.0);
-    } else {
-        fputs("null", f);
-    }
-    fputs(",\"last_state_change\":", f);
-    fjson_time(f, atomic_load_explicit(&b->state_changed_ms, memory_order_relaxed));
-    if (history)
-        history_json(a, f, row);
-    fputs("}", f);
-}
-
-/* "backends":[...] of pool p. Returns how many are up. */
-static int pool_backends_json(struct admin *a, FILE *f, int p, bool history)
-{
-    const struct backend_table *t = a->gen->pools[p].table;
-    int up = 0;
-    fputs("\"backends\":[", f);
-    for (int i = 0; i < t->n; i++) {
-        if (i)
-            fputc(',', f);
-        backend_json(a, f, p, i, history);
-        up += backend_is_up(t->b[i]);
-    }
-    fputc(']', f);
-    return up;
-}
-
-/* "routes":[...]: each route's name, action and pool, requests and 5xx answers in total and per
- * second over the window. */
-static void routes_json(struct admin *a, FILE *f)
-{
-    static const char *const actions[] = {"pool", "split", "redirect", "respond"};
-    const struct config *cfg = a->gen->cfg;
-    fputs(",\"routes\":[", f);
-    for (int i = 0; i < a->gen->nroutes; i++) {
-        const struct config_route *r = &cfg->routes[i];
-        uint64_t by[5], total = 0;
-        obs_route_sum(a->gen->route_stats[i], by);
-        for (int k = 0; k < 5; k++)
-            total += by[k];
-        struct rates rt = route_rates(a, i);
-        fputs(i ? ",{\"name\":" : "{\"name\":", f);
-        fjson_str(f, r->name);
-        fprintf(f, ",\"action\":\"%s\",\"pools\":[",
-                (size_t)r->action < ARRAY_LEN(actions) ? actions[r->action] : "");
-        if (r->action == CONFIG_ROUTE_POOL)
-            fjson_str(f, cfg->pools[r->pool].name);
-        for (int k = 0; k < r->nsplit; k++) {
-            if (k)
-                fputc(',', f);
-            fjson_str(f, cfg->pools[r->split[k].pool].name);
-        }
-        fprintf(f,
-                "],\"requests_total\":%llu,\"errors_total\":%llu,\"requests_per_second\":%.3f,"
-                "\"errors_per_second\":%.3f}",
-                (unsigned long long)total, (unsigned long long)by[4], rt.rps, rt.eps);
-    }
-    fputc(']', f);
-}
-
 static void send_status(struct admin_conn *c, bool history)
 {
-    struct admin *a = c->a;
-    char *body = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&body, &len);
-    if (!f) {
-        conn_close(c);
+    struct body b;
+    if (!body_open(c, &b))
         return;
-    }
-    int up = 0;
-    const struct backend_table *t = a->gen->table;
-    for (int i = 0; i < t->n; i++)
-        up += backend_is_up(t->b[i]);
-    struct rates total = window_rates(a, a->gen->nbackends);
-    fputs("{\"version\":", f);
-    fjson_str(f, a->version);
-    fprintf(f, ",\"uptime_seconds\":%.3f,\"start_time\":",
-            (double)(util_wall_ms() - a->start_ms) / 1000.0);
-    fjson_time(f, a->start_ms);
-    fprintf(f, ",\"generation\":%llu,\"workers\":%d,\"listeners\":[",
-            (unsigned long long)a->gen->id, a->gen->cfg->workers);
-    pthread_mutex_lock(&a->listeners_lock);
-    fjson_str(f, a->listeners);
-    pthread_mutex_unlock(&a->listeners_lock);
-    fputs("],\"admin\":", f);
-    fjson_str(f, a->name);
-    fprintf(f, ",\"draining\":%s,\"interval_seconds\":%d,\"backends_up\":%d",
-            atomic_load(&a->draining) ? "true" : "false", RATE_WINDOW, up);
-    fprintf(f, ",\"requests_per_second\":%.3f,\"errors_per_second\":%.3f", total.rps, total.eps);
-    {
-        /* client requests answered since start, by the protocol the client spoke */
-        struct obs_totals tot;
-        obs_counters_sum(&tot);
-        uint64_t per[OBS_PROTO_COUNT] = {0};
-        for (int p = 0; p < OBS_PROTO_COUNT; p++)
-            for (int k = 0; k < 5; k++)
-                per[p] += tot.proto_requests[p][k];
-        fprintf(f, ",\"protocols\":{\"http/1.1\":%llu,\"h2\":%llu}",
-                (unsigned long long)per[OBS_PROTO_HTTP1], (unsigned long long)per[OBS_PROTO_H2]);
-    }
-    /* the default pool's backends at the top (as before pools), then every pool */
-    fputc(',', f);
-    pool_backends_json(a, f, 0, history);
-    fputs(",\"pools\":[", f);
-    for (int p = 0; p < a->gen->npools; p++) {
-        fputs(p ? ",{\"name\":" : "{\"name\":", f);
-        fjson_str(f, a->gen->pools[p].name);
-        fprintf(f, ",\"balance\":");
-        fjson_str(f, a->gen->pools[p].cfg.balance ? a->gen->pools[p].cfg.balance : "roundRobin");
-        fputc(',', f);
-        int pup = pool_backends_json(a, f, p, history);
-        fprintf(f, ",\"backends_up\":%d}", pup);
-    }
-    fputc(']', f);
-    routes_json(a, f);
-    fputs(",\"dns\":", f);
-    metrics_dns_status(f);
-    if (history)
-        history_json(a, f, a->gen->nbackends);
-    fputs("}\n", f);
-    fclose(f);
-    reply(c, 200, "application/json", NULL, body, len);
-    free(body);
+    admin_status_json(c->a, b.f, history);
+    body_reply(c, &b, 200, "application/json", NULL);
 }
 
 static void send_metrics(struct admin_conn *c)
 {
-    char *body = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&body, &len);
-    if (!f) {
-        conn_close(c);
+    struct body b;
+    if (!body_open(c, &b))
+        return;
+    if (metrics_render(b.f, c->a->gen) == 0) {
+        body_reply(c, &b, 200, "text/plain; version=0.0.4; charset=utf-8", NULL);
         return;
     }
-    int rc = metrics_render(f, c->a->gen);
-    fclose(f);
-    if (rc != 0)
-        reply_error(c, 500, "cannot render metrics", NULL);
-    else
-        reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, body, len);
-    free(body);
+    fclose(b.f);
+    free(b.p);
+    reply_error(c, 500, "cannot render metrics", NULL);
 }
 
 /* ---------------------------------------------------------------- changes ------------------- */
@@ -794,18 +360,12 @@ static void change_backend(struct admin_conn *c, char *pool, char *name, const c
             log_event(LOG_INFO, "admin", "backend %s weight set to %lld (was %u) by %s",
                       backend_label(b), weight, old, c->peer);
     }
-    char *out = NULL;
-    size_t olen = 0;
-    FILE *f = open_memstream(&out, &olen);
-    if (!f) {
-        conn_close(c);
+    struct body out;
+    if (!body_open(c, &out))
         return;
-    }
-    backend_json(a, f, (int)(gp - a->gen->pools), idx, false);
-    fputc('\n', f);
-    fclose(f);
-    reply(c, 200, "application/json", NULL, out, olen);
-    free(out);
+    admin_status_backend_json(a, out.f, (int)(gp - a->gen->pools), idx, false);
+    fputc('\n', out.f);
+    body_reply(c, &out, 200, "application/json", NULL);
 }
 
 /* ---------------------------------------------------------------- routing ------------------- */
@@ -893,7 +453,7 @@ static void json_lines(FILE *f, const char *text, int warnings)
         if (line && n && (warnings < 0 || (strstr(line, ": warning: ") != NULL) == (warnings > 0))) {
             if (!first)
                 fputc(',', f);
-            fjson_str_max(f, line, 1024); /* a whole FILE:LINE:COL message */
+            admin_fjson_str_max(f, line, 1024); /* a whole FILE:LINE:COL message */
             first = false;
         }
         free(line);
@@ -908,27 +468,19 @@ static void on_wakeup(void *arg);
  * fine, the configuration file it asked to load is not). Takes r's strings. */
 static void answer_reload(struct admin_conn *c, struct admin_reload *r)
 {
-    admin_sync(c->a); /* the generation the reload published, for the next requests */
-    char *body = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&body, &len);
-    if (!f) {
-        free(r->errors);
-        free(r->changes);
-        conn_close(c);
-        return;
+    admin_status_sync(c->a); /* the generation the reload published, for the next requests */
+    struct body b;
+    if (body_open(c, &b)) {
+        fprintf(b.f, "{\"result\":\"%s\",\"generation\":%llu,\"changes\":",
+                r->ok ? "success" : "failure", (unsigned long long)r->generation);
+        json_lines(b.f, r->ok ? r->changes : NULL, -1);
+        fputs(",\"errors\":", b.f);
+        json_lines(b.f, r->errors, 0);
+        fputs(",\"warnings\":", b.f);
+        json_lines(b.f, r->errors, 1);
+        fputs("}\n", b.f);
+        body_reply(c, &b, r->ok ? 200 : 422, "application/json", NULL);
     }
-    fprintf(f, "{\"result\":\"%s\",\"generation\":%llu,\"changes\":", r->ok ? "success" : "failure",
-            (unsigned long long)r->generation);
-    json_lines(f, r->ok ? r->changes : NULL, -1);
-    fputs(",\"errors\":", f);
-    json_lines(f, r->errors, 0);
-    fputs(",\"warnings\":", f);
-    json_lines(f, r->errors, 1);
-    fputs("}\n", f);
-    fclose(f);
-    reply(c, r->ok ? 200 : 422, "application/json", NULL, body, len);
-    free(body);
     free(r->errors);
     free(r->changes);
 }
@@ -1003,7 +555,7 @@ static void handle(struct admin_conn *c, const struct http1_request *req, const 
                    size_t body_len)
 {
     struct admin *a = c->a;
-    admin_sync(a); /* a reload by SIGHUP: answer with the running generation */
+    admin_status_sync(a); /* a reload by SIGHUP: answer with the running generation */
     char path[512];
     size_t plen = req->rq.path_len;
     const char *q = memchr(req->rq.path, '?', plen);
@@ -1398,13 +950,10 @@ struct admin *admin_start(struct generation *gen, const char *listeners, const c
     a->version = version;
     a->start_ms = util_wall_ms();
     a->listeners = strdup(listeners);
-    a->samples = calloc((size_t)(gen->nbackends + 1) * (RATE_WINDOW + 1), sizeof(struct sample));
-    a->history = calloc((size_t)(gen->nbackends + 1) * HISTORY * 2, sizeof(float));
-    a->route_samples =
-        calloc((size_t)(gen->nroutes + 1) * (RATE_WINDOW + 1), sizeof(struct route_sample));
+    int status_rc = admin_status_init(a);
     a->loop = loop_new();
     a->listen_io.fd = -1;
-    if (!a->listeners || !a->samples || !a->history || !a->route_samples || !a->loop) {
+    if (!a->listeners || status_rc != 0 || !a->loop) {
         log_error("admin: out of memory");
         admin_stop(a);
         return NULL;
@@ -1418,10 +967,7 @@ struct admin *admin_start(struct generation *gen, const char *listeners, const c
     }
     a->listen_io.fd = fd;
     a->listen_io.cb = on_accept;
-    loop_timer_init(&a->sample_timer, on_sample);
-    loop_update_time(a->loop);
-    take_samples(a);
-    loop_timer_after(a->loop, &a->sample_timer, SAMPLE_MS);
+    admin_status_start(a);
     if (loop_io_add(a->loop, &a->listen_io) != 0) {
         admin_stop(a);
         return NULL;
@@ -1491,9 +1037,7 @@ void admin_stop(struct admin *a)
     generation_unref(a->gen);
     pthread_mutex_destroy(&a->pending_lock);
     pthread_mutex_destroy(&a->listeners_lock);
-    free(a->samples);
-    free(a->history);
-    free(a->route_samples);
+    admin_status_free(a);
     free(a->listeners);
     free(a);
 }

@@ -107,16 +107,8 @@ void config_http_http2(struct config_yaml_load *l, struct config *cfg,
     }
     for (size_t i = 0; i + 1 < v->nkids; i += 2) {
         const struct config_yaml_node *k = v->kids[i], *val = v->kids[i + 1];
-        if (!config_yaml_key_ok(l, k))
-            continue;
-        size_t idx = 0;
-        while (idx < ARRAY_LEN(http2_keys) && !config_yaml_key_is(k, names[idx]))
-            idx++;
-        if (idx == ARRAY_LEN(http2_keys)) {
-            config_yaml_unknown_key(l, k, names, ARRAY_LEN(names), " in http2");
-            continue;
-        }
-        if (!config_yaml_key_first(l, k, &seen[idx]) || val->kind == CONFIG_YAML_BAD)
+        int idx = config_yaml_key_index(l, k, names, ARRAY_LEN(names), seen, " in http2");
+        if (idx < 0 || val->kind == CONFIG_YAML_BAD)
             continue;
         const struct config_yaml_key *row = &http2_keys[idx];
         uint32_t x;

@@ -189,16 +189,8 @@ void config_lb_sticky(struct config_yaml_load *l, struct config_sticky *s,
     s->http_only = true;
     for (size_t i = 0; i + 1 < v->nkids; i += 2) {
         const struct config_yaml_node *k = v->kids[i], *x = v->kids[i + 1];
-        if (!config_yaml_key_ok(l, k))
-            continue;
-        size_t j = 0;
-        while (j < ARRAY_LEN(names) && !config_yaml_key_is(k, names[j]))
-            j++;
-        if (j == ARRAY_LEN(names)) {
-            config_yaml_unknown_key(l, k, names, ARRAY_LEN(names), " in stickySession");
-            continue;
-        }
-        if (!config_yaml_key_first(l, k, &seen[j]) || x->kind == CONFIG_YAML_BAD)
+        int j = config_yaml_key_index(l, k, names, ARRAY_LEN(names), seen, " in stickySession");
+        if (j < 0 || x->kind == CONFIG_YAML_BAD)
             continue;
         val[j] = x;
         if (j == 0) {

@@ -424,19 +424,8 @@ static int parse_match(struct config_yaml_load *l, const struct config *cfg,
     }
     for (size_t i = 0; i + 1 < v->nkids; i += 2) {
         const struct config_yaml_node *k = v->kids[i], *x = v->kids[i + 1];
-        if (!config_yaml_key_ok(l, k)) {
-            rc = -1;
-            continue;
-        }
-        size_t j = 0;
-        while (j < ARRAY_LEN(names) && !config_yaml_key_is(k, names[j]))
-            j++;
-        if (j == ARRAY_LEN(names)) {
-            config_yaml_unknown_key(l, k, names, ARRAY_LEN(names), " in match");
-            rc = -1;
-            continue;
-        }
-        if (!config_yaml_key_first(l, k, &seen[j]) || x->kind == CONFIG_YAML_BAD) {
+        int j = config_yaml_key_index(l, k, names, ARRAY_LEN(names), seen, " in match");
+        if (j < 0 || x->kind == CONFIG_YAML_BAD) {
             rc = -1;
             continue;
         }
@@ -538,19 +527,8 @@ static int parse_split(struct config_yaml_load *l, struct config *cfg,
         }
         for (size_t k = 0; k + 1 < e->nkids; k += 2) {
             const struct config_yaml_node *kk = e->kids[k], *x = e->kids[k + 1];
-            if (!config_yaml_key_ok(l, kk)) {
-                rc = -1;
-                continue;
-            }
-            size_t j = config_yaml_key_is(kk, "pool")     ? 0
-                       : config_yaml_key_is(kk, "weight") ? 1
-                                                          : 2;
-            if (j == 2) {
-                config_yaml_unknown_key(l, kk, names, ARRAY_LEN(names), " in split");
-                rc = -1;
-                continue;
-            }
-            if (!config_yaml_key_first(l, kk, &seen[j]) || x->kind == CONFIG_YAML_BAD) {
+            int j = config_yaml_key_index(l, kk, names, ARRAY_LEN(names), seen, " in split");
+            if (j < 0 || x->kind == CONFIG_YAML_BAD) {
                 rc = -1;
                 continue;
             }
@@ -604,19 +582,8 @@ static int parse_redirect(struct config_yaml_load *l, const struct config *cfg,
     }
     for (size_t i = 0; i + 1 < v->nkids; i += 2) {
         const struct config_yaml_node *k = v->kids[i], *x = v->kids[i + 1];
-        if (!config_yaml_key_ok(l, k)) {
-            rc = -1;
-            continue;
-        }
-        size_t j = 0;
-        while (j < ARRAY_LEN(names) && !config_yaml_key_is(k, names[j]))
-            j++;
-        if (j == ARRAY_LEN(names)) {
-            config_yaml_unknown_key(l, k, names, ARRAY_LEN(names), " in redirect");
-            rc = -1;
-            continue;
-        }
-        if (!config_yaml_key_first(l, k, &seen[j]) || x->kind == CONFIG_YAML_BAD) {
+        int j = config_yaml_key_index(l, k, names, ARRAY_LEN(names), seen, " in redirect");
+        if (j < 0 || x->kind == CONFIG_YAML_BAD) {
             rc = -1;
             continue;
         }
@@ -696,17 +663,8 @@ static int parse_respond(struct config_yaml_load *l, const struct config_yaml_no
     }
     for (size_t i = 0; i + 1 < v->nkids; i += 2) {
         const struct config_yaml_node *k = v->kids[i], *x = v->kids[i + 1];
-        if (!config_yaml_key_ok(l, k)) {
-            rc = -1;
-            continue;
-        }
-        size_t j = config_yaml_key_is(k, "status") ? 0 : config_yaml_key_is(k, "body") ? 1 : 2;
-        if (j == 2) {
-            config_yaml_unknown_key(l, k, names, ARRAY_LEN(names), " in respond");
-            rc = -1;
-            continue;
-        }
-        if (!config_yaml_key_first(l, k, &seen[j]) || x->kind == CONFIG_YAML_BAD) {
+        int j = config_yaml_key_index(l, k, names, ARRAY_LEN(names), seen, " in respond");
+        if (j < 0 || x->kind == CONFIG_YAML_BAD) {
             rc = -1;
             continue;
         }
@@ -762,17 +720,8 @@ static int parse_rate(struct config_yaml_load *l, const struct config_yaml_node 
     }
     for (size_t i = 0; i + 1 < v->nkids; i += 2) {
         const struct config_yaml_node *k = v->kids[i], *x = v->kids[i + 1];
-        if (!config_yaml_key_ok(l, k)) {
-            rc = -1;
-            continue;
-        }
-        size_t j = config_yaml_key_is(k, names[0]) ? 0 : config_yaml_key_is(k, names[1]) ? 1 : 2;
-        if (j == 2) {
-            config_yaml_unknown_key(l, k, names, ARRAY_LEN(names), " in rateLimit");
-            rc = -1;
-            continue;
-        }
-        if (!config_yaml_key_first(l, k, &seen[j]) || x->kind == CONFIG_YAML_BAD) {
+        int j = config_yaml_key_index(l, k, names, ARRAY_LEN(names), seen, " in rateLimit");
+        if (j < 0 || x->kind == CONFIG_YAML_BAD) {
             rc = -1;
             continue;
         }
@@ -896,19 +845,8 @@ static int parse_route(struct config_yaml_load *l, struct config *cfg,
     }
     for (size_t k = 0; k + 1 < e->nkids; k += 2) {
         const struct config_yaml_node *kk = e->kids[k], *x = e->kids[k + 1];
-        if (!config_yaml_key_ok(l, kk)) {
-            rc = -1;
-            continue;
-        }
-        size_t j = 0;
-        while (j < RK_N && !config_yaml_key_is(kk, names[j]))
-            j++;
-        if (j == RK_N) {
-            config_yaml_unknown_key(l, kk, names, ARRAY_LEN(names), " in route");
-            rc = -1;
-            continue;
-        }
-        if (!config_yaml_key_first(l, kk, &seen[j]) || x->kind == CONFIG_YAML_BAD) {
+        int j = config_yaml_key_index(l, kk, names, ARRAY_LEN(names), seen, " in route");
+        if (j < 0 || x->kind == CONFIG_YAML_BAD) {
             rc = -1;
             continue;
         }

@@ -257,16 +257,8 @@ void config_tls_section(struct config_yaml_load *l, struct config *cfg,
     const struct config_yaml_node *slot[ARRAY_LEN(names)] = {0}, *val[ARRAY_LEN(names)] = {0};
     for (size_t i = 0; i + 1 < v->nkids; i += 2) {
         const struct config_yaml_node *k = v->kids[i];
-        if (!config_yaml_key_ok(l, k))
-            continue;
-        size_t idx = 0;
-        while (idx < ARRAY_LEN(names) && !config_yaml_key_is(k, names[idx]))
-            idx++;
-        if (idx == ARRAY_LEN(names)) {
-            config_yaml_unknown_key(l, k, names, ARRAY_LEN(names), " in tls");
-            continue;
-        }
-        if (config_yaml_key_first(l, k, &slot[idx]))
+        int idx = config_yaml_key_index(l, k, names, ARRAY_LEN(names), slot, " in tls");
+        if (idx >= 0)
             val[idx] = v->kids[i + 1];
     }
     const struct config_yaml_node *n;

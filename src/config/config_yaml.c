@@ -637,6 +637,25 @@ bool config_yaml_key_first(struct config_yaml_load *l, const struct config_yaml_
     return true;
 }
 
+/* The walk every mapping of known keys makes: key_ok, the key's index in names, key_first. */
+int config_yaml_key_index(struct config_yaml_load *l, const struct config_yaml_node *k,
+                          const char *const *names, size_t n, const struct config_yaml_node **seen,
+                          const char *where)
+{
+    if (!config_yaml_key_ok(l, k))
+        return -1;
+    size_t j = 0;
+    while (j < n && !config_yaml_key_is(k, names[j]))
+        j++;
+    if (j == n) {
+        config_yaml_unknown_key(l, k, names, n, where);
+        return -1;
+    }
+    if (!config_yaml_key_first(l, k, &seen[j]))
+        return -1;
+    return (int)j;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Scalars: integers, seconds, booleans, choices, names
  */

@@ -150,6 +150,12 @@ bool config_yaml_key_first(struct config_yaml_load *l, const struct config_yaml_
  * "" or " in backend" (appended after the key). */
 void config_yaml_unknown_key(struct config_yaml_load *l, const struct config_yaml_node *k,
                              const char *const *names, size_t n, const char *where);
+/* One key k of a mapping whose known keys are names[0..n): checks it (config_yaml_key_ok), finds
+ * it (else config_yaml_unknown_key with `where`) and takes its slot seen[index]
+ * (config_yaml_key_first). Returns the index, or -1 after reporting: the pair is skipped. */
+int config_yaml_key_index(struct config_yaml_load *l, const struct config_yaml_node *k,
+                          const char *const *names, size_t n, const struct config_yaml_node **seen,
+                          const char *where);
 
 /* What a row of a key table holds. The scalar kinds are read by the getters below; the others
  * name a section, which the table's owner (config.c) dispatches to its parser. */

@@ -28,6 +28,7 @@
 #include "config/config.h"
 #include "core/worker_ctx.h"
 #include "http/grpc.h"
+#include "http/http.h"
 #include "http/http1.h"
 #include "http/rewrite.h"
 #include "lb/balancer.h"
@@ -41,6 +42,36 @@ static void on_h2_event(void *owner)
 {
     struct exchange *x = owner;
     x->ops->resume(x->client);
+}
+
+/* Field names golb itself writes (and so in its own case) that HTTP/2 sends lower-cased. */
+static const char *const known_lower[HTTP_F_COUNT] = {
+    [HTTP_F_CONTENT_LENGTH] = "content-length",     [HTTP_F_TRAILER] = "trailer",
+    [HTTP_F_EXPECT] = "expect",                     [HTTP_F_X_FORWARDED_FOR] = "x-forwarded-for",
+    [HTTP_F_X_FORWARDED_PROTO] = "x-forwarded-proto",
+    [HTTP_F_X_FORWARDED_HOST] = "x-forwarded-host", [HTTP_F_FORWARDED] = "forwarded",
+    [HTTP_F_X_REAL_IP] = "x-real-ip",
+};
+
+/* f's name in lower case: a constant for a known one, itself when it has no capital (an HTTP/2
+ * client's), else a copy into names[*used..]. NULL when names is full. */
+static const char *lower_name(const struct http_field *f, char *names, size_t *used)
+{
+    if (f->id && known_lower[f->id])
+        return known_lower[f->id];
+    uint32_t j = 0;
+    while (j < f->name_len && !(f->name[j] >= 'A' && f->name[j] <= 'Z'))
+        j++;
+    if (j == f->name_len)
+        return f->name;
+    if (f->name_len > NAMES_MAX - *used)
+        return NULL;
+    char *p = names + *used;
+    memcpy(p, f->name, j);
+    for (; j < f->name_len; j++)
+        p[j] = (char)(f->name[j] >= 'A' && f->name[j] <= 'Z' ? f->name[j] | 0x20 : f->name[j]);
+    *used += f->name_len;
+    return p;
 }
 
 /* The HTTP/2 header list of the request head in reqh: pseudo-fields from the request line and
@@ -72,26 +103,14 @@ static int build_nv(struct exchange *x, const struct config_backend *cb, struct 
                                   .value_len = rq->target_len};
     for (size_t i = 0; i < rq->rq.num_fields; i++) {
         const struct http_field *f = &rq->rq.fields[i];
-        switch (f->id) {
-        case HTTP_F_HOST:
-        case HTTP_F_CONNECTION:
-        case HTTP_F_KEEP_ALIVE:
-        case HTTP_F_PROXY_CONNECTION:
-        case HTTP_F_TRANSFER_ENCODING:
-        case HTTP_F_UPGRADE:
-        case HTTP_F_TE:
-        case HTTP_F_HTTP2_SETTINGS:
-            continue; /* connection-specific (RFC 9113 §8.2.2) */
-        default:
-            break;
-        }
-        if (k == cap - 1 || f->name_len > NAMES_MAX - used)
+        if (f->id == HTTP_F_HOST || http_field_h2_forbidden(f->id))
+            continue; /* :authority above; connection-specific (RFC 9113 §8.2.2) */
+        if (k == cap - 1)
             return -1;
-        char *p = names + used;
-        for (uint32_t j = 0; j < f->name_len; j++)
-            p[j] = (char)(f->name[j] >= 'A' && f->name[j] <= 'Z' ? f->name[j] | 0x20 : f->name[j]);
-        used += f->name_len;
-        nv[k++] = (struct http_field){.name = p, .name_len = f->name_len, .value = f->value,
+        const char *name = lower_name(f, names, &used);
+        if (!name)
+            return -1;
+        nv[k++] = (struct http_field){.name = name, .name_len = f->name_len, .value = f->value,
                                       .value_len = f->value_len};
     }
     if (x->grpc)

@@ -187,6 +187,32 @@ send_up(struct exchange *x, const struct iovec *iov, int n, uint32_t head_left)
     return wr - from_head;
 }
 
+/* Reads more of the request body from the client's source, unless this call's budget is spent
+ * (exchange_pump then yields). Returns 1 when bytes came, or when the source said the body ended
+ * and end_ok (a stream session's source: req_src_end is set); 0 when nothing is to be had now;
+ * -1 when the exchange failed: no buffer (503), or the client went away mid-body (EX_CLOSE: the
+ * upstream can never get a whole request). */
+static inline int fill_body(struct exchange *x, bool end_ok)
+{
+    if (x->budget == 0)
+        return 0;
+    ssize_t r = x->ops->fill(x->client);
+    if (r == -EAGAIN)
+        return 0;
+    if (r == -ENOMEM) {
+        exchange_fail(x, 503, LB_FAILED);
+        return -1;
+    }
+    if (r < 0 || (r == 0 && !end_ok)) {
+        x->res = EX_CLOSE;
+        return -1;
+    }
+    if (r == 0)
+        x->req_src_end = true;
+    x->progress_at = loop_now(x->w->loop);
+    return 1;
+}
+
 /* The request failed for a fault of the client's body (invalid chunked coding, a length the
  * stream contradicts): 400, or a cut once the response started. The upstream connection is closed
  * with the body unfinished, so it never takes it for a whole one. */
@@ -341,23 +367,12 @@ COLD static bool pump_request_stream(struct exchange *x)
             }
             continue;
         }
-        if (x->budget == 0) /* this call's budget is spent: exchange_pump yields */
-            break;
-        ssize_t r = ops->fill(x->client); /* more of the body, or its end */
-        if (r == -EAGAIN)
-            break;
-        if (r == -ENOMEM) {
-            exchange_fail(x, 503, LB_FAILED);
+        int f = fill_body(x, true); /* more of the body, or its end */
+        if (f < 0)
             return false;
-        }
-        if (r < 0) { /* the client went away mid-body: the upstream never gets a whole one */
-            x->res = EX_CLOSE;
-            return false;
-        }
-        if (r == 0)
-            x->req_src_end = true;
+        if (f == 0)
+            break;
         progress = true;
-        x->progress_at = loop_now(x->w->loop);
     }
     return progress;
 }
@@ -477,23 +492,12 @@ bool exchange_req_pump(struct exchange *x)
             }
             continue;
         }
-        /* Need more body bytes from the client (unless this call's budget is spent). */
-        if (x->budget == 0)
-            break;
-        ssize_t r = ops->fill(x->client);
-        if (r == -EAGAIN)
-            break;
-        if (r == -ENOMEM) {
-            exchange_fail(x, 503, LB_FAILED);
+        int f = fill_body(x, false); /* need more body bytes from the client */
+        if (f < 0)
             return false;
-        }
-        if (r <= 0) {
-            /* The client went away mid-body: the upstream can never get a complete request. */
-            x->res = EX_CLOSE;
-            return false;
-        }
+        if (f == 0)
+            break;
         progress = true;
-        x->progress_at = loop_now(x->w->loop);
     }
     return progress;
 }

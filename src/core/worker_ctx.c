@@ -23,17 +23,20 @@
 void worker_ctx_pools_init(struct worker_ctx *w)
 {
     buf_pool_init(&w->bufs, WORKER_CTX_BUF_SIZE, MAX_FREE_BUFS);
+    mcache_init(&w->mc);
     pipe_pool_init(&w->pipes, MAX_FREE_PIPES, PIPE_SIZE);
 }
 
 void worker_ctx_tick(struct worker_ctx *w)
 {
     buf_pool_tick(&w->bufs);
+    mcache_tick(&w->mc);
 }
 
 void worker_ctx_pools_destroy(struct worker_ctx *w)
 {
     buf_pool_destroy(&w->bufs);
+    mcache_destroy(&w->mc);
     pipe_pool_destroy(&w->pipes);
     route_worker_free(w->routing);
     w->routing = NULL;

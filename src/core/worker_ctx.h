@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "base/mcache.h"
 #include "base/pipes.h"
 
 struct loop;
@@ -78,6 +79,7 @@ struct worker_ctx {
     struct generation *gen;   /* the running generation as this worker sees it */
     const struct config *cfg; /* gen->cfg: settings for what starts now */
     struct buf_pool bufs;
+    struct mcache mc; /* small blocks: HTTP/2 sessions (nghttp2) and their streams */
     struct pipe_pool pipes;
     struct upstream_pool *upstreams;
     struct obs_counters *m;          /* this worker's counters (obs.h); NULL in unit tests, so

@@ -176,4 +176,22 @@ static inline enum http_field_id http_field_id_of(const char *s, size_t n)
 /* The index of the first field with this id among f[0..n), or -1. */
 int http_field_find(const struct http_field *f, size_t n, enum http_field_id id);
 
+/* True for the connection-specific fields HTTP/2 must not carry (RFC 9113 §8.2.2), dropped when
+ * an HTTP/1 message goes on as HTTP/2. TE goes too: who sends "te: trailers" (gRPC) adds it. */
+static inline bool http_field_h2_forbidden(uint16_t id)
+{
+    switch (id) {
+    case HTTP_F_CONNECTION:
+    case HTTP_F_KEEP_ALIVE:
+    case HTTP_F_PROXY_CONNECTION:
+    case HTTP_F_TRANSFER_ENCODING:
+    case HTTP_F_UPGRADE:
+    case HTTP_F_TE:
+    case HTTP_F_HTTP2_SETTINGS:
+        return true;
+    default:
+        return false;
+    }
+}
+
 #endif

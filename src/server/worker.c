@@ -179,6 +179,7 @@ int worker_init(struct worker *w, int id, const int *fds, uint16_t https_port,
         upstream_pool_new(w->ctx.loop, cfg->upstream_max_idle, cfg->upstream_idle_timeout_ms);
     if (!w->ctx.upstreams)
         return -ENOMEM;
+    upstream_pool_set_mcache(w->ctx.upstreams, &w->ctx.mc);
     w->ctx.m = obs_counters_new(id);
     if (!w->ctx.m)
         return -ENOMEM;

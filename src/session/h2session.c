@@ -327,14 +327,14 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *
 
 static void *ng_malloc(size_t n, void *user)
 {
-    (void)user;
-    return malloc(n);
+    struct h2conn *c = user;
+    return mcache_alloc(&c->w->mc, n);
 }
 
 static void *ng_calloc(size_t k, size_t n, void *user)
 {
-    (void)user;
-    return calloc(k, n);
+    struct h2conn *c = user;
+    return mcache_calloc(&c->w->mc, k, n);
 }
 
 static void ng_free(void *p, void *user)
@@ -345,7 +345,7 @@ static void ng_free(void *p, void *user)
         c->framebuf = NULL;
         return;
     }
-    free(p);
+    mcache_free(&c->w->mc, p);
 }
 
 static void *ng_realloc(void *p, size_t n, void *user)
@@ -355,7 +355,7 @@ static void *ng_realloc(void *p, size_t n, void *user)
         size_t len = (n + 4095u) & ~(size_t)4095u;
         void *q = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (q == MAP_FAILED)
-            return malloc(n);
+            return mcache_alloc(&c->w->mc, n);
         c->framebuf = q;
         c->framebuf_len = len;
         return q;
@@ -363,14 +363,14 @@ static void *ng_realloc(void *p, size_t n, void *user)
     if (p && p == c->framebuf) { /* nghttp2 never resizes it; if it did, the heap takes over */
         if (n <= c->framebuf_len)
             return p;
-        void *q = malloc(n);
+        void *q = mcache_alloc(&c->w->mc, n);
         if (!q)
             return NULL;
         memcpy(q, p, c->framebuf_len);
         ng_free(p, c);
         return q;
     }
-    return realloc(p, n);
+    return mcache_realloc(&c->w->mc, p, n);
 }
 
 /* The connection is idle: framebuf's pages go back to the kernel (they read as zeros when the
@@ -559,6 +559,11 @@ void h2session_pump(struct h2conn *c)
 void h2session_yield(struct h2conn *c)
 {
     loop_yield(c->w->loop, &c->task, on_task);
+}
+
+void h2session_pump_soon(struct h2conn *c)
+{
+    loop_defer(c->w->loop, &c->task, on_task);
 }
 
 static void on_task(struct loop_task *task)

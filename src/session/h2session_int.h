@@ -221,6 +221,9 @@ static inline void h2_body_taken(struct h2conn *c, size_t n)
 void h2session_pump(struct h2conn *c);
 /* Pump the connection again after the worker's other ready events (a spent budget). */
 void h2session_yield(struct h2conn *c);
+/* Pump the connection after the current batch of I/O callbacks: the streams their upstreams
+ * woke in that batch are answered together, in one write to the client. */
+void h2session_pump_soon(struct h2conn *c);
 /* A stream's header block begins (nghttp2 callback). */
 int h2session_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *user);
 

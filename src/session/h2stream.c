@@ -38,7 +38,7 @@ static void stream_on_timeout(struct loop_timer *t);
 
 struct h2stream *h2stream_new(struct h2conn *c, int32_t id)
 {
-    struct h2stream *s = calloc(1, sizeof(*s));
+    struct h2stream *s = mcache_calloc(&c->w->mc, 1, sizeof(*s));
     if (!s)
         return NULL;
     s->c = c;
@@ -55,8 +55,8 @@ struct h2stream *h2stream_new(struct h2conn *c, int32_t id)
 
 static void arena_free(struct h2stream *s)
 {
-    free(s->arena);
-    free(s->hf);
+    mcache_free(&s->c->w->mc, s->arena);
+    mcache_free(&s->c->w->mc, s->hf);
     s->arena = NULL;
     s->hf = NULL;
     s->arena_len = s->arena_cap = s->nhf = s->hf_cap = 0;
@@ -126,10 +126,10 @@ void h2stream_free(struct h2stream *s)
         h2_body_taken(c, unread);
     h2_chain_free(c, &s->out_head, &s->out_tail);
     arena_free(s);
-    free(s->req_tr);
+    mcache_free(&c->w->mc, s->req_tr);
     free(s->resp_tr);
     free(s->reply_copy);
-    free(s);
+    mcache_free(&c->w->mc, s);
 }
 
 /* A stream reset by golb (a malformed request, a cut response). */
@@ -148,7 +148,7 @@ static uint32_t arena_put(struct h2stream *s, const uint8_t *p, size_t n)
         uint32_t cap = s->arena_cap ? s->arena_cap : 1024;
         while (cap < s->arena_len + n)
             cap *= 2;
-        char *a = realloc(s->arena, cap);
+        char *a = mcache_realloc(&s->c->w->mc, s->arena, cap);
         if (!a)
             return UINT32_MAX;
         s->arena = a;
@@ -222,7 +222,7 @@ int h2stream_on_header(nghttp2_session *ng, const nghttp2_frame *frame, const ui
     }
     if (s->nhf == s->hf_cap) {
         uint32_t cap = s->hf_cap ? s->hf_cap * 2 : 16;
-        struct hf *f = realloc(s->hf, cap * sizeof(*f));
+        struct hf *f = mcache_realloc(&s->c->w->mc, s->hf, cap * sizeof(*f));
         if (!f)
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         s->hf = f;
@@ -237,7 +237,7 @@ int h2stream_on_header(nghttp2_session *ng, const nghttp2_frame *frame, const ui
 /* The fields of the block as spans into the arena (valid until the arena moves or is freed). */
 static struct http_field *block_fields(struct h2stream *s, uint32_t *n)
 {
-    struct http_field *f = calloc(s->nhf ? s->nhf : 1, sizeof(*f));
+    struct http_field *f = mcache_calloc(&s->c->w->mc, s->nhf ? s->nhf : 1, sizeof(*f));
     if (!f)
         return NULL;
     for (uint32_t i = 0; i < s->nhf; i++) {
@@ -481,14 +481,14 @@ void h2stream_start(struct h2stream *s, bool end_stream)
     w->stats.requests++;
     if (status) {
         answer_without_exchange(s, status, "bad_request");
-        free(f);
+        mcache_free(&w->mc, f);
         arena_free(s);
         return;
     }
     struct exchange *x = s->x = exchange_get(w, &h2_exchange_ops, s);
     if (!x) {
         answer_without_exchange(s, 503, "no_backend");
-        free(f);
+        mcache_free(&w->mc, f);
         arena_free(s);
         return;
     }
@@ -503,7 +503,7 @@ void h2stream_start(struct h2stream *s, bool end_stream)
         .stream = true,
     };
     enum exchange_status st = exchange_start(x, &rq, &info);
-    free(f);
+    mcache_free(&w->mc, f);
     arena_free(s);
     if (st != EX_WAIT) { /* refused, answered by golb (a route's), or no backend */
         on_exchange_status(s, st);
@@ -522,7 +522,7 @@ void h2stream_trailers(struct h2stream *s)
         h2stream_reset(s, NGHTTP2_INTERNAL_ERROR);
         return;
     }
-    free(s->req_tr);
+    mcache_free(&s->c->w->mc, s->req_tr);
     s->req_tr = f;
     s->nreq_tr = n;
 }
@@ -613,18 +613,7 @@ static bool rec_put(struct buf *out, const void *p, size_t n)
 /* RFC 9113 §8.2.2: fields HTTP/2 must not carry, and those naming a connection option. */
 static bool resp_field_dropped(const struct http_field *h)
 {
-    switch (h->id) {
-    case HTTP_F_CONNECTION:
-    case HTTP_F_KEEP_ALIVE:
-    case HTTP_F_PROXY_CONNECTION:
-    case HTTP_F_TRANSFER_ENCODING:
-    case HTTP_F_UPGRADE:
-    case HTTP_F_TE:
-    case HTTP_F_HTTP2_SETTINGS:
-        return true;
-    default:
-        return (h->flags & HTTP_FF_CONN_LISTED) != 0;
-    }
+    return http_field_h2_forbidden(h->id) || (h->flags & HTTP_FF_CONN_LISTED) != 0;
 }
 
 static bool rec_field(struct buf *out, const char *name, size_t nl, const char *value, size_t vl)
@@ -783,7 +772,7 @@ static void h2_resume(void *cl)
 {
     struct h2stream *s = cl;
     h2_ready_add(s);
-    h2session_pump(s->c);
+    h2session_pump_soon(s->c);
 }
 
 static void h2_yield(void *cl)

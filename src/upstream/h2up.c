@@ -18,6 +18,7 @@
 
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/mcache.h"
 #include "base/util.h"
 #include "config/config.h"
 #include "net/conn.h"
@@ -46,6 +47,8 @@ struct h2up_conn {
     struct h2up_stream *dirty;   /* streams whose owner must hear of a change */
     struct h2up_stream *owned;   /* streams not yet closed by their owner */
     struct loop_task more;       /* input left after a read budget: read again */
+    struct loop_task flushq;     /* frames queued by the streams: written after the I/O batch */
+    nghttp2_mem mem;             /* nghttp2 allocates from the worker's mcache */
     struct loop_timer idle_timer; /* no stream since upstreamIdleTimeout: GOAWAY and close */
     uint8_t *out;                /* frames serialised, not yet written */
     size_t out_len, out_off, out_cap;
@@ -64,6 +67,7 @@ static bool idle_closed(const struct h2up_conn *c)
     return c->idle->closed && c->streams == 0;
 }
 static void conn_flush(struct h2up_conn *c);
+static void conn_flush_soon(struct h2up_conn *c);
 
 static void counts_add(struct upstream_idle *idle, int conns, int streams)
 {
@@ -96,7 +100,7 @@ static void unlist(struct h2up_conn *c)
 /* Frees a connection that is closed and has no stream left. */
 static void conn_maybe_free(struct h2up_conn *c)
 {
-    if (c->up || c->streams || c->in_dispatch || c->more.queued || c->pinned)
+    if (c->up || c->streams || c->in_dispatch || c->more.queued || c->flushq.queued || c->pinned)
         return;
     unlist(c);
     nghttp2_session_del(c->ng);
@@ -195,6 +199,26 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     return 0;
 }
 
+/* n bytes for a field's name and value: in the stream while they fit, then in a block allocated
+ * once (fields already taken keep their place); NULL beyond H2UP_ARENA in all. */
+static char *arena_take(struct h2up_stream *s, size_t n)
+{
+    if (n > H2UP_ARENA - s->arena_len)
+        return NULL;
+    char *p;
+    if (!s->big && n <= sizeof(s->small) - s->small_len) {
+        p = s->small + s->small_len;
+        s->small_len += n;
+    } else {
+        if (!s->big && !(s->big = malloc(H2UP_ARENA)))
+            return NULL;
+        p = s->big + s->big_len;
+        s->big_len += n;
+    }
+    s->arena_len += n;
+    return p;
+}
+
 static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
                      size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *user)
 {
@@ -216,14 +240,13 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
     struct http_field *fs = s->in_trailers ? s->t : s->f;
     if (s->status == 0 && !s->in_trailers)
         return 0; /* fields of an interim head */
-    if (*n == H2UP_MAX_FIELDS || nlen + vlen > H2UP_ARENA - s->arena_len) {
-        s->too_large = true;
+    char *p = *n == H2UP_MAX_FIELDS ? NULL : arena_take(s, nlen + vlen);
+    if (!p) {
+        s->too_large = true; /* (or out of memory: the same end) */
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
     }
-    char *p = s->arena + s->arena_len;
     memcpy(p, name, nlen);
     memcpy(p + nlen, value, vlen);
-    s->arena_len += nlen + vlen;
     fs[*n] = (struct http_field){.name = p,
                                  .value = p + nlen,
                                  .name_len = (uint32_t)nlen,
@@ -359,6 +382,22 @@ static void conn_flush(struct h2up_conn *c)
     c->out_off = c->out_len = 0;
 }
 
+static void on_flush(struct loop_task *t)
+{
+    struct h2up_conn *c = container_of(t, struct h2up_conn, flushq);
+    conn_flush(c);
+    dispatch(c); /* a failed write fails the streams; frees a connection left with none */
+}
+
+/* What the streams queued goes out after the current batch of I/O callbacks, in one write for
+ * all of them: many exchanges (one per client stream) feed one connection, and a write each
+ * would cost a system call (and a TCP segment) per request. */
+static void conn_flush_soon(struct h2up_conn *c)
+{
+    if (c->up && c->ready && !c->flushq.queued)
+        loop_defer(upstream_pool_loop(c->pool), &c->flushq, on_flush);
+}
+
 /* The connection is lost: every stream fails (refused when nothing of it was sent: the backend
  * cannot have processed it). */
 static void conn_fail(struct h2up_conn *c, const char *why)
@@ -482,9 +521,34 @@ static void idle_arm(struct h2up_conn *c)
                          upstream_pool_idle_timeout(c->pool));
 }
 
+static void *ng_malloc(size_t n, void *user)
+{
+    struct h2up_conn *c = user;
+    return mcache_alloc(upstream_pool_mcache(c->pool), n);
+}
+
+static void *ng_calloc(size_t k, size_t n, void *user)
+{
+    struct h2up_conn *c = user;
+    return mcache_calloc(upstream_pool_mcache(c->pool), k, n);
+}
+
+static void ng_free(void *p, void *user)
+{
+    struct h2up_conn *c = user;
+    mcache_free(upstream_pool_mcache(c->pool), p);
+}
+
+static void *ng_realloc(void *p, size_t n, void *user)
+{
+    struct h2up_conn *c = user;
+    return mcache_realloc(upstream_pool_mcache(c->pool), p, n);
+}
+
 /* A connection's nghttp2 client session, SETTINGS queued, not yet connected or listed (the
- * fuzz target drives it without a socket). NULL when out of memory. */
-static struct h2up_conn *conn_session(struct upstream_idle *idle, const struct config_backend *cb)
+ * fuzz target drives it without a socket: pool NULL). NULL when out of memory. */
+static struct h2up_conn *conn_session(struct upstream_pool *pool, struct upstream_idle *idle,
+                                      const struct config_backend *cb)
 {
     struct h2up_conn *c = calloc(1, sizeof(*c));
     nghttp2_session_callbacks *cbs = NULL;
@@ -492,6 +556,8 @@ static struct h2up_conn *conn_session(struct upstream_idle *idle, const struct c
         free(c);
         return NULL;
     }
+    c->pool = pool;
+    c->mem = (nghttp2_mem){c, ng_malloc, ng_free, ng_calloc, ng_realloc};
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
@@ -502,7 +568,8 @@ static struct h2up_conn *conn_session(struct upstream_idle *idle, const struct c
     if (rc == 0) {
         nghttp2_option_set_no_auto_window_update(opt, 1); /* the window comes back as taken */
         nghttp2_option_set_peer_max_concurrent_streams(opt, 100); /* until its SETTINGS */
-        rc = nghttp2_session_client_new2(&c->ng, cbs, c, opt);
+        nghttp2_option_set_no_closed_streams(opt, 1); /* no priority tree to keep them for */
+        rc = nghttp2_session_client_new3(&c->ng, cbs, c, opt, &c->mem);
         nghttp2_option_del(opt);
     }
     nghttp2_session_callbacks_del(cbs);
@@ -510,6 +577,7 @@ static struct h2up_conn *conn_session(struct upstream_idle *idle, const struct c
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, H2UP_ARENA},
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     if (rc != 0 || nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, ARRAY_LEN(iv)) != 0 ||
         nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW) != 0) {
@@ -533,7 +601,7 @@ static struct h2up_conn *conn_new(struct upstream_pool *pool, struct upstream_id
         *err = -E2BIG;
         return NULL;
     }
-    struct h2up_conn *c = conn_session(idle, cb);
+    struct h2up_conn *c = conn_session(pool, idle, cb);
     if (!c) {
         *err = -ENOMEM;
         return NULL;
@@ -543,7 +611,6 @@ static struct h2up_conn *conn_new(struct upstream_pool *pool, struct upstream_id
         c->pp_len = (uint16_t)pp->len;
         memcpy(c->pp_hdr, pp->hdr, pp->len);
     }
-    c->pool = pool;
     c->up = upstream_connect(pool, idle, (const struct sockaddr *)&cb->addr, cb->addrlen, c,
                              on_up_event, err);
     if (!c->up) {
@@ -609,7 +676,7 @@ struct h2up_stream *h2up_open(struct upstream_pool *pool, struct upstream_idle *
     struct h2up_stream *s =
         stream_new(c, nv, n, body, replay, replay_len, replay_end, owner, on_event, err);
     if (s)
-        conn_flush(c);
+        conn_flush_soon(c);
     return s;
 }
 
@@ -619,21 +686,20 @@ static struct h2up_stream *stream_new(struct h2up_conn *c, const struct http_fie
                                       bool replay_end, void *owner, h2up_event_cb on_event,
                                       int *err)
 {
-    struct h2up_stream *s = calloc(1, sizeof(*s));
+    struct mcache *mc = upstream_pool_mcache(c->pool);
+    struct h2up_stream *s = mcache_alloc(mc, sizeof(*s));
     nghttp2_nv stack[H2UP_MAX_FIELDS + 8];
-    if (!s || n > ARRAY_LEN(stack) || !(s->arena = malloc(H2UP_ARENA)) ||
-        (replay_len && !(s->rq = malloc(MAX(replay_len, (size_t)H2UP_REQ_CAP))))) {
-        if (s)
-            free(s->arena);
-        free(s);
+    if (s)
+        memset(s, 0, offsetof(struct h2up_stream, f)); /* the field arrays need no zeroes */
+    if (!s || n > ARRAY_LEN(stack) || (replay_len && !(s->rq = malloc(replay_len)))) {
+        mcache_free(mc, s);
         *err = -ENOMEM;
         conn_maybe_free(c);
         return NULL;
     }
     if (replay_len) {
         memcpy(s->rq, replay, replay_len);
-        s->rq_len = replay_len;
-        s->rq_cap = MAX(replay_len, (size_t)H2UP_REQ_CAP);
+        s->rq_len = s->rq_cap = replay_len;
     }
     s->rq_end = replay_end;
     s->replayable = true;
@@ -645,9 +711,8 @@ static struct h2up_stream *stream_new(struct h2up_conn *c, const struct http_fie
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = rq_read};
     s->id = nghttp2_submit_request(c->ng, NULL, stack, n, body ? &prd : NULL, s);
     if (s->id < 0) {
-        free(s->arena);
         free(s->rq);
-        free(s);
+        mcache_free(mc, s);
         *err = -EPROTO;
         conn_maybe_free(c);
         return NULL;
@@ -682,10 +747,16 @@ size_t h2up_stream_write(struct h2up_stream *s, const void *p, size_t n)
         s->rq_len -= s->rq_off;
         s->rq_off = 0;
     }
-    if (!s->rq) {
-        if (!(s->rq = malloc(H2UP_REQ_CAP)))
+    if (s->rq_len + n > s->rq_cap && s->rq_cap < H2UP_REQ_CAP) {
+        /* sized to what comes (a unary call's message is small), up to H2UP_REQ_CAP */
+        size_t cap = MAX((size_t)H2UP_REQ_MIN, s->rq_cap * 2);
+        while (cap < s->rq_len + n && cap < H2UP_REQ_CAP)
+            cap *= 2;
+        uint8_t *rq = realloc(s->rq, MIN(cap, (size_t)H2UP_REQ_CAP));
+        if (!rq)
             return 0;
-        s->rq_cap = H2UP_REQ_CAP;
+        s->rq = rq;
+        s->rq_cap = MIN(cap, (size_t)H2UP_REQ_CAP);
     }
     size_t k = MIN(n, s->rq_cap - s->rq_len);
     if (k)
@@ -696,7 +767,7 @@ size_t h2up_stream_write(struct h2up_stream *s, const void *p, size_t n)
         nghttp2_session_resume_data(s->c->ng, s->id);
     }
     if (k)
-        conn_flush(s->c);
+        conn_flush_soon(s->c);
     return k;
 }
 
@@ -709,7 +780,7 @@ void h2up_stream_end(struct h2up_stream *s)
         s->rq_deferred = false;
         nghttp2_session_resume_data(s->c->ng, s->id);
     }
-    conn_flush(s->c);
+    conn_flush_soon(s->c);
 }
 
 int h2up_stream_end_trailers(struct h2up_stream *s, const struct http_field *t, size_t n)
@@ -757,7 +828,7 @@ void h2up_stream_consume(struct h2up_stream *s, size_t n)
     s->data_off += n;
     if (!s->closed && s->c->up) {
         nghttp2_session_consume(s->c->ng, s->id, n);
-        conn_flush(s->c);
+        conn_flush_soon(s->c);
     }
 }
 
@@ -782,14 +853,14 @@ void h2up_stream_close(struct h2up_stream *s)
         nghttp2_session_set_stream_user_data(c->ng, s->id, NULL);
         if (!s->closed && !c->dead) {
             nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
-            conn_flush(c);
+            conn_flush_soon(c);
         }
     }
-    free(s->arena);
+    free(s->big);
     free(s->rq);
     free(s->rqt);
     free(s->data);
-    free(s);
+    mcache_free(upstream_pool_mcache(c->pool), s);
     c->streams--;
     if (c->up && c->goaway && c->open == 0 && c->streams == 0)
         conn_close(c);
@@ -830,7 +901,7 @@ void h2up_counts(const struct upstream_idle *idle, uint32_t *conns, uint32_t *st
 
 struct h2up_conn *h2up_test_conn(struct upstream_idle *idle, const struct config_backend *cb)
 {
-    struct h2up_conn *c = conn_session(idle, cb);
+    struct h2up_conn *c = conn_session(NULL, idle, cb);
     if (c)
         c->ready = c->pinned = true;
     return c;

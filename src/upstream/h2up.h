@@ -35,7 +35,9 @@ struct upstream_idle;
 struct tls_client;
 
 #define H2UP_MAX_FIELDS 64
-#define H2UP_ARENA 16384     /* response head and trailers, names and values */
+#define H2UP_ARENA 16384     /* response head and trailers, names and values, at most */
+#define H2UP_ARENA_SMALL 512 /* of which in the stream itself (most heads); the rest allocated */
+#define H2UP_REQ_MIN 1024    /* request buffer to start with; it grows to H2UP_REQ_CAP */
 #define H2UP_REQ_CAP 65536   /* request bytes waiting for the stream's window */
 #define H2UP_PP_MAX 176      /* a PROXY protocol header (v1 line, v2 without TLVs) */
 
@@ -66,10 +68,10 @@ struct h2up_stream {
     size_t nrqt;
     /* response */
     int status;                                  /* the final :status (0: not yet) */
-    struct http_field f[H2UP_MAX_FIELDS], t[H2UP_MAX_FIELDS];
-    size_t nf, nt;
-    char *arena;
-    size_t arena_len;
+    size_t nf, nt;     /* in f[] and t[] (at the end) */
+    size_t arena_len;  /* bytes of names and values, in small then big */
+    size_t small_len, big_len;
+    char *big;         /* H2UP_ARENA bytes, allocated for a head small cannot hold */
     bool head;       /* the final head is complete */
     bool in_trailers;
     bool ended;      /* END_STREAM came (after the data and trailers) */
@@ -84,6 +86,10 @@ struct h2up_stream {
     bool dirty;
     struct h2up_stream *dnext;
     struct h2up_stream *prev, *next; /* the connection's owned streams */
+    /* Last, not zeroed when the stream is made (most of its size): nf, nt and small_len say
+     * what is set. */
+    struct http_field f[H2UP_MAX_FIELDS], t[H2UP_MAX_FIELDS];
+    char small[H2UP_ARENA_SMALL];
 };
 
 /* Opens a stream to backend cb (its upstream slot `idle` of this worker's `pool`): on a

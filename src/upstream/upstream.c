@@ -16,6 +16,7 @@
 
 struct upstream_pool {
     struct loop *loop;
+    struct mcache *mc; /* the worker's (NULL: the heap) */
     uint32_t max_idle;
     uint32_t idle_timeout_ms;
     struct upstream_stats stats;
@@ -310,6 +311,16 @@ void upstream_release_at_most(struct upstream_conn *c, bool reusable, uint32_t m
     atomic_store_explicit(&l->count, atomic_load_explicit(&l->count, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     loop_timer_after(pool->loop, &c->idle_timer, pool->idle_timeout_ms);
+}
+
+void upstream_pool_set_mcache(struct upstream_pool *pool, struct mcache *mc)
+{
+    pool->mc = mc;
+}
+
+struct mcache *upstream_pool_mcache(const struct upstream_pool *pool)
+{
+    return pool ? pool->mc : NULL;
 }
 
 struct loop *upstream_pool_loop(const struct upstream_pool *pool)

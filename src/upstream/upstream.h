@@ -19,6 +19,7 @@
 
 #include "base/loop.h"
 
+struct mcache;
 struct upstream_pool;
 struct upstream_conn;
 struct h2up_conn;
@@ -117,6 +118,10 @@ const struct upstream_stats *upstream_pool_stats(const struct upstream_pool *poo
 struct loop *upstream_pool_loop(const struct upstream_pool *pool);
 /* upstreamIdleTimeout as the pool has it now (h2up: an HTTP/2 connection without a stream). */
 uint32_t upstream_pool_idle_timeout(const struct upstream_pool *pool);
+/* The worker's small-block cache its HTTP/2 connections allocate from (NULL, the default: the
+ * heap). Outlives the pool's connections. */
+void upstream_pool_set_mcache(struct upstream_pool *pool, struct mcache *mc);
+struct mcache *upstream_pool_mcache(const struct upstream_pool *pool);
 /* Idle connections currently in a list (tests, metrics; any thread). */
 static inline uint32_t upstream_idle_count(const struct upstream_idle *idle)
 {

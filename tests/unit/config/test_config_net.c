@@ -6,48 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../support/config_support.h"
 #include "base/cidr.h"
 #include "config/config.h"
 #include "config/config_diff.h"
 
 #define BACKENDS "backends:\n  - http://127.0.0.1:8081/\n"
 
-static int load(const char *yaml, struct config **cfg, char **errs)
-{
-    size_t len = 0;
-    FILE *f = open_memstream(errs, &len);
-    cr_assert_not_null(f);
-    int rc = config_load_buffer("t.yaml", yaml, strlen(yaml), f, cfg);
-    fclose(f);
-    return rc;
-}
-
-static struct config *load_ok(const char *yaml, const char *want_msgs)
-{
-    struct config *cfg = NULL;
-    char *errs = NULL;
-    int rc = load(yaml, &cfg, &errs);
-    cr_assert_eq(rc, 0, "load failed for:\n%s\nmessages:\n%s", yaml, errs);
-    cr_assert_str_eq(errs, want_msgs, "messages for:\n%s", yaml);
-    free(errs);
-    return cfg;
-}
-
-static void expect_fail(const char *yaml, const char *want)
-{
-    struct config *cfg = NULL;
-    char *errs = NULL;
-    int rc = load(yaml, &cfg, &errs);
-    cr_expect_eq(rc, -1, "expected failure for:\n%s", yaml);
-    cr_expect_str_eq(errs, want, "for input:\n%s\ngot:\n%s\nwant:\n%s", yaml, errs, want);
-    free(errs);
-    if (rc == 0)
-        config_free(cfg);
-}
-
 Test(config_net, absent_by_default)
 {
-    struct config *cfg = load_ok(BACKENDS, "");
+    struct config *cfg = load_ok(BACKENDS);
     cr_expect_not(cfg->pp_on);
     cr_expect_not(cfg->pp_required);
     cr_expect_eq(cfg->npp_trusted, 0);
@@ -59,8 +27,7 @@ Test(config_net, proxy_protocol_values)
 {
     struct config *cfg = load_ok(BACKENDS "proxyProtocol:\n"
                                           "  trustedNetworks: [10.0.0.0/8, \"::1\", 192.0.2.7]\n"
-                                          "  required: true\n",
-                                 "");
+                                          "  required: true\n");
     char buf[64];
     cr_assert(cfg->pp_on);
     cr_expect(cfg->pp_required);
@@ -69,7 +36,7 @@ Test(config_net, proxy_protocol_values)
     cr_expect_str_eq(cidr_str(&cfg->pp_trusted[1], buf, sizeof(buf)), "::1/128");
     cr_expect_str_eq(cidr_str(&cfg->pp_trusted[2], buf, sizeof(buf)), "192.0.2.7/32");
     config_free(cfg);
-    cfg = load_ok(BACKENDS "proxyProtocol: {trustedNetworks: [127.0.0.1]}\n", "");
+    cfg = load_ok(BACKENDS "proxyProtocol: {trustedNetworks: [127.0.0.1]}\n");
     cr_expect(cfg->pp_on);
     cr_expect_not(cfg->pp_required, "required defaults to false");
     config_free(cfg);
@@ -77,14 +44,14 @@ Test(config_net, proxy_protocol_values)
 
 Test(config_net, proxy_protocol_warnings)
 {
-    struct config *cfg = load_ok(BACKENDS "proxyProtocol:\n  trustedNetworks: [10.1.0.0/8]\n",
-                                 "t.yaml:4:21: warning: proxyProtocol.trustedNetworks: "
-                                 "\"10.1.0.0/8\" has bits set beyond its prefix: it means "
-                                 "10.0.0.0/8\n");
+    struct config *cfg = load_warn(BACKENDS "proxyProtocol:\n  trustedNetworks: [10.1.0.0/8]\n",
+                                   "t.yaml:4:21: warning: proxyProtocol.trustedNetworks: "
+                                   "\"10.1.0.0/8\" has bits set beyond its prefix: it means "
+                                   "10.0.0.0/8\n");
     config_free(cfg);
-    cfg = load_ok(BACKENDS "proxyProtocol:\n  trustedNetworks: []\n",
-                  "t.yaml:4:20: warning: proxyProtocol.trustedNetworks: [] trusts no peer: every "
-                  "PROXY header is refused\n");
+    cfg = load_warn(BACKENDS "proxyProtocol:\n  trustedNetworks: []\n",
+                    "t.yaml:4:20: warning: proxyProtocol.trustedNetworks: [] trusts no peer: every "
+                    "PROXY header is refused\n");
     cr_expect(cfg->pp_on);
     config_free(cfg);
 }
@@ -113,12 +80,12 @@ Test(config_net, proxy_protocol_errors)
 
 Test(config_net, trusted_proxies)
 {
-    struct config *cfg = load_ok(BACKENDS "trustedProxies: [10.0.0.0/8, \"2001:db8::/32\"]\n", "");
+    struct config *cfg = load_ok(BACKENDS "trustedProxies: [10.0.0.0/8, \"2001:db8::/32\"]\n");
     char buf[64];
     cr_assert_eq(cfg->ntrusted_proxies, 2);
     cr_expect_str_eq(cidr_str(&cfg->trusted_proxies[1], buf, sizeof(buf)), "2001:db8::/32");
     config_free(cfg);
-    cfg = load_ok(BACKENDS "trustedProxies: []\n", "");
+    cfg = load_ok(BACKENDS "trustedProxies: []\n");
     cr_expect_eq(cfg->ntrusted_proxies, 0);
     config_free(cfg);
     expect_fail(BACKENDS "trustedProxies: 10.0.0.0/8\n",
@@ -134,8 +101,7 @@ Test(config_net, send_proxy_protocol)
                                  "  - http://127.0.0.1:8081/\n"
                                  "  - {url: http://127.0.0.1:8082/, sendProxyProtocol: v1}\n"
                                  "  - {url: http://127.0.0.1:8083/, sendProxyProtocol: v2}\n"
-                                 "  - {url: http://127.0.0.1:8084/, sendProxyProtocol: off}\n",
-                                 "");
+                                 "  - {url: http://127.0.0.1:8084/, sendProxyProtocol: off}\n");
     cr_assert_eq(cfg->nbackends, 4);
     cr_expect_eq(cfg->backends[0].send_proxy_protocol, 0);
     cr_expect_eq(cfg->backends[1].send_proxy_protocol, 1);
@@ -149,7 +115,7 @@ Test(config_net, send_proxy_protocol)
 /* config_diff's lines between two loads. */
 static char *diff(const char *a, const char *b)
 {
-    struct config *o = load_ok(a, ""), *n = load_ok(b, "");
+    struct config *o = load_ok(a), *n = load_ok(b);
     char *out = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);

@@ -6,17 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../support/config_support.h"
 #include "config/config.h"
-
-static int load(const char *yaml, struct config **cfg, char **errs)
-{
-    size_t len = 0;
-    FILE *f = open_memstream(errs, &len);
-    cr_assert_not_null(f);
-    int rc = config_load_buffer("t.yaml", yaml, strlen(yaml), f, cfg);
-    fclose(f);
-    return rc;
-}
 
 static uint32_t loaded(const char *yaml)
 {

@@ -12,65 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../support/config_support.h"
 #include "base/cidr.h"
 #include "config/config.h"
-
-static int load(const char *yaml, struct config **cfg, char **errs)
-{
-    size_t len = 0;
-    FILE *f = open_memstream(errs, &len);
-    cr_assert_not_null(f);
-    int rc = config_load_buffer("t.yaml", yaml, strlen(yaml), f, cfg);
-    fclose(f);
-    return rc;
-}
-
-static struct config *load_ok(const char *yaml)
-{
-    struct config *cfg = NULL;
-    char *errs = NULL;
-    int rc = load(yaml, &cfg, &errs);
-    cr_assert_eq(rc, 0, "load failed for:\n%s\nmessages:\n%s", yaml, errs);
-    cr_assert_str_eq(errs, "", "unexpected messages for:\n%s", yaml);
-    free(errs);
-    return cfg;
-}
-
-/* Loads successfully, with exactly `want` (warnings) on errs. */
-static struct config *load_warn(const char *yaml, const char *want)
-{
-    struct config *cfg = NULL;
-    char *errs = NULL;
-    int rc = load(yaml, &cfg, &errs);
-    cr_assert_eq(rc, 0, "load failed for:\n%s\nmessages:\n%s", yaml, errs);
-    cr_expect_str_eq(errs, want, "for input:\n%s\ngot:\n%s\nwant:\n%s", yaml, errs, want);
-    free(errs);
-    return cfg;
-}
-
-static void expect_fail(const char *yaml, const char *want)
-{
-    struct config *cfg = (struct config *)1;
-    char *errs = NULL;
-    int rc = load(yaml, &cfg, &errs);
-    cr_expect_eq(rc, -1, "expected failure for:\n%s", yaml);
-    cr_expect_null(cfg);
-    cr_expect_str_eq(errs, want, "for input:\n%s\ngot:\n%s\nwant:\n%s", yaml, errs, want);
-    free(errs);
-    if (rc == 0)
-        config_free(cfg);
-}
-
-struct error_case {
-    const char *yaml;
-    const char *want;
-};
-
-static void expect_all(const struct error_case *cases, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        expect_fail(cases[i].yaml, cases[i].want);
-}
 
 #define B "backends: [http://127.0.0.1:8081]\n"
 #define P "pools:\n  api:\n    backends: [http://127.0.0.1:9000]\n" /* lines 2-4 after B */

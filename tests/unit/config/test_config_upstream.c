@@ -7,42 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../support/config_support.h"
 #include "config/config.h"
 #include "config/config_diff.h"
-
-static int load(const char *yaml, struct config **cfg, char **errs)
-{
-    size_t len = 0;
-    FILE *f = open_memstream(errs, &len);
-    cr_assert_not_null(f);
-    int rc = config_load_buffer("t.yaml", yaml, strlen(yaml), f, cfg);
-    fclose(f);
-    return rc;
-}
-
-/* Loads successfully, with exactly `want` (warnings) on errs. */
-static struct config *load_warn(const char *yaml, const char *want)
-{
-    struct config *cfg = NULL;
-    char *errs = NULL;
-    int rc = load(yaml, &cfg, &errs);
-    cr_assert_eq(rc, 0, "load failed for:\n%s\nmessages:\n%s", yaml, errs);
-    cr_expect_str_eq(errs, want, "for input:\n%s\ngot:\n%s\nwant:\n%s", yaml, errs, want);
-    free(errs);
-    return cfg;
-}
-
-static void expect_fail(const char *yaml, const char *want)
-{
-    struct config *cfg = NULL;
-    char *errs = NULL;
-    int rc = load(yaml, &cfg, &errs);
-    cr_expect_eq(rc, -1, "expected failure for:\n%s", yaml);
-    cr_expect_str_eq(errs, want, "for input:\n%s\ngot:\n%s\nwant:\n%s", yaml, errs, want);
-    free(errs);
-    if (rc == 0)
-        config_free(cfg);
-}
 
 static const char *svc(const struct config_upstream *u)
 {
