@@ -171,8 +171,8 @@ bool exchange_h2_open(struct exchange *x, struct backend *b, int *err)
 }
 
 /* The request body ended: END_STREAM, or the request's trailers t[0..n) (those an HTTP/1
- * trailer section would forward: rewrite_trailer_forwarded) in a HEADERS frame that ends the
- * stream. False when the request failed (x->res). */
+ * trailer section would forward, rewrite_trailer_forwarded, and HTTP/2 may carry) in a HEADERS
+ * frame that ends the stream. False when the request failed (x->res). */
 static bool h2_end_request(struct exchange *x, const struct http_field *t, size_t n)
 {
     struct http_field keep[H2UP_MAX_FIELDS];
@@ -180,7 +180,7 @@ static bool h2_end_request(struct exchange *x, const struct http_field *t, size_
     for (size_t i = 0; i < n; i++) {
         struct http_field f = t[i];
         f.id = (uint16_t)http_field_id_of(f.name, f.name_len);
-        if (!rewrite_trailer_forwarded(&f))
+        if (!rewrite_trailer_forwarded(&f) || http_field_h2_forbidden(f.id))
             continue;
         if (k == ARRAY_LEN(keep)) { /* more than a stream takes: the request is refused */
             x->end_term = "PD";

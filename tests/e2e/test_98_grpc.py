@@ -719,7 +719,8 @@ class GrpcUpstreamTest(h2t.H2Case):
         head = (b"POST /up HTTP/1.1\r\nHost: golb.test\r\nTransfer-Encoding: chunked\r\n"
                 b"Trailer: x-sum\r\n\r\n")
         chunks = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in pieces)
-        last = b"0\r\nX-Sum: 42\r\nContent-Length: 5\r\nx-Other: o\r\n\r\n"
+        last = (b"0\r\nX-Sum: 42\r\nContent-Length: 5\r\nx-Other: o\r\nHTTP2-Settings: AAMAAABk"
+                b"\r\n\r\n")
         second = b"POST /again HTTP/1.1\r\nHost: golb.test\r\nTransfer-Encoding: chunked\r\n\r\n" \
                  b"3\r\nabc\r\n0\r\n\r\n"
         with HTTPConn("127.0.0.1", g.port, timeout=scaled(10)) as c:
@@ -731,7 +732,8 @@ class GrpcUpstreamTest(h2t.H2Case):
         self.assertEqual(got["length"], len(big))
         self.assertEqual(got["sha256"], hashlib.sha256(big).hexdigest())
         self.assertNotIn("transfer-encoding", got["headers"])
-        # the trailer block: names lower-cased, Content-Length (framing) not forwarded
+        # the trailer block: names lower-cased, neither Content-Length (framing) nor a field
+        # HTTP/2 forbids
         self.assertEqual(got["trailers"], {"x-sum": "42", "x-other": "o"})
         self.assertEqual(r2.status, 200)
         got = json.loads(r2.body)
