@@ -136,8 +136,33 @@ def grpc_over_http1(conn, head, path):
     return False
 
 
+def endless_grpc_over_http1(conn, head, path):
+    """A RawUpstream handler: a gRPC answer over HTTP/1.1 that never ends by itself (one
+    message every 50 ms in a chunked body) until golb closes the connection."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\n"
+                 b"transfer-encoding: chunked\r\n\r\n")
+    try:
+        while True:
+            conn.sendall(b"8\r\n" + MESSAGE + b"\r\n")
+            time.sleep(0.05)
+    except OSError:
+        return False
+
+
 @plain_only("golb's own listeners are chosen per test (h2c)")
 class GrpcTrailersAndLogTest(h2t.H2Case):
+    def test_grpc_timeout_after_the_head_from_an_http1_backend_ends_with_trailers(self):
+        u = self.raw_upstream(endless_grpc_over_http1)
+        g = self.h2c([u])
+        c = self.client(g)
+        sid = c.request("/golb.test.Echo/Server", method="POST", body=MESSAGE,
+                        headers=GRPC_HEADERS + [("grpc-timeout", "300m")])
+        c.wait(lambda: c.done(sid), timeout=5, what="the end of the call")
+        r = c.responses[sid]
+        self.assertIsNone(r["reset"], "the stream ends with trailers, not a reset")
+        self.assertTrue(bytes(r["data"]).startswith(MESSAGE), r["data"])
+        self.assertEqual(r["trailers"], {"grpc-status": "4", "grpc-message": "Gateway Timeout"})
+
     def test_trailers_from_an_http1_upstream_reach_a_grpc_client_and_the_log(self):
         u = self.raw_upstream(grpc_over_http1)
         g = self.h2c([u], accessLog="json", admin="{listen: 127.0.0.1:0}")
