@@ -250,8 +250,19 @@ void exchange_result(const struct exchange *x, struct exchange_result *out)
 void exchange_obs_end(struct exchange *x, int status, const char *term, const char *error_type,
                       const char *client_ip)
 {
+    if (unlikely(x->end_early) && x->end_term) { /* ended well, but early, by golb */
+        term = x->end_term;
+        error_type = x->end_error;
+    }
     /* the request's own client address once exchange_start decided it (trustedProxies) */
     obs_req_end(x->w, &x->obs, status, term, error_type, x->client_ip_len ? x->client_ip : client_ip);
+}
+
+void exchange_obs_end_reply(struct exchange *x, int status, const char *term,
+                            const char *error_type, const char *client_ip)
+{
+    x->obs.grpc_reply = x->grpc && status >= 400; /* reply_error's and exchange_route's rule */
+    exchange_obs_end(x, status, term, error_type, client_ip);
 }
 
 struct exchange_tunnel *exchange_tunnel(struct exchange *x)
@@ -349,15 +360,48 @@ uint64_t exchange_deadline(const struct exchange *x)
     return r && r < d ? r : d;
 }
 
+/* A gRPC call's deadline passed after its response head went to the session: it ends the gRPC
+ * way, DEADLINE_EXCEEDED in trailers after the data that went (a reset stream would read as
+ * INTERNAL, a cut connection as UNAVAILABLE): through body_end (HTTP/2 clients), or in the last
+ * chunk for an HTTP/1.1 client whose chunks the exchange frames (an HTTP/2 backend) unless one is
+ * half sent. The backend's stream is reset (CANCEL), its HTTP/1 connection closed, when the
+ * exchange finishes. Otherwise (an HTTP/1 backend's chunks relayed as they came) a cut. */
+COLD static enum exchange_status grpc_deadline_end(struct exchange *x)
+{
+    static const struct http_field tr[] = {
+        {.name = "grpc-status", .value = "4", .name_len = 11, .value_len = 1},
+        {.name = "grpc-message", .value = "Gateway Timeout", .name_len = 12, .value_len = 15},
+    };
+    bool sink = x->ops->body_end && !x->resp_chunked_out;
+    if (!sink && !(x->h2s && exchange_h2_end_chunked(x, tr, ARRAY_LEN(tr))))
+        return exchange_fail(x, 504, LB_OK);
+    x->end_early = true;
+    x->obs.grpc_code = GRPC_DEADLINE_EXCEEDED + 1;
+    x->grpc_deadline = 0;         /* passed: the last chunk has bodyTimeout to go */
+    x->resp_keepalive = false;    /* the backend's response is left unfinished */
+    if (!x->req_done) {           /* the rest of the request body goes nowhere */
+        x->body_abandoned = true;
+        x->req_done = true;
+    }
+    if (!sink)
+        return EX_WAIT; /* the pump sends the last chunk, then the exchange is done */
+    if (x->ops->body_end(x->client, tr, ARRAY_LEN(tr)) != 0)
+        return x->res = EX_CLOSE;
+    x->resp_phase = RESP_DONE;
+    return x->res = EX_DONE;
+}
+
 enum exchange_status exchange_timeout(struct exchange *x)
 {
     if (x->res != EX_WAIT)
         return x->res;
     uint64_t now = loop_now(x->w->loop), until = replay_until(x);
     if (unlikely(x->grpc_deadline) && now >= x->grpc_deadline) {
-        /* the caller's deadline, not the backend's fault (cut when the response started) */
+        /* the caller's deadline, not the backend's fault */
         x->end_term = x->resp_started ? "sD" : "sH";
         x->end_error = "grpc_deadline";
+        if (x->resp_phase == RESP_BODY)
+            return grpc_deadline_end(x);
         return exchange_fail(x, 504, LB_OK);
     }
     if (until && now >= until && now < wait_deadline(x)) {
@@ -553,7 +597,8 @@ static void x_pp_key(const struct exchange *x, struct upstream_pp *pp)
         pp->family = AF_INET6;
 }
 
-static int x_send_proxy_header(struct exchange *x, struct upstream_conn *up)
+ssize_t exchange_proxy_header(const struct exchange *x, char *hdr, size_t cap,
+                              struct upstream_pp *key)
 {
     const struct config_backend *cb = ex_backend_cfg(x);
     struct upstream_pp pp;
@@ -571,10 +616,16 @@ static int x_send_proxy_header(struct exchange *x, struct upstream_conn *up)
     }
     const struct sockaddr *s = pp.family ? (const struct sockaddr *)&src : NULL;
     const struct sockaddr *d = s ? (const struct sockaddr *)&cb->addr : NULL;
+    *key = pp;
+    return cb->send_proxy_protocol == 1 ? proxy_proto_write_v1(hdr, cap, s, d)
+                                        : proxy_proto_write_v2(hdr, cap, s, d, NULL, 0, 0);
+}
+
+static int x_send_proxy_header(struct exchange *x, struct upstream_conn *up)
+{
     char hdr[PROXY_PROTO_V1_MAX + 64];
-    ssize_t n = cb->send_proxy_protocol == 1
-                    ? proxy_proto_write_v1(hdr, sizeof(hdr), s, d)
-                    : proxy_proto_write_v2(hdr, sizeof(hdr), s, d, NULL, 0, 0);
+    struct upstream_pp pp;
+    ssize_t n = exchange_proxy_header(x, hdr, sizeof(hdr), &pp);
     if (n < 0)
         return (int)n;
     return upstream_send_proxy_header(up, hdr, (size_t)n, &pp);
@@ -672,10 +723,6 @@ static void connect_next(struct exchange *x)
             if (exchange_h2_open(x, b, &err)) {
                 obs_backend_try(w, &x->obs, b, x->up_reused, x->tried.n > 1, x->reqh->last);
                 atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
-                return;
-            }
-            if (err == -EMSGSIZE) {
-                exchange_fail(x, 411, LB_OK); /* a chunked HTTP/1 body to an HTTP/2 backend */
                 return;
             }
             log_warn("backend %s: cannot open an HTTP/2 stream: %s", b->name, strerror(-err));
@@ -1336,6 +1383,9 @@ enum exchange_status exchange_pump(struct exchange *x)
 {
     x->budget = x->ops->yield ? LOOP_IO_BUDGET : SIZE_MAX;
     x->yielded = false;
+    /* first: the backend a held body is let go to may speak HTTP/2 (x->h2s) */
+    if (unlikely(x->phase == XP_BUFFER) && !pump_hold(x))
+        return x->res == EX_WAIT ? x_wait(x) : x->res;
     if (unlikely(x->h2s)) {
         enum exchange_status st = exchange_h2_pump(x);
         return st == EX_WAIT ? x_wait(x) : st;
@@ -1344,8 +1394,6 @@ enum exchange_status exchange_pump(struct exchange *x)
         enum exchange_status st = pump_tunnel_stream(x);
         return st == EX_WAIT ? x_wait(x) : st;
     }
-    if (unlikely(x->phase == XP_BUFFER) && !pump_hold(x))
-        return x->res == EX_WAIT ? x_wait(x) : x->res;
     for (int rounds = 0; ex_relaying(x); rounds++) {
         if (rounds == 64) { /* readiness still set: the rest after the other connections */
             if (x->ops->yield)

@@ -264,5 +264,10 @@ void exchange_result(const struct exchange *x, struct exchange_result *out);
  * Idempotent. */
 void exchange_obs_end(struct exchange *x, int status, const char *term, const char *error_type,
                       const char *client_ip);
+/* The same for an answer golb generated itself (status: its error or a route's reply): a gRPC
+ * call's went the gRPC way (HTTP 200 with grpc-status, reply_error), which is the status the
+ * access log says; the counters count `status`, and rpc.grpc.status_code is its gRPC code. */
+void exchange_obs_end_reply(struct exchange *x, int status, const char *term,
+                            const char *error_type, const char *client_ip);
 
 #endif

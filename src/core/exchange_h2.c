@@ -30,6 +30,7 @@
 #include "http/grpc.h"
 #include "http/http.h"
 #include "http/http1.h"
+#include "http/rewrite.h"
 #include "lb/balancer.h"
 #include "upstream/backend.h"
 #include "upstream/h2up.h"
@@ -118,16 +119,37 @@ static int build_nv(struct exchange *x, const struct config_backend *cb, struct 
     return (int)k;
 }
 
+/* sendProxyProtocol: the PROXY header a new connection for this request's client writes first
+ * (into pp, its bytes in hdr), or NULL without it. A connection then carries only that client's
+ * streams (h2up_open). False with *err when the header cannot be built. */
+static bool h2_proxy(struct exchange *x, struct h2up_proxy *pp, char *hdr, size_t cap,
+                     const struct h2up_proxy **out, int *err)
+{
+    *out = NULL;
+    if (!ex_backend_cfg(x)->send_proxy_protocol)
+        return true;
+    ssize_t n = exchange_proxy_header(x, hdr, cap, &pp->key);
+    if (n < 0) {
+        *err = (int)n;
+        return false;
+    }
+    pp->hdr = hdr;
+    pp->len = (size_t)n;
+    *out = pp;
+    return true;
+}
+
 /* Opens the stream on backend b. True when it opened (x->phase set), false when it could not
  * start (counted like a connect failure by the caller). */
 bool exchange_h2_open(struct exchange *x, struct backend *b, int *err)
 {
     struct worker_ctx *w = x->w;
     const struct config_backend *cb = ex_backend_cfg(x);
-    if (!x->req_stream && x->req_body == HTTP1_BODY_CHUNKED) {
-        *err = -EMSGSIZE; /* an HTTP/1 chunked body is not decoded for HTTP/2 yet */
+    struct h2up_proxy ppb;
+    const struct h2up_proxy *pp;
+    char pph[H2UP_PP_MAX];
+    if (!h2_proxy(x, &ppb, pph, sizeof(pph), &pp, err))
         return false;
-    }
     struct http1_request rq;
     struct http_field nv[HTTP1_MAX_HEADERS + 8];
     char names[NAMES_MAX];
@@ -138,8 +160,8 @@ bool exchange_h2_open(struct exchange *x, struct backend *b, int *err)
     }
     bool fresh = false;
     bool body = x->req_body != HTTP1_BODY_NONE;
-    x->h2s = h2up_open(w->upstreams, &b->pw[w->id].idle, cb, nv, (size_t)n, body, NULL, 0, false,
-                       x, on_h2_event, &fresh, err);
+    x->h2s = h2up_open(w->upstreams, &b->pw[w->id].idle, cb, pp, nv, (size_t)n, body, NULL, 0,
+                       false, x, on_h2_event, &fresh, err);
     if (!x->h2s)
         return false;
     x->up_reused = !fresh;
@@ -148,11 +170,159 @@ bool exchange_h2_open(struct exchange *x, struct backend *b, int *err)
     return true;
 }
 
+/* The request body ended: END_STREAM, or the request's trailers t[0..n) (those an HTTP/1
+ * trailer section would forward, rewrite_trailer_forwarded, and HTTP/2 may carry) in a HEADERS
+ * frame that ends the stream. False when the request failed (x->res). */
+static bool h2_end_request(struct exchange *x, const struct http_field *t, size_t n)
+{
+    struct http_field keep[H2UP_MAX_FIELDS];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct http_field f = t[i];
+        f.id = (uint16_t)http_field_id_of(f.name, f.name_len);
+        if (!rewrite_trailer_forwarded(&f) || http_field_h2_forbidden(f.id))
+            continue;
+        if (k == ARRAY_LEN(keep)) { /* more than a stream takes: the request is refused */
+            x->end_term = "PD";
+            x->end_error = "bad_request";
+            exchange_fail(x, 400, LB_FAILED);
+            return false;
+        }
+        keep[k++] = f;
+    }
+    if (h2up_stream_end_trailers(x->h2s, keep, k) != 0) {
+        exchange_fail(x, 503, LB_FAILED);
+        return false;
+    }
+    x->req_done = true;
+    x->sent_at = loop_now(x->w->loop);
+    return true;
+}
+
+/* n bytes at the front of the request body went into the stream or were framing: off the hold
+ * chain's first buffer while there is one, else off the session's source. */
+static void h2_src_consume(struct exchange *x, uint32_t n)
+{
+    struct buf *hb = x->hold;
+    if (!hb) {
+        x->ops->consume(x->client, n);
+        return;
+    }
+    hb->pos += n;
+    x->held -= n;
+    if (buf_len(hb) == 0) {
+        x->hold = hb->next;
+        if (!x->hold)
+            x->hold_tail = NULL;
+        buf_put(&x->w->bufs, hb);
+    }
+}
+
+/* Request direction for an HTTP/1 chunked body (HTTP/2 has no chunked coding): the HTTP/1
+ * decoder (http1_chunked_decode) runs again over the body from its first byte, in the hold
+ * chain then at the source, in place:
+ *
+ *   front of the hold chain or source
+ *   [data decoded: h2_data][framing or data not decoded yet ...]
+ *
+ * a run of data is decoded, then written into the stream (as much as it takes, the rest waits in
+ * place), framing is dropped but the trailer section, which is gathered in reqt and goes as the
+ * stream's trailers once the last chunk is decoded. Bytes past the body stay at the source (the
+ * next pipelined request). */
+static bool h2_request_chunked(struct exchange *x)
+{
+    bool progress = false;
+    struct h2up_stream *s = x->h2s;
+    while (!x->req_done) {
+        uint32_t avail = 0;
+        const char *p;
+        if (x->hold) {
+            p = x->hold->data + x->hold->pos;
+            avail = buf_len(x->hold);
+        } else {
+            p = x->ops->peek(x->client, &avail);
+        }
+        if (x->h2_data) {
+            size_t k = h2up_stream_write(s, p, MIN(x->h2_data, avail));
+            if (!k)
+                return progress;
+            h2_src_consume(x, (uint32_t)k);
+            x->h2_data -= (uint32_t)k;
+            x->req_body_sent = true;
+            x->obs.req_body_bytes += k;
+            x->progress_at = loop_now(x->w->loop);
+            progress = true;
+            continue;
+        }
+        if (http1_chunked_done(&x->h2_chunk)) {
+            struct http_field tr[H2UP_MAX_FIELDS + 1];
+            size_t nt = x->reqt ? http1_parse_trailers(x->reqt->data, x->reqt->last, tr,
+                                                       ARRAY_LEN(tr))
+                                : 0;
+            bool ok = h2_end_request(x, tr, nt); /* copied: reqt may go */
+            buf_put(&x->w->bufs, x->reqt);
+            x->reqt = NULL;
+            return ok;
+        }
+        if (!avail) {
+            ssize_t r = x->ops->fill(x->client);
+            if (r == -EAGAIN)
+                return progress;
+            if (r == -ENOMEM) {
+                exchange_fail(x, 503, LB_FAILED);
+                return false;
+            }
+            if (r <= 0) { /* the client went away mid-body: the stream is reset, never ended */
+                x->res = EX_CLOSE;
+                return false;
+            }
+            x->progress_at = loop_now(x->w->loop);
+            continue;
+        }
+        bool is_data;
+        size_t before = http1_chunked_in_trailers(&x->h2_chunk) ? x->h2_chunk.line_len : 0;
+        ssize_t k = http1_chunked_decode(&x->h2_chunk, p, avail, &is_data);
+        if (k <= 0) { /* invalid framing (0: never, avail > 0 and not done) */
+            x->end_term = "PD";
+            x->end_error = "bad_request";
+            exchange_fail(x, 400, LB_FAILED);
+            return false;
+        }
+        if (is_data) {
+            x->h2_data = (uint32_t)k; /* written at the top of the loop */
+            continue;
+        }
+        if (http1_chunked_in_trailers(&x->h2_chunk) || http1_chunked_done(&x->h2_chunk)) {
+            /* the run's last t bytes are trailer section (HTTP1_TRAILERS_MAX fits a buffer) */
+            uint32_t t = (uint32_t)(x->h2_chunk.line_len - before);
+            if (t && !x->reqt && !(x->reqt = buf_get(&x->w->bufs))) {
+                exchange_fail(x, 503, LB_FAILED);
+                return false;
+            }
+            if (t > (x->reqt ? buf_space(x->reqt) : 0)) {
+                x->end_term = "PD";
+                x->end_error = "bad_request";
+                exchange_fail(x, 400, LB_FAILED);
+                return false;
+            }
+            if (t) {
+                memcpy(x->reqt->data + x->reqt->last, p + k - t, t);
+                x->reqt->last += t;
+            }
+        }
+        h2_src_consume(x, (uint32_t)k);
+        progress = true;
+    }
+    return progress;
+}
+
 /* Request direction: the held chain, then the source, into the stream. */
 static bool h2_request(struct exchange *x)
 {
     bool progress = false;
     struct h2up_stream *s = x->h2s;
+    if (x->req_body == HTTP1_BODY_CHUNKED && !x->req_stream)
+        return h2_request_chunked(x);
     while (!x->req_done) {
         if (x->hold) {
             struct buf *hb = x->hold;
@@ -210,11 +380,12 @@ static bool h2_request(struct exchange *x)
                 }
             }
         }
-        if (end) {
-            h2up_stream_end(s);
-            x->req_done = true;
-            x->sent_at = loop_now(x->w->loop);
-            return true;
+        if (end) { /* a stream source's trailers (fill said the body ended) */
+            const struct http_field *tr = NULL;
+            size_t nt = x->req_stream && x->req_body != HTTP1_BODY_NONE && x->ops->trailers
+                            ? x->ops->trailers(x->client, &tr)
+                            : 0;
+            return h2_end_request(x, tr, nt);
         }
         size_t k = h2up_stream_write(s, src, avail);
         if (!k)
@@ -274,13 +445,13 @@ static void h2_response_of(struct exchange *x, struct h2up_stream *s, struct htt
     r->num_headers = n;
 }
 
-/* Appends the last chunk with the stream's trailers to resph (HTTP/1.1 chunked clients). */
-static bool h2_last_chunk(struct exchange *x, struct h2up_stream *s)
+/* Appends the last chunk with trailers t[0..n) to resph (HTTP/1.1 chunked clients). */
+static bool h2_last_chunk(struct exchange *x, const struct http_field *t, size_t n)
 {
     struct buf *b = x->resph;
     size_t need = 7;
-    for (size_t i = 0; i < s->nt; i++)
-        need += s->t[i].name_len + s->t[i].value_len + 4;
+    for (size_t i = 0; i < n; i++)
+        need += t[i].name_len + t[i].value_len + 4;
     if (need > buf_space(b))
         return false;
     char *p = b->data + b->last;
@@ -291,13 +462,13 @@ static bool h2_last_chunk(struct exchange *x, struct h2up_stream *s)
     }
     memcpy(p, "0\r\n", 3);
     p += 3;
-    for (size_t i = 0; i < s->nt; i++) {
-        memcpy(p, s->t[i].name, s->t[i].name_len);
-        p += s->t[i].name_len;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(p, t[i].name, t[i].name_len);
+        p += t[i].name_len;
         *p++ = ':';
         *p++ = ' ';
-        memcpy(p, s->t[i].value, s->t[i].value_len);
-        p += s->t[i].value_len;
+        memcpy(p, t[i].value, t[i].value_len);
+        p += t[i].value_len;
         *p++ = '\r';
         *p++ = '\n';
     }
@@ -314,6 +485,15 @@ static bool h2_resph(struct exchange *x)
         return false;
     if (x->resph_sent == x->resph->last)
         x->resph->pos = x->resph->last = x->resph_sent = 0;
+    return true;
+}
+
+bool exchange_h2_end_chunked(struct exchange *x, const struct http_field *t, size_t n)
+{
+    if (!x->resp_chunked_out || x->chunk_left || !h2_resph(x) || !h2_last_chunk(x, t, n))
+        return false;
+    x->resp_chunked_out = false;
+    x->resp_phase = RESP_END;
     return true;
 }
 
@@ -408,7 +588,7 @@ static bool h2_response(struct exchange *x)
             if (unlikely(x->grpc) && s->nt && grpc_status_field(s->t, s->nt) >= 0)
                 x->obs.grpc_code = (int8_t)(grpc_status_field(s->t, s->nt) + 1);
             if (x->resp_chunked_out && x->resp_body == HTTP1_BODY_CHUNKED) {
-                if (!h2_resph(x) || !h2_last_chunk(x, s)) {
+                if (!h2_resph(x) || !h2_last_chunk(x, s->t, s->nt)) {
                     x->res = EX_CLOSE;
                     return false;
                 }
@@ -499,6 +679,7 @@ void exchange_h2_failed(struct exchange *x)
                  .value_len = 23},
             };
             if (x->ops->body_end(x->client, tr, ARRAY_LEN(tr)) == 0) {
+                x->end_early = true;
                 x->obs.grpc_code = GRPC_UNAVAILABLE + 1;
                 x->resp_phase = RESP_DONE;
                 x->req_done = true;
@@ -514,7 +695,7 @@ void exchange_h2_failed(struct exchange *x)
         exchange_connect_failed(x, "HTTP/2 connection failed");
         return;
     }
-    if (s->refused && !x->replayed && (s->replayable || !x->req_body_sent)) {
+    if (s->refused && !x->replayed && (s->replayable || !x->req_body_sent) && !s->nrqt) {
         /* not processed by the backend: again on another connection (the GOAWAY'd one takes no
          * new stream), its body from what the stream kept */
         struct worker_ctx *w = x->w;
@@ -524,7 +705,11 @@ void exchange_h2_failed(struct exchange *x)
         int n = build_nv(x, ex_backend_cfg(x), &rq, nv, ARRAY_LEN(nv), names);
         size_t rlen = s->rq_len;
         uint8_t *keep = rlen ? malloc(rlen) : NULL;
-        if (n >= 0 && (!rlen || keep)) {
+        struct h2up_proxy ppb;
+        const struct h2up_proxy *pp = NULL;
+        char pph[H2UP_PP_MAX];
+        int pperr = 0;
+        if (n >= 0 && (!rlen || keep) && h2_proxy(x, &ppb, pph, sizeof(pph), &pp, &pperr)) {
             if (rlen)
                 memcpy(keep, s->rq, rlen);
             bool end = s->rq_end, fresh;
@@ -533,9 +718,9 @@ void exchange_h2_failed(struct exchange *x)
             x->h2s = NULL;
             x->replayed = true;
             counter_add(&b->pw[w->id].m.retries, 1);
-            x->h2s = h2up_open(w->upstreams, &b->pw[w->id].idle, ex_backend_cfg(x), nv, (size_t)n,
-                               x->req_body != HTTP1_BODY_NONE, keep, rlen, end, x, on_h2_event,
-                               &fresh, &err);
+            x->h2s = h2up_open(w->upstreams, &b->pw[w->id].idle, ex_backend_cfg(x), pp, nv,
+                               (size_t)n, x->req_body != HTTP1_BODY_NONE, keep, rlen, end, x,
+                               on_h2_event, &fresh, &err);
             free(keep);
             if (x->h2s) {
                 x->phase = h2up_stream_ready(x->h2s) ? XP_RELAY : XP_CONNECT;

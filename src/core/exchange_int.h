@@ -79,6 +79,12 @@ struct exchange {
     bool resp_chunked_out;        /* h2 upstream: the exchange frames the body as chunks */
     bool chunk_trailer;           /* h2 upstream: a chunk's data went, its CRLF is next */
     uint64_t chunk_left;          /* h2 upstream: data bytes of the current chunk still to go */
+    /* h2 upstream, an HTTP/1 chunked request body: decoded again from its first byte (the hold
+     * chain keeps the framing as received), the data as DATA, the trailer section (kept in reqt)
+     * as HEADERS. h2_data: data bytes at the front of the hold chain or source, decoded, not yet
+     * taken by the stream. */
+    struct http1_chunked h2_chunk;
+    uint32_t h2_data;
     uint64_t grpc_deadline;       /* its grpc-timeout as a loop time, 0: none */
     struct upstream_conn *up;
     int backend; /* index in gen's backend table, -1 before the first pick */
@@ -136,6 +142,8 @@ struct exchange {
     /* observability: facts for counters and the access log (obs.h); end_term/end_error name the
      * cause when golb cuts the exchange for a reason the session cannot see */
     const char *end_term, *end_error;
+    bool end_early; /* the exchange ended the response itself for that cause (gRPC trailers) and
+                       then finished as a whole one: the access log names the cause anyway */
     struct obs_req obs; /* exchange_get() clears only up to its text buffers */
 
     /* Not cleared by exchange_get(): written before they are read. */
@@ -246,6 +254,10 @@ enum exchange_status exchange_route(struct exchange *x, const struct http_reques
 bool exchange_response_head(struct exchange *x, const struct http1_response *resp);
 void exchange_connect_failed(struct exchange *x, const char *why);
 void exchange_connect_next(struct exchange *x);
+/* The PROXY protocol header (sendProxyProtocol of the chosen backend: v1 or v2) naming the
+ * request's client into hdr (cap bytes), and that client as a pool key: its length, or -errno. */
+ssize_t exchange_proxy_header(const struct exchange *x, char *hdr, size_t cap,
+                              struct upstream_pp *key);
 
 /* exchange_h2.c: the exchange over an HTTP/2 upstream stream (protocol h2). open: a stream on
  * backend b (false, *err set, when none could start); pump: both directions; failed: the
@@ -253,6 +265,10 @@ void exchange_connect_next(struct exchange *x);
 bool exchange_h2_open(struct exchange *x, struct backend *b, int *err);
 enum exchange_status exchange_h2_pump(struct exchange *x);
 void exchange_h2_failed(struct exchange *x);
+/* Ends an HTTP/1.1 client's response the exchange frames as chunks (resp_chunked_out) before
+ * the backend's end: the last chunk with trailers t[0..n) goes into resph, the response is
+ * RESP_END (the pump sends it, then RESP_DONE). False when it cannot: a chunk is half sent. */
+bool exchange_h2_end_chunked(struct exchange *x, const struct http_field *t, size_t n);
 
 /* exchange_req.c: the request direction (holding the body, sending head and body up). */
 bool exchange_req_hold_body(struct exchange *x);

@@ -371,6 +371,8 @@ void obs_req_end(struct worker_ctx *w, struct obs_req *r, int status, const char
     /* a gRPC call answered by golb, or by a backend's HTTP error: the code its client reads */
     if (unlikely(r->grpc) && !r->grpc_code && status >= 400)
         r->grpc_code = (int8_t)(grpc_code_of_http(status) + 1);
+    if (unlikely(r->grpc_reply) && status >= 400)
+        r->status = 200; /* what golb's gRPC answer was on the wire */
     struct obs_counters *m = w->m;
     obs_route_done(w, r->route, status);
     if (m) {

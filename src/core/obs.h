@@ -195,6 +195,7 @@ struct obs_req {
     int backend_status;      /* what the backend answered (0: nothing) */
     bool started, reused, ended;
     bool grpc;         /* a gRPC call (rpc.* in the JSON access log) */
+    bool grpc_reply;   /* golb answered the gRPC call itself: HTTP 200 whatever its error */
     int8_t grpc_code;  /* its grpc-status + 1 (the backend's, or golb's own answer's); 0: none */
     uint8_t version; /* enum http_version */
     uint8_t method_len, ua_len, reqid_len;
@@ -237,9 +238,11 @@ static inline void obs_req_route(struct obs_req *r, struct obs_route *route)
 {
     r->route = route;
 }
-/* The request is over. status: what the client got (0 when nothing was answered); term: two
- * letters (see above); error_type: NULL or a short name ("client_abort", "response_timeout").
- * client_ip: the client's address text. Counts it and writes its access-log line. Idempotent. */
+/* The request is over. status: what the client got (0 when nothing was answered; golb's own
+ * error for an answer to a gRPC call it sent as HTTP 200 with grpc-status, r->grpc_reply: the
+ * counters count the error, the line says 200); term: two letters (see above); error_type: NULL
+ * or a short name ("client_abort", "response_timeout"). client_ip: the client's address text.
+ * Counts it and writes its access-log line. Idempotent. */
 void obs_req_end(struct worker_ctx *w, struct obs_req *r, int status, const char *term,
                  const char *error_type, const char *client_ip);
 

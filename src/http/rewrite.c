@@ -457,28 +457,32 @@ bool rewrite_request_head(const struct http_request *req, const struct rewrite_r
     return !o.overflow;
 }
 
+bool rewrite_trailer_forwarded(const struct http_field *h)
+{
+    if (drop_hop_by_hop(h, false))
+        return false;
+    switch (h->id) {
+    case HTTP_F_CONTENT_LENGTH: /* framing and routing are settled by the head */
+    case HTTP_F_TRANSFER_ENCODING:
+    case HTTP_F_HOST:
+    case HTTP_F_TRAILER:
+    case HTTP_F_CONNECTION:
+    case HTTP_F_KEEP_ALIVE:
+    case HTTP_F_PROXY_CONNECTION:
+    case HTTP_F_TE:
+    case HTTP_F_UPGRADE:
+        return false;
+    default:
+        return true;
+    }
+}
+
 bool rewrite_trailers(const struct http_field *f, size_t n, struct buf *b)
 {
     struct out o = {.p = b->data + b->last, .cap = b->cap - b->last};
-    for (size_t i = 0; i < n; i++) {
-        const struct http_field *h = &f[i];
-        if (drop_hop_by_hop(h, false))
-            continue;
-        switch (h->id) {
-        case HTTP_F_CONTENT_LENGTH: /* framing and routing are settled by the head */
-        case HTTP_F_TRANSFER_ENCODING:
-        case HTTP_F_HOST:
-        case HTTP_F_TRAILER:
-        case HTTP_F_CONNECTION:
-        case HTTP_F_KEEP_ALIVE:
-        case HTTP_F_PROXY_CONNECTION:
-        case HTTP_F_TE:
-        case HTTP_F_UPGRADE:
-            continue;
-        default:
-            out_field(&o, h);
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        if (rewrite_trailer_forwarded(&f[i]))
+            out_field(&o, &f[i]);
     out_str(&o, "\r\n");
     if (o.overflow)
         return false;

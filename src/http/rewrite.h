@@ -93,6 +93,8 @@ bool rewrite_headers_touch(const struct rewrite_headers *h, const char *name, si
  * (Content-Length, Transfer-Encoding, Host, Trailer and the hop-by-hop ones) are not forwarded in
  * a trailer section. Returns false, leaving b unchanged, when it does not fit. */
 bool rewrite_trailers(const struct http_field *f, size_t n, struct buf *b);
+/* True when rewrite_trailers() forwards the trailer field f (its id set: http_field_id_of). */
+bool rewrite_trailer_forwarded(const struct http_field *f);
 
 /* Finishes a head left open by rewrite_request_head() with "Host: host" (no-op when host_at is 0).
  * Called once per backend tried, so each gets its own host:port. Returns false when it does not

@@ -214,7 +214,10 @@ static void obs_end_reply(struct client *c, int status, const struct exchange_re
         term = r->end_term;
         err = r->end_error;
     }
-    obs_end(c, status, term, err);
+    if (c->x)
+        exchange_obs_end_reply(c->x, status, term, err, c->ip);
+    else
+        obs_end(c, status, term, err);
 }
 
 static void client_close(struct client *c)
@@ -935,7 +938,7 @@ static void client_reply(struct client *c)
         client_fail(c, 500, LB_OK);
         return;
     }
-    obs_end(c, d->status, r.end_term ? r.end_term : "--", r.end_error);
+    exchange_obs_end_reply(c->x, d->status, r.end_term ? r.end_term : "--", r.end_error, c->ip);
     c->reply_keep = keep;
     client_reply_buf(c, b, b->last);
 }

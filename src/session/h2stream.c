@@ -900,7 +900,7 @@ static void on_exchange_status(struct h2stream *s, enum exchange_status st)
                 term = r.end_term;
                 err = r.end_error;
             }
-            exchange_obs_end(s->x, r.fail_status, term, err, s->c->ip);
+            exchange_obs_end_reply(s->x, r.fail_status, term, err, s->c->ip);
             exchange_release_upstream(s->x, r.fail_outcome);
             h2stream_put_exchange(s);
             struct reply_desc d;
@@ -920,7 +920,8 @@ static void on_exchange_status(struct h2stream *s, enum exchange_status st)
     case EX_REPLY: { /* a route's redirect or respond, 403, 404, 429 */
         exchange_result(s->x, &r);
         const struct reply_desc *d = exchange_reply(s->x);
-        exchange_obs_end(s->x, d->status, r.end_term ? r.end_term : "--", r.end_error, s->c->ip);
+        exchange_obs_end_reply(s->x, d->status, r.end_term ? r.end_term : "--", r.end_error,
+                               s->c->ip);
         stream_reply(s, d); /* before the exchange goes: d lives in it */
         h2stream_put_exchange(s);
         return;

@@ -47,10 +47,16 @@ struct h2up_conn {
     struct h2up_stream *dirty;   /* streams whose owner must hear of a change */
     struct h2up_stream *owned;   /* streams not yet closed by their owner */
     struct loop_task more;       /* input left after a read budget: read again */
-    struct loop_task flushq;
-    nghttp2_mem mem;             /* nghttp2 allocates from the worker's mcache */     /* frames queued by the streams: written after the I/O batch */
+    struct loop_task flushq;     /* frames queued by the streams: written after the I/O batch */
+    nghttp2_mem mem;             /* nghttp2 allocates from the worker's mcache */
+    struct loop_timer idle_timer; /* no stream since upstreamIdleTimeout: GOAWAY and close */
     uint8_t *out;                /* frames serialised, not yet written */
     size_t out_len, out_off, out_cap;
+    /* sendProxyProtocol: the client it speaks for (family 0: none) and its PROXY header, written
+     * once connected, before anything else */
+    struct upstream_pp pp;
+    uint16_t pp_len;
+    uint8_t pp_hdr[H2UP_PP_MAX];
 };
 
 static void conn_fail(struct h2up_conn *c, const char *why);
@@ -104,6 +110,8 @@ static void conn_maybe_free(struct h2up_conn *c)
 
 static void conn_close(struct h2up_conn *c)
 {
+    if (c->pool)
+        loop_timer_cancel(upstream_pool_loop(c->pool), &c->idle_timer);
     counts_add(c->idle, 0, -(int)c->open); /* nghttp2 will not close them now */
     c->open = 0;
     if (c->up) {
@@ -139,6 +147,18 @@ static struct h2up_stream *stream_of(nghttp2_session *ng, int32_t id)
 
 static struct h2up_stream *stream_of(nghttp2_session *ng, int32_t id);
 
+static nghttp2_nv nv_of(const struct http_field *f);
+
+/* The request's trailers, from rq_read once the body's last byte is taken (nghttp2 sends them
+ * after that DATA, which then does not end the stream). */
+static int submit_trailers(nghttp2_session *ng, struct h2up_stream *s)
+{
+    nghttp2_nv nv[H2UP_MAX_FIELDS];
+    for (size_t i = 0; i < s->nrqt; i++)
+        nv[i] = nv_of(&s->rqt[i]);
+    return nghttp2_submit_trailer(ng, s->id, nv, s->nrqt);
+}
+
 static ssize_t rq_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
                        uint32_t *flags, nghttp2_data_source *src, void *user)
 {
@@ -157,6 +177,8 @@ static ssize_t rq_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len
         s->rq_off = s->rq_len = 0; /* nothing to keep: the buffer starts again */
     if (s->rq_end && s->rq_off == s->rq_len) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (s->nrqt && submit_trailers(ng, s) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM; /* the trailers' HEADERS ends it */
         return (ssize_t)n;
     }
     if (n == 0) {
@@ -422,6 +444,12 @@ static void on_up_event(struct upstream_conn *up, uint32_t events)
                 return;
             }
         }
+        if (c->pp_len && !up->pp_sent &&
+            upstream_send_proxy_header(up, c->pp_hdr, c->pp_len, &c->pp) != 0) {
+            conn_fail(c, "cannot send the PROXY protocol header");
+            dispatch(c);
+            return;
+        }
         if (c->tls) {
             char err[256];
             int rc = upstream_tls_step(up, c->tls, err, sizeof(err));
@@ -471,6 +499,27 @@ static void on_up_event(struct upstream_conn *up, uint32_t events)
 }
 
 /* ---------------------------------------------------------------- connections -------------- */
+
+/* upstreamIdleTimeout passed without a stream: the connection says GOAWAY (NO_ERROR) and
+ * closes, as a pooled idle HTTP/1 connection would close. */
+static void on_idle(struct loop_timer *t)
+{
+    struct h2up_conn *c = container_of(t, struct h2up_conn, idle_timer);
+    if (c->streams || !c->up)
+        return;
+    nghttp2_session_terminate_session(c->ng, NGHTTP2_NO_ERROR);
+    conn_flush(c); /* a connection without a stream has room in its socket for it */
+    conn_close(c);
+    conn_maybe_free(c);
+}
+
+/* Its last stream went: the idle deadline starts (a new stream cancels it: stream_new). */
+static void idle_arm(struct h2up_conn *c)
+{
+    if (c->up && c->ready && c->pool && c->streams == 0)
+        loop_timer_after(upstream_pool_loop(c->pool), &c->idle_timer,
+                         upstream_pool_idle_timeout(c->pool));
+}
 
 static void *ng_malloc(size_t n, void *user)
 {
@@ -537,6 +586,7 @@ static struct h2up_conn *conn_session(struct upstream_pool *pool, struct upstrea
         return NULL;
     }
     c->idle = idle;
+    loop_timer_init(&c->idle_timer, on_idle);
     snprintf(c->name, sizeof(c->name), "%s", cb->name ? cb->name : "");
     c->tls = cb->tls_client;
     c->max_streams = cb->up.max_streams ? cb->up.max_streams : 100;
@@ -544,12 +594,22 @@ static struct h2up_conn *conn_session(struct upstream_pool *pool, struct upstrea
 }
 
 static struct h2up_conn *conn_new(struct upstream_pool *pool, struct upstream_idle *idle,
-                                  const struct config_backend *cb, int *err)
+                                  const struct config_backend *cb, const struct h2up_proxy *pp,
+                                  int *err)
 {
+    if (pp && pp->len > H2UP_PP_MAX) {
+        *err = -E2BIG;
+        return NULL;
+    }
     struct h2up_conn *c = conn_session(pool, idle, cb);
     if (!c) {
         *err = -ENOMEM;
         return NULL;
+    }
+    if (pp) {
+        c->pp = pp->key;
+        c->pp_len = (uint16_t)pp->len;
+        memcpy(c->pp_hdr, pp->hdr, pp->len);
     }
     c->up = upstream_connect(pool, idle, (const struct sockaddr *)&cb->addr, cb->addrlen, c,
                              on_up_event, err);
@@ -586,21 +646,30 @@ static nghttp2_nv nv_of(const struct http_field *f)
                         NGHTTP2_NV_FLAG_NONE};
 }
 
+/* Whether c speaks for the client pp names (none: a connection without a PROXY header). */
+static bool same_client(const struct h2up_conn *c, const struct h2up_proxy *pp)
+{
+    static const struct upstream_pp none;
+    const struct upstream_pp *k = pp ? &pp->key : &none;
+    return c->pp.family == k->family &&
+           memcmp(c->pp.addr, k->addr, k->family == AF_INET6 ? 16 : 4) == 0;
+}
+
 struct h2up_stream *h2up_open(struct upstream_pool *pool, struct upstream_idle *idle,
-                              const struct config_backend *cb, const struct http_field *nv,
-                              size_t n, bool body, const uint8_t *replay, size_t replay_len,
-                              bool replay_end, void *owner, h2up_event_cb on_event, bool *fresh,
-                              int *err)
+                              const struct config_backend *cb, const struct h2up_proxy *pp,
+                              const struct http_field *nv, size_t n, bool body,
+                              const uint8_t *replay, size_t replay_len, bool replay_end,
+                              void *owner, h2up_event_cb on_event, bool *fresh, int *err)
 {
     if (idle->closed) {
         *err = -ESHUTDOWN;
         return NULL;
     }
     struct h2up_conn *c = idle->h2;
-    while (c && !has_room(c))
+    while (c && (!has_room(c) || !same_client(c, pp)))
         c = c->next;
     *fresh = c == NULL;
-    if (!c && !(c = conn_new(pool, idle, cb, err)))
+    if (!c && !(c = conn_new(pool, idle, cb, pp, err)))
         return NULL;
     if (!c->ready)
         c->tls = cb->tls_client; /* of the generation this stream's exchange pins */
@@ -651,6 +720,8 @@ static struct h2up_stream *stream_new(struct h2up_conn *c, const struct http_fie
     c->streams++;
     c->open++;
     counts_add(c->idle, 0, 1);
+    if (c->pool)
+        loop_timer_cancel(upstream_pool_loop(c->pool), &c->idle_timer); /* not idle any more */
     s->next = c->owned;
     if (c->owned)
         c->owned->prev = s;
@@ -712,6 +783,36 @@ void h2up_stream_end(struct h2up_stream *s)
     conn_flush_soon(s->c);
 }
 
+int h2up_stream_end_trailers(struct h2up_stream *s, const struct http_field *t, size_t n)
+{
+    size_t bytes = n * sizeof(*t);
+    for (size_t i = 0; i < n; i++)
+        bytes += t[i].name_len + t[i].value_len;
+    if (s->rq_end || n == 0) {
+        h2up_stream_end(s);
+        return 0;
+    }
+    if (n > H2UP_MAX_FIELDS)
+        return -E2BIG;
+    if (!(s->rqt = malloc(bytes)))
+        return -ENOMEM;
+    char *p = (char *)(s->rqt + n);
+    for (size_t i = 0; i < n; i++) {
+        s->rqt[i] = t[i];
+        for (uint32_t j = 0; j < t[i].name_len; j++) /* HTTP/2 field names are lower case */
+            p[j] = (char)(t[i].name[j] >= 'A' && t[i].name[j] <= 'Z' ? t[i].name[j] | 0x20
+                                                                      : t[i].name[j]);
+        s->rqt[i].name = p;
+        p += t[i].name_len;
+        memcpy(p, t[i].value, t[i].value_len);
+        s->rqt[i].value = p;
+        p += t[i].value_len;
+    }
+    s->nrqt = n;
+    h2up_stream_end(s);
+    return 0;
+}
+
 size_t h2up_stream_data(struct h2up_stream *s, const uint8_t **p)
 {
     if (!s->data) { /* no byte came yet */
@@ -757,6 +858,7 @@ void h2up_stream_close(struct h2up_stream *s)
     }
     free(s->big);
     free(s->rq);
+    free(s->rqt);
     free(s->data);
     mcache_free(upstream_pool_mcache(c->pool), s);
     c->streams--;
@@ -766,6 +868,7 @@ void h2up_stream_close(struct h2up_stream *s)
         conn_close(c); /* still opening and nobody waits for it */
     if (c->up && idle_closed(c))
         conn_close(c);
+    idle_arm(c);
     conn_maybe_free(c);
 }
 

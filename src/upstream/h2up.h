@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "http/http.h"
+#include "upstream/upstream.h"
 
 struct config_backend;
 struct h2up_conn;
@@ -38,6 +39,16 @@ struct tls_client;
 #define H2UP_ARENA_SMALL 512 /* of which in the stream itself (most heads); the rest allocated */
 #define H2UP_REQ_MIN 1024    /* request buffer to start with; it grows to H2UP_REQ_CAP */
 #define H2UP_REQ_CAP 65536   /* request bytes waiting for the stream's window */
+#define H2UP_PP_MAX 176      /* a PROXY protocol header (v1 line, v2 without TLVs) */
+
+/* sendProxyProtocol: the PROXY header a new connection writes first (before TLS and the
+ * preface). A connection then speaks for that one client (key): only streams of the same key go
+ * to it, as HAProxy makes the PROXY header part of a backend connection's identity. */
+struct h2up_proxy {
+    struct upstream_pp key;
+    const void *hdr;
+    size_t len; /* at most H2UP_PP_MAX */
+};
 
 typedef void (*h2up_event_cb)(void *owner);
 
@@ -51,6 +62,10 @@ struct h2up_stream {
     uint8_t *rq;
     size_t rq_len, rq_off, rq_cap;
     bool rq_end, rq_deferred, replayable;
+    /* request trailers (h2up_stream_end_trailers): a HEADERS frame with END_STREAM after the
+     * body's last DATA; names lower-cased, names and values in the same allocation */
+    struct http_field *rqt;
+    size_t nrqt;
     /* response */
     int status;                                  /* the final :status (0: not yet) */
     size_t nf, nt;     /* in f[] and t[] (at the end) */
@@ -78,20 +93,24 @@ struct h2up_stream {
 };
 
 /* Opens a stream to backend cb (its upstream slot `idle` of this worker's `pool`): on a
- * connection with room, else a new one (*fresh true). nv: the request head (pseudo-fields
- * first); body: a body follows (h2up_stream_write/end). NULL with *err (-errno) when no
- * connection could start. */
+ * connection with room (and the same PROXY key: pp, NULL without sendProxyProtocol), else a new
+ * one (*fresh true). nv: the request head (pseudo-fields first); body: a body follows
+ * (h2up_stream_write/end). NULL with *err (-errno) when no connection could start. */
 struct h2up_stream *h2up_open(struct upstream_pool *pool, struct upstream_idle *idle,
-                              const struct config_backend *cb, const struct http_field *nv,
-                              size_t n, bool body, const uint8_t *replay, size_t replay_len,
-                              bool replay_end, void *owner, h2up_event_cb on_event, bool *fresh,
-                              int *err);
+                              const struct config_backend *cb, const struct h2up_proxy *pp,
+                              const struct http_field *nv, size_t n, bool body,
+                              const uint8_t *replay, size_t replay_len, bool replay_end,
+                              void *owner, h2up_event_cb on_event, bool *fresh, int *err);
 /* True once its connection is up (TCP, TLS): the exchange's connect phase ends. */
 bool h2up_stream_ready(const struct h2up_stream *s);
 /* Request body bytes: how many were taken (0 when H2UP_REQ_CAP wait). */
 size_t h2up_stream_write(struct h2up_stream *s, const void *p, size_t n);
 /* The request body ended. */
 void h2up_stream_end(struct h2up_stream *s);
+/* The request body ended with trailers t[0..n) (copied, names lower-cased): they go as a
+ * HEADERS frame that ends the stream, after the last DATA (n 0: h2up_stream_end). -E2BIG (more
+ * than H2UP_MAX_FIELDS) or -ENOMEM: nothing changed. */
+int h2up_stream_end_trailers(struct h2up_stream *s, const struct http_field *t, size_t n);
 /* Response body bytes waiting: *p and the count; consume gives the window back. */
 size_t h2up_stream_data(struct h2up_stream *s, const uint8_t **p);
 void h2up_stream_consume(struct h2up_stream *s, size_t n);

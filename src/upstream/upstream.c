@@ -328,6 +328,11 @@ struct loop *upstream_pool_loop(const struct upstream_pool *pool)
     return pool->loop;
 }
 
+uint32_t upstream_pool_idle_timeout(const struct upstream_pool *pool)
+{
+    return pool->idle_timeout_ms;
+}
+
 const struct upstream_stats *upstream_pool_stats(const struct upstream_pool *pool)
 {
     return &pool->stats;

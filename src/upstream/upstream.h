@@ -116,6 +116,8 @@ void upstream_release_at_most(struct upstream_conn *conn, bool reusable, uint32_
 const struct upstream_stats *upstream_pool_stats(const struct upstream_pool *pool);
 /* The loop of the pool (h2up). */
 struct loop *upstream_pool_loop(const struct upstream_pool *pool);
+/* upstreamIdleTimeout as the pool has it now (h2up: an HTTP/2 connection without a stream). */
+uint32_t upstream_pool_idle_timeout(const struct upstream_pool *pool);
 /* The worker's small-block cache its HTTP/2 connections allocate from (NULL, the default: the
  * heap). Outlives the pool's connections. */
 void upstream_pool_set_mcache(struct upstream_pool *pool, struct mcache *mc);

@@ -6,8 +6,11 @@ keys of the configuration."""
 import importlib
 import os
 import socket
+import hashlib
+import json
 import subprocess
 import sys
+import threading
 import time
 
 try:
@@ -16,7 +19,8 @@ except ImportError:  # Debian's python3-grpcio is seen only by /usr/bin/python3'
     sys.path.append("/usr/lib/python3/dist-packages")
     import grpc
 
-from golbtest import golb_config, http_request, plain_only, scaled, wait_until
+from golbtest import (HTTPConn, golb_config, http_request, loopback_listener, plain_only,
+                      scaled, stop_listening, wait_until)
 
 h2t = importlib.import_module("test_97_http2")
 
@@ -98,7 +102,7 @@ class GrpcErrorsTest(h2t.H2Case):
                   "  - match: {pathPrefix: /golb.test.Echo}\n"
                   "    rateLimit: {requestsPerSecond: 0.001, burst: 1}\n"
                   "    pool: default\n")
-        g = self.golb(golb_config([t], http2="{cleartext: true}") + routes)
+        g = self.golb(golb_config([t], http2="{cleartext: true}", accessLog="json") + routes)
         self.wait_backend(g, t, "UP")
         c = self.client(g)
         r1 = c.get("/golb.test.Echo/A", method="POST", headers=GRPC_HEADERS, body=MESSAGE)
@@ -107,6 +111,9 @@ class GrpcErrorsTest(h2t.H2Case):
         self.assertEqual(h2t.status(r2), 200)
         self.assertEqual(r2["headers"]["grpc-status"], "8")
         self.assertEqual(r2["headers"]["grpc-message"], "Too Many Requests")
+        # logged as it went: 200, RESOURCE_EXHAUSTED
+        g.wait_log(r'"http.response.status_code":200,[^\n]*"rpc.grpc.status_code":8,[^\n]*'
+                   r'"termination":"PR","error.type":"rate_limited"', timeout=5)
 
 
 def grpc_over_http1(conn, head, path):
@@ -129,8 +136,33 @@ def grpc_over_http1(conn, head, path):
     return False
 
 
+def endless_grpc_over_http1(conn, head, path):
+    """A RawUpstream handler: a gRPC answer over HTTP/1.1 that never ends by itself (one
+    message every 50 ms in a chunked body) until golb closes the connection."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\n"
+                 b"transfer-encoding: chunked\r\n\r\n")
+    try:
+        while True:
+            conn.sendall(b"8\r\n" + MESSAGE + b"\r\n")
+            time.sleep(0.05)
+    except OSError:
+        return False
+
+
 @plain_only("golb's own listeners are chosen per test (h2c)")
 class GrpcTrailersAndLogTest(h2t.H2Case):
+    def test_grpc_timeout_after_the_head_from_an_http1_backend_ends_with_trailers(self):
+        u = self.raw_upstream(endless_grpc_over_http1)
+        g = self.h2c([u])
+        c = self.client(g)
+        sid = c.request("/golb.test.Echo/Server", method="POST", body=MESSAGE,
+                        headers=GRPC_HEADERS + [("grpc-timeout", "300m")])
+        c.wait(lambda: c.done(sid), timeout=5, what="the end of the call")
+        r = c.responses[sid]
+        self.assertIsNone(r["reset"], "the stream ends with trailers, not a reset")
+        self.assertTrue(bytes(r["data"]).startswith(MESSAGE), r["data"])
+        self.assertEqual(r["trailers"], {"grpc-status": "4", "grpc-message": "Gateway Timeout"})
+
     def test_trailers_from_an_http1_upstream_reach_a_grpc_client_and_the_log(self):
         u = self.raw_upstream(grpc_over_http1)
         g = self.h2c([u], accessLog="json", admin="{listen: 127.0.0.1:0}")
@@ -152,12 +184,27 @@ class GrpcTrailersAndLogTest(h2t.H2Case):
                    5, "the gRPC response counted")
 
     def test_golbs_own_answer_is_logged_with_its_grpc_code(self):
-        g = self.h2c(["http://127.0.0.1:1/"], wait_up=False, period=60, accessLog="json")
+        g = self.h2c(["http://127.0.0.1:1/"], wait_up=False, period=60, accessLog="json",
+                     admin="{listen: 127.0.0.1:0}")
+        admin = int(g.wait_log(r"admin API and status page on http://(\S+):(\d+)/",
+                               timeout=5).group(2))
         ch = channel(g.port)
         self.addCleanup(ch.close)
         code, _, _ = call(ch, "/golb.test.Echo/Unary")
         self.assertEqual(code, grpc.StatusCode.UNAVAILABLE)
-        g.wait_log(r'"rpc.method":"Unary","rpc.grpc.status_code":14', timeout=5)
+        # the status the client got (200, the error in grpc-status), not golb's internal 503
+        g.wait_log(r'"network.protocol.version":"2","http.response.status_code":200,[^\n]*'
+                   r'"rpc.method":"Unary","rpc.grpc.status_code":14', timeout=5)
+        # the same over HTTP/1.1 (a gRPC-Web client)
+        h1 = http_request(g.port, "POST", "/golb.test.Echo/Other", body=MESSAGE,
+                          headers={"Content-Type": "application/grpc-web+proto"})
+        self.assertEqual((h1.status, h1.header("grpc-status")), (200, "14"))
+        g.wait_log(r'"network.protocol.version":"1.1","http.response.status_code":200,[^\n]*'
+                   r'"rpc.method":"Other","rpc.grpc.status_code":14', timeout=5)
+        # counted as the errors they are
+        body = http_request(admin, "GET", "/metrics").body.decode()
+        self.assertIn('golb_http_requests_total{code="5xx",protocol="h2"} 1\n', body)
+        self.assertIn('golb_http_requests_total{code="5xx",protocol="http/1.1"} 1\n', body)
         # not a gRPC call: no rpc fields
         c = self.client(g)
         c.get("/plain")
@@ -318,6 +365,169 @@ class GrpcHealthTest(h2t.H2Case):
         self.wait_backend(g, t, "DOWN")
 
 
+class H2cUpstream:
+    """An h2c server on 127.0.0.1 (python3-h2) that shows what golb sends over HTTP/2: each
+    request is answered, once it ended, with a JSON body {"headers", "length", "sha256",
+    "trailers"} (trailers: the request's trailer fields, or null without a trailer block); the
+    gRPC health check is SERVING; a request with `x-delay: S` is answered S seconds after it
+    ended; /golb.test.Slow/Stream is a gRPC call that never ends by itself: its head, then one
+    MESSAGE every 50 ms until golb resets it. What happened to the connections that carried
+    requests (health checks aside) is recorded: `goaways` received (their error codes),
+    `resets` (RST_STREAM error codes), `closed` by golb. With `proxy`, each connection starts
+    with a PROXY header (v1 or v2): its source address is in the JSON answers ("proxy"), and
+    `proxied` counts the connections whose header named a client ("LOCAL"/"UNKNOWN": none)."""
+
+    SLOW = "/golb.test.Slow/Stream"
+
+    HEALTH = "/grpc.health.v1.Health/Check"
+
+    def __init__(self, proxy=False):
+        import h2.config  # noqa: PLC0415 - python3-h2 from Debian
+        import h2.connection  # noqa: PLC0415
+        import h2.events  # noqa: PLC0415
+        self.h2 = h2
+        self.proxy = proxy
+        self.proxied = 0
+        self.goaways = []
+        self.resets = []
+        self.closed = 0
+        self.requests = []  # the JSON answers, in order (health checks excepted)
+        self.lsock = loopback_listener(16)
+        self.port = self.lsock.getsockname()[1]
+        self._socks = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            self._socks.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _proxy_header(sock):
+        """Reads a PROXY header (v1 or v2) off sock: the source address it names, None for
+        LOCAL/UNKNOWN, and the bytes read past it."""
+        buf = b""
+        while len(buf) < 16:
+            d = sock.recv(65536)
+            if not d:
+                raise OSError("closed before a PROXY header")
+            buf += d
+        if buf.startswith(b"PROXY "):
+            while b"\r\n" not in buf:
+                buf += sock.recv(65536)
+            line, _, rest = buf.partition(b"\r\n")
+            f = line.decode().split(" ")
+            return (f[2] if f[1] in ("TCP4", "TCP6") else None), rest
+        if not buf.startswith(b"\r\n\r\n\x00\r\nQUIT\n"):
+            raise OSError(f"not a PROXY header: {buf[:16]!r}")
+        n = 16 + int.from_bytes(buf[14:16], "big")
+        while len(buf) < n:
+            buf += sock.recv(65536)
+        if buf[12] & 0x0F == 0:  # LOCAL
+            return None, buf[n:]
+        if buf[13] >> 4 == 1:
+            return socket.inet_ntop(socket.AF_INET, buf[16:20]), buf[n:]
+        return socket.inet_ntop(socket.AF_INET6, buf[16:32]), buf[n:]
+
+    def _serve(self, sock):
+        h2 = self.h2
+        src, first = None, b""
+        if self.proxy:
+            try:
+                src, first = self._proxy_header(sock)
+            except OSError:
+                sock.close()
+                return
+            self.proxied += src is not None
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=False, header_encoding="utf-8"))
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        streams = {}
+        served = False  # a request other than a health check came
+        lock = threading.Lock()  # conn and sock: this thread's and the slow streams'
+        reset = set()
+
+        def slow(sid):
+            while True:
+                time.sleep(0.05)
+                with lock:
+                    if sid in reset:
+                        return
+                    conn.send_data(sid, MESSAGE)
+                    sock.sendall(conn.data_to_send())
+
+        try:
+            while True:
+                d, first = first or sock.recv(65536), b""
+                if not d:
+                    self.closed += served
+                    return
+                lock.acquire()
+                for e in conn.receive_data(d):
+                    if isinstance(e, h2.events.RequestReceived):
+                        streams[e.stream_id] = {"headers": dict(e.headers), "data": b"",
+                                                "trailers": None}
+                    elif isinstance(e, h2.events.DataReceived):
+                        streams[e.stream_id]["data"] += e.data
+                        conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+                    elif isinstance(e, h2.events.TrailersReceived):
+                        streams[e.stream_id]["trailers"] = dict(e.headers)
+                    elif isinstance(e, h2.events.StreamEnded):
+                        r = streams.pop(e.stream_id)
+                        served |= r["headers"].get(":path") != self.HEALTH
+                        if "x-delay" in r["headers"]:
+                            time.sleep(float(r["headers"]["x-delay"]))
+                        if r["headers"].get(":path") == self.SLOW:
+                            conn.send_headers(e.stream_id, [(":status", "200"),
+                                                            ("content-type", "application/grpc")])
+                            threading.Thread(target=slow, args=(e.stream_id,),
+                                             daemon=True).start()
+                        else:
+                            r["proxy"] = src
+                            self._answer(conn, e.stream_id, r)
+                    elif isinstance(e, h2.events.StreamReset):
+                        reset.add(e.stream_id)
+                        self.resets.append(e.error_code)
+                    elif isinstance(e, h2.events.ConnectionTerminated) and served:
+                        self.goaways.append(e.error_code)
+                out = conn.data_to_send()
+                if out:
+                    sock.sendall(out)
+                lock.release()
+        except OSError:
+            self.closed += served
+        finally:
+            sock.close()
+
+    def _answer(self, conn, sid, r):
+        if r["headers"].get(":path") == self.HEALTH:
+            conn.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc")])
+            conn.send_data(sid, b"\x00\x00\x00\x00\x02\x08\x01")
+            conn.send_headers(sid, [("grpc-status", "0")], end_stream=True)
+            return
+        body = json.dumps({"headers": r["headers"], "length": len(r["data"]),
+                           "sha256": hashlib.sha256(r["data"]).hexdigest(),
+                           "trailers": r["trailers"], "proxy": r.get("proxy")}).encode()
+        self.requests.append(json.loads(body))
+        conn.send_headers(sid, [(":status", "200"), ("content-type", "application/json"),
+                                ("content-length", str(len(body)))])
+        conn.send_data(sid, body, end_stream=True)
+
+    def close(self):
+        stop_listening(self.lsock, self._thread)
+        for c in self._socks:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
 def big_channel(port):
     return grpc.insecure_channel(f"127.0.0.1:{port}",
                                  options=[("grpc.enable_http_proxy", 0),
@@ -452,6 +662,45 @@ class GrpcUpstreamTest(h2t.H2Case):
         code, _, r = call(ch, "/golb.test.Echo/Unary", payload=b"again")
         self.assertEqual((code, r), (grpc.StatusCode.OK, b"again"))
 
+    def test_grpc_timeout_after_the_head_ends_with_deadline_exceeded_trailers(self):
+        # a backend that does not keep the deadline itself (H2cUpstream's slow stream): golb's
+        # passes after the head and some messages went
+        u = H2cUpstream()
+        self.addCleanup(u.close)
+        text = golb_config([f"http://127.0.0.1:{u.port}/"], protocol="h2", healthCheck="grpc",
+                           http2="{cleartext: true}", accessLog="json")
+        g = self.golb(text)
+        self.wait_backend(g, u.port, "UP")
+        # HTTP/2 client: the messages that went, then trailers, never a reset (INTERNAL)
+        c = self.client(g)
+        sid = c.request(H2cUpstream.SLOW, method="POST", body=MESSAGE,
+                        headers=GRPC_HEADERS + [("grpc-timeout", "300m")])
+        c.wait(lambda: c.done(sid), timeout=5, what="the end of the call")
+        r = c.responses[sid]
+        self.assertIsNone(r["reset"], "the stream ends with trailers, not a reset")
+        self.assertEqual(h2t.status(r), 200)
+        self.assertTrue(bytes(r["data"]).startswith(MESSAGE), r["data"])
+        self.assertEqual(len(r["data"]) % len(MESSAGE), 0)
+        self.assertEqual(r["trailers"], {"grpc-status": "4", "grpc-message": "Gateway Timeout"})
+        wait_until(lambda: u.resets == [8], scaled(3), "the backend's stream reset (CANCEL)")
+        g.wait_log(r'"http.response.status_code":200,[^\n]*"rpc.grpc.status_code":4,[^\n]*'
+                   r'"termination":"sD","error.type":"grpc_deadline"', timeout=5)
+        # HTTP/1.1 client: the chunked body's last chunk carries the status
+        with HTTPConn("127.0.0.1", g.port, timeout=scaled(5)) as h1:
+            h1.send_request("POST", H2cUpstream.SLOW, body=MESSAGE,
+                            headers=[("Content-Type", "application/grpc"), ("TE", "trailers"),
+                                     ("grpc-timeout", "300m")])
+            self.assertEqual(h1.read_head()[1], 200)
+            end = b"\r\n0\r\ngrpc-status: 4\r\ngrpc-message: Gateway Timeout\r\n\r\n"
+            while not h1.buf.endswith(end):
+                self.assertTrue(h1._fill(), bytes(h1.buf[-200:]))
+            self.assertTrue(h1.buf.startswith(b"8\r\n" + MESSAGE + b"\r\n"), h1.buf[:100])
+            h1.buf.clear()
+            # the response ended well: the connection takes the next request
+            r = h1.request("POST", "/x", body=b"abc")
+            self.assertEqual(json.loads(r.body)["length"], 3)
+        wait_until(lambda: u.resets == [8, 8], scaled(3), "the backend's stream reset")
+
     def test_client_cancel_resets_that_stream_only(self):
         (s,) = self.grpc_servers(1)
         g, ch = self.grpc_golb([s])
@@ -463,13 +712,157 @@ class GrpcUpstreamTest(h2t.H2Case):
         self.assertEqual(other.result(), b"other")  # same client connection, same upstream one
         wait_until(lambda: s.cancelled == 1, scaled(3), "the backend to see the cancel")
 
-    def test_http11_chunked_body_to_an_h2_backend_is_411(self):
+    def test_http11_chunked_body_to_an_h2_backend_is_decoded_into_data(self):
+        # a gRPC call from an HTTP/1.1 client with a chunked body, its message cut across chunks
         (s,) = self.grpc_servers(1)
         g, _ = self.grpc_golb([s])
-        r = http_request(g.port, "POST", "/golb.test.Echo/Unary",
-                         headers={"Content-Type": "application/json",
-                                  "Transfer-Encoding": "chunked"}, body=b"3\r\nabc\r\n0\r\n\r\n")
-        self.assertEqual(r.status, 411)
+        msg = b"\x00\x00\x00\x00\x05hello"
+        with HTTPConn("127.0.0.1", g.port, timeout=scaled(5)) as c:
+            c.send_request("POST", "/golb.test.Echo/Unary",
+                           headers={"Content-Type": "application/grpc", "TE": "trailers"},
+                           body=iter([msg[:3], msg[3:7], msg[7:]]))
+            r = c.read_response()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, msg)
+        self.assertEqual(r.header("grpc-status"), None)  # in the chunked trailers, not the head
+
+    def test_http11_chunked_body_and_trailers_reach_an_h2_backend_whole(self):
+        u = H2cUpstream()
+        self.addCleanup(u.close)
+        text = golb_config([f"http://127.0.0.1:{u.port}/"], protocol="h2", healthCheck="grpc")
+        g = self.golb(text)
+        self.wait_backend(g, u.port, "UP")
+        # 1 MiB in uneven chunks: past requestBufferSize (held, then streamed from the client)
+        # and past what a stream buffers (backpressure); then a pipelined request on the same
+        # connection, so the body must end exactly where its last chunk does
+        big = bytes(range(256)) * 4096
+        pieces, i, n = [], 0, 1
+        while i < len(big):
+            pieces.append(big[i:i + n])
+            i += n
+            n = n * 7 % 65521 + 1
+        head = (b"POST /up HTTP/1.1\r\nHost: golb.test\r\nTransfer-Encoding: chunked\r\n"
+                b"Trailer: x-sum\r\n\r\n")
+        chunks = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in pieces)
+        last = (b"0\r\nX-Sum: 42\r\nContent-Length: 5\r\nx-Other: o\r\nHTTP2-Settings: AAMAAABk"
+                b"\r\n\r\n")
+        second = b"POST /again HTTP/1.1\r\nHost: golb.test\r\nTransfer-Encoding: chunked\r\n\r\n" \
+                 b"3\r\nabc\r\n0\r\n\r\n"
+        with HTTPConn("127.0.0.1", g.port, timeout=scaled(10)) as c:
+            c.send(head + chunks + last + second)
+            r1 = c.read_response()
+            r2 = c.read_response()
+        self.assertEqual(r1.status, 200, r1.body)
+        got = json.loads(r1.body)
+        self.assertEqual(got["length"], len(big))
+        self.assertEqual(got["sha256"], hashlib.sha256(big).hexdigest())
+        self.assertNotIn("transfer-encoding", got["headers"])
+        # the trailer block: names lower-cased, neither Content-Length (framing) nor a field
+        # HTTP/2 forbids
+        self.assertEqual(got["trailers"], {"x-sum": "42", "x-other": "o"})
+        self.assertEqual(r2.status, 200)
+        got = json.loads(r2.body)
+        self.assertEqual((got["length"], got["trailers"]), (3, None))
+        self.assertEqual(got["sha256"], hashlib.sha256(b"abc").hexdigest())
+
+    def test_upstream_idle_timeout_closes_an_h2_connection_without_streams(self):
+        u = H2cUpstream()
+        self.addCleanup(u.close)
+        idle = scaled(0.5)
+        text = golb_config([f"http://127.0.0.1:{u.port}/"], protocol="h2", healthCheck="grpc",
+                           workers=1, upstreamIdleTimeout=idle, admin="{listen: 127.0.0.1:0}")
+        g = self.golb(text)
+        self.wait_backend(g, u.port, "UP")
+        admin = int(g.wait_log(r"admin API and status page on http://(\S+):(\d+)/",
+                               timeout=5).group(2))
+        lab = f'{{pool="default",backend="127.0.0.1:{u.port}"}}'
+
+        def conns():
+            body = http_request(admin, "GET", "/metrics").body.decode()
+            return int(body.split(f"golb_upstream_h2_connections{lab} ")[1].split()[0])
+
+        # a stream open longer than the timeout keeps its connection
+        start = time.monotonic()
+        r = http_request(g.port, "POST", "/slow", headers={"x-delay": str(2 * idle)}, body=b"x",
+                         timeout=scaled(5))
+        self.assertEqual(r.status, 200)
+        self.assertGreaterEqual(time.monotonic() - start, 2 * idle)
+        self.assertEqual(u.closed, 0)
+        # then, without a stream, it is closed after upstreamIdleTimeout: GOAWAY NO_ERROR first
+        self.assertEqual(conns(), 1)
+        wait_until(lambda: conns() == 0, scaled(5), "the idle HTTP/2 connection closed")
+        wait_until(lambda: u.closed == 1, scaled(5), "the backend to see the close")
+        self.assertEqual(u.goaways, [0])
+        # and the next request opens another one
+        self.assertEqual(http_request(g.port, "GET", "/again").status, 200)
+        self.assertEqual(conns(), 1)
+
+    def test_send_proxy_protocol_on_h2_connections_one_per_client_address(self):
+        for version in ("v1", "v2"):
+            with self.subTest(version=version):
+                u = H2cUpstream(proxy=True)
+                self.addCleanup(u.close)
+                text = golb_config([], protocol="h2", healthCheck="grpc", workers=1,
+                                   admin="{listen: 127.0.0.1:0}")
+                text += (f"  - url: http://127.0.0.1:{u.port}/\n"
+                         f"    sendProxyProtocol: {version}\n")
+                g = self.golb(text)
+                self.wait_backend(g, u.port, "UP")  # its checks send LOCAL / UNKNOWN
+                admin = int(g.wait_log(r"admin API and status page on http://(\S+):(\d+)/",
+                                       timeout=5).group(2))
+
+                def get_from(src):
+                    s = socket.create_connection(("127.0.0.1", g.port), timeout=scaled(5),
+                                                 source_address=(src, 0))
+                    with s:
+                        s.sendall(b"GET /who HTTP/1.1\r\nHost: golb.test\r\n"
+                                  b"Connection: close\r\n\r\n")
+                        raw = b""
+                        while True:
+                            d = s.recv(65536)
+                            if not d:
+                                break
+                            raw += d
+                    head, _, body = raw.partition(b"\r\n\r\n")
+                    self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+                    return json.loads(body)["proxy"]
+
+                # each client address gets its connection, whose PROXY header names it; a
+                # client that comes back shares its own
+                self.assertEqual(get_from("127.0.0.2"), "127.0.0.2")
+                self.assertEqual(get_from("127.0.0.3"), "127.0.0.3")
+                self.assertEqual(get_from("127.0.0.2"), "127.0.0.2")
+                self.assertEqual(u.proxied, 2)
+                body = http_request(admin, "GET", "/metrics").body.decode()
+                lab = f'{{pool="default",backend="127.0.0.1:{u.port}"}}'
+                self.assertIn(f"golb_upstream_h2_connections{lab} 2\n", body)
+
+    def test_http2_client_trailers_reach_an_h2_backend(self):
+        u = H2cUpstream()
+        self.addCleanup(u.close)
+        text = golb_config([f"http://127.0.0.1:{u.port}/"], protocol="h2", healthCheck="grpc",
+                           http2="{cleartext: true}")
+        g = self.golb(text)
+        self.wait_backend(g, u.port, "UP")
+        c = self.client(g)
+        sid = c.request("/t", method="POST", body=b"abc", end=False)
+        c.conn.send_headers(sid, [("x-req-trailer", "v1")], end_stream=True)
+        c.flush()
+        c.wait(lambda: c.done(sid), what="the response")
+        got = json.loads(bytes(c.responses[sid]["data"]))
+        self.assertEqual((got["length"], got["trailers"]), (3, {"x-req-trailer": "v1"}))
+
+    def test_http11_keepalive_requests_with_a_body_to_an_h2_backend(self):
+        # from the second request on, the backend's connection is ready at once: the body held
+        # (requestBufferSize) must then go on the HTTP/2 stream (golb crashed there)
+        (s,) = self.grpc_servers(1)
+        g, _ = self.grpc_golb([s])
+        with HTTPConn("127.0.0.1", g.port, timeout=scaled(5)) as c:
+            for _ in range(3):
+                r = c.request("POST", "/golb.test.Echo/Unary", body=MESSAGE,
+                              headers={"Content-Type": "application/grpc", "TE": "trailers"})
+                self.assertEqual((r.status, r.body), (200, MESSAGE))
+        self.assertTrue(g.alive())
 
     def test_http11_client_gets_the_trailers_chunked(self):
         (s,) = self.grpc_servers(1)

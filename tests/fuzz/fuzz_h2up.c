@@ -1,6 +1,6 @@
 /* libFuzzer target for the upstream HTTP/2 frame path (upstream/h2up.c): the input's first byte
- * picks the streams (how many, which carry a body, which the owner closes when told of a
- * change), the rest is what a backend sends (SETTINGS, HEADERS with any fields, DATA, trailers,
+ * picks the streams (how many, which carry a body, ended by trailers on every other stream,
+ * which the owner closes when told of a change), the rest is what a backend sends (SETTINGS, HEADERS with any fields, DATA, trailers,
  * RST_STREAM, GOAWAY, anything), fed to a socketless connection (h2up_test_*) in pieces. The
  * owner takes every data byte it is told of (the window goes back) and closes streams as the
  * first byte says, from its callback, as the exchange may.
@@ -48,6 +48,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         {.name = ":path", .value = "/s/M", .name_len = 5, .value_len = 4},
         {.name = "content-type", .value = "application/grpc", .name_len = 12, .value_len = 16},
     };
+    static const struct http_field tr[] = {
+        {.name = "X-Trailer", .value = "v", .name_len = 9, .value_len = 1},
+    };
     struct upstream_idle idle;
     struct config_backend cb;
     memset(&idle, 0, sizeof(idle));
@@ -64,7 +67,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(streams[i]);
         if ((sel >> 2) & 1) {
             CHECK(h2up_stream_write(streams[i], "\0\0\0\0\3abc", 8) == 8);
-            h2up_stream_end(streams[i]);
+            if (i & 1) /* the request's trailers, a HEADERS frame after the DATA */
+                CHECK(h2up_stream_end_trailers(streams[i], tr, 1) == 0);
+            else
+                h2up_stream_end(streams[i]);
         }
     }
     size_t at = 1, step = 7 + (sel & 0x30);
