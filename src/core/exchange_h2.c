@@ -81,9 +81,7 @@ static const char *lower_name(const struct http_field *f, char *names, size_t *u
 static int build_nv(struct exchange *x, const struct config_backend *cb, struct http1_request *rq,
                     struct http_field *nv, size_t cap, char *names)
 {
-    struct http1_limits lim = {0};
-    (void)lim;
-    ssize_t n = http1_parse_request(x->reqh->data, x->reqh->last, 0, NULL, rq);
+    ssize_t n = http1_split_own_request(x->reqh->data, x->reqh->last, rq);
     if (n < 0)
         return -1;
     size_t k = 0, used = 0;

@@ -730,6 +730,51 @@ static ssize_t request_error(struct http1_request *req, const char *buf, const s
     return -EBADMSG;
 }
 
+ssize_t http1_split_own_request(const char *buf, size_t len, struct http1_request *req)
+{
+    const char *end = buf + len;
+    const char *eol = memchr(buf, '\r', len);
+    if (!eol || eol + 1 >= end || eol[1] != '\n')
+        return -1;
+    const char *sp = memchr(buf, ' ', (size_t)(eol - buf)), *sp2 = eol;
+    while (sp2 > buf && sp2[-1] != ' ')
+        sp2--;
+    if (!sp || sp == buf || sp2 - 1 <= sp + 1)
+        return -1; /* no method, or no target between the two spaces */
+    memset(&req->rq, 0, sizeof(req->rq));
+    req->rq.method = buf;
+    req->rq.method_len = (uint32_t)(sp - buf);
+    req->target = sp + 1;
+    req->target_len = (uint32_t)(sp2 - 1 - (sp + 1));
+    req->rq.fields = req->headers;
+    size_t n = 0;
+    for (const char *p = eol + 2; p < end; p = eol + 2) {
+        if (*p == '\r') {
+            if (p + 1 == end || p[1] != '\n')
+                return -1;
+            req->rq.num_fields = n;
+            return p + 2 - buf;
+        }
+        eol = memchr(p, '\r', (size_t)(end - p));
+        const char *colon = eol ? memchr(p, ':', (size_t)(eol - p)) : NULL;
+        if (!colon || colon == p || eol + 1 == end || eol[1] != '\n' || n == HTTP1_MAX_HEADERS)
+            return -1;
+        const char *v = colon + 1, *ve = eol;
+        while (v < ve && (*v == ' ' || *v == '\t'))
+            v++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+        req->headers[n++] = (struct http_field){
+            .name = p,
+            .value = v,
+            .name_len = (uint32_t)(colon - p),
+            .value_len = (uint32_t)(ve - v),
+            .id = (uint16_t)http_field_id_of(p, (size_t)(colon - p)),
+        };
+    }
+    return -1; /* no empty line */
+}
+
 ssize_t http1_parse_request(const char *buf, size_t len, size_t prev_len,
                             const struct http1_limits *lim, struct http1_request *req)
 {

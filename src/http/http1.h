@@ -99,6 +99,13 @@ struct http1_response {
 ssize_t http1_parse_request(const char *buf, size_t len, size_t prev_len,
                             const struct http1_limits *lim, struct http1_request *req);
 
+/* Splits a request head golb wrote itself (rewrite_request_head: "METHOD SP target SP
+ * HTTP/1.1", then "Name: value" lines, every line ending in CRLF) into req's method, target and
+ * fields (with their ids), without http1_parse_request's checks: its bytes were checked when the
+ * client sent them. For the HTTP/2 upstream, which needs the head as fields again. Returns the
+ * head's length, or -1 when buf holds no such head. */
+ssize_t http1_split_own_request(const char *buf, size_t len, struct http1_request *req);
+
 /* Parses a response head. request_was_head: the request was HEAD (so no body whatever the fields
  * say); 1xx, 204 and 304 never have a body either. A 101 sets HTTP1_BODY_NONE and leaves tunnelling
  * to the caller. max_head 0 means HTTP1_DEFAULT_MAX_HEAD. */

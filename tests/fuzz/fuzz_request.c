@@ -1,4 +1,4 @@
-/* libFuzzer target for http1_parse_request.
+/* libFuzzer target for http1_parse_request (and http1_split_own_request's bounds).
  *
  * Invariants checked on every input, with the default limits and with tiny ones (so 414/431 are
  * reached often): the return is -EAGAIN, -EBADMSG with a request status, or a head length within
@@ -150,6 +150,23 @@ static void run(const char *buf, size_t size, const struct http1_limits *lim,
     }
 }
 
+/* http1_split_own_request (meant for golb's own heads) on any bytes: -1 or a length within the
+ * buffer, every span inside it. */
+static void check_own_split(const char *buf, size_t size)
+{
+    ssize_t r = http1_split_own_request(buf, size, &part);
+    CHECK(r == -1 || (r > 0 && (size_t)r <= size));
+    if (r < 0)
+        return;
+    CHECK(span_off(buf, (size_t)r, part.rq.method, part.rq.method_len) >= 0);
+    CHECK(span_off(buf, (size_t)r, part.target, part.target_len) >= 0);
+    CHECK(part.rq.num_fields <= HTTP1_MAX_HEADERS);
+    for (size_t i = 0; i < part.rq.num_fields; i++) {
+        CHECK(span_off(buf, (size_t)r, part.headers[i].name, part.headers[i].name_len) >= 0);
+        CHECK(span_off(buf, (size_t)r, part.headers[i].value, part.headers[i].value_len) >= 0);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *buf = fuzz_dup(data, size);
@@ -158,6 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const struct http1_limits tiny = {.max_head = 96, .max_request_line = 40};
     run(buf, size, NULL, splits);
     run(buf, size, &tiny, splits);
+    check_own_split(buf, size);
     free(buf);
     return 0;
 }

@@ -1144,3 +1144,57 @@ Test(request, complete_request_line_is_judged_before_the_head_ends)
     cr_expect_eq(http1_parse_request(guarded(LIT(partial)), sizeof(partial) - 1, 0, NULL, &r),
                  -EAGAIN);
 }
+
+/* ---- golb's own heads split again (the HTTP/2 upstream) ----------------------------------------
+ */
+
+/* A head as rewrite_request_head writes it splits into what the full parser finds. */
+Test(own_request, splits_like_the_parser)
+{
+    static const char in[] = "POST /pkg.Svc/Call?x=1 HTTP/1.1\r\nHost: api.example:8443\r\n"
+                             "content-type: application/grpc\r\nte: trailers\r\n"
+                             "X-Forwarded-For: 10.0.0.1, 127.0.0.1\r\nEmpty: \r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n";
+    struct http1_request a, b;
+    ssize_t n = parse_req(LIT(in), &a);
+    cr_assert_eq(n, (ssize_t)sizeof(in) - 1);
+    ssize_t m = http1_split_own_request(guarded(LIT(in)), sizeof(in) - 1, &b);
+    cr_assert_eq(m, n);
+    EXPECT_SPAN(b.rq.method, b.rq.method_len, "POST");
+    EXPECT_SPAN(b.target, b.target_len, "/pkg.Svc/Call?x=1");
+    cr_assert_eq(b.rq.num_fields, a.rq.num_fields);
+    for (size_t i = 0; i < a.rq.num_fields; i++) {
+        const struct http_field *x = &a.rq.fields[i], *y = &b.rq.fields[i];
+        cr_expect(x->name_len == y->name_len && memcmp(x->name, y->name, x->name_len) == 0,
+                  "field %zu name", i);
+        cr_expect(x->value_len == y->value_len && memcmp(x->value, y->value, x->value_len) == 0,
+                  "field %zu value \"%.*s\" vs \"%.*s\"", i, (int)x->value_len, x->value,
+                  (int)y->value_len, y->value);
+        cr_expect_eq(x->id, y->id, "field %zu id", i);
+    }
+    cr_expect_eq(b.rq.fields[0].id, HTTP_F_HOST);
+    cr_expect_eq(b.rq.fields[5].id, HTTP_F_TRANSFER_ENCODING);
+}
+
+/* What is not a whole head is refused, never read past its end. */
+Test(own_request, refuses_a_cut_or_malformed_head)
+{
+    struct http1_request r;
+    static const char *bad[] = {
+        "GET / HTTP/1.1\r\nHost: a\r\n",      /* no empty line */
+        "GET / HTTP/1.1\r\nHost: a\r\n\r",    /* cut in the last CRLF */
+        "GET / HTTP/1.1\r\nHost a\r\n\r\n",   /* no colon */
+        "GET / HTTP/1.1\r\n: a\r\n\r\n",      /* empty name */
+        "GET /\r\n\r\n",                      /* no version */
+        "GET\r\n\r\n",                        /* no target */
+        "GET / HTTP/1.1\r\nHost: a\r",        /* a field line cut at its CR */
+        "GET / HTTP/1.1",                     /* no line end at all */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_expect_eq(http1_split_own_request(guarded(bad[i], strlen(bad[i])), strlen(bad[i]), &r),
+                     -1, "case %zu: \"%s\"", i, bad[i]);
+    static const char none[] = "GET / HTTP/1.1\r\n\r\n";
+    cr_expect_eq(http1_split_own_request(guarded(LIT(none)), sizeof(none) - 1, &r),
+                 (ssize_t)sizeof(none) - 1);
+    cr_expect_eq(r.rq.num_fields, 0);
+}
