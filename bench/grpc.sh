@@ -9,8 +9,8 @@
 # h2load -c 100 -m 10 (1000 calls in flight). The proxy runs on CPU GRPC_PROXY_CPU (0), h2load
 # and the upstream on GRPC_LOAD_CPU (1). For each run: req/s as h2load reports it, the proxy's
 # CPU time (utime + stime from /proc) per call in µs, and the upstream connections the proxy
-# holds afterwards (ss); the median of the rounds is printed. The upstream nginx (1.22: h2c only
-# on its port) cannot answer golb's HTTP/1 health check, so golb runs with panicThreshold 100.
+# holds afterwards (ss); the median of the rounds is printed. golb checks the upstream nginx (h2c
+# only on its port) with a GET over HTTP/2, as its `protocol: h2` says.
 # Every process listens on 127.0.0.1 only, is stopped by PID, every run is bounded.
 set -euo pipefail
 ROUNDS=${GRPC_ROUNDS:-3}
@@ -70,7 +70,6 @@ listen: 127.0.0.1:$((BASE + 20))
 workers: 1
 maxConnections: 20000
 healthCheckPeriod: 60
-panicThreshold: 100
 protocol: h2
 maxStreamsPerConnection: 1000
 backends: [http://127.0.0.1:$UP/]

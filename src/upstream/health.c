@@ -52,7 +52,7 @@
 #include "net/conn.h"
 #include "net/proxy_proto.h"
 #include "http/http1.h"
-#include "upstream/health_grpc.h"
+#include "upstream/health_h2.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/sock.h"
@@ -108,9 +108,10 @@ struct check {
     struct loop_timer timer; /* the check's deadline, armed for its whole life */
     char *req;               /* the request, built once in health_new() (HTTP checks) */
     size_t req_len;
-    struct health_grpc *grpc; /* healthCheck grpc: the call of the running check, else NULL */
-    const uint8_t *greq;      /* its request bytes (owned by grpc) */
-    size_t greq_len;
+    struct health_h2 *h2;  /* a check over HTTP/2 (healthCheck grpc, or protocol h2): the
+                              running check's session, else NULL */
+    const uint8_t *h2req;  /* its request bytes (owned by h2) */
+    size_t h2req_len;
     size_t sent;          /* bytes of req written by this check */
     size_t len;           /* bytes in buf */
     uint64_t started_ms;  /* loop clock at check_start, for the check's duration (metrics) */
@@ -183,8 +184,8 @@ static void check_teardown(struct check *c)
     loop_timer_cancel(h->loop, &c->timer);
     tls_free(c->ssl, false);
     c->ssl = NULL;
-    health_grpc_free(c->grpc);
-    c->grpc = NULL;
+    health_h2_free(c->h2);
+    c->h2 = NULL;
     if (c->io.fd >= 0) {
         (void)loop_io_del(h->loop, &c->io);
         close(c->io.fd);
@@ -276,8 +277,8 @@ static void check_start(struct check *c)
     c->len = 0;
     h->in_flight++;
     loop_timer_after(h->loop, &c->timer, c->timeout_ms);
-    if (cb->up.health_check == CONFIG_HC_GRPC &&
-        !(c->grpc = health_grpc_new(cb, &c->greq, &c->greq_len))) {
+    if ((cb->up.health_check == CONFIG_HC_GRPC || cb->up.protocol == CONFIG_PROTO_H2) &&
+        !(c->h2 = health_h2_new(cb, &c->h2req, &c->h2req_len))) {
         check_inconclusive(c, "out of memory");
         return;
     }
@@ -341,7 +342,7 @@ static bool check_handshake(struct check *c)
     char why[256];
     if (!c->ssl) {
         c->ssl = tls_client_ssl(c->cb->tls_client, c->io.fd, NULL);
-        if (c->ssl && c->grpc && !tls_client_offer_h2(c->ssl)) {
+        if (c->ssl && c->h2 && !tls_client_offer_h2(c->ssl)) {
             tls_free(c->ssl, false);
             c->ssl = NULL;
         }
@@ -365,8 +366,8 @@ static bool check_handshake(struct check *c)
 /* Writes what is left of the request. True once all of it is out. */
 static bool check_sending(struct check *c)
 {
-    const char *req = c->grpc ? (const char *)c->greq : c->req;
-    size_t req_len = c->grpc ? c->greq_len : c->req_len;
+    const char *req = c->h2 ? (const char *)c->h2req : c->req;
+    size_t req_len = c->h2 ? c->h2req_len : c->req_len;
     while (c->sent < req_len) {
         ssize_t n = conn_send(c->io.fd, c->ssl, req + c->sent, req_len - c->sent);
         if (n < 0) {
@@ -414,17 +415,17 @@ static bool check_parse(struct check *c, size_t prev_len)
     }
 }
 
-/* gRPC: n bytes read into buf go to the call. True when the check finished. */
-static bool check_grpc(struct check *c, size_t n)
+/* Over HTTP/2: n bytes read into buf go to the session. True when the check finished. */
+static bool check_h2(struct check *c, size_t n)
 {
     char why[200];
     const uint8_t *out;
     size_t out_len;
-    enum health_grpc_result r = health_grpc_feed(c->grpc, (const uint8_t *)c->buf, n, &out,
+    enum health_h2_result r = health_h2_feed(c->h2, (const uint8_t *)c->buf, n, &out,
                                                  &out_len, why, sizeof(why));
     c->len = 0;
-    if (r != HEALTH_GRPC_MORE) {
-        check_finish(c, r == HEALTH_GRPC_UP, why);
+    if (r != HEALTH_H2_MORE) {
+        check_finish(c, r == HEALTH_H2_UP, why);
         return true;
     }
     /* SETTINGS ACK, WINDOW_UPDATE: small, best effort (a full socket drops them; the answer
@@ -439,8 +440,8 @@ static void check_reading(struct check *c)
 {
     for (;;) {
         ssize_t n = conn_recv(c->io.fd, c->ssl, c->buf + c->len, sizeof(c->buf) - c->len);
-        if (n > 0 && c->grpc) {
-            if (check_grpc(c, (size_t)n))
+        if (n > 0 && c->h2) {
+            if (check_h2(c, (size_t)n))
                 return;
             continue;
         }
@@ -608,11 +609,11 @@ static char *check_key(const struct config_backend *cb)
     char id[300], *key = NULL;
     config_backend_key(cb, id, sizeof(id));
 #define OR_EMPTY(x) ((x) ? (x) : "")
-    if (asprintf(&key, "%s%s\n%s\n%d\n%s\n%s\n%s\n%d\n%d\n%s", id,
+    if (asprintf(&key, "%s%s\n%s\n%d\n%s\n%s\n%s\n%d\n%d\n%d\n%s", id,
                  cb->health_path && cb->health_path[0] ? cb->health_path : "/",
                  OR_EMPTY(cb->server_name), (int)cb->tls_verify, OR_EMPTY(cb->ca_file),
                  OR_EMPTY(cb->client_cert_file), OR_EMPTY(cb->client_key_file),
-                 (int)cb->send_proxy_protocol, (int)cb->up.health_check,
+                 (int)cb->send_proxy_protocol, (int)cb->up.protocol, (int)cb->up.health_check,
                  cb->up.health_check == CONFIG_HC_GRPC ? OR_EMPTY(cb->up.health_check_service)
                                                        : "") < 0)
         return NULL;

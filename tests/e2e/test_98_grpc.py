@@ -358,6 +358,23 @@ class GrpcHealthTest(h2t.H2Case):
         g = self.golb(text)
         self.wait_backend(g, s.port, "UP")
 
+    def test_health_check_http_of_an_h2_pool_speaks_http2(self):
+        # an h2c-only backend (H2cUpstream answers nothing to HTTP/1): `protocol: h2` with the
+        # default `healthCheck: http` GETs the URL's path over HTTP/2; 2xx up, else down
+        u = H2cUpstream()
+        self.addCleanup(u.close)
+        u.statuses["/healthz"] = 204
+        g = self.golb(golb_config([f"http://127.0.0.1:{u.port}/healthz"], protocol="h2"))
+        self.wait_backend(g, u.port, "UP")
+        self.assertGreaterEqual(u.gets.get("/healthz", 0), 1)
+        with HTTPConn("127.0.0.1", g.port, timeout=scaled(5)) as h1:
+            self.assertEqual(h1.request("GET", "/data").status, 200)
+        u.statuses["/healthz"] = 503
+        m = self.wait_backend(g, u.port, "DOWN", start=g.log_offset())
+        self.assertIn("HTTP 503", m.group(0))
+        u.statuses["/healthz"] = 200
+        self.wait_backend(g, u.port, "UP", start=g.log_offset())
+
     def test_an_http_backend_fails_the_grpc_check(self):
         t = self.toy(1)
         text = golb_config([t], healthCheck="grpc")
@@ -392,6 +409,8 @@ class H2cUpstream:
         self.resets = []
         self.closed = 0
         self.requests = []  # the JSON answers, in order (health checks excepted)
+        self.statuses = {}  # path -> status answered there (no body), instead of the JSON
+        self.gets = {}  # path -> GET requests that came for a path of `statuses`
         self.lsock = loopback_listener(16)
         self.port = self.lsock.getsockname()[1]
         self._socks = []
@@ -506,7 +525,13 @@ class H2cUpstream:
             sock.close()
 
     def _answer(self, conn, sid, r):
-        if r["headers"].get(":path") == self.HEALTH:
+        path = r["headers"].get(":path")
+        if path in self.statuses:
+            if r["headers"].get(":method") == "GET":
+                self.gets[path] = self.gets.get(path, 0) + 1
+            conn.send_headers(sid, [(":status", str(self.statuses[path]))], end_stream=True)
+            return
+        if path == self.HEALTH:
             conn.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc")])
             conn.send_data(sid, b"\x00\x00\x00\x00\x02\x08\x01")
             conn.send_headers(sid, [("grpc-status", "0")], end_stream=True)

@@ -1,5 +1,5 @@
-/* health_grpc — see health_grpc.h. */
-#include "upstream/health_grpc.h"
+/* health_h2 — see health_h2.h. */
+#include "upstream/health_h2.h"
 
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
@@ -14,9 +14,11 @@
 #define REQ_MAX 512     /* the framed HealthCheckRequest (service at most 256 bytes) */
 #define DETAIL_MAX 96   /* grpc-message bytes kept for the log line */
 
-struct health_grpc {
+struct health_h2 {
     nghttp2_session *ng;
     int32_t id;
+    bool grpc;           /* a gRPC call; else a GET judged by its final head */
+    bool final_head;     /* (GET) the final head came: status says it all */
     uint8_t req[REQ_MAX];
     size_t req_len, req_sent;
     uint8_t msg[MSG_MAX]; /* the response's DATA */
@@ -38,7 +40,7 @@ static ssize_t req_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t le
     (void)ng;
     (void)id;
     (void)src;
-    struct health_grpc *g = user;
+    struct health_h2 *g = user;
     size_t n = MIN(len, g->req_len - g->req_sent);
     memcpy(buf, g->req + g->req_sent, n);
     g->req_sent += n;
@@ -52,7 +54,7 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 {
     (void)ng;
     (void)flags;
-    struct health_grpc *g = user;
+    struct health_h2 *g = user;
     if (f->hd.stream_id != g->id)
         return 0;
     char v[16];
@@ -78,7 +80,7 @@ static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
 {
     (void)ng;
     (void)flags;
-    struct health_grpc *g = user;
+    struct health_h2 *g = user;
     if (id != g->id)
         return 0;
     if (len > sizeof(g->msg) - g->msg_len) {
@@ -90,10 +92,19 @@ static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
     return 0;
 }
 
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+    (void)ng;
+    struct health_h2 *g = user;
+    if (f->hd.type == NGHTTP2_HEADERS && f->hd.stream_id == g->id && g->status >= 200)
+        g->final_head = true; /* (an interim 1xx head is followed by the final one) */
+    return 0;
+}
+
 static int on_close(nghttp2_session *ng, int32_t id, uint32_t code, void *user)
 {
     (void)ng;
-    struct health_grpc *g = user;
+    struct health_h2 *g = user;
     if (id == g->id) {
         g->closed = true;
         g->reset = code != NGHTTP2_NO_ERROR;
@@ -103,7 +114,7 @@ static int on_close(nghttp2_session *ng, int32_t id, uint32_t code, void *user)
 }
 
 /* Everything nghttp2 wants to send, into g->out. 0 or -1. */
-static int drain(struct health_grpc *g)
+static int drain(struct health_h2 *g)
 {
     g->out_len = 0;
     for (;;) {
@@ -132,10 +143,10 @@ static nghttp2_nv nv(const char *name, const char *value, size_t vlen)
                         NGHTTP2_NV_FLAG_NONE};
 }
 
-struct health_grpc *health_grpc_new(const struct config_backend *cb, const uint8_t **out,
+struct health_h2 *health_h2_new(const struct config_backend *cb, const uint8_t **out,
                                     size_t *len)
 {
-    struct health_grpc *g = calloc(1, sizeof(*g));
+    struct health_h2 *g = calloc(1, sizeof(*g));
     nghttp2_session_callbacks *cbs = NULL;
     if (!g || nghttp2_session_callbacks_new(&cbs) != 0)
         goto fail;
@@ -143,14 +154,18 @@ struct health_grpc *health_grpc_new(const struct config_backend *cb, const uint8
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_close);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     int rc = nghttp2_session_client_new(&g->ng, cbs, g);
     nghttp2_session_callbacks_del(cbs);
     if (rc != 0)
         goto fail;
-    const char *svc = cb->up.health_check_service ? cb->up.health_check_service : "";
-    g->req_len = grpc_health_request(svc, strlen(svc), g->req, sizeof(g->req));
-    if (!g->req_len)
-        goto fail;
+    g->grpc = cb->up.health_check == CONFIG_HC_GRPC;
+    if (g->grpc) {
+        const char *svc = cb->up.health_check_service ? cb->up.health_check_service : "";
+        g->req_len = grpc_health_request(svc, strlen(svc), g->req, sizeof(g->req));
+        if (!g->req_len)
+            goto fail;
+    }
     /* :authority as a client would write it: host, and the port unless the scheme's default */
     const char *host = cb->host ? cb->host : cb->name;
     bool v6 = host && strchr(host, ':');
@@ -160,7 +175,8 @@ struct health_grpc *health_grpc_new(const struct config_backend *cb, const uint8
                       : snprintf(auth, sizeof(auth), "%s", host ? host : "");
     if (al < 0 || (size_t)al >= sizeof(auth))
         goto fail;
-    nghttp2_nv hdrs[] = {
+    const char *path = cb->health_path && cb->health_path[0] ? cb->health_path : "/";
+    nghttp2_nv call[] = {
         nv(":method", "POST", 4),
         nv(":scheme", cb->tls ? "https" : "http", cb->tls ? 5 : 4),
         nv(":authority", auth, (size_t)al),
@@ -169,30 +185,43 @@ struct health_grpc *health_grpc_new(const struct config_backend *cb, const uint8
         nv("te", "trailers", 8),
         nv("user-agent", "golb-health", 11),
     };
+    nghttp2_nv get[] = {
+        nv(":method", "GET", 3),
+        nv(":scheme", cb->tls ? "https" : "http", cb->tls ? 5 : 4),
+        nv(":authority", auth, (size_t)al),
+        nv(":path", path, strlen(path)),
+        nv("user-agent", "golb-health", 11),
+    };
     nghttp2_data_provider prd = {.read_callback = req_read};
     if (nghttp2_submit_settings(g->ng, NGHTTP2_FLAG_NONE, NULL, 0) != 0)
         goto fail;
-    g->id = nghttp2_submit_request(g->ng, NULL, hdrs, ARRAY_LEN(hdrs), &prd, g);
+    g->id = g->grpc ? nghttp2_submit_request(g->ng, NULL, call, ARRAY_LEN(call), &prd, g)
+                    : nghttp2_submit_request(g->ng, NULL, get, ARRAY_LEN(get), NULL, g);
     if (g->id < 0 || drain(g) != 0)
         goto fail;
     *out = g->out;
     *len = g->out_len;
     return g;
 fail:
-    health_grpc_free(g);
+    health_h2_free(g);
     return NULL;
 }
 
 /* The verdict once the stream closed. */
-static enum health_grpc_result judge(struct health_grpc *g, char *why, size_t whylen)
+static enum health_h2_result judge(struct health_h2 *g, char *why, size_t whylen)
 {
+    if (!g->grpc) { /* closed before a final head */
+        snprintf(why, whylen, "HTTP/2 stream %s (error %u) before a response",
+                 g->reset ? "reset" : "ended", g->reset_code);
+        return HEALTH_H2_DOWN;
+    }
     if (g->reset) {
         snprintf(why, whylen, "gRPC: stream reset (HTTP/2 error %u)", g->reset_code);
-        return HEALTH_GRPC_DOWN;
+        return HEALTH_H2_DOWN;
     }
     if (g->status != 200) {
         snprintf(why, whylen, "gRPC: HTTP %d", g->status);
-        return HEALTH_GRPC_DOWN;
+        return HEALTH_H2_DOWN;
     }
     if (g->grpc_status != 0) {
         const char *name = grpc_code_name(g->grpc_status);
@@ -201,21 +230,21 @@ static enum health_grpc_result judge(struct health_grpc *g, char *why, size_t wh
         else
             snprintf(why, whylen, "gRPC: grpc-status %d (%s)%s%s", g->grpc_status,
                      name ? name : "?", g->detail[0] ? ": " : "", g->detail);
-        return HEALTH_GRPC_DOWN;
+        return HEALTH_H2_DOWN;
     }
     int st = g->msg_overflow ? -1 : grpc_health_response(g->msg, g->msg_len);
     static const char *const names[] = {"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
     if (st < 0) {
         snprintf(why, whylen, "gRPC: invalid HealthCheckResponse");
-        return HEALTH_GRPC_DOWN;
+        return HEALTH_H2_DOWN;
     }
     snprintf(why, whylen, "gRPC %s", st < 4 ? names[st] : "status");
     if (st >= 4)
         snprintf(why, whylen, "gRPC status %d", st);
-    return st == GRPC_SERVING ? HEALTH_GRPC_UP : HEALTH_GRPC_DOWN;
+    return st == GRPC_SERVING ? HEALTH_H2_UP : HEALTH_H2_DOWN;
 }
 
-enum health_grpc_result health_grpc_feed(struct health_grpc *g, const uint8_t *p, size_t n,
+enum health_h2_result health_h2_feed(struct health_h2 *g, const uint8_t *p, size_t n,
                                          const uint8_t **out, size_t *len, char *why,
                                          size_t whylen)
 {
@@ -223,21 +252,26 @@ enum health_grpc_result health_grpc_feed(struct health_grpc *g, const uint8_t *p
     *len = 0;
     ssize_t r = nghttp2_session_mem_recv(g->ng, p, n);
     if (r < 0) {
-        snprintf(why, whylen, "gRPC: invalid HTTP/2 (%s)", nghttp2_strerror((int)r));
-        return HEALTH_GRPC_DOWN;
+        snprintf(why, whylen, "%sinvalid HTTP/2 (%s)", g->grpc ? "gRPC: " : "",
+                 nghttp2_strerror((int)r));
+        return HEALTH_H2_DOWN;
+    }
+    if (!g->grpc && g->final_head) {
+        snprintf(why, whylen, "HTTP %d", g->status);
+        return g->status >= 200 && g->status < 300 ? HEALTH_H2_UP : HEALTH_H2_DOWN;
     }
     if (g->closed)
         return judge(g, why, whylen);
     if (drain(g) != 0) {
         snprintf(why, whylen, "gRPC: out of memory");
-        return HEALTH_GRPC_DOWN;
+        return HEALTH_H2_DOWN;
     }
     *out = g->out;
     *len = g->out_len;
-    return HEALTH_GRPC_MORE;
+    return HEALTH_H2_MORE;
 }
 
-void health_grpc_free(struct health_grpc *g)
+void health_h2_free(struct health_h2 *g)
 {
     if (!g)
         return;
