@@ -370,7 +370,8 @@ class H2cUpstream:
     request is answered, once it ended, with a JSON body {"headers", "length", "sha256",
     "trailers"} (trailers: the request's trailer fields, or null without a trailer block); the
     gRPC health check is SERVING; a request with `x-delay: S` is answered S seconds after it
-    ended; /golb.test.Slow/Stream is a gRPC call that never ends by itself: its head, then one
+    ended; one with `x-early: N` is answered as soon as its head came (N bytes and a trailer
+    block, before the request ends); /golb.test.Slow/Stream is a gRPC call that never ends by itself: its head, then one
     MESSAGE every 50 ms until golb resets it. What happened to the connections that carried
     requests (health checks aside) is recorded: `goaways` received (their error codes),
     `resets` (RST_STREAM error codes), `closed` by golb. With `proxy`, each connection starts
@@ -473,6 +474,9 @@ class H2cUpstream:
                     if isinstance(e, h2.events.RequestReceived):
                         streams[e.stream_id] = {"headers": dict(e.headers), "data": b"",
                                                 "trailers": None}
+                        if "x-early" in streams[e.stream_id]["headers"]:
+                            self._answer_early(conn, e.stream_id,
+                                               int(streams[e.stream_id]["headers"]["x-early"]))
                     elif isinstance(e, h2.events.DataReceived):
                         streams[e.stream_id]["data"] += e.data
                         conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
@@ -480,6 +484,8 @@ class H2cUpstream:
                         streams[e.stream_id]["trailers"] = dict(e.headers)
                     elif isinstance(e, h2.events.StreamEnded):
                         r = streams.pop(e.stream_id)
+                        if "x-early" in r["headers"]:
+                            continue  # answered already
                         served |= r["headers"].get(":path") != self.HEALTH
                         if "x-delay" in r["headers"]:
                             time.sleep(float(r["headers"]["x-delay"]))
@@ -518,6 +524,16 @@ class H2cUpstream:
         conn.send_headers(sid, [(":status", "200"), ("content-type", "application/json"),
                                 ("content-length", str(len(body)))])
         conn.send_data(sid, body, end_stream=True)
+
+    def _answer_early(self, conn, sid, n):
+        """`x-early: N`: answered as soon as the head came, before the request ends (RFC 9113
+        §8.1): N bytes (N within the initial window) and a trailer block with their sha256."""
+        conn.send_headers(sid, [(":status", "200"), ("content-type", "application/octet-stream")])
+        body = bytes(range(256)) * (n // 256 + 1)
+        body = body[:n]
+        for i in range(0, n, 16384):
+            conn.send_data(sid, body[i:i + 16384])
+        conn.send_headers(sid, [("x-sum", hashlib.sha256(body).hexdigest())], end_stream=True)
 
     def close(self):
         stop_listening(self.lsock, self._thread)
@@ -851,6 +867,33 @@ class GrpcUpstreamTest(h2t.H2Case):
         c.wait(lambda: c.done(sid), what="the response")
         got = json.loads(bytes(c.responses[sid]["data"]))
         self.assertEqual((got["length"], got["trailers"]), (3, {"x-req-trailer": "v1"}))
+
+    def test_an_answer_before_the_request_ended_reaches_the_client_whole_then_the_reset(self):
+        # RFC 9113 §8.1: the backend answers (body and trailers) while the client is still
+        # sending; golb tells the client to stop with RST_STREAM(NO_ERROR), but only after the
+        # response's END_STREAM went: a reset queued earlier overtook the last DATA and the
+        # trailers, and the client lost them
+        u = H2cUpstream()
+        self.addCleanup(u.close)
+        text = golb_config([f"http://127.0.0.1:{u.port}/"], protocol="h2", healthCheck="grpc",
+                           http2="{cleartext: true}")
+        g = self.golb(text)
+        self.wait_backend(g, u.port, "UP")
+        n = 60000
+        body = (bytes(range(256)) * (n // 256 + 1))[:n]
+        c = self.client(g)
+        for _ in range(3):
+            sid = c.request("/early", method="POST", headers=[("x-early", str(n))], body=b"ab",
+                            end=False)
+            c.wait(lambda sid=sid: c.responses[sid]["reset"] is not None, what="the reset")
+            r = c.responses[sid]
+            self.assertEqual(r["headers"][":status"], "200")
+            self.assertEqual(len(r["data"]), n)
+            self.assertEqual(bytes(r["data"]), body)
+            self.assertEqual(r["trailers"], {"x-sum": hashlib.sha256(body).hexdigest()})
+            self.assertEqual(r["order"][-3:], ["trailers", "end", "reset"])
+            self.assertEqual(r["reset"], 0)  # NO_ERROR
+        self.assertTrue(g.alive())
 
     def test_http11_keepalive_requests_with_a_body_to_an_h2_backend(self):
         # from the second request on, the backend's connection is ready at once: the body held
