@@ -501,9 +501,31 @@ static bool h2_response(struct exchange *x)
     struct h2up_stream *s = x->h2s;
     bool progress = false;
     for (int rounds = 0; rounds < 64 && x->res == EX_WAIT; rounds++) {
-        if (x->resp_phase == RESP_WAIT_HEAD) {
-            if (!s->head)
+        if (x->resp_phase == RESP_WAIT_HEAD && s->continued) {
+            /* The backend's 100 (Continue) goes to the client as over HTTP/1 (the session
+             * relays it or not): a client that sent Expect: 100-continue waits for it. */
+            s->continued = false;
+            struct http1_response r;
+            memset(&r, 0, offsetof(struct http1_response, headers));
+            r.minor_version = 1;
+            r.status = 100;
+            r.reason = http1_reason(100);
+            r.reason_len = (uint32_t)strlen(r.reason);
+            if (!h2_resph(x)) {
+                exchange_fail(x, 503, LB_FAILED);
+                return false;
+            }
+            if (!exchange_response_head(x, &r)) {
+                exchange_upstream_broken(x, "interim response head too large");
+                return false;
+            }
+            progress = true;
+        }
+        if (x->resp_phase == RESP_WAIT_HEAD && !s->head) {
+            if (!x->resph || x->resph->last == x->resph_sent)
                 return progress;
+            /* an interim head to send while the final one is awaited: below */
+        } else if (x->resp_phase == RESP_WAIT_HEAD) {
             struct http1_response r;
             h2_response_of(x, s, &r);
             obs_response_head(x->w, &x->obs, r.status, 0);

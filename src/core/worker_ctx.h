@@ -51,7 +51,8 @@ struct worker_session_ops {
     int (*cut_retired)(struct worker_session *s);
     /* The listener the session was accepted on closed (a reload removed or moved its address);
      * s->listener_gone is set already. HTTP/2 sends GOAWAY and lets its streams finish within
-     * shutdownTimeout. NULL: nothing to do (HTTP/1 connections finish as they are). */
+     * shutdownTimeout; HTTP/1 closes an idle keep-alive connection now, a busy one after its
+     * response (Connection: close), as in a drain. NULL: nothing to do. */
     void (*listener_closed)(struct worker_session *s);
 };
 

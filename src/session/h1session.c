@@ -113,6 +113,14 @@ static inline const struct config *c_cfg(const struct client *c)
     return c->x ? exchange_config(c->x) : c->w->cfg;
 }
 
+/* Keep-alive is over for this connection: the worker drains, or a reload closed the listener it
+ * came on (ws.listener_gone). Its response in flight says Connection: close and it closes after
+ * it; an idle one closes at once (h1_drain). */
+static inline bool c_closing(const struct client *c)
+{
+    return c->w->draining || c->ws.listener_gone;
+}
+
 /* What the session may know of its exchange (exchange.h); all zero without one. */
 static void x_result(const struct client *c, struct exchange_result *r)
 {
@@ -502,7 +510,7 @@ static int h1_on_head(void *cl, const struct http1_response *resp, const struct 
         if (c->http10)
             return 0;
     } else {
-        c->keepalive = c->req_keepalive && !c->w->draining && h->req_done &&
+        c->keepalive = c->req_keepalive && !c_closing(c) && h->req_done &&
                        resp->body != HTTP1_BODY_CLOSE && !h->dechunk && resp->status != 101;
     }
     return h1_response_head(c, resp, h, out) ? 0 : -ENOSPC;
@@ -922,7 +930,7 @@ static void client_reply(struct client *c)
     const struct reply_desc *d = exchange_reply(c->x);
     struct exchange_result r;
     exchange_result(c->x, &r);
-    bool keep = c->req_keepalive && !c->req_body && !c->w->draining;
+    bool keep = c->req_keepalive && !c->req_body && !c_closing(c);
     size_t need = 512 + d->location_len + d->body_len;
     for (size_t i = 0; i < d->nfields; i++)
         need += d->fields[i].name_len + d->fields[i].value_len + 4;
@@ -946,13 +954,12 @@ static void client_reply(struct client *c)
 /* The exchange is complete: serve the next request, or close. */
 static void finish_exchange(struct client *c)
 {
-    struct worker_ctx *w = c->w;
     struct exchange_result r;
     exchange_result(c->x, &r);
     obs_end(c, r.backend_status, "--", NULL);
     exchange_finish(c->x);
     c->requests++;
-    bool keep = c->keepalive && !r.body_abandoned && !w->draining;
+    bool keep = c->keepalive && !r.body_abandoned && !c_closing(c);
     release_buffers(c);
     if (!keep) {
         if ((!c->in || buf_len(c->in) == 0) && !c->readable) {
@@ -1199,8 +1206,8 @@ static struct client *client_of(struct worker_session *s)
     return container_of(s, struct client, ws);
 }
 
-/* Draining: an idle connection (between requests, no head begun) closes now; the others close
- * after their exchange (finish_exchange reads w->draining). */
+/* Draining, or its listener closed (listener_closed): an idle connection (between requests, no
+ * head begun) closes now; the others close after their exchange (c_closing). */
 static void h1_drain(struct worker_session *s)
 {
     struct client *c = client_of(s);
@@ -1231,6 +1238,7 @@ static const struct worker_session_ops h1_session_ops = {
     .drain = h1_drain,
     .close = h1_close,
     .cut_retired = h1_cut_retired,
+    .listener_closed = h1_drain,
 };
 
 void h1session_accept(struct worker_ctx *w, int fd, const struct sockaddr *peer, socklen_t peerlen,

@@ -295,12 +295,18 @@ static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
     return 0;
 }
 
-/* A frame went into `out`: counts resets and the first GOAWAY by reason. */
+/* A frame went into `out`: counts resets and the first GOAWAY by reason; a response's
+ * END_STREAM lets a reset that waited for it go (h2stream_end_sent). */
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
     struct h2conn *c = user;
-    (void)ng;
     c->trimmed = false; /* the frame was written into framebuf */
+    if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        struct h2stream *s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+        if (s)
+            h2stream_end_sent(s);
+    }
     if (frame->hd.type == NGHTTP2_RST_STREAM)
         obs_h2(c->w, OBS_H2_RESET_BY_GOLB);
     if (frame->hd.type == NGHTTP2_GOAWAY && !c->goaway) {

@@ -78,6 +78,7 @@ struct h2stream {
     bool out_blocked;    /* send() answered -EAGAIN: pump again once out drains */
     bool tunnel;         /* RFC 8441: after the 200, a tunnel */
     bool resp_complete;  /* the response ended properly (a close after it is no reset) */
+    bool reset_after_end; /* RST_STREAM(NO_ERROR) once the response's END_STREAM went out */
     nghttp2_nv *resp_tr; /* trailers to send after the body (and their bytes), or NULL */
     size_t nresp_tr;
     uint64_t progress_at; /* last byte moved while no exchange (its buffered tail) */
@@ -235,6 +236,9 @@ struct h2stream *h2stream_new(struct h2conn *c, int32_t id);
 void h2stream_free(struct h2stream *s);
 /* RST_STREAM from golb (a malformed request, a cut response). */
 void h2stream_reset(struct h2stream *s, uint32_t code);
+/* The response's END_STREAM (DATA, HEADERS or trailers) went into the connection's output: a
+ * reset waiting for it (reset_after_end) is submitted now (nghttp2 callback). */
+void h2stream_end_sent(struct h2stream *s);
 /* Logs a stream that ends with its exchange still running (client reset, or golb's cut). */
 void h2stream_obs_abort(struct h2stream *s);
 void h2stream_put_exchange(struct h2stream *s);

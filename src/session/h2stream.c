@@ -853,7 +853,24 @@ static void stream_finish(struct h2stream *s)
     exchange_finish(s->x);
     h2stream_put_exchange(s);
     s->progress_at = loop_now(s->c->w->loop);
-    if (!s->in_end) /* the response ended first: the rest of the request body goes nowhere */
+    if (s->in_end || s->closed)
+        return;
+    /* The response ended first: the rest of the request body goes nowhere, and RFC 9113 §8.1
+     * lets the client know with RST_STREAM(NO_ERROR). nghttp2 sends a queued RST_STREAM before
+     * the stream's pending DATA and drops what is left, so it waits for the response's
+     * END_STREAM to go out (h2stream_end_sent), unless it went already. */
+    if (nghttp2_session_get_stream_local_close(s->c->ng, s->id) == 1)
+        h2stream_reset(s, NGHTTP2_NO_ERROR);
+    else
+        s->reset_after_end = true;
+}
+
+void h2stream_end_sent(struct h2stream *s)
+{
+    if (!s->reset_after_end)
+        return;
+    s->reset_after_end = false;
+    if (!s->in_end)
         h2stream_reset(s, NGHTTP2_NO_ERROR);
 }
 

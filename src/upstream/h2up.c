@@ -229,8 +229,10 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
         return 0;
     if (nlen == 7 && memcmp(name, ":status", 7) == 0) {
         int st = vlen == 3 ? (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0') : 0;
-        if (st >= 100 && st < 200) /* an interim head: dropped, the final one follows */
+        if (st >= 100 && st < 200) { /* an interim head: the final one follows */
+            s->continued |= st == 100 && !s->head; /* for a client's Expect: 100-continue */
             return 0;
+        }
         s->status = st;
         return 0;
     }

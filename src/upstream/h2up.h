@@ -68,6 +68,8 @@ struct h2up_stream {
     size_t nrqt;
     /* response */
     int status;                                  /* the final :status (0: not yet) */
+    bool continued;    /* a 100 (Continue) came, not yet relayed by the exchange (other 1xx
+                          heads are dropped: their fields would need a place of their own) */
     size_t nf, nt;     /* in f[] and t[] (at the end) */
     size_t arena_len;  /* bytes of names and values, in small then big */
     size_t small_len, big_len;

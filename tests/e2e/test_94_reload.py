@@ -13,8 +13,8 @@ import socket
 import threading
 import time
 
-from golbtest import (GolbTestCase, HTTPConn, can_connect, golb_config, http_request, rss_kib,
-                      run_golb, scaled, wait_until)
+from golbtest import (GolbTestCase, HTTPConn, RawUpstream, can_connect, golb_config,
+                      http_request, rss_kib, run_golb, scaled, wait_until)
 
 ADMIN_RE = r"admin API and status page on http://(\S+):(\d+)/"
 # Changes on a TCP admin listener need a token (issue 15); self.admin() sends it.
@@ -332,7 +332,48 @@ class ReloadListenersTest(ReloadCase):
         r = http_request(new_port, "GET", "/n", host="::1")
         self.assertEqual(r.status, 200)
         wait_until(lambda: not can_connect_v4(old_port), scaled(5), "the old listener to close")
-        self.assertEqual(c.request("GET", "/y").status, 200, "accepted connections stay")
+        self.assertTrue(c.wait_closed(5), "its idle keep-alive connection is closed")
+
+    def test_a_removed_listener_closes_its_keepalive_connections_and_the_others_stay(self):
+        # as in a drain, per listener: an idle keep-alive connection closes at once, a busy one
+        # answers with Connection: close and closes after it; the kept listener's go on. One
+        # worker: the idle connection's close says the worker saw the listener go.
+        release = threading.Event()
+
+        def handler(conn, head, path):
+            if path == "/held":
+                release.wait(scaled(10))
+            body = path.encode()
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            return True
+
+        u = RawUpstream(handler)
+        self.addCleanup(u.close)
+        self.addCleanup(release.set)
+        g = self.start([u], listen='["127.0.0.1:0", "127.0.0.2:0"]', workers=1)
+        m = g.wait_log(r"listening on 127\.0\.0\.1:(\d+), 127\.0\.0\.2:(\d+) ")
+        gone, kept = int(m.group(1)), int(m.group(2))
+        conns = {}
+        for name, host, port in (("idle", "127.0.0.1", gone), ("busy", "127.0.0.1", gone),
+                                 ("stay", "127.0.0.2", kept)):
+            conns[name] = HTTPConn(host, port, scaled(10))
+            self.addCleanup(conns[name].close)
+            r = conns[name].request("GET", f"/{name}")
+            self.assertEqual((r.status, r.header("Connection")), (200, None))
+        conns["busy"].send_request("GET", "/held")
+        wait_until(lambda: any(b"GET /held " in h for h in u.requests), scaled(5),
+                   "the busy connection's request upstream")
+        self.write(g, [u], listen='["127.0.0.2:0"]', workers=1)
+        self.assertEqual(self.sighup(g), "listener removed: listen 127.0.0.1:0")
+        self.assertTrue(conns["idle"].wait_closed(5), "the idle connection closes at once")
+        release.set()
+        r = conns["busy"].read_response()
+        self.assertEqual((r.status, r.body), (200, b"/held"))
+        self.assertEqual(r.header("Connection"), "close")
+        self.assertTrue(conns["busy"].wait_closed(5), "the busy connection closes after it")
+        for p in ("/after1", "/after2"):
+            r = conns["stay"].request("GET", p)
+            self.assertEqual((r.status, r.body, r.header("Connection")), (200, p.encode(), None))
 
     def test_a_listener_that_cannot_be_bound_fails_the_reload(self):
         a = self.toy(1)

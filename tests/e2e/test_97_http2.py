@@ -85,7 +85,7 @@ class H2:
             self.conn.send_data(sid, body, end_stream=end)
         self.flush()
         self.responses[sid] = {"headers": None, "data": bytearray(), "trailers": None,
-                               "reset": None, "ended": False, "interim": []}
+                               "reset": None, "ended": False, "interim": [], "order": []}
         return sid
 
     def pump(self, timeout=5):
@@ -107,15 +107,19 @@ class H2:
                 r["interim"].append(dict(e.headers))
             elif isinstance(e, h2.events.TrailersReceived):
                 r["trailers"] = dict(e.headers)
+                r["order"].append("trailers")
             elif isinstance(e, h2.events.DataReceived):
                 r["data"] += e.data
+                r["order"].append("data")
                 if self.auto_ack:
                     self.conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
             elif isinstance(e, h2.events.StreamEnded):
                 r["ended"] = True
+                r["order"].append("end")
             elif isinstance(e, h2.events.StreamReset):
                 if r is not None:
                     r["reset"] = e.error_code
+                    r["order"].append("reset")
             elif isinstance(e, h2.events.ConnectionTerminated):
                 self.goaway = (e.error_code, e.last_stream_id)
             elif isinstance(e, h2.events.RemoteSettingsChanged):
@@ -583,7 +587,7 @@ class TestRefusals(H2Case):
                                 end_stream=True)
             c.conn.reset_stream(sid, CANCEL)
             c.responses[sid] = {"headers": None, "data": bytearray(), "trailers": None,
-                                "reset": None, "ended": False, "interim": []}
+                                "reset": None, "ended": False, "interim": [], "order": []}
             try:
                 c.flush()
             except OSError:

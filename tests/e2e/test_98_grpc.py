@@ -387,7 +387,9 @@ class H2cUpstream:
     request is answered, once it ended, with a JSON body {"headers", "length", "sha256",
     "trailers"} (trailers: the request's trailer fields, or null without a trailer block); the
     gRPC health check is SERVING; a request with `x-delay: S` is answered S seconds after it
-    ended; /golb.test.Slow/Stream is a gRPC call that never ends by itself: its head, then one
+    ended; one with `x-early: N` is answered as soon as its head came (N bytes and a trailer
+    block, before the request ends); one with `expect: 100-continue` gets a 100 (Continue) at
+    once; /golb.test.Slow/Stream is a gRPC call that never ends by itself: its head, then one
     MESSAGE every 50 ms until golb resets it. What happened to the connections that carried
     requests (health checks aside) is recorded: `goaways` received (their error codes),
     `resets` (RST_STREAM error codes), `closed` by golb. With `proxy`, each connection starts
@@ -492,6 +494,11 @@ class H2cUpstream:
                     if isinstance(e, h2.events.RequestReceived):
                         streams[e.stream_id] = {"headers": dict(e.headers), "data": b"",
                                                 "trailers": None}
+                        if streams[e.stream_id]["headers"].get("expect") == "100-continue":
+                            conn.send_headers(e.stream_id, [(":status", "100")])
+                        if "x-early" in streams[e.stream_id]["headers"]:
+                            self._answer_early(conn, e.stream_id,
+                                               int(streams[e.stream_id]["headers"]["x-early"]))
                     elif isinstance(e, h2.events.DataReceived):
                         streams[e.stream_id]["data"] += e.data
                         conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
@@ -499,6 +506,8 @@ class H2cUpstream:
                         streams[e.stream_id]["trailers"] = dict(e.headers)
                     elif isinstance(e, h2.events.StreamEnded):
                         r = streams.pop(e.stream_id)
+                        if "x-early" in r["headers"]:
+                            continue  # answered already
                         served |= r["headers"].get(":path") != self.HEALTH
                         if "x-delay" in r["headers"]:
                             time.sleep(float(r["headers"]["x-delay"]))
@@ -543,6 +552,16 @@ class H2cUpstream:
         conn.send_headers(sid, [(":status", "200"), ("content-type", "application/json"),
                                 ("content-length", str(len(body)))])
         conn.send_data(sid, body, end_stream=True)
+
+    def _answer_early(self, conn, sid, n):
+        """`x-early: N`: answered as soon as the head came, before the request ends (RFC 9113
+        §8.1): N bytes (N within the initial window) and a trailer block with their sha256."""
+        conn.send_headers(sid, [(":status", "200"), ("content-type", "application/octet-stream")])
+        body = bytes(range(256)) * (n // 256 + 1)
+        body = body[:n]
+        for i in range(0, n, 16384):
+            conn.send_data(sid, body[i:i + 16384])
+        conn.send_headers(sid, [("x-sum", hashlib.sha256(body).hexdigest())], end_stream=True)
 
     def close(self):
         stop_listening(self.lsock, self._thread)
@@ -876,6 +895,71 @@ class GrpcUpstreamTest(h2t.H2Case):
         c.wait(lambda: c.done(sid), what="the response")
         got = json.loads(bytes(c.responses[sid]["data"]))
         self.assertEqual((got["length"], got["trailers"]), (3, {"x-req-trailer": "v1"}))
+
+    def test_an_answer_before_the_request_ended_reaches_the_client_whole_then_the_reset(self):
+        # RFC 9113 §8.1: the backend answers (body and trailers) while the client is still
+        # sending; golb tells the client to stop with RST_STREAM(NO_ERROR), but only after the
+        # response's END_STREAM went: a reset queued earlier overtook the last DATA and the
+        # trailers, and the client lost them
+        u = H2cUpstream()
+        self.addCleanup(u.close)
+        text = golb_config([f"http://127.0.0.1:{u.port}/"], protocol="h2", healthCheck="grpc",
+                           http2="{cleartext: true}")
+        g = self.golb(text)
+        self.wait_backend(g, u.port, "UP")
+        n = 60000
+        body = (bytes(range(256)) * (n // 256 + 1))[:n]
+        c = self.client(g)
+        for _ in range(3):
+            sid = c.request("/early", method="POST", headers=[("x-early", str(n))], body=b"ab",
+                            end=False)
+            c.wait(lambda sid=sid: c.responses[sid]["reset"] is not None, what="the reset")
+            r = c.responses[sid]
+            self.assertEqual(r["headers"][":status"], "200")
+            self.assertEqual(len(r["data"]), n)
+            self.assertEqual(bytes(r["data"]), body)
+            self.assertEqual(r["trailers"], {"x-sum": hashlib.sha256(body).hexdigest()})
+            self.assertEqual(r["order"][-3:], ["trailers", "end", "reset"])
+            self.assertEqual(r["reset"], 0)  # NO_ERROR
+        self.assertTrue(g.alive())
+
+    def test_expect_100_continue_reaches_an_h2_backend_and_its_100_the_client(self):
+        # as over HTTP/1: the backend's 100 (Continue) is relayed, so curl sends its body at once
+        # rather than after its 1 s wait for a 100 that golb dropped
+        u = H2cUpstream()
+        self.addCleanup(u.close)
+        text = golb_config([f"http://127.0.0.1:{u.port}/"], protocol="h2", healthCheck="grpc",
+                           http2="{cleartext: true}")
+        g = self.golb(text)
+        self.wait_backend(g, u.port, "UP")
+        body = os.urandom(100000)
+        path = os.path.join(self.tmp, "body")
+        with open(path, "wb") as f:
+            f.write(body)
+        t0 = time.monotonic()
+        r = self.curl("-v", "--http1.1", "-H", "Expect: 100-continue", "--expect100-timeout", "5",
+                      "--data-binary", f"@{path}", f"http://127.0.0.1:{g.port}/up")
+        took = time.monotonic() - t0
+        err = r.stderr.decode(errors="replace")
+        self.assertEqual(r.returncode, 0, err)
+        self.assertIn("< HTTP/1.1 100 Continue", err)
+        self.assertRegex(err, r"< HTTP/1.1 200 ")
+        got = json.loads(r.stdout)
+        self.assertEqual(got["headers"].get("expect"), "100-continue")
+        self.assertEqual((got["length"], got["sha256"]),
+                         (len(body), hashlib.sha256(body).hexdigest()))
+        self.assertLess(took, scaled(4), "curl waited for a 100 that did not come")
+        # an HTTP/2 client gets it as an interim HEADERS, then sends its body
+        c = self.client(g)
+        sid = c.request("/up2", method="POST", headers=[("expect", "100-continue")], end=False)
+        c.wait(lambda: c.responses[sid]["interim"], what="the 100")
+        self.assertEqual(c.responses[sid]["interim"][0][":status"], "100")
+        self.assertIsNone(c.responses[sid]["headers"])
+        c.conn.send_data(sid, b"abc", end_stream=True)
+        c.flush()
+        c.wait(lambda: c.done(sid), what="the response")
+        self.assertEqual(c.responses[sid]["headers"][":status"], "200")
+        self.assertEqual(json.loads(bytes(c.responses[sid]["data"]))["length"], 3)
 
     def test_http11_keepalive_requests_with_a_body_to_an_h2_backend(self):
         # from the second request on, the backend's connection is ready at once: the body held
