@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/mcache.h"
 #include "base/util.h"
 
 /* Buffers are whole pages from mmap, not malloc: one beyond the pool's watermark goes straight
@@ -109,6 +110,23 @@ struct buf *buf_get_large(struct buf_pool *pool, uint32_t cap)
     return b ? hand_out(pool, b) : NULL;
 }
 
+struct buf *buf_get_small(struct buf_pool *pool, uint32_t n)
+{
+    if (!pool->small || n > BUF_SMALL_MAX)
+        return buf_get(pool);
+    size_t want = sizeof(struct buf) + n, block = 256;
+    while (block < want)
+        block *= 2; /* the cache's classes: the whole block is usable */
+    struct buf *b = mcache_alloc(pool->small, block);
+    if (!b)
+        return NULL;
+    b->next = NULL;
+    b->magic = BUF_MAGIC;
+    b->pos = b->last = 0;
+    b->cap = (uint32_t)(block - sizeof(struct buf));
+    return b;
+}
+
 static void trim_to(struct buf_pool *pool, size_t keep)
 {
     while (pool->nfree > keep) {
@@ -119,10 +137,11 @@ static void trim_to(struct buf_pool *pool, size_t keep)
     }
 }
 
-/* Past the high mark: back to half of it in one go (hysteresis), never below max_free. */
+/* Past the bound (see buf_put): back to half of it in one go (hysteresis), never below
+ * max_free. */
 __attribute__((noinline)) static void trim(struct buf_pool *pool)
 {
-    size_t keep = pool->high / 2;
+    size_t keep = MAX(pool->high, pool->peak) / 2;
     trim_to(pool, keep > pool->max_free ? keep : pool->max_free);
 }
 
@@ -154,14 +173,20 @@ void buf_put(struct buf_pool *pool, struct buf *b)
 {
     if (!b)
         return;
-    assert(b->magic == BUF_MAGIC && b->cap >= pool->size);
+    assert(b->magic == BUF_MAGIC);
     b->magic = 0;
+    if (unlikely(b->cap < pool->size)) { /* buf_get_small's */
+        mcache_free(pool->small, b);
+        return;
+    }
     pool->outstanding--;
     if (likely(b->cap == pool->size)) {
         b->next = pool->free;
         pool->free = b;
-        /* Above the high mark, back to the low mark in one go (hysteresis). */
-        if (unlikely(++pool->nfree > pool->high))
+        /* Above the high mark, back to the low mark in one go (hysteresis); the high mark is
+         * the last second's, and a burst that started since (peak) may keep as many: else its
+         * first second after a pause unmaps and maps its buffers again, one pair each. */
+        if (unlikely(++pool->nfree > pool->high) && pool->nfree > pool->peak)
             trim(pool);
         return;
     }

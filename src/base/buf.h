@@ -29,6 +29,10 @@
 /* Large buffers kept for reuse (each up to maxHeaderSize and a little): few, they are rare. */
 #define BUF_LARGE_MAX_FREE 2
 
+#define BUF_SMALL_MAX (1024u - 32u) /* the largest n for buf_get_small (an mcache class) */
+
+struct mcache;
+
 struct buf {
     struct buf *next; /* free-list link (a holder may chain its buffers with it) */
     uint32_t magic;
@@ -49,6 +53,7 @@ struct buf_pool {
     struct buf *large;  /* free large buffers, at most BUF_LARGE_MAX_FREE */
     size_t nlarge;
     size_t maps, unmaps; /* mmap and munmap calls so far: for tests and metrics */
+    struct mcache *small; /* where buf_get_small's buffers come from (NULL: none) */
 };
 
 void buf_pool_init(struct buf_pool *pool, uint32_t size, size_t max_free);
@@ -61,6 +66,12 @@ void buf_pool_tick(struct buf_pool *pool);
 struct buf *buf_get(struct buf_pool *pool);
 /* Returns an empty buffer of at least cap bytes (a large one when cap > pool->size), or NULL. */
 struct buf *buf_get_large(struct buf_pool *pool, uint32_t cap);
+/* A buffer for n bytes or a few more, n at most BUF_SMALL_MAX: a heap block from pool->small
+ * (an ordinary buffer when the pool has none or n is larger). Its cap is below the pool's size:
+ * only for holders that take another buffer when one is full (HTTP/2 streams' chains, where a
+ * gRPC message or a small response is a few hundred bytes and 1,000 of them wait at once: an
+ * ordinary buffer would be 16 KiB of pages each). Given back with buf_put like any other. */
+struct buf *buf_get_small(struct buf_pool *pool, uint32_t n);
 /* Returns b (may be NULL) to the pool: ordinary and large buffers each to their own list. */
 void buf_put(struct buf_pool *pool, struct buf *b);
 /* Moves b's unprocessed bytes into a new buffer of at least cap bytes and gives b back. Returns

@@ -24,6 +24,7 @@ void worker_ctx_pools_init(struct worker_ctx *w)
 {
     buf_pool_init(&w->bufs, WORKER_CTX_BUF_SIZE, MAX_FREE_BUFS);
     mcache_init(&w->mc);
+    w->bufs.small = &w->mc;
     pipe_pool_init(&w->pipes, MAX_FREE_PIPES, PIPE_SIZE);
 }
 

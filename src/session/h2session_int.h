@@ -168,7 +168,9 @@ static inline bool h2_chain_append(struct h2conn *c, struct buf **head, struct b
     while (n) {
         struct buf *t = *tail;
         if (!t || buf_space(t) == 0) {
-            t = buf_get(&c->w->bufs);
+            /* a chain's first buffer sized to what comes (a message, a small answer) */
+            t = !*head && n <= BUF_SMALL_MAX ? buf_get_small(&c->w->bufs, (uint32_t)n)
+                                             : buf_get(&c->w->bufs);
             if (!t)
                 return false;
             t->next = NULL;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/mcache.h"
 
 Test(buf, get_put_reuses_the_same_memory)
 {
@@ -26,7 +27,8 @@ Test(buf, get_put_reuses_the_same_memory)
     buf_pool_destroy(&pool);
 }
 
-Test(buf, pool_keeps_at_most_max_free)
+/* A burst keeps its buffers until the tick; quiet ticks bring the list down to 2 × max_free. */
+Test(buf, pool_keeps_a_burst_until_quiet_ticks)
 {
     struct buf_pool pool;
     buf_pool_init(&pool, 1024, 2);
@@ -35,8 +37,12 @@ Test(buf, pool_keeps_at_most_max_free)
         b[i] = buf_get(&pool);
     for (int i = 0; i < 5; i++)
         buf_put(&pool, b[i]);
-    cr_expect_eq(pool.nfree, 2);
+    cr_expect_eq(pool.nfree, 5, "the burst's own peak is kept");
     cr_expect_eq(pool.outstanding, 0);
+    buf_pool_tick(&pool); /* the period of the burst */
+    cr_expect_eq(pool.nfree, 5);
+    buf_pool_tick(&pool); /* a quiet one */
+    cr_expect_eq(pool.nfree, 4);
     buf_put(&pool, NULL); /* allowed, no effect */
     buf_pool_destroy(&pool);
     cr_expect_eq(pool.nfree, 0);
@@ -85,21 +91,31 @@ Test(buf, traffic_around_the_bound_costs_no_mmap)
     cr_expect_eq(pool.unmaps, 8);
 }
 
-/* A burst beyond twice the bound goes back down to the bound in one batch. */
-Test(buf, a_burst_is_trimmed_back_to_the_bound_in_one_batch)
+/* A burst beyond the high mark is kept through its second (its first second after a pause
+ * would otherwise unmap and map again), then trimmed by the ticks in batches. */
+Test(buf, a_burst_is_kept_through_its_second_then_trimmed_in_batches)
 {
     struct buf_pool pool;
     buf_pool_init(&pool, 4096, 4);
-    struct buf *b[9];
-    for (int i = 0; i < 9; i++)
+    struct buf *b[20];
+    for (int i = 0; i < 20; i++)
         b[i] = buf_get(&pool);
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 20; i++)
         buf_put(&pool, b[i]);
-    cr_expect_eq(pool.nfree, 8, "up to the high mark: kept");
+    cr_expect_eq(pool.nfree, 20, "past the high mark (8) but not past the burst's peak: kept");
     cr_expect_eq(pool.unmaps, 0);
-    buf_put(&pool, b[8]);
-    cr_expect_eq(pool.nfree, 4, "past it: back to max_free");
-    cr_expect_eq(pool.unmaps, 5);
+    for (int i = 0; i < 20; i++) /* the same burst again: nothing mapped */
+        b[i] = buf_get(&pool);
+    for (int i = 0; i < 20; i++)
+        buf_put(&pool, b[i]);
+    cr_expect_eq(pool.maps, 20);
+    buf_pool_tick(&pool); /* the period of the burst: its peak is the high mark */
+    cr_expect_eq(pool.nfree, 20);
+    buf_pool_tick(&pool); /* quiet: halved, in one batch */
+    cr_expect_eq(pool.nfree, 10);
+    cr_expect_eq(pool.unmaps, 10);
+    buf_pool_tick(&pool); /* down to 2 x max_free */
+    cr_expect_eq(pool.nfree, 8);
     cr_expect_eq(pool.outstanding, 0);
     buf_pool_destroy(&pool);
 }
@@ -174,9 +190,8 @@ Test(buf, tick_follows_the_peak_in_use_then_trims_when_it_falls)
         if (round == 0)
             buf_pool_tick(&pool);
     }
-    /* round 0 mapped 40 and, trimming at the high mark 8 back to 4, kept 5; round 1 (after the
-     * tick) mapped the 35 missing and kept all; round 2 mapped nothing */
-    cr_expect_eq(pool.maps, 40 + 35, "%zu maps", pool.maps);
+    /* round 0 mapped 40 and kept them (its peak), rounds 1 and 2 mapped nothing */
+    cr_expect_eq(pool.maps, 40, "%zu maps", pool.maps);
     cr_expect_eq(pool.nfree, 40, "the last period's peak is kept");
     size_t maps = pool.maps;
     for (int i = 0; i < 40; i++)
@@ -193,5 +208,44 @@ Test(buf, tick_follows_the_peak_in_use_then_trims_when_it_falls)
     buf_pool_tick(&pool);
     cr_expect_eq(pool.high, 8);
     cr_expect_eq(pool.nfree, 8);
+    buf_pool_destroy(&pool);
+}
+
+Test(buf, small_buffers_come_from_the_cache_and_go_back_to_it)
+{
+    struct buf_pool pool;
+    struct mcache mc;
+    buf_pool_init(&pool, 16384, 4);
+    mcache_init(&mc);
+    struct buf *o = buf_get_small(&pool, 100); /* no cache yet: an ordinary buffer */
+    cr_assert_not_null(o);
+    cr_expect_eq(o->cap, 16384);
+    buf_put(&pool, o);
+    pool.small = &mc;
+    size_t outstanding = pool.outstanding;
+    struct buf *s = buf_get_small(&pool, 100);
+    cr_assert_not_null(s);
+    cr_expect_geq(s->cap, 100);
+    cr_expect_lt(s->cap, 256, "a 256-byte block, header included");
+    cr_expect_eq(buf_len(s), 0);
+    memset(s->data, 'x', s->cap); /* the whole cap is usable (ASan: no overflow) */
+    s->last = s->cap;
+    cr_expect_eq(pool.outstanding, outstanding, "not one of the pool's pages");
+    struct buf *m = buf_get_small(&pool, BUF_SMALL_MAX);
+    cr_assert_not_null(m);
+    cr_expect_geq(m->cap, BUF_SMALL_MAX);
+    cr_expect_lt(m->cap, 1024);
+    struct buf *big = buf_get_small(&pool, BUF_SMALL_MAX + 1);
+    cr_assert_not_null(big);
+    cr_expect_eq(big->cap, 16384, "beyond BUF_SMALL_MAX: an ordinary buffer");
+    buf_put(&pool, s);
+    buf_put(&pool, m);
+    buf_put(&pool, big);
+    cr_expect_eq(pool.outstanding, outstanding);
+    struct buf *again = buf_get_small(&pool, 50);
+    if (mcache_enabled())
+        cr_expect_eq(again, s, "the block came back to the cache");
+    buf_put(&pool, again);
+    mcache_destroy(&mc);
     buf_pool_destroy(&pool);
 }
