@@ -133,7 +133,8 @@ static inline bool http_name_is_(const char *s, const char *lit, size_t n)
 /* The id of a field name (any case: HTTP/1's as received, HTTP/2's lower-case), HTTP_F_OTHER for
  * the names golb does not act on; by length first, so most names cost a switch. The name must be
  * made of tchars (both parsers check that first). */
-static inline enum http_field_id http_field_id_of(const char *s, size_t n)
+static inline __attribute__((always_inline)) enum http_field_id http_field_id_of(const char *s,
+                                                                                 size_t n)
 {
     switch (n) {
     case 2:

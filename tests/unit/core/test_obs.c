@@ -17,8 +17,7 @@
 #include "base/jsonw.h"
 #include "admin/metrics.h"
 #include "core/obs.h"
-#include "admin/metrics.h"
-#include "core/obs.h"
+#include "core/worker_ctx.h"
 
 static const char *json_of(const char *in, size_t n, size_t max)
 {
@@ -44,7 +43,7 @@ Test(jsonw, keeps_valid_utf8_and_replaces_invalid_bytes)
     cr_expect_str_eq(json_of("caf\xc3\xa9", 5, 0), "\"caf\xc3\xa9\"");
     cr_expect_str_eq(json_of("\xe2\x82\xac", 3, 0), "\"\xe2\x82\xac\"");
     cr_expect_str_eq(json_of("\xff\xc3", 2, 0), "\"\\ufffd\\ufffd\"");
-    cr_expect_str_eq(json_of("\xc0\xaf", 2, 0), "\"\\ufffd\\ufffd\"");       /* overlong */
+    cr_expect_str_eq(json_of("\xc0\xaf", 2, 0), "\"\\ufffd\\ufffd\"");            /* overlong */
     cr_expect_str_eq(json_of("\xed\xa0\x80", 3, 0), "\"\\ufffd\\ufffd\\ufffd\""); /* surrogate */
     cr_expect_str_eq(json_of("\xf4\x90\x80\x80", 4, 0),
                      "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* past U+10FFFF */
@@ -184,8 +183,8 @@ Test(accesslog, json_line_has_the_documented_fields_and_one_newline)
     r.route = &route;
     r.pool = "api";
     char line[ACCESSLOG_LINE_MAX];
-    size_t n = obs_format_line(ACCESSLOG_JSON, line, sizeof(line), &r, "127.0.0.1:8081",
-                                     "10.0.0.1", "--", NULL);
+    size_t n = obs_format_line(ACCESSLOG_JSON, line, sizeof(line), &r, "127.0.0.1:8081", "10.0.0.1",
+                               "--", NULL);
     cr_assert_gt(n, 0);
     line[n] = '\0';
     cr_expect_eq(strchr(line, '\n'), line + n - 1, "exactly one newline, at the end: %s", line);
@@ -206,8 +205,8 @@ Test(accesslog, text_line_is_one_line)
 {
     struct obs_req r = sample_req();
     char line[ACCESSLOG_LINE_MAX];
-    size_t n = obs_format_line(ACCESSLOG_TEXT, line, sizeof(line), &r, NULL, "10.0.0.1",
-                                     "CH", "client_abort");
+    size_t n = obs_format_line(ACCESSLOG_TEXT, line, sizeof(line), &r, NULL, "10.0.0.1", "CH",
+                               "client_abort");
     line[n] = '\0';
     cr_expect_str_eq(line, "2023-11-14T22:13:20.123Z 10.0.0.1 \"GET /p?q=1 HTTP/1.1\" 200 0 12 "
                            "\"evil\\\"\\x0a{\\\"x\\\":1}\\x1b\" - reused=0 retries=0 "
@@ -216,8 +215,8 @@ Test(accesslog, text_line_is_one_line)
     struct obs_route route = {.name = "route 2"};
     r.route = &route;
     r.pool = "api";
-    n = obs_format_line(ACCESSLOG_TEXT, line, sizeof(line), &r, "api/127.0.0.1:9", "10.0.0.1",
-                        "--", NULL);
+    n = obs_format_line(ACCESSLOG_TEXT, line, sizeof(line), &r, "api/127.0.0.1:9", "10.0.0.1", "--",
+                        NULL);
     line[n] = '\0';
     cr_expect(strstr(line, " id=id1 route=\"route 2\" pool=api\n"), "%s", line);
 }
@@ -239,12 +238,11 @@ Test(accesslog, worst_case_line_fits)
     memset(ip, '1', 46);
     ip[46] = '\0';
     cr_expect_gt(obs_format_line(ACCESSLOG_JSON, line, sizeof(line), &r,
-                                       "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535", ip,
-                                       "CD", "client_abort"),
+                                 "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535", ip, "CD",
+                                 "client_abort"),
                  0);
-    cr_expect_gt(obs_format_line(ACCESSLOG_TEXT, line, sizeof(line), &r, NULL, ip, "CD",
-                                       "client_abort"),
-                 0);
+    cr_expect_gt(
+        obs_format_line(ACCESSLOG_TEXT, line, sizeof(line), &r, NULL, ip, "CD", "client_abort"), 0);
 }
 
 /* Reads a whole small file into buf (NUL-terminated); "" when it does not exist. */
@@ -285,9 +283,28 @@ Test(accesslog, configure_starts_moves_and_stops_the_log)
     cr_assert_eq(accesslog_configure(ACCESSLOG_OFF, NULL), 0);
     cr_expect_eq(accesslog_current(), ACCESSLOG_OFF);
     accesslog_stop(); /* writes out what the ring holds */
-    cr_expect_str_eq(slurp(a, buf, sizeof(buf)), "one\n", "lines before the move stay where they were");
+    cr_expect_str_eq(slurp(a, buf, sizeof(buf)), "one\n",
+                     "lines before the move stay where they were");
     cr_expect_str_eq(slurp(b, buf, sizeof(buf)), "two\n");
     unlink(a);
     unlink(b);
     rmdir(dir);
+}
+
+/* A request id: the process's 16 hex digits, then the worker (4) and its sequence number (12). */
+Test(obs, request_ids_name_the_process_the_worker_and_the_sequence)
+{
+    struct worker_ctx w;
+    memset(&w, 0, sizeof(w));
+    w.id = 0x2a;
+    w.reqid_seq = 0xabcdef0122;
+    char a[OBS_REQID_MAX], b[OBS_REQID_MAX];
+    cr_assert_eq(obs_new_request_id(&w, a), 32);
+    cr_assert_eq(obs_new_request_id(&w, b), 32);
+    cr_expect_eq(strlen(a), 32);
+    cr_expect_str_eq(a + 16, "002a00abcdef0123");
+    cr_expect_str_eq(b + 16, "002a00abcdef0124");
+    cr_expect_eq(memcmp(a, b, 16), 0, "one process: one first half");
+    for (int i = 0; i < 32; i++)
+        cr_expect(strchr("0123456789abcdef", a[i]) != NULL, "hex digit at %d: %c", i, a[i]);
 }
