@@ -103,8 +103,11 @@ run() { # target
 for ((r = 1; r <= ROUNDS; r++)); do
     for t in haproxy nginx golb; do run "$t"; sleep 1; done
 done
-printf '%-8s %12s %14s %16s %10s\n' target "req/s" "CPU µs/req" "upstream conns" "not 2xx"
+printf '%-8s %12s %14s %16s %16s %10s\n' target "req/s" "CPU µs/req" "CPU / best peer" \
+    "upstream conns" "not 2xx"
+best=$(least "$(median "${CPU[haproxy]}")" "$(median "${CPU[nginx]}")")
 for t in haproxy nginx golb; do
-    printf '%-8s %12s %14s %16s %10s\n' "$t" "$(median "${RPS[$t]}")" "$(median "${CPU[$t]}")" \
-        "$(median "${CONNS[$t]}")" "$(median "${BAD[$t]}")"
+    cpu=$(median "${CPU[$t]}")
+    printf '%-8s %12s %14s %16s %16s %10s\n' "$t" "$(median "${RPS[$t]}")" "$cpu" \
+        "$(ratio "$cpu" "$best")" "$(median "${CONNS[$t]}")" "$(median "${BAD[$t]}")"
 done

@@ -119,10 +119,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 printf '%-8s %-6s %12s %10s %14s %16s\n' target scen "req/s" "MiB/s" "CPU µs/req" "CPU / best peer"
 for s in small many big; do
-    best=$(printf '%s\n%s\n' "$(median "${CPU[haproxy.$s]}")" "$(median "${CPU[nginx.$s]}")" | sort -g | head -1)
+    best=$(least "$(median "${CPU[haproxy.$s]}")" "$(median "${CPU[nginx.$s]}")")
     for t in haproxy nginx golb; do
         cpu=$(median "${CPU[$t.$s]}")
         printf '%-8s %-6s %12s %10s %14s %16s\n' "$t" "$s" "$(median "${RPS[$t.$s]}")" \
-            "$(median "${MBS[$t.$s]}")" "$cpu" "$(awk -v a="$cpu" -v b="$best" 'BEGIN{printf "%.2fx", a / b}')"
+            "$(median "${MBS[$t.$s]}")" "$cpu" "$(ratio "$cpu" "$best")"
     done
 done

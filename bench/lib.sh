@@ -76,3 +76,5 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # us_per_req ticks n — CPU ticks spent on n requests, in µs per request (2 decimals)
 us_per_req() { awk -v d="$1" -v hz="$hz" -v n="$2" 'BEGIN{printf "%.2f", d / hz * 1e6 / n}'; }
 median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+least() { printf '%s\n' "$@" | sort -g | head -1; } # the smallest of its arguments
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", a / b}'; }
