@@ -283,6 +283,15 @@ static nghttp2_nv nv_of(const char *name, size_t nl, const char *value, size_t v
     return (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, nl, vl, NGHTTP2_NV_FLAG_NONE};
 }
 
+/* golb answered while the client still sends its request: RFC 9113 §8.1 lets it know the rest
+ * goes nowhere with RST_STREAM(NO_ERROR), once the answer's END_STREAM went (h2stream_end_sent:
+ * a reset queued earlier would overtake the answer). */
+static void reset_after_answer(struct h2stream *s)
+{
+    if (!s->in_end && !s->closed)
+        s->reset_after_end = true;
+}
+
 /* A gRPC call's answer (reply_desc.grpc): trailers-only, one HEADERS frame that ends the stream
  * with :status 200, content-type, grpc-status and grpc-message. */
 static void stream_reply_grpc(struct h2stream *s, const struct reply_desc *d)
@@ -301,6 +310,8 @@ static void stream_reply_grpc(struct h2stream *s, const struct reply_desc *d)
     s->resp_submitted = true;
     if (nghttp2_submit_response(s->c->ng, s->id, nv, ARRAY_LEN(nv), NULL) != 0)
         h2stream_reset(s, NGHTTP2_INTERNAL_ERROR);
+    else
+        reset_after_answer(s);
     s->resp_complete = true;
     s->progress_at = loop_now(s->c->w->loop);
     stream_arm(s);
@@ -375,6 +386,8 @@ static void stream_reply(struct h2stream *s, const struct reply_desc *d)
     s->resp_submitted = true;
     if (nghttp2_submit_response(s->c->ng, s->id, nv, n, s->reply_len ? &prd : NULL) != 0)
         h2stream_reset(s, NGHTTP2_INTERNAL_ERROR);
+    else
+        reset_after_answer(s);
     if (nv != stack_nv)
         free(nv);
     s->resp_complete = true;

@@ -455,6 +455,34 @@ class TestTranslation(H2Case):
         self.assertEqual((status(r), r["headers"].get("x-server-id")), (200, "0"), "default pool")
         self.assertFalse(c.closed)
 
+    def test_golbs_own_answer_before_the_request_ended_then_the_reset(self):
+        """RFC 9113 §8.1 for golb's own answers too (a route's respond, a 403): the whole answer,
+        its END_STREAM, then RST_STREAM(NO_ERROR) so that the client stops sending its body; the
+        connection goes on."""
+        a = self.toy(0)
+        routes = ("pools: {api: {backends: [http://127.0.0.1:%d/health]}}\n"
+                  "routes:\n"
+                  "  - match: {path: /maint}\n"
+                  "    respond: {status: 503, body: \"down for maintenance\\n\"}\n"
+                  "  - match: {pathPrefix: /office}\n"
+                  "    allow: [10.0.0.0/8]\n"
+                  "    pool: api\n") % a.port
+        g = self.golb(golb_config([a], http2="{cleartext: true}") + routes)
+        self.wait_backend(g, a, "UP")
+        c = self.client(g)
+        for path, want, body in (("/maint", 503, b"down for maintenance\n"), ("/office/x", 403,
+                                                                            None)):
+            sid = c.request(path, method="POST", body=b"x" * 1000, end=False)
+            c.wait(lambda sid=sid: c.responses[sid]["reset"] is not None, what="the reset")
+            r = c.responses[sid]
+            self.assertEqual(status(r), want)
+            if body is not None:
+                self.assertEqual(bytes(r["data"]), body)
+            self.assertEqual(r["order"][-2:], ["end", "reset"], r["order"])
+            self.assertEqual(r["reset"], 0)  # NO_ERROR
+        self.assertEqual(status(c.get("/other")), 200)
+        self.assertFalse(c.closed)
+
 WS_PAGE = b"""<html><body><div id=r>pending</div><script>
 fetch("/wait");  // pending until /done: Chromium's virtual time does not run out before
 const ws = new WebSocket("wss://" + location.host + "/ws");
