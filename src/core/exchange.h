@@ -145,6 +145,11 @@ struct exchange_client_ops {
      * they go up in the chunked trailer section. Returns how many fields *out points to (valid
      * during the call). A body with a declared length cannot carry any: they are not asked. */
     size_t (*trailers)(void *client, const struct http_field **out);
+    /* held: request body bytes a stream source keeps for the exchange, and (*complete) whether
+     * no more will come before some are taken: the body ended, or the source's buffer (HTTP/2:
+     * the stream's flow-control window, the connection's body bound) is full. requestBufferSize
+     * holds a stream's body there, nothing copied. NULL: requestBufferSize does not apply. */
+    uint64_t (*held)(void *client, bool *complete);
 };
 
 /* What the session tells the exchange about its client and the request, at start. */

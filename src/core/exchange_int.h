@@ -106,6 +106,7 @@ struct exchange {
      * (chunk framing included), in pooled buffers chained through buf->next; sent first */
     struct buf *hold, *hold_tail;
     uint64_t held; /* bytes in that chain */
+    uint64_t stream_held; /* XP_BUFFER, a stream source: the bytes it held at the last look */
     bool req_done, req_body_sent, req_is_head;
     bool req_upgrade; /* an Upgrade to a protocol of upgradeProtocols: a 101 may tunnel */
     /* A stream source (exchange_request.stream) says where the body ends. Its STREAM body
@@ -226,10 +227,14 @@ static inline ssize_t ex_upstream_writev(struct upstream_conn *up, const struct 
 static inline bool exchange_req_hold_wanted(const struct exchange *x,
                                             const struct http_request *req)
 {
-    /* A stream source (HTTP/2) holds its body in its own stream buffers, unframed: not here. */
+    /* A stream source (HTTP/2) holds the body in its own buffers (ops->held), not here, and
+     * only a body of declared length: one without is a stream a client may feed as answers come
+     * (gRPC's client and bidirectional streaming) and holding it would wait for nothing. */
     return (req->body == HTTP_BODY_STREAM ||
             (req->body == HTTP_BODY_LENGTH && req->content_length > 0)) &&
-           ex_cfg(x)->request_buffer_size > 0 && !x->req_upgrade && !x->req_stream &&
+           ex_cfg(x)->request_buffer_size > 0 && !x->req_upgrade &&
+           (!x->req_stream ||
+            (x->ops->held && req->body == HTTP_BODY_LENGTH && !x->grpc)) &&
            !(req->flags & HTTP_RF_EXPECT_100);
 }
 

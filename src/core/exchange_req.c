@@ -96,6 +96,15 @@ static uint64_t hold_source_bytes(struct exchange *x, const char *src, uint32_t 
 bool exchange_req_hold_body(struct exchange *x)
 {
     uint64_t limit = ex_cfg(x)->request_buffer_size;
+    if (x->req_stream) { /* the source keeps the bytes (bounded by its window): it says when */
+        bool complete = false;
+        uint64_t have = x->ops->held(x->client, &complete);
+        if (have != x->stream_held) {
+            x->stream_held = have;
+            x->progress_at = loop_now(x->w->loop);
+        }
+        return complete || have >= limit;
+    }
     for (;;) {
         uint32_t avail = 0;
         const char *src = x->ops->peek(x->client, &avail);

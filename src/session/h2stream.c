@@ -476,6 +476,9 @@ void h2stream_start(struct h2stream *s, bool end_stream)
         if (http_field_find(f + host + 1, n - (uint32_t)host - 1, HTTP_F_HOST) >= 0)
             status = 400;
     }
+    int ex = http_field_find(f, n, HTTP_F_EXPECT);
+    if (ex >= 0 && eq_ci(f[ex].value, f[ex].value_len, "100-continue", 12))
+        rq.flags |= HTTP_RF_EXPECT_100; /* the client waits for a 100 before its body */
     int cl = http_field_find(f, n, HTTP_F_CONTENT_LENGTH);
     if (cl >= 0) { /* nghttp2 checked it is one valid number, and will check the DATA against it */
         uint64_t v = 0;
@@ -594,6 +597,19 @@ static void h2_consume(void *cl, uint32_t n)
     h2_body_taken(s->c, n);
     if (!s->closed)
         nghttp2_session_consume_stream(s->c->ng, s->id, n);
+}
+
+/* requestBufferSize over HTTP/2: the body waits in the stream's chain; nothing more comes once
+ * it ended or the stream's window (initialWindowSize) or the connection's body bound is used. */
+static uint64_t h2_held(void *cl, bool *complete)
+{
+    struct h2stream *s = cl;
+    uint64_t n = 0;
+    for (const struct buf *b = s->in_head; b; b = b->next)
+        n += buf_len(b);
+    *complete = s->in_end || s->in_reset || s->closed || s->c->conn_owed ||
+                n >= s->c->cfg.initial_window_size;
+    return n;
 }
 
 static ssize_t h2_fill(void *cl)
@@ -854,6 +870,7 @@ static const struct exchange_client_ops h2_exchange_ops = {
     .yield = h2_yield,
     .body_end = h2_body_end,
     .trailers = h2_trailers,
+    .held = h2_held,
 };
 
 /* ---------------------------------------------------------------- exchange outcomes -------- */

@@ -5,6 +5,7 @@ extended CONNECT (RFC 8441), drain and idle GOAWAY. Upstreams stay HTTP/1.1."""
 
 import base64
 import json
+import os
 import hashlib
 import shutil
 import signal
@@ -454,6 +455,44 @@ class TestTranslation(H2Case):
         r = c.get("/other")
         self.assertEqual((status(r), r["headers"].get("x-server-id")), (200, "0"), "default pool")
         self.assertFalse(c.closed)
+
+    def test_request_buffer_size_holds_a_stream_body_before_a_backend(self):
+        """requestBufferSize over HTTP/2: a body of declared length that comes slowly takes no
+        backend until it ended (or requestBufferSize came), held in the stream's own buffers,
+        then sent whole; one that stops gets 408 and no backend was asked. A body without a
+        length (a stream the client may feed as answers come: gRPC) goes at once."""
+        u = self.recording_upstream()
+        g = self.golb(golb_config([u], period=30, timeout=3, workers=1, bodyTimeout=1,
+                                  http2="{cleartext: true}"))
+        self.wait_backend(g, u, "UP")
+        c = self.client(g)
+        body = os.urandom(1000)
+        sid = c.request("/slow", method="POST", headers=[("content-length", "1000")],
+                        body=body[:400], end=False)
+        for i in (400, 700):
+            time.sleep(0.2)  # the client's pace: the behaviour under test
+            self.assertEqual(u.requests(complete_only=False), [],
+                             "the backend was asked before the body was complete")
+            c.conn.send_data(sid, body[i:i + 300 if i == 400 else None], end_stream=i == 700)
+            c.flush()
+        c.wait(lambda: c.done(sid), what="the answer")
+        self.assertEqual(status(c.responses[sid]), 200)
+        self.assertEqual([r.body for r in u.requests(complete_only=True)], [body])
+        # no length: the backend has the request before its body ended
+        sid = c.request("/stream", method="POST", body=body[:400], end=False)
+        wait_until(lambda: len(u.requests(complete_only=False)) == 2, scaled(5),
+                   "the streamed request at the backend")
+        c.conn.send_data(sid, body[400:], end_stream=True)
+        c.flush()
+        c.wait(lambda: c.done(sid), what="the answer")
+        self.assertEqual(status(c.responses[sid]), 200)
+        self.assertEqual(u.requests(complete_only=True)[1].body, body)
+        # a body that stops while held: 408 from golb, no backend asked
+        sid = c.request("/stops", method="POST", headers=[("content-length", "1000")],
+                        body=b"x" * 10, end=False)
+        c.wait(lambda: c.done(sid), timeout=scaled(5), what="the 408")
+        self.assertEqual(status(c.responses[sid]), 408)
+        self.assertEqual(len(u.requests(complete_only=False)), 2)
 
     def test_golbs_own_answer_before_the_request_ended_then_the_reset(self):
         """RFC 9113 §8.1 for golb's own answers too (a route's respond, a 403): the whole answer,
