@@ -556,9 +556,8 @@ static bool h2_response(struct exchange *x)
                 x->res = EX_CLOSE;
                 return false;
             }
-            int k = snprintf(x->resph->data + x->resph->last, 24, "%s%zx\r\n",
-                             x->chunk_trailer ? "\r\n" : "", dn);
-            x->resph->last += (uint32_t)k;
+            x->resph->last += http1_chunk_size_line(x->resph->data + x->resph->last,
+                                                    x->chunk_trailer, dn);
             x->chunk_left = dn;
             x->chunk_trailer = true;
         }

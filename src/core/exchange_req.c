@@ -238,20 +238,8 @@ COLD static bool bad_request_body(struct exchange *x)
  * section. */
 static void frame_chunk(struct exchange *x, uint64_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     char *p = x->req_frame;
-    uint32_t len = 0;
-    if (x->req_chunk_open) {
-        p[len++] = '\r';
-        p[len++] = '\n';
-    }
-    int shift = 60;
-    while (shift > 0 && !(n >> shift))
-        shift -= 4;
-    for (; shift >= 0; shift -= 4)
-        p[len++] = hex[(n >> shift) & 0xf];
-    p[len++] = '\r';
-    p[len++] = '\n';
+    uint32_t len = http1_chunk_size_line(p, x->req_chunk_open, n);
     if (n == 0) {
         p[len++] = '\r';
         p[len++] = '\n';

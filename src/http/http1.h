@@ -99,6 +99,26 @@ struct http1_response {
 ssize_t http1_parse_request(const char *buf, size_t len, size_t prev_len,
                             const struct http1_limits *lim, struct http1_request *req);
 
+/* A chunk's size line (RFC 9112 §7.1: hex digits, CRLF) written at p, after the CRLF that ends
+ * the previous chunk's data when after_data: at most 20 bytes. Returns how many. */
+static inline uint32_t http1_chunk_size_line(char *p, bool after_data, uint64_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint32_t len = 0;
+    if (after_data) {
+        p[len++] = '\r';
+        p[len++] = '\n';
+    }
+    int shift = 60;
+    while (shift > 0 && !(n >> shift))
+        shift -= 4;
+    for (; shift >= 0; shift -= 4)
+        p[len++] = hex[(n >> shift) & 0xf];
+    p[len++] = '\r';
+    p[len++] = '\n';
+    return len;
+}
+
 /* Splits a request head golb wrote itself (rewrite_request_head: "METHOD SP target SP
  * HTTP/1.1", then "Name: value" lines, every line ending in CRLF) into req's method, target and
  * fields (with their ids), without http1_parse_request's checks: its bytes were checked when the

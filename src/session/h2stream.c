@@ -728,11 +728,14 @@ static bool submit_heads(struct h2stream *s, const char *p, size_t n)
         memcpy(&st, p + 4, 2);
         flags = (uint8_t)p[6];
         memcpy(&nf, p + 7, 2);
-        nghttp2_nv *nv = calloc((size_t)nf + 1, sizeof(*nv));
+        nghttp2_nv stack_nv[32];
+        nghttp2_nv *nv = (size_t)nf + 1 <= ARRAY_LEN(stack_nv)
+                             ? stack_nv
+                             : mcache_calloc(&s->c->w->mc, (size_t)nf + 1, sizeof(*nv));
         if (!nv)
             return false;
-        char status[4];
-        snprintf(status, sizeof(status), "%03u", st % 1000);
+        char status[3] = {(char)('0' + st / 100 % 10), (char)('0' + st / 10 % 10),
+                          (char)('0' + st % 10)};
         nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE};
         const char *q = p + 9;
         for (uint16_t i = 0; i < nf; i++) {
@@ -756,7 +759,8 @@ static bool submit_heads(struct h2stream *s, const char *p, size_t n)
             if (flags & REC_NO_BODY)
                 s->resp_end = true;
         }
-        free(nv);
+        if (nv != stack_nv)
+            mcache_free(&s->c->w->mc, nv);
         if (rv != 0)
             return false;
         p += len;

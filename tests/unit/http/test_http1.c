@@ -1198,3 +1198,16 @@ Test(own_request, refuses_a_cut_or_malformed_head)
                  (ssize_t)sizeof(none) - 1);
     cr_expect_eq(r.rq.num_fields, 0);
 }
+
+Test(chunk_size_line, hex_digits_crlf_and_the_previous_chunks_end)
+{
+    char p[24];
+    uint32_t n = http1_chunk_size_line(p, false, 0);
+    cr_expect(n == 3 && memcmp(p, "0\r\n", 3) == 0);
+    n = http1_chunk_size_line(p, true, 0x1a);
+    cr_expect(n == 6 && memcmp(p, "\r\n1a\r\n", 6) == 0, "%.*s", (int)n, p);
+    n = http1_chunk_size_line(p, true, UINT64_MAX);
+    cr_expect(n == 20 && memcmp(p, "\r\nffffffffffffffff\r\n", 20) == 0);
+    n = http1_chunk_size_line(p, false, 16384);
+    cr_expect(n == 6 && memcmp(p, "4000\r\n", 6) == 0);
+}
