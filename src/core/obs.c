@@ -193,6 +193,37 @@ static void make_prefix(void)
 /* 32 hex digits: 64 random bits per process, the worker, a per-worker sequence number. Unique
  * within a process and, with overwhelming odds, across processes. Hand-rolled (snprintf costs
  * more than the whole hook): the process's half is written once, the rest a byte at a time. */
+void obs_reply_terms(int status, bool exchanging, bool relaying, const char **term,
+                     const char **err)
+{
+    *term = "PR";
+    *err = "bad_request";
+    switch (status) {
+    case 408:
+        *term = exchanging ? "cD" : "cR";
+        *err = exchanging ? "body_timeout" : "header_timeout";
+        break;
+    case 414:
+    case 431:
+        *err = "too_large";
+        break;
+    case 502:
+        *term = relaying ? "SH" : "SC";
+        *err = relaying ? "invalid_response" : "connect_failed";
+        break;
+    case 503:
+        *term = "PC";
+        *err = "no_backend";
+        break;
+    case 504:
+        *term = "sH";
+        *err = "response_timeout";
+        break;
+    default:
+        break;
+    }
+}
+
 int obs_new_request_id(struct worker_ctx *w, char *out)
 {
     pthread_once(&prefix_once, make_prefix);

@@ -238,6 +238,14 @@ static inline void obs_req_route(struct obs_req *r, struct obs_route *route)
 {
     r->route = route;
 }
+
+/* The termination code and error type of an answer golb gives itself with `status`, the same
+ * whatever the client speaks: exchanging, an exchange was under way (a 408 is then the body's,
+ * else the head's); relaying, its backend had been reached (a 502 is then an invalid answer,
+ * else a failed connect). The exchange's own cause (exchange_result.end_term), when it has one,
+ * goes before these. */
+void obs_reply_terms(int status, bool exchanging, bool relaying, const char **term,
+                     const char **err);
 /* The request is over. status: what the client got (0 when nothing was answered; golb's own
  * error for an answer to a gRPC call it sent as HTTP 200 with grpc-status, r->grpc_reply: the
  * counters count the error, the line says 200); term: two letters (see above); error_type: NULL

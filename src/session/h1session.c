@@ -192,32 +192,9 @@ static void obs_end_on_close(struct client *c)
  * (x_result). */
 static void obs_end_reply(struct client *c, int status, const struct exchange_result *r)
 {
-    const char *term = "PR", *err = "bad_request";
-    bool exchanging = c->state == CS_EXCHANGE && c->x && r->relaying;
-    switch (status) {
-    case 408:
-        term = c->x ? "cD" : "cR";
-        err = c->x ? "body_timeout" : "header_timeout";
-        break;
-    case 414:
-    case 431:
-        err = "too_large";
-        break;
-    case 502:
-        term = exchanging ? "SH" : "SC";
-        err = exchanging ? "invalid_response" : "connect_failed";
-        break;
-    case 503:
-        term = "PC";
-        err = "no_backend";
-        break;
-    case 504:
-        term = "sH";
-        err = "response_timeout";
-        break;
-    default:
-        break;
-    }
+    const char *term, *err;
+    obs_reply_terms(status, c->x != NULL, c->state == CS_EXCHANGE && c->x && r->relaying, &term,
+                    &err);
     if (c->x && r->end_term) {
         term = r->end_term;
         err = r->end_error;

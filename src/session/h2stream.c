@@ -926,27 +926,8 @@ static void on_exchange_status(struct h2stream *s, enum exchange_status st)
             return;
         }
         {
-            const char *term = "PR", *err = "bad_request";
-            switch (r.fail_status) {
-            case 408:
-                term = "cD";
-                err = "body_timeout";
-                break;
-            case 502:
-                term = r.relaying ? "SH" : "SC";
-                err = r.relaying ? "invalid_response" : "connect_failed";
-                break;
-            case 503:
-                term = "PC";
-                err = "no_backend";
-                break;
-            case 504:
-                term = "sH";
-                err = "response_timeout";
-                break;
-            default:
-                break;
-            }
+            const char *term, *err;
+            obs_reply_terms(r.fail_status, true, r.relaying, &term, &err);
             if (r.end_term) {
                 term = r.end_term;
                 err = r.end_error;

@@ -308,3 +308,25 @@ Test(obs, request_ids_name_the_process_the_worker_and_the_sequence)
     for (int i = 0; i < 32; i++)
         cr_expect(strchr("0123456789abcdef", a[i]) != NULL, "hex digit at %d: %c", i, a[i]);
 }
+
+/* One table for both sessions: the codes golb's own answers are logged with. */
+Test(obs, reply_terms_by_status_and_stage)
+{
+    const char *t, *e;
+    obs_reply_terms(408, false, false, &t, &e);
+    cr_expect(strcmp(t, "cR") == 0 && strcmp(e, "header_timeout") == 0);
+    obs_reply_terms(408, true, false, &t, &e);
+    cr_expect(strcmp(t, "cD") == 0 && strcmp(e, "body_timeout") == 0);
+    obs_reply_terms(431, true, false, &t, &e);
+    cr_expect(strcmp(t, "PR") == 0 && strcmp(e, "too_large") == 0);
+    obs_reply_terms(502, true, false, &t, &e);
+    cr_expect(strcmp(t, "SC") == 0 && strcmp(e, "connect_failed") == 0);
+    obs_reply_terms(502, true, true, &t, &e);
+    cr_expect(strcmp(t, "SH") == 0 && strcmp(e, "invalid_response") == 0);
+    obs_reply_terms(503, true, false, &t, &e);
+    cr_expect(strcmp(t, "PC") == 0 && strcmp(e, "no_backend") == 0);
+    obs_reply_terms(504, true, true, &t, &e);
+    cr_expect(strcmp(t, "sH") == 0 && strcmp(e, "response_timeout") == 0);
+    obs_reply_terms(400, false, false, &t, &e);
+    cr_expect(strcmp(t, "PR") == 0 && strcmp(e, "bad_request") == 0);
+}
