@@ -589,6 +589,16 @@ class GrpcUpstreamTest(h2t.H2Case):
             out.append(s)
         return out
 
+    def h2c_golb(self, **cfg):
+        """An H2cUpstream and a golb with it as its one `protocol: h2` backend (checked with
+        gRPC), once the backend is UP."""
+        u = H2cUpstream()
+        self.addCleanup(u.close)
+        g = self.golb(golb_config([f"http://127.0.0.1:{u.port}/"], protocol="h2",
+                                  healthCheck="grpc", **cfg))
+        self.wait_backend(g, u.port, "UP")
+        return u, g
+
     def grpc_golb(self, servers, **cfg):
         cfg.setdefault("http2", "{cleartext: true}")
         text = golb_config([f"http://127.0.0.1:{s.port}/" for s in servers], protocol="h2",
@@ -709,12 +719,7 @@ class GrpcUpstreamTest(h2t.H2Case):
     def test_grpc_timeout_after_the_head_ends_with_deadline_exceeded_trailers(self):
         # a backend that does not keep the deadline itself (H2cUpstream's slow stream): golb's
         # passes after the head and some messages went
-        u = H2cUpstream()
-        self.addCleanup(u.close)
-        text = golb_config([f"http://127.0.0.1:{u.port}/"], protocol="h2", healthCheck="grpc",
-                           http2="{cleartext: true}", accessLog="json")
-        g = self.golb(text)
-        self.wait_backend(g, u.port, "UP")
+        u, g = self.h2c_golb(http2="{cleartext: true}", accessLog="json")
         # HTTP/2 client: the messages that went, then trailers, never a reset (INTERNAL)
         c = self.client(g)
         sid = c.request(H2cUpstream.SLOW, method="POST", body=MESSAGE,
@@ -771,11 +776,7 @@ class GrpcUpstreamTest(h2t.H2Case):
         self.assertEqual(r.header("grpc-status"), None)  # in the chunked trailers, not the head
 
     def test_http11_chunked_body_and_trailers_reach_an_h2_backend_whole(self):
-        u = H2cUpstream()
-        self.addCleanup(u.close)
-        text = golb_config([f"http://127.0.0.1:{u.port}/"], protocol="h2", healthCheck="grpc")
-        g = self.golb(text)
-        self.wait_backend(g, u.port, "UP")
+        u, g = self.h2c_golb()
         # 1 MiB in uneven chunks: past requestBufferSize (held, then streamed from the client)
         # and past what a stream buffers (backpressure); then a pipelined request on the same
         # connection, so the body must end exactly where its last chunk does
@@ -882,12 +883,7 @@ class GrpcUpstreamTest(h2t.H2Case):
                 self.assertIn(f"golb_upstream_h2_connections{lab} 2\n", body)
 
     def test_http2_client_trailers_reach_an_h2_backend(self):
-        u = H2cUpstream()
-        self.addCleanup(u.close)
-        text = golb_config([f"http://127.0.0.1:{u.port}/"], protocol="h2", healthCheck="grpc",
-                           http2="{cleartext: true}")
-        g = self.golb(text)
-        self.wait_backend(g, u.port, "UP")
+        u, g = self.h2c_golb(http2="{cleartext: true}")
         c = self.client(g)
         sid = c.request("/t", method="POST", body=b"abc", end=False)
         c.conn.send_headers(sid, [("x-req-trailer", "v1")], end_stream=True)
@@ -901,12 +897,7 @@ class GrpcUpstreamTest(h2t.H2Case):
         # sending; golb tells the client to stop with RST_STREAM(NO_ERROR), but only after the
         # response's END_STREAM went: a reset queued earlier overtook the last DATA and the
         # trailers, and the client lost them
-        u = H2cUpstream()
-        self.addCleanup(u.close)
-        text = golb_config([f"http://127.0.0.1:{u.port}/"], protocol="h2", healthCheck="grpc",
-                           http2="{cleartext: true}")
-        g = self.golb(text)
-        self.wait_backend(g, u.port, "UP")
+        u, g = self.h2c_golb(http2="{cleartext: true}")
         n = 60000
         body = (bytes(range(256)) * (n // 256 + 1))[:n]
         c = self.client(g)
@@ -926,12 +917,7 @@ class GrpcUpstreamTest(h2t.H2Case):
     def test_expect_100_continue_reaches_an_h2_backend_and_its_100_the_client(self):
         # as over HTTP/1: the backend's 100 (Continue) is relayed, so curl sends its body at once
         # rather than after its 1 s wait for a 100 that golb dropped
-        u = H2cUpstream()
-        self.addCleanup(u.close)
-        text = golb_config([f"http://127.0.0.1:{u.port}/"], protocol="h2", healthCheck="grpc",
-                           http2="{cleartext: true}")
-        g = self.golb(text)
-        self.wait_backend(g, u.port, "UP")
+        u, g = self.h2c_golb(http2="{cleartext: true}")
         body = os.urandom(100000)
         path = os.path.join(self.tmp, "body")
         with open(path, "wb") as f:
